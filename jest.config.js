@@ -1,0 +1,10 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
+  moduleNameMapper: { '^@kv/client$': '<rootDir>/clients/typescript/src/index.ts' },
+  testTimeout: 60000,
+  // Suites start real servers and child processes; two workers match the two cores.
+  maxWorkers: 2,
+};

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Regenerates everything derived from proto/ that needs only npm packages:
+# the server's stubs (src/gen), the TypeScript SDK's stubs
+# (clients/typescript/src/gen) and the descriptor set that server reflection
+# serves (src/gen/kv.binpb, with imports and doc comments).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx buf lint
+npx buf generate
+npx buf build -o src/gen/kv.binpb

@@ -1,0 +1,86 @@
+/**
+ * Store errors: each has a stable `code`. The server maps codes to gRPC
+ * status codes in one place (src/server/to-status.ts); nothing matches on
+ * message text.
+ */
+
+export type StoreErrorCode =
+  | 'INVALID_KEY'
+  | 'TOO_LARGE'
+  | 'INVALID_VALUE'
+  | 'REVISION_MISMATCH'
+  | 'CLOSED'
+  | 'CORRUPT'
+  | 'LOCKED';
+
+export abstract class StoreError extends Error {
+  abstract readonly code: StoreErrorCode;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A key that is empty or not valid UTF-8 text (e.g. a lone surrogate). */
+export class InvalidKeyError extends StoreError {
+  readonly code = 'INVALID_KEY';
+}
+
+/** A key or value over its size limit. */
+export class TooLargeError extends StoreError {
+  readonly code = 'TOO_LARGE';
+  constructor(
+    readonly what: 'key' | 'value',
+    readonly size: number,
+    readonly limit: number,
+    key?: string,
+  ) {
+    super(
+      what === 'key'
+        ? `key is ${size} bytes (UTF-8); the limit is ${limit} bytes`
+        : `value for key ${JSON.stringify(key)} is ${size} bytes JSON-encoded; the limit is ${limit} bytes`,
+    );
+  }
+}
+
+/** A value that is not JSON (undefined, a function, NaN, Infinity...). */
+export class InvalidValueError extends StoreError {
+  readonly code = 'INVALID_VALUE';
+}
+
+/** expectedRevision did not match the key's modRevision. */
+export class RevisionMismatchError extends StoreError {
+  readonly code = 'REVISION_MISMATCH';
+  constructor(
+    readonly key: string,
+    readonly expectedRevision: number,
+    /** The key's current modRevision; 0 if it does not exist. */
+    readonly currentRevision: number,
+  ) {
+    super(
+      `revision mismatch for key ${JSON.stringify(key)}: expected ${expectedRevision}, current mod_revision is ${currentRevision}`,
+    );
+  }
+}
+
+/** The store is closing or closed. */
+export class StoreClosedError extends StoreError {
+  readonly code = 'CLOSED';
+}
+
+/** Data on disk is damaged somewhere recovery must not guess about. */
+export class CorruptDataError extends StoreError {
+  readonly code = 'CORRUPT';
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    reason: string,
+  ) {
+    super(`corrupt data in ${file} at byte offset ${offset}: ${reason}`);
+  }
+}
+
+/** The data directory is owned by another process. */
+export class LockedError extends StoreError {
+  readonly code = 'LOCKED';
+}

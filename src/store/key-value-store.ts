@@ -1,0 +1,75 @@
+/**
+ * The contract every storage engine implements (the embedded file engine,
+ * later an etcd-backed one). Engines never see protobuf types; the server
+ * layer never sees files.
+ *
+ * Revisions follow etcd: one store-wide counter bumped by every change. A
+ * key's createRevision is the revision that created it (since it last did
+ * not exist), modRevision the revision of its last change, version the
+ * number of writes since creation (1 on create).
+ */
+
+/** Any JSON value: what the store keeps under a key. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface Entry {
+  key: string;
+  value: JsonValue;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+}
+
+export interface WriteOptions {
+  /**
+   * Compare-and-set: the write happens only if the key's modRevision is
+   * exactly this (0 = the key must not exist); otherwise RevisionMismatchError.
+   */
+  expectedRevision?: number;
+}
+
+export interface SetResult {
+  /** The store revision of this write (the key's new modRevision). */
+  revision: number;
+}
+
+export interface DeleteResult {
+  deleted: boolean;
+  /** The revision of the delete, or the current store revision if nothing was deleted. */
+  revision: number;
+}
+
+export interface ListOptions {
+  /** Only keys starting with this prefix (default: all keys). */
+  prefix?: string;
+  /** Only keys strictly after this key in code point order (a paging cursor). */
+  startAfter?: string;
+  /** At most this many keys (default: no limit). */
+  limit?: number;
+}
+
+export interface ListResult {
+  /** Keys in Unicode code point order (= UTF-8 byte order). */
+  keys: string[];
+  /** True if more keys match after the last one returned. */
+  more: boolean;
+}
+
+export interface ClearResult {
+  deletedCount: number;
+  /** The revision of the clear, or the current store revision if nothing was removed. */
+  revision: number;
+}
+
+export interface KeyValueStore {
+  /** The current store revision (0 for a store that never changed). */
+  readonly revision: number;
+  get(key: string): Promise<Entry | undefined>;
+  set(key: string, value: JsonValue, options?: WriteOptions): Promise<SetResult>;
+  delete(key: string, options?: WriteOptions): Promise<DeleteResult>;
+  listKeys(options?: ListOptions): Promise<ListResult>;
+  /** Removes every key under the prefix (all keys if empty) in one atomic change. */
+  clear(options?: { prefix?: string }): Promise<ClearResult>;
+  /** Finishes pending writes, releases files and locks. Idempotent. */
+  close(): Promise<void>;
+}
