@@ -1,0 +1,164 @@
+import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
+import { KeyValueServiceClient } from './gen/kv/v1/kv';
+import { KvError } from './kv-error';
+
+/** Any JSON value: what kv stores under a key. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface KvEntry<T extends JsonValue = JsonValue> {
+  value: T;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+}
+
+export interface RetryOptions {
+  /** Attempts in all, the first included (default 3; 1 disables retries). */
+  attempts?: number;
+  /** Backoff before the second attempt, doubled each time (default 50 ms). */
+  initialBackoffMs?: number;
+}
+
+export interface KvClientOptions {
+  /** Channel credentials; default insecure. For TLS: `credentials.createSsl(rootCert)` from @grpc/grpc-js. */
+  credentials?: ChannelCredentials;
+  /** Deadline of each call unless the call says otherwise (default 10 s). */
+  deadlineMs?: number;
+  /**
+   * Retries on UNAVAILABLE for reads (get, keys, listKeysPage). Writes are never
+   * retried: a write that timed out may have happened, and repeating a
+   * conditional one could report a conflict with itself.
+   */
+  retry?: RetryOptions;
+  /** Raw grpc-js channel options. */
+  channelOptions?: ChannelOptions;
+}
+
+export interface CallOptions {
+  /** Overrides the client's deadlineMs for this call. */
+  deadlineMs?: number;
+}
+
+export interface WriteOptions extends CallOptions {
+  /** Write only if the key's mod_revision is exactly this (0: only if the key does not exist). */
+  expectedRevision?: number;
+}
+
+type Unary<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: { deadline: Date },
+  callback: (error: ServiceError | null, response: Res) => void,
+) => unknown;
+
+/**
+ * A small typed facade over the generated kv.v1 client.
+ *
+ * ```ts
+ * const kv = new KvClient('127.0.0.1:50051');
+ * const revision = await kv.set('user/1', { name: 'Ada' });
+ * const entry = await kv.get<{ name: string }>('user/1');
+ * for await (const key of kv.keys({ prefix: 'user/' })) console.log(key);
+ * kv.close();
+ * ```
+ */
+export class KvClient {
+  private readonly client: KeyValueServiceClient;
+  private readonly deadlineMs: number;
+  private readonly attempts: number;
+  private readonly initialBackoffMs: number;
+
+  constructor(address: string, options: KvClientOptions = {}) {
+    this.client = new KeyValueServiceClient(
+      address,
+      options.credentials ?? grpcCredentials.createInsecure(),
+      options.channelOptions,
+    );
+    this.deadlineMs = options.deadlineMs ?? 10_000;
+    this.attempts = Math.max(1, options.retry?.attempts ?? 3);
+    this.initialBackoffMs = options.retry?.initialBackoffMs ?? 50;
+  }
+
+  /** The entry under key, or undefined if there is none. */
+  async get<T extends JsonValue = JsonValue>(key: string, options?: CallOptions): Promise<KvEntry<T> | undefined> {
+    try {
+      const { entry } = await this.read(this.client.get, { key }, options);
+      if (entry === undefined) throw new KvError('server sent no entry', status.INTERNAL, 'INTERNAL');
+      return {
+        value: entry.value as T,
+        createRevision: entry.createRevision,
+        modRevision: entry.modRevision,
+        version: entry.version,
+      };
+    } catch (error) {
+      if (error instanceof KvError && error.reason === 'NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  /** Stores value under key; returns the new revision. Throws KvError REVISION_MISMATCH on a failed compare. */
+  async set(key: string, value: JsonValue, options: WriteOptions = {}): Promise<number> {
+    if (value === undefined) throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
+    const { revision } = await this.call(this.client.set, { key, value, expectedRevision: options.expectedRevision }, options);
+    return revision;
+  }
+
+  /** Removes key; false if it did not exist. */
+  async delete(key: string, options: WriteOptions = {}): Promise<boolean> {
+    const { deleted } = await this.call(this.client.delete, { key, expectedRevision: options.expectedRevision }, options);
+    return deleted;
+  }
+
+  /** Removes every key under prefix (all keys if none) atomically; returns how many. */
+  async clear(options: { prefix?: string } & CallOptions = {}): Promise<number> {
+    const { deletedCount } = await this.call(this.client.clear, { prefix: options.prefix ?? '' }, options);
+    return deletedCount;
+  }
+
+  /** One page of keys, as the ListKeys RPC returns it. */
+  async listKeysPage(
+    request: { prefix?: string; pageSize?: number; pageToken?: string },
+    options?: CallOptions,
+  ): Promise<{ keys: string[]; nextPageToken: string }> {
+    return this.read(
+      this.client.listKeys,
+      { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
+      options,
+    );
+  }
+
+  /** Every key under prefix in code point order, fetched a page at a time. */
+  async *keys(options: { prefix?: string; pageSize?: number } & CallOptions = {}): AsyncGenerator<string, void, undefined> {
+    let pageToken = '';
+    do {
+      const page = await this.listKeysPage({ prefix: options.prefix, pageSize: options.pageSize, pageToken }, options);
+      yield* page.keys;
+      pageToken = page.nextPageToken;
+    } while (pageToken !== '');
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private async read<Req, Res>(method: Unary<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call(method, request, options);
+      } catch (error) {
+        if (!(error instanceof KvError) || error.code !== status.UNAVAILABLE || attempt >= this.attempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, this.initialBackoffMs * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  private call<Req, Res>(method: Unary<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
+    const deadline = new Date(Date.now() + (options?.deadlineMs ?? this.deadlineMs));
+    return new Promise((resolve, reject) => {
+      method.call(this.client, request, new Metadata(), { deadline }, (error, response) => {
+        if (error) reject(KvError.from(error));
+        else resolve(response);
+      });
+    });
+  }
+}

@@ -1,0 +1,102 @@
+import { parseArgs } from 'node:util';
+import type { LogLevel } from './logger';
+
+/** Everything the server can be told, from flags or KV_* environment variables (flags win). */
+export interface Config {
+  listen: string;
+  dataDir: string;
+  fsync: FsyncMode;
+  fsyncIntervalMs: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  logLevel: LogLevel;
+  shutdownGraceMs: number;
+}
+
+export type FsyncMode = 'always' | 'interval' | 'never';
+
+const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+interface Setting {
+  flag: string;
+  env: string;
+  default: string;
+  help: string;
+}
+
+const SETTINGS = {
+  listen: { flag: 'listen', env: 'KV_LISTEN', default: '127.0.0.1:50051', help: 'host:port to serve gRPC on (port 0 picks a free port)' },
+  dataDir: { flag: 'data-dir', env: 'KV_DATA_DIR', default: './data', help: 'directory of the embedded store (created if missing)' },
+  fsync: { flag: 'fsync', env: 'KV_FSYNC', default: 'always', help: 'always | interval | never (see docs/storage-format.md)' },
+  fsyncIntervalMs: { flag: 'fsync-interval-ms', env: 'KV_FSYNC_INTERVAL_MS', default: '1000', help: 'fsync period for --fsync interval' },
+  maxKeyBytes: { flag: 'max-key-bytes', env: 'KV_MAX_KEY_BYTES', default: '4096', help: 'largest key, in UTF-8 bytes' },
+  maxValueBytes: { flag: 'max-value-bytes', env: 'KV_MAX_VALUE_BYTES', default: '1048576', help: 'largest value, in JSON-encoded bytes' },
+  logLevel: { flag: 'log-level', env: 'KV_LOG_LEVEL', default: 'info', help: LOG_LEVELS.join(' | ') },
+  shutdownGraceMs: { flag: 'shutdown-grace-ms', env: 'KV_SHUTDOWN_GRACE_MS', default: '10000', help: 'on SIGTERM/SIGINT, how long in-flight calls may finish' },
+} satisfies Record<keyof Config, Setting>;
+
+/** A mistake in flags or environment: main prints the message and the usage, and exits 2. */
+export class ConfigError extends Error {}
+
+export function usage(): string {
+  const lines = Object.values(SETTINGS).map(
+    (s) => `  --${s.flag.padEnd(19)} ${s.help}\n  ${' '.repeat(21)} env ${s.env}, default ${s.default}`,
+  );
+  return ['usage: kv-server [flags]', '', ...lines, '  --help                print this and exit'].join('\n');
+}
+
+/** Returns the config, or 'help' when --help was asked for. Throws ConfigError on a bad flag or value. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
+  const options = Object.fromEntries([
+    ...Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]),
+    ['help', { type: 'boolean' as const, short: 'h' }],
+  ]);
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  if (parsed.values.help === true) return 'help';
+
+  const raw = (key: keyof Config): { value: string; source: string } => {
+    const s = SETTINGS[key];
+    const flagValue = parsed.values[s.flag];
+    if (typeof flagValue === 'string') return { value: flagValue, source: `--${s.flag}` };
+    const envValue = env[s.env];
+    if (envValue !== undefined && envValue !== '') return { value: envValue, source: s.env };
+    return { value: s.default, source: `default of --${s.flag}` };
+  };
+  const oneOf = <T extends string>(key: keyof Config, allowed: readonly T[]): T => {
+    const { value, source } = raw(key);
+    if (!(allowed as readonly string[]).includes(value)) {
+      throw new ConfigError(`${source}: "${value}" is not one of ${allowed.join(', ')}`);
+    }
+    return value as T;
+  };
+  const positiveInt = (key: keyof Config): number => {
+    const { value, source } = raw(key);
+    if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+      throw new ConfigError(`${source}: "${value}" is not a positive integer`);
+    }
+    return Number(value);
+  };
+  const listen = raw('listen');
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen.value) || Number(listen.value.split(':').pop()) > 65535) {
+    throw new ConfigError(`${listen.source}: "${listen.value}" is not host:port (e.g. 127.0.0.1:50051)`);
+  }
+  const dataDir = raw('dataDir');
+  if (dataDir.value.trim() === '') throw new ConfigError(`${dataDir.source}: must not be empty`);
+
+  return {
+    listen: listen.value,
+    dataDir: dataDir.value,
+    fsync: oneOf('fsync', FSYNC_MODES),
+    fsyncIntervalMs: positiveInt('fsyncIntervalMs'),
+    maxKeyBytes: positiveInt('maxKeyBytes'),
+    maxValueBytes: positiveInt('maxValueBytes'),
+    logLevel: oneOf('logLevel', LOG_LEVELS),
+    shutdownGraceMs: positiveInt('shutdownGraceMs'),
+  };
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+import path from 'node:path';
+import { ConfigError, loadConfig, usage, type Config } from './config';
+import { createLogger } from './logger';
+import { createServer } from './server/create-server';
+import { StoreError } from './store/errors';
+import { openFileStore } from './store/file';
+
+/** Exit codes: 0 clean stop, 1 could not start or stop cleanly, 2 bad flags or environment. */
+async function main(): Promise<number> {
+  let config: Config | 'help';
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`kv-server: ${error.message}\n\n${usage()}\n`);
+    return 2;
+  }
+  if (config === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+
+  const logger = createLogger(config.logLevel);
+  const dataDir = path.resolve(config.dataDir);
+  let store;
+  try {
+    store = await openFileStore({
+      dataDir,
+      fsync: config.fsync,
+      fsyncIntervalMs: config.fsyncIntervalMs,
+      maxKeyBytes: config.maxKeyBytes,
+      maxValueBytes: config.maxValueBytes,
+      logger,
+    });
+  } catch (error) {
+    // A locked or damaged data directory is the operator's to fix: one line, no stack.
+    if (error instanceof StoreError) {
+      process.stderr.write(`kv-server: cannot open the store: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+
+  const server = createServer({ store, logger, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes });
+  let port: number;
+  try {
+    port = await server.listen(config.listen);
+  } catch (error) {
+    await store.close();
+    process.stderr.write(`kv-server: cannot listen on ${config.listen}: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  process.stdout.write(`kv-server listening on ${host}:${port} (data directory ${dataDir}, fsync ${config.fsync})\n`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing calls in flight');
+  // A second signal means "now": skip the grace period.
+  const impatient = (): void => process.exit(1);
+  process.once('SIGTERM', impatient);
+  process.once('SIGINT', impatient);
+
+  await server.shutdown(config.shutdownGraceMs);
+  await store.close();
+  logger.info('stopped; data directory released');
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Everything is closed by now; if some handle still holds the loop open, do not hang a deploy over it.
+    setTimeout(() => process.exit(code), 2000).unref();
+  },
+  (error: unknown) => {
+    process.stderr.write(`kv-server: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

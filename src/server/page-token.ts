@@ -1,0 +1,44 @@
+import { InvalidArgumentError } from './service-errors';
+
+/**
+ * ListKeys page tokens (AIP-158): opaque to clients, base64url of JSON
+ * {v, p, a} — version, the prefix the listing was made for, and the last
+ * key returned. Resuming strictly after a key (not at an offset) is what
+ * makes paging under concurrent writes neither repeat nor miss keys.
+ */
+interface PageTokenBody {
+  v: 1;
+  p: string;
+  a: string;
+}
+
+export function encodePageToken(prefix: string, lastKey: string): string {
+  const body: PageTokenBody = { v: 1, p: prefix, a: lastKey };
+  return Buffer.from(JSON.stringify(body), 'utf8').toString('base64url');
+}
+
+/** Returns the key to resume after, or throws InvalidArgumentError. */
+export function decodePageToken(token: string, prefix: string): string {
+  let body: unknown;
+  try {
+    if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new Error('not base64url');
+    body = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
+  }
+  if (!isPageTokenBody(body)) {
+    throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
+  }
+  if (body.p !== prefix) {
+    throw new InvalidArgumentError(
+      `page_token was issued for prefix ${JSON.stringify(body.p)}, not ${JSON.stringify(prefix)}`,
+    );
+  }
+  return body.a;
+}
+
+function isPageTokenBody(body: unknown): body is PageTokenBody {
+  if (typeof body !== 'object' || body === null) return false;
+  const b = body as Record<string, unknown>;
+  return b.v === 1 && typeof b.p === 'string' && typeof b.a === 'string' && b.a.startsWith(b.p);
+}

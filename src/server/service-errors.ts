@@ -1,0 +1,14 @@
+/** Errors the service raises itself, before or after the store; mapped in to-status.ts. */
+
+/** A request that is malformed as protobuf (missing value, bad page_size or page_token). */
+export class InvalidArgumentError extends Error {
+  readonly code = 'INVALID_ARGUMENT';
+}
+
+/** Get of a key that does not exist. */
+export class KeyNotFoundError extends Error {
+  readonly code = 'NOT_FOUND';
+  constructor(readonly key: string) {
+    super(`key ${JSON.stringify(key)} not found`);
+  }
+}

@@ -1,0 +1,116 @@
+import { KvClient, KvError } from '@kv/client';
+import { makeTempDir, runServerToExit, startServer } from '../support/server-process';
+
+test('data survives a restart, and a SIGKILL', async () => {
+  const first = await startServer();
+  const kv = new KvClient(first.address);
+  const revision = await kv.set('config/app', { theme: 'dark', retries: [1, 2, 4] });
+  kv.close();
+  expect(await first.stop()).toBe(0);
+
+  const second = await startServer({ dataDir: first.dataDir });
+  const kv2 = new KvClient(second.address);
+  expect(await kv2.get('config/app')).toEqual({ value: { theme: 'dark', retries: [1, 2, 4] }, createRevision: revision, modRevision: revision, version: 1 });
+  await kv2.set('config/app', 'after restart');
+  kv2.close();
+  await second.kill();
+
+  // The lock of a SIGKILLed owner does not keep the next server out.
+  const third = await startServer({ dataDir: first.dataDir });
+  const kv3 = new KvClient(third.address);
+  expect((await kv3.get('config/app'))?.value).toBe('after restart');
+  kv3.close();
+  expect(await third.stop()).toBe(0);
+});
+
+test('SIGTERM lets calls already in flight finish, then exits 0 and releases the directory', async () => {
+  const server = await startServer();
+  const kv = new KvClient(server.address, { retry: { attempts: 1 } });
+  await kv.set('warm', 1);
+  const writes = Array.from({ length: 300 }, (_, i) => kv.set(`inflight/${i}`, { i, pad: 'x'.repeat(200) }));
+  // Once any of them is answered the server has read the burst off the one connection.
+  await Promise.race(writes);
+  const exit = server.stop('SIGTERM');
+  const results = await Promise.allSettled(writes);
+  expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+  expect(await exit).toBe(0);
+  kv.close();
+
+  const again = await startServer({ dataDir: server.dataDir });
+  const kv2 = new KvClient(again.address);
+  let count = 0;
+  for await (const _ of kv2.keys({ prefix: 'inflight/' })) count++;
+  expect(count).toBe(300);
+  kv2.close();
+  await again.stop();
+});
+
+test('calls after shutdown are refused as UNAVAILABLE, not hung', async () => {
+  const server = await startServer();
+  const kv = new KvClient(server.address, { retry: { attempts: 1 }, deadlineMs: 5000 });
+  await kv.set('x', 1);
+  expect(await server.stop()).toBe(0);
+  const error = await kv.get('x').then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(KvError);
+  expect((error as KvError).reason).toBe('UNAVAILABLE');
+  kv.close();
+});
+
+test('a second server on the same data directory exits 1 with one clear line', async () => {
+  const owner = await startServer();
+  const { code, stdout, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', owner.dataDir]);
+  expect(code).toBe(1);
+  expect(stdout).toBe('');
+  expect(stderr.trim().split('\n')).toHaveLength(1);
+  expect(stderr).toContain('is in use by another process');
+  expect(stderr).toContain(owner.dataDir);
+  expect(stderr).not.toMatch(/\n\s+at /);
+  await owner.stop();
+});
+
+describe('flags and environment', () => {
+  test.each([
+    [['--no-such-flag'], /Unknown option '--no-such-flag'/],
+    [['--fsync', 'sometimes'], /--fsync: "sometimes" is not one of always, interval, never/],
+    [['--max-key-bytes', '-3'], /--max-key-bytes: "-3" is not a positive integer/],
+    [['--listen', 'nowhere'], /--listen: "nowhere" is not host:port/],
+    [['stray-positional'], /positional/],
+  ])('kv-server %j exits 2 with a message and the usage', async (args, message) => {
+    const { code, stderr } = await runServerToExit(args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+    expect(stderr).toContain('usage: kv-server');
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('a bad KV_* environment value names the variable and exits 2', async () => {
+    const { code, stderr } = await runServerToExit([], { KV_MAX_VALUE_BYTES: 'lots' });
+    expect(code).toBe(2);
+    expect(stderr).toContain('KV_MAX_VALUE_BYTES: "lots" is not a positive integer');
+  });
+
+  test('environment variables configure the server and flags override them', async () => {
+    const dataDir = await makeTempDir();
+    const server = await startServer({ dataDir, env: { KV_MAX_KEY_BYTES: '8', KV_FSYNC: 'never' } });
+    expect(server.output()).toContain('fsync never');
+    const kv = new KvClient(server.address);
+    await expect(kv.set('123456789', 1)).rejects.toMatchObject({ reason: 'TOO_LARGE' });
+    kv.close();
+    await server.stop();
+    const overridden = await startServer({ dataDir, env: { KV_MAX_KEY_BYTES: '8' }, args: ['--max-key-bytes', '16'] });
+    const kv2 = new KvClient(overridden.address);
+    expect(await kv2.set('123456789', 1)).toBeGreaterThan(0);
+    kv2.close();
+    await overridden.stop();
+  });
+
+  test('--help prints the usage and exits 0', async () => {
+    const { code, stdout } = await runServerToExit(['--help']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('--data-dir');
+    expect(stdout).toContain('KV_DATA_DIR');
+  });
+});

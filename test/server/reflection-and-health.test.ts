@@ -1,0 +1,79 @@
+import path from 'node:path';
+import { credentials, loadPackageDefinition, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { load } from '@grpc/proto-loader';
+import { FileDescriptorProto } from 'protobufjs/ext/descriptor';
+import { startServer, REPO_ROOT, type RunningServer } from '../support/server-process';
+
+let server: RunningServer;
+
+beforeAll(async () => {
+  server = await startServer();
+});
+
+afterAll(async () => {
+  await server.stop();
+});
+
+async function clientFor(protoFile: string, serviceName: string): Promise<InstanceType<ServiceClientConstructor>> {
+  const definition = await load(protoFile, { keepCase: true, longs: Number, defaults: true });
+  let node: unknown = loadPackageDefinition(definition);
+  for (const part of serviceName.split('.')) node = (node as GrpcObject)[part];
+  const Client = node as ServiceClientConstructor;
+  return new Client(server.address, credentials.createInsecure());
+}
+
+interface ReflectionResponse {
+  list_services_response?: { service: { name: string }[] };
+  file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+  error_response?: { error_message: string };
+}
+
+async function reflect(version: 'v1' | 'v1alpha', request: Record<string, string>): Promise<ReflectionResponse> {
+  const proto = path.join(REPO_ROOT, 'node_modules/@grpc/reflection/build/proto/grpc/reflection', version, 'reflection.proto');
+  const client = await clientFor(proto, `grpc.reflection.${version}.ServerReflection`);
+  const stream = (client as unknown as { ServerReflectionInfo(): ClientDuplexStream<object, ReflectionResponse> }).ServerReflectionInfo();
+  const response = await new Promise<ReflectionResponse>((resolve, reject) => {
+    stream.once('data', resolve);
+    stream.once('error', reject);
+    stream.write(request);
+  });
+  stream.end();
+  client.close();
+  return response;
+}
+
+test.each(['v1', 'v1alpha'] as const)('reflection %s lists the service', async (version) => {
+  const response = await reflect(version, { list_services: '' });
+  expect(response.list_services_response?.service.map((s) => s.name)).toContain('kv.v1.KeyValueService');
+});
+
+test.each(['v1', 'v1alpha'] as const)('reflection %s describes the service with google.protobuf.Value resolvable', async (version) => {
+  const response = await reflect(version, { file_containing_symbol: 'kv.v1.KeyValueService' });
+  const files = (response.file_descriptor_response?.file_descriptor_proto ?? []).map(
+    (bytes) => FileDescriptorProto.decode(bytes) as unknown as { name: string; dependency: string[] },
+  );
+  const kvFile = files.find((f) => f.name === 'kv/v1/kv.proto');
+  expect(kvFile?.dependency).toContain('google/protobuf/struct.proto');
+  const structFile = await reflect(version, { file_by_filename: 'google/protobuf/struct.proto' });
+  expect(structFile.error_response).toBeUndefined();
+  const valueFile = await reflect(version, { file_containing_symbol: 'google.protobuf.Value' });
+  const names = (valueFile.file_descriptor_response?.file_descriptor_proto ?? []).map(
+    (bytes) => (FileDescriptorProto.decode(bytes) as unknown as { name: string }).name,
+  );
+  expect(names).toContain('google/protobuf/struct.proto');
+});
+
+test('health reports SERVING for the server and for kv.v1.KeyValueService', async () => {
+  const proto = path.join(REPO_ROOT, 'node_modules/grpc-health-check/proto/health/v1/health.proto');
+  const client = await clientFor(proto, 'grpc.health.v1.Health');
+  const check = (service: string): Promise<string> =>
+    new Promise((resolve, reject) =>
+      (client as unknown as { Check(r: object, cb: (e: ServiceError | null, r: { status: string }) => void): void }).Check(
+        { service },
+        (error, response) => (error ? reject(error) : resolve(response.status)),
+      ),
+    );
+  expect(await check('')).toBe('SERVING');
+  expect(await check('kv.v1.KeyValueService')).toBe('SERVING');
+  client.close();
+});

@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+/** The repository root, so tests can run from any working directory. */
+export const REPO_ROOT = path.resolve(__dirname, '../..');
+
+export interface RunningServer {
+  /** host:port the server bound, e.g. "127.0.0.1:41233". */
+  address: string;
+  dataDir: string;
+  child: ChildProcess;
+  /** Everything the server wrote to stdout and stderr so far. */
+  output(): string;
+  /** Sends a signal (default SIGTERM) and resolves with the exit code once it exits. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** SIGKILL, then waits for the process to be gone. */
+  kill(): Promise<void>;
+}
+
+export interface StartServerOptions {
+  dataDir?: string;
+  /** Extra flags for kv-server. */
+  args?: string[];
+  env?: Record<string, string>;
+  /** How long to wait for the startup line (default 30 s). */
+  timeoutMs?: number;
+}
+
+export function makeTempDir(label = 'kv-test-'): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), label));
+}
+
+/** Runs the real kv-server (src/main.ts through tsx) in a child process on 127.0.0.1:0. */
+export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+  const dataDir = options.dataDir ?? (await makeTempDir());
+  const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], options.env);
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`kv-server did not start within ${options.timeoutMs ?? 30_000} ms:\n${output}`));
+    }, options.timeoutMs ?? 30_000);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /kv-server listening on (\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`kv-server exited with code ${code} before it was ready:\n${output}`));
+    });
+  });
+
+  return {
+    address,
+    dataDir,
+    child,
+    output: () => output,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Spawns kv-server with the given flags and no readiness wait (for tests of start-up failures). */
+export function spawnServer(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, KV_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs kv-server to completion and returns its exit code and output. */
+export function runServerToExit(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnServer(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`kv-server ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${stdout}${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Polls until check() returns a truthy value or the deadline passes. */
+export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const result = await check();
+      if (result) return result;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
