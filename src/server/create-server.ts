@@ -1,22 +1,12 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { KeyValueServiceService } from '../gen/kv/v1/kv';
 import type { KeyValueStore } from '../store/key-value-store';
 import type { Logger } from '../logger';
 import { createKeyValueService } from './key-value-service';
+import { addReflection } from './reflection';
 
 export const SERVICE_NAME = 'kv.v1.KeyValueService';
-
-/**
- * The descriptor set `buf build` writes (npm run generate). Reflection is fed
- * from it rather than from .proto files so that google.protobuf.Value and its
- * file are served too and grpcurl can describe every field.
- */
-const DESCRIPTOR_SET = path.resolve(__dirname, '../../src/gen/kv.binpb');
 
 export interface KvServerOptions {
   store: KeyValueStore;
@@ -43,8 +33,7 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
   });
   server.addService(KeyValueServiceService, createKeyValueService(store, logger));
 
-  const descriptorSet = loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET));
-  new ReflectionService(descriptorSet).addToServer(server);
+  addReflection(server);
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   health.addToServer(server);
