@@ -75,7 +75,8 @@ describe('flags and environment', () => {
   test.each([
     [['--no-such-flag'], /Unknown option '--no-such-flag'/],
     [['--fsync', 'sometimes'], /--fsync: "sometimes" is not one of always, interval, never/],
-    [['--max-key-bytes', '-3'], /--max-key-bytes: "-3" is not a positive integer/],
+    [['--max-key-bytes', '0'], /--max-key-bytes: "0" is not a positive integer/],
+    [['--shutdown-grace-ms', '2.5'], /--shutdown-grace-ms: "2.5" is not a positive integer/],
     [['--listen', 'nowhere'], /--listen: "nowhere" is not host:port/],
     [['stray-positional'], /positional/],
   ])('kv-server %j exits 2 with a message and the usage', async (args, message) => {

@@ -15,7 +15,7 @@ afterAll(async () => {
 });
 
 async function clientFor(protoFile: string, serviceName: string): Promise<InstanceType<ServiceClientConstructor>> {
-  const definition = await load(protoFile, { keepCase: true, longs: Number, defaults: true });
+  const definition = await load(protoFile, { keepCase: true, longs: Number, enums: String, defaults: true });
   let node: unknown = loadPackageDefinition(definition);
   for (const part of serviceName.split('.')) node = (node as GrpcObject)[part];
   const Client = node as ServiceClientConstructor;
