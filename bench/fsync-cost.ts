@@ -1,0 +1,29 @@
+/**
+ * What one durable append costs on this disk: a 100-byte write followed by
+ * fdatasync, the same pair kv's log writer issues per group commit. Set at
+ * c=1 cannot be faster than this, so it is the floor its p50 is judged by.
+ */
+import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { makeTempDir } from './servers';
+import { summarize, type Summary } from './stats';
+
+export function measureFsyncCost(samples = 1000, recordBytes = 100): Summary {
+  // Same temp root as the servers' data directories, so the same filesystem.
+  const temp = makeTempDir('fsync');
+  const fd = openSync(path.join(temp.dir, 'append.log'), 'a');
+  const record = Buffer.alloc(recordBytes, 0x61);
+  const millis: number[] = [];
+  try {
+    for (let sample = 0; sample < samples; sample++) {
+      const started = process.hrtime.bigint();
+      writeSync(fd, record);
+      fdatasyncSync(fd);
+      millis.push(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+  } finally {
+    closeSync(fd);
+    temp.remove();
+  }
+  return summarize(millis);
+}

@@ -1,0 +1,153 @@
+/**
+ * Starts and stops the servers under test as child processes on loopback:
+ * kv (the prebuilt dist/main.js, not tsx, so the numbers are production
+ * code), etcd (single member) and the grpc-js echo server. Each start
+ * resolves once the server says it is ready; stop sends SIGTERM and waits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export const REPO_ROOT = path.resolve(__dirname, '..');
+
+export interface RunningServer {
+  readonly name: string;
+  /** host:port to point ghz at. */
+  readonly address: string;
+  readonly pid: number;
+  /** From spawn to the ready line: for kv, how long recovery of its data directory took. */
+  readonly startupMs: number;
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 120_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+/** A directory under the OS temp dir, removed by the returned function. */
+export function makeTempDir(prefix: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `kv-bench-${prefix}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A port nobody listens on right now (etcd must be told its ports up front). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+interface SpawnReady {
+  child: ChildProcess;
+  readyLine: string;
+  startupMs: number;
+}
+
+/**
+ * Spawns a process and resolves when a line on stdout or stderr matches
+ * `ready`. Both streams are drained for the whole life of the child: a full
+ * pipe would otherwise stall a server mid-benchmark.
+ */
+function spawnUntilReady(name: string, command: string, args: string[], ready: RegExp): Promise<SpawnReady> {
+  const started = performance.now();
+  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`${name} not ready after ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    let settled = false;
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${error.message}\n--- last output of ${name} ---\n${tail}`));
+    };
+    const watch = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      if (settled) return;
+      tail = (tail + text).slice(-4000);
+      const line = tail.split('\n').find((candidate) => ready.test(candidate));
+      if (line !== undefined) {
+        settled = true;
+        clearTimeout(timer);
+        resolve({ child, readyLine: line, startupMs: performance.now() - started });
+      }
+    };
+    child.stdout?.on('data', watch);
+    child.stderr?.on('data', watch);
+    child.once('error', fail);
+    child.once('exit', (code, signal) => fail(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`)));
+  });
+}
+
+function stopper(name: string, child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const killer = setTimeout(() => {
+        process.stderr.write(`${name} ignored SIGTERM for ${STOP_TIMEOUT_MS} ms; killing it\n`);
+        child.kill('SIGKILL');
+      }, STOP_TIMEOUT_MS);
+      child.once('exit', () => {
+        clearTimeout(killer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+}
+
+function addressFrom(readyLine: string, name: string): string {
+  const match = /listening on (\S+:\d+)/.exec(readyLine);
+  if (!match) throw new Error(`${name}: no address in "${readyLine}"`);
+  return match[1];
+}
+
+export interface KvStartOptions {
+  dataDir: string;
+  /** Extra node flags, e.g. --cpu-prof for profiling. */
+  nodeArgs?: string[];
+}
+
+export async function startKv({ dataDir, nodeArgs = [] }: KvStartOptions): Promise<RunningServer> {
+  const entry = path.join(REPO_ROOT, 'dist', 'main.js');
+  // Log level warn: per-call info logging is not what a benchmark should measure.
+  const args = [...nodeArgs, entry, '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--fsync', 'always', '--log-level', 'warn'];
+  const { child, readyLine, startupMs } = await spawnUntilReady('kv', process.execPath, args, /^kv-server listening on /);
+  return { name: 'kv', address: addressFrom(readyLine, 'kv'), pid: child.pid ?? 0, startupMs, stop: stopper('kv', child) };
+}
+
+export async function startEcho(): Promise<RunningServer> {
+  const args = ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'echo-server.ts'), '--listen', '127.0.0.1:0'];
+  const { child, readyLine, startupMs } = await spawnUntilReady('echo', process.execPath, args, /^echo-server listening on /);
+  return { name: 'echo', address: addressFrom(readyLine, 'echo'), pid: child.pid ?? 0, startupMs, stop: stopper('echo', child) };
+}
+
+export async function startEtcd({ dataDir }: { dataDir: string }): Promise<RunningServer> {
+  const clientPort = await freePort();
+  const peerPort = await freePort();
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const args = [
+    '--name', 'bench',
+    '--data-dir', dataDir,
+    '--listen-client-urls', client,
+    '--advertise-client-urls', client,
+    '--listen-peer-urls', peer,
+    '--initial-advertise-peer-urls', peer,
+    '--initial-cluster', `bench=${peer}`,
+    '--initial-cluster-state', 'new',
+    // Structured logs on stderr at info, the level etcd ships with: the
+    // ready message ("serving client traffic") is logged there, and its steady-state logging is rare.
+    '--logger', 'zap',
+    '--log-outputs', 'stderr',
+  ];
+  const { child, startupMs } = await spawnUntilReady('etcd', 'etcd', args, /serving client traffic|ready to serve client requests/);
+  return { name: 'etcd', address: `127.0.0.1:${clientPort}`, pid: child.pid ?? 0, startupMs, stop: stopper('etcd', child) };
+}
