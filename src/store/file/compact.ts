@@ -1,0 +1,174 @@
+/**
+ * Compaction: when dead bytes (overwritten, deleted or cleared records) outweigh
+ * live bytes by the configured ratio, the live set is written to a snapshot and
+ * the files it replaces are deleted. Reads and writes go on meanwhile.
+ *
+ * Steps, and why a crash at any point recovers correctly:
+ *   1. at a batch boundary, seal the active log N (fdatasync) and start log
+ *      N+2; take an O(1) clone of the index: the state as of the end of N.
+ *      Crash: N and N+2 replay in order.
+ *   2. write the clone to snap-(N+1).snap.tmp in chunks, yielding between
+ *      them; fdatasync. Crash: *.tmp is ignored and deleted at open.
+ *   3. rename to snap-(N+1).snap, fsync the directory. Crash: open starts at
+ *      the snapshot (it holds everything up to N) and replays N+2; files
+ *      numbered below N+1 are obsolete and deleted at open.
+ *   4. delete the files numbered below N+1, fsync the directory. Crash: as 3.
+ */
+import fs from 'node:fs';
+import type { Logger } from '../../logger';
+import { dataFilePath, logFileName, snapshotFileName, syncDirectory } from './data-dir-files';
+import type { LogWriter } from './log-writer';
+import { FILE_HEADER_SIZE, FileKind, encodeFileHeader, setRecordSize, writeSetRecord } from './record-codec';
+import type { IndexSnapshot, StoreIndex } from './store-index';
+
+export interface CompactionOptions {
+  /** Never compact while the data files total less than this (default 64 MiB). */
+  minBytes?: number;
+  /** Compact when dead bytes ≥ this × live bytes (default 1.0: disk stays within ~2× live). */
+  deadToLiveRatio?: number;
+}
+
+interface SealedFile {
+  seq: number;
+  name: string;
+  size: number;
+}
+
+const CHUNK_BYTES = 1024 * 1024;
+
+class CompactionStopped extends Error {}
+
+export class Compactor {
+  private readonly minBytes: number;
+  private readonly ratio: number;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  /** After a failed attempt, no retry before this time (ms), so a full disk is not hammered. */
+  private retryAfter = 0;
+  /** Called after each compaction attempt ends (set by the writer loop). */
+  onFinished: () => void = () => undefined;
+
+  constructor(
+    private readonly dir: string,
+    /** Data files before the active log, oldest first. */
+    private sealed: SealedFile[],
+    private readonly writer: LogWriter,
+    private readonly index: StoreIndex,
+    options: CompactionOptions,
+    private readonly logger: Logger,
+  ) {
+    this.minBytes = options.minBytes ?? 64 * 1024 * 1024;
+    this.ratio = options.deadToLiveRatio ?? 1.0;
+  }
+
+  /** Bytes of all data files, the active log included. */
+  get diskBytes(): number {
+    let n = this.writer.activeSize;
+    for (const f of this.sealed) n += f.size;
+    return n;
+  }
+
+  get isRunning(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Whether compaction should start now; the writer loop asks between batches. */
+  isDue(): boolean {
+    if (this.running !== undefined || this.stopping || Date.now() < this.retryAfter) return false;
+    const disk = this.diskBytes;
+    return disk >= this.minBytes && disk - this.index.liveBytes >= this.ratio * this.index.liveBytes;
+  }
+
+  /**
+   * Step 1, run by the writer loop between batches (no write is in flight);
+   * the rest runs in the background.
+   */
+  async start(): Promise<void> {
+    const snapSeq = this.writer.activeSeq + 1;
+    const sealedLog = await this.writer.rotate(snapSeq + 1, this.index.revision);
+    this.sealed.push({ ...sealedLog, name: logFileName(sealedLog.seq) });
+    const snapshot = this.index.snapshot();
+    const baseRevision = this.index.revision;
+    const replaced = this.sealed.slice();
+    this.logger.info({ snapshot: snapshotFileName(snapSeq), replacedFiles: replaced.length }, 'compaction started');
+    this.running = this.run(snapSeq, baseRevision, snapshot, replaced).finally(() => {
+      this.running = undefined;
+      if (!this.stopping) this.onFinished();
+    });
+  }
+
+  /** Lets a running compaction stop at its next chunk and waits for it. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.running;
+  }
+
+  private async run(seq: number, baseRevision: number, snapshot: IndexSnapshot, replaced: SealedFile[]): Promise<void> {
+    const name = snapshotFileName(seq);
+    const tmpPath = dataFilePath(this.dir, `${name}.tmp`);
+    let size: number;
+    try {
+      size = await this.writeSnapshot(tmpPath, baseRevision, snapshot);
+      fs.renameSync(tmpPath, dataFilePath(this.dir, name));
+      syncDirectory(this.dir);
+    } catch (err) {
+      fs.rmSync(tmpPath, { force: true });
+      if (!(err instanceof CompactionStopped)) {
+        this.logger.error({ err }, 'compaction failed; will retry after a backoff');
+        this.retryAfter = Date.now() + 10_000;
+      }
+      return;
+    }
+    // The snapshot is durable: from here the replaced files are never read again.
+    this.sealed = [{ seq, name, size }, ...this.sealed.filter((f) => !replaced.includes(f))];
+    try {
+      for (const f of replaced) fs.rmSync(dataFilePath(this.dir, f.name), { force: true });
+      syncDirectory(this.dir);
+    } catch (err) {
+      this.logger.error({ err }, 'could not delete files replaced by a snapshot; they are deleted at next open');
+    }
+    this.logger.info({ snapshot: name, bytes: size, diskBytes: this.diskBytes }, 'compaction finished');
+  }
+
+  private async writeSnapshot(tmpPath: string, baseRevision: number, snapshot: IndexSnapshot): Promise<number> {
+    const fh = await fs.promises.open(tmpPath, 'wx');
+    try {
+      await fh.write(encodeFileHeader({ kind: FileKind.Snapshot, baseRevision }), 0, FILE_HEADER_SIZE, 0);
+      let position = FILE_HEADER_SIZE;
+      let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+      let used = 0;
+      const flush = async (): Promise<void> => {
+        let done = 0;
+        while (done < used) done += (await fh.write(chunk, done, used - done, position + done)).bytesWritten;
+        position += used;
+        used = 0;
+        // The await above yields to the event loop; this is where close() gets a say.
+        if (this.stopping) throw new CompactionStopped();
+      };
+      for (const e of snapshot.values()) {
+        const size = e.recordBytes;
+        if (used + size > chunk.length) {
+          await flush();
+          if (size > chunk.length) chunk = Buffer.allocUnsafe(size);
+        }
+        const keyBytes = Buffer.byteLength(e.key, 'utf8');
+        used = writeSetRecord(
+          chunk,
+          used,
+          e.modRevision,
+          e.createRevision,
+          e.version,
+          e.key,
+          keyBytes,
+          e.valueJson,
+          size - setRecordSize(keyBytes, 0),
+        );
+      }
+      await flush();
+      await fh.datasync();
+      return position;
+    } finally {
+      await fh.close();
+    }
+  }
+}

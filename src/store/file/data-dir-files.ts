@@ -1,0 +1,58 @@
+/**
+ * Names of the files in a data directory. Logs and snapshots share one
+ * sequence number so that sorting by it gives the replay order:
+ *   wal-<16-digit seq>.log     a log (records appended as writes happen)
+ *   snap-<16-digit seq>.snap   a snapshot (the live set written by compaction)
+ *   *.tmp                      a snapshot being written; never read
+ *   LOCK, OWNER                the directory lock (see data-dir-lock.ts)
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { FileKind } from './record-codec';
+
+export interface DataFile {
+  seq: number;
+  kind: FileKind;
+  name: string;
+}
+
+const dataFileName = /^(wal|snap)-(\d{16})\.(log|snap)$/;
+
+export function logFileName(seq: number): string {
+  return `wal-${String(seq).padStart(16, '0')}.log`;
+}
+
+export function snapshotFileName(seq: number): string {
+  return `snap-${String(seq).padStart(16, '0')}.snap`;
+}
+
+/** Lists data files in sequence order, and the leftover temp files. */
+export function listDataDir(dir: string): { files: DataFile[]; temps: string[] } {
+  const files: DataFile[] = [];
+  const temps: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    if (name.endsWith('.tmp')) {
+      temps.push(name);
+      continue;
+    }
+    const m = dataFileName.exec(name);
+    if (!m || (m[1] === 'wal') !== (m[3] === 'log')) continue;
+    files.push({ seq: Number(m[2]), kind: m[1] === 'wal' ? FileKind.Log : FileKind.Snapshot, name });
+  }
+  files.sort((a, b) => a.seq - b.seq);
+  return { files, temps };
+}
+
+/** Makes renames, creations and deletions in `dir` durable (Linux needs an fsync of the directory). */
+export function syncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function dataFilePath(dir: string, name: string): string {
+  return path.join(dir, name);
+}
