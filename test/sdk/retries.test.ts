@@ -1,0 +1,43 @@
+import net from 'node:net';
+import { KvClient, KvError } from '@kv/client';
+import { startServer, type RunningServer } from '../support/server-process';
+
+/** A port that was free a moment ago: nothing listens there until the test starts a server on it. */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+let server: RunningServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+test('reads retry on UNAVAILABLE until the server is up; writes fail at once', async () => {
+  const port = await freePort();
+  const kv = new KvClient(`127.0.0.1:${port}`, { retry: { attempts: 30, initialBackoffMs: 100 }, deadlineMs: 2000 });
+
+  const write = await kv.set('k', 1).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(write).toBeInstanceOf(KvError);
+  expect((write as KvError).reason).toBe('UNAVAILABLE');
+
+  // The server takes about a second to start; the read keeps retrying meanwhile.
+  const read = kv.get('k');
+  server = await startServer({ args: ['--listen', `127.0.0.1:${port}`] });
+  await expect(read).resolves.toBeUndefined();
+  kv.close();
+});
+
+test('with retries disabled a read fails on the first UNAVAILABLE', async () => {
+  const port = await freePort();
+  const kv = new KvClient(`127.0.0.1:${port}`, { retry: { attempts: 1 } });
+  await expect(kv.get('k')).rejects.toMatchObject({ reason: 'UNAVAILABLE' });
+  kv.close();
+});
