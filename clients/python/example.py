@@ -1,0 +1,161 @@
+"""Walks through the kv API with the generated Python client.
+
+Sets a JSON object, reads it back with its revisions, loses a
+compare-and-set (ABORTED), pages through keys, deletes, reads a missing key
+(NOT_FOUND) and clears a prefix, printing one line per step. The interop
+test runs it against a fresh server and expects the same lines from every
+client.
+
+    clients/python/.venv/bin/python clients/python/example.py --addr 127.0.0.1:50051
+
+It only touches keys under "example/" and removes them at the end.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+# The generated modules import each other as kv.v1.*: their package root is
+# gen/ (the proto root), which is not a directory Python searches by itself.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "gen"))
+from kv.v1 import kv_pb2, kv_pb2_grpc  # noqa: E402
+
+DEADLINE_SECONDS = 10
+
+
+def to_value(obj) -> struct_pb2.Value:
+    """Any JSON-compatible Python value (dict, list, str, int, float, bool, None) as a google.protobuf.Value."""
+    return json_format.ParseDict(obj, struct_pb2.Value())
+
+
+def from_value(value: struct_pb2.Value):
+    """A google.protobuf.Value as plain Python: dict, list, str, float, bool or None."""
+    return json_format.MessageToDict(value)
+
+
+def compact_json(obj) -> str:
+    """JSON with sorted keys and no spaces, the form every interop client prints.
+
+    JSON numbers travel as doubles, so 5432 comes back as 5432.0; whole
+    numbers are printed without the ".0", as JavaScript, Go and jq do.
+    """
+
+    def whole(o):
+        if isinstance(o, float) and o.is_integer():
+            return int(o)
+        if isinstance(o, dict):
+            return {k: whole(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [whole(v) for v in o]
+        return o
+
+    return json.dumps(whole(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def trailer(error: grpc.RpcError, name: str) -> str:
+    return next((v for k, v in error.trailing_metadata() or () if k == name), "?")
+
+
+def set_value(kv, key, obj, expected_revision=None):
+    """Prints "set KEY [expected_revision N] -> revision R"; a lost compare-and-set is an outcome, not a failure."""
+    step = f"set {key}" if expected_revision is None else f"set {key} expected_revision {expected_revision}"
+    request = kv_pb2.SetRequest(key=key, value=to_value(obj))
+    if expected_revision is not None:
+        request.expected_revision = expected_revision  # an optional field: set means "compare"
+    try:
+        revision = kv.Set(request, timeout=DEADLINE_SECONDS).revision
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.ABORTED:
+            raise
+        # Decided by code and trailers, never by the message text.
+        print(f"{step} -> ABORTED {trailer(error, 'kv-reason')} current_revision {trailer(error, 'kv-current-revision')}")
+        return None
+    print(f"{step} -> revision {revision}")
+    return revision
+
+
+def get(kv, key):
+    try:
+        entry = kv.Get(kv_pb2.GetRequest(key=key), timeout=DEADLINE_SECONDS).entry
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        print(f"get {key} -> NOT_FOUND")
+        return
+    print(
+        f"get {key} -> {compact_json(from_value(entry.value))}"
+        f" create_revision {entry.create_revision} mod_revision {entry.mod_revision} version {entry.version}"
+    )
+
+
+def list_keys(kv, prefix, page_size):
+    """Pages through the keys under prefix (AIP-158: pass next_page_token back until it is empty)."""
+    token, page = "", 1
+    while True:
+        response = kv.ListKeys(
+            kv_pb2.ListKeysRequest(prefix=prefix, page_size=page_size, page_token=token), timeout=DEADLINE_SECONDS
+        )
+        print(f"list {prefix} page_size {page_size} page {page} -> {' '.join(response.keys) or '(none)'}")
+        token, page = response.next_page_token, page + 1
+        if not token:
+            return
+
+
+def delete(kv, key):
+    deleted = kv.Delete(kv_pb2.DeleteRequest(key=key), timeout=DEADLINE_SECONDS).deleted
+    print(f"delete {key} -> deleted {str(deleted).lower()}")
+
+
+def clear(kv, prefix):
+    count = kv.Clear(kv_pb2.ClearRequest(prefix=prefix), timeout=DEADLINE_SECONDS).deleted_count
+    print(f"clear {prefix} -> deleted_count {count}")
+
+
+def run(kv):
+    config = {
+        "name": "kv ✓",
+        "db": {"host": "db.internal", "port": 5432},
+        "tags": ["blue", "green"],
+        "ratio": 0.5,
+        "debug": False,
+        "owner": None,
+    }
+    revision = set_value(kv, "example/app/config", config)
+    get(kv, "example/app/config")
+
+    # Compare-and-set: write only if nobody changed the key since we read it.
+    set_value(kv, "example/app/config", {**config, "debug": True}, expected_revision=revision)
+    # The same expected revision is stale now: ABORTED, with the current
+    # revision in the kv-current-revision trailer.
+    set_value(kv, "example/app/config", {"debug": False}, expected_revision=revision)
+    get(kv, "example/app/config")
+
+    set_value(kv, "example/app/flags", True)
+    set_value(kv, "example/app/limits", [10, 20.5])
+    set_value(kv, "example/readme", "héllo, wörld")
+
+    list_keys(kv, "example/app/", 2)
+    delete(kv, "example/app/flags")
+    delete(kv, "example/app/flags")  # a missing key: deleted false, not an error
+    get(kv, "example/app/flags")
+    clear(kv, "example/app/")
+    list_keys(kv, "example/app/", 2)
+    get(kv, "example/readme")
+    clear(kv, "example/")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS", "127.0.0.1:50051"), help="server host:port (env KV_ADDRESS)")
+    args = parser.parse_args()
+    with grpc.insecure_channel(args.addr) as channel:
+        run(kv_pb2_grpc.KeyValueServiceStub(channel))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what the Go and Python clients, the client code generator and the
+# interop tests need, at pinned versions, inside the repo:
+#   .tools/bin            protoc-gen-go, protoc-gen-go-grpc, grpcurl, gojq
+#   clients/python/.venv  grpcio, grpcio-tools, protobuf (clients/python/requirements.txt)
+#   Go caches             clients/go's modules (go.sum pins them), compiled
+# Needs Go and Python 3 (>= 3.9) on PATH; fetches only from the Go module
+# proxy and PyPI. Safe to run again: a tool already at its pinned version is
+# left alone, and the venv is only touched when requirements.txt changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+# module@version of each Go tool; bump here and nowhere else.
+go_tools=(
+  google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+  google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+  github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+  # jq's Go port, for the grpcurl interop script: one install path for every tool.
+  github.com/itchyny/gojq/cmd/gojq@v0.12.19
+)
+
+tools_bin=$repo/.tools/bin
+mkdir -p "$tools_bin"
+
+# The version a Go binary was built from, read from its embedded build info.
+installed_go_version() {
+  go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'
+}
+
+for tool in "${go_tools[@]}"; do
+  package=${tool%@*}
+  version=${tool##*@}
+  binary=$tools_bin/${package##*/}
+  if [[ -x $binary && $(installed_go_version "$binary") == "$version" ]]; then
+    echo "ok      ${package##*/} $version"
+    continue
+  fi
+  started=$SECONDS
+  GOBIN=$tools_bin go install "$tool"
+  echo "install ${package##*/} $version ($((SECONDS - started)) s)"
+done
+
+# The Go example's dependencies (pinned by clients/go/go.sum), fetched and
+# compiled into Go's caches now, so the interop test's own build of it needs
+# no network and little CPU while other suites run beside it.
+started=$SECONDS
+(cd clients/go && go mod download && go build ./...)
+echo "build   clients/go ($((SECONDS - started)) s)"
+
+venv=$repo/clients/python/.venv
+requirements=$repo/clients/python/requirements.txt
+# A copy of the requirements the venv was last built from: cheaper and
+# quieter than asking pip to re-resolve on every run.
+installed=$venv/requirements.installed.txt
+python=${PYTHON:-python3}
+if [[ -f $installed ]] && cmp -s "$requirements" "$installed"; then
+  echo "ok      python venv"
+else
+  started=$SECONDS
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-virtualenv -r "$requirements"
+  "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null
+  cp "$requirements" "$installed"
+  echo "install python venv, $("$venv/bin/python" --version) ($((SECONDS - started)) s)"
+fi
+
+cat <<DONE
+
+Go tools:    $tools_bin
+Python venv: $venv
+Put the Go tools on PATH with:
+  export PATH="$tools_bin:\$PATH"
+DONE
