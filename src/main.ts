@@ -34,9 +34,9 @@ async function main(): Promise<number> {
       logger,
     });
   } catch (error) {
-    // A locked or damaged data directory is the operator's to fix: one line, no stack.
-    if (error instanceof StoreError) {
-      process.stderr.write(`kv-server: cannot open the store: ${error.message}\n`);
+    // A locked, damaged or unusable data directory is the operator's to fix: one line, no stack.
+    if (error instanceof StoreError || isSystemError(error)) {
+      process.stderr.write(`kv-server: cannot open the store in ${dataDir}: ${error.message}\n`);
       return 1;
     }
     throw error;
@@ -68,6 +68,11 @@ async function main(): Promise<number> {
   await store.close();
   logger.info('stopped; data directory released');
   return 0;
+}
+
+/** An error from the operating system (ENOTDIR, EACCES, ENOSPC...), as opposed to a bug. */
+function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && typeof (error as NodeJS.ErrnoException).syscall === 'string';
 }
 
 main().then(

@@ -153,7 +153,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS", "127.0.0.1:50051"), help="server host:port (env KV_ADDRESS)")
     args = parser.parse_args()
-    with grpc.insecure_channel(args.addr) as channel:
+    # A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
+    # grpcio refuses messages over 4 MiB unless told otherwise.
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    with grpc.insecure_channel(args.addr, options=options) as channel:
         run(kv_pb2_grpc.KeyValueServiceStub(channel))
 
 

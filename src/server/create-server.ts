@@ -1,8 +1,9 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { KeyValueServiceService } from '../gen/kv/v1/kv';
+import { ClearRequest, DeleteRequest, GetRequest, KeyValueServiceService, ListKeysRequest, SetRequest } from '../gen/kv/v1/kv';
 import type { KeyValueStore } from '../store/key-value-store';
 import type { Logger } from '../logger';
+import { withStrictDecoding } from './decode-request';
 import { createKeyValueService } from './key-value-service';
 import { addReflection } from './reflection';
 
@@ -24,23 +25,25 @@ export interface KvServer {
 }
 
 export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvServerOptions): KvServer {
-  // A google.protobuf.Value can be several times larger on the wire than as JSON
-  // (a number is 9+ bytes, "1," is 2), so leave room before gRPC itself refuses.
-  const maxMessageBytes = Math.max(4 * 1024 * 1024, 8 * maxValueBytes + maxKeyBytes + 64 * 1024);
+  // A google.protobuf.Value can be many times larger on the wire than as JSON
+  // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
+  // the store, which names the limit and the size, rather than be cut off by
+  // gRPC with RESOURCE_EXHAUSTED.
+  const maxMessageBytes = Math.max(16 * 1024 * 1024, 16 * maxValueBytes + maxKeyBytes + 64 * 1024);
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
   });
-  server.addService(KeyValueServiceService, createKeyValueService(store, logger));
-
+  const definition = withStrictDecoding(KeyValueServiceService, {
+    get: GetRequest,
+    set: SetRequest,
+    delete: DeleteRequest,
+    listKeys: ListKeysRequest,
+    clear: ClearRequest,
+  });
+  server.addService(definition, createKeyValueService(store, logger));
   addReflection(server);
-
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
-  health.addToServer(server);
-  const setHealth = (state: 'SERVING' | 'NOT_SERVING'): void => {
-    health.setStatus('', state);
-    health.setStatus(SERVICE_NAME, state);
-  };
+  const health = addHealth(server);
 
   return {
     listen: (address) =>
@@ -48,16 +51,17 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
         server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => {
           if (error) return reject(error);
           // The store is open before the server is built, so binding is the moment we can serve.
-          setHealth('SERVING');
+          health.set('SERVING');
           resolve(port);
         });
       }),
 
     shutdown: (graceMs) =>
       new Promise((resolve) => {
-        setHealth('NOT_SERVING');
-        // tryShutdown waits for every open call and stream (health watchers
-        // included) with no bound of its own; forceShutdown ends what is left.
+        health.set('NOT_SERVING');
+        // Watchers have been told; their open streams would otherwise hold tryShutdown for the whole grace period.
+        health.endWatches();
+        // tryShutdown waits for every open call with no bound of its own; forceShutdown ends what is left.
         const force = setTimeout(() => {
           logger.warn({ graceMs }, 'grace period over; cancelling calls still in flight');
           server.forceShutdown();
@@ -68,5 +72,32 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
           resolve();
         });
       }),
+  };
+}
+
+/** grpc.health.v1 for the whole server ('') and for kv.v1.KeyValueService. */
+function addHealth(server: Server): { set(state: 'SERVING' | 'NOT_SERVING'): void; endWatches(): void } {
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  const watches = new Set<ServerWritableStream<unknown, unknown>>();
+  health.addToServer({
+    addService: (service, implementation) =>
+      server.addService(service, {
+        ...implementation,
+        watch: (call: ServerWritableStream<unknown, unknown>) => {
+          watches.add(call);
+          call.once('cancelled', () => watches.delete(call));
+          (implementation.watch as (call: ServerWritableStream<unknown, unknown>) => void)(call);
+        },
+      } as UntypedServiceImplementation),
+  });
+  return {
+    set: (state) => {
+      health.setStatus('', state);
+      health.setStatus(SERVICE_NAME, state);
+    },
+    endWatches: () => {
+      for (const call of watches) call.end();
+      watches.clear();
+    },
   };
 }

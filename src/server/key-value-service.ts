@@ -18,7 +18,10 @@ export function createKeyValueService(store: KeyValueStore, logger: Logger): Key
   const unary =
     <Req, Res>(handle: (request: Req) => Promise<Res>) =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      handle(call.request).then(
+      // withStrictDecoding (decode-request.ts) hands over an error in place of a request that did not decode.
+      const request: Req | InvalidArgumentError = call.request;
+      if (request instanceof InvalidArgumentError) return callback(toStatus(request, logger));
+      handle(request).then(
         (response) => callback(null, response),
         (error: unknown) => callback(toStatus(error, logger)),
       );
@@ -32,6 +35,7 @@ export function createKeyValueService(store: KeyValueStore, logger: Logger): Key
     }),
 
     set: unary(async ({ key, value, expectedRevision }) => {
+      checkExpectedRevision(expectedRevision);
       // An absent google.protobuf.Value decodes to undefined; JSON null is a real value.
       if (value === undefined) {
         throw new InvalidArgumentError(`value is required for key ${JSON.stringify(key)} (JSON null is a value)`);
@@ -39,7 +43,10 @@ export function createKeyValueService(store: KeyValueStore, logger: Logger): Key
       return store.set(key, value as JsonValue, { expectedRevision });
     }),
 
-    delete: unary(({ key, expectedRevision }) => store.delete(key, { expectedRevision })),
+    delete: unary(async ({ key, expectedRevision }) => {
+      checkExpectedRevision(expectedRevision);
+      return store.delete(key, { expectedRevision });
+    }),
 
     listKeys: unary(async ({ prefix, pageSize, pageToken }) => {
       if (pageSize < 0) throw new InvalidArgumentError(`page_size must not be negative (got ${pageSize})`);
@@ -55,4 +62,11 @@ export function createKeyValueService(store: KeyValueStore, logger: Logger): Key
       return { deletedCount, revision };
     }),
   };
+}
+
+/** Revisions start at 1 and 0 means "must not exist", so a negative one is a mistake, not a mismatch. */
+function checkExpectedRevision(expectedRevision: number | undefined): void {
+  if (expectedRevision !== undefined && expectedRevision < 0) {
+    throw new InvalidArgumentError(`expected_revision must not be negative (got ${expectedRevision})`);
+  }
 }

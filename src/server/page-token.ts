@@ -26,7 +26,8 @@ export function decodePageToken(token: string, prefix: string): string {
   } catch {
     throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
   }
-  if (!isPageTokenBody(body)) {
+  // A key resumed after must be text a key could be (no lone surrogates from a hand-made token).
+  if (!isPageTokenBody(body) || !body.a.isWellFormed()) {
     throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
   }
   if (body.p !== prefix) {

@@ -1,6 +1,9 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { KvClient } from '@kv/client';
+import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { KvClient, type JsonValue } from '@kv/client';
+import { SetRequest } from '../../src/gen/kv/v1/kv';
 import { startServer, type RunningServer } from '../support/server-process';
 
 let server: RunningServer;
@@ -45,12 +48,71 @@ test('an HTTP/1.1 request is refused and the server keeps serving', async () => 
   expect((await kv.get('still'))?.value).toBe('serving');
 });
 
-test('a 10 MB message is rejected without disturbing other clients', async () => {
+test('a 10 MB value is INVALID_ARGUMENT naming the limit and the size, without disturbing other clients', async () => {
   const other = new KvClient(server.address, { retry: { attempts: 1 } });
   const huge = kv.set('huge', 'x'.repeat(10 * 1024 * 1024));
   const meanwhile = other.set('small', 1);
-  await expect(huge).rejects.toMatchObject({ reason: expect.stringMatching(/TOO_LARGE/) });
+  await expect(huge).rejects.toMatchObject({
+    code: status.INVALID_ARGUMENT,
+    reason: 'TOO_LARGE',
+    message: expect.stringMatching(/10485762 bytes JSON-encoded; the limit is 1048576/),
+  });
   expect(await meanwhile).toBeGreaterThan(0);
   expect((await other.get('small'))?.value).toBe(1);
   other.close();
+});
+
+test('a value just under the limit that is several times larger as protobuf round-trips', async () => {
+  const zeros = new Array<number>(500_000).fill(0); // 1,000,001 bytes as JSON, about 5.5 MB as a protobuf Value
+  await kv.set('zeros', zeros);
+  expect((await kv.get('zeros'))?.value).toEqual(zeros);
+});
+
+/** Sends hand-made request bytes to a method and returns the status it answers with. */
+function rawCall(method: string, request: Uint8Array): Promise<ServiceError | null> {
+  const client = new Client(server.address, credentials.createInsecure());
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(
+      `/kv.v1.KeyValueService/${method}`,
+      (bytes: Buffer) => bytes,
+      (bytes: Buffer) => bytes,
+      Buffer.from(request),
+      (error) => {
+        client.close();
+        resolve(error);
+      },
+    );
+  });
+}
+
+describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () => {
+  test('a key that is not UTF-8 is refused, not turned into U+FFFD', async () => {
+    const key = new BinaryWriter().uint32(10).bytes(Uint8Array.of(0x61, 0xff)).finish(); // field 1, bytes "a\xff"
+    const error = await rawCall('Get', key);
+    expect(error?.code).toBe(status.INVALID_ARGUMENT);
+    expect(error?.details).toMatch(/not valid UTF-8/);
+    expect((await rawCall('Set', SetRequest.encode({ key: 'ok', value: 1, expectedRevision: undefined }).finish()))).toBeNull();
+  });
+
+  test('an expected_revision beyond 2^53 is refused', async () => {
+    const request = new BinaryWriter().uint32(10).string('k').uint32(16).int64('9007199254740993').finish(); // field 2
+    const error = await rawCall('Delete', request);
+    expect(error?.code).toBe(status.INVALID_ARGUMENT);
+    expect(error?.details).toMatch(/larger than 2\^53/);
+  });
+
+  test('JSON nested deeper than protobuf decoding allows is refused', async () => {
+    let deep: JsonValue = 'bottom';
+    for (let i = 0; i < 40; i++) deep = { d: deep };
+    await expect(kv.set('deep', deep)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/nested too deeply/) });
+    let fine: JsonValue = 'bottom';
+    for (let i = 0; i < 20; i++) fine = { d: fine };
+    await kv.set('nested', fine);
+    expect((await kv.get('nested'))?.value).toEqual(fine);
+  });
+
+  test('a negative expected_revision is INVALID_ARGUMENT, not a mismatch', async () => {
+    await expect(kv.set('k', 1, { expectedRevision: -1 })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    await expect(kv.delete('k', { expectedRevision: -5 })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+  });
 });

@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { KvClient, KvError } from '@kv/client';
 import { makeTempDir, runServerToExit, startServer } from '../support/server-process';
 
@@ -69,6 +71,17 @@ test('a second server on the same data directory exits 1 with one clear line', a
   expect(stderr).toContain(owner.dataDir);
   expect(stderr).not.toMatch(/\n\s+at /);
   await owner.stop();
+});
+
+test('a data directory that cannot be used exits 1 with one line', async () => {
+  const parent = await makeTempDir();
+  const file = path.join(parent, 'not-a-directory');
+  await writeFile(file, 'x');
+  const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', path.join(file, 'data')]);
+  expect(code).toBe(1);
+  expect(stderr.trim().split('\n')).toHaveLength(1);
+  expect(stderr).toContain('cannot open the store');
+  expect(stderr).toContain('ENOTDIR');
 });
 
 describe('flags and environment', () => {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { credentials, loadPackageDefinition, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, type ClientDuplexStream, type ClientReadableStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { load } from '@grpc/proto-loader';
 import { FileDescriptorProto } from 'protobufjs/ext/descriptor';
 import { startServer, REPO_ROOT, type RunningServer } from '../support/server-process';
@@ -14,12 +14,12 @@ afterAll(async () => {
   await server.stop();
 });
 
-async function clientFor(protoFile: string, serviceName: string): Promise<InstanceType<ServiceClientConstructor>> {
+async function clientFor(protoFile: string, serviceName: string, address = server.address): Promise<InstanceType<ServiceClientConstructor>> {
   const definition = await load(protoFile, { keepCase: true, longs: Number, enums: String, defaults: true });
   let node: unknown = loadPackageDefinition(definition);
   for (const part of serviceName.split('.')) node = (node as GrpcObject)[part];
   const Client = node as ServiceClientConstructor;
-  return new Client(server.address, credentials.createInsecure());
+  return new Client(address, credentials.createInsecure());
 }
 
 interface ReflectionResponse {
@@ -75,5 +75,27 @@ test('health reports SERVING for the server and for kv.v1.KeyValueService', asyn
     );
   expect(await check('')).toBe('SERVING');
   expect(await check('kv.v1.KeyValueService')).toBe('SERVING');
+  client.close();
+});
+
+test('on SIGTERM health watchers see NOT_SERVING and their streams end, so they do not hold up the shutdown', async () => {
+  const draining = await startServer({ args: ['--shutdown-grace-ms', '60000'] });
+  const proto = path.join(REPO_ROOT, 'node_modules/grpc-health-check/proto/health/v1/health.proto');
+  const client = await clientFor(proto, 'grpc.health.v1.Health', draining.address);
+  const watch = (client as unknown as { Watch(r: object): ClientReadableStream<{ status: string }> }).Watch({ service: 'kv.v1.KeyValueService' });
+  const seen: string[] = [];
+  let exit: Promise<number | null> | undefined;
+  const ended = new Promise<void>((resolve, reject) => {
+    watch.on('data', (update) => {
+      seen.push(update.status);
+      if (update.status === 'SERVING') exit = draining.stop('SIGTERM');
+    });
+    watch.on('end', resolve);
+    watch.on('error', reject);
+  });
+  await ended;
+  expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
+  expect(await exit).toBe(0);
+  expect(draining.output()).not.toMatch(/grace period over/);
   client.close();
 });

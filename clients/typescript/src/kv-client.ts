@@ -17,12 +17,14 @@ export interface RetryOptions {
   attempts?: number;
   /** Backoff before the second attempt, doubled each time (default 50 ms). */
   initialBackoffMs?: number;
+  /** The longest backoff between attempts (default 1000 ms). */
+  maxBackoffMs?: number;
 }
 
 export interface KvClientOptions {
   /** Channel credentials; default insecure. For TLS: `credentials.createSsl(rootCert)` from @grpc/grpc-js. */
   credentials?: ChannelCredentials;
-  /** Deadline of each call unless the call says otherwise (default 10 s). */
+  /** Deadline of each call unless the call says otherwise (default 10 s); retries happen within it. */
   deadlineMs?: number;
   /**
    * Retries on UNAVAILABLE for reads (get, keys, listKeysPage). Writes are never
@@ -67,16 +69,18 @@ export class KvClient {
   private readonly deadlineMs: number;
   private readonly attempts: number;
   private readonly initialBackoffMs: number;
+  private readonly maxBackoffMs: number;
 
   constructor(address: string, options: KvClientOptions = {}) {
-    this.client = new KeyValueServiceClient(
-      address,
-      options.credentials ?? grpcCredentials.createInsecure(),
-      options.channelOptions,
-    );
+    this.client = new KeyValueServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
+      // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      ...options.channelOptions,
+    });
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.attempts = Math.max(1, options.retry?.attempts ?? 3);
     this.initialBackoffMs = options.retry?.initialBackoffMs ?? 50;
+    this.maxBackoffMs = options.retry?.maxBackoffMs ?? 1000;
   }
 
   /** The entry under key, or undefined if there is none. */
@@ -99,19 +103,19 @@ export class KvClient {
   /** Stores value under key; returns the new revision. Throws KvError REVISION_MISMATCH on a failed compare. */
   async set(key: string, value: JsonValue, options: WriteOptions = {}): Promise<number> {
     if (value === undefined) throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
-    const { revision } = await this.call(this.client.set, { key, value, expectedRevision: options.expectedRevision }, options);
+    const { revision } = await this.call(this.client.set, { key, value, expectedRevision: options.expectedRevision }, this.deadline(options));
     return revision;
   }
 
   /** Removes key; false if it did not exist. */
   async delete(key: string, options: WriteOptions = {}): Promise<boolean> {
-    const { deleted } = await this.call(this.client.delete, { key, expectedRevision: options.expectedRevision }, options);
+    const { deleted } = await this.call(this.client.delete, { key, expectedRevision: options.expectedRevision }, this.deadline(options));
     return deleted;
   }
 
   /** Removes every key under prefix (all keys if none) atomically; returns how many. */
   async clear(options: { prefix?: string } & CallOptions = {}): Promise<number> {
-    const { deletedCount } = await this.call(this.client.clear, { prefix: options.prefix ?? '' }, options);
+    const { deletedCount } = await this.call(this.client.clear, { prefix: options.prefix ?? '' }, this.deadline(options));
     return deletedCount;
   }
 
@@ -142,20 +146,27 @@ export class KvClient {
   }
 
   private async read<Req, Res>(method: Unary<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
+    // One deadline for the read as a whole: retries never stretch a call past what the caller allowed.
+    const deadline = this.deadline(options);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.call(method, request, options);
+        return await this.call(method, request, deadline);
       } catch (error) {
-        if (!(error instanceof KvError) || error.code !== status.UNAVAILABLE || attempt >= this.attempts) throw error;
-        await new Promise((resolve) => setTimeout(resolve, this.initialBackoffMs * 2 ** (attempt - 1)));
+        const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 1));
+        const retry = error instanceof KvError && error.code === status.UNAVAILABLE && attempt < this.attempts;
+        if (!retry || Date.now() + backoff >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, backoff));
       }
     }
   }
 
-  private call<Req, Res>(method: Unary<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
-    const deadline = new Date(Date.now() + (options?.deadlineMs ?? this.deadlineMs));
+  private deadline(options: CallOptions | undefined): number {
+    return Date.now() + (options?.deadlineMs ?? this.deadlineMs);
+  }
+
+  private call<Req, Res>(method: Unary<Req, Res>, request: Req, deadline: number): Promise<Res> {
     return new Promise((resolve, reject) => {
-      method.call(this.client, request, new Metadata(), { deadline }, (error, response) => {
+      method.call(this.client, request, new Metadata(), { deadline: new Date(deadline) }, (error, response) => {
         if (error) reject(KvError.from(error));
         else resolve(response);
       });

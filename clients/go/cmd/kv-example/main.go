@@ -37,7 +37,11 @@ func main() {
 	addr := flag.String("addr", envOr("KV_ADDRESS", "127.0.0.1:50051"), "server host:port (env KV_ADDRESS)")
 	flag.Parse()
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
+	// grpc-go refuses responses over 4 MiB unless told otherwise.
+	conn, err := grpc.NewClient(*addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		log.Fatal(err)
 	}
