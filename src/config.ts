@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { LogLevel } from './logger';
+import type { FsyncMode } from './store/file';
 
 /** Everything the server can be told, from flags or KV_* environment variables (flags win). */
 export interface Config {
@@ -12,8 +13,6 @@ export interface Config {
   logLevel: LogLevel;
   shutdownGraceMs: number;
 }
-
-export type FsyncMode = 'always' | 'interval' | 'never';
 
 const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];

@@ -37,10 +37,16 @@ export class TooLargeError extends StoreError {
   ) {
     super(
       what === 'key'
-        ? `key is ${size} bytes (UTF-8); the limit is ${limit} bytes`
+        ? `key ${quoteStart(key ?? '')} is ${size} bytes (UTF-8); the limit is ${limit} bytes`
         : `value for key ${JSON.stringify(key)} is ${size} bytes JSON-encoded; the limit is ${limit} bytes`,
     );
   }
+}
+
+/** An over-long key, named by its first characters so the message stays one readable line. */
+function quoteStart(key: string): string {
+  const head = Array.from(key).slice(0, 40).join('');
+  return head.length < key.length ? `${JSON.stringify(head).slice(0, -1)}…"` : JSON.stringify(key);
 }
 
 /** A value that is not JSON (undefined, a function, NaN, Infinity...). */

@@ -18,7 +18,7 @@ export function validateKey(key: string, maxKeyBytes: number): number {
     throw new InvalidKeyError(`key ${JSON.stringify(key)} is not valid Unicode text (it has a lone surrogate)`);
   }
   const size = Buffer.byteLength(key, 'utf8');
-  if (size > maxKeyBytes) throw new TooLargeError('key', size, maxKeyBytes);
+  if (size > maxKeyBytes) throw new TooLargeError('key', size, maxKeyBytes, key);
   return size;
 }
 
