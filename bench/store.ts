@@ -4,8 +4,10 @@
  *
  * For each size: ops/s of get (concurrency 1 and 64) and of set (each fsync
  * mode, concurrency 1 and 64, overwriting random existing keys), 100-byte
- * JSON values. Then open time and RSS at the largest size (in a fresh child
- * process, bench/store-open.ts), and disk vs live bytes after churn.
+ * JSON values; and gets and sets over 1000 hot keys, the 1k-key rows' access
+ * pattern at every size. Open time and RSS at the largest size, right after
+ * populating it (in a fresh child process, bench/store-open.ts, reporting the
+ * RSS node and tsx had before the open too). Disk vs live bytes after churn.
  *
  * Flags: --sizes 1000,100000,1000000  --seconds 1.5  --churn 1000000  --dir /tmp/x
  */
@@ -59,11 +61,15 @@ async function populate(store: FileStore, n: number): Promise<void> {
 }
 
 /** Runs `op` from `concurrency` workers for the configured time; returns ops/s. */
-async function measure(concurrency: number, op: () => Promise<unknown>): Promise<number> {
+function measure(concurrency: number, op: () => Promise<unknown>): Promise<number> {
+  return measureFor(seconds, concurrency, op);
+}
+
+async function measureFor(forSeconds: number, concurrency: number, op: () => Promise<unknown>): Promise<number> {
   global.gc?.();
   let count = 0;
   const start = performance.now();
-  const deadline = start + seconds * 1000;
+  const deadline = start + forSeconds * 1000;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
@@ -78,11 +84,27 @@ async function measure(concurrency: number, op: () => Promise<unknown>): Promise
 
 type Row = { size: number; op: string; concurrency: number; opsPerSec: number };
 
+type Opened = { ms: number; rssBytes: number; baseRssBytes: number; heapBytes: number; keys: number };
+let opened: Opened | undefined;
+
+/**
+ * Open time and RSS in a fresh process, on the directory just after it was
+ * populated (one log of exactly n SET records), so the number does not
+ * depend on how many writes the timed runs got through.
+ */
+function measureOpen(dir: string): Opened {
+  const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'store-open.ts'), dir], {
+    encoding: 'utf8',
+  });
+  return JSON.parse(out) as Opened;
+}
+
 async function benchSize(n: number, rows: Row[]): Promise<void> {
   const dir = path.join(root, `size-${n}`);
   let store = await openFileStore({ dataDir: dir, fsync: 'never' });
   await populate(store, n);
   await store.close();
+  if (n === sizes[sizes.length - 1]) opened = measureOpen(dir);
   let w = 1;
   for (const mode of ['always', 'interval', 'never'] as FsyncMode[]) {
     store = await openFileStore({ dataDir: dir, fsync: mode });
@@ -92,10 +114,23 @@ async function benchSize(n: number, rows: Row[]): Promise<void> {
         rows.push({ size: n, op: 'get', concurrency: c, opsPerSec: ops });
         report(rows.at(-1) as Row);
       }
-      // The same gets over a hot set of 1000 keys: separates the algorithm's
-      // cost (flat: a Map lookup) from cache misses of random access over a big heap.
+      // The same gets over a hot set of 1000 keys: the access pattern of the
+      // 1k-key row at every size. Separates the algorithm's cost (flat: a Map
+      // lookup) from cache misses of random access over a big heap.
       const hot = await measure(1, () => store.get(keyOf(rand(Math.min(n, 1000)))));
       rows.push({ size: n, op: 'get (1k hot keys)', concurrency: 1, opsPerSec: hot });
+      report(rows.at(-1) as Row);
+    }
+    if (mode === 'never') {
+      // Overwrites of 1000 hot keys, likewise. Uniformly random overwrites at 1M
+      // keys also keep every new entry alive past the young generation (at 1k
+      // keys it is overwritten, and dies young, within a millisecond or two), so
+      // the garbage collector copies it out: a cost of the live set, not of the index.
+      const hot = await measure(64, () => {
+        const i = rand(Math.min(n, 1000));
+        return store.set(keyOf(i), value(i, w++));
+      });
+      rows.push({ size: n, op: `set fsync=never (1k hot keys)`, concurrency: 64, opsPerSec: hot });
       report(rows.at(-1) as Row);
     }
     for (const c of [1, 64]) {
@@ -141,18 +176,31 @@ async function churn(): Promise<{ keys: number; writes: number; diskBytes: numbe
   return { keys, writes: churnWrites, diskBytes: usage.diskBytes, liveBytes: usage.liveBytes, onDisk };
 }
 
+/**
+ * Runs every measured operation briefly on a throwaway store first, so the
+ * first size measured (1k keys) does not pay for JIT warm-up the later ones skip.
+ */
+async function warmUp(): Promise<void> {
+  const store = await openFileStore({ dataDir: path.join(root, 'warm-up'), fsync: 'never' });
+  await populate(store, 1000);
+  for (let round = 0; round < 2; round++) {
+    await measureFor(0.3, 64, () => store.get(keyOf(rand(1000))));
+    await measureFor(0.3, 64, () => {
+      const i = rand(1000);
+      return store.set(keyOf(i), value(i, round));
+    });
+  }
+  await store.close();
+}
+
 async function main(): Promise<void> {
   process.stderr.write(`kv store benchmark in ${root} (node ${process.version}, ${os.cpus().length} cpus)\n`);
+  await warmUp();
   const rows: Row[] = [];
   for (const n of sizes) await benchSize(n, rows);
 
   const largest = sizes[sizes.length - 1];
-  const openOut = execFileSync(
-    process.execPath,
-    ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'store-open.ts'), path.join(root, `size-${largest}`)],
-    { encoding: 'utf8' },
-  );
-  const opened = JSON.parse(openOut) as { ms: number; rssBytes: number; heapBytes: number; keys: number };
+  if (opened === undefined) throw new Error('open was not measured');
   const churned = await churn();
 
   const ops = [...new Set(rows.map((r) => `${r.op}|${r.concurrency}`))];
@@ -171,7 +219,9 @@ async function main(): Promise<void> {
   for (const l of lines.slice(1)) console.log(fmt(l));
   console.log();
   console.log(
-    `open ${opened.keys.toLocaleString('en-US')} keys: ${opened.ms.toFixed(0)} ms, RSS ${mb(opened.rssBytes)} (heap ${mb(opened.heapBytes)})`,
+    `open ${opened.keys.toLocaleString('en-US')} keys: ${opened.ms.toFixed(0)} ms, RSS ${mb(opened.rssBytes)} ` +
+      `(node + tsx before the open: ${mb(opened.baseRssBytes)}; added by the open: ${mb(opened.rssBytes - opened.baseRssBytes)}; ` +
+      `heap used ${mb(opened.heapBytes)})`,
   );
   console.log(
     `churn ${churned.writes.toLocaleString('en-US')} writes over ${churned.keys.toLocaleString('en-US')} keys: ` +

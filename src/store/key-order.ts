@@ -40,6 +40,17 @@ export function sortKey(key: string): string {
   return out;
 }
 
+/** The key whose sortKey() this is (the ranking is a bijection on code units). */
+export function keyOfSortKey(sk: string): string {
+  if (!needsRanking.test(sk)) return sk;
+  let out = '';
+  for (let i = 0; i < sk.length; i++) {
+    const r = sk.charCodeAt(i);
+    out += String.fromCharCode(r < 0xd800 ? r : r < 0xf800 ? r + 0x800 : r - 0x2000);
+  }
+  return out;
+}
+
 /** Plain code-unit comparison, for use on sortKey() results. */
 export function compareSortKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -360,16 +360,32 @@ describe('file engine: compaction', () => {
     let store = await openFileStore({ dataDir, fsync: 'never', compaction: { minBytes: 8 * 1024 * 1024, deadToLiveRatio: 1 } });
     // ~8 MiB of live data (8 snapshot chunks), overwritten until a compaction starts.
     const big = 'b'.repeat(2000);
+    const model = new Map<string, string | number>();
     let writesDuring = 0;
     let version = 0;
     while (writesDuring === 0 && version < 10) {
       version++;
       for (let i = 0; i < 4000; i += 100) {
-        await Promise.all(Array.from({ length: 100 }, (_, j) => store.set(`k${i + j}`, `${big}${version}`)));
+        await Promise.all(
+          Array.from({ length: 100 }, (_, j) => {
+            model.set(`k${i + j}`, `${big}${version}`);
+            return store.set(`k${i + j}`, `${big}${version}`);
+          }),
+        );
         while (store.diskUsage.compacting) {
           await store.set(`during-${writesDuring}`, writesDuring);
+          model.set(`during-${writesDuring}`, writesDuring);
           expect((await store.get('k0'))?.value).toBe(`${big}${version}`);
           expect((await store.get(`during-${writesDuring}`))?.value).toBe(writesDuring);
+          // Overwrite and delete keys the snapshot being written holds: it must keep their old entries.
+          const victim = `k${1 + (writesDuring % 3999)}`;
+          if (writesDuring % 3 === 0) {
+            await store.delete(victim);
+            model.delete(victim);
+          } else {
+            await store.set(victim, `changed ${writesDuring}`);
+            model.set(victim, `changed ${writesDuring}`);
+          }
           writesDuring++;
         }
       }
@@ -377,9 +393,8 @@ describe('file engine: compaction', () => {
     expect(writesDuring).toBeGreaterThan(0);
     await store.close();
     store = await openFileStore({ dataDir });
-    expect((await store.get(`during-${writesDuring - 1}`))?.value).toBe(writesDuring - 1);
-    expect((await store.get('k3999'))?.value).toBe(`${big}${version}`);
-    expect((await store.listKeys()).keys).toHaveLength(4000 + writesDuring);
+    expect((await store.listKeys()).keys).toHaveLength(model.size);
+    for (const [k, v] of model) expect((await store.get(k))?.value).toBe(v);
     await store.close();
   });
 

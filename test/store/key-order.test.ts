@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { compareKeys, compareSortKeys, sortKey } from '../../src/store/key-order';
+import { compareKeys, compareSortKeys, keyOfSortKey, sortKey } from '../../src/store/key-order';
 
 const sign = (n: number): number => Math.sign(n);
 const utf8Order = (a: string, b: string): number => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
@@ -36,6 +36,15 @@ describe('key order', () => {
       fc.property(key, key, (p, k) => {
         expect(sortKey(k).startsWith(sortKey(p))).toBe(k.startsWith(p));
       }),
+    );
+  });
+
+  test('keyOfSortKey undoes sortKey, so the index can keep sort keys alone', () => {
+    fc.assert(
+      fc.property(key, (k) => {
+        expect(keyOfSortKey(sortKey(k))).toBe(k);
+      }),
+      { numRuns: 5000 },
     );
   });
 

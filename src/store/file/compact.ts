@@ -5,9 +5,9 @@
  *
  * Steps, and why a crash at any point recovers correctly:
  *   1. at a batch boundary, seal the active log N (fdatasync) and start log
- *      N+2; take an O(1) clone of the index: the state as of the end of N.
+ *      N+2; take an O(1) frozen view of the index: the state as of the end of N.
  *      Crash: N and N+2 replay in order.
- *   2. write the clone to snap-(N+1).snap.tmp in chunks, yielding between
+ *   2. write the view to snap-(N+1).snap.tmp in chunks, yielding between
  *      them; fdatasync. Crash: *.tmp is ignored and deleted at open.
  *   3. rename to snap-(N+1).snap, fsync the directory. Crash: open starts at
  *      the snapshot (it holds everything up to N) and replays N+2; files
@@ -112,6 +112,7 @@ export class Compactor {
       fs.renameSync(tmpPath, dataFilePath(this.dir, name));
       syncDirectory(this.dir);
     } catch (err) {
+      this.index.release(snapshot);
       fs.rmSync(tmpPath, { force: true });
       if (!(err instanceof CompactionStopped)) {
         this.logger.error({ err }, 'compaction failed; will retry after a backoff');
@@ -145,29 +146,22 @@ export class Compactor {
         // The await above yields to the event loop; this is where close() gets a say.
         if (this.stopping) throw new CompactionStopped();
       };
-      for (const e of snapshot.values()) {
-        const size = e.recordBytes;
+      for (const [key, e] of snapshot.entries()) {
+        const keyBytes = Buffer.byteLength(key, 'utf8');
+        const valueBytes = Buffer.byteLength(e.valueJson, 'utf8');
+        const size = setRecordSize(keyBytes, valueBytes);
         if (used + size > chunk.length) {
           await flush();
           if (size > chunk.length) chunk = Buffer.allocUnsafe(size);
         }
-        const keyBytes = Buffer.byteLength(e.key, 'utf8');
-        used = writeSetRecord(
-          chunk,
-          used,
-          e.modRevision,
-          e.createRevision,
-          e.version,
-          e.key,
-          keyBytes,
-          e.valueJson,
-          size - setRecordSize(keyBytes, 0),
-        );
+        used = writeSetRecord(chunk, used, e.modRevision, e.createRevision, e.version, key, keyBytes, e.valueJson, valueBytes);
       }
       await flush();
       await fh.datasync();
       return position;
     } finally {
+      // Writes stop saving old entries for the view once it is no longer read.
+      this.index.release(snapshot);
       await fh.close();
     }
   }

@@ -118,7 +118,7 @@ export class GroupCommit {
     let revision = index.revision;
     let bytes = 0;
     /** Per op: the record to write (if any) and how to settle it after commit. */
-    const plan: Array<{ entry?: IndexEntry; deleteAt?: number; clearAt?: number; settle: () => void }> = [];
+    const plan: Array<{ entry?: IndexEntry; recordBytes?: number; deleteAt?: number; clearAt?: number; settle: () => void }> = [];
 
     for (const op of batch) {
       if (op.kind === 'clear') {
@@ -149,16 +149,14 @@ export class GroupCommit {
         const r = ++revision;
         const size = setRecordSize(op.keyBytes, op.valueBytes);
         const entry: IndexEntry = {
-          key: op.key,
           valueJson: op.valueJson,
           createRevision: cur === undefined ? r : cur.createRevision,
           modRevision: r,
           version: cur === undefined ? 1 : cur.version + 1,
-          recordBytes: size,
         };
         overlay.set(op.key, entry);
         bytes += size;
-        plan.push({ entry, settle: () => op.resolve({ revision: r }) });
+        plan.push({ entry, recordBytes: size, settle: () => op.resolve({ revision: r }) });
       } else if (cur === undefined) {
         const r = revision;
         plan.push({ settle: () => op.resolve({ deleted: false, revision: r }) });
@@ -196,7 +194,7 @@ export class GroupCommit {
       for (let i = 0; i < batch.length; i++) {
         const op = batch[i];
         const p = plan[i];
-        if (p.entry !== undefined) index.put(p.entry);
+        if (op.kind === 'set' && p.entry !== undefined) index.put(op.key, p.entry, p.recordBytes ?? 0);
         else if (op.kind === 'delete' && p.deleteAt !== undefined) index.remove(op.key);
         else if (op.kind === 'clear' && p.clearAt !== undefined) index.removePrefix(op.prefix);
       }

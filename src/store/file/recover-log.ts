@@ -105,12 +105,10 @@ function replayRecords(
       if (record.revision > state.revision) state.revision = record.revision;
       if (record.type === RecordType.Set) {
         entries.set(record.key, {
-          key: record.key,
           valueJson: record.valueJson,
           createRevision: record.createRevision,
           modRevision: record.revision,
           version: record.version,
-          recordBytes: record.size,
         });
       } else if (record.type === RecordType.Delete) {
         entries.delete(record.key);

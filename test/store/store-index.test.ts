@@ -1,0 +1,48 @@
+import fc from 'fast-check';
+import { type IndexEntry, StoreIndex, entryRecordBytes } from '../../src/store/file/store-index';
+
+const keys = fc.constantFrom('a', 'a/1', 'a/2', 'b', 'b/\u{1f600}', 'b/\ufffd', 'c', '\u00e9');
+type Op = { kind: 'put'; key: string; v: number } | { kind: 'remove'; key: string } | { kind: 'clear'; prefix: string } | { kind: 'snapshot' };
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), key: keys, v: fc.nat(1000) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), key: keys }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('clear' as const), prefix: fc.constantFrom('', 'a', 'b/', 'z') }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'snapshot' as const }) },
+);
+
+const codePointOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+describe('store index', () => {
+  test('a snapshot reads the state it was taken at, whatever changes follow; live bytes stay exact', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const index = StoreIndex.fromEntries(new Map(), 0);
+        const model = new Map<string, IndexEntry>();
+        let view: { snapshot: ReturnType<StoreIndex['snapshot']>; expected: Array<[string, IndexEntry]> } | undefined;
+        let revision = 0;
+        for (const o of ops) {
+          if (o.kind === 'put') {
+            const entry: IndexEntry = { valueJson: JSON.stringify(o.v), createRevision: 1, modRevision: ++revision, version: 1 };
+            index.put(o.key, entry, entryRecordBytes(o.key, entry));
+            model.set(o.key, entry);
+          } else if (o.kind === 'remove') {
+            index.remove(o.key);
+            model.delete(o.key);
+          } else if (o.kind === 'clear') {
+            index.removePrefix(o.prefix);
+            for (const k of [...model.keys()]) if (k.startsWith(o.prefix)) model.delete(k);
+          } else {
+            if (view !== undefined) index.release(view.snapshot);
+            view = { snapshot: index.snapshot(), expected: [...model].sort(([a], [b]) => codePointOrder(a, b)) };
+          }
+        }
+        if (view !== undefined) expect([...view.snapshot.entries()]).toEqual(view.expected);
+        expect(index.list('', undefined, Infinity).keys).toEqual([...model.keys()].sort(codePointOrder));
+        let live = 0;
+        for (const [k, e] of model) live += entryRecordBytes(k, e);
+        expect(index.liveBytes).toBe(live);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
