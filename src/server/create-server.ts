@@ -4,6 +4,7 @@ import { ClearRequest, DeleteRequest, GetRequest, KeyValueServiceService, ListKe
 import type { KeyValueStore } from '../store/key-value-store';
 import type { Logger } from '../logger';
 import { withStrictDecoding } from './decode-request';
+import { encodeGetResponse } from './encode-get-response';
 import { createKeyValueService } from './key-value-service';
 import { addReflection } from './reflection';
 
@@ -41,7 +42,10 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
     listKeys: ListKeysRequest,
     clear: ClearRequest,
   });
-  server.addService(definition, createKeyValueService(store, logger));
+  server.addService(
+    { ...definition, get: { ...definition.get, responseSerialize: encodeGetResponse } },
+    createKeyValueService(store, logger),
+  );
   addReflection(server);
   const health = addHealth(server);
 
