@@ -70,7 +70,8 @@ export interface SetRequest {
   key: string;
   /**
    * The JSON value to store; required. JSON null is a value. At most the
-   * value size limit (default 1 MiB) once JSON-encoded.
+   * value size limit (default 1 MiB) once JSON-encoded, and nested at most
+   * about 32 levels deep (protobuf's decoding recursion limit).
    */
   value:
     | any
@@ -1154,7 +1155,8 @@ export const KeyValueServiceService = {
    * (with the default fsync mode "always").
    *
    * Errors: INVALID_ARGUMENT if the value is missing (JSON null is a value,
-   * an absent field is not), or the key or value breaks a limit; ABORTED if
+   * an absent field is not), the key or value breaks a limit, a number is
+   * NaN or infinite, or expected_revision is negative; ABORTED if
    * expected_revision is set and does not match the key's mod_revision (the
    * message names the current mod_revision).
    */
@@ -1232,7 +1234,8 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * (with the default fsync mode "always").
    *
    * Errors: INVALID_ARGUMENT if the value is missing (JSON null is a value,
-   * an absent field is not), or the key or value breaks a limit; ABORTED if
+   * an absent field is not), the key or value breaks a limit, a number is
+   * NaN or infinite, or expected_revision is negative; ABORTED if
    * expected_revision is set and does not match the key's mod_revision (the
    * message names the current mod_revision).
    */
@@ -1289,7 +1292,8 @@ export interface KeyValueServiceClient extends Client {
    * (with the default fsync mode "always").
    *
    * Errors: INVALID_ARGUMENT if the value is missing (JSON null is a value,
-   * an absent field is not), or the key or value breaks a limit; ABORTED if
+   * an absent field is not), the key or value breaks a limit, a number is
+   * NaN or infinite, or expected_revision is negative; ABORTED if
    * expected_revision is set and does not match the key's mod_revision (the
    * message names the current mod_revision).
    */

@@ -212,7 +212,8 @@ type SetRequest struct {
 	// bytes).
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// The JSON value to store; required. JSON null is a value. At most the
-	// value size limit (default 1 MiB) once JSON-encoded.
+	// value size limit (default 1 MiB) once JSON-encoded, and nested at most
+	// about 32 levels deep (protobuf's decoding recursion limit).
 	Value *structpb.Value `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// If set, write only if the key's current mod_revision equals this;
 	// 0 means "only if the key does not exist". A mismatch is ABORTED.

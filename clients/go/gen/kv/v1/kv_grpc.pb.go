@@ -53,7 +53,8 @@ type KeyValueServiceClient interface {
 	// (with the default fsync mode "always").
 	//
 	// Errors: INVALID_ARGUMENT if the value is missing (JSON null is a value,
-	// an absent field is not), or the key or value breaks a limit; ABORTED if
+	// an absent field is not), the key or value breaks a limit, a number is
+	// NaN or infinite, or expected_revision is negative; ABORTED if
 	// expected_revision is set and does not match the key's mod_revision (the
 	// message names the current mod_revision).
 	Set(ctx context.Context, in *SetRequest, opts ...grpc.CallOption) (*SetResponse, error)
@@ -157,7 +158,8 @@ type KeyValueServiceServer interface {
 	// (with the default fsync mode "always").
 	//
 	// Errors: INVALID_ARGUMENT if the value is missing (JSON null is a value,
-	// an absent field is not), or the key or value breaks a limit; ABORTED if
+	// an absent field is not), the key or value breaks a limit, a number is
+	// NaN or infinite, or expected_revision is negative; ABORTED if
 	// expected_revision is set and does not match the key's mod_revision (the
 	// message names the current mod_revision).
 	Set(context.Context, *SetRequest) (*SetResponse, error)
