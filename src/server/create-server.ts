@@ -42,12 +42,19 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
     listKeys: ListKeysRequest,
     clear: ClearRequest,
   });
-  server.addService(
-    { ...definition, get: { ...definition.get, responseSerialize: encodeGetResponse } },
-    createKeyValueService(store, logger),
-  );
   addReflection(server);
   const health = addHealth(server);
+  let storeFailed = false;
+  const onStoreFailed = (): void => {
+    if (storeFailed) return;
+    storeFailed = true;
+    logger.error('the store refuses writes until restarted; health is NOT_SERVING');
+    health.set('NOT_SERVING');
+  };
+  server.addService(
+    { ...definition, get: { ...definition.get, responseSerialize: encodeGetResponse } },
+    createKeyValueService(store, logger, onStoreFailed),
+  );
 
   return {
     listen: (address) =>

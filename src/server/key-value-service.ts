@@ -1,6 +1,7 @@
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import type { KeyValueServiceServer } from '../gen/kv/v1/kv';
 import type { KeyValueStore, JsonValue } from '../store/key-value-store';
+import { StoreError } from '../store/errors';
 import type { Logger } from '../logger';
 import { toStatus } from './to-status';
 import { InvalidArgumentError, KeyNotFoundError } from './service-errors';
@@ -14,7 +15,12 @@ const MAX_PAGE_SIZE = 1000;
  * against the limits lives in the store; here only what is protobuf-shaped
  * (a missing value, paging fields) is checked.
  */
-export function createKeyValueService(store: KeyValueStore, logger: Logger): KeyValueServiceServer {
+export function createKeyValueService(
+  store: KeyValueStore,
+  logger: Logger,
+  /** Called when the store reports it can no longer write, so health can say NOT_SERVING. */
+  onStoreFailed: () => void = () => undefined,
+): KeyValueServiceServer {
   const unary =
     <Req, Res>(handle: (request: Req) => Promise<Res>) =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
@@ -23,7 +29,10 @@ export function createKeyValueService(store: KeyValueStore, logger: Logger): Key
       if (request instanceof InvalidArgumentError) return callback(toStatus(request, logger));
       handle(request).then(
         (response) => callback(null, response),
-        (error: unknown) => callback(toStatus(error, logger)),
+        (error: unknown) => {
+          if (error instanceof StoreError && error.code === 'FAILED') onStoreFailed();
+          callback(toStatus(error, logger));
+        },
       );
     };
 

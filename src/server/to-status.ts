@@ -18,6 +18,8 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   CLOSED: status.UNAVAILABLE,
   CORRUPT: status.DATA_LOSS,
   LOCKED: status.UNAVAILABLE,
+  // The store refuses writes until a restart; other replicas (or a restart) can serve.
+  FAILED: status.UNAVAILABLE,
 };
 
 /** The one place where errors become gRPC statuses. Anything unexpected is logged and hidden. */

@@ -11,7 +11,8 @@ export type StoreErrorCode =
   | 'REVISION_MISMATCH'
   | 'CLOSED'
   | 'CORRUPT'
-  | 'LOCKED';
+  | 'LOCKED'
+  | 'FAILED';
 
 export abstract class StoreError extends Error {
   abstract readonly code: StoreErrorCode;
@@ -89,4 +90,23 @@ export class CorruptDataError extends StoreError {
 /** The data directory is owned by another process. */
 export class LockedError extends StoreError {
   readonly code = 'LOCKED';
+}
+
+/**
+ * The store can no longer write safely (a write or fdatasync of its log
+ * failed, so the log's tail is unknown; or its owner called fail(), e.g. on
+ * losing the directory lock). Every later write gets this error; reads keep
+ * working. Only a restart (which recovers from what is on disk) clears it.
+ */
+export class StoreFailedError extends StoreError {
+  readonly code = 'FAILED';
+  constructor(
+    /** The file (or directory) the failure happened on. */
+    readonly file: string,
+    cause: Error,
+  ) {
+    super(`the store stopped accepting writes after an I/O error on ${file}: ${cause.message}; restart the server`, {
+      cause,
+    });
+  }
 }

@@ -22,13 +22,18 @@ export function validateKey(key: string, maxKeyBytes: number): number {
   return size;
 }
 
-/** Checks a list/clear prefix: empty is fine (everything), a lone surrogate is not. */
-export function validatePrefix(prefix: string | undefined, what = 'prefix'): string {
-  if (prefix === undefined) return '';
-  if (typeof prefix !== 'string' || loneSurrogate.test(prefix)) {
-    throw new InvalidKeyError(`${what} ${JSON.stringify(prefix)} is not valid Unicode text`);
+/**
+ * Checks a prefix or paging cursor: empty is fine (everything), a lone
+ * surrogate is not. `option` names it as a store user passes it, e.g.
+ * "listKeys option startAfter", so the message points at the argument to fix.
+ */
+export function validatePrefix(value: string | undefined, option: string): string {
+  if (value === undefined) return '';
+  if (typeof value !== 'string') throw new InvalidKeyError(`${option} must be a string, got ${typeof value}`);
+  if (loneSurrogate.test(value)) {
+    throw new InvalidKeyError(`${option} ${JSON.stringify(value)} is not valid Unicode text (it has a lone surrogate)`);
   }
-  return prefix;
+  return value;
 }
 
 /**

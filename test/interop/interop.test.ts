@@ -4,7 +4,8 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findTool } from '../support/find-tool';
-import { REPO_ROOT, makeTempDir, startServer } from '../support/server-process';
+import { REPO_ROOT, startServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
 import { runSdkScenario } from './sdk-scenario';
 
 /**
@@ -87,7 +88,7 @@ describe('one scenario, four clients, one transcript', () => {
     'the Go example (clients/go/cmd/kv-example)',
     missingTools(['go']),
     async () => {
-      const binDir = await makeTempDir('kv-go-example-');
+      const binDir = makeTempDir('kv-go-example-');
       try {
         const binary = path.join(binDir, 'kv-example');
         // Built here, not only vetted in CI, so the test runs the code a user would.

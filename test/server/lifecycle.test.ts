@@ -1,7 +1,9 @@
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KvClient, KvError } from '@kv/client';
-import { makeTempDir, runServerToExit, startServer } from '../support/server-process';
+import { runServerToExit, startServer } from '../support/server-process';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+import { healthOf } from '../support/health';
 
 test('data survives a restart, and a SIGKILL', async () => {
   const first = await startServer();
@@ -73,8 +75,27 @@ test('a second server on the same data directory exits 1 with one clear line', a
   await owner.stop();
 });
 
+test('if the directory lock is lost, writes are refused as UNAVAILABLE, reads go on and health says NOT_SERVING', async () => {
+  const server = await startServer();
+  const kv = new KvClient(server.address, { retry: { attempts: 1 } });
+  await kv.set('before', 1);
+  // Someone removes the lock by hand: another server could now open the directory and append to the same log.
+  await rm(path.join(server.dataDir, 'LOCK'), { recursive: true, force: true });
+  const refused = await pollUntil(
+    'the store to notice the lost lock (at its next lock refresh)',
+    () => kv.set('after', 2).then(() => undefined, (error: unknown) => error as KvError),
+    20_000,
+  );
+  expect(refused.reason).toBe('UNAVAILABLE');
+  expect(refused.message).toContain('restart the server');
+  expect((await kv.get('before'))?.value).toBe(1);
+  expect(await healthOf(server.address)).toBe('NOT_SERVING');
+  kv.close();
+  await server.stop();
+});
+
 test('a data directory that cannot be used exits 1 with one line', async () => {
-  const parent = await makeTempDir();
+  const parent = makeTempDir();
   const file = path.join(parent, 'not-a-directory');
   await writeFile(file, 'x');
   const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', path.join(file, 'data')]);
@@ -107,7 +128,7 @@ describe('flags and environment', () => {
   });
 
   test('environment variables configure the server and flags override them', async () => {
-    const dataDir = await makeTempDir();
+    const dataDir = makeTempDir();
     const server = await startServer({ dataDir, env: { KV_MAX_KEY_BYTES: '8', KV_FSYNC: 'never' } });
     expect(server.output()).toContain('fsync never');
     const kv = new KvClient(server.address);

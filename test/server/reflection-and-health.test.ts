@@ -1,8 +1,9 @@
 import path from 'node:path';
-import { credentials, loadPackageDefinition, type ClientDuplexStream, type ClientReadableStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, type ClientDuplexStream, type ClientReadableStream, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { load } from '@grpc/proto-loader';
 import { FileDescriptorProto } from 'protobufjs/ext/descriptor';
 import { startServer, REPO_ROOT, type RunningServer } from '../support/server-process';
+import { healthClient, healthOf } from '../support/health';
 
 let server: RunningServer;
 
@@ -14,12 +15,12 @@ afterAll(async () => {
   await server.stop();
 });
 
-async function clientFor(protoFile: string, serviceName: string, address = server.address): Promise<InstanceType<ServiceClientConstructor>> {
+async function clientFor(protoFile: string, serviceName: string): Promise<InstanceType<ServiceClientConstructor>> {
   const definition = await load(protoFile, { keepCase: true, longs: Number, enums: String, defaults: true });
   let node: unknown = loadPackageDefinition(definition);
   for (const part of serviceName.split('.')) node = (node as GrpcObject)[part];
   const Client = node as ServiceClientConstructor;
-  return new Client(address, credentials.createInsecure());
+  return new Client(server.address, credentials.createInsecure());
 }
 
 interface ReflectionResponse {
@@ -64,24 +65,13 @@ test.each(['v1', 'v1alpha'] as const)('reflection %s describes the service with 
 });
 
 test('health reports SERVING for the server and for kv.v1.KeyValueService', async () => {
-  const proto = path.join(REPO_ROOT, 'node_modules/grpc-health-check/proto/health/v1/health.proto');
-  const client = await clientFor(proto, 'grpc.health.v1.Health');
-  const check = (service: string): Promise<string> =>
-    new Promise((resolve, reject) =>
-      (client as unknown as { Check(r: object, cb: (e: ServiceError | null, r: { status: string }) => void): void }).Check(
-        { service },
-        (error, response) => (error ? reject(error) : resolve(response.status)),
-      ),
-    );
-  expect(await check('')).toBe('SERVING');
-  expect(await check('kv.v1.KeyValueService')).toBe('SERVING');
-  client.close();
+  expect(await healthOf(server.address, '')).toBe('SERVING');
+  expect(await healthOf(server.address, 'kv.v1.KeyValueService')).toBe('SERVING');
 });
 
 test('on SIGTERM health watchers see NOT_SERVING and their streams end, so they do not hold up the shutdown', async () => {
   const draining = await startServer({ args: ['--shutdown-grace-ms', '60000'] });
-  const proto = path.join(REPO_ROOT, 'node_modules/grpc-health-check/proto/health/v1/health.proto');
-  const client = await clientFor(proto, 'grpc.health.v1.Health', draining.address);
+  const client = healthClient(draining.address);
   const watch = (client as unknown as { Watch(r: object): ClientReadableStream<{ status: string }> }).Watch({ service: 'kv.v1.KeyValueService' });
   const seen: string[] = [];
   let exit: Promise<number | null> | undefined;

@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { openFileStore } from '../../src/store/file';
-import { pollUntil, tempDataDirs } from './temp-data-dir';
+import type { Entry } from '../../src/store/key-value-store';
+import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
@@ -42,35 +43,58 @@ async function runAndKill(dataDir: string, mode: string): Promise<Ack[]> {
   return acks;
 }
 
-/** Checks the reopened store against everything ever acknowledged in this directory. */
+/**
+ * Checks the reopened store against everything ever acknowledged in this
+ * directory, exactly. Each change takes the next revision and the log is
+ * replayed as a prefix, so the store holds every change up to its revision,
+ * acknowledged or not. The test knows the acknowledged ones; the revisions in
+ * between ("unknown") are sets or clears whose acknowledgement the kill cut off.
+ * A c/ key may therefore be missing only if a clear came after its last
+ * acknowledged set: an acknowledged one, or an unknown revision — and an
+ * unknown clear there removed every c/ key created before it.
+ */
 async function verify(dataDir: string, acks: Ack[]): Promise<number> {
   const store = await openFileStore({ dataDir });
   try {
     const lastSet = new Map<string, Extract<Ack, { type: 'S' }>>();
+    const acked = new Set<number>();
     let lastClear = 0;
     let maxRevision = 0;
     for (const a of acks) {
+      acked.add(a.revision);
       maxRevision = Math.max(maxRevision, a.revision);
       if (a.type === 'C') lastClear = Math.max(lastClear, a.revision);
       else if ((lastSet.get(a.key)?.revision ?? 0) < a.revision) lastSet.set(a.key, a);
     }
     expect(store.revision).toBeGreaterThanOrEqual(maxRevision);
-    // An acknowledged c/ write may be gone only by a clear that was in flight at
-    // the kill; that clear then removed every c/ key older than it.
-    let missingCleared = 0;
+    const present = new Map<string, Entry>();
+    for (const key of (await store.listKeys()).keys) present.set(key, (await store.get(key)) as Entry);
+    // Revisions that are visibly sets (a present key's modRevision) are no clear.
+    const setRevisions = new Set([...present.values()].map((e) => e.modRevision));
+    for (const e of present.values()) {
+      // A newer value than the last acknowledged one can only come from an unacknowledged set.
+      const a = lastSet.get(e.key);
+      if (a === undefined || e.modRevision > a.revision) expect(acked.has(e.modRevision)).toBe(false);
+      if (e.key.startsWith('c/')) expect(e.createRevision).toBeGreaterThan(lastClear);
+    }
+    let newestMissing = 0;
     for (const [key, a] of lastSet) {
-      const e = await store.get(key);
-      if (key.startsWith('c/') && (e === undefined || a.revision <= lastClear)) {
-        if (e === undefined && a.revision > lastClear) missingCleared = Math.max(missingCleared, a.revision);
+      const e = present.get(key);
+      if (e === undefined) {
+        expect(key.startsWith('c/')).toBe(true); // only clears remove keys
+        if (a.revision > lastClear) newestMissing = Math.max(newestMissing, a.revision);
         continue;
       }
-      expect(e).toBeDefined();
-      expect(e?.modRevision).toBeGreaterThanOrEqual(a.revision);
-      if (e?.modRevision === a.revision) expect(e.value).toEqual(a.value);
+      expect(e.modRevision).toBeGreaterThanOrEqual(a.revision);
+      if (e.modRevision === a.revision) expect(e.value).toEqual(a.value);
     }
-    for (const key of (await store.listKeys({ prefix: 'c/' })).keys) {
-      const e = await store.get(key);
-      expect(e?.createRevision).toBeGreaterThan(Math.max(lastClear, missingCleared));
+    if (newestMissing > 0) {
+      // The earliest revision after it that could be an unacknowledged clear; a later one
+      // would only demand more of the keys present.
+      let clear = newestMissing + 1;
+      while (clear <= store.revision && (acked.has(clear) || setRevisions.has(clear))) clear++;
+      expect(clear).toBeLessThanOrEqual(store.revision);
+      for (const e of present.values()) if (e.key.startsWith('c/')) expect(e.createRevision).toBeGreaterThan(clear);
     }
     return lastSet.size;
   } finally {
@@ -101,6 +125,26 @@ describe('file engine: SIGKILL during writes', () => {
     // Compaction really ran: a snapshot replaced the first log.
     expect(fs.readdirSync(dataDir).some((f) => f.endsWith('.snap'))).toBe(true);
     expect(fs.existsSync(path.join(dataDir, 'wal-0000000000000001.log'))).toBe(false);
+  });
+
+  test('verify() notices a lost acknowledged c/ write even when it was the newest c/ write', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir });
+    await store.set('c/1', { n: 1 }); // 1
+    await store.clear({ prefix: 'c/' }); // 2
+    await store.set('a/1', { n: 2 }); // 3: where the child says c/9 went
+    await store.set('a/1', { n: 3 }); // 4: hides revision 3
+    await store.set('a/2', { n: 4 }); // 5
+    await store.close();
+    const told: Ack[] = [
+      { type: 'S', revision: 1, key: 'c/1', value: { n: 1 } },
+      { type: 'C', revision: 2, prefix: 'c/' },
+      { type: 'S', revision: 3, key: 'c/9', value: { n: 2 } },
+      { type: 'S', revision: 5, key: 'a/2', value: { n: 4 } },
+    ];
+    await expect(verify(dataDir, told)).rejects.toThrow();
+    // With the truth it passes, also when the kill cut off the acknowledgements of a/1.
+    await verify(dataDir, [told[0], told[1], told[3]]);
   });
 
   test('clears are atomic and acknowledged clears and sets survive 6 kills', async () => {

@@ -3,11 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import pino from 'pino';
-import { CorruptDataError, LockedError } from '../../src/store/errors';
+import { CorruptDataError, LockedError, StoreClosedError, StoreFailedError } from '../../src/store/errors';
 import { type FileStore, type FileStoreOptions, openFileStore } from '../../src/store/file';
+import { BATCH_RECORD_SIZE, FILE_HEADER_SIZE, RecordType } from '../../src/store/file/record-codec';
 import type { JsonValue } from '../../src/store/key-value-store';
 import { runStoreContract } from './store-contract';
-import { pollUntil, tempDataDirs } from './temp-data-dir';
+import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
@@ -28,6 +29,21 @@ function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, u
 
 function logFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => n.endsWith('.log')).sort();
+}
+
+/** Where each batch of a log starts and ends, and where its records start (docs/storage-format.md). */
+function batchesOf(bytes: Buffer): Array<{ start: number; end: number; records: number[] }> {
+  const batches: Array<{ start: number; end: number; records: number[] }> = [];
+  let at = FILE_HEADER_SIZE;
+  while (at < bytes.length) {
+    expect(bytes[at + 8]).toBe(RecordType.Batch);
+    const end = at + BATCH_RECORD_SIZE + bytes.readUInt32LE(at + 17);
+    const records: number[] = [];
+    for (let r = at + BATCH_RECORD_SIZE; r < end; r += 8 + bytes.readUInt32LE(r + 4)) records.push(r);
+    batches.push({ start: at, end, records });
+    at = end;
+  }
+  return batches;
 }
 
 function dataBytes(dir: string): number {
@@ -232,8 +248,9 @@ describe('file engine: damaged logs', () => {
     await writeSome(dataDir, 10);
     const file = path.join(dataDir, logFiles(dataDir)[0]);
     const bytes = fs.readFileSync(file);
-    const recordSize = (bytes.length - 24) / 10;
-    const fifthRecord = 24 + 4 * recordSize;
+    const batches = batchesOf(bytes);
+    expect(batches).toHaveLength(10); // one awaited set per batch
+    const fifthRecord = batches[4].records[0];
     bytes[fifthRecord + 40] ^= 0x01;
     fs.writeFileSync(file, bytes);
     const err = await openFileStore({ dataDir }).catch((e: unknown) => e);
@@ -269,13 +286,231 @@ describe('file engine: damaged logs', () => {
   });
 });
 
+describe('file engine: power loss inside a batch', () => {
+  /** Three batches of 20 sets (a/*, b/*, c/*): each Promise.all is queued at once, so it commits as one batch. */
+  async function writeThreeBatches(dataDir: string, fsync: 'always' | 'never'): Promise<{ file: string; bytes: Buffer }> {
+    const store = await openFileStore({ dataDir, fsync });
+    for (const space of ['a', 'b', 'c']) {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.set(`${space}/${i}`, { i, pad: 'x'.repeat(40) })));
+    }
+    await store.close();
+    const file = path.join(dataDir, logFiles(dataDir)[0]);
+    const bytes = fs.readFileSync(file);
+    const batches = batchesOf(bytes);
+    expect(batches.map((b) => b.records.length)).toEqual([20, 20, 20]);
+    return { file, bytes };
+  }
+
+  /** Zeros records 5..9 of a batch, as if those pages never reached the disk while later ones did. */
+  function losePagesInside(bytes: Buffer, batch: { records: number[] }): number {
+    const from = batch.records[5];
+    bytes.fill(0, from, batch.records[10]);
+    return from;
+  }
+
+  test('fsync=always: damage inside the final batch with its later records intact is a torn tail: the batch is dropped, earlier ones kept', async () => {
+    const dataDir = dirs.make();
+    const { file, bytes } = await writeThreeBatches(dataDir, 'always');
+    const last = batchesOf(bytes)[2];
+    losePagesInside(bytes, last);
+    fs.writeFileSync(file, bytes);
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({ dataDir, logger });
+    expect((await store.listKeys({ prefix: 'a/' })).keys).toHaveLength(20);
+    expect((await store.listKeys({ prefix: 'b/' })).keys).toHaveLength(20);
+    // None of the batch: not even its records before the damage, nor its intact ones after it.
+    expect((await store.listKeys({ prefix: 'c/' })).keys).toEqual([]);
+    expect(store.revision).toBe(40);
+    const warning = lines.find((l) => l.level === 40 && String(l.msg).includes('torn'));
+    expect(warning).toMatchObject({ file, offset: last.start, damageOffset: last.records[5] });
+    expect(String(warning?.msg)).toContain(`offset ${last.start}`);
+    expect(fs.statSync(file).size).toBe(last.start);
+    expect(await store.set('after', 1)).toEqual({ revision: 41 });
+    await store.close();
+    const again = await openFileStore({ dataDir });
+    expect(again.revision).toBe(41);
+    expect((await again.listKeys()).keys).toHaveLength(41);
+    await again.close();
+  });
+
+  test('fsync=always: the same damage in a batch that a later batch follows refuses to open, naming file and offset', async () => {
+    const dataDir = dirs.make();
+    const { file, bytes } = await writeThreeBatches(dataDir, 'always');
+    const middle = batchesOf(bytes)[1];
+    const damageAt = losePagesInside(bytes, middle);
+    fs.writeFileSync(file, bytes);
+    const err = await openFileStore({ dataDir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CorruptDataError);
+    expect(err).toMatchObject({ code: 'CORRUPT', file, offset: damageAt });
+    expect((err as Error).message).toContain(`offset ${damageAt}`);
+    expect(fs.readFileSync(file)).toEqual(bytes);
+  });
+
+  test('fsync=always: a lost BATCH record of the final batch is a torn tail too', async () => {
+    const dataDir = dirs.make();
+    const { file, bytes } = await writeThreeBatches(dataDir, 'always');
+    const last = batchesOf(bytes)[2];
+    bytes.fill(0, last.start, last.records[0]);
+    fs.writeFileSync(file, bytes);
+    const store = await openFileStore({ dataDir });
+    expect(store.revision).toBe(40);
+    expect((await store.listKeys({ prefix: 'c/' })).keys).toEqual([]);
+    await store.close();
+  });
+
+  test('fsync=never: damage in a batch followed only by batches written before the next fdatasync drops them all, keeping a prefix', async () => {
+    const dataDir = dirs.make();
+    // Never synced between batches: every BATCH record says only the header was durable.
+    const { file, bytes } = await writeThreeBatches(dataDir, 'never');
+    const [first, middle] = batchesOf(bytes);
+    losePagesInside(bytes, middle);
+    fs.writeFileSync(file, bytes);
+    const store = await openFileStore({ dataDir });
+    expect(store.revision).toBe(20);
+    expect((await store.listKeys()).keys).toHaveLength(20);
+    expect((await store.listKeys({ prefix: 'a/' })).keys).toHaveLength(20);
+    expect(fs.statSync(file).size).toBe(first.end);
+    await store.close();
+  });
+});
+
+describe('file engine: I/O failures', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  const eio = (): Error => Object.assign(new Error('EIO: i/o error, write (injected)'), { code: 'EIO' });
+
+  test('after a failed append every write gets StoreFailedError (FAILED) naming the file; reads go on; reopen recovers', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({ dataDir, logger });
+    await store.set('before', 1);
+    const file = path.join(dataDir, logFiles(dataDir)[0]);
+    jest.spyOn(fs, 'writeSync').mockImplementationOnce(() => {
+      throw eio();
+    });
+    const failed = await store.set('lost', 2).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(StoreFailedError);
+    expect(failed).toMatchObject({ code: 'FAILED', file });
+    expect((failed as Error).message).toBe(
+      `the store stopped accepting writes after an I/O error on ${file}: EIO: i/o error, write (injected); restart the server`,
+    );
+    expect((failed as Error).cause).toMatchObject({ code: 'EIO' });
+    // Later writes: the same error, not the raw EIO.
+    await expect(store.set('later', 3)).rejects.toBe(failed);
+    await expect(store.delete('before')).rejects.toMatchObject({ code: 'FAILED' });
+    await expect(store.clear()).rejects.toMatchObject({ code: 'FAILED' });
+    expect(store.failure).toBe(failed);
+    expect(await store.get('before')).toMatchObject({ value: 1 });
+    expect((await store.listKeys()).keys).toEqual(['before']);
+    expect(lines.some((l) => l.level === 50 && l.file === file)).toBe(true);
+    await store.close();
+    const again = await openFileStore({ dataDir });
+    expect((await again.listKeys()).keys).toEqual(['before']);
+    expect(await again.set('after restart', 4)).toEqual({ revision: 2 });
+    await again.close();
+  });
+
+  test('fail() stops writes with StoreFailedError carrying the cause; reads and close still work', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir });
+    await store.set('a', 1);
+    const cause = new Error('the directory lock was lost');
+    store.fail(cause);
+    store.fail(new Error('a later failure does not replace the first'));
+    const err = await store.set('b', 2).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreFailedError);
+    expect(err).toMatchObject({ code: 'FAILED', file: dataDir, cause });
+    expect((err as Error).message).toContain('the directory lock was lost; restart the server');
+    expect(await store.get('a')).toMatchObject({ value: 1 });
+    await store.close();
+    await expect(store.get('a')).rejects.toBeInstanceOf(StoreClosedError);
+  });
+
+  test('a log rotation that fails is logged once and retried only after the backoff, not on every batch', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({
+      dataDir,
+      fsync: 'never',
+      logger,
+      compaction: { minBytes: 4096, deadToLiveRatio: 0.5, retryAfterMs: 60_000 },
+    });
+    // The name compaction's new log would take is taken.
+    const blocker = path.join(dataDir, 'wal-0000000000000003.log');
+    fs.writeFileSync(blocker, 'not ours');
+    for (let round = 0; round < 60; round++) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => store.set(`k${i}`, { round, pad: 'p'.repeat(80) })));
+    }
+    expect(store.diskUsage.compacting).toBe(false); // due, but waiting out the backoff
+    const failures = lines.filter((l) => l.level === 50 && String(l.msg).includes('could not start a new log'));
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ file: blocker, retryAfterMs: 60_000, err: { code: 'EEXIST' } });
+    expect(fs.readFileSync(blocker, 'utf8')).toBe('not ours');
+    expect(logFiles(dataDir)).toEqual(['wal-0000000000000001.log', 'wal-0000000000000003.log']);
+    expect(await store.get('k3')).toMatchObject({ value: { round: 59 } });
+    await store.close();
+  });
+
+  test('a new log that fails half-way through creation is removed, so a later rotation and compaction succeed', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({
+      dataDir,
+      fsync: 'never',
+      logger,
+      compaction: { minBytes: 4096, deadToLiveRatio: 0.5, retryAfterMs: 50 },
+    });
+    // The first sync of a new log's header fails (after its file was created).
+    jest.spyOn(fs, 'fdatasyncSync').mockImplementationOnce(() => {
+      throw eio();
+    });
+    let round = 0;
+    const write = (): Promise<unknown> =>
+      Promise.all(Array.from({ length: 10 }, (_, i) => store.set(`k${i}`, { round: round++, pad: 'p'.repeat(80) })));
+    await pollUntil('a failed rotation', async () => {
+      await write();
+      return lines.some((l) => String(l.msg).includes('could not start a new log')) ? true : undefined;
+    });
+    expect(fs.existsSync(path.join(dataDir, 'wal-0000000000000003.log'))).toBe(false);
+    await pollUntil('a compaction to finish after the backoff', async () => {
+      await write();
+      return fs.readdirSync(dataDir).some((f) => f.endsWith('.snap')) && !store.diskUsage.compacting ? true : undefined;
+    });
+    expect(lines.filter((l) => String(l.msg).includes('could not start a new log'))).toHaveLength(1);
+    const expected = await dump(store);
+    await store.close();
+    const again = await openFileStore({ dataDir });
+    expect(await dump(again)).toEqual(expected);
+    await again.close();
+  });
+
+  test('an empty log left by an unfinished creation after the active log is removed at open, and the log before it may have a torn tail', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir });
+    for (let i = 0; i < 5; i++) await store.set(`k${i}`, i);
+    await store.close();
+    const file = path.join(dataDir, logFiles(dataDir)[0]);
+    fs.truncateSync(file, fs.statSync(file).size - 3); // torn final batch
+    const leftover = path.join(dataDir, 'wal-0000000000000003.log');
+    fs.writeFileSync(leftover, Buffer.from('KVSTO', 'latin1')); // header cut short
+    const again = await openFileStore({ dataDir });
+    expect(again.revision).toBe(4);
+    expect(fs.existsSync(leftover)).toBe(false);
+    expect(await again.set('k9', 9)).toEqual({ revision: 5 });
+    await again.close();
+    const third = await openFileStore({ dataDir });
+    expect(await third.get('k9')).toMatchObject({ modRevision: 5 });
+    await third.close();
+  });
+});
+
 describe('file engine: directory lock', () => {
-  test('a second opener in the same process gets LockedError naming the directory', async () => {
+  test('a second opener in the same process gets LockedError saying the directory is already open here', async () => {
     const dataDir = dirs.make();
     const store = await openFileStore({ dataDir });
     const err = await openFileStore({ dataDir }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LockedError);
-    expect((err as Error).message).toBe(`data directory ${dataDir} is in use by another process (pid ${process.pid})`);
+    expect((err as Error).message).toBe(`data directory ${dataDir} is already open in this process`);
     await store.close();
     // Released on close: it opens now.
     const again = await openFileStore({ dataDir });
@@ -322,7 +557,12 @@ describe('file engine: compaction', () => {
     const dataDir = dirs.make();
     let store = await openFileStore({ dataDir, fsync: 'never', compaction: small });
     const model = new Map<string, number>();
-    let peak = 0;
+    // The most the files took at any moment seen, against the live data then. Writes wait for each
+    // compaction here, so nothing is written while one runs (another test does that).
+    let worst = 0;
+    const sample = (): void => {
+      worst = Math.max(worst, dataBytes(dataDir) - 3 * store.diskUsage.liveBytes);
+    };
     for (let round = 0; round < 40; round++) {
       await Promise.all(
         Array.from({ length: 50 }, (_, i) => {
@@ -336,8 +576,16 @@ describe('file engine: compaction', () => {
         await store.delete('key/3');
         model.delete('key/3');
       }
-      peak = Math.max(peak, dataBytes(dataDir));
+      sample();
+      await pollUntil('compaction to finish', () => {
+        sample();
+        return store.diskUsage.compacting ? undefined : true;
+      });
     }
+    // At most 2x live when a compaction becomes due (plus the batch that made it due), and the
+    // snapshot being written (at most 1x live) beside the files it replaces: never more than
+    // 3x live plus a batch (50 records of ~120 bytes) and file headers, however long the churn.
+    expect(worst).toBeLessThanOrEqual(8 * 1024);
     await pollUntil('compaction to finish', () => (store.diskUsage.compacting ? undefined : true));
     const { diskBytes, liveBytes } = store.diskUsage;
     expect(diskBytes).toBe(dataBytes(dataDir));

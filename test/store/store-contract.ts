@@ -175,6 +175,21 @@ export function runStoreContract(
       expect(store.revision).toBe(0);
     });
 
+    test('a bad listKeys or clear argument is named as the caller passed it', async () => {
+      await expect(store.listKeys({ prefix: 'p\uD83D' })).rejects.toThrow(
+        'listKeys option prefix "p\\ud83d" is not valid Unicode text (it has a lone surrogate)',
+      );
+      await expect(store.listKeys({ startAfter: '\uD800' })).rejects.toThrow(
+        'listKeys option startAfter "\\ud800" is not valid Unicode text (it has a lone surrogate)',
+      );
+      await expect(store.clear({ prefix: '\uDC00' })).rejects.toThrow(
+        'clear option prefix "\\udc00" is not valid Unicode text (it has a lone surrogate)',
+      );
+      await expect(store.listKeys({ startAfter: 7 as unknown as string })).rejects.toThrow(
+        'listKeys option startAfter must be a string, got number',
+      );
+    });
+
     test('size limits count UTF-8 bytes of the key and JSON bytes of the value', async () => {
       const okKey = '€'.repeat(Math.floor(limits.maxKeyBytes / 3));
       await store.set(okKey, 1);

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
+import { makeTempDir } from './temp-dirs';
 
 /** The repository root, so tests can run from any working directory. */
 export const REPO_ROOT = path.resolve(__dirname, '../..');
@@ -28,13 +27,10 @@ export interface StartServerOptions {
   timeoutMs?: number;
 }
 
-export function makeTempDir(label = 'kv-test-'): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), label));
-}
 
 /** Runs the real kv-server (src/main.ts through tsx) in a child process on 127.0.0.1:0. */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const dataDir = options.dataDir ?? (await makeTempDir());
+  const dataDir = options.dataDir ?? makeTempDir();
   const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], options.env);
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -102,20 +98,4 @@ export function runServerToExit(args: string[], env: Record<string, string> = {}
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Polls until check() returns a truthy value or the deadline passes. */
-export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const result = await check();
-      if (result) return result;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }

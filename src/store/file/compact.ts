@@ -26,6 +26,8 @@ export interface CompactionOptions {
   minBytes?: number;
   /** Compact when dead bytes ≥ this × live bytes (default 1.0: disk stays within ~2× live). */
   deadToLiveRatio?: number;
+  /** After a failed attempt, wait this long before the next one (default 10000 ms). */
+  retryAfterMs?: number;
 }
 
 interface SealedFile {
@@ -41,6 +43,7 @@ class CompactionStopped extends Error {}
 export class Compactor {
   private readonly minBytes: number;
   private readonly ratio: number;
+  private readonly retryAfterMs: number;
   private running: Promise<void> | undefined;
   private stopping = false;
   /** After a failed attempt, no retry before this time (ms), so a full disk is not hammered. */
@@ -59,6 +62,7 @@ export class Compactor {
   ) {
     this.minBytes = options.minBytes ?? 64 * 1024 * 1024;
     this.ratio = options.deadToLiveRatio ?? 1.0;
+    this.retryAfterMs = options.retryAfterMs ?? 10_000;
   }
 
   /** Bytes of all data files, the active log included. */
@@ -81,11 +85,26 @@ export class Compactor {
 
   /**
    * Step 1, run by the writer loop between batches (no write is in flight);
-   * the rest runs in the background.
+   * the rest runs in the background. Never throws: if the new log cannot be
+   * created, the old one stays active, the error is logged and the next
+   * attempt waits out the backoff (each attempt costs an fdatasync).
    */
   async start(): Promise<void> {
     const snapSeq = this.writer.activeSeq + 1;
-    const sealedLog = await this.writer.rotate(snapSeq + 1, this.index.revision);
+    let sealedLog: { seq: number; size: number };
+    try {
+      sealedLog = await this.writer.rotate(snapSeq + 1, this.index.revision);
+    } catch (err) {
+      // If the log itself failed, the writer has logged it and the store takes no more writes.
+      if (this.writer.failure === undefined) {
+        this.retryAfter = Date.now() + this.retryAfterMs;
+        this.logger.error(
+          { err, file: dataFilePath(this.dir, logFileName(snapSeq + 1)), retryAfterMs: this.retryAfterMs },
+          `could not start a new log for compaction; writes go on in the current log, retrying in ${this.retryAfterMs} ms`,
+        );
+      }
+      return;
+    }
     this.sealed.push({ ...sealedLog, name: logFileName(sealedLog.seq) });
     const snapshot = this.index.snapshot();
     const baseRevision = this.index.revision;
@@ -109,19 +128,22 @@ export class Compactor {
     let size: number;
     try {
       size = await this.writeSnapshot(tmpPath, baseRevision, snapshot);
+      // A failed store (e.g. its directory lock lost: another process may own the files now) renames and deletes no data file.
+      if (this.writer.failure !== undefined) throw new CompactionStopped();
       fs.renameSync(tmpPath, dataFilePath(this.dir, name));
       syncDirectory(this.dir);
     } catch (err) {
       this.index.release(snapshot);
       fs.rmSync(tmpPath, { force: true });
       if (!(err instanceof CompactionStopped)) {
-        this.logger.error({ err }, 'compaction failed; will retry after a backoff');
-        this.retryAfter = Date.now() + 10_000;
+        this.logger.error({ err, retryAfterMs: this.retryAfterMs }, `compaction failed; retrying in ${this.retryAfterMs} ms`);
+        this.retryAfter = Date.now() + this.retryAfterMs;
       }
       return;
     }
     // The snapshot is durable: from here the replaced files are never read again.
     this.sealed = [{ seq, name, size }, ...this.sealed.filter((f) => !replaced.includes(f))];
+    if (this.writer.failure !== undefined) return;
     try {
       for (const f of replaced) fs.rmSync(dataFilePath(this.dir, f.name), { force: true });
       syncDirectory(this.dir);

@@ -4,7 +4,7 @@
  *   wal-<16-digit seq>.log     a log (records appended as writes happen)
  *   snap-<16-digit seq>.snap   a snapshot (the live set written by compaction)
  *   *.tmp                      a snapshot being written; never read
- *   LOCK, OWNER                the directory lock (see data-dir-lock.ts)
+ *   LOCK (with LOCK/OWNER), LOCK.stale-*   the directory lock (see data-dir-lock.ts)
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,28 +1,24 @@
 /**
- * The embedded file engine. Public methods check state and input and encode
- * (the abstract-level split); the writer loop (group-commit.ts) and the index
- * do the work. States: open → closing (no new calls; queued writes still
- * commit) → closed.
+ * The embedded file engine. AbstractKeyValueStore checks state and input
+ * and encodes; here the writer loop (group-commit.ts) and the index do the
+ * work. Closing lets queued writes commit first.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { type Logger, silentLogger } from '../../logger';
-import { StoreClosedError } from '../errors';
-import type {
-  ClearResult,
-  DeleteResult,
-  Entry,
-  JsonValue,
-  KeyValueStore,
-  ListOptions,
-  ListResult,
-  SetResult,
-  WriteOptions,
-} from '../key-value-store';
-import { encodeValue, validateKey, validatePrefix } from '../validate-input';
+import {
+  AbstractKeyValueStore,
+  type ValidClear,
+  type ValidDelete,
+  type ValidList,
+  type ValidSet,
+} from '../abstract-key-value-store';
+import { StoreFailedError } from '../errors';
+import type { ClearResult, DeleteResult, Entry, JsonValue, ListResult, SetResult } from '../key-value-store';
 import { type CompactionOptions, Compactor } from './compact';
 import { dataFilePath, syncDirectory } from './data-dir-files';
 import { type DataDirLock, lockDataDir } from './data-dir-lock';
-import { GroupCommit, type WriteOp } from './group-commit';
+import { GroupCommit } from './group-commit';
 import { type ActiveLog, type FsyncMode, LogWriter, createLogFile, openLogFile } from './log-writer';
 import { FileKind } from './record-codec';
 import { recoverDataDir } from './recover-log';
@@ -42,12 +38,7 @@ export interface FileStoreOptions {
   compaction?: CompactionOptions;
 }
 
-type State = 'open' | 'closing' | 'closed';
-
-export class FileStore implements KeyValueStore {
-  private state: State = 'open';
-  private closing: Promise<void> | undefined;
-
+export class FileStore extends AbstractKeyValueStore {
   /** Use openFileStore(). */
   constructor(
     readonly dataDir: string,
@@ -56,10 +47,12 @@ export class FileStore implements KeyValueStore {
     private readonly compactor: Compactor,
     private readonly commits: GroupCommit,
     private readonly lock: DataDirLock,
-    private readonly maxKeyBytes: number,
-    private readonly maxValueBytes: number,
+    maxKeyBytes: number,
+    maxValueBytes: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    super({ maxKeyBytes, maxValueBytes });
+  }
 
   get revision(): number {
     return this.index.revision;
@@ -77,9 +70,23 @@ export class FileStore implements KeyValueStore {
     };
   }
 
-  async get(key: string): Promise<Entry | undefined> {
-    this.checkOpen();
-    validateKey(key, this.maxKeyBytes);
+  /** Why the store takes no more writes (StoreFailedError), or undefined while it does. */
+  get failure(): StoreFailedError | undefined {
+    return this.writer.failure;
+  }
+
+  /**
+   * Stops the store taking writes, for good: every later write rejects with
+   * StoreFailedError (code FAILED) carrying `error` as its cause, and no
+   * compaction renames or deletes a file any more; reads go on. For when the
+   * owner learns the data directory is no longer safely its own (e.g. the
+   * directory lock was lost). The first failure wins; later calls do nothing.
+   */
+  fail(error: Error): void {
+    this.writer.fail(error instanceof StoreFailedError ? error : new StoreFailedError(this.dataDir, error));
+  }
+
+  protected async _get(key: string): Promise<Entry | undefined> {
     const e = this.index.get(key);
     if (e === undefined) return undefined;
     return {
@@ -91,78 +98,47 @@ export class FileStore implements KeyValueStore {
     };
   }
 
-  set(key: string, value: JsonValue, options?: WriteOptions): Promise<SetResult> {
+  protected _set(op: ValidSet): Promise<SetResult> {
     return new Promise<SetResult>((resolve, reject) => {
-      this.checkOpen();
-      const keyBytes = validateKey(key, this.maxKeyBytes);
-      const { json, size } = encodeValue(key, value, this.maxValueBytes);
       this.commits.submit({
         kind: 'set',
-        key,
-        keyBytes,
-        valueJson: json,
-        valueBytes: size,
-        expected: expectedRevision(options),
+        key: op.key,
+        keyBytes: op.keyBytes,
+        valueJson: op.valueJson,
+        valueBytes: op.valueBytes,
+        expected: op.expectedRevision,
         resolve,
         reject,
       });
     });
   }
 
-  delete(key: string, options?: WriteOptions): Promise<DeleteResult> {
+  protected _delete(op: ValidDelete): Promise<DeleteResult> {
     return new Promise<DeleteResult>((resolve, reject) => {
-      this.checkOpen();
-      const keyBytes = validateKey(key, this.maxKeyBytes);
-      this.commits.submit({ kind: 'delete', key, keyBytes, expected: expectedRevision(options), resolve, reject });
+      this.commits.submit({ kind: 'delete', key: op.key, keyBytes: op.keyBytes, expected: op.expectedRevision, resolve, reject });
     });
   }
 
-  async listKeys(options: ListOptions = {}): Promise<ListResult> {
-    this.checkOpen();
-    const prefix = validatePrefix(options.prefix);
-    const startAfter = options.startAfter === undefined ? undefined : validatePrefix(options.startAfter, 'startAfter');
-    const limit = options.limit === undefined ? Number.POSITIVE_INFINITY : Math.max(0, Math.floor(options.limit));
-    return this.index.list(prefix, startAfter, limit);
+  protected async _listKeys(op: ValidList): Promise<ListResult> {
+    return this.index.list(op.prefix, op.startAfter, op.limit);
   }
 
-  clear(options: { prefix?: string } = {}): Promise<ClearResult> {
+  protected _clear(op: ValidClear): Promise<ClearResult> {
     return new Promise<ClearResult>((resolve, reject) => {
-      this.checkOpen();
-      const prefix = validatePrefix(options.prefix);
-      const op: WriteOp = { kind: 'clear', prefix, prefixBytes: Buffer.byteLength(prefix, 'utf8'), resolve, reject };
-      this.commits.submit(op);
+      this.commits.submit({ kind: 'clear', prefix: op.prefix, prefixBytes: op.prefixBytes, resolve, reject });
     });
   }
 
-  close(): Promise<void> {
-    if (this.closing === undefined) {
-      this.state = 'closing';
-      this.closing = this.shutDown();
-    }
-    return this.closing;
-  }
-
-  private async shutDown(): Promise<void> {
+  protected async _close(): Promise<void> {
     try {
       await this.commits.drain();
       await this.compactor.stop();
       await this.writer.close();
     } finally {
       await this.lock.release();
-      this.state = 'closed';
       this.logger.debug({ dataDir: this.dataDir }, 'store closed');
     }
   }
-
-  private checkOpen(): void {
-    if (this.state !== 'open') throw new StoreClosedError(`the store is ${this.state}`);
-  }
-}
-
-function expectedRevision(options: WriteOptions | undefined): number | undefined {
-  const expected = options?.expectedRevision;
-  if (expected === undefined || expected === null) return undefined;
-  return expected;
 }
 
 /** Locks the data directory, recovers its state and opens it for writing. */
@@ -170,10 +146,20 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
   const dir = options.dataDir;
   const logger = options.logger ?? silentLogger;
   fs.mkdirSync(dir, { recursive: true });
-  const lock = await lockDataDir(dir, logger);
+  // A lost lock (LOCK removed or taken by another process) means another
+  // writer may be appending to our log: stop writing at once.
+  let store: FileStore | undefined;
+  const lock = await lockDataDir(dir, logger, {
+    onCompromised: (err) => store?.fail(new StoreFailedError(path.join(dir, 'LOCK'), err)),
+  });
   try {
     const started = performance.now();
     const recovered = recoverDataDir(dir, logger);
+    // Before a new log is created: a removed leftover log may have its name.
+    if (recovered.obsolete.length > 0) {
+      for (const name of recovered.obsolete) fs.rmSync(dataFilePath(dir, name), { force: true });
+      syncDirectory(dir);
+    }
     const last = recovered.files.at(-1);
     let active: ActiveLog;
     const sealed = recovered.files.map((f) => ({ seq: f.seq, name: f.name, size: f.size }));
@@ -182,10 +168,6 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       sealed.pop();
     } else {
       active = createLogFile(dir, (last?.seq ?? 0) + 1, recovered.revision);
-    }
-    if (recovered.obsolete.length > 0) {
-      for (const name of recovered.obsolete) fs.rmSync(dataFilePath(dir, name), { force: true });
-      syncDirectory(dir);
     }
     const index = StoreIndex.fromEntries(recovered.entries, recovered.revision);
     const mode = options.fsync ?? 'always';
@@ -202,7 +184,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       },
       'store opened',
     );
-    return new FileStore(
+    store = new FileStore(
       dir,
       index,
       writer,
@@ -213,6 +195,8 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       options.maxValueBytes ?? 1048576,
       logger,
     );
+    if (lock.compromised !== undefined) store.fail(new StoreFailedError(path.join(dir, 'LOCK'), lock.compromised));
+    return store;
   } catch (err) {
     await lock.release();
     throw err;

@@ -1,7 +1,8 @@
 /**
  * The write path. One loop owns all writing: it takes every queued operation,
  * checks them in order (compare-and-set against the committed index plus the
- * changes earlier in the same batch), encodes their records into one buffer,
+ * changes earlier in the same batch), encodes their records into one buffer
+ * behind a BATCH record (so recovery knows where each batch starts and ends),
  * appends it, waits for ONE fdatasync for the whole batch (fsync=always), and
  * only then applies the changes to the index and settles the callers. So
  * concurrent writers share an fsync, and reads only ever see acknowledged
@@ -12,6 +13,7 @@ import { RevisionMismatchError } from '../errors';
 import type { Compactor } from './compact';
 import type { LogWriter } from './log-writer';
 import {
+  BATCH_RECORD_SIZE,
   clearRecordSize,
   deleteRecordSize,
   setRecordSize,
@@ -73,13 +75,8 @@ export class GroupCommit {
   private async run(): Promise<void> {
     try {
       for (;;) {
-        if (this.writer.failure === undefined && this.compactor.isDue()) {
-          try {
-            await this.compactor.start();
-          } catch {
-            // A failed rotation leaves the old log active; if the log itself failed, writer.failure rejects the batch below.
-          }
-        }
+        // start() never throws: a failed start is logged and retried after a backoff.
+        if (this.writer.failure === undefined && this.compactor.isDue()) await this.compactor.start();
         if (this.queue.length === 0) break;
         await this.commitBatch(this.takeBatch());
       }
@@ -169,8 +166,8 @@ export class GroupCommit {
     }
 
     if (bytes > 0) {
-      const buf = Buffer.allocUnsafe(bytes);
-      let at = 0;
+      const buf = Buffer.allocUnsafe(BATCH_RECORD_SIZE + bytes);
+      let at = BATCH_RECORD_SIZE;
       for (let i = 0; i < batch.length; i++) {
         const op = batch[i];
         const p = plan[i];
@@ -184,7 +181,7 @@ export class GroupCommit {
         }
       }
       try {
-        this.writer.append(buf);
+        this.writer.appendBatch(buf, revision);
         await this.writer.commit();
       } catch (err) {
         for (const op of batch) op.reject(err);

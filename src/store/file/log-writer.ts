@@ -14,8 +14,9 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '../../logger';
+import { StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
-import { FILE_HEADER_SIZE, FileKind, encodeFileHeader } from './record-codec';
+import { BATCH_RECORD_SIZE, FILE_HEADER_SIZE, FileKind, encodeFileHeader, writeBatchRecord } from './record-codec';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
@@ -25,25 +26,46 @@ export interface ActiveLog {
   seq: number;
   fd: number;
   size: number;
+  /** Bytes known durable: a completed fdatasync covered everything before this offset. */
+  synced: number;
 }
 
-/** Creates a new, empty log file whose header is durable before any record goes in. */
+/**
+ * Creates a new, empty log file whose header is durable before any record
+ * goes in. If that fails the file is removed again: left behind, it would
+ * make every later creation of the same name fail (EEXIST).
+ */
 export function createLogFile(dir: string, seq: number, baseRevision: number): ActiveLog {
-  const fd = fs.openSync(dataFilePath(dir, logFileName(seq)), 'wx');
+  const filePath = dataFilePath(dir, logFileName(seq));
+  const fd = fs.openSync(filePath, 'wx');
   try {
     writeFully(fd, encodeFileHeader({ kind: FileKind.Log, baseRevision }), 0);
     fs.fdatasyncSync(fd);
     syncDirectory(dir);
   } catch (err) {
     fs.closeSync(fd);
+    // If this fails too, recovery removes the file (a newest log without records).
+    fs.rmSync(filePath, { force: true });
     throw err;
   }
-  return { seq, fd, size: FILE_HEADER_SIZE };
+  return { seq, fd, size: FILE_HEADER_SIZE, synced: FILE_HEADER_SIZE };
 }
 
-/** Opens an existing (recovered) log for appending at `size`. */
+/**
+ * Opens an existing (recovered) log for appending at `size`. It is
+ * fdatasynced first: what replay read may still be only in the page cache (a
+ * process killed in fsync=never mode), and the batches appended next record
+ * that everything before them is durable.
+ */
 export function openLogFile(dir: string, seq: number, size: number): ActiveLog {
-  return { seq, fd: fs.openSync(dataFilePath(dir, logFileName(seq)), 'r+'), size };
+  const fd = fs.openSync(dataFilePath(dir, logFileName(seq)), 'r+');
+  try {
+    fs.fdatasyncSync(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+  return { seq, fd, size, synced: size };
 }
 
 function writeFully(fd: number, buf: Buffer, position: number): void {
@@ -52,8 +74,8 @@ function writeFully(fd: number, buf: Buffer, position: number): void {
 }
 
 export class LogWriter {
-  /** Set once a write or sync fails: the file's tail is then unknown, so no more writes. */
-  failure: Error | undefined;
+  /** Set once a write or sync fails (the file's tail is then unknown) or fail() is called: no more writes. */
+  failure: StoreFailedError | undefined;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
@@ -74,14 +96,32 @@ export class LogWriter {
     return this.active.size;
   }
 
-  append(buf: Buffer): void {
+  private get activePath(): string {
+    return dataFilePath(this.dir, logFileName(this.active.seq));
+  }
+
+  /** Stops all further writes with `failure` (the first failure wins). */
+  fail(failure: StoreFailedError): void {
+    if (this.failure !== undefined) return;
+    this.failure = failure;
+    this.logger.error({ err: failure.cause, file: failure.file }, failure.message);
+  }
+
+  /**
+   * Appends one batch. `batch` starts with BATCH_RECORD_SIZE bytes left free
+   * for its BATCH record, which is filled in here (it records how much of the
+   * log is durable); `revision` is that of the batch's last record.
+   */
+  appendBatch(batch: Buffer, revision: number): void {
+    if (this.failure !== undefined) throw this.failure;
+    writeBatchRecord(batch, 0, revision, batch.length - BATCH_RECORD_SIZE, this.active.synced);
     try {
-      writeFully(this.active.fd, buf, this.active.size);
+      writeFully(this.active.fd, batch, this.active.size);
     } catch (err) {
-      this.failure = err as Error;
-      throw err;
+      this.fail(new StoreFailedError(this.activePath, err as Error));
+      throw this.failure;
     }
-    this.active.size += buf.length;
+    this.active.size += batch.length;
     this.dirty = true;
     if (this.mode === 'interval' && this.timer === undefined) {
       this.timer = setTimeout(() => {
@@ -104,16 +144,18 @@ export class LogWriter {
     if (this.failure !== undefined) throw this.failure;
     if (!this.dirty) return;
     this.dirty = false;
-    const fd = this.active.fd;
-    this.syncing = fdatasync(fd).then(
+    const log = this.active;
+    const upTo = log.size;
+    const filePath = this.activePath;
+    this.syncing = fdatasync(log.fd).then(
       () => {
         this.syncing = undefined;
+        log.synced = upTo;
       },
       (err: Error) => {
         this.syncing = undefined;
-        this.failure = err;
-        this.logger.error({ err }, 'fdatasync of the log failed; the store refuses further writes');
-        throw err;
+        this.fail(new StoreFailedError(filePath, err));
+        throw this.failure;
       },
     );
     await this.syncing;
@@ -122,9 +164,10 @@ export class LogWriter {
   /**
    * Seals the active log (synced, so that only the newest file can ever have
    * a torn tail) and starts a new one. Returns the sealed log's seq and size.
+   * If only the new log could not be created, the old one stays active and
+   * the store goes on; if the sync failed, the store has failed.
    */
   async rotate(newSeq: number, baseRevision: number): Promise<{ seq: number; size: number }> {
-    this.dirty = true;
     await this.sync();
     const sealed = this.active;
     this.active = createLogFile(this.dir, newSeq, baseRevision);

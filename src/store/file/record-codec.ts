@@ -5,7 +5,7 @@
  *
  * File header (24 bytes):
  *   0  8  magic "KVSTORE\0"
- *   8  2  format version (1)
+ *   8  2  format version (2)
  *   10 1  kind: 1 = log, 2 = snapshot
  *   11 1  reserved, 0
  *   12 8  base revision (u64): the store revision when the file was started
@@ -14,17 +14,25 @@
  * Record (8-byte frame + body):
  *   0  4  CRC-32 of bytes 4..end of record (length field and body)
  *   4  4  body length (u32), bytes after offset 8
- *   8  1  type: 1 = SET, 2 = DELETE, 3 = CLEAR
+ *   8  1  type: 1 = SET, 2 = DELETE, 3 = CLEAR, 4 = BATCH
  *   9  8  revision (u64)
  *   SET:    17 8 createRevision (u64), 25 4 version (u32), 29 4 key length (u32),
  *           33 key (UTF-8), then the value (JSON, UTF-8) to the end of the body
  *   DELETE: 17 key (UTF-8) to the end of the body
  *   CLEAR:  17 prefix (UTF-8, may be empty = all keys) to the end of the body
+ *   BATCH:  (body length exactly 21; revision = that of the batch's last record)
+ *           17 4 batch bytes (u32): bytes of the records that follow and belong to it
+ *           21 8 synced-through (u64): every byte of the log before this offset
+ *                was durable (a completed fdatasync) when the batch was written
+ *
+ * A log is the header and then batches: a BATCH record followed by its
+ * records. A snapshot is the header and then SET records, without batches.
  */
 import { crc32 } from 'node:zlib';
 
 export const FILE_MAGIC = Buffer.from('KVSTORE\0', 'latin1');
-export const FORMAT_VERSION = 1;
+/** 2: logs are framed in batches (BATCH records). Version 1 had no batches and was never released. */
+export const FORMAT_VERSION = 2;
 export const FILE_HEADER_SIZE = 24;
 
 export enum FileKind {
@@ -36,12 +44,15 @@ export enum RecordType {
   Set = 1,
   Delete = 2,
   Clear = 3,
+  Batch = 4,
 }
 
 export const FRAME_SIZE = 8;
 /** Frame plus type and revision: the smallest valid record (a CLEAR of everything). */
 export const MIN_RECORD_SIZE = 17;
 export const SET_HEADER_SIZE = 33;
+/** A BATCH record is always this size. */
+export const BATCH_RECORD_SIZE = 29;
 
 export interface FileHeader {
   kind: FileKind;
@@ -63,10 +74,24 @@ export interface DecodedRecord {
   valueJson: string;
   /** Bytes of the whole record, frame included. */
   size: number;
+  /** BATCH: bytes of the records that follow it and belong to the batch. */
+  batchBytes: number;
+  /** BATCH: the log was durable up to this file offset when the batch was written. */
+  syncedThrough: number;
 }
 
 export function emptyRecord(): DecodedRecord {
-  return { type: RecordType.Set, revision: 0, createRevision: 0, version: 0, key: '', valueJson: '', size: 0 };
+  return {
+    type: RecordType.Set,
+    revision: 0,
+    createRevision: 0,
+    version: 0,
+    key: '',
+    valueJson: '',
+    size: 0,
+    batchBytes: 0,
+    syncedThrough: 0,
+  };
 }
 
 /**
@@ -138,7 +163,7 @@ export function decodeFileHeader(buf: Buffer): FileHeader | string {
   if (!buf.subarray(0, 8).equals(FILE_MAGIC)) return 'bad magic (not a kv data file)';
   if (buf.readUInt32LE(20) !== crc32(buf.subarray(0, 20))) return 'file header CRC mismatch';
   const version = buf.readUInt16LE(8);
-  if (version !== FORMAT_VERSION) return `unsupported format version ${version}`;
+  if (version !== FORMAT_VERSION) return `unsupported format version ${version} (this build reads version ${FORMAT_VERSION})`;
   const kind = buf.readUInt8(10);
   if (kind !== FileKind.Log && kind !== FileKind.Snapshot) return `unknown file kind ${kind}`;
   const baseRevision = readU64(buf, 12);
@@ -205,6 +230,22 @@ export function writeClearRecord(
   return sealRecord(buf, offset, offset + MIN_RECORD_SIZE + prefixBytes, RecordType.Clear, revision);
 }
 
+/**
+ * Writes a BATCH record at `offset`: `batchBytes` of records follow it, the
+ * last with revision `revision`; the log was durable up to `syncedThrough`.
+ */
+export function writeBatchRecord(
+  buf: Buffer,
+  offset: number,
+  revision: number,
+  batchBytes: number,
+  syncedThrough: number,
+): number {
+  buf.writeUInt32LE(batchBytes, offset + 17);
+  writeU64(buf, syncedThrough, offset + 21);
+  return sealRecord(buf, offset, offset + BATCH_RECORD_SIZE, RecordType.Batch, revision);
+}
+
 /** Why readRecord could not decode a record; `short` means the bytes ran out before its end. */
 export interface RecordProblem {
   short: boolean;
@@ -216,13 +257,30 @@ export interface RecordProblem {
  * CRC and every field are checked before use. Returns undefined on success.
  */
 export function readRecord(buf: Buffer, offset: number, end: number, out: DecodedRecord): RecordProblem | undefined {
+  const problem = checkRecord(buf, offset, end, out, true);
+  if (problem === undefined) decodeCheckedRecord(buf, offset, out);
+  return problem;
+}
+
+/**
+ * Checks the record at `offset` and fills in everything but its text (key,
+ * value); with `verifyCrc` false it trusts the CRC (a record checked before).
+ * Replay checks a whole batch this way before applying any of it.
+ */
+export function checkRecord(
+  buf: Buffer,
+  offset: number,
+  end: number,
+  out: DecodedRecord,
+  verifyCrc: boolean,
+): RecordProblem | undefined {
   if (end - offset < FRAME_SIZE) return { short: true, reason: 'record frame cut short' };
   const bodyLength = buf.readUInt32LE(offset + 4);
   const size = FRAME_SIZE + bodyLength;
   if (size < MIN_RECORD_SIZE) return { short: false, reason: `record body length ${bodyLength} too small` };
   if (end - offset < size) return { short: true, reason: `record of ${size} bytes cut short` };
   const recordEnd = offset + size;
-  if (buf.readUInt32LE(offset) !== crc32Of(buf, offset + 4, recordEnd)) {
+  if (verifyCrc && buf.readUInt32LE(offset) !== crc32Of(buf, offset + 4, recordEnd)) {
     return { short: false, reason: 'record CRC mismatch' };
   }
   const type = buf[offset + 8];
@@ -237,25 +295,52 @@ export function readRecord(buf: Buffer, offset: number, end: number, out: Decode
       const createRevision = readU64(buf, offset + 17);
       const version = buf.readUInt32LE(offset + 25);
       const keyBytes = buf.readUInt32LE(offset + 29);
-      const keyEnd = offset + SET_HEADER_SIZE + keyBytes;
-      if (keyBytes === 0 || keyEnd > recordEnd) return { short: false, reason: 'SET key length out of range' };
+      if (keyBytes === 0 || SET_HEADER_SIZE + keyBytes > size) return { short: false, reason: 'SET key length out of range' };
       if (!(createRevision > 0 && createRevision <= revision) || version === 0) {
         return { short: false, reason: 'SET revisions inconsistent' };
       }
       out.createRevision = createRevision;
       out.version = version;
-      out.key = buf.toString('utf8', offset + SET_HEADER_SIZE, keyEnd);
-      out.valueJson = buf.toString('utf8', keyEnd, recordEnd);
       return undefined;
     }
     case RecordType.Delete:
       if (size === MIN_RECORD_SIZE) return { short: false, reason: 'DELETE record without a key' };
-      out.key = buf.toString('utf8', offset + MIN_RECORD_SIZE, recordEnd);
       return undefined;
     case RecordType.Clear:
-      out.key = buf.toString('utf8', offset + MIN_RECORD_SIZE, recordEnd);
       return undefined;
+    case RecordType.Batch: {
+      if (size !== BATCH_RECORD_SIZE) return { short: false, reason: `BATCH record of ${size} bytes, expected ${BATCH_RECORD_SIZE}` };
+      const batchBytes = buf.readUInt32LE(offset + 17);
+      const syncedThrough = readU64(buf, offset + 21);
+      if (batchBytes < MIN_RECORD_SIZE) return { short: false, reason: `BATCH of ${batchBytes} bytes holds no record` };
+      if (!(syncedThrough >= FILE_HEADER_SIZE)) return { short: false, reason: 'BATCH synced-through offset out of range' };
+      out.batchBytes = batchBytes;
+      out.syncedThrough = syncedThrough;
+      return undefined;
+    }
     default:
       return { short: false, reason: `unknown record type ${type}` };
+  }
+}
+
+/**
+ * Decodes a record that checkRecord already accepted (so nothing is checked
+ * again), key and value included: replay's second pass over a batch.
+ */
+export function decodeCheckedRecord(buf: Buffer, offset: number, out: DecodedRecord): void {
+  const size = FRAME_SIZE + buf.readUInt32LE(offset + 4);
+  const type = buf[offset + 8];
+  const recordEnd = offset + size;
+  out.type = type;
+  out.size = size;
+  out.revision = buf.readUInt32LE(offset + 13) * TWO_32 + buf.readUInt32LE(offset + 9);
+  if (type === RecordType.Set) {
+    out.createRevision = buf.readUInt32LE(offset + 21) * TWO_32 + buf.readUInt32LE(offset + 17);
+    out.version = buf.readUInt32LE(offset + 25);
+    const keyEnd = offset + SET_HEADER_SIZE + buf.readUInt32LE(offset + 29);
+    out.key = buf.toString('utf8', offset + SET_HEADER_SIZE, keyEnd);
+    out.valueJson = buf.toString('utf8', keyEnd, recordEnd);
+  } else {
+    out.key = buf.toString('utf8', offset + MIN_RECORD_SIZE, recordEnd);
   }
 }

@@ -3,15 +3,36 @@
  *
  * Replay starts at the newest snapshot (a complete one: snapshots are only
  * renamed into place after an fsync) and applies every later log in sequence
- * order. Only the tail of the last file can be legitimately damaged (a crash
- * mid-append); it is truncated and logged. Damage anywhere else, or damage
- * followed by readable records, refuses to open: nothing is dropped silently.
+ * order. A log is a sequence of batches, each a BATCH record and the records
+ * written with one append; a batch is checked whole before any of it is
+ * applied, so a batch counts entirely or not at all.
+ *
+ * Only the newest log can legitimately be damaged, and only where it was
+ * never known durable: a power cut can lose any pages written since the last
+ * completed fdatasync, in any order. Each BATCH record says how far the log
+ * was durable when its batch was written. So damage that no later readable
+ * BATCH record vouches for is a torn tail: the log is truncated at the start
+ * of the damaged batch (everything after it was unsynced too) and a warning
+ * names file and offset. Damage that a later batch proves was durable, or
+ * damage in any other file, refuses to open: nothing is dropped silently.
  */
 import fs from 'node:fs';
 import type { Logger } from '../../logger';
 import { CorruptDataError } from '../errors';
 import { type DataFile, dataFilePath, listDataDir } from './data-dir-files';
-import { FILE_HEADER_SIZE, FRAME_SIZE, FileKind, MIN_RECORD_SIZE, RecordType, decodeFileHeader, emptyRecord, encodeFileHeader, readRecord } from './record-codec';
+import {
+  BATCH_RECORD_SIZE,
+  type DecodedRecord,
+  FILE_HEADER_SIZE,
+  FRAME_SIZE,
+  FileKind,
+  RecordType,
+  checkRecord,
+  decodeFileHeader,
+  decodeCheckedRecord,
+  emptyRecord,
+  readRecord,
+} from './record-codec';
 import type { IndexEntry } from './store-index';
 
 export interface RecoveredState {
@@ -19,14 +40,16 @@ export interface RecoveredState {
   revision: number;
   /** Files kept, in sequence order, with their sizes after any truncation. */
   files: Array<DataFile & { size: number }>;
-  /** Files made obsolete by the newest snapshot, and leftover temp files: safe to delete. */
+  /**
+   * Safe to delete, and to be deleted before a new log is created: files made
+   * obsolete by the newest snapshot, leftover temp files, and trailing logs
+   * that hold no record.
+   */
   obsolete: string[];
 }
 
 /** Large sequential reads keep replay to a few syscalls per file. */
 const CHUNK_BYTES = 16 * 1024 * 1024;
-/** How far past a bad record recovery looks for readable records before deciding it is a torn tail. */
-const TAIL_SCAN_BYTES = 16 * 1024 * 1024;
 
 export function recoverDataDir(dir: string, logger: Logger): RecoveredState {
   const { files, temps } = listDataDir(dir);
@@ -43,114 +66,222 @@ export function recoverDataDir(dir: string, logger: Logger): RecoveredState {
     files: [],
     obsolete: [...temps, ...files.slice(0, first).map((f) => f.name)],
   };
-  const replayed = files.slice(first);
+  // Newest logs no longer than a header hold no record: a log whose creation
+  // did not finish (a crash, or a failed rotation whose clean-up failed too),
+  // or one started just before a crash. Dropping them loses nothing, and the
+  // log before them is then the newest, the one whose tail may be torn.
+  let end = files.length;
+  while (end > first && files[end - 1].kind === FileKind.Log) {
+    const file = files[end - 1];
+    const filePath = dataFilePath(dir, file.name);
+    if (fs.statSync(filePath).size > FILE_HEADER_SIZE) break;
+    const header = decodeFileHeader(fs.readFileSync(filePath));
+    if (typeof header === 'string') {
+      logger.warn({ file: filePath, reason: header }, `removing ${filePath}: a log cut short while being created`);
+    } else if (header.baseRevision > state.revision) {
+      state.revision = header.baseRevision;
+    }
+    state.obsolete.push(file.name);
+    end--;
+  }
+  const replayed = files.slice(first, end);
   for (let i = 0; i < replayed.length; i++) {
     const file = replayed[i];
     // Only a log can have a torn tail: a snapshot is complete before it gets its name.
-    const tornTailAllowed = i === replayed.length - 1 && file.kind === FileKind.Log;
-    const size = replayFile(dir, file, tornTailAllowed, state, logger);
+    const newestLog = i === replayed.length - 1 && file.kind === FileKind.Log;
+    const size = replayFile(dir, file, newestLog, state, logger);
     state.files.push({ ...file, size });
   }
   return state;
 }
 
-function replayFile(dir: string, file: DataFile, isLast: boolean, state: RecoveredState, logger: Logger): number {
+function replayFile(dir: string, file: DataFile, newestLog: boolean, state: RecoveredState, logger: Logger): number {
   const filePath = dataFilePath(dir, file.name);
-  const fd = fs.openSync(filePath, isLast ? 'r+' : 'r');
+  const fd = fs.openSync(filePath, newestLog ? 'r+' : 'r');
   try {
     const fileSize = fs.fstatSync(fd).size;
     const headerBuf = Buffer.alloc(FILE_HEADER_SIZE);
     const headerRead = fs.readSync(fd, headerBuf, 0, FILE_HEADER_SIZE, 0);
     const header = decodeFileHeader(headerBuf.subarray(0, headerRead));
-    if (typeof header === 'string') {
-      // A log is created by writing and syncing its header before any record,
-      // so a last log no longer than a header died while being created.
-      if (isLast && file.kind === FileKind.Log && fileSize <= FILE_HEADER_SIZE) {
-        logger.warn({ file: filePath, reason: header }, 'rewriting the header of a log file cut short at creation');
-        fs.ftruncateSync(fd, 0);
-        fs.writeSync(fd, encodeFileHeader({ kind: FileKind.Log, baseRevision: state.revision }), 0, FILE_HEADER_SIZE, 0);
-        fs.fdatasyncSync(fd);
-        return FILE_HEADER_SIZE;
-      }
-      throw new CorruptDataError(filePath, 0, header);
-    }
+    if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
     if (header.kind !== file.kind) throw new CorruptDataError(filePath, 0, 'file header kind does not match its name');
-    if (header.kind === FileKind.Snapshot) state.entries.clear();
     if (header.baseRevision > state.revision) state.revision = header.baseRevision;
-    return replayRecords(fd, filePath, fileSize, isLast, state, logger);
+    const window = new FileWindow(fd, fileSize);
+    if (header.kind === FileKind.Snapshot) {
+      state.entries.clear();
+      replaySnapshot(window, filePath, state);
+      return fileSize;
+    }
+    return replayLog(window, filePath, newestLog, state, logger);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Applies the records after the header; returns the file size to keep. */
-function replayRecords(
-  fd: number,
-  filePath: string,
-  fileSize: number,
-  isLast: boolean,
-  state: RecoveredState,
-  logger: Logger,
-): number {
-  let buf = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(fileSize - FILE_HEADER_SIZE, 1)));
-  /** File offset of buf[0]. */
-  let bufStart = FILE_HEADER_SIZE;
-  let bufLen = 0;
-  let pos = 0;
-  const entries = state.entries;
+/** A snapshot is SET records to the end of the file; any damage refuses to open. */
+function replaySnapshot(window: FileWindow, filePath: string, state: RecoveredState): void {
   const record = emptyRecord();
-  for (;;) {
-    const result = readRecord(buf, pos, bufLen, record);
-    if (result === undefined) {
-      if (record.revision > state.revision) state.revision = record.revision;
-      if (record.type === RecordType.Set) {
-        entries.set(record.key, {
-          valueJson: record.valueJson,
-          createRevision: record.createRevision,
-          modRevision: record.revision,
-          version: record.version,
-        });
-      } else if (record.type === RecordType.Delete) {
-        entries.delete(record.key);
-      } else if (record.key === '') {
-        entries.clear();
-      } else {
-        const prefix = record.key;
-        for (const key of entries.keys()) if (key.startsWith(prefix)) entries.delete(key);
-      }
-      pos += record.size;
-      continue;
+  let offset = FILE_HEADER_SIZE;
+  while (offset < window.fileSize) {
+    let i = window.at(offset, FRAME_SIZE);
+    if (i < 0) throw new CorruptDataError(filePath, offset, 'record frame cut short');
+    const size = FRAME_SIZE + window.buf.readUInt32LE(i + 4);
+    i = window.at(offset, size);
+    if (i < 0) throw new CorruptDataError(filePath, offset, `record of ${size} bytes runs past the end of the file`);
+    const problem = readRecord(window.buf, i, i + size, record);
+    if (problem !== undefined) throw new CorruptDataError(filePath, offset, problem.reason);
+    if (record.type !== RecordType.Set) throw new CorruptDataError(filePath, offset, 'a snapshot holds only SET records');
+    apply(record, state);
+    offset += size;
+  }
+}
+
+/** Replays a log batch by batch; returns the size to keep (smaller if a torn tail was cut off). */
+function replayLog(window: FileWindow, filePath: string, newestLog: boolean, state: RecoveredState, logger: Logger): number {
+  const fileSize = window.fileSize;
+  const record = emptyRecord();
+  const damaged = (batchStart: number, at: number, reason: string): number => {
+    if (!newestLog) throw new CorruptDataError(filePath, at, reason);
+    const later = findBatchVouchingFor(window, at, record);
+    if (later !== undefined) {
+      throw new CorruptDataError(
+        filePath,
+        at,
+        `${reason}; the batch at byte offset ${later} was written after this byte was durable, so this is not a torn tail`,
+      );
     }
-    const offset = bufStart + pos;
-    const pending = bufLen - pos;
-    const needed = pending >= FRAME_SIZE ? FRAME_SIZE + buf.readUInt32LE(pos + 4) : FRAME_SIZE;
-    if (result.short && bufStart + bufLen < fileSize && needed <= fileSize - offset) {
-      // The record continues past what is buffered: keep its start, read more.
-      if (needed > buf.length) {
-        const bigger = Buffer.allocUnsafe(needed);
-        buf.copy(bigger, 0, pos, bufLen);
-        buf = bigger;
-      } else {
-        buf.copy(buf, 0, pos, bufLen);
-      }
-      bufStart = offset;
-      bufLen = pending;
-      pos = 0;
-      const want = Math.min(buf.length - bufLen, fileSize - (bufStart + bufLen));
-      bufLen += readFully(fd, buf, bufLen, want, bufStart + bufLen);
-      continue;
-    }
-    if (offset === fileSize) return fileSize;
-    if (!isLast) throw new CorruptDataError(filePath, offset, result.reason);
-    const notTorn = whyNotATornTail(fd, offset + 1, fileSize, state.revision);
-    if (notTorn !== undefined) throw new CorruptDataError(filePath, offset, `${result.reason}, ${notTorn}`);
     logger.warn(
-      { file: filePath, offset, droppedBytes: fileSize - offset, reason: result.reason },
-      `truncating a torn final record in ${filePath} at byte offset ${offset}`,
+      { file: filePath, offset: batchStart, damageOffset: at, droppedBytes: fileSize - batchStart, reason },
+      `truncating a torn final batch in ${filePath} at byte offset ${batchStart} (damage at byte offset ${at}: ${reason})`,
     );
-    fs.ftruncateSync(fd, offset);
-    fs.fdatasyncSync(fd);
-    return offset;
+    fs.ftruncateSync(window.fd, batchStart);
+    fs.fdatasyncSync(window.fd);
+    return batchStart;
+  };
+
+  let offset = FILE_HEADER_SIZE;
+  while (offset < fileSize) {
+    const batchStart = offset;
+    let i = window.at(batchStart, BATCH_RECORD_SIZE);
+    if (i < 0) return damaged(batchStart, batchStart, 'BATCH record cut short');
+    let problem = checkRecord(window.buf, i, i + BATCH_RECORD_SIZE, record, true);
+    if (problem === undefined && record.type !== RecordType.Batch) {
+      problem = { short: false, reason: `record type ${record.type} where a BATCH record should start` };
+    }
+    if (problem !== undefined) return damaged(batchStart, batchStart, problem.reason);
+    if (record.syncedThrough > batchStart) {
+      return damaged(batchStart, batchStart, 'BATCH synced-through offset lies past the batch itself');
+    }
+    const batchRevision = record.revision;
+    const batchBytes = record.batchBytes;
+    const first = batchStart + BATCH_RECORD_SIZE;
+    const available = Math.min(batchBytes, fileSize - first);
+    i = window.at(first, available);
+    const end = i + available;
+    // Pass 1: check every record of the batch, so a damaged batch changes nothing.
+    let lastRevision = 0;
+    for (let p = i; p < end; p += record.size) {
+      problem = checkRecord(window.buf, p, end, record, true);
+      if (problem === undefined && record.type === RecordType.Batch) {
+        problem = { short: false, reason: 'BATCH record inside a batch' };
+      }
+      if (problem !== undefined) return damaged(batchStart, first + (p - i), problem.reason);
+      lastRevision = record.revision;
+    }
+    if (available < batchBytes) return damaged(batchStart, fileSize, `batch of ${batchBytes} bytes cut short by the end of the file`);
+    if (lastRevision !== batchRevision) {
+      return damaged(batchStart, batchStart, `batch ends at revision ${lastRevision}, its BATCH record says ${batchRevision}`);
+    }
+    // Pass 2: apply.
+    for (let p = i; p < end; p += record.size) {
+      decodeCheckedRecord(window.buf, p, record);
+      apply(record, state);
+    }
+    offset = first + batchBytes;
+  }
+  return fileSize;
+}
+
+function apply(record: DecodedRecord, state: RecoveredState): void {
+  const entries = state.entries;
+  if (record.revision > state.revision) state.revision = record.revision;
+  if (record.type === RecordType.Set) {
+    entries.set(record.key, {
+      valueJson: record.valueJson,
+      createRevision: record.createRevision,
+      modRevision: record.revision,
+      version: record.version,
+    });
+  } else if (record.type === RecordType.Delete) {
+    entries.delete(record.key);
+  } else if (record.key === '') {
+    entries.clear();
+  } else {
+    const prefix = record.key;
+    for (const key of entries.keys()) if (key.startsWith(prefix)) entries.delete(key);
+  }
+}
+
+/**
+ * Looks past damage at `at` for a readable BATCH record whose synced-through
+ * offset lies beyond `at`: proof that the damaged byte had been durable.
+ * Searched byte by byte (the records between may be damaged too); returns its
+ * offset, or undefined. Garbage passes the CRC with odds of 1 in 2^32.
+ */
+function findBatchVouchingFor(window: FileWindow, at: number, record: DecodedRecord): number | undefined {
+  const fileSize = window.fileSize;
+  let start = at + 1;
+  while (start + BATCH_RECORD_SIZE <= fileSize) {
+    const length = Math.min(CHUNK_BYTES, fileSize - start);
+    const i = window.at(start, length);
+    const buf = window.buf;
+    const last = i + length - BATCH_RECORD_SIZE;
+    for (let p = i; p <= last; p++) {
+      // Cheap filters first: the type byte and the fixed body length.
+      if (buf[p + 8] !== RecordType.Batch || buf[p + 4] !== BATCH_RECORD_SIZE - FRAME_SIZE) continue;
+      if ((buf[p + 5] | buf[p + 6] | buf[p + 7]) !== 0) continue;
+      if (checkRecord(buf, p, p + BATCH_RECORD_SIZE, record, true) === undefined && record.syncedThrough > at) {
+        return start + (p - i);
+      }
+    }
+    start += length - BATCH_RECORD_SIZE + 1;
+  }
+  return undefined;
+}
+
+/** Buffered reads of one file: at() makes a range of it available in `buf`. */
+class FileWindow {
+  buf: Buffer;
+  /** File offset of buf[0], and how many bytes from there are buffered. */
+  private start = 0;
+  private length = 0;
+
+  constructor(
+    readonly fd: number,
+    readonly fileSize: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK_BYTES, fileSize)));
+  }
+
+  /**
+   * The index in `buf` of file offset `offset`, with at least `n` bytes from
+   * it buffered; -1 if the file ends first. Reads ahead a chunk at a time.
+   */
+  at(offset: number, n: number): number {
+    if (offset + n > this.fileSize) return -1;
+    if (offset >= this.start && offset + n <= this.start + this.length) return offset - this.start;
+    let kept = 0;
+    const bufferedEnd = this.start + this.length;
+    const target = n > this.buf.length ? Buffer.allocUnsafe(n) : this.buf;
+    if (offset >= this.start && offset < bufferedEnd) {
+      kept = bufferedEnd - offset;
+      this.buf.copy(target, 0, offset - this.start, this.length);
+    }
+    this.buf = target;
+    this.start = offset;
+    const want = Math.min(this.buf.length, this.fileSize - offset);
+    this.length = kept + readFully(this.fd, this.buf, kept, want - kept, offset + kept);
+    return this.length >= n ? 0 : -1;
   }
 }
 
@@ -162,25 +293,4 @@ function readFully(fd: number, buf: Buffer, at: number, length: number, position
     done += n;
   }
   return done;
-}
-
-/**
- * Looks for a record that reads cleanly (and is newer than anything replayed)
- * after a bad one. Garbage passes the CRC with odds of 1 in 2^32, so a hit
- * means real records follow the damage and it is not a torn tail. Returns why
- * it is not a torn tail, or undefined if it may be one.
- */
-function whyNotATornTail(fd: number, from: number, fileSize: number, revision: number): string | undefined {
-  if (fileSize - from > TAIL_SCAN_BYTES) {
-    return `and ${fileSize - from} bytes follow, more than a torn final write can leave`;
-  }
-  const rest = Buffer.allocUnsafe(Math.max(fileSize - from, 0));
-  const n = readFully(fd, rest, 0, rest.length, from);
-  const record = emptyRecord();
-  for (let i = 0; i + MIN_RECORD_SIZE <= n; i++) {
-    if (readRecord(rest, i, n, record) === undefined && record.revision > revision) {
-      return `and a readable record follows at byte offset ${from + i}, so this is not a torn tail`;
-    }
-  }
-  return undefined;
 }

@@ -2,12 +2,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+/** A new, empty directory under the OS temp dir. */
+export function makeTempDir(label = 'kv-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), label));
+}
+
 /** Real temp directories for a suite; removes them all in cleanup(). */
 export function tempDataDirs(): { make(): string; cleanup(): void } {
   const made: string[] = [];
   return {
     make() {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kv-store-test-'));
+      const dir = makeTempDir('kv-store-test-');
       made.push(dir);
       return dir;
     },
@@ -17,11 +22,11 @@ export function tempDataDirs(): { make(): string; cleanup(): void } {
   };
 }
 
-/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
-export async function pollUntil<T>(what: string, check: () => T | undefined, ms = 10_000): Promise<T> {
+/** Polls `check` (awaited if async) until it gives a value other than undefined, or fails after `ms`. */
+export async function pollUntil<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
