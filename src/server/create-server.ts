@@ -48,9 +48,13 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
   const onStoreFailed = (): void => {
     if (storeFailed) return;
     storeFailed = true;
-    logger.error('the store refuses writes until restarted; health is NOT_SERVING');
+    logger.error({ err: store.failure }, 'the store refuses writes until restarted; health is NOT_SERVING');
     health.set('NOT_SERVING');
   };
+  // A store can fail with no call in flight to notice (a lost directory lock): look now and then.
+  const watchStore = setInterval(() => {
+    if (store.failure !== undefined) onStoreFailed();
+  }, 1000).unref();
   server.addService(
     { ...definition, get: { ...definition.get, responseSerialize: encodeGetResponse } },
     createKeyValueService(store, logger, onStoreFailed),
@@ -62,13 +66,15 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
         server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => {
           if (error) return reject(error);
           // The store is open before the server is built, so binding is the moment we can serve.
-          health.set('SERVING');
+          if (store.failure === undefined) health.set('SERVING');
+          else onStoreFailed();
           resolve(port);
         });
       }),
 
     shutdown: (graceMs) =>
       new Promise((resolve) => {
+        clearInterval(watchStore);
         health.set('NOT_SERVING');
         // Watchers have been told; their open streams would otherwise hold tryShutdown for the whole grace period.
         health.endWatches();

@@ -64,6 +64,8 @@ export interface ClearResult {
 export interface KeyValueStore {
   /** The current store revision (0 for a store that never changed). */
   readonly revision: number;
+  /** Set once the store can no longer write (an I/O error, a lost directory lock); reads may go on. */
+  readonly failure?: Error;
   get(key: string): Promise<Entry | undefined>;
   set(key: string, value: JsonValue, options?: WriteOptions): Promise<SetResult>;
   delete(key: string, options?: WriteOptions): Promise<DeleteResult>;

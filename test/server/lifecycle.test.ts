@@ -81,6 +81,8 @@ test('if the directory lock is lost, writes are refused as UNAVAILABLE, reads go
   await kv.set('before', 1);
   // Someone removes the lock by hand: another server could now open the directory and append to the same log.
   await rm(path.join(server.dataDir, 'LOCK'), { recursive: true, force: true });
+  // Health notices without any write having to fail first.
+  await pollUntil('health to turn NOT_SERVING', async () => ((await healthOf(server.address)) === 'NOT_SERVING' ? true : undefined), 20_000);
   const refused = await pollUntil(
     'the store to notice the lost lock (at its next lock refresh)',
     () => kv.set('after', 2).then(() => undefined, (error: unknown) => error as KvError),

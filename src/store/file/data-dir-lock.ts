@@ -3,7 +3,7 @@
  * atomically created directory whose mtime it refreshes every `updateMs`;
  * not refreshed for `staleMs` means the owner is gone). Right after creating
  * LOCK, and before proper-lockfile starts refreshing it, the owner writes
- * `<dir>/LOCK/OWNER` (temp file + rename): pid, hostname, boot id, pid
+ * `<dir>/LOCK/OWNER` (temp file + link, never replacing): pid, hostname, boot id, pid
  * namespace, process start time and a random instance id. Because OWNER lives
  * inside LOCK it is removed with it: it can never be mistaken for a previous
  * owner's record.
@@ -267,6 +267,11 @@ function lockFs(
  * Writes OWNER into the LOCK we just created. A racing claimant may have
  * renamed LOCK away for a moment (it puts it back at once), so ENOENT is
  * retried briefly as long as LOCK is still the directory we created.
+ *
+ * OWNER is published with link(2), which never replaces an existing file:
+ * if a claimant's rename-back put another owner's LOCK where ours was (a
+ * rename onto an empty directory succeeds), its OWNER is already there and
+ * we fail with ELOCKED instead of adopting a lock that is not ours.
  */
 async function writeOwner(lockPath: string, ownerPath: string, me: OwnerRecord, ino: number): Promise<void> {
   const deadline = Date.now() + 500;
@@ -274,7 +279,16 @@ async function writeOwner(lockPath: string, ownerPath: string, me: OwnerRecord, 
     const tmp = `${ownerPath}.${crypto.randomBytes(6).toString('hex')}.tmp`;
     try {
       fs.writeFileSync(tmp, formatOwner(me), { flag: 'wx' });
-      fs.renameSync(tmp, ownerPath);
+      try {
+        fs.linkSync(tmp, ownerPath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw Object.assign(new Error('LOCK already has an owner'), { code: 'ELOCKED' });
+        }
+        throw err;
+      } finally {
+        fs.rmSync(tmp, { force: true });
+      }
       if (fs.statSync(lockPath).ino === ino) return;
       throw Object.assign(new Error('LOCK was replaced while being created'), { code: 'ENOENT' });
     } catch (err) {
