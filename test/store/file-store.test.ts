@@ -5,7 +5,14 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { CorruptDataError, LockedError, StoreClosedError, StoreFailedError } from '../../src/store/errors';
 import { type FileStore, type FileStoreOptions, openFileStore } from '../../src/store/file';
-import { BATCH_RECORD_SIZE, FILE_HEADER_SIZE, RecordType } from '../../src/store/file/record-codec';
+import {
+  BATCH_RECORD_SIZE,
+  FILE_HEADER_SIZE,
+  RecordType,
+  checkRecord,
+  emptyRecord,
+  writeBatchRecord,
+} from '../../src/store/file/record-codec';
 import type { JsonValue } from '../../src/store/key-value-store';
 import { runStoreContract } from './store-contract';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
@@ -268,8 +275,8 @@ describe('file engine: damaged logs', () => {
     await writeSome(dataDir, 10);
     const file = path.join(dataDir, logFiles(dataDir)[0]);
     const bytes = fs.readFileSync(file);
-    const recordSize = (bytes.length - 24) / 10;
-    const third = 24 + 2 * recordSize;
+    const recordSize = (bytes.length - FILE_HEADER_SIZE) / 10;
+    const third = FILE_HEADER_SIZE + 2 * recordSize;
     bytes[third + 6] = 0x7f; // body length now far beyond the end of the file
     fs.writeFileSync(file, bytes);
     await expect(openFileStore({ dataDir })).rejects.toMatchObject({ code: 'CORRUPT', offset: third });
@@ -356,6 +363,67 @@ describe('file engine: power loss inside a batch', () => {
     expect(store.revision).toBe(40);
     expect((await store.listKeys({ prefix: 'c/' })).keys).toEqual([]);
     await store.close();
+  });
+
+  test('a BATCH record a client forged inside a key (valid CRC, huge synced-through, wrong nonce) cannot turn a torn tail into a refusal to open', async () => {
+    const dataDir = dirs.make();
+    // A correctly framed and CRC'd BATCH record claiming the whole log is durable, all of
+    // whose bytes are ASCII so that it survives as UTF-8 key text. Only the nonce is wrong.
+    const forged = Buffer.alloc(BATCH_RECORD_SIZE);
+    for (let attempt = 0; ; attempt++) {
+      const nonce = Buffer.from(Array.from({ length: 8 }, (_, i) => (attempt * 7 + i * 31) & 0x7f));
+      writeBatchRecord(forged, 0, 1 + (attempt >> 16), 100, 2 ** 40, nonce);
+      if (forged.every((b) => b < 0x80)) break;
+    }
+    expect(checkRecord(forged, 0, forged.length, emptyRecord(), true)).toBeUndefined();
+    const evilKey = `evil/${forged.toString('latin1')}`;
+    expect(Buffer.from(evilKey, 'utf8').equals(Buffer.concat([Buffer.from('evil/'), forged]))).toBe(true);
+
+    const store = await openFileStore({ dataDir, fsync: 'always' });
+    for (let i = 0; i < 10; i++) await store.set(`a/${i}`, { i });
+    await store.set(evilKey, 'x');
+    await store.close();
+    const file = path.join(dataDir, logFiles(dataDir)[0]);
+    const bytes = fs.readFileSync(file);
+    const batches = batchesOf(bytes);
+    expect(batches).toHaveLength(11);
+    // Every BATCH record carries the nonce of the file header.
+    const nonce = bytes.subarray(20, 28);
+    for (const b of batches) expect(bytes.subarray(b.start + 29, b.start + 37).equals(nonce)).toBe(true);
+    const last = batches[10];
+    const forgedAt = bytes.indexOf(forged, last.start);
+    expect(forgedAt).toBeGreaterThan(last.records[0]);
+    // A torn final batch: its SET record's CRC never reached the disk.
+    bytes.fill(0, last.records[0], last.records[0] + 4);
+    fs.writeFileSync(file, bytes);
+
+    const { logger, lines } = capturingLogger();
+    const reopened = await openFileStore({ dataDir, logger });
+    expect(reopened.revision).toBe(10);
+    expect(await dump(reopened)).toEqual(Array.from({ length: 10 }, (_, i) => [`a/${i}`, { i }, i + 1, i + 1, 1]));
+    expect(await reopened.get(evilKey)).toBeUndefined();
+    expect(fs.statSync(file).size).toBe(last.start);
+    expect(lines.find((l) => l.level === 40 && String(l.msg).includes('torn'))).toMatchObject({
+      file,
+      offset: last.start,
+      damageOffset: last.records[0],
+    });
+    await reopened.close();
+  });
+
+  test('a data file of another format version (2: no nonce) refuses to open, naming the version', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir });
+    await store.set('a', 1);
+    await store.close();
+    const file = path.join(dataDir, logFiles(dataDir)[0]);
+    const bytes = fs.readFileSync(file);
+    bytes.writeUInt16LE(2, 8);
+    fs.writeFileSync(file, bytes);
+    const err = await openFileStore({ dataDir }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CORRUPT', file, offset: 0 });
+    expect((err as Error).message).toContain('unsupported format version 2');
+    expect(fs.readFileSync(file)).toEqual(bytes);
   });
 
   test('fsync=never: damage in a batch followed only by batches written before the next fdatasync drops them all, keeping a prefix', async () => {
@@ -449,6 +517,52 @@ describe('file engine: I/O failures', () => {
     expect(logFiles(dataDir)).toEqual(['wal-0000000000000001.log', 'wal-0000000000000003.log']);
     expect(await store.get('k3')).toMatchObject({ value: { round: 59 } });
     await store.close();
+  });
+
+  test('a failed compaction whose .tmp cannot be deleted either is logged, not an unhandled rejection; close still closes the log', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({
+      dataDir,
+      fsync: 'never',
+      logger,
+      compaction: { minBytes: 4096, deadToLiveRatio: 0.5, retryAfterMs: 60_000 },
+    });
+    const realRename = fs.renameSync;
+    const realRm = fs.rmSync;
+    jest.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (String(from).endsWith('.snap.tmp')) throw eio();
+      realRename(from, to);
+    });
+    jest.spyOn(fs, 'rmSync').mockImplementation((target, options) => {
+      if (String(target).endsWith('.snap.tmp')) throw Object.assign(new Error('EROFS: read-only file system (injected)'), { code: 'EROFS' });
+      realRm(target, options);
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let round = 0;
+      await pollUntil('a failed compaction', async () => {
+        await Promise.all(Array.from({ length: 10 }, (_, i) => store.set(`k${i}`, { round: round++, pad: 'p'.repeat(80) })));
+        return lines.some((l) => l.level === 50 && String(l.msg).includes('compaction failed')) || undefined;
+      });
+      expect(lines.some((l) => l.level === 50 && String(l.msg).includes('could not delete') && String(l.file).endsWith('.snap.tmp'))).toBe(
+        true,
+      );
+      expect(await store.set('after', 1)).toMatchObject({ revision: round + 1 });
+      await store.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    jest.restoreAllMocks();
+    // The log was closed properly; the leftover .tmp is removed at the next open.
+    const again = await openFileStore({ dataDir });
+    expect(await again.get('after')).toMatchObject({ value: 1 });
+    expect(fs.readdirSync(dataDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    await again.close();
   });
 
   test('a new log that fails half-way through creation is removed, so a later rotation and compaction succeed', async () => {

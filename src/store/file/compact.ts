@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import type { Logger } from '../../logger';
 import { dataFilePath, logFileName, snapshotFileName, syncDirectory } from './data-dir-files';
 import type { LogWriter } from './log-writer';
-import { FILE_HEADER_SIZE, FileKind, encodeFileHeader, setRecordSize, writeSetRecord } from './record-codec';
+import { FILE_HEADER_SIZE, FileKind, encodeFileHeader, newFileNonce, setRecordSize, writeSetRecord } from './record-codec';
 import type { IndexSnapshot, StoreIndex } from './store-index';
 
 export interface CompactionOptions {
@@ -110,16 +110,27 @@ export class Compactor {
     const baseRevision = this.index.revision;
     const replaced = this.sealed.slice();
     this.logger.info({ snapshot: snapshotFileName(snapSeq), replacedFiles: replaced.length }, 'compaction started');
-    this.running = this.run(snapSeq, baseRevision, snapshot, replaced).finally(() => {
-      this.running = undefined;
-      if (!this.stopping) this.onFinished();
-    });
+    // run() handles its own errors; the catch is a backstop, since nothing
+    // else awaits this promise and a rejection would end the process.
+    this.running = this.run(snapSeq, baseRevision, snapshot, replaced)
+      .catch((err: unknown) => {
+        this.retryAfter = Date.now() + this.retryAfterMs;
+        this.logger.error({ err, retryAfterMs: this.retryAfterMs }, `compaction failed; retrying in ${this.retryAfterMs} ms`);
+      })
+      .finally(() => {
+        this.running = undefined;
+        if (!this.stopping) this.onFinished();
+      });
   }
 
-  /** Lets a running compaction stop at its next chunk and waits for it. */
+  /** Lets a running compaction stop at its next chunk and waits for it. Never rejects, so close() goes on to close the log. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.running;
+    try {
+      await this.running;
+    } catch {
+      // Already logged by start()'s handler; close() must go on regardless.
+    }
   }
 
   private async run(seq: number, baseRevision: number, snapshot: IndexSnapshot, replaced: SealedFile[]): Promise<void> {
@@ -134,7 +145,12 @@ export class Compactor {
       syncDirectory(this.dir);
     } catch (err) {
       this.index.release(snapshot);
-      fs.rmSync(tmpPath, { force: true });
+      try {
+        fs.rmSync(tmpPath, { force: true });
+      } catch (rmErr) {
+        // E.g. EROFS or EIO: the .tmp is ignored and deleted at the next open.
+        this.logger.error({ err: rmErr, file: tmpPath }, `could not delete ${tmpPath}; it is deleted at next open`);
+      }
       if (!(err instanceof CompactionStopped)) {
         this.logger.error({ err, retryAfterMs: this.retryAfterMs }, `compaction failed; retrying in ${this.retryAfterMs} ms`);
         this.retryAfter = Date.now() + this.retryAfterMs;
@@ -156,7 +172,7 @@ export class Compactor {
   private async writeSnapshot(tmpPath: string, baseRevision: number, snapshot: IndexSnapshot): Promise<number> {
     const fh = await fs.promises.open(tmpPath, 'wx');
     try {
-      await fh.write(encodeFileHeader({ kind: FileKind.Snapshot, baseRevision }), 0, FILE_HEADER_SIZE, 0);
+      await fh.write(encodeFileHeader({ kind: FileKind.Snapshot, baseRevision, nonce: newFileNonce() }), 0, FILE_HEADER_SIZE, 0);
       let position = FILE_HEADER_SIZE;
       let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
       let used = 0;

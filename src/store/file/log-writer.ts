@@ -14,9 +14,17 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '../../logger';
-import { StoreFailedError } from '../errors';
+import { CorruptDataError, StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
-import { BATCH_RECORD_SIZE, FILE_HEADER_SIZE, FileKind, encodeFileHeader, writeBatchRecord } from './record-codec';
+import {
+  BATCH_RECORD_SIZE,
+  FILE_HEADER_SIZE,
+  FileKind,
+  decodeFileHeader,
+  encodeFileHeader,
+  newFileNonce,
+  writeBatchRecord,
+} from './record-codec';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
@@ -28,6 +36,8 @@ export interface ActiveLog {
   size: number;
   /** Bytes known durable: a completed fdatasync covered everything before this offset. */
   synced: number;
+  /** The file nonce from its header, written into every BATCH record. */
+  nonce: Buffer;
 }
 
 /**
@@ -38,8 +48,9 @@ export interface ActiveLog {
 export function createLogFile(dir: string, seq: number, baseRevision: number): ActiveLog {
   const filePath = dataFilePath(dir, logFileName(seq));
   const fd = fs.openSync(filePath, 'wx');
+  const nonce = newFileNonce();
   try {
-    writeFully(fd, encodeFileHeader({ kind: FileKind.Log, baseRevision }), 0);
+    writeFully(fd, encodeFileHeader({ kind: FileKind.Log, baseRevision, nonce }), 0);
     fs.fdatasyncSync(fd);
     syncDirectory(dir);
   } catch (err) {
@@ -48,7 +59,7 @@ export function createLogFile(dir: string, seq: number, baseRevision: number): A
     fs.rmSync(filePath, { force: true });
     throw err;
   }
-  return { seq, fd, size: FILE_HEADER_SIZE, synced: FILE_HEADER_SIZE };
+  return { seq, fd, size: FILE_HEADER_SIZE, synced: FILE_HEADER_SIZE, nonce };
 }
 
 /**
@@ -58,14 +69,21 @@ export function createLogFile(dir: string, seq: number, baseRevision: number): A
  * that everything before them is durable.
  */
 export function openLogFile(dir: string, seq: number, size: number): ActiveLog {
-  const fd = fs.openSync(dataFilePath(dir, logFileName(seq)), 'r+');
+  const filePath = dataFilePath(dir, logFileName(seq));
+  const fd = fs.openSync(filePath, 'r+');
+  let nonce: Buffer;
   try {
+    // Recovery checked this header; its nonce goes into every batch appended.
+    const headerBuf = Buffer.alloc(FILE_HEADER_SIZE);
+    const header = decodeFileHeader(headerBuf.subarray(0, fs.readSync(fd, headerBuf, 0, FILE_HEADER_SIZE, 0)));
+    if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
+    nonce = header.nonce;
     fs.fdatasyncSync(fd);
   } catch (err) {
     fs.closeSync(fd);
     throw err;
   }
-  return { seq, fd, size, synced: size };
+  return { seq, fd, size, synced: size, nonce };
 }
 
 function writeFully(fd: number, buf: Buffer, position: number): void {
@@ -114,7 +132,7 @@ export class LogWriter {
    */
   appendBatch(batch: Buffer, revision: number): void {
     if (this.failure !== undefined) throw this.failure;
-    writeBatchRecord(batch, 0, revision, batch.length - BATCH_RECORD_SIZE, this.active.synced);
+    writeBatchRecord(batch, 0, revision, batch.length - BATCH_RECORD_SIZE, this.active.synced, this.active.nonce);
     try {
       writeFully(this.active.fd, batch, this.active.size);
     } catch (err) {
@@ -182,6 +200,11 @@ export class LogWriter {
     try {
       if (this.failure === undefined) await this.sync();
     } finally {
+      // An fdatasync already running (an interval-timer sync, when the writer
+      // failed meanwhile and sync() above was skipped or threw) must end
+      // before its fd is closed: closing under it could sync or, once the fd
+      // number is reused, touch another file. Its error is already recorded.
+      while (this.syncing !== undefined) await this.syncing.catch(() => undefined);
       fs.closeSync(this.active.fd);
     }
   }

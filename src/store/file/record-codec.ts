@@ -3,13 +3,14 @@
  * All integers are little-endian; CRCs are CRC-32 (IEEE 802.3, the zlib/PNG
  * polynomial 0xEDB88320 reflected) as computed by zlib.crc32.
  *
- * File header (24 bytes):
+ * File header (32 bytes):
  *   0  8  magic "KVSTORE\0"
- *   8  2  format version (2)
+ *   8  2  format version (3)
  *   10 1  kind: 1 = log, 2 = snapshot
  *   11 1  reserved, 0
  *   12 8  base revision (u64): the store revision when the file was started
- *   20 4  CRC-32 of bytes 0..19
+ *   20 8  file nonce: 8 random bytes chosen when the file was created
+ *   28 4  CRC-32 of bytes 0..27
  *
  * Record (8-byte frame + body):
  *   0  4  CRC-32 of bytes 4..end of record (length field and body)
@@ -20,20 +21,32 @@
  *           33 key (UTF-8), then the value (JSON, UTF-8) to the end of the body
  *   DELETE: 17 key (UTF-8) to the end of the body
  *   CLEAR:  17 prefix (UTF-8, may be empty = all keys) to the end of the body
- *   BATCH:  (body length exactly 21; revision = that of the batch's last record)
+ *   BATCH:  (body length exactly 29; revision = that of the batch's last record)
  *           17 4 batch bytes (u32): bytes of the records that follow and belong to it
  *           21 8 synced-through (u64): every byte of the log before this offset
  *                was durable (a completed fdatasync) when the batch was written
+ *           29 8 the file nonce of the log it was written to (from the file
+ *                header): a BATCH record with any other nonce is not one of
+ *                this log's, e.g. bytes a client put in a key or value
  *
  * A log is the header and then batches: a BATCH record followed by its
  * records. A snapshot is the header and then SET records, without batches.
  */
+import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 export const FILE_MAGIC = Buffer.from('KVSTORE\0', 'latin1');
-/** 2: logs are framed in batches (BATCH records). Version 1 had no batches and was never released. */
-export const FORMAT_VERSION = 2;
-export const FILE_HEADER_SIZE = 24;
+/**
+ * 3: a file nonce in the header, repeated in every BATCH record. Version 2
+ * (batches without a nonce) and version 1 (no batches) were never released.
+ */
+export const FORMAT_VERSION = 3;
+export const FILE_HEADER_SIZE = 32;
+/** Bytes of the random file nonce (file header offset 20, BATCH record offset 29). */
+export const NONCE_SIZE = 8;
+const HEADER_NONCE_OFFSET = 20;
+const HEADER_CRC_OFFSET = 28;
+const BATCH_NONCE_OFFSET = 29;
 
 export enum FileKind {
   Log = 1,
@@ -52,11 +65,18 @@ export const FRAME_SIZE = 8;
 export const MIN_RECORD_SIZE = 17;
 export const SET_HEADER_SIZE = 33;
 /** A BATCH record is always this size. */
-export const BATCH_RECORD_SIZE = 29;
+export const BATCH_RECORD_SIZE = 37;
 
 export interface FileHeader {
   kind: FileKind;
   baseRevision: number;
+  /** NONCE_SIZE random bytes (newFileNonce()); every BATCH record of a log repeats them. */
+  nonce: Buffer;
+}
+
+/** A fresh random file nonce for a new data file. */
+export function newFileNonce(): Buffer {
+  return randomBytes(NONCE_SIZE);
 }
 
 /**
@@ -153,22 +173,37 @@ export function encodeFileHeader(header: FileHeader): Buffer {
   buf.writeUInt16LE(FORMAT_VERSION, 8);
   buf.writeUInt8(header.kind, 10);
   writeU64(buf, header.baseRevision, 12);
-  buf.writeUInt32LE(crc32(buf.subarray(0, 20)), 20);
+  if (header.nonce.length !== NONCE_SIZE) throw new RangeError(`file nonce must be ${NONCE_SIZE} bytes`);
+  header.nonce.copy(buf, HEADER_NONCE_OFFSET);
+  buf.writeUInt32LE(crc32(buf.subarray(0, HEADER_CRC_OFFSET)), HEADER_CRC_OFFSET);
   return buf;
 }
 
 /** Decodes a file header, or returns why it is not one. */
 export function decodeFileHeader(buf: Buffer): FileHeader | string {
+  // Magic and version first (their offsets never change), so a file of another version says so.
+  if (buf.length >= 10 && buf.subarray(0, 8).equals(FILE_MAGIC)) {
+    const version = buf.readUInt16LE(8);
+    if (version !== FORMAT_VERSION) return unsupportedVersion(version);
+  }
   if (buf.length < FILE_HEADER_SIZE) return `file header is ${buf.length} bytes, expected ${FILE_HEADER_SIZE}`;
   if (!buf.subarray(0, 8).equals(FILE_MAGIC)) return 'bad magic (not a kv data file)';
-  if (buf.readUInt32LE(20) !== crc32(buf.subarray(0, 20))) return 'file header CRC mismatch';
-  const version = buf.readUInt16LE(8);
-  if (version !== FORMAT_VERSION) return `unsupported format version ${version} (this build reads version ${FORMAT_VERSION})`;
+  if (buf.readUInt32LE(HEADER_CRC_OFFSET) !== crc32(buf.subarray(0, HEADER_CRC_OFFSET))) return 'file header CRC mismatch';
   const kind = buf.readUInt8(10);
   if (kind !== FileKind.Log && kind !== FileKind.Snapshot) return `unknown file kind ${kind}`;
   const baseRevision = readU64(buf, 12);
   if (Number.isNaN(baseRevision)) return 'base revision out of range';
-  return { kind, baseRevision };
+  const nonce = Buffer.from(buf.subarray(HEADER_NONCE_OFFSET, HEADER_NONCE_OFFSET + NONCE_SIZE));
+  return { kind, baseRevision, nonce };
+}
+
+function unsupportedVersion(version: number): string {
+  return `unsupported format version ${version} (this build reads version ${FORMAT_VERSION})`;
+}
+
+/** Whether a file header (at least 10 bytes seen) is a kv data file of another format version. */
+export function isOtherFormatVersion(buf: Buffer): boolean {
+  return buf.length >= 10 && buf.subarray(0, 8).equals(FILE_MAGIC) && buf.readUInt16LE(8) !== FORMAT_VERSION;
 }
 
 export function setRecordSize(keyBytes: number, valueBytes: number): number {
@@ -232,7 +267,8 @@ export function writeClearRecord(
 
 /**
  * Writes a BATCH record at `offset`: `batchBytes` of records follow it, the
- * last with revision `revision`; the log was durable up to `syncedThrough`.
+ * last with revision `revision`; the log was durable up to `syncedThrough`;
+ * `nonce` is the log's file nonce (from its header).
  */
 export function writeBatchRecord(
   buf: Buffer,
@@ -240,10 +276,21 @@ export function writeBatchRecord(
   revision: number,
   batchBytes: number,
   syncedThrough: number,
+  nonce: Buffer,
 ): number {
+  if (nonce.length !== NONCE_SIZE) throw new RangeError(`file nonce must be ${NONCE_SIZE} bytes`);
   buf.writeUInt32LE(batchBytes, offset + 17);
   writeU64(buf, syncedThrough, offset + 21);
+  nonce.copy(buf, offset + BATCH_NONCE_OFFSET);
   return sealRecord(buf, offset, offset + BATCH_RECORD_SIZE, RecordType.Batch, revision);
+}
+
+/**
+ * Whether the BATCH record at `offset` (already accepted by checkRecord)
+ * carries `nonce`, i.e. was written to the log whose header holds it.
+ */
+export function batchNonceIs(buf: Buffer, offset: number, nonce: Buffer): boolean {
+  return buf.compare(nonce, 0, NONCE_SIZE, offset + BATCH_NONCE_OFFSET, offset + BATCH_NONCE_OFFSET + NONCE_SIZE) === 0;
 }
 
 /** Why readRecord could not decode a record; `short` means the bytes ran out before its end. */

@@ -15,6 +15,12 @@
  * of the damaged batch (everything after it was unsynced too) and a warning
  * names file and offset. Damage that a later batch proves was durable, or
  * damage in any other file, refuses to open: nothing is dropped silently.
+ *
+ * A BATCH record counts only if it carries the log's file nonce (random,
+ * from the file header, never shown to a client): a client can put a
+ * well-formed, correctly CRC'd BATCH record inside a key or value, but
+ * cannot guess the nonce, so it can neither vouch for damage (turning a torn
+ * tail into a refusal to open) nor pass for a batch boundary.
  */
 import fs from 'node:fs';
 import type { Logger } from '../../logger';
@@ -27,10 +33,12 @@ import {
   FRAME_SIZE,
   FileKind,
   RecordType,
+  batchNonceIs,
   checkRecord,
   decodeFileHeader,
   decodeCheckedRecord,
   emptyRecord,
+  isOtherFormatVersion,
   readRecord,
 } from './record-codec';
 import type { IndexEntry } from './store-index';
@@ -75,7 +83,10 @@ export function recoverDataDir(dir: string, logger: Logger): RecoveredState {
     const file = files[end - 1];
     const filePath = dataFilePath(dir, file.name);
     if (fs.statSync(filePath).size > FILE_HEADER_SIZE) break;
-    const header = decodeFileHeader(fs.readFileSync(filePath));
+    const headerBytes = fs.readFileSync(filePath);
+    const header = decodeFileHeader(headerBytes);
+    // A file of another format version is not ours to delete.
+    if (typeof header === 'string' && isOtherFormatVersion(headerBytes)) throw new CorruptDataError(filePath, 0, header);
     if (typeof header === 'string') {
       logger.warn({ file: filePath, reason: header }, `removing ${filePath}: a log cut short while being created`);
     } else if (header.baseRevision > state.revision) {
@@ -112,7 +123,7 @@ function replayFile(dir: string, file: DataFile, newestLog: boolean, state: Reco
       replaySnapshot(window, filePath, state);
       return fileSize;
     }
-    return replayLog(window, filePath, newestLog, state, logger);
+    return replayLog(window, filePath, header.nonce, newestLog, state, logger);
   } finally {
     fs.closeSync(fd);
   }
@@ -137,12 +148,19 @@ function replaySnapshot(window: FileWindow, filePath: string, state: RecoveredSt
 }
 
 /** Replays a log batch by batch; returns the size to keep (smaller if a torn tail was cut off). */
-function replayLog(window: FileWindow, filePath: string, newestLog: boolean, state: RecoveredState, logger: Logger): number {
+function replayLog(
+  window: FileWindow,
+  filePath: string,
+  nonce: Buffer,
+  newestLog: boolean,
+  state: RecoveredState,
+  logger: Logger,
+): number {
   const fileSize = window.fileSize;
   const record = emptyRecord();
   const damaged = (batchStart: number, at: number, reason: string): number => {
     if (!newestLog) throw new CorruptDataError(filePath, at, reason);
-    const later = findBatchVouchingFor(window, at, record);
+    const later = findBatchVouchingFor(window, at, nonce, record);
     if (later !== undefined) {
       throw new CorruptDataError(
         filePath,
@@ -169,6 +187,9 @@ function replayLog(window: FileWindow, filePath: string, newestLog: boolean, sta
       problem = { short: false, reason: `record type ${record.type} where a BATCH record should start` };
     }
     if (problem !== undefined) return damaged(batchStart, batchStart, problem.reason);
+    if (!batchNonceIs(window.buf, i, nonce)) {
+      return damaged(batchStart, batchStart, "BATCH record's nonce is not this log's (not written to this file as a BATCH record)");
+    }
     if (record.syncedThrough > batchStart) {
       return damaged(batchStart, batchStart, 'BATCH synced-through offset lies past the batch itself');
     }
@@ -223,12 +244,14 @@ function apply(record: DecodedRecord, state: RecoveredState): void {
 }
 
 /**
- * Looks past damage at `at` for a readable BATCH record whose synced-through
- * offset lies beyond `at`: proof that the damaged byte had been durable.
- * Searched byte by byte (the records between may be damaged too); returns its
- * offset, or undefined. Garbage passes the CRC with odds of 1 in 2^32.
+ * Looks past damage at `at` for a readable BATCH record with this log's
+ * nonce whose synced-through offset lies beyond `at`: proof that the damaged
+ * byte had been durable. Searched byte by byte (the records between may be
+ * damaged too); returns its offset, or undefined. Garbage passes the CRC with
+ * odds of 1 in 2^32; a BATCH record a client embedded in a key or value
+ * passes the CRC but not the nonce check (the client never sees the nonce).
  */
-function findBatchVouchingFor(window: FileWindow, at: number, record: DecodedRecord): number | undefined {
+function findBatchVouchingFor(window: FileWindow, at: number, nonce: Buffer, record: DecodedRecord): number | undefined {
   const fileSize = window.fileSize;
   let start = at + 1;
   while (start + BATCH_RECORD_SIZE <= fileSize) {
@@ -240,7 +263,11 @@ function findBatchVouchingFor(window: FileWindow, at: number, record: DecodedRec
       // Cheap filters first: the type byte and the fixed body length.
       if (buf[p + 8] !== RecordType.Batch || buf[p + 4] !== BATCH_RECORD_SIZE - FRAME_SIZE) continue;
       if ((buf[p + 5] | buf[p + 6] | buf[p + 7]) !== 0) continue;
-      if (checkRecord(buf, p, p + BATCH_RECORD_SIZE, record, true) === undefined && record.syncedThrough > at) {
+      if (
+        checkRecord(buf, p, p + BATCH_RECORD_SIZE, record, true) === undefined &&
+        record.syncedThrough > at &&
+        batchNonceIs(buf, p, nonce)
+      ) {
         return start + (p - i);
       }
     }
