@@ -1,9 +1,10 @@
 import { Server, ServerCredentials, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { ClearRequest, DeleteRequest, GetRequest, KeyValueServiceService, ListKeysRequest, SetRequest } from '../gen/kv/v1/kv';
+import { ClearRequest, DeleteRequest, GetRequest, KeyValueServiceService, ListKeysRequest } from '../gen/kv/v1/kv';
 import type { KeyValueStore } from '../store/key-value-store';
 import type { Logger } from '../logger';
 import { withStrictDecoding } from './decode-request';
+import { decodeSetRequest } from './decode-set-request';
 import { encodeGetResponse } from './encode-get-response';
 import { createKeyValueService } from './key-value-service';
 import { addReflection } from './reflection';
@@ -37,7 +38,7 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
   });
   const definition = withStrictDecoding(KeyValueServiceService, {
     get: GetRequest,
-    set: SetRequest,
+    set: { decode: decodeSetRequest },
     delete: DeleteRequest,
     listKeys: ListKeysRequest,
     clear: ClearRequest,

@@ -3,10 +3,14 @@ import { GetResponse } from '../../src/gen/kv/v1/kv';
 import { encodeGetResponse } from '../../src/server/encode-get-response';
 import type { JsonValue } from '../../src/store/key-value-store';
 
-/** JSON as the store hands it out: what JSON.parse can return (no -0, no undefined, no NaN). */
+/**
+ * JSON as the store hands it out: what JSON.parse can return (no -0, no
+ * undefined, no NaN). Without "__proto__" field names: the generated codec
+ * we compare with loses them (see the test of that case in decode-set-request.test.ts).
+ */
 const json: fc.Arbitrary<JsonValue> = fc
   .jsonValue({ maxDepth: 6 })
-  .map((v) => JSON.parse(JSON.stringify(v)) as JsonValue);
+  .map((v) => JSON.parse(JSON.stringify(v), (key, value: unknown) => (key === '__proto__' ? undefined : value)) as JsonValue);
 
 const revision = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.integer({ min: 1, max: 2 ** 40 }));
 

@@ -104,7 +104,7 @@ describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () 
   test('JSON nested deeper than protobuf decoding allows is refused', async () => {
     let deep: JsonValue = 'bottom';
     for (let i = 0; i < 40; i++) deep = { d: deep };
-    await expect(kv.set('deep', deep)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/^request could not be decoded: .*recursion limit/) });
+    await expect(kv.set('deep', deep)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/^request could not be decoded: value is nested too deeply/) });
     let fine: JsonValue = 'bottom';
     for (let i = 0; i < 20; i++) fine = { d: fine };
     await kv.set('nested', fine);

@@ -212,8 +212,9 @@ type SetRequest struct {
 	// bytes).
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// The JSON value to store; required. JSON null is a value. At most the
-	// value size limit (default 1 MiB) once JSON-encoded, and nested at most
-	// about 32 levels deep (protobuf's decoding recursion limit).
+	// value size limit (default 1 MiB) once JSON-encoded, and nested no deeper
+	// than every protobuf client can decode back (100 nested messages: about
+	// 32 levels of objects or 48 of arrays).
 	Value *structpb.Value `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// If set, write only if the key's current mod_revision equals this;
 	// 0 means "only if the key does not exist". A mismatch is ABORTED.

@@ -70,8 +70,9 @@ export interface SetRequest {
   key: string;
   /**
    * The JSON value to store; required. JSON null is a value. At most the
-   * value size limit (default 1 MiB) once JSON-encoded, and nested at most
-   * about 32 levels deep (protobuf's decoding recursion limit).
+   * value size limit (default 1 MiB) once JSON-encoded, and nested no deeper
+   * than every protobuf client can decode back (100 nested messages: about
+   * 32 levels of objects or 48 of arrays).
    */
   value:
     | any
