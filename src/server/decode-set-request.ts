@@ -70,15 +70,8 @@ function readValue(reader: BinaryReader, length: number, depth: number): JsonVal
 function readStruct(reader: BinaryReader, length: number, depth: number): { [key: string]: JsonValue } {
   const end = reader.pos + length;
   const object: { [key: string]: JsonValue } = {};
-  while (reader.pos < end) {
-    const tag = reader.uint32();
-    const field = tag >>> 3;
-    const wireType: WireType = tag & 7;
-    if (field !== 1 || wireType !== WireType.LengthDelimited) {
-      reader.skip(wireType, field);
-      continue;
-    }
-    const entryEnd = reader.uint32() + reader.pos;
+  for (let entryLength = nextField1(reader, end); entryLength !== undefined; entryLength = nextField1(reader, end)) {
+    const entryEnd = reader.pos + entryLength;
     let key = '';
     let value: JsonValue | undefined;
     while (reader.pos < entryEnd) {
@@ -100,19 +93,25 @@ function readStruct(reader: BinaryReader, length: number, depth: number): { [key
 function readList(reader: BinaryReader, length: number, depth: number): JsonValue[] {
   const end = reader.pos + length;
   const list: JsonValue[] = [];
-  while (reader.pos < end) {
-    const tag = reader.uint32();
-    const field = tag >>> 3;
-    const wireType: WireType = tag & 7;
-    if (field !== 1 || wireType !== WireType.LengthDelimited) {
-      reader.skip(wireType, field);
-      continue;
-    }
-    const item = readValue(reader, reader.uint32(), depth + 2);
+  for (let itemLength = nextField1(reader, end); itemLength !== undefined; itemLength = nextField1(reader, end)) {
+    const item = readValue(reader, itemLength, depth + 2);
     if (item === undefined) throw new InvalidArgumentError(`list item ${list.length} has no value`);
     list.push(item);
   }
   return list;
+}
+
+/**
+ * Struct and ListValue hold one repeated message field (number 1): the length
+ * of its next occurrence before `end`, skipping any other field, or undefined.
+ */
+function nextField1(reader: BinaryReader, end: number): number | undefined {
+  while (reader.pos < end) {
+    const tag = reader.uint32();
+    if (tag === ((1 << 3) | WireType.LengthDelimited)) return reader.uint32();
+    reader.skip((tag & 7) as WireType, tag >>> 3);
+  }
+  return undefined;
 }
 
 function toSafeNumber(int64: bigint | string, field: string): number {
