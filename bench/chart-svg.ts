@@ -56,10 +56,16 @@ export function renderChart(results: BenchResults): string {
   const y = (value: number): number => PANEL_BOTTOM - (value / max) * (PANEL_BOTTOM - PANEL_TOP);
 
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`);
-  out.push(`<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="16" font-weight="600">Throughput, calls/s (higher is better), 100-byte JSON values, 10k keys</text>`);
-  out.push(`<text x="${WIDTH / 2}" y="44" text-anchor="middle" fill="#4b5563">bar: median of ${rounds} interleaved round${rounds === 1 ? '' : 's'}; whisker: min–max · ${escape(results.machine.cpus + ' cores, ' + results.machine.cpuModel)} · ghz load generator on the same machine</text>`);
+  out.push(
+    `<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="16" font-weight="600">Throughput, calls/s (higher is better), 100-byte JSON values, 10k keys</text>`,
+  );
+  out.push(
+    `<text x="${WIDTH / 2}" y="44" text-anchor="middle" fill="#4b5563">bar: median of ${rounds} interleaved round${rounds === 1 ? '' : 's'}; whisker: min–max · ${escape(results.machine.cpus + ' cores, ' + results.machine.cpuModel)} · ghz load generator on the same machine</text>`,
+  );
 
   // Y axis, gridlines and tick labels, shared by both panels.
   for (let tick = 0; tick <= max; tick += step) {
@@ -70,7 +76,9 @@ export function renderChart(results: BenchResults): string {
 
   (['set', 'get'] as const).forEach((operation, panel) => {
     const left = AXIS_LEFT + panel * (PANEL_WIDTH + PANEL_GAP);
-    out.push(`<text x="${left + PANEL_WIDTH / 2}" y="${PANEL_TOP - 16}" text-anchor="middle" font-size="14" font-weight="600">${escape(TITLES[operation])}</text>`);
+    out.push(
+      `<text x="${left + PANEL_WIDTH / 2}" y="${PANEL_TOP - 16}" text-anchor="middle" font-size="14" font-weight="600">${escape(TITLES[operation])}</text>`,
+    );
     const groupWidth = PANEL_WIDTH / concurrencies.length;
     const barWidth = (groupWidth * 0.8) / SERVERS.length;
     concurrencies.forEach((concurrency, group) => {
@@ -80,17 +88,27 @@ export function renderChart(results: BenchResults): string {
         if (!bar || !Number.isFinite(bar.median)) return;
         const x = groupLeft + index * barWidth;
         const center = x + barWidth / 2;
-        out.push(`<rect x="${x + 1}" y="${y(bar.median)}" width="${barWidth - 2}" height="${PANEL_BOTTOM - y(bar.median)}" fill="${COLORS[server]}"><title>${escape(`${LABELS[server]}, ${operation} c=${concurrency}: median ${fmt(bar.median)}/s (min ${fmt(bar.min)}, max ${fmt(bar.max)})`)}</title></rect>`);
+        out.push(
+          `<rect x="${x + 1}" y="${y(bar.median)}" width="${barWidth - 2}" height="${PANEL_BOTTOM - y(bar.median)}" fill="${COLORS[server]}"><title>${escape(`${LABELS[server]}, ${operation} c=${concurrency}: median ${fmt(bar.median)}/s (min ${fmt(bar.min)}, max ${fmt(bar.max)})`)}</title></rect>`,
+        );
         if (bar.max > bar.min) {
-          out.push(`<path d="M${center} ${y(bar.max)}V${y(bar.min)}M${center - 4} ${y(bar.max)}H${center + 4}M${center - 4} ${y(bar.min)}H${center + 4}" stroke="#111827" stroke-width="1.2" fill="none"/>`);
+          out.push(
+            `<path d="M${center} ${y(bar.max)}V${y(bar.min)}M${center - 4} ${y(bar.max)}H${center + 4}M${center - 4} ${y(bar.min)}H${center + 4}" stroke="#111827" stroke-width="1.2" fill="none"/>`,
+          );
         }
-        out.push(`<text x="${center}" y="${Math.min(y(bar.max), y(bar.median)) - 5}" text-anchor="middle" font-size="10" fill="#111827">${fmt(bar.median)}</text>`);
+        out.push(
+          `<text x="${center}" y="${Math.min(y(bar.max), y(bar.median)) - 5}" text-anchor="middle" font-size="10" fill="#111827">${fmt(bar.median)}</text>`,
+        );
       });
-      out.push(`<text x="${left + group * groupWidth + groupWidth / 2}" y="${PANEL_BOTTOM + 18}" text-anchor="middle" fill="#374151">c = ${concurrency}</text>`);
+      out.push(
+        `<text x="${left + group * groupWidth + groupWidth / 2}" y="${PANEL_BOTTOM + 18}" text-anchor="middle" fill="#374151">c = ${concurrency}</text>`,
+      );
     });
     out.push(`<line x1="${left}" x2="${left + PANEL_WIDTH}" y1="${PANEL_BOTTOM}" y2="${PANEL_BOTTOM}" stroke="#6b7280"/>`);
   });
-  out.push(`<text x="${WIDTH / 2}" y="${PANEL_BOTTOM + 38}" text-anchor="middle" fill="#374151">concurrent calls in flight (one HTTP/2 connection)</text>`);
+  out.push(
+    `<text x="${WIDTH / 2}" y="${PANEL_BOTTOM + 38}" text-anchor="middle" fill="#374151">concurrent calls in flight (one HTTP/2 connection)</text>`,
+  );
 
   // Legend.
   const legendY = HEIGHT - 16;

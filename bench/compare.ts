@@ -30,7 +30,10 @@ export async function runComparison(settings: Settings, workDir: string): Promis
     const dataFiles = new Map<string, string>();
     for (const name of SERVERS) {
       for (const operation of OPERATIONS) {
-        dataFiles.set(`${name}/${operation}`, writeDataFile(workDir, name, operation, randomKeys(settings.keySpace, settings.keySpace), 'compare'));
+        dataFiles.set(
+          `${name}/${operation}`,
+          writeDataFile(workDir, name, operation, randomKeys(settings.keySpace, settings.keySpace), 'compare'),
+        );
       }
     }
     const dataFile = (name: ServerName, operation: string): string => dataFiles.get(`${name}/${operation}`) ?? '';
@@ -38,7 +41,14 @@ export async function runComparison(settings: Settings, workDir: string): Promis
     // Warm-up: JIT, connection setup, etcd's and kv's first log segments.
     for (const name of SERVERS) {
       for (const operation of OPERATIONS) {
-        await timedRun({ server: servers[name], serverName: name, operation, concurrency: 16, dataFile: dataFile(name, operation), durationSec: settings.warmupSec });
+        await timedRun({
+          server: servers[name],
+          serverName: name,
+          operation,
+          concurrency: 16,
+          dataFile: dataFile(name, operation),
+          durationSec: settings.warmupSec,
+        });
       }
     }
     log('warm-up done');
@@ -49,7 +59,14 @@ export async function runComparison(settings: Settings, workDir: string): Promis
       for (const operation of OPERATIONS) {
         for (const concurrency of settings.concurrencies) {
           for (const name of rotate(SERVERS, round)) {
-            const result = await timedRun({ server: servers[name], serverName: name, operation, concurrency, dataFile: dataFile(name, operation), durationSec: settings.durationSec });
+            const result = await timedRun({
+              server: servers[name],
+              serverName: name,
+              operation,
+              concurrency,
+              dataFile: dataFile(name, operation),
+              durationSec: settings.durationSec,
+            });
             measurements.push({
               server: name,
               operation,
@@ -62,7 +79,9 @@ export async function runComparison(settings: Settings, workDir: string): Promis
               firstError: result.firstError,
               serverCpuUsPerCall: result.serverCpuUsPerCall,
             });
-            counter.step(`round ${round + 1} ${operation} c=${concurrency} ${name}: ${Math.round(result.okPerSec)}/s p50 ${result.p50Ms.toFixed(2)} ms`);
+            counter.step(
+              `round ${round + 1} ${operation} c=${concurrency} ${name}: ${Math.round(result.okPerSec)}/s p50 ${result.p50Ms.toFixed(2)} ms`,
+            );
           }
         }
       }

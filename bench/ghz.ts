@@ -75,16 +75,24 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
   const { method, address, dataFile, concurrency, durationSec, total, reportFile } = options;
   const args = [
     '--insecure',
-    '--proto', path.join(REPO_ROOT, method.proto),
-    '--import-paths', method.importPaths.map((dir) => path.join(REPO_ROOT, dir)).join(','),
-    '--call', method.call,
-    '--data-file', dataFile,
-    '--concurrency', String(concurrency),
+    '--proto',
+    path.join(REPO_ROOT, method.proto),
+    '--import-paths',
+    method.importPaths.map((dir) => path.join(REPO_ROOT, dir)).join(','),
+    '--call',
+    method.call,
+    '--data-file',
+    dataFile,
+    '--concurrency',
+    String(concurrency),
     // One HTTP/2 connection, as one application instance with one channel
     // would use; every server gets the same.
-    '--connections', '1',
-    '--format', 'json',
-    '--output', reportFile,
+    '--connections',
+    '1',
+    '--format',
+    'json',
+    '--output',
+    reportFile,
   ];
   if (durationSec !== undefined) args.push('--duration', `${durationSec}s`);
   else if (total !== undefined) args.push('--total', String(total));

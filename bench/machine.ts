@@ -58,7 +58,10 @@ export function describeVersions(): Versions {
   return {
     node: process.version,
     grpcJs: packageVersion('@grpc/grpc-js'),
-    etcd: run('etcd', ['--version'])?.split('\n')[0]?.replace(/^etcd Version:\s*/, '') ?? 'unknown',
+    etcd:
+      run('etcd', ['--version'])
+        ?.split('\n')[0]
+        ?.replace(/^etcd Version:\s*/, '') ?? 'unknown',
     ghz: ghzModule?.[2] ?? 'unknown',
     kv: `${commit}${dirty ? '+dirty' : ''}`,
   };

@@ -30,7 +30,9 @@ export async function timedRun(run: TimedRun): Promise<TimedResult> {
   });
   const cpuUsed = cpuSeconds(run.server.pid) - cpuBefore;
   if (result.errorCount > 0) {
-    process.stderr.write(`  ! ${run.serverName} ${run.operation} c=${run.concurrency}: ${result.errorCount} failed calls, e.g. ${result.firstError}\n`);
+    process.stderr.write(
+      `  ! ${run.serverName} ${run.operation} c=${run.concurrency}: ${result.errorCount} failed calls, e.g. ${result.firstError}\n`,
+    );
   }
   return { ...result, serverCpuUsPerCall: result.okCount > 0 ? (cpuUsed * 1e6) / result.okCount : Number.NaN };
 }
@@ -46,7 +48,9 @@ export async function loadAll(server: RunningServer, serverName: ServerName, dat
     reportFile: path.join(path.dirname(dataFile), `report-${process.pid}.json`),
   });
   if (result.okCount !== count) {
-    throw new Error(`preloading ${serverName}: ${result.okCount} of ${count} writes succeeded (${result.firstError ?? 'no error reported'})`);
+    throw new Error(
+      `preloading ${serverName}: ${result.okCount} of ${count} writes succeeded (${result.firstError ?? 'no error reported'})`,
+    );
   }
 }
 

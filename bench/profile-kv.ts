@@ -49,7 +49,8 @@ function layerOf(frame: CallFrame): string {
   if (functionName === '(garbage collector)') return 'GC';
   if (functionName === '(program)') return 'native / V8 (program)';
   if (url.includes('/node_modules/@grpc/')) return 'grpc-js';
-  if (url.includes('/node_modules/protobufjs/') || url.includes('/node_modules/@bufbuild/') || url.includes('/dist/gen/')) return 'protobuf (generated code + runtime)';
+  if (url.includes('/node_modules/protobufjs/') || url.includes('/node_modules/@bufbuild/') || url.includes('/dist/gen/'))
+    return 'protobuf (generated code + runtime)';
   if (url.includes('/node_modules/')) return `dependency: ${url.split('/node_modules/').pop()?.split('/')[0] ?? '?'}`;
   if (url.includes('/dist/')) return 'kv (dist/)';
   if (url.startsWith('node:')) return 'Node internals (http2, streams, timers, fs)';
@@ -86,20 +87,30 @@ export function summarizeProfile(profile: CpuProfile, top = 30): string {
     '',
     'by layer (self time):',
   ];
-  for (const [layer, ms] of [...layerMs].sort((a, b) => b[1] - a[1])) if (layer !== 'idle' && ms / busyMs >= 0.001) lines.push(`  ${percent(ms)}  ${layer}`);
+  for (const [layer, ms] of [...layerMs].sort((a, b) => b[1] - a[1]))
+    if (layer !== 'idle' && ms / busyMs >= 0.001) lines.push(`  ${percent(ms)}  ${layer}`);
   lines.push('', `top ${top} functions by self time:`);
   const functions = [...selfMs].filter(([name]) => !name.startsWith('(idle)')).sort((a, b) => b[1] - a[1]);
   for (const [name, ms] of functions.slice(0, top)) lines.push(`  ${percent(ms)}  ${name}`);
   return lines.join('\n');
 }
 
-async function profileOperation(operation: Operation, dataDir: string, workDir: string, outDir: string, durationSec: number, concurrency: number): Promise<string> {
+async function profileOperation(
+  operation: Operation,
+  dataDir: string,
+  workDir: string,
+  outDir: string,
+  durationSec: number,
+  concurrency: number,
+): Promise<string> {
   const profileDir = path.join(workDir, `prof-${operation}`);
   const server = await startKv({ dataDir, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] });
   try {
     const dataFile = writeDataFile(workDir, 'kv', operation, randomKeys(KEY_SPACE, KEY_SPACE), 'profile');
     const result = await timedRun({ server, serverName: 'kv', operation, concurrency, dataFile, durationSec });
-    log(`${operation} c=${concurrency}: ${Math.round(result.okPerSec)}/s, p50 ${result.p50Ms.toFixed(2)} ms, server CPU ${Math.round(result.serverCpuUsPerCall)} µs/call`);
+    log(
+      `${operation} c=${concurrency}: ${Math.round(result.okPerSec)}/s, p50 ${result.p50Ms.toFixed(2)} ms, server CPU ${Math.round(result.serverCpuUsPerCall)} µs/call`,
+    );
   } finally {
     // The profile is written when the process exits cleanly.
     await server.stop();

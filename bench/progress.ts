@@ -18,7 +18,10 @@ export function log(message: string): void {
 export class RunCounter {
   private done = 0;
   private readonly since = performance.now();
-  constructor(private readonly total: number, private readonly label: string) {}
+  constructor(
+    private readonly total: number,
+    private readonly label: string,
+  ) {}
 
   step(message: string): void {
     this.done++;

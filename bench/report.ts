@@ -4,7 +4,6 @@ import { summarize, type Summary } from './stats';
 import { OPERATIONS, SERVERS, type Operation, type ServerName } from './workloads';
 
 const OP_LABEL: Record<Operation, string> = { set: 'Set', get: 'Get' };
-const REFERENCE: Record<Operation, string> = { set: 'etcd Put', get: 'etcd serializable Range' };
 
 const int = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–');
 const ms = (value: number): string => (Number.isFinite(value) ? (value < 10 ? value.toFixed(2) : value.toFixed(1)) : '–');
@@ -62,7 +61,9 @@ function targetTable(results: BenchResults): string[] {
   const lines = ['| target | goal | measured: median (min–max over rounds) | |', '|---|---|---|---|'];
   for (const target of targets(results)) {
     const met = target.atLeast ? target.measured.median >= target.goal : target.measured.median <= target.goal;
-    lines.push(`| ${target.label} | ${target.atLeast ? '≥' : '≤'} ${target.goal.toFixed(1)}× | ${spread(target.measured, ratio)} | ${Number.isFinite(target.measured.median) ? (met ? 'met' : '**missed**') : '–'} |`);
+    lines.push(
+      `| ${target.label} | ${target.atLeast ? '≥' : '≤'} ${target.goal.toFixed(1)}× | ${spread(target.measured, ratio)} | ${Number.isFinite(target.measured.median) ? (met ? 'met' : '**missed**') : '–'} |`,
+    );
   }
   return lines;
 }

@@ -88,7 +88,10 @@ function checkPrerequisites(): void {
   if (newestMtime(path.join(REPO_ROOT, 'src')) > statSync(entry).mtimeMs) {
     log('warning: src/ has changes newer than dist/main.js; run `npm run build` to benchmark them');
   }
-  for (const [tool, args] of [[ghzBinary(), ['--help']], ['etcd', ['--version']]] as const) {
+  for (const [tool, args] of [
+    [ghzBinary(), ['--help']],
+    ['etcd', ['--version']],
+  ] as const) {
     try {
       execFileSync(tool, [...args], { stdio: 'ignore' });
     } catch {

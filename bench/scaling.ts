@@ -21,7 +21,10 @@ interface Instance {
   getFile: string;
 }
 
-export async function runScaling(settings: Settings, workDir: string): Promise<{ measurements: ScalingMeasurement[]; startup: ScalingStartup[] }> {
+export async function runScaling(
+  settings: Settings,
+  workDir: string,
+): Promise<{ measurements: ScalingMeasurement[]; startup: ScalingStartup[] }> {
   const instances: Instance[] = [];
   const startup: ScalingStartup[] = [];
   try {
@@ -64,8 +67,23 @@ export async function runScaling(settings: Settings, workDir: string): Promise<{
       for (const operation of OPERATIONS) {
         for (const instance of rotate(instances, round)) {
           const dataFile = operation === 'set' ? instance.setFile : instance.getFile;
-          const result = await timedRun({ server: instance.server, serverName: 'kv', operation, concurrency, dataFile, durationSec: settings.durationSec });
-          measurements.push({ keys: instance.keys, operation, round, okPerSec: result.okPerSec, p50Ms: result.p50Ms, p99Ms: result.p99Ms, errors: result.errorCount });
+          const result = await timedRun({
+            server: instance.server,
+            serverName: 'kv',
+            operation,
+            concurrency,
+            dataFile,
+            durationSec: settings.durationSec,
+          });
+          measurements.push({
+            keys: instance.keys,
+            operation,
+            round,
+            okPerSec: result.okPerSec,
+            p50Ms: result.p50Ms,
+            p99Ms: result.p99Ms,
+            errors: result.errorCount,
+          });
           counter.step(`round ${round + 1} ${operation} ${instance.keys} keys: ${Math.round(result.okPerSec)}/s`);
         }
       }

@@ -135,18 +135,28 @@ export async function startEtcd({ dataDir }: { dataDir: string }): Promise<Runni
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
-    '--name', 'bench',
-    '--data-dir', dataDir,
-    '--listen-client-urls', client,
-    '--advertise-client-urls', client,
-    '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `bench=${peer}`,
-    '--initial-cluster-state', 'new',
+    '--name',
+    'bench',
+    '--data-dir',
+    dataDir,
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `bench=${peer}`,
+    '--initial-cluster-state',
+    'new',
     // Structured logs on stderr at info, the level etcd ships with: the
     // ready message ("serving client traffic") is logged there, and its steady-state logging is rare.
-    '--logger', 'zap',
-    '--log-outputs', 'stderr',
+    '--logger',
+    'zap',
+    '--log-outputs',
+    'stderr',
   ];
   const { child, startupMs } = await spawnUntilReady('etcd', 'etcd', args, /serving client traffic|ready to serve client requests/);
   return { name: 'etcd', address: `127.0.0.1:${clientPort}`, pid: child.pid ?? 0, startupMs, stop: stopper('etcd', child) };

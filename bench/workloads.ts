@@ -27,7 +27,7 @@ export const VALUE: { [field: string]: string | number | boolean | string[] } = 
     tags: ['alpha', 'beta'],
     note: '',
   };
-  while (JSON.stringify(value).length < 100) value.note += 'x';
+  while (JSON.stringify(value).length < 100) value.note = `${String(value.note)}x`;
   return value;
 })();
 export const VALUE_BYTES = JSON.stringify(VALUE).length;

@@ -32,7 +32,12 @@ const SETTINGS = {
   maxKeyBytes: { flag: 'max-key-bytes', env: 'KV_MAX_KEY_BYTES', default: '4096', help: 'largest key, in UTF-8 bytes' },
   maxValueBytes: { flag: 'max-value-bytes', env: 'KV_MAX_VALUE_BYTES', default: '1048576', help: 'largest value, in JSON-encoded bytes' },
   logLevel: { flag: 'log-level', env: 'KV_LOG_LEVEL', default: 'info', help: LOG_LEVELS.join(' | ') },
-  shutdownGraceMs: { flag: 'shutdown-grace-ms', env: 'KV_SHUTDOWN_GRACE_MS', default: '10000', help: 'on SIGTERM/SIGINT, how long in-flight calls may finish' },
+  shutdownGraceMs: {
+    flag: 'shutdown-grace-ms',
+    env: 'KV_SHUTDOWN_GRACE_MS',
+    default: '10000',
+    help: 'on SIGTERM/SIGINT, how long in-flight calls may finish',
+  },
 } satisfies Record<keyof Config, Setting>;
 
 /** A mistake in flags or environment: main prints the message and the usage, and exits 2. */
@@ -47,11 +52,11 @@ export function usage(): string {
 
 /** Returns the config, or 'help' when --help was asked for. Throws ConfigError on a bad flag or value. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
-  const options = Object.fromEntries([
-    ...Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]),
-    ['help', { type: 'boolean' as const, short: 'h' }],
-  ]);
-  let parsed: ReturnType<typeof parseArgs>;
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const s of Object.values(SETTINGS)) options[s.flag] = { type: 'string' };
+  let parsed: { values: Record<string, string | boolean | undefined> };
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   } catch (error) {

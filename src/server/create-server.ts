@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ClearRequest, DeleteRequest, GetRequest, KeyValueServiceService, ListKeysRequest } from '../gen/kv/v1/kv';
 import type { KeyValueStore } from '../store/key-value-store';
@@ -106,7 +106,7 @@ function addHealth(server: Server): { set(state: 'SERVING' | 'NOT_SERVING'): voi
           call.once('cancelled', () => watches.delete(call));
           (implementation.watch as (call: ServerWritableStream<unknown, unknown>) => void)(call);
         },
-      } as UntypedServiceImplementation),
+      }),
   });
   return {
     set: (state) => {

@@ -20,10 +20,7 @@ const decodeStrictUtf8 = (bytes: Uint8Array): string => strictUtf8.decode(bytes)
  * InvalidArgumentError in place of the request; `unary` in
  * key-value-service.ts answers it with INVALID_ARGUMENT.
  */
-export function withStrictDecoding<D extends ServiceDefinition>(
-  definition: D,
-  codecs: { [M in keyof D]: MessageCodec<unknown> },
-): D {
+export function withStrictDecoding<D extends ServiceDefinition>(definition: D, codecs: { [M in keyof D]: MessageCodec<unknown> }): D {
   const strict: Record<string, unknown> = {};
   for (const [method, spec] of Object.entries(definition)) {
     const codec = codecs[method as keyof D];

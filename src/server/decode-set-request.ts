@@ -34,7 +34,8 @@ export function decodeSetRequest(input: BinaryReader | Uint8Array): SetRequest {
     const field = tag >>> 3;
     const wireType: WireType = tag & 7;
     if (field === 1 && wireType === WireType.LengthDelimited) request.key = reader.string();
-    else if (field === 2 && wireType === WireType.LengthDelimited) request.value = readValue(reader, reader.uint32(), VALUE_DEPTH_IN_GET_RESPONSE);
+    else if (field === 2 && wireType === WireType.LengthDelimited)
+      request.value = readValue(reader, reader.uint32(), VALUE_DEPTH_IN_GET_RESPONSE);
     else if (field === 3 && wireType === WireType.Varint) request.expectedRevision = toSafeNumber(reader.int64(), 'expected_revision');
     else reader.skip(wireType, field);
   }
@@ -109,7 +110,7 @@ function nextField1(reader: BinaryReader, end: number): number | undefined {
   while (reader.pos < end) {
     const tag = reader.uint32();
     if (tag === ((1 << 3) | WireType.LengthDelimited)) return reader.uint32();
-    reader.skip((tag & 7) as WireType, tag >>> 3);
+    reader.skip(tag & 7, tag >>> 3);
   }
   return undefined;
 }

@@ -31,9 +31,7 @@ export function decodePageToken(token: string, prefix: string): string {
     throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
   }
   if (body.p !== prefix) {
-    throw new InvalidArgumentError(
-      `page_token was issued for prefix ${JSON.stringify(body.p)}, not ${JSON.stringify(prefix)}`,
-    );
+    throw new InvalidArgumentError(`page_token was issued for prefix ${JSON.stringify(body.p)}, not ${JSON.stringify(prefix)}`);
   }
   return body.a;
 }

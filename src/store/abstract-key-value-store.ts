@@ -98,8 +98,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   listKeys(options: ListOptions = {}): Promise<ListResult> {
     return this.guard(() => {
       const prefix = validatePrefix(options.prefix, 'listKeys option prefix');
-      const startAfter =
-        options.startAfter === undefined ? undefined : validatePrefix(options.startAfter, 'listKeys option startAfter');
+      const startAfter = options.startAfter === undefined ? undefined : validatePrefix(options.startAfter, 'listKeys option startAfter');
       const limit = options.limit === undefined ? Number.POSITIVE_INFINITY : Math.max(0, Math.floor(options.limit));
       return this._listKeys({ prefix, startAfter, limit });
     });

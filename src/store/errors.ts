@@ -5,14 +5,7 @@
  */
 
 export type StoreErrorCode =
-  | 'INVALID_KEY'
-  | 'TOO_LARGE'
-  | 'INVALID_VALUE'
-  | 'REVISION_MISMATCH'
-  | 'CLOSED'
-  | 'CORRUPT'
-  | 'LOCKED'
-  | 'FAILED';
+  'INVALID_KEY' | 'TOO_LARGE' | 'INVALID_VALUE' | 'REVISION_MISMATCH' | 'CLOSED' | 'CORRUPT' | 'LOCKED' | 'FAILED';
 
 export abstract class StoreError extends Error {
   abstract readonly code: StoreErrorCode;
@@ -64,9 +57,7 @@ export class RevisionMismatchError extends StoreError {
     /** The key's current modRevision; 0 if it does not exist. */
     readonly currentRevision: number,
   ) {
-    super(
-      `revision mismatch for key ${JSON.stringify(key)}: expected ${expectedRevision}, current mod_revision is ${currentRevision}`,
-    );
+    super(`revision mismatch for key ${JSON.stringify(key)}: expected ${expectedRevision}, current mod_revision is ${currentRevision}`);
   }
 }
 

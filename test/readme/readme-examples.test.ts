@@ -31,7 +31,10 @@ function readExamples(): Example[] {
     const example: Example = { commands };
     if (next?.lang === 'json') example.expectJson = JSON.parse(next.body);
     if (next?.lang === '' && next.body.startsWith('ERROR:')) {
-      example.expectError = next.body.split('\n').map((l) => l.trim()).filter((l) => l !== '' && l !== 'ERROR:');
+      example.expectError = next.body
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '' && l !== 'ERROR:');
     }
     examples.push(example);
   });
@@ -54,7 +57,9 @@ testGrpcurl('every grpcurl command in the README works as shown, against a fresh
   expect(examples.length).toBeGreaterThanOrEqual(3);
   for (const example of examples) {
     for (const [i, command] of example.commands.entries()) {
-      const args = shellWords(command).slice(1).map((word) => (word === README_ADDRESS ? server!.address : word));
+      const args = shellWords(command)
+        .slice(1)
+        .map((word) => (word === README_ADDRESS ? server!.address : word));
       const last = i === example.commands.length - 1;
       const result = await promisify(execFile)(grpcurl!, args).then(
         ({ stdout }) => ({ ok: true as const, stdout }),

@@ -17,10 +17,15 @@ const json: fc.Arbitrary<JsonValue> = fc
 
 test('decodes what the generated encoder writes exactly as the generated decoder does', () => {
   fc.assert(
-    fc.property(fc.string({ minLength: 1 }), json, fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }), (key, value, expectedRevision) => {
-      const bytes = SetRequest.encode({ key, value, expectedRevision }).finish();
-      expect(decodeSetRequest(bytes)).toEqual(SetRequest.decode(bytes));
-    }),
+    fc.property(
+      fc.string({ minLength: 1 }),
+      json,
+      fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }),
+      (key, value, expectedRevision) => {
+        const bytes = SetRequest.encode({ key, value, expectedRevision }).finish();
+        expect(decodeSetRequest(bytes)).toEqual(SetRequest.decode(bytes));
+      },
+    ),
     { numRuns: 500 },
   );
 });
@@ -69,7 +74,10 @@ test('accepts exactly the nesting that every client can decode back from a Get',
     for (let i = 0; i < levels; i++) v = wrap(v);
     return v;
   };
-  for (const [wrap, deepest] of [[(v: JsonValue) => ({ a: v }), 32], [(v: JsonValue) => [v], 48]] as const) {
+  for (const [wrap, deepest] of [
+    [(v: JsonValue) => ({ a: v }), 32],
+    [(v: JsonValue) => [v], 48],
+  ] as const) {
     const ok = nest(deepest, wrap);
     const decoded = decodeSetRequest(SetRequest.encode({ key: 'k', value: ok, expectedRevision: undefined }).finish());
     // ...and the generated (client-side) decoder can read the Get response back.

@@ -91,7 +91,7 @@ describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () 
     const error = await rawCall('Get', key);
     expect(error?.code).toBe(status.INVALID_ARGUMENT);
     expect(error?.details).toMatch(/not valid UTF-8/);
-    expect((await rawCall('Set', SetRequest.encode({ key: 'ok', value: 1, expectedRevision: undefined }).finish()))).toBeNull();
+    expect(await rawCall('Set', SetRequest.encode({ key: 'ok', value: 1, expectedRevision: undefined }).finish())).toBeNull();
   });
 
   test('an expected_revision beyond 2^53 is refused', async () => {
@@ -104,7 +104,10 @@ describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () 
   test('JSON nested deeper than protobuf decoding allows is refused', async () => {
     let deep: JsonValue = 'bottom';
     for (let i = 0; i < 40; i++) deep = { d: deep };
-    await expect(kv.set('deep', deep)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/^request could not be decoded: value is nested too deeply/) });
+    await expect(kv.set('deep', deep)).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      message: expect.stringMatching(/^request could not be decoded: value is nested too deeply/),
+    });
     let fine: JsonValue = 'bottom';
     for (let i = 0; i < 20; i++) fine = { d: fine };
     await kv.set('nested', fine);

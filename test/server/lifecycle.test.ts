@@ -14,7 +14,12 @@ test('data survives a restart, and a SIGKILL', async () => {
 
   const second = await startServer({ dataDir: first.dataDir });
   const kv2 = new KvClient(second.address);
-  expect(await kv2.get('config/app')).toEqual({ value: { theme: 'dark', retries: [1, 2, 4] }, createRevision: revision, modRevision: revision, version: 1 });
+  expect(await kv2.get('config/app')).toEqual({
+    value: { theme: 'dark', retries: [1, 2, 4] },
+    createRevision: revision,
+    modRevision: revision,
+    version: 1,
+  });
   await kv2.set('config/app', 'after restart');
   kv2.close();
   await second.kill();
@@ -82,10 +87,18 @@ test('if the directory lock is lost, writes are refused as UNAVAILABLE, reads go
   // Someone removes the lock by hand: another server could now open the directory and append to the same log.
   await rm(path.join(server.dataDir, 'LOCK'), { recursive: true, force: true });
   // Health notices without any write having to fail first.
-  await pollUntil('health to turn NOT_SERVING', async () => ((await healthOf(server.address)) === 'NOT_SERVING' ? true : undefined), 20_000);
+  await pollUntil(
+    'health to turn NOT_SERVING',
+    async () => ((await healthOf(server.address)) === 'NOT_SERVING' ? true : undefined),
+    20_000,
+  );
   const refused = await pollUntil(
     'the store to notice the lost lock (at its next lock refresh)',
-    () => kv.set('after', 2).then(() => undefined, (error: unknown) => error as KvError),
+    () =>
+      kv.set('after', 2).then(
+        () => undefined,
+        (error: unknown) => error as KvError,
+      ),
     20_000,
   );
   expect(refused.reason).toBe('UNAVAILABLE');

@@ -1,5 +1,12 @@
 import path from 'node:path';
-import { credentials, loadPackageDefinition, type ClientDuplexStream, type ClientReadableStream, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type GrpcObject,
+  type ServiceClientConstructor,
+} from '@grpc/grpc-js';
 import { load } from '@grpc/proto-loader';
 import { FileDescriptorProto } from 'protobufjs/ext/descriptor';
 import { startServer, REPO_ROOT, type RunningServer } from '../support/server-process';
@@ -72,7 +79,9 @@ test('health reports SERVING for the server and for kv.v1.KeyValueService', asyn
 test('on SIGTERM health watchers see NOT_SERVING and their streams end, so they do not hold up the shutdown', async () => {
   const draining = await startServer({ args: ['--shutdown-grace-ms', '60000'] });
   const client = healthClient(draining.address);
-  const watch = (client as unknown as { Watch(r: object): ClientReadableStream<{ status: string }> }).Watch({ service: 'kv.v1.KeyValueService' });
+  const watch = (client as unknown as { Watch(r: object): ClientReadableStream<{ status: string }> }).Watch({
+    service: 'kv.v1.KeyValueService',
+  });
   const seen: string[] = [];
   let exit: Promise<number | null> | undefined;
   const ended = new Promise<void>((resolve, reject) => {

@@ -27,7 +27,17 @@ async function runAndKill(dataDir: string, mode: string): Promise<Ack[]> {
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await pollUntil('the first acknowledged write', () => (out.length > 0 ? true : undefined) ?? (child.exitCode !== null ? (() => { throw new Error(`writer exited: ${err}`); })() : undefined), 30_000);
+  await pollUntil(
+    'the first acknowledged write',
+    () =>
+      (out.length > 0 ? true : undefined) ??
+      (child.exitCode !== null
+        ? (() => {
+            throw new Error(`writer exited: ${err}`);
+          })()
+        : undefined),
+    30_000,
+  );
   await new Promise((r) => setTimeout(r, 100 + Math.random() * 300)); // the crash moment, not synchronisation
   child.kill('SIGKILL');
   // Reaped (no zombie), so its pid is really gone when the store checks the lock.

@@ -31,7 +31,7 @@ function main(): void {
   lines.on('line', (line) => {
     if (line.trim() === 'go' && !started) {
       started = true;
-      void attempt(dataDir as string, staleMs);
+      void attempt(dataDir, staleMs);
     }
   });
   process.stdout.write('ready\n');

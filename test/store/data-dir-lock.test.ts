@@ -5,13 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import pino from 'pino';
 import { silentLogger } from '../../src/logger';
 import { LockedError } from '../../src/store/errors';
-import {
-  type OwnerRecord,
-  formatOwner,
-  lockDataDir,
-  processStartTime,
-  readOwner,
-} from '../../src/store/file/data-dir-lock';
+import { type OwnerRecord, formatOwner, lockDataDir, processStartTime, readOwner } from '../../src/store/file/data-dir-lock';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 
 const dirs = tempDataDirs();

@@ -21,11 +21,14 @@ const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
 
 runStoreContract('file engine (fsync=always)', () => openFileStore({ dataDir: dirs.make() }));
-runStoreContract('file engine (fsync=never, small limits)', () =>
-  openFileStore({ dataDir: dirs.make(), fsync: 'never', maxKeyBytes: 64, maxValueBytes: 256 }), {
-  maxKeyBytes: 64,
-  maxValueBytes: 256,
-});
+runStoreContract(
+  'file engine (fsync=never, small limits)',
+  () => openFileStore({ dataDir: dirs.make(), fsync: 'never', maxKeyBytes: 64, maxValueBytes: 256 }),
+  {
+    maxKeyBytes: 64,
+    maxValueBytes: 256,
+  },
+);
 
 /** A pino logger that keeps its lines in memory, to assert on warnings. */
 function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
@@ -35,7 +38,10 @@ function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, u
 }
 
 function logFiles(dir: string): string[] {
-  return fs.readdirSync(dir).filter((n) => n.endsWith('.log')).sort();
+  return fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.log'))
+    .sort();
 }
 
 /** Where each batch of a log starts and ends, and where its records start (docs/storage-format.md). */
@@ -69,20 +75,23 @@ async function dump(store: FileStore): Promise<Array<[string, unknown, number, n
 }
 
 describe('file engine: durability across reopen', () => {
-  test.each(['always', 'interval', 'never'] as const)('fsync=%s: everything acknowledged is there after close and reopen', async (fsync) => {
-    const dataDir = dirs.make();
-    let store = await openFileStore({ dataDir, fsync, fsyncIntervalMs: 5 });
-    await Promise.all(Array.from({ length: 200 }, (_, i) => store.set(`k/${i % 50}`, { i })));
-    await store.delete('k/7');
-    await store.clear({ prefix: 'k/1' });
-    const before = await dump(store);
-    const revision = store.revision;
-    await store.close();
-    store = await openFileStore({ dataDir, fsync });
-    expect(await dump(store)).toEqual(before);
-    expect(store.revision).toBe(revision);
-    await store.close();
-  });
+  test.each(['always', 'interval', 'never'] as const)(
+    'fsync=%s: everything acknowledged is there after close and reopen',
+    async (fsync) => {
+      const dataDir = dirs.make();
+      let store = await openFileStore({ dataDir, fsync, fsyncIntervalMs: 5 });
+      await Promise.all(Array.from({ length: 200 }, (_, i) => store.set(`k/${i % 50}`, { i })));
+      await store.delete('k/7');
+      await store.clear({ prefix: 'k/1' });
+      const before = await dump(store);
+      const revision = store.revision;
+      await store.close();
+      store = await openFileStore({ dataDir, fsync });
+      expect(await dump(store)).toEqual(before);
+      expect(store.revision).toBe(revision);
+      await store.close();
+    },
+  );
 
   test('the store revision survives reopen even when the newest change was a delete', async () => {
     const dataDir = dirs.make();
@@ -111,10 +120,26 @@ describe('file engine: model-based', () => {
   const prefix = fc.array(alpha, { maxLength: 2 }).map((a) => a.join(''));
   const expected = fc.option(fc.nat({ max: 12 }), { nil: undefined });
   const op: fc.Arbitrary<Op> = fc.oneof(
-    { weight: 5, arbitrary: fc.record({ op: fc.constant('set' as const), key, value: fc.jsonValue({ maxDepth: 1 }) as fc.Arbitrary<JsonValue>, expected }) },
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        op: fc.constant('set' as const),
+        key,
+        value: fc.jsonValue({ maxDepth: 1 }) as fc.Arbitrary<JsonValue>,
+        expected,
+      }),
+    },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), key, expected }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('clear' as const), prefix }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant('list' as const), prefix, startAfter: fc.option(key, { nil: undefined }), limit: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }) }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        op: fc.constant('list' as const),
+        prefix,
+        startAfter: fc.option(key, { nil: undefined }),
+        limit: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      }),
+    },
     { weight: 1, arbitrary: fc.constant({ op: 'reopen' as const }) },
   );
 
@@ -125,8 +150,7 @@ describe('file engine: model-based', () => {
     version: number;
   }
 
-  const utf8Sort = (keys: string[]): string[] =>
-    keys.sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
+  const utf8Sort = (keys: string[]): string[] => keys.sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
 
   test('random set/delete/clear/list/reopen sequences agree with a Map model', async () => {
     await fc.assert(
@@ -535,7 +559,8 @@ describe('file engine: I/O failures', () => {
       realRename(from, to);
     });
     jest.spyOn(fs, 'rmSync').mockImplementation((target, options) => {
-      if (String(target).endsWith('.snap.tmp')) throw Object.assign(new Error('EROFS: read-only file system (injected)'), { code: 'EROFS' });
+      if (String(target).endsWith('.snap.tmp'))
+        throw Object.assign(new Error('EROFS: read-only file system (injected)'), { code: 'EROFS' });
       realRm(target, options);
     });
     const unhandled: unknown[] = [];
@@ -634,7 +659,9 @@ describe('file engine: directory lock', () => {
   test('a second opener in another process gets LockedError naming the directory and our pid', async () => {
     const dataDir = dirs.make();
     const store = await openFileStore({ dataDir });
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'open-once.ts'), dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'open-once.ts'), dataDir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -648,7 +675,9 @@ describe('file engine: directory lock', () => {
 
   test("a SIGKILLed owner's lock is taken over at once, without deleting data", async () => {
     const dataDir = dirs.make();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'open-once.ts'), dataDir, 'hold'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'open-once.ts'), dataDir, 'hold'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await pollUntil('the child to hold the lock', () => (out.includes('holding') ? true : undefined), 20_000);
@@ -781,7 +810,10 @@ describe('file engine: compaction', () => {
     await store.set('k1', 'last');
     const expected = await dump(store);
     await store.close();
-    const files = fs.readdirSync(dataDir).filter((f) => /\.(log|snap)$/.test(f)).sort();
+    const files = fs
+      .readdirSync(dataDir)
+      .filter((f) => /\.(log|snap)$/.test(f))
+      .sort();
     const snap = files.find((f) => f.endsWith('.snap'));
     expect(snap).toBeDefined();
     // Put back stale older files, as if the crash came between rename and delete:

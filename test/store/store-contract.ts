@@ -95,9 +95,7 @@ export function runStoreContract(
     });
 
     test('concurrent compare-and-set: exactly one of many racing creators wins', async () => {
-      const results = await Promise.allSettled(
-        Array.from({ length: 20 }, (_, i) => store.set('lock', i, { expectedRevision: 0 })),
-      );
+      const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.set('lock', i, { expectedRevision: 0 })));
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       expect(store.revision).toBe(1);
     });
@@ -156,11 +154,7 @@ export function runStoreContract(
     });
 
     test('writes queued around a clear apply in order', async () => {
-      const [, cleared, after] = await Promise.all([
-        store.set('p/1', 1),
-        store.clear({ prefix: 'p/' }),
-        store.set('p/2', 2),
-      ]);
+      const [, cleared, after] = await Promise.all([store.set('p/1', 1), store.clear({ prefix: 'p/' }), store.set('p/2', 2)]);
       expect(cleared).toEqual({ deletedCount: 1, revision: 2 });
       expect(after).toEqual({ revision: 3 });
       expect((await store.listKeys()).keys).toEqual(['p/2']);

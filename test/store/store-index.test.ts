@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { type IndexEntry, StoreIndex, entryRecordBytes } from '../../src/store/file/store-index';
 
 const keys = fc.constantFrom('a', 'a/1', 'a/2', 'b', 'b/\u{1f600}', 'b/\ufffd', 'c', '\u00e9');
-type Op = { kind: 'put'; key: string; v: number } | { kind: 'remove'; key: string } | { kind: 'clear'; prefix: string } | { kind: 'snapshot' };
+type Op =
+  { kind: 'put'; key: string; v: number } | { kind: 'remove'; key: string } | { kind: 'clear'; prefix: string } | { kind: 'snapshot' };
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), key: keys, v: fc.nat(1000) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), key: keys }) },

@@ -27,7 +27,6 @@ export interface StartServerOptions {
   timeoutMs?: number;
 }
 
-
 /** Runs the real kv-server (src/main.ts through tsx) in a child process on 127.0.0.1:0. */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
   const dataDir = options.dataDir ?? makeTempDir();
@@ -82,7 +81,11 @@ export function spawnServer(args: string[], env: Record<string, string> = {}): C
 }
 
 /** Runs kv-server to completion and returns its exit code and output. */
-export function runServerToExit(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runServerToExit(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawnServer(args, env);
   let stdout = '';
   let stderr = '';

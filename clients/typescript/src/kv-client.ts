@@ -1,4 +1,11 @@
-import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials as grpcCredentials,
+  Metadata,
+  status,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { KeyValueServiceClient } from './gen/kv/v1/kv';
 import { KvError } from './kv-error';
 
@@ -102,8 +109,13 @@ export class KvClient {
 
   /** Stores value under key; returns the new revision. Throws KvError REVISION_MISMATCH on a failed compare. */
   async set(key: string, value: JsonValue, options: WriteOptions = {}): Promise<number> {
-    if (value === undefined) throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
-    const { revision } = await this.call(this.client.set, { key, value, expectedRevision: options.expectedRevision }, this.deadline(options));
+    if (value === undefined)
+      throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
+    const { revision } = await this.call(
+      this.client.set,
+      { key, value, expectedRevision: options.expectedRevision },
+      this.deadline(options),
+    );
     return revision;
   }
 

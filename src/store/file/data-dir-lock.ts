@@ -226,12 +226,7 @@ function claim(lockPath: string, ownerPath: string, judged: Judged, logger: Logg
  * (before proper-lockfile reads the mtime it will keep refreshing), and its
  * rmdir refuses while acquiring, which disables its racy stale-lock removal.
  */
-function lockFs(
-  lockPath: string,
-  ownerPath: string,
-  me: OwnerRecord,
-  state: { acquired: boolean },
-): Record<string, unknown> {
+function lockFs(lockPath: string, ownerPath: string, me: OwnerRecord, state: { acquired: boolean }): Record<string, unknown> {
   return {
     ...fs,
     mkdir(p: string, cb: (err: NodeJS.ErrnoException | null) => void) {

@@ -6,13 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Logger, silentLogger } from '../../logger';
-import {
-  AbstractKeyValueStore,
-  type ValidClear,
-  type ValidDelete,
-  type ValidList,
-  type ValidSet,
-} from '../abstract-key-value-store';
+import { AbstractKeyValueStore, type ValidClear, type ValidDelete, type ValidList, type ValidSet } from '../abstract-key-value-store';
 import { StoreFailedError } from '../errors';
 import type { ClearResult, DeleteResult, Entry, JsonValue, ListResult, SetResult } from '../key-value-store';
 import { type CompactionOptions, Compactor } from './compact';
@@ -86,16 +80,16 @@ export class FileStore extends AbstractKeyValueStore {
     this.writer.fail(error instanceof StoreFailedError ? error : new StoreFailedError(this.dataDir, error));
   }
 
-  protected async _get(key: string): Promise<Entry | undefined> {
+  protected _get(key: string): Promise<Entry | undefined> {
     const e = this.index.get(key);
-    if (e === undefined) return undefined;
-    return {
+    if (e === undefined) return Promise.resolve(undefined);
+    return Promise.resolve({
       key,
       value: JSON.parse(e.valueJson) as JsonValue,
       createRevision: e.createRevision,
       modRevision: e.modRevision,
       version: e.version,
-    };
+    });
   }
 
   protected _set(op: ValidSet): Promise<SetResult> {
@@ -119,8 +113,8 @@ export class FileStore extends AbstractKeyValueStore {
     });
   }
 
-  protected async _listKeys(op: ValidList): Promise<ListResult> {
-    return this.index.list(op.prefix, op.startAfter, op.limit);
+  protected _listKeys(op: ValidList): Promise<ListResult> {
+    return Promise.resolve(this.index.list(op.prefix, op.startAfter, op.limit));
   }
 
   protected _clear(op: ValidClear): Promise<ClearResult> {

@@ -136,8 +136,9 @@ export class LogWriter {
     try {
       writeFully(this.active.fd, batch, this.active.size);
     } catch (err) {
-      this.fail(new StoreFailedError(this.activePath, err as Error));
-      throw this.failure;
+      const failure = new StoreFailedError(this.activePath, err as Error);
+      this.fail(failure);
+      throw this.failure ?? failure;
     }
     this.active.size += batch.length;
     this.dirty = true;
@@ -172,8 +173,9 @@ export class LogWriter {
       },
       (err: Error) => {
         this.syncing = undefined;
-        this.fail(new StoreFailedError(filePath, err));
-        throw this.failure;
+        const failure = new StoreFailedError(filePath, err);
+        this.fail(failure);
+        throw this.failure ?? failure;
       },
     );
     await this.syncing;

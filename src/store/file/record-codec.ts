@@ -148,7 +148,7 @@ const CRC_TABLES = ((): Int32Array => {
     t[n] = c;
   }
   for (let n = 0; n < 256; n++) {
-    for (let k = 1; k < 8; k++) t[k * 256 + n] = t[(k - 1) * 256 + n] >>> 8 ^ t[t[(k - 1) * 256 + n] & 0xff];
+    for (let k = 1; k < 8; k++) t[k * 256 + n] = (t[(k - 1) * 256 + n] >>> 8) ^ t[t[(k - 1) * 256 + n] & 0xff];
   }
   return t;
 })();
@@ -254,13 +254,7 @@ export function writeDeleteRecord(buf: Buffer, offset: number, revision: number,
   return sealRecord(buf, offset, offset + MIN_RECORD_SIZE + keyBytes, RecordType.Delete, revision);
 }
 
-export function writeClearRecord(
-  buf: Buffer,
-  offset: number,
-  revision: number,
-  prefix: string,
-  prefixBytes: number,
-): number {
+export function writeClearRecord(buf: Buffer, offset: number, revision: number, prefix: string, prefixBytes: number): number {
   buf.write(prefix, offset + MIN_RECORD_SIZE, prefixBytes, 'utf8');
   return sealRecord(buf, offset, offset + MIN_RECORD_SIZE + prefixBytes, RecordType.Clear, revision);
 }
@@ -314,13 +308,7 @@ export function readRecord(buf: Buffer, offset: number, end: number, out: Decode
  * value); with `verifyCrc` false it trusts the CRC (a record checked before).
  * Replay checks a whole batch this way before applying any of it.
  */
-export function checkRecord(
-  buf: Buffer,
-  offset: number,
-  end: number,
-  out: DecodedRecord,
-  verifyCrc: boolean,
-): RecordProblem | undefined {
+export function checkRecord(buf: Buffer, offset: number, end: number, out: DecodedRecord, verifyCrc: boolean): RecordProblem | undefined {
   if (end - offset < FRAME_SIZE) return { short: true, reason: 'record frame cut short' };
   const bodyLength = buf.readUInt32LE(offset + 4);
   const size = FRAME_SIZE + bodyLength;

@@ -148,14 +148,7 @@ function replaySnapshot(window: FileWindow, filePath: string, state: RecoveredSt
 }
 
 /** Replays a log batch by batch; returns the size to keep (smaller if a torn tail was cut off). */
-function replayLog(
-  window: FileWindow,
-  filePath: string,
-  nonce: Buffer,
-  newestLog: boolean,
-  state: RecoveredState,
-  logger: Logger,
-): number {
+function replayLog(window: FileWindow, filePath: string, nonce: Buffer, newestLog: boolean, state: RecoveredState, logger: Logger): number {
   const fileSize = window.fileSize;
   const record = emptyRecord();
   const damaged = (batchStart: number, at: number, reason: string): number => {
