@@ -57,7 +57,9 @@ def compact_json(obj) -> str:
     return json.dumps(whole(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def trailer(error: grpc.RpcError, name: str) -> str:
+def trailer(error: grpc.RpcError, which: int) -> str:
+    """A trailer of a failed call; `which` is a kv.v1.ErrorTrailer value (KV_REASON is the "kv-reason" trailer)."""
+    name = kv_pb2.ErrorTrailer.Name(which).lower().replace("_", "-")
     return next((v for k, v in error.trailing_metadata() or () if k == name), "?")
 
 
@@ -73,7 +75,7 @@ def set_value(kv, key, obj, expected_revision=None):
         if error.code() != grpc.StatusCode.ABORTED:
             raise
         # Decided by code and trailers, never by the message text.
-        print(f"{step} -> ABORTED {trailer(error, 'kv-reason')} current_revision {trailer(error, 'kv-current-revision')}")
+        print(f"{step} -> ABORTED {trailer(error, kv_pb2.KV_REASON)} current_revision {trailer(error, kv_pb2.KV_CURRENT_REVISION)}")
         return None
     print(f"{step} -> revision {revision}")
     return revision

@@ -1,15 +1,16 @@
-import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
-import { ClearRequest, DeleteRequest, GetRequest, KeyValueServiceService, ListKeysRequest } from '../gen/kv/v1/kv';
-import type { KeyValueStore } from '../store/key-value-store';
+/**
+ * Assembles the gRPC server: kv.v1 (key-value-service.ts), health
+ * (health.ts) and reflection (reflection.ts) on one grpc-js Server; binds,
+ * and drains on shutdown within a bounded grace.
+ */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
-import { withStrictDecoding } from './decode-request';
-import { decodeSetRequest } from './decode-set-request';
-import { encodeGetResponse } from './encode-get-response';
-import { createKeyValueService } from './key-value-service';
+import type { KeyValueStore } from '../store/key-value-store';
+import { openAccess } from './access';
+import type { GrpcDeps } from './grpc-call';
+import { addHealth } from './health';
+import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
 import { addReflection } from './reflection';
-
-export const SERVICE_NAME = 'kv.v1.KeyValueService';
 
 export interface KvServerOptions {
   store: KeyValueStore;
@@ -17,6 +18,8 @@ export interface KvServerOptions {
   /** Largest value the store accepts; the message limit is set well above it so the store can name the limit. */
   maxValueBytes: number;
   maxKeyBytes: number;
+  /** What each caller may do (default: everything). */
+  authenticate?: GrpcDeps['authenticate'];
 }
 
 export interface KvServer {
@@ -26,7 +29,7 @@ export interface KvServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvServerOptions): KvServer {
+export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authenticate }: KvServerOptions): KvServer {
   // A google.protobuf.Value can be many times larger on the wire than as JSON
   // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
   // the store, which names the limit and the size, rather than be cut off by
@@ -35,13 +38,6 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
-  });
-  const definition = withStrictDecoding(KeyValueServiceService, {
-    get: GetRequest,
-    set: { decode: decodeSetRequest },
-    delete: DeleteRequest,
-    listKeys: ListKeysRequest,
-    clear: ClearRequest,
   });
   addReflection(server);
   const health = addHealth(server);
@@ -57,8 +53,8 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
     if (store.failure !== undefined) onStoreFailed();
   }, 1000).unref();
   server.addService(
-    { ...definition, get: { ...definition.get, responseSerialize: encodeGetResponse } },
-    createKeyValueService(store, logger, onStoreFailed),
+    keyValueServiceDefinition(),
+    createKeyValueService({ store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed }),
   );
 
   return {
@@ -77,7 +73,6 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
       new Promise((resolve) => {
         clearInterval(watchStore);
         health.set('NOT_SERVING');
-        // Watchers have been told; their open streams would otherwise hold tryShutdown for the whole grace period.
         health.endWatches();
         // tryShutdown waits for every open call with no bound of its own; forceShutdown ends what is left.
         const force = setTimeout(() => {
@@ -90,32 +85,5 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes }: KvSe
           resolve();
         });
       }),
-  };
-}
-
-/** grpc.health.v1 for the whole server ('') and for kv.v1.KeyValueService. */
-function addHealth(server: Server): { set(state: 'SERVING' | 'NOT_SERVING'): void; endWatches(): void } {
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
-  const watches = new Set<ServerWritableStream<unknown, unknown>>();
-  health.addToServer({
-    addService: (service, implementation) =>
-      server.addService(service, {
-        ...implementation,
-        watch: (call: ServerWritableStream<unknown, unknown>) => {
-          watches.add(call);
-          call.once('cancelled', () => watches.delete(call));
-          (implementation.watch as (call: ServerWritableStream<unknown, unknown>) => void)(call);
-        },
-      }),
-  });
-  return {
-    set: (state) => {
-      health.setStatus('', state);
-      health.setStatus(SERVICE_NAME, state);
-    },
-    endWatches: () => {
-      for (const call of watches) call.end();
-      watches.clear();
-    },
   };
 }

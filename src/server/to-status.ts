@@ -1,14 +1,32 @@
+/**
+ * The one place where errors become statuses. describeError decides code,
+ * message, reason and trailers (by error class and code, never by message
+ * text); each transport renders that (toGrpcStatus for gRPC). Anything
+ * unexpected is logged and hidden behind INTERNAL.
+ */
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
-import { StoreError, RevisionMismatchError } from '../store/errors';
+import { ErrorReason, ErrorTrailer, errorReasonToJSON, errorTrailerToJSON } from '../gen/kv/v1/kv';
 import type { Logger } from '../logger';
+import { RevisionMismatchError, StoreError } from '../store/errors';
 import { InvalidArgumentError, KeyNotFoundError } from './service-errors';
 
-/**
- * Trailers that carry an error's structured data, so clients decide by code
- * and reason, never by message text.
- */
-export const REASON_TRAILER = 'kv-reason';
-export const CURRENT_REVISION_TRAILER = 'kv-current-revision';
+/** A trailer's name: its ErrorTrailer value's name in lower case with "-" for "_" (KV_REASON -> "kv-reason"). */
+export function trailerName(trailer: ErrorTrailer): string {
+  return errorTrailerToJSON(trailer).toLowerCase().replaceAll('_', '-');
+}
+
+export const REASON_TRAILER = trailerName(ErrorTrailer.KV_REASON);
+export const CURRENT_REVISION_TRAILER = trailerName(ErrorTrailer.KV_CURRENT_REVISION);
+
+/** What a failed call answers, whatever the transport. */
+export interface CallStatus {
+  code: status;
+  message: string;
+  /** Absent only for INTERNAL. */
+  reason?: ErrorReason;
+  /** Further structured data, by trailer name (e.g. kv-current-revision). */
+  trailers: Record<string, string>;
+}
 
 const STORE_CODES: Record<StoreError['code'], status> = {
   INVALID_KEY: status.INVALID_ARGUMENT,
@@ -22,24 +40,27 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   FAILED: status.UNAVAILABLE,
 };
 
-/** The one place where errors become gRPC statuses. Anything unexpected is logged and hidden. */
-export function toStatus(error: unknown, logger: Logger): Partial<StatusObject> {
-  const metadata = new Metadata();
+export function describeError(error: unknown, logger: Logger): CallStatus {
   if (error instanceof StoreError) {
-    metadata.set(REASON_TRAILER, error.code);
-    if (error instanceof RevisionMismatchError) {
-      metadata.set(CURRENT_REVISION_TRAILER, String(error.currentRevision));
-    }
-    return { code: STORE_CODES[error.code], details: error.message, metadata };
+    const trailers: Record<string, string> = {};
+    if (error instanceof RevisionMismatchError) trailers[CURRENT_REVISION_TRAILER] = String(error.currentRevision);
+    return { code: STORE_CODES[error.code], message: error.message, reason: ErrorReason[error.code], trailers };
   }
   if (error instanceof InvalidArgumentError) {
-    metadata.set(REASON_TRAILER, error.code);
-    return { code: status.INVALID_ARGUMENT, details: error.message, metadata };
+    return { code: status.INVALID_ARGUMENT, message: error.message, reason: ErrorReason.INVALID_ARGUMENT, trailers: {} };
   }
   if (error instanceof KeyNotFoundError) {
-    metadata.set(REASON_TRAILER, error.code);
-    return { code: status.NOT_FOUND, details: error.message, metadata };
+    return { code: status.NOT_FOUND, message: error.message, reason: ErrorReason.NOT_FOUND, trailers: {} };
   }
   logger.error({ err: error }, 'unexpected error while serving a call');
-  return { code: status.INTERNAL, details: 'internal error (logged by the server)', metadata };
+  return { code: status.INTERNAL, message: 'internal error (logged by the server)', trailers: {} };
+}
+
+/** describeError rendered for grpc-js: reason and data in trailers. */
+export function toGrpcStatus(error: unknown, logger: Logger): Partial<StatusObject> {
+  const described = describeError(error, logger);
+  const metadata = new Metadata();
+  if (described.reason !== undefined) metadata.set(REASON_TRAILER, errorReasonToJSON(described.reason));
+  for (const [name, value] of Object.entries(described.trailers)) metadata.set(name, value);
+  return { code: described.code, details: described.message, metadata };
 }

@@ -21,7 +21,8 @@ import type {
   SetResult,
   WriteOptions,
 } from './key-value-store';
-import { encodeValue, validateKey, validatePrefix } from './validate-input';
+import { validateKey, validatePrefix } from './key-rules';
+import { encodeValue } from './value-rules';
 
 export interface StoreLimits {
   /** The longest key, in UTF-8 bytes. */

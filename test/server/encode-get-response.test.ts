@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { GetResponse } from '../../src/gen/kv/v1/kv';
-import { encodeGetResponse } from '../../src/server/encode-get-response';
+import { encodeGetResponse } from '../../src/server/wire/encode-get-response';
 import type { JsonValue } from '../../src/store/key-value-store';
 
 /**

@@ -1,6 +1,6 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { KvClient, KvError } from '@kv/client';
+import { KvClient, KvError, status } from '@kv/client';
 import { runServerToExit, startServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 import { healthOf } from '../support/health';
@@ -101,7 +101,7 @@ test('if the directory lock is lost, writes are refused as UNAVAILABLE, reads go
       ),
     20_000,
   );
-  expect(refused.reason).toBe('UNAVAILABLE');
+  expect(refused).toMatchObject({ code: status.UNAVAILABLE, reason: 'FAILED' });
   expect(refused.message).toContain('restart the server');
   expect((await kv.get('before'))?.value).toBe(1);
   expect(await healthOf(server.address)).toBe('NOT_SERVING');

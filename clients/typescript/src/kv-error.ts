@@ -1,31 +1,28 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { ErrorReason, ErrorTrailer, errorReasonFromJSON, errorTrailerToJSON } from './gen/kv/v1/kv';
+
+/** Reasons the server sends in the kv-reason trailer: the names of kv.v1.ErrorReason. */
+export type ServerErrorReason = Exclude<keyof typeof ErrorReason, 'ERROR_REASON_UNSPECIFIED' | 'UNRECOGNIZED'>;
 
 /**
- * Why a call failed, decided from the status code and the server's
- * `kv-reason` trailer — never from message text.
+ * Why a call failed, decided from the server's `kv-reason` trailer, or from
+ * the status code when the server sent none (a transport failure, a
+ * deadline) — never from message text.
  */
-export type KvErrorReason =
-  | 'NOT_FOUND'
-  | 'REVISION_MISMATCH'
-  | 'INVALID_KEY'
-  | 'TOO_LARGE'
-  | 'INVALID_VALUE'
-  | 'INVALID_ARGUMENT'
-  | 'UNAVAILABLE'
-  | 'DEADLINE_EXCEEDED'
-  | 'CANCELLED'
-  | 'DATA_LOSS'
-  | 'INTERNAL'
-  | 'UNKNOWN';
+export type KvErrorReason = ServerErrorReason | 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'CANCELLED' | 'DATA_LOSS' | 'INTERNAL' | 'UNKNOWN';
 
-const REASONS_FROM_SERVER: ReadonlySet<string> = new Set([
-  'NOT_FOUND',
-  'REVISION_MISMATCH',
-  'INVALID_KEY',
-  'TOO_LARGE',
-  'INVALID_VALUE',
-  'INVALID_ARGUMENT',
-]);
+/** A trailer's name: its kv.v1.ErrorTrailer value's name in lower case with "-" for "_". */
+function trailerName(trailer: ErrorTrailer): string {
+  return errorTrailerToJSON(trailer).toLowerCase().replaceAll('_', '-');
+}
+
+const REASON_TRAILER = trailerName(ErrorTrailer.KV_REASON);
+const CURRENT_REVISION_TRAILER = trailerName(ErrorTrailer.KV_CURRENT_REVISION);
+
+function serverReason(name: string): ServerErrorReason | undefined {
+  const value = errorReasonFromJSON(name);
+  return value === ErrorReason.ERROR_REASON_UNSPECIFIED || value === ErrorReason.UNRECOGNIZED ? undefined : (name as ServerErrorReason);
+}
 
 const REASONS_FROM_CODE: Partial<Record<status, KvErrorReason>> = {
   [status.NOT_FOUND]: 'NOT_FOUND',
@@ -61,12 +58,9 @@ export class KvError extends Error {
     if (!isServiceError(error)) {
       return new KvError(error instanceof Error ? error.message : String(error), status.UNKNOWN, 'UNKNOWN', undefined, error);
     }
-    const [serverReason] = error.metadata?.get('kv-reason') ?? [];
-    const reason =
-      typeof serverReason === 'string' && REASONS_FROM_SERVER.has(serverReason)
-        ? (serverReason as KvErrorReason)
-        : (REASONS_FROM_CODE[error.code] ?? 'UNKNOWN');
-    const [revision] = error.metadata?.get('kv-current-revision') ?? [];
+    const [sent] = error.metadata?.get(REASON_TRAILER) ?? [];
+    const reason = (typeof sent === 'string' ? serverReason(sent) : undefined) ?? REASONS_FROM_CODE[error.code] ?? 'UNKNOWN';
+    const [revision] = error.metadata?.get(CURRENT_REVISION_TRAILER) ?? [];
     const currentRevision = typeof revision === 'string' && /^\d+$/.test(revision) ? Number(revision) : undefined;
     return new KvError(error.details || error.message, error.code, reason, currentRevision, error);
   }

@@ -139,7 +139,7 @@ func set(kv kvv1.KeyValueServiceClient, key string, value any, expectedRevision 
 	res, err := kv.Set(ctx, &kvv1.SetRequest{Key: key, Value: v, ExpectedRevision: expectedRevision}, grpc.Trailer(&trailer))
 	if status.Code(err) == codes.Aborted {
 		// Decided by code and trailers, never by the message text.
-		fmt.Printf("%s -> ABORTED %s current_revision %s\n", step, first(trailer, "kv-reason"), first(trailer, "kv-current-revision"))
+		fmt.Printf("%s -> ABORTED %s current_revision %s\n", step, first(trailer, kvv1.ErrorTrailer_KV_REASON), first(trailer, kvv1.ErrorTrailer_KV_CURRENT_REVISION))
 		return 0, nil
 	}
 	if err != nil {
@@ -230,8 +230,10 @@ func compactJSON(v *structpb.Value) (string, error) {
 	return strings.TrimSuffix(out.String(), "\n"), nil
 }
 
-func first(md metadata.MD, key string) string {
-	if values := md.Get(key); len(values) > 0 {
+// first returns a trailer of a failed call: KV_REASON is the "kv-reason"
+// trailer (a kv.v1.ErrorTrailer value's name in lower case, "-" for "_").
+func first(md metadata.MD, which kvv1.ErrorTrailer) string {
+	if values := md.Get(strings.ReplaceAll(strings.ToLower(which.String()), "_", "-")); len(values) > 0 {
 		return values[0]
 	}
 	return "?"

@@ -28,6 +28,170 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ErrorReason says why a call failed, in more detail than the status code.
+// A failed call carries the value's name (e.g. "REVISION_MISMATCH") in the
+// kv-reason trailer (see ErrorTrailer), so clients decide by reason, never
+// by message text. New reasons may be added; treat an unknown one by its
+// status code.
+type ErrorReason int32
+
+const (
+	// Not sent by servers.
+	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// A key or prefix is empty where it must not be, or is not valid Unicode
+	// text. INVALID_ARGUMENT.
+	ErrorReason_INVALID_KEY ErrorReason = 1
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// A key or value is over its size limit. INVALID_ARGUMENT.
+	ErrorReason_TOO_LARGE ErrorReason = 2
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// A value is not storable JSON: missing, a NaN or infinite number, or
+	// nested deeper than clients can decode. INVALID_ARGUMENT.
+	ErrorReason_INVALID_VALUE ErrorReason = 3
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// Any other malformed request: a bad page_size or page_token, a negative
+	// expected_revision, a request that does not decode. INVALID_ARGUMENT.
+	ErrorReason_INVALID_ARGUMENT ErrorReason = 4
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// expected_revision did not match the key's mod_revision. ABORTED, with
+	// the key's current mod_revision in the kv-current-revision trailer.
+	ErrorReason_REVISION_MISMATCH ErrorReason = 5
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The key does not exist. NOT_FOUND.
+	ErrorReason_NOT_FOUND ErrorReason = 6
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The server is shutting down (or its store is closed). UNAVAILABLE: try
+	// again, or another server.
+	ErrorReason_CLOSED ErrorReason = 7
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The store refuses writes after an I/O error on its disk; reads still
+	// work. UNAVAILABLE.
+	ErrorReason_FAILED ErrorReason = 8
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// Data on disk is damaged. DATA_LOSS.
+	ErrorReason_CORRUPT ErrorReason = 9
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The data directory is owned by another process. UNAVAILABLE.
+	ErrorReason_LOCKED ErrorReason = 10
+)
+
+// Enum value maps for ErrorReason.
+var (
+	ErrorReason_name = map[int32]string{
+		0:  "ERROR_REASON_UNSPECIFIED",
+		1:  "INVALID_KEY",
+		2:  "TOO_LARGE",
+		3:  "INVALID_VALUE",
+		4:  "INVALID_ARGUMENT",
+		5:  "REVISION_MISMATCH",
+		6:  "NOT_FOUND",
+		7:  "CLOSED",
+		8:  "FAILED",
+		9:  "CORRUPT",
+		10: "LOCKED",
+	}
+	ErrorReason_value = map[string]int32{
+		"ERROR_REASON_UNSPECIFIED": 0,
+		"INVALID_KEY":              1,
+		"TOO_LARGE":                2,
+		"INVALID_VALUE":            3,
+		"INVALID_ARGUMENT":         4,
+		"REVISION_MISMATCH":        5,
+		"NOT_FOUND":                6,
+		"CLOSED":                   7,
+		"FAILED":                   8,
+		"CORRUPT":                  9,
+		"LOCKED":                   10,
+	}
+)
+
+func (x ErrorReason) Enum() *ErrorReason {
+	p := new(ErrorReason)
+	*p = x
+	return p
+}
+
+func (x ErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_kv_v1_kv_proto_enumTypes[0].Descriptor()
+}
+
+func (ErrorReason) Type() protoreflect.EnumType {
+	return &file_kv_v1_kv_proto_enumTypes[0]
+}
+
+func (x ErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorReason.Descriptor instead.
+func (ErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{0}
+}
+
+// ErrorTrailer names the trailers (response metadata) that carry an
+// error's structured data. A trailer's name is its value's name in lower
+// case with "-" for "_": KV_REASON is the "kv-reason" trailer.
+type ErrorTrailer int32
+
+const (
+	// Not a trailer.
+	ErrorTrailer_ERROR_TRAILER_UNSPECIFIED ErrorTrailer = 0
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// "kv-reason": the name of an ErrorReason value. On every error the
+	// server itself raises.
+	ErrorTrailer_KV_REASON ErrorTrailer = 1
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// "kv-current-revision": with REVISION_MISMATCH, the key's current
+	// mod_revision (0 if the key does not exist), as decimal text.
+	ErrorTrailer_KV_CURRENT_REVISION ErrorTrailer = 2
+)
+
+// Enum value maps for ErrorTrailer.
+var (
+	ErrorTrailer_name = map[int32]string{
+		0: "ERROR_TRAILER_UNSPECIFIED",
+		1: "KV_REASON",
+		2: "KV_CURRENT_REVISION",
+	}
+	ErrorTrailer_value = map[string]int32{
+		"ERROR_TRAILER_UNSPECIFIED": 0,
+		"KV_REASON":                 1,
+		"KV_CURRENT_REVISION":       2,
+	}
+)
+
+func (x ErrorTrailer) Enum() *ErrorTrailer {
+	p := new(ErrorTrailer)
+	*p = x
+	return p
+}
+
+func (x ErrorTrailer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorTrailer) Descriptor() protoreflect.EnumDescriptor {
+	return file_kv_v1_kv_proto_enumTypes[1].Descriptor()
+}
+
+func (ErrorTrailer) Type() protoreflect.EnumType {
+	return &file_kv_v1_kv_proto_enumTypes[1]
+}
+
+func (x ErrorTrailer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorTrailer.Descriptor instead.
+func (ErrorTrailer) EnumDescriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{1}
+}
+
 // Entry is a stored key with its value and revisions.
 type Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -213,11 +377,14 @@ type SetRequest struct {
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// The JSON value to store; required. JSON null is a value. At most the
 	// value size limit (default 1 MiB) once JSON-encoded, and nested no deeper
-	// than every protobuf client can decode back (100 nested messages: about
-	// 32 levels of objects or 48 of arrays).
+	// than every protobuf client can decode back from any response (100
+	// nested messages: about 31 levels of objects or 46 of arrays). JSON has
+	// no -0: a number_value of -0 is stored, and read back, as 0.
 	Value *structpb.Value `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// If set, write only if the key's current mod_revision equals this;
 	// 0 means "only if the key does not exist". A mismatch is ABORTED.
+	// Negative values, and values of 2^53 or more (beyond what every client
+	// language holds exactly), are INVALID_ARGUMENT.
 	ExpectedRevision *int64 `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -326,7 +493,8 @@ type DeleteRequest struct {
 	// The key: non-empty, at most the key size limit.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// If set, delete only if the key's current mod_revision equals this
-	// (0 for a missing key). A mismatch is ABORTED.
+	// (0 for a missing key). A mismatch is ABORTED. Negative values and
+	// values of 2^53 or more are INVALID_ARGUMENT.
 	ExpectedRevision *int64 `protobuf:"varint,2,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -697,7 +865,27 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"P\n" +
 	"\rClearResponse\x12#\n" +
 	"\rdeleted_count\x18\x01 \x01(\x03R\fdeletedCount\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision2\x95\x02\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision*\xcb\x01\n" +
+	"\vErrorReason\x12\x1c\n" +
+	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vINVALID_KEY\x10\x01\x12\r\n" +
+	"\tTOO_LARGE\x10\x02\x12\x11\n" +
+	"\rINVALID_VALUE\x10\x03\x12\x14\n" +
+	"\x10INVALID_ARGUMENT\x10\x04\x12\x15\n" +
+	"\x11REVISION_MISMATCH\x10\x05\x12\r\n" +
+	"\tNOT_FOUND\x10\x06\x12\n" +
+	"\n" +
+	"\x06CLOSED\x10\a\x12\n" +
+	"\n" +
+	"\x06FAILED\x10\b\x12\v\n" +
+	"\aCORRUPT\x10\t\x12\n" +
+	"\n" +
+	"\x06LOCKED\x10\n" +
+	"*U\n" +
+	"\fErrorTrailer\x12\x1d\n" +
+	"\x19ERROR_TRAILER_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tKV_REASON\x10\x01\x12\x17\n" +
+	"\x13KV_CURRENT_REVISION\x10\x022\x95\x02\n" +
 	"\x0fKeyValueService\x12,\n" +
 	"\x03Get\x12\x11.kv.v1.GetRequest\x1a\x12.kv.v1.GetResponse\x12,\n" +
 	"\x03Set\x12\x11.kv.v1.SetRequest\x1a\x12.kv.v1.SetResponse\x125\n" +
@@ -717,35 +905,38 @@ func file_kv_v1_kv_proto_rawDescGZIP() []byte {
 	return file_kv_v1_kv_proto_rawDescData
 }
 
+var file_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_kv_v1_kv_proto_goTypes = []any{
-	(*Entry)(nil),            // 0: kv.v1.Entry
-	(*GetRequest)(nil),       // 1: kv.v1.GetRequest
-	(*GetResponse)(nil),      // 2: kv.v1.GetResponse
-	(*SetRequest)(nil),       // 3: kv.v1.SetRequest
-	(*SetResponse)(nil),      // 4: kv.v1.SetResponse
-	(*DeleteRequest)(nil),    // 5: kv.v1.DeleteRequest
-	(*DeleteResponse)(nil),   // 6: kv.v1.DeleteResponse
-	(*ListKeysRequest)(nil),  // 7: kv.v1.ListKeysRequest
-	(*ListKeysResponse)(nil), // 8: kv.v1.ListKeysResponse
-	(*ClearRequest)(nil),     // 9: kv.v1.ClearRequest
-	(*ClearResponse)(nil),    // 10: kv.v1.ClearResponse
-	(*structpb.Value)(nil),   // 11: google.protobuf.Value
+	(ErrorReason)(0),         // 0: kv.v1.ErrorReason
+	(ErrorTrailer)(0),        // 1: kv.v1.ErrorTrailer
+	(*Entry)(nil),            // 2: kv.v1.Entry
+	(*GetRequest)(nil),       // 3: kv.v1.GetRequest
+	(*GetResponse)(nil),      // 4: kv.v1.GetResponse
+	(*SetRequest)(nil),       // 5: kv.v1.SetRequest
+	(*SetResponse)(nil),      // 6: kv.v1.SetResponse
+	(*DeleteRequest)(nil),    // 7: kv.v1.DeleteRequest
+	(*DeleteResponse)(nil),   // 8: kv.v1.DeleteResponse
+	(*ListKeysRequest)(nil),  // 9: kv.v1.ListKeysRequest
+	(*ListKeysResponse)(nil), // 10: kv.v1.ListKeysResponse
+	(*ClearRequest)(nil),     // 11: kv.v1.ClearRequest
+	(*ClearResponse)(nil),    // 12: kv.v1.ClearResponse
+	(*structpb.Value)(nil),   // 13: google.protobuf.Value
 }
 var file_kv_v1_kv_proto_depIdxs = []int32{
-	11, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
-	0,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
-	11, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
-	1,  // 3: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
-	3,  // 4: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
-	5,  // 5: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
-	7,  // 6: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
-	9,  // 7: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
-	2,  // 8: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
-	4,  // 9: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
-	6,  // 10: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
-	8,  // 11: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
-	10, // 12: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
+	13, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
+	2,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
+	13, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
+	3,  // 3: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
+	5,  // 4: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
+	7,  // 5: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
+	9,  // 6: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
+	11, // 7: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
+	4,  // 8: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
+	6,  // 9: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
+	8,  // 10: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
+	10, // 11: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
+	12, // 12: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
 	8,  // [8:13] is the sub-list for method output_type
 	3,  // [3:8] is the sub-list for method input_type
 	3,  // [3:3] is the sub-list for extension type_name
@@ -765,13 +956,14 @@ func file_kv_v1_kv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_v1_kv_proto_rawDesc), len(file_kv_v1_kv_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      2,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_kv_v1_kv_proto_goTypes,
 		DependencyIndexes: file_kv_v1_kv_proto_depIdxs,
+		EnumInfos:         file_kv_v1_kv_proto_enumTypes,
 		MessageInfos:      file_kv_v1_kv_proto_msgTypes,
 	}.Build()
 	File_kv_v1_kv_proto = out.File

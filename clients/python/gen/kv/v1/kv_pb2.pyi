@@ -1,11 +1,46 @@
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    INVALID_KEY: _ClassVar[ErrorReason]
+    TOO_LARGE: _ClassVar[ErrorReason]
+    INVALID_VALUE: _ClassVar[ErrorReason]
+    INVALID_ARGUMENT: _ClassVar[ErrorReason]
+    REVISION_MISMATCH: _ClassVar[ErrorReason]
+    NOT_FOUND: _ClassVar[ErrorReason]
+    CLOSED: _ClassVar[ErrorReason]
+    FAILED: _ClassVar[ErrorReason]
+    CORRUPT: _ClassVar[ErrorReason]
+    LOCKED: _ClassVar[ErrorReason]
+
+class ErrorTrailer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_TRAILER_UNSPECIFIED: _ClassVar[ErrorTrailer]
+    KV_REASON: _ClassVar[ErrorTrailer]
+    KV_CURRENT_REVISION: _ClassVar[ErrorTrailer]
+ERROR_REASON_UNSPECIFIED: ErrorReason
+INVALID_KEY: ErrorReason
+TOO_LARGE: ErrorReason
+INVALID_VALUE: ErrorReason
+INVALID_ARGUMENT: ErrorReason
+REVISION_MISMATCH: ErrorReason
+NOT_FOUND: ErrorReason
+CLOSED: ErrorReason
+FAILED: ErrorReason
+CORRUPT: ErrorReason
+LOCKED: ErrorReason
+ERROR_TRAILER_UNSPECIFIED: ErrorTrailer
+KV_REASON: ErrorTrailer
+KV_CURRENT_REVISION: ErrorTrailer
 
 class Entry(_message.Message):
     __slots__ = ("key", "value", "create_revision", "mod_revision", "version")

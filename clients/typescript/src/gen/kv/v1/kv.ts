@@ -24,6 +24,202 @@ export const protobufPackage = "kv.v1";
 
 export const protobufFileName = "kv/v1/kv.proto";
 
+/**
+ * ErrorReason says why a call failed, in more detail than the status code.
+ * A failed call carries the value's name (e.g. "REVISION_MISMATCH") in the
+ * kv-reason trailer (see ErrorTrailer), so clients decide by reason, never
+ * by message text. New reasons may be added; treat an unknown one by its
+ * status code.
+ */
+export enum ErrorReason {
+  /** ERROR_REASON_UNSPECIFIED - Not sent by servers. */
+  ERROR_REASON_UNSPECIFIED = 0,
+  /**
+   * INVALID_KEY - buf:lint:ignore ENUM_VALUE_PREFIX
+   * A key or prefix is empty where it must not be, or is not valid Unicode
+   * text. INVALID_ARGUMENT.
+   */
+  INVALID_KEY = 1,
+  /**
+   * TOO_LARGE - buf:lint:ignore ENUM_VALUE_PREFIX
+   * A key or value is over its size limit. INVALID_ARGUMENT.
+   */
+  TOO_LARGE = 2,
+  /**
+   * INVALID_VALUE - buf:lint:ignore ENUM_VALUE_PREFIX
+   * A value is not storable JSON: missing, a NaN or infinite number, or
+   * nested deeper than clients can decode. INVALID_ARGUMENT.
+   */
+  INVALID_VALUE = 3,
+  /**
+   * INVALID_ARGUMENT - buf:lint:ignore ENUM_VALUE_PREFIX
+   * Any other malformed request: a bad page_size or page_token, a negative
+   * expected_revision, a request that does not decode. INVALID_ARGUMENT.
+   */
+  INVALID_ARGUMENT = 4,
+  /**
+   * REVISION_MISMATCH - buf:lint:ignore ENUM_VALUE_PREFIX
+   * expected_revision did not match the key's mod_revision. ABORTED, with
+   * the key's current mod_revision in the kv-current-revision trailer.
+   */
+  REVISION_MISMATCH = 5,
+  /**
+   * NOT_FOUND - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The key does not exist. NOT_FOUND.
+   */
+  NOT_FOUND = 6,
+  /**
+   * CLOSED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The server is shutting down (or its store is closed). UNAVAILABLE: try
+   * again, or another server.
+   */
+  CLOSED = 7,
+  /**
+   * FAILED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The store refuses writes after an I/O error on its disk; reads still
+   * work. UNAVAILABLE.
+   */
+  FAILED = 8,
+  /**
+   * CORRUPT - buf:lint:ignore ENUM_VALUE_PREFIX
+   * Data on disk is damaged. DATA_LOSS.
+   */
+  CORRUPT = 9,
+  /**
+   * LOCKED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The data directory is owned by another process. UNAVAILABLE.
+   */
+  LOCKED = 10,
+  UNRECOGNIZED = -1,
+}
+
+export function errorReasonFromJSON(object: any): ErrorReason {
+  switch (object) {
+    case 0:
+    case "ERROR_REASON_UNSPECIFIED":
+      return ErrorReason.ERROR_REASON_UNSPECIFIED;
+    case 1:
+    case "INVALID_KEY":
+      return ErrorReason.INVALID_KEY;
+    case 2:
+    case "TOO_LARGE":
+      return ErrorReason.TOO_LARGE;
+    case 3:
+    case "INVALID_VALUE":
+      return ErrorReason.INVALID_VALUE;
+    case 4:
+    case "INVALID_ARGUMENT":
+      return ErrorReason.INVALID_ARGUMENT;
+    case 5:
+    case "REVISION_MISMATCH":
+      return ErrorReason.REVISION_MISMATCH;
+    case 6:
+    case "NOT_FOUND":
+      return ErrorReason.NOT_FOUND;
+    case 7:
+    case "CLOSED":
+      return ErrorReason.CLOSED;
+    case 8:
+    case "FAILED":
+      return ErrorReason.FAILED;
+    case 9:
+    case "CORRUPT":
+      return ErrorReason.CORRUPT;
+    case 10:
+    case "LOCKED":
+      return ErrorReason.LOCKED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ErrorReason.UNRECOGNIZED;
+  }
+}
+
+export function errorReasonToJSON(object: ErrorReason): string {
+  switch (object) {
+    case ErrorReason.ERROR_REASON_UNSPECIFIED:
+      return "ERROR_REASON_UNSPECIFIED";
+    case ErrorReason.INVALID_KEY:
+      return "INVALID_KEY";
+    case ErrorReason.TOO_LARGE:
+      return "TOO_LARGE";
+    case ErrorReason.INVALID_VALUE:
+      return "INVALID_VALUE";
+    case ErrorReason.INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case ErrorReason.REVISION_MISMATCH:
+      return "REVISION_MISMATCH";
+    case ErrorReason.NOT_FOUND:
+      return "NOT_FOUND";
+    case ErrorReason.CLOSED:
+      return "CLOSED";
+    case ErrorReason.FAILED:
+      return "FAILED";
+    case ErrorReason.CORRUPT:
+      return "CORRUPT";
+    case ErrorReason.LOCKED:
+      return "LOCKED";
+    case ErrorReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * ErrorTrailer names the trailers (response metadata) that carry an
+ * error's structured data. A trailer's name is its value's name in lower
+ * case with "-" for "_": KV_REASON is the "kv-reason" trailer.
+ */
+export enum ErrorTrailer {
+  /** ERROR_TRAILER_UNSPECIFIED - Not a trailer. */
+  ERROR_TRAILER_UNSPECIFIED = 0,
+  /**
+   * KV_REASON - buf:lint:ignore ENUM_VALUE_PREFIX
+   * "kv-reason": the name of an ErrorReason value. On every error the
+   * server itself raises.
+   */
+  KV_REASON = 1,
+  /**
+   * KV_CURRENT_REVISION - buf:lint:ignore ENUM_VALUE_PREFIX
+   * "kv-current-revision": with REVISION_MISMATCH, the key's current
+   * mod_revision (0 if the key does not exist), as decimal text.
+   */
+  KV_CURRENT_REVISION = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function errorTrailerFromJSON(object: any): ErrorTrailer {
+  switch (object) {
+    case 0:
+    case "ERROR_TRAILER_UNSPECIFIED":
+      return ErrorTrailer.ERROR_TRAILER_UNSPECIFIED;
+    case 1:
+    case "KV_REASON":
+      return ErrorTrailer.KV_REASON;
+    case 2:
+    case "KV_CURRENT_REVISION":
+      return ErrorTrailer.KV_CURRENT_REVISION;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ErrorTrailer.UNRECOGNIZED;
+  }
+}
+
+export function errorTrailerToJSON(object: ErrorTrailer): string {
+  switch (object) {
+    case ErrorTrailer.ERROR_TRAILER_UNSPECIFIED:
+      return "ERROR_TRAILER_UNSPECIFIED";
+    case ErrorTrailer.KV_REASON:
+      return "KV_REASON";
+    case ErrorTrailer.KV_CURRENT_REVISION:
+      return "KV_CURRENT_REVISION";
+    case ErrorTrailer.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Entry is a stored key with its value and revisions. */
 export interface Entry {
   /** The key. */
@@ -71,8 +267,9 @@ export interface SetRequest {
   /**
    * The JSON value to store; required. JSON null is a value. At most the
    * value size limit (default 1 MiB) once JSON-encoded, and nested no deeper
-   * than every protobuf client can decode back (100 nested messages: about
-   * 32 levels of objects or 48 of arrays).
+   * than every protobuf client can decode back from any response (100
+   * nested messages: about 31 levels of objects or 46 of arrays). JSON has
+   * no -0: a number_value of -0 is stored, and read back, as 0.
    */
   value:
     | any
@@ -80,6 +277,8 @@ export interface SetRequest {
   /**
    * If set, write only if the key's current mod_revision equals this;
    * 0 means "only if the key does not exist". A mismatch is ABORTED.
+   * Negative values, and values of 2^53 or more (beyond what every client
+   * language holds exactly), are INVALID_ARGUMENT.
    */
   expectedRevision?: number | undefined;
 }
@@ -96,7 +295,8 @@ export interface DeleteRequest {
   key: string;
   /**
    * If set, delete only if the key's current mod_revision equals this
-   * (0 for a missing key). A mismatch is ABORTED.
+   * (0 for a missing key). A mismatch is ABORTED. Negative values and
+   * values of 2^53 or more are INVALID_ARGUMENT.
    */
   expectedRevision?: number | undefined;
 }
