@@ -5,9 +5,10 @@
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
+import { StoreClosedError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
 import { openAccess } from './access';
-import type { GrpcDeps } from './grpc-call';
+import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
 import { addReflection } from './reflection';
@@ -52,9 +53,10 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
   const watchStore = setInterval(() => {
     if (store.failure !== undefined) onStoreFailed();
   }, 1000).unref();
+  const streams = new OpenStreams();
   server.addService(
     keyValueServiceDefinition(),
-    createKeyValueService({ store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed }),
+    createKeyValueService({ store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed, streams }),
   );
 
   return {
@@ -74,6 +76,8 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
         clearInterval(watchStore);
         health.set('NOT_SERVING');
         health.endWatches();
+        // Long-lived streams would hold tryShutdown for the whole grace period: end them (UNAVAILABLE), clients resume elsewhere or later.
+        streams.endAll(new StoreClosedError('the server is shutting down'));
         // tryShutdown waits for every open call with no bound of its own; forceShutdown ends what is left.
         const force = setTimeout(() => {
           logger.warn({ graceMs }, 'grace period over; cancelling calls still in flight');

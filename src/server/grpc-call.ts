@@ -3,7 +3,14 @@
  * that did not decode with INVALID_ARGUMENT, and maps whatever a handler
  * throws to a status in one place (to-status.ts).
  */
-import type { handleUnaryCall, Metadata, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import type {
+  handleServerStreamingCall,
+  handleUnaryCall,
+  Metadata,
+  sendUnaryData,
+  ServerUnaryCall,
+  ServerWritableStream,
+} from '@grpc/grpc-js';
 import type { Logger } from '../logger';
 import { StoreError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
@@ -26,9 +33,41 @@ export interface GrpcDeps {
   authenticate: (caller: Caller) => Access;
   /** Called when the store reports it can no longer write, so health can say NOT_SERVING. */
   onStoreFailed: () => void;
+  /** The open streaming calls, which shutdown ends. */
+  streams: OpenStreams;
 }
 
 export type Handler<Req, Res> = (context: CallContext, request: Req) => Promise<Res>;
+
+/** Where a streaming handler sends its messages. */
+export interface StreamSink<M> {
+  /** Sends a message; resolves once the transport can take another (backpressure), or when the call has ended. */
+  send(message: M): Promise<void>;
+  /** Aborted when the call ends: cancelled by the client, or ended by shutdown. */
+  signal: AbortSignal;
+}
+
+/** A streaming handler: resolves (the call ends OK) or rejects (the call ends with the mapped status). */
+export type StreamHandler<Req, M> = (context: CallContext, request: Req, sink: StreamSink<M>) => Promise<void>;
+
+/** The streaming calls in progress, so shutdown can end them instead of waiting out its grace for them. */
+export class OpenStreams {
+  private readonly ends = new Set<(error: unknown) => void>();
+
+  add(end: (error: unknown) => void): () => void {
+    this.ends.add(end);
+    return () => this.ends.delete(end);
+  }
+
+  /** Ends every open stream with `error`'s status. */
+  endAll(error: unknown): void {
+    for (const end of [...this.ends]) end(error);
+  }
+
+  get size(): number {
+    return this.ends.size;
+  }
+}
 
 export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): handleUnaryCall<Req, Res> {
   const fail = (callback: sendUnaryData<Res>, error: unknown): void => {
@@ -48,6 +87,64 @@ export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): han
     handler(context, request).then(
       (response) => callback(null, response),
       (error: unknown) => fail(callback, error),
+    );
+  };
+}
+
+/**
+ * A server-streaming handler for grpc-js. The method's responseSerialize
+ * (key-value-service.ts) encodes the handler's messages of type M, which is
+ * why they are written as the generated response type.
+ */
+export function serverStream<Req, M, Res>(handler: StreamHandler<Req, M>, deps: GrpcDeps): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>): void => {
+    const controller = new AbortController();
+    let ended = false;
+    const end = (error: unknown): void => {
+      if (ended) return;
+      ended = true;
+      forget();
+      controller.abort();
+      if (error === undefined) {
+        call.end();
+        return;
+      }
+      if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
+      call.emit('error', toGrpcStatus(error, deps.logger));
+    };
+    const forget = deps.streams.add(end);
+    call.once('cancelled', () => {
+      ended = true;
+      forget();
+      controller.abort();
+    });
+    const request: Req | InvalidArgumentError = call.request;
+    if (request instanceof InvalidArgumentError) return end(request);
+    let context: CallContext;
+    try {
+      context = { store: deps.store, access: deps.authenticate({ metadata: call.metadata, peer: call.getPeer() }) };
+    } catch (error) {
+      return end(error);
+    }
+    const sink: StreamSink<M> = {
+      signal: controller.signal,
+      send: (message) => {
+        if (ended) return Promise.resolve();
+        if (call.write(message as unknown as Res)) return Promise.resolve();
+        return new Promise((resolve) => {
+          const done = (): void => {
+            call.off('drain', done);
+            controller.signal.removeEventListener('abort', done);
+            resolve();
+          };
+          call.on('drain', done);
+          controller.signal.addEventListener('abort', done);
+        });
+      },
+    };
+    handler(context, request, sink).then(
+      () => end(undefined),
+      (error: unknown) => end(error),
     );
   };
 }

@@ -11,16 +11,19 @@ import {
   KeyValueServiceService,
   type KeyValueServiceServer,
   ListKeysRequest,
+  WatchRequest,
 } from '../gen/kv/v1/kv';
 import { withStrictDecoding } from './decode-request';
-import { type GrpcDeps, unary } from './grpc-call';
+import { type GrpcDeps, serverStream, unary } from './grpc-call';
 import { handleClear } from './handlers/clear';
 import { handleDelete } from './handlers/delete';
 import { handleGet } from './handlers/get';
 import { handleListKeys } from './handlers/list-keys';
 import { handleSet } from './handlers/set';
+import { handleWatch } from './handlers/watch';
 import { decodeSetRequest } from './wire/decode-set-request';
 import { encodeGetResponse } from './wire/encode-get-response';
+import { encodeWatchResponse } from './wire/encode-watch-response';
 
 export const SERVICE_NAME = 'kv.v1.KeyValueService';
 
@@ -31,8 +34,14 @@ export function keyValueServiceDefinition(): ServiceDefinition {
     delete: DeleteRequest,
     listKeys: ListKeysRequest,
     clear: ClearRequest,
+    watch: WatchRequest,
   });
-  return { ...definition, get: { ...definition.get, responseSerialize: encodeGetResponse } };
+  return {
+    ...definition,
+    get: { ...definition.get, responseSerialize: encodeGetResponse },
+    // The Watch handler sends the store's batches (handlers/watch.ts); this encodes them.
+    watch: { ...definition.watch, responseSerialize: encodeWatchResponse },
+  };
 }
 
 export function createKeyValueService(deps: GrpcDeps): KeyValueServiceServer {
@@ -42,5 +51,6 @@ export function createKeyValueService(deps: GrpcDeps): KeyValueServiceServer {
     delete: unary(handleDelete, deps),
     listKeys: unary(handleListKeys, deps),
     clear: unary(handleClear, deps),
+    watch: serverStream(handleWatch, deps),
   };
 }

@@ -7,7 +7,7 @@
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import { ErrorReason, ErrorTrailer, errorReasonToJSON, errorTrailerToJSON } from '../gen/kv/v1/kv';
 import type { Logger } from '../logger';
-import { RevisionMismatchError, StoreError } from '../store/errors';
+import { RevisionMismatchError, StoreError, WatchCompactedError, WatchTooSlowError } from '../store/errors';
 import { InvalidArgumentError, KeyNotFoundError } from './service-errors';
 
 /** A trailer's name: its ErrorTrailer value's name in lower case with "-" for "_" (KV_REASON -> "kv-reason"). */
@@ -17,6 +17,8 @@ export function trailerName(trailer: ErrorTrailer): string {
 
 export const REASON_TRAILER = trailerName(ErrorTrailer.KV_REASON);
 export const CURRENT_REVISION_TRAILER = trailerName(ErrorTrailer.KV_CURRENT_REVISION);
+export const OLDEST_REVISION_TRAILER = trailerName(ErrorTrailer.KV_OLDEST_REVISION);
+export const RESUME_REVISION_TRAILER = trailerName(ErrorTrailer.KV_RESUME_REVISION);
 
 /** What a failed call answers, whatever the transport. */
 export interface CallStatus {
@@ -32,18 +34,25 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   INVALID_KEY: status.INVALID_ARGUMENT,
   TOO_LARGE: status.INVALID_ARGUMENT,
   INVALID_VALUE: status.INVALID_ARGUMENT,
+  INVALID_ARGUMENT: status.INVALID_ARGUMENT,
   REVISION_MISMATCH: status.ABORTED,
   CLOSED: status.UNAVAILABLE,
   CORRUPT: status.DATA_LOSS,
   LOCKED: status.UNAVAILABLE,
   // The store refuses writes until a restart; other replicas (or a restart) can serve.
   FAILED: status.UNAVAILABLE,
+  // The history a watch needs is gone: re-read the state, then watch from its revision.
+  COMPACTED: status.OUT_OF_RANGE,
+  // The watcher fell behind; it resumes from the revision named.
+  WATCH_TOO_SLOW: status.RESOURCE_EXHAUSTED,
 };
 
 export function describeError(error: unknown, logger: Logger): CallStatus {
   if (error instanceof StoreError) {
     const trailers: Record<string, string> = {};
     if (error instanceof RevisionMismatchError) trailers[CURRENT_REVISION_TRAILER] = String(error.currentRevision);
+    if (error instanceof WatchCompactedError) trailers[OLDEST_REVISION_TRAILER] = String(error.oldestRevision);
+    if (error instanceof WatchTooSlowError) trailers[RESUME_REVISION_TRAILER] = String(error.resumeRevision);
     return { code: STORE_CODES[error.code], message: error.message, reason: ErrorReason[error.code], trailers };
   }
   if (error instanceof InvalidArgumentError) {

@@ -9,7 +9,7 @@
  * StoreClosedError; the engine finishes what it accepted) → closed.
  * Every public method reports failure by rejecting, never by throwing.
  */
-import { StoreClosedError } from './errors';
+import { InvalidArgumentError, StoreClosedError } from './errors';
 import type {
   ClearResult,
   DeleteResult,
@@ -19,6 +19,8 @@ import type {
   ListOptions,
   ListResult,
   SetResult,
+  Watch,
+  WatchOptions,
   WriteOptions,
 } from './key-value-store';
 import { validateKey, validatePrefix } from './key-rules';
@@ -58,6 +60,13 @@ export interface ValidClear {
   /** '' = every key. */
   prefix: string;
   prefixBytes: number;
+}
+
+export interface ValidWatch {
+  target: { key: string } | { prefix: string };
+  /** 0: from the next revision. */
+  startRevision: number;
+  prevEntry: boolean;
 }
 
 export type StoreState = 'open' | 'closing' | 'closed';
@@ -112,6 +121,16 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     });
   }
 
+  /** A watch on a closed store ends at once: its first next() rejects with StoreClosedError. */
+  watch(options: WatchOptions): Watch {
+    if (this.state !== 'open') return endedWatch(new StoreClosedError(`the store is ${this.state}`));
+    try {
+      return this._watch(validateWatch(options, this.limits.maxKeyBytes));
+    } catch (err) {
+      return endedWatch(err);
+    }
+  }
+
   /** Idempotent: every call returns the same promise. */
   close(): Promise<void> {
     if (this.closing === undefined) {
@@ -128,6 +147,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   protected abstract _delete(op: ValidDelete): Promise<DeleteResult>;
   protected abstract _listKeys(op: ValidList): Promise<ListResult>;
   protected abstract _clear(op: ValidClear): Promise<ClearResult>;
+  protected abstract _watch(op: ValidWatch): Watch;
   /** Finishes accepted work and releases resources; called once. */
   protected abstract _close(): Promise<void>;
 
@@ -149,4 +169,21 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
 function expectedRevision(options: WriteOptions | undefined): number | undefined {
   const expected = options?.expectedRevision;
   return expected === undefined || expected === null ? undefined : expected;
+}
+
+function validateWatch(options: WatchOptions, maxKeyBytes: number): ValidWatch {
+  const { key, prefix } = options;
+  if ((key === undefined) === (prefix === undefined)) throw new InvalidArgumentError('watch needs exactly one of a key and a prefix');
+  if (key !== undefined) validateKey(key, maxKeyBytes);
+  const target = key !== undefined ? { key } : { prefix: validatePrefix(prefix, 'watch option prefix') };
+  const startRevision = options.startRevision ?? 0;
+  if (!Number.isSafeInteger(startRevision) || startRevision < 0) {
+    throw new InvalidArgumentError(`start_revision must be a whole number >= 0 (got ${startRevision})`);
+  }
+  return { target, startRevision, prevEntry: options.prevEntry === true };
+}
+
+/** A watch that already ended: every next() rejects with `error`. */
+function endedWatch(error: unknown): Watch {
+  return { next: () => Promise.reject(error), close: () => undefined };
 }

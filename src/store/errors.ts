@@ -5,7 +5,17 @@
  */
 
 export type StoreErrorCode =
-  'INVALID_KEY' | 'TOO_LARGE' | 'INVALID_VALUE' | 'REVISION_MISMATCH' | 'CLOSED' | 'CORRUPT' | 'LOCKED' | 'FAILED';
+  | 'INVALID_KEY'
+  | 'TOO_LARGE'
+  | 'INVALID_VALUE'
+  | 'INVALID_ARGUMENT'
+  | 'REVISION_MISMATCH'
+  | 'CLOSED'
+  | 'CORRUPT'
+  | 'LOCKED'
+  | 'FAILED'
+  | 'COMPACTED'
+  | 'WATCH_TOO_SLOW';
 
 export abstract class StoreError extends Error {
   abstract readonly code: StoreErrorCode;
@@ -41,6 +51,11 @@ export class TooLargeError extends StoreError {
 function quoteStart(key: string): string {
   const head = Array.from(key).slice(0, 40).join('');
   return head.length < key.length ? `${JSON.stringify(head).slice(0, -1)}…"` : JSON.stringify(key);
+}
+
+/** An option that makes no sense (a negative revision, both a key and a prefix...). */
+export class InvalidArgumentError extends StoreError {
+  readonly code = 'INVALID_ARGUMENT';
 }
 
 /** A value that is not JSON (undefined, a function, NaN, Infinity...). */
@@ -99,5 +114,33 @@ export class StoreFailedError extends StoreError {
     super(`the store stopped accepting writes after an I/O error on ${file}: ${cause.message}; restart the server`, {
       cause,
     });
+  }
+}
+
+/** A watch asked for a start revision older than the history the store keeps. */
+export class WatchCompactedError extends StoreError {
+  readonly code = 'COMPACTED';
+  constructor(
+    readonly startRevision: number,
+    /** The oldest revision a watch can start at now. */
+    readonly oldestRevision: number,
+  ) {
+    super(
+      `start_revision ${startRevision} is older than the change history kept (oldest revision available: ${oldestRevision}); read the current state again, then watch from its revision + 1`,
+    );
+  }
+}
+
+/**
+ * A watcher fell so far behind that the changes it still needed left the
+ * history window. It was given every change up to resumeRevision - 1: watch
+ * again from resumeRevision.
+ */
+export class WatchTooSlowError extends StoreError {
+  readonly code = 'WATCH_TOO_SLOW';
+  constructor(readonly resumeRevision: number) {
+    super(
+      `the watcher fell too far behind (the last revision it was sent is ${resumeRevision - 1}); watch again with start_revision ${resumeRevision}`,
+    );
   }
 }

@@ -9,6 +9,8 @@
  * number of writes since creation (1 on create).
  */
 
+import type { StoredEntry } from './change';
+
 /** Any JSON value: what the store keeps under a key. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -61,6 +63,56 @@ export interface ClearResult {
   revision: number;
 }
 
+export interface WatchOptions {
+  /** Watch one key... */
+  key?: string;
+  /** ...or every key under a prefix ('' = every key). Exactly one of key and prefix. */
+  prefix?: string;
+  /**
+   * 0 or absent: changes committed after the watch starts. N: every change
+   * with revision >= N, then live; N older than the history window is
+   * WatchCompactedError, N in the future waits for it.
+   */
+  startRevision?: number;
+  /** Also give each changed key's previous entry. */
+  prevEntry?: boolean;
+}
+
+/** One key's change as a watcher sees it. */
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  key: string;
+  /** The change's revision (for a put, entry.modRevision). */
+  revision: number;
+  /** For a put: the new entry. */
+  entry: StoredEntry | undefined;
+  /** With prevEntry: the key's entry before the change, if it existed. */
+  prev: StoredEntry | undefined;
+}
+
+/**
+ * What a watcher receives at a time: the events of whole revisions (never
+ * part of one), in revision order, or none (progress). `revision` is what the
+ * batch is current to: every matching change up to it has now been given.
+ */
+export interface WatchBatch {
+  events: WatchEvent[];
+  revision: number;
+}
+
+/**
+ * An open watch. next() resolves with the next batch once there is one (a
+ * progress batch with no events when the store has been quiet for the
+ * progress interval), or rejects with why the watch ended:
+ * WatchCompactedError, WatchTooSlowError (resume from its resumeRevision) or
+ * StoreClosedError. Call next() again only after the previous call settled;
+ * not calling it is how a slow consumer pushes back. close() ends it.
+ */
+export interface Watch {
+  next(): Promise<WatchBatch>;
+  close(): void;
+}
+
 export interface KeyValueStore {
   /** The current store revision (0 for a store that never changed). */
   readonly revision: number;
@@ -72,6 +124,11 @@ export interface KeyValueStore {
   listKeys(options?: ListOptions): Promise<ListResult>;
   /** Removes every key under the prefix (all keys if empty) in one atomic change. */
   clear(options?: { prefix?: string }): Promise<ClearResult>;
+  /**
+   * Watches a key or prefix: every committed change to it, exactly once, in
+   * revision order, from startRevision on — or an explicit error, never a gap.
+   */
+  watch(options: WatchOptions): Watch;
   /** Finishes pending writes, releases files and locks. Idempotent. */
   close(): Promise<void>;
 }

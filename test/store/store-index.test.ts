@@ -17,20 +17,23 @@ describe('store index', () => {
   test('a snapshot reads the state it was taken at, whatever changes follow; live bytes stay exact', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
-        const index = StoreIndex.fromEntries(new Map(), 0);
+        const index = StoreIndex.empty();
         const model = new Map<string, IndexEntry>();
         let view: { snapshot: ReturnType<StoreIndex['snapshot']>; expected: Array<[string, IndexEntry]> } | undefined;
         let revision = 0;
         for (const o of ops) {
           if (o.kind === 'put') {
             const entry: IndexEntry = { valueJson: JSON.stringify(o.v), createRevision: 1, modRevision: ++revision, version: 1 };
-            index.put(o.key, entry, entryRecordBytes(o.key, entry));
+            index.apply({ type: 'set', key: o.key, revision, entry, prev: index.get(o.key) });
             model.set(o.key, entry);
           } else if (o.kind === 'remove') {
-            index.remove(o.key);
+            const prev = index.get(o.key);
+            if (prev !== undefined) index.apply({ type: 'delete', key: o.key, revision: ++revision, prev });
             model.delete(o.key);
           } else if (o.kind === 'clear') {
-            index.removePrefix(o.prefix);
+            const removed = index.entriesUnder(o.prefix);
+            expect(removed.map(([k]) => k)).toEqual([...model.keys()].filter((k) => k.startsWith(o.prefix)).sort(codePointOrder));
+            if (removed.length > 0) index.apply({ type: 'clear', prefix: o.prefix, revision: ++revision, removed });
             for (const k of [...model.keys()]) if (k.startsWith(o.prefix)) model.delete(k);
           } else {
             if (view !== undefined) index.release(view.snapshot);

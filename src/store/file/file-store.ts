@@ -1,22 +1,31 @@
 /**
  * The embedded file engine. AbstractKeyValueStore checks state and input
- * and encodes; here the writer loop (group-commit.ts) and the index do the
- * work. Closing lets queued writes commit first.
+ * and encodes; here the commit loop (commit-loop.ts), the index and the
+ * change feed do the work. Closing lets queued writes commit first, then
+ * ends every watch.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Logger, silentLogger } from '../../logger';
-import { AbstractKeyValueStore, type ValidClear, type ValidDelete, type ValidList, type ValidSet } from '../abstract-key-value-store';
+import {
+  AbstractKeyValueStore,
+  type ValidClear,
+  type ValidDelete,
+  type ValidList,
+  type ValidSet,
+  type ValidWatch,
+} from '../abstract-key-value-store';
 import { StoreFailedError } from '../errors';
-import type { ClearResult, DeleteResult, Entry, JsonValue, ListResult, SetResult } from '../key-value-store';
+import { ChangeFeed, type ChangeFeedOptions, historyLimits } from '../feed/change-feed';
+import type { ClearResult, DeleteResult, Entry, JsonValue, ListResult, SetResult, Watch } from '../key-value-store';
 import { type CompactionOptions, Compactor } from './compact';
 import { dataFilePath, syncDirectory } from './data-dir-files';
 import { type DataDirLock, lockDataDir } from './data-dir-lock';
-import { GroupCommit } from './group-commit';
+import { CommitLoop } from './commit-loop';
 import { type ActiveLog, type FsyncMode, LogWriter, createLogFile, openLogFile } from './log-writer';
 import { FileKind } from './record-codec';
 import { recoverDataDir } from './recover-log';
-import { StoreIndex } from './store-index';
+import type { StoreIndex } from './store-index';
 
 export interface FileStoreOptions {
   dataDir: string;
@@ -30,6 +39,10 @@ export interface FileStoreOptions {
   maxValueBytes?: number;
   logger?: Logger;
   compaction?: CompactionOptions;
+  /** The change feed: its history window and watchers' progress interval. */
+  feed?: ChangeFeedOptions;
+  /** Aborts recovery (openFileStore rejects with the signal's reason and releases the directory). */
+  signal?: AbortSignal;
 }
 
 export class FileStore extends AbstractKeyValueStore {
@@ -39,7 +52,8 @@ export class FileStore extends AbstractKeyValueStore {
     private readonly index: StoreIndex,
     private readonly writer: LogWriter,
     private readonly compactor: Compactor,
-    private readonly commits: GroupCommit,
+    private readonly commits: CommitLoop,
+    private readonly feed: ChangeFeed,
     private readonly lock: DataDirLock,
     maxKeyBytes: number,
     maxValueBytes: number,
@@ -123,9 +137,19 @@ export class FileStore extends AbstractKeyValueStore {
     });
   }
 
+  protected _watch(op: ValidWatch): Watch {
+    return this.feed.watch(op);
+  }
+
+  /** The oldest revision a watch can start at, and how many watches are open (for monitoring and tests). */
+  get feedStatus(): { oldestRevision: number; watchers: number; historyChanges: number } {
+    return { oldestRevision: this.feed.window.oldestRevision, watchers: this.feed.watcherCount, historyChanges: this.feed.window.size };
+  }
+
   protected async _close(): Promise<void> {
     try {
       await this.commits.drain();
+      this.feed.close();
       await this.compactor.stop();
       await this.writer.close();
     } finally {
@@ -148,7 +172,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
   });
   try {
     const started = performance.now();
-    const recovered = recoverDataDir(dir, logger);
+    const recovered = await recoverDataDir(dir, logger, { history: historyLimits(options.feed ?? {}), signal: options.signal });
     // Before a new log is created: a removed leftover log may have its name.
     if (recovered.obsolete.length > 0) {
       for (const name of recovered.obsolete) fs.rmSync(dataFilePath(dir, name), { force: true });
@@ -163,17 +187,19 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     } else {
       active = createLogFile(dir, (last?.seq ?? 0) + 1, recovered.revision);
     }
-    const index = StoreIndex.fromEntries(recovered.entries, recovered.revision);
+    const index = recovered.index;
     const mode = options.fsync ?? 'always';
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
     const compactor = new Compactor(dir, sealed, writer, index, options.compaction ?? {}, logger);
-    const commits = new GroupCommit(index, writer, compactor);
+    const feed = new ChangeFeed(index.revision, options.feed, recovered.window);
+    const commits = new CommitLoop(index, writer, feed, compactor);
     logger.info(
       {
         dataDir: dir,
         keys: index.size,
         revision: index.revision,
         files: recovered.files.length,
+        historyFrom: recovered.window.oldestRevision,
         ms: Math.round(performance.now() - started),
       },
       'store opened',
@@ -184,6 +210,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       writer,
       compactor,
       commits,
+      feed,
       lock,
       options.maxKeyBytes ?? 4096,
       options.maxValueBytes ?? 1048576,

@@ -16,15 +16,8 @@ import { promisify } from 'node:util';
 import type { Logger } from '../../logger';
 import { CorruptDataError, StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
-import {
-  BATCH_RECORD_SIZE,
-  FILE_HEADER_SIZE,
-  FileKind,
-  decodeFileHeader,
-  encodeFileHeader,
-  newFileNonce,
-  writeBatchRecord,
-} from './record-codec';
+import type { Change } from '../change';
+import { FILE_HEADER_SIZE, FileKind, decodeFileHeader, encodeBatch, encodeFileHeader, newFileNonce } from './record-codec';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
@@ -125,14 +118,10 @@ export class LogWriter {
     this.logger.error({ err: failure.cause, file: failure.file }, failure.message);
   }
 
-  /**
-   * Appends one batch. `batch` starts with BATCH_RECORD_SIZE bytes left free
-   * for its BATCH record, which is filled in here (it records how much of the
-   * log is durable); `revision` is that of the batch's last record.
-   */
-  appendBatch(batch: Buffer, revision: number): void {
+  /** Step 2 of a commit, append: the changes as one batch (its BATCH record first) at the end of the log. */
+  append(changes: readonly Change[]): void {
     if (this.failure !== undefined) throw this.failure;
-    writeBatchRecord(batch, 0, revision, batch.length - BATCH_RECORD_SIZE, this.active.synced, this.active.nonce);
+    const batch = encodeBatch(changes, this.active.synced, this.active.nonce);
     try {
       writeFully(this.active.fd, batch, this.active.size);
     } catch (err) {

@@ -34,6 +34,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import type { Change, StoredEntry } from '../change';
 
 export const FILE_MAGIC = Buffer.from('KVSTORE\0', 'latin1');
 /**
@@ -277,6 +278,78 @@ export function writeBatchRecord(
   writeU64(buf, syncedThrough, offset + 21);
   nonce.copy(buf, offset + BATCH_NONCE_OFFSET);
   return sealRecord(buf, offset, offset + BATCH_RECORD_SIZE, RecordType.Batch, revision);
+}
+
+/**
+ * Encodes a batch of changes as one buffer, ready to append to a log: the
+ * BATCH record (saying how many bytes follow, how far the log was durable
+ * before it, and the log's nonce), then one record per change. A clear is
+ * logged by its prefix alone: replay removes what is under it then.
+ */
+export function encodeBatch(changes: readonly Change[], syncedThrough: number, nonce: Buffer): Buffer {
+  let bytes = 0;
+  const sizes: number[] = new Array<number>(changes.length * 2);
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i];
+    const keyBytes = Buffer.byteLength(c.type === 'clear' ? c.prefix : c.key, 'utf8');
+    sizes[2 * i] = keyBytes;
+    if (c.type === 'set') {
+      const valueBytes = Buffer.byteLength(c.entry.valueJson, 'utf8');
+      sizes[2 * i + 1] = valueBytes;
+      bytes += setRecordSize(keyBytes, valueBytes);
+    } else {
+      bytes += MIN_RECORD_SIZE + keyBytes;
+    }
+  }
+  const buf = Buffer.allocUnsafe(BATCH_RECORD_SIZE + bytes);
+  let at = BATCH_RECORD_SIZE;
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i];
+    if (c.type === 'set') {
+      const e = c.entry;
+      at = writeSetRecord(buf, at, c.revision, e.createRevision, e.version, c.key, sizes[2 * i], e.valueJson, sizes[2 * i + 1]);
+    } else if (c.type === 'delete') {
+      at = writeDeleteRecord(buf, at, c.revision, c.key, sizes[2 * i]);
+    } else {
+      at = writeClearRecord(buf, at, c.revision, c.prefix, sizes[2 * i]);
+    }
+  }
+  writeBatchRecord(buf, 0, changes[changes.length - 1].revision, bytes, syncedThrough, nonce);
+  return buf;
+}
+
+/** The state before a record, which decodeChange reads for previous entries and cleared keys. */
+export interface StateBefore {
+  get(key: string): StoredEntry | undefined;
+  entriesUnder(prefix: string): Array<[string, StoredEntry]>;
+}
+
+/**
+ * The Change a decoded SET, DELETE or CLEAR record stands for (replay), its
+ * previous entries read from the state before it; undefined for a DELETE of
+ * a key that is not there (never written, but harmless to skip).
+ */
+export function decodeChange(record: DecodedRecord, before: StateBefore): Change | undefined {
+  const revision = record.revision;
+  switch (record.type) {
+    case RecordType.Set: {
+      const entry: StoredEntry = {
+        valueJson: record.valueJson,
+        createRevision: record.createRevision,
+        modRevision: revision,
+        version: record.version,
+      };
+      return { type: 'set', key: record.key, revision, entry, prev: before.get(record.key) };
+    }
+    case RecordType.Delete: {
+      const prev = before.get(record.key);
+      return prev === undefined ? undefined : { type: 'delete', key: record.key, revision, prev };
+    }
+    case RecordType.Clear:
+      return { type: 'clear', prefix: record.key, revision, removed: before.entriesUnder(record.key) };
+    default:
+      throw new Error(`record type ${record.type} is not a change`);
+  }
 }
 
 /**

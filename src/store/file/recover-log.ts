@@ -16,6 +16,12 @@
  * names file and offset. Damage that a later batch proves was durable, or
  * damage in any other file, refuses to open: nothing is dropped silently.
  *
+ * Every logged change goes through the same StoreIndex.apply as a live
+ * write, and into the history window, so watchers can resume across a
+ * restart from any revision the window still holds. Replay yields to the
+ * event loop every few megabytes (so the directory lock keeps being
+ * refreshed, and a signal can stop it) and stops if its AbortSignal fires.
+ *
  * A BATCH record counts only if it carries the log's file nonce (random,
  * from the file header, never shown to a client): a client can put a
  * well-formed, correctly CRC'd BATCH record inside a key or value, but
@@ -35,16 +41,30 @@ import {
   RecordType,
   batchNonceIs,
   checkRecord,
+  decodeChange,
   decodeFileHeader,
   decodeCheckedRecord,
   emptyRecord,
   isOtherFormatVersion,
   readRecord,
 } from './record-codec';
-import type { IndexEntry } from './store-index';
+
+export interface RecoverOptions {
+  history: HistoryLimits;
+  /** Stops replay (rejecting with its reason) at the next yield. */
+  signal?: AbortSignal;
+}
+
+/** Bytes replayed between two yields to the event loop. */
+const YIELD_EVERY_BYTES = 8 * 1024 * 1024;
+import { HistoryWindow, type HistoryLimits } from '../feed/history-window';
+import { StoreIndex } from './store-index';
 
 export interface RecoveredState {
-  entries: Map<string, IndexEntry>;
+  /** The index as of the last complete batch, its ordered tree built. */
+  index: StoreIndex;
+  /** The changes replayed from the logs, as far back as the limits allow. */
+  window: HistoryWindow;
   revision: number;
   /** Files kept, in sequence order, with their sizes after any truncation. */
   files: Array<DataFile & { size: number }>;
@@ -59,7 +79,7 @@ export interface RecoveredState {
 /** Large sequential reads keep replay to a few syscalls per file. */
 const CHUNK_BYTES = 16 * 1024 * 1024;
 
-export function recoverDataDir(dir: string, logger: Logger): RecoveredState {
+export async function recoverDataDir(dir: string, logger: Logger, options: RecoverOptions): Promise<RecoveredState> {
   const { files, temps } = listDataDir(dir);
   let first = 0;
   for (let i = files.length - 1; i >= 0; i--) {
@@ -68,12 +88,10 @@ export function recoverDataDir(dir: string, logger: Logger): RecoveredState {
       break;
     }
   }
-  const state: RecoveredState = {
-    entries: new Map(),
-    revision: 0,
-    files: [],
-    obsolete: [...temps, ...files.slice(0, first).map((f) => f.name)],
-  };
+  const replay: Replay = { index: StoreIndex.forReplay(), window: undefined, options, sinceYield: 0 };
+  let revision = 0;
+  const kept: RecoveredState['files'] = [];
+  const obsolete = [...temps, ...files.slice(0, first).map((f) => f.name)];
   // Newest logs no longer than a header hold no record: a log whose creation
   // did not finish (a crash, or a failed rotation whose clean-up failed too),
   // or one started just before a crash. Dropping them loses nothing, and the
@@ -89,10 +107,10 @@ export function recoverDataDir(dir: string, logger: Logger): RecoveredState {
     if (typeof header === 'string' && isOtherFormatVersion(headerBytes)) throw new CorruptDataError(filePath, 0, header);
     if (typeof header === 'string') {
       logger.warn({ file: filePath, reason: header }, `removing ${filePath}: a log cut short while being created`);
-    } else if (header.baseRevision > state.revision) {
-      state.revision = header.baseRevision;
+    } else if (header.baseRevision > revision) {
+      revision = header.baseRevision;
     }
-    state.obsolete.push(file.name);
+    obsolete.push(file.name);
     end--;
   }
   const replayed = files.slice(first, end);
@@ -100,13 +118,35 @@ export function recoverDataDir(dir: string, logger: Logger): RecoveredState {
     const file = replayed[i];
     // Only a log can have a torn tail: a snapshot is complete before it gets its name.
     const newestLog = i === replayed.length - 1 && file.kind === FileKind.Log;
-    const size = replayFile(dir, file, newestLog, state, logger);
-    state.files.push({ ...file, size });
+    const size = await replayFile(dir, file, newestLog, replay, logger);
+    kept.push({ ...file, size });
   }
-  return state;
+  const index = replay.index;
+  index.finishReplay();
+  if (revision > index.revision) index.revision = revision;
+  // No log replayed: the history starts after the state loaded.
+  const window = replay.window ?? new HistoryWindow(options.history, index.revision);
+  return { index, window, revision: index.revision, files: kept, obsolete };
 }
 
-function replayFile(dir: string, file: DataFile, newestLog: boolean, state: RecoveredState, logger: Logger): number {
+/** Replay's working state: the index being rebuilt, and the window once the first log starts. */
+interface Replay {
+  index: StoreIndex;
+  window: HistoryWindow | undefined;
+  options: RecoverOptions;
+  /** Bytes replayed since the last yield to the event loop. */
+  sinceYield: number;
+}
+
+async function yieldNow(replay: Replay, bytes: number): Promise<void> {
+  replay.sinceYield += bytes;
+  if (replay.sinceYield < YIELD_EVERY_BYTES) return;
+  replay.sinceYield = 0;
+  await new Promise((resolve) => setImmediate(resolve));
+  replay.options.signal?.throwIfAborted();
+}
+
+async function replayFile(dir: string, file: DataFile, newestLog: boolean, replay: Replay, logger: Logger): Promise<number> {
   const filePath = dataFilePath(dir, file.name);
   const fd = fs.openSync(filePath, newestLog ? 'r+' : 'r');
   try {
@@ -116,21 +156,22 @@ function replayFile(dir: string, file: DataFile, newestLog: boolean, state: Reco
     const header = decodeFileHeader(headerBuf.subarray(0, headerRead));
     if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
     if (header.kind !== file.kind) throw new CorruptDataError(filePath, 0, 'file header kind does not match its name');
-    if (header.baseRevision > state.revision) state.revision = header.baseRevision;
+    if (header.baseRevision > replay.index.revision) replay.index.revision = header.baseRevision;
     const window = new FileWindow(fd, fileSize);
     if (header.kind === FileKind.Snapshot) {
-      state.entries.clear();
-      replaySnapshot(window, filePath, state);
+      await replaySnapshot(window, filePath, replay);
       return fileSize;
     }
-    return replayLog(window, filePath, header.nonce, newestLog, state, logger);
+    // The history a watcher can resume from starts with the first log after the state loaded.
+    replay.window ??= new HistoryWindow(replay.options.history, replay.index.revision);
+    return await replayLog(window, filePath, header.nonce, newestLog, replay, logger);
   } finally {
     fs.closeSync(fd);
   }
 }
 
 /** A snapshot is SET records to the end of the file; any damage refuses to open. */
-function replaySnapshot(window: FileWindow, filePath: string, state: RecoveredState): void {
+async function replaySnapshot(window: FileWindow, filePath: string, replay: Replay): Promise<void> {
   const record = emptyRecord();
   let offset = FILE_HEADER_SIZE;
   while (offset < window.fileSize) {
@@ -142,13 +183,28 @@ function replaySnapshot(window: FileWindow, filePath: string, state: RecoveredSt
     const problem = readRecord(window.buf, i, i + size, record);
     if (problem !== undefined) throw new CorruptDataError(filePath, offset, problem.reason);
     if (record.type !== RecordType.Set) throw new CorruptDataError(filePath, offset, 'a snapshot holds only SET records');
-    apply(record, state);
+    replay.index.load(record.key, {
+      valueJson: record.valueJson,
+      createRevision: record.createRevision,
+      modRevision: record.revision,
+      version: record.version,
+    });
     offset += size;
+    await yieldNow(replay, size);
   }
 }
 
 /** Replays a log batch by batch; returns the size to keep (smaller if a torn tail was cut off). */
-function replayLog(window: FileWindow, filePath: string, nonce: Buffer, newestLog: boolean, state: RecoveredState, logger: Logger): number {
+async function replayLog(
+  window: FileWindow,
+  filePath: string,
+  nonce: Buffer,
+  newestLog: boolean,
+  replay: Replay,
+  logger: Logger,
+): Promise<number> {
+  const index = replay.index;
+  const history = replay.window as HistoryWindow;
   const fileSize = window.fileSize;
   const record = emptyRecord();
   const damaged = (batchStart: number, at: number, reason: string): number => {
@@ -206,34 +262,18 @@ function replayLog(window: FileWindow, filePath: string, nonce: Buffer, newestLo
     if (lastRevision !== batchRevision) {
       return damaged(batchStart, batchStart, `batch ends at revision ${lastRevision}, its BATCH record says ${batchRevision}`);
     }
-    // Pass 2: apply.
+    // Pass 2: apply, exactly as the commit loop does.
     for (let p = i; p < end; p += record.size) {
       decodeCheckedRecord(window.buf, p, record);
-      apply(record, state);
+      const change = decodeChange(record, index);
+      if (change === undefined) continue;
+      index.apply(change);
+      history.push([change]);
     }
     offset = first + batchBytes;
+    await yieldNow(replay, BATCH_RECORD_SIZE + batchBytes);
   }
   return fileSize;
-}
-
-function apply(record: DecodedRecord, state: RecoveredState): void {
-  const entries = state.entries;
-  if (record.revision > state.revision) state.revision = record.revision;
-  if (record.type === RecordType.Set) {
-    entries.set(record.key, {
-      valueJson: record.valueJson,
-      createRevision: record.createRevision,
-      modRevision: record.revision,
-      version: record.version,
-    });
-  } else if (record.type === RecordType.Delete) {
-    entries.delete(record.key);
-  } else if (record.key === '') {
-    entries.clear();
-  } else {
-    const prefix = record.key;
-    for (const key of entries.keys()) if (key.startsWith(prefix)) entries.delete(key);
-  }
 }
 
 /**

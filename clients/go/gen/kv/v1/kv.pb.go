@@ -28,6 +28,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// EventType says what happened to a key.
+type EventType int32
+
+const (
+	// Not sent.
+	EventType_EVENT_TYPE_UNSPECIFIED EventType = 0
+	// The key was created or overwritten.
+	EventType_EVENT_TYPE_PUT EventType = 1
+	// The key was deleted (by Delete, Clear, or, later, lease expiry).
+	EventType_EVENT_TYPE_DELETE EventType = 2
+)
+
+// Enum value maps for EventType.
+var (
+	EventType_name = map[int32]string{
+		0: "EVENT_TYPE_UNSPECIFIED",
+		1: "EVENT_TYPE_PUT",
+		2: "EVENT_TYPE_DELETE",
+	}
+	EventType_value = map[string]int32{
+		"EVENT_TYPE_UNSPECIFIED": 0,
+		"EVENT_TYPE_PUT":         1,
+		"EVENT_TYPE_DELETE":      2,
+	}
+)
+
+func (x EventType) Enum() *EventType {
+	p := new(EventType)
+	*p = x
+	return p
+}
+
+func (x EventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_kv_v1_kv_proto_enumTypes[0].Descriptor()
+}
+
+func (EventType) Type() protoreflect.EnumType {
+	return &file_kv_v1_kv_proto_enumTypes[0]
+}
+
+func (x EventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventType.Descriptor instead.
+func (EventType) EnumDescriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{0}
+}
+
 // ErrorReason says why a call failed, in more detail than the status code.
 // A failed call carries the value's name (e.g. "REVISION_MISMATCH") in the
 // kv-reason trailer (see ErrorTrailer), so clients decide by reason, never
@@ -74,6 +127,18 @@ const (
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// The data directory is owned by another process. UNAVAILABLE.
 	ErrorReason_LOCKED ErrorReason = 10
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// Watch: start_revision is older than the change history the server
+	// keeps. OUT_OF_RANGE, with the oldest revision still available in the
+	// kv-oldest-revision trailer: read the current state again, then watch
+	// from its revision + 1.
+	ErrorReason_COMPACTED ErrorReason = 11
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// Watch: the watcher fell so far behind that the changes it still needed
+	// left the history. RESOURCE_EXHAUSTED, with the start_revision to watch
+	// again from in the kv-resume-revision trailer (every change before it
+	// was sent).
+	ErrorReason_WATCH_TOO_SLOW ErrorReason = 12
 )
 
 // Enum value maps for ErrorReason.
@@ -90,6 +155,8 @@ var (
 		8:  "FAILED",
 		9:  "CORRUPT",
 		10: "LOCKED",
+		11: "COMPACTED",
+		12: "WATCH_TOO_SLOW",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -103,6 +170,8 @@ var (
 		"FAILED":                   8,
 		"CORRUPT":                  9,
 		"LOCKED":                   10,
+		"COMPACTED":                11,
+		"WATCH_TOO_SLOW":           12,
 	}
 )
 
@@ -117,11 +186,11 @@ func (x ErrorReason) String() string {
 }
 
 func (ErrorReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_kv_v1_kv_proto_enumTypes[0].Descriptor()
+	return file_kv_v1_kv_proto_enumTypes[1].Descriptor()
 }
 
 func (ErrorReason) Type() protoreflect.EnumType {
-	return &file_kv_v1_kv_proto_enumTypes[0]
+	return &file_kv_v1_kv_proto_enumTypes[1]
 }
 
 func (x ErrorReason) Number() protoreflect.EnumNumber {
@@ -130,7 +199,7 @@ func (x ErrorReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorReason.Descriptor instead.
 func (ErrorReason) EnumDescriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{0}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{1}
 }
 
 // ErrorTrailer names the trailers (response metadata) that carry an
@@ -149,6 +218,14 @@ const (
 	// "kv-current-revision": with REVISION_MISMATCH, the key's current
 	// mod_revision (0 if the key does not exist), as decimal text.
 	ErrorTrailer_KV_CURRENT_REVISION ErrorTrailer = 2
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// "kv-oldest-revision": with COMPACTED, the oldest revision a watch can
+	// start at now.
+	ErrorTrailer_KV_OLDEST_REVISION ErrorTrailer = 3
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// "kv-resume-revision": with WATCH_TOO_SLOW, the start_revision to watch
+	// again from.
+	ErrorTrailer_KV_RESUME_REVISION ErrorTrailer = 4
 )
 
 // Enum value maps for ErrorTrailer.
@@ -157,11 +234,15 @@ var (
 		0: "ERROR_TRAILER_UNSPECIFIED",
 		1: "KV_REASON",
 		2: "KV_CURRENT_REVISION",
+		3: "KV_OLDEST_REVISION",
+		4: "KV_RESUME_REVISION",
 	}
 	ErrorTrailer_value = map[string]int32{
 		"ERROR_TRAILER_UNSPECIFIED": 0,
 		"KV_REASON":                 1,
 		"KV_CURRENT_REVISION":       2,
+		"KV_OLDEST_REVISION":        3,
+		"KV_RESUME_REVISION":        4,
 	}
 )
 
@@ -176,11 +257,11 @@ func (x ErrorTrailer) String() string {
 }
 
 func (ErrorTrailer) Descriptor() protoreflect.EnumDescriptor {
-	return file_kv_v1_kv_proto_enumTypes[1].Descriptor()
+	return file_kv_v1_kv_proto_enumTypes[2].Descriptor()
 }
 
 func (ErrorTrailer) Type() protoreflect.EnumType {
-	return &file_kv_v1_kv_proto_enumTypes[1]
+	return &file_kv_v1_kv_proto_enumTypes[2]
 }
 
 func (x ErrorTrailer) Number() protoreflect.EnumNumber {
@@ -189,7 +270,7 @@ func (x ErrorTrailer) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorTrailer.Descriptor instead.
 func (ErrorTrailer) EnumDescriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{1}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{2}
 }
 
 // Entry is a stored key with its value and revisions.
@@ -822,6 +903,237 @@ func (x *ClearResponse) GetRevision() int64 {
 	return 0
 }
 
+// WatchRequest names what to watch and from which revision.
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What to watch: exactly one of them.
+	//
+	// Types that are valid to be assigned to Target:
+	//
+	//	*WatchRequest_Key
+	//	*WatchRequest_Prefix
+	Target isWatchRequest_Target `protobuf_oneof:"target"`
+	// 0: changes committed after the watch starts. N: every change with
+	// revision >= N, then live changes; a revision in the future waits for
+	// it.
+	StartRevision int64 `protobuf:"varint,3,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
+	// Also send each changed key's entry before the change (in
+	// Event.prev_entry).
+	PrevEntry     bool `protobuf:"varint,4,opt,name=prev_entry,json=prevEntry,proto3" json:"prev_entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WatchRequest) GetTarget() isWatchRequest_Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetKey() string {
+	if x != nil {
+		if x, ok := x.Target.(*WatchRequest_Key); ok {
+			return x.Key
+		}
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetPrefix() string {
+	if x != nil {
+		if x, ok := x.Target.(*WatchRequest_Prefix); ok {
+			return x.Prefix
+		}
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetStartRevision() int64 {
+	if x != nil {
+		return x.StartRevision
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetPrevEntry() bool {
+	if x != nil {
+		return x.PrevEntry
+	}
+	return false
+}
+
+type isWatchRequest_Target interface {
+	isWatchRequest_Target()
+}
+
+type WatchRequest_Key struct {
+	// One key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3,oneof"`
+}
+
+type WatchRequest_Prefix struct {
+	// Every key under this prefix; "" watches every key.
+	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3,oneof"`
+}
+
+func (*WatchRequest_Key) isWatchRequest_Target() {}
+
+func (*WatchRequest_Prefix) isWatchRequest_Target() {}
+
+// WatchResponse is one message of a watch stream: the events of one or
+// more whole revisions, in revision order, or none (progress).
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events, in revision order.
+	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The store revision this message is current to: every matching change
+	// up to this revision has now been sent. Resume from revision + 1.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WatchResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// Event is one key's change.
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PUT (created or overwritten) or DELETE.
+	Type EventType `protobuf:"varint,1,opt,name=type,proto3,enum=kv.v1.EventType" json:"type,omitempty"`
+	// For PUT, the new entry. For DELETE, the key and, as mod_revision, the
+	// revision of the delete (no value).
+	Entry *Entry `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
+	// With prev_entry in the request: the key's entry before this change;
+	// absent if the key did not exist.
+	PrevEntry     *Entry `protobuf:"bytes,3,opt,name=prev_entry,json=prevEntry,proto3" json:"prev_entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_kv_v1_kv_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Event) GetType() EventType {
+	if x != nil {
+		return x.Type
+	}
+	return EventType_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *Event) GetEntry() *Entry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *Event) GetPrevEntry() *Entry {
+	if x != nil {
+		return x.PrevEntry
+	}
+	return nil
+}
+
 var File_kv_v1_kv_proto protoreflect.FileDescriptor
 
 const file_kv_v1_kv_proto_rawDesc = "" +
@@ -865,7 +1177,26 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"P\n" +
 	"\rClearResponse\x12#\n" +
 	"\rdeleted_count\x18\x01 \x01(\x03R\fdeletedCount\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision*\xcb\x01\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x8c\x01\n" +
+	"\fWatchRequest\x12\x12\n" +
+	"\x03key\x18\x01 \x01(\tH\x00R\x03key\x12\x18\n" +
+	"\x06prefix\x18\x02 \x01(\tH\x00R\x06prefix\x12%\n" +
+	"\x0estart_revision\x18\x03 \x01(\x03R\rstartRevision\x12\x1d\n" +
+	"\n" +
+	"prev_entry\x18\x04 \x01(\bR\tprevEntryB\b\n" +
+	"\x06target\"Q\n" +
+	"\rWatchResponse\x12$\n" +
+	"\x06events\x18\x01 \x03(\v2\f.kv.v1.EventR\x06events\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"~\n" +
+	"\x05Event\x12$\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x10.kv.v1.EventTypeR\x04type\x12\"\n" +
+	"\x05entry\x18\x02 \x01(\v2\f.kv.v1.EntryR\x05entry\x12+\n" +
+	"\n" +
+	"prev_entry\x18\x03 \x01(\v2\f.kv.v1.EntryR\tprevEntry*R\n" +
+	"\tEventType\x12\x1a\n" +
+	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\xee\x01\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -881,17 +1212,22 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\aCORRUPT\x10\t\x12\n" +
 	"\n" +
 	"\x06LOCKED\x10\n" +
-	"*U\n" +
+	"\x12\r\n" +
+	"\tCOMPACTED\x10\v\x12\x12\n" +
+	"\x0eWATCH_TOO_SLOW\x10\f*\x85\x01\n" +
 	"\fErrorTrailer\x12\x1d\n" +
 	"\x19ERROR_TRAILER_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKV_REASON\x10\x01\x12\x17\n" +
-	"\x13KV_CURRENT_REVISION\x10\x022\x95\x02\n" +
+	"\x13KV_CURRENT_REVISION\x10\x02\x12\x16\n" +
+	"\x12KV_OLDEST_REVISION\x10\x03\x12\x16\n" +
+	"\x12KV_RESUME_REVISION\x10\x042\xcb\x02\n" +
 	"\x0fKeyValueService\x12,\n" +
 	"\x03Get\x12\x11.kv.v1.GetRequest\x1a\x12.kv.v1.GetResponse\x12,\n" +
 	"\x03Set\x12\x11.kv.v1.SetRequest\x1a\x12.kv.v1.SetResponse\x125\n" +
 	"\x06Delete\x12\x14.kv.v1.DeleteRequest\x1a\x15.kv.v1.DeleteResponse\x12;\n" +
 	"\bListKeys\x12\x16.kv.v1.ListKeysRequest\x1a\x17.kv.v1.ListKeysResponse\x122\n" +
-	"\x05Clear\x12\x13.kv.v1.ClearRequest\x1a\x14.kv.v1.ClearResponseB4Z2github.com/kv-project/kv/clients/go/gen/kv/v1;kvv1b\x06proto3"
+	"\x05Clear\x12\x13.kv.v1.ClearRequest\x1a\x14.kv.v1.ClearResponse\x124\n" +
+	"\x05Watch\x12\x13.kv.v1.WatchRequest\x1a\x14.kv.v1.WatchResponse0\x01B4Z2github.com/kv-project/kv/clients/go/gen/kv/v1;kvv1b\x06proto3"
 
 var (
 	file_kv_v1_kv_proto_rawDescOnce sync.Once
@@ -905,43 +1241,53 @@ func file_kv_v1_kv_proto_rawDescGZIP() []byte {
 	return file_kv_v1_kv_proto_rawDescData
 }
 
-var file_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_kv_v1_kv_proto_goTypes = []any{
-	(ErrorReason)(0),         // 0: kv.v1.ErrorReason
-	(ErrorTrailer)(0),        // 1: kv.v1.ErrorTrailer
-	(*Entry)(nil),            // 2: kv.v1.Entry
-	(*GetRequest)(nil),       // 3: kv.v1.GetRequest
-	(*GetResponse)(nil),      // 4: kv.v1.GetResponse
-	(*SetRequest)(nil),       // 5: kv.v1.SetRequest
-	(*SetResponse)(nil),      // 6: kv.v1.SetResponse
-	(*DeleteRequest)(nil),    // 7: kv.v1.DeleteRequest
-	(*DeleteResponse)(nil),   // 8: kv.v1.DeleteResponse
-	(*ListKeysRequest)(nil),  // 9: kv.v1.ListKeysRequest
-	(*ListKeysResponse)(nil), // 10: kv.v1.ListKeysResponse
-	(*ClearRequest)(nil),     // 11: kv.v1.ClearRequest
-	(*ClearResponse)(nil),    // 12: kv.v1.ClearResponse
-	(*structpb.Value)(nil),   // 13: google.protobuf.Value
+	(EventType)(0),           // 0: kv.v1.EventType
+	(ErrorReason)(0),         // 1: kv.v1.ErrorReason
+	(ErrorTrailer)(0),        // 2: kv.v1.ErrorTrailer
+	(*Entry)(nil),            // 3: kv.v1.Entry
+	(*GetRequest)(nil),       // 4: kv.v1.GetRequest
+	(*GetResponse)(nil),      // 5: kv.v1.GetResponse
+	(*SetRequest)(nil),       // 6: kv.v1.SetRequest
+	(*SetResponse)(nil),      // 7: kv.v1.SetResponse
+	(*DeleteRequest)(nil),    // 8: kv.v1.DeleteRequest
+	(*DeleteResponse)(nil),   // 9: kv.v1.DeleteResponse
+	(*ListKeysRequest)(nil),  // 10: kv.v1.ListKeysRequest
+	(*ListKeysResponse)(nil), // 11: kv.v1.ListKeysResponse
+	(*ClearRequest)(nil),     // 12: kv.v1.ClearRequest
+	(*ClearResponse)(nil),    // 13: kv.v1.ClearResponse
+	(*WatchRequest)(nil),     // 14: kv.v1.WatchRequest
+	(*WatchResponse)(nil),    // 15: kv.v1.WatchResponse
+	(*Event)(nil),            // 16: kv.v1.Event
+	(*structpb.Value)(nil),   // 17: google.protobuf.Value
 }
 var file_kv_v1_kv_proto_depIdxs = []int32{
-	13, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
-	2,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
-	13, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
-	3,  // 3: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
-	5,  // 4: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
-	7,  // 5: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
-	9,  // 6: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
-	11, // 7: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
-	4,  // 8: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
-	6,  // 9: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
-	8,  // 10: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
-	10, // 11: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
-	12, // 12: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	17, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
+	3,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
+	17, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
+	16, // 3: kv.v1.WatchResponse.events:type_name -> kv.v1.Event
+	0,  // 4: kv.v1.Event.type:type_name -> kv.v1.EventType
+	3,  // 5: kv.v1.Event.entry:type_name -> kv.v1.Entry
+	3,  // 6: kv.v1.Event.prev_entry:type_name -> kv.v1.Entry
+	4,  // 7: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
+	6,  // 8: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
+	8,  // 9: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
+	10, // 10: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
+	12, // 11: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
+	14, // 12: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
+	5,  // 13: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
+	7,  // 14: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
+	9,  // 15: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
+	11, // 16: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
+	13, // 17: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
+	15, // 18: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_kv_v1_kv_proto_init() }
@@ -951,13 +1297,17 @@ func file_kv_v1_kv_proto_init() {
 	}
 	file_kv_v1_kv_proto_msgTypes[3].OneofWrappers = []any{}
 	file_kv_v1_kv_proto_msgTypes[5].OneofWrappers = []any{}
+	file_kv_v1_kv_proto_msgTypes[11].OneofWrappers = []any{
+		(*WatchRequest_Key)(nil),
+		(*WatchRequest_Prefix)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_v1_kv_proto_rawDesc), len(file_kv_v1_kv_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   11,
+			NumEnums:      3,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

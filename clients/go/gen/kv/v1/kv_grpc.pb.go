@@ -30,6 +30,7 @@ const (
 	KeyValueService_Delete_FullMethodName   = "/kv.v1.KeyValueService/Delete"
 	KeyValueService_ListKeys_FullMethodName = "/kv.v1.KeyValueService/ListKeys"
 	KeyValueService_Clear_FullMethodName    = "/kv.v1.KeyValueService/Clear"
+	KeyValueService_Watch_FullMethodName    = "/kv.v1.KeyValueService/Watch"
 )
 
 // KeyValueServiceClient is the client API for KeyValueService service.
@@ -77,6 +78,32 @@ type KeyValueServiceClient interface {
 	// keys) in one atomic step: after a crash either all of them are gone or
 	// none is. Bumps the revision by one if anything was removed.
 	Clear(ctx context.Context, in *ClearRequest, opts ...grpc.CallOption) (*ClearResponse, error)
+	// Watch streams every change to a key, or to every key under a prefix:
+	// each committed change exactly once, in revision order, with no gaps —
+	// or an error that says so. A stream that started at revision N and has
+	// received a message with revision R has received every matching change
+	// in [N, R]. The events of one revision (a Clear, a transaction) always
+	// come in one message.
+	//
+	// When there is nothing to send, the server sends a progress message (no
+	// events, the current revision) about every 5 seconds (server flag
+	// --watch-progress-ms), so a client always knows a recent revision to
+	// resume from, and can tell a quiet stream from a dead one.
+	//
+	// To resume after a disconnect, watch again with start_revision = the
+	// last revision received + 1. The server keeps a window of recent changes
+	// (flags --watch-history-changes and --watch-history-bytes), also across
+	// restarts.
+	//
+	// Errors: INVALID_ARGUMENT if neither or both of key and prefix are set,
+	// or start_revision is negative; OUT_OF_RANGE (reason COMPACTED) if
+	// start_revision is older than the window (the kv-oldest-revision trailer
+	// says the oldest available: read the state again, then watch from its
+	// revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
+	// read so slowly that the changes it still needed left the window (watch
+	// again from the kv-resume-revision trailer; it will usually be
+	// OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type keyValueServiceClient struct {
@@ -137,6 +164,25 @@ func (c *keyValueServiceClient) Clear(ctx context.Context, in *ClearRequest, opt
 	return out, nil
 }
 
+func (c *keyValueServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KeyValueService_ServiceDesc.Streams[0], KeyValueService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyValueService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // KeyValueServiceServer is the server API for KeyValueService service.
 // All implementations must embed UnimplementedKeyValueServiceServer
 // for forward compatibility.
@@ -182,6 +228,32 @@ type KeyValueServiceServer interface {
 	// keys) in one atomic step: after a crash either all of them are gone or
 	// none is. Bumps the revision by one if anything was removed.
 	Clear(context.Context, *ClearRequest) (*ClearResponse, error)
+	// Watch streams every change to a key, or to every key under a prefix:
+	// each committed change exactly once, in revision order, with no gaps —
+	// or an error that says so. A stream that started at revision N and has
+	// received a message with revision R has received every matching change
+	// in [N, R]. The events of one revision (a Clear, a transaction) always
+	// come in one message.
+	//
+	// When there is nothing to send, the server sends a progress message (no
+	// events, the current revision) about every 5 seconds (server flag
+	// --watch-progress-ms), so a client always knows a recent revision to
+	// resume from, and can tell a quiet stream from a dead one.
+	//
+	// To resume after a disconnect, watch again with start_revision = the
+	// last revision received + 1. The server keeps a window of recent changes
+	// (flags --watch-history-changes and --watch-history-bytes), also across
+	// restarts.
+	//
+	// Errors: INVALID_ARGUMENT if neither or both of key and prefix are set,
+	// or start_revision is negative; OUT_OF_RANGE (reason COMPACTED) if
+	// start_revision is older than the window (the kv-oldest-revision trailer
+	// says the oldest available: read the state again, then watch from its
+	// revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
+	// read so slowly that the changes it still needed left the window (watch
+	// again from the kv-resume-revision trailer; it will usually be
+	// OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedKeyValueServiceServer()
 }
 
@@ -206,6 +278,9 @@ func (UnimplementedKeyValueServiceServer) ListKeys(context.Context, *ListKeysReq
 }
 func (UnimplementedKeyValueServiceServer) Clear(context.Context, *ClearRequest) (*ClearResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Clear not implemented")
+}
+func (UnimplementedKeyValueServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedKeyValueServiceServer) mustEmbedUnimplementedKeyValueServiceServer() {}
 func (UnimplementedKeyValueServiceServer) testEmbeddedByValue()                         {}
@@ -318,6 +393,17 @@ func _KeyValueService_Clear_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyValueService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KeyValueServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyValueService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // KeyValueService_ServiceDesc is the grpc.ServiceDesc for KeyValueService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -346,6 +432,12 @@ var KeyValueService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KeyValueService_Clear_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _KeyValueService_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "kv/v1/kv.proto",
 }

@@ -8,6 +8,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
+    EVENT_TYPE_PUT: _ClassVar[EventType]
+    EVENT_TYPE_DELETE: _ClassVar[EventType]
+
 class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
@@ -21,12 +27,19 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILED: _ClassVar[ErrorReason]
     CORRUPT: _ClassVar[ErrorReason]
     LOCKED: _ClassVar[ErrorReason]
+    COMPACTED: _ClassVar[ErrorReason]
+    WATCH_TOO_SLOW: _ClassVar[ErrorReason]
 
 class ErrorTrailer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ERROR_TRAILER_UNSPECIFIED: _ClassVar[ErrorTrailer]
     KV_REASON: _ClassVar[ErrorTrailer]
     KV_CURRENT_REVISION: _ClassVar[ErrorTrailer]
+    KV_OLDEST_REVISION: _ClassVar[ErrorTrailer]
+    KV_RESUME_REVISION: _ClassVar[ErrorTrailer]
+EVENT_TYPE_UNSPECIFIED: EventType
+EVENT_TYPE_PUT: EventType
+EVENT_TYPE_DELETE: EventType
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_KEY: ErrorReason
 TOO_LARGE: ErrorReason
@@ -38,9 +51,13 @@ CLOSED: ErrorReason
 FAILED: ErrorReason
 CORRUPT: ErrorReason
 LOCKED: ErrorReason
+COMPACTED: ErrorReason
+WATCH_TOO_SLOW: ErrorReason
 ERROR_TRAILER_UNSPECIFIED: ErrorTrailer
 KV_REASON: ErrorTrailer
 KV_CURRENT_REVISION: ErrorTrailer
+KV_OLDEST_REVISION: ErrorTrailer
+KV_RESUME_REVISION: ErrorTrailer
 
 class Entry(_message.Message):
     __slots__ = ("key", "value", "create_revision", "mod_revision", "version")
@@ -131,3 +148,33 @@ class ClearResponse(_message.Message):
     deleted_count: int
     revision: int
     def __init__(self, deleted_count: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("key", "prefix", "start_revision", "prev_entry")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    START_REVISION_FIELD_NUMBER: _ClassVar[int]
+    PREV_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    prefix: str
+    start_revision: int
+    prev_entry: bool
+    def __init__(self, key: _Optional[str] = ..., prefix: _Optional[str] = ..., start_revision: _Optional[int] = ..., prev_entry: _Optional[bool] = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ("events", "revision")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    revision: int
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("type", "entry", "prev_entry")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    PREV_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    type: EventType
+    entry: Entry
+    prev_entry: Entry
+    def __init__(self, type: _Optional[_Union[EventType, str]] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., prev_entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...

@@ -65,6 +65,11 @@ class KeyValueServiceStub:
                 request_serializer=kv_dot_v1_dot_kv__pb2.ClearRequest.SerializeToString,
                 response_deserializer=kv_dot_v1_dot_kv__pb2.ClearResponse.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/kv.v1.KeyValueService/Watch',
+                request_serializer=kv_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.WatchResponse.FromString,
+                _registered_method=True)
 
 
 class KeyValueServiceServicer:
@@ -135,6 +140,37 @@ class KeyValueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Watch streams every change to a key, or to every key under a prefix:
+        each committed change exactly once, in revision order, with no gaps —
+        or an error that says so. A stream that started at revision N and has
+        received a message with revision R has received every matching change
+        in [N, R]. The events of one revision (a Clear, a transaction) always
+        come in one message.
+
+        When there is nothing to send, the server sends a progress message (no
+        events, the current revision) about every 5 seconds (server flag
+        --watch-progress-ms), so a client always knows a recent revision to
+        resume from, and can tell a quiet stream from a dead one.
+
+        To resume after a disconnect, watch again with start_revision = the
+        last revision received + 1. The server keeps a window of recent changes
+        (flags --watch-history-changes and --watch-history-bytes), also across
+        restarts.
+
+        Errors: INVALID_ARGUMENT if neither or both of key and prefix are set,
+        or start_revision is negative; OUT_OF_RANGE (reason COMPACTED) if
+        start_revision is older than the window (the kv-oldest-revision trailer
+        says the oldest available: read the state again, then watch from its
+        revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
+        read so slowly that the changes it still needed left the window (watch
+        again from the kv-resume-revision trailer; it will usually be
+        OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyValueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +198,11 @@ def add_KeyValueServiceServicer_to_server(servicer, server):
                     servicer.Clear,
                     request_deserializer=kv_dot_v1_dot_kv__pb2.ClearRequest.FromString,
                     response_serializer=kv_dot_v1_dot_kv__pb2.ClearResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.WatchRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.WatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +346,33 @@ class KeyValueService:
             '/kv.v1.KeyValueService/Clear',
             kv_dot_v1_dot_kv__pb2.ClearRequest.SerializeToString,
             kv_dot_v1_dot_kv__pb2.ClearResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kv.v1.KeyValueService/Watch',
+            kv_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -23,6 +25,49 @@ import { Value } from "../../google/protobuf/struct";
 export const protobufPackage = "kv.v1";
 
 export const protobufFileName = "kv/v1/kv.proto";
+
+/** EventType says what happened to a key. */
+export enum EventType {
+  /** EVENT_TYPE_UNSPECIFIED - Not sent. */
+  EVENT_TYPE_UNSPECIFIED = 0,
+  /** EVENT_TYPE_PUT - The key was created or overwritten. */
+  EVENT_TYPE_PUT = 1,
+  /** EVENT_TYPE_DELETE - The key was deleted (by Delete, Clear, or, later, lease expiry). */
+  EVENT_TYPE_DELETE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function eventTypeFromJSON(object: any): EventType {
+  switch (object) {
+    case 0:
+    case "EVENT_TYPE_UNSPECIFIED":
+      return EventType.EVENT_TYPE_UNSPECIFIED;
+    case 1:
+    case "EVENT_TYPE_PUT":
+      return EventType.EVENT_TYPE_PUT;
+    case 2:
+    case "EVENT_TYPE_DELETE":
+      return EventType.EVENT_TYPE_DELETE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return EventType.UNRECOGNIZED;
+  }
+}
+
+export function eventTypeToJSON(object: EventType): string {
+  switch (object) {
+    case EventType.EVENT_TYPE_UNSPECIFIED:
+      return "EVENT_TYPE_UNSPECIFIED";
+    case EventType.EVENT_TYPE_PUT:
+      return "EVENT_TYPE_PUT";
+    case EventType.EVENT_TYPE_DELETE:
+      return "EVENT_TYPE_DELETE";
+    case EventType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 /**
  * ErrorReason says why a call failed, in more detail than the status code.
@@ -90,6 +135,22 @@ export enum ErrorReason {
    * The data directory is owned by another process. UNAVAILABLE.
    */
   LOCKED = 10,
+  /**
+   * COMPACTED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * Watch: start_revision is older than the change history the server
+   * keeps. OUT_OF_RANGE, with the oldest revision still available in the
+   * kv-oldest-revision trailer: read the current state again, then watch
+   * from its revision + 1.
+   */
+  COMPACTED = 11,
+  /**
+   * WATCH_TOO_SLOW - buf:lint:ignore ENUM_VALUE_PREFIX
+   * Watch: the watcher fell so far behind that the changes it still needed
+   * left the history. RESOURCE_EXHAUSTED, with the start_revision to watch
+   * again from in the kv-resume-revision trailer (every change before it
+   * was sent).
+   */
+  WATCH_TOO_SLOW = 12,
   UNRECOGNIZED = -1,
 }
 
@@ -128,6 +189,12 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 10:
     case "LOCKED":
       return ErrorReason.LOCKED;
+    case 11:
+    case "COMPACTED":
+      return ErrorReason.COMPACTED;
+    case 12:
+    case "WATCH_TOO_SLOW":
+      return ErrorReason.WATCH_TOO_SLOW;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -159,6 +226,10 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "CORRUPT";
     case ErrorReason.LOCKED:
       return "LOCKED";
+    case ErrorReason.COMPACTED:
+      return "COMPACTED";
+    case ErrorReason.WATCH_TOO_SLOW:
+      return "WATCH_TOO_SLOW";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -185,6 +256,18 @@ export enum ErrorTrailer {
    * mod_revision (0 if the key does not exist), as decimal text.
    */
   KV_CURRENT_REVISION = 2,
+  /**
+   * KV_OLDEST_REVISION - buf:lint:ignore ENUM_VALUE_PREFIX
+   * "kv-oldest-revision": with COMPACTED, the oldest revision a watch can
+   * start at now.
+   */
+  KV_OLDEST_REVISION = 3,
+  /**
+   * KV_RESUME_REVISION - buf:lint:ignore ENUM_VALUE_PREFIX
+   * "kv-resume-revision": with WATCH_TOO_SLOW, the start_revision to watch
+   * again from.
+   */
+  KV_RESUME_REVISION = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -199,6 +282,12 @@ export function errorTrailerFromJSON(object: any): ErrorTrailer {
     case 2:
     case "KV_CURRENT_REVISION":
       return ErrorTrailer.KV_CURRENT_REVISION;
+    case 3:
+    case "KV_OLDEST_REVISION":
+      return ErrorTrailer.KV_OLDEST_REVISION;
+    case 4:
+    case "KV_RESUME_REVISION":
+      return ErrorTrailer.KV_RESUME_REVISION;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -214,6 +303,10 @@ export function errorTrailerToJSON(object: ErrorTrailer): string {
       return "KV_REASON";
     case ErrorTrailer.KV_CURRENT_REVISION:
       return "KV_CURRENT_REVISION";
+    case ErrorTrailer.KV_OLDEST_REVISION:
+      return "KV_OLDEST_REVISION";
+    case ErrorTrailer.KV_RESUME_REVISION:
+      return "KV_RESUME_REVISION";
     case ErrorTrailer.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -348,6 +441,61 @@ export interface ClearResponse {
   deletedCount: number;
   /** The store revision after the call. */
   revision: number;
+}
+
+/** WatchRequest names what to watch and from which revision. */
+export interface WatchRequest {
+  /** One key. */
+  key?:
+    | string
+    | undefined;
+  /** Every key under this prefix; "" watches every key. */
+  prefix?:
+    | string
+    | undefined;
+  /**
+   * 0: changes committed after the watch starts. N: every change with
+   * revision >= N, then live changes; a revision in the future waits for
+   * it.
+   */
+  startRevision: number;
+  /**
+   * Also send each changed key's entry before the change (in
+   * Event.prev_entry).
+   */
+  prevEntry: boolean;
+}
+
+/**
+ * WatchResponse is one message of a watch stream: the events of one or
+ * more whole revisions, in revision order, or none (progress).
+ */
+export interface WatchResponse {
+  /** The events, in revision order. */
+  events: Event[];
+  /**
+   * The store revision this message is current to: every matching change
+   * up to this revision has now been sent. Resume from revision + 1.
+   */
+  revision: number;
+}
+
+/** Event is one key's change. */
+export interface Event {
+  /** PUT (created or overwritten) or DELETE. */
+  type: EventType;
+  /**
+   * For PUT, the new entry. For DELETE, the key and, as mod_revision, the
+   * revision of the delete (no value).
+   */
+  entry:
+    | Entry
+    | undefined;
+  /**
+   * With prev_entry in the request: the key's entry before this change;
+   * absent if the key did not exist.
+   */
+  prevEntry: Entry | undefined;
 }
 
 function createBaseEntry(): Entry {
@@ -1325,6 +1473,323 @@ export const ClearResponse: MessageFns<ClearResponse> = {
   },
 };
 
+function createBaseWatchRequest(): WatchRequest {
+  return { key: undefined, prefix: undefined, startRevision: 0, prevEntry: false };
+}
+
+export const WatchRequest: MessageFns<WatchRequest> = {
+  encode(message: WatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.prefix !== undefined) {
+      writer.uint32(18).string(message.prefix);
+    }
+    if (message.startRevision !== 0) {
+      writer.uint32(24).int64(message.startRevision);
+    }
+    if (message.prevEntry !== false) {
+      writer.uint32(32).bool(message.prevEntry);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.prefix = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.startRevision = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.prevEntry = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchRequest {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : undefined,
+      prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : undefined,
+      startRevision: isSet(object.startRevision)
+        ? globalThis.Number(object.startRevision)
+        : isSet(object.start_revision)
+        ? globalThis.Number(object.start_revision)
+        : 0,
+      prevEntry: isSet(object.prevEntry)
+        ? globalThis.Boolean(object.prevEntry)
+        : isSet(object.prev_entry)
+        ? globalThis.Boolean(object.prev_entry)
+        : false,
+    };
+  },
+
+  toJSON(message: WatchRequest): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = message.key;
+    }
+    if (message.prefix !== undefined) {
+      obj.prefix = message.prefix;
+    }
+    if (message.startRevision !== 0) {
+      obj.startRevision = Math.round(message.startRevision);
+    }
+    if (message.prevEntry !== false) {
+      obj.prevEntry = message.prevEntry;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchRequest>, I>>(base?: I): WatchRequest {
+    return WatchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchRequest>, I>>(object: I): WatchRequest {
+    const message = createBaseWatchRequest();
+    message.key = object.key ?? undefined;
+    message.prefix = object.prefix ?? undefined;
+    message.startRevision = object.startRevision ?? 0;
+    message.prevEntry = object.prevEntry ?? false;
+    return message;
+  },
+};
+
+function createBaseWatchResponse(): WatchResponse {
+  return { events: [], revision: 0 };
+}
+
+export const WatchResponse: MessageFns<WatchResponse> = {
+  encode(message: WatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      Event.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(Event.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchResponse {
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => Event.fromJSON(e)) : [],
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: WatchResponse): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => Event.toJSON(e));
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchResponse>, I>>(base?: I): WatchResponse {
+    return WatchResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchResponse>, I>>(object: I): WatchResponse {
+    const message = createBaseWatchResponse();
+    message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseEvent(): Event {
+  return { type: 0, entry: undefined, prevEntry: undefined };
+}
+
+export const Event: MessageFns<Event> = {
+  encode(message: Event, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== 0) {
+      writer.uint32(8).int32(message.type);
+    }
+    if (message.entry !== undefined) {
+      Entry.encode(message.entry, writer.uint32(18).fork()).join();
+    }
+    if (message.prevEntry !== undefined) {
+      Entry.encode(message.prevEntry, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Event {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.entry = Entry.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.prevEntry = Entry.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Event {
+    return {
+      type: isSet(object.type) ? eventTypeFromJSON(object.type) : 0,
+      entry: isSet(object.entry) ? Entry.fromJSON(object.entry) : undefined,
+      prevEntry: isSet(object.prevEntry)
+        ? Entry.fromJSON(object.prevEntry)
+        : isSet(object.prev_entry)
+        ? Entry.fromJSON(object.prev_entry)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Event): unknown {
+    const obj: any = {};
+    if (message.type !== 0) {
+      obj.type = eventTypeToJSON(message.type);
+    }
+    if (message.entry !== undefined) {
+      obj.entry = Entry.toJSON(message.entry);
+    }
+    if (message.prevEntry !== undefined) {
+      obj.prevEntry = Entry.toJSON(message.prevEntry);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Event>, I>>(base?: I): Event {
+    return Event.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Event>, I>>(object: I): Event {
+    const message = createBaseEvent();
+    message.type = object.type ?? 0;
+    message.entry = (object.entry !== undefined && object.entry !== null) ? Entry.fromPartial(object.entry) : undefined;
+    message.prevEntry = (object.prevEntry !== undefined && object.prevEntry !== null)
+      ? Entry.fromPartial(object.prevEntry)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * KeyValueService stores JSON values under string keys.
  *
@@ -1419,6 +1884,42 @@ export const KeyValueServiceService = {
     responseSerialize: (value: ClearResponse): Buffer => Buffer.from(ClearResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClearResponse => ClearResponse.decode(value),
   },
+  /**
+   * Watch streams every change to a key, or to every key under a prefix:
+   * each committed change exactly once, in revision order, with no gaps —
+   * or an error that says so. A stream that started at revision N and has
+   * received a message with revision R has received every matching change
+   * in [N, R]. The events of one revision (a Clear, a transaction) always
+   * come in one message.
+   *
+   * When there is nothing to send, the server sends a progress message (no
+   * events, the current revision) about every 5 seconds (server flag
+   * --watch-progress-ms), so a client always knows a recent revision to
+   * resume from, and can tell a quiet stream from a dead one.
+   *
+   * To resume after a disconnect, watch again with start_revision = the
+   * last revision received + 1. The server keeps a window of recent changes
+   * (flags --watch-history-changes and --watch-history-bytes), also across
+   * restarts.
+   *
+   * Errors: INVALID_ARGUMENT if neither or both of key and prefix are set,
+   * or start_revision is negative; OUT_OF_RANGE (reason COMPACTED) if
+   * start_revision is older than the window (the kv-oldest-revision trailer
+   * says the oldest available: read the state again, then watch from its
+   * revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
+   * read so slowly that the changes it still needed left the window (watch
+   * again from the kv-resume-revision trailer; it will usually be
+   * OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+   */
+  watch: {
+    path: "/kv.v1.KeyValueService/Watch" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchRequest): Buffer => Buffer.from(WatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
+    responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
+  },
 } as const;
 
 export interface KeyValueServiceServer extends UntypedServiceImplementation {
@@ -1466,6 +1967,34 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * none is. Bumps the revision by one if anything was removed.
    */
   clear: handleUnaryCall<ClearRequest, ClearResponse>;
+  /**
+   * Watch streams every change to a key, or to every key under a prefix:
+   * each committed change exactly once, in revision order, with no gaps —
+   * or an error that says so. A stream that started at revision N and has
+   * received a message with revision R has received every matching change
+   * in [N, R]. The events of one revision (a Clear, a transaction) always
+   * come in one message.
+   *
+   * When there is nothing to send, the server sends a progress message (no
+   * events, the current revision) about every 5 seconds (server flag
+   * --watch-progress-ms), so a client always knows a recent revision to
+   * resume from, and can tell a quiet stream from a dead one.
+   *
+   * To resume after a disconnect, watch again with start_revision = the
+   * last revision received + 1. The server keeps a window of recent changes
+   * (flags --watch-history-changes and --watch-history-bytes), also across
+   * restarts.
+   *
+   * Errors: INVALID_ARGUMENT if neither or both of key and prefix are set,
+   * or start_revision is negative; OUT_OF_RANGE (reason COMPACTED) if
+   * start_revision is older than the window (the kv-oldest-revision trailer
+   * says the oldest available: read the state again, then watch from its
+   * revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
+   * read so slowly that the changes it still needed left the window (watch
+   * again from the kv-resume-revision trailer; it will usually be
+   * OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+   */
+  watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
 }
 
 export interface KeyValueServiceClient extends Client {
@@ -1577,6 +2106,39 @@ export interface KeyValueServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ClearResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Watch streams every change to a key, or to every key under a prefix:
+   * each committed change exactly once, in revision order, with no gaps —
+   * or an error that says so. A stream that started at revision N and has
+   * received a message with revision R has received every matching change
+   * in [N, R]. The events of one revision (a Clear, a transaction) always
+   * come in one message.
+   *
+   * When there is nothing to send, the server sends a progress message (no
+   * events, the current revision) about every 5 seconds (server flag
+   * --watch-progress-ms), so a client always knows a recent revision to
+   * resume from, and can tell a quiet stream from a dead one.
+   *
+   * To resume after a disconnect, watch again with start_revision = the
+   * last revision received + 1. The server keeps a window of recent changes
+   * (flags --watch-history-changes and --watch-history-bytes), also across
+   * restarts.
+   *
+   * Errors: INVALID_ARGUMENT if neither or both of key and prefix are set,
+   * or start_revision is negative; OUT_OF_RANGE (reason COMPACTED) if
+   * start_revision is older than the window (the kv-oldest-revision trailer
+   * says the oldest available: read the state again, then watch from its
+   * revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
+   * read so slowly that the changes it still needed left the window (watch
+   * again from the kv-resume-revision trailer; it will usually be
+   * OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+   */
+  watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;
+  watch(
+    request: WatchRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchResponse>;
 }
 
 export const KeyValueServiceClient = makeGenericClientConstructor(

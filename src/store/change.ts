@@ -1,0 +1,54 @@
+/**
+ * A write, as a value. Every committed change to the store is one Change:
+ * the commit loop decides it, the log records it, the index applies it, the
+ * change feed publishes it, and replay after a restart applies the very same
+ * value again. Engine-neutral: no file offsets, no protobuf.
+ *
+ * Several changes may share one revision (a Clear is one change; a
+ * transaction, later, is several): a reader or watcher sees all changes of a
+ * revision or none.
+ */
+
+/** A key's stored state: its value as JSON text and its revisions. Never mutated, only replaced. */
+export interface StoredEntry {
+  readonly valueJson: string;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  readonly version: number;
+}
+
+/** A key was created or overwritten. `entry.modRevision` is the change's revision. */
+export interface SetChange {
+  readonly type: 'set';
+  readonly key: string;
+  readonly revision: number;
+  readonly entry: StoredEntry;
+  /** The key's entry before this change, if it existed. */
+  readonly prev: StoredEntry | undefined;
+}
+
+/** An existing key was deleted. */
+export interface DeleteChange {
+  readonly type: 'delete';
+  readonly key: string;
+  readonly revision: number;
+  /** The entry deleted. */
+  readonly prev: StoredEntry;
+}
+
+/** Every key under a prefix ('' = every key) was deleted at once; a clear that removes nothing is no change. */
+export interface ClearChange {
+  readonly type: 'clear';
+  readonly prefix: string;
+  readonly revision: number;
+  /** The keys removed, in code point order, with the entries they had. */
+  readonly removed: ReadonlyArray<readonly [string, StoredEntry]>;
+}
+
+export type Change = SetChange | DeleteChange | ClearChange;
+
+/** A store entry made from a key and its stored state (the value still JSON text). */
+export function storedEntryBytes(key: string, entry: StoredEntry): number {
+  // Approximate heap bytes: UTF-16 strings plus the object; used to bound memory, not to bill.
+  return 2 * (key.length + entry.valueJson.length) + 64;
+}

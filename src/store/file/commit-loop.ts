@@ -1,0 +1,121 @@
+/**
+ * The write path. One loop owns all writing and commits queued ops in
+ * batches, each in five steps:
+ *
+ *   1. decide   (decide.ts, pure) ops -> changes and one outcome per op
+ *   2. append   (log-writer.ts, record-codec.ts) the changes as one batch,
+ *               then ONE fdatasync for the whole batch (fsync=always)
+ *   3. apply    (store-index.ts) only now may readers see the changes
+ *   4. publish  (feed/change-feed.ts) watchers get them, in revision order
+ *   5. settle   callers get their outcomes
+ *
+ * So concurrent writers share an fsync, reads and watchers only ever see
+ * durable writes, and a caller is answered only after its write is on disk.
+ * While a batch waits on its fsync the next one queues up.
+ */
+import type { ChangeFeed } from '../feed/change-feed';
+import type { Compactor } from './compact';
+import { type Decision, type WriteOp, decide } from './decide';
+import type { LogWriter } from './log-writer';
+import type { StoreIndex } from './store-index';
+
+/** Keeps one batch's buffer (and so the latency of its callers) bounded. */
+const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+
+export class CommitLoop {
+  private queue: WriteOp[] = [];
+  /** True from the first submit until the loop finds the queue empty (in the same tick, so no write is stranded). */
+  private active = false;
+  private running: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly index: StoreIndex,
+    private readonly writer: LogWriter,
+    private readonly feed: ChangeFeed,
+    private readonly compactor: Compactor,
+  ) {
+    // Writes that arrive while a compaction runs can make the next one due with
+    // no further write to notice; the finishing compaction asks for a turn.
+    compactor.onFinished = () => this.wake();
+  }
+
+  submit(op: WriteOp): void {
+    this.queue.push(op);
+    this.wake();
+  }
+
+  /** Resolves once everything submitted so far is committed (or failed). */
+  async drain(): Promise<void> {
+    while (this.active) await this.running;
+  }
+
+  private wake(): void {
+    if (!this.active) {
+      this.active = true;
+      // setImmediate, not a microtask: callers woken by the previous batch get
+      // to queue their next writes first, so they share this batch's fsync.
+      this.running = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run());
+    }
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        // start() never throws: a failed start is logged and retried after a backoff.
+        if (this.writer.failure === undefined && this.compactor.isDue()) await this.compactor.start();
+        if (this.queue.length === 0) break;
+        await this.commit(this.takeBatch());
+      }
+    } finally {
+      // Runs in the same tick as the empty-queue check above, so a submit() can
+      // never see the loop as active after it has decided to stop.
+      this.active = false;
+    }
+  }
+
+  /** All queued ops up to the first clear; a clear goes alone, so it only ever reads committed state. */
+  private takeBatch(): WriteOp[] {
+    if (this.queue[0].kind === 'clear') return this.queue.splice(0, 1);
+    let n = 0;
+    let bytes = 0;
+    while (n < this.queue.length && bytes < MAX_BATCH_BYTES) {
+      const op = this.queue[n];
+      if (op.kind === 'clear') break;
+      bytes += op.kind === 'set' ? op.keyBytes + op.valueBytes : op.keyBytes;
+      n++;
+    }
+    return this.queue.splice(0, n);
+  }
+
+  private async commit(batch: WriteOp[]): Promise<void> {
+    if (this.writer.failure !== undefined) return settleAll(batch, this.writer.failure);
+    const decision = decide(this.index, batch);
+    if (decision.changes.length > 0) {
+      try {
+        this.writer.append(decision.changes);
+        await this.writer.commit();
+      } catch (err) {
+        // Nothing of a failed batch is applied, published or acknowledged.
+        return settleAll(batch, err);
+      }
+      for (const change of decision.changes) this.index.apply(change);
+      this.feed.publish(decision.changes);
+    }
+    settle(batch, decision);
+  }
+}
+
+/** Step 5: each caller gets its op's outcome. */
+function settle(batch: readonly WriteOp[], { outcomes }: Decision): void {
+  for (let i = 0; i < batch.length; i++) {
+    const op = batch[i];
+    const outcome = outcomes[i];
+    if ('error' in outcome) op.reject(outcome.error);
+    // decide() gives each op the outcome of its own kind.
+    else (op.resolve as (value: unknown) => void)(outcome.value);
+  }
+}
+
+function settleAll(batch: readonly WriteOp[], error: unknown): void {
+  for (const op of batch) op.reject(error);
+}
