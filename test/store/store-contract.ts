@@ -3,8 +3,32 @@
  * idea: one suite, run by each engine's test file). `openStore` returns a
  * fresh, empty store each time it is called.
  */
-import { InvalidKeyError, InvalidValueError, RevisionMismatchError, StoreClosedError, TooLargeError } from '../../src/store/errors';
-import type { JsonValue, KeyValueStore } from '../../src/store/key-value-store';
+import {
+  InvalidArgumentError,
+  InvalidKeyError,
+  InvalidValueError,
+  RevisionMismatchError,
+  StoreClosedError,
+  TooLargeError,
+} from '../../src/store/errors';
+import type { JsonValue, KeyValueStore, Watch, WatchBatch } from '../../src/store/key-value-store';
+
+/** Events as [type, key, revision, value] for compact expectations. */
+type Seen = Array<[string, string, number, JsonValue | undefined]>;
+
+/** Reads batches until one is current to `revision`; returns the events and the batches' revisions. */
+export async function collectUntil(watch: Watch, revision: number): Promise<{ events: Seen; batches: WatchBatch[] }> {
+  const events: Seen = [];
+  const batches: WatchBatch[] = [];
+  for (;;) {
+    const batch = await watch.next();
+    batches.push(batch);
+    for (const e of batch.events) {
+      events.push([e.type, e.key, e.revision, e.entry === undefined ? undefined : (JSON.parse(e.entry.valueJson) as JsonValue)]);
+    }
+    if (batch.revision >= revision) return { events, batches };
+  }
+}
 
 export interface ContractLimits {
   maxKeyBytes: number;
@@ -225,6 +249,110 @@ export function runStoreContract(
       await expect(store.listKeys()).rejects.toBeInstanceOf(StoreClosedError);
       await expect(store.delete('a')).rejects.toBeInstanceOf(StoreClosedError);
       await expect(store.clear()).rejects.toBeInstanceOf(StoreClosedError);
+    });
+
+    describe('watch', () => {
+      test('a prefix watch from now sees sets, deletes and each clear as one batch of deletes, in revision order', async () => {
+        await store.set('other', 0);
+        const watch = store.watch({ prefix: 'a/' });
+        try {
+          await store.set('a/1', { v: 1 });
+          await store.set('b', 'not watched');
+          await store.set('a/2', [2]);
+          await store.set('a/1', 'again');
+          await store.delete('a/2');
+          await store.set('a/3', null);
+          const { revision } = await store.clear({ prefix: 'a/' });
+          const { events, batches } = await collectUntil(watch, revision);
+          expect(events).toEqual([
+            ['put', 'a/1', 2, { v: 1 }],
+            ['put', 'a/2', 4, [2]],
+            ['put', 'a/1', 5, 'again'],
+            ['delete', 'a/2', 6, undefined],
+            ['put', 'a/3', 7, null],
+            ['delete', 'a/1', 8, undefined],
+            ['delete', 'a/3', 8, undefined],
+          ]);
+          // The clear's two deletes came in one batch (batches may hold several whole revisions).
+          const clearBatch = batches.find((b) => b.events.some((e) => e.revision === 8));
+          expect(clearBatch?.events.filter((e) => e.revision === 8).map((e) => e.key)).toEqual(['a/1', 'a/3']);
+          for (let i = 1; i < batches.length; i++) expect(batches[i].revision).toBeGreaterThanOrEqual(batches[i - 1].revision);
+        } finally {
+          watch.close();
+        }
+      });
+
+      test('a key watch sees only that key, with entries carrying revisions', async () => {
+        const watch = store.watch({ key: 'k' });
+        try {
+          await store.set('k/child', 1);
+          await store.set('k', 1);
+          await store.set('kk', 1);
+          const { revision } = await store.set('k', 2);
+          const { events, batches } = await collectUntil(watch, revision);
+          expect(events).toEqual([
+            ['put', 'k', 2, 1],
+            ['put', 'k', 4, 2],
+          ]);
+          const last = batches.flatMap((b) => b.events).at(-1);
+          expect(last?.entry).toMatchObject({ createRevision: 2, modRevision: 4, version: 2 });
+        } finally {
+          watch.close();
+        }
+      });
+
+      test('a start revision in the past replays history, then goes live; prevEntry gives previous entries', async () => {
+        await store.set('p/a', 1);
+        await store.set('p/a', 2);
+        await store.delete('p/a');
+        const watch = store.watch({ prefix: 'p/', startRevision: 2, prevEntry: true });
+        try {
+          const { revision } = await store.set('p/a', 3);
+          const batches = (await collectUntil(watch, revision)).batches.flatMap((b) => b.events);
+          expect(batches.map((e) => [e.type, e.revision, e.prev === undefined ? undefined : JSON.parse(e.prev.valueJson)])).toEqual([
+            ['put', 2, 1],
+            ['delete', 3, 2],
+            ['put', 4, undefined],
+          ]);
+          expect(batches[1].prev).toMatchObject({ modRevision: 2, version: 2, createRevision: 1 });
+        } finally {
+          watch.close();
+        }
+      });
+
+      test('a start revision in the future waits for it', async () => {
+        const watch = store.watch({ prefix: '', startRevision: 3 });
+        try {
+          await store.set('x', 1);
+          await store.set('x', 2);
+          await store.set('x', 3);
+          const { events } = await collectUntil(watch, 3);
+          expect(events).toEqual([['put', 'x', 3, 3]]);
+        } finally {
+          watch.close();
+        }
+      });
+
+      test.each<[string, Parameters<KeyValueStore['watch']>[0]]>([
+        ['neither key nor prefix', {}],
+        ['both key and prefix', { key: 'a', prefix: 'a' }],
+        ['a negative start revision', { prefix: '', startRevision: -1 }],
+        ['a fractional start revision', { prefix: '', startRevision: 1.5 }],
+      ])('a watch with %s fails with InvalidArgumentError', async (_, options) => {
+        await expect(store.watch(options).next()).rejects.toBeInstanceOf(InvalidArgumentError);
+      });
+
+      test('an empty key is refused like everywhere else', async () => {
+        await expect(store.watch({ key: '' }).next()).rejects.toBeInstanceOf(InvalidKeyError);
+      });
+
+      test('closing the store ends open watches with StoreClosedError', async () => {
+        const watch = store.watch({ prefix: '' });
+        const pending = expect(watch.next()).rejects.toBeInstanceOf(StoreClosedError);
+        await store.close();
+        await pending;
+        await expect(store.watch({ prefix: '' }).next()).rejects.toBeInstanceOf(StoreClosedError);
+      });
     });
   });
 }

@@ -74,7 +74,10 @@ export class ChangeFeed implements FeedView {
     if (this.live.size === 0) return;
     for (const change of changes) {
       if (change.type === 'clear') {
-        for (const [key] of change.removed) this.live.forEachMatch(key, (w) => w.offer(change));
+        // Each watcher takes the whole clear once: it picks the removed keys it covers.
+        const touched = new Set<FeedWatcher>();
+        for (const [key] of change.removed) this.live.forEachMatch(key, (w) => touched.add(w));
+        for (const w of touched) w.offer(change);
       } else {
         this.live.forEachMatch(change.key, (w) => w.offer(change));
       }
