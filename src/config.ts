@@ -12,6 +12,9 @@ export interface Config {
   maxValueBytes: number;
   logLevel: LogLevel;
   shutdownGraceMs: number;
+  watchProgressMs: number;
+  watchHistoryChanges: number;
+  watchHistoryBytes: number;
 }
 
 const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
@@ -37,6 +40,24 @@ const SETTINGS = {
     env: 'KV_SHUTDOWN_GRACE_MS',
     default: '10000',
     help: 'on SIGTERM/SIGINT, how long in-flight calls may finish',
+  },
+  watchProgressMs: {
+    flag: 'watch-progress-ms',
+    env: 'KV_WATCH_PROGRESS_MS',
+    default: '5000',
+    help: 'an idle Watch stream gets a progress message about this often',
+  },
+  watchHistoryChanges: {
+    flag: 'watch-history-changes',
+    env: 'KV_WATCH_HISTORY_CHANGES',
+    default: '100000',
+    help: 'recent changes kept for watchers to resume from (also bounded by bytes)',
+  },
+  watchHistoryBytes: {
+    flag: 'watch-history-bytes',
+    env: 'KV_WATCH_HISTORY_BYTES',
+    default: '67108864',
+    help: 'memory the kept changes may use (estimated)',
   },
 } satisfies Record<keyof Config, Setting>;
 
@@ -102,5 +123,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     maxValueBytes: positiveInt('maxValueBytes'),
     logLevel: oneOf('logLevel', LOG_LEVELS),
     shutdownGraceMs: positiveInt('shutdownGraceMs'),
+    watchProgressMs: positiveInt('watchProgressMs'),
+    watchHistoryChanges: positiveInt('watchHistoryChanges'),
+    watchHistoryBytes: positiveInt('watchHistoryBytes'),
   };
 }

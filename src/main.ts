@@ -32,6 +32,10 @@ async function main(): Promise<number> {
       maxKeyBytes: config.maxKeyBytes,
       maxValueBytes: config.maxValueBytes,
       logger,
+      feed: {
+        progressIntervalMs: config.watchProgressMs,
+        history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },
+      },
     });
   } catch (error) {
     // A locked, damaged or unusable data directory is the operator's to fix: one line, no stack.

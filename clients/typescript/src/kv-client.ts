@@ -8,6 +8,7 @@ import {
 } from '@grpc/grpc-js';
 import { KeyValueServiceClient } from './gen/kv/v1/kv';
 import { KvError } from './kv-error';
+import { KvWatch, type WatchOptions } from './kv-watch';
 
 /** Any JSON value: what kv stores under a key. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -82,6 +83,9 @@ export class KvClient {
     this.client = new KeyValueServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
       // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
       ...options.channelOptions,
     });
     this.deadlineMs = options.deadlineMs ?? 10_000;
@@ -151,6 +155,15 @@ export class KvClient {
       yield* page.keys;
       pageToken = page.nextPageToken;
     } while (pageToken !== '');
+  }
+
+  /**
+   * Watches a key or a prefix: `for await (const event of kv.watch({ prefix: 'app/' }))`.
+   * Each change once, in revision order, resuming by itself after a
+   * disconnect or a server restart; see KvWatch.
+   */
+  watch<T extends JsonValue = JsonValue>(options: WatchOptions): KvWatch<T> {
+    return new KvWatch<T>(this.client, options, () => new Metadata());
   }
 
   close(): void {

@@ -18,6 +18,8 @@ function trailerName(trailer: ErrorTrailer): string {
 
 const REASON_TRAILER = trailerName(ErrorTrailer.KV_REASON);
 const CURRENT_REVISION_TRAILER = trailerName(ErrorTrailer.KV_CURRENT_REVISION);
+const OLDEST_REVISION_TRAILER = trailerName(ErrorTrailer.KV_OLDEST_REVISION);
+const RESUME_REVISION_TRAILER = trailerName(ErrorTrailer.KV_RESUME_REVISION);
 
 function serverReason(name: string): ServerErrorReason | undefined {
   const value = errorReasonFromJSON(name);
@@ -43,13 +45,26 @@ export class KvError extends Error {
   readonly reason: KvErrorReason;
   /** For REVISION_MISMATCH: the key's current mod_revision (0 if it does not exist). */
   readonly currentRevision: number | undefined;
+  /** For COMPACTED (a watch): the oldest revision a watch can start at now. */
+  readonly oldestRevision: number | undefined;
+  /** For WATCH_TOO_SLOW: the start revision to watch again from. */
+  readonly resumeRevision: number | undefined;
 
-  constructor(message: string, code: status, reason: KvErrorReason, currentRevision?: number, cause?: unknown) {
+  constructor(
+    message: string,
+    code: status,
+    reason: KvErrorReason,
+    currentRevision?: number,
+    cause?: unknown,
+    revisions: { oldestRevision?: number; resumeRevision?: number } = {},
+  ) {
     super(message, { cause });
     this.name = 'KvError';
     this.code = code;
     this.reason = reason;
     this.currentRevision = currentRevision;
+    this.oldestRevision = revisions.oldestRevision;
+    this.resumeRevision = revisions.resumeRevision;
   }
 
   /** Normalises whatever a call threw into a KvError. */
@@ -60,9 +75,14 @@ export class KvError extends Error {
     }
     const [sent] = error.metadata?.get(REASON_TRAILER) ?? [];
     const reason = (typeof sent === 'string' ? serverReason(sent) : undefined) ?? REASONS_FROM_CODE[error.code] ?? 'UNKNOWN';
-    const [revision] = error.metadata?.get(CURRENT_REVISION_TRAILER) ?? [];
-    const currentRevision = typeof revision === 'string' && /^\d+$/.test(revision) ? Number(revision) : undefined;
-    return new KvError(error.details || error.message, error.code, reason, currentRevision, error);
+    const revisionIn = (name: string): number | undefined => {
+      const [value] = error.metadata?.get(name) ?? [];
+      return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
+    };
+    return new KvError(error.details || error.message, error.code, reason, revisionIn(CURRENT_REVISION_TRAILER), error, {
+      oldestRevision: revisionIn(OLDEST_REVISION_TRAILER),
+      resumeRevision: revisionIn(RESUME_REVISION_TRAILER),
+    });
   }
 }
 

@@ -1,0 +1,163 @@
+import { type ClientReadableStream, type Metadata, status } from '@grpc/grpc-js';
+import { EventType, type Entry, type KeyValueServiceClient, type WatchResponse } from './gen/kv/v1/kv';
+import { KvError } from './kv-error';
+import type { JsonValue, KvEntry } from './kv-client';
+
+export interface WatchOptions {
+  /** Watch one key... */
+  key?: string;
+  /** ...or every key under a prefix ('' = every key). Exactly one of key and prefix. */
+  prefix?: string;
+  /** 0 or absent: changes from now on. N: every change with revision >= N, then live ones. */
+  startRevision?: number;
+  /** Also give each changed key's previous entry (event.prev). */
+  prevEntry?: boolean;
+  /**
+   * A stream that brings no message at all (not even progress) for this long
+   * is treated as broken and resumed. Default 2 × the server's default
+   * progress interval (5 s): 10 s.
+   */
+  idleTimeoutMs?: number;
+  /** Reconnect attempts in a row before the error is thrown (default: no limit). */
+  reconnectAttempts?: number;
+}
+
+export interface KvWatchEvent<T extends JsonValue = JsonValue> {
+  type: 'put' | 'delete';
+  key: string;
+  /** The revision of the change. */
+  revision: number;
+  /** For a put: the new entry. */
+  entry: KvEntry<T> | undefined;
+  /** With prevEntry: the key's entry before the change, if it existed. */
+  prev: KvEntry<T> | undefined;
+}
+
+const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+const RECONNECT_BACKOFF_MS = { first: 50, max: 2000 };
+
+/**
+ * A watch: an async iterator of events, each change exactly once, in
+ * revision order. It resumes by itself, from the last revision seen + 1,
+ * after UNAVAILABLE (a server restart, a network cut), RESOURCE_EXHAUSTED
+ * (the server dropped a slow watcher) or a stream that went silent (a
+ * stopped server); so a consumer sees each change once across reconnects.
+ * The history the server no longer has is a KvError with reason COMPACTED
+ * and `oldestRevision`: read the state again and watch from its revision.
+ * Breaking out of the loop (or close()) cancels the call.
+ */
+export class KvWatch<T extends JsonValue = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
+  private last = 0;
+  private call: ClientReadableStream<WatchResponse> | undefined;
+  private closed = false;
+  private reconnects = 0;
+
+  constructor(
+    private readonly client: KeyValueServiceClient,
+    private readonly options: WatchOptions,
+    private readonly metadata: () => Metadata,
+  ) {
+    if ((options.key === undefined) === (options.prefix === undefined)) {
+      throw new KvError('watch needs exactly one of key and prefix', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
+    }
+  }
+
+  /** The revision every change up to which has been given (0 before the first message). */
+  get revision(): number {
+    return this.last;
+  }
+
+  /** How many times the watch resumed on a new stream. */
+  get reconnectCount(): number {
+    return this.reconnects;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.call?.cancel();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEvent<T>, void, undefined> {
+    const start = this.options.startRevision ?? 0;
+    let failures = 0;
+    try {
+      while (!this.closed) {
+        const from = this.last === 0 ? start : Math.max(start, this.last + 1);
+        const idle = new IdleTimer(this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+        const call = this.client.watch(
+          { key: this.options.key, prefix: this.options.prefix, startRevision: from, prevEntry: this.options.prevEntry ?? false },
+          this.metadata(),
+        );
+        this.call = call;
+        idle.start(() => call.cancel());
+        try {
+          for await (const message of call as AsyncIterable<WatchResponse>) {
+            idle.touch();
+            failures = 0;
+            for (const event of message.events) yield toEvent<T>(event);
+            // Every change up to message.revision has now been given: resume after it.
+            if (message.revision > this.last) this.last = message.revision;
+          }
+          // The server ended the stream without an error (it should not): resume.
+        } catch (error) {
+          if (this.closed) return;
+          const kvError = KvError.from(error);
+          const resumable = idle.fired || kvError.code === status.UNAVAILABLE || kvError.code === status.RESOURCE_EXHAUSTED;
+          if (!resumable || failures >= (this.options.reconnectAttempts ?? Number.POSITIVE_INFINITY)) throw kvError;
+        } finally {
+          idle.stop();
+          call.cancel();
+        }
+        if (this.closed) return;
+        failures++;
+        this.reconnects++;
+        await sleep(Math.min(RECONNECT_BACKOFF_MS.max, RECONNECT_BACKOFF_MS.first * 2 ** Math.min(failures - 1, 10)));
+      }
+    } finally {
+      this.call?.cancel();
+    }
+  }
+}
+
+/** Fires once if touch() is not called for `ms`. */
+class IdleTimer {
+  fired = false;
+  private timer: NodeJS.Timeout | undefined;
+  private onIdle: () => void = () => undefined;
+
+  constructor(private readonly ms: number) {}
+
+  start(onIdle: () => void): void {
+    this.onIdle = onIdle;
+    this.touch();
+  }
+
+  touch(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      this.onIdle();
+    }, this.ms);
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function toEvent<T extends JsonValue>(event: WatchResponse['events'][number]): KvWatchEvent<T> {
+  const entry = event.entry;
+  const key = entry?.key ?? '';
+  const revision = entry?.modRevision ?? 0;
+  const put = event.type === EventType.EVENT_TYPE_PUT;
+  return { type: put ? 'put' : 'delete', key, revision, entry: put ? toEntry<T>(entry) : undefined, prev: toEntry<T>(event.prevEntry) };
+}
+
+function toEntry<T extends JsonValue>(entry: Entry | undefined): KvEntry<T> | undefined {
+  if (entry === undefined) return undefined;
+  return { value: entry.value as T, createRevision: entry.createRevision, modRevision: entry.modRevision, version: entry.version };
+}
