@@ -1,0 +1,188 @@
+/** The file engine when the disk fails: failed appends and syncs, failed rotations and compactions. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { StoreClosedError, StoreFailedError } from '../../src/store/errors';
+import { openFileStore } from '../../src/store/file';
+import { pollUntil, tempDataDirs } from '../support/temp-dirs';
+
+import { capturingLogger, dump, logFiles } from './file-store-support';
+
+const dirs = tempDataDirs();
+afterAll(() => dirs.cleanup());
+
+describe('file engine: I/O failures', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  const eio = (): Error => Object.assign(new Error('EIO: i/o error, write (injected)'), { code: 'EIO' });
+
+  test('after a failed append every write gets StoreFailedError (FAILED) naming the file; reads go on; reopen recovers', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({ dataDir, logger });
+    await store.set('before', 1);
+    const file = path.join(dataDir, logFiles(dataDir)[0]);
+    jest.spyOn(fs, 'writeSync').mockImplementationOnce(() => {
+      throw eio();
+    });
+    const failed = await store.set('lost', 2).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(StoreFailedError);
+    expect(failed).toMatchObject({ code: 'FAILED', file });
+    expect((failed as Error).message).toBe(
+      `the store stopped accepting writes after an I/O error on ${file}: EIO: i/o error, write (injected); restart the server`,
+    );
+    expect((failed as Error).cause).toMatchObject({ code: 'EIO' });
+    // Later writes: the same error, not the raw EIO.
+    await expect(store.set('later', 3)).rejects.toBe(failed);
+    await expect(store.delete('before')).rejects.toMatchObject({ code: 'FAILED' });
+    await expect(store.clear()).rejects.toMatchObject({ code: 'FAILED' });
+    expect(store.failure).toBe(failed);
+    expect(await store.get('before')).toMatchObject({ value: 1 });
+    expect((await store.listKeys()).keys).toEqual(['before']);
+    expect(lines.some((l) => l.level === 50 && l.file === file)).toBe(true);
+    await store.close();
+    const again = await openFileStore({ dataDir });
+    expect((await again.listKeys()).keys).toEqual(['before']);
+    expect(await again.set('after restart', 4)).toEqual({ revision: 2 });
+    await again.close();
+  });
+
+  test('fail() stops writes with StoreFailedError carrying the cause; reads and close still work', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir });
+    await store.set('a', 1);
+    const cause = new Error('the directory lock was lost');
+    store.fail(cause);
+    store.fail(new Error('a later failure does not replace the first'));
+    const err = await store.set('b', 2).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreFailedError);
+    expect(err).toMatchObject({ code: 'FAILED', file: dataDir, cause });
+    expect((err as Error).message).toContain('the directory lock was lost; restart the server');
+    expect(await store.get('a')).toMatchObject({ value: 1 });
+    await store.close();
+    await expect(store.get('a')).rejects.toBeInstanceOf(StoreClosedError);
+  });
+
+  test('a log rotation that fails is logged once and retried only after the backoff, not on every batch', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({
+      dataDir,
+      fsync: 'never',
+      logger,
+      compaction: { minBytes: 4096, deadToLiveRatio: 0.5, retryAfterMs: 60_000 },
+    });
+    // The name compaction's new log would take is taken.
+    const blocker = path.join(dataDir, 'wal-0000000000000003.log');
+    fs.writeFileSync(blocker, 'not ours');
+    for (let round = 0; round < 60; round++) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => store.set(`k${i}`, { round, pad: 'p'.repeat(80) })));
+    }
+    expect(store.diskUsage.compacting).toBe(false); // due, but waiting out the backoff
+    const failures = lines.filter((l) => l.level === 50 && String(l.msg).includes('could not start a new log'));
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ file: blocker, retryAfterMs: 60_000, err: { code: 'EEXIST' } });
+    expect(fs.readFileSync(blocker, 'utf8')).toBe('not ours');
+    expect(logFiles(dataDir)).toEqual(['wal-0000000000000001.log', 'wal-0000000000000003.log']);
+    expect(await store.get('k3')).toMatchObject({ value: { round: 59 } });
+    await store.close();
+  });
+
+  test('a failed compaction whose .tmp cannot be deleted either is logged, not an unhandled rejection; close still closes the log', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({
+      dataDir,
+      fsync: 'never',
+      logger,
+      compaction: { minBytes: 4096, deadToLiveRatio: 0.5, retryAfterMs: 60_000 },
+    });
+    const realRename = fs.renameSync;
+    const realRm = fs.rmSync;
+    jest.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (String(from).endsWith('.snap.tmp')) throw eio();
+      realRename(from, to);
+    });
+    jest.spyOn(fs, 'rmSync').mockImplementation((target, options) => {
+      if (String(target).endsWith('.snap.tmp'))
+        throw Object.assign(new Error('EROFS: read-only file system (injected)'), { code: 'EROFS' });
+      realRm(target, options);
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let round = 0;
+      await pollUntil('a failed compaction', async () => {
+        await Promise.all(Array.from({ length: 10 }, (_, i) => store.set(`k${i}`, { round: round++, pad: 'p'.repeat(80) })));
+        return lines.some((l) => l.level === 50 && String(l.msg).includes('compaction failed')) || undefined;
+      });
+      expect(lines.some((l) => l.level === 50 && String(l.msg).includes('could not delete') && String(l.file).endsWith('.snap.tmp'))).toBe(
+        true,
+      );
+      expect(await store.set('after', 1)).toMatchObject({ revision: round + 1 });
+      await store.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    jest.restoreAllMocks();
+    // The log was closed properly; the leftover .tmp is removed at the next open.
+    const again = await openFileStore({ dataDir });
+    expect(await again.get('after')).toMatchObject({ value: 1 });
+    expect(fs.readdirSync(dataDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    await again.close();
+  });
+
+  test('a new log that fails half-way through creation is removed, so a later rotation and compaction succeed', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({
+      dataDir,
+      fsync: 'never',
+      logger,
+      compaction: { minBytes: 4096, deadToLiveRatio: 0.5, retryAfterMs: 50 },
+    });
+    // The first sync of a new log's header fails (after its file was created).
+    jest.spyOn(fs, 'fdatasyncSync').mockImplementationOnce(() => {
+      throw eio();
+    });
+    let round = 0;
+    const write = (): Promise<unknown> =>
+      Promise.all(Array.from({ length: 10 }, (_, i) => store.set(`k${i}`, { round: round++, pad: 'p'.repeat(80) })));
+    await pollUntil('a failed rotation', async () => {
+      await write();
+      return lines.some((l) => String(l.msg).includes('could not start a new log')) ? true : undefined;
+    });
+    expect(fs.existsSync(path.join(dataDir, 'wal-0000000000000003.log'))).toBe(false);
+    await pollUntil('a compaction to finish after the backoff', async () => {
+      await write();
+      return fs.readdirSync(dataDir).some((f) => f.endsWith('.snap')) && !store.diskUsage.compacting ? true : undefined;
+    });
+    expect(lines.filter((l) => String(l.msg).includes('could not start a new log'))).toHaveLength(1);
+    const expected = await dump(store);
+    await store.close();
+    const again = await openFileStore({ dataDir });
+    expect(await dump(again)).toEqual(expected);
+    await again.close();
+  });
+
+  test('an empty log left by an unfinished creation after the active log is removed at open, and the log before it may have a torn tail', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir });
+    for (let i = 0; i < 5; i++) await store.set(`k${i}`, i);
+    await store.close();
+    const file = path.join(dataDir, logFiles(dataDir)[0]);
+    fs.truncateSync(file, fs.statSync(file).size - 3); // torn final batch
+    const leftover = path.join(dataDir, 'wal-0000000000000003.log');
+    fs.writeFileSync(leftover, Buffer.from('KVSTO', 'latin1')); // header cut short
+    const again = await openFileStore({ dataDir });
+    expect(again.revision).toBe(4);
+    expect(fs.existsSync(leftover)).toBe(false);
+    expect(await again.set('k9', 9)).toEqual({ revision: 5 });
+    await again.close();
+    const third = await openFileStore({ dataDir });
+    expect(await third.get('k9')).toMatchObject({ modRevision: 5 });
+    await third.close();
+  });
+});

@@ -1,0 +1,50 @@
+/** Helpers shared by the file engine's test files (file-store*.test.ts). */
+import fs from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import type { FileStore } from '../../src/store/file';
+import { BATCH_RECORD_SIZE, FILE_HEADER_SIZE, RecordType } from '../../src/store/file/record-codec';
+
+/** A pino logger that keeps its lines in memory, to assert on warnings. */
+export function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
+export function logFiles(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.log'))
+    .sort();
+}
+
+/** Where each batch of a log starts and ends, and where its records start (docs/storage-format.md). */
+export function batchesOf(bytes: Buffer): Array<{ start: number; end: number; records: number[] }> {
+  const batches: Array<{ start: number; end: number; records: number[] }> = [];
+  let at = FILE_HEADER_SIZE;
+  while (at < bytes.length) {
+    expect(bytes[at + 8]).toBe(RecordType.Batch);
+    const end = at + BATCH_RECORD_SIZE + bytes.readUInt32LE(at + 17);
+    const records: number[] = [];
+    for (let r = at + BATCH_RECORD_SIZE; r < end; r += 8 + bytes.readUInt32LE(r + 4)) records.push(r);
+    batches.push({ start: at, end, records });
+    at = end;
+  }
+  return batches;
+}
+
+export function dataBytes(dir: string): number {
+  let n = 0;
+  for (const f of fs.readdirSync(dir)) if (/\.(log|snap|tmp)$/.test(f)) n += fs.statSync(path.join(dir, f)).size;
+  return n;
+}
+
+export async function dump(store: FileStore): Promise<Array<[string, unknown, number, number, number]>> {
+  const out: Array<[string, unknown, number, number, number]> = [];
+  for (const key of (await store.listKeys()).keys) {
+    const e = await store.get(key);
+    if (e) out.push([key, e.value, e.createRevision, e.modRevision, e.version]);
+  }
+  return out;
+}
