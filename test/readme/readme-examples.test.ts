@@ -8,16 +8,39 @@ import { testWithTool } from '../support/find-tool';
 /**
  * The README is a promise: every grpcurl command in its ```sh blocks is run
  * here, in order, against a fresh server. A ```json block right after a sh
- * block is the output of that block's last command; a block starting with
- * "ERROR:" is the error it must fail with.
+ * block is the output of that block's last command (for a stream, the
+ * messages one after the other); a block starting with "ERROR:" is the error
+ * it must fail with. A command with -max-time (a Watch stream) ends with
+ * DeadlineExceeded by design.
  */
 const README_ADDRESS = '127.0.0.1:50051';
 const { tool: grpcurl, test: testGrpcurl } = testWithTool('grpcurl');
 
 interface Example {
   commands: string[];
-  expectJson?: unknown;
+  expectJson?: unknown[];
   expectError?: string[];
+}
+
+/** The JSON values written one after another in `text` (grpcurl prints one per stream message). */
+function jsonSequence(text: string): unknown[] {
+  const values: unknown[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') {
+      if (depth++ === 0) start = i;
+    } else if (c === '}' || c === ']') {
+      if (--depth === 0) values.push(JSON.parse(text.slice(start, i + 1)));
+    }
+  }
+  return values;
 }
 
 function readExamples(): Example[] {
@@ -29,7 +52,7 @@ function readExamples(): Example[] {
     if (fence.lang !== 'sh' || commands.length === 0) return;
     const next = fences[i + 1];
     const example: Example = { commands };
-    if (next?.lang === 'json') example.expectJson = JSON.parse(next.body);
+    if (next?.lang === 'json') example.expectJson = jsonSequence(next.body);
     if (next?.lang === '' && next.body.startsWith('ERROR:')) {
       example.expectError = next.body
         .split('\n')
@@ -70,8 +93,9 @@ testGrpcurl('every grpcurl command in the README works as shown, against a fresh
         for (const line of example.expectError) expect(result.ok ? '' : result.stderr).toContain(line);
         continue;
       }
-      if (!result.ok) throw new Error(`README command failed: ${command}\n${result.stderr}`);
-      if (last && example.expectJson !== undefined) expect(JSON.parse(result.stdout)).toEqual(example.expectJson);
+      const streamEnded = !result.ok && args.includes('-max-time') && result.stderr.includes('Code: DeadlineExceeded');
+      if (!result.ok && !streamEnded) throw new Error(`README command failed: ${command}\n${result.stderr}`);
+      if (last && example.expectJson !== undefined) expect(jsonSequence(result.stdout)).toEqual(example.expectJson);
     }
   }
 });

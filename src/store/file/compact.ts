@@ -48,7 +48,7 @@ export class Compactor {
   private stopping = false;
   /** After a failed attempt, no retry before this time (ms), so a full disk is not hammered. */
   private retryAfter = 0;
-  /** Called after each compaction attempt ends (set by the writer loop). */
+  /** Called after each compaction attempt ends (set by the commit loop). */
   onFinished: () => void = () => undefined;
 
   constructor(
@@ -76,7 +76,7 @@ export class Compactor {
     return this.running !== undefined;
   }
 
-  /** Whether compaction should start now; the writer loop asks between batches. */
+  /** Whether compaction should start now; the commit loop asks between batches. */
   isDue(): boolean {
     if (this.running !== undefined || this.stopping || Date.now() < this.retryAfter) return false;
     const disk = this.diskBytes;
@@ -84,7 +84,7 @@ export class Compactor {
   }
 
   /**
-   * Step 1, run by the writer loop between batches (no write is in flight);
+   * Step 1, run by the commit loop between batches (no write is in flight);
    * the rest runs in the background. Never throws: if the new log cannot be
    * created, the old one stays active, the error is logged and the next
    * attempt waits out the backoff (each attempt costs an fdatasync).

@@ -9,7 +9,7 @@
  *
  * Appends use a synchronous positioned write: it only copies into the page
  * cache, and keeping it synchronous means a batch is never half-queued when
- * the writer loop moves on.
+ * the commit loop moves on.
  */
 import fs from 'node:fs';
 import { promisify } from 'node:util';
