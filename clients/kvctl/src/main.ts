@@ -31,6 +31,8 @@ function describe(error: unknown): { message: string; code: ExitCode } {
 
 /** Runs kvctl as the process: argv, stdio, exit code. */
 export function runCli(): void {
+  // grpc-js sets TLS ServerName to an IP endpoint, which Node reports as deprecated on stderr; a kvctl user can do nothing about it.
+  process.noDeprecation = true;
   // `kvctl ls | head -1` closes the pipe early: that is the reader's choice, not an error.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(EXIT.ok);
