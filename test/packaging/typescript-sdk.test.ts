@@ -102,3 +102,11 @@ export const kv: KvClient = new KvClient('127.0.0.1:50051', { credentials: crede
     run(process.execPath, [tsc, ...flags, ...types, 'use.mts', 'use.cts'], { cwd: project, timeout: 60_000 }),
   ).resolves.toBeDefined();
 });
+
+test('npm install linked kvctl into node_modules/.bin, and it runs the compiled CLI', async () => {
+  // In this file, after npm pack has rebuilt the SDK, so nothing else reads its dist/ meanwhile.
+  const { stdout } = await run(path.join(REPO_ROOT, 'node_modules/.bin/kvctl'), ['health', '--endpoint', server.address, '-o', 'value'], {
+    timeout: 30_000,
+  });
+  expect(stdout).toBe('SERVING\n');
+});
