@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the Go and Python client stubs (clients/go/gen,
-# clients/python/gen) from proto/ with buf.gen.clients.yaml. The output is
+# clients/python/src/kv_client/gen) from proto/ with buf.gen.clients.yaml. The output is
 # committed; CI reruns this and fails on any diff, so it must stay
 # byte-for-byte reproducible: every generator is pinned by
 # scripts/install-client-tools.sh, which must have run first.

@@ -2,7 +2,8 @@
 # Installs what the Go and Python clients, the client code generator and the
 # interop tests need, at pinned versions, inside the repo:
 #   .tools/bin            protoc-gen-go, protoc-gen-go-grpc, grpcurl, gojq
-#   clients/python/.venv  grpcio, grpcio-tools, protobuf (clients/python/requirements.txt)
+#   clients/python/.venv  grpcio, grpcio-tools, protobuf (clients/python/requirements.txt),
+#                         and the kv-client package itself, editable (clients/python)
 #   Go caches             clients/go's modules (go.sum pins them), compiled
 # Needs Go and Python 3 (>= 3.9) on PATH; fetches only from the Go module
 # proxy and PyPI. Safe to run again: a tool already at its pinned version is
@@ -50,19 +51,24 @@ echo "build   clients/go ($((SECONDS - started)) s)"
 
 venv=$repo/clients/python/.venv
 requirements=$repo/clients/python/requirements.txt
-# A copy of the requirements the venv was last built from: cheaper and
-# quieter than asking pip to re-resolve on every run.
+pyproject=$repo/clients/python/pyproject.toml
+# A copy of the requirements and pyproject.toml the venv was last built
+# from: cheaper and quieter than asking pip to re-resolve on every run.
 installed=$venv/requirements.installed.txt
 python=${PYTHON:-python3}
-if [[ -f $installed ]] && cmp -s "$requirements" "$installed"; then
+if [[ -f $installed ]] && cmp -s <(cat "$requirements" "$pyproject") "$installed"; then
   echo "ok      python venv"
 else
   started=$SECONDS
   rm -rf "$venv"
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-virtualenv -r "$requirements"
+  # Editable, with the pinned setuptools: the example and the interop test
+  # import kv_client from the working tree, so regenerated stubs need no reinstall.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --require-virtualenv \
+    --editable "$repo/clients/python"
   "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null
-  cp "$requirements" "$installed"
+  cat "$requirements" "$pyproject" >"$installed"
   echo "install python venv, $("$venv/bin/python" --version) ($((SECONDS - started)) s)"
 fi
 

@@ -68,13 +68,20 @@ export function usage(): string {
   const lines = Object.values(SETTINGS).map(
     (s) => `  --${s.flag.padEnd(19)} ${s.help}\n  ${' '.repeat(21)} env ${s.env}, default ${s.default}`,
   );
-  return ['usage: kv-server [flags]', '', ...lines, '  --help                print this and exit'].join('\n');
+  return [
+    'usage: kv-server [flags]',
+    '',
+    ...lines,
+    '  --help                print this and exit',
+    '  --version             print the version and exit',
+  ].join('\n');
 }
 
-/** Returns the config, or 'help' when --help was asked for. Throws ConfigError on a bad flag or value. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
+/** Returns the config, or 'help' / 'version' when that was asked for. Throws ConfigError on a bad flag or value. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' | 'version' {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean' },
   };
   for (const s of Object.values(SETTINGS)) options[s.flag] = { type: 'string' };
   let parsed: { values: Record<string, string | boolean | undefined> };
@@ -84,6 +91,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     throw new ConfigError((error as Error).message);
   }
   if (parsed.values.help === true) return 'help';
+  if (parsed.values.version === true) return 'version';
 
   const raw = (key: keyof Config): { value: string; source: string } => {
     const s = SETTINGS[key];

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig, usage, type Config } from './config';
 import { createLogger } from './logger';
@@ -8,7 +9,7 @@ import { openFileStore } from './store/file';
 
 /** Exit codes: 0 clean stop, 1 could not start or stop cleanly, 2 bad flags or environment. */
 async function main(): Promise<number> {
-  let config: Config | 'help';
+  let config: Config | 'help' | 'version';
   try {
     config = loadConfig(process.argv.slice(2), process.env);
   } catch (error) {
@@ -18,6 +19,12 @@ async function main(): Promise<number> {
   }
   if (config === 'help') {
     process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  if (config === 'version') {
+    // package.json is one level above both src/ and dist/.
+    const { version } = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    process.stdout.write(`kv-server ${version}\n`);
     return 0;
   }
 
@@ -63,10 +70,15 @@ async function main(): Promise<number> {
     process.once('SIGINT', resolve);
   });
   logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing calls in flight');
-  // A second signal means "now": skip the grace period.
-  const impatient = (): void => process.exit(1);
-  process.once('SIGTERM', impatient);
-  process.once('SIGINT', impatient);
+  // A second signal means "now": skip the grace period. Under `npm start`, Ctrl-C
+  // arrives twice at once (from the terminal, and forwarded by npm): a repeat
+  // within a second is that echo, not impatience.
+  const firstSignalAt = Date.now();
+  const impatient = (): void => {
+    if (Date.now() - firstSignalAt > 1000) process.exit(1);
+  };
+  process.on('SIGTERM', impatient);
+  process.on('SIGINT', impatient);
 
   await server.shutdown(config.shutdownGraceMs);
   await store.close();

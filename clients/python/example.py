@@ -6,7 +6,8 @@ compare-and-set (ABORTED), pages through keys, deletes, reads a missing key
 test runs it against a fresh server and expects the same lines from every
 client.
 
-    clients/python/.venv/bin/python clients/python/example.py --addr 127.0.0.1:50051
+    pip install ./clients/python     # once, into your venv: the kv-client package
+    python clients/python/example.py --addr 127.0.0.1:50051
 
 It only touches keys under "example/" and removes them at the end.
 """
@@ -14,16 +15,11 @@ It only touches keys under "example/" and removes them at the end.
 import argparse
 import json
 import os
-import pathlib
-import sys
 
 import grpc
 from google.protobuf import json_format, struct_pb2
 
-# The generated modules import each other as kv.v1.*: their package root is
-# gen/ (the proto root), which is not a directory Python searches by itself.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "gen"))
-from kv.v1 import kv_pb2, kv_pb2_grpc  # noqa: E402
+from kv_client import kv_pb2, kv_pb2_grpc
 
 DEADLINE_SECONDS = 10
 

@@ -6,6 +6,7 @@ import {
   type ChannelOptions,
   type ServiceError,
 } from '@grpc/grpc-js';
+import { HealthCheckResponse_ServingStatus, HealthClient, healthCheckResponse_ServingStatusToJSON } from './gen/health/v1/health';
 import { KeyValueServiceClient } from './gen/kv/v1/kv';
 import { KvError } from './kv-error';
 import { KvWatch, type WatchOptions } from './kv-watch';
@@ -42,7 +43,15 @@ export interface KvClientOptions {
   retry?: RetryOptions;
   /** Raw grpc-js channel options. */
   channelOptions?: ChannelOptions;
+  /**
+   * A bearer token sent as `authorization: Bearer <token>` with every call.
+   * It travels in the clear unless credentials are TLS.
+   */
+  token?: string;
 }
+
+/** What grpc.health.v1 says of the kv service: SERVING only once the store is open and until shutdown begins. */
+export type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN' | 'UNKNOWN';
 
 export interface CallOptions {
   /** Overrides the client's deadlineMs for this call. */
@@ -74,6 +83,8 @@ type Unary<Req, Res> = (
  */
 export class KvClient {
   private readonly client: KeyValueServiceClient;
+  private readonly healthClient: HealthClient;
+  private readonly authorization: string | undefined;
   private readonly deadlineMs: number;
   private readonly attempts: number;
   private readonly initialBackoffMs: number;
@@ -88,6 +99,16 @@ export class KvClient {
       'grpc.keepalive_timeout_ms': 5_000,
       ...options.channelOptions,
     });
+    this.healthClient = new HealthClient(address, grpcCredentials.createInsecure(), { channelOverride: this.client.getChannel() });
+    if (options.token !== undefined && !/^[\x21-\x7e]+$/.test(options.token)) {
+      throw new KvError(
+        'token must be non-empty printable ASCII without spaces (it travels in an HTTP/2 header)',
+        status.INVALID_ARGUMENT,
+        'INVALID_ARGUMENT',
+      );
+    }
+    // Per-call metadata rather than call credentials: grpc-js refuses to combine those with an insecure channel, and a token on loopback is fine.
+    this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.attempts = Math.max(1, options.retry?.attempts ?? 3);
     this.initialBackoffMs = options.retry?.initialBackoffMs ?? 50;
@@ -163,19 +184,27 @@ export class KvClient {
    * disconnect or a server restart; see KvWatch.
    */
   watch<T extends JsonValue = JsonValue>(options: WatchOptions): KvWatch<T> {
-    return new KvWatch<T>(this.client, options, () => new Metadata());
+    return new KvWatch<T>(this.client, options, () => this.metadata());
+  }
+
+  /** The server's grpc.health.v1 status for kv.v1.KeyValueService. Retried like a read. */
+  async health(options?: CallOptions): Promise<ServingStatus> {
+    const { status: serving } = await this.read(this.healthClient.check, { service: 'kv.v1.KeyValueService' }, options, this.healthClient);
+    return serving === HealthCheckResponse_ServingStatus.UNRECOGNIZED
+      ? 'UNKNOWN'
+      : (healthCheckResponse_ServingStatusToJSON(serving) as ServingStatus);
   }
 
   close(): void {
     this.client.close();
   }
 
-  private async read<Req, Res>(method: Unary<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
+  private async read<Req, Res>(method: Unary<Req, Res>, request: Req, options?: CallOptions, client: object = this.client): Promise<Res> {
     // One deadline for the read as a whole: retries never stretch a call past what the caller allowed.
     const deadline = this.deadline(options);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.call(method, request, deadline);
+        return await this.call(method, request, deadline, client);
       } catch (error) {
         const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 1));
         const retry = error instanceof KvError && error.code === status.UNAVAILABLE && attempt < this.attempts;
@@ -189,9 +218,17 @@ export class KvClient {
     return Date.now() + (options?.deadlineMs ?? this.deadlineMs);
   }
 
-  private call<Req, Res>(method: Unary<Req, Res>, request: Req, deadline: number): Promise<Res> {
+  /** Metadata every call carries: the token, if any. */
+  private metadata(): Metadata {
+    const metadata = new Metadata();
+    if (this.authorization !== undefined) metadata.set('authorization', this.authorization);
+    return metadata;
+  }
+
+  private call<Req, Res>(method: Unary<Req, Res>, request: Req, deadline: number, client: object = this.client): Promise<Res> {
+    const metadata = this.metadata();
     return new Promise((resolve, reject) => {
-      method.call(this.client, request, new Metadata(), { deadline: new Date(deadline) }, (error, response) => {
+      method.call(client, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
         if (error) reject(KvError.from(error));
         else resolve(response);
       });

@@ -9,7 +9,16 @@ export type ServerErrorReason = Exclude<keyof typeof ErrorReason, 'ERROR_REASON_
  * the status code when the server sent none (a transport failure, a
  * deadline) — never from message text.
  */
-export type KvErrorReason = ServerErrorReason | 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'CANCELLED' | 'DATA_LOSS' | 'INTERNAL' | 'UNKNOWN';
+export type KvErrorReason =
+  | ServerErrorReason
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'UNAVAILABLE'
+  | 'DEADLINE_EXCEEDED'
+  | 'CANCELLED'
+  | 'DATA_LOSS'
+  | 'INTERNAL'
+  | 'UNKNOWN';
 
 /** A trailer's name: its kv.v1.ErrorTrailer value's name in lower case with "-" for "_". */
 function trailerName(trailer: ErrorTrailer): string {
@@ -31,6 +40,8 @@ const REASONS_FROM_CODE: Partial<Record<status, KvErrorReason>> = {
   [status.ABORTED]: 'REVISION_MISMATCH',
   [status.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',
   [status.RESOURCE_EXHAUSTED]: 'TOO_LARGE',
+  [status.UNAUTHENTICATED]: 'UNAUTHENTICATED',
+  [status.PERMISSION_DENIED]: 'PERMISSION_DENIED',
   [status.UNAVAILABLE]: 'UNAVAILABLE',
   [status.DEADLINE_EXCEEDED]: 'DEADLINE_EXCEEDED',
   [status.CANCELLED]: 'CANCELLED',

@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import type { Runner } from '../session';
+import { expectedRevisionOption, parseExpectedRevision } from './expected-revision';
+
+export function delCommand(run: Runner): Command {
+  return new Command('del')
+    .description('delete KEY; a missing key is not an error (deleted: false)')
+    .argument('<key>')
+    .addOption(expectedRevisionOption)
+    .action(
+      run(async (session, key: string, options: { expectedRevision?: string }) => {
+        const expectedRevision = parseExpectedRevision(options.expectedRevision);
+        const deleted = await session.kv().delete(key, { expectedRevision });
+        session.printer.print({
+          json: { key, deleted },
+          table: [
+            ['KEY', 'DELETED'],
+            [key, String(deleted)],
+          ],
+          value: String(deleted),
+        });
+      }),
+    );
+}

@@ -1,0 +1,16 @@
+import { Option } from 'commander';
+import { CliError } from '../cli-error';
+
+/** --expected-revision for set and del: write only if the key's mod_revision is exactly N (0: only if absent). */
+export const expectedRevisionOption = new Option(
+  '--expected-revision <n>',
+  "write only if the key's mod_revision is N (0: only if the key does not exist); exit 3 if not",
+);
+
+export function parseExpectedRevision(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new CliError(`--expected-revision: "${raw}" is not a revision (an integer >= 0)`);
+  }
+  return Number(raw);
+}

@@ -1,0 +1,52 @@
+import { status } from '@kv/client';
+
+/** kvctl's exit codes: one per kind of outcome, so scripts can branch without reading messages. */
+export const EXIT = {
+  ok: 0,
+  notFound: 1,
+  usage: 2,
+  conflict: 3,
+  unavailable: 4,
+  rejected: 5,
+  denied: 6,
+  declined: 7,
+  serverError: 8,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** The exit codes as `kvctl --help` and the README list them. */
+export const EXIT_CODES_HELP = `Exit codes:
+  0  ok
+  1  not found (get of a missing key)
+  2  usage: a bad flag, argument, JSON value or file
+  3  conflict: --expected-revision did not match
+  4  unavailable: no server answered in time, it is shutting down, or health is not SERVING
+  5  rejected: the server refused the request (bad key, value too large, ...)
+  6  denied: not authenticated or not allowed
+  7  declined: a confirmation was answered no
+  8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)`;
+
+/** The exit code for a failed call, from its gRPC status code. */
+export function exitCodeForStatus(code: status): ExitCode {
+  switch (code) {
+    case status.NOT_FOUND:
+      return EXIT.notFound;
+    case status.ABORTED:
+      return EXIT.conflict;
+    case status.UNAVAILABLE:
+    case status.DEADLINE_EXCEEDED:
+      return EXIT.unavailable;
+    case status.INVALID_ARGUMENT:
+    case status.RESOURCE_EXHAUSTED:
+    case status.OUT_OF_RANGE:
+    case status.FAILED_PRECONDITION:
+    case status.ALREADY_EXISTS:
+      return EXIT.rejected;
+    case status.UNAUTHENTICATED:
+    case status.PERMISSION_DENIED:
+      return EXIT.denied;
+    default:
+      return EXIT.serverError;
+  }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+import { CommanderError } from 'commander';
+import { KvError } from '@kv/client';
+import { CliError } from './cli-error';
+import { EXIT, exitCodeForStatus, type ExitCode } from './exit-codes';
+import { createProgram } from './program';
+import { makeRunner, type Io } from './session';
+
+/** Runs one kvctl command line; every failure becomes one line on stderr and an exit code, never a stack. */
+export async function main(argv: string[], io: Io): Promise<ExitCode> {
+  let exitCode: ExitCode = EXIT.ok;
+  const run = makeRunner(io, (code) => (exitCode = code));
+  const program = createProgram(run, (text) => io.stderr.write(text));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    // commander has already printed its own message (usage mistakes) or the help/version.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    const { message, code } = describe(error);
+    io.stderr.write(`kvctl: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+    return code;
+  }
+}
+
+function describe(error: unknown): { message: string; code: ExitCode } {
+  if (error instanceof CliError) return { message: error.message, code: error.exitCode };
+  if (error instanceof KvError) return { message: `${error.message} (${error.reason})`, code: exitCodeForStatus(error.code) };
+  return { message: `unexpected failure: ${error instanceof Error ? error.message : String(error)}`, code: EXIT.serverError };
+}
+
+/** Runs kvctl as the process: argv, stdio, exit code. */
+export function runCli(): void {
+  // grpc-js sets TLS ServerName to an IP endpoint, which Node reports as deprecated on stderr; a kvctl user can do nothing about it.
+  process.noDeprecation = true;
+  // `kvctl ls | head -1` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT.ok);
+    throw error;
+  });
+  void main(process.argv.slice(2), process).then((code) => {
+    process.exitCode = code;
+  });
+}
+
+if (require.main === module) runCli();

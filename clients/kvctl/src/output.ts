@@ -1,0 +1,78 @@
+import type { OutputMode } from './global-options';
+
+/** Rows of a table, the first one its header. */
+export type Table = string[][];
+
+/** One result in each output form. */
+export interface Printable {
+  /** -o json: printed as indented JSON. */
+  json: unknown;
+  /** -o table (a person at a terminal): a table, or free text. */
+  table: Table | string;
+  /** -o value: the bare value, for $(...) in scripts. */
+  value: string;
+}
+
+/** How each item of a list appears in each output form. */
+export interface ListForms<T> {
+  json(item: T): unknown;
+  header: string[];
+  row(item: T): string[];
+  value(item: T): string;
+}
+
+/** Writes results to stdout in the chosen output mode. */
+export class Printer {
+  constructor(
+    readonly mode: OutputMode,
+    private readonly write: (text: string) => void,
+  ) {}
+
+  print(result: Printable): void {
+    if (this.mode === 'json') this.write(`${JSON.stringify(result.json, null, 2)}\n`);
+    else if (this.mode === 'value') this.write(`${result.value}\n`);
+    else this.write(`${typeof result.table === 'string' ? result.table : renderTable(result.table)}\n`);
+  }
+
+  /**
+   * Prints a list as it arrives: a JSON array written element by element,
+   * one value per line, or (for a person) a table once the list is complete.
+   */
+  async printList<T>(items: AsyncIterable<T>, forms: ListForms<T>): Promise<void> {
+    if (this.mode === 'table') {
+      const rows: Table = [forms.header];
+      for await (const item of items) rows.push(forms.row(item));
+      this.write(`${renderTable(rows)}\n`);
+      return;
+    }
+    let first = true;
+    if (this.mode === 'json') this.write('[');
+    for await (const item of items) {
+      if (this.mode === 'json') {
+        const element = JSON.stringify(forms.json(item), null, 2).replaceAll('\n', '\n  ');
+        this.write(`${first ? '' : ','}\n  ${element}`);
+      } else {
+        this.write(`${forms.value(item)}\n`);
+      }
+      first = false;
+    }
+    if (this.mode === 'json') this.write(first ? ']\n' : '\n]\n');
+  }
+}
+
+/** Columns padded to their widest cell, two spaces apart. */
+export function renderTable(rows: Table): string {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => [...(row[column] ?? '')].length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(cell.length + widths[column] - [...cell].length)))
+        .join('  '),
+    )
+    .join('\n');
+}
+
+/** A value as -o value prints it: strings bare (like jq -r), anything else as compact JSON. */
+export function bareValue(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}

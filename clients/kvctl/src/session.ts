@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { KvError, status, type KvClient } from '@kv/client';
+import { CliError } from './cli-error';
+import { confirm } from './confirm';
+import { connect } from './connect';
+import { EXIT, type ExitCode } from './exit-codes';
+import { resolveGlobalOptions, type GlobalOptions } from './global-options';
+import { Printer } from './output';
+
+/** The process's streams, so tests and main share one code path. */
+export interface Io {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+}
+
+/** What a command's action works with. */
+export interface Session {
+  options: GlobalOptions;
+  printer: Printer;
+  /** The SDK client, connected on first use and closed when the command ends. */
+  kv(): KvClient;
+  stdin: Io['stdin'];
+  /** A one-line notice on stderr. */
+  warn(line: string): void;
+  /** Asks on the terminal; only call when stdin is one. */
+  ask(question: string): Promise<boolean>;
+}
+
+/** A command's action: returns the exit code if it is not 0 without being an error (health NOT_SERVING). */
+export type Action<A extends unknown[]> = (session: Session, ...args: A) => Promise<ExitCode | void>;
+
+/** Turns an Action into a commander action handler. */
+export type Runner = <A extends unknown[]>(action: Action<A>) => (...args: unknown[]) => Promise<void>;
+
+export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runner {
+  return <A extends unknown[]>(action: Action<A>) =>
+    async (...args: unknown[]): Promise<void> => {
+      // commander passes the positional arguments, the command's own options, then the command.
+      const command = args[args.length - 1] as Command;
+      const options = resolveGlobalOptions(command.optsWithGlobals(), io.stdout.isTTY === true);
+      const warn = (line: string): void => void io.stderr.write(`kvctl: ${line}\n`);
+      let client: KvClient | undefined;
+      const session: Session = {
+        options,
+        printer: new Printer(options.output, (text) => io.stdout.write(text)),
+        kv: () => (client ??= connect(options, warn)),
+        stdin: io.stdin,
+        warn,
+        ask: (question) => confirm(question, io.stdin, io.stderr),
+      };
+      try {
+        const code = await action(session, ...(args.slice(0, -1) as A));
+        if (code !== undefined) setExitCode(code);
+      } catch (error) {
+        // grpc-js does not say which address it could not reach; a person needs to know.
+        if (error instanceof KvError && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED)) {
+          throw new CliError(`${options.endpoints[0]}: ${error.message} (${error.reason})`, EXIT.unavailable);
+        }
+        throw error;
+      } finally {
+        client?.close();
+      }
+    };
+}

@@ -1,0 +1,256 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { KvClient } from '@kv/client';
+import { testWithTool } from '../support/find-tool';
+import { KVCTL_SHELL, runCommand, runKvctl, type KvctlResult } from '../support/kvctl-process';
+import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
+
+/** kvctl as a user runs it: a child process against a real server, stdout a pipe (so JSON) unless a test gives it a terminal. */
+let server: RunningServer;
+let kv: KvClient;
+let scratch: string;
+
+beforeAll(async () => {
+  server = await startServer();
+  kv = new KvClient(server.address);
+  scratch = makeTempDir('kvctl-test-');
+});
+
+afterAll(async () => {
+  kv.close();
+  await server.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const kvctl = (args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<KvctlResult> =>
+  runKvctl(args, { ...options, env: { KV_ENDPOINTS: server.address, ...options.env } });
+
+/** A failure is one line on stderr, never a stack trace, and nothing on stdout. */
+function expectOneLineError(result: KvctlResult, code: number, pattern: RegExp): void {
+  expect({ code: result.code, stdout: result.stdout }).toEqual({ code, stdout: '' });
+  expect(result.stderr).toMatch(/^kvctl: [^\n]+\n$/);
+  expect(result.stderr).toMatch(pattern);
+}
+
+describe('reading and writing', () => {
+  test('set then get: the entry as JSON when piped, the bare value with -o value', async () => {
+    const set = await kvctl(['set', 'rw/ada', '{"name": "Ada", "langs": ["en", "fr"], "admin": true}']);
+    expect(set.code).toBe(0);
+    const { revision } = JSON.parse(set.stdout);
+    expect(revision).toBeGreaterThan(0);
+
+    const get = await kvctl(['get', 'rw/ada']);
+    expect(get.code).toBe(0);
+    expect(JSON.parse(get.stdout)).toEqual({
+      key: 'rw/ada',
+      value: { name: 'Ada', langs: ['en', 'fr'], admin: true },
+      createRevision: revision,
+      modRevision: revision,
+      version: 1,
+    });
+    expect((await kvctl(['get', 'rw/ada', '-o', 'value'])).stdout).toBe('{"name":"Ada","langs":["en","fr"],"admin":true}\n');
+  });
+
+  test('-o value prints a string without quotes and anything else as JSON', async () => {
+    await kv.set('rw/string', 'héllo "world"');
+    await kv.set('rw/null', null);
+    expect((await kvctl(['get', 'rw/string', '-o', 'value'])).stdout).toBe('héllo "world"\n');
+    expect((await kvctl(['-o', 'value', 'get', 'rw/null'])).stdout).toBe('null\n');
+  });
+
+  test('set takes the value from @FILE, from stdin with -, and from stdin when it is left out', async () => {
+    const file = path.join(scratch, 'value.json');
+    writeFileSync(file, '{"from": "file"}\n');
+    expect((await kvctl(['set', 'rw/file', `@${file}`])).code).toBe(0);
+    expect((await kvctl(['set', 'rw/dash', '-'], { input: '["from", "stdin"]' })).code).toBe(0);
+    expect((await kvctl(['set', 'rw/piped'], { input: '42' })).code).toBe(0);
+    expect((await kv.get('rw/file'))?.value).toEqual({ from: 'file' });
+    expect((await kv.get('rw/dash'))?.value).toEqual(['from', 'stdin']);
+    expect((await kv.get('rw/piped'))?.value).toBe(42);
+  });
+
+  test('a value that is not JSON is a usage error (exit 2) and nothing is stored', async () => {
+    expectOneLineError(await kvctl(['set', 'rw/bad', 'Ada']), 2, /the value is not JSON.*'"text"'/);
+    expectOneLineError(await kvctl(['set', 'rw/bad', `@${path.join(scratch, 'missing.json')}`]), 2, /cannot read .*missing\.json/);
+    expectOneLineError(await kvctl(['set', 'rw/bad'], { input: '{"a":' }), 2, /stdin is not JSON/);
+    expect(await kv.get('rw/bad')).toBeUndefined();
+  });
+
+  test('get of a missing key exits 1 with one line naming the key', async () => {
+    expectOneLineError(await kvctl(['get', 'rw/missing']), 1, /key "rw\/missing" not found/);
+  });
+
+  test('--expected-revision: a matching revision writes, a stale one exits 3 naming the current revision', async () => {
+    const revision = await kv.set('rw/cas', 1);
+    const won = await kvctl(['set', 'rw/cas', '2', '--expected-revision', String(revision)]);
+    expect(won.code).toBe(0);
+    const current = JSON.parse(won.stdout).revision;
+    expectOneLineError(
+      await kvctl(['set', 'rw/cas', '3', '--expected-revision', String(revision)]),
+      3,
+      new RegExp(`current mod_revision is ${current} \\(REVISION_MISMATCH\\)`),
+    );
+    expectOneLineError(await kvctl(['set', 'rw/cas', '4', '--expected-revision', '0']), 3, /REVISION_MISMATCH/);
+    expectOneLineError(await kvctl(['del', 'rw/cas', '--expected-revision', String(revision)]), 3, /REVISION_MISMATCH/);
+    expectOneLineError(await kvctl(['set', 'rw/cas', '5', '--expected-revision', 'latest']), 2, /--expected-revision: "latest"/);
+    expect((await kv.get('rw/cas'))?.value).toBe(2);
+  });
+
+  test('del says whether the key existed; a missing key is not an error', async () => {
+    await kv.set('rw/del', true);
+    expect(JSON.parse((await kvctl(['del', 'rw/del'])).stdout)).toEqual({ key: 'rw/del', deleted: true });
+    const again = await kvctl(['del', 'rw/del', '-o', 'value']);
+    expect({ code: again.code, stdout: again.stdout }).toEqual({ code: 0, stdout: 'false\n' });
+  });
+
+  test('a key the server refuses exits 5 with its reason', async () => {
+    expectOneLineError(await kvctl(['set', 'x'.repeat(5000), '1']), 5, /is 5000 bytes .*\(TOO_LARGE\)/);
+  });
+});
+
+describe('listing and clearing', () => {
+  test('ls prints every key under the prefix across pages, in order', async () => {
+    const keys = Array.from({ length: 230 }, (_, i) => `ls/${String(i).padStart(3, '0')}`);
+    await Promise.all(keys.map((key) => kv.set(key, 1)));
+    await kv.set('lsx/outside', 1);
+
+    const json = await kvctl(['ls', 'ls/']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(keys);
+    expect((await kvctl(['ls', 'ls/', '-o', 'value'])).stdout).toBe(`${keys.join('\n')}\n`);
+    expect(JSON.parse((await kvctl(['ls', 'nothing-here/'])).stdout)).toEqual([]);
+  });
+
+  test('clear without a terminal deletes at once and prints the count', async () => {
+    await Promise.all(['cl/a', 'cl/b', 'cl/c'].map((key) => kv.set(key, 1)));
+    const cleared = await kvctl(['clear', 'cl/']);
+    expect(cleared.code).toBe(0);
+    expect(JSON.parse(cleared.stdout)).toEqual({ prefix: 'cl/', deletedCount: 3 });
+    expect(JSON.parse((await kvctl(['ls', 'cl/'])).stdout)).toEqual([]);
+  });
+});
+
+describe('on a terminal (script(1) gives kvctl a pseudo-terminal)', () => {
+  /** Runs a kvctl command line with a terminal for stdin and stdout, typing `typed` into it. */
+  const inTerminal = (args: string, typed = ''): Promise<KvctlResult> =>
+    runCommand('script', ['-qec', `${KVCTL_SHELL} ${args}`, '/dev/null'], { input: typed, env: { KV_ENDPOINTS: server.address } });
+
+  test('output is a table for a person', async () => {
+    await kv.set('tty/ada', { name: 'Ada' });
+    const result = await inTerminal('get tty/ada');
+    expect(result.code).toBe(0);
+    expect(result.stdout.replaceAll('\r', '').split('\n')).toEqual([
+      'KEY      VERSION  CREATE_REVISION  MOD_REVISION  VALUE',
+      expect.stringMatching(/^tty\/ada {2}1 {8}\d+ +\d+ +\{"name":"Ada"\}$/),
+      '',
+    ]);
+  });
+
+  test('clear asks first: "n" deletes nothing and exits 7, "y" deletes, --yes does not ask', async () => {
+    await Promise.all(['ask/a', 'ask/b'].map((key) => kv.set(key, 1)));
+    const declined = await inTerminal('clear ask/', 'n\n');
+    expect(declined.code).toBe(7);
+    expect(declined.stdout).toContain('Delete every key under "ask/"? [y/N]');
+    expect(declined.stdout).toContain('kvctl: not confirmed; nothing deleted');
+    expect(await kv.get('ask/a')).toBeDefined();
+
+    const confirmed = await inTerminal('clear ask/', 'y\n');
+    expect(confirmed.code).toBe(0);
+    expect(confirmed.stdout).toMatch(/PREFIX +DELETED\r\nask\/ +2/);
+
+    await kv.set('ask/c', 1);
+    const unasked = await inTerminal('clear ask/ --yes -o value');
+    expect(unasked.code).toBe(0);
+    expect(unasked.stdout).not.toContain('[y/N]');
+    expect(unasked.stdout.replaceAll('\r', '')).toBe('1\n');
+  });
+});
+
+const { tool: jq, test: testJq } = testWithTool('jq');
+testJq('JSON output pipes into jq', async () => {
+  await kv.set('jq/ada', { name: 'Ada', langs: ['en', 'fr'] });
+  const result = await runCommand('sh', ['-c', `${KVCTL_SHELL} get jq/ada | '${jq!}' -r '.value.langs[1]'`], {
+    env: { KV_ENDPOINTS: server.address },
+  });
+  expect(result).toEqual({ code: 0, stdout: 'fr\n', stderr: '' });
+});
+
+test('a reader that closes the pipe early ends kvctl quietly', async () => {
+  await Promise.all(Array.from({ length: 300 }, (_, i) => kv.set(`pipe/${i}`, i)));
+  const result = await runCommand('sh', ['-c', `${KVCTL_SHELL} ls pipe/ -o value | head -n 1`], { env: { KV_ENDPOINTS: server.address } });
+  expect(result).toEqual({ code: 0, stdout: 'pipe/0\n', stderr: '' });
+});
+
+describe('global options', () => {
+  test('KV_ENDPOINTS and KV_OUTPUT are read; a flag wins over its variable', async () => {
+    await kv.set('env/a', 'A');
+    expect((await kvctl(['get', 'env/a'], { env: { KV_OUTPUT: 'value' } })).stdout).toBe('A\n');
+    expect(JSON.parse((await kvctl(['get', 'env/a', '-o', 'json'], { env: { KV_OUTPUT: 'value' } })).stdout).value).toBe('A');
+    const flagWins = await runKvctl(['get', 'env/a', '--endpoint', server.address, '-o', 'value'], {
+      env: { KV_ENDPOINTS: '127.0.0.1:1' },
+    });
+    expect(flagWins.stdout).toBe('A\n');
+  });
+
+  test('with several endpoints kvctl uses the first and says so', async () => {
+    await kv.set('env/b', 'B');
+    const result = await kvctl(['get', 'env/b', '-o', 'value', '--endpoint', `${server.address},127.0.0.1:1`]);
+    expect(result).toEqual({
+      code: 0,
+      stdout: 'B\n',
+      stderr: `kvctl: using ${server.address}; the other endpoints are not used (no failover yet)\n`,
+    });
+  });
+
+  test('no server at the endpoint: exit 4, naming the endpoint', async () => {
+    expectOneLineError(await kvctl(['get', 'x'], { env: { KV_ENDPOINTS: '127.0.0.1:1' } }), 4, /^kvctl: 127\.0\.0\.1:1: .*\(UNAVAILABLE\)/);
+  });
+
+  test('plaintext to an address that is not loopback is refused before connecting, unless --insecure', async () => {
+    // Refused before any connection is attempted: nothing is sent to that address.
+    expectOneLineError(
+      await kvctl(['get', 'x'], { env: { KV_ENDPOINTS: '192.0.2.1:50051' } }),
+      2,
+      /192\.0\.2\.1:50051 is not a loopback address: give --tls-ca \(TLS\), or --insecure/,
+    );
+    await kv.set('env/local', 1);
+    expect(
+      (
+        await kvctl(['get', 'env/local', '--insecure', '-o', 'value'], {
+          env: { KV_ENDPOINTS: `localhost:${server.address.split(':')[1]}` },
+        })
+      ).stdout,
+    ).toBe('1\n');
+  });
+
+  test('usage mistakes exit 2 with one line', async () => {
+    expectOneLineError(await kvctl(['frobnicate']), 2, /unknown command 'frobnicate'/);
+    expectOneLineError(await kvctl(['get']), 2, /missing required argument 'key'/);
+    expectOneLineError(await kvctl(['get', 'k', '--bogus']), 2, /unknown option '--bogus'/);
+    expectOneLineError(await kvctl(['get', 'k', '-o', 'yaml']), 2, /'yaml' is invalid/);
+    expectOneLineError(await kvctl(['get', 'k', '--timeout-ms', 'soon']), 2, /--timeout-ms: "soon"/);
+    expectOneLineError(await kvctl(['get', 'k', '--tls-cert', 'c.pem']), 2, /--tls-cert and --tls-key go together/);
+  });
+
+  test('--help lists the commands, the environment and the exit codes', async () => {
+    const help = await kvctl(['--help']);
+    expect(help.code).toBe(0);
+    for (const text of ['get <key>', 'clear [options] <prefix>', 'KV_ENDPOINTS', '3  conflict', '4  unavailable'])
+      expect(help.stdout).toContain(text);
+  });
+});
+
+describe('health and version', () => {
+  test('health is SERVING with exit 0', async () => {
+    const result = await kvctl(['health']);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ endpoint: server.address, status: 'SERVING' });
+  });
+
+  test('version and --version print the package version', async () => {
+    const { version } = JSON.parse(readFileSync(path.join(REPO_ROOT, 'clients/kvctl/package.json'), 'utf8'));
+    expect(JSON.parse((await kvctl(['version'])).stdout)).toEqual({ kvctl: version });
+    expect((await kvctl(['--version'])).stdout).toBe(`${version}\n`);
+  });
+});
