@@ -10,8 +10,8 @@
  *
  * When LOCK exists, the recorded owner decides, and only what can be proved:
  *   - same boot and pid namespace (or, without /proc, same host) and the pid
- *     is not alive, or alive with another start time (pid reused): gone, take
- *     the lock over now;
+ *     is not alive, a zombie (killed, not yet reaped by its parent), or alive
+ *     with another start time (pid reused): gone, take the lock over now;
  *   - same boot and pid namespace, pid alive with the recorded start time:
  *     LockedError naming the directory and pid;
  *   - anything else (OWNER missing or partial, our own pid in another or
@@ -350,15 +350,24 @@ function selfIdentity(): Omit<OwnerRecord, 'instance'> {
 
 /** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot; undefined where there is no /proc. */
 export function processStartTime(pid: number): string | undefined {
+  return procStat(pid)?.start;
+}
+
+/**
+ * Fields 3 (state: R, S, D, Z, X...) and 22 (start time) of /proc/<pid>/stat;
+ * undefined where there is no /proc or no such process.
+ */
+function procStat(pid: number): { state: string | undefined; start: string | undefined } | undefined {
+  let stat: string;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses; fields 3.. follow the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const start = fields[19];
-    return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return undefined;
   }
+  // The command name (field 2) may contain spaces and parentheses; fields 3.. follow the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const start = fields[19];
+  return { state: fields[0], start: start !== undefined && /^\d+$/.test(start) ? start : undefined };
 }
 
 /**
@@ -383,8 +392,11 @@ export function ownerState(owner: OwnerRecord, me: Omit<OwnerRecord, 'instance'>
     if (code === 'ESRCH') return 'gone';
     if (code !== 'EPERM') return 'unknown';
   }
-  const start = processStartTime(owner.pid);
-  if (owner.start !== undefined && start !== undefined && start !== owner.start) return 'gone'; // pid reused
+  const stat = procStat(owner.pid);
+  // A SIGKILLed owner whose parent has not reaped it yet still answers kill(pid, 0): a zombie (Z), or
+  // one being reaped (X), holds no files and runs no code, so it is dead.
+  if (stat?.state === 'Z' || stat?.state === 'X') return 'gone';
+  if (owner.start !== undefined && stat?.start !== undefined && stat.start !== owner.start) return 'gone'; // pid reused
   return 'alive';
 }
 
