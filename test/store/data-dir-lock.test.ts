@@ -5,7 +5,14 @@ import type { Readable, Writable } from 'node:stream';
 import pino from 'pino';
 import { silentLogger } from '../../src/logger';
 import { LockedError } from '../../src/store/errors';
-import { type OwnerRecord, formatOwner, lockDataDir, processStartTime, readOwner } from '../../src/store/file/data-dir-lock';
+import {
+  LockNotReleasedError,
+  type OwnerRecord,
+  formatOwner,
+  lockDataDir,
+  processStartTime,
+  readOwner,
+} from '../../src/store/file/data-dir-lock';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 
 const dirs = tempDataDirs();
@@ -302,7 +309,7 @@ describe('data directory lock: in this process', () => {
 describe('data directory lock: compromised', () => {
   const fast = { staleMs: 2_000, updateMs: 1_000 };
 
-  test('LOCK removed under us: onCompromised fires, and release leaves the directory alone', async () => {
+  test('LOCK removed under us: onCompromised fires, and release leaves the directory alone and says the lock was lost', async () => {
     const dataDir = dirs.make();
     const seen: Error[] = [];
     const lock = await lockDataDir(dataDir, silentLogger, { ...fast, onCompromised: (e) => seen.push(e) });
@@ -311,7 +318,11 @@ describe('data directory lock: compromised', () => {
     await pollUntil('onCompromised', () => (seen.length > 0 ? true : undefined), 10_000);
     expect(seen).toHaveLength(1);
     expect(lock.compromised).toBe(seen[0]);
-    await lock.release();
+    const err = await lock.release().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockNotReleasedError);
+    expect((err as Error).message).toMatch(new RegExp(`^the lock on data directory ${dataDir} was lost while it was open \\(.+\\); `));
+    expect(fs.existsSync(path.join(dataDir, 'LOCK'))).toBe(false);
+    await lock.release(); // reported once; twice is harmless
   });
 
   test("LOCK replaced by another owner's: onCompromised fires; release keeps the new owner's LOCK", async () => {
@@ -322,7 +333,7 @@ describe('data directory lock: compromised', () => {
     const other = { ...me(), host: 'elsewhere', instance: 'a'.repeat(32) };
     plantLock(dataDir, other);
     await pollUntil('onCompromised', () => (seen.length > 0 ? true : undefined), 10_000);
-    await lock.release();
+    await expect(lock.release()).rejects.toBeInstanceOf(LockNotReleasedError);
     expect(readOwner(path.join(dataDir, 'LOCK', 'OWNER'))).toEqual(other);
   });
 
@@ -334,6 +345,22 @@ describe('data directory lock: compromised', () => {
     fs.rmSync(path.join(dataDir, 'LOCK'), { recursive: true });
     const line = await pollUntil('an error log', () => logged.find((l) => l.includes('compromised')), 10_000);
     expect(JSON.parse(line)).toMatchObject({ level: 50, dir: fs.realpathSync(dataDir) });
-    await lock.release();
+    await expect(lock.release()).rejects.toBeInstanceOf(LockNotReleasedError);
+  });
+});
+
+describe('data directory lock: release', () => {
+  test('LOCK that cannot be removed: release says so, and that the next start takes it over once stale', async () => {
+    const dataDir = dirs.make();
+    const lock = await lockDataDir(dataDir, silentLogger, { staleMs: 4_000 });
+    // Something dropped into LOCK: rmdir fails with ENOTEMPTY after OWNER is gone.
+    fs.writeFileSync(path.join(dataDir, 'LOCK', 'stray'), '');
+    const err = await lock.release().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockNotReleasedError);
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^could not remove ${path.join(fs.realpathSync(dataDir), 'LOCK')}: ENOTEMPTY.*; the next start takes it over once it is 4000 ms old$`,
+      ),
+    );
   });
 });

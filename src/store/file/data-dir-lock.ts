@@ -42,7 +42,21 @@ import { LockedError } from '../errors';
 export interface DataDirLock {
   /** Set once the lock was lost while held (LOCK removed or replaced); the directory is no longer ours. */
   readonly compromised: Error | undefined;
+  /** Removes LOCK; rejects with LockNotReleasedError if it cannot, or if the lock had been lost. Idempotent. */
   release(): Promise<void>;
+}
+
+/**
+ * release() could not give the directory back: LOCK could not be removed, or
+ * had already been lost while held. The message says which, and what the next
+ * start will find.
+ */
+export class LockNotReleasedError extends Error {
+  readonly code = 'LOCK_NOT_RELEASED';
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'LockNotReleasedError';
+  }
 }
 
 export interface DataDirLockOptions {
@@ -173,9 +187,23 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
       if (state.released) return;
       state.released = true;
       heldInThisProcess.delete(realDir);
-      if (state.compromised !== undefined) return; // LOCK is not ours any more: leave it alone.
-      removeOwnFile(ownerPath, me.instance);
-      await releaseLock().catch((err: unknown) => logger.warn({ err, dir: realDir }, 'releasing the data directory lock failed'));
+      if (state.compromised !== undefined) {
+        // LOCK is not ours any more: leave it alone, and do not let the caller believe it gave the directory back.
+        throw new LockNotReleasedError(
+          `the lock on data directory ${dir} was lost while it was open (${state.compromised.message}); ${lockPath} was left alone`,
+          state.compromised,
+        );
+      }
+      try {
+        removeOwnFile(ownerPath, me.instance);
+        await releaseLock();
+      } catch (err) {
+        const next =
+          readOwner(ownerPath)?.instance === me.instance
+            ? 'the next start takes it over at once, as this process will be gone'
+            : `the next start takes it over once it is ${staleMs} ms old`;
+        throw new LockNotReleasedError(`could not remove ${lockPath}: ${(err as Error).message}; ${next}`, err);
+      }
     },
   };
 }
