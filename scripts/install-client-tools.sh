@@ -3,7 +3,7 @@
 # interop tests need, at pinned versions, inside the repo:
 #   .tools/bin            protoc-gen-go, protoc-gen-go-grpc, grpcurl, gojq
 #   clients/python/.venv  grpcio, grpcio-tools, protobuf (clients/python/requirements.txt)
-#   Go caches             clients/go's modules (go.sum pins them), compiled
+#   Go caches             clients/go's and test/chaos/go's modules (their go.sum pins them), compiled
 # Needs Go and Python 3 (>= 3.9) on PATH; fetches only from the Go module
 # proxy and PyPI. Safe to run again: a tool already at its pinned version is
 # left alone, and the venv is only touched when requirements.txt changed.
@@ -47,6 +47,12 @@ done
 started=$SECONDS
 (cd clients/go && go mod download && go build ./...)
 echo "build   clients/go ($((SECONDS - started)) s)"
+
+# The chaos run's Go client and its checker (porcupine, pinned by
+# test/chaos/go/go.sum), likewise fetched and compiled ahead of npm test.
+started=$SECONDS
+(cd test/chaos/go && go mod download && go build ./...)
+echo "build   test/chaos/go ($((SECONDS - started)) s)"
 
 venv=$repo/clients/python/.venv
 requirements=$repo/clients/python/requirements.txt
