@@ -4,7 +4,7 @@
 #   .tools/bin            protoc-gen-go, protoc-gen-go-grpc, grpcurl, gojq
 #   clients/python/.venv  grpcio, grpcio-tools, protobuf (clients/python/requirements.txt),
 #                         and the kv-client package itself, editable (clients/python)
-#   Go caches             clients/go's modules (go.sum pins them), compiled
+#   Go caches             clients/go's and test/chaos/go's modules (their go.sum pins them), compiled
 # Needs Go and Python 3 (>= 3.9) on PATH; fetches only from the Go module
 # proxy and PyPI. Safe to run again: a tool already at its pinned version is
 # left alone, and the venv is only touched when requirements.txt changed.
@@ -48,6 +48,12 @@ done
 started=$SECONDS
 (cd clients/go && go mod download && go build ./...)
 echo "build   clients/go ($((SECONDS - started)) s)"
+
+# The chaos run's Go client and its checker (porcupine, pinned by
+# test/chaos/go/go.sum), likewise fetched and compiled ahead of npm test.
+started=$SECONDS
+(cd test/chaos/go && go mod download && go build ./...)
+echo "build   test/chaos/go ($((SECONDS - started)) s)"
 
 venv=$repo/clients/python/.venv
 requirements=$repo/clients/python/requirements.txt

@@ -6,6 +6,7 @@ import { createLogger } from './logger';
 import { createServer } from './server/create-server';
 import { StoreError } from './store/errors';
 import { openFileStore } from './store/file';
+import { LockNotReleasedError } from './store/file/data-dir-lock';
 
 /** Exit codes: 0 clean stop, 1 could not start or stop cleanly, 2 bad flags or environment. */
 async function main(): Promise<number> {
@@ -81,7 +82,13 @@ async function main(): Promise<number> {
   process.on('SIGINT', impatient);
 
   await server.shutdown(config.shutdownGraceMs);
-  await store.close();
+  try {
+    await store.close();
+  } catch (error) {
+    if (!(error instanceof LockNotReleasedError)) throw error;
+    process.stderr.write(`kv-server: stopped, but ${error.message}\n`);
+    return 1;
+  }
   logger.info('stopped; data directory released');
   return 0;
 }

@@ -5,7 +5,14 @@ import type { Readable, Writable } from 'node:stream';
 import pino from 'pino';
 import { silentLogger } from '../../src/logger';
 import { LockedError } from '../../src/store/errors';
-import { type OwnerRecord, formatOwner, lockDataDir, processStartTime, readOwner } from '../../src/store/file/data-dir-lock';
+import {
+  LockNotReleasedError,
+  type OwnerRecord,
+  formatOwner,
+  lockDataDir,
+  processStartTime,
+  readOwner,
+} from '../../src/store/file/data-dir-lock';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 
 const dirs = tempDataDirs();
@@ -209,6 +216,81 @@ describe('data directory lock: who the recorded owner is', () => {
   });
 });
 
+/** Field 3 of /proc/<pid>/stat (R, S, Z...), or undefined once the process is gone. */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The lock child under a parent that does not reap it: perl forks and execs
+ * the child, then blocks reading fd 3 and only calls waitpid once that pipe
+ * is closed. Until then a SIGKILLed child stays a zombie.
+ */
+function startChildUnderNonReapingParent(dataDir: string): Omit<Child, 'proc'> & { go(): void; reap(): void } {
+  const parentScript = [
+    'my $pid = fork() // die "fork: $!";',
+    'if ($pid == 0) { exec @ARGV or die "exec: $!" }',
+    'open(my $ctl, "<&=", 3) or die "fd 3: $!";',
+    '<$ctl>;',
+    'waitpid($pid, 0);',
+  ].join(' ');
+  const args = ['-e', parentScript, process.execPath, '--import', 'tsx', path.join(__dirname, 'data-dir-lock-child.ts'), dataDir];
+  const proc = spawn('perl', args, { stdio: ['pipe', 'pipe', 'inherit', 'pipe'] });
+  const stdin = proc.stdio[0] as Writable;
+  const stdout = proc.stdio[1] as Readable;
+  const control = proc.stdio[3] as Writable;
+  let out = '';
+  stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  return {
+    exited,
+    ready: () => out.split('\n').includes('ready'),
+    results: () =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { won?: boolean; pid?: number; code?: string; message?: string }),
+    go: () => stdin.write('go\n'),
+    reap: () => control.end(),
+  };
+}
+
+describe('data directory lock: a SIGKILLed owner not yet reaped', () => {
+  (hasProc ? test : test.skip)(
+    'an owner that is a zombie (its parent has not reaped it) is dead: its lock is taken over at once',
+    async () => {
+      const dataDir = dirs.make();
+      const data = plantDataFile(dataDir);
+      const holder = startChildUnderNonReapingParent(dataDir);
+      try {
+        await pollUntil('the child to start', () => (holder.ready() ? true : undefined), 20_000);
+        holder.go();
+        const won = await pollUntil('the child to lock', () => holder.results()[0], 20_000);
+        expect(won).toMatchObject({ won: true });
+        const pid = won.pid as number;
+        process.kill(pid, 'SIGKILL');
+        await pollUntil('the killed child to be a zombie', () => (procState(pid) === 'Z' ? true : undefined), 10_000);
+
+        const started = Date.now();
+        const lock = await lockDataDir(dataDir, silentLogger);
+        expect(Date.now() - started).toBeLessThan(5_000); // not by waiting out the staleness of LOCK
+        expect(procState(pid)).toBe('Z'); // still unreaped when it was judged
+        expect(readOwner(path.join(dataDir, 'LOCK', 'OWNER'))?.pid).toBe(process.pid);
+        data.check();
+        await lock.release();
+      } finally {
+        holder.reap();
+        await holder.exited;
+      }
+    },
+  );
+});
+
 describe('data directory lock: in this process', () => {
   test('a second open in the same process is told so; release frees the directory', async () => {
     const dataDir = dirs.make();
@@ -227,7 +309,7 @@ describe('data directory lock: in this process', () => {
 describe('data directory lock: compromised', () => {
   const fast = { staleMs: 2_000, updateMs: 1_000 };
 
-  test('LOCK removed under us: onCompromised fires, and release leaves the directory alone', async () => {
+  test('LOCK removed under us: onCompromised fires, and release leaves the directory alone and says the lock was lost', async () => {
     const dataDir = dirs.make();
     const seen: Error[] = [];
     const lock = await lockDataDir(dataDir, silentLogger, { ...fast, onCompromised: (e) => seen.push(e) });
@@ -236,7 +318,11 @@ describe('data directory lock: compromised', () => {
     await pollUntil('onCompromised', () => (seen.length > 0 ? true : undefined), 10_000);
     expect(seen).toHaveLength(1);
     expect(lock.compromised).toBe(seen[0]);
-    await lock.release();
+    const err = await lock.release().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockNotReleasedError);
+    expect((err as Error).message).toMatch(new RegExp(`^the lock on data directory ${dataDir} was lost while it was open \\(.+\\); `));
+    expect(fs.existsSync(path.join(dataDir, 'LOCK'))).toBe(false);
+    await lock.release(); // reported once; twice is harmless
   });
 
   test("LOCK replaced by another owner's: onCompromised fires; release keeps the new owner's LOCK", async () => {
@@ -247,7 +333,7 @@ describe('data directory lock: compromised', () => {
     const other = { ...me(), host: 'elsewhere', instance: 'a'.repeat(32) };
     plantLock(dataDir, other);
     await pollUntil('onCompromised', () => (seen.length > 0 ? true : undefined), 10_000);
-    await lock.release();
+    await expect(lock.release()).rejects.toBeInstanceOf(LockNotReleasedError);
     expect(readOwner(path.join(dataDir, 'LOCK', 'OWNER'))).toEqual(other);
   });
 
@@ -259,6 +345,22 @@ describe('data directory lock: compromised', () => {
     fs.rmSync(path.join(dataDir, 'LOCK'), { recursive: true });
     const line = await pollUntil('an error log', () => logged.find((l) => l.includes('compromised')), 10_000);
     expect(JSON.parse(line)).toMatchObject({ level: 50, dir: fs.realpathSync(dataDir) });
-    await lock.release();
+    await expect(lock.release()).rejects.toBeInstanceOf(LockNotReleasedError);
+  });
+});
+
+describe('data directory lock: release', () => {
+  test('LOCK that cannot be removed: release says so, and that the next start takes it over once stale', async () => {
+    const dataDir = dirs.make();
+    const lock = await lockDataDir(dataDir, silentLogger, { staleMs: 4_000 });
+    // Something dropped into LOCK: rmdir fails with ENOTEMPTY after OWNER is gone.
+    fs.writeFileSync(path.join(dataDir, 'LOCK', 'stray'), '');
+    const err = await lock.release().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockNotReleasedError);
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^could not remove ${path.join(fs.realpathSync(dataDir), 'LOCK')}: ENOTEMPTY.*; the next start takes it over once it is 4000 ms old$`,
+      ),
+    );
   });
 });

@@ -10,8 +10,8 @@
  *
  * When LOCK exists, the recorded owner decides, and only what can be proved:
  *   - same boot and pid namespace (or, without /proc, same host) and the pid
- *     is not alive, or alive with another start time (pid reused): gone, take
- *     the lock over now;
+ *     is not alive, a zombie (killed, not yet reaped by its parent), or alive
+ *     with another start time (pid reused): gone, take the lock over now;
  *   - same boot and pid namespace, pid alive with the recorded start time:
  *     LockedError naming the directory and pid;
  *   - anything else (OWNER missing or partial, our own pid in another or
@@ -42,7 +42,21 @@ import { LockedError } from '../errors';
 export interface DataDirLock {
   /** Set once the lock was lost while held (LOCK removed or replaced); the directory is no longer ours. */
   readonly compromised: Error | undefined;
+  /** Removes LOCK; rejects with LockNotReleasedError if it cannot, or if the lock had been lost. Idempotent. */
   release(): Promise<void>;
+}
+
+/**
+ * release() could not give the directory back: LOCK could not be removed, or
+ * had already been lost while held. The message says which, and what the next
+ * start will find.
+ */
+export class LockNotReleasedError extends Error {
+  readonly code = 'LOCK_NOT_RELEASED';
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'LockNotReleasedError';
+  }
 }
 
 export interface DataDirLockOptions {
@@ -173,9 +187,23 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
       if (state.released) return;
       state.released = true;
       heldInThisProcess.delete(realDir);
-      if (state.compromised !== undefined) return; // LOCK is not ours any more: leave it alone.
-      removeOwnFile(ownerPath, me.instance);
-      await releaseLock().catch((err: unknown) => logger.warn({ err, dir: realDir }, 'releasing the data directory lock failed'));
+      if (state.compromised !== undefined) {
+        // LOCK is not ours any more: leave it alone, and do not let the caller believe it gave the directory back.
+        throw new LockNotReleasedError(
+          `the lock on data directory ${dir} was lost while it was open (${state.compromised.message}); ${lockPath} was left alone`,
+          state.compromised,
+        );
+      }
+      try {
+        removeOwnFile(ownerPath, me.instance);
+        await releaseLock();
+      } catch (err) {
+        const next =
+          readOwner(ownerPath)?.instance === me.instance
+            ? 'the next start takes it over at once, as this process will be gone'
+            : `the next start takes it over once it is ${staleMs} ms old`;
+        throw new LockNotReleasedError(`could not remove ${lockPath}: ${(err as Error).message}; ${next}`, err);
+      }
     },
   };
 }
@@ -350,15 +378,24 @@ function selfIdentity(): Omit<OwnerRecord, 'instance'> {
 
 /** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot; undefined where there is no /proc. */
 export function processStartTime(pid: number): string | undefined {
+  return procStat(pid)?.start;
+}
+
+/**
+ * Fields 3 (state: R, S, D, Z, X...) and 22 (start time) of /proc/<pid>/stat;
+ * undefined where there is no /proc or no such process.
+ */
+function procStat(pid: number): { state: string | undefined; start: string | undefined } | undefined {
+  let stat: string;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses; fields 3.. follow the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const start = fields[19];
-    return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return undefined;
   }
+  // The command name (field 2) may contain spaces and parentheses; fields 3.. follow the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const start = fields[19];
+  return { state: fields[0], start: start !== undefined && /^\d+$/.test(start) ? start : undefined };
 }
 
 /**
@@ -383,8 +420,11 @@ export function ownerState(owner: OwnerRecord, me: Omit<OwnerRecord, 'instance'>
     if (code === 'ESRCH') return 'gone';
     if (code !== 'EPERM') return 'unknown';
   }
-  const start = processStartTime(owner.pid);
-  if (owner.start !== undefined && start !== undefined && start !== owner.start) return 'gone'; // pid reused
+  const stat = procStat(owner.pid);
+  // A SIGKILLed owner whose parent has not reaped it yet still answers kill(pid, 0): a zombie (Z), or
+  // one being reaped (X), holds no files and runs no code, so it is dead.
+  if (stat?.state === 'Z' || stat?.state === 'X') return 'gone';
+  if (owner.start !== undefined && stat?.start !== undefined && stat.start !== owner.start) return 'gone'; // pid reused
   return 'alive';
 }
 

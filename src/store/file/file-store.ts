@@ -219,7 +219,8 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     if (lock.compromised !== undefined) store.fail(new StoreFailedError(path.join(dir, 'LOCK'), lock.compromised));
     return store;
   } catch (err) {
-    await lock.release();
+    // The open error is what the caller must see; a failed release is only logged.
+    await lock.release().catch((releaseError: unknown) => logger.warn({ err: releaseError }, 'could not release the data directory'));
     throw err;
   }
 }
