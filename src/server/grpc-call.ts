@@ -4,10 +4,12 @@
  * throws to a status in one place (to-status.ts).
  */
 import type {
+  handleBidiStreamingCall,
   handleServerStreamingCall,
   handleUnaryCall,
   Metadata,
   sendUnaryData,
+  ServerDuplexStream,
   ServerUnaryCall,
   ServerWritableStream,
 } from '@grpc/grpc-js';
@@ -91,60 +93,100 @@ export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): han
   };
 }
 
-/**
- * A server-streaming handler for grpc-js. The method's responseSerialize
- * (key-value-service.ts) encodes the handler's messages of type M, which is
- * why they are written as the generated response type.
- */
-export function serverStream<Req, M, Res>(handler: StreamHandler<Req, M>, deps: GrpcDeps): handleServerStreamingCall<Req, Res> {
-  return (call: ServerWritableStream<Req, Res>): void => {
-    const controller = new AbortController();
-    let ended = false;
-    const end = (error: unknown): void => {
-      if (ended) return;
-      ended = true;
-      forget();
-      controller.abort();
-      if (error === undefined) {
-        call.end();
-        return;
-      }
-      if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
-      call.emit('error', toGrpcStatus(error, deps.logger));
-    };
-    const forget = deps.streams.add(end);
-    call.once('cancelled', () => {
-      ended = true;
-      forget();
-      controller.abort();
-    });
+/** A bidirectional-streaming handler: requests come as they arrive; resolves when the client is done. */
+export type DuplexHandler<Req, M> = (context: CallContext, requests: AsyncIterable<Req>, sink: StreamSink<M>) => Promise<void>;
+
+/** A server-streaming handler for grpc-js; M is what the method's responseSerialize encodes. */
+export function serverStream<Req, M>(handler: StreamHandler<Req, M>, deps: GrpcDeps): handleServerStreamingCall<Req, M> {
+  return (call: ServerWritableStream<Req, M>): void => {
+    const stream = openStream(call, deps);
     const request: Req | InvalidArgumentError = call.request;
-    if (request instanceof InvalidArgumentError) return end(request);
-    let context: CallContext;
-    try {
-      context = { store: deps.store, access: deps.authenticate({ metadata: call.metadata, peer: call.getPeer() }) };
-    } catch (error) {
-      return end(error);
+    if (request instanceof InvalidArgumentError) return stream.end(request);
+    const context = stream.context();
+    if (context !== undefined) stream.run(handler(context, request, stream.sink));
+  };
+}
+
+/** A bidirectional-streaming handler for grpc-js. */
+export function duplexStream<Req, M>(handler: DuplexHandler<Req, M>, deps: GrpcDeps): handleBidiStreamingCall<Req, M> {
+  return (call: ServerDuplexStream<Req, M>): void => {
+    const stream = openStream(call, deps);
+    const context = stream.context();
+    if (context !== undefined) stream.run(handler(context, requestsOf(call), stream.sink));
+  };
+}
+
+/** The requests of a duplex call; one that did not decode ends the call with INVALID_ARGUMENT. */
+async function* requestsOf<Req>(call: ServerDuplexStream<Req, unknown>): AsyncGenerator<Req, void, undefined> {
+  for await (const request of call as AsyncIterable<Req | InvalidArgumentError>) {
+    if (request instanceof InvalidArgumentError) throw request;
+    yield request;
+  }
+}
+
+interface OpenStream<M> {
+  sink: StreamSink<M>;
+  /** The call's context, or undefined if authentication failed (the call is ended then). */
+  context(): CallContext | undefined;
+  /** Ends the call when the handler settles: OK, or the handler's error as a status. */
+  run(handling: Promise<void>): void;
+  end(error: unknown): void;
+}
+
+/** What both kinds of stream share: the sink with backpressure, shutdown and cancellation, the status at the end. */
+function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStream<unknown, M>, deps: GrpcDeps): OpenStream<M> {
+  const controller = new AbortController();
+  let ended = false;
+  const end = (error: unknown): void => {
+    if (ended) return;
+    ended = true;
+    forget();
+    controller.abort();
+    if (error === undefined) {
+      call.end();
+      return;
     }
-    const sink: StreamSink<M> = {
-      signal: controller.signal,
-      send: (message) => {
-        if (ended) return Promise.resolve();
-        if (call.write(message as unknown as Res)) return Promise.resolve();
-        return new Promise((resolve) => {
-          const done = (): void => {
-            call.off('drain', done);
-            controller.signal.removeEventListener('abort', done);
-            resolve();
-          };
-          call.on('drain', done);
-          controller.signal.addEventListener('abort', done);
-        });
-      },
-    };
-    handler(context, request, sink).then(
-      () => end(undefined),
-      (error: unknown) => end(error),
-    );
+    if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
+    call.emit('error', toGrpcStatus(error, deps.logger));
+  };
+  const forget = deps.streams.add(end);
+  call.once('cancelled', () => {
+    ended = true;
+    forget();
+    controller.abort();
+  });
+  const sink: StreamSink<M> = {
+    signal: controller.signal,
+    send: (message) => {
+      if (ended) return Promise.resolve();
+      if (call.write(message)) return Promise.resolve();
+      return new Promise((resolve) => {
+        const done = (): void => {
+          call.off('drain', done);
+          controller.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        call.on('drain', done);
+        controller.signal.addEventListener('abort', done);
+      });
+    },
+  };
+  return {
+    sink,
+    end,
+    context: () => {
+      try {
+        return { store: deps.store, access: deps.authenticate({ metadata: call.metadata, peer: call.getPeer() }) };
+      } catch (error) {
+        end(error);
+        return undefined;
+      }
+    },
+    run: (handling) => {
+      handling.then(
+        () => end(undefined),
+        (error: unknown) => end(error),
+      );
+    },
   };
 }

@@ -4,11 +4,3 @@
 export class InvalidArgumentError extends Error {
   readonly code = 'INVALID_ARGUMENT';
 }
-
-/** Get of a key that does not exist. */
-export class KeyNotFoundError extends Error {
-  readonly code = 'NOT_FOUND';
-  constructor(readonly key: string) {
-    super(`key ${JSON.stringify(key)} not found`);
-  }
-}

@@ -8,7 +8,7 @@ import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import { ErrorReason, ErrorTrailer, errorReasonToJSON, errorTrailerToJSON } from '../gen/kv/v1/kv';
 import type { Logger } from '../logger';
 import { RevisionMismatchError, StoreError, WatchCompactedError, WatchTooSlowError } from '../store/errors';
-import { InvalidArgumentError, KeyNotFoundError } from './service-errors';
+import { InvalidArgumentError } from './service-errors';
 
 /** A trailer's name: its ErrorTrailer value's name in lower case with "-" for "_" (KV_REASON -> "kv-reason"). */
 export function trailerName(trailer: ErrorTrailer): string {
@@ -45,6 +45,25 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   COMPACTED: status.OUT_OF_RANGE,
   // The watcher fell behind; it resumes from the revision named.
   WATCH_TOO_SLOW: status.RESOURCE_EXHAUSTED,
+  NOT_FOUND: status.NOT_FOUND,
+  LEASE_NOT_FOUND: status.NOT_FOUND,
+};
+
+/** Store error codes are ErrorReason names; one table, checked by the compiler both ways. */
+const REASONS: Record<StoreError['code'], ErrorReason> = {
+  INVALID_KEY: ErrorReason.INVALID_KEY,
+  TOO_LARGE: ErrorReason.TOO_LARGE,
+  INVALID_VALUE: ErrorReason.INVALID_VALUE,
+  INVALID_ARGUMENT: ErrorReason.INVALID_ARGUMENT,
+  REVISION_MISMATCH: ErrorReason.REVISION_MISMATCH,
+  CLOSED: ErrorReason.CLOSED,
+  CORRUPT: ErrorReason.CORRUPT,
+  LOCKED: ErrorReason.LOCKED,
+  FAILED: ErrorReason.FAILED,
+  COMPACTED: ErrorReason.COMPACTED,
+  WATCH_TOO_SLOW: ErrorReason.WATCH_TOO_SLOW,
+  NOT_FOUND: ErrorReason.NOT_FOUND,
+  LEASE_NOT_FOUND: ErrorReason.LEASE_NOT_FOUND,
 };
 
 export function describeError(error: unknown, logger: Logger): CallStatus {
@@ -53,13 +72,10 @@ export function describeError(error: unknown, logger: Logger): CallStatus {
     if (error instanceof RevisionMismatchError) trailers[CURRENT_REVISION_TRAILER] = String(error.currentRevision);
     if (error instanceof WatchCompactedError) trailers[OLDEST_REVISION_TRAILER] = String(error.oldestRevision);
     if (error instanceof WatchTooSlowError) trailers[RESUME_REVISION_TRAILER] = String(error.resumeRevision);
-    return { code: STORE_CODES[error.code], message: error.message, reason: ErrorReason[error.code], trailers };
+    return { code: STORE_CODES[error.code], message: error.message, reason: REASONS[error.code], trailers };
   }
   if (error instanceof InvalidArgumentError) {
     return { code: status.INVALID_ARGUMENT, message: error.message, reason: ErrorReason.INVALID_ARGUMENT, trailers: {} };
-  }
-  if (error instanceof KeyNotFoundError) {
-    return { code: status.NOT_FOUND, message: error.message, reason: ErrorReason.NOT_FOUND, trailers: {} };
   }
   logger.error({ err: error }, 'unexpected error while serving a call');
   return { code: status.INTERNAL, message: 'internal error (logged by the server)', trailers: {} };

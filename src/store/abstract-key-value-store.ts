@@ -22,6 +22,15 @@ import type {
   Watch,
   WatchOptions,
   WriteOptions,
+  Compare,
+  Lease,
+  LeaseInfo,
+  ListEntriesResult,
+  SetOptions,
+  TxnOp,
+  TxnRequest,
+  TxnResult,
+  UpdateOptions,
 } from './key-value-store';
 import { validateKey, validatePrefix } from './key-rules';
 import { encodeValue } from './value-rules';
@@ -31,7 +40,13 @@ export interface StoreLimits {
   maxKeyBytes: number;
   /** The largest value, in bytes of its JSON encoding. */
   maxValueBytes: number;
+  /** The most compares, and the most ops in each branch, of a transaction. */
+  maxTxnOps: number;
 }
+
+export const DEFAULT_MAX_TXN_OPS = 128;
+/** The longest time to live a lease may have: a year. */
+export const MAX_LEASE_TTL_MS = 365 * 24 * 60 * 60 * 1000;
 
 /** A set that passed validation: the value is already JSON text. */
 export interface ValidSet {
@@ -40,6 +55,32 @@ export interface ValidSet {
   valueJson: string;
   valueBytes: number;
   expectedRevision: number | undefined;
+  /** The lease to attach to; 0 for none. */
+  lease: number;
+  /** A private lease of this many ms; undefined for none. */
+  ttlMs: number | undefined;
+}
+
+export interface ValidUpdate {
+  key: string;
+  keyBytes: number;
+  /** A JSON value (checked); the merged result is checked against the value rules when decided. */
+  patch: JsonValue;
+  expectedRevision: number | undefined;
+  createIfMissing: boolean;
+}
+
+export type ValidTxnOp =
+  | { type: 'get'; key: string }
+  | ({ type: 'set' } & Omit<ValidSet, 'expectedRevision'>)
+  | { type: 'delete'; key: string; keyBytes: number }
+  | { type: 'clear'; prefix: string; prefixBytes: number }
+  | ({ type: 'update' } & Omit<ValidUpdate, 'expectedRevision'>);
+
+export interface ValidTxn {
+  compare: Compare[];
+  success: ValidTxnOp[];
+  failure: ValidTxnOp[];
 }
 
 export interface ValidDelete {
@@ -90,12 +131,32 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     });
   }
 
-  set(key: string, value: JsonValue, options?: WriteOptions): Promise<SetResult> {
-    return this.guard(() => {
-      const keyBytes = validateKey(key, this.limits.maxKeyBytes);
-      const { json, size } = encodeValue(key, value, this.limits.maxValueBytes);
-      return this._set({ key, keyBytes, valueJson: json, valueBytes: size, expectedRevision: expectedRevision(options) });
-    });
+  set(key: string, value: JsonValue, options?: SetOptions): Promise<SetResult> {
+    return this.guard(() => this._set({ ...this.validSet(key, value, options), expectedRevision: expectedRevision(options) }));
+  }
+
+  update(key: string, patch: JsonValue, options?: UpdateOptions): Promise<Entry> {
+    return this.guard(() => this._update({ ...this.validUpdate(key, patch, options), expectedRevision: expectedRevision(options) }));
+  }
+
+  txn(request: TxnRequest): Promise<TxnResult> {
+    return this.guard(() => this._txn(this.validTxn(request)));
+  }
+
+  grantLease(ttlMs: number): Promise<Lease> {
+    return this.guard(() => this._grantLease(validTtl(ttlMs, 'lease ttl_ms')));
+  }
+
+  keepAliveLease(id: number): Promise<Lease> {
+    return this.guard(() => this._keepAliveLease(validLeaseId(id)));
+  }
+
+  revokeLease(id: number): Promise<ClearResult> {
+    return this.guard(() => this._revokeLease(validLeaseId(id)));
+  }
+
+  leaseInfo(id: number, options: { keys?: boolean } = {}): Promise<LeaseInfo> {
+    return this.guard(() => this._leaseInfo(validLeaseId(id), options.keys === true));
   }
 
   delete(key: string, options?: WriteOptions): Promise<DeleteResult> {
@@ -106,12 +167,11 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   }
 
   listKeys(options: ListOptions = {}): Promise<ListResult> {
-    return this.guard(() => {
-      const prefix = validatePrefix(options.prefix, 'listKeys option prefix');
-      const startAfter = options.startAfter === undefined ? undefined : validatePrefix(options.startAfter, 'listKeys option startAfter');
-      const limit = options.limit === undefined ? Number.POSITIVE_INFINITY : Math.max(0, Math.floor(options.limit));
-      return this._listKeys({ prefix, startAfter, limit });
-    });
+    return this.guard(() => this._listKeys(validList(options, 'listKeys')));
+  }
+
+  list(options: ListOptions = {}): Promise<ListEntriesResult> {
+    return this.guard(() => this._list(validList(options, 'list')));
   }
 
   clear(options: { prefix?: string } = {}): Promise<ClearResult> {
@@ -148,8 +208,93 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   protected abstract _listKeys(op: ValidList): Promise<ListResult>;
   protected abstract _clear(op: ValidClear): Promise<ClearResult>;
   protected abstract _watch(op: ValidWatch): Watch;
+  protected abstract _list(op: ValidList): Promise<ListEntriesResult>;
+  protected abstract _update(op: ValidUpdate): Promise<Entry>;
+  protected abstract _txn(op: ValidTxn): Promise<TxnResult>;
+  protected abstract _grantLease(ttlMs: number): Promise<Lease>;
+  protected abstract _keepAliveLease(id: number): Promise<Lease>;
+  protected abstract _revokeLease(id: number): Promise<ClearResult>;
+  protected abstract _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo>;
   /** Finishes accepted work and releases resources; called once. */
   protected abstract _close(): Promise<void>;
+
+  private validSet(key: string, value: JsonValue, options: SetOptions | undefined): Omit<ValidSet, 'expectedRevision'> {
+    const keyBytes = validateKey(key, this.limits.maxKeyBytes);
+    const { json, size } = encodeValue(key, value, this.limits.maxValueBytes);
+    const lease = options?.lease ?? 0;
+    const ttlMs = options?.ttlMs ?? undefined;
+    if (lease !== 0) validLeaseId(lease);
+    if (ttlMs !== undefined) validTtl(ttlMs, `ttl_ms for key ${JSON.stringify(key)}`);
+    if (lease !== 0 && ttlMs !== undefined) {
+      throw new InvalidArgumentError(`key ${JSON.stringify(key)}: give a lease or a ttl_ms, not both`);
+    }
+    return { key, keyBytes, valueJson: json, valueBytes: size, lease, ttlMs };
+  }
+
+  private validUpdate(key: string, patch: JsonValue, options: UpdateOptions | undefined): Omit<ValidUpdate, 'expectedRevision'> {
+    const keyBytes = validateKey(key, this.limits.maxKeyBytes);
+    if (patch === undefined) throw new InvalidArgumentError(`patch is required for key ${JSON.stringify(key)} (JSON null is a patch)`);
+    // Checked as JSON and bounded like a value; the merged result is checked when decided.
+    encodeValue(key, patch, this.limits.maxValueBytes, 'patch');
+    return { key, keyBytes, patch, createIfMissing: options?.createIfMissing === true };
+  }
+
+  private validTxn(request: TxnRequest): ValidTxn {
+    const max = this.limits.maxTxnOps;
+    const compare = request.compare ?? [];
+    const success = request.success ?? [];
+    const failure = request.failure ?? [];
+    for (const [name, list] of [
+      ['compares', compare],
+      ['success ops', success],
+      ['failure ops', failure],
+    ] as const) {
+      if (list.length > max) throw new InvalidArgumentError(`a transaction has at most ${max} ${name}; this one has ${list.length}`);
+    }
+    for (const c of compare) this.checkCompare(c);
+    return { compare, success: this.validOps(success, 'success'), failure: this.validOps(failure, 'failure') };
+  }
+
+  private checkCompare(c: Compare): void {
+    validateKey(c.key, this.limits.maxKeyBytes);
+    if (!['equal', 'not_equal', 'less', 'greater'].includes(c.result)) {
+      throw new InvalidArgumentError(`compare on key ${JSON.stringify(c.key)}: result must be EQUAL, NOT_EQUAL, LESS or GREATER`);
+    }
+    if (c.target === 'value') {
+      encodeValue(c.key, c.value, this.limits.maxValueBytes);
+      if ((c.result === 'less' || c.result === 'greater') && typeof c.value !== 'number' && typeof c.value !== 'string') {
+        throw new InvalidArgumentError(
+          `compare on key ${JSON.stringify(c.key)}: LESS and GREATER compare numbers or strings, not ${jsonKind(c.value)}`,
+        );
+      }
+    } else if (!Number.isSafeInteger(c.number) || c.number < 0) {
+      throw new InvalidArgumentError(`compare on key ${JSON.stringify(c.key)}: ${c.target} must be a whole number >= 0 (got ${c.number})`);
+    }
+  }
+
+  private validOps(ops: TxnOp[], branch: string): ValidTxnOp[] {
+    const valid = ops.map((op): ValidTxnOp => {
+      switch (op.type) {
+        case 'get':
+          validateKey(op.key, this.limits.maxKeyBytes);
+          return op;
+        case 'set':
+          return { type: 'set', ...this.validSet(op.key, op.value, op) };
+        case 'delete':
+          return { type: 'delete', key: op.key, keyBytes: validateKey(op.key, this.limits.maxKeyBytes) };
+        case 'clear': {
+          const prefix = validatePrefix(op.prefix, 'clear prefix');
+          return { type: 'clear', prefix, prefixBytes: Buffer.byteLength(prefix, 'utf8') };
+        }
+        case 'update':
+          return { type: 'update', ...this.validUpdate(op.key, op.patch, op) };
+        default:
+          throw new InvalidArgumentError(`unknown transaction op ${JSON.stringify((op as { type: unknown }).type)}`);
+      }
+    });
+    checkNoOverlap(valid, branch);
+    return valid;
+  }
 
   /** Runs `call` if the store is open; turns a synchronous throw into a rejection. */
   private guard<T>(call: () => Promise<T>): Promise<T> {
@@ -162,6 +307,59 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
       return call();
     } catch (err) {
       return Promise.reject(err);
+    }
+  }
+}
+
+function validList(options: ListOptions, method: string): ValidList {
+  const prefix = validatePrefix(options.prefix, `${method} option prefix`);
+  const startAfter = options.startAfter === undefined ? undefined : validatePrefix(options.startAfter, `${method} option startAfter`);
+  const limit = options.limit === undefined ? Number.POSITIVE_INFINITY : Math.max(0, Math.floor(options.limit));
+  return { prefix, startAfter, limit };
+}
+
+function validTtl(ttlMs: number, what: string): number {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_LEASE_TTL_MS) {
+    throw new InvalidArgumentError(`${what} must be a whole number of milliseconds from 1 to ${MAX_LEASE_TTL_MS} (a year); got ${ttlMs}`);
+  }
+  return ttlMs;
+}
+
+function validLeaseId(id: number): number {
+  if (!Number.isSafeInteger(id) || id < 1) throw new InvalidArgumentError(`a lease id is a whole number >= 1 (got ${id})`);
+  return id;
+}
+
+function jsonKind(value: JsonValue): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** As etcd: within one branch of a transaction no key may be written twice (sets, deletes, updates and clears overlapping). */
+function checkNoOverlap(ops: ValidTxnOp[], branch: string): void {
+  const written = new Set<string>();
+  const prefixes: string[] = [];
+  for (const op of ops) {
+    if (op.type === 'get') continue;
+    if (op.type === 'clear') {
+      const other = prefixes.find((p) => p.startsWith(op.prefix) || op.prefix.startsWith(p));
+      if (other !== undefined) {
+        throw new InvalidArgumentError(
+          `the ${branch} ops clear overlapping prefixes ${JSON.stringify(other)} and ${JSON.stringify(op.prefix)}`,
+        );
+      }
+      prefixes.push(op.prefix);
+      continue;
+    }
+    if (written.has(op.key)) throw new InvalidArgumentError(`the ${branch} ops write key ${JSON.stringify(op.key)} more than once`);
+    written.add(op.key);
+  }
+  for (const prefix of prefixes) {
+    for (const key of written) {
+      if (key.startsWith(prefix)) {
+        throw new InvalidArgumentError(
+          `the ${branch} ops write key ${JSON.stringify(key)} and also clear it (prefix ${JSON.stringify(prefix)})`,
+        );
+      }
     }
   }
 }

@@ -9,12 +9,14 @@
  * revision or none.
  */
 
-/** A key's stored state: its value as JSON text and its revisions. Never mutated, only replaced. */
+/** A key's stored state: its value as JSON text, its revisions and its lease. Never mutated, only replaced. */
 export interface StoredEntry {
   readonly valueJson: string;
   readonly createRevision: number;
   readonly modRevision: number;
   readonly version: number;
+  /** The lease the key is attached to; 0 if none. */
+  readonly lease: number;
 }
 
 /** A key was created or overwritten. `entry.modRevision` is the change's revision. */
@@ -45,7 +47,36 @@ export interface ClearChange {
   readonly removed: ReadonlyArray<readonly [string, StoredEntry]>;
 }
 
-export type Change = SetChange | DeleteChange | ClearChange;
+/**
+ * A lease was granted. Leases do not bump the store revision (as in etcd):
+ * `revision` is the store revision when it was granted.
+ */
+export interface LeaseGrantChange {
+  readonly type: 'lease-grant';
+  readonly id: number;
+  readonly ttlMs: number;
+  readonly revision: number;
+}
+
+/**
+ * A lease was revoked or expired. Its keys are deleted by DeleteChanges of
+ * the same revision in the same commit (one revision for all of them; the
+ * store revision is bumped only if there were keys).
+ */
+export interface LeaseRevokeChange {
+  readonly type: 'lease-revoke';
+  readonly id: number;
+  readonly revision: number;
+}
+
+/** A change to keys: what watchers see and the history window keeps. */
+export type KeyChange = SetChange | DeleteChange | ClearChange;
+
+export type Change = KeyChange | LeaseGrantChange | LeaseRevokeChange;
+
+export function isKeyChange(change: Change): change is KeyChange {
+  return change.type === 'set' || change.type === 'delete' || change.type === 'clear';
+}
 
 /** A store entry made from a key and its stored state (the value still JSON text). */
 export function storedEntryBytes(key: string, entry: StoredEntry): number {

@@ -15,7 +15,9 @@ export type StoreErrorCode =
   | 'LOCKED'
   | 'FAILED'
   | 'COMPACTED'
-  | 'WATCH_TOO_SLOW';
+  | 'WATCH_TOO_SLOW'
+  | 'NOT_FOUND'
+  | 'LEASE_NOT_FOUND';
 
 export abstract class StoreError extends Error {
   abstract readonly code: StoreErrorCode;
@@ -34,7 +36,7 @@ export class InvalidKeyError extends StoreError {
 export class TooLargeError extends StoreError {
   readonly code = 'TOO_LARGE';
   constructor(
-    readonly what: 'key' | 'value',
+    readonly what: 'key' | 'value' | 'patch',
     readonly size: number,
     readonly limit: number,
     key?: string,
@@ -42,7 +44,7 @@ export class TooLargeError extends StoreError {
     super(
       what === 'key'
         ? `key ${quoteStart(key ?? '')} is ${size} bytes (UTF-8); the limit is ${limit} bytes`
-        : `value for key ${JSON.stringify(key)} is ${size} bytes JSON-encoded; the limit is ${limit} bytes`,
+        : `${what} for key ${JSON.stringify(key)} is ${size} bytes JSON-encoded; the limit is ${limit} bytes`,
     );
   }
 }
@@ -142,5 +144,21 @@ export class WatchTooSlowError extends StoreError {
     super(
       `the watcher fell too far behind (the last revision it was sent is ${resumeRevision - 1}); watch again with start_revision ${resumeRevision}`,
     );
+  }
+}
+
+/** An update of a key that does not exist (without createIfMissing). */
+export class KeyNotFoundError extends StoreError {
+  readonly code = 'NOT_FOUND';
+  constructor(readonly key: string) {
+    super(`key ${JSON.stringify(key)} not found`);
+  }
+}
+
+/** A lease that does not exist: never granted, expired or revoked. */
+export class LeaseNotFoundError extends StoreError {
+  readonly code = 'LEASE_NOT_FOUND';
+  constructor(readonly id: number) {
+    super(`lease ${id} not found (never granted, expired or revoked)`);
   }
 }

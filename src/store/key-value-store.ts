@@ -20,6 +20,8 @@ export interface Entry {
   createRevision: number;
   modRevision: number;
   version: number;
+  /** The lease the key is attached to; 0 if none. */
+  lease: number;
 }
 
 export interface WriteOptions {
@@ -28,6 +30,18 @@ export interface WriteOptions {
    * exactly this (0 = the key must not exist); otherwise RevisionMismatchError.
    */
   expectedRevision?: number;
+}
+
+export interface SetOptions extends WriteOptions {
+  /** Attach the key to this lease (LeaseNotFoundError if it does not exist). Setting a key without it detaches it. */
+  lease?: number;
+  /** A private lease of this many ms for the key (not with `lease`). */
+  ttlMs?: number;
+}
+
+export interface UpdateOptions extends WriteOptions {
+  /** A missing key: false (default) is KeyNotFoundError, true merges the patch into {}. */
+  createIfMissing?: boolean;
 }
 
 export interface SetResult {
@@ -57,10 +71,67 @@ export interface ListResult {
   more: boolean;
 }
 
+export interface ListEntriesResult {
+  /** Entries in code point order of their keys. */
+  entries: Entry[];
+  /** True if more keys match after the last one returned. */
+  more: boolean;
+  /** The store revision the page was read at. */
+  revision: number;
+}
+
 export interface ClearResult {
   deletedCount: number;
   /** The revision of the clear, or the current store revision if nothing was removed. */
   revision: number;
+}
+
+/** One condition of a transaction, on the key's state as the transaction begins (a missing key: revisions 0, no value, no lease). */
+export type Compare = {
+  key: string;
+  result: 'equal' | 'not_equal' | 'less' | 'greater';
+} & ({ target: 'version' | 'createRevision' | 'modRevision' | 'lease'; number: number } | { target: 'value'; value: JsonValue });
+
+/** One op of a transaction. */
+export type TxnOp =
+  | { type: 'get'; key: string }
+  | { type: 'set'; key: string; value: JsonValue; lease?: number; ttlMs?: number }
+  | { type: 'delete'; key: string }
+  | { type: 'clear'; prefix: string }
+  | { type: 'update'; key: string; patch: JsonValue; createIfMissing?: boolean };
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: TxnOp[];
+  failure: TxnOp[];
+}
+
+/** What one op of a transaction gave, in the same position. */
+export type TxnOpResult =
+  | { type: 'get'; entry: Entry | undefined }
+  | { type: 'set'; revision: number }
+  | { type: 'delete'; deleted: boolean; revision: number }
+  | { type: 'clear'; deletedCount: number; revision: number }
+  | { type: 'update'; entry: Entry };
+
+export interface TxnResult {
+  succeeded: boolean;
+  /** The transaction's revision if it wrote anything, else the revision it read at. */
+  revision: number;
+  results: TxnOpResult[];
+}
+
+export interface Lease {
+  id: number;
+  /** The time to live it was granted. */
+  ttlMs: number;
+}
+
+export interface LeaseInfo extends Lease {
+  /** Time left before it expires. */
+  remainingMs: number;
+  /** Its keys, in code point order (when asked for). */
+  keys: string[] | undefined;
 }
 
 export interface WatchOptions {
@@ -119,9 +190,21 @@ export interface KeyValueStore {
   /** Set once the store can no longer write (an I/O error, a lost directory lock); reads may go on. */
   readonly failure?: Error;
   get(key: string): Promise<Entry | undefined>;
-  set(key: string, value: JsonValue, options?: WriteOptions): Promise<SetResult>;
+  set(key: string, value: JsonValue, options?: SetOptions): Promise<SetResult>;
   delete(key: string, options?: WriteOptions): Promise<DeleteResult>;
   listKeys(options?: ListOptions): Promise<ListResult>;
+  /** Entries (keys with values) in code point order, read at one revision. */
+  list(options?: ListOptions): Promise<ListEntriesResult>;
+  /** Merges an RFC 7396 JSON merge patch into a key's value, atomically; returns the new entry. */
+  update(key: string, patch: JsonValue, options?: UpdateOptions): Promise<Entry>;
+  /** Compares, then the success or the failure ops: all of it one change with one revision. */
+  txn(request: TxnRequest): Promise<TxnResult>;
+  grantLease(ttlMs: number): Promise<Lease>;
+  /** Resets the lease's time to live to its full ttlMs; LeaseNotFoundError if it is gone. */
+  keepAliveLease(id: number): Promise<Lease>;
+  /** Deletes the lease and its keys (one revision if it had any). */
+  revokeLease(id: number): Promise<ClearResult>;
+  leaseInfo(id: number, options?: { keys?: boolean }): Promise<LeaseInfo>;
   /** Removes every key under the prefix (all keys if empty) in one atomic change. */
   clear(options?: { prefix?: string }): Promise<ClearResult>;
   /**

@@ -34,12 +34,17 @@ export const NESTING_LIMIT_TEXT =
  * JSON.stringify alone would quietly turn NaN into null and drop undefined
  * object members, so the value is walked first.
  */
-export function encodeValue(key: string, value: JsonValue, maxValueBytes: number): { json: string; size: number } {
+export function encodeValue(
+  key: string,
+  value: JsonValue,
+  maxValueBytes: number,
+  what: 'value' | 'patch' = 'value',
+): { json: string; size: number } {
   const problem = findProblem(value, MAX_VALUE_MESSAGES);
-  if (problem !== undefined) throw new InvalidValueError(`value for key ${JSON.stringify(key)} ${problem}`);
+  if (problem !== undefined) throw new InvalidValueError(`${what} for key ${JSON.stringify(key)} ${problem}`);
   const json = JSON.stringify(value);
   const size = Buffer.byteLength(json, 'utf8');
-  if (size > maxValueBytes) throw new TooLargeError('value', size, maxValueBytes, key);
+  if (size > maxValueBytes) throw new TooLargeError(what, size, maxValueBytes, key);
   return { json, size };
 }
 

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GetResponse, SetRequest } from '../../src/gen/kv/v1/kv';
-import { decodeSetRequest } from '../../src/server/wire/decode-set-request';
-import { encodeGetResponse } from '../../src/server/wire/encode-get-response';
+import { decodeSetRequest } from '../../src/server/wire/decode-requests';
+import { encodeGetResponse } from '../../src/server/wire/encode-responses';
 import { InvalidArgumentError } from '../../src/server/service-errors';
 import type { JsonValue } from '../../src/store/key-value-store';
 
@@ -22,7 +22,7 @@ test('decodes what the generated encoder writes exactly as the generated decoder
       json,
       fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }),
       (key, value, expectedRevision) => {
-        const bytes = SetRequest.encode({ key, value, expectedRevision }).finish();
+        const bytes = SetRequest.encode({ key, value, expectedRevision, lease: 0, ttlMs: 0 }).finish();
         expect(decodeSetRequest(bytes)).toEqual(SetRequest.decode(bytes));
       },
     ),
@@ -79,11 +79,17 @@ test('accepts exactly the nesting that every client can decode back from a Get',
     [(v: JsonValue) => [v], 46],
   ] as const) {
     const ok = nest(deepest, wrap);
-    const decoded = decodeSetRequest(SetRequest.encode({ key: 'k', value: ok, expectedRevision: undefined }).finish());
+    const decoded = decodeSetRequest(SetRequest.encode({ key: 'k', value: ok, expectedRevision: undefined, lease: 0, ttlMs: 0 }).finish());
     // ...and the generated (client-side) decoder can read the Get response back.
-    const response = { entry: { key: 'k', value: decoded.value, createRevision: 1, modRevision: 1, version: 1 } };
+    const response = { entry: { key: 'k', value: decoded.value, createRevision: 1, modRevision: 1, version: 1, lease: 0 } };
     expect(GetResponse.decode(encodeGetResponse(response)).entry?.value).toEqual(ok);
-    const tooDeep = SetRequest.encode({ key: 'k', value: nest(deepest + 1, wrap), expectedRevision: undefined }).finish();
+    const tooDeep = SetRequest.encode({
+      key: 'k',
+      value: nest(deepest + 1, wrap),
+      expectedRevision: undefined,
+      lease: 0,
+      ttlMs: 0,
+    }).finish();
     expect(() => decodeSetRequest(tooDeep)).toThrow(/nested too deeply/);
   }
 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { GetResponse } from '../../src/gen/kv/v1/kv';
-import { encodeGetResponse } from '../../src/server/wire/encode-get-response';
+import { encodeGetResponse } from '../../src/server/wire/encode-responses';
 import type { JsonValue } from '../../src/store/key-value-store';
 
 /**
@@ -17,7 +17,7 @@ const revision = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.constant(Number.
 test('the hand-written Get encoder decodes to the same message as the generated one', () => {
   fc.assert(
     fc.property(fc.string({ unit: 'binary', minLength: 1 }), json, revision, revision, revision, (key, value, a, b, c) => {
-      const response = { entry: { key, value, createRevision: a, modRevision: b, version: c } };
+      const response = { entry: { key, value, createRevision: a, modRevision: b, version: c, lease: 0 } };
       const ours = GetResponse.decode(encodeGetResponse(response));
       expect(ours).toEqual(GetResponse.decode(GetResponse.encode(response).finish()));
       expect(ours.entry?.value).toEqual(value);
@@ -28,6 +28,6 @@ test('the hand-written Get encoder decodes to the same message as the generated 
 
 test('keys, strings and field names beyond the Basic Multilingual Plane, and empty containers', () => {
   const value: JsonValue = { '': [], 'é😀': { '\u{10FFFF}': 'astral 𝄞', n: 1e300, z: 0.1, e: {} }, list: [null, true, false, -1.5, ''] };
-  const response = { entry: { key: 'k/😀', value, createRevision: 1, modRevision: 2 ** 50, version: 3 } };
+  const response = { entry: { key: 'k/😀', value, createRevision: 1, modRevision: 2 ** 50, version: 3, lease: 2 ** 47 } };
   expect(GetResponse.decode(encodeGetResponse(response)).entry).toEqual(response.entry);
 });

@@ -91,7 +91,9 @@ describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () 
     const error = await rawCall('Get', key);
     expect(error?.code).toBe(status.INVALID_ARGUMENT);
     expect(error?.details).toMatch(/not valid UTF-8/);
-    expect(await rawCall('Set', SetRequest.encode({ key: 'ok', value: 1, expectedRevision: undefined }).finish())).toBeNull();
+    expect(
+      await rawCall('Set', SetRequest.encode({ key: 'ok', value: 1, expectedRevision: undefined, lease: 0, ttlMs: 0 }).finish()),
+    ).toBeNull();
   });
 
   test('an expected_revision beyond 2^53 is refused', async () => {

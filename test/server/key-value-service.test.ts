@@ -58,7 +58,7 @@ describe('Get and Set', () => {
     const raw = new KeyValueServiceClient(server.address, credentials.createInsecure());
     const call = (request: SetRequest): Promise<ServiceError | SetResponse> =>
       new Promise((resolve) => raw.set(request, new Metadata(), (e, r) => resolve(e ?? r)));
-    const missing = await call({ key: 'k', value: undefined, expectedRevision: undefined });
+    const missing = await call({ key: 'k', value: undefined, expectedRevision: undefined, lease: 0, ttlMs: 0 });
     raw.close();
     expect((missing as ServiceError).code).toBe(status.INVALID_ARGUMENT);
     expect((missing as ServiceError).details).toMatch(/value is required/);

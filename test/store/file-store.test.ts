@@ -154,7 +154,7 @@ describe('file engine: model-based', () => {
             }
             expect(store.revision).toBe(revision);
           }
-          for (const [k, m] of model) expect(await store.get(k)).toEqual({ key: k, ...m });
+          for (const [k, m] of model) expect(await store.get(k)).toEqual({ key: k, lease: 0, ...m });
           expect((await store.listKeys()).keys).toEqual(utf8Sort([...model.keys()]));
         } finally {
           await store.close();

@@ -6,6 +6,8 @@
 import {
   InvalidArgumentError,
   InvalidKeyError,
+  KeyNotFoundError,
+  LeaseNotFoundError,
   InvalidValueError,
   RevisionMismatchError,
   StoreClosedError,
@@ -59,8 +61,8 @@ export function runStoreContract(
       expect(await store.set('a', { n: 1, s: 'x', l: [true, null] })).toEqual({ revision: 1 });
       expect(await store.set('b', 'two')).toEqual({ revision: 2 });
       expect(await store.set('a', 3.5)).toEqual({ revision: 3 });
-      expect(await store.get('a')).toEqual({ key: 'a', value: 3.5, createRevision: 1, modRevision: 3, version: 2 });
-      expect(await store.get('b')).toEqual({ key: 'b', value: 'two', createRevision: 2, modRevision: 2, version: 1 });
+      expect(await store.get('a')).toEqual({ key: 'a', value: 3.5, createRevision: 1, modRevision: 3, version: 2, lease: 0 });
+      expect(await store.get('b')).toEqual({ key: 'b', value: 'two', createRevision: 2, modRevision: 2, version: 1, lease: 0 });
       expect(store.revision).toBe(3);
     });
 
@@ -89,7 +91,7 @@ export function runStoreContract(
       await store.set('a', 1);
       await store.delete('a');
       await store.set('a', 2);
-      expect(await store.get('a')).toEqual({ key: 'a', value: 2, createRevision: 3, modRevision: 3, version: 1 });
+      expect(await store.get('a')).toEqual({ key: 'a', value: 2, createRevision: 3, modRevision: 3, version: 1, lease: 0 });
     });
 
     test('compare-and-set on modRevision; 0 means create only', async () => {
@@ -352,6 +354,241 @@ export function runStoreContract(
         await store.close();
         await pending;
         await expect(store.watch({ prefix: '' }).next()).rejects.toBeInstanceOf(StoreClosedError);
+      });
+    });
+
+    describe('list with values', () => {
+      test('entries under a prefix in code point order, paged, with the revision they were read at', async () => {
+        await store.set('p/b', 2);
+        await store.set('p/a', { one: 1 });
+        await store.set('q', 'outside');
+        const { revision } = await store.set('p/c', null);
+        const first = await store.list({ prefix: 'p/', limit: 2 });
+        expect(first).toEqual({
+          entries: [
+            { key: 'p/a', value: { one: 1 }, createRevision: 2, modRevision: 2, version: 1, lease: 0 },
+            { key: 'p/b', value: 2, createRevision: 1, modRevision: 1, version: 1, lease: 0 },
+          ],
+          more: true,
+          revision,
+        });
+        const second = await store.list({ prefix: 'p/', startAfter: 'p/b', limit: 2 });
+        expect(second.entries.map((e) => e.key)).toEqual(['p/c']);
+        expect(second.more).toBe(false);
+      });
+    });
+
+    describe('update (JSON merge patch)', () => {
+      test('merges into the stored object atomically and answers the new entry', async () => {
+        await store.set('doc', { a: 1, nested: { x: 1, y: 2 }, drop: true });
+        const [one, two] = await Promise.all([
+          store.update('doc', { nested: { y: null, z: 3 } }),
+          store.update('doc', { b: 2, drop: null }),
+        ]);
+        expect(two.value).toEqual({ a: 1, nested: { x: 1, z: 3 }, b: 2 });
+        expect(two).toMatchObject({ key: 'doc', createRevision: 1, modRevision: 3, version: 3 });
+        expect(one.modRevision).toBe(2);
+        expect((await store.get('doc'))?.value).toEqual(two.value);
+      });
+
+      test('a missing key is NOT_FOUND unless createIfMissing; expectedRevision is compare-and-set', async () => {
+        await expect(store.update('none', { a: 1 })).rejects.toBeInstanceOf(KeyNotFoundError);
+        expect(await store.update('none', { a: 1 }, { createIfMissing: true })).toMatchObject({ value: { a: 1 }, version: 1 });
+        await expect(store.update('none', { a: 2 }, { expectedRevision: 7 })).rejects.toMatchObject({ code: 'REVISION_MISMATCH' });
+        expect(store.revision).toBe(1);
+      });
+
+      test('the merged value must obey the value limit', async () => {
+        await store.set('doc', { a: 'x'.repeat(limits.maxValueBytes - 20) });
+        await expect(store.update('doc', { b: 'y'.repeat(30) })).rejects.toBeInstanceOf(TooLargeError);
+        await expect(store.update('doc', undefined as unknown as JsonValue)).rejects.toBeInstanceOf(InvalidArgumentError);
+      });
+    });
+
+    describe('transactions', () => {
+      test('compares pick the branch; all its writes take one revision and reach a watcher in one batch', async () => {
+        await store.set('acct/a', 100);
+        await store.set('acct/b', 0);
+        const watch = store.watch({ prefix: 'acct/', startRevision: 3 });
+        try {
+          const result = await store.txn({
+            compare: [
+              { key: 'acct/a', result: 'greater', target: 'value', value: 30 },
+              { key: 'acct/a', result: 'equal', target: 'modRevision', number: 1 },
+            ],
+            success: [
+              { type: 'set', key: 'acct/a', value: 70 },
+              { type: 'set', key: 'acct/b', value: 30 },
+              { type: 'get', key: 'acct/a' },
+            ],
+            failure: [],
+          });
+          expect(result).toMatchObject({ succeeded: true, revision: 3 });
+          expect(result.results).toEqual([
+            { type: 'set', revision: 3 },
+            { type: 'set', revision: 3 },
+            { type: 'get', entry: { key: 'acct/a', value: 70, createRevision: 1, modRevision: 3, version: 2, lease: 0 } },
+          ]);
+          const batch = await watch.next();
+          expect(batch.events.map((e) => [e.key, e.revision])).toEqual([
+            ['acct/a', 3],
+            ['acct/b', 3],
+          ]);
+        } finally {
+          watch.close();
+        }
+        const failed = await store.txn({
+          compare: [{ key: 'acct/a', result: 'equal', target: 'version', number: 1 }],
+          success: [{ type: 'delete', key: 'acct/a' }],
+          failure: [{ type: 'get', key: 'acct/b' }],
+        });
+        expect(failed).toMatchObject({ succeeded: false, revision: 3, results: [{ type: 'get', entry: { value: 30 } }] });
+      });
+
+      test('an op that fails fails the whole transaction and writes nothing', async () => {
+        await expect(
+          store.txn({
+            compare: [],
+            success: [
+              { type: 'set', key: 'x', value: 1 },
+              { type: 'update', key: 'missing', patch: { a: 1 } },
+            ],
+            failure: [],
+          }),
+        ).rejects.toBeInstanceOf(KeyNotFoundError);
+        expect(await store.get('x')).toBeUndefined();
+        expect(store.revision).toBe(0);
+      });
+
+      test.each<[string, Parameters<KeyValueStore['txn']>[0]]>([
+        [
+          'a key written twice',
+          {
+            compare: [],
+            success: [
+              { type: 'set', key: 'k', value: 1 },
+              { type: 'delete', key: 'k' },
+            ],
+            failure: [],
+          },
+        ],
+        [
+          'a set under a cleared prefix',
+          {
+            compare: [],
+            success: [
+              { type: 'clear', prefix: 'a/' },
+              { type: 'set', key: 'a/1', value: 1 },
+            ],
+            failure: [],
+          },
+        ],
+        [
+          'overlapping clears',
+          {
+            compare: [],
+            success: [],
+            failure: [
+              { type: 'clear', prefix: 'a' },
+              { type: 'clear', prefix: 'a/b' },
+            ],
+          },
+        ],
+        ['LESS on an object', { compare: [{ key: 'k', result: 'less', target: 'value', value: {} }], success: [], failure: [] }],
+        [
+          'a negative revision compare',
+          { compare: [{ key: 'k', result: 'equal', target: 'modRevision', number: -1 }], success: [], failure: [] },
+        ],
+        [
+          'too many ops',
+          { compare: [], success: Array.from({ length: 129 }, (_, i) => ({ type: 'get' as const, key: `k${i}` })), failure: [] },
+        ],
+      ])('%s is InvalidArgumentError', async (_, request) => {
+        await expect(store.txn(request)).rejects.toBeInstanceOf(InvalidArgumentError);
+      });
+
+      test('clear and update inside a transaction', async () => {
+        await store.set('t/1', 1);
+        await store.set('t/2', 2);
+        await store.set('doc', { a: 1 });
+        const result = await store.txn({
+          compare: [],
+          success: [
+            { type: 'clear', prefix: 't/' },
+            { type: 'update', key: 'doc', patch: { b: 2 } },
+          ],
+          failure: [],
+        });
+        expect(result.results).toEqual([
+          { type: 'clear', deletedCount: 2, revision: 4 },
+          { type: 'update', entry: { key: 'doc', value: { a: 1, b: 2 }, createRevision: 3, modRevision: 4, version: 2, lease: 0 } },
+        ]);
+        expect((await store.listKeys()).keys).toEqual(['doc']);
+      });
+    });
+
+    describe('leases', () => {
+      test('keys attached to a lease are deleted together, at one revision, when it is revoked', async () => {
+        const lease = await store.grantLease(60_000);
+        expect(store.revision).toBe(0);
+        await store.set('session/a', 1, { lease: lease.id });
+        await store.set('session/b', 2, { lease: lease.id });
+        await store.set('session/c', 3);
+        expect(await store.leaseInfo(lease.id, { keys: true })).toMatchObject({
+          id: lease.id,
+          ttlMs: 60_000,
+          keys: ['session/a', 'session/b'],
+        });
+        expect((await store.get('session/a'))?.lease).toBe(lease.id);
+        const watch = store.watch({ prefix: 'session/' });
+        try {
+          expect(await store.revokeLease(lease.id)).toEqual({ deletedCount: 2, revision: 4 });
+          const batch = await watch.next();
+          expect(batch.events.map((e) => [e.type, e.key, e.revision])).toEqual([
+            ['delete', 'session/a', 4],
+            ['delete', 'session/b', 4],
+          ]);
+        } finally {
+          watch.close();
+        }
+        expect((await store.listKeys()).keys).toEqual(['session/c']);
+        await expect(store.leaseInfo(lease.id)).rejects.toBeInstanceOf(LeaseNotFoundError);
+        await expect(store.keepAliveLease(lease.id)).rejects.toBeInstanceOf(LeaseNotFoundError);
+        await expect(store.revokeLease(lease.id)).rejects.toBeInstanceOf(LeaseNotFoundError);
+      });
+
+      test('a key set with a ttl expires by itself; setting it again without one detaches it', async () => {
+        await store.set('cache/a', 'soon gone', { ttlMs: 300 });
+        await store.set('cache/b', 'kept', { ttlMs: 300 });
+        await store.set('cache/b', 'kept for good');
+        expect((await store.get('cache/b'))?.lease).toBe(0);
+        const deadline = Date.now() + 10_000;
+        while ((await store.get('cache/a')) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(await store.get('cache/a')).toBeUndefined();
+        expect((await store.get('cache/b'))?.value).toBe('kept for good');
+      });
+
+      test('keep-alive renews a lease; its keys outlive the original ttl', async () => {
+        const lease = await store.grantLease(400);
+        await store.set('held', 1, { lease: lease.id });
+        const until = Date.now() + 1000;
+        while (Date.now() < until) {
+          expect(await store.keepAliveLease(lease.id)).toEqual({ id: lease.id, ttlMs: 400 });
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(await store.get('held')).toBeDefined();
+        const info = await store.leaseInfo(lease.id);
+        expect(info.remainingMs).toBeGreaterThan(0);
+        expect(info.remainingMs).toBeLessThanOrEqual(400);
+      });
+
+      test('bad lease arguments are refused', async () => {
+        await expect(store.set('k', 1, { lease: 123456 })).rejects.toBeInstanceOf(LeaseNotFoundError);
+        await expect(store.set('k', 1, { lease: 1, ttlMs: 10 })).rejects.toBeInstanceOf(InvalidArgumentError);
+        await expect(store.grantLease(0)).rejects.toBeInstanceOf(InvalidArgumentError);
+        await expect(store.grantLease(366 * 24 * 3600 * 1000)).rejects.toBeInstanceOf(InvalidArgumentError);
+        await expect(store.set('k', 1, { ttlMs: 1.5 })).rejects.toBeInstanceOf(InvalidArgumentError);
+        expect(store.revision).toBe(0);
       });
     });
   });

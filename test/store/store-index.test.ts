@@ -23,7 +23,7 @@ describe('store index', () => {
         let revision = 0;
         for (const o of ops) {
           if (o.kind === 'put') {
-            const entry: IndexEntry = { valueJson: JSON.stringify(o.v), createRevision: 1, modRevision: ++revision, version: 1 };
+            const entry: IndexEntry = { valueJson: JSON.stringify(o.v), createRevision: 1, modRevision: ++revision, version: 1, lease: 0 };
             index.apply({ type: 'set', key: o.key, revision, entry, prev: index.get(o.key) });
             model.set(o.key, entry);
           } else if (o.kind === 'remove') {

@@ -138,7 +138,7 @@ export class KvClient {
       throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
     const { revision } = await this.call(
       this.client.set,
-      { key, value, expectedRevision: options.expectedRevision },
+      { key, value, expectedRevision: options.expectedRevision, lease: 0, ttlMs: 0 },
       this.deadline(options),
     );
     return revision;

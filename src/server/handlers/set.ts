@@ -4,11 +4,20 @@ import type { CallContext } from '../call-context';
 import { InvalidArgumentError } from '../service-errors';
 import { checkExpectedRevision } from './expected-revision';
 
-/** Set: stores a JSON value (compare-and-set with expected_revision). */
-export async function handleSet({ store, access }: CallContext, { key, value, expectedRevision }: SetRequest): Promise<SetResponse> {
-  access.key('write', key);
-  checkExpectedRevision(expectedRevision);
-  // An absent google.protobuf.Value decodes to undefined; JSON null is a real value.
+/** Set: stores a JSON value (compare-and-set with expected_revision; a lease or a ttl). */
+export async function handleSet({ store, access }: CallContext, request: SetRequest): Promise<SetResponse> {
+  access.key('write', request.key);
+  checkExpectedRevision(request.expectedRevision);
+  return store.set(request.key, requiredValue(request), { expectedRevision: request.expectedRevision, ...leaseOptions(request) });
+}
+
+/** An absent google.protobuf.Value decodes to undefined; JSON null is a real value. */
+export function requiredValue({ key, value }: SetRequest): JsonValue {
   if (value === undefined) throw new InvalidArgumentError(`value is required for key ${JSON.stringify(key)} (JSON null is a value)`);
-  return store.set(key, value as JsonValue, { expectedRevision });
+  return value as JsonValue;
+}
+
+/** lease and ttl_ms as store options: 0 is "none" on the wire. */
+export function leaseOptions({ lease, ttlMs }: SetRequest): { lease?: number; ttlMs?: number } {
+  return { lease: lease === 0 ? undefined : lease, ttlMs: ttlMs === 0 ? undefined : ttlMs };
 }

@@ -45,7 +45,7 @@ function wireEvent(event: WatchEvent): WireEvent {
     event.type === 'put' && event.entry !== undefined
       ? wireEntry(event.key, event.entry)
       : // A DELETE event's entry: the key, and the delete's revision as mod_revision.
-        { key: event.key, value: undefined, createRevision: 0, modRevision: event.revision, version: 0 };
+        { key: event.key, value: undefined, createRevision: 0, modRevision: event.revision, version: 0, lease: 0 };
   return {
     type: event.type === 'put' ? EventType.EVENT_TYPE_PUT : EventType.EVENT_TYPE_DELETE,
     entry,
@@ -60,5 +60,6 @@ function wireEntry(key: string, entry: StoredEntry): WireEntry {
     createRevision: entry.createRevision,
     modRevision: entry.modRevision,
     version: entry.version,
+    lease: entry.lease,
   };
 }

@@ -1,6 +1,6 @@
 /**
  * kv.v1.Entry on the wire, for every response that carries entries:
- *   Entry{ key=1 string, value=2 Value, create_revision=3, mod_revision=4, version=5 }
+ *   Entry{ key=1 string, value=2 Value, create_revision=3, mod_revision=4, version=5, lease=6 }
  */
 import type { JsonValue } from '../../store/key-value-store';
 
@@ -11,6 +11,7 @@ export interface WireEntry {
   createRevision: number;
   modRevision: number;
   version: number;
+  lease: number;
 }
 import { measureJsonValue, writeJsonValue } from './json-value';
 import { fieldSize, intFieldSize, type ProtoWriter, writeIntField, writeStringField, writeTagAndLength } from './proto-writer';
@@ -25,7 +26,8 @@ export function measureEntry(entry: WireEntry, sizes: number[]): number {
     (entry.value === undefined ? 0 : fieldSize(measureJsonValue(entry.value, sizes))) +
     intFieldSize(entry.createRevision) +
     intFieldSize(entry.modRevision) +
-    intFieldSize(entry.version);
+    intFieldSize(entry.version) +
+    intFieldSize(entry.lease);
   sizes[at] = size;
   return size;
 }
@@ -41,4 +43,5 @@ export function writeEntryField(w: ProtoWriter, tag: number, entry: WireEntry): 
   writeIntField(w, 0x18, entry.createRevision);
   writeIntField(w, 0x20, entry.modRevision);
   writeIntField(w, 0x28, entry.version);
+  writeIntField(w, 0x30, entry.lease);
 }

@@ -10,7 +10,7 @@
  * The shape is etcd's watchable_store: synced watchers in an index by key
  * and prefix (watcher-registry.ts), unsynced ones catching up from history.
  */
-import type { Change } from '../change';
+import { type Change, type KeyChange, isKeyChange } from '../change';
 import { StoreClosedError } from '../errors';
 import type { Watch } from '../key-value-store';
 import { FeedWatcher, type FeedView, type WatcherLimits } from './feed-watcher';
@@ -66,8 +66,13 @@ export class ChangeFeed implements FeedView {
     return this.open.size;
   }
 
-  /** The publish step: `changes` are committed (durable and applied), whole revisions in revision order. */
-  publish(changes: readonly Change[]): void {
+  /**
+   * The publish step: `changes` are committed (durable and applied), whole
+   * revisions in revision order. Lease grants and revocations concern no
+   * key: watchers see the deletes they cause.
+   */
+  publish(committed: readonly Change[]): void {
+    const changes: KeyChange[] = committed.filter(isKeyChange);
     if (changes.length === 0) return;
     this.window.push(changes);
     this.published = changes[changes.length - 1].revision;

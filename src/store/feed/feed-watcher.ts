@@ -9,7 +9,7 @@
  * holds at most its queue bound; it is ended (WatchTooSlowError) only once
  * the window no longer holds what it still needs.
  */
-import type { Change, StoredEntry } from '../change';
+import type { KeyChange, StoredEntry } from '../change';
 import { StoreClosedError, WatchCompactedError, WatchTooSlowError } from '../errors';
 import type { Watch, WatchBatch, WatchEvent } from '../key-value-store';
 import type { HistoryWindow } from './history-window';
@@ -106,7 +106,7 @@ export class FeedWatcher implements Watch {
   }
 
   /** From publish (live only): the events of `change` that this watcher wants. */
-  offer(change: Change): void {
+  offer(change: KeyChange): void {
     if (change.revision < this.nextRevision) return;
     const before = this.queue.length;
     this.queueBytes += eventsOf(change, this.target, this.prevEntry, this.queue);
@@ -197,7 +197,7 @@ export class FeedWatcher implements Watch {
 }
 
 /** Appends the events of `change` under `target` to `out`; returns their estimated bytes. */
-function eventsOf(change: Change, target: WatchTarget, prevEntry: boolean, out: WatchEvent[]): number {
+function eventsOf(change: KeyChange, target: WatchTarget, prevEntry: boolean, out: WatchEvent[]): number {
   switch (change.type) {
     case 'set':
       if (!covers(target, change.key)) return 0;

@@ -5,7 +5,7 @@
  * revisions are evicted oldest first; the newest revision always stays, so
  * a watcher can always catch up to the present.
  */
-import { type Change, storedEntryBytes } from '../change';
+import { type KeyChange, storedEntryBytes } from '../change';
 
 export interface HistoryLimits {
   /** The most changes kept (a Clear counts once however many keys it removed). */
@@ -17,7 +17,7 @@ export interface HistoryLimits {
 export const DEFAULT_HISTORY_LIMITS: HistoryLimits = { maxChanges: 100_000, maxBytes: 64 * 1024 * 1024 };
 
 export class HistoryWindow {
-  private changes: Change[] = [];
+  private changes: KeyChange[] = [];
   /** Index of the oldest change still kept; the array is trimmed when the dead prefix grows large. */
   private head = 0;
   private bytes = 0;
@@ -45,7 +45,7 @@ export class HistoryWindow {
   }
 
   /** Appends the changes of one or more whole revisions, in revision order, then evicts past the limits. */
-  push(changes: readonly Change[]): void {
+  push(changes: readonly KeyChange[]): void {
     for (const change of changes) {
       this.changes.push(change);
       this.bytes += changeBytes(change);
@@ -66,7 +66,7 @@ export class HistoryWindow {
   }
 
   /** The change at a position (0 = the oldest kept). */
-  at(position: number): Change {
+  at(position: number): KeyChange {
     return this.changes[this.head + position];
   }
 
@@ -85,7 +85,7 @@ export class HistoryWindow {
   }
 }
 
-function changeBytes(change: Change): number {
+function changeBytes(change: KeyChange): number {
   switch (change.type) {
     // A previous entry may be held by nothing but this change: count it.
     case 'set':

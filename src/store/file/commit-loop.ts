@@ -5,7 +5,8 @@
  *   1. decide   (decide.ts, pure) ops -> changes and one outcome per op
  *   2. append   (log-writer.ts, record-codec.ts) the changes as one batch,
  *               then ONE fdatasync for the whole batch (fsync=always)
- *   3. apply    (store-index.ts) only now may readers see the changes
+ *   3. apply    (store-index.ts) only now may readers see the changes;
+ *               the lease clock learns of granted and revoked leases
  *   4. publish  (feed/change-feed.ts) watchers get them, in revision order
  *   5. settle   callers get their outcomes
  *
@@ -15,7 +16,8 @@
  */
 import type { ChangeFeed } from '../feed/change-feed';
 import type { Compactor } from './compact';
-import { type Decision, type WriteOp, decide } from './decide';
+import { type DecideContext, type Decision, type WriteOp, decide, goesAlone } from './decide';
+import type { LeaseClock } from './lease-clock';
 import type { LogWriter } from './log-writer';
 import type { StoreIndex } from './store-index';
 
@@ -33,6 +35,8 @@ export class CommitLoop {
     private readonly writer: LogWriter,
     private readonly feed: ChangeFeed,
     private readonly compactor: Compactor,
+    private readonly leases: LeaseClock,
+    private readonly context: DecideContext,
   ) {
     // Writes that arrive while a compaction runs can make the next one due with
     // no further write to notice; the finishing compaction asks for a turn.
@@ -73,15 +77,19 @@ export class CommitLoop {
     }
   }
 
-  /** All queued ops up to the first clear; a clear goes alone, so it only ever reads committed state. */
+  /**
+   * Queued ops up to the first that goes alone (a clear, a lease revocation
+   * or expiry, a transaction with a clear: they read whole sets of keys, so
+   * they only ever read committed state) and that one alone.
+   */
   private takeBatch(): WriteOp[] {
-    if (this.queue[0].kind === 'clear') return this.queue.splice(0, 1);
+    if (goesAlone(this.queue[0])) return this.queue.splice(0, 1);
     let n = 0;
     let bytes = 0;
     while (n < this.queue.length && bytes < MAX_BATCH_BYTES) {
       const op = this.queue[n];
-      if (op.kind === 'clear') break;
-      bytes += op.kind === 'set' ? op.keyBytes + op.valueBytes : op.keyBytes;
+      if (goesAlone(op)) break;
+      bytes += op.kind === 'set' ? op.keyBytes + op.valueBytes : op.kind === 'txn' ? 1024 : 64;
       n++;
     }
     return this.queue.splice(0, n);
@@ -89,7 +97,7 @@ export class CommitLoop {
 
   private async commit(batch: WriteOp[]): Promise<void> {
     if (this.writer.failure !== undefined) return settleAll(batch, this.writer.failure);
-    const decision = decide(this.index, batch);
+    const decision = decide(this.index, batch, this.context);
     if (decision.changes.length > 0) {
       try {
         this.writer.append(decision.changes);
@@ -98,7 +106,11 @@ export class CommitLoop {
         // Nothing of a failed batch is applied, published or acknowledged.
         return settleAll(batch, err);
       }
-      for (const change of decision.changes) this.index.apply(change);
+      for (const change of decision.changes) {
+        this.index.apply(change);
+        if (change.type === 'lease-grant') this.leases.arm(change.id, change.ttlMs);
+        else if (change.type === 'lease-revoke') this.leases.forget(change.id);
+      }
       this.feed.publish(decision.changes);
     }
     settle(batch, decision);

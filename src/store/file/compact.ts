@@ -18,7 +18,16 @@ import fs from 'node:fs';
 import type { Logger } from '../../logger';
 import { dataFilePath, logFileName, snapshotFileName, syncDirectory } from './data-dir-files';
 import type { LogWriter } from './log-writer';
-import { FILE_HEADER_SIZE, FileKind, encodeFileHeader, newFileNonce, setRecordSize, writeSetRecord } from './record-codec';
+import {
+  FILE_HEADER_SIZE,
+  FileKind,
+  LEASE_GRANT_RECORD_SIZE,
+  encodeFileHeader,
+  newFileNonce,
+  setRecordSize,
+  writeLeaseGrantRecord,
+  writeSetRecord,
+} from './record-codec';
 import type { IndexSnapshot, StoreIndex } from './store-index';
 
 export interface CompactionOptions {
@@ -184,15 +193,20 @@ export class Compactor {
         // The await above yields to the event loop; this is where close() gets a say.
         if (this.stopping) throw new CompactionStopped();
       };
+      // Leases first, so that loading a key finds its lease.
+      for (const lease of snapshot.leases) {
+        if (used + LEASE_GRANT_RECORD_SIZE > chunk.length) await flush();
+        used = writeLeaseGrantRecord(chunk, used, baseRevision, lease.id, lease.ttlMs);
+      }
       for (const [key, e] of snapshot.entries()) {
         const keyBytes = Buffer.byteLength(key, 'utf8');
         const valueBytes = Buffer.byteLength(e.valueJson, 'utf8');
-        const size = setRecordSize(keyBytes, valueBytes);
+        const size = setRecordSize(keyBytes, valueBytes, e.lease);
         if (used + size > chunk.length) {
           await flush();
           if (size > chunk.length) chunk = Buffer.allocUnsafe(size);
         }
-        used = writeSetRecord(chunk, used, e.modRevision, e.createRevision, e.version, key, keyBytes, e.valueJson, valueBytes);
+        used = writeSetRecord(chunk, used, key, keyBytes, e, valueBytes);
       }
       await flush();
       await fh.datasync();

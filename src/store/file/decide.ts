@@ -1,13 +1,19 @@
 /**
  * Step 1 of a commit, decide: pure. Ops in (in the order they were
- * submitted), changes and one outcome per op out. Compare-and-set checks and
- * revision arithmetic live here and nowhere else: each op sees the committed
- * state plus the changes decided before it in the same batch, and each op
- * that changes anything takes the next revision.
+ * submitted), changes and one outcome per op out. Compare-and-set checks,
+ * transaction compares, merge patches, lease bookkeeping and revision
+ * arithmetic live here and nowhere else: each op sees the committed state
+ * plus the changes decided before it in the same batch, and each op that
+ * changes keys takes the next revision (a transaction or a lease's expiry
+ * takes one for all its changes).
  */
+import type { ValidSet, ValidTxn, ValidTxnOp, ValidUpdate } from '../abstract-key-value-store';
 import type { Change, StoredEntry } from '../change';
-import { RevisionMismatchError } from '../errors';
-import type { ClearResult, DeleteResult, SetResult } from '../key-value-store';
+import { KeyNotFoundError, LeaseNotFoundError, RevisionMismatchError } from '../errors';
+import type { ClearResult, Compare, DeleteResult, Entry, JsonValue, Lease, SetResult, TxnOpResult, TxnResult } from '../key-value-store';
+import { compareKeys } from '../key-order';
+import { applyMergePatch } from '../merge-patch';
+import { encodeValue } from '../value-rules';
 
 interface Settle<T> {
   resolve(value: T): void;
@@ -16,12 +22,32 @@ interface Settle<T> {
 
 /** A validated write waiting for its batch. */
 export type WriteOp =
-  | ({ kind: 'set'; key: string; keyBytes: number; valueJson: string; valueBytes: number; expected?: number } & Settle<SetResult>)
-  | ({ kind: 'delete'; key: string; keyBytes: number; expected?: number } & Settle<DeleteResult>)
-  | ({ kind: 'clear'; prefix: string; prefixBytes: number } & Settle<ClearResult>);
+  | ({ kind: 'set' } & ValidSet & Settle<SetResult>)
+  | ({ kind: 'delete'; key: string; keyBytes: number; expectedRevision: number | undefined } & Settle<DeleteResult>)
+  | ({ kind: 'clear'; prefix: string; prefixBytes: number } & Settle<ClearResult>)
+  | ({ kind: 'update' } & ValidUpdate & Settle<Entry>)
+  | ({ kind: 'txn'; txn: ValidTxn } & Settle<TxnResult>)
+  | ({ kind: 'grant'; ttlMs: number } & Settle<Lease>)
+  | ({ kind: 'revoke'; id: number } & Settle<ClearResult>)
+  /** Leases whose time ran out (from the lease clock); nobody waits on the outcome. */
+  | ({ kind: 'expire'; ids: number[] } & Settle<ClearResult>);
+
+type OpResult = SetResult | DeleteResult | ClearResult | Entry | TxnResult | Lease;
 
 /** What an op answers: the value its promise resolves with, or the error it rejects with. */
-export type Outcome = { value: SetResult | DeleteResult | ClearResult } | { error: Error };
+export type Outcome = { value: OpResult } | { error: Error };
+
+/** A lease as decide sees it. */
+export interface LeaseView {
+  readonly ttlMs: number;
+  readonly keys: ReadonlySet<string>;
+}
+
+/** What the set and update rules read: keys and leases as they stand. */
+interface KeyView {
+  get(key: string): StoredEntry | undefined;
+  lease(id: number): LeaseView | undefined;
+}
 
 /** The committed state decide reads. */
 export interface DecideState {
@@ -29,6 +55,14 @@ export interface DecideState {
   get(key: string): StoredEntry | undefined;
   /** Every key under the prefix ('' = all), in code point order, with its entry. */
   entriesUnder(prefix: string): Array<[string, StoredEntry]>;
+  lease(id: number): LeaseView | undefined;
+}
+
+export interface DecideContext {
+  /** Values a merge patch produces are checked against this. */
+  maxValueBytes: number;
+  /** A new lease id, not used by any lease before. */
+  newLeaseId(): number;
 }
 
 export interface Decision {
@@ -40,55 +74,321 @@ export interface Decision {
   revision: number;
 }
 
-/**
- * Decides a batch. A clear reads the committed state only, so it must come
- * alone (takeBatch in commit-loop.ts sees to that).
- */
-export function decide(state: DecideState, ops: readonly WriteOp[]): Decision {
-  const overlay = new Map<string, StoredEntry | null>();
-  const current = (key: string): StoredEntry | undefined => {
-    const o = overlay.get(key);
-    return o === undefined ? state.get(key) : (o ?? undefined);
-  };
+/** Whether an op reads whole sets of keys (a prefix, a lease's keys) from the committed state, and so must be decided in a batch of its own. */
+export function goesAlone(op: WriteOp): boolean {
+  if (op.kind === 'clear' || op.kind === 'revoke' || op.kind === 'expire') return true;
+  return op.kind === 'txn' && [...op.txn.success, ...op.txn.failure].some((o) => o.type === 'clear');
+}
+
+/** Decides a batch: ops that go alone (goesAlone) only ever come alone. */
+export function decide(state: DecideState, ops: readonly WriteOp[], context: DecideContext): Decision {
+  const batch = new BatchView(state);
   const changes: Change[] = [];
   const outcomes: Outcome[] = [];
-  let revision = state.revision;
-
   for (const op of ops) {
-    if (op.kind === 'clear') {
-      const removed = state.entriesUnder(op.prefix);
-      // Removing nothing is no change: the revision stays.
-      if (removed.length > 0) changes.push({ type: 'clear', prefix: op.prefix, revision: ++revision, removed });
-      outcomes.push({ value: { deletedCount: removed.length, revision } });
-      continue;
-    }
-    const prev = current(op.key);
-    const modRevision = prev === undefined ? 0 : prev.modRevision;
-    if (op.expected !== undefined && op.expected !== modRevision) {
-      // Deleting a missing key "only if missing" is a no-op, not a conflict.
-      if (op.kind === 'delete' && prev === undefined && op.expected === 0) outcomes.push({ value: { deleted: false, revision } });
-      else outcomes.push({ error: new RevisionMismatchError(op.key, op.expected, modRevision) });
-      continue;
-    }
-    if (op.kind === 'set') {
-      const r = ++revision;
-      const entry: StoredEntry = {
-        valueJson: op.valueJson,
-        createRevision: prev === undefined ? r : prev.createRevision,
-        modRevision: r,
-        version: prev === undefined ? 1 : prev.version + 1,
-      };
-      overlay.set(op.key, entry);
-      changes.push({ type: 'set', key: op.key, revision: r, entry, prev });
-      outcomes.push({ value: { revision: r } });
-    } else if (prev === undefined) {
-      outcomes.push({ value: { deleted: false, revision } });
-    } else {
-      const r = ++revision;
-      overlay.set(op.key, null);
-      changes.push({ type: 'delete', key: op.key, revision: r, prev });
-      outcomes.push({ value: { deleted: true, revision: r } });
+    try {
+      outcomes.push({ value: decideOp(batch, op, context, changes) });
+    } catch (error) {
+      // An op that fails changes nothing: decideOp adds its changes only once it cannot fail any more.
+      outcomes.push({ error: error as Error });
     }
   }
-  return { changes, outcomes, revision };
+  return { changes, outcomes, revision: batch.revision };
+}
+
+/** The committed state plus what the batch decided so far. */
+class BatchView implements KeyView {
+  revision: number;
+  private readonly overlay = new Map<string, StoredEntry | null>();
+  private readonly granted = new Map<number, LeaseView>();
+
+  constructor(private readonly state: DecideState) {
+    this.revision = state.revision;
+  }
+
+  get(key: string): StoredEntry | undefined {
+    const o = this.overlay.get(key);
+    return o === undefined ? this.state.get(key) : (o ?? undefined);
+  }
+
+  entriesUnder(prefix: string): Array<[string, StoredEntry]> {
+    return this.state.entriesUnder(prefix);
+  }
+
+  lease(id: number): LeaseView | undefined {
+    return this.granted.get(id) ?? this.state.lease(id);
+  }
+
+  /** Records a change's effect for the ops after it in the batch. */
+  note(change: Change): void {
+    if (change.type === 'set') this.overlay.set(change.key, change.entry);
+    else if (change.type === 'delete') this.overlay.set(change.key, null);
+    else if (change.type === 'lease-grant') this.granted.set(change.id, { ttlMs: change.ttlMs, keys: new Set() });
+  }
+}
+
+function decideOp(view: BatchView, op: WriteOp, context: DecideContext, changes: Change[]): OpResult {
+  const commit = (made: Change[]): void => {
+    for (const c of made) {
+      view.note(c);
+      changes.push(c);
+    }
+  };
+  switch (op.kind) {
+    case 'set': {
+      checkExpected(view, op.key, op.expectedRevision);
+      const r = view.revision + 1;
+      commit(setChanges(view, op, r, context));
+      view.revision = r;
+      return { revision: r };
+    }
+    case 'delete': {
+      const prev = view.get(op.key);
+      // Deleting a missing key "only if missing" is a no-op, not a conflict.
+      if (!(prev === undefined && op.expectedRevision === 0)) checkExpected(view, op.key, op.expectedRevision);
+      if (prev === undefined) return { deleted: false, revision: view.revision };
+      const r = ++view.revision;
+      commit([{ type: 'delete', key: op.key, revision: r, prev }]);
+      return { deleted: true, revision: r };
+    }
+    case 'clear': {
+      const removed = view.entriesUnder(op.prefix);
+      // Removing nothing is no change: the revision stays.
+      if (removed.length === 0) return { deletedCount: 0, revision: view.revision };
+      const r = ++view.revision;
+      commit([{ type: 'clear', prefix: op.prefix, revision: r, removed }]);
+      return { deletedCount: removed.length, revision: r };
+    }
+    case 'update': {
+      checkExpected(view, op.key, op.expectedRevision);
+      const r = view.revision + 1;
+      const change = updateChange(view, op, r, context);
+      commit([change]);
+      view.revision = r;
+      return toEntry(op.key, change.entry);
+    }
+    case 'txn':
+      return decideTxn(view, op.txn, context, commit);
+    case 'grant': {
+      const id = context.newLeaseId();
+      commit([{ type: 'lease-grant', id, ttlMs: op.ttlMs, revision: view.revision }]);
+      return { id, ttlMs: op.ttlMs };
+    }
+    case 'revoke': {
+      const lease = view.lease(op.id);
+      if (lease === undefined) throw new LeaseNotFoundError(op.id);
+      const made = revokeChanges(view, op.id, lease);
+      commit(made);
+      return { deletedCount: made.length - 1, revision: view.revision };
+    }
+    case 'expire': {
+      let deleted = 0;
+      for (const id of op.ids) {
+        const lease = view.lease(id);
+        // Revoked meanwhile: nothing left to expire.
+        if (lease === undefined) continue;
+        const made = revokeChanges(view, id, lease);
+        commit(made);
+        deleted += made.length - 1;
+      }
+      return { deletedCount: deleted, revision: view.revision };
+    }
+  }
+}
+
+function checkExpected(view: BatchView, key: string, expected: number | undefined): void {
+  if (expected === undefined) return;
+  const modRevision = view.get(key)?.modRevision ?? 0;
+  if (expected !== modRevision) throw new RevisionMismatchError(key, expected, modRevision);
+}
+
+/** A set at revision r: the new entry, and a private lease first if it asks for a ttl. */
+function setChanges(view: KeyView, op: Omit<ValidSet, 'expectedRevision'>, r: number, context: DecideContext): Change[] {
+  const made: Change[] = [];
+  let lease = op.lease;
+  if (lease !== 0 && view.lease(lease) === undefined) throw new LeaseNotFoundError(lease);
+  if (op.ttlMs !== undefined) {
+    lease = context.newLeaseId();
+    made.push({ type: 'lease-grant', id: lease, ttlMs: op.ttlMs, revision: r });
+  }
+  const prev = view.get(op.key);
+  const entry: StoredEntry = {
+    valueJson: op.valueJson,
+    createRevision: prev === undefined ? r : prev.createRevision,
+    modRevision: r,
+    version: prev === undefined ? 1 : prev.version + 1,
+    lease,
+  };
+  made.push({ type: 'set', key: op.key, revision: r, entry, prev });
+  return made;
+}
+
+/** An update at revision r: the merge patch applied to the current value (or {}), checked like any value. The key keeps its lease. */
+function updateChange(
+  view: KeyView,
+  op: Omit<ValidUpdate, 'expectedRevision'>,
+  r: number,
+  context: DecideContext,
+): Extract<Change, { type: 'set' }> {
+  const prev = view.get(op.key);
+  if (prev === undefined && !op.createIfMissing) throw new KeyNotFoundError(op.key);
+  const current = prev === undefined ? {} : (JSON.parse(prev.valueJson) as JsonValue);
+  const { json } = encodeValue(op.key, applyMergePatch(current, op.patch), context.maxValueBytes);
+  const entry: StoredEntry = {
+    valueJson: json,
+    createRevision: prev === undefined ? r : prev.createRevision,
+    modRevision: r,
+    version: prev === undefined ? 1 : prev.version + 1,
+    lease: prev?.lease ?? 0,
+  };
+  return { type: 'set', key: op.key, revision: r, entry, prev };
+}
+
+/** A lease's revocation: the lease, then each of its keys deleted, all at one new revision (the revision moves only if there are keys). */
+function revokeChanges(view: BatchView, id: number, lease: LeaseView): Change[] {
+  const keys = [...lease.keys].filter((key) => view.get(key)?.lease === id);
+  const r = keys.length === 0 ? view.revision : view.revision + 1;
+  const made: Change[] = [{ type: 'lease-revoke', id, revision: r }];
+  for (const key of keys.sort(compareKeys)) made.push({ type: 'delete', key, revision: r, prev: view.get(key) as StoredEntry });
+  view.revision = r;
+  return made;
+}
+
+function decideTxn(view: BatchView, txn: ValidTxn, context: DecideContext, commit: (made: Change[]) => void): TxnResult {
+  const succeeded = txn.compare.every((c) => holds(c, view.get(c.key)));
+  const ops = succeeded ? txn.success : txn.failure;
+  const r = view.revision + 1;
+  // The transaction's own view: its gets see its earlier writes; nothing reaches the batch unless every op succeeds.
+  const local = new TxnView(view);
+  const made: Change[] = [];
+  const pending: Array<(revision: number) => TxnOpResult> = [];
+  for (const op of ops) pending.push(decideTxnOp(local, op, r, context, made));
+  const revision = made.length > 0 ? r : view.revision;
+  commit(made);
+  view.revision = revision;
+  return { succeeded, revision, results: pending.map((result) => result(revision)) };
+}
+
+/** A transaction's writes so far, over the batch's view. */
+class TxnView implements KeyView {
+  private readonly overlay = new Map<string, StoredEntry | null>();
+  private readonly granted = new Map<number, LeaseView>();
+
+  constructor(readonly batch: BatchView) {}
+
+  get(key: string): StoredEntry | undefined {
+    const o = this.overlay.get(key);
+    return o === undefined ? this.batch.get(key) : (o ?? undefined);
+  }
+
+  lease(id: number): LeaseView | undefined {
+    return this.granted.get(id) ?? this.batch.lease(id);
+  }
+
+  note(change: Change): void {
+    if (change.type === 'set') this.overlay.set(change.key, change.entry);
+    else if (change.type === 'delete') this.overlay.set(change.key, null);
+    else if (change.type === 'clear') for (const [key] of change.removed) this.overlay.set(key, null);
+    else if (change.type === 'lease-grant') this.granted.set(change.id, { ttlMs: change.ttlMs, keys: new Set() });
+  }
+}
+
+/** Decides one op of a transaction at revision r; returns how to report it once the transaction's revision is known. */
+function decideTxnOp(view: TxnView, op: ValidTxnOp, r: number, context: DecideContext, made: Change[]): (revision: number) => TxnOpResult {
+  const add = (changes: Change[]): void => {
+    for (const c of changes) {
+      view.note(c);
+      made.push(c);
+    }
+  };
+  switch (op.type) {
+    case 'get': {
+      const entry = view.get(op.key);
+      const result: TxnOpResult = { type: 'get', entry: entry === undefined ? undefined : toEntry(op.key, entry) };
+      return () => result;
+    }
+    case 'set':
+      add(setChanges(view, op, r, context));
+      return () => ({ type: 'set', revision: r });
+    case 'delete': {
+      const prev = view.get(op.key);
+      if (prev !== undefined) add([{ type: 'delete', key: op.key, revision: r, prev }]);
+      return (revision) => ({ type: 'delete', deleted: prev !== undefined, revision });
+    }
+    case 'clear': {
+      // Clears come alone in their batch (goesAlone), and a transaction writes no key twice: the committed state is current.
+      const removed = view.batch.entriesUnder(op.prefix);
+      if (removed.length > 0) add([{ type: 'clear', prefix: op.prefix, revision: r, removed }]);
+      return (revision) => ({ type: 'clear', deletedCount: removed.length, revision });
+    }
+    case 'update': {
+      const change = updateChange(view, op, r, context);
+      add([change]);
+      return () => ({ type: 'update', entry: toEntry(op.key, change.entry) });
+    }
+  }
+}
+
+/** Whether a compare holds for the key's entry (undefined: a missing key). */
+export function holds(c: Compare, entry: StoredEntry | undefined): boolean {
+  if (c.target === 'value') {
+    // A missing key has no value: every value compare on it is false (as in etcd).
+    if (entry === undefined) return false;
+    const value = JSON.parse(entry.valueJson) as JsonValue;
+    if (c.result === 'equal') return jsonEqual(value, c.value);
+    if (c.result === 'not_equal') return !jsonEqual(value, c.value);
+    const order = compareOrdered(value, c.value);
+    return order !== undefined && (c.result === 'less' ? order < 0 : order > 0);
+  }
+  const actual =
+    entry === undefined
+      ? 0
+      : c.target === 'version'
+        ? entry.version
+        : c.target === 'createRevision'
+          ? entry.createRevision
+          : c.target === 'modRevision'
+            ? entry.modRevision
+            : entry.lease;
+  switch (c.result) {
+    case 'equal':
+      return actual === c.number;
+    case 'not_equal':
+      return actual !== c.number;
+    case 'less':
+      return actual < c.number;
+    case 'greater':
+      return actual > c.number;
+  }
+}
+
+/** JSON equality: object member order does not matter; numbers compare as numbers. */
+export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((item, i) => jsonEqual(item, b[i]));
+  }
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k], b[k]));
+}
+
+/** Numbers as numbers, strings in code point order; undefined if the two do not compare. */
+function compareOrdered(a: JsonValue, b: JsonValue): number | undefined {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'string' && typeof b === 'string') return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return undefined;
+}
+
+export function toEntry(key: string, entry: StoredEntry): Entry {
+  return {
+    key,
+    value: JSON.parse(entry.valueJson) as JsonValue,
+    createRevision: entry.createRevision,
+    modRevision: entry.modRevision,
+    version: entry.version,
+    lease: entry.lease,
+  };
 }

@@ -4,24 +4,44 @@
  * change feed do the work. Closing lets queued writes commit first, then
  * ends every watch.
  */
+import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Logger, silentLogger } from '../../logger';
 import {
   AbstractKeyValueStore,
+  DEFAULT_MAX_TXN_OPS,
+  type StoreLimits,
+  type ValidTxn,
+  type ValidUpdate,
   type ValidClear,
   type ValidDelete,
   type ValidList,
   type ValidSet,
   type ValidWatch,
 } from '../abstract-key-value-store';
-import { StoreFailedError } from '../errors';
+import type { StoredEntry } from '../change';
+import { LeaseNotFoundError, StoreFailedError } from '../errors';
+import { compareKeys } from '../key-order';
 import { ChangeFeed, type ChangeFeedOptions, historyLimits } from '../feed/change-feed';
-import type { ClearResult, DeleteResult, Entry, JsonValue, ListResult, SetResult, Watch } from '../key-value-store';
+import type {
+  ClearResult,
+  DeleteResult,
+  Entry,
+  Lease,
+  LeaseInfo,
+  ListEntriesResult,
+  ListResult,
+  SetResult,
+  TxnResult,
+  Watch,
+} from '../key-value-store';
 import { type CompactionOptions, Compactor } from './compact';
 import { dataFilePath, syncDirectory } from './data-dir-files';
 import { type DataDirLock, lockDataDir } from './data-dir-lock';
 import { CommitLoop } from './commit-loop';
+import { type WriteOp, toEntry } from './decide';
+import { LeaseClock } from './lease-clock';
 import { type ActiveLog, type FsyncMode, LogWriter, createLogFile, openLogFile } from './log-writer';
 import { FileKind } from './record-codec';
 import { recoverDataDir } from './recover-log';
@@ -37,6 +57,8 @@ export interface FileStoreOptions {
   maxKeyBytes?: number;
   /** Default 1048576 (JSON-encoded bytes). */
   maxValueBytes?: number;
+  /** The most compares, and ops per branch, of a transaction. Default 128. */
+  maxTxnOps?: number;
   logger?: Logger;
   compaction?: CompactionOptions;
   /** The change feed: its history window and watchers' progress interval. */
@@ -45,21 +67,44 @@ export interface FileStoreOptions {
   signal?: AbortSignal;
 }
 
+/** The working parts of an open file store, built by openFileStore. */
+interface FileStoreParts {
+  dataDir: string;
+  index: StoreIndex;
+  writer: LogWriter;
+  compactor: Compactor;
+  commits: CommitLoop;
+  feed: ChangeFeed;
+  leases: LeaseClock;
+  lock: DataDirLock;
+  logger: Logger;
+}
+
 export class FileStore extends AbstractKeyValueStore {
+  readonly dataDir: string;
+  private readonly index: StoreIndex;
+  private readonly writer: LogWriter;
+  private readonly compactor: Compactor;
+  private readonly commits: CommitLoop;
+  private readonly feed: ChangeFeed;
+  private readonly leases: LeaseClock;
+  private readonly lock: DataDirLock;
+  private readonly logger: Logger;
+
   /** Use openFileStore(). */
-  constructor(
-    readonly dataDir: string,
-    private readonly index: StoreIndex,
-    private readonly writer: LogWriter,
-    private readonly compactor: Compactor,
-    private readonly commits: CommitLoop,
-    private readonly feed: ChangeFeed,
-    private readonly lock: DataDirLock,
-    maxKeyBytes: number,
-    maxValueBytes: number,
-    private readonly logger: Logger,
-  ) {
-    super({ maxKeyBytes, maxValueBytes });
+  constructor(parts: FileStoreParts, limits: StoreLimits) {
+    super(limits);
+    ({
+      dataDir: this.dataDir,
+      index: this.index,
+      writer: this.writer,
+      compactor: this.compactor,
+      commits: this.commits,
+      feed: this.feed,
+      leases: this.leases,
+      lock: this.lock,
+      logger: this.logger,
+    } = parts);
   }
 
   get revision(): number {
@@ -76,6 +121,11 @@ export class FileStore extends AbstractKeyValueStore {
       liveBytes: this.index.liveBytes,
       compacting: this.compactor.isRunning || this.compactor.isDue(),
     };
+  }
+
+  /** The oldest revision a watch can start at, and how many watches are open (for monitoring and tests). */
+  get feedStatus(): { oldestRevision: number; watchers: number; historyChanges: number } {
+    return { oldestRevision: this.feed.window.oldestRevision, watchers: this.feed.watcherCount, historyChanges: this.feed.window.size };
   }
 
   /** Why the store takes no more writes (StoreFailedError), or undefined while it does. */
@@ -96,59 +146,70 @@ export class FileStore extends AbstractKeyValueStore {
 
   protected _get(key: string): Promise<Entry | undefined> {
     const e = this.index.get(key);
-    if (e === undefined) return Promise.resolve(undefined);
-    return Promise.resolve({
-      key,
-      value: JSON.parse(e.valueJson) as JsonValue,
-      createRevision: e.createRevision,
-      modRevision: e.modRevision,
-      version: e.version,
-    });
+    return Promise.resolve(e === undefined ? undefined : toEntry(key, e));
   }
 
   protected _set(op: ValidSet): Promise<SetResult> {
-    return new Promise<SetResult>((resolve, reject) => {
-      this.commits.submit({
-        kind: 'set',
-        key: op.key,
-        keyBytes: op.keyBytes,
-        valueJson: op.valueJson,
-        valueBytes: op.valueBytes,
-        expected: op.expectedRevision,
-        resolve,
-        reject,
-      });
-    });
+    return this.submit<SetResult>((settle) => ({ kind: 'set', ...op, ...settle }));
   }
 
   protected _delete(op: ValidDelete): Promise<DeleteResult> {
-    return new Promise<DeleteResult>((resolve, reject) => {
-      this.commits.submit({ kind: 'delete', key: op.key, keyBytes: op.keyBytes, expected: op.expectedRevision, resolve, reject });
-    });
+    return this.submit<DeleteResult>((settle) => ({ kind: 'delete', ...op, ...settle }));
+  }
+
+  protected _clear(op: ValidClear): Promise<ClearResult> {
+    return this.submit<ClearResult>((settle) => ({ kind: 'clear', ...op, ...settle }));
+  }
+
+  protected _update(op: ValidUpdate): Promise<Entry> {
+    return this.submit<Entry>((settle) => ({ kind: 'update', ...op, ...settle }));
+  }
+
+  protected _txn(txn: ValidTxn): Promise<TxnResult> {
+    return this.submit<TxnResult>((settle) => ({ kind: 'txn', txn, ...settle }));
+  }
+
+  protected _grantLease(ttlMs: number): Promise<Lease> {
+    return this.submit<Lease>((settle) => ({ kind: 'grant', ttlMs, ...settle }));
+  }
+
+  protected _revokeLease(id: number): Promise<ClearResult> {
+    return this.submit<ClearResult>((settle) => ({ kind: 'revoke', id, ...settle }));
+  }
+
+  /** Not logged: a keep-alive only moves the deadline (which a restart resets to the full time to live anyway). */
+  protected _keepAliveLease(id: number): Promise<Lease> {
+    const lease = this.index.lease(id);
+    if (lease === undefined || !this.leases.refresh(id, lease.ttlMs)) return Promise.reject(new LeaseNotFoundError(id));
+    return Promise.resolve({ id, ttlMs: lease.ttlMs });
+  }
+
+  protected _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo> {
+    const lease = this.index.lease(id);
+    const remainingMs = this.leases.remaining(id);
+    if (lease === undefined || remainingMs === undefined) return Promise.reject(new LeaseNotFoundError(id));
+    return Promise.resolve({ id, ttlMs: lease.ttlMs, remainingMs, keys: keys ? [...lease.keys].sort(compareKeys) : undefined });
   }
 
   protected _listKeys(op: ValidList): Promise<ListResult> {
     return Promise.resolve(this.index.list(op.prefix, op.startAfter, op.limit));
   }
 
-  protected _clear(op: ValidClear): Promise<ClearResult> {
-    return new Promise<ClearResult>((resolve, reject) => {
-      this.commits.submit({ kind: 'clear', prefix: op.prefix, prefixBytes: op.prefixBytes, resolve, reject });
-    });
+  /** Keys and entries are read in one go, so the page is the state at one revision. */
+  protected _list(op: ValidList): Promise<ListEntriesResult> {
+    const { keys, more } = this.index.list(op.prefix, op.startAfter, op.limit);
+    const entries = keys.map((key) => toEntry(key, this.index.get(key) as StoredEntry));
+    return Promise.resolve({ entries, more, revision: this.index.revision });
   }
 
   protected _watch(op: ValidWatch): Watch {
     return this.feed.watch(op);
   }
 
-  /** The oldest revision a watch can start at, and how many watches are open (for monitoring and tests). */
-  get feedStatus(): { oldestRevision: number; watchers: number; historyChanges: number } {
-    return { oldestRevision: this.feed.window.oldestRevision, watchers: this.feed.watcherCount, historyChanges: this.feed.window.size };
-  }
-
   protected async _close(): Promise<void> {
     try {
       await this.commits.drain();
+      this.leases.close();
       this.feed.close();
       await this.compactor.stop();
       await this.writer.close();
@@ -156,6 +217,11 @@ export class FileStore extends AbstractKeyValueStore {
       await this.lock.release();
       this.logger.debug({ dataDir: this.dataDir }, 'store closed');
     }
+  }
+
+  /** Queues a write for the commit loop; its promise settles with the op's outcome. */
+  private submit<T>(make: (settle: { resolve: (value: T) => void; reject: (reason: unknown) => void }) => WriteOp): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.commits.submit(make({ resolve, reject })));
   }
 }
 
@@ -192,11 +258,27 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
     const compactor = new Compactor(dir, sealed, writer, index, options.compaction ?? {}, logger);
     const feed = new ChangeFeed(index.revision, options.feed, recovered.window);
-    const commits = new CommitLoop(index, writer, feed, compactor);
+    const maxValueBytes = options.maxValueBytes ?? 1048576;
+    // Expired leases are revoked through the commit loop, like any write.
+    const leases = new LeaseClock((ids) =>
+      commits.submit({
+        kind: 'expire',
+        ids,
+        resolve: () => undefined,
+        reject: (err) => logger.warn({ err, leases: ids }, 'lease expiry failed'),
+      }),
+    );
+    // A restart gives every lease its full time to live again (docs/storage-format.md).
+    for (const lease of index.allLeases()) leases.arm(lease.id, lease.ttlMs);
+    const commits: CommitLoop = new CommitLoop(index, writer, feed, compactor, leases, {
+      maxValueBytes,
+      newLeaseId: () => newLeaseId(index),
+    });
     logger.info(
       {
         dataDir: dir,
         keys: index.size,
+        leases: index.leaseCount,
         revision: index.revision,
         files: recovered.files.length,
         historyFrom: recovered.window.oldestRevision,
@@ -205,16 +287,8 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       'store opened',
     );
     store = new FileStore(
-      dir,
-      index,
-      writer,
-      compactor,
-      commits,
-      feed,
-      lock,
-      options.maxKeyBytes ?? 4096,
-      options.maxValueBytes ?? 1048576,
-      logger,
+      { dataDir: dir, index, writer, compactor, commits, feed, leases, lock, logger },
+      { maxKeyBytes: options.maxKeyBytes ?? 4096, maxValueBytes, maxTxnOps: options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS },
     );
     if (lock.compromised !== undefined) store.fail(new StoreFailedError(path.join(dir, 'LOCK'), lock.compromised));
     return store;
@@ -222,5 +296,13 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     // The open error is what the caller must see; a failed release is only logged.
     await lock.release().catch((releaseError: unknown) => logger.warn({ err: releaseError }, 'could not release the data directory'));
     throw err;
+  }
+}
+
+/** A random lease id below 2^48 (exact in every client language) that no live lease has. */
+function newLeaseId(index: StoreIndex): number {
+  for (;;) {
+    const id = randomInt(1, 2 ** 48);
+    if (index.lease(id) === undefined) return id;
   }
 }

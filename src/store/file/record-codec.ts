@@ -5,7 +5,7 @@
  *
  * File header (32 bytes):
  *   0  8  magic "KVSTORE\0"
- *   8  2  format version (3)
+ *   8  2  format version (4; version 3 files are read too)
  *   10 1  kind: 1 = log, 2 = snapshot
  *   11 1  reserved, 0
  *   12 8  base revision (u64): the store revision when the file was started
@@ -15,10 +15,18 @@
  * Record (8-byte frame + body):
  *   0  4  CRC-32 of bytes 4..end of record (length field and body)
  *   4  4  body length (u32), bytes after offset 8
- *   8  1  type: 1 = SET, 2 = DELETE, 3 = CLEAR, 4 = BATCH
- *   9  8  revision (u64)
+ *   8  1  type: 1 = SET, 2 = DELETE, 3 = CLEAR, 4 = BATCH, 5 = SET_LEASED,
+ *           6 = LEASE_GRANT, 7 = LEASE_REVOKE
+ *   9  8  revision (u64; at least 1, except LEASE_GRANT and LEASE_REVOKE,
+ *           which carry the store revision at the time, and a BATCH of only
+ *           those: they may be 0)
  *   SET:    17 8 createRevision (u64), 25 4 version (u32), 29 4 key length (u32),
  *           33 key (UTF-8), then the value (JSON, UTF-8) to the end of the body
+ *   SET_LEASED: as SET, with 33 8 lease id (u64) before the key at 41
+ *   LEASE_GRANT:  (body length exactly 25) 17 8 lease id (u64), 25 8 ttl ms (u64)
+ *   LEASE_REVOKE: (body length exactly 17) 17 8 lease id (u64); the lease's
+ *           keys are deleted by DELETE records of the same revision in the
+ *           same batch
  *   DELETE: 17 key (UTF-8) to the end of the body
  *   CLEAR:  17 prefix (UTF-8, may be empty = all keys) to the end of the body
  *   BATCH:  (body length exactly 29; revision = that of the batch's last record)
@@ -30,7 +38,12 @@
  *                this log's, e.g. bytes a client put in a key or value
  *
  * A log is the header and then batches: a BATCH record followed by its
- * records. A snapshot is the header and then SET records, without batches.
+ * records. A snapshot is the header and then, without batches, the live
+ * leases (LEASE_GRANT) and the live keys (SET and SET_LEASED).
+ *
+ * Version 4 added SET_LEASED, LEASE_GRANT and LEASE_REVOKE; version 3 files
+ * (which hold none) read the same. A reader of version 3 refuses version 4
+ * files by their header.
  */
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
@@ -38,10 +51,13 @@ import type { Change, StoredEntry } from '../change';
 
 export const FILE_MAGIC = Buffer.from('KVSTORE\0', 'latin1');
 /**
- * 3: a file nonce in the header, repeated in every BATCH record. Version 2
- * (batches without a nonce) and version 1 (no batches) were never released.
+ * 4: lease records. 3: a file nonce in the header, repeated in every BATCH
+ * record. Version 2 (batches without a nonce) and version 1 (no batches)
+ * were never released.
  */
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
+/** The versions this build reads. */
+const READABLE_VERSIONS: readonly number[] = [3, 4];
 export const FILE_HEADER_SIZE = 32;
 /** Bytes of the random file nonce (file header offset 20, BATCH record offset 29). */
 export const NONCE_SIZE = 8;
@@ -59,12 +75,18 @@ export enum RecordType {
   Delete = 2,
   Clear = 3,
   Batch = 4,
+  SetLeased = 5,
+  LeaseGrant = 6,
+  LeaseRevoke = 7,
 }
 
 export const FRAME_SIZE = 8;
 /** Frame plus type and revision: the smallest valid record (a CLEAR of everything). */
 export const MIN_RECORD_SIZE = 17;
 export const SET_HEADER_SIZE = 33;
+export const SET_LEASED_HEADER_SIZE = 41;
+export const LEASE_GRANT_RECORD_SIZE = 33;
+export const LEASE_REVOKE_RECORD_SIZE = 25;
 /** A BATCH record is always this size. */
 export const BATCH_RECORD_SIZE = 37;
 
@@ -99,6 +121,10 @@ export interface DecodedRecord {
   batchBytes: number;
   /** BATCH: the log was durable up to this file offset when the batch was written. */
   syncedThrough: number;
+  /** SET_LEASED, LEASE_GRANT, LEASE_REVOKE: the lease id (0 for a plain SET). */
+  lease: number;
+  /** LEASE_GRANT: its time to live in ms. */
+  ttlMs: number;
 }
 
 export function emptyRecord(): DecodedRecord {
@@ -112,6 +138,8 @@ export function emptyRecord(): DecodedRecord {
     size: 0,
     batchBytes: 0,
     syncedThrough: 0,
+    lease: 0,
+    ttlMs: 0,
   };
 }
 
@@ -185,7 +213,7 @@ export function decodeFileHeader(buf: Buffer): FileHeader | string {
   // Magic and version first (their offsets never change), so a file of another version says so.
   if (buf.length >= 10 && buf.subarray(0, 8).equals(FILE_MAGIC)) {
     const version = buf.readUInt16LE(8);
-    if (version !== FORMAT_VERSION) return unsupportedVersion(version);
+    if (!READABLE_VERSIONS.includes(version)) return unsupportedVersion(version);
   }
   if (buf.length < FILE_HEADER_SIZE) return `file header is ${buf.length} bytes, expected ${FILE_HEADER_SIZE}`;
   if (!buf.subarray(0, 8).equals(FILE_MAGIC)) return 'bad magic (not a kv data file)';
@@ -199,16 +227,17 @@ export function decodeFileHeader(buf: Buffer): FileHeader | string {
 }
 
 function unsupportedVersion(version: number): string {
-  return `unsupported format version ${version} (this build reads version ${FORMAT_VERSION})`;
+  return `unsupported format version ${version} (this build reads versions ${READABLE_VERSIONS.join(' and ')})`;
 }
 
 /** Whether a file header (at least 10 bytes seen) is a kv data file of another format version. */
 export function isOtherFormatVersion(buf: Buffer): boolean {
-  return buf.length >= 10 && buf.subarray(0, 8).equals(FILE_MAGIC) && buf.readUInt16LE(8) !== FORMAT_VERSION;
+  return buf.length >= 10 && buf.subarray(0, 8).equals(FILE_MAGIC) && !READABLE_VERSIONS.includes(buf.readUInt16LE(8));
 }
 
-export function setRecordSize(keyBytes: number, valueBytes: number): number {
-  return SET_HEADER_SIZE + keyBytes + valueBytes;
+/** Bytes of the SET (or, with a lease, SET_LEASED) record of a key and value of these UTF-8 sizes. */
+export function setRecordSize(keyBytes: number, valueBytes: number, lease = 0): number {
+  return (lease === 0 ? SET_HEADER_SIZE : SET_LEASED_HEADER_SIZE) + keyBytes + valueBytes;
 }
 
 export function deleteRecordSize(keyBytes: number): number {
@@ -228,26 +257,33 @@ function sealRecord(buf: Buffer, offset: number, end: number, type: RecordType, 
 }
 
 /**
- * Writes a SET record at `offset` (the caller sized `buf` with setRecordSize)
- * and returns the offset after it.
+ * Writes the SET record of `key` with `entry` at `offset` (SET_LEASED if the
+ * entry has a lease; the caller sized `buf` with setRecordSize) and returns
+ * the offset after it. The record's revision is entry.modRevision.
  */
-export function writeSetRecord(
-  buf: Buffer,
-  offset: number,
-  revision: number,
-  createRevision: number,
-  version: number,
-  key: string,
-  keyBytes: number,
-  valueJson: string,
-  valueBytes: number,
-): number {
-  writeU64(buf, createRevision, offset + 17);
-  buf.writeUInt32LE(version, offset + 25);
+export function writeSetRecord(buf: Buffer, offset: number, key: string, keyBytes: number, entry: StoredEntry, valueBytes: number): number {
+  writeU64(buf, entry.createRevision, offset + 17);
+  buf.writeUInt32LE(entry.version, offset + 25);
   buf.writeUInt32LE(keyBytes, offset + 29);
-  buf.write(key, offset + SET_HEADER_SIZE, keyBytes, 'utf8');
-  buf.write(valueJson, offset + SET_HEADER_SIZE + keyBytes, valueBytes, 'utf8');
-  return sealRecord(buf, offset, offset + SET_HEADER_SIZE + keyBytes + valueBytes, RecordType.Set, revision);
+  let at = offset + SET_HEADER_SIZE;
+  if (entry.lease !== 0) {
+    writeU64(buf, entry.lease, at);
+    at += 8;
+  }
+  at += buf.write(key, at, keyBytes, 'utf8');
+  at += buf.write(entry.valueJson, at, valueBytes, 'utf8');
+  return sealRecord(buf, offset, at, entry.lease === 0 ? RecordType.Set : RecordType.SetLeased, entry.modRevision);
+}
+
+export function writeLeaseGrantRecord(buf: Buffer, offset: number, revision: number, id: number, ttlMs: number): number {
+  writeU64(buf, id, offset + 17);
+  writeU64(buf, ttlMs, offset + 25);
+  return sealRecord(buf, offset, offset + LEASE_GRANT_RECORD_SIZE, RecordType.LeaseGrant, revision);
+}
+
+function writeLeaseRevokeRecord(buf: Buffer, offset: number, revision: number, id: number): number {
+  writeU64(buf, id, offset + 17);
+  return sealRecord(buf, offset, offset + LEASE_REVOKE_RECORD_SIZE, RecordType.LeaseRevoke, revision);
 }
 
 export function writeDeleteRecord(buf: Buffer, offset: number, revision: number, key: string, keyBytes: number): number {
@@ -288,30 +324,52 @@ export function writeBatchRecord(
  */
 export function encodeBatch(changes: readonly Change[], syncedThrough: number, nonce: Buffer): Buffer {
   let bytes = 0;
+  // Per change: the UTF-8 bytes of its key (or prefix) and of its value.
   const sizes: number[] = new Array<number>(changes.length * 2);
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i];
-    const keyBytes = Buffer.byteLength(c.type === 'clear' ? c.prefix : c.key, 'utf8');
-    sizes[2 * i] = keyBytes;
-    if (c.type === 'set') {
-      const valueBytes = Buffer.byteLength(c.entry.valueJson, 'utf8');
-      sizes[2 * i + 1] = valueBytes;
-      bytes += setRecordSize(keyBytes, valueBytes);
-    } else {
-      bytes += MIN_RECORD_SIZE + keyBytes;
+    switch (c.type) {
+      case 'set':
+        sizes[2 * i] = Buffer.byteLength(c.key, 'utf8');
+        sizes[2 * i + 1] = Buffer.byteLength(c.entry.valueJson, 'utf8');
+        bytes += setRecordSize(sizes[2 * i], sizes[2 * i + 1], c.entry.lease);
+        break;
+      case 'delete':
+        sizes[2 * i] = Buffer.byteLength(c.key, 'utf8');
+        bytes += MIN_RECORD_SIZE + sizes[2 * i];
+        break;
+      case 'clear':
+        sizes[2 * i] = Buffer.byteLength(c.prefix, 'utf8');
+        bytes += MIN_RECORD_SIZE + sizes[2 * i];
+        break;
+      case 'lease-grant':
+        bytes += LEASE_GRANT_RECORD_SIZE;
+        break;
+      case 'lease-revoke':
+        bytes += LEASE_REVOKE_RECORD_SIZE;
+        break;
     }
   }
   const buf = Buffer.allocUnsafe(BATCH_RECORD_SIZE + bytes);
   let at = BATCH_RECORD_SIZE;
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i];
-    if (c.type === 'set') {
-      const e = c.entry;
-      at = writeSetRecord(buf, at, c.revision, e.createRevision, e.version, c.key, sizes[2 * i], e.valueJson, sizes[2 * i + 1]);
-    } else if (c.type === 'delete') {
-      at = writeDeleteRecord(buf, at, c.revision, c.key, sizes[2 * i]);
-    } else {
-      at = writeClearRecord(buf, at, c.revision, c.prefix, sizes[2 * i]);
+    switch (c.type) {
+      case 'set':
+        at = writeSetRecord(buf, at, c.key, sizes[2 * i], c.entry, sizes[2 * i + 1]);
+        break;
+      case 'delete':
+        at = writeDeleteRecord(buf, at, c.revision, c.key, sizes[2 * i]);
+        break;
+      case 'clear':
+        at = writeClearRecord(buf, at, c.revision, c.prefix, sizes[2 * i]);
+        break;
+      case 'lease-grant':
+        at = writeLeaseGrantRecord(buf, at, c.revision, c.id, c.ttlMs);
+        break;
+      case 'lease-revoke':
+        at = writeLeaseRevokeRecord(buf, at, c.revision, c.id);
+        break;
     }
   }
   writeBatchRecord(buf, 0, changes[changes.length - 1].revision, bytes, syncedThrough, nonce);
@@ -325,19 +383,21 @@ export interface StateBefore {
 }
 
 /**
- * The Change a decoded SET, DELETE or CLEAR record stands for (replay), its
- * previous entries read from the state before it; undefined for a DELETE of
- * a key that is not there (never written, but harmless to skip).
+ * The Change a decoded record stands for (replay), its previous entries
+ * read from the state before it; undefined for a DELETE of a key that is
+ * not there (never written, but harmless to skip).
  */
 export function decodeChange(record: DecodedRecord, before: StateBefore): Change | undefined {
   const revision = record.revision;
   switch (record.type) {
-    case RecordType.Set: {
+    case RecordType.Set:
+    case RecordType.SetLeased: {
       const entry: StoredEntry = {
         valueJson: record.valueJson,
         createRevision: record.createRevision,
         modRevision: revision,
         version: record.version,
+        lease: record.lease,
       };
       return { type: 'set', key: record.key, revision, entry, prev: before.get(record.key) };
     }
@@ -347,6 +407,10 @@ export function decodeChange(record: DecodedRecord, before: StateBefore): Change
     }
     case RecordType.Clear:
       return { type: 'clear', prefix: record.key, revision, removed: before.entriesUnder(record.key) };
+    case RecordType.LeaseGrant:
+      return { type: 'lease-grant', id: record.lease, ttlMs: record.ttlMs, revision };
+    case RecordType.LeaseRevoke:
+      return { type: 'lease-revoke', id: record.lease, revision };
     default:
       throw new Error(`record type ${record.type} is not a change`);
   }
@@ -393,22 +457,46 @@ export function checkRecord(buf: Buffer, offset: number, end: number, out: Decod
   }
   const type = buf[offset + 8];
   const revision = readU64(buf, offset + 9);
-  if (!(revision > 0)) return { short: false, reason: 'record revision out of range' };
+  // Lease records carry the store revision at the time, which is 0 in a store never written, and so does a batch of only those.
+  const mayBeZero = type === RecordType.LeaseGrant || type === RecordType.LeaseRevoke || type === RecordType.Batch;
+  if (!(revision > 0 || (mayBeZero && revision === 0))) return { short: false, reason: 'record revision out of range' };
   out.type = type;
   out.revision = revision;
   out.size = size;
+  out.lease = 0;
   switch (type) {
-    case RecordType.Set: {
-      if (size < SET_HEADER_SIZE) return { short: false, reason: 'SET record too small' };
+    case RecordType.Set:
+    case RecordType.SetLeased: {
+      const header = type === RecordType.Set ? SET_HEADER_SIZE : SET_LEASED_HEADER_SIZE;
+      if (size < header) return { short: false, reason: 'SET record too small' };
       const createRevision = readU64(buf, offset + 17);
       const version = buf.readUInt32LE(offset + 25);
       const keyBytes = buf.readUInt32LE(offset + 29);
-      if (keyBytes === 0 || SET_HEADER_SIZE + keyBytes > size) return { short: false, reason: 'SET key length out of range' };
+      if (keyBytes === 0 || header + keyBytes > size) return { short: false, reason: 'SET key length out of range' };
       if (!(createRevision > 0 && createRevision <= revision) || version === 0) {
         return { short: false, reason: 'SET revisions inconsistent' };
       }
+      if (type === RecordType.SetLeased) {
+        const lease = readU64(buf, offset + SET_HEADER_SIZE);
+        if (!(lease > 0)) return { short: false, reason: 'SET_LEASED lease id out of range' };
+        out.lease = lease;
+      }
       out.createRevision = createRevision;
       out.version = version;
+      return undefined;
+    }
+    case RecordType.LeaseGrant:
+    case RecordType.LeaseRevoke: {
+      const expected = type === RecordType.LeaseGrant ? LEASE_GRANT_RECORD_SIZE : LEASE_REVOKE_RECORD_SIZE;
+      if (size !== expected) return { short: false, reason: `lease record of ${size} bytes, expected ${expected}` };
+      const lease = readU64(buf, offset + 17);
+      if (!(lease > 0)) return { short: false, reason: 'lease id out of range' };
+      out.lease = lease;
+      if (type === RecordType.LeaseGrant) {
+        const ttlMs = readU64(buf, offset + 25);
+        if (!(ttlMs > 0)) return { short: false, reason: 'lease ttl out of range' };
+        out.ttlMs = ttlMs;
+      }
       return undefined;
     }
     case RecordType.Delete:
@@ -442,12 +530,21 @@ export function decodeCheckedRecord(buf: Buffer, offset: number, out: DecodedRec
   out.type = type;
   out.size = size;
   out.revision = buf.readUInt32LE(offset + 13) * TWO_32 + buf.readUInt32LE(offset + 9);
-  if (type === RecordType.Set) {
+  out.lease = 0;
+  if (type === RecordType.Set || type === RecordType.SetLeased) {
     out.createRevision = buf.readUInt32LE(offset + 21) * TWO_32 + buf.readUInt32LE(offset + 17);
     out.version = buf.readUInt32LE(offset + 25);
-    const keyEnd = offset + SET_HEADER_SIZE + buf.readUInt32LE(offset + 29);
-    out.key = buf.toString('utf8', offset + SET_HEADER_SIZE, keyEnd);
+    let keyStart = offset + SET_HEADER_SIZE;
+    if (type === RecordType.SetLeased) {
+      out.lease = buf.readUInt32LE(keyStart + 4) * TWO_32 + buf.readUInt32LE(keyStart);
+      keyStart += 8;
+    }
+    const keyEnd = keyStart + buf.readUInt32LE(offset + 29);
+    out.key = buf.toString('utf8', keyStart, keyEnd);
     out.valueJson = buf.toString('utf8', keyEnd, recordEnd);
+  } else if (type === RecordType.LeaseGrant || type === RecordType.LeaseRevoke) {
+    out.lease = buf.readUInt32LE(offset + 21) * TWO_32 + buf.readUInt32LE(offset + 17);
+    if (type === RecordType.LeaseGrant) out.ttlMs = buf.readUInt32LE(offset + 29) * TWO_32 + buf.readUInt32LE(offset + 25);
   } else {
     out.key = buf.toString('utf8', offset + MIN_RECORD_SIZE, recordEnd);
   }

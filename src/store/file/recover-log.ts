@@ -57,6 +57,7 @@ export interface RecoverOptions {
 
 /** Bytes replayed between two yields to the event loop. */
 const YIELD_EVERY_BYTES = 8 * 1024 * 1024;
+import { isKeyChange } from '../change';
 import { HistoryWindow, type HistoryLimits } from '../feed/history-window';
 import { StoreIndex } from './store-index';
 
@@ -170,7 +171,7 @@ async function replayFile(dir: string, file: DataFile, newestLog: boolean, repla
   }
 }
 
-/** A snapshot is SET records to the end of the file; any damage refuses to open. */
+/** A snapshot is the live leases, then the live keys (SET, SET_LEASED), to the end of the file; any damage refuses to open. */
 async function replaySnapshot(window: FileWindow, filePath: string, replay: Replay): Promise<void> {
   const record = emptyRecord();
   let offset = FILE_HEADER_SIZE;
@@ -182,13 +183,19 @@ async function replaySnapshot(window: FileWindow, filePath: string, replay: Repl
     if (i < 0) throw new CorruptDataError(filePath, offset, `record of ${size} bytes runs past the end of the file`);
     const problem = readRecord(window.buf, i, i + size, record);
     if (problem !== undefined) throw new CorruptDataError(filePath, offset, problem.reason);
-    if (record.type !== RecordType.Set) throw new CorruptDataError(filePath, offset, 'a snapshot holds only SET records');
-    replay.index.load(record.key, {
-      valueJson: record.valueJson,
-      createRevision: record.createRevision,
-      modRevision: record.revision,
-      version: record.version,
-    });
+    if (record.type === RecordType.LeaseGrant) {
+      replay.index.apply({ type: 'lease-grant', id: record.lease, ttlMs: record.ttlMs, revision: record.revision });
+    } else if (record.type === RecordType.Set || record.type === RecordType.SetLeased) {
+      replay.index.load(record.key, {
+        valueJson: record.valueJson,
+        createRevision: record.createRevision,
+        modRevision: record.revision,
+        version: record.version,
+        lease: record.lease,
+      });
+    } else {
+      throw new CorruptDataError(filePath, offset, 'a snapshot holds only lease grants and keys');
+    }
     offset += size;
     await yieldNow(replay, size);
   }
@@ -268,7 +275,7 @@ async function replayLog(
       const change = decodeChange(record, index);
       if (change === undefined) continue;
       index.apply(change);
-      history.push([change]);
+      if (isKeyChange(change)) history.push([change]);
     }
     offset = first + batchBytes;
     await yieldNow(replay, BATCH_RECORD_SIZE + batchBytes);

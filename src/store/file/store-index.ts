@@ -22,7 +22,7 @@ import BTree from 'sorted-btree';
 import { bulkLoad } from 'sorted-btree/extended/bulkLoad';
 import type { Change, StoredEntry } from '../change';
 import { compareKeys, compareSortKeys, keyOfSortKey, sortKey } from '../key-order';
-import type { DecideState } from './decide';
+import type { DecideState, LeaseView } from './decide';
 import { setRecordSize } from './record-codec';
 
 /** A key's current value and revisions; kept small, since a store holds millions. */
@@ -30,7 +30,14 @@ export type IndexEntry = StoredEntry;
 
 /** Bytes of the SET record that stores this entry: the "live bytes" that compaction weighs dead bytes against. */
 export function entryRecordBytes(key: string, entry: IndexEntry): number {
-  return setRecordSize(Buffer.byteLength(key, 'utf8'), Buffer.byteLength(entry.valueJson, 'utf8'));
+  return setRecordSize(Buffer.byteLength(key, 'utf8'), Buffer.byteLength(entry.valueJson, 'utf8'), entry.lease);
+}
+
+/** A live lease: its time to live and the keys attached to it (deadlines are the lease clock's, not state). */
+export interface LeaseState extends LeaseView {
+  readonly id: number;
+  readonly ttlMs: number;
+  readonly keys: Set<string>;
 }
 
 /** A frozen, ordered view of the entries as they were when snapshot() was called (for compaction). */
@@ -41,6 +48,8 @@ export class IndexSnapshot {
   constructor(
     private readonly keys: BTree<string, undefined>,
     private readonly byKey: Map<string, IndexEntry>,
+    /** The leases live when the view was taken. */
+    readonly leases: ReadonlyArray<{ id: number; ttlMs: number }>,
   ) {}
 
   /** Keys in code point order, each with its entry as of the snapshot. */
@@ -71,6 +80,7 @@ export class StoreIndex implements DecideState {
   private ordered: BTree<string, undefined> | undefined;
   /** The view a running compaction reads, whose old entries must be saved before they change. */
   private frozen: IndexSnapshot | undefined;
+  private readonly leases = new Map<number, LeaseState>();
 
   private constructor(revision: number, ordered: BTree<string, undefined> | undefined) {
     this.revision = revision;
@@ -86,12 +96,13 @@ export class StoreIndex implements DecideState {
     return new StoreIndex(0, undefined);
   }
 
-  /** Loads a key from a snapshot (replay only): state, not a change. */
+  /** Loads a key from a snapshot (replay only): state, not a change. Its lease comes first in the snapshot. */
   load(key: string, entry: IndexEntry): void {
     const old = this.byKey.get(key);
     if (old !== undefined) this.liveBytes -= entryRecordBytes(key, old);
     this.byKey.set(key, entry);
     this.liveBytes += entryRecordBytes(key, entry);
+    if (entry.lease !== 0) this.leases.get(entry.lease)?.keys.add(key);
     if (entry.modRevision > this.revision) this.revision = entry.modRevision;
   }
 
@@ -122,6 +133,19 @@ export class StoreIndex implements DecideState {
     return this.byKey.get(key);
   }
 
+  lease(id: number): LeaseState | undefined {
+    return this.leases.get(id);
+  }
+
+  get leaseCount(): number {
+    return this.leases.size;
+  }
+
+  /** Every live lease. */
+  allLeases(): IterableIterator<LeaseState> {
+    return this.leases.values();
+  }
+
   /** Step 3 of a commit, and of replay: makes a committed change visible. */
   apply(change: Change): void {
     switch (change.type) {
@@ -135,6 +159,14 @@ export class StoreIndex implements DecideState {
         if (change.prefix === '' && this.ordered !== undefined) this.removeAll();
         else for (const [key] of change.removed) this.remove(key);
         break;
+      case 'lease-grant':
+        this.leases.set(change.id, { id: change.id, ttlMs: change.ttlMs, keys: new Set() });
+        // Leases do not move the store revision.
+        return;
+      case 'lease-revoke':
+        // Its keys go by the deletes that come with it.
+        this.leases.delete(change.id);
+        return;
     }
     this.revision = change.revision;
   }
@@ -182,7 +214,8 @@ export class StoreIndex implements DecideState {
    * saves its old entry for the view. One view at a time (compaction's).
    */
   snapshot(): IndexSnapshot {
-    const view = new IndexSnapshot(this.tree().clone(), this.byKey);
+    const leases = [...this.leases.values()].map(({ id, ttlMs }) => ({ id, ttlMs }));
+    const view = new IndexSnapshot(this.tree().clone(), this.byKey, leases);
     this.frozen = view;
     return view;
   }
@@ -194,6 +227,10 @@ export class StoreIndex implements DecideState {
 
   private put(key: string, entry: IndexEntry): void {
     const old = this.byKey.get(key);
+    if (old?.lease !== entry.lease) {
+      if (old !== undefined && old.lease !== 0) this.leases.get(old.lease)?.keys.delete(key);
+      if (entry.lease !== 0) this.leases.get(entry.lease)?.keys.add(key);
+    }
     if (old === undefined) {
       this.ordered?.set(sortKey(key), undefined);
       this.liveBytes += entryRecordBytes(key, entry);
@@ -208,12 +245,14 @@ export class StoreIndex implements DecideState {
     const old = this.byKey.get(key);
     if (old === undefined) return;
     this.save(key, old);
+    if (old.lease !== 0) this.leases.get(old.lease)?.keys.delete(key);
     this.liveBytes -= entryRecordBytes(key, old);
     this.byKey.delete(key);
     this.ordered?.delete(sortKey(key));
   }
 
   private removeAll(): void {
+    for (const lease of this.leases.values()) lease.keys.clear();
     // A frozen view keeps the old Map and tree, which nothing changes any more.
     this.byKey = new Map();
     this.ordered = emptyTree();

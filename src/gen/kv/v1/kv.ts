@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -151,6 +153,12 @@ export enum ErrorReason {
    * was sent).
    */
   WATCH_TOO_SLOW = 12,
+  /**
+   * LEASE_NOT_FOUND - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The lease does not exist (never granted, expired or revoked).
+   * NOT_FOUND.
+   */
+  LEASE_NOT_FOUND = 30,
   UNRECOGNIZED = -1,
 }
 
@@ -195,6 +203,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 12:
     case "WATCH_TOO_SLOW":
       return ErrorReason.WATCH_TOO_SLOW;
+    case 30:
+    case "LEASE_NOT_FOUND":
+      return ErrorReason.LEASE_NOT_FOUND;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -230,6 +241,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "COMPACTED";
     case ErrorReason.WATCH_TOO_SLOW:
       return "WATCH_TOO_SLOW";
+    case ErrorReason.LEASE_NOT_FOUND:
+      return "LEASE_NOT_FOUND";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -333,6 +346,11 @@ export interface Entry {
   modRevision: number;
   /** The number of writes to this key since it was created; 1 on create. */
   version: number;
+  /**
+   * The lease the key is attached to (it is deleted when the lease expires
+   * or is revoked); 0 if none.
+   */
+  lease: number;
 }
 
 /** GetRequest names the key to read. */
@@ -373,7 +391,22 @@ export interface SetRequest {
    * Negative values, and values of 2^53 or more (beyond what every client
    * language holds exactly), are INVALID_ARGUMENT.
    */
-  expectedRevision?: number | undefined;
+  expectedRevision?:
+    | number
+    | undefined;
+  /**
+   * Attach the key to this lease (from GrantLease): it is deleted when the
+   * lease expires or is revoked. A lease that does not exist is NOT_FOUND
+   * (reason LEASE_NOT_FOUND). Setting a key again without a lease detaches
+   * it.
+   */
+  lease: number;
+  /**
+   * Give the key a private lease of this many milliseconds (Redis SET ... PX):
+   * the key is deleted after ttl_ms unless set again. At least 1 and at most
+   * 1 year (2^53 is not reached). With lease: INVALID_ARGUMENT.
+   */
+  ttlMs: number;
 }
 
 /** SetResponse reports the revision of the write. */
@@ -498,8 +531,299 @@ export interface Event {
   prevEntry: Entry | undefined;
 }
 
+/**
+ * Compare is one condition of a Txn, on one key; the key's state as the
+ * Txn begins (a missing key has revisions 0 and no value).
+ */
+export interface Compare {
+  /** How to compare. */
+  result: Compare_CompareResult;
+  /** The key to look at. */
+  key: string;
+  /** The key's version (0 if missing). */
+  version?:
+    | number
+    | undefined;
+  /** The key's create_revision (0 if missing). */
+  createRevision?:
+    | number
+    | undefined;
+  /** The key's mod_revision (0 if missing). */
+  modRevision?:
+    | number
+    | undefined;
+  /**
+   * The key's value. A missing key has no value: every value compare on
+   * it is false, NOT_EQUAL included (as in etcd).
+   */
+  value?:
+    | any
+    | undefined;
+  /** The key's lease (0 if none or missing). */
+  lease?: number | undefined;
+}
+
+/** What the key's target must be to the given one. */
+export enum Compare_CompareResult {
+  /** COMPARE_RESULT_UNSPECIFIED - Not valid: a compare must say EQUAL, NOT_EQUAL, LESS or GREATER. */
+  COMPARE_RESULT_UNSPECIFIED = 0,
+  /**
+   * COMPARE_RESULT_EQUAL - Equal. For values: JSON equality (object key order does not matter;
+   * 1 and 1.0 are equal).
+   */
+  COMPARE_RESULT_EQUAL = 1,
+  /** COMPARE_RESULT_NOT_EQUAL - Not equal. */
+  COMPARE_RESULT_NOT_EQUAL = 2,
+  /**
+   * COMPARE_RESULT_LESS - The key's target is less than the given one. Values: numbers compare
+   * as numbers, strings in code point order; other values never compare.
+   */
+  COMPARE_RESULT_LESS = 3,
+  /** COMPARE_RESULT_GREATER - The key's target is greater than the given one. */
+  COMPARE_RESULT_GREATER = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function compare_CompareResultFromJSON(object: any): Compare_CompareResult {
+  switch (object) {
+    case 0:
+    case "COMPARE_RESULT_UNSPECIFIED":
+      return Compare_CompareResult.COMPARE_RESULT_UNSPECIFIED;
+    case 1:
+    case "COMPARE_RESULT_EQUAL":
+      return Compare_CompareResult.COMPARE_RESULT_EQUAL;
+    case 2:
+    case "COMPARE_RESULT_NOT_EQUAL":
+      return Compare_CompareResult.COMPARE_RESULT_NOT_EQUAL;
+    case 3:
+    case "COMPARE_RESULT_LESS":
+      return Compare_CompareResult.COMPARE_RESULT_LESS;
+    case 4:
+    case "COMPARE_RESULT_GREATER":
+      return Compare_CompareResult.COMPARE_RESULT_GREATER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Compare_CompareResult.UNRECOGNIZED;
+  }
+}
+
+export function compare_CompareResultToJSON(object: Compare_CompareResult): string {
+  switch (object) {
+    case Compare_CompareResult.COMPARE_RESULT_UNSPECIFIED:
+      return "COMPARE_RESULT_UNSPECIFIED";
+    case Compare_CompareResult.COMPARE_RESULT_EQUAL:
+      return "COMPARE_RESULT_EQUAL";
+    case Compare_CompareResult.COMPARE_RESULT_NOT_EQUAL:
+      return "COMPARE_RESULT_NOT_EQUAL";
+    case Compare_CompareResult.COMPARE_RESULT_LESS:
+      return "COMPARE_RESULT_LESS";
+    case Compare_CompareResult.COMPARE_RESULT_GREATER:
+      return "COMPARE_RESULT_GREATER";
+    case Compare_CompareResult.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** RequestOp is one operation of a Txn. */
+export interface RequestOp {
+  /** Read a key (a missing key is an empty GetResponse, not an error). */
+  get?:
+    | GetRequest
+    | undefined;
+  /**
+   * Write a key (lease and ttl_ms allowed; expected_revision is not: use
+   * compares).
+   */
+  set?:
+    | SetRequest
+    | undefined;
+  /** Delete a key (no expected_revision). */
+  delete?:
+    | DeleteRequest
+    | undefined;
+  /** Delete every key under a prefix. */
+  clear?:
+    | ClearRequest
+    | undefined;
+  /** Merge a JSON merge patch into a key (no expected_revision). */
+  update?: UpdateRequest | undefined;
+}
+
+/** ResponseOp is the result of one RequestOp, in the same position. */
+export interface ResponseOp {
+  /** entry is absent if the key does not exist. */
+  get?:
+    | GetResponse
+    | undefined;
+  /** The revision of the Txn. */
+  set?:
+    | SetResponse
+    | undefined;
+  /** Whether the key existed. */
+  delete?:
+    | DeleteResponse
+    | undefined;
+  /** How many keys were removed. */
+  clear?:
+    | ClearResponse
+    | undefined;
+  /** The key's new entry. */
+  update?: UpdateResponse | undefined;
+}
+
+/** TxnRequest is an atomic compare-then-act. */
+export interface TxnRequest {
+  /** The conditions; all must hold for success to run (none: success runs). */
+  compare: Compare[];
+  /** The ops to run if every compare holds. */
+  success: RequestOp[];
+  /** The ops to run otherwise. */
+  failure: RequestOp[];
+}
+
+/** TxnResponse says which branch ran and what each op returned. */
+export interface TxnResponse {
+  /** True if every compare held (the success ops ran). */
+  succeeded: boolean;
+  /**
+   * The store revision after the Txn: its own revision if it wrote
+   * anything, otherwise the revision it read at.
+   */
+  revision: number;
+  /** One result per op of the branch that ran, in order. */
+  responses: ResponseOp[];
+}
+
+/** UpdateRequest merges a JSON merge patch into a key's value. */
+export interface UpdateRequest {
+  /** The key: non-empty, at most the key size limit. */
+  key: string;
+  /**
+   * The RFC 7396 merge patch: an object's members replace the value's,
+   * null members delete them, nested objects merge recursively; a patch
+   * that is not an object replaces the value. Required.
+   */
+  patch:
+    | any
+    | undefined;
+  /**
+   * If set, update only if the key's mod_revision equals this (ABORTED
+   * otherwise).
+   */
+  expectedRevision?:
+    | number
+    | undefined;
+  /**
+   * If the key does not exist: false (default) is NOT_FOUND, true merges
+   * the patch into {} and creates it.
+   */
+  createIfMissing: boolean;
+}
+
+/** UpdateResponse carries the key's new entry. */
+export interface UpdateResponse {
+  /** The entry after the merge. */
+  entry: Entry | undefined;
+}
+
+/** ListRequest asks for one page of entries. */
+export interface ListRequest {
+  /** Only keys starting with this prefix; empty for all keys. */
+  prefix: string;
+  /**
+   * The most entries to return: 0 means 100, above 1000 means 1000,
+   * negative is INVALID_ARGUMENT.
+   */
+  pageSize: number;
+  /**
+   * The next_page_token of the previous page, or empty for the first page.
+   * Opaque; only valid with the same prefix (ListKeys tokens work too).
+   */
+  pageToken: string;
+}
+
+/** ListResponse is one page of entries. */
+export interface ListResponse {
+  /** The entries of this page, in Unicode code point order of their keys. */
+  entries: Entry[];
+  /** Pass as page_token to get the next page; empty when there are no more. */
+  nextPageToken: string;
+  /** The store revision this page was read at. */
+  revision: number;
+}
+
+/** GrantLeaseRequest asks for a lease. */
+export interface GrantLeaseRequest {
+  /** Time to live in milliseconds: at least 1, at most a year. */
+  ttlMs: number;
+}
+
+/** GrantLeaseResponse names the new lease. */
+export interface GrantLeaseResponse {
+  /**
+   * The lease's id: pass it as SetRequest.lease, to KeepAlive and to
+   * RevokeLease.
+   */
+  id: number;
+  /** The granted time to live, in milliseconds. */
+  ttlMs: number;
+}
+
+/** KeepAliveRequest refreshes one lease. */
+export interface KeepAliveRequest {
+  /** The lease to refresh. */
+  id: number;
+}
+
+/** KeepAliveResponse answers one KeepAliveRequest. */
+export interface KeepAliveResponse {
+  /** The lease refreshed. */
+  id: number;
+  /**
+   * Its time to live now, in milliseconds (its full ttl_ms); 0 if the
+   * lease no longer exists (expired or revoked): its keys are gone.
+   */
+  ttlMs: number;
+}
+
+/** RevokeLeaseRequest names a lease to delete. */
+export interface RevokeLeaseRequest {
+  /** The lease. */
+  id: number;
+}
+
+/** RevokeLeaseResponse reports what the revocation removed. */
+export interface RevokeLeaseResponse {
+  /** How many keys were deleted with it. */
+  deletedCount: number;
+  /** The store revision after the call (bumped only if keys were deleted). */
+  revision: number;
+}
+
+/** LeaseInfoRequest names a lease. */
+export interface LeaseInfoRequest {
+  /** The lease. */
+  id: number;
+  /** Also list the keys attached to it. */
+  keys: boolean;
+}
+
+/** LeaseInfoResponse describes a lease. */
+export interface LeaseInfoResponse {
+  /** The lease. */
+  id: number;
+  /** The time to live it was granted, in milliseconds. */
+  grantedTtlMs: number;
+  /** The time left before it expires, in milliseconds. */
+  remainingTtlMs: number;
+  /** With keys in the request: its keys, in code point order. */
+  keys: string[];
+}
+
 function createBaseEntry(): Entry {
-  return { key: "", value: undefined, createRevision: 0, modRevision: 0, version: 0 };
+  return { key: "", value: undefined, createRevision: 0, modRevision: 0, version: 0, lease: 0 };
 }
 
 export const Entry: MessageFns<Entry> = {
@@ -518,6 +842,9 @@ export const Entry: MessageFns<Entry> = {
     }
     if (message.version !== 0) {
       writer.uint32(40).int64(message.version);
+    }
+    if (message.lease !== 0) {
+      writer.uint32(48).int64(message.lease);
     }
     return writer;
   },
@@ -575,6 +902,14 @@ export const Entry: MessageFns<Entry> = {
             message.version = longToNumber(reader.int64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.lease = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -602,6 +937,7 @@ export const Entry: MessageFns<Entry> = {
         ? globalThis.Number(object.mod_revision)
         : 0,
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      lease: isSet(object.lease) ? globalThis.Number(object.lease) : 0,
     };
   },
 
@@ -622,6 +958,9 @@ export const Entry: MessageFns<Entry> = {
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.lease !== 0) {
+      obj.lease = Math.round(message.lease);
+    }
     return obj;
   },
 
@@ -635,6 +974,7 @@ export const Entry: MessageFns<Entry> = {
     message.createRevision = object.createRevision ?? 0;
     message.modRevision = object.modRevision ?? 0;
     message.version = object.version ?? 0;
+    message.lease = object.lease ?? 0;
     return message;
   },
 };
@@ -774,7 +1114,7 @@ export const GetResponse: MessageFns<GetResponse> = {
 };
 
 function createBaseSetRequest(): SetRequest {
-  return { key: "", value: undefined, expectedRevision: undefined };
+  return { key: "", value: undefined, expectedRevision: undefined, lease: 0, ttlMs: 0 };
 }
 
 export const SetRequest: MessageFns<SetRequest> = {
@@ -787,6 +1127,12 @@ export const SetRequest: MessageFns<SetRequest> = {
     }
     if (message.expectedRevision !== undefined) {
       writer.uint32(24).int64(message.expectedRevision);
+    }
+    if (message.lease !== 0) {
+      writer.uint32(32).int64(message.lease);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(40).int64(message.ttlMs);
     }
     return writer;
   },
@@ -828,6 +1174,22 @@ export const SetRequest: MessageFns<SetRequest> = {
             message.expectedRevision = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lease = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -849,6 +1211,12 @@ export const SetRequest: MessageFns<SetRequest> = {
         : isSet(object.expected_revision)
         ? globalThis.Number(object.expected_revision)
         : undefined,
+      lease: isSet(object.lease) ? globalThis.Number(object.lease) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
     };
   },
 
@@ -863,6 +1231,12 @@ export const SetRequest: MessageFns<SetRequest> = {
     if (message.expectedRevision !== undefined) {
       obj.expectedRevision = Math.round(message.expectedRevision);
     }
+    if (message.lease !== 0) {
+      obj.lease = Math.round(message.lease);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
     return obj;
   },
 
@@ -874,6 +1248,8 @@ export const SetRequest: MessageFns<SetRequest> = {
     message.key = object.key ?? "";
     message.value = object.value === undefined ? undefined : object.value;
     message.expectedRevision = object.expectedRevision ?? undefined;
+    message.lease = object.lease ?? 0;
+    message.ttlMs = object.ttlMs ?? 0;
     return message;
   },
 };
@@ -1790,6 +2166,1759 @@ export const Event: MessageFns<Event> = {
   },
 };
 
+function createBaseCompare(): Compare {
+  return {
+    result: 0,
+    key: "",
+    version: undefined,
+    createRevision: undefined,
+    modRevision: undefined,
+    value: undefined,
+    lease: undefined,
+  };
+}
+
+export const Compare: MessageFns<Compare> = {
+  encode(message: Compare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.result !== 0) {
+      writer.uint32(8).int32(message.result);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    if (message.version !== undefined) {
+      writer.uint32(24).int64(message.version);
+    }
+    if (message.createRevision !== undefined) {
+      writer.uint32(32).int64(message.createRevision);
+    }
+    if (message.modRevision !== undefined) {
+      writer.uint32(40).int64(message.modRevision);
+    }
+    if (message.value !== undefined) {
+      Value.encode(Value.wrap(message.value), writer.uint32(50).fork()).join();
+    }
+    if (message.lease !== undefined) {
+      writer.uint32(56).int64(message.lease);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Compare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCompare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.result = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.createRevision = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.modRevision = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.value = Value.unwrap(Value.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.lease = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Compare {
+    return {
+      result: isSet(object.result) ? compare_CompareResultFromJSON(object.result) : 0,
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : undefined,
+      createRevision: isSet(object.createRevision)
+        ? globalThis.Number(object.createRevision)
+        : isSet(object.create_revision)
+        ? globalThis.Number(object.create_revision)
+        : undefined,
+      modRevision: isSet(object.modRevision)
+        ? globalThis.Number(object.modRevision)
+        : isSet(object.mod_revision)
+        ? globalThis.Number(object.mod_revision)
+        : undefined,
+      value: isSet(object?.value) ? object.value : undefined,
+      lease: isSet(object.lease) ? globalThis.Number(object.lease) : undefined,
+    };
+  },
+
+  toJSON(message: Compare): unknown {
+    const obj: any = {};
+    if (message.result !== 0) {
+      obj.result = compare_CompareResultToJSON(message.result);
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.version !== undefined) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.createRevision !== undefined) {
+      obj.createRevision = Math.round(message.createRevision);
+    }
+    if (message.modRevision !== undefined) {
+      obj.modRevision = Math.round(message.modRevision);
+    }
+    if (message.value !== undefined) {
+      obj.value = message.value;
+    }
+    if (message.lease !== undefined) {
+      obj.lease = Math.round(message.lease);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Compare>, I>>(base?: I): Compare {
+    return Compare.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Compare>, I>>(object: I): Compare {
+    const message = createBaseCompare();
+    message.result = object.result ?? 0;
+    message.key = object.key ?? "";
+    message.version = object.version ?? undefined;
+    message.createRevision = object.createRevision ?? undefined;
+    message.modRevision = object.modRevision ?? undefined;
+    message.value = object.value === undefined ? undefined : object.value;
+    message.lease = object.lease ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRequestOp(): RequestOp {
+  return { get: undefined, set: undefined, delete: undefined, clear: undefined, update: undefined };
+}
+
+export const RequestOp: MessageFns<RequestOp> = {
+  encode(message: RequestOp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.get !== undefined) {
+      GetRequest.encode(message.get, writer.uint32(10).fork()).join();
+    }
+    if (message.set !== undefined) {
+      SetRequest.encode(message.set, writer.uint32(18).fork()).join();
+    }
+    if (message.delete !== undefined) {
+      DeleteRequest.encode(message.delete, writer.uint32(26).fork()).join();
+    }
+    if (message.clear !== undefined) {
+      ClearRequest.encode(message.clear, writer.uint32(34).fork()).join();
+    }
+    if (message.update !== undefined) {
+      UpdateRequest.encode(message.update, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequestOp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequestOp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.get = GetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.set = SetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.delete = DeleteRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clear = ClearRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.update = UpdateRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RequestOp {
+    return {
+      get: isSet(object.get) ? GetRequest.fromJSON(object.get) : undefined,
+      set: isSet(object.set) ? SetRequest.fromJSON(object.set) : undefined,
+      delete: isSet(object.delete) ? DeleteRequest.fromJSON(object.delete) : undefined,
+      clear: isSet(object.clear) ? ClearRequest.fromJSON(object.clear) : undefined,
+      update: isSet(object.update) ? UpdateRequest.fromJSON(object.update) : undefined,
+    };
+  },
+
+  toJSON(message: RequestOp): unknown {
+    const obj: any = {};
+    if (message.get !== undefined) {
+      obj.get = GetRequest.toJSON(message.get);
+    }
+    if (message.set !== undefined) {
+      obj.set = SetRequest.toJSON(message.set);
+    }
+    if (message.delete !== undefined) {
+      obj.delete = DeleteRequest.toJSON(message.delete);
+    }
+    if (message.clear !== undefined) {
+      obj.clear = ClearRequest.toJSON(message.clear);
+    }
+    if (message.update !== undefined) {
+      obj.update = UpdateRequest.toJSON(message.update);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RequestOp>, I>>(base?: I): RequestOp {
+    return RequestOp.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RequestOp>, I>>(object: I): RequestOp {
+    const message = createBaseRequestOp();
+    message.get = (object.get !== undefined && object.get !== null) ? GetRequest.fromPartial(object.get) : undefined;
+    message.set = (object.set !== undefined && object.set !== null) ? SetRequest.fromPartial(object.set) : undefined;
+    message.delete = (object.delete !== undefined && object.delete !== null)
+      ? DeleteRequest.fromPartial(object.delete)
+      : undefined;
+    message.clear = (object.clear !== undefined && object.clear !== null)
+      ? ClearRequest.fromPartial(object.clear)
+      : undefined;
+    message.update = (object.update !== undefined && object.update !== null)
+      ? UpdateRequest.fromPartial(object.update)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseResponseOp(): ResponseOp {
+  return { get: undefined, set: undefined, delete: undefined, clear: undefined, update: undefined };
+}
+
+export const ResponseOp: MessageFns<ResponseOp> = {
+  encode(message: ResponseOp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.get !== undefined) {
+      GetResponse.encode(message.get, writer.uint32(10).fork()).join();
+    }
+    if (message.set !== undefined) {
+      SetResponse.encode(message.set, writer.uint32(18).fork()).join();
+    }
+    if (message.delete !== undefined) {
+      DeleteResponse.encode(message.delete, writer.uint32(26).fork()).join();
+    }
+    if (message.clear !== undefined) {
+      ClearResponse.encode(message.clear, writer.uint32(34).fork()).join();
+    }
+    if (message.update !== undefined) {
+      UpdateResponse.encode(message.update, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResponseOp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResponseOp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.get = GetResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.set = SetResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.delete = DeleteResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clear = ClearResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.update = UpdateResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResponseOp {
+    return {
+      get: isSet(object.get) ? GetResponse.fromJSON(object.get) : undefined,
+      set: isSet(object.set) ? SetResponse.fromJSON(object.set) : undefined,
+      delete: isSet(object.delete) ? DeleteResponse.fromJSON(object.delete) : undefined,
+      clear: isSet(object.clear) ? ClearResponse.fromJSON(object.clear) : undefined,
+      update: isSet(object.update) ? UpdateResponse.fromJSON(object.update) : undefined,
+    };
+  },
+
+  toJSON(message: ResponseOp): unknown {
+    const obj: any = {};
+    if (message.get !== undefined) {
+      obj.get = GetResponse.toJSON(message.get);
+    }
+    if (message.set !== undefined) {
+      obj.set = SetResponse.toJSON(message.set);
+    }
+    if (message.delete !== undefined) {
+      obj.delete = DeleteResponse.toJSON(message.delete);
+    }
+    if (message.clear !== undefined) {
+      obj.clear = ClearResponse.toJSON(message.clear);
+    }
+    if (message.update !== undefined) {
+      obj.update = UpdateResponse.toJSON(message.update);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResponseOp>, I>>(base?: I): ResponseOp {
+    return ResponseOp.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResponseOp>, I>>(object: I): ResponseOp {
+    const message = createBaseResponseOp();
+    message.get = (object.get !== undefined && object.get !== null) ? GetResponse.fromPartial(object.get) : undefined;
+    message.set = (object.set !== undefined && object.set !== null) ? SetResponse.fromPartial(object.set) : undefined;
+    message.delete = (object.delete !== undefined && object.delete !== null)
+      ? DeleteResponse.fromPartial(object.delete)
+      : undefined;
+    message.clear = (object.clear !== undefined && object.clear !== null)
+      ? ClearResponse.fromPartial(object.clear)
+      : undefined;
+    message.update = (object.update !== undefined && object.update !== null)
+      ? UpdateResponse.fromPartial(object.update)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTxnRequest(): TxnRequest {
+  return { compare: [], success: [], failure: [] };
+}
+
+export const TxnRequest: MessageFns<TxnRequest> = {
+  encode(message: TxnRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.compare) {
+      Compare.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.success) {
+      RequestOp.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.failure) {
+      RequestOp.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.compare.push(Compare.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.success.push(RequestOp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.failure.push(RequestOp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnRequest {
+    return {
+      compare: globalThis.Array.isArray(object?.compare) ? object.compare.map((e: any) => Compare.fromJSON(e)) : [],
+      success: globalThis.Array.isArray(object?.success) ? object.success.map((e: any) => RequestOp.fromJSON(e)) : [],
+      failure: globalThis.Array.isArray(object?.failure) ? object.failure.map((e: any) => RequestOp.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: TxnRequest): unknown {
+    const obj: any = {};
+    if (message.compare?.length) {
+      obj.compare = message.compare.map((e) => Compare.toJSON(e));
+    }
+    if (message.success?.length) {
+      obj.success = message.success.map((e) => RequestOp.toJSON(e));
+    }
+    if (message.failure?.length) {
+      obj.failure = message.failure.map((e) => RequestOp.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnRequest>, I>>(base?: I): TxnRequest {
+    return TxnRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnRequest>, I>>(object: I): TxnRequest {
+    const message = createBaseTxnRequest();
+    message.compare = object.compare?.map((e) => Compare.fromPartial(e)) || [];
+    message.success = object.success?.map((e) => RequestOp.fromPartial(e)) || [];
+    message.failure = object.failure?.map((e) => RequestOp.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTxnResponse(): TxnResponse {
+  return { succeeded: false, revision: 0, responses: [] };
+}
+
+export const TxnResponse: MessageFns<TxnResponse> = {
+  encode(message: TxnResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.succeeded !== false) {
+      writer.uint32(8).bool(message.succeeded);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).int64(message.revision);
+    }
+    for (const v of message.responses) {
+      ResponseOp.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.succeeded = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.responses.push(ResponseOp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnResponse {
+    return {
+      succeeded: isSet(object.succeeded) ? globalThis.Boolean(object.succeeded) : false,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      responses: globalThis.Array.isArray(object?.responses)
+        ? object.responses.map((e: any) => ResponseOp.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TxnResponse): unknown {
+    const obj: any = {};
+    if (message.succeeded !== false) {
+      obj.succeeded = message.succeeded;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    if (message.responses?.length) {
+      obj.responses = message.responses.map((e) => ResponseOp.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnResponse>, I>>(base?: I): TxnResponse {
+    return TxnResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnResponse>, I>>(object: I): TxnResponse {
+    const message = createBaseTxnResponse();
+    message.succeeded = object.succeeded ?? false;
+    message.revision = object.revision ?? 0;
+    message.responses = object.responses?.map((e) => ResponseOp.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseUpdateRequest(): UpdateRequest {
+  return { key: "", patch: undefined, expectedRevision: undefined, createIfMissing: false };
+}
+
+export const UpdateRequest: MessageFns<UpdateRequest> = {
+  encode(message: UpdateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.patch !== undefined) {
+      Value.encode(Value.wrap(message.patch), writer.uint32(18).fork()).join();
+    }
+    if (message.expectedRevision !== undefined) {
+      writer.uint32(24).int64(message.expectedRevision);
+    }
+    if (message.createIfMissing !== false) {
+      writer.uint32(32).bool(message.createIfMissing);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.patch = Value.unwrap(Value.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectedRevision = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.createIfMissing = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateRequest {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      patch: isSet(object?.patch) ? object.patch : undefined,
+      expectedRevision: isSet(object.expectedRevision)
+        ? globalThis.Number(object.expectedRevision)
+        : isSet(object.expected_revision)
+        ? globalThis.Number(object.expected_revision)
+        : undefined,
+      createIfMissing: isSet(object.createIfMissing)
+        ? globalThis.Boolean(object.createIfMissing)
+        : isSet(object.create_if_missing)
+        ? globalThis.Boolean(object.create_if_missing)
+        : false,
+    };
+  },
+
+  toJSON(message: UpdateRequest): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.patch !== undefined) {
+      obj.patch = message.patch;
+    }
+    if (message.expectedRevision !== undefined) {
+      obj.expectedRevision = Math.round(message.expectedRevision);
+    }
+    if (message.createIfMissing !== false) {
+      obj.createIfMissing = message.createIfMissing;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateRequest>, I>>(base?: I): UpdateRequest {
+    return UpdateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateRequest>, I>>(object: I): UpdateRequest {
+    const message = createBaseUpdateRequest();
+    message.key = object.key ?? "";
+    message.patch = object.patch === undefined ? undefined : object.patch;
+    message.expectedRevision = object.expectedRevision ?? undefined;
+    message.createIfMissing = object.createIfMissing ?? false;
+    return message;
+  },
+};
+
+function createBaseUpdateResponse(): UpdateResponse {
+  return { entry: undefined };
+}
+
+export const UpdateResponse: MessageFns<UpdateResponse> = {
+  encode(message: UpdateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.entry !== undefined) {
+      Entry.encode(message.entry, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entry = Entry.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateResponse {
+    return { entry: isSet(object.entry) ? Entry.fromJSON(object.entry) : undefined };
+  },
+
+  toJSON(message: UpdateResponse): unknown {
+    const obj: any = {};
+    if (message.entry !== undefined) {
+      obj.entry = Entry.toJSON(message.entry);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateResponse>, I>>(base?: I): UpdateResponse {
+    return UpdateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateResponse>, I>>(object: I): UpdateResponse {
+    const message = createBaseUpdateResponse();
+    message.entry = (object.entry !== undefined && object.entry !== null) ? Entry.fromPartial(object.entry) : undefined;
+    return message;
+  },
+};
+
+function createBaseListRequest(): ListRequest {
+  return { prefix: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListRequest: MessageFns<ListRequest> = {
+  encode(message: ListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.prefix !== "") {
+      writer.uint32(10).string(message.prefix);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.prefix = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRequest {
+    return {
+      prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListRequest): unknown {
+    const obj: any = {};
+    if (message.prefix !== "") {
+      obj.prefix = message.prefix;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRequest>, I>>(base?: I): ListRequest {
+    return ListRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRequest>, I>>(object: I): ListRequest {
+    const message = createBaseListRequest();
+    message.prefix = object.prefix ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListResponse(): ListResponse {
+  return { entries: [], nextPageToken: "", revision: 0 };
+}
+
+export const ListResponse: MessageFns<ListResponse> = {
+  encode(message: ListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      Entry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(24).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(Entry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => Entry.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: ListResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => Entry.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListResponse>, I>>(base?: I): ListResponse {
+    return ListResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListResponse>, I>>(object: I): ListResponse {
+    const message = createBaseListResponse();
+    message.entries = object.entries?.map((e) => Entry.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseGrantLeaseRequest(): GrantLeaseRequest {
+  return { ttlMs: 0 };
+}
+
+export const GrantLeaseRequest: MessageFns<GrantLeaseRequest> = {
+  encode(message: GrantLeaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ttlMs !== 0) {
+      writer.uint32(8).int64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantLeaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantLeaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrantLeaseRequest {
+    return {
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: GrantLeaseRequest): unknown {
+    const obj: any = {};
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantLeaseRequest>, I>>(base?: I): GrantLeaseRequest {
+    return GrantLeaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantLeaseRequest>, I>>(object: I): GrantLeaseRequest {
+    const message = createBaseGrantLeaseRequest();
+    message.ttlMs = object.ttlMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseGrantLeaseResponse(): GrantLeaseResponse {
+  return { id: 0, ttlMs: 0 };
+}
+
+export const GrantLeaseResponse: MessageFns<GrantLeaseResponse> = {
+  encode(message: GrantLeaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(16).int64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantLeaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantLeaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrantLeaseResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: GrantLeaseResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantLeaseResponse>, I>>(base?: I): GrantLeaseResponse {
+    return GrantLeaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantLeaseResponse>, I>>(object: I): GrantLeaseResponse {
+    const message = createBaseGrantLeaseResponse();
+    message.id = object.id ?? 0;
+    message.ttlMs = object.ttlMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseKeepAliveRequest(): KeepAliveRequest {
+  return { id: 0 };
+}
+
+export const KeepAliveRequest: MessageFns<KeepAliveRequest> = {
+  encode(message: KeepAliveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeepAliveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeepAliveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeepAliveRequest {
+    return { id: isSet(object.id) ? globalThis.Number(object.id) : 0 };
+  },
+
+  toJSON(message: KeepAliveRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeepAliveRequest>, I>>(base?: I): KeepAliveRequest {
+    return KeepAliveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeepAliveRequest>, I>>(object: I): KeepAliveRequest {
+    const message = createBaseKeepAliveRequest();
+    message.id = object.id ?? 0;
+    return message;
+  },
+};
+
+function createBaseKeepAliveResponse(): KeepAliveResponse {
+  return { id: 0, ttlMs: 0 };
+}
+
+export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
+  encode(message: KeepAliveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(16).int64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeepAliveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeepAliveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeepAliveResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: KeepAliveResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeepAliveResponse>, I>>(base?: I): KeepAliveResponse {
+    return KeepAliveResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeepAliveResponse>, I>>(object: I): KeepAliveResponse {
+    const message = createBaseKeepAliveResponse();
+    message.id = object.id ?? 0;
+    message.ttlMs = object.ttlMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseRevokeLeaseRequest(): RevokeLeaseRequest {
+  return { id: 0 };
+}
+
+export const RevokeLeaseRequest: MessageFns<RevokeLeaseRequest> = {
+  encode(message: RevokeLeaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeLeaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeLeaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeLeaseRequest {
+    return { id: isSet(object.id) ? globalThis.Number(object.id) : 0 };
+  },
+
+  toJSON(message: RevokeLeaseRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeLeaseRequest>, I>>(base?: I): RevokeLeaseRequest {
+    return RevokeLeaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeLeaseRequest>, I>>(object: I): RevokeLeaseRequest {
+    const message = createBaseRevokeLeaseRequest();
+    message.id = object.id ?? 0;
+    return message;
+  },
+};
+
+function createBaseRevokeLeaseResponse(): RevokeLeaseResponse {
+  return { deletedCount: 0, revision: 0 };
+}
+
+export const RevokeLeaseResponse: MessageFns<RevokeLeaseResponse> = {
+  encode(message: RevokeLeaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deletedCount !== 0) {
+      writer.uint32(8).int64(message.deletedCount);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeLeaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeLeaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.deletedCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeLeaseResponse {
+    return {
+      deletedCount: isSet(object.deletedCount)
+        ? globalThis.Number(object.deletedCount)
+        : isSet(object.deleted_count)
+        ? globalThis.Number(object.deleted_count)
+        : 0,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: RevokeLeaseResponse): unknown {
+    const obj: any = {};
+    if (message.deletedCount !== 0) {
+      obj.deletedCount = Math.round(message.deletedCount);
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeLeaseResponse>, I>>(base?: I): RevokeLeaseResponse {
+    return RevokeLeaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeLeaseResponse>, I>>(object: I): RevokeLeaseResponse {
+    const message = createBaseRevokeLeaseResponse();
+    message.deletedCount = object.deletedCount ?? 0;
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseLeaseInfoRequest(): LeaseInfoRequest {
+  return { id: 0, keys: false };
+}
+
+export const LeaseInfoRequest: MessageFns<LeaseInfoRequest> = {
+  encode(message: LeaseInfoRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.keys !== false) {
+      writer.uint32(16).bool(message.keys);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseInfoRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseInfoRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.keys = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseInfoRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      keys: isSet(object.keys) ? globalThis.Boolean(object.keys) : false,
+    };
+  },
+
+  toJSON(message: LeaseInfoRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.keys !== false) {
+      obj.keys = message.keys;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseInfoRequest>, I>>(base?: I): LeaseInfoRequest {
+    return LeaseInfoRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseInfoRequest>, I>>(object: I): LeaseInfoRequest {
+    const message = createBaseLeaseInfoRequest();
+    message.id = object.id ?? 0;
+    message.keys = object.keys ?? false;
+    return message;
+  },
+};
+
+function createBaseLeaseInfoResponse(): LeaseInfoResponse {
+  return { id: 0, grantedTtlMs: 0, remainingTtlMs: 0, keys: [] };
+}
+
+export const LeaseInfoResponse: MessageFns<LeaseInfoResponse> = {
+  encode(message: LeaseInfoResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.grantedTtlMs !== 0) {
+      writer.uint32(16).int64(message.grantedTtlMs);
+    }
+    if (message.remainingTtlMs !== 0) {
+      writer.uint32(24).int64(message.remainingTtlMs);
+    }
+    for (const v of message.keys) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseInfoResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseInfoResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.grantedTtlMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remainingTtlMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.keys.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseInfoResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      grantedTtlMs: isSet(object.grantedTtlMs)
+        ? globalThis.Number(object.grantedTtlMs)
+        : isSet(object.granted_ttl_ms)
+        ? globalThis.Number(object.granted_ttl_ms)
+        : 0,
+      remainingTtlMs: isSet(object.remainingTtlMs)
+        ? globalThis.Number(object.remainingTtlMs)
+        : isSet(object.remaining_ttl_ms)
+        ? globalThis.Number(object.remaining_ttl_ms)
+        : 0,
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: LeaseInfoResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.grantedTtlMs !== 0) {
+      obj.grantedTtlMs = Math.round(message.grantedTtlMs);
+    }
+    if (message.remainingTtlMs !== 0) {
+      obj.remainingTtlMs = Math.round(message.remainingTtlMs);
+    }
+    if (message.keys?.length) {
+      obj.keys = message.keys;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseInfoResponse>, I>>(base?: I): LeaseInfoResponse {
+    return LeaseInfoResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseInfoResponse>, I>>(object: I): LeaseInfoResponse {
+    const message = createBaseLeaseInfoResponse();
+    message.id = object.id ?? 0;
+    message.grantedTtlMs = object.grantedTtlMs ?? 0;
+    message.remainingTtlMs = object.remainingTtlMs ?? 0;
+    message.keys = object.keys?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * KeyValueService stores JSON values under string keys.
  *
@@ -1920,6 +4049,122 @@ export const KeyValueServiceService = {
     responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
   },
+  /**
+   * Txn is an atomic compare-then-act, as in etcd: if every compare holds,
+   * the success ops run, otherwise the failure ops; all of it is decided
+   * and committed as one change with one revision (a reader or watcher
+   * never sees half of it). Ops run in order, and a get sees the writes
+   * before it in the same Txn. A Txn of gets is a consistent multi-get.
+   *
+   * Errors: INVALID_ARGUMENT for more than --max-txn-ops (default 128)
+   * compares or ops in a list, a key written twice in one list (a set,
+   * delete or update of a key, or two clears, that overlap another write),
+   * an expected_revision inside an op (use compares), a LESS or GREATER
+   * compare of a value that is not a number or a string, or any op that
+   * would be invalid on its own; NOT_FOUND for an update of a missing key
+   * without create_if_missing or a lease that does not exist. A failed op
+   * fails the whole Txn: nothing is written.
+   */
+  txn: {
+    path: "/kv.v1.KeyValueService/Txn" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TxnRequest): Buffer => Buffer.from(TxnRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TxnRequest => TxnRequest.decode(value),
+    responseSerialize: (value: TxnResponse): Buffer => Buffer.from(TxnResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TxnResponse => TxnResponse.decode(value),
+  },
+  /**
+   * Update merges a JSON merge patch (RFC 7396) into a key's value on the
+   * server, atomically: two concurrent Updates of different fields of one
+   * object both land. The merged value must obey the value limits.
+   *
+   * Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
+   * then the patch is merged into {}); ABORTED if expected_revision is set
+   * and does not match; INVALID_ARGUMENT if the patch is missing or the
+   * result breaks a limit.
+   */
+  update: {
+    path: "/kv.v1.KeyValueService/Update" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateRequest): Buffer => Buffer.from(UpdateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateRequest => UpdateRequest.decode(value),
+    responseSerialize: (value: UpdateResponse): Buffer => Buffer.from(UpdateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateResponse => UpdateResponse.decode(value),
+  },
+  /**
+   * List pages through entries (keys with values), under a prefix, in
+   * Unicode code point order: ListKeys with values. Each page is read at
+   * one revision, which it names.
+   */
+  list: {
+    path: "/kv.v1.KeyValueService/List" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRequest): Buffer => Buffer.from(ListRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRequest => ListRequest.decode(value),
+    responseSerialize: (value: ListResponse): Buffer => Buffer.from(ListResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListResponse => ListResponse.decode(value),
+  },
+  /**
+   * GrantLease creates a lease: keys attached to it are deleted together
+   * when it expires (ttl_ms without a KeepAlive) or is revoked.
+   *
+   * Errors: INVALID_ARGUMENT if ttl_ms is below 1 or above a year.
+   */
+  grantLease: {
+    path: "/kv.v1.KeyValueService/GrantLease" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GrantLeaseRequest): Buffer => Buffer.from(GrantLeaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GrantLeaseRequest => GrantLeaseRequest.decode(value),
+    responseSerialize: (value: GrantLeaseResponse): Buffer => Buffer.from(GrantLeaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GrantLeaseResponse => GrantLeaseResponse.decode(value),
+  },
+  /**
+   * KeepAlive refreshes leases: each request resets a lease's time to live
+   * to its full ttl_ms and is answered with the new time to live, or with
+   * ttl_ms 0 if the lease no longer exists. One stream serves any number of
+   * leases, as in etcd.
+   */
+  keepAlive: {
+    path: "/kv.v1.KeyValueService/KeepAlive" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: KeepAliveRequest): Buffer => Buffer.from(KeepAliveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): KeepAliveRequest => KeepAliveRequest.decode(value),
+    responseSerialize: (value: KeepAliveResponse): Buffer => Buffer.from(KeepAliveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): KeepAliveResponse => KeepAliveResponse.decode(value),
+  },
+  /**
+   * RevokeLease deletes a lease and all its keys at once (one revision).
+   *
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   */
+  revokeLease: {
+    path: "/kv.v1.KeyValueService/RevokeLease" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeLeaseRequest): Buffer => Buffer.from(RevokeLeaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeLeaseRequest => RevokeLeaseRequest.decode(value),
+    responseSerialize: (value: RevokeLeaseResponse): Buffer => Buffer.from(RevokeLeaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeLeaseResponse => RevokeLeaseResponse.decode(value),
+  },
+  /**
+   * LeaseInfo reports a lease's time to live and, if asked, its keys.
+   *
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   */
+  leaseInfo: {
+    path: "/kv.v1.KeyValueService/LeaseInfo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaseInfoRequest): Buffer => Buffer.from(LeaseInfoRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseInfoRequest => LeaseInfoRequest.decode(value),
+    responseSerialize: (value: LeaseInfoResponse): Buffer => Buffer.from(LeaseInfoResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaseInfoResponse => LeaseInfoResponse.decode(value),
+  },
 } as const;
 
 export interface KeyValueServiceServer extends UntypedServiceImplementation {
@@ -1995,6 +4240,66 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
    */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
+  /**
+   * Txn is an atomic compare-then-act, as in etcd: if every compare holds,
+   * the success ops run, otherwise the failure ops; all of it is decided
+   * and committed as one change with one revision (a reader or watcher
+   * never sees half of it). Ops run in order, and a get sees the writes
+   * before it in the same Txn. A Txn of gets is a consistent multi-get.
+   *
+   * Errors: INVALID_ARGUMENT for more than --max-txn-ops (default 128)
+   * compares or ops in a list, a key written twice in one list (a set,
+   * delete or update of a key, or two clears, that overlap another write),
+   * an expected_revision inside an op (use compares), a LESS or GREATER
+   * compare of a value that is not a number or a string, or any op that
+   * would be invalid on its own; NOT_FOUND for an update of a missing key
+   * without create_if_missing or a lease that does not exist. A failed op
+   * fails the whole Txn: nothing is written.
+   */
+  txn: handleUnaryCall<TxnRequest, TxnResponse>;
+  /**
+   * Update merges a JSON merge patch (RFC 7396) into a key's value on the
+   * server, atomically: two concurrent Updates of different fields of one
+   * object both land. The merged value must obey the value limits.
+   *
+   * Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
+   * then the patch is merged into {}); ABORTED if expected_revision is set
+   * and does not match; INVALID_ARGUMENT if the patch is missing or the
+   * result breaks a limit.
+   */
+  update: handleUnaryCall<UpdateRequest, UpdateResponse>;
+  /**
+   * List pages through entries (keys with values), under a prefix, in
+   * Unicode code point order: ListKeys with values. Each page is read at
+   * one revision, which it names.
+   */
+  list: handleUnaryCall<ListRequest, ListResponse>;
+  /**
+   * GrantLease creates a lease: keys attached to it are deleted together
+   * when it expires (ttl_ms without a KeepAlive) or is revoked.
+   *
+   * Errors: INVALID_ARGUMENT if ttl_ms is below 1 or above a year.
+   */
+  grantLease: handleUnaryCall<GrantLeaseRequest, GrantLeaseResponse>;
+  /**
+   * KeepAlive refreshes leases: each request resets a lease's time to live
+   * to its full ttl_ms and is answered with the new time to live, or with
+   * ttl_ms 0 if the lease no longer exists. One stream serves any number of
+   * leases, as in etcd.
+   */
+  keepAlive: handleBidiStreamingCall<KeepAliveRequest, KeepAliveResponse>;
+  /**
+   * RevokeLease deletes a lease and all its keys at once (one revision).
+   *
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   */
+  revokeLease: handleUnaryCall<RevokeLeaseRequest, RevokeLeaseResponse>;
+  /**
+   * LeaseInfo reports a lease's time to live and, if asked, its keys.
+   *
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   */
+  leaseInfo: handleUnaryCall<LeaseInfoRequest, LeaseInfoResponse>;
 }
 
 export interface KeyValueServiceClient extends Client {
@@ -2139,6 +4444,149 @@ export interface KeyValueServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchResponse>;
+  /**
+   * Txn is an atomic compare-then-act, as in etcd: if every compare holds,
+   * the success ops run, otherwise the failure ops; all of it is decided
+   * and committed as one change with one revision (a reader or watcher
+   * never sees half of it). Ops run in order, and a get sees the writes
+   * before it in the same Txn. A Txn of gets is a consistent multi-get.
+   *
+   * Errors: INVALID_ARGUMENT for more than --max-txn-ops (default 128)
+   * compares or ops in a list, a key written twice in one list (a set,
+   * delete or update of a key, or two clears, that overlap another write),
+   * an expected_revision inside an op (use compares), a LESS or GREATER
+   * compare of a value that is not a number or a string, or any op that
+   * would be invalid on its own; NOT_FOUND for an update of a missing key
+   * without create_if_missing or a lease that does not exist. A failed op
+   * fails the whole Txn: nothing is written.
+   */
+  txn(request: TxnRequest, callback: (error: ServiceError | null, response: TxnResponse) => void): ClientUnaryCall;
+  txn(
+    request: TxnRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TxnResponse) => void,
+  ): ClientUnaryCall;
+  txn(
+    request: TxnRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TxnResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Update merges a JSON merge patch (RFC 7396) into a key's value on the
+   * server, atomically: two concurrent Updates of different fields of one
+   * object both land. The merged value must obey the value limits.
+   *
+   * Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
+   * then the patch is merged into {}); ABORTED if expected_revision is set
+   * and does not match; INVALID_ARGUMENT if the patch is missing or the
+   * result breaks a limit.
+   */
+  update(
+    request: UpdateRequest,
+    callback: (error: ServiceError | null, response: UpdateResponse) => void,
+  ): ClientUnaryCall;
+  update(
+    request: UpdateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateResponse) => void,
+  ): ClientUnaryCall;
+  update(
+    request: UpdateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * List pages through entries (keys with values), under a prefix, in
+   * Unicode code point order: ListKeys with values. Each page is read at
+   * one revision, which it names.
+   */
+  list(request: ListRequest, callback: (error: ServiceError | null, response: ListResponse) => void): ClientUnaryCall;
+  list(
+    request: ListRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListResponse) => void,
+  ): ClientUnaryCall;
+  list(
+    request: ListRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GrantLease creates a lease: keys attached to it are deleted together
+   * when it expires (ttl_ms without a KeepAlive) or is revoked.
+   *
+   * Errors: INVALID_ARGUMENT if ttl_ms is below 1 or above a year.
+   */
+  grantLease(
+    request: GrantLeaseRequest,
+    callback: (error: ServiceError | null, response: GrantLeaseResponse) => void,
+  ): ClientUnaryCall;
+  grantLease(
+    request: GrantLeaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GrantLeaseResponse) => void,
+  ): ClientUnaryCall;
+  grantLease(
+    request: GrantLeaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GrantLeaseResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * KeepAlive refreshes leases: each request resets a lease's time to live
+   * to its full ttl_ms and is answered with the new time to live, or with
+   * ttl_ms 0 if the lease no longer exists. One stream serves any number of
+   * leases, as in etcd.
+   */
+  keepAlive(): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>;
+  keepAlive(options: Partial<CallOptions>): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>;
+  keepAlive(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>;
+  /**
+   * RevokeLease deletes a lease and all its keys at once (one revision).
+   *
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   */
+  revokeLease(
+    request: RevokeLeaseRequest,
+    callback: (error: ServiceError | null, response: RevokeLeaseResponse) => void,
+  ): ClientUnaryCall;
+  revokeLease(
+    request: RevokeLeaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeLeaseResponse) => void,
+  ): ClientUnaryCall;
+  revokeLease(
+    request: RevokeLeaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeLeaseResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * LeaseInfo reports a lease's time to live and, if asked, its keys.
+   *
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   */
+  leaseInfo(
+    request: LeaseInfoRequest,
+    callback: (error: ServiceError | null, response: LeaseInfoResponse) => void,
+  ): ClientUnaryCall;
+  leaseInfo(
+    request: LeaseInfoRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaseInfoResponse) => void,
+  ): ClientUnaryCall;
+  leaseInfo(
+    request: LeaseInfoRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaseInfoResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const KeyValueServiceClient = makeGenericClientConstructor(

@@ -1,0 +1,71 @@
+import { Compare_CompareResult, type Compare as WireCompare, type RequestOp, type TxnRequest } from '../../gen/kv/v1/kv';
+import type { Compare, JsonValue, TxnOp, TxnResult } from '../../store/key-value-store';
+import type { Access } from '../access';
+import type { CallContext } from '../call-context';
+import { InvalidArgumentError } from '../service-errors';
+import { leaseOptions, requiredValue } from './set';
+import { requiredPatch } from './update';
+
+/**
+ * Txn: compares, then the success or the failure ops, as one change. Every
+ * key and prefix of every compare and op is authorized before anything is
+ * decided, so a denied Txn writes nothing.
+ */
+export async function handleTxn({ store, access }: CallContext, request: TxnRequest): Promise<TxnResult> {
+  const compare = request.compare.map(toCompare);
+  const success = request.success.map((op, i) => toOp(op, `success op ${i}`));
+  const failure = request.failure.map((op, i) => toOp(op, `failure op ${i}`));
+  for (const c of compare) access.key('read', c.key);
+  for (const op of [...success, ...failure]) authorize(access, op);
+  return store.txn({ compare, success, failure });
+}
+
+function authorize(access: Access, op: TxnOp): void {
+  if (op.type === 'get') access.key('read', op.key);
+  else if (op.type === 'clear') access.prefix('write', op.prefix);
+  else access.key('write', op.key);
+}
+
+const RESULTS: Partial<Record<Compare_CompareResult, Compare['result']>> = {
+  [Compare_CompareResult.COMPARE_RESULT_EQUAL]: 'equal',
+  [Compare_CompareResult.COMPARE_RESULT_NOT_EQUAL]: 'not_equal',
+  [Compare_CompareResult.COMPARE_RESULT_LESS]: 'less',
+  [Compare_CompareResult.COMPARE_RESULT_GREATER]: 'greater',
+};
+
+function toCompare(c: WireCompare): Compare {
+  const where = `compare on key ${JSON.stringify(c.key)}`;
+  const result = RESULTS[c.result];
+  if (result === undefined) throw new InvalidArgumentError(`${where}: result must be EQUAL, NOT_EQUAL, LESS or GREATER`);
+  const targets = (['version', 'createRevision', 'modRevision', 'lease', 'value'] as const).filter((t) => c[t] !== undefined);
+  if (targets.length !== 1)
+    throw new InvalidArgumentError(`${where}: give exactly one of version, create_revision, mod_revision, lease and value`);
+  const target = targets[0];
+  if (target === 'value') return { key: c.key, result, target, value: c.value as JsonValue };
+  return { key: c.key, result, target, number: c[target] as number };
+}
+
+function toOp(op: RequestOp, where: string): TxnOp {
+  const kinds = (['get', 'set', 'delete', 'clear', 'update'] as const).filter((k) => op[k] !== undefined);
+  if (kinds.length !== 1) throw new InvalidArgumentError(`${where}: give exactly one of get, set, delete, clear and update`);
+  const noExpected = (expected: number | undefined, key: string): void => {
+    if (expected !== undefined) {
+      throw new InvalidArgumentError(
+        `${where} on key ${JSON.stringify(key)}: expected_revision is not allowed in a Txn (use a compare on mod_revision)`,
+      );
+    }
+  };
+  if (op.get) return { type: 'get', key: op.get.key };
+  if (op.set) {
+    noExpected(op.set.expectedRevision, op.set.key);
+    return { type: 'set', key: op.set.key, value: requiredValue(op.set), ...leaseOptions(op.set) };
+  }
+  if (op.delete) {
+    noExpected(op.delete.expectedRevision, op.delete.key);
+    return { type: 'delete', key: op.delete.key };
+  }
+  if (op.clear) return { type: 'clear', prefix: op.clear.prefix };
+  const update = op.update as NonNullable<RequestOp['update']>;
+  noExpected(update.expectedRevision, update.key);
+  return { type: 'update', key: update.key, patch: requiredPatch(update), createIfMissing: update.createIfMissing };
+}

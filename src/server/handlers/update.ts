@@ -1,0 +1,21 @@
+import type { UpdateRequest } from '../../gen/kv/v1/kv';
+import type { Entry, JsonValue } from '../../store/key-value-store';
+import type { CallContext } from '../call-context';
+import { InvalidArgumentError } from '../service-errors';
+import { checkExpectedRevision } from './expected-revision';
+
+/** Update: merges a JSON merge patch into a key's value on the server; answers the new entry. */
+export async function handleUpdate({ store, access }: CallContext, request: UpdateRequest): Promise<{ entry: Entry }> {
+  access.key('write', request.key);
+  checkExpectedRevision(request.expectedRevision);
+  const entry = await store.update(request.key, requiredPatch(request), {
+    expectedRevision: request.expectedRevision,
+    createIfMissing: request.createIfMissing,
+  });
+  return { entry };
+}
+
+export function requiredPatch({ key, patch }: UpdateRequest): JsonValue {
+  if (patch === undefined) throw new InvalidArgumentError(`patch is required for key ${JSON.stringify(key)} (JSON null is a patch)`);
+  return patch as JsonValue;
+}

@@ -1,0 +1,124 @@
+/**
+ * When leases run out. Deadlines are runtime state, not logged: a grant or
+ * a restart gives a lease its full time to live (as etcd does on recovery,
+ * so downtime never shortens a lease), and each keep-alive resets it. A
+ * min-heap of deadlines and one timer, armed for the earliest, find what
+ * expired; the file engine then revokes those leases through the commit
+ * loop, so an expiry is logged, applied and published like any change.
+ * Lateness is the timer's (about a millisecond on an idle event loop) plus
+ * one commit (the fsync of the batch that deletes the keys).
+ */
+export class LeaseClock {
+  private readonly deadlines = new Map<number, number>();
+  /** [deadline, id] pairs, earliest first; an entry is stale once its lease's deadline moved or went. */
+  private readonly heap: Array<[number, number]> = [];
+  private readonly expiring = new Set<number>();
+  private timer: NodeJS.Timeout | undefined;
+  private armedFor = Number.POSITIVE_INFINITY;
+  private closed = false;
+
+  constructor(
+    /** Called with leases whose deadline passed; each is reported once. */
+    private readonly onExpire: (ids: number[]) => void,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Starts (or restarts) a lease's full time to live. */
+  arm(id: number, ttlMs: number): void {
+    this.expiring.delete(id);
+    const deadline = this.now() + ttlMs;
+    this.deadlines.set(id, deadline);
+    this.push([deadline, id]);
+    this.schedule();
+  }
+
+  /** A keep-alive: false if the lease is unknown or already on its way out. */
+  refresh(id: number, ttlMs: number): boolean {
+    if (!this.deadlines.has(id) || this.expiring.has(id)) return false;
+    this.arm(id, ttlMs);
+    return true;
+  }
+
+  /** The lease was revoked (or its expiry committed). */
+  forget(id: number): void {
+    this.deadlines.delete(id);
+    this.expiring.delete(id);
+  }
+
+  /** Milliseconds left, 0 once expired; undefined if unknown. */
+  remaining(id: number): number | undefined {
+    const deadline = this.deadlines.get(id);
+    if (deadline === undefined) return undefined;
+    return this.expiring.has(id) ? 0 : Math.max(0, Math.ceil(deadline - this.now()));
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    while (this.heap.length > 0 && this.isStale(this.heap[0])) this.pop();
+    if (this.heap.length === 0) return;
+    const earliest = this.heap[0][0];
+    if (this.timer !== undefined && earliest >= this.armedFor) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.armedFor = earliest;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, earliest - this.now()));
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.armedFor = Number.POSITIVE_INFINITY;
+    const now = this.now();
+    const expired: number[] = [];
+    while (this.heap.length > 0 && this.heap[0][0] <= now) {
+      const top = this.pop();
+      if (this.isStale(top)) continue;
+      this.expiring.add(top[1]);
+      expired.push(top[1]);
+    }
+    if (expired.length > 0) this.onExpire(expired);
+    this.schedule();
+  }
+
+  private isStale([deadline, id]: [number, number]): boolean {
+    return this.deadlines.get(id) !== deadline || this.expiring.has(id);
+  }
+
+  private push(item: [number, number]): void {
+    const heap = this.heap;
+    heap.push(item);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent][0] <= heap[i][0]) break;
+      [heap[parent], heap[i]] = [heap[i], heap[parent]];
+      i = parent;
+    }
+  }
+
+  private pop(): [number, number] {
+    const heap = this.heap;
+    const top = heap[0];
+    const last = heap.pop() as [number, number];
+    if (heap.length > 0) {
+      heap[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < heap.length && heap[l][0] < heap[m][0]) m = l;
+        if (r < heap.length && heap[r][0] < heap[m][0]) m = r;
+        if (m === i) break;
+        [heap[m], heap[i]] = [heap[i], heap[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Leases on the file engine, beyond the shared contract: what survives a
+ * restart (leases, their keys, a full time to live again), expiry as one
+ * change, leases through compaction, and data directories of the previous
+ * format version.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { openFileStore } from '../../src/store/file';
+import { tempDataDirs } from '../support/temp-dirs';
+import { collectUntil } from './store-contract';
+
+const dirs = tempDataDirs();
+afterAll(() => dirs.cleanup());
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('leases and their keys survive a restart, and a restart gives every lease its full time to live again', async () => {
+  const dataDir = dirs.make();
+  let store = await openFileStore({ dataDir });
+  const lease = await store.grantLease(1500);
+  await store.set('lock/a', 'owner-1', { lease: lease.id });
+  await store.set('cache/x', 1, { ttlMs: 1500 });
+  await store.close();
+  // Longer than the leases' time to live: the downtime does not count against them.
+  await new Promise((r) => setTimeout(r, 1700));
+  store = await openFileStore({ dataDir });
+  try {
+    expect((await store.get('lock/a'))?.lease).toBe(lease.id);
+    expect(await store.get('cache/x')).toBeDefined();
+    const info = await store.leaseInfo(lease.id, { keys: true });
+    expect(info.keys).toEqual(['lock/a']);
+    expect(info.remainingMs).toBeGreaterThan(1000);
+    await waitFor('both leases to expire', async () => (await store.list()).entries.length === 0);
+  } finally {
+    await store.close();
+  }
+});
+
+test("a lease's expiry deletes all its keys as one change, which watchers see at one revision", async () => {
+  const store = await openFileStore({ dataDir: dirs.make(), fsync: 'never' });
+  try {
+    const lease = await store.grantLease(200);
+    await store.set('s/1', 1, { lease: lease.id });
+    await store.set('s/2', 2, { lease: lease.id });
+    await store.set('s/3', 3);
+    const watch = store.watch({ prefix: 's/', startRevision: 4 });
+    const { events } = await collectUntil(watch, 4);
+    watch.close();
+    expect(events).toEqual([
+      ['delete', 's/1', 4, undefined],
+      ['delete', 's/2', 4, undefined],
+    ]);
+    await expect(store.leaseInfo(lease.id)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
+  } finally {
+    await store.close();
+  }
+});
+
+test('leases survive a compaction (they are in the snapshot) and a restart after it', async () => {
+  const dataDir = dirs.make();
+  let store = await openFileStore({ dataDir, fsync: 'never', compaction: { minBytes: 16 * 1024, deadToLiveRatio: 1 } });
+  const lease = await store.grantLease(60_000);
+  await store.set('held', 'x', { lease: lease.id });
+  for (let i = 0; i < 3000; i++) await store.set('churn', { i, pad: 'y'.repeat(50) });
+  await waitFor('a compaction', () => fs.readdirSync(dataDir).some((f) => f.endsWith('.snap')));
+  await store.close();
+  store = await openFileStore({ dataDir });
+  try {
+    expect(await store.leaseInfo(lease.id, { keys: true })).toMatchObject({ ttlMs: 60_000, keys: ['held'] });
+    expect((await store.revokeLease(lease.id)).deletedCount).toBe(1);
+  } finally {
+    await store.close();
+  }
+});
+
+test('a data directory written by the previous format version (3) opens, and is written on in version 4', async () => {
+  const dataDir = dirs.make();
+  let store = await openFileStore({ dataDir });
+  await store.set('old', { written: 'before leases' });
+  await store.close();
+  // Without leases, a version 4 log is a version 3 log but for the version number (and the header CRC).
+  const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
+  const bytes = fs.readFileSync(path.join(dataDir, log));
+  bytes.writeUInt16LE(3, 8);
+  bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
+  fs.writeFileSync(path.join(dataDir, log), bytes);
+  store = await openFileStore({ dataDir });
+  try {
+    expect((await store.get('old'))?.value).toEqual({ written: 'before leases' });
+    await store.set('new', 1, { ttlMs: 60_000 });
+  } finally {
+    await store.close();
+  }
+  store = await openFileStore({ dataDir });
+  try {
+    expect((await store.get('new'))?.lease).toBeGreaterThan(0);
+  } finally {
+    await store.close();
+  }
+});
