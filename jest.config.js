@@ -3,7 +3,10 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
-  moduleNameMapper: { '^@kv/client$': '<rootDir>/clients/typescript/src/index.ts' },
+  moduleNameMapper: {
+    '^@kv/client$': '<rootDir>/clients/typescript/src/index.ts',
+    '^@kv/client/wire$': '<rootDir>/clients/typescript/src/wire/index.ts',
+  },
   testTimeout: 60000,
   // Suites start real servers and child processes; two workers match the two cores.
   maxWorkers: 2,

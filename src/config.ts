@@ -15,6 +15,7 @@ export interface Config {
   watchProgressMs: number;
   watchHistoryChanges: number;
   watchHistoryBytes: number;
+  maxTxnOps: number;
 }
 
 const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
@@ -58,6 +59,12 @@ const SETTINGS = {
     env: 'KV_WATCH_HISTORY_BYTES',
     default: '67108864',
     help: 'memory the kept changes may use (estimated)',
+  },
+  maxTxnOps: {
+    flag: 'max-txn-ops',
+    env: 'KV_MAX_TXN_OPS',
+    default: '128',
+    help: 'the most compares, and ops per branch, of one Txn',
   },
 } satisfies Record<keyof Config, Setting>;
 
@@ -134,5 +141,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     watchProgressMs: positiveInt('watchProgressMs'),
     watchHistoryChanges: positiveInt('watchHistoryChanges'),
     watchHistoryBytes: positiveInt('watchHistoryBytes'),
+    maxTxnOps: positiveInt('maxTxnOps'),
   };
 }

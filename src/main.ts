@@ -39,6 +39,7 @@ async function main(): Promise<number> {
       fsyncIntervalMs: config.fsyncIntervalMs,
       maxKeyBytes: config.maxKeyBytes,
       maxValueBytes: config.maxValueBytes,
+      maxTxnOps: config.maxTxnOps,
       logger,
       feed: {
         progressIntervalMs: config.watchProgressMs,

@@ -29,6 +29,14 @@ export const OBJECT_LEVEL_MESSAGES = 3;
 export const NESTING_LIMIT_TEXT =
   'clients decode at most 100 nested protobuf messages, so a value nests at most about 31 levels of objects or 46 of arrays';
 
+/** The same rule for the server's request decoder, which stops reading a value that breaks it. */
+export const VALUE_NESTING = {
+  budget: MAX_VALUE_MESSAGES,
+  arrayLevel: ARRAY_LEVEL_MESSAGES,
+  objectLevel: OBJECT_LEVEL_MESSAGES,
+  tooDeep: NESTING_LIMIT_TEXT,
+};
+
 /**
  * Checks a value against the rules and returns its JSON text and UTF-8 size.
  * JSON.stringify alone would quietly turn NaN into null and drop undefined

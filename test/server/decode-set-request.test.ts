@@ -3,7 +3,6 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GetResponse, SetRequest } from '../../src/gen/kv/v1/kv';
 import { decodeSetRequest } from '../../src/server/wire/decode-requests';
 import { encodeGetResponse } from '../../src/server/wire/encode-responses';
-import { InvalidArgumentError } from '../../src/server/service-errors';
 import type { JsonValue } from '../../src/store/key-value-store';
 
 /**
@@ -65,7 +64,7 @@ test('a map entry without a value is refused, not dropped', () => {
   const struct = new BinaryWriter().uint32(10).bytes(entry).finish();
   const value = new BinaryWriter().uint32(42).bytes(struct).finish();
   const request = new BinaryWriter().uint32(10).string('k').uint32(18).bytes(value).finish();
-  expect(() => decodeSetRequest(request)).toThrow(new InvalidArgumentError('object field "a" has no value'));
+  expect(() => decodeSetRequest(request)).toThrow('object field "a" has no value');
 });
 
 test('accepts exactly the nesting that every client can decode back from a Get', () => {

@@ -38,6 +38,8 @@ describe('Get and Set', () => {
     expect(second).toBe(first + 1);
     expect(third).toBe(second + 1);
     expect(await kv.get('user/1')).toEqual({
+      key: 'user/1',
+      lease: 0,
       value: { name: 'Ada Lovelace' },
       createRevision: first,
       modRevision: third,

@@ -15,6 +15,8 @@ test('data survives a restart, and a SIGKILL', async () => {
   const second = await startServer({ dataDir: first.dataDir });
   const kv2 = new KvClient(second.address);
   expect(await kv2.get('config/app')).toEqual({
+    key: 'config/app',
+    lease: 0,
     value: { theme: 'dark', retries: [1, 2, 4] },
     createRevision: revision,
     modRevision: revision,

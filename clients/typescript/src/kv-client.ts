@@ -7,19 +7,13 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus, HealthClient, healthCheckResponse_ServingStatusToJSON } from './gen/health/v1/health';
-import { KeyValueServiceClient } from './gen/kv/v1/kv';
+import type { KeyValueServiceClient } from './gen/kv/v1/kv';
+import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { KvError } from './kv-error';
+import { type KeepAliveHandle, LeaseKeeper } from './kv-lease';
+import { createServiceClient } from './kv-service-client';
+import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
-
-/** Any JSON value: what kv stores under a key. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
-
-export interface KvEntry<T extends JsonValue = JsonValue> {
-  value: T;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-}
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 3; 1 disables retries). */
@@ -63,6 +57,28 @@ export interface WriteOptions extends CallOptions {
   expectedRevision?: number;
 }
 
+export interface SetOptions extends WriteOptions {
+  /** Delete the key after this many ms unless it is set again (a private lease; Redis SET ... PX). */
+  ttlMs?: number;
+  /** Attach the key to this lease (from grantLease): it goes when the lease expires or is revoked. */
+  lease?: number;
+}
+
+export interface UpdateOptions extends WriteOptions {
+  /** Merge into {} if the key does not exist, instead of failing with NOT_FOUND. */
+  createIfMissing?: boolean;
+}
+
+export interface LeaseInfo {
+  id: number;
+  /** The time to live it was granted. */
+  ttlMs: number;
+  /** Milliseconds left before it expires. */
+  remainingMs: number;
+  /** Its keys, if asked for. */
+  keys: string[];
+}
+
 type Unary<Req, Res> = (
   request: Req,
   metadata: Metadata,
@@ -89,9 +105,10 @@ export class KvClient {
   private readonly attempts: number;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
+  private leases: LeaseKeeper | undefined;
 
   constructor(address: string, options: KvClientOptions = {}) {
-    this.client = new KeyValueServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
+    this.client = createServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
       // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
@@ -115,33 +132,86 @@ export class KvClient {
     this.maxBackoffMs = options.retry?.maxBackoffMs ?? 1000;
   }
 
-  /** The entry under key, or undefined if there is none. */
-  async get<T extends JsonValue = JsonValue>(key: string, options?: CallOptions): Promise<KvEntry<T> | undefined> {
+  /** The entry under key, or undefined if there is none. T may be any type, interfaces included; it is not checked. */
+  async get<T = JsonValue>(key: string, options?: CallOptions): Promise<KvEntry<T> | undefined> {
     try {
       const { entry } = await this.read(this.client.get, { key }, options);
       if (entry === undefined) throw new KvError('server sent no entry', status.INTERNAL, 'INTERNAL');
-      return {
-        value: entry.value as T,
-        createRevision: entry.createRevision,
-        modRevision: entry.modRevision,
-        version: entry.version,
-      };
+      return toKvEntry<T>(entry);
     } catch (error) {
       if (error instanceof KvError && error.reason === 'NOT_FOUND') return undefined;
       throw error;
     }
   }
 
-  /** Stores value under key; returns the new revision. Throws KvError REVISION_MISMATCH on a failed compare. */
-  async set(key: string, value: JsonValue, options: WriteOptions = {}): Promise<number> {
+  /**
+   * Stores value under key; returns the new revision. Throws KvError
+   * REVISION_MISMATCH on a failed compare. With ttlMs the key expires by
+   * itself; with lease it goes with the lease; setting it again without
+   * either makes it permanent.
+   */
+  async set<T = JsonValue>(key: string, value: T & JsonCompatible<T>, options: SetOptions = {}): Promise<number> {
     if (value === undefined)
       throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
     const { revision } = await this.call(
       this.client.set,
-      { key, value, expectedRevision: options.expectedRevision, lease: 0, ttlMs: 0 },
+      { key, value, expectedRevision: options.expectedRevision, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 },
       this.deadline(options),
     );
     return revision;
+  }
+
+  /**
+   * Merges an RFC 7396 JSON merge patch into the key's value on the server,
+   * atomically (concurrent updates of different fields all land); returns
+   * the new entry. NOT_FOUND if the key is missing, unless createIfMissing.
+   */
+  async update<T = JsonValue>(key: string, patch: JsonValue, options: UpdateOptions = {}): Promise<KvEntry<T>> {
+    const { entry } = await this.call(
+      this.client.update,
+      { key, patch, expectedRevision: options.expectedRevision, createIfMissing: options.createIfMissing ?? false },
+      this.deadline(options),
+    );
+    if (entry === undefined) throw new KvError('server sent no entry', status.INTERNAL, 'INTERNAL');
+    return toKvEntry<T>(entry);
+  }
+
+  /** A transaction: `kv.txn().if(...compares).then(...ops).else(...ops).commit()` (see Compare and Op). */
+  txn(options?: CallOptions): TxnBuilder {
+    return new TxnBuilder((request) => this.call(this.client.txn, request, this.deadline(options)));
+  }
+
+  /** A lease of ttlMs: keys set with `{ lease: id }` go when it expires or is revoked. */
+  async grantLease(ttlMs: number, options?: CallOptions): Promise<{ id: number; ttlMs: number }> {
+    return this.call(this.client.grantLease, { ttlMs }, this.deadline(options));
+  }
+
+  /**
+   * Keeps a lease alive until the handle is closed: refreshes it over one
+   * KeepAlive stream shared by all the client's leases, about three times
+   * per time to live. `handle.lost` resolves if the lease is lost anyway
+   * (it expired, was revoked, or could not be refreshed in time).
+   */
+  keepAlive(id: number): KeepAliveHandle {
+    this.leases ??= new LeaseKeeper(this.client, () => this.metadata());
+    return this.leases.keep(id);
+  }
+
+  /** Deletes the lease and all its keys at once; returns how many keys went. */
+  async revokeLease(id: number, options?: CallOptions): Promise<number> {
+    const { deletedCount } = await this.call(this.client.revokeLease, { id }, this.deadline(options));
+    return deletedCount;
+  }
+
+  /** A lease's time to live, and its keys if asked for; undefined if there is no such lease. */
+  async leaseInfo(id: number, options: { keys?: boolean } & CallOptions = {}): Promise<LeaseInfo | undefined> {
+    try {
+      const info = await this.read(this.client.leaseInfo, { id, keys: options.keys ?? false }, options);
+      return { id: info.id, ttlMs: info.grantedTtlMs, remainingMs: info.remainingTtlMs, keys: info.keys };
+    } catch (error) {
+      if (error instanceof KvError && error.reason === 'LEASE_NOT_FOUND') return undefined;
+      throw error;
+    }
   }
 
   /** Removes key; false if it did not exist. */
@@ -168,6 +238,31 @@ export class KvClient {
     );
   }
 
+  /** One page of entries (keys with values), as the List RPC returns it, with the revision it was read at. */
+  async listPage<T = JsonValue>(
+    request: { prefix?: string; pageSize?: number; pageToken?: string },
+    options?: CallOptions,
+  ): Promise<{ entries: KvEntry<T>[]; nextPageToken: string; revision: number }> {
+    const page = await this.read(
+      this.client.list,
+      { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
+      options,
+    );
+    return { entries: page.entries.map((e) => toKvEntry<T>(e)), nextPageToken: page.nextPageToken, revision: page.revision };
+  }
+
+  /** Every entry under prefix in code point order of the keys, fetched a page at a time. */
+  async *entries<T = JsonValue>(
+    options: { prefix?: string; pageSize?: number } & CallOptions = {},
+  ): AsyncGenerator<KvEntry<T>, void, undefined> {
+    let pageToken = '';
+    do {
+      const page = await this.listPage<T>({ prefix: options.prefix, pageSize: options.pageSize, pageToken }, options);
+      yield* page.entries;
+      pageToken = page.nextPageToken;
+    } while (pageToken !== '');
+  }
+
   /** Every key under prefix in code point order, fetched a page at a time. */
   async *keys(options: { prefix?: string; pageSize?: number } & CallOptions = {}): AsyncGenerator<string, void, undefined> {
     let pageToken = '';
@@ -183,7 +278,7 @@ export class KvClient {
    * Each change once, in revision order, resuming by itself after a
    * disconnect or a server restart; see KvWatch.
    */
-  watch<T extends JsonValue = JsonValue>(options: WatchOptions): KvWatch<T> {
+  watch<T = JsonValue>(options: WatchOptions): KvWatch<T> {
     return new KvWatch<T>(this.client, options, () => this.metadata());
   }
 
@@ -195,7 +290,9 @@ export class KvClient {
       : (healthCheckResponse_ServingStatusToJSON(serving) as ServingStatus);
   }
 
+  /** Ends keep-alives and watches, and closes the connection. */
   close(): void {
+    this.leases?.close();
     this.client.close();
   }
 

@@ -1,7 +1,7 @@
 import { type ClientReadableStream, type Metadata, status } from '@grpc/grpc-js';
 import { EventType, type Entry, type KeyValueServiceClient, type WatchResponse } from './gen/kv/v1/kv';
 import { KvError } from './kv-error';
-import type { JsonValue, KvEntry } from './kv-client';
+import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 
 export interface WatchOptions {
   /** Watch one key... */
@@ -22,7 +22,7 @@ export interface WatchOptions {
   reconnectAttempts?: number;
 }
 
-export interface KvWatchEvent<T extends JsonValue = JsonValue> {
+export interface KvWatchEvent<T = JsonValue> {
   type: 'put' | 'delete';
   key: string;
   /** The revision of the change. */
@@ -46,7 +46,7 @@ const RECONNECT_BACKOFF_MS = { first: 50, max: 2000 };
  * and `oldestRevision`: read the state again and watch from its revision.
  * Breaking out of the loop (or close()) cancels the call.
  */
-export class KvWatch<T extends JsonValue = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
+export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   private last = 0;
   private call: ClientReadableStream<WatchResponse> | undefined;
   private closed = false;
@@ -149,7 +149,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function toEvent<T extends JsonValue>(event: WatchResponse['events'][number]): KvWatchEvent<T> {
+function toEvent<T>(event: WatchResponse['events'][number]): KvWatchEvent<T> {
   const entry = event.entry;
   const key = entry?.key ?? '';
   const revision = entry?.modRevision ?? 0;
@@ -157,7 +157,6 @@ function toEvent<T extends JsonValue>(event: WatchResponse['events'][number]): K
   return { type: put ? 'put' : 'delete', key, revision, entry: put ? toEntry<T>(entry) : undefined, prev: toEntry<T>(event.prevEntry) };
 }
 
-function toEntry<T extends JsonValue>(entry: Entry | undefined): KvEntry<T> | undefined {
-  if (entry === undefined) return undefined;
-  return { value: entry.value as T, createRevision: entry.createRevision, modRevision: entry.modRevision, version: entry.version };
+function toEntry<T>(entry: Entry | undefined): KvEntry<T> | undefined {
+  return entry === undefined ? undefined : toKvEntry<T>(entry);
 }

@@ -22,8 +22,9 @@ import {
   type TxnRequest,
   type UpdateRequest,
 } from '../../gen/kv/v1/kv';
+import { VALUE_NESTING } from '../../store/value-rules';
 import { InvalidArgumentError } from '../service-errors';
-import { readJsonValue } from './json-value';
+import { readJsonValue } from '@kv/client/wire';
 
 type Input = BinaryReader | Uint8Array;
 
@@ -55,7 +56,7 @@ export function decodeSetRequest(input: Input, length?: number): SetRequest {
   const request: SetRequest = { key: '', value: undefined, expectedRevision: undefined, lease: 0, ttlMs: 0 };
   forEachField(reader, end, (field, type) => {
     if (field === 1 && type === LEN) request.key = reader.string();
-    else if (field === 2 && type === LEN) request.value = readJsonValue(reader, reader.uint32());
+    else if (field === 2 && type === LEN) request.value = readJsonValue(reader, reader.uint32(), VALUE_NESTING);
     else if (field === 3 && type === VARINT) request.expectedRevision = int64(reader, 'expected_revision');
     else if (field === 4 && type === VARINT) request.lease = int64(reader, 'lease');
     else if (field === 5 && type === VARINT) request.ttlMs = int64(reader, 'ttl_ms');
@@ -71,7 +72,7 @@ export function decodeUpdateRequest(input: Input, length?: number): UpdateReques
   const request: UpdateRequest = { key: '', patch: undefined, expectedRevision: undefined, createIfMissing: false };
   forEachField(reader, end, (field, type) => {
     if (field === 1 && type === LEN) request.key = reader.string();
-    else if (field === 2 && type === LEN) request.patch = readJsonValue(reader, reader.uint32());
+    else if (field === 2 && type === LEN) request.patch = readJsonValue(reader, reader.uint32(), VALUE_NESTING);
     else if (field === 3 && type === VARINT) request.expectedRevision = int64(reader, 'expected_revision');
     else if (field === 4 && type === VARINT) request.createIfMissing = reader.bool();
     else return false;
@@ -104,7 +105,7 @@ function decodeCompare(reader: BinaryReader, length: number): Compare {
     else if (field === 4 && type === VARINT) compare.createRevision = int64(reader, 'compare create_revision');
     else if (field === 5 && type === VARINT) compare.modRevision = int64(reader, 'compare mod_revision');
     else if (field === 6 && type === LEN) {
-      compare.value = readJsonValue(reader, reader.uint32());
+      compare.value = readJsonValue(reader, reader.uint32(), VALUE_NESTING);
       if (compare.value === undefined)
         throw new InvalidArgumentError(`compare on key ${JSON.stringify(compare.key)}: the value to compare with is empty`);
     } else if (field === 7 && type === VARINT) compare.lease = int64(reader, 'compare lease');

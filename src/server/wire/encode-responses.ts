@@ -14,8 +14,8 @@
  *     update=5 UpdateResponse }
  */
 import type { Entry, TxnOpResult, TxnResult } from '../../store/key-value-store';
-import { measureEntry, writeEntryField } from './entry';
-import { fieldSize, intFieldSize, newWriter, type ProtoWriter, writeIntField, writeStringField, writeTagAndLength } from './proto-writer';
+import { measureEntry, writeEntryField } from '@kv/client/wire';
+import { fieldSize, intFieldSize, newWriter, type ProtoWriter, writeIntField, writeStringField, writeTagAndLength } from '@kv/client/wire';
 
 /** A GetResponse: the entry, or nothing at all for a missing key (inside a Txn). */
 export function encodeGetResponse(response: { entry?: Entry | undefined }): Buffer {

@@ -7,8 +7,8 @@
 import { EventType } from '../../gen/kv/v1/kv';
 import type { StoredEntry } from '../../store/change';
 import type { JsonValue, WatchBatch, WatchEvent } from '../../store/key-value-store';
-import { measureEntry, type WireEntry, writeEntryField } from './entry';
-import { fieldSize, intFieldSize, newWriter, writeIntField, writeTagAndLength } from './proto-writer';
+import { measureEntry, type WireEntry, writeEntryField } from '@kv/client/wire';
+import { fieldSize, intFieldSize, newWriter, writeIntField, writeTagAndLength } from '@kv/client/wire';
 
 export function encodeWatchResponse(batch: WatchBatch): Buffer {
   const events = batch.events.map(wireEvent);

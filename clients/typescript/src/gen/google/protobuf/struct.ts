@@ -67,7 +67,7 @@ export function nullValueToJSON(object: NullValue): string {
  */
 export interface Struct {
   /** Unordered map of dynamically typed values. */
-  fields: { [key: string]: any | undefined };
+  fields: Map<string, any | undefined>;
 }
 
 export interface Struct_FieldsEntry {
@@ -120,12 +120,12 @@ export interface ListValue {
 }
 
 function createBaseStruct(): Struct {
-  return { fields: {} };
+  return { fields: new Map() };
 }
 
 export const Struct: MessageFns<Struct> & StructWrapperFns = {
   encode(message: Struct, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    globalThis.Object.entries(message.fields).forEach(([key, value]: [string, any | undefined]) => {
+    message.fields.forEach((value, key) => {
       if (value !== undefined) {
         Struct_FieldsEntry.encode({ key: key as any, value }, writer.uint32(10).fork()).join();
       }
@@ -153,7 +153,7 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
 
             const entry1 = Struct_FieldsEntry.decode(reader, reader.uint32());
             if (entry1.value !== undefined) {
-              message.fields[entry1.key] = entry1.value;
+              message.fields.set(entry1.key, entry1.value);
             }
             continue;
           }
@@ -173,31 +173,23 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
     return {
       fields: isObject(object.fields)
         ? (globalThis.Object.entries(object.fields) as [string, any][]).reduce(
-          (acc: { [key: string]: any | undefined }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: value as any | undefined,
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, any | undefined>, [key, value]: [string, any]) => {
+            acc.set(key, value as any | undefined);
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
   toJSON(message: Struct): unknown {
     const obj: any = {};
-    if (message.fields) {
-      const entries = globalThis.Object.entries(message.fields) as [string, any | undefined][];
-      if (entries.length > 0) {
-        obj.fields = {};
-        entries.forEach(([k, v]) => {
-          obj.fields[k] = v;
-        });
-      }
+    if (message.fields?.size) {
+      obj.fields = {};
+      message.fields.forEach((v, k) => {
+        obj.fields[k] = v;
+      });
     }
     return obj;
   },
@@ -207,15 +199,15 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
   },
   fromPartial<I extends Exact<DeepPartial<Struct>, I>>(object: I): Struct {
     const message = createBaseStruct();
-    message.fields = (globalThis.Object.entries(object.fields ?? {}) as [string, any | undefined][]).reduce(
-      (acc: { [key: string]: any | undefined }, [key, value]: [string, any | undefined]) => {
+    message.fields = (() => {
+      const m = new Map();
+      (object.fields as Map<string, any | undefined> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = value;
+          m.set(key, value);
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 
@@ -224,7 +216,7 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
 
     if (object !== undefined) {
       for (const key of globalThis.Object.keys(object)) {
-        struct.fields[key] = object[key];
+        struct.fields.set(key, object[key]);
       }
     }
     return struct;
@@ -233,8 +225,8 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
   unwrap(message: Struct): { [key: string]: any } {
     const object: { [key: string]: any } = {};
     if (message.fields) {
-      for (const key of globalThis.Object.keys(message.fields)) {
-        object[key] = message.fields[key];
+      for (const key of message.fields.keys()) {
+        object[key] = message.fields.get(key);
       }
     }
     return object;

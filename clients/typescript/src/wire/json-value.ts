@@ -1,6 +1,7 @@
 /**
  * JSON <-> google.protobuf.Value on the wire, the one place that knows the
- * layout (google/protobuf/struct.proto):
+ * layout (google/protobuf/struct.proto), shared by the SDK (reading
+ * responses) and the server (reading requests, writing responses):
  *
  *   Value{ null_value=1 varint, number_value=2 double, string_value=3 string, bool_value=4 varint,
  *          struct_value=5 Struct{ fields=1 repeated entry{ key=1 string, value=2 Value } },
@@ -14,19 +15,42 @@
  * something quietly dropped, and encoding writes straight into one buffer.
  */
 import { type BinaryReader, WireType } from '@bufbuild/protobuf/wire';
-import type { JsonValue } from '../../store/key-value-store';
-import { ARRAY_LEVEL_MESSAGES, MAX_VALUE_MESSAGES, NESTING_LIMIT_TEXT, OBJECT_LEVEL_MESSAGES } from '../../store/value-rules';
-import { InvalidArgumentError } from '../service-errors';
 import { fieldSize, type ProtoWriter, writeTagAndLength } from './proto-writer';
 
+/** Any JSON value. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A value that is not a well-formed google.protobuf.Value (a map entry or list item without a value, or nested too deeply). */
+export class MalformedValueError extends Error {}
+
 /**
- * Reads a Value message of `length` bytes. `budget` is how many nested
- * messages it may still use (MAX_VALUE_MESSAGES for a value a request
- * carries). Returns undefined if it sets no kind: the caller decides whether
- * that is a missing value or a malformed one.
+ * How deep a value may nest, in protobuf messages: `budget` for the whole
+ * value (its own Value message counts one), an array level costs
+ * `arrayLevel` more (ListValue, item Value), an object level `objectLevel`
+ * (Struct, map entry, field Value). `tooDeep` says why, for the error.
  */
-export function readJsonValue(reader: BinaryReader, length: number, budget: number = MAX_VALUE_MESSAGES): JsonValue | undefined {
-  if (budget < 1) throw new InvalidArgumentError(`value is nested too deeply: ${NESTING_LIMIT_TEXT}`);
+export interface NestingRule {
+  budget: number;
+  arrayLevel: number;
+  objectLevel: number;
+  tooDeep: string;
+}
+
+/** What the SDK reads back: anything a protobuf decoder would accept (100 nested messages). */
+export const DECODER_NESTING: NestingRule = { budget: 100, arrayLevel: 2, objectLevel: 3, tooDeep: 'more than 100 nested messages' };
+
+/**
+ * Reads a Value message of `length` bytes, nested at most as `rule` allows.
+ * Returns undefined if it sets no kind: the caller decides whether that is a
+ * missing value or a malformed one.
+ */
+export function readJsonValue(
+  reader: BinaryReader,
+  length: number,
+  rule: NestingRule = DECODER_NESTING,
+  budget: number = rule.budget,
+): JsonValue | undefined {
+  if (budget < 1) throw new MalformedValueError(`value is nested too deeply: ${rule.tooDeep}`);
   const end = reader.pos + length;
   let value: JsonValue | undefined;
   while (reader.pos < end) {
@@ -39,14 +63,14 @@ export function readJsonValue(reader: BinaryReader, length: number, budget: numb
     } else if (field === 2 && wireType === WireType.Bit64) value = reader.double();
     else if (field === 3 && wireType === WireType.LengthDelimited) value = reader.string();
     else if (field === 4 && wireType === WireType.Varint) value = reader.bool();
-    else if (field === 5 && wireType === WireType.LengthDelimited) value = readStruct(reader, reader.uint32(), budget);
-    else if (field === 6 && wireType === WireType.LengthDelimited) value = readList(reader, reader.uint32(), budget);
+    else if (field === 5 && wireType === WireType.LengthDelimited) value = readStruct(reader, reader.uint32(), rule, budget);
+    else if (field === 6 && wireType === WireType.LengthDelimited) value = readList(reader, reader.uint32(), rule, budget);
     else reader.skip(wireType, field);
   }
   return value;
 }
 
-function readStruct(reader: BinaryReader, length: number, budget: number): { [key: string]: JsonValue } {
+function readStruct(reader: BinaryReader, length: number, rule: NestingRule, budget: number): { [key: string]: JsonValue } {
   const end = reader.pos + length;
   const object: { [key: string]: JsonValue } = {};
   for (let entryLength = nextField1(reader, end); entryLength !== undefined; entryLength = nextField1(reader, end)) {
@@ -59,21 +83,21 @@ function readStruct(reader: BinaryReader, length: number, budget: number): { [ke
       const entryWireType: WireType = entryTag & 7;
       if (entryField === 1 && entryWireType === WireType.LengthDelimited) key = reader.string();
       else if (entryField === 2 && entryWireType === WireType.LengthDelimited) {
-        value = readJsonValue(reader, reader.uint32(), budget - OBJECT_LEVEL_MESSAGES);
+        value = readJsonValue(reader, reader.uint32(), rule, budget - rule.objectLevel);
       } else reader.skip(entryWireType, entryField);
     }
-    if (value === undefined) throw new InvalidArgumentError(`object field ${JSON.stringify(key)} has no value`);
+    if (value === undefined) throw new MalformedValueError(`object field ${JSON.stringify(key)} has no value`);
     setOwnField(object, key, value);
   }
   return object;
 }
 
-function readList(reader: BinaryReader, length: number, budget: number): JsonValue[] {
+function readList(reader: BinaryReader, length: number, rule: NestingRule, budget: number): JsonValue[] {
   const end = reader.pos + length;
   const list: JsonValue[] = [];
   for (let itemLength = nextField1(reader, end); itemLength !== undefined; itemLength = nextField1(reader, end)) {
-    const item = readJsonValue(reader, itemLength, budget - ARRAY_LEVEL_MESSAGES);
-    if (item === undefined) throw new InvalidArgumentError(`list item ${list.length} has no value`);
+    const item = readJsonValue(reader, itemLength, rule, budget - rule.arrayLevel);
+    if (item === undefined) throw new MalformedValueError(`list item ${list.length} has no value`);
     list.push(item);
   }
   return list;

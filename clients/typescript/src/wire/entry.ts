@@ -2,7 +2,9 @@
  * kv.v1.Entry on the wire, for every response that carries entries:
  *   Entry{ key=1 string, value=2 Value, create_revision=3, mod_revision=4, version=5, lease=6 }
  */
-import type { JsonValue } from '../../store/key-value-store';
+import { type BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import { type JsonValue, measureJsonValue, readJsonValue, writeJsonValue } from './json-value';
+import { fieldSize, intFieldSize, type ProtoWriter, writeIntField, writeStringField, writeTagAndLength } from './proto-writer';
 
 /** An Entry to encode; `value` is absent in a DELETE event's entry. */
 export interface WireEntry {
@@ -13,8 +15,6 @@ export interface WireEntry {
   version: number;
   lease: number;
 }
-import { measureJsonValue, writeJsonValue } from './json-value';
-import { fieldSize, intFieldSize, type ProtoWriter, writeIntField, writeStringField, writeTagAndLength } from './proto-writer';
 
 /** Measure pass for an Entry message body: returns its size; records it, the key's length and the value's sizes. */
 export function measureEntry(entry: WireEntry, sizes: number[]): number {
@@ -44,4 +44,27 @@ export function writeEntryField(w: ProtoWriter, tag: number, entry: WireEntry): 
   writeIntField(w, 0x20, entry.modRevision);
   writeIntField(w, 0x28, entry.version);
   writeIntField(w, 0x30, entry.lease);
+}
+
+/** Reads an Entry message of `length` bytes (the value: undefined if absent, as in a DELETE event). */
+export function readEntry(reader: BinaryReader, length: number): WireEntry {
+  const end = reader.pos + length;
+  const entry: WireEntry = { key: '', value: undefined, createRevision: 0, modRevision: 0, version: 0, lease: 0 };
+  while (reader.pos < end) {
+    const tag = reader.uint32();
+    const field = tag >>> 3;
+    const wireType: WireType = tag & 7;
+    if (field === 1 && wireType === WireType.LengthDelimited) entry.key = reader.string();
+    else if (field === 2 && wireType === WireType.LengthDelimited) entry.value = readJsonValue(reader, reader.uint32());
+    else if (field === 3 && wireType === WireType.Varint) entry.createRevision = int64(reader);
+    else if (field === 4 && wireType === WireType.Varint) entry.modRevision = int64(reader);
+    else if (field === 5 && wireType === WireType.Varint) entry.version = int64(reader);
+    else if (field === 6 && wireType === WireType.Varint) entry.lease = int64(reader);
+    else reader.skip(wireType, field);
+  }
+  return entry;
+}
+
+function int64(reader: BinaryReader): number {
+  return Number(reader.int64());
 }

@@ -1,0 +1,111 @@
+import { type ClientDuplexStream, type Metadata, status } from '@grpc/grpc-js';
+import type { KeepAliveRequest, KeepAliveResponse, KeyValueServiceClient } from './gen/kv/v1/kv';
+import { KvError } from './kv-error';
+
+/** Keeps one lease alive until closed. */
+export interface KeepAliveHandle {
+  readonly id: number;
+  /** Resolves (with why) if the lease is lost: expired, revoked, or not refreshed before its time ran out. Never rejects. */
+  readonly lost: Promise<KvError>;
+  /** Stops refreshing (the lease then expires after its time to live, unless revoked first). */
+  close(): void;
+}
+
+interface Kept {
+  id: number;
+  /** The lease's time to live, learnt from the first answer. */
+  ttlMs: number | undefined;
+  /** When the lease was last known refreshed (Date.now()). */
+  refreshedAt: number;
+  timer: NodeJS.Timeout | undefined;
+  reportLost(error: KvError): void;
+  done: boolean;
+}
+
+/**
+ * The leases a client keeps alive, over one KeepAlive stream (as etcd
+ * clients do). Each lease is refreshed about three times per time to live;
+ * a stream that breaks is reopened at once; a lease whose refresh has not
+ * been answered before its time to live ran out, or that the server says is
+ * gone (ttl 0), is reported lost.
+ */
+export class LeaseKeeper {
+  private readonly kept = new Map<number, Kept>();
+  private stream: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse> | undefined;
+
+  constructor(
+    private readonly client: KeyValueServiceClient,
+    private readonly metadata: () => Metadata,
+  ) {}
+
+  keep(id: number): KeepAliveHandle {
+    let reportLost: (error: KvError) => void = () => undefined;
+    const lost = new Promise<KvError>((resolve) => {
+      reportLost = resolve;
+    });
+    const kept: Kept = { id, ttlMs: undefined, refreshedAt: Date.now(), timer: undefined, reportLost, done: false };
+    this.kept.set(id, kept);
+    this.refresh(kept);
+    return { id, lost, close: () => this.forget(kept) };
+  }
+
+  close(): void {
+    for (const kept of [...this.kept.values()]) this.forget(kept);
+    this.stream?.cancel();
+    this.stream = undefined;
+  }
+
+  private refresh(kept: Kept): void {
+    if (kept.done) return;
+    const ttl = kept.ttlMs;
+    if (ttl !== undefined && Date.now() - kept.refreshedAt >= ttl) {
+      return this.lose(
+        kept,
+        new KvError(`lease ${kept.id} was not refreshed within its ${ttl} ms and may have expired`, status.UNAVAILABLE, 'UNAVAILABLE'),
+      );
+    }
+    this.openStream().write({ id: kept.id });
+    // Before the first answer the time to live is unknown: ask again soon.
+    const every = ttl === undefined ? 500 : Math.max(50, Math.floor(ttl / 3));
+    kept.timer = setTimeout(() => this.refresh(kept), every);
+    kept.timer.unref();
+  }
+
+  private openStream(): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse> {
+    if (this.stream !== undefined) return this.stream;
+    const stream = this.client.keepAlive(this.metadata());
+    stream.on('data', (response: KeepAliveResponse) => {
+      const kept = this.kept.get(response.id);
+      if (kept === undefined) return;
+      if (response.ttlMs === 0) {
+        this.lose(kept, new KvError(`lease ${kept.id} expired or was revoked`, status.NOT_FOUND, 'LEASE_NOT_FOUND'));
+        return;
+      }
+      kept.ttlMs = response.ttlMs;
+      kept.refreshedAt = Date.now();
+    });
+    const broken = (): void => {
+      // The next refresh opens a new stream; leases not answered in time are reported lost by refresh().
+      if (this.stream === stream) this.stream = undefined;
+    };
+    stream.on('error', broken);
+    stream.on('end', broken);
+    this.stream = stream;
+    return stream;
+  }
+
+  private lose(kept: Kept, error: KvError): void {
+    this.forget(kept);
+    kept.reportLost(error);
+  }
+
+  private forget(kept: Kept): void {
+    kept.done = true;
+    if (kept.timer !== undefined) clearTimeout(kept.timer);
+    this.kept.delete(kept.id);
+    if (this.kept.size === 0) {
+      this.stream?.end();
+      this.stream = undefined;
+    }
+  }
+}

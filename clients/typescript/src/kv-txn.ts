@@ -1,0 +1,131 @@
+import {
+  type Compare as WireCompare,
+  Compare_CompareResult,
+  type RequestOp,
+  type ResponseOp,
+  type TxnRequest,
+  type TxnResponse,
+} from './gen/kv/v1/kv';
+import { KvError } from './kv-error';
+import { status } from '@grpc/grpc-js';
+import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
+
+/** How a compare relates the key's state to the given value: equal, not equal, less, greater. */
+export type CompareOp = '==' | '!=' | '<' | '>';
+
+/** One condition of a transaction (build them with Compare). */
+export interface TxnCompare {
+  readonly wire: WireCompare;
+}
+
+/** One op of a transaction (build them with Op). */
+export interface TxnOp {
+  readonly kind: 'get' | 'set' | 'delete' | 'clear' | 'update';
+  readonly wire: RequestOp;
+}
+
+const RESULT: Record<CompareOp, Compare_CompareResult> = {
+  '==': Compare_CompareResult.COMPARE_RESULT_EQUAL,
+  '!=': Compare_CompareResult.COMPARE_RESULT_NOT_EQUAL,
+  '<': Compare_CompareResult.COMPARE_RESULT_LESS,
+  '>': Compare_CompareResult.COMPARE_RESULT_GREATER,
+};
+
+const compare = (key: string, op: CompareOp, target: Partial<WireCompare>): TxnCompare => ({
+  wire: { key, result: RESULT[op], ...target },
+});
+
+/**
+ * Conditions on a key's state as the transaction begins. A missing key has
+ * revisions 0, lease 0 and no value (every value compare on it is false).
+ */
+export const Compare = {
+  /** The key's mod_revision; `Compare.modRevision(key, '==', 0)` means "the key does not exist". */
+  modRevision: (key: string, op: CompareOp, revision: number): TxnCompare => compare(key, op, { modRevision: revision }),
+  createRevision: (key: string, op: CompareOp, revision: number): TxnCompare => compare(key, op, { createRevision: revision }),
+  version: (key: string, op: CompareOp, version: number): TxnCompare => compare(key, op, { version }),
+  lease: (key: string, op: CompareOp, lease: number): TxnCompare => compare(key, op, { lease }),
+  /** JSON equality for == and != (member order does not matter); < and > for numbers and strings. */
+  value: (key: string, op: CompareOp, value: JsonValue): TxnCompare => compare(key, op, { value }),
+};
+
+/** The ops a transaction can run. */
+export const Op = {
+  get: (key: string): TxnOp => ({ kind: 'get', wire: { get: { key } } }),
+  set: (key: string, value: JsonValue, options: { lease?: number; ttlMs?: number } = {}): TxnOp => ({
+    kind: 'set',
+    wire: { set: { key, value, expectedRevision: undefined, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 } },
+  }),
+  delete: (key: string): TxnOp => ({ kind: 'delete', wire: { delete: { key, expectedRevision: undefined } } }),
+  clear: (prefix: string): TxnOp => ({ kind: 'clear', wire: { clear: { prefix } } }),
+  /** An RFC 7396 JSON merge patch. */
+  update: (key: string, patch: JsonValue, options: { createIfMissing?: boolean } = {}): TxnOp => ({
+    kind: 'update',
+    wire: { update: { key, patch, expectedRevision: undefined, createIfMissing: options.createIfMissing ?? false } },
+  }),
+};
+
+/** What one op of the branch that ran gave, in the same position. */
+export type TxnOpResult =
+  | { type: 'get'; entry: KvEntry | undefined }
+  | { type: 'set'; revision: number }
+  | { type: 'delete'; deleted: boolean; revision: number }
+  | { type: 'clear'; deletedCount: number; revision: number }
+  | { type: 'update'; entry: KvEntry };
+
+export interface TxnResult {
+  /** True if every compare held (the `then` ops ran), false if the `else` ops ran. */
+  succeeded: boolean;
+  /** The transaction's revision if it wrote anything, else the revision it read at. */
+  revision: number;
+  results: TxnOpResult[];
+}
+
+/**
+ * A transaction, built fluently and committed once:
+ *
+ * ```ts
+ * const { succeeded } = await kv
+ *   .txn()
+ *   .if(Compare.value('acct/a', '>', 30))
+ *   .then(Op.set('acct/a', 70), Op.set('acct/b', 30))
+ *   .else(Op.get('acct/a'))
+ *   .commit();
+ * ```
+ */
+export class TxnBuilder {
+  private readonly request: TxnRequest = { compare: [], success: [], failure: [] };
+
+  constructor(private readonly send: (request: TxnRequest) => Promise<TxnResponse>) {}
+
+  /** Conditions that must all hold for the `then` ops to run. */
+  if(...compares: TxnCompare[]): this {
+    this.request.compare.push(...compares.map((c) => c.wire));
+    return this;
+  }
+
+  then(...ops: TxnOp[]): this {
+    this.request.success.push(...ops.map((o) => o.wire));
+    return this;
+  }
+
+  else(...ops: TxnOp[]): this {
+    this.request.failure.push(...ops.map((o) => o.wire));
+    return this;
+  }
+
+  /** Sends it: all of it commits as one change with one revision, or nothing does. */
+  async commit(): Promise<TxnResult> {
+    const response = await this.send(this.request);
+    return { succeeded: response.succeeded, revision: response.revision, results: response.responses.map(toResult) };
+  }
+}
+
+function toResult(op: ResponseOp): TxnOpResult {
+  if (op.get) return { type: 'get', entry: op.get.entry === undefined ? undefined : toKvEntry(op.get.entry) };
+  if (op.set) return { type: 'set', revision: op.set.revision };
+  if (op.delete) return { type: 'delete', deleted: op.delete.deleted, revision: op.delete.revision };
+  if (op.clear) return { type: 'clear', deletedCount: op.clear.deletedCount, revision: op.clear.revision };
+  if (op.update?.entry) return { type: 'update', entry: toKvEntry(op.update.entry) };
+  throw new KvError('server sent a transaction result of no known kind', status.INTERNAL, 'INTERNAL');
+}

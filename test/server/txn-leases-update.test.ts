@@ -1,0 +1,245 @@
+/**
+ * Txn, leases and TTL, Update and List through the real server and the
+ * SDK: atomicity under concurrent writers (a bank-transfer invariant),
+ * leases across a stopped server and a restart, keep-alive stream loss,
+ * values kept exactly (an object field named "__proto__" included), and the
+ * errors of every limit.
+ */
+import net from 'node:net';
+import { Compare, KvClient, KvError, Op, status } from '@kv/client';
+import { startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+
+async function freeAddress(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const port = (probe.address() as net.AddressInfo).port;
+      probe.close(() => resolve(`127.0.0.1:${port}`));
+    });
+  });
+}
+
+async function failure(promise: Promise<unknown>): Promise<KvError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof KvError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('one server', () => {
+  let server: RunningServer;
+  let kv: KvClient;
+  beforeAll(async () => {
+    server = await startServer({ args: ['--max-txn-ops', '8'] });
+    kv = new KvClient(server.address, { retry: { attempts: 1 } });
+  });
+  afterAll(async () => {
+    kv.close();
+    expect(await server.stop()).toBe(0);
+  });
+
+  test('bank transfers by Txn under concurrent clients never change the total, as concurrent readers see it', async () => {
+    const accounts = Array.from({ length: 5 }, (_, i) => `bank/${i}`);
+    const start = await kv
+      .txn()
+      .then(...accounts.map((a) => Op.set(a, 100)))
+      .commit();
+    expect(start.succeeded).toBe(true);
+    const clients = Array.from({ length: 3 }, () => new KvClient(server.address));
+    let transfers = 0;
+    let conflicts = 0;
+    const deadline = Date.now() + 3000;
+    const transfer = async (client: KvClient): Promise<void> => {
+      while (Date.now() < deadline) {
+        const from = accounts[Math.floor(Math.random() * accounts.length)];
+        const to = accounts[(accounts.indexOf(from) + 1 + Math.floor(Math.random() * 4)) % accounts.length];
+        const read = await client.txn().then(Op.get(from), Op.get(to)).commit();
+        const [a, b] = read.results.map((r) => (r.type === 'get' ? r.entry : undefined));
+        if (a === undefined || b === undefined) throw new Error('an account vanished');
+        const amount = Math.min(a.value as number, 1 + Math.floor(Math.random() * 20));
+        const done = await client
+          .txn()
+          .if(Compare.modRevision(from, '==', a.modRevision), Compare.modRevision(to, '==', b.modRevision))
+          .then(Op.set(from, (a.value as number) - amount), Op.set(to, (b.value as number) + amount))
+          .commit();
+        if (done.succeeded) transfers++;
+        else conflicts++;
+      }
+    };
+    const audit = async (): Promise<number> => {
+      let audits = 0;
+      while (Date.now() < deadline) {
+        const { results } = await kv
+          .txn()
+          .then(...accounts.map((a) => Op.get(a)))
+          .commit();
+        const total = results.reduce((sum, r) => sum + (r.type === 'get' ? (r.entry?.value as number) : 0), 0);
+        expect(total).toBe(500);
+        audits++;
+      }
+      return audits;
+    };
+    const [audits] = await Promise.all([audit(), ...clients.map(transfer)]);
+    for (const client of clients) client.close();
+    expect(transfers).toBeGreaterThan(10);
+    expect(audits).toBeGreaterThan(10);
+    process.stdout.write(`bank: ${transfers} transfers, ${conflicts} lost races, ${audits} audits\n`);
+  });
+
+  test('values come back exactly as sent through Get, List, Watch, Txn and Update, an object field named __proto__ included', async () => {
+    const value = JSON.parse('{"__proto__":{"admin":true},"constructor":"c","list":[{"__proto__":1}]}') as { [key: string]: never };
+    const text = JSON.stringify(value);
+    const watch = kv.watch({ key: 'proto/doc' });
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const event of watch) {
+        seen.push(JSON.stringify(event.entry?.value));
+        break;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    await kv.set('proto/doc', value);
+    expect(JSON.stringify((await kv.get('proto/doc'))?.value)).toBe(text);
+    expect(JSON.stringify((await kv.listPage({ prefix: 'proto/' })).entries[0].value)).toBe(text);
+    const { results } = await kv.txn().then(Op.get('proto/doc')).commit();
+    expect(JSON.stringify(results[0].type === 'get' ? results[0].entry?.value : undefined)).toBe(text);
+    const updated = await kv.update('proto/doc', JSON.parse('{"__proto__":{"more":2}}') as never);
+    expect(JSON.stringify(updated.value)).toBe('{"__proto__":{"admin":true,"more":2},"constructor":"c","list":[{"__proto__":1}]}');
+    await watching;
+    expect(seen).toEqual([text]);
+  });
+
+  test('Update merges on the server: concurrent updates of different fields all land', async () => {
+    await kv.set('profile/1', { name: 'Ada', prefs: { theme: 'light' } });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => kv.update('profile/1', { counters: { [`c${i}`]: i } })));
+    const entry = await kv.get<{ name: string; counters: Record<string, number>; prefs: { theme: string } }>('profile/1');
+    expect(Object.keys(entry?.value.counters ?? {})).toHaveLength(20);
+    expect(entry?.value.name).toBe('Ada');
+    expect(entry?.version).toBe(21);
+  });
+
+  test('entries() pages through keys with values', async () => {
+    for (let i = 0; i < 25; i++) await kv.set(`paged/${String(i).padStart(2, '0')}`, i);
+    const values: unknown[] = [];
+    for await (const entry of kv.entries({ prefix: 'paged/', pageSize: 7 })) values.push(entry.value);
+    expect(values).toEqual(Array.from({ length: 25 }, (_, i) => i));
+  });
+
+  test('a lease and its keys: info, keep-alive through the SDK handle, revoke', async () => {
+    const lease = await kv.grantLease(600);
+    await kv.set('lock/job', 'worker-1', { lease: lease.id });
+    const handle = kv.keepAlive(lease.id);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await kv.get('lock/job'))?.lease).toBe(lease.id);
+    expect(await kv.leaseInfo(lease.id, { keys: true })).toMatchObject({ id: lease.id, ttlMs: 600, keys: ['lock/job'] });
+    handle.close();
+    expect(await kv.revokeLease(lease.id)).toBe(1);
+    expect(await kv.get('lock/job')).toBeUndefined();
+    expect(await kv.leaseInfo(lease.id)).toBeUndefined();
+  });
+
+  test('a keep-alive handle reports the lease lost when it is revoked', async () => {
+    const lease = await kv.grantLease(5000);
+    const handle = kv.keepAlive(lease.id);
+    await kv.revokeLease(lease.id);
+    const lost = await handle.lost;
+    expect(lost.reason).toBe('LEASE_NOT_FOUND');
+  });
+
+  test.each<[string, (kv: KvClient) => Promise<unknown>, status, string]>([
+    [
+      'a Txn over --max-txn-ops',
+      (c) =>
+        c
+          .txn()
+          .then(...Array.from({ length: 9 }, (_, i) => Op.get(`k${i}`)))
+          .commit(),
+      status.INVALID_ARGUMENT,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'a key written twice in a Txn',
+      (c) => c.txn().then(Op.set('k', 1), Op.delete('k')).commit(),
+      status.INVALID_ARGUMENT,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'LESS on a JSON object',
+      (c) =>
+        c
+          .txn()
+          .if(Compare.value('k', '<', {}))
+          .commit(),
+      status.INVALID_ARGUMENT,
+      'INVALID_ARGUMENT',
+    ],
+    ['a lease and a ttl at once', (c) => c.set('k', 1, { lease: 1, ttlMs: 100 }), status.INVALID_ARGUMENT, 'INVALID_ARGUMENT'],
+    ['a ttl of a year and a day', (c) => c.set('k', 1, { ttlMs: 366 * 86_400_000 }), status.INVALID_ARGUMENT, 'INVALID_ARGUMENT'],
+    ['a lease that does not exist', (c) => c.set('k', 1, { lease: 424242 }), status.NOT_FOUND, 'LEASE_NOT_FOUND'],
+    ['revoking a lease that does not exist', (c) => c.revokeLease(424242), status.NOT_FOUND, 'LEASE_NOT_FOUND'],
+    ['a grant of 0 ms', (c) => c.grantLease(0), status.INVALID_ARGUMENT, 'INVALID_ARGUMENT'],
+    ['an update of a missing key', (c) => c.update('nope', { a: 1 }), status.NOT_FOUND, 'NOT_FOUND'],
+    [
+      'an update past the value limit',
+      async (c) => c.update('big', { x: 'y'.repeat(2 * 1024 * 1024) }, { createIfMissing: true }),
+      status.INVALID_ARGUMENT,
+      'TOO_LARGE',
+    ],
+  ])('%s is refused with the right code and reason', async (_, call, code, reason) => {
+    const error = await failure(call(kv));
+    expect(error).toMatchObject({ code, reason });
+    expect(error.message).not.toMatch(/\n/);
+  });
+});
+
+test('a key with a ttl outlives a stopped server (a restart gives leases their full time again), then expires', async () => {
+  const dataDir = makeTempDir();
+  let server = await startServer({ dataDir });
+  let kv = new KvClient(server.address);
+  await kv.set('session/1', { user: 'ada' }, { ttlMs: 1500 });
+  kv.close();
+  expect(await server.stop()).toBe(0);
+  await new Promise((r) => setTimeout(r, 2000));
+  server = await startServer({ dataDir });
+  kv = new KvClient(server.address);
+  try {
+    expect(await kv.get('session/1')).toBeDefined();
+    const gone = await pollUntil('the key to expire', async () => ((await kv.get('session/1')) === undefined ? true : undefined), 10_000);
+    expect(gone).toBe(true);
+  } finally {
+    kv.close();
+    await server.stop();
+  }
+});
+
+test('keep-alive carries on across a server restart; a server that stops answering loses the lease, and the handle says so', async () => {
+  const dataDir = makeTempDir();
+  const address = await freeAddress();
+  let server = await startServer({ dataDir, args: ['--listen', address] });
+  const kv = new KvClient(address);
+  try {
+    // Long enough for the restart: the handle gives a lease up once its time to live passes unanswered.
+    const lease = await kv.grantLease(4000);
+    await kv.set('held', 1, { lease: lease.id });
+    const handle = kv.keepAlive(lease.id);
+    await server.kill();
+    server = await startServer({ dataDir, args: ['--listen', address] });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await kv.get('held'))?.lease).toBe(lease.id);
+    // A stopped server answers nothing: past the time to live the handle reports the lease lost.
+    server.child.kill('SIGSTOP');
+    const lost = await handle.lost;
+    expect(lost.reason).toBe('UNAVAILABLE');
+    server.child.kill('SIGCONT');
+    await pollUntil('the lease to expire on the server', async () => ((await kv.get('held')) === undefined ? true : undefined), 10_000);
+  } finally {
+    server.child.kill('SIGCONT');
+    kv.close();
+    await server.stop();
+  }
+});
