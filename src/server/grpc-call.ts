@@ -3,13 +3,15 @@
  * that did not decode with INVALID_ARGUMENT, and maps whatever a handler
  * throws to a status in one place (to-status.ts).
  */
-import type {
-  handleServerStreamingCall,
-  handleUnaryCall,
-  Metadata,
-  sendUnaryData,
-  ServerUnaryCall,
-  ServerWritableStream,
+import type { PeerCertificate } from 'node:tls';
+import {
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type Metadata,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  status,
 } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
 import { StoreError } from '../store/errors';
@@ -22,14 +24,18 @@ import { toGrpcStatus } from './to-status';
 /** What the transport knows of a caller, for authenticate(). */
 export interface Caller {
   metadata: Metadata;
-  /** The peer address, e.g. "127.0.0.1:51234". */
+  /** The peer address, e.g. "127.0.0.1:51234" or "[::1]:51234". */
   peer: string;
+  /** The full method name, e.g. "/kv.v1.KeyValueService/Set". */
+  method: string;
+  /** The client's certificate, on a mutual TLS connection whose certificate verified. */
+  certificate?: PeerCertificate;
 }
 
 export interface GrpcDeps {
   store: KeyValueStore;
   logger: Logger;
-  /** What this caller may do; throws (UNAUTHENTICATED) for bad credentials. */
+  /** What this caller may do; throws (UnauthenticatedError, AuthRateLimitedError) for bad credentials. */
   authenticate: (caller: Caller) => Access;
   /** Called when the store reports it can no longer write, so health can say NOT_SERVING. */
   onStoreFailed: () => void;
@@ -70,23 +76,30 @@ export class OpenStreams {
 }
 
 export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): handleUnaryCall<Req, Res> {
-  const fail = (callback: sendUnaryData<Res>, error: unknown): void => {
+  const fail = (callback: sendUnaryData<Res>, error: unknown, access?: Access): void => {
     if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
-    callback(toGrpcStatus(error, deps.logger));
+    const answer = toGrpcStatus(error, deps.logger);
+    callback(answer);
+    access?.finished(answer.code ?? status.UNKNOWN);
   };
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    // withStrictDecoding (decode-request.ts) hands over an error in place of a request that did not decode.
-    const request: Req | InvalidArgumentError = call.request;
-    if (request instanceof InvalidArgumentError) return fail(callback, request);
-    let context: CallContext;
+    let access: Access;
     try {
-      context = { store: deps.store, access: deps.authenticate({ metadata: call.metadata, peer: call.getPeer() }) };
+      // Credentials first: a caller without them learns nothing, not even that its request was malformed.
+      access = deps.authenticate(callerOf(call));
     } catch (error) {
       return fail(callback, error);
     }
+    // withStrictDecoding (decode-request.ts) hands over an error in place of a request that did not decode.
+    const request: Req | InvalidArgumentError = call.request;
+    if (request instanceof InvalidArgumentError) return fail(callback, request, access);
+    const context: CallContext = { store: deps.store, access };
     handler(context, request).then(
-      (response) => callback(null, response),
-      (error: unknown) => fail(callback, error),
+      (response) => {
+        callback(null, response);
+        access.finished(status.OK);
+      },
+      (error: unknown) => fail(callback, error, access),
     );
   };
 }
@@ -100,6 +113,7 @@ export function serverStream<Req, M, Res>(handler: StreamHandler<Req, M>, deps: 
   return (call: ServerWritableStream<Req, Res>): void => {
     const controller = new AbortController();
     let ended = false;
+    let access: Access | undefined;
     const end = (error: unknown): void => {
       if (ended) return;
       ended = true;
@@ -107,25 +121,30 @@ export function serverStream<Req, M, Res>(handler: StreamHandler<Req, M>, deps: 
       controller.abort();
       if (error === undefined) {
         call.end();
+        access?.finished(status.OK);
         return;
       }
       if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
-      call.emit('error', toGrpcStatus(error, deps.logger));
+      const answer = toGrpcStatus(error, deps.logger);
+      call.emit('error', answer);
+      access?.finished(answer.code ?? status.UNKNOWN);
     };
     const forget = deps.streams.add(end);
     call.once('cancelled', () => {
+      if (!ended) access?.finished(status.CANCELLED);
       ended = true;
       forget();
       controller.abort();
     });
-    const request: Req | InvalidArgumentError = call.request;
-    if (request instanceof InvalidArgumentError) return end(request);
-    let context: CallContext;
     try {
-      context = { store: deps.store, access: deps.authenticate({ metadata: call.metadata, peer: call.getPeer() }) };
+      // Credentials first, as for unary calls.
+      access = deps.authenticate(callerOf(call));
     } catch (error) {
       return end(error);
     }
+    const request: Req | InvalidArgumentError = call.request;
+    if (request instanceof InvalidArgumentError) return end(request);
+    const context: CallContext = { store: deps.store, access };
     const sink: StreamSink<M> = {
       signal: controller.signal,
       send: (message) => {
@@ -147,4 +166,9 @@ export function serverStream<Req, M, Res>(handler: StreamHandler<Req, M>, deps: 
       (error: unknown) => end(error),
     );
   };
+}
+
+/** The caller as authenticate() sees it; the certificate only when TLS verified it (grpc-js gives none otherwise). */
+export function callerOf(call: Pick<ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getPath' | 'getAuthContext'>): Caller {
+  return { metadata: call.metadata, peer: call.getPeer(), method: call.getPath(), certificate: call.getAuthContext().sslPeerCertificate };
 }

@@ -139,6 +139,23 @@ const (
 	// again from in the kv-resume-revision trailer (every change before it
 	// was sent).
 	ErrorReason_WATCH_TOO_SLOW ErrorReason = 12
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The call carried no credentials the server accepts: no bearer token
+	// and no known client certificate, a malformed authorization header, or
+	// a token the server does not know. UNAUTHENTICATED. Only sent by a
+	// server started with an auth file.
+	ErrorReason_UNAUTHENTICATED ErrorReason = 20
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The caller's role lacks the permission (read, write or admin) on the
+	// key or prefix the call touches; the message names both. Decided before
+	// the store is read, so it never says whether a key exists.
+	// PERMISSION_DENIED.
+	ErrorReason_PERMISSION_DENIED ErrorReason = 21
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// Too many failed authentications from the caller's address: the server
+	// does not check credentials from it for a while. RESOURCE_EXHAUSTED,
+	// with the standard grpc-retry-pushback-ms trailer saying when to retry.
+	ErrorReason_AUTH_RATE_LIMITED ErrorReason = 22
 )
 
 // Enum value maps for ErrorReason.
@@ -157,6 +174,9 @@ var (
 		10: "LOCKED",
 		11: "COMPACTED",
 		12: "WATCH_TOO_SLOW",
+		20: "UNAUTHENTICATED",
+		21: "PERMISSION_DENIED",
+		22: "AUTH_RATE_LIMITED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -172,6 +192,9 @@ var (
 		"LOCKED":                   10,
 		"COMPACTED":                11,
 		"WATCH_TOO_SLOW":           12,
+		"UNAUTHENTICATED":          20,
+		"PERMISSION_DENIED":        21,
+		"AUTH_RATE_LIMITED":        22,
 	}
 )
 
@@ -1196,7 +1219,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x02*\xee\x01\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\xb1\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -1214,7 +1237,10 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x06LOCKED\x10\n" +
 	"\x12\r\n" +
 	"\tCOMPACTED\x10\v\x12\x12\n" +
-	"\x0eWATCH_TOO_SLOW\x10\f*\x85\x01\n" +
+	"\x0eWATCH_TOO_SLOW\x10\f\x12\x13\n" +
+	"\x0fUNAUTHENTICATED\x10\x14\x12\x15\n" +
+	"\x11PERMISSION_DENIED\x10\x15\x12\x15\n" +
+	"\x11AUTH_RATE_LIMITED\x10\x16*\x85\x01\n" +
 	"\fErrorTrailer\x12\x1d\n" +
 	"\x19ERROR_TRAILER_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKV_REASON\x10\x01\x12\x17\n" +

@@ -151,6 +151,29 @@ export enum ErrorReason {
    * was sent).
    */
   WATCH_TOO_SLOW = 12,
+  /**
+   * UNAUTHENTICATED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The call carried no credentials the server accepts: no bearer token
+   * and no known client certificate, a malformed authorization header, or
+   * a token the server does not know. UNAUTHENTICATED. Only sent by a
+   * server started with an auth file.
+   */
+  UNAUTHENTICATED = 20,
+  /**
+   * PERMISSION_DENIED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The caller's role lacks the permission (read, write or admin) on the
+   * key or prefix the call touches; the message names both. Decided before
+   * the store is read, so it never says whether a key exists.
+   * PERMISSION_DENIED.
+   */
+  PERMISSION_DENIED = 21,
+  /**
+   * AUTH_RATE_LIMITED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * Too many failed authentications from the caller's address: the server
+   * does not check credentials from it for a while. RESOURCE_EXHAUSTED,
+   * with the standard grpc-retry-pushback-ms trailer saying when to retry.
+   */
+  AUTH_RATE_LIMITED = 22,
   UNRECOGNIZED = -1,
 }
 
@@ -195,6 +218,15 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 12:
     case "WATCH_TOO_SLOW":
       return ErrorReason.WATCH_TOO_SLOW;
+    case 20:
+    case "UNAUTHENTICATED":
+      return ErrorReason.UNAUTHENTICATED;
+    case 21:
+    case "PERMISSION_DENIED":
+      return ErrorReason.PERMISSION_DENIED;
+    case 22:
+    case "AUTH_RATE_LIMITED":
+      return ErrorReason.AUTH_RATE_LIMITED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -230,6 +262,12 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "COMPACTED";
     case ErrorReason.WATCH_TOO_SLOW:
       return "WATCH_TOO_SLOW";
+    case ErrorReason.UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case ErrorReason.PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case ErrorReason.AUTH_RATE_LIMITED:
+      return "AUTH_RATE_LIMITED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -29,6 +29,9 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOCKED: _ClassVar[ErrorReason]
     COMPACTED: _ClassVar[ErrorReason]
     WATCH_TOO_SLOW: _ClassVar[ErrorReason]
+    UNAUTHENTICATED: _ClassVar[ErrorReason]
+    PERMISSION_DENIED: _ClassVar[ErrorReason]
+    AUTH_RATE_LIMITED: _ClassVar[ErrorReason]
 
 class ErrorTrailer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +56,9 @@ CORRUPT: ErrorReason
 LOCKED: ErrorReason
 COMPACTED: ErrorReason
 WATCH_TOO_SLOW: ErrorReason
+UNAUTHENTICATED: ErrorReason
+PERMISSION_DENIED: ErrorReason
+AUTH_RATE_LIMITED: ErrorReason
 ERROR_TRAILER_UNSPECIFIED: ErrorTrailer
 KV_REASON: ErrorTrailer
 KV_CURRENT_REVISION: ErrorTrailer
