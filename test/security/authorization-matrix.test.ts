@@ -1,0 +1,207 @@
+/**
+ * Every RPC against every kind of caller, on one TLS server with an auth
+ * file: the status each gets, that a denied call changes nothing and does
+ * not say whether a key exists, and that denials and admin actions are
+ * audited without tokens or values.
+ *
+ * Adding an RPC is adding a row to ROWS. Rows still to add as the RPCs
+ * land: Watch (prefix app/: reader OK, others as ListKeys; prefix "" denied
+ * to the reader), Txn (a compare on app/x and a Set on other/y: denied as a
+ * whole for app-writer, nothing written), Update, List (as ListKeys),
+ * GrantLease/RevokeLease/LeaseInfo/KeepAlive (by the keys attached), Set
+ * with a lease.
+ */
+import { credentials, type Metadata } from '@grpc/grpc-js';
+import type { KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
+import { issueServer, makeCa, read } from '../support/certificates';
+import { bearer, kvClient, outcomeOf, writeAuthFile, type Outcome } from '../support/auth-fixture';
+import { startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
+
+const CALLERS = ['no token', 'bad token', 'reader of app/', 'writer of other/', 'writer of app/', 'admin'] as const;
+type Caller = (typeof CALLERS)[number];
+
+interface Row {
+  rpc: string;
+  call(kv: KeyValueServiceClient, metadata: Metadata): Promise<Outcome>;
+  /** The key or prefix a denial must name, and the permission it needs. */
+  denial: string;
+  /** Expected status per caller, in CALLERS order (write includes read, admin includes write). */
+  expect: [string, string, string, string, string, string];
+}
+
+const U = 'UNAUTHENTICATED';
+const D = 'PERMISSION_DENIED';
+
+// The value every cell starts from (seeded by the admin before each call); no log line may contain it.
+const SEEDED_VALUE = 'value-that-must-never-be-logged';
+
+const ROWS: Row[] = [
+  {
+    rpc: 'Get app/x',
+    call: (kv, md) => outcomeOf(kv, kv.get, { key: 'app/x' }, md),
+    denial: 'read on key "app/x"',
+    expect: [U, U, 'OK', D, 'OK', 'OK'],
+  },
+  {
+    rpc: 'Set app/x',
+    call: (kv, md) => outcomeOf(kv, kv.set, { key: 'app/x', value: 'overwritten' }, md),
+    denial: 'write on key "app/x"',
+    expect: [U, U, D, D, 'OK', 'OK'],
+  },
+  {
+    rpc: 'Set app/x with expected_revision (a compare reads the key)',
+    call: (kv, md) => outcomeOf(kv, kv.set, { key: 'app/x', value: 'cas', expectedRevision: 999 }, md),
+    denial: 'write on key "app/x"',
+    expect: [U, U, D, D, 'ABORTED', 'ABORTED'],
+  },
+  {
+    rpc: 'Delete app/x',
+    call: (kv, md) => outcomeOf(kv, kv.delete, { key: 'app/x' }, md),
+    denial: 'write on key "app/x"',
+    expect: [U, U, D, D, 'OK', 'OK'],
+  },
+  {
+    rpc: 'ListKeys app/',
+    call: (kv, md) => outcomeOf(kv, kv.listKeys, { prefix: 'app/', pageSize: 0, pageToken: '' }, md),
+    denial: 'read on prefix "app/"',
+    expect: [U, U, 'OK', D, 'OK', 'OK'],
+  },
+  {
+    rpc: 'ListKeys "" (wider than the reader\'s prefix: denied, not narrowed)',
+    call: (kv, md) => outcomeOf(kv, kv.listKeys, { prefix: '', pageSize: 0, pageToken: '' }, md),
+    denial: 'read on prefix ""',
+    expect: [U, U, D, D, D, 'OK'],
+  },
+  {
+    rpc: 'Clear app/ (admin only)',
+    call: (kv, md) => outcomeOf(kv, kv.clear, { prefix: 'app/' }, md),
+    denial: 'admin on prefix "app/"',
+    expect: [U, U, D, D, D, 'OK'],
+  },
+  {
+    rpc: 'Clear "" (everything)',
+    call: (kv, md) => outcomeOf(kv, kv.clear, { prefix: '' }, md),
+    denial: 'admin on prefix ""',
+    expect: [U, U, D, D, D, 'OK'],
+  },
+];
+
+let server: RunningServer;
+let kv: KeyValueServiceClient;
+let tokens: Record<string, string>;
+const metadataOf = (caller: Caller): Metadata => {
+  if (caller === 'no token') return bearer(undefined);
+  if (caller === 'bad token') return bearer('kv_' + 'A'.repeat(43));
+  return bearer(tokens[caller]);
+};
+
+beforeAll(async () => {
+  const dir = makeTempDir('kv-matrix-');
+  const ca = makeCa(dir, 'ca');
+  const serverCert = issueServer(dir, ca);
+  const auth = writeAuthFile(dir, {
+    roles: {
+      reader: [{ prefix: 'app/', permission: 'read' }],
+      'other-writer': [{ prefix: 'other/', permission: 'write' }],
+      'app-writer': [{ prefix: 'app/', permission: 'write' }],
+      admin: [{ prefix: '', permission: 'admin' }],
+    },
+    tokens: { 'reader of app/': 'reader', 'writer of other/': 'other-writer', 'writer of app/': 'app-writer', admin: 'admin' },
+  });
+  tokens = auth.tokens;
+  server = await startServer({
+    args: ['--tls-cert', serverCert.cert, '--tls-key', serverCert.key, '--auth-file', auth.file, '--auth-failures-per-minute', '1000'],
+    env: { KV_LOG_LEVEL: 'info' },
+  });
+  kv = kvClient(server.address, credentials.createSsl(read(ca.cert)));
+});
+
+afterAll(async () => {
+  kv.close();
+  expect(await server.stop()).toBe(0);
+});
+
+/** Seeds app/x and other/y as the admin, and returns every key with its value and mod_revision. */
+async function seed(): Promise<void> {
+  const admin = bearer(tokens.admin);
+  expect((await outcomeOf(kv, kv.clear, { prefix: '' }, admin)).code).toBe('OK');
+  for (const key of ['app/x', 'other/y']) expect((await outcomeOf(kv, kv.set, { key, value: SEEDED_VALUE }, admin)).code).toBe('OK');
+}
+
+async function snapshot(): Promise<string[]> {
+  const admin = bearer(tokens.admin);
+  const keys = await new Promise<string[]>((resolve, reject) =>
+    kv.listKeys({ prefix: '', pageSize: 0, pageToken: '' }, admin, (error, response) => (error ? reject(error) : resolve(response.keys))),
+  );
+  const entries = await Promise.all(
+    keys.map(
+      (key) =>
+        new Promise<string>((resolve, reject) =>
+          kv.get({ key }, admin, (error, response) => (error ? reject(error) : resolve(JSON.stringify(response.entry)))),
+        ),
+    ),
+  );
+  return entries;
+}
+
+describe.each(ROWS)('$rpc', (row) => {
+  test.each(CALLERS.map((caller, i) => ({ caller, expected: row.expect[i] })))('$caller: $expected', async ({ caller, expected }) => {
+    await seed();
+    const before = await snapshot();
+    const outcome = await row.call(kv, metadataOf(caller));
+    expect(outcome.code).toBe(expected);
+    if (expected === D) {
+      expect(outcome.details).toContain(row.denial);
+      expect(outcome.trailers['kv-reason']).toBe('PERMISSION_DENIED');
+    }
+    if (expected === U) expect(outcome.trailers['kv-reason']).toBe('UNAUTHENTICATED');
+    // A refused call (or a lost compare) writes nothing.
+    if (expected !== 'OK') expect(await snapshot()).toEqual(before);
+  });
+});
+
+test('a denial reads the same whether the key exists or not', async () => {
+  await seed();
+  const asOtherWriter = bearer(tokens['writer of other/']);
+  const existing = await outcomeOf(kv, kv.get, { key: 'app/x' }, asOtherWriter);
+  const missing = await outcomeOf(kv, kv.get, { key: 'app/nope' }, asOtherWriter);
+  expect(existing.code).toBe(D);
+  expect(missing.code).toBe(D);
+  expect(missing.details.replace('app/nope', 'app/x')).toBe(existing.details);
+  expect(missing.trailers).toEqual(existing.trailers);
+});
+
+test('denials and admin actions are audited, one line each, without tokens or values', async () => {
+  await seed();
+  await outcomeOf(kv, kv.set, { key: 'app/audited', value: 'no' }, bearer(tokens['reader of app/']));
+  await outcomeOf(kv, kv.clear, { prefix: 'other/' }, bearer(tokens.admin));
+  const lines = server
+    .output()
+    .split('\n')
+    .filter((line) => line.includes('"audit"'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(lines).toContainEqual(
+    expect.objectContaining({
+      audit: 'denied',
+      identity: 'token:reader of app/',
+      method: '/kv.v1.KeyValueService/Set',
+      key: 'app/audited',
+      permission: 'write',
+      code: 'PERMISSION_DENIED',
+      peer: expect.stringMatching(/^127\.0\.0\.1:\d+$/) as unknown,
+    }),
+  );
+  expect(lines).toContainEqual(
+    expect.objectContaining({
+      audit: 'admin',
+      identity: 'token:admin',
+      method: '/kv.v1.KeyValueService/Clear',
+      prefix: 'other/',
+      code: 'OK',
+    }),
+  );
+  expect(lines).toContainEqual(expect.objectContaining({ audit: 'denied', identity: 'anonymous', code: 'UNAUTHENTICATED' }));
+  for (const token of Object.values(tokens)) expect(server.output()).not.toContain(token);
+  expect(server.output()).not.toContain(SEEDED_VALUE);
+});
