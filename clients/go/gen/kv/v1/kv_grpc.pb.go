@@ -43,6 +43,14 @@ const (
 // non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
 // JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
 // the size received. A server that is shutting down answers UNAVAILABLE.
+//
+// A server started with an auth file needs credentials on every call (an
+// "authorization: Bearer <token>" header, or a client certificate over
+// mutual TLS): without them, UNAUTHENTICATED. Each call is then checked
+// against every key or prefix it touches, before anything is read or
+// written: Get, ListKeys and Watch need read, Set and Delete write, Clear admin;
+// a role without it gets PERMISSION_DENIED (naming the key or prefix and
+// the permission), whether or not the key exists.
 type KeyValueServiceClient interface {
 	// Get returns the entry stored under a key.
 	//
@@ -76,7 +84,8 @@ type KeyValueServiceClient interface {
 	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
 	// Clear removes every key under a prefix (an empty prefix removes all
 	// keys) in one atomic step: after a crash either all of them are gone or
-	// none is. Bumps the revision by one if anything was removed.
+	// none is. Bumps the revision by one if anything was removed. Needs the
+	// admin permission on the prefix when the server has an auth file.
 	Clear(ctx context.Context, in *ClearRequest, opts ...grpc.CallOption) (*ClearResponse, error)
 	// Watch streams every change to a key, or to every key under a prefix:
 	// each committed change exactly once, in revision order, with no gaps —
@@ -193,6 +202,14 @@ type KeyValueService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 // non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
 // JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
 // the size received. A server that is shutting down answers UNAVAILABLE.
+//
+// A server started with an auth file needs credentials on every call (an
+// "authorization: Bearer <token>" header, or a client certificate over
+// mutual TLS): without them, UNAUTHENTICATED. Each call is then checked
+// against every key or prefix it touches, before anything is read or
+// written: Get, ListKeys and Watch need read, Set and Delete write, Clear admin;
+// a role without it gets PERMISSION_DENIED (naming the key or prefix and
+// the permission), whether or not the key exists.
 type KeyValueServiceServer interface {
 	// Get returns the entry stored under a key.
 	//
@@ -226,7 +243,8 @@ type KeyValueServiceServer interface {
 	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
 	// Clear removes every key under a prefix (an empty prefix removes all
 	// keys) in one atomic step: after a crash either all of them are gone or
-	// none is. Bumps the revision by one if anything was removed.
+	// none is. Bumps the revision by one if anything was removed. Needs the
+	// admin permission on the prefix when the server has an auth file.
 	Clear(context.Context, *ClearRequest) (*ClearResponse, error)
 	// Watch streams every change to a key, or to every key under a prefix:
 	// each committed change exactly once, in revision order, with no gaps —

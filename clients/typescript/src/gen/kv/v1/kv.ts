@@ -1835,6 +1835,14 @@ export const Event: MessageFns<Event> = {
  * non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
  * JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
  * the size received. A server that is shutting down answers UNAVAILABLE.
+ *
+ * A server started with an auth file needs credentials on every call (an
+ * "authorization: Bearer <token>" header, or a client certificate over
+ * mutual TLS): without them, UNAUTHENTICATED. Each call is then checked
+ * against every key or prefix it touches, before anything is read or
+ * written: Get, ListKeys and Watch need read, Set and Delete write, Clear admin;
+ * a role without it gets PERMISSION_DENIED (naming the key or prefix and
+ * the permission), whether or not the key exists.
  */
 export type KeyValueServiceService = typeof KeyValueServiceService;
 export const KeyValueServiceService = {
@@ -1911,7 +1919,8 @@ export const KeyValueServiceService = {
   /**
    * Clear removes every key under a prefix (an empty prefix removes all
    * keys) in one atomic step: after a crash either all of them are gone or
-   * none is. Bumps the revision by one if anything was removed.
+   * none is. Bumps the revision by one if anything was removed. Needs the
+   * admin permission on the prefix when the server has an auth file.
    */
   clear: {
     path: "/kv.v1.KeyValueService/Clear" as const,
@@ -2002,7 +2011,8 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
   /**
    * Clear removes every key under a prefix (an empty prefix removes all
    * keys) in one atomic step: after a crash either all of them are gone or
-   * none is. Bumps the revision by one if anything was removed.
+   * none is. Bumps the revision by one if anything was removed. Needs the
+   * admin permission on the prefix when the server has an auth file.
    */
   clear: handleUnaryCall<ClearRequest, ClearResponse>;
   /**
@@ -2127,7 +2137,8 @@ export interface KeyValueServiceClient extends Client {
   /**
    * Clear removes every key under a prefix (an empty prefix removes all
    * keys) in one atomic step: after a crash either all of them are gone or
-   * none is. Bumps the revision by one if anything was removed.
+   * none is. Bumps the revision by one if anything was removed. Needs the
+   * admin permission on the prefix when the server has an auth file.
    */
   clear(
     request: ClearRequest,

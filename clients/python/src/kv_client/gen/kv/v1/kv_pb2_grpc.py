@@ -32,6 +32,14 @@ class KeyValueServiceStub:
     non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
     JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
     the size received. A server that is shutting down answers UNAVAILABLE.
+
+    A server started with an auth file needs credentials on every call (an
+    "authorization: Bearer <token>" header, or a client certificate over
+    mutual TLS): without them, UNAUTHENTICATED. Each call is then checked
+    against every key or prefix it touches, before anything is read or
+    written: Get, ListKeys and Watch need read, Set and Delete write, Clear admin;
+    a role without it gets PERMISSION_DENIED (naming the key or prefix and
+    the permission), whether or not the key exists.
     """
 
     def __init__(self, channel):
@@ -79,6 +87,14 @@ class KeyValueServiceServicer:
     non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
     JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
     the size received. A server that is shutting down answers UNAVAILABLE.
+
+    A server started with an auth file needs credentials on every call (an
+    "authorization: Bearer <token>" header, or a client certificate over
+    mutual TLS): without them, UNAUTHENTICATED. Each call is then checked
+    against every key or prefix it touches, before anything is read or
+    written: Get, ListKeys and Watch need read, Set and Delete write, Clear admin;
+    a role without it gets PERMISSION_DENIED (naming the key or prefix and
+    the permission), whether or not the key exists.
     """
 
     def Get(self, request, context):
@@ -134,7 +150,8 @@ class KeyValueServiceServicer:
     def Clear(self, request, context):
         """Clear removes every key under a prefix (an empty prefix removes all
         keys) in one atomic step: after a crash either all of them are gone or
-        none is. Bumps the revision by one if anything was removed.
+        none is. Bumps the revision by one if anything was removed. Needs the
+        admin permission on the prefix when the server has an auth file.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,6 +236,14 @@ class KeyValueService:
     non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
     JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
     the size received. A server that is shutting down answers UNAVAILABLE.
+
+    A server started with an auth file needs credentials on every call (an
+    "authorization: Bearer <token>" header, or a client certificate over
+    mutual TLS): without them, UNAUTHENTICATED. Each call is then checked
+    against every key or prefix it touches, before anything is read or
+    written: Get, ListKeys and Watch need read, Set and Delete write, Clear admin;
+    a role without it gets PERMISSION_DENIED (naming the key or prefix and
+    the permission), whether or not the key exists.
     """
 
     @staticmethod
