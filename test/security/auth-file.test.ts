@@ -69,6 +69,30 @@ test('token create adds the hash (never the token) to the file; the token works 
   kv.close();
 });
 
+test('the SDK sends its token on watches too; without one a watch fails UNAUTHENTICATED', async () => {
+  const token = await tokenCreate('--role', 'writer', '--auth-file', authFile);
+  server.child.kill('SIGHUP');
+  const kv = new KvClient(server.address, { token, retry: { attempts: 1 } });
+  await pollUntil('the token accepted', async () => ((await reasonOf(kv, 'app/w')) === 'OK' ? true : undefined));
+  const watch = kv.watch({ prefix: 'app/', startRevision: 1 });
+  for await (const event of watch) {
+    expect(event.key).toMatch(/^app\//);
+    break;
+  }
+  const anonymous = new KvClient(server.address, { retry: { attempts: 1 } });
+  const failure = await (async () => {
+    for await (const _ of anonymous.watch({ prefix: 'app/' })) return undefined;
+  })().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(failure).toBeInstanceOf(KvError);
+  expect((failure as KvError).reason).toBe('UNAUTHENTICATED');
+  anonymous.close();
+  kv.close();
+  writeFileSync(authFile, AUTH_FILE);
+});
+
 test('a bad auth file on SIGHUP keeps the previous one and logs why', async () => {
   const token = await tokenCreate('--role', 'writer', '--auth-file', authFile);
   server.child.kill('SIGHUP');

@@ -5,16 +5,15 @@
  * audited without tokens or values.
  *
  * Adding an RPC is adding a row to ROWS. Rows still to add as the RPCs
- * land: Watch (prefix app/: reader OK, others as ListKeys; prefix "" denied
- * to the reader), Txn (a compare on app/x and a Set on other/y: denied as a
- * whole for app-writer, nothing written), Update, List (as ListKeys),
+ * land: Txn (a compare on app/x and a Set on other/y: denied as a whole
+ * for app-writer, nothing written), Update (as Set), List (as ListKeys),
  * GrantLease/RevokeLease/LeaseInfo/KeepAlive (by the keys attached), Set
  * with a lease.
  */
 import { credentials, type Metadata } from '@grpc/grpc-js';
 import type { KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
 import { issueServer, makeCa, read } from '../support/certificates';
-import { bearer, kvClient, outcomeOf, writeAuthFile, type Outcome } from '../support/auth-fixture';
+import { bearer, kvClient, outcomeOf, watchOutcomeOf, writeAuthFile, type Outcome } from '../support/auth-fixture';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
 
@@ -70,6 +69,24 @@ const ROWS: Row[] = [
   {
     rpc: 'ListKeys "" (wider than the reader\'s prefix: denied, not narrowed)',
     call: (kv, md) => outcomeOf(kv, kv.listKeys, { prefix: '', pageSize: 0, pageToken: '' }, md),
+    denial: 'read on prefix ""',
+    expect: [U, U, D, D, D, 'OK'],
+  },
+  {
+    rpc: 'Watch key app/x (from revision 1: history answers at once)',
+    call: (kv, md) => watchOutcomeOf(kv, { key: 'app/x', startRevision: 1 }, md),
+    denial: 'read on key "app/x"',
+    expect: [U, U, 'OK', D, 'OK', 'OK'],
+  },
+  {
+    rpc: 'Watch prefix app/',
+    call: (kv, md) => watchOutcomeOf(kv, { prefix: 'app/', startRevision: 1 }, md),
+    denial: 'read on prefix "app/"',
+    expect: [U, U, 'OK', D, 'OK', 'OK'],
+  },
+  {
+    rpc: 'Watch prefix "" (wider than any but the admin\'s)',
+    call: (kv, md) => watchOutcomeOf(kv, { prefix: '', startRevision: 1 }, md),
     denial: 'read on prefix ""',
     expect: [U, U, D, D, D, 'OK'],
   },

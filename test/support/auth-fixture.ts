@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { credentials, Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
-import { KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
+import { KeyValueServiceClient, type WatchRequest } from '../../src/gen/kv/v1/kv';
 import { hashToken, mintToken } from '../../src/auth/token';
 
 export interface AuthFixture {
@@ -57,6 +57,22 @@ export function outcomeOf(client: KeyValueServiceClient, method: UnaryMethod, re
   return new Promise((resolve) => {
     method.call(client, request as never, metadata, { deadline: new Date(Date.now() + 10_000) }, (error) => {
       if (error === null) return resolve({ code: 'OK', details: '', trailers: {} });
+      const trailers: Record<string, string> = {};
+      for (const [key, value] of Object.entries(error.metadata?.getMap() ?? {})) trailers[key] = String(value);
+      resolve({ code: status[error.code], details: error.details, trailers });
+    });
+  });
+}
+
+/** Opens a Watch and reports how it started: OK once the first message arrives (then cancels), or the error it ended with. */
+export function watchOutcomeOf(client: KeyValueServiceClient, request: Partial<WatchRequest>, metadata: Metadata): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const stream = client.watch({ startRevision: 0, prevEntry: false, ...request }, metadata, { deadline: new Date(Date.now() + 10_000) });
+    stream.once('data', () => {
+      resolve({ code: 'OK', details: '', trailers: {} });
+      stream.cancel();
+    });
+    stream.once('error', (error: ServiceError) => {
       const trailers: Record<string, string> = {};
       for (const [key, value] of Object.entries(error.metadata?.getMap() ?? {})) trailers[key] = String(value);
       resolve({ code: status[error.code], details: error.details, trailers });
