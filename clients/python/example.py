@@ -162,6 +162,9 @@ def main():
     parser.add_argument("--key", help="PEM private key of --cert")
     parser.add_argument("--token", default=os.environ.get("KV_TOKEN"), help="bearer token (env KV_TOKEN); needs TLS")
     args = parser.parse_args()
+    if args.cacert is None and (args.token or args.cert or args.key):
+        # A token over plaintext would be readable by anyone on the path; say so rather than drop it.
+        parser.error("--token, --cert and --key need TLS: give --cacert too")
     # A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
     # grpcio refuses messages over 4 MiB unless told otherwise.
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]

@@ -49,6 +49,10 @@ func main() {
 	key := flag.String("key", "", "PEM private key of -cert")
 	token := flag.String("token", os.Getenv("KV_TOKEN"), "bearer token from `kv-server token create` (env KV_TOKEN); needs TLS")
 	flag.Parse()
+	if *caCert == "" && (*token != "" || *cert != "" || *key != "") {
+		// A token over plaintext would be readable by anyone on the path; say so rather than drop it.
+		log.Fatal("-token, -cert and -key need TLS: give -cacert too")
+	}
 
 	// A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
 	// grpc-go refuses responses over 4 MiB unless told otherwise.
