@@ -13,6 +13,7 @@ import {
   PERMISSIONS,
   type Permission,
   PermissionDeniedError,
+  shown,
   UnauthenticatedError,
 } from '../server/access';
 import type { Caller } from '../server/grpc-call';
@@ -89,14 +90,14 @@ class RoleAccess implements Access {
   }
 
   finished(code: status): void {
-    for (const target of this.adminTargets) this.audit.admin({ ...this.entry(code), ...target, permission: 'admin' });
+    for (const target of this.adminTargets) this.audit.admin({ ...this.entry(code), ...shownTarget(target), permission: 'admin' });
   }
 
   private check(permission: Permission, target: { key: string } | { prefix: string }, covers: (grantPrefix: string) => boolean): void {
     const needed = PERMISSIONS.indexOf(permission);
     if (!this.role.grants.some((grant) => PERMISSIONS.indexOf(grant.permission) >= needed && covers(grant.prefix))) {
       this.audit.denied(
-        { ...this.entry(status.PERMISSION_DENIED), ...target, permission },
+        { ...this.entry(status.PERMISSION_DENIED), ...shownTarget(target), permission },
         `role ${JSON.stringify(this.role.name)} does not grant ${permission}`,
       );
       throw new PermissionDeniedError(permission, target);
@@ -107,6 +108,10 @@ class RoleAccess implements Access {
   private entry(code: status): AuditEntry {
     return { identity: this.identity, peer: this.caller.peer, method: this.caller.method, code };
   }
+}
+
+function shownTarget(target: { key: string } | { prefix: string }): { key: string } | { prefix: string } {
+  return 'key' in target ? { key: shown(target.key) } : { prefix: shown(target.prefix) };
 }
 
 interface CertificateNames {

@@ -46,10 +46,24 @@ export class PermissionDeniedError extends Error {
     readonly permission: Permission,
     readonly target: { key: string } | { prefix: string },
   ) {
-    const what = 'key' in target ? `key ${JSON.stringify(target.key)}` : `prefix ${JSON.stringify(target.prefix)}`;
+    const what = 'key' in target ? `key ${JSON.stringify(shown(target.key))}` : `prefix ${JSON.stringify(shown(target.prefix))}`;
     super(`permission denied: ${permission} on ${what} is needed and this caller's role does not grant it`);
   }
 }
+
+/**
+ * A key or prefix as messages and audit lines show it. Access is decided
+ * before the key size limit is checked, so a refused caller's key can be
+ * megabytes long: its start is enough to name it, and a log stays readable.
+ */
+export function shown(keyOrPrefix: string): string {
+  const head = Array.from(keyOrPrefix.slice(0, 2 * SHOWN_CHARACTERS))
+    .slice(0, SHOWN_CHARACTERS)
+    .join('');
+  return head.length < keyOrPrefix.length ? `${head}…` : keyOrPrefix;
+}
+
+const SHOWN_CHARACTERS = 200;
 
 /** Too many failed authentications from the caller's address. RESOURCE_EXHAUSTED. */
 export class AuthRateLimitedError extends Error {

@@ -189,6 +189,19 @@ test('a denial reads the same whether the key exists or not', async () => {
   expect(missing.trailers).toEqual(existing.trailers);
 });
 
+test('a huge key in a denial is named by its start, in the answer and in the audit line', async () => {
+  const huge = `app/${'k'.repeat(1_000_000)}`;
+  const outcome = await outcomeOf(kv, kv.set, { key: huge, value: 1 }, bearer(tokens['reader of app/']));
+  expect(outcome.code).toBe(D);
+  expect(outcome.details.length).toBeLessThan(400);
+  expect(outcome.details).toContain(`"app/${'k'.repeat(196)}…"`);
+  const line = server
+    .output()
+    .split('\n')
+    .find((l) => l.includes('"audit":"denied"') && l.includes('kkkk…'));
+  expect(line?.length).toBeLessThan(1000);
+});
+
 test('denials and admin actions are audited, one line each, without tokens or values', async () => {
   await seed();
   await outcomeOf(kv, kv.set, { key: 'app/audited', value: 'no' }, bearer(tokens['reader of app/']));
