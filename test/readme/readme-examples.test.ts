@@ -135,7 +135,9 @@ testGrpcurl("every TLS grpcurl command in the README works as shown, with docs/s
   const dir = makeTempDir('kv-readme-tls-');
   // docs/security.md promises CI runs its openssl lines: run them, as sh would, in a fresh directory.
   const securityDoc = fencesOf('docs/security.md');
-  const opensslLines = securityDoc.filter((fence) => fence.lang === 'sh').flatMap((fence) => fence.body.split('\n').filter((line) => line.startsWith('openssl ')));
+  const opensslLines = securityDoc
+    .filter((fence) => fence.lang === 'sh')
+    .flatMap((fence) => fence.body.split('\n').filter((line) => line.startsWith('openssl ')));
   expect(opensslLines.length).toBeGreaterThanOrEqual(5);
   await promisify(execFile)('sh', ['-e', '-c', opensslLines.join('\n')], { cwd: dir });
   const authFile = path.join(dir, 'auth.yaml');
