@@ -22,6 +22,7 @@ It only touches keys under "example/" and removes them at the end.
 import argparse
 import json
 import os
+import pathlib
 
 import grpc
 from google.protobuf import json_format, struct_pb2

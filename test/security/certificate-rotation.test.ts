@@ -61,14 +61,21 @@ test('SIGHUP under load: no call fails, new connections get the new certificate,
       }
     }
   });
+  // Fails fast with the first failed call's error rather than a timeout.
+  const loadPassed = (count: number) => (): true | undefined => {
+    if (failures.length > 0) throw failures[0];
+    return calls > count ? true : undefined;
+  };
   try {
-    await pollUntil('load running', () => (calls > 200 ? true : undefined));
+    await pollUntil('load running', loadPassed(100), 60_000);
 
     replace(certFile, second.cert);
     replace(keyFile, second.key);
     server.child.kill('SIGHUP');
-    await pollUntil('the new certificate served', async () =>
-      (await servedFingerprint(server.address, caPem)) === fingerprint(second) ? true : undefined,
+    await pollUntil(
+      'the new certificate served',
+      async () => ((await servedFingerprint(server.address, caPem)) === fingerprint(second) ? true : undefined),
+      30_000,
     );
     const callsAtRotation = calls;
     const fresh = tlsClient();
@@ -77,14 +84,18 @@ test('SIGHUP under load: no call fails, new connections get the new certificate,
 
     writeFileSync(certFile, 'not a certificate\n');
     server.child.kill('SIGHUP');
-    await pollUntil('the failed reload logged', () => (server.output().includes('TLS certificates NOT reloaded') ? true : undefined));
+    await pollUntil(
+      'the failed reload logged',
+      () => (server.output().includes('TLS certificates NOT reloaded') ? true : undefined),
+      30_000,
+    );
     expect(server.output()).toContain(`${certFile} holds no PEM certificate`);
     expect(await servedFingerprint(server.address, caPem)).toBe(fingerprint(second));
     const afterBadFile = tlsClient();
     await afterBadFile.set('after/bad-file', true);
     afterBadFile.close();
 
-    await pollUntil('more load after the reloads', () => (calls > callsAtRotation + 200 ? true : undefined));
+    await pollUntil('more load after the reloads', loadPassed(callsAtRotation + 100), 60_000);
   } finally {
     running = false;
     await Promise.all(load);
