@@ -61,6 +61,7 @@ test('SIGHUP under load: no call fails, new connections get the new certificate,
       }
     }
   });
+  let loadChecked = false;
   // Fails fast with the first failed call's error rather than a timeout.
   const loadPassed = (count: number) => (): true | undefined => {
     if (failures.length > 0) throw failures[0];
@@ -96,10 +97,13 @@ test('SIGHUP under load: no call fails, new connections get the new certificate,
     afterBadFile.close();
 
     await pollUntil('more load after the reloads', loadPassed(callsAtRotation + 100), 60_000);
+    loadChecked = true;
   } finally {
     running = false;
     await Promise.all(load);
     for (const kv of clients) kv.close();
+    // A test that failed half-way must not leave its server running.
+    if (!loadChecked) await server.kill();
   }
   expect(failures).toEqual([]);
   expect(await server.stop()).toBe(0);
