@@ -135,7 +135,7 @@ test('unknown tokens from one address are rate-limited; then even a good token w
   expect((await outcomeOf(raw, raw.get, { key: 'app/c' }, bearer(undefined))).code).toBe('UNAUTHENTICATED');
   raw.close();
   good.close();
-  expect(limiting.output()).toContain('"code":"RESOURCE_EXHAUSTED"');
+  await pollUntil('the refusal audited', () => (limiting.output().includes('"code":"RESOURCE_EXHAUSTED"') ? true : undefined));
   expect(await limiting.stop()).toBe(0);
 });
 
