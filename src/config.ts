@@ -16,6 +16,14 @@ export interface Config {
   watchHistoryChanges: number;
   watchHistoryBytes: number;
   maxTxnOps: number;
+  // Security (docs/security.md); file paths are undefined when not given.
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsClientCa: string | undefined;
+  authFile: string | undefined;
+  authFailuresPerMinute: number;
+  insecure: boolean;
+  reflection: boolean;
 }
 
 const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
@@ -26,6 +34,8 @@ interface Setting {
   env: string;
   default: string;
   help: string;
+  /** A flag that takes no value (--insecure); its env variable is true/false/1/0. */
+  boolean?: true;
 }
 
 const SETTINGS = {
@@ -66,21 +76,57 @@ const SETTINGS = {
     default: '128',
     help: 'the most compares, and ops per branch, of one Txn',
   },
+  tlsCert: {
+    flag: 'tls-cert',
+    env: 'KV_TLS_CERT',
+    default: '',
+    help: 'PEM certificate chain: serve TLS (with --tls-key); re-read on SIGHUP',
+  },
+  tlsKey: { flag: 'tls-key', env: 'KV_TLS_KEY', default: '', help: 'PEM private key of --tls-cert; re-read on SIGHUP' },
+  tlsClientCa: {
+    flag: 'tls-client-ca',
+    env: 'KV_TLS_CLIENT_CA',
+    default: '',
+    help: 'PEM CA certificates: require client certificates signed by one (mutual TLS); re-read on SIGHUP',
+  },
+  authFile: {
+    flag: 'auth-file',
+    env: 'KV_AUTH_FILE',
+    default: '',
+    help: 'roles, token hashes, certificate identities (JSON or YAML); re-read on SIGHUP. WITHOUT IT EVERY CALLER MAY DO EVERYTHING',
+  },
+  authFailuresPerMinute: {
+    flag: 'auth-failures-per-minute',
+    env: 'KV_AUTH_FAILURES_PER_MINUTE',
+    default: '30',
+    help: 'unknown tokens accepted from one client address per minute before it is refused for a while',
+  },
+  insecure: {
+    flag: 'insecure',
+    env: 'KV_INSECURE',
+    default: 'false',
+    help: 'allow plaintext, or callers without credentials, on a non-loopback --listen address',
+    boolean: true,
+  },
+  reflection: { flag: 'reflection', env: 'KV_REFLECTION', default: 'on', help: 'on | off: serve grpc.reflection (the API, never data)' },
 } satisfies Record<keyof Config, Setting>;
 
 /** A mistake in flags or environment: main prints the message and the usage, and exits 2. */
 export class ConfigError extends Error {}
 
 export function usage(): string {
-  const lines = Object.values(SETTINGS).map(
-    (s) => `  --${s.flag.padEnd(19)} ${s.help}\n  ${' '.repeat(21)} env ${s.env}, default ${s.default}`,
-  );
+  const lines = Object.values(SETTINGS).map((s: Setting) => {
+    const name = s.boolean ? s.flag : `${s.flag} V`;
+    const fallback = s.default === '' ? 'unset' : s.default;
+    return `  --${name.padEnd(26)} ${s.help}\n  ${' '.repeat(28)} env ${s.env}, default ${fallback}`;
+  });
   return [
     'usage: kv-server [flags]',
+    '       kv-server token create --role NAME [--name NAME] [--auth-file FILE]',
     '',
     ...lines,
-    '  --help                print this and exit',
-    '  --version             print the version and exit',
+    '  --help                       print this and exit',
+    '  --version                    print the version and exit',
   ].join('\n');
 }
 
@@ -90,7 +136,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
   };
-  for (const s of Object.values(SETTINGS)) options[s.flag] = { type: 'string' };
+  for (const s of Object.values(SETTINGS) as Setting[]) options[s.flag] = { type: s.boolean ? 'boolean' : 'string' };
   let parsed: { values: Record<string, string | boolean | undefined> };
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
@@ -104,6 +150,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     const s = SETTINGS[key];
     const flagValue = parsed.values[s.flag];
     if (typeof flagValue === 'string') return { value: flagValue, source: `--${s.flag}` };
+    if (flagValue === true) return { value: 'true', source: `--${s.flag}` };
     const envValue = env[s.env];
     if (envValue !== undefined && envValue !== '') return { value: envValue, source: s.env };
     return { value: s.default, source: `default of --${s.flag}` };
@@ -122,12 +169,29 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     }
     return Number(value);
   };
+  const file = (key: keyof Config): string | undefined => {
+    const { value } = raw(key);
+    return value === '' ? undefined : value;
+  };
+  const flag = (key: keyof Config): boolean => {
+    const { value, source } = raw(key);
+    if (value === 'true' || value === '1') return true;
+    if (value === 'false' || value === '0') return false;
+    throw new ConfigError(`${source}: "${value}" is not true, false, 1 or 0`);
+  };
   const listen = raw('listen');
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen.value) || Number(listen.value.split(':').pop()) > 65535) {
     throw new ConfigError(`${listen.source}: "${listen.value}" is not host:port (e.g. 127.0.0.1:50051)`);
   }
   const dataDir = raw('dataDir');
   if (dataDir.value.trim() === '') throw new ConfigError(`${dataDir.source}: must not be empty`);
+
+  const [tlsCert, tlsKey, tlsClientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
+  if ((tlsCert === undefined) !== (tlsKey === undefined))
+    throw new ConfigError('--tls-cert and --tls-key go together: give both or neither');
+  if (tlsClientCa !== undefined && tlsCert === undefined) {
+    throw new ConfigError('--tls-client-ca needs TLS: give --tls-cert and --tls-key too');
+  }
 
   return {
     listen: listen.value,
@@ -142,5 +206,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     watchHistoryChanges: positiveInt('watchHistoryChanges'),
     watchHistoryBytes: positiveInt('watchHistoryBytes'),
     maxTxnOps: positiveInt('maxTxnOps'),
+    tlsCert,
+    tlsKey,
+    tlsClientCa,
+    authFile: file('authFile'),
+    authFailuresPerMinute: positiveInt('authFailuresPerMinute'),
+    insecure: flag('insecure'),
+    reflection: oneOf('reflection', ['on', 'off']) === 'on',
   };
 }

@@ -1,18 +1,28 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { AuthFileError } from './auth/auth-config';
+import { runTokenCreate, TOKEN_CREATE_USAGE } from './auth/token-create';
 import { ConfigError, loadConfig, usage, type Config } from './config';
 import { createLogger } from './logger';
 import { createServer } from './server/create-server';
+import { isLoopbackHost, listenPolicyProblem } from './security/listen-policy';
+import { TlsFileError } from './security/read-tls-files';
+import { loadServerSecurity, type ServerSecurity } from './security/server-security';
 import { StoreError } from './store/errors';
 import { openFileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
 
 /** Exit codes: 0 clean stop, 1 could not start or stop cleanly, 2 bad flags or environment. */
-async function main(): Promise<number> {
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'token') {
+    if (argv[1] === 'create') return runTokenCreate(argv.slice(2), process.stdout, process.stderr);
+    process.stderr.write(`kv-server: unknown command "${argv.slice(0, 2).join(' ')}"\n${TOKEN_CREATE_USAGE}\n`);
+    return 2;
+  }
   let config: Config | 'help' | 'version';
   try {
-    config = loadConfig(process.argv.slice(2), process.env);
+    config = loadConfig(argv, process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`kv-server: ${error.message}\n\n${usage()}\n`);
@@ -29,7 +39,30 @@ async function main(): Promise<number> {
     return 0;
   }
 
+  const tls = config.tlsCert !== undefined;
+  const policyProblem = listenPolicyProblem({
+    listen: config.listen,
+    tls,
+    callersIdentified: config.authFile !== undefined || config.tlsClientCa !== undefined,
+    insecure: config.insecure,
+  });
+  if (policyProblem !== undefined) {
+    process.stderr.write(`kv-server: ${policyProblem}\n`);
+    return 2;
+  }
+
   const logger = createLogger(config.logLevel);
+  let security: ServerSecurity;
+  try {
+    security = loadServerSecurity(config, logger);
+  } catch (error) {
+    if (!(error instanceof TlsFileError || error instanceof AuthFileError)) throw error;
+    process.stderr.write(`kv-server: ${error.message}\n`);
+    return 1;
+  }
+  // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
+  process.on('SIGHUP', () => security.reload());
+
   const dataDir = path.resolve(config.dataDir);
   let store;
   try {
@@ -55,7 +88,15 @@ async function main(): Promise<number> {
     throw error;
   }
 
-  const server = createServer({ store, logger, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes });
+  const server = createServer({
+    store,
+    logger,
+    maxKeyBytes: config.maxKeyBytes,
+    maxValueBytes: config.maxValueBytes,
+    credentials: security.credentials,
+    authenticate: security.authenticate,
+    reflection: config.reflection,
+  });
   let port: number;
   try {
     port = await server.listen(config.listen);
@@ -65,7 +106,18 @@ async function main(): Promise<number> {
     return 1;
   }
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-  process.stdout.write(`kv-server listening on ${host}:${port} (data directory ${dataDir}, fsync ${config.fsync})\n`);
+  process.stdout.write(
+    `kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
+      `${config.authFile ? 'auth file' : 'no auth'}, data directory ${dataDir}, fsync ${config.fsync})\n`,
+  );
+  if (config.authFile === undefined) {
+    const level = isLoopbackHost(host) ? 'info' : 'warn';
+    logger[level](
+      config.tlsClientCa === undefined
+        ? 'no --auth-file: every caller may read, write and clear every key'
+        : 'no --auth-file: every client with a certificate from --tls-client-ca may read, write and clear every key',
+    );
+  }
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
@@ -103,7 +155,7 @@ function isSystemError(error: unknown): error is NodeJS.ErrnoException {
   );
 }
 
-main().then(
+main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
     // Everything is closed by now; if some handle still holds the loop open, do not hang a deploy over it.

@@ -9,12 +9,20 @@ client.
     pip install ./clients/python     # once, into your venv: the kv-client package
     python clients/python/example.py --addr 127.0.0.1:50051
 
+Against a server with TLS and an auth file (docs/security.md), add the CA
+that signed the server's certificate, a client certificate for mutual TLS
+and a bearer token (for a role with admin on "example/", as it clears it):
+
+    clients/python/.venv/bin/python clients/python/example.py --addr kv.internal:50051 \
+        --cacert ca.crt --cert client.crt --key client.key --token "$KV_TOKEN"
+
 It only touches keys under "example/" and removes them at the end.
 """
 
 import argparse
 import json
 import os
+import pathlib
 
 import grpc
 from google.protobuf import json_format, struct_pb2
@@ -150,12 +158,40 @@ def run(kv):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS", "127.0.0.1:50051"), help="server host:port (env KV_ADDRESS)")
+    parser.add_argument("--cacert", help="PEM CA certificate that signed the server's: use TLS")
+    parser.add_argument("--cert", help="PEM client certificate, for mutual TLS (with --key)")
+    parser.add_argument("--key", help="PEM private key of --cert")
+    parser.add_argument("--token", default=os.environ.get("KV_TOKEN"), help="bearer token (env KV_TOKEN); needs TLS")
     args = parser.parse_args()
+    if args.cacert is None and (args.token or args.cert or args.key):
+        # A token over plaintext would be readable by anyone on the path; say so rather than drop it.
+        parser.error("--token, --cert and --key need TLS: give --cacert too")
     # A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
     # grpcio refuses messages over 4 MiB unless told otherwise.
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    with grpc.insecure_channel(args.addr, options=options) as channel:
+    if args.cacert is None:
+        channel = grpc.insecure_channel(args.addr, options=options)
+    else:
+        channel = grpc.secure_channel(args.addr, tls_credentials(args), options=options)
+    with channel:
         run(kv_pb2_grpc.KeyValueServiceStub(channel))
+
+
+def tls_credentials(args) -> grpc.ChannelCredentials:
+    """TLS trusting --cacert, with a client certificate if given, and the token on every call.
+
+    access_token_call_credentials sends "authorization: Bearer <token>";
+    grpcio attaches call credentials only to secure channels, so the token
+    never travels in clear.
+    """
+
+    def read(path):
+        return pathlib.Path(path).read_bytes() if path else None
+
+    tls = grpc.ssl_channel_credentials(root_certificates=read(args.cacert), private_key=read(args.key), certificate_chain=read(args.cert))
+    if args.token:
+        return grpc.composite_channel_credentials(tls, grpc.access_token_call_credentials(args.token))
+    return tls
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 /**
  * Assembles the gRPC server: kv.v1 (key-value-service.ts), health
- * (health.ts) and reflection (reflection.ts) on one grpc-js Server; binds,
- * and drains on shutdown within a bounded grace.
+ * (health.ts) and reflection (reflection.ts) on one grpc-js Server; binds
+ * with the credentials it is given, and drains on shutdown within a bounded
+ * grace. Only kv.v1 calls are authenticated: health and reflection are open.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
@@ -21,6 +22,10 @@ export interface KvServerOptions {
   maxKeyBytes: number;
   /** What each caller may do (default: everything). */
   authenticate?: GrpcDeps['authenticate'];
+  /** Transport security (default: plaintext); tls-credentials.ts makes rotatable TLS credentials. */
+  credentials?: ServerCredentials;
+  /** Serve grpc.reflection (default true). It describes the API, never data. */
+  reflection?: boolean;
 }
 
 export interface KvServer {
@@ -30,7 +35,15 @@ export interface KvServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authenticate }: KvServerOptions): KvServer {
+export function createServer({
+  store,
+  logger,
+  maxValueBytes,
+  maxKeyBytes,
+  authenticate,
+  credentials,
+  reflection = true,
+}: KvServerOptions): KvServer {
   // A google.protobuf.Value can be many times larger on the wire than as JSON
   // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
   // the store, which names the limit and the size, rather than be cut off by
@@ -40,7 +53,7 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
   });
-  addReflection(server);
+  if (reflection) addReflection(server);
   const health = addHealth(server);
   let storeFailed = false;
   const onStoreFailed = (): void => {
@@ -62,7 +75,7 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
   return {
     listen: (address) =>
       new Promise((resolve, reject) => {
-        server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => {
+        server.bindAsync(address, credentials ?? ServerCredentials.createInsecure(), (error, port) => {
           if (error) return reject(error);
           // The store is open before the server is built, so binding is the moment we can serve.
           if (store.failure === undefined) health.set('SERVING');

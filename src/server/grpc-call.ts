@@ -3,15 +3,17 @@
  * that did not decode with INVALID_ARGUMENT, and maps whatever a handler
  * throws to a status in one place (to-status.ts).
  */
-import type {
-  handleBidiStreamingCall,
-  handleServerStreamingCall,
-  handleUnaryCall,
-  Metadata,
-  sendUnaryData,
-  ServerDuplexStream,
-  ServerUnaryCall,
-  ServerWritableStream,
+import type { PeerCertificate } from 'node:tls';
+import {
+  type handleBidiStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type ServerDuplexStream,
+  type Metadata,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  status,
 } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
 import { StoreError } from '../store/errors';
@@ -24,14 +26,18 @@ import { toGrpcStatus } from './to-status';
 /** What the transport knows of a caller, for authenticate(). */
 export interface Caller {
   metadata: Metadata;
-  /** The peer address, e.g. "127.0.0.1:51234". */
+  /** The peer address, e.g. "127.0.0.1:51234" or "[::1]:51234". */
   peer: string;
+  /** The full method name, e.g. "/kv.v1.KeyValueService/Set". */
+  method: string;
+  /** The client's certificate, on a mutual TLS connection whose certificate verified. */
+  certificate?: PeerCertificate;
 }
 
 export interface GrpcDeps {
   store: KeyValueStore;
   logger: Logger;
-  /** What this caller may do; throws (UNAUTHENTICATED) for bad credentials. */
+  /** What this caller may do; throws (UnauthenticatedError, AuthRateLimitedError) for bad credentials. */
   authenticate: (caller: Caller) => Access;
   /** Called when the store reports it can no longer write, so health can say NOT_SERVING. */
   onStoreFailed: () => void;
@@ -72,23 +78,30 @@ export class OpenStreams {
 }
 
 export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): handleUnaryCall<Req, Res> {
-  const fail = (callback: sendUnaryData<Res>, error: unknown): void => {
+  const fail = (callback: sendUnaryData<Res>, error: unknown, access?: Access): void => {
     if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
-    callback(toGrpcStatus(error, deps.logger));
+    const answer = toGrpcStatus(error, deps.logger);
+    callback(answer);
+    access?.finished(answer.code ?? status.UNKNOWN);
   };
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    // withStrictDecoding (decode-request.ts) hands over an error in place of a request that did not decode.
-    const request: Req | InvalidArgumentError = call.request;
-    if (request instanceof InvalidArgumentError) return fail(callback, request);
-    let context: CallContext;
+    let access: Access;
     try {
-      context = { store: deps.store, access: deps.authenticate({ metadata: call.metadata, peer: call.getPeer() }) };
+      // Credentials first: a caller without them learns nothing, not even that its request was malformed.
+      access = deps.authenticate(callerOf(call));
     } catch (error) {
       return fail(callback, error);
     }
+    // withStrictDecoding (decode-request.ts) hands over an error in place of a request that did not decode.
+    const request: Req | InvalidArgumentError = call.request;
+    if (request instanceof InvalidArgumentError) return fail(callback, request, access);
+    const context: CallContext = { store: deps.store, access };
     handler(context, request).then(
-      (response) => callback(null, response),
-      (error: unknown) => fail(callback, error),
+      (response) => {
+        callback(null, response);
+        access.finished(status.OK);
+      },
+      (error: unknown) => fail(callback, error, access),
     );
   };
 }
@@ -100,10 +113,12 @@ export type DuplexHandler<Req, M> = (context: CallContext, requests: AsyncIterab
 export function serverStream<Req, M>(handler: StreamHandler<Req, M>, deps: GrpcDeps): handleServerStreamingCall<Req, M> {
   return (call: ServerWritableStream<Req, M>): void => {
     const stream = openStream(call, deps);
+    // Credentials first, as for unary calls.
+    const context = stream.authenticate();
+    if (context === undefined) return;
     const request: Req | InvalidArgumentError = call.request;
     if (request instanceof InvalidArgumentError) return stream.end(request);
-    const context = stream.context();
-    if (context !== undefined) stream.run(handler(context, request, stream.sink));
+    stream.run(handler(context, request, stream.sink));
   };
 }
 
@@ -111,7 +126,7 @@ export function serverStream<Req, M>(handler: StreamHandler<Req, M>, deps: GrpcD
 export function duplexStream<Req, M>(handler: DuplexHandler<Req, M>, deps: GrpcDeps): handleBidiStreamingCall<Req, M> {
   return (call: ServerDuplexStream<Req, M>): void => {
     const stream = openStream(call, deps);
-    const context = stream.context();
+    const context = stream.authenticate();
     if (context !== undefined) stream.run(handler(context, requestsOf(call), stream.sink));
   };
 }
@@ -126,8 +141,8 @@ async function* requestsOf<Req>(call: ServerDuplexStream<Req, unknown>): AsyncGe
 
 interface OpenStream<M> {
   sink: StreamSink<M>;
-  /** The call's context, or undefined if authentication failed (the call is ended then). */
-  context(): CallContext | undefined;
+  /** The call's context, or undefined if the caller's credentials were refused (the call is ended then). */
+  authenticate(): CallContext | undefined;
   /** Ends the call when the handler settles: OK, or the handler's error as a status. */
   run(handling: Promise<void>): void;
   end(error: unknown): void;
@@ -137,6 +152,7 @@ interface OpenStream<M> {
 function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStream<unknown, M>, deps: GrpcDeps): OpenStream<M> {
   const controller = new AbortController();
   let ended = false;
+  let access: Access | undefined;
   const end = (error: unknown): void => {
     if (ended) return;
     ended = true;
@@ -144,13 +160,17 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
     controller.abort();
     if (error === undefined) {
       call.end();
+      access?.finished(status.OK);
       return;
     }
     if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
-    call.emit('error', toGrpcStatus(error, deps.logger));
+    const answer = toGrpcStatus(error, deps.logger);
+    call.emit('error', answer);
+    access?.finished(answer.code ?? status.UNKNOWN);
   };
   const forget = deps.streams.add(end);
   call.once('cancelled', () => {
+    if (!ended) access?.finished(status.CANCELLED);
     ended = true;
     forget();
     controller.abort();
@@ -174,9 +194,10 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
   return {
     sink,
     end,
-    context: () => {
+    authenticate: () => {
       try {
-        return { store: deps.store, access: deps.authenticate({ metadata: call.metadata, peer: call.getPeer() }) };
+        access = deps.authenticate(callerOf(call));
+        return { store: deps.store, access };
       } catch (error) {
         end(error);
         return undefined;
@@ -189,4 +210,9 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
       );
     },
   };
+}
+
+/** The caller as authenticate() sees it; the certificate only when TLS verified it (grpc-js gives none otherwise). */
+export function callerOf(call: Pick<ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'getPath' | 'getAuthContext'>): Caller {
+  return { metadata: call.metadata, peer: call.getPeer(), method: call.getPath(), certificate: call.getAuthContext().sslPeerCertificate };
 }

@@ -8,6 +8,7 @@ import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import { ErrorReason, ErrorTrailer, errorReasonToJSON, errorTrailerToJSON } from '../gen/kv/v1/kv';
 import type { Logger } from '../logger';
 import { RevisionMismatchError, StoreError, WatchCompactedError, WatchTooSlowError } from '../store/errors';
+import { AuthRateLimitedError, PermissionDeniedError, UnauthenticatedError } from './access';
 import { InvalidArgumentError } from './service-errors';
 
 /** A trailer's name: its ErrorTrailer value's name in lower case with "-" for "_" (KV_REASON -> "kv-reason"). */
@@ -19,6 +20,8 @@ export const REASON_TRAILER = trailerName(ErrorTrailer.KV_REASON);
 export const CURRENT_REVISION_TRAILER = trailerName(ErrorTrailer.KV_CURRENT_REVISION);
 export const OLDEST_REVISION_TRAILER = trailerName(ErrorTrailer.KV_OLDEST_REVISION);
 export const RESUME_REVISION_TRAILER = trailerName(ErrorTrailer.KV_RESUME_REVISION);
+/** gRPC's own trailer for "retry no sooner than this" (gRFC A6), which clients with a retry policy honour. */
+export const RETRY_PUSHBACK_TRAILER = 'grpc-retry-pushback-ms';
 
 /** What a failed call answers, whatever the transport. */
 export interface CallStatus {
@@ -76,6 +79,16 @@ export function describeError(error: unknown, logger: Logger): CallStatus {
   }
   if (error instanceof InvalidArgumentError) {
     return { code: status.INVALID_ARGUMENT, message: error.message, reason: ErrorReason.INVALID_ARGUMENT, trailers: {} };
+  }
+  if (error instanceof UnauthenticatedError) {
+    return { code: status.UNAUTHENTICATED, message: error.message, reason: ErrorReason.UNAUTHENTICATED, trailers: {} };
+  }
+  if (error instanceof PermissionDeniedError) {
+    return { code: status.PERMISSION_DENIED, message: error.message, reason: ErrorReason.PERMISSION_DENIED, trailers: {} };
+  }
+  if (error instanceof AuthRateLimitedError) {
+    const trailers = { [RETRY_PUSHBACK_TRAILER]: String(Math.ceil(error.retryAfterMs)) };
+    return { code: status.RESOURCE_EXHAUSTED, message: error.message, reason: ErrorReason.AUTH_RATE_LIMITED, trailers };
   }
   logger.error({ err: error }, 'unexpected error while serving a call');
   return { code: status.INTERNAL, message: 'internal error (logged by the server)', trailers: {} };

@@ -1,12 +1,12 @@
-import { KvClient, KvError, status, type JsonValue } from '@kv/client';
+import { KvClient, KvError, status, type JsonValue, type KvClientOptions } from '@kv/client';
 
 /**
  * The interop scenario (README.md beside this file) through the TypeScript
  * SDK. Returns the transcript, one line per step, exactly as the Go and
  * Python examples and the grpcurl script print it.
  */
-export async function runSdkScenario(address: string): Promise<string[]> {
-  const kv = new KvClient(address);
+export async function runSdkScenario(address: string, options?: KvClientOptions): Promise<string[]> {
+  const kv = new KvClient(address, options);
   const lines: string[] = [];
   try {
     const config = {

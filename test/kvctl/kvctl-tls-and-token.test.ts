@@ -50,7 +50,12 @@ describe('TLS', () => {
 
   test('mutual TLS: a client certificate is required and accepted', async () => {
     const withCert = await runKvctl(['get', 'tls/a', '-o', 'value'], {
-      env: { KV_ENDPOINTS: mtlsProxy.address, KV_TLS_CA: certs.caCert, KV_TLS_CERT: certs.clientCert, KV_TLS_KEY: certs.clientKey },
+      env: {
+        KV_ENDPOINTS: mtlsProxy.address,
+        KV_TLS_CA: certs.caCert,
+        KV_CLIENT_TLS_CERT: certs.clientCert,
+        KV_CLIENT_TLS_KEY: certs.clientKey,
+      },
     });
     expect(valueOf(withCert)).toEqual({ code: 0, stdout: 'over TLS\n' });
     const withoutCert = await runKvctl(['get', 'tls/a', '--timeout-ms', '3000'], {

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KVCTL_SHELL, runCommand } from '../support/kvctl-process';
-import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
+import { REPO_ROOT, runServerToExit, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
 import { testWithTool } from '../support/find-tool';
 
 /**
@@ -14,6 +15,8 @@ import { testWithTool } from '../support/find-tool';
  * ```text block is its exact stdout; a block starting with "ERROR:"
  * (grpcurl) or "kvctl:" is the error it must fail with. A grpcurl command
  * with -max-time (a Watch stream) ends with DeadlineExceeded by design.
+ * grpcurl commands with -cacert run against a mutual-TLS server made from
+ * docs/security.md's openssl lines and auth file.
  */
 const README_ADDRESS = '127.0.0.1:50051';
 const { tool: grpcurl, test: testGrpcurl } = testWithTool('grpcurl');
@@ -24,6 +27,8 @@ interface Example {
   expectJson?: unknown[];
   expectText?: string;
   expectError?: string[];
+  /** Its commands use TLS (-cacert). */
+  tls: boolean;
 }
 
 /** The JSON values written one after another in `text` (grpcurl prints one per stream message). */
@@ -48,15 +53,17 @@ function jsonSequence(text: string): unknown[] {
 }
 
 /** The examples whose sh lines contain `marker`, with the output block that follows each. */
+const fencesOf = (file: string): { lang: string; body: string }[] =>
+  [...readFileSync(path.join(REPO_ROOT, file), 'utf8').matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1], body: m[2] }));
+
 function readExamples(marker: string): Example[] {
-  const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-  const fences = [...readme.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1], body: m[2] }));
+  const fences = fencesOf('README.md');
   const examples: Example[] = [];
   fences.forEach((fence, i) => {
     const commands = fence.body.split('\n').filter((line) => line.startsWith(marker) || line.includes(`| ${marker}`));
     if (fence.lang !== 'sh' || commands.length === 0) return;
     const next = fences[i + 1];
-    const example: Example = { commands };
+    const example: Example = { commands, tls: commands.some((command) => command.includes(' -cacert ')) };
     if (next?.lang === 'json') example.expectJson = jsonSequence(next.body);
     if (next?.lang === 'text') example.expectText = next.body;
     if (next?.lang === '' && /^(ERROR:|kvctl:)/.test(next.body)) {
@@ -70,9 +77,25 @@ function readExamples(marker: string): Example[] {
   return examples;
 }
 
-/** Splits a pasted command line into argv the way sh would for these simple, single-quoted lines. */
-function shellWords(line: string): string[] {
-  return [...line.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]);
+/**
+ * Splits a pasted command line into argv the way sh would for these simple
+ * lines: 'single quotes' verbatim, "double quotes" with $NAME expanded from `env`.
+ */
+function shellWords(line: string, env: Record<string, string> = {}): string[] {
+  return [...line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map(
+    (m) => m[1] ?? m[2]?.replace(/\$(\w+)/g, (_, name: string) => env[name] ?? '') ?? m[3],
+  );
+}
+
+/** Runs one grpcurl line from the README against `address`. */
+function runGrpcurl(command: string, address: string, options: { cwd?: string; env?: Record<string, string> } = {}): Promise<Outcome> {
+  const args = shellWords(command, options.env)
+    .slice(1)
+    .map((word) => (word === README_ADDRESS ? address : word));
+  return promisify(execFile)(grpcurl!, args, { cwd: options.cwd }).then(
+    ({ stdout }) => ({ ok: true as const, stdout }),
+    (error: { stdout: string; stderr: string }) => ({ ok: false as const, stdout: error.stdout, stderr: error.stderr }),
+  );
 }
 
 type Outcome = { ok: true; stdout: string } | { ok: false; stdout: string; stderr: string };
@@ -103,17 +126,33 @@ afterAll(async () => {
 testGrpcurl('every grpcurl command in the README works as shown, against a fresh server', async () => {
   const server = await startServer();
   servers.push(server);
-  const examples = readExamples('grpcurl ');
+  const examples = readExamples('grpcurl ').filter((example) => !example.tls);
   expect(examples.length).toBeGreaterThanOrEqual(3);
-  await checkExamples(examples, (command) => {
-    const args = shellWords(command)
-      .slice(1)
-      .map((word) => (word === README_ADDRESS ? server.address : word));
-    return promisify(execFile)(grpcurl!, args).then(
-      ({ stdout }) => ({ ok: true as const, stdout }),
-      (error: { stdout: string; stderr: string }) => ({ ok: false as const, stdout: error.stdout, stderr: error.stderr }),
-    );
+  await checkExamples(examples, (command) => runGrpcurl(command, server.address));
+});
+
+testGrpcurl("every TLS grpcurl command in the README works as shown, with docs/security.md's certificates and auth file", async () => {
+  const dir = makeTempDir('kv-readme-tls-');
+  // docs/security.md promises CI runs its openssl lines: run them, as sh would, in a fresh directory.
+  const securityDoc = fencesOf('docs/security.md');
+  const opensslLines = securityDoc
+    .filter((fence) => fence.lang === 'sh')
+    .flatMap((fence) => fence.body.split('\n').filter((line) => line.startsWith('openssl ')));
+  expect(opensslLines.length).toBeGreaterThanOrEqual(5);
+  await promisify(execFile)('sh', ['-e', '-c', opensslLines.join('\n')], { cwd: dir });
+  const authFile = path.join(dir, 'auth.yaml');
+  writeFileSync(authFile, securityDoc.find((fence) => fence.lang === 'yaml')!.body);
+  const created = await runServerToExit(['token', 'create', '--role', 'app-writer', '--name', 'readme', '--auth-file', authFile]);
+  expect(created.code).toBe(0);
+
+  const file = (name: string): string => path.join(dir, name);
+  const server = await startServer({
+    args: ['--tls-cert', file('server.crt'), '--tls-key', file('server.key'), '--tls-client-ca', file('ca.crt'), '--auth-file', authFile],
   });
+  servers.push(server);
+  const examples = readExamples('grpcurl ').filter((example) => example.tls);
+  expect(examples.length).toBeGreaterThanOrEqual(2);
+  await checkExamples(examples, (command) => runGrpcurl(command, server.address, { cwd: dir, env: { KV_TOKEN: created.stdout.trim() } }));
 });
 
 testWithJq('every kvctl command in the README works as shown, against a fresh server', async () => {

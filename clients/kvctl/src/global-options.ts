@@ -26,8 +26,8 @@ export function addGlobalOptions(program: Command): void {
         .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',')]),
     )
     .addOption(new Option('--tls-ca <file>', 'PEM CA certificate(s) that signed the server certificate; turns TLS on').env('KV_TLS_CA'))
-    .addOption(new Option('--tls-cert <file>', 'PEM client certificate, for mutual TLS (with --tls-key)').env('KV_TLS_CERT'))
-    .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('KV_TLS_KEY'))
+    .addOption(new Option('--tls-cert <file>', 'PEM client certificate, for mutual TLS (with --tls-key)').env('KV_CLIENT_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('KV_CLIENT_TLS_KEY'))
     .addOption(new Option('--token <token>', 'bearer token sent with every call').env('KV_TOKEN'))
     .addOption(new Option('--insecure', 'allow plaintext to an endpoint that is not loopback'))
     .addOption(

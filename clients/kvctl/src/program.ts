@@ -15,7 +15,7 @@ import type { Runner } from './session';
 const COMMANDS: ((run: Runner) => Command)[] = [getCommand, setCommand, delCommand, lsCommand, clearCommand, healthCommand, versionCommand];
 
 const ENVIRONMENT_HELP = `Environment (a flag wins over its variable):
-  KV_ENDPOINTS, KV_TLS_CA, KV_TLS_CERT, KV_TLS_KEY, KV_TOKEN, KV_OUTPUT, KV_TIMEOUT_MS`;
+  KV_ENDPOINTS, KV_TLS_CA, KV_CLIENT_TLS_CERT, KV_CLIENT_TLS_KEY, KV_TOKEN, KV_OUTPUT, KV_TIMEOUT_MS`;
 
 /** kvctl's command line. Errors surface as exceptions (exitOverride); main turns them into one line and an exit code. */
 export function createProgram(run: Runner, writeErr: (text: string) => void): Command {

@@ -22,7 +22,7 @@ export async function handleTxn({ store, access }: CallContext, request: TxnRequ
 
 function authorize(access: Access, op: TxnOp): void {
   if (op.type === 'get') access.key('read', op.key);
-  else if (op.type === 'clear') access.prefix('write', op.prefix);
+  else if (op.type === 'clear') access.prefix('admin', op.prefix);
   else access.key('write', op.key);
 }
 

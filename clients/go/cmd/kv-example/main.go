@@ -6,12 +6,20 @@
 //
 //	go run ./cmd/kv-example -addr 127.0.0.1:50051
 //
+// Against a server with TLS and an auth file (docs/security.md), add the CA
+// that signed the server's certificate, a client certificate for mutual TLS,
+// and a bearer token (for a role with admin on "example/", as it clears it):
+//
+//	go run ./cmd/kv-example -addr kv.internal:50051 -cacert ca.crt -cert client.crt -key client.key -token "$KV_TOKEN"
+//
 // It only touches keys under "example/" and removes them at the end.
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,6 +31,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -35,13 +44,32 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("kv-example: ")
 	addr := flag.String("addr", envOr("KV_ADDRESS", "127.0.0.1:50051"), "server host:port (env KV_ADDRESS)")
+	caCert := flag.String("cacert", "", "PEM CA certificate that signed the server's: use TLS")
+	cert := flag.String("cert", "", "PEM client certificate, for mutual TLS (with -key)")
+	key := flag.String("key", "", "PEM private key of -cert")
+	token := flag.String("token", os.Getenv("KV_TOKEN"), "bearer token from `kv-server token create` (env KV_TOKEN); needs TLS")
 	flag.Parse()
+	if *caCert == "" && (*token != "" || *cert != "" || *key != "") {
+		// A token over plaintext would be readable by anyone on the path; say so rather than drop it.
+		log.Fatal("-token, -cert and -key need TLS: give -cacert too")
+	}
 
 	// A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
 	// grpc-go refuses responses over 4 MiB unless told otherwise.
-	conn, err := grpc.NewClient(*addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	options := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	if *caCert == "" {
+		options = append(options, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	} else {
+		tlsConfig, err := clientTLS(*caCert, *cert, *key)
+		if err != nil {
+			log.Fatal(err)
+		}
+		options = append(options, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
+	}
+	if *token != "" {
+		options = append(options, grpc.WithPerRPCCredentials(bearerToken(*token)))
+	}
+	conn, err := grpc.NewClient(*addr, options...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -50,6 +78,39 @@ func main() {
 		log.Fatal(err)
 	}
 }
+
+// clientTLS trusts the CA in caFile for the server's certificate and, given
+// certFile and keyFile, presents that client certificate (mutual TLS).
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate in %s", caFile)
+	}
+	config := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if certFile != "" || keyFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		config.Certificates = []tls.Certificate{pair}
+	}
+	return config, nil
+}
+
+// bearerToken sends "authorization: Bearer <token>" with every call, and
+// only over TLS: grpc-go refuses per-RPC credentials that require transport
+// security on a plaintext connection, so the token never travels in clear.
+type bearerToken string
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearerToken) RequireTransportSecurity() bool { return true }
 
 func run(kv kvv1.KeyValueServiceClient) error {
 	// Any JSON value becomes a google.protobuf.Value; structpb builds one from

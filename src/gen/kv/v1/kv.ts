@@ -159,6 +159,29 @@ export enum ErrorReason {
    * NOT_FOUND.
    */
   LEASE_NOT_FOUND = 30,
+  /**
+   * UNAUTHENTICATED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The call carried no credentials the server accepts: no bearer token
+   * and no known client certificate, a malformed authorization header, or
+   * a token the server does not know. UNAUTHENTICATED. Only sent by a
+   * server started with an auth file.
+   */
+  UNAUTHENTICATED = 20,
+  /**
+   * PERMISSION_DENIED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The caller's role lacks the permission (read, write or admin) on the
+   * key or prefix the call touches; the message names both. Decided before
+   * the store is read, so it never says whether a key exists.
+   * PERMISSION_DENIED.
+   */
+  PERMISSION_DENIED = 21,
+  /**
+   * AUTH_RATE_LIMITED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * Too many failed authentications from the caller's address: the server
+   * does not check credentials from it for a while. RESOURCE_EXHAUSTED,
+   * with the standard grpc-retry-pushback-ms trailer saying when to retry.
+   */
+  AUTH_RATE_LIMITED = 22,
   UNRECOGNIZED = -1,
 }
 
@@ -206,6 +229,15 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 30:
     case "LEASE_NOT_FOUND":
       return ErrorReason.LEASE_NOT_FOUND;
+    case 20:
+    case "UNAUTHENTICATED":
+      return ErrorReason.UNAUTHENTICATED;
+    case 21:
+    case "PERMISSION_DENIED":
+      return ErrorReason.PERMISSION_DENIED;
+    case 22:
+    case "AUTH_RATE_LIMITED":
+      return ErrorReason.AUTH_RATE_LIMITED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -243,6 +275,12 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "WATCH_TOO_SLOW";
     case ErrorReason.LEASE_NOT_FOUND:
       return "LEASE_NOT_FOUND";
+    case ErrorReason.UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case ErrorReason.PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case ErrorReason.AUTH_RATE_LIMITED:
+      return "AUTH_RATE_LIMITED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -3926,6 +3964,14 @@ export const LeaseInfoResponse: MessageFns<LeaseInfoResponse> = {
  * non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
  * JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
  * the size received. A server that is shutting down answers UNAVAILABLE.
+ *
+ * A server started with an auth file needs credentials on every call (an
+ * "authorization: Bearer <token>" header, or a client certificate over
+ * mutual TLS): without them, UNAUTHENTICATED. Each call is then checked
+ * against every key or prefix it touches, before anything is read or
+ * written: Get, ListKeys and Watch need read, Set and Delete write, Clear admin;
+ * a role without it gets PERMISSION_DENIED (naming the key or prefix and
+ * the permission), whether or not the key exists.
  */
 export type KeyValueServiceService = typeof KeyValueServiceService;
 export const KeyValueServiceService = {
@@ -4002,7 +4048,8 @@ export const KeyValueServiceService = {
   /**
    * Clear removes every key under a prefix (an empty prefix removes all
    * keys) in one atomic step: after a crash either all of them are gone or
-   * none is. Bumps the revision by one if anything was removed.
+   * none is. Bumps the revision by one if anything was removed. Needs the
+   * admin permission on the prefix when the server has an auth file.
    */
   clear: {
     path: "/kv.v1.KeyValueService/Clear" as const,
@@ -4209,7 +4256,8 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
   /**
    * Clear removes every key under a prefix (an empty prefix removes all
    * keys) in one atomic step: after a crash either all of them are gone or
-   * none is. Bumps the revision by one if anything was removed.
+   * none is. Bumps the revision by one if anything was removed. Needs the
+   * admin permission on the prefix when the server has an auth file.
    */
   clear: handleUnaryCall<ClearRequest, ClearResponse>;
   /**
@@ -4394,7 +4442,8 @@ export interface KeyValueServiceClient extends Client {
   /**
    * Clear removes every key under a prefix (an empty prefix removes all
    * keys) in one atomic step: after a crash either all of them are gone or
-   * none is. Bumps the revision by one if anything was removed.
+   * none is. Bumps the revision by one if anything was removed. Needs the
+   * admin permission on the prefix when the server has an auth file.
    */
   clear(
     request: ClearRequest,

@@ -1,0 +1,35 @@
+/**
+ * The audit trail: one JSON line per denied call and per admin action, with
+ * who (identity), from where (peer), what (method, key or prefix,
+ * permission) and the outcome (status code name). Never a token, never a
+ * value. Written whatever --log-level says (only "silent" silences it), so
+ * turning logs down does not turn auditing off.
+ */
+import { status } from '@grpc/grpc-js';
+import type { Logger } from '../logger';
+import type { Permission } from '../server/access';
+
+export interface AuditEntry {
+  /** "token:NAME", "cert:CN=... " or "anonymous". */
+  identity: string;
+  peer: string;
+  method: string;
+  key?: string;
+  prefix?: string;
+  permission?: Permission;
+  code: status;
+}
+
+export interface Audit {
+  denied(entry: AuditEntry, why: string): void;
+  admin(entry: AuditEntry): void;
+}
+
+export function createAudit(logger: Logger): Audit {
+  const audit = logger.child({}, { level: logger.level === 'silent' ? 'silent' : 'info' });
+  const line = (event: 'denied' | 'admin', { code, ...entry }: AuditEntry): object => ({ audit: event, ...entry, code: status[code] });
+  return {
+    denied: (entry, why) => audit.warn(line('denied', entry), why),
+    admin: (entry) => audit.info(line('admin', entry), 'admin action'),
+  };
+}

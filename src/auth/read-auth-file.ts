@@ -1,0 +1,14 @@
+/** Reads and checks the auth file (--auth-file), at start and on every SIGHUP. */
+import { readFileSync } from 'node:fs';
+import { type AuthConfig, AuthFileError, parseAuthConfig } from './auth-config';
+
+/** Throws AuthFileError with a one-line reason (unreadable, not YAML/JSON, or a bad entry). */
+export function readAuthFile(file: string): AuthConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new AuthFileError(`cannot read the auth file ${file}: ${(error as Error).message}`);
+  }
+  return parseAuthConfig(text, file);
+}

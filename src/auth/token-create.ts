@@ -1,0 +1,87 @@
+/**
+ * `kv-server token create --role NAME [--name NAME] [--auth-file FILE]`:
+ * mints a token and prints it once, on stdout, alone (so scripts can
+ * capture it). The server only ever sees its hash: with --auth-file the
+ * entry is added to that file (comments and layout kept); otherwise the
+ * entry to add is printed on stderr. Either way the server needs a SIGHUP.
+ */
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { isSeq, parseDocument } from 'yaml';
+import { AuthFileError, parseAuthConfig } from './auth-config';
+import { hashToken, mintToken } from './token';
+
+export const TOKEN_CREATE_USAGE = 'usage: kv-server token create --role NAME [--name NAME] [--auth-file FILE]';
+
+/** Returns the exit code: 0 done, 1 the auth file could not be updated, 2 bad arguments. */
+export function runTokenCreate(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
+  let values: { role?: string; name?: string; 'auth-file'?: string };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { role: { type: 'string' }, name: { type: 'string' }, 'auth-file': { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    err.write(`kv-server token create: ${(error as Error).message}\n${TOKEN_CREATE_USAGE}\n`);
+    return 2;
+  }
+  const { role, 'auth-file': authFile } = values;
+  if (role === undefined || role === '') {
+    err.write(`kv-server token create: --role is required\n${TOKEN_CREATE_USAGE}\n`);
+    return 2;
+  }
+  const token = mintToken();
+  const sha256 = hashToken(token).toString('hex');
+  const entry = { name: values.name ?? `${role}-${sha256.slice(0, 8)}`, role, sha256 };
+
+  if (authFile === undefined) {
+    out.write(`${token}\n`);
+    err.write(`add to "tokens" in the auth file, then send the server SIGHUP:\n  - ${JSON.stringify(entry)}\n`);
+    return 0;
+  }
+  try {
+    addTokenEntry(authFile, entry);
+  } catch (error) {
+    if (!(error instanceof AuthFileError)) throw error;
+    err.write(`kv-server token create: ${error.message}\n`);
+    return 1;
+  }
+  out.write(`${token}\n`);
+  err.write(`added token ${JSON.stringify(entry.name)} (role ${role}) to ${authFile}; send the server SIGHUP to load it\n`);
+  return 0;
+}
+
+/** Adds the entry, checking first that the file stays valid (the role exists, the name is new); replaces the file atomically. */
+function addTokenEntry(file: string, entry: { name: string; role: string; sha256: string }): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new AuthFileError(`cannot read the auth file ${file}: ${(error as Error).message}`);
+  }
+  parseAuthConfig(text, file);
+  let updated: string;
+  if (file.endsWith('.json')) {
+    const json = JSON.parse(text) as { tokens?: unknown[] };
+    json.tokens = [...(json.tokens ?? []), entry];
+    updated = `${JSON.stringify(json, null, 2)}\n`;
+  } else {
+    const document = parseDocument(text);
+    const tokens: unknown = document.get('tokens', true);
+    // One entry per line in a block list, whatever `tokens: []` the file started with.
+    if (isSeq(tokens)) tokens.flow = false;
+    document.addIn(['tokens'], document.createNode(entry, { flow: true }));
+    updated = document.toString({ lineWidth: 0 });
+    if (!updated.endsWith('\n')) updated += '\n';
+  }
+  parseAuthConfig(updated, file);
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temp, updated, { mode: statSync(file).mode & 0o777, flag: 'wx' });
+    renameSync(temp, file);
+  } catch (error) {
+    throw new AuthFileError(`cannot write the auth file ${file}: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Reads the PEM files named by --tls-cert, --tls-key and --tls-client-ca, at
+ * start and on every SIGHUP, and checks them before the server sees them:
+ * each parses, the key belongs to the certificate, the certificate has not
+ * expired. A failure names the file and what is wrong with it, in one line.
+ */
+import { readFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { TlsMaterial } from '../server/tls-credentials';
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  clientCaFile?: string;
+}
+
+export class TlsFileError extends Error {}
+
+export function readTlsFiles({ certFile, keyFile, clientCaFile }: TlsFiles, now = new Date()): TlsMaterial {
+  const cert = read(certFile, '--tls-cert');
+  const key = read(keyFile, '--tls-key');
+  const clientCa = clientCaFile === undefined ? undefined : read(clientCaFile, '--tls-client-ca');
+
+  const [leaf] = certificates(cert, certFile);
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (error) {
+    throw new TlsFileError(`${keyFile} (--tls-key) is not a PEM private key: ${(error as Error).message}`);
+  }
+  if (!leaf.checkPrivateKey(privateKey)) {
+    throw new TlsFileError(`${keyFile} (--tls-key) is not the private key of the certificate in ${certFile}`);
+  }
+  if (new Date(leaf.validTo) < now) throw new TlsFileError(`the certificate in ${certFile} expired on ${leaf.validTo}`);
+  if (clientCa !== undefined && clientCaFile !== undefined) certificates(clientCa, clientCaFile);
+  return { cert, key, clientCa };
+}
+
+function read(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new TlsFileError(`cannot read ${file} (${flag}): ${(error as Error).message}`);
+  }
+}
+
+/** Every certificate in a PEM file; at least one. */
+function certificates(pem: Buffer, file: string): X509Certificate[] {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new TlsFileError(`${file} holds no PEM certificate`);
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (error) {
+      throw new TlsFileError(`certificate ${i + 1} in ${file} does not parse: ${(error as Error).message}`);
+    }
+  });
+}

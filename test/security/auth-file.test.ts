@@ -1,0 +1,175 @@
+/**
+ * The auth file's life on a running server (plaintext on loopback, YAML):
+ * tokens minted by `kv-server token create` work after a SIGHUP, a bad file
+ * on reload keeps the previous one, removing an entry revokes the token;
+ * health and reflection stay open; unknown tokens from one address are
+ * rate-limited (on a server of its own, whose budget no other test spends).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { credentials, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
+import { KvClient, KvError } from '@kv/client';
+import { bearer, kvClient, outcomeOf, writeAuthFile } from '../support/auth-fixture';
+import { healthOf } from '../support/health';
+import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+
+const AUTH_FILE = `# roles for the tests
+roles:
+  writer:
+    - { prefix: "app/", permission: write }
+tokens: []
+`;
+
+let dir: string;
+let authFile: string;
+let server: RunningServer;
+
+beforeAll(async () => {
+  dir = makeTempDir('kv-auth-file-');
+  authFile = path.join(dir, 'auth.yaml');
+  writeFileSync(authFile, AUTH_FILE);
+  server = await startServer({ args: ['--auth-file', authFile] });
+});
+
+afterAll(async () => {
+  expect(await server.stop()).toBe(0);
+});
+
+async function tokenCreate(...args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await runServerToExit(['token', 'create', ...args]);
+  expect({ code, stderr }).toEqual({ code: 0, stderr: expect.any(String) as unknown });
+  expect(stdout).toMatch(/^kv_[A-Za-z0-9_-]{43}\n$/);
+  return stdout.trim();
+}
+
+async function reasonOf(kv: KvClient, key: string): Promise<string> {
+  return kv.set(key, 1).then(
+    () => 'OK',
+    (error: unknown) => (error instanceof KvError ? error.reason : String(error)),
+  );
+}
+
+test('token create adds the hash (never the token) to the file; the token works after SIGHUP, and is revoked by removing it', async () => {
+  const token = await tokenCreate('--role', 'writer', '--name', 'deploy', '--auth-file', authFile);
+  const file = readFileSync(authFile, 'utf8');
+  expect(file).not.toContain(token);
+  expect(file).toContain('# roles for the tests');
+  expect(file).toMatch(/name: deploy, role: writer, sha256: [0-9a-f]{64}/);
+
+  const kv = new KvClient(server.address, { token, retry: { attempts: 1 } });
+  expect(await reasonOf(kv, 'app/a')).toBe('UNAUTHENTICATED');
+  server.child.kill('SIGHUP');
+  await pollUntil('the new token accepted', async () => ((await reasonOf(kv, 'app/a')) === 'OK' ? true : undefined));
+  expect(await reasonOf(kv, 'elsewhere')).toBe('PERMISSION_DENIED');
+
+  writeFileSync(authFile, AUTH_FILE);
+  server.child.kill('SIGHUP');
+  await pollUntil('the token revoked', async () => ((await reasonOf(kv, 'app/a')) === 'UNAUTHENTICATED' ? true : undefined));
+  kv.close();
+});
+
+test('the SDK sends its token on watches too; without one a watch fails UNAUTHENTICATED', async () => {
+  const token = await tokenCreate('--role', 'writer', '--auth-file', authFile);
+  server.child.kill('SIGHUP');
+  const kv = new KvClient(server.address, { token, retry: { attempts: 1 } });
+  await pollUntil('the token accepted', async () => ((await reasonOf(kv, 'app/w')) === 'OK' ? true : undefined));
+  const watch = kv.watch({ prefix: 'app/', startRevision: 1 });
+  for await (const event of watch) {
+    expect(event.key).toMatch(/^app\//);
+    break;
+  }
+  const anonymous = new KvClient(server.address, { retry: { attempts: 1 } });
+  const failure = await (async () => {
+    for await (const _ of anonymous.watch({ prefix: 'app/' })) return undefined;
+  })().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(failure).toBeInstanceOf(KvError);
+  expect((failure as KvError).reason).toBe('UNAUTHENTICATED');
+  anonymous.close();
+  kv.close();
+  writeFileSync(authFile, AUTH_FILE);
+});
+
+test('a bad auth file on SIGHUP keeps the previous one and logs why', async () => {
+  const token = await tokenCreate('--role', 'writer', '--auth-file', authFile);
+  server.child.kill('SIGHUP');
+  const kv = new KvClient(server.address, { token, retry: { attempts: 1 } });
+  await pollUntil('the token accepted', async () => ((await reasonOf(kv, 'app/b')) === 'OK' ? true : undefined));
+
+  writeFileSync(authFile, 'roles: [unclosed\n');
+  server.child.kill('SIGHUP');
+  await pollUntil('the failed reload logged', () => (server.output().includes('auth file NOT reloaded') ? true : undefined));
+  expect(await reasonOf(kv, 'app/b')).toBe('OK');
+  kv.close();
+  writeFileSync(authFile, AUTH_FILE);
+});
+
+test('health and reflection need no credentials', async () => {
+  expect(await healthOf(server.address)).toBe('SERVING');
+  expect(await reflectionListsServices(server.address)).toBe(true);
+});
+
+test('--reflection off closes reflection', async () => {
+  const closed = await startServer({ args: ['--auth-file', authFile, '--reflection', 'off'] });
+  expect(await reflectionListsServices(closed.address)).toBe(false);
+  expect(await closed.stop()).toBe(0);
+});
+
+test('unknown tokens from one address are rate-limited; then even a good token waits, while calls without one are told UNAUTHENTICATED', async () => {
+  const auth = writeAuthFile(makeTempDir(), { roles: { writer: [{ prefix: 'app/', permission: 'write' }] }, tokens: { good: 'writer' } });
+  const limiting = await startServer({ args: ['--auth-file', auth.file, '--auth-failures-per-minute', '3'] });
+  const good = new KvClient(limiting.address, { token: auth.tokens.good, retry: { attempts: 1 } });
+  expect(await reasonOf(good, 'app/c')).toBe('OK');
+
+  const raw = kvClient(limiting.address, credentials.createInsecure());
+  const guess = (): ReturnType<typeof outcomeOf> => outcomeOf(raw, raw.get, { key: 'app/c' }, bearer(`kv_${'x'.repeat(43)}`));
+  for (let i = 0; i < 3; i++) expect((await guess()).code).toBe('UNAUTHENTICATED');
+  const limited = await guess();
+  expect(limited.code).toBe('RESOURCE_EXHAUSTED');
+  expect(limited.trailers['kv-reason']).toBe('AUTH_RATE_LIMITED');
+  expect(Number(limited.trailers['grpc-retry-pushback-ms'])).toBeGreaterThan(0);
+  expect(await reasonOf(good, 'app/c')).toBe('AUTH_RATE_LIMITED');
+  expect((await outcomeOf(raw, raw.get, { key: 'app/c' }, bearer(undefined))).code).toBe('UNAUTHENTICATED');
+  raw.close();
+  good.close();
+  await pollUntil('the refusal audited', () => (limiting.output().includes('"code":"RESOURCE_EXHAUSTED"') ? true : undefined));
+  expect(await limiting.stop()).toBe(0);
+});
+
+/** Asks grpc.reflection.v1 to list services (ServerReflectionRequest{list_services: ""}, hand-encoded). */
+function reflectionListsServices(address: string): Promise<boolean> {
+  const bytes = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b };
+  const Reflection = makeGenericClientConstructor(
+    {
+      info: {
+        path: '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: bytes.serialize,
+        requestDeserialize: bytes.deserialize,
+        responseSerialize: bytes.serialize,
+        responseDeserialize: bytes.deserialize,
+      },
+    },
+    'ServerReflection',
+  );
+  const client = new Reflection(address, credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    const call = (client as unknown as { info(): NodeJS.ReadWriteStream & { cancel(): void } }).info();
+    call.on('data', (response: Buffer) => {
+      resolve(response.includes(Buffer.from('kv.v1.KeyValueService')));
+      call.cancel();
+      client.close();
+    });
+    call.on('error', (error: ServiceError) => {
+      client.close();
+      if (error.code === status.UNIMPLEMENTED) resolve(false);
+      else if (error.code !== status.CANCELLED) reject(error);
+    });
+    call.write(Buffer.from([0x3a, 0x00]));
+    call.end();
+  });
+}

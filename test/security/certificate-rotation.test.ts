@@ -1,0 +1,110 @@
+/**
+ * Certificate rotation: new files and a SIGHUP while clients keep calling.
+ * Open connections are not dropped (no call fails), new connections get the
+ * new certificate, and a bad file on reload keeps the old one and says why.
+ */
+import { copyFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { connect } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { credentials } from '@grpc/grpc-js';
+import { KvClient } from '@kv/client';
+import { issueServer, makeCa, read } from '../support/certificates';
+import { startServer } from '../support/server-process';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+
+/** The fingerprint of the certificate a brand-new TLS connection to `address` is shown. */
+function servedFingerprint(address: string, ca: Buffer): Promise<string> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, ca, ALPNProtocols: ['h2'], servername: 'localhost' }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Replaces a file the way deploy tools do: write beside it, then rename over it. */
+function replace(target: string, source: string): void {
+  copyFileSync(source, `${target}.new`);
+  renameSync(`${target}.new`, target);
+}
+
+test('SIGHUP under load: no call fails, new connections get the new certificate, a bad file keeps the old one', async () => {
+  const dir = makeTempDir('kv-rotate-');
+  const ca = makeCa(dir, 'ca');
+  const first = issueServer(dir, ca, { file: 'first' });
+  const second = issueServer(dir, ca, { file: 'second' });
+  const fingerprint = (files: { cert: string }): string => new X509Certificate(read(files.cert)).fingerprint256;
+  const [certFile, keyFile] = [path.join(dir, 'server.crt'), path.join(dir, 'server.key')];
+  replace(certFile, first.cert);
+  replace(keyFile, first.key);
+  const server = await startServer({ args: ['--tls-cert', certFile, '--tls-key', keyFile] });
+  const caPem = read(ca.cert);
+  expect(await servedFingerprint(server.address, caPem)).toBe(fingerprint(first));
+
+  const tlsClient = (): KvClient =>
+    new KvClient(server.address, { credentials: credentials.createSsl(caPem), retry: { attempts: 1 }, deadlineMs: 10_000 });
+  const clients = Array.from({ length: 4 }, tlsClient);
+  let running = true;
+  let calls = 0;
+  const failures: unknown[] = [];
+  const load = clients.map(async (kv, c) => {
+    for (let i = 0; running; i++) {
+      try {
+        await kv.set(`load/${c}`, i);
+        await kv.get(`load/${c}`);
+        calls += 2;
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+  });
+  let loadChecked = false;
+  // Fails fast with the first failed call's error rather than a timeout.
+  const loadPassed = (count: number) => (): true | undefined => {
+    if (failures.length > 0) throw failures[0];
+    return calls > count ? true : undefined;
+  };
+  try {
+    await pollUntil('load running', loadPassed(100), 60_000);
+
+    replace(certFile, second.cert);
+    replace(keyFile, second.key);
+    server.child.kill('SIGHUP');
+    await pollUntil(
+      'the new certificate served',
+      async () => ((await servedFingerprint(server.address, caPem)) === fingerprint(second) ? true : undefined),
+      30_000,
+    );
+    const callsAtRotation = calls;
+    const fresh = tlsClient();
+    await fresh.set('after/rotation', true);
+    fresh.close();
+
+    writeFileSync(certFile, 'not a certificate\n');
+    server.child.kill('SIGHUP');
+    await pollUntil(
+      'the failed reload logged',
+      () => (server.output().includes('TLS certificates NOT reloaded') ? true : undefined),
+      30_000,
+    );
+    expect(server.output()).toContain(`${certFile} holds no PEM certificate`);
+    expect(await servedFingerprint(server.address, caPem)).toBe(fingerprint(second));
+    const afterBadFile = tlsClient();
+    await afterBadFile.set('after/bad-file', true);
+    afterBadFile.close();
+
+    await pollUntil('more load after the reloads', loadPassed(callsAtRotation + 100), 60_000);
+    loadChecked = true;
+  } finally {
+    running = false;
+    await Promise.all(load);
+    for (const kv of clients) kv.close();
+    // A test that failed half-way must not leave its server running.
+    if (!loadChecked) await server.kill();
+  }
+  expect(failures).toEqual([]);
+  expect(await server.stop()).toBe(0);
+});
