@@ -42,17 +42,19 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
   });
   addReflection(server);
   const health = addHealth(server);
-  let storeFailed = false;
+  // Health follows the store: NOT_SERVING while it refuses writes, SERVING again once it heals.
+  let serving: boolean | undefined;
   const onStoreFailed = (): void => {
-    if (storeFailed) return;
-    storeFailed = true;
-    logger.error({ err: store.failure }, 'the store refuses writes until restarted; health is NOT_SERVING');
-    health.set('NOT_SERVING');
+    if (serving === undefined) return; // not listening yet, or draining
+    const failure = store.failure;
+    if (serving === (failure === undefined)) return;
+    serving = failure === undefined;
+    if (failure === undefined) logger.info('the store takes writes again; health is SERVING');
+    else logger.error({ err: failure }, 'the store refuses writes; health is NOT_SERVING');
+    health.set(serving ? 'SERVING' : 'NOT_SERVING');
   };
-  // A store can fail with no call in flight to notice (a lost directory lock): look now and then.
-  const watchStore = setInterval(() => {
-    if (store.failure !== undefined) onStoreFailed();
-  }, 1000).unref();
+  // A store can fail or heal with no call in flight to notice: look now and then.
+  const watchStore = setInterval(onStoreFailed, 1000).unref();
   const streams = new OpenStreams();
   server.addService(
     keyValueServiceDefinition(),
@@ -65,8 +67,9 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
         server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => {
           if (error) return reject(error);
           // The store is open before the server is built, so binding is the moment we can serve.
-          if (store.failure === undefined) health.set('SERVING');
-          else onStoreFailed();
+          serving = store.failure === undefined;
+          health.set(serving ? 'SERVING' : 'NOT_SERVING');
+          if (!serving) logger.error({ err: store.failure }, 'the store refuses writes; health is NOT_SERVING');
           resolve(port);
         });
       }),
@@ -74,6 +77,7 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
     shutdown: (graceMs) =>
       new Promise((resolve) => {
         clearInterval(watchStore);
+        serving = undefined;
         health.set('NOT_SERVING');
         health.endWatches();
         // Long-lived streams would hold tryShutdown for the whole grace period: end them (UNAVAILABLE), clients resume elsewhere or later.
