@@ -108,7 +108,11 @@ export class Healer {
   private schedule(): void {
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.attempting = this.attempt().finally(() => (this.attempting = undefined));
+      this.attempting = this.attempt().finally(() => {
+        this.attempting = undefined;
+        // A failure while this attempt was finishing found it still running: start again.
+        if (this.parts.writer.canResume && this.timer === undefined) this.start();
+      });
     }, this.delayMs);
     this.timer.unref();
   }
