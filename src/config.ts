@@ -15,6 +15,15 @@ export interface Config {
   watchProgressMs: number;
   watchHistoryChanges: number;
   watchHistoryBytes: number;
+  // Connection limits (src/server/connection-limits.ts, docs/operations.md); 0 = never where allowed.
+  handshakeTimeoutMs: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  maxConnectionIdleMs: number;
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
+  maxConcurrentStreams: number;
+  maxConnections: number;
 }
 
 const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
@@ -58,6 +67,54 @@ const SETTINGS = {
     env: 'KV_WATCH_HISTORY_BYTES',
     default: '67108864',
     help: 'memory the kept changes may use (estimated)',
+  },
+  handshakeTimeoutMs: {
+    flag: 'handshake-timeout-ms',
+    env: 'KV_HANDSHAKE_TIMEOUT_MS',
+    default: '10000',
+    help: 'a new connection must send the HTTP/2 preface (with TLS: finish the handshake) within this',
+  },
+  keepaliveTimeMs: {
+    flag: 'keepalive-time-ms',
+    env: 'KV_KEEPALIVE_TIME_MS',
+    default: '60000',
+    help: 'ping each connection this often (0: never)',
+  },
+  keepaliveTimeoutMs: {
+    flag: 'keepalive-timeout-ms',
+    env: 'KV_KEEPALIVE_TIMEOUT_MS',
+    default: '20000',
+    help: 'close a connection whose ping is not answered within this',
+  },
+  maxConnectionIdleMs: {
+    flag: 'max-connection-idle-ms',
+    env: 'KV_MAX_CONNECTION_IDLE_MS',
+    default: '300000',
+    help: 'close a connection without calls for this long (GOAWAY; 0: never)',
+  },
+  maxConnectionAgeMs: {
+    flag: 'max-connection-age-ms',
+    env: 'KV_MAX_CONNECTION_AGE_MS',
+    default: '0',
+    help: 'ask a connection to go away after about this long (0: never)',
+  },
+  maxConnectionAgeGraceMs: {
+    flag: 'max-connection-age-grace-ms',
+    env: 'KV_MAX_CONNECTION_AGE_GRACE_MS',
+    default: '30000',
+    help: 'then let its calls in flight finish for this long',
+  },
+  maxConcurrentStreams: {
+    flag: 'max-concurrent-streams',
+    env: 'KV_MAX_CONCURRENT_STREAMS',
+    default: '1000',
+    help: 'calls open at once on one connection',
+  },
+  maxConnections: {
+    flag: 'max-connections',
+    env: 'KV_MAX_CONNECTIONS',
+    default: '1000',
+    help: 'connections open at once; more are closed at once',
   },
 } satisfies Record<keyof Config, Setting>;
 
@@ -115,6 +172,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     }
     return Number(value);
   };
+  // Node timers hold at most 2^31 - 1 ms (about 24.8 days).
+  const durationMs = (key: keyof Config, zeroMeansNever = false): number => {
+    const { value, source } = raw(key);
+    const ms = Number(value);
+    if (!/^\d+$/.test(value) || ms > 2 ** 31 - 1 || (ms === 0 && !zeroMeansNever)) {
+      throw new ConfigError(`${source}: "${value}" is not a number of milliseconds from ${zeroMeansNever ? 0 : 1} to 2147483647`);
+    }
+    return ms;
+  };
   const listen = raw('listen');
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen.value) || Number(listen.value.split(':').pop()) > 65535) {
     throw new ConfigError(`${listen.source}: "${listen.value}" is not host:port (e.g. 127.0.0.1:50051)`);
@@ -134,5 +200,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     watchProgressMs: positiveInt('watchProgressMs'),
     watchHistoryChanges: positiveInt('watchHistoryChanges'),
     watchHistoryBytes: positiveInt('watchHistoryBytes'),
+    handshakeTimeoutMs: durationMs('handshakeTimeoutMs'),
+    keepaliveTimeMs: durationMs('keepaliveTimeMs', true),
+    keepaliveTimeoutMs: durationMs('keepaliveTimeoutMs'),
+    maxConnectionIdleMs: durationMs('maxConnectionIdleMs', true),
+    maxConnectionAgeMs: durationMs('maxConnectionAgeMs', true),
+    maxConnectionAgeGraceMs: durationMs('maxConnectionAgeGraceMs'),
+    maxConcurrentStreams: positiveInt('maxConcurrentStreams'),
+    maxConnections: positiveInt('maxConnections'),
   };
 }

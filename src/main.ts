@@ -64,7 +64,13 @@ async function main(): Promise<number> {
     throw error;
   }
 
-  const server = createServer({ store, logger, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes });
+  const server = createServer({
+    store,
+    logger,
+    maxKeyBytes: config.maxKeyBytes,
+    maxValueBytes: config.maxValueBytes,
+    connections: config, // the connection limits' fields are Config's
+  });
   let port: number;
   try {
     port = await server.listen(config.listen);

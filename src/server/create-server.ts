@@ -8,6 +8,7 @@ import type { Logger } from '../logger';
 import { StoreClosedError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
 import { openAccess } from './access';
+import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, listenWithLimits } from './connection-limits';
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
@@ -21,6 +22,8 @@ export interface KvServerOptions {
   maxKeyBytes: number;
   /** What each caller may do (default: everything). */
   authenticate?: GrpcDeps['authenticate'];
+  /** What one client may hold: handshake time, keepalive, idle and age, streams, connections. */
+  connections: ConnectionLimits;
 }
 
 export interface KvServer {
@@ -30,7 +33,7 @@ export interface KvServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authenticate }: KvServerOptions): KvServer {
+export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authenticate, connections }: KvServerOptions): KvServer {
   // A google.protobuf.Value can be many times larger on the wire than as JSON
   // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
   // the store, which names the limit and the size, rather than be cut off by
@@ -39,7 +42,9 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    ...grpcConnectionOptions(connections),
   });
+  let listener: LimitedListener | undefined;
   addReflection(server);
   const health = addHealth(server);
   // Health follows the store: NOT_SERVING while it refuses writes, SERVING again once it heals.
@@ -62,21 +67,19 @@ export function createServer({ store, logger, maxValueBytes, maxKeyBytes, authen
   );
 
   return {
-    listen: (address) =>
-      new Promise((resolve, reject) => {
-        server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => {
-          if (error) return reject(error);
-          // The store is open before the server is built, so binding is the moment we can serve.
-          serving = store.failure === undefined;
-          health.set(serving ? 'SERVING' : 'NOT_SERVING');
-          if (!serving) logger.error({ err: store.failure }, 'the store refuses writes; health is NOT_SERVING');
-          resolve(port);
-        });
-      }),
+    listen: async (address) => {
+      listener = await listenWithLimits(server, ServerCredentials.createInsecure(), address, connections, logger);
+      // The store is open before the server is built, so listening is the moment we can serve.
+      serving = store.failure === undefined;
+      health.set(serving ? 'SERVING' : 'NOT_SERVING');
+      if (!serving) logger.error({ err: store.failure }, 'the store refuses writes; health is NOT_SERVING');
+      return listener.port;
+    },
 
     shutdown: (graceMs) =>
       new Promise((resolve) => {
         clearInterval(watchStore);
+        listener?.close();
         serving = undefined;
         health.set('NOT_SERVING');
         health.endWatches();
