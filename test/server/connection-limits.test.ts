@@ -116,6 +116,32 @@ test('after --max-connection-age-ms a connection is sent GOAWAY, calls in flight
   });
 });
 
+test('an SDK watch on a connection closed for age resumes on a new one, each change once', async () => {
+  await withServer(['--max-connection-age-ms', '500', '--max-connection-age-grace-ms', '500'], async (server) => {
+    const kv = new KvClient(server.address);
+    try {
+      const watch = kv.watch({ prefix: 'a/', startRevision: 1 });
+      const seen: Array<[string, number]> = [];
+      const consumed = (async () => {
+        for await (const event of watch) {
+          seen.push([event.key, event.revision]);
+          if (seen.length === 2) break;
+        }
+      })();
+      const first = await kv.set('a/1', 1);
+      await pollUntil('the watch to resume on a new connection', () => (watch.reconnectCount > 0 ? true : undefined));
+      const second = await kv.set('a/2', 2);
+      await consumed;
+      expect(seen).toEqual([
+        ['a/1', first],
+        ['a/2', second],
+      ]);
+    } finally {
+      kv.close();
+    }
+  });
+});
+
 test('a connection that opens more than --max-concurrent-streams calls is refused the extra one; the server goes on', async () => {
   await withServer(['--max-concurrent-streams', '2'], async (server) => {
     const greedy = await RawHttp2Connection.open(server.address);
