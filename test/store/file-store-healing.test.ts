@@ -189,6 +189,23 @@ testImmutable('a store closed while it heals closes cleanly and releases its dir
   await again.close();
 });
 
+test('a lease whose expiry fell while the store was failed expires after the heal, as after a restart', async () => {
+  const dataDir = dirs.make();
+  const { logger, lines } = capturingLogger();
+  const store = await openFileStore({ dataDir, logger, heal: { firstDelayMs: 300 } });
+  const lease = await store.grantLease(100);
+  await store.set('leased', 1, { lease: lease.id });
+  jest.spyOn(fs, 'writeSync').mockImplementationOnce(() => {
+    throw eio();
+  });
+  await expect(store.set('other', 2)).rejects.toMatchObject({ retrying: true });
+  await pollUntil('the expiry to fail', () => (lines.some((l) => l.msg === 'lease expiry failed') ? true : undefined));
+  expect(await store.get('leased')).toMatchObject({ value: 1 });
+  await healed(store);
+  await pollUntil('the lease to expire after the heal', async () => ((await store.get('leased')) === undefined ? true : undefined));
+  await expectReopenEquals(store, dataDir);
+});
+
 test('a store failed for good (a lost directory lock) never heals, even after an I/O failure', async () => {
   const dataDir = dirs.make();
   const store = await openFileStore({ dataDir, heal: { firstDelayMs: 20, maxDelayMs: 20 } });

@@ -20,7 +20,7 @@ export async function writeBigLog(dataDir: string, records: number): Promise<num
         type: 'set',
         key: `key/${revision}`,
         revision,
-        entry: { valueJson, createRevision: revision, modRevision: revision, version: 1 },
+        entry: { valueJson, createRevision: revision, modRevision: revision, version: 1, lease: 0 },
         prev: undefined,
       });
     }
