@@ -166,6 +166,39 @@ test('a connection that opens more than --max-concurrent-streams calls is refuse
   });
 });
 
+test('an SDK client with more calls than --max-concurrent-streams queues the extra one until a stream frees', async () => {
+  await withServer(['--max-concurrent-streams', '2'], async (server) => {
+    const kv = new KvClient(server.address);
+    // grpc-js shares one connection among the clients of a process: this one needs its own.
+    const other = new KvClient(server.address, { channelOptions: { 'grpc.use_local_subchannel_pool': 1 } });
+    try {
+      await kv.set('warm', 0); // the connection is up and the server's limit known
+      const watches = [kv.watch({ prefix: 'a/' }), kv.watch({ prefix: 'b/' })];
+      const iterators = watches.map((w) => w[Symbol.asyncIterator]());
+      const firstEvents = iterators.map((it) => it.next());
+      // Both watch streams open: each sees a change made through another connection.
+      await other.set('a/0', 0);
+      await other.set('b/0', 0);
+      expect((await firstEvents[0]).value).toMatchObject({ key: 'a/0' });
+      expect((await firstEvents[1]).value).toMatchObject({ key: 'b/0' });
+
+      let done = false;
+      const set = kv.set('a/1', 1).then((revision) => {
+        done = true;
+        return revision;
+      });
+      const waitingSince = Date.now();
+      await pollUntil('half a second with both streams held', () => (Date.now() - waitingSince > 500 ? true : undefined));
+      expect(done).toBe(false);
+      watches[1].close();
+      expect(await set).toBe(4);
+    } finally {
+      kv.close();
+      other.close();
+    }
+  });
+});
+
 test('connections past --max-connections are closed at once, logged, and taken again once one closes', async () => {
   await withServer(['--max-connections', '3'], async (server) => {
     const held = await Promise.all([1, 2, 3].map(() => RawHttp2Connection.open(server.address)));
