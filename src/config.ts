@@ -24,6 +24,15 @@ export interface Config {
   authFailuresPerMinute: number;
   insecure: boolean;
   reflection: boolean;
+  // Connection limits (src/server/connection-limits.ts, docs/operations.md); 0 = never where allowed.
+  handshakeTimeoutMs: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  maxConnectionIdleMs: number;
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
+  maxConcurrentStreams: number;
+  maxConnections: number;
 }
 
 const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
@@ -109,6 +118,54 @@ const SETTINGS = {
     boolean: true,
   },
   reflection: { flag: 'reflection', env: 'KV_REFLECTION', default: 'on', help: 'on | off: serve grpc.reflection (the API, never data)' },
+  handshakeTimeoutMs: {
+    flag: 'handshake-timeout-ms',
+    env: 'KV_HANDSHAKE_TIMEOUT_MS',
+    default: '10000',
+    help: 'a new connection must send the HTTP/2 preface (with TLS: finish the handshake) within this',
+  },
+  keepaliveTimeMs: {
+    flag: 'keepalive-time-ms',
+    env: 'KV_KEEPALIVE_TIME_MS',
+    default: '60000',
+    help: 'ping each connection this often (0: never)',
+  },
+  keepaliveTimeoutMs: {
+    flag: 'keepalive-timeout-ms',
+    env: 'KV_KEEPALIVE_TIMEOUT_MS',
+    default: '20000',
+    help: 'close a connection whose ping is not answered within this',
+  },
+  maxConnectionIdleMs: {
+    flag: 'max-connection-idle-ms',
+    env: 'KV_MAX_CONNECTION_IDLE_MS',
+    default: '300000',
+    help: 'close a connection without calls for this long (GOAWAY; 0: never)',
+  },
+  maxConnectionAgeMs: {
+    flag: 'max-connection-age-ms',
+    env: 'KV_MAX_CONNECTION_AGE_MS',
+    default: '0',
+    help: 'ask a connection to go away after about this long (0: never)',
+  },
+  maxConnectionAgeGraceMs: {
+    flag: 'max-connection-age-grace-ms',
+    env: 'KV_MAX_CONNECTION_AGE_GRACE_MS',
+    default: '30000',
+    help: 'then let its calls in flight finish for this long',
+  },
+  maxConcurrentStreams: {
+    flag: 'max-concurrent-streams',
+    env: 'KV_MAX_CONCURRENT_STREAMS',
+    default: '1000',
+    help: 'calls open at once on one connection',
+  },
+  maxConnections: {
+    flag: 'max-connections',
+    env: 'KV_MAX_CONNECTIONS',
+    default: '1000',
+    help: 'connections open at once; more are closed at once',
+  },
 } satisfies Record<keyof Config, Setting>;
 
 /** A mistake in flags or environment: main prints the message and the usage, and exits 2. */
@@ -179,6 +236,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     if (value === 'false' || value === '0') return false;
     throw new ConfigError(`${source}: "${value}" is not true, false, 1 or 0`);
   };
+  // Node timers hold at most 2^31 - 1 ms (about 24.8 days).
+  const durationMs = (key: keyof Config, zeroMeansNever = false): number => {
+    const { value, source } = raw(key);
+    const ms = Number(value);
+    if (!/^\d+$/.test(value) || ms > 2 ** 31 - 1 || (ms === 0 && !zeroMeansNever)) {
+      throw new ConfigError(`${source}: "${value}" is not a number of milliseconds from ${zeroMeansNever ? 0 : 1} to 2147483647`);
+    }
+    return ms;
+  };
   const listen = raw('listen');
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen.value) || Number(listen.value.split(':').pop()) > 65535) {
     throw new ConfigError(`${listen.source}: "${listen.value}" is not host:port (e.g. 127.0.0.1:50051)`);
@@ -213,5 +279,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     authFailuresPerMinute: positiveInt('authFailuresPerMinute'),
     insecure: flag('insecure'),
     reflection: oneOf('reflection', ['on', 'off']) === 'on',
+    handshakeTimeoutMs: durationMs('handshakeTimeoutMs'),
+    keepaliveTimeMs: durationMs('keepaliveTimeMs', true),
+    keepaliveTimeoutMs: durationMs('keepaliveTimeoutMs'),
+    maxConnectionIdleMs: durationMs('maxConnectionIdleMs', true),
+    maxConnectionAgeMs: durationMs('maxConnectionAgeMs', true),
+    maxConnectionAgeGraceMs: durationMs('maxConnectionAgeGraceMs'),
+    maxConcurrentStreams: positiveInt('maxConcurrentStreams'),
+    maxConnections: positiveInt('maxConnections'),
   };
 }

@@ -13,13 +13,18 @@ import { StoreError } from './store/errors';
 import { openFileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
 
-/** Exit codes: 0 clean stop, 1 could not start or stop cleanly, 2 bad flags or environment. */
+/**
+ * Exit codes: 0 clean stop (also one asked for by a signal before the server
+ * served), 1 could not start or stop cleanly, 2 bad flags or environment.
+ */
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'token') {
     if (argv[1] === 'create') return runTokenCreate(argv.slice(2), process.stdout, process.stderr);
     process.stderr.write(`kv-server: unknown command "${argv.slice(0, 2).join(' ')}"\n${TOKEN_CREATE_USAGE}\n`);
     return 2;
   }
+  // First of all: a SIGTERM or SIGINT while the store recovers must stop the recovery, not be lost.
+  const stop = listenForStop();
   let config: Config | 'help' | 'version';
   try {
     config = loadConfig(argv, process.env);
@@ -78,8 +83,13 @@ async function main(argv: string[]): Promise<number> {
         progressIntervalMs: config.watchProgressMs,
         history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },
       },
+      signal: stop.signal,
     });
   } catch (error) {
+    if (error instanceof StopRequested) {
+      process.stderr.write(`kv-server: stopped by ${error.signal} while opening the store (nothing served, data directory not held)\n`);
+      return 0;
+    }
     // A locked, damaged or unusable data directory is the operator's to fix: one line, no stack.
     if (error instanceof StoreError || isSystemError(error)) {
       process.stderr.write(`kv-server: cannot open the store in ${dataDir}: ${error.message}\n`);
@@ -96,6 +106,7 @@ async function main(argv: string[]): Promise<number> {
     credentials: security.credentials,
     authenticate: security.authenticate,
     reflection: config.reflection,
+    connections: config, // the connection limits' fields are Config's
   });
   let port: number;
   try {
@@ -119,21 +130,8 @@ async function main(argv: string[]): Promise<number> {
     );
   }
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  const signal = await stop.requested;
   logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing calls in flight');
-  // A second signal means "now": skip the grace period. Under `npm start`, Ctrl-C
-  // arrives twice at once (from the terminal, and forwarded by npm): a repeat
-  // within a second is that echo, not impatience.
-  const firstSignalAt = Date.now();
-  const impatient = (): void => {
-    if (Date.now() - firstSignalAt > 1000) process.exit(1);
-  };
-  process.on('SIGTERM', impatient);
-  process.on('SIGINT', impatient);
-
   await server.shutdown(config.shutdownGraceMs);
   try {
     await store.close();
@@ -144,6 +142,38 @@ async function main(argv: string[]): Promise<number> {
   }
   logger.info('stopped; data directory released');
   return 0;
+}
+
+/** Why the store's opening was aborted: a signal asked the server to stop. */
+class StopRequested extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`stopped by ${signal}`);
+  }
+}
+
+/**
+ * SIGTERM and SIGINT ask for a stop: `signal` aborts (ending a recovery in
+ * progress) and `requested` resolves. A second signal means "now": exit 1 at
+ * once. Under `npm start`, Ctrl-C arrives twice at once (from the terminal,
+ * and forwarded by npm): a repeat within a second is that echo, not impatience.
+ */
+function listenForStop(): { signal: AbortSignal; requested: Promise<NodeJS.Signals> } {
+  const controller = new AbortController();
+  let firstAt = 0;
+  let resolve: (signal: NodeJS.Signals) => void = () => undefined;
+  const requested = new Promise<NodeJS.Signals>((r) => (resolve = r));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (!controller.signal.aborted) {
+      firstAt = Date.now();
+      controller.abort(new StopRequested(signal));
+      resolve(signal);
+    } else if (Date.now() - firstAt > 1000) {
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return { signal: controller.signal, requested };
 }
 
 /** An error from the operating system (ENOTDIR, EACCES, ENOSPC...), as opposed to a bug. */

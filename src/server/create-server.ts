@@ -9,6 +9,7 @@ import type { Logger } from '../logger';
 import { StoreClosedError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
 import { openAccess } from './access';
+import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, listenWithLimits } from './connection-limits';
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
@@ -26,6 +27,8 @@ export interface KvServerOptions {
   credentials?: ServerCredentials;
   /** Serve grpc.reflection (default true). It describes the API, never data. */
   reflection?: boolean;
+  /** What one client may hold: handshake time, keepalive, idle and age, streams, connections. */
+  connections: ConnectionLimits;
 }
 
 export interface KvServer {
@@ -43,6 +46,7 @@ export function createServer({
   authenticate,
   credentials,
   reflection = true,
+  connections,
 }: KvServerOptions): KvServer {
   // A google.protobuf.Value can be many times larger on the wire than as JSON
   // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
@@ -52,20 +56,24 @@ export function createServer({
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    ...grpcConnectionOptions(connections),
   });
+  let listener: LimitedListener | undefined;
   if (reflection) addReflection(server);
   const health = addHealth(server);
-  let storeFailed = false;
+  // Health follows the store: NOT_SERVING while it refuses writes, SERVING again once it heals.
+  let serving: boolean | undefined;
   const onStoreFailed = (): void => {
-    if (storeFailed) return;
-    storeFailed = true;
-    logger.error({ err: store.failure }, 'the store refuses writes until restarted; health is NOT_SERVING');
-    health.set('NOT_SERVING');
+    if (serving === undefined) return; // not listening yet, or draining
+    const failure = store.failure;
+    if (serving === (failure === undefined)) return;
+    serving = failure === undefined;
+    if (failure === undefined) logger.info('the store takes writes again; health is SERVING');
+    else logger.error({ err: failure }, 'the store refuses writes; health is NOT_SERVING');
+    health.set(serving ? 'SERVING' : 'NOT_SERVING');
   };
-  // A store can fail with no call in flight to notice (a lost directory lock): look now and then.
-  const watchStore = setInterval(() => {
-    if (store.failure !== undefined) onStoreFailed();
-  }, 1000).unref();
+  // A store can fail or heal with no call in flight to notice: look now and then.
+  const watchStore = setInterval(onStoreFailed, 1000).unref();
   const streams = new OpenStreams();
   server.addService(
     keyValueServiceDefinition(),
@@ -73,20 +81,20 @@ export function createServer({
   );
 
   return {
-    listen: (address) =>
-      new Promise((resolve, reject) => {
-        server.bindAsync(address, credentials ?? ServerCredentials.createInsecure(), (error, port) => {
-          if (error) return reject(error);
-          // The store is open before the server is built, so binding is the moment we can serve.
-          if (store.failure === undefined) health.set('SERVING');
-          else onStoreFailed();
-          resolve(port);
-        });
-      }),
+    listen: async (address) => {
+      listener = await listenWithLimits(server, credentials ?? ServerCredentials.createInsecure(), address, connections, logger);
+      // The store is open before the server is built, so listening is the moment we can serve.
+      serving = store.failure === undefined;
+      health.set(serving ? 'SERVING' : 'NOT_SERVING');
+      if (!serving) logger.error({ err: store.failure }, 'the store refuses writes; health is NOT_SERVING');
+      return listener.port;
+    },
 
     shutdown: (graceMs) =>
       new Promise((resolve) => {
         clearInterval(watchStore);
+        listener?.close();
+        serving = undefined;
         health.set('NOT_SERVING');
         health.endWatches();
         // Long-lived streams would hold tryShutdown for the whole grace period: end them (UNAVAILABLE), clients resume elsewhere or later.

@@ -42,7 +42,7 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   CLOSED: status.UNAVAILABLE,
   CORRUPT: status.DATA_LOSS,
   LOCKED: status.UNAVAILABLE,
-  // The store refuses writes until a restart; other replicas (or a restart) can serve.
+  // The store refuses writes for now (it heals after an I/O error, or needs a restart); retry later or elsewhere.
   FAILED: status.UNAVAILABLE,
   // The history a watch needs is gone: re-read the state, then watch from its revision.
   COMPACTED: status.OUT_OF_RANGE,

@@ -101,10 +101,12 @@ export class LockedError extends StoreError {
 }
 
 /**
- * The store can no longer write safely (a write or fdatasync of its log
- * failed, so the log's tail is unknown; or its owner called fail(), e.g. on
- * losing the directory lock). Every later write gets this error; reads keep
- * working. Only a restart (which recovers from what is on disk) clears it.
+ * The store can no longer write safely: a write or fdatasync of its log
+ * failed, so the log's tail is unknown (`retrying`: the store recovers its
+ * directory in-process on a backoff and takes writes again once the disk
+ * accepts them, see heal.ts), or its owner called fail(), e.g. on losing the
+ * directory lock (for good: only a restart clears it). Meanwhile every write
+ * gets this error; reads keep working.
  */
 export class StoreFailedError extends StoreError {
   readonly code = 'FAILED';
@@ -112,10 +114,14 @@ export class StoreFailedError extends StoreError {
     /** The file (or directory) the failure happened on. */
     readonly file: string,
     cause: Error,
+    /** True for an I/O failure the store heals from by itself. */
+    readonly retrying = false,
   ) {
-    super(`the store stopped accepting writes after an I/O error on ${file}: ${cause.message}; restart the server`, {
-      cause,
-    });
+    super(
+      `the store stopped accepting writes after an I/O error on ${file}: ${cause.message}; ` +
+        (retrying ? 'writes resume by themselves once the disk accepts them' : 'restart the server'),
+      { cause },
+    );
   }
 }
 

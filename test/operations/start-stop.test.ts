@@ -1,10 +1,12 @@
-import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { openFileStore } from '../../src/store/file';
 import { testWithTool } from '../support/find-tool';
 import { runCommand } from '../support/kvctl-process';
-import { REPO_ROOT, runServerToExit, startServer } from '../support/server-process';
+import { REPO_ROOT, runServerToExit, spawnServer, startServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
+import { writeBigLog } from '../support/write-big-log';
 
 function isAlive(pid: number): boolean {
   try {
@@ -55,6 +57,65 @@ test("a signal repeated at once (npm forwarding the terminal's Ctrl-C) does not 
   server.child.kill('SIGINT');
   expect(await exited).toBe(0);
   expect(server.output()).toContain('stopped; data directory released');
+});
+
+/** A child's output as it comes, and its exit. */
+function watchChild(child: ChildProcess): { output: () => { stdout: string; stderr: string }; exited: Promise<number | null> } {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return { output: () => ({ stdout, stderr }), exited: new Promise((resolve) => child.once('exit', resolve)) };
+}
+
+test('SIGTERM while a big log is recovered stops the recovery: exit 0, one line, nothing served, the directory released and intact', async () => {
+  const dataDir = makeTempDir();
+  try {
+    // Seconds of replay (about 5 s here), written in well under that.
+    const revision = await writeBigLog(dataDir, 1_000_000);
+    const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir], { KV_LOG_LEVEL: 'info' });
+    const { output, exited } = watchChild(child);
+    // OWNER is written when the lock is taken, right before recovery starts.
+    await pollUntil('recovery to start', () => (existsSync(path.join(dataDir, 'LOCK', 'OWNER')) ? true : undefined), 30_000);
+    const signalledAt = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    process.stdout.write(`recovery of a ${revision}-record log stopped ${Date.now() - signalledAt} ms after SIGTERM\n`);
+    const { stdout, stderr } = output();
+    expect(stdout).toBe('');
+    expect(stderr).not.toContain('store opened');
+    expect(stderr.split('\n').filter((line) => !line.startsWith('{'))).toEqual([
+      'kv-server: stopped by SIGTERM while opening the store (nothing served, data directory not held)',
+      '',
+    ]);
+    expect(existsSync(path.join(dataDir, 'LOCK'))).toBe(false);
+    const store = await openFileStore({ dataDir });
+    expect(store.revision).toBe(revision);
+    await store.close();
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('SIGINT while waiting for a lock whose owner cannot be checked stops at once and leaves that lock alone', async () => {
+  const dataDir = makeTempDir();
+  try {
+    // A fresh LOCK without OWNER: the server watches it for up to 15 s before deciding.
+    mkdirSync(path.join(dataDir, 'LOCK'));
+    const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir], { KV_LOG_LEVEL: 'info' });
+    const { output, exited } = watchChild(child);
+    await pollUntil(
+      'the server to wait for the lock',
+      () => (output().stderr.includes('waiting to see it refresh') ? true : undefined),
+      30_000,
+    );
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(output().stderr).toContain('kv-server: stopped by SIGINT while opening the store (nothing served, data directory not held)\n');
+    expect(existsSync(path.join(dataDir, 'LOCK'))).toBe(true);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
 
 const { tool: systemdAnalyze, test: testSystemdAnalyze } = testWithTool('systemd-analyze');

@@ -226,7 +226,7 @@ test('keep-alive carries on across a server restart; a server that stops answeri
     // Long enough for the restart: the handle gives a lease up once its time to live passes unanswered.
     const lease = await kv.grantLease(4000);
     await kv.set('held', 1, { lease: lease.id });
-    const handle = kv.keepAlive(lease.id);
+    const handle = kv.keepAlive(lease);
     await server.kill();
     server = await startServer({ dataDir, args: ['--listen', address] });
     await new Promise((r) => setTimeout(r, 1000));

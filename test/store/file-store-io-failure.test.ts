@@ -15,10 +15,11 @@ describe('file engine: I/O failures', () => {
 
   const eio = (): Error => Object.assign(new Error('EIO: i/o error, write (injected)'), { code: 'EIO' });
 
-  test('after a failed append every write gets StoreFailedError (FAILED) naming the file; reads go on; reopen recovers', async () => {
+  test('after a failed append every write gets StoreFailedError (FAILED) naming the file until the store heals; reads go on; reopen recovers', async () => {
     const dataDir = dirs.make();
     const { logger, lines } = capturingLogger();
-    const store = await openFileStore({ dataDir, logger });
+    // No heal attempt during this test (file-store-healing.test.ts covers healing).
+    const store = await openFileStore({ dataDir, logger, heal: { firstDelayMs: 60_000 } });
     await store.set('before', 1);
     const file = path.join(dataDir, logFiles(dataDir)[0]);
     jest.spyOn(fs, 'writeSync').mockImplementationOnce(() => {
@@ -28,7 +29,7 @@ describe('file engine: I/O failures', () => {
     expect(failed).toBeInstanceOf(StoreFailedError);
     expect(failed).toMatchObject({ code: 'FAILED', file });
     expect((failed as Error).message).toBe(
-      `the store stopped accepting writes after an I/O error on ${file}: EIO: i/o error, write (injected); restart the server`,
+      `the store stopped accepting writes after an I/O error on ${file}: EIO: i/o error, write (injected); writes resume by themselves once the disk accepts them`,
     );
     expect((failed as Error).cause).toMatchObject({ code: 'EIO' });
     // Later writes: the same error, not the raw EIO.

@@ -190,11 +190,15 @@ export class KvClient {
    * Keeps a lease alive until the handle is closed: refreshes it over one
    * KeepAlive stream shared by all the client's leases, about three times
    * per time to live. `handle.lost` resolves if the lease is lost anyway
-   * (it expired, was revoked, or could not be refreshed in time).
+   * (it expired, was revoked, or could not be refreshed in time). Pass what
+   * grantLease returned, so the handle knows the time to live from the
+   * start; given only an id it learns it from the first answer (waiting at
+   * most the client's deadline for one).
    */
-  keepAlive(id: number): KeepAliveHandle {
+  keepAlive(lease: number | { id: number; ttlMs: number }): KeepAliveHandle {
     this.leases ??= new LeaseKeeper(this.client, () => this.metadata());
-    return this.leases.keep(id);
+    if (typeof lease === 'number') return this.leases.keep(lease, undefined, this.deadlineMs);
+    return this.leases.keep(lease.id, lease.ttlMs, this.deadlineMs);
   }
 
   /** Deletes the lease and all its keys at once; returns how many keys went. */

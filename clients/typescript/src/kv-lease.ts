@@ -13,8 +13,10 @@ export interface KeepAliveHandle {
 
 interface Kept {
   id: number;
-  /** The lease's time to live, learnt from the first answer. */
+  /** The lease's time to live: given, or learnt from the first answer. */
   ttlMs: number | undefined;
+  /** How long to wait for a first answer when the time to live is not known yet. */
+  firstAnswerMs: number;
   /** When the lease was last known refreshed (Date.now()). */
   refreshedAt: number;
   timer: NodeJS.Timeout | undefined;
@@ -38,12 +40,13 @@ export class LeaseKeeper {
     private readonly metadata: () => Metadata,
   ) {}
 
-  keep(id: number): KeepAliveHandle {
+  /** `ttlMs`: the lease's time to live, if known (as grantLease returns it); `firstAnswerMs` bounds the wait otherwise. */
+  keep(id: number, ttlMs: number | undefined, firstAnswerMs: number): KeepAliveHandle {
     let reportLost: (error: KvError) => void = () => undefined;
     const lost = new Promise<KvError>((resolve) => {
       reportLost = resolve;
     });
-    const kept: Kept = { id, ttlMs: undefined, refreshedAt: Date.now(), timer: undefined, reportLost, done: false };
+    const kept: Kept = { id, ttlMs, firstAnswerMs, refreshedAt: Date.now(), timer: undefined, reportLost, done: false };
     this.kept.set(id, kept);
     this.refresh(kept);
     return { id, lost, close: () => this.forget(kept) };
@@ -58,11 +61,12 @@ export class LeaseKeeper {
   private refresh(kept: Kept): void {
     if (kept.done) return;
     const ttl = kept.ttlMs;
-    if (ttl !== undefined && Date.now() - kept.refreshedAt >= ttl) {
-      return this.lose(
-        kept,
-        new KvError(`lease ${kept.id} was not refreshed within its ${ttl} ms and may have expired`, status.UNAVAILABLE, 'UNAVAILABLE'),
-      );
+    if (Date.now() - kept.refreshedAt >= (ttl ?? kept.firstAnswerMs)) {
+      const why =
+        ttl === undefined
+          ? `no server answered a keep-alive of lease ${kept.id} within ${kept.firstAnswerMs} ms`
+          : `lease ${kept.id} was not refreshed within its ${ttl} ms and may have expired`;
+      return this.lose(kept, new KvError(why, status.UNAVAILABLE, 'UNAVAILABLE'));
     }
     this.openStream().write({ id: kept.id });
     // Before the first answer the time to live is unknown: ask again soon.
@@ -90,6 +94,7 @@ export class LeaseKeeper {
     };
     stream.on('error', broken);
     stream.on('end', broken);
+    stream.on('close', broken);
     this.stream = stream;
     return stream;
   }

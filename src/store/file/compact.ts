@@ -132,6 +132,13 @@ export class Compactor {
       });
   }
 
+  /** After a heal (stop() first): compacts again, over the data files recovery found. */
+  resume(sealed: SealedFile[]): void {
+    this.sealed = sealed;
+    this.stopping = false;
+    this.retryAfter = 0;
+  }
+
   /** Lets a running compaction stop at its next chunk and waits for it. Never rejects, so close() goes on to close the log. */
   async stop(): Promise<void> {
     this.stopping = true;

@@ -70,6 +70,8 @@ export interface DataDirLockOptions {
   staleMs?: number;
   /** How often LOCK is refreshed (and checked for loss). Default staleMs / 2; between 1 000 and staleMs / 2. */
   updateMs?: number;
+  /** Stops waiting for a lock whose owner cannot be checked (rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 /** The owner record in LOCK/OWNER. Fields are undefined where the platform cannot tell them. */
@@ -168,6 +170,7 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
         );
       }
       await delay(POLL_MS);
+      options.signal?.throwIfAborted();
       continue;
     }
     if (claim(lockPath, ownerPath, judged, logger)) {

@@ -37,13 +37,12 @@ import type {
   Watch,
 } from '../key-value-store';
 import { type CompactionOptions, Compactor } from './compact';
-import { dataFilePath, syncDirectory } from './data-dir-files';
 import { type DataDirLock, lockDataDir } from './data-dir-lock';
 import { CommitLoop } from './commit-loop';
 import { type WriteOp, toEntry } from './decide';
+import { type HealOptions, Healer } from './heal';
 import { LeaseClock } from './lease-clock';
-import { type ActiveLog, type FsyncMode, LogWriter, createLogFile, openLogFile } from './log-writer';
-import { FileKind } from './record-codec';
+import { type FsyncMode, LogWriter, openActiveLog } from './log-writer';
 import { recoverDataDir } from './recover-log';
 import type { StoreIndex } from './store-index';
 
@@ -63,8 +62,10 @@ export interface FileStoreOptions {
   compaction?: CompactionOptions;
   /** The change feed: its history window and watchers' progress interval. */
   feed?: ChangeFeedOptions;
-  /** Aborts recovery (openFileStore rejects with the signal's reason and releases the directory). */
+  /** Aborts waiting for the lock, or recovery: openFileStore rejects with the signal's reason, the directory released. */
   signal?: AbortSignal;
+  /** The backoff of in-process recovery after an I/O failure (heal.ts). */
+  heal?: HealOptions;
 }
 
 /** The working parts of an open file store, built by openFileStore. */
@@ -77,6 +78,7 @@ interface FileStoreParts {
   feed: ChangeFeed;
   leases: LeaseClock;
   lock: DataDirLock;
+  healer: Healer;
   logger: Logger;
 }
 
@@ -89,6 +91,7 @@ export class FileStore extends AbstractKeyValueStore {
   private readonly feed: ChangeFeed;
   private readonly leases: LeaseClock;
   private readonly lock: DataDirLock;
+  private readonly healer: Healer;
   private readonly logger: Logger;
 
   /** Use openFileStore(). */
@@ -103,6 +106,7 @@ export class FileStore extends AbstractKeyValueStore {
       feed: this.feed,
       leases: this.leases,
       lock: this.lock,
+      healer: this.healer,
       logger: this.logger,
     } = parts);
   }
@@ -128,17 +132,22 @@ export class FileStore extends AbstractKeyValueStore {
     return { oldestRevision: this.feed.window.oldestRevision, watchers: this.feed.watcherCount, historyChanges: this.feed.window.size };
   }
 
-  /** Why the store takes no more writes (StoreFailedError), or undefined while it does. */
+  /**
+   * Why the store takes no writes now (StoreFailedError), or undefined while
+   * it does. After an I/O failure it heals by itself (heal.ts): this turns
+   * undefined again once writes resume.
+   */
   get failure(): StoreFailedError | undefined {
     return this.writer.failure;
   }
 
   /**
-   * Stops the store taking writes, for good: every later write rejects with
-   * StoreFailedError (code FAILED) carrying `error` as its cause, and no
-   * compaction renames or deletes a file any more; reads go on. For when the
-   * owner learns the data directory is no longer safely its own (e.g. the
-   * directory lock was lost). The first failure wins; later calls do nothing.
+   * Stops the store taking writes, for good (no heal): every later write
+   * rejects with StoreFailedError (code FAILED) carrying `error` as its
+   * cause, and no compaction renames or deletes a file any more; reads go on.
+   * For when the owner learns the data directory is no longer safely its own
+   * (e.g. the directory lock was lost). The first such call wins; later ones
+   * do nothing.
    */
   fail(error: Error): void {
     this.writer.fail(error instanceof StoreFailedError ? error : new StoreFailedError(this.dataDir, error));
@@ -208,6 +217,7 @@ export class FileStore extends AbstractKeyValueStore {
 
   protected async _close(): Promise<void> {
     try {
+      await this.healer.stop();
       await this.commits.drain();
       this.leases.close();
       this.feed.close();
@@ -234,25 +244,14 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
   // writer may be appending to our log: stop writing at once.
   let store: FileStore | undefined;
   const lock = await lockDataDir(dir, logger, {
+    signal: options.signal,
     onCompromised: (err) => store?.fail(new StoreFailedError(path.join(dir, 'LOCK'), err)),
   });
   try {
     const started = performance.now();
     const recovered = await recoverDataDir(dir, logger, { history: historyLimits(options.feed ?? {}), signal: options.signal });
-    // Before a new log is created: a removed leftover log may have its name.
-    if (recovered.obsolete.length > 0) {
-      for (const name of recovered.obsolete) fs.rmSync(dataFilePath(dir, name), { force: true });
-      syncDirectory(dir);
-    }
-    const last = recovered.files.at(-1);
-    let active: ActiveLog;
-    const sealed = recovered.files.map((f) => ({ seq: f.seq, name: f.name, size: f.size }));
-    if (last !== undefined && last.kind === FileKind.Log) {
-      active = openLogFile(dir, last.seq, last.size);
-      sealed.pop();
-    } else {
-      active = createLogFile(dir, (last?.seq ?? 0) + 1, recovered.revision);
-    }
+    options.signal?.throwIfAborted(); // recovery's last step (building the key order) does not yield
+    const { active, sealed } = openActiveLog(dir, recovered);
     const index = recovered.index;
     const mode = options.fsync ?? 'always';
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
@@ -274,6 +273,11 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       maxValueBytes,
       newLeaseId: () => newLeaseId(index),
     });
+    const healer = new Healer({ dir, logger, writer, compactor, index, lock }, options.heal, () => {
+      // Expiries rejected while the store was failed left their leases stuck: a heal, like a restart, gives them their full time again.
+      for (const lease of index.allLeases()) if (leases.remaining(lease.id) === 0) leases.arm(lease.id, lease.ttlMs);
+    });
+    writer.onIoFailure = () => healer.start();
     logger.info(
       {
         dataDir: dir,
@@ -287,7 +291,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       'store opened',
     );
     store = new FileStore(
-      { dataDir: dir, index, writer, compactor, commits, feed, leases, lock, logger },
+      { dataDir: dir, index, writer, compactor, commits, feed, leases, lock, healer, logger },
       { maxKeyBytes: options.maxKeyBytes ?? 4096, maxValueBytes, maxTxnOps: options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS },
     );
     if (lock.compromised !== undefined) store.fail(new StoreFailedError(path.join(dir, 'LOCK'), lock.compromised));

@@ -17,11 +17,13 @@ import type { Logger } from '../../logger';
 import { CorruptDataError, StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
 import type { Change } from '../change';
+import type { RecoveredState } from './recover-log';
 import { FILE_HEADER_SIZE, FileKind, decodeFileHeader, encodeBatch, encodeFileHeader, newFileNonce } from './record-codec';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
-const fdatasync = promisify(fs.fdatasync);
+// Looked up at each call (not bound once), so a test can make it fail.
+const fdatasync = (fd: number): Promise<void> => promisify(fs.fdatasync)(fd);
 
 export interface ActiveLog {
   seq: number;
@@ -79,14 +81,44 @@ export function openLogFile(dir: string, seq: number, size: number): ActiveLog {
   return { seq, fd, size, synced: size, nonce };
 }
 
+/**
+ * After recovery, what a restart does before taking writes: deletes the
+ * files recovery found obsolete (before a new log is created: a removed
+ * leftover log may have its name), then opens the newest log for appending,
+ * or starts one after a snapshot. Returns it and the data files before it.
+ */
+export function openActiveLog(
+  dir: string,
+  recovered: RecoveredState,
+): { active: ActiveLog; sealed: Array<{ seq: number; name: string; size: number }> } {
+  if (recovered.obsolete.length > 0) {
+    for (const name of recovered.obsolete) fs.rmSync(dataFilePath(dir, name), { force: true });
+    syncDirectory(dir);
+  }
+  const sealed = recovered.files.map((f) => ({ seq: f.seq, name: f.name, size: f.size }));
+  const last = recovered.files.at(-1);
+  if (last !== undefined && last.kind === FileKind.Log) {
+    sealed.pop();
+    return { active: openLogFile(dir, last.seq, last.size), sealed };
+  }
+  return { active: createLogFile(dir, (last?.seq ?? 0) + 1, recovered.revision), sealed };
+}
+
 function writeFully(fd: number, buf: Buffer, position: number): void {
   let done = 0;
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
 }
 
 export class LogWriter {
-  /** Set once a write or sync fails (the file's tail is then unknown) or fail() is called: no more writes. */
+  /** Set once a write or sync fails (the file's tail is then unknown) or fail() is called: no more writes until resume(). */
   failure: StoreFailedError | undefined;
+  /** Called once per I/O failure (not for fail()), so the store can start healing. */
+  onIoFailure: () => void = () => undefined;
+  /** Bytes of the batch whose append failed (0 if a sync failed): the room a heal makes sure of first. */
+  failedAppendBytes = 0;
+  /** fail() was called: the failure is for good, resume() is refused. */
+  private final = false;
+  private closed = false;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
@@ -111,11 +143,46 @@ export class LogWriter {
     return dataFilePath(this.dir, logFileName(this.active.seq));
   }
 
-  /** Stops all further writes with `failure` (the first failure wins). */
+  /**
+   * Bytes of the active log that belong to committed batches: in fsync
+   * 'always' mode the durable ones (a batch is acknowledged only after its
+   * fdatasync), otherwise every batch appended whole (acknowledged at once).
+   * Anything after this is a batch that failed; a heal cuts it off.
+   */
+  get committedSize(): number {
+    return this.mode === 'always' ? this.active.synced : this.active.size;
+  }
+
+  /** Whether the writer failed on I/O and may resume(); false after fail(). */
+  get canResume(): boolean {
+    return this.failure !== undefined && !this.final;
+  }
+
+  /** Stops all further writes with `failure`, for good (the first final failure wins over an I/O one being healed). */
   fail(failure: StoreFailedError): void {
-    if (this.failure !== undefined) return;
+    if (this.final) return;
+    this.final = true;
     this.failure = failure;
     this.logger.error({ err: failure.cause, file: failure.file }, failure.message);
+  }
+
+  /** An append or sync failed: no writes until a heal resume()s the writer. */
+  private failOnIo(filePath: string, err: Error): StoreFailedError {
+    if (this.failure !== undefined) return this.failure;
+    this.failure = new StoreFailedError(filePath, err, true);
+    this.logger.error({ err, file: filePath }, this.failure.message);
+    this.onIoFailure();
+    return this.failure;
+  }
+
+  /** After a heal: appends to `active` (a log recovery checked) from now on. Call only after close(). */
+  resume(active: ActiveLog): void {
+    if (!this.canResume || !this.closed) throw new Error('the log writer can only resume after an I/O failure and close()');
+    this.active = active;
+    this.failure = undefined;
+    this.failedAppendBytes = 0;
+    this.dirty = false;
+    this.closed = false;
   }
 
   /** Step 2 of a commit, append: the changes as one batch (its BATCH record first) at the end of the log. */
@@ -125,9 +192,8 @@ export class LogWriter {
     try {
       writeFully(this.active.fd, batch, this.active.size);
     } catch (err) {
-      const failure = new StoreFailedError(this.activePath, err as Error);
-      this.fail(failure);
-      throw this.failure ?? failure;
+      this.failedAppendBytes = batch.length;
+      throw this.failOnIo(this.activePath, err as Error);
     }
     this.active.size += batch.length;
     this.dirty = true;
@@ -162,9 +228,7 @@ export class LogWriter {
       },
       (err: Error) => {
         this.syncing = undefined;
-        const failure = new StoreFailedError(filePath, err);
-        this.fail(failure);
-        throw this.failure ?? failure;
+        throw this.failOnIo(filePath, err);
       },
     );
     await this.syncing;
@@ -184,8 +248,9 @@ export class LogWriter {
     return { seq: sealed.seq, size: sealed.size };
   }
 
-  /** Syncs whatever is unsynced (in every mode) and closes the file. */
+  /** Syncs whatever is unsynced (in every mode) and closes the file. Idempotent. */
   async close(): Promise<void> {
+    if (this.closed) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     try {
@@ -196,6 +261,7 @@ export class LogWriter {
       // before its fd is closed: closing under it could sync or, once the fd
       // number is reused, touch another file. Its error is already recorded.
       while (this.syncing !== undefined) await this.syncing.catch(() => undefined);
+      this.closed = true;
       fs.closeSync(this.active.fd);
     }
   }

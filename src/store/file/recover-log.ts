@@ -19,7 +19,7 @@
  * Every logged change goes through the same StoreIndex.apply as a live
  * write, and into the history window, so watchers can resume across a
  * restart from any revision the window still holds. Replay yields to the
- * event loop every few megabytes (so the directory lock keeps being
+ * event loop every 50 ms of work (so the directory lock keeps being
  * refreshed, and a signal can stop it) and stops if its AbortSignal fires.
  *
  * A BATCH record counts only if it carries the log's file nonce (random,
@@ -55,8 +55,14 @@ export interface RecoverOptions {
   signal?: AbortSignal;
 }
 
-/** Bytes replayed between two yields to the event loop. */
-const YIELD_EVERY_BYTES = 8 * 1024 * 1024;
+/**
+ * Replay yields to the event loop after this much work (ms), so a stop
+ * signal is heard within it: counted in time, since the cost per byte
+ * varies tenfold between large and small records. The clock is read once
+ * per CLOCK_CHECK_BYTES replayed.
+ */
+const YIELD_EVERY_MS = 50;
+const CLOCK_CHECK_BYTES = 64 * 1024;
 import { isKeyChange } from '../change';
 import { HistoryWindow, type HistoryLimits } from '../feed/history-window';
 import { StoreIndex } from './store-index';
@@ -89,7 +95,7 @@ export async function recoverDataDir(dir: string, logger: Logger, options: Recov
       break;
     }
   }
-  const replay: Replay = { index: StoreIndex.forReplay(), window: undefined, options, sinceYield: 0 };
+  const replay: Replay = { index: StoreIndex.forReplay(), window: undefined, options, sinceCheck: 0, yieldedAt: performance.now() };
   let revision = 0;
   const kept: RecoveredState['files'] = [];
   const obsolete = [...temps, ...files.slice(0, first).map((f) => f.name)];
@@ -135,15 +141,19 @@ interface Replay {
   index: StoreIndex;
   window: HistoryWindow | undefined;
   options: RecoverOptions;
-  /** Bytes replayed since the last yield to the event loop. */
-  sinceYield: number;
+  /** Bytes replayed since the clock was last read. */
+  sinceCheck: number;
+  /** When replay last yielded to the event loop (performance.now()). */
+  yieldedAt: number;
 }
 
 async function yieldNow(replay: Replay, bytes: number): Promise<void> {
-  replay.sinceYield += bytes;
-  if (replay.sinceYield < YIELD_EVERY_BYTES) return;
-  replay.sinceYield = 0;
+  replay.sinceCheck += bytes;
+  if (replay.sinceCheck < CLOCK_CHECK_BYTES) return;
+  replay.sinceCheck = 0;
+  if (performance.now() - replay.yieldedAt < YIELD_EVERY_MS) return;
   await new Promise((resolve) => setImmediate(resolve));
+  replay.yieldedAt = performance.now();
   replay.options.signal?.throwIfAborted();
 }
 

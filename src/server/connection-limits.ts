@@ -1,0 +1,212 @@
+/**
+ * What one client may hold of the server, so idle, half-open or greedy
+ * connections cannot wear it down. grpc-js enforces part of it given server
+ * options (keepalive pings and their timeout, idle and age limits with a
+ * grace for calls in flight, streams per connection); the rest is a TCP
+ * listener of ours in front of grpc-js's HTTP/2 server (a connection
+ * injector), which refuses connections past the cap and hands a connection
+ * over only once the client has sent the HTTP/2 connection preface. With TLS
+ * the preface is encrypted: the deadline then bounds the TLS handshake (in
+ * the TLS server), and a client silent after it is ended by the keepalive.
+ */
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import { type Server, ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
+import type { Logger } from '../logger';
+
+export interface ConnectionLimits {
+  /** A new connection must send the HTTP/2 connection preface (with TLS: finish the TLS handshake) within this. */
+  handshakeTimeoutMs: number;
+  /** The server pings a connection this often (0: never)... */
+  keepaliveTimeMs: number;
+  /** ...and closes it if a ping is not answered within this. */
+  keepaliveTimeoutMs: number;
+  /** A connection with no call for this long is closed (GOAWAY; clients reconnect when needed). 0: never. */
+  maxConnectionIdleMs: number;
+  /** A connection is asked to go away after about this long (±10%). 0: never. */
+  maxConnectionAgeMs: number;
+  /** ...and closed this long after that, ending the calls still open (streams). */
+  maxConnectionAgeGraceMs: number;
+  /** Calls open at once on one connection; a client asking for more is refused them (REFUSED_STREAM) or closed. */
+  maxConcurrentStreams: number;
+  /** Connections open at once; a connection past this is closed at once. */
+  maxConnections: number;
+}
+
+/** The HTTP/2 client connection preface, and the frame header of the SETTINGS frame that must follow it. */
+const PREFACE_BYTES = 24 + 9;
+/** A refused connection is logged at most this often (with how many were refused since). */
+const REFUSAL_LOG_EVERY_MS = 10_000;
+
+/** The grpc-js server options for the limits grpc-js enforces itself. */
+export function grpcConnectionOptions(limits: ConnectionLimits): ServerOptions {
+  const options: ServerOptions = {
+    'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
+    'grpc.max_connection_age_grace_ms': limits.maxConnectionAgeGraceMs,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
+  };
+  // Absent means "never" to grpc-js; 0 would mean "at once".
+  if (limits.keepaliveTimeMs > 0) options['grpc.keepalive_time_ms'] = limits.keepaliveTimeMs;
+  if (limits.maxConnectionIdleMs > 0) options['grpc.max_connection_idle_ms'] = limits.maxConnectionIdleMs;
+  if (limits.maxConnectionAgeMs > 0) options['grpc.max_connection_age_ms'] = limits.maxConnectionAgeMs;
+  return options;
+}
+
+export interface LimitedListener {
+  port: number;
+  /** Stops accepting and closes the connections still in their handshake (grpc-js's shutdown ends the rest). */
+  close(): void;
+}
+
+/**
+ * Listens on host:port (every address a host name resolves to, as grpc-js's
+ * bindAsync does: "localhost" is 127.0.0.1 and ::1) and hands grpc-js, with
+ * `credentials`, every connection the limits let through.
+ */
+export async function listenWithLimits(
+  server: Server,
+  credentials: ServerCredentials,
+  address: string,
+  limits: ConnectionLimits,
+  logger: Logger,
+): Promise<LimitedListener> {
+  const secure = credentials._isSecure();
+  const injector = server.createConnectionInjector(secure ? new TlsHandshakeDeadline(credentials, limits.handshakeTimeoutMs) : credentials);
+  const inHandshake = new Set<net.Socket>();
+  let open = 0;
+  let refused = 0;
+  let refusalLoggedAt = Number.NEGATIVE_INFINITY;
+  const refuse = (socket: net.Socket): void => {
+    socket.destroy();
+    refused++;
+    if (Date.now() - refusalLoggedAt < REFUSAL_LOG_EVERY_MS) return;
+    refusalLoggedAt = Date.now();
+    logger.warn({ maxConnections: limits.maxConnections, refused }, `refused ${refused} connection(s): ${limits.maxConnections} are open`);
+    refused = 0;
+  };
+  const accept = (socket: net.Socket): void => {
+    // A reset, before or after grpc-js takes the socket over, must never end the process.
+    socket.on('error', () => undefined);
+    if (open >= limits.maxConnections) return refuse(socket);
+    open++;
+    socket.once('close', () => open--);
+    if (secure) return injector.injectConnection(socket);
+    inHandshake.add(socket);
+    awaitPreface(socket, limits.handshakeTimeoutMs, (received) => {
+      inHandshake.delete(socket);
+      if (received) return injector.injectConnection(socket);
+      logger.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'closed a connection that sent no HTTP/2 preface in time');
+      socket.destroy();
+    });
+  };
+
+  const { host, port } = splitHostPort(address);
+  const listeners: net.Server[] = [];
+  let boundPort = port;
+  const errors: Error[] = [];
+  for (const { address: ip } of await dns.lookup(host, { all: true })) {
+    const listener = net.createServer(accept);
+    try {
+      // Port 0 picks a port on the first address; the others take the same one.
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen({ host: ip, port: boundPort }, () => {
+          listener.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      errors.push(err as Error);
+      continue;
+    }
+    boundPort = (listener.address() as net.AddressInfo).port;
+    // From now on an error (e.g. EMFILE while accepting) is one connection's, not the server's.
+    listener.on('error', (err) => logger.warn({ err }, 'could not accept a connection'));
+    listeners.push(listener);
+  }
+  if (listeners.length === 0) throw errors[0];
+  for (const err of errors) logger.warn({ err, address }, `listening on only some of the addresses of ${host}`);
+  return {
+    port: boundPort,
+    close: () => {
+      for (const listener of listeners) listener.close();
+      for (const socket of inHandshake) socket.destroy();
+    },
+  };
+}
+
+/**
+ * Reads the first bytes of a plaintext connection until the preface and a
+ * frame header are in, then puts them back for the HTTP/2 server (which
+ * checks them): done(true). Nothing in time, or the peer gone: done(false).
+ */
+function awaitPreface(socket: net.Socket, timeoutMs: number, done: (received: boolean) => void): void {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  const finish = (received: boolean): void => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('close', onClose);
+    socket.pause();
+    if (received) socket.unshift(Buffer.concat(chunks));
+    done(received);
+  };
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk);
+    length += chunk.length;
+    if (length >= PREFACE_BYTES) finish(true);
+  };
+  const onClose = (): void => finish(false);
+  const timer = setTimeout(() => finish(false), timeoutMs);
+  socket.on('data', onData);
+  socket.on('close', onClose);
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  return { host: address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(colon + 1)) };
+}
+
+/**
+ * Credentials whose TLS server aborts a handshake not finished within
+ * `timeoutMs` (Node's default is 120 s). Everything else, certificate
+ * rotation included, is the wrapped credentials' (the same delegation as
+ * grpc-js's own credentials with interceptors).
+ */
+class TlsHandshakeDeadline extends ServerCredentials {
+  constructor(
+    private readonly inner: ServerCredentials,
+    private readonly timeoutMs: number,
+  ) {
+    super(inner._getConstructorOptions(), inner._getSecureContextOptions() ?? undefined);
+  }
+
+  override _isSecure(): boolean {
+    return this.inner._isSecure();
+  }
+
+  override _getConstructorOptions(): ReturnType<ServerCredentials['_getConstructorOptions']> {
+    const options = this.inner._getConstructorOptions();
+    return options === null ? null : { ...options, handshakeTimeout: this.timeoutMs };
+  }
+
+  override _getSecureContextOptions(): ReturnType<ServerCredentials['_getSecureContextOptions']> {
+    return this.inner._getSecureContextOptions();
+  }
+
+  override _addWatcher(watcher: Parameters<ServerCredentials['_addWatcher']>[0]): void {
+    this.inner._addWatcher(watcher);
+  }
+
+  override _removeWatcher(watcher: Parameters<ServerCredentials['_removeWatcher']>[0]): void {
+    this.inner._removeWatcher(watcher);
+  }
+
+  override _getInterceptors(): ReturnType<ServerCredentials['_getInterceptors']> {
+    return this.inner._getInterceptors();
+  }
+
+  _equals(other: ServerCredentials): boolean {
+    return other === this;
+  }
+}

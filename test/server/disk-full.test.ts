@@ -1,0 +1,60 @@
+/**
+ * A real server on a full disk (a small tmpfs): writes are refused as
+ * UNAVAILABLE and health says NOT_SERVING while reads go on; once space is
+ * freed, writes resume and health returns to SERVING without a restart.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { KvClient, KvError, status } from '@kv/client';
+import { mountSmallDisk, testWithSmallDisk } from '../support/disk-faults';
+import { healthOf } from '../support/health';
+import { startServer } from '../support/server-process';
+import { pollUntil } from '../support/temp-dirs';
+
+const testSmallDisk = testWithSmallDisk();
+
+testSmallDisk(
+  'a full disk refuses writes (UNAVAILABLE, health NOT_SERVING) until space is freed, then writes resume by themselves',
+  async () => {
+    const disk = mountSmallDisk(2 * 1024 * 1024);
+    const server = await startServer({ dataDir: path.join(disk.dir, 'data'), env: { KV_LOG_LEVEL: 'info' } });
+    const kv = new KvClient(server.address, { retry: { attempts: 1 } });
+    try {
+      await kv.set('before', 1);
+      const filler = path.join(disk.dir, 'filler');
+      const fd = fs.openSync(filler, 'w');
+      try {
+        for (let at = 0; ; at += 4096) fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, at);
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'ENOSPC' });
+      } finally {
+        fs.closeSync(fd);
+      }
+
+      const big = 'x'.repeat(64 * 1024);
+      const refused = await kv.set('big', big).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(KvError);
+      expect(refused).toMatchObject({ code: status.UNAVAILABLE, reason: 'FAILED' });
+      expect((refused as KvError).message).toContain('ENOSPC');
+      expect((refused as KvError).message).toContain('writes resume by themselves once the disk accepts them');
+      expect((await kv.get('before'))?.value).toBe(1);
+      await pollUntil('health to say NOT_SERVING', async () => ((await healthOf(server.address)) === 'NOT_SERVING' ? true : undefined));
+      // Still full: a heal attempt fails and is logged.
+      await pollUntil('a failed heal attempt', () => (server.output().includes('could not resume writes yet') ? true : undefined));
+      expect(await healthOf(server.address)).toBe('NOT_SERVING');
+
+      fs.rmSync(filler);
+      await pollUntil(
+        'health to say SERVING again',
+        async () => ((await healthOf(server.address)) === 'SERVING' ? true : undefined),
+        30_000,
+      );
+      expect(await kv.set('big', big)).toBe(2);
+      expect(server.output()).toContain('the store takes writes again; health is SERVING');
+    } finally {
+      kv.close();
+      await server.stop();
+      disk.unmount();
+    }
+  },
+);
