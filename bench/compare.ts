@@ -8,13 +8,54 @@
 import { callsFor, measureLatency, measureThroughput, rotate, roundKey } from './measure';
 import { preload } from './preload';
 import { log, RunCounter } from './progress';
-import type { Measurement, Settings } from './results';
+import type { Measurement, ReadBeforeWrites, Settings } from './results';
 import { makeTempDir, startEcho, startEtcd, startKv, type RunningServer, type ServerName } from './servers';
 import { randomKeys, serversFor, WORKLOADS, writeGhzDataFile } from './workloads';
 
 export const SERVERS: readonly ServerName[] = ['kv', 'etcd', 'echo'];
 
-export async function runComparison(settings: Settings, workDir: string): Promise<Measurement[]> {
+/**
+ * Reads on servers that have taken no write since they started, rotated
+ * like the rounds. etcd 3.4 copies its backend's read buffer on every
+ * serializable read, a buffer that keeps the size the last burst of writes
+ * gave it (etcd 3.5 shares one copy: etcd-io/etcd#12933), so its reads cost
+ * more once it has taken writes; these runs show the cost before that.
+ */
+async function readsBeforeWrites(
+  servers: Record<ServerName, RunningServer>,
+  settings: Settings,
+  workDir: string,
+): Promise<ReadBeforeWrites[]> {
+  const concurrency = Math.max(...settings.concurrencies);
+  const key = roundKey(settings.keySpace, 0);
+  const results: ReadBeforeWrites[] = [];
+  for (const workload of WORKLOADS.filter((candidate) => !candidate.writesKey)) {
+    const names = serversFor(workload, SERVERS);
+    for (const name of names) {
+      await measureThroughput({ server: servers[name], workload, concurrency, key, durationSec: settings.warmupSec, workDir });
+    }
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const name of rotate(names, round)) {
+        const throughput = await measureThroughput({
+          server: servers[name],
+          workload,
+          concurrency,
+          key,
+          durationSec: settings.durationSec,
+          workDir,
+        });
+        results.push({ server: name, workload: workload.id, concurrency, round, throughput });
+        log(`before any write: round ${round + 1} ${workload.label} c=${concurrency} ${name}: ${Math.round(throughput.okPerSec)}/s`);
+      }
+    }
+  }
+  return results;
+}
+
+export async function runComparison(
+  settings: Settings,
+  workDir: string,
+): Promise<{ measurements: Measurement[]; readsBeforeWrites: ReadBeforeWrites[] }> {
   const kvDir = makeTempDir('kv');
   const etcdDir = makeTempDir('etcd');
   const running: RunningServer[] = [];
@@ -25,6 +66,8 @@ export async function runComparison(settings: Settings, workDir: string): Promis
     running.push(await startKv({ dataDir: kvDir.dir }), await startEtcd({ dataDir: etcdDir.dir }), await startEcho());
     const servers = Object.fromEntries(running.map((server) => [server.name, server])) as Record<ServerName, RunningServer>;
     log(`servers up with ${settings.keySpace} keys: ${running.map((server) => `${server.name} ${server.address}`).join(', ')}`);
+
+    const beforeWrites = await readsBeforeWrites(servers, settings, workDir);
 
     const ghzKeys = randomKeys(settings.keySpace, settings.keySpace);
     const ghzFiles = new Map<string, string>();
@@ -87,7 +130,7 @@ export async function runComparison(settings: Settings, workDir: string): Promis
         }
       }
     }
-    return measurements;
+    return { measurements, readsBeforeWrites: beforeWrites };
   } finally {
     await Promise.all(running.map((server) => server.stop()));
     kvDir.remove();

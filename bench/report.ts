@@ -128,6 +128,31 @@ function ratioTable(results: BenchResults): string[] {
   return lines;
 }
 
+function readsBeforeWritesTable(results: BenchResults): string[] {
+  const lines = [
+    '| workload | c | server | calls/s (h2load): median (min–max) | server CPU µs/call | calls/s kv / this server | CPU per call, after writes / before |',
+    '|---|---:|---|---|---:|---|---:|',
+  ];
+  for (const workload of WORKLOADS) {
+    for (const server of serversFor(workload, SERVERS)) {
+      const these = results.readsBeforeWrites.filter((m) => m.server === server && m.workload === workload.id);
+      if (these.length === 0) continue;
+      const concurrency = these[0].concurrency;
+      const kvRuns = results.readsBeforeWrites.filter((m) => m.server === 'kv' && m.workload === workload.id);
+      const ratios = these.flatMap((m) => {
+        const kvRun = kvRuns.find((candidate) => candidate.round === m.round);
+        return kvRun && m.throughput.okPerSec > 0 ? [kvRun.throughput.okPerSec / m.throughput.okPerSec] : [];
+      });
+      const cpuBefore = summarize(these.map((m) => m.throughput.serverCpuUsPerCall)).median;
+      const cpuAfter = summarize(runs(results, server, workload.id, concurrency).map(cpuPerCall)).median;
+      lines.push(
+        `| ${workload.label} | ${concurrency} | ${serverLabel(workload, server)} | ${spread(summarize(these.map((m) => m.throughput.okPerSec)), int)} | ${int(cpuBefore)} | ${server === 'kv' ? '' : spread(summarize(ratios), ratio)} | ${ratio(cpuAfter / cpuBefore)} |`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** The same runs' calls/s as each load generator saw them, at the highest concurrency. */
 function toolTable(results: BenchResults): string[] {
   const top = Math.max(...results.settings.concurrencies);
@@ -287,6 +312,12 @@ export function renderReport(results: BenchResults, chartFile: string): string {
     'kv divided by the other server, from the h2load runs, computed within each round (runs moments apart), then the median and range over rounds. Throughput: above 1× kv is faster. CPU per call: below 1× kv spends less server CPU per call; its inverse is roughly the throughput ratio to expect where server CPU, not the shared machine or the client, is the limit.',
     '',
     ...ratioTable(results),
+    '',
+    '### Reads before any write',
+    '',
+    `The Get rows above follow the Set runs of the same round, as reads follow writes in use. etcd 3.4 copies its backend's read buffer on every serializable read, and that buffer keeps the size the last burst of writes gave it (etcd 3.5 shares one copy between reads: [etcd-io/etcd#12933](https://github.com/etcd-io/etcd/pull/12933)), so once it has taken writes each Range costs it more CPU. The same reads on the servers just started, before any write (${plural(settings.rounds, 'round')} of about ${settings.durationSec} s, rotated):`,
+    '',
+    ...readsBeforeWritesTable(results),
     '',
     '## Why two load generators',
     '',

@@ -34,6 +34,15 @@ export interface Measurement {
   latency: LatencyResult;
 }
 
+/** A read-only workload's h2load run on servers that have taken no write yet (bench/compare.ts says why). */
+export interface ReadBeforeWrites {
+  server: ServerName;
+  workload: string;
+  concurrency: number;
+  round: number;
+  throughput: ThroughputResult;
+}
+
 export interface ScaleMeasurement {
   keys: number;
   server: ServerName;
@@ -71,6 +80,7 @@ export interface BenchResults {
   /** write(100 B) + fdatasync on the data filesystem, in ms. */
   fsync: Summary;
   comparison: Measurement[];
+  readsBeforeWrites: ReadBeforeWrites[];
   scale: ScaleMeasurement[];
   scaleStarts: ScaleStart[];
 }

@@ -148,7 +148,8 @@ async function main(): Promise<void> {
       machine: describeMachine(),
       versions: describeVersions(),
       fsync,
-      comparison,
+      comparison: comparison.measurements,
+      readsBeforeWrites: comparison.readsBeforeWrites,
       scale: scale.measurements,
       scaleStarts: scale.starts,
     };
