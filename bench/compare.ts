@@ -5,14 +5,18 @@
  * turn is an h2load run for calls/s on one key, then a ghz run for latency
  * over many keys.
  */
+import { measureFsyncCost } from './fsync-cost';
 import { callsFor, measureLatency, measureThroughput, rotate, roundKey } from './measure';
 import { preload } from './preload';
 import { log, RunCounter } from './progress';
 import type { Measurement, ReadBeforeWrites, Settings } from './results';
+import type { Summary } from './stats';
 import { makeTempDir, startEcho, startEtcd, startKv, type RunningServer, type ServerName } from './servers';
 import { randomKeys, serversFor, WORKLOADS, writeGhzDataFile } from './workloads';
 
 export const SERVERS: readonly ServerName[] = ['kv', 'etcd', 'echo'];
+
+const FSYNC_SAMPLES_PER_ROUND = 300;
 
 /**
  * Reads on servers that have taken no write since they started, rotated
@@ -55,7 +59,7 @@ async function readsBeforeWrites(
 export async function runComparison(
   settings: Settings,
   workDir: string,
-): Promise<{ measurements: Measurement[]; readsBeforeWrites: ReadBeforeWrites[] }> {
+): Promise<{ measurements: Measurement[]; readsBeforeWrites: ReadBeforeWrites[]; fsyncByRound: Summary[] }> {
   const kvDir = makeTempDir('kv');
   const etcdDir = makeTempDir('etcd');
   const running: RunningServer[] = [];
@@ -100,8 +104,11 @@ export async function runComparison(
     const measurements: Measurement[] = [];
     const runCount = WORKLOADS.reduce((sum, workload) => sum + serversFor(workload, SERVERS).length, 0) * settings.concurrencies.length;
     const counter = new RunCounter(settings.rounds * runCount, 'compare');
+    const fsyncByRound: Summary[] = [];
     for (let round = 0; round < settings.rounds; round++) {
       const key = roundKey(settings.keySpace, round);
+      // The floor for Set at c=1, taken again each round: the disk is shared too, and its cost moves with its neighbours.
+      fsyncByRound.push(measureFsyncCost(FSYNC_SAMPLES_PER_ROUND));
       for (const workload of WORKLOADS) {
         for (const concurrency of settings.concurrencies) {
           for (const name of rotate(serversFor(workload, SERVERS), round)) {
@@ -130,7 +137,7 @@ export async function runComparison(
         }
       }
     }
-    return { measurements, readsBeforeWrites: beforeWrites };
+    return { measurements, readsBeforeWrites: beforeWrites, fsyncByRound };
   } finally {
     await Promise.all(running.map((server) => server.stop()));
     kvDir.remove();

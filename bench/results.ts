@@ -77,8 +77,10 @@ export interface BenchResults {
   settings: Settings;
   machine: Machine;
   versions: Versions;
-  /** write(100 B) + fdatasync on the data filesystem, in ms. */
+  /** write(100 B) + fdatasync on the data filesystem, in ms: at the start of the run, and at the start of each round. */
   fsync: Summary;
+  /** Absent from results saved before it was measured. */
+  fsyncByRound?: Summary[];
   comparison: Measurement[];
   readsBeforeWrites: ReadBeforeWrites[];
   scale: ScaleMeasurement[];

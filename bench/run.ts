@@ -150,6 +150,7 @@ async function main(): Promise<void> {
       fsync,
       comparison: comparison.measurements,
       readsBeforeWrites: comparison.readsBeforeWrites,
+      fsyncByRound: comparison.fsyncByRound,
       scale: scale.measurements,
       scaleStarts: scale.starts,
     };
