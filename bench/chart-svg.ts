@@ -1,25 +1,30 @@
 /**
  * The benchmark chart as a self-contained SVG, written by hand so the bench
- * needs no plotting dependency: for Set and for Get, a group of bars per
- * concurrency with one bar per server (median ops/s) and a whisker for the
- * min-max over rounds. Both panels share one y scale so Set and Get compare
- * at a glance too.
+ * needs no plotting dependency: one panel per workload, in each a group of
+ * bars per concurrency with one bar per server (median calls/s, from
+ * h2load) and a whisker for the min-max over rounds. The panels share one y
+ * scale so workloads compare at a glance too.
  */
+import { SERVERS } from './compare';
 import type { BenchResults } from './results';
+import type { ServerName } from './servers';
 import { summarize } from './stats';
-import { SERVERS, type Operation, type ServerName } from './workloads';
+import { WORKLOADS, type Workload } from './workloads';
 
 const COLORS: Record<ServerName, string> = { kv: '#2563eb', etcd: '#f59e0b', echo: '#9ca3af' };
 const LABELS: Record<ServerName, string> = { kv: 'kv (fsync always)', etcd: 'etcd 3.4', echo: 'grpc-js echo (ceiling)' };
-const TITLES: Record<Operation, string> = { set: 'Set — durable write (etcd Put)', get: 'Get — read (etcd serializable Range)' };
 
-const WIDTH = 960;
+const PANEL_WIDTH_EACH = 435;
 const HEIGHT = 460;
 const PANEL_TOP = 96;
 const PANEL_BOTTOM = HEIGHT - 70;
 const AXIS_LEFT = 70;
 const PANEL_GAP = 40;
-const PANEL_WIDTH = (WIDTH - AXIS_LEFT - PANEL_GAP - 20) / 2;
+
+function panelTitle(workload: Workload): string {
+  const etcd = workload.calls.etcd?.label;
+  return etcd ? `${workload.label} (etcd ${etcd})` : workload.label;
+}
 
 const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const fmt = (value: number): string => Math.round(value).toLocaleString('en-US');
@@ -40,14 +45,17 @@ interface Bar {
 
 export function renderChart(results: BenchResults): string {
   const { concurrencies, rounds } = results.settings;
+  const workloads = WORKLOADS.filter((workload) => results.comparison.some((m) => m.workload === workload.id));
+  const WIDTH = AXIS_LEFT + workloads.length * PANEL_WIDTH_EACH + (workloads.length - 1) * PANEL_GAP + 20;
+  const PANEL_WIDTH = PANEL_WIDTH_EACH;
   const bars = new Map<string, Bar>();
   let top = 0;
-  for (const operation of ['set', 'get'] as const) {
+  for (const workload of workloads) {
     for (const concurrency of concurrencies) {
       for (const server of SERVERS) {
-        const runs = results.comparison.filter((m) => m.operation === operation && m.concurrency === concurrency && m.server === server);
-        const summary = summarize(runs.map((m) => m.okPerSec));
-        bars.set(`${operation}/${concurrency}/${server}`, summary);
+        const runs = results.comparison.filter((m) => m.workload === workload.id && m.concurrency === concurrency && m.server === server);
+        const summary = summarize(runs.map((m) => m.throughput.okPerSec));
+        bars.set(`${workload.id}/${concurrency}/${server}`, summary);
         if (Number.isFinite(summary.max)) top = Math.max(top, summary.max);
       }
     }
@@ -61,10 +69,10 @@ export function renderChart(results: BenchResults): string {
   );
   out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`);
   out.push(
-    `<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="16" font-weight="600">Throughput, calls/s (higher is better), 100-byte JSON values, 10k keys</text>`,
+    `<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="16" font-weight="600">Throughput, calls/s (higher is better), ${results.settings.valueBytes}-byte JSON values, one connection</text>`,
   );
   out.push(
-    `<text x="${WIDTH / 2}" y="44" text-anchor="middle" fill="#4b5563">bar: median of ${rounds} interleaved round${rounds === 1 ? '' : 's'}; whisker: min–max · ${escape(results.machine.cpus + ' cores, ' + results.machine.cpuModel)} · ghz load generator on the same machine</text>`,
+    `<text x="${WIDTH / 2}" y="44" text-anchor="middle" fill="#4b5563">bar: median of ${rounds} interleaved round${rounds === 1 ? '' : 's'}; whisker: min–max · ${escape(results.machine.cpus + ' cores, ' + results.machine.cpuModel)} · h2load load generator on the same machine</text>`,
   );
 
   // Y axis, gridlines and tick labels, shared by both panels.
@@ -74,22 +82,22 @@ export function renderChart(results: BenchResults): string {
     out.push(`<text x="${AXIS_LEFT - 8}" y="${ty + 4}" text-anchor="end" fill="#374151">${fmt(tick)}</text>`);
   }
 
-  (['set', 'get'] as const).forEach((operation, panel) => {
+  workloads.forEach((workload, panel) => {
     const left = AXIS_LEFT + panel * (PANEL_WIDTH + PANEL_GAP);
     out.push(
-      `<text x="${left + PANEL_WIDTH / 2}" y="${PANEL_TOP - 16}" text-anchor="middle" font-size="14" font-weight="600">${escape(TITLES[operation])}</text>`,
+      `<text x="${left + PANEL_WIDTH / 2}" y="${PANEL_TOP - 16}" text-anchor="middle" font-size="14" font-weight="600">${escape(panelTitle(workload))}</text>`,
     );
     const groupWidth = PANEL_WIDTH / concurrencies.length;
     const barWidth = (groupWidth * 0.8) / SERVERS.length;
     concurrencies.forEach((concurrency, group) => {
       const groupLeft = left + group * groupWidth + groupWidth * 0.1;
       SERVERS.forEach((server, index) => {
-        const bar = bars.get(`${operation}/${concurrency}/${server}`);
+        const bar = bars.get(`${workload.id}/${concurrency}/${server}`);
         if (!bar || !Number.isFinite(bar.median)) return;
         const x = groupLeft + index * barWidth;
         const center = x + barWidth / 2;
         out.push(
-          `<rect x="${x + 1}" y="${y(bar.median)}" width="${barWidth - 2}" height="${PANEL_BOTTOM - y(bar.median)}" fill="${COLORS[server]}"><title>${escape(`${LABELS[server]}, ${operation} c=${concurrency}: median ${fmt(bar.median)}/s (min ${fmt(bar.min)}, max ${fmt(bar.max)})`)}</title></rect>`,
+          `<rect x="${x + 1}" y="${y(bar.median)}" width="${barWidth - 2}" height="${PANEL_BOTTOM - y(bar.median)}" fill="${COLORS[server]}"><title>${escape(`${LABELS[server]}, ${workload.label} c=${concurrency}: median ${fmt(bar.median)}/s (min ${fmt(bar.min)}, max ${fmt(bar.max)})`)}</title></rect>`,
         );
         if (bar.max > bar.min) {
           out.push(

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { ghzBinary } from './ghz';
 import { REPO_ROOT } from './servers';
 
@@ -13,6 +14,8 @@ export interface Machine {
   kernel: string;
   /** Filesystem holding the data directories (the OS temp dir). */
   dataFilesystem: string;
+  /** V8's heap limit with node's default flags on this machine: what bounds kv-server's in-memory index. */
+  nodeHeapLimitBytes: number;
 }
 
 export interface Versions {
@@ -20,6 +23,7 @@ export interface Versions {
   grpcJs: string;
   etcd: string;
   ghz: string;
+  h2load: string;
   /** The kv commit benchmarked; "+dirty" when the tree had uncommitted changes. */
   kv: string;
 }
@@ -39,6 +43,8 @@ export function describeMachine(): Machine {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     kernel: `${os.type()} ${os.release()}`,
     dataFilesystem: run('findmnt', ['-n', '-o', 'FSTYPE', '-T', os.tmpdir()]) ?? 'unknown',
+    // This process runs with node's default heap flags, as kv-server does.
+    nodeHeapLimitBytes: v8.getHeapStatistics().heap_size_limit,
   };
 }
 
@@ -63,6 +69,7 @@ export function describeVersions(): Versions {
         ?.split('\n')[0]
         ?.replace(/^etcd Version:\s*/, '') ?? 'unknown',
     ghz: ghzModule?.[2] ?? 'unknown',
+    h2load: run('h2load', ['--version'])?.replace(/^h2load\s+/, '') ?? 'unknown',
     kv: `${commit}${dirty ? '+dirty' : ''}`,
   };
 }

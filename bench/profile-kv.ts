@@ -1,6 +1,6 @@
 /**
  * Where kv-server spends its CPU under load: runs dist/main.js with
- * `node --cpu-prof`, drives it with ghz (Set, then Get, c=64 by default),
+ * `node --cpu-prof`, drives it with h2load (Set, then Get, c=64 by default),
  * and prints the functions with the most self time and a breakdown by layer
  * (kv code, grpc-js, protobuf, Node internals, GC, idle).
  *
@@ -11,10 +11,11 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { loadAll, timedRun } from './measure';
+import { measureThroughput, roundKey } from './measure';
+import { preload } from './preload';
 import { log } from './progress';
 import { makeTempDir, REPO_ROOT, startKv } from './servers';
-import { OPERATIONS, randomKeys, sequentialKeys, writeDataFile, type Operation } from './workloads';
+import { WORKLOADS, type Workload } from './workloads';
 
 interface CallFrame {
   functionName: string;
@@ -95,41 +96,30 @@ export function summarizeProfile(profile: CpuProfile, top = 30): string {
   return lines.join('\n');
 }
 
-async function profileOperation(
-  operation: Operation,
+async function profileWorkload(
+  workload: Workload,
   dataDir: string,
   workDir: string,
   outDir: string,
   durationSec: number,
   concurrency: number,
 ): Promise<string> {
-  const profileDir = path.join(workDir, `prof-${operation}`);
+  const profileDir = path.join(workDir, `prof-${workload.id}`);
   const server = await startKv({ dataDir, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] });
   try {
-    const dataFile = writeDataFile(workDir, 'kv', operation, randomKeys(KEY_SPACE, KEY_SPACE), 'profile');
-    const result = await timedRun({ server, serverName: 'kv', operation, concurrency, dataFile, durationSec });
+    const result = await measureThroughput({ server, workload, concurrency, key: roundKey(KEY_SPACE, 0), durationSec, workDir });
     log(
-      `${operation} c=${concurrency}: ${Math.round(result.okPerSec)}/s, p50 ${result.p50Ms.toFixed(2)} ms, server CPU ${Math.round(result.serverCpuUsPerCall)} µs/call`,
+      `${workload.label} c=${concurrency}: ${Math.round(result.okPerSec)}/s, p50 ${result.p50Ms.toFixed(2)} ms, server CPU ${Math.round(result.serverCpuUsPerCall)} µs/call`,
     );
   } finally {
     // The profile is written when the process exits cleanly.
     await server.stop();
   }
   const [written] = readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile'));
-  if (!written) throw new Error(`no .cpuprofile written for ${operation}`);
-  const kept = path.join(outDir, `kv-${operation}-c${concurrency}.cpuprofile`);
+  if (!written) throw new Error(`no .cpuprofile written for ${workload.id}`);
+  const kept = path.join(outDir, `kv-${workload.id}-c${concurrency}.cpuprofile`);
   renameSync(path.join(profileDir, written), kept);
   return kept;
-}
-
-/** Loads the key space through an unprofiled server, so the profiles hold only the measured load. */
-async function preload(dataDir: string, workDir: string): Promise<void> {
-  const server = await startKv({ dataDir });
-  try {
-    await loadAll(server, 'kv', writeDataFile(workDir, 'kv', 'set', sequentialKeys(KEY_SPACE), 'profile-preload'), KEY_SPACE);
-  } finally {
-    await server.stop();
-  }
 }
 
 async function main(): Promise<void> {
@@ -140,10 +130,11 @@ async function main(): Promise<void> {
   const work = makeTempDir('profile');
   const data = makeTempDir('profile-kv');
   try {
-    await preload(data.dir, work.dir);
-    for (const operation of OPERATIONS) {
-      const file = await profileOperation(operation, data.dir, work.dir, outDir, durationSec, concurrency);
-      process.stdout.write(`\n=== kv ${operation} c=${concurrency} (${path.relative(REPO_ROOT, file)}) ===\n`);
+    // Loaded before the profiled server starts, so the profiles hold only the measured load.
+    await preload('kv', data.dir, KEY_SPACE);
+    for (const workload of WORKLOADS) {
+      const file = await profileWorkload(workload, data.dir, work.dir, outDir, durationSec, concurrency);
+      process.stdout.write(`\n=== kv ${workload.label} c=${concurrency} (${path.relative(REPO_ROOT, file)}) ===\n`);
       process.stdout.write(`${summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile)}\n`);
     }
   } finally {

@@ -1,40 +1,60 @@
 /** Renders a benchmark run as docs/benchmarks.md. */
-import type { BenchResults, Measurement } from './results';
+import { SERVERS } from './compare';
+import type { BenchResults, Measurement, ScaleMeasurement, ScaleStart } from './results';
+import type { ServerName } from './servers';
 import { summarize, type Summary } from './stats';
-import { OPERATIONS, SERVERS, type Operation, type ServerName } from './workloads';
-
-const OP_LABEL: Record<Operation, string> = { set: 'Set', get: 'Get' };
+import { GET, SET, serversFor, WORKLOADS, type Workload } from './workloads';
 
 const int = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–');
 const ms = (value: number): string => (Number.isFinite(value) ? (value < 10 ? value.toFixed(2) : value.toFixed(1)) : '–');
-const ratio = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(2)}×` : '–');
+const seconds = (millis: number | undefined): string =>
+  millis !== undefined && Number.isFinite(millis)
+    ? millis < 10_000
+      ? `${(millis / 1000).toFixed(2)} s`
+      : `${Math.round(millis / 1000)} s`
+    : '–';
+const ratio = (value: number): string => (Number.isFinite(value) ? `${value < 0.1 ? value.toPrecision(2) : value.toFixed(2)}×` : '–');
 const spread = (summary: Summary, format: (value: number) => string): string =>
   summary.count > 1 ? `${format(summary.median)} (${format(summary.min)}–${format(summary.max)})` : format(summary.median);
+const plural = (count: number, noun: string): string => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
-function runs(results: BenchResults, server: ServerName, operation: Operation, concurrency: number): Measurement[] {
-  return results.comparison.filter((m) => m.server === server && m.operation === operation && m.concurrency === concurrency);
+/** A count worth two significant digits (an estimate), e.g. 12,000,000. */
+const about = (value: number): string => (Number.isFinite(value) ? Number(value.toPrecision(2)).toLocaleString('en-US') : '–');
+
+function size(bytes: number | undefined): string {
+  if (bytes === undefined || !Number.isFinite(bytes)) return '–';
+  if (bytes >= 2 ** 30) return `${Number((bytes / 2 ** 30).toFixed(2))} GiB`;
+  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(bytes >= 100 * 2 ** 20 ? 0 : 1)} MiB`;
+  return `${(bytes / 2 ** 10).toFixed(0)} KiB`;
 }
+
+/** "etcd (Put)": the server, and what the workload is called there when that differs. */
+function serverLabel(workload: Workload, server: ServerName): string {
+  const label = workload.calls[server]?.label;
+  return label ? `${server} (${label})` : server;
+}
+
+function runs(results: BenchResults, server: ServerName, workload: string, concurrency: number): Measurement[] {
+  return results.comparison.filter((m) => m.server === server && m.workload === workload && m.concurrency === concurrency);
+}
+
+const okPerSec = (m: Measurement): number => m.throughput.okPerSec;
+const cpuPerCall = (m: Measurement): number => m.throughput.serverCpuUsPerCall;
 
 /** kv divided by `other`, round by round (only runs measured moments apart are compared), summarized. */
 export function pairedRatio(
   results: BenchResults,
   other: ServerName,
-  operation: Operation,
+  workload: string,
   concurrency: number,
-  metric: (m: Measurement) => number = (m) => m.okPerSec,
+  metric: (m: Measurement) => number = okPerSec,
 ): Summary {
   const ratios: number[] = [];
-  for (const kvRun of runs(results, 'kv', operation, concurrency)) {
-    const otherRun = runs(results, other, operation, concurrency).find((m) => m.round === kvRun.round);
+  for (const kvRun of runs(results, 'kv', workload, concurrency)) {
+    const otherRun = runs(results, other, workload, concurrency).find((m) => m.round === kvRun.round);
     if (otherRun && metric(otherRun) > 0) ratios.push(metric(kvRun) / metric(otherRun));
   }
   return summarize(ratios);
-}
-
-const cpuPerCall = (m: Measurement): number => m.serverCpuUsPerCall;
-
-function kvSetP50(results: BenchResults): Summary {
-  return summarize(runs(results, 'kv', 'set', 1).map((m) => m.p50Ms));
 }
 
 interface Target {
@@ -43,17 +63,34 @@ interface Target {
   goal: number;
   /** true when higher is better (throughput ratios), false for latency ratios. */
   atLeast: boolean;
+  /** Why the measurement cannot be judged in this run. */
+  unjudged?: string;
+}
+
+/** A durable Set cannot beat one fdatasync on a quiet disk; when kv's "does", the probe met a busy one. */
+function fsyncProbeDisturbed(results: BenchResults): boolean {
+  const kvSetP50 = summarize(runs(results, 'kv', SET.id, 1).map((m) => m.throughput.p50Ms)).median;
+  const probes = (results.fsyncByRound ?? []).map((round) => round.median);
+  return kvSetP50 < summarize(probes.length > 0 ? probes : [results.fsync.median]).median;
 }
 
 function targets(results: BenchResults): Target[] {
   const top = Math.max(...results.settings.concurrencies);
-  const fsyncRatio = summarize(runs(results, 'kv', 'set', 1).map((m) => m.p50Ms / results.fsync.median));
+  // Each round's p50 against the fsync cost measured at that round's start (older results have only the run's).
+  const fsyncOf = (round: number): number => (results.fsyncByRound ?? [])[round]?.median ?? results.fsync.median;
+  const fsyncRatio = summarize(runs(results, 'kv', SET.id, 1).map((m) => m.throughput.p50Ms / fsyncOf(m.round)));
   return [
-    { label: `Set c=${top}: kv / etcd Put`, measured: pairedRatio(results, 'etcd', 'set', top), goal: 1.0, atLeast: true },
-    { label: `Set c=${top}: kv / echo ceiling`, measured: pairedRatio(results, 'echo', 'set', top), goal: 0.8, atLeast: true },
-    { label: `Get c=${top}: kv / etcd serializable Range`, measured: pairedRatio(results, 'etcd', 'get', top), goal: 1.3, atLeast: true },
-    { label: `Get c=${top}: kv / echo ceiling`, measured: pairedRatio(results, 'echo', 'get', top), goal: 0.9, atLeast: true },
-    { label: 'Set c=1: kv p50 / one fsync', measured: fsyncRatio, goal: 1.5, atLeast: false },
+    { label: `Set c=${top}: kv / etcd Put`, measured: pairedRatio(results, 'etcd', SET.id, top), goal: 1.0, atLeast: true },
+    { label: `Set c=${top}: kv / echo ceiling`, measured: pairedRatio(results, 'echo', SET.id, top), goal: 0.8, atLeast: true },
+    { label: `Get c=${top}: kv / etcd serializable Range`, measured: pairedRatio(results, 'etcd', GET.id, top), goal: 1.3, atLeast: true },
+    { label: `Get c=${top}: kv / echo ceiling`, measured: pairedRatio(results, 'echo', GET.id, top), goal: 0.9, atLeast: true },
+    {
+      label: 'Set c=1: kv p50 (h2load) / one fsync',
+      measured: fsyncRatio,
+      goal: 1.5,
+      atLeast: false,
+      unjudged: fsyncProbeDisturbed(results) ? 'fsync probe disturbed (see below)' : undefined,
+    },
   ];
 }
 
@@ -62,7 +99,7 @@ function targetTable(results: BenchResults): string[] {
   for (const target of targets(results)) {
     const met = target.atLeast ? target.measured.median >= target.goal : target.measured.median <= target.goal;
     lines.push(
-      `| ${target.label} | ${target.atLeast ? '≥' : '≤'} ${target.goal.toFixed(1)}× | ${spread(target.measured, ratio)} | ${Number.isFinite(target.measured.median) ? (met ? 'met' : '**missed**') : '–'} |`,
+      `| ${target.label} | ${target.atLeast ? '≥' : '≤'} ${target.goal.toFixed(1)}× | ${spread(target.measured, ratio)} | ${target.unjudged ?? (Number.isFinite(target.measured.median) ? (met ? 'met' : '**missed**') : '–')} |`,
     );
   }
   return lines;
@@ -70,17 +107,18 @@ function targetTable(results: BenchResults): string[] {
 
 function throughputTable(results: BenchResults): string[] {
   const lines = [
-    '| workload | c | server | calls/s: median (min–max) | p50 ms | p99 ms | server CPU µs/call | failed calls |',
-    '|---|---:|---|---|---:|---:|---:|---:|',
+    '| workload | c | server | calls/s (h2load): median (min–max) | server CPU µs/call | p50 ms (h2load) | p50 ms (ghz) | p99 ms (ghz) | failed calls |',
+    '|---|---:|---|---|---:|---:|---:|---:|---:|',
   ];
-  for (const operation of OPERATIONS) {
+  for (const workload of WORKLOADS) {
     for (const concurrency of results.settings.concurrencies) {
-      for (const server of SERVERS) {
-        const these = runs(results, server, operation, concurrency);
+      for (const server of serversFor(workload, SERVERS)) {
+        const these = runs(results, server, workload.id, concurrency);
         if (these.length === 0) continue;
-        const name = server === 'etcd' ? `etcd (${operation === 'set' ? 'Put' : 'Range, serializable'})` : server;
+        const median = (metric: (m: Measurement) => number): number => summarize(these.map(metric)).median;
+        const failed = these.reduce((sum, m) => sum + m.throughput.failedCalls + m.latency.errors, 0);
         lines.push(
-          `| ${OP_LABEL[operation]} | ${concurrency} | ${name} | ${spread(summarize(these.map((m) => m.okPerSec)), int)} | ${ms(summarize(these.map((m) => m.p50Ms)).median)} | ${ms(summarize(these.map((m) => m.p99Ms)).median)} | ${int(summarize(these.map((m) => m.serverCpuUsPerCall)).median)} | ${these.reduce((sum, m) => sum + m.errors, 0)} |`,
+          `| ${workload.label} | ${concurrency} | ${serverLabel(workload, server)} | ${spread(summarize(these.map(okPerSec)), int)} | ${int(median(cpuPerCall))} | ${ms(median((m) => m.throughput.p50Ms))} | ${ms(median((m) => m.latency.p50Ms))} | ${ms(median((m) => m.latency.p99Ms))} | ${failed} |`,
         );
       }
     }
@@ -93,31 +131,163 @@ function ratioTable(results: BenchResults): string[] {
     '| workload | c | calls/s kv / etcd | calls/s kv / echo | CPU per call kv / etcd | CPU per call kv / echo |',
     '|---|---:|---|---|---|---|',
   ];
-  for (const operation of OPERATIONS) {
+  for (const workload of WORKLOADS) {
     for (const concurrency of results.settings.concurrencies) {
       const cells = [
-        pairedRatio(results, 'etcd', operation, concurrency),
-        pairedRatio(results, 'echo', operation, concurrency),
-        pairedRatio(results, 'etcd', operation, concurrency, cpuPerCall),
-        pairedRatio(results, 'echo', operation, concurrency, cpuPerCall),
+        pairedRatio(results, 'etcd', workload.id, concurrency),
+        pairedRatio(results, 'echo', workload.id, concurrency),
+        pairedRatio(results, 'etcd', workload.id, concurrency, cpuPerCall),
+        pairedRatio(results, 'echo', workload.id, concurrency, cpuPerCall),
       ].map((summary) => spread(summary, ratio));
-      lines.push(`| ${OP_LABEL[operation]} | ${concurrency} | ${cells.join(' | ')} |`);
+      lines.push(`| ${workload.label} | ${concurrency} | ${cells.join(' | ')} |`);
     }
   }
   return lines;
 }
 
-function scalingTable(results: BenchResults): string[] {
+function readsBeforeWritesTable(results: BenchResults): string[] {
   const lines = [
-    `| keys loaded | preload (in-process) | kv-server start-up | Set calls/s (c=${results.settings.scalingConcurrency}) | Set p99 ms | Get calls/s (c=${results.settings.scalingConcurrency}) | Get p99 ms |`,
-    '|---:|---:|---:|---|---:|---|---:|',
+    '| workload | c | server | calls/s (h2load): median (min–max) | server CPU µs/call | calls/s kv / this server | CPU per call, after writes / before |',
+    '|---|---:|---|---|---:|---|---:|',
   ];
-  for (const { keys, preloadMs, startupMs } of results.scalingStartup) {
-    const of = (operation: Operation) => results.scaling.filter((m) => m.keys === keys && m.operation === operation);
-    const set = of('set');
-    const get = of('get');
+  for (const workload of WORKLOADS) {
+    for (const server of serversFor(workload, SERVERS)) {
+      const these = results.readsBeforeWrites.filter((m) => m.server === server && m.workload === workload.id);
+      if (these.length === 0) continue;
+      const concurrency = these[0].concurrency;
+      const kvRuns = results.readsBeforeWrites.filter((m) => m.server === 'kv' && m.workload === workload.id);
+      const ratios = these.flatMap((m) => {
+        const kvRun = kvRuns.find((candidate) => candidate.round === m.round);
+        return kvRun && m.throughput.okPerSec > 0 ? [kvRun.throughput.okPerSec / m.throughput.okPerSec] : [];
+      });
+      const cpuBefore = summarize(these.map((m) => m.throughput.serverCpuUsPerCall)).median;
+      const cpuAfter = summarize(runs(results, server, workload.id, concurrency).map(cpuPerCall)).median;
+      lines.push(
+        `| ${workload.label} | ${concurrency} | ${serverLabel(workload, server)} | ${spread(summarize(these.map((m) => m.throughput.okPerSec)), int)} | ${int(cpuBefore)} | ${server === 'kv' ? '' : spread(summarize(ratios), ratio)} | ${ratio(cpuAfter / cpuBefore)} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** The same runs' calls/s as each load generator saw them, at the highest concurrency. */
+function toolTable(results: BenchResults): string[] {
+  const top = Math.max(...results.settings.concurrencies);
+  const lines = [
+    `| workload (c=${top}) | server | calls/s, h2load (one key) | calls/s, ghz (many keys) | ghz / h2load |`,
+    '|---|---|---:|---:|---:|',
+  ];
+  for (const workload of WORKLOADS) {
+    for (const server of serversFor(workload, SERVERS)) {
+      const these = runs(results, server, workload.id, top);
+      if (these.length === 0) continue;
+      const h2load = summarize(these.map(okPerSec)).median;
+      const ghz = summarize(these.map((m) => m.latency.okPerSec)).median;
+      lines.push(`| ${workload.label} | ${serverLabel(workload, server)} | ${int(h2load)} | ${int(ghz)} | ${ratio(ghz / h2load)} |`);
+    }
+  }
+  return lines;
+}
+
+function scaleRuns(results: BenchResults, keys: number, server: ServerName, workload: string): ScaleMeasurement[] {
+  return results.scale.filter((m) => m.keys === keys && m.server === server && m.workload === workload);
+}
+
+function scaleRatio(results: BenchResults, keys: number, workload: string): Summary {
+  const ratios: number[] = [];
+  for (const kvRun of scaleRuns(results, keys, 'kv', workload)) {
+    const etcdRun = scaleRuns(results, keys, 'etcd', workload).find((m) => m.round === kvRun.round);
+    if (etcdRun && etcdRun.throughput.okPerSec > 0) ratios.push(kvRun.throughput.okPerSec / etcdRun.throughput.okPerSec);
+  }
+  return summarize(ratios);
+}
+
+/** The server's start at the smallest size it started with: what it takes with (almost) no keys. */
+function smallestStart(results: BenchResults, server: ServerName): ScaleStart | undefined {
+  return results.scaleStarts.filter((s) => s.server === server && s.error === undefined).sort((a, b) => a.keys - b.keys)[0];
+}
+
+/** Bytes per key added between the smallest size and `start`, by `pick`. */
+function perAddedKey(results: BenchResults, start: ScaleStart, pick: (start: ScaleStart) => number | undefined): number | undefined {
+  const small = smallestStart(results, start.server);
+  const base = small && pick(small);
+  const now = pick(start);
+  if (!small || base === undefined || now === undefined || start.keys <= small.keys) return undefined;
+  return (now - base) / (start.keys - small.keys);
+}
+
+function scaleTable(results: BenchResults): string[] {
+  const lines = [
+    '| keys | server | preload | start-up | RSS after start-up | RSS per added key | peak RSS | on disk | on disk per key | Set calls/s | Get calls/s |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+  ];
+  for (const keys of results.settings.scaleKeyCounts) {
+    for (const start of results.scaleStarts.filter((s) => s.keys === keys)) {
+      const rate = (workload: Workload): string => {
+        const these = scaleRuns(results, keys, start.server, workload.id);
+        return these.length > 0 ? spread(summarize(these.map((m) => m.throughput.okPerSec)), int) : '–';
+      };
+      const rss = start.memoryAfterStart?.rssBytes;
+      const onDisk = start.etcdDbBytes !== undefined ? `${size(start.diskBytes)} (db ${size(start.etcdDbBytes)})` : size(start.diskBytes);
+      const diskPerKey =
+        start.etcdDbBytes !== undefined
+          ? `${int(start.diskBytes / keys)} (db ${int(start.etcdDbBytes / keys)})`
+          : int(start.diskBytes / keys);
+      const rssPerKey = perAddedKey(results, start, (s) => s.memoryAfterStart?.rssBytes);
+      lines.push(
+        `| ${int(keys)} | ${start.server} | ${seconds(start.preloadMs)} | ${start.error ? `**failed**: ${start.error}` : seconds(start.startupMs)} | ${size(rss)} | ${rssPerKey !== undefined ? int(rssPerKey) : '–'} | ${size(start.peakRssBytes)} | ${onDisk} | ${diskPerKey} | ${rate(SET)} | ${rate(GET)} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+function scaleRatioTable(results: BenchResults): string[] {
+  const lines = [
+    '| keys | Set calls/s kv / etcd | Get calls/s kv / etcd | start-up kv / etcd | RSS kv / etcd | on disk kv / etcd |',
+    '|---:|---|---|---:|---:|---:|',
+  ];
+  for (const keys of results.settings.scaleKeyCounts) {
+    const of = (server: ServerName): ScaleStart | undefined => results.scaleStarts.find((s) => s.keys === keys && s.server === server);
+    const kv = of('kv');
+    const etcd = of('etcd');
+    const divide = (pick: (start: ScaleStart) => number | undefined): string => {
+      const a = kv && pick(kv);
+      const b = etcd && pick(etcd);
+      return a !== undefined && b !== undefined && b > 0 ? ratio(a / b) : '–';
+    };
     lines.push(
-      `| ${int(keys)} | ${int(preloadMs)} ms | ${int(startupMs)} ms | ${spread(summarize(set.map((m) => m.okPerSec)), int)} | ${ms(summarize(set.map((m) => m.p99Ms)).median)} | ${spread(summarize(get.map((m) => m.okPerSec)), int)} | ${ms(summarize(get.map((m) => m.p99Ms)).median)} |`,
+      `| ${int(keys)} | ${spread(scaleRatio(results, keys, SET.id), ratio)} | ${spread(scaleRatio(results, keys, GET.id), ratio)} | ${divide((s) => s.startupMs)} | ${divide((s) => s.memoryAfterStart?.rssBytes)} | ${divide((s) => s.diskBytes)} |`,
+    );
+  }
+  return lines;
+}
+
+/** What stops each server holding more keys, from this run's own figures. */
+function boundsText(results: BenchResults): string[] {
+  const lines: string[] = [];
+  const heap = results.machine.nodeHeapLimitBytes;
+  const failed = results.scaleStarts.filter((s) => s.error !== undefined);
+  for (const failure of failed) lines.push(`- **${failure.server} with ${int(failure.keys)} keys did not run**: ${failure.error}.`);
+
+  const largest = (server: ServerName): ScaleStart | undefined =>
+    results.scaleStarts.filter((s) => s.server === server && s.error === undefined).sort((a, b) => b.keys - a.keys)[0];
+  const keysPerSec = (start: ScaleStart): string => int(start.keys / ((start.startupMs ?? Number.NaN) / 1000));
+
+  const kv = largest('kv');
+  const kvHeap = kv && perAddedKey(results, kv, (s) => s.kvHeapUsedBytes);
+  const kvRss = kv && perAddedKey(results, kv, (s) => s.memoryAfterStart?.rssBytes);
+  if (kv && kvHeap !== undefined && kvRss !== undefined) {
+    lines.push(
+      `- **kv: memory, then start-up time.** Every key lives in kv-server's in-memory index, in the V8 heap, whose limit with node's default flags on this machine is ${size(heap)}. The index took ${int(kvHeap)} bytes of heap per key (measured in the preloading process, which builds the same index), so the default heap holds at most about ${about(heap / kvHeap)} keys of this size, and V8 collects ever more often as it fills (at ${int(kv.keys)} keys the server's peak RSS was ${size(kv.peakRssBytes)}; compare its Set calls/s with the smaller sizes above); \`NODE_OPTIONS=--max-old-space-size=...\` moves the limit up to the machine's memory (${int(kvRss)} bytes of RSS per key here). Start-up replays the whole log: ${seconds(kv.startupMs)} for ${int(kv.keys)} keys (${keysPerSec(kv)} keys/s), during which the server does not answer.`,
+    );
+  }
+  const etcd = largest('etcd');
+  const etcdDb = etcd && perAddedKey(results, etcd, (s) => s.etcdDbBytes);
+  const etcdRss = etcd && perAddedKey(results, etcd, (s) => s.memoryAfterStart?.rssBytes);
+  if (etcd && etcdDb !== undefined && etcdRss !== undefined) {
+    lines.push(
+      `- **etcd: its backend quota, then memory.** Its bbolt file took ${int(etcdDb)} bytes per key, so etcd's default \`--quota-backend-bytes\` (2 GiB) is full near ${about(2 ** 31 / etcdDb)} keys of this size (fewer with history: every overwrite keeps its old revision until compacted), after which etcd refuses writes (NOSPACE alarm); these runs raised the quota to ${size(results.settings.etcdQuotaBackendBytes)}, etcd's largest recommended, near ${about(results.settings.etcdQuotaBackendBytes / etcdDb)} keys. Its resident memory grew by ${int(etcdRss)} bytes per key (the key index in the Go heap plus the database pages mapped in). Start-up rebuilds the key index from the database: ${seconds(etcd.startupMs)} for ${int(etcd.keys)} keys (${keysPerSec(etcd)} keys/s).`,
     );
   }
   return lines;
@@ -125,53 +295,93 @@ function scalingTable(results: BenchResults): string[] {
 
 export function renderReport(results: BenchResults, chartFile: string): string {
   const { settings, machine, versions, fsync } = results;
-  const etcdSetP50 = summarize(runs(results, 'etcd', 'set', 1).map((m) => m.p50Ms)).median;
+  const setP50 = (server: ServerName): string => ms(summarize(runs(results, server, SET.id, 1).map((m) => m.throughput.p50Ms)).median);
+  const rounds = plural(settings.rounds, 'round');
+  const fsyncRounds = results.fsyncByRound ?? [];
+  // A durable Set cannot beat one fdatasync on a quiet disk; when it "does", the probe met a busy one.
+  const fsyncBusy =
+    summarize(runs(results, 'kv', SET.id, 1).map((m) => m.throughput.p50Ms)).median <
+    summarize(fsyncRounds.map((round) => round.median)).median;
   const lines: string[] = [
     '# Benchmarks',
     '',
     `Generated by \`npm run bench\`${settings.quick ? ' **--quick (smoke run: short, one round; not for publishing)**' : ''} on ${results.startedAt.slice(0, 10)}; the run took ${Math.round(results.elapsedSec / 60)} min.`,
     'kv is compared with what a user would otherwise run — etcd — and with the ceiling of its own stack, a grpc-js server that echoes its request. All three ran on the same machine in the same run, interleaved; these machines are shared and noisy, so **the ratios are the result**, the absolute numbers only describe this run.',
     '',
+    'Which tool produced which number:',
+    '',
+    `- **calls/s and server CPU per call: [h2load](https://nghttp2.org/documentation/h2load-howto.html)** (${versions.h2load}, written in C), which costs the ${machine.cpus} shared cores so little per call that the number is the server's. It posts one prebuilt request body (one key) per run. It counts HTTP statuses only and gRPC reports errors with HTTP 200, so every run is checked: its exact body is first sent once and must answer grpc-status 0, and after a Set run the key's version (kv Get, etcd Range) must have grown by exactly the number of calls h2load counted; calls that did not write are counted as failed and left out of calls/s. (The echo server keeps nothing, so for it the first check is the only one.)`,
+    `- **Latency percentiles: [ghz](https://ghz.sh)** (${versions.ghz}, a Go gRPC client), over ${int(settings.keySpace)} different keys. ghz spends much more CPU per call than h2load, so at high concurrency its own work on the shared cores inflates latency and pulls every server toward the same calls/s (see [the two tools side by side](#why-two-load-generators)); its percentiles still rank the servers under the same client. h2load's own per-call p50 (one key) is given too; at c=1 it is the closer to the server's own latency.`,
+    "- **One fsync**: a 100-byte append and fdatasync, timed in-process on the data directories' filesystem in the same run: at its start, and again at the start of each round, whose Set c=1 runs it is the floor for.",
+    '- **Scale**: h2load calls/s on one of the loaded keys; memory from /proc (VmRSS, VmHWM); disk as blocks allocated, like `du`.',
+    '',
     '## Targets',
     '',
     ...targetTable(results),
     '',
-    `One fsync on this disk (100-byte append + fdatasync, median of ${fsync.count}): **${ms(fsync.median)} ms** (p99 ${ms(fsync.p99)} ms). kv Set at c=1: p50 ${ms(kvSetP50(results).median)} ms; etcd Put at c=1: p50 ${ms(etcdSetP50)} ms.`,
+    `One fsync on this disk (100-byte append + fdatasync, median of ${fsync.count}): **${ms(fsync.median)} ms** (p99 ${ms(fsync.p99)} ms) at the start of the run${fsyncRounds.length > 0 ? `; at the start of each round (median of ${fsyncRounds[0].count}): ${fsyncRounds.map((round) => `${ms(round.median)} ms`).join(', ')}` : ''}. Set at c=1, per-call p50 from h2load: kv ${setP50('kv')} ms, etcd ${setP50('etcd')} ms, echo ${setP50('echo')} ms.${fsyncBusy ? " **kv's Set, fdatasync included, was faster than the fsync probe**: the shared disk was busier at the moments the probe ran than over the Set runs, so in this run the fsync target measures the neighbours, not kv." : ''}`,
     '',
-    `![Throughput of kv, etcd and the grpc-js echo server for Set and Get at concurrency ${settings.concurrencies.join(', ')}](${chartFile})`,
+    `![Throughput of kv, etcd and the grpc-js echo server at concurrency ${settings.concurrencies.join(', ')}, measured with h2load](${chartFile})`,
     '',
     '## Throughput and latency',
     '',
-    `Median over ${settings.rounds} round${settings.rounds === 1 ? '' : 's'} (min–max in brackets); p50/p99 are the medians of each run's percentiles. Server CPU is the server process's user+system time (all threads) per successful call: less sensitive to noisy neighbours than throughput, and it shows where a server spends its core.`,
+    `Median over ${rounds} (min–max in brackets); p50/p99 are the medians of each run's percentiles. Calls/s and server CPU come from h2load runs of about ${settings.durationSec} s on one key; the ghz columns from ${settings.latencySec} s runs over ${int(settings.keySpace)} keys right after. Server CPU is the server process's user+system time (all threads) per successful call: less sensitive to noisy neighbours than throughput, and it shows where a server spends its core. Failed calls counts both tools' failures.`,
     '',
     ...throughputTable(results),
     '',
     '## Ratios',
     '',
-    'kv divided by the other server, computed within each round (runs moments apart), then the median and range over rounds. Throughput: above 1× kv is faster. CPU per call: below 1× kv spends less server CPU per call; its inverse is roughly the throughput ratio to expect where server CPU, not the shared machine or the client, is the limit.',
+    'kv divided by the other server, from the h2load runs, computed within each round (runs moments apart), then the median and range over rounds. Throughput: above 1× kv is faster. CPU per call: below 1× kv spends less server CPU per call; its inverse is roughly the throughput ratio to expect where server CPU, not the shared machine or the client, is the limit.',
     '',
     ...ratioTable(results),
     '',
-    '## Scaling with the number of keys',
+    '### Reads before any write',
     '',
-    `kv alone, with ${int(Math.min(...settings.scalingKeyCounts))} to ${int(Math.max(...settings.scalingKeyCounts))} keys loaded: Set overwrites and Get reads random keys among those loaded, at c=${settings.scalingConcurrency}, ${settings.rounds} interleaved round${settings.rounds === 1 ? '' : 's'}. The data directories were written in-process through the store API (\`openFileStore\`, fsync never, then closed), then opened by a real kv-server; start-up is spawn to "listening", i.e. mostly recovery of the log.`,
+    `The Get rows above follow the Set runs of the same round, as reads follow writes in use. etcd 3.4 copies its backend's read buffer on every serializable read, and that buffer keeps the size the last burst of writes gave it (etcd 3.5 shares one copy between reads: [etcd-io/etcd#12933](https://github.com/etcd-io/etcd/pull/12933)), so once it has taken writes each Range costs it more CPU. The same reads on the servers just started, before any write (${plural(settings.rounds, 'round')} of about ${settings.durationSec} s, rotated):`,
     '',
-    ...scalingTable(results),
+    ...readsBeforeWritesTable(results),
+    '',
+    '## Why two load generators',
+    '',
+    `The same servers in the same rounds, as each tool measured them. ghz needs much more CPU per call than the servers it drives; on two shared cores it takes CPU from the server under test, and the faster the server the more it loses, so ghz compresses the differences between servers. h2load costs little, but sends one fixed body, so it cannot vary keys: hence h2load for calls/s and ghz for latency over many keys.`,
+    '',
+    ...toolTable(results),
+    '',
+    '## Scale of data',
+    '',
+    `kv and etcd holding the same keys (\`k0\`…, each the same ${settings.valueBytes}-byte JSON value), from ${int(Math.min(...settings.scaleKeyCounts))} to ${int(Math.max(...settings.scaleKeyCounts))}. For each size both data directories were filled first — kv through its store API in a separate process (\`openFileStore\`, fsync never, then closed), etcd over its own gRPC API with Txns of 128 Puts on an etcd started for the purpose and stopped — then a fresh server was started on each: start-up is spawn to ready, i.e. mostly recovering the data directory. RSS right after start-up; peak RSS over the server's life (VmHWM); on disk right after the preload (etcd: its whole data directory, with its preallocated 64 MiB WAL segments, and its bbolt file alone). Then Set and Get on one of the loaded keys (a different one per round), h2load at c=${settings.scaleConcurrency}, kv and etcd alternating, ${rounds}. Each size ran alone on the machine. etcd ran with \`--quota-backend-bytes\` ${size(settings.etcdQuotaBackendBytes)} here, the most etcd recommends, so that no size runs into its 2 GiB default (see below). RSS per added key is the growth over the smallest size, divided by the keys added.`,
+    '',
+    ...scaleTable(results),
+    '',
+    'kv divided by etcd at each size (calls/s within each round):',
+    '',
+    ...scaleRatioTable(results),
+    '',
+    '### What bounds the largest size',
+    '',
+    ...boundsText(results),
     '',
     '## Machine and versions',
     '',
-    `- ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, ${machine.kernel}; data directories on ${machine.dataFilesystem} (the OS temp directory)`,
-    `- Node ${versions.node}, @grpc/grpc-js ${versions.grpcJs}, etcd ${versions.etcd}, ghz ${versions.ghz}, kv ${versions.kv}`,
+    `- ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, ${machine.kernel}; data directories on ${machine.dataFilesystem} (the OS temp directory); node's default heap limit ${size(machine.nodeHeapLimitBytes)}`,
+    `- Node ${versions.node}, @grpc/grpc-js ${versions.grpcJs}, etcd ${versions.etcd}, h2load ${versions.h2load}, ghz ${versions.ghz}, kv ${versions.kv}`,
     '',
     '## Method',
     '',
-    `- **Servers**, started by the script on loopback: kv-server (\`node dist/main.js --fsync always --log-level warn\`, fresh temp data directory); etcd, single member, fresh temp data directory, default settings (its Put is durable: the WAL is fdatasynced before it answers); and \`bench/echo-server.ts\`, a grpc-js server whose methods take kv's own SetRequest/GetRequest and return the request bytes unchanged, with no protobuf decoding — the most any grpc-js server can do here.`,
-    `- **Load generator**: [ghz](https://ghz.sh) ${versions.ghz}, one HTTP/2 connection, \`--concurrency\` ${settings.concurrencies.join(', ')}. Not a grpc-js client: on these machines it saturates long before the servers do. ghz shares the ${machine.cpus} cores with the server under test, and every server pays that equally.`,
-    `- **Workloads**: Set writes a ${settings.valueBytes}-byte JSON object (kv and echo: as google.protobuf.Value; etcd: the same JSON text as the value bytes) to keys drawn from a ${int(settings.keySpace)}-key space; Get reads existing keys (kv and etcd were first loaded with all ${int(settings.keySpace)} keys; etcd's Range is \`serializable\`, served locally). Keys follow a fixed seeded shuffle of the key space that ghz cycles through, rather than ghz's per-call template functions, which would spend the client's CPU on templating and JSON-to-protobuf conversion.`,
-    `- **Schedule**: all three servers up at once; a ${settings.warmupSec} s warm-up per server and workload; then ${settings.rounds} round${settings.rounds === 1 ? '' : 's'} of ${settings.durationSec} s runs, each workload and concurrency run against the servers one after another, the order rotated each round (A B C, B C A, C A B). Ratios are taken within a round. Calls still in flight when a timed run ends are cut off by ghz and not counted as failures.`,
+    `- **Servers**, started by the script on loopback: kv-server (\`node dist/main.js --fsync always --log-level warn\`, started by the same helper the tests use); etcd, single member, default settings (its Put is durable: the WAL is fdatasynced before it answers); and \`bench/echo-server.ts\`, a grpc-js server whose methods take kv's own SetRequest/GetRequest and return the request bytes unchanged, with no protobuf decoding — the most any grpc-js server can do here. kv and etcd were each first loaded with ${int(settings.keySpace)} keys.`,
+    `- **Clients**: both tools use one HTTP/2 connection with ${settings.concurrencies.join(', ')} calls in flight, as one application instance with one channel would; they share the ${machine.cpus} cores with the server under test, and every server pays that equally. h2load's request bodies are built by the bench (a 5-byte gRPC frame header and the protobuf message, encoded by kv's generated code or, for etcd, from bench/proto/etcd-kv.proto) and posted with \`content-type: application/grpc\` and \`te: trailers\`. Each h2load run sends a fixed number of calls, set from the rate measured just before so that it lasts about ${settings.durationSec} s: only a run that ends with no call in flight can be checked call for call.`,
+    `- **Workloads**: ${WORKLOADS.map(
+      (workload) =>
+        `${workload.label} (${serversFor(workload, SERVERS)
+          .map((server) => serverLabel(workload, server))
+          .join(', ')})`,
+    ).join(
+      '; ',
+    )}. Set writes a ${settings.valueBytes}-byte JSON object (kv and echo: as google.protobuf.Value; etcd: the same JSON text as the value bytes). etcd's Range is \`serializable\`, served from the member's own state, the read comparable to kv's Get. ghz cycles through a fixed seeded shuffle of the keys rather than its per-call template functions, which would spend its CPU on templating and JSON-to-protobuf conversion.`,
+    `- **Schedule**: all three servers up at once; a ${settings.warmupSec} s h2load warm-up per server, workload and concurrency; then ${rounds}, each workload and concurrency run against the servers one after another (h2load, then ghz), the order rotated each round (A B C, B C A, C A B). Ratios are taken within a round. Calls still in flight when a timed ghz run ends are cut off by ghz and not counted as failures.`,
     '- **Not measured here**: the store engine in isolation (`npm run bench:store`), multi-connection clients, TLS.',
     '',
-    'Reproduce: `bash scripts/install-bench-tools.sh && npm run build && npm run bench` (about 15 minutes; `npm run bench -- --quick` for a smoke run that writes to bench/results/ instead of docs/).',
+    'Reproduce: `bash scripts/install-bench-tools.sh && npm run build && npm run bench` (about 40 minutes; `npm run bench -- --quick` for a smoke run of about 2 minutes that writes to bench/results/ instead of docs/).',
     '',
   ];
   return lines.join('\n');

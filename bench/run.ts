@@ -1,16 +1,18 @@
 /**
- * `npm run bench`: kv vs etcd vs the grpc-js echo ceiling, plus kv scaling,
- * written to docs/benchmarks.md and docs/benchmarks.svg (about 15 minutes).
+ * `npm run bench`: kv vs etcd vs the grpc-js echo ceiling (calls/s from
+ * h2load, latency from ghz), then kv and etcd holding 1k to 10M keys,
+ * written to docs/benchmarks.md and docs/benchmarks.svg (about 40 minutes).
  *
- *   --quick           smoke run (~2 min): short runs, one round, smaller scaling
- *                     set; writes to bench/results/ so docs/ keeps the real run
+ *   --quick           smoke run (~2 min): short runs, one round, small key
+ *                     counts; writes to bench/results/ so docs/ keeps the real run
  *   --rounds N        interleaved rounds (default 3)
- *   --duration S      seconds per timed run (default 10)
+ *   --duration S      seconds an h2load run aims for (default 8)
+ *   --scale-keys LIST key counts for the scale runs (default 1000,100000,1000000,10000000)
  *   --out DIR         where benchmarks.md/.svg go
  *   --render FILE     re-render the report from a saved results JSON, run nothing
  *
  * Needs `npm run build` (kv is benchmarked as dist/main.js) and
- * scripts/install-bench-tools.sh (ghz, etcd).
+ * scripts/install-bench-tools.sh (h2load, ghz, etcd).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -23,7 +25,7 @@ import { describeMachine, describeVersions } from './machine';
 import { elapsedSec, log } from './progress';
 import { renderReport } from './report';
 import type { BenchResults, Settings } from './results';
-import { runScaling } from './scaling';
+import { runScale } from './scale';
 import { makeTempDir, REPO_ROOT } from './servers';
 import { VALUE_BYTES } from './workloads';
 
@@ -31,6 +33,7 @@ interface Flags {
   quick: boolean;
   rounds?: number;
   durationSec?: number;
+  scaleKeys?: number[];
   out?: string;
   render?: string;
 }
@@ -52,7 +55,13 @@ function parseFlags(argv: string[]): Flags {
     if (flag === '--quick') flags.quick = true;
     else if (flag === '--rounds') flags.rounds = positive();
     else if (flag === '--duration') flags.durationSec = positive();
-    else if (flag === '--out') flags.out = value();
+    else if (flag === '--scale-keys') {
+      flags.scaleKeys = value()
+        .split(',')
+        .map((part) => Number(part));
+      if (flags.scaleKeys.some((keys) => !Number.isInteger(keys) || keys < 1))
+        throw new Error('--scale-keys needs positive integers, e.g. 1000,100000');
+    } else if (flag === '--out') flags.out = value();
     else if (flag === '--render') flags.render = value();
     else throw new Error(`unknown flag ${flag} (see the top of bench/run.ts)`);
   }
@@ -62,14 +71,17 @@ function parseFlags(argv: string[]): Flags {
 function settingsFor(flags: Flags): Settings {
   return {
     quick: flags.quick,
-    durationSec: flags.durationSec ?? (flags.quick ? 2 : 10),
-    warmupSec: flags.quick ? 1 : 3,
+    durationSec: flags.durationSec ?? (flags.quick ? 1 : 8),
+    latencySec: flags.quick ? 1 : 4,
+    warmupSec: flags.quick ? 1 : 2,
     rounds: flags.rounds ?? (flags.quick ? 1 : 3),
-    concurrencies: [1, 16, 64],
+    concurrencies: flags.quick ? [1, 64] : [1, 16, 64],
     keySpace: 10_000,
     valueBytes: VALUE_BYTES,
-    scalingKeyCounts: flags.quick ? [1_000, 10_000, 100_000] : [1_000, 100_000, 1_000_000],
-    scalingConcurrency: 64,
+    scaleKeyCounts: flags.scaleKeys ?? (flags.quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000, 10_000_000]),
+    scaleConcurrency: 64,
+    // etcd's largest recommended quota (8 GiB); its 2 GiB default fills before ten million of these keys.
+    etcdQuotaBackendBytes: 8 * 2 ** 30,
   };
 }
 
@@ -89,6 +101,7 @@ function checkPrerequisites(): void {
     log('warning: src/ has changes newer than dist/main.js; run `npm run build` to benchmark them');
   }
   for (const [tool, args] of [
+    ['h2load', ['--version']],
     [ghzBinary(), ['--help']],
     ['etcd', ['--version']],
   ] as const) {
@@ -127,7 +140,7 @@ async function main(): Promise<void> {
     const fsync = measureFsyncCost();
     log(`fsync: median ${fsync.median.toFixed(3)} ms, p99 ${fsync.p99.toFixed(3)} ms`);
     const comparison = await runComparison(settings, work.dir);
-    const scaling = await runScaling(settings, work.dir);
+    const scale = await runScale(settings, work.dir);
     const results: BenchResults = {
       startedAt,
       elapsedSec: elapsedSec(),
@@ -135,9 +148,11 @@ async function main(): Promise<void> {
       machine: describeMachine(),
       versions: describeVersions(),
       fsync,
-      comparison,
-      scaling: scaling.measurements,
-      scalingStartup: scaling.startup,
+      comparison: comparison.measurements,
+      readsBeforeWrites: comparison.readsBeforeWrites,
+      fsyncByRound: comparison.fsyncByRound,
+      scale: scale.measurements,
+      scaleStarts: scale.starts,
     };
     mkdirSync(resultsDir, { recursive: true });
     const saved = path.join(resultsDir, `${startedAt.replace(/[:.]/g, '-')}${settings.quick ? '-quick' : ''}.json`);

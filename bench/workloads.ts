@@ -1,22 +1,43 @@
 /**
- * What each server is asked to do: the gRPC method for a Set or a Get on kv,
- * etcd and the echo server, and the request messages ghz sends, written as
- * JSON arrays ghz cycles through.
+ * What the servers are asked to do. A workload names, for each server that
+ * can run it, the gRPC method and the request for one key in protobuf JSON;
+ * the same request is encoded to bytes for h2load (one fixed key per run)
+ * and listed for ghz (a seeded shuffle of keys). Adding a unary workload is
+ * one entry in WORKLOADS (plus its request message in bench/server-apis.ts
+ * if kv has not been sent it before).
  *
- * The keys are a seeded shuffle rather than ghz's per-call {{randomInt}}
- * template: ghz then encodes every distinct message once and reuses it,
- * instead of running a template and a JSON->protobuf conversion per call,
- * which on a 2-core machine would take CPU from the server under test.
+ * ghz cycles through a fixed list of requests rather than running its
+ * per-call {{randomInt}} template: it then encodes every distinct message
+ * once, instead of running a template and a JSON->protobuf conversion per
+ * call, which on a 2-core machine would take CPU from the server under test.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ProtoMethod } from './ghz';
+import type { JsonObject } from './server-apis';
+import type { ServerName } from './servers';
 
-export type ServerName = 'kv' | 'etcd' | 'echo';
-export type Operation = 'set' | 'get';
+export interface Call {
+  /** Fully qualified, e.g. kv.v1.KeyValueService/Set. */
+  method: string;
+  /** What the report calls it on this server when the workload's own name would mislead, e.g. "Put". */
+  label?: string;
+  /** The request for `key`, in protobuf JSON. */
+  request(key: string): JsonObject;
+}
 
-export const SERVERS: readonly ServerName[] = ['kv', 'etcd', 'echo'];
-export const OPERATIONS: readonly Operation[] = ['set', 'get'];
+export interface Workload {
+  /** Short and stable: results are saved under it. */
+  id: string;
+  label: string;
+  /**
+   * Whether each call writes its key once. Then a run is checked by reading
+   * the key's version before and after: it must have grown by exactly the
+   * number of calls h2load counted as successful.
+   */
+  writesKey: boolean;
+  /** The servers that run it; a server missing here is left out of the workload's rows. */
+  calls: Partial<Record<ServerName, Call>>;
+}
 
 /** The stored value: a small JSON document, exactly 100 bytes as JSON text. */
 export const VALUE: { [field: string]: string | number | boolean | string[] } = (() => {
@@ -34,35 +55,47 @@ export const VALUE_BYTES = JSON.stringify(VALUE).length;
 
 export const keyName = (index: number): string => `k${index}`;
 
-const KV: Omit<ProtoMethod, 'call'> = { proto: 'proto/kv/v1/kv.proto', importPaths: ['proto'] };
-const ECHO: Omit<ProtoMethod, 'call'> = { proto: 'bench/proto/echo.proto', importPaths: ['proto', 'bench/proto'] };
-const ETCD: Omit<ProtoMethod, 'call'> = { proto: 'bench/proto/etcd-kv.proto', importPaths: ['bench/proto'] };
+export const SET: Workload = {
+  id: 'set',
+  label: 'Set',
+  writesKey: true,
+  calls: {
+    kv: { method: 'kv.v1.KeyValueService/Set', request: (key) => ({ key, value: VALUE }) },
+    // etcd stores bytes: the same JSON text kv stores.
+    etcd: { method: 'etcdserverpb.KV/Put', label: 'Put', request: (key) => ({ key, value: JSON.stringify(VALUE) }) },
+    echo: { method: 'bench.echo.v1.EchoService/Set', request: (key) => ({ key, value: VALUE }) },
+  },
+};
 
-export function methodFor(server: ServerName, operation: Operation): ProtoMethod {
-  switch (server) {
-    case 'kv':
-      return { ...KV, call: `kv.v1.KeyValueService/${operation === 'set' ? 'Set' : 'Get'}` };
-    case 'echo':
-      return { ...ECHO, call: `bench.echo.v1.EchoService/${operation === 'set' ? 'Set' : 'Get'}` };
-    case 'etcd':
-      return { ...ETCD, call: `etcdserverpb.KV/${operation === 'set' ? 'Put' : 'Range'}` };
-  }
+export const GET: Workload = {
+  id: 'get',
+  label: 'Get',
+  writesKey: false,
+  calls: {
+    kv: { method: 'kv.v1.KeyValueService/Get', request: (key) => ({ key }) },
+    // Serializable: answered from the member's own state without a raft round trip, the read comparable to kv's Get.
+    etcd: { method: 'etcdserverpb.KV/Range', label: 'Range, serializable', request: (key) => ({ key, serializable: true }) },
+    echo: { method: 'bench.echo.v1.EchoService/Get', request: (key) => ({ key }) },
+  },
+};
+
+export const WORKLOADS: readonly Workload[] = [SET, GET];
+
+export function callOf(workload: Workload, server: ServerName): Call {
+  const call = workload.calls[server];
+  if (call === undefined) throw new Error(`workload ${workload.id} has no call for ${server}`);
+  return call;
 }
 
-type Message = Record<string, string | boolean | typeof VALUE>;
-
-function messageFor(server: ServerName, operation: Operation, key: string): Message {
-  if (server === 'etcd') {
-    return operation === 'set' ? { key, value: JSON.stringify(VALUE) } : { key, serializable: true };
-  }
-  // kv and echo take the very same kv.v1 request messages.
-  return operation === 'set' ? { key, value: VALUE } : { key };
-}
+/** The servers of `servers` that run `workload`, in the order given. */
+export const serversFor = (workload: Workload, servers: readonly ServerName[]): ServerName[] =>
+  servers.filter((server) => workload.calls[server] !== undefined);
 
 /** Writes the request list ghz will cycle through; returns its path. */
-export function writeDataFile(dir: string, server: ServerName, operation: Operation, keys: readonly number[], label: string): string {
-  const file = path.join(dir, `${label}-${server}-${operation}.json`);
-  writeFileSync(file, JSON.stringify(keys.map((index) => messageFor(server, operation, keyName(index)))));
+export function writeGhzDataFile(dir: string, server: ServerName, workload: Workload, keys: readonly number[], label: string): string {
+  const file = path.join(dir, `${label}-${server}-${workload.id}.json`);
+  const call = callOf(workload, server);
+  writeFileSync(file, JSON.stringify(keys.map((index) => call.request(keyName(index)))));
   return file;
 }
 

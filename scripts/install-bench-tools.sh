@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the load generator and the reference servers for `npm run bench`.
+# Installs the load generators and the reference servers for `npm run bench`.
 # Idempotent: re-running skips what is already in place. Needs root for apt.
 # ghz is built from source by the Go toolchain into the project-local
 # .tools/bin (gitignored), so the bench never depends on a global install.
@@ -21,8 +21,10 @@ fi
 
 # etcd is the reference store; Debian's package is what an operator on this
 # distribution would deploy. etcd-client gives etcdctl for sanity checks.
+# nghttp2-client gives h2load, the C load generator that ranks the servers:
+# it costs the shared cores far less per call than ghz.
 missing=()
-for pkg in etcd-server etcd-client; do
+for pkg in etcd-server etcd-client nghttp2-client; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
@@ -33,8 +35,9 @@ if ((${#missing[@]})); then
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
   if [[ -x /etc/init.d/etcd ]]; then /etc/init.d/etcd stop >/dev/null 2>&1 || true; fi
 else
-  echo "etcd-server and etcd-client already installed"
+  echo "etcd-server, etcd-client and nghttp2-client already installed"
 fi
 
 go version -m "$bin/ghz" | awk '$1 == "mod" { print "ghz", $3 }'
 etcd --version | head -1
+h2load --version | head -1

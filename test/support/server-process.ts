@@ -1,3 +1,8 @@
+/**
+ * The one way to start kv-server as a child process, for the tests and the
+ * benchmarks alike: tests run src/main.ts through tsx, benchmarks the
+ * compiled dist/main.js, with the same flags, readiness rule and shutdown.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { makeTempDir } from './temp-dirs';
@@ -18,7 +23,15 @@ export interface RunningServer {
   kill(): Promise<void>;
 }
 
-export interface StartServerOptions {
+/** How to launch the server process, apart from kv-server's own flags. */
+export interface LaunchOptions {
+  /** 'src' (default): src/main.ts through tsx; 'dist': the compiled dist/main.js that `npm run build` writes, which benchmarks measure. */
+  entry?: 'src' | 'dist';
+  /** Flags for node itself, e.g. --cpu-prof. */
+  nodeArgs?: string[];
+}
+
+export interface StartServerOptions extends LaunchOptions {
   dataDir?: string;
   /** Extra flags for kv-server. */
   args?: string[];
@@ -27,10 +40,10 @@ export interface StartServerOptions {
   timeoutMs?: number;
 }
 
-/** Runs the real kv-server (src/main.ts through tsx) in a child process on 127.0.0.1:0. */
+/** Runs the real kv-server in a child process on 127.0.0.1:0 and resolves once it says it is listening. */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
   const dataDir = options.dataDir ?? makeTempDir();
-  const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], options.env);
+  const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], options.env, options);
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
@@ -72,8 +85,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 }
 
 /** Spawns kv-server with the given flags and no readiness wait (for tests of start-up failures). */
-export function spawnServer(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), ...args], {
+export function spawnServer(args: string[], env: Record<string, string> = {}, launch: LaunchOptions = {}): ChildProcess {
+  const entry = launch.entry === 'dist' ? [path.join(REPO_ROOT, 'dist/main.js')] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts')];
+  return spawn(process.execPath, [...(launch.nodeArgs ?? []), ...entry, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, KV_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
