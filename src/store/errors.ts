@@ -17,7 +17,8 @@ export type StoreErrorCode =
   | 'COMPACTED'
   | 'WATCH_TOO_SLOW'
   | 'NOT_FOUND'
-  | 'LEASE_NOT_FOUND';
+  | 'LEASE_NOT_FOUND'
+  | 'UNAVAILABLE';
 
 export abstract class StoreError extends Error {
   abstract readonly code: StoreErrorCode;

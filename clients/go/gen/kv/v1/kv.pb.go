@@ -139,6 +139,16 @@ const (
 	// again from in the kv-resume-revision trailer (every change before it
 	// was sent).
 	ErrorReason_WATCH_TOO_SLOW ErrorReason = 12
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The store's backend (the etcd cluster behind this server) did not
+	// answer in time, has no leader, or refused the server. UNAVAILABLE: a
+	// read can be retried (here or on another server); a write may or may
+	// not have been applied, so read before writing again.
+	ErrorReason_UNAVAILABLE ErrorReason = 13
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The lease does not exist (never granted, expired or revoked).
+	// NOT_FOUND.
+	ErrorReason_LEASE_NOT_FOUND ErrorReason = 30
 )
 
 // Enum value maps for ErrorReason.
@@ -157,6 +167,8 @@ var (
 		10: "LOCKED",
 		11: "COMPACTED",
 		12: "WATCH_TOO_SLOW",
+		13: "UNAVAILABLE",
+		30: "LEASE_NOT_FOUND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -172,6 +184,8 @@ var (
 		"LOCKED":                   10,
 		"COMPACTED":                11,
 		"WATCH_TOO_SLOW":           12,
+		"UNAVAILABLE":              13,
+		"LEASE_NOT_FOUND":          30,
 	}
 )
 
@@ -273,6 +287,69 @@ func (ErrorTrailer) EnumDescriptor() ([]byte, []int) {
 	return file_kv_v1_kv_proto_rawDescGZIP(), []int{2}
 }
 
+// What the key's target must be to the given one.
+type Compare_CompareResult int32
+
+const (
+	// Not valid: a compare must say EQUAL, NOT_EQUAL, LESS or GREATER.
+	Compare_COMPARE_RESULT_UNSPECIFIED Compare_CompareResult = 0
+	// Equal. For values: JSON equality (object key order does not matter;
+	// 1 and 1.0 are equal).
+	Compare_COMPARE_RESULT_EQUAL Compare_CompareResult = 1
+	// Not equal.
+	Compare_COMPARE_RESULT_NOT_EQUAL Compare_CompareResult = 2
+	// The key's target is less than the given one. Values: numbers compare
+	// as numbers, strings in code point order; other values never compare.
+	Compare_COMPARE_RESULT_LESS Compare_CompareResult = 3
+	// The key's target is greater than the given one.
+	Compare_COMPARE_RESULT_GREATER Compare_CompareResult = 4
+)
+
+// Enum value maps for Compare_CompareResult.
+var (
+	Compare_CompareResult_name = map[int32]string{
+		0: "COMPARE_RESULT_UNSPECIFIED",
+		1: "COMPARE_RESULT_EQUAL",
+		2: "COMPARE_RESULT_NOT_EQUAL",
+		3: "COMPARE_RESULT_LESS",
+		4: "COMPARE_RESULT_GREATER",
+	}
+	Compare_CompareResult_value = map[string]int32{
+		"COMPARE_RESULT_UNSPECIFIED": 0,
+		"COMPARE_RESULT_EQUAL":       1,
+		"COMPARE_RESULT_NOT_EQUAL":   2,
+		"COMPARE_RESULT_LESS":        3,
+		"COMPARE_RESULT_GREATER":     4,
+	}
+)
+
+func (x Compare_CompareResult) Enum() *Compare_CompareResult {
+	p := new(Compare_CompareResult)
+	*p = x
+	return p
+}
+
+func (x Compare_CompareResult) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Compare_CompareResult) Descriptor() protoreflect.EnumDescriptor {
+	return file_kv_v1_kv_proto_enumTypes[3].Descriptor()
+}
+
+func (Compare_CompareResult) Type() protoreflect.EnumType {
+	return &file_kv_v1_kv_proto_enumTypes[3]
+}
+
+func (x Compare_CompareResult) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Compare_CompareResult.Descriptor instead.
+func (Compare_CompareResult) EnumDescriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{14, 0}
+}
+
 // Entry is a stored key with its value and revisions.
 type Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -287,7 +364,10 @@ type Entry struct {
 	// expected_revision to make a conditional write.
 	ModRevision int64 `protobuf:"varint,4,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
 	// The number of writes to this key since it was created; 1 on create.
-	Version       int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	Version int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// The lease the key is attached to (it is deleted when the lease expires
+	// or is revoked); 0 if none.
+	Lease         int64 `protobuf:"varint,6,opt,name=lease,proto3" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +433,13 @@ func (x *Entry) GetModRevision() int64 {
 func (x *Entry) GetVersion() int64 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *Entry) GetLease() int64 {
+	if x != nil {
+		return x.Lease
 	}
 	return 0
 }
@@ -467,8 +554,17 @@ type SetRequest struct {
 	// Negative values, and values of 2^53 or more (beyond what every client
 	// language holds exactly), are INVALID_ARGUMENT.
 	ExpectedRevision *int64 `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Attach the key to this lease (from GrantLease): it is deleted when the
+	// lease expires or is revoked. A lease that does not exist is NOT_FOUND
+	// (reason LEASE_NOT_FOUND). Setting a key again without a lease detaches
+	// it.
+	Lease int64 `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	// Give the key a private lease of this many milliseconds (Redis SET ... PX):
+	// the key is deleted after ttl_ms unless set again. At least 1 and at most
+	// 1 year (2^53 is not reached). With lease: INVALID_ARGUMENT.
+	TtlMs         int64 `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetRequest) Reset() {
@@ -518,6 +614,20 @@ func (x *SetRequest) GetValue() *structpb.Value {
 func (x *SetRequest) GetExpectedRevision() int64 {
 	if x != nil && x.ExpectedRevision != nil {
 		return *x.ExpectedRevision
+	}
+	return 0
+}
+
+func (x *SetRequest) GetLease() int64 {
+	if x != nil {
+		return x.Lease
+	}
+	return 0
+}
+
+func (x *SetRequest) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
 	}
 	return 0
 }
@@ -1134,27 +1244,1280 @@ func (x *Event) GetPrevEntry() *Entry {
 	return nil
 }
 
+// Compare is one condition of a Txn, on one key; the key's state as the
+// Txn begins (a missing key has revisions 0 and no value).
+type Compare struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How to compare.
+	Result Compare_CompareResult `protobuf:"varint,1,opt,name=result,proto3,enum=kv.v1.Compare_CompareResult" json:"result,omitempty"`
+	// The key to look at.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// What to compare the key's state with: exactly one.
+	//
+	// Types that are valid to be assigned to TargetUnion:
+	//
+	//	*Compare_Version
+	//	*Compare_CreateRevision
+	//	*Compare_ModRevision
+	//	*Compare_Value
+	//	*Compare_Lease
+	TargetUnion   isCompare_TargetUnion `protobuf_oneof:"target_union"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Compare) Reset() {
+	*x = Compare{}
+	mi := &file_kv_v1_kv_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Compare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Compare) ProtoMessage() {}
+
+func (x *Compare) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Compare.ProtoReflect.Descriptor instead.
+func (*Compare) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Compare) GetResult() Compare_CompareResult {
+	if x != nil {
+		return x.Result
+	}
+	return Compare_COMPARE_RESULT_UNSPECIFIED
+}
+
+func (x *Compare) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Compare) GetTargetUnion() isCompare_TargetUnion {
+	if x != nil {
+		return x.TargetUnion
+	}
+	return nil
+}
+
+func (x *Compare) GetVersion() int64 {
+	if x != nil {
+		if x, ok := x.TargetUnion.(*Compare_Version); ok {
+			return x.Version
+		}
+	}
+	return 0
+}
+
+func (x *Compare) GetCreateRevision() int64 {
+	if x != nil {
+		if x, ok := x.TargetUnion.(*Compare_CreateRevision); ok {
+			return x.CreateRevision
+		}
+	}
+	return 0
+}
+
+func (x *Compare) GetModRevision() int64 {
+	if x != nil {
+		if x, ok := x.TargetUnion.(*Compare_ModRevision); ok {
+			return x.ModRevision
+		}
+	}
+	return 0
+}
+
+func (x *Compare) GetValue() *structpb.Value {
+	if x != nil {
+		if x, ok := x.TargetUnion.(*Compare_Value); ok {
+			return x.Value
+		}
+	}
+	return nil
+}
+
+func (x *Compare) GetLease() int64 {
+	if x != nil {
+		if x, ok := x.TargetUnion.(*Compare_Lease); ok {
+			return x.Lease
+		}
+	}
+	return 0
+}
+
+type isCompare_TargetUnion interface {
+	isCompare_TargetUnion()
+}
+
+type Compare_Version struct {
+	// The key's version (0 if missing).
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3,oneof"`
+}
+
+type Compare_CreateRevision struct {
+	// The key's create_revision (0 if missing).
+	CreateRevision int64 `protobuf:"varint,4,opt,name=create_revision,json=createRevision,proto3,oneof"`
+}
+
+type Compare_ModRevision struct {
+	// The key's mod_revision (0 if missing).
+	ModRevision int64 `protobuf:"varint,5,opt,name=mod_revision,json=modRevision,proto3,oneof"`
+}
+
+type Compare_Value struct {
+	// The key's value. A missing key has no value: every value compare on
+	// it is false, NOT_EQUAL included (as in etcd).
+	Value *structpb.Value `protobuf:"bytes,6,opt,name=value,proto3,oneof"`
+}
+
+type Compare_Lease struct {
+	// The key's lease (0 if none or missing).
+	Lease int64 `protobuf:"varint,7,opt,name=lease,proto3,oneof"`
+}
+
+func (*Compare_Version) isCompare_TargetUnion() {}
+
+func (*Compare_CreateRevision) isCompare_TargetUnion() {}
+
+func (*Compare_ModRevision) isCompare_TargetUnion() {}
+
+func (*Compare_Value) isCompare_TargetUnion() {}
+
+func (*Compare_Lease) isCompare_TargetUnion() {}
+
+// RequestOp is one operation of a Txn.
+type RequestOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one.
+	//
+	// Types that are valid to be assigned to Request:
+	//
+	//	*RequestOp_Get
+	//	*RequestOp_Set
+	//	*RequestOp_Delete
+	//	*RequestOp_Clear
+	//	*RequestOp_Update
+	Request       isRequestOp_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestOp) Reset() {
+	*x = RequestOp{}
+	mi := &file_kv_v1_kv_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestOp) ProtoMessage() {}
+
+func (x *RequestOp) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestOp.ProtoReflect.Descriptor instead.
+func (*RequestOp) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RequestOp) GetRequest() isRequestOp_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *RequestOp) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Request.(*RequestOp_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *RequestOp) GetSet() *SetRequest {
+	if x != nil {
+		if x, ok := x.Request.(*RequestOp_Set); ok {
+			return x.Set
+		}
+	}
+	return nil
+}
+
+func (x *RequestOp) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Request.(*RequestOp_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *RequestOp) GetClear() *ClearRequest {
+	if x != nil {
+		if x, ok := x.Request.(*RequestOp_Clear); ok {
+			return x.Clear
+		}
+	}
+	return nil
+}
+
+func (x *RequestOp) GetUpdate() *UpdateRequest {
+	if x != nil {
+		if x, ok := x.Request.(*RequestOp_Update); ok {
+			return x.Update
+		}
+	}
+	return nil
+}
+
+type isRequestOp_Request interface {
+	isRequestOp_Request()
+}
+
+type RequestOp_Get struct {
+	// Read a key (a missing key is an empty GetResponse, not an error).
+	Get *GetRequest `protobuf:"bytes,1,opt,name=get,proto3,oneof"`
+}
+
+type RequestOp_Set struct {
+	// Write a key (lease and ttl_ms allowed; expected_revision is not: use
+	// compares).
+	Set *SetRequest `protobuf:"bytes,2,opt,name=set,proto3,oneof"`
+}
+
+type RequestOp_Delete struct {
+	// Delete a key (no expected_revision).
+	Delete *DeleteRequest `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
+}
+
+type RequestOp_Clear struct {
+	// Delete every key under a prefix.
+	Clear *ClearRequest `protobuf:"bytes,4,opt,name=clear,proto3,oneof"`
+}
+
+type RequestOp_Update struct {
+	// Merge a JSON merge patch into a key (no expected_revision).
+	Update *UpdateRequest `protobuf:"bytes,5,opt,name=update,proto3,oneof"`
+}
+
+func (*RequestOp_Get) isRequestOp_Request() {}
+
+func (*RequestOp_Set) isRequestOp_Request() {}
+
+func (*RequestOp_Delete) isRequestOp_Request() {}
+
+func (*RequestOp_Clear) isRequestOp_Request() {}
+
+func (*RequestOp_Update) isRequestOp_Request() {}
+
+// ResponseOp is the result of one RequestOp, in the same position.
+type ResponseOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The same kind as the request.
+	//
+	// Types that are valid to be assigned to Response:
+	//
+	//	*ResponseOp_Get
+	//	*ResponseOp_Set
+	//	*ResponseOp_Delete
+	//	*ResponseOp_Clear
+	//	*ResponseOp_Update
+	Response      isResponseOp_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseOp) Reset() {
+	*x = ResponseOp{}
+	mi := &file_kv_v1_kv_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseOp) ProtoMessage() {}
+
+func (x *ResponseOp) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseOp.ProtoReflect.Descriptor instead.
+func (*ResponseOp) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResponseOp) GetResponse() isResponseOp_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ResponseOp) GetGet() *GetResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ResponseOp_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *ResponseOp) GetSet() *SetResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ResponseOp_Set); ok {
+			return x.Set
+		}
+	}
+	return nil
+}
+
+func (x *ResponseOp) GetDelete() *DeleteResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ResponseOp_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *ResponseOp) GetClear() *ClearResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ResponseOp_Clear); ok {
+			return x.Clear
+		}
+	}
+	return nil
+}
+
+func (x *ResponseOp) GetUpdate() *UpdateResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ResponseOp_Update); ok {
+			return x.Update
+		}
+	}
+	return nil
+}
+
+type isResponseOp_Response interface {
+	isResponseOp_Response()
+}
+
+type ResponseOp_Get struct {
+	// entry is absent if the key does not exist.
+	Get *GetResponse `protobuf:"bytes,1,opt,name=get,proto3,oneof"`
+}
+
+type ResponseOp_Set struct {
+	// The revision of the Txn.
+	Set *SetResponse `protobuf:"bytes,2,opt,name=set,proto3,oneof"`
+}
+
+type ResponseOp_Delete struct {
+	// Whether the key existed.
+	Delete *DeleteResponse `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
+}
+
+type ResponseOp_Clear struct {
+	// How many keys were removed.
+	Clear *ClearResponse `protobuf:"bytes,4,opt,name=clear,proto3,oneof"`
+}
+
+type ResponseOp_Update struct {
+	// The key's new entry.
+	Update *UpdateResponse `protobuf:"bytes,5,opt,name=update,proto3,oneof"`
+}
+
+func (*ResponseOp_Get) isResponseOp_Response() {}
+
+func (*ResponseOp_Set) isResponseOp_Response() {}
+
+func (*ResponseOp_Delete) isResponseOp_Response() {}
+
+func (*ResponseOp_Clear) isResponseOp_Response() {}
+
+func (*ResponseOp_Update) isResponseOp_Response() {}
+
+// TxnRequest is an atomic compare-then-act.
+type TxnRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conditions; all must hold for success to run (none: success runs).
+	Compare []*Compare `protobuf:"bytes,1,rep,name=compare,proto3" json:"compare,omitempty"`
+	// The ops to run if every compare holds.
+	Success []*RequestOp `protobuf:"bytes,2,rep,name=success,proto3" json:"success,omitempty"`
+	// The ops to run otherwise.
+	Failure       []*RequestOp `protobuf:"bytes,3,rep,name=failure,proto3" json:"failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnRequest) Reset() {
+	*x = TxnRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnRequest) ProtoMessage() {}
+
+func (x *TxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
+func (*TxnRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TxnRequest) GetCompare() []*Compare {
+	if x != nil {
+		return x.Compare
+	}
+	return nil
+}
+
+func (x *TxnRequest) GetSuccess() []*RequestOp {
+	if x != nil {
+		return x.Success
+	}
+	return nil
+}
+
+func (x *TxnRequest) GetFailure() []*RequestOp {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+// TxnResponse says which branch ran and what each op returned.
+type TxnResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True if every compare held (the success ops ran).
+	Succeeded bool `protobuf:"varint,1,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	// The store revision after the Txn: its own revision if it wrote
+	// anything, otherwise the revision it read at.
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// One result per op of the branch that ran, in order.
+	Responses     []*ResponseOp `protobuf:"bytes,3,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnResponse) Reset() {
+	*x = TxnResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnResponse) ProtoMessage() {}
+
+func (x *TxnResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
+func (*TxnResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *TxnResponse) GetSucceeded() bool {
+	if x != nil {
+		return x.Succeeded
+	}
+	return false
+}
+
+func (x *TxnResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *TxnResponse) GetResponses() []*ResponseOp {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
+// UpdateRequest merges a JSON merge patch into a key's value.
+type UpdateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key: non-empty, at most the key size limit.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The RFC 7396 merge patch: an object's members replace the value's,
+	// null members delete them, nested objects merge recursively; a patch
+	// that is not an object replaces the value. Required.
+	Patch *structpb.Value `protobuf:"bytes,2,opt,name=patch,proto3" json:"patch,omitempty"`
+	// If set, update only if the key's mod_revision equals this (ABORTED
+	// otherwise).
+	ExpectedRevision *int64 `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
+	// If the key does not exist: false (default) is NOT_FOUND, true merges
+	// the patch into {} and creates it.
+	CreateIfMissing bool `protobuf:"varint,4,opt,name=create_if_missing,json=createIfMissing,proto3" json:"create_if_missing,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateRequest) Reset() {
+	*x = UpdateRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRequest) ProtoMessage() {}
+
+func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UpdateRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UpdateRequest) GetPatch() *structpb.Value {
+	if x != nil {
+		return x.Patch
+	}
+	return nil
+}
+
+func (x *UpdateRequest) GetExpectedRevision() int64 {
+	if x != nil && x.ExpectedRevision != nil {
+		return *x.ExpectedRevision
+	}
+	return 0
+}
+
+func (x *UpdateRequest) GetCreateIfMissing() bool {
+	if x != nil {
+		return x.CreateIfMissing
+	}
+	return false
+}
+
+// UpdateResponse carries the key's new entry.
+type UpdateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry after the merge.
+	Entry         *Entry `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateResponse) Reset() {
+	*x = UpdateResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateResponse) ProtoMessage() {}
+
+func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
+func (*UpdateResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateResponse) GetEntry() *Entry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+// ListRequest asks for one page of entries.
+type ListRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only keys starting with this prefix; empty for all keys.
+	Prefix string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// The most entries to return: 0 means 100, above 1000 means 1000,
+	// negative is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// Opaque; only valid with the same prefix (ListKeys tokens work too).
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequest) Reset() {
+	*x = ListRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequest) ProtoMessage() {}
+
+func (x *ListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
+func (*ListRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ListRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListResponse is one page of entries.
+type ListResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries of this page, in Unicode code point order of their keys.
+	Entries []*Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Pass as page_token to get the next page; empty when there are no more.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The store revision this page was read at.
+	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListResponse) Reset() {
+	*x = ListResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListResponse) ProtoMessage() {}
+
+func (x *ListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
+func (*ListResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListResponse) GetEntries() []*Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// GrantLeaseRequest asks for a lease.
+type GrantLeaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time to live in milliseconds: at least 1, at most a year.
+	TtlMs         int64 `protobuf:"varint,1,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantLeaseRequest) Reset() {
+	*x = GrantLeaseRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantLeaseRequest) ProtoMessage() {}
+
+func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantLeaseRequest.ProtoReflect.Descriptor instead.
+func (*GrantLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GrantLeaseRequest) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+// GrantLeaseResponse names the new lease.
+type GrantLeaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease's id: pass it as SetRequest.lease, to KeepAlive and to
+	// RevokeLease.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The granted time to live, in milliseconds.
+	TtlMs         int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantLeaseResponse) Reset() {
+	*x = GrantLeaseResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantLeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantLeaseResponse) ProtoMessage() {}
+
+func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantLeaseResponse.ProtoReflect.Descriptor instead.
+func (*GrantLeaseResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GrantLeaseResponse) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *GrantLeaseResponse) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+// KeepAliveRequest refreshes one lease.
+type KeepAliveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease to refresh.
+	Id            int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepAliveRequest) Reset() {
+	*x = KeepAliveRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepAliveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepAliveRequest) ProtoMessage() {}
+
+func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
+func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *KeepAliveRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// KeepAliveResponse answers one KeepAliveRequest.
+type KeepAliveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease refreshed.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Its time to live now, in milliseconds (its full ttl_ms); 0 if the
+	// lease no longer exists (expired or revoked): its keys are gone.
+	TtlMs         int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepAliveResponse) Reset() {
+	*x = KeepAliveResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepAliveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepAliveResponse) ProtoMessage() {}
+
+func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
+func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *KeepAliveResponse) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *KeepAliveResponse) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+// RevokeLeaseRequest names a lease to delete.
+type RevokeLeaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease.
+	Id            int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeLeaseRequest) Reset() {
+	*x = RevokeLeaseRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeLeaseRequest) ProtoMessage() {}
+
+func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeLeaseRequest.ProtoReflect.Descriptor instead.
+func (*RevokeLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RevokeLeaseRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// RevokeLeaseResponse reports what the revocation removed.
+type RevokeLeaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many keys were deleted with it.
+	DeletedCount int64 `protobuf:"varint,1,opt,name=deleted_count,json=deletedCount,proto3" json:"deleted_count,omitempty"`
+	// The store revision after the call (bumped only if keys were deleted).
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeLeaseResponse) Reset() {
+	*x = RevokeLeaseResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeLeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeLeaseResponse) ProtoMessage() {}
+
+func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeLeaseResponse.ProtoReflect.Descriptor instead.
+func (*RevokeLeaseResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RevokeLeaseResponse) GetDeletedCount() int64 {
+	if x != nil {
+		return x.DeletedCount
+	}
+	return 0
+}
+
+func (x *RevokeLeaseResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// LeaseInfoRequest names a lease.
+type LeaseInfoRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Also list the keys attached to it.
+	Keys          bool `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseInfoRequest) Reset() {
+	*x = LeaseInfoRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseInfoRequest) ProtoMessage() {}
+
+func (x *LeaseInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseInfoRequest.ProtoReflect.Descriptor instead.
+func (*LeaseInfoRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *LeaseInfoRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LeaseInfoRequest) GetKeys() bool {
+	if x != nil {
+		return x.Keys
+	}
+	return false
+}
+
+// LeaseInfoResponse describes a lease.
+type LeaseInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The time to live it was granted, in milliseconds.
+	GrantedTtlMs int64 `protobuf:"varint,2,opt,name=granted_ttl_ms,json=grantedTtlMs,proto3" json:"granted_ttl_ms,omitempty"`
+	// The time left before it expires, in milliseconds.
+	RemainingTtlMs int64 `protobuf:"varint,3,opt,name=remaining_ttl_ms,json=remainingTtlMs,proto3" json:"remaining_ttl_ms,omitempty"`
+	// With keys in the request: its keys, in code point order.
+	Keys          []string `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseInfoResponse) Reset() {
+	*x = LeaseInfoResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseInfoResponse) ProtoMessage() {}
+
+func (x *LeaseInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseInfoResponse.ProtoReflect.Descriptor instead.
+func (*LeaseInfoResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LeaseInfoResponse) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LeaseInfoResponse) GetGrantedTtlMs() int64 {
+	if x != nil {
+		return x.GrantedTtlMs
+	}
+	return 0
+}
+
+func (x *LeaseInfoResponse) GetRemainingTtlMs() int64 {
+	if x != nil {
+		return x.RemainingTtlMs
+	}
+	return 0
+}
+
+func (x *LeaseInfoResponse) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 var File_kv_v1_kv_proto protoreflect.FileDescriptor
 
 const file_kv_v1_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x0ekv/v1/kv.proto\x12\x05kv.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xad\x01\n" +
+	"\x0ekv/v1/kv.proto\x12\x05kv.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xc3\x01\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
 	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value\x12'\n" +
 	"\x0fcreate_revision\x18\x03 \x01(\x03R\x0ecreateRevision\x12!\n" +
 	"\fmod_revision\x18\x04 \x01(\x03R\vmodRevision\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\x03R\aversion\"\x1e\n" +
+	"\aversion\x18\x05 \x01(\x03R\aversion\x12\x14\n" +
+	"\x05lease\x18\x06 \x01(\x03R\x05lease\"\x1e\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"1\n" +
 	"\vGetResponse\x12\"\n" +
-	"\x05entry\x18\x01 \x01(\v2\f.kv.v1.EntryR\x05entry\"\x94\x01\n" +
+	"\x05entry\x18\x01 \x01(\v2\f.kv.v1.EntryR\x05entry\"\xc1\x01\n" +
 	"\n" +
 	"SetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
 	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value\x120\n" +
-	"\x11expected_revision\x18\x03 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01B\x14\n" +
+	"\x11expected_revision\x18\x03 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01\x12\x14\n" +
+	"\x05lease\x18\x04 \x01(\x03R\x05lease\x12\x15\n" +
+	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMsB\x14\n" +
 	"\x12_expected_revision\")\n" +
 	"\vSetResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"i\n" +
@@ -1192,11 +2555,91 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x04type\x18\x01 \x01(\x0e2\x10.kv.v1.EventTypeR\x04type\x12\"\n" +
 	"\x05entry\x18\x02 \x01(\v2\f.kv.v1.EntryR\x05entry\x12+\n" +
 	"\n" +
-	"prev_entry\x18\x03 \x01(\v2\f.kv.v1.EntryR\tprevEntry*R\n" +
+	"prev_entry\x18\x03 \x01(\v2\f.kv.v1.EntryR\tprevEntry\"\xb4\x03\n" +
+	"\aCompare\x124\n" +
+	"\x06result\x18\x01 \x01(\x0e2\x1c.kv.v1.Compare.CompareResultR\x06result\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
+	"\aversion\x18\x03 \x01(\x03H\x00R\aversion\x12)\n" +
+	"\x0fcreate_revision\x18\x04 \x01(\x03H\x00R\x0ecreateRevision\x12#\n" +
+	"\fmod_revision\x18\x05 \x01(\x03H\x00R\vmodRevision\x12.\n" +
+	"\x05value\x18\x06 \x01(\v2\x16.google.protobuf.ValueH\x00R\x05value\x12\x16\n" +
+	"\x05lease\x18\a \x01(\x03H\x00R\x05lease\"\x9c\x01\n" +
+	"\rCompareResult\x12\x1e\n" +
+	"\x1aCOMPARE_RESULT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14COMPARE_RESULT_EQUAL\x10\x01\x12\x1c\n" +
+	"\x18COMPARE_RESULT_NOT_EQUAL\x10\x02\x12\x17\n" +
+	"\x13COMPARE_RESULT_LESS\x10\x03\x12\x1a\n" +
+	"\x16COMPARE_RESULT_GREATER\x10\x04B\x0e\n" +
+	"\ftarget_union\"\xf1\x01\n" +
+	"\tRequestOp\x12%\n" +
+	"\x03get\x18\x01 \x01(\v2\x11.kv.v1.GetRequestH\x00R\x03get\x12%\n" +
+	"\x03set\x18\x02 \x01(\v2\x11.kv.v1.SetRequestH\x00R\x03set\x12.\n" +
+	"\x06delete\x18\x03 \x01(\v2\x14.kv.v1.DeleteRequestH\x00R\x06delete\x12+\n" +
+	"\x05clear\x18\x04 \x01(\v2\x13.kv.v1.ClearRequestH\x00R\x05clear\x12.\n" +
+	"\x06update\x18\x05 \x01(\v2\x14.kv.v1.UpdateRequestH\x00R\x06updateB\t\n" +
+	"\arequest\"\xf8\x01\n" +
+	"\n" +
+	"ResponseOp\x12&\n" +
+	"\x03get\x18\x01 \x01(\v2\x12.kv.v1.GetResponseH\x00R\x03get\x12&\n" +
+	"\x03set\x18\x02 \x01(\v2\x12.kv.v1.SetResponseH\x00R\x03set\x12/\n" +
+	"\x06delete\x18\x03 \x01(\v2\x15.kv.v1.DeleteResponseH\x00R\x06delete\x12,\n" +
+	"\x05clear\x18\x04 \x01(\v2\x14.kv.v1.ClearResponseH\x00R\x05clear\x12/\n" +
+	"\x06update\x18\x05 \x01(\v2\x15.kv.v1.UpdateResponseH\x00R\x06updateB\n" +
+	"\n" +
+	"\bresponse\"\x8e\x01\n" +
+	"\n" +
+	"TxnRequest\x12(\n" +
+	"\acompare\x18\x01 \x03(\v2\x0e.kv.v1.CompareR\acompare\x12*\n" +
+	"\asuccess\x18\x02 \x03(\v2\x10.kv.v1.RequestOpR\asuccess\x12*\n" +
+	"\afailure\x18\x03 \x03(\v2\x10.kv.v1.RequestOpR\afailure\"x\n" +
+	"\vTxnResponse\x12\x1c\n" +
+	"\tsucceeded\x18\x01 \x01(\bR\tsucceeded\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12/\n" +
+	"\tresponses\x18\x03 \x03(\v2\x11.kv.v1.ResponseOpR\tresponses\"\xc3\x01\n" +
+	"\rUpdateRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05patch\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05patch\x120\n" +
+	"\x11expected_revision\x18\x03 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01\x12*\n" +
+	"\x11create_if_missing\x18\x04 \x01(\bR\x0fcreateIfMissingB\x14\n" +
+	"\x12_expected_revision\"4\n" +
+	"\x0eUpdateResponse\x12\"\n" +
+	"\x05entry\x18\x01 \x01(\v2\f.kv.v1.EntryR\x05entry\"a\n" +
+	"\vListRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"z\n" +
+	"\fListResponse\x12&\n" +
+	"\aentries\x18\x01 \x03(\v2\f.kv.v1.EntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"*\n" +
+	"\x11GrantLeaseRequest\x12\x15\n" +
+	"\x06ttl_ms\x18\x01 \x01(\x03R\x05ttlMs\";\n" +
+	"\x12GrantLeaseResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x15\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"\"\n" +
+	"\x10KeepAliveRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\":\n" +
+	"\x11KeepAliveResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x15\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"$\n" +
+	"\x12RevokeLeaseRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"V\n" +
+	"\x13RevokeLeaseResponse\x12#\n" +
+	"\rdeleted_count\x18\x01 \x01(\x03R\fdeletedCount\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"6\n" +
+	"\x10LeaseInfoRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04keys\x18\x02 \x01(\bR\x04keys\"\x87\x01\n" +
+	"\x11LeaseInfoResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12$\n" +
+	"\x0egranted_ttl_ms\x18\x02 \x01(\x03R\fgrantedTtlMs\x12(\n" +
+	"\x10remaining_ttl_ms\x18\x03 \x01(\x03R\x0eremainingTtlMs\x12\x12\n" +
+	"\x04keys\x18\x04 \x03(\tR\x04keys*R\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x02*\xee\x01\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\x94\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -1214,20 +2657,30 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x06LOCKED\x10\n" +
 	"\x12\r\n" +
 	"\tCOMPACTED\x10\v\x12\x12\n" +
-	"\x0eWATCH_TOO_SLOW\x10\f*\x85\x01\n" +
+	"\x0eWATCH_TOO_SLOW\x10\f\x12\x0f\n" +
+	"\vUNAVAILABLE\x10\r\x12\x13\n" +
+	"\x0fLEASE_NOT_FOUND\x10\x1e*\x85\x01\n" +
 	"\fErrorTrailer\x12\x1d\n" +
 	"\x19ERROR_TRAILER_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKV_REASON\x10\x01\x12\x17\n" +
 	"\x13KV_CURRENT_REVISION\x10\x02\x12\x16\n" +
 	"\x12KV_OLDEST_REVISION\x10\x03\x12\x16\n" +
-	"\x12KV_RESUME_REVISION\x10\x042\xcb\x02\n" +
+	"\x12KV_RESUME_REVISION\x10\x042\xee\x05\n" +
 	"\x0fKeyValueService\x12,\n" +
 	"\x03Get\x12\x11.kv.v1.GetRequest\x1a\x12.kv.v1.GetResponse\x12,\n" +
 	"\x03Set\x12\x11.kv.v1.SetRequest\x1a\x12.kv.v1.SetResponse\x125\n" +
 	"\x06Delete\x12\x14.kv.v1.DeleteRequest\x1a\x15.kv.v1.DeleteResponse\x12;\n" +
 	"\bListKeys\x12\x16.kv.v1.ListKeysRequest\x1a\x17.kv.v1.ListKeysResponse\x122\n" +
 	"\x05Clear\x12\x13.kv.v1.ClearRequest\x1a\x14.kv.v1.ClearResponse\x124\n" +
-	"\x05Watch\x12\x13.kv.v1.WatchRequest\x1a\x14.kv.v1.WatchResponse0\x01B4Z2github.com/kv-project/kv/clients/go/gen/kv/v1;kvv1b\x06proto3"
+	"\x05Watch\x12\x13.kv.v1.WatchRequest\x1a\x14.kv.v1.WatchResponse0\x01\x12,\n" +
+	"\x03Txn\x12\x11.kv.v1.TxnRequest\x1a\x12.kv.v1.TxnResponse\x125\n" +
+	"\x06Update\x12\x14.kv.v1.UpdateRequest\x1a\x15.kv.v1.UpdateResponse\x12/\n" +
+	"\x04List\x12\x12.kv.v1.ListRequest\x1a\x13.kv.v1.ListResponse\x12A\n" +
+	"\n" +
+	"GrantLease\x12\x18.kv.v1.GrantLeaseRequest\x1a\x19.kv.v1.GrantLeaseResponse\x12B\n" +
+	"\tKeepAlive\x12\x17.kv.v1.KeepAliveRequest\x1a\x18.kv.v1.KeepAliveResponse(\x010\x01\x12D\n" +
+	"\vRevokeLease\x12\x19.kv.v1.RevokeLeaseRequest\x1a\x1a.kv.v1.RevokeLeaseResponse\x12>\n" +
+	"\tLeaseInfo\x12\x17.kv.v1.LeaseInfoRequest\x1a\x18.kv.v1.LeaseInfoResponseB4Z2github.com/kv-project/kv/clients/go/gen/kv/v1;kvv1b\x06proto3"
 
 var (
 	file_kv_v1_kv_proto_rawDescOnce sync.Once
@@ -1241,53 +2694,104 @@ func file_kv_v1_kv_proto_rawDescGZIP() []byte {
 	return file_kv_v1_kv_proto_rawDescData
 }
 
-var file_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_kv_v1_kv_proto_goTypes = []any{
-	(EventType)(0),           // 0: kv.v1.EventType
-	(ErrorReason)(0),         // 1: kv.v1.ErrorReason
-	(ErrorTrailer)(0),        // 2: kv.v1.ErrorTrailer
-	(*Entry)(nil),            // 3: kv.v1.Entry
-	(*GetRequest)(nil),       // 4: kv.v1.GetRequest
-	(*GetResponse)(nil),      // 5: kv.v1.GetResponse
-	(*SetRequest)(nil),       // 6: kv.v1.SetRequest
-	(*SetResponse)(nil),      // 7: kv.v1.SetResponse
-	(*DeleteRequest)(nil),    // 8: kv.v1.DeleteRequest
-	(*DeleteResponse)(nil),   // 9: kv.v1.DeleteResponse
-	(*ListKeysRequest)(nil),  // 10: kv.v1.ListKeysRequest
-	(*ListKeysResponse)(nil), // 11: kv.v1.ListKeysResponse
-	(*ClearRequest)(nil),     // 12: kv.v1.ClearRequest
-	(*ClearResponse)(nil),    // 13: kv.v1.ClearResponse
-	(*WatchRequest)(nil),     // 14: kv.v1.WatchRequest
-	(*WatchResponse)(nil),    // 15: kv.v1.WatchResponse
-	(*Event)(nil),            // 16: kv.v1.Event
-	(*structpb.Value)(nil),   // 17: google.protobuf.Value
+	(EventType)(0),              // 0: kv.v1.EventType
+	(ErrorReason)(0),            // 1: kv.v1.ErrorReason
+	(ErrorTrailer)(0),           // 2: kv.v1.ErrorTrailer
+	(Compare_CompareResult)(0),  // 3: kv.v1.Compare.CompareResult
+	(*Entry)(nil),               // 4: kv.v1.Entry
+	(*GetRequest)(nil),          // 5: kv.v1.GetRequest
+	(*GetResponse)(nil),         // 6: kv.v1.GetResponse
+	(*SetRequest)(nil),          // 7: kv.v1.SetRequest
+	(*SetResponse)(nil),         // 8: kv.v1.SetResponse
+	(*DeleteRequest)(nil),       // 9: kv.v1.DeleteRequest
+	(*DeleteResponse)(nil),      // 10: kv.v1.DeleteResponse
+	(*ListKeysRequest)(nil),     // 11: kv.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),    // 12: kv.v1.ListKeysResponse
+	(*ClearRequest)(nil),        // 13: kv.v1.ClearRequest
+	(*ClearResponse)(nil),       // 14: kv.v1.ClearResponse
+	(*WatchRequest)(nil),        // 15: kv.v1.WatchRequest
+	(*WatchResponse)(nil),       // 16: kv.v1.WatchResponse
+	(*Event)(nil),               // 17: kv.v1.Event
+	(*Compare)(nil),             // 18: kv.v1.Compare
+	(*RequestOp)(nil),           // 19: kv.v1.RequestOp
+	(*ResponseOp)(nil),          // 20: kv.v1.ResponseOp
+	(*TxnRequest)(nil),          // 21: kv.v1.TxnRequest
+	(*TxnResponse)(nil),         // 22: kv.v1.TxnResponse
+	(*UpdateRequest)(nil),       // 23: kv.v1.UpdateRequest
+	(*UpdateResponse)(nil),      // 24: kv.v1.UpdateResponse
+	(*ListRequest)(nil),         // 25: kv.v1.ListRequest
+	(*ListResponse)(nil),        // 26: kv.v1.ListResponse
+	(*GrantLeaseRequest)(nil),   // 27: kv.v1.GrantLeaseRequest
+	(*GrantLeaseResponse)(nil),  // 28: kv.v1.GrantLeaseResponse
+	(*KeepAliveRequest)(nil),    // 29: kv.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),   // 30: kv.v1.KeepAliveResponse
+	(*RevokeLeaseRequest)(nil),  // 31: kv.v1.RevokeLeaseRequest
+	(*RevokeLeaseResponse)(nil), // 32: kv.v1.RevokeLeaseResponse
+	(*LeaseInfoRequest)(nil),    // 33: kv.v1.LeaseInfoRequest
+	(*LeaseInfoResponse)(nil),   // 34: kv.v1.LeaseInfoResponse
+	(*structpb.Value)(nil),      // 35: google.protobuf.Value
 }
 var file_kv_v1_kv_proto_depIdxs = []int32{
-	17, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
-	3,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
-	17, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
-	16, // 3: kv.v1.WatchResponse.events:type_name -> kv.v1.Event
+	35, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
+	4,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
+	35, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
+	17, // 3: kv.v1.WatchResponse.events:type_name -> kv.v1.Event
 	0,  // 4: kv.v1.Event.type:type_name -> kv.v1.EventType
-	3,  // 5: kv.v1.Event.entry:type_name -> kv.v1.Entry
-	3,  // 6: kv.v1.Event.prev_entry:type_name -> kv.v1.Entry
-	4,  // 7: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
-	6,  // 8: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
-	8,  // 9: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
-	10, // 10: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
-	12, // 11: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
-	14, // 12: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
-	5,  // 13: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
-	7,  // 14: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
-	9,  // 15: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
-	11, // 16: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
-	13, // 17: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
-	15, // 18: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	4,  // 5: kv.v1.Event.entry:type_name -> kv.v1.Entry
+	4,  // 6: kv.v1.Event.prev_entry:type_name -> kv.v1.Entry
+	3,  // 7: kv.v1.Compare.result:type_name -> kv.v1.Compare.CompareResult
+	35, // 8: kv.v1.Compare.value:type_name -> google.protobuf.Value
+	5,  // 9: kv.v1.RequestOp.get:type_name -> kv.v1.GetRequest
+	7,  // 10: kv.v1.RequestOp.set:type_name -> kv.v1.SetRequest
+	9,  // 11: kv.v1.RequestOp.delete:type_name -> kv.v1.DeleteRequest
+	13, // 12: kv.v1.RequestOp.clear:type_name -> kv.v1.ClearRequest
+	23, // 13: kv.v1.RequestOp.update:type_name -> kv.v1.UpdateRequest
+	6,  // 14: kv.v1.ResponseOp.get:type_name -> kv.v1.GetResponse
+	8,  // 15: kv.v1.ResponseOp.set:type_name -> kv.v1.SetResponse
+	10, // 16: kv.v1.ResponseOp.delete:type_name -> kv.v1.DeleteResponse
+	14, // 17: kv.v1.ResponseOp.clear:type_name -> kv.v1.ClearResponse
+	24, // 18: kv.v1.ResponseOp.update:type_name -> kv.v1.UpdateResponse
+	18, // 19: kv.v1.TxnRequest.compare:type_name -> kv.v1.Compare
+	19, // 20: kv.v1.TxnRequest.success:type_name -> kv.v1.RequestOp
+	19, // 21: kv.v1.TxnRequest.failure:type_name -> kv.v1.RequestOp
+	20, // 22: kv.v1.TxnResponse.responses:type_name -> kv.v1.ResponseOp
+	35, // 23: kv.v1.UpdateRequest.patch:type_name -> google.protobuf.Value
+	4,  // 24: kv.v1.UpdateResponse.entry:type_name -> kv.v1.Entry
+	4,  // 25: kv.v1.ListResponse.entries:type_name -> kv.v1.Entry
+	5,  // 26: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
+	7,  // 27: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
+	9,  // 28: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
+	11, // 29: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
+	13, // 30: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
+	15, // 31: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
+	21, // 32: kv.v1.KeyValueService.Txn:input_type -> kv.v1.TxnRequest
+	23, // 33: kv.v1.KeyValueService.Update:input_type -> kv.v1.UpdateRequest
+	25, // 34: kv.v1.KeyValueService.List:input_type -> kv.v1.ListRequest
+	27, // 35: kv.v1.KeyValueService.GrantLease:input_type -> kv.v1.GrantLeaseRequest
+	29, // 36: kv.v1.KeyValueService.KeepAlive:input_type -> kv.v1.KeepAliveRequest
+	31, // 37: kv.v1.KeyValueService.RevokeLease:input_type -> kv.v1.RevokeLeaseRequest
+	33, // 38: kv.v1.KeyValueService.LeaseInfo:input_type -> kv.v1.LeaseInfoRequest
+	6,  // 39: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
+	8,  // 40: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
+	10, // 41: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
+	12, // 42: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
+	14, // 43: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
+	16, // 44: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
+	22, // 45: kv.v1.KeyValueService.Txn:output_type -> kv.v1.TxnResponse
+	24, // 46: kv.v1.KeyValueService.Update:output_type -> kv.v1.UpdateResponse
+	26, // 47: kv.v1.KeyValueService.List:output_type -> kv.v1.ListResponse
+	28, // 48: kv.v1.KeyValueService.GrantLease:output_type -> kv.v1.GrantLeaseResponse
+	30, // 49: kv.v1.KeyValueService.KeepAlive:output_type -> kv.v1.KeepAliveResponse
+	32, // 50: kv.v1.KeyValueService.RevokeLease:output_type -> kv.v1.RevokeLeaseResponse
+	34, // 51: kv.v1.KeyValueService.LeaseInfo:output_type -> kv.v1.LeaseInfoResponse
+	39, // [39:52] is the sub-list for method output_type
+	26, // [26:39] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_kv_v1_kv_proto_init() }
@@ -1301,13 +2805,35 @@ func file_kv_v1_kv_proto_init() {
 		(*WatchRequest_Key)(nil),
 		(*WatchRequest_Prefix)(nil),
 	}
+	file_kv_v1_kv_proto_msgTypes[14].OneofWrappers = []any{
+		(*Compare_Version)(nil),
+		(*Compare_CreateRevision)(nil),
+		(*Compare_ModRevision)(nil),
+		(*Compare_Value)(nil),
+		(*Compare_Lease)(nil),
+	}
+	file_kv_v1_kv_proto_msgTypes[15].OneofWrappers = []any{
+		(*RequestOp_Get)(nil),
+		(*RequestOp_Set)(nil),
+		(*RequestOp_Delete)(nil),
+		(*RequestOp_Clear)(nil),
+		(*RequestOp_Update)(nil),
+	}
+	file_kv_v1_kv_proto_msgTypes[16].OneofWrappers = []any{
+		(*ResponseOp_Get)(nil),
+		(*ResponseOp_Set)(nil),
+		(*ResponseOp_Delete)(nil),
+		(*ResponseOp_Clear)(nil),
+		(*ResponseOp_Update)(nil),
+	}
+	file_kv_v1_kv_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_v1_kv_proto_rawDesc), len(file_kv_v1_kv_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   14,
+			NumEnums:      4,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,12 +25,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyValueService_Get_FullMethodName      = "/kv.v1.KeyValueService/Get"
-	KeyValueService_Set_FullMethodName      = "/kv.v1.KeyValueService/Set"
-	KeyValueService_Delete_FullMethodName   = "/kv.v1.KeyValueService/Delete"
-	KeyValueService_ListKeys_FullMethodName = "/kv.v1.KeyValueService/ListKeys"
-	KeyValueService_Clear_FullMethodName    = "/kv.v1.KeyValueService/Clear"
-	KeyValueService_Watch_FullMethodName    = "/kv.v1.KeyValueService/Watch"
+	KeyValueService_Get_FullMethodName         = "/kv.v1.KeyValueService/Get"
+	KeyValueService_Set_FullMethodName         = "/kv.v1.KeyValueService/Set"
+	KeyValueService_Delete_FullMethodName      = "/kv.v1.KeyValueService/Delete"
+	KeyValueService_ListKeys_FullMethodName    = "/kv.v1.KeyValueService/ListKeys"
+	KeyValueService_Clear_FullMethodName       = "/kv.v1.KeyValueService/Clear"
+	KeyValueService_Watch_FullMethodName       = "/kv.v1.KeyValueService/Watch"
+	KeyValueService_Txn_FullMethodName         = "/kv.v1.KeyValueService/Txn"
+	KeyValueService_Update_FullMethodName      = "/kv.v1.KeyValueService/Update"
+	KeyValueService_List_FullMethodName        = "/kv.v1.KeyValueService/List"
+	KeyValueService_GrantLease_FullMethodName  = "/kv.v1.KeyValueService/GrantLease"
+	KeyValueService_KeepAlive_FullMethodName   = "/kv.v1.KeyValueService/KeepAlive"
+	KeyValueService_RevokeLease_FullMethodName = "/kv.v1.KeyValueService/RevokeLease"
+	KeyValueService_LeaseInfo_FullMethodName   = "/kv.v1.KeyValueService/LeaseInfo"
 )
 
 // KeyValueServiceClient is the client API for KeyValueService service.
@@ -104,6 +111,52 @@ type KeyValueServiceClient interface {
 	// again from the kv-resume-revision trailer; it will usually be
 	// OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// Txn is an atomic compare-then-act, as in etcd: if every compare holds,
+	// the success ops run, otherwise the failure ops; all of it is decided
+	// and committed as one change with one revision (a reader or watcher
+	// never sees half of it). Ops run in order, and a get sees the writes
+	// before it in the same Txn. A Txn of gets is a consistent multi-get.
+	//
+	// Errors: INVALID_ARGUMENT for more than --max-txn-ops (default 128)
+	// compares or ops in a list, a key written twice in one list (a set,
+	// delete or update of a key, or two clears, that overlap another write),
+	// an expected_revision inside an op (use compares), a LESS or GREATER
+	// compare of a value that is not a number or a string, or any op that
+	// would be invalid on its own; NOT_FOUND for an update of a missing key
+	// without create_if_missing or a lease that does not exist. A failed op
+	// fails the whole Txn: nothing is written.
+	Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error)
+	// Update merges a JSON merge patch (RFC 7396) into a key's value on the
+	// server, atomically: two concurrent Updates of different fields of one
+	// object both land. The merged value must obey the value limits.
+	//
+	// Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
+	// then the patch is merged into {}); ABORTED if expected_revision is set
+	// and does not match; INVALID_ARGUMENT if the patch is missing or the
+	// result breaks a limit.
+	Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (*UpdateResponse, error)
+	// List pages through entries (keys with values), under a prefix, in
+	// Unicode code point order: ListKeys with values. Each page is read at
+	// one revision, which it names.
+	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
+	// GrantLease creates a lease: keys attached to it are deleted together
+	// when it expires (ttl_ms without a KeepAlive) or is revoked.
+	//
+	// Errors: INVALID_ARGUMENT if ttl_ms is below 1 or above a year.
+	GrantLease(ctx context.Context, in *GrantLeaseRequest, opts ...grpc.CallOption) (*GrantLeaseResponse, error)
+	// KeepAlive refreshes leases: each request resets a lease's time to live
+	// to its full ttl_ms and is answered with the new time to live, or with
+	// ttl_ms 0 if the lease no longer exists. One stream serves any number of
+	// leases, as in etcd.
+	KeepAlive(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[KeepAliveRequest, KeepAliveResponse], error)
+	// RevokeLease deletes a lease and all its keys at once (one revision).
+	//
+	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+	RevokeLease(ctx context.Context, in *RevokeLeaseRequest, opts ...grpc.CallOption) (*RevokeLeaseResponse, error)
+	// LeaseInfo reports a lease's time to live and, if asked, its keys.
+	//
+	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+	LeaseInfo(ctx context.Context, in *LeaseInfoRequest, opts ...grpc.CallOption) (*LeaseInfoResponse, error)
 }
 
 type keyValueServiceClient struct {
@@ -183,6 +236,79 @@ func (c *keyValueServiceClient) Watch(ctx context.Context, in *WatchRequest, opt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KeyValueService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
+func (c *keyValueServiceClient) Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TxnResponse)
+	err := c.cc.Invoke(ctx, KeyValueService_Txn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyValueServiceClient) Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (*UpdateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateResponse)
+	err := c.cc.Invoke(ctx, KeyValueService_Update_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyValueServiceClient) List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListResponse)
+	err := c.cc.Invoke(ctx, KeyValueService_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyValueServiceClient) GrantLease(ctx context.Context, in *GrantLeaseRequest, opts ...grpc.CallOption) (*GrantLeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GrantLeaseResponse)
+	err := c.cc.Invoke(ctx, KeyValueService_GrantLease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyValueServiceClient) KeepAlive(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[KeepAliveRequest, KeepAliveResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KeyValueService_ServiceDesc.Streams[1], KeyValueService_KeepAlive_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[KeepAliveRequest, KeepAliveResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyValueService_KeepAliveClient = grpc.BidiStreamingClient[KeepAliveRequest, KeepAliveResponse]
+
+func (c *keyValueServiceClient) RevokeLease(ctx context.Context, in *RevokeLeaseRequest, opts ...grpc.CallOption) (*RevokeLeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeLeaseResponse)
+	err := c.cc.Invoke(ctx, KeyValueService_RevokeLease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyValueServiceClient) LeaseInfo(ctx context.Context, in *LeaseInfoRequest, opts ...grpc.CallOption) (*LeaseInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaseInfoResponse)
+	err := c.cc.Invoke(ctx, KeyValueService_LeaseInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyValueServiceServer is the server API for KeyValueService service.
 // All implementations must embed UnimplementedKeyValueServiceServer
 // for forward compatibility.
@@ -254,6 +380,52 @@ type KeyValueServiceServer interface {
 	// again from the kv-resume-revision trailer; it will usually be
 	// OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// Txn is an atomic compare-then-act, as in etcd: if every compare holds,
+	// the success ops run, otherwise the failure ops; all of it is decided
+	// and committed as one change with one revision (a reader or watcher
+	// never sees half of it). Ops run in order, and a get sees the writes
+	// before it in the same Txn. A Txn of gets is a consistent multi-get.
+	//
+	// Errors: INVALID_ARGUMENT for more than --max-txn-ops (default 128)
+	// compares or ops in a list, a key written twice in one list (a set,
+	// delete or update of a key, or two clears, that overlap another write),
+	// an expected_revision inside an op (use compares), a LESS or GREATER
+	// compare of a value that is not a number or a string, or any op that
+	// would be invalid on its own; NOT_FOUND for an update of a missing key
+	// without create_if_missing or a lease that does not exist. A failed op
+	// fails the whole Txn: nothing is written.
+	Txn(context.Context, *TxnRequest) (*TxnResponse, error)
+	// Update merges a JSON merge patch (RFC 7396) into a key's value on the
+	// server, atomically: two concurrent Updates of different fields of one
+	// object both land. The merged value must obey the value limits.
+	//
+	// Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
+	// then the patch is merged into {}); ABORTED if expected_revision is set
+	// and does not match; INVALID_ARGUMENT if the patch is missing or the
+	// result breaks a limit.
+	Update(context.Context, *UpdateRequest) (*UpdateResponse, error)
+	// List pages through entries (keys with values), under a prefix, in
+	// Unicode code point order: ListKeys with values. Each page is read at
+	// one revision, which it names.
+	List(context.Context, *ListRequest) (*ListResponse, error)
+	// GrantLease creates a lease: keys attached to it are deleted together
+	// when it expires (ttl_ms without a KeepAlive) or is revoked.
+	//
+	// Errors: INVALID_ARGUMENT if ttl_ms is below 1 or above a year.
+	GrantLease(context.Context, *GrantLeaseRequest) (*GrantLeaseResponse, error)
+	// KeepAlive refreshes leases: each request resets a lease's time to live
+	// to its full ttl_ms and is answered with the new time to live, or with
+	// ttl_ms 0 if the lease no longer exists. One stream serves any number of
+	// leases, as in etcd.
+	KeepAlive(grpc.BidiStreamingServer[KeepAliveRequest, KeepAliveResponse]) error
+	// RevokeLease deletes a lease and all its keys at once (one revision).
+	//
+	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+	RevokeLease(context.Context, *RevokeLeaseRequest) (*RevokeLeaseResponse, error)
+	// LeaseInfo reports a lease's time to live and, if asked, its keys.
+	//
+	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+	LeaseInfo(context.Context, *LeaseInfoRequest) (*LeaseInfoResponse, error)
 	mustEmbedUnimplementedKeyValueServiceServer()
 }
 
@@ -281,6 +453,27 @@ func (UnimplementedKeyValueServiceServer) Clear(context.Context, *ClearRequest) 
 }
 func (UnimplementedKeyValueServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedKeyValueServiceServer) Txn(context.Context, *TxnRequest) (*TxnResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Txn not implemented")
+}
+func (UnimplementedKeyValueServiceServer) Update(context.Context, *UpdateRequest) (*UpdateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Update not implemented")
+}
+func (UnimplementedKeyValueServiceServer) List(context.Context, *ListRequest) (*ListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedKeyValueServiceServer) GrantLease(context.Context, *GrantLeaseRequest) (*GrantLeaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GrantLease not implemented")
+}
+func (UnimplementedKeyValueServiceServer) KeepAlive(grpc.BidiStreamingServer[KeepAliveRequest, KeepAliveResponse]) error {
+	return status.Error(codes.Unimplemented, "method KeepAlive not implemented")
+}
+func (UnimplementedKeyValueServiceServer) RevokeLease(context.Context, *RevokeLeaseRequest) (*RevokeLeaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeLease not implemented")
+}
+func (UnimplementedKeyValueServiceServer) LeaseInfo(context.Context, *LeaseInfoRequest) (*LeaseInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaseInfo not implemented")
 }
 func (UnimplementedKeyValueServiceServer) mustEmbedUnimplementedKeyValueServiceServer() {}
 func (UnimplementedKeyValueServiceServer) testEmbeddedByValue()                         {}
@@ -404,6 +597,121 @@ func _KeyValueService_Watch_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KeyValueService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
+func _KeyValueService_Txn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TxnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyValueServiceServer).Txn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyValueService_Txn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyValueServiceServer).Txn(ctx, req.(*TxnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyValueService_Update_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyValueServiceServer).Update(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyValueService_Update_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyValueServiceServer).Update(ctx, req.(*UpdateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyValueService_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyValueServiceServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyValueService_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyValueServiceServer).List(ctx, req.(*ListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyValueService_GrantLease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GrantLeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyValueServiceServer).GrantLease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyValueService_GrantLease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyValueServiceServer).GrantLease(ctx, req.(*GrantLeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyValueService_KeepAlive_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(KeyValueServiceServer).KeepAlive(&grpc.GenericServerStream[KeepAliveRequest, KeepAliveResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyValueService_KeepAliveServer = grpc.BidiStreamingServer[KeepAliveRequest, KeepAliveResponse]
+
+func _KeyValueService_RevokeLease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeLeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyValueServiceServer).RevokeLease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyValueService_RevokeLease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyValueServiceServer).RevokeLease(ctx, req.(*RevokeLeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyValueService_LeaseInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaseInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyValueServiceServer).LeaseInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyValueService_LeaseInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyValueServiceServer).LeaseInfo(ctx, req.(*LeaseInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyValueService_ServiceDesc is the grpc.ServiceDesc for KeyValueService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -431,12 +739,42 @@ var KeyValueService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Clear",
 			Handler:    _KeyValueService_Clear_Handler,
 		},
+		{
+			MethodName: "Txn",
+			Handler:    _KeyValueService_Txn_Handler,
+		},
+		{
+			MethodName: "Update",
+			Handler:    _KeyValueService_Update_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _KeyValueService_List_Handler,
+		},
+		{
+			MethodName: "GrantLease",
+			Handler:    _KeyValueService_GrantLease_Handler,
+		},
+		{
+			MethodName: "RevokeLease",
+			Handler:    _KeyValueService_RevokeLease_Handler,
+		},
+		{
+			MethodName: "LeaseInfo",
+			Handler:    _KeyValueService_LeaseInfo_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _KeyValueService_Watch_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "KeepAlive",
+			Handler:       _KeyValueService_KeepAlive_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "kv/v1/kv.proto",

@@ -29,6 +29,8 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOCKED: _ClassVar[ErrorReason]
     COMPACTED: _ClassVar[ErrorReason]
     WATCH_TOO_SLOW: _ClassVar[ErrorReason]
+    UNAVAILABLE: _ClassVar[ErrorReason]
+    LEASE_NOT_FOUND: _ClassVar[ErrorReason]
 
 class ErrorTrailer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +55,8 @@ CORRUPT: ErrorReason
 LOCKED: ErrorReason
 COMPACTED: ErrorReason
 WATCH_TOO_SLOW: ErrorReason
+UNAVAILABLE: ErrorReason
+LEASE_NOT_FOUND: ErrorReason
 ERROR_TRAILER_UNSPECIFIED: ErrorTrailer
 KV_REASON: ErrorTrailer
 KV_CURRENT_REVISION: ErrorTrailer
@@ -60,18 +64,20 @@ KV_OLDEST_REVISION: ErrorTrailer
 KV_RESUME_REVISION: ErrorTrailer
 
 class Entry(_message.Message):
-    __slots__ = ("key", "value", "create_revision", "mod_revision", "version")
+    __slots__ = ("key", "value", "create_revision", "mod_revision", "version", "lease")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     CREATE_REVISION_FIELD_NUMBER: _ClassVar[int]
     MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     key: str
     value: _struct_pb2.Value
     create_revision: int
     mod_revision: int
     version: int
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+    lease: int
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., version: _Optional[int] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("key",)
@@ -86,14 +92,18 @@ class GetResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...
 
 class SetRequest(_message.Message):
-    __slots__ = ("key", "value", "expected_revision")
+    __slots__ = ("key", "value", "expected_revision", "lease", "ttl_ms")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
     key: str
     value: _struct_pb2.Value
     expected_revision: int
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+    lease: int
+    ttl_ms: int
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., expected_revision: _Optional[int] = ..., lease: _Optional[int] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
 
 class SetResponse(_message.Message):
     __slots__ = ("revision",)
@@ -178,3 +188,181 @@ class Event(_message.Message):
     entry: Entry
     prev_entry: Entry
     def __init__(self, type: _Optional[_Union[EventType, str]] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., prev_entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...
+
+class Compare(_message.Message):
+    __slots__ = ("result", "key", "version", "create_revision", "mod_revision", "value", "lease")
+    class CompareResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        COMPARE_RESULT_UNSPECIFIED: _ClassVar[Compare.CompareResult]
+        COMPARE_RESULT_EQUAL: _ClassVar[Compare.CompareResult]
+        COMPARE_RESULT_NOT_EQUAL: _ClassVar[Compare.CompareResult]
+        COMPARE_RESULT_LESS: _ClassVar[Compare.CompareResult]
+        COMPARE_RESULT_GREATER: _ClassVar[Compare.CompareResult]
+    COMPARE_RESULT_UNSPECIFIED: Compare.CompareResult
+    COMPARE_RESULT_EQUAL: Compare.CompareResult
+    COMPARE_RESULT_NOT_EQUAL: Compare.CompareResult
+    COMPARE_RESULT_LESS: Compare.CompareResult
+    COMPARE_RESULT_GREATER: Compare.CompareResult
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    result: Compare.CompareResult
+    key: str
+    version: int
+    create_revision: int
+    mod_revision: int
+    value: _struct_pb2.Value
+    lease: int
+    def __init__(self, result: _Optional[_Union[Compare.CompareResult, str]] = ..., key: _Optional[str] = ..., version: _Optional[int] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., lease: _Optional[int] = ...) -> None: ...
+
+class RequestOp(_message.Message):
+    __slots__ = ("get", "set", "delete", "clear", "update")
+    GET_FIELD_NUMBER: _ClassVar[int]
+    SET_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    get: GetRequest
+    set: SetRequest
+    delete: DeleteRequest
+    clear: ClearRequest
+    update: UpdateRequest
+    def __init__(self, get: _Optional[_Union[GetRequest, _Mapping]] = ..., set: _Optional[_Union[SetRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., clear: _Optional[_Union[ClearRequest, _Mapping]] = ..., update: _Optional[_Union[UpdateRequest, _Mapping]] = ...) -> None: ...
+
+class ResponseOp(_message.Message):
+    __slots__ = ("get", "set", "delete", "clear", "update")
+    GET_FIELD_NUMBER: _ClassVar[int]
+    SET_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    get: GetResponse
+    set: SetResponse
+    delete: DeleteResponse
+    clear: ClearResponse
+    update: UpdateResponse
+    def __init__(self, get: _Optional[_Union[GetResponse, _Mapping]] = ..., set: _Optional[_Union[SetResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., clear: _Optional[_Union[ClearResponse, _Mapping]] = ..., update: _Optional[_Union[UpdateResponse, _Mapping]] = ...) -> None: ...
+
+class TxnRequest(_message.Message):
+    __slots__ = ("compare", "success", "failure")
+    COMPARE_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    compare: _containers.RepeatedCompositeFieldContainer[Compare]
+    success: _containers.RepeatedCompositeFieldContainer[RequestOp]
+    failure: _containers.RepeatedCompositeFieldContainer[RequestOp]
+    def __init__(self, compare: _Optional[_Iterable[_Union[Compare, _Mapping]]] = ..., success: _Optional[_Iterable[_Union[RequestOp, _Mapping]]] = ..., failure: _Optional[_Iterable[_Union[RequestOp, _Mapping]]] = ...) -> None: ...
+
+class TxnResponse(_message.Message):
+    __slots__ = ("succeeded", "revision", "responses")
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    succeeded: bool
+    revision: int
+    responses: _containers.RepeatedCompositeFieldContainer[ResponseOp]
+    def __init__(self, succeeded: _Optional[bool] = ..., revision: _Optional[int] = ..., responses: _Optional[_Iterable[_Union[ResponseOp, _Mapping]]] = ...) -> None: ...
+
+class UpdateRequest(_message.Message):
+    __slots__ = ("key", "patch", "expected_revision", "create_if_missing")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PATCH_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_IF_MISSING_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    patch: _struct_pb2.Value
+    expected_revision: int
+    create_if_missing: bool
+    def __init__(self, key: _Optional[str] = ..., patch: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., expected_revision: _Optional[int] = ..., create_if_missing: _Optional[bool] = ...) -> None: ...
+
+class UpdateResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: Entry
+    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("prefix", "page_size", "page_token")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    page_size: int
+    page_token: str
+    def __init__(self, prefix: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token", "revision")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[Entry]
+    next_page_token: str
+    revision: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class GrantLeaseRequest(_message.Message):
+    __slots__ = ("ttl_ms",)
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    ttl_ms: int
+    def __init__(self, ttl_ms: _Optional[int] = ...) -> None: ...
+
+class GrantLeaseResponse(_message.Message):
+    __slots__ = ("id", "ttl_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    ttl_ms: int
+    def __init__(self, id: _Optional[int] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
+
+class KeepAliveRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class KeepAliveResponse(_message.Message):
+    __slots__ = ("id", "ttl_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    ttl_ms: int
+    def __init__(self, id: _Optional[int] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
+
+class RevokeLeaseRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class RevokeLeaseResponse(_message.Message):
+    __slots__ = ("deleted_count", "revision")
+    DELETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    deleted_count: int
+    revision: int
+    def __init__(self, deleted_count: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class LeaseInfoRequest(_message.Message):
+    __slots__ = ("id", "keys")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    keys: bool
+    def __init__(self, id: _Optional[int] = ..., keys: _Optional[bool] = ...) -> None: ...
+
+class LeaseInfoResponse(_message.Message):
+    __slots__ = ("id", "granted_ttl_ms", "remaining_ttl_ms", "keys")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    granted_ttl_ms: int
+    remaining_ttl_ms: int
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[int] = ..., granted_ttl_ms: _Optional[int] = ..., remaining_ttl_ms: _Optional[int] = ..., keys: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -70,6 +70,41 @@ class KeyValueServiceStub:
                 request_serializer=kv_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
                 response_deserializer=kv_dot_v1_dot_kv__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.Txn = channel.unary_unary(
+                '/kv.v1.KeyValueService/Txn',
+                request_serializer=kv_dot_v1_dot_kv__pb2.TxnRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.TxnResponse.FromString,
+                _registered_method=True)
+        self.Update = channel.unary_unary(
+                '/kv.v1.KeyValueService/Update',
+                request_serializer=kv_dot_v1_dot_kv__pb2.UpdateRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.UpdateResponse.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/kv.v1.KeyValueService/List',
+                request_serializer=kv_dot_v1_dot_kv__pb2.ListRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.ListResponse.FromString,
+                _registered_method=True)
+        self.GrantLease = channel.unary_unary(
+                '/kv.v1.KeyValueService/GrantLease',
+                request_serializer=kv_dot_v1_dot_kv__pb2.GrantLeaseRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.GrantLeaseResponse.FromString,
+                _registered_method=True)
+        self.KeepAlive = channel.stream_stream(
+                '/kv.v1.KeyValueService/KeepAlive',
+                request_serializer=kv_dot_v1_dot_kv__pb2.KeepAliveRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.KeepAliveResponse.FromString,
+                _registered_method=True)
+        self.RevokeLease = channel.unary_unary(
+                '/kv.v1.KeyValueService/RevokeLease',
+                request_serializer=kv_dot_v1_dot_kv__pb2.RevokeLeaseRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.RevokeLeaseResponse.FromString,
+                _registered_method=True)
+        self.LeaseInfo = channel.unary_unary(
+                '/kv.v1.KeyValueService/LeaseInfo',
+                request_serializer=kv_dot_v1_dot_kv__pb2.LeaseInfoRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.LeaseInfoResponse.FromString,
+                _registered_method=True)
 
 
 class KeyValueServiceServicer:
@@ -171,6 +206,87 @@ class KeyValueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Txn(self, request, context):
+        """Txn is an atomic compare-then-act, as in etcd: if every compare holds,
+        the success ops run, otherwise the failure ops; all of it is decided
+        and committed as one change with one revision (a reader or watcher
+        never sees half of it). Ops run in order, and a get sees the writes
+        before it in the same Txn. A Txn of gets is a consistent multi-get.
+
+        Errors: INVALID_ARGUMENT for more than --max-txn-ops (default 128)
+        compares or ops in a list, a key written twice in one list (a set,
+        delete or update of a key, or two clears, that overlap another write),
+        an expected_revision inside an op (use compares), a LESS or GREATER
+        compare of a value that is not a number or a string, or any op that
+        would be invalid on its own; NOT_FOUND for an update of a missing key
+        without create_if_missing or a lease that does not exist. A failed op
+        fails the whole Txn: nothing is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Update(self, request, context):
+        """Update merges a JSON merge patch (RFC 7396) into a key's value on the
+        server, atomically: two concurrent Updates of different fields of one
+        object both land. The merged value must obey the value limits.
+
+        Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
+        then the patch is merged into {}); ABORTED if expected_revision is set
+        and does not match; INVALID_ARGUMENT if the patch is missing or the
+        result breaks a limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """List pages through entries (keys with values), under a prefix, in
+        Unicode code point order: ListKeys with values. Each page is read at
+        one revision, which it names.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GrantLease(self, request, context):
+        """GrantLease creates a lease: keys attached to it are deleted together
+        when it expires (ttl_ms without a KeepAlive) or is revoked.
+
+        Errors: INVALID_ARGUMENT if ttl_ms is below 1 or above a year.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KeepAlive(self, request_iterator, context):
+        """KeepAlive refreshes leases: each request resets a lease's time to live
+        to its full ttl_ms and is answered with the new time to live, or with
+        ttl_ms 0 if the lease no longer exists. One stream serves any number of
+        leases, as in etcd.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeLease(self, request, context):
+        """RevokeLease deletes a lease and all its keys at once (one revision).
+
+        Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaseInfo(self, request, context):
+        """LeaseInfo reports a lease's time to live and, if asked, its keys.
+
+        Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyValueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +319,41 @@ def add_KeyValueServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=kv_dot_v1_dot_kv__pb2.WatchRequest.FromString,
                     response_serializer=kv_dot_v1_dot_kv__pb2.WatchResponse.SerializeToString,
+            ),
+            'Txn': grpc.unary_unary_rpc_method_handler(
+                    servicer.Txn,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.TxnRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.TxnResponse.SerializeToString,
+            ),
+            'Update': grpc.unary_unary_rpc_method_handler(
+                    servicer.Update,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.UpdateRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.UpdateResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.ListRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.ListResponse.SerializeToString,
+            ),
+            'GrantLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantLease,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.GrantLeaseRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.GrantLeaseResponse.SerializeToString,
+            ),
+            'KeepAlive': grpc.stream_stream_rpc_method_handler(
+                    servicer.KeepAlive,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.KeepAliveRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.KeepAliveResponse.SerializeToString,
+            ),
+            'RevokeLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeLease,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.RevokeLeaseRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.RevokeLeaseResponse.SerializeToString,
+            ),
+            'LeaseInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaseInfo,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.LeaseInfoRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.LeaseInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -373,6 +524,195 @@ class KeyValueService:
             '/kv.v1.KeyValueService/Watch',
             kv_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
             kv_dot_v1_dot_kv__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Txn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kv.v1.KeyValueService/Txn',
+            kv_dot_v1_dot_kv__pb2.TxnRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.TxnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Update(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kv.v1.KeyValueService/Update',
+            kv_dot_v1_dot_kv__pb2.UpdateRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.UpdateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kv.v1.KeyValueService/List',
+            kv_dot_v1_dot_kv__pb2.ListRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.ListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kv.v1.KeyValueService/GrantLease',
+            kv_dot_v1_dot_kv__pb2.GrantLeaseRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.GrantLeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KeepAlive(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kv.v1.KeyValueService/KeepAlive',
+            kv_dot_v1_dot_kv__pb2.KeepAliveRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.KeepAliveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kv.v1.KeyValueService/RevokeLease',
+            kv_dot_v1_dot_kv__pb2.RevokeLeaseRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.RevokeLeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaseInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kv.v1.KeyValueService/LeaseInfo',
+            kv_dot_v1_dot_kv__pb2.LeaseInfoRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.LeaseInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,
