@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig, usage, type Config } from './config';
 import { createLogger } from './logger';
+import { describeStoreLocation, openConfiguredStore } from './open-store';
 import { createServer } from './server/create-server';
 import { StoreError } from './store/errors';
-import { openFileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
 
 /** Exit codes: 0 clean stop, 1 could not start or stop cleanly, 2 bad flags or environment. */
@@ -30,25 +30,14 @@ async function main(): Promise<number> {
   }
 
   const logger = createLogger(config.logLevel);
-  const dataDir = path.resolve(config.dataDir);
   let store;
+  let where;
   try {
-    store = await openFileStore({
-      dataDir,
-      fsync: config.fsync,
-      fsyncIntervalMs: config.fsyncIntervalMs,
-      maxKeyBytes: config.maxKeyBytes,
-      maxValueBytes: config.maxValueBytes,
-      logger,
-      feed: {
-        progressIntervalMs: config.watchProgressMs,
-        history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },
-      },
-    });
+    ({ store, where } = await openConfiguredStore(config, logger));
   } catch (error) {
-    // A locked, damaged or unusable data directory is the operator's to fix: one line, no stack.
+    // A locked, damaged or unusable data directory, or an etcd that does not answer, is the operator's to fix: one line, no stack.
     if (error instanceof StoreError || isSystemError(error)) {
-      process.stderr.write(`kv-server: cannot open the store in ${dataDir}: ${error.message}\n`);
+      process.stderr.write(`kv-server: cannot open the store in ${describeStoreLocation(config)}: ${error.message}\n`);
       return 1;
     }
     throw error;
@@ -64,7 +53,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-  process.stdout.write(`kv-server listening on ${host}:${port} (data directory ${dataDir}, fsync ${config.fsync})\n`);
+  process.stdout.write(`kv-server listening on ${host}:${port} (${where})\n`);
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
@@ -89,7 +78,7 @@ async function main(): Promise<number> {
     process.stderr.write(`kv-server: stopped, but ${error.message}\n`);
     return 1;
   }
-  logger.info('stopped; data directory released');
+  logger.info(config.engine === 'etcd' ? 'stopped; etcd connections closed' : 'stopped; data directory released');
   return 0;
 }
 

@@ -1,4 +1,5 @@
 import {
+  connectivityState,
   credentials as grpcCredentials,
   Metadata,
   status,
@@ -70,6 +71,16 @@ type Unary<Req, Res> = (
   callback: (error: ServiceError | null, response: Res) => void,
 ) => unknown;
 
+/** One server's stubs (both on one channel). */
+interface Server {
+  address: string;
+  kv: KeyValueServiceClient;
+  health: HealthClient;
+}
+
+/** Which stub method a call uses, and on which stub, once its server is picked. */
+type MethodOf<Req, Res> = (server: Server) => [object, Unary<Req, Res>];
+
 /**
  * A small typed facade over the generated kv.v1 client.
  *
@@ -82,24 +93,38 @@ type Unary<Req, Res> = (
  * ```
  */
 export class KvClient {
-  private readonly client: KeyValueServiceClient;
-  private readonly healthClient: HealthClient;
+  private readonly servers: Server[];
+  /** Round-robin position: the server the next call starts at. */
+  private turn = 0;
   private readonly authorization: string | undefined;
   private readonly deadlineMs: number;
   private readonly attempts: number;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
 
-  constructor(address: string, options: KvClientOptions = {}) {
-    this.client = new KeyValueServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
-      // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-      // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      ...options.channelOptions,
+  /**
+   * `address` is one server (host:port) or several frontends of one kv
+   * deployment: calls go to them in turn, a read that meets UNAVAILABLE is
+   * retried on the next one, and a write goes to one that is not known to
+   * be down but is never retried (it may have happened).
+   */
+  constructor(address: string | readonly string[], options: KvClientOptions = {}) {
+    const addresses = typeof address === 'string' ? [address] : [...address];
+    if (addresses.length === 0 || addresses.some((a) => a.trim() === '')) {
+      throw new KvError('address must name at least one server, and none empty', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
+    }
+    this.servers = addresses.map((a) => {
+      const kv = new KeyValueServiceClient(a, options.credentials ?? grpcCredentials.createInsecure(), {
+        // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        ...options.channelOptions,
+      });
+      const health = new HealthClient(a, grpcCredentials.createInsecure(), { channelOverride: kv.getChannel() });
+      return { address: a, kv, health };
     });
-    this.healthClient = new HealthClient(address, grpcCredentials.createInsecure(), { channelOverride: this.client.getChannel() });
     if (options.token !== undefined && !/^[\x21-\x7e]+$/.test(options.token)) {
       throw new KvError(
         'token must be non-empty printable ASCII without spaces (it travels in an HTTP/2 header)',
@@ -118,7 +143,7 @@ export class KvClient {
   /** The entry under key, or undefined if there is none. */
   async get<T extends JsonValue = JsonValue>(key: string, options?: CallOptions): Promise<KvEntry<T> | undefined> {
     try {
-      const { entry } = await this.read(this.client.get, { key }, options);
+      const { entry } = await this.read((s) => [s.kv, s.kv.get], { key }, options);
       if (entry === undefined) throw new KvError('server sent no entry', status.INTERNAL, 'INTERNAL');
       return {
         value: entry.value as T,
@@ -136,23 +161,23 @@ export class KvClient {
   async set(key: string, value: JsonValue, options: WriteOptions = {}): Promise<number> {
     if (value === undefined)
       throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
-    const { revision } = await this.call(
-      this.client.set,
+    const { revision } = await this.write(
+      (s) => [s.kv, s.kv.set],
       { key, value, expectedRevision: options.expectedRevision, lease: 0, ttlMs: 0 },
-      this.deadline(options),
+      options,
     );
     return revision;
   }
 
   /** Removes key; false if it did not exist. */
   async delete(key: string, options: WriteOptions = {}): Promise<boolean> {
-    const { deleted } = await this.call(this.client.delete, { key, expectedRevision: options.expectedRevision }, this.deadline(options));
+    const { deleted } = await this.write((s) => [s.kv, s.kv.delete], { key, expectedRevision: options.expectedRevision }, options);
     return deleted;
   }
 
   /** Removes every key under prefix (all keys if none) atomically; returns how many. */
   async clear(options: { prefix?: string } & CallOptions = {}): Promise<number> {
-    const { deletedCount } = await this.call(this.client.clear, { prefix: options.prefix ?? '' }, this.deadline(options));
+    const { deletedCount } = await this.write((s) => [s.kv, s.kv.clear], { prefix: options.prefix ?? '' }, options);
     return deletedCount;
   }
 
@@ -162,7 +187,7 @@ export class KvClient {
     options?: CallOptions,
   ): Promise<{ keys: string[]; nextPageToken: string }> {
     return this.read(
-      this.client.listKeys,
+      (s) => [s.kv, s.kv.listKeys],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
       options,
     );
@@ -184,32 +209,39 @@ export class KvClient {
    * disconnect or a server restart; see KvWatch.
    */
   watch<T extends JsonValue = JsonValue>(options: WatchOptions): KvWatch<T> {
-    return new KvWatch<T>(this.client, options, () => this.metadata());
+    // Each (re)connection of the watch goes to the next server in turn, so a resume after a frontend died finds another.
+    return new KvWatch<T>(
+      () => this.pick().kv,
+      options,
+      () => this.metadata(),
+    );
   }
 
   /** The server's grpc.health.v1 status for kv.v1.KeyValueService. Retried like a read. */
   async health(options?: CallOptions): Promise<ServingStatus> {
-    const { status: serving } = await this.read(this.healthClient.check, { service: 'kv.v1.KeyValueService' }, options, this.healthClient);
+    const { status: serving } = await this.read((s) => [s.health, s.health.check], { service: 'kv.v1.KeyValueService' }, options);
     return serving === HealthCheckResponse_ServingStatus.UNRECOGNIZED
       ? 'UNKNOWN'
       : (healthCheckResponse_ServingStatusToJSON(serving) as ServingStatus);
   }
 
   close(): void {
-    this.client.close();
+    for (const server of this.servers) server.kv.close();
   }
 
-  private async read<Req, Res>(method: Unary<Req, Res>, request: Req, options?: CallOptions, client: object = this.client): Promise<Res> {
+  /** A read: on UNAVAILABLE it is tried again, on the next server in turn, within one deadline. */
+  private async read<Req, Res>(method: MethodOf<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
     // One deadline for the read as a whole: retries never stretch a call past what the caller allowed.
     const deadline = this.deadline(options);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.call(method, request, deadline, client);
+        return await this.call(method, request, deadline);
       } catch (error) {
         const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 1));
         const retry = error instanceof KvError && error.code === status.UNAVAILABLE && attempt < this.attempts;
         if (!retry || Date.now() + backoff >= deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, backoff));
+        // With several servers the next one is tried at once; the backoff is for when all of them failed.
+        if (attempt % this.servers.length === 0) await new Promise((resolve) => setTimeout(resolve, backoff));
       }
     }
   }
@@ -225,10 +257,30 @@ export class KvClient {
     return metadata;
   }
 
-  private call<Req, Res>(method: Unary<Req, Res>, request: Req, deadline: number, client: object = this.client): Promise<Res> {
+  /** A write: sent once, to one server; its failure is the caller's to judge (it may have happened). */
+  private write<Req, Res>(method: MethodOf<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
+    return this.call(method, request, this.deadline(options));
+  }
+
+  /**
+   * The next server in turn, passing over those whose connection is known
+   * to have failed (while any other is not): choosing before a call is
+   * sent is not a retry, so writes use it too.
+   */
+  private pick(): Server {
+    for (let i = 0; i < this.servers.length; i++) {
+      const server = this.servers[this.turn++ % this.servers.length];
+      if (server.kv.getChannel().getConnectivityState(false) !== connectivityState.TRANSIENT_FAILURE) return server;
+    }
+    return this.servers[this.turn++ % this.servers.length];
+  }
+
+  private call<Req, Res>(method: MethodOf<Req, Res>, request: Req, deadline: number): Promise<Res> {
     const metadata = this.metadata();
+    const server = this.pick();
+    const [target, fn] = method(server);
     return new Promise((resolve, reject) => {
-      method.call(client, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
+      fn.call(target, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
         if (error) reject(KvError.from(error));
         else resolve(response);
       });
