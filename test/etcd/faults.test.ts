@@ -72,7 +72,11 @@ describeEtcd('etcd members killed while two frontends take writes', () => {
     const acksAfter = (t: number): number => acks.filter((x) => x.at > t).length;
     const run = async (ms: number): Promise<void> => {
       const from = Date.now();
-      await pollUntil(`writes acknowledged for ${ms} ms`, () => (Date.now() - from >= ms && acksAfter(from) > 0 ? true : undefined), 30_000);
+      await pollUntil(
+        `writes acknowledged for ${ms} ms`,
+        () => (Date.now() - from >= ms && acksAfter(from) > 0 ? true : undefined),
+        30_000,
+      );
     };
 
     await run(1000);
