@@ -4,8 +4,15 @@
  * frontends carries on when one is killed; a watch resumes across a
  * frontend restart without a gap or a repeat.
  */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { KvClient, KvError, type KvWatchEvent } from '@kv/client';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
+import { findTool } from '../support/find-tool';
+import { makeTempDir } from '../support/temp-dirs';
+import { REPO_ROOT } from '../support/server-process';
 import { startFrontend, type Frontend } from '../support/etcd-frontends';
 import { pollUntil } from '../support/temp-dirs';
 
@@ -96,6 +103,39 @@ describeEtcd('frontends over etcd', () => {
     expect(failedWrites).toBeLessThanOrEqual(2);
     for (const [key, value] of acked) expect((await client([b.address]).get(key))?.value).toBe(value);
     await a.restart();
+  });
+
+  describe('the Go and Python examples given both frontends (their standard resolvers, round_robin)', () => {
+    // The interop transcript, with revisions counted from where the cluster is when the example starts.
+    const expected = (base: number): string =>
+      readFileSync(path.join(REPO_ROOT, 'test/interop/expected-transcript.txt'), 'utf8').replace(
+        /(revision|current_revision|create_revision|mod_revision|expected_revision) (\d+)/g,
+        (_, word: string, n: string) => `${word} ${base + Number(n)}`,
+      );
+    const run = promisify(execFile);
+    const go = findTool('go');
+    const python = path.join(REPO_ROOT, 'clients/python/.venv/bin/python');
+    const required = process.env.KV_REQUIRE_ALL_CLIENTS === '1';
+
+    (go !== undefined ? test : test.skip)(
+      'the Go example',
+      async () => {
+        const binary = path.join(makeTempDir('kv-go-example-'), 'kv-example');
+        await run(go as string, ['build', '-o', binary, './cmd/kv-example'], { cwd: path.join(REPO_ROOT, 'clients/go'), timeout: 240_000 });
+        const base = await client([a.address]).set('example-base', 0);
+        const { stdout } = await run(binary, ['-addr', `${a.address},${b.address}`], { timeout: 30_000 });
+        expect(stdout).toBe(expected(base));
+      },
+      300_000,
+    );
+
+    (existsSync(python) || required ? test : test.skip)('the Python example', async () => {
+      const base = await client([a.address]).set('example-base', 0);
+      const { stdout } = await run(python, [path.join(REPO_ROOT, 'clients/python/example.py'), '--addr', `${a.address},${b.address}`], {
+        timeout: 30_000,
+      });
+      expect(stdout).toBe(expected(base));
+    });
   });
 
   test.todo('a lease granted through A and kept alive through B (needs the lease API, not on main yet)');

@@ -5,6 +5,7 @@
 // against a fresh server and expects the same lines from every client.
 //
 //	go run ./cmd/kv-example -addr 127.0.0.1:50051
+//	go run ./cmd/kv-example -addr 127.0.0.1:50061,127.0.0.1:50062   # several frontends (etcd engine)
 //
 // It only touches keys under "example/" and removes them at the end.
 package main
@@ -25,6 +26,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -34,14 +37,10 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("kv-example: ")
-	addr := flag.String("addr", envOr("KV_ADDRESS", "127.0.0.1:50051"), "server host:port (env KV_ADDRESS)")
+	addr := flag.String("addr", envOr("KV_ADDRESS", "127.0.0.1:50051"), "server host:port, or several frontends as host:port,host:port (env KV_ADDRESS)")
 	flag.Parse()
 
-	// A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
-	// grpc-go refuses responses over 4 MiB unless told otherwise.
-	conn, err := grpc.NewClient(*addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	conn, err := dial(*addr)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -49,6 +48,32 @@ func main() {
 	if err := run(kvv1.NewKeyValueServiceClient(conn)); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// dial connects to one server, or to several frontends of one deployment
+// (host:port,host:port): grpc-go's own pieces then spread the calls, a
+// resolver with the fixed list and the round_robin balancer, which sends
+// each call to a frontend whose connection is up.
+func dial(addr string) (*grpc.ClientConn, error) {
+	options := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
+		// grpc-go refuses responses over 4 MiB unless told otherwise.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+	}
+	addrs := strings.Split(addr, ",")
+	if len(addrs) == 1 {
+		return grpc.NewClient(addr, options...)
+	}
+	frontends := manual.NewBuilderWithScheme("kv-frontends")
+	state := resolver.State{}
+	for _, a := range addrs {
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
+	}
+	frontends.InitialState(state)
+	options = append(options, grpc.WithResolvers(frontends),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`))
+	return grpc.NewClient(frontends.Scheme()+":///kv", options...)
 }
 
 func run(kv kvv1.KeyValueServiceClient) error {
