@@ -86,6 +86,23 @@ describeEtcd('etcd engine', () => {
       expect(stored).toBe('{"name":"Ada","langs":["en"]}');
     });
 
+    test('an idle watch gets progress batches from etcd, current to the cluster revision (moved by other namespaces)', async () => {
+      const store = await openStore();
+      const other = await openStore();
+      const watch = store.watch({ prefix: '' });
+      try {
+        const { revision } = await other.set('elsewhere', 1);
+        // The cluster runs with a 500 ms progress interval; nothing under this namespace changes.
+        for (;;) {
+          const batch = await watch.next();
+          expect(batch.events).toEqual([]);
+          if (batch.revision >= revision) break;
+        }
+      } finally {
+        watch.close();
+      }
+    });
+
     test('a watch from a compacted revision fails with WatchCompactedError naming the oldest revision', async () => {
       const store = await openStore();
       const { revision: old } = await store.set('c', 1);
