@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +43,8 @@ export interface StartEtcdClusterOptions {
   size?: number;
   /** etcd's --experimental-watch-progress-notify-interval: how often an idle watcher gets a progress response. */
   watchProgressMs?: number;
+  /** Serve clients over TLS and require client certificates signed by `ca` (PEM file paths). Peers stay plaintext on loopback. */
+  tls?: { cert: string; key: string; ca: string };
   /** Parent of the members' data directories (default: a new temp directory, removed at stop). */
   baseDir?: string;
   timeoutMs?: number;
@@ -86,11 +89,13 @@ export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): P
   const baseDir = options.baseDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kv-etcd-'));
   const token = `kv-test-${process.pid}-${Date.now()}`;
   const members: EtcdMemberInfo[] = [];
+  const tls = options.tls;
+  const scheme = tls === undefined ? 'http' : 'https';
   for (let i = 0; i < size; i++) {
     const [clientPort, peerPort] = [await freePort(), await freePort()];
     members.push({
       name: `m${i}`,
-      clientUrl: `http://127.0.0.1:${clientPort}`,
+      clientUrl: `${scheme}://127.0.0.1:${clientPort}`,
       peerUrl: `http://127.0.0.1:${peerPort}`,
       dataDir: path.join(baseDir, `m${i}`),
     });
@@ -115,6 +120,8 @@ export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): P
       '--logger=zap',
       '--log-level=warn',
     ];
+    if (tls !== undefined)
+      args.push(`--cert-file=${tls.cert}`, `--key-file=${tls.key}`, `--trusted-ca-file=${tls.ca}`, '--client-cert-auth');
     const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (chunk: Buffer) => {
       // Keep the tail only: a long fault run must not grow memory without bound.
@@ -148,12 +155,12 @@ export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): P
     restart: async (i) => {
       if (children[i] !== undefined) throw new Error(`etcd member ${i} is still running`);
       spawnMember(i, 'existing');
-      await waitHealthy(members[i].clientUrl, () => outputs[i], timeoutMs);
+      await waitHealthy(members[i].clientUrl, tls, () => outputs[i], timeoutMs);
     },
     leader: async (ms = timeoutMs) => {
       const deadline = Date.now() + ms;
       for (;;) {
-        const found = await findLeader(members, children);
+        const found = await findLeader(members, children, tls);
         if (found !== undefined) return found;
         if (Date.now() > deadline) throw new Error(`no etcd leader within ${ms} ms`);
         await delay(50);
@@ -170,7 +177,7 @@ export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): P
 
   try {
     for (let i = 0; i < size; i++) spawnMember(i, 'new');
-    await Promise.all(members.map((m, i) => waitHealthy(m.clientUrl, () => outputs[i], timeoutMs)));
+    await Promise.all(members.map((m, i) => waitHealthy(m.clientUrl, tls, () => outputs[i], timeoutMs)));
   } catch (error) {
     await cluster.stop();
     throw error;
@@ -182,13 +189,45 @@ async function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** A JSON request to a member's HTTP gateway, over TLS with the client certificate when the cluster has one. */
+function requestJson(url: string, tls: StartEtcdClusterOptions['tls'], body?: string): Promise<unknown> {
+  if (tls === undefined) {
+    return fetch(url, { method: body === undefined ? 'GET' : 'POST', body, signal: AbortSignal.timeout(1000) }).then((res) => res.json());
+  }
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        method: body === undefined ? 'GET' : 'POST',
+        ca: fs.readFileSync(tls.ca),
+        cert: fs.readFileSync(tls.cert),
+        key: fs.readFileSync(tls.key),
+        timeout: 1000,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(text));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end(body);
+  });
+}
+
 /** Polls GET /health until the member says it is healthy (it has a leader and serves). */
-async function waitHealthy(clientUrl: string, output: () => string, timeoutMs: number): Promise<void> {
+async function waitHealthy(clientUrl: string, tls: StartEtcdClusterOptions['tls'], output: () => string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-      const body = (await res.json()) as { health?: string };
+      const body = (await requestJson(`${clientUrl}/health`, tls)) as { health?: string };
       if (body.health === 'true') return;
     } catch {
       // not up yet
@@ -207,17 +246,13 @@ interface StatusBody {
 async function findLeader(
   members: readonly EtcdMemberInfo[],
   children: ReadonlyArray<ChildProcess | undefined>,
+  tls: StartEtcdClusterOptions['tls'],
 ): Promise<number | undefined> {
   const statuses = await Promise.all(
     members.map(async (m, i) => {
       if (children[i] === undefined) return undefined;
       try {
-        const res = await fetch(`${m.clientUrl}/v3/maintenance/status`, {
-          method: 'POST',
-          body: '{}',
-          signal: AbortSignal.timeout(1000),
-        });
-        return (await res.json()) as StatusBody;
+        return (await requestJson(`${m.clientUrl}/v3/maintenance/status`, tls, '{}')) as StatusBody;
       } catch {
         return undefined;
       }

@@ -8,7 +8,7 @@
  * circuit breaker), so calls go to the members that answer.
  */
 import { rootCertificates } from 'node:tls';
-import { noop } from 'cockatiel';
+import { isBrokenCircuitError, noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
 import { fromEtcdError, isTransient } from './etcd-errors';
 
@@ -59,11 +59,14 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
  */
 export async function readWithRetry<T>(read: () => Promise<T>, budgetMs: number): Promise<T> {
   const deadline = Date.now() + budgetMs;
+  // Once every member failed, etcd3 answers "circuit open" without trying: report what the members said instead.
+  let cause: unknown;
   for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
     try {
       return await read();
     } catch (error) {
-      if (Date.now() + pause > deadline || !isTransient(error)) throw fromEtcdError(error, 'read');
+      if (!isBrokenCircuitError(error)) cause = error;
+      if (Date.now() + pause > deadline || !isTransient(error)) throw fromEtcdError(cause ?? error, 'read');
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
