@@ -103,6 +103,15 @@ describeEtcd('etcd engine', () => {
       }
     });
 
+    test("a lease's ttl is etcd's: whole seconds, at least etcd's minimum; its id is one kv clients hold exactly", async () => {
+      const store = await openStore();
+      const lease = await store.grantLease(1200);
+      expect(lease.ttlMs).toBe(2000);
+      expect(Number.isSafeInteger(lease.id)).toBe(true);
+      expect(await store.leaseInfo(lease.id)).toMatchObject({ id: lease.id, ttlMs: 2000 });
+      await store.revokeLease(lease.id);
+    });
+
     test('a watch from a compacted revision fails with WatchCompactedError naming the oldest revision', async () => {
       const store = await openStore();
       const { revision: old } = await store.set('c', 1);

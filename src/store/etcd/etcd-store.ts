@@ -18,7 +18,17 @@
  * and a lost answer is reported as BackendUnavailableError (the write may
  * or may not have happened), never retried blindly.
  */
-import type { Etcd3, IKeyValue, IRangeResponse, IRequestOp, IResponseHeader, IResponseOp } from 'etcd3';
+import {
+  EtcdLeaseInvalidError,
+  GRPCNotFoundError,
+  type Etcd3,
+  type IKeyValue,
+  type IPutRequest,
+  type IRangeResponse,
+  type IRequestOp,
+  type IResponseHeader,
+  type IResponseOp,
+} from 'etcd3';
 import {
   AbstractKeyValueStore,
   type StoreLimits,
@@ -26,10 +36,26 @@ import {
   type ValidDelete,
   type ValidList,
   type ValidSet,
+  type ValidTxn,
+  type ValidUpdate,
   type ValidWatch,
+  DEFAULT_MAX_TXN_OPS,
 } from '../abstract-key-value-store';
-import { InvalidArgumentError, RevisionMismatchError, StoreClosedError } from '../errors';
-import type { ClearResult, DeleteResult, Entry, ListResult, SetResult, Watch } from '../key-value-store';
+import { BackendUnavailableError, InvalidArgumentError, LeaseNotFoundError, RevisionMismatchError, StoreClosedError } from '../errors';
+import type {
+  ClearResult,
+  DeleteResult,
+  Entry,
+  Lease,
+  LeaseInfo,
+  ListEntriesResult,
+  ListResult,
+  SetResult,
+  TxnResult,
+  Watch,
+} from '../key-value-store';
+import { EtcdLeases } from './etcd-leases';
+import { runOptimisticTxn, TXN_ATTEMPTS } from './etcd-txn';
 import { connectEtcd, DEFAULT_CALL_TIMEOUT_MS, readWithRetry, writeOnce, type EtcdConnectionOptions } from './etcd-connection';
 import { EtcdKeyspace, keyAfter } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
@@ -54,6 +80,7 @@ export class EtcdStore extends AbstractKeyValueStore {
   private observedRevision: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly watches = new Set<EtcdWatch>();
+  private readonly leases: EtcdLeases;
 
   constructor(
     private readonly client: Etcd3,
@@ -64,6 +91,7 @@ export class EtcdStore extends AbstractKeyValueStore {
   ) {
     super(limits);
     this.observedRevision = startRevision;
+    this.leases = new EtcdLeases(client, keyspace);
   }
 
   /** The newest etcd revision this store has seen in any answer (etcd's revision is cluster-wide). */
@@ -76,21 +104,22 @@ export class EtcdStore extends AbstractKeyValueStore {
       const res = await this.read(() => this.client.kv.range({ key: this.keyspace.key(key) }));
       const kv = res.kvs[0];
       if (kv === undefined) return undefined;
-      const { value } = this.keyspace.decodeValue(kv.value, key);
-      return { key, value, createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision), version: Number(kv.version) };
+      return this.toEntry(key, kv);
     });
   }
 
   protected _set(op: ValidSet): Promise<SetResult> {
     return this.track(async () => {
-      const key = this.keyspace.key(op.key);
-      const value = Buffer.from(op.valueJson, 'utf8');
-      if (op.expectedRevision === undefined) {
-        const res = await writeOnce(() => this.client.kv.put({ key, value }));
-        return { revision: this.observe(res.header) };
+      const put = await this.putRequest(op);
+      try {
+        if (op.expectedRevision === undefined) {
+          const res = await writeOnce(() => this.client.kv.put(put));
+          return { revision: this.observe(res.header) };
+        }
+        return { revision: await this.conditional(op.key, put.key as Buffer, op.expectedRevision, { request_put: put }) };
+      } catch (error) {
+        throw this.leaseError(error, op.lease);
       }
-      const current = await this.conditional(op.key, key, op.expectedRevision, { request_put: { key, value } });
-      return { revision: current };
     });
   }
 
@@ -134,6 +163,61 @@ export class EtcdStore extends AbstractKeyValueStore {
         start = keyAfter(lastKey(res.kvs));
       }
     });
+  }
+
+  protected _list(op: ValidList): Promise<ListEntriesResult> {
+    return this.track(async () => {
+      const range = this.keyspace.prefixRange(op.prefix);
+      let start = range.key;
+      if (op.startAfter !== undefined) {
+        const after = keyAfter(this.keyspace.key(op.startAfter));
+        if (Buffer.compare(after, start) > 0) start = after;
+      }
+      const entries: Entry[] = [];
+      let revision = 0;
+      for (;;) {
+        const want = Math.max(1, Math.min(LIST_CHUNK, op.limit - entries.length));
+        const res = await this.read(() => this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: want, revision }));
+        revision = Number(res.header.revision);
+        if (op.limit === 0) return { entries: [], more: res.kvs.length > 0, revision };
+        for (const kv of res.kvs) entries.push(this.toEntry(this.keyspace.decodeKey(kv.key), kv));
+        if (!res.more) return { entries, more: false, revision };
+        if (entries.length >= op.limit) return { entries, more: true, revision };
+        start = keyAfter(lastKey(res.kvs));
+      }
+    });
+  }
+
+  protected _update(op: ValidUpdate): Promise<Entry> {
+    return this.track(async () => {
+      const result = await this.transact({ compare: [], success: [{ type: 'update', ...op }], failure: [] }, op.expectedRevision);
+      const only = result.results[0];
+      if (only?.type !== 'update') throw new Error('etcd update: no result');
+      return only.entry;
+    });
+  }
+
+  protected _txn(op: ValidTxn): Promise<TxnResult> {
+    return this.track(() => this.transact(op, undefined));
+  }
+
+  protected _grantLease(ttlMs: number): Promise<Lease> {
+    return this.track(() => this.leases.grant(ttlMs));
+  }
+
+  protected _keepAliveLease(id: number): Promise<Lease> {
+    return this.track(() => this.leases.keepAlive(id));
+  }
+
+  protected _revokeLease(id: number): Promise<ClearResult> {
+    return this.track(async () => {
+      const { revision, deletedCount } = await this.leases.revoke(id);
+      return { deletedCount, revision: this.observeRevision(revision) };
+    });
+  }
+
+  protected _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo> {
+    return this.track(() => this.leases.info(id, keys));
   }
 
   protected _clear(op: ValidClear): Promise<ClearResult> {
@@ -199,9 +283,60 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   private observe(header: IResponseHeader): number {
-    const revision = Number(header.revision);
+    return this.observeRevision(Number(header.revision));
+  }
+
+  private observeRevision(revision: number): number {
     if (revision > this.observedRevision) this.observedRevision = revision;
     return revision;
+  }
+
+  private toEntry(key: string, kv: IKeyValue): Entry {
+    const { value } = this.keyspace.decodeValue(kv.value, key);
+    return {
+      key,
+      value,
+      createRevision: Number(kv.create_revision),
+      modRevision: Number(kv.mod_revision),
+      version: Number(kv.version),
+      lease: Number(kv.lease),
+    };
+  }
+
+  /** A Put for a set: its lease, or a private lease granted first for a ttl. */
+  private async putRequest(op: Omit<ValidSet, 'expectedRevision'>): Promise<IPutRequest> {
+    const lease = op.ttlMs !== undefined ? (await this.leases.grant(op.ttlMs)).id : op.lease;
+    return { key: this.keyspace.key(op.key), value: Buffer.from(op.valueJson, 'utf8'), lease };
+  }
+
+  /** etcd's "requested lease not found" (NOT_FOUND) on a write naming `lease` is kv's LeaseNotFoundError. */
+  private leaseError(error: unknown, lease: number): unknown {
+    if (lease !== 0 && (error instanceof EtcdLeaseInvalidError || error instanceof GRPCNotFoundError)) return new LeaseNotFoundError(lease);
+    return error;
+  }
+
+  /**
+   * A transaction (and an update, which is one): etcd cannot evaluate kv's
+   * compares (JSON equality, not bytes) or apply a merge patch itself, so it
+   * is optimistic: read every key the compares and updates name in one
+   * snapshot, decide here (with the file engine's own compare rules), then
+   * write in one etcd Txn guarded by those keys' mod_revisions. If any
+   * changed in between, read and decide again (a bounded number of times).
+   * The writes still take one revision, and etcd still orders them.
+   */
+  private async transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, (o) =>
+        this.putRequest(o),
+      );
+      if (outcome !== 'conflict') {
+        this.observeRevision(outcome.revision);
+        return outcome;
+      }
+      if (attempt >= TXN_ATTEMPTS) {
+        throw new BackendUnavailableError(`the transaction met a concurrent write on its keys ${TXN_ATTEMPTS} times in a row; try again`);
+      }
+    }
   }
 
   /** Runs an operation counted as in flight, so close() lets it finish. */
@@ -226,7 +361,11 @@ function lastKey(kvs: IKeyValue[]): Buffer {
  * etcd's request size limit as a raw etcd error.
  */
 export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStore> {
-  const limits = { maxKeyBytes: options.maxKeyBytes ?? 4096, maxValueBytes: options.maxValueBytes ?? 1048576 };
+  const limits = {
+    maxKeyBytes: options.maxKeyBytes ?? 4096,
+    maxValueBytes: options.maxValueBytes ?? 1048576,
+    maxTxnOps: DEFAULT_MAX_TXN_OPS,
+  };
   const prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
   const maxRequestBytes = options.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
   const keyspace = new EtcdKeyspace(prefix);

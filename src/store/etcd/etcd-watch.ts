@@ -184,6 +184,7 @@ export class EtcdWatch implements Watch {
       createRevision: Number(kv.create_revision),
       modRevision: Number(kv.mod_revision),
       version: Number(kv.version),
+      lease: Number(kv.lease),
     };
   }
 
