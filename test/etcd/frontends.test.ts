@@ -8,7 +8,16 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { credentials } from '@grpc/grpc-js';
 import { KvClient, KvError, type KvWatchEvent } from '@kv/client';
+import {
+  KeyValueServiceClient,
+  type GrantLeaseRequest,
+  type GrantLeaseResponse,
+  type KeepAliveResponse,
+  type SetRequest,
+  type SetResponse,
+} from '../../clients/typescript/src/gen/kv/v1/kv';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { findTool } from '../support/find-tool';
 import { makeTempDir } from '../support/temp-dirs';
@@ -138,5 +147,38 @@ describeEtcd('frontends over etcd', () => {
     });
   });
 
-  test.todo('a lease granted through A and kept alive through B (needs the lease API, not on main yet)');
+  test('a lease granted through A is kept alive through B, and its key expires once nobody keeps it alive', async () => {
+    const stub = (address: string): KeyValueServiceClient => new KeyValueServiceClient(address, credentials.createInsecure());
+    const [viaA, viaB] = [stub(a.address), stub(b.address)];
+    const unary = <Req, Res>(call: (req: Req, cb: (e: Error | null, r: Res) => void) => unknown, req: Req): Promise<Res> =>
+      new Promise((resolve, reject) => call(req, (e, r) => (e ? reject(e) : resolve(r))));
+    try {
+      const lease = await unary<GrantLeaseRequest, GrantLeaseResponse>((r, cb) => viaA.grantLease(r, cb), { ttlMs: 2000 });
+      const value = { held: true };
+      await unary<SetRequest, SetResponse>((r, cb) => viaA.set(r, cb), { key: 'lease/x', value, lease: lease.id, ttlMs: 0 });
+      const reader = client([b.address]);
+      // Keep it alive through B for twice its ttl.
+      const stream = viaB.keepAlive();
+      const answers: number[] = [];
+      stream.on('data', (res: KeepAliveResponse) => answers.push(res.ttlMs));
+      const until = Date.now() + 2 * lease.ttlMs;
+      while (Date.now() < until) {
+        stream.write({ id: lease.id });
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        expect((await reader.get('lease/x'))?.value).toEqual(value);
+      }
+      stream.end();
+      expect(answers.length).toBeGreaterThan(0);
+      expect(answers.every((ttl) => ttl === lease.ttlMs)).toBe(true);
+      // Nobody keeps it alive now: etcd expires the lease and deletes the key.
+      await pollUntil(
+        'the key to expire with its lease',
+        async () => ((await reader.get('lease/x')) === undefined ? true : undefined),
+        15_000,
+      );
+    } finally {
+      viaA.close();
+      viaB.close();
+    }
+  });
 });

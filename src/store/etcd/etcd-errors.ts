@@ -14,11 +14,12 @@ import {
   EtcdRoleNotGrantedError,
   GRPCCancelledError,
   GRPCDeadlineExceededError,
+  GRPCInvalidArgumentError,
   GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
 } from 'etcd3';
-import { BackendUnavailableError, StoreClosedError, StoreError } from '../errors';
+import { BackendUnavailableError, InvalidArgumentError, StoreClosedError, StoreError } from '../errors';
 
 export type EtcdCallKind = 'read' | 'write' | 'watch';
 
@@ -44,7 +45,7 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (!(error instanceof Error)) return error;
   if (error instanceof ClientClosedError) return new StoreClosedError('the store is closed', { cause: error });
   if (isTransient(error)) {
-    return new BackendUnavailableError(`etcd did not answer the ${kind} (${error.message})${unknownOutcome}`, { cause: error });
+    return new BackendUnavailableError(`etcd did not answer the ${kind} (${oneLine(error.message)})${unknownOutcome}`, { cause: error });
   }
   if (
     error instanceof EtcdPermissionDeniedError ||
@@ -54,13 +55,25 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
     error instanceof GRPCUnauthenticatedError
   ) {
     return new BackendUnavailableError(
-      `etcd refused this server's ${kind} (${error.message}): check --etcd-username and the role it has on the --etcd-prefix range`,
+      `etcd refused this server's ${kind} (${oneLine(error.message)}): check --etcd-username and the role it has on the --etcd-prefix range`,
+      { cause: error },
+    );
+  }
+  if (error instanceof GRPCInvalidArgumentError) {
+    // kv checks its own limits first, so this is etcd's --max-request-bytes met by a transaction of many large values.
+    return new InvalidArgumentError(
+      `etcd refused the ${kind} (${oneLine(error.message)}): together its values must fit etcd's --max-request-bytes`,
       { cause: error },
     );
   }
   if (error instanceof GRPCResourceExhastedError) {
     // etcd's NOSPACE alarm (over --quota-backend-bytes) or too many pending proposals.
-    return new BackendUnavailableError(`etcd refused the ${kind} for lack of a resource (${error.message})`, { cause: error });
+    return new BackendUnavailableError(`etcd refused the ${kind} for lack of a resource (${oneLine(error.message)})`, { cause: error });
   }
   return error;
+}
+
+/** gRPC messages can span lines (TLS alerts do); kv's messages are one line. */
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }
