@@ -161,13 +161,16 @@ describeEtcd('frontends over etcd', () => {
       const stream = viaB.keepAlive();
       const answers: number[] = [];
       stream.on('data', (res: KeepAliveResponse) => answers.push(res.ttlMs));
+      const errors: Error[] = [];
+      stream.on('error', (error: Error) => errors.push(error));
       const until = Date.now() + 2 * lease.ttlMs;
       while (Date.now() < until) {
         stream.write({ id: lease.id });
         await new Promise((resolve) => setTimeout(resolve, 400));
         expect((await reader.get('lease/x'))?.value).toEqual(value);
       }
-      stream.end();
+      expect(errors).toEqual([]);
+      stream.cancel();
       expect(answers.length).toBeGreaterThan(0);
       expect(answers.every((ttl) => ttl === lease.ttlMs)).toBe(true);
       // Nobody keeps it alive now: etcd expires the lease and deletes the key.
@@ -176,6 +179,9 @@ describeEtcd('frontends over etcd', () => {
         async () => ((await reader.get('lease/x')) === undefined ? true : undefined),
         15_000,
       );
+    } catch (error) {
+      process.stdout.write(`B said:\n${b.server.output()}\n`);
+      throw error;
     } finally {
       viaA.close();
       viaB.close();
