@@ -30,7 +30,10 @@ export interface LoadOptions {
   /** A JSON array of request messages; call number i sends element i mod length. */
   dataFile: string;
   concurrency: number;
-  durationSec: number;
+  /** Run for this long... */
+  durationSec?: number;
+  /** ...or send exactly this many calls. */
+  total?: number;
   /** Where ghz writes its JSON report (deleted after reading). */
   reportFile: string;
 }
@@ -71,7 +74,8 @@ function percentile(report: GhzReport, percentage: number): number {
 }
 
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const { method, address, dataFile, concurrency, durationSec, reportFile } = options;
+  const { method, address, dataFile, concurrency, durationSec, total, reportFile } = options;
+  const howLong = durationSec !== undefined ? ['--duration', `${durationSec}s`] : ['--total', String(total ?? 1)];
   const args = [
     '--insecure',
     '--proto',
@@ -92,8 +96,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
     'json',
     '--output',
     reportFile,
-    '--duration',
-    `${durationSec}s`,
+    ...howLong,
     address,
   ];
 

@@ -33,7 +33,24 @@ export interface Config {
   maxConnectionAgeGraceMs: number;
   maxConcurrentStreams: number;
   maxConnections: number;
+  // The engine, and how to reach etcd when it is etcd (docs/scaling.md).
+  engine: Engine;
+  etcdEndpoints: string[];
+  etcdPrefix: string;
+  etcdCa: string | undefined;
+  etcdCert: string | undefined;
+  etcdKey: string | undefined;
+  etcdUsername: string | undefined;
+  etcdPasswordFile: string | undefined;
+  etcdPlaintext: EtcdPlaintext;
+  etcdMaxRequestBytes: number;
+  etcdTimeoutMs: number;
 }
+
+export type Engine = 'file' | 'etcd';
+export type EtcdPlaintext = 'loopback' | 'allow';
+const ENGINES: readonly Engine[] = ['file', 'etcd'];
+const ETCD_PLAINTEXT: readonly EtcdPlaintext[] = ['loopback', 'allow'];
 
 const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -166,6 +183,57 @@ const SETTINGS = {
     default: '1000',
     help: 'connections open at once; more are closed at once',
   },
+  engine: { flag: 'engine', env: 'KV_ENGINE', default: 'file', help: 'file (embedded, --data-dir) | etcd (an etcd v3 cluster, --etcd-*)' },
+  etcdEndpoints: {
+    flag: 'etcd-endpoints',
+    env: 'KV_ETCD_ENDPOINTS',
+    default: '',
+    help: 'etcd client URLs, comma-separated (http://host:2379 or https://...); every member, for failover',
+  },
+  etcdPrefix: {
+    flag: 'etcd-prefix',
+    env: 'KV_ETCD_PREFIX',
+    default: 'kv/',
+    help: 'etcd key prefix kv keeps its keys under, so several kv deployments can share a cluster',
+  },
+  etcdCa: { flag: 'etcd-ca', env: 'KV_ETCD_CA', default: '', help: "PEM CA that signed etcd's certificates (https endpoints)" },
+  etcdCert: {
+    flag: 'etcd-cert',
+    env: 'KV_ETCD_CERT',
+    default: '',
+    help: "PEM client certificate for etcd's --client-cert-auth (with --etcd-key)",
+  },
+  etcdKey: { flag: 'etcd-key', env: 'KV_ETCD_KEY', default: '', help: 'PEM private key of --etcd-cert' },
+  etcdUsername: {
+    flag: 'etcd-username',
+    env: 'KV_ETCD_USERNAME',
+    default: '',
+    help: "etcd user (etcd's own auth; with --etcd-password-file)",
+  },
+  etcdPasswordFile: {
+    flag: 'etcd-password-file',
+    env: 'KV_ETCD_PASSWORD_FILE',
+    default: '',
+    help: 'file holding the etcd user’s password (never given on the command line)',
+  },
+  etcdPlaintext: {
+    flag: 'etcd-plaintext',
+    env: 'KV_ETCD_PLAINTEXT',
+    default: 'loopback',
+    help: 'loopback | allow: http:// (unencrypted) etcd endpoints only on loopback, or anywhere',
+  },
+  etcdMaxRequestBytes: {
+    flag: 'etcd-max-request-bytes',
+    env: 'KV_ETCD_MAX_REQUEST_BYTES',
+    default: '1572864',
+    help: "etcd's --max-request-bytes: kv's key and value limits must fit in it (checked at start)",
+  },
+  etcdTimeoutMs: {
+    flag: 'etcd-timeout-ms',
+    env: 'KV_ETCD_TIMEOUT_MS',
+    default: '5000',
+    help: 'deadline of one etcd call; reads retry within it, writes are reported UNAVAILABLE after it',
+  },
 } satisfies Record<keyof Config, Setting>;
 
 /** A mistake in flags or environment: main prints the message and the usage, and exits 2. */
@@ -251,6 +319,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   }
   const dataDir = raw('dataDir');
   if (dataDir.value.trim() === '') throw new ConfigError(`${dataDir.source}: must not be empty`);
+  const etcd = loadEtcdSettings(raw, oneOf, positiveInt);
 
   const [tlsCert, tlsKey, tlsClientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
   if ((tlsCert === undefined) !== (tlsKey === undefined))
@@ -287,5 +356,74 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     maxConnectionAgeGraceMs: durationMs('maxConnectionAgeGraceMs'),
     maxConcurrentStreams: positiveInt('maxConcurrentStreams'),
     maxConnections: positiveInt('maxConnections'),
+    ...etcd,
   };
+}
+
+type EtcdSettings = Pick<Config, Extract<keyof Config, `etcd${string}`> | 'engine'>;
+
+/** The engine and the etcd flags, checked together: what the etcd engine needs, and nothing unencrypted off loopback unless allowed. */
+function loadEtcdSettings(
+  raw: (key: keyof Config) => { value: string; source: string },
+  oneOf: <T extends string>(key: keyof Config, allowed: readonly T[]) => T,
+  positiveInt: (key: keyof Config) => number,
+): EtcdSettings {
+  const optional = (key: keyof Config): string | undefined => {
+    const { value } = raw(key);
+    return value === '' ? undefined : value;
+  };
+  const engine = oneOf('engine', ENGINES);
+  const endpoints = raw('etcdEndpoints');
+  const etcdEndpoints = endpoints.value
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  const etcdPlaintext = oneOf('etcdPlaintext', ETCD_PLAINTEXT);
+  if (engine === 'etcd') {
+    if (etcdEndpoints.length === 0) {
+      throw new ConfigError('--engine etcd needs --etcd-endpoints (e.g. http://127.0.0.1:2379,http://127.0.0.1:22379)');
+    }
+    for (const endpoint of etcdEndpoints) {
+      let url: URL;
+      try {
+        url = new URL(endpoint);
+      } catch {
+        throw new ConfigError(`${endpoints.source}: "${endpoint}" is not a URL (http://host:port or https://host:port)`);
+      }
+      if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.port === '' || url.pathname !== '/') {
+        throw new ConfigError(`${endpoints.source}: "${endpoint}" is not http://host:port or https://host:port`);
+      }
+      if (url.protocol === 'http:' && etcdPlaintext === 'loopback' && !isLoopbackHost(url.hostname)) {
+        throw new ConfigError(
+          `${endpoints.source}: "${endpoint}" is unencrypted and not on loopback: use https:// (with --etcd-ca), or --etcd-plaintext allow`,
+        );
+      }
+    }
+    const schemes = new Set(etcdEndpoints.map((e) => new URL(e).protocol));
+    if (schemes.size > 1) throw new ConfigError(`${endpoints.source}: mixes http:// and https:// endpoints; use one scheme for all`);
+  }
+  const [etcdCert, etcdKey] = [optional('etcdCert'), optional('etcdKey')];
+  if ((etcdCert === undefined) !== (etcdKey === undefined))
+    throw new ConfigError('--etcd-cert and --etcd-key go together: give both or neither');
+  const [etcdUsername, etcdPasswordFile] = [optional('etcdUsername'), optional('etcdPasswordFile')];
+  if ((etcdUsername === undefined) !== (etcdPasswordFile === undefined)) {
+    throw new ConfigError('--etcd-username and --etcd-password-file go together: give both or neither');
+  }
+  return {
+    engine,
+    etcdEndpoints,
+    etcdPrefix: raw('etcdPrefix').value,
+    etcdCa: optional('etcdCa'),
+    etcdCert,
+    etcdKey,
+    etcdUsername,
+    etcdPasswordFile,
+    etcdPlaintext,
+    etcdMaxRequestBytes: positiveInt('etcdMaxRequestBytes'),
+    etcdTimeoutMs: positiveInt('etcdTimeoutMs'),
+  };
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

@@ -5,12 +5,12 @@ import { AuthFileError } from './auth/auth-config';
 import { runTokenCreate, TOKEN_CREATE_USAGE } from './auth/token-create';
 import { ConfigError, loadConfig, usage, type Config } from './config';
 import { createLogger } from './logger';
+import { describeStoreLocation, openConfiguredStore } from './open-store';
 import { createServer } from './server/create-server';
 import { isLoopbackHost, listenPolicyProblem } from './security/listen-policy';
 import { TlsFileError } from './security/read-tls-files';
 import { loadServerSecurity, type ServerSecurity } from './security/server-security';
 import { StoreError } from './store/errors';
-import { openFileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
 
 /**
@@ -68,31 +68,18 @@ async function main(argv: string[]): Promise<number> {
   // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
   process.on('SIGHUP', () => security.reload());
 
-  const dataDir = path.resolve(config.dataDir);
   let store;
+  let where;
   try {
-    store = await openFileStore({
-      dataDir,
-      fsync: config.fsync,
-      fsyncIntervalMs: config.fsyncIntervalMs,
-      maxKeyBytes: config.maxKeyBytes,
-      maxValueBytes: config.maxValueBytes,
-      maxTxnOps: config.maxTxnOps,
-      logger,
-      feed: {
-        progressIntervalMs: config.watchProgressMs,
-        history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },
-      },
-      signal: stop.signal,
-    });
+    ({ store, where } = await openConfiguredStore(config, logger, stop.signal));
   } catch (error) {
     if (error instanceof StopRequested) {
       process.stderr.write(`kv-server: stopped by ${error.signal} while opening the store (nothing served, data directory not held)\n`);
       return 0;
     }
-    // A locked, damaged or unusable data directory is the operator's to fix: one line, no stack.
+    // A locked, damaged or unusable data directory, or an etcd that does not answer, is the operator's to fix: one line, no stack.
     if (error instanceof StoreError || isSystemError(error)) {
-      process.stderr.write(`kv-server: cannot open the store in ${dataDir}: ${error.message}\n`);
+      process.stderr.write(`kv-server: cannot open the store in ${describeStoreLocation(config)}: ${error.message}\n`);
       return 1;
     }
     throw error;
@@ -119,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   process.stdout.write(
     `kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
-      `${config.authFile ? 'auth file' : 'no auth'}, data directory ${dataDir}, fsync ${config.fsync})\n`,
+      `${config.authFile ? 'auth file' : 'no auth'}, ${where})\n`,
   );
   if (config.authFile === undefined) {
     const level = isLoopbackHost(host) ? 'info' : 'warn';
@@ -140,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`kv-server: stopped, but ${error.message}\n`);
     return 1;
   }
-  logger.info('stopped; data directory released');
+  logger.info(config.engine === 'etcd' ? 'stopped; etcd connections closed' : 'stopped; data directory released');
   return 0;
 }
 

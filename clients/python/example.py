@@ -8,6 +8,7 @@ client.
 
     pip install ./clients/python     # once, into your venv: the kv-client package
     python clients/python/example.py --addr 127.0.0.1:50051
+    python clients/python/example.py --addr 127.0.0.1:50061,127.0.0.1:50062   # several frontends
 
 Against a server with TLS and an auth file (docs/security.md), add the CA
 that signed the server's certificate, a client certificate for mutual TLS
@@ -157,7 +158,7 @@ def run(kv):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS", "127.0.0.1:50051"), help="server host:port (env KV_ADDRESS)")
+    parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS", "127.0.0.1:50051"), help="server host:port, or several frontends as ip:port,ip:port (env KV_ADDRESS)")
     parser.add_argument("--cacert", help="PEM CA certificate that signed the server's: use TLS")
     parser.add_argument("--cert", help="PEM client certificate, for mutual TLS (with --key)")
     parser.add_argument("--key", help="PEM private key of --cert")
@@ -169,10 +170,16 @@ def main():
     # A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
     # grpcio refuses messages over 4 MiB unless told otherwise.
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    target = args.addr
+    if "," in target:
+        # Several frontends: gRPC's own ipv4: resolver takes the list, and the
+        # round_robin balancer sends each call to a frontend whose connection is up.
+        target = f"ipv4:{target}"
+        options.append(("grpc.lb_policy_name", "round_robin"))
     if args.cacert is None:
-        channel = grpc.insecure_channel(args.addr, options=options)
+        channel = grpc.insecure_channel(target, options=options)
     else:
-        channel = grpc.secure_channel(args.addr, tls_credentials(args), options=options)
+        channel = grpc.secure_channel(target, tls_credentials(args), options=options)
     with channel:
         run(kv_pb2_grpc.KeyValueServiceStub(channel))
 

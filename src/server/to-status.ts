@@ -50,6 +50,8 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   WATCH_TOO_SLOW: status.RESOURCE_EXHAUSTED,
   NOT_FOUND: status.NOT_FOUND,
   LEASE_NOT_FOUND: status.NOT_FOUND,
+  // The etcd cluster behind this frontend did not answer or has no leader: another try, or another frontend.
+  UNAVAILABLE: status.UNAVAILABLE,
 };
 
 /** Store error codes are ErrorReason names; one table, checked by the compiler both ways. */
@@ -67,6 +69,7 @@ const REASONS: Record<StoreError['code'], ErrorReason> = {
   WATCH_TOO_SLOW: ErrorReason.WATCH_TOO_SLOW,
   NOT_FOUND: ErrorReason.NOT_FOUND,
   LEASE_NOT_FOUND: ErrorReason.LEASE_NOT_FOUND,
+  UNAVAILABLE: ErrorReason.UNAVAILABLE,
 };
 
 export function describeError(error: unknown, logger: Logger): CallStatus {

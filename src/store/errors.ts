@@ -17,7 +17,8 @@ export type StoreErrorCode =
   | 'COMPACTED'
   | 'WATCH_TOO_SLOW'
   | 'NOT_FOUND'
-  | 'LEASE_NOT_FOUND';
+  | 'LEASE_NOT_FOUND'
+  | 'UNAVAILABLE';
 
 export abstract class StoreError extends Error {
   abstract readonly code: StoreErrorCode;
@@ -167,4 +168,18 @@ export class LeaseNotFoundError extends StoreError {
   constructor(readonly id: number) {
     super(`lease ${id} not found (never granted, expired or revoked)`);
   }
+}
+
+/**
+ * The store's backend (an etcd cluster) did not answer in time, has no
+ * leader, or refused the frontend. A read may be retried at once; a write
+ * may or may not have been applied, so read before writing again.
+ */
+export class BackendUnavailableError extends StoreError {
+  readonly code = 'UNAVAILABLE';
+}
+
+/** Data under the store's keyspace that kv did not write (a key that is not UTF-8, a value that is not JSON). */
+export class ForeignDataError extends StoreError {
+  readonly code = 'CORRUPT';
 }

@@ -130,6 +130,23 @@ describe('flags and environment', () => {
     [['--shutdown-grace-ms', '2.5'], /--shutdown-grace-ms: "2.5" is not a positive integer/],
     [['--listen', 'nowhere'], /--listen: "nowhere" is not host:port/],
     [['stray-positional'], /positional/],
+    [['--engine', 'sqlite'], /--engine: "sqlite" is not one of file, etcd/],
+    [['--engine', 'etcd'], /--engine etcd needs --etcd-endpoints/],
+    [
+      ['--engine', 'etcd', '--etcd-endpoints', '127.0.0.1:2379'],
+      /"127\.0\.0\.1:2379" is not a URL \(http:\/\/host:port or https:\/\/host:port\)/,
+    ],
+    [
+      ['--engine', 'etcd', '--etcd-endpoints', 'ftp://127.0.0.1:2379'],
+      /"ftp:\/\/127\.0\.0\.1:2379" is not http:\/\/host:port or https:\/\/host:port/,
+    ],
+    [
+      ['--engine', 'etcd', '--etcd-endpoints', 'http://10.0.0.1:2379'],
+      /is unencrypted and not on loopback: use https:\/\/ \(with --etcd-ca\), or --etcd-plaintext allow/,
+    ],
+    [['--engine', 'etcd', '--etcd-endpoints', 'http://127.0.0.1:2379,https://127.0.0.1:2380'], /mixes http:\/\/ and https:\/\//],
+    [['--etcd-cert', 'c.pem'], /--etcd-cert and --etcd-key go together/],
+    [['--etcd-username', 'kv'], /--etcd-username and --etcd-password-file go together/],
   ])('kv-server %j exits 2 with a message and the usage', async (args, message) => {
     const { code, stderr } = await runServerToExit(args);
     expect(code).toBe(2);

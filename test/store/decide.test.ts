@@ -5,7 +5,8 @@
 import type { ValidTxnOp } from '../../src/store/abstract-key-value-store';
 import type { StoredEntry } from '../../src/store/change';
 import { KeyNotFoundError, LeaseNotFoundError, RevisionMismatchError, TooLargeError } from '../../src/store/errors';
-import { type DecideContext, type DecideState, type WriteOp, decide, jsonEqual } from '../../src/store/file/decide';
+import { jsonEqual } from '../../src/store/compare';
+import { type DecideContext, type DecideState, type WriteOp, decide } from '../../src/store/file/decide';
 import type { Compare } from '../../src/store/key-value-store';
 
 const noop = { resolve: () => undefined, reject: () => undefined };

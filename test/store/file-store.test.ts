@@ -19,6 +19,13 @@ runStoreContract(
     maxValueBytes: 256,
   },
 );
+test('a new file store starts at revision 0 (an etcd namespace starts at its cluster revision)', async () => {
+  const store = await openFileStore({ dataDir: dirs.make() });
+  expect(store.revision).toBe(0);
+  expect(await store.set('a', 1)).toEqual({ revision: 1 });
+  await store.close();
+});
+
 describe('file engine: durability across reopen', () => {
   test.each(['always', 'interval', 'never'] as const)(
     'fsync=%s: everything acknowledged is there after close and reopen',

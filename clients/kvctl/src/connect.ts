@@ -4,15 +4,15 @@ import { CliError } from './cli-error';
 import type { GlobalOptions } from './global-options';
 
 /**
- * The SDK client for the global options. The SDK speaks to one address, so
- * kvctl uses the first endpoint and says so when there are more.
+ * The SDK client for the global options: every endpoint (frontends of one
+ * deployment), which the SDK uses in turn, failing reads over to the next.
  */
-export function connect(options: GlobalOptions, warn: (line: string) => void): KvClient {
-  const [endpoint, ...others] = options.endpoints;
-  if (others.length > 0) warn(`using ${endpoint}; the other endpoints are not used (no failover yet)`);
+export function connect(options: GlobalOptions): KvClient {
   const tls = options.tlsCa !== undefined || options.tlsCert !== undefined;
-  if (!tls && !options.insecure && !isLoopback(endpoint)) {
-    throw new CliError(`${endpoint} is not a loopback address: give --tls-ca (TLS), or --insecure to send in plaintext`);
+  for (const endpoint of options.endpoints) {
+    if (!tls && !options.insecure && !isLoopback(endpoint)) {
+      throw new CliError(`${endpoint} is not a loopback address: give --tls-ca (TLS), or --insecure to send in plaintext`);
+    }
   }
   const clientOptions: KvClientOptions = { deadlineMs: options.timeoutMs, token: options.token };
   if (tls) {
@@ -23,7 +23,7 @@ export function connect(options: GlobalOptions, warn: (line: string) => void): K
     );
   }
   try {
-    return new KvClient(endpoint, clientOptions);
+    return new KvClient(options.endpoints, clientOptions);
   } catch (error) {
     throw new CliError(`--token: ${(error as Error).message}`);
   }

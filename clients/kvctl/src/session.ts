@@ -44,7 +44,7 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
       const session: Session = {
         options,
         printer: new Printer(options.output, (text) => io.stdout.write(text)),
-        kv: () => (client ??= connect(options, warn)),
+        kv: () => (client ??= connect(options)),
         stdin: io.stdin,
         warn,
         ask: (question) => confirm(question, io.stdin, io.stderr),
@@ -55,7 +55,7 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
       } catch (error) {
         // grpc-js does not say which address it could not reach; a person needs to know.
         if (error instanceof KvError && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED)) {
-          throw new CliError(`${options.endpoints[0]}: ${error.message} (${error.reason})`, EXIT.unavailable);
+          throw new CliError(`${options.endpoints.join(',')}: ${error.message} (${error.reason})`, EXIT.unavailable);
         }
         throw error;
       } finally {

@@ -1,4 +1,5 @@
 import {
+  connectivityState,
   credentials as grpcCredentials,
   Metadata,
   status,
@@ -86,6 +87,16 @@ type Unary<Req, Res> = (
   callback: (error: ServiceError | null, response: Res) => void,
 ) => unknown;
 
+/** One server's stubs (both on one channel). */
+interface Server {
+  address: string;
+  kv: KeyValueServiceClient;
+  health: HealthClient;
+}
+
+/** Which stub method a call uses, and on which stub, once its server is picked. */
+type MethodOf<Req, Res> = (server: Server) => [object, Unary<Req, Res>];
+
 /**
  * A small typed facade over the generated kv.v1 client.
  *
@@ -98,8 +109,9 @@ type Unary<Req, Res> = (
  * ```
  */
 export class KvClient {
-  private readonly client: KeyValueServiceClient;
-  private readonly healthClient: HealthClient;
+  private readonly servers: Server[];
+  /** Round-robin position: the server the next call starts at. */
+  private turn = 0;
   private readonly authorization: string | undefined;
   private readonly deadlineMs: number;
   private readonly attempts: number;
@@ -107,16 +119,29 @@ export class KvClient {
   private readonly maxBackoffMs: number;
   private leases: LeaseKeeper | undefined;
 
-  constructor(address: string, options: KvClientOptions = {}) {
-    this.client = createServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
-      // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-      // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      ...options.channelOptions,
+  /**
+   * `address` is one server (host:port) or several frontends of one kv
+   * deployment: calls go to them in turn, a read that meets UNAVAILABLE is
+   * retried on the next one, and a write goes to one that is not known to
+   * be down but is never retried (it may have happened).
+   */
+  constructor(address: string | readonly string[], options: KvClientOptions = {}) {
+    const addresses = typeof address === 'string' ? [address] : [...address];
+    if (addresses.length === 0 || addresses.some((a) => a.trim() === '')) {
+      throw new KvError('address must name at least one server, and none empty', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
+    }
+    this.servers = addresses.map((a) => {
+      const kv = createServiceClient(a, options.credentials ?? grpcCredentials.createInsecure(), {
+        // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        ...options.channelOptions,
+      });
+      const health = new HealthClient(a, grpcCredentials.createInsecure(), { channelOverride: kv.getChannel() });
+      return { address: a, kv, health };
     });
-    this.healthClient = new HealthClient(address, grpcCredentials.createInsecure(), { channelOverride: this.client.getChannel() });
     if (options.token !== undefined && !/^[\x21-\x7e]+$/.test(options.token)) {
       throw new KvError(
         'token must be non-empty printable ASCII without spaces (it travels in an HTTP/2 header)',
@@ -135,7 +160,7 @@ export class KvClient {
   /** The entry under key, or undefined if there is none. T may be any type, interfaces included; it is not checked. */
   async get<T = JsonValue>(key: string, options?: CallOptions): Promise<KvEntry<T> | undefined> {
     try {
-      const { entry } = await this.read(this.client.get, { key }, options);
+      const { entry } = await this.read((s) => [s.kv, s.kv.get], { key }, options);
       if (entry === undefined) throw new KvError('server sent no entry', status.INTERNAL, 'INTERNAL');
       return toKvEntry<T>(entry);
     } catch (error) {
@@ -153,10 +178,10 @@ export class KvClient {
   async set<T = JsonValue>(key: string, value: T & JsonCompatible<T>, options: SetOptions = {}): Promise<number> {
     if (value === undefined)
       throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
-    const { revision } = await this.call(
-      this.client.set,
+    const { revision } = await this.write(
+      (s) => [s.kv, s.kv.set],
       { key, value, expectedRevision: options.expectedRevision, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 },
-      this.deadline(options),
+      options,
     );
     return revision;
   }
@@ -167,23 +192,23 @@ export class KvClient {
    * the new entry. NOT_FOUND if the key is missing, unless createIfMissing.
    */
   async update<T = JsonValue>(key: string, patch: JsonValue, options: UpdateOptions = {}): Promise<KvEntry<T>> {
-    const { entry } = await this.call(
-      this.client.update,
+    const { entry } = await this.write(
+      (s) => [s.kv, s.kv.update],
       { key, patch, expectedRevision: options.expectedRevision, createIfMissing: options.createIfMissing ?? false },
-      this.deadline(options),
+      options,
     );
     if (entry === undefined) throw new KvError('server sent no entry', status.INTERNAL, 'INTERNAL');
     return toKvEntry<T>(entry);
   }
 
-  /** A transaction: `kv.txn().if(...compares).then(...ops).else(...ops).commit()` (see Compare and Op). */
-  txn(options?: CallOptions): TxnBuilder {
-    return new TxnBuilder((request) => this.call(this.client.txn, request, this.deadline(options)));
+  /** A transaction: `kv.txn().if(...compares).then(...ops).else(...ops).commit()` (see Compare and Op). Sent once, like a write. */
+  txn(options: CallOptions = {}): TxnBuilder {
+    return new TxnBuilder((request) => this.write((s) => [s.kv, s.kv.txn], request, options));
   }
 
   /** A lease of ttlMs: keys set with `{ lease: id }` go when it expires or is revoked. */
-  async grantLease(ttlMs: number, options?: CallOptions): Promise<{ id: number; ttlMs: number }> {
-    return this.call(this.client.grantLease, { ttlMs }, this.deadline(options));
+  async grantLease(ttlMs: number, options: CallOptions = {}): Promise<{ id: number; ttlMs: number }> {
+    return this.write((s) => [s.kv, s.kv.grantLease], { ttlMs }, options);
   }
 
   /**
@@ -196,21 +221,25 @@ export class KvClient {
    * most the client's deadline for one).
    */
   keepAlive(lease: number | { id: number; ttlMs: number }): KeepAliveHandle {
-    this.leases ??= new LeaseKeeper(this.client, () => this.metadata());
+    // A broken stream is reopened on the next server in turn.
+    this.leases ??= new LeaseKeeper(
+      () => this.pick().kv,
+      () => this.metadata(),
+    );
     if (typeof lease === 'number') return this.leases.keep(lease, undefined, this.deadlineMs);
     return this.leases.keep(lease.id, lease.ttlMs, this.deadlineMs);
   }
 
   /** Deletes the lease and all its keys at once; returns how many keys went. */
-  async revokeLease(id: number, options?: CallOptions): Promise<number> {
-    const { deletedCount } = await this.call(this.client.revokeLease, { id }, this.deadline(options));
+  async revokeLease(id: number, options: CallOptions = {}): Promise<number> {
+    const { deletedCount } = await this.write((s) => [s.kv, s.kv.revokeLease], { id }, options);
     return deletedCount;
   }
 
   /** A lease's time to live, and its keys if asked for; undefined if there is no such lease. */
   async leaseInfo(id: number, options: { keys?: boolean } & CallOptions = {}): Promise<LeaseInfo | undefined> {
     try {
-      const info = await this.read(this.client.leaseInfo, { id, keys: options.keys ?? false }, options);
+      const info = await this.read((s) => [s.kv, s.kv.leaseInfo], { id, keys: options.keys ?? false }, options);
       return { id: info.id, ttlMs: info.grantedTtlMs, remainingMs: info.remainingTtlMs, keys: info.keys };
     } catch (error) {
       if (error instanceof KvError && error.reason === 'LEASE_NOT_FOUND') return undefined;
@@ -220,13 +249,13 @@ export class KvClient {
 
   /** Removes key; false if it did not exist. */
   async delete(key: string, options: WriteOptions = {}): Promise<boolean> {
-    const { deleted } = await this.call(this.client.delete, { key, expectedRevision: options.expectedRevision }, this.deadline(options));
+    const { deleted } = await this.write((s) => [s.kv, s.kv.delete], { key, expectedRevision: options.expectedRevision }, options);
     return deleted;
   }
 
   /** Removes every key under prefix (all keys if none) atomically; returns how many. */
   async clear(options: { prefix?: string } & CallOptions = {}): Promise<number> {
-    const { deletedCount } = await this.call(this.client.clear, { prefix: options.prefix ?? '' }, this.deadline(options));
+    const { deletedCount } = await this.write((s) => [s.kv, s.kv.clear], { prefix: options.prefix ?? '' }, options);
     return deletedCount;
   }
 
@@ -236,7 +265,7 @@ export class KvClient {
     options?: CallOptions,
   ): Promise<{ keys: string[]; nextPageToken: string }> {
     return this.read(
-      this.client.listKeys,
+      (s) => [s.kv, s.kv.listKeys],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
       options,
     );
@@ -248,7 +277,7 @@ export class KvClient {
     options?: CallOptions,
   ): Promise<{ entries: KvEntry<T>[]; nextPageToken: string; revision: number }> {
     const page = await this.read(
-      this.client.list,
+      (s) => [s.kv, s.kv.list],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
       options,
     );
@@ -283,34 +312,41 @@ export class KvClient {
    * disconnect or a server restart; see KvWatch.
    */
   watch<T = JsonValue>(options: WatchOptions): KvWatch<T> {
-    return new KvWatch<T>(this.client, options, () => this.metadata());
+    // Each (re)connection of the watch goes to the next server in turn, so a resume after a frontend died finds another.
+    return new KvWatch<T>(
+      () => this.pick().kv,
+      options,
+      () => this.metadata(),
+    );
   }
 
   /** The server's grpc.health.v1 status for kv.v1.KeyValueService. Retried like a read. */
   async health(options?: CallOptions): Promise<ServingStatus> {
-    const { status: serving } = await this.read(this.healthClient.check, { service: 'kv.v1.KeyValueService' }, options, this.healthClient);
+    const { status: serving } = await this.read((s) => [s.health, s.health.check], { service: 'kv.v1.KeyValueService' }, options);
     return serving === HealthCheckResponse_ServingStatus.UNRECOGNIZED
       ? 'UNKNOWN'
       : (healthCheckResponse_ServingStatusToJSON(serving) as ServingStatus);
   }
 
-  /** Ends keep-alives and watches, and closes the connection. */
+  /** Ends keep-alives and watches, and closes the connections. */
   close(): void {
     this.leases?.close();
-    this.client.close();
+    for (const server of this.servers) server.kv.close();
   }
 
-  private async read<Req, Res>(method: Unary<Req, Res>, request: Req, options?: CallOptions, client: object = this.client): Promise<Res> {
+  /** A read: on UNAVAILABLE it is tried again, on the next server in turn, within one deadline. */
+  private async read<Req, Res>(method: MethodOf<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
     // One deadline for the read as a whole: retries never stretch a call past what the caller allowed.
     const deadline = this.deadline(options);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.call(method, request, deadline, client);
+        return await this.call(method, request, deadline);
       } catch (error) {
         const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 1));
         const retry = error instanceof KvError && error.code === status.UNAVAILABLE && attempt < this.attempts;
         if (!retry || Date.now() + backoff >= deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, backoff));
+        // With several servers the next one is tried at once; the backoff is for when all of them failed.
+        if (attempt % this.servers.length === 0) await new Promise((resolve) => setTimeout(resolve, backoff));
       }
     }
   }
@@ -326,10 +362,30 @@ export class KvClient {
     return metadata;
   }
 
-  private call<Req, Res>(method: Unary<Req, Res>, request: Req, deadline: number, client: object = this.client): Promise<Res> {
+  /** A write: sent once, to one server; its failure is the caller's to judge (it may have happened). */
+  private write<Req, Res>(method: MethodOf<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
+    return this.call(method, request, this.deadline(options));
+  }
+
+  /**
+   * The next server in turn, passing over those whose connection is known
+   * to have failed (while any other is not): choosing before a call is
+   * sent is not a retry, so writes use it too.
+   */
+  private pick(): Server {
+    for (let i = 0; i < this.servers.length; i++) {
+      const server = this.servers[this.turn++ % this.servers.length];
+      if (server.kv.getChannel().getConnectivityState(false) !== connectivityState.TRANSIENT_FAILURE) return server;
+    }
+    return this.servers[this.turn++ % this.servers.length];
+  }
+
+  private call<Req, Res>(method: MethodOf<Req, Res>, request: Req, deadline: number): Promise<Res> {
     const metadata = this.metadata();
+    const server = this.pick();
+    const [target, fn] = method(server);
     return new Promise((resolve, reject) => {
-      method.call(client, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
+      fn.call(target, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
         if (error) reject(KvError.from(error));
         else resolve(response);
       });

@@ -36,7 +36,8 @@ export class LeaseKeeper {
   private stream: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse> | undefined;
 
   constructor(
-    private readonly client: KeyValueServiceClient,
+    /** The client to open a KeepAlive stream on (each reopening may pick another server). */
+    private readonly client: () => KeyValueServiceClient,
     private readonly metadata: () => Metadata,
   ) {}
 
@@ -77,7 +78,7 @@ export class LeaseKeeper {
 
   private openStream(): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse> {
     if (this.stream !== undefined) return this.stream;
-    const stream = this.client.keepAlive(this.metadata());
+    const stream = this.client().keepAlive(this.metadata());
     stream.on('data', (response: KeepAliveResponse) => {
       const kept = this.kept.get(response.id);
       if (kept === undefined) return;

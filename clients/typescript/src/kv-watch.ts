@@ -53,7 +53,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   private reconnects = 0;
 
   constructor(
-    private readonly client: KeyValueServiceClient,
+    /** The stub to open the next stream on (the next server in turn, when there are several). */
+    private readonly client: () => KeyValueServiceClient,
     private readonly options: WatchOptions,
     private readonly metadata: () => Metadata,
   ) {
@@ -84,7 +85,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
       while (!this.closed) {
         const from = this.last === 0 ? start : Math.max(start, this.last + 1);
         const idle = new IdleTimer(this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
-        const call = this.client.watch(
+        const call = this.client().watch(
           { key: this.options.key, prefix: this.options.prefix, startRevision: from, prevEntry: this.options.prevEntry ?? false },
           this.metadata(),
         );

@@ -5,6 +5,7 @@
 // against a fresh server and expects the same lines from every client.
 //
 //	go run ./cmd/kv-example -addr 127.0.0.1:50051
+//	go run ./cmd/kv-example -addr 127.0.0.1:50061,127.0.0.1:50062   # several frontends (etcd engine)
 //
 // Against a server with TLS and an auth file (docs/security.md), add the CA
 // that signed the server's certificate, a client certificate for mutual TLS,
@@ -34,6 +35,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -43,7 +46,7 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("kv-example: ")
-	addr := flag.String("addr", envOr("KV_ADDRESS", "127.0.0.1:50051"), "server host:port (env KV_ADDRESS)")
+	addr := flag.String("addr", envOr("KV_ADDRESS", "127.0.0.1:50051"), "server host:port, or several frontends as host:port,host:port (env KV_ADDRESS)")
 	caCert := flag.String("cacert", "", "PEM CA certificate that signed the server's: use TLS")
 	cert := flag.String("cert", "", "PEM client certificate, for mutual TLS (with -key)")
 	key := flag.String("key", "", "PEM private key of -cert")
@@ -69,7 +72,7 @@ func main() {
 	if *token != "" {
 		options = append(options, grpc.WithPerRPCCredentials(bearerToken(*token)))
 	}
-	conn, err := grpc.NewClient(*addr, options...)
+	conn, err := dial(*addr, options)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -111,6 +114,26 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 }
 
 func (bearerToken) RequireTransportSecurity() bool { return true }
+
+// dial connects to one server, or to several frontends of one deployment
+// (host:port,host:port): grpc-go's own pieces then spread the calls, a
+// resolver with the fixed list and the round_robin balancer, which sends
+// each call to a frontend whose connection is up.
+func dial(addr string, options []grpc.DialOption) (*grpc.ClientConn, error) {
+	addrs := strings.Split(addr, ",")
+	if len(addrs) == 1 {
+		return grpc.NewClient(addr, options...)
+	}
+	frontends := manual.NewBuilderWithScheme("kv-frontends")
+	state := resolver.State{}
+	for _, a := range addrs {
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
+	}
+	frontends.InitialState(state)
+	options = append(options, grpc.WithResolvers(frontends),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`))
+	return grpc.NewClient(frontends.Scheme()+":///kv", options...)
+}
 
 func run(kv kvv1.KeyValueServiceClient) error {
 	// Any JSON value becomes a google.protobuf.Value; structpb builds one from

@@ -154,6 +154,14 @@ export enum ErrorReason {
    */
   WATCH_TOO_SLOW = 12,
   /**
+   * UNAVAILABLE - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The store's backend (the etcd cluster behind this server) did not
+   * answer in time, has no leader, or refused the server. UNAVAILABLE: a
+   * read can be retried (here or on another server); a write may or may
+   * not have been applied, so read before writing again.
+   */
+  UNAVAILABLE = 13,
+  /**
    * LEASE_NOT_FOUND - buf:lint:ignore ENUM_VALUE_PREFIX
    * The lease does not exist (never granted, expired or revoked).
    * NOT_FOUND.
@@ -226,6 +234,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 12:
     case "WATCH_TOO_SLOW":
       return ErrorReason.WATCH_TOO_SLOW;
+    case 13:
+    case "UNAVAILABLE":
+      return ErrorReason.UNAVAILABLE;
     case 30:
     case "LEASE_NOT_FOUND":
       return ErrorReason.LEASE_NOT_FOUND;
@@ -273,6 +284,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "COMPACTED";
     case ErrorReason.WATCH_TOO_SLOW:
       return "WATCH_TOO_SLOW";
+    case ErrorReason.UNAVAILABLE:
+      return "UNAVAILABLE";
     case ErrorReason.LEASE_NOT_FOUND:
       return "LEASE_NOT_FOUND";
     case ErrorReason.UNAUTHENTICATED:

@@ -140,6 +140,12 @@ const (
 	// was sent).
 	ErrorReason_WATCH_TOO_SLOW ErrorReason = 12
 	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The store's backend (the etcd cluster behind this server) did not
+	// answer in time, has no leader, or refused the server. UNAVAILABLE: a
+	// read can be retried (here or on another server); a write may or may
+	// not have been applied, so read before writing again.
+	ErrorReason_UNAVAILABLE ErrorReason = 13
+	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// The lease does not exist (never granted, expired or revoked).
 	// NOT_FOUND.
 	ErrorReason_LEASE_NOT_FOUND ErrorReason = 30
@@ -178,6 +184,7 @@ var (
 		10: "LOCKED",
 		11: "COMPACTED",
 		12: "WATCH_TOO_SLOW",
+		13: "UNAVAILABLE",
 		30: "LEASE_NOT_FOUND",
 		20: "UNAUTHENTICATED",
 		21: "PERMISSION_DENIED",
@@ -197,6 +204,7 @@ var (
 		"LOCKED":                   10,
 		"COMPACTED":                11,
 		"WATCH_TOO_SLOW":           12,
+		"UNAVAILABLE":              13,
 		"LEASE_NOT_FOUND":          30,
 		"UNAUTHENTICATED":          20,
 		"PERMISSION_DENIED":        21,
@@ -2654,7 +2662,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x02*\xc6\x02\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\xd7\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -2672,7 +2680,8 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x06LOCKED\x10\n" +
 	"\x12\r\n" +
 	"\tCOMPACTED\x10\v\x12\x12\n" +
-	"\x0eWATCH_TOO_SLOW\x10\f\x12\x13\n" +
+	"\x0eWATCH_TOO_SLOW\x10\f\x12\x0f\n" +
+	"\vUNAVAILABLE\x10\r\x12\x13\n" +
 	"\x0fLEASE_NOT_FOUND\x10\x1e\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x14\x12\x15\n" +
 	"\x11PERMISSION_DENIED\x10\x15\x12\x15\n" +

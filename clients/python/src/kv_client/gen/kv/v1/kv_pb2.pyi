@@ -29,6 +29,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOCKED: _ClassVar[ErrorReason]
     COMPACTED: _ClassVar[ErrorReason]
     WATCH_TOO_SLOW: _ClassVar[ErrorReason]
+    UNAVAILABLE: _ClassVar[ErrorReason]
     LEASE_NOT_FOUND: _ClassVar[ErrorReason]
     UNAUTHENTICATED: _ClassVar[ErrorReason]
     PERMISSION_DENIED: _ClassVar[ErrorReason]
@@ -57,6 +58,7 @@ CORRUPT: ErrorReason
 LOCKED: ErrorReason
 COMPACTED: ErrorReason
 WATCH_TOO_SLOW: ErrorReason
+UNAVAILABLE: ErrorReason
 LEASE_NOT_FOUND: ErrorReason
 UNAUTHENTICATED: ErrorReason
 PERMISSION_DENIED: ErrorReason

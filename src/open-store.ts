@@ -1,0 +1,70 @@
+/**
+ * Opens the engine the config names: the embedded file store (default) or
+ * the etcd store. Returns the store and the words the ready line uses for
+ * where the data lives.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from './config';
+import type { Logger } from './logger';
+import { openFileStore } from './store/file';
+import type { KeyValueStore } from './store/key-value-store';
+
+export interface OpenedStore {
+  store: KeyValueStore;
+  /** For the ready line and errors: "data directory /x, fsync always" or "etcd prefix "kv/" at 3 endpoints". */
+  where: string;
+}
+
+/** `signal` stops the file store's recovery (openFileStore rejects with its reason). */
+export async function openConfiguredStore(config: Config, logger: Logger, signal?: AbortSignal): Promise<OpenedStore> {
+  if (config.engine === 'etcd') return openConfiguredEtcdStore(config);
+  const dataDir = path.resolve(config.dataDir);
+  const store = await openFileStore({
+    dataDir,
+    fsync: config.fsync,
+    fsyncIntervalMs: config.fsyncIntervalMs,
+    maxKeyBytes: config.maxKeyBytes,
+    maxValueBytes: config.maxValueBytes,
+    maxTxnOps: config.maxTxnOps,
+    logger,
+    signal,
+    feed: {
+      progressIntervalMs: config.watchProgressMs,
+      history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },
+    },
+  });
+  return { store, where: `data directory ${dataDir}, fsync ${config.fsync}` };
+}
+
+/** Where the open failed, for the one line main prints. */
+export function describeStoreLocation(config: Config): string {
+  return config.engine === 'etcd' ? `etcd at ${config.etcdEndpoints.join(',')}` : path.resolve(config.dataDir);
+}
+
+async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
+  if (config.etcdEndpoints.some((e) => /^https:\/\/(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):/.test(e))) {
+    // grpc-js sets the TLS ServerName to an IP endpoint, which Node reports on stderr as deprecated (DEP0123);
+    // the operator can do nothing about it, and the certificate is still checked against the IP.
+    process.noDeprecation = true;
+  }
+  const read = (file: string | undefined): Buffer | undefined => (file === undefined ? undefined : readFileSync(file));
+  const tls = { ca: read(config.etcdCa), cert: read(config.etcdCert), key: read(config.etcdKey) };
+  const password = read(config.etcdPasswordFile)
+    ?.toString('utf8')
+    .replace(/\r?\n$/, '');
+  // Loaded only for this engine: the etcd client parses etcd's protos when loaded (about 0.25 s), which a file-engine server need not pay.
+  const { openEtcdStore } = await import('./store/etcd');
+  const store = await openEtcdStore({
+    endpoints: config.etcdEndpoints,
+    prefix: config.etcdPrefix,
+    tls,
+    auth: config.etcdUsername !== undefined && password !== undefined ? { username: config.etcdUsername, password } : undefined,
+    maxKeyBytes: config.maxKeyBytes,
+    maxValueBytes: config.maxValueBytes,
+    maxRequestBytes: config.etcdMaxRequestBytes,
+    callTimeoutMs: config.etcdTimeoutMs,
+  });
+  const count = config.etcdEndpoints.length;
+  return { store, where: `etcd prefix ${JSON.stringify(config.etcdPrefix)} at ${count} endpoint${count === 1 ? '' : 's'}` };
+}

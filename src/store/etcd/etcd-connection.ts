@@ -1,0 +1,82 @@
+/**
+ * The etcd3 client as kv uses it: every endpoint of the cluster, TLS and
+ * user/password if given, a deadline on every unary call, and no blind
+ * retries. etcd3 retries failed calls by default; a write retried after its
+ * answer was lost could apply twice, so here nothing is retried by the
+ * client: reads are retried by the store (readWithRetry), writes never.
+ * A member that keeps failing is skipped for a while (etcd3's per-host
+ * circuit breaker), so calls go to the members that answer.
+ */
+import { rootCertificates } from 'node:tls';
+import { isBrokenCircuitError, noop } from 'cockatiel';
+import { Etcd3, type IOptions } from 'etcd3';
+import { fromEtcdError, isTransient } from './etcd-errors';
+
+export interface EtcdConnectionOptions {
+  /** Client URLs of the members: http://host:port or https://host:port. */
+  endpoints: string[];
+  /** PEM: the CA that signed etcd's certificates (default: the system's), and a client certificate for etcd's --client-cert-auth. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** etcd's own authentication (etcdctl user add / role grant-permission). */
+  auth?: { username: string; password: string };
+  /** Deadline of one etcd call; past it the call fails as unavailable. Default 5000 ms. */
+  callTimeoutMs?: number;
+}
+
+export const DEFAULT_CALL_TIMEOUT_MS = 5000;
+
+export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
+  const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  const tls = options.tls;
+  const etcdOptions: IOptions = {
+    hosts: options.endpoints,
+    faultHandling: { global: noop },
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    grpcOptions: {
+      // A Clear of many keys arrives as one watch response; kv bounds it, not the channel.
+      'grpc.max_receive_message_length': -1,
+      // Find a member that vanished without closing the connection (a cut network, a frozen host).
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    },
+  };
+  if (tls !== undefined && (tls.ca !== undefined || tls.cert !== undefined)) {
+    etcdOptions.credentials = {
+      rootCertificate: tls.ca ?? Buffer.from(rootCertificates.join('\n')),
+      privateKey: tls.key,
+      certChain: tls.cert,
+    };
+  }
+  if (options.auth !== undefined) etcdOptions.auth = options.auth;
+  return new Etcd3(etcdOptions);
+}
+
+/**
+ * Runs a read, trying again (soon, then less soon) while etcd is briefly
+ * unavailable — a member died, or the cluster is electing a leader — for up
+ * to budgetMs. Reads change nothing, so a retry is always safe.
+ */
+export async function readWithRetry<T>(read: () => Promise<T>, budgetMs: number): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  // Once every member failed, etcd3 answers "circuit open" without trying: report what the members said instead.
+  let cause: unknown;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isBrokenCircuitError(error)) cause = error;
+      if (Date.now() + pause > deadline || !isTransient(error)) throw fromEtcdError(cause ?? error, 'read');
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+/** Runs a write once: its failure is reported, never retried here (the outcome may be unknown). */
+export async function writeOnce<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw fromEtcdError(error, 'write');
+  }
+}

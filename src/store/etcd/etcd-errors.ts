@@ -1,0 +1,79 @@
+/**
+ * What etcd's failures mean to kv, in one place. The etcd3 client turns a
+ * gRPC status into an error class by its code; kv maps those classes (never
+ * message text) to store errors, so callers see kv's codes and messages,
+ * never a raw etcd error. A failed write says that its outcome is unknown:
+ * the request may have been applied before the answer was lost.
+ */
+import { isBrokenCircuitError } from 'cockatiel';
+import {
+  ClientClosedError,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  EtcdRoleNotGrantedError,
+  GRPCCancelledError,
+  GRPCDeadlineExceededError,
+  GRPCInvalidArgumentError,
+  GRPCResourceExhastedError,
+  GRPCUnauthenticatedError,
+  GRPCUnavailableError,
+} from 'etcd3';
+import { BackendUnavailableError, InvalidArgumentError, StoreClosedError, StoreError } from '../errors';
+
+export type EtcdCallKind = 'read' | 'write' | 'watch';
+
+const OUTCOME_UNKNOWN = '; the write may or may not have been applied: read the key before writing it again';
+
+/** Failures where another try (on this member or another) can succeed. */
+export function isTransient(error: unknown): boolean {
+  return (
+    isBrokenCircuitError(error) ||
+    error instanceof GRPCUnavailableError ||
+    error instanceof GRPCDeadlineExceededError ||
+    error instanceof GRPCCancelledError
+  );
+}
+
+/** A store error for an etcd failure; anything unknown is returned as is (the server logs it as INTERNAL). */
+export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
+  if (error instanceof StoreError) return error;
+  const unknownOutcome = kind === 'write' ? OUTCOME_UNKNOWN : '';
+  if (isBrokenCircuitError(error)) {
+    return new BackendUnavailableError(`no etcd endpoint answers right now (each failed recently)${unknownOutcome}`, { cause: error });
+  }
+  if (!(error instanceof Error)) return error;
+  if (error instanceof ClientClosedError) return new StoreClosedError('the store is closed', { cause: error });
+  if (isTransient(error)) {
+    return new BackendUnavailableError(`etcd did not answer the ${kind} (${oneLine(error.message)})${unknownOutcome}`, { cause: error });
+  }
+  if (
+    error instanceof EtcdPermissionDeniedError ||
+    error instanceof EtcdAuthenticationFailedError ||
+    error instanceof EtcdInvalidAuthTokenError ||
+    error instanceof EtcdRoleNotGrantedError ||
+    error instanceof GRPCUnauthenticatedError
+  ) {
+    return new BackendUnavailableError(
+      `etcd refused this server's ${kind} (${oneLine(error.message)}): check --etcd-username and the role it has on the --etcd-prefix range`,
+      { cause: error },
+    );
+  }
+  if (error instanceof GRPCInvalidArgumentError) {
+    // kv checks its own limits first, so this is etcd's --max-request-bytes met by a transaction of many large values.
+    return new InvalidArgumentError(
+      `etcd refused the ${kind} (${oneLine(error.message)}): together its values must fit etcd's --max-request-bytes`,
+      { cause: error },
+    );
+  }
+  if (error instanceof GRPCResourceExhastedError) {
+    // etcd's NOSPACE alarm (over --quota-backend-bytes) or too many pending proposals.
+    return new BackendUnavailableError(`etcd refused the ${kind} for lack of a resource (${oneLine(error.message)})`, { cause: error });
+  }
+  return error;
+}
+
+/** gRPC messages can span lines (TLS alerts do); kv's messages are one line. */
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}

@@ -1,0 +1,65 @@
+/**
+ * kv leases as etcd leases. Two things differ from etcd's defaults and are
+ * handled here: etcd picks 63-bit lease IDs, past what a JavaScript number
+ * (and kv's API) holds exactly, so kv asks for an ID of its own below 2^53;
+ * and etcd counts time to live in whole seconds, so a ttl in ms is rounded
+ * up to the next second (etcd also raises very short ones to its minimum).
+ * Leases are etcd's, so they are cluster-wide, not per --etcd-prefix; a
+ * lease's keys are reported only under this store's prefix.
+ */
+import { randomInt } from 'node:crypto';
+import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
+import { LeaseNotFoundError } from '../errors';
+import type { Lease, LeaseInfo } from '../key-value-store';
+import { compareKeys } from '../key-order';
+import { readWithRetry, writeOnce } from './etcd-connection';
+import type { EtcdKeyspace } from './etcd-keyspace';
+
+const ID_LIMIT = 2 ** 48;
+
+export class EtcdLeases {
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keyspace: EtcdKeyspace,
+  ) {}
+
+  async grant(ttlMs: number): Promise<Lease> {
+    const res = await writeOnce(() => this.client.leaseClient.leaseGrant({ ID: randomInt(1, ID_LIMIT), TTL: Math.ceil(ttlMs / 1000) }));
+    return { id: Number(res.ID), ttlMs: Number(res.TTL) * 1000 };
+  }
+
+  /** One keep-alive on a stream of its own: etcd answers TTL 0 for a lease it does not have. */
+  async keepAlive(id: number): Promise<Lease> {
+    const stream = await this.client.leaseClient.leaseKeepAlive();
+    try {
+      const answer = await new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+        stream.on('data', resolve);
+        stream.on('error', reject);
+        stream.on('end', () => reject(new Error('etcd ended the keep-alive stream')));
+        stream.write({ ID: id });
+      });
+      if (Number(answer.TTL) <= 0) throw new LeaseNotFoundError(id);
+      return { id, ttlMs: Number(answer.TTL) * 1000 };
+    } finally {
+      stream.cancel();
+    }
+  }
+
+  /** Revokes the lease; etcd deletes its keys at one revision. Counts the keys under this prefix first. */
+  async revoke(id: number): Promise<{ revision: number; deletedCount: number }> {
+    const info = await this.info(id, true);
+    const res = await writeOnce(() => this.client.leaseClient.leaseRevoke({ ID: id }));
+    return { revision: Number(res.header.revision), deletedCount: info.keys?.length ?? 0 };
+  }
+
+  async info(id: number, keys: boolean): Promise<LeaseInfo> {
+    const res = await readWithRetry(() => this.client.leaseClient.leaseTimeToLive({ ID: id, keys }), 5000);
+    if (Number(res.TTL) < 0) throw new LeaseNotFoundError(id);
+    const own = keys
+      ? res.keys
+          .filter((k) => k.subarray(0, this.keyspace.prefix.length).equals(this.keyspace.prefix))
+          .map((k) => this.keyspace.decodeKey(k))
+      : undefined;
+    return { id, ttlMs: Number(res.grantedTTL) * 1000, remainingMs: Number(res.TTL) * 1000, keys: own?.sort(compareKeys) };
+  }
+}

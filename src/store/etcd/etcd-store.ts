@@ -1,0 +1,388 @@
+/**
+ * The KeyValueStore contract over an etcd v3 cluster (docs/scaling.md has
+ * the whole mapping). Revisions are etcd's: the store revision is etcd's
+ * cluster-wide revision, and create_revision, mod_revision and version are
+ * etcd's own fields of the key, so they mean the same as in the file engine.
+ * Values are the JSON text kv stores anywhere (etcdctl shows it as is).
+ *
+ * - get: a linearizable Range of one key.
+ * - set / delete: a Put / DeleteRange; with expectedRevision, a Txn that
+ *   compares the key's mod_revision (0 for a missing key, as etcd compares)
+ *   and, on a mismatch, reads the key for the error's current revision.
+ * - listKeys: keys-only Ranges in etcd's byte order (= code point order),
+ *   pinned to one revision when a listing takes several.
+ * - clear: one DeleteRange, so one revision however many keys it removes.
+ * - watch: an etcd watch (etcd-watch.ts).
+ *
+ * Reads are retried while etcd is briefly unavailable; writes are sent once
+ * and a lost answer is reported as BackendUnavailableError (the write may
+ * or may not have happened), never retried blindly.
+ */
+import {
+  EtcdLeaseInvalidError,
+  GRPCNotFoundError,
+  type Etcd3,
+  type IKeyValue,
+  type IPutRequest,
+  type IRangeResponse,
+  type IRequestOp,
+  type IResponseHeader,
+  type IResponseOp,
+} from 'etcd3';
+import {
+  AbstractKeyValueStore,
+  type StoreLimits,
+  type ValidClear,
+  type ValidDelete,
+  type ValidList,
+  type ValidSet,
+  type ValidTxn,
+  type ValidUpdate,
+  type ValidWatch,
+  DEFAULT_MAX_TXN_OPS,
+} from '../abstract-key-value-store';
+import { BackendUnavailableError, InvalidArgumentError, LeaseNotFoundError, RevisionMismatchError, StoreClosedError } from '../errors';
+import type {
+  ClearResult,
+  DeleteResult,
+  Entry,
+  Lease,
+  LeaseInfo,
+  ListEntriesResult,
+  ListResult,
+  SetResult,
+  TxnResult,
+  Watch,
+} from '../key-value-store';
+import { EtcdLeases } from './etcd-leases';
+import { runOptimisticTxn, TXN_ATTEMPTS } from './etcd-txn';
+import { connectEtcd, DEFAULT_CALL_TIMEOUT_MS, readWithRetry, writeOnce, type EtcdConnectionOptions } from './etcd-connection';
+import { EtcdKeyspace, keyAfter } from './etcd-keyspace';
+import { EtcdWatch } from './etcd-watch';
+
+export interface EtcdStoreOptions extends EtcdConnectionOptions {
+  /** The etcd key prefix every kv key is stored under (default "kv/"). */
+  prefix?: string;
+  maxKeyBytes?: number;
+  maxValueBytes?: number;
+  /** etcd's --max-request-bytes (default 1.5 MiB, etcd's default): kv's limits must fit in it. */
+  maxRequestBytes?: number;
+}
+
+export const DEFAULT_ETCD_PREFIX = 'kv/';
+export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1572864;
+/** Room a conditional write needs besides its key and value: the Txn's compare, the failure read, framing. */
+const WRITE_OVERHEAD_BYTES = 1024;
+/** Keys per Range while listing: bounded responses, however many keys match. */
+const LIST_CHUNK = 1000;
+
+export class EtcdStore extends AbstractKeyValueStore {
+  private observedRevision: number;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly watches = new Set<EtcdWatch>();
+  private readonly leases: EtcdLeases;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keyspace: EtcdKeyspace,
+    limits: StoreLimits,
+    private readonly callTimeoutMs: number,
+    startRevision: number,
+  ) {
+    super(limits);
+    this.observedRevision = startRevision;
+    this.leases = new EtcdLeases(client, keyspace);
+  }
+
+  /** The newest etcd revision this store has seen in any answer (etcd's revision is cluster-wide). */
+  get revision(): number {
+    return this.observedRevision;
+  }
+
+  protected _get(key: string): Promise<Entry | undefined> {
+    return this.track(async () => {
+      const res = await this.read(() => this.client.kv.range({ key: this.keyspace.key(key) }));
+      const kv = res.kvs[0];
+      if (kv === undefined) return undefined;
+      return this.toEntry(key, kv);
+    });
+  }
+
+  protected _set(op: ValidSet): Promise<SetResult> {
+    return this.track(async () => {
+      const put = await this.putRequest(op);
+      try {
+        if (op.expectedRevision === undefined) {
+          const res = await writeOnce(() => this.client.kv.put(put));
+          return { revision: this.observe(res.header) };
+        }
+        return { revision: await this.conditional(op.key, put.key as Buffer, op.expectedRevision, { request_put: put }) };
+      } catch (error) {
+        throw this.leaseError(error, op.lease);
+      }
+    });
+  }
+
+  protected _delete(op: ValidDelete): Promise<DeleteResult> {
+    return this.track(async () => {
+      const key = this.keyspace.key(op.key);
+      if (op.expectedRevision === undefined) {
+        const res = await writeOnce(() => this.client.kv.deleteRange({ key }));
+        return { deleted: Number(res.deleted) > 0, revision: this.observe(res.header) };
+      }
+      let deleted = false;
+      const revision = await this.conditional(op.key, key, op.expectedRevision, { request_delete_range: { key } }, (r) => {
+        deleted = Number(r.response_delete_range.deleted) > 0;
+      });
+      return { deleted, revision };
+    });
+  }
+
+  protected _listKeys(op: ValidList): Promise<ListResult> {
+    return this.track(async () => {
+      const range = this.keyspace.prefixRange(op.prefix);
+      let start = range.key;
+      if (op.startAfter !== undefined) {
+        const after = keyAfter(this.keyspace.key(op.startAfter));
+        if (Buffer.compare(after, start) > 0) start = after;
+      }
+      if (op.limit === 0) {
+        const res = await this.rangeKeys(start, range.rangeEnd, 1, 0);
+        return { keys: [], more: res.kvs.length > 0 };
+      }
+      const keys: string[] = [];
+      let revision = 0;
+      for (;;) {
+        const want = Math.min(LIST_CHUNK, op.limit - keys.length);
+        const res = await this.rangeKeys(start, range.rangeEnd, want, revision);
+        // Later chunks read the same revision as the first: one consistent listing.
+        revision = Number(res.header.revision);
+        for (const kv of res.kvs) keys.push(this.keyspace.decodeKey(kv.key));
+        if (!res.more) return { keys, more: false };
+        if (keys.length >= op.limit) return { keys, more: true };
+        start = keyAfter(lastKey(res.kvs));
+      }
+    });
+  }
+
+  protected _list(op: ValidList): Promise<ListEntriesResult> {
+    return this.track(async () => {
+      const range = this.keyspace.prefixRange(op.prefix);
+      let start = range.key;
+      if (op.startAfter !== undefined) {
+        const after = keyAfter(this.keyspace.key(op.startAfter));
+        if (Buffer.compare(after, start) > 0) start = after;
+      }
+      const entries: Entry[] = [];
+      let revision = 0;
+      for (;;) {
+        const want = Math.max(1, Math.min(LIST_CHUNK, op.limit - entries.length));
+        const res = await this.read(() => this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: want, revision }));
+        revision = Number(res.header.revision);
+        if (op.limit === 0) return { entries: [], more: res.kvs.length > 0, revision };
+        for (const kv of res.kvs) entries.push(this.toEntry(this.keyspace.decodeKey(kv.key), kv));
+        if (!res.more) return { entries, more: false, revision };
+        if (entries.length >= op.limit) return { entries, more: true, revision };
+        start = keyAfter(lastKey(res.kvs));
+      }
+    });
+  }
+
+  protected _update(op: ValidUpdate): Promise<Entry> {
+    return this.track(async () => {
+      const result = await this.transact({ compare: [], success: [{ type: 'update', ...op }], failure: [] }, op.expectedRevision);
+      const only = result.results[0];
+      if (only?.type !== 'update') throw new Error('etcd update: no result');
+      return only.entry;
+    });
+  }
+
+  protected _txn(op: ValidTxn): Promise<TxnResult> {
+    return this.track(() => this.transact(op, undefined));
+  }
+
+  protected _grantLease(ttlMs: number): Promise<Lease> {
+    return this.track(() => this.leases.grant(ttlMs));
+  }
+
+  protected _keepAliveLease(id: number): Promise<Lease> {
+    return this.track(() => this.leases.keepAlive(id));
+  }
+
+  protected _revokeLease(id: number): Promise<ClearResult> {
+    return this.track(async () => {
+      const { revision, deletedCount } = await this.leases.revoke(id);
+      return { deletedCount, revision: this.observeRevision(revision) };
+    });
+  }
+
+  protected _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo> {
+    return this.track(() => this.leases.info(id, keys));
+  }
+
+  protected _clear(op: ValidClear): Promise<ClearResult> {
+    return this.track(async () => {
+      const { key, rangeEnd } = this.keyspace.prefixRange(op.prefix);
+      const res = await writeOnce(() => this.client.kv.deleteRange({ key, range_end: rangeEnd }));
+      return { deletedCount: Number(res.deleted), revision: this.observe(res.header) };
+    });
+  }
+
+  protected _watch(op: ValidWatch): Watch {
+    const watch = new EtcdWatch(this.client, this.keyspace, op, {
+      unavailableAfterMs: this.callTimeoutMs,
+      onEnd: (w) => this.watches.delete(w),
+    });
+    this.watches.add(watch);
+    return watch;
+  }
+
+  protected async _close(): Promise<void> {
+    for (const watch of [...this.watches]) watch.end(new StoreClosedError('the store is closed'));
+    // Calls accepted before close finish (or fail) before the connections go.
+    await Promise.allSettled([...this.inflight]);
+    this.client.close();
+  }
+
+  /**
+   * A Txn: if the key's mod_revision is `expected` (0 = missing), `op`;
+   * otherwise read the key, for the mismatch error's current revision.
+   * Returns the store revision after the write.
+   */
+  private async conditional(
+    kvKey: string,
+    key: Buffer,
+    expected: number,
+    op: IRequestOp,
+    onSuccess?: (response: IResponseOp) => void,
+  ): Promise<number> {
+    const res = await writeOnce(() =>
+      this.client.kv.txn({
+        compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: expected }],
+        success: [op],
+        failure: [{ request_range: { key, keys_only: true } }],
+      }),
+    );
+    const revision = this.observe(res.header);
+    if (!res.succeeded) {
+      const current = res.responses[0]?.response_range.kvs[0];
+      throw new RevisionMismatchError(kvKey, expected, current === undefined ? 0 : Number(current.mod_revision));
+    }
+    if (onSuccess !== undefined && res.responses[0] !== undefined) onSuccess(res.responses[0]);
+    return revision;
+  }
+
+  private rangeKeys(key: Buffer, rangeEnd: Buffer, limit: number, revision: number): Promise<IRangeResponse> {
+    return this.read(() => this.client.kv.range({ key, range_end: rangeEnd, limit, revision, keys_only: true }));
+  }
+
+  private async read<T extends { header: IResponseHeader }>(call: () => Promise<T>): Promise<T> {
+    const res = await readWithRetry(call, this.callTimeoutMs);
+    this.observe(res.header);
+    return res;
+  }
+
+  private observe(header: IResponseHeader): number {
+    return this.observeRevision(Number(header.revision));
+  }
+
+  private observeRevision(revision: number): number {
+    if (revision > this.observedRevision) this.observedRevision = revision;
+    return revision;
+  }
+
+  private toEntry(key: string, kv: IKeyValue): Entry {
+    const { value } = this.keyspace.decodeValue(kv.value, key);
+    return {
+      key,
+      value,
+      createRevision: Number(kv.create_revision),
+      modRevision: Number(kv.mod_revision),
+      version: Number(kv.version),
+      lease: Number(kv.lease),
+    };
+  }
+
+  /** A Put for a set: its lease, or a private lease granted first for a ttl. */
+  private async putRequest(op: Omit<ValidSet, 'expectedRevision'>): Promise<IPutRequest> {
+    const lease = op.ttlMs !== undefined ? (await this.leases.grant(op.ttlMs)).id : op.lease;
+    return { key: this.keyspace.key(op.key), value: Buffer.from(op.valueJson, 'utf8'), lease };
+  }
+
+  /** etcd's "requested lease not found" (NOT_FOUND) on a write naming `lease` is kv's LeaseNotFoundError. */
+  private leaseError(error: unknown, lease: number): unknown {
+    if (lease !== 0 && (error instanceof EtcdLeaseInvalidError || error instanceof GRPCNotFoundError)) return new LeaseNotFoundError(lease);
+    return error;
+  }
+
+  /**
+   * A transaction (and an update, which is one): etcd cannot evaluate kv's
+   * compares (JSON equality, not bytes) or apply a merge patch itself, so it
+   * is optimistic: read every key the compares and updates name in one
+   * snapshot, decide here (with the file engine's own compare rules), then
+   * write in one etcd Txn guarded by those keys' mod_revisions. If any
+   * changed in between, read and decide again (a bounded number of times).
+   * The writes still take one revision, and etcd still orders them.
+   */
+  private async transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, (o) =>
+        this.putRequest(o),
+      );
+      if (outcome !== 'conflict') {
+        this.observeRevision(outcome.revision);
+        return outcome;
+      }
+      if (attempt >= TXN_ATTEMPTS) {
+        throw new BackendUnavailableError(`the transaction met a concurrent write on its keys ${TXN_ATTEMPTS} times in a row; try again`);
+      }
+    }
+  }
+
+  /** Runs an operation counted as in flight, so close() lets it finish. */
+  private track<T>(run: () => Promise<T>): Promise<T> {
+    const promise = run();
+    this.inflight.add(promise);
+    const forget = (): void => {
+      this.inflight.delete(promise);
+    };
+    promise.then(forget, forget);
+    return promise;
+  }
+}
+
+function lastKey(kvs: IKeyValue[]): Buffer {
+  return kvs[kvs.length - 1].key;
+}
+
+/**
+ * Connects to etcd and checks, before serving, that it answers and that
+ * kv's limits fit in what etcd accepts: a write kv allows must never meet
+ * etcd's request size limit as a raw etcd error.
+ */
+export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStore> {
+  const limits = {
+    maxKeyBytes: options.maxKeyBytes ?? 4096,
+    maxValueBytes: options.maxValueBytes ?? 1048576,
+    maxTxnOps: DEFAULT_MAX_TXN_OPS,
+  };
+  const prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
+  const maxRequestBytes = options.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
+  const keyspace = new EtcdKeyspace(prefix);
+  // A conditional write names the key three times: the compare, the put, the read on a mismatch.
+  const largestWrite = 3 * (keyspace.prefix.length + limits.maxKeyBytes) + limits.maxValueBytes + WRITE_OVERHEAD_BYTES;
+  if (largestWrite > maxRequestBytes) {
+    throw new InvalidArgumentError(
+      `the largest write kv allows (a ${limits.maxKeyBytes}-byte key and a ${limits.maxValueBytes}-byte value, about ${largestWrite} bytes as an etcd request) is over etcd's request limit of ${maxRequestBytes} bytes: lower --max-value-bytes, or raise etcd's --max-request-bytes and pass the same to --etcd-max-request-bytes`,
+    );
+  }
+  const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  const client = connectEtcd(options);
+  try {
+    const probe = await readWithRetry(() => client.kv.range({ ...keyspace.prefixRange(''), count_only: true }), callTimeoutMs);
+    return new EtcdStore(client, keyspace, limits, callTimeoutMs, Number(probe.header.revision));
+  } catch (error) {
+    client.close();
+    throw error;
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * kv transactions (and updates) on etcd, optimistically: read every key the
+ * compares and update ops name in one snapshot (one read-only etcd Txn),
+ * decide here with the same compare rules as the file engine (JSON
+ * equality, not byte equality), then write the chosen branch in one etcd
+ * Txn guarded by the mod_revision each of those keys had. If one changed
+ * in between, the guard fails and the caller reads and decides again. So
+ * compares hold at the revision of the write, every write of the branch
+ * takes that one revision, and a watcher sees them in one batch.
+ */
+import {
+  EtcdLeaseInvalidError,
+  GRPCNotFoundError,
+  type Etcd3,
+  type ICompare,
+  type IKeyValue,
+  type IPutRequest,
+  type IRequestOp,
+} from 'etcd3';
+import type { ValidSet, ValidTxn, ValidTxnOp } from '../abstract-key-value-store';
+import type { StoredEntry } from '../change';
+import { KeyNotFoundError, LeaseNotFoundError, RevisionMismatchError } from '../errors';
+import { holds } from '../compare';
+import type { Entry, JsonValue, TxnOpResult, TxnResult } from '../key-value-store';
+import { applyMergePatch } from '../merge-patch';
+import { encodeValue } from '../value-rules';
+import { writeOnce } from './etcd-connection';
+import type { EtcdKeyspace } from './etcd-keyspace';
+
+/** Reads and decides again at most this many times when the keys change under it. */
+export const TXN_ATTEMPTS = 10;
+
+type PutFor = (op: Omit<ValidSet, 'expectedRevision'>) => Promise<IPutRequest>;
+
+export async function runOptimisticTxn(
+  client: Etcd3,
+  keyspace: EtcdKeyspace,
+  txn: ValidTxn,
+  expectedRevision: number | undefined,
+  maxValueBytes: number,
+  putFor: PutFor,
+): Promise<TxnResult | 'conflict'> {
+  const watched = [
+    ...new Set([
+      ...txn.compare.map((c) => c.key),
+      ...[...txn.success, ...txn.failure].flatMap((o) => (o.type === 'update' ? [o.key] : [])),
+    ]),
+  ];
+  const view = new Map<string, { entry: StoredEntry; kv: IKeyValue }>();
+  let readRevision = 0;
+  if (watched.length > 0) {
+    const snapshot = await writeOnce(() =>
+      client.kv.txn({ success: watched.map((key) => ({ request_range: { key: keyspace.key(key) } })) }),
+    );
+    readRevision = Number(snapshot.header.revision);
+    watched.forEach((key, i) => {
+      const kv = snapshot.responses[i]?.response_range.kvs[0];
+      if (kv !== undefined) view.set(key, { kv, entry: storedEntry(keyspace, key, kv) });
+    });
+  }
+  const succeeded = txn.compare.every((c) => holds(c, view.get(c.key)?.entry));
+  const branch = succeeded ? txn.success : txn.failure;
+  if (expectedRevision !== undefined) {
+    const key = (branch[0] as Extract<ValidTxnOp, { type: 'update' }>).key;
+    const current = view.get(key)?.entry.modRevision ?? 0;
+    if (current !== expectedRevision) throw new RevisionMismatchError(key, expectedRevision, current);
+  }
+
+  const requests: IRequestOp[] = [];
+  const updated: Array<{ value: JsonValue; prev: StoredEntry | undefined } | undefined> = [];
+  for (const op of branch) {
+    updated.push(undefined);
+    switch (op.type) {
+      case 'get':
+        requests.push({ request_range: { key: keyspace.key(op.key) } });
+        break;
+      case 'set':
+        requests.push({ request_put: await putFor(op) });
+        break;
+      case 'delete':
+        requests.push({ request_delete_range: { key: keyspace.key(op.key) } });
+        break;
+      case 'clear': {
+        const range = keyspace.prefixRange(op.prefix);
+        requests.push({ request_delete_range: { key: range.key, range_end: range.rangeEnd } });
+        break;
+      }
+      case 'update': {
+        const prev = view.get(op.key)?.entry;
+        if (prev === undefined && !op.createIfMissing) throw new KeyNotFoundError(op.key);
+        const current = prev === undefined ? {} : (JSON.parse(prev.valueJson) as JsonValue);
+        const value = applyMergePatch(current, op.patch);
+        const { json } = encodeValue(op.key, value, maxValueBytes);
+        // The key keeps its lease, as in the file engine.
+        requests.push({ request_put: { key: keyspace.key(op.key), value: Buffer.from(json, 'utf8'), lease: prev?.lease ?? 0 } });
+        updated[updated.length - 1] = { value: JSON.parse(json) as JsonValue, prev };
+        break;
+      }
+    }
+  }
+  const guard: ICompare[] = watched.map((key) => ({
+    key: keyspace.key(key),
+    target: 'Mod',
+    result: 'Equal',
+    mod_revision: view.get(key)?.entry.modRevision ?? 0,
+  }));
+  let res;
+  try {
+    res = await writeOnce(() => client.kv.txn({ compare: guard, success: requests, failure: [] }));
+  } catch (error) {
+    const leased = branch.find((o) => o.type === 'set' && o.lease !== 0);
+    if (leased?.type === 'set' && (error instanceof EtcdLeaseInvalidError || error instanceof GRPCNotFoundError))
+      throw new LeaseNotFoundError(leased.lease);
+    throw error;
+  }
+  if (!res.succeeded) return 'conflict';
+  const revision = Number(res.header.revision);
+  const results = branch.map((op, i): TxnOpResult => {
+    const response = res.responses[i];
+    switch (op.type) {
+      case 'get': {
+        const kv = response?.response_range.kvs[0];
+        return { type: 'get', entry: kv === undefined ? undefined : toEntry(keyspace, op.key, kv) };
+      }
+      case 'set':
+        return { type: 'set', revision };
+      case 'delete':
+        return { type: 'delete', deleted: Number(response?.response_delete_range.deleted) > 0, revision };
+      case 'clear':
+        return { type: 'clear', deletedCount: Number(response?.response_delete_range.deleted), revision };
+      case 'update': {
+        const { value, prev } = updated[i] as { value: JsonValue; prev: StoredEntry | undefined };
+        const entry: Entry = {
+          key: op.key,
+          value,
+          createRevision: prev?.createRevision ?? revision,
+          modRevision: revision,
+          version: (prev?.version ?? 0) + 1,
+          lease: prev?.lease ?? 0,
+        };
+        return { type: 'update', entry };
+      }
+    }
+  });
+  return { succeeded, revision: Math.max(revision, readRevision), results };
+}
+
+function storedEntry(keyspace: EtcdKeyspace, key: string, kv: IKeyValue): StoredEntry {
+  return {
+    valueJson: keyspace.decodeValue(kv.value, key).json,
+    createRevision: Number(kv.create_revision),
+    modRevision: Number(kv.mod_revision),
+    version: Number(kv.version),
+    lease: Number(kv.lease),
+  };
+}
+
+function toEntry(keyspace: EtcdKeyspace, key: string, kv: IKeyValue): Entry {
+  const { createRevision, modRevision, version, lease, valueJson } = storedEntry(keyspace, key, kv);
+  return { key, value: JSON.parse(valueJson) as JsonValue, createRevision, modRevision, version, lease };
+}

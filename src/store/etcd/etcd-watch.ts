@@ -1,0 +1,234 @@
+/**
+ * One kv watch as one etcd watch, on a gRPC stream of its own. etcd sends
+ * the events of whole revisions, in order, with progress responses when
+ * the watcher is idle (every --experimental-watch-progress-notify-interval,
+ * only once the watcher has been given everything up to that revision);
+ * each response becomes one batch. If the stream breaks (a member died, a
+ * network cut) the watch is created again on another member from the first
+ * revision not yet received, so the consumer sees every change exactly
+ * once. etcd's compaction error becomes WatchCompactedError; a cluster that
+ * stays unreachable ends the watch with BackendUnavailableError (the kv
+ * client resumes by revision, perhaps through another frontend).
+ *
+ * A consumer that stops calling next() stops the stream being read, and
+ * gRPC flow control holds etcd back: etcd keeps such a watcher aside and
+ * catches it up from its own history later, so no watcher is ever dropped
+ * for being slow (unlike the file engine's bounded window).
+ */
+import type { Etcd3, IDuplexStream, IEvent, IKeyValue, IWatchRequest, IWatchResponse } from 'etcd3';
+import type { StoredEntry } from '../change';
+import { BackendUnavailableError, StoreClosedError, WatchCompactedError } from '../errors';
+import type { Watch, WatchBatch, WatchEvent } from '../key-value-store';
+import type { ValidWatch } from '../abstract-key-value-store';
+import { fromEtcdError } from './etcd-errors';
+import type { EtcdKeyspace } from './etcd-keyspace';
+
+/** Batches held for a consumer before the stream is paused. */
+const MAX_QUEUED_BATCHES = 16;
+
+export interface EtcdWatchOptions {
+  /** How long the watch may be without a stream before it ends with BackendUnavailableError. */
+  unavailableAfterMs: number;
+  /** Called once the watch has ended, for whatever reason. */
+  onEnd: (watch: EtcdWatch) => void;
+}
+
+/** etcd3 hands out grpc-js's ClientDuplexStream (a Node Duplex) but types only its gRPC side; kv also pauses it. */
+type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse> & {
+  pause(): unknown;
+  resume(): unknown;
+  removeAllListeners(event: string): unknown;
+};
+
+export class EtcdWatch implements Watch {
+  /** The first revision not yet received; 0 until etcd says where "now" is. */
+  private resumeFrom: number;
+  /** The highest revision a batch was current to, so progress never goes back. */
+  private reported = 0;
+  private readonly queue: WatchBatch[] = [];
+  private error: Error | undefined;
+  private waiter: { resolve: (batch: WatchBatch) => void; reject: (error: Error) => void } | undefined;
+  private stream: WatchStream | undefined;
+  private paused = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** When the watch last lost its stream (or started without one); undefined while connected. */
+  private disconnectedSince: number | undefined = Date.now();
+  private retryPause = 50;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keyspace: EtcdKeyspace,
+    private readonly op: ValidWatch,
+    private readonly options: EtcdWatchOptions,
+  ) {
+    this.resumeFrom = op.startRevision;
+    this.connect();
+  }
+
+  next(): Promise<WatchBatch> {
+    if (this.waiter !== undefined) return Promise.reject(new Error('next() called again before the previous call settled'));
+    const batch = this.queue.shift();
+    if (batch !== undefined) {
+      if (this.paused && this.queue.length < MAX_QUEUED_BATCHES / 2) {
+        this.paused = false;
+        this.stream?.resume();
+      }
+      return Promise.resolve(batch);
+    }
+    if (this.error !== undefined) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  close(): void {
+    this.end(new StoreClosedError('the watch was closed'));
+  }
+
+  /** Ends the watch: what is queued is dropped, the pending and every later next() reject with `error`. */
+  end(error: Error): void {
+    if (this.error !== undefined) return;
+    this.error = error;
+    this.queue.length = 0;
+    clearTimeout(this.retryTimer);
+    this.dropStream();
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.reject(error);
+    this.options.onEnd(this);
+  }
+
+  private connect(): void {
+    this.client.watchClient.watch().then(
+      (duplex) => {
+        const stream = duplex as WatchStream;
+        if (this.error !== undefined) {
+          stream.cancel();
+          return;
+        }
+        this.stream = stream;
+        const range =
+          'key' in this.op.target
+            ? { key: this.keyspace.key(this.op.target.key), rangeEnd: undefined }
+            : this.keyspace.prefixRange(this.op.target.prefix);
+        stream.on('data', (response: IWatchResponse) => this.receive(stream, response));
+        stream.on('error', (error: Error) => this.lost(stream, error));
+        stream.on('end', () => this.lost(stream, new Error('etcd ended the watch stream')));
+        stream.write({
+          create_request: {
+            key: range.key,
+            range_end: range.rangeEnd,
+            start_revision: this.resumeFrom,
+            progress_notify: true,
+            prev_kv: this.op.prevEntry,
+          },
+        });
+      },
+      (error: unknown) => this.lost(undefined, error),
+    );
+  }
+
+  private receive(stream: WatchStream, response: IWatchResponse): void {
+    if (stream !== this.stream || this.error !== undefined) return;
+    if (response.canceled) {
+      const compacted = Number(response.compact_revision);
+      this.end(
+        compacted > 0
+          ? new WatchCompactedError(this.resumeFrom, compacted)
+          : new BackendUnavailableError(`etcd cancelled the watch${response.cancel_reason ? `: ${response.cancel_reason}` : ''}`),
+      );
+      return;
+    }
+    this.disconnectedSince = undefined;
+    this.retryPause = 50;
+    const headerRevision = Number(response.header.revision);
+    if (response.created) {
+      // "Now" for a watch from now: etcd sends what comes after the revision it was created at.
+      if (this.resumeFrom === 0) this.resumeFrom = headerRevision + 1;
+      return;
+    }
+    let batch: WatchBatch;
+    try {
+      batch = this.toBatch(response.events, headerRevision);
+    } catch (error) {
+      this.end(error as Error);
+      return;
+    }
+    this.resumeFrom = Math.max(this.resumeFrom, batch.revision + 1);
+    this.reported = batch.revision;
+    this.deliver(batch);
+  }
+
+  /**
+   * A response as a batch. With events, it is current to its last event's
+   * revision (etcd's header may name a later one while it still catches the
+   * watcher up); without, it is a progress response, current to the header.
+   */
+  private toBatch(events: IEvent[], headerRevision: number): WatchBatch {
+    if (events.length === 0) return { events: [], revision: Math.max(headerRevision, this.reported) };
+    const out = events.map((e) => this.toEvent(e));
+    return { events: out, revision: out[out.length - 1].revision };
+  }
+
+  private toEvent(event: IEvent): WatchEvent {
+    const key = this.keyspace.decodeKey(event.kv.key);
+    const revision = Number(event.kv.mod_revision);
+    const prev = this.op.prevEntry && event.prev_kv ? this.toEntry(event.prev_kv, key) : undefined;
+    if (event.type === 'Delete') return { type: 'delete', key, revision, entry: undefined, prev };
+    return { type: 'put', key, revision, entry: this.toEntry(event.kv, key), prev };
+  }
+
+  private toEntry(kv: IKeyValue, key: string): StoredEntry {
+    return {
+      valueJson: this.keyspace.decodeValue(kv.value, key).json,
+      createRevision: Number(kv.create_revision),
+      modRevision: Number(kv.mod_revision),
+      version: Number(kv.version),
+      lease: Number(kv.lease),
+    };
+  }
+
+  private deliver(batch: WatchBatch): void {
+    const waiter = this.waiter;
+    if (waiter !== undefined) {
+      this.waiter = undefined;
+      waiter.resolve(batch);
+      return;
+    }
+    this.queue.push(batch);
+    if (!this.paused && this.queue.length >= MAX_QUEUED_BATCHES) {
+      this.paused = true;
+      this.stream?.pause();
+    }
+  }
+
+  /** The stream broke (or could not be opened): open another from where this one stopped, unless that has taken too long. */
+  private lost(stream: WatchStream | undefined, error: unknown): void {
+    if (stream !== this.stream || this.error !== undefined) return;
+    this.dropStream();
+    const since = (this.disconnectedSince ??= Date.now());
+    if (Date.now() - since > this.options.unavailableAfterMs) {
+      const mapped = fromEtcdError(error, 'watch');
+      this.end(
+        mapped instanceof Error && mapped !== error
+          ? mapped
+          : new BackendUnavailableError(`the watch lost etcd and could not resume for ${this.options.unavailableAfterMs} ms`),
+      );
+      return;
+    }
+    this.retryTimer = setTimeout(() => this.connect(), this.retryPause);
+    this.retryPause = Math.min(this.retryPause * 2, 1000);
+  }
+
+  private dropStream(): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    this.paused = false;
+    if (stream === undefined) return;
+    stream.removeAllListeners('data');
+    // Errors after cancel (CANCELLED) are expected; keep a listener so they are not thrown.
+    stream.removeAllListeners('error');
+    stream.on('error', () => undefined);
+    stream.cancel();
+  }
+}

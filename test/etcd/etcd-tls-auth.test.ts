@@ -1,0 +1,165 @@
+/**
+ * Reaching a secured etcd: TLS with client certificates (etcd's
+ * --client-cert-auth), and etcd's own users with a role limited to kv's
+ * prefix. Each on a one-member cluster; a frontend that cannot get in
+ * exits 1 with one line instead of serving.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { KvClient } from '@kv/client';
+import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
+import { runServerToExit, startServer } from '../support/server-process';
+import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
+import { makeTempDir } from '../support/temp-dirs';
+
+const describeEtcd = describeWithEtcd();
+const run = promisify(execFile);
+
+/**
+ * A certificate for etcd's client port signed by the test CA. etcd's own
+ * HTTP gateway dials the gRPC port with it, so it must be good for both
+ * server and client authentication.
+ */
+function etcdServerCertificate(certs: TestCertificates): { cert: string; key: string } {
+  const file = (name: string): string => path.join(certs.dir, name);
+  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  writeFileSync(file('etcd.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  openssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    file('etcd.key'),
+    '-out',
+    file('etcd.csr'),
+    '-subj',
+    '/CN=etcd',
+  );
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    file('etcd.csr'),
+    '-CA',
+    certs.caCert,
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    file('etcd.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    file('etcd.ext'),
+  );
+  return { cert: file('etcd.crt'), key: file('etcd.key') };
+}
+
+/** Sets a key through a frontend started with `args`, reads it back, stops the frontend. */
+async function roundTrip(args: string[]): Promise<unknown> {
+  const server = await startServer({ args: ['--engine', 'etcd', ...args] });
+  const kv = new KvClient(server.address);
+  try {
+    await kv.set('secure/x', { ok: true });
+    return (await kv.get('secure/x'))?.value;
+  } finally {
+    kv.close();
+    await server.stop();
+  }
+}
+
+describeEtcd('a secured etcd', () => {
+  describe('TLS with client certificates', () => {
+    let certs: TestCertificates;
+    let cluster: EtcdCluster;
+    beforeAll(async () => {
+      certs = makeTestCertificates();
+      cluster = await startEtcdCluster({ size: 1, tls: { ...etcdServerCertificate(certs), ca: certs.caCert } });
+    });
+    afterAll(async () => {
+      await cluster?.stop();
+    });
+
+    test('with --etcd-ca, --etcd-cert and --etcd-key the frontend serves', async () => {
+      const tls = ['--etcd-ca', certs.caCert, '--etcd-cert', certs.clientCert, '--etcd-key', certs.clientKey];
+      expect(await roundTrip(['--etcd-endpoints', cluster.endpoints[0], ...tls])).toEqual({ ok: true });
+    });
+
+    test('without a client certificate etcd refuses, and the frontend exits 1 with one line', async () => {
+      const { code, stderr } = await runServerToExit(
+        [
+          '--listen',
+          '127.0.0.1:0',
+          '--engine',
+          'etcd',
+          '--etcd-endpoints',
+          cluster.endpoints[0],
+          '--etcd-ca',
+          certs.caCert,
+          '--etcd-timeout-ms',
+          '2000',
+        ],
+        {},
+      );
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain(`kv-server: cannot open the store in etcd at ${cluster.endpoints[0]}: `);
+    });
+  });
+
+  describe("etcd's users and roles", () => {
+    let cluster: EtcdCluster;
+    let passwordFile: string;
+    beforeAll(async () => {
+      cluster = await startEtcdCluster({ size: 1 });
+      const etcdctl = (...args: string[]): Promise<unknown> =>
+        run('/usr/bin/etcdctl', [`--endpoints=${cluster.endpoints[0]}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+      // As docs/scaling.md says: a kv role with read/write on the kv/ prefix only.
+      await etcdctl('user', 'add', 'root:root-secret');
+      await etcdctl('role', 'add', 'root');
+      await etcdctl('user', 'grant-role', 'root', 'root');
+      await etcdctl('role', 'add', 'kv');
+      await etcdctl('role', 'grant-permission', 'kv', 'readwrite', '--prefix=true', 'kv/');
+      await etcdctl('user', 'add', 'kv:kv-secret');
+      await etcdctl('user', 'grant-role', 'kv', 'kv');
+      await etcdctl('auth', 'enable');
+      passwordFile = path.join(makeTempDir(), 'etcd-password');
+      writeFileSync(passwordFile, 'kv-secret\n');
+    });
+    afterAll(async () => {
+      await cluster?.stop();
+    });
+
+    test('with --etcd-username and --etcd-password-file the frontend serves its prefix', async () => {
+      expect(
+        await roundTrip(['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', passwordFile]),
+      ).toEqual({
+        ok: true,
+      });
+    });
+
+    test('a prefix the role does not cover is refused at start, in one line, without the password', async () => {
+      const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', passwordFile];
+      const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args, '--etcd-prefix', 'other/']);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain("etcd refused this server's read");
+      expect(stderr).not.toContain('kv-secret');
+    });
+
+    test('a wrong password is refused at start, in one line, without the password', async () => {
+      const wrong = path.join(makeTempDir(), 'wrong');
+      writeFileSync(wrong, 'not-it');
+      const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', wrong];
+      const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args]);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).not.toContain('not-it');
+    });
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * The etcd engine: the shared store contract on a real 3-member cluster,
+ * then what is etcd's own — namespaces that share a cluster but never see
+ * each other's keys, revisions that are the cluster's, compaction, data
+ * that kv did not write, and limits checked before etcd would refuse.
+ */
+import { Etcd3 } from 'etcd3';
+import { openEtcdStore, type EtcdStore } from '../../src/store/etcd';
+import { runStoreContract } from './store-contract';
+import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
+
+const describeEtcd = describeWithEtcd();
+let cluster: EtcdCluster;
+let namespaces = 0;
+/** A fresh, empty namespace on the shared cluster. */
+const nextPrefix = (): string => `test-${process.pid}/${++namespaces}/`;
+
+describeEtcd('etcd engine', () => {
+  beforeAll(async () => {
+    cluster = await startEtcdCluster({ watchProgressMs: 500 });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  runStoreContract('etcd engine (3 members)', () => openEtcdStore({ endpoints: cluster.endpoints, prefix: nextPrefix() }), undefined, {
+    concurrentCallOrder: 'any',
+  });
+  runStoreContract(
+    'etcd engine (one endpoint, small limits)',
+    () => openEtcdStore({ endpoints: [cluster.endpoints[1]], prefix: nextPrefix(), maxKeyBytes: 64, maxValueBytes: 256 }),
+    { maxKeyBytes: 64, maxValueBytes: 256 },
+    { concurrentCallOrder: 'any' },
+  );
+
+  describe('what is etcd-specific', () => {
+    const open: EtcdStore[] = [];
+    let raw: Etcd3;
+    const openStore = async (prefix = nextPrefix()): Promise<EtcdStore> => {
+      const store = await openEtcdStore({ endpoints: cluster.endpoints, prefix });
+      open.push(store);
+      return store;
+    };
+    beforeAll(() => {
+      raw = new Etcd3({ hosts: cluster.endpoints });
+    });
+    afterAll(async () => {
+      await Promise.all(open.map((s) => s.close()));
+      raw.close();
+    });
+
+    test('two namespaces on one cluster never see each other: get, list, clear of everything, watch', async () => {
+      const a = await openStore();
+      const b = await openStore();
+      const watch = b.watch({ prefix: '' });
+      try {
+        await a.set('shared', 'from a');
+        await a.set('only-a', 1);
+        const { revision } = await b.set('shared', 'from b');
+        expect(await a.get('shared')).toMatchObject({ value: 'from a' });
+        expect(await b.listKeys()).toEqual({ keys: ['shared'], more: false });
+        const first = await watch.next();
+        expect(first.events.map((e) => [e.key, e.revision])).toEqual([['shared', revision]]);
+        expect(await b.clear()).toMatchObject({ deletedCount: 1 });
+        expect((await a.listKeys()).keys).toEqual(['only-a', 'shared']);
+      } finally {
+        watch.close();
+      }
+    });
+
+    test('revisions are the cluster’s: a write in another namespace moves them, so they are not dense per namespace', async () => {
+      const a = await openStore();
+      const b = await openStore();
+      const first = await a.set('k', 1);
+      await b.set('k', 1);
+      const second = await a.set('k', 2);
+      expect(second.revision).toBe(first.revision + 2);
+      expect(await a.get('k')).toMatchObject({ createRevision: first.revision, modRevision: second.revision, version: 2 });
+    });
+
+    test('values are the JSON text kv stores, readable in etcd as is, under the prefix', async () => {
+      const prefix = nextPrefix();
+      const store = await openStore(prefix);
+      await store.set('user/1', { name: 'Ada', langs: ['en'] });
+      const stored = await raw.get(`${prefix}user/1`).string();
+      expect(stored).toBe('{"name":"Ada","langs":["en"]}');
+    });
+
+    test('an idle watch gets progress batches from etcd, current to the cluster revision (moved by other namespaces)', async () => {
+      const store = await openStore();
+      const other = await openStore();
+      const watch = store.watch({ prefix: '' });
+      try {
+        const { revision } = await other.set('elsewhere', 1);
+        // The cluster runs with a 500 ms progress interval; nothing under this namespace changes.
+        for (;;) {
+          const batch = await watch.next();
+          expect(batch.events).toEqual([]);
+          if (batch.revision >= revision) break;
+        }
+      } finally {
+        watch.close();
+      }
+    });
+
+    test("a lease's ttl is etcd's: whole seconds, at least etcd's minimum; its id is one kv clients hold exactly", async () => {
+      const store = await openStore();
+      const lease = await store.grantLease(1200);
+      expect(lease.ttlMs).toBe(2000);
+      expect(Number.isSafeInteger(lease.id)).toBe(true);
+      expect(await store.leaseInfo(lease.id)).toMatchObject({ id: lease.id, ttlMs: 2000 });
+      await store.revokeLease(lease.id);
+    });
+
+    test('a watch from a compacted revision fails with WatchCompactedError naming the oldest revision', async () => {
+      const store = await openStore();
+      const { revision: old } = await store.set('c', 1);
+      const { revision: now } = await store.set('c', 2);
+      await raw.kv.compact({ revision: now, physical: true });
+      const error = await store
+        .watch({ key: 'c', startRevision: old })
+        .next()
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'COMPACTED', startRevision: old, oldestRevision: now });
+    });
+
+    test('a key or value under the prefix that kv did not write is reported, not skipped or guessed', async () => {
+      const prefix = nextPrefix();
+      const store = await openStore(prefix);
+      await raw.put(`${prefix}not-json`).value('{oops');
+      await raw.put(Buffer.concat([Buffer.from(prefix), Buffer.from([0xc3, 0x28])])).value('1');
+      await expect(store.get('not-json')).rejects.toMatchObject({ code: 'CORRUPT', message: expect.stringContaining('not JSON') });
+      await expect(store.listKeys()).rejects.toMatchObject({ code: 'CORRUPT', message: expect.stringContaining('not UTF-8') });
+    });
+
+    test('kv limits that etcd would refuse are refused at open, with both limits named', async () => {
+      await expect(openEtcdStore({ endpoints: cluster.endpoints, prefix: nextPrefix(), maxValueBytes: 2 * 1048576 })).rejects.toThrow(
+        /over etcd's request limit of 1572864 bytes: lower --max-value-bytes, or raise etcd's --max-request-bytes/,
+      );
+    });
+
+    test('a cluster nobody answers at is unavailable, not a hang: open fails within its call timeout', async () => {
+      const started = Date.now();
+      await expect(openEtcdStore({ endpoints: ['http://127.0.0.1:1'], prefix: nextPrefix(), callTimeoutMs: 1000 })).rejects.toMatchObject({
+        code: 'UNAVAILABLE',
+      });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
+  });
+});
