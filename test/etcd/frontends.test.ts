@@ -52,6 +52,8 @@ describeEtcd('frontends over etcd', () => {
   test('a write through one frontend is read through the other, with the same revisions', async () => {
     const revision = await client([a.address]).set('shared/x', { from: 'a' });
     expect(await client([b.address]).get('shared/x')).toEqual({
+      key: 'shared/x',
+      lease: 0,
       value: { from: 'a' },
       createRevision: revision,
       modRevision: revision,
