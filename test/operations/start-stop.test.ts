@@ -4,6 +4,7 @@ import path from 'node:path';
 import { openFileStore } from '../../src/store/file';
 import { testWithTool } from '../support/find-tool';
 import { runCommand } from '../support/kvctl-process';
+import { encodeFrame, Flag, FrameType, RawHttp2Connection } from '../support/raw-http2';
 import { REPO_ROOT, runServerToExit, spawnServer, startServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 import { writeBigLog } from '../support/write-big-log';
@@ -50,13 +51,23 @@ test('SIGTERM to the pid of `npm start` stops the server itself, which releases 
 });
 
 test("a signal repeated at once (npm forwarding the terminal's Ctrl-C) does not cut the drain short", async () => {
-  const server = await startServer({ env: { KV_LOG_LEVEL: 'info' } });
+  const server = await startServer({ args: ['--shutdown-grace-ms', '1500'], env: { KV_LOG_LEVEL: 'info' } });
+  // A call in flight (its request never finished) holds the drain open for the whole grace,
+  // so the repeat surely lands while the server drains, not while the process is exiting.
+  const inFlight = await RawHttp2Connection.open(server.address);
+  inFlight.openCall(1, '/kv.v1.KeyValueService/Set', server.address);
+  // Frames are handled in order: once our PING is answered, the server holds the call.
+  inFlight.write(encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8)));
+  await inFlight.waitFor('the PING answered', (f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0);
   const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
+  const firstAt = Date.now();
   server.child.kill('SIGINT');
   await pollUntil('the drain to start', () => (server.output().includes('shutting down') ? true : undefined));
   server.child.kill('SIGINT');
   expect(await exited).toBe(0);
+  expect(Date.now() - firstAt).toBeGreaterThanOrEqual(1400); // the grace was not cut short
   expect(server.output()).toContain('stopped; data directory released');
+  inFlight.close();
 });
 
 /** A child's output as it comes, and its exit. */

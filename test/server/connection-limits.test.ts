@@ -215,6 +215,12 @@ test('connections past --max-connections are closed at once, logged, and taken a
       return again;
     });
     for (const connection of held) connection.close();
+    // The server counts a connection until it has seen it close: wait for that, then a client is served.
+    await pollUntil('the closed connections to be let go', async () => {
+      const probe = await RawHttp2Connection.open(server.address).catch(() => undefined);
+      probe?.close();
+      return probe;
+    });
     await expectServing(server);
   });
 });

@@ -229,7 +229,10 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _watch(op: ValidWatch): Watch {
-    const watch = new EtcdWatch(this.client, this.keyspace, op, {
+    // "Now" is the newest revision this frontend has seen: every write it acknowledged is at or before it.
+    const from = op.startRevision === 0 ? { ...op, startRevision: this.observedRevision + 1 } : op;
+    const watch = new EtcdWatch(this.client, this.keyspace, from, {
+      fromNow: op.startRevision === 0,
       unavailableAfterMs: this.callTimeoutMs,
       onEnd: (w) => this.watches.delete(w),
     });

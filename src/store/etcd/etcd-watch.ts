@@ -29,6 +29,12 @@ const MAX_QUEUED_BATCHES = 16;
 export interface EtcdWatchOptions {
   /** How long the watch may be without a stream before it ends with BackendUnavailableError. */
   unavailableAfterMs: number;
+  /**
+   * The watch is "from now" and its start revision is only this frontend's
+   * newest: if etcd compacted past it before anything was delivered, start
+   * again from etcd's own now instead of failing.
+   */
+  fromNow: boolean;
   /** Called once the watch has ended, for whatever reason. */
   onEnd: (watch: EtcdWatch) => void;
 }
@@ -54,6 +60,7 @@ export class EtcdWatch implements Watch {
   /** When the watch last lost its stream (or started without one); undefined while connected. */
   private disconnectedSince: number | undefined = Date.now();
   private retryPause = 50;
+  private fromNow: boolean;
 
   constructor(
     private readonly client: Etcd3,
@@ -62,6 +69,7 @@ export class EtcdWatch implements Watch {
     private readonly options: EtcdWatchOptions,
   ) {
     this.resumeFrom = op.startRevision;
+    this.fromNow = options.fromNow;
     this.connect();
   }
 
@@ -132,6 +140,13 @@ export class EtcdWatch implements Watch {
     if (stream !== this.stream || this.error !== undefined) return;
     if (response.canceled) {
       const compacted = Number(response.compact_revision);
+      if (compacted > 0 && this.fromNow && this.reported === 0) {
+        this.fromNow = false;
+        this.resumeFrom = 0;
+        this.dropStream();
+        this.connect();
+        return;
+      }
       this.end(
         compacted > 0
           ? new WatchCompactedError(this.resumeFrom, compacted)
