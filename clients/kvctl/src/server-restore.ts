@@ -4,11 +4,11 @@ import { CliError } from './cli-error';
 
 /** What kvctl restore uses of the server's restore module (src/restore/restore-data-dir.ts; a test checks the two agree). */
 export interface ServerRestore {
-  restoreDataDir(
+  restoreDataDir: (
     file: string,
     dataDir: string,
     options?: { onProgress?: (phase: 'checking' | 'writing', progress: BackupProgress) => void },
-  ): Promise<BackupSummary>;
+  ) => Promise<BackupSummary>;
   RestoreTargetError: abstract new (...args: never[]) => Error;
 }
 
