@@ -16,6 +16,10 @@ export interface Config {
   watchHistoryChanges: number;
   watchHistoryBytes: number;
   maxTxnOps: number;
+  /** A backup file to build the (empty or new) data directory from before serving. */
+  restoreFrom: string | undefined;
+  /** host:port of the HTTP listener for /metrics, /healthz and /readyz; undefined: none. */
+  metricsListen: string | undefined;
   // Security (docs/security.md); file paths are undefined when not given.
   tlsCert: string | undefined;
   tlsKey: string | undefined;
@@ -101,6 +105,18 @@ const SETTINGS = {
     env: 'KV_MAX_TXN_OPS',
     default: '128',
     help: 'the most compares, and ops per branch, of one Txn',
+  },
+  restoreFrom: {
+    flag: 'restore-from',
+    env: 'KV_RESTORE_FROM',
+    default: '',
+    help: 'first build --data-dir (empty or new) from this backup file (kvctl backup), then serve it; a non-empty directory is refused',
+  },
+  metricsListen: {
+    flag: 'metrics-listen',
+    env: 'KV_METRICS_LISTEN',
+    default: '',
+    help: 'host:port to serve Prometheus metrics (/metrics), /healthz and /readyz on, over plain HTTP',
   },
   tlsCert: {
     flag: 'tls-cert',
@@ -314,12 +330,22 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     return ms;
   };
   const listen = raw('listen');
-  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen.value) || Number(listen.value.split(':').pop()) > 65535) {
+  if (!isHostPort(listen.value)) {
     throw new ConfigError(`${listen.source}: "${listen.value}" is not host:port (e.g. 127.0.0.1:50051)`);
   }
   const dataDir = raw('dataDir');
   if (dataDir.value.trim() === '') throw new ConfigError(`${dataDir.source}: must not be empty`);
   const etcd = loadEtcdSettings(raw, oneOf, positiveInt);
+  const restoreFrom = file('restoreFrom');
+  if (restoreFrom !== undefined && etcd.engine === 'etcd') {
+    throw new ConfigError(
+      '--restore-from builds a data directory of the file engine; with --engine etcd, restore the etcd cluster (etcdutl snapshot restore)',
+    );
+  }
+  const metrics = raw('metricsListen');
+  if (metrics.value !== '' && !isHostPort(metrics.value)) {
+    throw new ConfigError(`${metrics.source}: "${metrics.value}" is not host:port (e.g. 127.0.0.1:9464)`);
+  }
 
   const [tlsCert, tlsKey, tlsClientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
   if ((tlsCert === undefined) !== (tlsKey === undefined))
@@ -341,6 +367,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     watchHistoryChanges: positiveInt('watchHistoryChanges'),
     watchHistoryBytes: positiveInt('watchHistoryBytes'),
     maxTxnOps: positiveInt('maxTxnOps'),
+    restoreFrom,
+    metricsListen: metrics.value === '' ? undefined : metrics.value,
     tlsCert,
     tlsKey,
     tlsClientCa,
@@ -426,4 +454,9 @@ function loadEtcdSettings(
 
 function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** host:port with a port up to 65535; the host a name, an IPv4 address or a bracketed IPv6 one. */
+function isHostPort(value: string): boolean {
+  return /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(value) && Number(value.split(':').pop()) <= 65535;
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../logger';
 import { StoreClosedError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
 import { openAccess } from './access';
+import type { CallObserver } from './call-observer';
 import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, listenWithLimits } from './connection-limits';
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
@@ -29,6 +30,8 @@ export interface KvServerOptions {
   reflection?: boolean;
   /** What one client may hold: handshake time, keepalive, idle and age, streams, connections. */
   connections: ConnectionLimits;
+  /** Told of every kv.v1 call (the server's metrics). */
+  calls?: CallObserver;
 }
 
 export interface KvServer {
@@ -36,6 +39,8 @@ export interface KvServer {
   listen(address: string): Promise<number>;
   /** Stops accepting, lets in-flight calls finish for up to graceMs, then cancels what is left. */
   shutdown(graceMs: number): Promise<void>;
+  /** What grpc.health.v1 says: listening, not draining, and the store takes writes. */
+  isServing(): boolean;
 }
 
 export function createServer({
@@ -47,6 +52,7 @@ export function createServer({
   credentials,
   reflection = true,
   connections,
+  calls,
 }: KvServerOptions): KvServer {
   // A google.protobuf.Value can be many times larger on the wire than as JSON
   // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
@@ -77,10 +83,12 @@ export function createServer({
   const streams = new OpenStreams();
   server.addService(
     keyValueServiceDefinition(),
-    createKeyValueService({ store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed, streams }),
+    createKeyValueService({ store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed, streams }, calls),
   );
 
   return {
+    isServing: () => serving === true,
+
     listen: async (address) => {
       listener = await listenWithLimits(server, credentials ?? ServerCredentials.createInsecure(), address, connections, logger);
       // The store is open before the server is built, so listening is the moment we can serve.

@@ -52,6 +52,8 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   LEASE_NOT_FOUND: status.NOT_FOUND,
   // The etcd cluster behind this frontend did not answer or has no leader: another try, or another frontend.
   UNAVAILABLE: status.UNAVAILABLE,
+  // This engine cannot do it at all (Backup on etcd): retrying will not help.
+  NOT_SUPPORTED: status.UNIMPLEMENTED,
 };
 
 /** Store error codes are ErrorReason names; one table, checked by the compiler both ways. */
@@ -70,6 +72,7 @@ const REASONS: Record<StoreError['code'], ErrorReason> = {
   NOT_FOUND: ErrorReason.NOT_FOUND,
   LEASE_NOT_FOUND: ErrorReason.LEASE_NOT_FOUND,
   UNAVAILABLE: ErrorReason.UNAVAILABLE,
+  NOT_SUPPORTED: ErrorReason.NOT_SUPPORTED,
 };
 
 export function describeError(error: unknown, logger: Logger): CallStatus {
