@@ -2,7 +2,7 @@ import { Compare, KvError, Op, type KvClient } from '@kv/client';
 
 /** What the work under a lock is given. */
 export interface HeldLock {
-  /** Aborted if the lease is lost while the work runs: someone else may hold the lock now, so stop. */
+  /** Aborted if the lease is lost (check `aborted` too: it may be lost already): someone else may hold the lock now, so stop. */
   signal: AbortSignal;
   /** The lease the lock key is on: guard a write with `Compare.lease(name, '==', lease)` to make it only while the lock is held. */
   lease: number;
