@@ -4,6 +4,7 @@ import path from 'node:path';
 import { AuthFileError } from './auth/auth-config';
 import { runTokenCreate, TOKEN_CREATE_USAGE } from './auth/token-create';
 import { ConfigError, loadConfig, usage, type Config } from './config';
+import { readConsoleAssets } from './console-assets/read-console-assets';
 import { createLogger } from './logger';
 import { describeStoreLocation, openConfiguredStore } from './open-store';
 import { createServer } from './server/create-server';
@@ -94,18 +95,29 @@ async function main(argv: string[]): Promise<number> {
     authenticate: security.authenticate,
     reflection: config.reflection,
     connections: config, // the connection limits' fields are Config's
+    consoleAssets: config.httpListen === undefined ? undefined : readConsoleAssets(),
   });
+  const hostOf = (address: string): string => address.slice(0, address.lastIndexOf(':'));
   let port: number;
+  let httpLine = '';
+  let listening = config.listen;
   try {
     port = await server.listen(config.listen);
+    if (config.httpListen !== undefined) {
+      listening = config.httpListen;
+      const httpAddress = `${hostOf(config.httpListen)}:${await server.listenHttp(config.httpListen)}`;
+      httpLine = `kv-server HTTP listening on ${httpAddress} (Connect and gRPC-Web; web console at http://${httpAddress}/)\n`;
+    }
   } catch (error) {
+    await server.shutdown(0);
     await store.close();
-    process.stderr.write(`kv-server: cannot listen on ${config.listen}: ${(error as Error).message}\n`);
+    process.stderr.write(`kv-server: cannot listen on ${listening}: ${(error as Error).message}\n`);
     return 1;
   }
-  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  const host = hostOf(config.listen);
+  // The gRPC line last: it is the one that says the server is ready.
   process.stdout.write(
-    `kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
+    `${httpLine}kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
       `${config.authFile ? 'auth file' : 'no auth'}, ${where})\n`,
   );
   if (config.authFile === undefined) {

@@ -3,6 +3,9 @@
  * (health.ts) and reflection (reflection.ts) on one grpc-js Server; binds
  * with the credentials it is given, and drains on shutdown within a bounded
  * grace. Only kv.v1 calls are authenticated: health and reflection are open.
+ * On a second port if asked, the same kv.v1 over HTTP
+ * (http/create-http-server.ts: Connect, gRPC-Web, the web console), drained
+ * with it.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
@@ -12,6 +15,8 @@ import { openAccess } from './access';
 import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, listenWithLimits } from './connection-limits';
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
+import { type ConsoleAssets } from './http/console-route';
+import { createHttpServer, type HttpServer } from './http/create-http-server';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
 import { addReflection } from './reflection';
 
@@ -29,11 +34,15 @@ export interface KvServerOptions {
   reflection?: boolean;
   /** What one client may hold: handshake time, keepalive, idle and age, streams, connections. */
   connections: ConnectionLimits;
+  /** The web console's files, served on the HTTP port. */
+  consoleAssets?: ConsoleAssets;
 }
 
 export interface KvServer {
   /** Binds and starts serving; resolves to the bound port. */
   listen(address: string): Promise<number>;
+  /** Binds the HTTP port (Connect, gRPC-Web, console) and starts serving it; resolves to the bound port. */
+  listenHttp(address: string): Promise<number>;
   /** Stops accepting, lets in-flight calls finish for up to graceMs, then cancels what is left. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -47,6 +56,7 @@ export function createServer({
   credentials,
   reflection = true,
   connections,
+  consoleAssets,
 }: KvServerOptions): KvServer {
   // A google.protobuf.Value can be many times larger on the wire than as JSON
   // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
@@ -75,10 +85,9 @@ export function createServer({
   // A store can fail or heal with no call in flight to notice: look now and then.
   const watchStore = setInterval(onStoreFailed, 1000).unref();
   const streams = new OpenStreams();
-  server.addService(
-    keyValueServiceDefinition(),
-    createKeyValueService({ store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed, streams }),
-  );
+  const deps: GrpcDeps = { store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed, streams };
+  server.addService(keyValueServiceDefinition(), createKeyValueService(deps));
+  let httpServer: HttpServer | undefined;
 
   return {
     listen: async (address) => {
@@ -90,8 +99,14 @@ export function createServer({
       return listener.port;
     },
 
-    shutdown: (graceMs) =>
-      new Promise((resolve) => {
+    listenHttp: (address) => {
+      httpServer ??= createHttpServer({ deps, maxMessageBytes, consoleAssets });
+      return httpServer.listen(address);
+    },
+
+    shutdown: async (graceMs) => {
+      const httpStopped = httpServer?.shutdown(graceMs);
+      await new Promise<void>((resolve) => {
         clearInterval(watchStore);
         listener?.close();
         serving = undefined;
@@ -109,6 +124,8 @@ export function createServer({
           clearTimeout(force);
           resolve();
         });
-      }),
+      });
+      await httpStopped;
+    },
   };
 }
