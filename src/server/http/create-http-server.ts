@@ -100,6 +100,10 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
         front.once('error', reject);
         front.listen(Number(address.slice(split + 1)), host, () => {
           front.off('error', reject);
+          // The HTTP/1.1 server gets its connections handed over and never listens itself; 'listening' is
+          // what starts its connection tracking, which enforces headersTimeout and requestTimeout and
+          // lets closeIdleConnections() find idle keep-alive connections.
+          http1?.emit('listening');
           resolve((front.address() as net.AddressInfo).port);
         });
       }),
@@ -107,6 +111,7 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
     shutdown: (graceMs) =>
       new Promise((resolve) => {
         front.close();
+        http1?.close();
         // Idle keep-alive connections would hold the close for the whole grace period.
         http1?.closeIdleConnections();
         for (const session of sessions) session.close();
