@@ -28,18 +28,27 @@ beforeEach(async () => {
   await post('Clear', { prefix: '' });
 });
 
+/** The JSON fields these tests read. */
+interface Answer {
+  revision?: string;
+  entry?: { value: unknown };
+  code?: string;
+  message?: string;
+  [field: string]: unknown;
+}
+
 /** One call as curl makes it: POST, JSON in, JSON out. */
 async function post(
   method: string,
   body: unknown,
   headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; json: any }> {
+): Promise<{ status: number; headers: Headers; json: Answer }> {
   const response = await fetch(`${base}/kv.v1.KeyValueService/${method}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: response.status, headers: response.headers, json: await response.json() };
+  return { status: response.status, headers: response.headers, json: (await response.json()) as Answer };
 }
 
 function grpcError(
@@ -53,7 +62,7 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
   test('Set, Get, ListKeys, Delete and Clear answer in the protobuf JSON mapping', async () => {
     const set = await post('Set', { key: 'user/1', value: { name: 'Ada', langs: ['en', 'fr'], admin: true } });
     expect(set).toMatchObject({ status: 200, json: { revision: expect.stringMatching(/^\d+$/) } });
-    const revision = set.json.revision as string;
+    const revision = set.json.revision!;
     expect((await post('Get', { key: 'user/1' })).json).toEqual({
       entry: {
         key: 'user/1',
@@ -64,7 +73,7 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
       },
     });
     await post('Set', { key: 'user/2', value: null });
-    expect((await post('Get', { key: 'user/2' })).json.entry.value).toBeNull();
+    expect((await post('Get', { key: 'user/2' })).json.entry?.value).toBeNull();
     expect((await post('ListKeys', { prefix: 'user/', pageSize: 1 })).json).toEqual({
       keys: ['user/1'],
       nextPageToken: expect.any(String),
@@ -78,8 +87,8 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
     const value = JSON.parse('{"__proto__": {"polluted": true}, "plain": 1}') as object;
     expect((await post('Set', { key: 'proto', value })).status).toBe(200);
     const got = await post('Get', { key: 'proto' });
-    expect(Object.keys(got.json.entry.value as object)).toEqual(['__proto__', 'plain']);
-    expect(JSON.stringify(got.json.entry.value)).toBe('{"__proto__":{"polluted":true},"plain":1}');
+    expect(Object.keys(got.json.entry?.value as object)).toEqual(['__proto__', 'plain']);
+    expect(JSON.stringify(got.json.entry?.value)).toBe('{"__proto__":{"polluted":true},"plain":1}');
     // Read back through real gRPC with a decoder that keeps "__proto__" (protobuf-es; ts-proto's does not).
     const overGrpc = createClient(KeyValueService, createGrpcTransport({ baseUrl: `http://${server.address}` }));
     const { entry } = await overGrpc.get({ key: 'proto' });
@@ -87,7 +96,7 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
   });
 
   test('a revision mismatch is 409 aborted, with the gRPC message, kv-reason and kv-current-revision, in headers and in the JSON', async () => {
-    const revision = (await post('Set', { key: 'a', value: 1 })).json.revision as string;
+    const revision = (await post('Set', { key: 'a', value: 1 })).json.revision!;
     const failed = await post('Set', { key: 'a', value: 2, expectedRevision: '0' });
     const overGrpc = await grpcError((client, done) => client.set({ key: 'a', value: 2, expectedRevision: 0 }, new Metadata(), done));
     expect(failed.status).toBe(409);
@@ -208,7 +217,7 @@ describe('Connect and gRPC-Web clients', () => {
 
   test('a Watch stream ends with UNAVAILABLE when the server shuts down, and the server exits 0', async () => {
     const kv = createClient(KeyValueService, createConnectTransport({ baseUrl: base, httpVersion: '1.1' }));
-    const revision = BigInt((await post('Set', { key: 'ready', value: true })).json.revision as string);
+    const revision = BigInt((await post('Set', { key: 'ready', value: true })).json.revision!);
     const messages = kv.watch({ target: { case: 'key', value: 'ready' }, startRevision: revision })[Symbol.asyncIterator]();
     // The watch is open once it has sent the write it starts at.
     expect((await messages.next()).value?.events[0]?.entry?.key).toBe('ready');
