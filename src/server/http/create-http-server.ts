@@ -81,7 +81,8 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
     http1 = http.createServer(handler);
     const h2c = http2.createServer(handler);
     h2c.on('session', onSession);
-    front = net.createServer((socket) => {
+    // noDelay as http.Server has it: with Nagle's algorithm, a response written in two parts waits for the client's delayed ACK.
+    front = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
       sniffProtocol(socket, (isHttp2) => (isHttp2 ? h2c : http1)?.emit('connection', socket));
     });
