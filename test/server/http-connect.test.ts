@@ -6,9 +6,10 @@
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { Code, ConnectError, createClient, type Client, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { createAsyncIterable } from '@connectrpc/connect/protocol';
 import { create, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
-import { KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
+import { KeyValueServiceClient, SetRequest } from '../../src/gen/kv/v1/kv';
 import { EventType, KeyValueService } from '../../src/gen/kv/v1/kv_pb';
 import { startServer, type RunningServer } from '../support/server-process';
 
@@ -31,7 +32,7 @@ beforeEach(async () => {
 /** The JSON fields these tests read. */
 interface Answer {
   revision?: string;
-  entry?: { value: unknown };
+  entry?: { value: unknown; lease?: string };
   code?: string;
   message?: string;
   [field: string]: unknown;
@@ -98,7 +99,9 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
   test('a revision mismatch is 409 aborted, with the gRPC message, kv-reason and kv-current-revision, in headers and in the JSON', async () => {
     const revision = (await post('Set', { key: 'a', value: 1 })).json.revision!;
     const failed = await post('Set', { key: 'a', value: 2, expectedRevision: '0' });
-    const overGrpc = await grpcError((client, done) => client.set({ key: 'a', value: 2, expectedRevision: 0 }, new Metadata(), done));
+    const overGrpc = await grpcError((client, done) =>
+      client.set(SetRequest.fromPartial({ key: 'a', value: 2, expectedRevision: 0 }), new Metadata(), done),
+    );
     expect(failed.status).toBe(409);
     expect(failed.json).toEqual({
       code: 'aborted',
@@ -126,9 +129,7 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
     for (const [method, body, status, code, reason] of cases) {
       const answer = await post(method, body);
       const overGrpc = await grpcError((client, done) =>
-        method === 'Get'
-          ? client.get(body as { key: string }, done)
-          : client.set({ value: undefined, ...body } as never, new Metadata(), done),
+        method === 'Get' ? client.get(body as { key: string }, done) : client.set(SetRequest.fromPartial(body), new Metadata(), done),
       );
       expect([answer.status, answer.json.code, answer.headers.get('kv-reason')]).toEqual([status, code, reason]);
       expect(answer.json.message).toBe(overGrpc?.details);
@@ -156,6 +157,34 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
       expect(json.message).not.toBe('');
     }
     expect((await post('Get', { key: 's' })).status).toBe(404);
+  });
+
+  test('the later RPCs too: Update (a JSON merge patch), Set with a TTL, LeaseInfo, and a value\'s "__proto__" through the patch', async () => {
+    await post('Set', { key: 'cfg', value: { db: { host: 'a', port: 1 }, tags: ['x'] } });
+    const patch = JSON.parse('{"db": {"port": 2, "host": null}, "__proto__": {"kept": true}}') as object;
+    expect((await post('Update', { key: 'cfg', patch })).status).toBe(200);
+    expect(JSON.stringify((await post('Get', { key: 'cfg' })).json.entry?.value)).toBe(
+      '{"db":{"port":2},"tags":["x"],"__proto__":{"kept":true}}',
+    );
+
+    expect((await post('Set', { key: 'session', value: 'on', ttlMs: '60000' })).status).toBe(200);
+    const lease = (await post('Get', { key: 'session' })).json.entry!;
+    expect(lease.lease).toMatch(/^[1-9]\d*$/);
+    const info = await post('LeaseInfo', { id: lease.lease, keys: true });
+    expect(info.json).toMatchObject({ id: lease.lease, grantedTtlMs: '60000', keys: ['session'] });
+  });
+
+  test('KeepAlive, a bidirectional stream, works over HTTP/2 with a Connect client', async () => {
+    const kv = createClient(KeyValueService, createConnectTransport({ baseUrl: base, httpVersion: '2' }));
+    const { id } = await kv.grantLease({ ttlMs: 30_000n });
+    // The second ping names a lease that does not exist: answered with ttl 0, the stream stays open.
+    const pings = [{ id }, { id: id + 1000n }];
+    const answers: [bigint, bigint][] = [];
+    for await (const answer of kv.keepAlive(createAsyncIterable(pings))) answers.push([answer.id, answer.ttlMs]);
+    expect(answers).toEqual([
+      [id, 30_000n],
+      [id + 1000n, 0n],
+    ]);
   });
 
   test('the console is served at / with a content security policy, and other paths are not RPCs', async () => {

@@ -13,7 +13,7 @@ import { type ConnectError, type HandlerContext, createContextKey } from '@conne
 import type { MethodDefinition } from '@grpc/grpc-js';
 import type { Access } from '../access';
 import type { CallContext } from '../call-context';
-import type { Caller, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
+import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
 import { toConnectError } from '../to-status';
 import { StoreError } from '../../store/errors';
@@ -61,66 +61,94 @@ export function connectUnary<I extends DescMessage, O extends DescMessage, Req, 
   };
 }
 
-/**
- * A server-streaming handler for connect-node: the handler pushes into a
- * sink, Connect pulls from a generator. A message counts as sent once the
- * generator has handed it on (connect-node then waits for the socket), which
- * is the backpressure the handler waits for.
- */
+/** A server-streaming handler for connect-node. */
 export function connectServerStream<I extends DescMessage, O extends DescMessage, Req, M>(
   method: Method<I, O>,
   codecs: WireCodecs<Req, M>,
   handler: StreamHandler<Req, M>,
   deps: GrpcDeps,
 ): (request: MessageShape<I>, context: HandlerContext) => AsyncGenerator<MessageShape<O>> {
-  return async function* (request, context) {
-    const controller = new AbortController();
-    const queue: { message: M; sent: () => void }[] = [];
-    let ended: { error: unknown } | undefined;
-    let wake: (() => void) | undefined;
-    const end = (error: unknown): void => {
-      if (ended !== undefined) return;
-      ended = { error };
-      controller.abort();
-      wake?.();
-    };
-    const forget = deps.streams.add(end);
-    const clientGone = (): void => end(undefined);
-    context.signal.addEventListener('abort', clientGone);
-    try {
-      const sink: StreamSink<M> = {
-        signal: controller.signal,
-        send: (message) =>
-          ended !== undefined
-            ? Promise.resolve()
-            : new Promise((sent) => {
-                queue.push({ message, sent });
-                wake?.();
-              }),
-      };
-      handler(callContext(context, deps), decode(method, codecs, request), sink).then(
-        () => end(undefined),
-        (error: unknown) => end(error ?? new Error('stream handler failed')),
-      );
-      while (true) {
-        const next = queue.shift();
-        if (next !== undefined) {
-          yield fromBinary(method.output, codecs.responseSerialize(next.message));
-          next.sent();
-        } else if (ended !== undefined) break;
-        else await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-      }
-      if (ended.error !== undefined) throw fail(ended.error, deps);
-    } catch (error) {
-      throw fail(error, deps);
-    } finally {
-      forget();
-      context.signal.removeEventListener('abort', clientGone);
-      controller.abort();
-      for (const { sent } of queue.splice(0)) sent();
-    }
+  return (request, context) =>
+    streamResponses(method, codecs, deps, context, (call, sink) => handler(call, decode(method, codecs, request), sink));
+}
+
+/**
+ * A bidirectional handler for connect-node (HTTP/2 only, as the Connect
+ * protocol has it); each request is decoded as a unary one is, and one
+ * that does not decode ends the call with INVALID_ARGUMENT.
+ */
+export function connectBidiStream<I extends DescMessage, O extends DescMessage, Req, M>(
+  method: Method<I, O>,
+  codecs: WireCodecs<Req, M>,
+  handler: DuplexHandler<Req, M>,
+  deps: GrpcDeps,
+): (requests: AsyncIterable<MessageShape<I>>, context: HandlerContext) => AsyncGenerator<MessageShape<O>> {
+  async function* decoded(requests: AsyncIterable<MessageShape<I>>): AsyncGenerator<Req> {
+    for await (const request of requests) yield decode(method, codecs, request);
+  }
+  return (requests, context) => streamResponses(method, codecs, deps, context, (call, sink) => handler(call, decoded(requests), sink));
+}
+
+/**
+ * The handler pushes into a sink, Connect pulls from a generator. A message
+ * counts as sent once the generator has handed it on (connect-node then
+ * waits for the socket), which is the backpressure the handler waits for.
+ * Shutdown ends the stream with the error it is given (UNAVAILABLE); a
+ * client that goes away aborts the sink.
+ */
+async function* streamResponses<O extends DescMessage, Req, M>(
+  method: Method<DescMessage, O>,
+  codecs: WireCodecs<Req, M>,
+  deps: GrpcDeps,
+  context: HandlerContext,
+  start: (call: CallContext, sink: StreamSink<M>) => Promise<void>,
+): AsyncGenerator<MessageShape<O>> {
+  const controller = new AbortController();
+  const queue: { message: M; sent: () => void }[] = [];
+  let ended: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const end = (error: unknown): void => {
+    if (ended !== undefined) return;
+    ended = { error };
+    controller.abort();
+    wake?.();
   };
+  const forget = deps.streams.add(end);
+  const clientGone = (): void => end(undefined);
+  context.signal.addEventListener('abort', clientGone);
+  try {
+    const sink: StreamSink<M> = {
+      signal: controller.signal,
+      send: (message) =>
+        ended !== undefined
+          ? Promise.resolve()
+          : new Promise((sent) => {
+              queue.push({ message, sent });
+              wake?.();
+            }),
+    };
+    start(callContext(context, deps), sink).then(
+      () => end(undefined),
+      (error: unknown) => end(error ?? new Error('stream handler failed')),
+    );
+    while (true) {
+      const next = queue.shift();
+      if (next !== undefined) {
+        yield fromBinary(method.output, codecs.responseSerialize(next.message));
+        next.sent();
+      } else if (ended !== undefined) break;
+      else await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+    if (ended.error !== undefined) throw fail(ended.error, deps);
+  } catch (error) {
+    throw fail(error, deps);
+  } finally {
+    forget();
+    context.signal.removeEventListener('abort', clientGone);
+    controller.abort();
+    for (const { sent } of queue.splice(0)) sent();
+  }
 }
 
 function callContext(context: HandlerContext, deps: GrpcDeps): CallContext {

@@ -8,11 +8,16 @@ import type { GrpcDeps } from '../grpc-call';
 import { handleClear } from '../handlers/clear';
 import { handleDelete } from '../handlers/delete';
 import { handleGet } from '../handlers/get';
+import { handleKeepAlive } from '../handlers/keep-alive';
+import { handleGrantLease, handleLeaseInfo, handleRevokeLease } from '../handlers/leases';
+import { handleList } from '../handlers/list';
 import { handleListKeys } from '../handlers/list-keys';
 import { handleSet } from '../handlers/set';
+import { handleTxn } from '../handlers/txn';
+import { handleUpdate } from '../handlers/update';
 import { handleWatch } from '../handlers/watch';
 import { keyValueServiceDefinition } from '../key-value-service';
-import { connectServerStream, connectUnary } from './connect-call';
+import { connectBidiStream, connectServerStream, connectUnary } from './connect-call';
 
 export function addKeyValueService(router: ConnectRouter, deps: GrpcDeps): void {
   const codecs = keyValueServiceDefinition();
@@ -24,5 +29,12 @@ export function addKeyValueService(router: ConnectRouter, deps: GrpcDeps): void 
     listKeys: connectUnary(rpc.listKeys, codecs.listKeys, handleListKeys, deps),
     clear: connectUnary(rpc.clear, codecs.clear, handleClear, deps),
     watch: connectServerStream(rpc.watch, codecs.watch, handleWatch, deps),
+    txn: connectUnary(rpc.txn, codecs.txn, handleTxn, deps),
+    update: connectUnary(rpc.update, codecs.update, handleUpdate, deps),
+    list: connectUnary(rpc.list, codecs.list, handleList, deps),
+    grantLease: connectUnary(rpc.grantLease, codecs.grantLease, handleGrantLease, deps),
+    keepAlive: connectBidiStream(rpc.keepAlive, codecs.keepAlive, handleKeepAlive, deps),
+    revokeLease: connectUnary(rpc.revokeLease, codecs.revokeLease, handleRevokeLease, deps),
+    leaseInfo: connectUnary(rpc.leaseInfo, codecs.leaseInfo, handleLeaseInfo, deps),
   });
 }

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kv/v1/kv.proto.
  */
 export const file_kv_v1_kv: GenFile = /*@__PURE__*/
-  fileDesc("Cg5rdi92MS9rdi5wcm90bxIFa3YudjEiewoFRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhcKD2NyZWF0ZV9yZXZpc2lvbhgDIAEoAxIUCgxtb2RfcmV2aXNpb24YBCABKAMSDwoHdmVyc2lvbhgFIAEoAyIZCgpHZXRSZXF1ZXN0EgsKA2tleRgBIAEoCSIqCgtHZXRSZXNwb25zZRIbCgVlbnRyeRgBIAEoCzIMLmt2LnYxLkVudHJ5InYKClNldFJlcXVlc3QSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgDSACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIh8KC1NldFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIlIKDURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJEh4KEWV4cGVjdGVkX3JldmlzaW9uGAIgASgDSACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIjMKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgSEAoIcmV2aXNpb24YAiABKAMiSAoPTGlzdEtleXNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSI5ChBMaXN0S2V5c1Jlc3BvbnNlEgwKBGtleXMYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh4KDENsZWFyUmVxdWVzdBIOCgZwcmVmaXgYASABKAkiOAoNQ2xlYXJSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDEhAKCHJldmlzaW9uGAIgASgDImUKDFdhdGNoUmVxdWVzdBINCgNrZXkYASABKAlIABIQCgZwcmVmaXgYAiABKAlIABIWCg5zdGFydF9yZXZpc2lvbhgDIAEoAxISCgpwcmV2X2VudHJ5GAQgASgIQggKBnRhcmdldCI/Cg1XYXRjaFJlc3BvbnNlEhwKBmV2ZW50cxgBIAMoCzIMLmt2LnYxLkV2ZW50EhAKCHJldmlzaW9uGAIgASgDImYKBUV2ZW50Eh4KBHR5cGUYASABKA4yEC5rdi52MS5FdmVudFR5cGUSGwoFZW50cnkYAiABKAsyDC5rdi52MS5FbnRyeRIgCgpwcmV2X2VudHJ5GAMgASgLMgwua3YudjEuRW50cnkqUgoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABISCg5FVkVOVF9UWVBFX1BVVBABEhUKEUVWRU5UX1RZUEVfREVMRVRFEAIq7gEKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEg8KC0lOVkFMSURfS0VZEAESDQoJVE9PX0xBUkdFEAISEQoNSU5WQUxJRF9WQUxVRRADEhQKEElOVkFMSURfQVJHVU1FTlQQBBIVChFSRVZJU0lPTl9NSVNNQVRDSBAFEg0KCU5PVF9GT1VORBAGEgoKBkNMT1NFRBAHEgoKBkZBSUxFRBAIEgsKB0NPUlJVUFQQCRIKCgZMT0NLRUQQChINCglDT01QQUNURUQQCxISCg5XQVRDSF9UT09fU0xPVxAMKoUBCgxFcnJvclRyYWlsZXISHQoZRVJST1JfVFJBSUxFUl9VTlNQRUNJRklFRBAAEg0KCUtWX1JFQVNPThABEhcKE0tWX0NVUlJFTlRfUkVWSVNJT04QAhIWChJLVl9PTERFU1RfUkVWSVNJT04QAxIWChJLVl9SRVNVTUVfUkVWSVNJT04QBDLLAgoPS2V5VmFsdWVTZXJ2aWNlEiwKA0dldBIRLmt2LnYxLkdldFJlcXVlc3QaEi5rdi52MS5HZXRSZXNwb25zZRIsCgNTZXQSES5rdi52MS5TZXRSZXF1ZXN0GhIua3YudjEuU2V0UmVzcG9uc2USNQoGRGVsZXRlEhQua3YudjEuRGVsZXRlUmVxdWVzdBoVLmt2LnYxLkRlbGV0ZVJlc3BvbnNlEjsKCExpc3RLZXlzEhYua3YudjEuTGlzdEtleXNSZXF1ZXN0Ghcua3YudjEuTGlzdEtleXNSZXNwb25zZRIyCgVDbGVhchITLmt2LnYxLkNsZWFyUmVxdWVzdBoULmt2LnYxLkNsZWFyUmVzcG9uc2USNAoFV2F0Y2gSEy5rdi52MS5XYXRjaFJlcXVlc3QaFC5rdi52MS5XYXRjaFJlc3BvbnNlMAFCNFoyZ2l0aHViLmNvbS9rdi1wcm9qZWN0L2t2L2NsaWVudHMvZ28vZ2VuL2t2L3YxO2t2djFiBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("Cg5rdi92MS9rdi5wcm90bxIFa3YudjEiigEKBUVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIXCg9jcmVhdGVfcmV2aXNpb24YAyABKAMSFAoMbW9kX3JldmlzaW9uGAQgASgDEg8KB3ZlcnNpb24YBSABKAMSDQoFbGVhc2UYBiABKAMiGQoKR2V0UmVxdWVzdBILCgNrZXkYASABKAkiKgoLR2V0UmVzcG9uc2USGwoFZW50cnkYASABKAsyDC5rdi52MS5FbnRyeSKVAQoKU2V0UmVxdWVzdBILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARINCgVsZWFzZRgEIAEoAxIOCgZ0dGxfbXMYBSABKANCFAoSX2V4cGVjdGVkX3JldmlzaW9uIh8KC1NldFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIlIKDURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJEh4KEWV4cGVjdGVkX3JldmlzaW9uGAIgASgDSACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIjMKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgSEAoIcmV2aXNpb24YAiABKAMiSAoPTGlzdEtleXNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSI5ChBMaXN0S2V5c1Jlc3BvbnNlEgwKBGtleXMYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh4KDENsZWFyUmVxdWVzdBIOCgZwcmVmaXgYASABKAkiOAoNQ2xlYXJSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDEhAKCHJldmlzaW9uGAIgASgDImUKDFdhdGNoUmVxdWVzdBINCgNrZXkYASABKAlIABIQCgZwcmVmaXgYAiABKAlIABIWCg5zdGFydF9yZXZpc2lvbhgDIAEoAxISCgpwcmV2X2VudHJ5GAQgASgIQggKBnRhcmdldCI/Cg1XYXRjaFJlc3BvbnNlEhwKBmV2ZW50cxgBIAMoCzIMLmt2LnYxLkV2ZW50EhAKCHJldmlzaW9uGAIgASgDImYKBUV2ZW50Eh4KBHR5cGUYASABKA4yEC5rdi52MS5FdmVudFR5cGUSGwoFZW50cnkYAiABKAsyDC5rdi52MS5FbnRyeRIgCgpwcmV2X2VudHJ5GAMgASgLMgwua3YudjEuRW50cnki8wIKB0NvbXBhcmUSLAoGcmVzdWx0GAEgASgOMhwua3YudjEuQ29tcGFyZS5Db21wYXJlUmVzdWx0EgsKA2tleRgCIAEoCRIRCgd2ZXJzaW9uGAMgASgDSAASGQoPY3JlYXRlX3JldmlzaW9uGAQgASgDSAASFgoMbW9kX3JldmlzaW9uGAUgASgDSAASJwoFdmFsdWUYBiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIPCgVsZWFzZRgHIAEoA0gAIpwBCg1Db21wYXJlUmVzdWx0Eh4KGkNPTVBBUkVfUkVTVUxUX1VOU1BFQ0lGSUVEEAASGAoUQ09NUEFSRV9SRVNVTFRfRVFVQUwQARIcChhDT01QQVJFX1JFU1VMVF9OT1RfRVFVQUwQAhIXChNDT01QQVJFX1JFU1VMVF9MRVNTEAMSGgoWQ09NUEFSRV9SRVNVTFRfR1JFQVRFUhAEQg4KDHRhcmdldF91bmlvbiLQAQoJUmVxdWVzdE9wEiAKA2dldBgBIAEoCzIRLmt2LnYxLkdldFJlcXVlc3RIABIgCgNzZXQYAiABKAsyES5rdi52MS5TZXRSZXF1ZXN0SAASJgoGZGVsZXRlGAMgASgLMhQua3YudjEuRGVsZXRlUmVxdWVzdEgAEiQKBWNsZWFyGAQgASgLMhMua3YudjEuQ2xlYXJSZXF1ZXN0SAASJgoGdXBkYXRlGAUgASgLMhQua3YudjEuVXBkYXRlUmVxdWVzdEgAQgkKB3JlcXVlc3Qi1wEKClJlc3BvbnNlT3ASIQoDZ2V0GAEgASgLMhIua3YudjEuR2V0UmVzcG9uc2VIABIhCgNzZXQYAiABKAsyEi5rdi52MS5TZXRSZXNwb25zZUgAEicKBmRlbGV0ZRgDIAEoCzIVLmt2LnYxLkRlbGV0ZVJlc3BvbnNlSAASJQoFY2xlYXIYBCABKAsyFC5rdi52MS5DbGVhclJlc3BvbnNlSAASJwoGdXBkYXRlGAUgASgLMhUua3YudjEuVXBkYXRlUmVzcG9uc2VIAEIKCghyZXNwb25zZSJzCgpUeG5SZXF1ZXN0Eh8KB2NvbXBhcmUYASADKAsyDi5rdi52MS5Db21wYXJlEiEKB3N1Y2Nlc3MYAiADKAsyEC5rdi52MS5SZXF1ZXN0T3ASIQoHZmFpbHVyZRgDIAMoCzIQLmt2LnYxLlJlcXVlc3RPcCJYCgtUeG5SZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSEAoIcmV2aXNpb24YAiABKAMSJAoJcmVzcG9uc2VzGAMgAygLMhEua3YudjEuUmVzcG9uc2VPcCKUAQoNVXBkYXRlUmVxdWVzdBILCgNrZXkYASABKAkSJQoFcGF0Y2gYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARIZChFjcmVhdGVfaWZfbWlzc2luZxgEIAEoCEIUChJfZXhwZWN0ZWRfcmV2aXNpb24iLQoOVXBkYXRlUmVzcG9uc2USGwoFZW50cnkYASABKAsyDC5rdi52MS5FbnRyeSJECgtMaXN0UmVxdWVzdBIOCgZwcmVmaXgYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWAoMTGlzdFJlc3BvbnNlEh0KB2VudHJpZXMYASADKAsyDC5rdi52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiIwoRR3JhbnRMZWFzZVJlcXVlc3QSDgoGdHRsX21zGAEgASgDIjAKEkdyYW50TGVhc2VSZXNwb25zZRIKCgJpZBgBIAEoAxIOCgZ0dGxfbXMYAiABKAMiHgoQS2VlcEFsaXZlUmVxdWVzdBIKCgJpZBgBIAEoAyIvChFLZWVwQWxpdmVSZXNwb25zZRIKCgJpZBgBIAEoAxIOCgZ0dGxfbXMYAiABKAMiIAoSUmV2b2tlTGVhc2VSZXF1ZXN0EgoKAmlkGAEgASgDIj4KE1Jldm9rZUxlYXNlUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoAxIQCghyZXZpc2lvbhgCIAEoAyIsChBMZWFzZUluZm9SZXF1ZXN0EgoKAmlkGAEgASgDEgwKBGtleXMYAiABKAgiXwoRTGVhc2VJbmZvUmVzcG9uc2USCgoCaWQYASABKAMSFgoOZ3JhbnRlZF90dGxfbXMYAiABKAMSGAoQcmVtYWluaW5nX3R0bF9tcxgDIAEoAxIMCgRrZXlzGAQgAygJKlIKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASEgoORVZFTlRfVFlQRV9QVVQQARIVChFFVkVOVF9UWVBFX0RFTEVURRACKoMCCgtFcnJvclJlYXNvbhIcChhFUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIPCgtJTlZBTElEX0tFWRABEg0KCVRPT19MQVJHRRACEhEKDUlOVkFMSURfVkFMVUUQAxIUChBJTlZBTElEX0FSR1VNRU5UEAQSFQoRUkVWSVNJT05fTUlTTUFUQ0gQBRINCglOT1RfRk9VTkQQBhIKCgZDTE9TRUQQBxIKCgZGQUlMRUQQCBILCgdDT1JSVVBUEAkSCgoGTE9DS0VEEAoSDQoJQ09NUEFDVEVEEAsSEgoOV0FUQ0hfVE9PX1NMT1cQDBITCg9MRUFTRV9OT1RfRk9VTkQQHiqFAQoMRXJyb3JUcmFpbGVyEh0KGUVSUk9SX1RSQUlMRVJfVU5TUEVDSUZJRUQQABINCglLVl9SRUFTT04QARIXChNLVl9DVVJSRU5UX1JFVklTSU9OEAISFgoSS1ZfT0xERVNUX1JFVklTSU9OEAMSFgoSS1ZfUkVTVU1FX1JFVklTSU9OEAQy7gUKD0tleVZhbHVlU2VydmljZRIsCgNHZXQSES5rdi52MS5HZXRSZXF1ZXN0GhIua3YudjEuR2V0UmVzcG9uc2USLAoDU2V0EhEua3YudjEuU2V0UmVxdWVzdBoSLmt2LnYxLlNldFJlc3BvbnNlEjUKBkRlbGV0ZRIULmt2LnYxLkRlbGV0ZVJlcXVlc3QaFS5rdi52MS5EZWxldGVSZXNwb25zZRI7CghMaXN0S2V5cxIWLmt2LnYxLkxpc3RLZXlzUmVxdWVzdBoXLmt2LnYxLkxpc3RLZXlzUmVzcG9uc2USMgoFQ2xlYXISEy5rdi52MS5DbGVhclJlcXVlc3QaFC5rdi52MS5DbGVhclJlc3BvbnNlEjQKBVdhdGNoEhMua3YudjEuV2F0Y2hSZXF1ZXN0GhQua3YudjEuV2F0Y2hSZXNwb25zZTABEiwKA1R4bhIRLmt2LnYxLlR4blJlcXVlc3QaEi5rdi52MS5UeG5SZXNwb25zZRI1CgZVcGRhdGUSFC5rdi52MS5VcGRhdGVSZXF1ZXN0GhUua3YudjEuVXBkYXRlUmVzcG9uc2USLwoETGlzdBISLmt2LnYxLkxpc3RSZXF1ZXN0GhMua3YudjEuTGlzdFJlc3BvbnNlEkEKCkdyYW50TGVhc2USGC5rdi52MS5HcmFudExlYXNlUmVxdWVzdBoZLmt2LnYxLkdyYW50TGVhc2VSZXNwb25zZRJCCglLZWVwQWxpdmUSFy5rdi52MS5LZWVwQWxpdmVSZXF1ZXN0Ghgua3YudjEuS2VlcEFsaXZlUmVzcG9uc2UoATABEkQKC1Jldm9rZUxlYXNlEhkua3YudjEuUmV2b2tlTGVhc2VSZXF1ZXN0Ghoua3YudjEuUmV2b2tlTGVhc2VSZXNwb25zZRI+CglMZWFzZUluZm8SFy5rdi52MS5MZWFzZUluZm9SZXF1ZXN0Ghgua3YudjEuTGVhc2VJbmZvUmVzcG9uc2VCNFoyZ2l0aHViLmNvbS9rdi1wcm9qZWN0L2t2L2NsaWVudHMvZ28vZ2VuL2t2L3YxO2t2djFiBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * Entry is a stored key with its value and revisions.
@@ -62,6 +62,14 @@ export type Entry = Message<"kv.v1.Entry"> & {
    * @generated from field: int64 version = 5;
    */
   version: bigint;
+
+  /**
+   * The lease the key is attached to (it is deleted when the lease expires
+   * or is revoked); 0 if none.
+   *
+   * @generated from field: int64 lease = 6;
+   */
+  lease: bigint;
 };
 
 /**
@@ -148,6 +156,25 @@ export type SetRequest = Message<"kv.v1.SetRequest"> & {
    * @generated from field: optional int64 expected_revision = 3;
    */
   expectedRevision?: bigint | undefined;
+
+  /**
+   * Attach the key to this lease (from GrantLease): it is deleted when the
+   * lease expires or is revoked. A lease that does not exist is NOT_FOUND
+   * (reason LEASE_NOT_FOUND). Setting a key again without a lease detaches
+   * it.
+   *
+   * @generated from field: int64 lease = 4;
+   */
+  lease: bigint;
+
+  /**
+   * Give the key a private lease of this many milliseconds (Redis SET ... PX):
+   * the key is deleted after ttl_ms unless set again. At least 1 and at most
+   * 1 year (2^53 is not reached). With lease: INVALID_ARGUMENT.
+   *
+   * @generated from field: int64 ttl_ms = 5;
+   */
+  ttlMs: bigint;
 };
 
 /**
@@ -473,6 +500,685 @@ export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_kv_v1_kv, 13);
 
 /**
+ * Compare is one condition of a Txn, on one key; the key's state as the
+ * Txn begins (a missing key has revisions 0 and no value).
+ *
+ * @generated from message kv.v1.Compare
+ */
+export type Compare = Message<"kv.v1.Compare"> & {
+  /**
+   * How to compare.
+   *
+   * @generated from field: kv.v1.Compare.CompareResult result = 1;
+   */
+  result: Compare_CompareResult;
+
+  /**
+   * The key to look at.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+
+  /**
+   * What to compare the key's state with: exactly one.
+   *
+   * @generated from oneof kv.v1.Compare.target_union
+   */
+  targetUnion: {
+    /**
+     * The key's version (0 if missing).
+     *
+     * @generated from field: int64 version = 3;
+     */
+    value: bigint;
+    case: "version";
+  } | {
+    /**
+     * The key's create_revision (0 if missing).
+     *
+     * @generated from field: int64 create_revision = 4;
+     */
+    value: bigint;
+    case: "createRevision";
+  } | {
+    /**
+     * The key's mod_revision (0 if missing).
+     *
+     * @generated from field: int64 mod_revision = 5;
+     */
+    value: bigint;
+    case: "modRevision";
+  } | {
+    /**
+     * The key's value. A missing key has no value: every value compare on
+     * it is false, NOT_EQUAL included (as in etcd).
+     *
+     * @generated from field: google.protobuf.Value value = 6;
+     */
+    value: Value;
+    case: "value";
+  } | {
+    /**
+     * The key's lease (0 if none or missing).
+     *
+     * @generated from field: int64 lease = 7;
+     */
+    value: bigint;
+    case: "lease";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message kv.v1.Compare.
+ * Use `create(CompareSchema)` to create a new message.
+ */
+export const CompareSchema: GenMessage<Compare> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 14);
+
+/**
+ * What the key's target must be to the given one.
+ *
+ * @generated from enum kv.v1.Compare.CompareResult
+ */
+export enum Compare_CompareResult {
+  /**
+   * Not valid: a compare must say EQUAL, NOT_EQUAL, LESS or GREATER.
+   *
+   * @generated from enum value: COMPARE_RESULT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Equal. For values: JSON equality (object key order does not matter;
+   * 1 and 1.0 are equal).
+   *
+   * @generated from enum value: COMPARE_RESULT_EQUAL = 1;
+   */
+  EQUAL = 1,
+
+  /**
+   * Not equal.
+   *
+   * @generated from enum value: COMPARE_RESULT_NOT_EQUAL = 2;
+   */
+  NOT_EQUAL = 2,
+
+  /**
+   * The key's target is less than the given one. Values: numbers compare
+   * as numbers, strings in code point order; other values never compare.
+   *
+   * @generated from enum value: COMPARE_RESULT_LESS = 3;
+   */
+  LESS = 3,
+
+  /**
+   * The key's target is greater than the given one.
+   *
+   * @generated from enum value: COMPARE_RESULT_GREATER = 4;
+   */
+  GREATER = 4,
+}
+
+/**
+ * Describes the enum kv.v1.Compare.CompareResult.
+ */
+export const Compare_CompareResultSchema: GenEnum<Compare_CompareResult> = /*@__PURE__*/
+  enumDesc(file_kv_v1_kv, 14, 0);
+
+/**
+ * RequestOp is one operation of a Txn.
+ *
+ * @generated from message kv.v1.RequestOp
+ */
+export type RequestOp = Message<"kv.v1.RequestOp"> & {
+  /**
+   * Exactly one.
+   *
+   * @generated from oneof kv.v1.RequestOp.request
+   */
+  request: {
+    /**
+     * Read a key (a missing key is an empty GetResponse, not an error).
+     *
+     * @generated from field: kv.v1.GetRequest get = 1;
+     */
+    value: GetRequest;
+    case: "get";
+  } | {
+    /**
+     * Write a key (lease and ttl_ms allowed; expected_revision is not: use
+     * compares).
+     *
+     * @generated from field: kv.v1.SetRequest set = 2;
+     */
+    value: SetRequest;
+    case: "set";
+  } | {
+    /**
+     * Delete a key (no expected_revision).
+     *
+     * @generated from field: kv.v1.DeleteRequest delete = 3;
+     */
+    value: DeleteRequest;
+    case: "delete";
+  } | {
+    /**
+     * Delete every key under a prefix.
+     *
+     * @generated from field: kv.v1.ClearRequest clear = 4;
+     */
+    value: ClearRequest;
+    case: "clear";
+  } | {
+    /**
+     * Merge a JSON merge patch into a key (no expected_revision).
+     *
+     * @generated from field: kv.v1.UpdateRequest update = 5;
+     */
+    value: UpdateRequest;
+    case: "update";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message kv.v1.RequestOp.
+ * Use `create(RequestOpSchema)` to create a new message.
+ */
+export const RequestOpSchema: GenMessage<RequestOp> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 15);
+
+/**
+ * ResponseOp is the result of one RequestOp, in the same position.
+ *
+ * @generated from message kv.v1.ResponseOp
+ */
+export type ResponseOp = Message<"kv.v1.ResponseOp"> & {
+  /**
+   * The same kind as the request.
+   *
+   * @generated from oneof kv.v1.ResponseOp.response
+   */
+  response: {
+    /**
+     * entry is absent if the key does not exist.
+     *
+     * @generated from field: kv.v1.GetResponse get = 1;
+     */
+    value: GetResponse;
+    case: "get";
+  } | {
+    /**
+     * The revision of the Txn.
+     *
+     * @generated from field: kv.v1.SetResponse set = 2;
+     */
+    value: SetResponse;
+    case: "set";
+  } | {
+    /**
+     * Whether the key existed.
+     *
+     * @generated from field: kv.v1.DeleteResponse delete = 3;
+     */
+    value: DeleteResponse;
+    case: "delete";
+  } | {
+    /**
+     * How many keys were removed.
+     *
+     * @generated from field: kv.v1.ClearResponse clear = 4;
+     */
+    value: ClearResponse;
+    case: "clear";
+  } | {
+    /**
+     * The key's new entry.
+     *
+     * @generated from field: kv.v1.UpdateResponse update = 5;
+     */
+    value: UpdateResponse;
+    case: "update";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message kv.v1.ResponseOp.
+ * Use `create(ResponseOpSchema)` to create a new message.
+ */
+export const ResponseOpSchema: GenMessage<ResponseOp> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 16);
+
+/**
+ * TxnRequest is an atomic compare-then-act.
+ *
+ * @generated from message kv.v1.TxnRequest
+ */
+export type TxnRequest = Message<"kv.v1.TxnRequest"> & {
+  /**
+   * The conditions; all must hold for success to run (none: success runs).
+   *
+   * @generated from field: repeated kv.v1.Compare compare = 1;
+   */
+  compare: Compare[];
+
+  /**
+   * The ops to run if every compare holds.
+   *
+   * @generated from field: repeated kv.v1.RequestOp success = 2;
+   */
+  success: RequestOp[];
+
+  /**
+   * The ops to run otherwise.
+   *
+   * @generated from field: repeated kv.v1.RequestOp failure = 3;
+   */
+  failure: RequestOp[];
+};
+
+/**
+ * Describes the message kv.v1.TxnRequest.
+ * Use `create(TxnRequestSchema)` to create a new message.
+ */
+export const TxnRequestSchema: GenMessage<TxnRequest> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 17);
+
+/**
+ * TxnResponse says which branch ran and what each op returned.
+ *
+ * @generated from message kv.v1.TxnResponse
+ */
+export type TxnResponse = Message<"kv.v1.TxnResponse"> & {
+  /**
+   * True if every compare held (the success ops ran).
+   *
+   * @generated from field: bool succeeded = 1;
+   */
+  succeeded: boolean;
+
+  /**
+   * The store revision after the Txn: its own revision if it wrote
+   * anything, otherwise the revision it read at.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * One result per op of the branch that ran, in order.
+   *
+   * @generated from field: repeated kv.v1.ResponseOp responses = 3;
+   */
+  responses: ResponseOp[];
+};
+
+/**
+ * Describes the message kv.v1.TxnResponse.
+ * Use `create(TxnResponseSchema)` to create a new message.
+ */
+export const TxnResponseSchema: GenMessage<TxnResponse> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 18);
+
+/**
+ * UpdateRequest merges a JSON merge patch into a key's value.
+ *
+ * @generated from message kv.v1.UpdateRequest
+ */
+export type UpdateRequest = Message<"kv.v1.UpdateRequest"> & {
+  /**
+   * The key: non-empty, at most the key size limit.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The RFC 7396 merge patch: an object's members replace the value's,
+   * null members delete them, nested objects merge recursively; a patch
+   * that is not an object replaces the value. Required.
+   *
+   * @generated from field: google.protobuf.Value patch = 2;
+   */
+  patch?: Value | undefined;
+
+  /**
+   * If set, update only if the key's mod_revision equals this (ABORTED
+   * otherwise).
+   *
+   * @generated from field: optional int64 expected_revision = 3;
+   */
+  expectedRevision?: bigint | undefined;
+
+  /**
+   * If the key does not exist: false (default) is NOT_FOUND, true merges
+   * the patch into {} and creates it.
+   *
+   * @generated from field: bool create_if_missing = 4;
+   */
+  createIfMissing: boolean;
+};
+
+/**
+ * Describes the message kv.v1.UpdateRequest.
+ * Use `create(UpdateRequestSchema)` to create a new message.
+ */
+export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 19);
+
+/**
+ * UpdateResponse carries the key's new entry.
+ *
+ * @generated from message kv.v1.UpdateResponse
+ */
+export type UpdateResponse = Message<"kv.v1.UpdateResponse"> & {
+  /**
+   * The entry after the merge.
+   *
+   * @generated from field: kv.v1.Entry entry = 1;
+   */
+  entry?: Entry | undefined;
+};
+
+/**
+ * Describes the message kv.v1.UpdateResponse.
+ * Use `create(UpdateResponseSchema)` to create a new message.
+ */
+export const UpdateResponseSchema: GenMessage<UpdateResponse> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 20);
+
+/**
+ * ListRequest asks for one page of entries.
+ *
+ * @generated from message kv.v1.ListRequest
+ */
+export type ListRequest = Message<"kv.v1.ListRequest"> & {
+  /**
+   * Only keys starting with this prefix; empty for all keys.
+   *
+   * @generated from field: string prefix = 1;
+   */
+  prefix: string;
+
+  /**
+   * The most entries to return: 0 means 100, above 1000 means 1000,
+   * negative is INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, or empty for the first page.
+   * Opaque; only valid with the same prefix (ListKeys tokens work too).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message kv.v1.ListRequest.
+ * Use `create(ListRequestSchema)` to create a new message.
+ */
+export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 21);
+
+/**
+ * ListResponse is one page of entries.
+ *
+ * @generated from message kv.v1.ListResponse
+ */
+export type ListResponse = Message<"kv.v1.ListResponse"> & {
+  /**
+   * The entries of this page, in Unicode code point order of their keys.
+   *
+   * @generated from field: repeated kv.v1.Entry entries = 1;
+   */
+  entries: Entry[];
+
+  /**
+   * Pass as page_token to get the next page; empty when there are no more.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The store revision this page was read at.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message kv.v1.ListResponse.
+ * Use `create(ListResponseSchema)` to create a new message.
+ */
+export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 22);
+
+/**
+ * GrantLeaseRequest asks for a lease.
+ *
+ * @generated from message kv.v1.GrantLeaseRequest
+ */
+export type GrantLeaseRequest = Message<"kv.v1.GrantLeaseRequest"> & {
+  /**
+   * Time to live in milliseconds: at least 1, at most a year.
+   *
+   * @generated from field: int64 ttl_ms = 1;
+   */
+  ttlMs: bigint;
+};
+
+/**
+ * Describes the message kv.v1.GrantLeaseRequest.
+ * Use `create(GrantLeaseRequestSchema)` to create a new message.
+ */
+export const GrantLeaseRequestSchema: GenMessage<GrantLeaseRequest> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 23);
+
+/**
+ * GrantLeaseResponse names the new lease.
+ *
+ * @generated from message kv.v1.GrantLeaseResponse
+ */
+export type GrantLeaseResponse = Message<"kv.v1.GrantLeaseResponse"> & {
+  /**
+   * The lease's id: pass it as SetRequest.lease, to KeepAlive and to
+   * RevokeLease.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The granted time to live, in milliseconds.
+   *
+   * @generated from field: int64 ttl_ms = 2;
+   */
+  ttlMs: bigint;
+};
+
+/**
+ * Describes the message kv.v1.GrantLeaseResponse.
+ * Use `create(GrantLeaseResponseSchema)` to create a new message.
+ */
+export const GrantLeaseResponseSchema: GenMessage<GrantLeaseResponse> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 24);
+
+/**
+ * KeepAliveRequest refreshes one lease.
+ *
+ * @generated from message kv.v1.KeepAliveRequest
+ */
+export type KeepAliveRequest = Message<"kv.v1.KeepAliveRequest"> & {
+  /**
+   * The lease to refresh.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message kv.v1.KeepAliveRequest.
+ * Use `create(KeepAliveRequestSchema)` to create a new message.
+ */
+export const KeepAliveRequestSchema: GenMessage<KeepAliveRequest> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 25);
+
+/**
+ * KeepAliveResponse answers one KeepAliveRequest.
+ *
+ * @generated from message kv.v1.KeepAliveResponse
+ */
+export type KeepAliveResponse = Message<"kv.v1.KeepAliveResponse"> & {
+  /**
+   * The lease refreshed.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Its time to live now, in milliseconds (its full ttl_ms); 0 if the
+   * lease no longer exists (expired or revoked): its keys are gone.
+   *
+   * @generated from field: int64 ttl_ms = 2;
+   */
+  ttlMs: bigint;
+};
+
+/**
+ * Describes the message kv.v1.KeepAliveResponse.
+ * Use `create(KeepAliveResponseSchema)` to create a new message.
+ */
+export const KeepAliveResponseSchema: GenMessage<KeepAliveResponse> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 26);
+
+/**
+ * RevokeLeaseRequest names a lease to delete.
+ *
+ * @generated from message kv.v1.RevokeLeaseRequest
+ */
+export type RevokeLeaseRequest = Message<"kv.v1.RevokeLeaseRequest"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message kv.v1.RevokeLeaseRequest.
+ * Use `create(RevokeLeaseRequestSchema)` to create a new message.
+ */
+export const RevokeLeaseRequestSchema: GenMessage<RevokeLeaseRequest> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 27);
+
+/**
+ * RevokeLeaseResponse reports what the revocation removed.
+ *
+ * @generated from message kv.v1.RevokeLeaseResponse
+ */
+export type RevokeLeaseResponse = Message<"kv.v1.RevokeLeaseResponse"> & {
+  /**
+   * How many keys were deleted with it.
+   *
+   * @generated from field: int64 deleted_count = 1;
+   */
+  deletedCount: bigint;
+
+  /**
+   * The store revision after the call (bumped only if keys were deleted).
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message kv.v1.RevokeLeaseResponse.
+ * Use `create(RevokeLeaseResponseSchema)` to create a new message.
+ */
+export const RevokeLeaseResponseSchema: GenMessage<RevokeLeaseResponse> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 28);
+
+/**
+ * LeaseInfoRequest names a lease.
+ *
+ * @generated from message kv.v1.LeaseInfoRequest
+ */
+export type LeaseInfoRequest = Message<"kv.v1.LeaseInfoRequest"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Also list the keys attached to it.
+   *
+   * @generated from field: bool keys = 2;
+   */
+  keys: boolean;
+};
+
+/**
+ * Describes the message kv.v1.LeaseInfoRequest.
+ * Use `create(LeaseInfoRequestSchema)` to create a new message.
+ */
+export const LeaseInfoRequestSchema: GenMessage<LeaseInfoRequest> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 29);
+
+/**
+ * LeaseInfoResponse describes a lease.
+ *
+ * @generated from message kv.v1.LeaseInfoResponse
+ */
+export type LeaseInfoResponse = Message<"kv.v1.LeaseInfoResponse"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The time to live it was granted, in milliseconds.
+   *
+   * @generated from field: int64 granted_ttl_ms = 2;
+   */
+  grantedTtlMs: bigint;
+
+  /**
+   * The time left before it expires, in milliseconds.
+   *
+   * @generated from field: int64 remaining_ttl_ms = 3;
+   */
+  remainingTtlMs: bigint;
+
+  /**
+   * With keys in the request: its keys, in code point order.
+   *
+   * @generated from field: repeated string keys = 4;
+   */
+  keys: string[];
+};
+
+/**
+ * Describes the message kv.v1.LeaseInfoResponse.
+ * Use `create(LeaseInfoResponseSchema)` to create a new message.
+ */
+export const LeaseInfoResponseSchema: GenMessage<LeaseInfoResponse> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 30);
+
+/**
  * EventType says what happened to a key.
  *
  * @generated from enum kv.v1.EventType
@@ -630,6 +1336,15 @@ export enum ErrorReason {
    * @generated from enum value: WATCH_TOO_SLOW = 12;
    */
   WATCH_TOO_SLOW = 12,
+
+  /**
+   * buf:lint:ignore ENUM_VALUE_PREFIX
+   * The lease does not exist (never granted, expired or revoked).
+   * NOT_FOUND.
+   *
+   * @generated from enum value: LEASE_NOT_FOUND = 30;
+   */
+  LEASE_NOT_FOUND = 30,
 }
 
 /**
@@ -814,6 +1529,108 @@ export const KeyValueService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRequestSchema;
     output: typeof WatchResponseSchema;
+  },
+  /**
+   * Txn is an atomic compare-then-act, as in etcd: if every compare holds,
+   * the success ops run, otherwise the failure ops; all of it is decided
+   * and committed as one change with one revision (a reader or watcher
+   * never sees half of it). Ops run in order, and a get sees the writes
+   * before it in the same Txn. A Txn of gets is a consistent multi-get.
+   *
+   * Errors: INVALID_ARGUMENT for more than --max-txn-ops (default 128)
+   * compares or ops in a list, a key written twice in one list (a set,
+   * delete or update of a key, or two clears, that overlap another write),
+   * an expected_revision inside an op (use compares), a LESS or GREATER
+   * compare of a value that is not a number or a string, or any op that
+   * would be invalid on its own; NOT_FOUND for an update of a missing key
+   * without create_if_missing or a lease that does not exist. A failed op
+   * fails the whole Txn: nothing is written.
+   *
+   * @generated from rpc kv.v1.KeyValueService.Txn
+   */
+  txn: {
+    methodKind: "unary";
+    input: typeof TxnRequestSchema;
+    output: typeof TxnResponseSchema;
+  },
+  /**
+   * Update merges a JSON merge patch (RFC 7396) into a key's value on the
+   * server, atomically: two concurrent Updates of different fields of one
+   * object both land. The merged value must obey the value limits.
+   *
+   * Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
+   * then the patch is merged into {}); ABORTED if expected_revision is set
+   * and does not match; INVALID_ARGUMENT if the patch is missing or the
+   * result breaks a limit.
+   *
+   * @generated from rpc kv.v1.KeyValueService.Update
+   */
+  update: {
+    methodKind: "unary";
+    input: typeof UpdateRequestSchema;
+    output: typeof UpdateResponseSchema;
+  },
+  /**
+   * List pages through entries (keys with values), under a prefix, in
+   * Unicode code point order: ListKeys with values. Each page is read at
+   * one revision, which it names.
+   *
+   * @generated from rpc kv.v1.KeyValueService.List
+   */
+  list: {
+    methodKind: "unary";
+    input: typeof ListRequestSchema;
+    output: typeof ListResponseSchema;
+  },
+  /**
+   * GrantLease creates a lease: keys attached to it are deleted together
+   * when it expires (ttl_ms without a KeepAlive) or is revoked.
+   *
+   * Errors: INVALID_ARGUMENT if ttl_ms is below 1 or above a year.
+   *
+   * @generated from rpc kv.v1.KeyValueService.GrantLease
+   */
+  grantLease: {
+    methodKind: "unary";
+    input: typeof GrantLeaseRequestSchema;
+    output: typeof GrantLeaseResponseSchema;
+  },
+  /**
+   * KeepAlive refreshes leases: each request resets a lease's time to live
+   * to its full ttl_ms and is answered with the new time to live, or with
+   * ttl_ms 0 if the lease no longer exists. One stream serves any number of
+   * leases, as in etcd.
+   *
+   * @generated from rpc kv.v1.KeyValueService.KeepAlive
+   */
+  keepAlive: {
+    methodKind: "bidi_streaming";
+    input: typeof KeepAliveRequestSchema;
+    output: typeof KeepAliveResponseSchema;
+  },
+  /**
+   * RevokeLease deletes a lease and all its keys at once (one revision).
+   *
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   *
+   * @generated from rpc kv.v1.KeyValueService.RevokeLease
+   */
+  revokeLease: {
+    methodKind: "unary";
+    input: typeof RevokeLeaseRequestSchema;
+    output: typeof RevokeLeaseResponseSchema;
+  },
+  /**
+   * LeaseInfo reports a lease's time to live and, if asked, its keys.
+   *
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   *
+   * @generated from rpc kv.v1.KeyValueService.LeaseInfo
+   */
+  leaseInfo: {
+    methodKind: "unary";
+    input: typeof LeaseInfoRequestSchema;
+    output: typeof LeaseInfoResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kv_v1_kv, 0);
