@@ -106,6 +106,7 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
       {state.mode === 'view' && (
         <>
           <Revisions entry={state.entry} />
+          {state.entry.lease !== 0n && <Lease client={client} id={state.entry.lease} />}
           <pre class="json" aria-label="Value" tabIndex={0}>
             {formatValue(state.entry.value)}
           </pre>
@@ -198,6 +199,28 @@ function Revisions({ entry }: { entry: Entry }) {
       <dt>Version</dt>
       <dd>{String(entry.version)}</dd>
     </dl>
+  );
+}
+
+/** The lease a key is attached to: the key is deleted when it expires. */
+function Lease({ client, id }: { client: KvClient; id: bigint }) {
+  const [info, setInfo] = useState<{ granted: bigint; remaining: bigint } | 'gone' | undefined>(undefined);
+  useEffect(() => {
+    client.leaseInfo({ id }).then(
+      (lease) => setInfo({ granted: lease.grantedTtlMs, remaining: lease.remainingTtlMs }),
+      () => setInfo('gone'),
+    );
+  }, [id]);
+  const seconds = (ms: bigint): string => `${(Number(ms) / 1000).toFixed(Number(ms) < 10_000 ? 1 : 0)} s`;
+  return (
+    <p class="lease">
+      On lease {String(id)}:{' '}
+      {info === undefined
+        ? '…'
+        : info === 'gone'
+          ? 'expired or revoked; the key is being removed.'
+          : `deleted when it expires, in ${seconds(info.remaining)} (time to live ${seconds(info.granted)}).`}
+    </p>
   );
 }
 

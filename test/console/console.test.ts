@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import type { Page } from 'playwright-core';
+import { readConsoleAssets } from '../../src/console-assets/read-console-assets';
 import { describeWithChromium, launchBrowser, type Browser } from '../support/browser';
 import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
 
@@ -37,6 +38,7 @@ async function screenshot(name: string): Promise<void> {
 
 describeWithChromium('the web console', () => {
   beforeAll(async () => {
+    if (readConsoleAssets() === undefined) throw new Error('the console is not built: run npm run build (npm install does)');
     server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--watch-progress-ms', '500'] });
     base = `http://${server.httpAddress}`;
     browser = await launchBrowser();
@@ -92,6 +94,14 @@ describeWithChromium('the web console', () => {
     expect(revisions).toContain(`Revision${revision}`);
     expect(revisions).toContain('Version2');
     await screenshot('entry');
+  });
+
+  test('shows the lease and the time left of a key set with a TTL', async () => {
+    await call('Set', { key: 'app/session', value: { user: 'ada' }, ttlMs: '600000' });
+    const lease = ((await call('Get', { key: 'app/session' })).json.entry as { lease: string }).lease;
+    await openKey('app/', 'session');
+    await page.getByText(new RegExp(`^On lease ${lease}: deleted when it expires, in \\d+ s \\(time to live 600 s\\)\\.$`)).waitFor();
+    await screenshot('lease');
   });
 
   test('edits with JSON validation and saves as a compare-and-set; "__proto__" is kept', async () => {
