@@ -3,6 +3,7 @@
  * as curl sends it, Connect clients (JSON and protobuf, HTTP/1.1 and
  * HTTP/2) and gRPC-Web, with the same errors, reasons and values as gRPC.
  */
+import http from 'node:http';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { Code, ConnectError, createClient, type Client, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
@@ -185,6 +186,22 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
       [id, 30_000n],
       [id + 1000n, 0n],
     ]);
+  });
+
+  test('on a loopback address, a request addressed to another name (DNS rebinding) is refused with 421', async () => {
+    const statusFor = (host: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const [hostname, port] = server.httpAddress!.split(':');
+        const request = http.request({ hostname, port, path: '/', headers: { host } }, (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        });
+        request.on('error', reject);
+        request.end();
+      });
+    expect(await statusFor('attacker.example:80')).toBe(421);
+    expect(await statusFor('127.0.0.1.attacker.example')).toBe(421);
+    for (const host of ['localhost:8080', server.httpAddress!, '[::1]:8080']) expect(await statusFor(host)).not.toBe(421);
   });
 
   test('the console is served at / with a content security policy, and other paths are not RPCs', async () => {

@@ -64,6 +64,16 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
     fallback: consoleRoute(consoleAssets),
   });
 
+  let loopbackOnly = false;
+  const serve: typeof handler = (request, response) => {
+    if (loopbackOnly && !isLoopbackHost(request.headers.host ?? request.headers[':authority'])) {
+      response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end('this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n');
+      return;
+    }
+    handler(request, response);
+  };
+
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   const track = (socket: net.Socket): void => {
@@ -78,8 +88,8 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
   let http1: http.Server | undefined;
   let front: net.Server;
   if (tls === undefined) {
-    http1 = http.createServer(handler);
-    const h2c = http2.createServer(handler);
+    http1 = http.createServer(serve);
+    const h2c = http2.createServer(serve);
     h2c.on('session', onSession);
     // noDelay as http.Server has it: with Nagle's algorithm, a response written in two parts waits for the client's delayed ACK.
     front = net.createServer({ noDelay: true }, (socket) => {
@@ -87,7 +97,7 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
       sniffProtocol(socket, (isHttp2) => (isHttp2 ? h2c : http1)?.emit('connection', socket));
     });
   } else {
-    const secure = http2.createSecureServer({ ...tls, allowHTTP1: true }, handler);
+    const secure = http2.createSecureServer({ ...tls, allowHTTP1: true }, serve);
     secure.on('session', onSession);
     secure.on('connection', track);
     front = secure;
@@ -98,6 +108,9 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
       new Promise((resolve, reject) => {
         const split = address.lastIndexOf(':');
         const host = address.slice(0, split).replace(/^\[(.*)\]$/, '$1');
+        // A web page from elsewhere can reach a loopback port through DNS rebinding (its own name
+        // resolving to 127.0.0.1), as the same origin; its requests then carry its name as Host.
+        loopbackOnly = isLoopbackHost(host);
         front.once('error', reject);
         front.listen(Number(address.slice(split + 1)), host, () => {
           front.off('error', reject);
@@ -128,6 +141,13 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
         }, 20);
       }),
   };
+}
+
+/** localhost, 127.0.0.0/8 or ::1, with or without a port ("127.0.0.1:8080", "[::1]:8080"). */
+function isLoopbackHost(host: string | string[] | undefined): boolean {
+  if (typeof host !== 'string') return false;
+  const name = host.replace(/^\[([^\]]*)\](:\d+)?$/, '$1').replace(/^([^:]*):\d+$/, '$1').toLowerCase();
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
 }
 
 /** Reads until the first bytes tell HTTP/2 from HTTP/1.1, puts them back, and hands the socket on. */
