@@ -6,8 +6,10 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { ConfirmDialog } from './confirm-dialog';
-import type { Entry } from './gen/kv/v1/kv_pb';
-import { describeFailure, formatValue, type KvClient, parseValue, reasonOf } from './kv';
+import { ConnectError } from '@connectrpc/connect';
+import type { Value } from '@bufbuild/protobuf/wkt';
+import { type Entry, EventType } from './gen/kv/v1/kv_pb';
+import { compactValue, describeFailure, formatValue, type KvClient, parseValue, reasonOf } from './kv';
 
 interface Props {
   client: KvClient;
@@ -110,6 +112,11 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
           <pre class="json" aria-label="Value" tabIndex={0}>
             {formatValue(state.entry.value)}
           </pre>
+          <History
+            client={client}
+            entry={state.entry}
+            onEditFrom={(value) => setState({ mode: 'edit', base: state.entry, text: formatValue(value) })}
+          />
           <div class="actions">
             <button type="button" onClick={() => setState({ mode: 'edit', base: state.entry, text: formatValue(state.entry.value) })}>
               Edit
@@ -199,6 +206,72 @@ function Revisions({ entry }: { entry: Entry }) {
       <dt>Version</dt>
       <dd>{String(entry.version)}</dd>
     </dl>
+  );
+}
+
+interface Version {
+  revision: bigint;
+  value: Value | undefined;
+}
+
+/**
+ * The entry's earlier versions, replayed by Watch from the revision that
+ * created it up to the one shown (as far back as the server's change
+ * history goes), newest first.
+ */
+function History({ client, entry, onEditFrom }: { client: KvClient; entry: Entry; onEditFrom: (value: Value | undefined) => void }) {
+  const [versions, setVersions] = useState<Version[] | undefined>(undefined);
+  const [note, setNote] = useState('');
+  useEffect(() => {
+    const abort = new AbortController();
+    setVersions(undefined);
+    setNote('');
+    const replay = async (from: bigint): Promise<Version[]> => {
+      const found: Version[] = [];
+      const target = { case: 'key' as const, value: entry.key };
+      for await (const message of client.watch({ target, startRevision: from }, { signal: abort.signal })) {
+        for (const event of message.events) {
+          if (event.type === EventType.PUT && event.entry !== undefined && event.entry.modRevision <= entry.modRevision) {
+            found.push({ revision: event.entry.modRevision, value: event.entry.value });
+          }
+        }
+        if (message.revision >= entry.modRevision) break;
+      }
+      return found.reverse();
+    };
+    replay(entry.createRevision)
+      .catch(async (error: unknown) => {
+        const oldest = error instanceof ConnectError ? error.metadata.get('kv-oldest-revision') : null;
+        if (reasonOf(error) !== 'COMPACTED' || oldest === null) throw error;
+        setNote(`Versions before revision ${oldest} are no longer kept.`);
+        return replay(BigInt(oldest));
+      })
+      .then(setVersions, (error: unknown) => {
+        if (!abort.signal.aborted) setNote(`History unavailable: ${describeFailure(error)}`);
+      });
+    return () => abort.abort();
+  }, [entry.key, entry.modRevision]);
+  return (
+    <details class="history">
+      <summary>History{versions === undefined ? '' : ` (${versions.length} version${versions.length === 1 ? '' : 's'})`}</summary>
+      {note !== '' && <p class="notice">{note}</p>}
+      {versions === undefined && note === '' && <p aria-live="polite">Loading…</p>}
+      {versions !== undefined && (
+        <ol class="versions" aria-label="Versions, newest first">
+          {versions.map((version) => (
+            <li key={String(version.revision)}>
+              <span class="revision">revision {String(version.revision)}</span>
+              <code>{compactValue(version.value)}</code>
+              {version.revision !== entry.modRevision && (
+                <button type="button" class="link" onClick={() => onEditFrom(version.value)}>
+                  Edit from this version
+                </button>
+              )}
+            </li>
+          ))}
+        </ol>
+      )}
+    </details>
   );
 }
 

@@ -93,7 +93,18 @@ describeWithChromium('the web console', () => {
     const revisions = await page.locator('.revisions').textContent();
     expect(revisions).toContain(`Revision${revision}`);
     expect(revisions).toContain('Version2');
+
+    // Its earlier versions, replayed through Watch, newest first; an old one can be edited from.
+    await page.getByText(/^History/).click();
+    const versions = page.getByRole('list', { name: 'Versions, newest first' });
+    await versions.getByRole('listitem').nth(1).waitFor();
+    expect(await versions.getByRole('listitem').allTextContents()).toEqual([
+      `revision ${revision}{"name":"Ada","langs":["en","fr"]}`,
+      expect.stringMatching(/^revision \d+\{"name":"Ada","langs":\["en","fr"\]\}Edit from this version$/),
+    ]);
     await screenshot('entry');
+    await versions.getByRole('button', { name: 'Edit from this version' }).click();
+    await expect(page.getByLabel('Value of user/1 (JSON)').inputValue()).resolves.toBe(JSON.stringify({ name: 'Ada', langs: ['en', 'fr'] }, null, 2));
   });
 
   test('shows the lease and the time left of a key set with a TTL', async () => {
