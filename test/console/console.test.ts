@@ -104,7 +104,9 @@ describeWithChromium('the web console', () => {
     ]);
     await screenshot('entry');
     await versions.getByRole('button', { name: 'Edit from this version' }).click();
-    await expect(page.getByLabel('Value of user/1 (JSON)').inputValue()).resolves.toBe(JSON.stringify({ name: 'Ada', langs: ['en', 'fr'] }, null, 2));
+    await expect(page.getByLabel('Value of user/1 (JSON)').inputValue()).resolves.toBe(
+      JSON.stringify({ name: 'Ada', langs: ['en', 'fr'] }, null, 2),
+    );
   });
 
   test('shows the lease and the time left of a key set with a TTL', async () => {

@@ -68,7 +68,9 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
   const serve: typeof handler = (request, response) => {
     if (loopbackOnly && !isLoopbackHost(request.headers.host ?? request.headers[':authority'])) {
       response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
-      response.end('this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n');
+      response.end(
+        'this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n',
+      );
       return;
     }
     handler(request, response);
@@ -146,7 +148,10 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
 /** localhost, 127.0.0.0/8 or ::1, with or without a port ("127.0.0.1:8080", "[::1]:8080"). */
 function isLoopbackHost(host: string | string[] | undefined): boolean {
   if (typeof host !== 'string') return false;
-  const name = host.replace(/^\[([^\]]*)\](:\d+)?$/, '$1').replace(/^([^:]*):\d+$/, '$1').toLowerCase();
+  const name = host
+    .replace(/^\[([^\]]*)\](:\d+)?$/, '$1')
+    .replace(/^([^:]*):\d+$/, '$1')
+    .toLowerCase();
   return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
 }
 
