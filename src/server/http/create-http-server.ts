@@ -47,6 +47,9 @@ const JSON_OPTIONS: ConnectRouterOptions['jsonOptions'] & { textDecoder: { decod
   ignoreUnknownFields: false,
 };
 
+/** How long a new connection may take to send its first bytes. */
+const FIRST_BYTES_TIMEOUT_MS = 10_000;
+
 /** The first bytes of every HTTP/2 connection (RFC 9113, 3.4); no HTTP/1.1 request starts with them. */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
@@ -96,7 +99,12 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
     // noDelay as http.Server has it: with Nagle's algorithm, a response written in two parts waits for the client's delayed ACK.
     front = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
-      sniffProtocol(socket, (isHttp2) => (isHttp2 ? h2c : http1)?.emit('connection', socket));
+      // A connection that says nothing would otherwise wait here forever (HTTP's own timeouts start after the hand-over).
+      socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+      sniffProtocol(socket, (isHttp2) => {
+        socket.setTimeout(0);
+        (isHttp2 ? h2c : http1)?.emit('connection', socket);
+      });
     });
   } else {
     const secure = http2.createSecureServer({ ...tls, allowHTTP1: true }, serve);
@@ -116,6 +124,8 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
         front.once('error', reject);
         front.listen(Number(address.slice(split + 1)), host, () => {
           front.off('error', reject);
+          // Once listening, an accept error (EMFILE, say) must not crash the server; the next connection may do.
+          front.on('error', (error) => deps.logger.error({ err: error }, 'HTTP port: accepting a connection failed'));
           // The HTTP/1.1 server gets its connections handed over and never listens itself; 'listening' is
           // what starts its connection tracking, which enforces headersTimeout and requestTimeout and
           // lets closeIdleConnections() find idle keep-alive connections.
