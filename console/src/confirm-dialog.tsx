@@ -22,7 +22,8 @@ export function ConfirmDialog({ title, children, confirmLabel, onConfirm, onCanc
     return () => element.close();
   }, []);
   return (
-    <dialog ref={dialog} aria-labelledby="confirm-title" onCancel={onCancel}>
+    // 'close' as well as 'cancel': Chromium closes a dialog on Escape without a 'cancel' event when the page has had no user activation since.
+    <dialog ref={dialog} aria-labelledby="confirm-title" onCancel={onCancel} onClose={onCancel}>
       <h2 id="confirm-title">{title}</h2>
       <div>{children}</div>
       <div class="actions">

@@ -246,9 +246,14 @@ function History({ client, entry, onEditFrom }: { client: KvClient; entry: Entry
         setNote(`Versions before revision ${oldest} are no longer kept.`);
         return replay(BigInt(oldest));
       })
-      .then(setVersions, (error: unknown) => {
-        if (!abort.signal.aborted) setNote(`History unavailable: ${describeFailure(error)}`);
-      });
+      .then(
+        (found) => {
+          if (!abort.signal.aborted) setVersions(found);
+        },
+        (error: unknown) => {
+          if (!abort.signal.aborted) setNote(`History unavailable: ${describeFailure(error)}`);
+        },
+      );
     return () => abort.abort();
   }, [entry.key, entry.modRevision]);
   return (

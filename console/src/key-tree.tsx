@@ -3,7 +3,7 @@
  * "") of one level, built from ListKeys pages of 50 (more on request),
  * with a breadcrumb to walk back up. A "/" in a key makes a folder.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeFailure, type KvClient } from './kv';
 
 const PAGE_SIZE = 50;
@@ -30,18 +30,25 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect,
   const [error, setError] = useState<string | undefined>(undefined);
   const [typed, setTyped] = useState(prefix);
 
+  // Which listing is current: an answer for a prefix the person has already left must not land on the new one.
+  const generation = useRef(0);
+
   const load = async (pageToken: string, before: string[]): Promise<void> => {
+    const asked = generation.current;
     try {
       const page = await client.listKeys({ prefix, pageSize: PAGE_SIZE, pageToken });
+      if (asked !== generation.current) return;
       setListing({ keys: [...before, ...page.keys], nextPageToken: page.nextPageToken });
       setError(undefined);
     } catch (failure) {
+      if (asked !== generation.current) return;
       setError(describeFailure(failure));
       onFailure(failure);
     }
   };
 
   useEffect(() => {
+    generation.current++;
     setTyped(prefix);
     setListing(undefined);
     void load('', []);

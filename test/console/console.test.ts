@@ -180,6 +180,7 @@ describeWithChromium('the web console', () => {
     await page.getByRole('button', { name: 'Delete…' }).click();
     const dialog = page.getByRole('dialog', { name: 'Delete user/1?' });
     await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
     expect(await valueOf('user/1')).toBeDefined();
     await page.getByRole('button', { name: 'Delete…' }).click();
     await dialog.getByRole('button', { name: 'Delete' }).click();
@@ -190,6 +191,7 @@ describeWithChromium('the web console', () => {
     await page.getByRole('button', { name: 'Folder app/' }).click();
     await page.getByRole('button', { name: 'Clear app/…' }).click();
     const clear = page.getByRole('dialog', { name: 'Clear every key under app/?' });
+    await clear.waitFor();
     await screenshot('clear');
     await page.keyboard.press('Escape');
     await clear.waitFor({ state: 'hidden' });
