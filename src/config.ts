@@ -139,7 +139,7 @@ const SETTINGS = {
     flag: 'insecure',
     env: 'KV_INSECURE',
     default: 'false',
-    help: 'allow plaintext, or callers without credentials, on a non-loopback --listen address',
+    help: 'allow plaintext, or callers without credentials, on a non-loopback --listen or --http-listen address',
     boolean: true,
   },
   reflection: { flag: 'reflection', env: 'KV_REFLECTION', default: 'on', help: 'on | off: serve grpc.reflection (the API, never data)' },

@@ -46,12 +46,18 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const tls = config.tlsCert !== undefined;
-  const policyProblem = listenPolicyProblem({
-    listen: config.listen,
-    tls,
-    callersIdentified: config.authFile !== undefined || config.tlsClientCa !== undefined,
-    insecure: config.insecure,
-  });
+  // The HTTP port serves the same calls with the same certificates and callers: the same rule.
+  const policyProblem = [config.listen, config.httpListen]
+    .filter((listen) => listen !== undefined)
+    .map((listen) =>
+      listenPolicyProblem({
+        listen,
+        tls,
+        callersIdentified: config.authFile !== undefined || config.tlsClientCa !== undefined,
+        insecure: config.insecure,
+      }),
+    )
+    .find((problem) => problem !== undefined);
   if (policyProblem !== undefined) {
     process.stderr.write(`kv-server: ${policyProblem}\n`);
     return 2;
@@ -96,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
     reflection: config.reflection,
     connections: config, // the connection limits' fields are Config's
     consoleAssets: config.httpListen === undefined ? undefined : readConsoleAssets(),
+    httpTls: security.tls,
   });
   const hostOf = (address: string): string => address.slice(0, address.lastIndexOf(':'));
   let port: number;
@@ -106,7 +113,8 @@ async function main(argv: string[]): Promise<number> {
     if (config.httpListen !== undefined) {
       listening = config.httpListen;
       const httpAddress = `${hostOf(config.httpListen)}:${await server.listenHttp(config.httpListen)}`;
-      httpLine = `kv-server HTTP listening on ${httpAddress} (Connect and gRPC-Web; web console at http://${httpAddress}/)\n`;
+      const scheme = tls ? 'https' : 'http';
+      httpLine = `kv-server HTTP listening on ${httpAddress} (Connect and gRPC-Web; web console at ${scheme}://${httpAddress}/)\n`;
     }
   } catch (error) {
     await server.shutdown(0);

@@ -16,7 +16,7 @@ import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, lis
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
 import { type ConsoleAssets } from './http/console-route';
-import { createHttpServer, type HttpServer } from './http/create-http-server';
+import { createHttpServer, type HttpServer, type HttpTls } from './http/create-http-server';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
 import { addReflection } from './reflection';
 
@@ -36,6 +36,8 @@ export interface KvServerOptions {
   connections: ConnectionLimits;
   /** The web console's files, served on the HTTP port. */
   consoleAssets?: ConsoleAssets;
+  /** TLS for the HTTP port (default: plaintext): the gRPC port's certificates, rotated with them. */
+  httpTls?: HttpTls;
 }
 
 export interface KvServer {
@@ -57,6 +59,7 @@ export function createServer({
   reflection = true,
   connections,
   consoleAssets,
+  httpTls,
 }: KvServerOptions): KvServer {
   // A google.protobuf.Value can be many times larger on the wire than as JSON
   // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
@@ -100,7 +103,7 @@ export function createServer({
     },
 
     listenHttp: (address) => {
-      httpServer ??= createHttpServer({ deps, maxMessageBytes, consoleAssets });
+      httpServer ??= createHttpServer({ deps, maxMessageBytes, consoleAssets, tls: httpTls });
       return httpServer.listen(address);
     },
 

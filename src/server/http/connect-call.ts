@@ -10,7 +10,7 @@
 import { type DescMessage, type DescMethod, fromBinary, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import { reflect } from '@bufbuild/protobuf/reflect';
 import { type ConnectError, type HandlerContext, createContextKey } from '@connectrpc/connect';
-import type { MethodDefinition } from '@grpc/grpc-js';
+import { type MethodDefinition, status } from '@grpc/grpc-js';
 import type { Access } from '../access';
 import type { CallContext } from '../call-context';
 import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
@@ -20,7 +20,7 @@ import { StoreError } from '../../store/errors';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
 
 /** The caller as the HTTP request showed it (http-caller.ts puts it here), without the method. */
-export const CALLER = createContextKey<Caller | undefined>(undefined, { description: 'kv caller' });
+export const CALLER = createContextKey<Omit<Caller, 'method'> | undefined>(undefined, { description: 'kv caller' });
 /** What the caller may do, decided by the request gate before the body is read. */
 const ACCESS = createContextKey<Access | undefined>(undefined, { description: 'kv access' });
 
@@ -33,7 +33,7 @@ export function authenticateRequest(deps: GrpcDeps): (context: HandlerContext) =
     const caller = context.values.get(CALLER);
     if (caller === undefined) throw new Error('the HTTP adapter did not record the caller');
     try {
-      context.values.set(ACCESS, deps.authenticate(caller));
+      context.values.set(ACCESS, deps.authenticate({ ...caller, method: `/${context.service.typeName}/${context.method.name}` }));
     } catch (error) {
       throw toConnectError(error, deps.logger);
     }
@@ -52,11 +52,16 @@ export function connectUnary<I extends DescMessage, O extends DescMessage, Req, 
   deps: GrpcDeps,
 ): (request: MessageShape<I>, context: HandlerContext) => Promise<MessageShape<O>> {
   return async (request, context) => {
+    const call = callContext(context, deps);
     try {
-      const response = await handler(callContext(context, deps), decode(method, codecs, request));
-      return fromBinary(method.output, codecs.responseSerialize(response));
+      const response = await handler(call, decode(method, codecs, request));
+      const answer = fromBinary(method.output, codecs.responseSerialize(response));
+      call.access.finished(status.OK);
+      return answer;
     } catch (error) {
-      throw fail(error, deps);
+      const failure = fail(error, deps);
+      call.access.finished(Number(failure.code)); // Connect and gRPC number their codes alike
+      throw failure;
     }
   };
 }
@@ -114,8 +119,13 @@ async function* streamResponses<O extends DescMessage, Req, M>(
     wake?.();
   };
   const forget = deps.streams.add(end);
-  const clientGone = (): void => end(undefined);
+  let clientLeft = false;
+  const clientGone = (): void => {
+    clientLeft = ended === undefined;
+    end(undefined);
+  };
   context.signal.addEventListener('abort', clientGone);
+  const call = callContext(context, deps);
   try {
     const sink: StreamSink<M> = {
       signal: controller.signal,
@@ -127,7 +137,7 @@ async function* streamResponses<O extends DescMessage, Req, M>(
               wake?.();
             }),
     };
-    start(callContext(context, deps), sink).then(
+    start(call, sink).then(
       () => end(undefined),
       (error: unknown) => end(error ?? new Error('stream handler failed')),
     );
@@ -141,8 +151,11 @@ async function* streamResponses<O extends DescMessage, Req, M>(
       wake = undefined;
     }
     if (ended.error !== undefined) throw fail(ended.error, deps);
+    call.access.finished(clientLeft ? status.CANCELLED : status.OK);
   } catch (error) {
-    throw fail(error, deps);
+    const failure = fail(error, deps);
+    call.access.finished(Number(failure.code)); // Connect and gRPC number their codes alike
+    throw failure;
   } finally {
     forget();
     context.signal.removeEventListener('abort', clientGone);

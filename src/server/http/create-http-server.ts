@@ -12,7 +12,9 @@ import net from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { type ConnectRouterOptions, createContextValues } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { isLoopbackHost } from '../../security/listen-policy';
 import type { GrpcDeps } from '../grpc-call';
+import type { TlsMaterial } from '../tls-credentials';
 import { authenticateRequest, CALLER } from './connect-call';
 import { addKeyValueService } from './connect-service';
 import { type ConsoleAssets, consoleRoute } from './console-route';
@@ -24,8 +26,14 @@ export interface HttpServerOptions {
   maxMessageBytes: number;
   /** The console's files; undefined serves a note that it is not built. */
   consoleAssets?: ConsoleAssets;
-  /** Serve TLS with these (HTTP/1.1 and HTTP/2 by ALPN); plaintext if absent. */
-  tls?: SecureContextOptions;
+  /** Serve TLS (HTTP/1.1 and HTTP/2 by ALPN); plaintext if absent. */
+  tls?: HttpTls;
+}
+
+/** The gRPC port's certificates (tls-credentials.ts), and a way to hear of their rotation on SIGHUP. */
+export interface HttpTls {
+  material: TlsMaterial;
+  onRotate(listener: (material: TlsMaterial) => void): void;
 }
 
 export interface HttpServer {
@@ -69,7 +77,7 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
 
   let loopbackOnly = false;
   const serve: typeof handler = (request, response) => {
-    if (loopbackOnly && !isLoopbackHost(request.headers.host ?? request.headers[':authority'])) {
+    if (loopbackOnly && !isLoopbackHostHeader(request.headers.host ?? request.headers[':authority'])) {
       response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
       response.end(
         'this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n',
@@ -107,7 +115,15 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
       });
     });
   } else {
-    const secure = http2.createSecureServer({ ...tls, allowHTTP1: true }, serve);
+    // With a client CA, as on the gRPC port: a client without a certificate that chains to it is refused.
+    const mutual = tls.material.clientCa !== undefined;
+    const context = (material: TlsMaterial): SecureContextOptions => ({ cert: material.cert, key: material.key, ca: material.clientCa });
+    const secure = http2.createSecureServer(
+      { ...context(tls.material), requestCert: mutual, rejectUnauthorized: mutual, allowHTTP1: true },
+      serve,
+    );
+    // New connections get the new certificates; open ones keep theirs.
+    tls.onRotate((material) => secure.setSecureContext(context(material)));
     secure.on('session', onSession);
     secure.on('connection', track);
     front = secure;
@@ -155,14 +171,9 @@ export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: 
   };
 }
 
-/** localhost, 127.0.0.0/8 or ::1, with or without a port ("127.0.0.1:8080", "[::1]:8080"). */
-function isLoopbackHost(host: string | string[] | undefined): boolean {
-  if (typeof host !== 'string') return false;
-  const name = host
-    .replace(/^\[([^\]]*)\](:\d+)?$/, '$1')
-    .replace(/^([^:]*):\d+$/, '$1')
-    .toLowerCase();
-  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+/** Whether a Host header names a loopback host ("127.0.0.1:8080", "[::1]:8080", "localhost"). */
+function isLoopbackHostHeader(header: string | string[] | undefined): boolean {
+  return typeof header === 'string' && isLoopbackHost(header.replace(/:\d+$/, ''));
 }
 
 /** Reads until the first bytes tell HTTP/2 from HTTP/1.1, puts them back, and hands the socket on. */
