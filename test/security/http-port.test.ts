@@ -12,7 +12,7 @@ import { KeyValueService } from '../../src/gen/kv/v1/kv_pb';
 import { bearer, kvClient, outcomeOf, writeAuthFile, type AuthFixture } from '../support/auth-fixture';
 import { issue, issueServer, makeCa, read, type CertificateFiles, type TestCa } from '../support/certificates';
 import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
-import { makeTempDir } from '../support/temp-dirs';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 const ROLES = {
   reader: [{ prefix: 'app/', permission: 'read' as const }],
@@ -42,7 +42,10 @@ describe('tokens on the HTTP port', () => {
 
   beforeAll(async () => {
     const dir = makeTempDir('kv-http-auth-');
-    auth = writeAuthFile(dir, { roles: ROLES, tokens: { viewer: 'reader', app: 'writer' } });
+    auth = writeAuthFile(dir, {
+      roles: { ...ROLES, operator: [{ prefix: '', permission: 'admin' }] },
+      tokens: { viewer: 'reader', app: 'writer', ops: 'operator' },
+    });
     server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--auth-file', auth.file] });
     base = `http://${server.httpAddress}`;
   });
@@ -69,6 +72,17 @@ describe('tokens on the HTTP port', () => {
     grpc.close();
     expect((await post(base, 'Set', { key: 'app/a', value: { n: 1 } }, auth.tokens.app)).status).toBe(200);
     expect((await post(base, 'Get', { key: 'app/a' }, auth.tokens.viewer)).json.entry?.value).toEqual({ n: 1 });
+  });
+
+  test('an admin action over HTTP is audited with its method and outcome, as over gRPC', async () => {
+    expect((await post(base, 'Clear', { prefix: 'app/' }, auth.tokens.ops)).status).toBe(200);
+    const line = await pollUntil('the audit line', () =>
+      server
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"audit":"admin"') && l.includes('"method":"/kv.v1.KeyValueService/Clear"')),
+    );
+    expect(JSON.parse(line)).toMatchObject({ identity: 'token:ops', prefix: 'app/', permission: 'admin', code: 'OK' });
   });
 
   test('credentials come first: a caller without them learns nothing of its request, not even that it is malformed', async () => {

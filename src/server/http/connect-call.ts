@@ -119,13 +119,11 @@ async function* streamResponses<O extends DescMessage, Req, M>(
     wake?.();
   };
   const forget = deps.streams.add(end);
-  let clientLeft = false;
-  const clientGone = (): void => {
-    clientLeft = ended === undefined;
-    end(undefined);
-  };
+  const clientGone = (): void => end(undefined);
   context.signal.addEventListener('abort', clientGone);
   const call = callContext(context, deps);
+  // How the call ended, for the audit; a client that goes away closes this generator mid-yield, which leaves it unset.
+  let outcome: status | undefined;
   try {
     const sink: StreamSink<M> = {
       signal: controller.signal,
@@ -151,12 +149,13 @@ async function* streamResponses<O extends DescMessage, Req, M>(
       wake = undefined;
     }
     if (ended.error !== undefined) throw fail(ended.error, deps);
-    call.access.finished(clientLeft ? status.CANCELLED : status.OK);
+    if (!context.signal.aborted) outcome = status.OK;
   } catch (error) {
     const failure = fail(error, deps);
-    call.access.finished(Number(failure.code)); // Connect and gRPC number their codes alike
+    outcome = Number(failure.code); // Connect and gRPC number their codes alike
     throw failure;
   } finally {
+    call.access.finished(outcome ?? status.CANCELLED);
     forget();
     context.signal.removeEventListener('abort', clientGone);
     controller.abort();
