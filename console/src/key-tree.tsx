@@ -21,12 +21,16 @@ interface Props {
 }
 
 interface Listing {
+  /** The prefix these keys were listed under. */
+  prefix: string;
   keys: string[];
   nextPageToken: string;
 }
 
 export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect, onClear, onFailure }: Props) {
-  const [listing, setListing] = useState<Listing | undefined>(undefined);
+  const [loaded, setListing] = useState<Listing | undefined>(undefined);
+  // Until the new prefix's first page arrives, the previous listing is not shown under its name.
+  const listing = loaded?.prefix === prefix ? loaded : undefined;
   const [error, setError] = useState<string | undefined>(undefined);
   const [typed, setTyped] = useState(prefix);
 
@@ -38,7 +42,7 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect,
     try {
       const page = await client.listKeys({ prefix, pageSize: PAGE_SIZE, pageToken });
       if (asked !== generation.current) return;
-      setListing({ keys: [...before, ...page.keys], nextPageToken: page.nextPageToken });
+      setListing({ prefix, keys: [...before, ...page.keys], nextPageToken: page.nextPageToken });
       setError(undefined);
     } catch (failure) {
       if (asked !== generation.current) return;

@@ -226,7 +226,7 @@ describeWithChromium('the web console', () => {
     await page.getByLabel('Prefix').focus();
     await page.keyboard.type('user/');
     await page.keyboard.press('Enter');
-    await page.getByRole('list', { name: 'Keys under user/' }).waitFor();
+    await page.getByRole('list', { name: 'Keys under user/' }).getByRole('button', { name: '1', exact: true }).waitFor();
     // Prefix -> Go -> breadcrumb "all keys" -> key 1
     for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
     expect(await page.locator(':focus').textContent()).toBe('1');
