@@ -5,6 +5,8 @@ import type { FsyncMode } from './store/file';
 /** Everything the server can be told, from flags or KV_* environment variables (flags win). */
 export interface Config {
   listen: string;
+  /** host:port for Connect, gRPC-Web and the web console; undefined: no HTTP port. */
+  httpListen: string | undefined;
   dataDir: string;
   fsync: FsyncMode;
   fsyncIntervalMs: number;
@@ -70,6 +72,12 @@ interface Setting {
 
 const SETTINGS = {
   listen: { flag: 'listen', env: 'KV_LISTEN', default: '127.0.0.1:50051', help: 'host:port to serve gRPC on (port 0 picks a free port)' },
+  httpListen: {
+    flag: 'http-listen',
+    env: 'KV_HTTP_LISTEN',
+    default: '',
+    help: 'host:port to serve kv.v1 over HTTP on (Connect JSON, gRPC-Web) with the web console at /; off if empty',
+  },
   dataDir: { flag: 'data-dir', env: 'KV_DATA_DIR', default: './data', help: 'directory of the embedded store (created if missing)' },
   fsync: { flag: 'fsync', env: 'KV_FSYNC', default: 'always', help: 'always | interval | never (see docs/storage-format.md)' },
   fsyncIntervalMs: { flag: 'fsync-interval-ms', env: 'KV_FSYNC_INTERVAL_MS', default: '1000', help: 'fsync period for --fsync interval' },
@@ -147,7 +155,7 @@ const SETTINGS = {
     flag: 'insecure',
     env: 'KV_INSECURE',
     default: 'false',
-    help: 'allow plaintext, or callers without credentials, on a non-loopback --listen address',
+    help: 'allow plaintext, or callers without credentials, on a non-loopback --listen or --http-listen address',
     boolean: true,
   },
   reflection: { flag: 'reflection', env: 'KV_REFLECTION', default: 'on', help: 'on | off: serve grpc.reflection (the API, never data)' },
@@ -329,10 +337,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     }
     return ms;
   };
-  const listen = raw('listen');
-  if (!isHostPort(listen.value)) {
-    throw new ConfigError(`${listen.source}: "${listen.value}" is not host:port (e.g. 127.0.0.1:50051)`);
-  }
+  const hostPort = (key: 'listen' | 'httpListen', example: string): string => {
+    const { value, source } = raw(key);
+    if (!isHostPort(value)) throw new ConfigError(`${source}: "${value}" is not host:port (e.g. ${example})`);
+    return value;
+  };
+  const listen = hostPort('listen', '127.0.0.1:50051');
+  const httpListen = raw('httpListen').value === '' ? undefined : hostPort('httpListen', '127.0.0.1:8080');
   const dataDir = raw('dataDir');
   if (dataDir.value.trim() === '') throw new ConfigError(`${dataDir.source}: must not be empty`);
   const etcd = loadEtcdSettings(raw, oneOf, positiveInt);
@@ -355,7 +366,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   }
 
   return {
-    listen: listen.value,
+    listen,
+    httpListen,
     dataDir: dataDir.value,
     fsync: oneOf('fsync', FSYNC_MODES),
     fsyncIntervalMs: positiveInt('fsyncIntervalMs'),

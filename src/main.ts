@@ -5,6 +5,7 @@ import { KvError } from '@kv/client';
 import { AuthFileError } from './auth/auth-config';
 import { runTokenCreate, TOKEN_CREATE_USAGE } from './auth/token-create';
 import { ConfigError, loadConfig, usage, type Config } from './config';
+import { readConsoleAssets } from './console-assets/read-console-assets';
 import { createLogger, type Logger } from './logger';
 import { createServerMetrics, type ServerMetrics } from './metrics/server-metrics';
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server';
@@ -47,12 +48,18 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const tls = config.tlsCert !== undefined;
-  const policyProblem = listenPolicyProblem({
-    listen: config.listen,
-    tls,
-    callersIdentified: config.authFile !== undefined || config.tlsClientCa !== undefined,
-    insecure: config.insecure,
-  });
+  // The HTTP port serves the same calls with the same certificates and callers: the same rule.
+  const policyProblem = [config.listen, config.httpListen]
+    .filter((listen) => listen !== undefined)
+    .map((listen) =>
+      listenPolicyProblem({
+        listen,
+        tls,
+        callersIdentified: config.authFile !== undefined || config.tlsClientCa !== undefined,
+        insecure: config.insecure,
+      }),
+    )
+    .find((problem) => problem !== undefined);
   if (policyProblem !== undefined) {
     process.stderr.write(`kv-server: ${policyProblem}\n`);
     return 2;
@@ -129,19 +136,32 @@ async function main(argv: string[]): Promise<number> {
     reflection: config.reflection,
     connections: config, // the connection limits' fields are Config's
     calls: metrics?.metrics.calls,
+    consoleAssets: config.httpListen === undefined ? undefined : readConsoleAssets(),
+    httpTls: security.tls,
   });
+  const hostOf = (address: string): string => address.slice(0, address.lastIndexOf(':'));
   let port: number;
+  let httpLine = '';
+  let listening = config.listen;
   try {
     port = await server.listen(config.listen);
+    if (config.httpListen !== undefined) {
+      listening = config.httpListen;
+      const httpAddress = `${hostOf(config.httpListen)}:${await server.listenHttp(config.httpListen)}`;
+      const scheme = tls ? 'https' : 'http';
+      httpLine = `kv-server HTTP listening on ${httpAddress} (Connect and gRPC-Web; web console at ${scheme}://${httpAddress}/)\n`;
+    }
   } catch (error) {
+    await server.shutdown(0);
     await store.close();
     await stopMetrics();
-    process.stderr.write(`kv-server: cannot listen on ${config.listen}: ${(error as Error).message}\n`);
+    process.stderr.write(`kv-server: cannot listen on ${listening}: ${(error as Error).message}\n`);
     return 1;
   }
-  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  const host = hostOf(config.listen);
+  // The gRPC line last: it is the one that says the server is ready.
   process.stdout.write(
-    `kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
+    `${httpLine}kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
       `${config.authFile ? 'auth file' : 'no auth'}, ${where})\n`,
   );
   if (config.authFile === undefined) {
