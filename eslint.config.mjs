@@ -7,6 +7,7 @@ export default tseslint.config(
     ignores: [
       'dist/',
       'src/gen/',
+      'console/src/gen/',
       'clients/typescript/src/gen/',
       'clients/typescript/dist/',
       'clients/go/',

@@ -5,6 +5,8 @@ import type { FsyncMode } from './store/file';
 /** Everything the server can be told, from flags or KV_* environment variables (flags win). */
 export interface Config {
   listen: string;
+  /** host:port for Connect, gRPC-Web and the web console; undefined: no HTTP port. */
+  httpListen: string | undefined;
   dataDir: string;
   fsync: FsyncMode;
   fsyncIntervalMs: number;
@@ -16,6 +18,10 @@ export interface Config {
   watchHistoryChanges: number;
   watchHistoryBytes: number;
   maxTxnOps: number;
+  /** A backup file to build the (empty or new) data directory from before serving. */
+  restoreFrom: string | undefined;
+  /** host:port of the HTTP listener for /metrics, /healthz and /readyz; undefined: none. */
+  metricsListen: string | undefined;
   // Security (docs/security.md); file paths are undefined when not given.
   tlsCert: string | undefined;
   tlsKey: string | undefined;
@@ -66,6 +72,12 @@ interface Setting {
 
 const SETTINGS = {
   listen: { flag: 'listen', env: 'KV_LISTEN', default: '127.0.0.1:50051', help: 'host:port to serve gRPC on (port 0 picks a free port)' },
+  httpListen: {
+    flag: 'http-listen',
+    env: 'KV_HTTP_LISTEN',
+    default: '',
+    help: 'host:port to serve kv.v1 over HTTP on (Connect JSON, gRPC-Web) with the web console at /; off if empty',
+  },
   dataDir: { flag: 'data-dir', env: 'KV_DATA_DIR', default: './data', help: 'directory of the embedded store (created if missing)' },
   fsync: { flag: 'fsync', env: 'KV_FSYNC', default: 'always', help: 'always | interval | never (see docs/storage-format.md)' },
   fsyncIntervalMs: { flag: 'fsync-interval-ms', env: 'KV_FSYNC_INTERVAL_MS', default: '1000', help: 'fsync period for --fsync interval' },
@@ -102,6 +114,18 @@ const SETTINGS = {
     default: '128',
     help: 'the most compares, and ops per branch, of one Txn',
   },
+  restoreFrom: {
+    flag: 'restore-from',
+    env: 'KV_RESTORE_FROM',
+    default: '',
+    help: 'first build --data-dir (empty or new) from this backup file (kvctl backup), then serve it; a non-empty directory is refused',
+  },
+  metricsListen: {
+    flag: 'metrics-listen',
+    env: 'KV_METRICS_LISTEN',
+    default: '',
+    help: 'host:port to serve Prometheus metrics (/metrics), /healthz and /readyz on, over plain HTTP',
+  },
   tlsCert: {
     flag: 'tls-cert',
     env: 'KV_TLS_CERT',
@@ -131,7 +155,7 @@ const SETTINGS = {
     flag: 'insecure',
     env: 'KV_INSECURE',
     default: 'false',
-    help: 'allow plaintext, or callers without credentials, on a non-loopback --listen address',
+    help: 'allow plaintext, or callers without credentials, on a non-loopback --listen or --http-listen address',
     boolean: true,
   },
   reflection: { flag: 'reflection', env: 'KV_REFLECTION', default: 'on', help: 'on | off: serve grpc.reflection (the API, never data)' },
@@ -313,13 +337,26 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     }
     return ms;
   };
-  const listen = raw('listen');
-  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen.value) || Number(listen.value.split(':').pop()) > 65535) {
-    throw new ConfigError(`${listen.source}: "${listen.value}" is not host:port (e.g. 127.0.0.1:50051)`);
-  }
+  const hostPort = (key: 'listen' | 'httpListen', example: string): string => {
+    const { value, source } = raw(key);
+    if (!isHostPort(value)) throw new ConfigError(`${source}: "${value}" is not host:port (e.g. ${example})`);
+    return value;
+  };
+  const listen = hostPort('listen', '127.0.0.1:50051');
+  const httpListen = raw('httpListen').value === '' ? undefined : hostPort('httpListen', '127.0.0.1:8080');
   const dataDir = raw('dataDir');
   if (dataDir.value.trim() === '') throw new ConfigError(`${dataDir.source}: must not be empty`);
   const etcd = loadEtcdSettings(raw, oneOf, positiveInt);
+  const restoreFrom = file('restoreFrom');
+  if (restoreFrom !== undefined && etcd.engine === 'etcd') {
+    throw new ConfigError(
+      '--restore-from builds a data directory of the file engine; with --engine etcd, restore the etcd cluster (etcdutl snapshot restore)',
+    );
+  }
+  const metrics = raw('metricsListen');
+  if (metrics.value !== '' && !isHostPort(metrics.value)) {
+    throw new ConfigError(`${metrics.source}: "${metrics.value}" is not host:port (e.g. 127.0.0.1:9464)`);
+  }
 
   const [tlsCert, tlsKey, tlsClientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
   if ((tlsCert === undefined) !== (tlsKey === undefined))
@@ -329,7 +366,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   }
 
   return {
-    listen: listen.value,
+    listen,
+    httpListen,
     dataDir: dataDir.value,
     fsync: oneOf('fsync', FSYNC_MODES),
     fsyncIntervalMs: positiveInt('fsyncIntervalMs'),
@@ -341,6 +379,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     watchHistoryChanges: positiveInt('watchHistoryChanges'),
     watchHistoryBytes: positiveInt('watchHistoryBytes'),
     maxTxnOps: positiveInt('maxTxnOps'),
+    restoreFrom,
+    metricsListen: metrics.value === '' ? undefined : metrics.value,
     tlsCert,
     tlsKey,
     tlsClientCa,
@@ -426,4 +466,9 @@ function loadEtcdSettings(
 
 function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** host:port with a port up to 65535; the host a name, an IPv4 address or a bracketed IPv6 one. */
+function isHostPort(value: string): boolean {
+  return /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(value) && Number(value.split(':').pop()) <= 65535;
 }

@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { KvError } from '@kv/client';
 import { AuthFileError } from './auth/auth-config';
 import { runTokenCreate, TOKEN_CREATE_USAGE } from './auth/token-create';
 import { ConfigError, loadConfig, usage, type Config } from './config';
-import { createLogger } from './logger';
+import { readConsoleAssets } from './console-assets/read-console-assets';
+import { createLogger, type Logger } from './logger';
+import { createServerMetrics, type ServerMetrics } from './metrics/server-metrics';
+import { startMetricsServer, type MetricsServer } from './metrics/metrics-server';
+import { restoreDataDir, RestoreTargetError } from './restore/restore-data-dir';
 import { describeStoreLocation, openConfiguredStore } from './open-store';
-import { createServer } from './server/create-server';
+import { createServer, type KvServer } from './server/create-server';
 import { isLoopbackHost, listenPolicyProblem } from './security/listen-policy';
 import { TlsFileError } from './security/read-tls-files';
 import { loadServerSecurity, type ServerSecurity } from './security/server-security';
@@ -38,19 +43,23 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (config === 'version') {
-    // package.json is one level above both src/ and dist/.
-    const { version } = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
-    process.stdout.write(`kv-server ${version}\n`);
+    process.stdout.write(`kv-server ${serverVersion()}\n`);
     return 0;
   }
 
   const tls = config.tlsCert !== undefined;
-  const policyProblem = listenPolicyProblem({
-    listen: config.listen,
-    tls,
-    callersIdentified: config.authFile !== undefined || config.tlsClientCa !== undefined,
-    insecure: config.insecure,
-  });
+  // The HTTP port serves the same calls with the same certificates and callers: the same rule.
+  const policyProblem = [config.listen, config.httpListen]
+    .filter((listen) => listen !== undefined)
+    .map((listen) =>
+      listenPolicyProblem({
+        listen,
+        tls,
+        callersIdentified: config.authFile !== undefined || config.tlsClientCa !== undefined,
+        insecure: config.insecure,
+      }),
+    )
+    .find((problem) => problem !== undefined);
   if (policyProblem !== undefined) {
     process.stderr.write(`kv-server: ${policyProblem}\n`);
     return 2;
@@ -68,11 +77,42 @@ async function main(argv: string[]): Promise<number> {
   // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
   process.on('SIGHUP', () => security.reload());
 
+  // Up before the store opens, so /healthz answers (and /readyz says why not) during a long recovery.
+  let server: KvServer | undefined = undefined;
+  let draining = false;
+  let metrics: { server: MetricsServer; metrics: ServerMetrics } | undefined;
+  if (config.metricsListen !== undefined) {
+    const notReady = (): string | undefined =>
+      draining
+        ? 'shutting down'
+        : server === undefined
+          ? 'the store is opening'
+          : server.isServing()
+            ? undefined
+            : 'the store refuses writes';
+    try {
+      metrics = await startMetrics(config.metricsListen, config.engine, notReady, logger);
+    } catch (error) {
+      process.stderr.write(`kv-server: cannot serve metrics on ${config.metricsListen}: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
+  const stopMetrics = async (): Promise<void> => metrics?.server.close();
+
+  if (config.restoreFrom !== undefined) {
+    const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
+    if (restored !== 0) {
+      await stopMetrics();
+      return restored;
+    }
+  }
+
   let store;
   let where;
   try {
-    ({ store, where } = await openConfiguredStore(config, logger, stop.signal));
+    ({ store, where } = await openConfiguredStore(config, logger, stop.signal, metrics?.metrics.store.observer));
   } catch (error) {
+    await stopMetrics();
     if (error instanceof StopRequested) {
       process.stderr.write(`kv-server: stopped by ${error.signal} while opening the store (nothing served, data directory not held)\n`);
       return 0;
@@ -85,7 +125,8 @@ async function main(argv: string[]): Promise<number> {
     throw error;
   }
 
-  const server = createServer({
+  metrics?.metrics.store.watch(store);
+  server = createServer({
     store,
     logger,
     maxKeyBytes: config.maxKeyBytes,
@@ -94,18 +135,33 @@ async function main(argv: string[]): Promise<number> {
     authenticate: security.authenticate,
     reflection: config.reflection,
     connections: config, // the connection limits' fields are Config's
+    calls: metrics?.metrics.calls,
+    consoleAssets: config.httpListen === undefined ? undefined : readConsoleAssets(),
+    httpTls: security.tls,
   });
+  const hostOf = (address: string): string => address.slice(0, address.lastIndexOf(':'));
   let port: number;
+  let httpLine = '';
+  let listening = config.listen;
   try {
     port = await server.listen(config.listen);
+    if (config.httpListen !== undefined) {
+      listening = config.httpListen;
+      const httpAddress = `${hostOf(config.httpListen)}:${await server.listenHttp(config.httpListen)}`;
+      const scheme = tls ? 'https' : 'http';
+      httpLine = `kv-server HTTP listening on ${httpAddress} (Connect and gRPC-Web; web console at ${scheme}://${httpAddress}/)\n`;
+    }
   } catch (error) {
+    await server.shutdown(0);
     await store.close();
-    process.stderr.write(`kv-server: cannot listen on ${config.listen}: ${(error as Error).message}\n`);
+    await stopMetrics();
+    process.stderr.write(`kv-server: cannot listen on ${listening}: ${(error as Error).message}\n`);
     return 1;
   }
-  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  const host = hostOf(config.listen);
+  // The gRPC line last: it is the one that says the server is ready.
   process.stdout.write(
-    `kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
+    `${httpLine}kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
       `${config.authFile ? 'auth file' : 'no auth'}, ${where})\n`,
   );
   if (config.authFile === undefined) {
@@ -118,6 +174,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const signal = await stop.requested;
+  draining = true;
   logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing calls in flight');
   await server.shutdown(config.shutdownGraceMs);
   try {
@@ -126,9 +183,56 @@ async function main(argv: string[]): Promise<number> {
     if (!(error instanceof LockNotReleasedError)) throw error;
     process.stderr.write(`kv-server: stopped, but ${error.message}\n`);
     return 1;
+  } finally {
+    await stopMetrics();
   }
   logger.info(config.engine === 'etcd' ? 'stopped; etcd connections closed' : 'stopped; data directory released');
   return 0;
+}
+
+/** kv-server's version: package.json is one level above both src/ and dist/. */
+function serverVersion(): string {
+  return (JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** The metrics listener, its address printed on stdout (like the ready line) so a port 0 can be found. */
+async function startMetrics(
+  address: string,
+  engine: string,
+  notReady: () => string | undefined,
+  logger: Logger,
+): Promise<{ server: MetricsServer; metrics: ServerMetrics }> {
+  const metrics = createServerMetrics(serverVersion(), engine);
+  const server = await startMetricsServer(address, { registry: metrics.registry, notReady, logger });
+  const host = address.slice(0, address.lastIndexOf(':'));
+  process.stdout.write(`kv-server metrics on http://${host}:${server.port}/metrics (also /healthz, /readyz)\n`);
+  if (!isLoopbackHost(host))
+    logger.info({ address }, 'metrics are served in plain HTTP beyond loopback (they show no keys, values or credentials)');
+  return { server, metrics };
+}
+
+/** --restore-from: builds the data directory from a backup; 0, or the exit code after saying in one line why not. */
+async function restoreBeforeServing(file: string, dataDir: string, logger: Logger): Promise<number> {
+  let lastReport = 0;
+  try {
+    const summary = await restoreDataDir(file, dataDir, {
+      logger,
+      onProgress: (phase, { keys, keyCount }) => {
+        if (Date.now() - lastReport < 1000) return;
+        lastReport = Date.now();
+        logger.info({ phase, keys, keyCount }, `restoring from ${file}`);
+      },
+    });
+    logger.info({ file, dataDir: path.resolve(dataDir), revision: summary.revision, keys: summary.keyCount }, 'restored from the backup');
+    return 0;
+  } catch (error) {
+    // A damaged or missing backup file (KvError, as the SDK's reader reports it) or a directory in the way.
+    if (error instanceof RestoreTargetError || error instanceof KvError) {
+      process.stderr.write(`kv-server: --restore-from: ${error.message}; nothing was restored\n`);
+      return 1;
+    }
+    throw error;
+  }
 }
 
 /** Why the store's opening was aborted: a signal asked the server to stop. */

@@ -9,6 +9,7 @@ import type { Config } from './config';
 import type { Logger } from './logger';
 import { openFileStore } from './store/file';
 import type { KeyValueStore } from './store/key-value-store';
+import type { StoreObserver } from './store/store-observer';
 
 export interface OpenedStore {
   store: KeyValueStore;
@@ -16,8 +17,13 @@ export interface OpenedStore {
   where: string;
 }
 
-/** `signal` stops the file store's recovery (openFileStore rejects with its reason). */
-export async function openConfiguredStore(config: Config, logger: Logger, signal?: AbortSignal): Promise<OpenedStore> {
+/** `signal` stops the file store's recovery (openFileStore rejects with its reason); `observer` hears the file engine's work (metrics). */
+export async function openConfiguredStore(
+  config: Config,
+  logger: Logger,
+  signal?: AbortSignal,
+  observer?: StoreObserver,
+): Promise<OpenedStore> {
   if (config.engine === 'etcd') return openConfiguredEtcdStore(config);
   const dataDir = path.resolve(config.dataDir);
   const store = await openFileStore({
@@ -29,6 +35,7 @@ export async function openConfiguredStore(config: Config, logger: Logger, signal
     maxTxnOps: config.maxTxnOps,
     logger,
     signal,
+    observer,
     feed: {
       progressIntervalMs: config.watchProgressMs,
       history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },

@@ -2,9 +2,12 @@
 
 Sets a JSON object, reads it back with its revisions, loses a
 compare-and-set (ABORTED), pages through keys, deletes, reads a missing key
-(NOT_FOUND) and clears a prefix, printing one line per step. The interop
-test runs it against a fresh server and expects the same lines from every
-client.
+(NOT_FOUND) and clears a prefix; then runs a create-only transaction (both
+branches), merges a JSON merge patch (Update), sets a key with a time to
+live and looks at its lease, pages through entries with values, and
+watches a prefix, replaying the history from a revision. It prints one line
+per step. The interop test runs it against a fresh server and expects the
+same lines from every client.
 
     pip install ./clients/python     # once, into your venv: the kv-client package
     python clients/python/example.py --addr 127.0.0.1:50051
@@ -86,6 +89,14 @@ def set_value(kv, key, obj, expected_revision=None):
     return revision
 
 
+def entry_line(entry) -> str:
+    """ "JSON create_revision C mod_revision M version V"."""
+    return (
+        f"{compact_json(from_value(entry.value))}"
+        f" create_revision {entry.create_revision} mod_revision {entry.mod_revision} version {entry.version}"
+    )
+
+
 def get(kv, key):
     try:
         entry = kv.Get(kv_pb2.GetRequest(key=key), timeout=DEADLINE_SECONDS).entry
@@ -94,10 +105,7 @@ def get(kv, key):
             raise
         print(f"get {key} -> NOT_FOUND")
         return
-    print(
-        f"get {key} -> {compact_json(from_value(entry.value))}"
-        f" create_revision {entry.create_revision} mod_revision {entry.mod_revision} version {entry.version}"
-    )
+    print(f"get {key} -> {entry_line(entry)}")
 
 
 def list_keys(kv, prefix, page_size):
@@ -121,6 +129,114 @@ def delete(kv, key):
 def clear(kv, prefix):
     count = kv.Clear(kv_pb2.ClearRequest(prefix=prefix), timeout=DEADLINE_SECONDS).deleted_count
     print(f"clear {prefix} -> deleted_count {count}")
+
+
+def create_once(kv):
+    """A create-only transaction, the building block of a lock.
+
+    If example/app/config does not exist (its mod_revision is 0), sets it and
+    example/app/flags at one revision; otherwise reads it. Prints which
+    branch ran and each op's result; returns the transaction's revision.
+    """
+    step = "txn if example/app/config mod_revision == 0 then set example/app/config, set example/app/flags else get example/app/config"
+    config = {"db": {"host": "db.internal", "port": 5432}, "tags": ["blue"]}
+    response = kv.Txn(
+        kv_pb2.TxnRequest(
+            compare=[
+                kv_pb2.Compare(key="example/app/config", result=kv_pb2.Compare.COMPARE_RESULT_EQUAL, mod_revision=0),
+            ],
+            success=[
+                kv_pb2.RequestOp(set=kv_pb2.SetRequest(key="example/app/config", value=to_value(config))),
+                kv_pb2.RequestOp(set=kv_pb2.SetRequest(key="example/app/flags", value=to_value({"beta": True}))),
+            ],
+            failure=[kv_pb2.RequestOp(get=kv_pb2.GetRequest(key="example/app/config"))],
+        ),
+        timeout=DEADLINE_SECONDS,
+    )
+    results = []
+    for op in response.responses:
+        kind = op.WhichOneof("response")
+        if kind == "set":
+            results.append(f"set revision {op.set.revision}")
+        elif kind == "get":
+            # A get of a missing key in a transaction is an empty response, not NOT_FOUND.
+            results.append(f"get {entry_line(op.get.entry)}" if op.get.HasField("entry") else "get NOT_FOUND")
+        else:
+            raise RuntimeError(f"{step}: unexpected result {op}")
+    print(f"{step} -> succeeded {str(response.succeeded).lower()} revision {response.revision}: {'; '.join(results)}")
+    return response.revision
+
+
+def update(kv, key, patch):
+    """Merges a JSON merge patch (RFC 7396) into the key's value on the server; prints the entry it made."""
+    entry = kv.Update(kv_pb2.UpdateRequest(key=key, patch=to_value(patch)), timeout=DEADLINE_SECONDS).entry
+    print(f"update {key} {compact_json(patch)} -> {entry_line(entry)}")
+
+
+def set_with_ttl(kv, key, obj, ttl_ms):
+    """Sets a key that the server deletes after ttl_ms unless it is set again (Redis SET ... PX)."""
+    revision = kv.Set(kv_pb2.SetRequest(key=key, value=to_value(obj), ttl_ms=ttl_ms), timeout=DEADLINE_SECONDS).revision
+    print(f"set {key} ttl_ms {ttl_ms} -> revision {revision}")
+
+
+def lease_of(kv, key):
+    """Prints what LeaseInfo says of the lease a key is attached to (Entry.lease); returns its id.
+
+    The id differs from run to run, so it is not printed.
+    """
+    lease = kv.Get(kv_pb2.GetRequest(key=key), timeout=DEADLINE_SECONDS).entry.lease
+    if lease == 0:
+        raise RuntimeError(f"{key} has no lease")
+    info = kv.LeaseInfo(kv_pb2.LeaseInfoRequest(id=lease, keys=True), timeout=DEADLINE_SECONDS)
+    if not 0 < info.remaining_ttl_ms <= info.granted_ttl_ms:
+        raise RuntimeError(f"lease of {key}: remaining_ttl_ms {info.remaining_ttl_ms} is not within granted_ttl_ms {info.granted_ttl_ms}")
+    print(f"lease of {key} -> granted_ttl_ms {info.granted_ttl_ms} keys {' '.join(info.keys)}")
+    return lease
+
+
+def revoke_lease(kv, key, lease):
+    """Deletes a lease and every key attached to it, at one revision."""
+    count = kv.RevokeLease(kv_pb2.RevokeLeaseRequest(id=lease), timeout=DEADLINE_SECONDS).deleted_count
+    print(f"revoke lease of {key} -> deleted_count {count}")
+
+
+def entries(kv, prefix, page_size):
+    """Pages through the entries (keys with values) under prefix; returns the revision the last page was read at."""
+    token, page = "", 1
+    while True:
+        response = kv.List(kv_pb2.ListRequest(prefix=prefix, page_size=page_size, page_token=token), timeout=DEADLINE_SECONDS)
+        items = " ".join(f"{e.key}={compact_json(from_value(e.value))}" for e in response.entries) or "(none)"
+        print(f"entries {prefix} page_size {page_size} page {page} revision {response.revision} -> {items}")
+        token, page = response.next_page_token, page + 1
+        if not token:
+            return response.revision
+
+
+def watch(kv, prefix, start_revision, until):
+    """Prints the changes under prefix from start_revision on, one line per event, up to revision `until`.
+
+    A watch from a past revision replays the history the server keeps, then
+    follows live changes; the stream never ends by itself, so it is
+    cancelled once everything up to `until` has come.
+    """
+    step = f"watch {prefix} start_revision {start_revision}"
+    stream = kv.Watch(kv_pb2.WatchRequest(prefix=prefix, start_revision=start_revision), timeout=DEADLINE_SECONDS)
+    try:
+        for response in stream:
+            for event in response.events:
+                entry = event.entry
+                if entry.mod_revision > until:
+                    return
+                line = f"{step} -> {kv_pb2.EventType.Name(event.type).removeprefix('EVENT_TYPE_')} {entry.key} revision {entry.mod_revision}"
+                if event.type == kv_pb2.EVENT_TYPE_PUT:
+                    line += f" {compact_json(from_value(entry.value))}"
+                print(line)
+            # Every change up to response.revision has been sent (a message
+            # without events is progress: nothing changed, the stream is alive).
+            if response.revision >= until:
+                return
+    finally:
+        stream.cancel()
 
 
 def run(kv):
@@ -153,6 +269,27 @@ def run(kv):
     clear(kv, "example/app/")
     list_keys(kv, "example/app/", 2)
     get(kv, "example/readme")
+
+    # A transaction that creates config and flags together, only if config
+    # does not exist yet, and otherwise reads it: the first run writes both at
+    # one revision, the second finds config there.
+    txn_revision = create_once(kv)
+    create_once(kv)
+    # A JSON merge patch, merged on the server: port changes, owner is added,
+    # tags (null in the patch) is removed, host is kept.
+    update(kv, "example/app/config", {"db": {"port": 6432}, "owner": "ops", "tags": None})
+
+    # A key with a time to live lives on a private lease; revoking that lease
+    # deletes the key at once, as its expiry would after an hour.
+    set_with_ttl(kv, "example/session", {"user": "ada"}, 3_600_000)
+    lease = lease_of(kv, "example/session")
+    revoke_lease(kv, "example/session", lease)
+    get(kv, "example/session")
+
+    revision = entries(kv, "example/", 2)
+    # Every change under example/ since the transaction, up to the revision
+    # the listing was read at: history, replayed in order.
+    watch(kv, "example/", txn_revision, revision)
     clear(kv, "example/")
 
 

@@ -20,6 +20,8 @@ import { readTlsFiles, TlsFileError, type TlsFiles } from './read-tls-files';
 export interface ServerSecurity {
   /** Undefined: plaintext. */
   credentials?: ServerCredentials;
+  /** The TLS material for the HTTP port (undefined: plaintext); onRotate hears of each SIGHUP that reloaded it. */
+  tls?: { material: TlsMaterial; onRotate(listener: (material: TlsMaterial) => void): void };
   /** Undefined: no auth file, every caller may do everything. */
   authenticate?: (caller: Caller) => Access;
   /** Re-reads the certificate files and the auth file (SIGHUP). */
@@ -32,13 +34,19 @@ type SecurityConfig = Pick<Config, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'authF
 export function loadServerSecurity(config: SecurityConfig, logger: Logger): ServerSecurity {
   const reloads: (() => void)[] = [];
   let credentials: ServerCredentials | undefined;
+  let tlsForHttp: ServerSecurity['tls'];
   if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
     const files: TlsFiles = { certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.tlsClientCa };
-    const tls = createTls(readTlsFiles(files), files);
+    const material = readTlsFiles(files);
+    const tls = createTls(material, files);
     credentials = tls.credentials;
+    const rotated: ((material: TlsMaterial) => void)[] = [];
+    tlsForHttp = { material, onRotate: (listener) => rotated.push(listener) };
     reloads.push(() => {
       try {
-        tls.rotate(readTlsFiles(files));
+        const next = readTlsFiles(files);
+        tls.rotate(next);
+        for (const listener of rotated) listener(next);
         logger.info({ cert: files.certFile }, 'SIGHUP: TLS certificates reloaded; new connections get them');
       } catch (error) {
         logger.error({ reason: (error as Error).message }, 'SIGHUP: TLS certificates NOT reloaded; still serving the previous ones');
@@ -67,6 +75,7 @@ export function loadServerSecurity(config: SecurityConfig, logger: Logger): Serv
 
   return {
     credentials,
+    tls: tlsForHttp,
     authenticate,
     reload: () => {
       if (reloads.length === 0) logger.info('SIGHUP: nothing to reload (no TLS files, no auth file)');

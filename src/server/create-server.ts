@@ -3,15 +3,21 @@
  * (health.ts) and reflection (reflection.ts) on one grpc-js Server; binds
  * with the credentials it is given, and drains on shutdown within a bounded
  * grace. Only kv.v1 calls are authenticated: health and reflection are open.
+ * On a second port if asked, the same kv.v1 over HTTP
+ * (http/create-http-server.ts: Connect, gRPC-Web, the web console), drained
+ * with it.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
 import { StoreClosedError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
 import { openAccess } from './access';
+import type { CallObserver } from './call-observer';
 import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, listenWithLimits } from './connection-limits';
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
+import { type ConsoleAssets } from './http/console-route';
+import { createHttpServer, type HttpServer, type HttpTls } from './http/create-http-server';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
 import { addReflection } from './reflection';
 
@@ -29,13 +35,23 @@ export interface KvServerOptions {
   reflection?: boolean;
   /** What one client may hold: handshake time, keepalive, idle and age, streams, connections. */
   connections: ConnectionLimits;
+  /** Told of every kv.v1 call (the server's metrics). */
+  calls?: CallObserver;
+  /** The web console's files, served on the HTTP port. */
+  consoleAssets?: ConsoleAssets;
+  /** TLS for the HTTP port (default: plaintext): the gRPC port's certificates, rotated with them. */
+  httpTls?: HttpTls;
 }
 
 export interface KvServer {
   /** Binds and starts serving; resolves to the bound port. */
   listen(address: string): Promise<number>;
+  /** Binds the HTTP port (Connect, gRPC-Web, console) and starts serving it; resolves to the bound port. */
+  listenHttp(address: string): Promise<number>;
   /** Stops accepting, lets in-flight calls finish for up to graceMs, then cancels what is left. */
   shutdown(graceMs: number): Promise<void>;
+  /** What grpc.health.v1 says: listening, not draining, and the store takes writes. */
+  isServing(): boolean;
 }
 
 export function createServer({
@@ -47,6 +63,9 @@ export function createServer({
   credentials,
   reflection = true,
   connections,
+  calls,
+  consoleAssets,
+  httpTls,
 }: KvServerOptions): KvServer {
   // A google.protobuf.Value can be many times larger on the wire than as JSON
   // (a number is 9+ bytes, "0," is 2), and an oversized value should reach
@@ -75,12 +94,13 @@ export function createServer({
   // A store can fail or heal with no call in flight to notice: look now and then.
   const watchStore = setInterval(onStoreFailed, 1000).unref();
   const streams = new OpenStreams();
-  server.addService(
-    keyValueServiceDefinition(),
-    createKeyValueService({ store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed, streams }),
-  );
+  const deps: GrpcDeps = { store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed, streams };
+  server.addService(keyValueServiceDefinition(), createKeyValueService(deps, calls));
+  let httpServer: HttpServer | undefined;
 
   return {
+    isServing: () => serving === true,
+
     listen: async (address) => {
       listener = await listenWithLimits(server, credentials ?? ServerCredentials.createInsecure(), address, connections, logger);
       // The store is open before the server is built, so listening is the moment we can serve.
@@ -90,8 +110,14 @@ export function createServer({
       return listener.port;
     },
 
-    shutdown: (graceMs) =>
-      new Promise((resolve) => {
+    listenHttp: (address) => {
+      httpServer ??= createHttpServer({ deps, maxMessageBytes, consoleAssets, tls: httpTls });
+      return httpServer.listen(address);
+    },
+
+    shutdown: async (graceMs) => {
+      const httpStopped = httpServer?.shutdown(graceMs);
+      await new Promise<void>((resolve) => {
         clearInterval(watchStore);
         listener?.close();
         serving = undefined;
@@ -109,6 +135,8 @@ export function createServer({
           clearTimeout(force);
           resolve();
         });
-      }),
+      });
+      await httpStopped;
+    },
   };
 }

@@ -20,6 +20,7 @@ import { StoreError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
 import type { Access } from './access';
 import type { CallContext } from './call-context';
+import { NO_METHOD_OBSERVER, type MethodObserver } from './call-observer';
 import { InvalidArgumentError } from './service-errors';
 import { toGrpcStatus } from './to-status';
 
@@ -43,6 +44,8 @@ export interface GrpcDeps {
   onStoreFailed: () => void;
   /** The open streaming calls, which shutdown ends. */
   streams: OpenStreams;
+  /** Told of each call of the method being adapted (metrics); key-value-service.ts gives each method its own. */
+  observer?: MethodObserver;
 }
 
 export type Handler<Req, Res> = (context: CallContext, request: Req) => Promise<Res>;
@@ -78,30 +81,34 @@ export class OpenStreams {
 }
 
 export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): handleUnaryCall<Req, Res> {
-  const fail = (callback: sendUnaryData<Res>, error: unknown, access?: Access): void => {
+  const observer = deps.observer ?? NO_METHOD_OBSERVER;
+  const fail = (callback: sendUnaryData<Res>, startedAt: number, error: unknown, access?: Access): void => {
     if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
     const answer = toGrpcStatus(error, deps.logger);
     callback(answer);
+    observer.answered(startedAt, answer.code ?? status.UNKNOWN);
     access?.finished(answer.code ?? status.UNKNOWN);
   };
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    const startedAt = observer.started();
     let access: Access;
     try {
       // Credentials first: a caller without them learns nothing, not even that its request was malformed.
       access = deps.authenticate(callerOf(call));
     } catch (error) {
-      return fail(callback, error);
+      return fail(callback, startedAt, error);
     }
     // withStrictDecoding (decode-request.ts) hands over an error in place of a request that did not decode.
     const request: Req | InvalidArgumentError = call.request;
-    if (request instanceof InvalidArgumentError) return fail(callback, request, access);
+    if (request instanceof InvalidArgumentError) return fail(callback, startedAt, request, access);
     const context: CallContext = { store: deps.store, access };
     handler(context, request).then(
       (response) => {
         callback(null, response);
+        observer.answered(startedAt, status.OK);
         access.finished(status.OK);
       },
-      (error: unknown) => fail(callback, error, access),
+      (error: unknown) => fail(callback, startedAt, error, access),
     );
   };
 }
@@ -151,6 +158,7 @@ interface OpenStream<M> {
 /** What both kinds of stream share: the sink with backpressure, shutdown and cancellation, the status at the end. */
 function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStream<unknown, M>, deps: GrpcDeps): OpenStream<M> {
   const controller = new AbortController();
+  const observer = deps.observer ?? NO_METHOD_OBSERVER;
   let ended = false;
   let access: Access | undefined;
   const end = (error: unknown): void => {
@@ -160,17 +168,23 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
     controller.abort();
     if (error === undefined) {
       call.end();
+      observer.streamClosed(status.OK);
       access?.finished(status.OK);
       return;
     }
     if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
     const answer = toGrpcStatus(error, deps.logger);
     call.emit('error', answer);
+    observer.streamClosed(answer.code ?? status.UNKNOWN);
     access?.finished(answer.code ?? status.UNKNOWN);
   };
+  observer.streamOpened();
   const forget = deps.streams.add(end);
   call.once('cancelled', () => {
-    if (!ended) access?.finished(status.CANCELLED);
+    if (!ended) {
+      observer.streamClosed(status.CANCELLED);
+      access?.finished(status.CANCELLED);
+    }
     ended = true;
     forget();
     controller.abort();

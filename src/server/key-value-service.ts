@@ -8,6 +8,7 @@
  */
 import type { ServiceDefinition, UntypedHandleCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
+  BackupRequest,
   ClearRequest,
   ClearResponse,
   DeleteRequest,
@@ -28,8 +29,10 @@ import {
   SetResponse,
   WatchRequest,
 } from '../gen/kv/v1/kv';
+import type { CallObserver } from './call-observer';
 import { strictDecoder } from './decode-request';
 import { type GrpcDeps, duplexStream, serverStream, unary } from './grpc-call';
+import { handleBackup } from './handlers/backup';
 import { handleClear } from './handlers/clear';
 import { handleDelete } from './handlers/delete';
 import { handleGet } from './handlers/get';
@@ -91,6 +94,8 @@ const ROWS: Record<Method, Row> = {
     encode: encoded(LeaseInfoResponse),
     handle: (d) => unary(handleLeaseInfo, d),
   },
+  // The handler encodes its messages itself (its checksum covers their bytes).
+  backup: { decode: strictDecoder(BackupRequest), encode: (bytes: Buffer) => bytes, handle: (d) => serverStream(handleBackup, d) },
 };
 
 export function keyValueServiceDefinition(): ServiceDefinition {
@@ -102,8 +107,12 @@ export function keyValueServiceDefinition(): ServiceDefinition {
   );
 }
 
-export function createKeyValueService(deps: GrpcDeps): UntypedServiceImplementation {
+/** The service's handlers; `calls` (metrics) gets an observer per method, by its name in the proto ("Get"). */
+export function createKeyValueService(deps: GrpcDeps, calls?: CallObserver): UntypedServiceImplementation {
   const implementation: UntypedServiceImplementation = {};
-  for (const method of Object.keys(KeyValueServiceService)) implementation[method] = ROWS[method as Method].handle(deps);
+  for (const [method, spec] of Object.entries(KeyValueServiceService)) {
+    const observer = calls?.method(spec.path.slice(spec.path.lastIndexOf('/') + 1));
+    implementation[method] = ROWS[method as Method].handle({ ...deps, observer });
+  }
   return implementation;
 }

@@ -27,6 +27,8 @@ import type {
   LeaseInfo,
   ListEntriesResult,
   SetOptions,
+  StoreSnapshot,
+  StoreStats,
   TxnOp,
   TxnRequest,
   TxnResult,
@@ -191,6 +193,12 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     }
   }
 
+  snapshot(): Promise<StoreSnapshot> {
+    return this.guard(() => this._snapshot());
+  }
+
+  abstract stats(): StoreStats;
+
   /** Idempotent: every call returns the same promise. */
   close(): Promise<void> {
     if (this.closing === undefined) {
@@ -215,6 +223,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   protected abstract _keepAliveLease(id: number): Promise<Lease>;
   protected abstract _revokeLease(id: number): Promise<ClearResult>;
   protected abstract _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo>;
+  protected abstract _snapshot(): Promise<StoreSnapshot>;
   /** Finishes accepted work and releases resources; called once. */
   protected abstract _close(): Promise<void>;
 

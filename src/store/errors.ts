@@ -18,7 +18,8 @@ export type StoreErrorCode =
   | 'WATCH_TOO_SLOW'
   | 'NOT_FOUND'
   | 'LEASE_NOT_FOUND'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'NOT_SUPPORTED';
 
 export abstract class StoreError extends Error {
   abstract readonly code: StoreErrorCode;
@@ -182,4 +183,9 @@ export class BackendUnavailableError extends StoreError {
 /** Data under the store's keyspace that kv did not write (a key that is not UTF-8, a value that is not JSON). */
 export class ForeignDataError extends StoreError {
   readonly code = 'CORRUPT';
+}
+
+/** The engine cannot do what was asked (a backup on the etcd engine); the message says what to use instead. */
+export class NotSupportedError extends StoreError {
+  readonly code = 'NOT_SUPPORTED';
 }

@@ -184,6 +184,36 @@ export interface Watch {
   close(): void;
 }
 
+/**
+ * A frozen view of the whole store at one revision (for a backup): taken at
+ * once, read while writes go on, released when done.
+ */
+export interface StoreSnapshot {
+  /** The store revision of the view: every change up to it, none after. */
+  readonly revision: number;
+  readonly keyCount: number;
+  /** The leases live at that revision. */
+  readonly leases: readonly Lease[];
+  /** Every key in code point order, with its entry as of the view's revision. */
+  entries(): Iterable<readonly [string, StoredEntry]>;
+  /** Tells the engine the view is no longer read. Idempotent. */
+  release(): void;
+}
+
+/** What an engine can tell about itself cheaply, for monitoring (metrics scrapes). */
+export interface StoreStats {
+  revision: number;
+  /** Watches open on this store. */
+  watchers: number;
+  /** Live keys, where the engine knows without a round trip (the file engine). */
+  keys?: number;
+  /** Live leases, likewise. */
+  leases?: number;
+  /** File engine: bytes of the records of the live entries, and of every data file (the difference is what compaction reclaims). */
+  liveBytes?: number;
+  diskBytes?: number;
+}
+
 export interface KeyValueStore {
   /** The current store revision (0 for a store that never changed). */
   readonly revision: number;
@@ -212,6 +242,14 @@ export interface KeyValueStore {
    * revision order, from startRevision on — or an explicit error, never a gap.
    */
   watch(options: WatchOptions): Watch;
+  /**
+   * A consistent view of the whole store at its current revision, taken
+   * without pausing writes (NotSupportedError on an engine that cannot).
+   * Release it when done.
+   */
+  snapshot(): Promise<StoreSnapshot>;
+  /** Numbers for monitoring; cheap, synchronous. */
+  stats(): StoreStats;
   /** Finishes pending writes, releases files and locks. Idempotent. */
   close(): Promise<void>;
 }

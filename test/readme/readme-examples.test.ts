@@ -8,7 +8,7 @@ import { makeTempDir } from '../support/temp-dirs';
 import { testWithTool } from '../support/find-tool';
 
 /**
- * The README is a promise: every grpcurl command and every kvctl command in
+ * The README is a promise: every grpcurl, kvctl and curl command in
  * its ```sh blocks is run here, in order, each tool against its own fresh
  * server. A ```json block right after a sh block is the output of that
  * block's last command (for a stream, the messages one after the other); a
@@ -19,8 +19,10 @@ import { testWithTool } from '../support/find-tool';
  * docs/security.md's openssl lines and auth file.
  */
 const README_ADDRESS = '127.0.0.1:50051';
+const README_HTTP_ADDRESS = '127.0.0.1:8080';
 const { tool: grpcurl, test: testGrpcurl } = testWithTool('grpcurl');
 const { test: testWithJq } = testWithTool('jq');
+const { test: testWithCurl } = testWithTool('curl');
 
 interface Example {
   commands: string[];
@@ -165,6 +167,18 @@ testWithJq('every kvctl command in the README works as shown, against a fresh se
   await checkExamples(examples, async (command) => {
     const line = command.replaceAll('npx kvctl', KVCTL_SHELL);
     const result = await runCommand('sh', ['-c', line], { env: { KV_ENDPOINTS: server.address } });
+    return result.code === 0 ? { ok: true, stdout: result.stdout } : { ok: false, stdout: result.stdout, stderr: result.stderr };
+  });
+});
+
+testWithCurl('every curl command in the README works as shown, against a fresh server with an HTTP port', async () => {
+  const server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
+  servers.push(server);
+  const examples = readExamples('curl ');
+  expect(examples.length).toBeGreaterThanOrEqual(4);
+  // Pasted lines as sh runs them; the README's HTTP address becomes this server's.
+  await checkExamples(examples, async (command) => {
+    const result = await runCommand('sh', ['-c', command.replaceAll(README_HTTP_ADDRESS, server.httpAddress!)]);
     return result.code === 0 ? { ok: true, stdout: result.stdout } : { ok: false, stdout: result.stdout, stderr: result.stderr };
   });
 });

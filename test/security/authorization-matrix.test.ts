@@ -10,7 +10,7 @@
 import { credentials, type Metadata } from '@grpc/grpc-js';
 import type { KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
 import { issueServer, makeCa, read } from '../support/certificates';
-import { bearer, kvClient, outcomeOf, watchOutcomeOf, writeAuthFile, type Outcome } from '../support/auth-fixture';
+import { bearer, kvClient, outcomeOf, streamOutcomeOf, watchOutcomeOf, writeAuthFile, type Outcome } from '../support/auth-fixture';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -131,6 +131,12 @@ const ROWS: Row[] = [
     rpc: 'Clear app/ (admin only)',
     call: (kv, md) => outcomeOf(kv, kv.clear, { prefix: 'app/' }, md),
     denial: 'admin on prefix "app/"',
+    expect: [U, U, D, D, D, 'OK'],
+  },
+  {
+    rpc: 'Backup (every key, so admin on prefix "")',
+    call: (kv, md) => streamOutcomeOf(kv.backup({}, md, { deadline: new Date(Date.now() + 10_000) })),
+    denial: 'admin on prefix ""',
     expect: [U, U, D, D, D, 'OK'],
   },
   {

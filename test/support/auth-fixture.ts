@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { credentials, Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type ChannelCredentials, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { KeyValueServiceClient, type WatchRequest } from '../../src/gen/kv/v1/kv';
 import { hashToken, mintToken } from '../../src/auth/token';
 
@@ -66,8 +66,14 @@ export function outcomeOf(client: KeyValueServiceClient, method: UnaryMethod, re
 
 /** Opens a Watch and reports how it started: OK once the first message arrives (then cancels), or the error it ended with. */
 export function watchOutcomeOf(client: KeyValueServiceClient, request: Partial<WatchRequest>, metadata: Metadata): Promise<Outcome> {
+  return streamOutcomeOf(
+    client.watch({ startRevision: 0, prevEntry: false, ...request }, metadata, { deadline: new Date(Date.now() + 10_000) }),
+  );
+}
+
+/** A server stream's outcome: OK at its first message (then it is cancelled), or its error. */
+export function streamOutcomeOf(stream: ClientReadableStream<unknown>): Promise<Outcome> {
   return new Promise((resolve) => {
-    const stream = client.watch({ startRevision: 0, prevEntry: false, ...request }, metadata, { deadline: new Date(Date.now() + 10_000) });
     stream.once('data', () => {
       resolve({ code: 'OK', details: '', trailers: {} });
       stream.cancel();

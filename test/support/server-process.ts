@@ -13,6 +13,8 @@ export const REPO_ROOT = path.resolve(__dirname, '../..');
 export interface RunningServer {
   /** host:port the server bound, e.g. "127.0.0.1:41233". */
   address: string;
+  /** host:port of the HTTP port (Connect, gRPC-Web, console), when started with --http-listen. */
+  httpAddress?: string;
   dataDir: string;
   child: ChildProcess;
   /** Everything the server wrote to stdout and stderr so far. */
@@ -68,8 +70,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     });
   });
 
+  // The HTTP line comes before the gRPC one that says the server is ready.
+  const httpAddress = /kv-server HTTP listening on (\S+)/.exec(output)?.[1];
   return {
     address,
+    httpAddress,
     dataDir,
     child,
     output: () => output,

@@ -11,6 +11,7 @@ export const EXIT = {
   denied: 6,
   declined: 7,
   serverError: 8,
+  damaged: 9,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -20,12 +21,13 @@ export const EXIT_CODES_HELP = `Exit codes:
   0  ok
   1  not found (get of a missing key)
   2  usage: a bad flag, argument, JSON value or file
-  3  conflict: --expected-revision did not match
+  3  conflict: --expected-revision did not match, or a txn's compares did not hold
   4  unavailable: no server answered in time, it is shutting down, or health is not SERVING
   5  rejected: the server refused the request (bad key, value too large, ...)
   6  denied: not authenticated or not allowed
   7  declined: a confirmation was answered no
-  8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)`;
+  8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)
+  9  damaged: a backup file is not one, is incomplete or fails its checksum`;
 
 /** The exit code for a failed call, from its gRPC status code. */
 export function exitCodeForStatus(code: status): ExitCode {
@@ -42,6 +44,7 @@ export function exitCodeForStatus(code: status): ExitCode {
     case status.OUT_OF_RANGE:
     case status.FAILED_PRECONDITION:
     case status.ALREADY_EXISTS:
+    case status.UNIMPLEMENTED:
       return EXIT.rejected;
     case status.UNAUTHENTICATED:
     case status.PERMISSION_DENIED:

@@ -35,6 +35,16 @@ export class Printer {
   }
 
   /**
+   * Prints one item of a stream that may never end (watch): as one line of
+   * compact JSON (JSON Lines, for jq and grep), a line of fields, or the bare value.
+   */
+  printLine(item: { json: unknown; row: string[]; value: string }): void {
+    if (this.mode === 'json') this.write(`${JSON.stringify(item.json)}\n`);
+    else if (this.mode === 'value') this.write(`${item.value}\n`);
+    else this.write(`${item.row.join('  ')}\n`);
+  }
+
+  /**
    * Prints a list as it arrives: a JSON array written element by element,
    * one value per line, or (for a person) a table once the list is complete.
    */

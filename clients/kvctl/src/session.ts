@@ -11,7 +11,7 @@ import { Printer } from './output';
 export interface Io {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
 /** What a command's action works with. */
@@ -25,6 +25,8 @@ export interface Session {
   warn(line: string): void;
   /** Asks on the terminal; only call when stdin is one. */
   ask(question: string): Promise<boolean>;
+  /** Where progress bars go (drawn only if it is a terminal). */
+  stderr: Io['stderr'];
 }
 
 /** A command's action: returns the exit code if it is not 0 without being an error (health NOT_SERVING). */
@@ -48,6 +50,7 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
         stdin: io.stdin,
         warn,
         ask: (question) => confirm(question, io.stdin, io.stderr),
+        stderr: io.stderr,
       };
       try {
         const code = await action(session, ...(args.slice(0, -1) as A));

@@ -7,12 +7,14 @@ import {
   type ChannelOptions,
   type ServiceError,
 } from '@grpc/grpc-js';
+import { writeBackupFile } from './backup/write-backup-file';
+import type { BackupProgress, BackupSummary } from './backup/backup-file';
 import { HealthCheckResponse_ServingStatus, HealthClient, healthCheckResponse_ServingStatusToJSON } from './gen/health/v1/health';
 import type { KeyValueServiceClient } from './gen/kv/v1/kv';
 import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { KvError } from './kv-error';
 import { type KeepAliveHandle, LeaseKeeper } from './kv-lease';
-import { createServiceClient } from './kv-service-client';
+import { createServiceClient, rawBackupStream } from './kv-service-client';
 import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
 
@@ -68,6 +70,13 @@ export interface SetOptions extends WriteOptions {
 export interface UpdateOptions extends WriteOptions {
   /** Merge into {} if the key does not exist, instead of failing with NOT_FOUND. */
   createIfMissing?: boolean;
+}
+
+export interface BackupOptions {
+  /** Called as messages arrive: keys and bytes so far, and the key count once the header came. */
+  onProgress?: (progress: BackupProgress) => void;
+  /** A deadline for the whole backup (default: none; a dead server is still noticed by keep-alive pings). */
+  deadlineMs?: number;
 }
 
 export interface LeaseInfo {
@@ -320,6 +329,23 @@ export class KvClient {
     );
   }
 
+  /**
+   * Writes a consistent snapshot of the whole store (the Backup RPC, at one
+   * revision, while the server goes on taking writes) to `file`: checked
+   * as it arrives, fsynced, read back and checked again, then renamed into
+   * place, replacing an older file of that name only once complete. Needs
+   * the admin permission on every key. Not retried: run it again.
+   */
+  async backup(file: string, options: BackupOptions = {}): Promise<BackupSummary> {
+    const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
+    const call = rawBackupStream(this.pick().kv, this.metadata(), deadline === undefined ? {} : { deadline });
+    try {
+      return await writeBackupFile(backupMessages(call), file, options.onProgress);
+    } finally {
+      call.cancel();
+    }
+  }
+
   /** The server's grpc.health.v1 status for kv.v1.KeyValueService. Retried like a read. */
   async health(options?: CallOptions): Promise<ServingStatus> {
     const { status: serving } = await this.read((s) => [s.health, s.health.check], { service: 'kv.v1.KeyValueService' }, options);
@@ -390,5 +416,14 @@ export class KvClient {
         else resolve(response);
       });
     });
+  }
+}
+
+/** A Backup call's messages, its failure a KvError. */
+async function* backupMessages(call: AsyncIterable<Buffer>): AsyncGenerator<Buffer, void, undefined> {
+  try {
+    for await (const message of call) yield message;
+  } catch (error) {
+    throw KvError.from(error);
   }
 }

@@ -15,6 +15,7 @@
  * While a batch waits on its fsync the next one queues up.
  */
 import type { ChangeFeed } from '../feed/change-feed';
+import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import type { Compactor } from './compact';
 import { type DecideContext, type Decision, type WriteOp, decide, goesAlone } from './decide';
 import type { LeaseClock } from './lease-clock';
@@ -29,6 +30,8 @@ export class CommitLoop {
   /** True from the first submit until the loop finds the queue empty (in the same tick, so no write is stranded). */
   private active = false;
   private running: Promise<void> = Promise.resolve();
+  /** Told the size of each batch committed (metrics). */
+  observer: StoreObserver = NO_STORE_OBSERVER;
 
   constructor(
     private readonly index: StoreIndex,
@@ -112,6 +115,7 @@ export class CommitLoop {
         else if (change.type === 'lease-revoke') this.leases.forget(change.id);
       }
       this.feed.publish(decision.changes);
+      this.observer.committed(batch.length);
     }
     settle(batch, decision);
   }

@@ -16,6 +16,8 @@
  */
 import fs from 'node:fs';
 import type { Logger } from '../../logger';
+import type { StoredEntry } from '../change';
+import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import { dataFilePath, logFileName, snapshotFileName, syncDirectory } from './data-dir-files';
 import type { LogWriter } from './log-writer';
 import {
@@ -59,6 +61,8 @@ export class Compactor {
   private retryAfter = 0;
   /** Called after each compaction attempt ends (set by the commit loop). */
   onFinished: () => void = () => undefined;
+  /** Told how each compaction went (metrics). */
+  observer: StoreObserver = NO_STORE_OBSERVER;
 
   constructor(
     private readonly dir: string,
@@ -99,6 +103,7 @@ export class Compactor {
    * attempt waits out the backoff (each attempt costs an fdatasync).
    */
   async start(): Promise<void> {
+    const startedAt = performance.now();
     const snapSeq = this.writer.activeSeq + 1;
     let sealedLog: { seq: number; size: number };
     try {
@@ -121,7 +126,7 @@ export class Compactor {
     this.logger.info({ snapshot: snapshotFileName(snapSeq), replacedFiles: replaced.length }, 'compaction started');
     // run() handles its own errors; the catch is a backstop, since nothing
     // else awaits this promise and a rejection would end the process.
-    this.running = this.run(snapSeq, baseRevision, snapshot, replaced)
+    this.running = this.run(snapSeq, baseRevision, snapshot, replaced, startedAt)
       .catch((err: unknown) => {
         this.retryAfter = Date.now() + this.retryAfterMs;
         this.logger.error({ err, retryAfterMs: this.retryAfterMs }, `compaction failed; retrying in ${this.retryAfterMs} ms`);
@@ -149,7 +154,8 @@ export class Compactor {
     }
   }
 
-  private async run(seq: number, baseRevision: number, snapshot: IndexSnapshot, replaced: SealedFile[]): Promise<void> {
+  private async run(seq: number, baseRevision: number, snapshot: IndexSnapshot, replaced: SealedFile[], startedAt: number): Promise<void> {
+    const seconds = (): number => (performance.now() - startedAt) / 1000;
     const name = snapshotFileName(seq);
     const tmpPath = dataFilePath(this.dir, `${name}.tmp`);
     let size: number;
@@ -170,58 +176,88 @@ export class Compactor {
       if (!(err instanceof CompactionStopped)) {
         this.logger.error({ err, retryAfterMs: this.retryAfterMs }, `compaction failed; retrying in ${this.retryAfterMs} ms`);
         this.retryAfter = Date.now() + this.retryAfterMs;
+        this.observer.compacted({ ok: false, seconds: seconds(), reclaimedBytes: 0 });
       }
       return;
     }
     // The snapshot is durable: from here the replaced files are never read again.
     this.sealed = [{ seq, name, size }, ...this.sealed.filter((f) => !replaced.includes(f))];
     if (this.writer.failure !== undefined) return;
+    let reclaimedBytes = 0;
     try {
       for (const f of replaced) fs.rmSync(dataFilePath(this.dir, f.name), { force: true });
       syncDirectory(this.dir);
+      reclaimedBytes = Math.max(0, replaced.reduce((sum, f) => sum + f.size, 0) - size);
     } catch (err) {
       this.logger.error({ err }, 'could not delete files replaced by a snapshot; they are deleted at next open');
     }
+    this.observer.compacted({ ok: true, seconds: seconds(), reclaimedBytes });
     this.logger.info({ snapshot: name, bytes: size, diskBytes: this.diskBytes }, 'compaction finished');
   }
 
   private async writeSnapshot(tmpPath: string, baseRevision: number, snapshot: IndexSnapshot): Promise<number> {
-    const fh = await fs.promises.open(tmpPath, 'wx');
     try {
-      await fh.write(encodeFileHeader({ kind: FileKind.Snapshot, baseRevision, nonce: newFileNonce() }), 0, FILE_HEADER_SIZE, 0);
-      let position = FILE_HEADER_SIZE;
-      let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-      let used = 0;
-      const flush = async (): Promise<void> => {
-        let done = 0;
-        while (done < used) done += (await fh.write(chunk, done, used - done, position + done)).bytesWritten;
-        position += used;
-        used = 0;
-        // The await above yields to the event loop; this is where close() gets a say.
+      return await writeSnapshotFile(tmpPath, baseRevision, snapshot, () => {
+        // Between chunks the writer yields to the event loop; this is where close() gets a say.
         if (this.stopping) throw new CompactionStopped();
-      };
-      // Leases first, so that loading a key finds its lease.
-      for (const lease of snapshot.leases) {
-        if (used + LEASE_GRANT_RECORD_SIZE > chunk.length) await flush();
-        used = writeLeaseGrantRecord(chunk, used, baseRevision, lease.id, lease.ttlMs);
-      }
-      for (const [key, e] of snapshot.entries()) {
-        const keyBytes = Buffer.byteLength(key, 'utf8');
-        const valueBytes = Buffer.byteLength(e.valueJson, 'utf8');
-        const size = setRecordSize(keyBytes, valueBytes, e.lease);
-        if (used + size > chunk.length) {
-          await flush();
-          if (size > chunk.length) chunk = Buffer.allocUnsafe(size);
-        }
-        used = writeSetRecord(chunk, used, key, keyBytes, e, valueBytes);
-      }
-      await flush();
-      await fh.datasync();
-      return position;
+      });
     } finally {
       // Writes stop saving old entries for the view once it is no longer read.
       this.index.release(snapshot);
-      await fh.close();
     }
+  }
+}
+
+/** What a snapshot file holds: the live leases, then every key in code point order. An IndexSnapshot is one; a restore builds another. */
+export interface SnapshotContents {
+  readonly leases: Iterable<{ id: number; ttlMs: number }>;
+  entries(): Iterable<readonly [string, StoredEntry]>;
+}
+
+/**
+ * Writes a snapshot file (the one writer of the format): the header, a
+ * LEASE_GRANT record per lease, a SET record per key, in 1 MiB chunks, then
+ * fdatasync. `filePath` must not exist. `afterChunk` runs after each chunk
+ * is written (it may throw to stop). Returns the file's size.
+ */
+export async function writeSnapshotFile(
+  filePath: string,
+  baseRevision: number,
+  snapshot: SnapshotContents,
+  afterChunk: () => void = () => undefined,
+): Promise<number> {
+  const fh = await fs.promises.open(filePath, 'wx');
+  try {
+    await fh.write(encodeFileHeader({ kind: FileKind.Snapshot, baseRevision, nonce: newFileNonce() }), 0, FILE_HEADER_SIZE, 0);
+    let position = FILE_HEADER_SIZE;
+    let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+    let used = 0;
+    const flush = async (): Promise<void> => {
+      let done = 0;
+      while (done < used) done += (await fh.write(chunk, done, used - done, position + done)).bytesWritten;
+      position += used;
+      used = 0;
+      afterChunk();
+    };
+    // Leases first, so that loading a key finds its lease.
+    for (const lease of snapshot.leases) {
+      if (used + LEASE_GRANT_RECORD_SIZE > chunk.length) await flush();
+      used = writeLeaseGrantRecord(chunk, used, baseRevision, lease.id, lease.ttlMs);
+    }
+    for (const [key, e] of snapshot.entries()) {
+      const keyBytes = Buffer.byteLength(key, 'utf8');
+      const valueBytes = Buffer.byteLength(e.valueJson, 'utf8');
+      const size = setRecordSize(keyBytes, valueBytes, e.lease);
+      if (used + size > chunk.length) {
+        await flush();
+        if (size > chunk.length) chunk = Buffer.allocUnsafe(size);
+      }
+      used = writeSetRecord(chunk, used, key, keyBytes, e, valueBytes);
+    }
+    await flush();
+    await fh.datasync();
+    return position;
+  } finally {
+    await fh.close();
   }
 }

@@ -33,9 +33,12 @@ import type {
   ListEntriesResult,
   ListResult,
   SetResult,
+  StoreSnapshot,
+  StoreStats,
   TxnResult,
   Watch,
 } from '../key-value-store';
+import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import { type CompactionOptions, Compactor } from './compact';
 import { type DataDirLock, lockDataDir } from './data-dir-lock';
 import { CommitLoop } from './commit-loop';
@@ -66,6 +69,8 @@ export interface FileStoreOptions {
   signal?: AbortSignal;
   /** The backoff of in-process recovery after an I/O failure (heal.ts). */
   heal?: HealOptions;
+  /** Told of fsyncs, batches and compactions as they happen (the server's metrics). */
+  observer?: StoreObserver;
 }
 
 /** The working parts of an open file store, built by openFileStore. */
@@ -215,6 +220,29 @@ export class FileStore extends AbstractKeyValueStore {
     return this.feed.watch(op);
   }
 
+  /** The index's frozen view (O(1); writes go on, saving each key's old entry for it until released). */
+  protected _snapshot(): Promise<StoreSnapshot> {
+    const view = this.index.snapshot();
+    return Promise.resolve({
+      revision: view.revision,
+      keyCount: view.size,
+      leases: view.leases,
+      entries: () => view.entries(),
+      release: () => this.index.release(view),
+    });
+  }
+
+  stats(): StoreStats {
+    return {
+      revision: this.index.revision,
+      watchers: this.feed.watcherCount,
+      keys: this.index.size,
+      leases: this.index.leaseCount,
+      liveBytes: this.index.liveBytes,
+      diskBytes: this.compactor.diskBytes,
+    };
+  }
+
   protected async _close(): Promise<void> {
     try {
       await this.healer.stop();
@@ -278,6 +306,10 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       for (const lease of index.allLeases()) if (leases.remaining(lease.id) === 0) leases.arm(lease.id, lease.ttlMs);
     });
     writer.onIoFailure = () => healer.start();
+    const observer = options.observer ?? NO_STORE_OBSERVER;
+    writer.observer = observer;
+    commits.observer = observer;
+    compactor.observer = observer;
     logger.info(
       {
         dataDir: dir,

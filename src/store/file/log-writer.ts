@@ -17,6 +17,7 @@ import type { Logger } from '../../logger';
 import { CorruptDataError, StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
 import type { Change } from '../change';
+import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import type { RecoveredState } from './recover-log';
 import { FILE_HEADER_SIZE, FileKind, decodeFileHeader, encodeBatch, encodeFileHeader, newFileNonce } from './record-codec';
 
@@ -116,6 +117,8 @@ export class LogWriter {
   onIoFailure: () => void = () => undefined;
   /** Bytes of the batch whose append failed (0 if a sync failed): the room a heal makes sure of first. */
   failedAppendBytes = 0;
+  /** Told how long each fdatasync of the log took (metrics). */
+  observer: StoreObserver = NO_STORE_OBSERVER;
   /** fail() was called: the failure is for good, resume() is refused. */
   private final = false;
   private closed = false;
@@ -221,13 +224,16 @@ export class LogWriter {
     const log = this.active;
     const upTo = log.size;
     const filePath = this.activePath;
+    const startedAt = performance.now();
     this.syncing = fdatasync(log.fd).then(
       () => {
         this.syncing = undefined;
         log.synced = upTo;
+        this.observer.synced((performance.now() - startedAt) / 1000);
       },
       (err: Error) => {
         this.syncing = undefined;
+        this.observer.synced((performance.now() - startedAt) / 1000);
         throw this.failOnIo(filePath, err);
       },
     );

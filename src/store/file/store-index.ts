@@ -13,10 +13,12 @@
  * (forReplay, then finishReplay): sorting once and bulk-loading is several
  * times faster than a million inserts.
  *
- * Entries are replaced, never mutated. Compaction gets a frozen view: an
- * O(1) copy-on-write clone of the key tree plus the Map, with the first
- * replaced or removed entry of each key saved aside while the view is in use,
- * so the view reads exactly the state at the moment it was taken.
+ * Entries are replaced, never mutated. Compaction and backups get frozen
+ * views: an O(1) copy-on-write clone of the key tree plus the Map, with the
+ * first replaced or removed entry of each key saved aside for each view in
+ * use, so a view reads exactly the state at the moment it was taken. Several
+ * views may be in use at once (a backup while a compaction runs); each write
+ * then saves for each of them.
  */
 import BTree from 'sorted-btree';
 import { bulkLoad } from 'sorted-btree/extended/bulkLoad';
@@ -40,7 +42,7 @@ export interface LeaseState extends LeaseView {
   readonly keys: Set<string>;
 }
 
-/** A frozen, ordered view of the entries as they were when snapshot() was called (for compaction). */
+/** A frozen, ordered view of the entries as they were when snapshot() was called (for compaction and backups). */
 export class IndexSnapshot {
   /** The entry each key had when the view was taken, for keys changed since. */
   readonly saved = new Map<string, IndexEntry>();
@@ -50,6 +52,9 @@ export class IndexSnapshot {
     private readonly byKey: Map<string, IndexEntry>,
     /** The leases live when the view was taken. */
     readonly leases: ReadonlyArray<{ id: number; ttlMs: number }>,
+    /** The store revision, and the number of keys, when the view was taken. */
+    readonly revision: number,
+    readonly size: number,
   ) {}
 
   /** Keys in code point order, each with its entry as of the snapshot. */
@@ -78,8 +83,8 @@ export class StoreIndex implements DecideState {
   private byKey = new Map<string, IndexEntry>();
   /** sortKey() of every live key; undefined while replay builds the Map alone. */
   private ordered: BTree<string, undefined> | undefined;
-  /** The view a running compaction reads, whose old entries must be saved before they change. */
-  private frozen: IndexSnapshot | undefined;
+  /** The views in use (a compaction's, backups'), whose old entries must be saved before they change. */
+  private readonly frozen = new Set<IndexSnapshot>();
   private readonly leases = new Map<number, LeaseState>();
 
   private constructor(revision: number, ordered: BTree<string, undefined> | undefined) {
@@ -210,19 +215,19 @@ export class StoreIndex implements DecideState {
   }
 
   /**
-   * A frozen ordered view; O(1). Until release(), the first change to each key
-   * saves its old entry for the view. One view at a time (compaction's).
+   * A frozen ordered view; O(1) (plus one line per live lease). Until
+   * release(), the first change to each key saves its old entry for the view.
    */
   snapshot(): IndexSnapshot {
     const leases = [...this.leases.values()].map(({ id, ttlMs }) => ({ id, ttlMs }));
-    const view = new IndexSnapshot(this.tree().clone(), this.byKey, leases);
-    this.frozen = view;
+    const view = new IndexSnapshot(this.tree().clone(), this.byKey, leases, this.revision, this.byKey.size);
+    this.frozen.add(view);
     return view;
   }
 
   /** Stops saving old entries for a view that is no longer read. */
   release(view: IndexSnapshot): void {
-    if (this.frozen === view) this.frozen = undefined;
+    this.frozen.delete(view);
   }
 
   private put(key: string, entry: IndexEntry): void {
@@ -253,10 +258,10 @@ export class StoreIndex implements DecideState {
 
   private removeAll(): void {
     for (const lease of this.leases.values()) lease.keys.clear();
-    // A frozen view keeps the old Map and tree, which nothing changes any more.
+    // Frozen views keep the old Map and tree, which nothing changes any more.
     this.byKey = new Map();
     this.ordered = emptyTree();
-    this.frozen = undefined;
+    this.frozen.clear();
     this.liveBytes = 0;
   }
 
@@ -266,7 +271,7 @@ export class StoreIndex implements DecideState {
   }
 
   private save(key: string, old: IndexEntry): void {
-    const view = this.frozen;
-    if (view !== undefined && !view.saved.has(key)) view.saved.set(key, old);
+    if (this.frozen.size === 0) return;
+    for (const view of this.frozen) if (!view.saved.has(key)) view.saved.set(key, old);
   }
 }

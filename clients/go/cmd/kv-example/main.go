@@ -1,8 +1,11 @@
 // Command kv-example walks through the kv API with the generated Go client:
 // set a JSON object, read it back with its revisions, lose a compare-and-set
-// (ABORTED), page through keys, delete, read a missing key (NOT_FOUND) and
-// clear a prefix. It prints one line per step; the interop test runs it
-// against a fresh server and expects the same lines from every client.
+// (ABORTED), page through keys, delete, read a missing key (NOT_FOUND),
+// clear a prefix; then a create-only transaction (both branches), a JSON
+// merge patch (Update), a key with a time to live and its lease, a page of
+// entries with values, and a watch of a prefix replaying the history from
+// a revision. It prints one line per step; the interop test runs it against
+// a fresh server and expects the same lines from every client.
 //
 //	go run ./cmd/kv-example -addr 127.0.0.1:50051
 //	go run ./cmd/kv-example -addr 127.0.0.1:50061,127.0.0.1:50062   # several frontends (etcd engine)
@@ -203,6 +206,49 @@ func run(kv kvv1.KeyValueServiceClient) error {
 	if err := get(kv, "example/readme"); err != nil {
 		return err
 	}
+
+	// A transaction that creates config and flags together, only if config
+	// does not exist yet, and otherwise reads it: the first run writes both
+	// at one revision, the second finds config there.
+	txnRevision, err := createOnce(kv)
+	if err != nil {
+		return err
+	}
+	if _, err := createOnce(kv); err != nil {
+		return err
+	}
+	// A JSON merge patch, merged on the server: port changes, owner is
+	// added, tags (null in the patch) is removed, host is kept.
+	patch := map[string]any{"db": map[string]any{"port": 6432}, "owner": "ops", "tags": nil}
+	if err := update(kv, "example/app/config", patch); err != nil {
+		return err
+	}
+
+	// A key with a time to live lives on a private lease; revoking that lease
+	// deletes the key at once, as its expiry would after an hour.
+	if err := setWithTTL(kv, "example/session", map[string]any{"user": "ada"}, 3_600_000); err != nil {
+		return err
+	}
+	lease, err := leaseOf(kv, "example/session")
+	if err != nil {
+		return err
+	}
+	if err := revokeLease(kv, "example/session", lease); err != nil {
+		return err
+	}
+	if err := get(kv, "example/session"); err != nil {
+		return err
+	}
+
+	revision, err = entries(kv, "example/", 2)
+	if err != nil {
+		return err
+	}
+	// Every change under example/ since the transaction, up to the revision
+	// the listing was read at: history, replayed in order.
+	if err := watch(kv, "example/", txnRevision, revision); err != nil {
+		return err
+	}
 	return clearPrefix(kv, "example/")
 }
 
@@ -246,13 +292,226 @@ func get(kv kvv1.KeyValueServiceClient, key string) error {
 	if err != nil {
 		return fmt.Errorf("get %s: %w", key, err)
 	}
-	e := res.GetEntry()
-	value, err := compactJSON(e.GetValue())
+	line, err := entryLine(res.GetEntry())
 	if err != nil {
 		return err
 	}
-	fmt.Printf("get %s -> %s create_revision %d mod_revision %d version %d\n", key, value, e.GetCreateRevision(), e.GetModRevision(), e.GetVersion())
+	fmt.Printf("get %s -> %s\n", key, line)
 	return nil
+}
+
+// entryLine is "JSON create_revision C mod_revision M version V".
+func entryLine(e *kvv1.Entry) (string, error) {
+	value, err := compactJSON(e.GetValue())
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s create_revision %d mod_revision %d version %d", value, e.GetCreateRevision(), e.GetModRevision(), e.GetVersion()), nil
+}
+
+// createOnce is a create-only transaction, the building block of a lock:
+// if example/app/config does not exist (its mod_revision is 0), set it and
+// example/app/flags at one revision; otherwise read it. It prints which
+// branch ran and each op's result, and returns the transaction's revision.
+func createOnce(kv kvv1.KeyValueServiceClient) (int64, error) {
+	const step = "txn if example/app/config mod_revision == 0 then set example/app/config, set example/app/flags else get example/app/config"
+	config, err := structpb.NewValue(map[string]any{"db": map[string]any{"host": "db.internal", "port": 5432}, "tags": []any{"blue"}})
+	if err != nil {
+		return 0, err
+	}
+	flags, err := structpb.NewValue(map[string]any{"beta": true})
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := callContext()
+	defer cancel()
+	res, err := kv.Txn(ctx, &kvv1.TxnRequest{
+		Compare: []*kvv1.Compare{{
+			Key:         "example/app/config",
+			Result:      kvv1.Compare_COMPARE_RESULT_EQUAL,
+			TargetUnion: &kvv1.Compare_ModRevision{ModRevision: 0},
+		}},
+		Success: []*kvv1.RequestOp{
+			{Request: &kvv1.RequestOp_Set{Set: &kvv1.SetRequest{Key: "example/app/config", Value: config}}},
+			{Request: &kvv1.RequestOp_Set{Set: &kvv1.SetRequest{Key: "example/app/flags", Value: flags}}},
+		},
+		Failure: []*kvv1.RequestOp{
+			{Request: &kvv1.RequestOp_Get{Get: &kvv1.GetRequest{Key: "example/app/config"}}},
+		},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", step, err)
+	}
+	var results []string
+	for _, op := range res.GetResponses() {
+		switch r := op.GetResponse().(type) {
+		case *kvv1.ResponseOp_Set:
+			results = append(results, fmt.Sprintf("set revision %d", r.Set.GetRevision()))
+		case *kvv1.ResponseOp_Get:
+			// A get of a missing key in a transaction is an empty response, not NOT_FOUND.
+			if r.Get.GetEntry() == nil {
+				results = append(results, "get NOT_FOUND")
+				continue
+			}
+			line, err := entryLine(r.Get.GetEntry())
+			if err != nil {
+				return 0, err
+			}
+			results = append(results, "get "+line)
+		default:
+			return 0, fmt.Errorf("%s: unexpected result %v", step, op)
+		}
+	}
+	fmt.Printf("%s -> succeeded %t revision %d: %s\n", step, res.GetSucceeded(), res.GetRevision(), strings.Join(results, "; "))
+	return res.GetRevision(), nil
+}
+
+// update merges a JSON merge patch (RFC 7396) into a key's value on the
+// server and prints the entry it made.
+func update(kv kvv1.KeyValueServiceClient, key string, patch any) error {
+	p, err := structpb.NewValue(patch)
+	if err != nil {
+		return fmt.Errorf("%s: not a JSON patch: %w", key, err)
+	}
+	patchJSON, err := compactJSON(p)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := callContext()
+	defer cancel()
+	res, err := kv.Update(ctx, &kvv1.UpdateRequest{Key: key, Patch: p})
+	if err != nil {
+		return fmt.Errorf("update %s: %w", key, err)
+	}
+	line, err := entryLine(res.GetEntry())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("update %s %s -> %s\n", key, patchJSON, line)
+	return nil
+}
+
+// setWithTTL sets a key that the server deletes after ttlMs unless it is set
+// again (Redis SET ... PX).
+func setWithTTL(kv kvv1.KeyValueServiceClient, key string, value any, ttlMs int64) error {
+	v, err := structpb.NewValue(value)
+	if err != nil {
+		return fmt.Errorf("%s: not a JSON value: %w", key, err)
+	}
+	ctx, cancel := callContext()
+	defer cancel()
+	res, err := kv.Set(ctx, &kvv1.SetRequest{Key: key, Value: v, TtlMs: ttlMs})
+	if err != nil {
+		return fmt.Errorf("set %s ttl_ms %d: %w", key, ttlMs, err)
+	}
+	fmt.Printf("set %s ttl_ms %d -> revision %d\n", key, ttlMs, res.GetRevision())
+	return nil
+}
+
+// leaseOf reads the lease a key is attached to (Entry.lease) and prints what
+// LeaseInfo says of it: the time to live it was granted and its keys. The
+// id itself differs from run to run, so it is not printed.
+func leaseOf(kv kvv1.KeyValueServiceClient, key string) (int64, error) {
+	ctx, cancel := callContext()
+	defer cancel()
+	got, err := kv.Get(ctx, &kvv1.GetRequest{Key: key})
+	if err != nil {
+		return 0, fmt.Errorf("get %s: %w", key, err)
+	}
+	lease := got.GetEntry().GetLease()
+	if lease == 0 {
+		return 0, fmt.Errorf("%s has no lease", key)
+	}
+	info, err := kv.LeaseInfo(ctx, &kvv1.LeaseInfoRequest{Id: lease, Keys: true})
+	if err != nil {
+		return 0, fmt.Errorf("lease of %s: %w", key, err)
+	}
+	if info.GetRemainingTtlMs() <= 0 || info.GetRemainingTtlMs() > info.GetGrantedTtlMs() {
+		return 0, fmt.Errorf("lease of %s: remaining_ttl_ms %d is not within granted_ttl_ms %d", key, info.GetRemainingTtlMs(), info.GetGrantedTtlMs())
+	}
+	fmt.Printf("lease of %s -> granted_ttl_ms %d keys %s\n", key, info.GetGrantedTtlMs(), strings.Join(info.GetKeys(), " "))
+	return lease, nil
+}
+
+// revokeLease deletes a lease and every key attached to it, at one revision.
+func revokeLease(kv kvv1.KeyValueServiceClient, key string, lease int64) error {
+	ctx, cancel := callContext()
+	defer cancel()
+	res, err := kv.RevokeLease(ctx, &kvv1.RevokeLeaseRequest{Id: lease})
+	if err != nil {
+		return fmt.Errorf("revoke lease of %s: %w", key, err)
+	}
+	fmt.Printf("revoke lease of %s -> deleted_count %d\n", key, res.GetDeletedCount())
+	return nil
+}
+
+// entries pages through the entries (keys with values) under prefix, one
+// line per page, and returns the revision the last page was read at.
+func entries(kv kvv1.KeyValueServiceClient, prefix string, pageSize int32) (int64, error) {
+	token := ""
+	for page := 1; ; page++ {
+		ctx, cancel := callContext()
+		res, err := kv.List(ctx, &kvv1.ListRequest{Prefix: prefix, PageSize: pageSize, PageToken: token})
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("entries %s: %w", prefix, err)
+		}
+		var items []string
+		for _, e := range res.GetEntries() {
+			value, err := compactJSON(e.GetValue())
+			if err != nil {
+				return 0, err
+			}
+			items = append(items, e.GetKey()+"="+value)
+		}
+		if len(items) == 0 {
+			items = []string{"(none)"}
+		}
+		fmt.Printf("entries %s page_size %d page %d revision %d -> %s\n", prefix, pageSize, page, res.GetRevision(), strings.Join(items, " "))
+		if token = res.GetNextPageToken(); token == "" {
+			return res.GetRevision(), nil
+		}
+	}
+}
+
+// watch streams the changes under prefix from revision from, one line per
+// event, until it has seen everything up to revision until; then it ends
+// the stream by cancelling the call. A watch from a past revision replays
+// the history the server keeps, then follows live changes.
+func watch(kv kvv1.KeyValueServiceClient, prefix string, from, until int64) error {
+	step := fmt.Sprintf("watch %s start_revision %d", prefix, from)
+	ctx, cancel := callContext()
+	defer cancel()
+	stream, err := kv.Watch(ctx, &kvv1.WatchRequest{Target: &kvv1.WatchRequest_Prefix{Prefix: prefix}, StartRevision: from})
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	for {
+		res, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("%s: %w", step, err)
+		}
+		for _, event := range res.GetEvents() {
+			e := event.GetEntry()
+			if e.GetModRevision() > until {
+				return nil
+			}
+			line := fmt.Sprintf("%s -> %s %s revision %d", step, strings.TrimPrefix(event.GetType().String(), "EVENT_TYPE_"), e.GetKey(), e.GetModRevision())
+			if event.GetType() == kvv1.EventType_EVENT_TYPE_PUT {
+				value, err := compactJSON(e.GetValue())
+				if err != nil {
+					return err
+				}
+				line += " " + value
+			}
+			fmt.Println(line)
+		}
+		// Every change up to res.Revision has been sent (a message with no
+		// events is progress: the stream is alive, nothing changed).
+		if res.GetRevision() >= until {
+			return nil
+		}
+	}
 }
 
 // list pages through the keys under prefix (AIP-158: pass next_page_token

@@ -8,9 +8,12 @@ export const expectedRevisionOption = new Option(
 );
 
 export function parseExpectedRevision(raw: string | undefined): number | undefined {
+  return parseWholeNumber(raw, '--expected-revision');
+}
+
+/** A flag's or argument's whole number (>= 0), or undefined if it was not given. */
+export function parseWholeNumber(raw: string | undefined, what: string): number | undefined {
   if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw new CliError(`--expected-revision: "${raw}" is not a revision (an integer >= 0)`);
-  }
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new CliError(`${what}: "${raw}" is not a whole number (>= 0)`);
   return Number(raw);
 }

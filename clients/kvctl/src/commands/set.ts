@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { readValue } from '../read-value';
 import type { Runner } from '../session';
-import { expectedRevisionOption, parseExpectedRevision } from './expected-revision';
+import { CliError } from '../cli-error';
+import { expectedRevisionOption, parseExpectedRevision, parseWholeNumber } from './expected-revision';
 
 export function setCommand(run: Runner): Command {
   return new Command('set')
@@ -9,20 +10,33 @@ export function setCommand(run: Runner): Command {
     .argument('<key>')
     .argument('[value]', 'JSON (\'{"a":1}\', \'"text"\', 42), @FILE, or - / nothing to read stdin')
     .addOption(expectedRevisionOption)
+    .option('--lease <id>', 'attach KEY to this lease (kvctl lease grant): it goes when the lease expires or is revoked')
+    .option('--ttl-ms <ms>', 'delete KEY after this many milliseconds unless it is set again')
     .action(
-      run(async (session, key: string, argument: string | undefined, options: { expectedRevision?: string }) => {
-        const expectedRevision = parseExpectedRevision(options.expectedRevision);
-        if (argument === undefined && session.stdin.isTTY === true) session.warn('reading the value from the terminal; end it with Ctrl-D');
-        const value = await readValue(argument, session.stdin);
-        const revision = await session.kv().set(key, value, { expectedRevision });
-        session.printer.print({
-          json: { key, revision },
-          table: [
-            ['KEY', 'REVISION'],
-            [key, String(revision)],
-          ],
-          value: String(revision),
-        });
-      }),
+      run(
+        async (
+          session,
+          key: string,
+          argument: string | undefined,
+          options: { expectedRevision?: string; lease?: string; ttlMs?: string },
+        ) => {
+          const expectedRevision = parseExpectedRevision(options.expectedRevision);
+          const lease = parseWholeNumber(options.lease, '--lease');
+          const ttlMs = parseWholeNumber(options.ttlMs, '--ttl-ms');
+          if (lease !== undefined && ttlMs !== undefined) throw new CliError('give --lease or --ttl-ms, not both');
+          if (argument === undefined && session.stdin.isTTY === true)
+            session.warn('reading the value from the terminal; end it with Ctrl-D');
+          const value = await readValue(argument, session.stdin);
+          const revision = await session.kv().set(key, value, { expectedRevision, lease, ttlMs });
+          session.printer.print({
+            json: { key, revision },
+            table: [
+              ['KEY', 'REVISION'],
+              [key, String(revision)],
+            ],
+            value: String(revision),
+          });
+        },
+      ),
     );
 }

@@ -190,6 +190,13 @@ export enum ErrorReason {
    * with the standard grpc-retry-pushback-ms trailer saying when to retry.
    */
   AUTH_RATE_LIMITED = 22,
+  /**
+   * NOT_SUPPORTED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * This server cannot do what was asked with the engine it runs on (a
+   * Backup on the etcd engine); the message says what to use instead.
+   * UNIMPLEMENTED.
+   */
+  NOT_SUPPORTED = 40,
   UNRECOGNIZED = -1,
 }
 
@@ -249,6 +256,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 22:
     case "AUTH_RATE_LIMITED":
       return ErrorReason.AUTH_RATE_LIMITED;
+    case 40:
+    case "NOT_SUPPORTED":
+      return ErrorReason.NOT_SUPPORTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -294,6 +304,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "PERMISSION_DENIED";
     case ErrorReason.AUTH_RATE_LIMITED:
       return "AUTH_RATE_LIMITED";
+    case ErrorReason.NOT_SUPPORTED:
+      return "NOT_SUPPORTED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -871,6 +883,105 @@ export interface LeaseInfoResponse {
   remainingTtlMs: number;
   /** With keys in the request: its keys, in code point order. */
   keys: string[];
+}
+
+/** BackupRequest asks for a snapshot of the whole store. */
+export interface BackupRequest {
+}
+
+/**
+ * BackupResponse is one message of a Backup stream: exactly one part. A
+ * stream is one header, then any number of leases and then of entries
+ * messages (all leases before the first entries), then one trailer.
+ */
+export interface BackupResponse {
+  /** The first message. */
+  header?:
+    | BackupHeader
+    | undefined;
+  /** Some of the leases. */
+  leases?:
+    | BackupLeases
+    | undefined;
+  /** The next entries, in code point order of their keys. */
+  entries?:
+    | BackupEntries
+    | undefined;
+  /** The last message. */
+  trailer?: BackupTrailer | undefined;
+}
+
+/** BackupHeader describes the snapshot that follows. */
+export interface BackupHeader {
+  /**
+   * The version of this stream's layout: 1. A reader refuses a version it
+   * does not know.
+   */
+  formatVersion: number;
+  /**
+   * The store revision the snapshot is at: it holds every change up to this
+   * revision and none after it.
+   */
+  revision: number;
+  /** How many entries follow. */
+  keyCount: number;
+  /** How many leases follow. */
+  leaseCount: number;
+  /** When the snapshot was taken, in milliseconds since the Unix epoch. */
+  createdAtMs: number;
+}
+
+/** BackupLeases carries some of the live leases. */
+export interface BackupLeases {
+  /** The leases. */
+  leases: BackupLease[];
+}
+
+/**
+ * BackupLease is a live lease. Restored, it gets its full time to live
+ * again (as after a restart).
+ */
+export interface BackupLease {
+  /** The lease's id, as keys refer to it. */
+  id: number;
+  /** The time to live it was granted, in milliseconds. */
+  ttlMs: number;
+}
+
+/** BackupEntries carries the next entries of the snapshot. */
+export interface BackupEntries {
+  /** The entries, in code point order of their keys. */
+  entries: BackupEntry[];
+}
+
+/** BackupEntry is one key as the store keeps it. */
+export interface BackupEntry {
+  /** The key. */
+  key: string;
+  /** The value exactly as the store keeps it: its JSON text. */
+  valueJson: string;
+  /** The store revision at which the key was created. */
+  createRevision: number;
+  /** The store revision of the key's last change. */
+  modRevision: number;
+  /** The number of writes to the key since it was created. */
+  version: number;
+  /** The lease the key is attached to (one of the stream's leases); 0 if none. */
+  lease: number;
+}
+
+/**
+ * BackupTrailer ends a complete snapshot; a stream or file without it is
+ * incomplete.
+ */
+export interface BackupTrailer {
+  /**
+   * SHA-256 of every earlier message of the stream, each as its length in
+   * bytes (4 bytes, unsigned little-endian) followed by its protobuf
+   * encoding as the server sent it. A reader that keeps each message's
+   * bytes as received (kvctl does) checks it before trusting any of them.
+   */
+  sha256: Buffer;
 }
 
 function createBaseEntry(): Entry {
@@ -3970,6 +4081,787 @@ export const LeaseInfoResponse: MessageFns<LeaseInfoResponse> = {
   },
 };
 
+function createBaseBackupRequest(): BackupRequest {
+  return {};
+}
+
+export const BackupRequest: MessageFns<BackupRequest> = {
+  encode(_: BackupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): BackupRequest {
+    return {};
+  },
+
+  toJSON(_: BackupRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupRequest>, I>>(base?: I): BackupRequest {
+    return BackupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupRequest>, I>>(_: I): BackupRequest {
+    const message = createBaseBackupRequest();
+    return message;
+  },
+};
+
+function createBaseBackupResponse(): BackupResponse {
+  return { header: undefined, leases: undefined, entries: undefined, trailer: undefined };
+}
+
+export const BackupResponse: MessageFns<BackupResponse> = {
+  encode(message: BackupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      BackupHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.leases !== undefined) {
+      BackupLeases.encode(message.leases, writer.uint32(18).fork()).join();
+    }
+    if (message.entries !== undefined) {
+      BackupEntries.encode(message.entries, writer.uint32(26).fork()).join();
+    }
+    if (message.trailer !== undefined) {
+      BackupTrailer.encode(message.trailer, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = BackupHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.leases = BackupLeases.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.entries = BackupEntries.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.trailer = BackupTrailer.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupResponse {
+    return {
+      header: isSet(object.header) ? BackupHeader.fromJSON(object.header) : undefined,
+      leases: isSet(object.leases) ? BackupLeases.fromJSON(object.leases) : undefined,
+      entries: isSet(object.entries) ? BackupEntries.fromJSON(object.entries) : undefined,
+      trailer: isSet(object.trailer) ? BackupTrailer.fromJSON(object.trailer) : undefined,
+    };
+  },
+
+  toJSON(message: BackupResponse): unknown {
+    const obj: any = {};
+    if (message.header !== undefined) {
+      obj.header = BackupHeader.toJSON(message.header);
+    }
+    if (message.leases !== undefined) {
+      obj.leases = BackupLeases.toJSON(message.leases);
+    }
+    if (message.entries !== undefined) {
+      obj.entries = BackupEntries.toJSON(message.entries);
+    }
+    if (message.trailer !== undefined) {
+      obj.trailer = BackupTrailer.toJSON(message.trailer);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupResponse>, I>>(base?: I): BackupResponse {
+    return BackupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupResponse>, I>>(object: I): BackupResponse {
+    const message = createBaseBackupResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? BackupHeader.fromPartial(object.header)
+      : undefined;
+    message.leases = (object.leases !== undefined && object.leases !== null)
+      ? BackupLeases.fromPartial(object.leases)
+      : undefined;
+    message.entries = (object.entries !== undefined && object.entries !== null)
+      ? BackupEntries.fromPartial(object.entries)
+      : undefined;
+    message.trailer = (object.trailer !== undefined && object.trailer !== null)
+      ? BackupTrailer.fromPartial(object.trailer)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBackupHeader(): BackupHeader {
+  return { formatVersion: 0, revision: 0, keyCount: 0, leaseCount: 0, createdAtMs: 0 };
+}
+
+export const BackupHeader: MessageFns<BackupHeader> = {
+  encode(message: BackupHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.formatVersion !== 0) {
+      writer.uint32(8).int32(message.formatVersion);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).int64(message.revision);
+    }
+    if (message.keyCount !== 0) {
+      writer.uint32(24).int64(message.keyCount);
+    }
+    if (message.leaseCount !== 0) {
+      writer.uint32(32).int64(message.leaseCount);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(40).int64(message.createdAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.formatVersion = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.keyCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leaseCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupHeader {
+    return {
+      formatVersion: isSet(object.formatVersion)
+        ? globalThis.Number(object.formatVersion)
+        : isSet(object.format_version)
+        ? globalThis.Number(object.format_version)
+        : 0,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      keyCount: isSet(object.keyCount)
+        ? globalThis.Number(object.keyCount)
+        : isSet(object.key_count)
+        ? globalThis.Number(object.key_count)
+        : 0,
+      leaseCount: isSet(object.leaseCount)
+        ? globalThis.Number(object.leaseCount)
+        : isSet(object.lease_count)
+        ? globalThis.Number(object.lease_count)
+        : 0,
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: BackupHeader): unknown {
+    const obj: any = {};
+    if (message.formatVersion !== 0) {
+      obj.formatVersion = Math.round(message.formatVersion);
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    if (message.keyCount !== 0) {
+      obj.keyCount = Math.round(message.keyCount);
+    }
+    if (message.leaseCount !== 0) {
+      obj.leaseCount = Math.round(message.leaseCount);
+    }
+    if (message.createdAtMs !== 0) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupHeader>, I>>(base?: I): BackupHeader {
+    return BackupHeader.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupHeader>, I>>(object: I): BackupHeader {
+    const message = createBaseBackupHeader();
+    message.formatVersion = object.formatVersion ?? 0;
+    message.revision = object.revision ?? 0;
+    message.keyCount = object.keyCount ?? 0;
+    message.leaseCount = object.leaseCount ?? 0;
+    message.createdAtMs = object.createdAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseBackupLeases(): BackupLeases {
+  return { leases: [] };
+}
+
+export const BackupLeases: MessageFns<BackupLeases> = {
+  encode(message: BackupLeases, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.leases) {
+      BackupLease.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupLeases {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupLeases();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.leases.push(BackupLease.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupLeases {
+    return {
+      leases: globalThis.Array.isArray(object?.leases) ? object.leases.map((e: any) => BackupLease.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BackupLeases): unknown {
+    const obj: any = {};
+    if (message.leases?.length) {
+      obj.leases = message.leases.map((e) => BackupLease.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupLeases>, I>>(base?: I): BackupLeases {
+    return BackupLeases.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupLeases>, I>>(object: I): BackupLeases {
+    const message = createBaseBackupLeases();
+    message.leases = object.leases?.map((e) => BackupLease.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBackupLease(): BackupLease {
+  return { id: 0, ttlMs: 0 };
+}
+
+export const BackupLease: MessageFns<BackupLease> = {
+  encode(message: BackupLease, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(16).int64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupLease {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupLease();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupLease {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: BackupLease): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupLease>, I>>(base?: I): BackupLease {
+    return BackupLease.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupLease>, I>>(object: I): BackupLease {
+    const message = createBaseBackupLease();
+    message.id = object.id ?? 0;
+    message.ttlMs = object.ttlMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseBackupEntries(): BackupEntries {
+  return { entries: [] };
+}
+
+export const BackupEntries: MessageFns<BackupEntries> = {
+  encode(message: BackupEntries, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      BackupEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupEntries {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupEntries();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(BackupEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupEntries {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => BackupEntry.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BackupEntries): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => BackupEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupEntries>, I>>(base?: I): BackupEntries {
+    return BackupEntries.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupEntries>, I>>(object: I): BackupEntries {
+    const message = createBaseBackupEntries();
+    message.entries = object.entries?.map((e) => BackupEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBackupEntry(): BackupEntry {
+  return { key: "", valueJson: "", createRevision: 0, modRevision: 0, version: 0, lease: 0 };
+}
+
+export const BackupEntry: MessageFns<BackupEntry> = {
+  encode(message: BackupEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.valueJson !== "") {
+      writer.uint32(18).string(message.valueJson);
+    }
+    if (message.createRevision !== 0) {
+      writer.uint32(24).int64(message.createRevision);
+    }
+    if (message.modRevision !== 0) {
+      writer.uint32(32).int64(message.modRevision);
+    }
+    if (message.version !== 0) {
+      writer.uint32(40).int64(message.version);
+    }
+    if (message.lease !== 0) {
+      writer.uint32(48).int64(message.lease);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.valueJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.createRevision = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.modRevision = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.lease = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      valueJson: isSet(object.valueJson)
+        ? globalThis.String(object.valueJson)
+        : isSet(object.value_json)
+        ? globalThis.String(object.value_json)
+        : "",
+      createRevision: isSet(object.createRevision)
+        ? globalThis.Number(object.createRevision)
+        : isSet(object.create_revision)
+        ? globalThis.Number(object.create_revision)
+        : 0,
+      modRevision: isSet(object.modRevision)
+        ? globalThis.Number(object.modRevision)
+        : isSet(object.mod_revision)
+        ? globalThis.Number(object.mod_revision)
+        : 0,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      lease: isSet(object.lease) ? globalThis.Number(object.lease) : 0,
+    };
+  },
+
+  toJSON(message: BackupEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.valueJson !== "") {
+      obj.valueJson = message.valueJson;
+    }
+    if (message.createRevision !== 0) {
+      obj.createRevision = Math.round(message.createRevision);
+    }
+    if (message.modRevision !== 0) {
+      obj.modRevision = Math.round(message.modRevision);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.lease !== 0) {
+      obj.lease = Math.round(message.lease);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupEntry>, I>>(base?: I): BackupEntry {
+    return BackupEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupEntry>, I>>(object: I): BackupEntry {
+    const message = createBaseBackupEntry();
+    message.key = object.key ?? "";
+    message.valueJson = object.valueJson ?? "";
+    message.createRevision = object.createRevision ?? 0;
+    message.modRevision = object.modRevision ?? 0;
+    message.version = object.version ?? 0;
+    message.lease = object.lease ?? 0;
+    return message;
+  },
+};
+
+function createBaseBackupTrailer(): BackupTrailer {
+  return { sha256: Buffer.alloc(0) };
+}
+
+export const BackupTrailer: MessageFns<BackupTrailer> = {
+  encode(message: BackupTrailer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sha256.length !== 0) {
+      writer.uint32(10).bytes(message.sha256);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupTrailer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupTrailer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sha256 = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupTrailer {
+    return { sha256: isSet(object.sha256) ? Buffer.from(bytesFromBase64(object.sha256)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: BackupTrailer): unknown {
+    const obj: any = {};
+    if (message.sha256.length !== 0) {
+      obj.sha256 = base64FromBytes(message.sha256);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupTrailer>, I>>(base?: I): BackupTrailer {
+    return BackupTrailer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupTrailer>, I>>(object: I): BackupTrailer {
+    const message = createBaseBackupTrailer();
+    message.sha256 = object.sha256 ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
 /**
  * KeyValueService stores JSON values under string keys.
  *
@@ -3982,9 +4874,9 @@ export const LeaseInfoResponse: MessageFns<LeaseInfoResponse> = {
  * "authorization: Bearer <token>" header, or a client certificate over
  * mutual TLS): without them, UNAUTHENTICATED. Each call is then checked
  * against every key or prefix it touches, before anything is read or
- * written: Get, ListKeys and Watch need read, Set and Delete write, Clear admin;
- * a role without it gets PERMISSION_DENIED (naming the key or prefix and
- * the permission), whether or not the key exists.
+ * written: Get, ListKeys and Watch need read, Set and Delete write, Clear
+ * and Backup admin; a role without it gets PERMISSION_DENIED (naming the
+ * key or prefix and the permission), whether or not the key exists.
  */
 export type KeyValueServiceService = typeof KeyValueServiceService;
 export const KeyValueServiceService = {
@@ -4225,6 +5117,34 @@ export const KeyValueServiceService = {
     responseSerialize: (value: LeaseInfoResponse): Buffer => Buffer.from(LeaseInfoResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LeaseInfoResponse => LeaseInfoResponse.decode(value),
   },
+  /**
+   * Backup streams a consistent snapshot of the whole store at one
+   * revision while the server goes on serving reads and writes: first a
+   * BackupHeader (the revision, and how many leases and entries follow),
+   * then the leases, then the entries in code point order of their keys,
+   * in batches, and last a BackupTrailer with a SHA-256 checksum of every
+   * message before it. `kvctl backup FILE` writes the stream to a file;
+   * `kvctl restore FILE --data-dir DIR` (or `kv-server --restore-from FILE`)
+   * builds a data directory from it, revisions and leases kept
+   * (docs/operations.md describes the file).
+   *
+   * Needs the admin permission on every key (prefix "") when the server has
+   * an auth file.
+   *
+   * Errors: UNIMPLEMENTED (reason NOT_SUPPORTED) on a server whose engine
+   * cannot take such a snapshot (the etcd engine: back up the etcd cluster
+   * with `etcdctl snapshot save` instead); UNAVAILABLE if the server shuts
+   * down before the trailer was sent (nothing was lost: take it again).
+   */
+  backup: {
+    path: "/kv.v1.KeyValueService/Backup" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: BackupRequest): Buffer => Buffer.from(BackupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BackupRequest => BackupRequest.decode(value),
+    responseSerialize: (value: BackupResponse): Buffer => Buffer.from(BackupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BackupResponse => BackupResponse.decode(value),
+  },
 } as const;
 
 export interface KeyValueServiceServer extends UntypedServiceImplementation {
@@ -4361,6 +5281,26 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
    */
   leaseInfo: handleUnaryCall<LeaseInfoRequest, LeaseInfoResponse>;
+  /**
+   * Backup streams a consistent snapshot of the whole store at one
+   * revision while the server goes on serving reads and writes: first a
+   * BackupHeader (the revision, and how many leases and entries follow),
+   * then the leases, then the entries in code point order of their keys,
+   * in batches, and last a BackupTrailer with a SHA-256 checksum of every
+   * message before it. `kvctl backup FILE` writes the stream to a file;
+   * `kvctl restore FILE --data-dir DIR` (or `kv-server --restore-from FILE`)
+   * builds a data directory from it, revisions and leases kept
+   * (docs/operations.md describes the file).
+   *
+   * Needs the admin permission on every key (prefix "") when the server has
+   * an auth file.
+   *
+   * Errors: UNIMPLEMENTED (reason NOT_SUPPORTED) on a server whose engine
+   * cannot take such a snapshot (the etcd engine: back up the etcd cluster
+   * with `etcdctl snapshot save` instead); UNAVAILABLE if the server shuts
+   * down before the trailer was sent (nothing was lost: take it again).
+   */
+  backup: handleServerStreamingCall<BackupRequest, BackupResponse>;
 }
 
 export interface KeyValueServiceClient extends Client {
@@ -4649,6 +5589,31 @@ export interface KeyValueServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LeaseInfoResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Backup streams a consistent snapshot of the whole store at one
+   * revision while the server goes on serving reads and writes: first a
+   * BackupHeader (the revision, and how many leases and entries follow),
+   * then the leases, then the entries in code point order of their keys,
+   * in batches, and last a BackupTrailer with a SHA-256 checksum of every
+   * message before it. `kvctl backup FILE` writes the stream to a file;
+   * `kvctl restore FILE --data-dir DIR` (or `kv-server --restore-from FILE`)
+   * builds a data directory from it, revisions and leases kept
+   * (docs/operations.md describes the file).
+   *
+   * Needs the admin permission on every key (prefix "") when the server has
+   * an auth file.
+   *
+   * Errors: UNIMPLEMENTED (reason NOT_SUPPORTED) on a server whose engine
+   * cannot take such a snapshot (the etcd engine: back up the etcd cluster
+   * with `etcdctl snapshot save` instead); UNAVAILABLE if the server shuts
+   * down before the trailer was sent (nothing was lost: take it again).
+   */
+  backup(request: BackupRequest, options?: Partial<CallOptions>): ClientReadableStream<BackupResponse>;
+  backup(
+    request: BackupRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<BackupResponse>;
 }
 
 export const KeyValueServiceClient = makeGenericClientConstructor(
@@ -4659,6 +5624,14 @@ export const KeyValueServiceClient = makeGenericClientConstructor(
   service: typeof KeyValueServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

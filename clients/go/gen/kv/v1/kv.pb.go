@@ -166,6 +166,11 @@ const (
 	// does not check credentials from it for a while. RESOURCE_EXHAUSTED,
 	// with the standard grpc-retry-pushback-ms trailer saying when to retry.
 	ErrorReason_AUTH_RATE_LIMITED ErrorReason = 22
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// This server cannot do what was asked with the engine it runs on (a
+	// Backup on the etcd engine); the message says what to use instead.
+	// UNIMPLEMENTED.
+	ErrorReason_NOT_SUPPORTED ErrorReason = 40
 )
 
 // Enum value maps for ErrorReason.
@@ -189,6 +194,7 @@ var (
 		20: "UNAUTHENTICATED",
 		21: "PERMISSION_DENIED",
 		22: "AUTH_RATE_LIMITED",
+		40: "NOT_SUPPORTED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -209,6 +215,7 @@ var (
 		"UNAUTHENTICATED":          20,
 		"PERMISSION_DENIED":        21,
 		"AUTH_RATE_LIMITED":        22,
+		"NOT_SUPPORTED":            40,
 	}
 )
 
@@ -2517,6 +2524,539 @@ func (x *LeaseInfoResponse) GetKeys() []string {
 	return nil
 }
 
+// BackupRequest asks for a snapshot of the whole store.
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{31}
+}
+
+// BackupResponse is one message of a Backup stream: exactly one part. A
+// stream is one header, then any number of leases and then of entries
+// messages (all leases before the first entries), then one trailer.
+type BackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What this message carries.
+	//
+	// Types that are valid to be assigned to Part:
+	//
+	//	*BackupResponse_Header
+	//	*BackupResponse_Leases
+	//	*BackupResponse_Entries
+	//	*BackupResponse_Trailer
+	Part          isBackupResponse_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *BackupResponse) GetPart() isBackupResponse_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetHeader() *BackupHeader {
+	if x != nil {
+		if x, ok := x.Part.(*BackupResponse_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetLeases() *BackupLeases {
+	if x != nil {
+		if x, ok := x.Part.(*BackupResponse_Leases); ok {
+			return x.Leases
+		}
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetEntries() *BackupEntries {
+	if x != nil {
+		if x, ok := x.Part.(*BackupResponse_Entries); ok {
+			return x.Entries
+		}
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetTrailer() *BackupTrailer {
+	if x != nil {
+		if x, ok := x.Part.(*BackupResponse_Trailer); ok {
+			return x.Trailer
+		}
+	}
+	return nil
+}
+
+type isBackupResponse_Part interface {
+	isBackupResponse_Part()
+}
+
+type BackupResponse_Header struct {
+	// The first message.
+	Header *BackupHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type BackupResponse_Leases struct {
+	// Some of the leases.
+	Leases *BackupLeases `protobuf:"bytes,2,opt,name=leases,proto3,oneof"`
+}
+
+type BackupResponse_Entries struct {
+	// The next entries, in code point order of their keys.
+	Entries *BackupEntries `protobuf:"bytes,3,opt,name=entries,proto3,oneof"`
+}
+
+type BackupResponse_Trailer struct {
+	// The last message.
+	Trailer *BackupTrailer `protobuf:"bytes,4,opt,name=trailer,proto3,oneof"`
+}
+
+func (*BackupResponse_Header) isBackupResponse_Part() {}
+
+func (*BackupResponse_Leases) isBackupResponse_Part() {}
+
+func (*BackupResponse_Entries) isBackupResponse_Part() {}
+
+func (*BackupResponse_Trailer) isBackupResponse_Part() {}
+
+// BackupHeader describes the snapshot that follows.
+type BackupHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version of this stream's layout: 1. A reader refuses a version it
+	// does not know.
+	FormatVersion int32 `protobuf:"varint,1,opt,name=format_version,json=formatVersion,proto3" json:"format_version,omitempty"`
+	// The store revision the snapshot is at: it holds every change up to this
+	// revision and none after it.
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// How many entries follow.
+	KeyCount int64 `protobuf:"varint,3,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	// How many leases follow.
+	LeaseCount int64 `protobuf:"varint,4,opt,name=lease_count,json=leaseCount,proto3" json:"lease_count,omitempty"`
+	// When the snapshot was taken, in milliseconds since the Unix epoch.
+	CreatedAtMs   int64 `protobuf:"varint,5,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupHeader) Reset() {
+	*x = BackupHeader{}
+	mi := &file_kv_v1_kv_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupHeader) ProtoMessage() {}
+
+func (x *BackupHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupHeader.ProtoReflect.Descriptor instead.
+func (*BackupHeader) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *BackupHeader) GetFormatVersion() int32 {
+	if x != nil {
+		return x.FormatVersion
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetKeyCount() int64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetLeaseCount() int64 {
+	if x != nil {
+		return x.LeaseCount
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
+// BackupLeases carries some of the live leases.
+type BackupLeases struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leases.
+	Leases        []*BackupLease `protobuf:"bytes,1,rep,name=leases,proto3" json:"leases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupLeases) Reset() {
+	*x = BackupLeases{}
+	mi := &file_kv_v1_kv_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupLeases) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupLeases) ProtoMessage() {}
+
+func (x *BackupLeases) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupLeases.ProtoReflect.Descriptor instead.
+func (*BackupLeases) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *BackupLeases) GetLeases() []*BackupLease {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
+// BackupLease is a live lease. Restored, it gets its full time to live
+// again (as after a restart).
+type BackupLease struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease's id, as keys refer to it.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The time to live it was granted, in milliseconds.
+	TtlMs         int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupLease) Reset() {
+	*x = BackupLease{}
+	mi := &file_kv_v1_kv_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupLease) ProtoMessage() {}
+
+func (x *BackupLease) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupLease.ProtoReflect.Descriptor instead.
+func (*BackupLease) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *BackupLease) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *BackupLease) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+// BackupEntries carries the next entries of the snapshot.
+type BackupEntries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, in code point order of their keys.
+	Entries       []*BackupEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupEntries) Reset() {
+	*x = BackupEntries{}
+	mi := &file_kv_v1_kv_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupEntries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupEntries) ProtoMessage() {}
+
+func (x *BackupEntries) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupEntries.ProtoReflect.Descriptor instead.
+func (*BackupEntries) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *BackupEntries) GetEntries() []*BackupEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// BackupEntry is one key as the store keeps it.
+type BackupEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The value exactly as the store keeps it: its JSON text.
+	ValueJson string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// The store revision at which the key was created.
+	CreateRevision int64 `protobuf:"varint,3,opt,name=create_revision,json=createRevision,proto3" json:"create_revision,omitempty"`
+	// The store revision of the key's last change.
+	ModRevision int64 `protobuf:"varint,4,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
+	// The number of writes to the key since it was created.
+	Version int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// The lease the key is attached to (one of the stream's leases); 0 if none.
+	Lease         int64 `protobuf:"varint,6,opt,name=lease,proto3" json:"lease,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupEntry) Reset() {
+	*x = BackupEntry{}
+	mi := &file_kv_v1_kv_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupEntry) ProtoMessage() {}
+
+func (x *BackupEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupEntry.ProtoReflect.Descriptor instead.
+func (*BackupEntry) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *BackupEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BackupEntry) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
+}
+
+func (x *BackupEntry) GetCreateRevision() int64 {
+	if x != nil {
+		return x.CreateRevision
+	}
+	return 0
+}
+
+func (x *BackupEntry) GetModRevision() int64 {
+	if x != nil {
+		return x.ModRevision
+	}
+	return 0
+}
+
+func (x *BackupEntry) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *BackupEntry) GetLease() int64 {
+	if x != nil {
+		return x.Lease
+	}
+	return 0
+}
+
+// BackupTrailer ends a complete snapshot; a stream or file without it is
+// incomplete.
+type BackupTrailer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SHA-256 of every earlier message of the stream, each as its length in
+	// bytes (4 bytes, unsigned little-endian) followed by its protobuf
+	// encoding as the server sent it. A reader that keeps each message's
+	// bytes as received (kvctl does) checks it before trusting any of them.
+	Sha256        []byte `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupTrailer) Reset() {
+	*x = BackupTrailer{}
+	mi := &file_kv_v1_kv_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupTrailer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupTrailer) ProtoMessage() {}
+
+func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupTrailer.ProtoReflect.Descriptor instead.
+func (*BackupTrailer) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *BackupTrailer) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 var File_kv_v1_kv_proto protoreflect.FileDescriptor
 
 const file_kv_v1_kv_proto_rawDesc = "" +
@@ -2658,11 +3198,42 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12$\n" +
 	"\x0egranted_ttl_ms\x18\x02 \x01(\x03R\fgrantedTtlMs\x12(\n" +
 	"\x10remaining_ttl_ms\x18\x03 \x01(\x03R\x0eremainingTtlMs\x12\x12\n" +
-	"\x04keys\x18\x04 \x03(\tR\x04keys*R\n" +
+	"\x04keys\x18\x04 \x03(\tR\x04keys\"\x0f\n" +
+	"\rBackupRequest\"\xda\x01\n" +
+	"\x0eBackupResponse\x12-\n" +
+	"\x06header\x18\x01 \x01(\v2\x13.kv.v1.BackupHeaderH\x00R\x06header\x12-\n" +
+	"\x06leases\x18\x02 \x01(\v2\x13.kv.v1.BackupLeasesH\x00R\x06leases\x120\n" +
+	"\aentries\x18\x03 \x01(\v2\x14.kv.v1.BackupEntriesH\x00R\aentries\x120\n" +
+	"\atrailer\x18\x04 \x01(\v2\x14.kv.v1.BackupTrailerH\x00R\atrailerB\x06\n" +
+	"\x04part\"\xb3\x01\n" +
+	"\fBackupHeader\x12%\n" +
+	"\x0eformat_version\x18\x01 \x01(\x05R\rformatVersion\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x1b\n" +
+	"\tkey_count\x18\x03 \x01(\x03R\bkeyCount\x12\x1f\n" +
+	"\vlease_count\x18\x04 \x01(\x03R\n" +
+	"leaseCount\x12\"\n" +
+	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\":\n" +
+	"\fBackupLeases\x12*\n" +
+	"\x06leases\x18\x01 \x03(\v2\x12.kv.v1.BackupLeaseR\x06leases\"4\n" +
+	"\vBackupLease\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x15\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"=\n" +
+	"\rBackupEntries\x12,\n" +
+	"\aentries\x18\x01 \x03(\v2\x12.kv.v1.BackupEntryR\aentries\"\xba\x01\n" +
+	"\vBackupEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\x12'\n" +
+	"\x0fcreate_revision\x18\x03 \x01(\x03R\x0ecreateRevision\x12!\n" +
+	"\fmod_revision\x18\x04 \x01(\x03R\vmodRevision\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x03R\aversion\x12\x14\n" +
+	"\x05lease\x18\x06 \x01(\x03R\x05lease\"'\n" +
+	"\rBackupTrailer\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\fR\x06sha256*R\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x02*\xd7\x02\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\xea\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -2685,13 +3256,14 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x0fLEASE_NOT_FOUND\x10\x1e\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x14\x12\x15\n" +
 	"\x11PERMISSION_DENIED\x10\x15\x12\x15\n" +
-	"\x11AUTH_RATE_LIMITED\x10\x16*\x85\x01\n" +
+	"\x11AUTH_RATE_LIMITED\x10\x16\x12\x11\n" +
+	"\rNOT_SUPPORTED\x10(*\x85\x01\n" +
 	"\fErrorTrailer\x12\x1d\n" +
 	"\x19ERROR_TRAILER_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKV_REASON\x10\x01\x12\x17\n" +
 	"\x13KV_CURRENT_REVISION\x10\x02\x12\x16\n" +
 	"\x12KV_OLDEST_REVISION\x10\x03\x12\x16\n" +
-	"\x12KV_RESUME_REVISION\x10\x042\xee\x05\n" +
+	"\x12KV_RESUME_REVISION\x10\x042\xa7\x06\n" +
 	"\x0fKeyValueService\x12,\n" +
 	"\x03Get\x12\x11.kv.v1.GetRequest\x1a\x12.kv.v1.GetResponse\x12,\n" +
 	"\x03Set\x12\x11.kv.v1.SetRequest\x1a\x12.kv.v1.SetResponse\x125\n" +
@@ -2706,7 +3278,8 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"GrantLease\x12\x18.kv.v1.GrantLeaseRequest\x1a\x19.kv.v1.GrantLeaseResponse\x12B\n" +
 	"\tKeepAlive\x12\x17.kv.v1.KeepAliveRequest\x1a\x18.kv.v1.KeepAliveResponse(\x010\x01\x12D\n" +
 	"\vRevokeLease\x12\x19.kv.v1.RevokeLeaseRequest\x1a\x1a.kv.v1.RevokeLeaseResponse\x12>\n" +
-	"\tLeaseInfo\x12\x17.kv.v1.LeaseInfoRequest\x1a\x18.kv.v1.LeaseInfoResponseB4Z2github.com/kv-project/kv/clients/go/gen/kv/v1;kvv1b\x06proto3"
+	"\tLeaseInfo\x12\x17.kv.v1.LeaseInfoRequest\x1a\x18.kv.v1.LeaseInfoResponse\x127\n" +
+	"\x06Backup\x12\x14.kv.v1.BackupRequest\x1a\x15.kv.v1.BackupResponse0\x01B4Z2github.com/kv-project/kv/clients/go/gen/kv/v1;kvv1b\x06proto3"
 
 var (
 	file_kv_v1_kv_proto_rawDescOnce sync.Once
@@ -2721,7 +3294,7 @@ func file_kv_v1_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_kv_v1_kv_proto_goTypes = []any{
 	(EventType)(0),              // 0: kv.v1.EventType
 	(ErrorReason)(0),            // 1: kv.v1.ErrorReason
@@ -2758,18 +3331,26 @@ var file_kv_v1_kv_proto_goTypes = []any{
 	(*RevokeLeaseResponse)(nil), // 32: kv.v1.RevokeLeaseResponse
 	(*LeaseInfoRequest)(nil),    // 33: kv.v1.LeaseInfoRequest
 	(*LeaseInfoResponse)(nil),   // 34: kv.v1.LeaseInfoResponse
-	(*structpb.Value)(nil),      // 35: google.protobuf.Value
+	(*BackupRequest)(nil),       // 35: kv.v1.BackupRequest
+	(*BackupResponse)(nil),      // 36: kv.v1.BackupResponse
+	(*BackupHeader)(nil),        // 37: kv.v1.BackupHeader
+	(*BackupLeases)(nil),        // 38: kv.v1.BackupLeases
+	(*BackupLease)(nil),         // 39: kv.v1.BackupLease
+	(*BackupEntries)(nil),       // 40: kv.v1.BackupEntries
+	(*BackupEntry)(nil),         // 41: kv.v1.BackupEntry
+	(*BackupTrailer)(nil),       // 42: kv.v1.BackupTrailer
+	(*structpb.Value)(nil),      // 43: google.protobuf.Value
 }
 var file_kv_v1_kv_proto_depIdxs = []int32{
-	35, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
+	43, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
 	4,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
-	35, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
+	43, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
 	17, // 3: kv.v1.WatchResponse.events:type_name -> kv.v1.Event
 	0,  // 4: kv.v1.Event.type:type_name -> kv.v1.EventType
 	4,  // 5: kv.v1.Event.entry:type_name -> kv.v1.Entry
 	4,  // 6: kv.v1.Event.prev_entry:type_name -> kv.v1.Entry
 	3,  // 7: kv.v1.Compare.result:type_name -> kv.v1.Compare.CompareResult
-	35, // 8: kv.v1.Compare.value:type_name -> google.protobuf.Value
+	43, // 8: kv.v1.Compare.value:type_name -> google.protobuf.Value
 	5,  // 9: kv.v1.RequestOp.get:type_name -> kv.v1.GetRequest
 	7,  // 10: kv.v1.RequestOp.set:type_name -> kv.v1.SetRequest
 	9,  // 11: kv.v1.RequestOp.delete:type_name -> kv.v1.DeleteRequest
@@ -2784,40 +3365,48 @@ var file_kv_v1_kv_proto_depIdxs = []int32{
 	19, // 20: kv.v1.TxnRequest.success:type_name -> kv.v1.RequestOp
 	19, // 21: kv.v1.TxnRequest.failure:type_name -> kv.v1.RequestOp
 	20, // 22: kv.v1.TxnResponse.responses:type_name -> kv.v1.ResponseOp
-	35, // 23: kv.v1.UpdateRequest.patch:type_name -> google.protobuf.Value
+	43, // 23: kv.v1.UpdateRequest.patch:type_name -> google.protobuf.Value
 	4,  // 24: kv.v1.UpdateResponse.entry:type_name -> kv.v1.Entry
 	4,  // 25: kv.v1.ListResponse.entries:type_name -> kv.v1.Entry
-	5,  // 26: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
-	7,  // 27: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
-	9,  // 28: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
-	11, // 29: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
-	13, // 30: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
-	15, // 31: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
-	21, // 32: kv.v1.KeyValueService.Txn:input_type -> kv.v1.TxnRequest
-	23, // 33: kv.v1.KeyValueService.Update:input_type -> kv.v1.UpdateRequest
-	25, // 34: kv.v1.KeyValueService.List:input_type -> kv.v1.ListRequest
-	27, // 35: kv.v1.KeyValueService.GrantLease:input_type -> kv.v1.GrantLeaseRequest
-	29, // 36: kv.v1.KeyValueService.KeepAlive:input_type -> kv.v1.KeepAliveRequest
-	31, // 37: kv.v1.KeyValueService.RevokeLease:input_type -> kv.v1.RevokeLeaseRequest
-	33, // 38: kv.v1.KeyValueService.LeaseInfo:input_type -> kv.v1.LeaseInfoRequest
-	6,  // 39: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
-	8,  // 40: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
-	10, // 41: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
-	12, // 42: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
-	14, // 43: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
-	16, // 44: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
-	22, // 45: kv.v1.KeyValueService.Txn:output_type -> kv.v1.TxnResponse
-	24, // 46: kv.v1.KeyValueService.Update:output_type -> kv.v1.UpdateResponse
-	26, // 47: kv.v1.KeyValueService.List:output_type -> kv.v1.ListResponse
-	28, // 48: kv.v1.KeyValueService.GrantLease:output_type -> kv.v1.GrantLeaseResponse
-	30, // 49: kv.v1.KeyValueService.KeepAlive:output_type -> kv.v1.KeepAliveResponse
-	32, // 50: kv.v1.KeyValueService.RevokeLease:output_type -> kv.v1.RevokeLeaseResponse
-	34, // 51: kv.v1.KeyValueService.LeaseInfo:output_type -> kv.v1.LeaseInfoResponse
-	39, // [39:52] is the sub-list for method output_type
-	26, // [26:39] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	37, // 26: kv.v1.BackupResponse.header:type_name -> kv.v1.BackupHeader
+	38, // 27: kv.v1.BackupResponse.leases:type_name -> kv.v1.BackupLeases
+	40, // 28: kv.v1.BackupResponse.entries:type_name -> kv.v1.BackupEntries
+	42, // 29: kv.v1.BackupResponse.trailer:type_name -> kv.v1.BackupTrailer
+	39, // 30: kv.v1.BackupLeases.leases:type_name -> kv.v1.BackupLease
+	41, // 31: kv.v1.BackupEntries.entries:type_name -> kv.v1.BackupEntry
+	5,  // 32: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
+	7,  // 33: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
+	9,  // 34: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
+	11, // 35: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
+	13, // 36: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
+	15, // 37: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
+	21, // 38: kv.v1.KeyValueService.Txn:input_type -> kv.v1.TxnRequest
+	23, // 39: kv.v1.KeyValueService.Update:input_type -> kv.v1.UpdateRequest
+	25, // 40: kv.v1.KeyValueService.List:input_type -> kv.v1.ListRequest
+	27, // 41: kv.v1.KeyValueService.GrantLease:input_type -> kv.v1.GrantLeaseRequest
+	29, // 42: kv.v1.KeyValueService.KeepAlive:input_type -> kv.v1.KeepAliveRequest
+	31, // 43: kv.v1.KeyValueService.RevokeLease:input_type -> kv.v1.RevokeLeaseRequest
+	33, // 44: kv.v1.KeyValueService.LeaseInfo:input_type -> kv.v1.LeaseInfoRequest
+	35, // 45: kv.v1.KeyValueService.Backup:input_type -> kv.v1.BackupRequest
+	6,  // 46: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
+	8,  // 47: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
+	10, // 48: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
+	12, // 49: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
+	14, // 50: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
+	16, // 51: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
+	22, // 52: kv.v1.KeyValueService.Txn:output_type -> kv.v1.TxnResponse
+	24, // 53: kv.v1.KeyValueService.Update:output_type -> kv.v1.UpdateResponse
+	26, // 54: kv.v1.KeyValueService.List:output_type -> kv.v1.ListResponse
+	28, // 55: kv.v1.KeyValueService.GrantLease:output_type -> kv.v1.GrantLeaseResponse
+	30, // 56: kv.v1.KeyValueService.KeepAlive:output_type -> kv.v1.KeepAliveResponse
+	32, // 57: kv.v1.KeyValueService.RevokeLease:output_type -> kv.v1.RevokeLeaseResponse
+	34, // 58: kv.v1.KeyValueService.LeaseInfo:output_type -> kv.v1.LeaseInfoResponse
+	36, // 59: kv.v1.KeyValueService.Backup:output_type -> kv.v1.BackupResponse
+	46, // [46:60] is the sub-list for method output_type
+	32, // [32:46] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_kv_v1_kv_proto_init() }
@@ -2853,13 +3442,19 @@ func file_kv_v1_kv_proto_init() {
 		(*ResponseOp_Update)(nil),
 	}
 	file_kv_v1_kv_proto_msgTypes[19].OneofWrappers = []any{}
+	file_kv_v1_kv_proto_msgTypes[32].OneofWrappers = []any{
+		(*BackupResponse_Header)(nil),
+		(*BackupResponse_Leases)(nil),
+		(*BackupResponse_Entries)(nil),
+		(*BackupResponse_Trailer)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_v1_kv_proto_rawDesc), len(file_kv_v1_kv_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   31,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UNAUTHENTICATED: _ClassVar[ErrorReason]
     PERMISSION_DENIED: _ClassVar[ErrorReason]
     AUTH_RATE_LIMITED: _ClassVar[ErrorReason]
+    NOT_SUPPORTED: _ClassVar[ErrorReason]
 
 class ErrorTrailer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -63,6 +64,7 @@ LEASE_NOT_FOUND: ErrorReason
 UNAUTHENTICATED: ErrorReason
 PERMISSION_DENIED: ErrorReason
 AUTH_RATE_LIMITED: ErrorReason
+NOT_SUPPORTED: ErrorReason
 ERROR_TRAILER_UNSPECIFIED: ErrorTrailer
 KV_REASON: ErrorTrailer
 KV_CURRENT_REVISION: ErrorTrailer
@@ -372,3 +374,75 @@ class LeaseInfoResponse(_message.Message):
     remaining_ttl_ms: int
     keys: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, id: _Optional[int] = ..., granted_ttl_ms: _Optional[int] = ..., remaining_ttl_ms: _Optional[int] = ..., keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BackupResponse(_message.Message):
+    __slots__ = ("header", "leases", "entries", "trailer")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    TRAILER_FIELD_NUMBER: _ClassVar[int]
+    header: BackupHeader
+    leases: BackupLeases
+    entries: BackupEntries
+    trailer: BackupTrailer
+    def __init__(self, header: _Optional[_Union[BackupHeader, _Mapping]] = ..., leases: _Optional[_Union[BackupLeases, _Mapping]] = ..., entries: _Optional[_Union[BackupEntries, _Mapping]] = ..., trailer: _Optional[_Union[BackupTrailer, _Mapping]] = ...) -> None: ...
+
+class BackupHeader(_message.Message):
+    __slots__ = ("format_version", "revision", "key_count", "lease_count", "created_at_ms")
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    format_version: int
+    revision: int
+    key_count: int
+    lease_count: int
+    created_at_ms: int
+    def __init__(self, format_version: _Optional[int] = ..., revision: _Optional[int] = ..., key_count: _Optional[int] = ..., lease_count: _Optional[int] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+
+class BackupLeases(_message.Message):
+    __slots__ = ("leases",)
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    leases: _containers.RepeatedCompositeFieldContainer[BackupLease]
+    def __init__(self, leases: _Optional[_Iterable[_Union[BackupLease, _Mapping]]] = ...) -> None: ...
+
+class BackupLease(_message.Message):
+    __slots__ = ("id", "ttl_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    ttl_ms: int
+    def __init__(self, id: _Optional[int] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
+
+class BackupEntries(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[BackupEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[BackupEntry, _Mapping]]] = ...) -> None: ...
+
+class BackupEntry(_message.Message):
+    __slots__ = ("key", "value_json", "create_revision", "mod_revision", "version", "lease")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value_json: str
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int
+    def __init__(self, key: _Optional[str] = ..., value_json: _Optional[str] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., version: _Optional[int] = ..., lease: _Optional[int] = ...) -> None: ...
+
+class BackupTrailer(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: bytes
+    def __init__(self, sha256: _Optional[bytes] = ...) -> None: ...

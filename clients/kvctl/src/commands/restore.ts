@@ -1,0 +1,47 @@
+import { Command } from 'commander';
+import { asDamaged } from '../backup-errors';
+import { CliError } from '../cli-error';
+import { progressBar } from '../progress-bar';
+import { loadServerRestore } from '../server-restore';
+import type { Runner } from '../session';
+
+export function restoreCommand(run: Runner): Command {
+  return new Command('restore')
+    .description(
+      'build a new data directory DIR (empty or new) from the backup FILE, offline, revisions and leases kept; ' +
+        'FILE is checked whole before anything is written. Then start kv-server --data-dir DIR on it',
+    )
+    .argument('<file>')
+    .requiredOption('--data-dir <dir>', 'the data directory to create (it must be empty or not exist)')
+    .action(
+      run(async (session, file: string, options: { dataDir: string }) => {
+        const { restoreDataDir, RestoreTargetError } = await loadServerRestore();
+        const checking = progressBar(session.stderr, 'checking');
+        const writing = progressBar(session.stderr, 'writing ');
+        let summary;
+        try {
+          summary = await restoreDataDir(file, options.dataDir, {
+            onProgress: (phase, progress) => {
+              if (phase === 'writing') checking.stop();
+              (phase === 'checking' ? checking : writing).update(progress);
+            },
+          });
+        } catch (error) {
+          if (error instanceof RestoreTargetError) throw new CliError(`${error.message}; nothing was restored`);
+          throw asDamaged(error, 'nothing was restored');
+        } finally {
+          checking.stop();
+          writing.stop();
+        }
+        const { revision, keyCount, leaseCount } = summary;
+        session.printer.print({
+          json: { dataDir: options.dataDir, revision, keys: keyCount, leases: leaseCount },
+          table: [
+            ['DATA_DIR', 'REVISION', 'KEYS', 'LEASES'],
+            [options.dataDir, String(revision), String(keyCount), String(leaseCount)],
+          ],
+          value: String(revision),
+        });
+      }),
+    );
+}

@@ -1,0 +1,46 @@
+import { Command, Option } from 'commander';
+import type { TxnOpResult } from '@kv/client';
+import { EXIT } from '../exit-codes';
+import type { Runner } from '../session';
+import { COMPARE_SYNTAX, OP_SYNTAX, parseCompare, parseOp } from '../txn-syntax';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+export function txnCommand(run: Runner): Command {
+  return new Command('txn')
+    .description(
+      'an atomic transaction: if every --if holds, the --then ops run, otherwise the --else ops; all of it one revision. ' +
+        'Exit 0 if the compares held, 3 if the --else ops ran',
+    )
+    .addOption(new Option('--if <compare>', `a condition (repeatable): ${COMPARE_SYNTAX}`).argParser(collect))
+    .addOption(new Option('--then <op>', `an op if they hold (repeatable): ${OP_SYNTAX}`).argParser(collect))
+    .addOption(new Option('--else <op>', 'an op if they do not (repeatable)').argParser(collect))
+    .action(
+      run(async (session, options: { if?: string[]; then?: string[]; else?: string[] }) => {
+        const txn = session
+          .kv()
+          .txn()
+          .if(...(options.if ?? []).map(parseCompare))
+          .then(...(options.then ?? []).map((op) => parseOp(op, '--then')))
+          .else(...(options.else ?? []).map((op) => parseOp(op, '--else')));
+        const { succeeded, revision, results } = await txn.commit();
+        session.printer.print({
+          json: { succeeded, revision, results: results.map(resultJson) },
+          table: [
+            ['SUCCEEDED', 'REVISION', 'RESULTS'],
+            [String(succeeded), String(revision), JSON.stringify(results.map(resultJson))],
+          ],
+          value: String(succeeded),
+        });
+        return succeeded ? EXIT.ok : EXIT.conflict;
+      }),
+    );
+}
+
+function resultJson(result: TxnOpResult): unknown {
+  if (result.type !== 'get' && result.type !== 'update') return result;
+  const entry = result.entry;
+  if (entry === undefined) return { type: result.type, found: false };
+  const { key, value, createRevision, modRevision, version } = entry;
+  return { type: result.type, key, value, createRevision, modRevision, version };
+}

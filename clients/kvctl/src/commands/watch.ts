@@ -1,0 +1,58 @@
+import { Command, Option } from 'commander';
+import type { KvWatchEvent } from '@kv/client';
+import { CliError } from '../cli-error';
+import { bareValue } from '../output';
+import type { Runner } from '../session';
+import { parseWholeNumber } from './expected-revision';
+
+export function watchCommand(run: Runner): Command {
+  return new Command('watch')
+    .description(
+      'print every change to KEY, or to every key under --prefix, as it happens (one JSON line per event when piped), ' +
+        'until Ctrl-C; resumes by itself after a disconnect or a server restart',
+    )
+    .argument('[key]', 'the key to watch (or --prefix)')
+    .option('--prefix <prefix>', 'watch every key under this prefix ("" for all keys)')
+    .option('--rev <revision>', 'start at this revision: replay every change since (as far as the server keeps history), then go on live')
+    .option('--prev', "also print each changed key's previous entry")
+    .addOption(new Option('--count <n>', 'stop after this many events (e.g. 1: wait for the next change)'))
+    .action(
+      run(async (session, key: string | undefined, options: { prefix?: string; rev?: string; prev?: boolean; count?: string }) => {
+        if ((key === undefined) === (options.prefix === undefined)) throw new CliError('watch needs a KEY or --prefix, not both');
+        const startRevision = parseWholeNumber(options.rev, '--rev');
+        const count = parseWholeNumber(options.count, '--count') ?? Number.POSITIVE_INFINITY;
+        if (count === 0) throw new CliError('--count: give 1 or more');
+        const watch = session.kv().watch({ key, prefix: options.prefix, startRevision, prevEntry: options.prev === true });
+        // Ctrl-C (or a kill) ends the watch: that is how it is meant to stop, so it exits 0.
+        const stop = (): void => watch.close();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        let seen = 0;
+        try {
+          for await (const event of watch) {
+            session.printer.printLine(eventForms(event));
+            if (++seen >= count) break;
+          }
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          watch.close();
+        }
+      }),
+    );
+}
+
+function eventForms(event: KvWatchEvent): { json: unknown; row: string[]; value: string } {
+  const { type, key, revision, entry, prev } = event;
+  const json: Record<string, unknown> = { type, key, revision };
+  if (entry !== undefined) {
+    Object.assign(json, { value: entry.value, createRevision: entry.createRevision, version: entry.version });
+    if (entry.lease !== 0) json.lease = entry.lease;
+  }
+  if (prev !== undefined) json.prev = { value: prev.value, modRevision: prev.modRevision, version: prev.version };
+  return {
+    json,
+    row: [type.toUpperCase(), key, String(revision), entry === undefined ? '' : JSON.stringify(entry.value)],
+    value: entry === undefined ? '' : bareValue(entry.value),
+  };
+}

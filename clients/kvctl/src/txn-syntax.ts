@@ -1,0 +1,76 @@
+/**
+ * The small language of `kvctl txn`, after etcdctl's: a compare is
+ * TARGET(KEY) OP VALUE, an op is VERB KEY [JSON]. A key is written bare
+ * (up to the first space, or the closing parenthesis in a compare) or as a
+ * JSON string ("a key with spaces"); "" is the empty prefix of clear.
+ */
+import { Compare, Op, type CompareOp, type JsonValue, type TxnCompare, type TxnOp } from '@kv/client';
+import { CliError } from './cli-error';
+
+export const COMPARE_SYNTAX =
+  "TARGET(KEY) OP VALUE: TARGET mod|create|version|lease|value, OP = != < > (value: JSON), e.g. 'mod(user/1) = 3'";
+export const OP_SYNTAX = 'get KEY | set KEY JSON | update KEY JSON | del KEY | clear PREFIX, e.g. \'set user/1 {"n":1}\'';
+
+const NUMERIC_TARGETS = { mod: Compare.modRevision, create: Compare.createRevision, version: Compare.version, lease: Compare.lease };
+const OPS: Record<string, CompareOp> = { '=': '==', '==': '==', '!=': '!=', '<': '<', '>': '>' };
+
+export function parseCompare(text: string): TxnCompare {
+  const match = /^\s*(\w+)\(\s*("(?:[^"\\]|\\.)*"|[^)]*?)\s*\)\s*(==|!=|=|<|>)\s*(.+?)\s*$/.exec(text);
+  if (match === null) throw new CliError(`--if "${text}": expected ${COMPARE_SYNTAX}`);
+  const [, target, rawKey, rawOp, rawValue] = match;
+  const key = unquote(rawKey, `--if "${text}"`);
+  const op = OPS[rawOp];
+  if (target === 'value') return Compare.value(key, op, json(rawValue, `--if "${text}"`));
+  const make = NUMERIC_TARGETS[target as keyof typeof NUMERIC_TARGETS] as (typeof NUMERIC_TARGETS)['mod'] | undefined;
+  if (make === undefined) throw new CliError(`--if "${text}": "${target}" is not mod, create, version, lease or value`);
+  if (!/^\d+$/.test(rawValue) || !Number.isSafeInteger(Number(rawValue))) {
+    throw new CliError(`--if "${text}": ${target} compares with a whole number, not ${rawValue}`);
+  }
+  return make(key, op, Number(rawValue));
+}
+
+export function parseOp(text: string, flag: string): TxnOp {
+  const match = /^\s*(\w+)\s+("(?:[^"\\]|\\.)*"|\S+)\s*(.*?)\s*$/.exec(text);
+  if (match === null) throw new CliError(`${flag} "${text}": expected ${OP_SYNTAX}`);
+  const [, verb, rawKey, rest] = match;
+  const where = `${flag} "${text}"`;
+  const key = unquote(rawKey, where);
+  const noValue = (): void => {
+    if (rest !== '') throw new CliError(`${where}: ${verb} takes a key and nothing more`);
+  };
+  switch (verb) {
+    case 'get':
+      noValue();
+      return Op.get(key);
+    case 'del':
+      noValue();
+      return Op.delete(key);
+    case 'clear':
+      noValue();
+      return Op.clear(key);
+    case 'set':
+      return Op.set(key, json(rest, where));
+    case 'update':
+      return Op.update(key, json(rest, where));
+    default:
+      throw new CliError(`${where}: "${verb}" is not get, set, update, del or clear`);
+  }
+}
+
+function unquote(raw: string, where: string): string {
+  if (!raw.startsWith('"')) return raw;
+  try {
+    return JSON.parse(raw) as string;
+  } catch {
+    throw new CliError(`${where}: ${raw} is not a JSON string`);
+  }
+}
+
+function json(text: string, where: string): JsonValue {
+  if (text === '') throw new CliError(`${where}: a JSON value is missing`);
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch (error) {
+    throw new CliError(`${where}: ${text} is not JSON (${(error as Error).message}; a string needs JSON quotes)`);
+  }
+}

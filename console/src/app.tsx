@@ -1,0 +1,151 @@
+/**
+ * The console: keys as a tree on the left, the selected entry (or a new
+ * one) on the right, and a live view of changes under the current prefix.
+ * Asks for a token when the server wants one.
+ */
+import { useMemo, useState } from 'preact/hooks';
+import { ConfirmDialog } from './confirm-dialog';
+import { EntryPanel } from './entry-panel';
+import { KeyTree } from './key-tree';
+import { createKvClient, describeFailure, isUnauthenticated, saveToken, savedToken } from './kv';
+import { LiveView } from './live-view';
+import { Login } from './login';
+import { NewEntry } from './new-entry';
+
+type Pane = { kind: 'none' } | { kind: 'entry'; key: string } | { kind: 'new' };
+
+export function App() {
+  const [token, setToken] = useState(savedToken);
+  const [needsLogin, setNeedsLogin] = useState(false);
+  const [prefix, setPrefix] = useState('');
+  const [pane, setPane] = useState<Pane>({ kind: 'none' });
+  const [version, setVersion] = useState(0);
+  const [live, setLive] = useState(false);
+  const [confirmClear, setConfirmClear] = useState(false);
+  const [notice, setNotice] = useState<{ text: string; error: boolean } | undefined>(undefined);
+  const client = useMemo(() => createKvClient(() => token), [token]);
+
+  const changed = (): void => setVersion((v) => v + 1);
+  const onFailure = (error: unknown): void => {
+    if (isUnauthenticated(error)) setNeedsLogin(true);
+  };
+
+  if (needsLogin) {
+    return (
+      <Login
+        refused={token !== ''}
+        onToken={(entered) => {
+          saveToken(entered);
+          setToken(entered);
+          setNeedsLogin(false);
+          changed();
+        }}
+      />
+    );
+  }
+
+  const clear = async (): Promise<void> => {
+    setConfirmClear(false);
+    try {
+      const { deletedCount } = await client.clear({ prefix });
+      setNotice({
+        text: `Cleared ${deletedCount} key${deletedCount === 1n ? '' : 's'} under ${prefix === '' ? 'the root' : prefix}.`,
+        error: false,
+      });
+      if (pane.kind === 'entry' && pane.key.startsWith(prefix)) setPane({ kind: 'none' });
+      changed();
+    } catch (error) {
+      setNotice({ text: describeFailure(error), error: true });
+      onFailure(error);
+    }
+  };
+
+  return (
+    <>
+      <header>
+        <h1>kv console</h1>
+        <div class="actions">
+          <button type="button" onClick={() => setPane({ kind: 'new' })}>
+            New key
+          </button>
+          <button type="button" aria-pressed={live} onClick={() => setLive(!live)}>
+            {live ? 'Stop live view' : 'Live view'}
+          </button>
+          {token !== '' && (
+            <button
+              type="button"
+              onClick={() => {
+                saveToken('');
+                setToken('');
+                setNeedsLogin(true);
+              }}
+            >
+              Sign out
+            </button>
+          )}
+        </div>
+      </header>
+      {notice !== undefined && (
+        <p class={notice.error ? 'error banner' : 'notice banner'} role={notice.error ? 'alert' : 'status'}>
+          {notice.text}
+        </p>
+      )}
+      <main class={live ? 'with-live' : ''}>
+        <KeyTree
+          client={client}
+          prefix={prefix}
+          selected={pane.kind === 'entry' ? pane.key : undefined}
+          version={version}
+          onPrefix={(next) => {
+            setPrefix(next);
+            setNotice(undefined);
+          }}
+          onSelect={(key) => setPane({ kind: 'entry', key })}
+          onClear={() => setConfirmClear(true)}
+          onFailure={onFailure}
+        />
+        {pane.kind === 'entry' && (
+          <EntryPanel key={pane.key} client={client} entryKey={pane.key} onChanged={changed} onFailure={onFailure} />
+        )}
+        {pane.kind === 'new' && (
+          <NewEntry
+            client={client}
+            prefix={prefix}
+            onCreated={(key) => {
+              changed();
+              setPane({ kind: 'entry', key });
+            }}
+            onCancel={() => setPane({ kind: 'none' })}
+            onFailure={onFailure}
+          />
+        )}
+        {pane.kind === 'none' && (
+          <section class="entry placeholder">
+            <p>Choose a key on the left, or create a new one.</p>
+          </section>
+        )}
+        {live && <LiveView client={client} prefix={prefix} onFailure={onFailure} />}
+      </main>
+      {confirmClear && (
+        <ConfirmDialog
+          title={prefix === '' ? 'Clear every key?' : `Clear every key under ${prefix}?`}
+          confirmLabel="Clear"
+          onConfirm={() => void clear()}
+          onCancel={() => setConfirmClear(false)}
+        >
+          <p>
+            This removes{' '}
+            {prefix === '' ? (
+              'every key in the store'
+            ) : (
+              <>
+                every key that starts with <code>{prefix}</code>
+              </>
+            )}{' '}
+            in one step. It cannot be undone.
+          </p>
+        </ConfirmDialog>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,157 @@
+/**
+ * Keys under a prefix as a tree: the keys and sub-folders ("user/" under
+ * "") of one level, built from ListKeys pages of 50 (more on request),
+ * with a breadcrumb to walk back up. A "/" in a key makes a folder.
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { describeFailure, type KvClient } from './kv';
+
+const PAGE_SIZE = 50;
+
+interface Props {
+  client: KvClient;
+  prefix: string;
+  selected: string | undefined;
+  /** Bumped after every write the console makes, to reload the listing. */
+  version: number;
+  onPrefix: (prefix: string) => void;
+  onSelect: (key: string) => void;
+  onClear: () => void;
+  onFailure: (error: unknown) => void;
+}
+
+interface Listing {
+  /** The prefix these keys were listed under. */
+  prefix: string;
+  keys: string[];
+  nextPageToken: string;
+}
+
+export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect, onClear, onFailure }: Props) {
+  const [loaded, setListing] = useState<Listing | undefined>(undefined);
+  // Until the new prefix's first page arrives, the previous listing is not shown under its name.
+  const listing = loaded?.prefix === prefix ? loaded : undefined;
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [typed, setTyped] = useState(prefix);
+
+  // Which listing is current: an answer for a prefix the person has already left must not land on the new one.
+  const generation = useRef(0);
+
+  const load = async (pageToken: string, before: string[]): Promise<void> => {
+    const asked = generation.current;
+    try {
+      const page = await client.listKeys({ prefix, pageSize: PAGE_SIZE, pageToken });
+      if (asked !== generation.current) return;
+      setListing({ prefix, keys: [...before, ...page.keys], nextPageToken: page.nextPageToken });
+      setError(undefined);
+    } catch (failure) {
+      if (asked !== generation.current) return;
+      setError(describeFailure(failure));
+      onFailure(failure);
+    }
+  };
+
+  useEffect(() => {
+    generation.current++;
+    setTyped(prefix);
+    setListing(undefined);
+    void load('', []);
+  }, [prefix, version]);
+
+  const { folders, leaves } = levelOf(prefix, listing?.keys ?? []);
+  const crumbs = breadcrumbs(prefix);
+
+  return (
+    <section class="tree" aria-labelledby="tree-title">
+      <h2 id="tree-title">Keys</h2>
+      <form
+        class="prefix"
+        onSubmit={(event) => {
+          event.preventDefault();
+          onPrefix(typed);
+        }}
+      >
+        <label for="prefix">Prefix</label>
+        <input id="prefix" value={typed} placeholder="(all keys)" onInput={(event) => setTyped(event.currentTarget.value)} />
+        <button type="submit">Go</button>
+      </form>
+      <nav aria-label="Folder">
+        <ol class="crumbs">
+          {crumbs.map((crumb, i) => (
+            <li key={crumb.prefix}>
+              {i === crumbs.length - 1 ? (
+                <span aria-current="location">{crumb.label}</span>
+              ) : (
+                <button type="button" class="link" onClick={() => onPrefix(crumb.prefix)}>
+                  {crumb.label}
+                </button>
+              )}
+            </li>
+          ))}
+        </ol>
+      </nav>
+      {error !== undefined && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {listing === undefined && error === undefined && <p aria-live="polite">Loading…</p>}
+      {listing !== undefined && (
+        <ul class="keys" aria-label={`Keys under ${prefix === '' ? 'the root' : prefix}`}>
+          {folders.map((folder) => (
+            <li key={`folder:${folder}`}>
+              <button type="button" class="folder" onClick={() => onPrefix(folder)} aria-label={`Folder ${folder}`}>
+                <span aria-hidden="true">📁 </span>
+                {folder.slice(prefix.length)}
+              </button>
+            </li>
+          ))}
+          {leaves.map((key) => (
+            <li key={`key:${key}`}>
+              <button type="button" class="key" aria-current={key === selected ? 'true' : undefined} onClick={() => onSelect(key)}>
+                {key.slice(prefix.length) === '' ? key : key.slice(prefix.length)}
+              </button>
+            </li>
+          ))}
+          {folders.length === 0 && leaves.length === 0 && <li class="empty">No keys under this prefix.</li>}
+        </ul>
+      )}
+      <div class="actions">
+        {listing !== undefined && listing.nextPageToken !== '' && (
+          <button type="button" onClick={() => void load(listing.nextPageToken, listing.keys)}>
+            Load more
+          </button>
+        )}
+        <button type="button" class="danger" onClick={onClear}>
+          {prefix === '' ? 'Clear all keys…' : `Clear ${prefix}…`}
+        </button>
+      </div>
+    </section>
+  );
+}
+
+/** The sub-folders and keys directly under `prefix`, in the order ListKeys gave them. */
+function levelOf(prefix: string, keys: string[]): { folders: string[]; leaves: string[] } {
+  const folders: string[] = [];
+  const leaves: string[] = [];
+  for (const key of keys) {
+    const slash = key.indexOf('/', prefix.length);
+    if (slash === -1 || slash === key.length - 1) leaves.push(key);
+    else {
+      const folder = key.slice(0, slash + 1);
+      if (folders[folders.length - 1] !== folder) folders.push(folder);
+    }
+  }
+  return { folders, leaves };
+}
+
+function breadcrumbs(prefix: string): { label: string; prefix: string }[] {
+  const crumbs = [{ label: 'all keys', prefix: '' }];
+  let at = 0;
+  for (let slash = prefix.indexOf('/'); slash !== -1; slash = prefix.indexOf('/', at)) {
+    crumbs.push({ label: prefix.slice(at, slash + 1), prefix: prefix.slice(0, slash + 1) });
+    at = slash + 1;
+  }
+  if (at < prefix.length) crumbs.push({ label: `${prefix.slice(at)}…`, prefix });
+  return crumbs;
+}

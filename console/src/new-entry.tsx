@@ -1,0 +1,48 @@
+/** Creates a key that does not exist yet (a Set with expected_revision 0, so nothing is overwritten). */
+import { useState } from 'preact/hooks';
+import { JsonEditor } from './entry-panel';
+import { describeFailure, type KvClient, parseValue, reasonOf } from './kv';
+
+interface Props {
+  client: KvClient;
+  prefix: string;
+  onCreated: (key: string) => void;
+  onCancel: () => void;
+  onFailure: (error: unknown) => void;
+}
+
+export function NewEntry({ client, prefix, onCreated, onCancel, onFailure }: Props) {
+  const [key, setKey] = useState(prefix);
+  const [text, setText] = useState('{}');
+  const [error, setError] = useState<string | undefined>(undefined);
+
+  const create = async (): Promise<void> => {
+    const parsed = parseValue(text);
+    if ('error' in parsed) return;
+    if (key === '') {
+      setError('Enter a key.');
+      return;
+    }
+    try {
+      await client.set({ key, value: parsed.value, expectedRevision: 0n });
+      onCreated(key);
+    } catch (failure) {
+      setError(reasonOf(failure) === 'REVISION_MISMATCH' ? `${key} already exists: open it to edit it.` : describeFailure(failure));
+      onFailure(failure);
+    }
+  };
+
+  return (
+    <section class="entry" aria-labelledby="new-title">
+      <h2 id="new-title">New key</h2>
+      <label for="new-key">Key</label>
+      <input id="new-key" value={key} onInput={(event) => setKey(event.currentTarget.value)} autofocus />
+      {error !== undefined && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <JsonEditor label="Value (JSON)" text={text} onText={setText} onSave={() => void create()} onCancel={onCancel} saveLabel="Create" />
+    </section>
+  );
+}

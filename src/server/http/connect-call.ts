@@ -1,0 +1,192 @@
+/**
+ * Adapts the same handlers to Connect (connect-node), as grpc-call.ts does
+ * for grpc-js. connect-node speaks the protocols (Connect with JSON or
+ * protobuf, gRPC-Web) and parses messages with protobuf-es; each message is
+ * then re-encoded and read by the gRPC path's own strict decoders, and each
+ * response written by its encoders, so validation, limits and value
+ * handling ("__proto__" included) are the gRPC path's, in one place. Errors
+ * are mapped by toConnectError (to-status.ts).
+ */
+import { type DescMessage, type DescMethod, fromBinary, type MessageShape, toBinary } from '@bufbuild/protobuf';
+import { reflect } from '@bufbuild/protobuf/reflect';
+import { type ConnectError, type HandlerContext, createContextKey } from '@connectrpc/connect';
+import { type MethodDefinition, status } from '@grpc/grpc-js';
+import type { Access } from '../access';
+import type { CallContext } from '../call-context';
+import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
+import { InvalidArgumentError } from '../service-errors';
+import { toConnectError } from '../to-status';
+import { StoreError } from '../../store/errors';
+import { findUnpairedSurrogate } from './unpaired-surrogates';
+
+/** The caller as the HTTP request showed it (http-caller.ts puts it here), without the method. */
+export const CALLER = createContextKey<Omit<Caller, 'method'> | undefined>(undefined, { description: 'kv caller' });
+/** What the caller may do, decided by the request gate before the body is read. */
+const ACCESS = createContextKey<Access | undefined>(undefined, { description: 'kv access' });
+
+/**
+ * Connect's request gate: credentials first, before the body is read, so a
+ * caller without them learns nothing (not even that its request was malformed).
+ */
+export function authenticateRequest(deps: GrpcDeps): (context: HandlerContext) => void {
+  return (context) => {
+    const caller = context.values.get(CALLER);
+    if (caller === undefined) throw new Error('the HTTP adapter did not record the caller');
+    try {
+      context.values.set(ACCESS, deps.authenticate({ ...caller, method: `/${context.service.typeName}/${context.method.name}` }));
+    } catch (error) {
+      throw toConnectError(error, deps.logger);
+    }
+  };
+}
+
+/** A request's codecs: the gRPC service definition's (strict decoder, hand-written encoders). */
+type WireCodecs<Req, Res> = Pick<MethodDefinition<Req, Res>, 'requestDeserialize' | 'responseSerialize'>;
+
+type Method<I extends DescMessage, O extends DescMessage> = DescMethod & { input: I; output: O };
+
+export function connectUnary<I extends DescMessage, O extends DescMessage, Req, Res>(
+  method: Method<I, O>,
+  codecs: WireCodecs<Req, Res>,
+  handler: Handler<Req, Res>,
+  deps: GrpcDeps,
+): (request: MessageShape<I>, context: HandlerContext) => Promise<MessageShape<O>> {
+  return async (request, context) => {
+    const call = callContext(context, deps);
+    try {
+      const response = await handler(call, decode(method, codecs, request));
+      const answer = fromBinary(method.output, codecs.responseSerialize(response));
+      call.access.finished(status.OK);
+      return answer;
+    } catch (error) {
+      const failure = fail(error, deps);
+      call.access.finished(Number(failure.code)); // Connect and gRPC number their codes alike
+      throw failure;
+    }
+  };
+}
+
+/** A server-streaming handler for connect-node. */
+export function connectServerStream<I extends DescMessage, O extends DescMessage, Req, M>(
+  method: Method<I, O>,
+  codecs: WireCodecs<Req, M>,
+  handler: StreamHandler<Req, M>,
+  deps: GrpcDeps,
+): (request: MessageShape<I>, context: HandlerContext) => AsyncGenerator<MessageShape<O>> {
+  return (request, context) =>
+    streamResponses(method, codecs, deps, context, (call, sink) => handler(call, decode(method, codecs, request), sink));
+}
+
+/**
+ * A bidirectional handler for connect-node (HTTP/2 only, as the Connect
+ * protocol has it); each request is decoded as a unary one is, and one
+ * that does not decode ends the call with INVALID_ARGUMENT.
+ */
+export function connectBidiStream<I extends DescMessage, O extends DescMessage, Req, M>(
+  method: Method<I, O>,
+  codecs: WireCodecs<Req, M>,
+  handler: DuplexHandler<Req, M>,
+  deps: GrpcDeps,
+): (requests: AsyncIterable<MessageShape<I>>, context: HandlerContext) => AsyncGenerator<MessageShape<O>> {
+  async function* decoded(requests: AsyncIterable<MessageShape<I>>): AsyncGenerator<Req> {
+    for await (const request of requests) yield decode(method, codecs, request);
+  }
+  return (requests, context) => streamResponses(method, codecs, deps, context, (call, sink) => handler(call, decoded(requests), sink));
+}
+
+/**
+ * The handler pushes into a sink, Connect pulls from a generator. A message
+ * counts as sent once the generator has handed it on (connect-node then
+ * waits for the socket), which is the backpressure the handler waits for.
+ * Shutdown ends the stream with the error it is given (UNAVAILABLE); a
+ * client that goes away aborts the sink.
+ */
+async function* streamResponses<O extends DescMessage, Req, M>(
+  method: Method<DescMessage, O>,
+  codecs: WireCodecs<Req, M>,
+  deps: GrpcDeps,
+  context: HandlerContext,
+  start: (call: CallContext, sink: StreamSink<M>) => Promise<void>,
+): AsyncGenerator<MessageShape<O>> {
+  const controller = new AbortController();
+  const queue: { message: M; sent: () => void }[] = [];
+  let ended: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const end = (error: unknown): void => {
+    if (ended !== undefined) return;
+    ended = { error };
+    controller.abort();
+    wake?.();
+  };
+  const forget = deps.streams.add(end);
+  const clientGone = (): void => end(undefined);
+  context.signal.addEventListener('abort', clientGone);
+  const call = callContext(context, deps);
+  // How the call ended, for the audit; a client that goes away closes this generator mid-yield, which leaves it unset.
+  let outcome: status | undefined;
+  try {
+    const sink: StreamSink<M> = {
+      signal: controller.signal,
+      send: (message) =>
+        ended !== undefined
+          ? Promise.resolve()
+          : new Promise((sent) => {
+              queue.push({ message, sent });
+              wake?.();
+            }),
+    };
+    start(call, sink).then(
+      () => end(undefined),
+      (error: unknown) => end(error ?? new Error('stream handler failed')),
+    );
+    while (true) {
+      const next = queue.shift();
+      if (next !== undefined) {
+        yield fromBinary(method.output, codecs.responseSerialize(next.message));
+        next.sent();
+      } else if (ended !== undefined) break;
+      else await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+    if (ended.error !== undefined) throw fail(ended.error, deps);
+    if (!context.signal.aborted) outcome = status.OK;
+  } catch (error) {
+    const failure = fail(error, deps);
+    outcome = Number(failure.code); // Connect and gRPC number their codes alike
+    throw failure;
+  } finally {
+    call.access.finished(outcome ?? status.CANCELLED);
+    forget();
+    context.signal.removeEventListener('abort', clientGone);
+    controller.abort();
+    for (const { sent } of queue.splice(0)) sent();
+  }
+}
+
+function callContext(context: HandlerContext, deps: GrpcDeps): CallContext {
+  const access = context.values.get(ACCESS);
+  if (access === undefined) throw new Error('the request gate did not authenticate this call');
+  return { store: deps.store, access };
+}
+
+/** The request as the gRPC path would have decoded it from the same message in protobuf binary. */
+function decode<I extends DescMessage, Req, Res>(
+  method: Method<I, DescMessage>,
+  codecs: WireCodecs<Req, Res>,
+  request: MessageShape<I>,
+): Req {
+  const unpaired = findUnpairedSurrogate(reflect(method.input, request));
+  if (unpaired !== undefined) {
+    throw new InvalidArgumentError(
+      `request could not be decoded: a string field is not valid UTF-8 (${unpaired} has an unpaired surrogate)`,
+    );
+  }
+  const decoded: Req | InvalidArgumentError = codecs.requestDeserialize(Buffer.from(toBinary(method.input, request)));
+  if (decoded instanceof InvalidArgumentError) throw decoded;
+  return decoded;
+}
+
+function fail(error: unknown, deps: GrpcDeps): ConnectError {
+  if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
+  return toConnectError(error, deps.logger);
+}

@@ -1,0 +1,196 @@
+/**
+ * The HTTP port: kv.v1 over the Connect protocol (JSON or protobuf, HTTP/1.1
+ * or HTTP/2) and gRPC-Web, through connect-node, and the web console's
+ * static files for every other GET. Plaintext connections are HTTP/1.1 or,
+ * when they open with the HTTP/2 preface, HTTP/2 (h2c); with TLS, ALPN
+ * chooses. Shutdown stops accepting, lets calls in flight finish within the
+ * grace period, then closes what is left.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import { type ConnectRouterOptions, createContextValues } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { isLoopbackHost } from '../../security/listen-policy';
+import type { GrpcDeps } from '../grpc-call';
+import type { TlsMaterial } from '../tls-credentials';
+import { authenticateRequest, CALLER } from './connect-call';
+import { addKeyValueService } from './connect-service';
+import { type ConsoleAssets, consoleRoute } from './console-route';
+import { httpCaller } from './http-caller';
+
+export interface HttpServerOptions {
+  deps: GrpcDeps;
+  /** The largest request message read (the gRPC port's limit). */
+  maxMessageBytes: number;
+  /** The console's files; undefined serves a note that it is not built. */
+  consoleAssets?: ConsoleAssets;
+  /** Serve TLS (HTTP/1.1 and HTTP/2 by ALPN); plaintext if absent. */
+  tls?: HttpTls;
+}
+
+/** The gRPC port's certificates (tls-credentials.ts), and a way to hear of their rotation on SIGHUP. */
+export interface HttpTls {
+  material: TlsMaterial;
+  onRotate(listener: (material: TlsMaterial) => void): void;
+}
+
+export interface HttpServer {
+  /** Binds host:port and starts serving; resolves to the bound port. */
+  listen(address: string): Promise<number>;
+  /** Stops accepting; calls in flight may finish for up to graceMs, then every connection is closed. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/**
+ * connect-node hands these to its JSON serialization as they are; its
+ * router options are typed without textDecoder, which that serialization
+ * takes (createJsonSerialization in @connectrpc/connect/protocol).
+ */
+const JSON_OPTIONS: ConnectRouterOptions['jsonOptions'] & { textDecoder: { decode(bytes: Uint8Array): string } } = {
+  // Invalid UTF-8 is an error, never quietly replaced by U+FFFD.
+  textDecoder: new TextDecoder('utf-8', { fatal: true }),
+  // A misspelt field ("expected_revison") must not turn a compare-and-set into a plain write.
+  ignoreUnknownFields: false,
+};
+
+/** How long a new connection may take to send its first bytes. */
+const FIRST_BYTES_TIMEOUT_MS = 10_000;
+
+/** The first bytes of every HTTP/2 connection (RFC 9113, 3.4); no HTTP/1.1 request starts with them. */
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+
+export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: HttpServerOptions): HttpServer {
+  const handler = connectNodeAdapter({
+    routes: (router) => addKeyValueService(router, deps),
+    connect: true,
+    grpcWeb: true,
+    // Real gRPC has its own port, with reflection and health.
+    grpc: false,
+    requestGate: authenticateRequest(deps),
+    contextValues: (request) => createContextValues().set(CALLER, httpCaller(request)),
+    readMaxBytes: maxMessageBytes,
+    jsonOptions: JSON_OPTIONS,
+    fallback: consoleRoute(consoleAssets),
+  });
+
+  let loopbackOnly = false;
+  const serve: typeof handler = (request, response) => {
+    if (loopbackOnly && !isLoopbackHostHeader(request.headers.host ?? request.headers[':authority'])) {
+      response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end(
+        'this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n',
+      );
+      return;
+    }
+    handler(request, response);
+  };
+
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.Http2Session>();
+  const track = (socket: net.Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  const onSession = (session: http2.Http2Session): void => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  };
+
+  let http1: http.Server | undefined;
+  let front: net.Server;
+  if (tls === undefined) {
+    http1 = http.createServer(serve);
+    const h2c = http2.createServer(serve);
+    h2c.on('session', onSession);
+    // noDelay as http.Server has it: with Nagle's algorithm, a response written in two parts waits for the client's delayed ACK.
+    front = net.createServer({ noDelay: true }, (socket) => {
+      track(socket);
+      // A connection that says nothing would otherwise wait here forever (HTTP's own timeouts start after the hand-over).
+      socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+      sniffProtocol(socket, (isHttp2) => {
+        socket.setTimeout(0);
+        (isHttp2 ? h2c : http1)?.emit('connection', socket);
+      });
+    });
+  } else {
+    // With a client CA, as on the gRPC port: a client without a certificate that chains to it is refused.
+    const mutual = tls.material.clientCa !== undefined;
+    const context = (material: TlsMaterial): SecureContextOptions => ({ cert: material.cert, key: material.key, ca: material.clientCa });
+    const secure = http2.createSecureServer(
+      { ...context(tls.material), requestCert: mutual, rejectUnauthorized: mutual, allowHTTP1: true },
+      serve,
+    );
+    // New connections get the new certificates; open ones keep theirs.
+    tls.onRotate((material) => secure.setSecureContext(context(material)));
+    secure.on('session', onSession);
+    secure.on('connection', track);
+    front = secure;
+  }
+
+  return {
+    listen: (address) =>
+      new Promise((resolve, reject) => {
+        const split = address.lastIndexOf(':');
+        const host = address.slice(0, split).replace(/^\[(.*)\]$/, '$1');
+        // A web page from elsewhere can reach a loopback port through DNS rebinding (its own name
+        // resolving to 127.0.0.1), as the same origin; its requests then carry its name as Host.
+        loopbackOnly = isLoopbackHost(host);
+        front.once('error', reject);
+        front.listen(Number(address.slice(split + 1)), host, () => {
+          front.off('error', reject);
+          // Once listening, an accept error (EMFILE, say) must not crash the server; the next connection may do.
+          front.on('error', (error) => deps.logger.error({ err: error }, 'HTTP port: accepting a connection failed'));
+          // The HTTP/1.1 server gets its connections handed over and never listens itself; 'listening' is
+          // what starts its connection tracking, which enforces headersTimeout and requestTimeout and
+          // lets closeIdleConnections() find idle keep-alive connections.
+          http1?.emit('listening');
+          resolve((front.address() as net.AddressInfo).port);
+        });
+      }),
+
+    shutdown: (graceMs) =>
+      new Promise((resolve) => {
+        front.close();
+        http1?.close();
+        // Idle keep-alive connections would hold the close for the whole grace period.
+        http1?.closeIdleConnections();
+        for (const session of sessions) session.close();
+        const force = setTimeout(() => {
+          for (const socket of sockets) socket.destroy();
+        }, graceMs);
+        const poll = setInterval(() => {
+          http1?.closeIdleConnections();
+          if (sockets.size > 0) return;
+          clearInterval(poll);
+          clearTimeout(force);
+          resolve();
+        }, 20);
+      }),
+  };
+}
+
+/** Whether a Host header names a loopback host ("127.0.0.1:8080", "[::1]:8080", "localhost"). */
+function isLoopbackHostHeader(header: string | string[] | undefined): boolean {
+  return typeof header === 'string' && isLoopbackHost(header.replace(/:\d+$/, ''));
+}
+
+/** Reads until the first bytes tell HTTP/2 from HTTP/1.1, puts them back, and hands the socket on. */
+function sniffProtocol(socket: net.Socket, handOver: (isHttp2: boolean) => void): void {
+  let seen = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    seen = Buffer.concat([seen, chunk]);
+    const compared = Math.min(seen.length, HTTP2_PREFACE.length);
+    const isHttp2 = seen.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
+    if (isHttp2 && seen.length < HTTP2_PREFACE.length) return;
+    socket.off('data', onData);
+    socket.pause();
+    socket.unshift(seen);
+    handOver(isHttp2);
+    // HTTP/2 reads what was put back itself, on the next tick; a flowing socket would hand it to no one.
+    if (!isHttp2) socket.resume();
+  };
+  socket.on('data', onData);
+  socket.on('error', () => socket.destroy());
+}

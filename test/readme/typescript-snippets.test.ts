@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { REPO_ROOT } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
+
+/**
+ * Every ```ts block of the README and the SDK's README typechecks against
+ * the SDK's sources, each block as a module of its own (top-level await
+ * allowed). Blocks go on from earlier ones, so what they take as given is
+ * declared once here: a client `kv` (a block may declare its own), the
+ * KvClient class, the lock example as './with-lock', and the work the lock
+ * example does.
+ */
+const FILES = ['README.md', 'clients/typescript/README.md'];
+
+const GIVEN = `import type { JsonValue, KvClient as Client } from '@kv/client';
+declare global {
+  const kv: Client;
+  const KvClient: typeof import('@kv/client').KvClient;
+  function buildReport(signal: AbortSignal): Promise<JsonValue>;
+}
+`;
+
+function snippets(file: string): string[] {
+  const text = readFileSync(path.join(REPO_ROOT, file), 'utf8');
+  return [...text.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+}
+
+test('every TypeScript snippet in the READMEs typechecks against the SDK', async () => {
+  const dir = makeTempDir('kv-readme-ts-');
+  try {
+    const names: string[] = [];
+    for (const file of FILES) {
+      snippets(file).forEach((code, i) => {
+        const name = `${file.replaceAll(/[/.]/g, '-')}-${i + 1}.ts`;
+        // `export {}` makes a block without imports a module too: its names stay its own.
+        writeFileSync(path.join(dir, name), `${code}\nexport {};\n`);
+        names.push(name);
+      });
+    }
+    expect(names.length).toBeGreaterThanOrEqual(9);
+    writeFileSync(path.join(dir, 'given.d.ts'), GIVEN);
+    writeFileSync(path.join(dir, 'with-lock.ts'), `export * from '${path.join(REPO_ROOT, 'clients/typescript/examples/with-lock')}';\n`);
+    writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'es2022',
+          module: 'es2022',
+          moduleResolution: 'bundler',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          types: ['node'],
+          typeRoots: [path.join(REPO_ROOT, 'node_modules/@types')],
+          paths: { '@kv/client': [path.join(REPO_ROOT, 'clients/typescript/src/index.ts')] },
+        },
+        files: ['given.d.ts', 'with-lock.ts', ...names],
+      }),
+    );
+    const tsc = path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
+    const result = await promisify(execFile)(process.execPath, [tsc, '-p', dir], { cwd: dir, timeout: 120_000 }).then(
+      () => '',
+      (error: { stdout: string }) => error.stdout,
+    );
+    expect(result).toBe('');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 150_000);

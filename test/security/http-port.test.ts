@@ -1,0 +1,183 @@
+/**
+ * The HTTP port under the same security as the gRPC port: the same auth
+ * file decides (bearer tokens, client certificates), with the same codes,
+ * messages and reasons; the same certificates serve TLS, mutual TLS
+ * included; and the same listen rule refuses an exposed plaintext port.
+ */
+import https from 'node:https';
+import { ConnectError, createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { SetRequest } from '../../src/gen/kv/v1/kv';
+import { KeyValueService } from '../../src/gen/kv/v1/kv_pb';
+import { bearer, kvClient, outcomeOf, writeAuthFile, type AuthFixture } from '../support/auth-fixture';
+import { issue, issueServer, makeCa, read, type CertificateFiles, type TestCa } from '../support/certificates';
+import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+
+const ROLES = {
+  reader: [{ prefix: 'app/', permission: 'read' as const }],
+  writer: [{ prefix: 'app/', permission: 'write' as const }],
+};
+
+async function post(
+  base: string,
+  method: string,
+  body: unknown,
+  token?: string,
+): Promise<{ status: number; reason: string | null; json: { message?: string; entry?: { value: unknown } } }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(`${base}/kv.v1.KeyValueService/${method}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  return {
+    status: response.status,
+    reason: response.headers.get('kv-reason'),
+    json: (await response.json()) as { message?: string; entry?: { value: unknown } },
+  };
+}
+
+describe('tokens on the HTTP port', () => {
+  let server: RunningServer;
+  let auth: AuthFixture;
+  let base: string;
+
+  beforeAll(async () => {
+    const dir = makeTempDir('kv-http-auth-');
+    auth = writeAuthFile(dir, {
+      roles: { ...ROLES, operator: [{ prefix: '', permission: 'admin' }] },
+      tokens: { viewer: 'reader', app: 'writer', ops: 'operator' },
+    });
+    server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--auth-file', auth.file] });
+    base = `http://${server.httpAddress}`;
+  });
+
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  test('the same caller gets the same answer, code, message and reason on both ports', async () => {
+    const grpc = kvClient(server.address);
+    const cases: [string, object, string | undefined, number, string][] = [
+      ['Get', { key: 'app/a' }, undefined, 401, 'UNAUTHENTICATED'],
+      ['Get', { key: 'app/a' }, 'not-a-token', 401, 'UNAUTHENTICATED'],
+      ['Set', { key: 'app/a', value: 1 }, auth.tokens.viewer, 403, 'PERMISSION_DENIED'],
+      ['Get', { key: 'other/a' }, auth.tokens.app, 403, 'PERMISSION_DENIED'],
+    ];
+    for (const [method, body, token, status, reason] of cases) {
+      const answer = await post(base, method, body, token);
+      const rpc = method === 'Get' ? grpc.get : grpc.set;
+      const overGrpc = await outcomeOf(grpc, rpc, method === 'Set' ? SetRequest.fromPartial(body) : body, bearer(token));
+      expect([answer.status, answer.reason, answer.json.message]).toEqual([status, reason, overGrpc.details]);
+      expect(overGrpc.trailers['kv-reason']).toBe(reason);
+    }
+    grpc.close();
+    expect((await post(base, 'Set', { key: 'app/a', value: { n: 1 } }, auth.tokens.app)).status).toBe(200);
+    expect((await post(base, 'Get', { key: 'app/a' }, auth.tokens.viewer)).json.entry?.value).toEqual({ n: 1 });
+  });
+
+  test('an admin action over HTTP is audited with its method and outcome, as over gRPC', async () => {
+    expect((await post(base, 'Clear', { prefix: 'app/' }, auth.tokens.ops)).status).toBe(200);
+    const line = await pollUntil('the audit line', () =>
+      server
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"audit":"admin"') && l.includes('"method":"/kv.v1.KeyValueService/Clear"')),
+    );
+    expect(JSON.parse(line)).toMatchObject({ identity: 'token:ops', prefix: 'app/', permission: 'admin', code: 'OK' });
+  });
+
+  test('credentials come first: a caller without them learns nothing of its request, not even that it is malformed', async () => {
+    const response = await fetch(`${base}/kv.v1.KeyValueService/Set`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"this is": not json',
+    });
+    expect(response.status).toBe(401);
+  });
+
+  test('a Connect client sends its token as a header and a Watch is authorized like any call', async () => {
+    const transport = createConnectTransport({
+      baseUrl: base,
+      httpVersion: '1.1',
+      interceptors: [(next) => (request) => (request.header.set('authorization', `Bearer ${auth.tokens.viewer}`), next(request))],
+    });
+    const kv = createClient(KeyValueService, transport);
+    const denied = await (async () => {
+      for await (const _ of kv.watch({ target: { case: 'prefix', value: '' } })) return 'a message';
+      return 'no error';
+    })().catch((error: unknown) => ConnectError.from(error).metadata.get('kv-reason'));
+    expect(denied).toBe('PERMISSION_DENIED');
+  });
+});
+
+describe('TLS on the HTTP port, from the gRPC port’s certificates', () => {
+  let dir: string;
+  let ca: TestCa;
+  let server: RunningServer;
+  let billing: CertificateFiles;
+
+  beforeAll(async () => {
+    dir = makeTempDir('kv-http-tls-');
+    ca = makeCa(dir, 'ca');
+    const serverCert = issueServer(dir, ca);
+    billing = issue(dir, ca, 'billing');
+    const auth = writeAuthFile(dir, { roles: ROLES, certificates: [{ cn: 'billing', role: 'writer' }] });
+    server = await startServer({
+      args: [
+        '--http-listen',
+        '127.0.0.1:0',
+        '--tls-cert',
+        serverCert.cert,
+        '--tls-key',
+        serverCert.key,
+        '--tls-client-ca',
+        ca.cert,
+        '--auth-file',
+        auth.file,
+      ],
+    });
+    expect(server.output()).toContain(`web console at https://${server.httpAddress}/`);
+  });
+
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  const request = (certificate: CertificateFiles | undefined, body: object): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const [host, port] = server.httpAddress!.split(':');
+      const call = https.request(
+        {
+          host,
+          port,
+          method: 'POST',
+          path: '/kv.v1.KeyValueService/Set',
+          headers: { 'content-type': 'application/json' },
+          ca: read(ca.cert),
+          cert: certificate && read(certificate.cert),
+          key: certificate && read(certificate.key),
+        },
+        (response) => {
+          let text = '';
+          response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+        },
+      );
+      call.on('error', reject);
+      call.end(JSON.stringify(body));
+    });
+
+  test('a client certificate from the CA is an identity from the auth file; without one there is no connection', async () => {
+    expect(await request(billing, { key: 'app/from-cert', value: true })).toEqual({
+      status: 200,
+      body: expect.stringContaining('revision'),
+    });
+    expect((await request(billing, { key: 'other/x', value: true })).status).toBe(403);
+    await expect(request(undefined, { key: 'app/x', value: true })).rejects.toThrow();
+  });
+});
+
+test('an HTTP port on a non-loopback address without TLS is refused at start, as the gRPC port is', async () => {
+  const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--http-listen', '0.0.0.0:0', '--data-dir', makeTempDir()]);
+  expect(code).toBe(2);
+  expect(stderr).toContain('refusing to serve plaintext on 0.0.0.0:0');
+});

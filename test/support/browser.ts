@@ -1,0 +1,57 @@
+/**
+ * A real browser for the console tests: Debian's chromium, driven by
+ * playwright-core (which downloads nothing), headless, in a fresh profile,
+ * with the background networking a closed network refuses turned off.
+ */
+import fs from 'node:fs';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { makeTempDir } from './temp-dirs';
+
+export const CHROMIUM = process.env.KV_CHROMIUM ?? '/usr/bin/chromium';
+
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export function chromiumInstalled(): boolean {
+  return fs.existsSync(CHROMIUM);
+}
+
+export interface Browser {
+  context: BrowserContext;
+  close(): Promise<void>;
+}
+
+/** A browser with a fresh --user-data-dir (playwright passes it), removed on close. */
+export async function launchBrowser(viewport = { width: 1280, height: 800 }): Promise<Browser> {
+  const profile = makeTempDir('kv-chromium-');
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport,
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `describe` when chromium is installed; otherwise skipped with a note, or a failure under KV_REQUIRE_ALL_CLIENTS=1 (CI). */
+export function describeWithChromium(name: string, body: () => void): void {
+  if (chromiumInstalled()) return describe(name, body);
+  if (process.env.KV_REQUIRE_ALL_CLIENTS === '1')
+    throw new Error(`${CHROMIUM} is required (KV_REQUIRE_ALL_CLIENTS=1): apt-get install chromium`);
+  process.stdout.write(`skipping browser tests: no ${CHROMIUM} (apt-get install chromium)\n`);
+  describe.skip(name, body);
+}
