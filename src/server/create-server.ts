@@ -111,7 +111,7 @@ export function createServer({
     },
 
     listenHttp: (address) => {
-      httpServer ??= createHttpServer({ deps, maxMessageBytes, consoleAssets, tls: httpTls });
+      httpServer ??= createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls: httpTls });
       return httpServer.listen(address);
     },
 

@@ -20,6 +20,7 @@ import { testWithTool } from '../support/find-tool';
  */
 const README_ADDRESS = '127.0.0.1:50051';
 const README_HTTP_ADDRESS = '127.0.0.1:8080';
+const README_METRICS_ADDRESS = '127.0.0.1:9090';
 const { tool: grpcurl, test: testGrpcurl } = testWithTool('grpcurl');
 const { test: testWithJq } = testWithTool('jq');
 const { test: testWithCurl } = testWithTool('curl');
@@ -157,28 +158,37 @@ testGrpcurl("every TLS grpcurl command in the README works as shown, with docs/s
   await checkExamples(examples, (command) => runGrpcurl(command, server.address, { cwd: dir, env: { KV_TOKEN: created.stdout.trim() } }));
 });
 
-testWithJq('every kvctl command in the README works as shown, against a fresh server', async () => {
-  const server = await startServer();
-  servers.push(server);
-  const examples = readExamples('npx kvctl ');
-  expect(examples.length).toBeGreaterThanOrEqual(5);
-  // Pasted lines as sh runs them (pipes into jq included), kvctl from its sources;
-  // the README's default endpoint becomes this server through KV_ENDPOINTS.
-  await checkExamples(examples, async (command) => {
-    const line = command.replaceAll('npx kvctl', KVCTL_SHELL);
-    const result = await runCommand('sh', ['-c', line], { env: { KV_ENDPOINTS: server.address } });
-    return result.code === 0 ? { ok: true, stdout: result.stdout } : { ok: false, stdout: result.stdout, stderr: result.stderr };
-  });
-});
+testWithJq(
+  'every kvctl command in the README works as shown, against a fresh server',
+  async () => {
+    const server = await startServer();
+    servers.push(server);
+    const examples = readExamples('npx kvctl ');
+    expect(examples.length).toBeGreaterThanOrEqual(5);
+    // Files the examples write (a backup, a restored data directory) land in a directory of their own.
+    const cwd = makeTempDir('kv-readme-kvctl-');
+    // Pasted lines as sh runs them (pipes into jq included), kvctl from its sources;
+    // the README's default endpoint becomes this server through KV_ENDPOINTS.
+    await checkExamples(examples, async (command) => {
+      const line = command.replaceAll('npx kvctl', KVCTL_SHELL);
+      const result = await runCommand('sh', ['-c', line], { env: { KV_ENDPOINTS: server.address }, cwd });
+      return result.code === 0 ? { ok: true, stdout: result.stdout } : { ok: false, stdout: result.stdout, stderr: result.stderr };
+    });
+  },
+  240_000,
+); // some 30 kvctl processes, each a cold start of node and tsx
 
 testWithCurl('every curl command in the README works as shown, against a fresh server with an HTTP port', async () => {
-  const server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
+  const server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'] });
   servers.push(server);
+  const metricsAddress = /metrics on http:\/\/([^/\s]+)\/metrics/.exec(server.output())?.[1];
+  expect(metricsAddress).toBeDefined();
   const examples = readExamples('curl ');
-  expect(examples.length).toBeGreaterThanOrEqual(4);
-  // Pasted lines as sh runs them; the README's HTTP address becomes this server's.
+  expect(examples.length).toBeGreaterThanOrEqual(6);
+  // Pasted lines as sh runs them; the README's HTTP and metrics addresses become this server's.
   await checkExamples(examples, async (command) => {
-    const result = await runCommand('sh', ['-c', command.replaceAll(README_HTTP_ADDRESS, server.httpAddress!)]);
+    const line = command.replaceAll(README_HTTP_ADDRESS, server.httpAddress!).replaceAll(README_METRICS_ADDRESS, metricsAddress!);
+    const result = await runCommand('sh', ['-c', line]);
     return result.code === 0 ? { ok: true, stdout: result.stdout } : { ok: false, stdout: result.stdout, stderr: result.stderr };
   });
 });

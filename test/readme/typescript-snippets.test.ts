@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../support/server-process';
@@ -10,8 +10,8 @@ import { makeTempDir } from '../support/temp-dirs';
  * the SDK's sources, each block as a module of its own (top-level await
  * allowed). Blocks go on from earlier ones, so what they take as given is
  * declared once here: a client `kv` (a block may declare its own), the
- * KvClient class, the lock example as './with-lock', and the work the lock
- * example does.
+ * KvClient class, the lock example as './with-lock', the work the lock
+ * example does, and the connect-es stubs as './gen/kv/v1/kv_pb'.
  */
 const FILES = ['README.md', 'clients/typescript/README.md'];
 
@@ -43,6 +43,9 @@ test('every TypeScript snippet in the READMEs typechecks against the SDK', async
     expect(names.length).toBeGreaterThanOrEqual(9);
     writeFileSync(path.join(dir, 'given.d.ts'), GIVEN);
     writeFileSync(path.join(dir, 'with-lock.ts'), `export * from '${path.join(REPO_ROOT, 'clients/typescript/examples/with-lock')}';\n`);
+    // The connect-es example imports stubs from ./gen, as `npx buf generate` with protoc-gen-es writes them.
+    mkdirSync(path.join(dir, 'gen/kv/v1'), { recursive: true });
+    writeFileSync(path.join(dir, 'gen/kv/v1/kv_pb.ts'), `export * from '${path.join(REPO_ROOT, 'src/gen/kv/v1/kv_pb')}';\n`);
     writeFileSync(
       path.join(dir, 'tsconfig.json'),
       JSON.stringify({
@@ -55,7 +58,11 @@ test('every TypeScript snippet in the READMEs typechecks against the SDK', async
           skipLibCheck: true,
           types: ['node'],
           typeRoots: [path.join(REPO_ROOT, 'node_modules/@types')],
-          paths: { '@kv/client': [path.join(REPO_ROOT, 'clients/typescript/src/index.ts')] },
+          paths: {
+            '@kv/client': [path.join(REPO_ROOT, 'clients/typescript/src/index.ts')],
+            '@connectrpc/*': [path.join(REPO_ROOT, 'node_modules/@connectrpc/*')],
+            '@bufbuild/*': [path.join(REPO_ROOT, 'node_modules/@bufbuild/*')],
+          },
         },
         files: ['given.d.ts', 'with-lock.ts', ...names],
       }),

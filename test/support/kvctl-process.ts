@@ -1,9 +1,16 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from './server-process';
 
 /** kvctl from its sources (like the server in these tests), so a test never runs a stale build. */
-export const KVCTL_ARGV = [process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'clients/kvctl/src/main.ts')];
+/** tsx by its path, so kvctl runs the same from any working directory. */
+export const KVCTL_ARGV = [
+  process.execPath,
+  '--import',
+  pathToFileURL(path.join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')).href,
+  path.join(REPO_ROOT, 'clients/kvctl/src/main.ts'),
+];
 
 /** The same, as one line for sh -c (a pipe into jq) or script(1). */
 export const KVCTL_SHELL = KVCTL_ARGV.map((word) => `'${word}'`).join(' ');
@@ -20,6 +27,8 @@ export interface KvctlOptions {
   /** Written to stdin, which is then closed (stdin is an empty pipe otherwise). */
   input?: string;
   timeoutMs?: number;
+  /** Working directory (default: the repository). */
+  cwd?: string;
 }
 
 /** The environment with the test runner's own KV_* variables removed, plus the given ones. */
@@ -35,7 +44,7 @@ export function runKvctl(args: string[], options: KvctlOptions = {}): Promise<Kv
 
 /** Runs any command line the same way (sh -c pipelines, script(1)). */
 export function runCommand(file: string, args: string[], options: KvctlOptions = {}): Promise<KvctlResult> {
-  const child = spawn(file, args, { cwd: REPO_ROOT, env: kvctlEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env: kvctlEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

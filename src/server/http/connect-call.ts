@@ -13,6 +13,7 @@ import { type ConnectError, type HandlerContext, createContextKey } from '@conne
 import { type MethodDefinition, status } from '@grpc/grpc-js';
 import type { Access } from '../access';
 import type { CallContext } from '../call-context';
+import { NO_METHOD_OBSERVER } from '../call-observer';
 import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
 import { toConnectError } from '../to-status';
@@ -51,16 +52,21 @@ export function connectUnary<I extends DescMessage, O extends DescMessage, Req, 
   handler: Handler<Req, Res>,
   deps: GrpcDeps,
 ): (request: MessageShape<I>, context: HandlerContext) => Promise<MessageShape<O>> {
+  const observer = deps.observer ?? NO_METHOD_OBSERVER;
   return async (request, context) => {
     const call = callContext(context, deps);
+    const startedAt = observer.started();
     try {
       const response = await handler(call, decode(method, codecs, request));
       const answer = fromBinary(method.output, codecs.responseSerialize(response));
+      observer.answered(startedAt, status.OK);
       call.access.finished(status.OK);
       return answer;
     } catch (error) {
       const failure = fail(error, deps);
-      call.access.finished(Number(failure.code)); // Connect and gRPC number their codes alike
+      const code: status = Number(failure.code); // Connect and gRPC number their codes alike
+      observer.answered(startedAt, code);
+      call.access.finished(code);
       throw failure;
     }
   };
@@ -118,6 +124,8 @@ async function* streamResponses<O extends DescMessage, Req, M>(
     controller.abort();
     wake?.();
   };
+  const observer = deps.observer ?? NO_METHOD_OBSERVER;
+  observer.streamOpened();
   const forget = deps.streams.add(end);
   const clientGone = (): void => end(undefined);
   context.signal.addEventListener('abort', clientGone);
@@ -155,6 +163,7 @@ async function* streamResponses<O extends DescMessage, Req, M>(
     outcome = Number(failure.code); // Connect and gRPC number their codes alike
     throw failure;
   } finally {
+    observer.streamClosed(outcome ?? status.CANCELLED);
     call.access.finished(outcome ?? status.CANCELLED);
     forget();
     context.signal.removeEventListener('abort', clientGone);

@@ -4,6 +4,7 @@
  */
 import type { ConnectRouter } from '@connectrpc/connect';
 import { KeyValueService } from '../../gen/kv/v1/kv_pb';
+import type { CallObserver } from '../call-observer';
 import type { GrpcDeps } from '../grpc-call';
 import { handleBackup } from '../handlers/backup';
 import { handleClear } from '../handlers/clear';
@@ -20,23 +21,25 @@ import { handleWatch } from '../handlers/watch';
 import { keyValueServiceDefinition } from '../key-value-service';
 import { connectBidiStream, connectServerStream, connectUnary } from './connect-call';
 
-export function addKeyValueService(router: ConnectRouter, deps: GrpcDeps): void {
+export function addKeyValueService(router: ConnectRouter, grpcDeps: GrpcDeps, calls?: CallObserver): void {
   const codecs = keyValueServiceDefinition();
   const rpc = KeyValueService.method;
+  // Calls count in the same metrics as on the gRPC port, under the same method names.
+  const observed = (name: string): GrpcDeps => ({ ...grpcDeps, observer: calls?.method(name) });
   router.service(KeyValueService, {
-    get: connectUnary(rpc.get, codecs.get, handleGet, deps),
-    set: connectUnary(rpc.set, codecs.set, handleSet, deps),
-    delete: connectUnary(rpc.delete, codecs.delete, handleDelete, deps),
-    listKeys: connectUnary(rpc.listKeys, codecs.listKeys, handleListKeys, deps),
-    clear: connectUnary(rpc.clear, codecs.clear, handleClear, deps),
-    watch: connectServerStream(rpc.watch, codecs.watch, handleWatch, deps),
-    txn: connectUnary(rpc.txn, codecs.txn, handleTxn, deps),
-    update: connectUnary(rpc.update, codecs.update, handleUpdate, deps),
-    list: connectUnary(rpc.list, codecs.list, handleList, deps),
-    grantLease: connectUnary(rpc.grantLease, codecs.grantLease, handleGrantLease, deps),
-    keepAlive: connectBidiStream(rpc.keepAlive, codecs.keepAlive, handleKeepAlive, deps),
-    revokeLease: connectUnary(rpc.revokeLease, codecs.revokeLease, handleRevokeLease, deps),
-    leaseInfo: connectUnary(rpc.leaseInfo, codecs.leaseInfo, handleLeaseInfo, deps),
-    backup: connectServerStream(rpc.backup, codecs.backup, handleBackup, deps),
+    get: connectUnary(rpc.get, codecs.get, handleGet, observed('Get')),
+    set: connectUnary(rpc.set, codecs.set, handleSet, observed('Set')),
+    delete: connectUnary(rpc.delete, codecs.delete, handleDelete, observed('Delete')),
+    listKeys: connectUnary(rpc.listKeys, codecs.listKeys, handleListKeys, observed('ListKeys')),
+    clear: connectUnary(rpc.clear, codecs.clear, handleClear, observed('Clear')),
+    watch: connectServerStream(rpc.watch, codecs.watch, handleWatch, observed('Watch')),
+    txn: connectUnary(rpc.txn, codecs.txn, handleTxn, observed('Txn')),
+    update: connectUnary(rpc.update, codecs.update, handleUpdate, observed('Update')),
+    list: connectUnary(rpc.list, codecs.list, handleList, observed('List')),
+    grantLease: connectUnary(rpc.grantLease, codecs.grantLease, handleGrantLease, observed('GrantLease')),
+    keepAlive: connectBidiStream(rpc.keepAlive, codecs.keepAlive, handleKeepAlive, observed('KeepAlive')),
+    revokeLease: connectUnary(rpc.revokeLease, codecs.revokeLease, handleRevokeLease, observed('RevokeLease')),
+    leaseInfo: connectUnary(rpc.leaseInfo, codecs.leaseInfo, handleLeaseInfo, observed('LeaseInfo')),
+    backup: connectServerStream(rpc.backup, codecs.backup, handleBackup, observed('Backup')),
   });
 }

@@ -13,6 +13,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { type ConnectRouterOptions, createContextValues } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { isLoopbackHost } from '../../security/listen-policy';
+import type { CallObserver } from '../call-observer';
 import type { GrpcDeps } from '../grpc-call';
 import type { TlsMaterial } from '../tls-credentials';
 import { authenticateRequest, CALLER } from './connect-call';
@@ -22,6 +23,8 @@ import { httpCaller } from './http-caller';
 
 export interface HttpServerOptions {
   deps: GrpcDeps;
+  /** Told of every kv.v1 call (the server's metrics), as on the gRPC port. */
+  calls?: CallObserver;
   /** The largest request message read (the gRPC port's limit). */
   maxMessageBytes: number;
   /** The console's files; undefined serves a note that it is not built. */
@@ -61,9 +64,9 @@ const FIRST_BYTES_TIMEOUT_MS = 10_000;
 /** The first bytes of every HTTP/2 connection (RFC 9113, 3.4); no HTTP/1.1 request starts with them. */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
-export function createHttpServer({ deps, maxMessageBytes, consoleAssets, tls }: HttpServerOptions): HttpServer {
+export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls }: HttpServerOptions): HttpServer {
   const handler = connectNodeAdapter({
-    routes: (router) => addKeyValueService(router, deps),
+    routes: (router) => addKeyValueService(router, deps, calls),
     connect: true,
     grpcWeb: true,
     // Real gRPC has its own port, with reflection and health.
