@@ -1,0 +1,198 @@
+/**
+ * Online backup and offline restore, the way an operator runs them: kvctl
+ * backup against a real server taking writes, kvctl restore (and
+ * kv-server --restore-from) into a new data directory, a server started on
+ * it. What comes back must be exactly the store at the backup's revision,
+ * worked out from every acknowledged write and its revision; a damaged
+ * file must be refused before anything is written.
+ */
+import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { KvClient, Op, type JsonValue } from '@kv/client';
+import { runKvctl } from '../support/kvctl-process';
+import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
+
+interface Write {
+  revision: number;
+  key: string;
+  /** undefined: a delete. */
+  value: JsonValue | undefined;
+}
+
+interface Expected {
+  value: JsonValue;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+}
+
+/** The store at `revision`, from the acknowledged writes (each has a revision of its own). */
+function stateAt(writes: Write[], revision: number): Map<string, Expected> {
+  const state = new Map<string, Expected>();
+  for (const w of [...writes].sort((a, b) => a.revision - b.revision)) {
+    if (w.revision > revision) break;
+    if (w.value === undefined) {
+      state.delete(w.key);
+      continue;
+    }
+    const before = state.get(w.key);
+    state.set(w.key, {
+      value: w.value,
+      createRevision: before?.createRevision ?? w.revision,
+      modRevision: w.revision,
+      version: (before?.version ?? 0) + 1,
+    });
+  }
+  return state;
+}
+
+async function readAll(kv: KvClient): Promise<Map<string, Expected>> {
+  const state = new Map<string, Expected>();
+  for await (const e of kv.entries({ pageSize: 100 })) {
+    state.set(e.key, { value: e.value, createRevision: e.createRevision, modRevision: e.modRevision, version: e.version });
+  }
+  return state;
+}
+
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+
+test('kvctl backup under concurrent writes restores exactly the store at its revision, leases included', async () => {
+  const server = await startServer();
+  servers.push(server);
+  const kv = new KvClient(server.address);
+  const dir = makeTempDir('kv-backup-');
+  const file = path.join(dir, 'kv.backup');
+  const writes: Write[] = [];
+  try {
+    for (let i = 0; i < 300; i++) {
+      const value = { i, text: 'x'.repeat(i % 50), list: [i, null, true] };
+      writes.push({ revision: await kv.set(`k/${i % 120}`, value), key: `k/${i % 120}`, value });
+    }
+    const lease = await kv.grantLease(600_000);
+    const leased = { held: true };
+    writes.push({ revision: await kv.set('lock/a', leased, { lease: lease.id }), key: 'lock/a', value: leased });
+
+    // Writers keep going while the backup streams.
+    let stop = false;
+    const writer = async (n: number): Promise<void> => {
+      for (let i = 0; !stop; i++) {
+        const key = `k/${(i * 7 + n) % 150}`;
+        if (i % 5 === 4) {
+          // A delete of a missing key changes nothing and takes no revision of its own.
+          const { revision, results } = await kv.txn().then(Op.delete(key)).commit();
+          if (results[0].type === 'delete' && results[0].deleted) writes.push({ revision, key, value: undefined });
+        } else {
+          const value = { writer: n, i };
+          writes.push({ revision: await kv.set(key, value), key, value });
+        }
+      }
+    };
+    const writers = [writer(1), writer(2)];
+    const firstRevision = writes[writes.length - 1].revision;
+    const backup = await runKvctl(['backup', file], { env: { KV_ENDPOINTS: server.address } });
+    stop = true;
+    await Promise.all(writers);
+    expect(backup.stderr).toBe('');
+    expect(backup.code).toBe(0);
+    const summary = JSON.parse(backup.stdout) as { revision: number; keys: number; leases: number; sha256: string };
+    // The writes went on around it: the backup is at some revision in between, not at either end.
+    expect(summary.revision).toBeGreaterThan(firstRevision);
+    expect(summary.revision).toBeLessThan(writes[writes.length - 1].revision);
+    const expected = stateAt(writes, summary.revision);
+    expect(summary.keys).toBe(expected.size);
+    expect(summary.leases).toBe(1);
+
+    const restoredDir = path.join(dir, 'restored');
+    const restore = await runKvctl(['restore', file, '--data-dir', restoredDir]);
+    expect(restore.code).toBe(0);
+    expect(JSON.parse(restore.stdout)).toEqual({ dataDir: restoredDir, revision: summary.revision, keys: expected.size, leases: 1 });
+
+    const restored = await startServer({ dataDir: restoredDir });
+    servers.push(restored);
+    const again = new KvClient(restored.address);
+    try {
+      expect(await readAll(again)).toEqual(expected);
+      expect((await again.get('lock/a'))?.lease).toBe(lease.id);
+      expect((await again.leaseInfo(lease.id))?.ttlMs).toBe(600_000);
+      // The next write follows the backup's revision.
+      expect(await again.set('after', 1)).toBe(summary.revision + 1);
+    } finally {
+      again.close();
+    }
+  } finally {
+    kv.close();
+  }
+});
+
+test('a backup with a flipped byte, or cut short, is refused whole: exit 9, one line, nothing written', async () => {
+  const server = await startServer();
+  servers.push(server);
+  const kv = new KvClient(server.address);
+  const dir = makeTempDir('kv-backup-damaged-');
+  const file = path.join(dir, 'kv.backup');
+  try {
+    for (let i = 0; i < 50; i++) await kv.set(`k/${i}`, { i });
+    await kv.backup(file);
+  } finally {
+    kv.close();
+  }
+  const good = readFileSync(file);
+
+  const flipped = path.join(dir, 'flipped.backup');
+  const bytes = Buffer.from(good);
+  bytes[Math.floor(bytes.length / 2)] ^= 0x20;
+  writeFileSync(flipped, bytes);
+  const truncated = path.join(dir, 'truncated.backup');
+  writeFileSync(truncated, good);
+  truncateSync(truncated, good.length - 10);
+
+  for (const damaged of [flipped, truncated]) {
+    const target = path.join(dir, `from-${path.basename(damaged)}`);
+    const result = await runKvctl(['restore', damaged, '--data-dir', target]);
+    expect(result.code).toBe(9);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/^kvctl: .*nothing was restored/);
+    expect(existsSync(target) ? readdirSync(target) : []).toEqual([]);
+
+    // The server's own restore refuses it the same way, and serves nothing.
+    const serverTarget = path.join(dir, `server-${path.basename(damaged)}`);
+    const started = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', serverTarget, '--restore-from', damaged]);
+    expect(started.code).not.toBe(0);
+    expect(started.stdout).not.toContain('listening');
+    expect(started.stderr).toMatch(/^kv-server: .+\n$/); // one line, no stack trace
+    expect(existsSync(serverTarget) ? readdirSync(serverTarget) : []).toEqual([]);
+  }
+});
+
+test('restore refuses a data directory that is not empty, and kv-server --restore-from builds and serves one', async () => {
+  const server = await startServer();
+  servers.push(server);
+  const kv = new KvClient(server.address);
+  const dir = makeTempDir('kv-backup-target-');
+  const file = path.join(dir, 'kv.backup');
+  try {
+    await kv.set('a', 'from the backup');
+    await kv.backup(file);
+  } finally {
+    kv.close();
+  }
+  const busy = path.join(dir, 'busy');
+  const first = await runKvctl(['restore', file, '--data-dir', busy]);
+  expect(first.code).toBe(0);
+  const second = await runKvctl(['restore', file, '--data-dir', busy]);
+  expect(second.code).toBe(2);
+  expect(second.stderr).toMatch(/^kvctl: .*not empty.*nothing was restored/);
+
+  const served = await startServer({ args: ['--restore-from', file], dataDir: path.join(dir, 'served') });
+  servers.push(served);
+  const client = new KvClient(served.address);
+  try {
+    expect((await client.get('a'))?.value).toBe('from the backup');
+  } finally {
+    client.close();
+  }
+});

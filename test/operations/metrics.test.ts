@@ -1,0 +1,98 @@
+/**
+ * --metrics-listen as Prometheus and a load balancer see it: a real server,
+ * calls over gRPC and over the HTTP port, then /metrics scraped and read
+ * line by line; /healthz and /readyz, including while a long recovery runs.
+ */
+import { KvClient } from '@kv/client';
+import { spawnServer, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+import { writeBigLog } from '../support/write-big-log';
+
+const metricsAddressIn = (output: string): string | undefined => /metrics on http:\/\/([^/\s]+)\/metrics/.exec(output)?.[1];
+
+/** The value of the sample `name{labels}` (labels as Prometheus prints them), or undefined if absent. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+
+test('/metrics counts calls by method and code on both ports, open streams, and the store; /healthz and /readyz answer', async () => {
+  const server = await startServer({ args: ['--metrics-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'] });
+  servers.push(server);
+  const metrics = `http://${metricsAddressIn(server.output())}`;
+  const kv = new KvClient(server.address);
+  const watch = kv.watch({ prefix: 'w/' });
+  // A watch opens its stream once iterated.
+  const events = watch[Symbol.asyncIterator]();
+  const nextEvent = events.next().catch(() => undefined);
+  try {
+    for (let i = 0; i < 3; i++) await kv.set(`k/${i}`, { i });
+    expect(await kv.get('missing')).toBeUndefined();
+    await expect(kv.set('k/0', 1, { expectedRevision: 99 })).rejects.toMatchObject({ reason: 'REVISION_MISMATCH' });
+    // The same Get over the HTTP port (Connect, JSON).
+    const overHttp = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Get`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ key: 'missing' }),
+    });
+    expect(overHttp.status).toBe(404);
+
+    const text = await pollUntil('the watch to count as an open stream', async () => {
+      const body = await (await fetch(`${metrics}/metrics`)).text();
+      return sample(body, 'kv_grpc_server_open_streams{method="Watch"}') === 1 ? body : undefined;
+    });
+    expect(sample(text, 'kv_grpc_server_handled_total{method="Set",code="OK"}')).toBe(3);
+    expect(sample(text, 'kv_grpc_server_handled_total{method="Set",code="ABORTED"}')).toBe(1);
+    expect(sample(text, 'kv_grpc_server_handled_total{method="Get",code="NOT_FOUND"}')).toBe(2);
+    expect(sample(text, 'kv_grpc_server_handling_seconds_count{method="Set"}')).toBe(4);
+    expect(sample(text, 'kv_grpc_server_in_flight_calls{method="Set"}')).toBe(0);
+    expect(sample(text, 'kv_store_keys')).toBe(3);
+    expect(sample(text, 'kv_store_revision')).toBe(3);
+    expect(sample(text, 'kv_store_watchers')).toBe(1);
+    expect(sample(text, 'kv_store_writable')).toBe(1);
+    expect(sample(text, 'kv_store_fsync_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'kv_store_log_bytes')).toBeGreaterThan(0);
+    expect(text).toMatch(/^kv_build_info\{version="[^"]+",engine="file"\} 1$/m);
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    // Keys and values never appear in metrics.
+    expect(text).not.toContain('k/0');
+
+    expect(await (await fetch(`${metrics}/healthz`)).text()).toBe('ok\n');
+    const ready = await fetch(`${metrics}/readyz`);
+    expect([ready.status, await ready.text()]).toEqual([200, 'ready\n']);
+    expect((await fetch(`${metrics}/nothing`)).status).toBe(404);
+    expect((await fetch(`${metrics}/metrics`, { method: 'POST' })).status).toBe(405);
+  } finally {
+    watch.close();
+    await nextEvent;
+    kv.close();
+  }
+});
+
+test('/readyz says 503 while the store recovers a long log, /healthz already answers, then both are 200', async () => {
+  const dataDir = makeTempDir();
+  await writeBigLog(dataDir, 400_000);
+  const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--metrics-listen', '127.0.0.1:0']);
+  let stdout = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const address = await pollUntil('the metrics port', () => metricsAddressIn(stdout), 30_000);
+    const first = await fetch(`http://${address}/readyz`);
+    // Up before the store: a long recovery is "not ready", not a dead process.
+    if (!stdout.includes('kv-server listening')) {
+      expect([first.status, await first.text()]).toEqual([503, 'not ready: the store is opening\n']);
+      expect((await fetch(`http://${address}/healthz`)).status).toBe(200);
+    }
+    await pollUntil('ready', async () => ((await fetch(`http://${address}/readyz`)).status === 200 ? true : undefined), 60_000);
+    expect(stdout).toContain('kv-server listening');
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}, 90_000);
