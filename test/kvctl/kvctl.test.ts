@@ -109,6 +109,59 @@ describe('reading and writing', () => {
   });
 });
 
+describe('transactions, updates, leases and watch', () => {
+  test('txn: the --then ops when every --if holds (exit 0), the --else ops otherwise (exit 3), one revision each', async () => {
+    const created = await kv.set('tx/a', { n: 1 });
+    const won = await kvctl(['txn', '--if', `mod(tx/a) = ${created}`, '--then', 'set tx/a {"n": 2}', '--then', 'set tx/b "also"']);
+    expect(won.code).toBe(0);
+    const result = JSON.parse(won.stdout);
+    expect(result).toMatchObject({ succeeded: true, results: [{ type: 'set' }, { type: 'set' }] });
+    expect((await kv.get('tx/b'))?.modRevision).toBe(result.revision);
+    expect((await kv.get('tx/a'))?.modRevision).toBe(result.revision);
+
+    const lost = await kvctl(['txn', '--if', `mod(tx/a) = ${created}`, '--then', 'del tx/a', '--else', 'get tx/a']);
+    expect(lost.code).toBe(3);
+    expect(JSON.parse(lost.stdout)).toMatchObject({ succeeded: false, results: [{ type: 'get', key: 'tx/a', value: { n: 2 } }] });
+    expect(await kv.get('tx/a')).toBeDefined();
+    expectOneLineError(await kvctl(['txn', '--if', 'mod(tx/a) ~ 3']), 2, /--if/);
+  });
+
+  test('update merges a patch on the server; a key on a revoked lease is gone', async () => {
+    await kv.set('up/a', { keep: 1, drop: true });
+    const updated = await kvctl(['update', 'up/a', '{"drop": null, "add": [1]}']);
+    expect(updated.code).toBe(0);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ key: 'up/a', value: { keep: 1, add: [1] }, version: 2 });
+
+    const granted = await kvctl(['lease', 'grant', '60000']);
+    const { id } = JSON.parse(granted.stdout) as { id: number };
+    expect((await kvctl(['set', 'up/leased', '1', '--lease', String(id)])).code).toBe(0);
+    expect((await kv.get('up/leased'))?.lease).toBe(id);
+    expect(JSON.parse((await kvctl(['lease', 'info', String(id)])).stdout)).toMatchObject({ id, ttlMs: 60000 });
+    expect(JSON.parse((await kvctl(['lease', 'revoke', String(id)])).stdout)).toEqual({ id, deletedCount: 1 });
+    expect(await kv.get('up/leased')).toBeUndefined();
+    expectOneLineError(await kvctl(['lease', 'info', String(id)]), 1, /not found/);
+  });
+
+  test('watch --prefix prints each change as a JSON line, from --rev on, and stops after --count', async () => {
+    const first = await kv.set('wa/1', 'one');
+    await kv.set('elsewhere', 0);
+    const watching = kvctl(['watch', '--prefix', 'wa/', '--rev', String(first), '--count', '3']);
+    await kv.set('wa/2', 'two');
+    await kv.delete('wa/1');
+    const result = await watching;
+    expect(result.code).toBe(0);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; key: string });
+    expect(lines.map((e) => [e.type, e.key])).toEqual([
+      ['put', 'wa/1'],
+      ['put', 'wa/2'],
+      ['delete', 'wa/1'],
+    ]);
+  });
+});
+
 describe('listing and clearing', () => {
   test('ls prints every key under the prefix across pages, in order', async () => {
     const keys = Array.from({ length: 230 }, (_, i) => `ls/${String(i).padStart(3, '0')}`);
