@@ -11,7 +11,6 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
 import { StoreClosedError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
-import { openAccess } from './access';
 import type { CallObserver } from './call-observer';
 import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, listenWithLimits } from './connection-limits';
 import { type GrpcDeps, OpenStreams } from './grpc-call';
@@ -94,7 +93,7 @@ export function createServer({
   // A store can fail or heal with no call in flight to notice: look now and then.
   const watchStore = setInterval(onStoreFailed, 1000).unref();
   const streams = new OpenStreams();
-  const deps: GrpcDeps = { store, logger, authenticate: authenticate ?? (() => openAccess), onStoreFailed, streams };
+  const deps: GrpcDeps = { store, logger, authenticate, onStoreFailed, streams };
   server.addService(keyValueServiceDefinition(), createKeyValueService(deps, calls));
   let httpServer: HttpServer | undefined;
 

@@ -18,7 +18,7 @@ import {
 import type { Logger } from '../logger';
 import { StoreError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
-import type { Access } from './access';
+import { type Access, openAccess } from './access';
 import type { CallContext } from './call-context';
 import { NO_METHOD_OBSERVER, type MethodObserver } from './call-observer';
 import { InvalidArgumentError } from './service-errors';
@@ -38,8 +38,11 @@ export interface Caller {
 export interface GrpcDeps {
   store: KeyValueStore;
   logger: Logger;
-  /** What this caller may do; throws (UnauthenticatedError, AuthRateLimitedError) for bad credentials. */
-  authenticate: (caller: Caller) => Access;
+  /**
+   * What this caller may do; throws (UnauthenticatedError, AuthRateLimitedError) for bad credentials.
+   * Absent when no authentication is configured: every caller may do anything, and its details are not gathered.
+   */
+  authenticate?: (caller: Caller) => Access;
   /** Called when the store reports it can no longer write, so health can say NOT_SERVING. */
   onStoreFailed: () => void;
   /** The open streaming calls, which shutdown ends. */
@@ -48,6 +51,7 @@ export interface GrpcDeps {
   observer?: MethodObserver;
 }
 
+/** A unary handler: resolves with the response or rejects; one that is not async may also throw. */
 export type Handler<Req, Res> = (context: CallContext, request: Req) => Promise<Res>;
 
 /** Where a streaming handler sends its messages. */
@@ -94,7 +98,7 @@ export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): han
     let access: Access;
     try {
       // Credentials first: a caller without them learns nothing, not even that its request was malformed.
-      access = deps.authenticate(callerOf(call));
+      access = accessOf(deps, call);
     } catch (error) {
       return fail(callback, startedAt, error);
     }
@@ -102,7 +106,14 @@ export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): han
     const request: Req | InvalidArgumentError = call.request;
     if (request instanceof InvalidArgumentError) return fail(callback, startedAt, request, access);
     const context: CallContext = { store: deps.store, access };
-    handler(context, request).then(
+    let handling: Promise<Res>;
+    try {
+      handling = handler(context, request);
+    } catch (error) {
+      // A handler that is not async (handlers/set.ts) refuses a request by throwing.
+      return fail(callback, startedAt, error, access);
+    }
+    handling.then(
       (response) => {
         callback(null, response);
         observer.answered(startedAt, status.OK);
@@ -210,7 +221,7 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
     end,
     authenticate: () => {
       try {
-        access = deps.authenticate(callerOf(call));
+        access = accessOf(deps, call);
         return { store: deps.store, access };
       } catch (error) {
         end(error);
@@ -224,6 +235,11 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
       );
     },
   };
+}
+
+/** What the caller may do; the caller's peer and certificate are looked up only for an authenticator. */
+function accessOf(deps: GrpcDeps, call: Parameters<typeof callerOf>[0]): Access {
+  return deps.authenticate === undefined ? openAccess : deps.authenticate(callerOf(call));
 }
 
 /** The caller as authenticate() sees it; the certificate only when TLS verified it (grpc-js gives none otherwise). */

@@ -26,7 +26,6 @@ import {
   ListRequest,
   RevokeLeaseRequest,
   RevokeLeaseResponse,
-  SetResponse,
   WatchRequest,
 } from '../gen/kv/v1/kv';
 import type { CallObserver } from './call-observer';
@@ -45,7 +44,7 @@ import { handleTxn } from './handlers/txn';
 import { handleUpdate } from './handlers/update';
 import { handleWatch } from './handlers/watch';
 import { decodeSetRequest, decodeTxnRequest, decodeUpdateRequest } from './wire/decode-requests';
-import { encodeGetResponse, encodeListResponse, encodeTxnResponse, encodeUpdateResponse } from './wire/encode-responses';
+import { encodeGetResponse, encodeListResponse, encodeSetResponse, encodeTxnResponse, encodeUpdateResponse } from './wire/encode-responses';
 import { encodeWatchResponse } from './wire/encode-watch-response';
 
 export const SERVICE_NAME = 'kv.v1.KeyValueService';
@@ -66,7 +65,7 @@ const encoded =
 
 const ROWS: Record<Method, Row> = {
   get: { decode: strictDecoder(GetRequest), encode: encodeGetResponse, handle: (d) => unary(handleGet, d) },
-  set: { decode: strictDecoder({ decode: decodeSetRequest }), encode: encoded(SetResponse), handle: (d) => unary(handleSet, d) },
+  set: { decode: strictDecoder({ decode: decodeSetRequest }), encode: encodeSetResponse, handle: (d) => unary(handleSet, d) },
   delete: { decode: strictDecoder(DeleteRequest), encode: encoded(DeleteResponse), handle: (d) => unary(handleDelete, d) },
   listKeys: { decode: strictDecoder(ListKeysRequest), encode: encoded(ListKeysResponse), handle: (d) => unary(handleListKeys, d) },
   clear: { decode: strictDecoder(ClearRequest), encode: encoded(ClearResponse), handle: (d) => unary(handleClear, d) },

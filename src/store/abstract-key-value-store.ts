@@ -134,7 +134,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   }
 
   set(key: string, value: JsonValue, options?: SetOptions): Promise<SetResult> {
-    return this.guard(() => this._set({ ...this.validSet(key, value, options), expectedRevision: expectedRevision(options) }));
+    return this.guard(() => this._set(this.validSet(key, value, options, expectedRevision(options))));
   }
 
   update(key: string, patch: JsonValue, options?: UpdateOptions): Promise<Entry> {
@@ -227,7 +227,8 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   /** Finishes accepted work and releases resources; called once. */
   protected abstract _close(): Promise<void>;
 
-  private validSet(key: string, value: JsonValue, options: SetOptions | undefined): Omit<ValidSet, 'expectedRevision'> {
+  /** `expectedRevision` is undefined for a transaction's set (its compares say what must hold). */
+  private validSet(key: string, value: JsonValue, options: SetOptions | undefined, expectedRevision: number | undefined): ValidSet {
     const keyBytes = validateKey(key, this.limits.maxKeyBytes);
     const { json, size } = encodeValue(key, value, this.limits.maxValueBytes);
     const lease = options?.lease ?? 0;
@@ -237,7 +238,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     if (lease !== 0 && ttlMs !== undefined) {
       throw new InvalidArgumentError(`key ${JSON.stringify(key)}: give a lease or a ttl_ms, not both`);
     }
-    return { key, keyBytes, valueJson: json, valueBytes: size, lease, ttlMs };
+    return { key, keyBytes, valueJson: json, valueBytes: size, expectedRevision, lease, ttlMs };
   }
 
   private validUpdate(key: string, patch: JsonValue, options: UpdateOptions | undefined): Omit<ValidUpdate, 'expectedRevision'> {
@@ -288,7 +289,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
           validateKey(op.key, this.limits.maxKeyBytes);
           return op;
         case 'set':
-          return { type: 'set', ...this.validSet(op.key, op.value, op) };
+          return { type: 'set', ...this.validSet(op.key, op.value, op, undefined) };
         case 'delete':
           return { type: 'delete', key: op.key, keyBytes: validateKey(op.key, this.limits.maxKeyBytes) };
         case 'clear': {

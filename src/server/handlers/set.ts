@@ -4,11 +4,21 @@ import type { CallContext } from '../call-context';
 import { InvalidArgumentError } from '../service-errors';
 import { checkExpectedRevision } from './expected-revision';
 
-/** Set: stores a JSON value (compare-and-set with expected_revision; a lease or a ttl). */
-export async function handleSet({ store, access }: CallContext, request: SetRequest): Promise<SetResponse> {
+/**
+ * Set: stores a JSON value (compare-and-set with expected_revision; a lease or a ttl).
+ * Not async: the store's promise is the call's, one promise and one microtask
+ * fewer per call on the busiest path; the adapters turn a synchronous throw
+ * (a refused key, a missing value) into the call's error like a rejection.
+ */
+export function handleSet({ store, access }: CallContext, request: SetRequest): Promise<SetResponse> {
   access.key('write', request.key);
   checkExpectedRevision(request.expectedRevision);
-  return store.set(request.key, requiredValue(request), { expectedRevision: request.expectedRevision, ...leaseOptions(request) });
+  const { lease, ttlMs } = request;
+  return store.set(request.key, requiredValue(request), {
+    expectedRevision: request.expectedRevision,
+    lease: lease === 0 ? undefined : lease,
+    ttlMs: ttlMs === 0 ? undefined : ttlMs,
+  });
 }
 
 /** An absent google.protobuf.Value decodes to undefined; JSON null is a real value. */

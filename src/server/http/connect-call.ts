@@ -11,7 +11,7 @@ import { type DescMessage, type DescMethod, fromBinary, type MessageShape, toBin
 import { reflect } from '@bufbuild/protobuf/reflect';
 import { type ConnectError, type HandlerContext, createContextKey } from '@connectrpc/connect';
 import { type MethodDefinition, status } from '@grpc/grpc-js';
-import type { Access } from '../access';
+import { type Access, openAccess } from '../access';
 import type { CallContext } from '../call-context';
 import { NO_METHOD_OBSERVER } from '../call-observer';
 import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
@@ -34,7 +34,12 @@ export function authenticateRequest(deps: GrpcDeps): (context: HandlerContext) =
     const caller = context.values.get(CALLER);
     if (caller === undefined) throw new Error('the HTTP adapter did not record the caller');
     try {
-      context.values.set(ACCESS, deps.authenticate({ ...caller, method: `/${context.service.typeName}/${context.method.name}` }));
+      const { authenticate } = deps;
+      const access =
+        authenticate === undefined
+          ? openAccess
+          : authenticate({ ...caller, method: `/${context.service.typeName}/${context.method.name}` });
+      context.values.set(ACCESS, access);
     } catch (error) {
       throw toConnectError(error, deps.logger);
     }

@@ -1,11 +1,12 @@
 /**
  * Hand-written encoders of the responses that carry entries (Get, List,
- * Update, Txn), on the two-pass writer (proto-writer.ts): one buffer per
+ * Update, Txn) and of SetResponse (the hot write path), on the two-pass writer (proto-writer.ts): one buffer per
  * response, no wrapper objects, and every value exactly as stored (the
  * generated encoders drop an object field named "__proto__"). The bytes
  * decode to the same messages as the generated encoders' (tested against
  * the generated decoders).
  *
+ *   SetResponse{ revision=1 }
  *   GetResponse{ entry=1 }          UpdateResponse{ entry=1 }
  *   ListResponse{ entries=1, next_page_token=2, revision=3 }
  *   TxnResponse{ succeeded=1 bool, revision=2, responses=3 ResponseOp }
@@ -16,6 +17,16 @@
 import type { Entry, TxnOpResult, TxnResult } from '../../store/key-value-store';
 import { measureEntry, writeEntryField } from '@kv/client/wire';
 import { fieldSize, intFieldSize, newWriter, type ProtoWriter, writeIntField, writeStringField, writeTagAndLength } from '@kv/client/wire';
+
+/** A SetResponse, the answer to the most frequent write: one varint field, so no measure pass and no writer. */
+export function encodeSetResponse(response: { revision: number }): Buffer {
+  const size = intFieldSize(response.revision);
+  const w = newWriter(size, NO_SIZES);
+  writeIntField(w, 0x08, response.revision);
+  return w.buf;
+}
+
+const NO_SIZES: number[] = [];
 
 /** A GetResponse: the entry, or nothing at all for a missing key (inside a Txn). */
 export function encodeGetResponse(response: { entry?: Entry | undefined }): Buffer {

@@ -1,0 +1,158 @@
+/**
+ * Before/after for a change on kv's hot path: kv built from another checkout
+ * ("before") and from this one, etcd and the grpc-js echo server, all up at
+ * once and measured by h2load as `npm run bench` measures them (bench/measure.ts:
+ * every run checked call for call), in rounds whose order rotates. Prints each
+ * run, then medians over rounds and the ratios taken within each round.
+ *
+ *   npx tsx bench/compare-builds.ts --before DIR [--rounds N] [--duration S]
+ *
+ * DIR is a checkout of the commit to compare with, after `npm ci` (which
+ * builds it). Runs Set c=64, Set c=1 and Get c=64; at c=1 the mean latency is
+ * the run's time over its calls (one call in flight).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { measureFsyncCost } from './fsync-cost';
+import { callsFor, measureThroughput, rotate, type ThroughputResult } from './measure';
+import { preload } from './preload';
+import { log } from './progress';
+import { makeTempDir, REPO_ROOT, type RunningServer, startEcho, startEtcd } from './servers';
+import { summarize } from './stats';
+import { GET, SET, type Workload } from './workloads';
+
+const KEYS = 1_000;
+const RUNS: ReadonlyArray<{ workload: Workload; concurrency: number }> = [
+  { workload: SET, concurrency: 64 },
+  { workload: SET, concurrency: 1 },
+  { workload: GET, concurrency: 64 },
+];
+
+type Labelled = RunningServer & { label: string };
+
+function flag(name: string): string | undefined {
+  const index = process.argv.indexOf(name);
+  return index >= 0 ? process.argv[index + 1] : undefined;
+}
+
+/** kv-server from a checkout's dist/, as bench/servers.ts startKv runs this one's. */
+async function startKvBuild(root: string, dataDir: string, label: string): Promise<Labelled> {
+  const entry = path.join(root, 'dist', 'main.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm ci\` in ${root}`);
+  const args = [entry, '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--fsync', 'always', '--log-level', 'warn'];
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let output = '';
+  const address = await new Promise<string>((resolve, reject) => {
+    const watch = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+      const match = /kv-server listening on (\S+)/.exec(output);
+      if (match) resolve(match[1]);
+    };
+    child.stdout?.on('data', watch);
+    child.stderr?.on('data', watch);
+    void exited.then(() => reject(new Error(`${label} exited before it was ready:\n${output}`)));
+  });
+  const stop = async (): Promise<void> => {
+    child.kill('SIGTERM');
+    await exited;
+  };
+  return { name: 'kv', label, address, pid: child.pid ?? 0, startupMs: 0, stop };
+}
+
+const fmt = (value: number, digits = 0): string => value.toFixed(digits);
+const range = (values: number[], digits = 0): string => {
+  const s = summarize(values);
+  return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+};
+
+async function main(): Promise<void> {
+  const before = flag('--before');
+  if (before === undefined) throw new Error('--before DIR is required (a checkout of the commit to compare with, after npm ci)');
+  const rounds = Number(flag('--rounds') ?? 5);
+  const durationSec = Number(flag('--duration') ?? 5);
+  const work = makeTempDir('builds');
+  const dirs = [makeTempDir('builds-kv-before'), makeTempDir('builds-kv'), makeTempDir('builds-etcd')];
+  const servers: Labelled[] = [];
+  try {
+    await preload('kv', dirs[0].dir, KEYS);
+    await preload('kv', dirs[1].dir, KEYS);
+    await preload('etcd', dirs[2].dir, KEYS);
+    servers.push(
+      await startKvBuild(path.resolve(before), dirs[0].dir, 'kv before'),
+      await startKvBuild(REPO_ROOT, dirs[1].dir, 'kv after'),
+      { ...(await startEtcd({ dataDir: dirs[2].dir })), label: 'etcd' },
+      { ...(await startEcho()), label: 'echo' },
+    );
+    const rates = new Map<string, number>();
+    const results = new Map<string, ThroughputResult[]>();
+    const id = (server: Labelled, run: (typeof RUNS)[number]): string => `${run.workload.label} c=${run.concurrency} ${server.label}`;
+    for (const run of RUNS) {
+      for (const server of servers) {
+        const warm = await measureThroughput({ server, ...run, key: 'k0', durationSec: 2, workDir: work.dir });
+        rates.set(id(server, run), warm.okPerSec);
+      }
+    }
+    const fsyncMs: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      fsyncMs.push(measureFsyncCost(200).median);
+      for (const run of RUNS) {
+        for (const server of rotate(servers, round)) {
+          const calls = callsFor(rates.get(id(server, run)) ?? 100, durationSec, run.concurrency);
+          const result = await measureThroughput({ server, ...run, key: `k${round + 1}`, calls, workDir: work.dir });
+          rates.set(id(server, run), result.okPerSec);
+          results.set(id(server, run), [...(results.get(id(server, run)) ?? []), result]);
+          log(
+            `round ${round + 1} ${id(server, run)}: ${fmt(result.okPerSec)}/s, p50 ${fmt(result.p50Ms, 3)} ms, ${fmt(result.serverCpuUsPerCall)} µs CPU/call, ${result.failedCalls} failed`,
+          );
+        }
+      }
+    }
+    const lines = [`one fsync (100-byte append + fdatasync), median per round: ${fsyncMs.map((ms) => fmt(ms, 2)).join(', ')} ms`, ''];
+    lines.push('| run | server | calls/s | p50 ms | mean ms (c=1) | CPU µs/call |', '|---|---|---|---|---|---|');
+    for (const run of RUNS) {
+      for (const server of servers) {
+        const all = results.get(id(server, run)) ?? [];
+        const mean =
+          run.concurrency === 1
+            ? range(
+                all.map((r) => 1000 / r.okPerSec),
+                3,
+              )
+            : '';
+        lines.push(
+          `| ${run.workload.label} c=${run.concurrency} | ${server.label} | ${range(all.map((r) => r.okPerSec))} | ${range(
+            all.map((r) => r.p50Ms),
+            3,
+          )} | ${mean} | ${range(all.map((r) => r.serverCpuUsPerCall))} |`,
+        );
+      }
+    }
+    lines.push('', 'calls/s ratios within each round, median (min–max):', '');
+    for (const run of RUNS) {
+      for (const kv of servers.slice(0, 2)) {
+        for (const other of servers.slice(2)) {
+          const mine = results.get(id(kv, run)) ?? [];
+          const theirs = results.get(id(other, run)) ?? [];
+          lines.push(
+            `- ${run.workload.label} c=${run.concurrency}: ${kv.label} / ${other.label} ${range(
+              mine.map((r, i) => r.okPerSec / theirs[i].okPerSec),
+              2,
+            )}`,
+          );
+        }
+      }
+    }
+    process.stdout.write(`\n${lines.join('\n')}\n`);
+  } finally {
+    for (const server of servers) await server.stop();
+    work.remove();
+    for (const dir of dirs) dir.remove();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`compare-builds: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});
