@@ -15,7 +15,7 @@ export function storeSection(results: BenchResults): string[] {
   const lines = [
     '## The store engine before and after the write-path redesign',
     '',
-    `\`npm run bench:store -- --sizes ${store.sizes.join(',')}\` (the embedded file store in-process: no gRPC, no server), run from two checkouts one after the other with nothing else of the bench running: **base** is commit ${commits(base)}, before the write path became decide → append → apply → publish → settle; **new** is ${commits(after)}, the commit benchmarked here. Each run is that checkout's own code and its own bench/store.ts. Order: ${order.join(', ')}. ops/s per run in that order; "new / base" divides the medians. The spread between the two runs of the same side is this machine's noise: a change within it is no change.`,
+    `\`npm run bench:store -- --sizes ${store.sizes.join(',')}\` (the embedded file store in-process: no gRPC, no server), run from two checkouts one after the other with nothing else of the bench running: **base** is commit ${commits(base)}, the last before the write path became one \`Change\` value through decide → append → apply → publish → settle (69dfef1); **new** is ${commits(after)}, the commit benchmarked here, which also carries everything merged since (the change feed, transactions and leases in decide, disk-error healing). Each run is that checkout's own code and its own bench/store.ts. Order: ${order.join(', ')}. ops/s per run in that order; "new / base" divides the medians. The spread between the two runs of the same side is this machine's noise: a change within it is no change.`,
     '',
     '| op | c | keys | base ops/s (each run) | new ops/s (each run) | new / base | base run-to-run spread |',
     '|---|---:|---:|---|---|---|---|',

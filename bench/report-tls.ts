@@ -39,7 +39,7 @@ export function tlsSection(results: BenchResults): string[] {
   const lines = [
     '## TLS',
     '',
-    `Four servers up at once, fresh, the order rotated each round (${plural(results.settings.rounds, 'round')}): kv in plaintext without auth; kv with \`--tls-cert/--tls-key\` and \`--auth-file\`, every call carrying \`authorization: Bearer <token>\` (a token made by \`kv-server token create\`, checked on each call); etcd in plaintext; etcd with \`--cert-file/--key-file\`. One P-256 server certificate for 127.0.0.1 from a throwaway CA, made with the openssl lines of [security.md](security.md). h2load at c=${c} on one connection speaks TLS 1.3 with ALPN h2 to the TLS servers; Set runs check the key's version as above, over the same TLS connection settings and token. etcd's Get here is the serializable Range, as in the comparison.`,
+    `Four servers up at once, fresh, the order rotated each round (${plural(results.settings.rounds, 'round')}): kv in plaintext without auth; kv with \`--tls-cert/--tls-key\` and \`--auth-file\`, every call carrying \`authorization: Bearer <token>\` (a token made by \`kv-server token create\`, checked on each call); etcd in plaintext; etcd with \`--cert-file/--key-file\`. One P-256 server certificate for 127.0.0.1 from a throwaway CA, made with the openssl lines of [security.md](security.md). h2load at c=${c} on one connection speaks TLS with ALPN h2 to the TLS servers (it does not verify certificates; the bench's own check calls do); Set runs check the key's version as above, over the same TLS connection settings and token. etcd's Get here is the serializable Range, as in the comparison.`,
     '',
     `![Set and Get over TLS vs plaintext, kv and etcd](${TLS_CHART})`,
     '',
