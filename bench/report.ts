@@ -1,6 +1,7 @@
 /** Renders a benchmark run as docs/benchmarks.md: the comparison and scale sections here, the other parts' in bench/report-*.ts. */
 import { SERVERS } from './compare';
-import type { BenchResults, Measurement, ScaleMeasurement, ScaleStart } from './results';
+import type { BenchResults, Measurement, Part, ScaleMeasurement, ScaleStart } from './results';
+import { partBlock, runsByPart } from './report-parts';
 import type { ServerName } from './servers';
 import { engineSection } from './report-engine';
 import { int, ms, plural, ratio, spread } from './report-format';
@@ -339,6 +340,29 @@ function compareSection(results: BenchResults): string[] {
     '',
     ...toolTable(results),
     '',
+    '### Method of the comparison',
+    '',
+    ...compareMethod(results),
+    '',
+  ];
+}
+
+/** How the comparison ran: its servers, clients, workloads and schedule. */
+function compareMethod(results: BenchResults): string[] {
+  const { settings, machine } = results;
+  return [
+    `- **Servers**, started by the script on loopback: kv-server (\`node dist/main.js --fsync always --log-level warn\`, started by the same helper the tests use); etcd, single member, default settings (its Put is durable: the WAL is fdatasynced before it answers); and \`bench/echo-server.ts\`, a grpc-js server whose methods take kv's own SetRequest/GetRequest and return the request bytes unchanged, with no protobuf decoding — the most any grpc-js server can do here. kv and etcd were each first loaded with ${int(settings.keySpace)} keys.`,
+    `- **Clients**: both tools use one HTTP/2 connection with ${settings.concurrencies.join(', ')} calls in flight, as one application instance with one channel would; they share the ${machine.cpus} cores with the server under test, and every server pays that equally. h2load's request bodies are built by the bench (a 5-byte gRPC frame header and the protobuf message, encoded by kv's generated code or, for etcd, from bench/proto/etcd-rpc.proto) and posted with \`content-type: application/grpc\` and \`te: trailers\`. Each h2load run sends a fixed number of calls, set from the rate measured just before so that it lasts about ${settings.durationSec} s: only a run that ends with no call in flight can be checked call for call.`,
+    `- **Workloads**: ${WORKLOADS.map(
+      (workload) =>
+        `${workload.label} (${serversFor(workload, SERVERS)
+          .map((server) => serverLabel(workload, server))
+          .join(', ')})`,
+    ).join(
+      '; ',
+    )}. Set writes a ${settings.valueBytes}-byte JSON object (kv and echo: as google.protobuf.Value; etcd: the same JSON text as the value bytes). etcd's Range is \`serializable\`, served from the member's own state, the read comparable to kv's Get. ghz cycles through a fixed seeded shuffle of the keys rather than its per-call template functions, which would spend its CPU on templating and JSON-to-protobuf conversion.`,
+    `- **Schedule**: all three servers up at once; a ${settings.warmupSec} s h2load warm-up per server, workload and concurrency; then ${plural(settings.rounds, 'round')}, each workload and concurrency run against the servers one after another (h2load, then ghz), the order rotated each round (A B C, B C A, C A B). Ratios are taken within a round. Calls still in flight when a timed ghz run ends are cut off by ghz and not counted as failures.`,
+    `- **Versions**: Node ${results.versions.node}, @grpc/grpc-js ${results.versions.grpcJs}, etcd ${results.versions.etcd}, h2load ${results.versions.h2load}, ghz ${results.versions.ghz}.`,
   ];
 }
 
@@ -364,51 +388,65 @@ function scaleSection(results: BenchResults): string[] {
   ];
 }
 
-/** The HTTP/JSON adapter is being built on its own branch; its rows come once it has merged. */
-function httpSection(): string[] {
-  return [
-    '## HTTP/1.1 JSON',
-    '',
-    "Pending: Get and Set over HTTP/1.1 JSON (keep-alive) at c=64 beside gRPC, and beside etcd's JSON gateway (`/v3/kv/put`, `/v3/kv/range`), come once kv's HTTP adapter (Connect protocol on `--http-listen`) is part of the server.",
-    '',
+/** Measured by hand, apart from `npm run bench`: each in a page of its own, with the commands that repeat it. */
+const BY_HAND_SECTIONS = [
+  '## HTTP/1.1 JSON',
+  '',
+  "Not part of `npm run bench` yet: kv's HTTP port (Connect, JSON over HTTP/1.1) beside its gRPC port and etcd's JSON gateway was measured by hand, with the commands to repeat it, in [benchmarks-http.md](benchmarks-http.md).",
+  '',
+  "## Set's hot path, before and after",
+  '',
+  "Not part of `npm run bench`: Set and Get of kv before and after the work on Set's hot path, side by side with etcd and the echo server (`bench/compare-builds.ts`), kv's own CPU per Set without the network (`bench/set-path-cpu.ts`), and what bounds Set, measured by hand in [benchmarks-set-path.md](benchmarks-set-path.md).",
+  '',
+];
+
+const SECTIONS: Array<{ part: Part; title: string; render: (results: BenchResults) => string[] }> = [
+  { part: 'compare', title: 'Targets', render: compareSection },
+  { part: 'watch', title: 'Watch', render: watchSection },
+  { part: 'txn', title: 'Transactions and time to live', render: txnSection },
+  { part: 'tls', title: 'TLS', render: tlsSection },
+  { part: 'engine', title: 'The etcd engine', render: engineSection },
+  { part: 'store', title: 'The store engine before and after the write-path redesign', render: storeSection },
+  { part: 'scale', title: 'Scale of data', render: scaleSection },
+];
+
+/** A heading's anchor as GitHub makes it. */
+const anchor = (title: string): string =>
+  `#${title
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, '')
+    .replace(/ /g, '-')}`;
+
+/**
+ * The report from one or more runs (each part from the latest run that has
+ * it) and, for the parts none of them ran, the sections `kept` from the
+ * report already there.
+ */
+export function renderReport(runs: readonly BenchResults[], kept: Partial<Record<Part, string[]>> = {}): string {
+  if (runs.length === 0) throw new Error('no benchmark results to render');
+  const latest = [...runs].sort((a, b) => a.startedAt.localeCompare(b.startedAt))[runs.length - 1];
+  const { machine, versions, settings } = latest;
+  const byPart = runsByPart(runs);
+  const blocks = new Map<Part, string[]>();
+  for (const { part, render } of SECTIONS) {
+    const run = byPart[part];
+    const block = run ? partBlock(part, run, render(run)) : kept[part];
+    if (block && block.length > 0) blocks.set(part, block);
+  }
+  const body = (parts: Part[]): string[] => parts.flatMap((part) => blocks.get(part) ?? []);
+  const contents = [
+    ...SECTIONS.filter(({ part }) => part !== 'scale' && blocks.has(part)).map(({ title }) => [title, anchor(title)]),
+    ['HTTP/1.1 JSON', '#http11-json'],
+    ["Set's hot path", '#sets-hot-path-before-and-after'],
+    ...(blocks.has('scale') ? [['Scale of data', '#scale-of-data']] : []),
+    ['Method', '#method'],
   ];
-}
-
-/** Load average (1 min) at the end of each part: how much else shared the cores. */
-function loadLine(results: BenchResults): string {
-  const loads = Object.entries(results.loadByPart ?? {});
-  if (loads.length === 0) return '';
-  return ` Load average (1 min) when each part ended, on ${results.machine.cpus} cores: ${loads.map(([part, load]) => `${part} ${load.toFixed(1)}`).join(', ')}; above ${results.machine.cpus}, other work shared the machine.`;
-}
-
-export function renderReport(results: BenchResults): string {
-  const { settings, machine, versions } = results;
-  const rounds = plural(settings.rounds, 'round');
   const lines: string[] = [
     '# Benchmarks',
     '',
-    `Generated by \`npm run bench\`${settings.quick ? ' **--quick (smoke run: short, one round; not for publishing)**' : ''} on ${results.startedAt.slice(0, 10)}; the run took ${Math.round(results.elapsedSec / 60)} min.${loadLine(results)}`,
-    'kv is compared with what a user would otherwise run — etcd — and, for plain Set and Get, with the ceiling of its own stack, a grpc-js server that echoes its request. Every part ran its servers on the same machine in the same run, interleaved; these machines are shared and noisy, so **the ratios are the result**, the absolute numbers only describe this run.',
+    `Generated by \`npm run bench\`, part by part: each section says, under its heading, which run measured it and at which commit of kv (a run of some parts replaces their sections and leaves the others as they were). kv is compared with what a user would otherwise run — etcd — and, for plain Set and Get, with the ceiling of its own stack, a grpc-js server that echoes its request. Every part ran its servers on the same machine in the same run, interleaved; these machines are shared and noisy, so **the ratios are the result**, the absolute numbers only describe their run.`,
     '',
-    'Sections: ' +
-      [
-        ['Targets', '#targets', results.comparison.length > 0],
-        ['Watch', '#watch', results.watch !== undefined],
-        ['Transactions and time to live', '#transactions-and-time-to-live', results.txn !== undefined],
-        ['TLS', '#tls', results.tls !== undefined],
-        ['The etcd engine', '#the-etcd-engine', results.engine !== undefined],
-        [
-          'The store engine before and after',
-          '#the-store-engine-before-and-after-the-write-path-redesign',
-          (results.store ?? []).length > 0,
-        ],
-        ['HTTP/1.1 JSON', '#http11-json', true],
-        ['Scale of data', '#scale-of-data', results.scaleStarts.length > 0],
-        ['Method', '#method', true],
-      ]
-        .filter(([, , present]) => present)
-        .map(([title, anchor]) => `[${String(title)}](${String(anchor)})`)
-        .join(' · '),
+    `Sections: ${contents.map(([title, link]) => `[${title}](${link})`).join(' · ')}`,
     '',
     'Which tool produced which number:',
     '',
@@ -419,36 +457,20 @@ export function renderReport(results: BenchResults): string {
     "- **Store before and after**: `npm run bench:store`'s own table, from each checkout.",
     '- **Scale**: h2load calls/s on one of the loaded keys; memory from /proc (VmRSS, VmHWM); disk as blocks allocated, like `du`.',
     '',
-    ...compareSection(results),
-    ...watchSection(results),
-    ...txnSection(results),
-    ...tlsSection(results),
-    ...engineSection(results),
-    ...storeSection(results),
-    ...httpSection(),
-    ...scaleSection(results),
+    ...body(['compare', 'watch', 'txn', 'tls', 'engine', 'store']),
+    ...BY_HAND_SECTIONS,
+    ...body(['scale']),
     '## Machine and versions',
     '',
     `- ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, ${machine.kernel}; data directories on ${machine.dataFilesystem} (the OS temp directory); node's default heap limit ${size(machine.nodeHeapLimitBytes)}`,
-    `- Node ${versions.node}, @grpc/grpc-js ${versions.grpcJs}, etcd ${versions.etcd}, h2load ${versions.h2load}, ghz ${versions.ghz}, kv ${versions.kv}`,
+    `- Node ${versions.node}, @grpc/grpc-js ${versions.grpcJs}, etcd ${versions.etcd}, h2load ${versions.h2load}, ghz ${versions.ghz} in the latest run; kv's commit is under each section's heading`,
     '',
     '## Method',
     '',
-    `- **Servers** of the comparison, started by the script on loopback: kv-server (\`node dist/main.js --fsync always --log-level warn\`, started by the same helper the tests use); etcd, single member, default settings (its Put is durable: the WAL is fdatasynced before it answers); and \`bench/echo-server.ts\`, a grpc-js server whose methods take kv's own SetRequest/GetRequest and return the request bytes unchanged, with no protobuf decoding — the most any grpc-js server can do here. kv and etcd were each first loaded with ${int(settings.keySpace)} keys.`,
-    `- **Clients**: both tools use one HTTP/2 connection with ${settings.concurrencies.join(', ')} calls in flight, as one application instance with one channel would; they share the ${machine.cpus} cores with the server under test, and every server pays that equally. h2load's request bodies are built by the bench (a 5-byte gRPC frame header and the protobuf message, encoded by kv's generated code or, for etcd, from bench/proto/etcd-rpc.proto) and posted with \`content-type: application/grpc\` and \`te: trailers\`. Each h2load run sends a fixed number of calls, set from the rate measured just before so that it lasts about ${settings.durationSec} s: only a run that ends with no call in flight can be checked call for call.`,
-    `- **Workloads**: ${WORKLOADS.map(
-      (workload) =>
-        `${workload.label} (${serversFor(workload, SERVERS)
-          .map((server) => serverLabel(workload, server))
-          .join(', ')})`,
-    ).join(
-      '; ',
-    )}. Set writes a ${settings.valueBytes}-byte JSON object (kv and echo: as google.protobuf.Value; etcd: the same JSON text as the value bytes). etcd's Range is \`serializable\`, served from the member's own state, the read comparable to kv's Get. ghz cycles through a fixed seeded shuffle of the keys rather than its per-call template functions, which would spend its CPU on templating and JSON-to-protobuf conversion.`,
-    `- **Schedule**: all three servers up at once; a ${settings.warmupSec} s h2load warm-up per server, workload and concurrency; then ${rounds}, each workload and concurrency run against the servers one after another (h2load, then ghz), the order rotated each round (A B C, B C A, C A B). Ratios are taken within a round. Calls still in flight when a timed ghz run ends are cut off by ghz and not counted as failures.`,
-    `- **Every other part** starts its own servers, fresh, and runs them side by side in the same way: all up at once, a ${settings.warmupSec} s warm-up, then ${rounds} with the order rotated each round, ratios taken within a round. Each section above says what it runs.`,
+    `- **Every part** starts its own servers on loopback, fresh, and runs them side by side: all up at once, a warm-up, then its rounds with the order rotated each round; ratios are taken within a round (runs moments apart), then the median and range over rounds. Each section says what it runs; the comparison's own method is [under it](#method-of-the-comparison).`,
     '- **Not measured here**: multi-connection clients; several kv-server processes behind one port.',
     '',
-    'Reproduce: `bash scripts/install-bench-tools.sh && npm run build && npm run bench` (about an hour; `-- --parts watch,txn` runs some parts only; `-- --store-base DIR` adds the store comparison against another checkout; `-- --quick` is a smoke run of a few minutes that writes to bench/results/ instead of docs/).',
+    'Reproduce: `bash scripts/install-bench-tools.sh && npm run build && npm run bench` (about an hour; `npm run bench -- --parts watch,txn` runs some parts only and keeps the other sections; `npm run bench -- --parts store --store-base DIR` compares the store engine with another checkout; `npm run bench -- --quick` is a smoke run of a few minutes that writes to bench/results/ instead of docs/).',
     '',
   ];
   return lines.join('\n');

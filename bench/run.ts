@@ -15,14 +15,16 @@
  *
  *   --quick           smoke run: short runs, one round, small key counts;
  *                     writes to bench/results/ so docs/ keeps the real run
- *   --parts LIST      run only these parts (default: all; store needs --store-base)
+ *   --parts LIST      run only these parts (default: all; store needs --store-base);
+ *                     the report keeps the other parts' sections as they were
  *   --rounds N        interleaved rounds (default 3)
  *   --duration S      seconds an h2load run aims for (default 8)
  *   --scale-keys LIST key counts for the scale runs (default 1000,100000,1000000,10000000)
  *   --store-base DIR  a checkout of the commit to compare the store bench against, node_modules installed
  *   --store-sizes L   key counts for the store bench (default 1000,1000000)
  *   --out DIR         where benchmarks.md/.svg go
- *   --render FILE     re-render the report from a saved results JSON, run nothing
+ *   --render FILES    re-render the report from saved results JSON (comma-separated;
+ *                     each part from the latest run that has it), run nothing
  *
  * Needs `npm run build` (kv is benchmarked as dist/main.js) and
  * scripts/install-bench-tools.sh (h2load, ghz, etcd).
@@ -39,6 +41,7 @@ import { ghzBinary } from './ghz';
 import { describeMachine, describeVersions } from './machine';
 import { elapsedSec, log } from './progress';
 import { COMPARE_CHART, renderReport } from './report';
+import { readPartBlocks, runsByPart } from './report-parts';
 import { ENGINE_CHART, engineChart } from './report-engine';
 import { TLS_CHART, tlsChart } from './report-tls';
 import { TXN_CHART, txnChart } from './report-txn';
@@ -163,14 +166,26 @@ function checkPrerequisites(): void {
   }
 }
 
-function writeReport(results: BenchResults, outDir: string): void {
+/**
+ * Writes benchmarks.md and the charts from `runs` (each part from the latest
+ * run that has it); the sections of parts none of them ran are carried over
+ * from the benchmarks.md already in `outDir`.
+ */
+function writeReport(runs: BenchResults[], outDir: string): void {
   mkdirSync(outDir, { recursive: true });
+  const reportFile = path.join(outDir, 'benchmarks.md');
+  const kept = existsSync(reportFile) ? readPartBlocks(readFileSync(reportFile, 'utf8')) : {};
+  const byPart = runsByPart(runs);
+  const chartOf = <T>(part: Part, render: (results: BenchResults) => T | undefined): T | undefined => {
+    const run = byPart[part];
+    return run ? render(run) : undefined;
+  };
   const charts: Array<[string, string | undefined]> = [
-    [COMPARE_CHART, results.comparison.length > 0 ? renderChart(results) : undefined],
-    [WATCH_CHART, optionalChart(watchChart(results))],
-    [TXN_CHART, optionalChart(txnChart(results))],
-    [TLS_CHART, optionalChart(tlsChart(results))],
-    [ENGINE_CHART, optionalChart(engineChart(results))],
+    [COMPARE_CHART, chartOf('compare', renderChart)],
+    [WATCH_CHART, optionalChart(chartOf('watch', watchChart))],
+    [TXN_CHART, optionalChart(chartOf('txn', txnChart))],
+    [TLS_CHART, optionalChart(chartOf('tls', tlsChart))],
+    [ENGINE_CHART, optionalChart(chartOf('engine', engineChart))],
   ];
   const written: string[] = [];
   for (const [name, svg] of charts) {
@@ -178,8 +193,11 @@ function writeReport(results: BenchResults, outDir: string): void {
     writeFileSync(path.join(outDir, name), svg);
     written.push(name);
   }
-  writeFileSync(path.join(outDir, 'benchmarks.md'), renderReport(results));
-  log(`wrote ${path.relative(REPO_ROOT, path.join(outDir, 'benchmarks.md'))} and ${written.join(', ')}`);
+  writeFileSync(reportFile, renderReport(runs, kept));
+  const carried = PARTS.filter((part) => byPart[part] === undefined && kept[part] !== undefined);
+  log(
+    `wrote ${path.relative(REPO_ROOT, reportFile)}${written.length > 0 ? ` and ${written.join(', ')}` : ''}${carried.length > 0 ? `; kept the sections of ${carried.join(', ')} as they were` : ''}`,
+  );
 }
 
 const optionalChart = (chart: BarChart | undefined): string | undefined => (chart ? renderBarChart(chart) : undefined);
@@ -190,7 +208,10 @@ async function main(): Promise<void> {
   const outDir = path.resolve(REPO_ROOT, flags.out ?? (flags.quick ? 'bench/results' : 'docs'));
 
   if (flags.render) {
-    writeReport(JSON.parse(readFileSync(flags.render, 'utf8')) as BenchResults, outDir);
+    writeReport(
+      flags.render.split(',').map((file) => JSON.parse(readFileSync(file, 'utf8')) as BenchResults),
+      outDir,
+    );
     return;
   }
 
@@ -243,7 +264,7 @@ async function main(): Promise<void> {
     const saved = path.join(resultsDir, `${startedAt.replace(/[:.]/g, '-')}${settings.quick ? '-quick' : ''}.json`);
     writeFileSync(saved, `${JSON.stringify(results, null, 2)}\n`);
     log(`raw results: ${path.relative(REPO_ROOT, saved)}`);
-    writeReport(results, outDir);
+    writeReport([results], outDir);
   } finally {
     work.remove();
   }
