@@ -22,6 +22,7 @@
  *   --scale-keys LIST key counts for the scale runs (default 1000,100000,1000000,10000000)
  *   --store-base DIR  a checkout of the commit to compare the store bench against, node_modules installed
  *   --store-sizes L   key counts for the store bench (default 1000,1000000)
+ *   --store-runs N    store bench runs of each checkout, alternating (default 2)
  *   --out DIR         where benchmarks.md/.svg go
  *   --render FILES    re-render the report from saved results JSON (comma-separated;
  *                     each part from the latest run that has it), run nothing
@@ -64,6 +65,7 @@ interface Flags {
   scaleKeys?: number[];
   storeBase?: string;
   storeSizes?: number[];
+  storeRuns?: number;
   out?: string;
   render?: string;
 }
@@ -94,6 +96,7 @@ function parseFlags(argv: string[]): Flags {
     else if (flag === '--duration') flags.durationSec = positive();
     else if (flag === '--scale-keys') flags.scaleKeys = positiveList(flag, value());
     else if (flag === '--store-sizes') flags.storeSizes = positiveList(flag, value());
+    else if (flag === '--store-runs') flags.storeRuns = positive();
     else if (flag === '--store-base') flags.storeBase = path.resolve(value());
     else if (flag === '--parts') {
       const parts = value().split(',');
@@ -133,7 +136,11 @@ function settingsFor(flags: Flags): Settings {
     engineConcurrency: 64,
     store:
       flags.storeBase !== undefined
-        ? { baseDir: flags.storeBase, sizes: flags.storeSizes ?? (flags.quick ? [1000] : [1000, 1_000_000]), runsEach: flags.quick ? 1 : 2 }
+        ? {
+            baseDir: flags.storeBase,
+            sizes: flags.storeSizes ?? (flags.quick ? [1000] : [1000, 1_000_000]),
+            runsEach: flags.storeRuns ?? (flags.quick ? 1 : 2),
+          }
         : undefined,
   };
 }
