@@ -4,16 +4,11 @@
  * nothing else of the bench running. Each run is the other checkout's own
  * bench/store.ts, started there, so each number is that commit's code.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { srcCommit } from './machine';
 import { log } from './progress';
 import type { Settings, StoreBenchRun } from './results';
 import { REPO_ROOT } from './servers';
-
-function commitOf(dir: string): string {
-  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
-  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: dir, encoding: 'utf8' }).trim() !== '';
-  return `${commit}${dirty ? '+dirty' : ''}`;
-}
 
 function runStoreBench(dir: string, sizes: number[], churn: number): Promise<string> {
   const args = ['--expose-gc', '--import', 'tsx', 'bench/store.ts', '--sizes', sizes.join(','), '--churn', String(churn)];
@@ -58,7 +53,7 @@ export async function runStoreBeforeAfter(settings: Settings): Promise<StoreBenc
   for (let pass = 0; pass < store.runsEach; pass++) {
     for (const side of ['base', 'new'] as const) {
       const dir = sides[side];
-      const commit = commitOf(dir);
+      const commit = srcCommit(dir);
       log(`store: run ${order + 1} of ${2 * store.runsEach}: ${side} (${commit})`);
       const output = await runStoreBench(dir, store.sizes, churn);
       runs.push({ side, commit, order: order++, ...parseStoreBench(output, store.sizes) });
