@@ -12,11 +12,12 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { GRPC_REQUEST_HEADERS } from './grpc-wire';
+import { endpointUrl, GRPC_REQUEST_HEADERS, type Endpoint } from './grpc-wire';
 import { quantile } from './stats';
 
 export interface H2loadOptions {
-  address: string;
+  /** With a CA, h2load speaks TLS (ALPN h2; it does not verify the certificate). Its headers go on every call. */
+  endpoint: Endpoint;
   /** Fully qualified gRPC method, e.g. kv.v1.KeyValueService/Set. */
   method: string;
   /** The request body: one gRPC frame. */
@@ -66,19 +67,19 @@ function latencies(logFile: string): { p50Ms: number; p99Ms: number } {
 }
 
 export function runH2load(options: H2loadOptions): Promise<H2loadResult> {
-  const { address, method, bodyFile, concurrency, calls, durationSec, logFile } = options;
+  const { endpoint, method, bodyFile, concurrency, calls, durationSec, logFile } = options;
   const args = [
     // One connection, `concurrency` streams on it: one application instance with one channel, as with ghz.
     '--clients=1',
     `--max-concurrent-streams=${concurrency}`,
-    ...Object.entries(GRPC_REQUEST_HEADERS).map(([name, value]) => `--header=${name}: ${value}`),
+    ...Object.entries({ ...GRPC_REQUEST_HEADERS, ...endpoint.headers }).map(([name, value]) => `--header=${name}: ${value}`),
     `--data=${bodyFile}`,
     `--log-file=${logFile}`,
   ];
   if (calls !== undefined) args.push(`--requests=${calls}`);
   else if (durationSec !== undefined) args.push(`--duration=${durationSec}`);
   else throw new Error('runH2load needs calls or durationSec');
-  args.push(`http://${address}/${method}`);
+  args.push(`${endpointUrl(endpoint)}/${method}`);
 
   return new Promise((resolve, reject) => {
     execFile('h2load', args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {

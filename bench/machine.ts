@@ -36,6 +36,18 @@ function run(command: string, args: string[]): string | undefined {
   }
 }
 
+/**
+ * The newest commit that changed src/ in the checkout at `dir` (+dirty when
+ * src/ has uncommitted changes): the code a run measured, named by a commit
+ * that stays in the history when the bench's own commits are rebased.
+ */
+export function srcCommit(dir: string): string {
+  const git = (args: string[]): string =>
+    execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  const dirty = git(['status', '--porcelain', '--', 'src']) !== '';
+  return `${git(['log', '-1', '--format=%h', '--', 'src'])}${dirty ? '+dirty' : ''}`;
+}
+
 export function describeMachine(): Machine {
   return {
     cpus: os.availableParallelism(),
@@ -59,8 +71,6 @@ export function describeVersions(): Versions {
     ?.split('\n')
     .map((line) => line.trim().split(/\s+/))
     .find((fields) => fields[0] === 'mod');
-  const commit = run('git', ['rev-parse', '--short', 'HEAD']) ?? 'unknown';
-  const dirty = (run('git', ['status', '--porcelain', '--', 'src']) ?? '') !== '';
   return {
     node: process.version,
     grpcJs: packageVersion('@grpc/grpc-js'),
@@ -70,6 +80,6 @@ export function describeVersions(): Versions {
         ?.replace(/^etcd Version:\s*/, '') ?? 'unknown',
     ghz: ghzModule?.[2] ?? 'unknown',
     h2load: run('h2load', ['--version'])?.replace(/^h2load\s+/, '') ?? 'unknown',
-    kv: `${commit}${dirty ? '+dirty' : ''}`,
+    kv: srcCommit(REPO_ROOT),
   };
 }

@@ -17,10 +17,15 @@ import { runH2load } from './h2load';
 import { cpuSeconds } from './process-usage';
 import { SERVER_APIS } from './server-apis';
 import type { RunningServer } from './servers';
-import { callOf, keyName, randomKeys, type Workload } from './workloads';
+import { callOf, keyName, randomKeys, SET, type Workload } from './workloads';
 
 export interface ThroughputRun {
-  server: RunningServer;
+  /**
+   * One server, or several serving the same data (kv frontends over one
+   * etcd): then the calls and the concurrency are split evenly between
+   * them, one h2load each, all at once.
+   */
+  server: RunningServer | readonly RunningServer[];
   workload: Workload;
   concurrency: number;
   /** Every call of the run sends this key. */
@@ -31,6 +36,8 @@ export interface ThroughputRun {
   durationSec?: number;
   /** For the body and h2load's log. */
   workDir: string;
+  /** Other processes whose CPU per call is reported too, by name (e.g. the etcd members behind kv frontends). */
+  alsoCpuOf?: Readonly<Record<string, readonly number[]>>;
 }
 
 export interface ThroughputResult {
@@ -40,66 +47,100 @@ export interface ThroughputResult {
   okCalls: number;
   /** HTTP failures, plus for writes the calls h2load counted that the key's version does not. */
   failedCalls: number;
-  /** h2load's per-call latency. */
+  /** h2load's per-call latency (split runs: the mean of the p50s, the larger p99). */
   p50Ms: number;
   p99Ms: number;
-  /** Server CPU (all threads, user + system) per successful call. */
+  /** Server CPU (all threads, user + system, every server of the run) per successful call. */
   serverCpuUsPerCall: number;
+  /** The CPU per successful call of each group named in alsoCpuOf. */
+  otherCpuUsPerCall?: Record<string, number>;
+}
+
+const cpuOf = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+
+/** Sends a Set of each of the workload's companion keys, so that its compares find them. */
+async function writeCompanions(server: RunningServer, workload: Workload, key: string): Promise<void> {
+  const companions = workload.companionKeys?.(key) ?? [];
+  if (companions.length === 0) return;
+  const api = SERVER_APIS[server.name];
+  const set = callOf(SET, server.name);
+  for (const companion of [key, ...companions])
+    await callOnce(server, set.method, grpcFrame(api.encode(set.method, set.request(companion))));
 }
 
 export async function measureThroughput(run: ThroughputRun): Promise<ThroughputResult> {
-  const { server, workload, concurrency, key, calls, durationSec, workDir } = run;
-  const api = SERVER_APIS[server.name];
-  const { method, request } = callOf(workload, server.name);
+  const { workload, concurrency, key, calls, durationSec, workDir, alsoCpuOf = {} } = run;
+  const servers: readonly RunningServer[] = Array.isArray(run.server) ? run.server : [run.server as RunningServer];
+  const first = servers[0];
+  const label = servers.length > 1 ? `${first.name} x${servers.length}` : first.name;
+  const api = SERVER_APIS[first.name];
+  const { method, request } = callOf(workload, first.name);
   const body = grpcFrame(api.encode(method, request(key)));
-  const bodyFile = path.join(workDir, `${server.name}-${workload.id}.grpc`);
+  const bodyFile = path.join(workDir, `${first.name}-${workload.id}.grpc`);
   writeFileSync(bodyFile, body);
 
-  // The very bytes h2load will send, once, where a gRPC error cannot hide behind HTTP 200.
-  try {
-    await callOnce(server.address, method, body);
-  } catch (error) {
-    throw new Error(`${server.name} ${workload.label}: the request h2load would send fails: ${(error as Error).message}`, { cause: error });
+  await writeCompanions(first, workload, key);
+  // The very bytes h2load will send, once to each server, where a gRPC error cannot hide behind HTTP 200.
+  for (const server of servers) {
+    try {
+      await callOnce(server, method, body);
+    } catch (error) {
+      throw new Error(`${label} ${workload.label}: the request h2load would send fails: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   const readVersion = workload.writesKey ? api.readVersion : undefined;
-  const versionBefore = readVersion ? await readVersion(server.address, key) : 0;
-  const cpuBefore = cpuSeconds(server.pid);
-  const result = await runH2load({
-    address: server.address,
-    method,
-    bodyFile,
-    concurrency,
-    calls,
-    durationSec,
-    logFile: path.join(workDir, `h2load-${process.pid}.log`),
-  });
-  const cpuUsed = cpuSeconds(server.pid) - cpuBefore;
+  const versionBefore = readVersion ? await readVersion(first, key) : 0;
+  const serverPids = servers.map((server) => server.pid);
+  const cpuBefore = cpuOf(serverPids);
+  const othersBefore = Object.fromEntries(Object.entries(alsoCpuOf).map(([name, pids]) => [name, cpuOf(pids)]));
+  const share = (total: number, index: number): number => Math.floor(total / servers.length) + (index < total % servers.length ? 1 : 0);
+  const results = await Promise.all(
+    servers.map((server, index) =>
+      runH2load({
+        endpoint: server,
+        method,
+        bodyFile,
+        concurrency: share(concurrency, index),
+        calls: calls !== undefined ? share(calls, index) : undefined,
+        durationSec,
+        logFile: path.join(workDir, `h2load-${process.pid}-${index}.log`),
+      }),
+    ),
+  );
+  const cpuUsed = cpuOf(serverPids) - cpuBefore;
+  const othersUsed = Object.fromEntries(Object.entries(alsoCpuOf).map(([name, pids]) => [name, cpuOf(pids) - othersBefore[name]]));
 
-  let okCalls = result.succeeded;
+  const succeeded = results.reduce((sum, result) => sum + result.succeeded, 0);
+  const seconds = Math.max(...results.map((result) => result.seconds));
+  let okCalls = succeeded;
   if (readVersion) {
-    const written = (await readVersion(server.address, key)) - versionBefore;
+    const written = (await readVersion(first, key)) - versionBefore;
     // A timed run may end with calls in flight that the server still serves.
-    const mostExpected = calls !== undefined ? result.succeeded : result.succeeded + concurrency;
+    const mostExpected = calls !== undefined ? succeeded : succeeded + concurrency;
     if (written > mostExpected) {
       throw new Error(
-        `${server.name} ${workload.label}: key ${key} was written ${written} times, but h2load saw only ${result.succeeded} successful calls`,
+        `${label} ${workload.label}: key ${key} was written ${written} times, but h2load saw only ${succeeded} successful calls`,
       );
     }
-    okCalls = Math.min(written, result.succeeded);
+    okCalls = Math.min(written, succeeded);
   }
-  const failedCalls = result.failed + (result.succeeded - okCalls);
+  const failedCalls = results.reduce((sum, result) => sum + result.failed, 0) + (succeeded - okCalls);
   if (failedCalls > 0) {
-    process.stderr.write(`  ! ${server.name} ${workload.label} c=${concurrency}: ${failedCalls} calls failed or did not write\n`);
+    process.stderr.write(`  ! ${label} ${workload.label} c=${concurrency}: ${failedCalls} calls failed or did not write\n`);
   }
+  const perCall = (cpu: number): number => (okCalls > 0 ? (cpu * 1e6) / okCalls : Number.NaN);
   return {
-    seconds: result.seconds,
-    okPerSec: result.seconds > 0 ? okCalls / result.seconds : 0,
+    seconds,
+    okPerSec: seconds > 0 ? okCalls / seconds : 0,
     okCalls,
     failedCalls,
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    serverCpuUsPerCall: okCalls > 0 ? (cpuUsed * 1e6) / okCalls : Number.NaN,
+    p50Ms: results.reduce((sum, result) => sum + result.p50Ms, 0) / results.length,
+    p99Ms: Math.max(...results.map((result) => result.p99Ms)),
+    serverCpuUsPerCall: perCall(cpuUsed),
+    ...(Object.keys(alsoCpuOf).length > 0
+      ? { otherCpuUsPerCall: Object.fromEntries(Object.entries(othersUsed).map(([name, cpu]) => [name, perCall(cpu)])) }
+      : {}),
   };
 }
 

@@ -65,7 +65,7 @@ function preloadKv(dataDir: string, keyCount: number): Promise<{ heapUsedBytes: 
 
 async function preloadEtcd(dataDir: string, keyCount: number, options: PreloadOptions): Promise<void> {
   const etcd = await startEtcd({ dataDir, quotaBackendBytes: options.etcdQuotaBackendBytes });
-  const connection = new GrpcConnection(etcd.address);
+  const connection = new GrpcConnection(etcd);
   const value = JSON.stringify(VALUE);
   const method = 'etcdserverpb.KV/Txn';
   try {

@@ -22,7 +22,40 @@ export interface Settings {
   scaleConcurrency: number;
   /** etcd's --quota-backend-bytes in the scale runs (its default, 2 GiB, cannot hold the largest size). */
   etcdQuotaBackendBytes: number;
+  /** The parts of the bench this run ran (absent in results saved before there were parts: compare and scale). */
+  parts?: Part[];
+  watch: {
+    watcherCounts: number[];
+    idleWatcherCounts: number[];
+    /** Writes in flight from the one writer of the fan-out runs. */
+    writerConcurrency: number;
+    /** h2load's concurrency for the Sets beside idle watchers. */
+    idleConcurrency: number;
+  };
+  txn: {
+    concurrency: number;
+    /** kv's ttl_ms on TTL-sets; etcd's pre-granted lease lives as long. */
+    ttlMs: number;
+    /** Keys given their own short time to live for the expiry lateness runs. */
+    expiryKeys: number;
+    /** kv: their ttl_ms; etcd: its lease TTL, whole seconds. */
+    expiryTtlMs: number;
+    /** Over how long the expiring keys are written, so their deadlines spread. */
+    expirySpreadMs: number;
+  };
+  tlsConcurrency: number;
+  engineConcurrency: number;
+  store?: {
+    /** Checkout of the commit compared against (with node_modules installed). */
+    baseDir: string;
+    sizes: number[];
+    /** base, new, base, new: runs of each. */
+    runsEach: number;
+  };
 }
+
+export const PARTS = ['compare', 'scale', 'watch', 'txn', 'tls', 'engine', 'store'] as const;
+export type Part = (typeof PARTS)[number];
 
 /** One server, workload and concurrency in one round: h2load's throughput on one key, then ghz's latency over many. */
 export interface Measurement {
@@ -71,6 +104,90 @@ export interface ScaleStart {
   error?: string;
 }
 
+export interface WatchFanoutRun {
+  server: 'kv' | 'etcd';
+  watchers: number;
+  round: number;
+  writes: number;
+  failedWrites: number;
+  writesPerSec: number;
+  events: number;
+  /** Events received over the time from the writer's start to the last event. */
+  eventsPerSec: number;
+  /** Acknowledged writes whose event never arrived. */
+  missedEvents: number;
+  /** Write sent to event received. */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  serverCpuUsPerWrite: number;
+}
+
+export interface WatchIdleRun {
+  server: 'kv' | 'etcd';
+  idleWatchers: number;
+  round: number;
+  throughput: ThroughputResult;
+}
+
+export interface WatchResults {
+  fanout: WatchFanoutRun[];
+  idle: WatchIdleRun[];
+}
+
+/** One h2load run of a part whose setups are named (TLS, the etcd engine, Txn and TTL). */
+export interface SetupRun {
+  /** e.g. "kv-tls", "etcd", "kv-etcd-2". */
+  setup: string;
+  workload: string;
+  round: number;
+  throughput: ThroughputResult;
+}
+
+/** Keys given their own time to live per write, by a Node client with calls in flight (bench/leases.ts). */
+export interface LeasePerKeyRun {
+  server: 'kv' | 'etcd';
+  round: number;
+  keysPerSec: number;
+  okKeys: number;
+  failed: number;
+  p50Ms: number;
+  p99Ms: number;
+  serverCpuUsPerKey: number;
+}
+
+/** When a key's DELETE event arrived, after its deadline (Set acknowledged + time to live). */
+export interface ExpiryRun {
+  server: 'kv' | 'etcd';
+  round: number;
+  keys: number;
+  /** DELETE events received; the rest never came within the wait. */
+  expired: number;
+  ttlMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** The Sets' own latency: the deadline the server keeps lies between send and acknowledgement. */
+  setP50Ms: number;
+}
+
+export interface TxnResults {
+  runs: SetupRun[];
+  leasePerKey: LeasePerKeyRun[];
+  expiry: ExpiryRun[];
+}
+
+export interface StoreBenchRun {
+  /** "base" or "new". */
+  side: 'base' | 'new';
+  commit: string;
+  order: number;
+  /** ops/s by "op|concurrency|size". */
+  opsPerSec: Record<string, number>;
+  /** The lines it printed below the table (open time, churn). */
+  notes: string[];
+}
+
 export interface BenchResults {
   startedAt: string;
   elapsedSec: number;
@@ -85,4 +202,11 @@ export interface BenchResults {
   readsBeforeWrites: ReadBeforeWrites[];
   scale: ScaleMeasurement[];
   scaleStarts: ScaleStart[];
+  watch?: WatchResults;
+  txn?: TxnResults;
+  tls?: SetupRun[];
+  engine?: SetupRun[];
+  store?: StoreBenchRun[];
+  /** Load average (1 min) when each part ended: how much else ran on the machine. */
+  loadByPart?: Partial<Record<Part, number>>;
 }

@@ -7,13 +7,13 @@
  *
  * kv and the echo server take kv's own messages, encoded by the code
  * generated from proto/kv/v1/kv.proto; etcd's are encoded by protobufjs from
- * bench/proto/etcd-kv.proto, the file ghz reads too.
+ * bench/proto/etcd-rpc.proto, the file ghz reads too.
  */
 import path from 'node:path';
 import protobuf from 'protobufjs';
-import { GetRequest, GetResponse, SetRequest } from '../src/gen/kv/v1/kv';
+import { GetRequest, GetResponse, SetRequest, TxnRequest } from '../src/gen/kv/v1/kv';
 import type { ProtoMethod } from './ghz';
-import { callOnce, GrpcCallError, grpcFrame } from './grpc-wire';
+import { callOnce, GrpcCallError, grpcFrame, type Endpoint } from './grpc-wire';
 import { REPO_ROOT, type ServerName } from './servers';
 
 /** A request or response in protobuf's JSON form. */
@@ -25,16 +25,17 @@ export interface ServerApi {
   /** The protobuf bytes of `request` for `method` (e.g. kv.v1.KeyValueService/Set). */
   encode(method: string, request: JsonObject): Uint8Array;
   /** The key's version (writes since it was created), 0 if absent; undefined for a server that keeps nothing. */
-  readVersion?(address: string, key: string): Promise<number>;
+  readVersion?(endpoint: Endpoint, key: string): Promise<number>;
 }
 
 /** kv's request messages by method name; the echo server takes the same ones. */
 const KV_REQUESTS: Record<string, { fromJSON(object: unknown): unknown; encode(message: never): { finish(): Uint8Array } }> = {
   Set: SetRequest,
   Get: GetRequest,
+  Txn: TxnRequest,
 };
 
-function encodeKvRequest(method: string, request: JsonObject): Uint8Array {
+export function encodeKvRequest(method: string, request: JsonObject): Uint8Array {
   const name = method.slice(method.lastIndexOf('/') + 1);
   const codec = KV_REQUESTS[name];
   if (codec === undefined) throw new Error(`no kv request message for ${method}: add it to KV_REQUESTS in bench/server-apis.ts`);
@@ -42,33 +43,39 @@ function encodeKvRequest(method: string, request: JsonObject): Uint8Array {
 }
 
 let etcdRoot: protobuf.Root | undefined;
-/** bench/proto/etcd-kv.proto, field names as written there (as ghz reads them). */
+/** bench/proto/etcd-rpc.proto, field names as written there (as ghz reads them). */
 function etcdProto(): protobuf.Root {
   if (etcdRoot === undefined) {
-    etcdRoot = new protobuf.Root().loadSync(path.join(REPO_ROOT, 'bench/proto/etcd-kv.proto'), { keepCase: true });
+    etcdRoot = new protobuf.Root().loadSync(path.join(REPO_ROOT, 'bench/proto/etcd-rpc.proto'), { keepCase: true });
     etcdRoot.resolveAll();
   }
   return etcdRoot;
 }
 
+/** A message type of etcd-rpc.proto, e.g. WatchResponse. */
+export function etcdType(name: string): protobuf.Type {
+  return etcdProto().lookupType(`etcdserverpb.${name}`);
+}
+
+/** e.g. etcdserverpb.Lease/LeaseGrant. */
 function etcdMethod(method: string): protobuf.Method {
-  const name = method.slice(method.lastIndexOf('/') + 1);
-  const found = etcdProto().lookupService('etcdserverpb.KV').methods[name];
-  if (found === undefined) throw new Error(`etcd-kv.proto has no method ${method}`);
+  const slash = method.lastIndexOf('/');
+  const found = etcdProto().lookupService(method.slice(0, slash)).methods[method.slice(slash + 1)];
+  if (found === undefined) throw new Error(`etcd-rpc.proto has no method ${method}`);
   return found;
 }
 
 export function encodeEtcdRequest(method: string, request: JsonObject): Uint8Array {
   const type = etcdMethod(method).resolvedRequestType;
-  if (type === null) throw new Error(`etcd-kv.proto: ${method} has no request type`);
+  if (type === null) throw new Error(`etcd-rpc.proto: ${method} has no request type`);
   const problem = type.verify(request);
   if (problem !== null) throw new Error(`etcd ${method} request: ${problem}`);
   return type.encode(type.fromObject(request)).finish();
 }
 
-function decodeEtcdResponse(method: string, bytes: Uint8Array): JsonObject {
+export function decodeEtcdResponse(method: string, bytes: Uint8Array): JsonObject {
   const type = etcdMethod(method).resolvedResponseType;
-  if (type === null) throw new Error(`etcd-kv.proto: ${method} has no response type`);
+  if (type === null) throw new Error(`etcd-rpc.proto: ${method} has no response type`);
   return type.toObject(type.decode(bytes), { longs: Number, defaults: true });
 }
 
@@ -76,10 +83,10 @@ export const SERVER_APIS: Record<ServerName, ServerApi> = {
   kv: {
     proto: { proto: 'proto/kv/v1/kv.proto', importPaths: ['proto'] },
     encode: encodeKvRequest,
-    async readVersion(address, key) {
+    async readVersion(endpoint, key) {
       const method = 'kv.v1.KeyValueService/Get';
       try {
-        const response = await callOnce(address, method, grpcFrame(encodeKvRequest(method, { key })));
+        const response = await callOnce(endpoint, method, grpcFrame(encodeKvRequest(method, { key })));
         return GetResponse.decode(response).entry?.version ?? 0;
       } catch (error) {
         if (error instanceof GrpcCallError && error.status === '5') return 0; // NOT_FOUND
@@ -88,12 +95,12 @@ export const SERVER_APIS: Record<ServerName, ServerApi> = {
     },
   },
   etcd: {
-    proto: { proto: 'bench/proto/etcd-kv.proto', importPaths: ['bench/proto'] },
+    proto: { proto: 'bench/proto/etcd-rpc.proto', importPaths: ['bench/proto'] },
     encode: encodeEtcdRequest,
-    async readVersion(address, key) {
+    async readVersion(endpoint, key) {
       // Linearizable (not serializable): the count must include every acknowledged Put.
       const method = 'etcdserverpb.KV/Range';
-      const response = decodeEtcdResponse(method, await callOnce(address, method, grpcFrame(encodeEtcdRequest(method, { key }))));
+      const response = decodeEtcdResponse(method, await callOnce(endpoint, method, grpcFrame(encodeEtcdRequest(method, { key }))));
       const kvs = response.kvs as Array<{ version: number }>;
       return kvs[0]?.version ?? 0;
     },

@@ -11,16 +11,17 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startServer } from '../test/support/server-process';
+import type { Endpoint } from './grpc-wire';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
 
 /** The servers a benchmark can run against; see bench/server-apis.ts for how each is spoken to. */
 export type ServerName = 'kv' | 'etcd' | 'echo';
 
-export interface RunningServer {
+/** A server the load generators point at (its address, and TLS and headers when it has them). */
+export interface RunningServer extends Endpoint {
+  /** Which API it speaks. */
   readonly name: ServerName;
-  /** host:port to point the load generators at. */
-  readonly address: string;
   readonly pid: number;
   /** From spawn to the ready line: for kv and etcd, mostly how long recovery of the data directory took. */
   readonly startupMs: number;
@@ -110,22 +111,29 @@ export interface KvStartOptions {
   dataDir: string;
   /** Extra node flags, e.g. --cpu-prof for profiling. */
   nodeArgs?: string[];
+  /** Extra kv-server flags, e.g. --engine etcd or --tls-cert. */
+  args?: string[];
+  /** How clients reach it when the flags ask for TLS or tokens. */
+  caFile?: string;
+  headers?: Record<string, string>;
 }
 
-export async function startKv({ dataDir, nodeArgs = [] }: KvStartOptions): Promise<RunningServer> {
+export async function startKv({ dataDir, nodeArgs = [], args = [], caFile, headers }: KvStartOptions): Promise<RunningServer> {
   const started = performance.now();
   // Log level warn: per-call info logging is not what a benchmark should measure.
   const server = await startServer({
     entry: 'dist',
     nodeArgs,
     dataDir,
-    args: ['--fsync', 'always', '--log-level', 'warn'],
+    args: ['--fsync', 'always', '--log-level', 'warn', ...args],
     timeoutMs: START_TIMEOUT_MS,
   });
   const startupMs = performance.now() - started;
   return {
     name: 'kv',
     address: server.address,
+    caFile,
+    headers,
     pid: server.child.pid ?? 0,
     startupMs,
     stop: () => stopChild('kv', server.child),
@@ -145,13 +153,15 @@ export interface EtcdStartOptions {
   dataDir: string;
   /** etcd's --quota-backend-bytes; etcd's own default (2 GiB) when absent. */
   quotaBackendBytes?: number;
+  /** Serve clients over TLS with this certificate (no client certificates asked for); caFile is what clients trust. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
-export async function startEtcd({ dataDir, quotaBackendBytes }: EtcdStartOptions): Promise<RunningServer> {
+export async function startEtcd({ dataDir, quotaBackendBytes, tls }: EtcdStartOptions): Promise<RunningServer> {
   const started = performance.now();
   const clientPort = await freePort();
   const peerPort = await freePort();
-  const client = `http://127.0.0.1:${clientPort}`;
+  const client = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
     '--name',
@@ -178,10 +188,12 @@ export async function startEtcd({ dataDir, quotaBackendBytes }: EtcdStartOptions
     'stderr',
   ];
   if (quotaBackendBytes !== undefined) args.push('--quota-backend-bytes', String(quotaBackendBytes));
+  if (tls) args.push('--cert-file', tls.certFile, '--key-file', tls.keyFile);
   const { child } = await spawnUntilReady('etcd', 'etcd', args, /serving client traffic|ready to serve client requests/);
   return {
     name: 'etcd',
     address: `127.0.0.1:${clientPort}`,
+    caFile: tls?.caFile,
     pid: child.pid ?? 0,
     startupMs: performance.now() - started,
     stop: () => stopChild('etcd', child),

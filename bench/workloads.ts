@@ -37,6 +37,8 @@ export interface Workload {
   writesKey: boolean;
   /** The servers that run it; a server missing here is left out of the workload's rows. */
   calls: Partial<Record<ServerName, Call>>;
+  /** Other keys each call touches: they and the key are written once before a run, so compares find them. */
+  companionKeys?(key: string): string[];
 }
 
 /** The stored value: a small JSON document, exactly 100 bytes as JSON text. */
@@ -79,6 +81,70 @@ export const GET: Workload = {
   },
 };
 
+/** Get as kv's etcd engine reads: etcd's Range linearizable (through raft), as the frontend's Get is. */
+export const GET_LINEARIZABLE: Workload = {
+  id: 'get-linearizable',
+  label: 'Get',
+  writesKey: false,
+  calls: {
+    kv: GET.calls.kv,
+    etcd: { method: 'etcdserverpb.KV/Range', label: 'Range, linearizable', request: (key) => ({ key }) },
+  },
+};
+
+const partnerOf = (key: string): string => `${key}/b`;
+
+/** Two compares (each key exists: version > 0) and two sets, one revision for both writes. */
+export const TXN: Workload = {
+  id: 'txn',
+  label: 'Txn (2 compares, 2 sets)',
+  writesKey: true,
+  companionKeys: (key) => [partnerOf(key)],
+  calls: {
+    kv: {
+      method: 'kv.v1.KeyValueService/Txn',
+      request: (key) => ({
+        compare: [key, partnerOf(key)].map((subject) => ({ key: subject, result: 'COMPARE_RESULT_GREATER', version: 0 })),
+        success: [key, partnerOf(key)].map((subject) => ({ set: { key: subject, value: VALUE } })),
+      }),
+    },
+    etcd: {
+      method: 'etcdserverpb.KV/Txn',
+      request: (key) => ({
+        // Compare.result GREATER (1), target VERSION (0): enums by number, as protobufjs's verify wants them.
+        compare: [key, partnerOf(key)].map((subject) => ({ key: subject, result: 1, target: 0, version: 0 })),
+        success: [key, partnerOf(key)].map((subject) => ({ request_put: { key: subject, value: JSON.stringify(VALUE) } })),
+      }),
+    },
+  },
+};
+
+/** Long enough that no key expires during a run. */
+export const TTL_SET_MS = 600_000;
+/** The lease etcd's TTL-set Puts are attached to, granted with this id before the runs (bench/txn.ts). */
+export const ETCD_BENCH_LEASE = 0x6b76;
+
+/**
+ * A write with a time to live. kv: Set with ttl_ms, the key's own private
+ * lease. etcd has no per-key TTL: a Put attached to a lease granted once
+ * before the run (the cheapest way to get one in etcd); a lease of its own
+ * per key costs a LeaseGrant more (bench/txn.ts measures that separately).
+ */
+export const TTL_SET: Workload = {
+  id: 'ttl-set',
+  label: 'TTL-set',
+  writesKey: true,
+  calls: {
+    kv: { method: 'kv.v1.KeyValueService/Set', label: 'Set with ttl_ms', request: (key) => ({ key, value: VALUE, ttlMs: TTL_SET_MS }) },
+    etcd: {
+      method: 'etcdserverpb.KV/Put',
+      label: 'Put with a lease',
+      request: (key) => ({ key, value: JSON.stringify(VALUE), lease: ETCD_BENCH_LEASE }),
+    },
+  },
+};
+
+/** The comparison's workloads (Set and Get at every concurrency, against the echo ceiling too). */
 export const WORKLOADS: readonly Workload[] = [SET, GET];
 
 export function callOf(workload: Workload, server: ServerName): Call {

@@ -34,15 +34,15 @@ const body = (method: string, request: Record<string, unknown>): Buffer => grpcF
 
 test("a Set body built for h2load is accepted, and the key's version counts each Set", async () => {
   const { method, request } = callOf(SET, 'kv');
-  expect(await kv.readVersion?.(server.address, 'bench/a')).toBe(0);
-  for (let count = 0; count < 3; count++) await callOnce(server.address, method, body(method, request('bench/a')));
-  expect(await kv.readVersion?.(server.address, 'bench/a')).toBe(3);
+  expect(await kv.readVersion?.(server, 'bench/a')).toBe(0);
+  for (let count = 0; count < 3; count++) await callOnce(server, method, body(method, request('bench/a')));
+  expect(await kv.readVersion?.(server, 'bench/a')).toBe(3);
 });
 
 test('a gRPC error answered with HTTP 200 is reported with its status', async () => {
   const { method } = callOf(GET, 'kv');
-  await expect(callOnce(server.address, method, body(method, { key: 'bench/missing' }))).rejects.toMatchObject({ status: '5' });
-  const error: unknown = await callOnce(server.address, method, body(method, { key: '' })).catch((caught: unknown) => caught);
+  await expect(callOnce(server, method, body(method, { key: 'bench/missing' }))).rejects.toMatchObject({ status: '5' });
+  const error: unknown = await callOnce(server, method, body(method, { key: '' })).catch((caught: unknown) => caught);
   expect(error).toBeInstanceOf(GrpcCallError);
   expect((error as GrpcCallError).status).toBe('3');
 });
@@ -71,14 +71,14 @@ withH2load("h2load's count of successful Sets matches the key's version, and a f
   expect(result.okCalls).toBe(500);
   expect(result.failedCalls).toBe(0);
   // One more: the check call that sends h2load's body once before the run.
-  expect(await kv.readVersion?.(server.address, 'bench/h2load')).toBe(501);
+  expect(await kv.readVersion?.(server, 'bench/h2load')).toBe(501);
 
   // h2load itself counts a NOT_FOUND as a success: HTTP 200.
   const { method } = callOf(GET, 'kv');
   const missing = path.join(workDir, 'missing.grpc');
   writeFileSync(missing, body(method, { key: 'bench/missing' }));
   const raw = await runH2load({
-    address: server.address,
+    endpoint: server,
     method,
     bodyFile: missing,
     concurrency: 1,
