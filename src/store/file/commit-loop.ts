@@ -56,7 +56,8 @@ export class CommitLoop {
     while (this.active) await this.running;
   }
 
-  private wake(): void {
+  /** Runs the loop (if it is not running): it starts a compaction that is due even with no write queued. */
+  wake(): void {
     if (!this.active) {
       this.active = true;
       // setImmediate, not a microtask: callers woken by the previous batch get

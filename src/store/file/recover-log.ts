@@ -3,7 +3,10 @@
  *
  * Replay starts at the newest snapshot (a complete one: snapshots are only
  * renamed into place after an fsync) and applies every later log in sequence
- * order. A log is a sequence of batches, each a BATCH record and the records
+ * order. A snapshot of format 5 is a checkpoint (read-checkpoint.ts): its
+ * keys become the index's base table as they are read, and the history it
+ * carries starts the history window; one of format 3 or 4 is replayed
+ * record by record. A log is a sequence of batches, each a BATCH record and the records
  * written with one append; a batch is checked whole before any of it is
  * applied, so a batch counts entirely or not at all.
  *
@@ -32,8 +35,10 @@ import fs from 'node:fs';
 import type { Logger } from '../../logger';
 import { CorruptDataError } from '../errors';
 import { type DataFile, dataFilePath, listDataDir } from './data-dir-files';
+import { readCheckpoint } from './read-checkpoint';
 import {
   BATCH_RECORD_SIZE,
+  CHECKPOINT_VERSION,
   type DecodedRecord,
   FILE_HEADER_SIZE,
   FRAME_SIZE,
@@ -73,8 +78,8 @@ export interface RecoveredState {
   /** The changes replayed from the logs, as far back as the limits allow. */
   window: HistoryWindow;
   revision: number;
-  /** Files kept, in sequence order, with their sizes after any truncation. */
-  files: Array<DataFile & { size: number }>;
+  /** Files kept, in sequence order, with their sizes after any truncation; a checkpoint with its bytes of history. */
+  files: Array<DataFile & { size: number; checkpoint?: { historyBytes: number } }>;
   /**
    * Safe to delete, and to be deleted before a new log is created: files made
    * obsolete by the newest snapshot, leftover temp files, and trailing logs
@@ -125,8 +130,8 @@ export async function recoverDataDir(dir: string, logger: Logger, options: Recov
     const file = replayed[i];
     // Only a log can have a torn tail: a snapshot is complete before it gets its name.
     const newestLog = i === replayed.length - 1 && file.kind === FileKind.Log;
-    const size = await replayFile(dir, file, newestLog, replay, logger);
-    kept.push({ ...file, size });
+    const { size, checkpoint } = await replayFile(dir, file, newestLog, replay, logger);
+    kept.push({ ...file, size, checkpoint });
   }
   const index = replay.index;
   index.finishReplay();
@@ -157,7 +162,13 @@ async function yieldNow(replay: Replay, bytes: number): Promise<void> {
   replay.options.signal?.throwIfAborted();
 }
 
-async function replayFile(dir: string, file: DataFile, newestLog: boolean, replay: Replay, logger: Logger): Promise<number> {
+async function replayFile(
+  dir: string,
+  file: DataFile,
+  newestLog: boolean,
+  replay: Replay,
+  logger: Logger,
+): Promise<{ size: number; checkpoint?: { historyBytes: number } }> {
   const filePath = dataFilePath(dir, file.name);
   const fd = fs.openSync(filePath, newestLog ? 'r+' : 'r');
   try {
@@ -168,14 +179,21 @@ async function replayFile(dir: string, file: DataFile, newestLog: boolean, repla
     if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
     if (header.kind !== file.kind) throw new CorruptDataError(filePath, 0, 'file header kind does not match its name');
     if (header.baseRevision > replay.index.revision) replay.index.revision = header.baseRevision;
+    if (header.kind === FileKind.Snapshot && header.version >= CHECKPOINT_VERSION) {
+      const loaded = await readCheckpoint(fd, filePath, fileSize, header.baseRevision, (bytes) => yieldNow(replay, bytes));
+      for (const lease of loaded.leases) replay.index.apply({ type: 'lease-grant', ...lease, revision: header.baseRevision });
+      replay.index.setBase(loaded.table, header.baseRevision);
+      replay.window = new HistoryWindow(replay.options.history, loaded.historyFrom, loaded.history);
+      return { size: fileSize, checkpoint: { historyBytes: loaded.historyBytes } };
+    }
     const window = new FileWindow(fd, fileSize);
     if (header.kind === FileKind.Snapshot) {
       await replaySnapshot(window, filePath, replay);
-      return fileSize;
+      return { size: fileSize };
     }
     // The history a watcher can resume from starts with the first log after the state loaded.
     replay.window ??= new HistoryWindow(replay.options.history, replay.index.revision);
-    return await replayLog(window, filePath, header.nonce, newestLog, replay, logger);
+    return { size: await replayLog(window, filePath, header.nonce, newestLog, replay, logger) };
   } finally {
     fs.closeSync(fd);
   }
