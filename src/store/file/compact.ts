@@ -27,6 +27,7 @@ import type { HistoryView } from '../feed/history-window';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import { dataFilePath, logFileName, snapshotFileName, syncDirectory } from './data-dir-files';
 import type { LogWriter } from './log-writer';
+import { FILE_HEADER_SIZE } from './record-codec';
 import type { IndexSnapshot, StoreIndex } from './store-index';
 import { type WrittenCheckpoint, writeCheckpoint } from './write-checkpoint';
 
@@ -118,8 +119,10 @@ export class Compactor {
     const checkpoint = this.checkpoint;
     const history = checkpoint?.checkpoint?.historyBytes ?? 0;
     if (disk >= this.minBytes && disk - history - live >= this.ratio * live) return true;
-    const logs = disk - (checkpoint?.size ?? 0);
-    return logs >= this.logMinBytes && logs >= this.logRatio * live;
+    // Record bytes only: a log just started (its header alone) holds nothing to replay.
+    const logCount = 1 + this.sealed.filter((f) => !f.name.endsWith('.snap')).length;
+    const logs = disk - (checkpoint?.size ?? 0) - logCount * FILE_HEADER_SIZE;
+    return logs > 0 && logs >= this.logMinBytes && logs >= this.logRatio * live;
   }
 
   /**
