@@ -41,7 +41,8 @@ async function runAndKill(dataDir: string, mode: string, killWhen?: () => boolea
         : undefined),
     30_000,
   );
-  if (killWhen === undefined) await new Promise((r) => setTimeout(r, 100 + Math.random() * 300)); // the crash moment, not synchronisation
+  if (killWhen === undefined)
+    await new Promise((r) => setTimeout(r, 100 + Math.random() * 300)); // the crash moment, not synchronisation
   else await pollUntil('the moment to kill', () => (killWhen() ? true : undefined), 30_000);
   child.kill('SIGKILL');
   // Reaped (no zombie), so its pid is really gone when the store checks the lock.

@@ -116,8 +116,17 @@ describe('store index over checkpoint tables', () => {
         }
         for (const { view, expected } of views) expect([...view.entries()]).toEqual(expected);
         expect(index.entriesUnder('')).toEqual(sorted(model));
-        expect(index.list('b', undefined, Infinity).keys).toEqual(sorted(model).map(([k]) => k).filter((k) => k.startsWith('b')));
-        expect(index.list('', 'a/1', 2).keys).toEqual(sorted(model).map(([k]) => k).filter((k) => codePointOrder(k, 'a/1') > 0).slice(0, 2));
+        expect(index.list('b', undefined, Infinity).keys).toEqual(
+          sorted(model)
+            .map(([k]) => k)
+            .filter((k) => k.startsWith('b')),
+        );
+        expect(index.list('', 'a/1', 2).keys).toEqual(
+          sorted(model)
+            .map(([k]) => k)
+            .filter((k) => codePointOrder(k, 'a/1') > 0)
+            .slice(0, 2),
+        );
         expect(index.size).toBe(model.size);
         let live = 0;
         for (const [k, e] of model) live += entryRecordBytes(k, e);

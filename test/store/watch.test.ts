@@ -231,101 +231,115 @@ describe('model-based: watchers see exactly the committed history from their sta
   test.each([
     ['', undefined, 60],
     [' with checkpoints all the time', checkpointAlways, 30],
-  ])('random writes (some concurrent), watchers from random revisions, reopens%s', async (_name, compaction, numRuns) => {
-    const options: Partial<FileStoreOptions> = { fsync: 'never', feed: { progressIntervalMs: 20 }, compaction };
-    await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 25 }), async (steps) => {
-        const dataDir = dirs.make();
-        let store = await openFileStore({ dataDir, ...options });
-        const model = new Map<string, number>();
-        const history: Event[] = [];
-        const watchers: Array<{
-          target: { key: string } | { prefix: string };
-          start: number;
-          seen: Event[];
-          watch: Watch;
-          lastRevision: number;
-          pump: Promise<void>;
-        }> = [];
-        const pump = (w: (typeof watchers)[number]): Promise<void> =>
-          (async () => {
-            for (;;) {
-              let batch: WatchBatch;
-              try {
-                batch = await w.watch.next();
-              } catch (error) {
-                if (error instanceof StoreClosedError) return;
-                throw error;
-              }
-              for (const e of batch.events) {
-                w.seen.push([e.type, e.key, e.revision, e.entry === undefined ? undefined : (JSON.parse(e.entry.valueJson) as JsonValue)]);
-              }
-              w.lastRevision = Math.max(w.lastRevision, batch.revision);
-            }
-          })();
-        try {
-          for (const s of steps) {
-            if (s.kind === 'ops') {
-              // Submitted together: one batch, applied in submission order.
-              const results = await Promise.all(
-                s.ops.map((o) =>
-                  o.kind === 'set' ? store.set(o.key, o.v) : o.kind === 'delete' ? store.delete(o.key) : store.clear({ prefix: o.prefix }),
-                ),
-              );
-              s.ops.forEach((o, i) => {
-                const r = results[i] as { revision: number; deleted?: boolean; deletedCount?: number };
-                if (o.kind === 'set') {
-                  model.set(o.key, o.v);
-                  history.push(['put', o.key, r.revision, o.v]);
-                } else if (o.kind === 'delete') {
-                  if (model.delete(o.key)) history.push(['delete', o.key, r.revision, undefined]);
-                } else {
-                  const gone = [...model.keys()].filter((k) => k.startsWith(o.prefix)).sort();
-                  for (const k of gone) {
-                    model.delete(k);
-                    history.push(['delete', k, r.revision, undefined]);
-                  }
+  ])(
+    'random writes (some concurrent), watchers from random revisions, reopens%s',
+    async (_name, compaction, numRuns) => {
+      const options: Partial<FileStoreOptions> = { fsync: 'never', feed: { progressIntervalMs: 20 }, compaction };
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 25 }), async (steps) => {
+          const dataDir = dirs.make();
+          let store = await openFileStore({ dataDir, ...options });
+          const model = new Map<string, number>();
+          const history: Event[] = [];
+          const watchers: Array<{
+            target: { key: string } | { prefix: string };
+            start: number;
+            seen: Event[];
+            watch: Watch;
+            lastRevision: number;
+            pump: Promise<void>;
+          }> = [];
+          const pump = (w: (typeof watchers)[number]): Promise<void> =>
+            (async () => {
+              for (;;) {
+                let batch: WatchBatch;
+                try {
+                  batch = await w.watch.next();
+                } catch (error) {
+                  if (error instanceof StoreClosedError) return;
+                  throw error;
                 }
-              });
-            } else if (s.kind === 'watch') {
-              const start = Math.max(0, store.revision - s.back);
-              const w = {
-                target: s.target,
-                start: start === 0 ? store.revision + 1 : start,
-                seen: [] as Event[],
-                lastRevision: 0,
-                watch: store.watch({ ...s.target, startRevision: start }),
-                pump: Promise.resolve(),
-              };
-              w.pump = pump(w);
-              watchers.push(w);
-            } else {
-              await store.close();
-              await Promise.all(watchers.map((w) => w.pump));
-              store = await openFileStore({ dataDir, ...options });
-              for (const w of watchers) {
-                // Resume where it stopped, as a client would.
-                w.watch = store.watch({ ...w.target, startRevision: Math.max(w.start, w.lastRevision + 1) });
+                for (const e of batch.events) {
+                  w.seen.push([
+                    e.type,
+                    e.key,
+                    e.revision,
+                    e.entry === undefined ? undefined : (JSON.parse(e.entry.valueJson) as JsonValue),
+                  ]);
+                }
+                w.lastRevision = Math.max(w.lastRevision, batch.revision);
+              }
+            })();
+          try {
+            for (const s of steps) {
+              if (s.kind === 'ops') {
+                // Submitted together: one batch, applied in submission order.
+                const results = await Promise.all(
+                  s.ops.map((o) =>
+                    o.kind === 'set'
+                      ? store.set(o.key, o.v)
+                      : o.kind === 'delete'
+                        ? store.delete(o.key)
+                        : store.clear({ prefix: o.prefix }),
+                  ),
+                );
+                s.ops.forEach((o, i) => {
+                  const r = results[i] as { revision: number; deleted?: boolean; deletedCount?: number };
+                  if (o.kind === 'set') {
+                    model.set(o.key, o.v);
+                    history.push(['put', o.key, r.revision, o.v]);
+                  } else if (o.kind === 'delete') {
+                    if (model.delete(o.key)) history.push(['delete', o.key, r.revision, undefined]);
+                  } else {
+                    const gone = [...model.keys()].filter((k) => k.startsWith(o.prefix)).sort();
+                    for (const k of gone) {
+                      model.delete(k);
+                      history.push(['delete', k, r.revision, undefined]);
+                    }
+                  }
+                });
+              } else if (s.kind === 'watch') {
+                const start = Math.max(0, store.revision - s.back);
+                const w = {
+                  target: s.target,
+                  start: start === 0 ? store.revision + 1 : start,
+                  seen: [] as Event[],
+                  lastRevision: 0,
+                  watch: store.watch({ ...s.target, startRevision: start }),
+                  pump: Promise.resolve(),
+                };
                 w.pump = pump(w);
+                watchers.push(w);
+              } else {
+                await store.close();
+                await Promise.all(watchers.map((w) => w.pump));
+                store = await openFileStore({ dataDir, ...options });
+                for (const w of watchers) {
+                  // Resume where it stopped, as a client would.
+                  w.watch = store.watch({ ...w.target, startRevision: Math.max(w.start, w.lastRevision + 1) });
+                  w.pump = pump(w);
+                }
               }
             }
+            const end = store.revision;
+            await new Promise((resolve) => setImmediate(resolve));
+            for (const w of watchers) {
+              const expected = history.filter(
+                ([, k, r]) => r >= w.start && ('key' in w.target ? k === w.target.key : k.startsWith(w.target.prefix)),
+              );
+              const deadline = Date.now() + 5000;
+              while (w.lastRevision < end && w.start <= end && Date.now() < deadline)
+                await new Promise((resolve) => setTimeout(resolve, 1));
+              expect(w.seen).toEqual(expected);
+            }
+          } finally {
+            await store.close();
+            await Promise.all(watchers.map((w) => w.pump));
           }
-          const end = store.revision;
-          await new Promise((resolve) => setImmediate(resolve));
-          for (const w of watchers) {
-            const expected = history.filter(
-              ([, k, r]) => r >= w.start && ('key' in w.target ? k === w.target.key : k.startsWith(w.target.prefix)),
-            );
-            const deadline = Date.now() + 5000;
-            while (w.lastRevision < end && w.start <= end && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
-            expect(w.seen).toEqual(expected);
-          }
-        } finally {
-          await store.close();
-          await Promise.all(watchers.map((w) => w.pump));
-        }
-      }),
-      { numRuns },
-    );
-  }, 120_000);
+        }),
+        { numRuns },
+      );
+    },
+    120_000,
+  );
 });

@@ -130,7 +130,8 @@ export class HistoryWindow {
     return {
       oldestRevision: this.oldest,
       size: packedSize + changes.length,
-      at: (position) => (position < packedSize ? (packed as PackedChanges).changeAt(packedHead + position) : changes[position - packedSize]),
+      at: (position) =>
+        position < packedSize ? (packed as PackedChanges).changeAt(packedHead + position) : changes[position - packedSize],
     };
   }
 

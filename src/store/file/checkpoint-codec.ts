@@ -193,7 +193,8 @@ export function changeSize(change: KeyChange): number {
     }
     case 'clear': {
       let size = 17 + Buffer.byteLength(change.prefix, 'utf8');
-      for (const [key, entry] of change.removed) size += entrySize(Buffer.byteLength(key, 'utf8'), Buffer.byteLength(entry.valueJson, 'utf8'));
+      for (const [key, entry] of change.removed)
+        size += entrySize(Buffer.byteLength(key, 'utf8'), Buffer.byteLength(entry.valueJson, 'utf8'));
       return size;
     }
   }

@@ -213,7 +213,10 @@ export class Compactor {
     // The checkpoint is durable: from here the replaced files are never read again, and its keys serve reads.
     this.index.replaceBase(snapshot, written.table);
     const size = written.bytes;
-    this.sealed = [{ seq, name, size, checkpoint: { historyBytes: written.historyBytes } }, ...this.sealed.filter((f) => !replaced.includes(f))];
+    this.sealed = [
+      { seq, name, size, checkpoint: { historyBytes: written.historyBytes } },
+      ...this.sealed.filter((f) => !replaced.includes(f)),
+    ];
     if (this.writer.failure !== undefined) return;
     let reclaimedBytes = 0;
     try {

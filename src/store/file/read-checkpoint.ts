@@ -12,8 +12,17 @@ import { crc32 } from 'node:zlib';
 import { CorruptDataError } from '../errors';
 import { BLOCK_HEADER_SIZE, BlockType, END_RECORD_SIZE, type CheckpointEnd, checkChange, decodeEnd } from './checkpoint-codec';
 import { CheckpointHistory } from './checkpoint-history';
-import { KeyTable, KeyTableBuilder } from './key-table';
-import { FILE_HEADER_SIZE, FRAME_SIZE, LEASE_GRANT_RECORD_SIZE, MIN_RECORD_SIZE, RecordType, emptyRecord, readRecord, readU64 } from './record-codec';
+import { type KeyTable, KeyTableBuilder } from './key-table';
+import {
+  FILE_HEADER_SIZE,
+  FRAME_SIZE,
+  LEASE_GRANT_RECORD_SIZE,
+  MIN_RECORD_SIZE,
+  RecordType,
+  emptyRecord,
+  readRecord,
+  readU64,
+} from './record-codec';
 
 /** The Buffers the file is read into; a block larger than this gets one of its own size. */
 const SLAB_BYTES = 64 * 1024 * 1024;
@@ -72,7 +81,8 @@ export async function readCheckpoint(
     if (type !== RecordType.LeaseGrant && type !== BlockType.Keys && type !== BlockType.History) {
       throw corrupt(offset, `record type ${type} in a checkpoint`);
     }
-    if (type < section) throw corrupt(offset, `record type ${type} after the checkpoint's ${section === BlockType.Keys ? 'keys' : 'history'}`);
+    if (type < section)
+      throw corrupt(offset, `record type ${type} after the checkpoint's ${section === BlockType.Keys ? 'keys' : 'history'}`);
     section = type;
     if (type === RecordType.LeaseGrant) {
       const problem = readRecord(buf, i, i + size, record);
