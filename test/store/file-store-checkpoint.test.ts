@@ -5,10 +5,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { KvClient } from '@kv/client';
+import { restoreDataDir } from '../../src/restore/restore-data-dir';
 import { CorruptDataError } from '../../src/store/errors';
 import { openFileStore } from '../../src/store/file';
 import { END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
 import { FILE_HEADER_SIZE } from '../../src/store/file/record-codec';
+import { startServer } from '../support/server-process';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 import { capturingLogger, dump } from './file-store-support';
 
@@ -145,5 +148,35 @@ describe('file engine: checkpoints', () => {
     fs.writeFileSync(snapPath, bytes);
     await expect(openFileStore({ dataDir })).rejects.toMatchObject({ code: 'CORRUPT', file: snapPath });
     expect(fs.existsSync(snapPath)).toBe(true);
+  });
+
+  test('a restored backup is a checkpoint: the store opens it with every key, lease and revision, and watches start after it', async () => {
+    const server = await startServer({ dataDir: dirs.make() });
+    const kv = new KvClient(server.address);
+    const backup = path.join(dirs.make(), 'kv.backup');
+    try {
+      for (let i = 0; i < 50; i++) await kv.set(`r/${i}`, { i });
+      await kv.delete('r/7');
+      const lease = await kv.grantLease(600_000);
+      await kv.set('leased', 'v', { lease: lease.id });
+      await kv.backup(backup);
+    } finally {
+      kv.close();
+      await server.stop();
+    }
+    const dataDir = path.join(dirs.make(), 'restored');
+    const summary = await restoreDataDir(backup, dataDir);
+    expect(dataFiles(dataDir)).toEqual(['snap-0000000000000001.snap']);
+    const store = await openFileStore({ dataDir });
+    try {
+      expect(store.revision).toBe(summary.revision);
+      expect((await store.listKeys({ prefix: 'r/' })).keys).toHaveLength(49);
+      expect((await store.get('r/3'))?.value).toEqual({ i: 3 });
+      expect((await store.get('leased'))?.lease).toBeGreaterThan(0);
+      expect(store.memoryLayout.tableKeys).toBe(50);
+      expect(store.feedStatus.oldestRevision).toBe(summary.revision + 1);
+    } finally {
+      await store.close();
+    }
   });
 });
