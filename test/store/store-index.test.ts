@@ -132,7 +132,7 @@ describe('store index over checkpoint tables', () => {
         for (const [k, e] of model) live += entryRecordBytes(k, e);
         expect(index.liveBytes).toBe(live);
       }),
-      { numRuns: 300 },
+      { numRuns: 150 },
     );
   });
 });

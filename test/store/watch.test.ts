@@ -230,7 +230,7 @@ describe('model-based: watchers see exactly the committed history from their sta
 
   test.each([
     ['', undefined, 60],
-    [' with checkpoints all the time', checkpointAlways, 30],
+    [' with checkpoints all the time', checkpointAlways, 20],
   ])(
     'random writes (some concurrent), watchers from random revisions, reopens%s',
     async (_name, compaction, numRuns) => {
