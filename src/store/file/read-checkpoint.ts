@@ -1,11 +1,11 @@
 /**
  * Loads a checkpoint (a snapshot of format version 5, checkpoint-codec.ts)
  * at open: the file is read in large pieces into Buffers that the key table
- * and the packed history then use as they are. Every block's CRC and every
+ * then uses as they are (the history gets copies of its blocks). Every block's CRC and every
  * field of every entry and change is checked, and the keys must be in
- * strictly increasing order; any damage refuses to open (a checkpoint is
- * complete and durable before it gets its name, so damage is never a torn
- * write).
+ * strictly increasing order; any damage is a CorruptDataError (a checkpoint
+ * is complete and durable before it gets its name, so damage is never a
+ * torn write; recover-log.ts decides whether older files can stand in).
  */
 import fs from 'node:fs';
 import { crc32 } from 'node:zlib';
@@ -62,7 +62,9 @@ export async function readCheckpoint(
 
   const reader = new SlabReader(fd, endAt);
   const keys = new KeyTableBuilder(end.keys, reader.slabs);
-  const history = new CheckpointHistory(reader.slabs, end.changes);
+  // History blocks are copied out of the slabs: the window may hold them after a compaction has replaced the key table (and let its slabs go).
+  const historyBlocks: Buffer[] = [];
+  const history = new CheckpointHistory(historyBlocks, end.changes);
   const leases: Array<{ id: number; ttlMs: number }> = [];
   const record = emptyRecord();
   let historyBytes = 0;
@@ -95,25 +97,30 @@ export async function readCheckpoint(
       if (readU64(buf, i + 9) !== revision) throw corrupt(offset, 'block revision is not the checkpoint revision');
       const count = buf.readUInt32LE(i + 17);
       if (count === 0) throw corrupt(offset, 'empty block');
-      const blockEnd = i + size;
-      let p = i + BLOCK_HEADER_SIZE;
+      const keysBlock = type === BlockType.Keys;
+      if (!keysBlock) historyBlocks.push(Buffer.from(buf.subarray(i, i + size)));
+      // The block's bytes, and where it starts in them.
+      const src = keysBlock ? buf : historyBlocks[historyBlocks.length - 1];
+      const start = keysBlock ? i : 0;
+      const blockEnd = start + size;
+      let p = start + BLOCK_HEADER_SIZE;
       for (let n = 0; n < count; n++) {
-        if (type === BlockType.Keys) {
+        if (keysBlock) {
           const entry = keys.add(reader.slabIndex, p, blockEnd, revision);
-          if (typeof entry === 'string') throw corrupt(offset + (p - i), entry);
+          if (typeof entry === 'string') throw corrupt(offset + (p - start), entry);
           p += entry;
         } else {
-          const change = checkChange(buf, p, blockEnd, revision);
-          if (typeof change === 'string') throw corrupt(offset + (p - i), change);
-          if (change.revision < lastRevision) throw corrupt(offset + (p - i), 'history out of revision order');
+          const change = checkChange(src, p, blockEnd, revision);
+          if (typeof change === 'string') throw corrupt(offset + (p - start), change);
+          if (change.revision < lastRevision) throw corrupt(offset + (p - start), 'history out of revision order');
           lastRevision = change.revision;
-          if (!history.add(reader.slabIndex, p, change.size, change.revision)) {
-            throw corrupt(offset + (p - i), 'more history than the END record says');
+          if (!history.add(historyBlocks.length - 1, p, change.size, change.revision)) {
+            throw corrupt(offset + (p - start), 'more history than the END record says');
           }
           p += change.size;
         }
       }
-      if (p !== blockEnd) throw corrupt(offset + (p - i), 'block holds bytes past its last entry');
+      if (p !== blockEnd) throw corrupt(offset + (p - start), 'block holds bytes past its last entry');
       if (type === BlockType.History) historyBytes += size;
     }
     offset += size;
