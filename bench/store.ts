@@ -98,8 +98,9 @@ let served: Served | undefined;
 
 /**
  * Open time and RSS in a fresh process, on the directory just after it was
- * populated (one log of exactly n SET records), so the number does not
- * depend on how many writes the timed runs got through.
+ * populated (n keys: the newest checkpoint and the logs after it, which may
+ * hold up to a quarter of the data), so the number does not depend on how
+ * many writes the timed runs got through.
  */
 function measureOpen(dir: string): Opened {
   const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'store-open.ts'), dir], {
