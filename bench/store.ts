@@ -5,11 +5,15 @@
  * For each size: ops/s of get (concurrency 1 and 64) and of set (each fsync
  * mode, concurrency 1 and 64, overwriting random existing keys), 100-byte
  * JSON values; and gets and sets over 1000 hot keys, the 1k-key rows' access
- * pattern at every size. Open time and RSS at the largest size, right after
- * populating it (in a fresh child process, bench/store-open.ts, reporting the
- * RSS node and tsx had before the open too). Disk vs live bytes after churn.
+ * pattern at every size. At the largest size, right after populating it
+ * (and letting the compaction it set off finish): the open alone, in a fresh
+ * child process (bench/store-open.ts, reporting the RSS node and tsx had
+ * before the open too), and the real server (dist/main.js, `npm run build`
+ * first) on the directory: time from spawn to ready, and its VmRSS once
+ * ready. Disk vs live bytes after churn.
  *
  * Flags: --sizes 1000,100000,1000000  --seconds 1.5  --churn 1000000  --dir /tmp/x
+ *        --open-only: populate the largest size and measure its start-up alone
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,6 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type FileStore, type FsyncMode, openFileStore } from '../src/store/file';
+import { startServer } from '../test/support/server-process';
+import { memoryOf } from './process-usage';
 
 const { values: flags } = parseArgs({
   options: {
@@ -24,6 +30,7 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '1.5' },
     churn: { type: 'string', default: '1000000' },
     dir: { type: 'string' },
+    'open-only': { type: 'boolean', default: false },
   },
 });
 const sizes = flags.sizes.split(',').map(Number);
@@ -86,11 +93,14 @@ type Row = { size: number; op: string; concurrency: number; opsPerSec: number };
 
 type Opened = { ms: number; rssBytes: number; baseRssBytes: number; heapBytes: number; keys: number };
 let opened: Opened | undefined;
+type Served = { ms: number; rssBytes: number; peakRssBytes: number; files: string };
+let served: Served | undefined;
 
 /**
  * Open time and RSS in a fresh process, on the directory just after it was
- * populated (one log of exactly n SET records), so the number does not
- * depend on how many writes the timed runs got through.
+ * populated (n keys: the newest checkpoint and the logs after it, which may
+ * hold up to a quarter of the data), so the number does not depend on how
+ * many writes the timed runs got through.
  */
 function measureOpen(dir: string): Opened {
   const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'store-open.ts'), dir], {
@@ -99,12 +109,38 @@ function measureOpen(dir: string): Opened {
   return JSON.parse(out) as Opened;
 }
 
+/** The server process on the directory: spawn to ready (health SERVING, the address logged), and its VmRSS then. */
+async function measureServer(dir: string): Promise<Served> {
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.(log|snap)$/.test(f))
+    .map((f) => `${f} ${mb(fs.statSync(path.join(dir, f)).size)}`)
+    .join(', ');
+  const started = performance.now();
+  const server = await startServer({ entry: 'dist', dataDir: dir, args: ['--log-level', 'warn'], timeoutMs: 600_000 });
+  const ms = performance.now() - started;
+  const memory = memoryOf(server.child.pid as number);
+  await server.stop();
+  return { ms, rssBytes: memory.rssBytes, peakRssBytes: memory.peakRssBytes, files };
+}
+
+/** Waits for compactions (checkpoints) set off by the writes so far to finish: the state a server would restart from. */
+async function settle(store: FileStore): Promise<void> {
+  const deadline = Date.now() + 600_000;
+  while (store.diskUsage.compacting && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
 async function benchSize(n: number, rows: Row[]): Promise<void> {
   const dir = path.join(root, `size-${n}`);
   let store = await openFileStore({ dataDir: dir, fsync: 'never' });
   await populate(store, n);
+  await settle(store);
   await store.close();
-  if (n === sizes[sizes.length - 1]) opened = measureOpen(dir);
+  if (n === sizes[sizes.length - 1]) {
+    opened = measureOpen(dir);
+    served = await measureServer(dir);
+    if (flags['open-only']) return;
+  }
   let w = 1;
   for (const mode of ['always', 'interval', 'never'] as FsyncMode[]) {
     store = await openFileStore({ dataDir: dir, fsync: mode });
@@ -149,6 +185,19 @@ function report(r: Row): void {
   process.stderr.write(`  ${r.size} ${r.op} c=${r.concurrency}: ${Math.round(r.opsPerSec)} ops/s\n`);
 }
 
+function reportOpen(): void {
+  if (opened === undefined || served === undefined) throw new Error('open was not measured');
+  console.log(
+    `open ${opened.keys.toLocaleString('en-US')} keys: ${opened.ms.toFixed(0)} ms, RSS ${mb(opened.rssBytes)} ` +
+      `(node + tsx before the open: ${mb(opened.baseRssBytes)}; added by the open: ${mb(opened.rssBytes - opened.baseRssBytes)}; ` +
+      `heap used ${mb(opened.heapBytes)})`,
+  );
+  console.log(
+    `server on those ${opened.keys.toLocaleString('en-US')} keys: ready ${served.ms.toFixed(0)} ms after spawn, ` +
+      `VmRSS ${mb(served.rssBytes)} (peak ${mb(served.peakRssBytes)}); data files: ${served.files}`,
+  );
+}
+
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
@@ -167,8 +216,7 @@ async function churn(): Promise<{ keys: number; writes: number; diskBytes: numbe
       }
     }),
   );
-  const deadline = Date.now() + 60_000;
-  while (store.diskUsage.compacting && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await settle(store);
   const usage = store.diskUsage;
   await store.close();
   let onDisk = 0;
@@ -197,10 +245,15 @@ async function main(): Promise<void> {
   process.stderr.write(`kv store benchmark in ${root} (node ${process.version}, ${os.cpus().length} cpus)\n`);
   await warmUp();
   const rows: Row[] = [];
+  if (flags['open-only']) {
+    await benchSize(sizes[sizes.length - 1], rows);
+    reportOpen();
+    fs.rmSync(root, { recursive: true, force: true });
+    return;
+  }
   for (const n of sizes) await benchSize(n, rows);
 
   const largest = sizes[sizes.length - 1];
-  if (opened === undefined) throw new Error('open was not measured');
   const churned = await churn();
 
   const ops = [...new Set(rows.map((r) => `${r.op}|${r.concurrency}`))];
@@ -218,11 +271,7 @@ async function main(): Promise<void> {
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const l of lines.slice(1)) console.log(fmt(l));
   console.log();
-  console.log(
-    `open ${opened.keys.toLocaleString('en-US')} keys: ${opened.ms.toFixed(0)} ms, RSS ${mb(opened.rssBytes)} ` +
-      `(node + tsx before the open: ${mb(opened.baseRssBytes)}; added by the open: ${mb(opened.rssBytes - opened.baseRssBytes)}; ` +
-      `heap used ${mb(opened.heapBytes)})`,
-  );
+  reportOpen();
   console.log(
     `churn ${churned.writes.toLocaleString('en-US')} writes over ${churned.keys.toLocaleString('en-US')} keys: ` +
       `disk ${mb(churned.onDisk)}, live ${mb(churned.liveBytes)} (${(churned.onDisk / churned.liveBytes).toFixed(2)}x)`,

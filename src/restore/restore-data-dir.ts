@@ -18,7 +18,7 @@ import path from 'node:path';
 import { BackupFileReader, type BackupProgress, type BackupSummary, verifyBackupFile } from '@kv/client';
 import { type Logger, silentLogger } from '../logger';
 import type { StoredEntry } from '../store/change';
-import { writeSnapshotFile } from '../store/file/compact';
+import { writeSnapshotFile } from '../store/file/write-checkpoint';
 import { dataFilePath, snapshotFileName, syncDirectory } from '../store/file/data-dir-files';
 import { lockDataDir } from '../store/file/data-dir-lock';
 

@@ -68,8 +68,14 @@ chaosTest(
     expect(perClient.ts).toBeGreaterThan(50);
     expect(perClient.go).toBeGreaterThan(50);
     expect((summary.by_status['set ok'] ?? 0) + (summary.by_status['get ok'] ?? 0)).toBeGreaterThan(100);
+    // Txns in both branches: some compares held, some did not.
+    const txns = [...readRecords(path.join(historyDir, 'ts.jsonl')), ...readRecords(path.join(historyDir, 'go.jsonl'))].filter(
+      (r) => r.op === 'txn' && r.status === 'ok',
+    );
+    expect(txns.filter((r) => r.succeeded === true).length).toBeGreaterThan(0);
+    expect(txns.filter((r) => r.succeeded === false).length).toBeGreaterThan(0);
     process.stdout.write(
-      `chaos short form: ${summary.records} calls, ${summary.kills} kills, ${summary.indefinite_writes} writes without an answer, ` +
+      `chaos short form: ${summary.records} calls (${txns.length} txns answered), ${summary.kills} kills, ${summary.indefinite_writes} writes without an answer, ` +
         `checked in ${summary.check_ms} ms; run ${run.seconds} s\n`,
     );
   },
@@ -267,6 +273,99 @@ describe('the checker: one rule broken at a time', () => {
       ],
       'Ok',
       false,
+    ],
+    [
+      'a txn whose compare held against a revision the key did not have',
+      oneLife,
+      [
+        { op: 'set', key: 'k', value: 'a', call: 10, return: 20, status: 'ok', revision: 1 },
+        { op: 'txn', key: 'k', value: 'b', expected: 5, call: 30, return: 40, status: 'ok', succeeded: true, revision: 2 },
+      ],
+      'Illegal',
+      true,
+    ],
+    [
+      "a txn's failure branch reading a value the key no longer had",
+      oneLife,
+      [
+        { op: 'set', key: 'k', value: 'a', call: 10, return: 20, status: 'ok', revision: 1 },
+        { op: 'set', key: 'k', value: 'b', call: 30, return: 40, status: 'ok', revision: 2 },
+        {
+          op: 'txn',
+          key: 'k',
+          value: 'c',
+          expected: 7,
+          call: 50,
+          return: 60,
+          status: 'ok',
+          succeeded: false,
+          revision: 2,
+          found: 'a',
+          mod_revision: 1,
+        },
+      ],
+      'Illegal',
+      true,
+    ],
+    [
+      'a txn that failed its compare although the key had the expected revision',
+      oneLife,
+      [
+        { op: 'set', key: 'k', value: 'a', call: 10, return: 20, status: 'ok', revision: 1 },
+        {
+          op: 'txn',
+          key: 'k',
+          value: 'b',
+          expected: 1,
+          call: 30,
+          return: 40,
+          status: 'ok',
+          succeeded: false,
+          revision: 1,
+          found: 'a',
+          mod_revision: 1,
+        },
+      ],
+      'Illegal',
+      true,
+    ],
+    [
+      'concurrent txns on one revision: one sets, the other reads what it set; a txn with no answer may have happened',
+      killedAt30,
+      [
+        { op: 'txn', key: 'k', value: 'a', expected: 0, call: 5, return: 8, status: 'ok', succeeded: true, revision: 1 },
+        { op: 'txn', key: 'k', value: 'b', expected: 1, call: 10, return: 20, status: 'ok', succeeded: true, revision: 2 },
+        {
+          op: 'txn',
+          key: 'k',
+          value: 'c',
+          expected: 1,
+          call: 11,
+          return: 19,
+          status: 'ok',
+          succeeded: false,
+          revision: 2,
+          found: 'b',
+          mod_revision: 2,
+        },
+        { op: 'txn', key: 'k', value: 'd', expected: 2, call: 21, return: 29, status: 'indefinite', error: 'UNAVAILABLE' },
+        { op: 'get', key: 'k', call: 40, return: 50, status: 'ok', found: 'd', mod_revision: 4 },
+        {
+          op: 'txn',
+          key: 'k',
+          value: 'e',
+          expected: 9,
+          call: 60,
+          return: 70,
+          status: 'ok',
+          succeeded: false,
+          revision: 4,
+          found: 'd',
+          mod_revision: 4,
+        },
+      ],
+      'Ok',
+      true,
     ],
     [
       'concurrent compare-and-sets, one wins and the loser names the winner',

@@ -2,7 +2,7 @@
  * The TypeScript side of the chaos run (the Go side is test/chaos/go/cmd/chaos-client,
  * with the same op mix and the same record format): `--clients` concurrent
  * clients, each a KvClient with its own connection, issue Get / Set /
- * compare-and-set / Delete on a few keys, one call at a time, and record
+ * compare-and-set / Txn / Delete on a few keys, one call at a time, and record
  * every call as a JSON line in `--out`. Unlike the Go clients, these fail
  * fast while the server is down (the SDK's default), so their history has
  * calls that never reached any server. Prints "ready <clock ns>" once set up;
@@ -14,11 +14,11 @@
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { KvClient, KvError, type JsonValue } from '@kv/client';
+import { Compare, KvClient, KvError, Op, type JsonValue } from '@kv/client';
 
 interface ChaosRecord {
   client: string;
-  op: 'get' | 'set' | 'delete';
+  op: 'get' | 'set' | 'delete' | 'txn';
   key: string;
   value?: string;
   expected?: number;
@@ -27,6 +27,7 @@ interface ChaosRecord {
   mod_revision?: number;
   revision?: number;
   deleted?: boolean;
+  succeeded?: boolean;
   current_revision?: number;
   error?: string;
 }
@@ -61,8 +62,9 @@ class ChaosClient {
   private probing = false;
 
   /**
-   * One call, recorded. The mix matches the Go client's: 40% get, 20% set,
-   * 25% compare-and-set, 15% delete. After a call that got no answer, only
+   * One call, recorded. The mix matches the Go client's: 40% get, 15% set,
+   * 20% compare-and-set, 10% txn (if the key's mod_revision is the one
+   * expected, set it, else get it), 15% delete. After a call that got no answer, only
    * gets until one is answered: failing fast, this client would otherwise
    * send a stream of writes while the server is down, each of which may
    * have happened as far as anyone can tell, and each one left open
@@ -77,9 +79,11 @@ class ChaosClient {
     const r: ChaosRecord =
       p < 0.4
         ? { client: this.name, op: 'get', key }
-        : p < 0.85
-          ? { client: this.name, op: 'set', key, value, expected: p >= 0.6 ? this.expectation(key) : undefined }
-          : { client: this.name, op: 'delete', key, expected: this.rng() < 0.5 ? this.expectation(key) : undefined };
+        : p < 0.75
+          ? { client: this.name, op: 'set', key, value, expected: p >= 0.55 ? this.expectation(key) : undefined }
+          : p < 0.85
+            ? { client: this.name, op: 'txn', key, value, expected: this.expectation(key) }
+            : { client: this.name, op: 'delete', key, expected: this.rng() < 0.5 ? this.expectation(key) : undefined };
     const options = { deadlineMs: this.deadlineMs, expectedRevision: r.expected };
     const call = process.hrtime.bigint();
     let ret: bigint;
@@ -93,6 +97,22 @@ class ChaosClient {
         } else {
           Object.assign(r, { status: 'ok', found: foundString(entry.value), mod_revision: entry.modRevision });
           this.known.set(key, entry.modRevision);
+        }
+      } else if (r.op === 'txn') {
+        const txn = await this.kv
+          .txn({ deadlineMs: this.deadlineMs })
+          .if(Compare.modRevision(key, '==', r.expected as number))
+          .then(Op.set(key, value))
+          .else(Op.get(key))
+          .commit();
+        ret = process.hrtime.bigint();
+        Object.assign(r, { status: 'ok', succeeded: txn.succeeded, revision: txn.revision });
+        this.known.set(key, txn.revision);
+        const [got] = txn.results;
+        if (!txn.succeeded) {
+          if (got?.type !== 'get') throw new Error(`${this.name}: txn's failure branch answered ${JSON.stringify(got)}`);
+          this.known.set(key, got.entry?.modRevision ?? 0);
+          if (got.entry !== undefined) Object.assign(r, { found: foundString(got.entry.value), mod_revision: got.entry.modRevision });
         }
       } else if (r.op === 'set') {
         const revision = await this.kv.set(key, value, options);

@@ -5,7 +5,8 @@
  *   S <revision> <key> <value JSON>    a set
  *   C <revision> <prefix>              a clear that removed something
  * Modes (argv[3]): "set"; "compact" (compaction forced to run all the time);
- * "clear" (also clears the c/ prefix now and then).
+ * "clear" (also clears the c/ prefix now and then); "checkpoint" (new keys
+ * only, and a checkpoint whenever the logs since the last one hold a record).
  */
 import { openFileStore } from '../../src/store/file';
 
@@ -14,8 +15,15 @@ async function main(): Promise<void> {
   const store = await openFileStore({
     dataDir,
     fsync: 'always',
-    compaction: mode === 'compact' ? { minBytes: 8 * 1024, deadToLiveRatio: 0.3 } : undefined,
+    compaction:
+      mode === 'compact'
+        ? { minBytes: 8 * 1024, deadToLiveRatio: 0.3 }
+        : mode === 'checkpoint'
+          ? { logMinBytes: 1, logToLiveRatio: 0 }
+          : undefined,
   });
+  // New keys in every run.
+  const run = Date.now().toString(36);
   const out = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
@@ -24,7 +32,7 @@ async function main(): Promise<void> {
     for (;;) {
       const i = n++;
       const space = mode === 'clear' && i % 2 === 0 ? 'c' : 'a';
-      const key = `${space}/${Math.floor(Math.random() * 60)}`;
+      const key = mode === 'checkpoint' ? `u/${run}/${i}` : `${space}/${Math.floor(Math.random() * 60)}`;
       const value = { w, i, pad: 'x'.repeat(Math.floor(Math.random() * 200)) };
       const { revision } = await store.set(key, value);
       out(`S ${revision} ${key} ${JSON.stringify(value)}`);

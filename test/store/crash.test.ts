@@ -17,8 +17,11 @@ afterAll(() => dirs.cleanup());
 
 type Ack = { type: 'S'; revision: number; key: string; value: unknown } | { type: 'C'; revision: number; prefix: string };
 
-/** Runs the writer until it has acknowledged something, lets it run a random 100–400 ms more, then SIGKILLs it. */
-async function runAndKill(dataDir: string, mode: string): Promise<Ack[]> {
+/**
+ * Runs the writer until it has acknowledged something, lets it run a random
+ * 100–400 ms more (or until `killWhen` says so), then SIGKILLs it.
+ */
+async function runAndKill(dataDir: string, mode: string, killWhen?: () => boolean): Promise<Ack[]> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'crash-writer.ts'), dataDir, mode], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -38,7 +41,9 @@ async function runAndKill(dataDir: string, mode: string): Promise<Ack[]> {
         : undefined),
     30_000,
   );
-  await new Promise((r) => setTimeout(r, 100 + Math.random() * 300)); // the crash moment, not synchronisation
+  if (killWhen === undefined)
+    await new Promise((r) => setTimeout(r, 100 + Math.random() * 300)); // the crash moment, not synchronisation
+  else await pollUntil('the moment to kill', () => (killWhen() ? true : undefined), 30_000);
   child.kill('SIGKILL');
   // Reaped (no zombie), so its pid is really gone when the store checks the lock.
   await exited;
@@ -135,6 +140,27 @@ describe('file engine: SIGKILL during writes', () => {
     // Compaction really ran: a snapshot replaced the first log.
     expect(fs.readdirSync(dataDir).some((f) => f.endsWith('.snap'))).toBe(true);
     expect(fs.existsSync(path.join(dataDir, 'wal-0000000000000001.log'))).toBe(false);
+  });
+
+  test('killed while writing a checkpoint (its .tmp half written), 3 times: every acknowledged write and every earlier key survives', async () => {
+    const dataDir = dirs.make();
+    // Enough keys that writing a checkpoint takes a while.
+    const preload = await openFileStore({ dataDir, fsync: 'never' });
+    const pad = 'x'.repeat(100);
+    for (let i = 0; i < 40_000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => preload.set(`p/${i + j}`, { pad })));
+    await preload.close();
+    const tmpWritten = (): boolean =>
+      fs.readdirSync(dataDir).some((f) => f.endsWith('.snap.tmp') && fs.statSync(path.join(dataDir, f), { throwIfNoEntry: false })?.size);
+    const acks: Ack[] = [];
+    for (let kill = 0; kill < 3; kill++) {
+      // The writer's store is due a checkpoint as it opens: it starts one at once, while writing.
+      acks.push(...(await runAndKill(dataDir, 'checkpoint', tmpWritten)));
+      expect(fs.readdirSync(dataDir).some((f) => f.endsWith('.snap.tmp'))).toBe(true);
+      await verify(dataDir, acks);
+      const store = await openFileStore({ dataDir });
+      expect((await store.listKeys({ prefix: 'p/' })).keys).toHaveLength(40_000);
+      await store.close();
+    }
   });
 
   test('verify() notices a lost acknowledged c/ write even when it was the newest c/ write', async () => {

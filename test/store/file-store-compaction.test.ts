@@ -14,7 +14,8 @@ describe('file engine: compaction', () => {
 
   test('after churn the disk stays within ~2x live data and everything survives reopen', async () => {
     const dataDir = dirs.make();
-    let store = await openFileStore({ dataDir, fsync: 'never', compaction: small });
+    // A window of one change: checkpoints carry the history window too (bounded on its own; a test below).
+    let store = await openFileStore({ dataDir, fsync: 'never', compaction: small, feed: { history: { maxChanges: 1 } } });
     const model = new Map<string, number>();
     // The most the files took at any moment seen, against the live data then. Writes wait for each
     // compaction here, so nothing is written while one runs (another test does that).

@@ -1,5 +1,9 @@
+import path from 'node:path';
 import fc from 'fast-check';
-import { type IndexEntry, StoreIndex, entryRecordBytes } from '../../src/store/file/store-index';
+import type { HistoryView } from '../../src/store/feed/history-window';
+import { type IndexEntry, type IndexSnapshot, StoreIndex, entryRecordBytes } from '../../src/store/file/store-index';
+import { writeCheckpoint } from '../../src/store/file/write-checkpoint';
+import { tempDataDirs } from '../support/temp-dirs';
 
 const keys = fc.constantFrom('a', 'a/1', 'a/2', 'b', 'b/\u{1f600}', 'b/\ufffd', 'c', '\u00e9');
 type Op =
@@ -47,6 +51,88 @@ describe('store index', () => {
         expect(index.liveBytes).toBe(live);
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('store index over checkpoint tables', () => {
+  const dirs = tempDataDirs();
+  afterAll(() => dirs.cleanup());
+  const noHistory: HistoryView = { oldestRevision: 1, size: 0, at: () => undefined as never };
+
+  type LayerOp = Op | { kind: 'checkpoint'; which: number } | { kind: 'release'; which: number };
+  const layerOp: fc.Arbitrary<LayerOp> = fc.oneof(
+    { weight: 8, arbitrary: op },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('checkpoint' as const), which: fc.nat(3) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), which: fc.nat(3) }) },
+  );
+
+  test('views taken and checkpoints written in any order: every view, get, list and live bytes match a plain map', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(layerOp, { maxLength: 50 }), async (ops) => {
+        const dir = dirs.make();
+        const index = StoreIndex.empty();
+        const model = new Map<string, IndexEntry>();
+        const sorted = (m: Map<string, IndexEntry>): Array<[string, IndexEntry]> => [...m].sort(([a], [b]) => codePointOrder(a, b));
+        // Views in use (a compaction's or a backup's), with what each must read.
+        const views: Array<{ view: IndexSnapshot; expected: Array<[string, IndexEntry]> }> = [];
+        let revision = 0;
+        let files = 0;
+        for (const o of ops) {
+          if (o.kind === 'put') {
+            const prev = index.get(o.key);
+            const entry: IndexEntry = {
+              valueJson: JSON.stringify(o.v),
+              createRevision: prev?.createRevision ?? revision + 1,
+              modRevision: ++revision,
+              version: (prev?.version ?? 0) + 1,
+              lease: 0,
+            };
+            index.apply({ type: 'set', key: o.key, revision, entry, prev });
+            model.set(o.key, entry);
+          } else if (o.kind === 'remove') {
+            const prev = index.get(o.key);
+            if (prev !== undefined) index.apply({ type: 'delete', key: o.key, revision: ++revision, prev });
+            model.delete(o.key);
+          } else if (o.kind === 'clear') {
+            const removed = index.entriesUnder(o.prefix);
+            if (removed.length > 0) index.apply({ type: 'clear', prefix: o.prefix, revision: ++revision, removed });
+            for (const k of [...model.keys()]) if (k.startsWith(o.prefix)) model.delete(k);
+          } else if (o.kind === 'snapshot') {
+            views.push({ view: index.snapshot(), expected: sorted(model) });
+          } else if (views.length > 0) {
+            const [{ view, expected }] = views.splice(o.which % views.length, 1);
+            expect([...view.entries()]).toEqual(expected);
+            if (o.kind === 'release') {
+              index.release(view);
+            } else {
+              // What a compaction does: write the view as a checkpoint, then serve reads from its table.
+              const written = await writeCheckpoint(path.join(dir, `c${files++}`), view, noHistory, () => undefined);
+              expect(written.table.count).toBe(expected.length);
+              index.replaceBase(view, written.table);
+            }
+          }
+          for (const key of ['a', 'a/1', 'b/\u{1f600}', 'c']) expect(index.get(key)).toEqual(model.get(key));
+        }
+        for (const { view, expected } of views) expect([...view.entries()]).toEqual(expected);
+        expect(index.entriesUnder('')).toEqual(sorted(model));
+        expect(index.list('b', undefined, Infinity).keys).toEqual(
+          sorted(model)
+            .map(([k]) => k)
+            .filter((k) => k.startsWith('b')),
+        );
+        expect(index.list('', 'a/1', 2).keys).toEqual(
+          sorted(model)
+            .map(([k]) => k)
+            .filter((k) => codePointOrder(k, 'a/1') > 0)
+            .slice(0, 2),
+        );
+        expect(index.size).toBe(model.size);
+        let live = 0;
+        for (const [k, e] of model) live += entryRecordBytes(k, e);
+        expect(index.liveBytes).toBe(live);
+      }),
+      { numRuns: 150 },
     );
   });
 });

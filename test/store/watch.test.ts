@@ -4,12 +4,14 @@
  * batches, and a model-based check that every watcher sees exactly the
  * committed history from its start, across restarts.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import fc from 'fast-check';
 import { StoreClosedError, WatchCompactedError, WatchTooSlowError } from '../../src/store/errors';
 import { type FileStore, type FileStoreOptions, openFileStore } from '../../src/store/file';
 import type { JsonValue, Watch, WatchBatch } from '../../src/store/key-value-store';
 import { WatcherRegistry } from '../../src/store/feed/watcher-registry';
-import { tempDataDirs } from '../support/temp-dirs';
+import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 import { collectUntil } from './store-contract';
 
 const dirs = tempDataDirs();
@@ -64,6 +66,44 @@ test('a start revision older than the window is WatchCompactedError naming the o
     const { events } = await collectUntil(store.watch({ key: 'k', startRevision: 16 }), 25);
     expect(events.map(([, , r]) => r)).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
   });
+});
+
+test('a checkpoint carries the window: after a restart a watch inside it gets every change once, in order, and one below it COMPACTED', async () => {
+  const dataDir = dirs.make();
+  const options: Partial<FileStoreOptions> = {
+    fsync: 'never',
+    feed: { history: { maxChanges: 10 } },
+    // A checkpoint after every batch with a record in it.
+    compaction: { logMinBytes: 1, logToLiveRatio: 0 },
+  };
+  let store = await openFileStore({ dataDir, ...options });
+  for (let i = 1; i <= 25; i++) await store.set(`k/${i % 3}`, i);
+  await store.delete('k/0'); // 26
+  await pollUntil('the last checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+  await store.close();
+  // Every change is in a checkpoint: no log holds a record, so the window can only have come from the checkpoint.
+  const files = fs.readdirSync(dataDir).filter((f) => /\.(log|snap)$/.test(f));
+  expect(files.filter((f) => f.endsWith('.snap'))).toHaveLength(1);
+  for (const f of files.filter((f) => f.endsWith('.log'))) expect(fs.statSync(path.join(dataDir, f)).size).toBe(32);
+  // A larger window now: it holds what the checkpoint carried, and what comes after.
+  store = await openFileStore({ dataDir, ...options, feed: { history: { maxChanges: 20 } } });
+  try {
+    expect(store.feedStatus.oldestRevision).toBe(17);
+    const error: unknown = await store
+      .watch({ prefix: 'k/', startRevision: 16 })
+      .next()
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'COMPACTED', startRevision: 16, oldestRevision: 17 });
+    await store.set('k/9', 27);
+    const { events } = await collectUntil(store.watch({ prefix: 'k/', startRevision: 17, prevEntry: true }), 27);
+    expect(events).toEqual([
+      ...[17, 18, 19, 20, 21, 22, 23, 24, 25].map((r) => ['put', `k/${r % 3}`, r, r]),
+      ['delete', 'k/0', 26, undefined],
+      ['put', 'k/9', 27, 27],
+    ]);
+  } finally {
+    await store.close();
+  }
 });
 
 test('the window is bounded by bytes too, evicting whole revisions and keeping the newest', async () => {
@@ -185,100 +225,121 @@ describe('model-based: watchers see exactly the committed history from their sta
   /** A committed change to one key, as a watcher of that key must see it. */
   type Event = [type: 'put' | 'delete', key: string, revision: number, value: JsonValue | undefined];
 
-  test('random writes (some concurrent), watchers from random revisions, reopens', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 25 }), async (steps) => {
-        const dataDir = dirs.make();
-        let store = await openFileStore({ dataDir, fsync: 'never', feed: { progressIntervalMs: 20 } });
-        const model = new Map<string, number>();
-        const history: Event[] = [];
-        const watchers: Array<{
-          target: { key: string } | { prefix: string };
-          start: number;
-          seen: Event[];
-          watch: Watch;
-          lastRevision: number;
-          pump: Promise<void>;
-        }> = [];
-        const pump = (w: (typeof watchers)[number]): Promise<void> =>
-          (async () => {
-            for (;;) {
-              let batch: WatchBatch;
-              try {
-                batch = await w.watch.next();
-              } catch (error) {
-                if (error instanceof StoreClosedError) return;
-                throw error;
-              }
-              for (const e of batch.events) {
-                w.seen.push([e.type, e.key, e.revision, e.entry === undefined ? undefined : (JSON.parse(e.entry.valueJson) as JsonValue)]);
-              }
-              w.lastRevision = Math.max(w.lastRevision, batch.revision);
-            }
-          })();
-        try {
-          for (const s of steps) {
-            if (s.kind === 'ops') {
-              // Submitted together: one batch, applied in submission order.
-              const results = await Promise.all(
-                s.ops.map((o) =>
-                  o.kind === 'set' ? store.set(o.key, o.v) : o.kind === 'delete' ? store.delete(o.key) : store.clear({ prefix: o.prefix }),
-                ),
-              );
-              s.ops.forEach((o, i) => {
-                const r = results[i] as { revision: number; deleted?: boolean; deletedCount?: number };
-                if (o.kind === 'set') {
-                  model.set(o.key, o.v);
-                  history.push(['put', o.key, r.revision, o.v]);
-                } else if (o.kind === 'delete') {
-                  if (model.delete(o.key)) history.push(['delete', o.key, r.revision, undefined]);
-                } else {
-                  const gone = [...model.keys()].filter((k) => k.startsWith(o.prefix)).sort();
-                  for (const k of gone) {
-                    model.delete(k);
-                    history.push(['delete', k, r.revision, undefined]);
-                  }
+  /** A checkpoint at almost every batch boundary: reopens load the history window from checkpoints and the logs after them. */
+  const checkpointAlways = { logMinBytes: 1, logToLiveRatio: 0 };
+
+  test.each([
+    ['', undefined, 60],
+    [' with checkpoints all the time', checkpointAlways, 20],
+  ])(
+    'random writes (some concurrent), watchers from random revisions, reopens%s',
+    async (_name, compaction, numRuns) => {
+      const options: Partial<FileStoreOptions> = { fsync: 'never', feed: { progressIntervalMs: 20 }, compaction };
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 25 }), async (steps) => {
+          const dataDir = dirs.make();
+          let store = await openFileStore({ dataDir, ...options });
+          const model = new Map<string, number>();
+          const history: Event[] = [];
+          const watchers: Array<{
+            target: { key: string } | { prefix: string };
+            start: number;
+            seen: Event[];
+            watch: Watch;
+            lastRevision: number;
+            pump: Promise<void>;
+          }> = [];
+          const pump = (w: (typeof watchers)[number]): Promise<void> =>
+            (async () => {
+              for (;;) {
+                let batch: WatchBatch;
+                try {
+                  batch = await w.watch.next();
+                } catch (error) {
+                  if (error instanceof StoreClosedError) return;
+                  throw error;
                 }
-              });
-            } else if (s.kind === 'watch') {
-              const start = Math.max(0, store.revision - s.back);
-              const w = {
-                target: s.target,
-                start: start === 0 ? store.revision + 1 : start,
-                seen: [] as Event[],
-                lastRevision: 0,
-                watch: store.watch({ ...s.target, startRevision: start }),
-                pump: Promise.resolve(),
-              };
-              w.pump = pump(w);
-              watchers.push(w);
-            } else {
-              await store.close();
-              await Promise.all(watchers.map((w) => w.pump));
-              store = await openFileStore({ dataDir, fsync: 'never', feed: { progressIntervalMs: 20 } });
-              for (const w of watchers) {
-                // Resume where it stopped, as a client would.
-                w.watch = store.watch({ ...w.target, startRevision: Math.max(w.start, w.lastRevision + 1) });
+                for (const e of batch.events) {
+                  w.seen.push([
+                    e.type,
+                    e.key,
+                    e.revision,
+                    e.entry === undefined ? undefined : (JSON.parse(e.entry.valueJson) as JsonValue),
+                  ]);
+                }
+                w.lastRevision = Math.max(w.lastRevision, batch.revision);
+              }
+            })();
+          try {
+            for (const s of steps) {
+              if (s.kind === 'ops') {
+                // Submitted together: one batch, applied in submission order.
+                const results = await Promise.all(
+                  s.ops.map((o) =>
+                    o.kind === 'set'
+                      ? store.set(o.key, o.v)
+                      : o.kind === 'delete'
+                        ? store.delete(o.key)
+                        : store.clear({ prefix: o.prefix }),
+                  ),
+                );
+                s.ops.forEach((o, i) => {
+                  const r = results[i] as { revision: number; deleted?: boolean; deletedCount?: number };
+                  if (o.kind === 'set') {
+                    model.set(o.key, o.v);
+                    history.push(['put', o.key, r.revision, o.v]);
+                  } else if (o.kind === 'delete') {
+                    if (model.delete(o.key)) history.push(['delete', o.key, r.revision, undefined]);
+                  } else {
+                    const gone = [...model.keys()].filter((k) => k.startsWith(o.prefix)).sort();
+                    for (const k of gone) {
+                      model.delete(k);
+                      history.push(['delete', k, r.revision, undefined]);
+                    }
+                  }
+                });
+              } else if (s.kind === 'watch') {
+                const start = Math.max(0, store.revision - s.back);
+                const w = {
+                  target: s.target,
+                  start: start === 0 ? store.revision + 1 : start,
+                  seen: [] as Event[],
+                  lastRevision: 0,
+                  watch: store.watch({ ...s.target, startRevision: start }),
+                  pump: Promise.resolve(),
+                };
                 w.pump = pump(w);
+                watchers.push(w);
+              } else {
+                await store.close();
+                await Promise.all(watchers.map((w) => w.pump));
+                store = await openFileStore({ dataDir, ...options });
+                for (const w of watchers) {
+                  // Resume where it stopped, as a client would.
+                  w.watch = store.watch({ ...w.target, startRevision: Math.max(w.start, w.lastRevision + 1) });
+                  w.pump = pump(w);
+                }
               }
             }
+            const end = store.revision;
+            await new Promise((resolve) => setImmediate(resolve));
+            for (const w of watchers) {
+              const expected = history.filter(
+                ([, k, r]) => r >= w.start && ('key' in w.target ? k === w.target.key : k.startsWith(w.target.prefix)),
+              );
+              const deadline = Date.now() + 5000;
+              while (w.lastRevision < end && w.start <= end && Date.now() < deadline)
+                await new Promise((resolve) => setTimeout(resolve, 1));
+              expect(w.seen).toEqual(expected);
+            }
+          } finally {
+            await store.close();
+            await Promise.all(watchers.map((w) => w.pump));
           }
-          const end = store.revision;
-          await new Promise((resolve) => setImmediate(resolve));
-          for (const w of watchers) {
-            const expected = history.filter(
-              ([, k, r]) => r >= w.start && ('key' in w.target ? k === w.target.key : k.startsWith(w.target.prefix)),
-            );
-            const deadline = Date.now() + 5000;
-            while (w.lastRevision < end && w.start <= end && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
-            expect(w.seen).toEqual(expected);
-          }
-        } finally {
-          await store.close();
-          await Promise.all(watchers.map((w) => w.pump));
-        }
-      }),
-      { numRuns: 60 },
-    );
-  }, 120_000);
+        }),
+        { numRuns },
+      );
+    },
+    120_000,
+  );
 });

@@ -175,8 +175,8 @@ export class FeedWatcher implements Watch {
     let last = this.nextRevision - 1;
     let position = window.positionOf(this.nextRevision);
     while (position < window.size && events.length < maxBatchEvents && bytes < maxBatchBytes) {
-      const revision = window.at(position).revision;
-      for (; position < window.size && window.at(position).revision === revision; position++) {
+      const revision = window.revisionAt(position);
+      for (; position < window.size && window.revisionAt(position) === revision; position++) {
         bytes += eventsOf(window.at(position), this.target, this.prevEntry, events);
       }
       last = revision;

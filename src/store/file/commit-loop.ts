@@ -56,7 +56,8 @@ export class CommitLoop {
     while (this.active) await this.running;
   }
 
-  private wake(): void {
+  /** Runs the loop (if it is not running): it starts a compaction that is due even with no write queued. */
+  wake(): void {
     if (!this.active) {
       this.active = true;
       // setImmediate, not a microtask: callers woken by the previous batch get
@@ -72,6 +73,10 @@ export class CommitLoop {
         if (this.writer.failure === undefined && this.compactor.isDue()) await this.compactor.start();
         if (this.queue.length === 0) break;
         await this.commit(this.takeBatch());
+        // Without an fsync to wait for, callers answered in microtasks can refill the queue
+        // forever without the event loop turning: a running compaction's file I/O would never
+        // complete. So while one runs, each batch lets the event loop turn once.
+        if (this.compactor.isRunning) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       // Runs in the same tick as the empty-queue check above, so a submit() can

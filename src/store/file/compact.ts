@@ -1,59 +1,64 @@
 /**
- * Compaction: when dead bytes (overwritten, deleted or cleared records) outweigh
- * live bytes by the configured ratio, the live set is written to a snapshot and
- * the files it replaces are deleted. Reads and writes go on meanwhile.
+ * Compaction writes a checkpoint: the live keys, the leases and the recent
+ * history of changes (write-checkpoint.ts), which then replaces every data
+ * file before it; reads and writes go on meanwhile. It starts, at a batch
+ * boundary, when either
+ *   - dead bytes (overwritten, deleted or cleared records) outweigh live
+ *     bytes by the configured ratio (disk use), or
+ *   - the logs since the last checkpoint (which a restart replays record by
+ *     record, and whose changes the index holds as JS objects) reach a
+ *     fraction of the live bytes (start-up time and memory).
  *
  * Steps, and why a crash at any point recovers correctly:
  *   1. at a batch boundary, seal the active log N (fdatasync) and start log
- *      N+2; take an O(1) frozen view of the index: the state as of the end of N.
- *      Crash: N and N+2 replay in order.
- *   2. write the view to snap-(N+1).snap.tmp in chunks, yielding between
- *      them; fdatasync. Crash: *.tmp is ignored and deleted at open.
- *   3. rename to snap-(N+1).snap, fsync the directory. Crash: open starts at
- *      the snapshot (it holds everything up to N) and replays N+2; files
+ *      N+2; take an O(1) frozen view of the index and of the history window:
+ *      the state as of the end of N. Crash: N and N+2 replay in order.
+ *   2. write the view to snap-(N+1).snap.tmp block by block, yielding
+ *      between them; fdatasync. Crash: *.tmp is ignored and deleted at open.
+ *   3. rename to snap-(N+1).snap, fsync the directory; the index takes the
+ *      checkpoint's key table as its base. Crash: open starts at the
+ *      checkpoint (it holds everything up to N) and replays N+2; files
  *      numbered below N+1 are obsolete and deleted at open.
  *   4. delete the files numbered below N+1, fsync the directory. Crash: as 3.
  */
 import fs from 'node:fs';
 import type { Logger } from '../../logger';
-import type { StoredEntry } from '../change';
+import type { HistoryView } from '../feed/history-window';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import { dataFilePath, logFileName, snapshotFileName, syncDirectory } from './data-dir-files';
 import type { LogWriter } from './log-writer';
-import {
-  FILE_HEADER_SIZE,
-  FileKind,
-  LEASE_GRANT_RECORD_SIZE,
-  encodeFileHeader,
-  newFileNonce,
-  setRecordSize,
-  writeLeaseGrantRecord,
-  writeSetRecord,
-} from './record-codec';
+import { FILE_HEADER_SIZE } from './record-codec';
 import type { IndexSnapshot, StoreIndex } from './store-index';
+import { type WrittenCheckpoint, writeCheckpoint } from './write-checkpoint';
 
 export interface CompactionOptions {
-  /** Never compact while the data files total less than this (default 64 MiB). */
+  /** Never compact for dead bytes while the data files total less than this (default 64 MiB). */
   minBytes?: number;
-  /** Compact when dead bytes ≥ this × live bytes (default 1.0: disk stays within ~2× live). */
+  /** Compact when dead bytes ≥ this × live bytes (default 1.0: disk stays within ~2× live, plus the history). */
   deadToLiveRatio?: number;
+  /** Compact when the logs since the last checkpoint reach this × live bytes (default 0.25)... */
+  logToLiveRatio?: number;
+  /** ...and at least this many bytes (default 16 MiB). */
+  logMinBytes?: number;
   /** After a failed attempt, wait this long before the next one (default 10000 ms). */
   retryAfterMs?: number;
 }
 
-interface SealedFile {
+/** A data file before the active log. A checkpoint says how many of its bytes are history. */
+export interface SealedFile {
   seq: number;
   name: string;
   size: number;
+  checkpoint?: { historyBytes: number };
 }
-
-const CHUNK_BYTES = 1024 * 1024;
 
 class CompactionStopped extends Error {}
 
 export class Compactor {
   private readonly minBytes: number;
   private readonly ratio: number;
+  private readonly logRatio: number;
+  private readonly logMinBytes: number;
   private readonly retryAfterMs: number;
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -70,11 +75,15 @@ export class Compactor {
     private sealed: SealedFile[],
     private readonly writer: LogWriter,
     private readonly index: StoreIndex,
+    /** The history window as it is now (for the checkpoint to carry). */
+    private readonly history: () => HistoryView,
     options: CompactionOptions,
     private readonly logger: Logger,
   ) {
     this.minBytes = options.minBytes ?? 64 * 1024 * 1024;
     this.ratio = options.deadToLiveRatio ?? 1.0;
+    this.logRatio = options.logToLiveRatio ?? 0.25;
+    this.logMinBytes = options.logMinBytes ?? 16 * 1024 * 1024;
     this.retryAfterMs = options.retryAfterMs ?? 10_000;
   }
 
@@ -85,6 +94,19 @@ export class Compactor {
     return n;
   }
 
+  /** Bytes of history in the newest checkpoint (counted neither live nor dead). */
+  get historyBytes(): number {
+    return this.checkpoint?.checkpoint?.historyBytes ?? 0;
+  }
+
+  /** The newest snapshot, if it is a checkpoint (format 5; older snapshots are replayed record by record). */
+  private get checkpoint(): SealedFile | undefined {
+    for (let i = this.sealed.length - 1; i >= 0; i--) {
+      if (this.sealed[i].name.endsWith('.snap')) return this.sealed[i].checkpoint === undefined ? undefined : this.sealed[i];
+    }
+    return undefined;
+  }
+
   get isRunning(): boolean {
     return this.running !== undefined;
   }
@@ -93,7 +115,14 @@ export class Compactor {
   isDue(): boolean {
     if (this.running !== undefined || this.stopping || Date.now() < this.retryAfter) return false;
     const disk = this.diskBytes;
-    return disk >= this.minBytes && disk - this.index.liveBytes >= this.ratio * this.index.liveBytes;
+    const live = this.index.liveBytes;
+    const checkpoint = this.checkpoint;
+    const history = checkpoint?.checkpoint?.historyBytes ?? 0;
+    if (disk >= this.minBytes && disk - history - live >= this.ratio * live) return true;
+    // Record bytes only: a log just started (its header alone) holds nothing to replay.
+    const logCount = 1 + this.sealed.filter((f) => !f.name.endsWith('.snap')).length;
+    const logs = disk - (checkpoint?.size ?? 0) - logCount * FILE_HEADER_SIZE;
+    return logs > 0 && logs >= this.logMinBytes && logs >= this.logRatio * live;
   }
 
   /**
@@ -120,13 +149,14 @@ export class Compactor {
       return;
     }
     this.sealed.push({ ...sealedLog, name: logFileName(sealedLog.seq) });
+    // The index and the window as of the end of the sealed log, taken together.
     const snapshot = this.index.snapshot();
-    const baseRevision = this.index.revision;
+    const history = this.history();
     const replaced = this.sealed.slice();
     this.logger.info({ snapshot: snapshotFileName(snapSeq), replacedFiles: replaced.length }, 'compaction started');
     // run() handles its own errors; the catch is a backstop, since nothing
     // else awaits this promise and a rejection would end the process.
-    this.running = this.run(snapSeq, baseRevision, snapshot, replaced, startedAt)
+    this.running = this.run(snapSeq, snapshot, history, replaced, startedAt)
       .catch((err: unknown) => {
         this.retryAfter = Date.now() + this.retryAfterMs;
         this.logger.error({ err, retryAfterMs: this.retryAfterMs }, `compaction failed; retrying in ${this.retryAfterMs} ms`);
@@ -154,13 +184,13 @@ export class Compactor {
     }
   }
 
-  private async run(seq: number, baseRevision: number, snapshot: IndexSnapshot, replaced: SealedFile[], startedAt: number): Promise<void> {
+  private async run(seq: number, snapshot: IndexSnapshot, history: HistoryView, replaced: SealedFile[], startedAt: number): Promise<void> {
     const seconds = (): number => (performance.now() - startedAt) / 1000;
     const name = snapshotFileName(seq);
     const tmpPath = dataFilePath(this.dir, `${name}.tmp`);
-    let size: number;
+    let written: WrittenCheckpoint;
     try {
-      size = await this.writeSnapshot(tmpPath, baseRevision, snapshot);
+      written = await this.writeSnapshot(tmpPath, snapshot, history);
       // A failed store (e.g. its directory lock lost: another process may own the files now) renames and deletes no data file.
       if (this.writer.failure !== undefined) throw new CompactionStopped();
       fs.renameSync(tmpPath, dataFilePath(this.dir, name));
@@ -180,8 +210,13 @@ export class Compactor {
       }
       return;
     }
-    // The snapshot is durable: from here the replaced files are never read again.
-    this.sealed = [{ seq, name, size }, ...this.sealed.filter((f) => !replaced.includes(f))];
+    // The checkpoint is durable: from here the replaced files are never read again, and its keys serve reads.
+    this.index.replaceBase(snapshot, written.table);
+    const size = written.bytes;
+    this.sealed = [
+      { seq, name, size, checkpoint: { historyBytes: written.historyBytes } },
+      ...this.sealed.filter((f) => !replaced.includes(f)),
+    ];
     if (this.writer.failure !== undefined) return;
     let reclaimedBytes = 0;
     try {
@@ -195,69 +230,10 @@ export class Compactor {
     this.logger.info({ snapshot: name, bytes: size, diskBytes: this.diskBytes }, 'compaction finished');
   }
 
-  private async writeSnapshot(tmpPath: string, baseRevision: number, snapshot: IndexSnapshot): Promise<number> {
-    try {
-      return await writeSnapshotFile(tmpPath, baseRevision, snapshot, () => {
-        // Between chunks the writer yields to the event loop; this is where close() gets a say.
-        if (this.stopping) throw new CompactionStopped();
-      });
-    } finally {
-      // Writes stop saving old entries for the view once it is no longer read.
-      this.index.release(snapshot);
-    }
-  }
-}
-
-/** What a snapshot file holds: the live leases, then every key in code point order. An IndexSnapshot is one; a restore builds another. */
-export interface SnapshotContents {
-  readonly leases: Iterable<{ id: number; ttlMs: number }>;
-  entries(): Iterable<readonly [string, StoredEntry]>;
-}
-
-/**
- * Writes a snapshot file (the one writer of the format): the header, a
- * LEASE_GRANT record per lease, a SET record per key, in 1 MiB chunks, then
- * fdatasync. `filePath` must not exist. `afterChunk` runs after each chunk
- * is written (it may throw to stop). Returns the file's size.
- */
-export async function writeSnapshotFile(
-  filePath: string,
-  baseRevision: number,
-  snapshot: SnapshotContents,
-  afterChunk: () => void = () => undefined,
-): Promise<number> {
-  const fh = await fs.promises.open(filePath, 'wx');
-  try {
-    await fh.write(encodeFileHeader({ kind: FileKind.Snapshot, baseRevision, nonce: newFileNonce() }), 0, FILE_HEADER_SIZE, 0);
-    let position = FILE_HEADER_SIZE;
-    let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-    let used = 0;
-    const flush = async (): Promise<void> => {
-      let done = 0;
-      while (done < used) done += (await fh.write(chunk, done, used - done, position + done)).bytesWritten;
-      position += used;
-      used = 0;
-      afterChunk();
-    };
-    // Leases first, so that loading a key finds its lease.
-    for (const lease of snapshot.leases) {
-      if (used + LEASE_GRANT_RECORD_SIZE > chunk.length) await flush();
-      used = writeLeaseGrantRecord(chunk, used, baseRevision, lease.id, lease.ttlMs);
-    }
-    for (const [key, e] of snapshot.entries()) {
-      const keyBytes = Buffer.byteLength(key, 'utf8');
-      const valueBytes = Buffer.byteLength(e.valueJson, 'utf8');
-      const size = setRecordSize(keyBytes, valueBytes, e.lease);
-      if (used + size > chunk.length) {
-        await flush();
-        if (size > chunk.length) chunk = Buffer.allocUnsafe(size);
-      }
-      used = writeSetRecord(chunk, used, key, keyBytes, e, valueBytes);
-    }
-    await flush();
-    await fh.datasync();
-    return position;
-  } finally {
-    await fh.close();
+  private async writeSnapshot(tmpPath: string, snapshot: IndexSnapshot, history: HistoryView): Promise<WrittenCheckpoint> {
+    return writeCheckpoint(tmpPath, snapshot, history, () => {
+      // After each block (the write before it yielded to the event loop): where close() gets a say.
+      if (this.stopping) throw new CompactionStopped();
+    });
   }
 }

@@ -121,15 +121,22 @@ export class FileStore extends AbstractKeyValueStore {
   }
 
   /**
-   * Bytes of all data files and of the live records in them (for monitoring
-   * and benchmarks); `compacting` is true while a compaction runs or is due.
+   * Bytes of all data files, of the live records in them and of the history
+   * the newest checkpoint carries (for monitoring and benchmarks);
+   * `compacting` is true while a compaction runs or is due.
    */
-  get diskUsage(): { diskBytes: number; liveBytes: number; compacting: boolean } {
+  get diskUsage(): { diskBytes: number; liveBytes: number; historyBytes: number; compacting: boolean } {
     return {
       diskBytes: this.compactor.diskBytes,
       liveBytes: this.index.liveBytes,
+      historyBytes: this.compactor.historyBytes,
       compacting: this.compactor.isRunning || this.compactor.isDue(),
     };
+  }
+
+  /** Keys in the checkpoint's table (off the JS heap) and keys changed since (on it): for monitoring and benchmarks. */
+  get memoryLayout(): { tableKeys: number; changedKeys: number; layers: number } {
+    return this.index.layout;
   }
 
   /** The oldest revision a watch can start at, and how many watches are open (for monitoring and tests). */
@@ -297,8 +304,8 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     const index = recovered.index;
     const mode = options.fsync ?? 'always';
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
-    const compactor = new Compactor(dir, sealed, writer, index, options.compaction ?? {}, logger);
     const feed = new ChangeFeed(index.revision, options.feed, recovered.window);
+    const compactor = new Compactor(dir, sealed, writer, index, () => feed.window.view(), options.compaction ?? {}, logger);
     const maxValueBytes = options.maxValueBytes ?? 1048576;
     // Expired leases are revoked through the commit loop, like any write.
     const leases = new LeaseClock((ids) =>
@@ -328,6 +335,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       {
         dataDir: dir,
         keys: index.size,
+        checkpointKeys: index.layout.tableKeys,
         leases: index.leaseCount,
         revision: index.revision,
         files: recovered.files.length,
@@ -341,6 +349,8 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       { maxKeyBytes: options.maxKeyBytes ?? 4096, maxValueBytes, maxTxnOps: options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS },
     );
     if (lock.compromised !== undefined) store.fail(new StoreFailedError(path.join(dir, 'LOCK'), lock.compromised));
+    // A compaction may be due already (logs since the last checkpoint, a snapshot of an older format): it need not wait for a write.
+    commits.wake();
     return store;
   } catch (err) {
     // The open error is what the caller must see; a failed release is only logged.

@@ -18,6 +18,7 @@ import { CorruptDataError, StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
 import type { Change } from '../change';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
+import type { SealedFile } from './compact';
 import type { RecoveredState } from './recover-log';
 import { FILE_HEADER_SIZE, FileKind, decodeFileHeader, encodeBatch, encodeFileHeader, newFileNonce } from './record-codec';
 
@@ -88,15 +89,12 @@ export function openLogFile(dir: string, seq: number, size: number): ActiveLog {
  * leftover log may have its name), then opens the newest log for appending,
  * or starts one after a snapshot. Returns it and the data files before it.
  */
-export function openActiveLog(
-  dir: string,
-  recovered: RecoveredState,
-): { active: ActiveLog; sealed: Array<{ seq: number; name: string; size: number }> } {
+export function openActiveLog(dir: string, recovered: RecoveredState): { active: ActiveLog; sealed: SealedFile[] } {
   if (recovered.obsolete.length > 0) {
     for (const name of recovered.obsolete) fs.rmSync(dataFilePath(dir, name), { force: true });
     syncDirectory(dir);
   }
-  const sealed = recovered.files.map((f) => ({ seq: f.seq, name: f.name, size: f.size }));
+  const sealed = recovered.files.map(({ seq, name, size, checkpoint }) => ({ seq, name, size, checkpoint }));
   const last = recovered.files.at(-1);
   if (last !== undefined && last.kind === FileKind.Log) {
     sealed.pop();

@@ -5,7 +5,7 @@
  *
  * File header (32 bytes):
  *   0  8  magic "KVSTORE\0"
- *   8  2  format version (4; version 3 files are read too)
+ *   8  2  format version (5; versions 3 and 4 are read too)
  *   10 1  kind: 1 = log, 2 = snapshot
  *   11 1  reserved, 0
  *   12 8  base revision (u64): the store revision when the file was started
@@ -38,12 +38,15 @@
  *                this log's, e.g. bytes a client put in a key or value
  *
  * A log is the header and then batches: a BATCH record followed by its
- * records. A snapshot is the header and then, without batches, the live
- * leases (LEASE_GRANT) and the live keys (SET and SET_LEASED).
+ * records. A snapshot of version 5 is a checkpoint (checkpoint-codec.ts):
+ * the live leases (LEASE_GRANT), then KEYS, HISTORY and END blocks. A
+ * snapshot of version 3 or 4 is the header and then, without batches, the
+ * live leases (LEASE_GRANT) and the live keys (SET and SET_LEASED).
  *
- * Version 4 added SET_LEASED, LEASE_GRANT and LEASE_REVOKE; version 3 files
- * (which hold none) read the same. A reader of version 3 refuses version 4
- * files by their header.
+ * Version 5 changed snapshots into checkpoints; its logs are those of
+ * version 4. Version 4 added SET_LEASED, LEASE_GRANT and LEASE_REVOKE;
+ * version 3 files (which hold none) read the same. A reader of an older
+ * version refuses newer files by their header.
  */
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
@@ -51,13 +54,15 @@ import type { Change, StoredEntry } from '../change';
 
 export const FILE_MAGIC = Buffer.from('KVSTORE\0', 'latin1');
 /**
- * 4: lease records. 3: a file nonce in the header, repeated in every BATCH
- * record. Version 2 (batches without a nonce) and version 1 (no batches)
- * were never released.
+ * 5: snapshots are checkpoints. 4: lease records. 3: a file nonce in the
+ * header, repeated in every BATCH record. Version 2 (batches without a
+ * nonce) and version 1 (no batches) were never released.
  */
-export const FORMAT_VERSION = 4;
+export const FORMAT_VERSION = 5;
+/** The first version whose snapshots are checkpoints. */
+export const CHECKPOINT_VERSION = 5;
 /** The versions this build reads. */
-const READABLE_VERSIONS: readonly number[] = [3, 4];
+const READABLE_VERSIONS: readonly number[] = [3, 4, 5];
 export const FILE_HEADER_SIZE = 32;
 /** Bytes of the random file nonce (file header offset 20, BATCH record offset 29). */
 export const NONCE_SIZE = 8;
@@ -91,6 +96,8 @@ export const LEASE_REVOKE_RECORD_SIZE = 25;
 export const BATCH_RECORD_SIZE = 37;
 
 export interface FileHeader {
+  /** FORMAT_VERSION when written; any of READABLE_VERSIONS when read. */
+  version: number;
   kind: FileKind;
   baseRevision: number;
   /** NONCE_SIZE random bytes (newFileNonce()); every BATCH record of a log repeats them. */
@@ -184,22 +191,23 @@ const CRC_TABLES = ((): Int32Array => {
 
 const TWO_32 = 0x1_0000_0000;
 
-function writeU64(buf: Buffer, value: number, offset: number): void {
+export function writeU64(buf: Buffer, value: number, offset: number): void {
   buf.writeUInt32LE(value % TWO_32, offset);
   buf.writeUInt32LE(Math.floor(value / TWO_32), offset + 4);
 }
 
 /** Reads a u64 as a number; NaN if it is beyond what a JS number holds exactly. */
-function readU64(buf: Buffer, offset: number): number {
+export function readU64(buf: Buffer, offset: number): number {
   const high = buf.readUInt32LE(offset + 4);
   if (high > 0x1fffff) return Number.NaN;
   return high * TWO_32 + buf.readUInt32LE(offset);
 }
 
-export function encodeFileHeader(header: FileHeader): Buffer {
+/** A file header; `version` other than FORMAT_VERSION only to write files of an older format (tests). */
+export function encodeFileHeader(header: Omit<FileHeader, 'version'>, version = FORMAT_VERSION): Buffer {
   const buf = Buffer.alloc(FILE_HEADER_SIZE);
   FILE_MAGIC.copy(buf, 0);
-  buf.writeUInt16LE(FORMAT_VERSION, 8);
+  buf.writeUInt16LE(version, 8);
   buf.writeUInt8(header.kind, 10);
   writeU64(buf, header.baseRevision, 12);
   if (header.nonce.length !== NONCE_SIZE) throw new RangeError(`file nonce must be ${NONCE_SIZE} bytes`);
@@ -223,7 +231,7 @@ export function decodeFileHeader(buf: Buffer): FileHeader | string {
   const baseRevision = readU64(buf, 12);
   if (Number.isNaN(baseRevision)) return 'base revision out of range';
   const nonce = Buffer.from(buf.subarray(HEADER_NONCE_OFFSET, HEADER_NONCE_OFFSET + NONCE_SIZE));
-  return { kind, baseRevision, nonce };
+  return { version: buf.readUInt16LE(8), kind, baseRevision, nonce };
 }
 
 function unsupportedVersion(version: number): string {

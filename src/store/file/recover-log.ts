@@ -3,7 +3,10 @@
  *
  * Replay starts at the newest snapshot (a complete one: snapshots are only
  * renamed into place after an fsync) and applies every later log in sequence
- * order. A log is a sequence of batches, each a BATCH record and the records
+ * order. A snapshot of format 5 is a checkpoint (read-checkpoint.ts): its
+ * keys become the index's base table as they are read, and the history it
+ * carries starts the history window; one of format 3 or 4 is replayed
+ * record by record. A log is a sequence of batches, each a BATCH record and the records
  * written with one append; a batch is checked whole before any of it is
  * applied, so a batch counts entirely or not at all.
  *
@@ -31,9 +34,11 @@
 import fs from 'node:fs';
 import type { Logger } from '../../logger';
 import { CorruptDataError } from '../errors';
-import { type DataFile, dataFilePath, listDataDir } from './data-dir-files';
+import { type DataFile, dataFilePath, listDataDir, syncDirectory } from './data-dir-files';
+import { readCheckpoint } from './read-checkpoint';
 import {
   BATCH_RECORD_SIZE,
+  CHECKPOINT_VERSION,
   type DecodedRecord,
   FILE_HEADER_SIZE,
   FRAME_SIZE,
@@ -73,8 +78,8 @@ export interface RecoveredState {
   /** The changes replayed from the logs, as far back as the limits allow. */
   window: HistoryWindow;
   revision: number;
-  /** Files kept, in sequence order, with their sizes after any truncation. */
-  files: Array<DataFile & { size: number }>;
+  /** Files kept, in sequence order, with their sizes after any truncation; a checkpoint with its bytes of history. */
+  files: Array<DataFile & { size: number; checkpoint?: { historyBytes: number } }>;
   /**
    * Safe to delete, and to be deleted before a new log is created: files made
    * obsolete by the newest snapshot, leftover temp files, and trailing logs
@@ -88,14 +93,88 @@ const CHUNK_BYTES = 16 * 1024 * 1024;
 
 export async function recoverDataDir(dir: string, logger: Logger, options: RecoverOptions): Promise<RecoveredState> {
   const { files, temps } = listDataDir(dir);
-  let first = 0;
-  for (let i = files.length - 1; i >= 0; i--) {
-    if (files[i].kind === FileKind.Snapshot) {
-      first = i;
-      break;
+  const newest = newestSnapshot(files, files.length);
+  try {
+    return await recoverFiles(dir, files, newest, temps, undefined, logger, options);
+  } catch (err) {
+    if (!(err instanceof DamagedCheckpointError)) throw err;
+    // The files the checkpoint replaced may still be there (a crash before
+    // compaction deleted them): then they hold the same state, replayed the
+    // long way. They count only if they are complete: each log must start at
+    // the revision where the file before it ended (recoverFiles checks it).
+    const damaged = files[newest];
+    const damagedPath = dataFilePath(dir, damaged.name);
+    // Its header (CRC'd on its own) says how far the state it held went; without it, nothing says what a fallback must reach.
+    const header = decodeFileHeader(readHead(damagedPath));
+    if (typeof header === 'string') throw err.damage;
+    const rest = files.filter((f) => f !== damaged);
+    const older = newestSnapshot(rest, newest);
+    const firstFile = rest[older] as DataFile | undefined;
+    if (firstFile === undefined) throw err.damage;
+    let recovered: RecoveredState;
+    try {
+      recovered = await recoverFiles(dir, rest, older, temps, { atLeast: header.baseRevision }, logger, options);
+    } catch (fallbackErr) {
+      // The older files are incomplete or damaged too: the checkpoint's damage is the one to report.
+      if (fallbackErr instanceof IncompleteChainError || fallbackErr instanceof CorruptDataError) throw err.damage;
+      throw fallbackErr;
     }
+    // Kept beside the others for a person to look at, under a name nothing reads.
+    fs.renameSync(damagedPath, `${damagedPath}.damaged`);
+    syncDirectory(dir);
+    logger.error(
+      { err: err.damage, file: damagedPath, movedTo: `${damagedPath}.damaged`, replayedFrom: firstFile.name },
+      `checkpoint ${damagedPath} is damaged; recovered from the files it replaced instead (it was moved to ${damaged.name}.damaged)`,
+    );
+    return recovered;
   }
-  const replay: Replay = { index: StoreIndex.forReplay(), window: undefined, options, sinceCheck: 0, yieldedAt: performance.now() };
+}
+
+/** The first FILE_HEADER_SIZE bytes of a file (fewer if it is shorter). */
+function readHead(filePath: string): Buffer {
+  const fd = fs.openSync(filePath, 'r');
+  try {
+    const buf = Buffer.alloc(FILE_HEADER_SIZE);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, FILE_HEADER_SIZE, 0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The position of the newest snapshot among files[0, before), or 0 if there is none (replay from the first log). */
+function newestSnapshot(files: readonly DataFile[], before: number): number {
+  for (let i = Math.min(before, files.length) - 1; i >= 0; i--) if (files[i].kind === FileKind.Snapshot) return i;
+  return 0;
+}
+
+/** The newest snapshot, a checkpoint, did not load: the damage, for recoverDataDir to rethrow if it cannot fall back. */
+class DamagedCheckpointError extends Error {
+  constructor(readonly damage: CorruptDataError) {
+    super(damage.message);
+  }
+}
+
+/** In a fallback replay: a log that does not start where the file before it ended (files are missing). */
+class IncompleteChainError extends Error {}
+
+async function recoverFiles(
+  dir: string,
+  files: readonly DataFile[],
+  first: number,
+  temps: readonly string[],
+  /** A fallback replay: no file may be missing, and the state must reach this revision. */
+  chain: { atLeast: number } | undefined,
+  logger: Logger,
+  options: RecoverOptions,
+): Promise<RecoveredState> {
+  const replay: Replay = {
+    index: StoreIndex.forReplay(),
+    window: undefined,
+    options,
+    sinceCheck: 0,
+    yieldedAt: performance.now(),
+    checkChain: chain !== undefined,
+  };
   let revision = 0;
   const kept: RecoveredState['files'] = [];
   const obsolete = [...temps, ...files.slice(0, first).map((f) => f.name)];
@@ -104,6 +183,7 @@ export async function recoverDataDir(dir: string, logger: Logger, options: Recov
   // or one started just before a crash. Dropping them loses nothing, and the
   // log before them is then the newest, the one whose tail may be torn.
   let end = files.length;
+  const emptyLogBases: number[] = [];
   while (end > first && files[end - 1].kind === FileKind.Log) {
     const file = files[end - 1];
     const filePath = dataFilePath(dir, file.name);
@@ -114,8 +194,9 @@ export async function recoverDataDir(dir: string, logger: Logger, options: Recov
     if (typeof header === 'string' && isOtherFormatVersion(headerBytes)) throw new CorruptDataError(filePath, 0, header);
     if (typeof header === 'string') {
       logger.warn({ file: filePath, reason: header }, `removing ${filePath}: a log cut short while being created`);
-    } else if (header.baseRevision > revision) {
-      revision = header.baseRevision;
+    } else {
+      emptyLogBases.push(header.baseRevision);
+      if (header.baseRevision > revision) revision = header.baseRevision;
     }
     obsolete.push(file.name);
     end--;
@@ -125,10 +206,23 @@ export async function recoverDataDir(dir: string, logger: Logger, options: Recov
     const file = replayed[i];
     // Only a log can have a torn tail: a snapshot is complete before it gets its name.
     const newestLog = i === replayed.length - 1 && file.kind === FileKind.Log;
-    const size = await replayFile(dir, file, newestLog, replay, logger);
-    kept.push({ ...file, size });
+    try {
+      const { size, checkpoint } = await replayFile(dir, file, newestLog, replay, logger);
+      kept.push({ ...file, size, checkpoint });
+    } catch (err) {
+      if (i === 0 && chain === undefined && file.kind === FileKind.Snapshot && err instanceof CorruptDataError) {
+        throw new DamagedCheckpointError(err);
+      }
+      throw err;
+    }
   }
   const index = replay.index;
+  if (chain !== undefined) {
+    const reached = index.revision;
+    if (replayed.length === 0 || reached < chain.atLeast || emptyLogBases.some((base) => base !== reached)) {
+      throw new IncompleteChainError(`the files replayed reach revision ${reached}, not ${chain.atLeast}`);
+    }
+  }
   index.finishReplay();
   if (revision > index.revision) index.revision = revision;
   // No log replayed: the history starts after the state loaded.
@@ -145,6 +239,8 @@ interface Replay {
   sinceCheck: number;
   /** When replay last yielded to the event loop (performance.now()). */
   yieldedAt: number;
+  /** Every log must start at the revision the files before it reached (a fallback replay: no file may be missing). */
+  checkChain: boolean;
 }
 
 async function yieldNow(replay: Replay, bytes: number): Promise<void> {
@@ -157,7 +253,13 @@ async function yieldNow(replay: Replay, bytes: number): Promise<void> {
   replay.options.signal?.throwIfAborted();
 }
 
-async function replayFile(dir: string, file: DataFile, newestLog: boolean, replay: Replay, logger: Logger): Promise<number> {
+async function replayFile(
+  dir: string,
+  file: DataFile,
+  newestLog: boolean,
+  replay: Replay,
+  logger: Logger,
+): Promise<{ size: number; checkpoint?: { historyBytes: number } }> {
   const filePath = dataFilePath(dir, file.name);
   const fd = fs.openSync(filePath, newestLog ? 'r+' : 'r');
   try {
@@ -167,15 +269,25 @@ async function replayFile(dir: string, file: DataFile, newestLog: boolean, repla
     const header = decodeFileHeader(headerBuf.subarray(0, headerRead));
     if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
     if (header.kind !== file.kind) throw new CorruptDataError(filePath, 0, 'file header kind does not match its name');
+    if (replay.checkChain && header.kind === FileKind.Log && header.baseRevision !== replay.index.revision) {
+      throw new IncompleteChainError(`${filePath} starts at revision ${header.baseRevision}, not ${replay.index.revision}`);
+    }
     if (header.baseRevision > replay.index.revision) replay.index.revision = header.baseRevision;
+    if (header.kind === FileKind.Snapshot && header.version >= CHECKPOINT_VERSION) {
+      const loaded = await readCheckpoint(fd, filePath, fileSize, header.baseRevision, (bytes) => yieldNow(replay, bytes));
+      for (const lease of loaded.leases) replay.index.apply({ type: 'lease-grant', ...lease, revision: header.baseRevision });
+      replay.index.setBase(loaded.table, header.baseRevision);
+      replay.window = new HistoryWindow(replay.options.history, loaded.historyFrom, loaded.history);
+      return { size: fileSize, checkpoint: { historyBytes: loaded.historyBytes } };
+    }
     const window = new FileWindow(fd, fileSize);
     if (header.kind === FileKind.Snapshot) {
       await replaySnapshot(window, filePath, replay);
-      return fileSize;
+      return { size: fileSize };
     }
     // The history a watcher can resume from starts with the first log after the state loaded.
     replay.window ??= new HistoryWindow(replay.options.history, replay.index.revision);
-    return await replayLog(window, filePath, header.nonce, newestLog, replay, logger);
+    return { size: await replayLog(window, filePath, header.nonce, newestLog, replay, logger) };
   } finally {
     fs.closeSync(fd);
   }

@@ -34,12 +34,14 @@ type input struct {
 }
 
 type output struct {
-	status   string // history.Status*
-	found    string // get ok
-	modRev   int64  // get ok
-	revision int64  // set ok
-	deleted  bool   // delete ok
-	current  int64  // aborted
+	status    string // history.Status*
+	found     string // get ok; txn ok not succeeded, if present
+	present   bool   // txn ok not succeeded: the key existed
+	modRev    int64  // get ok; txn ok not succeeded, if present
+	revision  int64  // set ok, txn ok succeeded
+	deleted   bool   // delete ok
+	succeeded bool   // txn ok
+	current   int64  // aborted
 }
 
 // compare says whether "mod_revision == expected" holds for r: yes, no, or
@@ -120,10 +122,34 @@ func step(state, in, out interface{}) []interface{} {
 			}
 			return states
 		}
+	case history.OpTxn:
+		cmp := r.compare(i)
+		switch {
+		case o.status == history.StatusOK && o.succeeded:
+			return when(cmp != no, register{exists: true, value: i.value, modRev: o.revision})
+		case o.status == history.StatusOK:
+			// The compare failed, and the get of the failure branch read the key.
+			if cmp == yes {
+				return nil
+			}
+			if !o.present {
+				return when(!r.exists, r)
+			}
+			if !r.exists || r.value != o.found || (r.modRev != unknownRevision && r.modRev != o.modRev) || o.modRev == i.expected {
+				return nil
+			}
+			return []interface{}{register{exists: true, value: r.value, modRev: o.modRev}}
+		default: // indefinite (a Txn never answers ABORTED: a failed compare is its failure branch)
+			states := []interface{}{r}
+			if cmp != no {
+				states = append(states, register{exists: true, value: i.value, modRev: unknownRevision})
+			}
+			return states
+		}
 	}
-	// Extension point: a Txn op evaluates its compares against the registers of
-	// its partition (state would become a map key -> register) and applies its
-	// success or failure ops with one revision.
+	// Extension point: a Txn over several keys evaluates its compares against
+	// the registers of its partition (state would become a map key -> register)
+	// and applies its success or failure ops with one revision.
 	panic(fmt.Sprintf("no model for op %q", i.op))
 }
 
@@ -211,7 +237,10 @@ func describeOperation(in, out interface{}) string {
 	if i.op == history.OpSet {
 		call = fmt.Sprintf("set(%s, %q)", i.key, i.value)
 	}
-	if i.hasExpected {
+	if i.op == history.OpTxn {
+		call = fmt.Sprintf("txn(if rev(%s)=%d then set %q else get)", i.key, i.expected, i.value)
+	}
+	if i.hasExpected && i.op != history.OpTxn {
 		call = fmt.Sprintf("%s if rev=%d", call, i.expected)
 	}
 	switch o.status {
@@ -221,6 +250,15 @@ func describeOperation(in, out interface{}) string {
 			return fmt.Sprintf("%s -> %q@%d", call, o.found, o.modRev)
 		case history.OpSet:
 			return fmt.Sprintf("%s -> rev %d", call, o.revision)
+		case history.OpTxn:
+			switch {
+			case o.succeeded:
+				return fmt.Sprintf("%s -> set, rev %d", call, o.revision)
+			case o.present:
+				return fmt.Sprintf("%s -> got %q@%d", call, o.found, o.modRev)
+			default:
+				return call + " -> got nothing"
+			}
 		default:
 			return fmt.Sprintf("%s -> deleted=%t", call, o.deleted)
 		}

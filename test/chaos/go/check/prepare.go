@@ -47,7 +47,10 @@ func Prepare(h *history.History) (*Prepared, error) {
 		}
 		out := output{status: r.Status, modRev: r.ModRevision, revision: r.Revision}
 		if r.Found != nil {
-			out.found = *r.Found
+			out.found, out.present = *r.Found, true
+		}
+		if r.Succeeded != nil {
+			out.succeeded = *r.Succeeded
 		}
 		if r.Deleted != nil {
 			out.deleted = *r.Deleted

@@ -10,14 +10,14 @@ import (
 // Revisions checks what the per-key partitions cannot see: that the one
 // store-wide revision counter moves forward in real time, across restarts.
 //
-//   - every acknowledged change has its own revision (one change per
-//     revision until Txn, whose ops will share one);
+//   - every acknowledged change has its own revision (a txn here writes one
+//     key, so one change per revision still holds);
 //   - a change invoked after an operation completed gets a revision above
 //     every revision that operation saw (its own write's, a read's
 //     mod_revision, an ABORTED's current revision);
 //   - an answer that reports the store's current revision (a delete of a
-//     missing key) is at least the revision of every change completed
-//     before it was invoked.
+//     missing key, a txn whose compare failed) is at least the revision of
+//     every change completed before it was invoked.
 //
 // It returns one line per violation (at most max).
 func Revisions(records []history.Record, max int) []string {
@@ -36,6 +36,12 @@ func Revisions(records []history.Record, max int) []string {
 			writes = append(writes, seen{r.Revision, r})
 			observed = append(observed, seen{r.Revision, r})
 		case r.Status == history.StatusOK && r.Op == history.OpDelete && !*r.Deleted && r.Revision > 0:
+			current = append(current, seen{r.Revision, r})
+			observed = append(observed, seen{r.Revision, r})
+		case r.Status == history.StatusOK && r.Op == history.OpTxn && *r.Succeeded:
+			writes = append(writes, seen{r.Revision, r})
+			observed = append(observed, seen{r.Revision, r})
+		case r.Status == history.StatusOK && r.Op == history.OpTxn:
 			current = append(current, seen{r.Revision, r})
 			observed = append(observed, seen{r.Revision, r})
 		case r.Status == history.StatusOK && r.Op == history.OpGet:

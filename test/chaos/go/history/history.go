@@ -18,15 +18,17 @@ import (
 )
 
 // Op kinds. A compare-and-set is a set with Expected; a conditional delete,
-// a delete with Expected.
+// a delete with Expected. A txn is a Txn on one key: if its mod_revision is
+// Expected (0: absent), set it to Value, else get it.
 //
-// Extension point: a Txn will be OpTxn with its compares and operations in
-// their own fields (it touches several keys, so check.Partition must then
-// group every key a txn touches into one partition).
+// Extension point: a Txn over several keys would need its compares and
+// operations in their own fields, and check.Partition to group every key a
+// txn touches into one partition.
 const (
 	OpGet    = "get"
 	OpSet    = "set"
 	OpDelete = "delete"
+	OpTxn    = "txn"
 )
 
 // Statuses. Indefinite: no answer that says whether a write happened
@@ -43,16 +45,17 @@ type Record struct {
 	Client   string  `json:"client"`
 	Op       string  `json:"op"`
 	Key      string  `json:"key"`
-	Value    *string `json:"value,omitempty"`    // set: the value written
-	Expected *int64  `json:"expected,omitempty"` // set, delete: the mod_revision the key must have (0: absent)
+	Value    *string `json:"value,omitempty"`    // set, txn: the value written
+	Expected *int64  `json:"expected,omitempty"` // set, delete, txn: the mod_revision the key must have (0: absent)
 	Call     int64   `json:"call"`               // before the request was sent
 	Return   int64   `json:"return"`             // after the answer (or the error) arrived
 	Status   string  `json:"status"`
 
 	// Outcome, by op and status.
-	Found           *string `json:"found,omitempty"`            // get ok: the value read
-	ModRevision     int64   `json:"mod_revision,omitempty"`     // get ok
-	Revision        int64   `json:"revision,omitempty"`         // set ok: the write's revision; delete ok: the delete's (deleted) or the store's (not deleted); 0 if the client cannot tell
+	Found           *string `json:"found,omitempty"`            // get ok, txn ok not succeeded: the value read (txn: absent if the key was)
+	ModRevision     int64   `json:"mod_revision,omitempty"`     // get ok, txn ok not succeeded with a value found
+	Revision        int64   `json:"revision,omitempty"`         // set ok: the write's revision; delete ok: the delete's (deleted) or the store's (not deleted); txn ok: the txn's (succeeded) or the store's it read at; 0 if the client cannot tell
+	Succeeded       *bool   `json:"succeeded,omitempty"`        // txn ok: whether the compare held (the set ran) or not (the get ran)
 	Deleted         *bool   `json:"deleted,omitempty"`          // delete ok
 	CurrentRevision *int64  `json:"current_revision,omitempty"` // aborted: the key's mod_revision the server compared with
 	Error           string  `json:"error,omitempty"`            // indefinite: the error as the client saw it
@@ -159,6 +162,10 @@ func (r *Record) validate() error {
 		if r.Value == nil {
 			return fmt.Errorf("%s set %q without a value", r.Client, r.Key)
 		}
+	case OpTxn:
+		if r.Value == nil || r.Expected == nil {
+			return fmt.Errorf("%s txn %q without a value or an expected revision", r.Client, r.Key)
+		}
 	default:
 		return fmt.Errorf("%s: unknown op %q", r.Client, r.Op)
 	}
@@ -169,6 +176,9 @@ func (r *Record) validate() error {
 		}
 		if r.Op == OpDelete && r.Deleted == nil {
 			return fmt.Errorf("%s delete %q ok without deleted", r.Client, r.Key)
+		}
+		if r.Op == OpTxn && r.Succeeded == nil {
+			return fmt.Errorf("%s txn %q ok without succeeded", r.Client, r.Key)
 		}
 	case StatusNotFound, StatusIndefinite:
 	case StatusAborted:

@@ -143,9 +143,10 @@ type client struct {
 	rec   *recorder
 }
 
-// one issues one call and records it. The mix: 40% get, 20% set, 25%
+// one issues one call and records it. The mix: 40% get, 15% set, 20%
 // compare-and-set (mostly with the revision last seen, sometimes 0 or a
-// stale one), 15% delete (half of them conditional).
+// stale one), 10% txn (the same compare, then set, else get), 15% delete
+// (half of them conditional).
 func (c *client) one() {
 	key := fmt.Sprintf("k%d", c.rng.IntN(c.keys))
 	c.seq++
@@ -154,11 +155,13 @@ func (c *client) one() {
 	var expected *int64
 	if p := c.rng.Float64(); p < 0.4 {
 		r.Op = history.OpGet
-	} else if p < 0.85 {
+	} else if p < 0.75 {
 		r.Op, r.Value = history.OpSet, &value
-		if p >= 0.6 {
+		if p >= 0.55 {
 			expected = c.expectation(key)
 		}
+	} else if p < 0.85 {
+		r.Op, r.Value, expected = history.OpTxn, &value, c.expectation(key)
 	} else {
 		r.Op = history.OpDelete
 		if c.rng.IntN(2) == 0 {
@@ -193,6 +196,31 @@ func (c *client) one() {
 		if err == nil {
 			r.Status, r.Revision = history.StatusOK, res.GetRevision()
 			c.known[key] = r.Revision
+		}
+	case history.OpTxn:
+		var res *kvv1.TxnResponse
+		res, err = c.kv.Txn(ctx, &kvv1.TxnRequest{
+			Compare: []*kvv1.Compare{{Result: kvv1.Compare_COMPARE_RESULT_EQUAL, Key: key, TargetUnion: &kvv1.Compare_ModRevision{ModRevision: *expected}}},
+			Success: []*kvv1.RequestOp{{Request: &kvv1.RequestOp_Set{Set: &kvv1.SetRequest{Key: key, Value: structpb.NewStringValue(value)}}}},
+			Failure: []*kvv1.RequestOp{{Request: &kvv1.RequestOp_Get{Get: &kvv1.GetRequest{Key: key}}}},
+		})
+		r.Return = history.Now()
+		if err == nil {
+			succeeded := res.GetSucceeded()
+			r.Status, r.Succeeded, r.Revision = history.StatusOK, &succeeded, res.GetRevision()
+			c.known[key] = res.GetRevision()
+			if !succeeded {
+				c.known[key] = 0
+				if entry := res.GetResponses()[0].GetGet().GetEntry(); entry != nil {
+					found, ferr := entry.GetValue().MarshalJSON()
+					if ferr != nil {
+						log.Fatal(ferr)
+					}
+					s := decodeString(found)
+					r.Found, r.ModRevision = &s, entry.GetModRevision()
+					c.known[key] = r.ModRevision
+				}
+			}
 		}
 	case history.OpDelete:
 		var res *kvv1.DeleteResponse

@@ -1,0 +1,344 @@
+/**
+ * Writes a checkpoint (checkpoint-codec.ts) of a frozen index view and the
+ * history window as it was at the same moment, and returns the key table of
+ * what it wrote: the Buffers written to the file become the index's new base
+ * (store-index.ts replaceBase), so nothing is read back.
+ *
+ * Keys go out in code point order: the view's base table merged with the
+ * keys its layers created. A base entry no layer mentions is copied as bytes;
+ * only keys the layers changed are encoded from their entries. The file is
+ * written one block (about 1 MiB) at a time, and the caller may stop it
+ * between blocks.
+ *
+ * This is the one writer of snapshot files: a restore (writeSnapshotFile)
+ * writes a checkpoint too, from a backup's entries and without history.
+ */
+import fs from 'node:fs';
+import type { StoredEntry } from '../change';
+import type { HistoryView } from '../feed/history-window';
+import { keyOfSortKey } from '../key-order';
+import {
+  BLOCK_HEADER_SIZE,
+  BLOCK_TARGET_BYTES,
+  BlockType,
+  ENTRY_HEADER_SIZE,
+  changeSize,
+  checkEntry,
+  encodeChange,
+  encodeEnd,
+  entrySize,
+  sealBlock,
+  writeEntry,
+} from './checkpoint-codec';
+import { KeyTable, KeyTableBuilder } from './key-table';
+import { FILE_HEADER_SIZE, FileKind, LEASE_GRANT_RECORD_SIZE, encodeFileHeader, newFileNonce, writeLeaseGrantRecord } from './record-codec';
+import type { IndexSnapshot, Layer } from './store-index';
+
+/** The Buffers the keys are written into (and then kept in, as the new table). */
+const SLAB_BYTES = 64 * 1024 * 1024;
+
+export interface WrittenCheckpoint {
+  bytes: number;
+  historyBytes: number;
+  table: KeyTable;
+}
+
+/**
+ * Writes the checkpoint of `view` (revision `view.revision`) with `history`
+ * to `filePath` (which must not exist), then fdatasyncs it. `betweenBlocks`
+ * is called after each block is written; it throws to stop.
+ */
+export async function writeCheckpoint(
+  filePath: string,
+  view: IndexSnapshot,
+  history: HistoryView,
+  betweenBlocks: () => void,
+): Promise<WrittenCheckpoint> {
+  // The history a view can give goes up to the moment it was taken; a change after the checkpoint's revision would be replayed twice.
+  if (history.size > 0 && history.at(history.size - 1).revision > view.revision) throw new Error('history newer than the checkpoint');
+  return writeFile(filePath, view.revision, view.leases, view.size, (keys) => forEachLiveEntry(view, keys), history, betweenBlocks);
+}
+
+/** What a snapshot file holds: the live leases, then every key in code point order. A restore builds one from a backup. */
+export interface SnapshotContents {
+  readonly leases: ReadonlyArray<{ id: number; ttlMs: number }>;
+  entries(): Iterable<readonly [string, StoredEntry]>;
+}
+
+/**
+ * Writes `contents` as a checkpoint of revision `revision`, without history,
+ * to `filePath` (which must not exist), then fdatasyncs it; returns the
+ * file's size. The entries go out as they come (they must be in code point
+ * order) and are not kept in memory.
+ */
+export async function writeSnapshotFile(
+  filePath: string,
+  revision: number,
+  contents: SnapshotContents,
+  betweenBlocks: () => void = () => undefined,
+): Promise<number> {
+  const write = async (keys: KeyBlocks): Promise<void> => {
+    for (const [key, entry] of contents.entries()) await keys.encode(key, entry);
+  };
+  const written = await writeFile(filePath, revision, contents.leases, undefined, write, undefined, betweenBlocks);
+  return written.bytes;
+}
+
+/** The one writer of the format: header, leases, KEYS blocks, HISTORY blocks, END; then fdatasync. */
+async function writeFile(
+  filePath: string,
+  revision: number,
+  leaseList: ReadonlyArray<{ id: number; ttlMs: number }>,
+  capacity: number | undefined,
+  writeKeys: (keys: KeyBlocks) => Promise<void>,
+  history: HistoryView | undefined,
+  betweenBlocks: () => void,
+): Promise<WrittenCheckpoint> {
+  const fh = await fs.promises.open(filePath, 'wx');
+  try {
+    let position = 0;
+    const write = async (buf: Buffer, start: number, end: number): Promise<void> => {
+      let done = start;
+      while (done < end) done += (await fh.write(buf, done, end - done, position + (done - start))).bytesWritten;
+      position += end - start;
+    };
+    const header = encodeFileHeader({ kind: FileKind.Snapshot, baseRevision: revision, nonce: newFileNonce() });
+    await write(header, 0, FILE_HEADER_SIZE);
+    // Leases first, so that loading a key finds its lease.
+    const leases = Buffer.allocUnsafe(leaseList.length * LEASE_GRANT_RECORD_SIZE);
+    let at = 0;
+    for (const lease of leaseList) at = writeLeaseGrantRecord(leases, at, revision, lease.id, lease.ttlMs);
+    await write(leases, 0, at);
+
+    const keys = new KeyBlocks(capacity, revision, write, betweenBlocks);
+    await writeKeys(keys);
+    const { count, table } = await keys.finish();
+
+    const changes = new HistoryBlocks(revision, write, betweenBlocks);
+    const size = history?.size ?? 0;
+    const from = history?.oldestRevision ?? revision + 1;
+    for (let i = 0; i < size; i++) await changes.add((history as HistoryView).at(i));
+    const historyBytes = await changes.finish();
+
+    const end = encodeEnd({ revision, keys: count, changes: size, historyFrom: from, leases: leaseList.length });
+    await write(end, 0, end.length);
+    await fh.datasync();
+    return { bytes: position, historyBytes, table };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Where a checkpoint's keys go: KEYS blocks in slabs, each block written to the file once full. */
+class KeyBlocks {
+  private readonly slabs: Buffer[] = [];
+  private readonly builder: KeyTableBuilder | undefined;
+  private slab = Buffer.alloc(0);
+  private blockStart = 0;
+  private at = 0;
+  private count = 0;
+  private total = 0;
+  /** Without a table: the last key written, for the order check. */
+  private lastKey = Buffer.alloc(0);
+
+  /**
+   * `capacity`: keep what is written as a KeyTable of at most this many
+   * keys; undefined: keep nothing (one block's Buffer is reused).
+   */
+  constructor(
+    capacity: number | undefined,
+    private readonly revision: number,
+    private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
+    private readonly betweenBlocks: () => void,
+  ) {
+    this.builder = capacity === undefined ? undefined : new KeyTableBuilder(capacity, this.slabs);
+  }
+
+  /** Room for an entry of `size` bytes in the current block: seals and writes it first if it is full. */
+  private async room(size: number): Promise<void> {
+    if (this.count > 0 && (this.at - this.blockStart + size > BLOCK_TARGET_BYTES || this.at + size > this.slab.length)) await this.seal();
+    if (this.count === 0 && this.at + BLOCK_HEADER_SIZE + size > this.slab.length) {
+      const bytes = this.builder === undefined ? 2 * BLOCK_TARGET_BYTES : SLAB_BYTES;
+      this.slab = Buffer.allocUnsafe(Math.max(bytes, BLOCK_HEADER_SIZE + size));
+      this.slabs.push(this.slab);
+      this.at = 0;
+    }
+    if (this.count === 0) {
+      this.blockStart = this.at;
+      this.at += BLOCK_HEADER_SIZE;
+    }
+  }
+
+  private async seal(): Promise<void> {
+    sealBlock(this.slab, this.blockStart, this.at, BlockType.Keys, this.revision, this.count);
+    await this.write(this.slab, this.blockStart, this.at);
+    this.count = 0;
+    if (this.builder === undefined) this.at = 0;
+    this.betweenBlocks();
+  }
+
+  /** Every entry written is checked as a reader will check it (its fields, the key order). */
+  private added(start: number): void {
+    let checked: number | string;
+    if (this.builder !== undefined) {
+      checked = this.builder.add(this.slabs.length - 1, start, this.at, this.revision);
+    } else {
+      checked = checkEntry(this.slab, start, this.at, this.revision);
+      if (typeof checked === 'number') {
+        const keyStart = start + ENTRY_HEADER_SIZE;
+        const key = this.slab.subarray(keyStart, keyStart + this.slab.readUInt32LE(start));
+        const order = this.total === 0 ? -1 : this.lastKey.compare(key);
+        if (order >= 0) checked = order === 0 ? 'a key appears twice' : 'keys out of order';
+        this.lastKey = Buffer.from(key);
+      }
+    }
+    if (typeof checked === 'string') throw new Error(`checkpoint writer: ${checked}`);
+    this.count++;
+    this.total++;
+  }
+
+  /** Copies a table entry as it is. */
+  async copy(buf: Buffer, start: number, end: number): Promise<void> {
+    await this.room(end - start);
+    const entryAt = this.at;
+    this.at += buf.copy(this.slab, entryAt, start, end);
+    this.added(entryAt);
+  }
+
+  async encode(key: string, entry: StoredEntry): Promise<void> {
+    const keyBytes = Buffer.byteLength(key, 'utf8');
+    const valueBytes = Buffer.byteLength(entry.valueJson, 'utf8');
+    await this.room(entrySize(keyBytes, valueBytes));
+    const entryAt = this.at;
+    this.at = writeEntry(this.slab, entryAt, key, keyBytes, entry, valueBytes);
+    this.added(entryAt);
+  }
+
+  /** The keys written, and their table if kept. */
+  async finish(): Promise<{ count: number; table: KeyTable }> {
+    if (this.count > 0) await this.seal();
+    return { count: this.total, table: this.builder?.finish() ?? KeyTable.empty };
+  }
+}
+
+/** Where a checkpoint's history goes: HISTORY blocks, each written once full. */
+class HistoryBlocks {
+  private buf = Buffer.allocUnsafe(BLOCK_TARGET_BYTES);
+  private at = BLOCK_HEADER_SIZE;
+  private count = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly revision: number,
+    private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
+    private readonly betweenBlocks: () => void,
+  ) {}
+
+  async add(change: Parameters<typeof encodeChange>[2]): Promise<void> {
+    const size = changeSize(change);
+    if (this.count > 0 && this.at + size > this.buf.length) await this.seal();
+    if (BLOCK_HEADER_SIZE + size > this.buf.length) this.buf = Buffer.allocUnsafe(BLOCK_HEADER_SIZE + size);
+    this.at = encodeChange(this.buf, this.at, change);
+    this.count++;
+  }
+
+  private async seal(): Promise<void> {
+    sealBlock(this.buf, 0, this.at, BlockType.History, this.revision, this.count);
+    await this.write(this.buf, 0, this.at);
+    this.bytes += this.at;
+    this.at = BLOCK_HEADER_SIZE;
+    this.count = 0;
+    this.betweenBlocks();
+  }
+
+  async finish(): Promise<number> {
+    if (this.count > 0) await this.seal();
+    return this.bytes;
+  }
+}
+
+/** A layer's new keys, merged: the smallest key not yet written and its UTF-8 bytes. */
+class LayerKeys {
+  private readonly sources: Array<{ keys: Iterator<string>; head: string | undefined }>;
+  head: string | undefined;
+  headBytes = Buffer.alloc(0);
+
+  constructor(layers: readonly Layer[]) {
+    this.sources = layers.map((layer) => {
+      if (layer.newKeys === undefined) throw new Error('a frozen layer without its key order');
+      const keys = layer.newKeys.keys();
+      const first = keys.next();
+      return { keys, head: first.done === true ? undefined : first.value };
+    });
+    this.pick();
+  }
+
+  /** Moves past the current head (in every source that has it). */
+  advance(): void {
+    const done = this.head;
+    for (const s of this.sources) {
+      if (s.head !== done) continue;
+      const next = s.keys.next();
+      s.head = next.done === true ? undefined : next.value;
+    }
+    this.pick();
+  }
+
+  private pick(): void {
+    let min: string | undefined;
+    for (const s of this.sources) if (s.head !== undefined && (min === undefined || s.head < min)) min = s.head;
+    this.head = min;
+    if (min !== undefined) this.headBytes = Buffer.from(keyOfSortKey(min), 'utf8');
+  }
+}
+
+/** The entry of `key` in the newest layer that mentions it: undefined if none does, null if deleted there. */
+function inLayers(layers: readonly Layer[], key: string): StoredEntry | null | undefined {
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const e = layers[i].changes.get(key);
+    if (e !== undefined) return e;
+  }
+  return undefined;
+}
+
+/** Compares the key of table entry bytes at buf[start] with `key` (UTF-8) as bytes. */
+function compareEntryKey(buf: Buffer, start: number, key: Buffer): number {
+  const keyStart = start + ENTRY_HEADER_SIZE;
+  return buf.compare(key, 0, key.length, keyStart, keyStart + buf.readUInt32LE(start));
+}
+
+/** Writes every live entry of the view, in code point order. */
+async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks): Promise<void> {
+  const { base, layers } = view;
+  // Table entries some layer mentions (changed or deleted since): the rest are copied as bytes.
+  const touched = new Uint8Array(base.count);
+  for (const layer of layers) {
+    for (const key of layer.changes.keys()) {
+      const i = base.count === 0 ? -1 : base.find(key);
+      if (i >= 0) touched[i] = 1;
+    }
+  }
+  const created = new LayerKeys(layers);
+  const writeLayerKey = async (): Promise<void> => {
+    const key = keyOfSortKey(created.head as string);
+    const entry = inLayers(layers, key);
+    if (entry !== undefined && entry !== null) await out.encode(key, entry);
+    created.advance();
+  };
+  for (let i = 0; i < base.count; i++) {
+    const raw = base.raw(i);
+    let order = 1;
+    while (created.head !== undefined && (order = compareEntryKey(raw.buf, raw.start, created.headBytes)) > 0) await writeLayerKey();
+    // A key created above a deletion of the same table key: written once, below.
+    if (created.head !== undefined && order === 0) created.advance();
+    if (touched[i] === 0) {
+      await out.copy(raw.buf, raw.start, raw.end);
+      continue;
+    }
+    const key = base.key(i);
+    const entry = inLayers(layers, key);
+    if (entry === undefined) await out.copy(raw.buf, raw.start, raw.end);
+    else if (entry !== null) await out.encode(key, entry);
+  }
+  while (created.head !== undefined) await writeLayerKey();
+}

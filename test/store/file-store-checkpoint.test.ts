@@ -1,0 +1,182 @@
+/**
+ * Checkpoints: start-up loads the newest checkpoint and replays only the logs
+ * after it, whatever the workload (unique keys never leave dead bytes); a
+ * damaged checkpoint never costs an acknowledged write.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { KvClient } from '@kv/client';
+import { restoreDataDir } from '../../src/restore/restore-data-dir';
+import { CorruptDataError } from '../../src/store/errors';
+import { openFileStore } from '../../src/store/file';
+import { END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
+import { FILE_HEADER_SIZE } from '../../src/store/file/record-codec';
+import { startServer } from '../support/server-process';
+import { pollUntil, tempDataDirs } from '../support/temp-dirs';
+import { capturingLogger, dump } from './file-store-support';
+
+const dirs = tempDataDirs();
+afterAll(() => dirs.cleanup());
+
+/** A checkpoint once the logs since the last one hold 1 KiB of records, however many keys are live. */
+const eager = { logMinBytes: 1024, logToLiveRatio: 0 };
+
+function dataFiles(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => /\.(log|snap)$/.test(f))
+    .sort();
+}
+
+describe('file engine: checkpoints', () => {
+  test('unique keys only (no dead bytes): checkpoints replace the logs, and a reopen loads one and replays the tail', async () => {
+    const dataDir = dirs.make();
+    let store = await openFileStore({ dataDir, fsync: 'never', compaction: { logMinBytes: 32 * 1024, logToLiveRatio: 0.25 } });
+    for (let i = 0; i < 3000; i++) await store.set(`user/${String(i).padStart(6, '0')}`, { i, pad: 'x'.repeat(60) });
+    await pollUntil('checkpoints to finish', () => (store.diskUsage.compacting ? undefined : true));
+    await store.delete('user/000007');
+    const expected = await dump(store);
+    await store.close();
+    const files = dataFiles(dataDir);
+    expect(files.filter((f) => f.endsWith('.snap'))).toHaveLength(1);
+    expect(files.some((f) => f === 'wal-0000000000000001.log')).toBe(false);
+    const { logger, lines } = capturingLogger();
+    store = await openFileStore({ dataDir, logger });
+    try {
+      expect(await dump(store)).toEqual(expected);
+      // Most keys are served from the checkpoint's table, not from objects rebuilt by replay.
+      expect(store.memoryLayout.tableKeys).toBeGreaterThan(store.memoryLayout.changedKeys);
+      expect(lines.find((l) => l.msg === 'store opened')).toMatchObject({ keys: 2999, checkpointKeys: store.memoryLayout.tableKeys });
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a damaged checkpoint whose replaced files are gone refuses to open, naming file and offset, and changes nothing', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+    for (let i = 0; i < 200; i++) await store.set(`k/${i}`, { i, pad: 'x'.repeat(40) });
+    await pollUntil('a checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+    await store.close();
+    const snap = dataFiles(dataDir).find((f) => f.endsWith('.snap')) as string;
+    const file = path.join(dataDir, snap);
+    const bytes = fs.readFileSync(file);
+    const at = FILE_HEADER_SIZE + 100; // inside the first KEYS block
+    bytes[at] ^= 0x10;
+    fs.writeFileSync(file, bytes);
+    const before = dataFiles(dataDir);
+    const err = await openFileStore({ dataDir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CorruptDataError);
+    expect(err).toMatchObject({ code: 'CORRUPT', file, offset: FILE_HEADER_SIZE });
+    expect((err as Error).message).toContain('block CRC mismatch');
+    expect(dataFiles(dataDir)).toEqual(before);
+    expect(fs.readFileSync(file)).toEqual(bytes);
+  });
+
+  test('a checkpoint cut short (no END record) refuses to open rather than load part of the keys', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+    for (let i = 0; i < 200; i++) await store.set(`k/${i}`, i);
+    await pollUntil('a checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+    await store.close();
+    const file = path.join(dataDir, dataFiles(dataDir).find((f) => f.endsWith('.snap')) as string);
+    fs.truncateSync(file, fs.statSync(file).size - END_RECORD_SIZE - 10);
+    await expect(openFileStore({ dataDir })).rejects.toMatchObject({ code: 'CORRUPT', file });
+  });
+
+  test('a damaged checkpoint with the files it replaced still there (a crash before their deletion): recovered from them, the checkpoint moved aside', async () => {
+    const dataDir = dirs.make();
+    // Everything in one log first (no checkpoint: the default thresholds are far off).
+    let store = await openFileStore({ dataDir, fsync: 'never' });
+    for (let i = 0; i < 100; i++) await store.set(`k/${i % 40}`, { i });
+    await store.close();
+    const firstLog = path.join(dataDir, 'wal-0000000000000001.log');
+    const saved = fs.readFileSync(firstLog);
+    // Opened with a low threshold, the store checkpoints that log at once (sealing it
+    // with nothing after it), then writes go to the next log.
+    store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+    await pollUntil('the checkpoint of the first log', () => (fs.existsSync(firstLog) ? undefined : true));
+    await pollUntil('compaction to finish', () => (store.diskUsage.compacting ? undefined : true));
+    await store.delete('k/3');
+    await store.set('k/4', 'after the checkpoint');
+    const expected = await dump(store);
+    await store.close();
+    const snap = dataFiles(dataDir).find((f) => f.endsWith('.snap')) as string;
+    expect(snap).toBe('snap-0000000000000002.snap');
+    // The crash came between the checkpoint's rename and the deletion of what it replaced;
+    // later the checkpoint was damaged.
+    fs.writeFileSync(firstLog, saved);
+    const snapPath = path.join(dataDir, snap);
+    const bytes = fs.readFileSync(snapPath);
+    bytes[FILE_HEADER_SIZE + 100] ^= 0x10;
+    fs.writeFileSync(snapPath, bytes);
+
+    const { logger, lines } = capturingLogger();
+    store = await openFileStore({ dataDir, logger });
+    try {
+      expect(await dump(store)).toEqual(expected);
+      expect(lines.find((l) => l.level === 50 && String(l.msg).includes('is damaged'))).toMatchObject({ file: snapPath });
+      expect(fs.readFileSync(`${snapPath}.damaged`)).toEqual(bytes);
+      expect(fs.existsSync(snapPath)).toBe(false);
+      await store.set('k/5', 'more');
+    } finally {
+      await store.close();
+    }
+    // And again: the older files are the store now, until the next checkpoint replaces them.
+    store = await openFileStore({ dataDir });
+    expect((await store.get('k/5'))?.value).toBe('more');
+    await store.close();
+  });
+
+  test('a damaged checkpoint with only some of the files it replaced (a log missing) is not recovered from them', async () => {
+    const dataDir = dirs.make();
+    let store = await openFileStore({ dataDir, fsync: 'never' });
+    for (let i = 0; i < 100; i++) await store.set(`k/${i % 40}`, { i });
+    await store.close();
+    const firstLog = path.join(dataDir, 'wal-0000000000000001.log');
+    const saved = fs.readFileSync(firstLog);
+    store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+    await pollUntil('the checkpoint of the first log', () => (fs.existsSync(firstLog) ? undefined : true));
+    await pollUntil('compaction to finish', () => (store.diskUsage.compacting ? undefined : true));
+    await store.set('k/4', 'after the checkpoint');
+    await store.close();
+    // Only the tail of the first log survived: it no longer ends where the next log starts.
+    fs.writeFileSync(firstLog, saved.subarray(0, saved.length - 200));
+    const snapPath = path.join(dataDir, dataFiles(dataDir).find((f) => f.endsWith('.snap')) as string);
+    const bytes = fs.readFileSync(snapPath);
+    bytes[FILE_HEADER_SIZE + 100] ^= 0x10;
+    fs.writeFileSync(snapPath, bytes);
+    await expect(openFileStore({ dataDir })).rejects.toMatchObject({ code: 'CORRUPT', file: snapPath });
+    expect(fs.existsSync(snapPath)).toBe(true);
+  });
+
+  test('a restored backup is a checkpoint: the store opens it with every key, lease and revision, and watches start after it', async () => {
+    const server = await startServer({ dataDir: dirs.make() });
+    const kv = new KvClient(server.address);
+    const backup = path.join(dirs.make(), 'kv.backup');
+    try {
+      for (let i = 0; i < 50; i++) await kv.set(`r/${i}`, { i });
+      await kv.delete('r/7');
+      const lease = await kv.grantLease(600_000);
+      await kv.set('leased', 'v', { lease: lease.id });
+      await kv.backup(backup);
+    } finally {
+      kv.close();
+      await server.stop();
+    }
+    const dataDir = path.join(dirs.make(), 'restored');
+    const summary = await restoreDataDir(backup, dataDir);
+    expect(dataFiles(dataDir)).toEqual(['snap-0000000000000001.snap']);
+    const store = await openFileStore({ dataDir });
+    try {
+      expect(store.revision).toBe(summary.revision);
+      expect((await store.listKeys({ prefix: 'r/' })).keys).toHaveLength(49);
+      expect((await store.get('r/3'))?.value).toEqual({ i: 3 });
+      expect((await store.get('leased'))?.lease).toBeGreaterThan(0);
+      expect(store.memoryLayout.tableKeys).toBe(50);
+      expect(store.feedStatus.oldestRevision).toBe(summary.revision + 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
