@@ -4,11 +4,9 @@
  * line by line; /healthz and /readyz, including while a long recovery runs.
  */
 import { KvClient } from '@kv/client';
-import { spawnServer, startServer, type RunningServer } from '../support/server-process';
+import { METRICS_LINE, spawnServer, startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 import { writeBigLog } from '../support/write-big-log';
-
-const metricsAddressIn = (output: string): string | undefined => /metrics on http:\/\/([^/\s]+)\/metrics/.exec(output)?.[1];
 
 /** The value of the sample `name{labels}` (labels as Prometheus prints them), or undefined if absent. */
 function sample(text: string, series: string): number | undefined {
@@ -24,7 +22,7 @@ afterEach(async () => {
 test('/metrics counts calls by method and code on both ports, open streams, and the store; /healthz and /readyz answer', async () => {
   const server = await startServer({ args: ['--metrics-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'] });
   servers.push(server);
-  const metrics = `http://${metricsAddressIn(server.output())}`;
+  const metrics = `http://${server.metricsAddress}`;
   const kv = new KvClient(server.address);
   const watch = kv.watch({ prefix: 'w/' });
   // A watch opens its stream once iterated.
@@ -82,7 +80,7 @@ test('/readyz says 503 while the store recovers a long log, /healthz already ans
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
-    const address = await pollUntil('the metrics port', () => metricsAddressIn(stdout), 30_000);
+    const address = await pollUntil('the metrics port', () => METRICS_LINE.exec(stdout)?.[1], 30_000);
     const first = await fetch(`http://${address}/readyz`);
     // Up before the store: a long recovery is "not ready", not a dead process.
     if (!stdout.includes('kv-server listening')) {

@@ -181,7 +181,7 @@ testWithJq(
 testWithCurl('every curl command in the README works as shown, against a fresh server with an HTTP port', async () => {
   const server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'] });
   servers.push(server);
-  const metricsAddress = /metrics on http:\/\/([^/\s]+)\/metrics/.exec(server.output())?.[1];
+  const metricsAddress = server.metricsAddress;
   expect(metricsAddress).toBeDefined();
   const examples = readExamples('curl ');
   expect(examples.length).toBeGreaterThanOrEqual(6);

@@ -1,16 +1,8 @@
-import net from 'node:net';
+import { freePort } from '../support/free-port';
 import { KvClient, KvError } from '@kv/client';
 import { startServer, type RunningServer } from '../support/server-process';
 
 /** A port that was free a moment ago: nothing listens there until the test starts a server on it. */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 let server: RunningServer | undefined;
 afterEach(async () => {
   await server?.stop();

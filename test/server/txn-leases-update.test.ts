@@ -1,3 +1,4 @@
+import { freePort } from '../support/free-port';
 /**
  * Txn, leases and TTL, Update and List through the real server and the
  * SDK: atomicity under concurrent writers (a bank-transfer invariant),
@@ -5,21 +6,9 @@
  * values kept exactly (an object field named "__proto__" included), and the
  * errors of every limit.
  */
-import net from 'node:net';
 import { Compare, KvClient, KvError, Op, status } from '@kv/client';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
-
-async function freeAddress(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const port = (probe.address() as net.AddressInfo).port;
-      probe.close(() => resolve(`127.0.0.1:${port}`));
-    });
-  });
-}
 
 async function failure(promise: Promise<unknown>): Promise<KvError> {
   try {
@@ -219,7 +208,7 @@ test('a key with a ttl outlives a stopped server (a restart gives leases their f
 
 test('keep-alive carries on across a server restart; a server that stops answering loses the lease, and the handle says so', async () => {
   const dataDir = makeTempDir();
-  const address = await freeAddress();
+  const address = `127.0.0.1:${await freePort()}`;
   let server = await startServer({ dataDir, args: ['--listen', address] });
   const kv = new KvClient(address);
   try {

@@ -1,9 +1,9 @@
+import { freePort } from '../support/free-port';
 /**
  * Watch through the real server: the wire (raw grpc-js stream and the
  * generated decoder), errors with their trailers, shutdown, and the SDK's
  * watch resuming exactly once across a SIGKILLed server and a SIGSTOPped one.
  */
-import net from 'node:net';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { KvClient, KvError, type KvWatchEvent } from '@kv/client';
 import { EventType, KeyValueServiceClient, type WatchRequest, type WatchResponse } from '../../src/gen/kv/v1/kv';
@@ -46,17 +46,6 @@ function consume(watch: AsyncIterable<KvWatchEvent>, seen: KvWatchEvent[]): Prom
     }
     return undefined;
   })();
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const port = (probe.address() as net.AddressInfo).port;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 describe('one server', () => {

@@ -9,9 +9,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './free-port';
 
 export interface EtcdMemberInfo {
   name: string;
@@ -70,17 +70,7 @@ export function describeWithEtcd(): jest.Describe {
   return describe.skip;
 }
 
-/** A port nobody listens on right now (bound then released, so a tiny race remains; etcd then fails loudly). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): Promise<EtcdCluster> {
   const size = options.size ?? 3;

@@ -15,6 +15,8 @@ export interface RunningServer {
   address: string;
   /** host:port of the HTTP port (Connect, gRPC-Web, console), when started with --http-listen. */
   httpAddress?: string;
+  /** host:port of the metrics port, when started with --metrics-listen. */
+  metricsAddress?: string;
   dataDir: string;
   child: ChildProcess;
   /** Everything the server wrote to stdout and stderr so far. */
@@ -41,6 +43,9 @@ export interface StartServerOptions extends LaunchOptions {
   /** How long to wait for the startup line (default 30 s). */
   timeoutMs?: number;
 }
+
+/** The line kv-server prints once its metrics port listens (before the store opens). */
+export const METRICS_LINE = /metrics on http:\/\/([^/\s]+)\/metrics/;
 
 /** Runs the real kv-server in a child process on 127.0.0.1:0 and resolves once it says it is listening. */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
@@ -72,9 +77,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 
   // The HTTP line comes before the gRPC one that says the server is ready.
   const httpAddress = /kv-server HTTP listening on (\S+)/.exec(output)?.[1];
+  const metricsAddress = METRICS_LINE.exec(output)?.[1];
   return {
     address,
     httpAddress,
+    metricsAddress,
     dataDir,
     child,
     output: () => output,
