@@ -142,7 +142,8 @@ describe('file engine: I/O failures', () => {
       dataDir,
       fsync: 'never',
       logger,
-      compaction: { minBytes: 4096, deadToLiveRatio: 0.5, retryAfterMs: 50 },
+      // A backoff long enough that no retry recreates the log before the test looks for it.
+      compaction: { minBytes: 4096, deadToLiveRatio: 0.5, retryAfterMs: 1000 },
     });
     // The first sync of a new log's header fails (after its file was created).
     jest.spyOn(fs, 'fdatasyncSync').mockImplementationOnce(() => {
