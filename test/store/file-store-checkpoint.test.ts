@@ -180,3 +180,61 @@ describe('file engine: checkpoints', () => {
     }
   });
 });
+
+describe('file engine: the history window across checkpoints', () => {
+  test('a window packed as it goes, carried by checkpoints and reopened twice, gives every change with its previous entry', async () => {
+    const dataDir = dirs.make();
+    const options = { dataDir, fsync: 'never' as const, compaction: { logMinBytes: 16 * 1024, logToLiveRatio: 0 } };
+    let store = await openFileStore(options);
+    // Hot keys, so nearly every change has a previous entry; deletes, and a key with multi-byte UTF-8.
+    const expected: Array<{ type: string; key: string; revision: number; value?: unknown; prev?: unknown }> = [];
+    const current = new Map<string, unknown>();
+    for (let i = 0; i < 3000; i++) {
+      const key = i % 97 === 0 ? 'ключ/é' : `hot/${i % 40}`;
+      if (i % 13 === 0 && current.has(key)) {
+        const { revision } = await store.delete(key);
+        expected.push({ type: 'delete', key, revision, prev: current.get(key) });
+        current.delete(key);
+      } else {
+        const value = { i, pad: 'x'.repeat(i % 50) };
+        const { revision } = await store.set(key, value);
+        expected.push({ type: 'put', key, revision, value, prev: current.get(key) });
+        current.set(key, value);
+      }
+    }
+    await pollUntil('checkpoints to finish', () => (store.diskUsage.compacting ? undefined : true));
+    for (let reopen = 0; reopen < 2; reopen++) {
+      await store.close();
+      store = await openFileStore(options);
+      // Writes after the reopen make a checkpoint that copies the loaded checkpoint's history.
+      for (let i = 0; i < 300; i++) {
+        const key = `more/${reopen}/${i % 7}`;
+        const value = { reopen, i };
+        const { revision } = await store.set(key, value);
+        expected.push({ type: 'put', key, revision, value, prev: current.get(key) });
+        current.set(key, value);
+      }
+      await pollUntil('checkpoints to finish', () => (store.diskUsage.compacting ? undefined : true));
+    }
+    try {
+      const watch = store.watch({ prefix: '', startRevision: 1, prevEntry: true });
+      const seen: typeof expected = [];
+      while (seen.length < expected.length) {
+        for (const e of (await watch.next()).events) {
+          seen.push({
+            type: e.type,
+            key: e.key,
+            revision: e.revision,
+            ...(e.entry === undefined ? {} : { value: JSON.parse(e.entry.valueJson) as unknown }),
+            prev: e.prev === undefined ? undefined : (JSON.parse(e.prev.valueJson) as unknown),
+          });
+        }
+      }
+      watch.close();
+      expect(seen).toEqual(expected);
+      expect(dataFiles(dataDir).filter((f) => f.endsWith('.snap'))).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+  });
+});

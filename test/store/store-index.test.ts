@@ -58,7 +58,13 @@ describe('store index', () => {
 describe('store index over checkpoint tables', () => {
   const dirs = tempDataDirs();
   afterAll(() => dirs.cleanup());
-  const noHistory: HistoryView = { oldestRevision: 1, size: 0, at: () => undefined as never };
+  const noHistory: HistoryView = {
+    oldestRevision: 1,
+    size: 0,
+    at: () => undefined as never,
+    revisionAt: () => undefined as never,
+    packedAt: () => undefined,
+  };
 
   type LayerOp = Op | { kind: 'checkpoint'; which: number } | { kind: 'release'; which: number };
   const layerOp: fc.Arbitrary<LayerOp> = fc.oneof(

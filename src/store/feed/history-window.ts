@@ -5,10 +5,12 @@
  * revisions are evicted oldest first; the newest revision always stays, so
  * a watcher can always catch up to the present.
  *
- * The oldest part may be packed: changes an engine keeps encoded (the file
- * engine's checkpoint carries the window it had) and decodes only when a
- * watcher reads them, so a restart brings the window back without building
- * an object per change.
+ * An engine may pack all but the newest changes (packWith): keep them
+ * encoded and make them objects again only when a watcher reads them. A
+ * window of objects is old-generation garbage the collector keeps walking,
+ * several objects per change and write; packed, it is a few large buffers.
+ * (The file engine packs in its checkpoint format, so a checkpoint carries
+ * the window by copying bytes, and a restart brings it back packed.)
  */
 import { type KeyChange, storedEntryBytes } from '../change';
 
@@ -30,23 +32,38 @@ export interface PackedChanges {
   changeAt(i: number): KeyChange;
 }
 
+/** Encodes a chunk of the window's changes (oldest first) into an engine's packed form. */
+export type PackChanges = (changes: readonly KeyChange[]) => PackedChanges;
+
+/** The newest changes stay objects (watchers catching up near the present read them); older ones are packed this many at a time. */
+export const PACK_CHUNK = 256;
+
 /** What the window held at one moment: the changes stay readable however the window moves on. */
 export interface HistoryView {
   /** Every change from this revision on is in the view. */
   readonly oldestRevision: number;
   readonly size: number;
   at(position: number): KeyChange;
+  revisionAt(position: number): number;
+  /** Where a packed change is (so its bytes can be copied as they are); undefined if it is an object. */
+  packedAt(position: number): { packed: PackedChanges; index: number } | undefined;
 }
 
 export class HistoryWindow {
-  /** The oldest changes, if packed: positions packedHead.. of it. */
-  private packed: PackedChanges | undefined;
+  /** Packed chunks, oldest first; those before firstSegment are evicted. */
+  private segments: PackedChanges[] = [];
+  /** Where each segment starts, counting every change ever packed (absolute packed positions). */
+  private segmentStarts: number[] = [];
+  private firstSegment = 0;
+  /** Absolute packed position of the oldest packed change kept, and one past the newest. */
   private packedHead = 0;
+  private packedEnd = 0;
   private changes: KeyChange[] = [];
   /** Index of the oldest change still kept; the array is trimmed when the dead prefix grows large. */
   private head = 0;
   private bytes = 0;
   private oldest: number;
+  private pack: PackChanges | undefined;
 
   /**
    * `revision`: the store revision the window starts after (it holds no change
@@ -62,11 +79,16 @@ export class HistoryWindow {
     if (packed !== undefined) {
       this.oldest = revision;
       if (packed.count > 0) {
-        this.packed = packed;
-        for (let i = 0; i < packed.count; i++) this.bytes += packed.bytesAt(i);
+        this.addSegment(packed);
         this.evict();
       }
     }
+  }
+
+  /** From now on the window packs its older changes with `pack` (see PACK_CHUNK). */
+  packWith(pack: PackChanges): void {
+    this.pack = pack;
+    this.packOldest();
   }
 
   /** Every change with revision >= this is in the window. */
@@ -79,7 +101,7 @@ export class HistoryWindow {
   }
 
   private get packedSize(): number {
-    return this.packed === undefined ? 0 : this.packed.count - this.packedHead;
+    return this.packedEnd - this.packedHead;
   }
 
   get byteSize(): number {
@@ -93,6 +115,7 @@ export class HistoryWindow {
       this.bytes += changeBytes(change);
     }
     this.evict();
+    this.packOldest();
   }
 
   /** The position of the first change with revision >= `revision` (size-relative: 0 is the oldest kept), or size if none. */
@@ -109,30 +132,74 @@ export class HistoryWindow {
 
   /** The change at a position (0 = the oldest kept). */
   at(position: number): KeyChange {
-    const packed = this.packedSize;
-    if (position < packed) return (this.packed as PackedChanges).changeAt(this.packedHead + position);
-    return this.changes[this.head + position - packed];
+    if (position < this.packedSize) {
+      const { packed, index } = this.locate(this.packedHead + position);
+      return packed.changeAt(index);
+    }
+    return this.changes[this.head + position - this.packedSize];
   }
 
   /** The revision of the change at a position, without decoding a packed one. */
   revisionAt(position: number): number {
-    const packed = this.packedSize;
-    if (position < packed) return (this.packed as PackedChanges).revisionAt(this.packedHead + position);
-    return this.changes[this.head + position - packed].revision;
+    if (position < this.packedSize) {
+      const { packed, index } = this.locate(this.packedHead + position);
+      return packed.revisionAt(index);
+    }
+    return this.changes[this.head + position - this.packedSize].revision;
   }
 
   /** What the window holds now, readable while the window moves on (for a checkpoint to carry it). */
   view(): HistoryView {
-    const packed = this.packed;
-    const packedHead = this.packedHead;
-    const packedSize = this.packedSize;
-    const changes = this.changes.slice(this.head);
+    const frozen = new HistoryWindow(this.limits, 0);
+    frozen.segments = this.segments.slice(this.firstSegment);
+    frozen.segmentStarts = this.segmentStarts.slice(this.firstSegment);
+    frozen.packedHead = this.packedHead;
+    frozen.packedEnd = this.packedEnd;
+    frozen.changes = this.changes.slice(this.head);
+    frozen.oldest = this.oldest;
     return {
-      oldestRevision: this.oldest,
-      size: packedSize + changes.length,
-      at: (position) =>
-        position < packedSize ? (packed as PackedChanges).changeAt(packedHead + position) : changes[position - packedSize],
+      oldestRevision: frozen.oldest,
+      size: frozen.size,
+      at: (position) => frozen.at(position),
+      revisionAt: (position) => frozen.revisionAt(position),
+      packedAt: (position) => (position < frozen.packedSize ? frozen.locate(frozen.packedHead + position) : undefined),
     };
+  }
+
+  /** The segment holding absolute packed position `at`, and the change's index in it. */
+  private locate(at: number): { packed: PackedChanges; index: number } {
+    const starts = this.segmentStarts;
+    // Eviction reads the oldest change at every write: its segment is the first.
+    const first = this.segments[this.firstSegment];
+    if (at - starts[this.firstSegment] < first.count) return { packed: first, index: at - starts[this.firstSegment] };
+    let lo = this.firstSegment;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (starts[mid] <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    return { packed: this.segments[lo], index: at - starts[lo] };
+  }
+
+  private addSegment(packed: PackedChanges): void {
+    this.segments.push(packed);
+    this.segmentStarts.push(this.packedEnd);
+    this.packedEnd += packed.count;
+    for (let i = 0; i < packed.count; i++) this.bytes += packed.bytesAt(i);
+  }
+
+  /** Packs the oldest PACK_CHUNK objects while 2 × PACK_CHUNK or more are unpacked. */
+  private packOldest(): void {
+    const pack = this.pack;
+    if (pack === undefined) return;
+    while (this.changes.length - this.head >= 2 * PACK_CHUNK) {
+      const chunk = this.changes.slice(this.head, this.head + PACK_CHUNK);
+      for (const change of chunk) this.bytes -= changeBytes(change);
+      this.head += PACK_CHUNK;
+      this.addSegment(pack(chunk));
+    }
+    this.trim();
   }
 
   private evict(): void {
@@ -142,20 +209,26 @@ export class HistoryWindow {
       while (this.revisionAt(0) === revision) this.dropOldest();
       this.oldest = revision + 1;
     }
+    this.trim();
+  }
+
+  private trim(): void {
     if (this.head > 1024 && this.head * 2 > this.changes.length) {
       this.changes = this.changes.slice(this.head);
       this.head = 0;
     }
+    if (this.firstSegment > 64 && this.firstSegment * 2 > this.segments.length) {
+      this.segments = this.segments.slice(this.firstSegment);
+      this.segmentStarts = this.segmentStarts.slice(this.firstSegment);
+      this.firstSegment = 0;
+    }
   }
 
   private dropOldest(): void {
-    const packed = this.packed;
-    if (packed !== undefined) {
-      this.bytes -= packed.bytesAt(this.packedHead++);
-      if (this.packedHead === packed.count) {
-        this.packed = undefined;
-        this.packedHead = 0;
-      }
+    if (this.packedSize > 0) {
+      const { packed, index } = this.locate(this.packedHead++);
+      this.bytes -= packed.bytesAt(index);
+      if (index === packed.count - 1) this.firstSegment++;
       return;
     }
     this.bytes -= changeBytes(this.changes[this.head++]);

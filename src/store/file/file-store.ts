@@ -23,6 +23,7 @@ import {
 import type { StoredEntry } from '../change';
 import { LeaseNotFoundError, StoreFailedError } from '../errors';
 import { compareKeys } from '../key-order';
+import { packHistory } from './packed-history';
 import { ChangeFeed, type ChangeFeedOptions, historyLimits } from '../feed/change-feed';
 import type {
   ClearResult,
@@ -305,6 +306,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     const mode = options.fsync ?? 'always';
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
     const feed = new ChangeFeed(index.revision, options.feed, recovered.window);
+    feed.window.packWith(packHistory);
     const compactor = new Compactor(dir, sealed, writer, index, () => feed.window.view(), options.compaction ?? {}, logger);
     const maxValueBytes = options.maxValueBytes ?? 1048576;
     // Expired leases are revoked through the commit loop, like any write.

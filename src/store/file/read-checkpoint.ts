@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { CorruptDataError } from '../errors';
 import { BLOCK_HEADER_SIZE, BlockType, END_RECORD_SIZE, type CheckpointEnd, checkChange, decodeEnd } from './checkpoint-codec';
-import { CheckpointHistory } from './checkpoint-history';
+import { PackedHistory } from './packed-history';
 import { type KeyTable, KeyTableBuilder } from './key-table';
 import {
   FILE_HEADER_SIZE,
@@ -32,7 +32,7 @@ const READ_BYTES = 16 * 1024 * 1024;
 export interface LoadedCheckpoint {
   table: KeyTable;
   leases: Array<{ id: number; ttlMs: number }>;
-  history: CheckpointHistory;
+  history: PackedHistory;
   /** The history holds every change from this revision up to the checkpoint's. */
   historyFrom: number;
   /** Bytes of the HISTORY blocks. */
@@ -64,7 +64,7 @@ export async function readCheckpoint(
   const keys = new KeyTableBuilder(end.keys, reader.slabs);
   // History blocks are copied out of the slabs: the window may hold them after a compaction has replaced the key table (and let its slabs go).
   const historyBlocks: Buffer[] = [];
-  const history = new CheckpointHistory(historyBlocks, end.changes);
+  const history = new PackedHistory(historyBlocks, end.changes);
   const leases: Array<{ id: number; ttlMs: number }> = [];
   const record = emptyRecord();
   let historyBytes = 0;

@@ -31,6 +31,7 @@ import {
   writeEntry,
 } from './checkpoint-codec';
 import { KeyTable, KeyTableBuilder } from './key-table';
+import { PackedHistory } from './packed-history';
 import { FILE_HEADER_SIZE, FileKind, LEASE_GRANT_RECORD_SIZE, encodeFileHeader, newFileNonce, writeLeaseGrantRecord } from './record-codec';
 import type { IndexSnapshot, Layer } from './store-index';
 
@@ -55,7 +56,7 @@ export async function writeCheckpoint(
   betweenBlocks: () => void,
 ): Promise<WrittenCheckpoint> {
   // The history a view can give goes up to the moment it was taken; a change after the checkpoint's revision would be replayed twice.
-  if (history.size > 0 && history.at(history.size - 1).revision > view.revision) throw new Error('history newer than the checkpoint');
+  if (history.size > 0 && history.revisionAt(history.size - 1) > view.revision) throw new Error('history newer than the checkpoint');
   return writeFile(filePath, view.revision, view.leases, view.size, (keys) => forEachLiveEntry(view, keys), history, betweenBlocks);
 }
 
@@ -117,7 +118,16 @@ async function writeFile(
     const changes = new HistoryBlocks(revision, write, betweenBlocks);
     const size = history?.size ?? 0;
     const from = history?.oldestRevision ?? revision + 1;
-    for (let i = 0; i < size; i++) await changes.add((history as HistoryView).at(i));
+    for (let i = 0; i < size;) {
+      // Packed changes are in this format already: copied as they are, a run at a time, not decoded and encoded again.
+      const packed = (history as HistoryView).packedAt(i);
+      if (packed?.packed instanceof PackedHistory) {
+        i += await changes.copy(packed.packed, packed.index, size - i);
+      } else {
+        await changes.add((history as HistoryView).at(i));
+        i++;
+      }
+    }
     const historyBytes = await changes.finish();
 
     const end = encodeEnd({ revision, keys: count, changes: size, historyFrom: from, leases: leaseList.length });
@@ -235,11 +245,28 @@ class HistoryBlocks {
   ) {}
 
   async add(change: Parameters<typeof encodeChange>[2]): Promise<void> {
-    const size = changeSize(change);
-    if (this.count > 0 && this.at + size > this.buf.length) await this.seal();
-    if (BLOCK_HEADER_SIZE + size > this.buf.length) this.buf = Buffer.allocUnsafe(BLOCK_HEADER_SIZE + size);
+    await this.room(changeSize(change));
     this.at = encodeChange(this.buf, this.at, change);
     this.count++;
+  }
+
+  /** Copies packed changes from `index` on (at most `limit`): as many as lie back to back and fit in the block; returns how many. */
+  async copy(packed: PackedHistory, index: number, limit: number): Promise<number> {
+    let run = packed.run(index, this.buf.length - this.at, limit);
+    if (this.count > 0 && this.at + (run.end - run.start) > this.buf.length) {
+      await this.seal();
+      run = packed.run(index, this.buf.length - this.at, limit);
+    }
+    await this.room(run.end - run.start);
+    this.at += run.buf.copy(this.buf, this.at, run.start, run.end);
+    this.count += run.count;
+    return run.count;
+  }
+
+  /** Makes room for a change of `size` bytes: seals the block if it would not fit, and grows the buffer for one that fits no block. */
+  private async room(size: number): Promise<void> {
+    if (this.count > 0 && this.at + size > this.buf.length) await this.seal();
+    if (BLOCK_HEADER_SIZE + size > this.buf.length) this.buf = Buffer.allocUnsafe(BLOCK_HEADER_SIZE + size);
   }
 
   private async seal(): Promise<void> {

@@ -1,0 +1,125 @@
+import fc from 'fast-check';
+import type { KeyChange, StoredEntry } from '../../src/store/change';
+import { HistoryWindow, PACK_CHUNK } from '../../src/store/feed/history-window';
+import { changeSize, decodeChangeAt, encodeChange } from '../../src/store/file/checkpoint-codec';
+import { packHistory } from '../../src/store/file/packed-history';
+
+// Keys and values with multi-byte UTF-8 (and a lone surrogate's replacement) as well as ASCII.
+const text = fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constantFrom('é', 'ключ', '🔑/x', 'a\u0000b'));
+const entry = (revision: number): fc.Arbitrary<StoredEntry> =>
+  fc.record({
+    valueJson: text.map((s) => JSON.stringify(s)),
+    createRevision: fc.integer({ min: 1, max: revision }),
+    modRevision: fc.constant(revision),
+    version: fc.integer({ min: 1, max: 2 ** 31 }),
+    lease: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+  });
+
+/** Changes of strictly increasing revisions: sets (with or without a previous entry), deletes and, rarely, clears. */
+function changes(minLength: number, maxLength: number): fc.Arbitrary<KeyChange[]> {
+  return fc.array(fc.integer({ min: 0, max: 20 }), { minLength, maxLength }).chain((kinds) =>
+    fc.tuple(
+      ...kinds.map((kind, i): fc.Arbitrary<KeyChange> => {
+        const revision = 10 + i;
+        if (kind === 0) {
+          return fc.record({
+            type: fc.constant('clear' as const),
+            prefix: fc.string({ maxLength: 3 }),
+            revision: fc.constant(revision),
+            removed: fc.array(fc.tuple(text, entry(revision - 1)), { minLength: 1, maxLength: 3 }),
+          });
+        }
+        if (kind < 5) {
+          return fc.record({ type: fc.constant('delete' as const), key: text, revision: fc.constant(revision), prev: entry(revision - 1) });
+        }
+        return fc.record({
+          type: fc.constant('set' as const),
+          key: text,
+          revision: fc.constant(revision),
+          entry: entry(revision),
+          prev: fc.option(entry(revision - 1), { nil: undefined }),
+        });
+      }),
+    ),
+  );
+}
+
+function encoded(change: KeyChange): Buffer {
+  const buf = Buffer.alloc(changeSize(change));
+  encodeChange(buf, 0, change);
+  return buf;
+}
+
+describe('packed history', () => {
+  test('packHistory writes each change byte for byte as encodeChange does, and decodes back to it', () => {
+    fc.assert(
+      fc.property(changes(1, 40), fc.boolean(), (list, withoutClears) => {
+        const chunk = withoutClears ? list.filter((c) => c.type !== 'clear') : list;
+        if (chunk.length === 0) return;
+        const packed = packHistory(chunk);
+        expect(packed.count).toBe(chunk.length);
+        for (let i = 0; i < chunk.length; i++) {
+          const { buf, start, end } = packed.run(i, 0, 1);
+          expect(buf.subarray(start, end)).toEqual(encoded(chunk[i]));
+          expect(packed.revisionAt(i)).toBe(chunk[i].revision);
+          expect(packed.changeAt(i)).toEqual(decodeChangeAt(encoded(chunk[i]), 0));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a window that packs reads the same changes, revisions and positions as one that does not, and its views stay put', () => {
+    // Long enough for several packed chunks, and the newest ones not packed.
+    const n = 5 * PACK_CHUNK + 17;
+    fc.assert(
+      fc.property(
+        changes(3 * PACK_CHUNK + 1, n),
+        fc.oneof(fc.integer({ min: 1, max: n }), fc.integer({ min: 3 * PACK_CHUNK, max: n })),
+        fc.integer({ min: 0, max: n - 1 }),
+        (list, maxChanges, viewAfter) => {
+          const limits = { maxChanges, maxBytes: 64 * 1024 * 1024 };
+          const packedWindow = new HistoryWindow(limits, 9);
+          packedWindow.packWith(packHistory);
+          const plain = new HistoryWindow(limits, 9);
+          let view: ReturnType<HistoryWindow['view']> | undefined;
+          let viewChanges: KeyChange[] = [];
+          for (let i = 0; i < list.length; i++) {
+            packedWindow.push([list[i]]);
+            plain.push([list[i]]);
+            if (i === viewAfter) {
+              view = packedWindow.view();
+              viewChanges = Array.from({ length: plain.size }, (_, p) => plain.at(p));
+            }
+          }
+          expect(packedWindow.size).toBe(plain.size);
+          expect(packedWindow.oldestRevision).toBe(plain.oldestRevision);
+          expect(packedWindow.byteSize).toBeGreaterThan(0);
+          for (let p = 0; p < plain.size; p++) {
+            expect(packedWindow.revisionAt(p)).toBe(plain.revisionAt(p));
+            expect(packedWindow.at(p)).toEqual(decodeChangeAt(encoded(plain.at(p)), 0));
+          }
+          const probe = list[Math.floor(list.length / 2)].revision;
+          expect(packedWindow.positionOf(probe)).toBe(plain.positionOf(probe));
+          if (view !== undefined) {
+            expect(view.size).toBe(viewChanges.length);
+            for (let p = 0; p < view.size; p++) expect(view.at(p)).toEqual(decodeChangeAt(encoded(viewChanges[p]), 0));
+          }
+        },
+      ),
+      { numRuns: 15, endOnFailure: true },
+    );
+  });
+
+  test('only changes older than the newest PACK_CHUNK are packed', () => {
+    const window = new HistoryWindow({ maxChanges: 100_000, maxBytes: 1 << 30 }, 0);
+    window.packWith(packHistory);
+    const entryAt = (r: number): StoredEntry => ({ valueJson: '1', createRevision: r, modRevision: r, version: 1, lease: 0 });
+    for (let r = 1; r <= 2 * PACK_CHUNK; r++) window.push([{ type: 'set', key: `k${r}`, revision: r, entry: entryAt(r), prev: undefined }]);
+    const view = window.view();
+    expect(view.packedAt(0)).toBeDefined();
+    expect(view.packedAt(PACK_CHUNK - 1)).toBeDefined();
+    expect(view.packedAt(PACK_CHUNK)).toBeUndefined();
+    expect(view.at(0)).toEqual({ type: 'set', key: 'k1', revision: 1, entry: entryAt(1), prev: undefined });
+  });
+});
