@@ -14,6 +14,7 @@
  *
  * Flags: --sizes 1000,100000,1000000  --seconds 1.5  --churn 1000000  --dir /tmp/x
  *        --open-only: populate the largest size and measure its start-up alone
+ *        --history-changes N: the watch history window's size in changes (default: the store's)
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,11 +32,13 @@ const { values: flags } = parseArgs({
     churn: { type: 'string', default: '1000000' },
     dir: { type: 'string' },
     'open-only': { type: 'boolean', default: false },
+    'history-changes': { type: 'string' },
   },
 });
 const sizes = flags.sizes.split(',').map(Number);
 const seconds = Number(flags.seconds);
 const churnWrites = Number(flags.churn);
+const feed = flags['history-changes'] === undefined ? {} : { history: { maxChanges: Number(flags['history-changes']) } };
 const root = fs.mkdtempSync(path.join(flags.dir ?? os.tmpdir(), 'kv-bench-'));
 
 /** A 100-byte JSON value (JSON-encoded size), different per key and write. */
@@ -132,7 +135,7 @@ async function settle(store: FileStore): Promise<void> {
 
 async function benchSize(n: number, rows: Row[]): Promise<void> {
   const dir = path.join(root, `size-${n}`);
-  let store = await openFileStore({ dataDir: dir, fsync: 'never' });
+  let store = await openFileStore({ dataDir: dir, fsync: 'never', feed });
   await populate(store, n);
   await settle(store);
   await store.close();
@@ -143,7 +146,7 @@ async function benchSize(n: number, rows: Row[]): Promise<void> {
   }
   let w = 1;
   for (const mode of ['always', 'interval', 'never'] as FsyncMode[]) {
-    store = await openFileStore({ dataDir: dir, fsync: mode });
+    store = await openFileStore({ dataDir: dir, fsync: mode, feed });
     if (mode === 'always') {
       for (const c of [1, 64]) {
         const ops = await measure(c, () => store.get(keyOf(rand(n))));
@@ -205,7 +208,7 @@ function mb(bytes: number): string {
 async function churn(): Promise<{ keys: number; writes: number; diskBytes: number; liveBytes: number; onDisk: number }> {
   const dir = path.join(root, 'churn');
   const keys = 100_000;
-  const store = await openFileStore({ dataDir: dir, fsync: 'never' });
+  const store = await openFileStore({ dataDir: dir, fsync: 'never', feed });
   let next = 0;
   await Promise.all(
     Array.from({ length: 256 }, async () => {
@@ -229,7 +232,7 @@ async function churn(): Promise<{ keys: number; writes: number; diskBytes: numbe
  * first size measured (1k keys) does not pay for JIT warm-up the later ones skip.
  */
 async function warmUp(): Promise<void> {
-  const store = await openFileStore({ dataDir: path.join(root, 'warm-up'), fsync: 'never' });
+  const store = await openFileStore({ dataDir: path.join(root, 'warm-up'), fsync: 'never', feed });
   await populate(store, 1000);
   for (let round = 0; round < 2; round++) {
     await measureFor(0.3, 64, () => store.get(keyOf(rand(1000))));
