@@ -7,7 +7,6 @@
 import type { KeyChange, StoredEntry } from '../change';
 import type { PackedChanges } from '../feed/history-window';
 import { ENTRY_HEADER_SIZE, HistoryKind, changeSize, decodeChangeAt, encodeChange } from './checkpoint-codec';
-import { writeU64 } from './record-codec';
 
 export class PackedHistory implements PackedChanges {
   private added = 0;
@@ -124,11 +123,11 @@ export function packHistory(changes: readonly KeyChange[]): PackedHistory {
     const prevAt = valueAt + lengths[3 * i + 1];
     text = prevAt + lengths[3 * i + 2];
     work[at] = change.type === 'set' ? HistoryKind.Set : HistoryKind.Delete;
-    writeU64(work, change.revision, at + 1);
-    work.writeUInt32LE(keyBytes, at + 9);
+    putU64(work, at + 1, change.revision);
+    putU32(work, at + 9, keyBytes);
     work.copyWithin(at + 13, keyAt, valueAt);
     at += 13 + keyBytes;
-    work.writeUInt32LE(change.type === 'set' && change.prev !== undefined ? 2 : 1, at);
+    putU32(work, at, change.type === 'set' && change.prev !== undefined ? 2 : 1);
     at += 4;
     if (change.type === 'set') at = placeEntry(work, at, keyAt, keyBytes, valueAt, prevAt, change.entry);
     if (change.prev !== undefined) at = placeEntry(work, at, keyAt, keyBytes, prevAt, text, change.prev);
@@ -151,15 +150,30 @@ function placeEntry(
   valueEnd: number,
   entry: StoredEntry,
 ): number {
-  work.writeUInt32LE(keyBytes, at);
-  work.writeUInt32LE(valueEnd - valueAt, at + 4);
-  writeU64(work, entry.createRevision, at + 8);
-  writeU64(work, entry.modRevision, at + 16);
-  work.writeUInt32LE(entry.version, at + 24);
-  writeU64(work, entry.lease, at + 28);
+  putU32(work, at, keyBytes);
+  putU32(work, at + 4, valueEnd - valueAt);
+  putU64(work, at + 8, entry.createRevision);
+  putU64(work, at + 16, entry.modRevision);
+  putU32(work, at + 24, entry.version);
+  putU64(work, at + 28, entry.lease);
   work.copyWithin(at + ENTRY_HEADER_SIZE, keyAt, keyAt + keyBytes);
   work.copyWithin(at + ENTRY_HEADER_SIZE + keyBytes, valueAt, valueEnd);
   return at + ENTRY_HEADER_SIZE + keyBytes + (valueEnd - valueAt);
+}
+
+// Plain byte stores: Buffer's writeUInt32LE checks its arguments at every call, and a chunk makes a dozen per change.
+function putU32(buf: Buffer, at: number, value: number): void {
+  buf[at] = value;
+  buf[at + 1] = value >>> 8;
+  buf[at + 2] = value >>> 16;
+  buf[at + 3] = value >>> 24;
+}
+
+/** A u64 little-endian, for values up to 2^53 (revisions, lease ids). */
+function putU64(buf: Buffer, at: number, value: number): void {
+  const low = value % 0x1_0000_0000;
+  putU32(buf, at, low);
+  putU32(buf, at + 4, (value - low) / 0x1_0000_0000);
 }
 
 /** Packs change by change (encodeChange). */
