@@ -52,6 +52,34 @@ describe('file engine: checkpoints', () => {
     }
   });
 
+  test('changes per live key start a checkpoint too, however few bytes they are; replay counts those after the checkpoint', async () => {
+    const dataDir = dirs.make();
+    let store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+    for (let i = 0; i < 40; i++) await store.set(`k/${i}`, { i, pad: 'x'.repeat(2000) });
+    await pollUntil('every change in a checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+    await store.close();
+    // Bytes alone would wait for a thousand times the live bytes: only the number of changes can start this one.
+    const byChanges = { logMinBytes: 1, logToLiveRatio: 1000, logToKeysRatio: 0.5 };
+    store = await openFileStore({ dataDir, fsync: 'never', compaction: byChanges });
+    const snaps = dataFiles(dataDir).filter((f) => f.endsWith('.snap'));
+    expect(snaps).toHaveLength(1);
+    try {
+      expect(store.diskUsage.checkpointProgress).toBe(0);
+      for (let i = 0; i < 19; i++) await store.set(`k/${i}`, i);
+      expect(store.diskUsage.checkpointProgress).toBeCloseTo(19 / 20);
+      await store.close();
+      store = await openFileStore({ dataDir, fsync: 'never', compaction: byChanges });
+      expect(store.diskUsage).toMatchObject({ compacting: false, checkpointProgress: 19 / 20 });
+      expect(dataFiles(dataDir).filter((f) => f.endsWith('.snap'))).toEqual(snaps);
+      await store.set('k/39', 39);
+      await pollUntil('a checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+      expect(dataFiles(dataDir).filter((f) => f.endsWith('.snap'))).not.toEqual(snaps);
+      expect(store.diskUsage.checkpointProgress).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a damaged checkpoint whose replaced files are gone refuses to open, naming file and offset, and changes nothing', async () => {
     const dataDir = dirs.make();
     const store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });

@@ -263,7 +263,11 @@ async function yieldNow(replay: Replay, bytes: number): Promise<void> {
 }
 
 /** Loads the snapshot a replay starts at: a checkpoint, or a snapshot of format 3 or 4 record by record. */
-async function replaySnapshotFile(dir: string, file: DataFile, replay: Replay): Promise<{ size: number; checkpoint?: { historyBytes: number } }> {
+async function replaySnapshotFile(
+  dir: string,
+  file: DataFile,
+  replay: Replay,
+): Promise<{ size: number; checkpoint?: { historyBytes: number } }> {
   const filePath = dataFilePath(dir, file.name);
   const fd = fs.openSync(filePath, 'r');
   try {
