@@ -5,7 +5,7 @@
  * next one, then prints "ready" and waits to be killed with SIGKILL: the
  * largest log a restart can have to replay.
  *
- *   node --import tsx bench/store-tail-writer.ts DIR KEYS
+ *   node --import tsx bench/store-tail-writer.ts DIR KEYS [HISTORY_CHANGES]
  */
 import { openFileStore } from '../src/store/file';
 import { benchKey, benchValue } from './store-values';
@@ -14,9 +14,10 @@ import { benchKey, benchValue } from './store-values';
 const SHORT_OF_DUE = 0.98;
 
 async function main(): Promise<void> {
-  const [dataDir, count] = process.argv.slice(2);
+  const [dataDir, count, historyChanges] = process.argv.slice(2);
   const keys = Number(count);
-  const store = await openFileStore({ dataDir, fsync: 'never' });
+  const feed = historyChanges === undefined ? {} : { history: { maxChanges: Number(historyChanges) } };
+  const store = await openFileStore({ dataDir, fsync: 'never', feed });
   // A compaction due at open (or running) first: the tail is measured from the checkpoint it writes.
   while (store.diskUsage.compacting) await new Promise((r) => setTimeout(r, 50));
   let seed = 54321;

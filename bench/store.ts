@@ -129,7 +129,8 @@ let tail: Tail | undefined;
 
 /** The worst case for a restart: the logs since the checkpoint just short of the next one, and the writer SIGKILLed. */
 async function writeTailAndKill(dir: string, keys: number): Promise<Tail> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'store-tail-writer.ts'), dir, String(keys)], {
+  const history = flags['history-changes'] === undefined ? [] : [flags['history-changes']];
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'store-tail-writer.ts'), dir, String(keys), ...history], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
