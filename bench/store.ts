@@ -225,8 +225,8 @@ function reportOpen(): void {
       `heap used ${mb(opened.heapBytes)})`,
   );
   console.log(
-    `server on those ${opened.keys.toLocaleString('en-US')} keys: ready ${served.ms.toFixed(0)} ms after spawn, ` +
-      `VmRSS ${mb(served.rssBytes)} (peak ${mb(served.peakRssBytes)}); data files: ${served.files}`,
+    `server on those ${opened.keys.toLocaleString('en-US')} keys: ready ${served.ms.toFixed(0)} ms after spawn ` +
+      `(CPU ${(served.cpuSeconds * 1000).toFixed(0)} ms by then, all threads), VmRSS ${mb(served.rssBytes)} (peak ${mb(served.peakRssBytes)}); data files: ${served.files}`,
   );
 }
 
