@@ -15,15 +15,20 @@
  * Flags: --sizes 1000,100000,1000000  --seconds 1.5  --churn 1000000  --dir /tmp/x
  *        --open-only: populate the largest size and measure its start-up alone
  *        --history-changes N: the watch history window's size in changes (default: the store's)
+ *        --worst-case: measure start-up (open and server) with the largest log a
+ *          restart can meet: after populating, a child process overwrites random
+ *          keys until the next checkpoint is just short of due
+ *          (bench/store-tail-writer.ts), and is killed with SIGKILL there
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type FileStore, type FsyncMode, openFileStore } from '../src/store/file';
 import { startServer } from '../test/support/server-process';
-import { memoryOf } from './process-usage';
+import { cpuSeconds, memoryOf } from './process-usage';
+import { benchKey, benchValue } from './store-values';
 
 const { values: flags } = parseArgs({
   options: {
@@ -33,6 +38,7 @@ const { values: flags } = parseArgs({
     dir: { type: 'string' },
     'open-only': { type: 'boolean', default: false },
     'history-changes': { type: 'string' },
+    'worst-case': { type: 'boolean', default: false },
   },
 });
 const sizes = flags.sizes.split(',').map(Number);
@@ -40,16 +46,6 @@ const seconds = Number(flags.seconds);
 const churnWrites = Number(flags.churn);
 const feed = flags['history-changes'] === undefined ? {} : { history: { maxChanges: Number(flags['history-changes']) } };
 const root = fs.mkdtempSync(path.join(flags.dir ?? os.tmpdir(), 'kv-bench-'));
-
-/** A 100-byte JSON value (JSON-encoded size), different per key and write. */
-function value(i: number, w: number): { id: number; w: number; pad: string } {
-  const base = JSON.stringify({ id: i, w, pad: '' }).length;
-  return { id: i, w, pad: 'x'.repeat(100 - base) };
-}
-
-function keyOf(i: number): string {
-  return `user/${String(i).padStart(9, '0')}`;
-}
 
 /** Random ints without Math.random's cost showing up in the numbers. */
 let seed = 12345;
@@ -64,7 +60,7 @@ async function populate(store: FileStore, n: number): Promise<void> {
     Array.from({ length: 256 }, async () => {
       while (next < n) {
         const i = next++;
-        await store.set(keyOf(i), value(i, 0));
+        await store.set(benchKey(i), benchValue(i, 0));
       }
     }),
   );
@@ -96,13 +92,13 @@ type Row = { size: number; op: string; concurrency: number; opsPerSec: number };
 
 type Opened = { ms: number; rssBytes: number; baseRssBytes: number; heapBytes: number; keys: number };
 let opened: Opened | undefined;
-type Served = { ms: number; rssBytes: number; peakRssBytes: number; files: string };
+type Served = { ms: number; cpuSeconds: number; rssBytes: number; peakRssBytes: number; files: string };
 let served: Served | undefined;
 
 /**
  * Open time and RSS in a fresh process, on the directory just after it was
  * populated (n keys: the newest checkpoint and the logs after it, which may
- * hold up to a quarter of the data), so the number does not depend on how
+ * hold up to an eighth of the data; with --worst-case, just short of that), so the number does not depend on how
  * many writes the timed runs got through.
  */
 function measureOpen(dir: string): Opened {
@@ -123,8 +119,33 @@ async function measureServer(dir: string): Promise<Served> {
   const server = await startServer({ entry: 'dist', dataDir: dir, args: ['--log-level', 'warn'], timeoutMs: 600_000 });
   const ms = performance.now() - started;
   const memory = memoryOf(server.child.pid as number);
+  const cpu = cpuSeconds(server.child.pid as number);
   await server.stop();
-  return { ms, rssBytes: memory.rssBytes, peakRssBytes: memory.peakRssBytes, files };
+  return { ms, cpuSeconds: cpu, rssBytes: memory.rssBytes, peakRssBytes: memory.peakRssBytes, files };
+}
+
+type Tail = { writes: number; checkpointProgress: number; diskBytes: number; liveBytes: number };
+let tail: Tail | undefined;
+
+/** The worst case for a restart: the logs since the checkpoint just short of the next one, and the writer SIGKILLed. */
+async function writeTailAndKill(dir: string, keys: number): Promise<Tail> {
+  const history = flags['history-changes'] === undefined ? [] : [flags['history-changes']];
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'store-tail-writer.ts'), dir, String(keys), ...history], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const ready = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      const line = out.split('\n').find((l) => l.startsWith('ready '));
+      if (line !== undefined) resolve(line);
+    });
+    child.on('exit', (code) => reject(new Error(`store-tail-writer exited with ${code} before it was ready`)));
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  return JSON.parse(ready.slice('ready '.length)) as Tail;
 }
 
 /** Waits for compactions (checkpoints) set off by the writes so far to finish: the state a server would restart from. */
@@ -139,9 +160,11 @@ async function benchSize(n: number, rows: Row[]): Promise<void> {
   await populate(store, n);
   await settle(store);
   await store.close();
+  if (n === sizes[sizes.length - 1] && flags['worst-case']) tail = await writeTailAndKill(dir, n);
   if (n === sizes[sizes.length - 1]) {
-    opened = measureOpen(dir);
+    // The server first: with --worst-case, it is the restart right after the SIGKILL.
     served = await measureServer(dir);
+    opened = measureOpen(dir);
     if (flags['open-only']) return;
   }
   let w = 1;
@@ -149,14 +172,14 @@ async function benchSize(n: number, rows: Row[]): Promise<void> {
     store = await openFileStore({ dataDir: dir, fsync: mode, feed });
     if (mode === 'always') {
       for (const c of [1, 64]) {
-        const ops = await measure(c, () => store.get(keyOf(rand(n))));
+        const ops = await measure(c, () => store.get(benchKey(rand(n))));
         rows.push({ size: n, op: 'get', concurrency: c, opsPerSec: ops });
         report(rows.at(-1) as Row);
       }
       // The same gets over a hot set of 1000 keys: the access pattern of the
       // 1k-key row at every size. Separates the algorithm's cost (flat: a Map
       // lookup) from cache misses of random access over a big heap.
-      const hot = await measure(1, () => store.get(keyOf(rand(Math.min(n, 1000)))));
+      const hot = await measure(1, () => store.get(benchKey(rand(Math.min(n, 1000)))));
       rows.push({ size: n, op: 'get (1k hot keys)', concurrency: 1, opsPerSec: hot });
       report(rows.at(-1) as Row);
     }
@@ -167,7 +190,7 @@ async function benchSize(n: number, rows: Row[]): Promise<void> {
       // the garbage collector copies it out: a cost of the live set, not of the index.
       const hot = await measure(64, () => {
         const i = rand(Math.min(n, 1000));
-        return store.set(keyOf(i), value(i, w++));
+        return store.set(benchKey(i), benchValue(i, w++));
       });
       rows.push({ size: n, op: `set fsync=never (1k hot keys)`, concurrency: 64, opsPerSec: hot });
       report(rows.at(-1) as Row);
@@ -175,7 +198,7 @@ async function benchSize(n: number, rows: Row[]): Promise<void> {
     for (const c of [1, 64]) {
       const ops = await measure(c, () => {
         const i = rand(n);
-        return store.set(keyOf(i), value(i, w++));
+        return store.set(benchKey(i), benchValue(i, w++));
       });
       rows.push({ size: n, op: `set fsync=${mode}`, concurrency: c, opsPerSec: ops });
       report(rows.at(-1) as Row);
@@ -190,14 +213,20 @@ function report(r: Row): void {
 
 function reportOpen(): void {
   if (opened === undefined || served === undefined) throw new Error('open was not measured');
+  if (tail !== undefined) {
+    console.log(
+      `worst case: ${tail.writes.toLocaleString('en-US')} overwrites after the checkpoint, the next one ` +
+        `${(tail.checkpointProgress * 100).toFixed(0)}% due, then SIGKILL; disk ${mb(tail.diskBytes)}, live ${mb(tail.liveBytes)}`,
+    );
+  }
   console.log(
     `open ${opened.keys.toLocaleString('en-US')} keys: ${opened.ms.toFixed(0)} ms, RSS ${mb(opened.rssBytes)} ` +
       `(node + tsx before the open: ${mb(opened.baseRssBytes)}; added by the open: ${mb(opened.rssBytes - opened.baseRssBytes)}; ` +
       `heap used ${mb(opened.heapBytes)})`,
   );
   console.log(
-    `server on those ${opened.keys.toLocaleString('en-US')} keys: ready ${served.ms.toFixed(0)} ms after spawn, ` +
-      `VmRSS ${mb(served.rssBytes)} (peak ${mb(served.peakRssBytes)}); data files: ${served.files}`,
+    `server on those ${opened.keys.toLocaleString('en-US')} keys: ready ${served.ms.toFixed(0)} ms after spawn ` +
+      `(CPU ${(served.cpuSeconds * 1000).toFixed(0)} ms by then, all threads), VmRSS ${mb(served.rssBytes)} (peak ${mb(served.peakRssBytes)}); data files: ${served.files}`,
   );
 }
 
@@ -215,7 +244,7 @@ async function churn(): Promise<{ keys: number; writes: number; diskBytes: numbe
       while (next < churnWrites) {
         const w = next++;
         const i = w < keys ? w : rand(keys);
-        await store.set(keyOf(i), value(i, w));
+        await store.set(benchKey(i), benchValue(i, w));
       }
     }),
   );
@@ -235,10 +264,10 @@ async function warmUp(): Promise<void> {
   const store = await openFileStore({ dataDir: path.join(root, 'warm-up'), fsync: 'never', feed });
   await populate(store, 1000);
   for (let round = 0; round < 2; round++) {
-    await measureFor(0.3, 64, () => store.get(keyOf(rand(1000))));
+    await measureFor(0.3, 64, () => store.get(benchKey(rand(1000))));
     await measureFor(0.3, 64, () => {
       const i = rand(1000);
-      return store.set(keyOf(i), value(i, round));
+      return store.set(benchKey(i), benchValue(i, round));
     });
   }
   await store.close();

@@ -10,6 +10,7 @@ import { restoreDataDir } from '../../src/restore/restore-data-dir';
 import { CorruptDataError } from '../../src/store/errors';
 import { openFileStore } from '../../src/store/file';
 import { END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
+import { readCheckpoint } from '../../src/store/file/read-checkpoint';
 import { FILE_HEADER_SIZE } from '../../src/store/file/record-codec';
 import { startServer } from '../support/server-process';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
@@ -49,6 +50,82 @@ describe('file engine: checkpoints', () => {
       expect(lines.find((l) => l.msg === 'store opened')).toMatchObject({ keys: 2999, checkpointKeys: store.memoryLayout.tableKeys });
     } finally {
       await store.close();
+    }
+  });
+
+  test('changes per live key start a checkpoint too, however few bytes they are; replay counts those after the checkpoint', async () => {
+    const dataDir = dirs.make();
+    let store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+    for (let i = 0; i < 40; i++) await store.set(`k/${i}`, { i, pad: 'x'.repeat(2000) });
+    await pollUntil('every change in a checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+    await store.close();
+    // Bytes alone would wait for a thousand times the live bytes: only the number of changes can start this one.
+    const byChanges = { logMinBytes: 1, logToLiveRatio: 1000, logToKeysRatio: 0.5 };
+    store = await openFileStore({ dataDir, fsync: 'never', compaction: byChanges });
+    const snaps = dataFiles(dataDir).filter((f) => f.endsWith('.snap'));
+    expect(snaps).toHaveLength(1);
+    try {
+      expect(store.diskUsage.checkpointProgress).toBe(0);
+      for (let i = 0; i < 19; i++) await store.set(`k/${i}`, i);
+      expect(store.diskUsage.checkpointProgress).toBeCloseTo(19 / 20);
+      await store.close();
+      store = await openFileStore({ dataDir, fsync: 'never', compaction: byChanges });
+      expect(store.diskUsage).toMatchObject({ compacting: false, checkpointProgress: 19 / 20 });
+      expect(dataFiles(dataDir).filter((f) => f.endsWith('.snap'))).toEqual(snaps);
+      await store.set('k/39', 39);
+      await pollUntil('a checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+      expect(dataFiles(dataDir).filter((f) => f.endsWith('.snap'))).not.toEqual(snaps);
+      expect(store.diskUsage.checkpointProgress).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test.each([
+    [
+      'blocks across slab boundaries, carried into the next slab',
+      { slabBytes: 1536 * 1024, carryBytes: 1280 * 1024, readBytes: 512 * 1024, readsAhead: 2 },
+    ],
+    [
+      'slabs smaller than a block: each block in a Buffer of its own',
+      { slabBytes: 256 * 1024, carryBytes: 64 * 1024, readBytes: 64 * 1024, readsAhead: 1 },
+    ],
+  ])('a checkpoint read in small slabs loads every key and change whole: %s', async (_name, layout) => {
+    const dataDir = dirs.make();
+    // About 3 MiB of keys (blocks of about 1 MiB), values of varied sizes, and the history of their writes; then one checkpoint.
+    const history = { history: { maxChanges: 5000 } };
+    let store = await openFileStore({ dataDir, fsync: 'never', compaction: { logMinBytes: 2 ** 40 }, feed: history });
+    const pad = (i: number): string => 'x'.repeat(i % 97 === 0 ? 20_000 : 200 + (i % 13) * 70);
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = w; i < 6000; i += 8) await store.set(`k/${String(i % 4000).padStart(5, '0')}`, { i, pad: pad(i) });
+      }),
+    );
+    await store.close();
+    store = await openFileStore({ dataDir, fsync: 'never', compaction: eager, feed: history });
+    await pollUntil('the checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+    const expected = await dump(store);
+    const revision = store.revision;
+    await store.close();
+    const snap = path.join(dataDir, dataFiles(dataDir).find((f) => f.endsWith('.snap')) as string);
+    const fd = fs.openSync(snap, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const loaded = await readCheckpoint(fd, snap, size, revision, () => Promise.resolve(), layout);
+      const keys: unknown[] = [];
+      for (let i = 0; i < loaded.table.count; i++) {
+        const e = loaded.table.entry(i);
+        keys.push([loaded.table.key(i), JSON.parse(e.valueJson), e.createRevision, e.modRevision, e.version]);
+      }
+      expect(keys).toEqual(expected);
+      expect(loaded.history.count).toBeGreaterThan(1000);
+      for (let i = 0; i < loaded.history.count; i++) expect(loaded.history.changeAt(i).revision).toBe(loaded.history.revisionAt(i));
+      const last = loaded.history.changeAt(loaded.history.count - 1);
+      expect(last.type === 'set' && [last.key, JSON.parse(last.entry.valueJson)]).toEqual(
+        expected.filter(([, , , mod]) => mod === revision).map(([key, value]) => [key, value])[0],
+      );
+    } finally {
+      fs.closeSync(fd);
     }
   });
 

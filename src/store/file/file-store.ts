@@ -124,14 +124,17 @@ export class FileStore extends AbstractKeyValueStore {
   /**
    * Bytes of all data files, of the live records in them and of the history
    * the newest checkpoint carries (for monitoring and benchmarks);
-   * `compacting` is true while a compaction runs or is due.
+   * `compacting` is true while a compaction runs or is due;
+   * `checkpointProgress` says how far the logs since the last checkpoint
+   * are toward starting the next one (1 = due).
    */
-  get diskUsage(): { diskBytes: number; liveBytes: number; historyBytes: number; compacting: boolean } {
+  get diskUsage(): { diskBytes: number; liveBytes: number; historyBytes: number; compacting: boolean; checkpointProgress: number } {
     return {
       diskBytes: this.compactor.diskBytes,
       liveBytes: this.index.liveBytes,
       historyBytes: this.compactor.historyBytes,
       compacting: this.compactor.isRunning || this.compactor.isDue(),
+      checkpointProgress: this.compactor.checkpointProgress,
     };
   }
 

@@ -15,7 +15,7 @@
  */
 import type { StoredEntry } from '../change';
 import { ENTRY_HEADER_SIZE, entryAt, entryKeyAt, entryLeaseAt } from './checkpoint-codec';
-import { SET_HEADER_SIZE, SET_LEASED_HEADER_SIZE } from './record-codec';
+import { SET_HEADER_SIZE, SET_LEASED_HEADER_SIZE, setRecordSize } from './record-codec';
 
 /** Slots per key at most 1/MAX_LOAD: short probe sequences, for misses too (a new key's set looks it up first). */
 const MAX_LOAD = 0.6;
@@ -148,6 +148,13 @@ export class KeyTable {
 
   lease(i: number): number {
     return entryLeaseAt(this.slabs[this.slabOf[i]], this.offsets[i]);
+  }
+
+  /** Bytes of the SET record that would store entry i: its "live bytes" (store-index.ts entryRecordBytes). */
+  recordBytes(i: number): number {
+    const buf = this.slabs[this.slabOf[i]];
+    const at = this.offsets[i];
+    return setRecordSize(buf.readUInt32LE(at), buf.readUInt32LE(at + 4), entryLeaseAt(buf, at));
   }
 
   /** The ENTRY bytes at position i, as they are in the checkpoint: for writing the next one without decoding. */

@@ -42,6 +42,7 @@ import {
   type DecodedRecord,
   FILE_HEADER_SIZE,
   FRAME_SIZE,
+  type FileHeader,
   FileKind,
   RecordType,
   batchNonceIs,
@@ -52,6 +53,7 @@ import {
   emptyRecord,
   isOtherFormatVersion,
   readRecord,
+  readU64,
 } from './record-codec';
 
 export interface RecoverOptions {
@@ -68,7 +70,7 @@ export interface RecoverOptions {
  */
 const YIELD_EVERY_MS = 50;
 const CLOCK_CHECK_BYTES = 64 * 1024;
-import { isKeyChange } from '../change';
+import { type KeyChange, type StoredEntry, isKeyChange } from '../change';
 import { HistoryWindow, type HistoryLimits } from '../feed/history-window';
 import { StoreIndex } from './store-index';
 
@@ -174,6 +176,7 @@ async function recoverFiles(
     sinceCheck: 0,
     yieldedAt: performance.now(),
     checkChain: chain !== undefined,
+    keyRecordsLeft: 0,
   };
   let revision = 0;
   const kept: RecoveredState['files'] = [];
@@ -202,20 +205,24 @@ async function recoverFiles(
     end--;
   }
   const replayed = files.slice(first, end);
-  for (let i = 0; i < replayed.length; i++) {
-    const file = replayed[i];
-    // Only a log can have a torn tail: a snapshot is complete before it gets its name.
-    const newestLog = i === replayed.length - 1 && file.kind === FileKind.Log;
+  // A snapshot first, if any (only a log can have a torn tail: a snapshot is complete before it gets its name).
+  let logsFrom = 0;
+  if (replayed.length > 0 && replayed[0].kind === FileKind.Snapshot) {
     try {
-      const { size, checkpoint } = await replayFile(dir, file, newestLog, replay, logger);
-      kept.push({ ...file, size, checkpoint });
+      const { size, checkpoint } = await replaySnapshotFile(dir, replayed[0], replay);
+      kept.push({ ...replayed[0], size, checkpoint });
     } catch (err) {
-      if (i === 0 && chain === undefined && file.kind === FileKind.Snapshot && err instanceof CorruptDataError) {
-        throw new DamagedCheckpointError(err);
-      }
+      if (chain === undefined && err instanceof CorruptDataError) throw new DamagedCheckpointError(err);
       throw err;
     }
+    logsFrom = 1;
   }
+  // Then the logs: each checked whole first, so that replay knows how many
+  // changes follow each batch (and which of them the history window would only evict).
+  const logs: CheckedLog[] = [];
+  for (let i = logsFrom; i < replayed.length; i++) logs.push(await checkLog(dir, replayed[i], i === replayed.length - 1, replay));
+  replay.keyRecordsLeft = logs.reduce((sum, log) => sum + log.keyRecords, 0);
+  for (const log of logs) kept.push({ ...log.file, size: await applyLog(dir, log, replay, logger) });
   const index = replay.index;
   if (chain !== undefined) {
     const reached = index.revision;
@@ -241,6 +248,8 @@ interface Replay {
   yieldedAt: number;
   /** Every log must start at the revision the files before it reached (a fallback replay: no file may be missing). */
   checkChain: boolean;
+  /** Records still to apply that are each one change for the history window (isKeyRecord). */
+  keyRecordsLeft: number;
 }
 
 async function yieldNow(replay: Replay, bytes: number): Promise<void> {
@@ -253,44 +262,40 @@ async function yieldNow(replay: Replay, bytes: number): Promise<void> {
   replay.options.signal?.throwIfAborted();
 }
 
-async function replayFile(
+/** Loads the snapshot a replay starts at: a checkpoint, or a snapshot of format 3 or 4 record by record. */
+async function replaySnapshotFile(
   dir: string,
   file: DataFile,
-  newestLog: boolean,
   replay: Replay,
-  logger: Logger,
 ): Promise<{ size: number; checkpoint?: { historyBytes: number } }> {
   const filePath = dataFilePath(dir, file.name);
-  const fd = fs.openSync(filePath, newestLog ? 'r+' : 'r');
+  const fd = fs.openSync(filePath, 'r');
   try {
     const fileSize = fs.fstatSync(fd).size;
-    const headerBuf = Buffer.alloc(FILE_HEADER_SIZE);
-    const headerRead = fs.readSync(fd, headerBuf, 0, FILE_HEADER_SIZE, 0);
-    const header = decodeFileHeader(headerBuf.subarray(0, headerRead));
-    if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
-    if (header.kind !== file.kind) throw new CorruptDataError(filePath, 0, 'file header kind does not match its name');
-    if (replay.checkChain && header.kind === FileKind.Log && header.baseRevision !== replay.index.revision) {
-      throw new IncompleteChainError(`${filePath} starts at revision ${header.baseRevision}, not ${replay.index.revision}`);
-    }
+    const header = readFileHeader(fd, filePath, file);
     if (header.baseRevision > replay.index.revision) replay.index.revision = header.baseRevision;
-    if (header.kind === FileKind.Snapshot && header.version >= CHECKPOINT_VERSION) {
+    if (header.version >= CHECKPOINT_VERSION) {
       const loaded = await readCheckpoint(fd, filePath, fileSize, header.baseRevision, (bytes) => yieldNow(replay, bytes));
       for (const lease of loaded.leases) replay.index.apply({ type: 'lease-grant', ...lease, revision: header.baseRevision });
       replay.index.setBase(loaded.table, header.baseRevision);
       replay.window = new HistoryWindow(replay.options.history, loaded.historyFrom, loaded.history);
       return { size: fileSize, checkpoint: { historyBytes: loaded.historyBytes } };
     }
-    const window = new FileWindow(fd, fileSize);
-    if (header.kind === FileKind.Snapshot) {
-      await replaySnapshot(window, filePath, replay);
-      return { size: fileSize };
-    }
-    // The history a watcher can resume from starts with the first log after the state loaded.
-    replay.window ??= new HistoryWindow(replay.options.history, replay.index.revision);
-    return { size: await replayLog(window, filePath, header.nonce, newestLog, replay, logger) };
+    await replaySnapshot(new FileWindow(fd, fileSize), filePath, replay);
+    return { size: fileSize };
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The header of a data file, checked against the file's name. */
+function readFileHeader(fd: number, filePath: string, file: DataFile): FileHeader {
+  const headerBuf = Buffer.alloc(FILE_HEADER_SIZE);
+  const headerRead = fs.readSync(fd, headerBuf, 0, FILE_HEADER_SIZE, 0);
+  const header = decodeFileHeader(headerBuf.subarray(0, headerRead));
+  if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
+  if (header.kind !== file.kind) throw new CorruptDataError(filePath, 0, 'file header kind does not match its name');
+  return header;
 }
 
 /** A snapshot is the live leases, then the live keys (SET, SET_LEASED), to the end of the file; any damage refuses to open. */
@@ -323,86 +328,184 @@ async function replaySnapshot(window: FileWindow, filePath: string, replay: Repl
   }
 }
 
-/** Replays a log batch by batch; returns the size to keep (smaller if a torn tail was cut off). */
-async function replayLog(
-  window: FileWindow,
-  filePath: string,
-  nonce: Buffer,
-  newestLog: boolean,
-  replay: Replay,
-  logger: Logger,
-): Promise<number> {
-  const index = replay.index;
-  const history = replay.window as HistoryWindow;
-  const fileSize = window.fileSize;
-  const record = emptyRecord();
-  const damaged = (batchStart: number, at: number, reason: string): number => {
-    if (!newestLog) throw new CorruptDataError(filePath, at, reason);
-    const later = findBatchVouchingFor(window, at, nonce, record);
-    if (later !== undefined) {
-      throw new CorruptDataError(
-        filePath,
-        at,
-        `${reason}; the batch at byte offset ${later} was written after this byte was durable, so this is not a torn tail`,
-      );
-    }
-    logger.warn(
-      { file: filePath, offset: batchStart, damageOffset: at, droppedBytes: fileSize - batchStart, reason },
-      `truncating a torn final batch in ${filePath} at byte offset ${batchStart} (damage at byte offset ${at}: ${reason})`,
-    );
-    fs.ftruncateSync(window.fd, batchStart);
-    fs.fdatasyncSync(window.fd);
-    return batchStart;
-  };
+/** A log checked whole (checkLog), ready to apply. */
+interface CheckedLog {
+  file: DataFile;
+  header: FileHeader;
+  /** Where its last complete batch ends. */
+  end: number;
+  /** A torn final batch, cut off (at `end`) once the batches before it are applied. */
+  torn: { at: number; reason: string } | undefined;
+  /** SET, SET_LEASED and CLEAR records up to `end`: each is one change for the history window. */
+  keyRecords: number;
+}
 
-  let offset = FILE_HEADER_SIZE;
-  while (offset < fileSize) {
-    const batchStart = offset;
-    let i = window.at(batchStart, BATCH_RECORD_SIZE);
-    if (i < 0) return damaged(batchStart, batchStart, 'BATCH record cut short');
-    let problem = checkRecord(window.buf, i, i + BATCH_RECORD_SIZE, record, true);
-    if (problem === undefined && record.type !== RecordType.Batch) {
-      problem = { short: false, reason: `record type ${record.type} where a BATCH record should start` };
-    }
-    if (problem !== undefined) return damaged(batchStart, batchStart, problem.reason);
-    if (!batchNonceIs(window.buf, i, nonce)) {
-      return damaged(batchStart, batchStart, "BATCH record's nonce is not this log's (not written to this file as a BATCH record)");
-    }
-    if (record.syncedThrough > batchStart) {
-      return damaged(batchStart, batchStart, 'BATCH synced-through offset lies past the batch itself');
-    }
-    const batchRevision = record.revision;
-    const batchBytes = record.batchBytes;
-    const first = batchStart + BATCH_RECORD_SIZE;
-    const available = Math.min(batchBytes, fileSize - first);
-    i = window.at(first, available);
-    const end = i + available;
-    // Pass 1: check every record of the batch, so a damaged batch changes nothing.
-    let lastRevision = 0;
-    for (let p = i; p < end; p += record.size) {
-      problem = checkRecord(window.buf, p, end, record, true);
-      if (problem === undefined && record.type === RecordType.Batch) {
-        problem = { short: false, reason: 'BATCH record inside a batch' };
+/**
+ * Pass 1 over a log: checks every batch (frame, CRC, nonce, every field)
+ * and counts the records that are changes. Changes nothing, on disk or in
+ * memory. Damage in a log other than the newest, or damage that a later
+ * batch proves was durable, refuses to open; in the newest log, damage that
+ * no later batch vouches for is a torn tail, which ends the log.
+ */
+async function checkLog(dir: string, file: DataFile, newestLog: boolean, replay: Replay): Promise<CheckedLog> {
+  const filePath = dataFilePath(dir, file.name);
+  const fd = fs.openSync(filePath, 'r');
+  try {
+    const header = readFileHeader(fd, filePath, file);
+    const window = new FileWindow(fd, fs.fstatSync(fd).size);
+    const fileSize = window.fileSize;
+    const nonce = header.nonce;
+    const record = emptyRecord();
+    let keyRecords = 0;
+    const damaged = (batchStart: number, at: number, reason: string): CheckedLog => {
+      if (!newestLog) throw new CorruptDataError(filePath, at, reason);
+      const later = findBatchVouchingFor(window, at, nonce, record);
+      if (later !== undefined) {
+        throw new CorruptDataError(
+          filePath,
+          at,
+          `${reason}; the batch at byte offset ${later} was written after this byte was durable, so this is not a torn tail`,
+        );
       }
-      if (problem !== undefined) return damaged(batchStart, first + (p - i), problem.reason);
-      lastRevision = record.revision;
+      return { file, header, end: batchStart, torn: { at, reason }, keyRecords };
+    };
+    let offset = FILE_HEADER_SIZE;
+    while (offset < fileSize) {
+      const batchStart = offset;
+      let i = window.at(batchStart, BATCH_RECORD_SIZE);
+      if (i < 0) return damaged(batchStart, batchStart, 'BATCH record cut short');
+      let problem = checkRecord(window.buf, i, i + BATCH_RECORD_SIZE, record, true);
+      if (problem === undefined && record.type !== RecordType.Batch) {
+        problem = { short: false, reason: `record type ${record.type} where a BATCH record should start` };
+      }
+      if (problem !== undefined) return damaged(batchStart, batchStart, problem.reason);
+      if (!batchNonceIs(window.buf, i, nonce)) {
+        return damaged(batchStart, batchStart, "BATCH record's nonce is not this log's (not written to this file as a BATCH record)");
+      }
+      if (record.syncedThrough > batchStart) {
+        return damaged(batchStart, batchStart, 'BATCH synced-through offset lies past the batch itself');
+      }
+      const batchRevision = record.revision;
+      const batchBytes = record.batchBytes;
+      const first = batchStart + BATCH_RECORD_SIZE;
+      const available = Math.min(batchBytes, fileSize - first);
+      i = window.at(first, available);
+      const end = i + available;
+      let lastRevision = 0;
+      let changes = 0;
+      for (let p = i; p < end; p += record.size) {
+        problem = checkRecord(window.buf, p, end, record, true);
+        if (problem === undefined && record.type === RecordType.Batch) {
+          problem = { short: false, reason: 'BATCH record inside a batch' };
+        }
+        if (problem !== undefined) return damaged(batchStart, first + (p - i), problem.reason);
+        lastRevision = record.revision;
+        if (isKeyRecord(record.type)) changes++;
+      }
+      if (available < batchBytes) return damaged(batchStart, fileSize, `batch of ${batchBytes} bytes cut short by the end of the file`);
+      if (lastRevision !== batchRevision) {
+        return damaged(batchStart, batchStart, `batch ends at revision ${lastRevision}, its BATCH record says ${batchRevision}`);
+      }
+      keyRecords += changes;
+      offset = first + batchBytes;
+      await yieldNow(replay, BATCH_RECORD_SIZE + batchBytes);
     }
-    if (available < batchBytes) return damaged(batchStart, fileSize, `batch of ${batchBytes} bytes cut short by the end of the file`);
-    if (lastRevision !== batchRevision) {
-      return damaged(batchStart, batchStart, `batch ends at revision ${lastRevision}, its BATCH record says ${batchRevision}`);
-    }
-    // Pass 2: apply, exactly as the commit loop does.
-    for (let p = i; p < end; p += record.size) {
-      decodeCheckedRecord(window.buf, p, record);
-      const change = decodeChange(record, index);
-      if (change === undefined) continue;
-      index.apply(change);
-      if (isKeyChange(change)) history.push([change]);
-    }
-    offset = first + batchBytes;
-    await yieldNow(replay, BATCH_RECORD_SIZE + batchBytes);
+    return { file, header, end: fileSize, torn: undefined, keyRecords };
+  } finally {
+    fs.closeSync(fd);
   }
-  return fileSize;
+}
+
+/**
+ * Records that always stand for one change in the history window. A DELETE
+ * is left out: replay skips one of a key that is not there, so counting it
+ * could overcount (the count must never be more than the changes to come).
+ */
+function isKeyRecord(type: number): boolean {
+  return type === RecordType.Set || type === RecordType.SetLeased || type === RecordType.Clear;
+}
+
+/**
+ * Pass 2 over a checked log: applies its batches in order, exactly as the
+ * commit loop did, then cuts off a torn tail; returns the size kept.
+ *
+ * The history window keeps the newest changes, so a change followed by at
+ * least maxChanges other changes in later revisions would be evicted by the
+ * end of replay whatever it holds. Batches of such changes skip the window
+ * (a batch holds whole revisions, so every change after it is in a later
+ * revision); the window then starts after the last of them, as eviction
+ * would have left it. Their previous entries are never needed, so a key
+ * overwritten there is not decoded from the checkpoint's table.
+ */
+async function applyLog(dir: string, log: CheckedLog, replay: Replay, logger: Logger): Promise<number> {
+  const filePath = dataFilePath(dir, log.file.name);
+  const fd = fs.openSync(filePath, log.torn === undefined ? 'r' : 'r+');
+  try {
+    const index = replay.index;
+    const header = log.header;
+    if (replay.checkChain && header.baseRevision !== index.revision) {
+      throw new IncompleteChainError(`${filePath} starts at revision ${header.baseRevision}, not ${index.revision}`);
+    }
+    if (header.baseRevision > index.revision) index.revision = header.baseRevision;
+    // The history a watcher can resume from starts with the first log after the state loaded.
+    replay.window ??= new HistoryWindow(replay.options.history, index.revision);
+    // A window of no changes still keeps the newest revision.
+    const maxChanges = Math.max(1, replay.options.history.maxChanges);
+    const window = new FileWindow(fd, log.end);
+    const record = emptyRecord();
+    const changes: KeyChange[] = [];
+    let offset = FILE_HEADER_SIZE;
+    while (offset < log.end) {
+      let i = window.at(offset, BATCH_RECORD_SIZE);
+      const batchBytes = window.buf.readUInt32LE(i + 17);
+      const batchRevision = readU64(window.buf, i + 9);
+      const first = offset + BATCH_RECORD_SIZE;
+      i = window.at(first, batchBytes);
+      const end = i + batchBytes;
+      let inBatch = 0;
+      for (let p = i; p < end; p += FRAME_SIZE + window.buf.readUInt32LE(p + 4)) if (isKeyRecord(window.buf[p + 8])) inBatch++;
+      replay.keyRecordsLeft -= inBatch;
+      const keep = replay.keyRecordsLeft < maxChanges;
+      for (let p = i; p < end; p += record.size) {
+        decodeCheckedRecord(window.buf, p, record);
+        if (record.type === RecordType.Set || record.type === RecordType.SetLeased) {
+          const entry: StoredEntry = {
+            valueJson: record.valueJson,
+            createRevision: record.createRevision,
+            modRevision: record.revision,
+            version: record.version,
+            lease: record.lease,
+          };
+          const prev = index.replaySet(record.key, entry, record.size, keep);
+          if (keep) changes.push({ type: 'set', key: record.key, revision: record.revision, entry, prev });
+          continue;
+        }
+        const change = decodeChange(record, index);
+        if (change === undefined) continue;
+        index.apply(change);
+        if (keep && isKeyChange(change)) changes.push(change);
+      }
+      if (!keep) {
+        replay.window = new HistoryWindow(replay.options.history, batchRevision);
+      } else if (changes.length > 0) {
+        replay.window.push(changes);
+        changes.length = 0;
+      }
+      offset = first + batchBytes;
+      await yieldNow(replay, BATCH_RECORD_SIZE + batchBytes);
+    }
+    if (log.torn === undefined) return log.end;
+    const fileSize = fs.fstatSync(fd).size;
+    logger.warn(
+      { file: filePath, offset: log.end, damageOffset: log.torn.at, droppedBytes: fileSize - log.end, reason: log.torn.reason },
+      `truncating a torn final batch in ${filePath} at byte offset ${log.end} (damage at byte offset ${log.torn.at}: ${log.torn.reason})`,
+    );
+    fs.ftruncateSync(fd, log.end);
+    fs.fdatasyncSync(fd);
+    return log.end;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**

@@ -100,6 +100,8 @@ export class StoreIndex implements DecideState {
   revision: number;
   /** Sum of the SET record sizes of all live entries. */
   liveBytes = 0;
+  /** Changes to keys applied since the index was made (commits and replay alike; a checkpoint's keys are state, not changes). */
+  changeCount = 0;
   private count = 0;
   private base = KeyTable.empty;
   /** Oldest first. */
@@ -220,7 +222,59 @@ export class StoreIndex implements DecideState {
         this.leases.delete(change.id);
         return;
     }
+    this.changeCount++;
     this.revision = change.revision;
+  }
+
+  /**
+   * Replay's apply() of a SET record, `recordBytes` long: the previous entry
+   * is looked up here, once, and returned (for the history window) only if
+   * `withPrev`; without it, a key that only the checkpoint's table holds is
+   * not decoded.
+   */
+  replaySet(key: string, entry: IndexEntry, recordBytes: number, withPrev: boolean): IndexEntry | undefined {
+    const changes = this.active.changes;
+    const own = changes.get(key);
+    let prev: IndexEntry | undefined;
+    let live = false;
+    let oldBytes = 0;
+    let oldLease = 0;
+    if (own !== undefined && own !== null) {
+      prev = own;
+      live = true;
+      oldBytes = entryRecordBytes(key, own);
+      oldLease = own.lease;
+    } else if (own === undefined && this.frozen.length === 0 && this.base.count > 0) {
+      const at = this.base.find(key);
+      if (at >= 0) {
+        live = true;
+        oldBytes = this.base.recordBytes(at);
+        oldLease = this.base.lease(at);
+        if (withPrev) prev = this.base.entry(at);
+      }
+    } else if (own === undefined) {
+      prev = this.get(key);
+      live = prev !== undefined;
+      if (prev !== undefined) {
+        oldBytes = entryRecordBytes(key, prev);
+        oldLease = prev.lease;
+      }
+    }
+    if (oldLease !== entry.lease) {
+      if (oldLease !== 0) this.leases.get(oldLease)?.keys.delete(key);
+      if (entry.lease !== 0) this.leases.get(entry.lease)?.keys.add(key);
+    }
+    if (live) {
+      this.liveBytes += recordBytes - oldBytes;
+    } else {
+      if (own === undefined) this.active.newKeys?.set(sortKey(key), undefined);
+      this.count++;
+      this.liveBytes += recordBytes;
+    }
+    changes.set(key, entry);
+    this.changeCount++;
+    this.revision = entry.modRevision;
+    return withPrev ? prev : undefined;
   }
 
   /** Every key under the prefix ('' = all), in code point order, with its entry. */
