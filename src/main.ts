@@ -138,7 +138,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     ({ store, where } =
       role === 'worker' && config.engine === 'file'
-        ? await openWorkerStoreOfConfig(config, logger)
+        ? await openWorkerStoreOfConfig(config, logger, stop.signal)
         : await openConfiguredStore(config, logger, stop.signal, metrics?.metrics.store.observer));
   } catch (error) {
     await stopMetrics();
@@ -245,9 +245,14 @@ function readyLines(config: Config, port: number, httpPort: number | undefined, 
 }
 
 /** A worker's store: a replica of the owner's, which the supervisor named in the environment. */
-async function openWorkerStoreOfConfig(config: Config, logger: Logger): Promise<{ store: KeyValueStore; where: string }> {
+async function openWorkerStoreOfConfig(
+  config: Config,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<{ store: KeyValueStore; where: string }> {
   const store = await openWorkerStore({
     socketPath: ownerSocketPath(),
+    signal,
     limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes, maxTxnOps: config.maxTxnOps },
     feed: {
       progressIntervalMs: config.watchProgressMs,

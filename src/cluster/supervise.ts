@@ -102,37 +102,35 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
     return child;
   };
 
-  /** Starts the owner, then the first worker (which binds the port), then the others on that port; an exit code if that fails. */
+  /**
+   * Starts the owner and the workers at once (a worker loads its code while
+   * the owner recovers the data directory, then connects); an exit code if
+   * one of them cannot start.
+   */
   const startAll = async (): Promise<number | undefined> => {
+    const ownerStarted = socketPath === undefined ? undefined : readyOf(forkOwner(), 'owner-ready');
+    const workersStarted = Promise.all(Array.from({ length: config.workers }, () => readyOf(forkWorker(), 'worker-ready')));
     let where = '';
-    if (socketPath !== undefined) {
-      const started = await Promise.race([readyOf(forkOwner(), 'owner-ready'), stopped]);
+    if (ownerStarted !== undefined) {
+      const started = await Promise.race([ownerStarted, stopped]);
       if (!('ready' in started)) return 'exitCode' in started ? exitCodeOf(started.exitCode) : 0;
       where = started.ready.where;
     }
-    const first = await Promise.race([readyOf(forkWorker(), 'worker-ready'), stopped]);
-    if (!('ready' in first)) return 'exitCode' in first ? exitCodeOf(first.exitCode) : 0;
-    const host = (address: string): string => address.slice(0, address.lastIndexOf(':'));
-    // Workers of one generation share the port only if they all listen on the same address (port 0 included):
-    // the supervisor keys the shared socket by it. Only a later generation (after an owner crash) is pinned to the port.
-    bound = {
-      listen: `${host(config.listen)}:${first.ready.port}`,
-      httpListen: config.httpListen === undefined ? undefined : `${host(config.httpListen)}:${first.ready.httpPort}`,
-    };
-    const others = await Promise.race([
-      Promise.all(Array.from({ length: config.workers - 1 }, () => readyOf(forkWorker(), 'worker-ready'))),
-      stopped,
-    ]);
-    if (!Array.isArray(others)) return 0;
-    const failed = others.find((started) => !('ready' in started));
+    const all = await Promise.race([workersStarted, stopped]);
+    if (!Array.isArray(all)) return 0;
+    const failed = all.find((started) => !('ready' in started));
     if (failed !== undefined) return 'exitCode' in failed ? exitCodeOf(failed.exitCode) : 0;
+    const first = (all[0] as { ready: Ready<'worker-ready'> }).ready;
     if (stopping) return 0;
+    const host = (address: string): string => address.slice(0, address.lastIndexOf(':'));
+    // Workers share the port only if they all listen on the same address (port 0 included): the supervisor keys
+    // the shared socket by it. So only the next generation (after an owner crash) is pinned to the bound port.
+    bound = {
+      listen: `${host(config.listen)}:${first.port}`,
+      httpListen: config.httpListen === undefined ? undefined : `${host(config.httpListen)}:${first.httpPort}`,
+    };
     serving = true;
-    return addressesReady({
-      port: first.ready.port,
-      httpPort: first.ready.httpPort,
-      where: socketPath === undefined ? first.ready.where : where,
-    });
+    return addressesReady({ port: first.port, httpPort: first.httpPort, where: socketPath === undefined ? first.where : where });
   };
 
   let announced = false;

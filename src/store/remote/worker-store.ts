@@ -50,6 +50,8 @@ import { ReplicaIndex } from './replica-index';
 
 /** A backup's snapshot must line up the owner's revision with the replica's; under heavy writes it may take a few tries. */
 const SNAPSHOT_ATTEMPTS = 50;
+/** How often a starting worker tries the owner's socket. */
+const OWNER_RETRY_MS = 20;
 
 export interface WorkerStoreOptions {
   /** The owner's unix socket. */
@@ -57,6 +59,8 @@ export interface WorkerStoreOptions {
   limits: StoreLimits;
   feed?: ChangeFeedOptions;
   logger: Logger;
+  /** Gives up waiting for the owner to listen (it may still be recovering the data directory). */
+  signal?: AbortSignal;
   /** Called once if the owner goes away while the store is open: nothing can be written or read any more. */
   onOwnerLost?: (error: Error) => void;
 }
@@ -82,14 +86,7 @@ function deferred<T>(): Deferred<T> {
 
 /** Connects to the owner and resolves once the replica holds the owner's state (snapshot and history loaded). */
 export async function openWorkerStore(options: WorkerStoreOptions): Promise<WorkerStore> {
-  const socket = net.connect(options.socketPath);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
+  const socket = await connectToOwner(options.socketPath, options.signal);
   const store = new WorkerStore(socket, options);
   await store.ready;
   return store;
@@ -384,6 +381,27 @@ export class WorkerStore extends AbstractKeyValueStore {
     this.drained?.resolve(undefined);
     this.socket.destroy();
     this.options.onOwnerLost?.(error);
+  }
+}
+
+/** The owner starts with its workers and listens once its store is open: until then, try again. */
+async function connectToOwner(socketPath: string, signal: AbortSignal | undefined): Promise<net.Socket> {
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect(socketPath);
+        socket.once('error', reject);
+        socket.once('connect', () => {
+          socket.off('error', reject);
+          resolve(socket);
+        });
+      });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw error;
+      await new Promise((resolve) => setTimeout(resolve, OWNER_RETRY_MS));
+    }
   }
 }
 
