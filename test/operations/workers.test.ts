@@ -7,44 +7,17 @@
 import fs from 'node:fs';
 import { Compare, KvClient, Op } from '@kv/client';
 import { openFileStore } from '../../src/store/file';
-import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
+import { type ClusterRole, clusterChildren, isAlive, runServerToExit, startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 jest.setTimeout(90_000);
 
-type Role = 'owner' | 'worker';
+const children = clusterChildren;
 
-/** The supervisor's children by role, read from /proc (the supervisor tells each its role in the environment). */
-function children(pid: number): Array<{ pid: number; role: Role }> {
-  const found: Array<{ pid: number; role: Role }> = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== pid) continue;
-      const role = /KV_PROCESS_ROLE=(owner|worker)/.exec(fs.readFileSync(`/proc/${name}/environ`, 'latin1'))?.[1] as Role | undefined;
-      if (role !== undefined) found.push({ pid: Number(name), role });
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return found;
-}
-
-function pidsOf(server: RunningServer, role: Role): number[] {
+function pidsOf(server: RunningServer, role: ClusterRole): number[] {
   return children(server.child.pid as number)
     .filter((c) => c.role === role)
     .map((c) => c.pid);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Clients on separate connections: the supervisor deals connections to the workers in turn. */
