@@ -91,7 +91,7 @@ export async function measureThroughput(run: ThroughputRun): Promise<ThroughputR
 
   const readVersion = workload.writesKey ? api.readVersion : undefined;
   const versionBefore = readVersion ? await readVersion(first, key) : 0;
-  const serverPids = servers.map((server) => server.pid);
+  const serverPids = servers.flatMap((server) => server.processIds?.() ?? [server.pid]);
   const cpuBefore = cpuOf(serverPids);
   const othersBefore = Object.fromEntries(Object.entries(alsoCpuOf).map(([name, pids]) => [name, cpuOf(pids)]));
   const share = (total: number, index: number): number => Math.floor(total / servers.length) + (index < total % servers.length ? 1 : 0);
