@@ -7,7 +7,11 @@
  * and the ratios taken within each round: kv(1)/etcd, kv(N)/etcd,
  * kv(N)/kv(1).
  *
- *   npm run bench:workers -- [--workers 2] [--rounds 3] [--duration 4] [--concurrency 64]
+ *   npm run bench:workers -- [--workers 2] [--rounds 3] [--duration 4] [--concurrency 64] [--connections 4]
+ *
+ * Each workload runs twice: over one HTTP/2 connection (as every other part
+ * of the bench measures), which the supervisor hands to one worker, and over
+ * --connections connections, which it deals to the workers in turn.
  *
  * Needs `npm run build` and scripts/install-bench-tools.sh (h2load, etcd).
  */
@@ -42,10 +46,12 @@ async function main(): Promise<void> {
   const rounds = flag('--rounds', 3);
   const durationSec = flag('--duration', 4);
   const concurrency = flag('--concurrency', 64);
-  const runs: ReadonlyArray<{ workload: Workload; concurrency: number }> = [
-    { workload: SET, concurrency },
-    { workload: GET, concurrency },
-  ];
+  const connections = flag('--connections', 4);
+  // h2load's one connection (as every other part measures) lands on one worker; several spread over them.
+  const runs: ReadonlyArray<{ workload: Workload; concurrency: number; connections: number }> = [SET, GET].flatMap((workload) => [
+    { workload, concurrency, connections: 1 },
+    { workload, concurrency, connections },
+  ]);
   const work = makeTempDir('workers');
   const dirs = [makeTempDir('workers-kv1'), makeTempDir('workers-kvn'), makeTempDir('workers-etcd')];
   const servers: Labelled[] = [];
@@ -62,7 +68,9 @@ async function main(): Promise<void> {
     const [kv1, kvN, etcd, echo] = servers;
     const rates = new Map<string, number>();
     const results = new Map<string, ThroughputResult[]>();
-    const id = (server: Labelled, run: (typeof runs)[number]): string => `${run.workload.label} c=${run.concurrency} ${server.label}`;
+    const runName = (run: (typeof runs)[number]): string =>
+      `${run.workload.label} c=${run.concurrency} over ${run.connections} connection${run.connections === 1 ? '' : 's'}`;
+    const id = (server: Labelled, run: (typeof runs)[number]): string => `${runName(run)} ${server.label}`;
     for (const run of runs) {
       for (const server of servers) {
         const warm = await measureThroughput({ server, ...run, key: 'k0', durationSec: 2, workDir: work.dir });
@@ -94,7 +102,7 @@ async function main(): Promise<void> {
       for (const server of servers) {
         const all = results.get(id(server, run)) ?? [];
         lines.push(
-          `| ${run.workload.label} c=${run.concurrency} | ${server.label} | ${range(all.map((r) => r.okPerSec))} | ${range(
+          `| ${runName(run)} | ${server.label} | ${range(all.map((r) => r.okPerSec))} | ${range(
             all.map((r) => r.p50Ms),
             2,
           )} | ${range(all.map((r) => r.serverCpuUsPerCall))} |`,
@@ -122,7 +130,7 @@ async function main(): Promise<void> {
           2,
         )}×`;
       });
-      lines.push(`| ${run.workload.label} c=${run.concurrency} | ${cells.join(' | ')} |`);
+      lines.push(`| ${runName(run)} | ${cells.join(' | ')} |`);
     }
     process.stdout.write(`\n${lines.join('\n')}\n`);
   } finally {

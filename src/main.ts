@@ -143,6 +143,8 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     await stopMetrics();
     if (error instanceof StopRequested) {
+      // Under --workers the supervisor says it once for all.
+      if (role !== 'single') return 0;
       process.stderr.write(`kv-server: stopped by ${error.signal} while opening the store (nothing served, data directory not held)\n`);
       return 0;
     }

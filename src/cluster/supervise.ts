@@ -57,8 +57,10 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
   const restarts: number[] = [];
   let giveUp: (code: number) => void = () => undefined;
   const gaveUp = new Promise<number>((resolve) => (giveUp = resolve));
-  const stopped = stopRequested.then(() => {
+  let stopSignal: NodeJS.Signals | undefined;
+  const stopped = stopRequested.then((signal) => {
     stopping = true;
+    stopSignal = signal;
     return { stop: true } as const;
   });
 
@@ -158,6 +160,9 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
   const started = await startAll();
   if (started !== undefined) {
     await stopAll();
+    if (stopSignal !== undefined && started === 0) {
+      process.stderr.write(`kv-server: stopped by ${stopSignal} while starting (nothing served, data directory not held)\n`);
+    }
     return started;
   }
   const outcome = await Promise.race([stopped, gaveUp]);

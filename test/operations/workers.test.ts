@@ -5,6 +5,7 @@
  * replaced and no acknowledged write is lost; SIGTERM stops all of it.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Compare, KvClient, Op } from '@kv/client';
 import { openFileStore } from '../../src/store/file';
 import { type ClusterRole, clusterChildren, isAlive, runServerToExit, startServer, type RunningServer } from '../support/server-process';
@@ -174,6 +175,19 @@ test('SIGTERM drains the workers, closes the store and exits 0 with every proces
   } finally {
     await store.close();
   }
+});
+
+test('a lost directory lock turns health NOT_SERVING on every worker; writes are refused, reads go on', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const [a, b] = (open = clients(server.address, 2));
+  await a.set('before', 1);
+  await fs.promises.rm(path.join(server.dataDir, 'LOCK'), { recursive: true, force: true });
+  // Each client's health check rides its own connection, so its own worker.
+  for (const kv of [a, b]) {
+    await pollUntil('every worker to say NOT_SERVING', async () => ((await kv.health()) === 'NOT_SERVING' ? true : undefined), 20_000);
+  }
+  await expect(b.set('after', 2)).rejects.toMatchObject({ reason: 'FAILED' });
+  expect((await b.get('before'))?.value).toBe(1);
 });
 
 test('a data directory another server holds stops --workers 2 with exit 1 and one line', async () => {

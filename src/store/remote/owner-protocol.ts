@@ -36,6 +36,8 @@ export type OwnerMessage =
   | { kind: 'bootstrap'; revision: number; historyFrom: number; keyCount: number }
   | { kind: 'entries'; entries: Array<[string, StoredEntry]> }
   | { kind: 'feed'; batch: WatchBatch }
+  /** Why the owner's store refuses writes now (a disk error, a lost lock), or undefined once it takes them again. */
+  | { kind: 'failure'; error: WireError | undefined }
   /** The replication watch ended (the owner is closing): the worker's replica stops here. */
   | { kind: 'feed-ended'; error: WireError };
 

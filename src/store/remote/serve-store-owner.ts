@@ -15,6 +15,8 @@ import { type OwnerMessage, type WorkerMessage, toWireError } from './owner-prot
 
 /** Entries per bootstrap frame: bounds the memory of one frame on both sides. */
 const BOOTSTRAP_CHUNK = 4096;
+/** How often the owner looks whether its store's failure changed, to tell the workers (their health follows it). */
+const FAILURE_CHECK_MS = 100;
 
 export interface OwnedStore extends KeyValueStore {
   runValid: AbstractKeyValueStore['runValid'];
@@ -59,6 +61,15 @@ export async function serveStoreOwner(store: OwnedStore, socketPath: string, log
 
 function serveWorker(store: OwnedStore, socket: net.Socket, logger: Logger): { end(): void } {
   let watch: Watch | undefined;
+  // The store has no event for it: a failure (and its healing) is seen within FAILURE_CHECK_MS.
+  let toldFailure: string | undefined;
+  const failureCheck = setInterval(() => {
+    const failure = store.failure;
+    if (failure?.message === toldFailure) return;
+    toldFailure = failure?.message;
+    channel.send({ kind: 'failure', error: failure === undefined ? undefined : toWireError(failure) });
+  }, FAILURE_CHECK_MS);
+  failureCheck.unref();
   const channel = new FrameChannel<OwnerMessage, WorkerMessage>(socket, (messages) => {
     for (const message of messages) handle(message);
   });
@@ -132,6 +143,7 @@ function serveWorker(store: OwnedStore, socket: net.Socket, logger: Logger): { e
 
   return {
     end: () => {
+      clearInterval(failureCheck);
       watch?.close();
       if (!socket.destroyed) channel.end();
     },

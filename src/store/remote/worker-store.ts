@@ -107,6 +107,7 @@ export class WorkerStore extends AbstractKeyValueStore {
   private boot: { revision: number; keyCount: number; loaded: number } | undefined;
   private readonly starting = deferred<void>();
   private lost: Error | undefined;
+  private ownerFailure: Error | undefined;
   private closingSocket = false;
   private drained: Deferred<void> | undefined;
 
@@ -133,8 +134,9 @@ export class WorkerStore extends AbstractKeyValueStore {
     return this.replica.revision;
   }
 
+  /** The owner's store failure (writes refused, reads go on), or the loss of the owner. */
   get failure(): Error | undefined {
-    return this.lost;
+    return this.lost ?? this.ownerFailure;
   }
 
   stats(): StoreStats {
@@ -310,6 +312,9 @@ export class WorkerStore extends AbstractKeyValueStore {
       case 'feed':
         this.applyBatch(message.batch);
         this.checkStarted();
+        return;
+      case 'failure':
+        this.ownerFailure = message.error === undefined ? undefined : fromWireError(message.error);
         return;
       case 'feed-ended':
         this.ownerGone(fromWireError(message.error));
