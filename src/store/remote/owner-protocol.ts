@@ -6,10 +6,12 @@
  * Bootstrap: the owner takes a snapshot of its index at revision R and opens
  * one watch on every key from the oldest revision of its history window; it
  * sends `bootstrap` (R and where the history starts), the snapshot's entries
- * in chunks, then `feed` batches from that watch. The worker loads the
- * entries as its replica at R, puts every change into its own history window
- * (so a watch can start as far back on a worker as on the owner) and applies
- * to the replica only the changes after R.
+ * in chunks, then `feed` batches from that watch up to R, then `live-feed`
+ * batches of the owner's one live watch, shared by every worker. The worker
+ * loads the entries as its replica at R, puts every change into its own
+ * history window (so a watch can start as far back on a worker as on the
+ * owner) and applies to the replica only the changes after R; changes it
+ * has already (the live feed may repeat some up to R) it skips.
  */
 import * as storeErrors from '../errors';
 import type { ValidCall } from '../abstract-key-value-store';
@@ -35,7 +37,10 @@ export type OwnerMessage =
   | { kind: 'fail'; id: number; error: WireError }
   | { kind: 'bootstrap'; revision: number; historyFrom: number; keyCount: number }
   | { kind: 'entries'; entries: Array<[string, StoredEntry]> }
+  /** Bootstrap history: changes up to the snapshot's revision, with previous entries. */
   | { kind: 'feed'; batch: WatchBatch }
+  /** Live changes: a V8-serialized WatchBatch without previous entries (the same bytes for every worker). */
+  | { kind: 'live-feed'; bytes: Uint8Array }
   /** Why the owner's store refuses writes now (a disk error, a lost lock), or undefined once it takes them again. */
   | { kind: 'failure'; error: WireError | undefined }
   /** The replication watch ended (the owner is closing): the worker's replica stops here. */

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import v8 from 'node:v8';
 import type { Logger } from '../../logger';
 import type { AbstractKeyValueStore } from '../abstract-key-value-store';
 import type { StoredEntry } from '../change';
@@ -32,9 +33,10 @@ export interface StoreOwnerServer {
 
 export async function serveStoreOwner(store: OwnedStore, socketPath: string, logger: Logger): Promise<StoreOwnerServer> {
   fs.rmSync(socketPath, { force: true });
+  const live = new SharedFeed(store);
   const connections = new Set<{ end(): void }>();
   const server = net.createServer((socket) => {
-    const connection = serveWorker(store, socket, logger);
+    const connection = serveWorker(store, live, socket, logger);
     connections.add(connection);
     socket.on('close', () => {
       connection.end();
@@ -53,14 +55,65 @@ export async function serveStoreOwner(store: OwnedStore, socketPath: string, log
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const connection of connections) connection.end();
+      live.close();
       await closed;
       fs.rmSync(socketPath, { force: true });
     },
   };
 }
 
-function serveWorker(store: OwnedStore, socket: net.Socket, logger: Logger): { end(): void } {
-  let watch: Watch | undefined;
+interface FeedSink {
+  batch(bytes: Buffer): void;
+  ended(error: unknown): void;
+}
+
+/**
+ * The live part of every worker's feed: ONE watch on every key, each batch
+ * serialized once and the same bytes sent to every worker. Without previous
+ * entries: a worker knows them from its own replica.
+ */
+class SharedFeed {
+  private readonly sinks = new Set<FeedSink>();
+  private readonly watch: Watch;
+  private error: unknown;
+
+  constructor(store: KeyValueStore) {
+    this.watch = store.watch({ prefix: '', startRevision: 0, prevEntry: false });
+    void this.run();
+  }
+
+  /** `sink` gets every batch from now on; the function returned stops that. */
+  subscribe(sink: FeedSink): () => void {
+    if (this.error !== undefined) sink.ended(this.error);
+    else this.sinks.add(sink);
+    return () => this.sinks.delete(sink);
+  }
+
+  close(): void {
+    this.watch.close();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        const batch = await this.watch.next();
+        if (this.sinks.size === 0) continue;
+        const bytes = v8.serialize(batch);
+        for (const sink of this.sinks) sink.batch(bytes);
+      }
+    } catch (error) {
+      this.error = error;
+      for (const sink of this.sinks) sink.ended(error);
+      this.sinks.clear();
+    }
+  }
+}
+
+function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, logger: Logger): { end(): void } {
+  let history: Watch | undefined;
+  let unsubscribe: (() => void) | undefined;
+  /** Live batches that came while the worker's bootstrap was still being sent: they follow it. */
+  let held: Buffer[] | undefined = [];
   // The store has no event for it: a failure (and its healing) is seen within FAILURE_CHECK_MS.
   let toldFailure: string | undefined;
   const failureCheck = setInterval(() => {
@@ -74,6 +127,9 @@ function serveWorker(store: OwnedStore, socket: net.Socket, logger: Logger): { e
     for (const message of messages) handle(message);
   });
   socket.on('error', (err) => logger.debug({ err }, 'worker connection failed'));
+  const feedEnded = (error: unknown): void => {
+    if (!socket.destroyed) channel.send({ kind: 'feed-ended', error: toWireError(error) });
+  };
 
   const handle = (message: WorkerMessage): void => {
     switch (message.kind) {
@@ -100,16 +156,25 @@ function serveWorker(store: OwnedStore, socket: net.Socket, logger: Logger): { e
         return;
       }
       case 'bootstrap':
-        if (watch === undefined) watch = bootstrap();
+        if (unsubscribe === undefined) bootstrap();
         return;
     }
   };
 
-  /** The snapshot and the watch are taken in the same turn: the watch's history covers everything up to the snapshot. */
-  const bootstrap = (): Watch => {
+  /**
+   * The snapshot, the history watch and the live subscription are taken in
+   * the same turn: the history covers everything up to the snapshot's
+   * revision, the live feed everything after it (and some before, which the
+   * worker skips).
+   */
+  const bootstrap = (): void => {
     const historyFrom = store.feedStatus.oldestRevision;
     const snapshot = store.snapshot();
-    const feed = store.watch({ prefix: '', startRevision: historyFrom, prevEntry: true });
+    history = store.watch({ prefix: '', startRevision: historyFrom, prevEntry: true });
+    unsubscribe = live.subscribe({
+      batch: (bytes) => (held === undefined ? channel.send({ kind: 'live-feed', bytes }) : held.push(bytes)),
+      ended: feedEnded,
+    });
     void snapshot.then(
       (view) => {
         try {
@@ -126,25 +191,36 @@ function serveWorker(store: OwnedStore, socket: net.Socket, logger: Logger): { e
         } finally {
           view.release();
         }
-        void forward(feed);
+        void sendHistory(historyFrom, view.revision);
       },
-      (error: unknown) => channel.send({ kind: 'feed-ended', error: toWireError(error) }),
+      (error: unknown) => feedEnded(error),
     );
-    return feed;
   };
 
-  const forward = async (feed: Watch): Promise<void> => {
+  /** The history window up to the snapshot's revision, with previous entries (the replica is past them); then the held live batches. */
+  const sendHistory = async (historyFrom: number, upTo: number): Promise<void> => {
+    const watch = history as Watch;
     try {
-      for (;;) channel.send({ kind: 'feed', batch: await feed.next() });
+      while (historyFrom <= upTo) {
+        const batch = await watch.next();
+        const events = batch.events.filter((event) => event.revision <= upTo);
+        channel.send({ kind: 'feed', batch: { events, revision: Math.min(batch.revision, upTo) } });
+        if (batch.revision >= upTo) break;
+      }
     } catch (error) {
-      if (!socket.destroyed) channel.send({ kind: 'feed-ended', error: toWireError(error) });
+      return feedEnded(error);
+    } finally {
+      watch.close();
     }
+    for (const bytes of held ?? []) channel.send({ kind: 'live-feed', bytes });
+    held = undefined;
   };
 
   return {
     end: () => {
       clearInterval(failureCheck);
-      watch?.close();
+      history?.close();
+      unsubscribe?.();
       if (!socket.destroyed) channel.end();
     },
   };

@@ -12,6 +12,7 @@
  * every read that arrived in that turn.
  */
 import net from 'node:net';
+import v8 from 'node:v8';
 import type { Logger } from '../../logger';
 import {
   AbstractKeyValueStore,
@@ -313,6 +314,10 @@ export class WorkerStore extends AbstractKeyValueStore {
         this.applyBatch(message.batch);
         this.checkStarted();
         return;
+      case 'live-feed':
+        this.applyBatch(v8.deserialize(message.bytes) as WatchBatch);
+        this.checkStarted();
+        return;
       case 'failure':
         this.ownerFailure = message.error === undefined ? undefined : fromWireError(message.error);
         return;
@@ -329,9 +334,10 @@ export class WorkerStore extends AbstractKeyValueStore {
   }
 
   /**
-   * Whole revisions, in order: each goes into the feed's history (the ones up
-   * to the bootstrap revision only there: the snapshot has them already) and
-   * into the replica.
+   * Whole revisions, in order, each once: into the feed's history (the ones
+   * up to the bootstrap revision only there: the snapshot has them already)
+   * and into the replica. A live batch carries no previous entries: the
+   * replica, just before the change, holds them.
    */
   private applyBatch(batch: WatchBatch): void {
     const feed = this.feed as ChangeFeed;
@@ -339,13 +345,19 @@ export class WorkerStore extends AbstractKeyValueStore {
     let i = 0;
     while (i < events.length) {
       const revision = events[i].revision;
+      if (revision <= feed.revision) {
+        while (i < events.length && events[i].revision === revision) i++;
+        continue;
+      }
+      const toReplica = revision > this.replica.revision;
       const changes: KeyChange[] = [];
       for (; i < events.length && events[i].revision === revision; i++) {
         const e = events[i];
-        if (e.type === 'put') changes.push({ type: 'set', key: e.key, revision, entry: e.entry ?? unreachable(e.key), prev: e.prev });
-        else changes.push({ type: 'delete', key: e.key, revision, prev: e.prev ?? unreachable(e.key) });
+        const prev = e.prev ?? (toReplica ? this.replica.get(e.key) : undefined);
+        if (e.type === 'put') changes.push({ type: 'set', key: e.key, revision, entry: e.entry ?? unreachable(e.key), prev });
+        else changes.push({ type: 'delete', key: e.key, revision, prev: prev ?? unreachable(e.key) });
       }
-      if (revision > this.replica.revision) {
+      if (toReplica) {
         for (const change of changes) this.replica.apply(change);
         this.replica.revision = revision;
       }
