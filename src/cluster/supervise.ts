@@ -111,7 +111,14 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
    */
   const startAll = async (): Promise<number | undefined> => {
     const ownerStarted = socketPath === undefined ? undefined : readyOf(forkOwner(), 'owner-ready');
-    const workersStarted = Promise.all(Array.from({ length: config.workers }, () => readyOf(forkWorker(), 'worker-ready')));
+    // Without an owner (the etcd engine) each worker opens the store itself: the first alone, so a store
+    // that cannot be opened is reported once, not by every worker.
+    const firstAlone = ownerStarted === undefined ? await Promise.race([readyOf(forkWorker(), 'worker-ready'), stopped]) : undefined;
+    if (firstAlone !== undefined && !('ready' in firstAlone)) return 'exitCode' in firstAlone ? exitCodeOf(firstAlone.exitCode) : 0;
+    const workersStarted = Promise.all([
+      ...(firstAlone === undefined ? [] : [Promise.resolve(firstAlone)]),
+      ...Array.from({ length: config.workers - (firstAlone === undefined ? 0 : 1) }, () => readyOf(forkWorker(), 'worker-ready')),
+    ]);
     let where = '';
     if (ownerStarted !== undefined) {
       const started = await Promise.race([ownerStarted, stopped]);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Compare, KvClient, Op } from '@kv/client';
 import { openFileStore } from '../../src/store/file';
 import { type ClusterRole, clusterChildren, isAlive, runServerToExit, startServer, type RunningServer } from '../support/server-process';
+import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 jest.setTimeout(90_000);
@@ -199,4 +200,30 @@ test('a data directory another server holds stops --workers 2 with exit 1 and on
   } finally {
     await holder.close();
   }
+});
+
+describeWithEtcd()('--workers 2 with --engine etcd', () => {
+  let cluster: EtcdCluster | undefined;
+  afterAll(async () => cluster?.stop());
+
+  test('each worker is an etcd frontend of its own (no store owner); a write through one is read through the other', async () => {
+    cluster = await startEtcdCluster({ size: 1 });
+    server = await startServer({
+      args: [
+        '--workers',
+        '2',
+        '--engine',
+        'etcd',
+        '--etcd-endpoints',
+        cluster.endpoints.join(','),
+        '--etcd-prefix',
+        `workers-${process.pid}/`,
+      ],
+    });
+    expect(pidsOf(server, 'owner')).toEqual([]);
+    expect(pidsOf(server, 'worker')).toHaveLength(2);
+    const [a, b] = (open = clients(server.address, 2));
+    const revision = await a.set('shared', 'yes');
+    expect(await b.get('shared')).toMatchObject({ value: 'yes', modRevision: revision });
+  });
 });
