@@ -26,7 +26,12 @@ export function childRole(): 'single' | 'owner' | 'worker' {
 export function ownerSocketPath(): string {
   const socketPath = process.env[OWNER_SOCKET_ENV];
   if (socketPath === undefined) throw new Error(`${OWNER_SOCKET_ENV} is not set`);
-  return socketPath;
+  return socketPath.startsWith('@') ? `\0${socketPath.slice(1)}` : socketPath;
+}
+
+/** An abstract socket's leading NUL cannot travel in the environment: written '@', as `ss` shows it. */
+function socketEnvValue(socketPath: string): string {
+  return socketPath.startsWith('\0') ? `@${socketPath.slice(1)}` : socketPath;
 }
 
 export interface WorkerAddresses {
@@ -40,12 +45,12 @@ export function pinnedAddresses(): Partial<WorkerAddresses> {
 }
 
 export function ownerEnv(socketPath: string): Record<string, string> {
-  return { [ROLE_ENV]: 'owner', [OWNER_SOCKET_ENV]: socketPath };
+  return { [ROLE_ENV]: 'owner', [OWNER_SOCKET_ENV]: socketEnvValue(socketPath) };
 }
 
 export function workerEnv(socketPath: string | undefined, pinned: Partial<WorkerAddresses>): Record<string, string> {
   const env: Record<string, string> = { [ROLE_ENV]: 'worker' };
-  if (socketPath !== undefined) env[OWNER_SOCKET_ENV] = socketPath;
+  if (socketPath !== undefined) env[OWNER_SOCKET_ENV] = socketEnvValue(socketPath);
   if (pinned.listen !== undefined) env[LISTEN_ENV] = pinned.listen;
   if (pinned.httpListen !== undefined) env[HTTP_LISTEN_ENV] = pinned.httpListen;
   return env;

@@ -45,8 +45,7 @@ type Ready<K extends ChildMessage['kind']> = Extract<ChildMessage, { kind: K }>;
 type Started<K extends ChildMessage['kind']> = { ready: Ready<K> } | { exitCode: number } | { stop: true };
 
 export async function superviseWorkers({ config, logger, stopRequested, announce }: SuperviseOptions): Promise<number> {
-  const socketPath =
-    config.engine === 'file' ? path.join(os.tmpdir(), `kv-owner-${process.pid}-${randomBytes(4).toString('hex')}.sock`) : undefined;
+  const socketPath = config.engine === 'file' ? ownerSocketName() : undefined;
   let stopping = false;
   let serving = false;
   let owner: Worker | undefined;
@@ -175,6 +174,16 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
   const outcome = await Promise.race([stopped, gaveUp]);
   const code = await stopAll();
   return typeof outcome === 'number' ? outcome : code;
+}
+
+/**
+ * Where the owner listens for its workers: on Linux an abstract unix socket
+ * (no file, so a server killed with SIGKILL leaves nothing behind), elsewhere
+ * a socket file in the temporary directory.
+ */
+function ownerSocketName(): string {
+  const name = `kv-owner-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return process.platform === 'linux' ? `\0${name}` : path.join(os.tmpdir(), `${name}.sock`);
 }
 
 /** The child's ready message, or its exit code if it ended first. */

@@ -123,7 +123,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
         return undefined;
       },
       30_000,
-    );
+    ).catch((error: unknown) => {
+      // Not left running: with --workers, its children go too.
+      for (const part of clusterChildren(child.pid as number)) process.kill(part.pid, 'SIGKILL');
+      child.kill('SIGKILL');
+      throw error;
+    });
     if (options.workers === undefined) {
       event('ready', child.pid, now());
       return { child, address, exited, pid: child.pid as number };

@@ -31,8 +31,11 @@ export interface StoreOwnerServer {
   close(): Promise<void>;
 }
 
+/** `socketPath`: a file, or (Linux) an abstract socket name starting with a NUL, which leaves no file behind. */
 export async function serveStoreOwner(store: OwnedStore, socketPath: string, logger: Logger): Promise<StoreOwnerServer> {
-  fs.rmSync(socketPath, { force: true });
+  const isFile = !socketPath.startsWith('\0');
+  // A file left by an owner that was killed (a restart after a crash uses the same path).
+  if (isFile) fs.rmSync(socketPath, { force: true });
   const live = new SharedFeed(store);
   const connections = new Set<{ end(): void }>();
   const server = net.createServer((socket) => {
@@ -57,7 +60,7 @@ export async function serveStoreOwner(store: OwnedStore, socketPath: string, log
       for (const connection of connections) connection.end();
       live.close();
       await closed;
-      fs.rmSync(socketPath, { force: true });
+      if (isFile) fs.rmSync(socketPath, { force: true });
     },
   };
 }
