@@ -23,6 +23,8 @@ export interface H2loadOptions {
   /** The request body: one gRPC frame. */
   bodyFile: string;
   concurrency: number;
+  /** HTTP/2 connections the calls are spread over (default 1); `concurrency` is the total in flight. */
+  connections?: number;
   /** Send exactly this many calls... */
   calls?: number;
   /** ...or run for this long (the count of calls the server saw is then not exact: some end in flight). */
@@ -68,10 +70,13 @@ function latencies(logFile: string): { p50Ms: number; p99Ms: number } {
 
 export function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   const { endpoint, method, bodyFile, concurrency, calls, durationSec, logFile } = options;
+  const connections = options.connections ?? 1;
+  if (concurrency % connections !== 0)
+    throw new Error(`h2load: ${concurrency} calls in flight do not split evenly over ${connections} connections`);
   const args = [
-    // One connection, `concurrency` streams on it: one application instance with one channel, as with ghz.
-    '--clients=1',
-    `--max-concurrent-streams=${concurrency}`,
+    // By default one connection, `concurrency` streams on it: one application instance with one channel, as with ghz.
+    `--clients=${connections}`,
+    `--max-concurrent-streams=${concurrency / connections}`,
     ...Object.entries({ ...GRPC_REQUEST_HEADERS, ...endpoint.headers }).map(([name, value]) => `--header=${name}: ${value}`),
     `--data=${bodyFile}`,
     `--log-file=${logFile}`,

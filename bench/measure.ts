@@ -28,6 +28,8 @@ export interface ThroughputRun {
   server: RunningServer | readonly RunningServer[];
   workload: Workload;
   concurrency: number;
+  /** HTTP/2 connections of each h2load (default 1): a server of several processes (kv --workers) needs several to use them. */
+  connections?: number;
   /** Every call of the run sends this key. */
   key: string;
   /** Send exactly this many calls (a timed run, checked exactly)... */
@@ -91,7 +93,7 @@ export async function measureThroughput(run: ThroughputRun): Promise<ThroughputR
 
   const readVersion = workload.writesKey ? api.readVersion : undefined;
   const versionBefore = readVersion ? await readVersion(first, key) : 0;
-  const serverPids = servers.map((server) => server.pid);
+  const serverPids = servers.flatMap((server) => server.processIds?.() ?? [server.pid]);
   const cpuBefore = cpuOf(serverPids);
   const othersBefore = Object.fromEntries(Object.entries(alsoCpuOf).map(([name, pids]) => [name, cpuOf(pids)]));
   const share = (total: number, index: number): number => Math.floor(total / servers.length) + (index < total % servers.length ? 1 : 0);
@@ -102,6 +104,7 @@ export async function measureThroughput(run: ThroughputRun): Promise<ThroughputR
         method,
         bodyFile,
         concurrency: share(concurrency, index),
+        connections: run.connections,
         calls: calls !== undefined ? share(calls, index) : undefined,
         durationSec,
         logFile: path.join(workDir, `h2load-${process.pid}-${index}.log`),

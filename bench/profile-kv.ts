@@ -4,7 +4,10 @@
  * and prints the functions with the most self time and a breakdown by layer
  * (kv code, grpc-js, protobuf, Node internals, GC, idle).
  *
- *   npx tsx bench/profile-kv.ts [--duration S] [--concurrency C]
+ *   npx tsx bench/profile-kv.ts [--duration S] [--concurrency C] [--workers N]
+ *
+ * With --workers N (N > 1) every process profiles itself: one summary each
+ * for the supervisor, the store owner and the workers.
  *
  * The .cpuprofile files stay in bench/results/ (gitignored) for Chrome
  * DevTools or speedscope.
@@ -14,6 +17,7 @@ import path from 'node:path';
 import { measureThroughput, roundKey } from './measure';
 import { preload } from './preload';
 import { log } from './progress';
+import { clusterChildren } from '../test/support/server-process';
 import { makeTempDir, REPO_ROOT, startKv } from './servers';
 import { WORKLOADS, type Workload } from './workloads';
 
@@ -103,9 +107,16 @@ async function profileWorkload(
   outDir: string,
   durationSec: number,
   concurrency: number,
-): Promise<string> {
+  workers: number,
+): Promise<Array<{ role: string; file: string }>> {
   const profileDir = path.join(workDir, `prof-${workload.id}`);
-  const server = await startKv({ dataDir, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] });
+  const server = await startKv({
+    dataDir,
+    nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir],
+    args: workers > 1 ? ['--workers', String(workers)] : [],
+  });
+  const roles = new Map<number, string>([[server.pid, workers > 1 ? 'supervisor' : 'server']]);
+  for (const child of clusterChildren(server.pid)) roles.set(child.pid, child.role);
   try {
     const result = await measureThroughput({ server, workload, concurrency, key: roundKey(KEY_SPACE, 0), durationSec, workDir });
     log(
@@ -115,16 +126,22 @@ async function profileWorkload(
     // The profile is written when the process exits cleanly.
     await server.stop();
   }
-  const [written] = readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile'));
-  if (!written) throw new Error(`no .cpuprofile written for ${workload.id}`);
-  const kept = path.join(outDir, `kv-${workload.id}-c${concurrency}.cpuprofile`);
-  renameSync(path.join(profileDir, written), kept);
-  return kept;
+  const written = readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile'));
+  if (written.length === 0) throw new Error(`no .cpuprofile written for ${workload.id}`);
+  return written.map((name) => {
+    // Node names them CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile.
+    const pid = Number(name.split('.')[3]);
+    const role = roles.get(pid) ?? `pid ${pid}`;
+    const kept = path.join(outDir, `kv-${workload.id}-c${concurrency}${workers > 1 ? `-${role.replace(' ', '')}-${pid}` : ''}.cpuprofile`);
+    renameSync(path.join(profileDir, name), kept);
+    return { role, file: kept };
+  });
 }
 
 async function main(): Promise<void> {
   const durationSec = flag('--duration', 15);
   const concurrency = flag('--concurrency', 64);
+  const workers = flag('--workers', 1);
   const outDir = path.join(REPO_ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   const work = makeTempDir('profile');
@@ -133,9 +150,10 @@ async function main(): Promise<void> {
     // Loaded before the profiled server starts, so the profiles hold only the measured load.
     await preload('kv', data.dir, KEY_SPACE);
     for (const workload of WORKLOADS) {
-      const file = await profileWorkload(workload, data.dir, work.dir, outDir, durationSec, concurrency);
-      process.stdout.write(`\n=== kv ${workload.label} c=${concurrency} (${path.relative(REPO_ROOT, file)}) ===\n`);
-      process.stdout.write(`${summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile)}\n`);
+      for (const { role, file } of await profileWorkload(workload, data.dir, work.dir, outDir, durationSec, concurrency, workers)) {
+        process.stdout.write(`\n=== kv ${workload.label} c=${concurrency}, ${role} (${path.relative(REPO_ROOT, file)}) ===\n`);
+        process.stdout.write(`${summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile)}\n`);
+      }
     }
   } finally {
     work.remove();

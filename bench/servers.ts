@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer } from '../test/support/server-process';
+import { clusterChildren, startServer } from '../test/support/server-process';
 import type { Endpoint } from './grpc-wire';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
@@ -25,6 +25,8 @@ export interface RunningServer extends Endpoint {
   readonly pid: number;
   /** From spawn to the ready line: for kv and etcd, mostly how long recovery of the data directory took. */
   readonly startupMs: number;
+  /** Every process whose CPU is the server's, when there are several (kv --workers N: supervisor, store owner, workers); default [pid]. */
+  processIds?(): number[];
   stop(): Promise<void>;
 }
 
@@ -129,13 +131,15 @@ export async function startKv({ dataDir, nodeArgs = [], args = [], caFile, heade
     timeoutMs: START_TIMEOUT_MS,
   });
   const startupMs = performance.now() - started;
+  const pid = server.child.pid ?? 0;
   return {
     name: 'kv',
     address: server.address,
     caFile,
     headers,
-    pid: server.child.pid ?? 0,
+    pid,
     startupMs,
+    processIds: () => [pid, ...clusterChildren(pid).map((child) => child.pid)],
     stop: () => stopChild('kv', server.child),
   };
 }

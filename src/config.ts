@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogLevel } from './logger';
 import type { FsyncMode } from './store/file';
@@ -39,6 +40,8 @@ export interface Config {
   maxConnectionAgeGraceMs: number;
   maxConcurrentStreams: number;
   maxConnections: number;
+  /** Processes serving gRPC: 1 = one process; N > 1 = a supervisor, a store owner and N workers on one port (docs/operations.md). */
+  workers: number;
   // The engine, and how to reach etcd when it is etcd (docs/scaling.md).
   engine: Engine;
   etcdEndpoints: string[];
@@ -57,6 +60,9 @@ export type Engine = 'file' | 'etcd';
 export type EtcdPlaintext = 'loopback' | 'allow';
 const ENGINES: readonly Engine[] = ['file', 'etcd'];
 const ETCD_PLAINTEXT: readonly EtcdPlaintext[] = ['loopback', 'allow'];
+
+/** More processes than this on one machine only add context switches. */
+const MAX_WORKERS = 64;
 
 const FSYNC_MODES: readonly FsyncMode[] = ['always', 'interval', 'never'];
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -206,6 +212,12 @@ const SETTINGS = {
     env: 'KV_MAX_CONNECTIONS',
     default: '1000',
     help: 'connections open at once; more are closed at once',
+  },
+  workers: {
+    flag: 'workers',
+    env: 'KV_WORKERS',
+    default: '1',
+    help: 'processes serving gRPC on the one port (auto: one per core); above 1, one more process owns the store',
   },
   engine: { flag: 'engine', env: 'KV_ENGINE', default: 'file', help: 'file (embedded, --data-dir) | etcd (an etcd v3 cluster, --etcd-*)' },
   etcdEndpoints: {
@@ -358,6 +370,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     throw new ConfigError(`${metrics.source}: "${metrics.value}" is not host:port (e.g. 127.0.0.1:9464)`);
   }
 
+  const workersRaw = raw('workers');
+  const workers = workersRaw.value === 'auto' ? availableParallelism() : positiveInt('workers');
+  if (workers > MAX_WORKERS) throw new ConfigError(`${workersRaw.source}: ${workers} workers is more than the ${MAX_WORKERS} allowed`);
+  if (workers > 1 && metrics.value !== '') {
+    throw new ConfigError(`--metrics-listen is not served with --workers above 1 yet; run with --workers 1 to scrape metrics`);
+  }
+
   const [tlsCert, tlsKey, tlsClientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
   if ((tlsCert === undefined) !== (tlsKey === undefined))
     throw new ConfigError('--tls-cert and --tls-key go together: give both or neither');
@@ -396,6 +415,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     maxConnectionAgeGraceMs: durationMs('maxConnectionAgeGraceMs'),
     maxConcurrentStreams: positiveInt('maxConcurrentStreams'),
     maxConnections: positiveInt('maxConnections'),
+    workers,
     ...etcd,
   };
 }

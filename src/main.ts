@@ -1,8 +1,12 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { KvError } from '@kv/client';
 import { AuthFileError } from './auth/auth-config';
+import { childRole, ownerSocketPath, pinnedAddresses, tellSupervisor } from './cluster/process-role';
+import { serveAsStoreOwner } from './cluster/run-store-owner';
+import { superviseWorkers } from './cluster/supervise';
 import { runTokenCreate, TOKEN_CREATE_USAGE } from './auth/token-create';
 import { ConfigError, loadConfig, usage, type Config } from './config';
 import { readConsoleAssets } from './console-assets/read-console-assets';
@@ -16,7 +20,10 @@ import { isLoopbackHost, listenPolicyProblem } from './security/listen-policy';
 import { TlsFileError } from './security/read-tls-files';
 import { loadServerSecurity, type ServerSecurity } from './security/server-security';
 import { StoreError } from './store/errors';
+import { FileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
+import type { KeyValueStore } from './store/key-value-store';
+import { openWorkerStore } from './store/remote/worker-store';
 
 /**
  * Exit codes: 0 clean stop (also one asked for by a signal before the server
@@ -29,7 +36,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   // First of all: a SIGTERM or SIGINT while the store recovers must stop the recovery, not be lost.
-  const stop = listenForStop();
+  // A child of the supervisor (--workers N) hears only the supervisor: a terminal's Ctrl-C reaches every process of the group.
+  const role = childRole();
+  const stop = role === 'single' ? listenForStop() : listenForSupervisorStop();
   let config: Config | 'help' | 'version';
   try {
     config = loadConfig(argv, process.env);
@@ -46,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`kv-server ${serverVersion()}\n`);
     return 0;
   }
+  if (role === 'worker') config = { ...config, ...definedOnly(pinnedAddresses()) };
 
   const tls = config.tlsCert !== undefined;
   // The HTTP port serves the same calls with the same certificates and callers: the same rule.
@@ -77,6 +87,22 @@ async function main(argv: string[]): Promise<number> {
   // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
   process.on('SIGHUP', () => security.reload());
 
+  if (role === 'single' && config.workers > 1) {
+    // The supervisor forwards SIGHUP: each worker reloads its own certificates and auth file.
+    process.on('SIGHUP', () => Object.values(cluster.workers ?? {}).forEach((worker) => worker?.process.kill('SIGHUP')));
+    if (config.restoreFrom !== undefined) {
+      const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
+      if (restored !== 0) return restored;
+    }
+    const settings = config;
+    return superviseWorkers({
+      config,
+      logger,
+      stopRequested: stop.requested,
+      announce: ({ port, httpPort, where }) => process.stdout.write(readyLines(settings, port, httpPort, where)),
+    });
+  }
+
   // Up before the store opens, so /healthz answers (and /readyz says why not) during a long recovery.
   let server: KvServer | undefined = undefined;
   let draining = false;
@@ -99,7 +125,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const stopMetrics = async (): Promise<void> => metrics?.server.close();
 
-  if (config.restoreFrom !== undefined) {
+  if (config.restoreFrom !== undefined && role === 'single') {
     const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
     if (restored !== 0) {
       await stopMetrics();
@@ -107,13 +133,18 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
-  let store;
-  let where;
+  let store: KeyValueStore;
+  let where: string;
   try {
-    ({ store, where } = await openConfiguredStore(config, logger, stop.signal, metrics?.metrics.store.observer));
+    ({ store, where } =
+      role === 'worker' && config.engine === 'file'
+        ? await openWorkerStoreOfConfig(config, logger, stop.signal)
+        : await openConfiguredStore(config, logger, stop.signal, metrics?.metrics.store.observer));
   } catch (error) {
     await stopMetrics();
     if (error instanceof StopRequested) {
+      // Under --workers the supervisor says it once for all.
+      if (role !== 'single') return 0;
       process.stderr.write(`kv-server: stopped by ${error.signal} while opening the store (nothing served, data directory not held)\n`);
       return 0;
     }
@@ -123,6 +154,11 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
     throw error;
+  }
+
+  if (role === 'owner') {
+    await serveAsStoreOwner(store as FileStore, where, stop.requested, logger);
+    return closeStore(store, logger);
   }
 
   metrics?.metrics.store.watch(store);
@@ -139,17 +175,14 @@ async function main(argv: string[]): Promise<number> {
     consoleAssets: config.httpListen === undefined ? undefined : readConsoleAssets(),
     httpTls: security.tls,
   });
-  const hostOf = (address: string): string => address.slice(0, address.lastIndexOf(':'));
   let port: number;
-  let httpLine = '';
+  let httpPort: number | undefined;
   let listening = config.listen;
   try {
     port = await server.listen(config.listen);
     if (config.httpListen !== undefined) {
       listening = config.httpListen;
-      const httpAddress = `${hostOf(config.httpListen)}:${await server.listenHttp(config.httpListen)}`;
-      const scheme = tls ? 'https' : 'http';
-      httpLine = `kv-server HTTP listening on ${httpAddress} (Connect and gRPC-Web; web console at ${scheme}://${httpAddress}/)\n`;
+      httpPort = await server.listenHttp(config.httpListen);
     }
   } catch (error) {
     await server.shutdown(0);
@@ -158,12 +191,9 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`kv-server: cannot listen on ${listening}: ${(error as Error).message}\n`);
     return 1;
   }
+  if (role === 'worker') tellSupervisor({ kind: 'worker-ready', port, httpPort, where });
+  else process.stdout.write(readyLines(config, port, httpPort, where));
   const host = hostOf(config.listen);
-  // The gRPC line last: it is the one that says the server is ready.
-  process.stdout.write(
-    `${httpLine}kv-server listening on ${host}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
-      `${config.authFile ? 'auth file' : 'no auth'}, ${where})\n`,
-  );
   if (config.authFile === undefined) {
     const level = isLoopbackHost(host) ? 'info' : 'warn';
     logger[level](
@@ -178,16 +208,72 @@ async function main(argv: string[]): Promise<number> {
   logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing calls in flight');
   await server.shutdown(config.shutdownGraceMs);
   try {
+    return await closeStore(store, logger);
+  } finally {
+    await stopMetrics();
+  }
+}
+
+/** Closes the store: 0, or 1 after saying why the data directory could not be released. */
+async function closeStore(store: KeyValueStore, logger: Logger): Promise<number> {
+  try {
     await store.close();
   } catch (error) {
     if (!(error instanceof LockNotReleasedError)) throw error;
     process.stderr.write(`kv-server: stopped, but ${error.message}\n`);
     return 1;
-  } finally {
-    await stopMetrics();
   }
-  logger.info(config.engine === 'etcd' ? 'stopped; etcd connections closed' : 'stopped; data directory released');
+  logger.info(store instanceof FileStore ? 'stopped; data directory released' : 'stopped; store closed');
   return 0;
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(':'));
+}
+
+/** What the server prints once it serves: the HTTP line if any, then the gRPC line last, which says it is ready. */
+function readyLines(config: Config, port: number, httpPort: number | undefined, where: string): string {
+  const tls = config.tlsCert !== undefined;
+  let httpLine = '';
+  if (config.httpListen !== undefined && httpPort !== undefined) {
+    const httpAddress = `${hostOf(config.httpListen)}:${httpPort}`;
+    httpLine = `kv-server HTTP listening on ${httpAddress} (Connect and gRPC-Web; web console at ${tls ? 'https' : 'http'}://${httpAddress}/)\n`;
+  }
+  const workers = config.workers > 1 ? `, ${config.workers} workers` : '';
+  return (
+    `${httpLine}kv-server listening on ${hostOf(config.listen)}:${port} (${tls ? (config.tlsClientCa ? 'mutual TLS' : 'TLS') : 'plaintext'}, ` +
+    `${config.authFile ? 'auth file' : 'no auth'}, ${where}${workers})\n`
+  );
+}
+
+/** A worker's store: a replica of the owner's, which the supervisor named in the environment. */
+async function openWorkerStoreOfConfig(
+  config: Config,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<{ store: KeyValueStore; where: string }> {
+  const store = await openWorkerStore({
+    socketPath: ownerSocketPath(),
+    signal,
+    limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes, maxTxnOps: config.maxTxnOps },
+    feed: {
+      progressIntervalMs: config.watchProgressMs,
+      history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },
+    },
+    logger,
+    // Without the owner a worker can neither write nor read: the supervisor restarts the whole server.
+    onOwnerLost: (error) => {
+      logger.error({ err: error }, 'lost the store owner: exiting');
+      process.exit(1);
+    },
+  });
+  return { store, where: 'a worker' };
+}
+
+function definedOnly<T extends object>(values: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
 }
 
 /** kv-server's version: package.json is one level above both src/ and dist/. */
@@ -264,6 +350,25 @@ function listenForStop(): { signal: AbortSignal; requested: Promise<NodeJS.Signa
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  return { signal: controller.signal, requested };
+}
+
+/** Under the supervisor: its 'stop' message (or its end) asks for the stop; signals from outside are the supervisor's to act on. */
+function listenForSupervisorStop(): { signal: AbortSignal; requested: Promise<NodeJS.Signals> } {
+  const controller = new AbortController();
+  let resolve: (signal: NodeJS.Signals) => void = () => undefined;
+  const requested = new Promise<NodeJS.Signals>((r) => (resolve = r));
+  const onStop = (): void => {
+    if (controller.signal.aborted) return;
+    controller.abort(new StopRequested('SIGTERM'));
+    resolve('SIGTERM');
+  };
+  process.on('message', (message: unknown) => {
+    if ((message as { kind?: unknown } | null)?.kind === 'stop') onStop();
+  });
+  process.on('disconnect', onStop);
+  process.on('SIGTERM', () => undefined);
+  process.on('SIGINT', () => undefined);
   return { signal: controller.signal, requested };
 }
 

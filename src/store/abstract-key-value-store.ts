@@ -114,6 +114,23 @@ export interface ValidWatch {
 
 export type StoreState = 'open' | 'closing' | 'closed';
 
+/**
+ * A call that passed validation here, as one value: a worker process's store
+ * (store/remote) validates and encodes a call once, then forwards it to the
+ * store owner, which runs it with runValid() without checking it again (both
+ * sides run with the same limits).
+ */
+export type ValidCall =
+  | { method: 'set'; op: ValidSet }
+  | { method: 'delete'; op: ValidDelete }
+  | { method: 'update'; op: ValidUpdate }
+  | { method: 'txn'; op: ValidTxn }
+  | { method: 'clear'; op: ValidClear }
+  | { method: 'grantLease'; ttlMs: number }
+  | { method: 'keepAliveLease'; id: number }
+  | { method: 'revokeLease'; id: number }
+  | { method: 'leaseInfo'; id: number; keys: boolean };
+
 export abstract class AbstractKeyValueStore implements KeyValueStore {
   private state: StoreState = 'open';
   private closing: Promise<void> | undefined;
@@ -195,6 +212,32 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
 
   snapshot(): Promise<StoreSnapshot> {
     return this.guard(() => this._snapshot());
+  }
+
+  /** Runs a call another store validated (see ValidCall); resolves with what the public method would. */
+  runValid(call: ValidCall): Promise<unknown> {
+    return this.guard((): Promise<unknown> => {
+      switch (call.method) {
+        case 'set':
+          return this._set(call.op);
+        case 'delete':
+          return this._delete(call.op);
+        case 'update':
+          return this._update(call.op);
+        case 'txn':
+          return this._txn(call.op);
+        case 'clear':
+          return this._clear(call.op);
+        case 'grantLease':
+          return this._grantLease(call.ttlMs);
+        case 'keepAliveLease':
+          return this._keepAliveLease(call.id);
+        case 'revokeLease':
+          return this._revokeLease(call.id);
+        case 'leaseInfo':
+          return this._leaseInfo(call.id, call.keys);
+      }
+    });
   }
 
   abstract stats(): StoreStats;

@@ -5,13 +5,20 @@
  * directory (one JSON-lines file per client process), and every server
  * spawn, kill and stop in server.jsonl; test/chaos/go/cmd/chaos-check then
  * decides whether the history is linearizable.
+ *
+ * With `workers` (kv-server --workers N) the kills take turns: a worker
+ * (the supervisor replaces it), the store owner (the supervisor restarts the
+ * whole server) and every process at once (the harness restarts it). The
+ * store owner is what applies writes, so in server.jsonl an instance is one
+ * life of the owner: a worker's death ends no instance, and a write it
+ * forwarded may still be applied until the owner dies.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findTool } from '../support/find-tool';
-import { REPO_ROOT, spawnServer } from '../support/server-process';
+import { REPO_ROOT, clusterChildren, isAlive, spawnServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 export const CHAOS_GO_MODULE = path.join(REPO_ROOT, 'test/chaos/go');
@@ -45,6 +52,8 @@ export interface ChaosOptions {
   /** How long each server instance serves before it is killed: uniform in [min, max] ms (default 300–1500). */
   upMs?: [number, number];
   seed?: number;
+  /** Run kv-server --workers N (N > 1) and kill its processes in turn; default: one process. */
+  workers?: number;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -64,7 +73,12 @@ interface Instance {
   child: ChildProcess;
   address: string;
   exited: Promise<number | null>;
+  /** The pid server.jsonl names for this life: the server's, or with workers the store owner's. */
+  pid: number;
 }
+
+/** What the kills of a run with workers take turns at. */
+const WORKER_KILLS = ['worker', 'owner', 'all'] as const;
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   const started = Date.now();
@@ -85,10 +99,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   };
 
   /** Starts kv-server on `listen` and waits until it serves; records spawn and ready. */
+  const workerArgs = options.workers === undefined ? [] : ['--workers', String(options.workers)];
   const startInstance = async (listen: string): Promise<Instance> => {
     const at = now();
-    const child = spawnServer(['--listen', listen, '--data-dir', dataDir, '--fsync', 'always']);
-    event('spawn', child.pid, at);
+    const child = spawnServer(['--listen', listen, '--data-dir', dataDir, '--fsync', 'always', ...workerArgs]);
+    if (options.workers === undefined) event('spawn', child.pid, at);
     let output = '';
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
@@ -108,9 +123,67 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
         return undefined;
       },
       30_000,
+    ).catch((error: unknown) => {
+      // Not left running: with --workers, its children go too.
+      for (const part of clusterChildren(child.pid as number)) process.kill(part.pid, 'SIGKILL');
+      child.kill('SIGKILL');
+      throw error;
+    });
+    if (options.workers === undefined) {
+      event('ready', child.pid, now());
+      return { child, address, exited, pid: child.pid as number };
+    }
+    const owner = ownerOf(child.pid as number);
+    if (owner === undefined) throw new Error(`kv-server ${child.pid} said it listens but has no store owner`);
+    event('spawn', owner, at);
+    event('ready', owner, now());
+    return { child, address, exited, pid: owner };
+  };
+
+  /** One of the kills of a run with workers; the server serves again when it returns. */
+  const killPart = async (kind: (typeof WORKER_KILLS)[number]): Promise<string> => {
+    const supervisor = server.child.pid as number;
+    const parts = clusterChildren(supervisor);
+    if (kind === 'all') {
+      server.child.kill('SIGKILL');
+      for (const part of parts) process.kill(part.pid, 'SIGKILL');
+      await server.exited;
+      await pollUntil('every process of the server to be gone', () => (parts.some((p) => isAlive(p.pid)) ? undefined : true));
+      event('kill', server.pid, now());
+      const before = server.pid;
+      server = await startInstance(server.address);
+      return `every process killed (owner ${before}), supervisor ${server.child.pid} serving`;
+    }
+    const victim = parts.find((p) => p.role === kind);
+    if (victim === undefined) throw new Error(`kv-server ${supervisor} has no ${kind} to kill`);
+    process.kill(victim.pid, 'SIGKILL');
+    await pollUntil(`${kind} ${victim.pid} to be gone`, () => (isAlive(victim.pid) ? undefined : true));
+    if (kind === 'worker') {
+      await pollUntil(
+        'a new worker',
+        () =>
+          clusterChildren(supervisor).filter((p) => p.role === 'worker' && p.pid !== victim.pid).length === options.workers
+            ? true
+            : undefined,
+        30_000,
+      );
+      return `worker ${victim.pid} killed and replaced`;
+    }
+    // The next owner may take requests from now on: its life starts here, before it is even forked.
+    const died = now();
+    event('kill', victim.pid, died);
+    const owner = await pollUntil(
+      'a new owner and workers',
+      () => {
+        const now_ = clusterChildren(supervisor);
+        const next = now_.find((p) => p.role === 'owner' && p.pid !== victim.pid);
+        return next !== undefined && now_.filter((p) => p.role === 'worker').length === options.workers ? next.pid : undefined;
+      },
+      30_000,
     );
-    event('ready', child.pid, now());
-    return { child, address, exited };
+    event('spawn', owner, died);
+    server = { ...server, pid: owner };
+    return `owner ${victim.pid} killed, owner ${owner} serving`;
   };
 
   let server = await startInstance('127.0.0.1:0');
@@ -134,6 +207,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
 
     for (let kill = 1; kill <= options.kills; kill++) {
       await delay(minUp + rand() * (maxUp - minUp));
+      if (options.workers !== undefined) {
+        log(`kill ${kill}/${options.kills}: ${await killPart(WORKER_KILLS[(kill - 1) % WORKER_KILLS.length])}`);
+        continue;
+      }
       const pid = server.child.pid;
       server.child.kill('SIGKILL');
       await server.exited;
@@ -148,17 +225,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     const pid = server.child.pid;
     server.child.kill('SIGTERM');
     const code = await server.exited;
-    event('stop', pid, now());
+    event('stop', server.pid, now());
     if (code !== 0) throw new Error(`kv-server ${pid} exited ${code} on SIGTERM after the run; see ${options.historyDir}/server.log`);
   } finally {
     for (const c of clients) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+    const parts = clusterChildren(server.child.pid as number);
     if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+    for (const part of parts) if (isAlive(part.pid)) process.kill(part.pid, 'SIGKILL');
     await server.exited;
     fs.closeSync(events);
     fs.closeSync(serverLog);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
   return { historyDir: options.historyDir, kills: options.kills, seconds: (Date.now() - started) / 1000 };
+}
+
+/** The store owner of a --workers server, once its supervisor says it listens. */
+function ownerOf(supervisor: number): number | undefined {
+  return clusterChildren(supervisor).find((p) => p.role === 'owner')?.pid;
 }
 
 function clientArgs(dash: string, address: string, clients: number, keys: number, out: string, rand: () => number): string[] {

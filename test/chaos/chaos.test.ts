@@ -82,6 +82,30 @@ chaosTest(
   RUN_TIMEOUT_MS,
 );
 
+chaosTest(
+  'kv-server --workers 2: a worker, the store owner and every process SIGKILLed under load, the history is linearizable',
+  async () => {
+    const historyDir = makeTempDir('kv-chaos-workers-history-');
+    const run = await runChaos({ tools, historyDir, kills: 3, upMs: [300, 900], workers: 2 });
+    const { code, summary } = await checkHistory(tools, historyDir, CHECK_TIMEOUT_MS);
+    expect({ historyDir, result: summary.result, revisionViolations: summary.revision_violations ?? [] }).toEqual({
+      historyDir,
+      result: 'Ok',
+      revisionViolations: [],
+    });
+    expect(code).toBe(0);
+    dirs.push(historyDir);
+    // The owner's deaths: killed alone, then with every other process (a worker's death ends no owner life).
+    expect(summary.kills).toBe(2);
+    expect((summary.by_status['set ok'] ?? 0) + (summary.by_status['get ok'] ?? 0)).toBeGreaterThan(100);
+    process.stdout.write(
+      `chaos short form, --workers 2: ${summary.records} calls, ${summary.indefinite_writes} writes without an answer, ` +
+        `checked in ${summary.check_ms} ms; run ${run.seconds} s\n`,
+    );
+  },
+  RUN_TIMEOUT_MS,
+);
+
 function countByClientPrefix(dir: string): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const name of ['ts.jsonl', 'go.jsonl']) {

@@ -5,7 +5,9 @@
  * linearizable (or whose check timed out) is kept and named, and the run
  * exits 1; docs/operations.md says how to read one.
  *
- *   npm run chaos -- [--histories 3] [--kills 8] [--keys 4] [--ts-clients 3] [--go-clients 3] [--out DIR] [--keep]
+ *   npm run chaos -- [--histories 3] [--kills 8] [--keys 4] [--ts-clients 3] [--go-clients 3] [--workers N] [--out DIR] [--keep]
+ *
+ * --workers N runs kv-server --workers N, its kills taking turns at a worker, the store owner and every process.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,6 +28,7 @@ async function main(): Promise<number> {
       keys: { type: 'string', default: '4' },
       'ts-clients': { type: 'string', default: '3' },
       'go-clients': { type: 'string', default: '3' },
+      workers: { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean', default: false },
     },
@@ -48,6 +51,7 @@ async function main(): Promise<number> {
       keys: positiveInteger('keys', values.keys),
       tsClients: positiveInteger('ts-clients', values['ts-clients']),
       goClients: positiveInteger('go-clients', values['go-clients']),
+      workers: values.workers === undefined ? undefined : positiveInteger('workers', values.workers),
       log: (line) => process.stdout.write(`  ${line}\n`),
     });
     const { code, summary } = await checkHistory(tools, historyDir);

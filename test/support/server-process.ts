@@ -4,6 +4,7 @@
  * compiled dist/main.js, with the same flags, readiness rule and shutdown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { makeTempDir } from './temp-dirs';
 
@@ -127,4 +128,34 @@ export function runServerToExit(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** What a child of a `--workers N` server does (the supervisor tells each in its environment). */
+export type ClusterRole = 'owner' | 'worker';
+
+/** The store owner and workers of a `--workers N` server whose supervisor is `pid`, read from /proc. */
+export function clusterChildren(pid: number): Array<{ pid: number; role: ClusterRole }> {
+  const found: Array<{ pid: number; role: ClusterRole }> = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      const role = /KV_PROCESS_ROLE=(owner|worker)/.exec(fs.readFileSync(`/proc/${name}/environ`, 'latin1'))?.[1];
+      if (role === 'owner' || role === 'worker') found.push({ pid: Number(name), role });
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return found;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

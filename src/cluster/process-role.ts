@@ -1,0 +1,76 @@
+/**
+ * Which part a kv-server process plays under --workers N (N > 1): the
+ * supervisor (the process the operator started), the store owner (holds
+ * the data directory) or a worker (serves gRPC on the shared port). The
+ * supervisor tells its children their role, and the owner's socket, in the
+ * environment; the messages they exchange over Node's IPC channel are here.
+ */
+import cluster from 'node:cluster';
+
+export type ProcessRole = 'single' | 'supervisor' | 'owner' | 'worker';
+
+const ROLE_ENV = 'KV_PROCESS_ROLE';
+const OWNER_SOCKET_ENV = 'KV_OWNER_SOCKET';
+/** A worker started after the first binds the port the first one got (port 0 picks one only once). */
+const LISTEN_ENV = 'KV_WORKER_LISTEN';
+const HTTP_LISTEN_ENV = 'KV_WORKER_HTTP_LISTEN';
+
+/** The role of a child the supervisor started; 'single' for a process an operator started (it may become the supervisor). */
+export function childRole(): 'single' | 'owner' | 'worker' {
+  if (!cluster.isWorker) return 'single';
+  const role = process.env[ROLE_ENV];
+  if (role === 'owner' || role === 'worker') return role;
+  throw new Error(`${ROLE_ENV} is ${JSON.stringify(role)}: a cluster child must be told its role`);
+}
+
+export function ownerSocketPath(): string {
+  const socketPath = process.env[OWNER_SOCKET_ENV];
+  if (socketPath === undefined) throw new Error(`${OWNER_SOCKET_ENV} is not set`);
+  return socketPath.startsWith('@') ? `\0${socketPath.slice(1)}` : socketPath;
+}
+
+/** An abstract socket's leading NUL cannot travel in the environment: written '@', as `ss` shows it. */
+function socketEnvValue(socketPath: string): string {
+  return socketPath.startsWith('\0') ? `@${socketPath.slice(1)}` : socketPath;
+}
+
+export interface WorkerAddresses {
+  listen: string;
+  httpListen: string | undefined;
+}
+
+/** The addresses the supervisor pinned for this worker, if it did. */
+export function pinnedAddresses(): Partial<WorkerAddresses> {
+  return { listen: process.env[LISTEN_ENV], httpListen: process.env[HTTP_LISTEN_ENV] };
+}
+
+export function ownerEnv(socketPath: string): Record<string, string> {
+  return { [ROLE_ENV]: 'owner', [OWNER_SOCKET_ENV]: socketEnvValue(socketPath) };
+}
+
+export function workerEnv(socketPath: string | undefined, pinned: Partial<WorkerAddresses>): Record<string, string> {
+  const env: Record<string, string> = { [ROLE_ENV]: 'worker' };
+  if (socketPath !== undefined) env[OWNER_SOCKET_ENV] = socketEnvValue(socketPath);
+  if (pinned.listen !== undefined) env[LISTEN_ENV] = pinned.listen;
+  if (pinned.httpListen !== undefined) env[HTTP_LISTEN_ENV] = pinned.httpListen;
+  return env;
+}
+
+/** Child to supervisor. */
+export type ChildMessage =
+  { kind: 'owner-ready'; where: string } | { kind: 'worker-ready'; port: number; httpPort: number | undefined; where: string };
+
+/** Supervisor to child: drain and exit. */
+export interface StopMessage {
+  kind: 'stop';
+}
+
+export function isChildMessage(message: unknown): message is ChildMessage {
+  const kind = (message as { kind?: unknown } | null)?.kind;
+  return kind === 'owner-ready' || kind === 'worker-ready';
+}
+
+/** Tells the supervisor; a child without one (impossible under cluster) has no one to tell. */
+export function tellSupervisor(message: ChildMessage): void {
+  process.send?.(message);
+}

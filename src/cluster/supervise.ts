@@ -1,0 +1,232 @@
+/**
+ * kv-server --workers N (N > 1): the process the operator started becomes
+ * the supervisor. It starts the store owner (it alone opens the data
+ * directory), then N workers (Node's cluster: they share the gRPC port, the
+ * supervisor handing out connections round-robin), and says the server is
+ * listening once every worker serves.
+ *
+ * Crashes: a worker that dies is replaced (its clients reconnect, to any
+ * worker); an owner that dies takes the whole server with it: every worker
+ * is stopped, the owner restarted (recovering the data directory as after
+ * any crash: no acknowledged write is lost) and the workers after it.
+ * Restarting more than MAX_RESTARTS times in RESTART_WINDOW_MS gives up
+ * (exit 1). SIGTERM/SIGINT: the workers drain as a single server does, then
+ * the owner closes the store; the exit code is the owner's.
+ */
+import { randomBytes } from 'node:crypto';
+import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
+import path from 'node:path';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { type ChildMessage, type StopMessage, type WorkerAddresses, isChildMessage, ownerEnv, workerEnv } from './process-role';
+
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+/** Beyond its grace period, how long a draining child may take before it is killed. */
+const STOP_SLACK_MS = 5_000;
+
+export interface ServingAddresses {
+  port: number;
+  httpPort: number | undefined;
+  where: string;
+}
+
+export interface SuperviseOptions {
+  config: Config;
+  logger: Logger;
+  /** Resolves with the signal that asked the server to stop. */
+  stopRequested: Promise<NodeJS.Signals>;
+  /** Prints the ready lines: called once, when every worker serves. */
+  announce: (serving: ServingAddresses) => void;
+}
+
+type Ready<K extends ChildMessage['kind']> = Extract<ChildMessage, { kind: K }>;
+type Started<K extends ChildMessage['kind']> = { ready: Ready<K> } | { exitCode: number } | { stop: true };
+
+export async function superviseWorkers({ config, logger, stopRequested, announce }: SuperviseOptions): Promise<number> {
+  const socketPath = config.engine === 'file' ? ownerSocketName() : undefined;
+  let stopping = false;
+  let serving = false;
+  let owner: Worker | undefined;
+  const workers = new Set<Worker>();
+  /** The addresses workers listen on: as configured at first; the ports the first generation bound after that. */
+  let pinned: Partial<WorkerAddresses> = {};
+  let bound: Partial<WorkerAddresses> = {};
+  const restarts: number[] = [];
+  let giveUp: (code: number) => void = () => undefined;
+  const gaveUp = new Promise<number>((resolve) => (giveUp = resolve));
+  let stopSignal: NodeJS.Signals | undefined;
+  const stopped = stopRequested.then((signal) => {
+    stopping = true;
+    stopSignal = signal;
+    return { stop: true } as const;
+  });
+
+  const allowRestart = (what: string): boolean => {
+    const now = Date.now();
+    while (restarts.length > 0 && restarts[0] < now - RESTART_WINDOW_MS) restarts.shift();
+    restarts.push(now);
+    if (restarts.length <= MAX_RESTARTS) return true;
+    logger.error({ restarts: restarts.length, windowMs: RESTART_WINDOW_MS }, `${what} keeps failing: giving up`);
+    return false;
+  };
+
+  const forkWorker = (): Worker => {
+    const worker = cluster.fork(workerEnv(socketPath, pinned));
+    workers.add(worker);
+    worker.once('exit', (code, signal) => {
+      workers.delete(worker);
+      if (stopping || !serving) return;
+      logger.warn({ pid: worker.process.pid, code, signal }, 'a worker process ended: starting another');
+      if (!allowRestart('a worker')) return giveUp(1);
+      const replacement = forkWorker();
+      void readyOf(replacement, 'worker-ready').then((started) => {
+        if ('ready' in started) logger.info({ pid: replacement.process.pid }, 'worker restarted');
+      });
+    });
+    return worker;
+  };
+
+  const forkOwner = (): Worker => {
+    const child = cluster.fork(ownerEnv(socketPath as string));
+    owner = child;
+    child.once('exit', (code, signal) => {
+      if (stopping || !serving) return;
+      logger.error({ pid: child.process.pid, code, signal }, 'the store owner process ended: restarting the whole server');
+      serving = false;
+      if (!allowRestart('the store owner')) return giveUp(1);
+      void restartAll().then((code) => {
+        if (code !== undefined) giveUp(code);
+      });
+    });
+    return child;
+  };
+
+  /**
+   * Starts the owner and the workers at once (a worker loads its code while
+   * the owner recovers the data directory, then connects); an exit code if
+   * one of them cannot start.
+   */
+  const startAll = async (): Promise<number | undefined> => {
+    const ownerStarted = socketPath === undefined ? undefined : readyOf(forkOwner(), 'owner-ready');
+    // Without an owner (the etcd engine) each worker opens the store itself: the first alone, so a store
+    // that cannot be opened is reported once, not by every worker.
+    const firstAlone = ownerStarted === undefined ? await Promise.race([readyOf(forkWorker(), 'worker-ready'), stopped]) : undefined;
+    if (firstAlone !== undefined && !('ready' in firstAlone)) return 'exitCode' in firstAlone ? exitCodeOf(firstAlone.exitCode) : 0;
+    const workersStarted = Promise.all([
+      ...(firstAlone === undefined ? [] : [Promise.resolve(firstAlone)]),
+      ...Array.from({ length: config.workers - (firstAlone === undefined ? 0 : 1) }, () => readyOf(forkWorker(), 'worker-ready')),
+    ]);
+    let where = '';
+    if (ownerStarted !== undefined) {
+      const started = await Promise.race([ownerStarted, stopped]);
+      if (!('ready' in started)) return 'exitCode' in started ? exitCodeOf(started.exitCode) : 0;
+      where = started.ready.where;
+    }
+    const all = await Promise.race([workersStarted, stopped]);
+    if (!Array.isArray(all)) return 0;
+    const failed = all.find((started) => !('ready' in started));
+    if (failed !== undefined) return 'exitCode' in failed ? exitCodeOf(failed.exitCode) : 0;
+    const first = (all[0] as { ready: Ready<'worker-ready'> }).ready;
+    if (stopping) return 0;
+    const host = (address: string): string => address.slice(0, address.lastIndexOf(':'));
+    // Workers share the port only if they all listen on the same address (port 0 included): the supervisor keys
+    // the shared socket by it. So only the next generation (after an owner crash) is pinned to the bound port.
+    bound = {
+      listen: `${host(config.listen)}:${first.port}`,
+      httpListen: config.httpListen === undefined ? undefined : `${host(config.httpListen)}:${first.httpPort}`,
+    };
+    serving = true;
+    return addressesReady({ port: first.port, httpPort: first.httpPort, where: socketPath === undefined ? first.where : where });
+  };
+
+  let announced = false;
+  const addressesReady = (addresses: ServingAddresses): undefined => {
+    if (!announced) announce(addresses);
+    announced = true;
+    return undefined;
+  };
+
+  /** After an owner crash: the workers cannot serve without it. */
+  const restartAll = async (): Promise<number | undefined> => {
+    await Promise.all([...workers].map((worker) => killed(worker)));
+    pinned = bound;
+    return startAll();
+  };
+
+  const stopAll = async (): Promise<number> => {
+    stopping = true;
+    const graceMs = config.shutdownGraceMs + STOP_SLACK_MS;
+    await Promise.all([...workers].map((worker) => stopChild(worker, graceMs)));
+    if (owner === undefined || owner.isDead()) return 0;
+    return exitCodeOf(await stopChild(owner, graceMs));
+  };
+
+  const started = await startAll();
+  if (started !== undefined) {
+    await stopAll();
+    if (stopSignal !== undefined && started === 0) {
+      process.stderr.write(`kv-server: stopped by ${stopSignal} while starting (nothing served, data directory not held)\n`);
+    }
+    return started;
+  }
+  const outcome = await Promise.race([stopped, gaveUp]);
+  const code = await stopAll();
+  return typeof outcome === 'number' ? outcome : code;
+}
+
+/**
+ * Where the owner listens for its workers: on Linux an abstract unix socket
+ * (no file, so a server killed with SIGKILL leaves nothing behind), elsewhere
+ * a socket file in the temporary directory.
+ */
+function ownerSocketName(): string {
+  const name = `kv-owner-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return process.platform === 'linux' ? `\0${name}` : path.join(os.tmpdir(), `${name}.sock`);
+}
+
+/** The child's ready message, or its exit code if it ended first. */
+function readyOf<K extends ChildMessage['kind']>(child: Worker, kind: K): Promise<Started<K>> {
+  return new Promise((resolve) => {
+    const onMessage = (message: unknown): void => {
+      if (isChildMessage(message) && message.kind === kind) {
+        child.off('message', onMessage);
+        resolve({ ready: message as Ready<K> });
+      }
+    };
+    child.on('message', onMessage);
+    child.once('exit', (code) => {
+      child.off('message', onMessage);
+      resolve({ exitCode: code ?? 1 });
+    });
+  });
+}
+
+/** Asks a child to drain and exit; kills it if it takes longer than `graceMs`. Resolves with its exit code. */
+function stopChild(child: Worker, graceMs: number): Promise<number> {
+  if (child.isDead()) return Promise.resolve(child.process.exitCode ?? 1);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.process.kill('SIGKILL'), graceMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code ?? 1);
+    });
+    const stop: StopMessage = { kind: 'stop' };
+    if (child.isConnected()) child.send(stop);
+    else child.process.kill('SIGKILL');
+  });
+}
+
+function killed(child: Worker): Promise<void> {
+  if (child.isDead()) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.process.kill('SIGKILL');
+  });
+}
+
+/** A child that could not start has said why on stderr; the server exits 1 (0 only if it was asked to stop). */
+function exitCodeOf(code: number): number {
+  return code === 0 ? 0 : 1;
+}

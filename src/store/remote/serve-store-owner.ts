@@ -1,0 +1,230 @@
+/**
+ * The store owner's side of the worker channel: a unix socket on which each
+ * worker process connects once. Calls run on the owner's store (already
+ * validated by the worker); the replica each worker reads from is fed by one
+ * watch on every key (owner-protocol.ts describes the bootstrap).
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import v8 from 'node:v8';
+import type { Logger } from '../../logger';
+import type { AbstractKeyValueStore } from '../abstract-key-value-store';
+import type { StoredEntry } from '../change';
+import type { KeyValueStore, Watch } from '../key-value-store';
+import { FrameChannel } from './frame-channel';
+import { type OwnerMessage, type WorkerMessage, toWireError } from './owner-protocol';
+
+/** Entries per bootstrap frame: bounds the memory of one frame on both sides. */
+const BOOTSTRAP_CHUNK = 4096;
+/** How often the owner looks whether its store's failure changed, to tell the workers (their health follows it). */
+const FAILURE_CHECK_MS = 100;
+
+export interface OwnedStore extends KeyValueStore {
+  runValid: AbstractKeyValueStore['runValid'];
+  /** The oldest revision a watch can start at (the file engine's feedStatus). */
+  readonly feedStatus: { oldestRevision: number };
+}
+
+export interface StoreOwnerServer {
+  readonly socketPath: string;
+  /** Stops accepting, ends every worker's replication watch and connection. */
+  close(): Promise<void>;
+}
+
+/** `socketPath`: a file, or (Linux) an abstract socket name starting with a NUL, which leaves no file behind. */
+export async function serveStoreOwner(store: OwnedStore, socketPath: string, logger: Logger): Promise<StoreOwnerServer> {
+  const isFile = !socketPath.startsWith('\0');
+  // A file left by an owner that was killed (a restart after a crash uses the same path).
+  if (isFile) fs.rmSync(socketPath, { force: true });
+  const live = new SharedFeed(store);
+  const connections = new Set<{ end(): void }>();
+  const server = net.createServer((socket) => {
+    const connection = serveWorker(store, live, socket, logger);
+    connections.add(connection);
+    socket.on('close', () => {
+      connection.end();
+      connections.delete(connection);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    socketPath,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const connection of connections) connection.end();
+      live.close();
+      await closed;
+      if (isFile) fs.rmSync(socketPath, { force: true });
+    },
+  };
+}
+
+interface FeedSink {
+  batch(bytes: Buffer): void;
+  ended(error: unknown): void;
+}
+
+/**
+ * The live part of every worker's feed: ONE watch on every key, each batch
+ * serialized once and the same bytes sent to every worker. Without previous
+ * entries: a worker knows them from its own replica.
+ */
+class SharedFeed {
+  private readonly sinks = new Set<FeedSink>();
+  private readonly watch: Watch;
+  private error: unknown;
+
+  constructor(store: KeyValueStore) {
+    this.watch = store.watch({ prefix: '', startRevision: 0, prevEntry: false });
+    void this.run();
+  }
+
+  /** `sink` gets every batch from now on; the function returned stops that. */
+  subscribe(sink: FeedSink): () => void {
+    if (this.error !== undefined) sink.ended(this.error);
+    else this.sinks.add(sink);
+    return () => this.sinks.delete(sink);
+  }
+
+  close(): void {
+    this.watch.close();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        const batch = await this.watch.next();
+        if (this.sinks.size === 0) continue;
+        const bytes = v8.serialize(batch);
+        for (const sink of this.sinks) sink.batch(bytes);
+      }
+    } catch (error) {
+      this.error = error;
+      for (const sink of this.sinks) sink.ended(error);
+      this.sinks.clear();
+    }
+  }
+}
+
+function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, logger: Logger): { end(): void } {
+  let history: Watch | undefined;
+  let unsubscribe: (() => void) | undefined;
+  /** Live batches that came while the worker's bootstrap was still being sent: they follow it. */
+  let held: Buffer[] | undefined = [];
+  // The store has no event for it: a failure (and its healing) is seen within FAILURE_CHECK_MS.
+  let toldFailure: string | undefined;
+  const failureCheck = setInterval(() => {
+    const failure = store.failure;
+    if (failure?.message === toldFailure) return;
+    toldFailure = failure?.message;
+    channel.send({ kind: 'failure', error: failure === undefined ? undefined : toWireError(failure) });
+  }, FAILURE_CHECK_MS);
+  failureCheck.unref();
+  const channel = new FrameChannel<OwnerMessage, WorkerMessage>(socket, (messages) => {
+    for (const message of messages) handle(message);
+  });
+  socket.on('error', (err) => logger.debug({ err }, 'worker connection failed'));
+  const feedEnded = (error: unknown): void => {
+    if (!socket.destroyed) channel.send({ kind: 'feed-ended', error: toWireError(error) });
+  };
+
+  const handle = (message: WorkerMessage): void => {
+    switch (message.kind) {
+      case 'call': {
+        const { id } = message;
+        store.runValid(message.call).then(
+          (value) => channel.send({ kind: 'reply', id, value }),
+          (error: unknown) => channel.send({ kind: 'fail', id, error: toWireError(error) }),
+        );
+        return;
+      }
+      case 'read-index':
+        channel.send({ kind: 'reply', id: message.id, value: store.revision });
+        return;
+      case 'snapshot-info': {
+        const { id } = message;
+        store.snapshot().then(
+          (view) => {
+            view.release();
+            channel.send({ kind: 'reply', id, value: { revision: view.revision, keyCount: view.keyCount, leases: [...view.leases] } });
+          },
+          (error: unknown) => channel.send({ kind: 'fail', id, error: toWireError(error) }),
+        );
+        return;
+      }
+      case 'bootstrap':
+        if (unsubscribe === undefined) bootstrap();
+        return;
+    }
+  };
+
+  /**
+   * The snapshot, the history watch and the live subscription are taken in
+   * the same turn: the history covers everything up to the snapshot's
+   * revision, the live feed everything after it (and some before, which the
+   * worker skips).
+   */
+  const bootstrap = (): void => {
+    const historyFrom = store.feedStatus.oldestRevision;
+    const snapshot = store.snapshot();
+    history = store.watch({ prefix: '', startRevision: historyFrom, prevEntry: true });
+    unsubscribe = live.subscribe({
+      batch: (bytes) => (held === undefined ? channel.send({ kind: 'live-feed', bytes }) : held.push(bytes)),
+      ended: feedEnded,
+    });
+    void snapshot.then(
+      (view) => {
+        try {
+          channel.send({ kind: 'bootstrap', revision: view.revision, historyFrom, keyCount: view.keyCount });
+          let chunk: Array<[string, StoredEntry]> = [];
+          for (const [key, entry] of view.entries()) {
+            chunk.push([key, entry]);
+            if (chunk.length === BOOTSTRAP_CHUNK) {
+              channel.send({ kind: 'entries', entries: chunk });
+              chunk = [];
+            }
+          }
+          if (chunk.length > 0) channel.send({ kind: 'entries', entries: chunk });
+        } finally {
+          view.release();
+        }
+        void sendHistory(historyFrom, view.revision);
+      },
+      (error: unknown) => feedEnded(error),
+    );
+  };
+
+  /** The history window up to the snapshot's revision, with previous entries (the replica is past them); then the held live batches. */
+  const sendHistory = async (historyFrom: number, upTo: number): Promise<void> => {
+    const watch = history as Watch;
+    try {
+      while (historyFrom <= upTo) {
+        const batch = await watch.next();
+        const events = batch.events.filter((event) => event.revision <= upTo);
+        channel.send({ kind: 'feed', batch: { events, revision: Math.min(batch.revision, upTo) } });
+        if (batch.revision >= upTo) break;
+      }
+    } catch (error) {
+      return feedEnded(error);
+    } finally {
+      watch.close();
+    }
+    for (const bytes of held ?? []) channel.send({ kind: 'live-feed', bytes });
+    held = undefined;
+  };
+
+  return {
+    end: () => {
+      clearInterval(failureCheck);
+      history?.close();
+      unsubscribe?.();
+      if (!socket.destroyed) channel.end();
+    },
+  };
+}

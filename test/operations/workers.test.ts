@@ -1,0 +1,229 @@
+/**
+ * kv-server --workers 2 as a user runs it: one port, a supervisor, a store
+ * owner and two workers; reads through any worker see every write
+ * acknowledged before them; a worker or the owner killed with SIGKILL is
+ * replaced and no acknowledged write is lost; SIGTERM stops all of it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Compare, KvClient, Op } from '@kv/client';
+import { openFileStore } from '../../src/store/file';
+import { type ClusterRole, clusterChildren, isAlive, runServerToExit, startServer, type RunningServer } from '../support/server-process';
+import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+
+jest.setTimeout(90_000);
+
+const children = clusterChildren;
+
+function pidsOf(server: RunningServer, role: ClusterRole): number[] {
+  return children(server.child.pid as number)
+    .filter((c) => c.role === role)
+    .map((c) => c.pid);
+}
+
+/** Clients on separate connections: the supervisor deals connections to the workers in turn. */
+function clients(address: string, n: number): KvClient[] {
+  return Array.from({ length: n }, (_, i) => new KvClient(address, { channelOptions: { 'grpc.kv_test_channel': i } }));
+}
+
+let server: RunningServer | undefined;
+let open: KvClient[] = [];
+afterEach(async () => {
+  for (const kv of open) kv.close();
+  open = [];
+  await server?.kill();
+  for (const pid of server === undefined ? [] : children(server.child.pid as number).map((c) => c.pid)) process.kill(pid, 'SIGKILL');
+  server = undefined;
+});
+
+test('--workers 2 serves from two worker processes beside one store owner, and says so once', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  expect(server.output().match(/kv-server listening on/g)).toHaveLength(1);
+  expect(server.output()).toMatch(/2 workers\)/);
+  expect(pidsOf(server, 'owner')).toHaveLength(1);
+  expect(pidsOf(server, 'worker')).toHaveLength(2);
+  // Only the owner holds the data directory.
+  const lockOwner = Number(fs.readFileSync(`${server.dataDir}/LOCK/OWNER`, 'utf8').split('\n')[0]);
+  expect(lockOwner).toBe(pidsOf(server, 'owner')[0]);
+});
+
+test('a read through one worker sees every write acknowledged through the other before it began', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  open = clients(server.address, 4);
+  for (let i = 1; i <= 200; i++) {
+    const writer = open[i % open.length];
+    const reader = open[(i + 1) % open.length];
+    const revision = await writer.set('counter', i);
+    const entry = await reader.get('counter');
+    expect(entry?.value).toBe(i);
+    expect(entry?.modRevision).toBe(revision);
+  }
+});
+
+test('Delete, List, Txn, Watch and leases through --workers 2', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const [a, b] = (open = clients(server.address, 2));
+  const watch = b.watch({ prefix: 'w/' });
+  const seen: string[] = [];
+  void (async () => {
+    for await (const event of watch) seen.push(`${event.type} ${event.key}`);
+  })().catch(() => undefined);
+  await pollUntil('the watch to be open', async () => {
+    await a.set('w/probe', 0);
+    return seen.length > 0 ? true : undefined;
+  });
+  await a.set('w/1', 1);
+  await a.set('w/2', 2);
+  expect(await b.delete('w/1')).toBe(true);
+  const keys: string[] = [];
+  for await (const key of b.keys({ prefix: 'w/' })) keys.push(key);
+  expect(keys).toEqual(['w/2', 'w/probe']);
+  const txn = await b
+    .txn()
+    .if(Compare.value('w/2', '==', 2))
+    .then(Op.set('w/3', 3))
+    .commit();
+  expect(txn.succeeded).toBe(true);
+  const lease = await a.grantLease(60_000);
+  await b.set('w/leased', true, { lease: lease.id });
+  expect((await a.leaseInfo(lease.id, { keys: true }))?.keys).toEqual(['w/leased']);
+  await b.revokeLease(lease.id);
+  expect(await a.get('w/leased')).toBeUndefined();
+  await pollUntil('the watch to see every change', () => (seen.includes('delete w/leased') ? true : undefined));
+  expect(seen.filter((e) => e !== 'put w/probe')).toEqual([
+    'put w/1',
+    'put w/2',
+    'delete w/1',
+    'put w/3',
+    'put w/leased',
+    'delete w/leased',
+  ]);
+  watch.close();
+});
+
+test('a worker killed with SIGKILL is replaced; clients carry on through the port', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  open = clients(server.address, 2);
+  await open[0].set('k', 1);
+  const [victim] = pidsOf(server, 'worker');
+  process.kill(victim, 'SIGKILL');
+  const replaced = await pollUntil('a new worker', () => {
+    const workers = pidsOf(server as RunningServer, 'worker');
+    return workers.length === 2 && !workers.includes(victim) ? workers : undefined;
+  });
+  expect(replaced).toHaveLength(2);
+  for (const kv of open) {
+    const value = await pollUntil('a read through the port', () =>
+      kv.get('k').then(
+        (e) => e?.value,
+        () => undefined,
+      ),
+    );
+    expect(value).toBe(1);
+  }
+  expect(server.child.exitCode).toBeNull();
+});
+
+test('the store owner killed with SIGKILL restarts the whole server on the same port; no acknowledged write is lost', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const writers = (open = clients(server.address, 4));
+  const [owner] = pidsOf(server, 'owner');
+  const acked = new Map<string, number>();
+  let stop = false;
+  const writing = writers.map(async (kv, w) => {
+    for (let i = 0; !stop; i++) {
+      try {
+        await kv.set(`w${w}/${i}`, i);
+        acked.set(`w${w}/${i}`, i);
+      } catch {
+        // A write in flight when the owner died may or may not have happened.
+      }
+    }
+  });
+  await pollUntil('some writes', () => (acked.size >= 50 ? true : undefined));
+  process.kill(owner, 'SIGKILL');
+  await pollUntil('a new owner and two new workers', () => {
+    const now = children(server!.child.pid as number);
+    return now.some((c) => c.role === 'owner' && c.pid !== owner) && now.filter((c) => c.role === 'worker').length === 2 ? true : undefined;
+  });
+  const reader = new KvClient(server.address);
+  open.push(reader);
+  await pollUntil('a read through the restarted server', () =>
+    reader.get('w0/0').then(
+      (e) => e,
+      () => undefined,
+    ),
+  );
+  stop = true;
+  await Promise.all(writing);
+  for (const [key, value] of acked) expect((await reader.get(key))?.value).toBe(value);
+  expect(server.child.exitCode).toBeNull();
+});
+
+test('SIGTERM drains the workers, closes the store and exits 0 with every process gone and the directory released', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const kv = new KvClient(server.address);
+  open.push(kv);
+  await kv.set('kept', 'yes');
+  const pids = children(server.child.pid as number).map((c) => c.pid);
+  expect(pids).toHaveLength(3);
+  expect(await server.stop('SIGTERM')).toBe(0);
+  await pollUntil('every child to be gone', () => (pids.some(isAlive) ? undefined : true), 10_000);
+  const store = await openFileStore({ dataDir: server.dataDir });
+  try {
+    expect((await store.get('kept'))?.value).toBe('yes');
+  } finally {
+    await store.close();
+  }
+});
+
+test('a lost directory lock turns health NOT_SERVING on every worker; writes are refused, reads go on', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const [a, b] = (open = clients(server.address, 2));
+  await a.set('before', 1);
+  await fs.promises.rm(path.join(server.dataDir, 'LOCK'), { recursive: true, force: true });
+  // Each client's health check rides its own connection, so its own worker.
+  for (const kv of [a, b]) {
+    await pollUntil('every worker to say NOT_SERVING', async () => ((await kv.health()) === 'NOT_SERVING' ? true : undefined), 20_000);
+  }
+  await expect(b.set('after', 2)).rejects.toMatchObject({ reason: 'FAILED' });
+  expect((await b.get('before'))?.value).toBe(1);
+});
+
+test('a data directory another server holds stops --workers 2 with exit 1 and one line', async () => {
+  const holder = await openFileStore({ dataDir: makeTempDir() });
+  try {
+    const result = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', holder.dataDir, '--workers', '2']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/kv-server: cannot open the store in .*: /);
+  } finally {
+    await holder.close();
+  }
+});
+
+describeWithEtcd()('--workers 2 with --engine etcd', () => {
+  let cluster: EtcdCluster | undefined;
+  afterAll(async () => cluster?.stop());
+
+  test('each worker is an etcd frontend of its own (no store owner); a write through one is read through the other', async () => {
+    cluster = await startEtcdCluster({ size: 1 });
+    server = await startServer({
+      args: [
+        '--workers',
+        '2',
+        '--engine',
+        'etcd',
+        '--etcd-endpoints',
+        cluster.endpoints.join(','),
+        '--etcd-prefix',
+        `workers-${process.pid}/`,
+      ],
+    });
+    expect(pidsOf(server, 'owner')).toEqual([]);
+    expect(pidsOf(server, 'worker')).toHaveLength(2);
+    const [a, b] = (open = clients(server.address, 2));
+    const revision = await a.set('shared', 'yes');
+    expect(await b.get('shared')).toMatchObject({ value: 'yes', modRevision: revision });
+  });
+});

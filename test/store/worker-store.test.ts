@@ -1,0 +1,147 @@
+/**
+ * The worker-side store of --workers N: the shared contract, run against a
+ * WorkerStore that reaches a real file store through a real unix socket
+ * (the owner served in this process), plus what only it has: reads through
+ * one worker see writes acknowledged through another, and a backup from a
+ * worker is the owner's state at one revision.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { openFileStore, type FileStore } from '../../src/store/file';
+import { openWorkerStore, type WorkerStore } from '../../src/store/remote/worker-store';
+import { serveStoreOwner, type StoreOwnerServer } from '../../src/store/remote/serve-store-owner';
+import { silentLogger } from '../../src/logger';
+import { collectUntil, runStoreContract } from './store-contract';
+import { tempDataDirs } from '../support/temp-dirs';
+
+const dirs = tempDataDirs();
+afterAll(() => dirs.cleanup());
+
+interface Owner {
+  store: FileStore;
+  server: StoreOwnerServer;
+}
+
+const owners: Owner[] = [];
+let sockets = 0;
+
+async function startOwner(limits: { maxKeyBytes?: number; maxValueBytes?: number } = {}): Promise<Owner> {
+  const store = await openFileStore({ dataDir: dirs.make(), ...limits });
+  const socketPath = path.join(os.tmpdir(), `kv-worker-test-${process.pid}-${++sockets}.sock`);
+  const server = await serveStoreOwner(store, socketPath, silentLogger);
+  const owner = { store, server };
+  owners.push(owner);
+  return owner;
+}
+
+function worker(owner: Owner, limits = { maxKeyBytes: 4096, maxValueBytes: 1048576 }): Promise<WorkerStore> {
+  return openWorkerStore({ socketPath: owner.server.socketPath, limits: { ...limits, maxTxnOps: 128 }, logger: silentLogger });
+}
+
+afterEach(async () => {
+  for (const owner of owners.splice(0)) {
+    await owner.server.close();
+    await owner.store.close();
+  }
+});
+
+runStoreContract('worker store over a file store owner', async () => worker(await startOwner()));
+runStoreContract(
+  'worker store over a file store owner (small limits)',
+  async () => worker(await startOwner({ maxKeyBytes: 64, maxValueBytes: 256 }), { maxKeyBytes: 64, maxValueBytes: 256 }),
+  { maxKeyBytes: 64, maxValueBytes: 256 },
+);
+
+describe('worker store: what only it has', () => {
+  test('a read through one worker sees every write acknowledged through another before it began', async () => {
+    const owner = await startOwner();
+    const [a, b] = [await worker(owner), await worker(owner)];
+    try {
+      for (let i = 1; i <= 300; i++) {
+        const writer = i % 2 === 0 ? a : b;
+        const reader = writer === a ? b : a;
+        const { revision } = await writer.set('k', i);
+        // No await between the answer and the read: the reader's replica may not have the write yet, the read index waits for it.
+        const [entry, keys] = await Promise.all([reader.get('k'), reader.list({ prefix: 'k' })]);
+        expect(entry).toMatchObject({ value: i, modRevision: revision });
+        expect(keys.entries[0]).toMatchObject({ value: i, modRevision: revision });
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('a worker started late can watch from as far back as the owner keeps history', async () => {
+    const owner = await startOwner();
+    for (let i = 1; i <= 5; i++) await owner.store.set(`h/${i}`, i);
+    await owner.store.delete('h/2');
+    const late = await worker(owner);
+    try {
+      const watch = late.watch({ prefix: 'h/', startRevision: 1, prevEntry: true });
+      const { events } = await collectUntil(watch, 6);
+      expect(events).toEqual([
+        ['put', 'h/1', 1, 1],
+        ['put', 'h/2', 2, 2],
+        ['put', 'h/3', 3, 3],
+        ['put', 'h/4', 4, 4],
+        ['put', 'h/5', 5, 5],
+        ['delete', 'h/2', 6, undefined],
+      ]);
+      watch.close();
+      expect(await late.get('h/1')).toMatchObject({ value: 1, modRevision: 1 });
+      expect(await late.get('h/2')).toBeUndefined();
+    } finally {
+      await late.close();
+    }
+  });
+
+  test("a backup through a worker is the owner's state at one revision, while writes go on", async () => {
+    const owner = await startOwner();
+    const a = await worker(owner);
+    try {
+      const lease = await a.grantLease(60_000);
+      await a.set('leased', true, { lease: lease.id });
+      for (let i = 0; i < 100; i++) await a.set(`b/${i}`, i);
+      let writing = true;
+      const writes = (async () => {
+        for (let i = 0; writing; i++) await owner.store.set(`b/${i % 100}`, -i);
+      })();
+      const snapshot = await a.snapshot();
+      writing = false;
+      await writes;
+      try {
+        const entries = [...snapshot.entries()];
+        expect(entries).toHaveLength(snapshot.keyCount);
+        expect(entries.length).toBe(101);
+        // Every entry is at or before the snapshot's revision, and one is exactly at it.
+        expect(Math.max(...entries.map(([, e]) => e.modRevision))).toBe(snapshot.revision);
+        expect(snapshot.leases).toEqual([{ id: lease.id, ttlMs: 60_000 }]);
+      } finally {
+        snapshot.release();
+      }
+    } finally {
+      await a.close();
+    }
+  });
+
+  test('when the owner goes away, calls fail with UNAVAILABLE and the worker says so', async () => {
+    const store = await openFileStore({ dataDir: dirs.make() });
+    const socketPath = path.join(os.tmpdir(), `kv-worker-test-${process.pid}-${++sockets}.sock`);
+    const server = await serveStoreOwner(store, socketPath, silentLogger);
+    let lost: Error | undefined;
+    const a = await openWorkerStore({
+      socketPath,
+      limits: { maxKeyBytes: 4096, maxValueBytes: 1048576, maxTxnOps: 128 },
+      logger: silentLogger,
+      onOwnerLost: (error) => (lost = error),
+    });
+    await a.set('k', 1);
+    await server.close();
+    await store.close();
+    await expect(a.set('k', 2)).rejects.toMatchObject({ code: expect.stringMatching(/^(UNAVAILABLE|CLOSED)$/) });
+    expect(lost).toBeDefined();
+    expect(a.failure).toBe(lost);
+    await a.close();
+  });
+});
