@@ -14,12 +14,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { measureFsyncCost } from './fsync-cost';
-import { callsFor, measureThroughput, rotate, type ThroughputResult } from './measure';
 import { preload } from './preload';
-import { log } from './progress';
-import { makeTempDir, REPO_ROOT, type RunningServer, startEcho, startEtcd } from './servers';
-import { summarize } from './stats';
+import { makeTempDir, REPO_ROOT, startEcho, startEtcd } from './servers';
+import { fmt, type Labelled, measureRotatedRounds, range } from './rotated-rounds';
 import { GET, SET, type Workload } from './workloads';
 
 const KEYS = 1_000;
@@ -28,8 +25,6 @@ const RUNS: ReadonlyArray<{ workload: Workload; concurrency: number }> = [
   { workload: SET, concurrency: 1 },
   { workload: GET, concurrency: 64 },
 ];
-
-type Labelled = RunningServer & { label: string };
 
 function flag(name: string): string | undefined {
   const index = process.argv.indexOf(name);
@@ -61,12 +56,6 @@ async function startKvBuild(root: string, dataDir: string, label: string): Promi
   return { name: 'kv', label, address, pid: child.pid ?? 0, startupMs: 0, stop };
 }
 
-const fmt = (value: number, digits = 0): string => value.toFixed(digits);
-const range = (values: number[], digits = 0): string => {
-  const s = summarize(values);
-  return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
-};
-
 async function main(): Promise<void> {
   const before = flag('--before');
   if (before === undefined) throw new Error('--before DIR is required (a checkout of the commit to compare with, after npm ci)');
@@ -85,30 +74,8 @@ async function main(): Promise<void> {
       { ...(await startEtcd({ dataDir: dirs[2].dir })), label: 'etcd' },
       { ...(await startEcho()), label: 'echo' },
     );
-    const rates = new Map<string, number>();
-    const results = new Map<string, ThroughputResult[]>();
     const id = (server: Labelled, run: (typeof RUNS)[number]): string => `${run.workload.label} c=${run.concurrency} ${server.label}`;
-    for (const run of RUNS) {
-      for (const server of servers) {
-        const warm = await measureThroughput({ server, ...run, key: 'k0', durationSec: 2, workDir: work.dir });
-        rates.set(id(server, run), warm.okPerSec);
-      }
-    }
-    const fsyncMs: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      fsyncMs.push(measureFsyncCost(200).median);
-      for (const run of RUNS) {
-        for (const server of rotate(servers, round)) {
-          const calls = callsFor(rates.get(id(server, run)) ?? 100, durationSec, run.concurrency);
-          const result = await measureThroughput({ server, ...run, key: `k${round + 1}`, calls, workDir: work.dir });
-          rates.set(id(server, run), result.okPerSec);
-          results.set(id(server, run), [...(results.get(id(server, run)) ?? []), result]);
-          log(
-            `round ${round + 1} ${id(server, run)}: ${fmt(result.okPerSec)}/s, p50 ${fmt(result.p50Ms, 3)} ms, ${fmt(result.serverCpuUsPerCall)} µs CPU/call, ${result.failedCalls} failed`,
-          );
-        }
-      }
-    }
+    const { results, fsyncMs } = await measureRotatedRounds({ servers, runs: RUNS, rounds, durationSec, workDir: work.dir, id });
     const lines = [`one fsync (100-byte append + fdatasync), median per round: ${fsyncMs.map((ms) => fmt(ms, 2)).join(', ')} ms`, ''];
     lines.push('| run | server | calls/s | p50 ms | mean ms (c=1) | CPU µs/call |', '|---|---|---|---|---|---|');
     for (const run of RUNS) {

@@ -15,17 +15,12 @@
  *
  * Needs `npm run build` and scripts/install-bench-tools.sh (h2load, etcd).
  */
-import { measureFsyncCost } from './fsync-cost';
-import { callsFor, measureThroughput, rotate, type ThroughputResult } from './measure';
 import { preload } from './preload';
-import { log } from './progress';
-import { makeTempDir, type RunningServer, startEcho, startEtcd, startKv } from './servers';
-import { summarize } from './stats';
+import { makeTempDir, startEcho, startEtcd, startKv } from './servers';
+import { fmt, type Labelled, measureRotatedRounds, range } from './rotated-rounds';
 import { GET, SET, type Workload } from './workloads';
 
 const KEYS = 1_000;
-
-type Labelled = RunningServer & { label: string };
 
 function flag(name: string, fallback: number): number {
   const index = process.argv.indexOf(name);
@@ -34,12 +29,6 @@ function flag(name: string, fallback: number): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name}: "${process.argv[index + 1]}" is not a positive integer`);
   return value;
 }
-
-const fmt = (value: number, digits = 0): string => value.toFixed(digits);
-const range = (values: number[], digits = 0): string => {
-  const s = summarize(values);
-  return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
-};
 
 async function main(): Promise<void> {
   const workers = flag('--workers', 2);
@@ -66,32 +55,10 @@ async function main(): Promise<void> {
       { ...(await startEcho()), label: 'echo' },
     );
     const [kv1, kvN, etcd, echo] = servers;
-    const rates = new Map<string, number>();
-    const results = new Map<string, ThroughputResult[]>();
     const runName = (run: (typeof runs)[number]): string =>
       `${run.workload.label} c=${run.concurrency} over ${run.connections} connection${run.connections === 1 ? '' : 's'}`;
     const id = (server: Labelled, run: (typeof runs)[number]): string => `${runName(run)} ${server.label}`;
-    for (const run of runs) {
-      for (const server of servers) {
-        const warm = await measureThroughput({ server, ...run, key: 'k0', durationSec: 2, workDir: work.dir });
-        rates.set(id(server, run), warm.okPerSec);
-      }
-    }
-    const fsyncMs: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      fsyncMs.push(measureFsyncCost(200).median);
-      for (const run of runs) {
-        for (const server of rotate(servers, round)) {
-          const calls = callsFor(rates.get(id(server, run)) ?? 100, durationSec, run.concurrency);
-          const result = await measureThroughput({ server, ...run, key: `k${round + 1}`, calls, workDir: work.dir });
-          rates.set(id(server, run), result.okPerSec);
-          results.set(id(server, run), [...(results.get(id(server, run)) ?? []), result]);
-          log(
-            `round ${round + 1} ${id(server, run)}: ${fmt(result.okPerSec)}/s, p50 ${fmt(result.p50Ms, 3)} ms, ${fmt(result.serverCpuUsPerCall)} µs CPU/call, ${result.failedCalls} failed`,
-          );
-        }
-      }
-    }
+    const { results, fsyncMs } = await measureRotatedRounds({ servers, runs, rounds, durationSec, workDir: work.dir, id });
     const lines = [
       `${rounds} rounds of about ${durationSec} s per run; one fsync (100-byte append + fdatasync), median per round: ${fsyncMs.map((ms) => fmt(ms, 2)).join(', ')} ms`,
       '',
