@@ -16,7 +16,7 @@ import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, lis
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
 import { type ConsoleAssets } from './http/console-route';
-import { createHttpServer, type HttpServer, type HttpTls } from './http/create-http-server';
+import type { HttpServer, HttpTls } from './http/create-http-server';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
 import { addReflection } from './reflection';
 
@@ -109,7 +109,9 @@ export function createServer({
       return listener.port;
     },
 
-    listenHttp: (address) => {
+    listenHttp: async (address) => {
+      // Loaded only when an HTTP port is asked for: Connect and its protobuf runtime take about 0.1 s to load, which every start-up would pay.
+      const { createHttpServer } = await import('./http/create-http-server');
       httpServer ??= createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls: httpTls });
       return httpServer.listen(address);
     },
