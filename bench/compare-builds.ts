@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { preload } from './preload';
 import { makeTempDir, REPO_ROOT, startEcho, startEtcd } from './servers';
-import { fmt, type Labelled, measureRotatedRounds, range } from './rotated-rounds';
+import { fmt, type Labelled, measureRotatedRounds, range, roundRatio } from './rotated-rounds';
 import { GET, SET, type Workload } from './workloads';
 
 const KEYS = 1_000;
@@ -100,13 +100,8 @@ async function main(): Promise<void> {
     for (const run of RUNS) {
       for (const kv of servers.slice(0, 2)) {
         for (const other of servers.slice(2)) {
-          const mine = results.get(id(kv, run)) ?? [];
-          const theirs = results.get(id(other, run)) ?? [];
           lines.push(
-            `- ${run.workload.label} c=${run.concurrency}: ${kv.label} / ${other.label} ${range(
-              mine.map((r, i) => r.okPerSec / theirs[i].okPerSec),
-              2,
-            )}`,
+            `- ${run.workload.label} c=${run.concurrency}: ${kv.label} / ${other.label} ${roundRatio(results, id(kv, run), id(other, run))}`,
           );
         }
       }

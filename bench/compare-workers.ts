@@ -17,7 +17,7 @@
  */
 import { preload } from './preload';
 import { makeTempDir, startEcho, startEtcd, startKv } from './servers';
-import { fmt, type Labelled, measureRotatedRounds, range } from './rotated-rounds';
+import { fmt, type Labelled, measureRotatedRounds, range, roundRatio } from './rotated-rounds';
 import { GET, SET, type Workload } from './workloads';
 
 const KEYS = 1_000;
@@ -89,14 +89,7 @@ async function main(): Promise<void> {
       `|---|${pairs.map(() => '---|').join('')}`,
     );
     for (const run of runs) {
-      const cells = pairs.map(([a, b]) => {
-        const mine = results.get(id(a, run)) ?? [];
-        const theirs = results.get(id(b, run)) ?? [];
-        return `${range(
-          mine.map((r, i) => r.okPerSec / theirs[i].okPerSec),
-          2,
-        )}×`;
-      });
+      const cells = pairs.map(([a, b]) => `${roundRatio(results, id(a, run), id(b, run))}×`);
       lines.push(`| ${runName(run)} | ${cells.join(' | ')} |`);
     }
     process.stdout.write(`\n${lines.join('\n')}\n`);

@@ -69,3 +69,13 @@ export function range(values: number[], digits = 0): string {
   const s = summarize(values);
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
 }
+
+/** "median (min–max)" of a's calls/s over b's, taken within each round. */
+export function roundRatio(results: RoundsResult['results'], a: string, b: string): string {
+  const mine = results.get(a) ?? [];
+  const theirs = results.get(b) ?? [];
+  return range(
+    mine.map((r, i) => r.okPerSec / theirs[i].okPerSec),
+    2,
+  );
+}

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { KvClient } from '@kv/client';
 import { restoreDataDir } from '../../src/restore/restore-data-dir';
 import { CorruptDataError } from '../../src/store/errors';
-import { openFileStore } from '../../src/store/file';
+import { type FileStore, openFileStore } from '../../src/store/file';
 import { END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
 import { readCheckpoint } from '../../src/store/file/read-checkpoint';
 import { FILE_HEADER_SIZE } from '../../src/store/file/record-codec';
@@ -27,6 +27,23 @@ function dataFiles(dir: string): string[] {
     .readdirSync(dir)
     .filter((f) => /\.(log|snap)$/.test(f))
     .sort();
+}
+
+/**
+ * Writes one log (no checkpoint: the default thresholds are far off), keeps
+ * a copy of it, then reopens with a low threshold: the store checkpoints that
+ * log at once (sealing it with nothing after it) and writes go to the next log.
+ */
+async function checkpointFirstLog(dataDir: string): Promise<{ store: FileStore; firstLog: string; saved: Buffer }> {
+  let store = await openFileStore({ dataDir, fsync: 'never' });
+  for (let i = 0; i < 100; i++) await store.set(`k/${i % 40}`, { i });
+  await store.close();
+  const firstLog = path.join(dataDir, 'wal-0000000000000001.log');
+  const saved = fs.readFileSync(firstLog);
+  store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+  await pollUntil('the checkpoint of the first log', () => (fs.existsSync(firstLog) ? undefined : true));
+  await pollUntil('compaction to finish', () => (store.diskUsage.compacting ? undefined : true));
+  return { store, firstLog, saved };
 }
 
 describe('file engine: checkpoints', () => {
@@ -163,17 +180,9 @@ describe('file engine: checkpoints', () => {
 
   test('a damaged checkpoint with the files it replaced still there (a crash before their deletion): recovered from them, the checkpoint moved aside', async () => {
     const dataDir = dirs.make();
-    // Everything in one log first (no checkpoint: the default thresholds are far off).
-    let store = await openFileStore({ dataDir, fsync: 'never' });
-    for (let i = 0; i < 100; i++) await store.set(`k/${i % 40}`, { i });
-    await store.close();
-    const firstLog = path.join(dataDir, 'wal-0000000000000001.log');
-    const saved = fs.readFileSync(firstLog);
-    // Opened with a low threshold, the store checkpoints that log at once (sealing it
-    // with nothing after it), then writes go to the next log.
-    store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
-    await pollUntil('the checkpoint of the first log', () => (fs.existsSync(firstLog) ? undefined : true));
-    await pollUntil('compaction to finish', () => (store.diskUsage.compacting ? undefined : true));
+    const first = await checkpointFirstLog(dataDir);
+    let store = first.store;
+    const { firstLog, saved } = first;
     await store.delete('k/3');
     await store.set('k/4', 'after the checkpoint');
     const expected = await dump(store);
@@ -207,14 +216,7 @@ describe('file engine: checkpoints', () => {
 
   test('a damaged checkpoint with only some of the files it replaced (a log missing) is not recovered from them', async () => {
     const dataDir = dirs.make();
-    let store = await openFileStore({ dataDir, fsync: 'never' });
-    for (let i = 0; i < 100; i++) await store.set(`k/${i % 40}`, { i });
-    await store.close();
-    const firstLog = path.join(dataDir, 'wal-0000000000000001.log');
-    const saved = fs.readFileSync(firstLog);
-    store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
-    await pollUntil('the checkpoint of the first log', () => (fs.existsSync(firstLog) ? undefined : true));
-    await pollUntil('compaction to finish', () => (store.diskUsage.compacting ? undefined : true));
+    const { store, firstLog, saved } = await checkpointFirstLog(dataDir);
     await store.set('k/4', 'after the checkpoint');
     await store.close();
     // Only the tail of the first log survived: it no longer ends where the next log starts.
