@@ -10,7 +10,7 @@ import type { WatchBatch, WatchEvent } from '../../src/store/key-value-store';
 import { type FileStore, openFileStore } from '../../src/store/file';
 import { mountSmallDisk, setImmutable, testWithImmutableFiles, testWithSmallDisk } from '../support/disk-faults';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
-import { capturingLogger, dump, logFiles } from './file-store-support';
+import { capturingLogger, dump, logEnd, logFiles } from './file-store-support';
 
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
@@ -70,11 +70,11 @@ test('a batch whose fdatasync failed is cut off the log: never applied, publishe
   const watch = store.watch({ prefix: '' });
   await store.set('a', 1);
   const file = path.join(dataDir, logFiles(dataDir)[0]);
-  const durable = fs.statSync(file).size;
+  const durable = logEnd(file);
   jest.spyOn(fs, 'fdatasync').mockImplementationOnce((_fd: number, callback: (err: Error | null) => void) => callback(eio()));
   await expect(store.set('b', 2)).rejects.toMatchObject({ code: 'FAILED', retrying: true });
   // Only the fdatasync failed: the whole batch is in the file.
-  expect(fs.statSync(file).size).toBeGreaterThan(durable);
+  expect(logEnd(file)).toBeGreaterThan(durable);
 
   await healed(store);
   expect(fs.statSync(file).size).toBe(durable);
@@ -229,7 +229,7 @@ test('a data directory that no longer holds what the store served is not healed:
   const store = await openFileStore({ dataDir, logger, heal: { firstDelayMs: 200 } });
   await store.set('a', 1);
   const file = path.join(dataDir, logFiles(dataDir)[0]);
-  const afterFirst = fs.statSync(file).size;
+  const afterFirst = logEnd(file);
   await store.set('b', 2);
   jest.spyOn(fs, 'writeSync').mockImplementationOnce(() => {
     throw eio();

@@ -34,9 +34,23 @@ export function batchesOf(bytes: Buffer): Array<{ start: number; end: number; re
   return batches;
 }
 
+/** Where a log's last batch ends: the zeros the log writer keeps written ahead of it are not part of the log. */
+export function logEnd(file: string): number {
+  const bytes = fs.readFileSync(file);
+  let at = FILE_HEADER_SIZE;
+  while (at + BATCH_RECORD_SIZE <= bytes.length && bytes[at + 8] === RecordType.Batch)
+    at += BATCH_RECORD_SIZE + bytes.readUInt32LE(at + 17);
+  return Math.min(at, bytes.length);
+}
+
+/** The bytes of the data files, each log up to its last batch. */
 export function dataBytes(dir: string): number {
   let n = 0;
-  for (const f of fs.readdirSync(dir)) if (/\.(log|snap|tmp)$/.test(f)) n += fs.statSync(path.join(dir, f)).size;
+  for (const f of fs.readdirSync(dir)) {
+    const file = path.join(dir, f);
+    if (f.endsWith('.log')) n += logEnd(file);
+    else if (/\.(snap|tmp)$/.test(f)) n += fs.statSync(file).size;
+  }
   return n;
 }
 

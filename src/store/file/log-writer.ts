@@ -10,6 +10,14 @@
  * Appends use a synchronous positioned write: it only copies into the page
  * cache, and keeping it synchronous means a batch is never half-queued when
  * the commit loop moves on.
+ *
+ * The file is kept ahead of its last batch by zeros, written a megabyte at a
+ * time (as etcd preallocates its WAL): a batch written over them leaves the
+ * file's size as it was, so its fdatasync writes the data alone, without a
+ * journal commit for the new size (an fdatasync of a small append measured
+ * about a third cheaper here). Recovery reads zeros after the last batch of
+ * the newest log as its unwritten end; sealing a log (rotate) and a clean
+ * close cut them off again, so every other log ends at its last batch.
  */
 import fs from 'node:fs';
 import { promisify } from 'node:util';
@@ -27,6 +35,15 @@ export type FsyncMode = 'always' | 'interval' | 'never';
 // Looked up at each call (not bound once), so a test can make it fail.
 const fdatasync = (fd: number): Promise<void> => promisify(fs.fdatasync)(fd);
 
+/** How far ahead of the last batch the log is zero-filled, a chunk at a time. */
+export const PREALLOCATE_BYTES = 1024 * 1024;
+/**
+ * No zero-filling while the filesystem has less free than this: the last of
+ * a disk goes to writes, so a full disk refuses a batch where it did before.
+ */
+const PREALLOCATE_MIN_FREE_BYTES = 16 * PREALLOCATE_BYTES;
+let zeros: Buffer | undefined;
+
 export interface ActiveLog {
   seq: number;
   fd: number;
@@ -35,6 +52,8 @@ export interface ActiveLog {
   synced: number;
   /** The file nonce from its header, written into every BATCH record. */
   nonce: Buffer;
+  /** The file's length: past `size` it holds only zeros written ahead (see above). */
+  length: number;
 }
 
 /**
@@ -56,7 +75,7 @@ export function createLogFile(dir: string, seq: number, baseRevision: number): A
     fs.rmSync(filePath, { force: true });
     throw err;
   }
-  return { seq, fd, size: FILE_HEADER_SIZE, synced: FILE_HEADER_SIZE, nonce };
+  return { seq, fd, size: FILE_HEADER_SIZE, synced: FILE_HEADER_SIZE, nonce, length: FILE_HEADER_SIZE };
 }
 
 /**
@@ -80,7 +99,7 @@ export function openLogFile(dir: string, seq: number, size: number): ActiveLog {
     fs.closeSync(fd);
     throw err;
   }
-  return { seq, fd, size, synced: size, nonce };
+  return { seq, fd, size, synced: size, nonce, length: fs.fstatSync(fd).size };
 }
 
 /**
@@ -198,6 +217,7 @@ export class LogWriter {
     }
     this.active.size += batch.length;
     this.dirty = true;
+    if (this.active.size > this.active.length) this.preallocate();
     if (this.mode === 'interval' && this.timer === undefined) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -206,6 +226,37 @@ export class LogWriter {
       }, this.intervalMs);
       this.timer.unref();
     }
+  }
+
+  /**
+   * Zero-fills the next chunk past the last batch. Best effort: a batch is
+   * durable by its own write and fdatasync whatever this does, so a failure
+   * here (a disk filling up) only means the next batches extend the file.
+   */
+  private preallocate(): void {
+    const log = this.active;
+    log.length = log.size;
+    try {
+      const free = fs.statfsSync(this.dir);
+      if (free.bavail * free.bsize < PREALLOCATE_MIN_FREE_BYTES) return;
+      zeros ??= Buffer.alloc(PREALLOCATE_BYTES);
+      writeFully(log.fd, zeros, log.size);
+      log.length = log.size + PREALLOCATE_BYTES;
+    } catch (err) {
+      this.logger.debug({ err, file: this.activePath }, 'could not write zeros ahead of the log; it grows with each batch instead');
+      log.length = Math.max(log.length, fs.fstatSync(log.fd).size);
+    }
+  }
+
+  /**
+   * Cuts the zeros written ahead off the log's end and makes that durable,
+   * so a log that is no longer the newest ends at its last batch.
+   */
+  private async trimPreallocated(log: ActiveLog): Promise<void> {
+    if (log.length === log.size) return;
+    fs.ftruncateSync(log.fd, log.size);
+    log.length = log.size;
+    await fdatasync(log.fd);
   }
 
   /** Resolves when the appended bytes are as durable as the mode promises. */
@@ -247,6 +298,11 @@ export class LogWriter {
   async rotate(newSeq: number, baseRevision: number): Promise<{ seq: number; size: number }> {
     await this.sync();
     const sealed = this.active;
+    try {
+      await this.trimPreallocated(sealed);
+    } catch (err) {
+      throw this.failOnIo(this.activePath, err as Error);
+    }
     this.active = createLogFile(this.dir, newSeq, baseRevision);
     fs.closeSync(sealed.fd);
     return { seq: sealed.seq, size: sealed.size };
@@ -258,7 +314,10 @@ export class LogWriter {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     try {
-      if (this.failure === undefined) await this.sync();
+      if (this.failure === undefined) {
+        await this.sync();
+        await this.trimPreallocated(this.active);
+      }
     } finally {
       // An fdatasync already running (an interval-timer sync, when the writer
       // failed meanwhile and sync() above was skipped or threw) must end

@@ -18,6 +18,9 @@
  * of the damaged batch (everything after it was unsynced too) and a warning
  * names file and offset. Damage that a later batch proves was durable, or
  * damage in any other file, refuses to open: nothing is dropped silently.
+ * Only zeros from a batch boundary to the end of the newest log are its
+ * unwritten end (the log writer writes zeros ahead of its batches): cut off
+ * too, logged at info level, not as a warning.
  *
  * Every logged change goes through the same StoreIndex.apply as a live
  * write, and into the history window, so watchers can resume across a
@@ -336,6 +339,8 @@ interface CheckedLog {
   end: number;
   /** A torn final batch, cut off (at `end`) once the batches before it are applied. */
   torn: { at: number; reason: string } | undefined;
+  /** Only zeros follow `end` (written ahead, never written over): cut off like a torn batch, without a warning. */
+  zeroTail: boolean;
   /** SET, SET_LEASED and CLEAR records up to `end`: each is one change for the history window. */
   keyRecords: number;
 }
@@ -359,6 +364,7 @@ async function checkLog(dir: string, file: DataFile, newestLog: boolean, replay:
     let keyRecords = 0;
     const damaged = (batchStart: number, at: number, reason: string): CheckedLog => {
       if (!newestLog) throw new CorruptDataError(filePath, at, reason);
+      if (onlyZerosFrom(fd, batchStart, fileSize)) return { file, header, end: batchStart, torn: undefined, zeroTail: true, keyRecords };
       const later = findBatchVouchingFor(window, at, nonce, record);
       if (later !== undefined) {
         throw new CorruptDataError(
@@ -367,7 +373,7 @@ async function checkLog(dir: string, file: DataFile, newestLog: boolean, replay:
           `${reason}; the batch at byte offset ${later} was written after this byte was durable, so this is not a torn tail`,
         );
       }
-      return { file, header, end: batchStart, torn: { at, reason }, keyRecords };
+      return { file, header, end: batchStart, torn: { at, reason }, zeroTail: false, keyRecords };
     };
     let offset = FILE_HEADER_SIZE;
     while (offset < fileSize) {
@@ -410,7 +416,7 @@ async function checkLog(dir: string, file: DataFile, newestLog: boolean, replay:
       offset = first + batchBytes;
       await yieldNow(replay, BATCH_RECORD_SIZE + batchBytes);
     }
-    return { file, header, end: fileSize, torn: undefined, keyRecords };
+    return { file, header, end: fileSize, torn: undefined, zeroTail: false, keyRecords };
   } finally {
     fs.closeSync(fd);
   }
@@ -439,7 +445,8 @@ function isKeyRecord(type: number): boolean {
  */
 async function applyLog(dir: string, log: CheckedLog, replay: Replay, logger: Logger): Promise<number> {
   const filePath = dataFilePath(dir, log.file.name);
-  const fd = fs.openSync(filePath, log.torn === undefined ? 'r' : 'r+');
+  const cutsTail = log.torn !== undefined || log.zeroTail;
+  const fd = fs.openSync(filePath, cutsTail ? 'r+' : 'r');
   try {
     const index = replay.index;
     const header = log.header;
@@ -494,18 +501,37 @@ async function applyLog(dir: string, log: CheckedLog, replay: Replay, logger: Lo
       offset = first + batchBytes;
       await yieldNow(replay, BATCH_RECORD_SIZE + batchBytes);
     }
-    if (log.torn === undefined) return log.end;
+    if (!cutsTail) return log.end;
     const fileSize = fs.fstatSync(fd).size;
-    logger.warn(
-      { file: filePath, offset: log.end, damageOffset: log.torn.at, droppedBytes: fileSize - log.end, reason: log.torn.reason },
-      `truncating a torn final batch in ${filePath} at byte offset ${log.end} (damage at byte offset ${log.torn.at}: ${log.torn.reason})`,
-    );
+    if (log.torn === undefined) {
+      logger.info(
+        { file: filePath, offset: log.end, droppedBytes: fileSize - log.end },
+        `cutting the zeros written ahead off ${filePath} at byte offset ${log.end}`,
+      );
+    } else {
+      logger.warn(
+        { file: filePath, offset: log.end, damageOffset: log.torn.at, droppedBytes: fileSize - log.end, reason: log.torn.reason },
+        `truncating a torn final batch in ${filePath} at byte offset ${log.end} (damage at byte offset ${log.torn.at}: ${log.torn.reason})`,
+      );
+    }
     fs.ftruncateSync(fd, log.end);
     fs.fdatasyncSync(fd);
     return log.end;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Whether the file holds only zero bytes from `from` to `fileSize`. */
+function onlyZerosFrom(fd: number, from: number, fileSize: number): boolean {
+  const buf = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(1, fileSize - from)));
+  for (let offset = from; offset < fileSize;) {
+    const n = fs.readSync(fd, buf, 0, Math.min(buf.length, fileSize - offset), offset);
+    if (n === 0) return false;
+    for (let i = 0; i < n; i++) if (buf[i] !== 0) return false;
+    offset += n;
+  }
+  return true;
 }
 
 /**
