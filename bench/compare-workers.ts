@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     const id = (server: Labelled, run: (typeof runs)[number]): string => `${runName(run)} ${server.label}`;
     const { results, fsyncMs } = await measureRotatedRounds({ servers, runs, rounds, durationSec, workDir: work.dir, id });
     const lines = [
-      `${rounds} rounds of about ${durationSec} s per run; one fsync (100-byte append + fdatasync), median per round: ${fsyncMs.map((ms) => fmt(ms, 2)).join(', ')} ms`,
+      `${rounds} rounds of about ${durationSec} s per run; one fsync (100-byte write over zeros written ahead + fdatasync), median per round: ${fsyncMs.map((ms) => fmt(ms, 2)).join(', ')} ms`,
       '',
       '| run | server | calls/s: median (min–max) | p50 ms | server CPU µs/call (all its processes) |',
       '|---|---|---|---|---|',
