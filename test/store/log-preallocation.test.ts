@@ -52,6 +52,36 @@ test('past the zeros written ahead, the next chunk is written', async () => {
   await store.close();
 });
 
+test('a zero-fill that fails part way fails no write, and the zeros it left are cut off at close', async () => {
+  const dataDir = dirs.make();
+  const store = await openFileStore({ dataDir });
+  const realWrite = fs.writeSync.bind(fs) as (fd: number, buffer: Buffer, offset: number, length: number, position: number) => number;
+  const spy = jest.spyOn(fs, 'writeSync').mockImplementation(((
+    fd: number,
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+  ) => {
+    if (length !== PREALLOCATE_BYTES) return realWrite(fd, buffer, offset, length, position);
+    realWrite(fd, buffer, offset, 4096, position);
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  }) as typeof fs.writeSync);
+  try {
+    expect(await store.set('a', 1)).toEqual({ revision: 1 });
+    expect(await store.set('b', 2)).toEqual({ revision: 2 });
+  } finally {
+    spy.mockRestore();
+  }
+  const file = path.join(dataDir, logFiles(dataDir)[0]);
+  expect(sizeOf(file)).toBeGreaterThan(logEnd(file));
+  await store.close();
+  expect(sizeOf(file)).toBe(logEnd(file));
+  const reopened = await openFileStore({ dataDir });
+  expect(await reopened.get('b')).toMatchObject({ value: 2 });
+  await reopened.close();
+});
+
 test('after a crash, zeros after the last batch are the unwritten end: cut off without a warning, every write kept', async () => {
   const dataDir = dirs.make();
   const store = await openFileStore({ dataDir });

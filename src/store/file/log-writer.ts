@@ -52,7 +52,7 @@ export interface ActiveLog {
   synced: number;
   /** The file nonce from its header, written into every BATCH record. */
   nonce: Buffer;
-  /** The file's length: past `size` it holds only zeros written ahead (see above). */
+  /** Where the zeros written ahead of `size` end (see above); a batch that reaches it writes the next chunk. */
   length: number;
 }
 
@@ -243,8 +243,8 @@ export class LogWriter {
       writeFully(log.fd, zeros, log.size);
       log.length = log.size + PREALLOCATE_BYTES;
     } catch (err) {
+      // Zeros a failed write left past `size` are harmless: batches go over them, and sealing or closing cuts them off.
       this.logger.debug({ err, file: this.activePath }, 'could not write zeros ahead of the log; it grows with each batch instead');
-      log.length = Math.max(log.length, fs.fstatSync(log.fd).size);
     }
   }
 
@@ -253,7 +253,8 @@ export class LogWriter {
    * so a log that is no longer the newest ends at its last batch.
    */
   private async trimPreallocated(log: ActiveLog): Promise<void> {
-    if (log.length === log.size) return;
+    // The file's own length, not `log.length`: a zero-fill that failed part way leaves zeros it does not count.
+    if (fs.fstatSync(log.fd).size === log.size) return;
     fs.ftruncateSync(log.fd, log.size);
     log.length = log.size;
     await fdatasync(log.fd);
