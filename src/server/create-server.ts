@@ -74,6 +74,8 @@ export function createServer({
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    // kv serves no channelz service, so grpc-js's per-call channelz counting (clock reads and trackers on every call) only costs.
+    'grpc.enable_channelz': 0,
     ...grpcConnectionOptions(connections),
   });
   let listener: LimitedListener | undefined;
