@@ -82,7 +82,9 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
  */
 function keepProcessSeries(registry: MetricsJson): MetricsJson {
   return registry.map((metric) =>
-    metric.values.length > 0 && metric.values.every((value) => value.labels.process !== undefined) ? { ...metric, aggregator: 'first' } : metric,
+    metric.values.length > 0 && metric.values.every((value) => value.labels.process !== undefined)
+      ? { ...metric, aggregator: 'first' }
+      : metric,
   );
 }
 

@@ -109,7 +109,12 @@ export function createStoreMetrics(registry: Registry): StoreMetrics {
       }
       if (gauges !== 'store') gauge('kv_store_watchers', 'Watches open on the store (Watch streams)', 'sum', () => stats().watchers);
       if (ofStore) {
-        gauge('kv_store_log_live_bytes', 'Bytes of the records of the live keys: what a compaction would keep', 'max', () => stats().liveBytes);
+        gauge(
+          'kv_store_log_live_bytes',
+          'Bytes of the records of the live keys: what a compaction would keep',
+          'max',
+          () => stats().liveBytes,
+        );
         gauge(
           'kv_store_log_bytes',
           'Bytes of every data file (logs and snapshots); less live bytes is what compaction reclaims',
