@@ -91,15 +91,11 @@ async function main(argv: string[]): Promise<number> {
   if (role === 'single' && config.workers > 1) {
     // The supervisor forwards SIGHUP: each worker reloads its own certificates and auth file.
     process.on('SIGHUP', () => Object.values(cluster.workers ?? {}).forEach((worker) => worker?.process.kill('SIGHUP')));
-    if (config.restoreFrom !== undefined) {
-      const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
-      if (restored !== 0) return restored;
-    }
     const settings = config;
     const members = new ClusterMembers(config.engine === 'file', config.workers);
     let metricsServer: MetricsServer | undefined;
     if (config.metricsListen !== undefined) {
-      // Loaded only here: the metrics of every process, summed by the supervisor.
+      // Loaded only here: the metrics of every process, summed by the supervisor; up before a restore or the owner's recovery.
       const { createClusterMetrics } = await import('./cluster/cluster-metrics');
       const { source, notReady } = createClusterMetrics(members, serverVersion(), config.engine);
       try {
@@ -110,6 +106,10 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     try {
+      if (config.restoreFrom !== undefined) {
+        const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
+        if (restored !== 0) return restored;
+      }
       return await superviseWorkers({
         config,
         logger,

@@ -7,6 +7,7 @@
  */
 import { KvClient } from '@kv/client';
 import { METRICS_LINE, clusterChildren, spawnServer, startServer, type RunningServer } from '../support/server-process';
+import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 import { writeBigLog } from '../support/write-big-log';
 
@@ -198,4 +199,40 @@ test('/readyz says the store is opening while the owner recovers a long log, /he
     child.kill('SIGTERM');
     await exited;
   }
+});
+
+describeWithEtcd()('--workers 2 --metrics-listen with --engine etcd', () => {
+  let etcd: EtcdCluster | undefined;
+  afterAll(async () => etcd?.stop());
+
+  test('no owner: each worker reports the one store as it sees it, counted once; the calls are summed', async () => {
+    etcd = await startEtcdCluster({ size: 1 });
+    const prefix = `workers-metrics-${process.pid}/`;
+    server = await startServer({
+      args: [
+        '--workers',
+        '2',
+        '--metrics-listen',
+        '127.0.0.1:0',
+        '--engine',
+        'etcd',
+        '--etcd-endpoints',
+        etcd.endpoints.join(','),
+        '--etcd-prefix',
+        prefix,
+      ],
+    });
+    open = clients(server.address, 4);
+    let revision = 0;
+    for (const [i, kv] of open.entries()) revision = await kv.set(`k${i}`, i);
+    const text = await pollUntil('both workers to have seen the last write', async () => {
+      const { text } = await scrape(server!.metricsAddress as string);
+      return sample(text, 'kv_store_revision') === revision ? text : undefined;
+    });
+    expect(sample(text, 'kv_grpc_server_handled_total{method="Set",code="OK"}')).toBe(4);
+    expect(sample(text, 'kv_store_writable')).toBe(1);
+    expect(text).toMatch(/^kv_build_info\{version="[^"]+",engine="etcd"\} 1$/m);
+    expect(text).not.toContain('process="owner"');
+    expect((await scrape(server.metricsAddress as string, '/readyz')).status).toBe(200);
+  });
 });
