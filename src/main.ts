@@ -98,12 +98,8 @@ async function main(argv: string[]): Promise<number> {
       // Loaded only here: the metrics of every process, summed by the supervisor; up before a restore or the owner's recovery.
       const { createClusterMetrics } = await import('./cluster/cluster-metrics');
       const { source, notReady } = createClusterMetrics(members, serverVersion(), config.engine);
-      try {
-        metricsServer = await startMetrics(config.metricsListen, source, notReady, logger);
-      } catch (error) {
-        process.stderr.write(`kv-server: cannot serve metrics on ${config.metricsListen}: ${(error as Error).message}\n`);
-        return 1;
-      }
+      metricsServer = await startMetrics(config.metricsListen, source, notReady, logger);
+      if (metricsServer === undefined) return 1;
     }
     try {
       if (config.restoreFrom !== undefined) {
@@ -139,12 +135,8 @@ async function main(argv: string[]): Promise<number> {
     };
     if (role === 'single') {
       metrics = createServerMetrics(serverVersion(), config.engine);
-      try {
-        metricsServer = await startMetrics(config.metricsListen, metrics.registry, notReady, logger);
-      } catch (error) {
-        process.stderr.write(`kv-server: cannot serve metrics on ${config.metricsListen}: ${(error as Error).message}\n`);
-        return 1;
-      }
+      metricsServer = await startMetrics(config.metricsListen, metrics.registry, notReady, logger);
+      if (metricsServer === undefined) return 1;
     } else {
       // Under --workers N the supervisor serves the port and asks each process for its metrics.
       metrics = createServerMetrics(serverVersion(), config.engine, childName(role));
@@ -313,14 +305,23 @@ function serverVersion(): string {
   return (JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** The metrics listener, its address printed on stdout (like the ready line) so a port 0 can be found. */
+/**
+ * The metrics listener, its address printed on stdout (like the ready line) so a port 0 can be found;
+ * undefined after saying in one line why it cannot listen.
+ */
 async function startMetrics(
   address: string,
   registry: MetricsSource,
   notReady: () => string | undefined | Promise<string | undefined>,
   logger: Logger,
-): Promise<MetricsServer> {
-  const server = await startMetricsServer(address, { registry, notReady, logger });
+): Promise<MetricsServer | undefined> {
+  let server: MetricsServer;
+  try {
+    server = await startMetricsServer(address, { registry, notReady, logger });
+  } catch (error) {
+    process.stderr.write(`kv-server: cannot serve metrics on ${address}: ${(error as Error).message}\n`);
+    return undefined;
+  }
   const host = address.slice(0, address.lastIndexOf(':'));
   process.stdout.write(`kv-server metrics on http://${host}:${server.port}/metrics (also /healthz, /readyz)\n`);
   if (!isLoopbackHost(host))
