@@ -181,7 +181,7 @@ test('a worker that does not answer (stopped) costs a scrape a bounded wait: its
 
 test('/readyz says the store is opening while the owner recovers a long log, /healthz already answers, then both are 200', async () => {
   const dataDir = makeTempDir();
-  await writeBigLog(dataDir, 400_000);
+  await writeBigLog(dataDir, 200_000);
   const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--workers', '2', '--metrics-listen', '127.0.0.1:0']);
   let stdout = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
