@@ -373,9 +373,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   const workersRaw = raw('workers');
   const workers = workersRaw.value === 'auto' ? availableParallelism() : positiveInt('workers');
   if (workers > MAX_WORKERS) throw new ConfigError(`${workersRaw.source}: ${workers} workers is more than the ${MAX_WORKERS} allowed`);
-  if (workers > 1 && metrics.value !== '') {
-    throw new ConfigError(`--metrics-listen is not served with --workers above 1 yet; run with --workers 1 to scrape metrics`);
-  }
 
   const [tlsCert, tlsKey, tlsClientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
   if ((tlsCert === undefined) !== (tlsKey === undefined))

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { KvError } from '@kv/client';
 import { AuthFileError } from './auth/auth-config';
-import { childRole, ownerSocketPath, pinnedAddresses, tellSupervisor } from './cluster/process-role';
+import { ClusterMembers } from './cluster/cluster-members';
+import { childName, childRole, ownerSocketPath, pinnedAddresses, tellSupervisor } from './cluster/process-role';
 import { serveAsStoreOwner } from './cluster/run-store-owner';
 import { superviseWorkers } from './cluster/supervise';
 import { runTokenCreate, TOKEN_CREATE_USAGE } from './auth/token-create';
@@ -12,7 +13,7 @@ import { ConfigError, loadConfig, usage, type Config } from './config';
 import { readConsoleAssets } from './console-assets/read-console-assets';
 import { createLogger, type Logger } from './logger';
 import { createServerMetrics, type ServerMetrics } from './metrics/server-metrics';
-import { startMetricsServer, type MetricsServer } from './metrics/metrics-server';
+import { startMetricsServer, type MetricsServer, type MetricsSource } from './metrics/metrics-server';
 import { restoreDataDir, RestoreTargetError } from './restore/restore-data-dir';
 import { describeStoreLocation, openConfiguredStore } from './open-store';
 import { createServer, type KvServer } from './server/create-server';
@@ -90,40 +91,60 @@ async function main(argv: string[]): Promise<number> {
   if (role === 'single' && config.workers > 1) {
     // The supervisor forwards SIGHUP: each worker reloads its own certificates and auth file.
     process.on('SIGHUP', () => Object.values(cluster.workers ?? {}).forEach((worker) => worker?.process.kill('SIGHUP')));
-    if (config.restoreFrom !== undefined) {
-      const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
-      if (restored !== 0) return restored;
-    }
     const settings = config;
-    return superviseWorkers({
-      config,
-      logger,
-      stopRequested: stop.requested,
-      announce: ({ port, httpPort, where }) => process.stdout.write(readyLines(settings, port, httpPort, where)),
-    });
+    const members = new ClusterMembers(config.engine === 'file', config.workers);
+    let metricsServer: MetricsServer | undefined;
+    if (config.metricsListen !== undefined) {
+      // Loaded only here: the metrics of every process, summed by the supervisor; up before a restore or the owner's recovery.
+      const { createClusterMetrics } = await import('./cluster/cluster-metrics');
+      const { source, notReady } = createClusterMetrics(members, serverVersion(), config.engine);
+      metricsServer = await startMetrics(config.metricsListen, source, notReady, logger);
+      if (metricsServer === undefined) return 1;
+    }
+    try {
+      if (config.restoreFrom !== undefined) {
+        const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
+        if (restored !== 0) return restored;
+      }
+      return await superviseWorkers({
+        config,
+        logger,
+        stopRequested: stop.requested,
+        announce: ({ port, httpPort, where }) => process.stdout.write(readyLines(settings, port, httpPort, where)),
+        members,
+      });
+    } finally {
+      await metricsServer?.close();
+    }
   }
 
   // Up before the store opens, so /healthz answers (and /readyz says why not) during a long recovery.
   let server: KvServer | undefined = undefined;
+  let ownerStore: KeyValueStore | undefined;
   let draining = false;
-  let metrics: { server: MetricsServer; metrics: ServerMetrics } | undefined;
+  let metrics: ServerMetrics | undefined;
+  let metricsServer: MetricsServer | undefined;
   if (config.metricsListen !== undefined) {
-    const notReady = (): string | undefined =>
-      draining
-        ? 'shutting down'
-        : server === undefined
-          ? 'the store is opening'
-          : server.isServing()
-            ? undefined
-            : 'the store refuses writes';
-    try {
-      metrics = await startMetrics(config.metricsListen, config.engine, notReady, logger);
-    } catch (error) {
-      process.stderr.write(`kv-server: cannot serve metrics on ${config.metricsListen}: ${(error as Error).message}\n`);
-      return 1;
+    const notReady = (): string | undefined => {
+      if (draining) return 'shutting down';
+      // The owner serves no calls: it is ready once its store is open and takes writes.
+      const opened = role === 'owner' ? ownerStore !== undefined : server !== undefined;
+      if (!opened) return 'the store is opening';
+      const serving = role === 'owner' ? ownerStore?.failure === undefined : server?.isServing() === true;
+      return serving ? undefined : 'the store refuses writes';
+    };
+    if (role === 'single') {
+      metrics = createServerMetrics(serverVersion(), config.engine);
+      metricsServer = await startMetrics(config.metricsListen, metrics.registry, notReady, logger);
+      if (metricsServer === undefined) return 1;
+    } else {
+      // Under --workers N the supervisor serves the port and asks each process for its metrics.
+      metrics = createServerMetrics(serverVersion(), config.engine, childName(role));
+      const { answerReports } = await import('./cluster/answer-reports');
+      answerReports(metrics.registry, notReady);
     }
   }
-  const stopMetrics = async (): Promise<void> => metrics?.server.close();
+  const stopMetrics = async (): Promise<void> => metricsServer?.close();
 
   if (config.restoreFrom !== undefined && role === 'single') {
     const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
@@ -139,7 +160,7 @@ async function main(argv: string[]): Promise<number> {
     ({ store, where } =
       role === 'worker' && config.engine === 'file'
         ? await openWorkerStoreOfConfig(config, logger, stop.signal)
-        : await openConfiguredStore(config, logger, stop.signal, metrics?.metrics.store.observer));
+        : await openConfiguredStore(config, logger, stop.signal, metrics?.store.observer));
   } catch (error) {
     await stopMetrics();
     if (error instanceof StopRequested) {
@@ -157,11 +178,14 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (role === 'owner') {
+    ownerStore = store;
+    metrics?.store.watch(store, 'store');
     await serveAsStoreOwner(store as FileStore, where, stop.requested, logger);
     return closeStore(store, logger);
   }
 
-  metrics?.metrics.store.watch(store);
+  // A worker's replica is the owner's store: the owner reports it, the worker the watches it holds (etcd: no owner).
+  metrics?.store.watch(store, role === 'worker' && config.engine === 'file' ? 'watchers' : 'all');
   server = createServer({
     store,
     logger,
@@ -171,7 +195,7 @@ async function main(argv: string[]): Promise<number> {
     authenticate: security.authenticate,
     reflection: config.reflection,
     connections: config, // the connection limits' fields are Config's
-    calls: metrics?.metrics.calls,
+    calls: metrics?.calls,
     consoleAssets: config.httpListen === undefined ? undefined : readConsoleAssets(),
     httpTls: security.tls,
   });
@@ -281,20 +305,28 @@ function serverVersion(): string {
   return (JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** The metrics listener, its address printed on stdout (like the ready line) so a port 0 can be found. */
+/**
+ * The metrics listener, its address printed on stdout (like the ready line) so a port 0 can be found;
+ * undefined after saying in one line why it cannot listen.
+ */
 async function startMetrics(
   address: string,
-  engine: string,
-  notReady: () => string | undefined,
+  registry: MetricsSource,
+  notReady: () => string | undefined | Promise<string | undefined>,
   logger: Logger,
-): Promise<{ server: MetricsServer; metrics: ServerMetrics }> {
-  const metrics = createServerMetrics(serverVersion(), engine);
-  const server = await startMetricsServer(address, { registry: metrics.registry, notReady, logger });
+): Promise<MetricsServer | undefined> {
+  let server: MetricsServer;
+  try {
+    server = await startMetricsServer(address, { registry, notReady, logger });
+  } catch (error) {
+    process.stderr.write(`kv-server: cannot serve metrics on ${address}: ${(error as Error).message}\n`);
+    return undefined;
+  }
   const host = address.slice(0, address.lastIndexOf(':'));
   process.stdout.write(`kv-server metrics on http://${host}:${server.port}/metrics (also /healthz, /readyz)\n`);
   if (!isLoopbackHost(host))
     logger.info({ address }, 'metrics are served in plain HTTP beyond loopback (they show no keys, values or credentials)');
-  return { server, metrics };
+  return server;
 }
 
 /** --restore-from: builds the data directory from a backup; 0, or the exit code after saying in one line why not. */

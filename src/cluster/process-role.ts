@@ -6,6 +6,7 @@
  * environment; the messages they exchange over Node's IPC channel are here.
  */
 import cluster from 'node:cluster';
+import type { Registry } from 'prom-client';
 
 export type ProcessRole = 'single' | 'supervisor' | 'owner' | 'worker';
 
@@ -14,6 +15,8 @@ const OWNER_SOCKET_ENV = 'KV_OWNER_SOCKET';
 /** A worker started after the first binds the port the first one got (port 0 picks one only once). */
 const LISTEN_ENV = 'KV_WORKER_LISTEN';
 const HTTP_LISTEN_ENV = 'KV_WORKER_HTTP_LISTEN';
+/** Which worker this is, 1 to N: a replacement takes the slot of the worker it replaces, so its metrics keep one name. */
+const SLOT_ENV = 'KV_WORKER_SLOT';
 
 /** The role of a child the supervisor started; 'single' for a process an operator started (it may become the supervisor). */
 export function childRole(): 'single' | 'owner' | 'worker' {
@@ -21,6 +24,17 @@ export function childRole(): 'single' | 'owner' | 'worker' {
   const role = process.env[ROLE_ENV];
   if (role === 'owner' || role === 'worker') return role;
   throw new Error(`${ROLE_ENV} is ${JSON.stringify(role)}: a cluster child must be told its role`);
+}
+
+/** The name of a child in metrics and /readyz: "owner", or "worker-" and its slot. */
+export function childName(role: 'owner' | 'worker'): string {
+  return role === 'owner' ? OWNER_NAME : workerName(Number(process.env[SLOT_ENV]));
+}
+
+export const OWNER_NAME = 'owner';
+
+export function workerName(slot: number): string {
+  return `worker-${slot}`;
 }
 
 export function ownerSocketPath(): string {
@@ -48,8 +62,8 @@ export function ownerEnv(socketPath: string): Record<string, string> {
   return { [ROLE_ENV]: 'owner', [OWNER_SOCKET_ENV]: socketEnvValue(socketPath) };
 }
 
-export function workerEnv(socketPath: string | undefined, pinned: Partial<WorkerAddresses>): Record<string, string> {
-  const env: Record<string, string> = { [ROLE_ENV]: 'worker' };
+export function workerEnv(slot: number, socketPath: string | undefined, pinned: Partial<WorkerAddresses>): Record<string, string> {
+  const env: Record<string, string> = { [ROLE_ENV]: 'worker', [SLOT_ENV]: String(slot) };
   if (socketPath !== undefined) env[OWNER_SOCKET_ENV] = socketEnvValue(socketPath);
   if (pinned.listen !== undefined) env[LISTEN_ENV] = pinned.listen;
   if (pinned.httpListen !== undefined) env[HTTP_LISTEN_ENV] = pinned.httpListen;
@@ -63,6 +77,30 @@ export type ChildMessage =
 /** Supervisor to child: drain and exit. */
 export interface StopMessage {
   kind: 'stop';
+}
+
+/** Supervisor to child, for --metrics-listen: its metrics (prom-client's JSON), or why it is not ready. */
+export interface ReportRequest {
+  kind: 'report-request';
+  id: number;
+  what: 'metrics' | 'readiness';
+}
+
+/** A registry's metrics as prom-client's AggregatorRegistry.aggregate() takes them. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** Child to supervisor, the answer to the ReportRequest of the same id. */
+export type Report =
+  | { kind: 'report'; id: number; metrics: MetricsJson }
+  | { kind: 'report'; id: number; notReady: string | undefined }
+  | { kind: 'report'; id: number; error: string };
+
+export function isReportRequest(message: unknown): message is ReportRequest {
+  return (message as { kind?: unknown } | null)?.kind === 'report-request';
+}
+
+export function isReport(message: unknown): message is Report {
+  return (message as { kind?: unknown } | null)?.kind === 'report';
 }
 
 export function isChildMessage(message: unknown): message is ChildMessage {

@@ -19,7 +19,17 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import { type ChildMessage, type StopMessage, type WorkerAddresses, isChildMessage, ownerEnv, workerEnv } from './process-role';
+import type { ClusterMembers } from './cluster-members';
+import {
+  type ChildMessage,
+  type StopMessage,
+  type WorkerAddresses,
+  OWNER_NAME,
+  isChildMessage,
+  ownerEnv,
+  workerEnv,
+  workerName,
+} from './process-role';
 
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
@@ -39,12 +49,14 @@ export interface SuperviseOptions {
   stopRequested: Promise<NodeJS.Signals>;
   /** Prints the ready lines: called once, when every worker serves. */
   announce: (serving: ServingAddresses) => void;
+  /** Kept current with which children serve and what the server is doing (the metrics listener reads it). */
+  members: ClusterMembers;
 }
 
 type Ready<K extends ChildMessage['kind']> = Extract<ChildMessage, { kind: K }>;
 type Started<K extends ChildMessage['kind']> = { ready: Ready<K> } | { exitCode: number } | { stop: true };
 
-export async function superviseWorkers({ config, logger, stopRequested, announce }: SuperviseOptions): Promise<number> {
+export async function superviseWorkers({ config, logger, stopRequested, announce, members }: SuperviseOptions): Promise<number> {
   const socketPath = config.engine === 'file' ? ownerSocketName() : undefined;
   let stopping = false;
   let serving = false;
@@ -59,6 +71,7 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
   let stopSignal: NodeJS.Signals | undefined;
   const stopped = stopRequested.then((signal) => {
     stopping = true;
+    members.phase = 'stopping';
     stopSignal = signal;
     return { stop: true } as const;
   });
@@ -72,15 +85,17 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
     return false;
   };
 
-  const forkWorker = (): Worker => {
-    const worker = cluster.fork(workerEnv(socketPath, pinned));
+  /** `slot`: 1 to N; a replacement takes the slot of the worker it replaces. */
+  const forkWorker = (slot: number): Worker => {
+    const worker = cluster.fork(workerEnv(slot, socketPath, pinned));
     workers.add(worker);
+    tracked(worker, workerName(slot), 'worker-ready');
     worker.once('exit', (code, signal) => {
       workers.delete(worker);
       if (stopping || !serving) return;
       logger.warn({ pid: worker.process.pid, code, signal }, 'a worker process ended: starting another');
       if (!allowRestart('a worker')) return giveUp(1);
-      const replacement = forkWorker();
+      const replacement = forkWorker(slot);
       void readyOf(replacement, 'worker-ready').then((started) => {
         if ('ready' in started) logger.info({ pid: replacement.process.pid }, 'worker restarted');
       });
@@ -91,16 +106,30 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
   const forkOwner = (): Worker => {
     const child = cluster.fork(ownerEnv(socketPath as string));
     owner = child;
+    tracked(child, OWNER_NAME, 'owner-ready');
     child.once('exit', (code, signal) => {
       if (stopping || !serving) return;
       logger.error({ pid: child.process.pid, code, signal }, 'the store owner process ended: restarting the whole server');
       serving = false;
+      members.phase = 'starting';
       if (!allowRestart('the store owner')) return giveUp(1);
       void restartAll().then((code) => {
         if (code !== undefined) giveUp(code);
       });
     });
     return child;
+  };
+
+  /** Tells `members` when `child` serves, and when it ends. */
+  const tracked = (child: Worker, name: string, kind: ChildMessage['kind']): void => {
+    const onMessage = (message: unknown): void => {
+      if (isChildMessage(message) && message.kind === kind) members.ready(name, child);
+    };
+    child.on('message', onMessage);
+    child.once('exit', () => {
+      child.off('message', onMessage);
+      members.ended(name, child);
+    });
   };
 
   /**
@@ -112,11 +141,12 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
     const ownerStarted = socketPath === undefined ? undefined : readyOf(forkOwner(), 'owner-ready');
     // Without an owner (the etcd engine) each worker opens the store itself: the first alone, so a store
     // that cannot be opened is reported once, not by every worker.
-    const firstAlone = ownerStarted === undefined ? await Promise.race([readyOf(forkWorker(), 'worker-ready'), stopped]) : undefined;
+    const firstAlone = ownerStarted === undefined ? await Promise.race([readyOf(forkWorker(1), 'worker-ready'), stopped]) : undefined;
     if (firstAlone !== undefined && !('ready' in firstAlone)) return 'exitCode' in firstAlone ? exitCodeOf(firstAlone.exitCode) : 0;
+    const started = firstAlone === undefined ? 0 : 1;
     const workersStarted = Promise.all([
       ...(firstAlone === undefined ? [] : [Promise.resolve(firstAlone)]),
-      ...Array.from({ length: config.workers - (firstAlone === undefined ? 0 : 1) }, () => readyOf(forkWorker(), 'worker-ready')),
+      ...Array.from({ length: config.workers - started }, (_, i) => readyOf(forkWorker(started + i + 1), 'worker-ready')),
     ]);
     let where = '';
     if (ownerStarted !== undefined) {
@@ -138,6 +168,7 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
       httpListen: config.httpListen === undefined ? undefined : `${host(config.httpListen)}:${first.httpPort}`,
     };
     serving = true;
+    members.phase = 'serving';
     return addressesReady({ port: first.port, httpPort: first.httpPort, where: socketPath === undefined ? first.where : where });
   };
 
@@ -157,6 +188,7 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
 
   const stopAll = async (): Promise<number> => {
     stopping = true;
+    members.phase = 'stopping';
     const graceMs = config.shutdownGraceMs + STOP_SLACK_MS;
     await Promise.all([...workers].map((worker) => stopChild(worker, graceMs)));
     if (owner === undefined || owner.isDead()) return 0;

@@ -2,7 +2,9 @@
  * Per-call metrics of the gRPC service: calls answered by method and status
  * code, latency of unary calls, calls in flight and streams open. Children
  * for each method (and each code, on first use) are kept in arrays, so the
- * hot path never builds a label string.
+ * hot path never builds a label string. Under --workers N each worker counts
+ * its own calls and the supervisor sums them, the gauges included (calls in
+ * flight and streams open on the whole server: 'sum', prom-client's default).
  */
 import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';

@@ -7,13 +7,18 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
 import type { Logger } from '../logger';
 
+/** A prom-client Registry, or the supervisor's sum of its processes' registries (--workers N). */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 export interface MetricsServerOptions {
-  registry: Registry;
+  registry: MetricsSource;
   /** Why the server is not ready (one line), or undefined when it is. */
-  notReady: () => string | undefined;
+  notReady: () => string | undefined | Promise<string | undefined>;
   logger: Logger;
 }
 
@@ -32,8 +37,14 @@ export async function startMetricsServer(address: string, { registry, notReady, 
     const route = (request.url ?? '/').split('?')[0];
     if (route === '/healthz') return reply(200, 'ok\n');
     if (route === '/readyz') {
-      const why = notReady();
-      return why === undefined ? reply(200, 'ready\n') : reply(503, `not ready: ${why}\n`);
+      Promise.resolve(notReady()).then(
+        (reason) => (reason === undefined ? reply(200, 'ready\n') : reply(503, `not ready: ${reason}\n`)),
+        (err: unknown) => {
+          logger.error({ err }, 'could not tell readiness');
+          reply(500, 'could not tell readiness (logged by the server)\n');
+        },
+      );
+      return;
     }
     if (route === '/metrics') {
       registry.metrics().then(

@@ -16,14 +16,29 @@ export interface ServerMetrics {
   store: StoreMetrics;
 }
 
-export function createServerMetrics(version: string, engine: string): ServerMetrics {
+/**
+ * `processName`: under --workers N, which process of the server this is
+ * ("owner", "worker-1"...); its process metrics carry it as the `process`
+ * label, so the supervisor's sum keeps each process's own series.
+ */
+export function createServerMetrics(version: string, engine: string, processName?: string): ServerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry, processName);
+  registerBuildInfo(registry, version, engine);
+  return { registry, calls: createCallMetrics(registry), store: createStoreMetrics(registry) };
+}
+
+export function collectProcessMetrics(registry: Registry, processName: string | undefined): void {
+  collectDefaultMetrics({ register: registry, labels: processName === undefined ? undefined : { process: processName } });
+}
+
+export function registerBuildInfo(registry: Registry, version: string, engine: string): void {
   new Gauge({
     name: 'kv_build_info',
     help: 'Always 1; the labels say which kv-server and engine this is',
     labelNames: ['version', 'engine'],
+    // Every process of a --workers server says the same: one of them, not their count.
+    aggregator: 'first',
     registers: [registry],
   }).set({ version, engine }, 1);
-  return { registry, calls: createCallMetrics(registry), store: createStoreMetrics(registry) };
 }

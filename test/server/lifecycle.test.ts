@@ -149,7 +149,6 @@ describe('flags and environment', () => {
     [['--etcd-username', 'kv'], /--etcd-username and --etcd-password-file go together/],
     [['--workers', '0'], /--workers: "0" is not a positive integer/],
     [['--workers', '65'], /--workers: 65 workers is more than the 64 allowed/],
-    [['--workers', '2', '--metrics-listen', '127.0.0.1:0'], /--metrics-listen is not served with --workers above 1 yet/],
   ])('kv-server %j exits 2 with a message and the usage', async (args, message) => {
     const { code, stderr } = await runServerToExit(args);
     expect(code).toBe(2);

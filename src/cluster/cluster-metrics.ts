@@ -1,0 +1,123 @@
+/**
+ * The supervisor's side of --metrics-listen under --workers N: one port for
+ * the whole server. A scrape asks every child that serves for its registry
+ * (answer-reports.ts) over the cluster's IPC channel and sums them with
+ * prom-client's AggregatorRegistry.aggregate, each metric by the aggregator
+ * it was declared with (call-metrics.ts, store-metrics.ts). A readiness
+ * probe asks every child whether it serves. Every wait is bounded: a child
+ * that is gone or late is left out of the answer (kv_process_up says which),
+ * never waited for longer.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
+import type { MetricsSource } from '../metrics/metrics-server';
+import { collectProcessMetrics, registerBuildInfo } from '../metrics/server-metrics';
+import type { ClusterMembers } from './cluster-members';
+import { type MetricsJson, type Report, type ReportRequest, OWNER_NAME, isReport } from './process-role';
+
+/** Well under Prometheus' default scrape timeout (10 s): a worker busy with calls answers between them. */
+const METRICS_ANSWER_MS = 3000;
+/** Under the 1 s a Kubernetes probe waits by default. */
+const READINESS_ANSWER_MS = 800;
+const SUPERVISOR_NAME = 'supervisor';
+
+export interface ClusterMetrics {
+  source: MetricsSource;
+  notReady: () => Promise<string | undefined>;
+}
+
+export function createClusterMetrics(members: ClusterMembers, version: string, engine: string): ClusterMetrics {
+  const own = new Registry();
+  collectProcessMetrics(own, SUPERVISOR_NAME);
+  registerBuildInfo(own, version, engine);
+  const ask = askChildren();
+
+  const metrics = async (): Promise<string> => {
+    const serving = members.servingNow();
+    const reports = await Promise.all(serving.map(([, child]) => ask(child, 'metrics', METRICS_ANSWER_MS)));
+    const answered = new Set<string>();
+    const registries: MetricsJson[] = [];
+    reports.forEach((report, i) => {
+      if (report === undefined || !('metrics' in report)) return;
+      answered.add(serving[i][0]);
+      registries.push(report.metrics);
+    });
+    // A registry of this scrape alone: two scrapes at once each say who answered them.
+    const scrape = new Registry();
+    const up = new Gauge({
+      name: 'kv_process_up',
+      help: 'Per process of a --workers server: 1 if it answered this scrape, 0 if it is starting, being replaced or did not answer in time (its counts are missing from the sums)',
+      labelNames: ['process'],
+      registers: [scrape],
+    });
+    up.set({ process: SUPERVISOR_NAME }, 1);
+    for (const name of members.names) up.set({ process: name }, answered.has(name) ? 1 : 0);
+    registries.unshift(await own.getMetricsAsJSON(), await scrape.getMetricsAsJSON());
+    return AggregatorRegistry.aggregate(registries.map(keepProcessSeries)).metrics();
+  };
+
+  const notReady = async (): Promise<string | undefined> => {
+    if (members.phase === 'stopping') return 'shutting down';
+    if (members.phase === 'starting') return members.storeOpen() ? 'the workers are starting' : 'the store is opening';
+    const serving = members.servingNow();
+    if (!serving.some(([name]) => name !== OWNER_NAME)) return 'no worker serves (a replacement is starting)';
+    const reports = await Promise.all(serving.map(([, child]) => ask(child, 'readiness', READINESS_ANSWER_MS)));
+    for (const [i, report] of reports.entries()) {
+      const name = serving[i][0];
+      if (report === undefined) return `${name} did not answer within ${READINESS_ANSWER_MS} ms`;
+      if ('error' in report) return `${name}: ${report.error}`;
+      if ('notReady' in report && report.notReady !== undefined) return report.notReady;
+    }
+    return undefined;
+  };
+
+  return { source: { metrics, contentType: own.contentType }, notReady };
+}
+
+/**
+ * The process metrics (prom-client's defaults) carry a `process` label: one
+ * series per process, RSS and CPU included, rather than prom-client's
+ * cluster defaults (summed, averaged, or the start time omitted). Each label
+ * set then comes from one process, and 'first' keeps it as it is.
+ */
+function keepProcessSeries(registry: MetricsJson): MetricsJson {
+  return registry.map((metric) =>
+    metric.values.length > 0 && metric.values.every((value) => value.labels.process !== undefined)
+      ? { ...metric, aggregator: 'first' }
+      : metric,
+  );
+}
+
+/** Asks a child for a report; undefined if it is gone, or has not answered within `timeoutMs`. */
+function askChildren(): (child: Worker, what: ReportRequest['what'], timeoutMs: number) => Promise<Report | undefined> {
+  let nextId = 0;
+  const pending = new Map<number, { child: Worker; settle: (report: Report | undefined) => void }>();
+  cluster.on('message', (child, message: unknown) => {
+    if (!isReport(message)) return;
+    const asked = pending.get(message.id);
+    if (asked?.child === child) asked.settle(message);
+  });
+  const gone = (child: Worker): void => {
+    for (const asked of [...pending.values()]) if (asked.child === child) asked.settle(undefined);
+  };
+  cluster.on('disconnect', gone);
+  cluster.on('exit', gone);
+
+  return (child, what, timeoutMs) =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      const settle = (report: Report | undefined): void => {
+        clearTimeout(timer);
+        pending.delete(id);
+        resolve(report);
+      };
+      const timer = setTimeout(() => settle(undefined), timeoutMs);
+      if (!child.isConnected()) return settle(undefined);
+      pending.set(id, { child, settle });
+      const request: ReportRequest = { kind: 'report-request', id, what };
+      // With a callback, a channel that closed meanwhile is an error here, not an 'error' event nobody handles.
+      child.send(request, undefined, {}, (error) => {
+        if (error !== null) settle(undefined);
+      });
+    });
+}
