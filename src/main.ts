@@ -2,19 +2,14 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { KvError } from '@kv/client';
-import { AuthFileError } from './auth/auth-config';
+import { AuthFileError } from './auth/auth-file-error';
 import { ClusterMembers } from './cluster/cluster-members';
 import { childName, childRole, ownerSocketPath, pinnedAddresses, tellSupervisor } from './cluster/process-role';
-import { serveAsStoreOwner } from './cluster/run-store-owner';
-import { superviseWorkers } from './cluster/supervise';
-import { runTokenCreate, TOKEN_CREATE_USAGE } from './auth/token-create';
 import { ConfigError, loadConfig, usage, type Config } from './config';
 import { readConsoleAssets } from './console-assets/read-console-assets';
 import { createLogger, type Logger } from './logger';
-import { createServerMetrics, type ServerMetrics } from './metrics/server-metrics';
-import { startMetricsServer, type MetricsServer, type MetricsSource } from './metrics/metrics-server';
-import { restoreDataDir, RestoreTargetError } from './restore/restore-data-dir';
+import type { ServerMetrics } from './metrics/server-metrics';
+import type { MetricsServer, MetricsSource } from './metrics/metrics-server';
 import { describeStoreLocation, openConfiguredStore } from './open-store';
 import { createServer, type KvServer } from './server/create-server';
 import { isLoopbackHost, listenPolicyProblem } from './security/listen-policy';
@@ -24,7 +19,6 @@ import { StoreError } from './store/errors';
 import { FileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
 import type { KeyValueStore } from './store/key-value-store';
-import { openWorkerStore } from './store/remote/worker-store';
 
 /**
  * Exit codes: 0 clean stop (also one asked for by a signal before the server
@@ -32,6 +26,7 @@ import { openWorkerStore } from './store/remote/worker-store';
  */
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'token') {
+    const { runTokenCreate, TOKEN_CREATE_USAGE } = await import('./auth/token-create');
     if (argv[1] === 'create') return runTokenCreate(argv.slice(2), process.stdout, process.stderr);
     process.stderr.write(`kv-server: unknown command "${argv.slice(0, 2).join(' ')}"\n${TOKEN_CREATE_USAGE}\n`);
     return 2;
@@ -79,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel);
   let security: ServerSecurity;
   try {
-    security = loadServerSecurity(config, logger);
+    security = await loadServerSecurity(config, logger);
   } catch (error) {
     if (!(error instanceof TlsFileError || error instanceof AuthFileError)) throw error;
     process.stderr.write(`kv-server: ${error.message}\n`);
@@ -106,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
         const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
         if (restored !== 0) return restored;
       }
+      const { superviseWorkers } = await import('./cluster/supervise');
       return await superviseWorkers({
         config,
         logger,
@@ -125,6 +121,8 @@ async function main(argv: string[]): Promise<number> {
   let metrics: ServerMetrics | undefined;
   let metricsServer: MetricsServer | undefined;
   if (config.metricsListen !== undefined) {
+    // Loaded only with --metrics-listen: prom-client takes about 25 ms to load, which every start-up would pay.
+    const { createServerMetrics } = await import('./metrics/server-metrics');
     const notReady = (): string | undefined => {
       if (draining) return 'shutting down';
       // The owner serves no calls: it is ready once its store is open and takes writes.
@@ -180,6 +178,7 @@ async function main(argv: string[]): Promise<number> {
   if (role === 'owner') {
     ownerStore = store;
     metrics?.store.watch(store, 'store');
+    const { serveAsStoreOwner } = await import('./cluster/run-store-owner');
     await serveAsStoreOwner(store as FileStore, where, stop.requested, logger);
     return closeStore(store, logger);
   }
@@ -276,6 +275,7 @@ async function openWorkerStoreOfConfig(
   logger: Logger,
   signal: AbortSignal,
 ): Promise<{ store: KeyValueStore; where: string }> {
+  const { openWorkerStore } = await import('./store/remote/worker-store');
   const store = await openWorkerStore({
     socketPath: ownerSocketPath(),
     signal,
@@ -315,6 +315,8 @@ async function startMetrics(
   notReady: () => string | undefined | Promise<string | undefined>,
   logger: Logger,
 ): Promise<MetricsServer | undefined> {
+  // Loaded only with --metrics-listen, as prom-client (./metrics/server-metrics) is.
+  const { startMetricsServer } = await import('./metrics/metrics-server');
   let server: MetricsServer;
   try {
     server = await startMetricsServer(address, { registry, notReady, logger });
@@ -331,6 +333,11 @@ async function startMetrics(
 
 /** --restore-from: builds the data directory from a backup; 0, or the exit code after saying in one line why not. */
 async function restoreBeforeServing(file: string, dataDir: string, logger: Logger): Promise<number> {
+  // Loaded only with --restore-from: the backup reader comes with the SDK (@kv/client), which the server needs for nothing else.
+  const [{ restoreDataDir, RestoreTargetError }, { KvError }] = await Promise.all([
+    import('./restore/restore-data-dir'),
+    import('@kv/client'),
+  ]);
   let lastReport = 0;
   try {
     const summary = await restoreDataDir(file, dataDir, {

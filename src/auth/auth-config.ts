@@ -7,6 +7,7 @@
  */
 import { parse, YAMLParseError } from 'yaml';
 import { PERMISSIONS, type Permission } from '../server/access';
+import { AuthFileError } from './auth-file-error';
 
 export interface Grant {
   /** Every key starting with this ('' = every key). */
@@ -40,9 +41,6 @@ export interface AuthConfig {
   tokens: TokenEntry[];
   certificates: CertificateEntry[];
 }
-
-/** A mistake in the auth file; the message names the file and the place. */
-export class AuthFileError extends Error {}
 
 type Fields = Record<string, unknown>;
 

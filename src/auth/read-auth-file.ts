@@ -1,6 +1,7 @@
 /** Reads and checks the auth file (--auth-file), at start and on every SIGHUP. */
 import { readFileSync } from 'node:fs';
-import { type AuthConfig, AuthFileError, parseAuthConfig } from './auth-config';
+import { type AuthConfig, parseAuthConfig } from './auth-config';
+import { AuthFileError } from './auth-file-error';
 
 /** Throws AuthFileError with a one-line reason (unreadable, not YAML/JSON, or a bad entry). */
 export function readAuthFile(file: string): AuthConfig {

@@ -8,7 +8,8 @@
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isSeq, parseDocument } from 'yaml';
-import { AuthFileError, parseAuthConfig } from './auth-config';
+import { parseAuthConfig } from './auth-config';
+import { AuthFileError } from './auth-file-error';
 import { hashToken, mintToken } from './token';
 
 export const TOKEN_CREATE_USAGE = 'usage: kv-server token create --role NAME [--name NAME] [--auth-file FILE]';

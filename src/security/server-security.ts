@@ -14,7 +14,6 @@ import type { AuthConfig } from '../auth/auth-config';
 import { createAudit } from '../auth/audit';
 import { createAuthenticator } from '../auth/authenticate';
 import { FailureLimiter } from '../auth/failure-limiter';
-import { readAuthFile } from '../auth/read-auth-file';
 import { readTlsFiles, TlsFileError, type TlsFiles } from './read-tls-files';
 
 export interface ServerSecurity {
@@ -30,8 +29,8 @@ export interface ServerSecurity {
 
 type SecurityConfig = Pick<Config, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'authFile' | 'authFailuresPerMinute'>;
 
-/** Throws TlsFileError or AuthFileError (one-line messages) when a file is unusable at start. */
-export function loadServerSecurity(config: SecurityConfig, logger: Logger): ServerSecurity {
+/** Rejects with TlsFileError or AuthFileError (one-line messages) when a file is unusable at start. */
+export async function loadServerSecurity(config: SecurityConfig, logger: Logger): Promise<ServerSecurity> {
   const reloads: (() => void)[] = [];
   let credentials: ServerCredentials | undefined;
   let tlsForHttp: ServerSecurity['tls'];
@@ -57,6 +56,8 @@ export function loadServerSecurity(config: SecurityConfig, logger: Logger): Serv
   let authenticate: ServerSecurity['authenticate'];
   const authFile = config.authFile;
   if (authFile !== undefined) {
+    // Loaded only with an auth file: the YAML parser takes about 20 ms to load, which every start-up would pay.
+    const { readAuthFile } = await import('../auth/read-auth-file');
     let current: AuthConfig = readAuthFile(authFile);
     authenticate = createAuthenticator({
       config: () => current,

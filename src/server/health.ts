@@ -3,9 +3,20 @@
  * SERVING once the store is open and the server listens, NOT_SERVING while
  * the store refuses writes or the server drains. Health Watch streams are
  * ended on drain, or they would hold shutdown for the whole grace period.
+ *
+ * Served on the generated stubs (src/gen/health), as grpc-health-check
+ * serves it (Check, Watch, List; an unknown service is NOT_FOUND for Check
+ * and SERVICE_UNKNOWN for Watch), without that package: it parses
+ * health.proto with protobufjs as it loads, about 60 ms of every start-up.
  */
-import type { Server, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import { type Server, type ServerWritableStream, status } from '@grpc/grpc-js';
+import {
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+  HealthCheckResponse_ServingStatus as ServingStatusCode,
+  type HealthServer,
+  HealthService,
+} from '../gen/health/v1/health';
 import { SERVICE_NAME } from './key-value-service';
 
 export type ServingState = 'SERVING' | 'NOT_SERVING';
@@ -16,24 +27,36 @@ export interface Health {
   endWatches(): void;
 }
 
+type WatchCall = ServerWritableStream<HealthCheckRequest, HealthCheckResponse>;
+
 export function addHealth(server: Server): Health {
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
-  const watches = new Set<ServerWritableStream<unknown, unknown>>();
-  health.addToServer({
-    addService: (service, implementation: UntypedServiceImplementation) =>
-      server.addService(service, {
-        ...implementation,
-        watch: (call: ServerWritableStream<unknown, unknown>) => {
-          watches.add(call);
-          call.once('cancelled', () => watches.delete(call));
-          (implementation.watch as (call: ServerWritableStream<unknown, unknown>) => void)(call);
-        },
-      }),
-  });
+  let state: ServingStatusCode = ServingStatusCode.NOT_SERVING;
+  const statusOf = (service: string): ServingStatusCode | undefined => (service === '' || service === SERVICE_NAME ? state : undefined);
+  const watches = new Set<WatchCall>();
+  const implementation: HealthServer = {
+    check: (call, callback) => {
+      const serving = statusOf(call.request.service);
+      if (serving === undefined) callback({ code: status.NOT_FOUND, details: `Health status unknown for service ${call.request.service}` });
+      else callback(null, { status: serving });
+    },
+    watch: (call) => {
+      // A service this server does not have stays SERVICE_UNKNOWN, and its stream open, as the protocol asks.
+      call.write({ status: statusOf(call.request.service) ?? ServingStatusCode.SERVICE_UNKNOWN });
+      watches.add(call);
+      call.once('cancelled', () => watches.delete(call));
+    },
+    list: (_call, callback) => {
+      callback(null, { statuses: { '': { status: state }, [SERVICE_NAME]: { status: state } } });
+    },
+  };
+  server.addService(HealthService, implementation);
   return {
-    set: (state) => {
-      health.setStatus('', state);
-      health.setStatus(SERVICE_NAME, state);
+    set: (next) => {
+      state = next === 'SERVING' ? ServingStatusCode.SERVING : ServingStatusCode.NOT_SERVING;
+      for (const call of watches) {
+        const serving = statusOf(call.request.service);
+        if (serving !== undefined) call.write({ status: serving });
+      }
     },
     endWatches: () => {
       for (const call of watches) call.end();

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { Server } from '@grpc/grpc-js';
+import type { MethodDefinition, Server, ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
+import type { ReflectionService } from '@grpc/reflection';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 
 /**
@@ -12,6 +13,15 @@ import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
  */
 const DESCRIPTOR_SETS = ['kv.binpb', 'health.binpb'].map((name) => path.resolve(__dirname, '../../src/gen', name));
 
+/** The one method of each reflection version, as @grpc/reflection registers it. */
+const REFLECTION_PATHS = [
+  '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+  '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
+];
+const METHOD_NAME = 'ServerReflectionInfo';
+
+type ReflectionMethod = { definition: MethodDefinition<unknown, unknown>; handle: (call: ServerDuplexStream<unknown, unknown>) => void };
+
 /**
  * Serves grpc.reflection v1 and v1alpha.
  *
@@ -20,13 +30,60 @@ const DESCRIPTOR_SETS = ['kv.binpb', 'health.binpb'].map((name) => path.resolve(
  * list, so grpcurl cannot resolve google.protobuf.Value. ReflectionService
  * only reads `fileDescriptorProtos` from the definition, so we hand it the
  * files exactly as buf wrote them.
+ *
+ * Built on the first reflection call, not at start-up: @grpc/reflection
+ * loads protobufjs, parses its own .proto files and re-encodes every
+ * descriptor, about 0.1 s of CPU that every start-up would pay for a service
+ * only tools call. Both services are registered at once, under stand-in
+ * definitions that build the real ones when first used. The build is
+ * synchronous because grpc-js deserializes a request as it arrives, maybe
+ * before the handler has run.
  */
 export function addReflection(server: Server): void {
+  let methods: Map<string, ReflectionMethod> | undefined;
+  const method = (methodPath: string): ReflectionMethod => {
+    methods ??= buildReflection();
+    const found = methods.get(methodPath);
+    if (found === undefined) throw new Error(`@grpc/reflection registered no ${methodPath}`);
+    return found;
+  };
+  for (const methodPath of REFLECTION_PATHS) {
+    const standIn: MethodDefinition<unknown, unknown> = {
+      path: methodPath,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (value) => method(methodPath).definition.requestSerialize(value),
+      requestDeserialize: (bytes) => method(methodPath).definition.requestDeserialize(bytes),
+      responseSerialize: (value) => method(methodPath).definition.responseSerialize(value),
+      responseDeserialize: (bytes) => method(methodPath).definition.responseDeserialize(bytes),
+    };
+    const service: ServiceDefinition = { [METHOD_NAME]: standIn };
+    const implementation: UntypedServiceImplementation = {
+      [METHOD_NAME]: (call: ServerDuplexStream<unknown, unknown>) => method(methodPath).handle(call),
+    };
+    server.addService(service, implementation);
+  }
+}
+
+/** The reflection services as @grpc/reflection defines and implements them, by method path. */
+function buildReflection(): Map<string, ReflectionMethod> {
+  const load = createRequire(__filename);
+  const reflection = load('@grpc/reflection') as { ReflectionService: typeof ReflectionService };
   const files = DESCRIPTOR_SETS.flatMap((file) => splitDescriptorSet(readFileSync(file)));
   const definition = {
     'kv.v1.descriptors': { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos: files },
   } as unknown as PackageDefinition;
-  new ReflectionService(definition).addToServer(server);
+  const methods = new Map<string, ReflectionMethod>();
+  new reflection.ReflectionService(definition).addToServer({
+    addService: (service: ServiceDefinition, implementation: UntypedServiceImplementation) => {
+      for (const [name, definition] of Object.entries(service)) {
+        // grpc-js's own lookup: by the name, else by the method's original name.
+        const handle = (implementation[name] ?? implementation[definition.originalName ?? '']) as ReflectionMethod['handle'];
+        methods.set(definition.path, { definition: definition as MethodDefinition<unknown, unknown>, handle });
+      }
+    },
+  });
+  return methods;
 }
 
 /** The encoded FileDescriptorProtos of a FileDescriptorSet (field 1, repeated). */

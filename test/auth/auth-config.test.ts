@@ -1,4 +1,5 @@
-import { AuthFileError, parseAuthConfig } from '../../src/auth/auth-config';
+import { parseAuthConfig } from '../../src/auth/auth-config';
+import { AuthFileError } from '../../src/auth/auth-file-error';
 import { splitSubjectAltName } from '../../src/auth/authenticate';
 import { findToken, hashToken, mintToken } from '../../src/auth/token';
 

@@ -6,6 +6,8 @@ import {
   type ClientReadableStream,
   type GrpcObject,
   type ServiceClientConstructor,
+  type ServiceError,
+  status,
 } from '@grpc/grpc-js';
 import { load } from '@grpc/proto-loader';
 import { FileDescriptorProto } from 'protobufjs/ext/descriptor';
@@ -96,5 +98,28 @@ test('on SIGTERM health watchers see NOT_SERVING and their streams end, so they 
   expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
   expect(await exit).toBe(0);
   expect(draining.output()).not.toMatch(/grace period over/);
+  client.close();
+});
+
+test('health answers as grpc.health.v1 says for a service it does not have, and lists the two it has', async () => {
+  const client = healthClient(server.address) as unknown as {
+    Check(r: object, cb: (e: ServiceError | null) => void): void;
+    Watch(r: object): ClientReadableStream<{ status: string }>;
+    List(r: object, cb: (e: ServiceError | null, r: { statuses: Record<string, { status: string }> }) => void): void;
+    close(): void;
+  };
+  const checked = await new Promise<ServiceError | null>((resolve) => client.Check({ service: 'no.such.Service' }, resolve));
+  expect(checked?.code).toBe(status.NOT_FOUND);
+  const watch = client.Watch({ service: 'no.such.Service' });
+  const first = await new Promise<{ status: string }>((resolve, reject) => {
+    watch.once('data', resolve);
+    watch.once('error', reject);
+  });
+  expect(first.status).toBe('SERVICE_UNKNOWN');
+  watch.cancel();
+  const listed = await new Promise<Record<string, { status: string }>>((resolve, reject) =>
+    client.List({}, (error, response) => (error ? reject(error) : resolve(response.statuses))),
+  );
+  expect(listed).toEqual({ '': { status: 'SERVING' }, 'kv.v1.KeyValueService': { status: 'SERVING' } });
   client.close();
 });

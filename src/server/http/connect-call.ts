@@ -5,7 +5,7 @@
  * then re-encoded and read by the gRPC path's own strict decoders, and each
  * response written by its encoders, so validation, limits and value
  * handling ("__proto__" included) are the gRPC path's, in one place. Errors
- * are mapped by toConnectError (to-status.ts).
+ * are mapped by toConnectError (to-connect-error.ts).
  */
 import { type DescMessage, type DescMethod, fromBinary, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import { reflect } from '@bufbuild/protobuf/reflect';
@@ -16,7 +16,7 @@ import type { CallContext } from '../call-context';
 import { NO_METHOD_OBSERVER } from '../call-observer';
 import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
-import { toConnectError } from '../to-status';
+import { toConnectError } from './to-connect-error';
 import { StoreError } from '../../store/errors';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
 

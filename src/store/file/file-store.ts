@@ -302,14 +302,17 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
   });
   try {
     const started = performance.now();
-    const recovered = await recoverDataDir(dir, logger, { history: historyLimits(options.feed ?? {}), signal: options.signal });
+    const recovered = await recoverDataDir(dir, logger, {
+      history: historyLimits(options.feed ?? {}),
+      pack: packHistory,
+      signal: options.signal,
+    });
     options.signal?.throwIfAborted(); // recovery's last step (building the key order) does not yield
     const { active, sealed } = openActiveLog(dir, recovered);
     const index = recovered.index;
     const mode = options.fsync ?? 'always';
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
     const feed = new ChangeFeed(index.revision, options.feed, recovered.window);
-    feed.window.packWith(packHistory);
     const compactor = new Compactor(dir, sealed, writer, index, () => feed.window.view(), options.compaction ?? {}, logger);
     const maxValueBytes = options.maxValueBytes ?? 1048576;
     // Expired leases are revoked through the commit loop, like any write.

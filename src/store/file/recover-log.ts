@@ -61,6 +61,12 @@ import {
 
 export interface RecoverOptions {
   history: HistoryLimits;
+  /**
+   * How the window packs its older changes (HistoryWindow.packWith), from
+   * the first change replayed on: packed as they come, the changes die young
+   * instead of all living until replay ends.
+   */
+  pack?: PackChanges;
   /** Stops replay (rejecting with its reason) at the next yield. */
   signal?: AbortSignal;
 }
@@ -74,7 +80,7 @@ export interface RecoverOptions {
 const YIELD_EVERY_MS = 50;
 const CLOCK_CHECK_BYTES = 64 * 1024;
 import { type KeyChange, type StoredEntry, isKeyChange } from '../change';
-import { HistoryWindow, type HistoryLimits } from '../feed/history-window';
+import { HistoryWindow, type HistoryLimits, type PackChanges, type PackedChanges } from '../feed/history-window';
 import { StoreIndex } from './store-index';
 
 export interface RecoveredState {
@@ -236,7 +242,7 @@ async function recoverFiles(
   index.finishReplay();
   if (revision > index.revision) index.revision = revision;
   // No log replayed: the history starts after the state loaded.
-  const window = replay.window ?? new HistoryWindow(options.history, index.revision);
+  const window = replay.window ?? newWindow(options, index.revision);
   return { index, window, revision: index.revision, files: kept, obsolete };
 }
 
@@ -253,6 +259,13 @@ interface Replay {
   checkChain: boolean;
   /** Records still to apply that are each one change for the history window (isKeyRecord). */
   keyRecordsLeft: number;
+}
+
+/** A history window (HistoryWindow's constructor), packing as the options say. */
+function newWindow(options: RecoverOptions, revision: number, packed?: PackedChanges): HistoryWindow {
+  const window = new HistoryWindow(options.history, revision, packed);
+  if (options.pack !== undefined) window.packWith(options.pack);
+  return window;
 }
 
 async function yieldNow(replay: Replay, bytes: number): Promise<void> {
@@ -281,7 +294,7 @@ async function replaySnapshotFile(
       const loaded = await readCheckpoint(fd, filePath, fileSize, header.baseRevision, (bytes) => yieldNow(replay, bytes));
       for (const lease of loaded.leases) replay.index.apply({ type: 'lease-grant', ...lease, revision: header.baseRevision });
       replay.index.setBase(loaded.table, header.baseRevision);
-      replay.window = new HistoryWindow(replay.options.history, loaded.historyFrom, loaded.history);
+      replay.window = newWindow(replay.options, loaded.historyFrom, loaded.history);
       return { size: fileSize, checkpoint: { historyBytes: loaded.historyBytes } };
     }
     await replaySnapshot(new FileWindow(fd, fileSize), filePath, replay);
@@ -455,7 +468,7 @@ async function applyLog(dir: string, log: CheckedLog, replay: Replay, logger: Lo
     }
     if (header.baseRevision > index.revision) index.revision = header.baseRevision;
     // The history a watcher can resume from starts with the first log after the state loaded.
-    replay.window ??= new HistoryWindow(replay.options.history, index.revision);
+    replay.window ??= newWindow(replay.options, index.revision);
     // A window of no changes still keeps the newest revision.
     const maxChanges = Math.max(1, replay.options.history.maxChanges);
     const window = new FileWindow(fd, log.end);
@@ -493,7 +506,7 @@ async function applyLog(dir: string, log: CheckedLog, replay: Replay, logger: Lo
         if (keep && isKeyChange(change)) changes.push(change);
       }
       if (!keep) {
-        replay.window = new HistoryWindow(replay.options.history, batchRevision);
+        replay.window = newWindow(replay.options, batchRevision);
       } else if (changes.length > 0) {
         replay.window.push(changes);
         changes.length = 0;
