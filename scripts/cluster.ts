@@ -44,6 +44,11 @@ async function main(): Promise<number> {
   }
   if (!etcdInstalled()) execFileSync('bash', [path.join(__dirname, 'install-etcd.sh')], { stdio: 'inherit' });
 
+  // Listened for before anything starts: a signal that comes as the ready line is read (or before) still stops everything.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
   let cluster: EtcdCluster | undefined;
   const frontends: RunningServer[] = [];
   const stop = async (): Promise<void> => {
@@ -73,10 +78,7 @@ async function main(): Promise<number> {
     await stop();
     return 1;
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const signal = await signalled;
   process.stdout.write(`${signal}: stopping the frontends, then etcd\n`);
   await stop();
   process.stdout.write('stopped\n');
