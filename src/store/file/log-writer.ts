@@ -20,7 +20,6 @@
  * close cut them off again, so every other log ends at its last batch.
  */
 import fs from 'node:fs';
-import { promisify } from 'node:util';
 import type { Logger } from '../../logger';
 import { CorruptDataError, StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
@@ -32,8 +31,9 @@ import { FILE_HEADER_SIZE, FileKind, decodeFileHeader, encodeBatch, encodeFileHe
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
-// Looked up at each call (not bound once), so a test can make it fail.
-const fdatasync = (fd: number): Promise<void> => promisify(fs.fdatasync)(fd);
+// Looked up at each call (not bound once), so a test can make it fail; not util.promisify'd per call, which costs a group commit of one write several µs.
+const fdatasync = (fd: number): Promise<void> =>
+  new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err === null ? resolve() : reject(err))));
 
 /** How far ahead of the last batch the log is zero-filled, a chunk at a time. */
 export const PREALLOCATE_BYTES = 1024 * 1024;
