@@ -64,14 +64,20 @@ export function createStoreMetrics(registry: Registry): StoreMetrics {
     help: 'Bytes of data files that compactions removed, less the snapshots they wrote (file engine)',
     registers,
   });
+  const paused = new Counter({
+    name: 'kv_store_compaction_paused_seconds_total',
+    help: 'Time compactions paused writing their checkpoint so that writes and reads could run (file engine)',
+    registers,
+  });
   compactions.labels({ result: 'ok' }).inc(0);
   compactions.labels({ result: 'failed' }).inc(0);
 
   const observer: StoreObserver = {
     synced: (seconds) => fsync.observe(seconds),
     committed: (ops) => batch.observe(ops),
-    compacted: ({ ok, seconds, reclaimedBytes }) => {
+    compacted: ({ ok, seconds, reclaimedBytes, pausedSeconds }) => {
       compactions.labels({ result: ok ? 'ok' : 'failed' }).inc();
+      paused.inc(pausedSeconds);
       if (ok) {
         compactionSeconds.observe(seconds);
         reclaimed.inc(reclaimedBytes);

@@ -8,8 +8,11 @@ export interface StoreObserver {
   synced(seconds: number): void;
   /** One batch of `ops` writes was committed with one append (and, with fsync always, one fdatasync). */
   committed(ops: number): void;
-  /** A compaction ended: `reclaimedBytes` is how much smaller the data files are for it. */
-  compacted(outcome: { ok: boolean; seconds: number; reclaimedBytes: number }): void;
+  /**
+   * A compaction ended: `reclaimedBytes` is how much smaller the data files are for it; `pausedSeconds`, how long
+   * of `seconds` its checkpoint writer paused so that writes and reads could run (compact.ts, "Sharing the event loop").
+   */
+  compacted(outcome: { ok: boolean; seconds: number; reclaimedBytes: number; pausedSeconds: number }): void;
 }
 
 export const NO_STORE_OBSERVER: StoreObserver = {

@@ -106,6 +106,44 @@ describe('file engine: compaction', () => {
     await store.close();
   });
 
+  test('a checkpoint pauses for writes going on (half the thread each), and not at all while the store is idle', async () => {
+    // 20,000 keys of 500 bytes in the logs, no checkpoint yet; reopened with a checkpoint due at once.
+    const idleDir = dirs.make();
+    let store = await openFileStore({ dataDir: idleDir, fsync: 'never', compaction: { logMinBytes: 2 ** 40, minBytes: 2 ** 40 } });
+    for (let i = 0; i < 20_000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, j) => store.set(`k${i + j}`, 'v'.repeat(500))));
+    }
+    await store.close();
+    const busyDir = dirs.make();
+    fs.cpSync(idleDir, busyDir, { recursive: true });
+    const compactionOf = async (dataDir: string, busy: boolean): Promise<{ ok: boolean; pausedSeconds: number; writes: number }> => {
+      let outcome: { ok: boolean; pausedSeconds: number } | undefined;
+      const observer = {
+        synced: () => undefined,
+        committed: () => undefined,
+        compacted: (o: { ok: boolean; pausedSeconds: number }) => (outcome ??= o),
+      };
+      const opened = await openFileStore({ dataDir, fsync: 'never', compaction: { logMinBytes: 1024, logToLiveRatio: 0 }, observer });
+      let writes = 0;
+      while (busy && outcome === undefined) await opened.set(`during-${writes++}`, writes);
+      await pollUntil('the checkpoint', () => outcome);
+      await opened.close();
+      return { ...(outcome as { ok: boolean; pausedSeconds: number }), writes };
+    };
+    const idle = await compactionOf(idleDir, false);
+    expect(idle).toMatchObject({ ok: true, pausedSeconds: 0 });
+    const busy = await compactionOf(busyDir, true);
+    expect(busy.ok).toBe(true);
+    expect(busy.writes).toBeGreaterThan(0);
+    expect(busy.pausedSeconds).toBeGreaterThan(0);
+    // Both came back with every key.
+    for (const dataDir of [idleDir, busyDir]) {
+      store = await openFileStore({ dataDir });
+      expect((await store.get('k19999'))?.value).toBe('v'.repeat(500));
+      await store.close();
+    }
+  });
+
   test('a leftover snapshot .tmp from a crash is ignored and removed', async () => {
     const dataDir = dirs.make();
     let store = await openFileStore({ dataDir });

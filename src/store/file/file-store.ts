@@ -170,6 +170,8 @@ export class FileStore extends AbstractKeyValueStore {
   }
 
   protected _get(key: string): Promise<Entry | undefined> {
+    // Counted, so that a checkpoint being written knows the store is busy (compact.ts).
+    this.compactor.reads++;
     const e = this.index.get(key);
     return Promise.resolve(e === undefined ? undefined : toEntry(key, e));
   }
@@ -231,11 +233,13 @@ export class FileStore extends AbstractKeyValueStore {
   }
 
   protected _listKeys(op: ValidList): Promise<ListResult> {
+    this.compactor.reads++;
     return Promise.resolve(this.index.list(op.prefix, op.startAfter, op.limit));
   }
 
   /** Keys and entries are read in one go, so the page is the state at one revision. */
   protected _list(op: ValidList): Promise<ListEntriesResult> {
+    this.compactor.reads++;
     const { keys, more } = this.index.list(op.prefix, op.startAfter, op.limit);
     const entries = keys.map((key) => toEntry(key, this.index.get(key) as StoredEntry));
     return Promise.resolve({ entries, more, revision: this.index.revision });

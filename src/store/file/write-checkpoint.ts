@@ -7,8 +7,10 @@
  * Keys go out in code point order: the view's base table merged with the
  * keys its layers created. A base entry no layer mentions is copied as bytes;
  * only keys the layers changed are encoded from their entries. The file is
- * written one block (about 1 MiB) at a time, and the caller may stop it
- * between blocks.
+ * written one block (about 1 MiB) at a time; between blocks (and every few
+ * thousand keys of the other long loops) the caller's `betweenBlocks` is
+ * awaited: it may pause the writer, so that writes and reads get the event
+ * loop (compact.ts), or throw to stop it.
  *
  * This is the one writer of snapshot files: a restore (writeSnapshotFile)
  * writes a checkpoint too, from a backup's entries and without history.
@@ -44,20 +46,36 @@ export interface WrittenCheckpoint {
   table: KeyTable;
 }
 
+/** Awaited between blocks: resolves when the writer may go on, rejects to stop it. */
+export type BetweenBlocks = () => Promise<void> | void;
+
+/** How many keys a loop over keys handles between two calls of BetweenBlocks. */
+const KEYS_PER_PAUSE = 1024;
+/** How many entries go into a block between two calls of BetweenBlocks (a block of small entries holds thousands). */
+const ENTRIES_PER_PAUSE = 512;
+
 /**
  * Writes the checkpoint of `view` (revision `view.revision`) with `history`
  * to `filePath` (which must not exist), then fdatasyncs it. `betweenBlocks`
- * is called after each block is written; it throws to stop.
+ * is awaited after each block is written; it throws to stop.
  */
 export async function writeCheckpoint(
   filePath: string,
   view: IndexSnapshot,
   history: HistoryView,
-  betweenBlocks: () => void,
+  betweenBlocks: BetweenBlocks,
 ): Promise<WrittenCheckpoint> {
   // The history a view can give goes up to the moment it was taken; a change after the checkpoint's revision would be replayed twice.
   if (history.size > 0 && history.revisionAt(history.size - 1) > view.revision) throw new Error('history newer than the checkpoint');
-  return writeFile(filePath, view.revision, view.leases, view.size, (keys) => forEachLiveEntry(view, keys), history, betweenBlocks);
+  return writeFile(
+    filePath,
+    view.revision,
+    view.leases,
+    view.size,
+    (keys) => forEachLiveEntry(view, keys, betweenBlocks),
+    history,
+    betweenBlocks,
+  );
 }
 
 /** What a snapshot file holds: the live leases, then every key in code point order. A restore builds one from a backup. */
@@ -76,7 +94,7 @@ export async function writeSnapshotFile(
   filePath: string,
   revision: number,
   contents: SnapshotContents,
-  betweenBlocks: () => void = () => undefined,
+  betweenBlocks: BetweenBlocks = () => undefined,
 ): Promise<number> {
   const write = async (keys: KeyBlocks): Promise<void> => {
     for (const [key, entry] of contents.entries()) await keys.encode(key, entry);
@@ -93,7 +111,7 @@ async function writeFile(
   capacity: number | undefined,
   writeKeys: (keys: KeyBlocks) => Promise<void>,
   history: HistoryView | undefined,
-  betweenBlocks: () => void,
+  betweenBlocks: BetweenBlocks,
 ): Promise<WrittenCheckpoint> {
   const fh = await fs.promises.open(filePath, 'wx');
   try {
@@ -148,6 +166,7 @@ class KeyBlocks {
   private at = 0;
   private count = 0;
   private total = 0;
+  private sincePause = 0;
   /** Without a table: the last key written, for the order check. */
   private lastKey = Buffer.alloc(0);
 
@@ -159,13 +178,17 @@ class KeyBlocks {
     capacity: number | undefined,
     private readonly revision: number,
     private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
-    private readonly betweenBlocks: () => void,
+    private readonly betweenBlocks: BetweenBlocks,
   ) {
     this.builder = capacity === undefined ? undefined : new KeyTableBuilder(capacity, this.slabs);
   }
 
   /** Room for an entry of `size` bytes in the current block: seals and writes it first if it is full. */
   private async room(size: number): Promise<void> {
+    if (++this.sincePause === ENTRIES_PER_PAUSE) {
+      this.sincePause = 0;
+      await this.betweenBlocks();
+    }
     if (this.count > 0 && (this.at - this.blockStart + size > BLOCK_TARGET_BYTES || this.at + size > this.slab.length)) await this.seal();
     if (this.count === 0 && this.at + BLOCK_HEADER_SIZE + size > this.slab.length) {
       const bytes = this.builder === undefined ? 2 * BLOCK_TARGET_BYTES : SLAB_BYTES;
@@ -184,7 +207,7 @@ class KeyBlocks {
     await this.write(this.slab, this.blockStart, this.at);
     this.count = 0;
     if (this.builder === undefined) this.at = 0;
-    this.betweenBlocks();
+    await this.betweenBlocks();
   }
 
   /** Every entry written is checked as a reader will check it (its fields, the key order). */
@@ -227,7 +250,7 @@ class KeyBlocks {
   /** The keys written, and their table if kept. */
   async finish(): Promise<{ count: number; table: KeyTable }> {
     if (this.count > 0) await this.seal();
-    return { count: this.total, table: this.builder?.finish() ?? KeyTable.empty };
+    return { count: this.total, table: this.builder === undefined ? KeyTable.empty : await this.builder.finishSharing(this.betweenBlocks) };
   }
 }
 
@@ -241,7 +264,7 @@ class HistoryBlocks {
   constructor(
     private readonly revision: number,
     private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
-    private readonly betweenBlocks: () => void,
+    private readonly betweenBlocks: BetweenBlocks,
   ) {}
 
   async add(change: Parameters<typeof encodeChange>[2]): Promise<void> {
@@ -275,7 +298,7 @@ class HistoryBlocks {
     this.bytes += this.at;
     this.at = BLOCK_HEADER_SIZE;
     this.count = 0;
-    this.betweenBlocks();
+    await this.betweenBlocks();
   }
 
   async finish(): Promise<number> {
@@ -335,14 +358,17 @@ function compareEntryKey(buf: Buffer, start: number, key: Buffer): number {
 }
 
 /** Writes every live entry of the view, in code point order. */
-async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks): Promise<void> {
+async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks, betweenBlocks: BetweenBlocks): Promise<void> {
   const { base, layers } = view;
   // Table entries some layer mentions (changed or deleted since): the rest are copied as bytes.
+  // (A lookup per changed key: at a million keys, a long loop that must not hold the event loop.)
   const touched = new Uint8Array(base.count);
+  let looked = 0;
   for (const layer of layers) {
     for (const key of layer.changes.keys()) {
       const i = base.count === 0 ? -1 : base.find(key);
       if (i >= 0) touched[i] = 1;
+      if (++looked % KEYS_PER_PAUSE === 0) await betweenBlocks();
     }
   }
   const created = new LayerKeys(layers);
