@@ -106,7 +106,7 @@ describe('file engine: compaction', () => {
     await store.close();
   });
 
-  test('a checkpoint pauses for writes going on (half the thread each), and not at all while the store is idle', async () => {
+  test('a checkpoint pauses for writes or reads going on, and not at all while the store is idle', async () => {
     // 20,000 keys of 500 bytes in the logs, no checkpoint yet; reopened with a checkpoint due at once.
     const idleDir = dirs.make();
     let store = await openFileStore({ dataDir: idleDir, fsync: 'never', compaction: { logMinBytes: 2 ** 40, minBytes: 2 ** 40 } });
@@ -116,7 +116,10 @@ describe('file engine: compaction', () => {
     await store.close();
     const busyDir = dirs.make();
     fs.cpSync(idleDir, busyDir, { recursive: true });
-    const compactionOf = async (dataDir: string, busy: boolean): Promise<{ ok: boolean; pausedSeconds: number; writes: number }> => {
+    const readingDir = dirs.make();
+    fs.cpSync(idleDir, readingDir, { recursive: true });
+    type Load = 'idle' | 'writes' | 'reads';
+    const compactionOf = async (dataDir: string, load: Load): Promise<{ ok: boolean; pausedSeconds: number; ops: number }> => {
       let outcome: { ok: boolean; pausedSeconds: number } | undefined;
       const observer = {
         synced: () => undefined,
@@ -124,22 +127,32 @@ describe('file engine: compaction', () => {
         compacted: (o: { ok: boolean; pausedSeconds: number }) => (outcome ??= o),
       };
       const opened = await openFileStore({ dataDir, fsync: 'never', compaction: { logMinBytes: 1024, logToLiveRatio: 0 }, observer });
-      let writes = 0;
-      while (busy && outcome === undefined) await opened.set(`during-${writes++}`, writes);
+      let ops = 0;
+      while (load === 'writes' && outcome === undefined) await opened.set(`during-${ops++}`, ops);
+      while (load === 'reads' && outcome === undefined) {
+        expect((await opened.get(`k${ops++ % 20_000}`))?.value).toBe('v'.repeat(500));
+        // A get answers in a microtask: without a turn of the event loop now and then, nothing else would ever run.
+        if (ops % 100 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
       await pollUntil('the checkpoint', () => outcome);
       await opened.close();
-      return { ...(outcome as { ok: boolean; pausedSeconds: number }), writes };
+      return { ...(outcome as { ok: boolean; pausedSeconds: number }), ops };
     };
-    const idle = await compactionOf(idleDir, false);
-    expect(idle).toMatchObject({ ok: true, pausedSeconds: 0 });
-    const busy = await compactionOf(busyDir, true);
-    expect(busy.ok).toBe(true);
-    expect(busy.writes).toBeGreaterThan(0);
-    expect(busy.pausedSeconds).toBeGreaterThan(0);
-    // Both came back with every key.
-    for (const dataDir of [idleDir, busyDir]) {
+    expect(await compactionOf(idleDir, 'idle')).toMatchObject({ ok: true, pausedSeconds: 0 });
+    for (const [dataDir, load] of [
+      [busyDir, 'writes'],
+      [readingDir, 'reads'],
+    ] as const) {
+      const busy = await compactionOf(dataDir, load);
+      expect(busy.ok).toBe(true);
+      expect(busy.ops).toBeGreaterThan(0);
+      expect(busy.pausedSeconds).toBeGreaterThan(0);
+    }
+    // All came back with every key, and the writes made during the checkpoint.
+    for (const dataDir of [idleDir, busyDir, readingDir]) {
       store = await openFileStore({ dataDir });
       expect((await store.get('k19999'))?.value).toBe('v'.repeat(500));
+      if (dataDir === busyDir) expect(await store.get('during-0')).toMatchObject({ value: 1 });
       await store.close();
     }
   });

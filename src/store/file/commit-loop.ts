@@ -47,6 +47,7 @@ export class CommitLoop {
   }
 
   submit(op: WriteOp): void {
+    this.compactor.noteWork();
     this.queue.push(op);
     this.wake();
   }

@@ -28,12 +28,12 @@
  * writes and reads. Yielding a turn of the event loop between blocks is not
  * enough: a turn serves what is ready then, and a writer that waits for each
  * write before the next (in-process, fsync=interval or never) gets one write
- * per turn, so at a million keys a checkpoint took its writes from about
- * 50,000 to under 1,000 a second, with stalls of up to 180 ms. So the writer
- * works in slices of about SLICE_MS; after a slice during which the store
- * served anything (a write committed, a read), it pauses for as long as the
- * slice took (at most MAX_PAUSE_MS): the checkpoint gets about half of a
- * busy thread and all of an idle one.
+ * per turn (docs/storage-format.md has the numbers at a million keys). So
+ * the writer works in slices of about SLICE_MS (wall time, its own waits
+ * for block writes included); after a slice during which the store took any
+ * operation (a write or lease op queued, a read served), it pauses for as
+ * long as the slice took (at most MAX_PAUSE_MS): the checkpoint gets at most
+ * about half of a busy thread, and all of an idle one.
  */
 import fs from 'node:fs';
 import type { Logger } from '../../logger';
@@ -91,8 +91,8 @@ export class Compactor {
   onFinished: () => void = () => undefined;
   /** Told how each compaction went (metrics). */
   observer: StoreObserver = NO_STORE_OBSERVER;
-  /** Reads served so far (the store counts them): with the index's changes, what tells the writer the store is busy. */
-  reads = 0;
+  /** Operations the store has taken so far (noteWork): what tells the checkpoint writer the store is busy. */
+  private work = 0;
   /** When the checkpoint writer's current slice began, and the store's work count then. */
   private sliceStart = 0;
   private workAtSliceStart = 0;
@@ -273,8 +273,12 @@ export class Compactor {
     if (this.writer.failure !== undefined) return;
     let reclaimedBytes = 0;
     try {
-      // Not rmSync: unlinking a large file frees its extents, which took 50 ms at a million keys.
-      for (const f of replaced) await fs.promises.rm(dataFilePath(this.dir, f.name), { force: true });
+      // Not rmSync: unlinking a large file frees its extents, which took 50 ms at a million keys. The store may
+      // fail (lose its lock) while one is deleted: it is asked again before each, as the rename above does.
+      for (const f of replaced) {
+        if (this.writer.failure !== undefined) return;
+        await fs.promises.rm(dataFilePath(this.dir, f.name), { force: true });
+      }
       syncDirectory(this.dir);
       reclaimedBytes = Math.max(0, replaced.reduce((sum, f) => sum + f.size, 0) - size);
     } catch (err) {
@@ -291,15 +295,16 @@ export class Compactor {
     this.pausedMs = 0;
     this.startSlice();
     return writeCheckpoint(tmpPath, snapshot, history, async () => {
-      // After each block (and every few thousand keys): where close() gets a say, and writes and reads get their share.
+      // Every few hundred entries or keys, and after each block: where close() gets a say, and writes and reads get their share.
       if (this.stopping) throw new CompactionStopped();
       await this.share();
       if (this.stopping) throw new CompactionStopped();
     });
   }
 
-  private get work(): number {
-    return this.index.changeCount + this.reads;
+  /** Called for every operation the store takes (a write or lease op queued, a read served). */
+  noteWork(): void {
+    this.work++;
   }
 
   private startSlice(): void {

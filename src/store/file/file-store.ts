@@ -171,7 +171,7 @@ export class FileStore extends AbstractKeyValueStore {
 
   protected _get(key: string): Promise<Entry | undefined> {
     // Counted, so that a checkpoint being written knows the store is busy (compact.ts).
-    this.compactor.reads++;
+    this.compactor.noteWork();
     const e = this.index.get(key);
     return Promise.resolve(e === undefined ? undefined : toEntry(key, e));
   }
@@ -220,12 +220,14 @@ export class FileStore extends AbstractKeyValueStore {
 
   /** Not logged: a keep-alive only moves the deadline (which a restart resets to the full time to live anyway). */
   protected _keepAliveLease(id: number): Promise<Lease> {
+    this.compactor.noteWork();
     const lease = this.index.lease(id);
     if (lease === undefined || !this.leases.refresh(id, lease.ttlMs)) return Promise.reject(new LeaseNotFoundError(id));
     return Promise.resolve({ id, ttlMs: lease.ttlMs });
   }
 
   protected _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo> {
+    this.compactor.noteWork();
     const lease = this.index.lease(id);
     const remainingMs = this.leases.remaining(id);
     if (lease === undefined || remainingMs === undefined) return Promise.reject(new LeaseNotFoundError(id));
@@ -233,13 +235,13 @@ export class FileStore extends AbstractKeyValueStore {
   }
 
   protected _listKeys(op: ValidList): Promise<ListResult> {
-    this.compactor.reads++;
+    this.compactor.noteWork();
     return Promise.resolve(this.index.list(op.prefix, op.startAfter, op.limit));
   }
 
   /** Keys and entries are read in one go, so the page is the state at one revision. */
   protected _list(op: ValidList): Promise<ListEntriesResult> {
-    this.compactor.reads++;
+    this.compactor.noteWork();
     const { keys, more } = this.index.list(op.prefix, op.startAfter, op.limit);
     const entries = keys.map((key) => toEntry(key, this.index.get(key) as StoredEntry));
     return Promise.resolve({ entries, more, revision: this.index.revision });

@@ -7,9 +7,9 @@
  * Keys go out in code point order: the view's base table merged with the
  * keys its layers created. A base entry no layer mentions is copied as bytes;
  * only keys the layers changed are encoded from their entries. The file is
- * written one block (about 1 MiB) at a time; between blocks (and every few
- * thousand keys of the other long loops) the caller's `betweenBlocks` is
- * awaited: it may pause the writer, so that writes and reads get the event
+ * written one block (about 1 MiB) at a time; after each block, every 512
+ * entries or changes put in a block and every 1,024 keys of the other long
+ * loops, the caller's `betweenBlocks` is awaited: it may pause the writer, so that writes and reads get the event
  * loop (compact.ts), or throw to stop it.
  *
  * This is the one writer of snapshot files: a restore (writeSnapshotFile)
@@ -260,6 +260,7 @@ class HistoryBlocks {
   private at = BLOCK_HEADER_SIZE;
   private count = 0;
   private bytes = 0;
+  private sincePause = 0;
 
   constructor(
     private readonly revision: number,
@@ -288,6 +289,11 @@ class HistoryBlocks {
 
   /** Makes room for a change of `size` bytes: seals the block if it would not fit, and grows the buffer for one that fits no block. */
   private async room(size: number): Promise<void> {
+    // Changes that were not packed are encoded one by one: as for keys, a pause every few hundred.
+    if (++this.sincePause === ENTRIES_PER_PAUSE) {
+      this.sincePause = 0;
+      await this.betweenBlocks();
+    }
     if (this.count > 0 && this.at + size > this.buf.length) await this.seal();
     if (BLOCK_HEADER_SIZE + size > this.buf.length) this.buf = Buffer.allocUnsafe(BLOCK_HEADER_SIZE + size);
   }
@@ -379,6 +385,8 @@ async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks, betweenBloc
     created.advance();
   };
   for (let i = 0; i < base.count; i++) {
+    // Table keys deleted since are neither copied nor encoded: a long run of them (a clear) must pause too.
+    if (++looked % KEYS_PER_PAUSE === 0) await betweenBlocks();
     const raw = base.raw(i);
     let order = 1;
     while (created.head !== undefined && (order = compareEntryKey(raw.buf, raw.start, created.headBytes)) > 0) await writeLayerKey();
