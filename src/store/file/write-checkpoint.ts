@@ -9,8 +9,9 @@
  * only keys the layers changed are encoded from their entries. The file is
  * written one block (about 1 MiB) at a time; after each block, every 512
  * entries or changes put in a block and every 1,024 keys of the other long
- * loops, the caller's `betweenBlocks` is awaited: it may pause the writer, so that writes and reads get the event
- * loop (compact.ts), or throw to stop it.
+ * loops, the caller's `betweenBlocks` is awaited: it may pause the writer,
+ * so that writes and reads get the event loop (compact.ts), or throw to stop
+ * it.
  *
  * This is the one writer of snapshot files: a restore (writeSnapshotFile)
  * writes a checkpoint too, from a backup's entries and without history.
@@ -53,6 +54,12 @@ export type BetweenBlocks = () => Promise<void> | void;
 const KEYS_PER_PAUSE = 1024;
 /** How many entries go into a block between two calls of BetweenBlocks (a block of small entries holds thousands). */
 const ENTRIES_PER_PAUSE = 512;
+
+/** `betweenBlocks`, called on every n-th call only: for the loops that would otherwise hold the event loop. */
+function everyNth(n: number, betweenBlocks: BetweenBlocks): BetweenBlocks {
+  let calls = 0;
+  return () => (++calls % n === 0 ? betweenBlocks() : undefined);
+}
 
 /**
  * Writes the checkpoint of `view` (revision `view.revision`) with `history`
@@ -159,6 +166,8 @@ async function writeFile(
 
 /** Where a checkpoint's keys go: KEYS blocks in slabs, each block written to the file once full. */
 class KeyBlocks {
+  /** betweenBlocks, every ENTRIES_PER_PAUSE entries put in a block. */
+  private readonly perEntries: BetweenBlocks;
   private readonly slabs: Buffer[] = [];
   private readonly builder: KeyTableBuilder | undefined;
   private slab = Buffer.alloc(0);
@@ -166,7 +175,6 @@ class KeyBlocks {
   private at = 0;
   private count = 0;
   private total = 0;
-  private sincePause = 0;
   /** Without a table: the last key written, for the order check. */
   private lastKey = Buffer.alloc(0);
 
@@ -180,15 +188,13 @@ class KeyBlocks {
     private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
     private readonly betweenBlocks: BetweenBlocks,
   ) {
+    this.perEntries = everyNth(ENTRIES_PER_PAUSE, betweenBlocks);
     this.builder = capacity === undefined ? undefined : new KeyTableBuilder(capacity, this.slabs);
   }
 
   /** Room for an entry of `size` bytes in the current block: seals and writes it first if it is full. */
   private async room(size: number): Promise<void> {
-    if (++this.sincePause === ENTRIES_PER_PAUSE) {
-      this.sincePause = 0;
-      await this.betweenBlocks();
-    }
+    await this.perEntries();
     if (this.count > 0 && (this.at - this.blockStart + size > BLOCK_TARGET_BYTES || this.at + size > this.slab.length)) await this.seal();
     if (this.count === 0 && this.at + BLOCK_HEADER_SIZE + size > this.slab.length) {
       const bytes = this.builder === undefined ? 2 * BLOCK_TARGET_BYTES : SLAB_BYTES;
@@ -256,17 +262,20 @@ class KeyBlocks {
 
 /** Where a checkpoint's history goes: HISTORY blocks, each written once full. */
 class HistoryBlocks {
+  /** betweenBlocks, every ENTRIES_PER_PAUSE entries put in a block. */
+  private readonly perEntries: BetweenBlocks;
   private buf = Buffer.allocUnsafe(BLOCK_TARGET_BYTES);
   private at = BLOCK_HEADER_SIZE;
   private count = 0;
   private bytes = 0;
-  private sincePause = 0;
 
   constructor(
     private readonly revision: number,
     private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
     private readonly betweenBlocks: BetweenBlocks,
-  ) {}
+  ) {
+    this.perEntries = everyNth(ENTRIES_PER_PAUSE, betweenBlocks);
+  }
 
   async add(change: Parameters<typeof encodeChange>[2]): Promise<void> {
     await this.room(changeSize(change));
@@ -290,10 +299,7 @@ class HistoryBlocks {
   /** Makes room for a change of `size` bytes: seals the block if it would not fit, and grows the buffer for one that fits no block. */
   private async room(size: number): Promise<void> {
     // Changes that were not packed are encoded one by one: as for keys, a pause every few hundred.
-    if (++this.sincePause === ENTRIES_PER_PAUSE) {
-      this.sincePause = 0;
-      await this.betweenBlocks();
-    }
+    await this.perEntries();
     if (this.count > 0 && this.at + size > this.buf.length) await this.seal();
     if (BLOCK_HEADER_SIZE + size > this.buf.length) this.buf = Buffer.allocUnsafe(BLOCK_HEADER_SIZE + size);
   }
@@ -369,12 +375,12 @@ async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks, betweenBloc
   // Table entries some layer mentions (changed or deleted since): the rest are copied as bytes.
   // (A lookup per changed key: at a million keys, a long loop that must not hold the event loop.)
   const touched = new Uint8Array(base.count);
-  let looked = 0;
+  const perKeys = everyNth(KEYS_PER_PAUSE, betweenBlocks);
   for (const layer of layers) {
     for (const key of layer.changes.keys()) {
       const i = base.count === 0 ? -1 : base.find(key);
       if (i >= 0) touched[i] = 1;
-      if (++looked % KEYS_PER_PAUSE === 0) await betweenBlocks();
+      await perKeys();
     }
   }
   const created = new LayerKeys(layers);
@@ -386,7 +392,7 @@ async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks, betweenBloc
   };
   for (let i = 0; i < base.count; i++) {
     // Table keys deleted since are neither copied nor encoded: a long run of them (a clear) must pause too.
-    if (++looked % KEYS_PER_PAUSE === 0) await betweenBlocks();
+    await perKeys();
     const raw = base.raw(i);
     let order = 1;
     while (created.head !== undefined && (order = compareEntryKey(raw.buf, raw.start, created.headBytes)) > 0) await writeLayerKey();
