@@ -1,7 +1,11 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import type { HistoryView } from '../../src/store/feed/history-window';
 import { type IndexEntry, type IndexSnapshot, StoreIndex, entryRecordBytes } from '../../src/store/file/store-index';
+import { BLOCK_TARGET_BYTES, BlockType, END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
+import { readCheckpoint } from '../../src/store/file/read-checkpoint';
+import { FILE_HEADER_SIZE, FRAME_SIZE } from '../../src/store/file/record-codec';
 import { writeCheckpoint } from '../../src/store/file/write-checkpoint';
 import { tempDataDirs } from '../support/temp-dirs';
 
@@ -117,6 +121,63 @@ describe('store index over checkpoint tables', () => {
     });
     expect(left.table.count).toBe(1500);
     expect(calls).toBe(1 + Math.floor(1500 / 512) + Math.floor((3000 + 4500) / 1024));
+  });
+
+  test('unchanged table entries are copied a run at a time, across blocks and slabs, and the file and table hold exactly the view', async () => {
+    // Runs end at a changed, deleted or created key, at a block of the old table or the new one, at a slab, and every 512 entries.
+    const dir = dirs.make();
+    const index = StoreIndex.empty();
+    let revision = 0;
+    const put = (key: string, valueJson: string): void => {
+      const prev = index.get(key);
+      const entry: IndexEntry = {
+        valueJson,
+        createRevision: prev?.createRevision ?? revision + 1,
+        modRevision: ++revision,
+        version: (prev?.version ?? 0) + 1,
+        lease: 0,
+      };
+      index.apply({ type: 'set', key, revision, entry, prev });
+    };
+    const value = (i: number, w: number): string =>
+      JSON.stringify({ i, w, pad: 'x'.repeat(i % 4999 === 0 ? 1_500_000 : 60 + (i % 17) * 40) });
+    const key = (i: number): string => `k/${String(i).padStart(6, '0')}`;
+    for (let i = 0; i < 20_000; i++) put(key(i), value(i, 0));
+    // The next checkpoint copies from the table as written, or as read back from the file in slabs of 1.5 MiB (with carried blocks).
+    const checkpoint = async (name: string, fromFile = false): Promise<void> => {
+      const view = index.snapshot();
+      const expected = [...view.entries()];
+      const written = await writeCheckpoint(path.join(dir, name), view, noHistory, () => undefined);
+      const inTable = Array.from({ length: written.table.count }, (_, i) => [written.table.key(i), written.table.entry(i)]);
+      expect(inTable).toEqual(expected);
+      // Blocks close at their target size, unless they hold one entry (the large values).
+      const file = fs.readFileSync(path.join(dir, name));
+      for (let at = FILE_HEADER_SIZE; at < file.length - END_RECORD_SIZE;) {
+        const size = FRAME_SIZE + file.readUInt32LE(at + 4);
+        if (file[at + 8] === BlockType.Keys && file.readUInt32LE(at + 17) > 1) expect(size).toBeLessThanOrEqual(BLOCK_TARGET_BYTES);
+        at += size;
+      }
+      const fd = fs.openSync(path.join(dir, name), 'r');
+      try {
+        const layout = { slabBytes: 1536 * 1024, carryBytes: 1280 * 1024, readBytes: 512 * 1024, readsAhead: 1 };
+        const loaded = await readCheckpoint(fd, name, fs.fstatSync(fd).size, view.revision, () => Promise.resolve(), layout);
+        expect(Array.from({ length: loaded.table.count }, (_, i) => [loaded.table.key(i), loaded.table.entry(i)])).toEqual(expected);
+        index.replaceBase(view, fromFile ? loaded.table : written.table);
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    await checkpoint('c0', true);
+    // Nothing changed: the whole table goes out in runs.
+    await checkpoint('c1');
+    for (let i = 0; i < 20_000; i += 7) put(key(i), value(i, 1));
+    for (let i = 3; i < 20_000; i += 11) {
+      const prev = index.get(key(i));
+      if (prev !== undefined) index.apply({ type: 'delete', key: key(i), revision: ++revision, prev });
+    }
+    for (let i = 5; i < 20_000; i += 13) put(`${key(i)}+`, value(i, 2));
+    await checkpoint('c2', true);
+    await checkpoint('c3');
   });
 
   test('views taken and checkpoints written in any order: every view, get, list and live bytes match a plain map', async () => {

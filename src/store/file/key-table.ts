@@ -157,6 +157,33 @@ export class KeyTable {
     return setRecordSize(buf.readUInt32LE(at), buf.readUInt32LE(at + 4), entryLeaseAt(buf, at));
   }
 
+  /** Bytes of the ENTRY at position i. */
+  entrySize(i: number): number {
+    const buf = this.slabs[this.slabOf[i]];
+    const at = this.offsets[i];
+    return ENTRY_HEADER_SIZE + u32(buf, at) + u32(buf, at + 4);
+  }
+
+  /**
+   * The ENTRY bytes of positions i, i+1, ... before `limit` that lie back to
+   * back in one slab, as many as fit in `maxBytes` (entry i however large):
+   * buf[start, end), `count` entries. For copying many at once.
+   */
+  span(i: number, limit: number, maxBytes: number): { buf: Buffer; start: number; end: number; count: number } {
+    const slab = this.slabOf[i];
+    const buf = this.slabs[slab];
+    const start = this.offsets[i];
+    let end = start + ENTRY_HEADER_SIZE + u32(buf, start) + u32(buf, start + 4);
+    let j = i + 1;
+    while (j < limit && this.slabOf[j] === slab && this.offsets[j] === end) {
+      const next = end + ENTRY_HEADER_SIZE + u32(buf, end) + u32(buf, end + 4);
+      if (next - start > maxBytes) break;
+      end = next;
+      j++;
+    }
+    return { buf, start, end, count: j - i };
+  }
+
   /** The ENTRY bytes at position i, as they are in the checkpoint: for writing the next one without decoding. */
   raw(i: number): { buf: Buffer; start: number; end: number } {
     const buf = this.slabs[this.slabOf[i]];

@@ -169,11 +169,16 @@ function putU32(buf: Buffer, at: number, value: number): void {
   buf[at + 3] = value >>> 24;
 }
 
-/** A u64 little-endian, for values up to 2^53 (revisions, lease ids). */
+/** A u64 little-endian, for values up to 2^53 (revisions, lease ids); those below 2^32 without a division (a `%` per field cost about a tenth of the packing). */
 function putU64(buf: Buffer, at: number, value: number): void {
-  const low = value % 0x1_0000_0000;
-  putU32(buf, at, low);
-  putU32(buf, at + 4, (value - low) / 0x1_0000_0000);
+  if (value <= 0xffff_ffff) {
+    putU32(buf, at, value);
+    putU32(buf, at + 4, 0);
+    return;
+  }
+  const high = Math.floor(value / 0x1_0000_0000);
+  putU32(buf, at, value - high * 0x1_0000_0000);
+  putU32(buf, at + 4, high);
 }
 
 /** Packs change by change (encodeChange). */

@@ -191,9 +191,11 @@ const CRC_TABLES = ((): Int32Array => {
 
 const TWO_32 = 0x1_0000_0000;
 
+/** A u64 little-endian, for values up to 2^53; those below 2^32 (most revisions) without a division. */
 export function writeU64(buf: Buffer, value: number, offset: number): void {
-  buf.writeUInt32LE(value % TWO_32, offset);
-  buf.writeUInt32LE(Math.floor(value / TWO_32), offset + 4);
+  const high = value < TWO_32 ? 0 : Math.floor(value / TWO_32);
+  buf.writeUInt32LE(value - high * TWO_32, offset);
+  buf.writeUInt32LE(high, offset + 4);
 }
 
 /** Reads a u64 as a number; NaN if it is beyond what a JS number holds exactly. */

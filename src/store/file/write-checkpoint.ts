@@ -55,10 +55,30 @@ const KEYS_PER_PAUSE = 1024;
 /** How many entries go into a block between two calls of BetweenBlocks (a block of small entries holds thousands). */
 const ENTRIES_PER_PAUSE = 512;
 
-/** `betweenBlocks`, called on every n-th call only: for the loops that would otherwise hold the event loop. */
-function everyNth(n: number, betweenBlocks: BetweenBlocks): BetweenBlocks {
-  let calls = 0;
-  return () => (++calls % n === 0 ? betweenBlocks() : undefined);
+/**
+ * `betweenBlocks` on every n-th item of a long loop, counted one at a time
+ * or a run at a time (a run of at most `left` items). Returns undefined when
+ * there is nothing to wait for, so that the loop does not await (a turn of
+ * the microtask queue) per item.
+ */
+class EveryNth {
+  private count = 0;
+
+  constructor(
+    private readonly n: number,
+    private readonly betweenBlocks: BetweenBlocks,
+  ) {}
+
+  /** Items before the next pause: a run counted at once must not be longer. */
+  get left(): number {
+    return this.n - (this.count % this.n);
+  }
+
+  /** Counts `items` (at most `left`); calls betweenBlocks if they reach the next n-th. */
+  tick(items = 1): Promise<void> | void {
+    this.count += items;
+    return this.count % this.n === 0 ? this.betweenBlocks() : undefined;
+  }
 }
 
 /**
@@ -167,7 +187,7 @@ async function writeFile(
 /** Where a checkpoint's keys go: KEYS blocks in slabs, each block written to the file once full. */
 class KeyBlocks {
   /** betweenBlocks, every ENTRIES_PER_PAUSE entries put in a block. */
-  private readonly perEntries: BetweenBlocks;
+  private readonly perEntries: EveryNth;
   private readonly slabs: Buffer[] = [];
   private readonly builder: KeyTableBuilder | undefined;
   private slab = Buffer.alloc(0);
@@ -188,24 +208,34 @@ class KeyBlocks {
     private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
     private readonly betweenBlocks: BetweenBlocks,
   ) {
-    this.perEntries = everyNth(ENTRIES_PER_PAUSE, betweenBlocks);
+    this.perEntries = new EveryNth(ENTRIES_PER_PAUSE, betweenBlocks);
     this.builder = capacity === undefined ? undefined : new KeyTableBuilder(capacity, this.slabs);
   }
 
-  /** Room for an entry of `size` bytes in the current block: seals and writes it first if it is full. */
-  private async room(size: number): Promise<void> {
-    await this.perEntries();
-    if (this.count > 0 && (this.at - this.blockStart + size > BLOCK_TARGET_BYTES || this.at + size > this.slab.length)) await this.seal();
-    if (this.count === 0 && this.at + BLOCK_HEADER_SIZE + size > this.slab.length) {
+  /** Whether an entry of `size` bytes must go in the next block: this one holds entries and would outgrow its target or its slab. */
+  private full(size: number): boolean {
+    return this.count > 0 && (this.at - this.blockStart + size > BLOCK_TARGET_BYTES || this.at + size > this.slab.length);
+  }
+
+  /** Opens a block if none is, in a new slab if this one has no room for an entry of `size` bytes. */
+  private open(size: number): void {
+    if (this.count > 0) return;
+    if (this.at + BLOCK_HEADER_SIZE + size > this.slab.length) {
       const bytes = this.builder === undefined ? 2 * BLOCK_TARGET_BYTES : SLAB_BYTES;
       this.slab = Buffer.allocUnsafe(Math.max(bytes, BLOCK_HEADER_SIZE + size));
       this.slabs.push(this.slab);
       this.at = 0;
     }
-    if (this.count === 0) {
-      this.blockStart = this.at;
-      this.at += BLOCK_HEADER_SIZE;
-    }
+    this.blockStart = this.at;
+    this.at += BLOCK_HEADER_SIZE;
+  }
+
+  /** Room for one entry of `size` bytes, after the pause every ENTRIES_PER_PAUSE entries. */
+  private async room(size: number): Promise<void> {
+    const pause = this.perEntries.tick();
+    if (pause !== undefined) await pause;
+    if (this.full(size)) await this.seal();
+    this.open(size);
   }
 
   private async seal(): Promise<void> {
@@ -216,8 +246,8 @@ class KeyBlocks {
     await this.betweenBlocks();
   }
 
-  /** Every entry written is checked as a reader will check it (its fields, the key order). */
-  private added(start: number): void {
+  /** Every entry written is checked as a reader will check it (its fields, the key order); returns its size. */
+  private added(start: number): number {
     let checked: number | string;
     if (this.builder !== undefined) {
       checked = this.builder.add(this.slabs.length - 1, start, this.at, this.revision);
@@ -234,6 +264,7 @@ class KeyBlocks {
     if (typeof checked === 'string') throw new Error(`checkpoint writer: ${checked}`);
     this.count++;
     this.total++;
+    return checked;
   }
 
   /** Copies a table entry as it is. */
@@ -242,6 +273,27 @@ class KeyBlocks {
     const entryAt = this.at;
     this.at += buf.copy(this.slab, entryAt, start, end);
     this.added(entryAt);
+  }
+
+  /**
+   * Copies entries [i, limit) of `table` as they are, with one copy: as many
+   * as lie back to back in its slab and fit in the block (entry i always),
+   * and no more than are left before the next pause; returns how many. At a
+   * million keys most of a checkpoint is such runs, a few entries long
+   * between the keys changed since the last one.
+   */
+  async copyRun(table: KeyTable, i: number, limit: number): Promise<number> {
+    const first = table.entrySize(i);
+    if (this.full(first)) await this.seal();
+    this.open(first);
+    const space = Math.min(BLOCK_TARGET_BYTES - (this.at - this.blockStart), this.slab.length - this.at);
+    const run = table.span(i, Math.min(limit, i + this.perEntries.left), space);
+    const start = this.at;
+    this.at += run.buf.copy(this.slab, start, run.start, run.end);
+    for (let k = 0, at = start; k < run.count; k++) at += this.added(at);
+    const pause = this.perEntries.tick(run.count);
+    if (pause !== undefined) await pause;
+    return run.count;
   }
 
   async encode(key: string, entry: StoredEntry): Promise<void> {
@@ -263,7 +315,7 @@ class KeyBlocks {
 /** Where a checkpoint's history goes: HISTORY blocks, each written once full. */
 class HistoryBlocks {
   /** betweenBlocks, every ENTRIES_PER_PAUSE entries put in a block. */
-  private readonly perEntries: BetweenBlocks;
+  private readonly perEntries: EveryNth;
   private buf = Buffer.allocUnsafe(BLOCK_TARGET_BYTES);
   private at = BLOCK_HEADER_SIZE;
   private count = 0;
@@ -274,7 +326,7 @@ class HistoryBlocks {
     private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
     private readonly betweenBlocks: BetweenBlocks,
   ) {
-    this.perEntries = everyNth(ENTRIES_PER_PAUSE, betweenBlocks);
+    this.perEntries = new EveryNth(ENTRIES_PER_PAUSE, betweenBlocks);
   }
 
   async add(change: Parameters<typeof encodeChange>[2]): Promise<void> {
@@ -299,7 +351,8 @@ class HistoryBlocks {
   /** Makes room for a change of `size` bytes: seals the block if it would not fit, and grows the buffer for one that fits no block. */
   private async room(size: number): Promise<void> {
     // Changes that were not packed are encoded one by one: as for keys, a pause every few hundred.
-    await this.perEntries();
+    const pause = this.perEntries.tick();
+    if (pause !== undefined) await pause;
     if (this.count > 0 && this.at + size > this.buf.length) await this.seal();
     if (BLOCK_HEADER_SIZE + size > this.buf.length) this.buf = Buffer.allocUnsafe(BLOCK_HEADER_SIZE + size);
   }
@@ -375,12 +428,13 @@ async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks, betweenBloc
   // Table entries some layer mentions (changed or deleted since): the rest are copied as bytes.
   // (A lookup per changed key: at a million keys, a long loop that must not hold the event loop.)
   const touched = new Uint8Array(base.count);
-  const perKeys = everyNth(KEYS_PER_PAUSE, betweenBlocks);
+  const perKeys = new EveryNth(KEYS_PER_PAUSE, betweenBlocks);
   for (const layer of layers) {
     for (const key of layer.changes.keys()) {
       const i = base.count === 0 ? -1 : base.find(key);
       if (i >= 0) touched[i] = 1;
-      await perKeys();
+      const pause = perKeys.tick();
+      if (pause !== undefined) await pause;
     }
   }
   const created = new LayerKeys(layers);
@@ -390,22 +444,38 @@ async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks, betweenBloc
     if (entry !== undefined && entry !== null) await out.encode(key, entry);
     created.advance();
   };
-  for (let i = 0; i < base.count; i++) {
-    // Table keys deleted since are neither copied nor encoded: a long run of them (a clear) must pause too.
-    await perKeys();
+  // The table position of the first entry at or after the next created key: a run copied as bytes stops before it.
+  let createdFor: string | undefined;
+  let createdAt = base.count;
+  for (let i = 0; i < base.count;) {
     const raw = base.raw(i);
     let order = 1;
     while (created.head !== undefined && (order = compareEntryKey(raw.buf, raw.start, created.headBytes)) > 0) await writeLayerKey();
     // A key created above a deletion of the same table key: written once, below.
     if (created.head !== undefined && order === 0) created.advance();
     if (touched[i] === 0) {
-      await out.copy(raw.buf, raw.start, raw.end);
+      if (createdFor !== created.head) {
+        createdFor = created.head;
+        createdAt = created.head === undefined ? base.count : base.seek(keyOfSortKey(created.head));
+      }
+      // Untouched entries up to the next touched one or created key, no more than are left before the next pause.
+      let limit = i + 1;
+      const most = Math.min(createdAt, base.count, i + perKeys.left);
+      while (limit < most && touched[limit] === 0) limit++;
+      const copied = await out.copyRun(base, i, limit);
+      i += copied;
+      const pause = perKeys.tick(copied);
+      if (pause !== undefined) await pause;
       continue;
     }
     const key = base.key(i);
     const entry = inLayers(layers, key);
     if (entry === undefined) await out.copy(raw.buf, raw.start, raw.end);
     else if (entry !== null) await out.encode(key, entry);
+    i++;
+    // Table keys deleted since are neither copied nor encoded: counted all the same, so a long run of them (a clear) pauses too.
+    const pause = perKeys.tick();
+    if (pause !== undefined) await pause;
   }
   while (created.head !== undefined) await writeLayerKey();
 }
