@@ -5,8 +5,9 @@
  * (store-index.ts replaceBase), so nothing is read back.
  *
  * Keys go out in code point order: the view's base table merged with the
- * keys its layers created. A base entry no layer mentions is copied as bytes;
- * only keys the layers changed are encoded from their entries. The file is
+ * keys its layers created. Base entries no layer mentions are copied as bytes,
+ * a run of them at a time; only keys the layers changed are encoded from
+ * their entries. The file is
  * written one block (about 1 MiB) at a time; after each block, every 512
  * entries or changes put in a block and every 1,024 keys of the other long
  * loops, the caller's `betweenBlocks` is awaited: it may pause the writer,
