@@ -267,11 +267,13 @@ function sealRecord(buf: Buffer, offset: number, end: number, type: RecordType, 
 }
 
 /**
- * Writes the SET record of `key` with `entry` at `offset` (SET_LEASED if the
+ * Writes the SET record of a key with `entry` at `offset` (SET_LEASED if the
  * entry has a lease; the caller sized `buf` with setRecordSize) and returns
- * the offset after it. The record's revision is entry.modRevision.
+ * the offset after it. The key's and the value's UTF-8 bytes are already in
+ * `buf`, back to back at `textAt`, behind the records (encodeBatch). The
+ * record's revision is entry.modRevision.
  */
-export function writeSetRecord(buf: Buffer, offset: number, key: string, keyBytes: number, entry: StoredEntry, valueBytes: number): number {
+function writeSetRecord(buf: Buffer, offset: number, textAt: number, keyBytes: number, entry: StoredEntry, valueBytes: number): number {
   writeU64(buf, entry.createRevision, offset + 17);
   buf.writeUInt32LE(entry.version, offset + 25);
   buf.writeUInt32LE(keyBytes, offset + 29);
@@ -280,8 +282,8 @@ export function writeSetRecord(buf: Buffer, offset: number, key: string, keyByte
     writeU64(buf, entry.lease, at);
     at += 8;
   }
-  at += buf.write(key, at, keyBytes, 'utf8');
-  at += buf.write(entry.valueJson, at, valueBytes, 'utf8');
+  buf.copyWithin(at, textAt, textAt + keyBytes + valueBytes);
+  at += keyBytes + valueBytes;
   return sealRecord(buf, offset, at, entry.lease === 0 ? RecordType.Set : RecordType.SetLeased, entry.modRevision);
 }
 
@@ -296,14 +298,10 @@ function writeLeaseRevokeRecord(buf: Buffer, offset: number, revision: number, i
   return sealRecord(buf, offset, offset + LEASE_REVOKE_RECORD_SIZE, RecordType.LeaseRevoke, revision);
 }
 
-export function writeDeleteRecord(buf: Buffer, offset: number, revision: number, key: string, keyBytes: number): number {
-  buf.write(key, offset + MIN_RECORD_SIZE, keyBytes, 'utf8');
-  return sealRecord(buf, offset, offset + MIN_RECORD_SIZE + keyBytes, RecordType.Delete, revision);
-}
-
-export function writeClearRecord(buf: Buffer, offset: number, revision: number, prefix: string, prefixBytes: number): number {
-  buf.write(prefix, offset + MIN_RECORD_SIZE, prefixBytes, 'utf8');
-  return sealRecord(buf, offset, offset + MIN_RECORD_SIZE + prefixBytes, RecordType.Clear, revision);
+/** A DELETE (or CLEAR) record of the key (prefix) whose UTF-8 bytes are in `buf` at `textAt` (encodeBatch). */
+function writeKeyRecord(buf: Buffer, offset: number, type: RecordType, revision: number, textAt: number, keyBytes: number): number {
+  buf.copyWithin(offset + MIN_RECORD_SIZE, textAt, textAt + keyBytes);
+  return sealRecord(buf, offset, offset + MIN_RECORD_SIZE + keyBytes, type, revision);
 }
 
 /**
@@ -333,24 +331,34 @@ export function writeBatchRecord(
  * logged by its prefix alone: replay removes what is under it then.
  */
 export function encodeBatch(changes: readonly Change[], syncedThrough: number, nonce: Buffer): Buffer {
-  let bytes = 0;
-  // Per change: the UTF-8 bytes of its key (or prefix) and of its value.
-  const sizes: number[] = new Array<number>(changes.length * 2);
-  for (let i = 0; i < changes.length; i++) {
+  const n = changes.length;
+  // Each change's key (or prefix) and value, joined: one UTF-8 size and one encode for the whole batch,
+  // where two native calls per string cost more than the rest of a record.
+  const texts = new Array<string>(2 * n);
+  for (let i = 0; i < n; i++) {
     const c = changes[i];
+    texts[2 * i] = c.type === 'set' || c.type === 'delete' ? c.key : c.type === 'clear' ? c.prefix : '';
+    texts[2 * i + 1] = c.type === 'set' ? c.entry.valueJson : '';
+  }
+  const joined = texts.join('');
+  const textBytes = Buffer.byteLength(joined, 'utf8');
+  const ascii = textBytes === joined.length;
+  // Per change: the UTF-8 bytes of its key (or prefix) and of its value.
+  const sizes = new Array<number>(2 * n);
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const c = changes[i];
+    const keyBytes = ascii ? texts[2 * i].length : Buffer.byteLength(texts[2 * i], 'utf8');
+    const valueBytes = ascii ? texts[2 * i + 1].length : Buffer.byteLength(texts[2 * i + 1], 'utf8');
+    sizes[2 * i] = keyBytes;
+    sizes[2 * i + 1] = valueBytes;
     switch (c.type) {
       case 'set':
-        sizes[2 * i] = Buffer.byteLength(c.key, 'utf8');
-        sizes[2 * i + 1] = Buffer.byteLength(c.entry.valueJson, 'utf8');
-        bytes += setRecordSize(sizes[2 * i], sizes[2 * i + 1], c.entry.lease);
+        bytes += setRecordSize(keyBytes, valueBytes, c.entry.lease);
         break;
       case 'delete':
-        sizes[2 * i] = Buffer.byteLength(c.key, 'utf8');
-        bytes += MIN_RECORD_SIZE + sizes[2 * i];
-        break;
       case 'clear':
-        sizes[2 * i] = Buffer.byteLength(c.prefix, 'utf8');
-        bytes += MIN_RECORD_SIZE + sizes[2 * i];
+        bytes += MIN_RECORD_SIZE + keyBytes;
         break;
       case 'lease-grant':
         bytes += LEASE_GRANT_RECORD_SIZE;
@@ -360,19 +368,26 @@ export function encodeBatch(changes: readonly Change[], syncedThrough: number, n
         break;
     }
   }
-  const buf = Buffer.allocUnsafe(BATCH_RECORD_SIZE + bytes);
+  // Keys and values are valid Unicode (no lone surrogate that joining could pair), so their sizes add up; checked all the same.
+  if (!ascii && sizes.reduce((sum, size) => sum + size, 0) !== textBytes) throw new Error('batch text does not add up: a lone surrogate');
+  // The text goes behind the records; each record then moves its part into place.
+  const end = BATCH_RECORD_SIZE + bytes;
+  const buf = Buffer.allocUnsafe(end + textBytes);
+  buf.write(joined, end, textBytes, 'utf8');
+  let text = end;
   let at = BATCH_RECORD_SIZE;
-  for (let i = 0; i < changes.length; i++) {
+  for (let i = 0; i < n; i++) {
     const c = changes[i];
+    const keyBytes = sizes[2 * i];
     switch (c.type) {
       case 'set':
-        at = writeSetRecord(buf, at, c.key, sizes[2 * i], c.entry, sizes[2 * i + 1]);
+        at = writeSetRecord(buf, at, text, keyBytes, c.entry, sizes[2 * i + 1]);
         break;
       case 'delete':
-        at = writeDeleteRecord(buf, at, c.revision, c.key, sizes[2 * i]);
+        at = writeKeyRecord(buf, at, RecordType.Delete, c.revision, text, keyBytes);
         break;
       case 'clear':
-        at = writeClearRecord(buf, at, c.revision, c.prefix, sizes[2 * i]);
+        at = writeKeyRecord(buf, at, RecordType.Clear, c.revision, text, keyBytes);
         break;
       case 'lease-grant':
         at = writeLeaseGrantRecord(buf, at, c.revision, c.id, c.ttlMs);
@@ -381,9 +396,10 @@ export function encodeBatch(changes: readonly Change[], syncedThrough: number, n
         at = writeLeaseRevokeRecord(buf, at, c.revision, c.id);
         break;
     }
+    text += keyBytes + sizes[2 * i + 1];
   }
-  writeBatchRecord(buf, 0, changes[changes.length - 1].revision, bytes, syncedThrough, nonce);
-  return buf;
+  writeBatchRecord(buf, 0, changes[n - 1].revision, bytes, syncedThrough, nonce);
+  return buf.subarray(0, end);
 }
 
 /** The state before a record, which decodeChange reads for previous entries and cleared keys. */
