@@ -95,6 +95,10 @@ describe('packed history', () => {
           expect(packedWindow.size).toBe(plain.size);
           expect(packedWindow.oldestRevision).toBe(plain.oldestRevision);
           expect(packedWindow.byteSize).toBeGreaterThan(0);
+          // What the window counts of the changes it holds, however many it took and let go.
+          const held = new HistoryWindow({ maxChanges: n, maxBytes: 1 << 30 }, 9);
+          held.push(Array.from({ length: plain.size }, (_, p) => plain.at(p)));
+          expect(plain.byteSize).toBe(held.byteSize);
           for (let p = 0; p < plain.size; p++) {
             expect(packedWindow.revisionAt(p)).toBe(plain.revisionAt(p));
             expect(packedWindow.at(p)).toEqual(decodeChangeAt(encoded(plain.at(p)), 0));
