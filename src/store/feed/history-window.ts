@@ -133,8 +133,9 @@ export class HistoryWindow {
   /** The change at a position (0 = the oldest kept). */
   at(position: number): KeyChange {
     if (position < this.packedSize) {
-      const { packed, index } = this.locate(this.packedHead + position);
-      return packed.changeAt(index);
+      const at = this.packedHead + position;
+      const segment = this.segmentOf(at);
+      return this.segments[segment].changeAt(at - this.segmentStarts[segment]);
     }
     return this.changes[this.head + position - this.packedSize];
   }
@@ -142,8 +143,9 @@ export class HistoryWindow {
   /** The revision of the change at a position, without decoding a packed one. */
   revisionAt(position: number): number {
     if (position < this.packedSize) {
-      const { packed, index } = this.locate(this.packedHead + position);
-      return packed.revisionAt(index);
+      const at = this.packedHead + position;
+      const segment = this.segmentOf(at);
+      return this.segments[segment].revisionAt(at - this.segmentStarts[segment]);
     }
     return this.changes[this.head + position - this.packedSize].revision;
   }
@@ -162,16 +164,24 @@ export class HistoryWindow {
       size: frozen.size,
       at: (position) => frozen.at(position),
       revisionAt: (position) => frozen.revisionAt(position),
-      packedAt: (position) => (position < frozen.packedSize ? frozen.locate(frozen.packedHead + position) : undefined),
+      packedAt: (position) => {
+        if (position >= frozen.packedSize) return undefined;
+        const at = frozen.packedHead + position;
+        const segment = frozen.segmentOf(at);
+        return { packed: frozen.segments[segment], index: at - frozen.segmentStarts[segment] };
+      },
     };
   }
 
-  /** The segment holding absolute packed position `at`, and the change's index in it. */
-  private locate(at: number): { packed: PackedChanges; index: number } {
+  /**
+   * The segment holding absolute packed position `at` (its index in
+   * `segments`). A number, not an object: eviction and the revision checks
+   * ask at every write.
+   */
+  private segmentOf(at: number): number {
     const starts = this.segmentStarts;
     // Eviction reads the oldest change at every write: its segment is the first.
-    const first = this.segments[this.firstSegment];
-    if (at - starts[this.firstSegment] < first.count) return { packed: first, index: at - starts[this.firstSegment] };
+    if (at - starts[this.firstSegment] < this.segments[this.firstSegment].count) return this.firstSegment;
     let lo = this.firstSegment;
     let hi = starts.length - 1;
     while (lo < hi) {
@@ -179,7 +189,7 @@ export class HistoryWindow {
       if (starts[mid] <= at) lo = mid;
       else hi = mid - 1;
     }
-    return { packed: this.segments[lo], index: at - starts[lo] };
+    return lo;
   }
 
   private addSegment(packed: PackedChanges): void {
@@ -226,7 +236,10 @@ export class HistoryWindow {
 
   private dropOldest(): void {
     if (this.packedSize > 0) {
-      const { packed, index } = this.locate(this.packedHead++);
+      const at = this.packedHead++;
+      const segment = this.segmentOf(at);
+      const packed = this.segments[segment];
+      const index = at - this.segmentStarts[segment];
       this.bytes -= packed.bytesAt(index);
       if (index === packed.count - 1) this.firstSegment++;
       return;
