@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import type { Change } from '../../src/store/change';
-import { RecordType, crc32Of, emptyRecord, encodeBatch, newFileNonce, readRecord } from '../../src/store/file/record-codec';
+import {
+  MAX_JOINED_TEXT,
+  RecordType,
+  crc32Of,
+  emptyRecord,
+  encodeBatch,
+  newFileNonce,
+  readRecord,
+} from '../../src/store/file/record-codec';
 
 describe('record codec', () => {
   test('crc32Of gives zlib.crc32 (the CRC docs/storage-format.md names) for any span', () => {
@@ -15,7 +23,7 @@ describe('record codec', () => {
     }
   });
 
-  test('a batch of any changes, ASCII or not, reads back record by record: every key, value and field', () => {
+  test('a batch of any changes, ASCII or not, joined or not, reads back record by record: every key, value and field', () => {
     // Valid Unicode only (as the store admits): astral characters, non-ASCII, ASCII; empty keys stand for no text.
     const text = fc.string({ unit: fc.constantFrom('a', '/', 'é', '€', '\u{1f600}', '"', '0'), maxLength: 12 });
     const revisionish = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 2 ** 32 - 2, max: 2 ** 53 - 1 }));
@@ -48,8 +56,9 @@ describe('record codec', () => {
       fc.record({ id: revisionish, revision: revisionish }).map((c) => ({ type: 'lease-revoke' as const, ...c })),
     );
     fc.assert(
-      fc.property(fc.array(change, { minLength: 1, maxLength: 20 }), (changes) => {
-        const batch = encodeBatch(changes, 4096, newFileNonce());
+      // Joined into one string, or (past the limit on joined text: 0 and 5 stand in for a batch of gigabytes) string by string.
+      fc.property(fc.array(change, { minLength: 1, maxLength: 20 }), fc.constantFrom(MAX_JOINED_TEXT, 5, 0), (changes, maxJoined) => {
+        const batch = encodeBatch(changes, 4096, newFileNonce(), maxJoined);
         const out = emptyRecord();
         expect(readRecord(batch, 0, batch.length, out)).toBeUndefined();
         expect(out.type).toBe(RecordType.Batch);

@@ -330,7 +330,14 @@ export function writeBatchRecord(
  * before it, and the log's nonce), then one record per change. A clear is
  * logged by its prefix alone: replay removes what is under it then.
  */
-export function encodeBatch(changes: readonly Change[], syncedThrough: number, nonce: Buffer): Buffer {
+/**
+ * A batch whose text is longer than this many UTF-16 units is encoded string by string: one
+ * joined string could pass V8's string length limit (2^29 - 24), and a batch of updates or
+ * transactions is not bounded by the bytes its requests carry.
+ */
+export const MAX_JOINED_TEXT = 64 * 1024 * 1024;
+
+export function encodeBatch(changes: readonly Change[], syncedThrough: number, nonce: Buffer, maxJoinedText = MAX_JOINED_TEXT): Buffer {
   const n = changes.length;
   // Each change's key (or prefix) and value, joined: one UTF-8 size and one encode for the whole batch,
   // where two native calls per string cost more than the rest of a record.
@@ -340,9 +347,11 @@ export function encodeBatch(changes: readonly Change[], syncedThrough: number, n
     texts[2 * i] = c.type === 'set' || c.type === 'delete' ? c.key : c.type === 'clear' ? c.prefix : '';
     texts[2 * i + 1] = c.type === 'set' ? c.entry.valueJson : '';
   }
-  const joined = texts.join('');
-  const textBytes = Buffer.byteLength(joined, 'utf8');
-  const ascii = textBytes === joined.length;
+  let chars = 0;
+  for (const text of texts) chars += text.length;
+  const joined = chars <= maxJoinedText ? texts.join('') : undefined;
+  const joinedBytes = joined === undefined ? -1 : Buffer.byteLength(joined, 'utf8');
+  const ascii = joinedBytes === chars;
   // Per change: the UTF-8 bytes of its key (or prefix) and of its value.
   const sizes = new Array<number>(2 * n);
   let bytes = 0;
@@ -368,12 +377,19 @@ export function encodeBatch(changes: readonly Change[], syncedThrough: number, n
         break;
     }
   }
+  let textBytes = 0;
+  for (const size of sizes) textBytes += size;
   // Keys and values are valid Unicode (no lone surrogate that joining could pair), so their sizes add up; checked all the same.
-  if (!ascii && sizes.reduce((sum, size) => sum + size, 0) !== textBytes) throw new Error('batch text does not add up: a lone surrogate');
+  if (joined !== undefined && joinedBytes !== textBytes) throw new Error('batch text does not add up: a lone surrogate');
   // The text goes behind the records; each record then moves its part into place.
   const end = BATCH_RECORD_SIZE + bytes;
   const buf = Buffer.allocUnsafe(end + textBytes);
-  buf.write(joined, end, textBytes, 'utf8');
+  if (joined !== undefined) {
+    buf.write(joined, end, textBytes, 'utf8');
+  } else {
+    let textAt = end;
+    for (let i = 0; i < 2 * n; i++) textAt += buf.write(texts[i], textAt, sizes[i], 'utf8');
+  }
   let text = end;
   let at = BATCH_RECORD_SIZE;
   for (let i = 0; i < n; i++) {
