@@ -77,6 +77,8 @@ describeWithChromium('the web console', () => {
     expect(await many.getByRole('button').count()).toBe(60);
     expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
     await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: 'all keys' }).click();
+    // As a person would: type once the root is shown (the prefix box is reset to the folder shown when it changes).
+    await keys.getByRole('button', { name: 'Folder many/' }).waitFor();
     await page.getByLabel('Prefix').fill('user/');
     await page.getByLabel('Prefix').press('Enter');
     await expectButtons(page.getByRole('list', { name: 'Keys under user/' }), ['1', '2']);
