@@ -173,7 +173,7 @@ export class KeyTable {
     const slab = this.slabOf[i];
     const buf = this.slabs[slab];
     const start = this.offsets[i];
-    let end = start + ENTRY_HEADER_SIZE + u32(buf, start) + u32(buf, start + 4);
+    let end = start + this.entrySize(i);
     let j = i + 1;
     while (j < limit && this.slabOf[j] === slab && this.offsets[j] === end) {
       const next = end + ENTRY_HEADER_SIZE + u32(buf, end) + u32(buf, end + 4);
@@ -188,7 +188,7 @@ export class KeyTable {
   raw(i: number): { buf: Buffer; start: number; end: number } {
     const buf = this.slabs[this.slabOf[i]];
     const start = this.offsets[i];
-    return { buf, start, end: start + ENTRY_HEADER_SIZE + buf.readUInt32LE(start) + buf.readUInt32LE(start + 4) };
+    return { buf, start, end: start + this.entrySize(i) };
   }
 }
 

@@ -325,18 +325,18 @@ export function writeBatchRecord(
 }
 
 /**
- * Encodes a batch of changes as one buffer, ready to append to a log: the
- * BATCH record (saying how many bytes follow, how far the log was durable
- * before it, and the log's nonce), then one record per change. A clear is
- * logged by its prefix alone: replay removes what is under it then.
- */
-/**
  * A batch whose text is longer than this many UTF-16 units is encoded string by string: one
  * joined string could pass V8's string length limit (2^29 - 24), and a batch of updates or
  * transactions is not bounded by the bytes its requests carry.
  */
 export const MAX_JOINED_TEXT = 64 * 1024 * 1024;
 
+/**
+ * Encodes a batch of changes as one buffer, ready to append to a log: the
+ * BATCH record (saying how many bytes follow, how far the log was durable
+ * before it, and the log's nonce), then one record per change. A clear is
+ * logged by its prefix alone: replay removes what is under it then.
+ */
 export function encodeBatch(changes: readonly Change[], syncedThrough: number, nonce: Buffer, maxJoinedText = MAX_JOINED_TEXT): Buffer {
   const n = changes.length;
   // Each change's key (or prefix) and value, joined: one UTF-8 size and one encode for the whole batch,
