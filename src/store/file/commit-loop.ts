@@ -22,8 +22,12 @@ import type { LeaseClock } from './lease-clock';
 import type { LogWriter } from './log-writer';
 import type { StoreIndex } from './store-index';
 
-/** Keeps one batch's buffer (and so the latency of its callers) bounded. */
-const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * Keeps one batch's buffer (and so the latency of its callers) bounded:
+ * takeBatch counts what the queued requests carry, decide what their
+ * changes write (a merge patch or a transaction may write far more).
+ */
+export const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 export class CommitLoop {
   private queue: WriteOp[] = [];
@@ -106,7 +110,9 @@ export class CommitLoop {
 
   private async commit(batch: WriteOp[]): Promise<void> {
     if (this.writer.failure !== undefined) return settleAll(batch, this.writer.failure);
-    const decision = decide(this.index, batch, this.context);
+    const decision = decide(this.index, batch, this.context, MAX_BATCH_BYTES);
+    // Ops left undecided (the batch's changes passed the bound) go back to the front of the queue, in order.
+    if (decision.outcomes.length < batch.length) this.queue.unshift(...batch.splice(decision.outcomes.length));
     if (decision.changes.length > 0) {
       try {
         this.writer.append(decision.changes);

@@ -69,7 +69,10 @@ export interface DecideContext {
 export interface Decision {
   /** In revision order; empty if nothing changes. */
   changes: Change[];
-  /** outcomes[i] answers ops[i]. */
+  /**
+   * outcomes[i] answers ops[i]. Fewer outcomes than ops: the changes passed
+   * maxChars before the rest were reached, and they were not decided.
+   */
   outcomes: Outcome[];
   /** The store revision after the batch. */
   revision: number;
@@ -81,20 +84,48 @@ export function goesAlone(op: WriteOp): boolean {
   return op.kind === 'txn' && [...op.txn.success, ...op.txn.failure].some((o) => o.type === 'clear');
 }
 
-/** Decides a batch: ops that go alone (goesAlone) only ever come alone. */
-export function decide(state: DecideState, ops: readonly WriteOp[], context: DecideContext): Decision {
+/**
+ * Decides a batch: ops that go alone (goesAlone) only ever come alone.
+ * `maxChars` bounds what one batch writes: once the keys and values of its
+ * changes pass it (in UTF-16 units), the ops after are left undecided. What
+ * an op writes is known only here: a merge patch or a transaction's updates
+ * may make far larger values than their requests carried. The first op is
+ * always decided, however much it writes.
+ */
+export function decide(state: DecideState, ops: readonly WriteOp[], context: DecideContext, maxChars = Infinity): Decision {
   const batch = new BatchView(state);
   const changes: Change[] = [];
   const outcomes: Outcome[] = [];
-  for (const op of ops) {
+  let chars = 0;
+  for (let i = 0; i < ops.length && chars < maxChars; i++) {
+    const before = changes.length;
     try {
-      outcomes.push({ value: decideOp(batch, op, context, changes) });
+      outcomes.push({ value: decideOp(batch, ops[i], context, changes) });
     } catch (error) {
       // An op that fails changes nothing: decideOp adds its changes only once it cannot fail any more.
       outcomes.push({ error: error as Error });
     }
+    for (let j = before; j < changes.length; j++) chars += textLength(changes[j]);
   }
   return { changes, outcomes, revision: batch.revision };
+}
+
+/** The keys and values a change writes, in UTF-16 units. */
+function textLength(change: Change): number {
+  switch (change.type) {
+    case 'set':
+      return change.key.length + change.entry.valueJson.length;
+    case 'delete':
+      return change.key.length;
+    case 'clear': {
+      let length = change.prefix.length;
+      for (const [key] of change.removed) length += key.length;
+      return length;
+    }
+    case 'lease-grant':
+    case 'lease-revoke':
+      return 0;
+  }
 }
 
 /** The committed state plus what the batch decided so far. */
