@@ -78,22 +78,51 @@ function fsyncProbeDisturbed(results: BenchResults): boolean {
   return kvSetP50 < summarize(probes.length > 0 ? probes : [results.fsync.median]).median;
 }
 
+/**
+ * The goals of the performance issue ("Writes at the stack's ceiling, then
+ * past one core"), judged on the comparison's kv: one process (--workers 1).
+ * Its goals for --workers 2 (Set ≥ 1.0× etcd, Get ≥ 1.5× etcd) are judged
+ * here against one process too, and by `npm run bench:workers` for two.
+ */
 function targets(results: BenchResults): Target[] {
   const top = Math.max(...results.settings.concurrencies);
-  // Each round's p50 against the fsync cost measured at that round's start (older results have only the run's).
+  // Each round's numbers against the fsync cost measured at that round's start (older results have only the run's).
   const fsyncOf = (round: number): number => (results.fsyncByRound ?? [])[round]?.median ?? results.fsync.median;
-  const fsyncRatio = summarize(runs(results, 'kv', SET.id, 1).map((m) => m.throughput.p50Ms / fsyncOf(m.round)));
+  // Mean latency at c=1 from calls/s: one call in flight at a time.
+  const meanMs = (m: Measurement): number => 1000 / m.throughput.okPerSec;
+  const echoC1 = runs(results, 'echo', SET.id, 1);
+  const overFloor: number[] = [];
+  for (const kvRun of runs(results, 'kv', SET.id, 1)) {
+    const echoRun = echoC1.find((m) => m.round === kvRun.round);
+    if (echoRun) overFloor.push(meanMs(kvRun) / (meanMs(echoRun) + fsyncOf(kvRun.round) + 0.1));
+  }
   return [
-    { label: `Set c=${top}: kv / etcd Put`, measured: pairedRatio(results, 'etcd', SET.id, top), goal: 1.0, atLeast: true },
-    { label: `Set c=${top}: kv / echo ceiling`, measured: pairedRatio(results, 'echo', SET.id, top), goal: 0.8, atLeast: true },
-    { label: `Get c=${top}: kv / etcd serializable Range`, measured: pairedRatio(results, 'etcd', GET.id, top), goal: 1.3, atLeast: true },
-    { label: `Get c=${top}: kv / echo ceiling`, measured: pairedRatio(results, 'echo', GET.id, top), goal: 0.9, atLeast: true },
+    { label: `Set c=${top}: kv / echo ceiling`, measured: pairedRatio(results, 'echo', SET.id, top), goal: 0.9, atLeast: true },
     {
-      label: 'Set c=1: kv p50 (h2load) / one fsync',
-      measured: fsyncRatio,
-      goal: 1.5,
+      label: "Set c=1: kv mean latency / etcd Put's",
+      measured: pairedRatio(results, 'etcd', SET.id, 1, meanMs),
+      goal: 1.0,
+      atLeast: false,
+    },
+    {
+      label: "Set c=1: kv mean latency / (echo's + one fsync + 0.1 ms)",
+      measured: summarize(overFloor),
+      goal: 1.0,
       atLeast: false,
       unjudged: fsyncProbeDisturbed(results) ? 'fsync probe disturbed (see below)' : undefined,
+    },
+    { label: `Get c=${top}: kv / echo ceiling`, measured: pairedRatio(results, 'echo', GET.id, top), goal: 0.95, atLeast: true },
+    {
+      label: `Set c=${top}: kv / etcd Put (goal for --workers 2)`,
+      measured: pairedRatio(results, 'etcd', SET.id, top),
+      goal: 1.0,
+      atLeast: true,
+    },
+    {
+      label: `Get c=${top}: kv / etcd serializable Range (goal for --workers 2)`,
+      measured: pairedRatio(results, 'etcd', GET.id, top),
+      goal: 1.5,
+      atLeast: true,
     },
   ];
 }
@@ -103,7 +132,7 @@ function targetTable(results: BenchResults): string[] {
   for (const target of targets(results)) {
     const met = target.atLeast ? target.measured.median >= target.goal : target.measured.median <= target.goal;
     lines.push(
-      `| ${target.label} | ${target.atLeast ? '≥' : '≤'} ${target.goal.toFixed(1)}× | ${spread(target.measured, ratio)} | ${target.unjudged ?? (Number.isFinite(target.measured.median) ? (met ? 'met' : '**missed**') : '–')} |`,
+      `| ${target.label} | ${target.atLeast ? '≥' : '≤'} ${target.goal.toFixed(Number.isInteger(target.goal * 10) ? 1 : 2)}× | ${spread(target.measured, ratio)} | ${target.unjudged ?? (Number.isFinite(target.measured.median) ? (met ? 'met' : '**missed**') : '–')} |`,
     );
   }
   return lines;
