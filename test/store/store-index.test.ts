@@ -138,7 +138,10 @@ describe('store index over checkpoint tables', () => {
         lease: 0,
       };
       index.apply({ type: 'set', key, revision, entry, prev });
+      model.set(key, valueJson);
     };
+    // What the store holds, kept apart from the index: the oracle of each checkpoint's keys and values.
+    const model = new Map<string, string>();
     const value = (i: number, w: number): string =>
       JSON.stringify({ i, w, pad: 'x'.repeat(i % 4999 === 0 ? 1_500_000 : 60 + (i % 17) * 40) });
     const key = (i: number): string => `k/${String(i).padStart(6, '0')}`;
@@ -150,6 +153,9 @@ describe('store index over checkpoint tables', () => {
       const written = await writeCheckpoint(path.join(dir, name), view, noHistory, () => undefined);
       const inTable = Array.from({ length: written.table.count }, (_, i) => [written.table.key(i), written.table.entry(i)]);
       expect(inTable).toEqual(expected);
+      // In code point order (UTF-8 byte order), as the model says.
+      const byCodePoint = [...model].sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      expect(inTable.map(([k, e]) => [k, (e as IndexEntry).valueJson])).toEqual(byCodePoint);
       // Blocks close at their target size, unless they hold one entry (the large values).
       const file = fs.readFileSync(path.join(dir, name));
       for (let at = FILE_HEADER_SIZE; at < file.length - END_RECORD_SIZE;) {
@@ -174,10 +180,18 @@ describe('store index over checkpoint tables', () => {
     for (let i = 3; i < 20_000; i += 11) {
       const prev = index.get(key(i));
       if (prev !== undefined) index.apply({ type: 'delete', key: key(i), revision: ++revision, prev });
+      model.delete(key(i));
     }
     for (let i = 5; i < 20_000; i += 13) put(`${key(i)}+`, value(i, 2));
     await checkpoint('c2', true);
     await checkpoint('c3');
+    // Created keys beyond ASCII, at scale: U+FF71 sorts before U+1F600 by code point but after it in UTF-16
+    // (a surrogate pair starts with 0xD83D), so a merge that compared UTF-16 units would misplace them.
+    for (let i = 1; i < 20_000; i += 9) for (const suffix of ['é', '\uff71', '\u{1f600}', '中']) put(`${key(i)}${suffix}`, value(i, 3));
+    // A dense run of created keys between two table entries, crossing several pauses (every 512 entries) and a block.
+    for (let j = 0; j < 1500; j++) put(`${key(10_000)}/${String(j).padStart(4, '0')}\u{1f600}`, value(j, 4));
+    await checkpoint('c4', true);
+    await checkpoint('c5');
   });
 
   test('views taken and checkpoints written in any order: every view, get, list and live bytes match a plain map', async () => {
