@@ -192,4 +192,27 @@ describe('file engine: batches', () => {
     expect(await store.get('doc')).toMatchObject({ value: { pad, n: 39 }, version: 41 });
     await store.close();
   });
+
+  test('the ops a full batch leaves for the next keep their order, however many: a transaction writing 17 MB, then 250,000 deletes', async () => {
+    const batches: number[] = [];
+    const observer = { synced: () => undefined, compacted: () => undefined, committed: (ops: number) => void batches.push(ops) };
+    const store = await openFileStore({ dataDir: dirs.make(), fsync: 'never', observer });
+    await store.set('last', 0);
+    const pad = 'x'.repeat(900_000);
+    // Queued in one tick: the transaction counts as 1 KiB and each delete as 64 bytes, so one batch takes them all;
+    // the transaction's changes alone pass the bound, and the 250,000 deletes go back to the queue.
+    const txn = store.txn({
+      compare: [],
+      success: Array.from({ length: 19 }, (_, i) => ({ type: 'set', key: `big/${i}`, value: pad })),
+      failure: [],
+    });
+    const deletes = Array.from({ length: 250_000 }, (_, i) => store.delete(i === 249_999 ? 'last' : `missing/${i}`));
+    const set = store.set('after', 1);
+    expect(await txn).toMatchObject({ succeeded: true, revision: 2 });
+    const deleted = await Promise.all(deletes);
+    expect(deleted.filter((d) => d.deleted)).toEqual([{ deleted: true, revision: 3 }]);
+    expect(await set).toEqual({ revision: 4 });
+    expect(batches[0]).toBe(1);
+    await store.close();
+  });
 });

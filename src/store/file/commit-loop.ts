@@ -111,8 +111,9 @@ export class CommitLoop {
   private async commit(batch: WriteOp[]): Promise<void> {
     if (this.writer.failure !== undefined) return settleAll(batch, this.writer.failure);
     const decision = decide(this.index, batch, this.context, MAX_BATCH_BYTES);
-    // Ops left undecided (the batch's changes passed the bound) go back to the front of the queue, in order.
-    if (decision.outcomes.length < batch.length) this.queue.unshift(...batch.splice(decision.outcomes.length));
+    // Ops left undecided (the batch's changes passed the bound) go back to the front of the queue, in order
+    // (concat, not unshift(...rest): the rest may be a hundred thousand small ops, past the limit of a call's arguments).
+    if (decision.outcomes.length < batch.length) this.queue = batch.splice(decision.outcomes.length).concat(this.queue);
     if (decision.changes.length > 0) {
       try {
         this.writer.append(decision.changes);
