@@ -222,24 +222,27 @@ describe('transactions', () => {
   });
 });
 
-test('a batch stops once its changes pass maxChars: the ops after are left undecided, the first is always decided', () => {
-  const state = stateOf(5, { big: entry(5, 5, 1, JSON.stringify({ pad: 'x'.repeat(40) })) });
-  // Each update writes the whole 40-character value again: far more than its request carries.
+test('a batch stops once its changes pass maxBytes (UTF-8): the ops after are left undecided, the first is always decided', () => {
+  // A value of 40 three-byte characters: 40 UTF-16 units, 120 bytes in the log.
+  const state = stateOf(5, { big: entry(5, 5, 1, JSON.stringify({ pad: '€'.repeat(40) })) });
+  // Each update writes the whole value again: far more than its request carries.
   const ops = [update('big', { n: 1 }), update('big', { n: 2 }), set('s', '1')];
   const all = decide(state, ops, context);
   expect(all.outcomes).toHaveLength(3);
   const first = all.changes[0];
-  const firstChars = first.type === 'set' ? first.key.length + first.entry.valueJson.length : 0;
-  expect(firstChars).toBeGreaterThan(40);
+  const firstBytes = first.type === 'set' ? Buffer.byteLength(first.key) + Buffer.byteLength(first.entry.valueJson) : 0;
+  expect(firstBytes).toBeGreaterThan(120);
 
-  const one = decide(state, ops, context, firstChars);
+  const one = decide(state, ops, context, firstBytes);
   expect(one.outcomes).toHaveLength(1);
   expect(one.changes.map((c) => c.revision)).toEqual([6]);
   expect(one.revision).toBe(6);
-  expect(decide(state, ops, context, firstChars + 1).outcomes).toHaveLength(2);
+  // Counted in UTF-16 units the first update would stay under this bound: it is bytes that count.
+  expect(decide(state, ops, context, firstBytes - 80).outcomes).toHaveLength(1);
+  expect(decide(state, ops, context, firstBytes + 1).outcomes).toHaveLength(2);
   expect(decide(state, ops, context, 1).outcomes).toHaveLength(1);
   // An op that fails writes nothing, so it does not end the batch.
-  expect(decide(state, [update('missing', { a: 1 }), ...ops], context, firstChars).outcomes).toHaveLength(2);
+  expect(decide(state, [update('missing', { a: 1 }), ...ops], context, firstBytes).outcomes).toHaveLength(2);
 });
 
 describe('merge patch updates', () => {

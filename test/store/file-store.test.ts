@@ -175,23 +175,30 @@ describe('file engine: model-based', () => {
 });
 
 describe('file engine: batches', () => {
-  test('a batch is bounded by what its changes write, not by what the requests carried: 40 small merge patches on a 0.9 MB value', async () => {
-    const batches: number[] = [];
-    const observer = { synced: () => undefined, compacted: () => undefined, committed: (ops: number) => void batches.push(ops) };
-    const store = await openFileStore({ dataDir: dirs.make(), observer });
-    const pad = 'x'.repeat(900_000);
-    await store.set('doc', { pad });
-    batches.length = 0;
-    // Submitted in one tick: before the bound, all 40 (36 MB of values) went into one batch.
-    const entries = await Promise.all(Array.from({ length: 40 }, (_, n) => store.update('doc', { n })));
-    expect(entries.map((e) => e.version)).toEqual(Array.from({ length: 40 }, (_, n) => n + 2));
-    expect(batches.reduce((a, b) => a + b, 0)).toBe(40);
-    // 16 MiB of changes, plus the one update that passed it.
-    expect(Math.max(...batches)).toBeLessThanOrEqual(Math.ceil(MAX_BATCH_BYTES / pad.length) + 1);
-    expect(batches.length).toBeGreaterThanOrEqual(2);
-    expect(await store.get('doc')).toMatchObject({ value: { pad, n: 39 }, version: 41 });
-    await store.close();
-  });
+  test.each([
+    ['ASCII', 'x', 900_000],
+    // 300,000 characters, 900,000 bytes: counted in UTF-16 units, a batch took three times the bound.
+    ['three-byte characters', '€', 300_000],
+  ])(
+    'a batch is bounded by the UTF-8 bytes its changes write, not by what the requests carried: 40 small merge patches on a 0.9 MB value (%s)',
+    async (_, char, count) => {
+      const batches: number[] = [];
+      const observer = { synced: () => undefined, compacted: () => undefined, committed: (ops: number) => void batches.push(ops) };
+      const store = await openFileStore({ dataDir: dirs.make(), observer });
+      const pad = char.repeat(count);
+      await store.set('doc', { pad });
+      batches.length = 0;
+      // Submitted in one tick: before the bound, all 40 (36 MB of values) went into one batch.
+      const entries = await Promise.all(Array.from({ length: 40 }, (_, n) => store.update('doc', { n })));
+      expect(entries.map((e) => e.version)).toEqual(Array.from({ length: 40 }, (_, n) => n + 2));
+      expect(batches.reduce((a, b) => a + b, 0)).toBe(40);
+      // 16 MiB of changes, plus the one update that passed it.
+      expect(Math.max(...batches)).toBeLessThanOrEqual(Math.ceil(MAX_BATCH_BYTES / Buffer.byteLength(pad)) + 1);
+      expect(batches.length).toBeGreaterThanOrEqual(2);
+      expect(await store.get('doc')).toMatchObject({ value: { pad, n: 39 }, version: 41 });
+      await store.close();
+    },
+  );
 
   test('the ops a full batch leaves for the next keep their order, however many: a transaction writing 17 MB, then 250,000 deletes', async () => {
     const batches: number[] = [];

@@ -3,6 +3,7 @@
  * batches, each in five steps:
  *
  *   1. decide   (decide.ts, pure) ops -> changes and one outcome per op
+ *               (ops past the batch's size bound go back to the queue)
  *   2. append   (log-writer.ts, record-codec.ts) the changes as one batch,
  *               then ONE fdatasync for the whole batch (fsync=always)
  *   3. apply    (store-index.ts) only now may readers see the changes;

@@ -1,7 +1,8 @@
 /**
  * Step 1 of a commit, decide: pure. Ops in (in the order they were
- * submitted), changes and one outcome per op out. Compare-and-set checks,
- * transaction compares, merge patches, lease bookkeeping and revision
+ * submitted), changes and one outcome per op decided out (once the changes
+ * pass the batch's size bound, the ops after are left for the next batch).
+ * Compare-and-set checks, transaction compares, merge patches, lease bookkeeping and revision
  * arithmetic live here and nowhere else: each op sees the committed state
  * plus the changes decided before it in the same batch, and each op that
  * changes keys takes the next revision (a transaction or a lease's expiry
@@ -71,7 +72,7 @@ export interface Decision {
   changes: Change[];
   /**
    * outcomes[i] answers ops[i]. Fewer outcomes than ops: the changes passed
-   * maxChars before the rest were reached, and they were not decided.
+   * maxBytes before the rest were reached, and they were not decided.
    */
   outcomes: Outcome[];
   /** The store revision after the batch. */
@@ -86,42 +87,45 @@ export function goesAlone(op: WriteOp): boolean {
 
 /**
  * Decides a batch: ops that go alone (goesAlone) only ever come alone.
- * `maxChars` bounds what one batch writes: once the keys and values of its
- * changes pass it (in UTF-16 units), the ops after are left undecided. What
- * an op writes is known only here: a merge patch or a transaction's updates
- * may make far larger values than their requests carried. The first op is
- * always decided, however much it writes.
+ * `maxBytes` bounds what one batch writes: once the keys and values of its
+ * changes pass it (UTF-8 bytes, as the log holds them), the ops after are
+ * left undecided. What an op writes is known only here: a merge patch or a
+ * transaction's updates may make far larger values than their requests
+ * carried. The op that passes the bound is decided whole (a transaction is
+ * never split), and so is the first, however much it writes.
  */
-export function decide(state: DecideState, ops: readonly WriteOp[], context: DecideContext, maxChars = Infinity): Decision {
+export function decide(state: DecideState, ops: readonly WriteOp[], context: DecideContext, maxBytes = Infinity): Decision {
   const batch = new BatchView(state);
   const changes: Change[] = [];
   const outcomes: Outcome[] = [];
-  let chars = 0;
-  for (let i = 0; i < ops.length && chars < maxChars; i++) {
+  let bytes = 0;
+  for (let i = 0; i < ops.length && bytes < maxBytes; i++) {
+    const op = ops[i];
     const before = changes.length;
     try {
-      outcomes.push({ value: decideOp(batch, ops[i], context, changes) });
+      outcomes.push({ value: decideOp(batch, op, context, changes) });
     } catch (error) {
       // An op that fails changes nothing: decideOp adds its changes only once it cannot fail any more.
       outcomes.push({ error: error as Error });
     }
-    for (let j = before; j < changes.length; j++) chars += textLength(changes[j]);
+    if (changes.length === before) continue;
+    // A set's and a delete's sizes came with the request; an update's or a transaction's are known from its changes.
+    if (op.kind === 'set') bytes += op.keyBytes + op.valueBytes;
+    else if (op.kind === 'delete') bytes += op.keyBytes;
+    else for (let j = before; j < changes.length; j++) bytes += loggedBytes(changes[j]);
   }
   return { changes, outcomes, revision: batch.revision };
 }
 
-/** The keys and values a change writes, in UTF-16 units. */
-function textLength(change: Change): number {
+/** The UTF-8 bytes of the key (or prefix: a clear is logged by it alone) and value a change writes to the log. */
+function loggedBytes(change: Change): number {
   switch (change.type) {
     case 'set':
-      return change.key.length + change.entry.valueJson.length;
+      return Buffer.byteLength(change.key, 'utf8') + Buffer.byteLength(change.entry.valueJson, 'utf8');
     case 'delete':
-      return change.key.length;
-    case 'clear': {
-      let length = change.prefix.length;
-      for (const [key] of change.removed) length += key.length;
-      return length;
-    }
+      return Buffer.byteLength(change.key, 'utf8');
+    case 'clear':
+      return Buffer.byteLength(change.prefix, 'utf8');
     case 'lease-grant':
     case 'lease-revoke':
       return 0;
