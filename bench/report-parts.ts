@@ -21,6 +21,7 @@ export function partsOf(results: BenchResults): Part[] {
     txn: results.txn !== undefined,
     tls: results.tls !== undefined,
     engine: results.engine !== undefined,
+    workers: results.workers !== undefined,
     store: (results.store ?? []).length > 0,
   };
   return ran.filter((part) => hasData[part]);

@@ -9,6 +9,7 @@ import { storeSection } from './report-store';
 import { tlsSection } from './report-tls';
 import { txnSection } from './report-txn';
 import { watchSection } from './report-watch';
+import { workersSection } from './report-workers';
 import { summarize, type Summary } from './stats';
 import { GET, SET, serversFor, WORKLOADS, type Workload } from './workloads';
 
@@ -435,6 +436,7 @@ const SECTIONS: Array<{ part: Part; title: string; render: (results: BenchResult
   { part: 'txn', title: 'Transactions and time to live', render: txnSection },
   { part: 'tls', title: 'TLS', render: tlsSection },
   { part: 'engine', title: 'The etcd engine', render: engineSection },
+  { part: 'workers', title: 'Several processes (--workers)', render: workersSection },
   { part: 'store', title: 'The store engine before and after the write-path redesign', render: storeSection },
   { part: 'scale', title: 'Scale of data', render: scaleSection },
 ];
@@ -486,7 +488,7 @@ export function renderReport(runs: readonly BenchResults[], kept: Partial<Record
     "- **Store before and after**: `npm run bench:store`'s own table, from each checkout.",
     '- **Scale**: h2load calls/s on one of the loaded keys; memory from /proc (VmRSS, VmHWM); disk as blocks allocated, like `du`.',
     '',
-    ...body(['compare', 'watch', 'txn', 'tls', 'engine', 'store']),
+    ...body(['compare', 'watch', 'txn', 'tls', 'engine', 'workers', 'store']),
     ...BY_HAND_SECTIONS,
     ...body(['scale']),
     '## Machine and versions',
@@ -497,7 +499,7 @@ export function renderReport(runs: readonly BenchResults[], kept: Partial<Record
     '## Method',
     '',
     `- **Every part** starts its own servers on loopback, fresh, and runs them side by side: all up at once, a warm-up, then its rounds with the order rotated each round; ratios are taken within a round (runs moments apart), then the median and range over rounds. Each section says what it runs; the comparison's own method is [under it](#method-of-the-comparison).`,
-    '- **Not measured here**: multi-connection clients; several kv-server processes behind one port.',
+    '- **Not measured here**, outside [Several processes](#several-processes---workers): clients over several connections; several kv-server processes behind one port.',
     '',
     'Reproduce: `bash scripts/install-bench-tools.sh && npm run build && npm run bench` (about an hour; `npm run bench -- --parts watch,txn` runs some parts only and keeps the other sections; `npm run bench -- --parts store --store-base DIR` compares the store engine with another checkout; `npm run bench -- --quick` is a smoke run of a few minutes that writes to bench/results/ instead of docs/).',
     '',

@@ -45,6 +45,14 @@ export interface Settings {
   };
   tlsConcurrency: number;
   engineConcurrency: number;
+  /** Absent from results saved before the workers part existed. */
+  workers?: {
+    /** kv-server --workers N. */
+    count: number;
+    concurrency: number;
+    /** HTTP/2 connections of the runs over several (the others use one). */
+    connections: number;
+  };
   store?: {
     /** Checkout of the commit compared against (with node_modules installed). */
     baseDir: string;
@@ -54,7 +62,7 @@ export interface Settings {
   };
 }
 
-export const PARTS = ['compare', 'scale', 'watch', 'txn', 'tls', 'engine', 'store'] as const;
+export const PARTS = ['compare', 'scale', 'watch', 'txn', 'tls', 'engine', 'workers', 'store'] as const;
 export type Part = (typeof PARTS)[number];
 
 /** One server, workload and concurrency in one round: h2load's throughput on one key, then ghz's latency over many. */
@@ -206,6 +214,8 @@ export interface BenchResults {
   txn?: TxnResults;
   tls?: SetupRun[];
   engine?: SetupRun[];
+  /** kv one process and --workers N, etcd, echo (bench/workers.ts); setups WORKER_SETUPS, workloads "set@1" and the like. */
+  workers?: SetupRun[];
   store?: StoreBenchRun[];
   /** Load average (1 min) when each part ended: how much else ran on the machine. */
   loadByPart?: Partial<Record<Part, number>>;

@@ -10,6 +10,8 @@
  *   txn      Txn (2 compares + 2 sets), TTL-set vs etcd lease + put, lease expiry lateness
  *   tls      Set/Get over TLS (kv with a bearer token) vs plaintext, kv and etcd
  *   engine   kv over a 3-member etcd (1 and 2 frontends) vs etcd itself vs the file engine
+ *   workers  kv in one process vs kv --workers 2 vs etcd vs echo, Set and Get at c=64
+ *            over one connection and over four
  *   store    `npm run bench:store` on another checkout and on this one, alternating
  *            (only with --store-base)
  *
@@ -54,6 +56,7 @@ import { runStoreBeforeAfter } from './store-before-after';
 import { runTls } from './tls';
 import { runTxn } from './txn';
 import { runWatch } from './watch';
+import { runWorkers, WORKERS_DEFAULTS } from './workers';
 import { makeTempDir, REPO_ROOT } from './servers';
 import { VALUE_BYTES } from './workloads';
 
@@ -134,6 +137,7 @@ function settingsFor(flags: Flags): Settings {
     txn: { concurrency: 64, ttlMs: 600_000, expiryKeys: flags.quick ? 200 : 1000, expiryTtlMs: 2000, expirySpreadMs: 1000 },
     tlsConcurrency: 64,
     engineConcurrency: 64,
+    workers: WORKERS_DEFAULTS,
     store:
       flags.storeBase !== undefined
         ? {
@@ -246,6 +250,7 @@ async function main(): Promise<void> {
     const txn = await timed('txn', () => runTxn(settings, work.dir));
     const tls = await timed('tls', () => runTls(settings, work.dir));
     const engine = await timed('engine', () => runEngine(settings, work.dir));
+    const workers = await timed('workers', () => runWorkers(settings, work.dir));
     const store = await timed('store', () => runStoreBeforeAfter(settings));
     const scale = await timed('scale', () => runScale(settings, work.dir));
     const results: BenchResults = {
@@ -264,6 +269,7 @@ async function main(): Promise<void> {
       txn,
       tls,
       engine,
+      workers,
       store,
       loadByPart,
     };
