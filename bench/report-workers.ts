@@ -25,7 +25,7 @@ export function workersSection(results: BenchResults): string[] {
   const lines = [
     '## Several processes (--workers)',
     '',
-    `Four servers up at once, fresh, the order rotated each round: kv in one process; kv with \`--workers ${count}\` (${count} processes serving gRPC on one port over a store owner; [operations.md](operations.md#several-processes---workers)); etcd; the echo server. h2load at c=${concurrency}, over one HTTP/2 connection (the supervisor hands a connection to one worker, so one connection exercises one worker) and over ${connections} connections (dealt to the workers in turn). Set runs are checked by the key's version as above. Server CPU is summed over every process of a server.`,
+    `Four servers up at once, the order rotated each round, kv and etcd first loaded with ${int(results.settings.keySpace)} keys as in the comparison: kv in one process; kv with \`--workers ${count}\` (${count} processes serving gRPC on one port over a store owner; [operations.md](operations.md#several-processes---workers)); etcd; the echo server. h2load at c=${concurrency}, over one HTTP/2 connection (the supervisor hands a connection to one worker, so one connection exercises one worker) and over ${connections} connections (dealt to the workers in turn). Set runs are checked by the key's version as above. Server CPU is summed over every process of a server.`,
     '',
     '| workload | server | calls/s: median (min–max) | p50 ms | server CPU µs/call | failed calls |',
     '|---|---|---|---:|---:|---:|',

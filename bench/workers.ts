@@ -7,6 +7,7 @@
  * bench:workers` (compare-workers.ts) is the same measurement by hand, with
  * its settings on the command line and its table on stdout.
  */
+import { preload } from './preload';
 import { measureRotatedRounds, type Labelled, type RoundRun } from './rotated-rounds';
 import type { Settings, SetupRun } from './results';
 import { makeTempDir, startEcho, startEtcd, startKv } from './servers';
@@ -25,6 +26,10 @@ export async function runWorkers(settings: Settings, workDir: string): Promise<S
   const dirs = WORKER_SETUPS.map((setup) => makeTempDir(`workers-${setup}`));
   const servers: Array<Labelled & { setup: WorkerSetup }> = [];
   try {
+    // Loaded like the comparison's servers: etcd's reads cost more once it holds keys and has taken writes.
+    await preload('kv', dirs[0].dir, settings.keySpace);
+    await preload('kv', dirs[1].dir, settings.keySpace);
+    await preload('etcd', dirs[2].dir, settings.keySpace);
     servers.push(
       { ...(await startKv({ dataDir: dirs[0].dir })), label: 'kv (1 process)', setup: 'kv' },
       {
