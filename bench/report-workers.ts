@@ -1,15 +1,22 @@
 /** The "Several processes" section of docs/benchmarks.md: kv --workers against one process, etcd and the echo server. */
 import { cpuPerCall, failures, int, ms, okPerSec, over, pairedByRound, ratio, setupRuns, spread } from './report-format';
 import type { BenchResults, SetupRun } from './results';
-import { WORKER_SETUPS, WORKER_WORKLOADS, WORKERS_DEFAULTS, type WorkerSetup, workersWorkload } from './workers';
+import { WORKER_SETUPS, WORKER_WORKLOADS, WORKERS_DEFAULTS, type WorkerSetup, type WorkersOptions, workersWorkload } from './workers';
 
 /** The performance issue's goals for --workers, over several connections (the supervisor deals them to the workers). */
 const GOALS: Record<string, number> = { set: 1.0, get: 1.5 };
 
 export function workersSection(results: BenchResults): string[] {
-  const runs = results.workers;
-  if (!runs) return [];
-  const { count, concurrency, connections } = results.settings.workers ?? WORKERS_DEFAULTS;
+  if (!results.workers) return [];
+  return renderWorkers(results.workers, { ...(results.settings.workers ?? WORKERS_DEFAULTS), keys: results.settings.keySpace });
+}
+
+/** The section for `runs`, measured with `options` (also what `npm run bench:workers` prints). */
+export function renderWorkers(
+  runs: readonly SetupRun[],
+  options: Pick<WorkersOptions, 'count' | 'concurrency' | 'connections' | 'keys'>,
+): string[] {
+  const { count, concurrency, connections, keys } = options;
   const label = (setup: WorkerSetup): string =>
     setup === 'kv' ? 'kv (1 process)' : setup === 'kv-workers' ? `kv (--workers ${count})` : setup === 'etcd' ? 'etcd' : 'echo';
   const shapes = WORKER_WORKLOADS.flatMap((workload) =>
@@ -25,7 +32,7 @@ export function workersSection(results: BenchResults): string[] {
   const lines = [
     '## Several processes (--workers)',
     '',
-    `Four servers up at once, the order rotated each round, kv and etcd first loaded with ${int(results.settings.keySpace)} keys as in the comparison: kv in one process; kv with \`--workers ${count}\` (${count} processes serving gRPC on one port over a store owner; [operations.md](operations.md#several-processes---workers)); etcd; the echo server. h2load at c=${concurrency}, over one HTTP/2 connection (the supervisor hands a connection to one worker, so one connection exercises one worker) and over ${connections} connections (dealt to the workers in turn). Set runs are checked by the key's version as above. Server CPU is summed over every process of a server.`,
+    `Four servers up at once, the order rotated each round, kv and etcd first loaded with ${int(keys)} keys as in the comparison: kv in one process; kv with \`--workers ${count}\` (${count} processes serving gRPC on one port over a store owner; [operations.md](operations.md#several-processes---workers)); etcd; the echo server. h2load at c=${concurrency}, over one HTTP/2 connection (the supervisor hands a connection to one worker, so one connection exercises one worker) and over ${connections} connections (dealt to the workers in turn). Set runs are checked by the key's version as above. Server CPU is summed over every process of a server.`,
     '',
     '| workload | server | calls/s: median (min–max) | p50 ms | server CPU µs/call | failed calls |',
     '|---|---|---|---:|---:|---:|',

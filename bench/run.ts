@@ -56,7 +56,7 @@ import { runStoreBeforeAfter } from './store-before-after';
 import { runTls } from './tls';
 import { runTxn } from './txn';
 import { runWatch } from './watch';
-import { runWorkers, WORKERS_DEFAULTS } from './workers';
+import { runWorkers, WORKERS_DEFAULTS, workersOptions } from './workers';
 import { makeTempDir, REPO_ROOT } from './servers';
 import { VALUE_BYTES } from './workloads';
 
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
     const txn = await timed('txn', () => runTxn(settings, work.dir));
     const tls = await timed('tls', () => runTls(settings, work.dir));
     const engine = await timed('engine', () => runEngine(settings, work.dir));
-    const workers = await timed('workers', () => runWorkers(settings, work.dir));
+    const workers = await timed('workers', () => runWorkers(workersOptions(settings), work.dir));
     const store = await timed('store', () => runStoreBeforeAfter(settings));
     const scale = await timed('scale', () => runScale(settings, work.dir));
     const results: BenchResults = {

@@ -4,8 +4,8 @@
  * Get at one concurrency over one HTTP/2 connection (which the supervisor
  * hands to one worker) and over several (which it deals to the workers in
  * turn), the order rotated each round (rotated-rounds.ts). `npm run
- * bench:workers` (compare-workers.ts) is the same measurement by hand, with
- * its settings on the command line and its table on stdout.
+ * bench:workers` (compare-workers.ts) runs the same with its options on the
+ * command line and prints the section instead of writing the report.
  */
 import { preload } from './preload';
 import { measureRotatedRounds, type Labelled, type RoundRun } from './rotated-rounds';
@@ -21,15 +21,33 @@ export const WORKERS_DEFAULTS = { count: 2, concurrency: 64, connections: 4 };
 /** A SetupRun's workload: the workload's id and how many connections carried it, e.g. "set@4". */
 export const workersWorkload = (workloadId: string, connections: number): string => `${workloadId}@${connections}`;
 
-export async function runWorkers(settings: Settings, workDir: string): Promise<SetupRun[]> {
-  const { count, concurrency, connections } = settings.workers ?? WORKERS_DEFAULTS;
+/** What one workers run measures: the part's settings, or `npm run bench:workers`'s flags. */
+export interface WorkersOptions {
+  count: number;
+  concurrency: number;
+  connections: number;
+  rounds: number;
+  durationSec: number;
+  /** Keys loaded into both kv servers and etcd first. */
+  keys: number;
+}
+
+export const workersOptions = (settings: Settings): WorkersOptions => ({
+  ...(settings.workers ?? WORKERS_DEFAULTS),
+  rounds: settings.rounds,
+  durationSec: settings.durationSec,
+  keys: settings.keySpace,
+});
+
+export async function runWorkers(options: WorkersOptions, workDir: string): Promise<SetupRun[]> {
+  const { count, concurrency, connections, keys } = options;
   const dirs = WORKER_SETUPS.map((setup) => makeTempDir(`workers-${setup}`));
   const servers: Array<Labelled & { setup: WorkerSetup }> = [];
   try {
     // Loaded like the comparison's servers: etcd's reads cost more once it holds keys and has taken writes.
-    await preload('kv', dirs[0].dir, settings.keySpace);
-    await preload('kv', dirs[1].dir, settings.keySpace);
-    await preload('etcd', dirs[2].dir, settings.keySpace);
+    await preload('kv', dirs[0].dir, keys);
+    await preload('kv', dirs[1].dir, keys);
+    await preload('etcd', dirs[2].dir, keys);
     servers.push(
       { ...(await startKv({ dataDir: dirs[0].dir })), label: 'kv (1 process)', setup: 'kv' },
       {
@@ -49,8 +67,8 @@ export async function runWorkers(settings: Settings, workDir: string): Promise<S
     const { results } = await measureRotatedRounds({
       servers,
       runs,
-      rounds: settings.rounds,
-      durationSec: settings.durationSec,
+      rounds: options.rounds,
+      durationSec: options.durationSec,
       workDir,
       id,
     });
