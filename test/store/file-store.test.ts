@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { openFileStore } from '../../src/store/file';
 import { MAX_BATCH_BYTES } from '../../src/store/file/commit-loop';
 import type { JsonValue } from '../../src/store/key-value-store';
+import { NO_STORE_OBSERVER, type StoreObserver } from '../../src/store/store-observer';
 import { runStoreContract } from './store-contract';
 import { tempDataDirs } from '../support/temp-dirs';
 
@@ -175,6 +176,12 @@ describe('file engine: model-based', () => {
 });
 
 describe('file engine: batches', () => {
+  /** An observer that keeps the size of each batch committed. */
+  const countingBatches = (): { batches: number[]; observer: StoreObserver } => {
+    const batches: number[] = [];
+    return { batches, observer: { ...NO_STORE_OBSERVER, committed: (ops) => void batches.push(ops) } };
+  };
+
   test.each([
     ['ASCII', 'x', 900_000],
     // 300,000 characters, 900,000 bytes: counted in UTF-16 units, a batch took three times the bound.
@@ -182,8 +189,7 @@ describe('file engine: batches', () => {
   ])(
     'a batch is bounded by the UTF-8 bytes its changes write, not by what the requests carried: 40 small merge patches on a 0.9 MB value (%s)',
     async (_, char, count) => {
-      const batches: number[] = [];
-      const observer = { synced: () => undefined, compacted: () => undefined, committed: (ops: number) => void batches.push(ops) };
+      const { batches, observer } = countingBatches();
       const store = await openFileStore({ dataDir: dirs.make(), observer });
       const pad = char.repeat(count);
       await store.set('doc', { pad });
@@ -201,8 +207,7 @@ describe('file engine: batches', () => {
   );
 
   test('the ops a full batch leaves for the next keep their order, however many: a transaction writing 17 MB, then 250,000 deletes', async () => {
-    const batches: number[] = [];
-    const observer = { synced: () => undefined, compacted: () => undefined, committed: (ops: number) => void batches.push(ops) };
+    const { batches, observer } = countingBatches();
     const store = await openFileStore({ dataDir: dirs.make(), fsync: 'never', observer });
     await store.set('last', 0);
     const pad = 'x'.repeat(900_000);

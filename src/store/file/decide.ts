@@ -2,11 +2,11 @@
  * Step 1 of a commit, decide: pure. Ops in (in the order they were
  * submitted), changes and one outcome per op decided out (once the changes
  * pass the batch's size bound, the ops after are left for the next batch).
- * Compare-and-set checks, transaction compares, merge patches, lease bookkeeping and revision
- * arithmetic live here and nowhere else: each op sees the committed state
- * plus the changes decided before it in the same batch, and each op that
- * changes keys takes the next revision (a transaction or a lease's expiry
- * takes one for all its changes).
+ * Compare-and-set checks, transaction compares, merge patches, lease
+ * bookkeeping and revision arithmetic live here and nowhere else: each op
+ * sees the committed state plus the changes decided before it in the same
+ * batch, and each op that changes keys takes the next revision (a
+ * transaction or a lease's expiry takes one for all its changes).
  */
 import type { ValidSet, ValidTxn, ValidTxnOp, ValidUpdate } from '../abstract-key-value-store';
 import type { Change, StoredEntry } from '../change';

@@ -326,8 +326,9 @@ export function writeBatchRecord(
 
 /**
  * A batch whose text is longer than this many UTF-16 units is encoded string by string: one
- * joined string could pass V8's string length limit (2^29 - 24), and a batch of updates or
- * transactions is not bounded by the bytes its requests carry.
+ * joined string could pass V8's string length limit (2^29 - 24). A batch is bounded to about
+ * 16 MiB (commit-loop.ts), but the op that passes that bound is decided whole, and one
+ * transaction may write 128 values of 1 MiB.
  */
 export const MAX_JOINED_TEXT = 64 * 1024 * 1024;
 
