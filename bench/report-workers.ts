@@ -17,8 +17,7 @@ export function renderWorkers(
   options: Pick<WorkersOptions, 'count' | 'concurrency' | 'connections' | 'keys'>,
 ): string[] {
   const { count, concurrency, connections, keys } = options;
-  const label = (setup: WorkerSetup): string =>
-    setup === 'kv' ? 'kv (1 process)' : setup === 'kv-workers' ? `kv (--workers ${count})` : setup === 'etcd' ? 'etcd' : 'echo';
+  const labels: Record<WorkerSetup, string> = { kv: 'kv (1 process)', 'kv-workers': `kv (--workers ${count})`, etcd: 'etcd', echo: 'echo' };
   const shapes = WORKER_WORKLOADS.flatMap((workload) =>
     [1, connections].map((conns) => ({
       workload,
@@ -39,10 +38,10 @@ export function renderWorkers(
   ];
   for (const shape of shapes) {
     for (const setup of WORKER_SETUPS) {
-      const these: SetupRun[] = setupRuns(runs, setup, shape.id);
+      const these = setupRuns(runs, setup, shape.id);
       if (these.length === 0) continue;
       lines.push(
-        `| ${shape.name} | ${label(setup)} | ${spread(over(these, okPerSec), int)} | ${ms(over(these, (run) => run.throughput.p50Ms).median)} | ${int(over(these, cpuPerCall).median)} | ${failures(these)} |`,
+        `| ${shape.name} | ${labels[setup]} | ${spread(over(these, okPerSec), int)} | ${ms(over(these, (run) => run.throughput.p50Ms).median)} | ${int(over(these, cpuPerCall).median)} | ${failures(these)} |`,
       );
     }
   }
