@@ -30,6 +30,7 @@ export async function openConfiguredStore(
     dataDir,
     fsync: config.fsync,
     fsyncIntervalMs: config.fsyncIntervalMs,
+    busyPollUs: config.busyPollUs,
     maxKeyBytes: config.maxKeyBytes,
     maxValueBytes: config.maxValueBytes,
     maxTxnOps: config.maxTxnOps,

@@ -149,6 +149,8 @@ describe('flags and environment', () => {
     [['--etcd-username', 'kv'], /--etcd-username and --etcd-password-file go together/],
     [['--workers', '0'], /--workers: "0" is not a positive integer/],
     [['--workers', '65'], /--workers: 65 workers is more than the 64 allowed/],
+    [['--busy-poll-us', '1.5'], /--busy-poll-us: "1\.5" is not a number of microseconds from 0 to 10000/],
+    [['--busy-poll-us', '10001'], /--busy-poll-us: "10001" is not a number of microseconds from 0 to 10000/],
   ])('kv-server %j exits 2 with a message and the usage', async (args, message) => {
     const { code, stderr } = await runServerToExit(args);
     expect(code).toBe(2);

@@ -17,6 +17,7 @@
  */
 import type { ChangeFeed } from '../feed/change-feed';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
+import type { BusyPoll } from './busy-poll';
 import type { Compactor } from './compact';
 import { type DecideContext, type Decision, type WriteOp, decide, goesAlone } from './decide';
 import type { LeaseClock } from './lease-clock';
@@ -45,6 +46,8 @@ export class CommitLoop {
     private readonly compactor: Compactor,
     private readonly leases: LeaseClock,
     private readonly context: DecideContext,
+    /** fsync=always: polls through each batch's fdatasync and for a moment after its callers are answered. */
+    private readonly busyPoll?: BusyPoll,
   ) {
     // Writes that arrive while a compaction runs can make the next one due with
     // no further write to notice; the finishing compaction asks for a turn.
@@ -118,6 +121,7 @@ export class CommitLoop {
     if (decision.changes.length > 0) {
       try {
         this.writer.append(decision.changes);
+        this.busyPoll?.hold();
         await this.writer.commit();
       } catch (err) {
         // Nothing of a failed batch is applied, published or acknowledged.
@@ -132,6 +136,8 @@ export class CommitLoop {
       this.observer.committed(batch.length);
     }
     settle(batch, decision);
+    // The answered callers' next requests come in while the loop is still awake.
+    if (decision.changes.length > 0) this.busyPoll?.hold();
   }
 }
 

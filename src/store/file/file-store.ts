@@ -42,6 +42,7 @@ import type {
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import { type CompactionOptions, Compactor } from './compact';
 import { type DataDirLock, lockDataDir } from './data-dir-lock';
+import { BusyPoll } from './busy-poll';
 import { CommitLoop } from './commit-loop';
 import { type WriteOp, toEntry } from './decide';
 import { type HealOptions, Healer } from './heal';
@@ -56,6 +57,8 @@ export interface FileStoreOptions {
   fsync?: FsyncMode;
   /** For fsync 'interval': the longest time between fdatasyncs. Default 1000. */
   fsyncIntervalMs?: number;
+  /** For fsync 'always': how long the event loop polls instead of sleeping through a batch's fdatasync and after its callers are answered (busy-poll.ts), in µs. Default 0 (off). */
+  busyPollUs?: number;
   /** Default 4096 (UTF-8 bytes). */
   maxKeyBytes?: number;
   /** Default 1048576 (JSON-encoded bytes). */
@@ -332,10 +335,18 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     );
     // A restart gives every lease its full time to live again (docs/storage-format.md).
     for (const lease of index.allLeases()) leases.arm(lease.id, lease.ttlMs);
-    const commits: CommitLoop = new CommitLoop(index, writer, feed, compactor, leases, {
-      maxValueBytes,
-      newLeaseId: () => newLeaseId(index),
-    });
+    const commits: CommitLoop = new CommitLoop(
+      index,
+      writer,
+      feed,
+      compactor,
+      leases,
+      {
+        maxValueBytes,
+        newLeaseId: () => newLeaseId(index),
+      },
+      mode === 'always' && (options.busyPollUs ?? 0) > 0 ? new BusyPoll((options.busyPollUs ?? 0) / 1000) : undefined,
+    );
     const healer = new Healer({ dir, logger, writer, compactor, index, lock }, options.heal, () => {
       // Expiries rejected while the store was failed left their leases stuck: a heal, like a restart, gives them their full time again.
       for (const lease of index.allLeases()) if (leases.remaining(lease.id) === 0) leases.arm(lease.id, lease.ttlMs);
