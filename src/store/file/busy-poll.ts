@@ -9,9 +9,9 @@
  * and for a moment after the batch is answered keeps the loop awake for the
  * completion and for the next request. Go's scheduler does the same: an idle
  * thread spins briefly before it parks, part of why etcd answers one writer
- * fast. Measured in docs/benchmarks-set-path.md: Set at c=1 about 1.3x the
- * calls/s for about a third more CPU per call; no change at c=64, where the
- * loop is never idle.
+ * fast. Measured in docs/benchmarks-set-path.md: Set at c=1 about 1.4x the
+ * calls/s for about a quarter more CPU per call; no change at c=64, where
+ * the loop is never idle.
  *
  * The cost is CPU: each batch may keep a core busy for up to twice the
  * window (during the fdatasync, then after). 0 turns it off.
