@@ -1,8 +1,9 @@
 /**
- * The log writer keeps zeros written ahead of the newest log's last batch
- * (so an fdatasync does not also commit a new file size): they never reach a
- * sealed log or a cleanly closed one, and a restart after a crash reads them
- * as the log's unwritten end, not as damage.
+ * In fsync=always mode the log writer keeps zeros written ahead of the
+ * newest log's last batch (so an fdatasync does not also commit a new file
+ * size): they never reach a sealed log or a cleanly closed one, and a
+ * restart after a crash reads them as the log's unwritten end, not as
+ * damage. The other modes append past the end.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,9 +41,25 @@ test('the newest log is zero-filled ahead of its last batch while open, and ends
   expect(sizeOf(file)).toBe(logEnd(file));
 });
 
+test.each(['never', 'interval'] as const)('fsync=%s writes no zeros ahead: the log ends at its last batch', async (fsync) => {
+  const dataDir = dirs.make();
+  const store = await openFileStore({ dataDir, fsync });
+  for (let i = 0; i < 3; i++) await store.set(`k${i}`, i);
+  const file = path.join(dataDir, logFiles(dataDir)[0]);
+  expect(logEnd(file)).toBeGreaterThan(FILE_HEADER_SIZE);
+  expect(sizeOf(file)).toBe(logEnd(file));
+  await store.close();
+  const reopened = await openFileStore({ dataDir, fsync: 'always' });
+  expect(await reopened.get('k2')).toMatchObject({ value: 2 });
+  // Back in fsync=always mode, the next batch writes zeros ahead of it again.
+  await reopened.set('k3', 3);
+  expect(sizeOf(file)).toBe(logEnd(file) + PREALLOCATE_BYTES);
+  await reopened.close();
+});
+
 test('past the zeros written ahead, the next chunk is written', async () => {
   const dataDir = dirs.make();
-  const store = await openFileStore({ dataDir, fsync: 'never' });
+  const store = await openFileStore({ dataDir, fsync: 'always' });
   const big = 'x'.repeat(64 * 1024);
   for (let i = 0; i < 20; i++) await store.set(`k${i}`, big);
   const file = path.join(dataDir, logFiles(dataDir).at(-1) ?? '');
