@@ -74,6 +74,15 @@ export interface SealedFile {
 
 class CompactionStopped extends Error {}
 
+/** The sealed files' bytes, how many are logs, and the newest snapshot if it is a checkpoint; `of` and `length`: the list they were counted from. */
+interface SealedSummary {
+  of: SealedFile[] | undefined;
+  length: number;
+  bytes: number;
+  logs: number;
+  checkpoint: SealedFile | undefined;
+}
+
 export class Compactor {
   private readonly minBytes: number;
   private readonly ratio: number;
@@ -98,6 +107,7 @@ export class Compactor {
   private workAtSliceStart = 0;
   /** How long the running compaction's writer has paused for the store's work, ms. */
   private pausedMs = 0;
+  private summary: SealedSummary = { of: undefined, length: 0, bytes: 0, logs: 0, checkpoint: undefined };
 
   constructor(
     private readonly dir: string,
@@ -120,9 +130,28 @@ export class Compactor {
 
   /** Bytes of all data files, the active log included. */
   get diskBytes(): number {
-    let n = this.writer.activeSize;
-    for (const f of this.sealed) n += f.size;
-    return n;
+    return this.writer.activeSize + this.sealedSummary().bytes;
+  }
+
+  /**
+   * What isDue reads of the sealed files, worked out again only when the list
+   * changes (isDue runs before every batch, and the list changes only when a
+   * compaction starts or ends).
+   */
+  private sealedSummary(): SealedSummary {
+    const sealed = this.sealed;
+    const summary = this.summary;
+    if (summary.of === sealed && summary.length === sealed.length) return summary;
+    let bytes = 0;
+    let logs = 0;
+    let checkpoint: SealedFile | undefined;
+    for (const f of sealed) {
+      bytes += f.size;
+      if (f.name.endsWith('.snap')) checkpoint = f.checkpoint === undefined ? undefined : f;
+      else logs++;
+    }
+    this.summary = { of: sealed, length: sealed.length, bytes, logs, checkpoint };
+    return this.summary;
   }
 
   /** Bytes of history in the newest checkpoint (counted neither live nor dead). */
@@ -132,10 +161,7 @@ export class Compactor {
 
   /** The newest snapshot, if it is a checkpoint (format 5; older snapshots are replayed record by record). */
   private get checkpoint(): SealedFile | undefined {
-    for (let i = this.sealed.length - 1; i >= 0; i--) {
-      if (this.sealed[i].name.endsWith('.snap')) return this.sealed[i].checkpoint === undefined ? undefined : this.sealed[i];
-    }
-    return undefined;
+    return this.sealedSummary().checkpoint;
   }
 
   get isRunning(): boolean {
@@ -144,7 +170,7 @@ export class Compactor {
 
   /** Whether compaction should start now; the commit loop asks between batches. */
   isDue(): boolean {
-    if (this.running !== undefined || this.stopping || Date.now() < this.retryAfter) return false;
+    if (this.running !== undefined || this.stopping || (this.retryAfter !== 0 && Date.now() < this.retryAfter)) return false;
     const disk = this.diskBytes;
     const live = this.index.liveBytes;
     const checkpoint = this.checkpoint;
@@ -160,7 +186,7 @@ export class Compactor {
    */
   get checkpointProgress(): number {
     // Record bytes only: a log just started (its header alone) holds nothing to replay.
-    const logCount = 1 + this.sealed.filter((f) => !f.name.endsWith('.snap')).length;
+    const logCount = 1 + this.sealedSummary().logs;
     const logs = this.diskBytes - (this.checkpoint?.size ?? 0) - logCount * FILE_HEADER_SIZE;
     if (logs <= 0) return 0;
     const changes = this.index.changeCount - this.changesAtCheckpoint;

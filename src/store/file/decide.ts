@@ -135,15 +135,20 @@ function loggedBytes(change: Change): number {
 /** The committed state plus what the batch decided so far. */
 class BatchView implements KeyView {
   revision: number;
-  private readonly overlay = new Map<string, StoredEntry | null>();
-  private readonly granted = new Map<number, LeaseView>();
+  // The first key the batch changes is kept in two fields, the rest in a Map made when a second key comes:
+  // a batch of one write (a lone writer's every batch) makes no Map.
+  private firstKey: string | undefined;
+  private firstEntry: StoredEntry | null = null;
+  private overlay: Map<string, StoredEntry | null> | undefined;
+  private granted: Map<number, LeaseView> | undefined;
 
   constructor(private readonly state: DecideState) {
     this.revision = state.revision;
   }
 
   get(key: string): StoredEntry | undefined {
-    const o = this.overlay.get(key);
+    if (key === this.firstKey) return this.firstEntry ?? undefined;
+    const o = this.overlay?.get(key);
     return o === undefined ? this.state.get(key) : (o ?? undefined);
   }
 
@@ -152,14 +157,23 @@ class BatchView implements KeyView {
   }
 
   lease(id: number): LeaseView | undefined {
-    return this.granted.get(id) ?? this.state.lease(id);
+    return this.granted?.get(id) ?? this.state.lease(id);
   }
 
   /** Records a change's effect for the ops after it in the batch. */
   note(change: Change): void {
-    if (change.type === 'set') this.overlay.set(change.key, change.entry);
-    else if (change.type === 'delete') this.overlay.set(change.key, null);
-    else if (change.type === 'lease-grant') this.granted.set(change.id, { ttlMs: change.ttlMs, keys: new Set() });
+    if (change.type === 'set') this.noteKey(change.key, change.entry);
+    else if (change.type === 'delete') this.noteKey(change.key, null);
+    else if (change.type === 'lease-grant') (this.granted ??= new Map()).set(change.id, { ttlMs: change.ttlMs, keys: new Set() });
+  }
+
+  private noteKey(key: string, entry: StoredEntry | null): void {
+    if (this.firstKey === undefined || key === this.firstKey) {
+      this.firstKey = key;
+      this.firstEntry = entry;
+    } else {
+      (this.overlay ??= new Map()).set(key, entry);
+    }
   }
 }
 
