@@ -194,6 +194,44 @@ describe('store index over checkpoint tables', () => {
     await checkpoint('c5');
   });
 
+  test('a key read again and again from a checkpoint table reads its new state once a later checkpoint holds it', async () => {
+    const dir = dirs.make();
+    const index = StoreIndex.empty();
+    let revision = 0;
+    const put = (key: string, value: number): IndexEntry => {
+      const prev = index.get(key);
+      const entry: IndexEntry = {
+        valueJson: String(value),
+        createRevision: prev?.createRevision ?? revision + 1,
+        modRevision: ++revision,
+        version: (prev?.version ?? 0) + 1,
+        lease: 0,
+      };
+      index.apply({ type: 'set', key, revision, entry, prev });
+      return entry;
+    };
+    let files = 0;
+    const checkpoint = async (): Promise<void> => {
+      const view = index.snapshot();
+      index.replaceBase(view, (await writeCheckpoint(path.join(dir, `c${files++}`), view, noHistory, () => undefined)).table);
+      expect(index.layout).toMatchObject({ changedKeys: 0, layers: 1 });
+    };
+    put('a', 1);
+    put('b', 1);
+    await checkpoint();
+    for (let i = 0; i < 3; i++) expect(index.get('a')?.valueJson).toBe('1');
+    const second = put('a', 2);
+    expect(index.get('a')).toEqual(second);
+    await checkpoint();
+    for (let i = 0; i < 3; i++) expect(index.get('a')).toEqual(second);
+    for (let i = 0; i < 3; i++) expect(index.get('b')?.valueJson).toBe('1');
+    index.apply({ type: 'delete', key: 'b', revision: ++revision, prev: index.get('b') as IndexEntry });
+    expect(index.get('b')).toBeUndefined();
+    await checkpoint();
+    expect(index.get('b')).toBeUndefined();
+    expect(index.get('a')).toEqual(second);
+  });
+
   test('views taken and checkpoints written in any order: every view, get, list and live bytes match a plain map', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(layerOp, { maxLength: 50 }), async (ops) => {

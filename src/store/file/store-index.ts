@@ -65,6 +65,9 @@ export interface Layer {
 }
 
 const NODE_SIZE = 64;
+/** Decoded base entries kept for keys read often (StoreIndex.baseCache), and the slots that admit them (a power of two). */
+const BASE_CACHE_KEYS = 4096;
+const SEEN_SLOTS = 8192;
 
 function emptyTree(): BTree<string, undefined> {
   return new BTree<string, undefined>(undefined, compareSortKeys, NODE_SIZE);
@@ -109,6 +112,17 @@ export class StoreIndex implements DecideState {
   private active: Layer;
   private replaying: boolean;
   private readonly leases = new Map<number, LeaseState>();
+  /**
+   * Entries of the base read again and again, decoded (the base never
+   * changes; a new one clears this): a hot key's read is then two Map
+   * lookups, as when every key was a JS object, not a hash probe of the
+   * table and a decode. A key gets in on its second read while its table
+   * position is still in seenAt (one slot per position, modulo its size), so
+   * reads spread over many keys cost a typed-array check each, and the Map is
+   * emptied when full.
+   */
+  private readonly baseCache = new Map<string, IndexEntry>();
+  private readonly seenAt = new Int32Array(SEEN_SLOTS).fill(-1);
 
   private constructor(revision: number, replaying: boolean) {
     this.revision = revision;
@@ -127,7 +141,7 @@ export class StoreIndex implements DecideState {
 
   /** Replay only, first: the keys of a checkpoint (its leases granted already). */
   setBase(table: KeyTable, revision: number): void {
-    this.base = table;
+    this.useBase(table);
     this.count = table.count;
     this.liveBytes = table.liveBytes;
     for (const i of table.leased) this.leases.get(table.lease(i))?.keys.add(table.key(i));
@@ -179,8 +193,26 @@ export class StoreIndex implements DecideState {
       if (e !== undefined) return e ?? undefined;
     }
     if (this.base.count === 0) return undefined;
+    const cached = this.baseCache.get(key);
+    if (cached !== undefined) return cached;
     const at = this.base.find(key);
-    return at < 0 ? undefined : this.base.entry(at);
+    if (at < 0) return undefined;
+    const entry = this.base.entry(at);
+    // Read twice while its slot remembers it: kept decoded, so a key read often skips the table.
+    const slot = at & (SEEN_SLOTS - 1);
+    if (this.seenAt[slot] === at) {
+      if (this.baseCache.size >= BASE_CACHE_KEYS) this.baseCache.clear();
+      this.baseCache.set(key, entry);
+    } else {
+      this.seenAt[slot] = at;
+    }
+    return entry;
+  }
+
+  private useBase(table: KeyTable): void {
+    this.base = table;
+    this.baseCache.clear();
+    this.seenAt.fill(-1);
   }
 
   lease(id: number): LeaseState | undefined {
@@ -335,7 +367,7 @@ export class StoreIndex implements DecideState {
   replaceBase(view: IndexSnapshot, table: KeyTable): void {
     const n = view.layers.length;
     if (this.base === view.base && n <= this.frozen.length && view.layers.every((layer, i) => this.frozen[i] === layer)) {
-      this.base = table;
+      this.useBase(table);
       this.frozen = this.frozen.slice(n);
     }
     this.release(view);
@@ -388,7 +420,7 @@ export class StoreIndex implements DecideState {
   private removeAll(): void {
     for (const lease of this.leases.values()) lease.keys.clear();
     // Views keep the layers and the table they read, which nothing changes.
-    this.base = KeyTable.empty;
+    this.useBase(KeyTable.empty);
     this.frozen = [];
     this.active = newLayer(this.replaying);
     this.count = 0;
