@@ -177,18 +177,20 @@ class BatchView implements KeyView {
   }
 }
 
+/** Adds an op's changes to the batch (once the op can no longer fail). */
+function commit(view: BatchView, changes: Change[], made: Change[]): void {
+  for (const c of made) {
+    view.note(c);
+    changes.push(c);
+  }
+}
+
 function decideOp(view: BatchView, op: WriteOp, context: DecideContext, changes: Change[]): OpResult {
-  const commit = (made: Change[]): void => {
-    for (const c of made) {
-      view.note(c);
-      changes.push(c);
-    }
-  };
   switch (op.kind) {
     case 'set': {
       checkExpected(view, op.key, op.expectedRevision);
       const r = view.revision + 1;
-      commit(setChanges(view, op, r, context));
+      commit(view, changes, setChanges(view, op, r, context));
       view.revision = r;
       return { revision: r };
     }
@@ -198,7 +200,7 @@ function decideOp(view: BatchView, op: WriteOp, context: DecideContext, changes:
       if (!(prev === undefined && op.expectedRevision === 0)) checkExpected(view, op.key, op.expectedRevision);
       if (prev === undefined) return { deleted: false, revision: view.revision };
       const r = ++view.revision;
-      commit([{ type: 'delete', key: op.key, revision: r, prev }]);
+      commit(view, changes, [{ type: 'delete', key: op.key, revision: r, prev }]);
       return { deleted: true, revision: r };
     }
     case 'clear': {
@@ -206,29 +208,29 @@ function decideOp(view: BatchView, op: WriteOp, context: DecideContext, changes:
       // Removing nothing is no change: the revision stays.
       if (removed.length === 0) return { deletedCount: 0, revision: view.revision };
       const r = ++view.revision;
-      commit([{ type: 'clear', prefix: op.prefix, revision: r, removed }]);
+      commit(view, changes, [{ type: 'clear', prefix: op.prefix, revision: r, removed }]);
       return { deletedCount: removed.length, revision: r };
     }
     case 'update': {
       checkExpected(view, op.key, op.expectedRevision);
       const r = view.revision + 1;
       const change = updateChange(view, op, r, context);
-      commit([change]);
+      commit(view, changes, [change]);
       view.revision = r;
       return toEntry(op.key, change.entry);
     }
     case 'txn':
-      return decideTxn(view, op.txn, context, commit);
+      return decideTxn(view, op.txn, context, (made) => commit(view, changes, made));
     case 'grant': {
       const id = context.newLeaseId();
-      commit([{ type: 'lease-grant', id, ttlMs: op.ttlMs, revision: view.revision }]);
+      commit(view, changes, [{ type: 'lease-grant', id, ttlMs: op.ttlMs, revision: view.revision }]);
       return { id, ttlMs: op.ttlMs };
     }
     case 'revoke': {
       const lease = view.lease(op.id);
       if (lease === undefined) throw new LeaseNotFoundError(op.id);
       const made = revokeChanges(view, op.id, lease);
-      commit(made);
+      commit(view, changes, made);
       return { deletedCount: made.length - 1, revision: view.revision };
     }
     case 'expire': {
@@ -238,7 +240,7 @@ function decideOp(view: BatchView, op: WriteOp, context: DecideContext, changes:
         // Revoked meanwhile: nothing left to expire.
         if (lease === undefined) continue;
         const made = revokeChanges(view, id, lease);
-        commit(made);
+        commit(view, changes, made);
         deleted += made.length - 1;
       }
       return { deletedCount: deleted, revision: view.revision };
