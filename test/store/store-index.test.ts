@@ -128,14 +128,14 @@ describe('store index over checkpoint tables', () => {
     const dir = dirs.make();
     const index = StoreIndex.empty();
     let revision = 0;
-    const put = (key: string, valueJson: string): void => {
+    const put = (key: string, valueJson: string, lease = 0): void => {
       const prev = index.get(key);
       const entry: IndexEntry = {
         valueJson,
         createRevision: prev?.createRevision ?? revision + 1,
         modRevision: ++revision,
         version: (prev?.version ?? 0) + 1,
-        lease: 0,
+        lease,
       };
       index.apply({ type: 'set', key, revision, entry, prev });
       model.set(key, valueJson);
@@ -145,7 +145,8 @@ describe('store index over checkpoint tables', () => {
     const value = (i: number, w: number): string =>
       JSON.stringify({ i, w, pad: 'x'.repeat(i % 4999 === 0 ? 1_500_000 : 60 + (i % 17) * 40) });
     const key = (i: number): string => `k/${String(i).padStart(6, '0')}`;
-    for (let i = 0; i < 20_000; i++) put(key(i), value(i, 0));
+    // Some keys with a lease (a larger entry): copied runs hold both kinds.
+    for (let i = 0; i < 20_000; i++) put(key(i), value(i, 0), i % 10 === 3 ? 2 ** 40 + i : 0);
     // The next checkpoint copies from the table as written, or as read back from the file in slabs of 1.5 MiB (with carried blocks).
     const checkpoint = async (name: string, fromFile = false): Promise<void> => {
       const view = index.snapshot();
@@ -168,6 +169,12 @@ describe('store index over checkpoint tables', () => {
         const layout = { slabBytes: 1536 * 1024, carryBytes: 1280 * 1024, readBytes: 512 * 1024, readsAhead: 1 };
         const loaded = await readCheckpoint(fd, name, fs.fstatSync(fd).size, view.revision, () => Promise.resolve(), layout);
         expect(Array.from({ length: loaded.table.count }, (_, i) => [loaded.table.key(i), loaded.table.entry(i)])).toEqual(expected);
+        // The table the writer keeps (its runs copied from the old table) counts what a reader of the file counts.
+        expect({ liveBytes: written.table.liveBytes, leased: written.table.leased }).toEqual({
+          liveBytes: loaded.table.liveBytes,
+          leased: loaded.table.leased,
+        });
+        expect(written.table.liveBytes).toBe(index.liveBytes);
         index.replaceBase(view, fromFile ? loaded.table : written.table);
       } finally {
         fs.closeSync(fd);
