@@ -122,7 +122,8 @@ export class CommitLoop {
       try {
         this.writer.append(decision.changes);
         this.busyPoll?.hold();
-        await this.writer.commit();
+        const durable = this.writer.commit();
+        if (durable !== undefined) await durable;
       } catch (err) {
         // Nothing of a failed batch is applied, published or acknowledged.
         return settleAll(batch, err);

@@ -265,9 +265,13 @@ export class LogWriter {
     await fdatasync(log.fd);
   }
 
-  /** Resolves when the appended bytes are as durable as the mode promises. */
-  async commit(): Promise<void> {
-    if (this.mode === 'always') await this.sync();
+  /**
+   * Resolves when the appended bytes are as durable as the mode promises;
+   * undefined when they already are (interval, never), so the commit loop
+   * need not wait a turn of the microtask queue for nothing.
+   */
+  commit(): Promise<void> | undefined {
+    return this.mode === 'always' ? this.sync() : undefined;
   }
 
   /** fdatasyncs the active log if it has unsynced bytes; concurrent callers share one call. */
