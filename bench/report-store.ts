@@ -32,7 +32,13 @@ export function storeSection(results: BenchResults): string[] {
       `| ${op} | ${concurrency} | ${int(Number(size))} | ${values(base).map(int).join(', ')} | ${values(after).map(int).join(', ')} | ${ratio(newMedian / baseMedian)}${below ? ' **below base**' : ''} | ${baseSpread.count > 1 ? ratio(baseSpread.max / baseSpread.min) : '–'} |`,
     );
   }
-  lines.push('', '**below base** marks a row where every new run was more than 10% under the slowest base run.', '');
+  lines.push(
+    '',
+    '**below base** marks a row where every new run was more than 10% under the slowest base run.',
+    '',
+    "Where a write's extra cost goes (the history window, the checkpoints that bound a restart's replay, the rest), measured apart with `bench/history-window-cost.ts`: [benchmarks-store.md](benchmarks-store.md).",
+    '',
+  );
   for (const [name, side] of [
     ['base', base],
     ['new', after],
