@@ -69,9 +69,13 @@ export async function listenWithLimits(
   address: string,
   limits: ConnectionLimits,
   logger: Logger,
+  /** Called with the credentials grpc-js was given, right after it made its HTTP/2 server and before any connection reaches it. */
+  onHttp2Server?: (credentials: ServerCredentials) => void,
 ): Promise<LimitedListener> {
   const secure = credentials._isSecure();
-  const injector = server.createConnectionInjector(secure ? new TlsHandshakeDeadline(credentials, limits.handshakeTimeoutMs) : credentials);
+  const injected = secure ? new TlsHandshakeDeadline(credentials, limits.handshakeTimeoutMs) : credentials;
+  const injector = server.createConnectionInjector(injected);
+  onHttp2Server?.(injected);
   const inHandshake = new Set<net.Socket>();
   let open = 0;
   let refused = 0;

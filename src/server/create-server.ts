@@ -19,6 +19,7 @@ import { type ConsoleAssets } from './http/console-route';
 import type { HttpServer, HttpTls } from './http/create-http-server';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
 import { addReflection } from './reflection';
+import { serveUnaryOverHttp2 } from './unary-over-http2';
 
 export interface KvServerOptions {
   store: KeyValueStore;
@@ -96,14 +97,23 @@ export function createServer({
   const watchStore = setInterval(onStoreFailed, 1000).unref();
   const streams = new OpenStreams();
   const deps: GrpcDeps = { store, logger, authenticate, onStoreFailed, streams };
-  server.addService(keyValueServiceDefinition(), createKeyValueService(deps, calls));
+  const service = createKeyValueService(deps, calls);
+  server.addService(keyValueServiceDefinition(), service.implementation);
   let httpServer: HttpServer | undefined;
 
   return {
     isServing: () => serving === true,
 
     listen: async (address) => {
-      listener = await listenWithLimits(server, credentials ?? ServerCredentials.createInsecure(), address, connections, logger);
+      listener = await listenWithLimits(
+        server,
+        credentials ?? ServerCredentials.createInsecure(),
+        address,
+        connections,
+        logger,
+        (injected) =>
+          serveUnaryOverHttp2(server, injected, service.unaryRoutes, { maxReceiveBytes: maxMessageBytes, maxSendBytes: maxMessageBytes }),
+      );
       // The store is open before the server is built, so listening is the moment we can serve.
       serving = store.failure === undefined;
       health.set(serving ? 'SERVING' : 'NOT_SERVING');

@@ -14,6 +14,7 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
   status,
+  type StatusObject,
 } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
 import { StoreError } from '../store/errors';
@@ -84,43 +85,60 @@ export class OpenStreams {
   }
 }
 
-export function unary<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): handleUnaryCall<Req, Res> {
+/** How a unary call is answered: a status (error), or the response to encode. */
+export type UnaryAnswer<Res> = (error: Partial<StatusObject> | null, response?: Res) => void;
+
+/**
+ * One unary call, whatever transport carries it (grpc-js here, or
+ * unary-over-http2.ts): credentials first (`caller` is asked only when
+ * authentication is configured), then the request or its decode error, the
+ * handler, and the answer, counted by the method's observer.
+ */
+export type UnaryCall<Req, Res> = (caller: () => Caller, request: Req | InvalidArgumentError, answer: UnaryAnswer<Res>) => void;
+
+export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): UnaryCall<Req, Res> {
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
-  const fail = (callback: sendUnaryData<Res>, startedAt: number, error: unknown, access?: Access): void => {
+  const fail = (answer: UnaryAnswer<Res>, startedAt: number, error: unknown, access?: Access): void => {
     if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
-    const answer = toGrpcStatus(error, deps.logger);
-    callback(answer);
-    observer.answered(startedAt, answer.code ?? status.UNKNOWN);
-    access?.finished(answer.code ?? status.UNKNOWN);
+    const reply = toGrpcStatus(error, deps.logger);
+    answer(reply);
+    observer.answered(startedAt, reply.code ?? status.UNKNOWN);
+    access?.finished(reply.code ?? status.UNKNOWN);
   };
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+  return (caller, request, answer) => {
     const startedAt = observer.started();
     let access: Access;
     try {
       // Credentials first: a caller without them learns nothing, not even that its request was malformed.
-      access = accessOf(deps, call);
+      access = deps.authenticate === undefined ? openAccess : deps.authenticate(caller());
     } catch (error) {
-      return fail(callback, startedAt, error);
+      return fail(answer, startedAt, error);
     }
-    // withStrictDecoding (decode-request.ts) hands over an error in place of a request that did not decode.
-    const request: Req | InvalidArgumentError = call.request;
-    if (request instanceof InvalidArgumentError) return fail(callback, startedAt, request, access);
+    // strictDecoder (decode-request.ts) hands over an error in place of a request that did not decode.
+    if (request instanceof InvalidArgumentError) return fail(answer, startedAt, request, access);
     const context: CallContext = { store: deps.store, access };
     let handling: Promise<Res>;
     try {
       handling = handler(context, request);
     } catch (error) {
       // A handler that is not async (handlers/set.ts) refuses a request by throwing.
-      return fail(callback, startedAt, error, access);
+      return fail(answer, startedAt, error, access);
     }
     handling.then(
       (response) => {
-        callback(null, response);
+        answer(null, response);
         observer.answered(startedAt, status.OK);
         access.finished(status.OK);
       },
-      (error: unknown) => fail(callback, startedAt, error, access),
+      (error: unknown) => fail(answer, startedAt, error, access),
     );
+  };
+}
+
+/** A unary call as grpc-js hands it over. */
+export function unary<Req, Res>(call: UnaryCall<Req, Res>): handleUnaryCall<Req, Res> {
+  return (grpcCall: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    call(() => callerOf(grpcCall), grpcCall.request, callback);
   };
 }
 

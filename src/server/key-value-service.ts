@@ -6,7 +6,7 @@
  * through the hand-written codecs in wire/, the rest through the generated
  * ones. The paths and streaming kinds come from the generated definition.
  */
-import type { ServiceDefinition, UntypedHandleCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
   BackupRequest,
   ClearRequest,
@@ -30,7 +30,17 @@ import {
 } from '../gen/kv/v1/kv';
 import type { CallObserver } from './call-observer';
 import { strictDecoder } from './decode-request';
-import { type GrpcDeps, duplexStream, serverStream, unary } from './grpc-call';
+import {
+  type DuplexHandler,
+  type GrpcDeps,
+  type Handler,
+  type StreamHandler,
+  type UnaryCall,
+  duplexStream,
+  serverStream,
+  unary,
+  unaryCall,
+} from './grpc-call';
 import { handleBackup } from './handlers/backup';
 import { handleClear } from './handlers/clear';
 import { handleDelete } from './handlers/delete';
@@ -51,11 +61,14 @@ export const SERVICE_NAME = 'kv.v1.KeyValueService';
 
 type Method = keyof typeof KeyValueServiceService;
 
-interface Row {
+/** How a method's calls are handled: unary, server-streaming or bidirectional (grpc-call.ts adapts each). */
+type Handling =
+  { unary: Handler<never, unknown> } | { serverStream: StreamHandler<never, unknown> } | { duplex: DuplexHandler<never, unknown> };
+
+type Row = Handling & {
   decode: (bytes: Buffer) => unknown;
   encode: (response: never) => Buffer;
-  handle: (deps: GrpcDeps) => UntypedHandleCall;
-}
+};
 
 /** A generated encoder as a responseSerialize. */
 const encoded =
@@ -64,37 +77,37 @@ const encoded =
     Buffer.from(codec.encode(message).finish());
 
 const ROWS: Record<Method, Row> = {
-  get: { decode: strictDecoder(GetRequest), encode: encodeGetResponse, handle: (d) => unary(handleGet, d) },
-  set: { decode: strictDecoder({ decode: decodeSetRequest }), encode: encodeSetResponse, handle: (d) => unary(handleSet, d) },
-  delete: { decode: strictDecoder(DeleteRequest), encode: encoded(DeleteResponse), handle: (d) => unary(handleDelete, d) },
-  listKeys: { decode: strictDecoder(ListKeysRequest), encode: encoded(ListKeysResponse), handle: (d) => unary(handleListKeys, d) },
-  clear: { decode: strictDecoder(ClearRequest), encode: encoded(ClearResponse), handle: (d) => unary(handleClear, d) },
-  watch: { decode: strictDecoder(WatchRequest), encode: encodeWatchResponse, handle: (d) => serverStream(handleWatch, d) },
-  txn: { decode: strictDecoder({ decode: decodeTxnRequest }), encode: encodeTxnResponse, handle: (d) => unary(handleTxn, d) },
-  update: { decode: strictDecoder({ decode: decodeUpdateRequest }), encode: encodeUpdateResponse, handle: (d) => unary(handleUpdate, d) },
-  list: { decode: strictDecoder(ListRequest), encode: encodeListResponse, handle: (d) => unary(handleList, d) },
+  get: { decode: strictDecoder(GetRequest), encode: encodeGetResponse, unary: handleGet },
+  set: { decode: strictDecoder({ decode: decodeSetRequest }), encode: encodeSetResponse, unary: handleSet },
+  delete: { decode: strictDecoder(DeleteRequest), encode: encoded(DeleteResponse), unary: handleDelete },
+  listKeys: { decode: strictDecoder(ListKeysRequest), encode: encoded(ListKeysResponse), unary: handleListKeys },
+  clear: { decode: strictDecoder(ClearRequest), encode: encoded(ClearResponse), unary: handleClear },
+  watch: { decode: strictDecoder(WatchRequest), encode: encodeWatchResponse, serverStream: handleWatch },
+  txn: { decode: strictDecoder({ decode: decodeTxnRequest }), encode: encodeTxnResponse, unary: handleTxn },
+  update: { decode: strictDecoder({ decode: decodeUpdateRequest }), encode: encodeUpdateResponse, unary: handleUpdate },
+  list: { decode: strictDecoder(ListRequest), encode: encodeListResponse, unary: handleList },
   grantLease: {
     decode: strictDecoder(GrantLeaseRequest),
     encode: encoded(GrantLeaseResponse),
-    handle: (d) => unary(handleGrantLease, d),
+    unary: handleGrantLease,
   },
   keepAlive: {
     decode: strictDecoder(KeepAliveRequest),
     encode: encoded(KeepAliveResponse),
-    handle: (d) => duplexStream(handleKeepAlive, d),
+    duplex: handleKeepAlive,
   },
   revokeLease: {
     decode: strictDecoder(RevokeLeaseRequest),
     encode: encoded(RevokeLeaseResponse),
-    handle: (d) => unary(handleRevokeLease, d),
+    unary: handleRevokeLease,
   },
   leaseInfo: {
     decode: strictDecoder(LeaseInfoRequest),
     encode: encoded(LeaseInfoResponse),
-    handle: (d) => unary(handleLeaseInfo, d),
+    unary: handleLeaseInfo,
   },
   // The handler encodes its messages itself (its checksum covers their bytes).
-  backup: { decode: strictDecoder(BackupRequest), encode: (bytes: Buffer) => bytes, handle: (d) => serverStream(handleBackup, d) },
+  backup: { decode: strictDecoder(BackupRequest), encode: (bytes: Buffer) => bytes, serverStream: handleBackup },
 };
 
 export function keyValueServiceDefinition(): ServiceDefinition {
@@ -106,12 +119,36 @@ export function keyValueServiceDefinition(): ServiceDefinition {
   );
 }
 
+/** A unary method as unary-over-http2.ts serves it: its request decoder, its call, its response encoder. */
+export interface UnaryRoute {
+  decode: (bytes: Buffer) => unknown;
+  call: UnaryCall<unknown, unknown>;
+  encode: (response: unknown) => Buffer;
+}
+
+export interface KeyValueService {
+  /** The handlers, for grpc-js. */
+  implementation: UntypedServiceImplementation;
+  /** The unary methods by path ("/kv.v1.KeyValueService/Get"), each sharing its call (and so its metrics) with the grpc-js handler. */
+  unaryRoutes: Map<string, UnaryRoute>;
+}
+
 /** The service's handlers; `calls` (metrics) gets an observer per method, by its name in the proto ("Get"). */
-export function createKeyValueService(deps: GrpcDeps, calls?: CallObserver): UntypedServiceImplementation {
+export function createKeyValueService(deps: GrpcDeps, calls?: CallObserver): KeyValueService {
   const implementation: UntypedServiceImplementation = {};
+  const unaryRoutes = new Map<string, UnaryRoute>();
   for (const [method, spec] of Object.entries(KeyValueServiceService)) {
     const observer = calls?.method(spec.path.slice(spec.path.lastIndexOf('/') + 1));
-    implementation[method] = ROWS[method as Method].handle({ ...deps, observer });
+    // The row's decoder makes the request its handler takes (each row of ROWS pairs them by hand).
+    const row = ROWS[method as Method];
+    const methodDeps = { ...deps, observer };
+    if ('unary' in row) {
+      const call = unaryCall(row.unary as Handler<unknown, unknown>, methodDeps);
+      implementation[method] = unary(call);
+      unaryRoutes.set(spec.path, { decode: row.decode, call, encode: row.encode as (response: unknown) => Buffer });
+    } else if ('serverStream' in row)
+      implementation[method] = serverStream(row.serverStream as StreamHandler<unknown, unknown>, methodDeps);
+    else implementation[method] = duplexStream(row.duplex as DuplexHandler<unknown, unknown>, methodDeps);
   }
-  return implementation;
+  return { implementation, unaryRoutes };
 }

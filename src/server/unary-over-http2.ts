@@ -1,0 +1,235 @@
+/**
+ * kv.v1's unary calls served straight off the HTTP/2 stream, in front of
+ * grpc-js's own handling. grpc-js makes several objects, listeners and
+ * promise turns per call (an intercepting call, a stream decoder, a read
+ * queue, metadata copies); a unary call needs one request frame in and one
+ * response frame and trailers out. On this stack that difference was most
+ * of what kv paid above a bare Node HTTP/2 server (docs/benchmarks-set-path.md).
+ *
+ * Only plain calls take this path: a kv.v1 unary method, content-type
+ * application/grpc (or +proto), no compressed request. Everything else
+ * (streams, health, reflection, compressed requests, unknown methods, other
+ * content types) goes on to grpc-js as before, on the same HTTP/2 server. The
+ * call itself (credentials, decoding, handler, metrics, the status of an
+ * error) is the same UnaryCall grpc-js's handler runs (grpc-call.ts); only
+ * the framing is done here, as grpc-js does it: the same response headers,
+ * status trailers, deadline (grpc-timeout), message size limits and
+ * statuses for a malformed call.
+ *
+ * Two grpc-js internals are used, both checked when the server starts (it
+ * refuses to start if they are missing, rather than silently serving
+ * otherwise): the HTTP/2 server its connection injector made (to put this
+ * router in front of its 'stream' listener), and onStreamOpened, which counts
+ * a connection's open calls for --max-connection-idle-ms.
+ */
+import type http2 from 'node:http2';
+import { TLSSocket } from 'node:tls';
+import { Metadata, type Server, type ServerCredentials, type StatusObject, status } from '@grpc/grpc-js';
+import type { Caller } from './grpc-call';
+import type { UnaryRoute } from './key-value-service';
+
+export interface UnaryLimits {
+  /** The largest request message read (grpc.max_receive_message_length). */
+  maxReceiveBytes: number;
+  /** The largest response message sent (grpc.max_send_message_length). */
+  maxSendBytes: number;
+}
+
+/** What this module reaches in grpc-js's Server beyond its public API. */
+interface GrpcServerInternals {
+  http2Servers?: Map<http2.Http2Server | http2.Http2SecureServer, unknown>;
+  onStreamOpened?: (stream: http2.ServerHttp2Stream) => void;
+}
+
+type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+
+/**
+ * Routes the plain unary calls of `routes` on the HTTP/2 server that
+ * `server.createConnectionInjector(credentials)` made last (call it right
+ * after). Throws if grpc-js is not as this module expects.
+ */
+export function serveUnaryOverHttp2(
+  server: Server,
+  credentials: ServerCredentials,
+  routes: ReadonlyMap<string, UnaryRoute>,
+  limits: UnaryLimits,
+): void {
+  const internals = server as unknown as GrpcServerInternals;
+  const http2Servers = internals.http2Servers;
+  const onStreamOpened = internals.onStreamOpened;
+  if (!(http2Servers instanceof Map) || http2Servers.size === 0 || typeof onStreamOpened !== 'function') {
+    throw new Error('grpc-js is not the version kv was built with: its HTTP/2 server or onStreamOpened is missing');
+  }
+  // Interceptors of the credentials would be skipped by this path; kv's credentials have none.
+  if (credentials._getInterceptors().length > 0) throw new Error('serveUnaryOverHttp2: credentials with interceptors are not supported');
+  const http2Server = [...http2Servers.keys()].at(-1) as http2.Http2Server;
+  const listeners = http2Server.listeners('stream') as StreamListener[];
+  if (listeners.length !== 1) throw new Error(`grpc-js is not the version kv was built with: ${listeners.length} stream listeners`);
+  const grpcJs = listeners[0];
+  http2Server.removeListener('stream', grpcJs);
+  http2Server.on('stream', function route(this: http2.Http2Server, stream, headers, flags, rawHeaders) {
+    const unary = routes.get(headers[':path'] as string);
+    if (unary === undefined || !isPlainCall(headers)) return grpcJs.call(this, stream, headers, flags, rawHeaders);
+    // Counted as grpc-js counts its own calls, so a busy connection is never closed as idle.
+    onStreamOpened.call(server, stream);
+    serveUnary(stream, headers, unary, limits);
+  } satisfies (this: http2.Http2Server, ...args: Parameters<StreamListener>) => void);
+}
+
+/** A call this path serves: protobuf over gRPC, the request not compressed. */
+function isPlainCall(headers: http2.IncomingHttpHeaders): boolean {
+  const contentType = headers['content-type'];
+  if (contentType !== 'application/grpc' && contentType !== 'application/grpc+proto') return false;
+  const encoding = headers['grpc-encoding'];
+  return encoding === undefined || encoding === 'identity';
+}
+
+// grpc-js's response headers and OK trailers, byte for byte (server-interceptors.ts).
+const RESPONSE_HEADERS = {
+  ':status': 200,
+  'content-type': 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity,deflate,gzip',
+  'grpc-encoding': 'identity',
+};
+const OK_TRAILERS = { 'grpc-status': String(status.OK), 'grpc-message': 'OK' };
+const WAIT_FOR_TRAILERS = { waitForTrailers: true };
+const END_STREAM = { endStream: true };
+
+/** grpc-timeout: up to 8 digits and a unit (gRPC over HTTP/2). */
+const TIMEOUT_PATTERN = /^(\d{1,8})\s*([HMSmun])$/;
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** Sends the OK trailers once the response message is out; `this` is the stream (no closure per call). */
+function sendOkTrailers(this: http2.ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
+}
+
+function ignoreError(): void {
+  // Every stream error is followed by 'close'; the call is then answered into the void.
+}
+
+function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, route: UnaryRoute, limits: UnaryLimits): void {
+  stream.once('error', ignoreError);
+  let answered = false;
+  let deadline: NodeJS.Timeout | undefined;
+  const answer = (error: Partial<StatusObject> | null, response?: unknown): void => {
+    if (answered) return;
+    answered = true;
+    if (deadline !== undefined) clearTimeout(deadline);
+    // Cancelled, reset or timed out by the client, or the connection is gone: nobody to answer.
+    if (stream.destroyed || stream.closed) return;
+    if (error !== null) return sendStatus(stream, error);
+    let body: Buffer;
+    try {
+      body = route.encode(response);
+    } catch {
+      return sendStatus(stream, { code: status.INTERNAL, details: 'Error serializing response' });
+    }
+    if (body.length > limits.maxSendBytes) {
+      return sendStatus(stream, {
+        code: status.RESOURCE_EXHAUSTED,
+        details: `Sent message larger than max (${body.length} vs. ${limits.maxSendBytes})`,
+      });
+    }
+    const frame = Buffer.allocUnsafe(5 + body.length);
+    frame[0] = 0;
+    frame.writeUInt32BE(body.length, 1);
+    body.copy(frame, 5);
+    stream.respond(RESPONSE_HEADERS, WAIT_FOR_TRAILERS);
+    stream.once('wantTrailers', sendOkTrailers);
+    stream.end(frame);
+  };
+
+  const timeout = headers['grpc-timeout'];
+  if (timeout !== undefined) {
+    const match = TIMEOUT_PATTERN.exec(timeout as string);
+    if (match === null) return answer({ code: status.INTERNAL, details: `Invalid grpc-timeout value "${String(timeout)}"` });
+    deadline = setTimeout(answer, Number(match[1]) * TIMEOUT_UNIT_MS[match[2]], {
+      code: status.DEADLINE_EXCEEDED,
+      details: 'Deadline exceeded',
+    });
+  }
+
+  // The request: one gRPC frame (a flag byte, a 4-byte length, the message), then the end of the stream.
+  let first: Buffer | undefined;
+  let more: Buffer[] | undefined;
+  let received = 0;
+  const onData = (chunk: Buffer): void => {
+    received += chunk.length;
+    if (received > limits.maxReceiveBytes + 5) {
+      stream.off('data', onData);
+      stream.resume();
+      return answer({
+        code: status.RESOURCE_EXHAUSTED,
+        details: `Received message larger than max (${received - 5} vs. ${limits.maxReceiveBytes})`,
+      });
+    }
+    if (first === undefined) first = chunk;
+    else (more ??= [first]).push(chunk);
+  };
+  stream.on('data', onData);
+  stream.once('end', () => {
+    if (answered) return;
+    const bytes = more === undefined ? first : Buffer.concat(more, received);
+    const message = requestMessage(bytes, headers[':path'] as string);
+    if (!('bytes' in message)) return answer(message);
+    let request: unknown;
+    try {
+      request = route.decode(message.bytes);
+    } catch {
+      return answer({ code: status.INTERNAL, details: 'Error deserializing request' });
+    }
+    route.call(() => callerOf(stream, headers), request, answer);
+  });
+}
+
+/** The one message of a unary request, or the status grpc-js answers in its place. */
+function requestMessage(bytes: Buffer | undefined, path: string): { bytes: Buffer } | Partial<StatusObject> {
+  if (bytes === undefined || bytes.length < 5) {
+    return { code: status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${path}` };
+  }
+  const length = bytes.readUInt32BE(1);
+  if (bytes.length < 5 + length) {
+    return { code: status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${path}` };
+  }
+  if (bytes.length > 5 + length) {
+    return { code: status.UNIMPLEMENTED, details: `Received a second request message for server streaming method ${path}` };
+  }
+  // A set compressed flag with no grpc-encoding means identity, as in grpc-js.
+  return { bytes: bytes.subarray(5) };
+}
+
+/** Ends the call with a status: trailers only if nothing was sent (always so here: a message is sent only with OK). */
+function sendStatus(stream: http2.ServerHttp2Stream, error: Partial<StatusObject>): void {
+  const trailers: http2.OutgoingHttpHeaders = {
+    ...RESPONSE_HEADERS,
+    'grpc-status': String(error.code ?? status.UNKNOWN),
+    'grpc-message': encodeURI(error.details ?? ''),
+  };
+  // grpc-js's trailers-only response carries content-type but not the encoding headers.
+  delete trailers['grpc-accept-encoding'];
+  delete trailers['grpc-encoding'];
+  if (error.metadata) Object.assign(trailers, error.metadata.toHttp2Headers());
+  stream.respond(trailers, END_STREAM);
+}
+
+/** The caller as authenticate() sees it, as grpc-js's call would describe it (grpc-call.ts callerOf). */
+function callerOf(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Caller {
+  const metadata = Metadata.fromHttp2Headers(headers);
+  for (const name of ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type'])
+    metadata.remove(name);
+  const socket = stream.session?.socket;
+  const peer =
+    socket?.remoteAddress === undefined
+      ? 'unknown'
+      : socket.remotePort
+        ? `${socket.remoteAddress}:${socket.remotePort}`
+        : socket.remoteAddress;
+  const caller: Caller = { metadata, peer, method: headers[':path'] as string };
+  // As grpc-js's getAuthContext: a certificate only from a TLS connection whose client certificate verified.
+  if (socket instanceof TLSSocket && socket.authorized) {
+    const certificate = socket.getPeerCertificate();
+    if (certificate.raw) caller.certificate = certificate;
+  }
+  return caller;
+}
