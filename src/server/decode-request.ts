@@ -1,6 +1,8 @@
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { InvalidArgumentError } from './service-errors';
 
+// Read once: on the CommonJS build of @bufbuild/protobuf each access of an export is a getter call.
+const Reader = BinaryReader;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const decodeStrictUtf8 = (bytes: Uint8Array): string => strictUtf8.decode(bytes);
 
@@ -18,7 +20,7 @@ const decodeStrictUtf8 = (bytes: Uint8Array): string => strictUtf8.decode(bytes)
 export function strictDecoder<T>(codec: { decode(reader: BinaryReader): T }): (bytes: Buffer) => T | InvalidArgumentError {
   return (bytes) => {
     try {
-      return codec.decode(new BinaryReader(bytes, decodeStrictUtf8));
+      return codec.decode(new Reader(bytes, decodeStrictUtf8));
     } catch (error) {
       if (error instanceof InvalidArgumentError) return new InvalidArgumentError(`request could not be decoded: ${error.message}`);
       return new InvalidArgumentError(`request could not be decoded: ${decodeFailure(error)}`);

@@ -28,7 +28,9 @@ import { readJsonValue } from '@kv/client/wire';
 
 type Input = BinaryReader | Uint8Array;
 
-const readerOf = (input: Input): BinaryReader => (input instanceof BinaryReader ? input : new BinaryReader(input));
+// Read once: on the CommonJS build of @bufbuild/protobuf each access of an export is a getter call.
+const Reader = BinaryReader;
+const readerOf = (input: Input): BinaryReader => (input instanceof Reader ? input : new Reader(input));
 
 /** Calls `field` for each field of the message that ends at `end`. */
 function forEachField(reader: BinaryReader, end: number, field: (number: number, wireType: WireType) => boolean): void {

@@ -6,6 +6,10 @@ import { type BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { type JsonValue, measureJsonValue, readJsonValue, writeJsonValue } from './json-value';
 import { fieldSize, intFieldSize, type ProtoWriter, writeIntField, writeStringField, writeTagAndLength } from './proto-writer';
 
+// Plain constants: each `WireType.X` is a getter call on the CommonJS build of @bufbuild/protobuf.
+const VARINT = WireType.Varint;
+const LEN = WireType.LengthDelimited;
+
 /** An Entry to encode; `value` is absent in a DELETE event's entry. */
 export interface WireEntry {
   key: string;
@@ -54,12 +58,12 @@ export function readEntry(reader: BinaryReader, length: number): WireEntry {
     const tag = reader.uint32();
     const field = tag >>> 3;
     const wireType: WireType = tag & 7;
-    if (field === 1 && wireType === WireType.LengthDelimited) entry.key = reader.string();
-    else if (field === 2 && wireType === WireType.LengthDelimited) entry.value = readJsonValue(reader, reader.uint32());
-    else if (field === 3 && wireType === WireType.Varint) entry.createRevision = int64(reader);
-    else if (field === 4 && wireType === WireType.Varint) entry.modRevision = int64(reader);
-    else if (field === 5 && wireType === WireType.Varint) entry.version = int64(reader);
-    else if (field === 6 && wireType === WireType.Varint) entry.lease = int64(reader);
+    if (field === 1 && wireType === LEN) entry.key = reader.string();
+    else if (field === 2 && wireType === LEN) entry.value = readJsonValue(reader, reader.uint32());
+    else if (field === 3 && wireType === VARINT) entry.createRevision = int64(reader);
+    else if (field === 4 && wireType === VARINT) entry.modRevision = int64(reader);
+    else if (field === 5 && wireType === VARINT) entry.version = int64(reader);
+    else if (field === 6 && wireType === VARINT) entry.lease = int64(reader);
     else reader.skip(wireType, field);
   }
   return entry;

@@ -17,6 +17,11 @@
 import { type BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { fieldSize, type ProtoWriter, writeTagAndLength } from './proto-writer';
 
+// The wire types as plain constants: each `WireType.X` is a getter call on the CommonJS build of @bufbuild/protobuf.
+const VARINT = WireType.Varint;
+const BIT64 = WireType.Bit64;
+const LEN = WireType.LengthDelimited;
+
 /** Any JSON value. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -57,14 +62,14 @@ export function readJsonValue(
     const tag = reader.uint32();
     const field = tag >>> 3;
     const wireType: WireType = tag & 7;
-    if (field === 1 && wireType === WireType.Varint) {
+    if (field === 1 && wireType === VARINT) {
       reader.int32();
       value = null;
-    } else if (field === 2 && wireType === WireType.Bit64) value = reader.double();
-    else if (field === 3 && wireType === WireType.LengthDelimited) value = reader.string();
-    else if (field === 4 && wireType === WireType.Varint) value = reader.bool();
-    else if (field === 5 && wireType === WireType.LengthDelimited) value = readStruct(reader, reader.uint32(), rule, budget);
-    else if (field === 6 && wireType === WireType.LengthDelimited) value = readList(reader, reader.uint32(), rule, budget);
+    } else if (field === 2 && wireType === BIT64) value = reader.double();
+    else if (field === 3 && wireType === LEN) value = reader.string();
+    else if (field === 4 && wireType === VARINT) value = reader.bool();
+    else if (field === 5 && wireType === LEN) value = readStruct(reader, reader.uint32(), rule, budget);
+    else if (field === 6 && wireType === LEN) value = readList(reader, reader.uint32(), rule, budget);
     else reader.skip(wireType, field);
   }
   return value;
@@ -81,8 +86,8 @@ function readStruct(reader: BinaryReader, length: number, rule: NestingRule, bud
       const entryTag = reader.uint32();
       const entryField = entryTag >>> 3;
       const entryWireType: WireType = entryTag & 7;
-      if (entryField === 1 && entryWireType === WireType.LengthDelimited) key = reader.string();
-      else if (entryField === 2 && entryWireType === WireType.LengthDelimited) {
+      if (entryField === 1 && entryWireType === LEN) key = reader.string();
+      else if (entryField === 2 && entryWireType === LEN) {
         value = readJsonValue(reader, reader.uint32(), rule, budget - rule.objectLevel);
       } else reader.skip(entryWireType, entryField);
     }
@@ -116,7 +121,7 @@ export function setOwnField(object: { [key: string]: JsonValue }, key: string, v
 function nextField1(reader: BinaryReader, end: number): number | undefined {
   while (reader.pos < end) {
     const tag = reader.uint32();
-    if (tag === ((1 << 3) | WireType.LengthDelimited)) return reader.uint32();
+    if (tag === ((1 << 3) | LEN)) return reader.uint32();
     reader.skip(tag & 7, tag >>> 3);
   }
   return undefined;
