@@ -22,7 +22,7 @@
  * router in front of its 'stream' listener), and onStreamOpened, which counts
  * a connection's open calls for --max-connection-idle-ms.
  */
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import { Metadata, type Server, type ServerCredentials, type StatusObject, status } from '@grpc/grpc-js';
 import type { Caller } from './grpc-call';
@@ -118,26 +118,13 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
     if (deadline !== undefined) clearTimeout(deadline);
     // Cancelled, reset or timed out by the client, or the connection is gone: nobody to answer.
     if (stream.destroyed || stream.closed) return;
-    if (error !== null) return sendStatus(stream, error);
-    let body: Buffer;
     try {
-      body = route.encode(response);
+      if (error === null) sendResponse(stream, route, limits, response);
+      else sendStatus(stream, error);
     } catch {
-      return sendStatus(stream, { code: status.INTERNAL, details: 'Error serializing response' });
+      // Node refused to send (the stream ended under us): reset the call, rather than throw into the handler's promise.
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
-    if (body.length > limits.maxSendBytes) {
-      return sendStatus(stream, {
-        code: status.RESOURCE_EXHAUSTED,
-        details: `Sent message larger than max (${body.length} vs. ${limits.maxSendBytes})`,
-      });
-    }
-    const frame = Buffer.allocUnsafe(5 + body.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(body.length, 1);
-    body.copy(frame, 5);
-    stream.respond(RESPONSE_HEADERS, WAIT_FOR_TRAILERS);
-    stream.once('wantTrailers', sendOkTrailers);
-    stream.end(frame);
   };
 
   const timeout = headers['grpc-timeout'];
@@ -181,6 +168,29 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
     }
     route.call(() => callerOf(stream, headers), request, answer);
   });
+}
+
+/** Sends the response message and OK trailers, or the status grpc-js sends for a response it cannot send. */
+function sendResponse(stream: http2.ServerHttp2Stream, route: UnaryRoute, limits: UnaryLimits, response: unknown): void {
+  let body: Buffer;
+  try {
+    body = route.encode(response);
+  } catch {
+    return sendStatus(stream, { code: status.INTERNAL, details: 'Error serializing response' });
+  }
+  if (body.length > limits.maxSendBytes) {
+    return sendStatus(stream, {
+      code: status.RESOURCE_EXHAUSTED,
+      details: `Sent message larger than max (${body.length} vs. ${limits.maxSendBytes})`,
+    });
+  }
+  const frame = Buffer.allocUnsafe(5 + body.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(body.length, 1);
+  body.copy(frame, 5);
+  stream.respond(RESPONSE_HEADERS, WAIT_FOR_TRAILERS);
+  stream.once('wantTrailers', sendOkTrailers);
+  stream.end(frame);
 }
 
 /** The one message of a unary request, or the status grpc-js answers in its place. */
