@@ -35,7 +35,7 @@ import type {
   UpdateOptions,
 } from './key-value-store';
 import { validateKey, validatePrefix } from './key-rules';
-import { encodeValue } from './value-rules';
+import { type JsonText, encodeValue } from './value-rules';
 
 export interface StoreLimits {
   /** The longest key, in UTF-8 bytes. */
@@ -150,7 +150,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     });
   }
 
-  set(key: string, value: JsonValue, options?: SetOptions): Promise<SetResult> {
+  set(key: string, value: JsonValue | JsonText, options?: SetOptions): Promise<SetResult> {
     return this.guard(() => this._set(this.validSet(key, value, options, expectedRevision(options))));
   }
 
@@ -271,7 +271,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   protected abstract _close(): Promise<void>;
 
   /** `expectedRevision` is undefined for a transaction's set (its compares say what must hold). */
-  private validSet(key: string, value: JsonValue, options: SetOptions | undefined, expectedRevision: number | undefined): ValidSet {
+  private validSet(key: string, value: JsonValue | JsonText, options: SetOptions | undefined, expectedRevision: number | undefined): ValidSet {
     const keyBytes = validateKey(key, this.limits.maxKeyBytes);
     const { json, size } = encodeValue(key, value, this.limits.maxValueBytes);
     const lease = options?.lease ?? 0;

@@ -10,6 +10,7 @@
  */
 
 import type { StoredEntry } from './change';
+import type { JsonText } from './value-rules';
 
 /** Any JSON value: what the store keeps under a key. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -95,7 +96,7 @@ export type Compare = {
 /** One op of a transaction. */
 export type TxnOp =
   | { type: 'get'; key: string }
-  | { type: 'set'; key: string; value: JsonValue; lease?: number; ttlMs?: number }
+  | { type: 'set'; key: string; value: JsonValue | JsonText; lease?: number; ttlMs?: number }
   | { type: 'delete'; key: string }
   | { type: 'clear'; prefix: string }
   | { type: 'update'; key: string; patch: JsonValue; createIfMissing?: boolean };
@@ -220,7 +221,8 @@ export interface KeyValueStore {
   /** Set once the store can no longer write (an I/O error, a lost directory lock); reads may go on. */
   readonly failure?: Error;
   get(key: string): Promise<Entry | undefined>;
-  set(key: string, value: JsonValue, options?: SetOptions): Promise<SetResult>;
+  /** `value` may come as JSON text already read against the value rules (value-rules.ts JsonText). */
+  set(key: string, value: JsonValue | JsonText, options?: SetOptions): Promise<SetResult>;
   delete(key: string, options?: WriteOptions): Promise<DeleteResult>;
   listKeys(options?: ListOptions): Promise<ListResult>;
   /** Entries (keys with values) in code point order, read at one revision. */

@@ -38,16 +38,31 @@ export const VALUE_NESTING = {
 };
 
 /**
+ * A value that arrives as JSON text already, from a reader that checked it
+ * against every rule here but its size: the server's request decoder
+ * (src/server/wire/json-text.ts), whose text is exactly what JSON.stringify
+ * makes of the value it stands for. encodeValue then only measures it.
+ */
+export class JsonText {
+  constructor(readonly json: string) {}
+}
+
+/**
  * Checks a value against the rules and returns its JSON text and UTF-8 size.
  * JSON.stringify alone would quietly turn NaN into null and drop undefined
  * object members, so the value is walked first.
  */
 export function encodeValue(
   key: string,
-  value: JsonValue,
+  value: JsonValue | JsonText,
   maxValueBytes: number,
   what: 'value' | 'patch' = 'value',
 ): { json: string; size: number } {
+  if (value instanceof JsonText) {
+    const size = Buffer.byteLength(value.json, 'utf8');
+    if (size > maxValueBytes) throw new TooLargeError(what, size, maxValueBytes, key);
+    return { json: value.json, size };
+  }
   const problem = findProblem(value, MAX_VALUE_MESSAGES);
   if (problem !== undefined) throw new InvalidValueError(`${what} for key ${JSON.stringify(key)} ${problem}`);
   const json = JSON.stringify(value);

@@ -1,5 +1,6 @@
 import type { SetRequest, SetResponse } from '../../gen/kv/v1/kv';
 import type { JsonValue } from '../../store/key-value-store';
+import type { JsonText } from '../../store/value-rules';
 import type { CallContext } from '../call-context';
 import { InvalidArgumentError } from '../service-errors';
 import { checkExpectedRevision } from './expected-revision';
@@ -22,9 +23,9 @@ export function handleSet({ store, access }: CallContext, request: SetRequest): 
 }
 
 /** An absent google.protobuf.Value decodes to undefined; JSON null is a real value. */
-export function requiredValue({ key, value }: SetRequest): JsonValue {
+export function requiredValue({ key, value }: SetRequest): JsonValue | JsonText {
   if (value === undefined) throw new InvalidArgumentError(`value is required for key ${JSON.stringify(key)} (JSON null is a value)`);
-  return value as JsonValue;
+  return value as JsonValue | JsonText;
 }
 
 /** lease and ttl_ms as store options: 0 is "none" on the wire. */

@@ -25,6 +25,7 @@ import {
 import { VALUE_NESTING } from '../../store/value-rules';
 import { InvalidArgumentError } from '../service-errors';
 import { readJsonValue } from '@kv/client/wire';
+import { readValueText } from './json-text';
 
 type Input = BinaryReader | Uint8Array;
 
@@ -58,7 +59,8 @@ export function decodeSetRequest(input: Input, length?: number): SetRequest {
   const request: SetRequest = { key: '', value: undefined, expectedRevision: undefined, lease: 0, ttlMs: 0 };
   forEachField(reader, end, (field, type) => {
     if (field === 1 && type === LEN) request.key = reader.string();
-    else if (field === 2 && type === LEN) request.value = readJsonValue(reader, reader.uint32(), VALUE_NESTING);
+    // As JSON text when it can be (json-text.ts): the store keeps text.
+    else if (field === 2 && type === LEN) request.value = readValueText(reader, reader.uint32(), VALUE_NESTING);
     else if (field === 3 && type === VARINT) request.expectedRevision = int64(reader, 'expected_revision');
     else if (field === 4 && type === VARINT) request.lease = int64(reader, 'lease');
     else if (field === 5 && type === VARINT) request.ttlMs = int64(reader, 'ttl_ms');

@@ -118,7 +118,7 @@ export function setOwnField(object: { [key: string]: JsonValue }, key: string, v
  * Struct and ListValue hold one repeated message field (number 1): the length
  * of its next occurrence before `end`, skipping any other field, or undefined.
  */
-function nextField1(reader: BinaryReader, end: number): number | undefined {
+export function nextField1(reader: BinaryReader, end: number): number | undefined {
   while (reader.pos < end) {
     const tag = reader.uint32();
     if (tag === ((1 << 3) | LEN)) return reader.uint32();
