@@ -95,8 +95,10 @@ const OK_TRAILERS = { 'grpc-status': String(status.OK), 'grpc-message': 'OK' };
 const WAIT_FOR_TRAILERS = { waitForTrailers: true };
 const END_STREAM = { endStream: true };
 
-/** grpc-timeout: up to 8 digits and a unit (gRPC over HTTP/2). */
-const TIMEOUT_PATTERN = /^(\d{1,8})\s*([HMSmun])$/;
+/** grpc-timeout: up to 8 digits and a unit (gRPC over HTTP/2), found as grpc-js finds it (unanchored). */
+const TIMEOUT_PATTERN = /(\d{1,8})\s*([HMSmun])/;
+/** The longest timer Node sets (about 24.8 days); a longer deadline is no deadline here. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
 /** Sends the OK trailers once the response message is out; `this` is the stream (no closure per call). */
@@ -129,28 +131,36 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
 
   const timeout = headers['grpc-timeout'];
   if (timeout !== undefined) {
-    const match = TIMEOUT_PATTERN.exec(timeout as string);
-    if (match === null) return answer({ code: status.INTERNAL, details: `Invalid grpc-timeout value "${String(timeout)}"` });
-    deadline = setTimeout(answer, Number(match[1]) * TIMEOUT_UNIT_MS[match[2]], {
-      code: status.DEADLINE_EXCEEDED,
-      details: 'Deadline exceeded',
-    });
+    // A repeated header: the first, as grpc-js reads it.
+    const value = Array.isArray(timeout) ? timeout[0] : timeout;
+    const match = TIMEOUT_PATTERN.exec(value);
+    if (match === null) return answer({ code: status.INTERNAL, details: `Invalid grpc-timeout value "${value}"` });
+    const ms = Number(match[1]) * TIMEOUT_UNIT_MS[match[2]];
+    if (ms <= MAX_TIMER_MS) {
+      deadline = setTimeout(answer, ms, { code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
+      // A stream that closes unanswered (the connection reset, a forced shutdown) must not leave the timer, and the request it holds, behind.
+      stream.once('close', () => {
+        answered = true;
+        clearTimeout(deadline);
+      });
+    }
   }
 
   // The request: one gRPC frame (a flag byte, a 4-byte length, the message), then the end of the stream.
   let first: Buffer | undefined;
   let more: Buffer[] | undefined;
   let received = 0;
+  const tooLarge = (size: number): void => {
+    stream.off('data', onData);
+    stream.resume();
+    answer({ code: status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${size} vs ${limits.maxReceiveBytes})` });
+  };
   const onData = (chunk: Buffer): void => {
+    // Refused once more than the limit has arrived, not from the frame header alone as grpc-js does: a stream
+    // answered while its client is still sending gets the whole connection closed by Node (ENHANCE_YOUR_CALM),
+    // where this way the client reads a RESOURCE_EXHAUSTED status.
     received += chunk.length;
-    if (received > limits.maxReceiveBytes + 5) {
-      stream.off('data', onData);
-      stream.resume();
-      return answer({
-        code: status.RESOURCE_EXHAUSTED,
-        details: `Received message larger than max (${received - 5} vs. ${limits.maxReceiveBytes})`,
-      });
-    }
+    if (received > limits.maxReceiveBytes + 5) return tooLarge(received - 5);
     if (first === undefined) first = chunk;
     else (more ??= [first]).push(chunk);
   };
@@ -158,7 +168,7 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
   stream.once('end', () => {
     if (answered) return;
     const bytes = more === undefined ? first : Buffer.concat(more, received);
-    const message = requestMessage(bytes, headers[':path'] as string);
+    const message = requestMessage(bytes, headers[':path'] as string, limits.maxReceiveBytes);
     if (!('bytes' in message)) return answer(message);
     let request: unknown;
     try {
@@ -193,20 +203,24 @@ function sendResponse(stream: http2.ServerHttp2Stream, route: UnaryRoute, limits
   stream.end(frame);
 }
 
-/** The one message of a unary request, or the status grpc-js answers in its place. */
-function requestMessage(bytes: Buffer | undefined, path: string): { bytes: Buffer } | Partial<StatusObject> {
-  if (bytes === undefined || bytes.length < 5) {
-    return { code: status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${path}` };
-  }
+/**
+ * The one message of a unary request, or the status grpc-js answers in its
+ * place: no complete message, a second complete one, or a declared size over
+ * the limit. An incomplete frame after the message is ignored, as grpc-js's
+ * decoder ignores it.
+ */
+function requestMessage(bytes: Buffer | undefined, path: string, maxBytes: number): { bytes: Buffer } | Partial<StatusObject> {
+  const none = { code: status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${path}` };
+  if (bytes === undefined || bytes.length < 5) return none;
   const length = bytes.readUInt32BE(1);
-  if (bytes.length < 5 + length) {
-    return { code: status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${path}` };
-  }
-  if (bytes.length > 5 + length) {
+  if (length > maxBytes) return { code: status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${length} vs ${maxBytes})` };
+  if (bytes.length < 5 + length) return none;
+  const next = 5 + length;
+  if (bytes.length >= next + 5 && bytes.length >= next + 5 + bytes.readUInt32BE(next + 1)) {
     return { code: status.UNIMPLEMENTED, details: `Received a second request message for server streaming method ${path}` };
   }
   // A set compressed flag with no grpc-encoding means identity, as in grpc-js.
-  return { bytes: bytes.subarray(5) };
+  return { bytes: bytes.subarray(5, next) };
 }
 
 /** Ends the call with a status: trailers only if nothing was sent (always so here: a message is sent only with OK). */
