@@ -271,7 +271,12 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   protected abstract _close(): Promise<void>;
 
   /** `expectedRevision` is undefined for a transaction's set (its compares say what must hold). */
-  private validSet(key: string, value: JsonValue | JsonText, options: SetOptions | undefined, expectedRevision: number | undefined): ValidSet {
+  private validSet(
+    key: string,
+    value: JsonValue | JsonText,
+    options: SetOptions | undefined,
+    expectedRevision: number | undefined,
+  ): ValidSet {
     const keyBytes = validateKey(key, this.limits.maxKeyBytes);
     const { json, size } = encodeValue(key, value, this.limits.maxValueBytes);
     const lease = options?.lease ?? 0;

@@ -98,18 +98,26 @@ const wireValue = fc.letrec<{ value: WireValue }>((tie) => ({
   ),
 })).value;
 
-/** What the object reader makes of the bytes: its value, or its error's message. */
-function objectReading(bytes: Uint8Array): { value: unknown } | { error: string } {
+/** The server's reader: strings decoded strictly, as decode-request.ts decodes them. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+function readerOf(bytes: Uint8Array, strict: boolean): BinaryReader {
+  return strict ? new BinaryReader(bytes, (b) => strictUtf8.decode(b)) : new BinaryReader(bytes);
+}
+
+/** What the object reader makes of the bytes: its value, or its error's message; and where it stopped. */
+function objectReading(bytes: Uint8Array, strict = false): { value: unknown; pos?: number } | { error: string } {
+  const reader = readerOf(bytes, strict);
   try {
-    return { value: readJsonValue(new BinaryReader(bytes), bytes.length, VALUE_NESTING) };
+    return { value: readJsonValue(reader, bytes.length, VALUE_NESTING), pos: reader.pos };
   } catch (error) {
     return { error: (error as Error).message };
   }
 }
 
-function textReading(bytes: Uint8Array): { value: unknown } | { error: string } {
+function textReading(bytes: Uint8Array, strict = false): { value: unknown; pos?: number } | { error: string } {
+  const reader = readerOf(bytes, strict);
   try {
-    return { value: readValueText(new BinaryReader(bytes), bytes.length, VALUE_NESTING) };
+    return { value: readValueText(reader, bytes.length, VALUE_NESTING), pos: reader.pos };
   } catch (error) {
     return { error: (error as Error).message };
   }
@@ -139,6 +147,30 @@ test('the text reader keeps exactly what the object reader would, on random Valu
   );
   // Most random values are read as text: the test is not only comparing the object reader with itself.
   expect(asText).toBeGreaterThan(1000);
+});
+
+test('on damaged bytes, with strict UTF-8, both readers store the same text or fail the same way, and stop at the same place', () => {
+  const damage = fc.array(fc.tuple(fc.constantFrom('set', 'insert', 'delete'), fc.nat(), fc.integer({ min: 0, max: 255 })), {
+    minLength: 1,
+    maxLength: 3,
+  });
+  fc.assert(
+    fc.property(wireValue, damage, (value, edits) => {
+      const bytes = [...bytesOf(value)];
+      for (const [edit, at, byte] of edits) {
+        const i = bytes.length === 0 ? 0 : at % bytes.length;
+        if (edit === 'set' && bytes.length > 0) bytes[i] = byte;
+        else if (edit === 'insert') bytes.splice(i, 0, byte);
+        else bytes.splice(i, 1);
+      }
+      const damaged = Uint8Array.from(bytes);
+      const text = textReading(damaged, true);
+      const object = objectReading(damaged, true);
+      expect(stored(text)).toBe(stored(object));
+      if ('pos' in text && 'pos' in object) expect(text.pos).toBe(object.pos);
+    }),
+    { numRuns: 3000 },
+  );
 });
 
 test('a value too long for the text buffer is read by the object reader, the same', () => {
