@@ -6,6 +6,7 @@
  * cover ordinary calls.
  */
 import http2 from 'node:http2';
+import net from 'node:net';
 import zlib from 'node:zlib';
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { GetRequest, GetResponse, SetRequest } from '../../src/gen/kv/v1/kv';
@@ -183,6 +184,47 @@ test('a connection kept busy with unary calls is not closed as idle; once they s
   } finally {
     busy.destroy();
     expect(await idleServer.stop()).toBe(0);
+  }
+});
+
+test('a call whose connection is reset before its request is complete leaves no deadline timer (nor its request) behind', async () => {
+  // In this process, so its timers can be counted: a grpc-js server with this path and one route that answers at once.
+  const grpcServer = new Server();
+  const credentials = ServerCredentials.createInsecure();
+  const injector = grpcServer.createConnectionInjector(credentials);
+  const route = {
+    decode: (bytes: Buffer) => bytes,
+    encode: () => Buffer.alloc(0),
+    call: (_: unknown, __: unknown, answer: (e: null, r: unknown) => void) => answer(null, {}),
+  };
+  serveUnaryOverHttp2(grpcServer, credentials, new Map([['/t.T/M', route]]), { maxReceiveBytes: 1 << 20, maxSendBytes: 1 << 20 });
+  const tcp = net.createServer((socket) => injector.injectConnection(socket));
+  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+  const port = (tcp.address() as net.AddressInfo).port;
+  const timers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+  const before = timers();
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const session = http2.connect(`http://127.0.0.1:${port}`, {
+      createConnection: () => sockets[sockets.push(net.connect(port, '127.0.0.1')) - 1],
+    });
+    session.on('error', () => undefined);
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/t.T/M',
+      'content-type': 'application/grpc',
+      'grpc-timeout': '2000000S',
+    });
+    stream.on('error', () => undefined);
+    stream.write(Buffer.from([0, 0, 0, 1, 0, 1, 2, 3])); // a frame that declares 64 KiB and sends 3 bytes of it
+  }
+  try {
+    await pollUntil('the server to start the three calls (one deadline timer each)', () => (timers() >= before + 3 ? true : undefined));
+    for (const socket of sockets) socket.resetAndDestroy();
+    await pollUntil('the deadline timers to be cleared', () => (timers() <= before ? true : undefined), 5_000);
+  } finally {
+    grpcServer.forceShutdown();
+    tcp.close();
   }
 });
 
