@@ -104,24 +104,20 @@ function readerOf(bytes: Uint8Array, strict: boolean): BinaryReader {
   return strict ? new BinaryReader(bytes, (b) => strictUtf8.decode(b)) : new BinaryReader(bytes);
 }
 
-/** What the object reader makes of the bytes: its value, or its error's message; and where it stopped. */
-function objectReading(bytes: Uint8Array, strict = false): { value: unknown; pos?: number } | { error: string } {
+type Reading = { value: unknown; pos?: number } | { error: string };
+
+/** What a reader makes of the bytes: its value, or its error's message; and where it stopped. */
+function reading(read: typeof readJsonValue | typeof readValueText, bytes: Uint8Array, strict: boolean): Reading {
   const reader = readerOf(bytes, strict);
   try {
-    return { value: readJsonValue(reader, bytes.length, VALUE_NESTING), pos: reader.pos };
+    return { value: read(reader, bytes.length, VALUE_NESTING), pos: reader.pos };
   } catch (error) {
     return { error: (error as Error).message };
   }
 }
 
-function textReading(bytes: Uint8Array, strict = false): { value: unknown; pos?: number } | { error: string } {
-  const reader = readerOf(bytes, strict);
-  try {
-    return { value: readValueText(reader, bytes.length, VALUE_NESTING), pos: reader.pos };
-  } catch (error) {
-    return { error: (error as Error).message };
-  }
-}
+const objectReading = (bytes: Uint8Array, strict = false): Reading => reading(readJsonValue, bytes, strict);
+const textReading = (bytes: Uint8Array, strict = false): Reading => reading(readValueText, bytes, strict);
 
 /** The JSON text the store would keep for a reading (or its refusal). */
 function stored(reading: { value: unknown } | { error: string }): string {

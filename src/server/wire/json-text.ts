@@ -102,9 +102,7 @@ function valueText(reader: BinaryReader, length: number, rule: NestingRule, budg
 
 function structText(reader: BinaryReader, length: number, rule: NestingRule, budget: number): Read {
   const end = reader.pos + length;
-  const keys: string[] = [];
-  // Past a few keys, a set finds a repeated one without a scan per key.
-  let seen: Set<string> | undefined;
+  const keys = new Set<string>();
   writeByte(0x7b); // {
   for (let entryLength = nextField1(reader, end); entryLength !== undefined; entryLength = nextField1(reader, end)) {
     const entryEnd = reader.pos + entryLength;
@@ -113,16 +111,9 @@ function structText(reader: BinaryReader, length: number, rule: NestingRule, bud
     const keyAt = reader.pos;
     const key = reader.string();
     const first = key.charCodeAt(0);
-    if (first >= 0x30 && first <= 0x39) return Read.GiveUp;
-    if (seen === undefined) {
-      if (keys.includes(key)) return Read.GiveUp;
-      keys.push(key);
-      if (keys.length === 16) seen = new Set(keys);
-    } else {
-      if (seen.has(key)) return Read.GiveUp;
-      seen.add(key);
-    }
-    if (keys.length > 1 || seen !== undefined) writeByte(0x2c); // ,
+    if ((first >= 0x30 && first <= 0x39) || keys.has(key)) return Read.GiveUp;
+    if (keys.size > 0) writeByte(0x2c); // ,
+    keys.add(key);
     reader.pos = keyAt;
     if (!writeString(reader)) return Read.GiveUp;
     writeByte(0x3a); // :
