@@ -95,7 +95,7 @@ const SETTINGS = {
     flag: 'busy-poll-us',
     env: 'KV_BUSY_POLL_US',
     default: '500',
-    help: 'with --fsync always, µs the server polls instead of sleeping through each fdatasync and after answering (lower latency, more CPU); 0 = off',
+    help: 'with --fsync always, µs the server polls instead of sleeping through each fdatasync and after answering (lower latency, more CPU); 0 = off; under --workers off unless given',
   },
   maxKeyBytes: { flag: 'max-key-bytes', env: 'KV_MAX_KEY_BYTES', default: '4096', help: 'largest key, in UTF-8 bytes' },
   maxValueBytes: { flag: 'max-value-bytes', env: 'KV_MAX_VALUE_BYTES', default: '1048576', help: 'largest value, in JSON-encoded bytes' },
@@ -390,6 +390,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   const workers = workersRaw.value === 'auto' ? availableParallelism() : positiveInt('workers');
   if (workers > MAX_WORKERS) throw new ConfigError(`${workersRaw.source}: ${workers} workers is more than the ${MAX_WORKERS} allowed`);
 
+  // Under --workers the store owner shares the cores with the workers, and its spinning takes their time
+  // (docs/operations.md#busy-polling): there it polls only if told to.
+  const busyPollUs = workers > 1 && raw('busyPollUs').source.startsWith('default') ? 0 : microseconds('busyPollUs', MAX_BUSY_POLL_US);
+
   const [tlsCert, tlsKey, tlsClientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
   if ((tlsCert === undefined) !== (tlsKey === undefined))
     throw new ConfigError('--tls-cert and --tls-key go together: give both or neither');
@@ -403,7 +407,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     dataDir: dataDir.value,
     fsync: oneOf('fsync', FSYNC_MODES),
     fsyncIntervalMs: positiveInt('fsyncIntervalMs'),
-    busyPollUs: microseconds('busyPollUs', MAX_BUSY_POLL_US),
+    busyPollUs,
     maxKeyBytes: positiveInt('maxKeyBytes'),
     maxValueBytes: positiveInt('maxValueBytes'),
     logLevel: oneOf('logLevel', LOG_LEVELS),
