@@ -110,7 +110,7 @@ export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps):
     let access: Access;
     try {
       // Credentials first: a caller without them learns nothing, not even that its request was malformed.
-      access = deps.authenticate === undefined ? openAccess : deps.authenticate(caller());
+      access = accessOf(deps, caller);
     } catch (error) {
       return fail(answer, startedAt, error);
     }
@@ -239,7 +239,7 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
     end,
     authenticate: () => {
       try {
-        access = accessOf(deps, call);
+        access = accessOf(deps, () => callerOf(call));
         return { store: deps.store, access };
       } catch (error) {
         end(error);
@@ -256,8 +256,8 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
 }
 
 /** What the caller may do; the caller's peer and certificate are looked up only for an authenticator. */
-function accessOf(deps: GrpcDeps, call: Parameters<typeof callerOf>[0]): Access {
-  return deps.authenticate === undefined ? openAccess : deps.authenticate(callerOf(call));
+function accessOf(deps: GrpcDeps, caller: () => Caller): Access {
+  return deps.authenticate === undefined ? openAccess : deps.authenticate(caller());
 }
 
 /** The caller as authenticate() sees it; the certificate only when TLS verified it (grpc-js gives none otherwise). */
