@@ -167,9 +167,14 @@ export function duplexStream<Req, M>(handler: DuplexHandler<Req, M>, deps: GrpcD
   };
 }
 
-/** The requests of a duplex call; one that did not decode ends the call with INVALID_ARGUMENT. */
+/**
+ * The requests of a duplex call; one that did not decode ends the call with
+ * INVALID_ARGUMENT. Read without destroying the call when they end (a plain
+ * `for await` destroys the whole duplex once the client half-closes, and the
+ * call's status could then never be sent: the client would wait forever).
+ */
 async function* requestsOf<Req>(call: ServerDuplexStream<Req, unknown>): AsyncGenerator<Req, void, undefined> {
-  for await (const request of call as AsyncIterable<Req | InvalidArgumentError>) {
+  for await (const request of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req | InvalidArgumentError>) {
     if (request instanceof InvalidArgumentError) throw request;
     yield request;
   }

@@ -6,7 +6,9 @@ import { freePort } from '../support/free-port';
  * values kept exactly (an object field named "__proto__" included), and the
  * errors of every limit.
  */
+import { credentials, Metadata } from '@grpc/grpc-js';
 import { Compare, KvClient, KvError, Op, status } from '@kv/client';
+import { KeyValueServiceClient, type KeepAliveResponse } from '../../src/gen/kv/v1/kv';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -130,6 +132,24 @@ describe('one server', () => {
     expect(await kv.revokeLease(lease.id)).toBe(1);
     expect(await kv.get('lock/job')).toBeUndefined();
     expect(await kv.leaseInfo(lease.id)).toBeUndefined();
+  });
+
+  test('a KeepAlive stream the client half-closes is answered, then ends with OK', async () => {
+    const lease = await kv.grantLease(60_000);
+    const client = new KeyValueServiceClient(server.address, credentials.createInsecure());
+    try {
+      const call = client.keepAlive(new Metadata());
+      const answers: KeepAliveResponse[] = [];
+      call.on('data', (answer: KeepAliveResponse) => answers.push(answer));
+      const ended = new Promise<number>((resolve) => call.on('status', (s: { code: number }) => resolve(s.code)));
+      call.on('error', () => undefined);
+      call.write({ id: lease.id });
+      call.end();
+      expect(await ended).toBe(status.OK);
+      expect(answers).toEqual([{ id: lease.id, ttlMs: 60_000 }]);
+    } finally {
+      client.close();
+    }
   });
 
   test('a keep-alive handle reports the lease lost when it is revoked', async () => {
