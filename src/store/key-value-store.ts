@@ -141,9 +141,10 @@ export interface WatchOptions {
   /** ...or every key under a prefix ('' = every key). Exactly one of key and prefix. */
   prefix?: string;
   /**
-   * 0 or absent: changes committed after the watch starts. N: every change
-   * with revision >= N, then live; N older than the history window is
-   * WatchCompactedError, N in the future waits for it.
+   * 0 or absent: changes committed after the watch starts, the first batch
+   * (at once) having no events and the revision it starts after. N: every
+   * change with revision >= N, then live; N older than the history window
+   * is WatchCompactedError, N in the future waits for it.
    */
   startRevision?: number;
   /** Also give each changed key's previous entry. */

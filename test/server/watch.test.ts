@@ -205,3 +205,111 @@ test('the SDK watch does not go silently dead on a SIGSTOPped server: it notices
     await server.stop();
   }
 });
+
+test('an SDK watch from now that loses its stream before any change resumes where it began, not from a later now', async () => {
+  const dataDir = makeTempDir();
+  const address = `127.0.0.1:${await freePort()}`;
+  let server = await startServer({ dataDir, args: ['--listen', address] });
+  const kv = new KvClient(address, { retry: { attempts: 5 } });
+  const seen: KvWatchEvent[] = [];
+  const began = await kv.set('n/seed', 0);
+  const watch = kv.watch({ prefix: 'n/' });
+  const done = consume(watch, seen);
+  try {
+    // The server's first message says where the watch starts, at once (well before the first progress, 5 s).
+    await pollUntil('the watch to start', () => (watch.revision === began ? true : undefined), 2000);
+    await server.kill();
+    server = await startServer({ dataDir, args: ['--listen', address] });
+    await pollUntil(
+      'the channel to reconnect',
+      () =>
+        kv.get('n/seed').then(
+          () => true,
+          () => undefined,
+        ),
+      20_000,
+    );
+    // Written while the watch still waits to reconnect: "now" has moved past them by then.
+    const revisions: number[] = [];
+    for (let i = 1; i <= 10; i++) revisions.push(await kv.set(`n/${i}`, i));
+    await pollUntil('all ten', () => (seen.length >= 10 ? true : undefined), 30_000);
+    expect(seen.map((e) => e.revision)).toEqual(revisions);
+  } finally {
+    watch.close();
+    await done;
+    kv.close();
+    await server.stop();
+  }
+});
+
+test('closing the client ends its watches; the loop ends without an error', async () => {
+  const server = await startServer();
+  const kv = new KvClient(server.address);
+  const seen: KvWatchEvent[] = [];
+  const watch = kv.watch({ prefix: 'c/' });
+  const done = consume(watch, seen);
+  try {
+    await kv.set('c/1', 1);
+    await pollUntil('the event', () => (seen.length === 1 ? true : undefined));
+    kv.close();
+    expect(await done).toBeUndefined();
+  } finally {
+    kv.close();
+    await server.stop();
+  }
+});
+
+test('time the consumer takes over an event is not silence: the SDK does not drop a healthy stream for it', async () => {
+  const server = await startServer({ args: ['--watch-progress-ms', '5000'] });
+  const kv = new KvClient(server.address);
+  await kv.set('seed', 0);
+  const watch = kv.watch({ prefix: 'slow/', idleTimeoutMs: 500 });
+  const seen: string[] = [];
+  let tookTheFirst: () => void = () => undefined;
+  const firstTaken = new Promise<void>((resolve) => (tookTheFirst = resolve));
+  const done = (async () => {
+    for await (const event of watch) {
+      seen.push(event.key);
+      if (seen.length === 1) {
+        // Three idle timeouts on one event, while the server has nothing more to send.
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        tookTheFirst();
+      }
+      if (seen.length === 3) break;
+    }
+  })();
+  try {
+    await pollUntil('the watch to start', () => (watch.revision > 0 ? true : undefined));
+    await kv.set('slow/1', 1);
+    await firstTaken;
+    await kv.set('slow/2', 2);
+    await kv.set('slow/3', 3);
+    await done;
+    expect(seen).toEqual(['slow/1', 'slow/2', 'slow/3']);
+    expect(watch.reconnectCount).toBe(0);
+  } finally {
+    kv.close();
+    await server.stop();
+  }
+});
+
+test('a revision too large for one message ends the SDK watch with a KvError instead of a retry loop', async () => {
+  const server = await startServer();
+  const kv = new KvClient(server.address);
+  try {
+    // 17 values of nearly 1 MiB, cleared at once: with previous entries, one message of more than 16 MiB.
+    const big = 'x'.repeat(1024 * 1024 - 16);
+    for (let i = 0; i < 17; i++) await kv.set(`big/${i}`, big);
+    const watch = kv.watch({ prefix: 'big/', prevEntry: true });
+    const failed = consume(watch, []);
+    await pollUntil('the watch to start', () => (watch.revision > 0 ? true : undefined));
+    await kv.clear({ prefix: 'big/' });
+    const error = await failed;
+    expect(error).toBeInstanceOf(KvError);
+    expect(error).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect(watch.reconnectCount).toBe(0);
+  } finally {
+    kv.close();
+    await server.stop();
+  }
+});

@@ -405,8 +405,29 @@ export function runStoreContract(
         await expect(store.watch({ key: '' }).next()).rejects.toBeInstanceOf(InvalidKeyError);
       });
 
+      test('a watch from now first says where now is: no events, the revision it starts after', async () => {
+        const { revision } = await store.set('now/a', 1);
+        const watch = store.watch({ prefix: 'now/' });
+        try {
+          expect(await watch.next()).toEqual({ events: [], revision });
+          const next = await store.set('now/b', 2);
+          const batch = await watch.next();
+          expect(batch.events.map((e) => [e.key, e.revision])).toEqual([['now/b', next.revision]]);
+        } finally {
+          watch.close();
+        }
+        // Resuming from there (as a client that lost the stream before any change does) misses nothing.
+        const resumed = store.watch({ prefix: 'now/', startRevision: revision + 1 });
+        try {
+          expect((await resumed.next()).events.map((e) => e.key)).toEqual(['now/b']);
+        } finally {
+          resumed.close();
+        }
+      });
+
       test('closing the store ends open watches with StoreClosedError', async () => {
         const watch = store.watch({ prefix: '' });
+        expect((await watch.next()).events).toEqual([]);
         const pending = expect(watch.next()).rejects.toBeInstanceOf(StoreClosedError);
         await store.close();
         await pending;
@@ -602,6 +623,7 @@ export function runStoreContract(
         expect((await store.get('session/a'))?.lease).toBe(lease.id);
         const watch = store.watch({ prefix: 'session/' });
         try {
+          expect(await watch.next()).toEqual({ events: [], revision: r(3) });
           expect(await store.revokeLease(lease.id)).toEqual({ deletedCount: 2, revision: r(4) });
           const batch = await watch.next();
           expect(batch.events.map((e) => [e.type, e.key, e.revision])).toEqual([

@@ -162,6 +162,7 @@ test('the window is bounded by bytes too, evicting whole revisions and keeping t
 test('a consumer that stops reading costs the writer nothing and later gets every change once, in order, from the window', async () => {
   await withStore({ feed: { watcher: { maxQueueBytes: 2000 } } }, async (store) => {
     const watch = store.watch({ prefix: '' });
+    expect(await watch.next()).toEqual({ events: [], revision: 0 });
     await store.set('first', 0);
     expect((await watch.next()).events).toHaveLength(1);
     // The queue bound is passed long before these are done: the watcher falls back to the window.
@@ -175,6 +176,7 @@ test('a consumer that stops reading costs the writer nothing and later gets ever
 test('a consumer so slow that the window moved past it is ended with WatchTooSlowError naming where to resume', async () => {
   await withStore({ feed: { watcher: { maxQueueBytes: 2000 }, history: { maxChanges: 50 } } }, async (store) => {
     const watch = store.watch({ prefix: '' });
+    expect(await watch.next()).toEqual({ events: [], revision: 0 });
     await store.set('first', 0);
     const batch = await watch.next();
     expect(batch.revision).toBe(1);
@@ -206,6 +208,8 @@ test('an idle watcher gets progress: no events, the current revision', async () 
   await withStore({ feed: { progressIntervalMs: 100 } }, async (store) => {
     await store.set('unrelated', 1);
     const watch = store.watch({ prefix: 'quiet/' });
+    // First, at once, where it starts; then progress, an interval later.
+    expect(await watch.next()).toEqual({ events: [], revision: 1 });
     const started = Date.now();
     const batch = await watch.next();
     expect(batch).toEqual({ events: [], revision: 1 });
@@ -219,6 +223,7 @@ test('an idle watcher gets progress: no events, the current revision', async () 
 test('a closed watch rejects its pending next() and leaves the feed', async () => {
   await withStore({}, async (store) => {
     const watch = store.watch({ key: 'k' });
+    expect(await watch.next()).toEqual({ events: [], revision: 0 });
     const pending = expect(watch.next()).rejects.toBeInstanceOf(StoreClosedError);
     expect(store.feedStatus.watchers).toBe(1);
     watch.close();

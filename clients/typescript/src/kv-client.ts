@@ -127,6 +127,8 @@ export class KvClient {
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private leases: LeaseKeeper | undefined;
+  /** The watches being iterated: close() ends them. */
+  private readonly watches = new Set<{ close(): void }>();
 
   /**
    * `address` is one server (host:port) or several frontends of one kv
@@ -326,6 +328,7 @@ export class KvClient {
       () => this.pick().kv,
       options,
       () => this.metadata(),
+      this.watches,
     );
   }
 
@@ -357,6 +360,7 @@ export class KvClient {
   /** Ends keep-alives and watches, and closes the connections. */
   close(): void {
     this.leases?.close();
+    for (const watch of [...this.watches]) watch.close();
     for (const server of this.servers) server.kv.close();
   }
 

@@ -36,18 +36,28 @@ export interface KvWatchEvent<T = JsonValue> {
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 const RECONNECT_BACKOFF_MS = { first: 50, max: 2000 };
 
+/** Where a client keeps its open watches, so that closing it ends them. */
+export interface WatchRegistry {
+  add(watch: { close(): void }): void;
+  delete(watch: { close(): void }): void;
+}
+
 /**
  * A watch: an async iterator of events, each change exactly once, in
  * revision order. It resumes by itself, from the last revision seen + 1,
  * after UNAVAILABLE (a server restart, a network cut), RESOURCE_EXHAUSTED
- * (the server dropped a slow watcher) or a stream that went silent (a
- * stopped server); so a consumer sees each change once across reconnects.
- * The history the server no longer has is a KvError with reason COMPACTED
- * and `oldestRevision`: read the state again and watch from its revision.
- * Breaking out of the loop (or close()) cancels the call.
+ * with reason WATCH_TOO_SLOW (the server dropped a slow watcher) or a
+ * stream that went silent (a stopped server); so a consumer sees each
+ * change once across reconnects. (A watch from now learns its start from
+ * the server's first message, so even a stream lost before any change
+ * resumes where it began.) The history the server no longer has is a
+ * KvError with reason COMPACTED and `oldestRevision`: read the state again
+ * and watch from its revision. Any other error ends the loop as a KvError.
+ * Breaking out of the loop, close(), or closing the client cancels the call.
  */
 export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
-  private last = 0;
+  /** The revision every change up to which has been given; undefined before the first message. */
+  private last: number | undefined;
   private call: ClientReadableStream<WatchResponse> | undefined;
   private closed = false;
   private reconnects = 0;
@@ -57,6 +67,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     private readonly client: () => KeyValueServiceClient,
     private readonly options: WatchOptions,
     private readonly metadata: () => Metadata,
+    /** The client's open watches: this one is in it while it is being iterated. */
+    private readonly registry?: WatchRegistry,
   ) {
     if ((options.key === undefined) === (options.prefix === undefined)) {
       throw new KvError('watch needs exactly one of key and prefix', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
@@ -65,7 +77,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
 
   /** The revision every change up to which has been given (0 before the first message). */
   get revision(): number {
-    return this.last;
+    return this.last ?? 0;
   }
 
   /** How many times the watch resumed on a new stream. */
@@ -81,29 +93,44 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEvent<T>, void, undefined> {
     const start = this.options.startRevision ?? 0;
     let failures = 0;
+    this.registry?.add(this);
     try {
       while (!this.closed) {
-        const from = this.last === 0 ? start : Math.max(start, this.last + 1);
+        // Before any message, the start asked for (0: from now); after, the revision after the last one given.
+        const from = this.last === undefined ? start : Math.max(start, this.last + 1);
         const idle = new IdleTimer(this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
-        const call = this.client().watch(
-          { key: this.options.key, prefix: this.options.prefix, startRevision: from, prevEntry: this.options.prevEntry ?? false },
-          this.metadata(),
-        );
+        let call: ClientReadableStream<WatchResponse>;
+        try {
+          call = this.client().watch(
+            { key: this.options.key, prefix: this.options.prefix, startRevision: from, prevEntry: this.options.prevEntry ?? false },
+            this.metadata(),
+          );
+        } catch (error) {
+          // E.g. the client was closed meanwhile.
+          if (this.closed) return;
+          throw KvError.from(error);
+        }
         this.call = call;
         idle.start(() => call.cancel());
         try {
           for await (const message of call as AsyncIterable<WatchResponse>) {
-            idle.touch();
+            // The time the consumer takes over the events is not silence of the stream.
+            idle.stop();
             failures = 0;
             for (const event of message.events) yield toEvent<T>(event);
             // Every change up to message.revision has now been given: resume after it.
-            if (message.revision > this.last) this.last = message.revision;
+            if (this.last === undefined || message.revision > this.last) this.last = message.revision;
+            idle.touch();
           }
           // The server ended the stream without an error (it should not): resume.
         } catch (error) {
           if (this.closed) return;
           const kvError = KvError.from(error);
-          const resumable = idle.fired || kvError.code === status.UNAVAILABLE || kvError.code === status.RESOURCE_EXHAUSTED;
+          // RESOURCE_EXHAUSTED is also a message too large to send or receive: resuming would meet it again.
+          const resumable =
+            idle.fired ||
+            kvError.code === status.UNAVAILABLE ||
+            (kvError.code === status.RESOURCE_EXHAUSTED && kvError.reason === 'WATCH_TOO_SLOW');
           if (!resumable || failures >= (this.options.reconnectAttempts ?? Number.POSITIVE_INFINITY)) throw kvError;
         } finally {
           idle.stop();
@@ -116,6 +143,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
       }
     } finally {
       this.call?.cancel();
+      this.registry?.delete(this);
     }
   }
 }

@@ -31,8 +31,11 @@ export interface EtcdWatchOptions {
   unavailableAfterMs: number;
   /**
    * The watch is "from now" and its start revision is only this frontend's
-   * newest: if etcd compacted past it before anything was delivered, start
-   * again from etcd's own now instead of failing.
+   * newest. Its first batch says so (no events, current to the revision
+   * before the start), so that a client that loses the stream before any
+   * change can resume from there; if etcd compacted past it before the
+   * consumer took that batch, the watch starts again from etcd's own now
+   * (and says that instead) rather than failing.
    */
   fromNow: boolean;
   /** Called once the watch has ended, for whatever reason. */
@@ -61,6 +64,8 @@ export class EtcdWatch implements Watch {
   private disconnectedSince: number | undefined = Date.now();
   private retryPause = 50;
   private fromNow: boolean;
+  /** The "from now" watch's first batch while it is still queued (not taken by the consumer). */
+  private announcement: WatchBatch | undefined;
 
   constructor(
     private readonly client: Etcd3,
@@ -70,12 +75,14 @@ export class EtcdWatch implements Watch {
   ) {
     this.resumeFrom = op.startRevision;
     this.fromNow = options.fromNow;
+    if (this.fromNow) this.announce(op.startRevision - 1);
     this.connect();
   }
 
   next(): Promise<WatchBatch> {
     if (this.waiter !== undefined) return Promise.reject(new Error('next() called again before the previous call settled'));
     const batch = this.queue.shift();
+    if (batch === this.announcement) this.announcement = undefined;
     if (batch !== undefined) {
       if (this.paused && this.queue.length < MAX_QUEUED_BATCHES / 2) {
         this.paused = false;
@@ -140,7 +147,12 @@ export class EtcdWatch implements Watch {
     if (stream !== this.stream || this.error !== undefined) return;
     if (response.canceled) {
       const compacted = Number(response.compact_revision);
-      if (compacted > 0 && this.fromNow && this.reported === 0) {
+      const unannounced = this.announcement !== undefined && this.queue[0] === this.announcement;
+      if (compacted > 0 && this.fromNow && unannounced && this.queue.length === 1) {
+        // The consumer has seen nothing yet: start from etcd's now, and announce that one instead.
+        this.queue.length = 0;
+        this.announcement = undefined;
+        this.reported = 0;
         this.fromNow = false;
         this.resumeFrom = 0;
         this.dropStream();
@@ -159,7 +171,10 @@ export class EtcdWatch implements Watch {
     const headerRevision = Number(response.header.revision);
     if (response.created) {
       // "Now" for a watch from now: etcd sends what comes after the revision it was created at.
-      if (this.resumeFrom === 0) this.resumeFrom = headerRevision + 1;
+      if (this.resumeFrom === 0) {
+        this.resumeFrom = headerRevision + 1;
+        this.announce(headerRevision);
+      }
       return;
     }
     let batch: WatchBatch;
@@ -201,6 +216,14 @@ export class EtcdWatch implements Watch {
       version: Number(kv.version),
       lease: Number(kv.lease),
     };
+  }
+
+  /** Queues the first batch of a watch from now: no events, current to `revision` (the one before its start). */
+  private announce(revision: number): void {
+    const batch: WatchBatch = { events: [], revision };
+    this.reported = revision;
+    this.announcement = batch;
+    this.deliver(batch);
   }
 
   private deliver(batch: WatchBatch): void {

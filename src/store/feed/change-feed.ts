@@ -91,7 +91,7 @@ export class ChangeFeed implements FeedView {
 
   watch(request: FeedWatchRequest): Watch {
     const start = request.startRevision === 0 ? this.published + 1 : request.startRevision;
-    const watcher = new FeedWatcher(this, request.target, start, request.prevEntry);
+    const watcher = new FeedWatcher(this, request.target, start, request.prevEntry, request.startRevision === 0);
     if (this.closedWith !== undefined) {
       watcher.end(this.closedWith);
       return watcher;

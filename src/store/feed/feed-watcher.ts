@@ -50,14 +50,24 @@ export class FeedWatcher implements Watch {
   private error: Error | undefined;
   /** When the consumer was last given a batch (ms since the epoch): progress is due an interval after. */
   lastGivenAt = Date.now();
+  /** A watch from now first gives where "now" was (fromNow): no events, current to startRevision - 1. */
+  private announce: boolean;
 
   constructor(
     private readonly feed: FeedView,
     readonly target: WatchTarget,
     private readonly startRevision: number,
     private readonly prevEntry: boolean,
+    /**
+     * The watch was asked for from now (start revision 0, made startRevision
+     * here): its first batch says which revision it starts after, so that a
+     * client that loses the stream before any change can resume from there
+     * instead of from a later "now" (a silent gap).
+     */
+    fromNow = false,
   ) {
     this.nextRevision = startRevision;
+    this.announce = fromNow;
   }
 
   get isLive(): boolean {
@@ -74,6 +84,10 @@ export class FeedWatcher implements Watch {
   }
 
   async next(): Promise<WatchBatch> {
+    if (this.announce && this.error === undefined) {
+      this.announce = false;
+      return this.give({ events: [], revision: this.startRevision - 1 });
+    }
     for (;;) {
       if (this.error !== undefined) throw this.error;
       if (this.state === 'catching-up') {

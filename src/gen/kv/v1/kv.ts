@@ -550,9 +550,11 @@ export interface WatchRequest {
     | string
     | undefined;
   /**
-   * 0: changes committed after the watch starts. N: every change with
-   * revision >= N, then live changes; a revision in the future waits for
-   * it.
+   * 0: changes committed after the watch starts; the first message then
+   * comes at once, with no events and the revision the watch starts after
+   * (so a client that loses the stream before any change resumes from it
+   * + 1, missing nothing). N: every change with revision >= N, then live
+   * changes; a revision in the future waits for it.
    */
   startRevision: number;
   /**

@@ -1053,9 +1053,11 @@ type WatchRequest struct {
 	//	*WatchRequest_Key
 	//	*WatchRequest_Prefix
 	Target isWatchRequest_Target `protobuf_oneof:"target"`
-	// 0: changes committed after the watch starts. N: every change with
-	// revision >= N, then live changes; a revision in the future waits for
-	// it.
+	// 0: changes committed after the watch starts; the first message then
+	// comes at once, with no events and the revision the watch starts after
+	// (so a client that loses the stream before any change resumes from it
+	// + 1, missing nothing). N: every change with revision >= N, then live
+	// changes; a revision in the future waits for it.
 	StartRevision int64 `protobuf:"varint,3,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
 	// Also send each changed key's entry before the change (in
 	// Event.prev_entry).

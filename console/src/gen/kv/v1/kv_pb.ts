@@ -408,9 +408,11 @@ export type WatchRequest = Message<"kv.v1.WatchRequest"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * 0: changes committed after the watch starts. N: every change with
-   * revision >= N, then live changes; a revision in the future waits for
-   * it.
+   * 0: changes committed after the watch starts; the first message then
+   * comes at once, with no events and the revision the watch starts after
+   * (so a client that loses the stream before any change resumes from it
+   * + 1, missing nothing). N: every change with revision >= N, then live
+   * changes; a revision in the future waits for it.
    *
    * @generated from field: int64 start_revision = 3;
    */
