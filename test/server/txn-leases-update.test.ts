@@ -134,6 +134,30 @@ describe('one server', () => {
     expect(await kv.leaseInfo(lease.id)).toBeUndefined();
   });
 
+  test('a value nested thousands deep is refused by the SDK before encoding, as INVALID_VALUE, not an overflowed stack', async () => {
+    let arrays: unknown = 1;
+    for (let i = 0; i < 10_000; i++) arrays = [arrays];
+    let objects: unknown = 1;
+    for (let i = 0; i < 10_000; i++) objects = { a: objects };
+    for (const call of [
+      () => kv.set('deep', arrays as never),
+      () => kv.update('deep', objects as never, { createIfMissing: true }),
+      async () =>
+        kv
+          .txn()
+          .then(Op.set('deep', arrays as never))
+          .commit(),
+    ]) {
+      const error = await failure(call());
+      expect(error).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'INVALID_VALUE' });
+      expect(error.message).toMatch(/nested too deeply/);
+    }
+    // What the server refuses itself still says so: its limit is lower than the SDK's.
+    let forty: unknown = 1;
+    for (let i = 0; i < 40; i++) forty = { a: forty };
+    expect(await failure(kv.set('deep', forty as never))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'INVALID_VALUE' });
+  });
+
   test('a KeepAlive stream the client half-closes is answered, then ends with OK', async () => {
     const lease = await kv.grantLease(60_000);
     const client = new KeyValueServiceClient(server.address, credentials.createInsecure());

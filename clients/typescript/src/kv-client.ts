@@ -17,6 +17,7 @@ import { type KeepAliveHandle, LeaseKeeper } from './kv-lease';
 import { createServiceClient, rawBackupStream } from './kv-service-client';
 import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
+import { assertNotTooDeep } from './value-nesting';
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 3; 1 disables retries). */
@@ -189,6 +190,7 @@ export class KvClient {
   async set<T = JsonValue>(key: string, value: T & JsonCompatible<T>, options: SetOptions = {}): Promise<number> {
     if (value === undefined)
       throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
+    assertNotTooDeep(value, 'value');
     const { revision } = await this.write(
       (s) => [s.kv, s.kv.set],
       { key, value, expectedRevision: options.expectedRevision, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 },
@@ -203,6 +205,7 @@ export class KvClient {
    * the new entry. NOT_FOUND if the key is missing, unless createIfMissing.
    */
   async update<T = JsonValue>(key: string, patch: JsonValue, options: UpdateOptions = {}): Promise<KvEntry<T>> {
+    assertNotTooDeep(patch, 'patch');
     const { entry } = await this.write(
       (s) => [s.kv, s.kv.update],
       { key, patch, expectedRevision: options.expectedRevision, createIfMissing: options.createIfMissing ?? false },
@@ -337,15 +340,24 @@ export class KvClient {
    * revision, while the server goes on taking writes) to `file`: checked
    * as it arrives, fsynced, read back and checked again, then renamed into
    * place, replacing an older file of that name only once complete. Needs
-   * the admin permission on every key. Not retried: run it again.
+   * the admin permission on every key. Not retried: run it again. A `file`
+   * that cannot be written (no name, a directory, a missing directory, no
+   * permission) fails before anything is asked of the server, with the
+   * file system's error.
    */
   async backup(file: string, options: BackupOptions = {}): Promise<BackupSummary> {
     const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
-    const call = rawBackupStream(this.pick().kv, this.metadata(), deadline === undefined ? {} : { deadline });
+    let call: ReturnType<typeof rawBackupStream> | undefined;
+    const open = (): AsyncIterable<Buffer> => {
+      call = rawBackupStream(this.pick().kv, this.metadata(), deadline === undefined ? {} : { deadline });
+      // Its errors come through the iteration; this one listener keeps a cancel before any read from being thrown.
+      call.on('error', () => undefined);
+      return backupMessages(call);
+    };
     try {
-      return await writeBackupFile(backupMessages(call), file, options.onProgress);
+      return await writeBackupFile(open, file, options.onProgress);
     } finally {
-      call.cancel();
+      call?.cancel();
     }
   }
 

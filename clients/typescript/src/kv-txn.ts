@@ -1,3 +1,4 @@
+import { assertNotTooDeep } from './value-nesting';
 import {
   type Compare as WireCompare,
   Compare_CompareResult,
@@ -46,23 +47,32 @@ export const Compare = {
   version: (key: string, op: CompareOp, version: number): TxnCompare => compare(key, op, { version }),
   lease: (key: string, op: CompareOp, lease: number): TxnCompare => compare(key, op, { lease }),
   /** JSON equality for == and != (member order does not matter); < and > for numbers and strings. */
-  value: (key: string, op: CompareOp, value: JsonValue): TxnCompare => compare(key, op, { value }),
+  value: (key: string, op: CompareOp, value: JsonValue): TxnCompare => {
+    assertNotTooDeep(value, 'compare value');
+    return compare(key, op, { value });
+  },
 };
 
 /** The ops a transaction can run. */
 export const Op = {
   get: (key: string): TxnOp => ({ kind: 'get', wire: { get: { key } } }),
-  set: (key: string, value: JsonValue, options: { lease?: number; ttlMs?: number } = {}): TxnOp => ({
-    kind: 'set',
-    wire: { set: { key, value, expectedRevision: undefined, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 } },
-  }),
+  set: (key: string, value: JsonValue, options: { lease?: number; ttlMs?: number } = {}): TxnOp => {
+    assertNotTooDeep(value, 'value');
+    return {
+      kind: 'set',
+      wire: { set: { key, value, expectedRevision: undefined, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 } },
+    };
+  },
   delete: (key: string): TxnOp => ({ kind: 'delete', wire: { delete: { key, expectedRevision: undefined } } }),
   clear: (prefix: string): TxnOp => ({ kind: 'clear', wire: { clear: { prefix } } }),
   /** An RFC 7396 JSON merge patch. */
-  update: (key: string, patch: JsonValue, options: { createIfMissing?: boolean } = {}): TxnOp => ({
-    kind: 'update',
-    wire: { update: { key, patch, expectedRevision: undefined, createIfMissing: options.createIfMissing ?? false } },
-  }),
+  update: (key: string, patch: JsonValue, options: { createIfMissing?: boolean } = {}): TxnOp => {
+    assertNotTooDeep(patch, 'patch');
+    return {
+      kind: 'update',
+      wire: { update: { key, patch, expectedRevision: undefined, createIfMissing: options.createIfMissing ?? false } },
+    };
+  },
 };
 
 /** What one op of the branch that ran gave, in the same position. */

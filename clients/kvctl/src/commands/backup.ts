@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { asDamaged } from '../backup-errors';
+import { CliError } from '../cli-error';
+import { EXIT } from '../exit-codes';
 import { progressBar } from '../progress-bar';
 import type { Runner } from '../session';
 
@@ -17,6 +19,10 @@ export function backupCommand(run: Runner): Command {
         try {
           summary = await session.kv().backup(file, { onProgress: (progress) => bar.update(progress) });
         } catch (error) {
+          // The file cannot be written (no name, a directory, no such directory, no permission, a full disk): checked before the server is asked.
+          if (error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && !('metadata' in error)) {
+            throw new CliError(`cannot write backup file ${JSON.stringify(file)}: ${error.message}; no backup was written`, EXIT.usage);
+          }
           throw asDamaged(error, 'no backup was written');
         } finally {
           bar.stop();

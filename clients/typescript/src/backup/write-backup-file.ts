@@ -5,20 +5,28 @@ import { BACKUP_FILE_MAGIC, BackupChecker, type BackupProgress, type BackupSumma
 /**
  * Writes the messages of a Backup stream (each message's bytes as the
  * server sent them) to `file`, in the layout backup-file.ts describes.
+ * The stream is opened (`open`) only once the file could be created, so a
+ * file that cannot be written fails before anything is asked of the
+ * server; a `file` that is a directory, or no name at all, fails first.
  * The stream is checked as it arrives (order, counts, the trailer's
  * checksum); then the file is fsynced, read back and checked again, and
  * only then renamed to `file` (replacing an older backup atomically). On
  * any failure nothing is left behind and an existing `file` is untouched.
  */
 export async function writeBackupFile(
-  messages: AsyncIterable<Buffer>,
+  open: () => AsyncIterable<Buffer>,
   file: string,
   onProgress: (progress: BackupProgress) => void = () => undefined,
 ): Promise<BackupSummary> {
+  if (file === '') throw Object.assign(new Error('no backup file named'), { code: 'ENOENT' });
+  if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory() === true) {
+    throw Object.assign(new Error(`${file} is a directory`), { code: 'EISDIR' });
+  }
   const partial = `${file}.partial-${process.pid}`;
   let fd: number | undefined = fs.openSync(partial, 'wx');
   let kept = false;
   try {
+    const messages = open();
     const checker = new BackupChecker("the server's backup stream");
     writeFully(fd, BACKUP_FILE_MAGIC);
     let bytes = BACKUP_FILE_MAGIC.length;
