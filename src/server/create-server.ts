@@ -54,6 +54,16 @@ export interface KvServer {
   isServing(): boolean;
 }
 
+/**
+ * The largest response message sent, as etcd's server (2^31 - 1: no
+ * practical limit). A response is whole by the time it is sent, and what a
+ * client can take is the client's own limit (the SDK's is 64 MiB). A lower
+ * limit here only turned responses the client could have read into errors:
+ * a Txn or Update whose results passed it was committed, and its caller was
+ * told RESOURCE_EXHAUSTED; a Watch revision past it could never be sent.
+ */
+const MAX_SEND_BYTES = 2 ** 31 - 1;
+
 export function createServer({
   store,
   logger,
@@ -74,7 +84,7 @@ export function createServer({
   const maxMessageBytes = Math.max(16 * 1024 * 1024, 16 * maxValueBytes + maxKeyBytes + 64 * 1024);
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
-    'grpc.max_send_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': MAX_SEND_BYTES,
     // kv serves no channelz service, so grpc-js's per-call channelz counting (clock reads and trackers on every call) only costs.
     'grpc.enable_channelz': 0,
     ...grpcConnectionOptions(connections),
@@ -112,7 +122,7 @@ export function createServer({
         connections,
         logger,
         (injected) =>
-          serveUnaryOverHttp2(server, injected, service.unaryRoutes, { maxReceiveBytes: maxMessageBytes, maxSendBytes: maxMessageBytes }),
+          serveUnaryOverHttp2(server, injected, service.unaryRoutes, { maxReceiveBytes: maxMessageBytes, maxSendBytes: MAX_SEND_BYTES }),
       );
       // The store is open before the server is built, so listening is the moment we can serve.
       serving = store.failure === undefined;

@@ -230,6 +230,25 @@ describe('one server', () => {
   });
 });
 
+test('a Txn whose results pass 16 MiB is answered: it was committed, and the caller is told so', async () => {
+  const server = await startServer();
+  const kv = new KvClient(server.address);
+  try {
+    const big = 'x'.repeat(1024 * 1024 - 64);
+    for (let i = 0; i < 20; i++) await kv.set(`tx/${i}`, { s: big });
+    const result = await kv
+      .txn()
+      .then(...Array.from({ length: 20 }, (_, i) => Op.update(`tx/${i}`, { n: 1 })))
+      .commit();
+    expect(result.succeeded).toBe(true);
+    expect(result.results).toHaveLength(20);
+    expect((await kv.get('tx/0'))?.value).toEqual({ s: big, n: 1 });
+  } finally {
+    kv.close();
+    await server.stop();
+  }
+});
+
 test('a key with a ttl outlives a stopped server (a restart gives leases their full time again), then expires', async () => {
   const dataDir = makeTempDir();
   let server = await startServer({ dataDir });

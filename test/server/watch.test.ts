@@ -293,13 +293,13 @@ test('time the consumer takes over an event is not silence: the SDK does not dro
   }
 });
 
-test('a revision too large for one message ends the SDK watch with a KvError instead of a retry loop', async () => {
+test('a revision too large for the client to receive ends the SDK watch with a KvError instead of a retry loop', async () => {
   const server = await startServer();
   const kv = new KvClient(server.address);
   try {
-    // 17 values of nearly 1 MiB, cleared at once: with previous entries, one message of more than 16 MiB.
+    // 70 values of nearly 1 MiB, cleared at once: with previous entries, one message past the SDK's 64 MiB.
     const big = 'x'.repeat(1024 * 1024 - 16);
-    for (let i = 0; i < 17; i++) await kv.set(`big/${i}`, big);
+    for (let i = 0; i < 70; i++) await kv.set(`big/${i}`, big);
     const watch = kv.watch({ prefix: 'big/', prevEntry: true });
     const failed = consume(watch, []);
     await pollUntil('the watch to start', () => (watch.revision > 0 ? true : undefined));
