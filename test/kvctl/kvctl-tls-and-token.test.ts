@@ -69,6 +69,30 @@ describe('TLS', () => {
     expect(valueOf(missing)).toEqual({ code: 2, stdout: '' });
     expect(missing.stderr).toMatch(/^kvctl: --tls-ca: cannot read .*nope\.pem: [^\n]+\n$/);
   });
+
+  test('a client key that does not match the certificate, or a PEM file that is not what its flag needs, is a usage error', async () => {
+    const mismatched = await runKvctl(['get', 'k', '--endpoint', mtlsProxy.address, '--tls-ca', certs.caCert], {
+      env: { KV_CLIENT_TLS_CERT: certs.clientCert, KV_CLIENT_TLS_KEY: certs.serverKey },
+    });
+    expect(valueOf(mismatched)).toEqual({ code: 2, stdout: '' });
+    expect(mismatched.stderr).toMatch(/^kvctl: --tls-key .*server\.key is not the private key of --tls-cert .*client\.crt[^\n]*\n$/);
+
+    const keyAsCa = await runKvctl(['get', 'k', '--endpoint', tlsProxy.address, '--tls-ca', certs.clientKey]);
+    expect(valueOf(keyAsCa)).toEqual({ code: 2, stdout: '' });
+    expect(keyAsCa.stderr).toMatch(/^kvctl: --tls-ca: .*client\.key holds no PEM certificate[^\n]*\n$/);
+
+    const keyAsCert = await runKvctl(['get', 'k', '--endpoint', mtlsProxy.address, '--tls-ca', certs.caCert], {
+      env: { KV_CLIENT_TLS_CERT: certs.clientKey, KV_CLIENT_TLS_KEY: certs.clientKey },
+    });
+    expect(valueOf(keyAsCert)).toEqual({ code: 2, stdout: '' });
+    expect(keyAsCert.stderr).toMatch(/^kvctl: --tls-cert: .*client\.key holds no PEM certificate[^\n]*\n$/);
+
+    const certAsKey = await runKvctl(['get', 'k', '--endpoint', mtlsProxy.address, '--tls-ca', certs.caCert], {
+      env: { KV_CLIENT_TLS_CERT: certs.clientCert, KV_CLIENT_TLS_KEY: certs.clientCert },
+    });
+    expect(valueOf(certAsKey)).toEqual({ code: 2, stdout: '' });
+    expect(certAsKey.stderr).toMatch(/^kvctl: --tls-key: .*client\.crt is not a PEM private key[^\n]*\n$/);
+  });
 });
 
 describe('--token', () => {
@@ -86,6 +110,12 @@ describe('--token', () => {
       expect(valueOf(result)).toEqual({ code: 6, stdout: '' });
       expect(result.stderr).toBe('kvctl: missing or wrong token (UNAUTHENTICATED)\n');
     }
+  });
+
+  test('ls that is denied exits 6 with nothing on stdout (not even the opening "[" of the JSON array)', async () => {
+    const result = await runKvctl(['ls', '--endpoint', tokenServer.address, '--token', 'wrong']);
+    expect(valueOf(result)).toEqual({ code: 6, stdout: '' });
+    expect(result.stderr).toBe('kvctl: missing or wrong token (UNAUTHENTICATED)\n');
   });
 
   test('a token that cannot travel in a header is a usage error', async () => {

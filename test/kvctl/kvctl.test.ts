@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KvClient } from '@kv/client';
 import { testWithTool } from '../support/find-tool';
@@ -106,6 +106,80 @@ describe('reading and writing', () => {
 
   test('a key the server refuses exits 5 with its reason', async () => {
     expectOneLineError(await kvctl(['set', 'x'.repeat(5000), '1']), 5, /is 5000 bytes .*\(TOO_LARGE\)/);
+  });
+
+  test('--ttl-ms 0, --lease 0 and watch --rev 0 are usage errors (0 means "none" on the wire); --expected-revision 0 is kept', async () => {
+    expectOneLineError(
+      await kvctl(['set', 'rw/ttl0', '1', '--ttl-ms', '0']),
+      2,
+      /^kvctl: --ttl-ms: "0" is not a whole number >= 1 \(.*1 ms/,
+    );
+    expectOneLineError(
+      await kvctl(['set', 'rw/lease0', '1', '--lease', '0']),
+      2,
+      /^kvctl: --lease: "0" is not a whole number >= 1 \(.*lease id/,
+    );
+    expectOneLineError(await kvctl(['watch', 'rw/ttl0', '--rev', '0']), 2, /^kvctl: --rev: "0" is not a whole number >= 1/);
+    expectOneLineError(await kvctl(['watch', 'rw/ttl0', '--count', '0']), 2, /^kvctl: --count: "0" is not a whole number >= 1/);
+    expect(await kv.get('rw/ttl0')).toBeUndefined();
+    expect(await kv.get('rw/lease0')).toBeUndefined();
+    // 0 is meaningful here: "only if the key does not exist".
+    expect((await kvctl(['set', 'rw/absent', '1', '--expected-revision', '0'])).code).toBe(0);
+    expect((await kv.get('rw/absent'))?.value).toBe(1);
+  });
+});
+
+describe('what kvctl would otherwise change silently is refused (exit 2, nothing stored)', () => {
+  test('an object key given twice, in set, update and txn values', async () => {
+    expectOneLineError(await kvctl(['set', 'ed/dup', '{"a":1,"a":2}']), 2, /^kvctl: the value has the object key "a" twice/);
+    expectOneLineError(await kvctl(['set', 'ed/dup', '{"x":[{"b":1,"\\u0062":2}]}']), 2, /the object key "b" twice/);
+    await kv.set('ed/up', { a: 0 });
+    expectOneLineError(await kvctl(['update', 'ed/up', '{"a":1,"a":null}']), 2, /^kvctl: the value has the object key "a" twice/);
+    expectOneLineError(
+      await kvctl(['txn', '--then', 'set ed/dup {"a":1,"a":2}']),
+      2,
+      /^kvctl: --then "set ed\/dup .*the object key "a" twice/,
+    );
+    expectOneLineError(await kvctl(['txn', '--if', 'value(ed/up) = {"a":0,"a":0}']), 2, /^kvctl: --if .*the object key "a" twice/);
+    expect(await kv.get('ed/dup')).toBeUndefined();
+    expect((await kv.get('ed/up'))?.value).toEqual({ a: 0 });
+    // The same key in different objects is fine.
+    expect((await kvctl(['set', 'ed/same', '[{"a":1},{"a":{"a":2}}]'])).code).toBe(0);
+    expect((await kv.get('ed/same'))?.value).toEqual([{ a: 1 }, { a: { a: 2 } }]);
+  });
+
+  test('an unpaired surrogate escape, in a value or a txn key; a proper pair is stored as it is', async () => {
+    expectOneLineError(await kvctl(['set', 'ed/sur', '"\\ud800"']), 2, /^kvctl: the value has an unpaired surrogate \\ud800/);
+    expectOneLineError(await kvctl(['set', 'ed/sur', '{"\\udc00": 1}']), 2, /unpaired surrogate \\udc00/);
+    expectOneLineError(await kvctl(['txn', '--then', 'del "ed/\\udc00"']), 2, /^kvctl: --then .*unpaired surrogate \\udc00/);
+    expect(await kv.get('ed/sur')).toBeUndefined();
+    expect((await kvctl(['set', 'ed/pair', '"\\ud83d\\ude00"'])).code).toBe(0);
+    expect((await kv.get('ed/pair'))?.value).toBe('\u{1f600}');
+  });
+
+  test('bytes that are not UTF-8 in @FILE, on stdin or in an argument; U+FFFD itself is a character like any other', async () => {
+    const file = path.join(scratch, 'latin1.json');
+    writeFileSync(file, Buffer.from('"caf\xe9"', 'latin1'));
+    expectOneLineError(
+      await kvctl(['set', 'ed/utf8', `@${file}`]),
+      2,
+      /^kvctl: .*latin1\.json is not valid UTF-8 \(byte 0xe9 at offset 4\)/,
+    );
+    const env = { KV_ENDPOINTS: server.address };
+    expectOneLineError(
+      await runCommand('sh', ['-c', `printf '"\\377"' | ${KVCTL_SHELL} set ed/utf8`], { env }),
+      2,
+      /^kvctl: stdin is not valid UTF-8/,
+    );
+    expect(await kv.get('ed/utf8')).toBeUndefined();
+    expectOneLineError(
+      await runCommand('sh', ['-c', `${KVCTL_SHELL} set "$(printf 'ed/bad\\377')" 1`], { env }),
+      2,
+      /^kvctl: argument 2 .* is not valid UTF-8 \(byte 0xff at offset 6\)/,
+    );
+    expect(await kv.get('ed/bad\ufffd')).toBeUndefined();
+    expect((await kvctl(['set', 'ed/ok\ufffd', '"\ufffd"'])).code).toBe(0);
+    expect((await kv.get('ed/ok\ufffd'))?.value).toBe('\ufffd');
   });
 });
 
@@ -256,6 +330,10 @@ describe('global options', () => {
     expectOneLineError(await kvctl(['get', 'x'], { env: { KV_ENDPOINTS: '127.0.0.1:1' } }), 4, /^kvctl: 127\.0\.0\.1:1: .*\(UNAVAILABLE\)/);
   });
 
+  test('ls with no server: exit 4 and nothing on stdout (not even the opening "[" of the JSON array)', async () => {
+    expectOneLineError(await kvctl(['ls', 'x/'], { env: { KV_ENDPOINTS: '127.0.0.1:1' } }), 4, /\(UNAVAILABLE\)/);
+  });
+
   test('plaintext to an address that is not loopback is refused before connecting, unless --insecure', async () => {
     // Refused before any connection is attempted: nothing is sent to that address.
     expectOneLineError(
@@ -282,11 +360,42 @@ describe('global options', () => {
     expectOneLineError(await kvctl(['get', 'k', '--tls-cert', 'c.pem']), 2, /--tls-cert and --tls-key go together/);
   });
 
+  test('an endpoint without a valid port, or a timeout longer than a timer can wait, is a usage error', async () => {
+    expectOneLineError(await kvctl(['get', 'k', '--endpoint', 'localhost']), 2, /^kvctl: --endpoint: "localhost" has no port/);
+    expectOneLineError(await kvctl(['get', 'k', '--endpoint', '::1']), 2, /^kvctl: --endpoint: "::1" has no port .*\[::1\]:/);
+    expectOneLineError(
+      await kvctl(['get', 'k', '--endpoint', '127.0.0.1:99999']),
+      2,
+      /^kvctl: --endpoint: "127\.0\.0\.1:99999": .*1 to 65535/,
+    );
+    expectOneLineError(await kvctl(['get', 'k', '--endpoint', '127.0.0.1:notaport']), 2, /"notaport" is not a port number/);
+    expectOneLineError(await kvctl(['get', 'k'], { env: { KV_ENDPOINTS: '[::1]:0' } }), 2, /1 to 65535/);
+    expectOneLineError(await kvctl(['get', 'k', '--timeout-ms', '99999999999999999999']), 2, /^kvctl: --timeout-ms: .*2147483647/);
+    expectOneLineError(await kvctl(['get', 'k', '--timeout-ms', '2147483648']), 2, /^kvctl: --timeout-ms: .*2147483647/);
+    await kv.set('env/long', 'L');
+    expect(await kvctl(['get', 'env/long', '-o', 'value', '--timeout-ms', '2147483647'])).toEqual({ code: 0, stdout: 'L\n', stderr: '' });
+  });
+
   test('--help lists the commands, the environment and the exit codes', async () => {
     const help = await kvctl(['--help']);
     expect(help.code).toBe(0);
     for (const text of ['get <key>', 'clear [options] <prefix>', 'KV_ENDPOINTS', '3  conflict', '4  unavailable'])
       expect(help.stdout).toContain(text);
+  });
+});
+
+describe('restore', () => {
+  test('a backup file that cannot be read is a usage error (exit 2) without a gRPC status name, and nothing is created', async () => {
+    const target = path.join(scratch, 'restored');
+    const missing = await kvctl(['restore', path.join(scratch, 'nonexist.backup'), '--data-dir', target]);
+    expectOneLineError(missing, 2, /^kvctl: cannot read .*nonexist\.backup: ENOENT.*; nothing was restored$/m);
+    expect(missing.stderr).not.toMatch(/INVALID_ARGUMENT/);
+    expectOneLineError(
+      await kvctl(['restore', scratch, '--data-dir', target]),
+      2,
+      /^kvctl: cannot read .*: it is a directory, not a file; nothing was restored/,
+    );
+    expect(existsSync(target)).toBe(false);
   });
 });
 

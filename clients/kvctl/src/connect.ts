@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { credentials, KvClient, type KvClientOptions } from '@kv/client';
 import { CliError } from './cli-error';
@@ -10,22 +11,42 @@ import type { GlobalOptions } from './global-options';
 export function connect(options: GlobalOptions): KvClient {
   const tls = options.tlsCa !== undefined || options.tlsCert !== undefined;
   for (const endpoint of options.endpoints) {
-    if (!tls && !options.insecure && !isLoopback(endpoint)) {
+    const host = endpointHost(endpoint);
+    if (!tls && !options.insecure && !isLoopbackHost(host)) {
       throw new CliError(`${endpoint} is not a loopback address: give --tls-ca (TLS), or --insecure to send in plaintext`);
     }
   }
   const clientOptions: KvClientOptions = { deadlineMs: options.timeoutMs, token: options.token };
-  if (tls) {
-    clientOptions.credentials = credentials.createSsl(
-      readPem(options.tlsCa, '--tls-ca'),
-      readPem(options.tlsKey, '--tls-key'),
-      readPem(options.tlsCert, '--tls-cert'),
-    );
-  }
+  if (tls) clientOptions.credentials = tlsCredentials(options);
   try {
     return new KvClient(options.endpoints, clientOptions);
   } catch (error) {
     throw new CliError(`--token: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * TLS credentials from the PEM files, each checked first, so that a file
+ * that is not what its flag needs is a usage error naming it (a --tls-ca
+ * without a certificate would otherwise be taken as no CA at all).
+ */
+function tlsCredentials(options: GlobalOptions): ReturnType<typeof credentials.createSsl> {
+  const ca = readPem(options.tlsCa, '--tls-ca');
+  const cert = readPem(options.tlsCert, '--tls-cert');
+  const key = readPem(options.tlsKey, '--tls-key');
+  if (ca !== null) certificates(ca, options.tlsCa as string, '--tls-ca');
+  if (cert !== null && key !== null) {
+    const [leaf] = certificates(cert, options.tlsCert as string, '--tls-cert');
+    const privateKey = parsePrivateKey(key, options.tlsKey as string);
+    if (!leaf.checkPrivateKey(privateKey)) {
+      throw new CliError(`--tls-key ${options.tlsKey} is not the private key of --tls-cert ${options.tlsCert} (they do not match)`);
+    }
+  }
+  try {
+    return credentials.createSsl(ca, key, cert);
+  } catch (error) {
+    const files = [options.tlsCa, options.tlsCert, options.tlsKey].filter((file) => file !== undefined).join(', ');
+    throw new CliError(`cannot use the TLS files ${files}: ${(error as Error).message}`);
   }
 }
 
@@ -38,10 +59,52 @@ function readPem(file: string | undefined, flag: string): Buffer | null {
   }
 }
 
-/** Whether traffic to endpoint stays on this machine (where plaintext is fine). */
-export function isLoopback(endpoint: string): boolean {
-  if (endpoint.startsWith('unix:')) return true;
+/** The PEM certificates in a file, in order; none, or one that does not parse, is a usage error. */
+function certificates(pem: Buffer, file: string, flag: string): X509Certificate[] {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new CliError(`${flag}: ${file} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`);
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (error) {
+      throw new CliError(`${flag}: certificate ${i + 1} in ${file} cannot be read: ${(error as Error).message}`);
+    }
+  });
+}
+
+function parsePrivateKey(pem: Buffer, file: string): KeyObject {
+  try {
+    return createPrivateKey(pem);
+  } catch (error) {
+    throw new CliError(`--tls-key: ${file} is not a PEM private key kvctl can use: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * The host of an endpoint ("host:port", "[v6]:port", optionally after dns:,
+ * ipv4: or ipv6:), or undefined for a unix socket. Without a port grpc-js
+ * would quietly use 443, so a missing or impossible port is a usage error.
+ */
+function endpointHost(endpoint: string): string | undefined {
+  if (endpoint.startsWith('unix:') || endpoint.startsWith('unix-abstract:')) return undefined;
   const target = endpoint.replace(/^(dns|ipv4|ipv6):(\/\/[^/]*\/)?/, '');
-  const host = target.startsWith('[') ? target.slice(1, target.indexOf(']')) : target.slice(0, target.lastIndexOf(':'));
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (!target.startsWith('[') && target.indexOf(':') !== target.lastIndexOf(':')) {
+    throw new CliError(`--endpoint: "${endpoint}" has no port (an IPv6 address goes in brackets, then the port: [${target}]:50051)`);
+  }
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::(.*))?$/.exec(target);
+  if (match === null || (match[1] ?? match[2]) === '') throw new CliError(`--endpoint: "${endpoint}" is not host:port`);
+  const host = match[1] ?? match[2];
+  const port = match[3];
+  if (port === undefined) {
+    const example = match[1] === undefined ? `${host}:50051` : `[${host}]:50051`;
+    throw new CliError(`--endpoint: "${endpoint}" has no port (give host:port, e.g. ${example})`);
+  }
+  if (!/^\d+$/.test(port)) throw new CliError(`--endpoint: "${endpoint}": "${port}" is not a port number`);
+  if (Number(port) < 1 || Number(port) > 65535) throw new CliError(`--endpoint: "${endpoint}": a port is 1 to 65535`);
+  return host;
+}
+
+/** Whether traffic to a host (undefined: a unix socket) stays on this machine, where plaintext is fine. */
+function isLoopbackHost(host: string | undefined): boolean {
+  return host === undefined || host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -17,6 +17,9 @@ export interface GlobalOptions {
 
 export const DEFAULT_ENDPOINT = '127.0.0.1:50051';
 
+/** The longest deadline a Node timer holds (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** Adds the global flags to the program; they are accepted before or after the command. */
 export function addGlobalOptions(program: Command): void {
   program
@@ -44,6 +47,9 @@ export function resolveGlobalOptions(raw: Record<string, unknown>, stdoutIsTty: 
   if (endpoints.length === 0 || endpoints.some((e) => e === '')) throw new CliError('--endpoint: an endpoint is empty');
   const timeout = (raw.timeoutMs as string | undefined) ?? '10000';
   if (!/^\d+$/.test(timeout) || Number(timeout) < 1) throw new CliError(`--timeout-ms: "${timeout}" is not a positive integer`);
+  if (Number(timeout) > MAX_TIMEOUT_MS) {
+    throw new CliError(`--timeout-ms: "${timeout}" is more than ${MAX_TIMEOUT_MS} (about 24.8 days), the longest a timer can wait`);
+  }
   const options: GlobalOptions = {
     endpoints,
     tlsCa: raw.tlsCa as string | undefined,

@@ -4,10 +4,16 @@ import { KvError } from '@kv/client';
 import { CliError } from './cli-error';
 import { EXIT, exitCodeForStatus, type ExitCode } from './exit-codes';
 import { createProgram } from './program';
+import { invalidUtf8Argument } from './raw-arguments';
 import { makeRunner, type Io } from './session';
 
 /** Runs one kvctl command line; every failure becomes one line on stderr and an exit code, never a stack. */
 export async function main(argv: string[], io: Io): Promise<ExitCode> {
+  const notUtf8 = invalidUtf8Argument(argv);
+  if (notUtf8 !== undefined) {
+    io.stderr.write(`kvctl: ${notUtf8}\n`);
+    return EXIT.usage;
+  }
   let exitCode: ExitCode = EXIT.ok;
   const run = makeRunner(io, (code) => (exitCode = code));
   const program = createProgram(run, (text) => io.stderr.write(text));

@@ -47,6 +47,8 @@ export class Printer {
   /**
    * Prints a list as it arrives: a JSON array written element by element,
    * one value per line, or (for a person) a table once the list is complete.
+   * Nothing is written before the first item (or the end of an empty list),
+   * so a call that fails at once leaves stdout empty, not a stray "[".
    */
   async printList<T>(items: AsyncIterable<T>, forms: ListForms<T>): Promise<void> {
     if (this.mode === 'table') {
@@ -56,17 +58,16 @@ export class Printer {
       return;
     }
     let first = true;
-    if (this.mode === 'json') this.write('[');
     for await (const item of items) {
       if (this.mode === 'json') {
         const element = JSON.stringify(forms.json(item), null, 2).replaceAll('\n', '\n  ');
-        this.write(`${first ? '' : ','}\n  ${element}`);
+        this.write(`${first ? '[' : ','}\n  ${element}`);
       } else {
         this.write(`${forms.value(item)}\n`);
       }
       first = false;
     }
-    if (this.mode === 'json') this.write(first ? ']\n' : '\n]\n');
+    if (this.mode === 'json') this.write(first ? '[]\n' : '\n]\n');
   }
 }
 

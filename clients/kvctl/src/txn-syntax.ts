@@ -6,6 +6,7 @@
  */
 import { Compare, Op, type CompareOp, type JsonValue, type TxnCompare, type TxnOp } from '@kv/client';
 import { CliError } from './cli-error';
+import { parseStrictJson, unpairedSurrogate } from './strict-text';
 
 export const COMPARE_SYNTAX =
   "TARGET(KEY) OP VALUE: TARGET mod|create|version|lease|value, OP = != < > (value: JSON), e.g. 'mod(user/1) = 3'";
@@ -59,18 +60,22 @@ export function parseOp(text: string, flag: string): TxnOp {
 
 function unquote(raw: string, where: string): string {
   if (!raw.startsWith('"')) return raw;
+  let key: string;
   try {
-    return JSON.parse(raw) as string;
+    key = JSON.parse(raw) as string;
   } catch {
     throw new CliError(`${where}: ${raw} is not a JSON string`);
   }
+  const lone = unpairedSurrogate(key);
+  if (lone !== undefined) throw new CliError(`${where}: the key ${raw} has an unpaired surrogate ${lone} (UTF-8 cannot carry it)`);
+  return key;
 }
 
 function json(text: string, where: string): JsonValue {
   if (text === '') throw new CliError(`${where}: a JSON value is missing`);
-  try {
-    return JSON.parse(text) as JsonValue;
-  } catch (error) {
-    throw new CliError(`${where}: ${text} is not JSON (${(error as Error).message}; a string needs JSON quotes)`);
-  }
+  return parseStrictJson(
+    text,
+    `${where}: the value`,
+    (error) => `${where}: ${text} is not JSON (${error.message}; a string needs JSON quotes)`,
+  ) as JsonValue;
 }

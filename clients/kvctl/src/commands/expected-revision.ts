@@ -17,3 +17,16 @@ export function parseWholeNumber(raw: string | undefined, what: string): number 
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new CliError(`${what}: "${raw}" is not a whole number (>= 0)`);
   return Number(raw);
 }
+
+/**
+ * A flag's or argument's whole number >= 1, or undefined if it was not
+ * given: for a number whose 0 would not mean what it says (on the wire, 0 is
+ * "not set"), so 0 is refused rather than quietly ignored. `why` says so.
+ */
+export function parsePositiveNumber(raw: string | undefined, what: string, why?: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new CliError(`${what}: "${raw}" is not a whole number >= 1${why === undefined ? '' : ` (${why})`}`);
+  return n;
+}

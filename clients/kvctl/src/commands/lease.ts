@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { CliError } from '../cli-error';
 import { EXIT } from '../exit-codes';
 import type { Runner, Session } from '../session';
-import { parseWholeNumber } from './expected-revision';
+import { parsePositiveNumber } from './expected-revision';
 
 /** lease grant | keepalive | revoke | info: keys set with --lease ID go when the lease expires or is revoked. */
 export function leaseCommand(run: Runner): Command {
@@ -71,9 +71,7 @@ export function leaseCommand(run: Runner): Command {
 }
 
 function positive(raw: string, what: string): number {
-  const n = parseWholeNumber(raw, what);
-  if (n === undefined || n < 1) throw new CliError(`${what}: "${raw}" is not a whole number >= 1`);
-  return n;
+  return parsePositiveNumber(raw, what) as number;
 }
 
 function print(session: Session, json: Record<string, unknown>, value: string): void {

@@ -1,4 +1,6 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import { Command } from 'commander';
+import { KvError } from '@kv/client';
 import { asDamaged } from '../backup-errors';
 import { CliError } from '../cli-error';
 import { progressBar } from '../progress-bar';
@@ -15,6 +17,7 @@ export function restoreCommand(run: Runner): Command {
     .requiredOption('--data-dir <dir>', 'the data directory to create (it must be empty or not exist)')
     .action(
       run(async (session, file: string, options: { dataDir: string }) => {
+        checkReadable(file);
         const { restoreDataDir, RestoreTargetError } = await loadServerRestore();
         const checking = progressBar(session.stderr, 'checking');
         const writing = progressBar(session.stderr, 'writing ');
@@ -28,6 +31,8 @@ export function restoreCommand(run: Runner): Command {
           });
         } catch (error) {
           if (error instanceof RestoreTargetError) throw new CliError(`${error.message}; nothing was restored`);
+          // The file could not be opened after all (it changed since checkReadable): a bad file, not a server's answer.
+          if (error instanceof KvError && error.reason === 'INVALID_ARGUMENT') throw new CliError(`${error.message}; nothing was restored`);
           throw asDamaged(error, 'nothing was restored');
         } finally {
           checking.stop();
@@ -44,4 +49,18 @@ export function restoreCommand(run: Runner): Command {
         });
       }),
     );
+}
+
+/** A backup file that cannot be read is a usage error (exit 2) before anything else: restore is offline, no server said no. */
+function checkReadable(file: string): void {
+  let problem: string | undefined;
+  try {
+    const stats = statSync(file);
+    if (stats.isDirectory()) problem = 'it is a directory, not a file';
+    else if (!stats.isFile()) problem = 'it is not a regular file';
+    else accessSync(file, constants.R_OK);
+  } catch (error) {
+    problem = (error as Error).message;
+  }
+  if (problem !== undefined) throw new CliError(`cannot read ${file}: ${problem}; nothing was restored`);
 }

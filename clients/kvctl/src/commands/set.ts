@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { readValue } from '../read-value';
 import type { Runner } from '../session';
 import { CliError } from '../cli-error';
-import { expectedRevisionOption, parseExpectedRevision, parseWholeNumber } from './expected-revision';
+import { expectedRevisionOption, parseExpectedRevision, parsePositiveNumber } from './expected-revision';
 
 export function setCommand(run: Runner): Command {
   return new Command('set')
@@ -21,8 +21,8 @@ export function setCommand(run: Runner): Command {
           options: { expectedRevision?: string; lease?: string; ttlMs?: string },
         ) => {
           const expectedRevision = parseExpectedRevision(options.expectedRevision);
-          const lease = parseWholeNumber(options.lease, '--lease');
-          const ttlMs = parseWholeNumber(options.ttlMs, '--ttl-ms');
+          const lease = parsePositiveNumber(options.lease, '--lease', 'a lease id is positive; 0 would mean no lease');
+          const ttlMs = parsePositiveNumber(options.ttlMs, '--ttl-ms', 'a time to live is at least 1 ms; 0 would mean none');
           if (lease !== undefined && ttlMs !== undefined) throw new CliError('give --lease or --ttl-ms, not both');
           if (argument === undefined && session.stdin.isTTY === true)
             session.warn('reading the value from the terminal; end it with Ctrl-D');

@@ -3,7 +3,7 @@ import type { KvWatchEvent } from '@kv/client';
 import { CliError } from '../cli-error';
 import { bareValue } from '../output';
 import type { Runner } from '../session';
-import { parseWholeNumber } from './expected-revision';
+import { parsePositiveNumber } from './expected-revision';
 
 export function watchCommand(run: Runner): Command {
   return new Command('watch')
@@ -19,9 +19,8 @@ export function watchCommand(run: Runner): Command {
     .action(
       run(async (session, key: string | undefined, options: { prefix?: string; rev?: string; prev?: boolean; count?: string }) => {
         if ((key === undefined) === (options.prefix === undefined)) throw new CliError('watch needs a KEY or --prefix, not both');
-        const startRevision = parseWholeNumber(options.rev, '--rev');
-        const count = parseWholeNumber(options.count, '--count') ?? Number.POSITIVE_INFINITY;
-        if (count === 0) throw new CliError('--count: give 1 or more');
+        const startRevision = parsePositiveNumber(options.rev, '--rev', 'revisions start at 1; leave --rev out to watch from now on');
+        const count = parsePositiveNumber(options.count, '--count') ?? Number.POSITIVE_INFINITY;
         const watch = session.kv().watch({ key, prefix: options.prefix, startRevision, prevEntry: options.prev === true });
         // Ctrl-C (or a kill) ends the watch: that is how it is meant to stop, so it exits 0.
         const stop = (): void => watch.close();
