@@ -148,6 +148,21 @@ describe('what kvctl would otherwise change silently is refused (exit 2, nothing
     expect((await kv.get('ed/same'))?.value).toEqual([{ a: 1 }, { a: { a: 2 } }]);
   });
 
+  test('a number a 64-bit float would round (google.protobuf.Value keeps no other), in a value or a txn; numbers it keeps are stored', async () => {
+    expectOneLineError(
+      await kvctl(['set', 'ed/num', '12345678901234567890']),
+      2,
+      /^kvctl: the value has the number 12345678901234567890, which would be stored as 12345678901234567000/,
+    );
+    expectOneLineError(await kvctl(['set', 'ed/num', '{"id": 9007199254740993}']), 2, /the number 9007199254740993, .*9007199254740992/);
+    expectOneLineError(await kvctl(['set', 'ed/num', '[-1e-400]']), 2, /the number -1e-400, which would be stored as 0/);
+    expectOneLineError(await kvctl(['set', 'ed/num', '1e400']), 2, /the number 1e400, larger than a JSON number can be here/);
+    expectOneLineError(await kvctl(['txn', '--then', 'set ed/num 123456789012345678']), 2, /^kvctl: --then .*123456789012345678/);
+    expect(await kv.get('ed/num')).toBeUndefined();
+    expect((await kvctl(['set', 'ed/num', '[0.1, 1.10, -0, 0.000, 9007199254740992, 1e21, 5e-324, -2.5e-3]'])).code).toBe(0);
+    expect((await kv.get('ed/num'))?.value).toEqual([0.1, 1.1, 0, 0, 9007199254740992, 1e21, 5e-324, -0.0025]);
+  });
+
   test('an unpaired surrogate escape, in a value or a txn key; a proper pair is stored as it is', async () => {
     expectOneLineError(await kvctl(['set', 'ed/sur', '"\\ud800"']), 2, /^kvctl: the value has an unpaired surrogate \\ud800/);
     expectOneLineError(await kvctl(['set', 'ed/sur', '{"\\udc00": 1}']), 2, /unpaired surrogate \\udc00/);
