@@ -72,7 +72,27 @@ export function describeWithEtcd(): jest.Describe {
 
 export { freePort };
 
+/**
+ * Starts the cluster; when a member could not bind a port it was given
+ * (freePort's ports are free when chosen, but a test running beside this
+ * one may take one before etcd binds it), starts it again on new ports.
+ */
 export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): Promise<EtcdCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdClusterOnce(options);
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof Error) || !/address already in use|exited before it was healthy/.test(error.message))
+        throw error;
+      // A given base directory holds this attempt's half-made members: a new cluster starts from empty ones.
+      if (options.baseDir !== undefined) {
+        for (let i = 0; i < (options.size ?? 3); i++) fs.rmSync(path.join(options.baseDir, `m${i}`), { recursive: true, force: true });
+      }
+    }
+  }
+}
+
+async function startEtcdClusterOnce(options: StartEtcdClusterOptions): Promise<EtcdCluster> {
   const size = options.size ?? 3;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const ownBase = options.baseDir === undefined;
@@ -167,7 +187,17 @@ export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): P
 
   try {
     for (let i = 0; i < size; i++) spawnMember(i, 'new');
-    await Promise.all(members.map((m, i) => waitHealthy(m.clientUrl, tls, () => outputs[i], timeoutMs)));
+    await Promise.all(
+      members.map((m, i) =>
+        waitHealthy(
+          m.clientUrl,
+          tls,
+          () => outputs[i],
+          timeoutMs,
+          () => children[i] === undefined,
+        ),
+      ),
+    );
   } catch (error) {
     await cluster.stop();
     throw error;
@@ -213,9 +243,17 @@ function requestJson(url: string, tls: StartEtcdClusterOptions['tls'], body?: st
 }
 
 /** Polls GET /health until the member says it is healthy (it has a leader and serves). */
-async function waitHealthy(clientUrl: string, tls: StartEtcdClusterOptions['tls'], output: () => string, timeoutMs: number): Promise<void> {
+async function waitHealthy(
+  clientUrl: string,
+  tls: StartEtcdClusterOptions['tls'],
+  output: () => string,
+  timeoutMs: number,
+  exited: () => boolean = () => false,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    // A member that exited (it could not bind its port, say) will not become healthy: no use waiting the whole timeout.
+    if (exited()) throw new Error(`etcd at ${clientUrl} exited before it was healthy:\n${output()}`);
     try {
       const body = (await requestJson(`${clientUrl}/health`, tls)) as { health?: string };
       if (body.health === 'true') return;
