@@ -341,7 +341,7 @@ export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel }:
         autofocus
       />
       <p id="value-check" class={invalid ? 'error' : 'notice'} aria-live="polite">
-        {invalid ? `Not valid JSON: ${parsed.error}` : 'Valid JSON.'}
+        {invalid ? parsed.error : 'Valid JSON.'}
       </p>
       <div class="actions">
         <button type="submit" disabled={invalid}>

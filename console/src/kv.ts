@@ -8,6 +8,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createConnectTransport } from '@connectrpc/connect-web';
 import { fromJsonString, toJson, toJsonString, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema, type Value } from '@bufbuild/protobuf/wkt';
+import { roundedNumberIn } from '../../clients/typescript/src/wire/json-numbers';
 import { KeyValueService } from './gen/kv/v1/kv_pb';
 
 export type KvClient = Client<typeof KeyValueService>;
@@ -36,17 +37,21 @@ export function createKvClient(token: () => string): KvClient {
 /**
  * Parses what a person typed. protobuf-es's parser refuses duplicate object
  * keys (JSON.parse would silently keep the last) and keeps a "__proto__"
- * field as a field, so what is saved is exactly what was typed.
+ * field as a field; a number a 64-bit float would round is refused too, so
+ * what is saved is exactly what was typed.
  */
 export function parseValue(text: string): { value: Value } | { error: string } {
-  if (text.trim() === '') return { error: 'Enter a JSON value (null, a number, "a string", [..] or {..}).' };
+  if (text.trim() === '') return { error: 'Not valid JSON: enter a JSON value (null, a number, "a string", [..] or {..}).' };
+  let value: Value;
   try {
-    return { value: fromJsonString(ValueSchema, text) };
+    value = fromJsonString(ValueSchema, text);
   } catch (error) {
-    return {
-      error: error instanceof Error ? error.message.replace(/^cannot decode google\.protobuf\.Value from JSON: /, '') : String(error),
-    };
+    const why = error instanceof Error ? error.message.replace(/^cannot decode google\.protobuf\.Value from JSON: /, '') : String(error);
+    return { error: `Not valid JSON: ${why}` };
   }
+  const rounded = roundedNumberIn(text);
+  if (rounded !== undefined) return { error: `Cannot be saved as typed: the value ${rounded}.` };
+  return { value };
 }
 
 /** A value as indented JSON text. */

@@ -129,6 +129,11 @@ describeWithChromium('the web console', () => {
     expect(await editor.getAttribute('aria-invalid')).toBe('true');
     await editor.fill('{"name": "Grace", "name": "Hopper"}');
     await page.getByText(/duplicate/).waitFor();
+    await editor.fill('{"id": 12345678901234567890}');
+    await page
+      .getByText(/^Cannot be saved as typed: the value has the number 12345678901234567890, which would be stored as 12345678901234567000/)
+      .waitFor();
+    expect(await page.getByRole('button', { name: /^Save/ }).isDisabled()).toBe(true);
     await editor.fill('{"name": "Grace Hopper", "__proto__": {"admin": true}}');
     await page.getByText('Valid JSON.').waitFor();
     await screenshot('edit');

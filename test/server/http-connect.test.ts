@@ -160,6 +160,30 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
     expect((await post('Get', { key: 's' })).status).toBe(404);
   });
 
+  test('a number JSON.parse would round is refused, naming it, and numbers a double keeps are stored as sent', async () => {
+    const refused: [string, string][] = [
+      ['{"key": "r", "value": 12345678901234567890}', 'has the number 12345678901234567890, which would be stored as 12345678901234567000'],
+      ['{"key": "r", "value": {"n": [1, -1e-400]}}', 'has the number -1e-400, which would be stored as 0'],
+      ['{"key": "r", "value": 1e400}', 'has the number 1e400, larger than'],
+      ['{"key": "r", "value": 0.1000000000000000055511151231257827}', 'has the number 0.1000000000000000055511151231257827'],
+      [
+        '{"key": "r", "value": 1, "expected_revision": 9007199254740993}',
+        'has the number 9007199254740993, which would be stored as 9007199254740992',
+      ],
+    ];
+    for (const [body, message] of refused) {
+      const answer = await post('Set', body);
+      expect([answer.status, answer.json.code]).toEqual([400, 'invalid_argument']);
+      expect(answer.json.message).toContain(message);
+    }
+    expect((await post('Get', { key: 'r' })).status).toBe(404);
+
+    const kept =
+      '{"a\\"12345678901234567890": "12345678901234567890", "n": [0.1, 0, 1e21, 9007199254740991, 5e-324, 1.5E+3, 100000000000000000000]}';
+    expect((await post('Set', `{"key": "r", "value": ${kept}}`)).status).toBe(200);
+    expect((await post('Get', { key: 'r' })).json.entry?.value).toEqual(JSON.parse(kept));
+  });
+
   test('the later RPCs too: Update (a JSON merge patch), Set with a TTL, LeaseInfo, and a value\'s "__proto__" through the patch', async () => {
     await post('Set', { key: 'cfg', value: { db: { host: 'a', port: 1 }, tags: ['x'] } });
     const patch = JSON.parse('{"db": {"port": 2, "host": null}, "__proto__": {"kept": true}}') as object;

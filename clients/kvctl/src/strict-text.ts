@@ -7,6 +7,7 @@
  * 12345678901234567000); a lenient UTF-8 decoder turns bytes that are not
  * UTF-8 into U+FFFD. Each is a usage error instead, named in one line.
  */
+import { numberProblem, numberTokenAt } from '@kv/client/wire';
 import { CliError } from './cli-error';
 
 /**
@@ -30,8 +31,7 @@ export function jsonTextProblem(text: string): string | undefined {
     } else if (c === ',') {
       expectKey = open[open.length - 1] !== undefined;
     } else if (c === '-' || (c >= '0' && c <= '9')) {
-      NUMBER.lastIndex = i;
-      const token = (NUMBER.exec(text) as RegExpExecArray)[0];
+      const token = numberTokenAt(text, i) as string;
       const problem = numberProblem(token);
       if (problem !== undefined) return problem;
       i += token.length - 1;
@@ -51,33 +51,6 @@ export function jsonTextProblem(text: string): string | undefined {
     }
   }
   return undefined;
-}
-
-/** A JSON number token (the text is valid JSON, so one starts wherever a '-' or a digit is outside a string). */
-const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-
-/** Why a JSON number would not be stored as written (the float it becomes is another number), or undefined. */
-function numberProblem(token: string): string | undefined {
-  const stored = Number(token);
-  if (!Number.isFinite(stored)) return `has the number ${token}, larger than a JSON number can be here (a 64-bit float)`;
-  const written = decimal(token);
-  const kept = decimal(String(stored));
-  // Zero is zero whatever its sign or exponent (JSON has no -0 to keep).
-  if (
-    written.digits === kept.digits &&
-    (written.digits === '' || (written.exponent === kept.exponent && written.negative === kept.negative))
-  ) {
-    return undefined;
-  }
-  return `has the number ${token}, which would be stored as ${JSON.stringify(stored)} (a JSON number here is a 64-bit float)`;
-}
-
-/** A decimal number as its significant digits (no leading or trailing zeros; '' for zero), the exponent of the last one, and its sign. */
-function decimal(text: string): { negative: boolean; digits: string; exponent: number } {
-  const [, sign, whole, fraction = '', exp = '0'] = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text) as RegExpExecArray;
-  const all = (whole + fraction).replace(/^0+/, '');
-  const digits = all.replace(/0+$/, '');
-  return { negative: sign === '-', digits, exponent: Number(exp) - fraction.length + (all.length - digits.length) };
 }
 
 /** JSON.parse of text a user gave, refusing what would not be stored as written; `where` starts each message. */

@@ -12,6 +12,7 @@ import net from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { type ConnectRouterOptions, createContextValues } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { roundedNumberIn } from '@kv/client/wire';
 import { isLoopbackHost } from '../../security/listen-policy';
 import type { CallObserver } from '../call-observer';
 import type { GrpcDeps } from '../grpc-call';
@@ -52,11 +53,27 @@ export interface HttpServer {
  * takes (createJsonSerialization in @connectrpc/connect/protocol).
  */
 const JSON_OPTIONS: ConnectRouterOptions['jsonOptions'] & { textDecoder: { decode(bytes: Uint8Array): string } } = {
-  // Invalid UTF-8 is an error, never quietly replaced by U+FFFD.
-  textDecoder: new TextDecoder('utf-8', { fatal: true }),
+  textDecoder: { decode: decodeJsonText },
   // A misspelt field ("expected_revison") must not turn a compare-and-set into a plain write.
   ignoreUnknownFields: false,
 };
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A JSON request's text. Invalid UTF-8 is an error, never quietly replaced by
+ * U+FFFD; so is a number JSON.parse would round (connect-node reports what
+ * this throws as invalid_argument, with its message).
+ */
+function decodeJsonText(bytes: Uint8Array): string {
+  const text = UTF8.decode(bytes);
+  const rounded = roundedNumberIn(text);
+  if (rounded !== undefined)
+    throw new Error(
+      `request could not be decoded: the JSON ${rounded}; an int64 field (a revision, a lease id, ttl_ms) may be sent as a string`,
+    );
+  return text;
+}
 
 /** How long a new connection may take to send its first bytes. */
 const FIRST_BYTES_TIMEOUT_MS = 10_000;

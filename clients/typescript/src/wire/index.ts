@@ -6,3 +6,4 @@
 export * from './json-value';
 export * from './proto-writer';
 export * from './entry';
+export * from './json-numbers';
