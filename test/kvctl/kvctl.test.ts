@@ -373,6 +373,8 @@ describe('global options', () => {
     expectOneLineError(await kvctl(['get', 'k', '-o', 'yaml']), 2, /'yaml' is invalid/);
     expectOneLineError(await kvctl(['get', 'k', '--timeout-ms', 'soon']), 2, /--timeout-ms: "soon"/);
     expectOneLineError(await kvctl(['get', 'k', '--tls-cert', 'c.pem']), 2, /--tls-cert and --tls-key go together/);
+    expectOneLineError(await kvctl(['watch']), 2, /^kvctl: watch needs a KEY or --prefix PREFIX \(""/);
+    expectOneLineError(await kvctl(['watch', 'k', '--prefix', 'p/']), 2, /^kvctl: watch needs a KEY or --prefix, not both\n$/);
   });
 
   test('an endpoint without a valid port, or a timeout longer than a timer can wait, is a usage error', async () => {

@@ -19,7 +19,7 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 /** The exit codes as `kvctl --help` and the README list them. */
 export const EXIT_CODES_HELP = `Exit codes:
   0  ok
-  1  not found (get of a missing key)
+  1  not found: get of a missing key, or a lease that does not exist (set --lease, lease keepalive, ...)
   2  usage: a bad flag, argument, JSON value or file
   3  conflict: --expected-revision did not match, or a txn's compares did not hold
   4  unavailable: no server answered in time, it is shutting down, or health is not SERVING

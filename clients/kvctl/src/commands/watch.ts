@@ -18,7 +18,9 @@ export function watchCommand(run: Runner): Command {
     .addOption(new Option('--count <n>', 'stop after this many events (e.g. 1: wait for the next change)'))
     .action(
       run(async (session, key: string | undefined, options: { prefix?: string; rev?: string; prev?: boolean; count?: string }) => {
-        if ((key === undefined) === (options.prefix === undefined)) throw new CliError('watch needs a KEY or --prefix, not both');
+        if (key !== undefined && options.prefix !== undefined) throw new CliError('watch needs a KEY or --prefix, not both');
+        if (key === undefined && options.prefix === undefined)
+          throw new CliError('watch needs a KEY or --prefix PREFIX ("" for every key)');
         const startRevision = parsePositiveNumber(options.rev, '--rev', 'revisions start at 1; leave --rev out to watch from now on');
         const count = parsePositiveNumber(options.count, '--count') ?? Number.POSITIVE_INFINITY;
         const watch = session.kv().watch({ key, prefix: options.prefix, startRevision, prevEntry: options.prev === true });
