@@ -33,3 +33,21 @@ test('with retries disabled a read fails on the first UNAVAILABLE', async () => 
   await expect(kv.get('k')).rejects.toMatchObject({ reason: 'UNAVAILABLE' });
   kv.close();
 });
+
+test("a connection that fails says so in a person's words, not grpc-js's", async () => {
+  const port = await freePort();
+  const kv = new KvClient(`127.0.0.1:${port}`, { retry: { attempts: 1 } });
+  const refused = await kv.get('k').then(
+    () => undefined,
+    (error: unknown) => error as KvError,
+  );
+  expect(refused?.message).toBe(`no connection: connect ECONNREFUSED 127.0.0.1:${port}`);
+  kv.close();
+
+  server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
+  const overHttp = new KvClient(server.httpAddress!, { retry: { attempts: 1 } });
+  await expect(overHttp.get('k')).rejects.toMatchObject({
+    message: expect.stringMatching(/^the server answered HTTP 415, not gRPC \(a kv-server's --http-listen port/),
+  });
+  overHttp.close();
+});

@@ -90,11 +90,28 @@ export class KvError extends Error {
       const [value] = error.metadata?.get(name) ?? [];
       return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
     };
-    return new KvError(error.details || error.message, error.code, reason, revisionIn(CURRENT_REVISION_TRAILER), error, {
+    return new KvError(plainDetails(error.details || error.message), error.code, reason, revisionIn(CURRENT_REVISION_TRAILER), error, {
       oldestRevision: revisionIn(OLDEST_REVISION_TRAILER),
       resumeRevision: revisionIn(RESUME_REVISION_TRAILER),
     });
   }
+}
+
+/**
+ * grpc-js's own words for a failed connection, made readable: "No connection
+ * established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1.
+ * Resolution note: " becomes "no connection: connect ECONNREFUSED
+ * 127.0.0.1:1", and an HTTP answer that is not gRPC says what it likely is.
+ * A server's own message passes as it is.
+ */
+function plainDetails(details: string): string {
+  const noConnection = /^No connection established\. Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(details);
+  if (noConnection !== null) return `no connection: ${noConnection[1]}`;
+  const http = /^Received HTTP status code (\d+)$/.exec(details);
+  if (http !== null) {
+    return `the server answered HTTP ${http[1]}, not gRPC (a kv-server's --http-listen port speaks Connect and gRPC-Web; gRPC is on its --listen port)`;
+  }
+  return details;
 }
 
 function isServiceError(error: unknown): error is ServiceError {
