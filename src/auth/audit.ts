@@ -16,6 +16,8 @@ export interface AuditEntry {
   method: string;
   key?: string;
   prefix?: string;
+  /** A lease whose keys were checked (the key named is the one denied). */
+  lease?: number;
   permission?: Permission;
   code: status;
 }

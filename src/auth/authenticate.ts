@@ -9,6 +9,7 @@ import type { PeerCertificate } from 'node:tls';
 import { status } from '@grpc/grpc-js';
 import {
   type Access,
+  type AccessTarget,
   AuthRateLimitedError,
   PERMISSIONS,
   type Permission,
@@ -71,7 +72,8 @@ export function createAuthenticator({ config, limiter, audit }: AuthenticatorOpt
 
 /** One call's permissions under one role; remembers the admin permissions it granted, to audit them with the outcome. */
 class RoleAccess implements Access {
-  private readonly adminTargets: ({ key: string } | { prefix: string })[] = [];
+  private readonly adminTargets: AccessTarget[] = [];
+  readonly restricted = true;
 
   constructor(
     private readonly identity: string,
@@ -89,15 +91,30 @@ class RoleAccess implements Access {
     this.check(permission, { prefix }, (grant) => prefix.startsWith(grant));
   }
 
+  leaseKeys(permission: Permission, lease: number, keys: readonly string[]): void {
+    for (const key of keys) this.check(permission, { lease }, (grant) => key.startsWith(grant), { key });
+  }
+
   finished(code: status): void {
     for (const target of this.adminTargets) this.audit.admin({ ...this.entry(code), ...shownTarget(target), permission: 'admin' });
   }
 
-  private check(permission: Permission, target: { key: string } | { prefix: string }, covers: (grantPrefix: string) => boolean): void {
+  /** `logged`: what the audit log names instead of the target (the key of a lease the caller is not told). */
+  private check(
+    permission: Permission,
+    target: AccessTarget,
+    covers: (grantPrefix: string) => boolean,
+    logged: AccessTarget = target,
+  ): void {
     const needed = PERMISSIONS.indexOf(permission);
     if (!this.role.grants.some((grant) => PERMISSIONS.indexOf(grant.permission) >= needed && covers(grant.prefix))) {
       this.audit.denied(
-        { ...this.entry(status.PERMISSION_DENIED), ...shownTarget(target), permission },
+        {
+          ...this.entry(status.PERMISSION_DENIED),
+          ...shownTarget(logged),
+          ...('lease' in target ? { lease: target.lease } : {}),
+          permission,
+        },
         `role ${JSON.stringify(this.role.name)} does not grant ${permission}`,
       );
       throw new PermissionDeniedError(permission, target);
@@ -110,7 +127,8 @@ class RoleAccess implements Access {
   }
 }
 
-function shownTarget(target: { key: string } | { prefix: string }): { key: string } | { prefix: string } {
+function shownTarget(target: AccessTarget): { key: string } | { prefix: string } | { lease: number } {
+  if ('lease' in target) return target;
   return 'key' in target ? { key: shown(target.key) } : { prefix: shown(target.prefix) };
 }
 

@@ -18,6 +18,15 @@ export interface Access {
   /** Throws PermissionDeniedError unless the caller may `permission` every key under this prefix ('' = every key). */
   prefix(permission: Permission, prefix: string): void;
   /**
+   * Throws PermissionDeniedError unless the caller may `permission` every
+   * one of `keys`, the keys attached to lease `lease`. The error names the
+   * lease, never the key: a caller must not learn the names of keys it may
+   * not read from a lease it can name.
+   */
+  leaseKeys(permission: Permission, lease: number, keys: readonly string[]): void;
+  /** False when every caller may do everything (no --auth-file): a handler need not fetch what it would check. */
+  readonly restricted: boolean;
+  /**
    * The adapter calls this once the call has been answered, with its status
    * code (0 = OK), so admin actions can be audited with their outcome. A
    * streaming call reports when the stream ends.
@@ -28,6 +37,8 @@ export interface Access {
 export const openAccess: Access = {
   key: () => undefined,
   prefix: () => undefined,
+  leaseKeys: () => undefined,
+  restricted: false,
   finished: () => undefined,
 };
 
@@ -44,12 +55,18 @@ export class PermissionDeniedError extends Error {
   readonly code = 'PERMISSION_DENIED';
   constructor(
     readonly permission: Permission,
-    readonly target: { key: string } | { prefix: string },
+    readonly target: AccessTarget,
   ) {
-    const what = 'key' in target ? `key ${JSON.stringify(shown(target.key))}` : `prefix ${JSON.stringify(shown(target.prefix))}`;
-    super(`permission denied: ${permission} on ${what} is needed and this caller's role does not grant it`);
+    super(
+      'lease' in target
+        ? `permission denied: ${permission} on every key attached to lease ${target.lease} is needed and this caller's role does not grant it on all of them`
+        : `permission denied: ${permission} on ${'key' in target ? `key ${JSON.stringify(shown(target.key))}` : `prefix ${JSON.stringify(shown(target.prefix))}`} is needed and this caller's role does not grant it`,
+    );
   }
 }
+
+/** What a permission is checked on: a key, every key under a prefix, or every key attached to a lease. */
+export type AccessTarget = { key: string } | { prefix: string } | { lease: number };
 
 /**
  * A key or prefix as messages and audit lines show it. Access is decided

@@ -284,7 +284,7 @@ test('denials and admin actions are audited, one line each, without tokens or va
   expect(server.output()).not.toContain(SEEDED_VALUE);
 });
 
-test("revoking a lease, or listing its keys, needs the permission on the lease's keys", async () => {
+test("revoking a lease, keeping it alive or listing its keys needs the permission on the lease's keys, and a denial does not name them", async () => {
   await seed();
   const admin = bearer(tokens.admin);
   const lease = await new Promise<number>((resolve, reject) =>
@@ -295,10 +295,26 @@ test("revoking a lease, or listing its keys, needs the permission on the lease's
   const asOtherWriter = bearer(tokens['writer of other/']);
   expect((await outcomeOf(kv, kv.leaseInfo, { id: lease, keys: true }, asReader)).code).toBe('OK');
   const hidden = await outcomeOf(kv, kv.leaseInfo, { id: lease, keys: true }, asOtherWriter);
-  expect(hidden).toMatchObject({ code: D, details: expect.stringContaining('read on key "app/x"') });
+  expect(hidden).toMatchObject({
+    code: D,
+    details: `permission denied: read on every key attached to lease ${lease} is needed and this caller's role does not grant it on all of them`,
+  });
   const before = await snapshot();
   const refused = await outcomeOf(kv, kv.revokeLease, { id: lease }, asReader);
-  expect(refused).toMatchObject({ code: D, details: expect.stringContaining('write on key "app/x"') });
+  expect(refused).toMatchObject({ code: D, details: expect.stringContaining(`write on every key attached to lease ${lease} is needed`) });
+  const keptAlive = kv.keepAlive(asReader);
+  keptAlive.write({ id: lease });
+  expect(await streamOutcomeOf(keptAlive)).toMatchObject({
+    code: D,
+    details: expect.stringContaining(`write on every key attached to lease ${lease}`),
+  });
+  for (const outcome of [hidden, refused]) expect(outcome.details).not.toContain('app/x');
   expect(await snapshot()).toEqual(before);
-  expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, bearer(tokens['writer of app/']))).code).toBe('OK');
+  const asWriter = bearer(tokens['writer of app/']);
+  const allowed = kv.keepAlive(asWriter);
+  allowed.write({ id: lease });
+  expect((await streamOutcomeOf(allowed)).code).toBe('OK');
+  // The audit log, which only the operator reads, names the key that was denied.
+  await pollUntil('the denial in the audit log', () => server.output().includes(`"key":"app/x","lease":${lease}`) || undefined);
+  expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, asWriter)).code).toBe('OK');
 });

@@ -7,14 +7,17 @@ import type { StreamSink } from '../grpc-call';
  * KeepAlive: each request resets one lease to its full time to live and is
  * answered with it, or with ttl_ms 0 once the lease is gone (as etcd: the
  * stream stays open; the client learns the lease and its keys are lost).
+ * Keeping a lease alive keeps its keys: with --auth-file the caller must be
+ * allowed to write every key attached to it, as to revoke it.
  */
 export async function handleKeepAlive(
-  { store }: CallContext,
+  { store, access }: CallContext,
   requests: AsyncIterable<KeepAliveRequest>,
   sink: StreamSink<KeepAliveResponse>,
 ): Promise<void> {
   for await (const { id } of requests) {
     if (sink.signal.aborted) return;
+    if (access.restricted) await checkLeaseKeys(store, access, id);
     const ttlMs = await store.keepAliveLease(id).then(
       (lease) => lease.ttlMs,
       (error: unknown) => {
@@ -24,4 +27,16 @@ export async function handleKeepAlive(
     );
     await sink.send({ id, ttlMs });
   }
+}
+
+/** Throws PermissionDeniedError unless the caller may write every key of lease `id` (a lease that is gone has none). */
+async function checkLeaseKeys(store: CallContext['store'], access: CallContext['access'], id: number): Promise<void> {
+  const keys = await store.leaseInfo(id, { keys: true }).then(
+    (info) => info.keys ?? [],
+    (error: unknown) => {
+      if (error instanceof LeaseNotFoundError) return [];
+      throw error;
+    },
+  );
+  access.leaseKeys('write', id, keys);
 }

@@ -14,16 +14,18 @@ export async function handleGrantLease({ store }: CallContext, { ttlMs }: GrantL
   return store.grantLease(ttlMs);
 }
 
-/** RevokeLease: deletes the lease and its keys, which the caller must be allowed to write. */
+/**
+ * RevokeLease: deletes the lease and its keys, which the caller must be
+ * allowed to write (a denial names the lease, not a key the caller may not see).
+ */
 export async function handleRevokeLease({ store, access }: CallContext, { id }: RevokeLeaseRequest): Promise<RevokeLeaseResponse> {
-  const { keys } = await store.leaseInfo(id, { keys: true });
-  for (const key of keys ?? []) access.key('write', key);
+  if (access.restricted) access.leaseKeys('write', id, (await store.leaseInfo(id, { keys: true })).keys ?? []);
   return store.revokeLease(id);
 }
 
-/** LeaseInfo: time to live and, if asked (and readable by the caller), the keys. */
+/** LeaseInfo: time to live and, if asked (and every one is readable by the caller), the keys. */
 export async function handleLeaseInfo({ store, access }: CallContext, request: LeaseInfoRequest): Promise<LeaseInfoResponse> {
   const info = await store.leaseInfo(request.id, { keys: request.keys });
-  for (const key of info.keys ?? []) access.key('read', key);
+  access.leaseKeys('read', request.id, info.keys ?? []);
   return { id: info.id, grantedTtlMs: info.ttlMs, remainingTtlMs: info.remainingMs, keys: info.keys ?? [] };
 }
