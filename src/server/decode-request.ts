@@ -1,4 +1,5 @@
 import { BinaryReader } from '@bufbuild/protobuf/wire';
+import { MalformedValueError } from '@kv/client/wire';
 import { InvalidArgumentError } from './service-errors';
 
 // Read once: on the CommonJS build of @bufbuild/protobuf each access of an export is a getter call.
@@ -22,7 +23,10 @@ export function strictDecoder<T>(codec: { decode(reader: BinaryReader): T }): (b
     try {
       return codec.decode(new Reader(bytes, decodeStrictUtf8));
     } catch (error) {
-      if (error instanceof InvalidArgumentError) return new InvalidArgumentError(`request could not be decoded: ${error.message}`);
+      if (error instanceof InvalidArgumentError)
+        return new InvalidArgumentError(`request could not be decoded: ${error.message}`, error.reason);
+      if (error instanceof MalformedValueError)
+        return new InvalidArgumentError(`request could not be decoded: ${error.message}`, 'INVALID_VALUE');
       return new InvalidArgumentError(`request could not be decoded: ${decodeFailure(error)}`);
     }
   };

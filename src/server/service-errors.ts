@@ -3,4 +3,11 @@
 /** A request that is malformed as protobuf (missing value, bad page_size or page_token, a request that does not decode). */
 export class InvalidArgumentError extends Error {
   readonly code = 'INVALID_ARGUMENT';
+  /** INVALID_VALUE when it is the value that cannot be stored (nested too deeply, a field without a value). */
+  constructor(
+    message: string,
+    readonly reason: 'INVALID_ARGUMENT' | 'INVALID_VALUE' = 'INVALID_ARGUMENT',
+  ) {
+    super(message);
+  }
 }

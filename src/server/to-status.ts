@@ -86,7 +86,7 @@ export function describeError(error: unknown, logger: Logger): CallStatus {
     return { code: STORE_CODES[error.code], message: error.message, reason: REASONS[error.code], trailers };
   }
   if (error instanceof InvalidArgumentError) {
-    return { code: status.INVALID_ARGUMENT, message: error.message, reason: ErrorReason.INVALID_ARGUMENT, trailers: {} };
+    return { code: status.INVALID_ARGUMENT, message: error.message, reason: REASONS[error.reason], trailers: {} };
   }
   if (error instanceof UnauthenticatedError) {
     return { code: status.UNAUTHENTICATED, message: error.message, reason: ErrorReason.UNAUTHENTICATED, trailers: {} };
