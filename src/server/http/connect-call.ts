@@ -9,7 +9,7 @@
  */
 import { type DescMessage, type DescMethod, fromBinary, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import { reflect } from '@bufbuild/protobuf/reflect';
-import { type ConnectError, type HandlerContext, createContextKey } from '@connectrpc/connect';
+import { Code, ConnectError, type HandlerContext, createContextKey } from '@connectrpc/connect';
 import { type MethodDefinition, status } from '@grpc/grpc-js';
 import { type Access, openAccess } from '../access';
 import type { CallContext } from '../call-context';
@@ -109,8 +109,9 @@ export function connectBidiStream<I extends DescMessage, O extends DescMessage, 
  * The handler pushes into a sink, Connect pulls from a generator. A message
  * counts as sent once the generator has handed it on (connect-node then
  * waits for the socket), which is the backpressure the handler waits for.
- * Shutdown ends the stream with the error it is given (UNAVAILABLE); a
- * client that goes away aborts the sink.
+ * Shutdown ends the stream with the error it is given (UNAVAILABLE), the
+ * call's deadline with DEADLINE_EXCEEDED; a client that goes away aborts
+ * the sink.
  */
 async function* streamResponses<O extends DescMessage, Req, M>(
   method: Method<DescMessage, O>,
@@ -132,8 +133,10 @@ async function* streamResponses<O extends DescMessage, Req, M>(
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
   observer.streamOpened();
   const forget = deps.streams.add(end);
-  const clientGone = (): void => end(undefined);
-  context.signal.addEventListener('abort', clientGone);
+  // The call's signal aborts when the client goes away (nothing to tell it) or when its deadline
+  // (connect-timeout-ms, grpc-timeout) passes: that one the client is told, as on the gRPC port.
+  const aborted = (): void => end(isDeadline(context.signal.reason) ? context.signal.reason : undefined);
+  context.signal.addEventListener('abort', aborted);
   const call = callContext(context, deps);
   // How the call ended, for the audit; a client that goes away closes this generator mid-yield, which leaves it unset.
   let outcome: status | undefined;
@@ -171,10 +174,14 @@ async function* streamResponses<O extends DescMessage, Req, M>(
     observer.streamClosed(outcome ?? status.CANCELLED);
     call.access.finished(outcome ?? status.CANCELLED);
     forget();
-    context.signal.removeEventListener('abort', clientGone);
+    context.signal.removeEventListener('abort', aborted);
     controller.abort();
     for (const { sent } of queue.splice(0)) sent();
   }
+}
+
+function isDeadline(reason: unknown): reason is ConnectError {
+  return reason instanceof ConnectError && reason.code === Code.DeadlineExceeded;
 }
 
 function callContext(context: HandlerContext, deps: GrpcDeps): CallContext {
