@@ -68,12 +68,30 @@ export function serveUnaryOverHttp2(
   const grpcJs = listeners[0];
   http2Server.removeListener('stream', grpcJs);
   http2Server.on('stream', function route(this: http2.Http2Server, stream, headers, flags, rawHeaders) {
+    keepRepeatedAuthorization(headers, rawHeaders);
     const unary = routes.get(headers[':path'] as string);
     if (unary === undefined || !isPlainCall(headers)) return grpcJs.call(this, stream, headers, flags, rawHeaders);
     // Counted as grpc-js counts its own calls, so a busy connection is never closed as idle.
     onStreamOpened.call(server, stream);
     serveUnary(stream, headers, unary, limits);
   } satisfies (this: http2.Http2Server, ...args: Parameters<StreamListener>) => void);
+}
+
+/**
+ * Node keeps only the first of several `authorization` headers; the call's
+ * metadata must have them all, so that authentication refuses a call with
+ * two ("send exactly one") instead of quietly using the first.
+ */
+function keepRepeatedAuthorization(headers: http2.IncomingHttpHeaders, rawHeaders: string[]): void {
+  let values: string[] | undefined;
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].toLowerCase() !== 'authorization') continue;
+    count++;
+    (values ??= []).push(rawHeaders[i + 1]);
+  }
+  // Metadata.fromHttp2Headers adds each value of an array.
+  if (count > 1) (headers as Record<string, string | string[] | undefined>).authorization = values;
 }
 
 /** A call this path serves: protobuf over gRPC, the request not compressed. */

@@ -7,8 +7,9 @@
  * Adding an RPC is adding a row to ROWS. RevokeLease and LeaseInfo are
  * checked by the keys attached to the lease: their own test below.
  */
+import { spawnSync } from 'node:child_process';
 import { credentials, type Metadata } from '@grpc/grpc-js';
-import type { KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
+import { GetRequest, type KeyValueServiceClient, WatchRequest } from '../../src/gen/kv/v1/kv';
 import { issueServer, makeCa, read } from '../support/certificates';
 import { bearer, kvClient, outcomeOf, streamOutcomeOf, watchOutcomeOf, writeAuthFile, type Outcome } from '../support/auth-fixture';
 import { startServer, type RunningServer } from '../support/server-process';
@@ -150,6 +151,7 @@ const ROWS: Row[] = [
 let server: RunningServer;
 let kv: KeyValueServiceClient;
 let tokens: Record<string, string>;
+let caFile: string;
 const metadataOf = (caller: Caller): Metadata => {
   if (caller === 'no token') return bearer(undefined);
   if (caller === 'bad token') return bearer('kv_' + 'A'.repeat(43));
@@ -159,6 +161,7 @@ const metadataOf = (caller: Caller): Metadata => {
 beforeAll(async () => {
   const dir = makeTempDir('kv-matrix-');
   const ca = makeCa(dir, 'ca');
+  caFile = ca.cert;
   const serverCert = issueServer(dir, ca);
   const auth = writeAuthFile(dir, {
     roles: {
@@ -317,4 +320,56 @@ test("revoking a lease, keeping it alive or listing its keys needs the permissio
   // The audit log, which only the operator reads, names the key that was denied.
   await pollUntil('the denial in the audit log', () => server.output().includes(`"key":"app/x","lease":${lease}`) || undefined);
   expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, asWriter)).code).toBe('OK');
+});
+
+test('a call with two authorization headers is refused, whichever comes first, unary or streaming', async () => {
+  await seed();
+  // grpc-js and Node's HTTP/2 client cannot send a header twice; curl can.
+  const frame = (message: Uint8Array): Buffer => {
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(message.length, 1);
+    return Buffer.concat([header, message]);
+  };
+  const calls: [string, Buffer][] = [
+    ['Get', frame(GetRequest.encode({ key: 'app/x' }).finish())],
+    ['Watch', frame(WatchRequest.encode({ key: 'app/x', startRevision: 1, prevEntry: false }).finish())],
+  ];
+  const bad = 'kv_' + 'A'.repeat(43);
+  for (const [method, body] of calls) {
+    for (const order of [
+      [tokens.admin, bad],
+      [bad, tokens.admin],
+    ]) {
+      // The server is another process: curl may block this one.
+      const { stdout } = spawnSync(
+        'curl',
+        [
+          '-s',
+          '--http2',
+          '--cacert',
+          caFile,
+          '-D',
+          '-',
+          '-o',
+          '/dev/null',
+          '--max-time',
+          '10',
+          '-H',
+          'content-type: application/grpc',
+          '-H',
+          'te: trailers',
+          '-H',
+          `authorization: Bearer ${order[0]}`,
+          '-H',
+          `authorization: Bearer ${order[1]}`,
+          '--data-binary',
+          '@-',
+          `https://${server.address}/kv.v1.KeyValueService/${method}`,
+        ],
+        { input: body, encoding: 'utf8' },
+      );
+      expect(stdout).toMatch(/^grpc-status: 16\r?$/m);
+      expect(decodeURIComponent(/^grpc-message: (.*?)\r?$/m.exec(stdout)?.[1] ?? '')).toContain('send exactly one');
+    }
+  }
 });
