@@ -6,6 +6,7 @@
  * HTTP method or RPC name gets a line saying what is expected (not an empty
  * body).
  */
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { startServer, type RunningServer } from '../support/server-process';
 
 let server: RunningServer;
@@ -40,6 +41,83 @@ function unframe(body: Buffer): { flags: number; message: Buffer }[] {
   }
   return frames;
 }
+
+/** The same bytes as a unary gRPC call on the gRPC port: its status. */
+function overGrpc(method: string, request: Buffer): Promise<ServiceError> {
+  const client = new Client(server.address, credentials.createInsecure());
+  return new Promise<ServiceError>((resolve, reject) =>
+    client.makeUnaryRequest(
+      `/kv.v1.KeyValueService/${method}`,
+      (bytes: Buffer) => bytes,
+      (bytes: Buffer) => bytes,
+      request,
+      new Metadata(),
+      (error) => (error === null ? reject(new Error('the gRPC call succeeded')) : resolve(error)),
+    ),
+  ).finally(() => client.close());
+}
+
+/** A length-delimited protobuf field. */
+function field(tag: number, payload: Buffer): Buffer {
+  const length: number[] = [];
+  for (let rest = payload.length; ; rest = Math.floor(rest / 128)) {
+    length.push(rest < 128 ? rest : (rest % 128) + 128);
+    if (rest < 128) break;
+  }
+  return Buffer.concat([Buffer.from([tag, ...length]), payload]);
+}
+
+/** SetRequest{key: "d", value: [[[...null...]]]}, arrays nested `depth` deep. */
+function deeplyNested(depth: number): Buffer {
+  let value: Buffer = Buffer.from([0x08, 0x00]); // Value{null_value}
+  for (let level = 0; level < depth; level++) value = field(0x32, field(0x0a, value)); // Value{list_value{values: [value]}}
+  return Buffer.concat([field(0x0a, Buffer.from('d')), field(0x12, value)]);
+}
+
+describe('a protobuf body that does not decode', () => {
+  const bodies: [string, string, Buffer, string][] = [
+    ['cut short', 'Get', Buffer.from([0x0a, 0x05, 0x61, 0x62]), 'INVALID_ARGUMENT'], // key: 5 bytes promised, 2 sent
+    ['with a key that is not UTF-8', 'Get', Buffer.from([0x0a, 0x02, 0xff, 0xfe]), 'INVALID_ARGUMENT'],
+    ['with a value nested past what protobuf decoders read', 'Set', deeplyNested(120), 'INVALID_VALUE'],
+  ];
+
+  test.each(bodies)(
+    '%s: 400 invalid_argument with the gRPC port message and reason, for application/proto',
+    async (_name, method, body, reason) => {
+      const response = await fetch(rpc(method), { method: 'POST', headers: { 'content-type': 'application/proto' }, body });
+      const json = (await response.json()) as { code: string; message: string };
+      const grpc = await overGrpc(method, body);
+      expect(grpc.details).toMatch(/^request could not be decoded: /);
+      expect([response.status, json.code, json.message]).toEqual([400, 'invalid_argument', grpc.details]);
+      expect(response.headers.get('kv-reason')).toBe(reason);
+      expect(grpc.metadata.get('kv-reason')).toEqual([reason]);
+    },
+  );
+
+  test('in a stream (Connect and gRPC-Web): the stream ends with invalid_argument', async () => {
+    const cut = Buffer.from([0x0a, 0x05, 0x61, 0x62]); // WatchRequest{key: cut short}
+    const connect = await fetch(rpc('Watch'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/connect+proto' },
+      body: frame(cut),
+    });
+    const end = unframe(Buffer.from(await connect.arrayBuffer())).at(-1)!;
+    expect(end.flags).toBe(2);
+    expect(JSON.parse(end.message.toString())).toMatchObject({
+      error: { code: 'invalid_argument', message: 'request could not be decoded: premature EOF' },
+    });
+
+    const grpcWeb = await fetch(rpc('Get'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/grpc-web+proto' },
+      body: frame(cut),
+    });
+    const trailer = unframe(Buffer.from(await grpcWeb.arrayBuffer())).at(-1)!;
+    expect(trailer.flags & 0x80).toBe(0x80);
+    expect(trailer.message.toString()).toMatch(/grpc-status: 3\r\n/);
+    expect(trailer.message.toString()).toMatch(/grpc-message: request%20could%20not%20be%20decoded/);
+  });
+});
 
 describe('a Watch that reaches its deadline', () => {
   test('over connect+json ends with deadline_exceeded, not an OK end of stream', async () => {

@@ -16,7 +16,7 @@ import type { CallContext } from '../call-context';
 import { NO_METHOD_OBSERVER } from '../call-observer';
 import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
-import { toConnectError } from './to-connect-error';
+import { rewordDecodeFailure, toConnectError } from './to-connect-error';
 import { StoreError } from '../../store/errors';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
 
@@ -43,6 +43,9 @@ export function authenticateRequest(deps: GrpcDeps): (context: HandlerContext) =
     } catch (error) {
       throw toConnectError(error, deps.logger);
     }
+    // connect-es aborts a call's signal with the error it is about to answer, before it renders it:
+    // a protobuf body that did not decode is reworded there (it would be INTERNAL).
+    context.signal.addEventListener('abort', () => rewordDecodeFailure(context.signal.reason, deps.logger), { once: true });
   };
 }
 
@@ -209,5 +212,7 @@ function decode<I extends DescMessage, Req, Res>(
 
 function fail(error: unknown, deps: GrpcDeps): ConnectError {
   if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
+  // A KeepAlive request that did not decode reaches the handler as connect-es's error: counted with the code it is answered with.
+  rewordDecodeFailure(error, deps.logger);
   return toConnectError(error, deps.logger);
 }

@@ -7,6 +7,8 @@ import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import type { status } from '@grpc/grpc-js';
 import { errorReasonToJSON } from '../../gen/kv/v1/kv';
 import type { Logger } from '../../logger';
+import { NESTING_LIMIT_TEXT } from '../../store/value-rules';
+import { InvalidArgumentError } from '../service-errors';
 import { REASON_TRAILER, describeError } from '../to-status';
 
 /** The domain of the google.rpc.ErrorInfo detail that Connect errors carry. */
@@ -39,6 +41,39 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
     debug: { reason, domain: ERROR_DOMAIN, metadata: data },
   });
   return connectError;
+}
+
+/** How connect-es words a protobuf request body that does not decode (createBinarySerialization), as INTERNAL. */
+const BINARY_PARSE_FAILURE = 'parse binary: ';
+
+/**
+ * A protobuf request (application/proto, connect+proto, gRPC-Web) that does
+ * not decode is the caller's mistake, and the gRPC port answers it
+ * INVALID_ARGUMENT "request could not be decoded: ..." (decode-request.ts);
+ * connect-es answers INTERNAL "parse binary: premature EOF". connect-es
+ * parses the body before any code of ours runs and offers no hook into it,
+ * but it aborts the call's signal with that very error just before it
+ * renders it: given the reason, this rewrites such an error in place into
+ * the gRPC port's answer (code, message, kv-reason). Anything else is left
+ * as it is.
+ */
+export function rewordDecodeFailure(reason: unknown, logger: Logger): void {
+  if (!(reason instanceof ConnectError) || reason.code !== Code.Internal || !reason.rawMessage.startsWith(BINARY_PARSE_FAILURE)) return;
+  const answer = toConnectError(decodeFailure(reason.rawMessage.slice(BINARY_PARSE_FAILURE.length)), logger);
+  const { code, rawMessage, message, metadata, details } = answer;
+  Object.assign(reason, { code, rawMessage, message, metadata, details });
+}
+
+/** protobuf-es's reason as the gRPC port's decoder (decode-request.ts) words the same failure. */
+function decodeFailure(failure: string): InvalidArgumentError {
+  // protobuf-es passes on the message of the TextDecoder that refused the bytes.
+  if (/not valid for encoding utf-8/i.test(failure))
+    return new InvalidArgumentError('request could not be decoded: a string field is not valid UTF-8');
+  // Its recursion limit (100 messages); only google.protobuf.Value nests in kv.v1, and the gRPC port's own limit is lower.
+  if (/maximum recursion depth/.test(failure)) {
+    return new InvalidArgumentError(`request could not be decoded: value is nested too deeply: ${NESTING_LIMIT_TEXT}`, 'INVALID_VALUE');
+  }
+  return new InvalidArgumentError(`request could not be decoded: ${failure}`);
 }
 
 /** gRPC and Connect number their codes alike (Connect names them in lower snake case on the wire). */
