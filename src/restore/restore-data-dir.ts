@@ -19,7 +19,7 @@ import { BackupFileReader, type BackupProgress, type BackupSummary, verifyBackup
 import { type Logger, silentLogger } from '../logger';
 import type { StoredEntry } from '../store/change';
 import { writeSnapshotFile } from '../store/file/write-checkpoint';
-import { dataFilePath, snapshotFileName, syncDirectory } from '../store/file/data-dir-files';
+import { dataFilePath, makeDataDir, snapshotFileName, syncDirectory } from '../store/file/data-dir-files';
 import { lockDataDir } from '../store/file/data-dir-lock';
 
 /** Which pass a progress report is about. */
@@ -51,7 +51,7 @@ export async function restoreDataDir(file: string, dataDir: string, options: Res
   const report = options.onProgress ?? (() => undefined);
   verifyBackupFile(file, (progress) => report('checking', progress));
 
-  fs.mkdirSync(dir, { recursive: true });
+  makeDataDir(dir);
   // Held while writing, so a server started on the directory meanwhile waits for a complete one.
   const lock = await lockDataDir(dir, options.logger ?? silentLogger);
   const name = snapshotFileName(1);

@@ -120,6 +120,13 @@ test('a data directory that cannot be used exits 1 with one line', async () => {
   expect(stderr.trim().split('\n')).toHaveLength(1);
   expect(stderr).toContain('cannot open the store');
   expect(stderr).toContain('ENOTDIR');
+
+  // procfs answers mkdir with ENOENT under a directory that exists: Node's recursive mkdir retried forever, deaf to signals.
+  const proc = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', '/proc/self/kv-data']);
+  expect(proc.code).toBe(1);
+  expect(proc.stderr.trim().split('\n')).toEqual([
+    "kv-server: cannot open the store in /proc/self/kv-data: ENOENT: no such file or directory, mkdir '/proc/self/kv-data'",
+  ]);
 });
 
 describe('flags and environment', () => {

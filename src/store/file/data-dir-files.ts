@@ -56,3 +56,30 @@ export function syncDirectory(dir: string): void {
 export function dataFilePath(dir: string, name: string): string {
   return path.join(dir, name);
 }
+
+/**
+ * Creates the data directory and its missing parents. Not fs.mkdirSync's
+ * recursive mode: where mkdir answers ENOENT though the parent exists (in
+ * procfs, /proc/self/nope), Node retries the parent and the child forever,
+ * synchronously, and the process spins at full CPU deaf to every signal.
+ */
+export function makeDataDir(dir: string): void {
+  const missing: string[] = [];
+  for (let at = path.resolve(dir); ;) {
+    if (fs.existsSync(at)) break;
+    const parent = path.dirname(at);
+    missing.push(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  for (const each of missing.reverse()) {
+    try {
+      fs.mkdirSync(each);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  if (!fs.statSync(dir).isDirectory()) {
+    throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR', path: dir, syscall: 'mkdir' });
+  }
+}

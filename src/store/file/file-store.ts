@@ -5,7 +5,6 @@
  * ends every watch.
  */
 import { randomInt } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { type Logger, silentLogger } from '../../logger';
 import {
@@ -41,6 +40,7 @@ import type {
 } from '../key-value-store';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import { type CompactionOptions, Compactor } from './compact';
+import { makeDataDir } from './data-dir-files';
 import { type DataDirLock, lockDataDir } from './data-dir-lock';
 import { BusyPoll } from './busy-poll';
 import { CommitLoop } from './commit-loop';
@@ -301,7 +301,7 @@ export class FileStore extends AbstractKeyValueStore {
 export async function openFileStore(options: FileStoreOptions): Promise<FileStore> {
   const dir = options.dataDir;
   const logger = options.logger ?? silentLogger;
-  fs.mkdirSync(dir, { recursive: true });
+  makeDataDir(dir);
   // A lost lock (LOCK removed or taken by another process) means another
   // writer may be appending to our log: stop writing at once.
   let store: FileStore | undefined;
