@@ -2,12 +2,15 @@
  * The etcd engine: the shared store contract on a real 3-member cluster,
  * then what is etcd's own — namespaces that share a cluster but never see
  * each other's keys, revisions that are the cluster's, compaction, data
- * that kv did not write, and limits checked before etcd would refuse.
+ * that kv did not write, limits checked before etcd would refuse, several
+ * frontends (stores) on one namespace — and last, the cluster without its
+ * quorum.
  */
 import { Etcd3 } from 'etcd3';
 import { openEtcdStore, type EtcdStore } from '../../src/store/etcd';
 import { runStoreContract } from './store-contract';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
+import { pollUntil } from '../support/temp-dirs';
 
 const describeEtcd = describeWithEtcd();
 let cluster: EtcdCluster;
@@ -171,5 +174,70 @@ describeEtcd('etcd engine', () => {
       });
       expect(Date.now() - started).toBeLessThan(10_000);
     });
+
+    test('a Txn over etcd’s --max-txn-ops is refused naming that limit; one over --max-request-bytes names that one', async () => {
+      const store = await openStore();
+      const compare = Array.from({ length: 100 }, (_, i) => ({
+        key: `c${i}`,
+        target: 'version' as const,
+        result: 'equal' as const,
+        number: 0,
+      }));
+      const updates = Array.from({ length: 60 }, (_, i) => ({
+        type: 'update' as const,
+        key: `u${i}`,
+        patch: { a: 1 },
+        createIfMissing: true,
+      }));
+      const tooMany = (await store.txn({ compare, success: updates, failure: [] }).catch((e: unknown) => e)) as Error;
+      expect(tooMany).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining("etcd's --max-txn-ops") });
+      expect(tooMany.message).not.toContain('--max-request-bytes');
+      // Two values of 0.85 MB each: each within kv's limit, together over etcd's 1.5 MiB.
+      const big = 'x'.repeat(850_000);
+      const sets = ['b1', 'b2'].map((key) => ({ type: 'set' as const, key, value: big }));
+      const tooLarge = (await store.txn({ compare: [], success: sets, failure: [] }).catch((e: unknown) => e)) as Error;
+      expect(tooLarge).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining("etcd's --max-request-bytes") });
+      expect(tooLarge.message).not.toContain('--max-txn-ops');
+    });
+  });
+
+  /** Last: it takes the cluster's quorum away. */
+  describe('with a majority of the members down', () => {
+    const open: EtcdStore[] = [];
+    const survivor = 0;
+    /** Opened before the quorum goes (opening reads from etcd). */
+    let writeStore: EtcdStore;
+    const openStore = async (options: Partial<Parameters<typeof openEtcdStore>[0]>): Promise<EtcdStore> => {
+      const store = await openEtcdStore({ endpoints: cluster.endpoints, prefix: nextPrefix(), ...options });
+      open.push(store);
+      return store;
+    };
+    beforeAll(async () => {
+      // Longer than etcd's own request timeout (5 s + 2 election timeouts): etcd answers first, and how is what is tested.
+      writeStore = await openStore({ endpoints: [cluster.endpoints[survivor]], callTimeoutMs: 9000 });
+      await cluster.kill(1);
+      await cluster.kill(2);
+      // The survivor steps down (or sees its leader gone) within an election timeout.
+      await pollUntil('the surviving member to have no leader', async () =>
+        (await leaderOf(cluster.endpoints[survivor])) ? undefined : true,
+      );
+    }, 30_000);
+    afterAll(async () => {
+      await Promise.all(open.map((s) => s.close()));
+    });
+
+    test('a write that etcd ends with its own deadline (UNKNOWN "context deadline exceeded") is UNAVAILABLE, outcome unknown', async () => {
+      await expect(writeStore.set('k', 1)).rejects.toMatchObject({
+        code: 'UNAVAILABLE',
+        message: expect.stringContaining('the write may or may not have been applied'),
+      });
+    });
   });
 });
+
+/** The leader a member names (undefined: none), from its own status endpoint. */
+async function leaderOf(endpoint: string): Promise<string | undefined> {
+  const res = await fetch(`${endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
+  const { leader } = (await res.json()) as { leader?: string };
+  return leader === undefined || leader === '0' ? undefined : leader;
+}

@@ -1,9 +1,12 @@
 /**
  * What etcd's failures mean to kv, in one place. The etcd3 client turns a
- * gRPC status into an error class by its code; kv maps those classes (never
- * message text) to store errors, so callers see kv's codes and messages,
- * never a raw etcd error. A failed write says that its outcome is unknown:
- * the request may have been applied before the answer was lost.
+ * gRPC status into an error class by its code; kv maps those classes to
+ * store errors, so callers see kv's codes and messages, never a raw etcd
+ * error. Message text is read only where etcd gives one code to causes kv
+ * must tell apart, and then only etcd's own fixed texts (its rpctypes): a
+ * deadline etcd reports as UNKNOWN, and which limit an INVALID_ARGUMENT
+ * met. A failed write says that its outcome is unknown: the request may
+ * have been applied before the answer was lost.
  */
 import { isBrokenCircuitError } from 'cockatiel';
 import {
@@ -18,6 +21,7 @@ import {
   GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
+  GRPCUnknownError,
 } from 'etcd3';
 import { BackendUnavailableError, InvalidArgumentError, StoreClosedError, StoreError } from '../errors';
 
@@ -31,8 +35,19 @@ export function isTransient(error: unknown): boolean {
     isBrokenCircuitError(error) ||
     error instanceof GRPCUnavailableError ||
     error instanceof GRPCDeadlineExceededError ||
-    error instanceof GRPCCancelledError
+    error instanceof GRPCCancelledError ||
+    isContextError(error)
   );
+}
+
+/**
+ * etcd 3.4 passes a request's own context error (its deadline passed, or it
+ * was cancelled) to gRPC as is, which sends it as UNKNOWN: a write to a
+ * member that has no leader waits in Raft until then, and its answer can
+ * beat the client's own DEADLINE_EXCEEDED.
+ */
+function isContextError(error: unknown): boolean {
+  return error instanceof GRPCUnknownError && /\bcontext (deadline exceeded|canceled)\b/.test(error.message);
 }
 
 /** A store error for an etcd failure; anything unknown is returned as is (the server logs it as INTERNAL). */
@@ -60,11 +75,18 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
     );
   }
   if (error instanceof GRPCInvalidArgumentError) {
-    // kv checks its own limits first, so this is etcd's --max-request-bytes met by a transaction of many large values.
-    return new InvalidArgumentError(
-      `etcd refused the ${kind} (${oneLine(error.message)}): together its values must fit etcd's --max-request-bytes`,
-      { cause: error },
-    );
+    // kv checks its own limits first, so these are etcd's limits on one request, met by a transaction.
+    const refused = `etcd refused the ${kind} (${oneLine(error.message)})`;
+    if (error.message.includes('too many operations in txn request')) {
+      return new InvalidArgumentError(
+        `${refused}: etcd's --max-txn-ops (128 by default) bounds a transaction's compares, counting every key it compares or updates once (kv's guard), and the ops of each branch: use fewer keys, or raise --max-txn-ops on every etcd member`,
+        { cause: error },
+      );
+    }
+    if (error.message.includes('request is too large')) {
+      return new InvalidArgumentError(`${refused}: together its values must fit etcd's --max-request-bytes`, { cause: error });
+    }
+    return new InvalidArgumentError(refused, { cause: error });
   }
   if (error instanceof GRPCResourceExhastedError) {
     // etcd's NOSPACE alarm (over --quota-backend-bytes) or too many pending proposals.
