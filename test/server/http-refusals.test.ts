@@ -3,8 +3,8 @@
  * real server: a protobuf body that does not decode gets the gRPC port's
  * INVALID_ARGUMENT (not INTERNAL); a Watch that reaches its deadline ends
  * with deadline_exceeded (not an OK end of stream); a wrong content type,
- * HTTP method or RPC name gets a line saying what is expected (not an empty
- * body).
+ * HTTP method, RPC name or HTTP version gets a line saying what is expected
+ * (not an empty body).
  */
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { startServer, type RunningServer } from '../support/server-process';
@@ -132,5 +132,54 @@ describe('a Watch that reaches its deadline', () => {
     const end = frames.at(-1)!;
     expect(end.flags).toBe(2);
     expect(JSON.parse(end.message.toString())).toMatchObject({ error: { code: 'deadline_exceeded' } });
+  });
+});
+
+describe('requests that are not calls', () => {
+  test('a content type that is not one of the protocols gets 415 with a line naming the accepted ones', async () => {
+    for (const [method, contentType] of [
+      ['Get', undefined],
+      ['Get', 'text/plain'],
+      ['Get', 'application/connect+json'],
+      ['Watch', 'application/json'],
+    ] as const) {
+      const headers: Record<string, string> = contentType === undefined ? {} : { 'content-type': contentType };
+      const response = await fetch(rpc(method), { method: 'POST', headers, body: '{}' });
+      const text = await response.text();
+      expect(response.status).toBe(415);
+      expect(text.trim().split('\n')).toHaveLength(1);
+      expect(text).toContain(method === 'Get' ? 'application/json' : 'application/connect+json');
+      expect(text).toContain('application/grpc-web+proto');
+      expect(response.headers.get('accept-post')).toContain(method === 'Get' ? 'application/json' : 'application/connect+json');
+    }
+  });
+
+  test('an RPC kv.v1 does not have gets 404 naming it as unknown', async () => {
+    const response = await fetch(rpc('Nope'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const text = await response.text();
+    expect(response.status).toBe(404);
+    expect(text).toContain('/kv.v1.KeyValueService/Nope');
+    expect(text).toMatch(/unknown/i);
+    expect(text).toContain('Get');
+    expect(text.trim().split('\n')).toHaveLength(1);
+    // A path that is not an RPC's shape at all keeps the general hint.
+    const other = await fetch(`${base}/nothing/here/at/all`, { method: 'POST', body: '{}' });
+    expect([other.status, await other.text()]).toEqual([404, 'not found: RPCs are POST /kv.v1.KeyValueService/<Method>\n']);
+  });
+
+  test('GET and OPTIONS on an RPC get 405 saying POST, with Allow: POST', async () => {
+    for (const method of ['GET', 'OPTIONS', 'PUT']) {
+      const response = await fetch(rpc('Get'), { method });
+      const text = await response.text();
+      expect([method, response.status]).toEqual([method, 405]);
+      expect(response.headers.get('allow')).toBe('POST');
+      expect(text).toContain('POST');
+      expect(text.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  test('KeepAlive over HTTP/1.1 gets 505 saying it needs HTTP/2', async () => {
+    const response = await fetch(rpc('KeepAlive'), { method: 'POST', headers: { 'content-type': 'application/connect+json' }, body: '' });
+    expect([response.status, await response.text()]).toEqual([505, expect.stringContaining('needs HTTP/2')]);
   });
 });

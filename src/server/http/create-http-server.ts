@@ -11,7 +11,6 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { type ConnectRouterOptions, createContextValues } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { roundedNumberIn } from '@kv/client/wire';
 import { isLoopbackHost } from '../../security/listen-policy';
 import type { CallObserver } from '../call-observer';
@@ -21,6 +20,7 @@ import { authenticateRequest, CALLER } from './connect-call';
 import { addKeyValueService } from './connect-service';
 import { type ConsoleAssets, consoleRoute } from './console-route';
 import { httpCaller } from './http-caller';
+import { nodeAdapter } from './node-adapter';
 
 export interface HttpServerOptions {
   deps: GrpcDeps;
@@ -82,7 +82,7 @@ const FIRST_BYTES_TIMEOUT_MS = 10_000;
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
 export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls }: HttpServerOptions): HttpServer {
-  const handler = connectNodeAdapter({
+  const handler = nodeAdapter({
     routes: (router) => addKeyValueService(router, deps, calls),
     connect: true,
     grpcWeb: true,
@@ -93,6 +93,7 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     readMaxBytes: maxMessageBytes,
     jsonOptions: JSON_OPTIONS,
     fallback: consoleRoute(consoleAssets),
+    logger: deps.logger,
   });
 
   let loopbackOnly = false;

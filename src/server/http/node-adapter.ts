@@ -1,0 +1,106 @@
+/**
+ * connect-node's connectNodeAdapter (a router's RPCs as a Node.js request
+ * handler, everything else to a fallback), with the requests connect
+ * refuses explained. connect answers a content type it does not take
+ * (415), another HTTP method than POST (405) and KeepAlive over HTTP/1.1
+ * (505) with a status and an empty body, and an RPC path it does not know
+ * goes to the fallback (the console); here each gets one line of text
+ * saying what is expected.
+ */
+import { Code, ConnectError, createConnectRouter, type ConnectRouter } from '@connectrpc/connect';
+import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from '@connectrpc/connect/protocol';
+import {
+  compressionBrotli,
+  compressionGzip,
+  type ConnectNodeAdapterOptions,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from '@connectrpc/connect-node';
+import type { Logger } from '../../logger';
+
+type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
+
+export interface NodeAdapterOptions extends Omit<ConnectNodeAdapterOptions, 'fallback' | 'requestPathPrefix'> {
+  routes: (router: ConnectRouter) => void;
+  /** Every request that is not for an RPC path. */
+  fallback: NodeHandler;
+  /** Where a handler that fails outside a call (a broken connection mid-answer, say) is reported. */
+  logger: Logger;
+}
+
+/** "/package.Service/Method": the path of an RPC, known or not. */
+const RPC_PATH = /^\/[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+\/[^/]*$/;
+
+export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapterOptions): NodeHandler {
+  // connect-node's defaults, as connectNodeAdapter sets them.
+  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  routes(router);
+  const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
+  const known = [...handlers.values()];
+  return (request, response) => {
+    const path = request.url?.split('?', 2)[0] ?? '';
+    const handler = handlers.get(path);
+    if (handler === undefined) {
+      if (request.method === 'POST' && RPC_PATH.test(path)) {
+        return void universalResponseToNodeResponse(text(404, unknownRpc(path, known)), response);
+      }
+      return fallback(request, response);
+    }
+    const universal = universalRequestFromNodeRequest(request, response, undefined, options.contextValues?.(request));
+    handler(universal)
+      .then((answer) => universalResponseToNodeResponse(explained(answer, handler, request), response))
+      .catch((reason: unknown) => {
+        // connect-node's own adapter ignores these too: the client went away.
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        logger.warn({ err: reason, rpc: handler.requestPath }, 'HTTP port: answering a call failed');
+      });
+  };
+}
+
+/** connect's empty refusals, with a line of text; anything else as it is. */
+function explained(
+  answer: UniversalServerResponse,
+  handler: UniversalHandler,
+  request: Parameters<NodeHandler>[0],
+): UniversalServerResponse {
+  if (answer.body !== undefined) return answer;
+  const accepted = contentTypes(handler);
+  switch (answer.status) {
+    case 415: {
+      const sent = request.headers['content-type'];
+      const what = sent === undefined ? 'no content-type' : `content-type ${sent}`;
+      const line = `${what} is not a protocol this port speaks: ${handler.method.name} takes ${accepted.connect.join(' or ')} (Connect), or ${accepted.grpcWeb.join(' or ')} (gRPC-Web)`;
+      return text(415, line, answer.header, { 'accept-post': [...accepted.connect, ...accepted.grpcWeb].join(', ') });
+    }
+    case 405:
+      return text(405, `${request.method} is not allowed: RPCs are POST ${handler.requestPath}`, answer.header, { allow: 'POST' });
+    case 505:
+      return text(
+        505,
+        `${handler.method.name} is a bidirectional stream: it needs HTTP/2 (Connect clients: httpVersion "2")`,
+        answer.header,
+      );
+    default:
+      return answer;
+  }
+}
+
+/** The content types connect takes for an RPC (connect-es's protocol-connect and protocol-grpc-web content-type.ts). */
+function contentTypes(handler: UniversalHandler): { connect: string[]; grpcWeb: string[] } {
+  const grpcWeb = ['application/grpc-web+proto', 'application/grpc-web+json'];
+  if (handler.method.methodKind === 'unary') return { connect: ['application/json', 'application/proto'], grpcWeb };
+  return { connect: ['application/connect+json', 'application/connect+proto'], grpcWeb };
+}
+
+function unknownRpc(path: string, known: UniversalHandler[]): string {
+  const services = [...new Set(known.map((handler) => handler.service.typeName))];
+  const methods = known.map((handler) => handler.method.name).join(', ');
+  return `unknown RPC ${path}: this port serves ${services.join(', ')}, whose methods are ${methods} (POST /${services[0]}/<Method>)`;
+}
+
+function text(status: number, line: string, header?: Headers, extra: Record<string, string> = {}): UniversalServerResponse {
+  const headers = new Headers(header);
+  headers.set('content-type', 'text/plain; charset=utf-8');
+  for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+  return { status, header: headers, body: createAsyncIterable([new TextEncoder().encode(`${line}\n`)]) };
+}
