@@ -206,6 +206,8 @@ describeEtcd('etcd engine', () => {
     const open: EtcdStore[] = [];
     const survivor = 0;
     /** Opened before the quorum goes (opening reads from etcd). */
+    let keepAliveStore: EtcdStore;
+    let leaseId: number;
     let writeStore: EtcdStore;
     const openStore = async (options: Partial<Parameters<typeof openEtcdStore>[0]>): Promise<EtcdStore> => {
       const store = await openEtcdStore({ endpoints: cluster.endpoints, prefix: nextPrefix(), ...options });
@@ -213,6 +215,8 @@ describeEtcd('etcd engine', () => {
       return store;
     };
     beforeAll(async () => {
+      keepAliveStore = await openStore({ callTimeoutMs: 2000 });
+      leaseId = (await keepAliveStore.grantLease(60_000)).id;
       // Longer than etcd's own request timeout (5 s + 2 election timeouts): etcd answers first, and how is what is tested.
       writeStore = await openStore({ endpoints: [cluster.endpoints[survivor]], callTimeoutMs: 9000 });
       await cluster.kill(1);
@@ -224,6 +228,15 @@ describeEtcd('etcd engine', () => {
     }, 30_000);
     afterAll(async () => {
       await Promise.all(open.map((s) => s.close()));
+    });
+
+    test('KeepAlive is UNAVAILABLE within the call timeout', async () => {
+      const started = Date.now();
+      await expect(keepAliveStore.keepAliveLease(leaseId)).rejects.toMatchObject({
+        code: 'UNAVAILABLE',
+        message: expect.stringContaining('keep-alive'),
+      });
+      expect(Date.now() - started).toBeLessThan(6000);
     });
 
     test('a write that etcd ends with its own deadline (UNKNOWN "context deadline exceeded") is UNAVAILABLE, outcome unknown', async () => {

@@ -10,7 +10,7 @@
 import { rootCertificates } from 'node:tls';
 import { isBrokenCircuitError, noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
-import { fromEtcdError, isTransient } from './etcd-errors';
+import { fromEtcdError, isTransient, type EtcdCallKind } from './etcd-errors';
 
 export interface EtcdConnectionOptions {
   /** Client URLs of the members: http://host:port or https://host:port. */
@@ -57,7 +57,7 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
  * unavailable — a member died, or the cluster is electing a leader — for up
  * to budgetMs. Reads change nothing, so a retry is always safe.
  */
-export async function readWithRetry<T>(read: () => Promise<T>, budgetMs: number): Promise<T> {
+export async function readWithRetry<T>(read: () => Promise<T>, budgetMs: number, kind: EtcdCallKind = 'read'): Promise<T> {
   const deadline = Date.now() + budgetMs;
   // Once every member failed, etcd3 answers "circuit open" without trying: report what the members said instead.
   let cause: unknown;
@@ -66,7 +66,7 @@ export async function readWithRetry<T>(read: () => Promise<T>, budgetMs: number)
       return await read();
     } catch (error) {
       if (!isBrokenCircuitError(error)) cause = error;
-      if (Date.now() + pause > deadline || !isTransient(error)) throw fromEtcdError(cause ?? error, 'read');
+      if (Date.now() + pause > deadline || !isTransient(error)) throw fromEtcdError(cause ?? error, kind);
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }

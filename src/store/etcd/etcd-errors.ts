@@ -25,7 +25,7 @@ import {
 } from 'etcd3';
 import { BackendUnavailableError, InvalidArgumentError, StoreClosedError, StoreError } from '../errors';
 
-export type EtcdCallKind = 'read' | 'write' | 'watch';
+export type EtcdCallKind = 'read' | 'write' | 'watch' | 'keep-alive';
 
 const OUTCOME_UNKNOWN = '; the write may or may not have been applied: read the key before writing it again';
 

@@ -8,8 +8,8 @@
  * lease's keys are reported only under this store's prefix.
  */
 import { randomInt } from 'node:crypto';
-import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
-import { LeaseNotFoundError } from '../errors';
+import { castGrpcError, type Etcd3, type ILeaseKeepAliveResponse } from 'etcd3';
+import { BackendUnavailableError, LeaseNotFoundError } from '../errors';
 import type { Lease, LeaseInfo } from '../key-value-store';
 import { compareKeys } from '../key-order';
 import { readWithRetry, writeOnce } from './etcd-connection';
@@ -21,6 +21,8 @@ export class EtcdLeases {
   constructor(
     private readonly client: Etcd3,
     private readonly keyspace: EtcdKeyspace,
+    /** Deadline of one etcd call (--etcd-timeout-ms); a keep-alive or an info is retried within it. */
+    private readonly callTimeoutMs: number,
   ) {}
 
   async grant(ttlMs: number): Promise<Lease> {
@@ -28,18 +30,29 @@ export class EtcdLeases {
     return { id: Number(res.ID), ttlMs: Number(res.TTL) * 1000 };
   }
 
-  /** One keep-alive on a stream of its own: etcd answers TTL 0 for a lease it does not have. */
+  /**
+   * One keep-alive on a stream of its own: etcd answers TTL 0 for a lease it
+   * does not have. Sent again while etcd is briefly unavailable (a keep-alive
+   * twice is a keep-alive), within the call deadline; then UNAVAILABLE.
+   */
   async keepAlive(id: number): Promise<Lease> {
-    const stream = await this.client.leaseClient.leaseKeepAlive();
+    const answer = await readWithRetry(() => this.keepAliveOnce(id), this.callTimeoutMs, 'keep-alive');
+    if (Number(answer.TTL) <= 0) throw new LeaseNotFoundError(id);
+    return { id, ttlMs: Number(answer.TTL) * 1000 };
+  }
+
+  /** One keep-alive request and its answer, under the call deadline; errors as etcd3's classes (readWithRetry maps them). */
+  private async keepAliveOnce(id: number): Promise<ILeaseKeepAliveResponse> {
+    // etcd3 gives streams no deadline: without one, a member with no leader holds the answer until its own request timeout (7 s).
+    const stream = await this.client.leaseClient.leaseKeepAlive({ deadline: Date.now() + this.callTimeoutMs });
     try {
-      const answer = await new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+      return await new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
         stream.on('data', resolve);
-        stream.on('error', reject);
-        stream.on('end', () => reject(new Error('etcd ended the keep-alive stream')));
+        // The stream's errors are grpc-js's own, not yet etcd3's classes.
+        stream.on('error', (error: Error) => reject(castGrpcError(error)));
+        stream.on('end', () => reject(new BackendUnavailableError('etcd ended the keep-alive stream without an answer')));
         stream.write({ ID: id });
       });
-      if (Number(answer.TTL) <= 0) throw new LeaseNotFoundError(id);
-      return { id, ttlMs: Number(answer.TTL) * 1000 };
     } finally {
       stream.cancel();
     }
@@ -53,7 +66,7 @@ export class EtcdLeases {
   }
 
   async info(id: number, keys: boolean): Promise<LeaseInfo> {
-    const res = await readWithRetry(() => this.client.leaseClient.leaseTimeToLive({ ID: id, keys }), 5000);
+    const res = await readWithRetry(() => this.client.leaseClient.leaseTimeToLive({ ID: id, keys }), this.callTimeoutMs);
     if (Number(res.TTL) < 0) throw new LeaseNotFoundError(id);
     const own = keys
       ? res.keys

@@ -100,7 +100,7 @@ export class EtcdStore extends AbstractKeyValueStore {
   ) {
     super(limits);
     this.observedRevision = startRevision;
-    this.leases = new EtcdLeases(client, keyspace);
+    this.leases = new EtcdLeases(client, keyspace, callTimeoutMs);
   }
 
   /** The newest etcd revision this store has seen in any answer (etcd's revision is cluster-wide). */
