@@ -211,7 +211,9 @@ async function main(argv: string[]): Promise<number> {
     await server.shutdown(0);
     await store.close();
     await stopMetrics();
-    process.stderr.write(`kv-server: cannot listen on ${listening}: ${(error as Error).message}\n`);
+    const line = `kv-server: cannot listen on ${listening}: ${(error as Error).message}\n`;
+    if (role === 'worker') tellSupervisor({ kind: 'failed', line });
+    else process.stderr.write(line);
     return 1;
   }
   if (role === 'worker') tellSupervisor({ kind: 'worker-ready', port, httpPort, where });
@@ -423,6 +425,8 @@ function isSystemError(error: unknown): error is NodeJS.ErrnoException {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // Under the supervisor the IPC channel is the last handle: it must not keep a stopped child alive.
+    process.channel?.unref();
     // Everything is closed by now; if some handle still holds the loop open, do not hang a deploy over it.
     setTimeout(() => process.exit(code), 2000).unref();
   },

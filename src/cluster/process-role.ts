@@ -72,7 +72,10 @@ export function workerEnv(slot: number, socketPath: string | undefined, pinned: 
 
 /** Child to supervisor. */
 export type ChildMessage =
-  { kind: 'owner-ready'; where: string } | { kind: 'worker-ready'; port: number; httpPort: number | undefined; where: string };
+  | { kind: 'owner-ready'; where: string }
+  | { kind: 'worker-ready'; port: number; httpPort: number | undefined; where: string }
+  /** Why the child cannot start, one line for stderr: the supervisor prints each line once, however many workers send it. */
+  | { kind: 'failed'; line: string };
 
 /** Supervisor to child: drain and exit. */
 export interface StopMessage {
@@ -105,7 +108,7 @@ export function isReport(message: unknown): message is Report {
 
 export function isChildMessage(message: unknown): message is ChildMessage {
   const kind = (message as { kind?: unknown } | null)?.kind;
-  return kind === 'owner-ready' || kind === 'worker-ready';
+  return kind === 'owner-ready' || kind === 'worker-ready' || kind === 'failed';
 }
 
 /** Tells the supervisor; a child without one (impossible under cluster) has no one to tell. */

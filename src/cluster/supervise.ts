@@ -120,10 +120,17 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
     return child;
   };
 
+  /** Lines children sent about why they cannot start (every worker fails alike when the port is taken): each printed once. */
+  const said = new Set<string>();
   /** Tells `members` when `child` serves, and when it ends. */
   const tracked = (child: Worker, name: string, kind: ChildMessage['kind']): void => {
     const onMessage = (message: unknown): void => {
-      if (isChildMessage(message) && message.kind === kind) members.ready(name, child);
+      if (!isChildMessage(message)) return;
+      if (message.kind === kind) members.ready(name, child);
+      if (message.kind === 'failed' && !said.has(message.line)) {
+        said.add(message.line);
+        process.stderr.write(message.line);
+      }
     };
     child.on('message', onMessage);
     child.once('exit', () => {
@@ -230,7 +237,10 @@ function readyOf<K extends ChildMessage['kind']>(child: Worker, kind: K): Promis
     child.on('message', onMessage);
     child.once('exit', (code) => {
       child.off('message', onMessage);
-      resolve({ exitCode: code ?? 1 });
+      const ended = (): void => resolve({ exitCode: code ?? 1 });
+      // Its last messages (why it failed) are read before its channel closes.
+      if (child.isConnected()) child.once('disconnect', ended);
+      else ended();
     });
   });
 }

@@ -5,6 +5,7 @@
  * replaced and no acknowledged write is lost; SIGTERM stops all of it.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Compare, KvClient, Op } from '@kv/client';
 import { openFileStore } from '../../src/store/file';
@@ -203,6 +204,21 @@ test('a data directory another server holds stops --workers 2 with exit 1 and on
     expect(result.stderr).toMatch(/kv-server: cannot open the store in .*: /);
   } finally {
     await holder.close();
+  }
+});
+
+test('a port that is taken stops --workers 2 with exit 1 and the reason said once, not once per worker', async () => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  try {
+    const address = `127.0.0.1:${(taken.address() as net.AddressInfo).port}`;
+    const result = await runServerToExit(['--listen', address, '--data-dir', makeTempDir(), '--workers', '2']);
+    expect(result.code).toBe(1);
+    expect(result.stderr.split('\n').filter((line) => line.startsWith('kv-server:'))).toEqual([
+      `kv-server: cannot listen on ${address}: bind EADDRINUSE ${address}`,
+    ]);
+  } finally {
+    taken.close();
   }
 });
 
