@@ -8,6 +8,7 @@
  */
 import { Etcd3 } from 'etcd3';
 import { openEtcdStore, type EtcdStore } from '../../src/store/etcd';
+import type { Watch } from '../../src/store/key-value-store';
 import { runStoreContract } from './store-contract';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { pollUntil } from '../support/temp-dirs';
@@ -175,6 +176,43 @@ describeEtcd('etcd engine', () => {
       expect(Date.now() - started).toBeLessThan(10_000);
     });
 
+    test('a watch from now through one frontend starts after the writes made through another, replaying none of them', async () => {
+      const prefix = nextPrefix();
+      const a = await openStore(prefix);
+      const b = await openStore(prefix);
+      let last = 0;
+      for (let i = 0; i < 5; i++) ({ revision: last } = await a.set(`w/${i}`, i));
+      const watch = b.watch({ prefix: 'w/' });
+      try {
+        const first = await watch.next();
+        expect(first.events).toEqual([]);
+        expect(first.revision).toBeGreaterThanOrEqual(last);
+        const { revision } = await a.set('w/new', 1);
+        expect(await nextEvents(watch)).toEqual([['w/new', revision]]);
+      } finally {
+        watch.close();
+      }
+    });
+
+    test('a watch from now through a frontend that saw nothing since a compaction starts at etcd’s revision, not COMPACTED', async () => {
+      const prefix = nextPrefix();
+      const behind = await openStore(prefix);
+      const writer = await openStore(prefix);
+      let now = 0;
+      for (let i = 0; i < 3; i++) ({ revision: now } = await writer.set('c', i));
+      await raw.kv.compact({ revision: now, physical: true });
+      const watch = behind.watch({ prefix: '' });
+      try {
+        const first = await watch.next();
+        expect(first.events).toEqual([]);
+        expect(first.revision).toBeGreaterThanOrEqual(now);
+        const { revision } = await writer.set('c', 'after');
+        expect(await nextEvents(watch)).toEqual([['c', revision]]);
+      } finally {
+        watch.close();
+      }
+    });
+
     test('a Txn over etcd’s --max-txn-ops is refused naming that limit; one over --max-request-bytes names that one', async () => {
       const store = await openStore();
       const compare = Array.from({ length: 100 }, (_, i) => ({
@@ -247,6 +285,14 @@ describeEtcd('etcd engine', () => {
     });
   });
 });
+
+/** The events of the next batch that has any, as [key, revision] (etcd's progress notices carry none). */
+async function nextEvents(watch: Watch): Promise<Array<[string, number]>> {
+  for (;;) {
+    const batch = await watch.next();
+    if (batch.events.length > 0) return batch.events.map((e) => [e.key, e.revision]);
+  }
+}
 
 /** The leader a member names (undefined: none), from its own status endpoint. */
 async function leaderOf(endpoint: string): Promise<string | undefined> {

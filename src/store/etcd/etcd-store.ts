@@ -12,7 +12,8 @@
  * - listKeys: keys-only Ranges in etcd's byte order (= code point order),
  *   pinned to one revision when a listing takes several.
  * - clear: one DeleteRange, so one revision however many keys it removes.
- * - watch: an etcd watch (etcd-watch.ts).
+ * - watch: an etcd watch (etcd-watch.ts); from now = after etcd's current
+ *   revision, read linearizably as the watch begins.
  *
  * Reads are retried while etcd is briefly unavailable; writes are sent once
  * and a lost answer is reported as BackendUnavailableError (the write may
@@ -85,10 +86,16 @@ const WRITE_OVERHEAD_BYTES = 1024;
 /** Keys per Range while listing: bounded responses, however many keys match. */
 const LIST_CHUNK = 1000;
 
+/** A watch from now still asking etcd where now is, and the changes this store made meanwhile (their revisions). */
+interface StartingWatch {
+  changes: Array<Promise<number | undefined>>;
+}
+
 export class EtcdStore extends AbstractKeyValueStore {
   private observedRevision: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly watches = new Set<EtcdWatch>();
+  private readonly startingWatches = new Set<StartingWatch>();
   private readonly leases: EtcdLeases;
 
   constructor(
@@ -118,33 +125,39 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _set(op: ValidSet): Promise<SetResult> {
-    return this.track(async () => {
-      const put = await this.putRequest(op);
-      try {
-        if (op.expectedRevision === undefined) {
-          const res = await writeOnce(() => this.client.kv.put(put));
-          return { revision: this.observe(res.header) };
+    return this.track(
+      async () => {
+        const put = await this.putRequest(op);
+        try {
+          if (op.expectedRevision === undefined) {
+            const res = await writeOnce(() => this.client.kv.put(put));
+            return { revision: this.observe(res.header) };
+          }
+          return { revision: await this.conditional(op.key, put.key as Buffer, op.expectedRevision, { request_put: put }) };
+        } catch (error) {
+          throw this.leaseError(error, op.lease);
         }
-        return { revision: await this.conditional(op.key, put.key as Buffer, op.expectedRevision, { request_put: put }) };
-      } catch (error) {
-        throw this.leaseError(error, op.lease);
-      }
-    });
+      },
+      (result) => result.revision,
+    );
   }
 
   protected _delete(op: ValidDelete): Promise<DeleteResult> {
-    return this.track(async () => {
-      const key = this.keyspace.key(op.key);
-      if (op.expectedRevision === undefined) {
-        const res = await writeOnce(() => this.client.kv.deleteRange({ key }));
-        return { deleted: Number(res.deleted) > 0, revision: this.observe(res.header) };
-      }
-      let deleted = false;
-      const revision = await this.conditional(op.key, key, op.expectedRevision, { request_delete_range: { key } }, (r) => {
-        deleted = Number(r.response_delete_range.deleted) > 0;
-      });
-      return { deleted, revision };
-    });
+    return this.track(
+      async () => {
+        const key = this.keyspace.key(op.key);
+        if (op.expectedRevision === undefined) {
+          const res = await writeOnce(() => this.client.kv.deleteRange({ key }));
+          return { deleted: Number(res.deleted) > 0, revision: this.observe(res.header) };
+        }
+        let deleted = false;
+        const revision = await this.conditional(op.key, key, op.expectedRevision, { request_delete_range: { key } }, (r) => {
+          deleted = Number(r.response_delete_range.deleted) > 0;
+        });
+        return { deleted, revision };
+      },
+      (result) => (result.deleted ? result.revision : undefined),
+    );
   }
 
   protected _listKeys(op: ValidList): Promise<ListResult> {
@@ -198,16 +211,22 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _update(op: ValidUpdate): Promise<Entry> {
-    return this.track(async () => {
-      const result = await this.transact({ compare: [], success: [{ type: 'update', ...op }], failure: [] }, op.expectedRevision);
-      const only = result.results[0];
-      if (only?.type !== 'update') throw new Error('etcd update: no result');
-      return only.entry;
-    });
+    return this.track(
+      async () => {
+        const result = await this.transact({ compare: [], success: [{ type: 'update', ...op }], failure: [] }, op.expectedRevision);
+        const only = result.results[0];
+        if (only?.type !== 'update') throw new Error('etcd update: no result');
+        return only.entry;
+      },
+      (entry) => entry.modRevision,
+    );
   }
 
   protected _txn(op: ValidTxn): Promise<TxnResult> {
-    return this.track(() => this.transact(op, undefined));
+    return this.track(
+      () => this.transact(op, undefined),
+      (result) => (result.results.some(changes) ? result.revision : undefined),
+    );
   }
 
   protected _grantLease(ttlMs: number): Promise<Lease> {
@@ -219,10 +238,13 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _revokeLease(id: number): Promise<ClearResult> {
-    return this.track(async () => {
-      const { revision, deletedCount } = await this.leases.revoke(id);
-      return { deletedCount, revision: this.observeRevision(revision) };
-    });
+    return this.track(
+      async () => {
+        const { revision, deletedCount } = await this.leases.revoke(id);
+        return { deletedCount, revision: this.observeRevision(revision) };
+      },
+      (result) => (result.deletedCount > 0 ? result.revision : undefined),
+    );
   }
 
   protected _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo> {
@@ -230,11 +252,14 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _clear(op: ValidClear): Promise<ClearResult> {
-    return this.track(async () => {
-      const { key, rangeEnd } = this.keyspace.prefixRange(op.prefix);
-      const res = await writeOnce(() => this.client.kv.deleteRange({ key, range_end: rangeEnd }));
-      return { deletedCount: Number(res.deleted), revision: this.observe(res.header) };
-    });
+    return this.track(
+      async () => {
+        const { key, rangeEnd } = this.keyspace.prefixRange(op.prefix);
+        const res = await writeOnce(() => this.client.kv.deleteRange({ key, range_end: rangeEnd }));
+        return { deletedCount: Number(res.deleted), revision: this.observe(res.header) };
+      },
+      (result) => (result.deletedCount > 0 ? result.revision : undefined),
+    );
   }
 
   /**
@@ -255,15 +280,41 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _watch(op: ValidWatch): Watch {
-    // "Now" is the newest revision this frontend has seen: every write it acknowledged is at or before it.
-    const from = op.startRevision === 0 ? { ...op, startRevision: this.observedRevision + 1 } : op;
-    const watch = new EtcdWatch(this.client, this.keyspace, from, {
-      fromNow: op.startRevision === 0,
+    const watch = new EtcdWatch(this.client, this.keyspace, op, {
+      startsAfter: op.startRevision === 0 ? this.now() : undefined,
       unavailableAfterMs: this.callTimeoutMs,
       onEnd: (w) => this.watches.delete(w),
     });
     this.watches.add(watch);
     return watch;
+  }
+
+  /**
+   * Where a watch from now starts: after etcd's current revision, read
+   * linearizably (so after every write acknowledged anywhere before the
+   * watch began, whichever frontend made it) — but before any change this
+   * store makes once the watch has begun, which can reach etcd before that
+   * read does: a caller that watches, then writes, sees its write.
+   */
+  private async now(): Promise<number> {
+    const starting: StartingWatch = { changes: [] };
+    this.startingWatches.add(starting);
+    let current: number;
+    try {
+      current = Number((await this.read(() => this.client.kv.range(this.probeRequest()))).header.revision);
+    } finally {
+      this.startingWatches.delete(starting);
+    }
+    let after = current;
+    for (const revision of await Promise.all(starting.changes)) {
+      if (revision !== undefined && revision <= after) after = revision - 1;
+    }
+    return after;
+  }
+
+  /** The cheapest linearizable read: one key that is never a kv key (the prefix itself), counted. */
+  private probeRequest(): { key: Buffer; count_only: true } {
+    return { key: this.keyspace.prefixRange('').key, count_only: true };
   }
 
   protected async _close(): Promise<void> {
@@ -368,15 +419,37 @@ export class EtcdStore extends AbstractKeyValueStore {
     }
   }
 
-  /** Runs an operation counted as in flight, so close() lets it finish. */
-  private track<T>(run: () => Promise<T>): Promise<T> {
+  /**
+   * Runs an operation counted as in flight, so close() lets it finish.
+   * `changeOf` gives the revision of the change a write made (undefined if
+   * none), for watches from now that began before it.
+   */
+  private track<T>(run: () => Promise<T>, changeOf?: (result: T) => number | undefined): Promise<T> {
     const promise = run();
+    if (changeOf !== undefined && this.startingWatches.size > 0) {
+      const change = promise.then(changeOf, () => undefined);
+      for (const starting of this.startingWatches) starting.changes.push(change);
+    }
     this.inflight.add(promise);
     const forget = (): void => {
       this.inflight.delete(promise);
     };
     promise.then(forget, forget);
     return promise;
+  }
+}
+
+/** Whether a transaction's op changed anything (a get does not, nor a delete or clear that found nothing). */
+function changes(result: TxnResult['results'][number]): boolean {
+  switch (result.type) {
+    case 'get':
+      return false;
+    case 'delete':
+      return result.deleted;
+    case 'clear':
+      return result.deletedCount > 0;
+    default:
+      return true;
   }
 }
 

@@ -30,14 +30,13 @@ export interface EtcdWatchOptions {
   /** How long the watch may be without a stream before it ends with BackendUnavailableError. */
   unavailableAfterMs: number;
   /**
-   * The watch is "from now" and its start revision is only this frontend's
-   * newest. Its first batch says so (no events, current to the revision
-   * before the start), so that a client that loses the stream before any
-   * change can resume from there; if etcd compacted past it before the
-   * consumer took that batch, the watch starts again from etcd's own now
-   * (and says that instead) rather than failing.
+   * For a watch from now: the revision it starts after (the store reads
+   * etcd's current one). Its first batch says so (no events, current to that
+   * revision), so that a client that loses the stream before any change can
+   * resume from there; the etcd watch starts at the next revision. If it
+   * rejects, the watch ends with that error.
    */
-  fromNow: boolean;
+  startsAfter?: Promise<number>;
   /** Called once the watch has ended, for whatever reason. */
   onEnd: (watch: EtcdWatch) => void;
 }
@@ -50,7 +49,7 @@ type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse> & {
 };
 
 export class EtcdWatch implements Watch {
-  /** The first revision not yet received; 0 until etcd says where "now" is. */
+  /** The first revision not yet received. */
   private resumeFrom: number;
   /** The highest revision a batch was current to, so progress never goes back. */
   private reported = 0;
@@ -63,9 +62,6 @@ export class EtcdWatch implements Watch {
   /** When the watch last lost its stream (or started without one); undefined while connected. */
   private disconnectedSince: number | undefined = Date.now();
   private retryPause = 50;
-  private fromNow: boolean;
-  /** The "from now" watch's first batch while it is still queued (not taken by the consumer). */
-  private announcement: WatchBatch | undefined;
 
   constructor(
     private readonly client: Etcd3,
@@ -74,15 +70,28 @@ export class EtcdWatch implements Watch {
     private readonly options: EtcdWatchOptions,
   ) {
     this.resumeFrom = op.startRevision;
-    this.fromNow = options.fromNow;
-    if (this.fromNow) this.announce(op.startRevision - 1);
-    this.connect();
+    if (options.startsAfter === undefined) {
+      this.connect();
+      return;
+    }
+    options.startsAfter.then(
+      (revision) => {
+        if (this.error !== undefined) return;
+        this.resumeFrom = revision + 1;
+        this.announce(revision);
+        this.disconnectedSince = Date.now();
+        this.connect();
+      },
+      (error: unknown) => {
+        const mapped = fromEtcdError(error, 'watch');
+        this.end(mapped instanceof Error ? mapped : new BackendUnavailableError(`the watch could not find etcd's current revision`));
+      },
+    );
   }
 
   next(): Promise<WatchBatch> {
     if (this.waiter !== undefined) return Promise.reject(new Error('next() called again before the previous call settled'));
     const batch = this.queue.shift();
-    if (batch === this.announcement) this.announcement = undefined;
     if (batch !== undefined) {
       if (this.paused && this.queue.length < MAX_QUEUED_BATCHES / 2) {
         this.paused = false;
@@ -147,18 +156,6 @@ export class EtcdWatch implements Watch {
     if (stream !== this.stream || this.error !== undefined) return;
     if (response.canceled) {
       const compacted = Number(response.compact_revision);
-      const unannounced = this.announcement !== undefined && this.queue[0] === this.announcement;
-      if (compacted > 0 && this.fromNow && unannounced && this.queue.length === 1) {
-        // The consumer has seen nothing yet: start from etcd's now, and announce that one instead.
-        this.queue.length = 0;
-        this.announcement = undefined;
-        this.reported = 0;
-        this.fromNow = false;
-        this.resumeFrom = 0;
-        this.dropStream();
-        this.connect();
-        return;
-      }
       this.end(
         compacted > 0
           ? new WatchCompactedError(this.resumeFrom, compacted)
@@ -169,14 +166,7 @@ export class EtcdWatch implements Watch {
     this.disconnectedSince = undefined;
     this.retryPause = 50;
     const headerRevision = Number(response.header.revision);
-    if (response.created) {
-      // "Now" for a watch from now: etcd sends what comes after the revision it was created at.
-      if (this.resumeFrom === 0) {
-        this.resumeFrom = headerRevision + 1;
-        this.announce(headerRevision);
-      }
-      return;
-    }
+    if (response.created) return;
     let batch: WatchBatch;
     try {
       batch = this.toBatch(response.events, headerRevision);
@@ -220,10 +210,8 @@ export class EtcdWatch implements Watch {
 
   /** Queues the first batch of a watch from now: no events, current to `revision` (the one before its start). */
   private announce(revision: number): void {
-    const batch: WatchBatch = { events: [], revision };
     this.reported = revision;
-    this.announcement = batch;
-    this.deliver(batch);
+    this.deliver({ events: [], revision });
   }
 
   private deliver(batch: WatchBatch): void {
