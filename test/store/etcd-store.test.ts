@@ -213,6 +213,20 @@ describeEtcd('etcd engine', () => {
       }
     });
 
+    test('updates of different fields of one key made at once through two frontends all land', async () => {
+      const prefix = nextPrefix();
+      const a = await openStore(prefix);
+      const b = await openStore(prefix);
+      await a.set('doc', {});
+      const n = 40;
+      const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => (i % 2 === 0 ? a : b).update('doc', { [`f${i}`]: i })));
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      expect(await a.get('doc')).toMatchObject({
+        value: Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, i])),
+        version: n + 1,
+      });
+    });
+
     test('a Txn over etcd’s --max-txn-ops is refused naming that limit; one over --max-request-bytes names that one', async () => {
       const store = await openStore();
       const compare = Array.from({ length: 100 }, (_, i) => ({

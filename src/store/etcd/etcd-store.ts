@@ -65,7 +65,7 @@ import type {
   Watch,
 } from '../key-value-store';
 import { EtcdLeases } from './etcd-leases';
-import { runOptimisticTxn, TXN_ATTEMPTS } from './etcd-txn';
+import { runOptimisticTxn, TXN_FIRST_PAUSE_MS, TXN_MAX_PAUSE_MS } from './etcd-txn';
 import { connectEtcd, DEFAULT_CALL_TIMEOUT_MS, readWithRetry, writeOnce, type EtcdConnectionOptions } from './etcd-connection';
 import { EtcdKeyspace, keyAfter } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
@@ -401,11 +401,14 @@ export class EtcdStore extends AbstractKeyValueStore {
    * is optimistic: read every key the compares and updates name in one
    * snapshot, decide here (with the file engine's own compare rules), then
    * write in one etcd Txn guarded by those keys' mod_revisions. If any
-   * changed in between, read and decide again (a bounded number of times).
-   * The writes still take one revision, and etcd still orders them.
+   * changed in between, read and decide again after a random pause that
+   * grows (jittered exponential backoff), for up to the call deadline, then
+   * UNAVAILABLE. The writes still take one revision, and etcd still orders
+   * them.
    */
   private async transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
-    for (let attempt = 1; ; attempt++) {
+    const started = Date.now();
+    for (let attempt = 1, bound = TXN_FIRST_PAUSE_MS; ; attempt++, bound = Math.min(bound * 2, TXN_MAX_PAUSE_MS)) {
       const outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, (o) =>
         this.putRequest(o),
       );
@@ -413,9 +416,14 @@ export class EtcdStore extends AbstractKeyValueStore {
         this.observeRevision(outcome.revision);
         return outcome;
       }
-      if (attempt >= TXN_ATTEMPTS) {
-        throw new BackendUnavailableError(`the transaction met a concurrent write on its keys ${TXN_ATTEMPTS} times in a row; try again`);
+      const pause = Math.random() * bound;
+      const spent = Date.now() - started;
+      if (spent + pause > this.callTimeoutMs) {
+        throw new BackendUnavailableError(
+          `the transaction met concurrent writes on its keys for ${spent} ms (${attempt} tries, --etcd-timeout-ms ${this.callTimeoutMs}); try again`,
+        );
       }
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 

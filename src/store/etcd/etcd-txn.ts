@@ -27,8 +27,14 @@ import { encodeValue } from '../value-rules';
 import { writeOnce } from './etcd-connection';
 import type { EtcdKeyspace } from './etcd-keyspace';
 
-/** Reads and decides again at most this many times when the keys change under it. */
-export const TXN_ATTEMPTS = 10;
+/**
+ * When the keys change under a transaction, it reads and decides again
+ * after a pause drawn at random below a bound that starts here and doubles
+ * up to TXN_MAX_PAUSE_MS (full jitter: writers that met each other spread
+ * out instead of meeting again), for as long as the store's call deadline.
+ */
+export const TXN_FIRST_PAUSE_MS = 5;
+export const TXN_MAX_PAUSE_MS = 200;
 
 type PutFor = (op: Omit<ValidSet, 'expectedRevision'>) => Promise<IPutRequest>;
 
