@@ -251,6 +251,34 @@ describeEtcd('etcd engine', () => {
       expect(tooLarge).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining("etcd's --max-request-bytes") });
       expect(tooLarge.message).not.toContain('--max-txn-ops');
     });
+
+    test('a Set or Txn with ttl_ms that certainly wrote nothing leaves no lease behind', async () => {
+      const store = await openStore();
+      const leases = async (): Promise<string[]> => (await raw.leaseClient.leaseLeases()).leases.map(({ ID }) => String(ID));
+      const before = new Set(await leases());
+      await expect(store.set('x', 1, { expectedRevision: 12345, ttlMs: 60_000 })).rejects.toMatchObject({ code: 'REVISION_MISMATCH' });
+      await expect(
+        store.txn({
+          compare: [],
+          success: [
+            { type: 'set', key: 'y', value: 1, ttlMs: 60_000 },
+            { type: 'update', key: 'missing', patch: { a: 1 } },
+          ],
+          failure: [],
+        }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect((await leases()).filter((id) => !before.has(id))).toEqual([]);
+      // A Txn that took the other branch leaves none either; the one it wrote holds its key.
+      const { results } = await store.txn({
+        compare: [{ key: 'x', target: 'version', result: 'greater', number: 0 }],
+        success: [{ type: 'set', key: 's', value: 1, ttlMs: 60_000 }],
+        failure: [{ type: 'set', key: 'f', value: 1, ttlMs: 60_000 }],
+      });
+      expect(results).toEqual([{ type: 'set', revision: expect.any(Number) }]);
+      const added = (await leases()).filter((id) => !before.has(id));
+      expect(added).toEqual([String((await store.get('f'))?.lease)]);
+      await store.revokeLease(Number(added[0]));
+    });
   });
 
   /** Last: it takes the cluster's quorum away. */

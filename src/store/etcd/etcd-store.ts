@@ -38,6 +38,7 @@ import {
   type ValidList,
   type ValidSet,
   type ValidTxn,
+  type ValidTxnOp,
   type ValidUpdate,
   type ValidWatch,
   DEFAULT_MAX_TXN_OPS,
@@ -127,7 +128,8 @@ export class EtcdStore extends AbstractKeyValueStore {
   protected _set(op: ValidSet): Promise<SetResult> {
     return this.track(
       async () => {
-        const put = await this.putRequest(op);
+        const ttlLease = op.ttlMs === undefined ? undefined : (await this.leases.grant(op.ttlMs)).id;
+        const put = this.putRequest(op, ttlLease ?? op.lease);
         try {
           if (op.expectedRevision === undefined) {
             const res = await writeOnce(() => this.client.kv.put(put));
@@ -135,6 +137,8 @@ export class EtcdStore extends AbstractKeyValueStore {
           }
           return { revision: await this.conditional(op.key, put.key as Buffer, op.expectedRevision, { request_put: put }) };
         } catch (error) {
+          // A private lease of a write that certainly did not happen would hold nothing until its ttl.
+          if (ttlLease !== undefined && !(error instanceof BackendUnavailableError)) await this.revokeUnused([ttlLease]);
           throw this.leaseError(error, op.lease);
         }
       },
@@ -383,10 +387,14 @@ export class EtcdStore extends AbstractKeyValueStore {
     };
   }
 
-  /** A Put for a set: its lease, or a private lease granted first for a ttl. */
-  private async putRequest(op: Omit<ValidSet, 'expectedRevision'>): Promise<IPutRequest> {
-    const lease = op.ttlMs !== undefined ? (await this.leases.grant(op.ttlMs)).id : op.lease;
+  /** A Put for a set, with `lease` (its own, or the private one granted for its ttl). */
+  private putRequest(op: Omit<ValidSet, 'expectedRevision'>, lease: number): IPutRequest {
     return { key: this.keyspace.key(op.key), value: Buffer.from(op.valueJson, 'utf8'), lease };
+  }
+
+  /** Revokes private leases no write holds; one that fails expires at its ttl anyway. */
+  private async revokeUnused(ids: number[]): Promise<void> {
+    await Promise.all(ids.map((ID) => writeOnce(() => this.client.leaseClient.leaseRevoke({ ID })).catch(() => undefined)));
   }
 
   /** etcd's "requested lease not found" (NOT_FOUND) on a write naming `lease` is kv's LeaseNotFoundError. */
@@ -405,20 +413,41 @@ export class EtcdStore extends AbstractKeyValueStore {
    * grows (jittered exponential backoff), for up to the call deadline, then
    * UNAVAILABLE. The writes still take one revision, and etcd still orders
    * them.
+   *
+   * A set with a ttl gets its private lease when a branch first needs it,
+   * the same one on every try; leases no write took are revoked, unless the
+   * write's outcome is unknown (then they expire at their ttl).
    */
   private async transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
     const started = Date.now();
+    const leases = new Map<ValidTxnOp, number>();
+    const putFor = async (set: Extract<ValidTxnOp, { type: 'set' }>): Promise<IPutRequest> => {
+      let lease = set.ttlMs === undefined ? set.lease : leases.get(set);
+      if (lease === undefined) {
+        lease = (await this.leases.grant(set.ttlMs as number)).id;
+        leases.set(set, lease);
+      }
+      return this.putRequest(set, lease);
+    };
+    const revokeAllBut = (kept: ValidTxnOp[]): Promise<void> =>
+      this.revokeUnused([...leases].filter(([set]) => !kept.includes(set)).map(([, id]) => id));
     for (let attempt = 1, bound = TXN_FIRST_PAUSE_MS; ; attempt++, bound = Math.min(bound * 2, TXN_MAX_PAUSE_MS)) {
-      const outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, (o) =>
-        this.putRequest(o),
-      );
+      let outcome: TxnResult | 'conflict';
+      try {
+        outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, putFor);
+      } catch (error) {
+        if (!(error instanceof BackendUnavailableError)) await revokeAllBut([]);
+        throw error;
+      }
       if (outcome !== 'conflict') {
         this.observeRevision(outcome.revision);
+        if (leases.size > 0) await revokeAllBut(outcome.succeeded ? op.success : op.failure);
         return outcome;
       }
       const pause = Math.random() * bound;
       const spent = Date.now() - started;
       if (spent + pause > this.callTimeoutMs) {
+        await revokeAllBut([]);
         throw new BackendUnavailableError(
           `the transaction met concurrent writes on its keys for ${spent} ms (${attempt} tries, --etcd-timeout-ms ${this.callTimeoutMs}); try again`,
         );

@@ -17,7 +17,7 @@ import {
   type IPutRequest,
   type IRequestOp,
 } from 'etcd3';
-import type { ValidSet, ValidTxn, ValidTxnOp } from '../abstract-key-value-store';
+import type { ValidTxn, ValidTxnOp } from '../abstract-key-value-store';
 import type { StoredEntry } from '../change';
 import { KeyNotFoundError, LeaseNotFoundError, RevisionMismatchError } from '../errors';
 import { holds } from '../compare';
@@ -36,7 +36,8 @@ import type { EtcdKeyspace } from './etcd-keyspace';
 export const TXN_FIRST_PAUSE_MS = 5;
 export const TXN_MAX_PAUSE_MS = 200;
 
-type PutFor = (op: Omit<ValidSet, 'expectedRevision'>) => Promise<IPutRequest>;
+/** The Put of one of the transaction's set ops (the same op object on every try: it can keep its private lease). */
+type PutFor = (op: Extract<ValidTxnOp, { type: 'set' }>) => Promise<IPutRequest>;
 
 export async function runOptimisticTxn(
   client: Etcd3,
