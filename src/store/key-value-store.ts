@@ -219,7 +219,7 @@ export interface StoreStats {
 export interface KeyValueStore {
   /** The current store revision (0 for a store that never changed). */
   readonly revision: number;
-  /** Set once the store can no longer write (an I/O error, a lost directory lock); reads may go on. */
+  /** Set while the store cannot write (file engine: an I/O error, a lost directory lock, reads may go on; etcd engine: etcd does not answer); health reports NOT_SERVING. */
   readonly failure?: Error;
   get(key: string): Promise<Entry | undefined>;
   /** `value` may come as JSON text already read against the value rules (value-rules.ts JsonText). */

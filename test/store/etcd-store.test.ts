@@ -8,7 +8,7 @@
  */
 import { Etcd3 } from 'etcd3';
 import { openEtcdStore, type EtcdStore } from '../../src/store/etcd';
-import type { Watch } from '../../src/store/key-value-store';
+import type { KeyValueStore, Watch } from '../../src/store/key-value-store';
 import { runStoreContract } from './store-contract';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { pollUntil } from '../support/temp-dirs';
@@ -289,6 +289,8 @@ describeEtcd('etcd engine', () => {
     let keepAliveStore: EtcdStore;
     let leaseId: number;
     let writeStore: EtcdStore;
+    /** As the server sees it: the interface's `failure`, what health reports. */
+    let healthStore: KeyValueStore;
     const openStore = async (options: Partial<Parameters<typeof openEtcdStore>[0]>): Promise<EtcdStore> => {
       const store = await openEtcdStore({ endpoints: cluster.endpoints, prefix: nextPrefix(), ...options });
       open.push(store);
@@ -299,6 +301,8 @@ describeEtcd('etcd engine', () => {
       leaseId = (await keepAliveStore.grantLease(60_000)).id;
       // Longer than etcd's own request timeout (5 s + 2 election timeouts): etcd answers first, and how is what is tested.
       writeStore = await openStore({ endpoints: [cluster.endpoints[survivor]], callTimeoutMs: 9000 });
+      healthStore = await openStore({ callTimeoutMs: 1000 });
+      expect(healthStore.failure).toBeUndefined();
       await cluster.kill(1);
       await cluster.kill(2);
       // The survivor steps down (or sees its leader gone) within an election timeout.
@@ -324,6 +328,13 @@ describeEtcd('etcd engine', () => {
         code: 'UNAVAILABLE',
         message: expect.stringContaining('the write may or may not have been applied'),
       });
+    });
+
+    test('failure (what health reports) is set while etcd has no quorum, and clears once it has one again', async () => {
+      await pollUntil('the store to report etcd unavailable', () => healthStore.failure, 8000);
+      expect(healthStore.failure).toMatchObject({ code: 'UNAVAILABLE' });
+      await Promise.all([cluster.restart(1), cluster.restart(2)]);
+      await pollUntil('the store to report etcd available again', () => (healthStore.failure === undefined ? true : undefined), 8000);
     });
   });
 });

@@ -50,6 +50,15 @@ function isContextError(error: unknown): boolean {
   return error instanceof GRPCUnknownError && /\bcontext (deadline exceeded|canceled)\b/.test(error.message);
 }
 
+/**
+ * Whether a store error says that etcd did not answer (unreachable, no
+ * leader, the deadline passed, every member's circuit open), as opposed to
+ * an answer that refused the call.
+ */
+export function isOutage(error: unknown): error is BackendUnavailableError {
+  return error instanceof BackendUnavailableError && error.cause !== undefined && isTransient(error.cause);
+}
+
 /** A store error for an etcd failure; anything unknown is returned as is (the server logs it as INTERNAL). */
 export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof StoreError) return error;

@@ -17,7 +17,8 @@
  *
  * Reads are retried while etcd is briefly unavailable; writes are sent once
  * and a lost answer is reported as BackendUnavailableError (the write may
- * or may not have happened), never retried blindly.
+ * or may not have happened), never retried blindly. While etcd does not
+ * answer, `failure` says so (health reports NOT_SERVING).
  */
 import {
   EtcdLeaseInvalidError,
@@ -68,6 +69,7 @@ import type {
 import { EtcdLeases } from './etcd-leases';
 import { runOptimisticTxn, TXN_FIRST_PAUSE_MS, TXN_MAX_PAUSE_MS } from './etcd-txn';
 import { connectEtcd, DEFAULT_CALL_TIMEOUT_MS, readWithRetry, writeOnce, type EtcdConnectionOptions } from './etcd-connection';
+import { isOutage } from './etcd-errors';
 import { EtcdKeyspace, keyAfter } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
 
@@ -86,6 +88,8 @@ export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1572864;
 const WRITE_OVERHEAD_BYTES = 1024;
 /** Keys per Range while listing: bounded responses, however many keys match. */
 const LIST_CHUNK = 1000;
+/** With no call settled for this long, reading `failure` asks etcd whether it answers. */
+const PROBE_AFTER_MS = 1000;
 
 /** A watch from now still asking etcd where now is, and the changes this store made meanwhile (their revisions). */
 interface StartingWatch {
@@ -98,6 +102,11 @@ export class EtcdStore extends AbstractKeyValueStore {
   private readonly watches = new Set<EtcdWatch>();
   private readonly startingWatches = new Set<StartingWatch>();
   private readonly leases: EtcdLeases;
+  /** Why etcd does not answer, while the last call to settle (or probe) found it so. */
+  private unavailable: Error | undefined;
+  private lastAnswerAt = Date.now();
+  private probing = false;
+  private closed = false;
 
   constructor(
     private readonly client: Etcd3,
@@ -109,6 +118,19 @@ export class EtcdStore extends AbstractKeyValueStore {
     super(limits);
     this.observedRevision = startRevision;
     this.leases = new EtcdLeases(client, keyspace, callTimeoutMs);
+  }
+
+  /**
+   * Set while etcd does not answer — unreachable, without a leader, every
+   * member's circuit open — as a probe found it (a linearizable read, tried
+   * on every member within the call deadline; a call that gets no answer
+   * starts one); cleared by the next call that gets an answer. With no call
+   * settled for a second, reading it also probes, so it follows etcd when
+   * nothing else does: the server reads it every second for health.
+   */
+  get failure(): Error | undefined {
+    this.probeIfIdle();
+    return this.unavailable;
   }
 
   /** The newest etcd revision this store has seen in any answer (etcd's revision is cluster-wide). */
@@ -321,7 +343,51 @@ export class EtcdStore extends AbstractKeyValueStore {
     return { key: this.keyspace.prefixRange('').key, count_only: true };
   }
 
+  /** Asks etcd whether it answers when no call has said so for a while. */
+  private probeIfIdle(): void {
+    if (Date.now() - this.lastAnswerAt >= PROBE_AFTER_MS) this.probe();
+  }
+
+  /**
+   * Asks etcd whether it answers, unless a probe is already out: a read,
+   * retried on the other members within the call deadline, so that one dead
+   * member is not taken for the cluster.
+   */
+  private probe(): void {
+    if (this.closed || this.probing) return;
+    this.probing = true;
+    readWithRetry(() => this.client.kv.range(this.probeRequest()), this.callTimeoutMs)
+      .then(
+        (res) => {
+          this.observe(res.header);
+          this.settleHealth(undefined);
+        },
+        (error: unknown) => this.settleHealth(error),
+      )
+      .finally(() => {
+        this.probing = false;
+      });
+  }
+
+  /**
+   * What a settled call says of etcd. An answer, whatever it was, says that
+   * etcd answers. Not getting one may be one member's failure (a write is
+   * sent to one member, once), so it starts a probe, which decides.
+   */
+  private answered(error: unknown): void {
+    if (this.closed) return;
+    if (isOutage(error)) this.probe();
+    else this.settleHealth(undefined);
+  }
+
+  private settleHealth(error: unknown): void {
+    if (this.closed) return;
+    this.lastAnswerAt = Date.now();
+    this.unavailable = isOutage(error) ? error : undefined;
+  }
+
   protected async _close(): Promise<void> {
+    this.closed = true;
     for (const watch of [...this.watches]) watch.end(new StoreClosedError('the store is closed'));
     // Calls accepted before close finish (or fail) before the connections go.
     await Promise.allSettled([...this.inflight]);
@@ -457,9 +523,10 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   /**
-   * Runs an operation counted as in flight, so close() lets it finish.
-   * `changeOf` gives the revision of the change a write made (undefined if
-   * none), for watches from now that began before it.
+   * Runs an operation counted as in flight, so close() lets it finish; its
+   * outcome tells `failure` whether etcd answers. `changeOf` gives the
+   * revision of the change a write made (undefined if none), for watches
+   * from now that began before it.
    */
   private track<T>(run: () => Promise<T>, changeOf?: (result: T) => number | undefined): Promise<T> {
     const promise = run();
@@ -468,10 +535,16 @@ export class EtcdStore extends AbstractKeyValueStore {
       for (const starting of this.startingWatches) starting.changes.push(change);
     }
     this.inflight.add(promise);
-    const forget = (): void => {
-      this.inflight.delete(promise);
-    };
-    promise.then(forget, forget);
+    promise.then(
+      () => {
+        this.inflight.delete(promise);
+        this.answered(undefined);
+      },
+      (error: unknown) => {
+        this.inflight.delete(promise);
+        this.answered(error);
+      },
+    );
     return promise;
   }
 }
