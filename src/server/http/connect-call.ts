@@ -19,6 +19,7 @@ import { InvalidArgumentError } from '../service-errors';
 import { rewordDecodeFailure, toConnectError } from './to-connect-error';
 import { StoreError } from '../../store/errors';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
+import { ALWAYS_FITS_JSON_BYTES, MAX_JSON_CHARS, tooLargeForJson } from './json-size';
 
 /** The caller as the HTTP request showed it (http-caller.ts puts it here), without the method. */
 export const CALLER = createContextKey<Omit<Caller, 'method'> | undefined>(undefined, { description: 'kv caller' });
@@ -66,7 +67,7 @@ export function connectUnary<I extends DescMessage, O extends DescMessage, Req, 
     const startedAt = observer.started();
     try {
       const response = await handler(call, decode(method, codecs, request));
-      const answer = fromBinary(method.output, codecs.responseSerialize(response));
+      const answer = toAnswer(method, codecs.responseSerialize(response), context);
       observer.answered(startedAt, status.OK);
       call.access.finished(status.OK);
       return answer;
@@ -161,7 +162,7 @@ async function* streamResponses<O extends DescMessage, Req, M>(
     while (true) {
       const next = queue.shift();
       if (next !== undefined) {
-        yield fromBinary(method.output, codecs.responseSerialize(next.message));
+        yield toAnswer(method, codecs.responseSerialize(next.message), context);
         next.sent();
       } else if (ended !== undefined) break;
       else await new Promise<void>((resolve) => (wake = resolve));
@@ -181,6 +182,41 @@ async function* streamResponses<O extends DescMessage, Req, M>(
     controller.abort();
     for (const { sent } of queue.splice(0)) sent();
   }
+}
+
+/**
+ * A response for connect-node to send, as protobuf-es reads its encoding.
+ * One that would not fit in a JSON string (json-size.ts) ends the call with
+ * RESOURCE_EXHAUSTED, as the gRPC port ends a call whose answer is past a
+ * message limit, saying what to do instead.
+ */
+function toAnswer<O extends DescMessage>(method: Method<DescMessage, O>, encoded: Uint8Array, context: HandlerContext): MessageShape<O> {
+  const answer = fromBinary(method.output, encoded);
+  // Up to about 32 MiB (every answer but a few) this one comparison is all it costs.
+  if (encoded.length > ALWAYS_FITS_JSON_BYTES && isJson(context) && tooLargeForJson(method.output, answer, encoded.length)) {
+    const size = `${Math.round(encoded.length / 2 ** 20)} MiB as protobuf`;
+    const limit = `a JSON message is one JavaScript string, at most ${Math.round(MAX_JSON_CHARS / 2 ** 20)} Mi characters`;
+    const hint = TOO_LARGE_HINTS[method.name] ?? TOO_LARGE_HINTS.other;
+    throw new ConnectError(`this ${method.name} answer is too large to send as JSON (${size}; ${limit}): ${hint}`, Code.ResourceExhausted);
+  }
+  return answer;
+}
+
+const PROTOBUF_INSTEAD =
+  'use the protobuf format (application/proto; application/connect+proto for a stream; Connect clients: useBinaryFormat)';
+
+/** What to do about an answer too large for JSON, by method. */
+const TOO_LARGE_HINTS: Record<string, string> = {
+  List: `ask for a smaller pageSize, or ${PROTOBUF_INSTEAD}`,
+  Watch: `one revision's events are that large; watch with the protobuf format (application/connect+proto; Connect clients: useBinaryFormat)`,
+  Txn: `the transaction was carried out; read its keys with smaller calls, or ${PROTOBUF_INSTEAD}`,
+  Update: `the update was carried out; ${PROTOBUF_INSTEAD}`,
+  other: PROTOBUF_INSTEAD,
+};
+
+/** Whether connect-node answers this call in JSON (application/json, connect+json, grpc-web+json); it set the content type already. */
+function isJson(context: HandlerContext): boolean {
+  return context.responseHeader.get('content-type')?.includes('json') === true;
 }
 
 function isDeadline(reason: unknown): reason is ConnectError {
