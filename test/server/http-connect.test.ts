@@ -125,7 +125,7 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
       ['Get', { key: 'missing' }, 404, 'not_found', 'NOT_FOUND'],
       ['Get', { key: '' }, 400, 'invalid_argument', 'INVALID_KEY'],
       ['Set', { key: 'big', value: 'x'.repeat(2000) }, 400, 'invalid_argument', 'TOO_LARGE'],
-      ['Set', { key: 'novalue' }, 400, 'invalid_argument', 'INVALID_ARGUMENT'],
+      ['Set', { key: 'novalue' }, 400, 'invalid_argument', 'INVALID_VALUE'],
     ];
     for (const [method, body, status, code, reason] of cases) {
       const answer = await post(method, body);

@@ -56,7 +56,7 @@ describe('Get and Set', () => {
     expect(error?.details).toContain('"nope"');
   });
 
-  test('Set without a value is INVALID_ARGUMENT, while JSON null is a value', async () => {
+  test('Set without a value is INVALID_ARGUMENT (reason INVALID_VALUE), while JSON null is a value', async () => {
     const raw = new KeyValueServiceClient(server.address, credentials.createInsecure());
     const call = (request: SetRequest): Promise<ServiceError | SetResponse> =>
       new Promise((resolve) => raw.set(request, new Metadata(), (e, r) => resolve(e ?? r)));
@@ -64,6 +64,7 @@ describe('Get and Set', () => {
     raw.close();
     expect((missing as ServiceError).code).toBe(status.INVALID_ARGUMENT);
     expect((missing as ServiceError).details).toMatch(/value is required/);
+    expect((missing as ServiceError).metadata.get('kv-reason')).toEqual(['INVALID_VALUE']);
     await kv.set('k', null);
     expect((await kv.get('k'))?.value).toBeNull();
   });

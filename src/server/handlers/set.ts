@@ -24,7 +24,8 @@ export function handleSet({ store, access }: CallContext, request: SetRequest): 
 
 /** An absent google.protobuf.Value decodes to undefined; JSON null is a real value. */
 export function requiredValue({ key, value }: SetRequest): JsonValue | JsonText {
-  if (value === undefined) throw new InvalidArgumentError(`value is required for key ${JSON.stringify(key)} (JSON null is a value)`);
+  if (value === undefined)
+    throw new InvalidArgumentError(`value is required for key ${JSON.stringify(key)} (JSON null is a value)`, 'INVALID_VALUE');
   return value as JsonValue | JsonText;
 }
 

@@ -16,6 +16,7 @@ export async function handleUpdate({ store, access }: CallContext, request: Upda
 }
 
 export function requiredPatch({ key, patch }: UpdateRequest): JsonValue {
-  if (patch === undefined) throw new InvalidArgumentError(`patch is required for key ${JSON.stringify(key)} (JSON null is a patch)`);
+  if (patch === undefined)
+    throw new InvalidArgumentError(`patch is required for key ${JSON.stringify(key)} (JSON null is a patch)`, 'INVALID_VALUE');
   return patch as JsonValue;
 }
