@@ -17,7 +17,8 @@ import { type KeepAliveHandle, LeaseKeeper } from './kv-lease';
 import { createServiceClient, rawBackupStream } from './kv-service-client';
 import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
-import { assertNotTooDeep } from './value-nesting';
+import { assertJsonValue } from './json-value-check';
+import { assertKeyText } from './key-check';
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 3; 1 disables retries). */
@@ -171,6 +172,7 @@ export class KvClient {
 
   /** The entry under key, or undefined if there is none. T may be any type, interfaces included; it is not checked. */
   async get<T = JsonValue>(key: string, options?: CallOptions): Promise<KvEntry<T> | undefined> {
+    assertKeyText(key, 'key');
     try {
       const { entry } = await this.read((s) => [s.kv, s.kv.get], { key }, options);
       if (entry === undefined) throw new KvError('server sent no entry', status.INTERNAL, 'INTERNAL');
@@ -190,7 +192,8 @@ export class KvClient {
   async set<T = JsonValue>(key: string, value: T & JsonCompatible<T>, options: SetOptions = {}): Promise<number> {
     if (value === undefined)
       throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
-    assertNotTooDeep(value, 'value');
+    assertKeyText(key, 'key');
+    assertJsonValue(value, 'value');
     const { revision } = await this.write(
       (s) => [s.kv, s.kv.set],
       { key, value, expectedRevision: options.expectedRevision, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 },
@@ -205,7 +208,8 @@ export class KvClient {
    * the new entry. NOT_FOUND if the key is missing, unless createIfMissing.
    */
   async update<T = JsonValue>(key: string, patch: JsonValue, options: UpdateOptions = {}): Promise<KvEntry<T>> {
-    assertNotTooDeep(patch, 'patch');
+    assertKeyText(key, 'key');
+    assertJsonValue(patch, 'patch');
     const { entry } = await this.write(
       (s) => [s.kv, s.kv.update],
       { key, patch, expectedRevision: options.expectedRevision, createIfMissing: options.createIfMissing ?? false },
@@ -263,12 +267,14 @@ export class KvClient {
 
   /** Removes key; false if it did not exist. */
   async delete(key: string, options: WriteOptions = {}): Promise<boolean> {
+    assertKeyText(key, 'key');
     const { deleted } = await this.write((s) => [s.kv, s.kv.delete], { key, expectedRevision: options.expectedRevision }, options);
     return deleted;
   }
 
   /** Removes every key under prefix (all keys if none) atomically; returns how many. */
   async clear(options: { prefix?: string } & CallOptions = {}): Promise<number> {
+    assertKeyText(options.prefix ?? '', 'prefix');
     const { deletedCount } = await this.write((s) => [s.kv, s.kv.clear], { prefix: options.prefix ?? '' }, options);
     return deletedCount;
   }
@@ -278,6 +284,7 @@ export class KvClient {
     request: { prefix?: string; pageSize?: number; pageToken?: string },
     options?: CallOptions,
   ): Promise<{ keys: string[]; nextPageToken: string }> {
+    assertKeyText(request.prefix ?? '', 'prefix');
     return this.read(
       (s) => [s.kv, s.kv.listKeys],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
@@ -290,6 +297,7 @@ export class KvClient {
     request: { prefix?: string; pageSize?: number; pageToken?: string },
     options?: CallOptions,
   ): Promise<{ entries: KvEntry<T>[]; nextPageToken: string; revision: number }> {
+    assertKeyText(request.prefix ?? '', 'prefix');
     const page = await this.read(
       (s) => [s.kv, s.kv.list],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },

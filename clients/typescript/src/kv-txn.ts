@@ -1,4 +1,3 @@
-import { assertNotTooDeep } from './value-nesting';
 import {
   type Compare as WireCompare,
   Compare_CompareResult,
@@ -10,6 +9,8 @@ import {
 import { KvError } from './kv-error';
 import { status } from '@grpc/grpc-js';
 import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
+import { assertJsonValue } from './json-value-check';
+import { assertKeyText } from './key-check';
 
 /** How a compare relates the key's state to the given value: equal, not equal, less, greater. */
 export type CompareOp = '==' | '!=' | '<' | '>';
@@ -32,9 +33,10 @@ const RESULT: Record<CompareOp, Compare_CompareResult> = {
   '>': Compare_CompareResult.COMPARE_RESULT_GREATER,
 };
 
-const compare = (key: string, op: CompareOp, target: Partial<WireCompare>): TxnCompare => ({
-  wire: { key, result: RESULT[op], ...target },
-});
+const compare = (key: string, op: CompareOp, target: Partial<WireCompare>): TxnCompare => {
+  assertKeyText(key, 'key');
+  return { wire: { key, result: RESULT[op], ...target } };
+};
 
 /**
  * Conditions on a key's state as the transaction begins. A missing key has
@@ -48,26 +50,37 @@ export const Compare = {
   lease: (key: string, op: CompareOp, lease: number): TxnCompare => compare(key, op, { lease }),
   /** JSON equality for == and != (member order does not matter); < and > for numbers and strings. */
   value: (key: string, op: CompareOp, value: JsonValue): TxnCompare => {
-    assertNotTooDeep(value, 'compare value');
+    assertJsonValue(value, 'compare value');
     return compare(key, op, { value });
   },
 };
 
 /** The ops a transaction can run. */
 export const Op = {
-  get: (key: string): TxnOp => ({ kind: 'get', wire: { get: { key } } }),
+  get: (key: string): TxnOp => {
+    assertKeyText(key, 'key');
+    return { kind: 'get', wire: { get: { key } } };
+  },
   set: (key: string, value: JsonValue, options: { lease?: number; ttlMs?: number } = {}): TxnOp => {
-    assertNotTooDeep(value, 'value');
+    assertKeyText(key, 'key');
+    assertJsonValue(value, 'value');
     return {
       kind: 'set',
       wire: { set: { key, value, expectedRevision: undefined, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 } },
     };
   },
-  delete: (key: string): TxnOp => ({ kind: 'delete', wire: { delete: { key, expectedRevision: undefined } } }),
-  clear: (prefix: string): TxnOp => ({ kind: 'clear', wire: { clear: { prefix } } }),
+  delete: (key: string): TxnOp => {
+    assertKeyText(key, 'key');
+    return { kind: 'delete', wire: { delete: { key, expectedRevision: undefined } } };
+  },
+  clear: (prefix: string): TxnOp => {
+    assertKeyText(prefix, 'prefix');
+    return { kind: 'clear', wire: { clear: { prefix } } };
+  },
   /** An RFC 7396 JSON merge patch. */
   update: (key: string, patch: JsonValue, options: { createIfMissing?: boolean } = {}): TxnOp => {
-    assertNotTooDeep(patch, 'patch');
+    assertKeyText(key, 'key');
+    assertJsonValue(patch, 'patch');
     return {
       kind: 'update',
       wire: { update: { key, patch, expectedRevision: undefined, createIfMissing: options.createIfMissing ?? false } },

@@ -2,6 +2,7 @@ import { type ClientReadableStream, type Metadata, status } from '@grpc/grpc-js'
 import { EventType, type Entry, type KeyValueServiceClient, type WatchResponse } from './gen/kv/v1/kv';
 import { KvError } from './kv-error';
 import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
+import { assertKeyText } from './key-check';
 
 export interface WatchOptions {
   /** Watch one key... */
@@ -73,6 +74,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     if ((options.key === undefined) === (options.prefix === undefined)) {
       throw new KvError('watch needs exactly one of key and prefix', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
     }
+    if (options.key !== undefined) assertKeyText(options.key, 'key');
+    else assertKeyText(options.prefix, 'prefix');
   }
 
   /** The revision every change up to which has been given (0 before the first message). */
