@@ -60,3 +60,20 @@ test('paging under concurrent writers never repeats a key, never misses a stable
   expect(stable.filter((key) => !seenSet.has(key))).toEqual([]);
   expect(seen.length).toBeGreaterThan(stable.length);
 });
+
+test('a page of large values ends early with a next page token, so every page fits what a client receives', async () => {
+  // 34 values of 1 MB: past a page's 32 MiB of protobuf.
+  const big = 'x'.repeat(1_000_000);
+  const keys = Array.from({ length: 34 }, (_, i) => `large/${String(i).padStart(2, '0')}`);
+  await Promise.all(keys.map((key) => kv.set(key, big)));
+  const first = await kv.listPage({ prefix: 'large/', pageSize: 100 });
+  expect(first.entries.length).toBeGreaterThan(0);
+  expect(first.entries.length).toBeLessThan(keys.length);
+  expect(first.nextPageToken).not.toBe('');
+  const listed: string[] = [];
+  for await (const entry of kv.entries({ prefix: 'large/', pageSize: 100 })) {
+    expect(entry.value).toBe(big);
+    listed.push(entry.key);
+  }
+  expect(listed).toEqual(keys);
+});
