@@ -904,7 +904,8 @@ export type ListRequest = Message<"kv.v1.ListRequest"> & {
 
   /**
    * The most entries to return: 0 means 100, above 1000 means 1000,
-   * negative is INVALID_ARGUMENT.
+   * negative is INVALID_ARGUMENT. A page of large values holds fewer: it
+   * ends once its entries pass 32 MiB (as protobuf), with a next_page_token.
    *
    * @generated from field: int32 page_size = 2;
    */

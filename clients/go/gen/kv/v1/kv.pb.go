@@ -1969,7 +1969,8 @@ type ListRequest struct {
 	// Only keys starting with this prefix; empty for all keys.
 	Prefix string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	// The most entries to return: 0 means 100, above 1000 means 1000,
-	// negative is INVALID_ARGUMENT.
+	// negative is INVALID_ARGUMENT. A page of large values holds fewer: it
+	// ends once its entries pass 32 MiB (as protobuf), with a next_page_token.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page, or empty for the first page.
 	// Opaque; only valid with the same prefix (ListKeys tokens work too).
