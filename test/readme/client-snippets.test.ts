@@ -103,7 +103,6 @@ var (
 )
 
 func main() {
-	ctx := context.Background()
 ${body.replace(`"${README_ADDRESS}"`, 'os.Args[1]')}}
 `;
 
