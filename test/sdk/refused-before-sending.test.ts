@@ -100,3 +100,110 @@ describe('strings that are not valid Unicode (a lone surrogate)', () => {
     await kv.delete('u/emoji\uD83D\uDE00');
   });
 });
+
+describe('values that are not JSON', () => {
+  class Point {
+    constructor(
+      readonly x: number,
+      readonly y: number,
+    ) {}
+  }
+  const notJson: [string, unknown][] = [
+    ['a bigint', 10n],
+    ['a function in an object', { f: () => 1 }],
+    ['a symbol in an array', [Symbol('s')]],
+    ['undefined in an array', [1, undefined]],
+    ['a hole in an array', [1, , 3]], // eslint-disable-line no-sparse-arrays
+    ['a Date', new Date(0)],
+    ['a Map', new Map([['a', 1]])],
+    ['a Set in an object', { s: new Set([1]) }],
+    ['a class instance', new Point(1, 2)],
+    ['a typed array', new Uint8Array([1])],
+    ['NaN', NaN],
+    ['Infinity in an object', { n: Infinity }],
+    ['-Infinity in an array', [-Infinity]],
+  ];
+
+  test.each(notJson)('%s is INVALID_VALUE, as a value, a patch or a compare value, and nothing is sent', async (_, value) => {
+    for (const [name, call] of [
+      ['set', () => kv.set('j/v', value as never)],
+      ['update', () => kv.update('j/v', { a: value } as never, { createIfMissing: true })],
+      ['Op.set', () => Op.set('j/v', value as never)],
+      ['Op.update', () => Op.update('j/v', { a: value } as never)],
+      ['Compare.value', () => Compare.value('j/v', '==', value as never)],
+    ] as const) {
+      const error = await refusal(name, call);
+      expect({ name, code: error.code, reason: error.reason, message: error.message }).toEqual({
+        name,
+        code: status.INVALID_ARGUMENT,
+        reason: 'INVALID_VALUE',
+        message: expect.stringMatching(/is not JSON/),
+      });
+    }
+    expect(await storedKeys()).toEqual([]);
+  });
+
+  test('the message names what is not JSON and where', async () => {
+    expect((await refusal('set', () => kv.set('j/v', { a: [1, { when: new Date(0) }] } as never))).message).toBe(
+      'value is not JSON: a Date at .a[1].when (JSON values are null, booleans, finite numbers, strings, arrays and plain objects)',
+    );
+    expect((await refusal('set', () => kv.set('j/v', 10n as never))).message).toBe(
+      'value is not JSON: a bigint (JSON values are null, booleans, finite numbers, strings, arrays and plain objects)',
+    );
+    expect((await refusal('set', () => kv.set('j/v', { 'a b': ['ok', 'x\uDC00'] }))).message).toBe(
+      'value has a string that is not valid Unicode text (it has a lone surrogate) at ["a b"][1]: "x\\udc00"',
+    );
+  });
+
+  test('plain objects, null-prototype ones included, are JSON; a property that is undefined is left out, as JSON.stringify does', async () => {
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1 });
+    await kv.set('j/bare', { bare, skipped: undefined, kept: [null, -0, 'x'] } as never);
+    expect((await kv.get('j/bare'))?.value).toEqual({ bare: { a: 1 }, kept: [null, 0, 'x'] });
+    await kv.delete('j/bare');
+  });
+});
+
+describe('numbers the server takes as whole numbers', () => {
+  test.each([1.5, -1, NaN, Infinity, 2 ** 53])(
+    '%p as a revision, a time to live, a lease id or a page size is INVALID_ARGUMENT',
+    async (n) => {
+      const calls: [string, () => unknown][] = [
+        ['set expectedRevision', () => kv.set('n/k', 1, { expectedRevision: n })],
+        ['set ttlMs', () => kv.set('n/k', 1, { ttlMs: n })],
+        ['set lease', () => kv.set('n/k', 1, { lease: n })],
+        ['update expectedRevision', () => kv.update('n/k', {}, { expectedRevision: n, createIfMissing: true })],
+        ['delete expectedRevision', () => kv.delete('n/k', { expectedRevision: n })],
+        ['grantLease', () => kv.grantLease(n)],
+        ['revokeLease', () => kv.revokeLease(n)],
+        ['leaseInfo', () => kv.leaseInfo(n)],
+        ['keepAlive', () => kv.keepAlive(n)],
+        ['keepAlive with a ttl', () => kv.keepAlive({ id: 1, ttlMs: n })],
+        ['listKeysPage', () => kv.listKeysPage({ pageSize: n })],
+        ['listPage', () => kv.listPage({ pageSize: n })],
+        ['keys', () => kv.keys({ pageSize: n }).next()],
+        ['watch startRevision', () => kv.watch({ prefix: 'n/', startRevision: n })],
+        ['Op.set ttlMs', () => Op.set('n/k', 1, { ttlMs: n })],
+        ['Op.set lease', () => Op.set('n/k', 1, { lease: n })],
+      ];
+      // A compare may ask "> -1"; a fraction or a non-finite number it cannot.
+      if (n !== -1) {
+        calls.push(
+          ['Compare.modRevision', () => Compare.modRevision('n/k', '==', n)],
+          ['Compare.createRevision', () => Compare.createRevision('n/k', '==', n)],
+          ['Compare.version', () => Compare.version('n/k', '==', n)],
+          ['Compare.lease', () => Compare.lease('n/k', '==', n)],
+        );
+      }
+      for (const [name, call] of calls) {
+        const error = await refusal(name, call);
+        expect({ name, code: error.code, reason: error.reason, message: error.message }).toEqual({
+          name,
+          code: status.INVALID_ARGUMENT,
+          reason: 'INVALID_ARGUMENT',
+          message: expect.stringContaining(`must be a whole number`),
+        });
+      }
+      expect(await storedKeys()).toEqual([]);
+    },
+  );
+});

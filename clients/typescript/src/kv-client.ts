@@ -19,6 +19,7 @@ import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
+import { assertWholeNumber, INT32 } from './whole-number-check';
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 3; 1 disables retries). */
@@ -190,10 +191,11 @@ export class KvClient {
    * either makes it permanent.
    */
   async set<T = JsonValue>(key: string, value: T & JsonCompatible<T>, options: SetOptions = {}): Promise<number> {
-    if (value === undefined)
-      throw new KvError('value must be a JSON value (null is one; undefined is not)', status.INVALID_ARGUMENT, 'INVALID_VALUE');
     assertKeyText(key, 'key');
     assertJsonValue(value, 'value');
+    assertWriteOptions(options);
+    if (options.ttlMs !== undefined) assertWholeNumber(options.ttlMs, 'ttlMs');
+    if (options.lease !== undefined) assertWholeNumber(options.lease, 'lease');
     const { revision } = await this.write(
       (s) => [s.kv, s.kv.set],
       { key, value, expectedRevision: options.expectedRevision, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 },
@@ -210,6 +212,7 @@ export class KvClient {
   async update<T = JsonValue>(key: string, patch: JsonValue, options: UpdateOptions = {}): Promise<KvEntry<T>> {
     assertKeyText(key, 'key');
     assertJsonValue(patch, 'patch');
+    assertWriteOptions(options);
     const { entry } = await this.write(
       (s) => [s.kv, s.kv.update],
       { key, patch, expectedRevision: options.expectedRevision, createIfMissing: options.createIfMissing ?? false },
@@ -226,6 +229,7 @@ export class KvClient {
 
   /** A lease of ttlMs: keys set with `{ lease: id }` go when it expires or is revoked. */
   async grantLease(ttlMs: number, options: CallOptions = {}): Promise<{ id: number; ttlMs: number }> {
+    assertWholeNumber(ttlMs, 'ttlMs');
     return this.write((s) => [s.kv, s.kv.grantLease], { ttlMs }, options);
   }
 
@@ -239,6 +243,11 @@ export class KvClient {
    * most the client's deadline for one).
    */
   keepAlive(lease: number | { id: number; ttlMs: number }): KeepAliveHandle {
+    if (typeof lease === 'number') assertWholeNumber(lease, 'lease id');
+    else {
+      assertWholeNumber(lease.id, 'lease id');
+      assertWholeNumber(lease.ttlMs, 'ttlMs');
+    }
     // A broken stream is reopened on the next server in turn.
     this.leases ??= new LeaseKeeper(
       () => this.pick().kv,
@@ -250,12 +259,14 @@ export class KvClient {
 
   /** Deletes the lease and all its keys at once; returns how many keys went. */
   async revokeLease(id: number, options: CallOptions = {}): Promise<number> {
+    assertWholeNumber(id, 'lease id');
     const { deletedCount } = await this.write((s) => [s.kv, s.kv.revokeLease], { id }, options);
     return deletedCount;
   }
 
   /** A lease's time to live, and its keys if asked for; undefined if there is no such lease. */
   async leaseInfo(id: number, options: { keys?: boolean } & CallOptions = {}): Promise<LeaseInfo | undefined> {
+    assertWholeNumber(id, 'lease id');
     try {
       const info = await this.read((s) => [s.kv, s.kv.leaseInfo], { id, keys: options.keys ?? false }, options);
       return { id: info.id, ttlMs: info.grantedTtlMs, remainingMs: info.remainingTtlMs, keys: info.keys };
@@ -268,6 +279,7 @@ export class KvClient {
   /** Removes key; false if it did not exist. */
   async delete(key: string, options: WriteOptions = {}): Promise<boolean> {
     assertKeyText(key, 'key');
+    assertWriteOptions(options);
     const { deleted } = await this.write((s) => [s.kv, s.kv.delete], { key, expectedRevision: options.expectedRevision }, options);
     return deleted;
   }
@@ -284,7 +296,7 @@ export class KvClient {
     request: { prefix?: string; pageSize?: number; pageToken?: string },
     options?: CallOptions,
   ): Promise<{ keys: string[]; nextPageToken: string }> {
-    assertKeyText(request.prefix ?? '', 'prefix');
+    assertPageRequest(request);
     return this.read(
       (s) => [s.kv, s.kv.listKeys],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
@@ -297,7 +309,7 @@ export class KvClient {
     request: { prefix?: string; pageSize?: number; pageToken?: string },
     options?: CallOptions,
   ): Promise<{ entries: KvEntry<T>[]; nextPageToken: string; revision: number }> {
-    assertKeyText(request.prefix ?? '', 'prefix');
+    assertPageRequest(request);
     const page = await this.read(
       (s) => [s.kv, s.kv.list],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
@@ -441,6 +453,15 @@ export class KvClient {
       });
     });
   }
+}
+
+function assertWriteOptions(options: WriteOptions): void {
+  if (options.expectedRevision !== undefined) assertWholeNumber(options.expectedRevision, 'expectedRevision');
+}
+
+function assertPageRequest(request: { prefix?: string; pageSize?: number }): void {
+  assertKeyText(request.prefix ?? '', 'prefix');
+  if (request.pageSize !== undefined) assertWholeNumber(request.pageSize, 'pageSize', INT32);
 }
 
 /** A Backup call's messages, its failure a KvError. */

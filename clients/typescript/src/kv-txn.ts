@@ -11,6 +11,7 @@ import { status } from '@grpc/grpc-js';
 import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
+import { ANY_WHOLE_NUMBER, assertWholeNumber } from './whole-number-check';
 
 /** How a compare relates the key's state to the given value: equal, not equal, less, greater. */
 export type CompareOp = '==' | '!=' | '<' | '>';
@@ -44,10 +45,22 @@ const compare = (key: string, op: CompareOp, target: Partial<WireCompare>): TxnC
  */
 export const Compare = {
   /** The key's mod_revision; `Compare.modRevision(key, '==', 0)` means "the key does not exist". */
-  modRevision: (key: string, op: CompareOp, revision: number): TxnCompare => compare(key, op, { modRevision: revision }),
-  createRevision: (key: string, op: CompareOp, revision: number): TxnCompare => compare(key, op, { createRevision: revision }),
-  version: (key: string, op: CompareOp, version: number): TxnCompare => compare(key, op, { version }),
-  lease: (key: string, op: CompareOp, lease: number): TxnCompare => compare(key, op, { lease }),
+  modRevision: (key: string, op: CompareOp, revision: number): TxnCompare => {
+    assertWholeNumber(revision, 'compared modRevision', ANY_WHOLE_NUMBER);
+    return compare(key, op, { modRevision: revision });
+  },
+  createRevision: (key: string, op: CompareOp, revision: number): TxnCompare => {
+    assertWholeNumber(revision, 'compared createRevision', ANY_WHOLE_NUMBER);
+    return compare(key, op, { createRevision: revision });
+  },
+  version: (key: string, op: CompareOp, version: number): TxnCompare => {
+    assertWholeNumber(version, 'compared version', ANY_WHOLE_NUMBER);
+    return compare(key, op, { version });
+  },
+  lease: (key: string, op: CompareOp, lease: number): TxnCompare => {
+    assertWholeNumber(lease, 'compared lease', ANY_WHOLE_NUMBER);
+    return compare(key, op, { lease });
+  },
   /** JSON equality for == and != (member order does not matter); < and > for numbers and strings. */
   value: (key: string, op: CompareOp, value: JsonValue): TxnCompare => {
     assertJsonValue(value, 'compare value');
@@ -64,6 +77,8 @@ export const Op = {
   set: (key: string, value: JsonValue, options: { lease?: number; ttlMs?: number } = {}): TxnOp => {
     assertKeyText(key, 'key');
     assertJsonValue(value, 'value');
+    if (options.lease !== undefined) assertWholeNumber(options.lease, 'lease');
+    if (options.ttlMs !== undefined) assertWholeNumber(options.ttlMs, 'ttlMs');
     return {
       kind: 'set',
       wire: { set: { key, value, expectedRevision: undefined, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 } },

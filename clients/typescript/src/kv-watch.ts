@@ -3,6 +3,7 @@ import { EventType, type Entry, type KeyValueServiceClient, type WatchResponse }
 import { KvError } from './kv-error';
 import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { assertKeyText } from './key-check';
+import { assertWholeNumber } from './whole-number-check';
 
 export interface WatchOptions {
   /** Watch one key... */
@@ -76,6 +77,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     }
     if (options.key !== undefined) assertKeyText(options.key, 'key');
     else assertKeyText(options.prefix, 'prefix');
+    if (options.startRevision !== undefined) assertWholeNumber(options.startRevision, 'startRevision');
   }
 
   /** The revision every change up to which has been given (0 before the first message). */

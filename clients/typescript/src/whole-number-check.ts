@@ -1,0 +1,21 @@
+import { status } from '@grpc/grpc-js';
+import { KvError } from './kv-error';
+
+/**
+ * Refuses, before it is sent, a number the server takes as a whole number
+ * (a revision, a time to live, a lease id, a page size): the encoder fails
+ * on a fraction with an INTERNAL error, and past 2^53 a JavaScript number
+ * is no longer the integer it was written as. `min` and `max` are the
+ * field's range (default 0 to 2^53 - 1); the server judges its own limits.
+ */
+export function assertWholeNumber(value: unknown, what: string, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}): void {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max) return;
+  const got = typeof value === 'number' ? String(value) : typeof value;
+  throw new KvError(`${what} must be a whole number from ${min} to ${max}, got ${got}`, status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
+}
+
+/** The range of an int32 field (a page size). */
+export const INT32 = { max: 2 ** 31 - 1 };
+
+/** What a compare may ask of a revision, version or lease: any whole number ("> -1" included). */
+export const ANY_WHOLE_NUMBER = { min: -Number.MAX_SAFE_INTEGER };
