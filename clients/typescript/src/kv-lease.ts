@@ -11,6 +11,7 @@ export interface KeepAliveHandle {
   close(): void;
 }
 
+/** One lease kept alive, for as long as any of its handles is open. */
 interface Kept {
   id: number;
   /** The lease's time to live: given, or learnt from the first answer. */
@@ -20,16 +21,18 @@ interface Kept {
   /** When the lease was last known refreshed (Date.now()). */
   refreshedAt: number;
   timer: NodeJS.Timeout | undefined;
-  reportLost(error: KvError): void;
+  /** The open handles' reportLost: keepAlive may be called for one lease more than once, each handle closed on its own. */
+  handles: Set<(error: KvError) => void>;
   done: boolean;
 }
 
 /**
  * The leases a client keeps alive, over one KeepAlive stream (as etcd
- * clients do). Each lease is refreshed about three times per time to live;
- * a stream that breaks is reopened at once; a lease whose refresh has not
- * been answered before its time to live ran out, or that the server says is
- * gone (ttl 0), is reported lost.
+ * clients do). Each lease is refreshed about three times per time to live,
+ * however many handles keep it; a stream that breaks is reopened at once; a
+ * lease whose refresh has not been answered before its time to live ran
+ * out, or that the server says is gone (ttl 0), is reported lost to every
+ * handle on it.
  */
 export class LeaseKeeper {
   private readonly kept = new Map<number, Kept>();
@@ -47,16 +50,29 @@ export class LeaseKeeper {
     const lost = new Promise<KvError>((resolve) => {
       reportLost = resolve;
     });
-    const kept: Kept = { id, ttlMs, firstAnswerMs, refreshedAt: Date.now(), timer: undefined, reportLost, done: false };
-    this.kept.set(id, kept);
-    this.refresh(kept);
-    return { id, lost, close: () => this.forget(kept) };
+    let kept = this.kept.get(id);
+    if (kept === undefined) {
+      kept = { id, ttlMs, firstAnswerMs, refreshedAt: Date.now(), timer: undefined, handles: new Set([reportLost]), done: false };
+      this.kept.set(id, kept);
+      this.refresh(kept);
+    } else {
+      kept.ttlMs ??= ttlMs;
+      kept.handles.add(reportLost);
+    }
+    const lease = kept;
+    return { id, lost, close: () => this.release(lease, reportLost) };
   }
 
   close(): void {
     for (const kept of [...this.kept.values()]) this.forget(kept);
     this.stream?.cancel();
     this.stream = undefined;
+  }
+
+  /** One handle closed: the lease is kept while another is open. */
+  private release(kept: Kept, reportLost: (error: KvError) => void): void {
+    kept.handles.delete(reportLost);
+    if (kept.handles.size === 0) this.forget(kept);
   }
 
   private refresh(kept: Kept): void {
@@ -102,10 +118,11 @@ export class LeaseKeeper {
 
   private lose(kept: Kept, error: KvError): void {
     this.forget(kept);
-    kept.reportLost(error);
+    for (const reportLost of kept.handles) reportLost(error);
   }
 
   private forget(kept: Kept): void {
+    if (kept.done) return;
     kept.done = true;
     if (kept.timer !== undefined) clearTimeout(kept.timer);
     this.kept.delete(kept.id);
