@@ -13,7 +13,7 @@ import { HealthCheckResponse_ServingStatus, HealthClient, healthCheckResponse_Se
 import type { KeyValueServiceClient } from './gen/kv/v1/kv';
 import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { KvError } from './kv-error';
-import { type KeepAliveHandle, LeaseKeeper } from './kv-lease';
+import { type KeepAliveHandle, LeaseKeeper, lostHandle } from './kv-lease';
 import { createServiceClient, rawBackupStream } from './kv-service-client';
 import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
@@ -130,6 +130,8 @@ export class KvClient {
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private leases: LeaseKeeper | undefined;
+  /** Set by close(): every call afterwards fails with clientClosed(). */
+  private closed = false;
   /** The watches being iterated: close() ends them. */
   private readonly watches = new Set<{ close(): void }>();
 
@@ -248,6 +250,7 @@ export class KvClient {
       assertWholeNumber(lease.id, 'lease id');
       assertWholeNumber(lease.ttlMs, 'ttlMs');
     }
+    if (this.closed) return lostHandle(typeof lease === 'number' ? lease : lease.id, clientClosed());
     // A broken stream is reopened on the next server in turn.
     this.leases ??= new LeaseKeeper(
       () => this.pick().kv,
@@ -366,6 +369,7 @@ export class KvClient {
    * file system's error.
    */
   async backup(file: string, options: BackupOptions = {}): Promise<BackupSummary> {
+    if (this.closed) throw clientClosed();
     const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
     let call: ReturnType<typeof rawBackupStream> | undefined;
     const open = (): AsyncIterable<Buffer> => {
@@ -389,8 +393,13 @@ export class KvClient {
       : (healthCheckResponse_ServingStatusToJSON(serving) as ServingStatus);
   }
 
-  /** Ends keep-alives and watches, and closes the connections. */
+  /**
+   * Ends keep-alives and watches (a watch being iterated ends quietly), and
+   * closes the connections. Every call afterwards fails with a KvError
+   * CANCELLED, "the client is closed".
+   */
   close(): void {
+    this.closed = true;
     this.leases?.close();
     for (const watch of [...this.watches]) watch.close();
     for (const server of this.servers) server.kv.close();
@@ -435,6 +444,8 @@ export class KvClient {
    * sent is not a retry, so writes use it too.
    */
   private pick(): Server {
+    // grpc-js would throw a plain Error, "Channel has been shut down".
+    if (this.closed) throw clientClosed();
     for (let i = 0; i < this.servers.length; i++) {
       const server = this.servers[this.turn++ % this.servers.length];
       if (server.kv.getChannel().getConnectivityState(false) !== connectivityState.TRANSIENT_FAILURE) return server;
@@ -453,6 +464,10 @@ export class KvClient {
       });
     });
   }
+}
+
+function clientClosed(): KvError {
+  return new KvError('the client is closed (KvClient.close() was called)', status.CANCELLED, 'CANCELLED');
 }
 
 function assertWriteOptions(options: WriteOptions): void {

@@ -5,10 +5,19 @@ import { KvError } from './kv-error';
 /** Keeps one lease alive until closed. */
 export interface KeepAliveHandle {
   readonly id: number;
-  /** Resolves (with why) if the lease is lost: expired, revoked, or not refreshed before its time ran out. Never rejects. */
+  /**
+   * Resolves (with why) if the lease is lost: expired, revoked, or not
+   * refreshed before its time ran out; at once if the client was closed
+   * before keepAlive. Never rejects.
+   */
   readonly lost: Promise<KvError>;
   /** Stops refreshing (the lease then expires after its time to live, unless revoked first). */
   close(): void;
+}
+
+/** A handle on a lease that could not be kept at all: `lost` has resolved already, with why. */
+export function lostHandle(id: number, why: KvError): KeepAliveHandle {
+  return { id, lost: Promise.resolve(why), close: () => undefined };
 }
 
 /** One lease kept alive, for as long as any of its handles is open. */
