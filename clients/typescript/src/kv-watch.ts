@@ -56,10 +56,18 @@ export interface WatchRegistry {
  * KvError with reason COMPACTED and `oldestRevision`: read the state again
  * and watch from its revision. Any other error ends the loop as a KvError.
  * Breaking out of the loop, close(), or closing the client cancels the call.
+ * A loop over the same KvWatch after a `break` goes on from the event after
+ * the last one given, as a resumption does.
  */
 export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   /** The revision every change up to which has been given; undefined before the first message. */
   private last: number | undefined;
+  /**
+   * The revision of the last event given, and how many of its events have
+   * been: a loop left with `break` in the middle of a message (or of one
+   * transaction's events) resumes at that revision, past those events.
+   */
+  private lastEvent: { revision: number; given: number } | undefined;
   private call: ClientReadableStream<WatchResponse> | undefined;
   private closed = false;
   private reconnects = 0;
@@ -80,9 +88,12 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     if (options.startRevision !== undefined) assertWholeNumber(options.startRevision, 'startRevision');
   }
 
-  /** The revision every change up to which has been given (0 before the first message). */
+  /**
+   * The revision of the last event given, or a later one the server said
+   * every change up to which has been given (0 before the first message).
+   */
   get revision(): number {
-    return this.last ?? 0;
+    return Math.max(this.last ?? 0, this.lastEvent?.revision ?? 0);
   }
 
   /** How many times the watch resumed on a new stream. */
@@ -95,14 +106,24 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     this.call?.cancel();
   }
 
+  /** Where the next stream starts, and how many events of that revision it passes over (given already). */
+  private resumePoint(start: number): { from: number; skip: { revision: number; given: number } | undefined } {
+    const event = this.lastEvent;
+    // A loop left in the middle of a message may not have given all of its last event's revision: start at it, past those given.
+    if (event !== undefined && (this.last === undefined || event.revision > this.last)) return { from: event.revision, skip: { ...event } };
+    // Before any message, the start asked for (0: from now); after, the revision after the last one given.
+    return { from: this.last === undefined ? start : Math.max(start, this.last + 1), skip: undefined };
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEvent<T>, void, undefined> {
     const start = this.options.startRevision ?? 0;
     let failures = 0;
     this.registry?.add(this);
     try {
       while (!this.closed) {
-        // Before any message, the start asked for (0: from now); after, the revision after the last one given.
-        const from = this.last === undefined ? start : Math.max(start, this.last + 1);
+        const resume = this.resumePoint(start);
+        const from = resume.from;
+        let skip = resume.skip;
         const idle = new IdleTimer(this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
         let call: ClientReadableStream<WatchResponse>;
         try {
@@ -122,7 +143,18 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
             // The time the consumer takes over the events is not silence of the stream.
             idle.stop();
             failures = 0;
-            for (const event of message.events) yield toEvent<T>(event);
+            for (const wire of message.events) {
+              const event = toEvent<T>(wire);
+              if (skip !== undefined && event.revision === skip.revision && skip.given > 0) {
+                skip.given--;
+                continue;
+              }
+              skip = undefined;
+              // Counted before it is handed over: after a `break` the generator does not come back here.
+              if (this.lastEvent?.revision === event.revision) this.lastEvent.given++;
+              else this.lastEvent = { revision: event.revision, given: 1 };
+              yield event;
+            }
             // Every change up to message.revision has now been given: resume after it.
             if (this.last === undefined || message.revision > this.last) this.last = message.revision;
             idle.touch();
