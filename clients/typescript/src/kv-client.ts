@@ -210,8 +210,10 @@ export class KvClient {
    * Merges an RFC 7396 JSON merge patch into the key's value on the server,
    * atomically (concurrent updates of different fields all land); returns
    * the new entry. NOT_FOUND if the key is missing, unless createIfMissing.
+   * T is the entry's value type, P the patch's (checked as JSON like set's;
+   * give both to type a patch of an interface type with an explicit T).
    */
-  async update<T = JsonValue>(key: string, patch: JsonValue, options: UpdateOptions = {}): Promise<KvEntry<T>> {
+  async update<T = JsonValue, P = JsonValue>(key: string, patch: P & JsonCompatible<P>, options: UpdateOptions = {}): Promise<KvEntry<T>> {
     assertKeyText(key, 'key');
     assertJsonValue(patch, 'patch');
     assertWriteOptions(options);

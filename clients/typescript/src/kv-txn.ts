@@ -8,7 +8,7 @@ import {
 } from './gen/kv/v1/kv';
 import { KvError } from './kv-error';
 import { status } from '@grpc/grpc-js';
-import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
+import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
 import { ANY_WHOLE_NUMBER, assertWholeNumber } from './whole-number-check';
@@ -62,19 +62,19 @@ export const Compare = {
     return compare(key, op, { lease });
   },
   /** JSON equality for == and != (member order does not matter); < and > for numbers and strings. */
-  value: (key: string, op: CompareOp, value: JsonValue): TxnCompare => {
+  value: <T = JsonValue>(key: string, op: CompareOp, value: T & JsonCompatible<T>): TxnCompare => {
     assertJsonValue(value, 'compare value');
     return compare(key, op, { value });
   },
 };
 
-/** The ops a transaction can run. */
+/** The ops a transaction can run. Values and patches are typed as KvClient.set's: T may be an interface, checked as JSON. */
 export const Op = {
   get: (key: string): TxnOp => {
     assertKeyText(key, 'key');
     return { kind: 'get', wire: { get: { key } } };
   },
-  set: (key: string, value: JsonValue, options: { lease?: number; ttlMs?: number } = {}): TxnOp => {
+  set: <T = JsonValue>(key: string, value: T & JsonCompatible<T>, options: { lease?: number; ttlMs?: number } = {}): TxnOp => {
     assertKeyText(key, 'key');
     assertJsonValue(value, 'value');
     if (options.lease !== undefined) assertWholeNumber(options.lease, 'lease');
@@ -93,7 +93,7 @@ export const Op = {
     return { kind: 'clear', wire: { clear: { prefix } } };
   },
   /** An RFC 7396 JSON merge patch. */
-  update: (key: string, patch: JsonValue, options: { createIfMissing?: boolean } = {}): TxnOp => {
+  update: <P = JsonValue>(key: string, patch: P & JsonCompatible<P>, options: { createIfMissing?: boolean } = {}): TxnOp => {
     assertKeyText(key, 'key');
     assertJsonValue(patch, 'patch');
     return {
