@@ -1,7 +1,7 @@
 /** keepAlive handles against a real server: each handle independent, the lease kept while any is open. */
 import { KvClient, type KeepAliveHandle, type KvError } from '@kv/client';
 import { startServer, type RunningServer } from '../support/server-process';
-import { pollUntil } from '../support/temp-dirs';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 let server: RunningServer;
 let kv: KvClient;
@@ -59,3 +59,34 @@ test('a revoked lease is reported lost to every handle on it', async () => {
   await kv.revokeLease(lease.id);
   for (const handle of handles) await expect(handle.lost).resolves.toMatchObject({ reason: 'LEASE_NOT_FOUND' });
 }, 10_000);
+
+test('a keep-alive refreshes its lease as soon as a restarted server is back, not at its next turn a third of the time to live later', async () => {
+  const dataDir = makeTempDir();
+  let restarting = await startServer({ dataDir, entry: 'dist' });
+  const address = restarting.address;
+  const client = new KvClient(address);
+  try {
+    const ttlMs = 9000;
+    const lease = await client.grantLease(ttlMs);
+    // Refreshed now; the next turn is 3 s away, and the server is down before it.
+    const handle = client.keepAlive(lease);
+    const lost = lostSoFar(handle);
+    await restarting.kill();
+    restarting = await startServer({ dataDir, entry: 'dist', args: ['--listen', address] });
+    const backAt = Date.now();
+    // More time left than a refresh from before the restart could give: one came after it.
+    await pollUntil(
+      'a refresh after the restart',
+      async () => {
+        const info = await client.leaseInfo(lease.id);
+        return info !== undefined && info.remainingMs > ttlMs - (Date.now() - backAt) ? true : undefined;
+      },
+      1000,
+    );
+    expect(lost()).toBeUndefined();
+    handle.close();
+  } finally {
+    client.close();
+    await restarting.stop();
+  }
+});

@@ -1,6 +1,7 @@
 import { freePort } from '../support/free-port';
 import { KvClient, KvError } from '@kv/client';
 import { startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
 
 /** A port that was free a moment ago: nothing listens there until the test starts a server on it. */
 let server: RunningServer | undefined;
@@ -50,4 +51,23 @@ test("a connection that fails says so in a person's words, not grpc-js's", async
     message: expect.stringMatching(/^the server answered HTTP 415, not gRPC \(a kv-server's --http-listen port/),
   });
   overHttp.close();
+});
+
+test('under the default options a read sent while the server restarts is answered once it is back, within its deadline', async () => {
+  const dataDir = makeTempDir();
+  server = await startServer({ dataDir, entry: 'dist' });
+  const address = server.address;
+  const kv = new KvClient(address);
+  try {
+    await kv.set('k', 'before');
+    await server.kill();
+    const read = kv.get('k', { deadlineMs: 5000 });
+    server = await startServer({ dataDir, entry: 'dist', args: ['--listen', address] });
+    await expect(read).resolves.toMatchObject({ value: 'before' });
+    // A write is not retried: sent while the server is down, it fails at once.
+    await server.kill();
+    await expect(kv.set('k', 'during')).rejects.toMatchObject({ reason: 'UNAVAILABLE' });
+  } finally {
+    kv.close();
+  }
 });

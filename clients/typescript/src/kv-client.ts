@@ -14,6 +14,7 @@ import type { KeyValueServiceClient } from './gen/kv/v1/kv';
 import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { KvError } from './kv-error';
 import { type KeepAliveHandle, LeaseKeeper, lostHandle } from './kv-lease';
+import { connectionChangeOrTimeout } from './connection-change';
 import { createServiceClient, rawBackupStream } from './kv-service-client';
 import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
@@ -22,9 +23,12 @@ import { assertKeyText } from './key-check';
 import { assertWholeNumber, INT32 } from './whole-number-check';
 
 export interface RetryOptions {
-  /** Attempts in all, the first included (default 3; 1 disables retries). */
+  /** Attempts in all, the first included (default: no limit but the call's deadline; 1 disables retries). */
   attempts?: number;
-  /** Backoff before the second attempt, doubled each time (default 50 ms). */
+  /**
+   * Backoff before the second attempt, doubled each time (default 50 ms); a
+   * wait ends early when a connection changes state (say, comes back).
+   */
   initialBackoffMs?: number;
   /** The longest backoff between attempts (default 1000 ms). */
   maxBackoffMs?: number;
@@ -36,7 +40,8 @@ export interface KvClientOptions {
   /** Deadline of each call unless the call says otherwise (default 10 s); retries happen within it. */
   deadlineMs?: number;
   /**
-   * Retries on UNAVAILABLE for reads (get, keys, listKeysPage). Writes are never
+   * Retries on UNAVAILABLE for reads (get, keys, entries, listKeysPage,
+   * listPage, leaseInfo, health), until the call's deadline. Writes are never
    * retried: a write that timed out may have happened, and repeating a
    * conditional one could report a conflict with itself.
    */
@@ -153,6 +158,10 @@ export class KvClient {
         // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
+        // A server restarting for a second is back before grpc-js's default first reconnect (1 s, then up to 120 s
+        // apart): reads retried until their deadline and keep-alives would wait on it.
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 2_000,
         ...options.channelOptions,
       });
       const health = new HealthClient(a, grpcCredentials.createInsecure(), { channelOverride: kv.getChannel() });
@@ -168,7 +177,7 @@ export class KvClient {
     // Per-call metadata rather than call credentials: grpc-js refuses to combine those with an insecure channel, and a token on loopback is fine.
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
     this.deadlineMs = options.deadlineMs ?? 10_000;
-    this.attempts = Math.max(1, options.retry?.attempts ?? 3);
+    this.attempts = Math.max(1, options.retry?.attempts ?? Number.POSITIVE_INFINITY);
     this.initialBackoffMs = options.retry?.initialBackoffMs ?? 50;
     this.maxBackoffMs = options.retry?.maxBackoffMs ?? 1000;
   }
@@ -417,9 +426,15 @@ export class KvClient {
       } catch (error) {
         const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 1));
         const retry = error instanceof KvError && error.code === status.UNAVAILABLE && attempt < this.attempts;
-        if (!retry || Date.now() + backoff >= deadline) throw error;
+        const remaining = deadline - Date.now();
+        if (!retry || remaining <= 0) throw error;
         // With several servers the next one is tried at once; the backoff is for when all of them failed.
-        if (attempt % this.servers.length === 0) await new Promise((resolve) => setTimeout(resolve, backoff));
+        const stubs = this.servers.map((s) => s.kv);
+        if (attempt % stubs.length === 0) {
+          await connectionChangeOrTimeout(stubs, Math.min(backoff, remaining));
+          // Out of time: why it failed is the last answer, not the deadline.
+          if (Date.now() >= deadline) throw error;
+        }
       }
     }
   }

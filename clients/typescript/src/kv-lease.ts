@@ -1,5 +1,6 @@
 import { type ClientDuplexStream, type Metadata, status } from '@grpc/grpc-js';
 import type { KeepAliveRequest, KeepAliveResponse, KeyValueServiceClient } from './gen/kv/v1/kv';
+import { connectionChangeOrTimeout } from './connection-change';
 import { KvError } from './kv-error';
 
 /** Keeps one lease alive until closed. */
@@ -35,17 +36,25 @@ interface Kept {
   done: boolean;
 }
 
+/** How long a broken stream waits before it is reopened, unless its connection changes state first: doubling while no answer comes. */
+const REOPEN_BACKOFF_MS = { first: 50, max: 1000 };
+
 /**
  * The leases a client keeps alive, over one KeepAlive stream (as etcd
  * clients do). Each lease is refreshed about three times per time to live,
- * however many handles keep it; a stream that breaks is reopened at once; a
- * lease whose refresh has not been answered before its time to live ran
- * out, or that the server says is gone (ttl 0), is reported lost to every
- * handle on it.
+ * however many handles keep it. A stream that breaks is reopened, and every
+ * lease refreshed on it at once, as soon as its connection changes state
+ * (a restarted server is being reconnected to) or after a short backoff: a
+ * server back within a lease's time to live keeps it. A lease whose refresh
+ * has not been answered before its time to live ran out, or that the server
+ * says is gone (ttl 0), is reported lost to every handle on it.
  */
 export class LeaseKeeper {
   private readonly kept = new Map<number, Kept>();
   private stream: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse> | undefined;
+  /** A reopening of the broken stream is waiting. */
+  private reopening = false;
+  private reopenBackoffMs = REOPEN_BACKOFF_MS.first;
 
   constructor(
     /** The client to open a KeepAlive stream on (each reopening may pick another server). */
@@ -86,6 +95,7 @@ export class LeaseKeeper {
 
   private refresh(kept: Kept): void {
     if (kept.done) return;
+    if (kept.timer !== undefined) clearTimeout(kept.timer);
     const ttl = kept.ttlMs;
     if (Date.now() - kept.refreshedAt >= (ttl ?? kept.firstAnswerMs)) {
       const why =
@@ -103,8 +113,10 @@ export class LeaseKeeper {
 
   private openStream(): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse> {
     if (this.stream !== undefined) return this.stream;
-    const stream = this.client().keepAlive(this.metadata());
+    const client = this.client();
+    const stream = client.keepAlive(this.metadata());
     stream.on('data', (response: KeepAliveResponse) => {
+      this.reopenBackoffMs = REOPEN_BACKOFF_MS.first;
       const kept = this.kept.get(response.id);
       if (kept === undefined) return;
       if (response.ttlMs === 0) {
@@ -115,14 +127,32 @@ export class LeaseKeeper {
       kept.refreshedAt = Date.now();
     });
     const broken = (): void => {
-      // The next refresh opens a new stream; leases not answered in time are reported lost by refresh().
-      if (this.stream === stream) this.stream = undefined;
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      this.reopenSoon(client);
     };
     stream.on('error', broken);
     stream.on('end', broken);
     stream.on('close', broken);
     this.stream = stream;
     return stream;
+  }
+
+  /**
+   * Refreshes every lease on a new stream once `client`'s connection changes
+   * state, or after the backoff (the next refresh would open one too, but
+   * up to a third of the time to live later). Leases not answered in time
+   * are reported lost by refresh().
+   */
+  private reopenSoon(client: KeyValueServiceClient): void {
+    if (this.reopening || this.kept.size === 0) return;
+    this.reopening = true;
+    const wait = this.reopenBackoffMs;
+    this.reopenBackoffMs = Math.min(REOPEN_BACKOFF_MS.max, wait * 2);
+    void connectionChangeOrTimeout([client], wait).then(() => {
+      this.reopening = false;
+      if (this.stream === undefined) for (const kept of [...this.kept.values()]) this.refresh(kept);
+    });
   }
 
   private lose(kept: Kept, error: KvError): void {
