@@ -46,6 +46,13 @@ export interface KvClientOptions {
    * conditional one could report a conflict with itself.
    */
   retry?: RetryOptions;
+  /**
+   * The largest answer the client reads, in bytes (default 64 MiB): a List
+   * page, a Txn's results, a Watch message. A larger one fails with reason
+   * RESPONSE_TOO_LARGE (the call was carried out; a write may have been
+   * applied). A 1 MiB JSON value can be several MiB on the wire.
+   */
+  maxReceiveMessageBytes?: number;
   /** Raw grpc-js channel options. */
   channelOptions?: ChannelOptions;
   /**
@@ -97,6 +104,10 @@ export interface LeaseInfo {
   keys: string[];
 }
 
+const DEFAULT_RECEIVE_BYTES = 64 * 1024 * 1024;
+/** grpc-js reads a message into one Buffer, and a gRPC frame's length is 32 bits. */
+const MAX_RECEIVE_BYTES = 2 ** 31 - 1;
+
 type Unary<Req, Res> = (
   request: Req,
   metadata: Metadata,
@@ -139,6 +150,8 @@ export class KvClient {
   private closed = false;
   /** The watches being iterated: close() ends them. */
   private readonly watches = new Set<{ close(): void }>();
+  /** The largest answer grpc-js reads, so that KvError.from can tell an answer over it from a refused request. */
+  private readonly receiveLimitBytes: number;
 
   /**
    * `address` is one server (host:port) or several frontends of one kv
@@ -151,19 +164,24 @@ export class KvClient {
     if (addresses.length === 0 || addresses.some((a) => a.trim() === '')) {
       throw new KvError('address must name at least one server, and none empty', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
     }
+    if (options.maxReceiveMessageBytes !== undefined) {
+      assertWholeNumber(options.maxReceiveMessageBytes, 'maxReceiveMessageBytes', { min: 1, max: MAX_RECEIVE_BYTES });
+    }
+    const channelOptions: ChannelOptions = {
+      // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
+      'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? DEFAULT_RECEIVE_BYTES,
+      // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      // A server restarting for a second is back before grpc-js's default first reconnect (1 s, then up to 120 s
+      // apart): reads retried until their deadline and keep-alives would wait on it.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+      ...options.channelOptions,
+    };
+    this.receiveLimitBytes = Number(channelOptions['grpc.max_receive_message_length']);
     this.servers = addresses.map((a) => {
-      const kv = createServiceClient(a, options.credentials ?? grpcCredentials.createInsecure(), {
-        // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
-        'grpc.max_receive_message_length': 64 * 1024 * 1024,
-        // Pings find a dead server or a cut network under a long-lived watch (no call is needed for that when idle).
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': 5_000,
-        // A server restarting for a second is back before grpc-js's default first reconnect (1 s, then up to 120 s
-        // apart): reads retried until their deadline and keep-alives would wait on it.
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 2_000,
-        ...options.channelOptions,
-      });
+      const kv = createServiceClient(a, options.credentials ?? grpcCredentials.createInsecure(), channelOptions);
       const health = new HealthClient(a, grpcCredentials.createInsecure(), { channelOverride: kv.getChannel() });
       return { address: a, kv, health };
     });
@@ -366,6 +384,7 @@ export class KvClient {
       options,
       () => this.metadata(),
       this.watches,
+      this.receiveLimitBytes,
     );
   }
 
@@ -387,7 +406,7 @@ export class KvClient {
       call = rawBackupStream(this.pick().kv, this.metadata(), deadline === undefined ? {} : { deadline });
       // Its errors come through the iteration; this one listener keeps a cancel before any read from being thrown.
       call.on('error', () => undefined);
-      return backupMessages(call);
+      return backupMessages(call, this.receiveLimitBytes);
     };
     try {
       return await writeBackupFile(open, file, options.onProgress);
@@ -476,7 +495,7 @@ export class KvClient {
     const [target, fn] = method(server);
     return new Promise((resolve, reject) => {
       fn.call(target, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
-        if (error) reject(KvError.from(error));
+        if (error) reject(KvError.from(error, this.receiveLimitBytes));
         else resolve(response);
       });
     });
@@ -497,10 +516,10 @@ function assertPageRequest(request: { prefix?: string; pageSize?: number }): voi
 }
 
 /** A Backup call's messages, its failure a KvError. */
-async function* backupMessages(call: AsyncIterable<Buffer>): AsyncGenerator<Buffer, void, undefined> {
+async function* backupMessages(call: AsyncIterable<Buffer>, receiveLimitBytes: number): AsyncGenerator<Buffer, void, undefined> {
   try {
     for await (const message of call) yield message;
   } catch (error) {
-    throw KvError.from(error);
+    throw KvError.from(error, receiveLimitBytes);
   }
 }

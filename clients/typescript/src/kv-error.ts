@@ -11,6 +11,8 @@ export type ServerErrorReason = Exclude<keyof typeof ErrorReason, 'ERROR_REASON_
  */
 export type KvErrorReason =
   | ServerErrorReason
+  /** An answer larger than the client's receive limit (KvClientOptions.maxReceiveMessageBytes): the request may have been carried out. */
+  | 'RESPONSE_TOO_LARGE'
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
@@ -78,13 +80,19 @@ export class KvError extends Error {
     this.resumeRevision = revisions.resumeRevision;
   }
 
-  /** Normalises whatever a call threw into a KvError. */
-  static from(error: unknown): KvError {
+  /**
+   * Normalises whatever a call threw into a KvError. `receiveLimitBytes`:
+   * the client's receive limit, so that an answer over it is told apart
+   * from a request the server refused as too large.
+   */
+  static from(error: unknown, receiveLimitBytes?: number): KvError {
     if (error instanceof KvError) return error;
     if (!isServiceError(error)) {
       return new KvError(error instanceof Error ? error.message : String(error), status.UNKNOWN, 'UNKNOWN', undefined, error);
     }
     const [sent] = error.metadata?.get(REASON_TRAILER) ?? [];
+    const tooLarge = sent === undefined ? answerTooLarge(error, receiveLimitBytes) : undefined;
+    if (tooLarge !== undefined) return new KvError(tooLarge, error.code, 'RESPONSE_TOO_LARGE', undefined, error);
     const reason = (typeof sent === 'string' ? serverReason(sent) : undefined) ?? REASONS_FROM_CODE[error.code] ?? 'UNKNOWN';
     const revisionIn = (name: string): number | undefined => {
       const [value] = error.metadata?.get(name) ?? [];
@@ -112,6 +120,24 @@ function plainDetails(details: string): string {
     return `the server answered HTTP ${http[1]}, not gRPC (a kv-server's --http-listen port speaks Connect and gRPC-Web; gRPC is on its --listen port)`;
   }
   return details;
+}
+
+/**
+ * What to tell of an answer grpc-js refused for being over this client's
+ * receive limit, or undefined if `error` is not that. grpc-js marks it only
+ * by its words ("Received message larger than max (N vs LIMIT)", which a
+ * server also sends of a request over its own limit): it is ours if it has
+ * no kv-reason and names our limit.
+ */
+function answerTooLarge(error: ServiceError, receiveLimitBytes: number | undefined): string | undefined {
+  if (error.code !== status.RESOURCE_EXHAUSTED || receiveLimitBytes === undefined) return undefined;
+  const sizes = /^Received message larger than max \((\d+) vs (\d+)\)$/.exec(error.details);
+  if (sizes === null || Number(sizes[2]) !== receiveLimitBytes) return undefined;
+  return (
+    `the answer (${sizes[1]} bytes) is larger than this client's receive limit (${receiveLimitBytes} bytes): ` +
+    'the server carried out the call, and a write (a Txn, an Update) may have been applied; ' +
+    'raise the limit with the KvClient option maxReceiveMessageBytes, or ask for less (a smaller pageSize, fewer ops)'
+  );
 }
 
 function isServiceError(error: unknown): error is ServiceError {

@@ -79,6 +79,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     private readonly metadata: () => Metadata,
     /** The client's open watches: this one is in it while it is being iterated. */
     private readonly registry?: WatchRegistry,
+    /** The client's receive limit, for KvError.from. */
+    private readonly receiveLimitBytes?: number,
   ) {
     if ((options.key === undefined) === (options.prefix === undefined)) {
       throw new KvError('watch needs exactly one of key and prefix', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
@@ -134,7 +136,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         } catch (error) {
           // E.g. the client was closed meanwhile.
           if (this.closed) return;
-          throw KvError.from(error);
+          throw KvError.from(error, this.receiveLimitBytes);
         }
         this.call = call;
         idle.start(() => call.cancel());
@@ -162,7 +164,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
           // The server ended the stream without an error (it should not): resume.
         } catch (error) {
           if (this.closed) return;
-          const kvError = KvError.from(error);
+          const kvError = KvError.from(error, this.receiveLimitBytes);
           // RESOURCE_EXHAUSTED is also a message too large to send or receive: resuming would meet it again.
           const resumable =
             idle.fired ||
