@@ -134,7 +134,7 @@ export function createServer({
     listenHttp: async (address) => {
       // Loaded only when an HTTP port is asked for: Connect and its protobuf runtime take about 0.1 s to load, which every start-up would pay.
       const { createHttpServer } = await import('./http/create-http-server');
-      httpServer ??= createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls: httpTls });
+      httpServer ??= createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls: httpTls, connections });
       return httpServer.listen(address);
     },
 

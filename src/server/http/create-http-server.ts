@@ -3,22 +3,25 @@
  * or HTTP/2) and gRPC-Web, through connect-node, and the web console's
  * static files for every other GET. Plaintext connections are HTTP/1.1 or,
  * when they open with the HTTP/2 preface, HTTP/2 (h2c); with TLS, ALPN
- * chooses. Shutdown stops accepting, lets calls in flight finish within the
- * grace period, then closes what is left.
+ * chooses. Connections are held to the gRPC port's limits
+ * (http-connections.ts). Shutdown stops accepting, lets calls in flight
+ * finish within the grace period, then closes what is left.
  */
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import type { SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { type ConnectRouterOptions, createContextValues } from '@connectrpc/connect';
 import { roundedNumberIn } from '@kv/client/wire';
 import { isLoopbackHost } from '../../security/listen-policy';
 import type { CallObserver } from '../call-observer';
+import type { ConnectionLimits } from '../connection-limits';
 import type { GrpcDeps } from '../grpc-call';
 import type { TlsMaterial } from '../tls-credentials';
 import { authenticateRequest, CALLER } from './connect-call';
 import { addKeyValueService } from './connect-service';
 import { type ConsoleAssets, consoleRoute } from './console-route';
+import { HttpConnectionLimits } from './http-connections';
 import { httpCaller } from './http-caller';
 import { nodeAdapter } from './node-adapter';
 
@@ -32,6 +35,8 @@ export interface HttpServerOptions {
   consoleAssets?: ConsoleAssets;
   /** Serve TLS (HTTP/1.1 and HTTP/2 by ALPN); plaintext if absent. */
   tls?: HttpTls;
+  /** The gRPC port's connection limits, applied to this port's own connections (http-connections.ts). */
+  connections: ConnectionLimits;
 }
 
 /** The gRPC port's certificates (tls-credentials.ts), and a way to hear of their rotation on SIGHUP. */
@@ -75,13 +80,11 @@ function decodeJsonText(bytes: Uint8Array): string {
   return text;
 }
 
-/** How long a new connection may take to send its first bytes. */
-const FIRST_BYTES_TIMEOUT_MS = 10_000;
-
 /** The first bytes of every HTTP/2 connection (RFC 9113, 3.4); no HTTP/1.1 request starts with them. */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
-export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls }: HttpServerOptions): HttpServer {
+export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls, connections }: HttpServerOptions): HttpServer {
+  const limits = new HttpConnectionLimits(connections, deps.logger);
   const handler = nodeAdapter({
     routes: (router) => addKeyValueService(router, deps, calls),
     connect: true,
@@ -98,6 +101,8 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
 
   let loopbackOnly = false;
   const serve: typeof handler = (request, response) => {
+    // An HTTP/1.1 connection has shown it speaks HTTP (HTTP/2 ones do with their SETTINGS).
+    if (request.httpVersionMajor === 1) limits.spoke(request.socket);
     if (loopbackOnly && !isLoopbackHostHeader(request.headers.host ?? request.headers[':authority'])) {
       response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
       response.end(
@@ -114,25 +119,33 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };
-  const onSession = (session: http2.Http2Session): void => {
+  // HTTP/2 makes a connection's session as the connection is handed to it, before it returns: `newest`, for limits.limitSession.
+  let newest: http2.ServerHttp2Session | undefined;
+  const onSession = (session: http2.ServerHttp2Session): void => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
+    newest = session;
+  };
+  const limitSession = (socket: net.Socket): void => {
+    if (newest !== undefined) limits.limitSession(newest, socket);
+    newest = undefined;
   };
 
   let http1: http.Server | undefined;
   let front: net.Server;
   if (tls === undefined) {
-    http1 = http.createServer(serve);
-    const h2c = http2.createServer(serve);
+    http1 = http.createServer({ keepAliveTimeout: limits.http1KeepAliveMs }, serve);
+    const h2c = http2.createServer({ settings: limits.http2Settings }, serve);
     h2c.on('session', onSession);
     // noDelay as http.Server has it: with Nagle's algorithm, a response written in two parts waits for the client's delayed ACK.
     front = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
       // A connection that says nothing would otherwise wait here forever (HTTP's own timeouts start after the hand-over).
-      socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+      limits.awaitFirstRequest(socket);
       sniffProtocol(socket, (isHttp2) => {
-        socket.setTimeout(0);
-        (isHttp2 ? h2c : http1)?.emit('connection', socket);
+        if (!isHttp2) return void http1?.emit('connection', socket);
+        h2c.emit('connection', socket);
+        limitSession(socket);
       });
     });
   } else {
@@ -140,15 +153,32 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     const mutual = tls.material.clientCa !== undefined;
     const context = (material: TlsMaterial): SecureContextOptions => ({ cert: material.cert, key: material.key, ca: material.clientCa });
     const secure = http2.createSecureServer(
-      { ...context(tls.material), requestCert: mutual, rejectUnauthorized: mutual, allowHTTP1: true },
+      {
+        ...context(tls.material),
+        requestCert: mutual,
+        rejectUnauthorized: mutual,
+        allowHTTP1: true,
+        // Node's default is 120 s.
+        handshakeTimeout: connections.handshakeTimeoutMs,
+        settings: limits.http2Settings,
+      },
       serve,
     );
+    // Node's HTTP/2 server leaves its HTTP/1.1 connections without a keep-alive timeout: idle ones stayed open for good.
+    Object.assign(secure, { keepAliveTimeout: limits.http1KeepAliveMs });
+    // After the handshake, a connection has as long again for its first request (HTTP/2: its SETTINGS). This
+    // listener runs after the HTTP/2 server's own, which made the session of an HTTP/2 one.
+    secure.on('secureConnection', (socket: TLSSocket) => {
+      limits.awaitFirstRequest(socket);
+      if (socket.alpnProtocol === 'h2') limitSession(socket);
+    });
     // New connections get the new certificates; open ones keep theirs.
     tls.onRotate((material) => secure.setSecureContext(context(material)));
     secure.on('session', onSession);
     secure.on('connection', track);
     front = secure;
   }
+  limits.capConnections(front);
 
   return {
     listen: (address) =>
@@ -174,6 +204,7 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     shutdown: (graceMs) =>
       new Promise((resolve) => {
         front.close();
+        limits.close();
         http1?.close();
         // Idle keep-alive connections would hold the close for the whole grace period.
         http1?.closeIdleConnections();
