@@ -13,7 +13,7 @@ import { Code, ConnectError, type HandlerContext, createContextKey } from '@conn
 import { type MethodDefinition, status } from '@grpc/grpc-js';
 import { type Access, openAccess } from '../access';
 import type { CallContext } from '../call-context';
-import { NO_METHOD_OBSERVER } from '../call-observer';
+import { type MethodObserver, NO_METHOD_OBSERVER } from '../call-observer';
 import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
 import { rewordDecodeFailure, toConnectError } from './to-connect-error';
@@ -26,12 +26,28 @@ export const CALLER = createContextKey<Omit<Caller, 'method'> | undefined>(undef
 /** What the caller may do, decided by the request gate before the body is read. */
 const ACCESS = createContextKey<Access | undefined>(undefined, { description: 'kv access' });
 
+/** Set once a call reaches its handler here, which counts it from then on. */
+const HANDLED = createContextKey<boolean>(false, { description: 'kv call handled' });
+
+/** connect's reasons for a call that ended before its handler that the gRPC port does not count either: the client went away or ran out of time. */
+const UNCOUNTED = new Set([Code.Canceled, Code.Aborted, Code.DeadlineExceeded]);
+
 /**
  * Connect's request gate: credentials first, before the body is read, so a
- * caller without them learns nothing (not even that its request was malformed).
+ * caller without them learns nothing (not even that its request was
+ * malformed). A call refused here, or by connect-es before its handler
+ * (a body that does not parse, or is too large), is counted by the
+ * method's observer, as the gRPC port counts those.
  */
-export function authenticateRequest(deps: GrpcDeps): (context: HandlerContext) => void {
+export function authenticateRequest(deps: GrpcDeps, observerOf: (method: string) => MethodObserver): (context: HandlerContext) => void {
   return (context) => {
+    const refused = (failure: ConnectError): void => {
+      const observer = observerOf(context.method.name);
+      const code: status = Number(failure.code); // Connect and gRPC number their codes alike
+      if (context.method.methodKind === 'unary') return observer.answered(observer.started(), code);
+      observer.streamOpened();
+      observer.streamClosed(code);
+    };
     const caller = context.values.get(CALLER);
     if (caller === undefined) throw new Error('the HTTP adapter did not record the caller');
     try {
@@ -42,11 +58,18 @@ export function authenticateRequest(deps: GrpcDeps): (context: HandlerContext) =
           : authenticate({ ...caller, method: `/${context.service.typeName}/${context.method.name}` });
       context.values.set(ACCESS, access);
     } catch (error) {
-      throw toConnectError(error, deps.logger);
+      const failure = toConnectError(error, deps.logger);
+      refused(failure);
+      throw failure;
     }
-    // connect-es aborts a call's signal with the error it is about to answer, before it renders it:
-    // a protobuf body that did not decode is reworded there (it would be INTERNAL).
-    context.signal.addEventListener('abort', () => rewordDecodeFailure(context.signal.reason, deps.logger), { once: true });
+    // connect-es aborts a call's signal with the error it is about to answer, before it renders it.
+    const aborted = (): void => {
+      const reason: unknown = context.signal.reason;
+      // A protobuf body that did not decode is reworded (it would be INTERNAL).
+      rewordDecodeFailure(reason, deps.logger);
+      if (!context.values.get(HANDLED) && reason instanceof ConnectError && !UNCOUNTED.has(reason.code)) refused(reason);
+    };
+    context.signal.addEventListener('abort', aborted, { once: true });
   };
 }
 
@@ -224,6 +247,7 @@ function isDeadline(reason: unknown): reason is ConnectError {
 }
 
 function callContext(context: HandlerContext, deps: GrpcDeps): CallContext {
+  context.values.set(HANDLED, true);
   const access = context.values.get(ACCESS);
   if (access === undefined) throw new Error('the request gate did not authenticate this call');
   return { store: deps.store, access };

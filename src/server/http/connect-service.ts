@@ -4,7 +4,7 @@
  */
 import type { ConnectRouter } from '@connectrpc/connect';
 import { KeyValueService } from '../../gen/kv/v1/kv_pb';
-import type { CallObserver } from '../call-observer';
+import { type CallObserver, type MethodObserver, NO_METHOD_OBSERVER } from '../call-observer';
 import type { GrpcDeps } from '../grpc-call';
 import { handleBackup } from '../handlers/backup';
 import { handleClear } from '../handlers/clear';
@@ -21,11 +21,24 @@ import { handleWatch } from '../handlers/watch';
 import { keyValueServiceDefinition } from '../key-value-service';
 import { connectBidiStream, connectServerStream, connectUnary } from './connect-call';
 
-export function addKeyValueService(router: ConnectRouter, grpcDeps: GrpcDeps, calls?: CallObserver): void {
+/**
+ * Each method's observer, made once (CallObserver.method sets up its
+ * metrics), for the handlers and the request gate alike: calls count in the
+ * same metrics as on the gRPC port, under the same method names.
+ */
+export function methodObservers(calls: CallObserver | undefined): (name: string) => MethodObserver {
+  const made = new Map<string, MethodObserver>();
+  return (name) => {
+    let observer = made.get(name);
+    if (observer === undefined) made.set(name, (observer = calls?.method(name) ?? NO_METHOD_OBSERVER));
+    return observer;
+  };
+}
+
+export function addKeyValueService(router: ConnectRouter, grpcDeps: GrpcDeps, observerOf: (name: string) => MethodObserver): void {
   const codecs = keyValueServiceDefinition();
   const rpc = KeyValueService.method;
-  // Calls count in the same metrics as on the gRPC port, under the same method names.
-  const observed = (name: string): GrpcDeps => ({ ...grpcDeps, observer: calls?.method(name) });
+  const observed = (name: string): GrpcDeps => ({ ...grpcDeps, observer: observerOf(name) });
   router.service(KeyValueService, {
     get: connectUnary(rpc.get, codecs.get, handleGet, observed('Get')),
     set: connectUnary(rpc.set, codecs.set, handleSet, observed('Set')),

@@ -19,7 +19,7 @@ import type { ConnectionLimits } from '../connection-limits';
 import type { GrpcDeps } from '../grpc-call';
 import type { TlsMaterial } from '../tls-credentials';
 import { authenticateRequest, CALLER } from './connect-call';
-import { addKeyValueService } from './connect-service';
+import { addKeyValueService, methodObservers } from './connect-service';
 import { type ConsoleAssets, consoleRoute } from './console-route';
 import { HttpConnectionLimits } from './http-connections';
 import { httpCaller } from './http-caller';
@@ -85,13 +85,14 @@ const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
 export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls, connections }: HttpServerOptions): HttpServer {
   const limits = new HttpConnectionLimits(connections, deps.logger);
+  const observerOf = methodObservers(calls);
   const handler = nodeAdapter({
-    routes: (router) => addKeyValueService(router, deps, calls),
+    routes: (router) => addKeyValueService(router, deps, observerOf),
     connect: true,
     grpcWeb: true,
     // Real gRPC has its own port, with reflection and health.
     grpc: false,
-    requestGate: authenticateRequest(deps),
+    requestGate: authenticateRequest(deps, observerOf),
     contextValues: (request) => createContextValues().set(CALLER, httpCaller(request)),
     readMaxBytes: maxMessageBytes,
     jsonOptions: JSON_OPTIONS,
