@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { KvClient, type JsonValue } from '@kv/client';
-import { SetRequest } from '../../src/gen/kv/v1/kv';
+import { DeleteRequest, SetRequest } from '../../src/gen/kv/v1/kv';
 import { startServer, type RunningServer } from '../support/server-process';
 
 let server: RunningServer;
@@ -120,7 +120,10 @@ describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () 
   });
 
   test('a negative expected_revision is INVALID_ARGUMENT, not a mismatch', async () => {
-    await expect(kv.set('k', 1, { expectedRevision: -1 })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
-    await expect(kv.delete('k', { expectedRevision: -5 })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    // Sent raw: the SDK refuses a negative revision itself, before sending.
+    const set = await rawCall('Set', SetRequest.encode({ key: 'k', value: 1, expectedRevision: -1, lease: 0, ttlMs: 0 }).finish());
+    expect(set).toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/expected_revision must not be negative/) });
+    const del = await rawCall('Delete', DeleteRequest.encode({ key: 'k', expectedRevision: -5 }).finish());
+    expect(del).toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/expected_revision must not be negative/) });
   });
 });

@@ -159,7 +159,13 @@ describe('ListKeys and Clear', () => {
     expect((await rejection(kv.listKeysPage({ pageToken: Buffer.from('{"v":1}').toString('base64url') }))).code).toBe(
       status.INVALID_ARGUMENT,
     );
-    expect((await rejection(kv.listKeysPage({ pageSize: -1 }))).code).toBe(status.INVALID_ARGUMENT);
+    // Sent raw: the SDK refuses a negative page size itself, before sending.
+    const raw = new KeyValueServiceClient(server.address, credentials.createInsecure());
+    const negative = await new Promise<ServiceError | null>((resolve) =>
+      raw.listKeys({ prefix: '', pageSize: -1, pageToken: '' }, new Metadata(), (error) => resolve(error)),
+    );
+    raw.close();
+    expect(negative).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'page_size must not be negative (got -1)' });
   });
 
   test('page_size 0 means 100 and more than 1000 is coerced to 1000', async () => {
