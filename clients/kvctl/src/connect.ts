@@ -4,6 +4,8 @@ import { credentials, KvClient, type KvClientOptions } from '@kv/client';
 import { CliError } from './cli-error';
 import type { GlobalOptions } from './global-options';
 
+const READ_ATTEMPTS = 6;
+
 /**
  * The SDK client for the global options: every endpoint (frontends of one
  * deployment), which the SDK uses in turn, failing reads over to the next.
@@ -16,7 +18,9 @@ export function connect(options: GlobalOptions): KvClient {
       throw new CliError(`${endpoint} is not a loopback address: give --tls-ca (TLS), or --insecure to send in plaintext`);
     }
   }
-  const clientOptions: KvClientOptions = { deadlineMs: options.timeoutMs, token: options.token };
+  // A read retries a server that is restarting for about 2 s (backoff 50, 100, ... 800 ms), then says it is unreachable:
+  // the SDK's default (retry until the deadline) would keep a person waiting --timeout-ms for a server that is down.
+  const clientOptions: KvClientOptions = { deadlineMs: options.timeoutMs, token: options.token, retry: { attempts: READ_ATTEMPTS } };
   if (tls) clientOptions.credentials = tlsCredentials(options);
   try {
     return new KvClient(options.endpoints, clientOptions);
