@@ -46,12 +46,57 @@ export function parseValue(text: string): { value: Value } | { error: string } {
   try {
     value = fromJsonString(ValueSchema, text);
   } catch (error) {
-    const why = error instanceof Error ? error.message.replace(/^cannot decode google\.protobuf\.Value from JSON: /, '') : String(error);
+    // protobuf-es words it "cannot decode message google.protobuf.Value from JSON: ..." (older versions without "message").
+    const why =
+      error instanceof Error ? error.message.replace(/^cannot decode (?:message )?google\.protobuf\.Value from JSON: /, '') : String(error);
     return { error: `Not valid JSON: ${why}` };
   }
   const rounded = roundedNumberIn(text);
   if (rounded !== undefined) return { error: `Cannot be saved as typed: the value ${rounded}.` };
+  const unpaired = illFormedStringIn(toJson(ValueSchema, value));
+  if (unpaired !== undefined) {
+    return {
+      error: `Cannot be saved: ${unpaired} has a lone surrogate (half of a UTF-16 pair, such as \\ud800), which the server refuses.`,
+    };
+  }
   return { value };
+}
+
+/** Where a string or object key is not well-formed UTF-16 (a lone surrogate), which cannot be sent as UTF-8. */
+function illFormedStringIn(value: JsonValue, at = 'the value'): string | undefined {
+  if (typeof value === 'string') return value.isWellFormed() ? undefined : `the string at ${at}`;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = illFormedStringIn(value[i], `${at}[${i}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [name, inner] of Object.entries(value)) {
+      if (!name.isWellFormed()) return `an object key in ${at}`;
+      const found = illFormedStringIn(inner, `${at}.${name}`);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+/** A key as a person must see it: quoted when spaces at either end (or nothing at all) would otherwise be invisible. */
+export function shownKey(key: string): string {
+  return key === '' || key.trim() !== key || [...key].some((c) => c < ' ' || c === '\u007f') ? JSON.stringify(key) : key;
+}
+
+/** The seconds to wait from a failure's grpc-retry-pushback-ms trailer, if any. */
+export function retryAfterSeconds(error: unknown): number | undefined {
+  const ms = error instanceof ConnectError ? error.metadata.get('grpc-retry-pushback-ms') : null;
+  return ms === null || ms === undefined || !/^\d+$/.test(ms) ? undefined : Math.max(1, Math.ceil(Number(ms) / 1000));
+}
+
+/** Whether a failure may pass by itself (the server restarting, the network): worth retrying. */
+export function isTransient(error: unknown): boolean {
+  if (!(error instanceof ConnectError)) return true;
+  return [Code.Unavailable, Code.Unknown, Code.Internal, Code.DeadlineExceeded, Code.Aborted, Code.Canceled].includes(error.code);
 }
 
 /** A value as indented JSON text. */

@@ -43,6 +43,11 @@ describeWithChromium('the web console', () => {
     base = `http://${server.httpAddress}`;
     browser = await launchBrowser();
     page = await browser.context.newPage();
+    // Each wait fails within 10 s (unless it says otherwise), so a broken flow fails the test quickly.
+    page.setDefaultTimeout(10_000);
+    page.on('dialog', (dialog) => {
+      void (dialog.type() === 'beforeunload' ? dialog.accept() : dialog.dismiss());
+    });
   });
 
   afterAll(async () => {
@@ -56,6 +61,8 @@ describeWithChromium('the web console', () => {
     await call('Set', { key: 'app/flags', value: { dark: true } });
     await call('Set', { key: 'user/1', value: { name: 'Ada', langs: ['en', 'fr'] } });
     await call('Set', { key: 'user/2', value: { name: 'Grace' } });
+    await page.unrouteAll();
+    await page.setViewportSize({ width: 1280, height: 800 });
     await page.goto(`${base}/`);
   });
 
@@ -239,6 +246,22 @@ describeWithChromium('the web console', () => {
     expect(await page.locator(':focus').textContent()).toBe('1');
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'user/1' }).waitFor();
+  });
+  test('JSON errors are worded for people, and a lone surrogate is refused before the server does', async () => {
+    await openKey('user/', '2');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const editor = page.getByLabel('Value of user/2 (JSON)');
+    await editor.fill('{"a": }');
+    const check = page.locator('#value-check');
+    await check.getByText(/^Not valid JSON/).waitFor();
+    expect(await check.textContent()).not.toContain('google.protobuf');
+    await editor.fill('{"name": "\\ud800"}');
+    await check.getByText(/lone surrogate/).waitFor();
+    expect(await page.getByRole('button', { name: /^Save/ }).isDisabled()).toBe(true);
+    await editor.fill('{"\\udc00": 1}');
+    await check.getByText(/lone surrogate/).waitFor();
+    await editor.fill('"\\ud83d\\ude00"');
+    await check.getByText('Valid JSON.').waitFor();
   });
 });
 
