@@ -1,55 +1,120 @@
 /**
  * Follows a prefix through Watch: every change as it commits, newest first
- * (the last 200), and the revision the view is current to.
+ * (the last 200), and the revision the view is current to. When the stream
+ * breaks (a server restart, the network), it watches again with backoff
+ * from the revision after the last one it saw, so no change is shown twice
+ * or missed; changes the server no longer keeps are named as a gap.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { EventType } from './gen/kv/v1/kv_pb';
-import { compactValue, describeFailure, type KvClient } from './kv';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { EventType, type Event } from './gen/kv/v1/kv_pb';
+import { compactValue, describeFailure, isTransient, type KvClient, reasonOf } from './kv';
 
 const KEPT = 200;
+/** Waits between attempts to watch again: doubling from the first, at most the last. */
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 4000;
 
 interface Props {
   client: KvClient;
   prefix: string;
   onFailure: (error: unknown) => void;
+  /** Each change as it is shown (the app refreshes an entry shown elsewhere). */
+  onEvents?: (events: Event[]) => void;
 }
 
 interface Row {
   id: string;
-  type: 'put' | 'delete';
+  type: 'put' | 'delete' | 'gap';
   key: string;
   revision: bigint;
   value: string;
 }
 
-export function LiveView({ client, prefix, onFailure }: Props) {
+export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
   const [rows, setRows] = useState<Row[]>([]);
   const [current, setCurrent] = useState<bigint | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
+  const [reconnecting, setReconnecting] = useState<string | undefined>(undefined);
 
   useEffect(() => {
     const abort = new AbortController();
     setRows([]);
     setCurrent(undefined);
     setError(undefined);
+    setReconnecting(undefined);
+    /** Every matching change up to this revision has been shown (undefined: not started yet). */
+    let seen: bigint | undefined;
+    let wait = FIRST_RETRY_MS;
+    const sleep = (ms: number): Promise<void> =>
+      new Promise((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        abort.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    const add = (added: Row[]): void => setRows((before) => [...added.reverse(), ...before].slice(0, KEPT));
+
     void (async () => {
-      try {
-        for await (const message of client.watch({ target: { case: 'prefix', value: prefix } }, { signal: abort.signal })) {
-          setCurrent(message.revision);
-          if (message.events.length === 0) continue;
-          const added = message.events.map((event, i): Row => ({
-            id: `${message.revision}:${i}`,
-            type: event.type === EventType.DELETE ? 'delete' : 'put',
-            key: event.entry?.key ?? '',
-            revision: event.entry?.modRevision ?? message.revision,
-            value: compactValue(event.entry?.value),
-          }));
-          setRows((before) => [...added.reverse(), ...before].slice(0, KEPT));
+      while (!abort.signal.aborted) {
+        let why: string;
+        try {
+          const startRevision = seen === undefined ? 0n : seen + 1n;
+          for await (const message of client.watch(
+            { target: { case: 'prefix', value: prefix }, startRevision },
+            { signal: abort.signal },
+          )) {
+            wait = FIRST_RETRY_MS;
+            setReconnecting(undefined);
+            // Events at or before what was shown (none should come, resuming from seen + 1) are not shown again.
+            const fresh = message.events.filter((event) => seen === undefined || (event.entry?.modRevision ?? message.revision) > seen);
+            if (seen === undefined || message.revision > seen) seen = message.revision;
+            setCurrent(seen);
+            if (fresh.length === 0) continue;
+            add(
+              fresh.map((event, i): Row => ({
+                id: `${message.revision}:${event.entry?.key ?? ''}:${i}`,
+                type: event.type === EventType.DELETE ? 'delete' : 'put',
+                key: event.entry?.key ?? '',
+                revision: event.entry?.modRevision ?? message.revision,
+                value: compactValue(event.entry?.value),
+              })),
+            );
+            onEvents?.(fresh);
+          }
+          why = 'the stream ended';
+        } catch (failure) {
+          if (abort.signal.aborted) return;
+          const oldest = failure instanceof ConnectError ? failure.metadata.get('kv-oldest-revision') : null;
+          if (reasonOf(failure) === 'COMPACTED' && oldest !== null && seen !== undefined) {
+            // The changes after `seen` and before `oldest` are gone from the server's history: say so, and go on from there.
+            const from = seen + 1n;
+            const to = BigInt(oldest) - 1n;
+            add([
+              {
+                id: `gap:${from}`,
+                type: 'gap',
+                key: '',
+                revision: from,
+                value: `Changes between revision ${from} and ${to} cannot be shown: the server no longer keeps them.`,
+              },
+            ]);
+            seen = to;
+            continue;
+          }
+          if (!isTransient(failure) || (failure instanceof ConnectError && failure.code === Code.OutOfRange)) {
+            setReconnecting(undefined);
+            setError(describeFailure(failure));
+            onFailure(failure);
+            return;
+          }
+          why = describeFailure(failure);
         }
-      } catch (failure) {
         if (abort.signal.aborted) return;
-        setError(describeFailure(failure));
-        onFailure(failure);
+        setReconnecting(why);
+        await sleep(wait);
+        wait = Math.min(wait * 2, MAX_RETRY_MS);
       }
     })();
     return () => abort.abort();
@@ -57,9 +122,17 @@ export function LiveView({ client, prefix, onFailure }: Props) {
 
   return (
     <section class="live" aria-labelledby="live-title">
-      <h2 id="live-title">Live: {prefix === '' ? 'all keys' : prefix}</h2>
+      <h2 id="live-title">
+        Live: <span class="key-text">{prefix === '' ? 'all keys' : prefix}</span>
+      </h2>
       <p class="notice" role="status">
-        {error !== undefined ? '' : current === undefined ? 'Waiting for changes…' : `Following; current to revision ${current}.`}
+        {error !== undefined
+          ? ''
+          : reconnecting !== undefined
+            ? `Connection lost (${reconnecting}); reconnecting…${current === undefined ? '' : ` Shown up to revision ${current}; nothing after it will be missed.`}`
+            : current === undefined
+              ? 'Waiting for changes…'
+              : `Following; current to revision ${current}.`}
       </p>
       {error !== undefined && (
         <p class="error" role="alert">
@@ -77,18 +150,26 @@ export function LiveView({ client, prefix, onFailure }: Props) {
           </tr>
         </thead>
         <tbody aria-live="polite">
-          {rows.map((row) => (
-            <tr key={row.id}>
-              <td>{String(row.revision)}</td>
-              <td class={row.type}>{row.type === 'put' ? 'set' : 'deleted'}</td>
-              <td>
-                <code>{row.key}</code>
-              </td>
-              <td>
-                <code>{row.value}</code>
-              </td>
-            </tr>
-          ))}
+          {rows.map((row) =>
+            row.type === 'gap' ? (
+              <tr key={row.id} class="gap">
+                <td colSpan={4} role="alert">
+                  {row.value}
+                </td>
+              </tr>
+            ) : (
+              <tr key={row.id}>
+                <td>{String(row.revision)}</td>
+                <td class={row.type}>{row.type === 'put' ? 'set' : 'deleted'}</td>
+                <td>
+                  <code class="key-text">{row.key}</code>
+                </td>
+                <td>
+                  <code>{row.value}</code>
+                </td>
+              </tr>
+            ),
+          )}
         </tbody>
       </table>
       {rows.length === 0 && <p>No changes yet. Changes made from here on appear at the top.</p>}

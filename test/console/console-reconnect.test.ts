@@ -1,0 +1,116 @@
+/**
+ * The console's live view when its Watch breaks: across a restart of the
+ * server (same port, same data directory) it reconnects and goes on from the
+ * revision after the last one it showed, so no change is shown twice or
+ * missed; changes the server no longer keeps are named as a gap.
+ */
+import type { Page } from 'playwright-core';
+import { describeWithChromium, launchBrowser, type Browser } from '../support/browser';
+import { freePort } from '../support/free-port';
+import { startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
+
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+let port: number;
+let dataDir: string;
+
+async function start(): Promise<void> {
+  server = await startServer({
+    dataDir,
+    args: ['--http-listen', `127.0.0.1:${port}`, '--watch-progress-ms', '300', '--watch-history-changes', '10'],
+  });
+}
+
+async function call(method: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`http://127.0.0.1:${port}/kv.v1.KeyValueService/${method}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+async function rows(): Promise<string[]> {
+  return page.getByRole('table').locator('tbody tr').allTextContents();
+}
+
+async function waitForRows(count: number): Promise<string[]> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const found = await rows();
+    if (found.length >= count) return found;
+    if (Date.now() > deadline) throw new Error(`expected ${count} rows, have ${JSON.stringify(found)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describeWithChromium('the web console live view across a server restart', () => {
+  beforeAll(async () => {
+    port = await freePort();
+    dataDir = makeTempDir('kv-console-restart-');
+    await start();
+    browser = await launchBrowser();
+    page = await browser.context.newPage();
+    // Each wait fails within 10 s (unless it says otherwise), so a broken flow fails the test quickly.
+    page.setDefaultTimeout(10_000);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    expect(await server.stop()).toBe(0);
+  });
+
+  test('reconnects after a restart and resumes after the last revision shown, nothing twice or missed', async () => {
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    await call('Set', { key: 'a/1', value: 1 });
+    await waitForRows(1);
+
+    expect(await server.stop()).toBe(0);
+    await page.getByText(/reconnecting…/).waitFor({ timeout: 10_000 });
+    await start();
+    // Written before the console is back: it must still show them.
+    await call('Set', { key: 'a/2', value: 2 });
+    await call('Delete', { key: 'a/1' });
+    await page.getByText(/^Following; current to revision/).waitFor({ timeout: 15_000 });
+    await waitForRows(3);
+    await call('Set', { key: 'a/3', value: 3 });
+    await waitForRows(4);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(await rows()).toEqual([
+      expect.stringMatching(/^\d+seta\/33$/),
+      expect.stringMatching(/^\d+deleteda\/1$/),
+      expect.stringMatching(/^\d+seta\/22$/),
+      expect.stringMatching(/^\d+seta\/11$/),
+    ]);
+  });
+
+  test('says which changes it cannot show when they left the history while it was away', async () => {
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    const before = BigInt((await call('Set', { key: 'b/0', value: 0 })).revision as string);
+    await waitForRows(1);
+    // The console cannot watch again until this route is gone; the server's history keeps 10 changes.
+    await page.route('**/kv.v1.KeyValueService/Watch', (route) => route.abort());
+    expect(await server.stop()).toBe(0);
+    await page.getByText(/reconnecting…/).waitFor({ timeout: 10_000 });
+    await start();
+    let last = before;
+    for (let i = 1; i <= 15; i++) last = BigInt((await call('Set', { key: `b/${i}`, value: i })).revision as string);
+    await page.unroute('**/kv.v1.KeyValueService/Watch');
+    const gap = page.getByText(/^Changes between revision \d+ and \d+ cannot be shown/);
+    await gap.waitFor({ timeout: 15_000 });
+    const [, from, to] = /between revision (\d+) and (\d+)/.exec((await gap.textContent()) ?? '')!;
+    expect(BigInt(from)).toBe(before + 1n);
+    expect(BigInt(to)).toBeLessThan(last);
+    // Every change after the gap is shown, once.
+    const shown = (await waitForRows(2 + Number(last - BigInt(to)))).filter((row) => /^\d+set/.test(row));
+    expect(shown.length).toBe(1 + Number(last - BigInt(to)));
+    expect(new Set(shown).size).toBe(shown.length);
+  });
+});
