@@ -236,6 +236,15 @@ describeWithChromium('the web console', () => {
     await screenshot('live');
   });
 
+  test('a narrow window shows one column', async () => {
+    await page.setViewportSize({ width: 480, height: 800 });
+    await openKey('user/', '1');
+    const tree = (await page.locator('section.tree').boundingBox())!;
+    const entry = (await page.locator('section.entry').boundingBox())!;
+    expect(entry.y).toBeGreaterThanOrEqual(tree.y + tree.height - 1);
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(480);
+  });
+
   test('works from the keyboard: labelled fields, Tab to a key, Enter to open it', async () => {
     await page.getByLabel('Prefix').focus();
     await page.keyboard.type('user/');
