@@ -4,10 +4,11 @@
  * Asks for a token when the server wants one.
  */
 import { useMemo, useState } from 'preact/hooks';
+import type { Event } from './gen/kv/v1/kv_pb';
 import { ConfirmDialog } from './confirm-dialog';
 import { EntryPanel } from './entry-panel';
 import { KeyTree } from './key-tree';
-import { createKvClient, describeFailure, isUnauthenticated, saveToken, savedToken } from './kv';
+import { createKvClient, describeFailure, isUnauthenticated, saveToken, savedToken, shownKey } from './kv';
 import { LiveView } from './live-view';
 import { Login } from './login';
 import { NewEntry } from './new-entry';
@@ -20,6 +21,10 @@ export function App() {
   const [prefix, setPrefix] = useState('');
   const [pane, setPane] = useState<Pane>({ kind: 'none' });
   const [version, setVersion] = useState(0);
+  /** Bumped to fetch the open entry again (Refresh, or a change to it seen in the live view). */
+  const [refresh, setRefresh] = useState(0);
+  /** Bumped on sign-out: everything below starts afresh, nothing of the previous session is shown. */
+  const [session, setSession] = useState(0);
   const [live, setLive] = useState(false);
   const [confirmClear, setConfirmClear] = useState(false);
   const [notice, setNotice] = useState<{ text: string; error: boolean } | undefined>(undefined);
@@ -29,27 +34,35 @@ export function App() {
   const onFailure = (error: unknown): void => {
     if (isUnauthenticated(error)) setNeedsLogin(true);
   };
+  /** A new action: the notice of the previous one goes. */
+  const act = (): void => setNotice(undefined);
+  const onEvents = (events: Event[]): void => {
+    if (pane.kind === 'entry' && events.some((event) => event.entry?.key === pane.key)) setRefresh((r) => r + 1);
+  };
 
-  if (needsLogin) {
-    return (
-      <Login
-        refused={token !== ''}
-        onToken={(entered) => {
-          saveToken(entered);
-          setToken(entered);
-          setNeedsLogin(false);
-          changed();
-        }}
-      />
-    );
-  }
+  // When a token is refused mid-session the console stays mounted behind the sign-in (hidden), so an edit in progress
+  // survives and its Save can be pressed again once signed in.
+  const login = needsLogin && (
+    <Login
+      refused={token !== ''}
+      client={(entered) => createKvClient(() => entered)}
+      onToken={(entered) => {
+        saveToken(entered);
+        setToken(entered);
+        setNeedsLogin(false);
+        setNotice(undefined);
+        changed();
+        setRefresh((r) => r + 1);
+      }}
+    />
+  );
 
   const clear = async (): Promise<void> => {
     setConfirmClear(false);
     try {
       const { deletedCount } = await client.clear({ prefix });
       setNotice({
-        text: `Cleared ${deletedCount} key${deletedCount === 1n ? '' : 's'} under ${prefix === '' ? 'the root' : prefix}.`,
+        text: `Cleared ${deletedCount} key${deletedCount === 1n ? '' : 's'} under ${prefix === '' ? 'the root' : shownKey(prefix)}.`,
         error: false,
       });
       if (pane.kind === 'entry' && pane.key.startsWith(prefix)) setPane({ kind: 'none' });
@@ -62,90 +75,120 @@ export function App() {
 
   return (
     <>
-      <header>
-        <h1>kv console</h1>
-        <div class="actions">
-          <button type="button" onClick={() => setPane({ kind: 'new' })}>
-            New key
-          </button>
-          <button type="button" aria-pressed={live} onClick={() => setLive(!live)}>
-            {live ? 'Stop live view' : 'Live view'}
-          </button>
-          {token !== '' && (
+      {login}
+      <div key={session} class="console" hidden={needsLogin}>
+        <header>
+          <h1>kv console</h1>
+          <div class="actions">
             <button
               type="button"
               onClick={() => {
-                saveToken('');
-                setToken('');
-                setNeedsLogin(true);
+                act();
+                setPane({ kind: 'new' });
               }}
             >
-              Sign out
+              New key
             </button>
-          )}
-        </div>
-      </header>
-      {notice !== undefined && (
-        <p class={notice.error ? 'error banner' : 'notice banner'} role={notice.error ? 'alert' : 'status'}>
-          {notice.text}
-        </p>
-      )}
-      <main class={live ? 'with-live' : ''}>
-        <KeyTree
-          client={client}
-          prefix={prefix}
-          selected={pane.kind === 'entry' ? pane.key : undefined}
-          version={version}
-          onPrefix={(next) => {
-            setPrefix(next);
-            setNotice(undefined);
-          }}
-          onSelect={(key) => setPane({ kind: 'entry', key })}
-          onClear={() => setConfirmClear(true)}
-          onFailure={onFailure}
-        />
-        {pane.kind === 'entry' && (
-          <EntryPanel key={pane.key} client={client} entryKey={pane.key} onChanged={changed} onFailure={onFailure} />
+            <button
+              type="button"
+              aria-pressed={live}
+              onClick={() => {
+                act();
+                setLive(!live);
+              }}
+            >
+              {live ? 'Stop live view' : 'Live view'}
+            </button>
+            {token !== '' && (
+              <button
+                type="button"
+                onClick={() => {
+                  saveToken('');
+                  setToken('');
+                  setNotice(undefined);
+                  setPane({ kind: 'none' });
+                  setSession((s) => s + 1);
+                  setNeedsLogin(true);
+                }}
+              >
+                Sign out
+              </button>
+            )}
+          </div>
+        </header>
+        {notice !== undefined && (
+          <p class={notice.error ? 'error banner' : 'notice banner'} role={notice.error ? 'alert' : 'status'}>
+            {notice.text}
+          </p>
         )}
-        {pane.kind === 'new' && (
-          <NewEntry
+        <main class={live ? 'with-live' : ''}>
+          <KeyTree
             client={client}
             prefix={prefix}
-            onCreated={(key) => {
+            selected={pane.kind === 'entry' ? pane.key : undefined}
+            version={version}
+            onPrefix={(next) => {
+              setPrefix(next);
+              act();
+            }}
+            onRefresh={() => {
+              act();
               changed();
+              setRefresh((r) => r + 1);
+            }}
+            onSelect={(key) => {
+              act();
               setPane({ kind: 'entry', key });
             }}
-            onCancel={() => setPane({ kind: 'none' })}
+            onClear={() => {
+              act();
+              setConfirmClear(true);
+            }}
             onFailure={onFailure}
           />
+          {pane.kind === 'entry' && (
+            <EntryPanel key={pane.key} client={client} entryKey={pane.key} refresh={refresh} onChanged={changed} onFailure={onFailure} />
+          )}
+          {pane.kind === 'new' && (
+            <NewEntry
+              client={client}
+              prefix={prefix}
+              onCreated={(key) => {
+                changed();
+                setPane({ kind: 'entry', key });
+              }}
+              onCancel={() => setPane({ kind: 'none' })}
+              onFailure={onFailure}
+            />
+          )}
+          {pane.kind === 'none' && (
+            <section class="entry placeholder">
+              <p>Choose a key on the left, or create a new one.</p>
+            </section>
+          )}
+          {live && <LiveView client={client} prefix={prefix} onFailure={onFailure} onEvents={onEvents} />}
+        </main>
+        {confirmClear && (
+          <ConfirmDialog
+            title={prefix === '' ? 'Clear every key?' : `Clear every key under ${shownKey(prefix)}?`}
+            confirmLabel="Clear"
+            onConfirm={() => void clear()}
+            onCancel={() => setConfirmClear(false)}
+          >
+            <p>
+              This removes{' '}
+              {prefix === '' ? (
+                'every key in the store'
+              ) : (
+                <>
+                  every key that starts with <code class="key-text">{prefix}</code>
+                </>
+              )}{' '}
+              in one step. It cannot be undone.
+            </p>
+          </ConfirmDialog>
         )}
-        {pane.kind === 'none' && (
-          <section class="entry placeholder">
-            <p>Choose a key on the left, or create a new one.</p>
-          </section>
-        )}
-        {live && <LiveView client={client} prefix={prefix} onFailure={onFailure} />}
-      </main>
-      {confirmClear && (
-        <ConfirmDialog
-          title={prefix === '' ? 'Clear every key?' : `Clear every key under ${prefix}?`}
-          confirmLabel="Clear"
-          onConfirm={() => void clear()}
-          onCancel={() => setConfirmClear(false)}
-        >
-          <p>
-            This removes{' '}
-            {prefix === '' ? (
-              'every key in the store'
-            ) : (
-              <>
-                every key that starts with <code>{prefix}</code>
-              </>
-            )}{' '}
-            in one step. It cannot be undone.
-          </p>
-        </ConfirmDialog>
-      )}
+      </div>
     </>
   );
 }

@@ -18,8 +18,14 @@ export function ConfirmDialog({ title, children, confirmLabel, onConfirm, onCanc
   useEffect(() => {
     const element = dialog.current;
     if (element === null) return;
+    // The button that opened it: focus goes back there when it closes (the element is removed, so the browser cannot).
+    const opener = document.activeElement;
     element.showModal();
-    return () => element.close();
+    element.querySelector<HTMLButtonElement>('button')?.focus();
+    return () => {
+      element.close();
+      if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+    };
   }, []);
   return (
     // 'close' as well as 'cancel': Chromium closes a dialog on Escape without a 'cancel' event when the page has had no user activation since.

@@ -4,31 +4,49 @@
  * edit started from. When someone else wrote in between, both versions are
  * shown and the person chooses.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ConfirmDialog } from './confirm-dialog';
 import { ConnectError } from '@connectrpc/connect';
 import type { Value } from '@bufbuild/protobuf/wkt';
 import { type Entry, EventType } from './gen/kv/v1/kv_pb';
-import { compactValue, describeFailure, formatValue, type KvClient, parseValue, reasonOf } from './kv';
+import { compactValue, describeFailure, formatValue, type KvClient, parseValue, reasonOf, shownKey } from './kv';
 
 interface Props {
   client: KvClient;
   entryKey: string;
+  /** Bumped when the entry may have changed elsewhere (a refresh, a change seen in the live view): it is fetched again unless being edited. */
+  refresh: number;
   onChanged: () => void;
   onFailure: (error: unknown) => void;
 }
 
 type State =
   | { mode: 'loading' }
-  | { mode: 'missing' }
+  | { mode: 'failed'; error: string }
+  /** deleted: it was there and is gone now (rather than never found). */
+  | { mode: 'missing'; deleted: boolean }
   | { mode: 'view'; entry: Entry }
   | { mode: 'edit'; base: Entry; text: string }
-  | { mode: 'conflict'; base: Entry; text: string; current: Entry | undefined };
+  /** base undefined: the save was meant for a key that did not exist (revision 0). */
+  | { mode: 'conflict'; base: Entry | undefined; text: string; current: Entry | undefined };
 
-export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
+export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: Props) {
   const [state, setState] = useState<State>({ mode: 'loading' });
   const [message, setMessage] = useState<{ text: string; error: boolean } | undefined>(undefined);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const current = useRef(state);
+  current.current = state;
+  const heading = useRef<HTMLHeadingElement>(null);
+  const editButton = useRef<HTMLButtonElement>(null);
+  /** Where focus goes once the next render is on screen (the element that had it may be gone). */
+  const focusNext = useRef<'heading' | 'edit' | undefined>(undefined);
+  useEffect(() => {
+    const target = focusNext.current === 'heading' ? heading.current : focusNext.current === 'edit' ? editButton.current : null;
+    if (target !== null) {
+      focusNext.current = undefined;
+      target.focus();
+    }
+  });
 
   const fetchEntry = async (): Promise<Entry | undefined> => {
     try {
@@ -42,11 +60,24 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
   const reload = async (): Promise<void> => {
     try {
       const entry = await fetchEntry();
-      setState(entry === undefined ? { mode: 'missing' } : { mode: 'view', entry });
+      setState((before) =>
+        entry !== undefined
+          ? { mode: 'view', entry }
+          : { mode: 'missing', deleted: before.mode === 'view' || (before.mode === 'missing' && before.deleted) },
+      );
     } catch (error) {
-      setMessage({ text: describeFailure(error), error: true });
+      const text = describeFailure(error);
+      // Nothing shown yet: say why, with a Retry, rather than "Loading…" forever.
+      if (current.current.mode === 'loading' || current.current.mode === 'failed') setState({ mode: 'failed', error: text });
+      else setMessage({ text, error: true });
       onFailure(error);
     }
+  };
+
+  const retry = (): void => {
+    setState({ mode: 'loading' });
+    setMessage(undefined);
+    void reload();
   };
 
   useEffect(() => {
@@ -55,24 +86,42 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
     void reload();
   }, [entryKey]);
 
+  // Fetched again when it may have changed elsewhere; an edit in progress is left alone (its save is a compare-and-set).
+  const firstRefresh = useRef(refresh);
+  useEffect(() => {
+    if (refresh === firstRefresh.current) return;
+    const mode = current.current.mode;
+    if (mode === 'view' || mode === 'missing' || mode === 'failed') void reload();
+  }, [refresh]);
+
   /** Saves `text` only if the key is still at `base`'s revision (0: only if it does not exist). */
   const save = async (text: string, base: Entry | undefined): Promise<void> => {
     const parsed = parseValue(text);
     if ('error' in parsed) return;
+    setMessage(undefined);
+    // A key on a lease stays on it: a Set without one would make it permanent.
+    const lease = base?.lease ?? 0n;
     try {
-      const { revision } = await client.set({ key: entryKey, value: parsed.value, expectedRevision: base?.modRevision ?? 0n });
+      const { revision } = await client.set({ key: entryKey, value: parsed.value, expectedRevision: base?.modRevision ?? 0n, lease });
       setMessage({ text: `Saved at revision ${revision}.`, error: false });
       onChanged();
       await reload();
     } catch (error) {
+      if (reasonOf(error) === 'LEASE_NOT_FOUND') {
+        setMessage({
+          text: `Not saved: the key's lease ${lease} has expired (or was revoked), so the key is being deleted with it. Your text is still here.`,
+          error: true,
+        });
+        return;
+      }
       if (reasonOf(error) !== 'REVISION_MISMATCH') {
         setMessage({ text: describeFailure(error), error: true });
         onFailure(error);
         return;
       }
-      const current = await fetchEntry();
+      const now = await fetchEntry();
       setMessage(undefined);
-      setState({ mode: 'conflict', base: base ?? current!, text, current });
+      setState({ mode: 'conflict', base, text, current: now });
     }
   };
 
@@ -80,9 +129,10 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
     setConfirmDelete(false);
     try {
       await client.delete({ key: entryKey, expectedRevision: entry.modRevision });
-      setMessage({ text: `Deleted ${entryKey}.`, error: false });
+      setMessage({ text: `Deleted ${shownKey(entryKey)}.`, error: false });
       onChanged();
-      setState({ mode: 'missing' });
+      focusNext.current = 'heading';
+      setState({ mode: 'missing', deleted: true });
     } catch (error) {
       const changed = reasonOf(error) === 'REVISION_MISMATCH';
       setMessage({
@@ -95,8 +145,8 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
 
   return (
     <section class="entry" aria-labelledby="entry-title">
-      <h2 id="entry-title">
-        <code>{entryKey}</code>
+      <h2 id="entry-title" ref={heading} tabIndex={-1}>
+        <code class="key-text">{entryKey}</code>
       </h2>
       {message !== undefined && (
         <p class={message.error ? 'error' : 'notice'} role={message.error ? 'alert' : 'status'}>
@@ -104,11 +154,30 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
         </p>
       )}
       {state.mode === 'loading' && <p aria-live="polite">Loading…</p>}
-      {state.mode === 'missing' && <p>This key does not exist (any more).</p>}
+      {state.mode === 'failed' && (
+        <>
+          <p class="error" role="alert">
+            Could not load it: {state.error}
+          </p>
+          <div class="actions">
+            <button type="button" onClick={retry}>
+              Retry
+            </button>
+          </div>
+        </>
+      )}
+      {state.mode === 'missing' && <p>{state.deleted ? 'This key has been deleted.' : 'This key does not exist.'}</p>}
       {state.mode === 'view' && (
         <>
           <Revisions entry={state.entry} />
-          {state.entry.lease !== 0n && <Lease client={client} id={state.entry.lease} />}
+          {state.entry.lease !== 0n && (
+            <Lease
+              key={`${state.entry.lease}@${state.entry.modRevision}`}
+              client={client}
+              id={state.entry.lease}
+              onExpired={() => void reload()}
+            />
+          )}
           <pre class="json" aria-label="Value" tabIndex={0}>
             {formatValue(state.entry.value)}
           </pre>
@@ -118,7 +187,14 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
             onEditFrom={(value) => setState({ mode: 'edit', base: state.entry, text: formatValue(value) })}
           />
           <div class="actions">
-            <button type="button" onClick={() => setState({ mode: 'edit', base: state.entry, text: formatValue(state.entry.value) })}>
+            <button
+              type="button"
+              ref={editButton}
+              onClick={() => {
+                setMessage(undefined);
+                setState({ mode: 'edit', base: state.entry, text: formatValue(state.entry.value) });
+              }}
+            >
               Edit
             </button>
             <button type="button" onClick={() => void reload()}>
@@ -130,7 +206,7 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
           </div>
           {confirmDelete && (
             <ConfirmDialog
-              title={`Delete ${entryKey}?`}
+              title={`Delete ${shownKey(entryKey)}?`}
               confirmLabel="Delete"
               onConfirm={() => void remove(state.entry)}
               onCancel={() => setConfirmDelete(false)}
@@ -142,11 +218,15 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
       )}
       {state.mode === 'edit' && (
         <JsonEditor
-          label={`Value of ${entryKey} (JSON)`}
+          label={`Value of ${shownKey(entryKey)} (JSON)`}
           text={state.text}
           onText={(text) => setState({ ...state, text })}
           onSave={() => void save(state.text, state.base)}
-          onCancel={() => setState({ mode: 'view', entry: state.base })}
+          onCancel={() => {
+            focusNext.current = 'edit';
+            setState({ mode: 'view', entry: state.base });
+          }}
+          unsaved={state.text !== formatValue(state.base.value)}
           saveLabel={`Save (if still at revision ${state.base.modRevision})`}
         />
       )}
@@ -154,9 +234,17 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
         <div class="conflict" role="group" aria-labelledby="conflict-title">
           <h3 id="conflict-title">Someone else changed this entry while you were editing</h3>
           <p>
-            You started from revision {String(state.base.modRevision)}.{' '}
-            {state.current === undefined ? 'It has since been deleted.' : `It is now at revision ${state.current.modRevision}.`} Nothing of
-            yours was saved. Choose which version to keep.
+            {state.base === undefined
+              ? 'You saved it as a new entry (it had been deleted).'
+              : `You started from revision ${state.base.modRevision}.`}{' '}
+            {state.current === undefined
+              ? state.base !== undefined && state.base.lease !== 0n
+                ? `It has since been deleted (its lease ${state.base.lease} expired or was revoked).`
+                : 'It has since been deleted.'
+              : state.base === undefined
+                ? `It has since been created again, at revision ${state.current.modRevision}.`
+                : `It is now at revision ${state.current.modRevision}.`}{' '}
+            Nothing of yours was saved. Choose which version to keep.
           </p>
           <div class="side-by-side">
             <figure>
@@ -180,7 +268,9 @@ export function EntryPanel({ client, entryKey, onChanged, onFailure }: Props) {
             </button>
             <button
               type="button"
-              onClick={() => setState(state.current === undefined ? { mode: 'missing' } : { mode: 'view', entry: state.current })}
+              onClick={() =>
+                setState(state.current === undefined ? { mode: 'missing', deleted: true } : { mode: 'view', entry: state.current })
+              }
             >
               Keep theirs (discard mine)
             </button>
@@ -280,24 +370,54 @@ function History({ client, entry, onEditFrom }: { client: KvClient; entry: Entry
   );
 }
 
-/** The lease a key is attached to: the key is deleted when it expires. */
-function Lease({ client, id }: { client: KvClient; id: bigint }) {
-  const [info, setInfo] = useState<{ granted: bigint; remaining: bigint } | 'gone' | undefined>(undefined);
-  useEffect(() => {
+/**
+ * The lease a key is attached to: the key is deleted when it expires. The
+ * time left counts down each second from LeaseInfo's answer; at 0 the
+ * lease is asked about again and the entry fetched again (it is gone when
+ * the lease is).
+ */
+function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpired: () => void }) {
+  const [info, setInfo] = useState<{ granted: bigint; until: number } | 'gone' | undefined>(undefined);
+  const [now, setNow] = useState(() => Date.now());
+  const asking = useRef(false);
+  const ask = (): void => {
+    if (asking.current) return;
+    asking.current = true;
     client.leaseInfo({ id }).then(
-      (lease) => setInfo({ granted: lease.grantedTtlMs, remaining: lease.remainingTtlMs }),
-      () => setInfo('gone'),
+      (lease) => {
+        asking.current = false;
+        setNow(Date.now());
+        setInfo({ granted: lease.grantedTtlMs, until: Date.now() + Number(lease.remainingTtlMs) });
+      },
+      (error: unknown) => {
+        asking.current = false;
+        if (reasonOf(error) === 'LEASE_NOT_FOUND') {
+          setInfo('gone');
+          onExpired();
+        }
+      },
     );
-  }, [id]);
-  const seconds = (ms: bigint): string => `${(Number(ms) / 1000).toFixed(Number(ms) < 10_000 ? 1 : 0)} s`;
+  };
+  useEffect(ask, [id]);
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  // At 0 (or while it is gone and the key is still shown), ask again.
+  const remaining = info === undefined || info === 'gone' ? undefined : Math.max(0, info.until - now);
+  useEffect(() => {
+    if (remaining === 0) ask();
+    else if (info === 'gone') onExpired();
+  }, [now]);
+  const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
   return (
     <p class="lease">
       On lease {String(id)}:{' '}
       {info === undefined
         ? '…'
-        : info === 'gone'
+        : info === 'gone' || remaining === 0
           ? 'expired or revoked; the key is being removed.'
-          : `deleted when it expires, in ${seconds(info.remaining)} (time to live ${seconds(info.granted)}).`}
+          : `deleted when it expires, in ${seconds(Math.ceil((remaining ?? 0) / 1000) * 1000)} (time to live ${seconds(Number(info.granted))}).`}
     </p>
   );
 }
@@ -309,12 +429,27 @@ interface EditorProps {
   onSave: () => void;
   onCancel: () => void;
   saveLabel: string;
+  /** Focus the text on mount (default true). */
+  focus?: boolean;
+  /** The text differs from what was loaded: leaving the page asks first. */
+  unsaved?: boolean;
 }
 
 /** A JSON text area that says what is wrong as you type; Ctrl+Enter saves. */
-export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel }: EditorProps) {
+export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel, focus = true, unsaved = true }: EditorProps) {
   const parsed = parseValue(text);
   const invalid = 'error' in parsed;
+  const area = useRef<HTMLTextAreaElement>(null);
+  // autofocus works only on the page's first load: focus it when it appears.
+  useEffect(() => {
+    if (focus) area.current?.focus();
+  }, []);
+  useEffect(() => {
+    if (!unsaved) return;
+    const warn = (event: BeforeUnloadEvent): void => event.preventDefault();
+    window.addEventListener('beforeunload', warn);
+    return () => window.removeEventListener('beforeunload', warn);
+  }, [unsaved]);
   return (
     <form
       class="editor"
@@ -325,6 +460,7 @@ export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel }:
     >
       <label for="value-editor">{label}</label>
       <textarea
+        ref={area}
         id="value-editor"
         spellcheck={false}
         rows={14}
@@ -338,7 +474,6 @@ export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel }:
             onSave();
           }
         }}
-        autofocus
       />
       <p id="value-check" class={invalid ? 'error' : 'notice'} aria-live="polite">
         {invalid ? parsed.error : 'Valid JSON.'}

@@ -4,9 +4,13 @@
  * with a breadcrumb to walk back up. A "/" in a key makes a folder.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { describeFailure, type KvClient } from './kv';
+import { describeFailure, type KvClient, shownKey } from './kv';
 
 const PAGE_SIZE = 50;
+/** A level is filled to this many entries before Load more is offered, so folders with many keys do not hide their siblings... */
+const LEVEL_SIZE = 50;
+/** ...reading at most this many pages at a time. */
+const MAX_PAGES = 10;
 
 interface Props {
   client: KvClient;
@@ -15,6 +19,8 @@ interface Props {
   /** Bumped after every write the console makes, to reload the listing. */
   version: number;
   onPrefix: (prefix: string) => void;
+  /** List again (and refresh what else is shown): Refresh, or Go on the prefix already shown. */
+  onRefresh: () => void;
   onSelect: (key: string) => void;
   onClear: () => void;
   onFailure: (error: unknown) => void;
@@ -27,7 +33,7 @@ interface Listing {
   nextPageToken: string;
 }
 
-export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect, onClear, onFailure }: Props) {
+export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh, onSelect, onClear, onFailure }: Props) {
   const [loaded, setListing] = useState<Listing | undefined>(undefined);
   // Until the new prefix's first page arrives, the previous listing is not shown under its name.
   const listing = loaded?.prefix === prefix ? loaded : undefined;
@@ -36,14 +42,33 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect,
 
   // Which listing is current: an answer for a prefix the person has already left must not land on the new one.
   const generation = useRef(0);
+  /** What the last load asked for, for Retry. */
+  const lastAsked = useRef<{ pageToken: string; before: string[]; atLeast: number }>({ pageToken: '', before: [], atLeast: 0 });
+  /** A folder was opened from here: focus its first entry once it is listed. */
+  const focusFirst = useRef(false);
+  const list = useRef<HTMLUListElement>(null);
 
-  const load = async (pageToken: string, before: string[]): Promise<void> => {
+  /** Reads pages until there are `atLeast` keys and the level has LEVEL_SIZE entries (or MAX_PAGES were read, or there are no more). */
+  const load = async (pageToken: string, before: string[], atLeast = 0): Promise<void> => {
     const asked = generation.current;
+    lastAsked.current = { pageToken, before, atLeast };
+    setError(undefined);
     try {
-      const page = await client.listKeys({ prefix, pageSize: PAGE_SIZE, pageToken });
-      if (asked !== generation.current) return;
-      setListing({ prefix, keys: [...before, ...page.keys], nextPageToken: page.nextPageToken });
-      setError(undefined);
+      let keys = before;
+      let token = pageToken;
+      for (let pages = 0; ;) {
+        const page = await client.listKeys({ prefix, pageSize: PAGE_SIZE, pageToken: token });
+        if (asked !== generation.current) return;
+        keys = [...keys, ...page.keys];
+        token = page.nextPageToken;
+        pages++;
+        if (
+          token === '' ||
+          (keys.length >= atLeast && (pages >= MAX_PAGES || levelSize(prefix, keys) >= levelSize(prefix, before) + LEVEL_SIZE))
+        )
+          break;
+      }
+      setListing({ prefix, keys, nextPageToken: token });
     } catch (failure) {
       if (asked !== generation.current) return;
       setError(describeFailure(failure));
@@ -54,9 +79,17 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect,
   useEffect(() => {
     generation.current++;
     setTyped(prefix);
-    setListing(undefined);
-    void load('', []);
+    // The same prefix listed again (after a write, or Refresh): as many keys as were loaded, shown until the new listing comes.
+    const again = loaded?.prefix === prefix ? loaded.keys.length : 0;
+    if (again === 0) setListing(undefined);
+    void load('', [], again);
   }, [prefix, version]);
+
+  useEffect(() => {
+    if (listing === undefined || !focusFirst.current) return;
+    focusFirst.current = false;
+    list.current?.querySelector('button')?.focus();
+  }, [listing]);
 
   const { folders, leaves } = levelOf(prefix, listing?.keys ?? []);
   const crumbs = breadcrumbs(prefix);
@@ -68,7 +101,8 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect,
         class="prefix"
         onSubmit={(event) => {
           event.preventDefault();
-          onPrefix(typed);
+          if (typed === prefix) onRefresh();
+          else onPrefix(typed);
         }}
       >
         <label for="prefix">Prefix</label>
@@ -82,7 +116,14 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect,
               {i === crumbs.length - 1 ? (
                 <span aria-current="location">{crumb.label}</span>
               ) : (
-                <button type="button" class="link" onClick={() => onPrefix(crumb.prefix)}>
+                <button
+                  type="button"
+                  class="link"
+                  onClick={() => {
+                    focusFirst.current = true;
+                    onPrefix(crumb.prefix);
+                  }}
+                >
                   {crumb.label}
                 </button>
               )}
@@ -91,16 +132,35 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect,
         </ol>
       </nav>
       {error !== undefined && (
-        <p class="error" role="alert">
-          {error}
-        </p>
+        <>
+          <p class="error" role="alert">
+            Could not list the keys: {error}
+          </p>
+          <button
+            type="button"
+            onClick={() => {
+              const { pageToken, before, atLeast } = lastAsked.current;
+              void load(pageToken, before, atLeast);
+            }}
+          >
+            Retry
+          </button>
+        </>
       )}
       {listing === undefined && error === undefined && <p aria-live="polite">Loading…</p>}
       {listing !== undefined && (
-        <ul class="keys" aria-label={`Keys under ${prefix === '' ? 'the root' : prefix}`}>
+        <ul class="keys" ref={list} aria-label={`Keys under ${prefix === '' ? 'the root' : prefix}`}>
           {folders.map((folder) => (
             <li key={`folder:${folder}`}>
-              <button type="button" class="folder" onClick={() => onPrefix(folder)} aria-label={`Folder ${folder}`}>
+              <button
+                type="button"
+                class="folder"
+                onClick={() => {
+                  focusFirst.current = true;
+                  onPrefix(folder);
+                }}
+                aria-label={`Folder ${folder}`}
+              >
                 <span aria-hidden="true">📁 </span>
                 {folder.slice(prefix.length)}
               </button>
@@ -122,12 +182,20 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onSelect,
             Load more
           </button>
         )}
+        <button type="button" onClick={onRefresh}>
+          Refresh
+        </button>
         <button type="button" class="danger" onClick={onClear}>
-          {prefix === '' ? 'Clear all keys…' : `Clear ${prefix}…`}
+          {prefix === '' ? 'Clear all keys…' : `Clear ${shownKey(prefix)}…`}
         </button>
       </div>
     </section>
   );
+}
+
+function levelSize(prefix: string, keys: string[]): number {
+  const { folders, leaves } = levelOf(prefix, keys);
+  return folders.length + leaves.length;
 }
 
 /** The sub-folders and keys directly under `prefix`, in the order ListKeys gave them. */

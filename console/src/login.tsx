@@ -1,20 +1,55 @@
-/** Asks for a token when the server says the console's calls are not authenticated. */
-import { useState } from 'preact/hooks';
+/**
+ * Asks for a token when the server says the console's calls are not
+ * authenticated. The token is tried (one ListKeys) before it is taken: a
+ * refused one, or a server refusing to check any for a while after too many
+ * failures, keeps the person here with the reason.
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { describeFailure, type KvClient, reasonOf, retryAfterSeconds } from './kv';
 
 interface Props {
   /** The token that was refused, if any. */
   refused: boolean;
+  /** A client that sends this token. */
+  client: (token: string) => KvClient;
   onToken: (token: string) => void;
 }
 
-export function Login({ refused, onToken }: Props) {
+export function Login({ refused, client, onToken }: Props) {
   const [token, setToken] = useState('');
+  const [problem, setProblem] = useState<string | undefined>(refused ? 'The server did not accept that token.' : undefined);
+  const [busy, setBusy] = useState(false);
+  const field = useRef<HTMLInputElement>(null);
+  // autofocus works only on the page's first load.
+  useEffect(() => field.current?.focus(), []);
+
+  const signIn = async (entered: string): Promise<void> => {
+    setBusy(true);
+    try {
+      await client(entered).listKeys({ prefix: '', pageSize: 1 });
+      onToken(entered);
+    } catch (error) {
+      if (error instanceof ConnectError && error.code === Code.Unauthenticated) setProblem('The server did not accept that token.');
+      else if (reasonOf(error) === 'AUTH_RATE_LIMITED') {
+        const wait = retryAfterSeconds(error);
+        setProblem(`Too many attempts from this address: the server checks no token for now; retry in ${wait ?? 'a few'} s.`);
+      } else if (error instanceof ConnectError && error.code === Code.PermissionDenied) {
+        // Known, just not allowed to list everything: signed in.
+        onToken(entered);
+        return;
+      } else setProblem(`Could not sign in: ${describeFailure(error)}`);
+      setBusy(false);
+      field.current?.focus();
+    }
+  };
+
   return (
     <main class="login">
       <form
         onSubmit={(event) => {
           event.preventDefault();
-          if (token.trim() !== '') onToken(token.trim());
+          if (token.trim() !== '' && !busy) void signIn(token.trim());
         }}
       >
         <h1>kv console</h1>
@@ -22,18 +57,20 @@ export function Login({ refused, onToken }: Props) {
         <label for="token">Token</label>
         <input
           id="token"
+          ref={field}
           type="password"
           autocomplete="off"
           value={token}
           onInput={(event) => setToken(event.currentTarget.value)}
-          autofocus
         />
-        {refused && (
+        {problem !== undefined && (
           <p class="error" role="alert">
-            The server did not accept that token.
+            {problem}
           </p>
         )}
-        <button type="submit">Sign in</button>
+        <button type="submit" disabled={busy}>
+          Sign in
+        </button>
       </form>
     </main>
   );

@@ -1,7 +1,7 @@
 /** Creates a key that does not exist yet (a Set with expected_revision 0, so nothing is overwritten). */
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { JsonEditor } from './entry-panel';
-import { describeFailure, type KvClient, parseValue, reasonOf } from './kv';
+import { describeFailure, type KvClient, parseValue, reasonOf, shownKey } from './kv';
 
 interface Props {
   client: KvClient;
@@ -15,6 +15,9 @@ export function NewEntry({ client, prefix, onCreated, onCancel, onFailure }: Pro
   const [key, setKey] = useState(prefix);
   const [text, setText] = useState('{}');
   const [error, setError] = useState<string | undefined>(undefined);
+  const keyField = useRef<HTMLInputElement>(null);
+  // The key comes first (it starts as the prefix shown): focus it, after the prefix.
+  useEffect(() => keyField.current?.focus(), []);
 
   const create = async (): Promise<void> => {
     const parsed = parseValue(text);
@@ -27,7 +30,9 @@ export function NewEntry({ client, prefix, onCreated, onCancel, onFailure }: Pro
       await client.set({ key, value: parsed.value, expectedRevision: 0n });
       onCreated(key);
     } catch (failure) {
-      setError(reasonOf(failure) === 'REVISION_MISMATCH' ? `${key} already exists: open it to edit it.` : describeFailure(failure));
+      setError(
+        reasonOf(failure) === 'REVISION_MISMATCH' ? `${shownKey(key)} already exists: open it to edit it.` : describeFailure(failure),
+      );
       onFailure(failure);
     }
   };
@@ -36,13 +41,22 @@ export function NewEntry({ client, prefix, onCreated, onCancel, onFailure }: Pro
     <section class="entry" aria-labelledby="new-title">
       <h2 id="new-title">New key</h2>
       <label for="new-key">Key</label>
-      <input id="new-key" value={key} onInput={(event) => setKey(event.currentTarget.value)} autofocus />
+      <input id="new-key" ref={keyField} class="key-text" value={key} onInput={(event) => setKey(event.currentTarget.value)} />
       {error !== undefined && (
         <p class="error" role="alert">
           {error}
         </p>
       )}
-      <JsonEditor label="Value (JSON)" text={text} onText={setText} onSave={() => void create()} onCancel={onCancel} saveLabel="Create" />
+      <JsonEditor
+        label="Value (JSON)"
+        text={text}
+        onText={setText}
+        onSave={() => void create()}
+        onCancel={onCancel}
+        saveLabel="Create"
+        focus={false}
+        unsaved={text !== '{}' || key !== prefix}
+      />
     </section>
   );
 }

@@ -20,7 +20,7 @@ describeWithChromium('the web console with tokens', () => {
       roles: { reader: [{ prefix: 'app/', permission: 'read' }], writer: [{ prefix: 'app/', permission: 'write' }] },
       tokens: { viewer: 'reader', app: 'writer' },
     });
-    server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--auth-file', auth.file] });
+    server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--auth-file', auth.file, '--auth-failures-per-minute', '5'] });
     const set = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Set`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${auth.tokens.app}` },
@@ -29,6 +29,8 @@ describeWithChromium('the web console with tokens', () => {
     expect(set.status).toBe(200);
     browser = await launchBrowser();
     page = await browser.context.newPage();
+    // Each wait fails within 10 s (unless it says otherwise), so a broken flow fails the test quickly.
+    page.setDefaultTimeout(10_000);
   });
 
   afterAll(async () => {
@@ -62,4 +64,67 @@ describeWithChromium('the web console with tokens', () => {
     await page.reload();
     await page.getByLabel('Token').waitFor();
   });
+
+  test('an edit survives a token refused mid-session, and is saved after signing in again', async () => {
+    await page.goto(`http://${server.httpAddress}/`);
+    await signIn(auth.tokens.app);
+    await page.getByLabel('Prefix').fill('app/');
+    await page.getByLabel('Prefix').press('Enter');
+    await page.getByRole('button', { name: 'config', exact: true }).click();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of app/config (JSON)').fill('{"replicas": 5}');
+    // The server refuses the token on this one call (as after a token is revoked and the person is given a new one).
+    await page.route('**/kv.v1.KeyValueService/Set', (route) =>
+      route.continue({ headers: { ...route.request().headers(), authorization: 'Bearer kv_revoked' } }),
+    );
+    await page.getByRole('button', { name: /^Save/ }).click();
+    await page.getByLabel('Token').waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/Set');
+    await signIn(auth.tokens.app);
+    await expect(page.getByLabel('Value of app/config (JSON)').inputValue()).resolves.toBe('{"replicas": 5}');
+    await page.getByRole('button', { name: /^Save/ }).click();
+    await page.getByText(/^Saved at revision/).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
+  test('a refusal shown to one user is gone when the next signs in', async () => {
+    await page.goto(`http://${server.httpAddress}/`);
+    await signIn(auth.tokens.viewer);
+    await page.getByLabel('Prefix').fill('app/');
+    await page.getByLabel('Prefix').press('Enter');
+    await page.getByRole('button', { name: 'Clear app/…' }).click();
+    await page.getByRole('dialog', { name: 'Clear every key under app/?' }).getByRole('button', { name: 'Clear' }).click();
+    await page.getByText(/^permission denied/).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(auth.tokens.app);
+    await page.getByLabel('Prefix').fill('app/');
+    await page.getByLabel('Prefix').press('Enter');
+    await page.getByRole('button', { name: 'config', exact: true }).waitFor();
+    expect(await page.getByText(/^permission denied/).count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
+  // Last: the server then refuses to check any token from this address for a while.
+  test('too many wrong tokens keep the login screen, saying when to retry', async () => {
+    await page.goto(`http://${server.httpAddress}/`);
+    const limited = page.getByText(/^Too many attempts .* retry in \d+ s\.$/);
+    for (let i = 0; i < 10 && (await limited.count()) === 0; i++) {
+      await page.getByLabel('Token').fill(`kv_wrong-${i}`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('alert').waitFor();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await limited.waitFor();
+    await page.getByLabel('Token').fill(auth.tokens.app);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await limited.waitFor();
+    expect([await page.getByLabel('Token').isVisible(), await page.getByLabel('Prefix').isVisible()]).toEqual([true, false]);
+  });
 });
+
+async function signIn(token: string): Promise<void> {
+  await page.getByLabel('Token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Prefix').waitFor();
+}

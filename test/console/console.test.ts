@@ -70,11 +70,11 @@ describeWithChromium('the web console', () => {
     for (let i = 0; i < 60; i++) await call('Set', { key: `many/${String(i).padStart(2, '0')}`, value: i });
     await page.reload();
     const keys = page.getByRole('list', { name: 'Keys under the root' });
-    // A page is 50 keys: the first holds app/ and most of many/; user/ comes with the next.
-    await expectButtons(keys, ['Folder app/', 'Folder many/']);
-    await page.getByRole('button', { name: 'Load more' }).click();
+    // A page is 50 keys: the first holds app/ and most of many/; user/ comes with the next, which is read at once since
+    // the first filled only two entries of the level (a big folder does not hide its siblings behind Load more).
     await keys.getByRole('button', { name: 'Folder user/' }).waitFor();
     await expectButtons(keys, ['Folder app/', 'Folder many/', 'Folder user/']);
+    expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
     await page.getByRole('button', { name: 'Folder many/' }).click();
     const many = page.getByRole('list', { name: 'Keys under many/' });
     await many.getByRole('button', { name: '49' }).waitFor();
@@ -236,15 +236,6 @@ describeWithChromium('the web console', () => {
     await screenshot('live');
   });
 
-  test('a narrow window shows one column', async () => {
-    await page.setViewportSize({ width: 480, height: 800 });
-    await openKey('user/', '1');
-    const tree = (await page.locator('section.tree').boundingBox())!;
-    const entry = (await page.locator('section.entry').boundingBox())!;
-    expect(entry.y).toBeGreaterThanOrEqual(tree.y + tree.height - 1);
-    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(480);
-  });
-
   test('works from the keyboard: labelled fields, Tab to a key, Enter to open it', async () => {
     await page.getByLabel('Prefix').focus();
     await page.keyboard.type('user/');
@@ -256,6 +247,110 @@ describeWithChromium('the web console', () => {
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'user/1' }).waitFor();
   });
+
+  test('saving an edit keeps the key on its lease; a lease gone meanwhile is said so', async () => {
+    await call('Set', { key: 'app/session', value: { user: 'ada' }, ttlMs: '600000' });
+    const lease = ((await call('Get', { key: 'app/session' })).json.entry as { lease: string }).lease;
+    await openKey('app/', 'session');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of app/session (JSON)').fill('{"user": "grace"}');
+    await page.getByRole('button', { name: /^Save/ }).click();
+    await page.getByText(/^Saved at revision/).waitFor();
+    const saved = (await call('Get', { key: 'app/session' })).json.entry as { lease?: string; value: unknown };
+    expect([saved.value, saved.lease]).toEqual([{ user: 'grace' }, lease]);
+
+    // The lease ends while the edit is open (and the key with it): nothing is saved, and the conflict says why.
+    const granted = (await call('GrantLease', { ttlMs: '600000' })).json as { id: string };
+    await call('Set', { key: 'app/short', value: 1, lease: granted.id });
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByRole('list', { name: 'Keys under app/' }).getByRole('button', { name: 'short', exact: true }).click();
+    await page.getByRole('heading', { name: 'app/short' }).waitFor();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of app/short (JSON)').fill('2');
+    await call('RevokeLease', { id: granted.id });
+    await page.getByRole('button', { name: /^Save/ }).click();
+    await page.getByText(new RegExp(`It has since been deleted \\(its lease ${granted.id} expired or was revoked\\)\\.`)).waitFor();
+    expect(await valueOf('app/short')).toBeUndefined();
+  });
+
+  test('the time left on a lease counts down, and the key is shown as gone when it expires', async () => {
+    await call('Set', { key: 'app/brief', value: 1, ttlMs: '4000' });
+    await openKey('app/', 'brief');
+    const lease = page.locator('.lease');
+    await lease.getByText(/in \d\.\d s/).waitFor();
+    const first = await lease.textContent();
+    await waitUntil(async () => (await lease.textContent()) !== first, 'the countdown to move', 3000);
+    await page.getByText('This key has been deleted.').waitFor({ timeout: 10_000 });
+  });
+
+  test('Refresh and Go on the same prefix list again; an open entry deleted elsewhere is shown as deleted', async () => {
+    await openKey('user/', '1');
+    await call('Delete', { key: 'user/1' });
+    await call('Set', { key: 'user/3', value: 3 });
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByText('This key has been deleted.').waitFor();
+    const keys = page.getByRole('list', { name: 'Keys under user/' });
+    await keys.getByRole('button', { name: '3', exact: true }).waitFor();
+    await expectButtons(keys, ['2', '3']);
+    await call('Set', { key: 'user/4', value: 4 });
+    await page.getByLabel('Prefix').press('Enter');
+    await keys.getByRole('button', { name: '4', exact: true }).waitFor();
+
+    // A Clear seen in the live view.
+    await keys.getByRole('button', { name: '2', exact: true }).click();
+    await page.getByText('"name": "Grace"').waitFor();
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    await call('Clear', { prefix: 'user/' });
+    await page.getByText('This key has been deleted.').waitFor();
+  });
+
+  test('a listing or an entry that failed to load can be retried, and is not left "Loading…"', async () => {
+    await page.route('**/kv.v1.KeyValueService/ListKeys', (route) => route.abort());
+    await page.reload();
+    await page.getByText(/^Could not list the keys/).waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/ListKeys');
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.getByRole('button', { name: 'Folder user/' }).click();
+    await page.route('**/kv.v1.KeyValueService/Get', (route) => route.abort());
+    await page.getByRole('list', { name: 'Keys under user/' }).getByRole('button', { name: '2', exact: true }).click();
+    await page.getByText(/^Could not load it/).waitFor();
+    expect(await page.locator('section.entry').getByText('Loading…').count()).toBe(0);
+    await page.unroute('**/kv.v1.KeyValueService/Get');
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.getByText('"name": "Grace"').waitFor();
+  });
+
+  test('a notice goes with the next action', async () => {
+    await page.getByRole('button', { name: 'Folder app/' }).click();
+    await page.getByRole('button', { name: 'Clear app/…' }).click();
+    await page.getByRole('dialog', { name: 'Clear every key under app/?' }).getByRole('button', { name: 'Clear' }).click();
+    await page.getByText('Cleared 2 keys under app/.').waitFor();
+    await page.getByRole('button', { name: 'New key' }).click();
+    await page.getByText('Cleared 2 keys under app/.').waitFor({ state: 'detached' });
+  });
+
+  test('focus moves to what the action opened, and back to the button after a dialog', async () => {
+    await page.getByRole('button', { name: 'Folder user/' }).click();
+    await expectFocus('BUTTON:1');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'user/1' }).waitFor();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await expectFocus('TEXTAREA#value-editor');
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await expectFocus('BUTTON:Edit');
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog', { name: 'Delete user/1?' }).waitFor();
+    await page.keyboard.press('Escape');
+    await expectFocus('BUTTON:Delete…');
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog', { name: 'Delete user/1?' }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('Deleted user/1.').waitFor();
+    await expectFocus('H2#entry-title');
+    await page.getByRole('button', { name: 'New key' }).click();
+    await expectFocus('INPUT#new-key');
+  });
+
   test('JSON errors are worded for people, and a lone surrogate is refused before the server does', async () => {
     await openKey('user/', '2');
     await page.getByRole('button', { name: 'Edit' }).click();
@@ -272,6 +367,92 @@ describeWithChromium('the web console', () => {
     await editor.fill('"\\ud83d\\ude00"');
     await check.getByText('Valid JSON.').waitFor();
   });
+
+  test('a narrow window shows one column', async () => {
+    await page.setViewportSize({ width: 480, height: 800 });
+    await openKey('user/', '1');
+    const tree = (await page.locator('section.tree').boundingBox())!;
+    const entry = (await page.locator('section.entry').boundingBox())!;
+    expect(entry.y).toBeGreaterThanOrEqual(tree.y + tree.height - 1);
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(480);
+  });
+
+  test('spaces at either end of a key stay visible', async () => {
+    await call('Set', { key: ' space', value: 1 });
+    await call('Set', { key: 'space', value: 2 });
+    await page.reload();
+    const keys = page.getByRole('list', { name: 'Keys under the root' });
+    await keys.getByRole('button', { name: 'space', exact: true }).first().waitFor();
+    // The same text with a leading space must take more room than without.
+    const widths = await page.evaluate<Array<[string, number]>>(`
+      [...document.querySelectorAll('.keys button')]
+        .filter((b) => b.textContent.trim() === 'space')
+        .map((b) => {
+          const range = document.createRange();
+          range.selectNodeContents(b);
+          return [b.textContent, range.getBoundingClientRect().width];
+        })`);
+    const spaced = widths.find(([text]) => text === ' space')![1];
+    const plain = widths.find(([text]) => text === 'space')![1];
+    expect(spaced).toBeGreaterThan(plain + 2);
+    await page.getByLabel('Prefix').fill(' ');
+    await page.getByLabel('Prefix').press('Enter');
+    await page.getByRole('button', { name: 'Clear " "…' }).click();
+    await page.getByRole('dialog', { name: 'Clear every key under " "?' }).waitFor();
+    await page.keyboard.press('Escape');
+  });
+
+  test('a conflict with a key deleted and created again names the right revisions', async () => {
+    await openKey('app/', 'flags');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of app/flags (JSON)').fill('{"mine": 1}');
+    await call('Delete', { key: 'app/flags' });
+    await page.getByRole('button', { name: /^Save/ }).click();
+    const conflict = page.getByRole('group', { name: 'Someone else changed this entry while you were editing' });
+    await conflict.getByText(/It has since been deleted/).waitFor();
+    const again = (await call('Set', { key: 'app/flags', value: { theirs: 1 } })).json as { revision: string };
+    await conflict.getByRole('button', { name: /^Keep mine/ }).click();
+    await conflict.getByText(new RegExp(`created again, at revision ${again.revision}\\.`)).waitFor();
+    expect(await conflict.textContent()).not.toMatch(/You started from revision (\d+)\. It is now at revision \1\./);
+  });
+
+  test('Load more pages stay loaded after a save', async () => {
+    for (let i = 0; i < 60; i++) await call('Set', { key: `many/${String(i).padStart(2, '0')}`, value: i });
+    await page.reload();
+    await page.getByRole('button', { name: 'Folder many/' }).click();
+    const many = page.getByRole('list', { name: 'Keys under many/' });
+    await many.getByRole('button', { name: '49' }).waitFor();
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await many.getByRole('button', { name: '59' }).click();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of many/59 (JSON)').fill('590');
+    await page.getByRole('button', { name: /^Save/ }).click();
+    await page.getByText(/^Saved at revision/).waitFor();
+    await waitUntil(async () => (await many.getByRole('button').count()) === 60, 'the listing to hold 60 keys', 2000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await many.getByRole('button').count()).toBe(60);
+  });
+
+  test('leaving the page with an unsaved edit asks first', async () => {
+    // A page of its own: it is closed, as a person closes the tab, which runs beforeunload.
+    const other = await browser.context.newPage();
+    other.setDefaultTimeout(10_000);
+    const asked = new Promise<string>((resolve) =>
+      other.once('dialog', (dialog) => {
+        resolve(dialog.type());
+        void dialog.accept();
+      }),
+    );
+    await other.goto(`${base}/`);
+    await other.getByRole('button', { name: 'Folder user/' }).click();
+    await other.getByRole('list', { name: 'Keys under user/' }).getByRole('button', { name: '2', exact: true }).click();
+    await other.getByRole('button', { name: 'Edit' }).click();
+    await other.getByLabel('Value of user/2 (JSON)').press('End');
+    await other.keyboard.type(' ');
+    await other.close({ runBeforeUnload: true });
+    const type = await Promise.race([asked, new Promise((resolve) => setTimeout(() => resolve('no dialog'), 3000))]);
+    expect(type).toBe('beforeunload');
+  });
 });
 
 async function openKey(folder: string, name: string): Promise<void> {
@@ -287,4 +468,26 @@ async function expectButtons(list: ReturnType<Page['getByRole']>, names: string[
   await list.getByRole('button').first().waitFor();
   const labels = await list.getByRole('button').evaluateAll((buttons) => buttons.map((b) => b.getAttribute('aria-label') ?? b.textContent));
   expect(labels).toEqual(names);
+}
+
+/** Polls until `ok` holds, failing with what was awaited after `ms`. */
+async function waitUntil(ok: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The focused element as TAG#id, or TAG:text when it has no id. */
+async function expectFocus(expected: string): Promise<void> {
+  const focused = (): Promise<string> =>
+    page.evaluate<string>(`(() => {
+      const element = document.activeElement;
+      if (element === null) return 'none';
+      return element.id !== '' ? element.tagName + '#' + element.id : element.tagName + ':' + (element.textContent ?? '');
+    })()`);
+  await waitUntil(async () => (await focused()) === expected, `focus on ${expected}`, 3000).catch(async (error: Error) => {
+    throw new Error(`${error.message}; focus is on ${await focused()}`);
+  });
 }
