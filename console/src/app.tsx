@@ -28,7 +28,9 @@ export function App() {
   const [live, setLive] = useState(false);
   const [confirmClear, setConfirmClear] = useState(false);
   const [notice, setNotice] = useState<{ text: string; error: boolean } | undefined>(undefined);
-  const client = useMemo(() => createKvClient(() => token), [token]);
+  /** Bumped at each sign-in: a new client, so what waited for one (the live view) goes on even with the same token. */
+  const [signIns, setSignIns] = useState(0);
+  const client = useMemo(() => createKvClient(() => token), [token, signIns]);
 
   const changed = (): void => setVersion((v) => v + 1);
   const onFailure = (error: unknown): void => {
@@ -49,6 +51,7 @@ export function App() {
       onToken={(entered) => {
         saveToken(entered);
         setToken(entered);
+        setSignIns((n) => n + 1);
         setNeedsLogin(false);
         setNotice(undefined);
         changed();

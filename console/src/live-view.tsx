@@ -5,10 +5,10 @@
  * from the revision after the last one it saw, so no change is shown twice
  * or missed; changes the server no longer keeps are named as a gap.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { EventType, type Event } from './gen/kv/v1/kv_pb';
-import { compactValue, describeFailure, isTransient, type KvClient, reasonOf } from './kv';
+import { compactValue, describeFailure, isTransient, isUnauthenticated, type KvClient, reasonOf } from './kv';
 
 const KEPT = 200;
 /** Waits between attempts to watch again: doubling from the first, at most the last. */
@@ -36,6 +36,12 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
   const [current, setCurrent] = useState<bigint | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [reconnecting, setReconnecting] = useState<string | undefined>(undefined);
+  // The client of the latest token: after a sign-in the watch goes on with it, from where it was.
+  const latest = useRef(client);
+  latest.current = client;
+  // And the latest callbacks (they see the entry open now, not the one open when the watch began).
+  const handlers = useRef({ onFailure, onEvents });
+  handlers.current = { onFailure, onEvents };
 
   useEffect(() => {
     const abort = new AbortController();
@@ -49,22 +55,24 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
     const sleep = (ms: number): Promise<void> =>
       new Promise((resolve) => {
         const timer = setTimeout(resolve, ms);
-        abort.signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        });
+        abort.signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
     const add = (added: Row[]): void => setRows((before) => [...added.reverse(), ...before].slice(0, KEPT));
 
     void (async () => {
       while (!abort.signal.aborted) {
         let why: string;
+        const using = latest.current;
         try {
           const startRevision = seen === undefined ? 0n : seen + 1n;
-          for await (const message of client.watch(
-            { target: { case: 'prefix', value: prefix }, startRevision },
-            { signal: abort.signal },
-          )) {
+          for await (const message of using.watch({ target: { case: 'prefix', value: prefix }, startRevision }, { signal: abort.signal })) {
             wait = FIRST_RETRY_MS;
             setReconnecting(undefined);
             // Events at or before what was shown (none should come, resuming from seen + 1) are not shown again.
@@ -81,7 +89,7 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
                 value: compactValue(event.entry?.value),
               })),
             );
-            onEvents?.(fresh);
+            handlers.current.onEvents?.(fresh);
           }
           why = 'the stream ended';
         } catch (failure) {
@@ -103,10 +111,18 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
             seen = to;
             continue;
           }
+          if (isUnauthenticated(failure)) {
+            // The token was refused: the sign-in shows; go on once there is another one (trying this one again would only
+            // count against the address's failed authentications).
+            handlers.current.onFailure(failure);
+            setReconnecting('signed out');
+            while (!abort.signal.aborted && latest.current === using) await sleep(500);
+            continue;
+          }
           if (!isTransient(failure) || (failure instanceof ConnectError && failure.code === Code.OutOfRange)) {
             setReconnecting(undefined);
             setError(describeFailure(failure));
-            onFailure(failure);
+            handlers.current.onFailure(failure);
             return;
           }
           why = describeFailure(failure);
