@@ -96,9 +96,18 @@ test('a connection that sends no request, part of one, or part of the HTTP/2 pre
   });
 });
 
-test('with TLS, a connection that does not finish its handshake, or sends no request after it, is closed after --handshake-timeout-ms', async () => {
+test('with TLS, a connection that does not finish its handshake, or sends no request after it, is closed after --handshake-timeout-ms; one past --max-connections at once', async () => {
   const certificates = makeTestCertificates();
-  const args = ['--tls-cert', certificates.serverCert, '--tls-key', certificates.serverKey, '--handshake-timeout-ms', '500'];
+  const args = [
+    '--tls-cert',
+    certificates.serverCert,
+    '--tls-key',
+    certificates.serverKey,
+    '--handshake-timeout-ms',
+    '500',
+    '--max-connections',
+    '3',
+  ];
   await withServer(args, async (server) => {
     const [host, port] = server.httpAddress!.split(':');
     const silent = await silentConnection(server.httpAddress!);
@@ -113,6 +122,9 @@ test('with TLS, a connection that does not finish its handshake, or sends no req
     const quiet = await Promise.all(['http/1.1', 'h2'].map(connect));
     const closedAt = quiet.map((socket) => new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now()))));
     const handshakeDoneAt = Date.now();
+    // Three are open: a fourth is closed as soon as it is accepted, long before any deadline.
+    const extra = await silentConnection(server.httpAddress!);
+    expect((await extra.closed) - extra.connectedAt).toBeLessThan(400);
 
     const silentFor = (await silent.closed) - silent.connectedAt;
     expect(silentFor).toBeGreaterThanOrEqual(450);

@@ -140,6 +140,7 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     h2c.on('session', onSession);
     // noDelay as http.Server has it: with Nagle's algorithm, a response written in two parts waits for the client's delayed ACK.
     front = net.createServer({ noDelay: true }, (socket) => {
+      if (socket.destroyed) return; // refused: past --max-connections
       track(socket);
       // A connection that says nothing would otherwise wait here forever (HTTP's own timeouts start after the hand-over).
       limits.awaitFirstRequest(socket);

@@ -4,7 +4,7 @@
  * or without TLS) rather than grpc-js's:
  *
  * - connections past --max-connections are closed as soon as they are
- *   accepted, counted for this port alone (net.Server maxConnections);
+ *   accepted, counted for this port alone;
  * - a new connection must show it speaks HTTP within
  *   --handshake-timeout-ms: its first request's headers (HTTP/1.1), or the
  *   HTTP/2 preface and SETTINGS; with TLS the handshake has that long, and
@@ -47,18 +47,33 @@ export class HttpConnectionLimits {
     return idle > 0 ? Math.min(idle, HTTP1_KEEP_ALIVE_MS) : HTTP1_KEEP_ALIVE_MS;
   }
 
-  /** The server that accepts the port's connections closes those past --max-connections at once, and says so now and then. */
+  /**
+   * The server that accepts the port's connections closes those past
+   * --max-connections as soon as they are accepted (before anything else
+   * sees them: TLS, our own listener), and says so now and then. Counted
+   * here rather than by Node's maxConnections, which under --workers hands
+   * a refused connection back to the supervisor to wait for a worker with
+   * room (as many as come); the gRPC port's listener counts the same way.
+   */
   capConnections(server: net.Server): void {
     const max = this.limits.maxConnections;
-    server.maxConnections = max;
+    let open = 0;
     let refused = 0;
     let loggedAt = Number.NEGATIVE_INFINITY;
-    server.on('drop', () => {
-      refused++;
-      if (Date.now() - loggedAt < REFUSAL_LOG_EVERY_MS) return;
-      loggedAt = Date.now();
-      this.logger.warn({ maxConnections: max, refused }, `HTTP port: refused ${refused} connection(s): ${max} are open`);
-      refused = 0;
+    server.prependListener('connection', (socket: net.Socket) => {
+      // A reset, before or after the HTTP servers take the socket over, must never end the process.
+      socket.on('error', () => undefined);
+      if (open >= max) {
+        socket.destroy();
+        refused++;
+        if (Date.now() - loggedAt < REFUSAL_LOG_EVERY_MS) return;
+        loggedAt = Date.now();
+        this.logger.warn({ maxConnections: max, refused }, `HTTP port: refused ${refused} connection(s): ${max} are open`);
+        refused = 0;
+        return;
+      }
+      open++;
+      socket.once('close', () => open--);
     });
   }
 
