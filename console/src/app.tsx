@@ -3,7 +3,7 @@
  * one) on the right, and a live view of changes under the current prefix.
  * Asks for a token when the server wants one.
  */
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { Event } from './gen/kv/v1/kv_pb';
 import { ConfirmDialog } from './confirm-dialog';
 import { EntryPanel } from './entry-panel';
@@ -15,11 +15,26 @@ import { NewEntry } from './new-entry';
 
 type Pane = { kind: 'none' } | { kind: 'entry'; key: string } | { kind: 'new' };
 
+/** The folder and entry shown, kept in the address (#prefix=user%2F&key=user%2F1), so Back and a reload return to them. */
+function readLocation(): { prefix: string; pane: Pane } {
+  const params = new URLSearchParams(window.location.hash.slice(1));
+  const key = params.get('key');
+  return { prefix: params.get('prefix') ?? '', pane: key === null ? { kind: 'none' } : { kind: 'entry', key } };
+}
+
+function hashOf(prefix: string, pane: Pane): string {
+  const params = new URLSearchParams();
+  if (prefix !== '') params.set('prefix', prefix);
+  if (pane.kind === 'entry') params.set('key', pane.key);
+  const text = params.toString();
+  return text === '' ? '' : `#${text}`;
+}
+
 export function App() {
   const [token, setToken] = useState(savedToken);
   const [needsLogin, setNeedsLogin] = useState(false);
-  const [prefix, setPrefix] = useState('');
-  const [pane, setPane] = useState<Pane>({ kind: 'none' });
+  const [prefix, setPrefix] = useState(() => readLocation().prefix);
+  const [pane, setPane] = useState<Pane>(() => readLocation().pane);
   const [version, setVersion] = useState(0);
   /** Bumped to fetch the open entry again (Refresh, or a change to it seen in the live view). */
   const [refresh, setRefresh] = useState(0);
@@ -31,6 +46,22 @@ export function App() {
   /** Bumped at each sign-in: a new client, so what waited for one (the live view) goes on even with the same token. */
   const [signIns, setSignIns] = useState(0);
   const client = useMemo(() => createKvClient(() => token), [token, signIns]);
+
+  // Each folder or entry opened is a step Back can undo; Back and Forward show what the address names.
+  const paneKey = pane.kind === 'entry' ? pane.key : undefined;
+  useEffect(() => {
+    const hash = hashOf(prefix, pane);
+    if (hash !== window.location.hash) window.history.pushState(null, '', hash === '' ? window.location.pathname : hash);
+  }, [prefix, paneKey]);
+  useEffect(() => {
+    const follow = (): void => {
+      const shown = readLocation();
+      setPrefix(shown.prefix);
+      setPane((before) => (shown.pane.kind === 'none' && before.kind === 'new' ? before : shown.pane));
+    };
+    window.addEventListener('popstate', follow);
+    return () => window.removeEventListener('popstate', follow);
+  }, []);
 
   const changed = (): void => setVersion((v) => v + 1);
   const onFailure = (error: unknown): void => {

@@ -296,11 +296,11 @@ describeWithChromium('the web console', () => {
     await page.getByLabel('Prefix').press('Enter');
     await keys.getByRole('button', { name: '4', exact: true }).waitFor();
 
-    // A Clear seen in the live view.
-    await keys.getByRole('button', { name: '2', exact: true }).click();
-    await page.getByText('"name": "Grace"').waitFor();
+    // A Clear seen in the live view (started before the entry was opened).
     await page.getByRole('button', { name: 'Live view' }).click();
     await page.getByText(/^Following; current to revision/).waitFor();
+    await keys.getByRole('button', { name: '2', exact: true }).click();
+    await page.getByText('"name": "Grace"').waitFor();
     await call('Clear', { prefix: 'user/' });
     await page.getByText('This key has been deleted.').waitFor();
   });
@@ -452,6 +452,19 @@ describeWithChromium('the web console', () => {
     await other.close({ runBeforeUnload: true });
     const type = await Promise.race([asked, new Promise((resolve) => setTimeout(() => resolve('no dialog'), 3000))]);
     expect(type).toBe('beforeunload');
+  });
+
+  test('the address names the folder and entry shown: a reload keeps them, Back walks back within the console', async () => {
+    await openKey('user/', '1');
+    expect(new URL(page.url()).hash).toBe('#prefix=user%2F&key=user%2F1');
+    await page.reload();
+    await page.getByText('"name": "Ada"').waitFor();
+    await page.goBack();
+    await page.getByText('Choose a key on the left, or create a new one.').waitFor();
+    await page.getByRole('list', { name: 'Keys under user/' }).waitFor();
+    await page.goBack();
+    await page.getByRole('list', { name: 'Keys under the root' }).waitFor();
+    expect(new URL(page.url()).hash).toBe('');
   });
 });
 
