@@ -3,10 +3,10 @@
  * one) on the right, and a live view of changes under the current prefix.
  * Asks for a token when the server wants one.
  */
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Event } from './gen/kv/v1/kv_pb';
 import { ConfirmDialog } from './confirm-dialog';
-import { EntryPanel } from './entry-panel';
+import { EntryPanel, editInProgress } from './entry-panel';
 import { KeyTree } from './key-tree';
 import { createKvClient, describeFailure, isUnauthenticated, saveToken, savedToken, shownKey } from './kv';
 import { LiveView } from './live-view';
@@ -53,15 +53,27 @@ export function App() {
     const hash = hashOf(prefix, pane);
     if (hash !== window.location.hash) window.history.pushState(null, '', hash === '' ? window.location.pathname : hash);
   }, [prefix, paneKey]);
+  const shownNow = useRef({ prefix, pane });
+  shownNow.current = { prefix, pane };
   useEffect(() => {
     const follow = (): void => {
       const shown = readLocation();
+      const now = shownNow.current;
+      const leaving = now.pane.kind === 'entry' && !(shown.pane.kind === 'entry' && shown.pane.key === now.pane.key);
+      if (leaving && !mayDiscardEdit()) {
+        // Stay: the address goes back to what is shown.
+        window.history.pushState(null, '', hashOf(now.prefix, now.pane) || window.location.pathname);
+        return;
+      }
       setPrefix(shown.prefix);
       setPane((before) => (shown.pane.kind === 'none' && before.kind === 'new' ? before : shown.pane));
     };
     window.addEventListener('popstate', follow);
     return () => window.removeEventListener('popstate', follow);
   }, []);
+
+  /** Opening something else drops an unsaved edit: ask first. */
+  const mayDiscardEdit = (): boolean => !editInProgress() || window.confirm('Discard the changes you have not saved?');
 
   const changed = (): void => setVersion((v) => v + 1);
   const onFailure = (error: unknown): void => {
@@ -118,6 +130,7 @@ export function App() {
               type="button"
               onClick={() => {
                 act();
+                if (pane.kind !== 'new' && !mayDiscardEdit()) return;
                 setPane({ kind: 'new' });
               }}
             >
@@ -171,6 +184,7 @@ export function App() {
               setRefresh((r) => r + 1);
             }}
             onSelect={(key) => {
+              if (!(pane.kind === 'entry' && pane.key === key) && !mayDiscardEdit()) return;
               act();
               setPane({ kind: 'entry', key });
             }}

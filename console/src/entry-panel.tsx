@@ -422,6 +422,14 @@ function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpi
   );
 }
 
+/** How many editors on screen hold text not saved yet. */
+let unsavedEditors = 0;
+
+/** Whether leaving the entry shown would lose an edit that was not saved. */
+export function editInProgress(): boolean {
+  return unsavedEditors > 0;
+}
+
 interface EditorProps {
   label: string;
   text: string;
@@ -448,7 +456,11 @@ export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel, f
     if (!unsaved) return;
     const warn = (event: BeforeUnloadEvent): void => event.preventDefault();
     window.addEventListener('beforeunload', warn);
-    return () => window.removeEventListener('beforeunload', warn);
+    unsavedEditors++;
+    return () => {
+      unsavedEditors--;
+      window.removeEventListener('beforeunload', warn);
+    };
   }, [unsaved]);
   return (
     <form

@@ -465,6 +465,21 @@ describeWithChromium('the web console', () => {
     await page.goBack();
     await page.getByRole('list', { name: 'Keys under the root' }).waitFor();
     expect(new URL(page.url()).hash).toBe('');
+
+    // Back, or another key, with an unsaved edit asks first (this page's dialogs are answered "Cancel": the edit stays).
+    await page.goForward();
+    await page.goForward();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of user/1 (JSON)').fill('{"name": "Ada Lovelace"}');
+    const asked = new Promise<string>((resolve) => {
+      page.once('dialog', (dialog) => resolve(dialog.type()));
+      setTimeout(() => resolve('no dialog'), 3000);
+    });
+    await page.goBack();
+    await expect(asked).resolves.toBe('confirm');
+    await expect(page.getByLabel('Value of user/1 (JSON)').inputValue()).resolves.toBe('{"name": "Ada Lovelace"}');
+    await page.getByRole('list', { name: 'Keys under user/' }).getByRole('button', { name: '2', exact: true }).click();
+    await expect(page.getByLabel('Value of user/1 (JSON)').inputValue()).resolves.toBe('{"name": "Ada Lovelace"}');
   });
 });
 
