@@ -3,7 +3,7 @@
  * one) on the right, and a live view of changes under the current prefix.
  * Asks for a token when the server wants one.
  */
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Event } from './gen/kv/v1/kv_pb';
 import { ConfirmDialog } from './confirm-dialog';
 import { EntryPanel, editInProgress } from './entry-panel';
@@ -49,7 +49,8 @@ export function App() {
 
   // Each folder or entry opened is a step Back can undo; Back and Forward show what the address names.
   const paneKey = pane.kind === 'entry' ? pane.key : undefined;
-  useEffect(() => {
+  // At once (a layout effect), so the address names what is shown as soon as it is.
+  useLayoutEffect(() => {
     const hash = hashOf(prefix, pane);
     if (hash !== window.location.hash) window.history.pushState(null, '', hash === '' ? window.location.pathname : hash);
   }, [prefix, paneKey]);

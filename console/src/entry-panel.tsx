@@ -4,7 +4,7 @@
  * edit started from. When someone else wrote in between, both versions are
  * shown and the person chooses.
  */
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { ConfirmDialog } from './confirm-dialog';
 import { ConnectError } from '@connectrpc/connect';
 import type { Value } from '@bufbuild/protobuf/wkt';
@@ -452,7 +452,8 @@ export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel, f
   useEffect(() => {
     if (focus) area.current?.focus();
   }, []);
-  useEffect(() => {
+  // A layout effect: it runs as the text changes, not after the next frame (which a background tab may not draw for a while).
+  useLayoutEffect(() => {
     if (!unsaved) return;
     const warn = (event: BeforeUnloadEvent): void => event.preventDefault();
     window.addEventListener('beforeunload', warn);

@@ -450,13 +450,14 @@ describeWithChromium('the web console', () => {
     await other.getByLabel('Value of user/2 (JSON)').press('End');
     await other.keyboard.type(' ');
     await other.close({ runBeforeUnload: true });
-    const type = await Promise.race([asked, new Promise((resolve) => setTimeout(() => resolve('no dialog'), 3000))]);
+    const type = await orAfter(asked, 3000, 'no dialog');
     expect(type).toBe('beforeunload');
+    await page.bringToFront();
   });
 
   test('the address names the folder and entry shown: a reload keeps them, Back walks back within the console', async () => {
     await openKey('user/', '1');
-    expect(new URL(page.url()).hash).toBe('#prefix=user%2F&key=user%2F1');
+    await waitUntil(() => Promise.resolve(new URL(page.url()).hash === '#prefix=user%2F&key=user%2F1'), 'the address to name user/1');
     await page.reload();
     await page.getByText('"name": "Ada"').waitFor();
     await page.goBack();
@@ -464,19 +465,16 @@ describeWithChromium('the web console', () => {
     await page.getByRole('list', { name: 'Keys under user/' }).waitFor();
     await page.goBack();
     await page.getByRole('list', { name: 'Keys under the root' }).waitFor();
-    expect(new URL(page.url()).hash).toBe('');
+    await waitUntil(() => Promise.resolve(new URL(page.url()).hash === ''), 'the address to name the root');
 
     // Back, or another key, with an unsaved edit asks first (this page's dialogs are answered "Cancel": the edit stays).
     await page.goForward();
     await page.goForward();
     await page.getByRole('button', { name: 'Edit' }).click();
     await page.getByLabel('Value of user/1 (JSON)').fill('{"name": "Ada Lovelace"}');
-    const asked = new Promise<string>((resolve) => {
-      page.once('dialog', (dialog) => resolve(dialog.type()));
-      setTimeout(() => resolve('no dialog'), 3000);
-    });
+    const asked = new Promise<string>((resolve) => page.once('dialog', (dialog) => resolve(dialog.type())));
     await page.goBack();
-    await expect(asked).resolves.toBe('confirm');
+    await expect(orAfter(asked, 3000, 'no dialog')).resolves.toBe('confirm');
     await expect(page.getByLabel('Value of user/1 (JSON)').inputValue()).resolves.toBe('{"name": "Ada Lovelace"}');
     await page.getByRole('list', { name: 'Keys under user/' }).getByRole('button', { name: '2', exact: true }).click();
     await expect(page.getByLabel('Value of user/1 (JSON)').inputValue()).resolves.toBe('{"name": "Ada Lovelace"}');
@@ -518,4 +516,14 @@ async function expectFocus(expected: string): Promise<void> {
   await waitUntil(async () => (await focused()) === expected, `focus on ${expected}`, 3000).catch(async (error: Error) => {
     throw new Error(`${error.message}; focus is on ${await focused()}`);
   });
+}
+
+/** What `promise` gives, or `otherwise` after `ms`. */
+async function orAfter<T>(promise: Promise<T>, ms: number, otherwise: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(otherwise), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
