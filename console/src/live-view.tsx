@@ -111,6 +111,12 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
             seen = to;
             continue;
           }
+          const resume = failure instanceof ConnectError ? failure.metadata.get('kv-resume-revision') : null;
+          if (reasonOf(failure) === 'WATCH_TOO_SLOW' && resume !== null) {
+            // Read too slowly (a busy tab): every change before `resume` was sent; go on from there at once.
+            seen = BigInt(resume) - 1n;
+            continue;
+          }
           if (isUnauthenticated(failure)) {
             // The token was refused: the sign-in shows; go on once there is another one (trying this one again would only
             // count against the address's failed authentications).
