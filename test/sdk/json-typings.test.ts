@@ -6,8 +6,8 @@
  * if one of the calls below does not compile, or if one marked
  * @ts-expect-error does. It then runs them against a real server.
  */
-import { Compare, KvClient, Op } from '@kv/client';
-import { startServer, type RunningServer } from '../support/server-process';
+import { Compare, Op } from '@kv/client';
+import { serverWithClient } from '../support/sdk-fixture';
 
 interface User {
   name: string;
@@ -20,37 +20,27 @@ interface UserPatch {
   address?: { city: string } | null;
 }
 
-let server: RunningServer;
-let kv: KvClient;
-
-beforeAll(async () => {
-  server = await startServer();
-  kv = new KvClient(server.address, { deadlineMs: 5000 });
-});
-afterAll(async () => {
-  kv.close();
-  await server.stop();
-});
+const fixture = serverWithClient();
 
 test('an interface type is accepted by set, update, Op.set, Op.update and Compare.value alike', async () => {
   const ada: User = { name: 'Ada', langs: ['en'], address: { city: 'London' } };
   const moved: UserPatch = { address: { city: 'Paris' } };
 
-  const revision = await kv.set('typed/ada', ada);
-  const updated = await kv.update<User, UserPatch>('typed/ada', moved);
+  const revision = await fixture.kv.set('typed/ada', ada);
+  const updated = await fixture.kv.update<User, UserPatch>('typed/ada', moved);
   expect(updated.value.address?.city).toBe('Paris');
-  expect((await kv.update('typed/ada', moved)).modRevision).toBeGreaterThan(revision);
+  expect((await fixture.kv.update('typed/ada', moved)).modRevision).toBeGreaterThan(revision);
 
   const inParis: User = { ...ada, address: { city: 'Paris' } };
   const renamed: UserPatch = { name: 'Ada L.' };
-  const { succeeded } = await kv
+  const { succeeded } = await fixture.kv
     .txn()
     .if(Compare.value('typed/ada', '==', inParis))
     .then(Op.set('typed/grace', ada), Op.update('typed/ada', renamed))
     .commit();
   expect(succeeded).toBe(true);
-  expect((await kv.get<User>('typed/ada'))?.value).toEqual({ name: 'Ada L.', langs: ['en'], address: { city: 'Paris' } });
-  expect((await kv.get<User>('typed/grace'))?.value).toEqual(ada);
+  expect((await fixture.kv.get<User>('typed/ada'))?.value).toEqual({ name: 'Ada L.', langs: ['en'], address: { city: 'Paris' } });
+  expect((await fixture.kv.get<User>('typed/grace'))?.value).toEqual(ada);
 });
 
 test('what is not JSON does not compile, wherever a JSON value goes (and is refused at run time if forced)', async () => {
@@ -58,9 +48,9 @@ test('what is not JSON does not compile, wherever a JSON value goes (and is refu
   const withDate = { name: 'Ada', born: new Date(0) };
   const refusals: (() => unknown)[] = [
     // @ts-expect-error a function is not JSON
-    () => kv.set('typed/x', withFunction),
+    () => fixture.kv.set('typed/x', withFunction),
     // @ts-expect-error a Date is not JSON
-    () => kv.update('typed/x', withDate),
+    () => fixture.kv.update('typed/x', withDate),
     // @ts-expect-error a function is not JSON
     () => Op.set('typed/x', withFunction),
     // @ts-expect-error a Date is not JSON
@@ -71,5 +61,5 @@ test('what is not JSON does not compile, wherever a JSON value goes (and is refu
   for (const refusal of refusals) {
     await expect(Promise.resolve().then(refusal)).rejects.toMatchObject({ reason: 'INVALID_VALUE' });
   }
-  expect(await kv.get('typed/x')).toBeUndefined();
+  expect(await fixture.kv.get('typed/x')).toBeUndefined();
 });

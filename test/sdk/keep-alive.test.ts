@@ -1,19 +1,10 @@
 /** keepAlive handles against a real server: each handle independent, the lease kept while any is open. */
 import { KvClient, type KeepAliveHandle, type KvError } from '@kv/client';
-import { startServer, type RunningServer } from '../support/server-process';
+import { startServer } from '../support/server-process';
+import { serverWithClient } from '../support/sdk-fixture';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
-let server: RunningServer;
-let kv: KvClient;
-
-beforeAll(async () => {
-  server = await startServer();
-  kv = new KvClient(server.address, { deadlineMs: 5000 });
-});
-afterAll(async () => {
-  kv.close();
-  await server.stop();
-});
+const fixture = serverWithClient();
 
 const TTL_MS = 1000;
 
@@ -29,7 +20,7 @@ async function staysAlive(id: number, handle: KeepAliveHandle, ms: number): Prom
   const lost = lostSoFar(handle);
   const until = Date.now() + ms;
   while (Date.now() < until) {
-    expect(await kv.leaseInfo(id)).toBeDefined();
+    expect(await fixture.kv.leaseInfo(id)).toBeDefined();
     expect(lost()).toBeUndefined();
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -38,25 +29,25 @@ async function staysAlive(id: number, handle: KeepAliveHandle, ms: number): Prom
 test.each(['first', 'second'])(
   'two handles on one lease: closing the %s keeps the lease alive under the other; closing both lets it expire',
   async (which) => {
-    const lease = await kv.grantLease(TTL_MS);
-    const first = kv.keepAlive(lease);
-    const second = kv.keepAlive(lease);
+    const lease = await fixture.kv.grantLease(TTL_MS);
+    const first = fixture.kv.keepAlive(lease);
+    const second = fixture.kv.keepAlive(lease);
     const [closed, open] = which === 'first' ? [first, second] : [second, first];
     closed.close();
     await staysAlive(lease.id, open, 3 * TTL_MS);
     open.close();
     await pollUntil(
       'the lease to expire once no handle keeps it',
-      async () => ((await kv.leaseInfo(lease.id)) === undefined ? true : undefined),
+      async () => ((await fixture.kv.leaseInfo(lease.id)) === undefined ? true : undefined),
       5 * TTL_MS,
     );
   },
 );
 
 test('a revoked lease is reported lost to every handle on it', async () => {
-  const lease = await kv.grantLease(TTL_MS);
-  const handles = [kv.keepAlive(lease), kv.keepAlive(lease.id)];
-  await kv.revokeLease(lease.id);
+  const lease = await fixture.kv.grantLease(TTL_MS);
+  const handles = [fixture.kv.keepAlive(lease), fixture.kv.keepAlive(lease.id)];
+  await fixture.kv.revokeLease(lease.id);
   for (const handle of handles) await expect(handle.lost).resolves.toMatchObject({ reason: 'LEASE_NOT_FOUND' });
 }, 10_000);
 

@@ -3,20 +3,10 @@
  * anything is sent, never changed on the way: the server afterwards holds
  * nothing any of them would have written.
  */
-import { Compare, KvClient, KvError, Op, status } from '@kv/client';
-import { startServer, type RunningServer } from '../support/server-process';
+import { Compare, KvError, Op, status } from '@kv/client';
+import { serverWithClient } from '../support/sdk-fixture';
 
-let server: RunningServer;
-let kv: KvClient;
-
-beforeAll(async () => {
-  server = await startServer();
-  kv = new KvClient(server.address, { deadlineMs: 5000 });
-});
-afterAll(async () => {
-  kv.close();
-  await server.stop();
-});
+const fixture = serverWithClient();
 
 /** The KvError the call `name` fails with, whether it throws or rejects. */
 async function refusal(name: string, run: () => unknown): Promise<KvError> {
@@ -31,7 +21,7 @@ async function refusal(name: string, run: () => unknown): Promise<KvError> {
 
 async function storedKeys(): Promise<string[]> {
   const keys: string[] = [];
-  for await (const key of kv.keys()) keys.push(key);
+  for await (const key of fixture.kv.keys()) keys.push(key);
   return keys;
 }
 
@@ -40,17 +30,17 @@ describe('strings that are not valid Unicode (a lone surrogate)', () => {
 
   test('as a key, a prefix or a watched key: INVALID_KEY, for every call that takes one', async () => {
     const calls: [string, () => unknown][] = [
-      ['set', () => kv.set(bad, 1)],
-      ['get', () => kv.get(bad)],
-      ['delete', () => kv.delete(bad)],
-      ['update', () => kv.update(bad, { a: 1 }, { createIfMissing: true })],
-      ['clear', () => kv.clear({ prefix: bad })],
-      ['listKeysPage', () => kv.listKeysPage({ prefix: bad })],
-      ['listPage', () => kv.listPage({ prefix: bad })],
-      ['keys', () => kv.keys({ prefix: bad }).next()],
-      ['entries', () => kv.entries({ prefix: bad }).next()],
-      ['watch key', () => kv.watch({ key: bad })],
-      ['watch prefix', () => kv.watch({ prefix: bad })],
+      ['set', () => fixture.kv.set(bad, 1)],
+      ['get', () => fixture.kv.get(bad)],
+      ['delete', () => fixture.kv.delete(bad)],
+      ['update', () => fixture.kv.update(bad, { a: 1 }, { createIfMissing: true })],
+      ['clear', () => fixture.kv.clear({ prefix: bad })],
+      ['listKeysPage', () => fixture.kv.listKeysPage({ prefix: bad })],
+      ['listPage', () => fixture.kv.listPage({ prefix: bad })],
+      ['keys', () => fixture.kv.keys({ prefix: bad }).next()],
+      ['entries', () => fixture.kv.entries({ prefix: bad }).next()],
+      ['watch key', () => fixture.kv.watch({ key: bad })],
+      ['watch prefix', () => fixture.kv.watch({ prefix: bad })],
       ['Op.get', () => Op.get(bad)],
       ['Op.set', () => Op.set(bad, 1)],
       ['Op.delete', () => Op.delete(bad)],
@@ -75,8 +65,8 @@ describe('strings that are not valid Unicode (a lone surrogate)', () => {
     const values: unknown[] = ['x\uDC00y', ['ok', { deep: ['\uD800'] }], { '\uDC00': 1 }, { a: { ['b\uD83D']: null } }];
     for (const value of values) {
       for (const [name, call] of [
-        ['set', () => kv.set('u/v', value as never)],
-        ['update', () => kv.update('u/v', { a: value } as never, { createIfMissing: true })],
+        ['set', () => fixture.kv.set('u/v', value as never)],
+        ['update', () => fixture.kv.update('u/v', { a: value } as never, { createIfMissing: true })],
         ['Op.set', () => Op.set('u/v', value as never)],
         ['Op.update', () => Op.update('u/v', { a: value } as never)],
         ['Compare.value', () => Compare.value('u/v', '==', value as never)],
@@ -95,9 +85,9 @@ describe('strings that are not valid Unicode (a lone surrogate)', () => {
   });
 
   test('a well-formed surrogate pair is text like any other and round-trips', async () => {
-    await kv.set('u/emoji\uD83D\uDE00', { '\uD83D\uDE00': 'a\uD83D\uDE00b' });
-    expect((await kv.get('u/emoji\uD83D\uDE00'))?.value).toEqual({ '\uD83D\uDE00': 'a\uD83D\uDE00b' });
-    await kv.delete('u/emoji\uD83D\uDE00');
+    await fixture.kv.set('u/emoji\uD83D\uDE00', { '\uD83D\uDE00': 'a\uD83D\uDE00b' });
+    expect((await fixture.kv.get('u/emoji\uD83D\uDE00'))?.value).toEqual({ '\uD83D\uDE00': 'a\uD83D\uDE00b' });
+    await fixture.kv.delete('u/emoji\uD83D\uDE00');
   });
 });
 
@@ -126,8 +116,8 @@ describe('values that are not JSON', () => {
 
   test.each(notJson)('%s is INVALID_VALUE, as a value, a patch or a compare value, and nothing is sent', async (_, value) => {
     for (const [name, call] of [
-      ['set', () => kv.set('j/v', value as never)],
-      ['update', () => kv.update('j/v', { a: value } as never, { createIfMissing: true })],
+      ['set', () => fixture.kv.set('j/v', value as never)],
+      ['update', () => fixture.kv.update('j/v', { a: value } as never, { createIfMissing: true })],
       ['Op.set', () => Op.set('j/v', value as never)],
       ['Op.update', () => Op.update('j/v', { a: value } as never)],
       ['Compare.value', () => Compare.value('j/v', '==', value as never)],
@@ -144,22 +134,22 @@ describe('values that are not JSON', () => {
   });
 
   test('the message names what is not JSON and where', async () => {
-    expect((await refusal('set', () => kv.set('j/v', { a: [1, { when: new Date(0) }] } as never))).message).toBe(
+    expect((await refusal('set', () => fixture.kv.set('j/v', { a: [1, { when: new Date(0) }] } as never))).message).toBe(
       'value is not JSON: a Date at .a[1].when (JSON values are null, booleans, finite numbers, strings, arrays and plain objects)',
     );
-    expect((await refusal('set', () => kv.set('j/v', 10n as never))).message).toBe(
+    expect((await refusal('set', () => fixture.kv.set('j/v', 10n as never))).message).toBe(
       'value is not JSON: a bigint (JSON values are null, booleans, finite numbers, strings, arrays and plain objects)',
     );
-    expect((await refusal('set', () => kv.set('j/v', { 'a b': ['ok', 'x\uDC00'] }))).message).toBe(
+    expect((await refusal('set', () => fixture.kv.set('j/v', { 'a b': ['ok', 'x\uDC00'] }))).message).toBe(
       'value has a string that is not valid Unicode text (it has a lone surrogate) at ["a b"][1]: "x\\udc00"',
     );
   });
 
   test('plain objects, null-prototype ones included, are JSON; a property that is undefined is left out, as JSON.stringify does', async () => {
     const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1 });
-    await kv.set('j/bare', { bare, skipped: undefined, kept: [null, -0, 'x'] } as never);
-    expect((await kv.get('j/bare'))?.value).toEqual({ bare: { a: 1 }, kept: [null, 0, 'x'] });
-    await kv.delete('j/bare');
+    await fixture.kv.set('j/bare', { bare, skipped: undefined, kept: [null, -0, 'x'] } as never);
+    expect((await fixture.kv.get('j/bare'))?.value).toEqual({ bare: { a: 1 }, kept: [null, 0, 'x'] });
+    await fixture.kv.delete('j/bare');
   });
 });
 
@@ -168,20 +158,20 @@ describe('numbers the server takes as whole numbers', () => {
     '%p as a revision, a time to live, a lease id or a page size is INVALID_ARGUMENT',
     async (n) => {
       const calls: [string, () => unknown][] = [
-        ['set expectedRevision', () => kv.set('n/k', 1, { expectedRevision: n })],
-        ['set ttlMs', () => kv.set('n/k', 1, { ttlMs: n })],
-        ['set lease', () => kv.set('n/k', 1, { lease: n })],
-        ['update expectedRevision', () => kv.update('n/k', {}, { expectedRevision: n, createIfMissing: true })],
-        ['delete expectedRevision', () => kv.delete('n/k', { expectedRevision: n })],
-        ['grantLease', () => kv.grantLease(n)],
-        ['revokeLease', () => kv.revokeLease(n)],
-        ['leaseInfo', () => kv.leaseInfo(n)],
-        ['keepAlive', () => kv.keepAlive(n)],
-        ['keepAlive with a ttl', () => kv.keepAlive({ id: 1, ttlMs: n })],
-        ['listKeysPage', () => kv.listKeysPage({ pageSize: n })],
-        ['listPage', () => kv.listPage({ pageSize: n })],
-        ['keys', () => kv.keys({ pageSize: n }).next()],
-        ['watch startRevision', () => kv.watch({ prefix: 'n/', startRevision: n })],
+        ['set expectedRevision', () => fixture.kv.set('n/k', 1, { expectedRevision: n })],
+        ['set ttlMs', () => fixture.kv.set('n/k', 1, { ttlMs: n })],
+        ['set lease', () => fixture.kv.set('n/k', 1, { lease: n })],
+        ['update expectedRevision', () => fixture.kv.update('n/k', {}, { expectedRevision: n, createIfMissing: true })],
+        ['delete expectedRevision', () => fixture.kv.delete('n/k', { expectedRevision: n })],
+        ['grantLease', () => fixture.kv.grantLease(n)],
+        ['revokeLease', () => fixture.kv.revokeLease(n)],
+        ['leaseInfo', () => fixture.kv.leaseInfo(n)],
+        ['keepAlive', () => fixture.kv.keepAlive(n)],
+        ['keepAlive with a ttl', () => fixture.kv.keepAlive({ id: 1, ttlMs: n })],
+        ['listKeysPage', () => fixture.kv.listKeysPage({ pageSize: n })],
+        ['listPage', () => fixture.kv.listPage({ pageSize: n })],
+        ['keys', () => fixture.kv.keys({ pageSize: n }).next()],
+        ['watch startRevision', () => fixture.kv.watch({ prefix: 'n/', startRevision: n })],
         ['Op.set ttlMs', () => Op.set('n/k', 1, { ttlMs: n })],
         ['Op.set lease', () => Op.set('n/k', 1, { lease: n })],
       ];

@@ -4,20 +4,10 @@
  * event after it, never replaying one nor skipping one, even when the break
  * came in the middle of one server message or of one transaction's events.
  */
-import { KvClient, Op, type KvWatch, type KvWatchEvent } from '@kv/client';
-import { startServer, type RunningServer } from '../support/server-process';
+import { Op, type KvWatch, type KvWatchEvent } from '@kv/client';
+import { serverWithClient } from '../support/sdk-fixture';
 
-let server: RunningServer;
-let kv: KvClient;
-
-beforeAll(async () => {
-  server = await startServer();
-  kv = new KvClient(server.address, { deadlineMs: 5000 });
-});
-afterAll(async () => {
-  kv.close();
-  await server.stop();
-});
+const fixture = serverWithClient();
 
 /** The next `count` events of `watch` as "key@revision", then break out of the loop. */
 async function take(watch: KvWatch, count: number): Promise<string[]> {
@@ -33,8 +23,8 @@ const label = (event: KvWatchEvent): string => `${event.key}@${event.revision}`;
 
 test('history of five writes (one message): break after three, revision is the third, the next loop starts at the fourth', async () => {
   const revisions: number[] = [];
-  for (let i = 1; i <= 5; i++) revisions.push(await kv.set(`h/${i}`, i));
-  const watch = kv.watch({ prefix: 'h/', startRevision: revisions[0] });
+  for (let i = 1; i <= 5; i++) revisions.push(await fixture.kv.set(`h/${i}`, i));
+  const watch = fixture.kv.watch({ prefix: 'h/', startRevision: revisions[0] });
 
   expect(await take(watch, 3)).toEqual(['h/1', 'h/2', 'h/3'].map((key, i) => `${key}@${revisions[i]}`));
   expect(watch.revision).toBe(revisions[2]);
@@ -43,15 +33,15 @@ test('history of five writes (one message): break after three, revision is the t
 
   // After the last event of the history, the next loop waits for the next change.
   const next = take(watch, 1);
-  const revision = await kv.set('h/6', 6);
+  const revision = await fixture.kv.set('h/6', 6);
   expect(await next).toEqual([`h/6@${revision}`]);
   expect(watch.revision).toBe(revision);
 });
 
 test("a break between two events of one transaction: the next loop gives the transaction's other event, once", async () => {
-  const { revision } = await kv.txn().then(Op.set('t/a', 1), Op.set('t/b', 2), Op.set('t/c', 3)).commit();
-  const after = await kv.set('t/d', 4);
-  const watch = kv.watch({ prefix: 't/', startRevision: revision });
+  const { revision } = await fixture.kv.txn().then(Op.set('t/a', 1), Op.set('t/b', 2), Op.set('t/c', 3)).commit();
+  const after = await fixture.kv.set('t/d', 4);
+  const watch = fixture.kv.watch({ prefix: 't/', startRevision: revision });
 
   expect(await take(watch, 1)).toEqual([`t/a@${revision}`]);
   expect(watch.revision).toBe(revision);
@@ -60,13 +50,13 @@ test("a break between two events of one transaction: the next loop gives the tra
 });
 
 test('a watch from now, left after its first live event, goes on after it', async () => {
-  const watch = kv.watch({ prefix: 'n/' });
+  const watch = fixture.kv.watch({ prefix: 'n/' });
   let taken = false;
   const first = take(watch, 1).finally(() => (taken = true));
   // A write before the stream opens is before "now": write until the watch has given one.
   const written: number[] = [];
   while (!taken) {
-    written.push(await kv.set('n/k', written.length));
+    written.push(await fixture.kv.set('n/k', written.length));
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const [seen] = await first;
@@ -74,6 +64,6 @@ test('a watch from now, left after its first live event, goes on after it', asyn
   expect(watch.revision).toBe(seenRevision);
   const later = written.filter((r) => r > seenRevision);
   const next = take(watch, later.length + 1);
-  const last = await kv.set('n/k', 'last');
+  const last = await fixture.kv.set('n/k', 'last');
   expect(await next).toEqual([...later, last].map((r) => `n/k@${r}`));
 });
