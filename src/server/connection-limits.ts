@@ -77,23 +77,9 @@ export async function listenWithLimits(
   const injector = server.createConnectionInjector(injected);
   onHttp2Server?.(injected);
   const inHandshake = new Set<net.Socket>();
-  let open = 0;
-  let refused = 0;
-  let refusalLoggedAt = Number.NEGATIVE_INFINITY;
-  const refuse = (socket: net.Socket): void => {
-    socket.destroy();
-    refused++;
-    if (Date.now() - refusalLoggedAt < REFUSAL_LOG_EVERY_MS) return;
-    refusalLoggedAt = Date.now();
-    logger.warn({ maxConnections: limits.maxConnections, refused }, `refused ${refused} connection(s): ${limits.maxConnections} are open`);
-    refused = 0;
-  };
+  const admit = connectionCap(limits.maxConnections, logger, '');
   const accept = (socket: net.Socket): void => {
-    // A reset, before or after grpc-js takes the socket over, must never end the process.
-    socket.on('error', () => undefined);
-    if (open >= limits.maxConnections) return refuse(socket);
-    open++;
-    socket.once('close', () => open--);
+    if (!admit(socket)) return;
     if (secure) return injector.injectConnection(socket);
     inHandshake.add(socket);
     awaitPreface(socket, limits.handshakeTimeoutMs, (received) => {
@@ -136,6 +122,35 @@ export async function listenWithLimits(
       for (const listener of listeners) listener.close();
       for (const socket of inHandshake) socket.destroy();
     },
+  };
+}
+
+/**
+ * A port's count of open connections: admit(socket) is false, and the
+ * socket closed, when `max` are open; refusals are logged at most every
+ * 10 s, with how many there were (`prefix` starts the line). An admitted
+ * socket is counted until it closes. Either way a reset on the socket, before
+ * or after a server takes it over, must never end the process.
+ */
+export function connectionCap(max: number, logger: Logger, prefix: string): (socket: net.Socket) => boolean {
+  let open = 0;
+  let refused = 0;
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  return (socket) => {
+    socket.on('error', () => undefined);
+    if (open >= max) {
+      socket.destroy();
+      refused++;
+      if (Date.now() - loggedAt >= REFUSAL_LOG_EVERY_MS) {
+        loggedAt = Date.now();
+        logger.warn({ maxConnections: max, refused }, `${prefix}refused ${refused} connection(s): ${max} are open`);
+        refused = 0;
+      }
+      return false;
+    }
+    open++;
+    socket.once('close', () => open--);
+    return true;
   };
 }
 

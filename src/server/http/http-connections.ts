@@ -20,10 +20,8 @@
 import type http2 from 'node:http2';
 import type net from 'node:net';
 import type { Logger } from '../../logger';
-import type { ConnectionLimits } from '../connection-limits';
+import { connectionCap, type ConnectionLimits } from '../connection-limits';
 
-/** A refused connection is logged at most this often (with how many were refused since), as on the gRPC port. */
-const REFUSAL_LOG_EVERY_MS = 10_000;
 /** Node's keep-alive timeout for an HTTP/1.1 connection between requests. */
 const HTTP1_KEEP_ALIVE_MS = 5_000;
 
@@ -56,25 +54,8 @@ export class HttpConnectionLimits {
    * room (as many as come); the gRPC port's listener counts the same way.
    */
   capConnections(server: net.Server): void {
-    const max = this.limits.maxConnections;
-    let open = 0;
-    let refused = 0;
-    let loggedAt = Number.NEGATIVE_INFINITY;
-    server.prependListener('connection', (socket: net.Socket) => {
-      // A reset, before or after the HTTP servers take the socket over, must never end the process.
-      socket.on('error', () => undefined);
-      if (open >= max) {
-        socket.destroy();
-        refused++;
-        if (Date.now() - loggedAt < REFUSAL_LOG_EVERY_MS) return;
-        loggedAt = Date.now();
-        this.logger.warn({ maxConnections: max, refused }, `HTTP port: refused ${refused} connection(s): ${max} are open`);
-        refused = 0;
-        return;
-      }
-      open++;
-      socket.once('close', () => open--);
-    });
+    const admit = connectionCap(this.limits.maxConnections, this.logger, 'HTTP port: ');
+    server.prependListener('connection', (socket: net.Socket) => void admit(socket));
   }
 
   /** Starts the deadline of a new connection (with TLS, one whose handshake is done) to send its first request. */
