@@ -74,18 +74,27 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel);
   let security: ServerSecurity;
   try {
-    security = await loadServerSecurity(config, logger);
+    // Under --workers N the supervisor reports a reload once for every process.
+    security = await loadServerSecurity(config, logger, role === 'single' ? 'info' : 'debug');
   } catch (error) {
     if (!(error instanceof TlsFileError || error instanceof AuthFileError)) throw error;
     process.stderr.write(`kv-server: ${error.message}\n`);
     return 1;
   }
-  // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
-  process.on('SIGHUP', () => security.reload());
+  if (role === 'single' && config.workers > 1) {
+    // The supervisor reads the files first (and logs the outcome, once): if they are good it
+    // forwards SIGHUP, and each process reloads its own certificates and auth file; if not, none
+    // does, and every process keeps what it has.
+    process.on('SIGHUP', () => {
+      if (security.reload()) Object.values(cluster.workers ?? {}).forEach((worker) => worker?.process.kill('SIGHUP'));
+      else logger.error('SIGHUP: no process reloaded anything; fix the file named above and send SIGHUP again');
+    });
+  } else {
+    // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
+    process.on('SIGHUP', () => security.reload());
+  }
 
   if (role === 'single' && config.workers > 1) {
-    // The supervisor forwards SIGHUP: each worker reloads its own certificates and auth file.
-    process.on('SIGHUP', () => Object.values(cluster.workers ?? {}).forEach((worker) => worker?.process.kill('SIGHUP')));
     const settings = config;
     const members = new ClusterMembers(config.engine === 'file', config.workers);
     let metricsServer: MetricsServer | undefined;

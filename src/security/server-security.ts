@@ -23,15 +23,23 @@ export interface ServerSecurity {
   tls?: { material: TlsMaterial; onRotate(listener: (material: TlsMaterial) => void): void };
   /** Undefined: no auth file, every caller may do everything. */
   authenticate?: (caller: Caller) => Access;
-  /** Re-reads the certificate files and the auth file (SIGHUP). */
-  reload(): void;
+  /** Re-reads the certificate files and the auth file (SIGHUP); false if one of them was bad (and not reloaded). */
+  reload(): boolean;
 }
 
 type SecurityConfig = Pick<Config, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'authFile' | 'authFailuresPerMinute'>;
 
-/** Rejects with TlsFileError or AuthFileError (one-line messages) when a file is unusable at start. */
-export async function loadServerSecurity(config: SecurityConfig, logger: Logger): Promise<ServerSecurity> {
-  const reloads: (() => void)[] = [];
+/**
+ * Rejects with TlsFileError or AuthFileError (one-line messages) when a file is unusable at start.
+ * `reloadedLevel`: the level of the line saying a reload worked ('debug' in the processes of
+ * --workers N, whose supervisor says it once for all of them); a failed reload is always an error.
+ */
+export async function loadServerSecurity(
+  config: SecurityConfig,
+  logger: Logger,
+  reloadedLevel: 'info' | 'debug' = 'info',
+): Promise<ServerSecurity> {
+  const reloads: (() => boolean)[] = [];
   let credentials: ServerCredentials | undefined;
   let tlsForHttp: ServerSecurity['tls'];
   if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
@@ -46,9 +54,11 @@ export async function loadServerSecurity(config: SecurityConfig, logger: Logger)
         const next = readTlsFiles(files);
         tls.rotate(next);
         for (const listener of rotated) listener(next);
-        logger.info({ cert: files.certFile }, 'SIGHUP: TLS certificates reloaded; new connections get them');
+        logger[reloadedLevel]({ cert: files.certFile }, 'SIGHUP: TLS certificates reloaded; new connections get them');
+        return true;
       } catch (error) {
         logger.error({ reason: (error as Error).message }, 'SIGHUP: TLS certificates NOT reloaded; still serving the previous ones');
+        return false;
       }
     });
   }
@@ -67,9 +77,11 @@ export async function loadServerSecurity(config: SecurityConfig, logger: Logger)
     reloads.push(() => {
       try {
         current = readAuthFile(authFile);
-        logger.info({ authFile, roles: current.roles.size, tokens: current.tokens.length }, 'SIGHUP: auth file reloaded');
+        logger[reloadedLevel]({ authFile, roles: current.roles.size, tokens: current.tokens.length }, 'SIGHUP: auth file reloaded');
+        return true;
       } catch (error) {
         logger.error({ reason: (error as Error).message }, 'SIGHUP: auth file NOT reloaded; the previous one still applies');
+        return false;
       }
     });
   }
@@ -79,8 +91,9 @@ export async function loadServerSecurity(config: SecurityConfig, logger: Logger)
     tls: tlsForHttp,
     authenticate,
     reload: () => {
-      if (reloads.length === 0) logger.info('SIGHUP: nothing to reload (no TLS files, no auth file)');
-      for (const reload of reloads) reload();
+      if (reloads.length === 0) logger[reloadedLevel]('SIGHUP: nothing to reload (no TLS files, no auth file)');
+      // Every file is tried, the certificates whatever the auth file's fate.
+      return reloads.map((reload) => reload()).every(Boolean);
     },
   };
 }

@@ -222,6 +222,52 @@ test('a port that is taken stops --workers 2 with exit 1 and the reason said onc
   }
 });
 
+test('SIGHUP: the supervisor reads the auth file, says once what it did, and every worker reloads it or none does', async () => {
+  const dir = makeTempDir();
+  const authFile = path.join(dir, 'auth.yaml');
+  const roles = 'roles:\n  writer:\n    - { prefix: "app/", permission: write }\n';
+  fs.writeFileSync(authFile, `${roles}tokens: []\n`);
+  server = await startServer({ args: ['--workers', '2', '--auth-file', authFile], env: { KV_LOG_LEVEL: 'info' } });
+  const created = await runServerToExit(['token', 'create', '--role', 'writer', '--auth-file', authFile]);
+  expect(created.code).toBe(0);
+  const token = created.stdout.trim();
+  const callers = (open = Array.from(
+    { length: 4 },
+    (_, i) => new KvClient(server!.address, { token, retry: { attempts: 1 }, channelOptions: { 'grpc.kv_test_channel': i } }),
+  ));
+  const outcomes = (): Promise<string[]> =>
+    Promise.all(
+      callers.map((kv, i) =>
+        kv.set(`app/${i}`, i).then(
+          () => 'OK',
+          (error: unknown) => (error as { reason?: string }).reason ?? String(error),
+        ),
+      ),
+    );
+  const lines = (text: string): number => server!.output().split(text).length - 1;
+
+  server.child.kill('SIGHUP');
+  // Four connections, dealt to both workers in turn: the token works through each.
+  await pollUntil('the token accepted through every worker', async () => ((await outcomes()).every((o) => o === 'OK') ? true : undefined));
+  expect(lines('SIGHUP: auth file reloaded')).toBe(1);
+
+  // A bad file: one error, and no worker drops the roles it has.
+  fs.writeFileSync(authFile, 'roles: [unclosed\n');
+  server.child.kill('SIGHUP');
+  await pollUntil('the refusal logged', () => (server!.output().includes('no process reloaded anything') ? true : undefined));
+  expect(lines('auth file NOT reloaded')).toBe(1);
+  expect(await outcomes()).toEqual(['OK', 'OK', 'OK', 'OK']);
+
+  // Without the token's entry: revoked through every worker.
+  fs.writeFileSync(authFile, `${roles}tokens: []\n`);
+  server.child.kill('SIGHUP');
+  await pollUntil('the token refused through every worker', async () =>
+    (await outcomes()).every((o) => o === 'UNAUTHENTICATED') ? true : undefined,
+  );
+  expect(lines('SIGHUP: auth file reloaded')).toBe(2);
+  expect(lines('auth file NOT reloaded')).toBe(1);
+});
+
 describeWithEtcd()('--workers 2 with --engine etcd', () => {
   let cluster: EtcdCluster | undefined;
   afterAll(async () => cluster?.stop());
