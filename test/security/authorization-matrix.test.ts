@@ -332,7 +332,7 @@ test('a call with two authorization headers is refused, whichever comes first, u
   };
   const calls: [string, Buffer][] = [
     ['Get', frame(GetRequest.encode({ key: 'app/x' }).finish())],
-    ['Watch', frame(WatchRequest.encode({ key: 'app/x', startRevision: 1, prevEntry: false }).finish())],
+    ['Watch', frame(WatchRequest.encode({ key: 'app/x', startRevision: 1, prevEntry: false, fragment: false }).finish())],
   ];
   const bad = 'kv_' + 'A'.repeat(43);
   for (const [method, body] of calls) {

@@ -16,7 +16,7 @@ function rawWatch(address: string, request: Partial<WatchRequest>) {
   const messages: WatchResponse[] = [];
   let error: ServiceError | undefined;
   let ended = false;
-  const call = client.watch({ startRevision: 0, prevEntry: false, ...request }, new Metadata());
+  const call = client.watch({ startRevision: 0, prevEntry: false, fragment: false, ...request }, new Metadata());
   call.on('data', (m: WatchResponse) => messages.push(m));
   call.on('error', (e: ServiceError) => {
     error = e;
@@ -65,7 +65,7 @@ describe('one server', () => {
     const watch = rawWatch(server.address, { prefix: 'w1/', prevEntry: true });
     // Progress first (nothing to send): proves the stream is open before writing.
     await pollUntil('a progress message', () => (watch.messages.length > 0 ? true : undefined));
-    expect(watch.messages[0]).toEqual({ events: [], revision: base - 1 });
+    expect(watch.messages[0]).toEqual({ events: [], revision: base - 1, fragment: false });
     await kv.set('w1/a', { n: 1, __proto__x: [true, null] });
     await kv.set('w1/a', 'two');
     await kv.delete('w1/a');
@@ -293,23 +293,92 @@ test('time the consumer takes over an event is not silence: the SDK does not dro
   }
 });
 
-test('a revision too large for the client to receive ends the SDK watch with a KvError instead of a retry loop', async () => {
+test('an event too large for the client to receive ends the SDK watch with a KvError instead of a retry loop', async () => {
   const server = await startServer();
   const kv = new KvClient(server.address);
+  // Fragments split a revision between events, never an event: one of 2 × 600 kB (with its previous entry) is over 1 MiB.
+  const limited = new KvClient(server.address, { maxReceiveMessageBytes: 1024 * 1024 });
   try {
-    // 70 values of nearly 1 MiB, cleared at once: with previous entries, one message past the SDK's 64 MiB.
-    const big = 'x'.repeat(1024 * 1024 - 16);
-    for (let i = 0; i < 70; i++) await kv.set(`big/${i}`, big);
-    const watch = kv.watch({ prefix: 'big/', prevEntry: true });
+    await kv.set('big', 'x'.repeat(600_000));
+    const watch = limited.watch({ key: 'big', prevEntry: true });
     const failed = consume(watch, []);
     await pollUntil('the watch to start', () => (watch.revision > 0 ? true : undefined));
-    await kv.clear({ prefix: 'big/' });
+    await kv.set('big', 'y'.repeat(600_000));
     const error = await failed;
     expect(error).toBeInstanceOf(KvError);
-    expect(error).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect(error).toMatchObject({ code: status.RESOURCE_EXHAUSTED, reason: 'RESPONSE_TOO_LARGE' });
     expect(watch.reconnectCount).toBe(0);
   } finally {
+    limited.close();
     kv.close();
     await server.stop();
   }
+});
+
+describe('fragments: a revision larger than a message', () => {
+  let server: RunningServer;
+  let kv: KvClient;
+  let cleared: number;
+  const KEYS = Array.from({ length: 12 }, (_, i) => `frag/${String(i).padStart(2, '0')}`);
+  beforeAll(async () => {
+    server = await startServer();
+    kv = new KvClient(server.address);
+    // Twelve values of 300 kB cleared at once: with previous entries, one revision of about 3.6 MB.
+    for (const key of KEYS) await kv.set(key, 'x'.repeat(300_000));
+    await kv.clear({ prefix: 'frag/' });
+    cleared = (await kv.set('frag/after', 1)) - 1;
+  });
+  afterAll(async () => {
+    kv.close();
+    expect(await server.stop()).toBe(0);
+  });
+
+  async function messagesOf(request: Partial<WatchRequest>): Promise<WatchResponse[]> {
+    const watch = rawWatch(server.address, { prefix: 'frag/', startRevision: cleared, prevEntry: true, ...request });
+    try {
+      await pollUntil('every event', () => (watch.messages.flatMap((m) => m.events).length >= KEYS.length + 1 ? true : undefined));
+      return watch.messages;
+    } finally {
+      watch.close();
+    }
+  }
+
+  test('asked for, the revision comes in messages of about 1 MiB, each but the last a fragment; not asked for, in one', async () => {
+    const whole = await messagesOf({ fragment: false });
+    expect(whole[0].events.map((e) => e.entry?.key)).toEqual(KEYS);
+    expect(whole[0]).toMatchObject({ revision: cleared, fragment: false });
+
+    const split = await messagesOf({ fragment: true });
+    const ofClear = split.filter((m) => m.events.some((e) => e.entry?.modRevision === cleared));
+    // 300 kB events: three fit in 1 MiB, so at least four messages.
+    expect(ofClear.length).toBeGreaterThanOrEqual(4);
+    expect(ofClear.every((m) => m.events.length <= 3 && m.events.every((e) => e.entry?.modRevision === cleared))).toBe(true);
+    expect(ofClear.map((m) => [m.revision, m.fragment])).toEqual([...ofClear.slice(1).map(() => [cleared, true]), [cleared, false]]);
+    // The same events, the same order, their previous entries whole.
+    expect(ofClear.flatMap((m) => m.events)).toEqual(whole[0].events);
+    expect(split.flatMap((m) => m.events).map((e) => e.entry?.key)).toEqual([...KEYS, 'frag/after']);
+  });
+
+  test('the SDK asks for fragments: a client with a 1 MiB receive limit gets every event once, and a break inside the revision resumes past what it had', async () => {
+    const limited = new KvClient(server.address, { maxReceiveMessageBytes: 1024 * 1024 });
+    try {
+      const watch = limited.watch({ prefix: 'frag/', startRevision: cleared, prevEntry: true });
+      const seen: KvWatchEvent[] = [];
+      for await (const event of watch) {
+        seen.push(event);
+        if (seen.length === 5) break;
+      }
+      // Iterated again, the watch goes on on a new stream, from the middle of the split revision.
+      for await (const event of watch) {
+        seen.push(event);
+        if (seen.length === KEYS.length + 1) break;
+      }
+      expect(seen.map((e) => `${e.type} ${e.key} ${e.revision} ${JSON.stringify(e.prev?.value ?? null).length}`)).toEqual([
+        ...KEYS.map((key) => `delete ${key} ${cleared} 300002`),
+        `put frag/after ${cleared + 1} 4`,
+      ]);
+    } finally {
+      limited.close();
+    }
+  });
 });

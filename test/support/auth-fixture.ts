@@ -67,7 +67,9 @@ export function outcomeOf(client: KeyValueServiceClient, method: UnaryMethod, re
 /** Opens a Watch and reports how it started: OK once the first message arrives (then cancels), or the error it ended with. */
 export function watchOutcomeOf(client: KeyValueServiceClient, request: Partial<WatchRequest>, metadata: Metadata): Promise<Outcome> {
   return streamOutcomeOf(
-    client.watch({ startRevision: 0, prevEntry: false, ...request }, metadata, { deadline: new Date(Date.now() + 10_000) }),
+    client.watch({ startRevision: 0, prevEntry: false, fragment: false, ...request }, metadata, {
+      deadline: new Date(Date.now() + 10_000),
+    }),
   );
 }
 

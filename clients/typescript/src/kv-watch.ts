@@ -130,7 +130,14 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         let call: ClientReadableStream<WatchResponse>;
         try {
           call = this.client().watch(
-            { key: this.options.key, prefix: this.options.prefix, startRevision: from, prevEntry: this.options.prevEntry ?? false },
+            // Fragments: a revision too large for one message (a Clear of many large keys) comes in several.
+            {
+              key: this.options.key,
+              prefix: this.options.prefix,
+              startRevision: from,
+              prevEntry: this.options.prevEntry ?? false,
+              fragment: true,
+            },
             this.metadata(),
           );
         } catch (error) {
@@ -157,8 +164,9 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
               else this.lastEvent = { revision: event.revision, given: 1 };
               yield event;
             }
-            // Every change up to message.revision has now been given: resume after it.
-            if (this.last === undefined || message.revision > this.last) this.last = message.revision;
+            // Every change up to message.revision has now been given: resume after it. Not after a fragment: more
+            // of its revision follows, and a resumption starts at that revision, past the events given (lastEvent).
+            if (!message.fragment && (this.last === undefined || message.revision > this.last)) this.last = message.revision;
             idle.touch();
           }
           // The server ended the stream without an error (it should not): resume.

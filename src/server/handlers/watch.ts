@@ -1,18 +1,20 @@
 import type { WatchRequest } from '../../gen/kv/v1/kv';
-import type { WatchBatch } from '../../store/key-value-store';
 import type { CallContext } from '../call-context';
 import type { StreamSink } from '../grpc-call';
+import { splitWatchBatch, type WatchMessage } from '../wire/encode-watch-response';
 
 /**
  * Watch: streams the store's watch batches until the client goes away, the
  * server shuts down, or the watch ends with an error (compacted, too slow).
  * A batch is taken only once the previous one was handed to the transport,
- * so a client that reads slowly slows only its own watch.
+ * so a client that reads slowly slows only its own watch. With `fragment`,
+ * a batch goes out as messages of about 1 MiB each (a revision larger than
+ * that split across several).
  */
 export async function handleWatch(
   { store, access }: CallContext,
-  { key, prefix, startRevision, prevEntry }: WatchRequest,
-  sink: StreamSink<WatchBatch>,
+  { key, prefix, startRevision, prevEntry, fragment }: WatchRequest,
+  sink: StreamSink<WatchMessage>,
 ): Promise<void> {
   if (key !== undefined) access.key('read', key);
   else if (prefix !== undefined) access.prefix('read', prefix);
@@ -20,7 +22,11 @@ export async function handleWatch(
   const stop = (): void => watch.close();
   sink.signal.addEventListener('abort', stop);
   try {
-    while (!sink.signal.aborted) await sink.send(await watch.next());
+    while (!sink.signal.aborted) {
+      const batch = await watch.next();
+      if (!fragment) await sink.send(batch);
+      else for (const message of splitWatchBatch(batch)) if (!sink.signal.aborted) await sink.send(message);
+    }
   } finally {
     sink.signal.removeEventListener('abort', stop);
     watch.close();

@@ -231,7 +231,7 @@ const PROTOBUF_INSTEAD =
 /** What to do about an answer too large for JSON, by method. */
 const TOO_LARGE_HINTS: Record<string, string> = {
   List: `ask for a smaller pageSize, or ${PROTOBUF_INSTEAD}`,
-  Watch: `one revision's events are that large; watch with the protobuf format (application/connect+proto; Connect clients: useBinaryFormat)`,
+  Watch: `one revision's events are that large; watch with "fragment": true (messages of about 1 MiB), or with the protobuf format (application/connect+proto; Connect clients: useBinaryFormat)`,
   Txn: `the transaction was carried out; read its keys with smaller calls, or ${PROTOBUF_INSTEAD}`,
   Update: `the update was carried out; ${PROTOBUF_INSTEAD}`,
   other: PROTOBUF_INSTEAD,

@@ -562,6 +562,17 @@ export interface WatchRequest {
    * Event.prev_entry).
    */
   prevEntry: boolean;
+  /**
+   * Keep each message near 1 MiB: a revision whose events pass that (a
+   * Clear of many keys, a large transaction, with their previous entries)
+   * comes in several messages, each but the last with fragment set, instead
+   * of one message larger than the client may receive (4 MiB by default in
+   * grpc-go, grpcio and grpcurl). A message holds at least one event, so an
+   * event larger than that still comes whole. false: one message per
+   * revision, however large (what clients that know nothing of fragments
+   * expect).
+   */
+  fragment: boolean;
 }
 
 /**
@@ -574,8 +585,18 @@ export interface WatchResponse {
   /**
    * The store revision this message is current to: every matching change
    * up to this revision has now been sent. Resume from revision + 1.
+   * In a fragment, the revision being split: the changes before it have
+   * been sent, and only some events of it.
    */
   revision: number;
+  /**
+   * More events of this same revision follow in the next message (only
+   * when the request asked for fragments). A client that loses the stream
+   * after a fragment has not had the whole revision: it resumes from
+   * revision (not revision + 1) and passes over the events of that revision
+   * it already had, which come again in the same order.
+   */
+  fragment: boolean;
 }
 
 /** Event is one key's change. */
@@ -2015,7 +2036,7 @@ export const ClearResponse: MessageFns<ClearResponse> = {
 };
 
 function createBaseWatchRequest(): WatchRequest {
-  return { key: undefined, prefix: undefined, startRevision: 0, prevEntry: false };
+  return { key: undefined, prefix: undefined, startRevision: 0, prevEntry: false, fragment: false };
 }
 
 export const WatchRequest: MessageFns<WatchRequest> = {
@@ -2031,6 +2052,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     }
     if (message.prevEntry !== false) {
       writer.uint32(32).bool(message.prevEntry);
+    }
+    if (message.fragment !== false) {
+      writer.uint32(40).bool(message.fragment);
     }
     return writer;
   },
@@ -2080,6 +2104,14 @@ export const WatchRequest: MessageFns<WatchRequest> = {
             message.prevEntry = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.fragment = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2106,6 +2138,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
         : isSet(object.prev_entry)
         ? globalThis.Boolean(object.prev_entry)
         : false,
+      fragment: isSet(object.fragment) ? globalThis.Boolean(object.fragment) : false,
     };
   },
 
@@ -2123,6 +2156,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     if (message.prevEntry !== false) {
       obj.prevEntry = message.prevEntry;
     }
+    if (message.fragment !== false) {
+      obj.fragment = message.fragment;
+    }
     return obj;
   },
 
@@ -2135,12 +2171,13 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     message.prefix = object.prefix ?? undefined;
     message.startRevision = object.startRevision ?? 0;
     message.prevEntry = object.prevEntry ?? false;
+    message.fragment = object.fragment ?? false;
     return message;
   },
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { events: [], revision: 0 };
+  return { events: [], revision: 0, fragment: false };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
@@ -2150,6 +2187,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     }
     if (message.revision !== 0) {
       writer.uint32(16).int64(message.revision);
+    }
+    if (message.fragment !== false) {
+      writer.uint32(24).bool(message.fragment);
     }
     return writer;
   },
@@ -2183,6 +2223,14 @@ export const WatchResponse: MessageFns<WatchResponse> = {
             message.revision = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fragment = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2199,6 +2247,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     return {
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => Event.fromJSON(e)) : [],
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      fragment: isSet(object.fragment) ? globalThis.Boolean(object.fragment) : false,
     };
   },
 
@@ -2210,6 +2259,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     if (message.revision !== 0) {
       obj.revision = Math.round(message.revision);
     }
+    if (message.fragment !== false) {
+      obj.fragment = message.fragment;
+    }
     return obj;
   },
 
@@ -2220,6 +2272,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     const message = createBaseWatchResponse();
     message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
     message.revision = object.revision ?? 0;
+    message.fragment = object.fragment ?? false;
     return message;
   },
 };
@@ -4973,8 +5026,10 @@ export const KeyValueServiceService = {
    * each committed change exactly once, in revision order, with no gaps —
    * or an error that says so. A stream that started at revision N and has
    * received a message with revision R has received every matching change
-   * in [N, R]. The events of one revision (a Clear, a transaction) always
-   * come in one message.
+   * in [N, R]. The events of one revision (a Clear, a transaction) come in
+   * one message, unless the request asked for fragments: then a revision
+   * whose events pass about 1 MiB is split across several messages, each
+   * but the last marked WatchResponse.fragment.
    *
    * When there is nothing to send, the server sends a progress message (no
    * events, the current revision) about every 5 seconds (server flag
@@ -5201,8 +5256,10 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * each committed change exactly once, in revision order, with no gaps —
    * or an error that says so. A stream that started at revision N and has
    * received a message with revision R has received every matching change
-   * in [N, R]. The events of one revision (a Clear, a transaction) always
-   * come in one message.
+   * in [N, R]. The events of one revision (a Clear, a transaction) come in
+   * one message, unless the request asked for fragments: then a revision
+   * whose events pass about 1 MiB is split across several messages, each
+   * but the last marked WatchResponse.fragment.
    *
    * When there is nothing to send, the server sends a progress message (no
    * events, the current revision) about every 5 seconds (server flag
@@ -5421,8 +5478,10 @@ export interface KeyValueServiceClient extends Client {
    * each committed change exactly once, in revision order, with no gaps —
    * or an error that says so. A stream that started at revision N and has
    * received a message with revision R has received every matching change
-   * in [N, R]. The events of one revision (a Clear, a transaction) always
-   * come in one message.
+   * in [N, R]. The events of one revision (a Clear, a transaction) come in
+   * one message, unless the request asked for fragments: then a revision
+   * whose events pass about 1 MiB is split across several messages, each
+   * but the last marked WatchResponse.fragment.
    *
    * When there is nothing to send, the server sends a progress message (no
    * events, the current revision) about every 5 seconds (server flag

@@ -1061,7 +1061,16 @@ type WatchRequest struct {
 	StartRevision int64 `protobuf:"varint,3,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
 	// Also send each changed key's entry before the change (in
 	// Event.prev_entry).
-	PrevEntry     bool `protobuf:"varint,4,opt,name=prev_entry,json=prevEntry,proto3" json:"prev_entry,omitempty"`
+	PrevEntry bool `protobuf:"varint,4,opt,name=prev_entry,json=prevEntry,proto3" json:"prev_entry,omitempty"`
+	// Keep each message near 1 MiB: a revision whose events pass that (a
+	// Clear of many keys, a large transaction, with their previous entries)
+	// comes in several messages, each but the last with fragment set, instead
+	// of one message larger than the client may receive (4 MiB by default in
+	// grpc-go, grpcio and grpcurl). A message holds at least one event, so an
+	// event larger than that still comes whole. false: one message per
+	// revision, however large (what clients that know nothing of fragments
+	// expect).
+	Fragment      bool `protobuf:"varint,5,opt,name=fragment,proto3" json:"fragment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1135,6 +1144,13 @@ func (x *WatchRequest) GetPrevEntry() bool {
 	return false
 }
 
+func (x *WatchRequest) GetFragment() bool {
+	if x != nil {
+		return x.Fragment
+	}
+	return false
+}
+
 type isWatchRequest_Target interface {
 	isWatchRequest_Target()
 }
@@ -1161,7 +1177,15 @@ type WatchResponse struct {
 	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// The store revision this message is current to: every matching change
 	// up to this revision has now been sent. Resume from revision + 1.
-	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// In a fragment, the revision being split: the changes before it have
+	// been sent, and only some events of it.
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// More events of this same revision follow in the next message (only
+	// when the request asked for fragments). A client that loses the stream
+	// after a fragment has not had the whole revision: it resumes from
+	// revision (not revision + 1) and passes over the events of that revision
+	// it already had, which come again in the same order.
+	Fragment      bool `protobuf:"varint,3,opt,name=fragment,proto3" json:"fragment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1208,6 +1232,13 @@ func (x *WatchResponse) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *WatchResponse) GetFragment() bool {
+	if x != nil {
+		return x.Fragment
+	}
+	return false
 }
 
 // Event is one key's change.
@@ -3106,17 +3137,19 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"P\n" +
 	"\rClearResponse\x12#\n" +
 	"\rdeleted_count\x18\x01 \x01(\x03R\fdeletedCount\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\x8c\x01\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\xa8\x01\n" +
 	"\fWatchRequest\x12\x12\n" +
 	"\x03key\x18\x01 \x01(\tH\x00R\x03key\x12\x18\n" +
 	"\x06prefix\x18\x02 \x01(\tH\x00R\x06prefix\x12%\n" +
 	"\x0estart_revision\x18\x03 \x01(\x03R\rstartRevision\x12\x1d\n" +
 	"\n" +
-	"prev_entry\x18\x04 \x01(\bR\tprevEntryB\b\n" +
-	"\x06target\"Q\n" +
+	"prev_entry\x18\x04 \x01(\bR\tprevEntry\x12\x1a\n" +
+	"\bfragment\x18\x05 \x01(\bR\bfragmentB\b\n" +
+	"\x06target\"m\n" +
 	"\rWatchResponse\x12$\n" +
 	"\x06events\x18\x01 \x03(\v2\f.kv.v1.EventR\x06events\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"~\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x1a\n" +
+	"\bfragment\x18\x03 \x01(\bR\bfragment\"~\n" +
 	"\x05Event\x12$\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x10.kv.v1.EventTypeR\x04type\x12\"\n" +
 	"\x05entry\x18\x02 \x01(\v2\f.kv.v1.EntryR\x05entry\x12+\n" +

@@ -99,8 +99,10 @@ type KeyValueServiceClient interface {
 	// each committed change exactly once, in revision order, with no gaps —
 	// or an error that says so. A stream that started at revision N and has
 	// received a message with revision R has received every matching change
-	// in [N, R]. The events of one revision (a Clear, a transaction) always
-	// come in one message.
+	// in [N, R]. The events of one revision (a Clear, a transaction) come in
+	// one message, unless the request asked for fragments: then a revision
+	// whose events pass about 1 MiB is split across several messages, each
+	// but the last marked WatchResponse.fragment.
 	//
 	// When there is nothing to send, the server sends a progress message (no
 	// events, the current revision) about every 5 seconds (server flag
@@ -414,8 +416,10 @@ type KeyValueServiceServer interface {
 	// each committed change exactly once, in revision order, with no gaps —
 	// or an error that says so. A stream that started at revision N and has
 	// received a message with revision R has received every matching change
-	// in [N, R]. The events of one revision (a Clear, a transaction) always
-	// come in one message.
+	// in [N, R]. The events of one revision (a Clear, a transaction) come in
+	// one message, unless the request asked for fragments: then a revision
+	// whose events pass about 1 MiB is split across several messages, each
+	// but the last marked WatchResponse.fragment.
 	//
 	// When there is nothing to send, the server sends a progress message (no
 	// events, the current revision) about every 5 seconds (server flag

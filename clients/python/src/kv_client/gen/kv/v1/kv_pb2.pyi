@@ -168,24 +168,28 @@ class ClearResponse(_message.Message):
     def __init__(self, deleted_count: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("key", "prefix", "start_revision", "prev_entry")
+    __slots__ = ("key", "prefix", "start_revision", "prev_entry", "fragment")
     KEY_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     START_REVISION_FIELD_NUMBER: _ClassVar[int]
     PREV_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENT_FIELD_NUMBER: _ClassVar[int]
     key: str
     prefix: str
     start_revision: int
     prev_entry: bool
-    def __init__(self, key: _Optional[str] = ..., prefix: _Optional[str] = ..., start_revision: _Optional[int] = ..., prev_entry: _Optional[bool] = ...) -> None: ...
+    fragment: bool
+    def __init__(self, key: _Optional[str] = ..., prefix: _Optional[str] = ..., start_revision: _Optional[int] = ..., prev_entry: _Optional[bool] = ..., fragment: _Optional[bool] = ...) -> None: ...
 
 class WatchResponse(_message.Message):
-    __slots__ = ("events", "revision")
+    __slots__ = ("events", "revision", "fragment")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENT_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
     revision: int
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+    fragment: bool
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., revision: _Optional[int] = ..., fragment: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("type", "entry", "prev_entry")
