@@ -52,6 +52,10 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   WATCH_TOO_SLOW: status.RESOURCE_EXHAUSTED,
   NOT_FOUND: status.NOT_FOUND,
   LEASE_NOT_FOUND: status.NOT_FOUND,
+  // Another key's private lease (ttl_ms): the lease exists, but not for this key.
+  LEASE_PRIVATE: status.FAILED_PRECONDITION,
+  // Concurrent writes from other frontends kept winning; nothing was applied, so a retry is safe.
+  CONFLICT: status.ABORTED,
   // The etcd cluster behind this frontend did not answer or has no leader: another try, or another frontend.
   UNAVAILABLE: status.UNAVAILABLE,
   // This engine cannot do it at all (Backup on etcd): retrying will not help.
@@ -73,6 +77,8 @@ const REASONS: Record<StoreError['code'], ErrorReason> = {
   WATCH_TOO_SLOW: ErrorReason.WATCH_TOO_SLOW,
   NOT_FOUND: ErrorReason.NOT_FOUND,
   LEASE_NOT_FOUND: ErrorReason.LEASE_NOT_FOUND,
+  LEASE_PRIVATE: ErrorReason.LEASE_PRIVATE,
+  CONFLICT: ErrorReason.CONFLICT,
   UNAVAILABLE: ErrorReason.UNAVAILABLE,
   NOT_SUPPORTED: ErrorReason.NOT_SUPPORTED,
 };

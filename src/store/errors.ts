@@ -18,7 +18,9 @@ export type StoreErrorCode =
   | 'WATCH_TOO_SLOW'
   | 'NOT_FOUND'
   | 'LEASE_NOT_FOUND'
+  | 'LEASE_PRIVATE'
   | 'UNAVAILABLE'
+  | 'CONFLICT'
   | 'NOT_SUPPORTED';
 
 export abstract class StoreError extends Error {
@@ -169,6 +171,28 @@ export class LeaseNotFoundError extends StoreError {
   constructor(readonly id: number) {
     super(`lease ${id} not found (never granted, expired or revoked)`);
   }
+}
+
+/** A set named in `lease` the private lease (made by ttlMs) of another key: only that key uses it. */
+export class LeasePrivateError extends StoreError {
+  readonly code = 'LEASE_PRIVATE';
+  constructor(
+    readonly id: number,
+    readonly key: string,
+  ) {
+    super(
+      `lease ${id} is the private lease of another key (made by a set with ttl_ms) and cannot be attached to key ${JSON.stringify(key)}; grant a lease with GrantLease to share one between keys`,
+    );
+  }
+}
+
+/**
+ * A write met concurrent writes to the keys it read (from other servers on
+ * the same backend) on every try until its time ran out. Nothing was
+ * applied: trying again is safe.
+ */
+export class WriteConflictError extends StoreError {
+  readonly code = 'CONFLICT';
 }
 
 /**

@@ -162,11 +162,25 @@ export enum ErrorReason {
    */
   UNAVAILABLE = 13,
   /**
+   * CONFLICT - buf:lint:ignore ENUM_VALUE_PREFIX
+   * A write met concurrent writes to the keys it reads (from other servers
+   * on the same etcd cluster) on every try until its time ran out (the etcd
+   * engine's --etcd-timeout-ms). ABORTED: nothing was applied; try again.
+   */
+  CONFLICT = 14,
+  /**
    * LEASE_NOT_FOUND - buf:lint:ignore ENUM_VALUE_PREFIX
    * The lease does not exist (never granted, expired or revoked).
    * NOT_FOUND.
    */
   LEASE_NOT_FOUND = 30,
+  /**
+   * LEASE_PRIVATE - buf:lint:ignore ENUM_VALUE_PREFIX
+   * Set or Txn named in `lease` the private lease of another key (one that
+   * a Set with ttl_ms made): only that key uses it. FAILED_PRECONDITION;
+   * grant a lease with GrantLease to share one between keys.
+   */
+  LEASE_PRIVATE = 31,
   /**
    * UNAUTHENTICATED - buf:lint:ignore ENUM_VALUE_PREFIX
    * The call carried no credentials the server accepts: no bearer token
@@ -244,9 +258,15 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 13:
     case "UNAVAILABLE":
       return ErrorReason.UNAVAILABLE;
+    case 14:
+    case "CONFLICT":
+      return ErrorReason.CONFLICT;
     case 30:
     case "LEASE_NOT_FOUND":
       return ErrorReason.LEASE_NOT_FOUND;
+    case 31:
+    case "LEASE_PRIVATE":
+      return ErrorReason.LEASE_PRIVATE;
     case 20:
     case "UNAUTHENTICATED":
       return ErrorReason.UNAUTHENTICATED;
@@ -296,8 +316,12 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "WATCH_TOO_SLOW";
     case ErrorReason.UNAVAILABLE:
       return "UNAVAILABLE";
+    case ErrorReason.CONFLICT:
+      return "CONFLICT";
     case ErrorReason.LEASE_NOT_FOUND:
       return "LEASE_NOT_FOUND";
+    case ErrorReason.LEASE_PRIVATE:
+      return "LEASE_PRIVATE";
     case ErrorReason.UNAUTHENTICATED:
       return "UNAUTHENTICATED";
     case ErrorReason.PERMISSION_DENIED:
@@ -467,7 +491,13 @@ export interface SetRequest {
   /**
    * Give the key a private lease of this many milliseconds (Redis SET ... PX):
    * the key is deleted after ttl_ms unless set again. At least 1 and at most
-   * 1 year (2^53 is not reached). With lease: INVALID_ARGUMENT.
+   * 1 year (2^53 is not reached). With lease: INVALID_ARGUMENT. The private
+   * lease lives only as long as the key uses it: when the key is set again
+   * (with or without ttl_ms, or onto another lease), deleted, cleared or
+   * expires, the lease is revoked in the same revision, so refreshing a key
+   * with ttl_ms on every request leaves one lease, not one per request. No
+   * other key can be attached to it: a Set or Txn naming it in `lease` for
+   * another key is FAILED_PRECONDITION (reason LEASE_PRIVATE).
    */
   ttlMs: number;
 }
@@ -5072,8 +5102,10 @@ export const KeyValueServiceService = {
    * an expected_revision inside an op (use compares), a LESS or GREATER
    * compare of a value that is not a number or a string, or any op that
    * would be invalid on its own; NOT_FOUND for an update of a missing key
-   * without create_if_missing or a lease that does not exist. A failed op
-   * fails the whole Txn: nothing is written.
+   * without create_if_missing or a lease that does not exist;
+   * FAILED_PRECONDITION (reason LEASE_PRIVATE) for a set onto another key's
+   * private lease (ttl_ms). A failed op fails the whole Txn: nothing is
+   * written.
    */
   txn: {
     path: "/kv.v1.KeyValueService/Txn" as const,
@@ -5092,7 +5124,9 @@ export const KeyValueServiceService = {
    * Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
    * then the patch is merged into {}); ABORTED if expected_revision is set
    * and does not match; INVALID_ARGUMENT if the patch is missing or the
-   * result breaks a limit.
+   * result breaks a limit; on the etcd engine, ABORTED with reason CONFLICT
+   * if writes from other servers to the key kept winning until the time
+   * ran out (nothing was applied: try again).
    */
   update: {
     path: "/kv.v1.KeyValueService/Update" as const,
@@ -5294,8 +5328,10 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * an expected_revision inside an op (use compares), a LESS or GREATER
    * compare of a value that is not a number or a string, or any op that
    * would be invalid on its own; NOT_FOUND for an update of a missing key
-   * without create_if_missing or a lease that does not exist. A failed op
-   * fails the whole Txn: nothing is written.
+   * without create_if_missing or a lease that does not exist;
+   * FAILED_PRECONDITION (reason LEASE_PRIVATE) for a set onto another key's
+   * private lease (ttl_ms). A failed op fails the whole Txn: nothing is
+   * written.
    */
   txn: handleUnaryCall<TxnRequest, TxnResponse>;
   /**
@@ -5306,7 +5342,9 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
    * then the patch is merged into {}); ABORTED if expected_revision is set
    * and does not match; INVALID_ARGUMENT if the patch is missing or the
-   * result breaks a limit.
+   * result breaks a limit; on the etcd engine, ABORTED with reason CONFLICT
+   * if writes from other servers to the key kept winning until the time
+   * ran out (nothing was applied: try again).
    */
   update: handleUnaryCall<UpdateRequest, UpdateResponse>;
   /**
@@ -5521,8 +5559,10 @@ export interface KeyValueServiceClient extends Client {
    * an expected_revision inside an op (use compares), a LESS or GREATER
    * compare of a value that is not a number or a string, or any op that
    * would be invalid on its own; NOT_FOUND for an update of a missing key
-   * without create_if_missing or a lease that does not exist. A failed op
-   * fails the whole Txn: nothing is written.
+   * without create_if_missing or a lease that does not exist;
+   * FAILED_PRECONDITION (reason LEASE_PRIVATE) for a set onto another key's
+   * private lease (ttl_ms). A failed op fails the whole Txn: nothing is
+   * written.
    */
   txn(request: TxnRequest, callback: (error: ServiceError | null, response: TxnResponse) => void): ClientUnaryCall;
   txn(
@@ -5544,7 +5584,9 @@ export interface KeyValueServiceClient extends Client {
    * Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
    * then the patch is merged into {}); ABORTED if expected_revision is set
    * and does not match; INVALID_ARGUMENT if the patch is missing or the
-   * result breaks a limit.
+   * result breaks a limit; on the etcd engine, ABORTED with reason CONFLICT
+   * if writes from other servers to the key kept winning until the time
+   * ran out (nothing was applied: try again).
    */
   update(
     request: UpdateRequest,

@@ -146,9 +146,19 @@ const (
 	// not have been applied, so read before writing again.
 	ErrorReason_UNAVAILABLE ErrorReason = 13
 	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// A write met concurrent writes to the keys it reads (from other servers
+	// on the same etcd cluster) on every try until its time ran out (the etcd
+	// engine's --etcd-timeout-ms). ABORTED: nothing was applied; try again.
+	ErrorReason_CONFLICT ErrorReason = 14
+	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// The lease does not exist (never granted, expired or revoked).
 	// NOT_FOUND.
 	ErrorReason_LEASE_NOT_FOUND ErrorReason = 30
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// Set or Txn named in `lease` the private lease of another key (one that
+	// a Set with ttl_ms made): only that key uses it. FAILED_PRECONDITION;
+	// grant a lease with GrantLease to share one between keys.
+	ErrorReason_LEASE_PRIVATE ErrorReason = 31
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// The call carried no credentials the server accepts: no bearer token
 	// and no known client certificate, a malformed authorization header, or
@@ -190,7 +200,9 @@ var (
 		11: "COMPACTED",
 		12: "WATCH_TOO_SLOW",
 		13: "UNAVAILABLE",
+		14: "CONFLICT",
 		30: "LEASE_NOT_FOUND",
+		31: "LEASE_PRIVATE",
 		20: "UNAUTHENTICATED",
 		21: "PERMISSION_DENIED",
 		22: "AUTH_RATE_LIMITED",
@@ -211,7 +223,9 @@ var (
 		"COMPACTED":                11,
 		"WATCH_TOO_SLOW":           12,
 		"UNAVAILABLE":              13,
+		"CONFLICT":                 14,
 		"LEASE_NOT_FOUND":          30,
+		"LEASE_PRIVATE":            31,
 		"UNAUTHENTICATED":          20,
 		"PERMISSION_DENIED":        21,
 		"AUTH_RATE_LIMITED":        22,
@@ -591,7 +605,13 @@ type SetRequest struct {
 	Lease int64 `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
 	// Give the key a private lease of this many milliseconds (Redis SET ... PX):
 	// the key is deleted after ttl_ms unless set again. At least 1 and at most
-	// 1 year (2^53 is not reached). With lease: INVALID_ARGUMENT.
+	// 1 year (2^53 is not reached). With lease: INVALID_ARGUMENT. The private
+	// lease lives only as long as the key uses it: when the key is set again
+	// (with or without ttl_ms, or onto another lease), deleted, cleared or
+	// expires, the lease is revoked in the same revision, so refreshing a key
+	// with ttl_ms on every request leaves one lease, not one per request. No
+	// other key can be attached to it: a Set or Txn naming it in `lease` for
+	// another key is FAILED_PRECONDITION (reason LEASE_PRIVATE).
 	TtlMs         int64 `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3269,7 +3289,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x02*\xea\x02\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\x8b\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -3288,8 +3308,10 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x12\r\n" +
 	"\tCOMPACTED\x10\v\x12\x12\n" +
 	"\x0eWATCH_TOO_SLOW\x10\f\x12\x0f\n" +
-	"\vUNAVAILABLE\x10\r\x12\x13\n" +
-	"\x0fLEASE_NOT_FOUND\x10\x1e\x12\x13\n" +
+	"\vUNAVAILABLE\x10\r\x12\f\n" +
+	"\bCONFLICT\x10\x0e\x12\x13\n" +
+	"\x0fLEASE_NOT_FOUND\x10\x1e\x12\x11\n" +
+	"\rLEASE_PRIVATE\x10\x1f\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x14\x12\x15\n" +
 	"\x11PERMISSION_DENIED\x10\x15\x12\x15\n" +
 	"\x11AUTH_RATE_LIMITED\x10\x16\x12\x11\n" +

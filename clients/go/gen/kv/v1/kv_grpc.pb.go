@@ -135,8 +135,10 @@ type KeyValueServiceClient interface {
 	// an expected_revision inside an op (use compares), a LESS or GREATER
 	// compare of a value that is not a number or a string, or any op that
 	// would be invalid on its own; NOT_FOUND for an update of a missing key
-	// without create_if_missing or a lease that does not exist. A failed op
-	// fails the whole Txn: nothing is written.
+	// without create_if_missing or a lease that does not exist;
+	// FAILED_PRECONDITION (reason LEASE_PRIVATE) for a set onto another key's
+	// private lease (ttl_ms). A failed op fails the whole Txn: nothing is
+	// written.
 	Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error)
 	// Update merges a JSON merge patch (RFC 7396) into a key's value on the
 	// server, atomically: two concurrent Updates of different fields of one
@@ -145,7 +147,9 @@ type KeyValueServiceClient interface {
 	// Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
 	// then the patch is merged into {}); ABORTED if expected_revision is set
 	// and does not match; INVALID_ARGUMENT if the patch is missing or the
-	// result breaks a limit.
+	// result breaks a limit; on the etcd engine, ABORTED with reason CONFLICT
+	// if writes from other servers to the key kept winning until the time
+	// ran out (nothing was applied: try again).
 	Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (*UpdateResponse, error)
 	// List pages through entries (keys with values), under a prefix, in
 	// Unicode code point order: ListKeys with values. Each page is read at
@@ -452,8 +456,10 @@ type KeyValueServiceServer interface {
 	// an expected_revision inside an op (use compares), a LESS or GREATER
 	// compare of a value that is not a number or a string, or any op that
 	// would be invalid on its own; NOT_FOUND for an update of a missing key
-	// without create_if_missing or a lease that does not exist. A failed op
-	// fails the whole Txn: nothing is written.
+	// without create_if_missing or a lease that does not exist;
+	// FAILED_PRECONDITION (reason LEASE_PRIVATE) for a set onto another key's
+	// private lease (ttl_ms). A failed op fails the whole Txn: nothing is
+	// written.
 	Txn(context.Context, *TxnRequest) (*TxnResponse, error)
 	// Update merges a JSON merge patch (RFC 7396) into a key's value on the
 	// server, atomically: two concurrent Updates of different fields of one
@@ -462,7 +468,9 @@ type KeyValueServiceServer interface {
 	// Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
 	// then the patch is merged into {}); ABORTED if expected_revision is set
 	// and does not match; INVALID_ARGUMENT if the patch is missing or the
-	// result breaks a limit.
+	// result breaks a limit; on the etcd engine, ABORTED with reason CONFLICT
+	// if writes from other servers to the key kept winning until the time
+	// ran out (nothing was applied: try again).
 	Update(context.Context, *UpdateRequest) (*UpdateResponse, error)
 	// List pages through entries (keys with values), under a prefix, in
 	// Unicode code point order: ListKeys with values. Each page is read at

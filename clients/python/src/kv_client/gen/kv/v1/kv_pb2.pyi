@@ -30,7 +30,9 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPACTED: _ClassVar[ErrorReason]
     WATCH_TOO_SLOW: _ClassVar[ErrorReason]
     UNAVAILABLE: _ClassVar[ErrorReason]
+    CONFLICT: _ClassVar[ErrorReason]
     LEASE_NOT_FOUND: _ClassVar[ErrorReason]
+    LEASE_PRIVATE: _ClassVar[ErrorReason]
     UNAUTHENTICATED: _ClassVar[ErrorReason]
     PERMISSION_DENIED: _ClassVar[ErrorReason]
     AUTH_RATE_LIMITED: _ClassVar[ErrorReason]
@@ -60,7 +62,9 @@ LOCKED: ErrorReason
 COMPACTED: ErrorReason
 WATCH_TOO_SLOW: ErrorReason
 UNAVAILABLE: ErrorReason
+CONFLICT: ErrorReason
 LEASE_NOT_FOUND: ErrorReason
+LEASE_PRIVATE: ErrorReason
 UNAUTHENTICATED: ErrorReason
 PERMISSION_DENIED: ErrorReason
 AUTH_RATE_LIMITED: ErrorReason

@@ -243,8 +243,10 @@ class KeyValueServiceServicer:
         an expected_revision inside an op (use compares), a LESS or GREATER
         compare of a value that is not a number or a string, or any op that
         would be invalid on its own; NOT_FOUND for an update of a missing key
-        without create_if_missing or a lease that does not exist. A failed op
-        fails the whole Txn: nothing is written.
+        without create_if_missing or a lease that does not exist;
+        FAILED_PRECONDITION (reason LEASE_PRIVATE) for a set onto another key's
+        private lease (ttl_ms). A failed op fails the whole Txn: nothing is
+        written.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -258,7 +260,9 @@ class KeyValueServiceServicer:
         Errors: NOT_FOUND if the key does not exist (unless create_if_missing:
         then the patch is merged into {}); ABORTED if expected_revision is set
         and does not match; INVALID_ARGUMENT if the patch is missing or the
-        result breaks a limit.
+        result breaks a limit; on the etcd engine, ABORTED with reason CONFLICT
+        if writes from other servers to the key kept winning until the time
+        ran out (nothing was applied: try again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
