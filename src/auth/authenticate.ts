@@ -30,8 +30,25 @@ export interface AuthenticatorOptions {
   audit: Audit;
 }
 
-export function createAuthenticator({ config, limiter, audit }: AuthenticatorOptions): (caller: Caller) => Access {
-  return (caller) => {
+export interface Authenticator {
+  /** What this caller may do; throws (UnauthenticatedError, AuthRateLimitedError) for bad credentials. */
+  authenticate: (caller: Caller) => Access;
+  /** After a reload of the auth file: every call that holds its access (Access.hold) is checked again. */
+  renewHeld: () => void;
+}
+
+/** Who a caller is, and its role, by the auth file as loaded now. */
+interface Identity {
+  name: string;
+  role: Role;
+}
+
+export function createAuthenticator({ config, limiter, audit }: AuthenticatorOptions): Authenticator {
+  /**
+   * `renewing`: the identity of a caller let in before, checked again after a reload: no rate limit
+   * applies, no failure is counted, and a revoked token is audited under the name it had.
+   */
+  const identify = (caller: Caller, renewing?: string): Identity => {
     const { tokens, certificates } = config();
     const refuse = (identity: string, why: string, error: Error): never => {
       const code = error instanceof AuthRateLimitedError ? status.RESOURCE_EXHAUSTED : status.UNAUTHENTICATED;
@@ -41,7 +58,7 @@ export function createAuthenticator({ config, limiter, audit }: AuthenticatorOpt
 
     const header = caller.metadata.get('authorization');
     if (header.length > 0) {
-      const retryAfterMs = limiter.retryAfterMs(caller.peer);
+      const retryAfterMs = renewing !== undefined ? 0 : limiter.retryAfterMs(caller.peer);
       if (retryAfterMs > 0) {
         return refuse('anonymous', 'too many failed authentications from this address', new AuthRateLimitedError(retryAfterMs));
       }
@@ -52,62 +69,126 @@ export function createAuthenticator({ config, limiter, audit }: AuthenticatorOpt
       }
       const entry = findToken(tokens, token);
       if (entry === undefined) {
+        if (renewing !== undefined) {
+          const why = 'token revoked while its call was open';
+          return refuse(
+            renewing,
+            why,
+            new UnauthenticatedError('token revoked: it was removed from the auth file while this call was open'),
+          );
+        }
         limiter.recordFailure(caller.peer);
         return refuse('anonymous', 'unknown token', new UnauthenticatedError('unknown or revoked token'));
       }
-      return new RoleAccess(`token:${entry.name}`, entry.role, caller, audit);
+      return { name: `token:${entry.name}`, role: entry.role };
     }
 
     if (caller.certificate !== undefined) {
       const names = certificateNames(caller.certificate);
       const entry = findCertificate(certificates, names);
-      if (entry !== undefined) return new RoleAccess(`cert:${describeMatch(entry)}`, entry.role, caller, audit);
+      if (entry !== undefined) return { name: `cert:${describeMatch(entry)}`, role: entry.role };
       const shown = names.cn.length > 0 ? `CN=${names.cn[0]}` : (names.san[0] ?? 'no subject name');
       const why = `client certificate ${shown} is not in the auth file`;
       return refuse(`cert:${shown}`, why, new UnauthenticatedError(`${why}, and no bearer token was sent`));
     }
     return refuse('anonymous', 'no credentials', new UnauthenticatedError('no credentials: send "authorization: Bearer <token>" metadata'));
   };
+
+  const held = new Set<RoleAccess>();
+  return {
+    authenticate: (caller) =>
+      new RoleAccess(identify(caller), caller, audit, {
+        identify: (was) => identify(caller, was),
+        held,
+      }),
+    renewHeld: () => {
+      for (const access of [...held]) access.renew();
+    },
+  };
 }
 
-/** One call's permissions under one role; remembers the admin permissions it granted, to audit them with the outcome. */
+/** How a RoleAccess is checked again after a reload, and the set of those that are. */
+interface Renewal {
+  identify: (was: string) => Identity;
+  held: Set<RoleAccess>;
+}
+
+/**
+ * One call's permissions under one role; remembers the admin permissions it
+ * granted, to audit them with the outcome, and every key and prefix
+ * permission, to check them again if the call holds its access over a reload.
+ */
 class RoleAccess implements Access {
   private readonly adminTargets: AccessTarget[] = [];
+  private readonly granted: { permission: Permission; target: { key: string } | { prefix: string } }[] = [];
+  private revoked: ((error: Error) => void) | undefined;
   readonly restricted = true;
 
   constructor(
-    private readonly identity: string,
-    private readonly role: Role,
+    private identity: Identity,
     private readonly caller: Caller,
     private readonly audit: Audit,
+    private readonly renewal: Renewal,
   ) {}
 
   key(permission: Permission, key: string): void {
     this.check(permission, { key }, (grant) => key.startsWith(grant));
+    this.granted.push({ permission, target: { key } });
   }
 
   /** Allowed only if one grant covers the whole prefix: a wider prefix is denied, never narrowed to what the role may see. */
   prefix(permission: Permission, prefix: string): void {
     this.check(permission, { prefix }, (grant) => prefix.startsWith(grant));
+    this.granted.push({ permission, target: { prefix } });
   }
 
   leaseKeys(permission: Permission, lease: number, keys: readonly string[]): void {
     for (const key of keys) this.check(permission, { lease }, (grant) => key.startsWith(grant), { key });
   }
 
+  hold(revoked: (error: Error) => void): () => void {
+    this.revoked = revoked;
+    this.renewal.held.add(this);
+    return () => {
+      this.revoked = undefined;
+      this.renewal.held.delete(this);
+    };
+  }
+
+  /** The auth file was reloaded: the caller as it is now, and what it was granted, checked again. */
+  renew(): void {
+    try {
+      this.identity = this.renewal.identify(this.identity.name);
+      for (const { permission, target } of this.granted) {
+        const covers = (grant: string): boolean => ('key' in target ? target.key : target.prefix).startsWith(grant);
+        this.check(permission, target, covers, target, false);
+      }
+    } catch (error) {
+      const revoked = this.revoked;
+      this.renewal.held.delete(this);
+      this.revoked = undefined;
+      revoked?.(error as Error);
+    }
+  }
+
   finished(code: status): void {
     for (const target of this.adminTargets) this.audit.admin({ ...this.entry(code), ...shownTarget(target), permission: 'admin' });
   }
 
-  /** `logged`: what the audit log names instead of the target (the key of a lease the caller is not told). */
+  /**
+   * `logged`: what the audit log names instead of the target (the key of a lease the caller is not told);
+   * `first`: false when an earlier grant is checked again, which is not another admin action.
+   */
   private check(
     permission: Permission,
     target: AccessTarget,
     covers: (grantPrefix: string) => boolean,
     logged: AccessTarget = target,
+    first = true,
   ): void {
+    const { role } = this.identity;
     const needed = PERMISSIONS.indexOf(permission);
-    if (!this.role.grants.some((grant) => PERMISSIONS.indexOf(grant.permission) >= needed && covers(grant.prefix))) {
+    if (!role.grants.some((grant) => PERMISSIONS.indexOf(grant.permission) >= needed && covers(grant.prefix))) {
       this.audit.denied(
         {
           ...this.entry(status.PERMISSION_DENIED),
@@ -115,15 +196,15 @@ class RoleAccess implements Access {
           ...('lease' in target ? { lease: target.lease } : {}),
           permission,
         },
-        `role ${JSON.stringify(this.role.name)} does not grant ${permission}`,
+        `role ${JSON.stringify(role.name)} does not grant ${permission}`,
       );
       throw new PermissionDeniedError(permission, target);
     }
-    if (permission === 'admin') this.adminTargets.push(target);
+    if (permission === 'admin' && first) this.adminTargets.push(target);
   }
 
   private entry(code: status): AuditEntry {
-    return { identity: this.identity, peer: this.caller.peer, method: this.caller.method, code };
+    return { identity: this.identity.name, peer: this.caller.peer, method: this.caller.method, code };
   }
 }
 

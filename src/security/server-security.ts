@@ -69,15 +69,18 @@ export async function loadServerSecurity(
     // Loaded only with an auth file: the YAML parser takes about 20 ms to load, which every start-up would pay.
     const { readAuthFile } = await import('../auth/read-auth-file');
     let current: AuthConfig = readAuthFile(authFile);
-    authenticate = createAuthenticator({
+    const authenticator = createAuthenticator({
       config: () => current,
       limiter: new FailureLimiter(config.authFailuresPerMinute),
       audit: createAudit(logger),
     });
+    authenticate = authenticator.authenticate;
     reloads.push(() => {
       try {
         current = readAuthFile(authFile);
         logger[reloadedLevel]({ authFile, roles: current.roles.size, tokens: current.tokens.length }, 'SIGHUP: auth file reloaded');
+        // Open streams were let in by the previous file: each is checked again, and ends if it no longer may.
+        authenticator.renewHeld();
         return true;
       } catch (error) {
         logger.error({ reason: (error as Error).message }, 'SIGHUP: auth file NOT reloaded; the previous one still applies');

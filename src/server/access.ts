@@ -24,6 +24,15 @@ export interface Access {
    * not read from a lease it can name.
    */
   leaseKeys(permission: Permission, lease: number, keys: readonly string[]): void;
+  /**
+   * For a call that stays open (Watch, KeepAlive): from now until `release`
+   * is called, each reload of the auth file authenticates the caller again,
+   * with the credentials it started with, and checks again every key and
+   * prefix permission granted so far; later checks use the role found then.
+   * If the caller no longer may, `revoked` is called with the error
+   * (UnauthenticatedError, PermissionDeniedError), once.
+   */
+  hold(revoked: (error: Error) => void): () => void;
   /** False when every caller may do everything (no --auth-file): a handler need not fetch what it would check. */
   readonly restricted: boolean;
   /**
@@ -38,6 +47,7 @@ export const openAccess: Access = {
   key: () => undefined,
   prefix: () => undefined,
   leaseKeys: () => undefined,
+  hold: () => () => undefined,
   restricted: false,
   finished: () => undefined,
 };

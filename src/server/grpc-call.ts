@@ -195,10 +195,12 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
   let ended = false;
   let access: Access | undefined;
+  let release = (): void => undefined;
   const end = (error: unknown): void => {
     if (ended) return;
     ended = true;
     forget();
+    release();
     controller.abort();
     if (error === undefined) {
       call.end();
@@ -221,6 +223,7 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
     }
     ended = true;
     forget();
+    release();
     controller.abort();
   });
   const sink: StreamSink<M> = {
@@ -245,6 +248,8 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
     authenticate: () => {
       try {
         access = accessOf(deps, () => callerOf(call));
+        // A reload of the auth file that takes the caller's permission away ends the stream.
+        if (!ended) release = access.hold(end);
         return { store: deps.store, access };
       } catch (error) {
         end(error);

@@ -165,6 +165,8 @@ async function* streamResponses<O extends DescMessage, Req, M>(
   const aborted = (): void => end(isDeadline(context.signal.reason) ? context.signal.reason : undefined);
   context.signal.addEventListener('abort', aborted);
   const call = callContext(context, deps);
+  // A reload of the auth file that takes the caller's permission away ends the stream.
+  const release = call.access.hold(end);
   // How the call ended, for the audit; a client that goes away closes this generator mid-yield, which leaves it unset.
   let outcome: status | undefined;
   try {
@@ -200,6 +202,7 @@ async function* streamResponses<O extends DescMessage, Req, M>(
   } finally {
     observer.streamClosed(outcome ?? status.CANCELLED);
     call.access.finished(outcome ?? status.CANCELLED);
+    release();
     forget();
     context.signal.removeEventListener('abort', aborted);
     controller.abort();
