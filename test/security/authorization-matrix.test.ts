@@ -322,6 +322,36 @@ test("revoking a lease, keeping it alive or listing its keys needs the permissio
   expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, asWriter)).code).toBe('OK');
 });
 
+test("attaching a key to another role's lease (Set, a Txn's set) needs write on the keys already attached to it; the denial names the lease", async () => {
+  await seed();
+  const asWriter = bearer(tokens['writer of app/']);
+  const asOtherWriter = bearer(tokens['writer of other/']);
+  const lease = await new Promise<number>((resolve, reject) =>
+    kv.grantLease({ ttlMs: 60_000 }, asWriter, (error, response) => (error ? reject(error) : resolve(response.id))),
+  );
+  expect((await outcomeOf(kv, kv.set, { key: 'app/x', value: 'leased', lease, ttlMs: 0 }, asWriter)).code).toBe('OK');
+  const before = await snapshot();
+  const denial = {
+    code: D,
+    details: `permission denied: write on every key attached to lease ${lease} is needed and this caller's role does not grant it on all of them`,
+  };
+  // The other role may write other/y, but not app/x, which the lease holds.
+  expect(await outcomeOf(kv, kv.set, { key: 'other/y', value: 'hijack', lease, ttlMs: 0 }, asOtherWriter)).toMatchObject(denial);
+  const txn = { compare: [], success: [{ set: { key: 'other/y', value: 'hijack', lease, ttlMs: 0 } }], failure: [] };
+  expect(await outcomeOf(kv, kv.txn, txn, asOtherWriter)).toMatchObject(denial);
+  expect(await snapshot()).toEqual(before);
+  // So the lease's owner still keeps it alive and revokes it.
+  const keptAlive = kv.keepAlive(asWriter);
+  keptAlive.write({ id: lease });
+  expect((await streamOutcomeOf(keptAlive)).code).toBe('OK');
+  expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, asWriter)).code).toBe('OK');
+  // A lease of its own, or one with nothing attached, it may attach its keys to.
+  const empty = await new Promise<number>((resolve, reject) =>
+    kv.grantLease({ ttlMs: 60_000 }, asWriter, (error, response) => (error ? reject(error) : resolve(response.id))),
+  );
+  expect((await outcomeOf(kv, kv.set, { key: 'other/y', value: 'leased', lease: empty, ttlMs: 0 }, asOtherWriter)).code).toBe('OK');
+});
+
 test('a call with two authorization headers is refused, whichever comes first, unary or streaming', async () => {
   await seed();
   // grpc-js and Node's HTTP/2 client cannot send a header twice; curl can.

@@ -2,6 +2,7 @@ import type { KeepAliveRequest, KeepAliveResponse } from '../../gen/kv/v1/kv';
 import { LeaseNotFoundError } from '../../store/errors';
 import type { CallContext } from '../call-context';
 import type { StreamSink } from '../grpc-call';
+import { checkWriteOnLeaseKeys } from './leases';
 
 /**
  * KeepAlive: each request resets one lease to its full time to live and is
@@ -17,7 +18,7 @@ export async function handleKeepAlive(
 ): Promise<void> {
   for await (const { id } of requests) {
     if (sink.signal.aborted) return;
-    if (access.restricted) await checkLeaseKeys(store, access, id);
+    if (access.restricted) await checkWriteOnLeaseKeys(store, access, id);
     const ttlMs = await store.keepAliveLease(id).then(
       (lease) => lease.ttlMs,
       (error: unknown) => {
@@ -27,16 +28,4 @@ export async function handleKeepAlive(
     );
     await sink.send({ id, ttlMs });
   }
-}
-
-/** Throws PermissionDeniedError unless the caller may write every key of lease `id` (a lease that is gone has none). */
-async function checkLeaseKeys(store: CallContext['store'], access: CallContext['access'], id: number): Promise<void> {
-  const keys = await store.leaseInfo(id, { keys: true }).then(
-    (info) => info.keys ?? [],
-    (error: unknown) => {
-      if (error instanceof LeaseNotFoundError) return [];
-      throw error;
-    },
-  );
-  access.leaseKeys('write', id, keys);
 }

@@ -7,6 +7,7 @@ import type {
   RevokeLeaseRequest,
   RevokeLeaseResponse,
 } from '../../gen/kv/v1/kv';
+import { LeaseNotFoundError } from '../../store/errors';
 import type { CallContext } from '../call-context';
 
 /** GrantLease: a new lease; needs no key permission (a lease touches no key until one is attached). */
@@ -28,4 +29,23 @@ export async function handleLeaseInfo({ store, access }: CallContext, request: L
   const info = await store.leaseInfo(request.id, { keys: request.keys });
   access.leaseKeys('read', request.id, info.keys ?? []);
   return { id: info.id, grantedTtlMs: info.ttlMs, remainingTtlMs: info.remainingMs, keys: info.keys ?? [] };
+}
+
+/**
+ * Throws PermissionDeniedError unless the caller may write every key attached
+ * to lease `id` (a lease that is gone has none): to keep it alive, and to
+ * attach another key to it. Attaching needs it too, as in etcd
+ * (checkLeasePuts): otherwise a writer of one prefix could attach a key to
+ * another role's lease, after which that role could neither keep it alive
+ * nor revoke it.
+ */
+export async function checkWriteOnLeaseKeys(store: CallContext['store'], access: CallContext['access'], id: number): Promise<void> {
+  const keys = await store.leaseInfo(id, { keys: true }).then(
+    (info) => info.keys ?? [],
+    (error: unknown) => {
+      if (error instanceof LeaseNotFoundError) return [];
+      throw error;
+    },
+  );
+  access.leaseKeys('write', id, keys);
 }

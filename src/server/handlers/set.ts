@@ -4,6 +4,7 @@ import type { JsonText } from '../../store/value-rules';
 import type { CallContext } from '../call-context';
 import { InvalidArgumentError } from '../service-errors';
 import { checkExpectedRevision } from './expected-revision';
+import { checkWriteOnLeaseKeys } from './leases';
 
 /**
  * Set: stores a JSON value (compare-and-set with expected_revision; a lease or a ttl).
@@ -15,11 +16,15 @@ export function handleSet({ store, access }: CallContext, request: SetRequest): 
   access.key('write', request.key);
   checkExpectedRevision(request.expectedRevision);
   const { lease, ttlMs } = request;
-  return store.set(request.key, requiredValue(request), {
-    expectedRevision: request.expectedRevision,
-    lease: lease === 0 ? undefined : lease,
-    ttlMs: ttlMs === 0 ? undefined : ttlMs,
-  });
+  const set = (): Promise<SetResponse> =>
+    store.set(request.key, requiredValue(request), {
+      expectedRevision: request.expectedRevision,
+      lease: lease === 0 ? undefined : lease,
+      ttlMs: ttlMs === 0 ? undefined : ttlMs,
+    });
+  // Attaching a key to a lease also needs write on the keys already attached to it (leases.ts).
+  if (access.restricted && lease !== 0) return checkWriteOnLeaseKeys(store, access, lease).then(set);
+  return set();
 }
 
 /** An absent google.protobuf.Value decodes to undefined; JSON null is a real value. */

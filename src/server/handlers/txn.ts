@@ -3,6 +3,7 @@ import type { Compare, JsonValue, TxnOp, TxnResult } from '../../store/key-value
 import type { Access } from '../access';
 import type { CallContext } from '../call-context';
 import { InvalidArgumentError } from '../service-errors';
+import { checkWriteOnLeaseKeys } from './leases';
 import { leaseOptions, requiredValue } from './set';
 import { requiredPatch } from './update';
 
@@ -17,6 +18,11 @@ export async function handleTxn({ store, access }: CallContext, request: TxnRequ
   const failure = request.failure.map((op, i) => toOp(op, `failure op ${i}`));
   for (const c of compare) access.key('read', c.key);
   for (const op of [...success, ...failure]) authorize(access, op);
+  if (access.restricted) {
+    // Attaching a key to a lease also needs write on the keys already attached to it (leases.ts).
+    const leases = new Set([...success, ...failure].flatMap((op) => (op.type === 'set' && op.lease !== undefined ? [op.lease] : [])));
+    for (const lease of leases) await checkWriteOnLeaseKeys(store, access, lease);
+  }
   return store.txn({ compare, success, failure });
 }
 
