@@ -14,7 +14,7 @@ import { readCheckpoint } from '../../src/store/file/read-checkpoint';
 import { FILE_HEADER_SIZE } from '../../src/store/file/record-codec';
 import { startServer } from '../support/server-process';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
-import { capturingLogger, dump } from './file-store-support';
+import { batchesOf, capturingLogger, dump } from './file-store-support';
 
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
@@ -227,6 +227,43 @@ describe('file engine: checkpoints', () => {
     fs.writeFileSync(snapPath, bytes);
     await expect(openFileStore({ dataDir })).rejects.toMatchObject({ code: 'CORRUPT', file: snapPath });
     expect(fs.existsSync(snapPath)).toBe(true);
+  });
+
+  test('a missing checkpoint, or a sealed log cut at a batch boundary (every CRC intact), refuses to open naming the log that does not follow on', async () => {
+    const dataDir = dirs.make();
+    const { store, saved } = await checkpointFirstLog(dataDir);
+    await store.set('k/4', 'after the checkpoint');
+    const expected = await dump(store);
+    await store.close();
+    const files = dataFiles(dataDir);
+    const snapPath = path.join(dataDir, files.find((f) => f.endsWith('.snap')) as string);
+    const nextLog = path.join(dataDir, files.find((f) => f.endsWith('.log')) as string);
+    const refusal = {
+      code: 'CORRUPT',
+      file: nextLog,
+      offset: 0,
+      message: expect.stringContaining('a checkpoint or log is missing') as unknown,
+    };
+
+    // The checkpoint gone, nothing of what it replaced left: the next log starts at revision 100, not 0.
+    fs.rmSync(snapPath);
+    await expect(openFileStore({ dataDir })).rejects.toMatchObject(refusal);
+
+    // The log it replaced back, but cut at a batch boundary: it ends before the next log starts.
+    const firstLog = path.join(dataDir, 'wal-0000000000000001.log');
+    const batches = batchesOf(saved);
+    fs.writeFileSync(firstLog, saved.subarray(0, batches[batches.length - 3].start));
+    await expect(openFileStore({ dataDir })).rejects.toMatchObject(refusal);
+    expect(fs.readFileSync(firstLog).length).toBe(batches[batches.length - 3].start);
+
+    // Whole, it is the same state as the checkpoint was.
+    fs.writeFileSync(firstLog, saved);
+    const reopened = await openFileStore({ dataDir });
+    try {
+      expect(await dump(reopened)).toEqual(expected);
+    } finally {
+      await reopened.close();
+    }
   });
 
   test('a restored backup is a checkpoint: the store opens it with every key, lease and revision, and watches start after it', async () => {

@@ -165,6 +165,16 @@ class DamagedCheckpointError extends Error {
   }
 }
 
+/** Why a log that does not start at the revision the files before it reached cannot be replayed. */
+function chainBreak(base: number, reached: number): string {
+  const before = reached === 0 ? 'no file before it holds any revision' : `the files before it end at revision ${reached}`;
+  const what =
+    base > reached
+      ? 'a checkpoint or log is missing, or a sealed log was cut short: the revisions between are not in this directory'
+      : 'it overlaps the files before it: a log from elsewhere, or a checkpoint newer than it';
+  return `its header says it starts at revision ${base}, but ${before}; ${what}. Nothing was changed; restore the missing file or a backup`;
+}
+
 /** In a fallback replay: a log that does not start where the file before it ended (files are missing). */
 class IncompleteChainError extends Error {}
 
@@ -196,6 +206,7 @@ async function recoverFiles(
   // log before them is then the newest, the one whose tail may be torn.
   let end = files.length;
   const emptyLogBases: number[] = [];
+  const emptyLogs: { base: number; file: string }[] = [];
   while (end > first && files[end - 1].kind === FileKind.Log) {
     const file = files[end - 1];
     const filePath = dataFilePath(dir, file.name);
@@ -208,6 +219,7 @@ async function recoverFiles(
       logger.warn({ file: filePath, reason: header }, `removing ${filePath}: a log cut short while being created`);
     } else {
       emptyLogBases.push(header.baseRevision);
+      emptyLogs.push({ base: header.baseRevision, file: file.name });
       if (header.baseRevision > revision) revision = header.baseRevision;
     }
     obsolete.push(file.name);
@@ -233,11 +245,14 @@ async function recoverFiles(
   replay.keyRecordsLeft = logs.reduce((sum, log) => sum + log.keyRecords, 0);
   for (const log of logs) kept.push({ ...log.file, size: await applyLog(dir, log, replay, logger) });
   const index = replay.index;
-  if (chain !== undefined) {
-    const reached = index.revision;
-    if (replayed.length === 0 || reached < chain.atLeast || emptyLogBases.some((base) => base !== reached)) {
-      throw new IncompleteChainError(`the files replayed reach revision ${reached}, not ${chain.atLeast}`);
-    }
+  const reached = index.revision;
+  if (chain !== undefined && (replayed.length === 0 || reached < chain.atLeast || emptyLogBases.some((base) => base !== reached))) {
+    throw new IncompleteChainError(`the files replayed reach revision ${reached}, not ${chain.atLeast}`);
+  }
+  // An empty newest log starts where the files before it end, too (it is dropped: the log before it takes writes again).
+  if (chain === undefined && emptyLogs.some(({ base }) => base !== reached)) {
+    const { base, file } = emptyLogs.find(({ base }) => base !== reached) as { base: number; file: string };
+    throw new CorruptDataError(dataFilePath(dir, file), 0, chainBreak(base, reached));
   }
   index.finishReplay();
   if (revision > index.revision) index.revision = revision;
@@ -463,10 +478,13 @@ async function applyLog(dir: string, log: CheckedLog, replay: Replay, logger: Lo
   try {
     const index = replay.index;
     const header = log.header;
-    if (replay.checkChain && header.baseRevision !== index.revision) {
-      throw new IncompleteChainError(`${filePath} starts at revision ${header.baseRevision}, not ${index.revision}`);
+    // Each log starts where the file before it ended (a log is sealed, synced, before the next one is made): a
+    // gap is a missing checkpoint or log, or a sealed log cut short, and replaying past it would serve a state
+    // with acknowledged writes missing as if it were whole.
+    if (header.baseRevision !== index.revision) {
+      if (replay.checkChain) throw new IncompleteChainError(`${filePath} starts at revision ${header.baseRevision}, not ${index.revision}`);
+      throw new CorruptDataError(filePath, 0, chainBreak(header.baseRevision, index.revision));
     }
-    if (header.baseRevision > index.revision) index.revision = header.baseRevision;
     // The history a watcher can resume from starts with the first log after the state loaded.
     replay.window ??= newWindow(replay.options, index.revision);
     // A window of no changes still keeps the newest revision.
