@@ -4,7 +4,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AuthFileError } from './auth/auth-file-error';
 import { ClusterMembers } from './cluster/cluster-members';
-import { childName, childRole, ownerSocketPath, pinnedAddresses, tellSupervisor } from './cluster/process-role';
+import {
+  childName,
+  childRole,
+  isReloadMessage,
+  ownerSocketPath,
+  pinnedAddresses,
+  type ReloadMessage,
+  tellSupervisor,
+} from './cluster/process-role';
 import { ConfigError, loadConfig, usage, type Config } from './config';
 import { readConsoleAssets } from './console-assets/read-console-assets';
 import { createLogger, type Logger } from './logger';
@@ -74,24 +82,34 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel);
   let security: ServerSecurity;
   try {
-    // Under --workers N the supervisor reports a reload once for every process.
-    security = await loadServerSecurity(config, logger, role === 'single' ? 'info' : 'debug');
+    // Under --workers N the supervisor says once for all processes that a reload worked.
+    security = await loadServerSecurity(config, logger, role === 'single' ? {} : { process: childName(role) });
   } catch (error) {
     if (!(error instanceof TlsFileError || error instanceof AuthFileError)) throw error;
     process.stderr.write(`kv-server: ${error.message}\n`);
     return 1;
   }
   if (role === 'single' && config.workers > 1) {
-    // The supervisor reads the files first (and logs the outcome, once): if they are good it
-    // forwards SIGHUP, and each process reloads its own certificates and auth file; if not, none
-    // does, and every process keeps what it has.
+    // The supervisor reads each file first and logs, once, what became of it; then it tells the workers to
+    // reload exactly the files that were good (each reads them again), as one process would: a bad auth
+    // file keeps the previous roles everywhere and does not hold back a good certificate.
     process.on('SIGHUP', () => {
-      if (security.reload()) Object.values(cluster.workers ?? {}).forEach((worker) => worker?.process.kill('SIGHUP'));
-      else logger.error('SIGHUP: no process reloaded anything; fix the file named above and send SIGHUP again');
+      const { reloaded } = security.reload();
+      if (reloaded.length === 0) return;
+      const message: ReloadMessage = { kind: 'reload', files: reloaded };
+      for (const child of Object.values(cluster.workers ?? {})) if (child?.isConnected() === true) child.send(message);
     });
-  } else {
+  } else if (role === 'single') {
     // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
     process.on('SIGHUP', () => security.reload());
+  } else {
+    // A child reloads when its supervisor says so, after it read the files; a SIGHUP to the whole process group is the supervisor's.
+    process.on('SIGHUP', () => undefined);
+    if (role === 'worker') {
+      process.on('message', (message: unknown) => {
+        if (isReloadMessage(message)) security.reload(message.files);
+      });
+    }
   }
 
   if (role === 'single' && config.workers > 1) {

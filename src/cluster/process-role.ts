@@ -7,6 +7,7 @@
  */
 import cluster from 'node:cluster';
 import type { Registry } from 'prom-client';
+import type { SecurityFile } from '../security/server-security';
 
 export type ProcessRole = 'single' | 'supervisor' | 'owner' | 'worker';
 
@@ -80,6 +81,20 @@ export type ChildMessage =
 /** Supervisor to child: drain and exit. */
 export interface StopMessage {
   kind: 'stop';
+}
+
+/**
+ * Supervisor to child, after a SIGHUP: reload these files, which the supervisor
+ * read and found good (a file it found bad is in none of them). Workers act on
+ * it; the store owner serves no calls and has nothing to reload.
+ */
+export interface ReloadMessage {
+  kind: 'reload';
+  files: SecurityFile[];
+}
+
+export function isReloadMessage(message: unknown): message is ReloadMessage {
+  return (message as { kind?: unknown } | null)?.kind === 'reload';
 }
 
 /** Supervisor to child, for --metrics-listen: its metrics (prom-client's JSON), or why it is not ready. */

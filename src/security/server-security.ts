@@ -23,23 +23,38 @@ export interface ServerSecurity {
   tls?: { material: TlsMaterial; onRotate(listener: (material: TlsMaterial) => void): void };
   /** Undefined: no auth file, every caller may do everything. */
   authenticate?: (caller: Caller) => Access;
-  /** Re-reads the certificate files and the auth file (SIGHUP); false if one of them was bad (and not reloaded). */
-  reload(): boolean;
+  /**
+   * Re-reads the certificate files and the auth file (SIGHUP), or only those in `files`, each on its
+   * own: a bad one is not loaded, and the others are. Says which were reloaded and which were not.
+   */
+  reload(files?: readonly SecurityFile[]): { reloaded: SecurityFile[]; failed: SecurityFile[] };
+}
+
+/** The files reload() re-reads: the certificate, key and client-CA files, and the auth file. */
+export type SecurityFile = 'tls' | 'auth';
+
+/**
+ * How reloads are logged. `process`: the child of --workers N this is ("worker-1"), whose supervisor
+ * says once for all that a reload worked: the child says it at debug level, and names itself in the
+ * error if a file it was told to reload fails (it changed after the supervisor read it).
+ */
+export interface ReloadLogging {
+  process?: string;
 }
 
 type SecurityConfig = Pick<Config, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'authFile' | 'authFailuresPerMinute'>;
 
-/**
- * Rejects with TlsFileError or AuthFileError (one-line messages) when a file is unusable at start.
- * `reloadedLevel`: the level of the line saying a reload worked ('debug' in the processes of
- * --workers N, whose supervisor says it once for all of them); a failed reload is always an error.
- */
+/** Rejects with TlsFileError or AuthFileError (one-line messages) when a file is unusable at start. */
 export async function loadServerSecurity(
   config: SecurityConfig,
   logger: Logger,
-  reloadedLevel: 'info' | 'debug' = 'info',
+  { process: child }: ReloadLogging = {},
 ): Promise<ServerSecurity> {
-  const reloads: (() => boolean)[] = [];
+  const reloads = new Map<SecurityFile, () => boolean>();
+  const reloadedLevel = child === undefined ? 'info' : 'debug';
+  const said = child === undefined ? 'SIGHUP' : `SIGHUP in ${child}`;
+  const failed = (reason: string, what: string): void =>
+    logger.error(child === undefined ? { reason } : { reason, process: child }, `${said}: ${what}`);
   let credentials: ServerCredentials | undefined;
   let tlsForHttp: ServerSecurity['tls'];
   if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
@@ -49,15 +64,15 @@ export async function loadServerSecurity(
     credentials = tls.credentials;
     const rotated: ((material: TlsMaterial) => void)[] = [];
     tlsForHttp = { material, onRotate: (listener) => rotated.push(listener) };
-    reloads.push(() => {
+    reloads.set('tls', () => {
       try {
         const next = readTlsFiles(files);
         tls.rotate(next);
         for (const listener of rotated) listener(next);
-        logger[reloadedLevel]({ cert: files.certFile }, 'SIGHUP: TLS certificates reloaded; new connections get them');
+        logger[reloadedLevel]({ cert: files.certFile }, `${said}: TLS certificates reloaded; new connections get them`);
         return true;
       } catch (error) {
-        logger.error({ reason: (error as Error).message }, 'SIGHUP: TLS certificates NOT reloaded; still serving the previous ones');
+        failed((error as Error).message, 'TLS certificates NOT reloaded; still serving the previous ones');
         return false;
       }
     });
@@ -75,15 +90,15 @@ export async function loadServerSecurity(
       audit: createAudit(logger),
     });
     authenticate = authenticator.authenticate;
-    reloads.push(() => {
+    reloads.set('auth', () => {
       try {
         current = readAuthFile(authFile);
-        logger[reloadedLevel]({ authFile, roles: current.roles.size, tokens: current.tokens.length }, 'SIGHUP: auth file reloaded');
+        logger[reloadedLevel]({ authFile, roles: current.roles.size, tokens: current.tokens.length }, `${said}: auth file reloaded`);
         // Open streams were let in by the previous file: each is checked again, and ends if it no longer may.
         authenticator.renewHeld();
         return true;
       } catch (error) {
-        logger.error({ reason: (error as Error).message }, 'SIGHUP: auth file NOT reloaded; the previous one still applies');
+        failed((error as Error).message, 'auth file NOT reloaded; the previous one still applies');
         return false;
       }
     });
@@ -93,10 +108,14 @@ export async function loadServerSecurity(
     credentials,
     tls: tlsForHttp,
     authenticate,
-    reload: () => {
-      if (reloads.length === 0) logger[reloadedLevel]('SIGHUP: nothing to reload (no TLS files, no auth file)');
+    reload: (only) => {
+      if (reloads.size === 0) logger[reloadedLevel](`${said}: nothing to reload (no TLS files, no auth file)`);
+      const outcome: ReturnType<ServerSecurity['reload']> = { reloaded: [], failed: [] };
       // Every file is tried, the certificates whatever the auth file's fate.
-      return reloads.map((reload) => reload()).every(Boolean);
+      for (const [file, reload] of reloads) {
+        if (only === undefined || only.includes(file)) outcome[reload() ? 'reloaded' : 'failed'].push(file);
+      }
+      return outcome;
     },
   };
 }
