@@ -5,7 +5,7 @@ import { StoreClosedError, StoreFailedError } from '../../src/store/errors';
 import { openFileStore } from '../../src/store/file';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 
-import { capturingLogger, dump, logFiles } from './file-store-support';
+import { capturingLogger, dump, logEnd, logFiles } from './file-store-support';
 
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
@@ -45,6 +45,25 @@ describe('file engine: I/O failures', () => {
     expect((await again.listKeys()).keys).toEqual(['before']);
     expect(await again.set('after restart', 4)).toEqual({ revision: 2 });
     await again.close();
+  });
+
+  test('a write whose fdatasync failed is not read back by a clean stop and a restart: it was cut off the log at once', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir, heal: { firstDelayMs: 60_000 } });
+    await store.set('a', 'before');
+    const file = path.join(dataDir, logFiles(dataDir)[0]);
+    const durable = logEnd(file);
+    jest.spyOn(fs, 'fdatasync').mockImplementationOnce((_fd: number, callback: (err: Error | null) => void) => callback(eio()));
+    await expect(store.set('a', 'failed-write')).rejects.toMatchObject({ code: 'FAILED' });
+    expect(fs.statSync(file).size).toBe(durable);
+    await store.close();
+    const again = await openFileStore({ dataDir });
+    try {
+      expect(await again.get('a')).toMatchObject({ value: 'before', modRevision: 1 });
+      expect(again.revision).toBe(1);
+    } finally {
+      await again.close();
+    }
   });
 
   test('fail() stops writes with StoreFailedError carrying the cause; reads and close still work', async () => {

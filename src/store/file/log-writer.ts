@@ -196,10 +196,35 @@ export class LogWriter {
     if (this.failure !== undefined) return this.failure;
     this.failure = new StoreFailedError(filePath, err, true);
     this.logger.error({ err, file: filePath }, this.failure.message);
+    this.cutUncommitted();
     this.onIoFailure();
     return this.failure;
   }
 
+  /**
+   * Cuts what the failure left past the committed batches off the log at
+   * once (a heal does it again, as its step 3): the failed batch was never
+   * applied nor acknowledged, and its bytes may well be in the file (an
+   * fdatasync that failed after a write that did not). Left there, a clean
+   * stop and a restart would read it back as a committed batch: a write its
+   * caller was told had failed. Best effort: on a disk that refuses even
+   * this, the failed batch may still come back after a restart.
+   */
+  private cutUncommitted(): void {
+    const log = this.active;
+    const committed = this.committedSize;
+    try {
+      if (fs.fstatSync(log.fd).size <= committed) return;
+      fs.ftruncateSync(log.fd, committed);
+      log.size = committed;
+      log.length = committed;
+    } catch (err) {
+      this.logger.error(
+        { err, file: this.activePath, offset: committed },
+        `could not cut the failed batch off ${this.activePath} at byte offset ${committed}; a restart may read it back`,
+      );
+    }
+  }
   /** After a heal: appends to `active` (a log recovery checked) from now on. Call only after close(). */
   resume(active: ActiveLog): void {
     if (!this.canResume || !this.closed) throw new Error('the log writer can only resume after an I/O failure and close()');
