@@ -56,12 +56,20 @@ export interface LeaseGrantChange {
   readonly id: number;
   readonly ttlMs: number;
   readonly revision: number;
+  /**
+   * A private lease: made by a set with ttlMs for that one key. No other key
+   * may be attached to it, and it is revoked in the same revision as the key
+   * stops using it (set again, deleted, cleared).
+   */
+  readonly private?: boolean;
 }
 
 /**
  * A lease was revoked or expired. Its keys are deleted by DeleteChanges of
  * the same revision in the same commit (one revision for all of them; the
- * store revision is bumped only if there were keys).
+ * store revision is bumped only if there were keys). A private lease is also
+ * revoked right after the change (of the same revision) that took its key
+ * off it: it then has no keys left.
  */
 export interface LeaseRevokeChange {
   readonly type: 'lease-revoke';

@@ -126,6 +126,8 @@ export interface Lease {
   id: number;
   /** The time to live it was granted. */
   ttlMs: number;
+  /** A private lease (made by a set with ttlMs, for that key only); absent: false. */
+  private?: boolean;
 }
 
 export interface LeaseInfo extends Lease {

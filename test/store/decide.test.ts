@@ -4,7 +4,7 @@
  */
 import type { ValidTxnOp } from '../../src/store/abstract-key-value-store';
 import type { StoredEntry } from '../../src/store/change';
-import { KeyNotFoundError, LeaseNotFoundError, RevisionMismatchError, TooLargeError } from '../../src/store/errors';
+import { KeyNotFoundError, LeaseNotFoundError, LeasePrivateError, RevisionMismatchError, TooLargeError } from '../../src/store/errors';
 import { jsonEqual } from '../../src/store/compare';
 import { type DecideContext, type DecideState, type WriteOp, decide } from '../../src/store/file/decide';
 import type { Compare } from '../../src/store/key-value-store';
@@ -18,7 +18,12 @@ const entry = (modRevision: number, createRevision = modRevision, version = 1, v
   lease,
 });
 
-function stateOf(revision: number, entries: Record<string, StoredEntry>, leases: Record<number, string[]> = {}): DecideState {
+function stateOf(
+  revision: number,
+  entries: Record<string, StoredEntry>,
+  leases: Record<number, string[]> = {},
+  privateLeases: readonly number[] = [],
+): DecideState {
   return {
     revision,
     get: (key) => entries[key],
@@ -26,7 +31,7 @@ function stateOf(revision: number, entries: Record<string, StoredEntry>, leases:
       Object.entries(entries)
         .filter(([k]) => k.startsWith(prefix))
         .sort(([a], [b]) => (a < b ? -1 : 1)),
-    lease: (id) => (leases[id] === undefined ? undefined : { ttlMs: 1000, keys: new Set(leases[id]) }),
+    lease: (id) => (leases[id] === undefined ? undefined : { ttlMs: 1000, keys: new Set(leases[id]), private: privateLeases.includes(id) }),
   };
 }
 
@@ -278,10 +283,28 @@ describe('leases', () => {
     const d = decide(stateOf(2, {}), [{ kind: 'grant', ttlMs: 5000, ...noop }, set('k', '1', undefined, 0, 3000)], context);
     expect(d.changes).toEqual([
       { type: 'lease-grant', id: 100, ttlMs: 5000, revision: 2 },
-      { type: 'lease-grant', id: 101, ttlMs: 3000, revision: 3 },
+      { type: 'lease-grant', id: 101, ttlMs: 3000, revision: 3, private: true },
       { type: 'set', key: 'k', revision: 3, entry: entry(3, 3, 1, '1', 101), prev: undefined },
     ]);
     expect(d.outcomes[0]).toEqual({ value: { id: 100, ttlMs: 5000 } });
+  });
+
+  test("a key's private lease is revoked at the revision that takes the key off it, in the same batch; no other key may name it", () => {
+    const state = stateOf(5, { k: entry(5, 5, 1, '1', 7), s: entry(4, 4, 1, '1', 8) }, { 7: ['k'], 8: ['s'] }, [7, 8]);
+    const d = decide(state, [set('other', '1', undefined, 7), set('k', '2', undefined, 0, 3000), set('k', '3'), del('s')], context);
+    expect(d.outcomes[0]).toEqual({ error: new LeasePrivateError(7, 'other') });
+    expect(d.changes).toEqual([
+      { type: 'lease-grant', id: 100, ttlMs: 3000, revision: 6, private: true },
+      { type: 'set', key: 'k', revision: 6, entry: entry(6, 5, 2, '2', 100), prev: entry(5, 5, 1, '1', 7) },
+      { type: 'lease-revoke', id: 7, revision: 6 },
+      { type: 'set', key: 'k', revision: 7, entry: entry(7, 5, 3, '3', 0), prev: entry(6, 5, 2, '2', 100) },
+      { type: 'lease-revoke', id: 100, revision: 7 },
+      { type: 'delete', key: 's', revision: 8, prev: entry(4, 4, 1, '1', 8) },
+      { type: 'lease-revoke', id: 8, revision: 8 },
+    ]);
+    // A lease revoked earlier in the batch is gone for the ops after it.
+    const later = decide(state, [set('k', '2'), set('x', '1', undefined, 7)], context);
+    expect(later.outcomes[1]).toEqual({ error: new LeaseNotFoundError(7) });
   });
 
   test('attaching to a lease that does not exist fails; one granted earlier in the batch exists', () => {

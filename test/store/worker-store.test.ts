@@ -116,7 +116,7 @@ describe('worker store: what only it has', () => {
         expect(entries.length).toBe(101);
         // Every entry is at or before the snapshot's revision, and one is exactly at it.
         expect(Math.max(...entries.map(([, e]) => e.modRevision))).toBe(snapshot.revision);
-        expect(snapshot.leases).toEqual([{ id: lease.id, ttlMs: 60_000 }]);
+        expect(snapshot.leases).toEqual([{ id: lease.id, ttlMs: 60_000, private: false }]);
       } finally {
         snapshot.release();
       }

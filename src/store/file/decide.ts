@@ -10,7 +10,7 @@
  */
 import type { ValidSet, ValidTxn, ValidTxnOp, ValidUpdate } from '../abstract-key-value-store';
 import type { Change, StoredEntry } from '../change';
-import { KeyNotFoundError, LeaseNotFoundError, RevisionMismatchError } from '../errors';
+import { KeyNotFoundError, LeaseNotFoundError, LeasePrivateError, RevisionMismatchError } from '../errors';
 import type { ClearResult, DeleteResult, Entry, JsonValue, Lease, SetResult, TxnOpResult, TxnResult } from '../key-value-store';
 import { holds } from '../compare';
 import { compareKeys } from '../key-order';
@@ -43,6 +43,8 @@ export type Outcome = { value: OpResult } | { error: Error };
 export interface LeaseView {
   readonly ttlMs: number;
   readonly keys: ReadonlySet<string>;
+  /** Made by a set with ttlMs for its one key: no other key may use it, and it goes when that key stops using it. */
+  readonly private: boolean;
 }
 
 /** What the set and update rules read: keys and leases as they stand. */
@@ -140,7 +142,8 @@ class BatchView implements KeyView {
   private firstKey: string | undefined;
   private firstEntry: StoredEntry | null = null;
   private overlay: Map<string, StoredEntry | null> | undefined;
-  private granted: Map<number, LeaseView> | undefined;
+  /** Leases granted (or, null, revoked) earlier in the batch. */
+  private granted: Map<number, LeaseView | null> | undefined;
 
   constructor(private readonly state: DecideState) {
     this.revision = state.revision;
@@ -157,14 +160,16 @@ class BatchView implements KeyView {
   }
 
   lease(id: number): LeaseView | undefined {
-    return this.granted?.get(id) ?? this.state.lease(id);
+    const granted = this.granted?.get(id);
+    return granted === null ? undefined : (granted ?? this.state.lease(id));
   }
 
   /** Records a change's effect for the ops after it in the batch. */
   note(change: Change): void {
     if (change.type === 'set') this.noteKey(change.key, change.entry);
     else if (change.type === 'delete') this.noteKey(change.key, null);
-    else if (change.type === 'lease-grant') (this.granted ??= new Map()).set(change.id, { ttlMs: change.ttlMs, keys: new Set() });
+    else if (change.type === 'lease-grant') (this.granted ??= new Map()).set(change.id, grantedLease(change));
+    else if (change.type === 'lease-revoke') (this.granted ??= new Map()).set(change.id, null);
   }
 
   private noteKey(key: string, entry: StoredEntry | null): void {
@@ -175,6 +180,28 @@ class BatchView implements KeyView {
       (this.overlay ??= new Map()).set(key, entry);
     }
   }
+}
+
+/** A lease granted in this batch, as the ops after it see it (its keys are found through their entries). */
+function grantedLease(change: Extract<Change, { type: 'lease-grant' }>): LeaseView {
+  return { ttlMs: change.ttlMs, keys: new Set(), private: change.private === true };
+}
+
+/**
+ * A key at revision r stops using `oldLease` (it is set onto another lease
+ * or none, deleted or cleared): a private lease goes with it, revoked in the
+ * same revision (it has no other key: none can be attached to it).
+ */
+function releasedLease(view: KeyView, oldLease: number, newLease: number, r: number): Change[] {
+  if (oldLease === 0 || oldLease === newLease || view.lease(oldLease)?.private !== true) return [];
+  return [{ type: 'lease-revoke', id: oldLease, revision: r }];
+}
+
+/** A clear at revision r: the clear, then the revocation of the private leases of the keys it removes. */
+function clearChanges(view: KeyView, prefix: string, removed: Array<[string, StoredEntry]>, r: number): Change[] {
+  const made: Change[] = [{ type: 'clear', prefix, revision: r, removed }];
+  for (const [, entry] of removed) made.push(...releasedLease(view, entry.lease, 0, r));
+  return made;
 }
 
 /** Adds an op's changes to the batch (once the op can no longer fail). */
@@ -200,7 +227,7 @@ function decideOp(view: BatchView, op: WriteOp, context: DecideContext, changes:
       if (!(prev === undefined && op.expectedRevision === 0)) checkExpected(view, op.key, op.expectedRevision);
       if (prev === undefined) return { deleted: false, revision: view.revision };
       const r = ++view.revision;
-      commit(view, changes, [{ type: 'delete', key: op.key, revision: r, prev }]);
+      commit(view, changes, [{ type: 'delete', key: op.key, revision: r, prev }, ...releasedLease(view, prev.lease, 0, r)]);
       return { deleted: true, revision: r };
     }
     case 'clear': {
@@ -208,7 +235,7 @@ function decideOp(view: BatchView, op: WriteOp, context: DecideContext, changes:
       // Removing nothing is no change: the revision stays.
       if (removed.length === 0) return { deletedCount: 0, revision: view.revision };
       const r = ++view.revision;
-      commit(view, changes, [{ type: 'clear', prefix: op.prefix, revision: r, removed }]);
+      commit(view, changes, clearChanges(view, op.prefix, removed, r));
       return { deletedCount: removed.length, revision: r };
     }
     case 'update': {
@@ -254,16 +281,24 @@ function checkExpected(view: BatchView, key: string, expected: number | undefine
   if (expected !== modRevision) throw new RevisionMismatchError(key, expected, modRevision);
 }
 
-/** A set at revision r: the new entry, and a private lease first if it asks for a ttl. */
+/**
+ * A set at revision r: the new entry, with a private lease granted first if
+ * it asks for a ttl, and the key's old private lease revoked after it if it
+ * no longer uses it. Only the key that has a private lease may name it.
+ */
 function setChanges(view: KeyView, op: Omit<ValidSet, 'expectedRevision'>, r: number, context: DecideContext): Change[] {
   const made: Change[] = [];
+  const prev = view.get(op.key);
   let lease = op.lease;
-  if (lease !== 0 && view.lease(lease) === undefined) throw new LeaseNotFoundError(lease);
+  if (lease !== 0) {
+    const named = view.lease(lease);
+    if (named === undefined) throw new LeaseNotFoundError(lease);
+    if (named.private && prev?.lease !== lease) throw new LeasePrivateError(lease, op.key);
+  }
   if (op.ttlMs !== undefined) {
     lease = context.newLeaseId();
-    made.push({ type: 'lease-grant', id: lease, ttlMs: op.ttlMs, revision: r });
+    made.push({ type: 'lease-grant', id: lease, ttlMs: op.ttlMs, revision: r, private: true });
   }
-  const prev = view.get(op.key);
   const entry: StoredEntry = {
     valueJson: op.valueJson,
     createRevision: prev === undefined ? r : prev.createRevision,
@@ -272,6 +307,7 @@ function setChanges(view: KeyView, op: Omit<ValidSet, 'expectedRevision'>, r: nu
     lease,
   };
   made.push({ type: 'set', key: op.key, revision: r, entry, prev });
+  if (prev !== undefined) made.push(...releasedLease(view, prev.lease, lease, r));
   return made;
 }
 
@@ -324,7 +360,8 @@ function decideTxn(view: BatchView, txn: ValidTxn, context: DecideContext, commi
 /** A transaction's writes so far, over the batch's view. */
 class TxnView implements KeyView {
   private readonly overlay = new Map<string, StoredEntry | null>();
-  private readonly granted = new Map<number, LeaseView>();
+  /** Leases the transaction granted (or, null, revoked) so far. */
+  private readonly granted = new Map<number, LeaseView | null>();
 
   constructor(readonly batch: BatchView) {}
 
@@ -334,14 +371,16 @@ class TxnView implements KeyView {
   }
 
   lease(id: number): LeaseView | undefined {
-    return this.granted.get(id) ?? this.batch.lease(id);
+    const granted = this.granted.get(id);
+    return granted === null ? undefined : (granted ?? this.batch.lease(id));
   }
 
   note(change: Change): void {
     if (change.type === 'set') this.overlay.set(change.key, change.entry);
     else if (change.type === 'delete') this.overlay.set(change.key, null);
     else if (change.type === 'clear') for (const [key] of change.removed) this.overlay.set(key, null);
-    else if (change.type === 'lease-grant') this.granted.set(change.id, { ttlMs: change.ttlMs, keys: new Set() });
+    else if (change.type === 'lease-grant') this.granted.set(change.id, grantedLease(change));
+    else this.granted.set(change.id, null);
   }
 }
 
@@ -364,13 +403,13 @@ function decideTxnOp(view: TxnView, op: ValidTxnOp, r: number, context: DecideCo
       return () => ({ type: 'set', revision: r });
     case 'delete': {
       const prev = view.get(op.key);
-      if (prev !== undefined) add([{ type: 'delete', key: op.key, revision: r, prev }]);
+      if (prev !== undefined) add([{ type: 'delete', key: op.key, revision: r, prev }, ...releasedLease(view, prev.lease, 0, r)]);
       return (revision) => ({ type: 'delete', deleted: prev !== undefined, revision });
     }
     case 'clear': {
       // Clears come alone in their batch (goesAlone), and a transaction writes no key twice: the committed state is current.
       const removed = view.batch.entriesUnder(op.prefix);
-      if (removed.length > 0) add([{ type: 'clear', prefix: op.prefix, revision: r, removed }]);
+      if (removed.length > 0) add(clearChanges(view, op.prefix, removed, r));
       return (revision) => ({ type: 'clear', deletedCount: removed.length, revision });
     }
     case 'update': {

@@ -32,7 +32,7 @@ import type { Change } from '../change';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import type { SealedFile } from './compact';
 import type { RecoveredState } from './recover-log';
-import { FILE_HEADER_SIZE, FileKind, decodeFileHeader, encodeBatch, encodeFileHeader, newFileNonce } from './record-codec';
+import { FILE_HEADER_SIZE, FORMAT_VERSION, FileKind, decodeFileHeader, encodeBatch, encodeFileHeader, newFileNonce } from './record-codec';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
@@ -87,9 +87,11 @@ export function createLogFile(dir: string, seq: number, baseRevision: number): A
  * Opens an existing (recovered) log for appending at `size`. It is
  * fdatasynced first: what replay read may still be only in the page cache (a
  * process killed in fsync=never mode), and the batches appended next record
- * that everything before them is durable.
+ * that everything before them is durable. Undefined for a log of an older
+ * format version: its header says which records it may hold, so nothing of
+ * this version is appended to it (a new log is started instead).
  */
-export function openLogFile(dir: string, seq: number, size: number): ActiveLog {
+function openLogFile(dir: string, seq: number, size: number): ActiveLog | undefined {
   const filePath = dataFilePath(dir, logFileName(seq));
   const fd = fs.openSync(filePath, 'r+');
   let nonce: Buffer;
@@ -98,8 +100,12 @@ export function openLogFile(dir: string, seq: number, size: number): ActiveLog {
     const headerBuf = Buffer.alloc(FILE_HEADER_SIZE);
     const header = decodeFileHeader(headerBuf.subarray(0, fs.readSync(fd, headerBuf, 0, FILE_HEADER_SIZE, 0)));
     if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
-    nonce = header.nonce;
     fs.fdatasyncSync(fd);
+    if (header.version !== FORMAT_VERSION) {
+      fs.closeSync(fd);
+      return undefined;
+    }
+    nonce = header.nonce;
   } catch (err) {
     fs.closeSync(fd);
     throw err;
@@ -121,8 +127,11 @@ export function openActiveLog(dir: string, recovered: RecoveredState): { active:
   const sealed = recovered.files.map(({ seq, name, size, checkpoint }) => ({ seq, name, size, checkpoint }));
   const last = recovered.files.at(-1);
   if (last !== undefined && last.kind === FileKind.Log) {
-    sealed.pop();
-    return { active: openLogFile(dir, last.seq, last.size), sealed };
+    const active = openLogFile(dir, last.seq, last.size);
+    if (active !== undefined) {
+      sealed.pop();
+      return { active, sealed };
+    }
   }
   return { active: createLogFile(dir, (last?.seq ?? 0) + 1, recovered.revision), sealed };
 }
@@ -225,6 +234,7 @@ export class LogWriter {
       );
     }
   }
+
   /** After a heal: appends to `active` (a log recovery checked) from now on. Call only after close(). */
   resume(active: ActiveLog): void {
     if (!this.canResume || !this.closed) throw new Error('the log writer can only resume after an I/O failure and close()');

@@ -22,6 +22,7 @@ import {
   MIN_RECORD_SIZE,
   RecordType,
   emptyRecord,
+  isLeaseGrant,
   readRecord,
   readU64,
 } from './record-codec';
@@ -53,7 +54,7 @@ const DEFAULT_LAYOUT: SlabLayout = {
 
 export interface LoadedCheckpoint {
   table: KeyTable;
-  leases: Array<{ id: number; ttlMs: number }>;
+  leases: Array<{ id: number; ttlMs: number; private: boolean }>;
   history: PackedHistory;
   /** The history holds every change from this revision up to the checkpoint's. */
   historyFrom: number;
@@ -90,7 +91,7 @@ export async function readCheckpoint(
   const history = new PackedHistory(historySlabs, end.changes);
   let reader = keyReader;
   const readBlocks = async (): Promise<LoadedCheckpoint> => {
-    const leases: Array<{ id: number; ttlMs: number }> = [];
+    const leases: Array<{ id: number; ttlMs: number; private: boolean }> = [];
     const record = emptyRecord();
     let historyBytes = 0;
     let lastRevision = end.historyFrom;
@@ -104,10 +105,12 @@ export async function readCheckpoint(
       i = await reader.at(offset, size);
       if (size < MIN_RECORD_SIZE || i < 0) throw corrupt(offset, `record of ${size} bytes runs past the END record`);
       let buf = reader.slab;
-      const type = buf[i + 8];
-      if (type !== RecordType.LeaseGrant && type !== BlockType.Keys && type !== BlockType.History) {
-        throw corrupt(offset, `record type ${type} in a checkpoint`);
+      const recordType = buf[i + 8];
+      if (!isLeaseGrant(recordType) && recordType !== BlockType.Keys && recordType !== BlockType.History) {
+        throw corrupt(offset, `record type ${recordType} in a checkpoint`);
       }
+      // Private leases (since version 6) are in the leases' section too.
+      const type = isLeaseGrant(recordType) ? RecordType.LeaseGrant : recordType;
       if (type < section)
         throw corrupt(offset, `record type ${type} after the checkpoint's ${section === BlockType.Keys ? 'keys' : 'history'}`);
       section = type;
@@ -120,7 +123,7 @@ export async function readCheckpoint(
         const problem = readRecord(buf, i, i + size, record);
         if (problem !== undefined) throw corrupt(offset, problem.reason);
         if (size !== LEASE_GRANT_RECORD_SIZE) throw corrupt(offset, 'LEASE_GRANT record of the wrong size');
-        leases.push({ id: record.lease, ttlMs: record.ttlMs });
+        leases.push({ id: record.lease, ttlMs: record.ttlMs, private: recordType === RecordType.PrivateLeaseGrant });
       } else {
         if (size < BLOCK_HEADER_SIZE) throw corrupt(offset, 'block too small');
         if (buf.readUInt32LE(i) !== crc32(buf.subarray(i + 4, i + size))) throw corrupt(offset, 'block CRC mismatch');

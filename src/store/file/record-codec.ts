@@ -5,7 +5,7 @@
  *
  * File header (32 bytes):
  *   0  8  magic "KVSTORE\0"
- *   8  2  format version (5; versions 3 and 4 are read too)
+ *   8  2  format version (6; versions 3, 4 and 5 are read too)
  *   10 1  kind: 1 = log, 2 = snapshot
  *   11 1  reserved, 0
  *   12 8  base revision (u64): the store revision when the file was started
@@ -16,14 +16,17 @@
  *   0  4  CRC-32 of bytes 4..end of record (length field and body)
  *   4  4  body length (u32), bytes after offset 8
  *   8  1  type: 1 = SET, 2 = DELETE, 3 = CLEAR, 4 = BATCH, 5 = SET_LEASED,
- *           6 = LEASE_GRANT, 7 = LEASE_REVOKE
- *   9  8  revision (u64; at least 1, except LEASE_GRANT and LEASE_REVOKE,
+ *           6 = LEASE_GRANT, 7 = LEASE_REVOKE, 11 = PRIVATE_LEASE_GRANT
+ *           (8, 9 and 10 are checkpoint blocks: checkpoint-codec.ts)
+ *   9  8  revision (u64; at least 1, except the lease records, which
  *           which carry the store revision at the time, and a BATCH of only
  *           those: they may be 0)
  *   SET:    17 8 createRevision (u64), 25 4 version (u32), 29 4 key length (u32),
  *           33 key (UTF-8), then the value (JSON, UTF-8) to the end of the body
  *   SET_LEASED: as SET, with 33 8 lease id (u64) before the key at 41
  *   LEASE_GRANT:  (body length exactly 25) 17 8 lease id (u64), 25 8 ttl ms (u64)
+ *   PRIVATE_LEASE_GRANT: as LEASE_GRANT, of a private lease (made by a set
+ *           with ttlMs for its one key; revoked when the key stops using it)
  *   LEASE_REVOKE: (body length exactly 17) 17 8 lease id (u64); the lease's
  *           keys are deleted by DELETE records of the same revision in the
  *           same batch
@@ -38,11 +41,14 @@
  *                this log's, e.g. bytes a client put in a key or value
  *
  * A log is the header and then batches: a BATCH record followed by its
- * records. A snapshot of version 5 is a checkpoint (checkpoint-codec.ts):
- * the live leases (LEASE_GRANT), then KEYS, HISTORY and END blocks. A
+ * records. A snapshot of version 5 or 6 is a checkpoint (checkpoint-codec.ts):
+ * the live leases (LEASE_GRANT, PRIVATE_LEASE_GRANT), then KEYS, HISTORY and END blocks. A
  * snapshot of version 3 or 4 is the header and then, without batches, the
  * live leases (LEASE_GRANT) and the live keys (SET and SET_LEASED).
  *
+ * Version 6 added PRIVATE_LEASE_GRANT (in logs and checkpoints); a log of
+ * an older version is never appended to (log-writer.ts openActiveLog starts
+ * a new one), so a file's version bounds the record types it holds.
  * Version 5 changed snapshots into checkpoints; its logs are those of
  * version 4. Version 4 added SET_LEASED, LEASE_GRANT and LEASE_REVOKE;
  * version 3 files (which hold none) read the same. A reader of an older
@@ -54,15 +60,15 @@ import type { Change, StoredEntry } from '../change';
 
 export const FILE_MAGIC = Buffer.from('KVSTORE\0', 'latin1');
 /**
- * 5: snapshots are checkpoints. 4: lease records. 3: a file nonce in the
+ * 6: private leases (PRIVATE_LEASE_GRANT). 5: snapshots are checkpoints. 4: lease records. 3: a file nonce in the
  * header, repeated in every BATCH record. Version 2 (batches without a
  * nonce) and version 1 (no batches) were never released.
  */
-export const FORMAT_VERSION = 5;
+export const FORMAT_VERSION = 6;
 /** The first version whose snapshots are checkpoints. */
 export const CHECKPOINT_VERSION = 5;
 /** The versions this build reads. */
-const READABLE_VERSIONS: readonly number[] = [3, 4, 5];
+const READABLE_VERSIONS: readonly number[] = [3, 4, 5, 6];
 export const FILE_HEADER_SIZE = 32;
 /** Bytes of the random file nonce (file header offset 20, BATCH record offset 29). */
 export const NONCE_SIZE = 8;
@@ -83,6 +89,13 @@ export enum RecordType {
   SetLeased = 5,
   LeaseGrant = 6,
   LeaseRevoke = 7,
+  /** Since version 6: a LEASE_GRANT of a private lease (a set's ttlMs). */
+  PrivateLeaseGrant = 11,
+}
+
+/** Whether a record type grants a lease (LEASE_GRANT, or PRIVATE_LEASE_GRANT: the same layout). */
+export function isLeaseGrant(type: number): boolean {
+  return type === RecordType.LeaseGrant || type === RecordType.PrivateLeaseGrant;
 }
 
 export const FRAME_SIZE = 8;
@@ -130,7 +143,7 @@ export interface DecodedRecord {
   syncedThrough: number;
   /** SET_LEASED, LEASE_GRANT, LEASE_REVOKE: the lease id (0 for a plain SET). */
   lease: number;
-  /** LEASE_GRANT: its time to live in ms. */
+  /** LEASE_GRANT, PRIVATE_LEASE_GRANT: its time to live in ms. */
   ttlMs: number;
 }
 
@@ -287,10 +300,17 @@ function writeSetRecord(buf: Buffer, offset: number, textAt: number, keyBytes: n
   return sealRecord(buf, offset, at, entry.lease === 0 ? RecordType.Set : RecordType.SetLeased, entry.modRevision);
 }
 
-export function writeLeaseGrantRecord(buf: Buffer, offset: number, revision: number, id: number, ttlMs: number): number {
+/** A LEASE_GRANT record, or with `isPrivate` a PRIVATE_LEASE_GRANT one. */
+export function writeLeaseGrantRecord(buf: Buffer, offset: number, revision: number, id: number, ttlMs: number, isPrivate = false): number {
   writeU64(buf, id, offset + 17);
   writeU64(buf, ttlMs, offset + 25);
-  return sealRecord(buf, offset, offset + LEASE_GRANT_RECORD_SIZE, RecordType.LeaseGrant, revision);
+  return sealRecord(
+    buf,
+    offset,
+    offset + LEASE_GRANT_RECORD_SIZE,
+    isPrivate ? RecordType.PrivateLeaseGrant : RecordType.LeaseGrant,
+    revision,
+  );
 }
 
 function writeLeaseRevokeRecord(buf: Buffer, offset: number, revision: number, id: number): number {
@@ -407,7 +427,7 @@ export function encodeBatch(changes: readonly Change[], syncedThrough: number, n
         at = writeKeyRecord(buf, at, RecordType.Clear, c.revision, text, keyBytes);
         break;
       case 'lease-grant':
-        at = writeLeaseGrantRecord(buf, at, c.revision, c.id, c.ttlMs);
+        at = writeLeaseGrantRecord(buf, at, c.revision, c.id, c.ttlMs, c.private === true);
         break;
       case 'lease-revoke':
         at = writeLeaseRevokeRecord(buf, at, c.revision, c.id);
@@ -452,6 +472,8 @@ export function decodeChange(record: DecodedRecord, before: StateBefore): Change
       return { type: 'clear', prefix: record.key, revision, removed: before.entriesUnder(record.key) };
     case RecordType.LeaseGrant:
       return { type: 'lease-grant', id: record.lease, ttlMs: record.ttlMs, revision };
+    case RecordType.PrivateLeaseGrant:
+      return { type: 'lease-grant', id: record.lease, ttlMs: record.ttlMs, revision, private: true };
     case RecordType.LeaseRevoke:
       return { type: 'lease-revoke', id: record.lease, revision };
     default:
@@ -501,7 +523,7 @@ export function checkRecord(buf: Buffer, offset: number, end: number, out: Decod
   const type = buf[offset + 8];
   const revision = readU64(buf, offset + 9);
   // Lease records carry the store revision at the time, which is 0 in a store never written, and so does a batch of only those.
-  const mayBeZero = type === RecordType.LeaseGrant || type === RecordType.LeaseRevoke || type === RecordType.Batch;
+  const mayBeZero = isLeaseGrant(type) || type === RecordType.LeaseRevoke || type === RecordType.Batch;
   if (!(revision > 0 || (mayBeZero && revision === 0))) return { short: false, reason: 'record revision out of range' };
   out.type = type;
   out.revision = revision;
@@ -529,13 +551,14 @@ export function checkRecord(buf: Buffer, offset: number, end: number, out: Decod
       return undefined;
     }
     case RecordType.LeaseGrant:
+    case RecordType.PrivateLeaseGrant:
     case RecordType.LeaseRevoke: {
-      const expected = type === RecordType.LeaseGrant ? LEASE_GRANT_RECORD_SIZE : LEASE_REVOKE_RECORD_SIZE;
+      const expected = type === RecordType.LeaseRevoke ? LEASE_REVOKE_RECORD_SIZE : LEASE_GRANT_RECORD_SIZE;
       if (size !== expected) return { short: false, reason: `lease record of ${size} bytes, expected ${expected}` };
       const lease = readU64(buf, offset + 17);
       if (!(lease > 0)) return { short: false, reason: 'lease id out of range' };
       out.lease = lease;
-      if (type === RecordType.LeaseGrant) {
+      if (type !== RecordType.LeaseRevoke) {
         const ttlMs = readU64(buf, offset + 25);
         if (!(ttlMs > 0)) return { short: false, reason: 'lease ttl out of range' };
         out.ttlMs = ttlMs;
@@ -585,9 +608,9 @@ export function decodeCheckedRecord(buf: Buffer, offset: number, out: DecodedRec
     const keyEnd = keyStart + buf.readUInt32LE(offset + 29);
     out.key = buf.toString('utf8', keyStart, keyEnd);
     out.valueJson = buf.toString('utf8', keyEnd, recordEnd);
-  } else if (type === RecordType.LeaseGrant || type === RecordType.LeaseRevoke) {
+  } else if (isLeaseGrant(type) || type === RecordType.LeaseRevoke) {
     out.lease = buf.readUInt32LE(offset + 21) * TWO_32 + buf.readUInt32LE(offset + 17);
-    if (type === RecordType.LeaseGrant) out.ttlMs = buf.readUInt32LE(offset + 29) * TWO_32 + buf.readUInt32LE(offset + 25);
+    if (type !== RecordType.LeaseRevoke) out.ttlMs = buf.readUInt32LE(offset + 29) * TWO_32 + buf.readUInt32LE(offset + 25);
   } else {
     out.key = buf.toString('utf8', offset + MIN_RECORD_SIZE, recordEnd);
   }

@@ -53,6 +53,7 @@ export interface LeaseState extends LeaseView {
   readonly id: number;
   readonly ttlMs: number;
   readonly keys: Set<string>;
+  readonly private: boolean;
 }
 
 /** Changes over the layers below: an entry set, or null for a key deleted that is live below. */
@@ -86,7 +87,7 @@ export class IndexSnapshot {
     readonly base: KeyTable,
     readonly layers: readonly Layer[],
     /** The leases live when the view was taken. */
-    readonly leases: ReadonlyArray<{ id: number; ttlMs: number }>,
+    readonly leases: ReadonlyArray<{ id: number; ttlMs: number; private: boolean }>,
     /** The store revision, and the number of keys, when the view was taken. */
     readonly revision: number,
     readonly size: number,
@@ -246,7 +247,7 @@ export class StoreIndex implements DecideState {
         else for (const [key, entry] of change.removed) this.remove(key, entry);
         break;
       case 'lease-grant':
-        this.leases.set(change.id, { id: change.id, ttlMs: change.ttlMs, keys: new Set() });
+        this.leases.set(change.id, { id: change.id, ttlMs: change.ttlMs, keys: new Set(), private: change.private === true });
         // Leases do not move the store revision.
         return;
       case 'lease-revoke':
@@ -343,7 +344,7 @@ export class StoreIndex implements DecideState {
    */
   snapshot(): IndexSnapshot {
     if (this.replaying) throw new Error('the index is still being replayed');
-    const leases = [...this.leases.values()].map(({ id, ttlMs }) => ({ id, ttlMs }));
+    const leases = [...this.leases.values()].map((lease) => ({ id: lease.id, ttlMs: lease.ttlMs, private: lease.private }));
     this.frozen.push(this.active);
     this.active = newLayer(false);
     for (const layer of this.frozen) layer.views++;

@@ -108,7 +108,7 @@ export async function writeCheckpoint(
 
 /** What a snapshot file holds: the live leases, then every key in code point order. A restore builds one from a backup. */
 export interface SnapshotContents {
-  readonly leases: ReadonlyArray<{ id: number; ttlMs: number }>;
+  readonly leases: ReadonlyArray<{ id: number; ttlMs: number; private?: boolean }>;
   entries(): Iterable<readonly [string, StoredEntry]>;
 }
 
@@ -135,7 +135,7 @@ export async function writeSnapshotFile(
 async function writeFile(
   filePath: string,
   revision: number,
-  leaseList: ReadonlyArray<{ id: number; ttlMs: number }>,
+  leaseList: ReadonlyArray<{ id: number; ttlMs: number; private?: boolean }>,
   capacity: number | undefined,
   writeKeys: (keys: KeyBlocks) => Promise<void>,
   history: HistoryView | undefined,
@@ -154,7 +154,7 @@ async function writeFile(
     // Leases first, so that loading a key finds its lease.
     const leases = Buffer.allocUnsafe(leaseList.length * LEASE_GRANT_RECORD_SIZE);
     let at = 0;
-    for (const lease of leaseList) at = writeLeaseGrantRecord(leases, at, revision, lease.id, lease.ttlMs);
+    for (const lease of leaseList) at = writeLeaseGrantRecord(leases, at, revision, lease.id, lease.ttlMs, lease.private === true);
     await write(leases, 0, at);
 
     const keys = new KeyBlocks(capacity, revision, write, betweenBlocks);
