@@ -266,6 +266,18 @@ describe('file engine: checkpoints', () => {
     }
   });
 
+  test('a directory holding only an unfinished snapshot (a restore killed part way) refuses to open instead of serving an empty store', async () => {
+    const dataDir = dirs.make();
+    const tmp = path.join(dataDir, 'snap-0000000000000001.snap.tmp');
+    fs.writeFileSync(tmp, Buffer.alloc(4096, 7));
+    await expect(openFileStore({ dataDir })).rejects.toMatchObject({
+      code: 'CORRUPT',
+      file: tmp,
+      message: expect.stringContaining('delete the directory and restore again') as unknown,
+    });
+    expect(fs.existsSync(tmp)).toBe(true);
+  });
+
   test('a restored backup is a checkpoint: the store opens it with every key, lease and revision, and watches start after it', async () => {
     const server = await startServer({ dataDir: dirs.make() });
     const kv = new KvClient(server.address);

@@ -104,6 +104,17 @@ const CHUNK_BYTES = 16 * 1024 * 1024;
 
 export async function recoverDataDir(dir: string, logger: Logger, options: RecoverOptions): Promise<RecoveredState> {
   const { files, temps } = listDataDir(dir);
+  // A store always has a log beside a checkpoint being written; a snapshot being written and nothing else is a
+  // restore that did not finish (kvctl restore, --restore-from killed part way): opened, it would serve an empty store.
+  const unfinished = temps.find((name) => name.startsWith('snap-'));
+  if (files.length === 0 && unfinished !== undefined) {
+    throw new CorruptDataError(
+      dataFilePath(dir, unfinished),
+      0,
+      'the directory holds only a snapshot that was never finished, as a restore that was stopped part way leaves it; ' +
+        'nothing was changed: delete the directory and restore again',
+    );
+  }
   const newest = newestSnapshot(files, files.length);
   try {
     return await recoverFiles(dir, files, newest, temps, undefined, logger, options);
