@@ -28,6 +28,19 @@ test('a new file store starts at revision 0 (an etcd namespace starts at its clu
   await store.close();
 });
 
+test("a data directory the store creates is its owner's alone (0700, as etcd's); its missing parents and an existing directory are left as they are", async () => {
+  const parent = dirs.make();
+  const dataDir = `${parent}/made/data`;
+  const store = await openFileStore({ dataDir });
+  await store.close();
+  expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
+  expect(fs.statSync(`${parent}/made`).mode & 0o777).toBe(0o777 & ~process.umask());
+  const existing = dirs.make();
+  fs.chmodSync(existing, 0o755);
+  await (await openFileStore({ dataDir: existing })).close();
+  expect(fs.statSync(existing).mode & 0o777).toBe(0o755);
+});
+
 describe('file engine: durability across reopen', () => {
   test.each(['always', 'interval', 'never'] as const)(
     'fsync=%s: everything acknowledged is there after close and reopen',

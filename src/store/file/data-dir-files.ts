@@ -65,7 +65,8 @@ export function dataFilePath(dir: string, name: string): string {
  */
 export function makeDataDir(dir: string): void {
   const missing: string[] = [];
-  for (let at = path.resolve(dir); ;) {
+  const target = path.resolve(dir);
+  for (let at = target; ;) {
     if (fs.existsSync(at)) break;
     const parent = path.dirname(at);
     missing.push(at);
@@ -74,7 +75,8 @@ export function makeDataDir(dir: string): void {
   }
   for (const each of missing.reverse()) {
     try {
-      fs.mkdirSync(each);
+      // The directory itself only its owner may enter, as etcd's (it holds every value); its parents as the umask says.
+      fs.mkdirSync(each, each === target ? 0o700 : undefined);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
