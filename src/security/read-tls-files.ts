@@ -1,8 +1,9 @@
 /**
  * Reads the PEM files named by --tls-cert, --tls-key and --tls-client-ca, at
  * start and on every SIGHUP, and checks them before the server sees them:
- * each parses, the key belongs to the certificate, the certificate has not
- * expired. A failure names the file and what is wrong with it, in one line.
+ * each parses, the key belongs to the certificate, the certificate is valid
+ * now (neither expired nor valid only from a date to come). A failure names
+ * the file and what is wrong with it, in one line.
  */
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
@@ -32,6 +33,8 @@ export function readTlsFiles({ certFile, keyFile, clientCaFile }: TlsFiles, now 
     throw new TlsFileError(`${keyFile} (--tls-key) is not the private key of the certificate in ${certFile}`);
   }
   if (new Date(leaf.validTo) < now) throw new TlsFileError(`the certificate in ${certFile} expired on ${leaf.validTo}`);
+  // Clients refuse it until then: served now, it would fail every new connection.
+  if (new Date(leaf.validFrom) > now) throw new TlsFileError(`the certificate in ${certFile} is not valid until ${leaf.validFrom}`);
   if (clientCa !== undefined && clientCaFile !== undefined) certificates(clientCa, clientCaFile);
   return { cert, key, clientCa };
 }

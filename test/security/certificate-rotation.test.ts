@@ -9,7 +9,7 @@ import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { credentials } from '@grpc/grpc-js';
 import { KvClient } from '@kv/client';
-import { issueServer, makeCa, read } from '../support/certificates';
+import { issue, issueServer, makeCa, read } from '../support/certificates';
 import { startServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -91,6 +91,18 @@ test('SIGHUP under load: no call fails, new connections get the new certificate,
       30_000,
     );
     expect(server.output()).toContain(`${certFile} holds no PEM certificate`);
+    expect(await servedFingerprint(server.address, caPem)).toBe(fingerprint(second));
+
+    // A certificate that is not valid yet would fail every new client: refused like an expired one.
+    const early = issue(dir, ca, 'localhost', { notYetValid: true, file: 'early' });
+    replace(keyFile, early.key);
+    replace(certFile, early.cert);
+    server.child.kill('SIGHUP');
+    await pollUntil(
+      'the refused reload logged',
+      () => (server.output().includes(`the certificate in ${certFile} is not valid until`) ? true : undefined),
+      30_000,
+    );
     expect(await servedFingerprint(server.address, caPem)).toBe(fingerprint(second));
     const afterBadFile = tlsClient();
     await afterBadFile.set('after/bad-file', true);

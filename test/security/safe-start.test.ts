@@ -55,6 +55,10 @@ test.each([
     const expired = issue(dir, ca, 'localhost', { expired: true, file: 'expired-server' });
     return ['--tls-cert', expired.cert, '--tls-key', expired.key];
   }, 'expired'],
+  ['a certificate not valid yet', (): string[] => {
+    const early = issue(dir, ca, 'localhost', { notYetValid: true, file: 'early-server' });
+    return ['--tls-cert', early.cert, '--tls-key', early.key];
+  }, 'is not valid until Jan  1 00:00:00 2099 GMT'],
   ['a client CA file without certificates', (): string[] => {
     writeFileSync(path.join(dir, 'empty-ca.pem'), '');
     return [...tlsArgs, '--tls-client-ca', path.join(dir, 'empty-ca.pem')];

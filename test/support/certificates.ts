@@ -21,6 +21,8 @@ export interface IssueOptions {
   san?: string[];
   /** Valid from 2020-01-01 to 2020-01-02. */
   expired?: boolean;
+  /** Valid from 2099-01-01 to 2099-01-02: not yet. */
+  notYetValid?: boolean;
   /** A file name stem when one CA issues several certificates with the same CN (rotation). */
   file?: string;
 }
@@ -48,14 +50,14 @@ export function issue(dir: string, ca: TestCa, cn: string, options: IssueOptions
     'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', files.key, '-out', csr,
     '-subj', `/CN=${cn}`, ...(san.length > 0 ? ['-addext', `subjectAltName=${san.join(',')}`] : []),
   ]); // prettier-ignore
-  if (!options.expired) {
+  if (!options.expired && !options.notYetValid) {
     openssl(dir, [
       'x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '2',
       '-copy_extensions', 'copyall', '-out', files.cert,
     ]); // prettier-ignore
     return files;
   }
-  // `openssl x509` cannot back-date; `openssl ca` can, with a throwaway database.
+  // `openssl x509` cannot set the start date; `openssl ca` can, with a throwaway database.
   const config = `${stem}.ca.cnf`;
   writeFileSync(
     config,
@@ -77,7 +79,8 @@ export function issue(dir: string, ca: TestCa, cn: string, options: IssueOptions
   writeFileSync(`${stem}.serial`, '01\n');
   openssl(dir, [
     'ca', '-batch', '-config', config, '-cert', ca.cert, '-keyfile', ca.key, '-in', csr, '-out', files.cert,
-    '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-notext',
+    ...(options.expired ? ['-startdate', '20200101000000Z', '-enddate', '20200102000000Z'] : ['-startdate', '20990101000000Z', '-enddate', '20990102000000Z']),
+    '-notext',
   ]); // prettier-ignore
   return files;
 }
