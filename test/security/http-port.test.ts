@@ -4,6 +4,7 @@
  * messages and reasons; the same certificates serve TLS, mutual TLS
  * included; and the same listen rule refuses an exposed plaintext port.
  */
+import { spawnSync } from 'node:child_process';
 import https from 'node:https';
 import { ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
@@ -83,6 +84,29 @@ describe('tokens on the HTTP port', () => {
         .find((l) => l.includes('"audit":"admin"') && l.includes('"method":"/kv.v1.KeyValueService/Clear"')),
     );
     expect(JSON.parse(line)).toMatchObject({ identity: 'token:ops', prefix: 'app/', permission: 'admin', code: 'OK' });
+  });
+
+  test('two authorization headers are refused, whichever comes first, over HTTP/1.1 and HTTP/2, as on the gRPC port', () => {
+    const bad = 'kv_' + 'A'.repeat(43);
+    for (const version of ['--http1.1', '--http2-prior-knowledge']) {
+      for (const order of [
+        [auth.tokens.app, bad],
+        [bad, auth.tokens.app],
+      ]) {
+        // Node's fetch and http client send a header once; curl sends it twice. The server is another process: curl may block this one.
+        const { stdout } = spawnSync('curl', [
+          '-s', version, '--max-time', '10', '-X', 'POST', '-H', 'content-type: application/json',
+          '-H', `authorization: Bearer ${order[0]}`, '-H', `authorization: Bearer ${order[1]}`,
+          '--data', '{"key": "app/a"}', '-w', '\n%{http_code}', `${base}/kv.v1.KeyValueService/Get`,
+        ], { encoding: 'utf8' }); // prettier-ignore
+        const [body, code] = stdout.split('\n');
+        expect([version, code, (JSON.parse(body) as { message?: string }).message]).toEqual([
+          version,
+          '401',
+          'malformed authorization metadata: send exactly one "authorization: Bearer <token>"',
+        ]);
+      }
+    }
   });
 
   test('credentials come first: a caller without them learns nothing of its request, not even that it is malformed', async () => {

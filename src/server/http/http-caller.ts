@@ -14,7 +14,7 @@ import type { Caller } from '../grpc-call';
 export function httpCaller(request: IncomingMessage | Http2ServerRequest): Omit<Caller, 'method'> {
   const metadata = new Metadata();
   for (const [name, value] of Object.entries(request.headers)) {
-    if (name.startsWith(':') || value === undefined) continue;
+    if (name.startsWith(':') || name === 'authorization' || value === undefined) continue;
     for (const one of typeof value === 'string' ? [value] : value) {
       try {
         if (name.endsWith('-bin')) metadata.add(name, Buffer.from(one, 'base64'));
@@ -22,6 +22,18 @@ export function httpCaller(request: IncomingMessage | Http2ServerRequest): Omit<
       } catch {
         // A header name that is legal in HTTP but not in gRPC metadata carries nothing authenticate() reads.
       }
+    }
+  }
+  // Node keeps only the first of several authorization headers (HTTP/1.1 and HTTP/2 alike): every one is
+  // taken from the raw headers, so that authentication refuses two ("send exactly one"), as on the gRPC port.
+  const { rawHeaders } = request;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].toLowerCase() !== 'authorization') continue;
+    try {
+      metadata.add('authorization', rawHeaders[i + 1]);
+    } catch {
+      // Not legal in gRPC metadata: still a token sent, refused as malformed, never passed over for the certificate.
+      metadata.add('authorization', 'malformed');
     }
   }
   const socket = 'stream' in request ? request.stream.session?.socket : request.socket;
