@@ -146,6 +146,10 @@ class RoleAccess implements Access {
     for (const key of keys) this.check(permission, { lease }, (grant) => key.startsWith(grant), { key });
   }
 
+  somePrefix(permission: Permission): void {
+    this.check(permission, { somePrefix: true }, () => true);
+  }
+
   hold(revoked: (error: Error) => void): () => void {
     this.revoked = revoked;
     this.renewal.held.add(this);
@@ -208,7 +212,9 @@ class RoleAccess implements Access {
   }
 }
 
-function shownTarget(target: AccessTarget): { key: string } | { prefix: string } | { lease: number } {
+/** The target's fields in an audit line: none for "some prefix" (the method says what was asked for). */
+function shownTarget(target: AccessTarget): { key: string } | { prefix: string } | { lease: number } | Record<string, never> {
+  if ('somePrefix' in target) return {};
   if ('lease' in target) return target;
   return 'key' in target ? { key: shown(target.key) } : { prefix: shown(target.prefix) };
 }

@@ -25,6 +25,12 @@ export interface Access {
    */
   leaseKeys(permission: Permission, lease: number, keys: readonly string[]): void;
   /**
+   * Throws PermissionDeniedError unless the caller's role grants `permission`
+   * on at least one prefix (GrantLease: a lease is of use only to attach keys
+   * to, which needs write).
+   */
+  somePrefix(permission: Permission): void;
+  /**
    * For a call that stays open (Watch, KeepAlive): from now until `release`
    * is called, each reload of the auth file authenticates the caller again,
    * with the credentials it started with, and checks again every key and
@@ -47,6 +53,7 @@ export const openAccess: Access = {
   key: () => undefined,
   prefix: () => undefined,
   leaseKeys: () => undefined,
+  somePrefix: () => undefined,
   hold: () => () => undefined,
   restricted: false,
   finished: () => undefined,
@@ -70,13 +77,15 @@ export class PermissionDeniedError extends Error {
     super(
       'lease' in target
         ? `permission denied: ${permission} on every key attached to lease ${target.lease} is needed and this caller's role does not grant it on all of them`
-        : `permission denied: ${permission} on ${'key' in target ? `key ${JSON.stringify(shown(target.key))}` : `prefix ${JSON.stringify(shown(target.prefix))}`} is needed and this caller's role does not grant it`,
+        : 'somePrefix' in target
+          ? `permission denied: ${permission} on some prefix is needed (a lease is of use only to attach keys to) and this caller's role grants it on none`
+          : `permission denied: ${permission} on ${'key' in target ? `key ${JSON.stringify(shown(target.key))}` : `prefix ${JSON.stringify(shown(target.prefix))}`} is needed and this caller's role does not grant it`,
     );
   }
 }
 
-/** What a permission is checked on: a key, every key under a prefix, or every key attached to a lease. */
-export type AccessTarget = { key: string } | { prefix: string } | { lease: number };
+/** What a permission is checked on: a key, every key under a prefix, every key attached to a lease, or any prefix at all. */
+export type AccessTarget = { key: string } | { prefix: string } | { lease: number } | { somePrefix: true };
 
 /**
  * A key or prefix as messages and audit lines show it. Access is decided

@@ -123,10 +123,10 @@ const ROWS: Row[] = [
     expect: [U, U, D, D, 'OK', 'OK'],
   },
   {
-    rpc: 'GrantLease (touches no key until one is attached)',
+    rpc: 'GrantLease (needs write on some prefix: a lease is of use only to attach keys to)',
     call: (kv, md) => outcomeOf(kv, kv.grantLease, { ttlMs: 60_000 }, md),
-    denial: '',
-    expect: [U, U, 'OK', 'OK', 'OK', 'OK'],
+    denial: 'write on some prefix is needed',
+    expect: [U, U, D, 'OK', 'OK', 'OK'],
   },
   {
     rpc: 'Clear app/ (admin only)',

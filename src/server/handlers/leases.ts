@@ -10,8 +10,13 @@ import type {
 import { LeaseNotFoundError } from '../../store/errors';
 import type { CallContext } from '../call-context';
 
-/** GrantLease: a new lease; needs no key permission (a lease touches no key until one is attached). */
-export async function handleGrantLease({ store }: CallContext, { ttlMs }: GrantLeaseRequest): Promise<GrantLeaseResponse> {
+/**
+ * GrantLease: a new lease. It touches no key until one is attached, which
+ * needs write; so with --auth-file it needs write on some prefix, and a
+ * read-only caller cannot fill the store with leases it could never use.
+ */
+export async function handleGrantLease({ store, access }: CallContext, { ttlMs }: GrantLeaseRequest): Promise<GrantLeaseResponse> {
+  access.somePrefix('write');
   return store.grantLease(ttlMs);
 }
 
