@@ -227,6 +227,79 @@ describeEtcd('etcd engine', () => {
       });
     });
 
+    test('200 concurrent updates of different fields of one key through one frontend all land (they queue, not conflict)', async () => {
+      const store = await openStore();
+      await store.set('obj2', {});
+      const n = 200;
+      const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => store.update('obj2', { [`f${i}`]: i })));
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      expect(await store.get('obj2')).toMatchObject({
+        value: Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, i])),
+        version: n + 1,
+      });
+    });
+
+    test('a private lease (ttl) goes with its key: 50 ttl sets leave one lease; set, delete, clear and Txn ops revoke it; no other key may use it', async () => {
+      const store = await openStore();
+      const leases = async (): Promise<string[]> => (await raw.leaseClient.leaseLeases()).leases.map(({ ID }) => String(ID));
+      const before = new Set(await leases());
+      const gone = async (id: number): Promise<boolean> =>
+        store.leaseInfo(id).then(
+          () => false,
+          (error: { code?: string }) => error.code === 'LEASE_NOT_FOUND',
+        );
+      const ids: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        await store.set('session', { i }, { ttlMs: 60_000 });
+        ids.push((await store.get('session'))!.lease);
+      }
+      expect(new Set(ids).size).toBe(50);
+      for (const id of ids.slice(0, -1)) expect(await gone(id)).toBe(true);
+      const last = ids[49];
+      // LeaseLeases is answered from what the member asked has applied.
+      await pollUntil('one new lease on the cluster', async () => {
+        const now = (await leases()).filter((id) => !before.has(id));
+        return now.length === 1 && now[0] === String(last) ? true : undefined;
+      });
+      // Another key cannot be attached to it, by a set (with or without a compare) or a Txn; its own key can.
+      await expect(store.set('thief', 1, { lease: last })).rejects.toMatchObject({ code: 'LEASE_PRIVATE' });
+      await expect(store.set('thief', 1, { lease: last, expectedRevision: 0 })).rejects.toMatchObject({ code: 'LEASE_PRIVATE' });
+      await expect(
+        store.txn({ compare: [], success: [{ type: 'set', key: 'thief', value: 1, lease: last }], failure: [] }),
+      ).rejects.toMatchObject({ code: 'LEASE_PRIVATE' });
+      expect(await store.get('thief')).toBeUndefined();
+      await store.set('session', 'kept', { lease: last });
+      expect(await gone(last)).toBe(false);
+      // A set without ttl.
+      await store.set('session', 'plain');
+      expect(await gone(last)).toBe(true);
+      const ttlLease = async (key: string): Promise<number> => {
+        await store.set(key, 1, { ttlMs: 60_000 });
+        return (await store.get(key))!.lease;
+      };
+      let id = await ttlLease('d');
+      expect(await store.delete('d')).toMatchObject({ deleted: true });
+      expect(await gone(id)).toBe(true);
+      id = await ttlLease('d');
+      await store.delete('d', { expectedRevision: (await store.get('d'))!.modRevision });
+      expect(await gone(id)).toBe(true);
+      const cleared = [await ttlLease('c/1'), await ttlLease('c/2')];
+      expect(await store.clear({ prefix: 'c/' })).toMatchObject({ deletedCount: 2 });
+      for (const c of cleared) expect(await gone(c)).toBe(true);
+      const [t1, t2] = [await ttlLease('t/1'), await ttlLease('t/2')];
+      await store.txn({
+        compare: [],
+        success: [
+          { type: 'set', key: 't/1', value: 2 },
+          { type: 'delete', key: 't/2' },
+        ],
+        failure: [],
+      });
+      expect(await gone(t1)).toBe(true);
+      expect(await gone(t2)).toBe(true);
+      await pollUntil('no new lease left on the cluster', async () => ((await leases()).every((l) => before.has(l)) ? true : undefined));
+    });
+
     test('a Txn over etcd’s --max-txn-ops is refused naming that limit; one over --max-request-bytes names that one', async () => {
       const store = await openStore();
       const compare = Array.from({ length: 100 }, (_, i) => ({

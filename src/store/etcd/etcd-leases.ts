@@ -6,6 +6,11 @@
  * up to the next second (etcd also raises very short ones to its minimum).
  * Leases are etcd's, so they are cluster-wide, not per --etcd-prefix; a
  * lease's keys are reported only under this store's prefix.
+ *
+ * A private lease (a set's ttlMs) is told apart by its ID alone: kv gives
+ * private leases IDs from 2^48 up to 2^49 and shared ones below 2^48 (all
+ * below 2^53, exact in every client language), so every frontend on the
+ * cluster knows one when it sees it, with nothing more to store or clean up.
  */
 import { randomInt } from 'node:crypto';
 import { castGrpcError, type Etcd3, type ILeaseKeepAliveResponse } from 'etcd3';
@@ -16,6 +21,13 @@ import { readWithRetry, writeOnce } from './etcd-connection';
 import type { EtcdKeyspace } from './etcd-keyspace';
 
 const ID_LIMIT = 2 ** 48;
+/** Private leases have IDs in [PRIVATE_ID_BASE, 2 * PRIVATE_ID_BASE). */
+const PRIVATE_ID_BASE = 2 ** 48;
+
+/** Whether a lease ID is that of a private lease (made by a set with ttlMs for its one key). */
+export function isPrivateLease(id: number): boolean {
+  return id >= PRIVATE_ID_BASE && id < 2 * PRIVATE_ID_BASE;
+}
 
 export class EtcdLeases {
   constructor(
@@ -25,9 +37,11 @@ export class EtcdLeases {
     private readonly callTimeoutMs: number,
   ) {}
 
-  async grant(ttlMs: number): Promise<Lease> {
-    const res = await writeOnce(() => this.client.leaseClient.leaseGrant({ ID: randomInt(1, ID_LIMIT), TTL: Math.ceil(ttlMs / 1000) }));
-    return { id: Number(res.ID), ttlMs: Number(res.TTL) * 1000 };
+  /** A lease of ttlMs (rounded up to whole seconds); with `isPrivate`, a private lease's ID. */
+  async grant(ttlMs: number, isPrivate = false): Promise<Lease> {
+    const id = (isPrivate ? PRIVATE_ID_BASE : 0) + randomInt(1, ID_LIMIT);
+    const res = await writeOnce(() => this.client.leaseClient.leaseGrant({ ID: id, TTL: Math.ceil(ttlMs / 1000) }));
+    return { id: Number(res.ID), ttlMs: Number(res.TTL) * 1000, ...(isPrivate ? { private: true } : {}) };
   }
 
   /**

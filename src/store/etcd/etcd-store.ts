@@ -9,6 +9,12 @@
  * - set / delete: a Put / DeleteRange; with expectedRevision, a Txn that
  *   compares the key's mod_revision (0 for a missing key, as etcd compares)
  *   and, on a mismatch, reads the key for the error's current revision.
+ *   A private lease (a set's ttlMs; etcd-leases.ts tells one by its ID) is
+ *   revoked right after the write that took its key off it succeeds (the
+ *   Put or DeleteRange returns the key's previous lease; a Clear reads its
+ *   keys' leases in the same etcd Txn): etcd cannot revoke inside a Txn. A
+ *   set naming a private lease is a Txn that compares the key's lease: only
+ *   the key that holds it may name it.
  * - listKeys: keys-only Ranges in etcd's byte order (= code point order),
  *   pinned to one revision when a listing takes several.
  * - clear: one DeleteRange, so one revision however many keys it removes.
@@ -24,6 +30,7 @@ import {
   EtcdLeaseInvalidError,
   GRPCNotFoundError,
   type Etcd3,
+  type ICompare,
   type IKeyValue,
   type IPutRequest,
   type IRangeResponse,
@@ -48,9 +55,11 @@ import {
   BackendUnavailableError,
   InvalidArgumentError,
   LeaseNotFoundError,
+  LeasePrivateError,
   NotSupportedError,
   RevisionMismatchError,
   StoreClosedError,
+  WriteConflictError,
 } from '../errors';
 import type {
   ClearResult,
@@ -66,7 +75,8 @@ import type {
   TxnResult,
   Watch,
 } from '../key-value-store';
-import { EtcdLeases } from './etcd-leases';
+import { EtcdLeases, isPrivateLease } from './etcd-leases';
+import { KeyQueue } from './key-queue';
 import { runOptimisticTxn, TXN_FIRST_PAUSE_MS, TXN_MAX_PAUSE_MS } from './etcd-txn';
 import { connectEtcd, DEFAULT_CALL_TIMEOUT_MS, readWithRetry, writeOnce, type EtcdConnectionOptions } from './etcd-connection';
 import { isOutage } from './etcd-errors';
@@ -102,6 +112,8 @@ export class EtcdStore extends AbstractKeyValueStore {
   private readonly watches = new Set<EtcdWatch>();
   private readonly startingWatches = new Set<StartingWatch>();
   private readonly leases: EtcdLeases;
+  /** Transactions and updates of one key from this frontend, one at a time (they would only conflict with each other in etcd). */
+  private readonly keyQueue = new KeyQueue();
   /** Why etcd does not answer, while the last call to settle (or probe) found it so. */
   private unavailable: Error | undefined;
   private lastAnswerAt = Date.now();
@@ -150,19 +162,37 @@ export class EtcdStore extends AbstractKeyValueStore {
   protected _set(op: ValidSet): Promise<SetResult> {
     return this.track(
       async () => {
-        const ttlLease = op.ttlMs === undefined ? undefined : (await this.leases.grant(op.ttlMs)).id;
-        const put = this.putRequest(op, ttlLease ?? op.lease);
+        const ttlLease = op.ttlMs === undefined ? undefined : (await this.leases.grant(op.ttlMs, true)).id;
+        const lease = ttlLease ?? op.lease;
+        const put = { ...this.putRequest(op, lease), prev_kv: true };
+        const namesPrivate = isPrivateLease(op.lease) ? op.lease : 0;
+        let prev: IKeyValue | undefined;
+        let revision: number;
         try {
-          if (op.expectedRevision === undefined) {
+          if (op.expectedRevision === undefined && namesPrivate === 0) {
             const res = await writeOnce(() => this.client.kv.put(put));
-            return { revision: this.observe(res.header) };
+            revision = this.observe(res.header);
+            prev = res.prev_kv ?? undefined;
+          } else {
+            const onSuccess = (r: IResponseOp): void => {
+              prev = r.response_put.prev_kv ?? undefined;
+            };
+            revision = await this.conditional(
+              op.key,
+              put.key as Buffer,
+              op.expectedRevision,
+              { request_put: put },
+              onSuccess,
+              namesPrivate,
+            );
           }
-          return { revision: await this.conditional(op.key, put.key as Buffer, op.expectedRevision, { request_put: put }) };
         } catch (error) {
           // A private lease of a write that certainly did not happen would hold nothing until its ttl.
           if (ttlLease !== undefined && !(error instanceof BackendUnavailableError)) await this.revokeUnused([ttlLease]);
           throw this.leaseError(error, op.lease);
         }
+        await this.releasePrivateLeases(prev === undefined ? [] : [prev], lease);
+        return { revision };
       },
       (result) => result.revision,
     );
@@ -173,14 +203,16 @@ export class EtcdStore extends AbstractKeyValueStore {
       async () => {
         const key = this.keyspace.key(op.key);
         if (op.expectedRevision === undefined) {
-          const res = await writeOnce(() => this.client.kv.deleteRange({ key }));
+          const res = await writeOnce(() => this.client.kv.deleteRange({ key, prev_kv: true }));
+          await this.releasePrivateLeases(res.prev_kvs, 0);
           return { deleted: Number(res.deleted) > 0, revision: this.observe(res.header) };
         }
-        let deleted = false;
-        const revision = await this.conditional(op.key, key, op.expectedRevision, { request_delete_range: { key } }, (r) => {
-          deleted = Number(r.response_delete_range.deleted) > 0;
+        let deleted: IKeyValue[] = [];
+        const revision = await this.conditional(op.key, key, op.expectedRevision, { request_delete_range: { key, prev_kv: true } }, (r) => {
+          deleted = r.response_delete_range.prev_kvs;
         });
-        return { deleted, revision };
+        await this.releasePrivateLeases(deleted, 0);
+        return { deleted: deleted.length > 0, revision };
       },
       (result) => (result.deleted ? result.revision : undefined),
     );
@@ -281,8 +313,17 @@ export class EtcdStore extends AbstractKeyValueStore {
     return this.track(
       async () => {
         const { key, rangeEnd } = this.keyspace.prefixRange(op.prefix);
-        const res = await writeOnce(() => this.client.kv.deleteRange({ key, range_end: rangeEnd }));
-        return { deletedCount: Number(res.deleted), revision: this.observe(res.header) };
+        // The keys (with their leases, not their values) and their deletion, at one revision.
+        const res = await writeOnce(() =>
+          this.client.kv.txn({
+            success: [
+              { request_range: { key, range_end: rangeEnd, keys_only: true } },
+              { request_delete_range: { key, range_end: rangeEnd } },
+            ],
+          }),
+        );
+        await this.releasePrivateLeases(res.responses[0]?.response_range.kvs ?? [], 0);
+        return { deletedCount: Number(res.responses[1]?.response_delete_range.deleted ?? 0), revision: this.observe(res.header) };
       },
       (result) => (result.deletedCount > 0 ? result.revision : undefined),
     );
@@ -395,20 +436,25 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   /**
-   * A Txn: if the key's mod_revision is `expected` (0 = missing), `op`;
-   * otherwise read the key, for the mismatch error's current revision.
-   * Returns the store revision after the write.
+   * A Txn: if the key's mod_revision is `expected` (0 = missing; undefined:
+   * any) and, with `privateLease`, the key holds that lease, `op`; otherwise
+   * read the key, for the error (a revision mismatch, or a private lease
+   * that is not the key's). Returns the store revision after the write.
    */
   private async conditional(
     kvKey: string,
     key: Buffer,
-    expected: number,
+    expected: number | undefined,
     op: IRequestOp,
     onSuccess?: (response: IResponseOp) => void,
+    privateLease = 0,
   ): Promise<number> {
+    const compare: ICompare[] = [];
+    if (expected !== undefined) compare.push({ key, target: 'Mod', result: 'Equal', mod_revision: expected });
+    if (privateLease !== 0) compare.push({ key, target: 'Lease', result: 'Equal', lease: privateLease });
     const res = await writeOnce(() =>
       this.client.kv.txn({
-        compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: expected }],
+        compare,
         success: [op],
         failure: [{ request_range: { key, keys_only: true } }],
       }),
@@ -416,7 +462,11 @@ export class EtcdStore extends AbstractKeyValueStore {
     const revision = this.observe(res.header);
     if (!res.succeeded) {
       const current = res.responses[0]?.response_range.kvs[0];
-      throw new RevisionMismatchError(kvKey, expected, current === undefined ? 0 : Number(current.mod_revision));
+      const modRevision = current === undefined ? 0 : Number(current.mod_revision);
+      if (expected !== undefined && modRevision !== expected) throw new RevisionMismatchError(kvKey, expected, modRevision);
+      // A lease that is gone is not found; one that is there belongs to another key.
+      await this.leases.info(privateLease, false);
+      throw new LeasePrivateError(privateLease, kvKey);
     }
     if (onSuccess !== undefined && res.responses[0] !== undefined) onSuccess(res.responses[0]);
     return revision;
@@ -458,6 +508,20 @@ export class EtcdStore extends AbstractKeyValueStore {
     return { key: this.keyspace.key(op.key), value: Buffer.from(op.valueJson, 'utf8'), lease };
   }
 
+  /**
+   * After a write that succeeded: revokes the private leases the keys it
+   * replaced or removed held (`prevs`, their entries before it), except
+   * `kept`, the one the key holds now. Nothing else can hold them.
+   */
+  private async releasePrivateLeases(prevs: readonly IKeyValue[], kept: number): Promise<void> {
+    const ids = new Set<number>();
+    for (const kv of prevs) {
+      const id = Number(kv.lease);
+      if (id !== kept && isPrivateLease(id)) ids.add(id);
+    }
+    if (ids.size > 0) await this.revokeUnused([...ids]);
+  }
+
   /** Revokes private leases no write holds; one that fails expires at its ttl anyway. */
   private async revokeUnused(ids: number[]): Promise<void> {
     await Promise.all(ids.map((ID) => writeOnce(() => this.client.leaseClient.leaseRevoke({ ID })).catch(() => undefined)));
@@ -477,20 +541,27 @@ export class EtcdStore extends AbstractKeyValueStore {
    * write in one etcd Txn guarded by those keys' mod_revisions. If any
    * changed in between, read and decide again after a random pause that
    * grows (jittered exponential backoff), for up to the call deadline, then
-   * UNAVAILABLE. The writes still take one revision, and etcd still orders
-   * them.
+   * WriteConflictError (ABORTED, nothing applied). The writes still take one
+   * revision, and etcd still orders them. Transactions of this frontend that
+   * read the same keys go one at a time (keyQueue), so they never conflict
+   * with each other: only writes from other frontends make a try fail.
    *
    * A set with a ttl gets its private lease when a branch first needs it,
    * the same one on every try; leases no write took are revoked, unless the
    * write's outcome is unknown (then they expire at their ttl).
    */
-  private async transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
+  private transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
+    return this.keyQueue.run(readKeys(op), () => this.transactNow(op, expectedRevision));
+  }
+
+  private async transactNow(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
     const started = Date.now();
     const leases = new Map<ValidTxnOp, number>();
+    const released: number[] = [];
     const putFor = async (set: Extract<ValidTxnOp, { type: 'set' }>): Promise<IPutRequest> => {
       let lease = set.ttlMs === undefined ? set.lease : leases.get(set);
       if (lease === undefined) {
-        lease = (await this.leases.grant(set.ttlMs as number)).id;
+        lease = (await this.leases.grant(set.ttlMs as number, true)).id;
         leases.set(set, lease);
       }
       return this.putRequest(set, lease);
@@ -500,7 +571,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     for (let attempt = 1, bound = TXN_FIRST_PAUSE_MS; ; attempt++, bound = Math.min(bound * 2, TXN_MAX_PAUSE_MS)) {
       let outcome: TxnResult | 'conflict';
       try {
-        outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, putFor);
+        outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, putFor, released);
       } catch (error) {
         if (!(error instanceof BackendUnavailableError)) await revokeAllBut([]);
         throw error;
@@ -508,14 +579,15 @@ export class EtcdStore extends AbstractKeyValueStore {
       if (outcome !== 'conflict') {
         this.observeRevision(outcome.revision);
         if (leases.size > 0) await revokeAllBut(outcome.succeeded ? op.success : op.failure);
+        if (released.length > 0) await this.revokeUnused(released);
         return outcome;
       }
       const pause = Math.random() * bound;
       const spent = Date.now() - started;
       if (spent + pause > this.callTimeoutMs) {
         await revokeAllBut([]);
-        throw new BackendUnavailableError(
-          `the transaction met concurrent writes on its keys for ${spent} ms (${attempt} tries, --etcd-timeout-ms ${this.callTimeoutMs}); try again`,
+        throw new WriteConflictError(
+          `the transaction met concurrent writes to the keys it reads (from other frontends) for ${spent} ms (${attempt} tries, --etcd-timeout-ms ${this.callTimeoutMs}); nothing was applied: try again`,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
@@ -547,6 +619,15 @@ export class EtcdStore extends AbstractKeyValueStore {
     );
     return promise;
   }
+}
+
+/** The keys a transaction reads before it writes (its compares and updates, and sets naming a private lease): the keys it queues on. */
+function readKeys(op: ValidTxn): string[] {
+  const keys = op.compare.map((c) => c.key);
+  for (const o of [...op.success, ...op.failure]) {
+    if (o.type === 'update' || (o.type === 'set' && isPrivateLease(o.lease))) keys.push(o.key);
+  }
+  return keys;
 }
 
 /** Whether a transaction's op changed anything (a get does not, nor a delete or clear that found nothing). */

@@ -7,6 +7,12 @@
  * in between, the guard fails and the caller reads and decides again. So
  * compares hold at the revision of the write, every write of the branch
  * takes that one revision, and a watcher sees them in one batch.
+ *
+ * Private leases: a set naming one needs its key to hold it now (the key is
+ * read with the others, so the guard covers it); the branch's puts and
+ * deletes return the entries they replace, and the private leases those
+ * held (other than the one the key keeps) are handed back for the caller to
+ * revoke once the write has succeeded.
  */
 import {
   EtcdLeaseInvalidError,
@@ -19,13 +25,14 @@ import {
 } from 'etcd3';
 import type { ValidTxn, ValidTxnOp } from '../abstract-key-value-store';
 import type { StoredEntry } from '../change';
-import { KeyNotFoundError, LeaseNotFoundError, RevisionMismatchError } from '../errors';
+import { KeyNotFoundError, LeaseNotFoundError, LeasePrivateError, RevisionMismatchError } from '../errors';
 import { holds } from '../compare';
 import type { Entry, JsonValue, TxnOpResult, TxnResult } from '../key-value-store';
 import { applyMergePatch } from '../merge-patch';
 import { encodeValue } from '../value-rules';
 import { writeOnce } from './etcd-connection';
 import type { EtcdKeyspace } from './etcd-keyspace';
+import { isPrivateLease } from './etcd-leases';
 
 /**
  * When the keys change under a transaction, it reads and decides again
@@ -46,11 +53,15 @@ export async function runOptimisticTxn(
   expectedRevision: number | undefined,
   maxValueBytes: number,
   putFor: PutFor,
+  /** Filled on success: the private leases the write took its keys off, to revoke. */
+  released: number[],
 ): Promise<TxnResult | 'conflict'> {
   const watched = [
     ...new Set([
       ...txn.compare.map((c) => c.key),
-      ...[...txn.success, ...txn.failure].flatMap((o) => (o.type === 'update' ? [o.key] : [])),
+      ...[...txn.success, ...txn.failure].flatMap((o) =>
+        o.type === 'update' || (o.type === 'set' && isPrivateLease(o.lease)) ? [o.key] : [],
+      ),
     ]),
   ];
   const view = new Map<string, { entry: StoredEntry; kv: IKeyValue }>();
@@ -82,14 +93,18 @@ export async function runOptimisticTxn(
         requests.push({ request_range: { key: keyspace.key(op.key) } });
         break;
       case 'set':
-        requests.push({ request_put: await putFor(op) });
+        // Only the key that holds a private lease may name it (a ttl's own lease is new, and named by no one else).
+        if (op.ttlMs === undefined && isPrivateLease(op.lease) && view.get(op.key)?.entry.lease !== op.lease) {
+          throw new LeasePrivateError(op.lease, op.key);
+        }
+        requests.push({ request_put: { ...(await putFor(op)), prev_kv: true } });
         break;
       case 'delete':
-        requests.push({ request_delete_range: { key: keyspace.key(op.key) } });
+        requests.push({ request_delete_range: { key: keyspace.key(op.key), prev_kv: true } });
         break;
       case 'clear': {
         const range = keyspace.prefixRange(op.prefix);
-        requests.push({ request_delete_range: { key: range.key, range_end: range.rangeEnd } });
+        requests.push({ request_delete_range: { key: range.key, range_end: range.rangeEnd, prev_kv: true } });
         break;
       }
       case 'update': {
@@ -122,6 +137,20 @@ export async function runOptimisticTxn(
   }
   if (!res.succeeded) return 'conflict';
   const revision = Number(res.header.revision);
+  branch.forEach((op, i) => {
+    const response = res.responses[i];
+    const replaced =
+      op.type === 'set'
+        ? [response?.response_put.prev_kv]
+        : op.type === 'delete' || op.type === 'clear'
+          ? (response?.response_delete_range.prev_kvs ?? [])
+          : [];
+    const kept = op.type === 'set' ? Number(requests[i].request_put?.lease ?? 0) : 0;
+    for (const kv of replaced) {
+      const lease = Number(kv?.lease ?? 0);
+      if (lease !== kept && isPrivateLease(lease) && !released.includes(lease)) released.push(lease);
+    }
+  });
   const results = branch.map((op, i): TxnOpResult => {
     const response = res.responses[i];
     switch (op.type) {
