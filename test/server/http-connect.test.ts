@@ -199,16 +199,20 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
     expect(info.json).toMatchObject({ id: lease.lease, grantedTtlMs: '60000', keys: ['session'] });
   });
 
-  test('KeepAlive, a bidirectional stream, works over HTTP/2 with a Connect client', async () => {
+  test('KeepAlive, a bidirectional stream, works over HTTP/2 with a Connect client; a bad id is answered ttl 0 and ends nothing', async () => {
     const kv = createClient(KeyValueService, createConnectTransport({ baseUrl: base, httpVersion: '2' }));
     const { id } = await kv.grantLease({ ttlMs: 30_000n });
-    // The second ping names a lease that does not exist: answered with ttl 0, the stream stays open.
-    const pings = [{ id }, { id: id + 1000n }];
+    // The second ping names a lease that does not exist, the next two ids no lease can have: each answered
+    // with ttl 0, and the stream stays open for the others.
+    const pings = [{ id }, { id: id + 1000n }, { id: 0n }, { id: -5n }, { id }];
     const answers: [bigint, bigint][] = [];
     for await (const answer of kv.keepAlive(createAsyncIterable(pings))) answers.push([answer.id, answer.ttlMs]);
     expect(answers).toEqual([
       [id, 30_000n],
       [id + 1000n, 0n],
+      [0n, 0n],
+      [-5n, 0n],
+      [id, 30_000n],
     ]);
   });
 

@@ -6,8 +6,9 @@ import { checkWriteOnLeaseKeys } from './leases';
 
 /**
  * KeepAlive: each request resets one lease to its full time to live and is
- * answered with it, or with ttl_ms 0 once the lease is gone (as etcd: the
- * stream stays open; the client learns the lease and its keys are lost).
+ * answered with it, or with ttl_ms 0 once the lease is gone or for an id no
+ * lease can have (as etcd: the stream stays open, for the client's other
+ * leases; the client learns the lease and its keys are lost).
  * Keeping a lease alive keeps its keys: with --auth-file the caller must be
  * allowed to write every key attached to it, as to revoke it.
  */
@@ -18,6 +19,11 @@ export async function handleKeepAlive(
 ): Promise<void> {
   for await (const { id } of requests) {
     if (sink.signal.aborted) return;
+    // An id no lease can have (0, negative) is answered as a lease that is gone: the stream is shared by every lease of its client.
+    if (!Number.isSafeInteger(id) || id < 1) {
+      await sink.send({ id, ttlMs: 0 });
+      continue;
+    }
     if (access.restricted) await checkWriteOnLeaseKeys(store, access, id);
     const ttlMs = await store.keepAliveLease(id).then(
       (lease) => lease.ttlMs,
