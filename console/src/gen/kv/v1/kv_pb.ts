@@ -173,8 +173,10 @@ export type SetRequest = Message<"kv.v1.SetRequest"> & {
    * 1 year (2^53 is not reached). With lease: INVALID_ARGUMENT. The private
    * lease lives only as long as the key uses it: when the key is set again
    * (with or without ttl_ms, or onto another lease), deleted, cleared or
-   * expires, the lease is revoked in the same revision, so refreshing a key
-   * with ttl_ms on every request leaves one lease, not one per request. No
+   * expires, the lease is revoked (in the same revision; on the etcd engine
+   * by a second call right after, etcd having no revoke inside a
+   * transaction), so refreshing a key with ttl_ms on every request leaves
+   * one lease, not one per request. No
    * other key can be attached to it: a Set or Txn naming it in `lease` for
    * another key is FAILED_PRECONDITION (reason LEASE_PRIVATE).
    *
