@@ -63,7 +63,7 @@ export async function restoreDataDir(file: string, dataDir: string, options: Res
     const reader = new BackupFileReader(file, (progress) => report('writing', progress));
     try {
       const header = reader.header();
-      const leases = reader.leases().map(({ id, ttlMs }) => ({ id, ttlMs }));
+      const leases = reader.leases().map(({ id, ttlMs, private: own }) => ({ id, ttlMs, private: own }));
       await writeSnapshotFile(partial, header.revision, { leases, entries: () => storedEntries(reader) });
       const summary = reader.finish();
       fs.renameSync(partial, dataFilePath(dir, name));

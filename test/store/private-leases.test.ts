@@ -243,6 +243,22 @@ describe('through the server', () => {
     } finally {
       kv2.close();
       await again.stop();
+    }
+
+    // Restored from the backup, the lease is still private: it goes with its key, and no other key can use it.
+    const restored = await startServer({
+      dataDir: path.join(backupDir, 'restored'),
+      args: ['--restore-from', path.join(backupDir, 'kv.backup')],
+    });
+    const kv3 = new KvClient(restored.address, { deadlineMs: 5000 });
+    try {
+      expect((await kv3.get('session/9'))?.lease).toBe(leases[49]);
+      await expect(kv3.set('thief', 1, { lease: leases[49] })).rejects.toMatchObject({ reason: 'LEASE_PRIVATE' });
+      await kv3.set('session/9', 'no ttl now');
+      expect(await kv3.leaseInfo(leases[49])).toBeUndefined();
+    } finally {
+      kv3.close();
+      await restored.stop();
       fs.rmSync(backupDir, { recursive: true, force: true });
     }
   });

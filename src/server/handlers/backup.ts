@@ -46,7 +46,13 @@ async function streamSnapshot(snapshot: StoreSnapshot, sink: StreamSink<Buffer>)
     },
   });
   for (let i = 0; i < snapshot.leases.length; i += LEASES_PER_MESSAGE) {
-    await send({ leases: { leases: snapshot.leases.slice(i, i + LEASES_PER_MESSAGE).map(({ id, ttlMs }) => ({ id, ttlMs })) } });
+    await send({
+      leases: {
+        leases: snapshot.leases
+          .slice(i, i + LEASES_PER_MESSAGE)
+          .map(({ id, ttlMs, private: own }) => ({ id, ttlMs, private: own === true })),
+      },
+    });
   }
   let batch: BackupEntry[] = [];
   let bytes = 0;

@@ -2877,7 +2877,11 @@ type BackupLease struct {
 	// The lease's id, as keys refer to it.
 	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The time to live it was granted, in milliseconds.
-	TtlMs         int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	TtlMs int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// A key's private lease (made by SetRequest.ttl_ms): restored as one, so
+	// it still goes with its key and no other key can be attached to it.
+	// Backups taken before this field existed restore every lease as shared.
+	Private       bool `protobuf:"varint,3,opt,name=private,proto3" json:"private,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2924,6 +2928,13 @@ func (x *BackupLease) GetTtlMs() int64 {
 		return x.TtlMs
 	}
 	return 0
+}
+
+func (x *BackupLease) GetPrivate() bool {
+	if x != nil {
+		return x.Private
+	}
+	return false
 }
 
 // BackupEntries carries the next entries of the snapshot.
@@ -3272,10 +3283,11 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"leaseCount\x12\"\n" +
 	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\":\n" +
 	"\fBackupLeases\x12*\n" +
-	"\x06leases\x18\x01 \x03(\v2\x12.kv.v1.BackupLeaseR\x06leases\"4\n" +
+	"\x06leases\x18\x01 \x03(\v2\x12.kv.v1.BackupLeaseR\x06leases\"N\n" +
 	"\vBackupLease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x15\n" +
-	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"=\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\x12\x18\n" +
+	"\aprivate\x18\x03 \x01(\bR\aprivate\"=\n" +
 	"\rBackupEntries\x12,\n" +
 	"\aentries\x18\x01 \x03(\v2\x12.kv.v1.BackupEntryR\aentries\"\xba\x01\n" +
 	"\vBackupEntry\x12\x10\n" +

@@ -1002,6 +1002,12 @@ export interface BackupLease {
   id: number;
   /** The time to live it was granted, in milliseconds. */
   ttlMs: number;
+  /**
+   * A key's private lease (made by SetRequest.ttl_ms): restored as one, so
+   * it still goes with its key and no other key can be attached to it.
+   * Backups taken before this field existed restore every lease as shared.
+   */
+  private: boolean;
 }
 
 /** BackupEntries carries the next entries of the snapshot. */
@@ -4565,7 +4571,7 @@ export const BackupLeases: MessageFns<BackupLeases> = {
 };
 
 function createBaseBackupLease(): BackupLease {
-  return { id: 0, ttlMs: 0 };
+  return { id: 0, ttlMs: 0, private: false };
 }
 
 export const BackupLease: MessageFns<BackupLease> = {
@@ -4575,6 +4581,9 @@ export const BackupLease: MessageFns<BackupLease> = {
     }
     if (message.ttlMs !== 0) {
       writer.uint32(16).int64(message.ttlMs);
+    }
+    if (message.private !== false) {
+      writer.uint32(24).bool(message.private);
     }
     return writer;
   },
@@ -4608,6 +4617,14 @@ export const BackupLease: MessageFns<BackupLease> = {
             message.ttlMs = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.private = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4628,6 +4645,7 @@ export const BackupLease: MessageFns<BackupLease> = {
         : isSet(object.ttl_ms)
         ? globalThis.Number(object.ttl_ms)
         : 0,
+      private: isSet(object.private) ? globalThis.Boolean(object.private) : false,
     };
   },
 
@@ -4639,6 +4657,9 @@ export const BackupLease: MessageFns<BackupLease> = {
     if (message.ttlMs !== 0) {
       obj.ttlMs = Math.round(message.ttlMs);
     }
+    if (message.private !== false) {
+      obj.private = message.private;
+    }
     return obj;
   },
 
@@ -4649,6 +4670,7 @@ export const BackupLease: MessageFns<BackupLease> = {
     const message = createBaseBackupLease();
     message.id = object.id ?? 0;
     message.ttlMs = object.ttlMs ?? 0;
+    message.private = object.private ?? false;
     return message;
   },
 };

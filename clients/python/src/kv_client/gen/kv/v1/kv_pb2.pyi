@@ -420,12 +420,14 @@ class BackupLeases(_message.Message):
     def __init__(self, leases: _Optional[_Iterable[_Union[BackupLease, _Mapping]]] = ...) -> None: ...
 
 class BackupLease(_message.Message):
-    __slots__ = ("id", "ttl_ms")
+    __slots__ = ("id", "ttl_ms", "private")
     ID_FIELD_NUMBER: _ClassVar[int]
     TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_FIELD_NUMBER: _ClassVar[int]
     id: int
     ttl_ms: int
-    def __init__(self, id: _Optional[int] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
+    private: bool
+    def __init__(self, id: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., private: _Optional[bool] = ...) -> None: ...
 
 class BackupEntries(_message.Message):
     __slots__ = ("entries",)
