@@ -39,8 +39,10 @@ function describe(error: unknown): { message: string; code: ExitCode } {
 export function runCli(): void {
   // grpc-js sets TLS ServerName to an IP endpoint, which Node reports as deprecated on stderr; a kvctl user can do nothing about it.
   process.noDeprecation = true;
-  // `kvctl ls | head -1` closes the pipe early: that is the reader's choice, not an error.
+  // `kvctl ls | head -1` closes the pipe early: that is the reader's choice, not an error. Unless a command
+  // listens itself (`backup -`: a backup cut short is a failure).
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (process.stdout.listenerCount('error') > 1) return;
     if (error.code === 'EPIPE') process.exit(EXIT.ok);
     throw error;
   });

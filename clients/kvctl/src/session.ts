@@ -27,6 +27,8 @@ export interface Session {
   ask(question: string): Promise<boolean>;
   /** Where progress bars go (drawn only if it is a terminal). */
   stderr: Io['stderr'];
+  /** Where results go (through printer), or a backup's bytes (backup -). */
+  stdout: Io['stdout'];
 }
 
 /** A command's action: returns the exit code if it is not 0 without being an error (health NOT_SERVING). */
@@ -51,6 +53,7 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
         warn,
         ask: (question) => confirm(question, io.stdin, io.stderr),
         stderr: io.stderr,
+        stdout: io.stdout,
       };
       try {
         const code = await action(session, ...(args.slice(0, -1) as A));

@@ -12,6 +12,7 @@ export type {
 } from './kv-client';
 export { BackupFileReader, verifyBackupFile, BACKUP_FORMAT_VERSION } from './backup/backup-file';
 export type { BackupSummary, BackupProgress, BackupEntry, BackupHeader, BackupLease } from './backup/backup-file';
+export type { BackupDestination } from './backup/write-backup-file';
 export type { JsonValue, JsonCompatible, KvEntry } from './kv-entry';
 export { KvError } from './kv-error';
 export type { KvErrorReason, ServerErrorReason } from './kv-error';

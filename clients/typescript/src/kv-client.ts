@@ -7,7 +7,7 @@ import {
   type ChannelOptions,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { writeBackupFile } from './backup/write-backup-file';
+import { type BackupDestination, writeBackupFile } from './backup/write-backup-file';
 import type { BackupProgress, BackupSummary } from './backup/backup-file';
 import { HealthCheckResponse_ServingStatus, HealthClient, healthCheckResponse_ServingStatusToJSON } from './gen/health/v1/health';
 import type { KeyValueServiceClient } from './gen/kv/v1/kv';
@@ -390,15 +390,18 @@ export class KvClient {
 
   /**
    * Writes a consistent snapshot of the whole store (the Backup RPC, at one
-   * revision, while the server goes on taking writes) to `file`: checked
-   * as it arrives, fsynced, read back and checked again, then renamed into
-   * place, replacing an older file of that name only once complete. Needs
-   * the admin permission on every key. Not retried: run it again. A `file`
-   * that cannot be written (no name, a directory, a missing directory, no
-   * permission) fails before anything is asked of the server, with the
-   * file system's error.
+   * revision, while the server goes on taking writes) to `destination`,
+   * checked as it arrives. A regular file (or a new one, or a symbolic link
+   * to one) is written beside it, fsynced, read back and checked again, then
+   * renamed into place (at a link's target; the link is kept), replacing an
+   * older file only once complete. A path that is not a regular file (a
+   * device, a FIFO) is written straight through, and so is a stream (say,
+   * process.stdout), which is left open. Needs the admin permission on every
+   * key. Not retried: run it again. A path that cannot be written (no name,
+   * a directory, a missing directory, no permission) fails before anything
+   * is asked of the server, with the file system's error.
    */
-  async backup(file: string, options: BackupOptions = {}): Promise<BackupSummary> {
+  async backup(destination: BackupDestination, options: BackupOptions = {}): Promise<BackupSummary> {
     if (this.closed) throw clientClosed();
     const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
     let call: ReturnType<typeof rawBackupStream> | undefined;
@@ -409,7 +412,7 @@ export class KvClient {
       return backupMessages(call, this.receiveLimitBytes);
     };
     try {
-      return await writeBackupFile(open, file, options.onProgress);
+      return await writeBackupFile(open, destination, options.onProgress);
     } finally {
       call?.cancel();
     }

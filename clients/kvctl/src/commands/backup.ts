@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { asDamaged } from '../backup-errors';
 import { CliError } from '../cli-error';
 import { EXIT } from '../exit-codes';
+import { Printer } from '../output';
 import { progressBar } from '../progress-bar';
 import type { Runner } from '../session';
 
@@ -9,26 +10,37 @@ export function backupCommand(run: Runner): Command {
   return new Command('backup')
     .description(
       'write a consistent snapshot of the whole store (one revision; the server keeps taking writes) to FILE, ' +
-        'checked against its checksum; an existing FILE is replaced only once the new one is complete. Needs admin on every key',
+        'checked against its checksum; an existing FILE is replaced only once the new one is complete (at the target of a ' +
+        'symbolic link, the link kept; a device or FIFO is written straight through). FILE "-" writes the backup to stdout ' +
+        '(a pipe or file, not a terminal) and the summary to stderr. Needs admin on every key',
     )
-    .argument('<file>')
+    .argument('<file>', 'the backup file, or - for stdout')
     .action(
       run(async (session, file: string) => {
+        const toStdout = file === '-';
+        if (toStdout && session.stdout.isTTY === true) {
+          throw new CliError('backup -: stdout is a terminal; redirect it to a file or a pipe (kvctl backup - | gzip > kv.backup.gz)');
+        }
+        // A closed pipe fails the backup (it is not complete), rather than ending kvctl quietly as it does for ls | head.
+        if (toStdout) session.stdout.on('error', () => undefined);
         const bar = progressBar(session.stderr, 'backup');
         let summary;
         try {
-          summary = await session.kv().backup(file, { onProgress: (progress) => bar.update(progress) });
+          summary = await session.kv().backup(toStdout ? session.stdout : file, { onProgress: (progress) => bar.update(progress) });
         } catch (error) {
           // The file cannot be written (no name, a directory, no such directory, no permission, a full disk): checked before the server is asked.
           if (error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && !('metadata' in error)) {
+            if (toStdout) throw new CliError(`cannot write the backup to stdout: ${error.message}; the backup is incomplete`, EXIT.usage);
             throw new CliError(`cannot write backup file ${JSON.stringify(file)}: ${error.message}; no backup was written`, EXIT.usage);
           }
-          throw asDamaged(error, 'no backup was written');
+          throw asDamaged(error, toStdout ? 'the backup written to stdout is incomplete' : 'no backup was written');
         } finally {
           bar.stop();
         }
         const { revision, keyCount, leaseCount, bytes, sha256 } = summary;
-        session.printer.print({
+        // With the backup on stdout, its summary goes to stderr.
+        const printer = toStdout ? new Printer(session.printer.mode, (text) => session.stderr.write(text)) : session.printer;
+        printer.print({
           json: { file, revision, keys: keyCount, leases: leaseCount, bytes, sha256 },
           table: [
             ['FILE', 'REVISION', 'KEYS', 'LEASES', 'BYTES', 'SHA256'],
