@@ -119,7 +119,7 @@ interface Renewal {
  * permission, to check them again if the call holds its access over a reload.
  */
 class RoleAccess implements Access {
-  private readonly adminTargets: AccessTarget[] = [];
+  private readonly adminTargets: { target: AccessTarget; carriedOut?: () => boolean }[] = [];
   private readonly granted: { permission: Permission; target: { key: string } | { prefix: string } }[] = [];
   private revoked: ((error: Error) => void) | undefined;
   readonly restricted = true;
@@ -137,8 +137,8 @@ class RoleAccess implements Access {
   }
 
   /** Allowed only if one grant covers the whole prefix: a wider prefix is denied, never narrowed to what the role may see. */
-  prefix(permission: Permission, prefix: string): void {
-    this.check(permission, { prefix }, (grant) => prefix.startsWith(grant));
+  prefix(permission: Permission, prefix: string, carriedOut?: () => boolean): void {
+    this.check(permission, { prefix }, (grant) => prefix.startsWith(grant), { prefix }, true, carriedOut);
     this.granted.push({ permission, target: { prefix } });
   }
 
@@ -176,12 +176,15 @@ class RoleAccess implements Access {
   }
 
   finished(code: status): void {
-    for (const target of this.adminTargets) this.audit.admin({ ...this.entry(code), ...shownTarget(target), permission: 'admin' });
+    for (const { target, carriedOut } of this.adminTargets) {
+      if (carriedOut?.() !== false) this.audit.admin({ ...this.entry(code), ...shownTarget(target), permission: 'admin' });
+    }
   }
 
   /**
    * `logged`: what the audit log names instead of the target (the key of a lease the caller is not told);
-   * `first`: false when an earlier grant is checked again, which is not another admin action.
+   * `first`: false when an earlier grant is checked again, which is not another admin action;
+   * `carriedOut`: see Access.prefix.
    */
   private check(
     permission: Permission,
@@ -189,6 +192,7 @@ class RoleAccess implements Access {
     covers: (grantPrefix: string) => boolean,
     logged: AccessTarget = target,
     first = true,
+    carriedOut?: () => boolean,
   ): void {
     const { role } = this.identity;
     const needed = PERMISSIONS.indexOf(permission);
@@ -204,7 +208,7 @@ class RoleAccess implements Access {
       );
       throw new PermissionDeniedError(permission, target);
     }
-    if (permission === 'admin' && first) this.adminTargets.push(target);
+    if (permission === 'admin' && first) this.adminTargets.push({ target, carriedOut });
   }
 
   private entry(code: status): AuditEntry {

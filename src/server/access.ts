@@ -15,8 +15,12 @@ export const PERMISSIONS: readonly Permission[] = ['read', 'write', 'admin'];
 export interface Access {
   /** Throws PermissionDeniedError unless the caller may `permission` this key. */
   key(permission: Permission, key: string): void;
-  /** Throws PermissionDeniedError unless the caller may `permission` every key under this prefix ('' = every key). */
-  prefix(permission: Permission, prefix: string): void;
+  /**
+   * Throws PermissionDeniedError unless the caller may `permission` every key under this prefix ('' = every key).
+   * `carriedOut`: for an admin action that may not happen (a Clear in a Txn branch), asked when the call is
+   * answered; false: it did not happen, and is not audited as an admin action.
+   */
+  prefix(permission: Permission, prefix: string, carriedOut?: () => boolean): void;
   /**
    * Throws PermissionDeniedError unless the caller may `permission` every
    * one of `keys`, the keys attached to lease `lease`. The error names the

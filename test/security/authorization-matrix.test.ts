@@ -287,6 +287,23 @@ test('denials and admin actions are audited, one line each, without tokens or va
   expect(server.output()).not.toContain(SEEDED_VALUE);
 });
 
+test('a Txn audits the Clear of the branch that ran as an admin action, not the one of the branch that did not', async () => {
+  await seed();
+  // app/x exists: the compare fails, and the failure branch runs.
+  const txn = {
+    compare: [{ key: 'app/x', result: 1, modRevision: 0 }],
+    success: [{ clear: { prefix: 'not-run/' } }],
+    failure: [{ clear: { prefix: 'ran/' } }],
+  };
+  expect((await outcomeOf(kv, kv.txn, txn, bearer(tokens.admin))).code).toBe('OK');
+  const txnLines = (): Record<string, unknown>[] =>
+    auditLines()
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.method === '/kv.v1.KeyValueService/Txn' && line.audit === 'admin');
+  await pollUntil('the admin line', () => (txnLines().some((line) => line.prefix === 'ran/') ? true : undefined));
+  expect(txnLines()).toEqual([expect.objectContaining({ audit: 'admin', prefix: 'ran/', permission: 'admin', code: 'OK' })]);
+});
+
 test("revoking a lease, keeping it alive or listing its keys needs the permission on the lease's keys, and a denial does not name them", async () => {
   await seed();
   const admin = bearer(tokens.admin);

@@ -17,18 +17,24 @@ export async function handleTxn({ store, access }: CallContext, request: TxnRequ
   const success = request.success.map((op, i) => toOp(op, `success op ${i}`));
   const failure = request.failure.map((op, i) => toOp(op, `failure op ${i}`));
   for (const c of compare) access.key('read', c.key);
-  for (const op of [...success, ...failure]) authorize(access, op);
+  // Which branch ran, once known: a Clear in the other one is no admin action to audit.
+  const outcome: { succeeded?: boolean } = {};
+  for (const op of success) authorize(access, op, () => outcome.succeeded !== false);
+  for (const op of failure) authorize(access, op, () => outcome.succeeded !== true);
   if (access.restricted) {
     // Attaching a key to a lease also needs write on the keys already attached to it (leases.ts).
     const leases = new Set([...success, ...failure].flatMap((op) => (op.type === 'set' && op.lease !== undefined ? [op.lease] : [])));
     for (const lease of leases) await checkWriteOnLeaseKeys(store, access, lease);
   }
-  return store.txn({ compare, success, failure });
+  const result = await store.txn({ compare, success, failure });
+  outcome.succeeded = result.succeeded;
+  return result;
 }
 
-function authorize(access: Access, op: TxnOp): void {
+/** `ran`: whether the op's branch ran (true until the outcome is known). */
+function authorize(access: Access, op: TxnOp, ran: () => boolean): void {
   if (op.type === 'get') access.key('read', op.key);
-  else if (op.type === 'clear') access.prefix('admin', op.prefix);
+  else if (op.type === 'clear') access.prefix('admin', op.prefix, ran);
   else access.key('write', op.key);
 }
 
