@@ -4,7 +4,8 @@ import { credentials, KvClient, type KvClientOptions } from '@kv/client';
 import { CliError } from './cli-error';
 import type { GlobalOptions } from './global-options';
 
-const READ_ATTEMPTS = 6;
+/** Attempts of a read (and of opening a watch) before kvctl says the server is unreachable. */
+export const READ_ATTEMPTS = 6;
 
 /**
  * The SDK client for the global options: every endpoint (frontends of one

@@ -22,7 +22,30 @@ export interface WatchOptions {
   idleTimeoutMs?: number;
   /** Reconnect attempts in a row before the error is thrown (default: no limit). */
   reconnectAttempts?: number;
+  /**
+   * Attempts to open the watch before the server has answered it once (its
+   * first message, which a watch from now gets at once) before the error is
+   * thrown (default: no limit, like reconnectAttempts): a watch of a server
+   * that cannot be reached fails instead of waiting for it. Once the server
+   * has answered, reconnectAttempts applies.
+   */
+  startAttempts?: number;
+  /**
+   * Told when a watch that had started loses its stream and is about to
+   * resume (once per outage, however many attempts it takes), and again
+   * when a new stream has answered: for a person's "lost the stream,
+   * resuming from revision N" and "resumed". Not called for attempts before
+   * the first answer, nor after close().
+   */
+  onResume?: (change: WatchResumeChange) => void;
 }
+
+/** What WatchOptions.onResume is told. */
+export type WatchResumeChange =
+  /** The stream broke (why: `reason`); the watch resumes from `revision` (the first one it has not given in full). */
+  | { state: 'lost'; revision: number; reason: string }
+  /** A new stream answered: the watch goes on from `revision`. */
+  | { state: 'resumed'; revision: number };
 
 export interface KvWatchEvent<T = JsonValue> {
   type: 'put' | 'delete';
@@ -88,6 +111,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     if (options.key !== undefined) assertKeyText(options.key, 'key');
     else assertKeyText(options.prefix, 'prefix');
     if (options.startRevision !== undefined) assertWholeNumber(options.startRevision, 'startRevision');
+    if (options.startAttempts !== undefined) assertWholeNumber(options.startAttempts, 'startAttempts', { min: 1 });
   }
 
   /**
@@ -120,6 +144,9 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEvent<T>, void, undefined> {
     const start = this.options.startRevision ?? 0;
     let failures = 0;
+    // Whether the server has answered the watch once, and whether a loss was told to onResume and the resumption not yet.
+    let answered = false;
+    let lostTold = false;
     this.registry?.add(this);
     try {
       while (!this.closed) {
@@ -147,11 +174,17 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         }
         this.call = call;
         idle.start(() => call.cancel());
+        let lost = 'the server ended the stream';
         try {
           for await (const message of call as AsyncIterable<WatchResponse>) {
             // The time the consumer takes over the events is not silence of the stream.
             idle.stop();
             failures = 0;
+            answered = true;
+            if (lostTold) {
+              lostTold = false;
+              this.options.onResume?.({ state: 'resumed', revision: from });
+            }
             for (const wire of message.events) {
               const event = toEvent<T>(wire);
               if (skip !== undefined && event.revision === skip.revision && skip.given > 0) {
@@ -178,12 +211,19 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
             idle.fired ||
             kvError.code === status.UNAVAILABLE ||
             (kvError.code === status.RESOURCE_EXHAUSTED && kvError.reason === 'WATCH_TOO_SLOW');
-          if (!resumable || failures >= (this.options.reconnectAttempts ?? Number.POSITIVE_INFINITY)) throw kvError;
+          // reconnectAttempts counts the attempts after the first; startAttempts the first included.
+          const limit = answered ? (this.options.reconnectAttempts ?? Infinity) : (this.options.startAttempts ?? Infinity) - 1;
+          if (!resumable || failures >= limit) throw kvError;
+          lost = idle.fired ? `no message for ${this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS} ms` : kvError.message;
         } finally {
           idle.stop();
           call.cancel();
         }
         if (this.closed) return;
+        if (answered && !lostTold) {
+          lostTold = true;
+          this.options.onResume?.({ state: 'lost', revision: this.resumePoint(start).from, reason: lost });
+        }
         failures++;
         this.reconnects++;
         await sleep(Math.min(RECONNECT_BACKOFF_MS.max, RECONNECT_BACKOFF_MS.first * 2 ** Math.min(failures - 1, 10)));

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import type { KvWatchEvent } from '@kv/client';
 import { CliError } from '../cli-error';
+import { READ_ATTEMPTS } from '../connect';
 import { bareValue } from '../output';
 import type { Runner } from '../session';
 import { parsePositiveNumber } from './expected-revision';
@@ -9,7 +10,7 @@ export function watchCommand(run: Runner): Command {
   return new Command('watch')
     .description(
       'print every change to KEY, or to every key under --prefix, as it happens (one JSON line per event when piped), ' +
-        'until Ctrl-C; resumes by itself after a disconnect or a server restart',
+        'until Ctrl-C; resumes by itself after a disconnect or a server restart (saying so on stderr); exit 4 if no server answers at the start',
     )
     .argument('[key]', 'the key to watch (or --prefix)')
     .option('--prefix <prefix>', 'watch every key under this prefix ("" for all keys)')
@@ -23,7 +24,21 @@ export function watchCommand(run: Runner): Command {
           throw new CliError('watch needs a KEY or --prefix PREFIX ("" for every key)');
         const startRevision = parsePositiveNumber(options.rev, '--rev', 'revisions start at 1; leave --rev out to watch from now on');
         const count = parsePositiveNumber(options.count, '--count') ?? Number.POSITIVE_INFINITY;
-        const watch = session.kv().watch({ key, prefix: options.prefix, startRevision, prevEntry: options.prev === true });
+        const watch = session.kv().watch({
+          key,
+          prefix: options.prefix,
+          startRevision,
+          prevEntry: options.prev === true,
+          // A server that cannot be reached at the start is an error (exit 4) after as long as a read would try;
+          // once the watch has started it resumes across restarts for as long as it takes, saying so on stderr.
+          startAttempts: READ_ATTEMPTS,
+          onResume: (change) =>
+            session.warn(
+              change.state === 'lost'
+                ? `lost the watch stream (${change.reason}); resuming from revision ${change.revision}`
+                : `watch resumed at revision ${change.revision}`,
+            ),
+        });
         // Ctrl-C (or a kill) ends the watch: that is how it is meant to stop, so it exits 0.
         const stop = (): void => watch.close();
         process.once('SIGINT', stop);

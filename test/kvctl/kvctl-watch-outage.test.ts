@@ -1,0 +1,105 @@
+/**
+ * kvctl watch and a server that is not there: at the start it exits 4 like
+ * every other command (it waited in silence forever); once started it
+ * resumes across a restart and says so on stderr, once per outage.
+ */
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { KvClient } from '@kv/client';
+import { freePort } from '../support/free-port';
+import { KVCTL_ARGV, kvctlEnv, runKvctl } from '../support/kvctl-process';
+import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
+
+/** Polls until `check` passes or the deadline is past (then its last failure is thrown). */
+async function eventually(check: () => void, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+test('a watch of an endpoint where no server listens exits 4 with one line, as get does', async () => {
+  const endpoint = `127.0.0.1:${await freePort()}`;
+  const started = Date.now();
+  const watch = await runKvctl(['--endpoint', endpoint, 'watch', 'x'], { timeoutMs: 20_000 });
+  const watchMs = Date.now() - started;
+  expect({ code: watch.code, stdout: watch.stdout }).toEqual({ code: 4, stdout: '' });
+  expect(watch.stderr).toMatch(new RegExp(`^kvctl: ${endpoint}: no connection: [^\\n]*ECONNREFUSED[^\\n]*\\(UNAVAILABLE\\)\\n$`));
+  const getStarted = Date.now();
+  const get = await runKvctl(['--endpoint', endpoint, 'get', 'x'], { timeoutMs: 20_000 });
+  expect(get.code).toBe(4);
+  // About as long as a read takes to give up (kvctl's own start-up included in both).
+  expect(watchMs).toBeLessThan(Date.now() - getStarted + 3000);
+});
+
+describe('a server restart under a running watch', () => {
+  let server: RunningServer;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    dataDir = makeTempDir('kvctl-watch-outage-');
+    server = await startServer({ dataDir });
+  });
+
+  afterAll(async () => {
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('resumes, and says on stderr that it lost the stream and that it resumed, once each', async () => {
+    const address = server.address;
+    const child = spawn(KVCTL_ARGV[0], [...KVCTL_ARGV.slice(1), 'watch', 'w/key'], {
+      cwd: REPO_ROOT,
+      env: kvctlEnv({ KV_ENDPOINTS: address }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const kv = new KvClient(address);
+    try {
+      // Until the watch has started, a set may come before it: set until one is seen.
+      let first = 0;
+      await eventually(() => {
+        if (!stdout.includes('"value":1')) {
+          void kv.set('w/key', 1).then((revision) => (first = revision));
+          throw new Error(`no event yet: ${stdout}${stderr}`);
+        }
+      });
+      await server.stop();
+      await eventually(() => expect(stderr).toMatch(/lost the watch stream/));
+      // Down for longer than a read would retry (about 2 s): the watch goes on waiting, and says nothing more.
+      const lostAt = Date.now();
+      await eventually(() => {
+        expect(child.exitCode).toBeNull();
+        expect(Date.now() - lostAt).toBeGreaterThan(3000);
+      });
+      server = await startServer({ dataDir, args: ['--listen', address] });
+      const second = await kv.set('w/key', 2);
+      await eventually(() => expect(stdout).toContain('"value":2'));
+      expect(second).toBeGreaterThan(first);
+      expect(first).toBeGreaterThan(0);
+      const told = /^kvctl: lost the watch stream \([^\n]+\); resuming from revision (\d+)\nkvctl: watch resumed at revision (\d+)\n$/.exec(
+        stderr,
+      );
+      expect(told).not.toBeNull();
+      expect(Number(told?.[1])).toBe(Number(told?.[2]));
+      expect(Number(told?.[1])).toBeGreaterThan(first);
+      expect(Number(told?.[1])).toBeLessThanOrEqual(second);
+    } finally {
+      kv.close();
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+  });
+});
