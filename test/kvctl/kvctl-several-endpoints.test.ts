@@ -1,0 +1,41 @@
+/** kvctl given several endpoints, the first of them one where no server listens. */
+import { freePort } from '../support/free-port';
+import { runKvctl, type KvctlResult } from '../support/kvctl-process';
+import { startServer, type RunningServer } from '../support/server-process';
+
+let server: RunningServer;
+let other: RunningServer;
+let dead: string;
+
+beforeAll(async () => {
+  [server, other] = await Promise.all([startServer(), startServer()]);
+  dead = `127.0.0.1:${await freePort()}`;
+});
+
+afterAll(async () => {
+  await Promise.all([server.stop(), other.stop()]);
+});
+
+const kvctl = (endpoints: string[], args: string[]): Promise<KvctlResult> => runKvctl(args, { env: { KV_ENDPOINTS: endpoints.join(',') } });
+
+describe('health', () => {
+  test('asks each endpoint on its own and names each with its own status; exit 4 unless all are SERVING', async () => {
+    const result = await kvctl([dead, server.address], ['health']);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 4, stderr: '' });
+    expect(JSON.parse(result.stdout)).toEqual([
+      { endpoint: dead, status: 'UNREACHABLE', error: expect.stringMatching(/^no connection: .*ECONNREFUSED/) },
+      { endpoint: server.address, status: 'SERVING' },
+    ]);
+  });
+
+  test('exit 0 when every endpoint is SERVING', async () => {
+    const result = await kvctl([server.address, other.address], ['health']);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(result.stdout)).toEqual([
+      { endpoint: server.address, status: 'SERVING' },
+      { endpoint: other.address, status: 'SERVING' },
+    ]);
+    const value = await kvctl([server.address, other.address], ['health', '-o', 'value']);
+    expect(value.stdout).toBe(`${server.address} SERVING\n${other.address} SERVING\n`);
+  });
+});
