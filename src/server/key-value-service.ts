@@ -23,6 +23,8 @@ import {
   LeaseInfoResponse,
   ListKeysRequest,
   ListKeysResponse,
+  ListLeasesRequest,
+  ListLeasesResponse,
   ListRequest,
   RevokeLeaseRequest,
   RevokeLeaseResponse,
@@ -46,7 +48,7 @@ import { handleClear } from './handlers/clear';
 import { handleDelete } from './handlers/delete';
 import { handleGet } from './handlers/get';
 import { handleKeepAlive } from './handlers/keep-alive';
-import { handleGrantLease, handleLeaseInfo, handleRevokeLease } from './handlers/leases';
+import { handleGrantLease, handleLeaseInfo, handleListLeases, handleRevokeLease } from './handlers/leases';
 import { handleList } from './handlers/list';
 import { handleListKeys } from './handlers/list-keys';
 import { handleSet } from './handlers/set';
@@ -105,6 +107,11 @@ const ROWS: Record<Method, Row> = {
     decode: strictDecoder(LeaseInfoRequest),
     encode: encoded(LeaseInfoResponse),
     unary: handleLeaseInfo,
+  },
+  listLeases: {
+    decode: strictDecoder(ListLeasesRequest),
+    encode: encoded(ListLeasesResponse),
+    unary: handleListLeases,
   },
   // The handler encodes its messages itself (its checksum covers their bytes).
   backup: { decode: strictDecoder(BackupRequest), encode: (bytes: Buffer) => bytes, serverStream: handleBackup },

@@ -41,3 +41,24 @@ function isPageTokenBody(body: unknown): body is PageTokenBody {
   const b = body as Record<string, unknown>;
   return b.v === 1 && typeof b.p === 'string' && typeof b.a === 'string' && b.a.startsWith(b.p);
 }
+
+/** ListLeases page tokens: base64url of JSON {v, l}, the last lease id returned (resumed strictly after). */
+export function encodeLeasePageToken(lastId: number): string {
+  return Buffer.from(JSON.stringify({ v: 1, l: lastId }), 'utf8').toString('base64url');
+}
+
+/** Returns the lease id to resume after, or throws InvalidArgumentError. */
+export function decodeLeasePageToken(token: string): number {
+  let body: unknown;
+  try {
+    if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new Error('not base64url');
+    body = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    body = undefined;
+  }
+  const b = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+  if (b.v !== 1 || typeof b.l !== 'number' || !Number.isSafeInteger(b.l) || b.l < 1) {
+    throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
+  }
+  return b.l;
+}

@@ -25,6 +25,7 @@ import type {
   Compare,
   Lease,
   LeaseInfo,
+  ListLeasesResult,
   ListEntriesResult,
   SetOptions,
   StoreSnapshot,
@@ -129,7 +130,8 @@ export type ValidCall =
   | { method: 'grantLease'; ttlMs: number }
   | { method: 'keepAliveLease'; id: number }
   | { method: 'revokeLease'; id: number }
-  | { method: 'leaseInfo'; id: number; keys: boolean };
+  | { method: 'leaseInfo'; id: number; keys: boolean }
+  | { method: 'listLeases'; after: number; limit: number };
 
 export abstract class AbstractKeyValueStore implements KeyValueStore {
   private state: StoreState = 'open';
@@ -176,6 +178,16 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
 
   leaseInfo(id: number, options: { keys?: boolean } = {}): Promise<LeaseInfo> {
     return this.guard(() => this._leaseInfo(validLeaseId(id), options.keys === true));
+  }
+
+  listLeases(options: { after?: number; limit?: number } = {}): Promise<ListLeasesResult> {
+    return this.guard(() => {
+      const after = options.after ?? 0;
+      if (!Number.isSafeInteger(after) || after < 0)
+        throw new InvalidArgumentError(`listLeases option after must be a lease id or 0 (got ${after})`);
+      const limit = options.limit === undefined ? Number.MAX_SAFE_INTEGER : Math.max(0, Math.floor(options.limit));
+      return this._listLeases(after, limit);
+    });
   }
 
   delete(key: string, options?: WriteOptions): Promise<DeleteResult> {
@@ -236,6 +248,8 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
           return this._revokeLease(call.id);
         case 'leaseInfo':
           return this._leaseInfo(call.id, call.keys);
+        case 'listLeases':
+          return this._listLeases(call.after, call.limit);
       }
     });
   }
@@ -266,6 +280,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   protected abstract _keepAliveLease(id: number): Promise<Lease>;
   protected abstract _revokeLease(id: number): Promise<ClearResult>;
   protected abstract _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo>;
+  protected abstract _listLeases(after: number, limit: number): Promise<ListLeasesResult>;
   protected abstract _snapshot(): Promise<StoreSnapshot>;
   /** Finishes accepted work and releases resources; called once. */
   protected abstract _close(): Promise<void>;

@@ -137,6 +137,21 @@ export interface LeaseInfo extends Lease {
   keys: string[] | undefined;
 }
 
+/** One live lease as listLeases reports it. */
+export interface LeaseStatus extends Lease {
+  /** Time left before it expires. */
+  remainingMs: number;
+  /** How many keys are attached to it. */
+  keyCount: number;
+}
+
+/** A page of listLeases. */
+export interface ListLeasesResult {
+  leases: LeaseStatus[];
+  /** More leases follow the last one given. */
+  more: boolean;
+}
+
 export interface WatchOptions {
   /** Watch one key... */
   key?: string;
@@ -240,6 +255,8 @@ export interface KeyValueStore {
   /** Deletes the lease and its keys (one revision if it had any). */
   revokeLease(id: number): Promise<ClearResult>;
   leaseInfo(id: number, options?: { keys?: boolean }): Promise<LeaseInfo>;
+  /** The live leases with an id above `after`, in id order, at most `limit`; NotSupportedError where the engine cannot tell its own leases. */
+  listLeases(options?: { after?: number; limit?: number }): Promise<ListLeasesResult>;
   /** Removes every key under the prefix (all keys if empty) in one atomic change. */
   clear(options?: { prefix?: string }): Promise<ClearResult>;
   /**

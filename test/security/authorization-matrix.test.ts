@@ -141,6 +141,12 @@ const ROWS: Row[] = [
     expect: [U, U, D, D, D, 'OK'],
   },
   {
+    rpc: 'ListLeases (leases hold keys under any prefix, so admin on prefix "")',
+    call: (kv, md) => outcomeOf(kv, kv.listLeases, { pageSize: 0, pageToken: '' }, md),
+    denial: 'admin on prefix ""',
+    expect: [U, U, D, D, D, 'OK'],
+  },
+  {
     rpc: 'Clear "" (everything)',
     call: (kv, md) => outcomeOf(kv, kv.clear, { prefix: '' }, md),
     denial: 'admin on prefix ""',

@@ -168,6 +168,18 @@ describeEtcd('etcd engine', () => {
       );
     });
 
+    test('Backup and ListLeases are NOT_SUPPORTED, naming what to use instead (etcd snapshots, etcdctl lease list)', async () => {
+      const store = await openStore(nextPrefix());
+      await expect(store.snapshot()).rejects.toMatchObject({
+        code: 'NOT_SUPPORTED',
+        message: expect.stringContaining('etcdctl snapshot save'),
+      });
+      await expect(store.listLeases()).rejects.toMatchObject({
+        code: 'NOT_SUPPORTED',
+        message: expect.stringContaining('etcdctl lease list'),
+      });
+    });
+
     test('a cluster nobody answers at is unavailable, not a hang: open fails within its call timeout', async () => {
       const started = Date.now();
       await expect(openEtcdStore({ endpoints: ['http://127.0.0.1:1'], prefix: nextPrefix(), callTimeoutMs: 1000 })).rejects.toMatchObject({

@@ -1,14 +1,46 @@
-/** The lease RPCs: GrantLease, RevokeLease, LeaseInfo (KeepAlive is a stream: keep-alive.ts). */
+/** The lease RPCs: GrantLease, RevokeLease, LeaseInfo, ListLeases (KeepAlive is a stream: keep-alive.ts). */
 import type {
   GrantLeaseRequest,
   GrantLeaseResponse,
   LeaseInfoRequest,
   LeaseInfoResponse,
+  ListLeasesRequest,
+  ListLeasesResponse,
   RevokeLeaseRequest,
   RevokeLeaseResponse,
 } from '../../gen/kv/v1/kv';
 import { LeaseNotFoundError } from '../../store/errors';
 import type { CallContext } from '../call-context';
+import { decodeLeasePageToken, encodeLeasePageToken } from '../page-token';
+import { InvalidArgumentError } from '../service-errors';
+
+const DEFAULT_LEASE_PAGE = 100;
+const MAX_LEASE_PAGE = 1000;
+
+/**
+ * ListLeases: one page of the live leases, in id order. A lease's keys may
+ * lie under any prefix, so it needs admin on every key, as Backup does.
+ */
+export async function handleListLeases(
+  { store, access }: CallContext,
+  { pageSize, pageToken }: ListLeasesRequest,
+): Promise<ListLeasesResponse> {
+  access.prefix('admin', '');
+  if (pageSize < 0) throw new InvalidArgumentError(`page_size must not be negative (got ${pageSize})`);
+  const limit = pageSize === 0 ? DEFAULT_LEASE_PAGE : Math.min(pageSize, MAX_LEASE_PAGE);
+  const after = pageToken === '' ? 0 : decodeLeasePageToken(pageToken);
+  const { leases, more } = await store.listLeases({ after, limit });
+  return {
+    leases: leases.map((lease) => ({
+      id: lease.id,
+      grantedTtlMs: lease.ttlMs,
+      remainingTtlMs: lease.remainingMs,
+      keyCount: lease.keyCount,
+      private: lease.private === true,
+    })),
+    nextPageToken: more && leases.length > 0 ? encodeLeasePageToken(leases[leases.length - 1].id) : '',
+  };
+}
 
 /**
  * GrantLease: a new lease. It touches no key until one is attached, which

@@ -11,7 +11,7 @@ import { handleClear } from '../handlers/clear';
 import { handleDelete } from '../handlers/delete';
 import { handleGet } from '../handlers/get';
 import { handleKeepAlive } from '../handlers/keep-alive';
-import { handleGrantLease, handleLeaseInfo, handleRevokeLease } from '../handlers/leases';
+import { handleGrantLease, handleLeaseInfo, handleListLeases, handleRevokeLease } from '../handlers/leases';
 import { handleList } from '../handlers/list';
 import { handleListKeys } from '../handlers/list-keys';
 import { handleSet } from '../handlers/set';
@@ -53,6 +53,7 @@ export function addKeyValueService(router: ConnectRouter, grpcDeps: GrpcDeps, ob
     keepAlive: connectBidiStream(rpc.keepAlive, codecs.keepAlive, handleKeepAlive, observed('KeepAlive')),
     revokeLease: connectUnary(rpc.revokeLease, codecs.revokeLease, handleRevokeLease, observed('RevokeLease')),
     leaseInfo: connectUnary(rpc.leaseInfo, codecs.leaseInfo, handleLeaseInfo, observed('LeaseInfo')),
+    listLeases: connectUnary(rpc.listLeases, codecs.listLeases, handleListLeases, observed('ListLeases')),
     backup: connectServerStream(rpc.backup, codecs.backup, handleBackup, observed('Backup')),
   });
 }

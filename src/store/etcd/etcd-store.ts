@@ -67,6 +67,7 @@ import type {
   Entry,
   Lease,
   LeaseInfo,
+  ListLeasesResult,
   ListEntriesResult,
   ListResult,
   SetResult,
@@ -334,6 +335,14 @@ export class EtcdStore extends AbstractKeyValueStore {
    * it), but etcd lists leases only as they are now, so keys could name
    * leases the backup lacks. etcd's own snapshot is the backup of this engine.
    */
+  protected _listLeases(): Promise<ListLeasesResult> {
+    return Promise.reject(
+      new NotSupportedError(
+        "ListLeases is not supported on the etcd engine: etcd's leases are the whole cluster's, not this prefix's; list them with `etcdctl lease list`",
+      ),
+    );
+  }
+
   protected _snapshot(): Promise<StoreSnapshot> {
     return Promise.reject(
       new NotSupportedError(

@@ -30,6 +30,8 @@ import type {
   Entry,
   Lease,
   LeaseInfo,
+  LeaseStatus,
+  ListLeasesResult,
   ListEntriesResult,
   ListResult,
   SetResult,
@@ -235,6 +237,24 @@ export class FileStore extends AbstractKeyValueStore {
     const remainingMs = this.leases.remaining(id);
     if (lease === undefined || remainingMs === undefined) return Promise.reject(new LeaseNotFoundError(id));
     return Promise.resolve({ id, ttlMs: lease.ttlMs, remainingMs, keys: keys ? [...lease.keys].sort(compareKeys) : undefined });
+  }
+
+  protected _listLeases(after: number, limit: number): Promise<ListLeasesResult> {
+    this.compactor.noteWork();
+    const ids = this.index
+      .leaseIds()
+      .filter((id) => id > after)
+      .sort((a, b) => a - b);
+    const leases: LeaseStatus[] = [];
+    let at = 0;
+    for (; at < ids.length && leases.length < limit; at++) {
+      const lease = this.index.lease(ids[at]) as NonNullable<ReturnType<StoreIndex['lease']>>;
+      // One past its time but not yet expired by the clock's next tick is gone already, as leaseInfo says.
+      const remainingMs = this.leases.remaining(lease.id);
+      if (remainingMs === undefined) continue;
+      leases.push({ id: lease.id, ttlMs: lease.ttlMs, private: lease.private, remainingMs, keyCount: lease.keys.size });
+    }
+    return Promise.resolve({ leases, more: at < ids.length });
   }
 
   protected _listKeys(op: ValidList): Promise<ListResult> {

@@ -220,6 +220,11 @@ export class StoreIndex implements DecideState {
     return this.leases.get(id);
   }
 
+  /** The ids of the live leases, in no order. */
+  leaseIds(): number[] {
+    return [...this.leases.keys()];
+  }
+
   get leaseCount(): number {
     return this.leases.size;
   }

@@ -36,6 +36,7 @@ import type {
   Entry,
   Lease,
   LeaseInfo,
+  ListLeasesResult,
   ListEntriesResult,
   ListResult,
   SetResult,
@@ -196,6 +197,10 @@ export class WorkerStore extends AbstractKeyValueStore {
 
   protected _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo> {
     return this.forward({ method: 'leaseInfo', id, keys });
+  }
+
+  protected _listLeases(after: number, limit: number): Promise<ListLeasesResult> {
+    return this.forward({ method: 'listLeases', after, limit });
   }
 
   protected _watch(op: ValidWatch): Watch {

@@ -941,6 +941,42 @@ export interface LeaseInfoResponse {
   keys: string[];
 }
 
+/** ListLeasesRequest asks for one page of the live leases. */
+export interface ListLeasesRequest {
+  /**
+   * The most leases to return: 0 means 100, above 1000 means 1000, negative
+   * is INVALID_ARGUMENT.
+   */
+  pageSize: number;
+  /**
+   * The next_page_token of the previous page, or empty for the first page.
+   * Opaque.
+   */
+  pageToken: string;
+}
+
+/** ListLeasesResponse is one page of leases. */
+export interface ListLeasesResponse {
+  /** The leases of this page, in id order. */
+  leases: LeaseStatus[];
+  /** Pass as page_token to get the next page; empty when there are no more. */
+  nextPageToken: string;
+}
+
+/** LeaseStatus describes one live lease. */
+export interface LeaseStatus {
+  /** The lease. */
+  id: number;
+  /** The time to live it was granted, in milliseconds. */
+  grantedTtlMs: number;
+  /** The time left before it expires, in milliseconds. */
+  remainingTtlMs: number;
+  /** How many keys are attached to it (LeaseInfo with keys names them). */
+  keyCount: number;
+  /** A key's private lease, made by SetRequest.ttl_ms. */
+  private: boolean;
+}
+
 /** BackupRequest asks for a snapshot of the whole store. */
 export interface BackupRequest {
 }
@@ -4175,6 +4211,333 @@ export const LeaseInfoResponse: MessageFns<LeaseInfoResponse> = {
   },
 };
 
+function createBaseListLeasesRequest(): ListLeasesRequest {
+  return { pageSize: 0, pageToken: "" };
+}
+
+export const ListLeasesRequest: MessageFns<ListLeasesRequest> = {
+  encode(message: ListLeasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLeasesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLeasesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLeasesRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListLeasesRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListLeasesRequest>, I>>(base?: I): ListLeasesRequest {
+    return ListLeasesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListLeasesRequest>, I>>(object: I): ListLeasesRequest {
+    const message = createBaseListLeasesRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListLeasesResponse(): ListLeasesResponse {
+  return { leases: [], nextPageToken: "" };
+}
+
+export const ListLeasesResponse: MessageFns<ListLeasesResponse> = {
+  encode(message: ListLeasesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.leases) {
+      LeaseStatus.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLeasesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLeasesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.leases.push(LeaseStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLeasesResponse {
+    return {
+      leases: globalThis.Array.isArray(object?.leases) ? object.leases.map((e: any) => LeaseStatus.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListLeasesResponse): unknown {
+    const obj: any = {};
+    if (message.leases?.length) {
+      obj.leases = message.leases.map((e) => LeaseStatus.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListLeasesResponse>, I>>(base?: I): ListLeasesResponse {
+    return ListLeasesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListLeasesResponse>, I>>(object: I): ListLeasesResponse {
+    const message = createBaseListLeasesResponse();
+    message.leases = object.leases?.map((e) => LeaseStatus.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseLeaseStatus(): LeaseStatus {
+  return { id: 0, grantedTtlMs: 0, remainingTtlMs: 0, keyCount: 0, private: false };
+}
+
+export const LeaseStatus: MessageFns<LeaseStatus> = {
+  encode(message: LeaseStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.grantedTtlMs !== 0) {
+      writer.uint32(16).int64(message.grantedTtlMs);
+    }
+    if (message.remainingTtlMs !== 0) {
+      writer.uint32(24).int64(message.remainingTtlMs);
+    }
+    if (message.keyCount !== 0) {
+      writer.uint32(32).int64(message.keyCount);
+    }
+    if (message.private !== false) {
+      writer.uint32(40).bool(message.private);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.grantedTtlMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remainingTtlMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.keyCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.private = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseStatus {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      grantedTtlMs: isSet(object.grantedTtlMs)
+        ? globalThis.Number(object.grantedTtlMs)
+        : isSet(object.granted_ttl_ms)
+        ? globalThis.Number(object.granted_ttl_ms)
+        : 0,
+      remainingTtlMs: isSet(object.remainingTtlMs)
+        ? globalThis.Number(object.remainingTtlMs)
+        : isSet(object.remaining_ttl_ms)
+        ? globalThis.Number(object.remaining_ttl_ms)
+        : 0,
+      keyCount: isSet(object.keyCount)
+        ? globalThis.Number(object.keyCount)
+        : isSet(object.key_count)
+        ? globalThis.Number(object.key_count)
+        : 0,
+      private: isSet(object.private) ? globalThis.Boolean(object.private) : false,
+    };
+  },
+
+  toJSON(message: LeaseStatus): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.grantedTtlMs !== 0) {
+      obj.grantedTtlMs = Math.round(message.grantedTtlMs);
+    }
+    if (message.remainingTtlMs !== 0) {
+      obj.remainingTtlMs = Math.round(message.remainingTtlMs);
+    }
+    if (message.keyCount !== 0) {
+      obj.keyCount = Math.round(message.keyCount);
+    }
+    if (message.private !== false) {
+      obj.private = message.private;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseStatus>, I>>(base?: I): LeaseStatus {
+    return LeaseStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseStatus>, I>>(object: I): LeaseStatus {
+    const message = createBaseLeaseStatus();
+    message.id = object.id ?? 0;
+    message.grantedTtlMs = object.grantedTtlMs ?? 0;
+    message.remainingTtlMs = object.remainingTtlMs ?? 0;
+    message.keyCount = object.keyCount ?? 0;
+    message.private = object.private ?? false;
+    return message;
+  },
+};
+
 function createBaseBackupRequest(): BackupRequest {
   return {};
 }
@@ -5234,6 +5597,28 @@ export const KeyValueServiceService = {
     responseDeserialize: (value: Buffer): LeaseInfoResponse => LeaseInfoResponse.decode(value),
   },
   /**
+   * ListLeases lists the live leases in id order, a page at a time, each
+   * with its granted and remaining time to live, how many keys it holds and
+   * whether it is a key's private (ttl_ms) lease: how an operator finds the
+   * leases nothing uses any more, to revoke them. Needs the admin permission
+   * on every key (an empty prefix) when the server has an auth file, as
+   * Backup does.
+   *
+   * Errors: INVALID_ARGUMENT for a negative page_size or a malformed
+   * page_token; UNIMPLEMENTED (reason NOT_SUPPORTED) on the etcd engine,
+   * whose leases are the whole cluster's, not its prefix's (use `etcdctl
+   * lease list`).
+   */
+  listLeases: {
+    path: "/kv.v1.KeyValueService/ListLeases" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListLeasesRequest): Buffer => Buffer.from(ListLeasesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListLeasesRequest => ListLeasesRequest.decode(value),
+    responseSerialize: (value: ListLeasesResponse): Buffer => Buffer.from(ListLeasesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListLeasesResponse => ListLeasesResponse.decode(value),
+  },
+  /**
    * Backup streams a consistent snapshot of the whole store at one
    * revision while the server goes on serving reads and writes: first a
    * BackupHeader (the revision, and how many leases and entries follow),
@@ -5403,6 +5788,20 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
    */
   leaseInfo: handleUnaryCall<LeaseInfoRequest, LeaseInfoResponse>;
+  /**
+   * ListLeases lists the live leases in id order, a page at a time, each
+   * with its granted and remaining time to live, how many keys it holds and
+   * whether it is a key's private (ttl_ms) lease: how an operator finds the
+   * leases nothing uses any more, to revoke them. Needs the admin permission
+   * on every key (an empty prefix) when the server has an auth file, as
+   * Backup does.
+   *
+   * Errors: INVALID_ARGUMENT for a negative page_size or a malformed
+   * page_token; UNIMPLEMENTED (reason NOT_SUPPORTED) on the etcd engine,
+   * whose leases are the whole cluster's, not its prefix's (use `etcdctl
+   * lease list`).
+   */
+  listLeases: handleUnaryCall<ListLeasesRequest, ListLeasesResponse>;
   /**
    * Backup streams a consistent snapshot of the whole store at one
    * revision while the server goes on serving reads and writes: first a
@@ -5716,6 +6115,34 @@ export interface KeyValueServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LeaseInfoResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListLeases lists the live leases in id order, a page at a time, each
+   * with its granted and remaining time to live, how many keys it holds and
+   * whether it is a key's private (ttl_ms) lease: how an operator finds the
+   * leases nothing uses any more, to revoke them. Needs the admin permission
+   * on every key (an empty prefix) when the server has an auth file, as
+   * Backup does.
+   *
+   * Errors: INVALID_ARGUMENT for a negative page_size or a malformed
+   * page_token; UNIMPLEMENTED (reason NOT_SUPPORTED) on the etcd engine,
+   * whose leases are the whole cluster's, not its prefix's (use `etcdctl
+   * lease list`).
+   */
+  listLeases(
+    request: ListLeasesRequest,
+    callback: (error: ServiceError | null, response: ListLeasesResponse) => void,
+  ): ClientUnaryCall;
+  listLeases(
+    request: ListLeasesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListLeasesResponse) => void,
+  ): ClientUnaryCall;
+  listLeases(
+    request: ListLeasesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListLeasesResponse) => void,
   ): ClientUnaryCall;
   /**
    * Backup streams a consistent snapshot of the whole store at one

@@ -2580,6 +2580,200 @@ func (x *LeaseInfoResponse) GetKeys() []string {
 	return nil
 }
 
+// ListLeasesRequest asks for one page of the live leases.
+type ListLeasesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The most leases to return: 0 means 100, above 1000 means 1000, negative
+	// is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// Opaque.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLeasesRequest) Reset() {
+	*x = ListLeasesRequest{}
+	mi := &file_kv_v1_kv_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLeasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLeasesRequest) ProtoMessage() {}
+
+func (x *ListLeasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLeasesRequest.ProtoReflect.Descriptor instead.
+func (*ListLeasesRequest) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListLeasesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListLeasesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListLeasesResponse is one page of leases.
+type ListLeasesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leases of this page, in id order.
+	Leases []*LeaseStatus `protobuf:"bytes,1,rep,name=leases,proto3" json:"leases,omitempty"`
+	// Pass as page_token to get the next page; empty when there are no more.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLeasesResponse) Reset() {
+	*x = ListLeasesResponse{}
+	mi := &file_kv_v1_kv_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLeasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLeasesResponse) ProtoMessage() {}
+
+func (x *ListLeasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLeasesResponse.ProtoReflect.Descriptor instead.
+func (*ListLeasesResponse) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListLeasesResponse) GetLeases() []*LeaseStatus {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
+func (x *ListLeasesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// LeaseStatus describes one live lease.
+type LeaseStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The time to live it was granted, in milliseconds.
+	GrantedTtlMs int64 `protobuf:"varint,2,opt,name=granted_ttl_ms,json=grantedTtlMs,proto3" json:"granted_ttl_ms,omitempty"`
+	// The time left before it expires, in milliseconds.
+	RemainingTtlMs int64 `protobuf:"varint,3,opt,name=remaining_ttl_ms,json=remainingTtlMs,proto3" json:"remaining_ttl_ms,omitempty"`
+	// How many keys are attached to it (LeaseInfo with keys names them).
+	KeyCount int64 `protobuf:"varint,4,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	// A key's private lease, made by SetRequest.ttl_ms.
+	Private       bool `protobuf:"varint,5,opt,name=private,proto3" json:"private,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseStatus) Reset() {
+	*x = LeaseStatus{}
+	mi := &file_kv_v1_kv_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseStatus) ProtoMessage() {}
+
+func (x *LeaseStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseStatus.ProtoReflect.Descriptor instead.
+func (*LeaseStatus) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *LeaseStatus) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LeaseStatus) GetGrantedTtlMs() int64 {
+	if x != nil {
+		return x.GrantedTtlMs
+	}
+	return 0
+}
+
+func (x *LeaseStatus) GetRemainingTtlMs() int64 {
+	if x != nil {
+		return x.RemainingTtlMs
+	}
+	return 0
+}
+
+func (x *LeaseStatus) GetKeyCount() int64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
+func (x *LeaseStatus) GetPrivate() bool {
+	if x != nil {
+		return x.Private
+	}
+	return false
+}
+
 // BackupRequest asks for a snapshot of the whole store.
 type BackupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2589,7 +2783,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_kv_v1_kv_proto_msgTypes[31]
+	mi := &file_kv_v1_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2795,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[31]
+	mi := &file_kv_v1_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2808,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{31}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{34}
 }
 
 // BackupResponse is one message of a Backup stream: exactly one part. A
@@ -2637,7 +2831,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_kv_v1_kv_proto_msgTypes[32]
+	mi := &file_kv_v1_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +2843,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[32]
+	mi := &file_kv_v1_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +2856,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{32}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *BackupResponse) GetPart() isBackupResponse_Part {
@@ -2761,7 +2955,7 @@ type BackupHeader struct {
 
 func (x *BackupHeader) Reset() {
 	*x = BackupHeader{}
-	mi := &file_kv_v1_kv_proto_msgTypes[33]
+	mi := &file_kv_v1_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +2967,7 @@ func (x *BackupHeader) String() string {
 func (*BackupHeader) ProtoMessage() {}
 
 func (x *BackupHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[33]
+	mi := &file_kv_v1_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +2980,7 @@ func (x *BackupHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupHeader.ProtoReflect.Descriptor instead.
 func (*BackupHeader) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{33}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *BackupHeader) GetFormatVersion() int32 {
@@ -2835,7 +3029,7 @@ type BackupLeases struct {
 
 func (x *BackupLeases) Reset() {
 	*x = BackupLeases{}
-	mi := &file_kv_v1_kv_proto_msgTypes[34]
+	mi := &file_kv_v1_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +3041,7 @@ func (x *BackupLeases) String() string {
 func (*BackupLeases) ProtoMessage() {}
 
 func (x *BackupLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[34]
+	mi := &file_kv_v1_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +3054,7 @@ func (x *BackupLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupLeases.ProtoReflect.Descriptor instead.
 func (*BackupLeases) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{34}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *BackupLeases) GetLeases() []*BackupLease {
@@ -2888,7 +3082,7 @@ type BackupLease struct {
 
 func (x *BackupLease) Reset() {
 	*x = BackupLease{}
-	mi := &file_kv_v1_kv_proto_msgTypes[35]
+	mi := &file_kv_v1_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +3094,7 @@ func (x *BackupLease) String() string {
 func (*BackupLease) ProtoMessage() {}
 
 func (x *BackupLease) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[35]
+	mi := &file_kv_v1_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2913,7 +3107,7 @@ func (x *BackupLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupLease.ProtoReflect.Descriptor instead.
 func (*BackupLease) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{35}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BackupLease) GetId() int64 {
@@ -2948,7 +3142,7 @@ type BackupEntries struct {
 
 func (x *BackupEntries) Reset() {
 	*x = BackupEntries{}
-	mi := &file_kv_v1_kv_proto_msgTypes[36]
+	mi := &file_kv_v1_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3154,7 @@ func (x *BackupEntries) String() string {
 func (*BackupEntries) ProtoMessage() {}
 
 func (x *BackupEntries) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[36]
+	mi := &file_kv_v1_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3167,7 @@ func (x *BackupEntries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupEntries.ProtoReflect.Descriptor instead.
 func (*BackupEntries) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{36}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BackupEntries) GetEntries() []*BackupEntry {
@@ -3004,7 +3198,7 @@ type BackupEntry struct {
 
 func (x *BackupEntry) Reset() {
 	*x = BackupEntry{}
-	mi := &file_kv_v1_kv_proto_msgTypes[37]
+	mi := &file_kv_v1_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3016,7 +3210,7 @@ func (x *BackupEntry) String() string {
 func (*BackupEntry) ProtoMessage() {}
 
 func (x *BackupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[37]
+	mi := &file_kv_v1_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +3223,7 @@ func (x *BackupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupEntry.ProtoReflect.Descriptor instead.
 func (*BackupEntry) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{37}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BackupEntry) GetKey() string {
@@ -3089,7 +3283,7 @@ type BackupTrailer struct {
 
 func (x *BackupTrailer) Reset() {
 	*x = BackupTrailer{}
-	mi := &file_kv_v1_kv_proto_msgTypes[38]
+	mi := &file_kv_v1_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3295,7 @@ func (x *BackupTrailer) String() string {
 func (*BackupTrailer) ProtoMessage() {}
 
 func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[38]
+	mi := &file_kv_v1_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3308,7 @@ func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupTrailer.ProtoReflect.Descriptor instead.
 func (*BackupTrailer) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BackupTrailer) GetSha256() []byte {
@@ -3267,7 +3461,20 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12$\n" +
 	"\x0egranted_ttl_ms\x18\x02 \x01(\x03R\fgrantedTtlMs\x12(\n" +
 	"\x10remaining_ttl_ms\x18\x03 \x01(\x03R\x0eremainingTtlMs\x12\x12\n" +
-	"\x04keys\x18\x04 \x03(\tR\x04keys\"\x0f\n" +
+	"\x04keys\x18\x04 \x03(\tR\x04keys\"O\n" +
+	"\x11ListLeasesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"h\n" +
+	"\x12ListLeasesResponse\x12*\n" +
+	"\x06leases\x18\x01 \x03(\v2\x12.kv.v1.LeaseStatusR\x06leases\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n" +
+	"\vLeaseStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12$\n" +
+	"\x0egranted_ttl_ms\x18\x02 \x01(\x03R\fgrantedTtlMs\x12(\n" +
+	"\x10remaining_ttl_ms\x18\x03 \x01(\x03R\x0eremainingTtlMs\x12\x1b\n" +
+	"\tkey_count\x18\x04 \x01(\x03R\bkeyCount\x12\x18\n" +
+	"\aprivate\x18\x05 \x01(\bR\aprivate\"\x0f\n" +
 	"\rBackupRequest\"\xda\x01\n" +
 	"\x0eBackupResponse\x12-\n" +
 	"\x06header\x18\x01 \x01(\v2\x13.kv.v1.BackupHeaderH\x00R\x06header\x12-\n" +
@@ -3335,7 +3542,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\tKV_REASON\x10\x01\x12\x17\n" +
 	"\x13KV_CURRENT_REVISION\x10\x02\x12\x16\n" +
 	"\x12KV_OLDEST_REVISION\x10\x03\x12\x16\n" +
-	"\x12KV_RESUME_REVISION\x10\x042\xa7\x06\n" +
+	"\x12KV_RESUME_REVISION\x10\x042\xea\x06\n" +
 	"\x0fKeyValueService\x12,\n" +
 	"\x03Get\x12\x11.kv.v1.GetRequest\x1a\x12.kv.v1.GetResponse\x12,\n" +
 	"\x03Set\x12\x11.kv.v1.SetRequest\x1a\x12.kv.v1.SetResponse\x125\n" +
@@ -3350,7 +3557,9 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"GrantLease\x12\x18.kv.v1.GrantLeaseRequest\x1a\x19.kv.v1.GrantLeaseResponse\x12B\n" +
 	"\tKeepAlive\x12\x17.kv.v1.KeepAliveRequest\x1a\x18.kv.v1.KeepAliveResponse(\x010\x01\x12D\n" +
 	"\vRevokeLease\x12\x19.kv.v1.RevokeLeaseRequest\x1a\x1a.kv.v1.RevokeLeaseResponse\x12>\n" +
-	"\tLeaseInfo\x12\x17.kv.v1.LeaseInfoRequest\x1a\x18.kv.v1.LeaseInfoResponse\x127\n" +
+	"\tLeaseInfo\x12\x17.kv.v1.LeaseInfoRequest\x1a\x18.kv.v1.LeaseInfoResponse\x12A\n" +
+	"\n" +
+	"ListLeases\x12\x18.kv.v1.ListLeasesRequest\x1a\x19.kv.v1.ListLeasesResponse\x127\n" +
 	"\x06Backup\x12\x14.kv.v1.BackupRequest\x1a\x15.kv.v1.BackupResponse0\x01B4Z2github.com/kv-project/kv/clients/go/gen/kv/v1;kvv1b\x06proto3"
 
 var (
@@ -3366,7 +3575,7 @@ func file_kv_v1_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_kv_v1_kv_proto_goTypes = []any{
 	(EventType)(0),              // 0: kv.v1.EventType
 	(ErrorReason)(0),            // 1: kv.v1.ErrorReason
@@ -3403,26 +3612,29 @@ var file_kv_v1_kv_proto_goTypes = []any{
 	(*RevokeLeaseResponse)(nil), // 32: kv.v1.RevokeLeaseResponse
 	(*LeaseInfoRequest)(nil),    // 33: kv.v1.LeaseInfoRequest
 	(*LeaseInfoResponse)(nil),   // 34: kv.v1.LeaseInfoResponse
-	(*BackupRequest)(nil),       // 35: kv.v1.BackupRequest
-	(*BackupResponse)(nil),      // 36: kv.v1.BackupResponse
-	(*BackupHeader)(nil),        // 37: kv.v1.BackupHeader
-	(*BackupLeases)(nil),        // 38: kv.v1.BackupLeases
-	(*BackupLease)(nil),         // 39: kv.v1.BackupLease
-	(*BackupEntries)(nil),       // 40: kv.v1.BackupEntries
-	(*BackupEntry)(nil),         // 41: kv.v1.BackupEntry
-	(*BackupTrailer)(nil),       // 42: kv.v1.BackupTrailer
-	(*structpb.Value)(nil),      // 43: google.protobuf.Value
+	(*ListLeasesRequest)(nil),   // 35: kv.v1.ListLeasesRequest
+	(*ListLeasesResponse)(nil),  // 36: kv.v1.ListLeasesResponse
+	(*LeaseStatus)(nil),         // 37: kv.v1.LeaseStatus
+	(*BackupRequest)(nil),       // 38: kv.v1.BackupRequest
+	(*BackupResponse)(nil),      // 39: kv.v1.BackupResponse
+	(*BackupHeader)(nil),        // 40: kv.v1.BackupHeader
+	(*BackupLeases)(nil),        // 41: kv.v1.BackupLeases
+	(*BackupLease)(nil),         // 42: kv.v1.BackupLease
+	(*BackupEntries)(nil),       // 43: kv.v1.BackupEntries
+	(*BackupEntry)(nil),         // 44: kv.v1.BackupEntry
+	(*BackupTrailer)(nil),       // 45: kv.v1.BackupTrailer
+	(*structpb.Value)(nil),      // 46: google.protobuf.Value
 }
 var file_kv_v1_kv_proto_depIdxs = []int32{
-	43, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
+	46, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
 	4,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
-	43, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
+	46, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
 	17, // 3: kv.v1.WatchResponse.events:type_name -> kv.v1.Event
 	0,  // 4: kv.v1.Event.type:type_name -> kv.v1.EventType
 	4,  // 5: kv.v1.Event.entry:type_name -> kv.v1.Entry
 	4,  // 6: kv.v1.Event.prev_entry:type_name -> kv.v1.Entry
 	3,  // 7: kv.v1.Compare.result:type_name -> kv.v1.Compare.CompareResult
-	43, // 8: kv.v1.Compare.value:type_name -> google.protobuf.Value
+	46, // 8: kv.v1.Compare.value:type_name -> google.protobuf.Value
 	5,  // 9: kv.v1.RequestOp.get:type_name -> kv.v1.GetRequest
 	7,  // 10: kv.v1.RequestOp.set:type_name -> kv.v1.SetRequest
 	9,  // 11: kv.v1.RequestOp.delete:type_name -> kv.v1.DeleteRequest
@@ -3437,48 +3649,51 @@ var file_kv_v1_kv_proto_depIdxs = []int32{
 	19, // 20: kv.v1.TxnRequest.success:type_name -> kv.v1.RequestOp
 	19, // 21: kv.v1.TxnRequest.failure:type_name -> kv.v1.RequestOp
 	20, // 22: kv.v1.TxnResponse.responses:type_name -> kv.v1.ResponseOp
-	43, // 23: kv.v1.UpdateRequest.patch:type_name -> google.protobuf.Value
+	46, // 23: kv.v1.UpdateRequest.patch:type_name -> google.protobuf.Value
 	4,  // 24: kv.v1.UpdateResponse.entry:type_name -> kv.v1.Entry
 	4,  // 25: kv.v1.ListResponse.entries:type_name -> kv.v1.Entry
-	37, // 26: kv.v1.BackupResponse.header:type_name -> kv.v1.BackupHeader
-	38, // 27: kv.v1.BackupResponse.leases:type_name -> kv.v1.BackupLeases
-	40, // 28: kv.v1.BackupResponse.entries:type_name -> kv.v1.BackupEntries
-	42, // 29: kv.v1.BackupResponse.trailer:type_name -> kv.v1.BackupTrailer
-	39, // 30: kv.v1.BackupLeases.leases:type_name -> kv.v1.BackupLease
-	41, // 31: kv.v1.BackupEntries.entries:type_name -> kv.v1.BackupEntry
-	5,  // 32: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
-	7,  // 33: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
-	9,  // 34: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
-	11, // 35: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
-	13, // 36: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
-	15, // 37: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
-	21, // 38: kv.v1.KeyValueService.Txn:input_type -> kv.v1.TxnRequest
-	23, // 39: kv.v1.KeyValueService.Update:input_type -> kv.v1.UpdateRequest
-	25, // 40: kv.v1.KeyValueService.List:input_type -> kv.v1.ListRequest
-	27, // 41: kv.v1.KeyValueService.GrantLease:input_type -> kv.v1.GrantLeaseRequest
-	29, // 42: kv.v1.KeyValueService.KeepAlive:input_type -> kv.v1.KeepAliveRequest
-	31, // 43: kv.v1.KeyValueService.RevokeLease:input_type -> kv.v1.RevokeLeaseRequest
-	33, // 44: kv.v1.KeyValueService.LeaseInfo:input_type -> kv.v1.LeaseInfoRequest
-	35, // 45: kv.v1.KeyValueService.Backup:input_type -> kv.v1.BackupRequest
-	6,  // 46: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
-	8,  // 47: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
-	10, // 48: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
-	12, // 49: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
-	14, // 50: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
-	16, // 51: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
-	22, // 52: kv.v1.KeyValueService.Txn:output_type -> kv.v1.TxnResponse
-	24, // 53: kv.v1.KeyValueService.Update:output_type -> kv.v1.UpdateResponse
-	26, // 54: kv.v1.KeyValueService.List:output_type -> kv.v1.ListResponse
-	28, // 55: kv.v1.KeyValueService.GrantLease:output_type -> kv.v1.GrantLeaseResponse
-	30, // 56: kv.v1.KeyValueService.KeepAlive:output_type -> kv.v1.KeepAliveResponse
-	32, // 57: kv.v1.KeyValueService.RevokeLease:output_type -> kv.v1.RevokeLeaseResponse
-	34, // 58: kv.v1.KeyValueService.LeaseInfo:output_type -> kv.v1.LeaseInfoResponse
-	36, // 59: kv.v1.KeyValueService.Backup:output_type -> kv.v1.BackupResponse
-	46, // [46:60] is the sub-list for method output_type
-	32, // [32:46] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	37, // 26: kv.v1.ListLeasesResponse.leases:type_name -> kv.v1.LeaseStatus
+	40, // 27: kv.v1.BackupResponse.header:type_name -> kv.v1.BackupHeader
+	41, // 28: kv.v1.BackupResponse.leases:type_name -> kv.v1.BackupLeases
+	43, // 29: kv.v1.BackupResponse.entries:type_name -> kv.v1.BackupEntries
+	45, // 30: kv.v1.BackupResponse.trailer:type_name -> kv.v1.BackupTrailer
+	42, // 31: kv.v1.BackupLeases.leases:type_name -> kv.v1.BackupLease
+	44, // 32: kv.v1.BackupEntries.entries:type_name -> kv.v1.BackupEntry
+	5,  // 33: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
+	7,  // 34: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
+	9,  // 35: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
+	11, // 36: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
+	13, // 37: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
+	15, // 38: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
+	21, // 39: kv.v1.KeyValueService.Txn:input_type -> kv.v1.TxnRequest
+	23, // 40: kv.v1.KeyValueService.Update:input_type -> kv.v1.UpdateRequest
+	25, // 41: kv.v1.KeyValueService.List:input_type -> kv.v1.ListRequest
+	27, // 42: kv.v1.KeyValueService.GrantLease:input_type -> kv.v1.GrantLeaseRequest
+	29, // 43: kv.v1.KeyValueService.KeepAlive:input_type -> kv.v1.KeepAliveRequest
+	31, // 44: kv.v1.KeyValueService.RevokeLease:input_type -> kv.v1.RevokeLeaseRequest
+	33, // 45: kv.v1.KeyValueService.LeaseInfo:input_type -> kv.v1.LeaseInfoRequest
+	35, // 46: kv.v1.KeyValueService.ListLeases:input_type -> kv.v1.ListLeasesRequest
+	38, // 47: kv.v1.KeyValueService.Backup:input_type -> kv.v1.BackupRequest
+	6,  // 48: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
+	8,  // 49: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
+	10, // 50: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
+	12, // 51: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
+	14, // 52: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
+	16, // 53: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
+	22, // 54: kv.v1.KeyValueService.Txn:output_type -> kv.v1.TxnResponse
+	24, // 55: kv.v1.KeyValueService.Update:output_type -> kv.v1.UpdateResponse
+	26, // 56: kv.v1.KeyValueService.List:output_type -> kv.v1.ListResponse
+	28, // 57: kv.v1.KeyValueService.GrantLease:output_type -> kv.v1.GrantLeaseResponse
+	30, // 58: kv.v1.KeyValueService.KeepAlive:output_type -> kv.v1.KeepAliveResponse
+	32, // 59: kv.v1.KeyValueService.RevokeLease:output_type -> kv.v1.RevokeLeaseResponse
+	34, // 60: kv.v1.KeyValueService.LeaseInfo:output_type -> kv.v1.LeaseInfoResponse
+	36, // 61: kv.v1.KeyValueService.ListLeases:output_type -> kv.v1.ListLeasesResponse
+	39, // 62: kv.v1.KeyValueService.Backup:output_type -> kv.v1.BackupResponse
+	48, // [48:63] is the sub-list for method output_type
+	33, // [33:48] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_kv_v1_kv_proto_init() }
@@ -3514,7 +3729,7 @@ func file_kv_v1_kv_proto_init() {
 		(*ResponseOp_Update)(nil),
 	}
 	file_kv_v1_kv_proto_msgTypes[19].OneofWrappers = []any{}
-	file_kv_v1_kv_proto_msgTypes[32].OneofWrappers = []any{
+	file_kv_v1_kv_proto_msgTypes[35].OneofWrappers = []any{
 		(*BackupResponse_Header)(nil),
 		(*BackupResponse_Leases)(nil),
 		(*BackupResponse_Entries)(nil),
@@ -3526,7 +3741,7 @@ func file_kv_v1_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_v1_kv_proto_rawDesc), len(file_kv_v1_kv_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   39,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,7 @@ const (
 	KeyValueService_KeepAlive_FullMethodName   = "/kv.v1.KeyValueService/KeepAlive"
 	KeyValueService_RevokeLease_FullMethodName = "/kv.v1.KeyValueService/RevokeLease"
 	KeyValueService_LeaseInfo_FullMethodName   = "/kv.v1.KeyValueService/LeaseInfo"
+	KeyValueService_ListLeases_FullMethodName  = "/kv.v1.KeyValueService/ListLeases"
 	KeyValueService_Backup_FullMethodName      = "/kv.v1.KeyValueService/Backup"
 )
 
@@ -173,6 +174,18 @@ type KeyValueServiceClient interface {
 	//
 	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
 	LeaseInfo(ctx context.Context, in *LeaseInfoRequest, opts ...grpc.CallOption) (*LeaseInfoResponse, error)
+	// ListLeases lists the live leases in id order, a page at a time, each
+	// with its granted and remaining time to live, how many keys it holds and
+	// whether it is a key's private (ttl_ms) lease: how an operator finds the
+	// leases nothing uses any more, to revoke them. Needs the admin permission
+	// on every key (an empty prefix) when the server has an auth file, as
+	// Backup does.
+	//
+	// Errors: INVALID_ARGUMENT for a negative page_size or a malformed
+	// page_token; UNIMPLEMENTED (reason NOT_SUPPORTED) on the etcd engine,
+	// whose leases are the whole cluster's, not its prefix's (use `etcdctl
+	// lease list`).
+	ListLeases(ctx context.Context, in *ListLeasesRequest, opts ...grpc.CallOption) (*ListLeasesResponse, error)
 	// Backup streams a consistent snapshot of the whole store at one
 	// revision while the server goes on serving reads and writes: first a
 	// BackupHeader (the revision, and how many leases and entries follow),
@@ -343,6 +356,16 @@ func (c *keyValueServiceClient) LeaseInfo(ctx context.Context, in *LeaseInfoRequ
 	return out, nil
 }
 
+func (c *keyValueServiceClient) ListLeases(ctx context.Context, in *ListLeasesRequest, opts ...grpc.CallOption) (*ListLeasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLeasesResponse)
+	err := c.cc.Invoke(ctx, KeyValueService_ListLeases_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *keyValueServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &KeyValueService_ServiceDesc.Streams[2], KeyValueService_Backup_FullMethodName, cOpts...)
@@ -494,6 +517,18 @@ type KeyValueServiceServer interface {
 	//
 	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
 	LeaseInfo(context.Context, *LeaseInfoRequest) (*LeaseInfoResponse, error)
+	// ListLeases lists the live leases in id order, a page at a time, each
+	// with its granted and remaining time to live, how many keys it holds and
+	// whether it is a key's private (ttl_ms) lease: how an operator finds the
+	// leases nothing uses any more, to revoke them. Needs the admin permission
+	// on every key (an empty prefix) when the server has an auth file, as
+	// Backup does.
+	//
+	// Errors: INVALID_ARGUMENT for a negative page_size or a malformed
+	// page_token; UNIMPLEMENTED (reason NOT_SUPPORTED) on the etcd engine,
+	// whose leases are the whole cluster's, not its prefix's (use `etcdctl
+	// lease list`).
+	ListLeases(context.Context, *ListLeasesRequest) (*ListLeasesResponse, error)
 	// Backup streams a consistent snapshot of the whole store at one
 	// revision while the server goes on serving reads and writes: first a
 	// BackupHeader (the revision, and how many leases and entries follow),
@@ -560,6 +595,9 @@ func (UnimplementedKeyValueServiceServer) RevokeLease(context.Context, *RevokeLe
 }
 func (UnimplementedKeyValueServiceServer) LeaseInfo(context.Context, *LeaseInfoRequest) (*LeaseInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LeaseInfo not implemented")
+}
+func (UnimplementedKeyValueServiceServer) ListLeases(context.Context, *ListLeasesRequest) (*ListLeasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLeases not implemented")
 }
 func (UnimplementedKeyValueServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
@@ -801,6 +839,24 @@ func _KeyValueService_LeaseInfo_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyValueService_ListLeases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLeasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyValueServiceServer).ListLeases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyValueService_ListLeases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyValueServiceServer).ListLeases(ctx, req.(*ListLeasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _KeyValueService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(BackupRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -862,6 +918,10 @@ var KeyValueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LeaseInfo",
 			Handler:    _KeyValueService_LeaseInfo_Handler,
+		},
+		{
+			MethodName: "ListLeases",
+			Handler:    _KeyValueService_ListLeases_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

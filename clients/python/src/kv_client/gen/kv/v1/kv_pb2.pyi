@@ -383,6 +383,36 @@ class LeaseInfoResponse(_message.Message):
     keys: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, id: _Optional[int] = ..., granted_ttl_ms: _Optional[int] = ..., remaining_ttl_ms: _Optional[int] = ..., keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ListLeasesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListLeasesResponse(_message.Message):
+    __slots__ = ("leases", "next_page_token")
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    leases: _containers.RepeatedCompositeFieldContainer[LeaseStatus]
+    next_page_token: str
+    def __init__(self, leases: _Optional[_Iterable[_Union[LeaseStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class LeaseStatus(_message.Message):
+    __slots__ = ("id", "granted_ttl_ms", "remaining_ttl_ms", "key_count", "private")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    granted_ttl_ms: int
+    remaining_ttl_ms: int
+    key_count: int
+    private: bool
+    def __init__(self, id: _Optional[int] = ..., granted_ttl_ms: _Optional[int] = ..., remaining_ttl_ms: _Optional[int] = ..., key_count: _Optional[int] = ..., private: _Optional[bool] = ...) -> None: ...
+
 class BackupRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -113,6 +113,11 @@ class KeyValueServiceStub:
                 request_serializer=kv_dot_v1_dot_kv__pb2.LeaseInfoRequest.SerializeToString,
                 response_deserializer=kv_dot_v1_dot_kv__pb2.LeaseInfoResponse.FromString,
                 _registered_method=True)
+        self.ListLeases = channel.unary_unary(
+                '/kv.v1.KeyValueService/ListLeases',
+                request_serializer=kv_dot_v1_dot_kv__pb2.ListLeasesRequest.SerializeToString,
+                response_deserializer=kv_dot_v1_dot_kv__pb2.ListLeasesResponse.FromString,
+                _registered_method=True)
         self.Backup = channel.unary_stream(
                 '/kv.v1.KeyValueService/Backup',
                 request_serializer=kv_dot_v1_dot_kv__pb2.BackupRequest.SerializeToString,
@@ -315,6 +320,23 @@ class KeyValueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLeases(self, request, context):
+        """ListLeases lists the live leases in id order, a page at a time, each
+        with its granted and remaining time to live, how many keys it holds and
+        whether it is a key's private (ttl_ms) lease: how an operator finds the
+        leases nothing uses any more, to revoke them. Needs the admin permission
+        on every key (an empty prefix) when the server has an auth file, as
+        Backup does.
+
+        Errors: INVALID_ARGUMENT for a negative page_size or a malformed
+        page_token; UNIMPLEMENTED (reason NOT_SUPPORTED) on the etcd engine,
+        whose leases are the whole cluster's, not its prefix's (use `etcdctl
+        lease list`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Backup(self, request, context):
         """Backup streams a consistent snapshot of the whole store at one
         revision while the server goes on serving reads and writes: first a
@@ -405,6 +427,11 @@ def add_KeyValueServiceServicer_to_server(servicer, server):
                     servicer.LeaseInfo,
                     request_deserializer=kv_dot_v1_dot_kv__pb2.LeaseInfoRequest.FromString,
                     response_serializer=kv_dot_v1_dot_kv__pb2.LeaseInfoResponse.SerializeToString,
+            ),
+            'ListLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLeases,
+                    request_deserializer=kv_dot_v1_dot_kv__pb2.ListLeasesRequest.FromString,
+                    response_serializer=kv_dot_v1_dot_kv__pb2.ListLeasesResponse.SerializeToString,
             ),
             'Backup': grpc.unary_stream_rpc_method_handler(
                     servicer.Backup,
@@ -777,6 +804,33 @@ class KeyValueService:
             '/kv.v1.KeyValueService/LeaseInfo',
             kv_dot_v1_dot_kv__pb2.LeaseInfoRequest.SerializeToString,
             kv_dot_v1_dot_kv__pb2.LeaseInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kv.v1.KeyValueService/ListLeases',
+            kv_dot_v1_dot_kv__pb2.ListLeasesRequest.SerializeToString,
+            kv_dot_v1_dot_kv__pb2.ListLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,
