@@ -1,4 +1,5 @@
 /** kvctl given several endpoints, the first of them one where no server listens. */
+import { KvClient } from '@kv/client';
 import { freePort } from '../support/free-port';
 import { runKvctl, type KvctlResult } from '../support/kvctl-process';
 import { startServer, type RunningServer } from '../support/server-process';
@@ -37,5 +38,27 @@ describe('health', () => {
     ]);
     const value = await kvctl([server.address, other.address], ['health', '-o', 'value']);
     expect(value.stdout).toBe(`${server.address} SERVING\n${other.address} SERVING\n`);
+  });
+});
+
+describe('calls', () => {
+  test('a write goes to the next endpoint when the first cannot be connected to', async () => {
+    const set = await kvctl([dead, server.address], ['set', 'several/w', '1']);
+    expect({ code: set.code, stderr: set.stderr }).toEqual({ code: 0, stderr: '' });
+    const kv = new KvClient(server.address);
+    try {
+      expect((await kv.get('several/w'))?.value).toBe(1);
+    } finally {
+      kv.close();
+    }
+    for (const args of [
+      ['del', 'several/w'],
+      ['txn', '--then', 'set several/t 2'],
+      ['clear', 'several/', '--yes'],
+      ['lease', 'grant', '5000'],
+    ]) {
+      const result = await kvctl([dead, server.address], args);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+    }
   });
 });

@@ -41,9 +41,11 @@ export interface KvClientOptions {
   deadlineMs?: number;
   /**
    * Retries on UNAVAILABLE for reads (get, keys, entries, listKeysPage,
-   * listPage, leaseInfo, health), until the call's deadline. Writes are never
+   * listPage, leaseInfo, health), until the call's deadline. Writes are not
    * retried: a write that timed out may have happened, and repeating a
-   * conditional one could report a conflict with itself.
+   * conditional one could report a conflict with itself. (With several
+   * servers, a write whose server could not be connected to, so that nothing
+   * was sent, goes to the next one: that is not a retry.)
    */
   retry?: RetryOptions;
   /**
@@ -157,7 +159,9 @@ export class KvClient {
    * `address` is one server (host:port) or several frontends of one kv
    * deployment: calls go to them in turn, a read that meets UNAVAILABLE is
    * retried on the next one, and a write goes to one that is not known to
-   * be down but is never retried (it may have happened).
+   * be down but is never retried (it may have happened); a call of either
+   * kind whose server could not be connected to (refused, unreachable: the
+   * request never left) is sent to the next one.
    */
   constructor(address: string | readonly string[], options: KvClientOptions = {}) {
     const addresses = typeof address === 'string' ? [address] : [...address];
@@ -472,9 +476,20 @@ export class KvClient {
     return metadata;
   }
 
-  /** A write: sent once, to one server; its failure is the caller's to judge (it may have happened). */
-  private write<Req, Res>(method: MethodOf<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
-    return this.call(method, request, this.deadline(options));
+  /**
+   * A write: sent once, to one server; its failure is the caller's to judge
+   * (it may have happened). One that could not be sent at all (its server
+   * could not be connected to) is tried on the next server, each once.
+   */
+  private async write<Req, Res>(method: MethodOf<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
+    const deadline = this.deadline(options);
+    for (let tried = 1; ; tried++) {
+      try {
+        return await this.call(method, request, deadline);
+      } catch (error) {
+        if (!neverSent(error) || tried >= this.servers.length || Date.now() >= deadline) throw error;
+      }
+    }
   }
 
   /**
@@ -503,6 +518,17 @@ export class KvClient {
       });
     });
   }
+}
+
+/**
+ * Whether a call failed before its request left: grpc-js fails a call with
+ * "No connection established" when its channel could not connect (refused,
+ * unreachable) and the call did not ask to wait; nothing reached a server.
+ */
+function neverSent(error: unknown): boolean {
+  if (!(error instanceof KvError) || error.code !== status.UNAVAILABLE) return false;
+  const details = (error.cause as Partial<ServiceError> | undefined)?.details;
+  return typeof details === 'string' && details.startsWith('No connection established');
 }
 
 function clientClosed(): KvError {
