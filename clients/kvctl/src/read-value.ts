@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import type { JsonValue } from '@kv/client';
 import { CliError } from './cli-error';
 import { decodeUtf8, parseStrictJson } from './strict-text';
@@ -14,14 +14,18 @@ export async function readValue(argument: string | undefined, stdin: NodeJS.Read
   let source: string;
   if (argument === undefined || argument === '-') {
     source = 'stdin';
-    text = decodeUtf8(await readAll(stdin), source);
+    text = decodeUtf8(await readBounded(stdin, source), source);
   } else if (argument.startsWith('@')) {
     const file = argument.slice(1);
     let bytes: Buffer;
+    const stream = createReadStream(file);
     try {
-      bytes = await readFile(file);
+      bytes = await readBounded(stream, file);
     } catch (error) {
+      if (error instanceof CliError) throw error;
       throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+    } finally {
+      stream.destroy();
     }
     source = file;
     text = decodeUtf8(bytes, source);
@@ -35,8 +39,22 @@ export async function readValue(argument: string | undefined, stdin: NodeJS.Read
   }) as JsonValue;
 }
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+/** The most kvctl reads of a value: a server takes no request larger than 16 MiB (its default request limit). */
+export const MAX_VALUE_INPUT_BYTES = 16 * 1024 * 1024;
+
+/** All of a stream, unless it goes past MAX_VALUE_INPUT_BYTES (/dev/zero, a wrong file): then a usage error, read no further. */
+async function readBounded(stream: NodeJS.ReadableStream, source: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  let size = 0;
+  for await (const chunk of stream) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    size += bytes.length;
+    if (size > MAX_VALUE_INPUT_BYTES) {
+      throw new CliError(
+        `${source} is larger than ${MAX_VALUE_INPUT_BYTES / 1024 / 1024} MiB, more than a server takes in one request; nothing was sent`,
+      );
+    }
+    chunks.push(bytes);
+  }
   return Buffer.concat(chunks);
 }
