@@ -1,4 +1,4 @@
-import { status } from '@kv/client';
+import { status, type KvError } from '@kv/client';
 
 /** kvctl's exit codes: one per kind of outcome, so scripts can branch without reading messages. */
 export const EXIT = {
@@ -24,10 +24,17 @@ export const EXIT_CODES_HELP = `Exit codes:
   3  conflict: --expected-revision did not match, or a txn's compares did not hold
   4  unavailable: no server answered in time, it is shutting down, or health is not SERVING (every endpoint)
   5  rejected: the server refused the request (bad key, value too large, ...)
-  6  denied: not authenticated or not allowed
+  6  denied: not authenticated or not allowed, or too many failed authentications (AUTH_RATE_LIMITED: try again later)
   7  declined: a confirmation was answered no
   8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)
   9  damaged: a backup file is not one, is incomplete or fails its checksum`;
+
+/** The exit code for a failed call: by its reason where the status code would mislead, otherwise by the code. */
+export function exitCodeForError(error: KvError): ExitCode {
+  // RESOURCE_EXHAUSTED, but an authentication refusal, and a temporary one: not "rejected, do not retry".
+  if (error.reason === 'AUTH_RATE_LIMITED') return EXIT.denied;
+  return exitCodeForStatus(error.code);
+}
 
 /** The exit code for a failed call, from its gRPC status code. */
 export function exitCodeForStatus(code: status): ExitCode {

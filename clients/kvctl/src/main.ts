@@ -2,7 +2,7 @@
 import { CommanderError } from 'commander';
 import { KvError } from '@kv/client';
 import { CliError } from './cli-error';
-import { EXIT, exitCodeForStatus, type ExitCode } from './exit-codes';
+import { EXIT, exitCodeForError, type ExitCode } from './exit-codes';
 import { createProgram } from './program';
 import { invalidUtf8Argument } from './raw-arguments';
 import { makeRunner, type Io } from './session';
@@ -31,7 +31,7 @@ export async function main(argv: string[], io: Io): Promise<ExitCode> {
 
 function describe(error: unknown): { message: string; code: ExitCode } {
   if (error instanceof CliError) return { message: error.message, code: error.exitCode };
-  if (error instanceof KvError) return { message: `${error.message} (${error.reason})`, code: exitCodeForStatus(error.code) };
+  if (error instanceof KvError) return { message: `${error.message} (${error.reason})`, code: exitCodeForError(error) };
   return { message: `unexpected failure: ${error instanceof Error ? error.message : String(error)}`, code: EXIT.serverError };
 }
 

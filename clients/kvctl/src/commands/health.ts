@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { KvError, status as grpcStatus } from '@kv/client';
 import { connect } from '../connect';
-import { EXIT, exitCodeForStatus, type ExitCode } from '../exit-codes';
+import { EXIT, exitCodeForError, type ExitCode } from '../exit-codes';
 import type { Runner, Session } from '../session';
 
 /** One endpoint's answer: its serving status, or why it gave none (UNREACHABLE, or the reason of the error). */
@@ -65,7 +65,7 @@ async function checkOne(session: Session, endpoint: string): Promise<EndpointHea
       endpoint,
       status: unreachable ? 'UNREACHABLE' : error.reason,
       error: error.message,
-      exitCode: unreachable ? EXIT.unavailable : exitCodeForStatus(error.code),
+      exitCode: unreachable ? EXIT.unavailable : exitCodeForError(error),
     };
   } finally {
     client.close();
