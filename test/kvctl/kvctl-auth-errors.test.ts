@@ -26,3 +26,15 @@ test('too many unknown tokens: AUTH_RATE_LIMITED exits 6 (denied, for now), not 
   expect({ code: limited.code, stdout: limited.stdout }).toEqual({ code: 6, stdout: '' });
   expect(limited.stderr).toMatch(/^kvctl: [^\n]*\(AUTH_RATE_LIMITED\)\n$/);
 });
+
+test('an empty KV_* variable is taken as unset, not as an empty flag', async () => {
+  const empty = { KV_TOKEN: '', KV_TLS_CA: '', KV_CLIENT_TLS_CERT: '', KV_CLIENT_TLS_KEY: '', KV_OUTPUT: '', KV_TIMEOUT_MS: '' };
+  // Without a token this server says UNAUTHENTICATED (exit 6): the call was made, no flag was blamed.
+  const result = await runKvctl(['--endpoint', server.address, 'get', 'k'], { env: empty });
+  expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 6, stdout: '' });
+  expect(result.stderr).toMatch(/^kvctl: [^\n]*\(UNAUTHENTICATED\)\n$/);
+  const noEndpoints = await runKvctl(['health', '--timeout-ms', '500'], { env: { ...empty, KV_ENDPOINTS: '' } });
+  expect(noEndpoints.stderr).not.toMatch(/--endpoint/);
+  // The default endpoint was used (whether something serves there or not).
+  expect(noEndpoints.stdout + noEndpoints.stderr).toMatch(/127\.0\.0\.1:50051/);
+});

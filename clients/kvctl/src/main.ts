@@ -14,6 +14,8 @@ export async function main(argv: string[], io: Io): Promise<ExitCode> {
     io.stderr.write(`kvctl: ${notUtf8}\n`);
     return EXIT.usage;
   }
+  // An empty variable (KV_TOKEN= kvctl ...) is one left unset, as in most tools: not a flag given empty.
+  for (const [name, value] of Object.entries(process.env)) if (name.startsWith('KV_') && value === '') delete process.env[name];
   let exitCode: ExitCode = EXIT.ok;
   const run = makeRunner(io, (code) => (exitCode = code));
   const program = createProgram(run, (text) => io.stderr.write(text));
