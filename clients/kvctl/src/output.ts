@@ -41,7 +41,7 @@ export class Printer {
   printLine(item: { json: unknown; row: string[]; value: string }): void {
     if (this.mode === 'json') this.write(`${JSON.stringify(item.json)}\n`);
     else if (this.mode === 'value') this.write(`${item.value}\n`);
-    else this.write(`${item.row.join('  ')}\n`);
+    else this.write(`${item.row.map(escapeForTerminal).join('  ')}\n`);
   }
 
   /**
@@ -71,8 +71,23 @@ export class Printer {
   }
 }
 
-/** Columns padded to their widest cell, two spaces apart. */
-export function renderTable(rows: Table): string {
+/**
+ * Text for a terminal: control characters (C0, DEL, C1: ESC starts escape
+ * sequences a key or value must not send to a person's terminal) and lone
+ * surrogates written as \u001b, as JSON would.
+ */
+export function escapeForTerminal(text: string): string {
+  return text.replace(
+    // Control characters are what it looks for.
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** Columns padded to their widest cell, two spaces apart; every cell escaped for a terminal. */
+export function renderTable(table: Table): string {
+  const rows = table.map((row) => row.map(escapeForTerminal));
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => [...(row[column] ?? '')].length)));
   return rows
     .map((row) =>

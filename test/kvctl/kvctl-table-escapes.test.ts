@@ -1,0 +1,40 @@
+/** -o table (the default on a terminal) never writes a key's or value's control characters raw: they could drive the terminal. */
+import { KvClient } from '@kv/client';
+import { runKvctl, type KvctlResult } from '../support/kvctl-process';
+import { startServer, type RunningServer } from '../support/server-process';
+
+let server: RunningServer;
+let kv: KvClient;
+
+beforeAll(async () => {
+  server = await startServer();
+  kv = new KvClient(server.address);
+});
+
+afterAll(async () => {
+  kv.close();
+  await server.stop();
+});
+
+const kvctl = (args: string[]): Promise<KvctlResult> => runKvctl(['-o', 'table', ...args], { env: { KV_ENDPOINTS: server.address } });
+
+/** Nothing a terminal would act on: no C0 but the line feeds, no DEL, no C1 (\u009b is a one-byte CSI). */
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
+const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+test('keys and values with ESC, CSI and BEL are shown escaped in ls, get and watch', async () => {
+  const key = 'esc/\u001b]0;pwned\u0007\u009b2J';
+  const revision = await kv.set(key, 'red \u001b[31m text \u009b1m');
+  const ls = await kvctl(['ls', 'esc/']);
+  expect(ls.code).toBe(0);
+  expect(ls.stdout).not.toMatch(RAW_CONTROL);
+  expect(ls.stdout).toContain('esc/\\u001b]0;pwned\\u0007\\u009b2J');
+  const get = await kvctl(['get', key]);
+  expect(get.code).toBe(0);
+  expect(get.stdout).not.toMatch(RAW_CONTROL);
+  expect(get.stdout).toContain('\\u009b1m');
+  const watch = await kvctl(['watch', '--prefix', 'esc/', '--rev', String(revision), '--count', '1']);
+  expect(watch.code).toBe(0);
+  expect(watch.stdout).not.toMatch(RAW_CONTROL);
+  expect(watch.stdout).toContain('esc/\\u001b]0;pwned\\u0007\\u009b2J');
+});
