@@ -4,6 +4,13 @@ import { EXIT } from '../exit-codes';
 import type { Runner } from '../session';
 import { COMPARE_SYNTAX, OP_SYNTAX, parseCompare, parseOp } from '../txn-syntax';
 
+/** How a key that is not one bare word is written (each --if/--then/--else is one shell argument, so quote it whole). */
+export const TXN_KEY_HELP = `
+Keys: a key is written bare up to the first space (or the ")" of a compare), or as a JSON string, in double
+quotes, for a key with spaces, quotes or ")" in it ("" is the empty prefix of clear). Quote each
+--if/--then/--else whole for the shell, e.g.:
+  kvctl txn --if 'version("a key") = 0' --then 'set "a key" {"n": 1}' --then 'get "a key"'`;
+
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 export function txnCommand(run: Runner): Command {
@@ -15,6 +22,7 @@ export function txnCommand(run: Runner): Command {
     .addOption(new Option('--if <compare>', `a condition (repeatable): ${COMPARE_SYNTAX}`).argParser(collect))
     .addOption(new Option('--then <op>', `an op if they hold (repeatable): ${OP_SYNTAX}`).argParser(collect))
     .addOption(new Option('--else <op>', 'an op if they do not (repeatable)').argParser(collect))
+    .addHelpText('after', TXN_KEY_HELP)
     .action(
       run(async (session, options: { if?: string[]; then?: string[]; else?: string[] }) => {
         const txn = session
