@@ -68,6 +68,12 @@ describe.each([
 
     // One page of all of them (0: the default size).
     expect((await listLeases(raw, 0, '')).leases.map((l) => l.id)).toEqual(leases.map((l) => l.id));
+    // The SDK, page by page.
+    const seen = [];
+    for await (const lease of kv.leases({ pageSize: 2 })) seen.push(lease);
+    expect(seen.map((l) => [l.id, l.ttlMs, l.keyCount, l.private])).toEqual(
+      leases.map((l) => [l.id, l.grantedTtlMs, l.keyCount, l.private]),
+    );
   });
 
   test('a negative page size and a malformed page token are INVALID_ARGUMENT', async () => {

@@ -7,6 +7,7 @@ export type {
   SetOptions,
   UpdateOptions,
   LeaseInfo,
+  LeaseStatus,
   ServingStatus,
   BackupOptions,
 } from './kv-client';

@@ -106,6 +106,19 @@ export interface LeaseInfo {
   keys: string[];
 }
 
+/** A live lease, as ListLeases reports it. */
+export interface LeaseStatus {
+  id: number;
+  /** The time to live it was granted. */
+  ttlMs: number;
+  /** Milliseconds left before it expires. */
+  remainingMs: number;
+  /** How many keys are attached to it. */
+  keyCount: number;
+  /** A key's private lease, made by a set with ttlMs. */
+  private: boolean;
+}
+
 const DEFAULT_RECEIVE_BYTES = 64 * 1024 * 1024;
 /** grpc-js reads a message into one Buffer, and a gRPC frame's length is 32 bits. */
 const MAX_RECEIVE_BYTES = 2 ** 31 - 1;
@@ -147,7 +160,7 @@ export class KvClient {
   private readonly attempts: number;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
-  private leases: LeaseKeeper | undefined;
+  private leaseKeeper: LeaseKeeper | undefined;
   /** Set by close(): every call afterwards fails with clientClosed(). */
   private closed = false;
   /** The watches being iterated: close() ends them. */
@@ -285,12 +298,12 @@ export class KvClient {
     }
     if (this.closed) return lostHandle(typeof lease === 'number' ? lease : lease.id, clientClosed());
     // A broken stream is reopened on the next server in turn.
-    this.leases ??= new LeaseKeeper(
+    this.leaseKeeper ??= new LeaseKeeper(
       () => this.pick().kv,
       () => this.metadata(),
     );
-    if (typeof lease === 'number') return this.leases.keep(lease, undefined, this.deadlineMs);
-    return this.leases.keep(lease.id, lease.ttlMs, this.deadlineMs);
+    if (typeof lease === 'number') return this.leaseKeeper.keep(lease, undefined, this.deadlineMs);
+    return this.leaseKeeper.keep(lease.id, lease.ttlMs, this.deadlineMs);
   }
 
   /** Deletes the lease and all its keys at once; returns how many keys went. */
@@ -310,6 +323,42 @@ export class KvClient {
       if (error instanceof KvError && error.reason === 'LEASE_NOT_FOUND') return undefined;
       throw error;
     }
+  }
+
+  /**
+   * One page of the live leases in id order (the ListLeases RPC; the file
+   * engine only, and with an auth file it needs admin on every key).
+   */
+  async listLeasesPage(
+    request: { pageSize?: number; pageToken?: string } = {},
+    options?: CallOptions,
+  ): Promise<{ leases: LeaseStatus[]; nextPageToken: string }> {
+    if (request.pageSize !== undefined) assertWholeNumber(request.pageSize, 'pageSize', INT32);
+    const page = await this.read(
+      (s) => [s.kv, s.kv.listLeases],
+      { pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
+      options,
+    );
+    return {
+      leases: page.leases.map((l) => ({
+        id: l.id,
+        ttlMs: l.grantedTtlMs,
+        remainingMs: l.remainingTtlMs,
+        keyCount: l.keyCount,
+        private: l.private,
+      })),
+      nextPageToken: page.nextPageToken,
+    };
+  }
+
+  /** Every live lease in id order, fetched a page at a time. */
+  async *leases(options: { pageSize?: number } & CallOptions = {}): AsyncGenerator<LeaseStatus, void, undefined> {
+    let pageToken = '';
+    do {
+      const page = await this.listLeasesPage({ pageSize: options.pageSize, pageToken }, options);
+      yield* page.leases;
+      pageToken = page.nextPageToken;
+    } while (pageToken !== '');
   }
 
   /** Removes key; false if it did not exist. */
@@ -437,7 +486,7 @@ export class KvClient {
    */
   close(): void {
     this.closed = true;
-    this.leases?.close();
+    this.leaseKeeper?.close();
     for (const watch of [...this.watches]) watch.close();
     for (const server of this.servers) server.kv.close();
   }
