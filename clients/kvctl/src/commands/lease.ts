@@ -1,13 +1,15 @@
 import { Command } from 'commander';
+import { KvError } from '@kv/client';
 import { CliError } from '../cli-error';
 import { EXIT } from '../exit-codes';
+import { limitOption, pageSizeFor, take } from '../limit';
 import type { Runner, Session } from '../session';
 import { parsePositiveNumber } from './expected-revision';
 
-/** lease grant | keepalive | revoke | info: keys set with --lease ID go when the lease expires or is revoked. */
+/** lease grant | keepalive | revoke | info | ls: keys set with --lease ID go when the lease expires or is revoked. */
 export function leaseCommand(run: Runner): Command {
   const lease = new Command('lease').description(
-    'grant, keep alive, revoke or describe a lease (set KEY VALUE --lease ID attaches keys to it)',
+    'grant, keep alive, revoke, describe or list leases (set KEY VALUE --lease ID attaches keys to it)',
   );
   lease.addCommand(
     new Command('grant')
@@ -64,6 +66,32 @@ export function leaseCommand(run: Runner): Command {
           const { ttlMs, remainingMs, keys } = info;
           const json = options.keys === true ? { id: leaseId, ttlMs, remainingMs, keys } : { id: leaseId, ttlMs, remainingMs };
           print(session, json, String(info.remainingMs));
+        }),
+      ),
+  );
+  lease.addCommand(
+    new Command('ls')
+      .description(
+        "list the live leases in id order, every page: time to live, time left, how many keys, and whether a key's own " +
+          '(set --ttl-ms). Not on the etcd engine (exit 5); with an auth file it needs admin on every key',
+      )
+      .addOption(limitOption('leases'))
+      .action(
+        run(async (session, options: { limit?: number }) => {
+          const leases = take(session.kv().leases({ pageSize: pageSizeFor(options.limit) }), options.limit);
+          try {
+            await session.printer.printList(leases, {
+              json: ({ id, ttlMs, remainingMs, keyCount, private: own }) => ({ id, ttlMs, remainingMs, keyCount, private: own }),
+              header: ['ID', 'TTL', 'REMAINING', 'KEYS', 'PRIVATE'],
+              row: (l) => [String(l.id), `${l.ttlMs}ms`, `${l.remainingMs}ms`, String(l.keyCount), l.private ? 'yes' : 'no'],
+              value: (l) => String(l.id),
+            });
+          } catch (error) {
+            if (error instanceof KvError && error.reason === 'NOT_SUPPORTED') {
+              throw new CliError(`lease ls: this server cannot list its leases: ${error.message} (NOT_SUPPORTED)`, EXIT.rejected);
+            }
+            throw error;
+          }
         }),
       ),
   );
