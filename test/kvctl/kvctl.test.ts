@@ -368,7 +368,7 @@ describe('global options', () => {
 
   test('usage mistakes exit 2 with one line', async () => {
     expectOneLineError(await kvctl(['frobnicate']), 2, /unknown command 'frobnicate'/);
-    expectOneLineError(await kvctl(['get']), 2, /missing required argument 'key'/);
+    expectOneLineError(await kvctl(['get']), 2, /get needs a KEY, or --prefix/);
     expectOneLineError(await kvctl(['get', 'k', '--bogus']), 2, /unknown option '--bogus'/);
     expectOneLineError(await kvctl(['get', 'k', '-o', 'yaml']), 2, /'yaml' is invalid/);
     expectOneLineError(await kvctl(['get', 'k', '--timeout-ms', 'soon']), 2, /--timeout-ms: "soon"/);
@@ -396,7 +396,7 @@ describe('global options', () => {
   test('--help lists the commands, the environment and the exit codes', async () => {
     const help = await kvctl(['--help']);
     expect(help.code).toBe(0);
-    for (const text of ['get <key>', 'clear [options] <prefix>', 'KV_ENDPOINTS', '3  conflict', '4  unavailable'])
+    for (const text of ['get [options] [key]', 'clear [options] <prefix>', 'KV_ENDPOINTS', '3  conflict', '4  unavailable'])
       expect(help.stdout).toContain(text);
   });
 });

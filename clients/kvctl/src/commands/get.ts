@@ -1,26 +1,48 @@
 import { Command } from 'commander';
+import type { JsonValue, KvEntry } from '@kv/client';
 import { CliError } from '../cli-error';
 import { EXIT } from '../exit-codes';
+import { limitOption, pageSizeFor, take } from '../limit';
 import { bareValue } from '../output';
 import type { Runner } from '../session';
 
+const HEADER = ['KEY', 'VERSION', 'CREATE_REVISION', 'MOD_REVISION', 'VALUE'];
+
 export function getCommand(run: Runner): Command {
   return new Command('get')
-    .description('print the entry under KEY (exit 1 if there is none)')
-    .argument('<key>')
+    .description(
+      'print the entry under KEY (exit 1 if there is none), or with --prefix P every entry under P, every page, ' +
+        'in code point order of the keys (like etcdctl get --prefix)',
+    )
+    .argument('[key]', 'the key (or --prefix)')
+    .option('--prefix <prefix>', 'print every entry (key and value) under this prefix ("" for all keys)')
+    .addOption(limitOption('entries (with --prefix)'))
     .action(
-      run(async (session, key: string) => {
-        const entry = await session.kv().get(key);
+      run(async (session, key: string | undefined, options: { prefix?: string; limit?: number }) => {
+        if (key !== undefined && options.prefix !== undefined) throw new CliError('get takes a KEY or --prefix, not both');
+        if (key === undefined && options.prefix === undefined) throw new CliError('get needs a KEY, or --prefix PREFIX ("" for every key)');
+        if (options.prefix !== undefined) {
+          const entries = session.kv().entries({ prefix: options.prefix, pageSize: pageSizeFor(options.limit) });
+          await session.printer.printList(take(entries, options.limit), {
+            json: entryJson,
+            header: HEADER,
+            row: entryRow,
+            value: (entry) => bareValue(entry.value),
+          });
+          return;
+        }
+        if (options.limit !== undefined) throw new CliError('--limit goes with --prefix (get KEY prints one entry)');
+        const entry = await session.kv().get(key as string);
         if (entry === undefined) throw new CliError(`key "${key}" not found`, EXIT.notFound);
-        const { value, createRevision, modRevision, version } = entry;
-        session.printer.print({
-          json: { key, value, createRevision, modRevision, version },
-          table: [
-            ['KEY', 'VERSION', 'CREATE_REVISION', 'MOD_REVISION', 'VALUE'],
-            [key, String(version), String(createRevision), String(modRevision), JSON.stringify(value)],
-          ],
-          value: bareValue(value),
-        });
+        session.printer.print({ json: entryJson(entry), table: [HEADER, entryRow(entry)], value: bareValue(entry.value) });
       }),
     );
+}
+
+function entryJson({ key, value, createRevision, modRevision, version }: KvEntry<JsonValue>): unknown {
+  return { key, value, createRevision, modRevision, version };
+}
+
+function entryRow({ key, value, createRevision, modRevision, version }: KvEntry<JsonValue>): string[] {
+  return [key, String(version), String(createRevision), String(modRevision), JSON.stringify(value)];
 }

@@ -1,0 +1,79 @@
+/** kvctl get --prefix P (entries with values, like etcdctl get --prefix) and --limit N on get --prefix and ls. */
+import { KvClient } from '@kv/client';
+import { runKvctl, type KvctlResult } from '../support/kvctl-process';
+import { startServer, type RunningServer } from '../support/server-process';
+
+let server: RunningServer;
+let kv: KvClient;
+/** More keys than a page (1000), so "every page" is tested. */
+const COUNT = 1003;
+const key = (i: number): string => `p/${String(i).padStart(4, '0')}`;
+
+beforeAll(async () => {
+  server = await startServer();
+  kv = new KvClient(server.address);
+  for (let i = 0; i < COUNT; i++) await kv.set(key(i), { i });
+  await kv.set('q/other', 'not under p/');
+}, 60_000);
+
+afterAll(async () => {
+  kv.close();
+  await server.stop();
+});
+
+const kvctl = (args: string[]): Promise<KvctlResult> => runKvctl(args, { env: { KV_ENDPOINTS: server.address } });
+
+function expectUsageError(result: KvctlResult, pattern: RegExp): void {
+  expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
+  expect(result.stderr).toMatch(/^kvctl: [^\n]+\n$/);
+  expect(result.stderr).toMatch(pattern);
+}
+
+describe('get --prefix', () => {
+  test('every entry under the prefix, every page, in key order, each as get prints one', async () => {
+    const result = await kvctl(['get', '--prefix', 'p/']);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    const entries = JSON.parse(result.stdout) as { key: string; value: unknown }[];
+    expect(entries).toHaveLength(COUNT);
+    expect(entries.map((e) => e.key)).toEqual(Array.from({ length: COUNT }, (_, i) => key(i)));
+    const first = await kv.get(key(0));
+    expect(entries[0]).toEqual({
+      key: key(0),
+      value: { i: 0 },
+      createRevision: first!.createRevision,
+      modRevision: first!.modRevision,
+      version: 1,
+    });
+  });
+
+  test('--limit N: the first N; -o value: the bare values; -o table: the get columns; nothing under it: []', async () => {
+    expect(await kvctl(['get', '--prefix', 'p/', '--limit', '2', '-o', 'value'])).toEqual({
+      code: 0,
+      stdout: '{"i":0}\n{"i":1}\n',
+      stderr: '',
+    });
+    const table = await kvctl(['get', '--prefix', 'q/', '-o', 'table']);
+    expect(table.stdout).toMatch(/^KEY +VERSION +CREATE_REVISION +MOD_REVISION +VALUE\nq\/other +1 +\d+ +\d+ +"not under p\/"\n$/);
+    expect(await kvctl(['get', '--prefix', 'none/'])).toEqual({ code: 0, stdout: '[]\n', stderr: '' });
+  });
+
+  test('a KEY and --prefix, neither, or --limit without --prefix: a usage error, one line', async () => {
+    expectUsageError(await kvctl(['get', 'p/0000', '--prefix', 'p/']), /KEY or --prefix, not both/);
+    expectUsageError(await kvctl(['get']), /needs a KEY, or --prefix/);
+    expectUsageError(await kvctl(['get', 'p/0000', '--limit', '1']), /--limit goes with --prefix/);
+    expectUsageError(await kvctl(['get', '--prefix', 'p/', '--limit', '0']), /--limit/);
+  });
+});
+
+describe('ls --limit', () => {
+  test('the first N keys; without it every page', async () => {
+    expect(await kvctl(['ls', 'p/', '--limit', '3', '-o', 'value'])).toEqual({
+      code: 0,
+      stdout: `${key(0)}\n${key(1)}\n${key(2)}\n`,
+      stderr: '',
+    });
+    expect(JSON.parse((await kvctl(['ls', '--limit', '1'])).stdout)).toEqual([key(0)]);
+    expect(JSON.parse((await kvctl(['ls', 'p/'])).stdout)).toHaveLength(COUNT);
+    expectUsageError(await kvctl(['ls', '--limit', 'ten']), /--limit/);
+  });
+});
