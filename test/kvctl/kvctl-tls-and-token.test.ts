@@ -61,7 +61,7 @@ describe('TLS', () => {
     const withoutCert = await runKvctl(['get', 'tls/a', '--timeout-ms', '3000'], {
       env: { KV_ENDPOINTS: mtlsProxy.address, KV_TLS_CA: certs.caCert },
     });
-    expect(withoutCert.code).toBe(4);
+    expect(withoutCert.code).toBe(6); // denied: the server requires a client certificate (test/kvctl/kvctl-messages.test.ts)
   });
 
   test('TLS to an address that is not loopback needs no --insecure; an unreadable PEM file is a usage error', async () => {

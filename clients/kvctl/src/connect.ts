@@ -92,6 +92,11 @@ function parsePrivateKey(pem: Buffer, file: string): KeyObject {
  */
 function endpointHost(endpoint: string): string | undefined {
   if (endpoint.startsWith('unix:') || endpoint.startsWith('unix-abstract:')) return undefined;
+  // A URL (http://host:port) is what many tools take; gRPC targets have no such scheme, and TLS is a flag.
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(endpoint)?.[1];
+  if (scheme !== undefined && !/^(dns|ipv4|ipv6)$/i.test(scheme)) {
+    throw new CliError(`--endpoint: "${endpoint}": give host:port without "${scheme}://" (for TLS, give --tls-ca)`);
+  }
   const target = endpoint.replace(/^(dns|ipv4|ipv6):(\/\/[^/]*\/)?/, '');
   if (!target.startsWith('[') && target.indexOf(':') !== target.lastIndexOf(':')) {
     throw new CliError(`--endpoint: "${endpoint}" has no port (an IPv6 address goes in brackets, then the port: [${target}]:50051)`);

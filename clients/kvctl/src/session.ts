@@ -61,11 +61,35 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
       } catch (error) {
         // grpc-js does not say which address it could not reach; a person needs to know.
         if (error instanceof KvError && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED)) {
-          throw new CliError(`${options.endpoints.join(',')}: ${error.message} (${error.reason})`, EXIT.unavailable);
+          throw connectionError(error, options);
         }
         throw error;
       } finally {
         client?.close();
       }
     };
+}
+
+/** Whether kvctl was asked to speak TLS. */
+const usesTls = (options: GlobalOptions): boolean => options.tlsCa !== undefined || options.tlsCert !== undefined;
+
+/**
+ * A call no server answered, as one line naming the endpoints. Two causes
+ * are said in kvctl's words rather than grpc-js's or OpenSSL's: a TLS
+ * server refusing a connection that has no client certificate (denied,
+ * exit 6: trying again will not help), and plaintext to what may be a TLS
+ * server (grpc-js only says "Failed to connect" when the handshake fails).
+ */
+function connectionError(error: KvError, options: GlobalOptions): CliError {
+  const endpoints = options.endpoints.join(',');
+  if (/alert certificate required/i.test(error.message)) {
+    return new CliError(
+      `${endpoints}: the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key (${error.reason})`,
+      EXIT.denied,
+    );
+  }
+  // grpc-js ends "Failed to connect" with a timestamp, which says nothing to a person.
+  const message = error.message.replace(/^(no connection: Failed to connect) \([^)]*\)$/, '$1');
+  const hint = !usesTls(options) && message !== error.message ? '; the server may require TLS: give --tls-ca' : '';
+  return new CliError(`${endpoints}: ${message}${hint} (${error.reason})`, EXIT.unavailable);
 }

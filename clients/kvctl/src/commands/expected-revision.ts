@@ -14,7 +14,8 @@ export function parseExpectedRevision(raw: string | undefined): number | undefin
 /** A flag's or argument's whole number (>= 0), or undefined if it was not given. */
 export function parseWholeNumber(raw: string | undefined, what: string): number | undefined {
   if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new CliError(`${what}: "${raw}" is not a whole number (>= 0)`);
+  if (!/^\d+$/.test(raw)) throw new CliError(`${what}: "${raw}" is not a whole number (>= 0)`);
+  tooLarge(raw, what);
   return Number(raw);
 }
 
@@ -26,7 +27,15 @@ export function parseWholeNumber(raw: string | undefined, what: string): number 
 export function parsePositiveNumber(raw: string | undefined, what: string, why?: string): number | undefined {
   if (raw === undefined) return undefined;
   const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isNaN(n)) tooLarge(raw, what);
   if (!Number.isSafeInteger(n) || n < 1)
     throw new CliError(`${what}: "${raw}" is not a whole number >= 1${why === undefined ? '' : ` (${why})`}`);
   return n;
+}
+
+/** Digits past Number.MAX_SAFE_INTEGER (2^53-1), which the SDK (and a JSON number) cannot carry exactly: a usage error saying so. */
+function tooLarge(digits: string, what: string): void {
+  if (!Number.isSafeInteger(Number(digits))) {
+    throw new CliError(`${what}: "${digits}" is too large (at most 2^53-1 = ${Number.MAX_SAFE_INTEGER})`);
+  }
 }
