@@ -20,7 +20,7 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 export const EXIT_CODES_HELP = `Exit codes:
   0  ok
   1  not found: get of a missing key, or a lease that does not exist (set --lease, lease keepalive, ...)
-  2  usage: a bad flag, argument, JSON value or file
+  2  usage: a bad flag, argument, JSON value or file, or a file or directory kvctl cannot write (backup, restore: no permission, a full disk, ...)
   3  conflict: --expected-revision did not match, or a txn's compares did not hold
   4  unavailable: no server answered in time, it is shutting down, or health is not SERVING (every endpoint)
   5  rejected: the server refused the request (bad key, value too large, ...)

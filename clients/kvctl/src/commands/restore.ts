@@ -1,4 +1,5 @@
 import { accessSync, constants, statSync } from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { KvError } from '@kv/client';
 import { asDamaged } from '../backup-errors';
@@ -31,6 +32,8 @@ export function restoreCommand(run: Runner): Command {
           });
         } catch (error) {
           if (error instanceof RestoreTargetError) throw new CliError(`${error.message}; nothing was restored`);
+          const unwritable = targetProblem(error, options.dataDir);
+          if (unwritable !== undefined) throw new CliError(`${unwritable}; nothing was restored`);
           // The file could not be opened after all (it changed since checkReadable): a bad file, not a server's answer.
           if (error instanceof KvError && error.reason === 'INVALID_ARGUMENT') throw new CliError(`${error.message}; nothing was restored`);
           throw asDamaged(error, 'nothing was restored');
@@ -63,4 +66,21 @@ function checkReadable(file: string): void {
     problem = (error as Error).message;
   }
   if (problem !== undefined) throw new CliError(`cannot read ${file}: ${problem}; nothing was restored`);
+}
+
+/**
+ * Why DIR cannot be restored into, from a file system error while making or
+ * writing it (a full disk; a path that cannot be made, such as under /proc;
+ * no permission; a read-only file system), or undefined for any other error.
+ * Either is a usage error (exit 2), as for a backup file that cannot be written.
+ */
+function targetProblem(error: unknown, dataDir: string): string | undefined {
+  if (!(error instanceof Error) || typeof (error as NodeJS.ErrnoException).code !== 'string' || 'metadata' in error) return undefined;
+  const { code, path: where } = error as NodeJS.ErrnoException;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return `--data-dir ${dataDir}: no space left on its disk (${code}); free some, or restore onto another disk`;
+  }
+  const dir = path.resolve(dataDir);
+  if (where === undefined || !(path.resolve(where) === dir || path.resolve(where).startsWith(`${dir}${path.sep}`))) return undefined;
+  return `--data-dir ${dataDir} cannot be used: ${error.message}`;
 }
