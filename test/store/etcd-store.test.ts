@@ -312,6 +312,30 @@ describeEtcd('etcd engine', () => {
       await pollUntil('no new lease left on the cluster', async () => ((await leases()).every((l) => before.has(l)) ? true : undefined));
     });
 
+    test('a Clear in a Txn of large values removes them all, the ops after it answer in order, and its keys’ private leases are revoked', async () => {
+      const store = await openStore();
+      // 4.5 MB of values (the clear now reads only their keys and leases, not the values).
+      const big = 'x'.repeat(900_000);
+      for (let i = 0; i < 5; i++) await store.set(`big/${i}`, big);
+      await store.set('big/ttl', 1, { ttlMs: 60_000 });
+      const lease = (await store.get('big/ttl'))!.lease;
+      const { results } = await store.txn({
+        compare: [],
+        success: [
+          { type: 'get', key: 'other' },
+          { type: 'clear', prefix: 'big/' },
+          { type: 'get', key: 'big/0' },
+        ],
+        failure: [],
+      });
+      expect(results).toEqual([
+        { type: 'get', entry: undefined },
+        { type: 'clear', deletedCount: 6, revision: expect.any(Number) },
+        { type: 'get', entry: undefined },
+      ]);
+      await expect(store.leaseInfo(lease)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
+    });
+
     test('a Txn over etcd’s --max-txn-ops is refused naming that limit; one over --max-request-bytes names that one', async () => {
       const store = await openStore();
       const compare = Array.from({ length: 100 }, (_, i) => ({

@@ -85,9 +85,12 @@ export async function runOptimisticTxn(
   }
 
   const requests: IRequestOp[] = [];
+  /** Per op of the branch: the index of its response (a clear has two requests, its keys' range then its delete). */
+  const at: number[] = [];
   const updated: Array<{ value: JsonValue; prev: StoredEntry | undefined } | undefined> = [];
   for (const op of branch) {
     updated.push(undefined);
+    at.push(requests.length);
     switch (op.type) {
       case 'get':
         requests.push({ request_range: { key: keyspace.key(op.key) } });
@@ -103,8 +106,11 @@ export async function runOptimisticTxn(
         requests.push({ request_delete_range: { key: keyspace.key(op.key), prev_kv: true } });
         break;
       case 'clear': {
+        // The removed keys' leases (not their values, which could be past gRPC's limits) at the same revision, then the delete.
         const range = keyspace.prefixRange(op.prefix);
-        requests.push({ request_delete_range: { key: range.key, range_end: range.rangeEnd, prev_kv: true } });
+        requests.push({ request_range: { key: range.key, range_end: range.rangeEnd, keys_only: true } });
+        at[at.length - 1] = requests.length;
+        requests.push({ request_delete_range: { key: range.key, range_end: range.rangeEnd } });
         break;
       }
       case 'update': {
@@ -138,21 +144,23 @@ export async function runOptimisticTxn(
   if (!res.succeeded) return 'conflict';
   const revision = Number(res.header.revision);
   branch.forEach((op, i) => {
-    const response = res.responses[i];
+    const response = res.responses[at[i]];
     const replaced =
       op.type === 'set'
         ? [response?.response_put.prev_kv]
-        : op.type === 'delete' || op.type === 'clear'
+        : op.type === 'delete'
           ? (response?.response_delete_range.prev_kvs ?? [])
-          : [];
-    const kept = op.type === 'set' ? Number(requests[i].request_put?.lease ?? 0) : 0;
+          : op.type === 'clear'
+            ? (res.responses[at[i] - 1]?.response_range.kvs ?? [])
+            : [];
+    const kept = op.type === 'set' ? Number(requests[at[i]].request_put?.lease ?? 0) : 0;
     for (const kv of replaced) {
       const lease = Number(kv?.lease ?? 0);
       if (lease !== kept && isPrivateLease(lease) && !released.includes(lease)) released.push(lease);
     }
   });
   const results = branch.map((op, i): TxnOpResult => {
-    const response = res.responses[i];
+    const response = res.responses[at[i]];
     switch (op.type) {
       case 'get': {
         const kv = response?.response_range.kvs[0];
