@@ -336,6 +336,32 @@ describeEtcd('etcd engine', () => {
       await expect(store.leaseInfo(lease)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
     });
 
+    test('a lease of another app that has a private lease’s id (etcd’s ids carry the member id in bits 48-63) is not revoked while any key holds it', async () => {
+      const prefix = nextPrefix();
+      const store = await openStore(prefix);
+      // As etcd grants one on a member whose id ends in 0x0001: 2^48 + a random 48-bit counter.
+      const ID = 2 ** 48 + 0x1234_5678;
+      await raw.leaseClient.leaseGrant({ ID, TTL: 60 });
+      try {
+        const other = `other-app-${process.pid}/x`;
+        await raw.kv.put({ key: Buffer.from(other), value: Buffer.from('theirs'), lease: ID });
+        await raw.kv.put({ key: Buffer.from(`${prefix}a`), value: Buffer.from('1'), lease: ID });
+        await raw.kv.put({ key: Buffer.from(`${prefix}b`), value: Buffer.from('2'), lease: ID });
+        // Each takes a kv key off that lease: another key (in the prefix or not) still holds it.
+        expect(await store.delete('a')).toMatchObject({ deleted: true });
+        await store.txn({ compare: [], success: [{ type: 'clear', prefix: 'b' }], failure: [] });
+        expect((await raw.kv.range({ key: Buffer.from(other) })).kvs.map((kv) => kv.value.toString())).toEqual(['theirs']);
+        expect(Number((await raw.leaseClient.leaseTimeToLive({ ID, keys: true })).TTL)).toBeGreaterThan(0);
+        // Once no key holds it, taking the last kv key off it revokes it as before.
+        await raw.kv.deleteRange({ key: Buffer.from(other) });
+        await raw.kv.put({ key: Buffer.from(`${prefix}c`), value: Buffer.from('3'), lease: ID });
+        await store.set('c', 4);
+        expect(Number((await raw.leaseClient.leaseTimeToLive({ ID })).TTL)).toBe(-1);
+      } finally {
+        await raw.leaseClient.leaseRevoke({ ID }).catch(() => undefined);
+      }
+    });
+
     test('a Txn over etcd’s --max-txn-ops is refused naming that limit; one over --max-request-bytes names that one', async () => {
       const store = await openStore();
       const compare = Array.from({ length: 100 }, (_, i) => ({

@@ -531,9 +531,26 @@ export class EtcdStore extends AbstractKeyValueStore {
     if (ids.size > 0) await this.revokeUnused([...ids]);
   }
 
-  /** Revokes private leases no write holds; one that fails expires at its ttl anyway. */
+  /**
+   * Revokes private leases no write holds, each only once etcd reports no
+   * key at all on it (in this prefix or not): etcd's own lease IDs carry the
+   * member ID's low 16 bits in bits 48-63, so on a cluster whose member ID
+   * ends in 0x0001 a lease of etcdctl or another app has a private lease's
+   * ID, and revoking it would delete that app's keys. One not revoked (or
+   * that fails) expires at its ttl anyway.
+   */
   private async revokeUnused(ids: number[]): Promise<void> {
-    await Promise.all(ids.map((ID) => writeOnce(() => this.client.leaseClient.leaseRevoke({ ID })).catch(() => undefined)));
+    await Promise.all(
+      ids.map(async (ID) => {
+        try {
+          const res = await writeOnce(() => this.client.leaseClient.leaseTimeToLive({ ID, keys: true }));
+          if (Number(res.TTL) < 0 || res.keys.length > 0) return;
+          await writeOnce(() => this.client.leaseClient.leaseRevoke({ ID }));
+        } catch {
+          // It expires at its ttl.
+        }
+      }),
+    );
   }
 
   /** etcd's "requested lease not found" (NOT_FOUND) on a write naming `lease` is kv's LeaseNotFoundError. */
