@@ -95,13 +95,17 @@ export function createAuthenticator({ config, limiter, audit }: AuthenticatorOpt
   };
 
   const held = new Set<RoleAccess>();
+  // Counts the reloads: an access made before the latest one identifies its caller again before its next check.
+  let generation = 0;
   return {
     authenticate: (caller) =>
       new RoleAccess(identify(caller), caller, audit, {
         identify: (was) => identify(caller, was),
         held,
+        generation: () => generation,
       }),
     renewHeld: () => {
+      generation++;
       for (const access of [...held]) access.renew();
     },
   };
@@ -111,6 +115,8 @@ export function createAuthenticator({ config, limiter, audit }: AuthenticatorOpt
 interface Renewal {
   identify: (was: string) => Identity;
   held: Set<RoleAccess>;
+  /** How many reloads there have been. */
+  generation: () => number;
 }
 
 /**
@@ -122,6 +128,8 @@ class RoleAccess implements Access {
   private readonly adminTargets: { target: AccessTarget; carriedOut?: () => boolean }[] = [];
   private readonly granted: { permission: Permission; target: { key: string } | { prefix: string } }[] = [];
   private revoked: ((error: Error) => void) | undefined;
+  /** The reload `identity` was found under. */
+  private generation: number;
   readonly restricted = true;
 
   constructor(
@@ -129,7 +137,9 @@ class RoleAccess implements Access {
     private readonly caller: Caller,
     private readonly audit: Audit,
     private readonly renewal: Renewal,
-  ) {}
+  ) {
+    this.generation = renewal.generation();
+  }
 
   key(permission: Permission, key: string): void {
     this.check(permission, { key }, (grant) => key.startsWith(grant));
@@ -153,6 +163,9 @@ class RoleAccess implements Access {
   hold(revoked: (error: Error) => void): () => void {
     this.revoked = revoked;
     this.renewal.held.add(this);
+    // A reload came between the credentials' check and now (the HTTP port checks them before the body arrives,
+    // which a client may hold back): check again at once, as the reload would have.
+    if (this.generation !== this.renewal.generation()) this.renew();
     return () => {
       this.revoked = undefined;
       this.renewal.held.delete(this);
@@ -162,6 +175,7 @@ class RoleAccess implements Access {
   /** The auth file was reloaded: the caller as it is now, and what it was granted, checked again. */
   renew(): void {
     try {
+      this.generation = this.renewal.generation();
       this.identity = this.renewal.identify(this.identity.name);
       for (const { permission, target } of this.granted) {
         const covers = (grant: string): boolean => ('key' in target ? target.key : target.prefix).startsWith(grant);
@@ -171,7 +185,11 @@ class RoleAccess implements Access {
       const revoked = this.revoked;
       this.renewal.held.delete(this);
       this.revoked = undefined;
-      revoked?.(error as Error);
+      try {
+        revoked?.(error as Error);
+      } catch {
+        // Ending one call must not stop the others' renewal (renewHeld goes on with the next).
+      }
     }
   }
 
@@ -194,6 +212,12 @@ class RoleAccess implements Access {
     first = true,
     carriedOut?: () => boolean,
   ): void {
+    // A reload since this caller was identified (a call whose credentials were checked before its body came):
+    // who it is now, by the file as loaded now (UnauthenticatedError if its token is gone).
+    if (this.generation !== this.renewal.generation()) {
+      this.generation = this.renewal.generation();
+      this.identity = this.renewal.identify(this.identity.name);
+    }
     const { role } = this.identity;
     const needed = PERMISSIONS.indexOf(permission);
     if (!role.grants.some((grant) => PERMISSIONS.indexOf(grant.permission) >= needed && covers(grant.prefix))) {

@@ -5,6 +5,7 @@
  * next calls. A stream the new file still allows goes on.
  */
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
@@ -193,4 +194,71 @@ test('on the HTTP port too: a revoked token ends its Watch (HTTP/1.1), a narrowe
   ping();
   expect(await keepAliveEnded).toBe('PermissionDenied');
   expect(answers).toEqual(['ttl 60000']);
+});
+
+test("on the HTTP port, a token revoked between a call's headers and its body does not carry the call (unary or stream)", async () => {
+  const [host, port] = (server.httpAddress as string).split(':');
+  // Headers now, the body later: the port checks credentials as the headers arrive.
+  const held = (method: string, body: string): { send(): Promise<{ status: number; body: string }> } => {
+    const request = http.request({
+      host,
+      port: Number(port),
+      method: 'POST',
+      path: `/kv.v1.KeyValueService/${method}`,
+      headers: {
+        'content-type': method === 'Watch' ? 'application/connect+json' : 'application/json',
+        authorization: `Bearer ${TOKENS.keeper}`,
+        'content-length': String(method === 'Watch' ? body.length + 5 : body.length),
+      },
+    });
+    request.flushHeaders();
+    const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      request.on('response', (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+      });
+      request.on('error', reject);
+    });
+    return {
+      send: () => {
+        if (method === 'Watch') {
+          const frame = Buffer.alloc(5);
+          frame.writeUInt32BE(body.length, 1);
+          request.write(frame);
+        }
+        request.end(body);
+        return answered;
+      },
+    };
+  };
+  const set = held('Set', JSON.stringify({ key: 'app/late', value: 1 }));
+  const watch = held('Watch', JSON.stringify({ prefix: 'app/' }));
+  // Both requests' headers have reached the server once another call through the port has been answered.
+  const owner = new KvClient(server.address, { token: TOKENS.owner, retry: { attempts: 1 } });
+  try {
+    await owner.set('app/before', 1);
+    writeAuth(ROLES, { watcher: 'reader', owner: 'admin' });
+    server.child.kill('SIGHUP');
+    await pollUntil('the keeper token refused', async () =>
+      (await owner.get('app/before')) !== undefined && (await fetchStatus(TOKENS.keeper)) === 401 ? true : undefined,
+    );
+    const setAnswer = await set.send();
+    expect(setAnswer.status).toBe(401);
+    expect(setAnswer.body).toContain('token revoked');
+    expect(await owner.get('app/late')).toBeUndefined();
+    const watchAnswer = await watch.send();
+    expect(watchAnswer.body).toContain('"code":"unauthenticated"');
+  } finally {
+    owner.close();
+  }
+
+  async function fetchStatus(token: string): Promise<number> {
+    const response = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Get`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ key: 'app/before' }),
+    });
+    return response.status;
+  }
 });
