@@ -308,3 +308,19 @@ describe('store index over checkpoint tables', () => {
     );
   });
 });
+
+test('leaseIdsAfter: the smallest lease ids above a point, in order, and whether more follow, as a sort of them all would give', () => {
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.integer({ min: 1, max: 2 ** 48 }), { maxLength: 300 }),
+      fc.integer({ min: 0, max: 2 ** 48 }),
+      fc.integer({ min: 0, max: 40 }),
+      (ids, after, count) => {
+        const index = StoreIndex.empty();
+        for (const id of ids) index.apply({ type: 'lease-grant', id, ttlMs: 1000, revision: 0 });
+        const above = ids.filter((id) => id > after).sort((a, b) => a - b);
+        expect(index.leaseIdsAfter(after, count)).toEqual({ ids: above.slice(0, count), more: above.length > count });
+      },
+    ),
+  );
+});

@@ -241,20 +241,16 @@ export class FileStore extends AbstractKeyValueStore {
 
   protected _listLeases(after: number, limit: number): Promise<ListLeasesResult> {
     this.compactor.noteWork();
-    const ids = this.index
-      .leaseIds()
-      .filter((id) => id > after)
-      .sort((a, b) => a - b);
+    const { ids, more } = this.index.leaseIdsAfter(after, limit);
     const leases: LeaseStatus[] = [];
-    let at = 0;
-    for (; at < ids.length && leases.length < limit; at++) {
-      const lease = this.index.lease(ids[at]) as NonNullable<ReturnType<StoreIndex['lease']>>;
+    for (const id of ids) {
+      const lease = this.index.lease(id) as NonNullable<ReturnType<StoreIndex['lease']>>;
       // One past its time but not yet expired by the clock's next tick is gone already, as leaseInfo says.
-      const remainingMs = this.leases.remaining(lease.id);
+      const remainingMs = this.leases.remaining(id);
       if (remainingMs === undefined) continue;
-      leases.push({ id: lease.id, ttlMs: lease.ttlMs, private: lease.private, remainingMs, keyCount: lease.keys.size });
+      leases.push({ id, ttlMs: lease.ttlMs, private: lease.private, remainingMs, keyCount: lease.keys.size });
     }
-    return Promise.resolve({ leases, more: at < ids.length });
+    return Promise.resolve({ leases, more });
   }
 
   protected _listKeys(op: ValidList): Promise<ListResult> {
