@@ -80,6 +80,17 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const logger = createLogger(config.logLevel);
+  // A worker reloads when the supervisor says so. Heard from the start: a reload said while the worker is still
+  // reading the files (it may have read them before they changed) is carried out once it has, not lost.
+  let reloadNow: ((files: ReloadMessage['files']) => void) | undefined;
+  let reloadLater: ReloadMessage['files'] = [];
+  if (role === 'worker') {
+    process.on('message', (message: unknown) => {
+      if (!isReloadMessage(message)) return;
+      if (reloadNow !== undefined) reloadNow(message.files);
+      else reloadLater = [...new Set([...reloadLater, ...message.files])];
+    });
+  }
   let security: ServerSecurity;
   try {
     // Under --workers N the supervisor says once for all processes that a reload worked.
@@ -106,9 +117,8 @@ async function main(argv: string[]): Promise<number> {
     // A child reloads when its supervisor says so, after it read the files; a SIGHUP to the whole process group is the supervisor's.
     process.on('SIGHUP', () => undefined);
     if (role === 'worker') {
-      process.on('message', (message: unknown) => {
-        if (isReloadMessage(message)) security.reload(message.files);
-      });
+      reloadNow = (files) => security.reload(files);
+      if (reloadLater.length > 0) reloadNow(reloadLater);
     }
   }
 
