@@ -433,6 +433,7 @@ describeEtcd('etcd engine', () => {
     let writeStore: EtcdStore;
     /** As the server sees it: the interface's `failure`, what health reports. */
     let healthStore: KeyValueStore;
+    let queueStore: EtcdStore;
     const openStore = async (options: Partial<Parameters<typeof openEtcdStore>[0]>): Promise<EtcdStore> => {
       const store = await openEtcdStore({ endpoints: cluster.endpoints, prefix: nextPrefix(), ...options });
       open.push(store);
@@ -444,6 +445,8 @@ describeEtcd('etcd engine', () => {
       // Longer than etcd's own request timeout (5 s + 2 election timeouts): etcd answers first, and how is what is tested.
       writeStore = await openStore({ endpoints: [cluster.endpoints[survivor]], callTimeoutMs: 9000 });
       healthStore = await openStore({ callTimeoutMs: 1000 });
+      // The survivor only: every call waits out its deadline (the dead members would refuse at once).
+      queueStore = await openStore({ endpoints: [cluster.endpoints[survivor]], callTimeoutMs: 1000 });
       expect(healthStore.failure).toBeUndefined();
       await cluster.kill(1);
       await cluster.kill(2);
@@ -470,6 +473,21 @@ describeEtcd('etcd engine', () => {
         code: 'UNAVAILABLE',
         message: expect.stringContaining('the write may or may not have been applied'),
       });
+    });
+
+    test('Updates queued on one key share the call timeout from when they were made: five fail together within it, the queued ones unsent', async () => {
+      const started = Date.now();
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 5 }, (_, i) => queueStore.update('hot', { [`f${i}`]: i }, { createIfMissing: true })),
+      );
+      const elapsed = Date.now() - started;
+      const errors = outcomes.map((o) => (o.status === 'rejected' ? (o.reason as { code?: string; message?: string }) : undefined));
+      for (const error of errors) expect(error).toMatchObject({ code: 'UNAVAILABLE' });
+      // The first one ran; the others waited behind it and were never sent to etcd (the second may be let in just
+      // before its deadline, which is the first one's too, and then fail in etcd instead).
+      expect(errors.filter((e) => e?.message?.includes('it was not sent to etcd, nothing was applied')).length).toBeGreaterThanOrEqual(3);
+      // One timeout (1 s), not five in a row.
+      expect(elapsed).toBeLessThan(2500);
     });
 
     test('failure (what health reports) is set while etcd has no quorum, and clears once it has one again', async () => {

@@ -77,7 +77,7 @@ import type {
   Watch,
 } from '../key-value-store';
 import { EtcdLeases, isPrivateLease } from './etcd-leases';
-import { KeyQueue } from './key-queue';
+import { DEFAULT_MAX_PER_KEY, KeyQueue } from './key-queue';
 import { runOptimisticTxn, TXN_FIRST_PAUSE_MS, TXN_MAX_PAUSE_MS } from './etcd-txn';
 import { connectEtcd, DEFAULT_CALL_TIMEOUT_MS, readWithRetry, writeOnce, type EtcdConnectionOptions } from './etcd-connection';
 import { isOutage } from './etcd-errors';
@@ -114,7 +114,17 @@ export class EtcdStore extends AbstractKeyValueStore {
   private readonly startingWatches = new Set<StartingWatch>();
   private readonly leases: EtcdLeases;
   /** Transactions and updates of one key from this frontend, one at a time (they would only conflict with each other in etcd). */
-  private readonly keyQueue = new KeyQueue();
+  private readonly keyQueue = new KeyQueue({
+    maxPerKey: DEFAULT_MAX_PER_KEY,
+    tooMany: (key, max) =>
+      new BackendUnavailableError(
+        `too many writes are queued on key ${JSON.stringify(key)} in this frontend (${max}, waiting for etcd); nothing was applied: try again later`,
+      ),
+    tooLate: (key, waitedMs) =>
+      new BackendUnavailableError(
+        `the write waited ${waitedMs} ms behind other writes of key ${JSON.stringify(key)} in this frontend (etcd is slow) and ran out of time (--etcd-timeout-ms ${this.callTimeoutMs}); it was not sent to etcd, nothing was applied: try again`,
+      ),
+  });
   /** Why etcd does not answer, while the last call to settle (or probe) found it so. */
   private unavailable: Error | undefined;
   private lastAnswerAt = Date.now();
@@ -571,17 +581,21 @@ export class EtcdStore extends AbstractKeyValueStore {
    * revision, and etcd still orders them. Transactions of this frontend that
    * read the same keys go one at a time (keyQueue), so they never conflict
    * with each other: only writes from other frontends make a try fail.
+   * The call deadline counts from before that wait: one still queued at it
+   * is never sent (UNAVAILABLE, nothing applied), and a key with
+   * DEFAULT_MAX_PER_KEY writes queued refuses more at once (UNAVAILABLE).
    *
    * A set with a ttl gets its private lease when a branch first needs it,
    * the same one on every try; leases no write took are revoked, unless the
    * write's outcome is unknown (then they expire at their ttl).
    */
   private transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
-    return this.keyQueue.run(readKeys(op), () => this.transactNow(op, expectedRevision));
+    // The call's time starts here, before its wait in the queue: one that waited past it is never sent.
+    const started = Date.now();
+    return this.keyQueue.run(readKeys(op), () => this.transactNow(op, expectedRevision, started), started + this.callTimeoutMs);
   }
 
-  private async transactNow(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
-    const started = Date.now();
+  private async transactNow(op: ValidTxn, expectedRevision: number | undefined, started: number): Promise<TxnResult> {
     const leases = new Map<ValidTxnOp, number>();
     const released: number[] = [];
     const putFor = async (set: Extract<ValidTxnOp, { type: 'set' }>): Promise<IPutRequest> => {
