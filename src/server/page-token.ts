@@ -19,13 +19,7 @@ export function encodePageToken(prefix: string, lastKey: string): string {
 
 /** Returns the key to resume after, or throws InvalidArgumentError. */
 export function decodePageToken(token: string, prefix: string): string {
-  let body: unknown;
-  try {
-    if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new Error('not base64url');
-    body = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
-  }
+  const body = tokenBody(token);
   // A key resumed after must be text a key could be (no lone surrogates from a hand-made token).
   if (!isPageTokenBody(body) || !body.a.isWellFormed()) {
     throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
@@ -49,16 +43,20 @@ export function encodeLeasePageToken(lastId: number): string {
 
 /** Returns the lease id to resume after, or throws InvalidArgumentError. */
 export function decodeLeasePageToken(token: string): number {
-  let body: unknown;
-  try {
-    if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new Error('not base64url');
-    body = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    body = undefined;
-  }
+  const body = tokenBody(token);
   const b = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
   if (b.v !== 1 || typeof b.l !== 'number' || !Number.isSafeInteger(b.l) || b.l < 1) {
     throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
   }
   return b.l;
+}
+
+/** A token's JSON body, or InvalidArgumentError if it is not base64url of JSON. */
+function tokenBody(token: string): unknown {
+  try {
+    if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new Error('not base64url');
+    return JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidArgumentError('page_token is malformed; pass back next_page_token unchanged');
+  }
 }
