@@ -32,6 +32,18 @@ function clients(address: string, n: number): KvClient[] {
   return Array.from({ length: n }, (_, i) => new KvClient(address, { channelOptions: { 'grpc.kv_test_channel': i } }));
 }
 
+/** Each client sets app/<its index>: 'OK' or the reason it was refused. */
+function setOutcomes(callers: KvClient[]): Promise<string[]> {
+  return Promise.all(
+    callers.map((kv, i) =>
+      kv.set(`app/${i}`, i).then(
+        () => 'OK',
+        (error: unknown) => (error as { reason?: string }).reason ?? String(error),
+      ),
+    ),
+  );
+}
+
 let server: RunningServer | undefined;
 let open: KvClient[] = [];
 afterEach(async () => {
@@ -239,15 +251,7 @@ test('SIGHUP: the supervisor reads the auth file, says once what it did, and eve
     { length: 4 },
     (_, i) => new KvClient(server!.address, { token, retry: { attempts: 1 }, channelOptions: { 'grpc.kv_test_channel': i } }),
   ));
-  const outcomes = (): Promise<string[]> =>
-    Promise.all(
-      callers.map((kv, i) =>
-        kv.set(`app/${i}`, i).then(
-          () => 'OK',
-          (error: unknown) => (error as { reason?: string }).reason ?? String(error),
-        ),
-      ),
-    );
+  const outcomes = (): Promise<string[]> => setOutcomes(callers);
   const lines = (text: string): number => server!.output().split(text).length - 1;
 
   server.child.kill('SIGHUP');
@@ -314,15 +318,7 @@ test('SIGHUP: each file on its own, as in one process: a bad auth file keeps the
         channelOptions: { 'grpc.kv_test_channel': i },
       }),
   ));
-  const outcomes = (): Promise<string[]> =>
-    Promise.all(
-      callers.map((kv, i) =>
-        kv.set(`app/${i}`, i).then(
-          () => 'OK',
-          (error: unknown) => (error as { reason?: string }).reason ?? String(error),
-        ),
-      ),
-    );
+  const outcomes = (): Promise<string[]> => setOutcomes(callers);
   expect(await outcomes()).toEqual(['OK', 'OK', 'OK', 'OK']);
 
   // A new certificate (renamed over the old, as docs/security.md says) and a broken auth file, in one SIGHUP.
