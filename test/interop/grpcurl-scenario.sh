@@ -173,19 +173,6 @@ lease_of() {
     exit 1
   }
   gojq -r --arg key "$1" '"lease of \($key) -> granted_ttl_ms \(.grantedTtlMs) keys \(.keys | join(" "))"' <<<"$response"
-  # ListLeases, every page: the same lease, with its key count and whether it is private.
-  local token="" listed=""
-  while [[ -z $listed ]]; do
-    rpc ListLeases "$(gojq -nc --arg token "$token" '{page_token: $token}')"
-    expect_ok "list leases"
-    listed=$(gojq -r --arg id "$lease" --arg key "$1" '.leases[]? | select(.id == $id) | "listed lease of \($key) -> key_count \(.keyCount // "0") private \(.private // false)"' <<<"$response")
-    token=$(gojq -r '.nextPageToken // ""' <<<"$response")
-    if [[ -z $listed && -z $token ]]; then
-      echo "ListLeases does not list the lease of $1" >&2
-      exit 1
-    fi
-  done
-  echo "$listed"
 }
 
 # revoke_lease KEY LEASE: deletes the lease and every key attached to it.
