@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { KvClient } from '@kv/client';
 import { freePort } from '../support/free-port';
 import { KVCTL_ARGV, kvctlEnv, runKvctl } from '../support/kvctl-process';
@@ -38,6 +39,36 @@ test('a watch of an endpoint where no server listens exits 4 with one line, as g
   expect(get.code).toBe(4);
   // About as long as a read takes to give up (kvctl's own start-up included in both).
   expect(watchMs).toBeLessThan(Date.now() - getStarted + 3000);
+});
+
+test('an endpoint that takes the connection but never answers: watch and get give up after --timeout-ms, exit 4, in plain words', async () => {
+  // A stopped server, or something that does not speak gRPC: the TCP connection is accepted, nothing comes back.
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const endpoint = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  try {
+    for (const command of [
+      ['watch', 'x'],
+      ['get', 'x'],
+    ]) {
+      const started = Date.now();
+      const run = await runKvctl(['--endpoint', endpoint, '--timeout-ms', '1500', ...command], { timeoutMs: 30_000 });
+      const tookMs = Date.now() - started;
+      expect({ command, code: run.code, stdout: run.stdout }).toEqual({ command, code: 4, stdout: '' });
+      // One line naming the endpoint, none of grpc-js's internal timings ("name resolution", "LB pick").
+      expect(run.stderr).toMatch(new RegExp(`^kvctl: ${endpoint}: [^\\n]*1[.,]?5[^\\n]*\\(DEADLINE_EXCEEDED\\)\\n$`));
+      expect(run.stderr).not.toMatch(/LB pick|name resolution|CANCELLED/);
+      // The watch used to try 6 times for 10 s each (a minute) and then exit 8 with "Cancelled on client".
+      expect(tookMs).toBeLessThan(1500 + 6000);
+    }
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  }
 });
 
 describe('a server restart under a running watch', () => {

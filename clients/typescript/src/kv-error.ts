@@ -109,12 +109,23 @@ export class KvError extends Error {
  * grpc-js's own words for a failed connection, made readable: "No connection
  * established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1.
  * Resolution note: " becomes "no connection: connect ECONNREFUSED
- * 127.0.0.1:1", and an HTTP answer that is not gRPC says what it likely is.
+ * 127.0.0.1:1", a deadline loses grpc-js's internal timings ("Deadline
+ * exceeded after 9.984s,name resolution: 0.053s,...,Waiting for LB pick"
+ * becomes "deadline exceeded after 9.984 s: no connection to the server
+ * was made ..."), and an HTTP answer that is not gRPC says what it likely is.
  * A server's own message passes as it is.
  */
 function plainDetails(details: string): string {
   const noConnection = /^No connection established\. Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(details);
   if (noConnection !== null) return `no connection: ${noConnection[1]}`;
+  const deadline = /^Deadline exceeded after ([\d.]+)s,/.exec(details);
+  if (deadline !== null) {
+    // The rest is grpc-js's internal timings; "Waiting for LB pick" means the call never reached a server.
+    const where = details.includes('Waiting for LB pick')
+      ? ': no connection to the server was made (nothing answered at the address, or what answered does not speak gRPC)'
+      : '';
+    return `deadline exceeded after ${deadline[1]} s${where}`;
+  }
   const http = /^Received HTTP status code (\d+)$/.exec(details);
   if (http !== null) {
     return `the server answered HTTP ${http[1]}, not gRPC (a kv-server's --http-listen port speaks Connect and gRPC-Web; gRPC is on its --listen port)`;

@@ -31,6 +31,15 @@ export interface WatchOptions {
    */
   startAttempts?: number;
   /**
+   * How long the watch waits for the server's first answer, all start
+   * attempts included, before it throws DEADLINE_EXCEEDED (default: no
+   * limit). A server that accepts the connection but never answers (a
+   * stopped process, something that does not speak gRPC) would otherwise
+   * cost each attempt idleTimeoutMs. Once the server has answered it no
+   * longer applies.
+   */
+  startTimeoutMs?: number;
+  /**
    * Told when a watch that had started loses its stream and is about to
    * resume (once per outage, however many attempts it takes), and again
    * when a new stream has answered: for a person's "lost the stream,
@@ -112,6 +121,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     else assertKeyText(options.prefix, 'prefix');
     if (options.startRevision !== undefined) assertWholeNumber(options.startRevision, 'startRevision');
     if (options.startAttempts !== undefined) assertWholeNumber(options.startAttempts, 'startAttempts', { min: 1 });
+    if (options.startTimeoutMs !== undefined) assertWholeNumber(options.startTimeoutMs, 'startTimeoutMs', { min: 1 });
   }
 
   /**
@@ -141,19 +151,33 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     return { from: this.last === undefined ? start : Math.max(start, this.last + 1), skip: undefined };
   }
 
+  /** The error of a watch the server did not answer within startTimeoutMs; `why`: what the last attempt met. */
+  private startTimedOut(why: string, cause: unknown): KvError {
+    return new KvError(
+      `the server did not answer the watch within ${this.options.startTimeoutMs} ms (${why})`,
+      status.DEADLINE_EXCEEDED,
+      'DEADLINE_EXCEEDED',
+      undefined,
+      cause,
+    );
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEvent<T>, void, undefined> {
     const start = this.options.startRevision ?? 0;
     let failures = 0;
     // Whether the server has answered the watch once, and whether a loss was told to onResume and the resumption not yet.
     let answered = false;
     let lostTold = false;
+    const idleMs = this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    const startDeadline = this.options.startTimeoutMs === undefined ? Infinity : Date.now() + this.options.startTimeoutMs;
     this.registry?.add(this);
     try {
       while (!this.closed) {
         const resume = this.resumePoint(start);
         const from = resume.from;
         let skip = resume.skip;
-        const idle = new IdleTimer(this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+        // Before the first answer an attempt also ends where the start's time does.
+        const idle = new IdleTimer(answered ? idleMs : Math.max(1, Math.min(idleMs, startDeadline - Date.now())));
         let call: ClientReadableStream<WatchResponse>;
         try {
           call = this.client().watch(
@@ -213,8 +237,10 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
             (kvError.code === status.RESOURCE_EXHAUSTED && kvError.reason === 'WATCH_TOO_SLOW');
           // reconnectAttempts counts the attempts after the first; startAttempts the first included.
           const limit = answered ? (this.options.reconnectAttempts ?? Infinity) : (this.options.startAttempts ?? Infinity) - 1;
-          if (!resumable || failures >= limit) throw kvError;
-          lost = idle.fired ? `no message for ${this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS} ms` : kvError.message;
+          if (!resumable) throw kvError;
+          lost = idle.fired ? (answered ? `no message for ${idleMs} ms` : 'nothing came back') : kvError.message;
+          if (!answered && Date.now() >= startDeadline) throw this.startTimedOut(lost, error);
+          if (failures >= limit) throw kvError;
         } finally {
           idle.stop();
           call.cancel();
@@ -226,7 +252,9 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         }
         failures++;
         this.reconnects++;
-        await sleep(Math.min(RECONNECT_BACKOFF_MS.max, RECONNECT_BACKOFF_MS.first * 2 ** Math.min(failures - 1, 10)));
+        const backoff = Math.min(RECONNECT_BACKOFF_MS.max, RECONNECT_BACKOFF_MS.first * 2 ** Math.min(failures - 1, 10));
+        await sleep(answered ? backoff : Math.max(0, Math.min(backoff, startDeadline - Date.now())));
+        if (!answered && !this.closed && Date.now() >= startDeadline) throw this.startTimedOut(lost, undefined);
       }
     } finally {
       this.call?.cancel();

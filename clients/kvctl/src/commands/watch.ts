@@ -32,6 +32,8 @@ export function watchCommand(run: Runner): Command {
           // A server that cannot be reached at the start is an error (exit 4) after as long as a read would try;
           // once the watch has started it resumes across restarts for as long as it takes, saying so on stderr.
           startAttempts: READ_ATTEMPTS,
+          // A server that takes the connection but never answers (stopped, or not a kv server) is given --timeout-ms.
+          startTimeoutMs: session.options.timeoutMs,
           onResume: (change) =>
             session.warn(
               change.state === 'lost'
