@@ -1,0 +1,59 @@
+/**
+ * LeaseClock: one timer, armed for the earliest deadline. A time to live
+ * longer than setTimeout takes (2^31 - 1 ms, about 24.8 days; the API allows
+ * a year) must not make the timer fire every millisecond.
+ */
+import { LeaseClock } from '../../src/store/file/lease-clock';
+
+const DAY_MS = 24 * 3600 * 1000;
+
+test('a lease of 30 days costs no timer wake-ups while it runs (Node would fire an over-long timeout after 1 ms)', async () => {
+  const expired: number[][] = [];
+  let reads = 0;
+  const clock = new LeaseClock(
+    (ids) => expired.push(ids),
+    () => {
+      reads++;
+      return performance.now();
+    },
+  );
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => void warnings.push(warning);
+  process.on('warning', onWarning);
+  try {
+    clock.arm(1, 30 * DAY_MS);
+    clock.arm(2, 365 * DAY_MS);
+    const readsAfterArming = reads;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Each wake-up reads the clock: with the timer firing every millisecond that was about 200 reads.
+    expect(reads - readsAfterArming).toBeLessThanOrEqual(1);
+    expect(warnings.map((w) => w.name)).not.toContain('TimeoutOverflowWarning');
+    expect(expired).toEqual([]);
+    expect(clock.remaining(1)).toBeGreaterThan(29 * DAY_MS);
+  } finally {
+    process.off('warning', onWarning);
+    clock.close();
+  }
+});
+
+test('a deadline past the longest timeout is still met: the capped timer fires early, finds nothing, and arms itself again', () => {
+  jest.useFakeTimers();
+  const expired: number[][] = [];
+  const clock = new LeaseClock(
+    (ids) => expired.push(ids),
+    () => Date.now(),
+  );
+  try {
+    clock.arm(7, 40 * DAY_MS);
+    jest.advanceTimersByTime(39 * DAY_MS);
+    expect(expired).toEqual([]);
+    expect(clock.remaining(7)).toBe(DAY_MS);
+    jest.advanceTimersByTime(DAY_MS - 1);
+    expect(expired).toEqual([]);
+    jest.advanceTimersByTime(1);
+    expect(expired).toEqual([[7]]);
+  } finally {
+    clock.close();
+    jest.useRealTimers();
+  }
+});
