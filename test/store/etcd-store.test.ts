@@ -4,7 +4,7 @@
  * each other's keys, revisions that are the cluster's, compaction, data
  * that kv did not write, limits checked before etcd would refuse, several
  * frontends (stores) on one namespace — and last, the cluster without its
- * quorum.
+ * quorum. (More on data kv did not write: test/etcd/foreign-data.test.ts.)
  */
 import { Etcd3 } from 'etcd3';
 import { openEtcdStore, type EtcdStore } from '../../src/store/etcd';

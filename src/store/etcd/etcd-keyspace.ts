@@ -5,11 +5,28 @@
  * kv asks for is built here and never reaches outside the prefix, and every
  * key etcd returns has the prefix taken off here, so the namespace never
  * leaks into a listing, a watch or a clear.
+ *
+ * What etcd returns is checked here against the rules every kv write obeys
+ * (key-rules.ts, value-rules.ts), and against what kv's API can carry (a
+ * lease id below 2^53): anything else under the prefix was written by
+ * another program, and is reported as ForeignDataError (CORRUPT), naming
+ * the key, never skipped, rounded or passed on as something kv would send.
  */
-import { ForeignDataError } from '../errors';
-import type { JsonValue } from '../key-value-store';
+import type { IKeyValue } from 'etcd3';
+import type { StoredEntry } from '../change';
+import { ForeignDataError, TooLargeError } from '../errors';
+import type { Entry, JsonValue } from '../key-value-store';
+import { validateKey } from '../key-rules';
+import { encodeValue } from '../value-rules';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text (a kv key may start with one), not a byte-order mark to drop.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A stored entry as etcd returned it, checked: its JSON text, revisions and lease, and its value. */
+export interface DecodedEntry {
+  stored: StoredEntry;
+  value: JsonValue;
+}
 
 /** A [key, rangeEnd) byte range as etcd takes it (rangeEnd "\0" means "to the end of the keyspace"). */
 export interface EtcdRange {
@@ -20,7 +37,11 @@ export interface EtcdRange {
 export class EtcdKeyspace {
   readonly prefix: Buffer;
 
-  constructor(prefix: string) {
+  constructor(
+    prefix: string,
+    /** --max-key-bytes: a longer key under the prefix is not one kv accepts. */
+    private readonly maxKeyBytes: number,
+  ) {
     this.prefix = Buffer.from(prefix, 'utf8');
   }
 
@@ -36,34 +57,105 @@ export class EtcdKeyspace {
   }
 
   /**
-   * The kv key of an etcd key from a range this keyspace built. A key that
-   * is not UTF-8 cannot have come from kv (kv keys are text): something
-   * else wrote under the prefix, and it is reported, not skipped.
+   * The kv key of an etcd key from a range this keyspace built. A key kv
+   * would refuse (not UTF-8 text, empty, over --max-key-bytes) cannot have
+   * come from kv, and no kv call could name it to read or delete it:
+   * something else wrote under the prefix, and it is reported, not skipped.
    */
   decodeKey(raw: Buffer): string {
     if (!raw.subarray(0, this.prefix.length).equals(this.prefix)) {
-      throw new ForeignDataError(`etcd returned key ${hex(raw)}, which is outside the kv prefix ${JSON.stringify(this.prefix.toString())}`);
-    }
-    try {
-      return utf8.decode(raw.subarray(this.prefix.length));
-    } catch {
       throw new ForeignDataError(
-        `etcd key ${hex(raw)} under the kv prefix is not UTF-8 text, so kv did not write it; remove it or choose another --etcd-prefix`,
+        `etcd returned key ${showKey(raw)}, which is outside the kv prefix ${JSON.stringify(this.prefix.toString())}`,
       );
     }
+    let key: string;
+    try {
+      key = utf8.decode(raw.subarray(this.prefix.length));
+    } catch {
+      throw new ForeignDataError(
+        `etcd key ${showKey(raw)} under the kv prefix is not UTF-8 text, so kv did not write it; remove it or choose another --etcd-prefix`,
+      );
+    }
+    try {
+      validateKey(key, this.maxKeyBytes);
+    } catch (error) {
+      const larger = error instanceof TooLargeError ? ' (or a frontend with a larger --max-key-bytes did)' : '';
+      throw new ForeignDataError(
+        `etcd key ${showKey(raw)} under the kv prefix is not a kv key (${(error as Error).message}), so kv did not write it${larger} and no kv call can name it; remove it with etcdctl del, or choose another --etcd-prefix`,
+      );
+    }
+    return key;
   }
 
-  /** A stored value's JSON text and the value, checked: kv only ever stores JSON. */
+  /**
+   * A stored value's JSON text and the value, checked: kv only ever stores
+   * UTF-8 JSON text (no byte-order mark) that its value rules accept (no
+   * infinite number, nested no deeper than clients decode) and that holds
+   * only Unicode text (no lone surrogate, which a client would get as
+   * U+FFFD). The text returned is the value's own JSON.stringify form. Its
+   * size is not checked: a value over this frontend's --max-value-bytes may
+   * come from a frontend with a larger limit, and reading it harms nothing.
+   */
   decodeValue(raw: Buffer, key: string): { json: string; value: JsonValue } {
+    const foreign = (problem: string): ForeignDataError =>
+      new ForeignDataError(
+        `the value of key ${JSON.stringify(key)} in etcd ${problem}, so kv did not write it; set or delete the key through kv, or choose another --etcd-prefix`,
+      );
+    let value: JsonValue;
     try {
-      const json = utf8.decode(raw);
-      return { json, value: JSON.parse(json) as JsonValue };
+      value = JSON.parse(utf8.decode(raw)) as JsonValue;
     } catch {
+      throw foreign('is not JSON');
+    }
+    let json: string;
+    try {
+      ({ json } = encodeValue(key, value, Number.POSITIVE_INFINITY));
+    } catch (error) {
+      throw foreign(`breaks kv's value rules (${(error as Error).message})`);
+    }
+    if (hasLoneSurrogate(json)) throw foreign('holds a lone surrogate (\\uD800-\\uDFFF unpaired), which is not Unicode text');
+    return { json, value };
+  }
+
+  /**
+   * An entry of `key` from a Range, a Txn or a watch event, its value
+   * checked as by decodeValue and its lease as one kv can hold: kv grants
+   * lease ids below 2^48 (etcd-leases.ts), and its API carries them as
+   * numbers exact to 2^53 - 1, so a larger id (one etcd chose, for another
+   * client) would reach callers rounded, and be re-attached rounded by an
+   * Update that keeps it.
+   */
+  decodeEntry(kv: IKeyValue, key: string): DecodedEntry {
+    const { json, value } = this.decodeValue(kv.value, key);
+    const lease = Number(kv.lease);
+    if (!Number.isSafeInteger(lease) || lease < 0) {
       throw new ForeignDataError(
-        `the value of key ${JSON.stringify(key)} in etcd is not JSON, so kv did not write it; remove it or choose another --etcd-prefix`,
+        `key ${JSON.stringify(key)} in etcd is attached to etcd lease ${kv.lease}, outside the lease ids kv can represent (up to 2^53 - 1), so kv did not grant that lease; set or delete the key through kv, or choose another --etcd-prefix`,
       );
     }
+    return {
+      value,
+      stored: {
+        valueJson: json,
+        createRevision: Number(kv.create_revision),
+        modRevision: Number(kv.mod_revision),
+        version: Number(kv.version),
+        lease,
+      },
+    };
   }
+}
+
+/** The entry callers get for `key`. */
+export function toEntry(key: string, { stored, value }: DecodedEntry): Entry {
+  return {
+    key,
+    value,
+    createRevision: stored.createRevision,
+    modRevision: stored.modRevision,
+    version: stored.version,
+    lease: stored.lease,
+  };
 }
 
 /**
@@ -87,6 +179,23 @@ export function keyAfter(key: Buffer): Buffer {
   return Buffer.concat([key, Buffer.from([0])]);
 }
 
-function hex(raw: Buffer): string {
-  return `0x${raw.subarray(0, 64).toString('hex')}${raw.length > 64 ? '…' : ''}`;
+/** An etcd key for a message: as text (quoted, cut at 64 characters) if it is UTF-8, else as hex (cut at 64 bytes). */
+function showKey(raw: Buffer): string {
+  try {
+    const text = utf8.decode(raw);
+    const head = Array.from(text).slice(0, 64).join('');
+    return head.length < text.length ? `${JSON.stringify(head).slice(0, -1)}…"` : JSON.stringify(text);
+  } catch {
+    return `0x${raw.subarray(0, 64).toString('hex')}${raw.length > 64 ? '…' : ''}`;
+  }
+}
+
+/**
+ * Whether JSON text made by JSON.stringify holds a lone surrogate: it writes
+ * one, and only one, as a \uD800-\uDFFF escape (paired surrogates stay
+ * characters), after an even run of backslashes (an odd run is an escaped
+ * backslash followed by the letter u).
+ */
+function hasLoneSurrogate(json: string): boolean {
+  return /(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F]/.test(json);
 }

@@ -78,10 +78,10 @@ import type {
 } from '../key-value-store';
 import { EtcdLeases, isPrivateLease } from './etcd-leases';
 import { DEFAULT_MAX_PER_KEY, KeyQueue } from './key-queue';
-import { runOptimisticTxn, TXN_FIRST_PAUSE_MS, TXN_MAX_PAUSE_MS } from './etcd-txn';
+import { runOptimisticTxn, TXN_FIRST_PAUSE_MS, TXN_MAX_PAUSE_MS, type AppliedTxn } from './etcd-txn';
 import { connectEtcd, DEFAULT_CALL_TIMEOUT_MS, readWithRetry, writeOnce, type EtcdConnectionOptions } from './etcd-connection';
 import { isOutage } from './etcd-errors';
-import { EtcdKeyspace, keyAfter } from './etcd-keyspace';
+import { EtcdKeyspace, keyAfter, toEntry } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
 
 export interface EtcdStoreOptions extends EtcdConnectionOptions {
@@ -511,15 +511,7 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   private toEntry(key: string, kv: IKeyValue): Entry {
-    const { value } = this.keyspace.decodeValue(kv.value, key);
-    return {
-      key,
-      value,
-      createRevision: Number(kv.create_revision),
-      modRevision: Number(kv.mod_revision),
-      version: Number(kv.version),
-      lease: Number(kv.lease),
-    };
+    return toEntry(key, this.keyspace.decodeEntry(kv, key));
   }
 
   /** A Put for a set, with `lease` (its own, or the private one granted for its ttl). */
@@ -609,7 +601,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     const revokeAllBut = (kept: ValidTxnOp[]): Promise<void> =>
       this.revokeUnused([...leases].filter(([set]) => !kept.includes(set)).map(([, id]) => id));
     for (let attempt = 1, bound = TXN_FIRST_PAUSE_MS; ; attempt++, bound = Math.min(bound * 2, TXN_MAX_PAUSE_MS)) {
-      let outcome: TxnResult | 'conflict';
+      let outcome: AppliedTxn | 'conflict';
       try {
         outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, putFor, released);
       } catch (error) {
@@ -617,10 +609,12 @@ export class EtcdStore extends AbstractKeyValueStore {
         throw error;
       }
       if (outcome !== 'conflict') {
-        this.observeRevision(outcome.revision);
-        if (leases.size > 0) await revokeAllBut(outcome.succeeded ? op.success : op.failure);
+        const { result, unreadable } = outcome;
+        this.observeRevision(result.revision);
+        if (leases.size > 0) await revokeAllBut(result.succeeded ? op.success : op.failure);
         if (released.length > 0) await this.revokeUnused(released);
-        return outcome;
+        if (unreadable !== undefined) throw unreadable;
+        return result;
       }
       const pause = Math.random() * bound;
       const spent = Date.now() - started;
@@ -701,7 +695,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
   };
   const prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
   const maxRequestBytes = options.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
-  const keyspace = new EtcdKeyspace(prefix);
+  const keyspace = new EtcdKeyspace(prefix, limits.maxKeyBytes);
   // A conditional write names the key three times: the compare, the put, the read on a mismatch.
   const largestWrite = 3 * (keyspace.prefix.length + limits.maxKeyBytes) + limits.maxValueBytes + WRITE_OVERHEAD_BYTES;
   if (largestWrite > maxRequestBytes) {

@@ -13,6 +13,10 @@
  * deletes return the entries they replace, and the private leases those
  * held (other than the one the key keeps) are handed back for the caller to
  * revoke once the write has succeeded.
+ *
+ * A get of the branch is answered in the write's own etcd Txn, so it can
+ * meet data kv did not write only after the branch's writes were applied:
+ * the call then fails saying so.
  */
 import {
   EtcdLeaseInvalidError,
@@ -22,16 +26,17 @@ import {
   type IKeyValue,
   type IPutRequest,
   type IRequestOp,
+  type ITxnResponse,
 } from 'etcd3';
 import type { ValidTxn, ValidTxnOp } from '../abstract-key-value-store';
 import type { StoredEntry } from '../change';
-import { KeyNotFoundError, LeaseNotFoundError, LeasePrivateError, RevisionMismatchError } from '../errors';
+import { ForeignDataError, KeyNotFoundError, LeaseNotFoundError, LeasePrivateError, RevisionMismatchError } from '../errors';
 import { holds } from '../compare';
 import type { Entry, JsonValue, TxnOpResult, TxnResult } from '../key-value-store';
 import { applyMergePatch } from '../merge-patch';
 import { encodeValue } from '../value-rules';
 import { writeOnce } from './etcd-connection';
-import type { EtcdKeyspace } from './etcd-keyspace';
+import { toEntry, type EtcdKeyspace } from './etcd-keyspace';
 import { isPrivateLease } from './etcd-leases';
 
 /**
@@ -46,6 +51,13 @@ export const TXN_MAX_PAUSE_MS = 200;
 /** The Put of one of the transaction's set ops (the same op object on every try: it can keep its private lease). */
 type PutFor = (op: Extract<ValidTxnOp, { type: 'set' }>) => Promise<IPutRequest>;
 
+/** A transaction etcd applied (or, with only gets, answered). */
+export interface AppliedTxn {
+  result: TxnResult;
+  /** A get of the branch met data kv did not write, once the branch's writes were applied: the call fails with this, the writes stand. */
+  unreadable?: ForeignDataError;
+}
+
 export async function runOptimisticTxn(
   client: Etcd3,
   keyspace: EtcdKeyspace,
@@ -55,7 +67,7 @@ export async function runOptimisticTxn(
   putFor: PutFor,
   /** Filled on success: the private leases the write took its keys off, to revoke. */
   released: number[],
-): Promise<TxnResult | 'conflict'> {
+): Promise<AppliedTxn | 'conflict'> {
   const watched = [
     ...new Set([
       ...txn.compare.map((c) => c.key),
@@ -73,7 +85,7 @@ export async function runOptimisticTxn(
     readRevision = Number(snapshot.header.revision);
     watched.forEach((key, i) => {
       const kv = snapshot.responses[i]?.response_range.kvs[0];
-      if (kv !== undefined) view.set(key, { kv, entry: storedEntry(keyspace, key, kv) });
+      if (kv !== undefined) view.set(key, { kv, entry: keyspace.decodeEntry(kv, key).stored });
     });
   }
   const succeeded = txn.compare.every((c) => holds(c, view.get(c.key)?.entry));
@@ -132,7 +144,8 @@ export async function runOptimisticTxn(
     result: 'Equal',
     mod_revision: view.get(key)?.entry.modRevision ?? 0,
   }));
-  let res;
+  const writes = branch.some((op) => op.type !== 'get');
+  let res: ITxnResponse;
   try {
     res = await writeOnce(() => client.kv.txn({ compare: guard, success: requests, failure: [] }));
   } catch (error) {
@@ -159,12 +172,22 @@ export async function runOptimisticTxn(
       if (lease !== kept && isPrivateLease(lease) && !released.includes(lease)) released.push(lease);
     }
   });
+  let unreadable: ForeignDataError | undefined;
   const results = branch.map((op, i): TxnOpResult => {
     const response = res.responses[at[i]];
     switch (op.type) {
       case 'get': {
         const kv = response?.response_range.kvs[0];
-        return { type: 'get', entry: kv === undefined ? undefined : toEntry(keyspace, op.key, kv) };
+        if (kv === undefined) return { type: 'get', entry: undefined };
+        try {
+          return { type: 'get', entry: toEntry(op.key, keyspace.decodeEntry(kv, op.key)) };
+        } catch (error) {
+          if (!(error instanceof ForeignDataError) || !writes) throw error;
+          unreadable ??= new ForeignDataError(
+            `${error.message} (the transaction's writes were applied at revision ${revision}; only its get of this key could not be answered)`,
+          );
+          return { type: 'get', entry: undefined };
+        }
       }
       case 'set':
         return { type: 'set', revision };
@@ -186,20 +209,5 @@ export async function runOptimisticTxn(
       }
     }
   });
-  return { succeeded, revision: Math.max(revision, readRevision), results };
-}
-
-function storedEntry(keyspace: EtcdKeyspace, key: string, kv: IKeyValue): StoredEntry {
-  return {
-    valueJson: keyspace.decodeValue(kv.value, key).json,
-    createRevision: Number(kv.create_revision),
-    modRevision: Number(kv.mod_revision),
-    version: Number(kv.version),
-    lease: Number(kv.lease),
-  };
-}
-
-function toEntry(keyspace: EtcdKeyspace, key: string, kv: IKeyValue): Entry {
-  const { createRevision, modRevision, version, lease, valueJson } = storedEntry(keyspace, key, kv);
-  return { key, value: JSON.parse(valueJson) as JsonValue, createRevision, modRevision, version, lease };
+  return { result: { succeeded, revision: Math.max(revision, readRevision), results }, unreadable };
 }

@@ -199,13 +199,7 @@ export class EtcdWatch implements Watch {
   }
 
   private toEntry(kv: IKeyValue, key: string): StoredEntry {
-    return {
-      valueJson: this.keyspace.decodeValue(kv.value, key).json,
-      createRevision: Number(kv.create_revision),
-      modRevision: Number(kv.mod_revision),
-      version: Number(kv.version),
-      lease: Number(kv.lease),
-    };
+    return this.keyspace.decodeEntry(kv, key).stored;
   }
 
   /** Queues the first batch of a watch from now: no events, current to `revision` (the one before its start). */
