@@ -434,6 +434,9 @@ describeEtcd('etcd engine', () => {
     /** As the server sees it: the interface's `failure`, what health reports. */
     let healthStore: KeyValueStore;
     let queueStore: EtcdStore;
+    /** On a member that will be down: its writes are refused before they leave. */
+    let refusedStore: EtcdStore;
+    let readStore: EtcdStore;
     const openStore = async (options: Partial<Parameters<typeof openEtcdStore>[0]>): Promise<EtcdStore> => {
       const store = await openEtcdStore({ endpoints: cluster.endpoints, prefix: nextPrefix(), ...options });
       open.push(store);
@@ -447,6 +450,8 @@ describeEtcd('etcd engine', () => {
       healthStore = await openStore({ callTimeoutMs: 1000 });
       // The survivor only: every call waits out its deadline (the dead members would refuse at once).
       queueStore = await openStore({ endpoints: [cluster.endpoints[survivor]], callTimeoutMs: 1000 });
+      refusedStore = await openStore({ endpoints: [cluster.endpoints[1]], callTimeoutMs: 1000 });
+      readStore = await openStore({ callTimeoutMs: 1000 });
       expect(healthStore.failure).toBeUndefined();
       await cluster.kill(1);
       await cluster.kill(2);
@@ -473,6 +478,39 @@ describeEtcd('etcd engine', () => {
         code: 'UNAVAILABLE',
         message: expect.stringContaining('the write may or may not have been applied'),
       });
+    });
+
+    test('writes that never left the frontend (no connection to the member, then its circuit open) are UNAVAILABLE saying nothing was applied', async () => {
+      const errors: Error[] = [];
+      for (let i = 0; i < 6; i++) errors.push((await refusedStore.set(`k${i}`, i).catch((e: unknown) => e)) as Error);
+      for (const error of errors) {
+        expect(error).toMatchObject({
+          code: 'UNAVAILABLE',
+          message: expect.stringContaining('the write was not sent to etcd, nothing was applied'),
+        });
+        expect(error.message).not.toContain('may or may not');
+      }
+      expect(errors.filter((e) => e.message.includes('No connection established')).length).toBeGreaterThan(0);
+      expect(errors.filter((e) => e.message.includes('each failed recently')).length).toBeGreaterThan(0);
+    });
+
+    test('a Txn of only compares and gets is a read, not a write of unknown outcome; an Update whose first read fails applied nothing', async () => {
+      const reads = [
+        {
+          compare: [{ key: 'r', target: 'version' as const, result: 'equal' as const, number: 0 }],
+          success: [{ type: 'get' as const, key: 'r' }],
+          failure: [],
+        },
+        { compare: [], success: [{ type: 'get' as const, key: 'r' }], failure: [] },
+      ];
+      for (const txn of reads) {
+        const error = (await readStore.txn(txn).catch((e: unknown) => e)) as Error;
+        expect(error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('the read') });
+        expect(error.message).not.toContain('may or may not');
+      }
+      const update = (await readStore.update('r', { a: 1 }, { createIfMissing: true }).catch((e: unknown) => e)) as Error;
+      expect(update).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('nothing was applied') });
+      expect(update.message).not.toContain('may or may not');
     });
 
     test('Updates queued on one key share the call timeout from when they were made: five fail together within it, the queued ones unsent', async () => {

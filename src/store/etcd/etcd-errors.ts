@@ -3,10 +3,13 @@
  * gRPC status into an error class by its code; kv maps those classes to
  * store errors, so callers see kv's codes and messages, never a raw etcd
  * error. Message text is read only where etcd gives one code to causes kv
- * must tell apart, and then only etcd's own fixed texts (its rpctypes): a
- * deadline etcd reports as UNKNOWN, and which limit an INVALID_ARGUMENT
- * met. A failed write says that its outcome is unknown: the request may
- * have been applied before the answer was lost.
+ * must tell apart, and then only fixed texts: etcd's own (its rpctypes) for
+ * a deadline etcd reports as UNKNOWN and for which limit an
+ * INVALID_ARGUMENT met, and grpc-js's for a call it failed before sending
+ * it. A failed write says whether it was applied: certainly not when the
+ * request never left (every member's circuit open, no connection to the
+ * member); otherwise its outcome is unknown, since the request may have
+ * been applied before the answer was lost.
  */
 import { isBrokenCircuitError } from 'cockatiel';
 import {
@@ -28,6 +31,7 @@ import { BackendUnavailableError, InvalidArgumentError, StoreClosedError, StoreE
 export type EtcdCallKind = 'read' | 'write' | 'watch' | 'keep-alive';
 
 const OUTCOME_UNKNOWN = '; the write may or may not have been applied: read the key before writing it again';
+const NOT_SENT = '; the write was not sent to etcd, nothing was applied: try again';
 
 /** Failures where another try (on this member or another) can succeed. */
 export function isTransient(error: unknown): boolean {
@@ -51,6 +55,17 @@ function isContextError(error: unknown): boolean {
 }
 
 /**
+ * Failures that certainly kept the request in this process: etcd3's circuit
+ * breaker refusing without a call (every member failed recently), and
+ * grpc-js failing the call at its pick, before any stream was opened,
+ * because it has no connection to the member (refused, unreachable, a
+ * failed TLS handshake): its fixed text "No connection established".
+ */
+function neverSent(error: unknown): boolean {
+  return isBrokenCircuitError(error) || (error instanceof GRPCUnavailableError && error.message.includes('No connection established'));
+}
+
+/**
  * Whether a store error says that etcd did not answer (unreachable, no
  * leader, the deadline passed, every member's circuit open), as opposed to
  * an answer that refused the call.
@@ -62,14 +77,15 @@ export function isOutage(error: unknown): error is BackendUnavailableError {
 /** A store error for an etcd failure; anything unknown is returned as is (the server logs it as INTERNAL). */
 export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof StoreError) return error;
-  const unknownOutcome = kind === 'write' ? OUTCOME_UNKNOWN : '';
+  const outcome = kind !== 'write' ? '' : neverSent(error) ? NOT_SENT : OUTCOME_UNKNOWN;
   if (isBrokenCircuitError(error)) {
-    return new BackendUnavailableError(`no etcd endpoint answers right now (each failed recently)${unknownOutcome}`, { cause: error });
+    return new BackendUnavailableError(`no etcd endpoint answers right now (each failed recently)${outcome}`, { cause: error });
   }
   if (!(error instanceof Error)) return error;
   if (error instanceof ClientClosedError) return new StoreClosedError('the store is closed', { cause: error });
   if (isTransient(error)) {
-    return new BackendUnavailableError(`etcd did not answer the ${kind} (${oneLine(error.message)})${unknownOutcome}`, { cause: error });
+    const failed = neverSent(error) ? `could not reach etcd for the ${kind}` : `etcd did not answer the ${kind}`;
+    return new BackendUnavailableError(`${failed} (${oneLine(error.message)})${outcome}`, { cause: error });
   }
   if (
     error instanceof EtcdPermissionDeniedError ||

@@ -603,7 +603,17 @@ export class EtcdStore extends AbstractKeyValueStore {
     for (let attempt = 1, bound = TXN_FIRST_PAUSE_MS; ; attempt++, bound = Math.min(bound * 2, TXN_MAX_PAUSE_MS)) {
       let outcome: AppliedTxn | 'conflict';
       try {
-        outcome = await runOptimisticTxn(this.client, this.keyspace, op, expectedRevision, this.limits.maxValueBytes, putFor, released);
+        const readUntil = started + this.callTimeoutMs;
+        outcome = await runOptimisticTxn(
+          this.client,
+          this.keyspace,
+          op,
+          expectedRevision,
+          this.limits.maxValueBytes,
+          readUntil,
+          putFor,
+          released,
+        );
       } catch (error) {
         if (!(error instanceof BackendUnavailableError)) await revokeAllBut([]);
         throw error;

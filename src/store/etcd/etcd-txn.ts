@@ -14,9 +14,11 @@
  * held (other than the one the key keeps) are handed back for the caller to
  * revoke once the write has succeeded.
  *
- * A get of the branch is answered in the write's own etcd Txn, so it can
- * meet data kv did not write only after the branch's writes were applied:
- * the call then fails saying so.
+ * The snapshot read, and a branch of only gets, change nothing: they are
+ * reads, retried while etcd is briefly unavailable and never reported as a
+ * write of unknown outcome. A get of the branch is answered in the write's
+ * own etcd Txn, so it can meet data kv did not write only after the
+ * branch's writes were applied: the call then fails saying so.
  */
 import {
   EtcdLeaseInvalidError,
@@ -30,12 +32,19 @@ import {
 } from 'etcd3';
 import type { ValidTxn, ValidTxnOp } from '../abstract-key-value-store';
 import type { StoredEntry } from '../change';
-import { ForeignDataError, KeyNotFoundError, LeaseNotFoundError, LeasePrivateError, RevisionMismatchError } from '../errors';
+import {
+  BackendUnavailableError,
+  ForeignDataError,
+  KeyNotFoundError,
+  LeaseNotFoundError,
+  LeasePrivateError,
+  RevisionMismatchError,
+} from '../errors';
 import { holds } from '../compare';
 import type { Entry, JsonValue, TxnOpResult, TxnResult } from '../key-value-store';
 import { applyMergePatch } from '../merge-patch';
 import { encodeValue } from '../value-rules';
-import { writeOnce } from './etcd-connection';
+import { readWithRetry, writeOnce } from './etcd-connection';
 import { toEntry, type EtcdKeyspace } from './etcd-keyspace';
 import { isPrivateLease } from './etcd-leases';
 
@@ -64,6 +73,8 @@ export async function runOptimisticTxn(
   txn: ValidTxn,
   expectedRevision: number | undefined,
   maxValueBytes: number,
+  /** Until when reads (the snapshot, a branch of only gets) are retried while etcd is briefly unavailable. */
+  readUntil: number,
   putFor: PutFor,
   /** Filled on success: the private leases the write took its keys off, to revoke. */
   released: number[],
@@ -79,9 +90,19 @@ export async function runOptimisticTxn(
   const view = new Map<string, { entry: StoredEntry; kv: IKeyValue }>();
   let readRevision = 0;
   if (watched.length > 0) {
-    const snapshot = await writeOnce(() =>
-      client.kv.txn({ success: watched.map((key) => ({ request_range: { key: keyspace.key(key) } })) }),
-    );
+    let snapshot: ITxnResponse;
+    try {
+      snapshot = await readWithRetry(
+        () => client.kv.txn({ success: watched.map((key) => ({ request_range: { key: keyspace.key(key) } })) }),
+        Math.max(0, readUntil - Date.now()),
+      );
+    } catch (error) {
+      const mayWrite = [...txn.success, ...txn.failure].some((op) => op.type !== 'get');
+      if (!mayWrite || !(error instanceof BackendUnavailableError)) throw error;
+      throw new BackendUnavailableError(`${error.message}; that read comes before any write, so nothing was applied: try again`, {
+        cause: error.cause,
+      });
+    }
     readRevision = Number(snapshot.header.revision);
     watched.forEach((key, i) => {
       const kv = snapshot.responses[i]?.response_range.kvs[0];
@@ -144,10 +165,11 @@ export async function runOptimisticTxn(
     result: 'Equal',
     mod_revision: view.get(key)?.entry.modRevision ?? 0,
   }));
+  const write = (): Promise<ITxnResponse> => client.kv.txn({ compare: guard, success: requests, failure: [] });
   const writes = branch.some((op) => op.type !== 'get');
   let res: ITxnResponse;
   try {
-    res = await writeOnce(() => client.kv.txn({ compare: guard, success: requests, failure: [] }));
+    res = writes ? await writeOnce(write) : await readWithRetry(write, Math.max(0, readUntil - Date.now()));
   } catch (error) {
     const leased = branch.find((o) => o.type === 'set' && o.lease !== 0);
     if (leased?.type === 'set' && (error instanceof EtcdLeaseInvalidError || error instanceof GRPCNotFoundError))
