@@ -378,7 +378,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   const restoreFrom = file('restoreFrom');
   if (restoreFrom !== undefined && etcd.engine === 'etcd') {
     throw new ConfigError(
-      '--restore-from builds a data directory of the file engine; with --engine etcd, restore the etcd cluster (etcdutl snapshot restore)',
+      '--restore-from builds a data directory of the file engine; with --engine etcd, restore the etcd cluster from its snapshot instead (`etcdctl snapshot restore` in etcd 3.4, `etcdutl snapshot restore` from 3.5)',
     );
   }
   const metrics = raw('metricsListen');

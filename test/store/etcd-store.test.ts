@@ -7,6 +7,7 @@
  * quorum. (More on data kv did not write: test/etcd/foreign-data.test.ts.)
  */
 import { Etcd3 } from 'etcd3';
+import { loadConfig } from '../../src/config';
 import { openEtcdStore, type EtcdStore } from '../../src/store/etcd';
 import type { KeyValueStore, Watch } from '../../src/store/key-value-store';
 import { runStoreContract } from './store-contract';
@@ -14,6 +15,11 @@ import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support
 import { pollUntil } from '../support/temp-dirs';
 
 const describeEtcd = describeWithEtcd();
+
+test('--restore-from with --engine etcd points at the etcd restore that etcd 3.4 has (etcdctl), and at etcdutl from 3.5', () => {
+  const argv = ['--engine', 'etcd', '--etcd-endpoints', 'http://127.0.0.1:2379', '--restore-from', 'kv.backup'];
+  expect(() => loadConfig(argv, {})).toThrow('`etcdctl snapshot restore` in etcd 3.4, `etcdutl snapshot restore` from 3.5');
+});
 let cluster: EtcdCluster;
 let namespaces = 0;
 /** A fresh, empty namespace on the shared cluster. */
