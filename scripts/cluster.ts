@@ -9,6 +9,7 @@
  *   npm run cluster -- --frontends 3 --first-port 50061
  */
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { etcdInstalled, startEtcdCluster, type EtcdCluster } from '../test/support/etcd-cluster';
@@ -54,6 +55,8 @@ async function main(): Promise<number> {
   const stop = async (): Promise<void> => {
     // Frontends first (they drain their calls), then etcd, each by its pid.
     await Promise.all(frontends.map((f) => f.stop('SIGTERM')));
+    // The etcd engine keeps nothing in its data directory, but startServer made one for each frontend.
+    for (const f of frontends) rmSync(f.dataDir, { recursive: true, force: true });
     await cluster?.stop();
   };
   try {
@@ -61,8 +64,8 @@ async function main(): Promise<number> {
     cluster = await startEtcdCluster({ watchProgressMs: 5000 });
     const endpoints = cluster.endpoints.join(',');
     for (let i = 0; i < count; i++) {
-      const args = ['--listen', `127.0.0.1:${firstPort + i}`, '--engine', 'etcd', '--etcd-endpoints', endpoints];
-      frontends.push(await startServer({ args: [...args, '--etcd-prefix', values['etcd-prefix']] }));
+      const args = ['--engine', 'etcd', '--etcd-endpoints', endpoints, '--etcd-prefix', values['etcd-prefix']];
+      frontends.push(await startServer({ listen: `127.0.0.1:${firstPort + i}`, args }));
     }
     const lines = [
       `etcd cluster (3 members, pids ${cluster.members.map((_, i) => cluster?.pid(i)).join(' ')}):`,

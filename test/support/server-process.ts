@@ -40,6 +40,8 @@ export interface StartServerOptions extends LaunchOptions {
   dataDir?: string;
   /** Extra flags for kv-server. */
   args?: string[];
+  /** The gRPC address to listen on (default 127.0.0.1:0). */
+  listen?: string;
   env?: Record<string, string>;
   /** How long to wait for the startup line (default 30 s). */
   timeoutMs?: number;
@@ -51,7 +53,8 @@ export const METRICS_LINE = /metrics on http:\/\/([^/\s]+)\/metrics/;
 /** Runs the real kv-server in a child process on 127.0.0.1:0 and resolves once it says it is listening. */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
   const dataDir = options.dataDir ?? makeTempDir();
-  const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], options.env, options);
+  const listen = options.listen ?? '127.0.0.1:0';
+  const child = spawnServer(['--listen', listen, '--data-dir', dataDir, ...(options.args ?? [])], options.env, options);
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
