@@ -1,4 +1,5 @@
 /** keepAlive handles against a real server: each handle independent, the lease kept while any is open. */
+import net from 'node:net';
 import { KvClient, type KeepAliveHandle, type KvError } from '@kv/client';
 import { startServer } from '../support/server-process';
 import { serverWithClient } from '../support/sdk-fixture';
@@ -79,5 +80,128 @@ test('a keep-alive refreshes its lease as soon as a restarted server is back, no
   } finally {
     client.close();
     await restarting.stop();
+  }
+});
+
+/**
+ * A TCP proxy to `target` that passes the server's bytes on `answerDelayMs`
+ * late (in order), and can be made a black hole: its connections stay open,
+ * but nothing goes through either way any more.
+ */
+async function startBlackHoleProxy(
+  target: string,
+  answerDelayMs: number,
+): Promise<{ address: string; blackHole(): void; close(): Promise<void> }> {
+  const port = Number(target.slice(target.lastIndexOf(':') + 1));
+  let holed = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [socket, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    }
+    socket.on('data', (bytes) => holed || upstream.write(bytes));
+    // Timers of one delay fire in the order they were set.
+    upstream.on('data', (bytes) => setTimeout(() => holed || socket.write(bytes), answerDelayMs));
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+    socket.on('end', () => upstream.end());
+    upstream.on('end', () => setTimeout(() => socket.end(), answerDelayMs));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    blackHole: () => (holed = true),
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A client reaches the server through a proxy that delivers each answer
+ * 300 ms late, grants a 3 s lease, sets a key on it and keeps it alive;
+ * the proxy becomes a black hole at `cutAt`. Returns how much later than
+ * a watch (straight to the server) saw the key deleted `handle.lost`
+ * resolved (negative: sooner).
+ */
+async function lostLaterThanDeletionMs(cutAt: 'between two refreshes' | 'before the first refresh is answered'): Promise<number> {
+  const ttlMs = 3000;
+  // Each answer arrives well after the server restarted the lease's time to live: counting from its arrival is late.
+  const proxy = await startBlackHoleProxy(fixture.server.address, 300);
+  const client = new KvClient(proxy.address, { deadlineMs: 5000 });
+  const watches: { close(): void }[] = [];
+  try {
+    const lease = await client.grantLease(ttlMs);
+    const key = `black-hole/${lease.id}`;
+    const revision = await client.set(key, 'held', { lease: lease.id });
+    // The server's side, seen directly rather than through the proxy.
+    const watch = fixture.kv.watch({ key, startRevision: revision + 1 });
+    watches.push(watch);
+    let deletedAt: number | undefined;
+    void (async () => {
+      for await (const event of watch) {
+        if (event.type === 'delete') {
+          deletedAt = performance.now();
+          return;
+        }
+      }
+    })();
+    let handle: KeepAliveHandle;
+    if (cutAt === 'between two refreshes') {
+      handle = client.keepAlive(lease);
+      await wait(1.5 * ttlMs);
+      proxy.blackHole();
+    } else {
+      // Kept a while after the grant: the time to live runs from the grant, not from keepAlive.
+      await wait(ttlMs / 3);
+      proxy.blackHole();
+      handle = client.keepAlive(lease);
+    }
+    expect(deletedAt).toBeUndefined();
+    let lostAt: number | undefined;
+    void handle.lost.then(() => (lostAt = performance.now()));
+    await pollUntil(
+      'the lease lost and its key deleted',
+      () => (lostAt !== undefined && deletedAt !== undefined ? true : undefined),
+      3 * ttlMs,
+    );
+    await expect(handle.lost).resolves.toMatchObject({ reason: 'UNAVAILABLE' });
+    return (lostAt as number) - (deletedAt as number);
+  } finally {
+    for (const watch of watches) watch.close();
+    client.close();
+    await proxy.close();
+  }
+}
+
+test.each(['between two refreshes', 'before the first refresh is answered'] as const)(
+  'a lease whose refreshes stop being answered (cut %s) is reported lost no later than the server deletes its key',
+  async (cutAt) => {
+    // A few ms for this process's own scheduling: reported later, a lock would be held after its key was gone.
+    expect(await lostLaterThanDeletionMs(cutAt)).toBeLessThanOrEqual(10);
+  },
+  30_000,
+);
+
+test('a lease longer than setTimeout takes (2^31 - 1 ms) is refreshed a third of its time to live apart, not every millisecond', async () => {
+  const ttlMs = 100 * 24 * 3600 * 1000;
+  const lease = await fixture.kv.grantLease(ttlMs);
+  const handle = fixture.kv.keepAlive(lease);
+  try {
+    // Refreshed every millisecond, a lease always has its whole time to live left.
+    await pollUntil(
+      'the lease to count down between refreshes',
+      async () => ((await fixture.kv.leaseInfo(lease.id))!.remainingMs <= ttlMs - 500 ? true : undefined),
+      5000,
+    );
+  } finally {
+    handle.close();
+    await fixture.kv.revokeLease(lease.id);
   }
 });

@@ -196,4 +196,26 @@ describe('numbers the server takes as whole numbers', () => {
       expect(await storedKeys()).toEqual([]);
     },
   );
+
+  test('a time to live of 0 ("none" on the wire: a key or lease that never expires) is INVALID_ARGUMENT, from 1', async () => {
+    const calls: [string, () => unknown][] = [
+      ['set ttlMs', () => fixture.kv.set('n/k', 1, { ttlMs: 0 })],
+      ['Op.set ttlMs', () => Op.set('n/k', 1, { ttlMs: 0 })],
+      ['grantLease', () => fixture.kv.grantLease(0)],
+      ['keepAlive with a ttl', () => fixture.kv.keepAlive({ id: 1, ttlMs: 0 })],
+    ];
+    for (const [name, call] of calls) {
+      const error = await refusal(name, call);
+      expect({ name, code: error.code, reason: error.reason, message: error.message }).toEqual({
+        name,
+        code: status.INVALID_ARGUMENT,
+        reason: 'INVALID_ARGUMENT',
+        message: `ttlMs must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, got 0`,
+      });
+    }
+    expect(await storedKeys()).toEqual([]);
+    const leases: unknown[] = [];
+    for await (const lease of fixture.kv.leases()) leases.push(lease);
+    expect(leases).toEqual([]);
+  });
 });

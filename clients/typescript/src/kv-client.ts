@@ -20,7 +20,7 @@ import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
-import { assertWholeNumber, INT32 } from './whole-number-check';
+import { assertWholeNumber, INT32, TIME_TO_LIVE } from './whole-number-check';
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default: no limit but the call's deadline; 1 disables retries). */
@@ -161,6 +161,8 @@ export class KvClient {
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private leaseKeeper: LeaseKeeper | undefined;
+  /** When each lease grantLease returned was asked for (performance.now()), for keepAlive. */
+  private readonly grantSentAt = new WeakMap<object, number>();
   /** Set by close(): every call afterwards fails with clientClosed(). */
   private closed = false;
   /** The watches being iterated: close() ends them. */
@@ -240,7 +242,7 @@ export class KvClient {
     assertKeyText(key, 'key');
     assertJsonValue(value, 'value');
     assertWriteOptions(options);
-    if (options.ttlMs !== undefined) assertWholeNumber(options.ttlMs, 'ttlMs');
+    if (options.ttlMs !== undefined) assertWholeNumber(options.ttlMs, 'ttlMs', TIME_TO_LIVE);
     if (options.lease !== undefined) assertWholeNumber(options.lease, 'lease');
     const { revision } = await this.write(
       (s) => [s.kv, s.kv.set],
@@ -277,24 +279,30 @@ export class KvClient {
 
   /** A lease of ttlMs: keys set with `{ lease: id }` go when it expires or is revoked. */
   async grantLease(ttlMs: number, options: CallOptions = {}): Promise<{ id: number; ttlMs: number }> {
-    assertWholeNumber(ttlMs, 'ttlMs');
-    return this.write((s) => [s.kv, s.kv.grantLease], { ttlMs }, options);
+    assertWholeNumber(ttlMs, 'ttlMs', TIME_TO_LIVE);
+    // Before it is sent: the server starts the time to live no sooner (keepAlive counts from here until a refresh is answered).
+    const sentAt = performance.now();
+    const granted = await this.write((s) => [s.kv, s.kv.grantLease], { ttlMs }, options);
+    this.grantSentAt.set(granted, sentAt);
+    return granted;
   }
 
   /**
    * Keeps a lease alive until the handle is closed: refreshes it over one
    * KeepAlive stream shared by all the client's leases, about three times
    * per time to live. `handle.lost` resolves if the lease is lost anyway
-   * (it expired, was revoked, or could not be refreshed in time). Pass what
-   * grantLease returned, so the handle knows the time to live from the
-   * start; given only an id it learns it from the first answer (waiting at
-   * most the client's deadline for one).
+   * (it expired, was revoked, or no refresh was answered in time: then
+   * a little before the server could expire it, counting from when the
+   * last answered refresh was sent). Pass what grantLease returned, so the
+   * handle knows the time to live, and when the lease was granted, from the
+   * start; given only an id it learns the time to live from the first
+   * answer (waiting at most the client's deadline for one).
    */
   keepAlive(lease: number | { id: number; ttlMs: number }): KeepAliveHandle {
     if (typeof lease === 'number') assertWholeNumber(lease, 'lease id');
     else {
       assertWholeNumber(lease.id, 'lease id');
-      assertWholeNumber(lease.ttlMs, 'ttlMs');
+      assertWholeNumber(lease.ttlMs, 'ttlMs', TIME_TO_LIVE);
     }
     if (this.closed) return lostHandle(typeof lease === 'number' ? lease : lease.id, clientClosed());
     // A broken stream is reopened on the next server in turn.
@@ -302,8 +310,8 @@ export class KvClient {
       () => this.pick().kv,
       () => this.metadata(),
     );
-    if (typeof lease === 'number') return this.leaseKeeper.keep(lease, undefined, this.deadlineMs);
-    return this.leaseKeeper.keep(lease.id, lease.ttlMs, this.deadlineMs);
+    if (typeof lease === 'number') return this.leaseKeeper.keep({ id: lease }, this.deadlineMs);
+    return this.leaseKeeper.keep({ id: lease.id, ttlMs: lease.ttlMs, grantSentAt: this.grantSentAt.get(lease) }, this.deadlineMs);
   }
 
   /** Deletes the lease and all its keys at once; returns how many keys went. */

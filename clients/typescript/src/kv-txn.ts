@@ -11,7 +11,7 @@ import { status } from '@grpc/grpc-js';
 import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
-import { ANY_WHOLE_NUMBER, assertWholeNumber } from './whole-number-check';
+import { ANY_WHOLE_NUMBER, assertWholeNumber, TIME_TO_LIVE } from './whole-number-check';
 
 /** How a compare relates the key's state to the given value: equal, not equal, less, greater. */
 export type CompareOp = '==' | '!=' | '<' | '>';
@@ -78,7 +78,7 @@ export const Op = {
     assertKeyText(key, 'key');
     assertJsonValue(value, 'value');
     if (options.lease !== undefined) assertWholeNumber(options.lease, 'lease');
-    if (options.ttlMs !== undefined) assertWholeNumber(options.ttlMs, 'ttlMs');
+    if (options.ttlMs !== undefined) assertWholeNumber(options.ttlMs, 'ttlMs', TIME_TO_LIVE);
     return {
       kind: 'set',
       wire: { set: { key, value, expectedRevision: undefined, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 } },

@@ -14,6 +14,9 @@ export function assertWholeNumber(value: unknown, what: string, { min = 0, max =
   throw new KvError(`${what} must be a whole number from ${min} to ${max}, got ${got}`, status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
 }
 
+/** What a time to live may be: 0 means "none" on the wire, so a key or lease given it would never expire. */
+export const TIME_TO_LIVE = { min: 1 };
+
 /** The range of an int32 field (a page size). */
 export const INT32 = { max: 2 ** 31 - 1 };
 
