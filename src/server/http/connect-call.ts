@@ -18,6 +18,7 @@ import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSin
 import { InvalidArgumentError } from '../service-errors';
 import { rewordDecodeFailure, toConnectError } from './to-connect-error';
 import { StoreError } from '../../store/errors';
+import { CLIENT_GONE } from './node-adapter';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
 import { ALWAYS_FITS_JSON_BYTES, MAX_JSON_CHARS, tooLargeForJson } from './json-size';
 
@@ -137,8 +138,11 @@ export function connectBidiStream<I extends DescMessage, O extends DescMessage, 
  * counts as sent once the generator has handed it on (connect-node then
  * waits for the socket), which is the backpressure the handler waits for.
  * Shutdown ends the stream with the error it is given (UNAVAILABLE), the
- * call's deadline with DEADLINE_EXCEEDED; a client that goes away aborts
- * the sink.
+ * call's deadline with DEADLINE_EXCEEDED. A client that goes away
+ * (CLIENT_GONE) ends the call there and then, CANCELLED: connect-node may
+ * never resume or close this generator after that (its write of the last
+ * message waits for the destroyed socket to drain), so the call is not
+ * left to the generator's finally to end.
  */
 async function* streamResponses<O extends DescMessage, Req, M>(
   method: Method<DescMessage, O>,
@@ -164,11 +168,34 @@ async function* streamResponses<O extends DescMessage, Req, M>(
   // (connect-timeout-ms, grpc-timeout) passes: that one the client is told, as on the gRPC port.
   const aborted = (): void => end(isDeadline(context.signal.reason) ? context.signal.reason : undefined);
   context.signal.addEventListener('abort', aborted);
+  const gone = context.values.get(CLIENT_GONE);
   const call = callContext(context, deps);
   // A reload of the auth file that takes the caller's permission away ends the stream.
   const release = call.access.hold(end);
-  // How the call ended, for the audit; a client that goes away closes this generator mid-yield, which leaves it unset.
+  let closed = false;
+  /** Counts and audits the call's end, once, and lets go of everything it holds. */
+  const close = (code: status): void => {
+    if (closed) return;
+    closed = true;
+    observer.streamClosed(code);
+    call.access.finished(code);
+    release();
+    forget();
+    context.signal.removeEventListener('abort', aborted);
+    gone.removeEventListener('abort', leave);
+    controller.abort();
+    for (const { sent } of queue.splice(0)) sent();
+  };
+  // The status the call had come to when its client left, if any (its deadline passed, shutdown), else CANCELLED.
+  const leave = (): void => {
+    end(undefined);
+    close(ended?.error === undefined ? status.CANCELLED : Number(fail(ended.error, deps).code));
+  };
+  gone.addEventListener('abort', leave);
+  if (gone.aborted) leave();
   let outcome: status | undefined;
+  // Set while connect-node holds a message: what it throws in then is its failure to write it (the client is gone).
+  let writing = false;
   try {
     const sink: StreamSink<M> = {
       signal: controller.signal,
@@ -184,29 +211,33 @@ async function* streamResponses<O extends DescMessage, Req, M>(
       () => end(undefined),
       (error: unknown) => end(error ?? new Error('stream handler failed')),
     );
-    while (true) {
+    while (!closed) {
       const next = queue.shift();
       if (next !== undefined) {
-        yield toAnswer(method, codecs.responseSerialize(next.message), context);
+        const answer = toAnswer(method, codecs.responseSerialize(next.message), context);
+        writing = true;
+        yield answer;
+        writing = false;
         next.sent();
       } else if (ended !== undefined) break;
       else await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
     }
-    if (ended.error !== undefined) throw fail(ended.error, deps);
+    if (closed) return;
+    if (ended?.error !== undefined) throw fail(ended.error, deps);
     if (!context.signal.aborted) outcome = status.OK;
   } catch (error) {
+    if (writing || closed) {
+      // Nothing can reach the client now; neither is this a server error to report.
+      outcome = status.CANCELLED;
+      throw new ConnectError('the client went away', Code.Canceled, undefined, undefined, error);
+    }
     const failure = fail(error, deps);
     outcome = Number(failure.code); // Connect and gRPC number their codes alike
     throw failure;
   } finally {
-    observer.streamClosed(outcome ?? status.CANCELLED);
-    call.access.finished(outcome ?? status.CANCELLED);
-    release();
-    forget();
-    context.signal.removeEventListener('abort', aborted);
-    controller.abort();
-    for (const { sent } of queue.splice(0)) sent();
+    // A client that goes away may also close this generator mid-yield, which leaves outcome unset.
+    close(outcome ?? status.CANCELLED);
   }
 }
 

@@ -5,9 +5,10 @@
  * (415), another HTTP method than POST (405) and KeepAlive over HTTP/1.1
  * (505) with a status and an empty body, and an RPC path it does not know
  * goes to the fallback (the console); here each gets one line of text
- * saying what is expected.
+ * saying what is expected. Each call also learns when its client goes away
+ * (CLIENT_GONE).
  */
-import { Code, ConnectError, createConnectRouter, type ConnectRouter } from '@connectrpc/connect';
+import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter } from '@connectrpc/connect';
 import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from '@connectrpc/connect/protocol';
 import {
   compressionBrotli,
@@ -28,6 +29,15 @@ export interface NodeAdapterOptions extends Omit<ConnectNodeAdapterOptions, 'fal
   logger: Logger;
 }
 
+/**
+ * Aborted when the connection or HTTP/2 stream of a call closes before its
+ * answer is complete: the client went away. A stream cannot wait for
+ * connect-node to say so: its write waits for a 'drain' or 'error' that a
+ * destroyed socket never emits, and the call's own signal stays as its
+ * deadline left it.
+ */
+export const CLIENT_GONE = createContextKey<AbortSignal>(new AbortController().signal, { description: 'kv client gone' });
+
 /** "/package.Service/Method": the path of an RPC, known or not. */
 const RPC_PATH = /^\/[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+\/[^/]*$/;
 
@@ -46,7 +56,9 @@ export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapte
       }
       return fallback(request, response);
     }
-    const universal = universalRequestFromNodeRequest(request, response, undefined, options.contextValues?.(request));
+    const values = options.contextValues?.(request) ?? createContextValues();
+    values.set(CLIENT_GONE, goneSignal(response));
+    const universal = universalRequestFromNodeRequest(request, response, undefined, values);
     handler(universal)
       .then((answer) => universalResponseToNodeResponse(explained(answer, handler, request), response))
       .catch((reason: unknown) => {
@@ -55,6 +67,16 @@ export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapte
         logger.warn({ err: reason, rpc: handler.requestPath }, 'HTTP port: answering a call failed');
       });
   };
+}
+
+/** Aborted if `response` closes before it was ended (connect-node ends it once the call's answer is all given). */
+function goneSignal(response: Parameters<NodeHandler>[1]): AbortSignal {
+  const gone = new AbortController();
+  response.once('close', () => {
+    // Not writableFinished: an HTTP/2 response's is its stream's, which a reset stream can report finished.
+    if (!response.writableEnded) gone.abort();
+  });
+  return gone.signal;
 }
 
 /** connect's empty refusals, with a line of text; anything else as it is. */

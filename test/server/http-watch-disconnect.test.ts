@@ -1,0 +1,181 @@
+/**
+ * A Watch on the HTTP port whose client stops reading and then goes away
+ * ends: the open stream is counted down (CANCELLED, as on the gRPC port),
+ * the watcher is released, and nothing is logged as a server error. It
+ * stayed open for good when the server was waiting to write (connect-node
+ * waits for a 'drain' that a destroyed socket never emits), holding its
+ * buffers.
+ */
+import net from 'node:net';
+import { encodeFrame, Flag, FrameType, PREFACE, RawHttp2Connection } from '../support/raw-http2';
+import { startServer, type RunningServer } from '../support/server-process';
+import { pollUntil } from '../support/temp-dirs';
+
+let server: RunningServer;
+
+/** Far more than the socket buffers hold, so a client that stops reading leaves the server waiting to write. */
+const KEYS = 30;
+const VALUE = 'y'.repeat(800_000);
+
+beforeAll(async () => {
+  server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'] });
+  for (let i = 0; i < KEYS; i++) {
+    const answer = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Set`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ key: `big/${i}`, value: VALUE }),
+    });
+    expect(answer.status).toBe(200);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  expect(await server.stop()).toBe(0);
+});
+
+interface Gauges {
+  open: number;
+  watchers: number;
+  cancelled: number;
+  deadline: number;
+}
+
+async function scrape(): Promise<Gauges> {
+  const text = await (await fetch(`http://${server.metricsAddress}/metrics`)).text();
+  const sample = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? 0);
+  return {
+    open: sample(/^kv_grpc_server_open_streams\{method="Watch"\} (\d+)$/m),
+    watchers: sample(/^kv_store_watchers (\d+)$/m),
+    cancelled: sample(/^kv_grpc_server_handled_total\{method="Watch",code="CANCELLED"\} (\d+)$/m),
+    deadline: sample(/^kv_grpc_server_handled_total\{method="Watch",code="DEADLINE_EXCEEDED"\} (\d+)$/m),
+  };
+}
+
+/** A Connect streaming request's body: one envelope (flags 0, big-endian length, JSON). */
+function envelope(message: object): Buffer {
+  const json = Buffer.from(JSON.stringify(message));
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(json.length, 1);
+  return Buffer.concat([header, json]);
+}
+
+const WATCH = envelope({ prefix: 'big/', startRevision: '1' });
+
+/** Opens a Watch over HTTP/1.1 on a raw socket, reads its first bytes, then stops reading. */
+async function stalledHttp1Watch(headers: Record<string, string> = {}): Promise<net.Socket> {
+  const [host, port] = splitAddress(server.httpAddress!);
+  const socket = net.connect({ host, port });
+  socket.on('error', () => undefined);
+  const lines = [
+    'POST /kv.v1.KeyValueService/Watch HTTP/1.1',
+    `Host: ${server.httpAddress}`,
+    'Content-Type: application/connect+json',
+    `Content-Length: ${WATCH.length}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.write(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), WATCH]));
+  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  socket.pause();
+  return socket;
+}
+
+/**
+ * The same over h2c, on a raw HTTP/2 connection whose windows let the server
+ * send all it can: it is then held back by TCP, as by a client (curl
+ * --limit-rate, say) that stops reading its socket.
+ */
+async function stalledHttp2Watch(): Promise<net.Socket> {
+  const connection = await RawHttp2Connection.connect(server.httpAddress!);
+  const most = 2 ** 31 - 1;
+  const initialWindow = Buffer.alloc(6);
+  initialWindow.writeUInt16BE(0x4, 0); // SETTINGS_INITIAL_WINDOW_SIZE
+  initialWindow.writeUInt32BE(most, 2);
+  const increment = Buffer.alloc(4);
+  increment.writeUInt32BE(most - 65_535, 0);
+  const headers = [
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', '/kv.v1.KeyValueService/Watch'],
+    [':authority', server.httpAddress!],
+    ['content-type', 'application/connect+json'],
+  ].map(([name, value]) => hpackLiteral(name, value));
+  connection.write(
+    Buffer.concat([
+      PREFACE,
+      encodeFrame(FrameType.SETTINGS, 0, 0, initialWindow),
+      encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, increment),
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.concat(headers)),
+      encodeFrame(FrameType.DATA, Flag.END_STREAM, 1, WATCH),
+    ]),
+  );
+  await connection.waitFor('the first bytes of the answer', (frame) => frame.type === FrameType.DATA && frame.streamId === 1);
+  connection.socket.pause();
+  return connection.socket;
+}
+
+/** An HPACK literal header field without indexing, new name, no Huffman coding (RFC 7541 6.2.2), for names and values under 127 bytes. */
+function hpackLiteral(name: string, value: string): Buffer {
+  const text = (part: string): Buffer => Buffer.concat([Buffer.from([Buffer.byteLength(part)]), Buffer.from(part)]);
+  return Buffer.concat([Buffer.from([0]), text(name), text(value)]);
+}
+
+function splitAddress(address: string): [string, number] {
+  const colon = address.lastIndexOf(':');
+  return [address.slice(0, colon), Number(address.slice(colon + 1))];
+}
+
+/** Waits until the one Watch that `before` did not have is open and watching. */
+async function watching(before: Gauges): Promise<void> {
+  await pollUntil('the Watch to be open', async () => {
+    const now = await scrape();
+    return now.open === before.open + 1 && now.watchers === before.watchers + 1 ? true : undefined;
+  });
+}
+
+/** Waits until the Watch has ended as the gRPC port ends one whose client went away. */
+async function endedCancelled(before: Gauges): Promise<void> {
+  const after = await pollUntil('the Watch to be counted closed', async () => {
+    const now = await scrape();
+    return now.open === before.open && now.watchers === before.watchers ? now : undefined;
+  });
+  expect(after.cancelled).toBe(before.cancelled + 1);
+  expect(server.output()).not.toMatch(/unexpected error|answering a call failed/);
+}
+
+/** How the client's connection ends: closed (FIN), or reset (RST, as when a killed client leaves unread bytes behind). */
+const ENDINGS = [
+  ['closes', (socket: net.Socket) => socket.destroy()],
+  ['resets', (socket: net.Socket) => socket.resetAndDestroy()],
+] as const;
+
+test.each(ENDINGS)('an HTTP/1.1 Watch whose client stops reading and %s its connection ends, counted CANCELLED', async (_, hangUp) => {
+  const before = await scrape();
+  const socket = await stalledHttp1Watch();
+  await watching(before);
+  hangUp(socket);
+  await endedCancelled(before);
+});
+
+test.each(ENDINGS)('an h2c Watch whose client stops reading and %s its connection ends, counted CANCELLED', async (_, hangUp) => {
+  const before = await scrape();
+  const socket = await stalledHttp2Watch();
+  await watching(before);
+  hangUp(socket);
+  await endedCancelled(before);
+});
+
+test('a Watch past its deadline whose client is not reading ends once the client goes away', async () => {
+  const before = await scrape();
+  const socket = await stalledHttp1Watch({ 'Connect-Timeout-Ms': '300' });
+  await watching(before);
+  // The deadline ends the watch (its watcher is released), but its status cannot be written to a client that does not read.
+  await pollUntil('the deadline to end the watcher', async () => ((await scrape()).watchers === before.watchers ? true : undefined));
+  socket.destroy();
+  const after = await pollUntil('the Watch to be counted closed', async () => {
+    const now = await scrape();
+    return now.open === before.open ? now : undefined;
+  });
+  expect(after.deadline).toBe(before.deadline + 1);
+  expect(after.cancelled).toBe(before.cancelled);
+  expect(server.output()).not.toMatch(/unexpected error|answering a call failed/);
+});
