@@ -237,11 +237,11 @@ async function main(argv: string[]): Promise<number> {
   });
   let port: number;
   let httpPort: number | undefined;
-  let listening = config.listen;
+  let listening = `${config.listen} (--listen)`;
   try {
     port = await server.listen(config.listen);
     if (config.httpListen !== undefined) {
-      listening = config.httpListen;
+      listening = `${config.httpListen} (--http-listen)`;
       httpPort = await server.listenHttp(config.httpListen);
     }
   } catch (error) {

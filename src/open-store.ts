@@ -56,9 +56,18 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
     // the operator can do nothing about it, and the certificate is still checked against the IP.
     process.noDeprecation = true;
   }
-  const read = (file: string | undefined): Buffer | undefined => (file === undefined ? undefined : readFileSync(file));
-  const tls = { ca: read(config.etcdCa), cert: read(config.etcdCert), key: read(config.etcdKey) };
-  const password = read(config.etcdPasswordFile)
+  const read = (file: string | undefined, flag: string): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      // Still the system error (main prints those in one line), naming the flag.
+      if (error instanceof Error) error.message = `cannot read ${file} (${flag}): ${error.message}`;
+      throw error;
+    }
+  };
+  const tls = { ca: read(config.etcdCa, '--etcd-ca'), cert: read(config.etcdCert, '--etcd-cert'), key: read(config.etcdKey, '--etcd-key') };
+  const password = read(config.etcdPasswordFile, '--etcd-password-file')
     ?.toString('utf8')
     .replace(/\r?\n$/, '');
   // Loaded only for this engine: the etcd client parses etcd's protos when loaded (about 0.25 s), which a file-engine server need not pay.

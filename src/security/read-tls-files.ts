@@ -22,7 +22,7 @@ export function readTlsFiles({ certFile, keyFile, clientCaFile }: TlsFiles, now 
   const key = read(keyFile, '--tls-key');
   const clientCa = clientCaFile === undefined ? undefined : read(clientCaFile, '--tls-client-ca');
 
-  const [leaf] = certificates(cert, certFile);
+  const [leaf] = certificates(cert, certFile, '--tls-cert');
   let privateKey;
   try {
     privateKey = createPrivateKey(key);
@@ -32,10 +32,11 @@ export function readTlsFiles({ certFile, keyFile, clientCaFile }: TlsFiles, now 
   if (!leaf.checkPrivateKey(privateKey)) {
     throw new TlsFileError(`${keyFile} (--tls-key) is not the private key of the certificate in ${certFile}`);
   }
-  if (new Date(leaf.validTo) < now) throw new TlsFileError(`the certificate in ${certFile} expired on ${leaf.validTo}`);
+  if (new Date(leaf.validTo) < now) throw new TlsFileError(`the certificate in ${certFile} (--tls-cert) expired on ${leaf.validTo}`);
   // Clients refuse it until then: served now, it would fail every new connection.
-  if (new Date(leaf.validFrom) > now) throw new TlsFileError(`the certificate in ${certFile} is not valid until ${leaf.validFrom}`);
-  if (clientCa !== undefined && clientCaFile !== undefined) certificates(clientCa, clientCaFile);
+  if (new Date(leaf.validFrom) > now)
+    throw new TlsFileError(`the certificate in ${certFile} (--tls-cert) is not valid until ${leaf.validFrom}`);
+  if (clientCa !== undefined && clientCaFile !== undefined) certificates(clientCa, clientCaFile, '--tls-client-ca');
   return { cert, key, clientCa };
 }
 
@@ -48,14 +49,14 @@ function read(file: string, flag: string): Buffer {
 }
 
 /** Every certificate in a PEM file; at least one. */
-function certificates(pem: Buffer, file: string): X509Certificate[] {
+function certificates(pem: Buffer, file: string, flag: string): X509Certificate[] {
   const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new TlsFileError(`${file} holds no PEM certificate`);
+  if (blocks.length === 0) throw new TlsFileError(`${file} holds no PEM certificate (${flag})`);
   return blocks.map((block, i) => {
     try {
       return new X509Certificate(block);
     } catch (error) {
-      throw new TlsFileError(`certificate ${i + 1} in ${file} does not parse: ${(error as Error).message}`);
+      throw new TlsFileError(`certificate ${i + 1} in ${file} (${flag}) does not parse: ${(error as Error).message}`);
     }
   });
 }

@@ -152,6 +152,15 @@ describeEtcd('a secured etcd', () => {
       expect(stderr).not.toContain('kv-secret');
     });
 
+    test('a password file that cannot be read is named with its flag, in one line', async () => {
+      const missing = path.join(makeTempDir(), 'no-such-password');
+      const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', missing];
+      const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args]);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain(`cannot read ${missing} (--etcd-password-file): ENOENT`);
+    });
+
     test('a wrong password is refused at start, in one line, without the password', async () => {
       const wrong = path.join(makeTempDir(), 'wrong');
       writeFileSync(wrong, 'not-it');

@@ -231,7 +231,7 @@ test('a port that is taken stops --workers 2 with exit 1 and the reason said onc
     const result = await runServerToExit(['--listen', address, '--data-dir', makeTempDir(), '--workers', '2']);
     expect(result.code).toBe(1);
     expect(result.stderr.split('\n').filter((line) => line.startsWith('kv-server:'))).toEqual([
-      `kv-server: cannot listen on ${address}: bind EADDRINUSE ${address}`,
+      `kv-server: cannot listen on ${address} (--listen): bind EADDRINUSE ${address}`,
     ]);
   } finally {
     taken.close();

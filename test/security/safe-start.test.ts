@@ -62,7 +62,8 @@ test.each([
   ['a client CA file without certificates', (): string[] => {
     writeFileSync(path.join(dir, 'empty-ca.pem'), '');
     return [...tlsArgs, '--tls-client-ca', path.join(dir, 'empty-ca.pem')];
-  }, 'empty-ca.pem holds no PEM certificate'],
+  }, 'empty-ca.pem holds no PEM certificate (--tls-client-ca)'],
+  ['a key file given as the certificate', (): string[] => ['--tls-cert', serverCert.key, '--tls-key', serverCert.key], 'holds no PEM certificate (--tls-cert)'],
   ['an auth file with a token for a role it does not define', (): string[] => {
     writeFileSync(path.join(dir, 'bad-auth.yaml'), `roles: {}\ntokens:\n  - { name: a, role: ghost, sha256: ${'ab'.repeat(32)} }\n`);
     return ['--auth-file', path.join(dir, 'bad-auth.yaml')];

@@ -265,7 +265,11 @@ test('the listener takes every address a host name resolves to, and an address i
     const { code, stdout, stderr } = await runServerToExit(['--listen', `127.0.0.1:${port}`, '--data-dir', makeTempDir()]);
     expect(code).toBe(1);
     expect(stdout).toBe('');
-    expect(stderr).toMatch(new RegExp(`^kv-server: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.*\\n$`));
+    expect(stderr).toMatch(new RegExp(`^kv-server: cannot listen on 127\\.0\\.0\\.1:${port} \\(--listen\\): .*EADDRINUSE.*\\n$`));
+    // The HTTP port's address taken: the line names that flag, not the same words as for the gRPC port.
+    const http = await runServerToExit(['--listen', '127.0.0.1:0', '--http-listen', `127.0.0.1:${port}`, '--data-dir', makeTempDir()]);
+    expect({ code: http.code, stdout: http.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(http.stderr).toMatch(new RegExp(`^kv-server: cannot listen on 127\\.0\\.0\\.1:${port} \\(--http-listen\\): .*EADDRINUSE.*\\n$`));
   } finally {
     await server.stop();
   }
