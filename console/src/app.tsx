@@ -3,12 +3,14 @@
  * one) on the right, and a live view of changes under the current prefix.
  * Asks for a token when the server wants one.
  */
+import type { ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Event } from './gen/kv/v1/kv_pb';
 import { ConfirmDialog } from './confirm-dialog';
 import { EntryPanel, editInProgress } from './entry-panel';
 import { KeyTree } from './key-tree';
-import { createKvClient, describeFailure, isUnauthenticated, saveToken, savedToken, shownKey } from './kv';
+import { KeyText } from './key-text';
+import { createKvClient, describeFailure, isUnauthenticated, saveToken, savedToken } from './kv';
 import { LiveView } from './live-view';
 import { Login } from './login';
 import { NewEntry } from './new-entry';
@@ -42,7 +44,7 @@ export function App() {
   const [session, setSession] = useState(0);
   const [live, setLive] = useState(false);
   const [confirmClear, setConfirmClear] = useState(false);
-  const [notice, setNotice] = useState<{ text: string; error: boolean } | undefined>(undefined);
+  const [notice, setNotice] = useState<{ text: ComponentChildren; error: boolean } | undefined>(undefined);
   /** Bumped at each sign-in: a new client, so what waited for one (the live view) goes on even with the same token. */
   const [signIns, setSignIns] = useState(0);
   const client = useMemo(() => createKvClient(() => token), [token, signIns]);
@@ -109,7 +111,12 @@ export function App() {
     try {
       const { deletedCount } = await client.clear({ prefix });
       setNotice({
-        text: `Cleared ${deletedCount} key${deletedCount === 1n ? '' : 's'} under ${prefix === '' ? 'the root' : shownKey(prefix)}.`,
+        text: (
+          <>
+            Cleared {String(deletedCount)} key{deletedCount === 1n ? '' : 's'} under{' '}
+            {prefix === '' ? 'the root' : <KeyText value={prefix} quoted />}.
+          </>
+        ),
         error: false,
       });
       if (pane.kind === 'entry' && pane.key.startsWith(prefix)) setPane({ kind: 'none' });
@@ -219,7 +226,15 @@ export function App() {
         </main>
         {confirmClear && (
           <ConfirmDialog
-            title={prefix === '' ? 'Clear every key?' : `Clear every key under ${shownKey(prefix)}?`}
+            title={
+              prefix === '' ? (
+                'Clear every key?'
+              ) : (
+                <>
+                  Clear every key under <KeyText value={prefix} quoted />?
+                </>
+              )
+            }
             confirmLabel="Clear"
             onConfirm={() => void clear()}
             onCancel={() => setConfirmClear(false)}
@@ -230,7 +245,10 @@ export function App() {
                 'every key in the store'
               ) : (
                 <>
-                  every key that starts with <code class="key-text">{prefix}</code>
+                  every key that starts with{' '}
+                  <code>
+                    <KeyText value={prefix} />
+                  </code>
                 </>
               )}{' '}
               in one step. It cannot be undone.

@@ -6,7 +6,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 
 interface Props {
-  title: string;
+  title: ComponentChildren;
   children: ComponentChildren;
   confirmLabel: string;
   onConfirm: () => void;

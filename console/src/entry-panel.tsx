@@ -4,12 +4,14 @@
  * edit started from. When someone else wrote in between, both versions are
  * shown and the person chooses.
  */
+import type { ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { ConfirmDialog } from './confirm-dialog';
 import { ConnectError } from '@connectrpc/connect';
 import type { Value } from '@bufbuild/protobuf/wkt';
 import { type Entry, EventType } from './gen/kv/v1/kv_pb';
-import { compactValue, describeFailure, formatValue, type KvClient, parseValue, reasonOf, shownKey } from './kv';
+import { KeyText } from './key-text';
+import { compactValue, describeFailure, formatValue, type KvClient, parseValue, reasonOf } from './kv';
 
 interface Props {
   client: KvClient;
@@ -32,7 +34,7 @@ type State =
 
 export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: Props) {
   const [state, setState] = useState<State>({ mode: 'loading' });
-  const [message, setMessage] = useState<{ text: string; error: boolean } | undefined>(undefined);
+  const [message, setMessage] = useState<{ text: ComponentChildren; error: boolean } | undefined>(undefined);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const current = useRef(state);
   current.current = state;
@@ -129,7 +131,14 @@ export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: 
     setConfirmDelete(false);
     try {
       await client.delete({ key: entryKey, expectedRevision: entry.modRevision });
-      setMessage({ text: `Deleted ${shownKey(entryKey)}.`, error: false });
+      setMessage({
+        text: (
+          <>
+            Deleted <KeyText value={entryKey} quoted />.
+          </>
+        ),
+        error: false,
+      });
       onChanged();
       focusNext.current = 'heading';
       setState({ mode: 'missing', deleted: true });
@@ -146,7 +155,9 @@ export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: 
   return (
     <section class="entry" aria-labelledby="entry-title">
       <h2 id="entry-title" ref={heading} tabIndex={-1}>
-        <code class="key-text">{entryKey}</code>
+        <code>
+          <KeyText value={entryKey} />
+        </code>
       </h2>
       {message !== undefined && (
         <p class={message.error ? 'error' : 'notice'} role={message.error ? 'alert' : 'status'}>
@@ -206,7 +217,11 @@ export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: 
           </div>
           {confirmDelete && (
             <ConfirmDialog
-              title={`Delete ${shownKey(entryKey)}?`}
+              title={
+                <>
+                  Delete <KeyText value={entryKey} quoted />?
+                </>
+              }
               confirmLabel="Delete"
               onConfirm={() => void remove(state.entry)}
               onCancel={() => setConfirmDelete(false)}
@@ -218,7 +233,11 @@ export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: 
       )}
       {state.mode === 'edit' && (
         <JsonEditor
-          label={`Value of ${shownKey(entryKey)} (JSON)`}
+          label={
+            <>
+              Value of <KeyText value={entryKey} quoted /> (JSON)
+            </>
+          }
           text={state.text}
           onText={(text) => setState({ ...state, text })}
           onSave={() => void save(state.text, state.base)}
@@ -431,7 +450,7 @@ export function editInProgress(): boolean {
 }
 
 interface EditorProps {
-  label: string;
+  label: ComponentChildren;
   text: string;
   onText: (text: string) => void;
   onSave: () => void;

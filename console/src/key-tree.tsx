@@ -4,6 +4,7 @@
  * with a breadcrumb to walk back up. A "/" in a key makes a folder.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { KeyText } from './key-text';
 import { describeFailure, type KvClient, shownKey } from './kv';
 
 const PAGE_SIZE = 50;
@@ -114,7 +115,9 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh
           {crumbs.map((crumb, i) => (
             <li key={crumb.prefix}>
               {i === crumbs.length - 1 ? (
-                <span aria-current="location">{crumb.label}</span>
+                <span aria-current="location">
+                  <CrumbLabel crumb={crumb} />
+                </span>
               ) : (
                 <button
                   type="button"
@@ -124,7 +127,7 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh
                     onPrefix(crumb.prefix);
                   }}
                 >
-                  {crumb.label}
+                  <CrumbLabel crumb={crumb} />
                 </button>
               )}
             </li>
@@ -149,7 +152,7 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh
       )}
       {listing === undefined && error === undefined && <p aria-live="polite">Loading…</p>}
       {listing !== undefined && (
-        <ul class="keys" ref={list} aria-label={`Keys under ${prefix === '' ? 'the root' : prefix}`}>
+        <ul class="keys" ref={list} aria-label={`Keys under ${prefix === '' ? 'the root' : shownKey(prefix)}`}>
           {folders.map((folder) => (
             <li key={`folder:${folder}`}>
               <button
@@ -159,17 +162,17 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh
                   focusFirst.current = true;
                   onPrefix(folder);
                 }}
-                aria-label={`Folder ${folder}`}
+                aria-label={`Folder ${shownKey(folder)}`}
               >
                 <span aria-hidden="true">📁 </span>
-                {folder.slice(prefix.length)}
+                <KeyText value={folder.slice(prefix.length)} />
               </button>
             </li>
           ))}
           {leaves.map((key) => (
             <li key={`key:${key}`}>
               <button type="button" class="key" aria-current={key === selected ? 'true' : undefined} onClick={() => onSelect(key)}>
-                {key.slice(prefix.length) === '' ? key : key.slice(prefix.length)}
+                <KeyText value={key.slice(prefix.length) === '' ? key : key.slice(prefix.length)} />
               </button>
             </li>
           ))}
@@ -186,7 +189,13 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh
           Refresh
         </button>
         <button type="button" class="danger" onClick={onClear}>
-          {prefix === '' ? 'Clear all keys…' : `Clear ${shownKey(prefix)}…`}
+          {prefix === '' ? (
+            'Clear all keys…'
+          ) : (
+            <>
+              Clear <KeyText value={prefix} quoted />…
+            </>
+          )}
         </button>
       </div>
     </section>
@@ -213,13 +222,31 @@ function levelOf(prefix: string, keys: string[]): { folders: string[]; leaves: s
   return { folders, leaves };
 }
 
-function breadcrumbs(prefix: string): { label: string; prefix: string }[] {
-  const crumbs = [{ label: 'all keys', prefix: '' }];
+/** One step of the breadcrumb: the root, a folder, or the start of a key (a prefix that does not end in "/"). */
+interface Crumb {
+  prefix: string;
+  /** The part of the prefix this step adds; undefined for the root. */
+  part?: string;
+  partial?: boolean;
+}
+
+function breadcrumbs(prefix: string): Crumb[] {
+  const crumbs: Crumb[] = [{ prefix: '' }];
   let at = 0;
   for (let slash = prefix.indexOf('/'); slash !== -1; slash = prefix.indexOf('/', at)) {
-    crumbs.push({ label: prefix.slice(at, slash + 1), prefix: prefix.slice(0, slash + 1) });
+    crumbs.push({ part: prefix.slice(at, slash + 1), prefix: prefix.slice(0, slash + 1) });
     at = slash + 1;
   }
-  if (at < prefix.length) crumbs.push({ label: `${prefix.slice(at)}…`, prefix });
+  if (at < prefix.length) crumbs.push({ part: prefix.slice(at), prefix, partial: true });
   return crumbs;
+}
+
+function CrumbLabel({ crumb }: { crumb: Crumb }) {
+  if (crumb.part === undefined) return <>all keys</>;
+  return (
+    <>
+      <KeyText value={crumb.part} />
+      {crumb.partial === true && '…'}
+    </>
+  );
 }

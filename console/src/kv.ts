@@ -82,9 +82,55 @@ function illFormedStringIn(value: JsonValue, at = 'the value'): string | undefin
   return undefined;
 }
 
-/** A key as a person must see it: quoted when spaces at either end (or nothing at all) would otherwise be invisible. */
+/**
+ * The characters of a key a person cannot see as themselves: controls (a
+ * tab or newline splits a line), bidi controls (U+202E shows "gnp.exe" as
+ * "exe.png"), zero-width and other invisible format characters (U+200B
+ * makes "zw\u200bsp" look like "zwsp"), line and paragraph separators,
+ * spaces other than U+0020, and lone surrogates.
+ */
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]|(?! )\p{Zs}/u;
+
+const SHORT_ESCAPES: Record<string, string> = { '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** A hidden character as JSON writes one: \n, \t..., else \u202e (two of them for a character past U+FFFF). */
+function escapeOf(char: string): string {
+  const short = SHORT_ESCAPES[char];
+  if (short !== undefined) return short;
+  let escaped = '';
+  for (let i = 0; i < char.length; i++) escaped += `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return escaped;
+}
+
+/** A key in runs of text as it is and of hidden characters escaped, for KeyText to mark the escapes as such. */
+export function keyParts(key: string): { text: string; escaped: boolean }[] {
+  const parts: { text: string; escaped: boolean }[] = [];
+  for (const char of key) {
+    const escaped = HIDDEN.test(char);
+    const text = escaped ? escapeOf(char) : char;
+    const last = parts[parts.length - 1];
+    if (last !== undefined && last.escaped === escaped) last.text += text;
+    else parts.push({ text, escaped });
+  }
+  return parts;
+}
+
+/** Whether a key shown in running text needs quotes: spaces at either end (or nothing at all) would otherwise be invisible. */
+export function needsQuotes(key: string): boolean {
+  return key === '' || key.trim() !== key;
+}
+
+/**
+ * A key as plain text (an accessible name): quoted as a JSON string, its
+ * hidden characters escaped, when it has any or needsQuotes; as it is
+ * otherwise. A key that starts with a quote is quoted too, so that no key
+ * reads as another's escaped form.
+ */
 export function shownKey(key: string): string {
-  return key === '' || key.trim() !== key || [...key].some((c) => c < ' ' || c === '\u007f') ? JSON.stringify(key) : key;
+  if (!needsQuotes(key) && !key.startsWith('"') && !HIDDEN.test(key)) return key;
+  let quoted = '';
+  for (const char of key) quoted += char === '"' || char === '\\' ? `\\${char}` : HIDDEN.test(char) ? escapeOf(char) : char;
+  return `"${quoted}"`;
 }
 
 /** The seconds to wait from a failure's grpc-retry-pushback-ms trailer, if any. */

@@ -8,6 +8,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { EventType, type Event } from './gen/kv/v1/kv_pb';
+import { KeyText } from './key-text';
 import { compactValue, describeFailure, isTransient, isUnauthenticated, type KvClient, reasonOf } from './kv';
 
 const KEPT = 200;
@@ -184,7 +185,9 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
                 <td>{String(row.revision)}</td>
                 <td class={row.type}>{row.type === 'put' ? 'set' : 'deleted'}</td>
                 <td>
-                  <code class="key-text">{row.key}</code>
+                  <code>
+                    <KeyText value={row.key} />
+                  </code>
                 </td>
                 <td>
                   <code>{row.value}</code>

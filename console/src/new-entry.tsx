@@ -1,7 +1,9 @@
 /** Creates a key that does not exist yet (a Set with expected_revision 0, so nothing is overwritten). */
+import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { JsonEditor } from './entry-panel';
-import { describeFailure, type KvClient, parseValue, reasonOf, shownKey } from './kv';
+import { KeyText } from './key-text';
+import { describeFailure, type KvClient, parseValue, reasonOf } from './kv';
 
 interface Props {
   client: KvClient;
@@ -14,7 +16,7 @@ interface Props {
 export function NewEntry({ client, prefix, onCreated, onCancel, onFailure }: Props) {
   const [key, setKey] = useState(prefix);
   const [text, setText] = useState('{}');
-  const [error, setError] = useState<string | undefined>(undefined);
+  const [error, setError] = useState<ComponentChildren | undefined>(undefined);
   const keyField = useRef<HTMLInputElement>(null);
   // The key comes first (it starts as the prefix shown): focus it, after the prefix.
   useEffect(() => keyField.current?.focus(), []);
@@ -31,7 +33,13 @@ export function NewEntry({ client, prefix, onCreated, onCancel, onFailure }: Pro
       onCreated(key);
     } catch (failure) {
       setError(
-        reasonOf(failure) === 'REVISION_MISMATCH' ? `${shownKey(key)} already exists: open it to edit it.` : describeFailure(failure),
+        reasonOf(failure) === 'REVISION_MISMATCH' ? (
+          <>
+            <KeyText value={key} quoted /> already exists: open it to edit it.
+          </>
+        ) : (
+          describeFailure(failure)
+        ),
       );
       onFailure(failure);
     }

@@ -402,6 +402,80 @@ describeWithChromium('the web console', () => {
     await page.keyboard.press('Escape');
   });
 
+  test('a key with bidi, invisible or control characters is shown escaped and isolated, so it cannot pass for another', async () => {
+    const keys = [
+      'odd/rtl \u202egnp.exe',
+      'odd/zw\u200bsp',
+      'odd/zwsp',
+      'odd/zw\\u200bsp',
+      'odd/tab\there',
+      'odd/line\nbreak',
+      'odd/bom\ufeff',
+    ];
+    for (const key of keys) await call('Set', { key, value: 1 });
+    await page.reload();
+    await page.getByRole('button', { name: 'Folder odd/' }).click();
+    const list = page.getByRole('list', { name: 'Keys under odd/' });
+    await list.getByRole('button').first().waitFor();
+    const shown = await list
+      .getByRole('button')
+      .evaluateAll((buttons) =>
+        buttons.map((b) => ({
+          text: b.textContent,
+          escapes: b.querySelectorAll('.escape').length,
+          height: b.getBoundingClientRect().height,
+        })),
+      );
+    expect(shown.map(({ text, escapes }) => [text, escapes]).sort()).toEqual(
+      [
+        ['rtl \\u202egnp.exe', 1],
+        ['zw\\u200bsp', 1],
+        ['zwsp', 0],
+        // Text that only reads like an escape is not marked as one.
+        ['zw\\u200bsp', 0],
+        ['tab\\there', 1],
+        ['line\\nbreak', 1],
+        ['bom\\ufeff', 1],
+      ].sort(),
+    );
+    // One line each: a newline in a key does not spread it over two.
+    expect(new Set(shown.map(({ height }) => height)).size).toBe(1);
+
+    await list.getByRole('button', { name: 'rtl \\u202egnp.exe' }).click();
+    const heading = page.getByRole('heading', { name: 'odd/rtl \\u202egnp.exe' });
+    await heading.waitFor();
+    // Isolated, left to right whatever surrounds it; drawn in the order it is stored: ".exe" right of "gnp" (a raw U+202E puts it left).
+    const drawn = await page.evaluate<{ bidi: string[]; gnp: number; exe: number }>(`(() => {
+      const bdi = document.querySelector('#entry-title bdi');
+      const text = [...bdi.childNodes].find((node) => node.textContent.includes('gnp'));
+      const at = (word) => {
+        const range = document.createRange();
+        const start = text.textContent.indexOf(word);
+        range.setStart(text, start);
+        range.setEnd(text, start + word.length);
+        return range.getBoundingClientRect().left;
+      };
+      return { bidi: [getComputedStyle(bdi).unicodeBidi, getComputedStyle(bdi).direction], gnp: at('gnp'), exe: at('.exe') };
+    })()`);
+    expect(drawn.bidi).toEqual(['isolate', 'ltr']);
+    expect(drawn.exe).toBeGreaterThan(drawn.gnp);
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of odd/rtl \\u202egnp.exe (JSON)').waitFor();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog', { name: 'Delete odd/rtl \\u202egnp.exe?' }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('Deleted odd/rtl \\u202egnp.exe.').waitFor();
+    expect(await valueOf('odd/rtl \u202egnp.exe')).toBeUndefined();
+
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    await call('Set', { key: 'odd/zw\u200bsp', value: 2 });
+    await page.getByRole('table').locator('tbody tr').first().waitFor();
+    expect(await page.getByRole('table').locator('tbody tr').allTextContents()).toEqual([
+      expect.stringMatching(/^\d+setodd\/zw\\u200bsp2$/),
+    ]);
+  });
+
   test('a conflict with a key deleted and created again names the right revisions', async () => {
     await openKey('app/', 'flags');
     await page.getByRole('button', { name: 'Edit' }).click();
