@@ -25,6 +25,16 @@ export function saveToken(token: string): void {
   else sessionStorage.setItem(TOKEN_KEY, token);
 }
 
+/**
+ * Why a pasted token cannot be one, if it cannot: a token is visible ASCII
+ * (kv-server's are "kv_" and base64url), which is all an HTTP header and
+ * the server's "Bearer <token>" take.
+ */
+export function tokenProblem(token: string): string | undefined {
+  if (/^[\x21-\x7e]+$/.test(token)) return undefined;
+  return 'That token contains characters a token cannot have (spaces, control or non-ASCII characters): check what was pasted.';
+}
+
 export function createKvClient(token: () => string): KvClient {
   const bearer: Interceptor = (next) => (request) => {
     const current = token();

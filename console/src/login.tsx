@@ -2,11 +2,12 @@
  * Asks for a token when the server says the console's calls are not
  * authenticated. The token is tried (one ListKeys) before it is taken: a
  * refused one, or a server refusing to check any for a while after too many
- * failures, keeps the person here with the reason.
+ * failures, keeps the person here with the reason; one that could not be a
+ * token (a control character pasted with it) is not sent.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { describeFailure, type KvClient, reasonOf, retryAfterSeconds } from './kv';
+import { describeFailure, type KvClient, reasonOf, retryAfterSeconds, tokenProblem } from './kv';
 
 interface Props {
   /** The token that was refused, if any. */
@@ -25,6 +26,13 @@ export function Login({ refused, client, onToken }: Props) {
   useEffect(() => field.current?.focus(), []);
 
   const signIn = async (entered: string): Promise<void> => {
+    // Not sent: the browser would refuse to put it in a header, with its own wording.
+    const problem = tokenProblem(entered);
+    if (problem !== undefined) {
+      setProblem(problem);
+      field.current?.focus();
+      return;
+    }
     setBusy(true);
     try {
       await client(entered).listKeys({ prefix: '', pageSize: 1 });

@@ -104,6 +104,27 @@ describeWithChromium('the web console with tokens', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
   });
 
+  test('a pasted token with a character no token has is refused in plain words, without asking the server', async () => {
+    await page.goto(`http://${server.httpAddress}/`);
+    const calls: string[] = [];
+    const record = (request: { url(): string }): void => void (request.url().includes('/kv.v1.') && calls.push(request.url()));
+    page.on('request', record);
+    for (const pasted of [`${auth.tokens.app}\u0000`, `kv_\u202etoken`, 'kv_two words']) {
+      await page.getByLabel('Token').fill(pasted);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page
+        .getByRole('alert')
+        .filter({ hasText: /^That token contains characters a token cannot have/ })
+        .waitFor();
+      await page.getByLabel('Token').fill('');
+    }
+    page.off('request', record);
+    expect(calls).toEqual([]);
+    expect(await page.getByText(/Headers|Invalid value/).count()).toBe(0);
+    await signIn(auth.tokens.app);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
   // Last: the server then refuses to check any token from this address for a while.
   test('too many wrong tokens keep the login screen, saying when to retry', async () => {
     await page.goto(`http://${server.httpAddress}/`);
