@@ -58,6 +58,8 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   CONFLICT: status.ABORTED,
   // The etcd cluster behind this frontend did not answer or has no leader: another try, or another frontend.
   UNAVAILABLE: status.UNAVAILABLE,
+  // As UNAVAILABLE, but the call never reached etcd: nothing was applied, so a write may be retried too.
+  NOT_SENT: status.UNAVAILABLE,
   // This engine cannot do it at all (Backup on etcd): retrying will not help.
   NOT_SUPPORTED: status.UNIMPLEMENTED,
 };
@@ -80,6 +82,7 @@ const REASONS: Record<StoreError['code'], ErrorReason> = {
   LEASE_PRIVATE: ErrorReason.LEASE_PRIVATE,
   CONFLICT: ErrorReason.CONFLICT,
   UNAVAILABLE: ErrorReason.UNAVAILABLE,
+  NOT_SENT: ErrorReason.NOT_SENT,
   NOT_SUPPORTED: ErrorReason.NOT_SUPPORTED,
 };
 

@@ -21,6 +21,7 @@ export type StoreErrorCode =
   | 'LEASE_PRIVATE'
   | 'UNAVAILABLE'
   | 'CONFLICT'
+  | 'NOT_SENT'
   | 'NOT_SUPPORTED';
 
 export abstract class StoreError extends Error {
@@ -202,6 +203,15 @@ export class WriteConflictError extends StoreError {
  */
 export class BackendUnavailableError extends StoreError {
   readonly code = 'UNAVAILABLE';
+}
+
+/**
+ * The call was not passed on to the store's backend (no etcd member could be
+ * reached, or the read a write starts with failed): nothing was applied, so
+ * it may be tried again, writes included.
+ */
+export class NotSentError extends StoreError {
+  readonly code = 'NOT_SENT';
 }
 
 /** Data under the store's keyspace that kv did not write (a key that is not UTF-8, a value that is not JSON). */

@@ -135,3 +135,44 @@ describeEtcd('etcd members killed while two frontends take writes', () => {
     );
   });
 });
+
+describeEtcd('a write during an outage of the only etcd member', () => {
+  let cluster: EtcdCluster;
+  let frontend: Frontend | undefined;
+  const clients: KvClient[] = [];
+
+  beforeAll(async () => {
+    cluster = await startEtcdCluster({ size: 1 });
+    frontend = await startFrontend(cluster, `outage-${process.pid}/`, ['--etcd-timeout-ms', '1000']);
+  });
+  afterAll(async () => {
+    for (const kv of clients) kv.close();
+    await frontend?.server.kill();
+    await cluster?.stop();
+  });
+
+  test('is NOT_SENT while no member can be reached (nothing applied), and the SDK retries it until etcd is back: applied once', async () => {
+    const address = (frontend as Frontend).address;
+    const raw = new KvClient(address, { deadlineMs: 5000, retry: { attempts: 1 } });
+    const kv = new KvClient(address, { deadlineMs: 20_000 });
+    clients.push(raw, kv);
+    await kv.set('outage/before', 0);
+    await cluster.kill(0);
+    // Without retries the server's answer shows: UNAVAILABLE, reason NOT_SENT (the frontend could not reach etcd).
+    const refused = (await raw.set('outage/raw', 1).catch((e: unknown) => e)) as KvError;
+    expect(refused).toBeInstanceOf(KvError);
+    expect({ code: refused.code, reason: refused.reason }).toEqual({ code: 14, reason: 'NOT_SENT' });
+    // The SDK tries such a write again until its deadline: it lands once etcd is back.
+    const pending = kv.set('outage/k', 'v');
+    let settled = false;
+    void pending.finally(() => (settled = true)).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(settled).toBe(false);
+    await cluster.restart(0);
+    const revision = await pending;
+    const entry = await kv.get('outage/k');
+    expect(entry).toMatchObject({ value: 'v', modRevision: revision, version: 1 });
+    // The write refused without retries was never applied.
+    expect(await kv.get('outage/raw')).toBeUndefined();
+  });
+});

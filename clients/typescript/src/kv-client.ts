@@ -41,11 +41,13 @@ export interface KvClientOptions {
   deadlineMs?: number;
   /**
    * Retries on UNAVAILABLE for reads (get, keys, entries, listKeysPage,
-   * listPage, leaseInfo, health), until the call's deadline. Writes are not
-   * retried: a write that timed out may have happened, and repeating a
-   * conditional one could report a conflict with itself. (With several
-   * servers, a write whose server could not be connected to, so that nothing
-   * was sent, goes to the next one: that is not a retry.)
+   * listPage, leaseInfo, health), until the call's deadline. Writes are
+   * retried only when the server says it sent nothing on (reason NOT_SENT:
+   * the etcd cluster behind it could not be reached): otherwise a write that
+   * failed or timed out may have happened, and repeating a conditional one
+   * could report a conflict with itself. (With several servers, a write
+   * whose server could not be connected to, so that nothing was sent, goes
+   * to the next one: that is not a retry.)
    */
   retry?: RetryOptions;
   /**
@@ -500,15 +502,28 @@ export class KvClient {
   }
 
   /** A read: on UNAVAILABLE it is tried again, on the next server in turn, within one deadline. */
-  private async read<Req, Res>(method: MethodOf<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
-    // One deadline for the read as a whole: retries never stretch a call past what the caller allowed.
+  private read<Req, Res>(method: MethodOf<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
+    return this.retried(method, request, options, (error) => error.code === status.UNAVAILABLE);
+  }
+
+  /**
+   * A call tried again while `again` says so of its failure, on the next
+   * server in turn, within one deadline (the call's as a whole: retries never
+   * stretch it past what the caller allowed).
+   */
+  private async retried<Req, Res>(
+    method: MethodOf<Req, Res>,
+    request: Req,
+    options: CallOptions | undefined,
+    again: (error: KvError) => boolean,
+  ): Promise<Res> {
     const deadline = this.deadline(options);
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.call(method, request, deadline);
       } catch (error) {
         const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 1));
-        const retry = error instanceof KvError && error.code === status.UNAVAILABLE && attempt < this.attempts;
+        const retry = error instanceof KvError && again(error) && attempt < this.attempts;
         const remaining = deadline - Date.now();
         if (!retry || remaining <= 0) throw error;
         // With several servers the next one is tried at once; the backoff is for when all of them failed.
@@ -536,7 +551,9 @@ export class KvClient {
   /**
    * A write: sent once, to one server; its failure is the caller's to judge
    * (it may have happened). One that could not be sent at all (its server
-   * could not be connected to) is tried on the next server, each once.
+   * could not be connected to) is tried on the next server, each once; one
+   * its server did not send on (reason NOT_SENT: nothing was applied) is
+   * retried as a read is.
    */
   private async write<Req, Res>(method: MethodOf<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
     const deadline = this.deadline(options);
@@ -544,6 +561,10 @@ export class KvClient {
       try {
         return await this.call(method, request, deadline);
       } catch (error) {
+        if (error instanceof KvError && error.reason === 'NOT_SENT' && Date.now() < deadline) {
+          const left = { ...options, deadlineMs: deadline - Date.now() };
+          return this.retried(method, request, left, (again) => again.reason === 'NOT_SENT' || neverSent(again));
+        }
         if (!neverSent(error) || tried >= this.servers.length || Date.now() >= deadline) throw error;
       }
     }

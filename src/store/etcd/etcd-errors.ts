@@ -6,10 +6,11 @@
  * must tell apart, and then only fixed texts: etcd's own (its rpctypes) for
  * a deadline etcd reports as UNKNOWN and for which limit an
  * INVALID_ARGUMENT met, and grpc-js's for a call it failed before sending
- * it. A failed write says whether it was applied: certainly not when the
+ * it. A failed call says whether it was applied: certainly not when the
  * request never left (every member's circuit open, no connection to the
- * member); otherwise its outcome is unknown, since the request may have
- * been applied before the answer was lost.
+ * member: NotSentError, reason NOT_SENT, which a client may retry, writes
+ * included); otherwise a write's outcome is unknown, since the request may
+ * have been applied before the answer was lost.
  */
 import { isBrokenCircuitError } from 'cockatiel';
 import {
@@ -26,12 +27,12 @@ import {
   GRPCUnavailableError,
   GRPCUnknownError,
 } from 'etcd3';
-import { BackendUnavailableError, InvalidArgumentError, StoreClosedError, StoreError } from '../errors';
+import { BackendUnavailableError, InvalidArgumentError, NotSentError, StoreClosedError, StoreError } from '../errors';
 
 export type EtcdCallKind = 'read' | 'write' | 'watch' | 'keep-alive';
 
 const OUTCOME_UNKNOWN = '; the write may or may not have been applied: read the key before writing it again';
-const NOT_SENT = '; the write was not sent to etcd, nothing was applied: try again';
+const NOT_SENT = '; nothing was sent to etcd, nothing was applied: try again';
 
 /** Failures where another try (on this member or another) can succeed. */
 export function isTransient(error: unknown): boolean {
@@ -70,22 +71,25 @@ function neverSent(error: unknown): boolean {
  * leader, the deadline passed, every member's circuit open), as opposed to
  * an answer that refused the call.
  */
-export function isOutage(error: unknown): error is BackendUnavailableError {
-  return error instanceof BackendUnavailableError && error.cause !== undefined && isTransient(error.cause);
+export function isOutage(error: unknown): error is BackendUnavailableError | NotSentError {
+  return (
+    (error instanceof BackendUnavailableError || error instanceof NotSentError) && error.cause !== undefined && isTransient(error.cause)
+  );
 }
 
 /** A store error for an etcd failure; anything unknown is returned as is (the server logs it as INTERNAL). */
 export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof StoreError) return error;
-  const outcome = kind !== 'write' ? '' : neverSent(error) ? NOT_SENT : OUTCOME_UNKNOWN;
   if (isBrokenCircuitError(error)) {
-    return new BackendUnavailableError(`no etcd endpoint answers right now (each failed recently)${outcome}`, { cause: error });
+    return new NotSentError(`no etcd endpoint answers right now (each failed recently)${NOT_SENT}`, { cause: error });
   }
   if (!(error instanceof Error)) return error;
   if (error instanceof ClientClosedError) return new StoreClosedError('the store is closed', { cause: error });
+  if (neverSent(error))
+    return new NotSentError(`could not reach etcd for the ${kind} (${oneLine(error.message)})${NOT_SENT}`, { cause: error });
   if (isTransient(error)) {
-    const failed = neverSent(error) ? `could not reach etcd for the ${kind}` : `etcd did not answer the ${kind}`;
-    return new BackendUnavailableError(`${failed} (${oneLine(error.message)})${outcome}`, { cause: error });
+    const outcome = kind === 'write' ? OUTCOME_UNKNOWN : '';
+    return new BackendUnavailableError(`etcd did not answer the ${kind} (${oneLine(error.message)})${outcome}`, { cause: error });
   }
   if (
     error instanceof EtcdPermissionDeniedError ||

@@ -53,6 +53,7 @@ import {
 } from '../abstract-key-value-store';
 import {
   BackendUnavailableError,
+  NotSentError,
   InvalidArgumentError,
   LeaseNotFoundError,
   LeasePrivateError,
@@ -117,11 +118,11 @@ export class EtcdStore extends AbstractKeyValueStore {
   private readonly keyQueue = new KeyQueue({
     maxPerKey: DEFAULT_MAX_PER_KEY,
     tooMany: (key, max) =>
-      new BackendUnavailableError(
+      new NotSentError(
         `too many writes are queued on key ${JSON.stringify(key)} in this frontend (${max}, waiting for etcd); nothing was applied: try again later`,
       ),
     tooLate: (key, waitedMs) =>
-      new BackendUnavailableError(
+      new NotSentError(
         `the write waited ${waitedMs} ms behind other writes of key ${JSON.stringify(key)} in this frontend (etcd is slow) and ran out of time (--etcd-timeout-ms ${this.callTimeoutMs}); it was not sent to etcd, nothing was applied: try again`,
       ),
   });

@@ -38,6 +38,7 @@ import {
   KeyNotFoundError,
   LeaseNotFoundError,
   LeasePrivateError,
+  NotSentError,
   RevisionMismatchError,
 } from '../errors';
 import { holds } from '../compare';
@@ -99,7 +100,7 @@ export async function runOptimisticTxn(
     } catch (error) {
       const mayWrite = [...txn.success, ...txn.failure].some((op) => op.type !== 'get');
       if (!mayWrite || !(error instanceof BackendUnavailableError)) throw error;
-      throw new BackendUnavailableError(`${error.message}; that read comes before any write, so nothing was applied: try again`, {
+      throw new NotSentError(`${error.message}; that read comes before any write, so nothing was applied: try again`, {
         cause: error.cause,
       });
     }

@@ -146,6 +146,13 @@ const (
 	// not have been applied, so read before writing again.
 	ErrorReason_UNAVAILABLE ErrorReason = 13
 	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The server could not pass the call on to its store right now (the etcd
+	// engine: no etcd member could be reached, or the read a write starts
+	// with failed) and did not send it: nothing was applied. UNAVAILABLE:
+	// try again, writes included, here or on another server. (Reason
+	// UNAVAILABLE is sent instead when a write may have been applied.)
+	ErrorReason_NOT_SENT ErrorReason = 15
+	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// A write met concurrent writes to the keys it reads (from other servers
 	// on the same etcd cluster) on every try until its time ran out (the etcd
 	// engine's --etcd-timeout-ms). ABORTED: nothing was applied; try again.
@@ -200,6 +207,7 @@ var (
 		11: "COMPACTED",
 		12: "WATCH_TOO_SLOW",
 		13: "UNAVAILABLE",
+		15: "NOT_SENT",
 		14: "CONFLICT",
 		30: "LEASE_NOT_FOUND",
 		31: "LEASE_PRIVATE",
@@ -223,6 +231,7 @@ var (
 		"COMPACTED":                11,
 		"WATCH_TOO_SLOW":           12,
 		"UNAVAILABLE":              13,
+		"NOT_SENT":                 15,
 		"CONFLICT":                 14,
 		"LEASE_NOT_FOUND":          30,
 		"LEASE_PRIVATE":            31,
@@ -3510,7 +3519,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x02*\x8b\x03\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\x99\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -3530,6 +3539,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\tCOMPACTED\x10\v\x12\x12\n" +
 	"\x0eWATCH_TOO_SLOW\x10\f\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\r\x12\f\n" +
+	"\bNOT_SENT\x10\x0f\x12\f\n" +
 	"\bCONFLICT\x10\x0e\x12\x13\n" +
 	"\x0fLEASE_NOT_FOUND\x10\x1e\x12\x11\n" +
 	"\rLEASE_PRIVATE\x10\x1f\x12\x13\n" +

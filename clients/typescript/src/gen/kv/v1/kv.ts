@@ -162,6 +162,15 @@ export enum ErrorReason {
    */
   UNAVAILABLE = 13,
   /**
+   * NOT_SENT - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The server could not pass the call on to its store right now (the etcd
+   * engine: no etcd member could be reached, or the read a write starts
+   * with failed) and did not send it: nothing was applied. UNAVAILABLE:
+   * try again, writes included, here or on another server. (Reason
+   * UNAVAILABLE is sent instead when a write may have been applied.)
+   */
+  NOT_SENT = 15,
+  /**
    * CONFLICT - buf:lint:ignore ENUM_VALUE_PREFIX
    * A write met concurrent writes to the keys it reads (from other servers
    * on the same etcd cluster) on every try until its time ran out (the etcd
@@ -258,6 +267,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 13:
     case "UNAVAILABLE":
       return ErrorReason.UNAVAILABLE;
+    case 15:
+    case "NOT_SENT":
+      return ErrorReason.NOT_SENT;
     case 14:
     case "CONFLICT":
       return ErrorReason.CONFLICT;
@@ -316,6 +328,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "WATCH_TOO_SLOW";
     case ErrorReason.UNAVAILABLE:
       return "UNAVAILABLE";
+    case ErrorReason.NOT_SENT:
+      return "NOT_SENT";
     case ErrorReason.CONFLICT:
       return "CONFLICT";
     case ErrorReason.LEASE_NOT_FOUND:

@@ -30,6 +30,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPACTED: _ClassVar[ErrorReason]
     WATCH_TOO_SLOW: _ClassVar[ErrorReason]
     UNAVAILABLE: _ClassVar[ErrorReason]
+    NOT_SENT: _ClassVar[ErrorReason]
     CONFLICT: _ClassVar[ErrorReason]
     LEASE_NOT_FOUND: _ClassVar[ErrorReason]
     LEASE_PRIVATE: _ClassVar[ErrorReason]
@@ -62,6 +63,7 @@ LOCKED: ErrorReason
 COMPACTED: ErrorReason
 WATCH_TOO_SLOW: ErrorReason
 UNAVAILABLE: ErrorReason
+NOT_SENT: ErrorReason
 CONFLICT: ErrorReason
 LEASE_NOT_FOUND: ErrorReason
 LEASE_PRIVATE: ErrorReason
