@@ -417,15 +417,13 @@ describeWithChromium('the web console', () => {
     await page.getByRole('button', { name: 'Folder odd/' }).click();
     const list = page.getByRole('list', { name: 'Keys under odd/' });
     await list.getByRole('button').first().waitFor();
-    const shown = await list
-      .getByRole('button')
-      .evaluateAll((buttons) =>
-        buttons.map((b) => ({
-          text: b.textContent,
-          escapes: b.querySelectorAll('.escape').length,
-          height: b.getBoundingClientRect().height,
-        })),
-      );
+    const shown = await list.getByRole('button').evaluateAll((buttons) =>
+      buttons.map((b) => ({
+        text: b.textContent,
+        escapes: b.querySelectorAll('.escape').length,
+        height: b.getBoundingClientRect().height,
+      })),
+    );
     expect(shown.map(({ text, escapes }) => [text, escapes]).sort()).toEqual(
       [
         ['rtl \\u202egnp.exe', 1],
