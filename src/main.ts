@@ -10,6 +10,7 @@ import {
   isReloadMessage,
   ownerSocketPath,
   pinnedAddresses,
+  type ProcessRole,
   type ReloadMessage,
   tellSupervisor,
 } from './cluster/process-role';
@@ -27,6 +28,9 @@ import { StoreError } from './store/errors';
 import { FileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
 import type { KeyValueStore } from './store/key-value-store';
+
+/** How long a worker that lost its store owner gives its calls to be answered (they fail at once; watches end). */
+const OWNER_LOST_GRACE_MS = 1000;
 
 /**
  * Exit codes: 0 clean stop (also one asked for by a signal before the server
@@ -191,11 +195,14 @@ async function main(argv: string[]): Promise<number> {
 
   let store: KeyValueStore;
   let where: string;
+  // A worker that loses its store owner stops serving: its calls are answered (with what became of them), then it exits 1.
+  let ownerLost: (error: Error) => void = () => undefined;
+  const lostOwner = new Promise<Error>((resolve) => (ownerLost = resolve));
   try {
     ({ store, where } =
       role === 'worker' && config.engine === 'file'
-        ? await openWorkerStoreOfConfig(config, logger, stop.signal)
-        : await openConfiguredStore(config, logger, stop.signal, metrics?.store.observer));
+        ? await openWorkerStoreOfConfig(config, logger, stop.signal, ownerLost)
+        : await openConfiguredStore(config, logger, stop.signal, metrics?.store.observer, await ownerWatcherLimits(role)));
   } catch (error) {
     await stopMetrics();
     if (error instanceof StopRequested) {
@@ -265,9 +272,15 @@ async function main(argv: string[]): Promise<number> {
     );
   }
 
-  const signal = await stop.requested;
+  const stopped = await Promise.race([stop.requested, lostOwner]);
   draining = true;
-  logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing calls in flight');
+  if (stopped instanceof Error) {
+    logger.error({ err: stopped }, 'lost the store owner: answering the calls in flight, then exiting');
+    await server.shutdown(Math.min(config.shutdownGraceMs, OWNER_LOST_GRACE_MS));
+    await stopMetrics();
+    return 1;
+  }
+  logger.info({ signal: stopped, graceMs: config.shutdownGraceMs }, 'shutting down: finishing calls in flight');
   await server.shutdown(config.shutdownGraceMs);
   try {
     return await closeStore(store, logger);
@@ -313,6 +326,7 @@ async function openWorkerStoreOfConfig(
   config: Config,
   logger: Logger,
   signal: AbortSignal,
+  onOwnerLost: (error: Error) => void,
 ): Promise<{ store: KeyValueStore; where: string }> {
   const { openWorkerStore } = await import('./store/remote/worker-store');
   const store = await openWorkerStore({
@@ -324,13 +338,18 @@ async function openWorkerStoreOfConfig(
       history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },
     },
     logger,
-    // Without the owner a worker can neither write nor read: the supervisor restarts the whole server.
-    onOwnerLost: (error) => {
-      logger.error({ err: error }, 'lost the store owner: exiting');
-      process.exit(1);
-    },
+    // Without the owner a worker can neither write nor read: it exits, and the supervisor starts another
+    // (and, if the owner itself ended, the whole server).
+    onOwnerLost,
   });
   return { store, where: 'a worker' };
+}
+
+/** The store owner's watches feed its workers: they must take every change, whatever the history window keeps. */
+async function ownerWatcherLimits(role: ProcessRole): Promise<{ maxQueueBytes: number } | undefined> {
+  if (role !== 'owner') return undefined;
+  const { OWNER_WATCHER_LIMITS } = await import('./store/remote/serve-store-owner');
+  return OWNER_WATCHER_LIMITS;
 }
 
 function definedOnly<T extends object>(values: T): { [K in keyof T]: Exclude<T[K], undefined> } {

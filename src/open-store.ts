@@ -9,6 +9,7 @@ import type { Config } from './config';
 import type { Logger } from './logger';
 import { openFileStore } from './store/file';
 import type { KeyValueStore } from './store/key-value-store';
+import type { ChangeFeedOptions } from './store/feed/change-feed';
 import type { StoreObserver } from './store/store-observer';
 
 export interface OpenedStore {
@@ -17,12 +18,16 @@ export interface OpenedStore {
   where: string;
 }
 
-/** `signal` stops the file store's recovery (openFileStore rejects with its reason); `observer` hears the file engine's work (metrics). */
+/**
+ * `signal` stops the file store's recovery (openFileStore rejects with its reason); `observer` hears the file engine's work (metrics);
+ * `watcher`: the file engine's watcher limits, if not the defaults (the store owner of --workers N, whose watches feed its workers).
+ */
 export async function openConfiguredStore(
   config: Config,
   logger: Logger,
   signal?: AbortSignal,
   observer?: StoreObserver,
+  watcher?: ChangeFeedOptions['watcher'],
 ): Promise<OpenedStore> {
   if (config.engine === 'etcd') return openConfiguredEtcdStore(config);
   const dataDir = path.resolve(config.dataDir);
@@ -40,6 +45,7 @@ export async function openConfiguredStore(
     feed: {
       progressIntervalMs: config.watchProgressMs,
       history: { maxChanges: config.watchHistoryChanges, maxBytes: config.watchHistoryBytes },
+      watcher,
     },
   });
   return { store, where: `data directory ${dataDir}, fsync ${config.fsync}` };

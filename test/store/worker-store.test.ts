@@ -7,7 +7,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { openFileStore, type FileStore } from '../../src/store/file';
+import { openFileStore, type FileStore, type FileStoreOptions } from '../../src/store/file';
 import { openWorkerStore, type WorkerStore } from '../../src/store/remote/worker-store';
 import { serveStoreOwner, type StoreOwnerServer } from '../../src/store/remote/serve-store-owner';
 import { silentLogger } from '../../src/logger';
@@ -25,8 +25,8 @@ interface Owner {
 const owners: Owner[] = [];
 let sockets = 0;
 
-async function startOwner(limits: { maxKeyBytes?: number; maxValueBytes?: number } = {}): Promise<Owner> {
-  const store = await openFileStore({ dataDir: dirs.make(), ...limits });
+async function startOwner(options: Omit<FileStoreOptions, 'dataDir'> = {}): Promise<Owner> {
+  const store = await openFileStore({ dataDir: dirs.make(), ...options });
   const socketPath = path.join(os.tmpdir(), `kv-worker-test-${process.pid}-${++sockets}.sock`);
   const server = await serveStoreOwner(store, socketPath, silentLogger);
   const owner = { store, server };
@@ -122,6 +122,30 @@ describe('worker store: what only it has', () => {
       }
     } finally {
       await a.close();
+    }
+  });
+
+  test('a feed to the workers that fails ends the workers it fed, whose writes in flight say their outcome is unknown; the next worker serves', async () => {
+    // The store opened WITHOUT the owner's watcher limits, so a batch larger than the watch queue and the history window breaks the feed.
+    const owner = await startOwner({ feed: { history: { maxBytes: 1_000_000 } } });
+    const a = await worker(owner);
+    const value = 'v'.repeat(900_000);
+    const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => a.set(`big/${i}`, value)));
+    expect(a.failure).toMatchObject({ code: 'UNAVAILABLE' });
+    for (const [i, outcome] of outcomes.entries()) {
+      // Committed either way (the owner took every write): a refusal must not read as "not applied".
+      expect(await owner.store.get(`big/${i}`)).toMatchObject({ value });
+      if (outcome.status === 'rejected') {
+        expect(outcome.reason).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/may or may not have been applied/) });
+      }
+    }
+    await a.close();
+    const b = await worker(owner);
+    try {
+      expect(await b.get('big/7')).toMatchObject({ value });
+      expect((await b.set('after', 1)).revision).toBe(owner.store.revision);
+    } finally {
+      await b.close();
     }
   });
 

@@ -10,6 +10,7 @@ import v8 from 'node:v8';
 import type { Logger } from '../../logger';
 import type { AbstractKeyValueStore } from '../abstract-key-value-store';
 import type { StoredEntry } from '../change';
+import { StoreClosedError } from '../errors';
 import type { KeyValueStore, Watch } from '../key-value-store';
 import { FrameChannel } from './frame-channel';
 import { type OwnerMessage, type WorkerMessage, toWireError } from './owner-protocol';
@@ -36,7 +37,7 @@ export async function serveStoreOwner(store: OwnedStore, socketPath: string, log
   const isFile = !socketPath.startsWith('\0');
   // A file left by an owner that was killed (a restart after a crash uses the same path).
   if (isFile) fs.rmSync(socketPath, { force: true });
-  const live = new SharedFeed(store);
+  const live = new SharedFeed(store, logger);
   const connections = new Set<{ end(): void }>();
   const server = net.createServer((socket) => {
     const connection = serveWorker(store, live, socket, logger);
@@ -71,43 +72,70 @@ interface FeedSink {
 }
 
 /**
+ * The watcher limits the owner's store must be opened with: its watches
+ * feed the workers and must never fall back to its history window (a
+ * commit batch can be larger than the window: MAX_BATCH_BYTES is 16 MB,
+ * --watch-history-bytes may be less), so they hold whatever one publish
+ * hands them until the owner takes it, which it does at once. The owner
+ * serves no other watch.
+ */
+export const OWNER_WATCHER_LIMITS = { maxQueueBytes: Number.POSITIVE_INFINITY };
+
+/**
  * The live part of every worker's feed: ONE watch on every key, each batch
  * serialized once and the same bytes sent to every worker. Without previous
  * entries: a worker knows them from its own replica.
  */
 class SharedFeed {
   private readonly sinks = new Set<FeedSink>();
-  private readonly watch: Watch;
-  private error: unknown;
+  private watch: Watch;
+  private closed = false;
 
-  constructor(store: KeyValueStore) {
-    this.watch = store.watch({ prefix: '', startRevision: 0, prevEntry: false });
-    void this.run();
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly logger: Logger,
+  ) {
+    this.watch = this.open();
   }
 
   /** `sink` gets every batch from now on; the function returned stops that. */
   subscribe(sink: FeedSink): () => void {
-    if (this.error !== undefined) sink.ended(this.error);
+    if (this.closed) sink.ended(new StoreClosedError('the store owner is closing'));
     else this.sinks.add(sink);
     return () => this.sinks.delete(sink);
   }
 
   close(): void {
+    this.closed = true;
     this.watch.close();
   }
 
-  private async run(): Promise<void> {
+  private open(): Watch {
+    const watch = this.store.watch({ prefix: '', startRevision: 0, prevEntry: false });
+    void this.run(watch);
+    return watch;
+  }
+
+  private async run(watch: Watch): Promise<void> {
     try {
       for (;;) {
-        const batch = await this.watch.next();
+        const batch = await watch.next();
         if (this.sinks.size === 0) continue;
         const bytes = v8.serialize(batch);
         for (const sink of this.sinks) sink.batch(bytes);
       }
     } catch (error) {
-      this.error = error;
-      for (const sink of this.sinks) sink.ended(error);
+      const fed = [...this.sinks];
       this.sinks.clear();
+      for (const sink of fed) sink.ended(error);
+      if (this.closed || error instanceof StoreClosedError) {
+        this.closed = true;
+        return;
+      }
+      // The workers fed so far may miss changes: each was ended (it is restarted and loads a new snapshot).
+      // The feed itself starts again at once, in this turn, so no later worker's snapshot misses its start.
+      this.logger.error({ err: error }, "the store owner's feed to its workers failed: they start again from a new snapshot");
+      this.watch = this.open();
     }
   }
 }

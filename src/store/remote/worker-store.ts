@@ -70,7 +70,14 @@ export interface WorkerStoreOptions {
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (reason: unknown) => void;
+  /** A write the owner may have committed: if the owner is lost before it answers, its outcome is unknown. */
+  write?: boolean;
 }
+
+/** Calls that change nothing the owner logs: lost with the owner, they changed nothing. */
+const READ_CALLS: ReadonlySet<ValidCall['method']> = new Set(['keepAliveLease', 'leaseInfo', 'listLeases']);
+const OUTCOME_UNKNOWN = '; the write may or may not have been applied: read the key before writing it again';
+const NOT_SENT = '; the write was not sent, nothing was applied: try again';
 
 interface Deferred<T> extends Pending {
   promise: Promise<T>;
@@ -124,7 +131,9 @@ export class WorkerStore extends AbstractKeyValueStore {
     });
     this.channel.beforeFlush = () => this.askReadIndex();
     socket.on('error', (err) => options.logger.debug({ err }, 'store owner connection failed'));
-    socket.on('close', () => this.ownerGone(new BackendUnavailableError('the store owner process is gone; the server restarts it')));
+    socket.on('close', () =>
+      this.ownerGone("the store owner process is gone (or closed this worker's channel); the server restarts this worker"),
+    );
     this.channel.send({ kind: 'bootstrap' });
   }
 
@@ -236,26 +245,32 @@ export class WorkerStore extends AbstractKeyValueStore {
   }
 
   private forward<T>(call: ValidCall): Promise<T> {
-    return this.request({ kind: 'call', id: 0, call }) as Promise<T>;
+    const write = !READ_CALLS.has(call.method);
+    if (this.lost !== undefined && write) return Promise.reject(new BackendUnavailableError(this.lost.message + NOT_SENT));
+    return this.request({ kind: 'call', id: 0, call }, write) as Promise<T>;
   }
 
   /**
    * A write is answered once this worker's replica holds it (the owner
    * publishes before it answers, so this is rarely a wait): a read or a watch
    * on this worker after the answer sees the write, and so does `revision`.
+   * If the owner is lost in that wait the write is still answered: the owner
+   * committed it (the worker ends, and the caller reads elsewhere).
    */
   private async forwardWrite<T>(call: ValidCall, revisionOf: (result: T) => number): Promise<T> {
     const result = await this.forward<T>(call);
-    await this.waitFor(revisionOf(result));
+    await this.waitFor(revisionOf(result)).catch((error: unknown) => {
+      if (this.lost === undefined) throw error;
+    });
     return result;
   }
 
   /** Sends a message that the owner answers by id (the id is filled in here). */
-  private request(message: Exclude<WorkerMessage, { kind: 'bootstrap' }>): Promise<unknown> {
+  private request(message: Exclude<WorkerMessage, { kind: 'bootstrap' }>, write = false): Promise<unknown> {
     if (this.lost !== undefined) return Promise.reject(this.lost);
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
-      this.calls.set(id, { resolve, reject });
+      this.calls.set(id, { resolve, reject, write });
       this.channel.send({ ...message, id });
     });
   }
@@ -327,7 +342,9 @@ export class WorkerStore extends AbstractKeyValueStore {
         this.ownerFailure = message.error === undefined ? undefined : fromWireError(message.error);
         return;
       case 'feed-ended':
-        this.ownerGone(fromWireError(message.error));
+        this.ownerGone(
+          `the store owner ended this worker's feed (${fromWireError(message.error).message}); the server restarts this worker`,
+        );
         return;
     }
   }
@@ -389,10 +406,13 @@ export class WorkerStore extends AbstractKeyValueStore {
     }
   }
 
-  private ownerGone(error: Error): void {
+  private ownerGone(why: string): void {
     if (this.lost !== undefined || this.closingSocket) return;
+    const error = new BackendUnavailableError(why);
     this.lost = error;
-    for (const pending of this.calls.values()) pending.reject(error);
+    // A write the owner had not answered may be committed or not: the caller must not take UNAVAILABLE for "not applied".
+    const unknown = new BackendUnavailableError(why + OUTCOME_UNKNOWN);
+    for (const pending of this.calls.values()) pending.reject(pending.write === true ? unknown : error);
     this.calls.clear();
     this.readBatch?.reject(error);
     this.readBatch = undefined;
