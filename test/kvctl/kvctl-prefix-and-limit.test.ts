@@ -53,7 +53,7 @@ describe('get --prefix', () => {
       stderr: '',
     });
     const table = await kvctl(['get', '--prefix', 'q/', '-o', 'table']);
-    expect(table.stdout).toMatch(/^KEY +VERSION +CREATE_REVISION +MOD_REVISION +VALUE\nq\/other +1 +\d+ +\d+ +"not under p\/"\n$/);
+    expect(table.stdout).toMatch(/^KEY +VERSION +CREATE_REVISION +MOD_REVISION +LEASE +VALUE\nq\/other +1 +\d+ +\d+ +"not under p\/"\n$/);
     expect(await kvctl(['get', '--prefix', 'none/'])).toEqual({ code: 0, stdout: '[]\n', stderr: '' });
   });
 

@@ -231,6 +231,39 @@ describe('transactions, updates, leases and watch', () => {
     expectOneLineError(await kvctl(['lease', 'info', String(id)]), 1, /not found/);
   });
 
+  test('get, get --prefix, update and a txn get name the lease a key is on, as watch does; a key on none has no lease field', async () => {
+    const lease = await kv.grantLease(60_000);
+    await kv.set('le/shared', 1, { lease: lease.id });
+    await kv.set('le/own', 2, { ttlMs: 60_000 });
+    await kv.set('le/none', 3);
+    const own = (await kv.get('le/own'))!.lease;
+    expect(own).toBeGreaterThan(0);
+
+    expect(JSON.parse((await kvctl(['get', 'le/shared'])).stdout)).toMatchObject({ key: 'le/shared', lease: lease.id });
+    expect(JSON.parse((await kvctl(['get', 'le/own'])).stdout)).toMatchObject({ key: 'le/own', lease: own });
+    expect(JSON.parse((await kvctl(['get', 'le/none'])).stdout)).not.toHaveProperty('lease');
+    const listed = JSON.parse((await kvctl(['get', '--prefix', 'le/'])).stdout) as { key: string; lease?: number }[];
+    expect(listed.map(({ key, lease }) => [key, lease])).toEqual([
+      ['le/none', undefined],
+      ['le/own', own],
+      ['le/shared', lease.id],
+    ]);
+    expect(JSON.parse((await kvctl(['update', 'le/shared', '{"a": 1}'])).stdout)).toMatchObject({ key: 'le/shared', lease: lease.id });
+    const txn = JSON.parse((await kvctl(['txn', '--then', 'get le/shared'])).stdout) as { results: unknown[] };
+    expect(txn.results).toEqual([expect.objectContaining({ type: 'get', key: 'le/shared', lease: lease.id })]);
+
+    const table = (await kvctl(['get', '--prefix', 'le/', '-o', 'table'])).stdout.split('\n');
+    expect(table[0]).toMatch(/^KEY +VERSION +CREATE_REVISION +MOD_REVISION +LEASE +VALUE$/);
+    expect(table.slice(1)).toEqual([
+      expect.stringMatching(/^le\/none +1 +\d+ +\d+ +3$/),
+      expect.stringMatching(new RegExp(`^le/own +1 +\\d+ +\\d+ +${own} +2$`)),
+      expect.stringMatching(new RegExp(`^le/shared +2 +\\d+ +\\d+ +${lease.id} +\\{"a":1\\}$`)),
+      '',
+    ]);
+    await kv.revokeLease(lease.id);
+    await kv.delete('le/own');
+  });
+
   test('watch --prefix prints each change as a JSON line, from --rev on, and stops after --count', async () => {
     const first = await kv.set('wa/1', 'one');
     await kv.set('elsewhere', 0);
@@ -283,7 +316,7 @@ describe('on a terminal (script(1) gives kvctl a pseudo-terminal)', () => {
     const result = await inTerminal('get tty/ada');
     expect(result.code).toBe(0);
     expect(result.stdout.replaceAll('\r', '').split('\n')).toEqual([
-      'KEY      VERSION  CREATE_REVISION  MOD_REVISION  VALUE',
+      'KEY      VERSION  CREATE_REVISION  MOD_REVISION  LEASE  VALUE',
       expect.stringMatching(/^tty\/ada {2}1 {8}\d+ +\d+ +\{"name":"Ada"\}$/),
       '',
     ]);
@@ -398,6 +431,15 @@ describe('global options', () => {
     expect(help.code).toBe(0);
     for (const text of ['get [options] [key]', 'clear [options] <prefix>', 'KV_ENDPOINTS', '3  conflict', '4  unavailable'])
       expect(help.stdout).toContain(text);
+  });
+
+  test("--help's exit codes say what the README's table says (health: exit 4 unless every endpoint is SERVING)", async () => {
+    const help = (await kvctl(['--help'])).stdout;
+    const listed = [...help.matchAll(/^ {2}(\d) {2}(.+)$/gm)].map(([, code, meaning]) => `${code} ${meaning}`);
+    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const documented = [...readme.matchAll(/^\| (\d) \| (.+) \|$/gm)].map(([, code, meaning]) => `${code} ${meaning.replaceAll('`', '')}`);
+    expect(listed).toHaveLength(10);
+    expect(listed).toEqual(documented);
   });
 });
 

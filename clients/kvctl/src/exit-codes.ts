@@ -22,9 +22,9 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  not found: get of a missing key, or a lease that does not exist (set --lease, lease keepalive, ...)
   2  usage: a bad flag, argument, JSON value or file, or a file or directory kvctl cannot write (backup, restore: no permission, a full disk, ...)
   3  conflict: --expected-revision did not match, or a txn's compares did not hold
-  4  unavailable: no server answered in time, it is shutting down, or health is not SERVING (every endpoint)
+  4  unavailable: no server answered in time, it is shutting down, or health is not SERVING (with several endpoints: not all of them)
   5  rejected: the server refused the request (bad key, value too large, ...)
-  6  denied: not authenticated or not allowed, or too many failed authentications (AUTH_RATE_LIMITED: try again later)
+  6  denied: not authenticated or not allowed, or too many failed authentications from this address (AUTH_RATE_LIMITED: try again later)
   7  declined: a confirmation was answered no
   8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)
   9  damaged: a backup file is not one, is incomplete or fails its checksum`;

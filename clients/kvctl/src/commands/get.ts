@@ -1,12 +1,10 @@
 import { Command } from 'commander';
-import type { JsonValue, KvEntry } from '@kv/client';
 import { CliError } from '../cli-error';
+import { ENTRY_HEADER, entryJson, entryRow } from '../entry-forms';
 import { EXIT } from '../exit-codes';
 import { limitOption, pageSizeFor, take } from '../limit';
 import { bareValue } from '../output';
 import type { Runner } from '../session';
-
-const HEADER = ['KEY', 'VERSION', 'CREATE_REVISION', 'MOD_REVISION', 'VALUE'];
 
 export function getCommand(run: Runner): Command {
   return new Command('get')
@@ -25,7 +23,7 @@ export function getCommand(run: Runner): Command {
           const entries = session.kv().entries({ prefix: options.prefix, pageSize: pageSizeFor(options.limit) });
           await session.printer.printList(take(entries, options.limit), {
             json: entryJson,
-            header: HEADER,
+            header: ENTRY_HEADER,
             row: entryRow,
             value: (entry) => bareValue(entry.value),
           });
@@ -34,15 +32,7 @@ export function getCommand(run: Runner): Command {
         if (options.limit !== undefined) throw new CliError('--limit goes with --prefix (get KEY prints one entry)');
         const entry = await session.kv().get(key as string);
         if (entry === undefined) throw new CliError(`key "${key}" not found`, EXIT.notFound);
-        session.printer.print({ json: entryJson(entry), table: [HEADER, entryRow(entry)], value: bareValue(entry.value) });
+        session.printer.print({ json: entryJson(entry), table: [ENTRY_HEADER, entryRow(entry)], value: bareValue(entry.value) });
       }),
     );
-}
-
-function entryJson({ key, value, createRevision, modRevision, version }: KvEntry<JsonValue>): unknown {
-  return { key, value, createRevision, modRevision, version };
-}
-
-function entryRow({ key, value, createRevision, modRevision, version }: KvEntry<JsonValue>): string[] {
-  return [key, String(version), String(createRevision), String(modRevision), JSON.stringify(value)];
 }

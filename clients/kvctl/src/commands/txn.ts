@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import type { TxnOpResult } from '@kv/client';
+import { entryJson } from '../entry-forms';
 import { EXIT } from '../exit-codes';
 import type { Runner } from '../session';
 import { COMPARE_SYNTAX, OP_SYNTAX, parseCompare, parseOp } from '../txn-syntax';
@@ -49,6 +50,5 @@ function resultJson(result: TxnOpResult): unknown {
   if (result.type !== 'get' && result.type !== 'update') return result;
   const entry = result.entry;
   if (entry === undefined) return { type: result.type, found: false };
-  const { key, value, createRevision, modRevision, version } = entry;
-  return { type: result.type, key, value, createRevision, modRevision, version };
+  return { type: result.type, ...entryJson(entry) };
 }

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { ENTRY_HEADER, entryJson, entryRow } from '../entry-forms';
 import { bareValue } from '../output';
 import { readValue } from '../read-value';
 import type { Runner } from '../session';
@@ -16,17 +17,8 @@ export function updateCommand(run: Runner): Command {
         const expectedRevision = parseExpectedRevision(options.expectedRevision);
         if (argument === undefined && session.stdin.isTTY === true) session.warn('reading the patch from the terminal; end it with Ctrl-D');
         const patch = await readValue(argument, session.stdin);
-        const { value, createRevision, modRevision, version } = await session
-          .kv()
-          .update(key, patch, { expectedRevision, createIfMissing: options.create === true });
-        session.printer.print({
-          json: { key, value, createRevision, modRevision, version },
-          table: [
-            ['KEY', 'VERSION', 'CREATE_REVISION', 'MOD_REVISION', 'VALUE'],
-            [key, String(version), String(createRevision), String(modRevision), JSON.stringify(value)],
-          ],
-          value: bareValue(value),
-        });
+        const entry = await session.kv().update(key, patch, { expectedRevision, createIfMissing: options.create === true });
+        session.printer.print({ json: entryJson(entry), table: [ENTRY_HEADER, entryRow(entry)], value: bareValue(entry.value) });
       }),
     );
 }
