@@ -77,16 +77,14 @@ const usesTls = (options: GlobalOptions): boolean => options.tlsCa !== undefined
  * A call no server answered, as one line naming the endpoints. Two causes
  * are said in kvctl's words rather than grpc-js's or OpenSSL's: a TLS
  * server refusing a connection that has no client certificate (denied,
- * exit 6: trying again will not help), and plaintext to what may be a TLS
- * server (grpc-js only says "Failed to connect" when the handshake fails).
+ * exit 6: trying again will not help; so without grpc-js's UNAVAILABLE,
+ * which would say otherwise), and plaintext to what may be a TLS server
+ * (grpc-js only says "Failed to connect" when the handshake fails).
  */
 function connectionError(error: KvError, options: GlobalOptions): CliError {
   const endpoints = options.endpoints.join(',');
   if (/alert certificate required/i.test(error.message)) {
-    return new CliError(
-      `${endpoints}: the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key (${error.reason})`,
-      EXIT.denied,
-    );
+    return new CliError(`${endpoints}: the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key`, EXIT.denied);
   }
   // grpc-js ends "Failed to connect" with a timestamp, which says nothing to a person.
   const message = error.message.replace(/^(no connection: Failed to connect) \([^)]*\)$/, '$1');
