@@ -9,6 +9,7 @@ import { versionCommand } from './commands/version';
 import { backupCommand } from './commands/backup';
 import { leaseCommand } from './commands/lease';
 import { restoreCommand } from './commands/restore';
+import { importCommand } from './commands/import';
 import { txnCommand } from './commands/txn';
 import { updateCommand } from './commands/update';
 import { watchCommand } from './commands/watch';
@@ -30,6 +31,7 @@ const COMMANDS: ((run: Runner) => Command)[] = [
   leaseCommand,
   backupCommand,
   restoreCommand,
+  importCommand,
   healthCommand,
   versionCommand,
 ];
