@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AuthFileError } from './auth/auth-file-error';
 import { ClusterMembers } from './cluster/cluster-members';
+import type { GoodSecurityMaterial } from './cluster/security-material';
+import type { ServingSecurity } from './cluster/worker-security';
 import {
   childName,
   childRole,
-  isReloadMessage,
   ownerSocketPath,
   pinnedAddresses,
   type ProcessRole,
@@ -23,7 +24,7 @@ import { describeStoreLocation, openConfiguredStore } from './open-store';
 import { createServer, type KvServer } from './server/create-server';
 import { isLoopbackHost, listenPolicyProblem } from './security/listen-policy';
 import { TlsFileError } from './security/read-tls-files';
-import { loadServerSecurity, type ServerSecurity } from './security/server-security';
+import { loadServerSecurity } from './security/server-security';
 import { StoreError } from './store/errors';
 import { FileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
@@ -84,46 +85,45 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const logger = createLogger(config.logLevel);
-  // A worker reloads when the supervisor says so. Heard from the start: a reload said while the worker is still
-  // reading the files (it may have read them before they changed) is carried out once it has, not lost.
-  let reloadNow: ((files: ReloadMessage['files']) => void) | undefined;
-  let reloadLater: ReloadMessage['files'] = [];
-  if (role === 'worker') {
-    process.on('message', (message: unknown) => {
-      if (!isReloadMessage(message)) return;
-      if (reloadNow !== undefined) reloadNow(message.files);
-      else reloadLater = [...new Set([...reloadLater, ...message.files])];
-    });
-  }
-  let security: ServerSecurity;
+  // The files are read by the process the operator started; under --workers N a worker serves with what the
+  // supervisor last found good, which it sends (cluster/security-material.ts); the store owner serves no calls.
+  let security: ServingSecurity | undefined;
+  let goodMaterial: GoodSecurityMaterial | undefined;
   try {
-    // Under --workers N the supervisor says once for all processes that a reload worked.
-    security = await loadServerSecurity(config, logger, role === 'single' ? {} : { process: childName(role) });
+    if (role === 'single') {
+      const loaded = await loadServerSecurity(config, logger);
+      security = loaded;
+      if (config.workers > 1) {
+        const { trackSecurityMaterial } = await import('./cluster/security-material');
+        const good = trackSecurityMaterial(config, loaded, logger);
+        goodMaterial = good;
+        // The supervisor reads each file first and logs, once, what became of it; then it sends the workers
+        // what was good, as one process would: a bad auth file keeps the previous roles everywhere and does
+        // not hold back a good certificate.
+        process.on('SIGHUP', () => {
+          const { reloaded } = loaded.reload();
+          if (reloaded.length === 0) return;
+          const material = good.reloaded(reloaded);
+          const message: ReloadMessage = { kind: 'reload', files: reloaded, material };
+          for (const child of Object.values(cluster.workers ?? {})) if (child?.isConnected() === true) child.send(message);
+        });
+      } else {
+        // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
+        process.on('SIGHUP', () => loaded.reload());
+      }
+    } else {
+      // A SIGHUP to the whole process group is the supervisor's: a child hears of reloads from it.
+      process.on('SIGHUP', () => undefined);
+      if (role === 'worker') {
+        const { securityFromSupervisor } = await import('./cluster/worker-security');
+        security = await securityFromSupervisor(config, logger, childName(role), stop.signal);
+      }
+    }
   } catch (error) {
+    if (error instanceof StopRequested) return 0;
     if (!(error instanceof TlsFileError || error instanceof AuthFileError)) throw error;
     process.stderr.write(`kv-server: ${error.message}\n`);
     return 1;
-  }
-  if (role === 'single' && config.workers > 1) {
-    // The supervisor reads each file first and logs, once, what became of it; then it tells the workers to
-    // reload exactly the files that were good (each reads them again), as one process would: a bad auth
-    // file keeps the previous roles everywhere and does not hold back a good certificate.
-    process.on('SIGHUP', () => {
-      const { reloaded } = security.reload();
-      if (reloaded.length === 0) return;
-      const message: ReloadMessage = { kind: 'reload', files: reloaded };
-      for (const child of Object.values(cluster.workers ?? {})) if (child?.isConnected() === true) child.send(message);
-    });
-  } else if (role === 'single') {
-    // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
-    process.on('SIGHUP', () => security.reload());
-  } else {
-    // A child reloads when its supervisor says so, after it read the files; a SIGHUP to the whole process group is the supervisor's.
-    process.on('SIGHUP', () => undefined);
-    if (role === 'worker') {
-      reloadNow = (files) => security.reload(files);
-      if (reloadLater.length > 0) reloadNow(reloadLater);
-    }
   }
 
   if (role === 'single' && config.workers > 1) {
@@ -149,6 +149,7 @@ async function main(argv: string[]): Promise<number> {
         stopRequested: stop.requested,
         announce: ({ port, httpPort, where }) => process.stdout.write(readyLines(settings, port, httpPort, where)),
         members,
+        securityMaterial: () => goodMaterial?.current() ?? {},
       });
     } finally {
       await metricsServer?.close();
@@ -234,13 +235,13 @@ async function main(argv: string[]): Promise<number> {
     logger,
     maxKeyBytes: config.maxKeyBytes,
     maxValueBytes: config.maxValueBytes,
-    credentials: security.credentials,
-    authenticate: security.authenticate,
+    credentials: security?.credentials,
+    authenticate: security?.authenticate,
     reflection: config.reflection,
     connections: config, // the connection limits' fields are Config's
     calls: metrics?.calls,
     consoleAssets: config.httpListen === undefined ? undefined : readConsoleAssets(),
-    httpTls: security.tls,
+    httpTls: security?.tls,
   });
   let port: number;
   let httpPort: number | undefined;

@@ -8,6 +8,7 @@
 import cluster from 'node:cluster';
 import type { Registry } from 'prom-client';
 import type { SecurityFile } from '../security/server-security';
+import type { SecurityMaterial } from './security-material';
 
 export type ProcessRole = 'single' | 'supervisor' | 'owner' | 'worker';
 
@@ -84,17 +85,37 @@ export interface StopMessage {
 }
 
 /**
- * Supervisor to child, after a SIGHUP: reload these files, which the supervisor
- * read and found good (a file it found bad is in none of them). Workers act on
- * it; the store owner serves no calls and has nothing to reload.
+ * Supervisor to child, after a SIGHUP: serve with this material from now on,
+ * the contents of the files the supervisor read and found good (a file it
+ * found bad is not in it). Workers act on it; the store owner serves no calls.
  */
 export interface ReloadMessage {
   kind: 'reload';
   files: SecurityFile[];
+  material: SecurityMaterial;
 }
 
 export function isReloadMessage(message: unknown): message is ReloadMessage {
   return (message as { kind?: unknown } | null)?.kind === 'reload';
+}
+
+/** Worker to supervisor, as it starts: the TLS and auth material to serve with (it never reads the files itself). */
+export interface SecurityRequest {
+  kind: 'security-request';
+}
+
+export function isSecurityRequest(message: unknown): message is SecurityRequest {
+  return (message as { kind?: unknown } | null)?.kind === 'security-request';
+}
+
+/** Supervisor to worker, the answer: the material of every file, as last found good. */
+export interface SecurityAnswer {
+  kind: 'security';
+  material: SecurityMaterial;
+}
+
+export function isSecurityAnswer(message: unknown): message is SecurityAnswer {
+  return (message as { kind?: unknown } | null)?.kind === 'security';
 }
 
 /** Supervisor to child, for --metrics-listen: its metrics (prom-client's JSON), or why it is not ready. */

@@ -20,12 +20,15 @@ import path from 'node:path';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { ClusterMembers } from './cluster-members';
+import type { SecurityMaterial } from './security-material';
 import {
   type ChildMessage,
+  type SecurityAnswer,
   type StopMessage,
   type WorkerAddresses,
   OWNER_NAME,
   isChildMessage,
+  isSecurityRequest,
   ownerEnv,
   workerEnv,
   workerName,
@@ -51,12 +54,21 @@ export interface SuperviseOptions {
   announce: (serving: ServingAddresses) => void;
   /** Kept current with which children serve and what the server is doing (the metrics listener reads it). */
   members: ClusterMembers;
+  /** The TLS and auth material last found good: a worker asks for it as it starts, and serves with it. */
+  securityMaterial: () => SecurityMaterial;
 }
 
 type Ready<K extends ChildMessage['kind']> = Extract<ChildMessage, { kind: K }>;
 type Started<K extends ChildMessage['kind']> = { ready: Ready<K> } | { exitCode: number } | { stop: true };
 
-export async function superviseWorkers({ config, logger, stopRequested, announce, members }: SuperviseOptions): Promise<number> {
+export async function superviseWorkers({
+  config,
+  logger,
+  stopRequested,
+  announce,
+  members,
+  securityMaterial,
+}: SuperviseOptions): Promise<number> {
   const socketPath = config.engine === 'file' ? ownerSocketName() : undefined;
   let stopping = false;
   let serving = false;
@@ -125,6 +137,10 @@ export async function superviseWorkers({ config, logger, stopRequested, announce
   /** Tells `members` when `child` serves, and when it ends. */
   const tracked = (child: Worker, name: string, kind: ChildMessage['kind']): void => {
     const onMessage = (message: unknown): void => {
+      if (isSecurityRequest(message) && child.isConnected()) {
+        const answer: SecurityAnswer = { kind: 'security', material: securityMaterial() };
+        child.send(answer);
+      }
       if (!isChildMessage(message)) return;
       if (message.kind === kind) members.ready(name, child);
       if (message.kind === 'failed' && !said.has(message.line)) {
