@@ -119,6 +119,8 @@ export class WorkerStore extends AbstractKeyValueStore {
   private ownerFailure: Error | undefined;
   private closingSocket = false;
   private drained: Deferred<void> | undefined;
+  /** Watches from now waiting for the read index before they open on the feed: counted as open already. */
+  private watchesOpening = 0;
 
   /** Use openWorkerStore(). */
   constructor(
@@ -151,7 +153,7 @@ export class WorkerStore extends AbstractKeyValueStore {
   }
 
   stats(): StoreStats {
-    return { revision: this.replica.revision, watchers: this.feed?.watcherCount ?? 0, keys: this.replica.size };
+    return { revision: this.replica.revision, watchers: (this.feed?.watcherCount ?? 0) + this.watchesOpening, keys: this.replica.size };
   }
 
   protected async _get(key: string): Promise<Entry | undefined> {
@@ -212,9 +214,20 @@ export class WorkerStore extends AbstractKeyValueStore {
     return this.forward({ method: 'listLeases', after, limit });
   }
 
+  /**
+   * A watch from now (start revision 0) starts after every change committed
+   * before it began, wherever it was written: the replica first catches up
+   * with the owner's committed revision, learnt through the read index as a
+   * read does, and only then is the watch opened on the feed.
+   */
   protected _watch(op: ValidWatch): Watch {
-    if (this.feed === undefined) throw new StoreClosedError('the store is not open yet');
-    return this.feed.watch({ target: op.target, startRevision: op.startRevision, prevEntry: op.prevEntry });
+    const feed = this.feed;
+    if (feed === undefined) throw new StoreClosedError('the store is not open yet');
+    const request = { target: op.target, startRevision: op.startRevision, prevEntry: op.prevEntry };
+    if (op.startRevision !== 0) return feed.watch(request);
+    this.watchesOpening++;
+    const ready = this.readIndex().finally(() => this.watchesOpening--);
+    return new WatchOpenedLater(ready, () => feed.watch(request));
   }
 
   /** The owner names a revision and its leases; the replica is frozen when it is exactly at that revision. */
@@ -423,6 +436,33 @@ export class WorkerStore extends AbstractKeyValueStore {
     this.drained?.resolve(undefined);
     this.socket.destroy();
     this.options.onOwnerLost?.(error);
+  }
+}
+
+/** A watch opened on the feed once `ready` resolves; closed before that, it is never opened. */
+class WatchOpenedLater implements Watch {
+  private watch: Watch | undefined;
+  private closed = false;
+  private readonly opened: Promise<Watch>;
+
+  constructor(ready: Promise<void>, open: () => Watch) {
+    this.opened = ready.then(() => {
+      this.watch = open();
+      if (this.closed) this.watch.close();
+      return this.watch;
+    });
+    // Its failure (the owner lost) is the first next()'s; a watch closed before that has no next() to tell.
+    this.opened.catch(() => undefined);
+  }
+
+  async next(): Promise<WatchBatch> {
+    if (this.closed) throw new StoreClosedError('the watch was closed');
+    return (await this.opened).next();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.watch?.close();
   }
 }
 
