@@ -332,6 +332,7 @@ async function openWorkerStoreOfConfig(
   const { openWorkerStore } = await import('./store/remote/worker-store');
   const store = await openWorkerStore({
     socketPath: ownerSocketPath(),
+    name: childName('worker'),
     signal,
     limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes, maxTxnOps: config.maxTxnOps },
     feed: {

@@ -12,7 +12,11 @@ const HEADER_BYTES = 4;
 
 export class FrameChannel<Out, In> {
   private outbox: Out[] = [];
+  /** What the senders said the outbox's messages weigh (send's `bytes`), until they are written. */
+  private outboxBytes = 0;
   private flushing = false;
+  /** Resolves once the last frame written has been handed to the operating system. */
+  private written: Promise<void> = Promise.resolve();
   private chunks: Buffer[] = [];
   private buffered = 0;
   /** Called just before a frame is written: the last chance to add to it (the worker's read-index request). */
@@ -25,10 +29,26 @@ export class FrameChannel<Out, In> {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
   }
 
-  /** Queues a message for this turn's frame. */
-  send(message: Out): void {
+  /** Queues a message for this turn's frame; `bytes`: about what it weighs, if it counts in backlogBytes. */
+  send(message: Out, bytes = 0): void {
     this.outbox.push(message);
+    this.outboxBytes += bytes;
     this.scheduleFlush();
+  }
+
+  /**
+   * Bytes sent that the other end has not read yet, as far as this end can
+   * tell: frames the socket holds because the peer does not take them, and
+   * what this turn's frame will carry.
+   */
+  get backlogBytes(): number {
+    return this.socket.writableLength + this.outboxBytes;
+  }
+
+  /** Writes this turn's frame now; resolves once every frame so far has left this process. */
+  whenWritten(): Promise<void> {
+    this.flush();
+    return this.written;
   }
 
   /** Makes sure a frame goes out at the end of this turn, even if nothing was sent yet (beforeFlush may add to it). */
@@ -51,11 +71,13 @@ export class FrameChannel<Out, In> {
     if (this.outbox.length === 0 || this.socket.destroyed) return;
     const body = v8.serialize(this.outbox);
     this.outbox = [];
+    this.outboxBytes = 0;
     const header = Buffer.allocUnsafe(HEADER_BYTES);
     header.writeUInt32LE(body.length, 0);
     this.socket.cork();
     this.socket.write(header);
-    this.socket.write(body);
+    // Called once written, or with an error if the socket is destroyed first: either way it has left the queue.
+    this.written = new Promise((resolve) => this.socket.write(body, () => resolve()));
     this.socket.uncork();
   }
 

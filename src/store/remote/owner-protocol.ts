@@ -19,7 +19,8 @@ import type { StoredEntry } from '../change';
 import type { Lease, WatchBatch } from '../key-value-store';
 
 export type WorkerMessage =
-  | { kind: 'bootstrap' }
+  /** `name`: the worker's, for the owner's log. */
+  | { kind: 'bootstrap'; name?: string }
   | { kind: 'call'; id: number; call: ValidCall }
   /** The owner's committed revision now: a read waits until the replica has applied it. */
   | { kind: 'read-index'; id: number }

@@ -19,6 +19,14 @@ import { type OwnerMessage, type WorkerMessage, toWireError } from './owner-prot
 const BOOTSTRAP_CHUNK = 4096;
 /** How often the owner looks whether its store's failure changed, to tell the workers (their health follows it). */
 const FAILURE_CHECK_MS = 100;
+/**
+ * The most of the live feed the owner holds for one worker that does not
+ * read it (stopped, or far too slow): past it the worker's channel is
+ * closed, and the worker restarts and loads a new snapshot. 256 MiB is
+ * sixteen of the largest commit batches: a worker that is only busy for a
+ * moment catches up long before it (docs/operations.md).
+ */
+export const MAX_WORKER_BACKLOG_BYTES = 256 * 1024 * 1024;
 
 export interface OwnedStore extends KeyValueStore {
   runValid: AbstractKeyValueStore['runValid'];
@@ -145,6 +153,9 @@ function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, lo
   let unsubscribe: (() => void) | undefined;
   /** Live batches that came while the worker's bootstrap was still being sent: they follow it. */
   let held: Buffer[] | undefined = [];
+  let heldBytes = 0;
+  /** The name the worker gave (its process), for the log. */
+  let name = 'a worker';
   // The store has no event for it: a failure (and its healing) is seen within FAILURE_CHECK_MS.
   let toldFailure: string | undefined;
   const failureCheck = setInterval(() => {
@@ -187,6 +198,7 @@ function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, lo
         return;
       }
       case 'bootstrap':
+        if (message.name !== undefined) name = message.name;
         if (unsubscribe === undefined) bootstrap();
         return;
     }
@@ -202,10 +214,7 @@ function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, lo
     const historyFrom = store.feedStatus.oldestRevision;
     const snapshot = store.snapshot();
     history = store.watch({ prefix: '', startRevision: historyFrom, prevEntry: true });
-    unsubscribe = live.subscribe({
-      batch: (bytes) => (held === undefined ? channel.send({ kind: 'live-feed', bytes }) : held.push(bytes)),
-      ended: feedEnded,
-    });
+    unsubscribe = live.subscribe({ batch: sendLive, ended: feedEnded });
     void snapshot.then(
       (view) => {
         try {
@@ -243,8 +252,35 @@ function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, lo
     } finally {
       watch.close();
     }
-    for (const bytes of held ?? []) channel.send({ kind: 'live-feed', bytes });
+    // The live batches follow once the bootstrap has left: until then the socket holds it, and the bound is for the live feed.
+    await channel.whenWritten();
+    const waiting = held ?? [];
     held = undefined;
+    for (const bytes of waiting) sendLive(bytes);
+  };
+
+  /** A live batch to the worker, unless it holds more than MAX_WORKER_BACKLOG_BYTES unread: then it is cut off. */
+  const sendLive = (bytes: Buffer): void => {
+    if (socket.destroyed) return;
+    if (held !== undefined) {
+      held.push(bytes);
+      heldBytes += bytes.length;
+      if (heldBytes > MAX_WORKER_BACKLOG_BYTES) cutOff(heldBytes);
+      return;
+    }
+    const backlog = channel.backlogBytes + bytes.length;
+    if (backlog > MAX_WORKER_BACKLOG_BYTES) return cutOff(backlog);
+    channel.send({ kind: 'live-feed', bytes }, bytes.length);
+  };
+
+  const cutOff = (backlog: number): void => {
+    logger.warn(
+      { worker: name, backlogBytes: backlog, maxBytes: MAX_WORKER_BACKLOG_BYTES },
+      `${name} does not read the store owner's feed (stopped or overloaded): its channel is closed, and it restarts`,
+    );
+    held = undefined;
+    unsubscribe?.();
+    socket.destroy();
   };
 
   return {

@@ -63,6 +63,8 @@ export interface WorkerStoreOptions {
   logger: Logger;
   /** Gives up waiting for the owner to listen (it may still be recovering the data directory). */
   signal?: AbortSignal;
+  /** This worker's name ("worker-2"), which the owner's log uses. */
+  name?: string;
   /** Called once if the owner goes away while the store is open: nothing can be written or read any more. */
   onOwnerLost?: (error: Error) => void;
 }
@@ -136,7 +138,7 @@ export class WorkerStore extends AbstractKeyValueStore {
     socket.on('close', () =>
       this.ownerGone("the store owner process is gone (or closed this worker's channel); the server restarts this worker"),
     );
-    this.channel.send({ kind: 'bootstrap' });
+    this.channel.send({ kind: 'bootstrap', name: options.name });
   }
 
   get ready(): Promise<void> {
