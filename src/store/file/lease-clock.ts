@@ -1,3 +1,6 @@
+/** The longest delay setTimeout takes as it is (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /**
  * When leases run out. Deadlines are runtime state, not logged: a grant or
  * a restart gives a lease its full time to live (as etcd does on recovery,
@@ -66,7 +69,9 @@ export class LeaseClock {
     if (this.timer !== undefined && earliest >= this.armedFor) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.armedFor = earliest;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, earliest - this.now()));
+    // Node fires a longer timeout at once (after 1 ms, with a warning): a lease of over 24.8 days would wake the loop every millisecond.
+    // Capped, the timer fires early, finds nothing expired and arms itself again.
+    this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMEOUT_MS, Math.max(0, earliest - this.now())));
     this.timer.unref();
   }
 
