@@ -5,4 +5,6 @@ import type { Access } from './access';
 export interface CallContext {
   store: KeyValueStore;
   access: Access;
+  /** When the caller stops waiting (ms since the epoch; from grpc-timeout or connect-timeout-ms), if it said. */
+  deadline?: number;
 }

@@ -94,7 +94,13 @@ export type UnaryAnswer<Res> = (error: Partial<StatusObject> | null, response?: 
  * authentication is configured), then the request or its decode error, the
  * handler, and the answer, counted by the method's observer.
  */
-export type UnaryCall<Req, Res> = (caller: () => Caller, request: Req | InvalidArgumentError, answer: UnaryAnswer<Res>) => void;
+/** `deadline`: when the caller stops waiting (ms since the epoch), if it said. */
+export type UnaryCall<Req, Res> = (
+  caller: () => Caller,
+  request: Req | InvalidArgumentError,
+  answer: UnaryAnswer<Res>,
+  deadline?: number,
+) => void;
 
 export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): UnaryCall<Req, Res> {
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
@@ -105,7 +111,7 @@ export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps):
     observer.answered(startedAt, reply.code ?? status.UNKNOWN);
     access?.finished(reply.code ?? status.UNKNOWN);
   };
-  return (caller, request, answer) => {
+  return (caller, request, answer, deadline) => {
     const startedAt = observer.started();
     let access: Access;
     try {
@@ -116,7 +122,7 @@ export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps):
     }
     // strictDecoder (decode-request.ts) hands over an error in place of a request that did not decode.
     if (request instanceof InvalidArgumentError) return fail(answer, startedAt, request, access);
-    const context: CallContext = { store: deps.store, access };
+    const context: CallContext = { store: deps.store, access, deadline };
     let handling: Promise<Res>;
     try {
       handling = handler(context, request);
@@ -138,7 +144,9 @@ export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps):
 /** A unary call as grpc-js hands it over. */
 export function unary<Req, Res>(call: UnaryCall<Req, Res>): handleUnaryCall<Req, Res> {
   return (grpcCall: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    call(() => callerOf(grpcCall), grpcCall.request, callback);
+    const deadline = grpcCall.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    call(() => callerOf(grpcCall), grpcCall.request, callback, Number.isFinite(at) ? at : undefined);
   };
 }
 

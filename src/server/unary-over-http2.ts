@@ -148,12 +148,14 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
   };
 
   const timeout = headers['grpc-timeout'];
+  let deadlineAt: number | undefined;
   if (timeout !== undefined) {
     // A repeated header: the first, as grpc-js reads it.
     const value = Array.isArray(timeout) ? timeout[0] : timeout;
     const match = TIMEOUT_PATTERN.exec(value);
     if (match === null) return answer({ code: status.INTERNAL, details: `Invalid grpc-timeout value "${value}"` });
     const ms = Number(match[1]) * TIMEOUT_UNIT_MS[match[2]];
+    deadlineAt = Date.now() + ms;
     if (ms <= MAX_TIMER_MS) {
       deadline = setTimeout(answer, ms, { code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
       // A stream that closes unanswered (the connection reset, a forced shutdown) must not leave the timer, and the request it holds, behind.
@@ -194,7 +196,7 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
     } catch {
       return answer({ code: status.INTERNAL, details: 'Error deserializing request' });
     }
-    route.call(() => callerOf(stream, headers), request, answer);
+    route.call(() => callerOf(stream, headers), request, answer, deadlineAt);
   });
 }
 

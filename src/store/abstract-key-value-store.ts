@@ -34,6 +34,7 @@ import type {
   TxnRequest,
   TxnResult,
   UpdateOptions,
+  CallDeadline,
 } from './key-value-store';
 import { validateKey, validatePrefix } from './key-rules';
 import { type JsonText, encodeValue } from './value-rules';
@@ -71,6 +72,8 @@ export interface ValidUpdate {
   patch: JsonValue;
   expectedRevision: number | undefined;
   createIfMissing: boolean;
+  /** See CallDeadline. */
+  deadline?: number;
 }
 
 export type ValidTxnOp =
@@ -84,6 +87,8 @@ export interface ValidTxn {
   compare: Compare[];
   success: ValidTxnOp[];
   failure: ValidTxnOp[];
+  /** See CallDeadline. */
+  deadline?: number;
 }
 
 export interface ValidDelete {
@@ -157,11 +162,13 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   }
 
   update(key: string, patch: JsonValue, options?: UpdateOptions): Promise<Entry> {
-    return this.guard(() => this._update({ ...this.validUpdate(key, patch, options), expectedRevision: expectedRevision(options) }));
+    return this.guard(() =>
+      this._update({ ...this.validUpdate(key, patch, options), expectedRevision: expectedRevision(options), deadline: options?.deadline }),
+    );
   }
 
-  txn(request: TxnRequest): Promise<TxnResult> {
-    return this.guard(() => this._txn(this.validTxn(request)));
+  txn(request: TxnRequest, options?: CallDeadline): Promise<TxnResult> {
+    return this.guard(() => this._txn({ ...this.validTxn(request), deadline: options?.deadline }));
   }
 
   grantLease(ttlMs: number): Promise<Lease> {

@@ -40,9 +40,19 @@ export interface SetOptions extends WriteOptions {
   ttlMs?: number;
 }
 
-export interface UpdateOptions extends WriteOptions {
+export interface UpdateOptions extends WriteOptions, CallDeadline {
   /** A missing key: false (default) is KeyNotFoundError, true merges the patch into {}. */
   createIfMissing?: boolean;
+}
+
+export interface CallDeadline {
+  /**
+   * When the caller stops waiting (ms since the epoch). An engine that reads
+   * before it writes (etcd) does not send the write after it: the call then
+   * fails NotSentError, nothing applied, instead of landing after its
+   * caller was told DEADLINE_EXCEEDED.
+   */
+  deadline?: number;
 }
 
 export interface SetResult {
@@ -248,7 +258,7 @@ export interface KeyValueStore {
   /** Merges an RFC 7396 JSON merge patch into a key's value, atomically; returns the new entry. */
   update(key: string, patch: JsonValue, options?: UpdateOptions): Promise<Entry>;
   /** Compares, then the success or the failure ops: all of it one change with one revision. */
-  txn(request: TxnRequest): Promise<TxnResult>;
+  txn(request: TxnRequest, options?: CallDeadline): Promise<TxnResult>;
   grantLease(ttlMs: number): Promise<Lease>;
   /** Resets the lease's time to live to its full ttlMs; LeaseNotFoundError if it is gone. */
   keepAliveLease(id: number): Promise<Lease>;

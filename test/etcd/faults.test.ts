@@ -176,3 +176,43 @@ describeEtcd('a write during an outage of the only etcd member', () => {
     expect(await kv.get('outage/raw')).toBeUndefined();
   });
 });
+
+describeEtcd("an Update while etcd is down, past its caller's deadline", () => {
+  let cluster: EtcdCluster;
+  let frontend: Frontend | undefined;
+  const clients: KvClient[] = [];
+
+  beforeAll(async () => {
+    cluster = await startEtcdCluster({ size: 1 });
+    // An --etcd-timeout-ms far past the caller's deadline: the frontend's own retries must stop at the caller's.
+    frontend = await startFrontend(cluster, `late-${process.pid}/`, ['--etcd-timeout-ms', '20000', '--metrics-listen', '127.0.0.1:0']);
+  });
+  afterAll(async () => {
+    for (const kv of clients) kv.close();
+    await frontend?.server.kill();
+    await cluster?.stop();
+  });
+
+  test('is not sent once the caller stopped waiting: etcd back, the key is as the caller was told', async () => {
+    const server = (frontend as Frontend).server;
+    const updatesAnswered = async (): Promise<number> => {
+      const text = await (await fetch(`http://${server.metricsAddress}/metrics`)).text();
+      return [...text.matchAll(/^kv_grpc_server_handled_total\{method="Update",code="\w+"\} (\d+)$/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+    };
+    const kv = new KvClient((frontend as Frontend).address, { deadlineMs: 20_000, retry: { attempts: 1 } });
+    clients.push(kv);
+    await kv.set('late/k', { n: 0 });
+    const before = await updatesAnswered();
+    await cluster.kill(0);
+    const failed = (await kv.update('late/k', { x: 1 }, { deadlineMs: 1500 }).catch((e: unknown) => e)) as KvError;
+    expect(failed).toBeInstanceOf(KvError);
+    expect(['DEADLINE_EXCEEDED', 'NOT_SENT']).toContain(failed.reason);
+    await cluster.restart(0);
+    // The frontend has finished with the call (it went on reading etcd for up to --etcd-timeout-ms, then wrote, before the fix).
+    await pollUntil('the frontend to finish the Update', async () => ((await updatesAnswered()) > before ? true : undefined), 30_000);
+    expect(await kv.get('late/k')).toMatchObject({ value: { n: 0 }, version: 1 });
+  });
+});

@@ -12,7 +12,7 @@ import { requiredPatch } from './update';
  * key and prefix of every compare and op is authorized before anything is
  * decided, so a denied Txn writes nothing.
  */
-export async function handleTxn({ store, access }: CallContext, request: TxnRequest): Promise<TxnResult> {
+export async function handleTxn({ store, access, deadline }: CallContext, request: TxnRequest): Promise<TxnResult> {
   const compare = request.compare.map(toCompare);
   const success = request.success.map((op, i) => toOp(op, `success op ${i}`));
   const failure = request.failure.map((op, i) => toOp(op, `failure op ${i}`));
@@ -26,7 +26,7 @@ export async function handleTxn({ store, access }: CallContext, request: TxnRequ
     const leases = new Set([...success, ...failure].flatMap((op) => (op.type === 'set' && op.lease !== undefined ? [op.lease] : [])));
     for (const lease of leases) await checkWriteOnLeaseKeys(store, access, lease);
   }
-  const result = await store.txn({ compare, success, failure });
+  const result = await store.txn({ compare, success, failure }, { deadline });
   outcome.succeeded = result.succeeded;
   return result;
 }

@@ -5,12 +5,13 @@ import { InvalidArgumentError } from '../service-errors';
 import { checkExpectedRevision } from './expected-revision';
 
 /** Update: merges a JSON merge patch into a key's value on the server; answers the new entry. */
-export async function handleUpdate({ store, access }: CallContext, request: UpdateRequest): Promise<{ entry: Entry }> {
+export async function handleUpdate({ store, access, deadline }: CallContext, request: UpdateRequest): Promise<{ entry: Entry }> {
   access.key('write', request.key);
   checkExpectedRevision(request.expectedRevision);
   const entry = await store.update(request.key, requiredPatch(request), {
     expectedRevision: request.expectedRevision,
     createIfMissing: request.createIfMissing,
+    deadline,
   });
   return { entry };
 }

@@ -284,7 +284,8 @@ function callContext(context: HandlerContext, deps: GrpcDeps): CallContext {
   context.values.set(HANDLED, true);
   const access = context.values.get(ACCESS);
   if (access === undefined) throw new Error('the request gate did not authenticate this call');
-  return { store: deps.store, access };
+  const timeoutMs = context.timeoutMs();
+  return { store: deps.store, access, deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs };
 }
 
 /** The request as the gRPC path would have decoded it from the same message in protobuf binary. */

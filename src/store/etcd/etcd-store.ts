@@ -283,7 +283,8 @@ export class EtcdStore extends AbstractKeyValueStore {
   protected _update(op: ValidUpdate): Promise<Entry> {
     return this.track(
       async () => {
-        const result = await this.transact({ compare: [], success: [{ type: 'update', ...op }], failure: [] }, op.expectedRevision);
+        const update = { compare: [], success: [{ type: 'update' as const, ...op }], failure: [], deadline: op.deadline };
+        const result = await this.transact(update, op.expectedRevision);
         const only = result.results[0];
         if (only?.type !== 'update') throw new Error('etcd update: no result');
         return only.entry;
@@ -574,9 +575,10 @@ export class EtcdStore extends AbstractKeyValueStore {
    * revision, and etcd still orders them. Transactions of this frontend that
    * read the same keys go one at a time (keyQueue), so they never conflict
    * with each other: only writes from other frontends make a try fail.
-   * The call deadline counts from before that wait: one still queued at it
-   * is never sent (UNAVAILABLE, nothing applied), and a key with
-   * DEFAULT_MAX_PER_KEY writes queued refuses more at once (UNAVAILABLE).
+   * The call deadline (--etcd-timeout-ms, or the caller's own if sooner)
+   * counts from before that wait: one still queued at it is never sent
+   * (NOT_SENT, nothing applied), and a key with DEFAULT_MAX_PER_KEY writes
+   * queued refuses more at once (NOT_SENT).
    *
    * A set with a ttl gets its private lease when a branch first needs it,
    * the same one on every try; leases no write took are revoked, unless the
@@ -585,10 +587,12 @@ export class EtcdStore extends AbstractKeyValueStore {
   private transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
     // The call's time starts here, before its wait in the queue: one that waited past it is never sent.
     const started = Date.now();
-    return this.keyQueue.run(readKeys(op), () => this.transactNow(op, expectedRevision, started), started + this.callTimeoutMs);
+    // Not past the caller's own deadline either: it has stopped waiting by then.
+    const until = Math.min(started + this.callTimeoutMs, op.deadline ?? Infinity);
+    return this.keyQueue.run(readKeys(op), () => this.transactNow(op, expectedRevision, started, until), until);
   }
 
-  private async transactNow(op: ValidTxn, expectedRevision: number | undefined, started: number): Promise<TxnResult> {
+  private async transactNow(op: ValidTxn, expectedRevision: number | undefined, started: number, until: number): Promise<TxnResult> {
     const leases = new Map<ValidTxnOp, number>();
     const released: number[] = [];
     const putFor = async (set: Extract<ValidTxnOp, { type: 'set' }>): Promise<IPutRequest> => {
@@ -604,7 +608,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     for (let attempt = 1, bound = TXN_FIRST_PAUSE_MS; ; attempt++, bound = Math.min(bound * 2, TXN_MAX_PAUSE_MS)) {
       let outcome: AppliedTxn | 'conflict';
       try {
-        const readUntil = started + this.callTimeoutMs;
+        const readUntil = until;
         outcome = await runOptimisticTxn(
           this.client,
           this.keyspace,
@@ -629,7 +633,7 @@ export class EtcdStore extends AbstractKeyValueStore {
       }
       const pause = Math.random() * bound;
       const spent = Date.now() - started;
-      if (spent + pause > this.callTimeoutMs) {
+      if (Date.now() + pause > until) {
         await revokeAllBut([]);
         throw new WriteConflictError(
           `the transaction met concurrent writes to the keys it reads (from other frontends) for ${spent} ms (${attempt} tries, --etcd-timeout-ms ${this.callTimeoutMs}); nothing was applied: try again`,

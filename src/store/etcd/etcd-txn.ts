@@ -168,6 +168,11 @@ export async function runOptimisticTxn(
   }));
   const write = (): Promise<ITxnResponse> => client.kv.txn({ compare: guard, success: requests, failure: [] });
   const writes = branch.some((op) => op.type !== 'get');
+  // The caller has stopped waiting (its reads took that long, etcd being down): sent now, the write could land after the caller was
+  // told DEADLINE_EXCEEDED and read the key again.
+  if (writes && txn.deadline !== undefined && Date.now() >= txn.deadline) {
+    throw new NotSentError(`the call's deadline passed before its write was sent to etcd; nothing was applied: try again`);
+  }
   let res: ITxnResponse;
   try {
     res = writes ? await writeOnce(write) : await readWithRetry(write, Math.max(0, readUntil - Date.now()));
