@@ -143,7 +143,7 @@ describeEtcd('a write during an outage of the only etcd member', () => {
 
   beforeAll(async () => {
     cluster = await startEtcdCluster({ size: 1 });
-    frontend = await startFrontend(cluster, `outage-${process.pid}/`, ['--etcd-timeout-ms', '1000']);
+    frontend = await startFrontend(cluster, `outage-${process.pid}/`, ['--etcd-timeout-ms', '1000', '--metrics-listen', '127.0.0.1:0']);
   });
   afterAll(async () => {
     for (const kv of clients) kv.close();
@@ -153,19 +153,28 @@ describeEtcd('a write during an outage of the only etcd member', () => {
 
   test('is NOT_SENT while no member can be reached (nothing applied), and the SDK retries it until etcd is back: applied once', async () => {
     const address = (frontend as Frontend).address;
+    const server = (frontend as Frontend).server;
+    const setsAnswered = async (): Promise<number> => {
+      const text = await (await fetch(`http://${server.metricsAddress}/metrics`)).text();
+      return [...text.matchAll(/^kv_grpc_server_handled_total\{method="Set",code="\w+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
     const raw = new KvClient(address, { deadlineMs: 5000, retry: { attempts: 1 } });
     const kv = new KvClient(address, { deadlineMs: 20_000 });
     clients.push(raw, kv);
     await kv.set('outage/before', 0);
     await cluster.kill(0);
     // Without retries the server's answer shows: UNAVAILABLE, reason NOT_SENT (the frontend could not reach etcd).
+    const setsBefore = await setsAnswered();
     const refused = (await raw.set('outage/raw', 1).catch((e: unknown) => e)) as KvError;
     expect(refused).toBeInstanceOf(KvError);
     expect({ code: refused.code, reason: refused.reason }).toEqual({ code: 14, reason: 'NOT_SENT' });
+    // retry.attempts 1: sent once, not once more for NOT_SENT.
+    expect((await setsAnswered()) - setsBefore).toBe(1);
     // The SDK tries such a write again until its deadline: it lands once etcd is back.
     const pending = kv.set('outage/k', 'v');
     let settled = false;
     void pending.finally(() => (settled = true)).catch(() => undefined);
+    // A negative check: still pending while etcd is down (the SDK keeps trying, within its 20 s deadline).
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(settled).toBe(false);
     await cluster.restart(0);

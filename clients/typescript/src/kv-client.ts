@@ -509,30 +509,35 @@ export class KvClient {
   /**
    * A call tried again while `again` says so of its failure, on the next
    * server in turn, within one deadline (the call's as a whole: retries never
-   * stretch it past what the caller allowed).
+   * stretch it past what the caller allowed). `first`: the number of this
+   * first try (2 when one has already failed, `failed` being its error), so
+   * that RetryOptions.attempts counts every try.
    */
   private async retried<Req, Res>(
     method: MethodOf<Req, Res>,
     request: Req,
     options: CallOptions | undefined,
     again: (error: KvError) => boolean,
+    first = 1,
+    failed?: unknown,
   ): Promise<Res> {
     const deadline = this.deadline(options);
-    for (let attempt = 1; ; attempt++) {
+    const stubs = this.servers.map((s) => s.kv);
+    let last = failed;
+    for (let attempt = first; ; attempt++) {
+      // With several servers the next one is tried at once; the backoff is for when all of them failed.
+      if (attempt > 1 && (attempt - 1) % stubs.length === 0) {
+        const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 2));
+        await connectionChangeOrTimeout(stubs, Math.min(backoff, Math.max(0, deadline - Date.now())));
+        // Out of time: why it failed is the last answer, not the deadline.
+        if (Date.now() >= deadline) throw last;
+      }
       try {
         return await this.call(method, request, deadline);
       } catch (error) {
-        const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 1));
+        last = error;
         const retry = error instanceof KvError && again(error) && attempt < this.attempts;
-        const remaining = deadline - Date.now();
-        if (!retry || remaining <= 0) throw error;
-        // With several servers the next one is tried at once; the backoff is for when all of them failed.
-        const stubs = this.servers.map((s) => s.kv);
-        if (attempt % stubs.length === 0) {
-          await connectionChangeOrTimeout(stubs, Math.min(backoff, remaining));
-          // Out of time: why it failed is the last answer, not the deadline.
-          if (Date.now() >= deadline) throw error;
-        }
+        if (!retry || deadline - Date.now() <= 0) throw error;
       }
     }
   }
@@ -561,9 +566,9 @@ export class KvClient {
       try {
         return await this.call(method, request, deadline);
       } catch (error) {
-        if (error instanceof KvError && error.reason === 'NOT_SENT' && Date.now() < deadline) {
+        if (error instanceof KvError && error.reason === 'NOT_SENT' && this.attempts > 1 && Date.now() < deadline) {
           const left = { ...options, deadlineMs: deadline - Date.now() };
-          return this.retried(method, request, left, (again) => again.reason === 'NOT_SENT' || neverSent(again));
+          return this.retried(method, request, left, (again) => again.reason === 'NOT_SENT' || neverSent(again), 2, error);
         }
         if (!neverSent(error) || tried >= this.servers.length || Date.now() >= deadline) throw error;
       }

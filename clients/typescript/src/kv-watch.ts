@@ -205,6 +205,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
             idle.stop();
             failures = 0;
             answered = true;
+            // startTimeoutMs bounded the wait for this first answer only.
+            idle.ms = idleMs;
             if (lostTold) {
               lostTold = false;
               this.options.onResume?.({ state: 'resumed', revision: from });
@@ -269,7 +271,8 @@ class IdleTimer {
   private timer: NodeJS.Timeout | undefined;
   private onIdle: () => void = () => undefined;
 
-  constructor(private readonly ms: number) {}
+  /** How long a silence may last; changed takes effect at the next touch(). */
+  constructor(public ms: number) {}
 
   start(onIdle: () => void): void {
     this.onIdle = onIdle;
