@@ -163,9 +163,11 @@ describe('worker store: what only it has', () => {
     await a.set('k', 1);
     await server.close();
     await store.close();
-    await expect(a.set('k', 2)).rejects.toMatchObject({ code: expect.stringMatching(/^(UNAVAILABLE|CLOSED)$/) });
+    await expect(a.set('k', 2)).rejects.toMatchObject({ code: expect.stringMatching(/^(UNAVAILABLE|CLOSED|NOT_SENT)$/) });
     expect(lost).toBeDefined();
     expect(a.failure).toBe(lost);
+    // Once the owner is known gone a write is not sent at all: reason NOT_SENT, which a client may send again.
+    await expect(a.set('k', 3)).rejects.toMatchObject({ code: 'NOT_SENT', message: expect.stringContaining('nothing was applied') });
     await a.close();
   });
 });

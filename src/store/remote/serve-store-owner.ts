@@ -143,7 +143,13 @@ class SharedFeed {
       // The workers fed so far may miss changes: each was ended (it is restarted and loads a new snapshot).
       // The feed itself starts again at once, in this turn, so no later worker's snapshot misses its start.
       this.logger.error({ err: error }, "the store owner's feed to its workers failed: they start again from a new snapshot");
-      this.watch = this.open();
+      try {
+        this.watch = this.open();
+      } catch (reopen) {
+        // The store is closing (or cannot watch at all): no feed, and later workers are told so at once.
+        this.closed = true;
+        this.logger.error({ err: reopen }, "the store owner's feed to its workers could not start again");
+      }
     }
   }
 }

@@ -27,7 +27,7 @@ import {
   type ValidWatch,
 } from '../abstract-key-value-store';
 import type { KeyChange } from '../change';
-import { BackendUnavailableError, StoreClosedError } from '../errors';
+import { BackendUnavailableError, NotSentError, StoreClosedError } from '../errors';
 import { ChangeFeed, type ChangeFeedOptions } from '../feed/change-feed';
 import { toEntry } from '../file/decide';
 import type {
@@ -261,7 +261,8 @@ export class WorkerStore extends AbstractKeyValueStore {
 
   private forward<T>(call: ValidCall): Promise<T> {
     const write = !READ_CALLS.has(call.method);
-    if (this.lost !== undefined && write) return Promise.reject(new BackendUnavailableError(this.lost.message + NOT_SENT));
+    // Reason NOT_SENT: nothing was applied, so a client may send it again (to this server once restarted, or another).
+    if (this.lost !== undefined && write) return Promise.reject(new NotSentError(this.lost.message + NOT_SENT));
     return this.request({ kind: 'call', id: 0, call }, write) as Promise<T>;
   }
 

@@ -1778,8 +1778,9 @@ export enum ErrorReason {
   /**
    * buf:lint:ignore ENUM_VALUE_PREFIX
    * The server could not pass the call on to its store right now (the etcd
-   * engine: no etcd member could be reached, or the read a write starts
-   * with failed) and did not send it: nothing was applied. UNAVAILABLE:
+   * engine: no etcd member could be reached, the read a write starts with
+   * failed, or the caller's deadline passed first; --workers: the store
+   * owner process is gone) and did not send it: nothing was applied. UNAVAILABLE:
    * try again, writes included, here or on another server. (Reason
    * UNAVAILABLE is sent instead when a write may have been applied.)
    *
