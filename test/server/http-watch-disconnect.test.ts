@@ -166,9 +166,10 @@ test.each(ENDINGS)('an h2c Watch whose client stops reading and %s its connectio
 
 test('a Watch past its deadline whose client is not reading ends once the client goes away', async () => {
   const before = await scrape();
-  const socket = await stalledHttp1Watch({ 'Connect-Timeout-Ms': '300' });
-  await watching(before);
-  // The deadline ends the watch (its watcher is released), but its status cannot be written to a client that does not read.
+  // Long enough for the server to fill the socket buffers and wait to write before the deadline passes, even on a loaded machine.
+  const socket = await stalledHttp1Watch({ 'Connect-Timeout-Ms': '3000' });
+  // The watch was open once its first bytes came (stalledHttp1Watch waited for them), so a watcher count back where it was
+  // means the deadline ended it (its watcher is released); its status cannot be written to a client that does not read.
   await pollUntil('the deadline to end the watcher', async () => ((await scrape()).watchers === before.watchers ? true : undefined));
   socket.destroy();
   const after = await pollUntil('the Watch to be counted closed', async () => {
