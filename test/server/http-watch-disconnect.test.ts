@@ -7,6 +7,18 @@
  * buffers.
  */
 import net from 'node:net';
+import { create } from '@bufbuild/protobuf';
+import { createContextValues, createHandlerContext } from '@connectrpc/connect';
+import { Metadata, status } from '@grpc/grpc-js';
+import { KeyValueService, WatchRequestSchema } from '../../src/gen/kv/v1/kv_pb';
+import { type Access, openAccess } from '../../src/server/access';
+import { NO_METHOD_OBSERVER } from '../../src/server/call-observer';
+import { type GrpcDeps, OpenStreams } from '../../src/server/grpc-call';
+import { authenticateRequest, CALLER, connectServerStream } from '../../src/server/http/connect-call';
+import { CLIENT_GONE } from '../../src/server/http/node-adapter';
+import { keyValueServiceDefinition } from '../../src/server/key-value-service';
+import { silentLogger } from '../../src/logger';
+import type { KeyValueStore } from '../../src/store/key-value-store';
 import { encodeFrame, Flag, FrameType, PREFACE, RawHttp2Connection } from '../support/raw-http2';
 import { startServer, type RunningServer } from '../support/server-process';
 import { pollUntil } from '../support/temp-dirs';
@@ -179,4 +191,49 @@ test('a Watch past its deadline whose client is not reading ends once the client
   expect(after.deadline).toBe(before.deadline + 1);
   expect(after.cancelled).toBe(before.cancelled);
   expect(server.output()).not.toMatch(/unexpected error|answering a call failed/);
+});
+
+test('a stream whose client is gone before its call begins is not started, and is counted and audited once', async () => {
+  const gone = new AbortController();
+  gone.abort();
+  const values = createContextValues();
+  values.set(CALLER, { metadata: new Metadata(), peer: '127.0.0.1:1' });
+  values.set(CLIENT_GONE, gone.signal);
+  const context = createHandlerContext({
+    service: KeyValueService,
+    method: KeyValueService.method.watch,
+    protocolName: 'connect',
+    requestMethod: 'POST',
+    url: 'http://127.0.0.1/kv.v1.KeyValueService/Watch',
+    contextValues: values,
+  });
+  const seen: string[] = [];
+  const access: Access = {
+    ...openAccess,
+    key: (_, key) => void seen.push(`key ${key}`),
+    prefix: (_, prefix) => void seen.push(`prefix ${prefix}`),
+    finished: (code) => void seen.push(`finished ${code}`),
+  };
+  const deps: GrpcDeps = {
+    store: {} as KeyValueStore, // never reached: the handler below records its call instead
+    logger: silentLogger,
+    authenticate: () => access,
+    onStoreFailed: () => undefined,
+    streams: new OpenStreams(),
+  };
+  authenticateRequest(deps, () => NO_METHOD_OBSERVER)(context);
+  const watch = connectServerStream(
+    KeyValueService.method.watch,
+    keyValueServiceDefinition().watch,
+    (call) => {
+      seen.push('started');
+      call.access.prefix('read', 'big/');
+      return Promise.resolve();
+    },
+    deps,
+  );
+  const answers: unknown[] = [];
+  for await (const answer of watch(create(WatchRequestSchema), context)) answers.push(answer);
+  expect(answers).toEqual([]);
+  expect(seen).toEqual([`finished ${status.CANCELLED}`]);
 });

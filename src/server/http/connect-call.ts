@@ -207,10 +207,13 @@ async function* streamResponses<O extends DescMessage, Req, M>(
               wake?.();
             }),
     };
-    start(call, sink).then(
-      () => end(undefined),
-      (error: unknown) => end(error ?? new Error('stream handler failed')),
-    );
+    // A client gone before the call began (leave() closed it above) has nothing to start: no watch, no key checked after the audit.
+    if (!closed) {
+      start(call, sink).then(
+        () => end(undefined),
+        (error: unknown) => end(error ?? new Error('stream handler failed')),
+      );
+    }
     while (!closed) {
       const next = queue.shift();
       if (next !== undefined) {
