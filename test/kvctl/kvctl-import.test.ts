@@ -2,15 +2,16 @@
  * kvctl import FILE: a backup written into a running server through the
  * API, file engine to file engine and to the etcd engine: values, shared
  * leases granted anew and private ones as ttls, a non-empty target refused
- * unless --overwrite, a damaged file writing nothing, and Txns split to fit
- * the server's limits.
+ * unless --overwrite, a damaged file writing nothing, Txns split to fit
+ * the server's limits, and a failure or Ctrl-C leaving only what it wrote.
  */
+import { spawn } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { KvClient, type JsonValue } from '@kv/client';
+import { KvClient, type JsonValue, type LeaseStatus } from '@kv/client';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { startFrontend, type Frontend } from '../support/etcd-frontends';
-import { runKvctl, type KvctlResult } from '../support/kvctl-process';
+import { KVCTL_ARGV, KVCTL_SHELL, kvctlEnv, runCommand, runKvctl, type KvctlResult } from '../support/kvctl-process';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -18,6 +19,7 @@ const SHORT_TTL_MS = 8000;
 const LONG_TTL_MS = 600_000;
 const BIG_VALUES = 40;
 const BIG_VALUE_CHARS = 900_000;
+const LEASED_KEYS = 1000;
 
 interface ImportSummary {
   file: string;
@@ -36,6 +38,8 @@ let backupRevision: number;
 let backedUp: Map<string, JsonValue>;
 /** 40 values of 900 KB, written by kvctl backup. */
 let bigBackupFile: string;
+/** 1000 keys, each on a shared lease of its own: an import that takes a while, granting leases as it goes. */
+let leasedBackupFile: string;
 
 async function server(args: string[] = []): Promise<RunningServer> {
   const started = await startServer({ args });
@@ -55,6 +59,12 @@ function expectRefused(result: KvctlResult, code: number, pattern: RegExp): void
   expect({ code: result.code, stdout: result.stdout }).toEqual({ code, stdout: '' });
   expect(result.stderr).toMatch(/^kvctl: [^\n]+; nothing was imported\n$/);
   expect(result.stderr).toMatch(pattern);
+}
+
+async function allLeases(kv: KvClient): Promise<LeaseStatus[]> {
+  const leases: LeaseStatus[] = [];
+  for await (const lease of kv.leases()) leases.push(lease);
+  return leases;
 }
 
 async function allEntries(kv: KvClient): Promise<Map<string, JsonValue>> {
@@ -104,6 +114,20 @@ beforeAll(async () => {
   bigBackupFile = path.join(scratch, 'big.backup');
   const backup = await runKvctl(['backup', bigBackupFile], { env: { KV_ENDPOINTS: bigSource.address } });
   expect(backup.code).toBe(0);
+
+  const leasedSource = await server();
+  await withClient(leasedSource.address, async (kv) => {
+    for (let i = 0; i < LEASED_KEYS; i += 100) {
+      await Promise.all(
+        Array.from({ length: 100 }, async (_, j) => {
+          const lease = await kv.grantLease(LONG_TTL_MS);
+          await kv.set(`leased/${String(i + j).padStart(4, '0')}`, i + j, { lease: lease.id });
+        }),
+      );
+    }
+    leasedBackupFile = path.join(scratch, 'leased.backup');
+    await kv.backup(leasedBackupFile);
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -225,7 +249,12 @@ describe('into a file engine server', () => {
         `^kvctl: [^\\n]*zz/long[^\\n]*\\(TOO_LARGE\\); the import stopped after 128 of ${backedUp.size} keys, which stay written: run it again with --overwrite\\n$`,
       ),
     );
-    await withClient(target.address, async (kv) => expect((await allEntries(kv)).size).toBe(128));
+    await withClient(target.address, async (kv) => {
+      expect((await allEntries(kv)).size).toBe(128);
+      // The long lease holds long/1 and long/2, written in the first Txn; short/1's lease, granted for the second, is revoked.
+      const long = (await kv.get('long/1'))!.lease;
+      expect(await allLeases(kv)).toEqual([expect.objectContaining({ id: long, keyCount: 2 })]);
+    });
   }, 60_000);
 
   test('refused in the first Txn, nothing is written: one line saying so, the exit code of the refusal', async () => {
@@ -233,8 +262,93 @@ describe('into a file engine server', () => {
     const result = await importInto(target.address, [backupFile]);
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 5, stdout: '' });
     expect(result.stderr).toMatch(/^kvctl: [^\n]*a\/number[^\n]*\(TOO_LARGE\); no key was imported\n$/);
+    await withClient(target.address, async (kv) => {
+      expect(await kv.listKeysPage({})).toEqual({ keys: [], nextPageToken: '' });
+      // The long lease was granted for the first Txn (long/1 and long/2 are in it): revoked, as the short one, never granted.
+      expect(await allLeases(kv)).toEqual([]);
+    });
+  }, 60_000);
+
+  test('- or a pipe is refused in one line (exit 2): FILE is read twice, so it must be a regular file', async () => {
+    const target = await server();
+    const input = readFileSync(backupFile, 'latin1');
+    for (const file of ['-', '/dev/stdin']) {
+      const result = await runKvctl(['import', file], { env: { KV_ENDPOINTS: target.address }, input });
+      expectRefused(
+        result,
+        2,
+        /^kvctl: cannot read [^:]+: [^\n]*import reads FILE twice \(to check it, then to write it\), so it needs a regular file: save the backup to a file first/,
+      );
+      expect(result.stderr).not.toMatch(/ENOENT/);
+    }
     await withClient(target.address, async (kv) => expect(await kv.listKeysPage({})).toEqual({ keys: [], nextPageToken: '' }));
   }, 60_000);
+
+  test('on a terminal, the importing bar ends at the same MiB as the checking bar: the bytes of the file', async () => {
+    const target = await server();
+    // script(1) gives kvctl a terminal, where the bars are drawn.
+    const result = await runCommand('script', ['-qec', `${KVCTL_SHELL} import '${leasedBackupFile}' -o value`, '/dev/null'], {
+      env: { KV_ENDPOINTS: target.address },
+      timeoutMs: 60_000,
+    });
+    expect(result.code).toBe(0);
+    const lastMib = (label: string): string => {
+      const drawn = [...result.stdout.matchAll(new RegExp(`${label} [^|]*\\| *\\d+/${LEASED_KEYS} keys \\| ([\\d.]+) MiB`, 'g'))];
+      expect(drawn.length).toBeGreaterThan(0);
+      return drawn[drawn.length - 1][1];
+    };
+    const fileMib = (statSync(leasedBackupFile).size / 1048576).toFixed(1);
+    expect({ checking: lastMib('checking'), importing: lastMib('importing') }).toEqual({ checking: fileMib, importing: fileMib });
+  }, 60_000);
+
+  test.each(['SIGINT', 'SIGTERM'] as const)(
+    '%s during the import stops it after the Txn in flight: one line saying how far it got, unused leases revoked, kvctl ends by the signal',
+    async (signal) => {
+      const target = await server();
+      const child = spawn(KVCTL_ARGV[0], [...KVCTL_ARGV.slice(1), 'import', leasedBackupFile], {
+        env: kvctlEnv({ KV_ENDPOINTS: target.address }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.once('close', (code, endedBy) => resolve({ code, signal: endedBy })),
+      );
+      try {
+        await withClient(target.address, async (kv) => {
+          await pollUntil(
+            'the import to write its first keys',
+            async () => ((await kv.listKeysPage({ pageSize: 1 })).keys.length > 0 ? true : undefined),
+            60_000,
+          );
+          child.kill(signal);
+          // As a shell sees any kvctl command killed by it: 130 for SIGINT, 143 for SIGTERM.
+          expect(await ended).toEqual({ code: null, signal });
+          expect(stdout).toBe('');
+          const line = new RegExp(
+            `^kvctl: interrupted \\(${signal}\\); the import stopped after (\\d+) of ${LEASED_KEYS} keys, which stay written: run it again with --overwrite\n$`,
+          ).exec(stderr);
+          expect(line).not.toBeNull();
+          const written = Number(line![1]);
+          expect(written).toBeLessThan(LEASED_KEYS);
+          expect((await allEntries(kv)).size).toBe(written);
+          // Every lease left holds its one key: those granted for keys not sent were revoked.
+          const leases = await allLeases(kv);
+          expect(leases).toHaveLength(written);
+          expect(leases.every((lease) => lease.keyCount === 1)).toBe(true);
+
+          const again = expectImported(await importInto(target.address, [leasedBackupFile, '--overwrite'], 60_000));
+          expect(again).toMatchObject({ keys: LEASED_KEYS, leases: LEASED_KEYS });
+          expect((await allEntries(kv)).size).toBe(LEASED_KEYS);
+        });
+      } finally {
+        child.kill('SIGKILL');
+      }
+    },
+    120_000,
+  );
 });
 
 describeWithEtcd()('into an etcd engine frontend', () => {

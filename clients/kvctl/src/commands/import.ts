@@ -1,12 +1,15 @@
 /**
  * kvctl import FILE: a backup file (kvctl backup) written into a running
  * server of either engine through the API, the way from the file engine
- * to etcd. FILE is checked whole before anything is written; then each
- * shared lease is granted anew (kept alive while the import runs), and the
- * keys are set in Txns, a key on a private lease with its ttl. Revisions
- * are the target's own.
+ * to etcd. FILE is checked whole before anything is written; then the
+ * keys are set in Txns, a key on a shared lease on that lease granted anew
+ * (just before its first key is sent; kept alive while the import runs), a
+ * key on a private lease with its ttl. Revisions are the target's own. A
+ * failure or a signal leaves the keys written and the leases holding them;
+ * the leases granted for keys not written are revoked.
  */
 import { statSync } from 'node:fs';
+import { constants } from 'node:os';
 import { Command } from 'commander';
 import {
   BackupFileReader,
@@ -59,12 +62,12 @@ export function importCommand(run: Runner): Command {
   return new Command('import')
     .description(
       'load the backup FILE (kvctl backup) into the running server, of either engine, through the API: FILE is checked whole ' +
-        'before anything is written; shared leases are granted anew, a key with a ttl gets it again (times to live start ' +
-        "again); revisions are the server's own (watchers see PUT events). Refused if the server holds any key, unless " +
-        '--overwrite. Needs write on the keys (and read on every key, to see that the server is empty). Stopped midway, ' +
-        'what it wrote stays: run it again with --overwrite',
+        'before anything is written (so it must be a regular file, not - or a pipe); shared leases are granted anew, a key ' +
+        "with a ttl gets it again (times to live start again); revisions are the server's own (watchers see PUT events). " +
+        'Refused if the server holds any key, unless --overwrite. Needs write on the keys (and read on every key, to see ' +
+        'that the server is empty). Stopped midway (an error, Ctrl-C), what it wrote stays: run it again with --overwrite',
     )
-    .argument('<file>', 'the backup file')
+    .argument('<file>', 'the backup file (a regular file: it is read twice)')
     .option('--overwrite', 'import into a server that holds keys: every key of the backup is set over what is there, others are left alone')
     .action(
       run(async (session, file: string, options: { overwrite?: boolean }) => {
@@ -83,10 +86,18 @@ export function importCommand(run: Runner): Command {
         // Again: checking a large file takes a while, and the server may have taken writes meanwhile.
         if (options.overwrite !== true) await refuseUnlessEmpty(kv);
         const importing = progressBar(session.stderr, 'importing');
+        // From here a signal does not kill kvctl at once: the import stops after the Txn in flight and says how far it got.
+        const stop = new StopOnSignal();
         let imported: Imported;
         try {
-          imported = await importBackup(kv, file, backup, (progress) => importing.update(progress));
+          imported = await importBackup(kv, file, backup, (progress) => importing.update(progress), stop);
+        } catch (error) {
+          if (!(error instanceof Interrupted)) throw error;
+          importing.stop();
+          session.warn(error.message);
+          return stop.dieOf(error.signal);
         } finally {
+          stop.close();
           importing.stop();
         }
         const { keys, leases, firstRevision, lastRevision } = imported;
@@ -113,13 +124,18 @@ export function importCommand(run: Runner): Command {
 
 /** FILE is read twice (checked, then written), so it must be a regular file kvctl can open: otherwise a usage error (exit 2). */
 function checkReadable(file: string): void {
+  const readTwice =
+    'import reads FILE twice (to check it, then to write it), so it needs a regular file: save the backup to a file first (gunzip a .gz first)';
   let problem: string | undefined;
-  try {
-    const stats = statSync(file);
-    if (stats.isDirectory()) problem = 'it is a directory, not a file';
-    else if (!stats.isFile()) problem = 'it is not a regular file (import reads it twice: to check it, then to write it)';
-  } catch (error) {
-    problem = (error as Error).message;
+  if (file === '-') problem = `standard input cannot be read twice; ${readTwice}`;
+  else {
+    try {
+      const stats = statSync(file);
+      if (stats.isDirectory()) problem = 'it is a directory, not a file';
+      else if (!stats.isFile()) problem = `it is not a regular file; ${readTwice}`;
+    } catch (error) {
+      problem = (error as Error).message;
+    }
   }
   if (problem !== undefined) throw new CliError(`cannot read ${file}: ${problem}; ${NOTHING_IMPORTED}`);
 }
@@ -143,77 +159,135 @@ async function refuseUnlessEmpty(kv: KvClient): Promise<void> {
 }
 
 /**
- * Writes the checked backup FILE into the server. A failure once keys were
- * written says how far it got, with the exit code of what failed.
+ * Writes the checked backup FILE into the server. A failure or a signal
+ * once it began revokes the leases it granted that hold no key it wrote,
+ * and says how far it got (a failure with the exit code of what failed).
  */
 async function importBackup(
   kv: KvClient,
   file: string,
   backup: BackupSummary,
   onProgress: (progress: BackupProgress) => void,
+  stop: StopOnSignal,
 ): Promise<Imported> {
-  const reader = new BackupFileReader(file);
-  const keptAlive: KeepAliveHandle[] = [];
-  const txns = new TxnBatches(kv);
-  let bytes = 0;
+  // The bytes of FILE read so far: the checking bar's count, so both bars end at the file's size.
+  let fileBytes = 0;
+  const reader = new BackupFileReader(file, (progress) => (fileBytes = progress.bytes));
+  const leases = new ImportLeases(kv, stop);
+  const txns = new TxnBatches(kv, leases, stop);
   try {
     reader.header();
-    const { shared, privateTtls } = await grantLeases(kv, reader.leases(), keptAlive);
-    let leases = shared.size;
+    leases.take(reader.leases());
     for (const entry of reader.entries()) {
-      const { op, privateLease } = setOp(entry, shared, privateTtls);
-      if (privateLease) leases++;
+      const { op, lease } = await leases.setOp(entry);
       const size = Buffer.byteLength(entry.valueJson) + KEY_COPIES * Buffer.byteLength(entry.key) + OP_OVERHEAD_BYTES;
-      bytes += size;
-      await txns.add(op, size);
-      onProgress({ keys: txns.written, keyCount: backup.keyCount, bytes });
+      await txns.add(op, size, lease);
+      onProgress({ keys: txns.written, keyCount: backup.keyCount, bytes: fileBytes });
     }
     await txns.flush();
-    onProgress({ keys: txns.written, keyCount: backup.keyCount, bytes });
+    onProgress({ keys: txns.written, keyCount: backup.keyCount, bytes: fileBytes });
     // Checked again since the first pass: the file could have changed between the two.
     reader.finish();
-    return { keys: txns.written, leases, firstRevision: txns.firstRevision, lastRevision: txns.lastRevision };
+    return {
+      keys: txns.written,
+      leases: leases.granted + leases.privateKeys,
+      firstRevision: txns.firstRevision,
+      lastRevision: txns.lastRevision,
+    };
   } catch (error) {
-    throw stoppedMidway(error, txns.written, backup.keyCount);
+    const unrevoked = await leases.revokeUnused();
+    const leftLeases =
+      unrevoked === 0 ? '' : ` (${unrevoked} leases it granted for keys not written could not be revoked: they expire after their ttl)`;
+    if (error instanceof Interrupted) {
+      throw new Interrupted(error.signal, `${stoppedAt(`interrupted (${error.signal})`, txns.written, backup.keyCount)}${leftLeases}`);
+    }
+    throw stoppedMidway(error, txns.written, backup.keyCount, leftLeases);
   } finally {
     // The leases then live out their time to live from the last refresh: about from the end of the import.
-    for (const handle of keptAlive) handle.close();
+    leases.close();
     reader.close();
   }
 }
 
 /**
- * Grants each shared lease anew (new ids, so old to new) and keeps it alive
+ * The leases an import puts keys on. A shared lease is granted anew (a new
+ * id, so old to new) just before its first key is sent, and kept alive
  * until the import ends, so a lease with a short ttl still holds its keys
- * when the last is written; private leases are kept by their ttl.
+ * when the last is written; one that holds no key is not granted at all
+ * (its new id would be known to no one). A private lease is a ttl on its
+ * key's set.
  */
-async function grantLeases(
-  kv: KvClient,
-  leases: BackupLease[],
-  keptAlive: KeepAliveHandle[],
-): Promise<{ shared: Map<number, number>; privateTtls: Map<number, number> }> {
-  const shared = new Map<number, number>();
-  const privateTtls = new Map<number, number>();
-  for (const lease of leases) {
-    if (lease.private) {
-      privateTtls.set(lease.id, lease.ttlMs);
-      continue;
-    }
-    const granted = await kv.grantLease(lease.ttlMs);
-    keptAlive.push(kv.keepAlive(granted));
-    shared.set(lease.id, granted.id);
+class ImportLeases {
+  /** How many shared leases were granted, and how many keys were given a private lease's ttl. */
+  granted = 0;
+  privateKeys = 0;
+  private readonly sharedTtls = new Map<number, number>();
+  private readonly privateTtls = new Map<number, number>();
+  /** Backup lease id to the lease granted for it. */
+  private readonly grants = new Map<number, number>();
+  /** The granted leases a Txn that succeeded put a key on. */
+  private readonly holding = new Set<number>();
+  private readonly keptAlive: KeepAliveHandle[] = [];
+
+  constructor(
+    private readonly kv: KvClient,
+    private readonly stop: StopOnSignal,
+  ) {}
+
+  take(leases: BackupLease[]): void {
+    for (const lease of leases) (lease.private ? this.privateTtls : this.sharedTtls).set(lease.id, lease.ttlMs);
   }
-  return { shared, privateTtls };
+
+  /** The set that writes one backup entry, and the granted lease it puts the key on (0 if none). */
+  async setOp(entry: BackupEntry): Promise<{ op: TxnOp; lease: number }> {
+    // The value's JSON as the source store kept it; the target checks and keeps it the same way.
+    const value = JSON.parse(entry.valueJson) as JsonValue;
+    const ttlMs = this.privateTtls.get(entry.lease);
+    if (ttlMs !== undefined) {
+      this.privateKeys++;
+      return { op: Op.set(entry.key, value, { ttlMs }), lease: 0 };
+    }
+    // The file was checked: every lease a key names is one of its leases.
+    const lease = entry.lease === 0 ? 0 : await this.grantFor(entry.lease);
+    return { op: Op.set(entry.key, value, { lease }), lease };
+  }
+
+  /** A Txn that put keys on these leases succeeded. */
+  wrote(leases: number[]): void {
+    for (const lease of leases) if (lease !== 0) this.holding.add(lease);
+  }
+
+  /** Revokes the leases granted that hold no key written; returns how many could not be revoked. */
+  async revokeUnused(): Promise<number> {
+    const unused = [...this.grants.values()].filter((id) => !this.holding.has(id));
+    // At most the leases of the Txns not written (a Txn or two): at once, so a server that does not answer costs one deadline.
+    const outcomes = await Promise.allSettled(unused.map((id) => this.kv.revokeLease(id)));
+    return outcomes.filter((outcome) => outcome.status === 'rejected' && !leaseGone(outcome.reason)).length;
+  }
+
+  close(): void {
+    for (const handle of this.keptAlive) handle.close();
+  }
+
+  private async grantFor(backupLease: number): Promise<number> {
+    const known = this.grants.get(backupLease);
+    if (known !== undefined) return known;
+    this.stop.check();
+    const granted = await this.kv.grantLease(this.sharedTtls.get(backupLease) ?? 0);
+    this.grants.set(backupLease, granted.id);
+    this.keptAlive.push(this.kv.keepAlive(granted));
+    this.granted++;
+    return granted.id;
+  }
 }
 
-/** The set that writes one backup entry: on its new shared lease, or with its private lease's ttl. */
-function setOp(entry: BackupEntry, shared: Map<number, number>, privateTtls: Map<number, number>): { op: TxnOp; privateLease: boolean } {
-  // The value's JSON as the source store kept it; the target checks and keeps it the same way.
-  const value = JSON.parse(entry.valueJson) as JsonValue;
-  const ttlMs = privateTtls.get(entry.lease);
-  if (ttlMs !== undefined) return { op: Op.set(entry.key, value, { ttlMs }), privateLease: true };
-  // The file was checked: every lease a key names is one of its leases.
-  return { op: Op.set(entry.key, value, { lease: shared.get(entry.lease) ?? 0 }), privateLease: false };
+/** A lease that is not there to revoke (it expired meanwhile): nothing left behind. */
+const leaseGone = (error: unknown): boolean => error instanceof KvError && error.code === status.NOT_FOUND;
+
+/** "<what>; no key was imported", or how far it got and how to finish. */
+function stoppedAt(what: string, written: number, keyCount: number): string {
+  if (written === 0) return `${what}; no key was imported`;
+  return `${what}; the import stopped after ${written} of ${keyCount} keys, which stay written: run it again with --overwrite`;
 }
 
 /**
@@ -221,16 +295,60 @@ function setOp(entry: BackupEntry, shared: Map<number, number>, privateTtls: Map
  * so how far it got and how to finish. A server that did not answer before
  * any key was written is left to the session, which names the endpoints.
  */
-function stoppedMidway(error: unknown, written: number, keyCount: number): unknown {
+function stoppedMidway(error: unknown, written: number, keyCount: number, leftLeases: string): unknown {
   if (!(error instanceof KvError)) return error;
-  if (written === 0 && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED)) return error;
+  if (written === 0 && leftLeases === '' && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED)) return error;
   const code = error.reason === 'CORRUPT' ? EXIT.damaged : exitCodeForError(error);
   const what = error.reason === 'CORRUPT' ? error.message : `${error.message} (${error.reason})`;
-  if (written === 0) return new CliError(`${what}; no key was imported`, code);
-  return new CliError(
-    `${what}; the import stopped after ${written} of ${keyCount} keys, which stay written: run it again with --overwrite`,
-    code,
-  );
+  return new CliError(`${stoppedAt(what, written, keyCount)}${leftLeases}`, code);
+}
+
+/** SIGINT or SIGTERM during an import: the message says how far it got. */
+class Interrupted extends Error {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    message = `interrupted (${signal})`,
+  ) {
+    super(message);
+    this.name = 'Interrupted';
+  }
+}
+
+/**
+ * SIGINT (Ctrl-C) and SIGTERM while an import writes: the first lets the Txn
+ * in flight finish, then the import stops (check() throws Interrupted); a
+ * second ends kvctl at once. Either way kvctl then ends by that signal, as
+ * any kvctl command ends on one (a shell reports 130 for SIGINT, 143 for
+ * SIGTERM), so a script running it stops too.
+ */
+class StopOnSignal {
+  signal: NodeJS.Signals | undefined;
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (this.signal !== undefined) this.dieOf(signal);
+    this.signal = signal;
+  };
+
+  constructor() {
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+  }
+
+  /** Throws Interrupted if a signal came. */
+  check(): void {
+    if (this.signal !== undefined) throw new Interrupted(this.signal);
+  }
+
+  close(): void {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+  }
+
+  /** Ends kvctl by the signal (its default action, with no listener left), or as a shell would report it. */
+  dieOf(signal: NodeJS.Signals): never {
+    this.close();
+    process.kill(process.pid, signal);
+    process.exit(128 + constants.signals[signal]);
+  }
 }
 
 /**
@@ -238,53 +356,63 @@ function stoppedMidway(error: unknown, written: number, keyCount: number): unkno
  * MAX_TXN_BYTES. A Txn the server refuses as too large or of too many ops
  * (its own --max-txn-ops, etcd's request limit) is split in two and each
  * half sent, and later Txns are kept as small: a refused Txn wrote nothing.
+ * After a signal, the next Txn is not sent.
  */
 class TxnBatches {
   written = 0;
   firstRevision: number | undefined;
   lastRevision: number | undefined;
-  private ops: TxnOp[] = [];
-  private sizes: number[] = [];
+  private pending: Pending[] = [];
   private bytes = 0;
   private maxOps = MAX_TXN_OPS;
   private maxBytes = MAX_TXN_BYTES;
 
-  constructor(private readonly kv: KvClient) {}
+  constructor(
+    private readonly kv: KvClient,
+    private readonly leases: ImportLeases,
+    private readonly stop: StopOnSignal,
+  ) {}
 
-  async add(op: TxnOp, size: number): Promise<void> {
-    if (this.ops.length > 0 && (this.ops.length >= this.maxOps || this.bytes + size > this.maxBytes)) await this.flush();
-    this.ops.push(op);
-    this.sizes.push(size);
+  async add(op: TxnOp, size: number, lease: number): Promise<void> {
+    if (this.pending.length > 0 && (this.pending.length >= this.maxOps || this.bytes + size > this.maxBytes)) await this.flush();
+    this.pending.push({ op, size, lease });
     this.bytes += size;
   }
 
   async flush(): Promise<void> {
-    if (this.ops.length === 0) return;
-    const [ops, sizes] = [this.ops, this.sizes];
-    this.ops = [];
-    this.sizes = [];
+    if (this.pending.length === 0) return;
+    const sets = this.pending;
+    this.pending = [];
     this.bytes = 0;
-    await this.commit(ops, sizes);
+    await this.commit(sets);
   }
 
-  private async commit(ops: TxnOp[], sizes: number[]): Promise<void> {
+  private async commit(sets: Pending[]): Promise<void> {
+    this.stop.check();
     try {
       const { revision } = await this.kv
         .txn()
-        .then(...ops)
+        .then(...sets.map((set) => set.op))
         .commit();
       this.firstRevision ??= revision;
       this.lastRevision = revision;
-      this.written += ops.length;
+      this.written += sets.length;
+      this.leases.wrote(sets.map((set) => set.lease));
     } catch (error) {
-      if (ops.length < 2 || !refusedAsTooLarge(error)) throw error;
-      const half = Math.ceil(ops.length / 2);
-      this.maxOps = Math.min(this.maxOps, half);
-      this.maxBytes = Math.min(this.maxBytes, Math.max(...[sizes.slice(0, half), sizes.slice(half)].map(sum)));
-      await this.commit(ops.slice(0, half), sizes.slice(0, half));
-      await this.commit(ops.slice(half), sizes.slice(half));
+      if (sets.length < 2 || !refusedAsTooLarge(error)) throw error;
+      const halves = [sets.slice(0, Math.ceil(sets.length / 2)), sets.slice(Math.ceil(sets.length / 2))];
+      this.maxOps = Math.min(this.maxOps, halves[0].length);
+      this.maxBytes = Math.min(this.maxBytes, Math.max(...halves.map((half) => sum(half.map((set) => set.size)))));
+      for (const half of halves) await this.commit(half);
     }
   }
+}
+
+/** A set waiting for its Txn: its size as counted against MAX_TXN_BYTES, the granted lease it puts its key on (or 0). */
+interface Pending {
+  op: TxnOp;
+  size: number;
+  lease: number;
 }
 
 /**
