@@ -25,17 +25,30 @@ export function lostHandle(id: number, why: KvError): KeepAliveHandle {
 /** One lease kept alive, for as long as any of its handles is open. */
 interface Kept {
   id: number;
-  /** The lease's time to live: given, or learnt from the first answer. */
+  /** The lease's time to live: given, remembered from an earlier answer, or learnt from the first answer. */
   ttlMs: number | undefined;
-  /** How long to wait for a first answer when the time to live is not known yet. */
+  /** How long to wait for a first answer when the time to live is not known yet, or may have run out already. */
   firstAnswerMs: number;
   /** When (performance.now()) the lease is reported lost unless a refresh sent before then is answered. */
   lostAt: number;
+  /**
+   * lostAt counts the lease's time to live (from a send time known to be no
+   * later than the server's last refresh); false while it only bounds the
+   * wait for an answer (time to live unknown, or by this client's count it
+   * may have run out already): the first answer then replaces it.
+   */
+  counted: boolean;
   refreshTimer: NodeJS.Timeout | undefined;
   lostTimer: NodeJS.Timeout | undefined;
   /** The open handles' reportLost: keepAlive may be called for one lease more than once, each handle closed on its own. */
   handles: Set<(error: KvError) => void>;
   done: boolean;
+}
+
+/** The send time (performance.now()) of a lease's last answered refresh, and the time to live it was answered with. */
+interface Answered {
+  sentAt: number;
+  ttlMs: number;
 }
 
 /** One KeepAlive stream, and when each of its unanswered refreshes was sent (performance.now(), oldest first, per lease). */
@@ -77,9 +90,19 @@ function lossMarginMs(ttlMs: number): number {
  * after the server deleted its key and another process took it. A lease
  * kept from grantLease's answer counts from when the grant was sent until
  * a refresh is answered.
+ *
+ * The send time of each lease's last answered refresh is remembered
+ * across its handles (until it could have run out), so a lease kept again
+ * after its handles closed, or from a copy of grantLease's answer, counts
+ * from it. A lease kept anew whose count has run out already (or that has
+ * none: an id) is refreshed at once and reported lost only if that is not
+ * answered within firstAnswerMs: it may have been refreshed by another
+ * client, and a refresh that reaches the server in time is answered.
  */
 export class LeaseKeeper {
   private readonly kept = new Map<number, Kept>();
+  /** Per lease id, its last answered refresh on this client: kept after its handles close, until it could have run out. */
+  private readonly answered = new Map<number, Answered>();
   private stream: KeepAliveStream | undefined;
   /** A reopening of the broken stream is waiting. */
   private reopening = false;
@@ -102,28 +125,37 @@ export class LeaseKeeper {
     const lost = new Promise<KvError>((resolve) => {
       reportLost = resolve;
     });
-    const since = lease.grantSentAt ?? performance.now();
+    const now = performance.now();
+    this.forgetRunOut(now);
+    const answered = this.answered.get(id);
+    const known = ttlMs ?? answered?.ttlMs;
+    // The later of the grant and the last answered refresh; with neither known, now (which may be later than the server's count).
+    const since = Math.max(lease.grantSentAt ?? -Infinity, answered?.sentAt ?? -Infinity);
+    const countedLostAt = known === undefined ? undefined : (Number.isFinite(since) ? since : now) + known - lossMarginMs(known);
+    // Run out already by this count: the lease may still be alive (refreshed by another client); the answer to a refresh sent now says.
+    const counts = countedLostAt !== undefined && countedLostAt > now;
     let kept = this.kept.get(id);
     if (kept === undefined) {
-      const lostAt = ttlMs === undefined ? since + firstAnswerMs : since + ttlMs - lossMarginMs(ttlMs);
       kept = {
         id,
-        ttlMs,
+        ttlMs: known,
         firstAnswerMs,
-        lostAt,
+        lostAt: counts ? countedLostAt : now + firstAnswerMs,
+        counted: counts,
         refreshTimer: undefined,
         lostTimer: undefined,
         handles: new Set([reportLost]),
         done: false,
       };
       this.kept.set(id, kept);
-      this.armLostTimer(kept);
       this.refresh(kept);
+      this.armLostTimer(kept);
     } else {
       kept.handles.add(reportLost);
-      if (kept.ttlMs === undefined && ttlMs !== undefined) {
-        kept.ttlMs = ttlMs;
-        this.setLostAt(kept, Math.min(kept.lostAt, since + ttlMs - lossMarginMs(ttlMs)));
+      kept.ttlMs ??= known;
+      if (!kept.counted && counts) {
+        kept.counted = true;
+        this.setLostAt(kept, Math.min(kept.lostAt, countedLostAt));
       }
     }
     const keptLease = kept;
@@ -134,6 +166,12 @@ export class LeaseKeeper {
     for (const kept of [...this.kept.values()]) this.forget(kept);
     this.stream?.call.cancel();
     this.stream = undefined;
+    this.answered.clear();
+  }
+
+  /** Drops the answered refreshes whose time to live has run out: they can no longer put a loss off. */
+  private forgetRunOut(now: number): void {
+    for (const [id, { sentAt, ttlMs }] of this.answered) if (sentAt + ttlMs <= now) this.answered.delete(id);
   }
 
   /** One handle closed: the lease is kept while another is open. */
@@ -157,13 +195,18 @@ export class LeaseKeeper {
     kept.refreshTimer.unref();
   }
 
-  /** A refresh sent at `sentAt` was answered with the lease's time to live. */
-  private refreshed(kept: Kept, ttlMs: number, sentAt: number): void {
+  /** A refresh of lease `id` sent at `sentAt` was answered with its time to live (whether or not a handle still keeps it). */
+  private refreshed(id: number, ttlMs: number, sentAt: number): void {
+    const last = this.answered.get(id);
+    if (last === undefined || last.sentAt < sentAt) this.answered.set(id, { sentAt, ttlMs });
+    const kept = this.kept.get(id);
+    if (kept === undefined) return;
     const lostAt = sentAt + ttlMs - lossMarginMs(ttlMs);
-    // Until the time to live is known, lostAt is only how long to wait for an answer: the answer replaces it.
-    const known = kept.ttlMs !== undefined;
+    // Until counted, lostAt is only how long to wait for an answer: the answer replaces it.
+    const counted = kept.counted;
+    kept.counted = true;
     kept.ttlMs = ttlMs;
-    this.setLostAt(kept, known ? Math.max(kept.lostAt, lostAt) : lostAt);
+    this.setLostAt(kept, counted ? Math.max(kept.lostAt, lostAt) : lostAt);
   }
 
   private setLostAt(kept: Kept, lostAt: number): void {
@@ -182,10 +225,9 @@ export class LeaseKeeper {
       return;
     }
     kept.lostTimer = undefined;
-    const why =
-      kept.ttlMs === undefined
-        ? `no server answered a keep-alive of lease ${kept.id} within ${kept.firstAnswerMs} ms`
-        : `lease ${kept.id} was not refreshed within its ${kept.ttlMs} ms and may have expired`;
+    const why = !kept.counted
+      ? `no server answered a keep-alive of lease ${kept.id} within ${kept.firstAnswerMs} ms`
+      : `lease ${kept.id} was not refreshed within its ${kept.ttlMs} ms and may have expired`;
     this.lose(kept, new KvError(why, status.UNAVAILABLE, 'UNAVAILABLE'));
   }
 
@@ -200,13 +242,14 @@ export class LeaseKeeper {
       const pending = stream.sentAt.get(response.id);
       const sentAt = pending?.shift();
       if (pending?.length === 0) stream.sentAt.delete(response.id);
-      const kept = this.kept.get(response.id);
-      if (kept === undefined) return;
       if (response.ttlMs === 0) {
-        this.lose(kept, new KvError(`lease ${kept.id} expired or was revoked`, status.NOT_FOUND, 'LEASE_NOT_FOUND'));
+        this.answered.delete(response.id);
+        const kept = this.kept.get(response.id);
+        if (kept !== undefined)
+          this.lose(kept, new KvError(`lease ${kept.id} expired or was revoked`, status.NOT_FOUND, 'LEASE_NOT_FOUND'));
         return;
       }
-      if (sentAt !== undefined) this.refreshed(kept, response.ttlMs, sentAt);
+      if (sentAt !== undefined) this.refreshed(response.id, response.ttlMs, sentAt);
     });
     const broken = (): void => {
       if (this.stream !== stream) return;
