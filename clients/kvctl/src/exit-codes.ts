@@ -27,7 +27,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   6  denied: not authenticated or not allowed, or too many failed authentications from this address (AUTH_RATE_LIMITED: try again later)
   7  declined: a confirmation was answered no
   8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)
-  9  damaged: a backup file is not one, is incomplete or fails its checksum`;
+  9  damaged: a backup file is not one, is incomplete or fails its checksum
+  130  interrupted: Ctrl-C (SIGINT; 143 for SIGTERM): kvctl ends by the signal, as a shell reports it (import first lets the transaction in flight finish and says how far it got)`;
 
 /** The exit code for a failed call: by its reason where the status code would mislead, otherwise by the code. */
 export function exitCodeForError(error: KvError): ExitCode {
