@@ -97,9 +97,47 @@ function illFormedStringIn(value: JsonValue, at = 'the value'): string | undefin
  * tab or newline splits a line), bidi controls (U+202E shows "gnp.exe" as
  * "exe.png"), zero-width and other invisible format characters (U+200B
  * makes "zw\u200bsp" look like "zwsp"), line and paragraph separators,
- * spaces other than U+0020, and lone surrogates.
+ * spaces other than U+0020, and lone surrogates. Inside an emoji sequence
+ * (emojiJoiners) a joiner, variation selector or tag is part of what is
+ * seen, and is left as it is.
  */
 const HIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]|(?! )\p{Zs}/u;
+
+/** What an emoji's presentation selector (U+FE0F, U+FE0E) may follow: a pictograph, a flag letter, a skin tone. */
+const EMOJI_BASE = /[\p{Extended_Pictographic}\p{Emoji_Presentation}]/u;
+const PICTOGRAPH = /\p{Extended_Pictographic}/u;
+const ZWJ = '\u200d';
+const KEYCAP = '\u20e3';
+const BLACK_FLAG = '\u{1f3f4}';
+const CANCEL_TAG = '\u{e007f}';
+
+/**
+ * The indexes (into `chars`) of the joiners, variation selectors and tags
+ * that belong to an emoji sequence, so "❤️" or "👨‍👩‍👧" is shown as itself:
+ * U+FE0F/FE0E after a pictograph (or a digit, # or * before a keycap
+ * U+20E3), U+200D between a pictograph (or its selector or skin tone) and
+ * another pictograph, and the tags of a subdivision flag (🏴 then tags
+ * ending in U+E007F). Elsewhere (a U+200D between letters, a U+FE0F after
+ * a letter) they are hidden characters like any other.
+ */
+function emojiJoiners(chars: string[]): Set<number> {
+  const kept = new Set<number>();
+  chars.forEach((char, i) => {
+    const before = chars[i - 1] ?? '';
+    const after = chars[i + 1] ?? '';
+    if (char === '\ufe0f' || char === '\ufe0e') {
+      if (EMOJI_BASE.test(before) || (/^[0-9#*]$/.test(before) && after === KEYCAP)) kept.add(i);
+    } else if (char === ZWJ) {
+      const joined = PICTOGRAPH.test(before) || /\p{Emoji_Modifier}/u.test(before) || kept.has(i - 1);
+      if (joined && PICTOGRAPH.test(after)) kept.add(i);
+    } else if (char === BLACK_FLAG) {
+      let end = i + 1;
+      while (end < chars.length && /[\u{e0020}-\u{e007e}]/u.test(chars[end])) end++;
+      if (end > i + 1 && chars[end] === CANCEL_TAG) for (let tag = i + 1; tag <= end; tag++) kept.add(tag);
+    }
+  });
+  return kept;
+}
 
 const SHORT_ESCAPES: Record<string, string> = { '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
@@ -112,35 +150,50 @@ function escapeOf(char: string): string {
   return escaped;
 }
 
-/** A key in runs of text as it is and of hidden characters escaped, for KeyText to mark the escapes as such. */
-export function keyParts(key: string): { text: string; escaped: boolean }[] {
-  const parts: { text: string; escaped: boolean }[] = [];
-  for (const char of key) {
-    const escaped = HIDDEN.test(char);
-    const text = escaped ? escapeOf(char) : char;
+/** A key's characters, each with whether it is hidden (shown as its escape). */
+function keyChars(key: string): { char: string; hidden: boolean }[] {
+  const chars = [...key];
+  const kept = emojiJoiners(chars);
+  return chars.map((char, i) => ({ char, hidden: !kept.has(i) && HIDDEN.test(char) }));
+}
+
+/**
+ * A key as it is shown, in runs of text and of escapes (which KeyText marks
+ * as such). One rule, for the page and for accessible names (shownKey): a
+ * key with a hidden character, or one that starts with a quote, is written
+ * as a JSON string (quoted; a backslash is \\, a quote \", each hidden
+ * character its escape), so that a key with U+200B never reads as one with
+ * the text \u200b; in running text (`inText`) so is a key whose spaces at
+ * either end (or emptiness) would otherwise be invisible; any other key is
+ * shown as it is.
+ */
+export function keyParts(key: string, inText: boolean): { text: string; escaped: boolean }[] {
+  const chars = keyChars(key);
+  const quoted = chars.some(({ hidden }) => hidden) || key.startsWith('"') || (inText && needsQuotes(key));
+  if (!quoted) return [{ text: key, escaped: false }];
+  const parts: { text: string; escaped: boolean }[] = [{ text: '"', escaped: false }];
+  for (const { char, hidden } of chars) {
+    const text = hidden ? escapeOf(char) : char === '"' || char === '\\' ? `\\${char}` : char;
     const last = parts[parts.length - 1];
-    if (last !== undefined && last.escaped === escaped) last.text += text;
-    else parts.push({ text, escaped });
+    if (last.escaped === hidden) last.text += text;
+    else parts.push({ text, escaped: hidden });
   }
+  const last = parts[parts.length - 1];
+  if (last.escaped) parts.push({ text: '"', escaped: false });
+  else last.text += '"';
   return parts;
 }
 
 /** Whether a key shown in running text needs quotes: spaces at either end (or nothing at all) would otherwise be invisible. */
-export function needsQuotes(key: string): boolean {
+function needsQuotes(key: string): boolean {
   return key === '' || key.trim() !== key;
 }
 
-/**
- * A key as plain text (an accessible name): quoted as a JSON string, its
- * hidden characters escaped, when it has any or needsQuotes; as it is
- * otherwise. A key that starts with a quote is quoted too, so that no key
- * reads as another's escaped form.
- */
+/** A key as plain text, as keyParts writes it in running text: for accessible names (KeyText's, a folder's, a list's). */
 export function shownKey(key: string): string {
-  if (!needsQuotes(key) && !key.startsWith('"') && !HIDDEN.test(key)) return key;
-  let quoted = '';
-  for (const char of key) quoted += char === '"' || char === '\\' ? `\\${char}` : HIDDEN.test(char) ? escapeOf(char) : char;
-  return `"${quoted}"`;
+  return keyParts(key, true)
+    .map(({ text }) => text)
+    .join('');
 }
 
 /** The seconds to wait from a failure's grpc-retry-pushback-ms trailer, if any. */

@@ -426,14 +426,14 @@ describeWithChromium('the web console', () => {
     );
     expect(shown.map(({ text, escapes }) => [text, escapes]).sort()).toEqual(
       [
-        ['rtl \\u202egnp.exe', 1],
-        ['zw\\u200bsp', 1],
+        ['"rtl \\u202egnp.exe"', 1],
+        ['"zw\\u200bsp"', 1],
         ['zwsp', 0],
-        // Text that only reads like an escape is not marked as one.
+        // Text that only reads like an escape is not marked as one, nor quoted.
         ['zw\\u200bsp', 0],
-        ['tab\\there', 1],
-        ['line\\nbreak', 1],
-        ['bom\\ufeff', 1],
+        ['"tab\\there"', 1],
+        ['"line\\nbreak"', 1],
+        ['"bom\\ufeff"', 1],
       ].sort(),
     );
     // One line each: a newline in a key does not spread it over two.
@@ -458,11 +458,11 @@ describeWithChromium('the web console', () => {
     expect(drawn.bidi).toEqual(['isolate', 'ltr']);
     expect(drawn.exe).toBeGreaterThan(drawn.gnp);
     await page.getByRole('button', { name: 'Edit' }).click();
-    await page.getByLabel('Value of odd/rtl \\u202egnp.exe (JSON)').waitFor();
+    await page.getByLabel('Value of "odd/rtl \\u202egnp.exe" (JSON)').waitFor();
     await page.getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('button', { name: 'Delete…' }).click();
-    await page.getByRole('dialog', { name: 'Delete odd/rtl \\u202egnp.exe?' }).getByRole('button', { name: 'Delete' }).click();
-    await page.getByText('Deleted odd/rtl \\u202egnp.exe.').waitFor();
+    await page.getByRole('dialog', { name: 'Delete "odd/rtl \\u202egnp.exe"?' }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('Deleted "odd/rtl \\u202egnp.exe".').waitFor();
     expect(await valueOf('odd/rtl \u202egnp.exe')).toBeUndefined();
 
     await page.getByRole('button', { name: 'Live view' }).click();
@@ -470,8 +470,49 @@ describeWithChromium('the web console', () => {
     await call('Set', { key: 'odd/zw\u200bsp', value: 2 });
     await page.getByRole('table').locator('tbody tr').first().waitFor();
     expect(await page.getByRole('table').locator('tbody tr').allTextContents()).toEqual([
-      expect.stringMatching(/^\d+setodd\/zw\\u200bsp2$/),
+      expect.stringMatching(/^\d+set"odd\/zw\\u200bsp"2$/),
     ]);
+  });
+
+  test('an emoji key is shown as itself; a joiner or selector outside an emoji, and a key with escapes, read apart from look-alike text', async () => {
+    const keys = [
+      'emoji/\u2764\ufe0f',
+      'emoji/\u{1f468}\u200d\u{1f469}\u200d\u{1f467}',
+      'emoji/a\u200db',
+      'emoji/a\ufe0f',
+      'emoji/zw\u200bsp',
+      'emoji/zw\\u200bsp',
+    ];
+    for (const key of keys) await call('Set', { key, value: 1 });
+    await page.reload();
+    await page.getByRole('button', { name: 'Folder emoji/' }).click();
+    const list = page.getByRole('list', { name: 'Keys under emoji/' });
+    await list.getByRole('button').first().waitFor();
+    const shown = await list
+      .getByRole('button')
+      .evaluateAll((buttons) => buttons.map((b) => [b.textContent, b.querySelectorAll('.escape').length]));
+    expect(shown.sort()).toEqual(
+      [
+        ['\u2764\ufe0f', 0],
+        ['\u{1f468}\u200d\u{1f469}\u200d\u{1f467}', 0],
+        ['"a\\u200db"', 1],
+        ['"a\\ufe0f"', 1],
+        ['"zw\\u200bsp"', 1],
+        ['zw\\u200bsp', 0],
+      ].sort(),
+    );
+    // What a screen reader hears, as Chromium's accessibility tree names each key: a real U+200B and the text \u200b differ.
+    const cdp = await page.context().newCDPSession(page);
+    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as {
+      nodes: { role?: { value: string }; name?: { value: string } }[];
+    };
+    const buttonNames = nodes.filter((node) => node.role?.value === 'button').map((node) => node.name?.value);
+    expect(buttonNames).toEqual(expect.arrayContaining(['"zw\\u200bsp"', 'zw\\u200bsp', '"a\\u200db"', '\u2764\ufe0f']));
+    await cdp.detach();
+    await list.getByRole('button', { name: '"zw\\u200bsp"', exact: true }).click();
+    await page.getByRole('heading', { name: '"emoji/zw\\u200bsp"', exact: true }).waitFor();
+    await list.getByRole('button', { name: 'zw\\u200bsp', exact: true }).click();
+    await page.getByRole('heading', { name: 'emoji/zw\\u200bsp', exact: true }).waitFor();
   });
 
   test('a conflict with a key deleted and created again names the right revisions', async () => {
