@@ -301,6 +301,25 @@ export function usage(): string {
   ].join('\n');
 }
 
+/**
+ * `--workers -1` as `--workers=-1`: parseArgs calls a value that starts with
+ * a dash ambiguous and says so in its own words; joined, the value reaches
+ * kv's own check ("not a positive integer"). Only a negative number is
+ * joined: no flag of kv's is a dash and a digit.
+ */
+function negativeValuesJoined(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const next = argv[i + 1];
+    if (flag.startsWith('--') && options[flag.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${flag}=${next}`);
+      i++;
+    } else args.push(flag);
+  }
+  return args;
+}
+
 /** Returns the config, or 'help' / 'version' when that was asked for. Throws ConfigError on a bad flag or value. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' | 'version' {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
@@ -310,7 +329,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   for (const s of Object.values(SETTINGS) as Setting[]) options[s.flag] = { type: s.boolean ? 'boolean' : 'string' };
   let parsed: { values: Record<string, string | boolean | undefined> };
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: negativeValuesJoined(argv, options), options, strict: true, allowPositionals: false });
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
