@@ -68,4 +68,18 @@ describe('TLS', () => {
     );
     expect(result.stderr).not.toMatch(/SSL routines|0A00/);
   });
+
+  test('health over several endpoints, one of them mutual TLS without a client certificate: that one is DENIED (exit 6), not UNREACHABLE', async () => {
+    const endpoints = `${tlsServer.address},${mtlsServer.address}`;
+    const result = await runKvctl(['health', '--endpoint', endpoints, '--tls-ca', certs.caCert, '--timeout-ms', '3000', '-o', 'json']);
+    expect(result.code).toBe(6);
+    expect(JSON.parse(result.stdout)).toEqual([
+      { endpoint: tlsServer.address, status: 'SERVING' },
+      {
+        endpoint: mtlsServer.address,
+        status: 'DENIED',
+        error: 'the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key',
+      },
+    ]);
+  });
 });

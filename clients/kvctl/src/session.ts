@@ -70,6 +70,13 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
     };
 }
 
+export const CERTIFICATE_REQUIRED = 'the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key';
+
+/** Whether a server refused the TLS handshake for want of a client certificate (OpenSSL's alert, in grpc-js's message). */
+export function certificateRequired(error: KvError): boolean {
+  return /alert certificate required/i.test(error.message);
+}
+
 /** Whether kvctl was asked to speak TLS. */
 const usesTls = (options: GlobalOptions): boolean => options.tlsCa !== undefined || options.tlsCert !== undefined;
 
@@ -83,9 +90,7 @@ const usesTls = (options: GlobalOptions): boolean => options.tlsCa !== undefined
  */
 function connectionError(error: KvError, options: GlobalOptions): CliError {
   const endpoints = options.endpoints.join(',');
-  if (/alert certificate required/i.test(error.message)) {
-    return new CliError(`${endpoints}: the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key`, EXIT.denied);
-  }
+  if (certificateRequired(error)) return new CliError(`${endpoints}: ${CERTIFICATE_REQUIRED}`, EXIT.denied);
   // grpc-js ends "Failed to connect" with a timestamp, which says nothing to a person.
   const message = error.message.replace(/^(no connection: Failed to connect) \([^)]*\)$/, '$1');
   const hint = !usesTls(options) && message !== error.message ? '; the server may require TLS: give --tls-ca' : '';

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { KvError, status as grpcStatus } from '@kv/client';
 import { connect } from '../connect';
 import { EXIT, exitCodeForError, type ExitCode } from '../exit-codes';
-import type { Runner, Session } from '../session';
+import { CERTIFICATE_REQUIRED, certificateRequired, type Runner, type Session } from '../session';
 
 /** One endpoint's answer: its serving status, or why it gave none (UNREACHABLE, or the reason of the error). */
 interface EndpointHealth {
@@ -16,7 +16,7 @@ export function healthCommand(run: Runner): Command {
   return new Command('health')
     .description(
       "print the server's health (grpc.health.v1); exit 4 unless SERVING. With several endpoints, each is asked on its own " +
-        'and printed on its own (UNREACHABLE if it did not answer); exit 0 only if all are SERVING',
+        'and printed on its own (UNREACHABLE if it did not answer, DENIED if it wants a client certificate); exit 0 only if all are SERVING',
     )
     .action(
       run(async (session) => {
@@ -60,6 +60,8 @@ async function checkOne(session: Session, endpoint: string): Promise<EndpointHea
     return { endpoint, status, exitCode: status === 'SERVING' ? EXIT.ok : EXIT.unavailable };
   } catch (error) {
     if (!(error instanceof KvError)) throw error;
+    // Denied, not unreachable: it answered, and refused a connection without a client certificate.
+    if (certificateRequired(error)) return { endpoint, status: 'DENIED', error: CERTIFICATE_REQUIRED, exitCode: EXIT.denied };
     const unreachable = error.code === grpcStatus.UNAVAILABLE || error.code === grpcStatus.DEADLINE_EXCEEDED;
     return {
       endpoint,
