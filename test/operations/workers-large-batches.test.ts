@@ -4,7 +4,7 @@
  * a commit batch is, so the workers keep serving and every write is answered.
  */
 import { KvClient } from '@kv/client';
-import { clusterChildren, startServer, type RunningServer } from '../support/server-process';
+import { clusterChildren, startServer, type RunningServer, killCluster } from '../support/server-process';
 
 jest.setTimeout(120_000);
 
@@ -13,9 +13,7 @@ let open: KvClient[] = [];
 afterEach(async () => {
   for (const kv of open) kv.close();
   open = [];
-  const pid = server?.child.pid;
-  await server?.kill();
-  for (const child of pid === undefined ? [] : clusterChildren(pid)) process.kill(child.pid, 'SIGKILL');
+  if (server !== undefined) await killCluster(server);
   server = undefined;
 });
 

@@ -12,7 +12,7 @@ import { credentials, KvClient } from '@kv/client';
 import { hashToken } from '../../src/auth/token';
 import { writeAuthFile } from '../support/auth-fixture';
 import { issueServer, makeCa } from '../support/certificates';
-import { clusterChildren, type RunningServer, startServer } from '../support/server-process';
+import { clusterChildren, type RunningServer, startServer, killCluster } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 jest.setTimeout(120_000);
@@ -22,9 +22,7 @@ let open: KvClient[] = [];
 afterEach(async () => {
   for (const kv of open) kv.close();
   open = [];
-  const pid = server?.child.pid;
-  await server?.kill();
-  for (const child of pid === undefined ? [] : clusterChildren(pid)) process.kill(child.pid, 'SIGKILL');
+  if (server !== undefined) await killCluster(server);
   server = undefined;
 });
 

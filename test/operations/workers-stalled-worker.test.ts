@@ -6,7 +6,7 @@
  */
 import { KvClient } from '@kv/client';
 import { MAX_WORKER_BACKLOG_BYTES } from '../../src/store/remote/serve-store-owner';
-import { clusterChildren, type RunningServer, startServer } from '../support/server-process';
+import { clusterChildren, type RunningServer, startServer, killCluster } from '../support/server-process';
 import { pollUntil } from '../support/temp-dirs';
 
 jest.setTimeout(240_000);
@@ -19,9 +19,7 @@ afterEach(async () => {
   stopped = undefined;
   for (const kv of open) kv.close();
   open = [];
-  const pid = server?.child.pid;
-  await server?.kill();
-  for (const child of pid === undefined ? [] : clusterChildren(pid)) process.kill(child.pid, 'SIGKILL');
+  if (server !== undefined) await killCluster(server);
   server = undefined;
 });
 

@@ -4,7 +4,7 @@
  * write acknowledged, through another worker, before the watch began.
  */
 import { KvClient, type KvWatchEvent } from '@kv/client';
-import { clusterChildren, type RunningServer, startServer } from '../support/server-process';
+import { type RunningServer, startServer, killCluster } from '../support/server-process';
 import { pollUntil } from '../support/temp-dirs';
 
 jest.setTimeout(180_000);
@@ -14,9 +14,7 @@ let open: KvClient[] = [];
 afterEach(async () => {
   for (const kv of open) kv.close();
   open = [];
-  const pid = server?.child.pid;
-  await server?.kill();
-  for (const child of pid === undefined ? [] : clusterChildren(pid)) process.kill(child.pid, 'SIGKILL');
+  if (server !== undefined) await killCluster(server);
   server = undefined;
 });
 

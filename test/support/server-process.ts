@@ -154,6 +154,24 @@ export function clusterChildren(pid: number): Array<{ pid: number; role: Cluster
   return found;
 }
 
+/**
+ * SIGKILLs a `--workers N` server's supervisor and then its store owner and
+ * workers, found before the supervisor dies (afterwards their parent is
+ * another process): a stopped worker (SIGSTOP) would not notice its
+ * supervisor gone.
+ */
+export async function killCluster(server: RunningServer): Promise<void> {
+  const children = server.child.pid === undefined ? [] : clusterChildren(server.child.pid);
+  await server.kill();
+  for (const child of children) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // Already gone with its supervisor.
+    }
+  }
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
