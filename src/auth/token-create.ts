@@ -5,11 +5,12 @@
  * entry is added to that file (comments and layout kept); otherwise the
  * entry to add is printed on stderr. Either way the server needs a SIGHUP.
  */
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { renameSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isSeq, parseDocument } from 'yaml';
 import { parseAuthConfig } from './auth-config';
 import { AuthFileError } from './auth-file-error';
+import { readAuthText } from './read-auth-file';
 import { hashToken, mintToken } from './token';
 
 export const TOKEN_CREATE_USAGE = 'usage: kv-server token create --role NAME [--name NAME] [--auth-file FILE]';
@@ -56,13 +57,7 @@ export function runTokenCreate(argv: string[], out: NodeJS.WritableStream, err: 
 
 /** Adds the entry, checking first that the file stays valid (the role exists, the name is new); replaces the file atomically. */
 function addTokenEntry(file: string, entry: { name: string; role: string; sha256: string }): void {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new AuthFileError(`cannot read the auth file ${file}: ${(error as Error).message}`);
-  }
-  parseAuthConfig(text, file);
+  const { text } = readAuthText(file);
   let updated: string;
   if (file.endsWith('.json')) {
     const json = JSON.parse(text) as { tokens?: unknown[] };

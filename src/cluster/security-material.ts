@@ -5,9 +5,7 @@
  * bad (a crash, then its replacement) serves what the others serve, and so
  * does one started after a file changed without a SIGHUP.
  */
-import { readFileSync } from 'node:fs';
-import { parseAuthConfig } from '../auth/auth-config';
-import { AuthFileError } from '../auth/auth-file-error';
+import { readAuthText } from '../auth/read-auth-file';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { SecurityFile, ServerSecurity } from '../security/server-security';
@@ -45,7 +43,7 @@ export function trackSecurityMaterial(
     security.tls.onRotate((next) => (material.tls = encodeTls(next)));
   }
   const authFile = config.authFile;
-  if (authFile !== undefined) material.auth = readAuthText(authFile);
+  if (authFile !== undefined) material.auth = readAuthText(authFile).text;
   return {
     current: () => ({ ...material }),
     reloaded: (files) => {
@@ -53,7 +51,7 @@ export function trackSecurityMaterial(
       if (files.includes('tls')) sent.tls = material.tls;
       if (files.includes('auth') && authFile !== undefined) {
         try {
-          material.auth = sent.auth = readAuthText(authFile);
+          material.auth = sent.auth = readAuthText(authFile).text;
         } catch (error) {
           logger.error(
             { reason: (error as Error).message },
@@ -76,16 +74,4 @@ export function decodeTls(tls: NonNullable<SecurityMaterial['tls']>): TlsMateria
 
 function encodeTls(tls: TlsMaterial): NonNullable<SecurityMaterial['tls']> {
   return { cert: tls.cert.toString('base64'), key: tls.key.toString('base64'), clientCa: tls.clientCa?.toString('base64') };
-}
-
-/** The auth file's text, checked as readAuthFile checks it. */
-function readAuthText(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new AuthFileError(`cannot read the auth file ${file}: ${(error as Error).message}`);
-  }
-  parseAuthConfig(text, file);
-  return text;
 }
