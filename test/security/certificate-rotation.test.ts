@@ -100,7 +100,7 @@ test('SIGHUP under load: no call fails, new connections get the new certificate,
     server.child.kill('SIGHUP');
     await pollUntil(
       'the refused reload logged',
-      () => (server.output().includes(`the certificate in ${certFile} is not valid until`) ? true : undefined),
+      () => (server.output().includes(`the certificate in ${certFile} (--tls-cert) is not valid until`) ? true : undefined),
       30_000,
     );
     expect(await servedFingerprint(server.address, caPem)).toBe(fingerprint(second));
