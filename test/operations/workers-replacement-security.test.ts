@@ -7,11 +7,10 @@
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
 import { credentials, KvClient } from '@kv/client';
 import { hashToken } from '../../src/auth/token';
 import { writeAuthFile } from '../support/auth-fixture';
-import { issueServer, makeCa } from '../support/certificates';
+import { issueServer, makeCa, servedFingerprint } from '../support/certificates';
 import { clusterChildren, type RunningServer, startServer, killCluster } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -100,23 +99,11 @@ test('after a refused certificate, and after a certificate swapped in without a 
   fs.copyFileSync(first.cert, cert);
   fs.copyFileSync(first.key, key);
   server = await startServer({ args: ['--workers', '2', '--tls-cert', cert, '--tls-key', key], env: { KV_LOG_LEVEL: 'info' } });
-  const port = Number(server.address.slice(server.address.lastIndexOf(':') + 1));
+  const address = server.address;
   const fingerprint = (file: string): string => new X509Certificate(fs.readFileSync(file)).fingerprint256;
   /** The certificate six new connections are served, dealt to both workers in turn. */
   const served = (): Promise<string[]> =>
-    Promise.all(
-      Array.from(
-        { length: 6 },
-        () =>
-          new Promise<string>((resolve, reject) => {
-            const socket = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(ca.cert), ALPNProtocols: ['h2'] }, () => {
-              resolve(socket.getPeerCertificate().fingerprint256);
-              socket.destroy();
-            });
-            socket.once('error', reject);
-          }),
-      ),
-    );
+    Promise.all(Array.from({ length: 6 }, () => servedFingerprint(address, fs.readFileSync(ca.cert))));
   expect(await served()).toEqual(Array(6).fill(fingerprint(first.cert)));
 
   fs.writeFileSync(cert, 'not a certificate\n');

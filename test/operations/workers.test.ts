@@ -8,11 +8,10 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import { Compare, credentials, KvClient, Op } from '@kv/client';
 import { openFileStore } from '../../src/store/file';
 import { writeAuthFile } from '../support/auth-fixture';
-import { issueServer, makeCa } from '../support/certificates';
+import { issueServer, makeCa, servedFingerprint } from '../support/certificates';
 import { type ClusterRole, clusterChildren, isAlive, runServerToExit, startServer, type RunningServer } from '../support/server-process';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
@@ -290,23 +289,11 @@ test('SIGHUP: each file on its own, as in one process: a bad auth file keeps the
     args: ['--workers', '2', '--tls-cert', cert, '--tls-key', key, '--auth-file', auth.file],
     env: { KV_LOG_LEVEL: 'info' },
   });
-  const port = Number(server.address.slice(server.address.lastIndexOf(':') + 1));
+  const address = server.address;
   const fingerprint = (file: string): string => new X509Certificate(fs.readFileSync(file)).fingerprint256;
   /** The certificate four new connections are served, dealt to both workers in turn. */
   const served = (): Promise<string[]> =>
-    Promise.all(
-      Array.from(
-        { length: 4 },
-        () =>
-          new Promise<string>((resolve, reject) => {
-            const socket = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(ca.cert), ALPNProtocols: ['h2'] }, () => {
-              resolve(socket.getPeerCertificate().fingerprint256);
-              socket.destroy();
-            });
-            socket.once('error', reject);
-          }),
-      ),
-    );
+    Promise.all(Array.from({ length: 4 }, () => servedFingerprint(address, fs.readFileSync(ca.cert))));
   expect(await served()).toEqual(Array(4).fill(fingerprint(first.cert)));
   const callers = (open = Array.from(
     { length: 4 },

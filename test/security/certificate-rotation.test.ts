@@ -5,25 +5,12 @@
  */
 import { copyFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { credentials } from '@grpc/grpc-js';
 import { KvClient } from '@kv/client';
-import { issue, issueServer, makeCa, read } from '../support/certificates';
+import { issue, issueServer, makeCa, read, servedFingerprint } from '../support/certificates';
 import { startServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
-
-/** The fingerprint of the certificate a brand-new TLS connection to `address` is shown. */
-function servedFingerprint(address: string, ca: Buffer): Promise<string> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, ca, ALPNProtocols: ['h2'], servername: 'localhost' }, () => {
-      resolve(socket.getPeerCertificate().fingerprint256);
-      socket.destroy();
-    });
-    socket.once('error', reject);
-  });
-}
 
 /** Replaces a file the way deploy tools do: write beside it, then rename over it. */
 function replace(target: string, source: string): void {

@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { connect } from 'node:tls';
 
 export interface CertificateFiles {
   cert: string;
@@ -91,3 +92,15 @@ export function issueServer(dir: string, ca: TestCa, options: Omit<IssueOptions,
 }
 
 export const read = (file: string): Buffer => readFileSync(file);
+
+/** The fingerprint of the certificate a brand-new TLS connection to `address` is shown. */
+export function servedFingerprint(address: string, ca: Buffer): Promise<string> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, ca, ALPNProtocols: ['h2'], servername: 'localhost' }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
