@@ -1,11 +1,20 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { findTool } from '../support/find-tool';
-import { REPO_ROOT, startServer } from '../support/server-process';
+import { startServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
+import {
+  buildGoExample,
+  clientTest,
+  GO_BUILD_TIMEOUT_MS,
+  missingTools,
+  missingVenv,
+  PYTHON_ENV,
+  PYTHON_EXAMPLE,
+  run,
+  VENV_PYTHON,
+} from './example-clients';
 import { runSdkScenario } from './sdk-scenario';
 
 /**
@@ -16,14 +25,7 @@ import { runSdkScenario } from './sdk-scenario';
  * other.
  */
 const EXPECTED = readFileSync(path.join(__dirname, 'expected-transcript.txt'), 'utf8');
-const GO_MODULE = path.join(REPO_ROOT, 'clients/go');
-const PYTHON_CLIENT = path.join(REPO_ROOT, 'clients/python');
-const VENV_PYTHON = path.join(PYTHON_CLIENT, '.venv/bin/python');
-// A cold Go build of the example (grpc and protobuf) takes a while on two cores.
-const GO_BUILD_TIMEOUT_MS = 240_000;
 const SCENARIO_TIMEOUT_MS = 30_000;
-
-const run = promisify(execFile);
 
 /** Starts a fresh server, runs one client's scenario against it, returns the transcript. */
 async function transcriptOf(client: (address: string) => Promise<string>): Promise<string> {
@@ -33,38 +35,6 @@ async function transcriptOf(client: (address: string) => Promise<string>): Promi
   } finally {
     await server.stop();
     await rm(server.dataDir, { recursive: true, force: true });
-  }
-}
-
-/** Why a client cannot run here, or undefined if it can. Under KV_REQUIRE_ALL_CLIENTS=1 findTool throws instead. */
-function missingTools(tools: string[]): string | undefined {
-  for (const tool of tools) {
-    try {
-      if (findTool(tool) === undefined) return `${tool} is not on PATH or in .tools/bin (scripts/install-client-tools.sh installs it)`;
-    } catch (error) {
-      return (error as Error).message;
-    }
-  }
-  return undefined;
-}
-
-function missingVenv(): string | undefined {
-  if (existsSync(VENV_PYTHON)) return undefined;
-  const reason = 'clients/python/.venv is missing (scripts/install-client-tools.sh creates it)';
-  return process.env.KV_REQUIRE_ALL_CLIENTS === '1' ? `${reason}; required because KV_REQUIRE_ALL_CLIENTS=1` : reason;
-}
-
-/** The test of one client: run when it can be; otherwise skipped with the reason printed, or failed if every client is required. */
-function clientTest(name: string, missing: string | undefined, body: () => Promise<void>, timeoutMs: number): void {
-  if (missing === undefined) {
-    test(name, body, timeoutMs);
-  } else if (process.env.KV_REQUIRE_ALL_CLIENTS === '1') {
-    test(name, () => {
-      throw new Error(missing);
-    });
-  } else {
-    process.stdout.write(`skipping interop client "${name}": ${missing}\n`);
-    test.skip(name, body);
   }
 }
 
@@ -91,8 +61,7 @@ describe('one scenario, four clients, one transcript', () => {
       const binDir = makeTempDir('kv-go-example-');
       try {
         const binary = path.join(binDir, 'kv-example');
-        // Built here, not only vetted in CI, so the test runs the code a user would.
-        await run(findTool('go')!, ['build', '-o', binary, './cmd/kv-example'], { cwd: GO_MODULE, timeout: GO_BUILD_TIMEOUT_MS });
+        await buildGoExample(binary);
         const transcript = await transcriptOf(async (address) => {
           const { stdout } = await run(binary, ['-addr', address], { timeout: SCENARIO_TIMEOUT_MS });
           return stdout;
@@ -110,11 +79,7 @@ describe('one scenario, four clients, one transcript', () => {
     missingVenv(),
     async () => {
       const transcript = await transcriptOf(async (address) => {
-        const { stdout } = await run(VENV_PYTHON, [path.join(PYTHON_CLIENT, 'example.py'), '--addr', address], {
-          timeout: SCENARIO_TIMEOUT_MS,
-          // UTF-8 output whatever the locale; no __pycache__ beside the generated code.
-          env: { ...process.env, PYTHONIOENCODING: 'utf-8', PYTHONDONTWRITEBYTECODE: '1' },
-        });
+        const { stdout } = await run(VENV_PYTHON, [PYTHON_EXAMPLE, '--addr', address], { timeout: SCENARIO_TIMEOUT_MS, env: PYTHON_ENV });
         return stdout;
       });
       expect(transcript).toBe(EXPECTED);
