@@ -130,7 +130,11 @@ func dial(addr string, options []grpc.DialOption) (*grpc.ClientConn, error) {
 	frontends := manual.NewBuilderWithScheme("kv-frontends")
 	state := resolver.State{}
 	for _, a := range addrs {
-		state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
+		// ServerName: each frontend's certificate is checked against its own
+		// host, and its calls carry its host:port as :authority, as if it had
+		// been dialled alone; without it, TLS would check the target's name
+		// ("kv" below) for every one of them.
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: a, ServerName: a})
 	}
 	frontends.InitialState(state)
 	options = append(options, grpc.WithResolvers(frontends),
