@@ -24,9 +24,12 @@ It only touches keys under "example/" and removes them at the end.
 """
 
 import argparse
+import functools
 import json
 import os
 import pathlib
+import threading
+import time
 
 import grpc
 from google.protobuf import json_format, struct_pb2
@@ -295,7 +298,7 @@ def run(kv):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS", "127.0.0.1:50051"), help="server host:port, or several frontends as ip:port,ip:port (env KV_ADDRESS)")
+    parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS", "127.0.0.1:50051"), help="server host:port, or several frontends as host:port,host:port (env KV_ADDRESS)")
     parser.add_argument("--cacert", help="PEM CA certificate that signed the server's: use TLS")
     parser.add_argument("--cert", help="PEM client certificate, for mutual TLS (with --key)")
     parser.add_argument("--key", help="PEM private key of --cert")
@@ -307,18 +310,79 @@ def main():
     # A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
     # grpcio refuses messages over 4 MiB unless told otherwise.
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    target = args.addr
-    if "," in target:
-        # Several frontends: gRPC's own ipv4: resolver takes the list, and the
-        # round_robin balancer sends each call to a frontend whose connection is up.
-        target = f"ipv4:{target}"
-        options.append(("grpc.lb_policy_name", "round_robin"))
-    if args.cacert is None:
-        channel = grpc.insecure_channel(target, options=options)
+    credentials = None if args.cacert is None else tls_credentials(args)
+
+    def channel(address):
+        if credentials is None:
+            return grpc.insecure_channel(address, options=options)
+        return grpc.secure_channel(address, credentials, options=options)
+
+    addresses = args.addr.split(",")
+    if len(addresses) == 1:
+        with channel(args.addr) as one:
+            run(kv_pb2_grpc.KeyValueServiceStub(one))
     else:
-        channel = grpc.secure_channel(target, tls_credentials(args), options=options)
-    with channel:
-        run(kv_pb2_grpc.KeyValueServiceStub(channel))
+        with Frontends([channel(address) for address in addresses]) as frontends:
+            run(frontends)
+
+
+class Frontends:
+    """Several frontends of one deployment, one channel each, used like one KeyValueServiceStub.
+
+    A channel per frontend resolves each host:port as if it were the only
+    one (a name, an IPv4 or an [IPv6] literal) and, with TLS, checks that
+    frontend's certificate against its own host. grpcio's list targets
+    (ipv4:a,b) take IP literals of one family only, and check every
+    frontend's certificate against one name.
+
+    Each call goes to the next frontend in turn whose connection is up, as
+    gRPC's round_robin balancer would pick, waiting while the others are
+    still connecting. A failed call is not retried: a write may have been
+    applied.
+    """
+
+    def __init__(self, channels):
+        self._channels = channels
+        self._stubs = [kv_pb2_grpc.KeyValueServiceStub(channel) for channel in channels]
+        self._states = [None] * len(channels)  # None: not heard from yet
+        self._changed = threading.Condition()
+        self._watchers = [functools.partial(self._record, i) for i in range(len(channels))]
+        self._next = 0
+        for channel, watcher in zip(channels, self._watchers):
+            channel.subscribe(watcher, try_to_connect=True)
+
+    def _record(self, i, state):
+        # Called on grpcio's own threads.
+        with self._changed:
+            self._states[i] = state
+            self._changed.notify_all()
+
+    def _pick(self):
+        ready, idle, connecting = grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.IDLE, (None, grpc.ChannelConnectivity.CONNECTING)
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        with self._changed:
+            while ready not in self._states and any(s in connecting for s in self._states) and time.monotonic() < deadline:
+                self._changed.wait(deadline - time.monotonic())
+            turn = [(self._next + k) % len(self._stubs) for k in range(len(self._stubs))]
+            self._next = (self._next + 1) % len(self._stubs)
+            # Up; else idle (a connection that was closed: the call opens it again); else
+            # failed, and the call fails UNAVAILABLE with that frontend's reason.
+            for usable in ready, idle:
+                chosen = next((i for i in turn if self._states[i] == usable), None)
+                if chosen is not None:
+                    return self._stubs[chosen]
+            return self._stubs[turn[0]]
+
+    def __getattr__(self, method):
+        return lambda *args, **kwargs: getattr(self._pick(), method)(*args, **kwargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for channel, watcher in zip(self._channels, self._watchers):
+            channel.unsubscribe(watcher)
+            channel.close()
 
 
 def tls_credentials(args) -> grpc.ChannelCredentials:

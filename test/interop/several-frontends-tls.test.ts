@@ -1,5 +1,5 @@
 /**
- * The Go example given several frontends (host:port,host:port)
+ * The Go and Python examples given several frontends (host:port,host:port)
  * over mutual TLS with a bearer token: each frontend's certificate is
  * checked against that frontend's own host, as when it is given alone, so a
  * list mixing a name and an IP literal, or of IPv6 literals, runs the
@@ -13,7 +13,17 @@ import { issue, makeCa, type CertificateFiles, type TestCa } from '../support/ce
 import { writeAuthFile } from '../support/auth-fixture';
 import { startServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
-import { buildGoExample, clientTest, GO_BUILD_TIMEOUT_MS, missingTools, run } from './example-clients';
+import {
+  buildGoExample,
+  clientTest,
+  GO_BUILD_TIMEOUT_MS,
+  missingTools,
+  missingVenv,
+  PYTHON_ENV,
+  PYTHON_EXAMPLE,
+  run,
+  VENV_PYTHON,
+} from './example-clients';
 
 const EXPECTED = readFileSync(path.join(__dirname, 'expected-transcript.txt'), 'utf8');
 const RUN_TIMEOUT_MS = 30_000;
@@ -104,6 +114,14 @@ describe.each([
         outcomeOf(await binary(), ['-addr', addr, ...tls('-')]);
     })(),
     refusal: /x509: .*127\.0\.0\.1/,
+  },
+  {
+    name: 'the Python example (--addr)',
+    missing: missingVenv,
+    timeoutMs: RUN_TIMEOUT_MS,
+    client: (addr: string, tls: (dash: string) => string[]): Promise<Outcome> =>
+      outcomeOf(VENV_PYTHON, [PYTHON_EXAMPLE, '--addr', addr, ...tls('--')], PYTHON_ENV),
+    refusal: /Hostname Verification Check failed/,
   },
 ])('$name given several frontends over TLS', ({ missing, timeoutMs, client, refusal }) => {
   clientTest(
