@@ -5,12 +5,26 @@
 #   clients/python/.venv  grpcio, grpcio-tools, protobuf (clients/python/requirements.txt),
 #                         and the kv-client package itself, editable (clients/python)
 #   Go caches             clients/go's and test/chaos/go's modules (their go.sum pins them), compiled
-# Needs Go and Python 3 (>= 3.9) on PATH; fetches only from the Go module
+# Needs Go, and Python >= 3.10 (clients/python/pyproject.toml's requires-python)
+# as python3 on PATH or as $PYTHON; fetches only from the Go module
 # proxy and PyPI. Safe to run again: a tool already at its pinned version is
-# left alone, and the venv is only touched when requirements.txt changed.
+# left alone, and the venv is only touched when requirements.txt or
+# pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+
+# The venv's Python, checked first: pip on an older one would only say it
+# finds no such version of grpcio or protobuf.
+python=${PYTHON:-python3}
+pyproject=$repo/clients/python/pyproject.toml
+python_wanted=$(sed -n 's/^requires-python = ">=\([0-9.]*\)"$/\1/p' "$pyproject")
+: "${python_wanted:?no requires-python = \">=X.Y\" line in $pyproject}"
+python_have=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [[ $(printf '%s\n' "$python_wanted" "$python_have" | sort -V | head -n 1) != "$python_wanted" ]]; then
+  echo "install-client-tools: the Python client needs Python >= $python_wanted; $python is $python_have (set PYTHON=/path/to/python3)" >&2
+  exit 1
+fi
 
 # module@version of each Go tool; bump here and nowhere else.
 go_tools=(
@@ -57,11 +71,9 @@ echo "build   test/chaos/go ($((SECONDS - started)) s)"
 
 venv=$repo/clients/python/.venv
 requirements=$repo/clients/python/requirements.txt
-pyproject=$repo/clients/python/pyproject.toml
 # A copy of the requirements and pyproject.toml the venv was last built
 # from: cheaper and quieter than asking pip to re-resolve on every run.
 installed=$venv/requirements.installed.txt
-python=${PYTHON:-python3}
 if [[ -f $installed ]] && cmp -s <(cat "$requirements" "$pyproject") "$installed"; then
   echo "ok      python venv"
 else
