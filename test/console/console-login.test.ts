@@ -5,7 +5,7 @@
  */
 import type { Page } from 'playwright-core';
 import { writeAuthFile, type AuthFixture } from '../support/auth-fixture';
-import { describeWithChromium, launchBrowser, type Browser } from '../support/browser';
+import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
 
@@ -29,8 +29,8 @@ describeWithChromium('the web console with tokens', () => {
     expect(set.status).toBe(200);
     browser = await launchBrowser();
     page = await browser.context.newPage();
-    // Each wait fails within 10 s (unless it says otherwise), so a broken flow fails the test quickly.
-    page.setDefaultTimeout(10_000);
+    // Each wait fails within PAGE_WAIT_MS (unless it says otherwise), so a broken flow fails the test, not the suite's timeout.
+    page.setDefaultTimeout(PAGE_WAIT_MS);
   });
 
   afterAll(async () => {

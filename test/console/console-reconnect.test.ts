@@ -5,7 +5,7 @@
  * missed; changes the server no longer keeps are named as a gap.
  */
 import type { Page } from 'playwright-core';
-import { describeWithChromium, launchBrowser, type Browser } from '../support/browser';
+import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
 import { freePort } from '../support/free-port';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
@@ -54,8 +54,8 @@ describeWithChromium('the web console live view across a server restart', () => 
     await start();
     browser = await launchBrowser();
     page = await browser.context.newPage();
-    // Each wait fails within 10 s (unless it says otherwise), so a broken flow fails the test quickly.
-    page.setDefaultTimeout(10_000);
+    // Each wait fails within PAGE_WAIT_MS (unless it says otherwise), so a broken flow fails the test, not the suite's timeout.
+    page.setDefaultTimeout(PAGE_WAIT_MS);
   });
 
   afterAll(async () => {
@@ -71,12 +71,12 @@ describeWithChromium('the web console live view across a server restart', () => 
     await waitForRows(1);
 
     expect(await server.stop()).toBe(0);
-    await page.getByText(/reconnecting…/).waitFor({ timeout: 10_000 });
+    await page.getByText(/reconnecting…/).waitFor();
     await start();
     // Written before the console is back: it must still show them.
     await call('Set', { key: 'a/2', value: 2 });
     await call('Delete', { key: 'a/1' });
-    await page.getByText(/^Following; current to revision/).waitFor({ timeout: 15_000 });
+    await page.getByText(/^Following; current to revision/).waitFor();
     await waitForRows(3);
     await call('Set', { key: 'a/3', value: 3 });
     await waitForRows(4);
@@ -98,13 +98,13 @@ describeWithChromium('the web console live view across a server restart', () => 
     // The console cannot watch again until this route is gone; the server's history keeps 10 changes.
     await page.route('**/kv.v1.KeyValueService/Watch', (route) => route.abort());
     expect(await server.stop()).toBe(0);
-    await page.getByText(/reconnecting…/).waitFor({ timeout: 10_000 });
+    await page.getByText(/reconnecting…/).waitFor();
     await start();
     let last = before;
     for (let i = 1; i <= 15; i++) last = BigInt((await call('Set', { key: `b/${i}`, value: i })).revision as string);
     await page.unroute('**/kv.v1.KeyValueService/Watch');
     const gap = page.getByText(/^Changes between revision \d+ and \d+ cannot be shown/);
-    await gap.waitFor({ timeout: 15_000 });
+    await gap.waitFor();
     const [, from, to] = /between revision (\d+) and (\d+)/.exec((await gap.textContent()) ?? '')!;
     expect(BigInt(from)).toBe(before + 1n);
     expect(BigInt(to)).toBeLessThan(last);

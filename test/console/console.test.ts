@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { readConsoleAssets } from '../../src/console-assets/read-console-assets';
-import { describeWithChromium, launchBrowser, type Browser } from '../support/browser';
+import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
 import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
 
 const SCREENSHOTS = process.env.KV_CONSOLE_SCREENSHOTS;
@@ -43,8 +43,8 @@ describeWithChromium('the web console', () => {
     base = `http://${server.httpAddress}`;
     browser = await launchBrowser();
     page = await browser.context.newPage();
-    // Each wait fails within 10 s (unless it says otherwise), so a broken flow fails the test quickly.
-    page.setDefaultTimeout(10_000);
+    // Each wait fails within PAGE_WAIT_MS (unless it says otherwise), so a broken flow fails the test, not the suite's timeout.
+    page.setDefaultTimeout(PAGE_WAIT_MS);
     page.on('dialog', (dialog) => {
       void (dialog.type() === 'beforeunload' ? dialog.accept() : dialog.dismiss());
     });
@@ -280,7 +280,7 @@ describeWithChromium('the web console', () => {
     await lease.getByText(/in \d\.\d s/).waitFor();
     const first = await lease.textContent();
     await waitUntil(async () => (await lease.textContent()) !== first, 'the countdown to move', 3000);
-    await page.getByText('This key has been deleted.').waitFor({ timeout: 10_000 });
+    await page.getByText('This key has been deleted.').waitFor();
   });
 
   test('Refresh and Go on the same prefix list again; an open entry deleted elsewhere is shown as deleted', async () => {
@@ -549,7 +549,7 @@ describeWithChromium('the web console', () => {
   test('leaving the page with an unsaved edit asks first', async () => {
     // A page of its own: it is closed, as a person closes the tab, which runs beforeunload.
     const other = await browser.context.newPage();
-    other.setDefaultTimeout(10_000);
+    other.setDefaultTimeout(PAGE_WAIT_MS);
     const asked = new Promise<string>((resolve) =>
       other.once('dialog', (dialog) => {
         resolve(dialog.type());

@@ -94,12 +94,14 @@ describe('tokens on the HTTP port', () => {
         [bad, auth.tokens.app],
       ]) {
         // Node's fetch and http client send a header once; curl sends it twice. The server is another process: curl may block this one.
-        const { stdout } = spawnSync('curl', [
-          '-s', version, '--max-time', '10', '-X', 'POST', '-H', 'content-type: application/json',
+        const { stdout, stderr, status } = spawnSync('curl', [
+          '-sS', version, '--max-time', '30', '-X', 'POST', '-H', 'content-type: application/json',
           '-H', `authorization: Bearer ${order[0]}`, '-H', `authorization: Bearer ${order[1]}`,
           '--data', '{"key": "app/a"}', '-w', '\n%{http_code}', `${base}/kv.v1.KeyValueService/Get`,
         ], { encoding: 'utf8' }); // prettier-ignore
         const [body, code] = stdout.split('\n');
+        // Say why if curl got no answer (its exit status and error line), rather than failing to parse nothing.
+        if (body === '') throw new Error(`curl ${version} exited ${status}: ${stderr.trim()}`);
         expect([version, code, (JSON.parse(body) as { message?: string }).message]).toEqual([
           version,
           '401',

@@ -20,6 +20,14 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
+/**
+ * How long a console test waits for one thing on the page before it fails.
+ * Long enough for Chromium on two cores shared with the other suite and its
+ * server (under load, 10 s was not: a page that loads in a second took more),
+ * short enough that a broken flow fails well within the test's timeout.
+ */
+export const PAGE_WAIT_MS = 30_000;
+
 export function chromiumInstalled(): boolean {
   return fs.existsSync(CHROMIUM);
 }
