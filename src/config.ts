@@ -42,6 +42,8 @@ export interface Config {
   maxConnectionAgeGraceMs: number;
   maxConcurrentStreams: number;
   maxConnections: number;
+  /** Of those, open at once from one client address (IPv6: one /64); 0 = no cap of its own. */
+  maxConnectionsPerAddress: number;
   /** Processes serving gRPC: 1 = one process; N > 1 = a supervisor, a store owner and N workers on one port (docs/operations.md). */
   workers: number;
   // The engine, and how to reach etcd when it is etcd (docs/scaling.md).
@@ -222,6 +224,12 @@ const SETTINGS = {
     env: 'KV_MAX_CONNECTIONS',
     default: '1000',
     help: 'connections open at once; more are closed at once',
+  },
+  maxConnectionsPerAddress: {
+    flag: 'max-connections-per-address',
+    env: 'KV_MAX_CONNECTIONS_PER_ADDRESS',
+    default: 'auto',
+    help: 'of those, open at once from one client address (IPv6: one /64); auto: a quarter of --max-connections, at least 1; 0: no cap per address (all clients behind one proxy or NAT)',
   },
   workers: {
     flag: 'workers',
@@ -413,6 +421,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   // (docs/operations.md#busy-polling): there it polls only if told to.
   const busyPollUs = workers > 1 && raw('busyPollUs').source.startsWith('default') ? 0 : microseconds('busyPollUs', MAX_BUSY_POLL_US);
 
+  const maxConnections = positiveInt('maxConnections');
+  const perAddress = raw('maxConnectionsPerAddress');
+  if (perAddress.value !== 'auto' && (!/^\d+$/.test(perAddress.value) || !Number.isSafeInteger(Number(perAddress.value)))) {
+    throw new ConfigError(`${perAddress.source}: "${perAddress.value}" is not a number of connections (0: no cap per address) or auto`);
+  }
+  // A quarter: one address (a client, or the clients behind one NAT) can hold many connections, never every one.
+  const maxConnectionsPerAddress = perAddress.value === 'auto' ? Math.max(1, Math.floor(maxConnections / 4)) : Number(perAddress.value);
+
   const [tlsCert, tlsKey, tlsClientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
   if ((tlsCert === undefined) !== (tlsKey === undefined))
     throw new ConfigError('--tls-cert and --tls-key go together: give both or neither');
@@ -451,7 +467,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     maxConnectionAgeMs: durationMs('maxConnectionAgeMs', true),
     maxConnectionAgeGraceMs: durationMs('maxConnectionAgeGraceMs'),
     maxConcurrentStreams: positiveInt('maxConcurrentStreams'),
-    maxConnections: positiveInt('maxConnections'),
+    maxConnections,
+    maxConnectionsPerAddress,
     workers,
     ...etcd,
   };

@@ -12,6 +12,7 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import { type Server, ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
+import { clientKey } from '../auth/failure-limiter';
 import type { Logger } from '../logger';
 
 export interface ConnectionLimits {
@@ -31,6 +32,8 @@ export interface ConnectionLimits {
   maxConcurrentStreams: number;
   /** Connections open at once; a connection past this is closed at once. */
   maxConnections: number;
+  /** Connections open at once from one client address (IPv6: one /64); one past it is closed at once. 0: no cap of its own. */
+  maxConnectionsPerAddress: number;
 }
 
 /** The HTTP/2 client connection preface, and the frame header of the SETTINGS frame that must follow it. */
@@ -77,7 +80,7 @@ export async function listenWithLimits(
   const injector = server.createConnectionInjector(injected);
   onHttp2Server?.(injected);
   const inHandshake = new Set<net.Socket>();
-  const admit = connectionCap(limits.maxConnections, logger, '');
+  const admit = connectionCap(limits, logger, '');
   const accept = (socket: net.Socket): void => {
     if (!admit(socket)) return;
     if (secure) return injector.injectConnection(socket);
@@ -85,7 +88,7 @@ export async function listenWithLimits(
     awaitPreface(socket, limits.handshakeTimeoutMs, (received) => {
       inHandshake.delete(socket);
       if (received) return injector.injectConnection(socket);
-      logger.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'closed a connection that sent no HTTP/2 preface in time');
+      logger.debug({ peer: peerOf(socket) }, 'closed a connection that sent no HTTP/2 preface in time');
       socket.destroy();
     });
   };
@@ -126,32 +129,123 @@ export async function listenWithLimits(
 }
 
 /**
- * A port's count of open connections: admit(socket) is false, and the
- * socket closed, when `max` are open; refusals are logged at most every
- * 10 s, with how many there were (`prefix` starts the line). An admitted
- * socket is counted until it closes. Either way a reset on the socket, before
- * or after a server takes it over, must never end the process.
+ * A port's count of open connections, in all and from each client address
+ * (IPv6: each /64, as the auth failure limit counts them, since one host
+ * usually has a whole /64): admit(socket) is false, and the socket closed,
+ * when its address already has `maxConnectionsPerAddress` open (0: no such
+ * cap), or `maxConnections` are open. So one client cannot take every slot
+ * and lock the others out. Refusals are logged at most every 10 s per
+ * address, and for the whole port, with how many there were (`prefix`
+ * starts the line). An admitted socket is counted until it closes. Either
+ * way a reset on the socket, before or after a server takes it over, must
+ * never end the process.
  */
-export function connectionCap(max: number, logger: Logger, prefix: string): (socket: net.Socket) => boolean {
+export function connectionCap(
+  { maxConnections, maxConnectionsPerAddress }: Pick<ConnectionLimits, 'maxConnections' | 'maxConnectionsPerAddress'>,
+  logger: Logger,
+  prefix: string,
+): (socket: net.Socket) => boolean {
   let open = 0;
-  let refused = 0;
-  let loggedAt = Number.NEGATIVE_INFINITY;
+  /** Addresses with a connection open, and how many. */
+  const openFrom = new Map<string, number>();
+  const full = new RefusalLog((refused) =>
+    logger.warn({ maxConnections, refused }, `${prefix}refused ${refused} connection(s): ${maxConnections} are open`),
+  );
+  const fullFrom = new RefusalLogs((address, refused) =>
+    logger.warn(
+      { address, maxConnectionsPerAddress, refused },
+      `${prefix}refused ${refused} connection(s) from ${address}: ${maxConnectionsPerAddress} are open from it (--max-connections-per-address)`,
+    ),
+  );
   return (socket) => {
     socket.on('error', () => undefined);
-    if (open >= max) {
+    // Node forgets the address of a socket its peer already closed: nothing to count.
+    if (socket.remoteAddress === undefined) {
       socket.destroy();
-      refused++;
-      if (Date.now() - loggedAt >= REFUSAL_LOG_EVERY_MS) {
-        loggedAt = Date.now();
-        logger.warn({ maxConnections: max, refused }, `${prefix}refused ${refused} connection(s): ${max} are open`);
-        refused = 0;
-      }
+      return false;
+    }
+    const address = clientKey(peerOf(socket));
+    const fromAddress = openFrom.get(address) ?? 0;
+    if (maxConnectionsPerAddress > 0 && fromAddress >= maxConnectionsPerAddress) {
+      socket.destroy();
+      fullFrom.refused(address);
+      return false;
+    }
+    if (open >= maxConnections) {
+      socket.destroy();
+      full.refused();
       return false;
     }
     open++;
-    socket.once('close', () => open--);
+    openFrom.set(address, fromAddress + 1);
+    socket.once('close', () => {
+      open--;
+      const left = (openFrom.get(address) ?? 1) - 1;
+      if (left === 0) openFrom.delete(address);
+      else openFrom.set(address, left);
+    });
     return true;
   };
+}
+
+/** A socket's peer as a call's peer reads: "10.0.0.7:5123", "[2001:db8::4]:5123". */
+function peerOf(socket: net.Socket): string {
+  const host = socket.remoteAddress ?? '';
+  return `${net.isIPv6(host) ? `[${host}]` : host}:${socket.remotePort}`;
+}
+
+/** Refusals of one kind, said in a line at once and then at most every REFUSAL_LOG_EVERY_MS, with how many there were since the last. */
+class RefusalLog {
+  private unsaid = 0;
+  private lastSaidAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly say: (refused: number) => void) {}
+
+  get saidAt(): number {
+    return this.lastSaidAt;
+  }
+
+  /** Counts a refusal; true if a line was said for it. */
+  refused(now = Date.now()): boolean {
+    this.unsaid++;
+    if (now - this.saidAt < REFUSAL_LOG_EVERY_MS) return false;
+    this.flush(now);
+    return true;
+  }
+
+  flush(now: number): void {
+    if (this.unsaid === 0) return;
+    this.lastSaidAt = now;
+    this.say(this.unsaid);
+    this.unsaid = 0;
+  }
+}
+
+/**
+ * A RefusalLog per address. An address is kept only while its last line is
+ * recent (the map in the order of those lines): once that is older than the
+ * interval, a refusal would be said at once anyway, so it is forgotten
+ * (saying the refusals counted since, if any).
+ */
+class RefusalLogs {
+  private readonly logs = new Map<string, RefusalLog>();
+
+  constructor(private readonly say: (address: string, refused: number) => void) {}
+
+  refused(address: string): void {
+    const now = Date.now();
+    for (const [other, log] of this.logs) {
+      if (now - log.saidAt < REFUSAL_LOG_EVERY_MS) break;
+      if (other === address) continue; // said just below, with this refusal
+      log.flush(now);
+      this.logs.delete(other);
+    }
+    const log = this.logs.get(address) ?? new RefusalLog((refused) => this.say(address, refused));
+    if (log.refused(now)) {
+      this.logs.delete(address);
+      this.logs.set(address, log);
+    }
+  }
 }
 
 /**

@@ -200,7 +200,8 @@ test('an SDK client with more calls than --max-concurrent-streams queues the ext
 });
 
 test('connections past --max-connections are closed at once, logged, and taken again once one closes', async () => {
-  await withServer(['--max-connections', '3'], async (server) => {
+  // Every connection here is from 127.0.0.1: no cap per address, so the port's own cap is what refuses.
+  await withServer(['--max-connections', '3', '--max-connections-per-address', '0'], async (server) => {
     const held = await Promise.all([1, 2, 3].map(() => RawHttp2Connection.open(server.address)));
     const extra = await RawHttp2Connection.connect(server.address);
     extra.write(Buffer.concat([PREFACE]));
@@ -239,6 +240,7 @@ test('with TLS, a connection that does not finish the TLS handshake within the h
     maxConnectionAgeGraceMs: 30_000,
     maxConcurrentStreams: 100,
     maxConnections: 10,
+    maxConnectionsPerAddress: 0,
   };
   const server = new Server();
   const listener = await listenWithLimits(server, credentials, '127.0.0.1:0', limits, pino({ level: 'silent' }));

@@ -107,6 +107,9 @@ test('with TLS, a connection that does not finish its handshake, or sends no req
     '500',
     '--max-connections',
     '3',
+    // Every connection here is from 127.0.0.1: no cap per address, so the port's own cap is what refuses.
+    '--max-connections-per-address',
+    '0',
   ];
   await withServer(args, async (server) => {
     const [host, port] = server.httpAddress!.split(':');
@@ -168,7 +171,7 @@ test('an HTTP/1.1 connection over TLS that stays idle after a request is closed 
 });
 
 test('connections past --max-connections are closed at once and logged, counted for the HTTP port alone; one is taken again once another closes', async () => {
-  await withServer(['--max-connections', '3'], async (server) => {
+  await withServer(['--max-connections', '3', '--max-connections-per-address', '0'], async (server) => {
     const address = server.httpAddress!;
     const held = await Promise.all([1, 2, 3].map(() => RawHttp2Connection.open(address)));
     const extra = await RawHttp2Connection.connect(address);

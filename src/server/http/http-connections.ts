@@ -3,8 +3,9 @@
  * on the HTTP port, whose connections are Node's (HTTP/1.1, and HTTP/2 with
  * or without TLS) rather than grpc-js's:
  *
- * - connections past --max-connections are closed as soon as they are
- *   accepted, counted for this port alone;
+ * - connections past --max-connections, or past
+ *   --max-connections-per-address from one client address, are closed as
+ *   soon as they are accepted, counted for this port alone;
  * - a new connection must show it speaks HTTP within
  *   --handshake-timeout-ms: its first request's headers (HTTP/1.1), or the
  *   HTTP/2 preface and SETTINGS; with TLS the handshake has that long, and
@@ -47,14 +48,15 @@ export class HttpConnectionLimits {
 
   /**
    * The server that accepts the port's connections closes those past
-   * --max-connections as soon as they are accepted (before anything else
+   * --max-connections (or --max-connections-per-address from one address)
+   * as soon as they are accepted (before anything else
    * sees them: TLS, our own listener), and says so now and then. Counted
    * here rather than by Node's maxConnections, which under --workers hands
    * a refused connection back to the supervisor to wait for a worker with
    * room (as many as come); the gRPC port's listener counts the same way.
    */
   capConnections(server: net.Server): void {
-    const admit = connectionCap(this.limits.maxConnections, this.logger, 'HTTP port: ');
+    const admit = connectionCap(this.limits, this.logger, 'HTTP port: ');
     server.prependListener('connection', (socket: net.Socket) => void admit(socket));
   }
 
