@@ -5,12 +5,13 @@
  * answer was lost could apply twice, so here nothing is retried by the
  * client: reads are retried by the store (readWithRetry), writes never.
  * A member that keeps failing is skipped for a while (etcd3's per-host
- * circuit breaker), so calls go to the members that answer.
+ * circuit breaker), so calls go to the members that answer; a call refused
+ * for its size is not the member failing.
  */
 import { rootCertificates } from 'node:tls';
-import { isBrokenCircuitError, noop } from 'cockatiel';
-import { Etcd3, type IOptions } from 'etcd3';
-import { fromEtcdError, isTransient, type EtcdCallKind } from './etcd-errors';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, isBrokenCircuitError, noop } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import { fromEtcdError, isOverSize, isTransient, type EtcdCallKind } from './etcd-errors';
 
 export interface EtcdConnectionOptions {
   /** Client URLs of the members: http://host:port or https://host:port. */
@@ -30,7 +31,16 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
   const tls = options.tls;
   const etcdOptions: IOptions = {
     hosts: options.endpoints,
-    faultHandling: { global: noop },
+    faultHandling: {
+      global: noop,
+      // etcd3's own breaker (3 failures in a row skip a member for 5 s), but not for a request refused for its size: the member
+      // answered, and a client sending too much at once would otherwise take it out of service for every other call.
+      host: () =>
+        circuitBreaker(
+          handleWhen((error) => isRecoverableError(error) && !isOverSize(error)),
+          { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(3) },
+        ),
+    },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     grpcOptions: {
       // A Clear of many keys arrives as one watch response; kv bounds it, not the channel.

@@ -5,8 +5,9 @@
  * error. Message text is read only where etcd gives one code to causes kv
  * must tell apart, and then only fixed texts: etcd's own (its rpctypes) for
  * a deadline etcd reports as UNKNOWN and for which limit an
- * INVALID_ARGUMENT met, and grpc-js's for a call it failed before sending
- * it. A failed call says whether it was applied: certainly not when the
+ * INVALID_ARGUMENT met, grpc-js's for a call it failed before sending
+ * it, and gRPC's for a message over a size limit (see overSize). A failed
+ * call says whether it was applied: certainly not when the
  * request never left (every member's circuit open, no connection to the
  * member: NotSentError, reason NOT_SENT, which a client may retry, writes
  * included); otherwise a write's outcome is unknown, since the request may
@@ -33,6 +34,11 @@ export type EtcdCallKind = 'read' | 'write' | 'watch' | 'keep-alive';
 
 const OUTCOME_UNKNOWN = '; the write may or may not have been applied: read the key before writing it again';
 const NOT_SENT = '; nothing was sent to etcd, nothing was applied: try again';
+const TOO_LARGE =
+  "nothing was applied: together the values a write carries must fit etcd's --max-request-bytes (1.5 MiB by default; kv's --etcd-max-request-bytes must not be more than it)";
+
+/** gRPC's largest message (math.MaxInt32): what etcd sends at most, and an etcd grpc-proxy receives from etcd unless its --max-recv-bytes is lower. */
+const GRPC_MAX_MESSAGE_BYTES = 2 ** 31 - 1;
 
 /** Failures where another try (on this member or another) can succeed. */
 export function isTransient(error: unknown): boolean {
@@ -113,15 +119,78 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
       );
     }
     if (error.message.includes('request is too large')) {
-      return new InvalidArgumentError(`${refused}: together its values must fit etcd's --max-request-bytes`, { cause: error });
+      return new InvalidArgumentError(`${refused}: ${TOO_LARGE}`, { cause: error });
     }
     return new InvalidArgumentError(refused, { cause: error });
   }
   if (error instanceof GRPCResourceExhastedError) {
+    const tooLarge = kind === 'read' || kind === 'write' ? overSize(error, kind) : undefined;
+    if (tooLarge !== undefined) return tooLarge;
     // etcd's NOSPACE alarm (over --quota-backend-bytes) or too many pending proposals.
     return new BackendUnavailableError(`etcd refused the ${kind} for lack of a resource (${oneLine(error.message)})`, { cause: error });
   }
   return error;
+}
+
+/** gRPC's texts for a message over a size limit, receiving or sending it, with its size and the limit. */
+const OVER_SIZE = /\b(received|trying to send) message larger than max \((\d+) vs\. (\d+)\)/;
+
+/**
+ * A call refused for the size of its request or answer: the call's own
+ * failure, not the member's (which answered), so it must not count towards
+ * taking the member out of service.
+ */
+export function isOverSize(error: unknown): boolean {
+  return error instanceof GRPCResourceExhastedError && OVER_SIZE.test(error.message);
+}
+
+/**
+ * A read or write that met a gRPC message size limit, by gRPC's fixed texts
+ * "received message larger than max (SIZE vs. LIMIT)" (a receiver's limit)
+ * and "trying to send message larger than max (SIZE vs. LIMIT)" (a
+ * sender's). kv itself limits neither what it sends to etcd nor what it
+ * receives from it, so the limit is etcd's or that of an etcd grpc-proxy
+ * between them, and which message it stopped decides whether the call was
+ * carried out:
+ * - "received": etcd refuses a request over its --max-request-bytes plus
+ *   512 KiB before reading it, and a grpc-proxy one over 4 MiB (gRPC's
+ *   default), so a write was not applied. A read's request is a key or a
+ *   range, far below those: what was too large was the answer, stopped by
+ *   a grpc-proxy whose --max-recv-bytes is below it. (Lowered below a
+ *   write's answer, that limit would make an applied write look refused;
+ *   docs/scaling.md says to leave it.)
+ * - "trying to send" at gRPC's largest message: etcd's answer, sent once
+ *   the request was carried out; a write's outcome is unknown here.
+ * - "trying to send" below it: a grpc-proxy's --max-send-bytes (1.5 MiB by
+ *   default), which bounds the requests it passes on to etcd: not applied.
+ */
+function overSize(error: GRPCResourceExhastedError, kind: 'read' | 'write'): StoreError | undefined {
+  const found = OVER_SIZE.exec(error.message);
+  if (found === null) return undefined;
+  const [, direction, size, limit] = found;
+  const text = oneLine(error.message);
+  if (direction === 'trying to send' && Number(limit) < GRPC_MAX_MESSAGE_BYTES) {
+    return new InvalidArgumentError(
+      `an etcd grpc-proxy between this server and etcd refused to pass the ${kind} on (${text}): it sends etcd requests of at most its --max-send-bytes (1.5 MiB by default; give it etcd's --max-request-bytes plus 512 KiB); ${TOO_LARGE}`,
+      { cause: error },
+    );
+  }
+  if (kind === 'write' && direction === 'received') {
+    return new InvalidArgumentError(
+      `etcd refused the write (${text}): etcd reads a request only up to its --max-request-bytes plus 512 KiB (an etcd grpc-proxy, up to 4 MiB); ${TOO_LARGE}`,
+      { cause: error },
+    );
+  }
+  const over =
+    Number(limit) >= GRPC_MAX_MESSAGE_BYTES
+      ? "gRPC's largest message (2 GiB)"
+      : `the ${limit}-byte limit of an etcd grpc-proxy between this server and etcd (its --max-recv-bytes)`;
+  const answer = `etcd's answer to the ${kind} (${size} bytes) is over ${over}`;
+  if (kind === 'write') return new BackendUnavailableError(`${answer}, so it was lost (${text})${OUTCOME_UNKNOWN}`, { cause: error });
+  return new InvalidArgumentError(
+    `${answer}, so it cannot reach this server (${text}): ask for less at once (a smaller page_size, fewer gets in one Txn)`,
+    { cause: error },
+  );
 }
 
 /** gRPC messages can span lines (TLS alerts do); kv's messages are one line. */
