@@ -1,9 +1,10 @@
 /**
- * The etcd engine at the size limits between kv and etcd, on a real
+ * The etcd engine at the size and op limits between kv and etcd, on a real
  * etcd (and a real etcd grpc-proxy): a request etcd will not take, however
  * far over its limit, is INVALID_ARGUMENT saying nothing was applied, never
  * a write of unknown outcome; an answer too large to reach kv is a clear
- * error for a read.
+ * error for a read; and a Txn's ops are one etcd op each, so a branch kv
+ * accepts fits etcd's --max-txn-ops (a clear used to count twice).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
@@ -193,6 +194,23 @@ describeEtcd('the etcd engine at the limits between kv and etcd', () => {
       const error = await rejection(call());
       expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('ask for less at once') });
       expect(error.message).toContain('--max-recv-bytes');
+    }
+  });
+
+  test('a Txn of 65, or 128, clears runs as on the file engine: each clear is one etcd op, and the private leases of the keys they remove are revoked', async () => {
+    const store = await openStore();
+    for (const count of [65, 128]) {
+      for (let i = 0; i < count; i++) await store.set(`cl${i}/k`, i);
+      await store.set('cl7/ttl', 1, { ttlMs: 60_000 });
+      const held = (await store.get('cl7/ttl'))!.lease;
+      const success: TxnOp[] = Array.from({ length: count }, (_, i) => ({ type: 'clear', prefix: `cl${i}/` }));
+      const { succeeded, results } = await store.txn({ compare: [], success, failure: [] });
+      expect(succeeded).toBe(true);
+      expect(results.map((r) => (r.type === 'clear' ? r.deletedCount : -1))).toEqual(
+        Array.from({ length: count }, (_, i) => (i === 7 ? 2 : 1)),
+      );
+      expect(await store.listKeys()).toEqual({ keys: [], more: false });
+      await expect(store.leaseInfo(held)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
     }
   });
 });

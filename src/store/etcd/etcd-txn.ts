@@ -12,7 +12,10 @@
  * read with the others, so the guard covers it); the branch's puts and
  * deletes return the entries they replace, and the private leases those
  * held (other than the one the key keeps) are handed back for the caller to
- * revoke once the write has succeeded.
+ * revoke once the write has succeeded. A clear is one DeleteRange, like
+ * every other op (etcd's --max-txn-ops bounds a branch's etcd ops, so a
+ * branch kv accepts must not take more), and the leases of the keys it
+ * removed are read after the write, as they were at the revision before it.
  *
  * The snapshot read, and a branch of only gets, change nothing: they are
  * reads, retried while etcd is briefly unavailable and never reported as a
@@ -118,13 +121,11 @@ export async function runOptimisticTxn(
     if (current !== expectedRevision) throw new RevisionMismatchError(key, expectedRevision, current);
   }
 
+  /** One etcd op per op of the branch, in order. */
   const requests: IRequestOp[] = [];
-  /** Per op of the branch: the index of its response (a clear has two requests, its keys' range then its delete). */
-  const at: number[] = [];
   const updated: Array<{ value: JsonValue; prev: StoredEntry | undefined } | undefined> = [];
   for (const op of branch) {
     updated.push(undefined);
-    at.push(requests.length);
     switch (op.type) {
       case 'get':
         requests.push({ request_range: { key: keyspace.key(op.key) } });
@@ -140,10 +141,8 @@ export async function runOptimisticTxn(
         requests.push({ request_delete_range: { key: keyspace.key(op.key), prev_kv: true } });
         break;
       case 'clear': {
-        // The removed keys' leases (not their values, which could be past gRPC's limits) at the same revision, then the delete.
+        // Not prev_kv: the removed values could be past gRPC's limits. Their keys' leases are read after (clearedLeases).
         const range = keyspace.prefixRange(op.prefix);
-        requests.push({ request_range: { key: range.key, range_end: range.rangeEnd, keys_only: true } });
-        at[at.length - 1] = requests.length;
         requests.push({ request_delete_range: { key: range.key, range_end: range.rangeEnd } });
         break;
       }
@@ -184,25 +183,18 @@ export async function runOptimisticTxn(
   }
   if (!res.succeeded) return 'conflict';
   const revision = Number(res.header.revision);
+  const release = (lease: number, kept = 0): void => {
+    if (lease !== kept && isPrivateLease(lease) && !released.includes(lease)) released.push(lease);
+  };
   branch.forEach((op, i) => {
-    const response = res.responses[at[i]];
-    const replaced =
-      op.type === 'set'
-        ? [response?.response_put.prev_kv]
-        : op.type === 'delete'
-          ? (response?.response_delete_range.prev_kvs ?? [])
-          : op.type === 'clear'
-            ? (res.responses[at[i] - 1]?.response_range.kvs ?? [])
-            : [];
-    const kept = op.type === 'set' ? Number(requests[at[i]].request_put?.lease ?? 0) : 0;
-    for (const kv of replaced) {
-      const lease = Number(kv?.lease ?? 0);
-      if (lease !== kept && isPrivateLease(lease) && !released.includes(lease)) released.push(lease);
-    }
+    const response = res.responses[i];
+    if (op.type === 'set') release(Number(response?.response_put.prev_kv?.lease ?? 0), Number(requests[i].request_put?.lease ?? 0));
+    if (op.type === 'delete') for (const kv of response?.response_delete_range.prev_kvs ?? []) release(Number(kv.lease));
   });
+  for (const lease of await clearedLeases(client, keyspace, branch, res)) release(lease);
   let unreadable: ForeignDataError | undefined;
   const results = branch.map((op, i): TxnOpResult => {
-    const response = res.responses[at[i]];
+    const response = res.responses[i];
     switch (op.type) {
       case 'get': {
         const kv = response?.response_range.kvs[0];
@@ -238,4 +230,27 @@ export async function runOptimisticTxn(
     }
   });
   return { result: { succeeded, revision: Math.max(revision, readRevision), results }, unreadable };
+}
+
+/**
+ * The leases of the keys the branch's clears removed, read (keys only) at
+ * the revision before the write's: a branch never writes a key it clears,
+ * so those are the keys removed. A read that fails (that revision already
+ * compacted) leaves its leases to expire at their ttl.
+ */
+async function clearedLeases(client: Etcd3, keyspace: EtcdKeyspace, branch: readonly ValidTxnOp[], res: ITxnResponse): Promise<number[]> {
+  const before = Number(res.header.revision) - 1;
+  const leases = await Promise.all(
+    branch.map(async (op, i) => {
+      if (op.type !== 'clear' || Number(res.responses[i]?.response_delete_range.deleted ?? 0) === 0) return [];
+      const range = keyspace.prefixRange(op.prefix);
+      try {
+        const { kvs } = await client.kv.range({ key: range.key, range_end: range.rangeEnd, keys_only: true, revision: before });
+        return kvs.map((kv) => Number(kv.lease));
+      } catch {
+        return [];
+      }
+    }),
+  );
+  return leases.flat();
 }
