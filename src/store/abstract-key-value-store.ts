@@ -145,6 +145,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   protected constructor(protected readonly limits: StoreLimits) {}
 
   abstract get revision(): number;
+  abstract get watchProgressMs(): number | undefined;
 
   get status(): StoreState {
     return this.state;

@@ -275,6 +275,11 @@ export interface KeyValueStore {
    */
   watch(options: WatchOptions): Watch;
   /**
+   * How often (ms) a watch with nothing to receive gets a progress batch;
+   * undefined where the engine cannot say (over etcd it is etcd's setting).
+   */
+  readonly watchProgressMs: number | undefined;
+  /**
    * A consistent view of the whole store at its current revision, taken
    * without pausing writes (NotSupportedError on an engine that cannot).
    * Release it when done.

@@ -65,7 +65,8 @@ describe('one server', () => {
     const watch = rawWatch(server.address, { prefix: 'w1/', prevEntry: true });
     // Progress first (nothing to send): proves the stream is open before writing.
     await pollUntil('a progress message', () => (watch.messages.length > 0 ? true : undefined));
-    expect(watch.messages[0]).toEqual({ events: [], revision: base - 1, fragment: false });
+    // The first message also says how often progress comes (--watch-progress-ms).
+    expect(watch.messages[0]).toEqual({ events: [], revision: base - 1, fragment: false, progressIntervalMs: 200 });
     await kv.set('w1/a', { n: 1, __proto__x: [true, null] });
     await kv.set('w1/a', 'two');
     await kv.delete('w1/a');
@@ -82,6 +83,8 @@ describe('one server', () => {
       [EventType.EVENT_TYPE_DELETE, 'w1/seed', base + 4, undefined, 0],
     ]);
     expect(events[1].entry).toMatchObject({ createRevision: base, version: 2 });
+    // Only the first message says how often progress comes.
+    expect(watch.messages.slice(1).map((m) => m.progressIntervalMs)).toEqual(watch.messages.slice(1).map(() => 0));
     watch.close();
   });
 
@@ -346,7 +349,7 @@ describe('fragments: a revision larger than a message', () => {
   test('asked for, the revision comes in messages of about 1 MiB, each but the last a fragment; not asked for, in one', async () => {
     const whole = await messagesOf({ fragment: false });
     expect(whole[0].events.map((e) => e.entry?.key)).toEqual(KEYS);
-    expect(whole[0]).toMatchObject({ revision: cleared, fragment: false });
+    expect(whole[0]).toMatchObject({ revision: cleared, fragment: false, progressIntervalMs: 5000 });
 
     const split = await messagesOf({ fragment: true });
     const ofClear = split.filter((m) => m.events.some((e) => e.entry?.modRevision === cleared));
@@ -354,6 +357,8 @@ describe('fragments: a revision larger than a message', () => {
     expect(ofClear.length).toBeGreaterThanOrEqual(4);
     expect(ofClear.every((m) => m.events.length <= 3 && m.events.every((e) => e.entry?.modRevision === cleared))).toBe(true);
     expect(ofClear.map((m) => [m.revision, m.fragment])).toEqual([...ofClear.slice(1).map(() => [cleared, true]), [cleared, false]]);
+    // The first fragment says how often progress comes, and only it.
+    expect(split.map((m) => m.progressIntervalMs)).toEqual(split.map((_, i) => (i === 0 ? 5000 : 0)));
     // The same events, the same order, their previous entries whole.
     expect(ofClear.flatMap((m) => m.events)).toEqual(whole[0].events);
     expect(split.flatMap((m) => m.events).map((e) => e.entry?.key)).toEqual([...KEYS, 'frag/after']);

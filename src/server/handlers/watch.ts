@@ -21,11 +21,17 @@ export async function handleWatch(
   const watch = store.watch({ key, prefix, startRevision, prevEntry });
   const stop = (): void => watch.close();
   sink.signal.addEventListener('abort', stop);
+  // The stream's first message says how often an idle watcher hears from the server, so a client knows when silence means a broken stream.
+  let progressIntervalMs = store.watchProgressMs;
   try {
     while (!sink.signal.aborted) {
       const batch = await watch.next();
-      if (!fragment) await sink.send(batch);
-      else for (const message of splitWatchBatch(batch)) if (!sink.signal.aborted) await sink.send(message);
+      const messages: WatchMessage[] = fragment ? splitWatchBatch(batch) : [batch];
+      if (progressIntervalMs !== undefined) {
+        messages[0] = { ...messages[0], progressIntervalMs };
+        progressIntervalMs = undefined;
+      }
+      for (const message of messages) if (!sink.signal.aborted) await sink.send(message);
     }
   } finally {
     sink.signal.removeEventListener('abort', stop);

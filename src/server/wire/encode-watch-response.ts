@@ -1,5 +1,6 @@
 /**
- * WatchResponse{ events=1 repeated Event{ type=1 EventType, entry=2 Entry, prev_entry=3 Entry }, revision=2, fragment=3 },
+ * WatchResponse{ events=1 repeated Event{ type=1 EventType, entry=2 Entry, prev_entry=3 Entry }, revision=2, fragment=3,
+ * progress_interval_ms=4 },
  * encoded by hand from the store's watch batch (values still JSON text):
  * the same two-pass writer and Entry layout as Get, so a value reads back
  * the same through Get and Watch (an object field named "__proto__" included).
@@ -10,15 +11,20 @@ import type { JsonValue, WatchBatch, WatchEvent } from '../../store/key-value-st
 import { measureEntry, type WireEntry, writeEntryField } from '@kv/client/wire';
 import { fieldSize, intFieldSize, newWriter, writeIntField, writeTagAndLength } from '@kv/client/wire';
 
-/** A watch batch as one message: `fragment` when more events of its revision follow (WatchRequest.fragment). */
+/**
+ * A watch batch as one message: `fragment` when more events of its revision
+ * follow (WatchRequest.fragment); `progressIntervalMs` in a stream's first.
+ */
 export interface WatchMessage extends WatchBatch {
   fragment?: boolean;
+  progressIntervalMs?: number;
 }
 
 export function encodeWatchResponse(message: WatchMessage): Buffer {
   const events = message.events.map(wireEvent);
   const sizes: number[] = [];
-  let total = intFieldSize(message.revision) + (message.fragment === true ? 2 : 0);
+  const progress = message.progressIntervalMs ?? 0;
+  let total = intFieldSize(message.revision) + (message.fragment === true ? 2 : 0) + intFieldSize(progress);
   for (const event of events) total += fieldSize(measureEvent(event, sizes));
   const w = newWriter(total, sizes);
   for (const event of events) {
@@ -29,6 +35,7 @@ export function encodeWatchResponse(message: WatchMessage): Buffer {
   }
   writeIntField(w, 0x10, message.revision);
   if (message.fragment === true) writeIntField(w, 0x18, 1);
+  writeIntField(w, 0x20, progress);
   return w.buf;
 }
 

@@ -157,6 +157,11 @@ export class EtcdStore extends AbstractKeyValueStore {
     return this.unavailable;
   }
 
+  /** etcd sends progress at its own --experimental-watch-progress-notify-interval, which kv cannot read. */
+  get watchProgressMs(): undefined {
+    return undefined;
+  }
+
   /** The newest etcd revision this store has seen in any answer (etcd's revision is cluster-wide). */
   get revision(): number {
     return this.observedRevision;

@@ -57,6 +57,11 @@ export class ChangeFeed implements FeedView {
     this.progressMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   }
 
+  /** How often a watcher with nothing to receive gets a progress batch (ms). */
+  get progressIntervalMs(): number {
+    return this.progressMs;
+  }
+
   /** The last revision published. */
   get revision(): number {
     return this.published;

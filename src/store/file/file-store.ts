@@ -126,6 +126,10 @@ export class FileStore extends AbstractKeyValueStore {
     return this.index.revision;
   }
 
+  get watchProgressMs(): number {
+    return this.feed.progressIntervalMs;
+  }
+
   /**
    * Bytes of all data files, of the live records in them and of the history
    * the newest checkpoint carries (for monitoring and benchmarks);

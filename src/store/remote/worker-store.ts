@@ -28,7 +28,7 @@ import {
 } from '../abstract-key-value-store';
 import type { KeyChange } from '../change';
 import { BackendUnavailableError, NotSentError, StoreClosedError } from '../errors';
-import { ChangeFeed, type ChangeFeedOptions } from '../feed/change-feed';
+import { ChangeFeed, type ChangeFeedOptions, DEFAULT_PROGRESS_INTERVAL_MS } from '../feed/change-feed';
 import { toEntry } from '../file/decide';
 import type {
   ClearResult,
@@ -147,6 +147,10 @@ export class WorkerStore extends AbstractKeyValueStore {
 
   get revision(): number {
     return this.replica.revision;
+  }
+
+  get watchProgressMs(): number {
+    return this.options.feed?.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   }
 
   /** The owner's store failure (writes refused, reads go on), or the loss of the owner. */

@@ -1217,9 +1217,15 @@ type WatchResponse struct {
 	// after a fragment has not had the whole revision: it resumes from
 	// revision (not revision + 1) and passes over the events of that revision
 	// it already had, which come again in the same order.
-	Fragment      bool `protobuf:"varint,3,opt,name=fragment,proto3" json:"fragment,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Fragment bool `protobuf:"varint,3,opt,name=fragment,proto3" json:"fragment,omitempty"`
+	// In the stream's first message only: how often, in milliseconds, the
+	// server sends a watcher that has nothing to receive a progress message
+	// (--watch-progress-ms). A client may take a stream that brings no message
+	// at all for twice this as broken, and resume. 0 where the server cannot
+	// say (the etcd engine: the interval is etcd's own setting).
+	ProgressIntervalMs int64 `protobuf:"varint,4,opt,name=progress_interval_ms,json=progressIntervalMs,proto3" json:"progress_interval_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *WatchResponse) Reset() {
@@ -1271,6 +1277,13 @@ func (x *WatchResponse) GetFragment() bool {
 		return x.Fragment
 	}
 	return false
+}
+
+func (x *WatchResponse) GetProgressIntervalMs() int64 {
+	if x != nil {
+		return x.ProgressIntervalMs
+	}
+	return 0
 }
 
 // Event is one key's change.
@@ -3382,11 +3395,12 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\n" +
 	"prev_entry\x18\x04 \x01(\bR\tprevEntry\x12\x1a\n" +
 	"\bfragment\x18\x05 \x01(\bR\bfragmentB\b\n" +
-	"\x06target\"m\n" +
+	"\x06target\"\x9f\x01\n" +
 	"\rWatchResponse\x12$\n" +
 	"\x06events\x18\x01 \x03(\v2\f.kv.v1.EventR\x06events\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x1a\n" +
-	"\bfragment\x18\x03 \x01(\bR\bfragment\"~\n" +
+	"\bfragment\x18\x03 \x01(\bR\bfragment\x120\n" +
+	"\x14progress_interval_ms\x18\x04 \x01(\x03R\x12progressIntervalMs\"~\n" +
 	"\x05Event\x12$\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x10.kv.v1.EventTypeR\x04type\x12\"\n" +
 	"\x05entry\x18\x02 \x01(\v2\f.kv.v1.EntryR\x05entry\x12+\n" +

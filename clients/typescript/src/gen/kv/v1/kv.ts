@@ -644,6 +644,14 @@ export interface WatchResponse {
    * it already had, which come again in the same order.
    */
   fragment: boolean;
+  /**
+   * In the stream's first message only: how often, in milliseconds, the
+   * server sends a watcher that has nothing to receive a progress message
+   * (--watch-progress-ms). A client may take a stream that brings no message
+   * at all for twice this as broken, and resume. 0 where the server cannot
+   * say (the etcd engine: the interval is etcd's own setting).
+   */
+  progressIntervalMs: number;
 }
 
 /** Event is one key's change. */
@@ -2266,7 +2274,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { events: [], revision: 0, fragment: false };
+  return { events: [], revision: 0, fragment: false, progressIntervalMs: 0 };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
@@ -2279,6 +2287,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     }
     if (message.fragment !== false) {
       writer.uint32(24).bool(message.fragment);
+    }
+    if (message.progressIntervalMs !== 0) {
+      writer.uint32(32).int64(message.progressIntervalMs);
     }
     return writer;
   },
@@ -2320,6 +2331,14 @@ export const WatchResponse: MessageFns<WatchResponse> = {
             message.fragment = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.progressIntervalMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2337,6 +2356,11 @@ export const WatchResponse: MessageFns<WatchResponse> = {
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => Event.fromJSON(e)) : [],
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
       fragment: isSet(object.fragment) ? globalThis.Boolean(object.fragment) : false,
+      progressIntervalMs: isSet(object.progressIntervalMs)
+        ? globalThis.Number(object.progressIntervalMs)
+        : isSet(object.progress_interval_ms)
+        ? globalThis.Number(object.progress_interval_ms)
+        : 0,
     };
   },
 
@@ -2351,6 +2375,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     if (message.fragment !== false) {
       obj.fragment = message.fragment;
     }
+    if (message.progressIntervalMs !== 0) {
+      obj.progressIntervalMs = Math.round(message.progressIntervalMs);
+    }
     return obj;
   },
 
@@ -2362,6 +2389,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
     message.revision = object.revision ?? 0;
     message.fragment = object.fragment ?? false;
+    message.progressIntervalMs = object.progressIntervalMs ?? 0;
     return message;
   },
 };
