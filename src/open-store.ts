@@ -86,6 +86,7 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
     maxKeyBytes: config.maxKeyBytes,
     maxValueBytes: config.maxValueBytes,
     maxRequestBytes: config.etcdMaxRequestBytes,
+    maxTxnOps: config.maxTxnOps,
     callTimeoutMs: config.etcdTimeoutMs,
   });
   const count = config.etcdEndpoints.length;

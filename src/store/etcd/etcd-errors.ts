@@ -114,7 +114,7 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
     const refused = `etcd refused the ${kind} (${oneLine(error.message)})`;
     if (error.message.includes('too many operations in txn request')) {
       return new InvalidArgumentError(
-        `${refused}: etcd's --max-txn-ops (128 by default) bounds a transaction's compares, counting every key it compares or updates once (kv's guard), and the ops of each branch, one etcd op per kv op: use fewer keys, or raise --max-txn-ops on every etcd member`,
+        `${refused}: etcd's --max-txn-ops (128 by default) bounds a transaction's compares, counting every key it compares or updates once (kv's guard), and the ops of each branch, one etcd op per kv op: use fewer keys, or raise --max-txn-ops on every etcd member (kv's --max-txn-ops should be no higher than etcd's)`,
         { cause: error },
       );
     }

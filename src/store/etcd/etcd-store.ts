@@ -92,6 +92,8 @@ export interface EtcdStoreOptions extends EtcdConnectionOptions {
   maxValueBytes?: number;
   /** etcd's --max-request-bytes (default 1.5 MiB, etcd's default): kv's limits must fit in it. */
   maxRequestBytes?: number;
+  /** kv's --max-txn-ops (default 128, etcd's default --max-txn-ops, which kv cannot read: set no higher than it). */
+  maxTxnOps?: number;
 }
 
 export const DEFAULT_ETCD_PREFIX = 'kv/';
@@ -711,7 +713,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
   const limits = {
     maxKeyBytes: options.maxKeyBytes ?? 4096,
     maxValueBytes: options.maxValueBytes ?? 1048576,
-    maxTxnOps: DEFAULT_MAX_TXN_OPS,
+    maxTxnOps: options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS,
   };
   const prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
   const maxRequestBytes = options.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
