@@ -116,7 +116,7 @@ describeEtcd('frontends over etcd', () => {
     await a.restart();
   });
 
-  describe('the Go and Python examples given both frontends (their standard resolvers, round_robin)', () => {
+  describe('the Go and Python examples given both frontends (Go: its manual resolver and round_robin; Python: a channel per frontend, each call to the next one up)', () => {
     // The interop transcript, with revisions counted from where the cluster is when the example starts.
     const expected = (base: number): string =>
       readFileSync(path.join(REPO_ROOT, 'test/interop/expected-transcript.txt'), 'utf8').replace(
