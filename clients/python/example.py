@@ -28,6 +28,7 @@ import functools
 import json
 import os
 import pathlib
+import sys
 import threading
 import time
 
@@ -402,5 +403,17 @@ def tls_credentials(args) -> grpc.ChannelCredentials:
     return tls
 
 
+def failure_line(error: BaseException) -> str:
+    """A failure as one line, as the Go example prints it: a call's code, kv's reason and message; a file's error."""
+    if isinstance(error, grpc.RpcError):
+        reason = trailer(error, kv_pb2.KV_REASON)
+        return f"{error.code().name} ({reason}): {error.details()}" if reason != "?" else f"{error.code().name}: {error.details()}"
+    return str(error)
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (grpc.RpcError, OSError) as error:
+        # A call that failed, or a certificate file that cannot be read: one line, not a traceback.
+        sys.exit(f"kv-example: {failure_line(error)}")
