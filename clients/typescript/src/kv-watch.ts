@@ -86,7 +86,9 @@ export interface WatchRegistry {
  * the server's first message, so even a stream lost before any change
  * resumes where it began.) The history the server no longer has is a
  * KvError with reason COMPACTED and `oldestRevision`: read the state again
- * and watch from its revision. Any other error ends the loop as a KvError.
+ * (listPage, page by page: each page is read at its own revision) and
+ * watch from the first page's revision + 1. Any other error ends the loop
+ * as a KvError.
  * Breaking out of the loop, close(), or closing the client cancels the call.
  * A loop over the same KvWatch after a `break` goes on from the event after
  * the last one given, as a resumption does.
