@@ -89,7 +89,7 @@ class ChaosClient {
     let ret: bigint;
     try {
       if (r.op === 'get') {
-        const entry = await this.kv.get(key, options);
+        const entry = await this.kv.get(key, { deadlineMs: this.deadlineMs });
         ret = process.hrtime.bigint();
         if (entry === undefined) {
           r.status = 'not_found';

@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { KvError } from './kv-error';
+import { describeArgument } from './options-check';
 import { isWellFormed } from './unicode-text';
 
 /**
@@ -10,7 +11,7 @@ import { isWellFormed } from './unicode-text';
  */
 export function assertKeyText(text: unknown, what: string): void {
   if (typeof text !== 'string') {
-    throw new KvError(`${what} must be a string, got ${typeof text}`, status.INVALID_ARGUMENT, 'INVALID_KEY');
+    throw new KvError(`${what} must be a string, got ${describeArgument(text)}`, status.INVALID_ARGUMENT, 'INVALID_KEY');
   }
   if (!isWellFormed(text)) {
     throw new KvError(

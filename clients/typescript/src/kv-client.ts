@@ -20,7 +20,18 @@ import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
-import { assertWholeNumber, INT32, TIME_TO_LIVE } from './whole-number-check';
+import {
+  assertOptions,
+  describeArgument,
+  invalidArgument,
+  isAnyObject,
+  isBoolean,
+  isFunction,
+  isObject,
+  isString,
+  type OptionCheck,
+} from './options-check';
+import { assertWholeNumber, attemptCount, INT32, TIME_TO_LIVE, TIMER_MS, wholeNumber } from './whole-number-check';
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default: no limit but the call's deadline; 1 disables retries). */
@@ -121,6 +132,43 @@ export interface LeaseStatus {
   private: boolean;
 }
 
+/** The options of every call, and those of each kind of call on top, as assertOptions checks them. */
+const CALL_OPTIONS = { deadlineMs: wholeNumber(TIMER_MS) };
+const WRITE_OPTIONS = { ...CALL_OPTIONS, expectedRevision: wholeNumber() };
+const SET_OPTIONS = { ...WRITE_OPTIONS, ttlMs: wholeNumber(TIME_TO_LIVE), lease: wholeNumber() };
+const UPDATE_OPTIONS = { ...WRITE_OPTIONS, createIfMissing: isBoolean };
+const CLEAR_OPTIONS = { prefix: assertKeyText, ...CALL_OPTIONS };
+const PAGE_REQUEST = { prefix: assertKeyText, pageSize: wholeNumber(INT32), pageToken: isString };
+const LIST_OPTIONS = { prefix: assertKeyText, pageSize: wholeNumber(INT32), ...CALL_OPTIONS };
+const LEASE_PAGE_REQUEST = { pageSize: wholeNumber(INT32), pageToken: isString };
+const LEASES_OPTIONS = { pageSize: wholeNumber(INT32), ...CALL_OPTIONS };
+const LEASE_INFO_OPTIONS = { keys: isBoolean, ...CALL_OPTIONS };
+const BACKUP_OPTIONS = { onProgress: isFunction, deadlineMs: wholeNumber(TIMER_MS) };
+const RETRY_OPTIONS: Record<keyof RetryOptions, OptionCheck> = {
+  attempts: attemptCount(1),
+  initialBackoffMs: wholeNumber(TIMER_MS),
+  maxBackoffMs: wholeNumber(TIMER_MS),
+};
+const CLIENT_OPTIONS: Record<keyof KvClientOptions, OptionCheck> = {
+  credentials: (value, name) => {
+    if (!isObject(value) || typeof (value as Partial<ChannelCredentials>)._isSecure !== 'function') {
+      throw invalidArgument(
+        `${name} must be channel credentials (credentials.createSsl(...) from @grpc/grpc-js), got ${describeArgument(value)}`,
+      );
+    }
+  },
+  deadlineMs: wholeNumber(TIMER_MS),
+  retry: (value) => assertOptions(value, 'retry', RETRY_OPTIONS, 'retry'),
+  maxReceiveMessageBytes: (value, name) => assertWholeNumber(value, name, { min: 1, max: MAX_RECEIVE_BYTES }),
+  channelOptions: isAnyObject,
+  token: (value, name) => {
+    isString(value, name);
+    if (!/^[\x21-\x7e]+$/.test(value as string)) {
+      throw invalidArgument(`${name} must be non-empty printable ASCII without spaces (it travels in an HTTP/2 header)`);
+    }
+  },
+};
+
 const DEFAULT_RECEIVE_BYTES = 64 * 1024 * 1024;
 /** grpc-js reads a message into one Buffer, and a gRPC frame's length is 32 bits. */
 const MAX_RECEIVE_BYTES = 2 ** 31 - 1;
@@ -181,13 +229,8 @@ export class KvClient {
    * request never left) is sent to the next one.
    */
   constructor(address: string | readonly string[], options: KvClientOptions = {}) {
-    const addresses = typeof address === 'string' ? [address] : [...address];
-    if (addresses.length === 0 || addresses.some((a) => a.trim() === '')) {
-      throw new KvError('address must name at least one server, and none empty', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
-    }
-    if (options.maxReceiveMessageBytes !== undefined) {
-      assertWholeNumber(options.maxReceiveMessageBytes, 'maxReceiveMessageBytes', { min: 1, max: MAX_RECEIVE_BYTES });
-    }
+    const addresses = serverAddresses(address);
+    assertOptions(options, 'KvClient', CLIENT_OPTIONS);
     const channelOptions: ChannelOptions = {
       // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
       'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? DEFAULT_RECEIVE_BYTES,
@@ -206,13 +249,6 @@ export class KvClient {
       const health = new HealthClient(a, grpcCredentials.createInsecure(), { channelOverride: kv.getChannel() });
       return { address: a, kv, health };
     });
-    if (options.token !== undefined && !/^[\x21-\x7e]+$/.test(options.token)) {
-      throw new KvError(
-        'token must be non-empty printable ASCII without spaces (it travels in an HTTP/2 header)',
-        status.INVALID_ARGUMENT,
-        'INVALID_ARGUMENT',
-      );
-    }
     // Per-call metadata rather than call credentials: grpc-js refuses to combine those with an insecure channel, and a token on loopback is fine.
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
     this.deadlineMs = options.deadlineMs ?? 10_000;
@@ -222,8 +258,9 @@ export class KvClient {
   }
 
   /** The entry under key, or undefined if there is none. T may be any type, interfaces included; it is not checked. */
-  async get<T = JsonValue>(key: string, options?: CallOptions): Promise<KvEntry<T> | undefined> {
+  async get<T = JsonValue>(key: string, options: CallOptions = {}): Promise<KvEntry<T> | undefined> {
     assertKeyText(key, 'key');
+    assertOptions(options, 'get', CALL_OPTIONS);
     try {
       const { entry } = await this.read((s) => [s.kv, s.kv.get], { key }, options);
       if (entry === undefined) throw new KvError('server sent no entry', status.INTERNAL, 'INTERNAL');
@@ -243,9 +280,7 @@ export class KvClient {
   async set<T = JsonValue>(key: string, value: T & JsonCompatible<T>, options: SetOptions = {}): Promise<number> {
     assertKeyText(key, 'key');
     assertJsonValue(value, 'value');
-    assertWriteOptions(options);
-    if (options.ttlMs !== undefined) assertWholeNumber(options.ttlMs, 'ttlMs', TIME_TO_LIVE);
-    if (options.lease !== undefined) assertWholeNumber(options.lease, 'lease');
+    assertOptions(options, 'set', SET_OPTIONS);
     const { revision } = await this.write(
       (s) => [s.kv, s.kv.set],
       { key, value, expectedRevision: options.expectedRevision, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 },
@@ -264,7 +299,7 @@ export class KvClient {
   async update<T = JsonValue, P = JsonValue>(key: string, patch: P & JsonCompatible<P>, options: UpdateOptions = {}): Promise<KvEntry<T>> {
     assertKeyText(key, 'key');
     assertJsonValue(patch, 'patch');
-    assertWriteOptions(options);
+    assertOptions(options, 'update', UPDATE_OPTIONS);
     const { entry } = await this.write(
       (s) => [s.kv, s.kv.update],
       { key, patch, expectedRevision: options.expectedRevision, createIfMissing: options.createIfMissing ?? false },
@@ -276,12 +311,14 @@ export class KvClient {
 
   /** A transaction: `kv.txn().if(...compares).then(...ops).else(...ops).commit()` (see Compare and Op). Sent once, like a write. */
   txn(options: CallOptions = {}): TxnBuilder {
+    assertOptions(options, 'txn', CALL_OPTIONS);
     return new TxnBuilder((request) => this.write((s) => [s.kv, s.kv.txn], request, options));
   }
 
   /** A lease of ttlMs: keys set with `{ lease: id }` go when it expires or is revoked. */
   async grantLease(ttlMs: number, options: CallOptions = {}): Promise<{ id: number; ttlMs: number }> {
     assertWholeNumber(ttlMs, 'ttlMs', TIME_TO_LIVE);
+    assertOptions(options, 'grantLease', CALL_OPTIONS);
     // Before it is sent: the server starts the time to live no sooner (keepAlive counts from here until a refresh is answered).
     const sentAt = performance.now();
     const granted = await this.write((s) => [s.kv, s.kv.grantLease], { ttlMs }, options);
@@ -301,6 +338,9 @@ export class KvClient {
    * answer (waiting at most the client's deadline for one).
    */
   keepAlive(lease: number | { id: number; ttlMs: number }): KeepAliveHandle {
+    if (typeof lease !== 'number' && !isObject(lease)) {
+      throw invalidArgument(`keepAlive takes a lease id or what grantLease returned ({ id, ttlMs }), got ${describeArgument(lease)}`);
+    }
     if (typeof lease === 'number') assertWholeNumber(lease, 'lease id');
     else {
       assertWholeNumber(lease.id, 'lease id');
@@ -319,6 +359,7 @@ export class KvClient {
   /** Deletes the lease and all its keys at once; returns how many keys went. */
   async revokeLease(id: number, options: CallOptions = {}): Promise<number> {
     assertWholeNumber(id, 'lease id');
+    assertOptions(options, 'revokeLease', CALL_OPTIONS);
     const { deletedCount } = await this.write((s) => [s.kv, s.kv.revokeLease], { id }, options);
     return deletedCount;
   }
@@ -326,6 +367,7 @@ export class KvClient {
   /** A lease's time to live, and its keys if asked for; undefined if there is no such lease. */
   async leaseInfo(id: number, options: { keys?: boolean } & CallOptions = {}): Promise<LeaseInfo | undefined> {
     assertWholeNumber(id, 'lease id');
+    assertOptions(options, 'leaseInfo', LEASE_INFO_OPTIONS);
     try {
       const info = await this.read((s) => [s.kv, s.kv.leaseInfo], { id, keys: options.keys ?? false }, options);
       return { id: info.id, ttlMs: info.grantedTtlMs, remainingMs: info.remainingTtlMs, keys: info.keys };
@@ -341,9 +383,10 @@ export class KvClient {
    */
   async listLeasesPage(
     request: { pageSize?: number; pageToken?: string } = {},
-    options?: CallOptions,
+    options: CallOptions = {},
   ): Promise<{ leases: LeaseStatus[]; nextPageToken: string }> {
-    if (request.pageSize !== undefined) assertWholeNumber(request.pageSize, 'pageSize', INT32);
+    assertOptions(request, 'listLeasesPage', LEASE_PAGE_REQUEST, 'listLeasesPage request');
+    assertOptions(options, 'listLeasesPage', CALL_OPTIONS);
     const page = await this.read(
       (s) => [s.kv, s.kv.listLeases],
       { pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
@@ -363,9 +406,10 @@ export class KvClient {
 
   /** Every live lease in id order, fetched a page at a time. */
   async *leases(options: { pageSize?: number } & CallOptions = {}): AsyncGenerator<LeaseStatus, void, undefined> {
+    assertOptions(options, 'leases', LEASES_OPTIONS);
     let pageToken = '';
     do {
-      const page = await this.listLeasesPage({ pageSize: options.pageSize, pageToken }, options);
+      const page = await this.listLeasesPage({ pageSize: options.pageSize, pageToken }, { deadlineMs: options.deadlineMs });
       yield* page.leases;
       pageToken = page.nextPageToken;
     } while (pageToken !== '');
@@ -374,14 +418,31 @@ export class KvClient {
   /** Removes key; false if it did not exist. */
   async delete(key: string, options: WriteOptions = {}): Promise<boolean> {
     assertKeyText(key, 'key');
-    assertWriteOptions(options);
+    assertOptions(options, 'delete', WRITE_OPTIONS);
     const { deleted } = await this.write((s) => [s.kv, s.kv.delete], { key, expectedRevision: options.expectedRevision }, options);
     return deleted;
   }
 
-  /** Removes every key under prefix (all keys if none) atomically; returns how many. */
-  async clear(options: { prefix?: string } & CallOptions = {}): Promise<number> {
-    assertKeyText(options.prefix ?? '', 'prefix');
+  /**
+   * Removes every key under prefix atomically; returns how many. Every key
+   * in the store: `clear()` with no argument, `clear({})` or
+   * `clear({ prefix: '' })`, and nothing else: what would otherwise read as
+   * no prefix by mistake (a string, undefined, a prefix that is undefined
+   * or null, a misspelt option) is refused before anything is sent.
+   */
+  async clear(...args: [options?: { prefix?: string } & CallOptions]): Promise<number> {
+    // An argument that is undefined is not "no argument": kv.clear(prefixThatIsUnset) must not clear every key.
+    if (args.length > 0 && args[0] === undefined) {
+      throw invalidArgument('clear was given undefined: give { prefix }, or call clear() with no argument to clear every key');
+    }
+    const [options = {}] = args;
+    // A prefix given as undefined or null is a prefix someone meant to give, not "every key".
+    if (isObject(options) && 'prefix' in options && (options.prefix === undefined || options.prefix === null)) {
+      throw invalidArgument(
+        `clear: prefix is ${String(options.prefix)}: give a string ('' for every key), or leave prefix out to clear every key`,
+      );
+    }
+    assertOptions(options, 'clear', CLEAR_OPTIONS);
     const { deletedCount } = await this.write((s) => [s.kv, s.kv.clear], { prefix: options.prefix ?? '' }, options);
     return deletedCount;
   }
@@ -389,9 +450,10 @@ export class KvClient {
   /** One page of keys, as the ListKeys RPC returns it. */
   async listKeysPage(
     request: { prefix?: string; pageSize?: number; pageToken?: string },
-    options?: CallOptions,
+    options: CallOptions = {},
   ): Promise<{ keys: string[]; nextPageToken: string }> {
-    assertPageRequest(request);
+    assertOptions(request, 'listKeysPage', PAGE_REQUEST, 'listKeysPage request');
+    assertOptions(options, 'listKeysPage', CALL_OPTIONS);
     return this.read(
       (s) => [s.kv, s.kv.listKeys],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
@@ -402,9 +464,10 @@ export class KvClient {
   /** One page of entries (keys with values), as the List RPC returns it, with the revision it was read at. */
   async listPage<T = JsonValue>(
     request: { prefix?: string; pageSize?: number; pageToken?: string },
-    options?: CallOptions,
+    options: CallOptions = {},
   ): Promise<{ entries: KvEntry<T>[]; nextPageToken: string; revision: number }> {
-    assertPageRequest(request);
+    assertOptions(request, 'listPage', PAGE_REQUEST, 'listPage request');
+    assertOptions(options, 'listPage', CALL_OPTIONS);
     const page = await this.read(
       (s) => [s.kv, s.kv.list],
       { prefix: request.prefix ?? '', pageSize: request.pageSize ?? 0, pageToken: request.pageToken ?? '' },
@@ -417,9 +480,13 @@ export class KvClient {
   async *entries<T = JsonValue>(
     options: { prefix?: string; pageSize?: number } & CallOptions = {},
   ): AsyncGenerator<KvEntry<T>, void, undefined> {
+    assertOptions(options, 'entries', LIST_OPTIONS);
     let pageToken = '';
     do {
-      const page = await this.listPage<T>({ prefix: options.prefix, pageSize: options.pageSize, pageToken }, options);
+      const page = await this.listPage<T>(
+        { prefix: options.prefix, pageSize: options.pageSize, pageToken },
+        { deadlineMs: options.deadlineMs },
+      );
       yield* page.entries;
       pageToken = page.nextPageToken;
     } while (pageToken !== '');
@@ -427,9 +494,13 @@ export class KvClient {
 
   /** Every key under prefix in code point order, fetched a page at a time. */
   async *keys(options: { prefix?: string; pageSize?: number } & CallOptions = {}): AsyncGenerator<string, void, undefined> {
+    assertOptions(options, 'keys', LIST_OPTIONS);
     let pageToken = '';
     do {
-      const page = await this.listKeysPage({ prefix: options.prefix, pageSize: options.pageSize, pageToken }, options);
+      const page = await this.listKeysPage(
+        { prefix: options.prefix, pageSize: options.pageSize, pageToken },
+        { deadlineMs: options.deadlineMs },
+      );
       yield* page.keys;
       pageToken = page.nextPageToken;
     } while (pageToken !== '');
@@ -465,6 +536,13 @@ export class KvClient {
    * is asked of the server, with the file system's error.
    */
   async backup(destination: BackupDestination, options: BackupOptions = {}): Promise<BackupSummary> {
+    if (
+      typeof destination !== 'string' &&
+      !(isObject(destination) && typeof (destination as Partial<NodeJS.WritableStream>).write === 'function')
+    ) {
+      throw invalidArgument(`backup destination must be a file path or a writable stream, got ${describeArgument(destination)}`);
+    }
+    assertOptions(options, 'backup', BACKUP_OPTIONS);
     if (this.closed) throw clientClosed();
     const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
     let call: ReturnType<typeof rawBackupStream> | undefined;
@@ -482,7 +560,8 @@ export class KvClient {
   }
 
   /** The server's grpc.health.v1 status for kv.v1.KeyValueService. Retried like a read. */
-  async health(options?: CallOptions): Promise<ServingStatus> {
+  async health(options: CallOptions = {}): Promise<ServingStatus> {
+    assertOptions(options, 'health', CALL_OPTIONS);
     const { status: serving } = await this.read((s) => [s.health, s.health.check], { service: 'kv.v1.KeyValueService' }, options);
     return serving === HealthCheckResponse_ServingStatus.UNRECOGNIZED
       ? 'UNKNOWN'
@@ -618,13 +697,19 @@ function clientClosed(): KvError {
   return new KvError('the client is closed (KvClient.close() was called)', status.CANCELLED, 'CANCELLED');
 }
 
-function assertWriteOptions(options: WriteOptions): void {
-  if (options.expectedRevision !== undefined) assertWholeNumber(options.expectedRevision, 'expectedRevision');
-}
-
-function assertPageRequest(request: { prefix?: string; pageSize?: number }): void {
-  assertKeyText(request.prefix ?? '', 'prefix');
-  if (request.pageSize !== undefined) assertWholeNumber(request.pageSize, 'pageSize', INT32);
+/** The addresses given: one host:port, or a list of them. */
+function serverAddresses(address: unknown): string[] {
+  const list: unknown[] = Array.isArray(address) ? [...(address as unknown[])] : [address];
+  const odd = list.findIndex((a) => typeof a !== 'string');
+  if (odd !== -1) {
+    const where = Array.isArray(address) ? ' in the list' : '';
+    throw invalidArgument(`address must be host:port or a list of them, got ${describeArgument(list[odd])}${where}`);
+  }
+  const addresses = list as string[];
+  if (addresses.length === 0 || addresses.some((a) => a.trim() === '')) {
+    throw invalidArgument('address must name at least one server, and none empty');
+  }
+  return addresses;
 }
 
 /** A Backup call's messages, its failure a KvError. */

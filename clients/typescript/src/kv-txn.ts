@@ -11,7 +11,8 @@ import { status } from '@grpc/grpc-js';
 import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
-import { ANY_WHOLE_NUMBER, assertWholeNumber, TIME_TO_LIVE } from './whole-number-check';
+import { assertOptions, describeArgument, invalidArgument, isBoolean, isObject } from './options-check';
+import { ANY_WHOLE_NUMBER, assertWholeNumber, TIME_TO_LIVE, wholeNumber } from './whole-number-check';
 
 /** How a compare relates the key's state to the given value: equal, not equal, less, greater. */
 export type CompareOp = '==' | '!=' | '<' | '>';
@@ -36,6 +37,10 @@ const RESULT: Record<CompareOp, Compare_CompareResult> = {
 
 const compare = (key: string, op: CompareOp, target: Partial<WireCompare>): TxnCompare => {
   assertKeyText(key, 'key');
+  // An operator it does not know would be sent as "unspecified", and the server would judge the compare by that.
+  if (typeof op !== 'string' || !Object.hasOwn(RESULT, op)) {
+    throw invalidArgument(`compare operator must be one of '==', '!=', '<', '>', got ${describeArgument(op)}`);
+  }
   return { wire: { key, result: RESULT[op], ...target } };
 };
 
@@ -77,8 +82,7 @@ export const Op = {
   set: <T = JsonValue>(key: string, value: T & JsonCompatible<T>, options: { lease?: number; ttlMs?: number } = {}): TxnOp => {
     assertKeyText(key, 'key');
     assertJsonValue(value, 'value');
-    if (options.lease !== undefined) assertWholeNumber(options.lease, 'lease');
-    if (options.ttlMs !== undefined) assertWholeNumber(options.ttlMs, 'ttlMs', TIME_TO_LIVE);
+    assertOptions(options, 'Op.set', { lease: wholeNumber(), ttlMs: wholeNumber(TIME_TO_LIVE) });
     return {
       kind: 'set',
       wire: { set: { key, value, expectedRevision: undefined, lease: options.lease ?? 0, ttlMs: options.ttlMs ?? 0 } },
@@ -96,6 +100,7 @@ export const Op = {
   update: <P = JsonValue>(key: string, patch: P & JsonCompatible<P>, options: { createIfMissing?: boolean } = {}): TxnOp => {
     assertKeyText(key, 'key');
     assertJsonValue(patch, 'patch');
+    assertOptions(options, 'Op.update', { createIfMissing: isBoolean });
     return {
       kind: 'update',
       wire: { update: { key, patch, expectedRevision: undefined, createIfMissing: options.createIfMissing ?? false } },
@@ -138,16 +143,19 @@ export class TxnBuilder {
 
   /** Conditions that must all hold for the `then` ops to run. */
   if(...compares: TxnCompare[]): this {
+    for (const c of compares) assertCompare(c);
     this.request.compare.push(...compares.map((c) => c.wire));
     return this;
   }
 
   then(...ops: TxnOp[]): this {
+    for (const o of ops) assertOp(o, 'then');
     this.request.success.push(...ops.map((o) => o.wire));
     return this;
   }
 
   else(...ops: TxnOp[]): this {
+    for (const o of ops) assertOp(o, 'else');
     this.request.failure.push(...ops.map((o) => o.wire));
     return this;
   }
@@ -157,6 +165,43 @@ export class TxnBuilder {
     const response = await this.send(this.request);
     return { succeeded: response.succeeded, revision: response.revision, results: response.responses.map(toResult) };
   }
+}
+
+const OP_KINDS: readonly TxnOp['kind'][] = ['get', 'set', 'delete', 'clear', 'update'];
+
+/** Whether `value` has the shape Op builds: one of its kinds, its request under that name. */
+function isOp(value: unknown): value is TxnOp {
+  if (!isObject(value)) return false;
+  const { kind, wire } = value as Partial<TxnOp>;
+  return OP_KINDS.includes(kind as TxnOp['kind']) && isObject(wire) && isObject(wire[kind as TxnOp['kind']]);
+}
+
+/** Whether `value` has the shape Compare builds: a key and an operator, and no kind. */
+function isCompare(value: unknown): value is TxnCompare {
+  if (!isObject(value) || 'kind' in value) return false;
+  const { wire } = value as Partial<TxnCompare>;
+  return isObject(wire) && typeof wire.key === 'string' && typeof wire.result === 'number';
+}
+
+/** What was passed where a compare or an op goes, for a message. */
+function describeTxnArgument(value: unknown, builder: 'Op' | 'Compare'): string {
+  if (isOp(value)) return 'an op';
+  if (isCompare(value)) return 'a compare';
+  return isObject(value) ? `an object that ${builder} did not build` : describeArgument(value);
+}
+
+/** Refuses, before it is sent, a compare Compare did not build: a string, a raw object, an op. */
+function assertCompare(value: unknown): void {
+  if (isCompare(value)) return;
+  throw invalidArgument(
+    `txn().if takes compares built with Compare (e.g. Compare.modRevision(key, '==', 0)), got ${describeTxnArgument(value, 'Compare')}`,
+  );
+}
+
+/** Refuses, before it is sent, an op Op did not build. */
+function assertOp(value: unknown, branch: 'then' | 'else'): void {
+  if (isOp(value)) return;
+  throw invalidArgument(`txn().${branch} takes ops built with Op (e.g. Op.set(key, value)), got ${describeTxnArgument(value, 'Op')}`);
 }
 
 function toResult(op: ResponseOp): TxnOpResult {

@@ -3,7 +3,8 @@ import { EventType, type Entry, type KeyValueServiceClient, type WatchResponse }
 import { KvError } from './kv-error';
 import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { assertKeyText } from './key-check';
-import { assertWholeNumber } from './whole-number-check';
+import { assertOptions, invalidArgument, isBoolean, isFunction, type OptionCheck } from './options-check';
+import { attemptCount, TIMER_MS, wholeNumber } from './whole-number-check';
 
 export interface WatchOptions {
   /** Watch one key... */
@@ -67,6 +68,18 @@ export interface KvWatchEvent<T = JsonValue> {
   prev: KvEntry<T> | undefined;
 }
 
+const WATCH_OPTIONS: Record<keyof WatchOptions, OptionCheck> = {
+  key: assertKeyText,
+  prefix: assertKeyText,
+  startRevision: wholeNumber(),
+  prevEntry: isBoolean,
+  idleTimeoutMs: wholeNumber(TIMER_MS),
+  reconnectAttempts: attemptCount(0),
+  startAttempts: attemptCount(1),
+  startTimeoutMs: wholeNumber(TIMER_MS),
+  onResume: isFunction,
+};
+
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 const RECONNECT_BACKOFF_MS = { first: 50, max: 2000 };
 
@@ -116,14 +129,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     /** The client's receive limit, for KvError.from. */
     private readonly receiveLimitBytes?: number,
   ) {
-    if ((options.key === undefined) === (options.prefix === undefined)) {
-      throw new KvError('watch needs exactly one of key and prefix', status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
-    }
-    if (options.key !== undefined) assertKeyText(options.key, 'key');
-    else assertKeyText(options.prefix, 'prefix');
-    if (options.startRevision !== undefined) assertWholeNumber(options.startRevision, 'startRevision');
-    if (options.startAttempts !== undefined) assertWholeNumber(options.startAttempts, 'startAttempts', { min: 1 });
-    if (options.startTimeoutMs !== undefined) assertWholeNumber(options.startTimeoutMs, 'startTimeoutMs', { min: 1 });
+    assertOptions(options, 'watch', WATCH_OPTIONS);
+    if ((options.key === undefined) === (options.prefix === undefined)) throw invalidArgument('watch needs exactly one of key and prefix');
   }
 
   /**
