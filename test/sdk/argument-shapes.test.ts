@@ -204,6 +204,7 @@ test('the client options are checked when the client is made', () => {
   expect(made({ retry: { attempts: 0 } })).toThrow(/^attempts must be a whole number from 1/);
   expect(made({ credentials: 'tls' })).toThrow(/^credentials must be channel credentials .*, got a string \("tls"\)$/);
   expect(made({ channelOptions: 'x' })).toThrow(/^channelOptions must be an object/);
+  expect(made({ insecure: 'yes' })).toThrow(/^insecure must be true or false/);
   expect(() => new KvClient(5 as never)).toThrow(/^address must be host:port or a list of them, got a number \(5\)$/);
   expect(() => new KvClient([address, 5] as never)).toThrow(
     /^address must be host:port or a list of them, got a number \(5\) in the list$/,

@@ -1,6 +1,6 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { credentials, KvClient, type KvClientOptions } from '@kv/client';
+import { credentials, isLoopbackAddress, KvClient, type KvClientOptions } from '@kv/client';
 import { CliError } from './cli-error';
 import type { GlobalOptions } from './global-options';
 
@@ -14,14 +14,20 @@ export const READ_ATTEMPTS = 6;
 export function connect(options: GlobalOptions): KvClient {
   const tls = options.tlsCa !== undefined || options.tlsCert !== undefined;
   for (const endpoint of options.endpoints) {
-    const host = endpointHost(endpoint);
-    if (!tls && !options.insecure && !isLoopbackHost(host)) {
+    checkEndpoint(endpoint);
+    // The SDK's rule, so that kvctl refuses exactly what KvClient would (with the flags to give instead).
+    if (!tls && !options.insecure && !isLoopbackAddress(endpoint)) {
       throw new CliError(`${endpoint} is not a loopback address: give --tls-ca (TLS), or --insecure to send in plaintext`);
     }
   }
   // A read retries a server that is restarting for about 2 s (backoff 50, 100, ... 800 ms), then says it is unreachable:
   // the SDK's default (retry until the deadline) would keep a person waiting --timeout-ms for a server that is down.
-  const clientOptions: KvClientOptions = { deadlineMs: options.timeoutMs, token: options.token, retry: { attempts: READ_ATTEMPTS } };
+  const clientOptions: KvClientOptions = {
+    deadlineMs: options.timeoutMs,
+    token: options.token,
+    retry: { attempts: READ_ATTEMPTS },
+    insecure: options.insecure === true,
+  };
   if (tls) clientOptions.credentials = tlsCredentials(options);
   try {
     return new KvClient(options.endpoints, clientOptions);
@@ -86,12 +92,12 @@ function parsePrivateKey(pem: Buffer, file: string): KeyObject {
 }
 
 /**
- * The host of an endpoint ("host:port", "[v6]:port", optionally after dns:,
- * ipv4: or ipv6:), or undefined for a unix socket. Without a port grpc-js
+ * Refuses an endpoint that is not "host:port" or "[v6]:port" (optionally
+ * after dns:, ipv4: or ipv6:) or a unix socket. Without a port grpc-js
  * would quietly use 443, so a missing or impossible port is a usage error.
  */
-function endpointHost(endpoint: string): string | undefined {
-  if (endpoint.startsWith('unix:') || endpoint.startsWith('unix-abstract:')) return undefined;
+function checkEndpoint(endpoint: string): void {
+  if (endpoint.startsWith('unix:') || endpoint.startsWith('unix-abstract:')) return;
   // A URL (http://host:port) is what many tools take; gRPC targets have no such scheme, and TLS is a flag.
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(endpoint)?.[1];
   if (scheme !== undefined && !/^(dns|ipv4|ipv6)$/i.test(scheme)) {
@@ -111,10 +117,4 @@ function endpointHost(endpoint: string): string | undefined {
   }
   if (!/^\d+$/.test(port)) throw new CliError(`--endpoint: "${endpoint}": "${port}" is not a port number`);
   if (Number(port) < 1 || Number(port) > 65535) throw new CliError(`--endpoint: "${endpoint}": a port is 1 to 65535`);
-  return host;
-}
-
-/** Whether traffic to a host (undefined: a unix socket) stays on this machine, where plaintext is fine. */
-function isLoopbackHost(host: string | undefined): boolean {
-  return host === undefined || host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

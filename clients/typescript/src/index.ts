@@ -1,4 +1,5 @@
 export { KvClient } from './kv-client';
+export { isLoopbackAddress } from './loopback-address';
 export type {
   KvClientOptions,
   RetryOptions,

@@ -20,6 +20,7 @@ import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
+import { isLoopbackAddress } from './loopback-address';
 import {
   assertOptions,
   describeArgument,
@@ -46,8 +47,20 @@ export interface RetryOptions {
 }
 
 export interface KvClientOptions {
-  /** Channel credentials; default insecure. For TLS: `credentials.createSsl(rootCert)` from @grpc/grpc-js. */
+  /**
+   * Channel credentials; default plaintext (insecure), which only a loopback
+   * address takes unless `insecure` is true. For TLS:
+   * `credentials.createSsl(rootCert)` from @grpc/grpc-js.
+   */
   credentials?: ChannelCredentials;
+  /**
+   * Allow plaintext to an address that is not loopback (localhost, ::1,
+   * 127.0.0.0/8, a unix socket): without TLS credentials the client
+   * otherwise refuses one when it is made, so that nothing (keys, values,
+   * a token) crosses a network unencrypted by accident. Like kvctl's
+   * --insecure and kv-server's own.
+   */
+  insecure?: boolean;
   /** Deadline of each call unless the call says otherwise (default 10 s); retries happen within it. */
   deadlineMs?: number;
   /**
@@ -72,7 +85,8 @@ export interface KvClientOptions {
   channelOptions?: ChannelOptions;
   /**
    * A bearer token sent as `authorization: Bearer <token>` with every call.
-   * It travels in the clear unless credentials are TLS.
+   * Without TLS credentials it travels in the clear: to a loopback address,
+   * or with `insecure: true`.
    */
   token?: string;
 }
@@ -157,6 +171,7 @@ const CLIENT_OPTIONS: Record<keyof KvClientOptions, OptionCheck> = {
       );
     }
   },
+  insecure: isBoolean,
   deadlineMs: wholeNumber(TIMER_MS),
   retry: (value) => assertOptions(value, 'retry', RETRY_OPTIONS, 'retry'),
   maxReceiveMessageBytes: (value, name) => assertWholeNumber(value, name, { min: 1, max: MAX_RECEIVE_BYTES }),
@@ -231,6 +246,16 @@ export class KvClient {
   constructor(address: string | readonly string[], options: KvClientOptions = {}) {
     const addresses = serverAddresses(address);
     assertOptions(options, 'KvClient', CLIENT_OPTIONS);
+    // As kvctl and kv-server do: plaintext (and a token in it) stays on this machine unless asked for.
+    if (options.credentials?._isSecure() !== true && options.insecure !== true) {
+      const remote = addresses.find((a) => !isLoopbackAddress(a));
+      if (remote !== undefined) {
+        throw invalidArgument(
+          `${remote} is not a loopback address: give TLS credentials (credentials: credentials.createSsl(rootCert)), ` +
+            `or insecure: true to send in plaintext${options.token === undefined ? '' : ', the token included'}`,
+        );
+      }
+    }
     const channelOptions: ChannelOptions = {
       // A 1 MiB JSON value can be several MiB as a google.protobuf.Value; grpc-js would refuse it at 4 MiB.
       'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? DEFAULT_RECEIVE_BYTES,
@@ -249,7 +274,8 @@ export class KvClient {
       const health = new HealthClient(a, grpcCredentials.createInsecure(), { channelOverride: kv.getChannel() });
       return { address: a, kv, health };
     });
-    // Per-call metadata rather than call credentials: grpc-js refuses to combine those with an insecure channel, and a token on loopback is fine.
+    // Per-call metadata rather than call credentials: grpc-js refuses to combine those with an insecure channel, and a token on
+    // loopback is fine (elsewhere, without TLS, only with insecure: true: see above).
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.attempts = Math.max(1, options.retry?.attempts ?? Number.POSITIVE_INFINITY);
