@@ -106,7 +106,7 @@ const SETTINGS = {
     flag: 'shutdown-grace-ms',
     env: 'KV_SHUTDOWN_GRACE_MS',
     default: '10000',
-    help: 'on SIGTERM/SIGINT, how long in-flight calls may finish',
+    help: 'on SIGTERM/SIGINT, how long calls in flight may finish (Watch and KeepAlive streams end at once); 0: none, they are cancelled at once',
   },
   watchProgressMs: {
     flag: 'watch-progress-ms',
@@ -377,12 +377,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     if (value === 'false' || value === '0') return false;
     throw new ConfigError(`${source}: "${value}" is not true, false, 1 or 0`);
   };
-  // Node timers hold at most 2^31 - 1 ms (about 24.8 days).
-  const durationMs = (key: keyof Config, zeroMeansNever = false): number => {
+  // Node timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one fires after 1 ms. `zeroAllowed`: 0 means never, or none.
+  const durationMs = (key: keyof Config, zeroAllowed = false): number => {
     const { value, source } = raw(key);
     const ms = Number(value);
-    if (!/^\d+$/.test(value) || ms > 2 ** 31 - 1 || (ms === 0 && !zeroMeansNever)) {
-      throw new ConfigError(`${source}: "${value}" is not a number of milliseconds from ${zeroMeansNever ? 0 : 1} to 2147483647`);
+    if (!/^\d+$/.test(value) || ms > 2 ** 31 - 1 || (ms === 0 && !zeroAllowed)) {
+      throw new ConfigError(`${source}: "${value}" is not a number of milliseconds from ${zeroAllowed ? 0 : 1} to 2147483647`);
     }
     return ms;
   };
@@ -401,7 +401,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   const httpListen = raw('httpListen').value === '' ? undefined : hostPort('httpListen', '127.0.0.1:8080');
   const dataDir = raw('dataDir');
   if (dataDir.value.trim() === '') throw new ConfigError(`${dataDir.source}: must not be empty`);
-  const etcd = loadEtcdSettings(raw, oneOf, positiveInt);
+  const etcd = loadEtcdSettings(raw, oneOf, positiveInt, durationMs);
   const restoreFrom = file('restoreFrom');
   if (restoreFrom !== undefined && etcd.engine === 'etcd') {
     throw new ConfigError(
@@ -441,13 +441,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     httpListen,
     dataDir: dataDir.value,
     fsync: oneOf('fsync', FSYNC_MODES),
-    fsyncIntervalMs: positiveInt('fsyncIntervalMs'),
+    fsyncIntervalMs: durationMs('fsyncIntervalMs'),
     busyPollUs,
     maxKeyBytes: positiveInt('maxKeyBytes'),
     maxValueBytes: positiveInt('maxValueBytes'),
     logLevel: oneOf('logLevel', LOG_LEVELS),
-    shutdownGraceMs: positiveInt('shutdownGraceMs'),
-    watchProgressMs: positiveInt('watchProgressMs'),
+    shutdownGraceMs: durationMs('shutdownGraceMs', true),
+    watchProgressMs: durationMs('watchProgressMs'),
     watchHistoryChanges: positiveInt('watchHistoryChanges'),
     watchHistoryBytes: positiveInt('watchHistoryBytes'),
     maxTxnOps: positiveInt('maxTxnOps'),
@@ -481,6 +481,7 @@ function loadEtcdSettings(
   raw: (key: keyof Config) => { value: string; source: string },
   oneOf: <T extends string>(key: keyof Config, allowed: readonly T[]) => T,
   positiveInt: (key: keyof Config) => number,
+  durationMs: (key: keyof Config) => number,
 ): EtcdSettings {
   const optional = (key: keyof Config): string | undefined => {
     const { value } = raw(key);
@@ -534,7 +535,7 @@ function loadEtcdSettings(
     etcdPasswordFile,
     etcdPlaintext,
     etcdMaxRequestBytes: positiveInt('etcdMaxRequestBytes'),
-    etcdTimeoutMs: positiveInt('etcdTimeoutMs'),
+    etcdTimeoutMs: durationMs('etcdTimeoutMs'),
   };
 }
 

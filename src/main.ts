@@ -281,7 +281,10 @@ async function main(argv: string[]): Promise<number> {
     await stopMetrics();
     return 1;
   }
-  logger.info({ signal: stopped, graceMs: config.shutdownGraceMs }, 'shutting down: finishing calls in flight');
+  logger.info(
+    { signal: stopped, graceMs: config.shutdownGraceMs },
+    config.shutdownGraceMs > 0 ? 'shutting down: finishing calls in flight' : 'shutting down: cancelling calls in flight (no grace period)',
+  );
   await server.shutdown(config.shutdownGraceMs);
   try {
     return await closeStore(store, logger);

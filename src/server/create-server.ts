@@ -7,6 +7,7 @@
  * (http/create-http-server.ts: Connect, gRPC-Web, the web console), drained
  * with it.
  */
+import http2 from 'node:http2';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
 import { StoreClosedError } from '../store/errors';
@@ -48,7 +49,11 @@ export interface KvServer {
   listen(address: string): Promise<number>;
   /** Binds the HTTP port (Connect, gRPC-Web, console) and starts serving it; resolves to the bound port. */
   listenHttp(address: string): Promise<number>;
-  /** Stops accepting, lets in-flight calls finish for up to graceMs, then cancels what is left. */
+  /**
+   * Stops accepting and ends the streams that run until their client stops them (Watch, KeepAlive); lets the
+   * other calls in flight (Backup too) finish for up to graceMs (0: none), then cancels what is left and closes
+   * every connection.
+   */
   shutdown(graceMs: number): Promise<void>;
   /** What grpc.health.v1 says: listening, not draining, and the store takes writes. */
   isServing(): boolean;
@@ -110,6 +115,7 @@ export function createServer({
   const service = createKeyValueService(deps, calls);
   server.addService(keyValueServiceDefinition(), service.implementation);
   let httpServer: HttpServer | undefined;
+  const connectionsOpen = new Set<http2.ServerHttp2Session>();
 
   return {
     isServing: () => serving === true,
@@ -121,8 +127,10 @@ export function createServer({
         address,
         connections,
         logger,
-        (injected) =>
-          serveUnaryOverHttp2(server, injected, service.unaryRoutes, { maxReceiveBytes: maxMessageBytes, maxSendBytes: MAX_SEND_BYTES }),
+        (injected) => {
+          serveUnaryOverHttp2(server, injected, service.unaryRoutes, { maxReceiveBytes: maxMessageBytes, maxSendBytes: MAX_SEND_BYTES });
+          trackConnections(server, connectionsOpen);
+        },
       );
       // The store is open before the server is built, so listening is the moment we can serve.
       serving = store.failure === undefined;
@@ -139,27 +147,53 @@ export function createServer({
     },
 
     shutdown: async (graceMs) => {
+      clearInterval(watchStore);
+      listener?.close();
+      serving = undefined;
+      health.set('NOT_SERVING');
+      health.endWatches();
+      // Watch and KeepAlive run until their client stops them and would hold the drain for the whole grace:
+      // they end now (UNAVAILABLE), and their clients resume elsewhere or later. A Backup may finish, as a unary call may.
+      streams.endOpenEnded(new StoreClosedError('the server is shutting down'));
+      // tryShutdown waits for every open call with no bound of its own: the grace is that bound.
+      const grpcStopped = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       const httpStopped = httpServer?.shutdown(graceMs);
-      await new Promise<void>((resolve) => {
-        clearInterval(watchStore);
-        listener?.close();
-        serving = undefined;
-        health.set('NOT_SERVING');
-        health.endWatches();
-        // Long-lived streams would hold tryShutdown for the whole grace period: end them (UNAVAILABLE), clients resume elsewhere or later.
-        streams.endAll(new StoreClosedError('the server is shutting down'));
-        // tryShutdown waits for every open call with no bound of its own; forceShutdown ends what is left.
-        const force = setTimeout(() => {
-          logger.warn({ graceMs }, 'grace period over; cancelling calls still in flight');
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      // With no grace (--shutdown-grace-ms 0) calls in flight are cancelled at once, as asked: no warning for that.
+      if (graceMs > 0) {
+        if (await settlesWithin(Promise.all([grpcStopped, httpStopped]), graceMs)) return;
+        logger.warn({ graceMs }, 'grace period over; cancelling calls still in flight');
+      }
+      streams.endAll(new StoreClosedError('the server is shutting down, and its grace period for calls in flight is over'));
+      server.forceShutdown();
+      // forceShutdown destroys only the connections it lists for channelz, none with channelz off (as here): one
+      // whose call had not ended (a request never finished) stayed open and held the process after the grace.
+      for (const session of connectionsOpen) session.destroy(undefined, http2.constants.NGHTTP2_CANCEL);
+      // The HTTP port closes its own connections at the same moment.
       await httpStopped;
     },
   };
+}
+
+/**
+ * Keeps `open` current with the connections (HTTP/2 sessions) of the HTTP/2
+ * server grpc-js made last (server.createConnectionInjector), a grpc-js
+ * internal as in unary-over-http2.ts, which checks it is there.
+ */
+function trackConnections(server: Server, open: Set<http2.ServerHttp2Session>): void {
+  const http2Servers = (server as unknown as { http2Servers: Map<http2.Http2Server, unknown> }).http2Servers;
+  [...http2Servers.keys()].at(-1)?.on('session', (session: http2.ServerHttp2Session) => {
+    open.add(session);
+    session.once('close', () => open.delete(session));
+  });
+}
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -66,18 +66,32 @@ export interface StreamSink<M> {
 /** A streaming handler: resolves (the call ends OK) or rejects (the call ends with the mapped status). */
 export type StreamHandler<Req, M> = (context: CallContext, request: Req, sink: StreamSink<M>) => Promise<void>;
 
-/** The streaming calls in progress, so shutdown can end them instead of waiting out its grace for them. */
-export class OpenStreams {
-  private readonly ends = new Set<(error: unknown) => void>();
+/**
+ * How long a streaming call runs, which decides how shutdown treats it.
+ * 'open-ended' (Watch, KeepAlive): until its client stops it, so it would
+ * hold the drain for the whole grace period; shutdown ends it as the drain
+ * starts, and the client resumes elsewhere or later. 'finite' (Backup): it
+ * ends by itself, so like a unary call it may finish within the grace.
+ */
+export type StreamLifetime = 'open-ended' | 'finite';
 
-  add(end: (error: unknown) => void): () => void {
-    this.ends.add(end);
+/** The streaming calls in progress, so shutdown can end them: the open-ended ones at once, the rest when the grace runs out. */
+export class OpenStreams {
+  private readonly ends = new Map<(error: unknown) => void, StreamLifetime>();
+
+  add(end: (error: unknown) => void, lifetime: StreamLifetime): () => void {
+    this.ends.set(end, lifetime);
     return () => this.ends.delete(end);
+  }
+
+  /** Ends every open-ended stream with `error`'s status. */
+  endOpenEnded(error: unknown): void {
+    for (const [end, lifetime] of [...this.ends]) if (lifetime === 'open-ended') end(error);
   }
 
   /** Ends every open stream with `error`'s status. */
   endAll(error: unknown): void {
-    for (const end of [...this.ends]) end(error);
+    for (const end of [...this.ends.keys()]) end(error);
   }
 
   get size(): number {
@@ -154,9 +168,13 @@ export function unary<Req, Res>(call: UnaryCall<Req, Res>): handleUnaryCall<Req,
 export type DuplexHandler<Req, M> = (context: CallContext, requests: AsyncIterable<Req>, sink: StreamSink<M>) => Promise<void>;
 
 /** A server-streaming handler for grpc-js; M is what the method's responseSerialize encodes. */
-export function serverStream<Req, M>(handler: StreamHandler<Req, M>, deps: GrpcDeps): handleServerStreamingCall<Req, M> {
+export function serverStream<Req, M>(
+  handler: StreamHandler<Req, M>,
+  deps: GrpcDeps,
+  lifetime: StreamLifetime,
+): handleServerStreamingCall<Req, M> {
   return (call: ServerWritableStream<Req, M>): void => {
-    const stream = openStream(call, deps);
+    const stream = openStream(call, deps, lifetime);
     // Credentials first, as for unary calls.
     const context = stream.authenticate();
     if (context === undefined) return;
@@ -169,7 +187,8 @@ export function serverStream<Req, M>(handler: StreamHandler<Req, M>, deps: GrpcD
 /** A bidirectional-streaming handler for grpc-js. */
 export function duplexStream<Req, M>(handler: DuplexHandler<Req, M>, deps: GrpcDeps): handleBidiStreamingCall<Req, M> {
   return (call: ServerDuplexStream<Req, M>): void => {
-    const stream = openStream(call, deps);
+    // A bidirectional call (KeepAlive) lasts as long as its client keeps sending.
+    const stream = openStream(call, deps, 'open-ended');
     const context = stream.authenticate();
     if (context !== undefined) stream.run(handler(context, requestsOf(call), stream.sink));
   };
@@ -198,7 +217,11 @@ interface OpenStream<M> {
 }
 
 /** What both kinds of stream share: the sink with backpressure, shutdown and cancellation, the status at the end. */
-function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStream<unknown, M>, deps: GrpcDeps): OpenStream<M> {
+function openStream<M>(
+  call: ServerWritableStream<unknown, M> | ServerDuplexStream<unknown, M>,
+  deps: GrpcDeps,
+  lifetime: StreamLifetime,
+): OpenStream<M> {
   const controller = new AbortController();
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
   let ended = false;
@@ -223,7 +246,7 @@ function openStream<M>(call: ServerWritableStream<unknown, M> | ServerDuplexStre
     access?.finished(answer.code ?? status.UNKNOWN);
   };
   observer.streamOpened();
-  const forget = deps.streams.add(end);
+  const forget = deps.streams.add(end, lifetime);
   call.once('cancelled', () => {
     if (!ended) {
       observer.streamClosed(status.CANCELLED);

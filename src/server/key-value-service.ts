@@ -37,6 +37,7 @@ import {
   type GrpcDeps,
   type Handler,
   type StreamHandler,
+  type StreamLifetime,
   type UnaryCall,
   duplexStream,
   serverStream,
@@ -65,7 +66,9 @@ type Method = keyof typeof KeyValueServiceService;
 
 /** How a method's calls are handled: unary, server-streaming or bidirectional (grpc-call.ts adapts each). */
 type Handling =
-  { unary: Handler<never, unknown> } | { serverStream: StreamHandler<never, unknown> } | { duplex: DuplexHandler<never, unknown> };
+  | { unary: Handler<never, unknown> }
+  | { serverStream: StreamHandler<never, unknown>; lifetime: StreamLifetime }
+  | { duplex: DuplexHandler<never, unknown> };
 
 type Row = Handling & {
   decode: (bytes: Buffer) => unknown;
@@ -84,7 +87,7 @@ const ROWS: Record<Method, Row> = {
   delete: { decode: strictDecoder(DeleteRequest), encode: encoded(DeleteResponse), unary: handleDelete },
   listKeys: { decode: strictDecoder(ListKeysRequest), encode: encoded(ListKeysResponse), unary: handleListKeys },
   clear: { decode: strictDecoder(ClearRequest), encode: encoded(ClearResponse), unary: handleClear },
-  watch: { decode: strictDecoder(WatchRequest), encode: encodeWatchResponse, serverStream: handleWatch },
+  watch: { decode: strictDecoder(WatchRequest), encode: encodeWatchResponse, serverStream: handleWatch, lifetime: 'open-ended' },
   txn: { decode: strictDecoder({ decode: decodeTxnRequest }), encode: encodeTxnResponse, unary: handleTxn },
   update: { decode: strictDecoder({ decode: decodeUpdateRequest }), encode: encodeUpdateResponse, unary: handleUpdate },
   list: { decode: strictDecoder(ListRequest), encode: encodeListResponse, unary: handleList },
@@ -114,7 +117,7 @@ const ROWS: Record<Method, Row> = {
     unary: handleListLeases,
   },
   // The handler encodes its messages itself (its checksum covers their bytes).
-  backup: { decode: strictDecoder(BackupRequest), encode: (bytes: Buffer) => bytes, serverStream: handleBackup },
+  backup: { decode: strictDecoder(BackupRequest), encode: (bytes: Buffer) => bytes, serverStream: handleBackup, lifetime: 'finite' },
 };
 
 export function keyValueServiceDefinition(): ServiceDefinition {
@@ -154,7 +157,7 @@ export function createKeyValueService(deps: GrpcDeps, calls?: CallObserver): Key
       implementation[method] = unary(call);
       unaryRoutes.set(spec.path, { decode: row.decode, call, encode: row.encode as (response: unknown) => Buffer });
     } else if ('serverStream' in row)
-      implementation[method] = serverStream(row.serverStream as StreamHandler<unknown, unknown>, methodDeps);
+      implementation[method] = serverStream(row.serverStream as StreamHandler<unknown, unknown>, methodDeps, row.lifetime);
     else implementation[method] = duplexStream(row.duplex as DuplexHandler<unknown, unknown>, methodDeps);
   }
   return { implementation, unaryRoutes };

@@ -231,6 +231,7 @@ test('a stream whose client is gone before its call begins is not started, and i
       return Promise.resolve();
     },
     deps,
+    'open-ended',
   );
   const answers: unknown[] = [];
   for await (const answer of watch(create(WatchRequestSchema), context)) answers.push(answer);

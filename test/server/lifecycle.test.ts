@@ -134,7 +134,7 @@ describe('flags and environment', () => {
     [['--no-such-flag'], /Unknown option '--no-such-flag'/],
     [['--fsync', 'sometimes'], /--fsync: "sometimes" is not one of always, interval, never/],
     [['--max-key-bytes', '0'], /--max-key-bytes: "0" is not a positive integer/],
-    [['--shutdown-grace-ms', '2.5'], /--shutdown-grace-ms: "2.5" is not a positive integer/],
+    [['--shutdown-grace-ms', '2.5'], /--shutdown-grace-ms: "2\.5" is not a number of milliseconds from 0 to 2147483647/],
     [['--listen', 'nowhere'], /--listen: "nowhere" is not host:port/],
     [['stray-positional'], /positional/],
     [['--engine', 'sqlite'], /--engine: "sqlite" is not one of file, etcd/],

@@ -14,7 +14,7 @@ import { type MethodDefinition, status } from '@grpc/grpc-js';
 import { type Access, openAccess } from '../access';
 import type { CallContext } from '../call-context';
 import { type MethodObserver, NO_METHOD_OBSERVER } from '../call-observer';
-import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamSink } from '../grpc-call';
+import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamLifetime, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
 import { rewordDecodeFailure, toConnectError } from './to-connect-error';
 import { StoreError } from '../../store/errors';
@@ -111,9 +111,10 @@ export function connectServerStream<I extends DescMessage, O extends DescMessage
   codecs: WireCodecs<Req, M>,
   handler: StreamHandler<Req, M>,
   deps: GrpcDeps,
+  lifetime: StreamLifetime,
 ): (request: MessageShape<I>, context: HandlerContext) => AsyncGenerator<MessageShape<O>> {
   return (request, context) =>
-    streamResponses(method, codecs, deps, context, (call, sink) => handler(call, decode(method, codecs, request), sink));
+    streamResponses(method, codecs, deps, lifetime, context, (call, sink) => handler(call, decode(method, codecs, request), sink));
 }
 
 /**
@@ -130,15 +131,17 @@ export function connectBidiStream<I extends DescMessage, O extends DescMessage, 
   async function* decoded(requests: AsyncIterable<MessageShape<I>>): AsyncGenerator<Req> {
     for await (const request of requests) yield decode(method, codecs, request);
   }
-  return (requests, context) => streamResponses(method, codecs, deps, context, (call, sink) => handler(call, decoded(requests), sink));
+  return (requests, context) =>
+    streamResponses(method, codecs, deps, 'open-ended', context, (call, sink) => handler(call, decoded(requests), sink));
 }
 
 /**
  * The handler pushes into a sink, Connect pulls from a generator. A message
  * counts as sent once the generator has handed it on (connect-node then
  * waits for the socket), which is the backpressure the handler waits for.
- * Shutdown ends the stream with the error it is given (UNAVAILABLE), the
- * call's deadline with DEADLINE_EXCEEDED. A client that goes away
+ * Shutdown ends the stream with the error it is given (UNAVAILABLE): an
+ * open-ended one as the drain starts, a finite one if the grace runs out;
+ * the call's deadline ends it with DEADLINE_EXCEEDED. A client that goes away
  * (CLIENT_GONE) ends the call there and then, CANCELLED: connect-node may
  * never resume or close this generator after that (its write of the last
  * message waits for the destroyed socket to drain), so the call is not
@@ -148,6 +151,7 @@ async function* streamResponses<O extends DescMessage, Req, M>(
   method: Method<DescMessage, O>,
   codecs: WireCodecs<Req, M>,
   deps: GrpcDeps,
+  lifetime: StreamLifetime,
   context: HandlerContext,
   start: (call: CallContext, sink: StreamSink<M>) => Promise<void>,
 ): AsyncGenerator<MessageShape<O>> {
@@ -163,7 +167,7 @@ async function* streamResponses<O extends DescMessage, Req, M>(
   };
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
   observer.streamOpened();
-  const forget = deps.streams.add(end);
+  const forget = deps.streams.add(end, lifetime);
   // The call's signal aborts when the client goes away (nothing to tell it) or when its deadline
   // (connect-timeout-ms, grpc-timeout) passes: that one the client is told, as on the gRPC port.
   const aborted = (): void => end(isDeadline(context.signal.reason) ? context.signal.reason : undefined);

@@ -45,7 +45,7 @@ export function addKeyValueService(router: ConnectRouter, grpcDeps: GrpcDeps, ob
     delete: connectUnary(rpc.delete, codecs.delete, handleDelete, observed('Delete')),
     listKeys: connectUnary(rpc.listKeys, codecs.listKeys, handleListKeys, observed('ListKeys')),
     clear: connectUnary(rpc.clear, codecs.clear, handleClear, observed('Clear')),
-    watch: connectServerStream(rpc.watch, codecs.watch, handleWatch, observed('Watch')),
+    watch: connectServerStream(rpc.watch, codecs.watch, handleWatch, observed('Watch'), 'open-ended'),
     txn: connectUnary(rpc.txn, codecs.txn, handleTxn, observed('Txn')),
     update: connectUnary(rpc.update, codecs.update, handleUpdate, observed('Update')),
     list: connectUnary(rpc.list, codecs.list, handleList, observed('List')),
@@ -54,6 +54,6 @@ export function addKeyValueService(router: ConnectRouter, grpcDeps: GrpcDeps, ob
     revokeLease: connectUnary(rpc.revokeLease, codecs.revokeLease, handleRevokeLease, observed('RevokeLease')),
     leaseInfo: connectUnary(rpc.leaseInfo, codecs.leaseInfo, handleLeaseInfo, observed('LeaseInfo')),
     listLeases: connectUnary(rpc.listLeases, codecs.listLeases, handleListLeases, observed('ListLeases')),
-    backup: connectServerStream(rpc.backup, codecs.backup, handleBackup, observed('Backup')),
+    backup: connectServerStream(rpc.backup, codecs.backup, handleBackup, observed('Backup'), 'finite'),
   });
 }
