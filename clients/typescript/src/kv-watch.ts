@@ -17,8 +17,10 @@ export interface WatchOptions {
   prevEntry?: boolean;
   /**
    * A stream that brings no message at all (not even progress) for this long
-   * is treated as broken and resumed. Default 2 × the server's default
-   * progress interval (5 s): 10 s.
+   * is treated as broken and resumed. Default: twice the progress interval
+   * the server gives in a stream's first message (its --watch-progress-ms),
+   * at least 1 s; 10 s until it has said, or if it does not (the etcd
+   * engine).
    */
   idleTimeoutMs?: number;
   /** Reconnect attempts in a row before the error is thrown (default: no limit). */
@@ -81,6 +83,13 @@ const WATCH_OPTIONS: Record<keyof WatchOptions, OptionCheck> = {
 };
 
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+/** The least idle timeout learnt from a server's progress interval: a very short one would take a pause for a break. */
+const MIN_LEARNT_IDLE_MS = 1000;
+
+/** A stream silent for twice the server's progress interval is broken (at least MIN_LEARNT_IDLE_MS, at most what a timer holds). */
+function idleAfterProgress(progressIntervalMs: number): number {
+  return Math.min(TIMER_MS.max, Math.max(MIN_LEARNT_IDLE_MS, 2 * progressIntervalMs));
+}
 const RECONNECT_BACKOFF_MS = { first: 50, max: 2000 };
 
 /** Where a client keeps its open watches, so that closing it ends them. */
@@ -177,7 +186,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     // Whether the server has answered the watch once, and whether a loss was told to onResume and the resumption not yet.
     let answered = false;
     let lostTold = false;
-    const idleMs = this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    // Until the server says how often it sends progress (a stream's first message), twice its default.
+    let idleMs = this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     const startDeadline = this.options.startTimeoutMs === undefined ? Infinity : Date.now() + this.options.startTimeoutMs;
     this.registry?.add(this);
     try {
@@ -214,6 +224,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
             idle.stop();
             failures = 0;
             answered = true;
+            if (this.options.idleTimeoutMs === undefined && message.progressIntervalMs > 0)
+              idleMs = idleAfterProgress(message.progressIntervalMs);
             // startTimeoutMs bounded the wait for this first answer only.
             idle.ms = idleMs;
             if (lostTold) {
