@@ -70,6 +70,18 @@ test('keepAlive on a closed client gives a handle whose lost resolves at once wi
   handle.close();
 });
 
+test('a keepAlive handle open when the client closes has its lost resolve with the same error: nothing refreshes the lease now', async () => {
+  const kv = new KvClient(server.address);
+  const lease = await kv.grantLease(60_000);
+  const handle = kv.keepAlive(lease);
+  const again = kv.keepAlive(lease); // a second handle of the same lease is told too
+  kv.close();
+  await expect(handle.lost).resolves.toMatchObject(CLOSED);
+  await expect(again.lost).resolves.toMatchObject(CLOSED);
+  handle.close();
+  again.close();
+});
+
 test('a watch being iterated when the client closes ends quietly, as breaking out does', async () => {
   const kv = new KvClient(server.address);
   const seen: string[] = [];

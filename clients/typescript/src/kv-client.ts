@@ -601,7 +601,7 @@ export class KvClient {
    */
   close(): void {
     this.closed = true;
-    this.leaseKeeper?.close();
+    this.leaseKeeper?.close(clientClosed());
     for (const watch of [...this.watches]) watch.close();
     for (const server of this.servers) server.kv.close();
   }

@@ -162,8 +162,9 @@ export class LeaseKeeper {
     return { id, lost, close: () => this.release(keptLease, reportLost) };
   }
 
-  close(): void {
-    for (const kept of [...this.kept.values()]) this.forget(kept);
+  /** Stops keeping every lease: each open handle's `lost` resolves with `error` (the client is closed), since nothing refreshes it now. */
+  close(error: KvError): void {
+    for (const kept of [...this.kept.values()]) this.lose(kept, error);
     this.stream?.call.cancel();
     this.stream = undefined;
     this.answered.clear();
