@@ -139,7 +139,7 @@ export class WatchCompactedError extends StoreError {
     readonly oldestRevision: number,
   ) {
     super(
-      `start_revision ${startRevision} is older than the change history kept (oldest revision available: ${oldestRevision}); read the current state again, then watch from its revision + 1`,
+      `start_revision ${startRevision} is older than the change history kept (oldest revision available: ${oldestRevision}); read the current state again, then watch from the revision it was read at + 1 (of a List in pages, the first page's)`,
     );
   }
 }

@@ -142,7 +142,8 @@ export enum ErrorReason {
    * Watch: start_revision is older than the change history the server
    * keeps. OUT_OF_RANGE, with the oldest revision still available in the
    * kv-oldest-revision trailer: read the current state again, then watch
-   * from its revision + 1.
+   * from the revision it was read at + 1 (of a List in pages, the first
+   * page's: each page is read at its own revision).
    */
   COMPACTED = 11,
   /**

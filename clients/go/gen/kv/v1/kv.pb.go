@@ -131,7 +131,8 @@ const (
 	// Watch: start_revision is older than the change history the server
 	// keeps. OUT_OF_RANGE, with the oldest revision still available in the
 	// kv-oldest-revision trailer: read the current state again, then watch
-	// from its revision + 1.
+	// from the revision it was read at + 1 (of a List in pages, the first
+	// page's: each page is read at its own revision).
 	ErrorReason_COMPACTED ErrorReason = 11
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// Watch: the watcher fell so far behind that the changes it still needed
