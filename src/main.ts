@@ -47,7 +47,8 @@ async function main(argv: string[]): Promise<number> {
   // First of all: a SIGTERM or SIGINT while the store recovers must stop the recovery, not be lost.
   // A child of the supervisor (--workers N) hears only the supervisor: a terminal's Ctrl-C reaches every process of the group.
   const role = childRole();
-  const stop = role === 'single' ? listenForStop() : listenForSupervisorStop();
+  const forcedStop = { dataNote: 'no write was acknowledged yet' };
+  const stop = role === 'single' ? listenForStop(forcedStop) : listenForSupervisorStop();
   let config: Config | 'help' | 'version';
   try {
     config = loadConfig(argv, process.env);
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (role === 'worker') config = { ...config, ...definedOnly(pinnedAddresses()) };
+  forcedStop.dataNote = whatAForcedStopKeeps(config);
 
   const tls = config.tlsCert !== undefined;
   // The HTTP port serves the same calls with the same certificates and callers: the same rule.
@@ -433,10 +435,13 @@ class StopRequested extends Error {
 /**
  * SIGTERM and SIGINT ask for a stop: `signal` aborts (ending a recovery in
  * progress) and `requested` resolves. A second signal means "now": exit 1 at
- * once. Under `npm start`, Ctrl-C arrives twice at once (from the terminal,
- * and forwarded by npm): a repeat within a second is that echo, not impatience.
+ * once, saying so and what that leaves of the data (`forced.dataNote`); under
+ * --workers the workers and the store owner are killed first, so that every
+ * process stops now.
+ * Under `npm start`, Ctrl-C arrives twice at once (from the terminal, and
+ * forwarded by npm): a repeat within a second is that echo, not impatience.
  */
-function listenForStop(): { signal: AbortSignal; requested: Promise<NodeJS.Signals> } {
+function listenForStop(forced: { dataNote: string }): { signal: AbortSignal; requested: Promise<NodeJS.Signals> } {
   const controller = new AbortController();
   let firstAt = 0;
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
@@ -447,12 +452,28 @@ function listenForStop(): { signal: AbortSignal; requested: Promise<NodeJS.Signa
       controller.abort(new StopRequested(signal));
       resolve(signal);
     } else if (Date.now() - firstAt > 1000) {
+      process.stderr.write(
+        `kv-server: ${signal} again: stopping now, without the drain: calls in flight are cut off ` +
+          `(a write among them may or may not have been applied); ${forced.dataNote}\n`,
+      );
+      for (const child of Object.values(cluster.workers ?? {})) child?.process.kill('SIGKILL');
       process.exit(1);
     }
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   return { signal: controller.signal, requested };
+}
+
+/** What a stop by a second signal leaves of the data: no acknowledged write is lost, whatever the engine and fsync mode. */
+function whatAForcedStopKeeps(config: Config): string {
+  if (config.engine === 'etcd') return 'every acknowledged write is in etcd';
+  const lock = "the data directory's lock is left behind, and the next start takes it over";
+  if (config.fsync === 'always') return `every acknowledged write is on disk (--fsync always); ${lock}`;
+  return (
+    `every acknowledged write was handed to the operating system and survives this exit ` +
+    `(--fsync ${config.fsync}: only a crash of the machine before it reaches the disk loses it); ${lock}`
+  );
 }
 
 /** Under the supervisor: its 'stop' message (or its end) asks for the stop; signals from outside are the supervisor's to act on. */
