@@ -290,6 +290,72 @@ const SETTINGS = {
   },
 } satisfies Record<keyof Config, Setting>;
 
+/**
+ * KV_* variables of the other kv tools, which may well be set where the
+ * server runs and are not the server's mistakes: kvctl's (its --help lists
+ * them), the Go and Python examples' KV_ADDRESS, and the test suite's own.
+ * (Those kv-server sets for its --workers children are read only there.)
+ */
+const OTHER_TOOLS_ENV = [
+  'KV_ENDPOINTS',
+  'KV_TLS_CA',
+  'KV_CLIENT_TLS_CERT',
+  'KV_CLIENT_TLS_KEY',
+  'KV_TOKEN',
+  'KV_OUTPUT',
+  'KV_TIMEOUT_MS',
+  'KV_ADDRESS',
+  'KV_CHROMIUM',
+  'KV_CONSOLE_SCREENSHOTS',
+  'KV_LOADED_MODULES_FILE',
+  'KV_REQUIRE_ALL_CLIENTS',
+  'KV_REQUIRE_DISK_FAULTS',
+];
+
+/**
+ * A warning for the KV_* variables in `env` that nothing of kv reads (a
+ * misspelt KV_FSYNK would otherwise leave fsync at its default without a
+ * word), naming the known variable each is close to; undefined if none.
+ */
+export function unknownEnvironmentWarning(env: NodeJS.ProcessEnv): string | undefined {
+  const known = [...Object.values(SETTINGS).map((s: Setting) => s.env), ...OTHER_TOOLS_ENV];
+  const unknown = Object.keys(env)
+    .filter((name) => name.startsWith('KV_') && !known.includes(name))
+    .sort();
+  if (unknown.length === 0) return undefined;
+  const named = unknown.map((name) => {
+    const nearest = nearestName(name, known);
+    return nearest === undefined ? name : `${name} (did you mean ${nearest}?)`;
+  });
+  return unknown.length === 1
+    ? `the environment variable ${named[0]} is not a kv-server setting and is ignored`
+    : `the environment variables ${named.join(', ')} are not kv-server settings and are ignored`;
+}
+
+/** The name of `names` closest to `name` in edits, if it is close: two edits, or a quarter of the name after KV_. */
+function nearestName(name: string, names: readonly string[]): string | undefined {
+  const allowed = Math.max(2, Math.floor((name.length - 3) / 4));
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of names) {
+    const distance = editDistance(name, candidate);
+    if (distance <= allowed && (best === undefined || distance < best.distance)) best = { name: candidate, distance };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance: the fewest insertions, deletions and substitutions that turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
 /** A mistake in flags or environment: main prints the message and the usage, and exits 2. */
 export class ConfigError extends Error {}
 

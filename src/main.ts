@@ -15,7 +15,7 @@ import {
   type ReloadMessage,
   tellSupervisor,
 } from './cluster/process-role';
-import { ConfigError, loadConfig, usage, type Config } from './config';
+import { ConfigError, loadConfig, unknownEnvironmentWarning, usage, type Config } from './config';
 import { readConsoleAssets } from './console-assets/read-console-assets';
 import { createLogger, type Logger } from './logger';
 import type { ServerMetrics } from './metrics/server-metrics';
@@ -87,6 +87,9 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const logger = createLogger(config.logLevel);
+  // Said once, by the process the operator started (its --workers children have the same environment).
+  const unknownVariables = role === 'single' ? unknownEnvironmentWarning(process.env) : undefined;
+  if (unknownVariables !== undefined) logger.warn(unknownVariables);
   // The files are read by the process the operator started; under --workers N a worker serves with what the
   // supervisor last found good, which it sends (cluster/security-material.ts); the store owner serves no calls.
   let security: ServingSecurity | undefined;
