@@ -28,7 +28,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   7  declined: a confirmation was answered no
   8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)
   9  damaged: a backup file is not one, is incomplete or fails its checksum
-  130  interrupted: Ctrl-C (SIGINT; 143 for SIGTERM): kvctl ends by the signal, as a shell reports it (import first lets the transaction in flight finish and says how far it got)`;
+  130  interrupted: Ctrl-C (SIGINT; 143 for SIGTERM): kvctl ends by the signal, as a shell reports it, watch and lease keepalive too (import first lets the transaction in flight finish and says how far it got; backup and restore first remove what they had written)`;
 
 /** The exit code for a failed call: by its reason where the status code would mislead, otherwise by the code. */
 export function exitCodeForError(error: KvError): ExitCode {

@@ -5,13 +5,15 @@ import { EXIT } from '../exit-codes';
 import { Printer } from '../output';
 import { progressBar } from '../progress-bar';
 import type { Runner } from '../session';
+import { Interrupted, StopOnSignal } from '../stop-on-signal';
 
 export function backupCommand(run: Runner): Command {
   return new Command('backup')
     .description(
       'write a consistent snapshot of the whole store (one revision; the server keeps taking writes) to FILE, ' +
-        'checked against its checksum; an existing FILE is replaced only once the new one is complete (at the target of a ' +
-        'symbolic link, the link kept; a device or FIFO is written straight through). FILE "-" writes the backup to stdout ' +
+        'checked against its checksum, readable by its owner only (mode 0600: it holds every value); an existing FILE is ' +
+        'replaced only once the new one is complete (at the target of a symbolic link, the link kept; a device or FIFO is ' +
+        'written straight through), and Ctrl-C leaves it as it was. FILE "-" writes the backup to stdout ' +
         '(a pipe or file, not a terminal) and the summary to stderr. Needs admin on every key',
     )
     .argument('<file>', 'the backup file, or - for stdout')
@@ -24,17 +26,32 @@ export function backupCommand(run: Runner): Command {
         // A closed pipe fails the backup (it is not complete), rather than ending kvctl quietly as it does for ls | head.
         if (toStdout) session.stdout.on('error', () => undefined);
         const bar = progressBar(session.stderr, 'backup');
+        const incomplete = toStdout ? 'the backup written to stdout is incomplete' : 'no backup was written';
+        // Ctrl-C or SIGTERM stops the backup at the next message it receives (they come as fast as the server reads
+        // them): the SDK then closes the stream and removes the unfinished file, and kvctl ends by the signal.
+        const stop = new StopOnSignal();
         let summary;
         try {
-          summary = await session.kv().backup(toStdout ? session.stdout : file, { onProgress: (progress) => bar.update(progress) });
+          summary = await session.kv().backup(toStdout ? session.stdout : file, {
+            onProgress: (progress) => {
+              stop.check();
+              bar.update(progress);
+            },
+          });
         } catch (error) {
+          if (error instanceof Interrupted) {
+            bar.stop();
+            session.warn(`${error.message}; ${incomplete}`);
+            return stop.dieOf(error.signal);
+          }
           // The file cannot be written (no name, a directory, no such directory, no permission, a full disk): checked before the server is asked.
           if (error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && !('metadata' in error)) {
             if (toStdout) throw new CliError(`cannot write the backup to stdout: ${error.message}; the backup is incomplete`, EXIT.usage);
             throw new CliError(`cannot write backup file ${JSON.stringify(file)}: ${error.message}; no backup was written`, EXIT.usage);
           }
-          throw asDamaged(error, toStdout ? 'the backup written to stdout is incomplete' : 'no backup was written');
+          throw asDamaged(error, incomplete);
         } finally {
+          stop.close();
           bar.stop();
         }
         const { revision, keyCount, leaseCount, bytes, sha256 } = summary;

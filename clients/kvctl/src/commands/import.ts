@@ -8,8 +8,6 @@
  * failure or a signal leaves the keys written and the leases holding them;
  * the leases granted for keys not written are revoked.
  */
-import { statSync } from 'node:fs';
-import { constants } from 'node:os';
 import { Command } from 'commander';
 import {
   BackupFileReader,
@@ -27,10 +25,12 @@ import {
   type TxnOp,
 } from '@kv/client';
 import { asDamaged } from '../backup-errors';
+import { checkBackupFileArgument } from '../backup-file-argument';
 import { CliError } from '../cli-error';
 import { EXIT, exitCodeForError } from '../exit-codes';
 import { progressBar } from '../progress-bar';
 import type { Runner } from '../session';
+import { Interrupted, StopOnSignal } from '../stop-on-signal';
 
 /** The server's --max-txn-ops default: a Txn of more is refused. */
 const MAX_TXN_OPS = 128;
@@ -71,9 +71,7 @@ export function importCommand(run: Runner): Command {
     .option('--overwrite', 'import into a server that holds keys: every key of the backup is set over what is there, others are left alone')
     .action(
       run(async (session, file: string, options: { overwrite?: boolean }) => {
-        checkReadable(file);
-        const kv = session.kv();
-        if (options.overwrite !== true) await refuseUnlessEmpty(kv);
+        checkBackupFileArgument(file, 'import', NOTHING_IMPORTED);
         const checking = progressBar(session.stderr, 'checking ');
         let backup: BackupSummary;
         try {
@@ -83,7 +81,8 @@ export function importCommand(run: Runner): Command {
         } finally {
           checking.stop();
         }
-        // Again: checking a large file takes a while, and the server may have taken writes meanwhile.
+        // The server is asked only once the file is known to be whole: a damaged file is the problem to report (exit 9).
+        const kv = session.kv();
         if (options.overwrite !== true) await refuseUnlessEmpty(kv);
         const importing = progressBar(session.stderr, 'importing');
         // From here a signal does not kill kvctl at once: the import stops after the Txn in flight and says how far it got.
@@ -120,24 +119,6 @@ export function importCommand(run: Runner): Command {
         });
       }),
     );
-}
-
-/** FILE is read twice (checked, then written), so it must be a regular file kvctl can open: otherwise a usage error (exit 2). */
-function checkReadable(file: string): void {
-  const readTwice =
-    'import reads FILE twice (to check it, then to write it), so it needs a regular file: save the backup to a file first (gunzip a .gz first)';
-  let problem: string | undefined;
-  if (file === '-') problem = `standard input cannot be read twice; ${readTwice}`;
-  else {
-    try {
-      const stats = statSync(file);
-      if (stats.isDirectory()) problem = 'it is a directory, not a file';
-      else if (!stats.isFile()) problem = `it is not a regular file; ${readTwice}`;
-    } catch (error) {
-      problem = (error as Error).message;
-    }
-  }
-  if (problem !== undefined) throw new CliError(`cannot read ${file}: ${problem}; ${NOTHING_IMPORTED}`);
 }
 
 /** A backup file that cannot be opened is exit 2; one that is not a complete, intact backup exit 9. */
@@ -301,54 +282,6 @@ function stoppedMidway(error: unknown, written: number, keyCount: number, leftLe
   const code = error.reason === 'CORRUPT' ? EXIT.damaged : exitCodeForError(error);
   const what = error.reason === 'CORRUPT' ? error.message : `${error.message} (${error.reason})`;
   return new CliError(`${stoppedAt(what, written, keyCount)}${leftLeases}`, code);
-}
-
-/** SIGINT or SIGTERM during an import: the message says how far it got. */
-class Interrupted extends Error {
-  constructor(
-    readonly signal: NodeJS.Signals,
-    message = `interrupted (${signal})`,
-  ) {
-    super(message);
-    this.name = 'Interrupted';
-  }
-}
-
-/**
- * SIGINT (Ctrl-C) and SIGTERM while an import writes: the first lets the Txn
- * in flight finish, then the import stops (check() throws Interrupted); a
- * second ends kvctl at once. Either way kvctl then ends by that signal, as
- * any kvctl command ends on one (a shell reports 130 for SIGINT, 143 for
- * SIGTERM), so a script running it stops too.
- */
-class StopOnSignal {
-  signal: NodeJS.Signals | undefined;
-  private readonly onSignal = (signal: NodeJS.Signals): void => {
-    if (this.signal !== undefined) this.dieOf(signal);
-    this.signal = signal;
-  };
-
-  constructor() {
-    process.on('SIGINT', this.onSignal);
-    process.on('SIGTERM', this.onSignal);
-  }
-
-  /** Throws Interrupted if a signal came. */
-  check(): void {
-    if (this.signal !== undefined) throw new Interrupted(this.signal);
-  }
-
-  close(): void {
-    process.off('SIGINT', this.onSignal);
-    process.off('SIGTERM', this.onSignal);
-  }
-
-  /** Ends kvctl by the signal (its default action, with no listener left), or as a shell would report it. */
-  dieOf(signal: NodeJS.Signals): never {
-    this.close();
-    process.kill(process.pid, signal);
-    process.exit(128 + constants.signals[signal]);
-  }
 }
 
 /**

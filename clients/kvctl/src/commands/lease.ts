@@ -4,6 +4,7 @@ import { CliError } from '../cli-error';
 import { EXIT } from '../exit-codes';
 import { limitOption, pageSizeFor, take } from '../limit';
 import type { Runner, Session } from '../session';
+import { StopOnSignal } from '../stop-on-signal';
 import { parsePositiveNumber } from './expected-revision';
 
 /** lease grant | keepalive | revoke | info | ls: keys set with --lease ID go when the lease expires or is revoked. */
@@ -25,19 +26,24 @@ export function leaseCommand(run: Runner): Command {
   );
   lease.addCommand(
     new Command('keepalive')
-      .description('keep lease ID alive until Ctrl-C (it then expires after its time to live); exit 1 if it is lost meanwhile')
+      .description(
+        'keep lease ID alive until Ctrl-C (exit 130; the lease then expires after its time to live); exit 1 if it is lost meanwhile',
+      )
       .argument('<id>')
       .action(
         run(async (session, id: string) => {
           const handle = session.kv().keepAlive(positive(id, 'ID'));
           if (session.stderr.isTTY === true) session.warn(`keeping lease ${handle.id} alive; Ctrl-C to stop`);
-          const stopped = new Promise<'stopped'>((resolve) => {
-            process.once('SIGINT', () => resolve('stopped'));
-            process.once('SIGTERM', () => resolve('stopped'));
-          });
-          const outcome = await Promise.race([handle.lost, stopped]);
-          handle.close();
-          if (outcome !== 'stopped') throw outcome;
+          // Ctrl-C or SIGTERM is how it is stopped, and, as for any command, kvctl then ends by the signal.
+          const stop = new StopOnSignal();
+          try {
+            const outcome = await Promise.race([handle.lost, stop.signalled]);
+            handle.close();
+            if (typeof outcome !== 'string') throw outcome;
+            stop.dieOf(outcome);
+          } finally {
+            stop.close();
+          }
         }),
       ),
   );

@@ -1,43 +1,63 @@
-import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { KvError } from '@kv/client';
 import { asDamaged } from '../backup-errors';
+import { checkBackupFileArgument } from '../backup-file-argument';
 import { CliError } from '../cli-error';
 import { progressBar } from '../progress-bar';
 import { loadServerRestore } from '../server-restore';
 import type { Runner } from '../session';
+import { Interrupted, StopOnSignal } from '../stop-on-signal';
+
+const NOTHING_RESTORED = 'nothing was restored';
 
 export function restoreCommand(run: Runner): Command {
   return new Command('restore')
     .description(
       'build a new data directory DIR (empty or new) from the backup FILE, offline, revisions and leases kept; ' +
-        'FILE is checked whole before anything is written. Then start kv-server --data-dir DIR on it',
+        'FILE is checked whole before anything is written (so it must be a regular file, not - or a pipe); stopped ' +
+        '(Ctrl-C), it leaves DIR as it found it. Then start kv-server --data-dir DIR on it',
     )
-    .argument('<file>')
+    .argument('<file>', 'the backup file (a regular file: it is read twice)')
     .requiredOption('--data-dir <dir>', 'the data directory to create (it must be empty or not exist)')
     .action(
       run(async (session, file: string, options: { dataDir: string }) => {
-        checkReadable(file);
+        checkBackupFileArgument(file, 'restore', NOTHING_RESTORED);
         const { restoreDataDir, RestoreTargetError } = await loadServerRestore();
         const checking = progressBar(session.stderr, 'checking');
         const writing = progressBar(session.stderr, 'writing ');
+        // Listened for from the end of the check, which writes nothing and runs without a pause in which a listener
+        // could run: Ctrl-C during it ends kvctl at once. Once writing, Ctrl-C or SIGTERM stops the restore at its
+        // next block of keys, which removes what it wrote (DIR too, if it made it), and kvctl ends by the signal.
+        let stop: StopOnSignal | undefined;
         let summary;
         try {
           summary = await restoreDataDir(file, options.dataDir, {
             onProgress: (phase, progress) => {
-              if (phase === 'writing') checking.stop();
+              if (phase === 'checking' && progress.keys === progress.keyCount) stop ??= new StopOnSignal();
+              if (phase === 'writing') {
+                checking.stop();
+                stop ??= new StopOnSignal();
+                stop.check();
+              }
               (phase === 'checking' ? checking : writing).update(progress);
             },
           });
         } catch (error) {
-          if (error instanceof RestoreTargetError) throw new CliError(`${error.message}; nothing was restored`);
+          if (error instanceof Interrupted && stop !== undefined) {
+            checking.stop();
+            writing.stop();
+            session.warn(`${error.message}; ${NOTHING_RESTORED}`);
+            return stop.dieOf(error.signal);
+          }
+          if (error instanceof RestoreTargetError) throw new CliError(`${error.message}; ${NOTHING_RESTORED}`);
           const unwritable = targetProblem(error, options.dataDir);
-          if (unwritable !== undefined) throw new CliError(`${unwritable}; nothing was restored`);
-          // The file could not be opened after all (it changed since checkReadable): a bad file, not a server's answer.
-          if (error instanceof KvError && error.reason === 'INVALID_ARGUMENT') throw new CliError(`${error.message}; nothing was restored`);
-          throw asDamaged(error, 'nothing was restored');
+          if (unwritable !== undefined) throw new CliError(`${unwritable}; ${NOTHING_RESTORED}`);
+          // The file could not be opened after all (it changed since it was looked at): a bad file, not a server's answer.
+          if (error instanceof KvError && error.reason === 'INVALID_ARGUMENT') throw new CliError(`${error.message}; ${NOTHING_RESTORED}`);
+          throw asDamaged(error, NOTHING_RESTORED);
         } finally {
+          stop?.close();
           checking.stop();
           writing.stop();
         }
@@ -52,20 +72,6 @@ export function restoreCommand(run: Runner): Command {
         });
       }),
     );
-}
-
-/** A backup file that cannot be read is a usage error (exit 2) before anything else: restore is offline, no server said no. */
-function checkReadable(file: string): void {
-  let problem: string | undefined;
-  try {
-    const stats = statSync(file);
-    if (stats.isDirectory()) problem = 'it is a directory, not a file';
-    else if (!stats.isFile()) problem = 'it is not a regular file';
-    else accessSync(file, constants.R_OK);
-  } catch (error) {
-    problem = (error as Error).message;
-  }
-  if (problem !== undefined) throw new CliError(`cannot read ${file}: ${problem}; nothing was restored`);
 }
 
 /**

@@ -4,13 +4,14 @@ import { CliError } from '../cli-error';
 import { READ_ATTEMPTS } from '../connect';
 import { bareValue } from '../output';
 import type { Runner } from '../session';
+import { StopOnSignal } from '../stop-on-signal';
 import { parsePositiveNumber } from './expected-revision';
 
 export function watchCommand(run: Runner): Command {
   return new Command('watch')
     .description(
       'print every change to KEY, or to every key under --prefix, as it happens (one JSON line per event when piped), ' +
-        'until Ctrl-C; resumes by itself after a disconnect or a server restart (saying so on stderr); exit 4 if no server answers at the start',
+        'until Ctrl-C (exit 130) or --count events (exit 0); resumes by itself after a disconnect or a server restart (saying so on stderr); exit 4 if no server answers at the start',
     )
     .argument('[key]', 'the key to watch (or --prefix)')
     .option('--prefix <prefix>', 'watch every key under this prefix ("" for all keys)')
@@ -41,10 +42,10 @@ export function watchCommand(run: Runner): Command {
                 : `watch resumed at revision ${change.revision}`,
             ),
         });
-        // Ctrl-C (or a kill) ends the watch: that is how it is meant to stop, so it exits 0.
-        const stop = (): void => watch.close();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        // Ctrl-C or SIGTERM closes the watch (the events printed so far are out), then kvctl ends by the signal, as
+        // any command stopped by one: a script tells a watch it stopped from one that saw its --count events (exit 0).
+        const stop = new StopOnSignal();
+        void stop.signalled.then(() => watch.close());
         let seen = 0;
         try {
           for await (const event of watch) {
@@ -52,10 +53,10 @@ export function watchCommand(run: Runner): Command {
             if (++seen >= count) break;
           }
         } finally {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
+          stop.close();
           watch.close();
         }
+        if (stop.signal !== undefined) stop.dieOf(stop.signal);
       }),
     );
 }

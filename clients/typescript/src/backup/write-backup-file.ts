@@ -12,6 +12,9 @@ import {
 /** Where a backup goes: a path, or a stream (say, process.stdout) that is written straight through and left open. */
 export type BackupDestination = string | NodeJS.WritableStream;
 
+/** rw-------: a backup holds every key and value, in the clear (as etcdctl snapshot save writes its snapshots). */
+const OWNER_ONLY = 0o600;
+
 /** Where the bytes of a backup go as they arrive. */
 interface Sink {
   write(bytes: Buffer): Promise<void> | void;
@@ -28,8 +31,11 @@ interface Sink {
  * - A regular file, a path that does not exist yet, or a symbolic link to
  *   one (dangling or not): written beside it, fsynced, read back and checked
  *   again, and only then renamed over it (over a link's target: the link is
- *   kept), replacing an older backup atomically. On any failure nothing is
- *   left behind and an existing file is untouched.
+ *   kept), replacing an older backup atomically. The file is created mode
+ *   0600, so no umask lets others read it (it holds every key and value),
+ *   and a backup replacing a more open file is 0600 too. On any failure, an exception
+ *   thrown by `onProgress` included (the way to stop a backup: say, on
+ *   Ctrl-C), nothing is left behind and an existing file is untouched.
  * - A path that exists and is something else once links are followed (a
  *   device, a FIFO, /dev/stdout): written straight through, never replaced
  *   (fsynced where that applies). A stream: the same, and left open. A
@@ -56,7 +62,7 @@ async function writeAndRename(
   onProgress: (progress: BackupProgress) => void,
 ): Promise<BackupSummary> {
   const partial = `${file}.partial-${process.pid}`;
-  let fd: number | undefined = fs.openSync(partial, 'wx');
+  let fd: number | undefined = fs.openSync(partial, 'wx', OWNER_ONLY);
   let kept = false;
   try {
     const opened = fd;
@@ -82,7 +88,8 @@ async function writeThrough(
   file: string,
   onProgress: (progress: BackupProgress) => void,
 ): Promise<BackupSummary> {
-  const handle = await fs.promises.open(file, 'w');
+  // The mode counts only if the path was removed since it was looked at: then this creates a regular file.
+  const handle = await fs.promises.open(file, 'w', OWNER_ONLY);
   try {
     const summary = await copyStream(
       open,
