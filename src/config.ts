@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogLevel } from './logger';
+import { MAX_TIMER_MS } from './max-timer';
 import type { FsyncMode } from './store/file';
 
 /** Everything the server can be told, from flags or KV_* environment variables (flags win). */
@@ -447,8 +448,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   const durationMs = (key: keyof Config, zeroAllowed = false): number => {
     const { value, source } = raw(key);
     const ms = Number(value);
-    if (!/^\d+$/.test(value) || ms > 2 ** 31 - 1 || (ms === 0 && !zeroAllowed)) {
-      throw new ConfigError(`${source}: "${value}" is not a number of milliseconds from ${zeroAllowed ? 0 : 1} to 2147483647`);
+    if (!/^\d+$/.test(value) || ms > MAX_TIMER_MS || (ms === 0 && !zeroAllowed)) {
+      throw new ConfigError(`${source}: "${value}" is not a number of milliseconds from ${zeroAllowed ? 0 : 1} to ${MAX_TIMER_MS}`);
     }
     return ms;
   };

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import { MAX_TIMER_MS } from '../max-timer';
 import type { ClusterMembers } from './cluster-members';
 import type { SecurityMaterial } from './security-material';
 import {
@@ -212,7 +213,8 @@ export async function superviseWorkers({
   const stopAll = async (): Promise<number> => {
     stopping = true;
     members.phase = 'stopping';
-    const graceMs = config.shutdownGraceMs + STOP_SLACK_MS;
+    // Capped: a longer timer would fire at once and kill every child without its drain.
+    const graceMs = Math.min(config.shutdownGraceMs + STOP_SLACK_MS, MAX_TIMER_MS);
     await Promise.all([...workers].map((worker) => stopChild(worker, graceMs)));
     if (owner === undefined || owner.isDead()) return 0;
     return exitCodeOf(await stopChild(owner, graceMs));

@@ -25,6 +25,7 @@
 import http2 from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import { Metadata, type Server, type ServerCredentials, type StatusObject, status } from '@grpc/grpc-js';
+import { MAX_TIMER_MS } from '../max-timer';
 import type { Caller } from './grpc-call';
 import type { UnaryRoute } from './key-value-service';
 
@@ -115,8 +116,6 @@ const END_STREAM = { endStream: true };
 
 /** grpc-timeout: up to 8 digits and a unit (gRPC over HTTP/2), found as grpc-js finds it (unanchored). */
 const TIMEOUT_PATTERN = /(\d{1,8})\s*([HMSmun])/;
-/** The longest timer Node sets (about 24.8 days); a longer deadline is no deadline here. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
 /** Sends the OK trailers once the response message is out; `this` is the stream (no closure per call). */

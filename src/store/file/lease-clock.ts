@@ -1,5 +1,4 @@
-/** The longest delay setTimeout takes as it is (2^31 - 1 ms, about 24.8 days). */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS } from '../../max-timer';
 
 /**
  * When leases run out. Deadlines are runtime state, not logged: a grant or
@@ -71,7 +70,7 @@ export class LeaseClock {
     this.armedFor = earliest;
     // Node fires a longer timeout at once (after 1 ms, with a warning): a lease of over 24.8 days would wake the loop every millisecond.
     // Capped, the timer fires early, finds nothing expired and arms itself again.
-    this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMEOUT_MS, Math.max(0, earliest - this.now())));
+    this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMER_MS, Math.max(0, earliest - this.now())));
     this.timer.unref();
   }
 
