@@ -25,6 +25,7 @@ import {
   assertOptions,
   describeArgument,
   invalidArgument,
+  isAbortSignal,
   isAnyObject,
   isBoolean,
   isFunction,
@@ -121,6 +122,12 @@ export interface BackupOptions {
   onProgress?: (progress: BackupProgress) => void;
   /** A deadline for the whole backup (default: none; a dead server is still noticed by keep-alive pings). */
   deadlineMs?: number;
+  /**
+   * Stops the backup when aborted, at once, even while the server sends
+   * nothing: the call is cancelled, an unfinished file removed (an older one
+   * at the path kept), and backup rejects with a KvError CANCELLED.
+   */
+  signal?: AbortSignal;
 }
 
 export interface LeaseInfo {
@@ -157,7 +164,7 @@ const LIST_OPTIONS = { prefix: assertKeyText, pageSize: wholeNumber(INT32), ...C
 const LEASE_PAGE_REQUEST = { pageSize: wholeNumber(INT32), pageToken: isString };
 const LEASES_OPTIONS = { pageSize: wholeNumber(INT32), ...CALL_OPTIONS };
 const LEASE_INFO_OPTIONS = { keys: isBoolean, ...CALL_OPTIONS };
-const BACKUP_OPTIONS = { onProgress: isFunction, deadlineMs: wholeNumber(TIMER_MS) };
+const BACKUP_OPTIONS = { onProgress: isFunction, deadlineMs: wholeNumber(TIMER_MS), signal: isAbortSignal };
 const RETRY_OPTIONS: Record<keyof RetryOptions, OptionCheck> = {
   attempts: attemptCount(1),
   initialBackoffMs: wholeNumber(TIMER_MS),
@@ -570,17 +577,28 @@ export class KvClient {
     }
     assertOptions(options, 'backup', BACKUP_OPTIONS);
     if (this.closed) throw clientClosed();
+    const { signal } = options;
+    const stopped = (): boolean => signal?.aborted === true;
+    if (stopped()) throw backupStopped();
     const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
     let call: ReturnType<typeof rawBackupStream> | undefined;
     const open = (): AsyncIterable<Buffer> => {
+      if (stopped()) throw backupStopped();
       call = rawBackupStream(this.pick().kv, this.metadata(), deadline === undefined ? {} : { deadline });
       // Its errors come through the iteration; this one listener keeps a cancel before any read from being thrown.
       call.on('error', () => undefined);
       return backupMessages(call, this.receiveLimitBytes);
     };
+    const stop = (): void => call?.cancel();
+    signal?.addEventListener('abort', stop);
     try {
       return await writeBackupFile(open, destination, options.onProgress);
+    } catch (error) {
+      // However the cancelled call surfaced (CANCELLED from grpc-js, or the file's cleanup), the caller stopped it.
+      if (stopped()) throw backupStopped(error);
+      throw error;
     } finally {
+      signal?.removeEventListener('abort', stop);
       call?.cancel();
     }
   }
@@ -717,6 +735,10 @@ function neverSent(error: unknown): boolean {
   if (!(error instanceof KvError) || error.code !== status.UNAVAILABLE) return false;
   const details = (error.cause as Partial<ServiceError> | undefined)?.details;
   return typeof details === 'string' && details.startsWith('No connection established');
+}
+
+function backupStopped(cause?: unknown): KvError {
+  return new KvError('the backup was stopped (its signal was aborted)', status.CANCELLED, 'CANCELLED', undefined, cause);
 }
 
 function clientClosed(): KvError {

@@ -52,6 +52,10 @@ export const isString: OptionCheck = (value, name) => {
   if (typeof value !== 'string') throw invalidArgument(`${name} must be a string, got ${describeArgument(value)}`);
 };
 
+export const isAbortSignal: OptionCheck = (value, name) => {
+  if (!(value instanceof AbortSignal)) throw invalidArgument(`${name} must be an AbortSignal, got ${describeArgument(value)}`);
+};
+
 /** Any object (grpc-js's channel options, say), checked no further. */
 export const isAnyObject: OptionCheck = (value, name) => {
   if (!isObject(value)) throw invalidArgument(`${name} must be an object, got ${describeArgument(value)}`);

@@ -27,22 +27,22 @@ export function backupCommand(run: Runner): Command {
         if (toStdout) session.stdout.on('error', () => undefined);
         const bar = progressBar(session.stderr, 'backup');
         const incomplete = toStdout ? 'the backup written to stdout is incomplete' : 'no backup was written';
-        // Ctrl-C or SIGTERM stops the backup at the next message it receives (they come as fast as the server reads
-        // them): the SDK then closes the stream and removes the unfinished file, and kvctl ends by the signal.
+        // Ctrl-C or SIGTERM stops the backup at once, even a server that sends nothing: the SDK cancels the stream and
+        // removes the unfinished file, and kvctl ends by the signal.
         const stop = new StopOnSignal();
+        const abort = new AbortController();
+        void stop.signalled.then(() => abort.abort());
         let summary;
         try {
           summary = await session.kv().backup(toStdout ? session.stdout : file, {
-            onProgress: (progress) => {
-              stop.check();
-              bar.update(progress);
-            },
+            onProgress: (progress) => bar.update(progress),
+            signal: abort.signal,
           });
         } catch (error) {
-          if (error instanceof Interrupted) {
+          if (stop.signal !== undefined) {
             bar.stop();
-            session.warn(`${error.message}; ${incomplete}`);
-            return stop.dieOf(error.signal);
+            session.warn(`${new Interrupted(stop.signal).message}; ${incomplete}`);
+            return stop.dieOf(stop.signal);
           }
           // The file cannot be written (no name, a directory, no such directory, no permission, a full disk): checked before the server is asked.
           if (error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && !('metadata' in error)) {
