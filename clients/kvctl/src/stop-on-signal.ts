@@ -42,6 +42,18 @@ export class StopOnSignal {
     process.on('SIGTERM', this.listener);
   }
 
+  /**
+   * The signal that came, if any, once the event loop has turned: one that
+   * arrived during the command's last synchronous step (a backup's read-back,
+   * a restore's rename) is delivered only then, and must not be lost by
+   * closing before it is.
+   */
+  async lastSignal(): Promise<NodeJS.Signals | undefined> {
+    // A few milliseconds, not one turn: a signal can take more than one turn of the loop to reach its listeners.
+    await new Promise<void>((resolve) => setTimeout(resolve, 50));
+    return this.signal;
+  }
+
   /** Throws Interrupted if a signal came. */
   check(): void {
     if (this.signal !== undefined) throw new Interrupted(this.signal);

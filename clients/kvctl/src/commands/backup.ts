@@ -38,6 +38,15 @@ export function backupCommand(run: Runner): Command {
             onProgress: (progress) => bar.update(progress),
             signal: abort.signal,
           });
+          // A signal during the backup's last steps (its read-back, the rename) stopped nothing: the file is complete.
+          const late = await stop.lastSignal();
+          if (late !== undefined) {
+            bar.stop();
+            session.warn(
+              `${new Interrupted(late).message} as the backup finished: ${toStdout ? 'the backup written to stdout' : JSON.stringify(file)} is complete (revision ${summary.revision})`,
+            );
+            return stop.dieOf(late);
+          }
         } catch (error) {
           if (stop.signal !== undefined) {
             bar.stop();

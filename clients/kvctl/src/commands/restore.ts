@@ -43,6 +43,16 @@ export function restoreCommand(run: Runner): Command {
               (phase === 'checking' ? checking : writing).update(progress);
             },
           });
+          // A signal during the restore's last steps (the snapshot's fsync and rename) stopped nothing: DIR is complete.
+          const late = await stop?.lastSignal();
+          if (stop !== undefined && late !== undefined) {
+            checking.stop();
+            writing.stop();
+            session.warn(
+              `${new Interrupted(late).message} as the restore finished: ${options.dataDir} is complete (revision ${summary.revision})`,
+            );
+            return stop.dieOf(late);
+          }
         } catch (error) {
           if (error instanceof Interrupted && stop !== undefined) {
             checking.stop();
