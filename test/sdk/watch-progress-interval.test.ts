@@ -1,7 +1,7 @@
 /**
  * The SDK's watch learns how long a silence means a broken stream from the
  * progress interval the server gives in a stream's first message (twice
- * it): with a long --watch-progress-ms an idle watch is not cut and resumed
+ * it, and a second): with a long --watch-progress-ms an idle watch is not cut and resumed
  * every 10 s, and with a short one a stopped server is noticed sooner.
  */
 import { KvClient, type WatchResumeChange } from '@kv/client';
@@ -40,10 +40,10 @@ test('a server whose progress comes every 6 s: an idle watch keeps its stream pa
     await onFast.set('other', 1);
     const started = Date.now();
     fast.child.kill('SIGSTOP');
-    // Twice 0.6 s (the least learnt is 1 s): lost well before the 10 s assumed without the server's word.
+    // Twice 0.6 s and a second: lost well before the 10 s assumed without the server's word.
     await pollUntil('the stopped server to be noticed', () => (fastTold.some((c) => c.state === 'lost') ? true : undefined), 6000);
     fast.child.kill('SIGCONT');
-    // 11 s in all: past the 10 s an idle watch of the slow server was cut at before; 12 s is its learnt limit.
+    // 11 s in all: past the 10 s an idle watch of the slow server was cut at before; 13 s is its learnt limit.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, 11_000 - (Date.now() - started))));
     expect(slowTold).toEqual([]);
     expect(slowWatch.watch.reconnectCount).toBe(0);

@@ -19,7 +19,7 @@ export interface WatchOptions {
    * A stream that brings no message at all (not even progress) for this long
    * is treated as broken and resumed. Default: twice the progress interval
    * the server gives in a stream's first message (its --watch-progress-ms),
-   * at least 1 s; 10 s until it has said, or if it does not (the etcd
+   * plus a second; 10 s until it has said, or if it does not (the etcd
    * engine).
    */
   idleTimeoutMs?: number;
@@ -83,12 +83,16 @@ const WATCH_OPTIONS: Record<keyof WatchOptions, OptionCheck> = {
 };
 
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
-/** The least idle timeout learnt from a server's progress interval: a very short one would take a pause for a break. */
-const MIN_LEARNT_IDLE_MS = 1000;
+/**
+ * Added to twice the server's progress interval: the server sends progress
+ * up to a quarter of its interval late (it looks every quarter), and a
+ * stalled event loop on either side must not pass for a broken stream.
+ */
+const LEARNT_IDLE_SLACK_MS = 1000;
 
-/** A stream silent for twice the server's progress interval is broken (at least MIN_LEARNT_IDLE_MS, at most what a timer holds). */
+/** A stream silent for twice the server's progress interval, and a second, is broken (at most what a timer holds). */
 function idleAfterProgress(progressIntervalMs: number): number {
-  return Math.min(TIMER_MS.max, Math.max(MIN_LEARNT_IDLE_MS, 2 * progressIntervalMs));
+  return Math.min(TIMER_MS.max, 2 * progressIntervalMs + LEARNT_IDLE_SLACK_MS);
 }
 const RECONNECT_BACKOFF_MS = { first: 50, max: 2000 };
 
