@@ -32,6 +32,14 @@ test('etcd answering a write with more than gRPC carries (2 GiB) is a write of u
   expect(fromEtcdError(lost, 'read')).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('ask for less') });
 });
 
+test("grpc-js's own wording of a refused request (capitalized) is read as Go's is: a write refused for its size is INVALID_ARGUMENT, nothing applied", () => {
+  const refused = new GRPCResourceExhastedError('8 RESOURCE_EXHAUSTED: Received message larger than max (5000000 vs. 4194304)');
+  expect(fromEtcdError(refused, 'write')).toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringContaining('nothing was applied'),
+  });
+});
+
 async function rejection(promise: Promise<unknown>): Promise<Error & { code?: unknown }> {
   const outcome = await promise.then(
     () => undefined,

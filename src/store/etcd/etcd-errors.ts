@@ -132,8 +132,8 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   return error;
 }
 
-/** gRPC's texts for a message over a size limit, receiving or sending it, with its size and the limit. */
-const OVER_SIZE = /\b(received|trying to send) message larger than max \((\d+) vs\. (\d+)\)/;
+/** gRPC's texts for a message over a size limit, receiving or sending it, with its size and the limit (Go's in lower case, grpc-js's capitalized). */
+const OVER_SIZE = /\b(received|trying to send) message larger than max \((\d+) vs\. (\d+)\)/i;
 
 /**
  * A call refused for the size of its request or answer: the call's own
@@ -167,7 +167,8 @@ export function isOverSize(error: unknown): boolean {
 function overSize(error: GRPCResourceExhastedError, kind: 'read' | 'write'): StoreError | undefined {
   const found = OVER_SIZE.exec(error.message);
   if (found === null) return undefined;
-  const [, direction, size, limit] = found;
+  const [, said, size, limit] = found;
+  const direction = said.toLowerCase();
   const text = oneLine(error.message);
   if (direction === 'trying to send' && Number(limit) < GRPC_MAX_MESSAGE_BYTES) {
     return new InvalidArgumentError(
