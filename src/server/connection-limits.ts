@@ -154,7 +154,7 @@ export function connectionCap(
   const fullFrom = new RefusalLogs((address, refused) =>
     logger.warn(
       { address, maxConnectionsPerAddress, refused },
-      `${prefix}refused ${refused} connection(s) from ${address}: ${maxConnectionsPerAddress} are open from it (--max-connections-per-address)`,
+      `${prefix}refused ${refused} connection(s) from ${address}: ${maxConnectionsPerAddress} are open from it (--max-connections-per-address; 0 if every client comes through a proxy or NAT at this address)`,
     ),
   );
   return (socket) => {

@@ -124,7 +124,8 @@ test('gRPC port: one address that opens --max-connections connections keeps only
     expect(await greedy.settled()).toBe(5);
     expect(await grpcSetFrom(OTHER_ADDRESS, server.address, token)).toBe('0');
     // Said once for the 15 refusals, naming the address, not once each.
-    const line = 'refused 1 connection(s) from 127.0.0.1: 5 are open from it (--max-connections-per-address)';
+    const line =
+      'refused 1 connection(s) from 127.0.0.1: 5 are open from it (--max-connections-per-address; 0 if every client comes through a proxy or NAT at this address)';
     await pollUntil('the refusal to be logged', () => (server.output().includes(line) ? true : undefined));
     expect(linesWith(server.output(), 'connection(s) from 127.0.0.1')).toBe(1);
     expect(server.output()).not.toContain('connection(s): 20 are open'); // the port's own cap was never reached
@@ -150,7 +151,8 @@ test('HTTP port: the same share, counted for the port alone; another address is 
   try {
     expect(await greedy.settled()).toBe(2);
     expect(await httpSetFrom(OTHER_ADDRESS, server.httpAddress!, token)).toBe(200);
-    const line = 'HTTP port: refused 1 connection(s) from 127.0.0.1: 2 are open from it (--max-connections-per-address)';
+    const line =
+      'HTTP port: refused 1 connection(s) from 127.0.0.1: 2 are open from it (--max-connections-per-address; 0 if every client comes through a proxy or NAT at this address)';
     await pollUntil('the refusal to be logged', () => (server.output().includes(line) ? true : undefined));
     expect(linesWith(server.output(), 'connection(s) from 127.0.0.1')).toBe(1);
     // The gRPC port counts its own: 127.0.0.1 has none open there.
@@ -215,8 +217,8 @@ test('IPv6 clients are counted per /64, as the auth failure limit counts them; I
   expect(admit('::ffff:10.0.0.7').destroyed).toBe(false);
   expect(admit('10.0.0.7').destroyed).toBe(true);
   expect(lines).toEqual([
-    'refused 1 connection(s) from 2001:db8:1:2::/64: 2 are open from it (--max-connections-per-address)',
-    'refused 1 connection(s) from 10.0.0.7: 2 are open from it (--max-connections-per-address)',
+    'refused 1 connection(s) from 2001:db8:1:2::/64: 2 are open from it (--max-connections-per-address; 0 if every client comes through a proxy or NAT at this address)',
+    'refused 1 connection(s) from 10.0.0.7: 2 are open from it (--max-connections-per-address; 0 if every client comes through a proxy or NAT at this address)',
   ]);
 });
 
