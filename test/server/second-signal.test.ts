@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { KvClient } from '@kv/client';
-import { encodeFrame, Flag, FrameType, RawHttp2Connection } from '../support/raw-http2';
+import { callNeverFinished } from '../support/raw-http2';
 import { clusterChildren, isAlive, killCluster, type RunningServer, startServer } from '../support/server-process';
 import { pollUntil } from '../support/temp-dirs';
 
@@ -19,16 +19,6 @@ async function serve(args: string[], dataDir?: string): Promise<RunningServer> {
   const server = await startServer({ dataDir, args, env: { KV_LOG_LEVEL: 'info' } });
   running.push(server);
   return server;
-}
-
-/** A call whose request never ends, so it is in flight until the server cancels it; resolves once the server holds it. */
-async function callNeverFinished(address: string, path: string): Promise<RawHttp2Connection> {
-  const connection = await RawHttp2Connection.open(address);
-  connection.openCall(1, path, address);
-  // Frames are handled in order: once our PING is answered, the server holds the call.
-  connection.write(encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8)));
-  await connection.waitFor('the PING answered', (f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0);
-  return connection;
 }
 
 async function drainStarted(server: RunningServer): Promise<number> {

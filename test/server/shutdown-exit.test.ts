@@ -3,11 +3,8 @@
  * the process ends because nothing holds it, not by main.ts's fallback exit
  * (which used to end it 2 s later).
  */
-import { encodeFrame, Flag, FrameType, RawHttp2Connection } from '../support/raw-http2';
-import { type RunningServer, startServer } from '../support/server-process';
-
-/** Says on stderr that the process ended because nothing held it any more, not by a process.exit(). */
-const REPORT_DRAINED_LOOP = `data:text/javascript,process.on('beforeExit', () => process.stderr.write('event loop drained\\n'))`;
+import { callNeverFinished } from '../support/raw-http2';
+import { REPORT_DRAINED_LOOP, type RunningServer, startServer } from '../support/server-process';
 
 const running: RunningServer[] = [];
 afterEach(async () => {
@@ -18,16 +15,6 @@ async function serve(args: string[]): Promise<RunningServer> {
   const server = await startServer({ args, env: { KV_LOG_LEVEL: 'info' }, nodeArgs: ['--import', REPORT_DRAINED_LOOP] });
   running.push(server);
   return server;
-}
-
-/** A call whose request never ends, so it is in flight until the server cancels it; resolves once the server holds it. */
-async function callNeverFinished(address: string, path: string): Promise<RawHttp2Connection> {
-  const connection = await RawHttp2Connection.open(address);
-  connection.openCall(1, path, address);
-  // Frames are handled in order: once our PING is answered, the server holds the call.
-  connection.write(encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8)));
-  await connection.waitFor('the PING answered', (f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0);
-  return connection;
 }
 
 test.each([

@@ -15,7 +15,7 @@ import { KvClient, KvError, verifyBackupFile } from '@kv/client';
 import { type GrantLeaseResponse, KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
 import { silentLogger } from '../../src/logger';
 import { createLogFile, LogWriter } from '../../src/store/file/log-writer';
-import { type RunningServer, killCluster, startServer } from '../support/server-process';
+import { REPORT_DRAINED_LOOP, type RunningServer, killCluster, startServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 /**
@@ -26,9 +26,6 @@ import { makeTempDir, pollUntil } from '../support/temp-dirs';
  */
 const KEYS = 8_000;
 const VALUE_JSON = JSON.stringify('v'.repeat(5_000));
-
-/** Says on stderr that the process ended because nothing held it any more, not by a process.exit() (main.ts's fallback). */
-const REPORT_DRAINED_LOOP = `data:text/javascript,process.on('beforeExit', () => process.stderr.write('event loop drained\\n'))`;
 
 const MAGIC = Buffer.from('KVBACKUP', 'latin1');
 

@@ -179,3 +179,13 @@ function hpackString(text: string): Buffer {
   }
   return Buffer.concat([Buffer.from(length), bytes]);
 }
+
+/** A call whose request never ends, so it is in flight until the server cancels it; resolves once the server holds it. */
+export async function callNeverFinished(address: string, path: string): Promise<RawHttp2Connection> {
+  const connection = await RawHttp2Connection.open(address);
+  connection.openCall(1, path, address);
+  // Frames are handled in order: once our PING is answered, the server holds the call.
+  connection.write(encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8)));
+  await connection.waitFor('the PING answered', (f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0);
+  return connection;
+}

@@ -180,3 +180,10 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * Node arguments that make a server say on stderr ("event loop drained")
+ * that its process ended because nothing held it any more, not by a
+ * process.exit() (main.ts's fallback): startServer({ nodeArgs: ['--import', REPORT_DRAINED_LOOP] }).
+ */
+export const REPORT_DRAINED_LOOP = `data:text/javascript,process.on('beforeExit', () => process.stderr.write('event loop drained\\n'))`;
