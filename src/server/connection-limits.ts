@@ -194,10 +194,16 @@ function peerOf(socket: net.Socket): string {
   return `${net.isIPv6(host) ? `[${host}]` : host}:${socket.remotePort}`;
 }
 
-/** Refusals of one kind, said in a line at once and then at most every REFUSAL_LOG_EVERY_MS, with how many there were since the last. */
+/**
+ * Refusals of one kind, said in a line at once and then at most every
+ * REFUSAL_LOG_EVERY_MS, with how many there were since the last: those
+ * counted meanwhile are said when the interval is over, even if no refusal
+ * follows (a burst of a thousand is not left at the "1" of its first line).
+ */
 class RefusalLog {
   private unsaid = 0;
   private lastSaidAt = Number.NEGATIVE_INFINITY;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly say: (refused: number) => void) {}
 
@@ -208,12 +214,21 @@ class RefusalLog {
   /** Counts a refusal; true if a line was said for it. */
   refused(now = Date.now()): boolean {
     this.unsaid++;
-    if (now - this.saidAt < REFUSAL_LOG_EVERY_MS) return false;
-    this.flush(now);
-    return true;
+    if (now - this.saidAt >= REFUSAL_LOG_EVERY_MS) {
+      this.flush(now);
+      return true;
+    }
+    if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flush(Date.now()), REFUSAL_LOG_EVERY_MS - (now - this.saidAt));
+      // A line still to say never keeps a stopping server alive.
+      this.timer.unref();
+    }
+    return false;
   }
 
   flush(now: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.unsaid === 0) return;
     this.lastSaidAt = now;
     this.say(this.unsaid);

@@ -233,6 +233,26 @@ test("refusals are said once per address per 10 s, whatever their number; an add
   expect(admit('10.0.0.1').destroyed).toBe(false);
 });
 
+test('refusals counted after a line are said when the 10 s are over, even if none follows', () => {
+  jest.useFakeTimers();
+  try {
+    const { admit, lines } = capWithLog(100, 1);
+    admit('10.0.0.1');
+    for (let i = 0; i < 1000; i++) admit('10.0.0.1');
+    admit('10.0.0.2');
+    admit('10.0.0.2');
+    const perAddress = (address: string, refused: number): string =>
+      `refused ${refused} connection(s) from ${address}: 1 are open from it (--max-connections-per-address; 0 if every client comes through a proxy or NAT at this address)`;
+    expect(lines).toEqual([perAddress('10.0.0.1', 1), perAddress('10.0.0.2', 1)]);
+    jest.advanceTimersByTime(9_999);
+    expect(lines).toHaveLength(2);
+    jest.advanceTimersByTime(1);
+    expect(lines).toEqual([perAddress('10.0.0.1', 1), perAddress('10.0.0.2', 1), perAddress('10.0.0.1', 999)]);
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
 test('past the port cap, the port line; below it, each address its share', () => {
   const { admit, lines } = capWithLog(3, 2);
   const sockets = ['10.0.0.1', '10.0.0.1', '10.0.0.2'].map(admit);
