@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogLevel } from './logger';
 import { MAX_TIMER_MS } from './max-timer';
+import { isLoopbackHost } from './security/listen-policy';
 import type { FsyncMode } from './store/file';
 
 /** Everything the server can be told, from flags or KV_* environment variables (flags win). */
@@ -604,10 +605,6 @@ function loadEtcdSettings(
     etcdMaxRequestBytes: positiveInt('etcdMaxRequestBytes'),
     etcdTimeoutMs: durationMs('etcdTimeoutMs'),
   };
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** host:port with a port up to 65535; the host a name, an IPv4 address or a bracketed IPv6 one. */

@@ -4,7 +4,9 @@
  * loopback anything goes, so the README's plaintext commands work; elsewhere
  * only --insecure, said out loud, allows less.
  */
-import { isIPv4 } from 'node:net';
+import { isLoopbackHost } from '@kv/client/wire';
+
+export { isLoopbackHost };
 
 export interface ListenPolicyInput {
   listen: string;
@@ -12,14 +14,6 @@ export interface ListenPolicyInput {
   /** An auth file, or --tls-client-ca (every caller then proves who it is). */
   callersIdentified: boolean;
   insecure: boolean;
-}
-
-/** True for 127.0.0.0/8, ::1 and "localhost"; any other name or address may be reachable from elsewhere. */
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const v4 = /^::ffff:(.+)$/i.exec(bare)?.[1] ?? bare;
-  if (isIPv4(v4)) return v4.startsWith('127.');
-  return bare === '::1' || bare.toLowerCase() === 'localhost';
 }
 
 /** Why the server must not start as configured (one line), or undefined if it may. */

@@ -1,5 +1,5 @@
 export { KvClient } from './kv-client';
-export { isLoopbackAddress } from './loopback-address';
+export { isLoopbackAddress } from './wire/loopback';
 export type {
   KvClientOptions,
   RetryOptions,

@@ -20,7 +20,7 @@ import { TxnBuilder } from './kv-txn';
 import { KvWatch, type WatchOptions } from './kv-watch';
 import { assertJsonValue } from './json-value-check';
 import { assertKeyText } from './key-check';
-import { isLoopbackAddress } from './loopback-address';
+import { isLoopbackAddress } from './wire/loopback';
 import {
   assertOptions,
   describeArgument,

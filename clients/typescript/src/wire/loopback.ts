@@ -1,3 +1,8 @@
+/**
+ * What counts as loopback, where plaintext is fine: one rule for the SDK,
+ * kvctl and the server (its --listen, its HTTP port's Host check, its etcd
+ * endpoints).
+ */
 import { isIPv4 } from 'node:net';
 
 /**
@@ -26,9 +31,16 @@ function targetHost(target: string): string {
   return target.indexOf(':') === target.lastIndexOf(':') ? target.split(':')[0] : target;
 }
 
-function isLoopbackHost(host: string): boolean {
-  // An IPv4 address (bare or IPv4-mapped), not just its look: "127.999.0.1" would go to a DNS lookup, and from there anywhere.
-  const v4 = /^::ffff:(.+)$/i.exec(host)?.[1] ?? host;
+/**
+ * True for 127.0.0.0/8 (bare or IPv4-mapped), ::1 (bracketed or not) and
+ * "localhost"; any other name or address may be reachable from elsewhere.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  // An IPv4 address, not just its look: "127.999.0.1" would go to a DNS lookup, and from there anywhere.
+  const v4 = /^::ffff:(.+)$/i.exec(bare)?.[1] ?? bare;
   if (isIPv4(v4)) return v4.startsWith('127.');
-  return host === '::1' || host.toLowerCase() === 'localhost';
+  // IPv4-mapped 127.0.0.0/8 as a URL writes it: ::ffff:7f00:1.
+  if (/^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/i.test(bare)) return true;
+  return bare === '::1' || bare.toLowerCase() === 'localhost';
 }
