@@ -5,13 +5,12 @@
  * unless --overwrite, a damaged file writing nothing, Txns split to fit
  * the server's limits, and a failure or Ctrl-C leaving only what it wrote.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KvClient, type JsonValue, type LeaseStatus } from '@kv/client';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { startFrontend, type Frontend } from '../support/etcd-frontends';
-import { KVCTL_ARGV, KVCTL_SHELL, kvctlEnv, runCommand, runKvctl, type KvctlResult } from '../support/kvctl-process';
+import { KVCTL_SHELL, runCommand, runKvctl, startKvctl, type KvctlResult } from '../support/kvctl-process';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -305,17 +304,8 @@ describe('into a file engine server', () => {
     '%s during the import stops it after the Txn in flight: one line saying how far it got, unused leases revoked, kvctl ends by the signal',
     async (signal) => {
       const target = await server();
-      const child = spawn(KVCTL_ARGV[0], [...KVCTL_ARGV.slice(1), 'import', leasedBackupFile], {
-        env: kvctlEnv({ KV_ENDPOINTS: target.address }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-        child.once('close', (code, endedBy) => resolve({ code, signal: endedBy })),
-      );
+      const running = startKvctl(['import', leasedBackupFile], { KV_ENDPOINTS: target.address });
+      const { child, ended } = running;
       try {
         await withClient(target.address, async (kv) => {
           await pollUntil(
@@ -326,10 +316,10 @@ describe('into a file engine server', () => {
           child.kill(signal);
           // As a shell sees any kvctl command killed by it: 130 for SIGINT, 143 for SIGTERM.
           expect(await ended).toEqual({ code: null, signal });
-          expect(stdout).toBe('');
+          expect(running.stdout()).toBe('');
           const line = new RegExp(
             `^kvctl: interrupted \\(${signal}\\); the import stopped after (\\d+) of ${LEASED_KEYS} keys, which stay written: run it again with --overwrite\n$`,
-          ).exec(stderr);
+          ).exec(running.stderr());
           expect(line).not.toBeNull();
           const written = Number(line![1]);
           expect(written).toBeLessThan(LEASED_KEYS);

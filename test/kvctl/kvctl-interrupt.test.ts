@@ -5,13 +5,12 @@
  * directory as restore found it); watch and lease keepalive, which run
  * until stopped, end the same way (watch --count N ends with 0).
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { KvClient } from '@kv/client';
-import { KVCTL_ARGV, kvctlEnv } from '../support/kvctl-process';
-import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
+import { startKvctl as startKvctlProcess } from '../support/kvctl-process';
+import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 /** About 100 MB: a backup or restore of it is still writing well after the first MB is on disk. */
@@ -51,19 +50,9 @@ interface Running {
 }
 
 function startKvctl(args: string[]): Running {
-  const child = spawn(KVCTL_ARGV[0], [...KVCTL_ARGV.slice(1), ...args], {
-    cwd: REPO_ROOT,
-    env: kvctlEnv({ KV_ENDPOINTS: server.address }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const status = new Promise<number>((resolve) =>
-    child.once('close', (code, signal) => resolve(code ?? 128 + constants.signals[signal as NodeJS.Signals])),
-  );
-  return { stdout: () => stdout, stderr: () => stderr, status, kill: (signal) => child.kill(signal) };
+  const { child, stdout, stderr, ended } = startKvctlProcess(args, { KV_ENDPOINTS: server.address });
+  const status = ended.then(({ code, signal }) => code ?? 128 + constants.signals[signal as NodeJS.Signals]);
+  return { stdout, stderr, status, kill: (signal) => child.kill(signal) };
 }
 
 const shellStatus = (signal: NodeJS.Signals): number => 128 + constants.signals[signal];

@@ -3,13 +3,12 @@
  * every other command (it waited in silence forever); once started it
  * resumes across a restart and says so on stderr, once per outage.
  */
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { KvClient } from '@kv/client';
 import { freePort } from '../support/free-port';
-import { KVCTL_ARGV, kvctlEnv, runKvctl } from '../support/kvctl-process';
-import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
+import { runKvctl, startKvctl } from '../support/kvctl-process';
+import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
 
 /** Polls until `check` passes or the deadline is past (then its last failure is thrown). */
@@ -88,30 +87,20 @@ describe('a server restart under a running watch', () => {
 
   test('resumes, and says on stderr that it lost the stream and that it resumed, once each', async () => {
     const address = server.address;
-    const child = spawn(KVCTL_ARGV[0], [...KVCTL_ARGV.slice(1), 'watch', 'w/key'], {
-      cwd: REPO_ROOT,
-      env: kvctlEnv({ KV_ENDPOINTS: address }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('close', (code, signal) => resolve({ code, signal })),
-    );
+    const watch = startKvctl(['watch', 'w/key'], { KV_ENDPOINTS: address });
+    const { child } = watch;
     const kv = new KvClient(address);
     try {
       // Until the watch has started, a set may come before it: set until one is seen.
       let first = 0;
       await eventually(() => {
-        if (!stdout.includes('"value":1')) {
+        if (!watch.stdout().includes('"value":1')) {
           void kv.set('w/key', 1).then((revision) => (first = revision));
-          throw new Error(`no event yet: ${stdout}${stderr}`);
+          throw new Error(`no event yet: ${watch.stdout()}${watch.stderr()}`);
         }
       });
       await server.stop();
-      await eventually(() => expect(stderr).toMatch(/lost the watch stream/));
+      await eventually(() => expect(watch.stderr()).toMatch(/lost the watch stream/));
       // Down for longer than a read would retry (about 2 s): the watch goes on waiting, and says nothing more.
       const lostAt = Date.now();
       await eventually(() => {
@@ -120,11 +109,11 @@ describe('a server restart under a running watch', () => {
       });
       server = await startServer({ dataDir, args: ['--listen', address] });
       const second = await kv.set('w/key', 2);
-      await eventually(() => expect(stdout).toContain('"value":2'));
+      await eventually(() => expect(watch.stdout()).toContain('"value":2'));
       expect(second).toBeGreaterThan(first);
       expect(first).toBeGreaterThan(0);
       const told = /^kvctl: lost the watch stream \([^\n]+\); resuming from revision (\d+)\nkvctl: watch resumed at revision (\d+)\n$/.exec(
-        stderr,
+        watch.stderr(),
       );
       expect(told).not.toBeNull();
       expect(Number(told?.[1])).toBe(Number(told?.[2]));
@@ -135,6 +124,6 @@ describe('a server restart under a running watch', () => {
       child.kill('SIGINT');
     }
     // Ended by Ctrl-C, as every kvctl command: a shell reports 130.
-    expect(await exited).toEqual({ code: null, signal: 'SIGINT' });
+    expect(await watch.ended).toEqual({ code: null, signal: 'SIGINT' });
   });
 });

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from './server-process';
@@ -61,4 +61,31 @@ export function runCommand(file: string, args: string[], options: KvctlOptions =
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** kvctl running in a child process (watch, import, backup…) until it ends by itself or by a signal. */
+export interface RunningKvctl {
+  readonly child: ChildProcess;
+  /** What it wrote so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Its exit code, or the signal that ended it. */
+  readonly ended: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts kvctl with `env` (KV_* variables) and stdin closed; the test ends it (kill it in a finally). */
+export function startKvctl(args: string[], env: Record<string, string> = {}): RunningKvctl {
+  const child = spawn(KVCTL_ARGV[0], [...KVCTL_ARGV.slice(1), ...args], {
+    cwd: REPO_ROOT,
+    env: kvctlEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stdout: () => stdout, stderr: () => stderr, ended };
 }
