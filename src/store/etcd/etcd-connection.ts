@@ -11,7 +11,7 @@
 import { rootCertificates } from 'node:tls';
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, isBrokenCircuitError, noop } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import { fromEtcdError, isOverSize, isTransient, type EtcdCallKind } from './etcd-errors';
+import { fromEtcdError, isOverSize, isTransient, neverSent, type EtcdCallKind } from './etcd-errors';
 
 export interface EtcdConnectionOptions {
   /** Client URLs of the members: http://host:port or https://host:port. */
@@ -69,14 +69,17 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
  */
 export async function readWithRetry<T>(read: () => Promise<T>, budgetMs: number, kind: EtcdCallKind = 'read'): Promise<T> {
   const deadline = Date.now() + budgetMs;
-  // Once every member failed, etcd3 answers "circuit open" without trying: report what the members said instead.
-  let cause: unknown;
+  // Once every member failed, etcd3 answers "circuit open" without trying: report what the members said instead, and
+  // an attempt that reached a member before one that never left (the call was sent: "nothing was sent" would be untrue).
+  let reached: unknown;
+  let unsent: unknown;
   for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
     try {
       return await read();
     } catch (error) {
-      if (!isBrokenCircuitError(error)) cause = error;
-      if (Date.now() + pause > deadline || !isTransient(error)) throw fromEtcdError(cause ?? error, kind);
+      if (!neverSent(error)) reached = error;
+      else if (!isBrokenCircuitError(error)) unsent = error;
+      if (Date.now() + pause > deadline || !isTransient(error)) throw fromEtcdError(reached ?? unsent ?? error, kind);
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }

@@ -68,7 +68,7 @@ function isContextError(error: unknown): boolean {
  * because it has no connection to the member (refused, unreachable, a
  * failed TLS handshake): its fixed text "No connection established".
  */
-function neverSent(error: unknown): boolean {
+export function neverSent(error: unknown): boolean {
   return isBrokenCircuitError(error) || (error instanceof GRPCUnavailableError && error.message.includes('No connection established'));
 }
 
