@@ -12,6 +12,7 @@ import { SetRequest } from '../../src/gen/kv/v1/kv';
 import { KeyValueService } from '../../src/gen/kv/v1/kv_pb';
 import { bearer, kvClient, outcomeOf, writeAuthFile, type AuthFixture } from '../support/auth-fixture';
 import { issue, issueServer, makeCa, read, type CertificateFiles, type TestCa } from '../support/certificates';
+import { encodeFrame, Flag, FrameType, RawHttp2Connection } from '../support/raw-http2';
 import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -108,6 +109,23 @@ describe('tokens on the HTTP port', () => {
           'malformed authorization metadata: send exactly one "authorization: Bearer <token>"',
         ]);
       }
+    }
+  });
+
+  test('a refused HTTP/2 call whose body is still on its way is answered once the body is in, not reset (curl 7.88 takes the reset for a failure)', async () => {
+    const address = base.slice('http://'.length);
+    const connection = await RawHttp2Connection.open(address);
+    try {
+      connection.openRequest(1, '/kv.v1.KeyValueService/Get', address, [['content-type', 'application/json']]);
+      // The server has read the request's headers, and refused it, before the body is sent.
+      await connection.ping();
+      connection.write(encodeFrame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from('{"key": "app/a"}')));
+      await connection.waitFor('the answer complete', (f) => f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0);
+      // A reset would be sent right after the answer: once a later PING is answered, it would be here.
+      await connection.ping();
+      expect(connection.frames.filter((f) => f.streamId === 1 && f.type === FrameType.RST_STREAM)).toEqual([]);
+    } finally {
+      connection.close();
     }
   });
 

@@ -47,6 +47,7 @@ export class RawHttp2Connection {
   /** Date.now() when the server closed the connection (or it broke), else undefined. */
   closedAt: number | undefined;
   private buffered = Buffer.alloc(0);
+  private pings = 0;
 
   private constructor(
     readonly socket: net.Socket,
@@ -86,17 +87,25 @@ export class RawHttp2Connection {
 
   /** HEADERS opening a gRPC call on `streamId` (odd, increasing) to `path`, e.g. /kv.v1.KeyValueService/Get. */
   openCall(streamId: number, path: string, authority: string): void {
-    const block = Buffer.concat(
-      [
-        [':method', 'POST'],
-        [':scheme', 'http'],
-        [':path', path],
-        [':authority', authority],
-        ['content-type', 'application/grpc'],
-        ['te', 'trailers'],
-      ].map(([name, value]) => hpackLiteral(name, value)),
-    );
+    this.openRequest(streamId, path, authority, [
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+    ]);
+  }
+
+  /** HEADERS opening a POST to `path` on `streamId` with these headers, its body still to be sent. */
+  openRequest(streamId: number, path: string, authority: string, headers: [string, string][]): void {
+    const fields: [string, string][] = [[':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', authority], ...headers];
+    const block = Buffer.concat(fields.map(([name, value]) => hpackLiteral(name, value)));
     this.write(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, streamId, block));
+  }
+
+  /** A PING, resolving once the server has answered it: every frame sent before it has been read by then. */
+  async ping(): Promise<void> {
+    const payload = Buffer.alloc(8);
+    payload.writeUInt32BE(++this.pings, 0);
+    this.write(encodeFrame(FrameType.PING, 0, 0, payload));
+    await this.waitFor('the PING answered', (f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0 && f.payload.equals(payload));
   }
 
   /** One gRPC message (uncompressed) on `streamId`, ending the request side if `end`. */
@@ -185,7 +194,6 @@ export async function callNeverFinished(address: string, path: string): Promise<
   const connection = await RawHttp2Connection.open(address);
   connection.openCall(1, path, address);
   // Frames are handled in order: once our PING is answered, the server holds the call.
-  connection.write(encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8)));
-  await connection.waitFor('the PING answered', (f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0);
+  await connection.ping();
   return connection;
 }
