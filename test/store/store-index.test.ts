@@ -123,6 +123,7 @@ describe('store index over checkpoint tables', () => {
     expect(calls).toBe(1 + Math.floor(1500 / 512) + Math.floor((3000 + 4500) / 1024));
   });
 
+  // Heavy by design (tens of thousands of entries compared six times): a loaded machine takes over a minute.
   test('unchanged table entries are copied a run at a time, across blocks and slabs, and the file and table hold exactly the view', async () => {
     // Runs end at a changed, deleted or created key, at a block of the old table or the new one, at a slab, and every 512 entries.
     const dir = dirs.make();
@@ -199,7 +200,7 @@ describe('store index over checkpoint tables', () => {
     for (let j = 0; j < 1500; j++) put(`${key(10_000)}/${String(j).padStart(4, '0')}\u{1f600}`, value(j, 4));
     await checkpoint('c4', true);
     await checkpoint('c5');
-  });
+  }, 180_000);
 
   test('a key read again and again from a checkpoint table reads its new state once a later checkpoint holds it', async () => {
     const dir = dirs.make();
