@@ -43,13 +43,17 @@ export function logEnd(file: string): number {
   return Math.min(at, bytes.length);
 }
 
-/** The bytes of the data files, each log up to its last batch. */
+/** The bytes of the data files, each log up to its last batch; a file a compaction removes (or renames) as they are counted counts no more. */
 export function dataBytes(dir: string): number {
   let n = 0;
   for (const f of fs.readdirSync(dir)) {
     const file = path.join(dir, f);
-    if (f.endsWith('.log')) n += logEnd(file);
-    else if (/\.(snap|tmp)$/.test(f)) n += fs.statSync(file).size;
+    try {
+      if (f.endsWith('.log')) n += logEnd(file);
+      else if (/\.(snap|tmp)$/.test(f)) n += fs.statSync(file).size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
   }
   return n;
 }
