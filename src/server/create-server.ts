@@ -95,7 +95,8 @@ export function createServer({
     ...grpcConnectionOptions(connections),
   });
   let listener: LimitedListener | undefined;
-  if (reflection) addReflection(server);
+  const streams = new OpenStreams();
+  if (reflection) addReflection(server, streams, logger);
   const health = addHealth(server);
   // Health follows the store: NOT_SERVING while it refuses writes, SERVING again once it heals.
   let serving: boolean | undefined;
@@ -110,7 +111,6 @@ export function createServer({
   };
   // A store can fail or heal with no call in flight to notice: look now and then.
   const watchStore = setInterval(onStoreFailed, 1000).unref();
-  const streams = new OpenStreams();
   const deps: GrpcDeps = { store, logger, authenticate, onStoreFailed, streams };
   const service = createKeyValueService(deps, calls);
   server.addService(keyValueServiceDefinition(), service.implementation);
@@ -152,7 +152,7 @@ export function createServer({
       serving = undefined;
       health.set('NOT_SERVING');
       health.endWatches();
-      // Watch and KeepAlive run until their client stops them and would hold the drain for the whole grace:
+      // Watch, KeepAlive and reflection run until their client stops them and would hold the drain for the whole grace:
       // they end now (UNAVAILABLE), and their clients resume elsewhere or later. A Backup may finish, as a unary call may.
       streams.endOpenEnded(new StoreClosedError('the server is shutting down'));
       // tryShutdown waits for every open call with no bound of its own: the grace is that bound.

@@ -5,6 +5,9 @@ import type { MethodDefinition, Server, ServerDuplexStream, ServiceDefinition, U
 import type { PackageDefinition } from '@grpc/proto-loader';
 import type { ReflectionService } from '@grpc/reflection';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import type { Logger } from '../logger';
+import type { OpenStreams } from './grpc-call';
+import { toGrpcStatus } from './to-status';
 
 /**
  * Descriptor sets written by `buf build` (npm run generate): the kv contract
@@ -23,7 +26,8 @@ const METHOD_NAME = 'ServerReflectionInfo';
 type ReflectionMethod = { definition: MethodDefinition<unknown, unknown>; handle: (call: ServerDuplexStream<unknown, unknown>) => void };
 
 /**
- * Serves grpc.reflection v1 and v1alpha.
+ * Serves grpc.reflection v1 and v1alpha; each stream is one of `streams`,
+ * which shutdown ends.
  *
  * ReflectionService wants a proto-loader PackageDefinition, but proto-loader
  * rebuilds descriptors through protobufjs and loses each file's `dependency`
@@ -39,7 +43,7 @@ type ReflectionMethod = { definition: MethodDefinition<unknown, unknown>; handle
  * synchronous because grpc-js deserializes a request as it arrives, maybe
  * before the handler has run.
  */
-export function addReflection(server: Server): void {
+export function addReflection(server: Server, streams: OpenStreams, logger: Logger): void {
   let methods: Map<string, ReflectionMethod> | undefined;
   const method = (methodPath: string): ReflectionMethod => {
     methods ??= buildReflection();
@@ -59,7 +63,24 @@ export function addReflection(server: Server): void {
     };
     const service: ServiceDefinition = { [METHOD_NAME]: standIn };
     const implementation: UntypedServiceImplementation = {
-      [METHOD_NAME]: (call: ServerDuplexStream<unknown, unknown>) => method(methodPath).handle(call),
+      [METHOD_NAME]: (call: ServerDuplexStream<unknown, unknown>) => {
+        // A reflection stream lasts as long as its client wants (grpcurl keeps one open for its whole run): shutdown
+        // ends it as it ends Watch and KeepAlive, or it would hold the drain for the whole grace.
+        let open = true;
+        const forget = streams.add((error) => {
+          if (!open) return;
+          open = false;
+          forget();
+          call.emit('error', toGrpcStatus(error, logger));
+        }, 'open-ended');
+        const closed = (): void => {
+          open = false;
+          forget();
+        };
+        call.once('cancelled', closed);
+        call.once('finish', closed);
+        method(methodPath).handle(call);
+      },
     };
     server.addService(service, implementation);
   }

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { credentials, type ServiceError, status } from '@grpc/grpc-js';
+import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { KvClient, KvError, verifyBackupFile } from '@kv/client';
 import { type GrantLeaseResponse, KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
 import { silentLogger } from '../../src/logger';
@@ -198,7 +198,7 @@ test('--shutdown-grace-ms 0 cancels a backup in flight at once', async () => {
   kv.close();
 });
 
-test('streams that last until their client stops them (KeepAlive, Watch; over the HTTP port too) are ended as the drain starts', async () => {
+test('streams that last until their client stops them (KeepAlive, Watch, reflection as grpcurl holds it; over the HTTP port too) are ended as the drain starts', async () => {
   const server = await serve(makeTempDir(), ['--shutdown-grace-ms', '120000', '--http-listen', '127.0.0.1:0']);
   // Raw calls without deadlines: nothing but the server ends them.
   const client = new KeyValueServiceClient(server.address, credentials.createInsecure());
@@ -212,7 +212,20 @@ test('streams that last until their client stops them (KeepAlive, Watch; over th
   const watch = client.watch({ prefix: 'a/', startRevision: 0, prevEntry: false, fragment: false });
   const watchEnded = ended(watch);
   keepAlive.write({ id });
-  await Promise.all([new Promise((resolve) => keepAlive.once('data', resolve)), new Promise((resolve) => watch.once('data', resolve))]);
+  // A reflection stream left open after one answer, as grpcurl keeps it for its whole run (list_services: field 7).
+  const reflection = new Client(server.address, credentials.createInsecure());
+  const reflectionCall = reflection.makeBidiStreamRequest(
+    '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+    (bytes: Buffer) => bytes,
+    (bytes: Buffer) => bytes,
+  );
+  const reflectionEnded = ended(reflectionCall);
+  reflectionCall.write(Buffer.from([0x3a, 0]));
+  await Promise.all([
+    new Promise((resolve) => keepAlive.once('data', resolve)),
+    new Promise((resolve) => watch.once('data', resolve)),
+    new Promise((resolve) => reflectionCall.once('data', resolve)),
+  ]);
 
   const session = http2.connect(`http://${server.httpAddress}`);
   session.on('error', () => undefined);
@@ -235,10 +248,12 @@ test('streams that last until their client stops them (KeepAlive, Watch; over th
   const exited = server.stop('SIGTERM');
   expect(await keepAliveEnded).toBe(status.UNAVAILABLE);
   expect(await watchEnded).toBe(status.UNAVAILABLE);
+  expect(await reflectionEnded).toBe(status.UNAVAILABLE);
   await httpWatchEnded;
   expect(httpBody).toContain('"code":"unavailable"');
   expect(await exited).toBe(0);
   expect(server.output()).not.toContain('grace period over');
   session.destroy();
   client.close();
+  reflection.close();
 });
