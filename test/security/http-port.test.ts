@@ -112,20 +112,29 @@ describe('tokens on the HTTP port', () => {
     }
   });
 
-  test('a refused HTTP/2 call whose body is still on its way is answered once the body is in, not reset (curl 7.88 takes the reset for a failure)', async () => {
+  test('an HTTP/2 request refused before its body is read (no token, another Host, an unknown RPC or path) is answered once the body is in, not reset (curl 7.88 takes the reset for a failure)', async () => {
     const address = base.slice('http://'.length);
-    const connection = await RawHttp2Connection.open(address);
-    try {
-      connection.openRequest(1, '/kv.v1.KeyValueService/Get', address, [['content-type', 'application/json']]);
-      // The server has read the request's headers, and refused it, before the body is sent.
-      await connection.ping();
-      connection.write(encodeFrame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from('{"key": "app/a"}')));
-      await connection.waitFor('the answer complete', (f) => f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0);
-      // A reset would be sent right after the answer: once a later PING is answered, it would be here.
-      await connection.ping();
-      expect(connection.frames.filter((f) => f.streamId === 1 && f.type === FrameType.RST_STREAM)).toEqual([]);
-    } finally {
-      connection.close();
+    const cases: [string, string][] = [
+      ['/kv.v1.KeyValueService/Get', address],
+      ['/kv.v1.KeyValueService/Get', 'evil.example:80'],
+      ['/kv.v1.KeyValueService/Nope', address],
+      ['/nothing', address],
+    ];
+    for (const [requestPath, authority] of cases) {
+      const connection = await RawHttp2Connection.open(address);
+      try {
+        connection.openRequest(1, requestPath, authority, [['content-type', 'application/json']]);
+        // The server has read the request's headers, and answered it or is about to, before the body is sent.
+        await connection.ping();
+        connection.write(encodeFrame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from('{"key": "app/a"}')));
+        await connection.waitFor('the answer complete', (f) => f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0);
+        // A reset would be sent right after the answer: once a later PING is answered, it would be here.
+        await connection.ping();
+        const resets = connection.frames.filter((f) => f.streamId === 1 && f.type === FrameType.RST_STREAM);
+        expect([requestPath, authority, resets]).toEqual([requestPath, authority, []]);
+      } finally {
+        connection.close();
+      }
     }
   });
 

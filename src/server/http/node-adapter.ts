@@ -18,6 +18,7 @@ import {
   universalResponseToNodeResponse,
 } from '@connectrpc/connect-node';
 import type { Logger } from '../../logger';
+import { drainUnreadBody } from './drain-body';
 
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
 
@@ -51,10 +52,13 @@ export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapte
     const path = request.url?.split('?', 2)[0] ?? '';
     const handler = handlers.get(path);
     if (handler === undefined) {
-      if (request.method === 'POST' && RPC_PATH.test(path)) {
-        return void universalResponseToNodeResponse(text(404, unknownRpc(path, known)), response);
-      }
-      return fallback(request, response);
+      const answer =
+        request.method === 'POST' && RPC_PATH.test(path)
+          ? () => universalResponseToNodeResponse(text(404, unknownRpc(path, known)), response)
+          : () => fallback(request, response);
+      return void drainUnreadBody(request)
+        .then(answer)
+        .catch((reason: unknown) => logger.warn({ err: reason, path }, 'HTTP port: answering a request failed'));
     }
     const values = options.contextValues?.(request) ?? createContextValues();
     values.set(CLIENT_GONE, goneSignal(response));
@@ -70,41 +74,6 @@ export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapte
         logger.warn({ err: reason, rpc: handler.requestPath }, 'HTTP port: answering a call failed');
       });
   };
-}
-
-/** How much of a body nobody read is taken in before answering: connect-node's own limit for HTTP/1.1. */
-const DRAIN_MAX_BYTES = 256 * 1024;
-/** How long a client may take to finish sending a body nobody reads before it is answered anyway. */
-const DRAIN_MAX_MS = 1_000;
-
-/**
- * A call answered before its body was read (refused at the request gate,
- * say) waits, over HTTP/2, for the client to finish sending that body,
- * up to DRAIN_MAX_BYTES and DRAIN_MAX_MS, and drops it. connect-node ends
- * such a stream with RST_STREAM NO_ERROR once its answer is complete, as
- * Go does and HTTP/2 allows; but curl 7.88 (Debian 12's) takes that reset
- * for a failure when its request body is still to be sent, and reports
- * error 92 instead of the 401 it was sent. A body larger or slower than
- * the bounds is still cut short that way. HTTP/1.1 needs none of this:
- * connect-node drains an unread body there itself.
- */
-async function drainUnreadBody(request: Parameters<NodeHandler>[0]): Promise<void> {
-  if (!('stream' in request) || request.readableEnded || request.readableFlowing !== null) return;
-  await new Promise<void>((resolve) => {
-    let seen = 0;
-    const done = (): void => {
-      clearTimeout(timer);
-      request.off('data', count).off('end', done).off('close', done).off('error', done);
-      request.pause();
-      resolve();
-    };
-    const count = (chunk: Buffer): void => {
-      seen += chunk.length;
-      if (seen > DRAIN_MAX_BYTES) done();
-    };
-    const timer = setTimeout(done, DRAIN_MAX_MS);
-    request.on('data', count).once('end', done).once('close', done).once('error', done);
-  });
 }
 
 /** Aborted if `response` closes before it was ended (connect-node ends it once the call's answer is all given). */
