@@ -64,12 +64,20 @@ function isContextError(error: unknown): boolean {
 /**
  * Failures that certainly kept the request in this process: etcd3's circuit
  * breaker refusing without a call (every member failed recently), and
- * grpc-js failing the call at its pick, before any stream was opened,
+ * grpc-js failing the call at its pick, before any stream was opened:
  * because it has no connection to the member (refused, unreachable, a
- * failed TLS handshake): its fixed text "No connection established".
+ * failed TLS handshake; its fixed text "No connection established"), or
+ * because the deadline passed while the call still waited for one (a
+ * member frozen or cut off, its connection being made again; grpc-js's
+ * deadline text then ends "Waiting for LB pick", which it writes only for
+ * a call that never got a stream).
  */
 export function neverSent(error: unknown): boolean {
-  return isBrokenCircuitError(error) || (error instanceof GRPCUnavailableError && error.message.includes('No connection established'));
+  return (
+    isBrokenCircuitError(error) ||
+    (error instanceof GRPCUnavailableError && error.message.includes('No connection established')) ||
+    (error instanceof GRPCDeadlineExceededError && error.message.includes('Waiting for LB pick'))
+  );
 }
 
 /**
