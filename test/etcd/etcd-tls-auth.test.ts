@@ -12,7 +12,7 @@ import { KvClient } from '@kv/client';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { runServerToExit, startServer } from '../support/server-process';
 import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
-import { makeTempDir } from '../support/temp-dirs';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 const describeEtcd = describeWithEtcd();
 const run = promisify(execFile);
@@ -142,6 +142,38 @@ describeEtcd('a secured etcd', () => {
         ok: true,
       });
     });
+
+    test('after etcd restarts (its auth tokens gone) the frontend serves again by itself, however its calls meet the new token', async () => {
+      const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', passwordFile];
+      const server = await startServer({ args: ['--engine', 'etcd', '--etcd-timeout-ms', '1000', ...args] });
+      const kv = new KvClient(server.address, { deadlineMs: 3000, retry: { attempts: 1 } });
+      try {
+        await kv.set('secure/ttl', 1, { ttlMs: 60_000 });
+        // A key that expires: the frontend revokes its lease, one of the calls that meet etcd after the restart.
+        await kv.set('secure/short', 1, { ttlMs: 2000 });
+        await pollUntil('the short key to expire', async () => ((await kv.get('secure/short')) === undefined ? true : undefined));
+        await cluster.kill(0);
+        await pollUntil('the frontend to say etcd is unavailable', async () =>
+          (await kv.health().catch(() => undefined)) === 'NOT_SERVING' ? true : undefined,
+        );
+        await cluster.restart(0);
+        // The first call after the circuit half-opens meets etcd's "invalid auth token" and authenticates again: it
+        // used to wait on its own circuit's trial, and every call after it on that, for good.
+        const value = await pollUntil(
+          'a read through the frontend to succeed',
+          () =>
+            kv.get('secure/ttl').then(
+              (entry) => entry?.value,
+              () => undefined,
+            ),
+          40_000,
+        );
+        expect(value).toBe(1);
+      } finally {
+        kv.close();
+        await server.stop();
+      }
+    }, 90_000);
 
     test('a prefix the role does not cover is refused at start, in one line, without the password', async () => {
       const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', passwordFile];

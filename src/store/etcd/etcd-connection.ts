@@ -9,7 +9,16 @@
  * for its size is not the member failing.
  */
 import { rootCertificates } from 'node:tls';
-import { circuitBreaker, ConsecutiveBreaker, handleWhen, isBrokenCircuitError, noop } from 'cockatiel';
+import {
+  BrokenCircuitError,
+  circuitBreaker,
+  type CircuitBreakerPolicy,
+  CircuitState,
+  ConsecutiveBreaker,
+  handleWhen,
+  isBrokenCircuitError,
+  noop,
+} from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import { fromEtcdError, isOverSize, isTransient, neverSent, type EtcdCallKind } from './etcd-errors';
 
@@ -36,9 +45,11 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
       // etcd3's own breaker (3 failures in a row skip a member for 5 s), but not for a request refused for its size: the member
       // answered, and a client sending too much at once would otherwise take it out of service for every other call.
       host: () =>
-        circuitBreaker(
-          handleWhen((error) => isRecoverableError(error) && !isOverSize(error)),
-          { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(3) },
+        withoutWaitingOnTrial(
+          circuitBreaker(
+            handleWhen((error) => isRecoverableError(error) && !isOverSize(error)),
+            { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(3) },
+          ),
         ),
     },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
@@ -60,6 +71,25 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
   }
   if (options.auth !== undefined) etcdOptions.auth = options.auth;
   return new Etcd3(etcdOptions);
+}
+
+/**
+ * A member's breaker that, while one call tries the member again (half
+ * open), skips it for every other call (BrokenCircuitError: etcd3 goes to
+ * the next member, readWithRetry tries again later) instead of making them
+ * wait for that trial, as cockatiel does. Waiting deadlocked: a call that
+ * meets "invalid auth token" (etcd restarted, its tokens gone) authenticates
+ * and calls again from inside its own trial, and that call waited on the
+ * trial, and every later call on both, for good (no gRPC call was made, so
+ * no deadline ended it).
+ */
+function withoutWaitingOnTrial(breaker: CircuitBreakerPolicy): CircuitBreakerPolicy {
+  const execute = breaker.execute.bind(breaker);
+  breaker.execute = (fn, signal) =>
+    breaker.state === CircuitState.HalfOpen
+      ? Promise.reject(new BrokenCircuitError('etcd member is being tried again'))
+      : execute(fn, signal);
+  return breaker;
 }
 
 /**
