@@ -160,6 +160,21 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
     expect((await post('Get', { key: 's' })).status).toBe(404);
   });
 
+  test('a value nested too deeply gets the gRPC port’s message and INVALID_VALUE, below connect-es’s own JSON depth limit and past it', async () => {
+    for (const depth of [40, 100, 150]) {
+      let value: unknown = 1;
+      for (let i = 0; i < depth; i++) value = { a: value };
+      const answer = await post('Set', { key: 'deep', value });
+      const overGrpc = await grpcError((client, done) => client.set(SetRequest.fromPartial({ key: 'deep', value }), new Metadata(), done));
+      expect([depth, answer.status, answer.json.message, answer.headers.get('kv-reason')]).toEqual([
+        depth,
+        400,
+        overGrpc?.details,
+        'INVALID_VALUE',
+      ]);
+    }
+  });
+
   test('a number JSON.parse would round is refused, naming it, and numbers a double keeps are stored as sent', async () => {
     const refused: [string, string][] = [
       ['{"key": "r", "value": 12345678901234567890}', 'has the number 12345678901234567890, which would be stored as 12345678901234567000'],

@@ -45,12 +45,16 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
 
 /** How connect-es words a protobuf request body that does not decode (createBinarySerialization), as INTERNAL. */
 const BINARY_PARSE_FAILURE = 'parse binary: ';
+/** How protobuf-es words a JSON body nested past its recursion limit (as INVALID_ARGUMENT, without kv's reason). */
+const JSON_DEPTH_FAILURE = /^cannot decode google\.protobuf\.Value from JSON: maximum recursion depth/;
 
 /**
  * A protobuf request (application/proto, connect+proto, gRPC-Web) that does
  * not decode is the caller's mistake, and the gRPC port answers it
  * INVALID_ARGUMENT "request could not be decoded: ..." (decode-request.ts);
- * connect-es answers INTERNAL "parse binary: premature EOF". connect-es
+ * connect-es answers INTERNAL "parse binary: premature EOF" (and a JSON
+ * value nested past its depth limit INVALID_ARGUMENT in its own words,
+ * without kv's reason). connect-es
  * parses the body before any code of ours runs and offers no hook into it,
  * but it aborts the call's signal with that very error just before it
  * renders it: given the reason, this rewrites such an error in place into
@@ -58,8 +62,17 @@ const BINARY_PARSE_FAILURE = 'parse binary: ';
  * as it is.
  */
 export function rewordDecodeFailure(reason: unknown, logger: Logger): void {
-  if (!(reason instanceof ConnectError) || reason.code !== Code.Internal || !reason.rawMessage.startsWith(BINARY_PARSE_FAILURE)) return;
-  const answer = toConnectError(decodeFailure(reason.rawMessage.slice(BINARY_PARSE_FAILURE.length)), logger);
+  if (!(reason instanceof ConnectError)) return;
+  let failure: string;
+  if (reason.code === Code.Internal && reason.rawMessage.startsWith(BINARY_PARSE_FAILURE)) {
+    failure = reason.rawMessage.slice(BINARY_PARSE_FAILURE.length);
+  } else if (reason.code === Code.InvalidArgument && JSON_DEPTH_FAILURE.test(reason.rawMessage)) {
+    // A JSON body is the same: a value nested past connect-es's depth limit, which is past the gRPC port's.
+    failure = reason.rawMessage;
+  } else {
+    return;
+  }
+  const answer = toConnectError(decodeFailure(failure), logger);
   const { code, rawMessage, message, metadata, details } = answer;
   Object.assign(reason, { code, rawMessage, message, metadata, details });
 }
