@@ -23,7 +23,7 @@ import { addKeyValueService, methodObservers } from './connect-service';
 import { type ConsoleAssets, consoleRoute } from './console-route';
 import { HttpConnectionLimits } from './http-connections';
 import { httpCaller } from './http-caller';
-import { drainUnreadBody } from './drain-body';
+import { DRAIN_REFUSED_BYTES, drainUnreadBody } from './drain-body';
 import { nodeAdapter } from './node-adapter';
 
 export interface HttpServerOptions {
@@ -106,12 +106,14 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     // An HTTP/1.1 connection has shown it speaks HTTP (HTTP/2 ones do with their SETTINGS).
     if (request.httpVersionMajor === 1) limits.spoke(request.socket);
     if (loopbackOnly && !isLoopbackHostHeader(request.headers.host ?? request.headers[':authority'])) {
-      void drainUnreadBody(request).then(() => {
-        response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
-        response.end(
-          'this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n',
-        );
-      });
+      void drainUnreadBody(request, DRAIN_REFUSED_BYTES)
+        .then(() => {
+          response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
+          response.end(
+            'this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n',
+          );
+        })
+        .catch((reason: unknown) => deps.logger.warn({ err: reason }, 'HTTP port: answering a request failed'));
       return;
     }
     handler(request, response);

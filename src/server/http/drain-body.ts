@@ -2,41 +2,61 @@
  * An HTTP/2 request answered before its body was read (refused at the
  * request gate, addressed to another host, to an unknown RPC or path, or
  * over the size limit) first waits for the client to finish sending that
- * body, up to DRAIN_MAX_BYTES and DRAIN_MAX_MS, and drops it. Otherwise
+ * body, within a byte budget and DRAIN_MAX_MS, and drops it. Otherwise
  * the stream is reset (RST_STREAM NO_ERROR) once the answer is complete:
  * Node does so for a stream whose body nobody read, connect-node for one
  * whose client is still sending, as Go does and HTTP/2 allows; but curl
  * 7.88 (Debian 12's) takes that reset for a failure when its body is still
  * to be sent, and reports error 92 instead of the status it was sent. A
- * body larger or slower than the bounds is still cut short that way.
+ * body larger or slower than the budget, or one past MAX_DRAINING, is
+ * still cut short that way: the stream is closed once the answer is out.
  * HTTP/1.1 needs none of this: Node and connect-node drain an unread body
  * there themselves.
  */
 import type http from 'node:http';
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
 
-/** How much of a body nobody read is taken in (and dropped) before answering: enough for a body a few times the size limit (16 MiB by default), which is refused before it is read. */
-const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+/** What a refused request's body may bring in before its answer: a small JSON body, many times over. */
+export const DRAIN_REFUSED_BYTES = 1024 * 1024;
+/** What a body over the size limit may bring in (its caller got past the request gate): a few times the limit (16 MiB by default). */
+export const DRAIN_TOO_LARGE_BYTES = 64 * 1024 * 1024;
 /** How long a client may take to finish sending a body nobody reads before it is answered anyway. */
 const DRAIN_MAX_MS = 1_000;
+/** Drains at once in this process; past it a request is answered at once, as without draining. */
+const MAX_DRAINING = 1_000;
 
-export async function drainUnreadBody(request: http.IncomingMessage | http2.Http2ServerRequest): Promise<void> {
+let draining = 0;
+
+export async function drainUnreadBody(request: http.IncomingMessage | http2.Http2ServerRequest, maxBytes: number): Promise<void> {
   if (!('stream' in request) || request.readableEnded || request.destroyed || request.stream.endAfterHeaders) return;
-  await new Promise<void>((resolve) => {
-    let seen = 0;
-    const done = (): void => {
-      clearTimeout(timer);
-      request.off('data', count).off('end', done).off('close', done).off('error', done);
-      request.pause();
-      resolve();
-    };
-    const count = (chunk: Buffer): void => {
-      seen += chunk.length;
-      if (seen > DRAIN_MAX_BYTES) done();
-    };
-    const timer = setTimeout(done, DRAIN_MAX_MS);
-    request.on('data', count).once('end', done).once('close', done).once('error', done);
-    // A body partly read (and paused) by connect-node, too.
-    request.resume();
-  });
+  const { stream } = request;
+  const whole =
+    draining < MAX_DRAINING &&
+    (await new Promise<boolean>((resolve) => {
+      draining++;
+      let seen = 0;
+      const done = (ended: boolean): void => {
+        draining--;
+        clearTimeout(timer);
+        request.off('data', count).off('end', atEnd).off('close', cut).off('error', cut);
+        request.pause();
+        resolve(ended);
+      };
+      const atEnd = (): void => done(true);
+      const cut = (): void => done(false);
+      const count = (chunk: Buffer): void => {
+        seen += chunk.length;
+        if (seen > maxBytes) done(false);
+      };
+      const timer = setTimeout(cut, DRAIN_MAX_MS);
+      request.on('data', count).once('end', atEnd).once('close', cut).once('error', cut);
+      // A body partly read (and paused) by connect-node, too.
+      request.resume();
+    }));
+  // Read in part (or not at all), then paused: Node no longer closes such a stream by itself once its answer is out. It is
+  // closed as Node would: on the turn after the answer's end, so that its END_STREAM goes out first.
+  if (!whole) {
+    const close = (): void => void (!stream.closed && !stream.destroyed && stream.close(http2.constants.NGHTTP2_NO_ERROR));
+    stream.once('finish', () => setImmediate(close));
+  }
 }

@@ -18,7 +18,7 @@ import {
   universalResponseToNodeResponse,
 } from '@connectrpc/connect-node';
 import type { Logger } from '../../logger';
-import { drainUnreadBody } from './drain-body';
+import { DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
 
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
 
@@ -56,16 +56,22 @@ export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapte
         request.method === 'POST' && RPC_PATH.test(path)
           ? () => universalResponseToNodeResponse(text(404, unknownRpc(path, known)), response)
           : () => fallback(request, response);
-      return void drainUnreadBody(request)
+      return void drainUnreadBody(request, DRAIN_REFUSED_BYTES)
         .then(answer)
-        .catch((reason: unknown) => logger.warn({ err: reason, path }, 'HTTP port: answering a request failed'));
+        .catch((reason: unknown) => {
+          if (ConnectError.from(reason).code === Code.Aborted) return;
+          logger.warn({ err: reason, path }, 'HTTP port: answering a request failed');
+        });
     }
     const values = options.contextValues?.(request) ?? createContextValues();
     values.set(CLIENT_GONE, goneSignal(response));
     const universal = universalRequestFromNodeRequest(request, response, undefined, values);
     handler(universal)
       .then(async (answer) => {
-        if (handler.method.methodKind === 'unary' || handler.method.methodKind === 'server_streaming') await drainUnreadBody(request);
+        if (handler.method.methodKind === 'unary' || handler.method.methodKind === 'server_streaming') {
+          // Only a caller past the request gate is told its body is too large (429).
+          await drainUnreadBody(request, answer.status === 429 ? DRAIN_TOO_LARGE_BYTES : DRAIN_REFUSED_BYTES);
+        }
         return universalResponseToNodeResponse(explained(answer, handler, request), response);
       })
       .catch((reason: unknown) => {
