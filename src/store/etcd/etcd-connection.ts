@@ -60,6 +60,9 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // No service config from DNS (TXT records): one could turn on grpc-js's retries or hedging, and a write must not
+      // be sent twice, nor a call that may have reached etcd be taken for one that never left (etcd-errors.ts neverSent).
+      'grpc.service_config_disable_resolution': 1,
     },
   };
   if (tls !== undefined && (tls.ca !== undefined || tls.cert !== undefined)) {
@@ -83,7 +86,7 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
  * trial, and every later call on both, for good (no gRPC call was made, so
  * no deadline ended it).
  */
-function withoutWaitingOnTrial(breaker: CircuitBreakerPolicy): CircuitBreakerPolicy {
+export function withoutWaitingOnTrial(breaker: CircuitBreakerPolicy): CircuitBreakerPolicy {
   const execute = breaker.execute.bind(breaker);
   breaker.execute = (fn, signal) =>
     breaker.state === CircuitState.HalfOpen

@@ -76,7 +76,10 @@ export function neverSent(error: unknown): boolean {
   return (
     isBrokenCircuitError(error) ||
     (error instanceof GRPCUnavailableError && error.message.includes('No connection established')) ||
-    (error instanceof GRPCDeadlineExceededError && error.message.includes('Waiting for LB pick'))
+    // Its text says only what the last attempt did; "previous attempts" (grpc-js's retries, which kv turns off) may have been sent.
+    (error instanceof GRPCDeadlineExceededError &&
+      error.message.includes('Waiting for LB pick') &&
+      !error.message.includes('previous attempts'))
   );
 }
 
