@@ -112,15 +112,17 @@ describe('tokens on the HTTP port', () => {
     }
   });
 
+  /** Requests the HTTP port answers before reading their body: no token, another Host, an unknown RPC, an unknown path. */
+  const refusedRequests = (address: string): [path: string, authority: string][] => [
+    ['/kv.v1.KeyValueService/Get', address],
+    ['/kv.v1.KeyValueService/Get', 'evil.example:80'],
+    ['/kv.v1.KeyValueService/Nope', address],
+    ['/nothing', address],
+  ];
+
   test('an HTTP/2 request refused before its body is read (no token, another Host, an unknown RPC or path) is answered once the body is in, not reset (curl 7.88 takes the reset for a failure)', async () => {
     const address = base.slice('http://'.length);
-    const cases: [string, string][] = [
-      ['/kv.v1.KeyValueService/Get', address],
-      ['/kv.v1.KeyValueService/Get', 'evil.example:80'],
-      ['/kv.v1.KeyValueService/Nope', address],
-      ['/nothing', address],
-    ];
-    for (const [requestPath, authority] of cases) {
+    for (const [requestPath, authority] of refusedRequests(address)) {
       // The server waits up to 1 s for the body: a try where this process stalled half that before sending it is tried again.
       for (let attempt = 1; ; attempt++) {
         const connection = await RawHttp2Connection.open(address);
@@ -146,13 +148,7 @@ describe('tokens on the HTTP port', () => {
 
   test('a refused HTTP/2 request whose body does not end within a second is answered, and its stream then closed', async () => {
     const address = base.slice('http://'.length);
-    const cases: [string, string][] = [
-      ['/kv.v1.KeyValueService/Get', address],
-      ['/kv.v1.KeyValueService/Get', 'evil.example:80'],
-      ['/kv.v1.KeyValueService/Nope', address],
-      ['/nothing', address],
-    ];
-    for (const [requestPath, authority] of cases) {
+    for (const [requestPath, authority] of refusedRequests(address)) {
       const connection = await RawHttp2Connection.open(address);
       try {
         connection.openRequest(1, requestPath, authority, [['content-type', 'application/json']]);
