@@ -85,6 +85,11 @@ test('while a member is tried again (its circuit half open), other calls skip it
   expect(breaker.state).toBe(CircuitState.HalfOpen);
   await pollUntil('the nested call to be answered', () => (nested === undefined ? undefined : true));
   expect(isBrokenCircuitError(nested)).toBe(true);
+  // Said as it is: nothing was sent, because the member is being tried again.
+  expect(fromEtcdError(nested, 'write')).toMatchObject({
+    code: 'NOT_SENT',
+    message: expect.stringContaining('its member failed recently and is being tried again'),
+  });
   await expect(breaker.execute(() => Promise.resolve('other'))).rejects.toBeInstanceOf(BrokenCircuitError);
   release();
   await expect(trial).resolves.toBe('trial');

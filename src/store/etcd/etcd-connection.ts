@@ -20,7 +20,7 @@ import {
   noop,
 } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import { fromEtcdError, isOverSize, isTransient, neverSent, type EtcdCallKind } from './etcd-errors';
+import { fromEtcdError, isOverSize, isTransient, MEMBER_ON_TRIAL, neverSent, type EtcdCallKind } from './etcd-errors';
 
 export interface EtcdConnectionOptions {
   /** Client URLs of the members: http://host:port or https://host:port. */
@@ -89,9 +89,7 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
 export function withoutWaitingOnTrial(breaker: CircuitBreakerPolicy): CircuitBreakerPolicy {
   const execute = breaker.execute.bind(breaker);
   breaker.execute = (fn, signal) =>
-    breaker.state === CircuitState.HalfOpen
-      ? Promise.reject(new BrokenCircuitError('etcd member is being tried again'))
-      : execute(fn, signal);
+    breaker.state === CircuitState.HalfOpen ? Promise.reject(new BrokenCircuitError(MEMBER_ON_TRIAL)) : execute(fn, signal);
   return breaker;
 }
 

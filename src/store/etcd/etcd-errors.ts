@@ -40,6 +40,9 @@ const TOO_LARGE =
 /** gRPC's largest message (math.MaxInt32): what etcd sends at most, and an etcd grpc-proxy receives from etcd unless its --max-recv-bytes is lower. */
 const GRPC_MAX_MESSAGE_BYTES = 2 ** 31 - 1;
 
+/** The text of the circuit-open error a call gets while its member's one trial call runs (etcd-connection.ts). */
+export const MEMBER_ON_TRIAL = 'etcd member is being tried again';
+
 /** Failures where another try (on this member or another) can succeed. */
 export function isTransient(error: unknown): boolean {
   return (
@@ -98,7 +101,8 @@ export function isOutage(error: unknown): error is BackendUnavailableError | Not
 export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof StoreError) return error;
   if (isBrokenCircuitError(error)) {
-    return new NotSentError(`no etcd endpoint answers right now (each failed recently)${NOT_SENT}`, { cause: error });
+    const why = error.message === MEMBER_ON_TRIAL ? 'its member failed recently and is being tried again' : 'each failed recently';
+    return new NotSentError(`no etcd endpoint answers right now (${why})${NOT_SENT}`, { cause: error });
   }
   if (!(error instanceof Error)) return error;
   if (error instanceof ClientClosedError) return new StoreClosedError('the store is closed', { cause: error });
