@@ -6,8 +6,8 @@
  * prefix "" and deleted every key, and `kv.keys('tmp/')` listed them all.
  */
 import path from 'node:path';
-import { Compare, credentials, KvClient, KvError, Op, status } from '@kv/client';
-import { serverWithClient } from '../support/sdk-fixture';
+import { Compare, credentials, KvClient, Op, status } from '@kv/client';
+import { refusalOf, serverWithClient, storedKeys } from '../support/sdk-fixture';
 import { makeTempDir } from '../support/temp-dirs';
 
 const fixture = serverWithClient();
@@ -15,19 +15,8 @@ const SEEDED = ['keep/a', 'tmp/a', 'tmp/b'];
 
 /** What the call `name` fails with, whether it throws or rejects; a call that is not refused fails the test. */
 async function refusal(name: string, run: () => unknown): Promise<{ name: string; code: status; reason: string; message: string }> {
-  try {
-    await run();
-  } catch (error) {
-    if (error instanceof KvError) return { name, code: error.code, reason: error.reason, message: error.message };
-    throw error;
-  }
-  throw new Error(`${name} was not refused`);
-}
-
-async function storedKeys(): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const key of fixture.kv.keys()) keys.push(key);
-  return keys;
+  const error = await refusalOf(name, run);
+  return { name, code: error.code, reason: error.reason, message: error.message };
 }
 
 /** The SDK as plain JavaScript sees it: any argument goes. */
@@ -73,7 +62,7 @@ test('a string where an options object goes is refused, and nothing is cleared, 
       message: expect.stringMatching(/ must be an object \([^\n]*\), got a string \("tmp\/"\)$/),
     });
   }
-  expect(await storedKeys()).toEqual(SEEDED);
+  expect(await storedKeys(fixture.kv)).toEqual(SEEDED);
 });
 
 test('a number, an array, a boolean or null where an options object goes is refused too', async () => {
@@ -95,7 +84,7 @@ test('a number, an array, a boolean or null where an options object goes is refu
       expect(await refusal(name, call)).toEqual({ name, ...INVALID, message: expect.stringContaining(`, got ${got}`) });
     }
   }
-  expect(await storedKeys()).toEqual(SEEDED);
+  expect(await storedKeys(fixture.kv)).toEqual(SEEDED);
 });
 
 test('clear() and clear({}) clear every key, as documented; clear(undefined) and a prefix that is undefined or null are refused', async () => {
@@ -112,16 +101,16 @@ test('clear() and clear({}) clear every key, as documented; clear(undefined) and
       message: expect.stringMatching(/^clear: prefix is (undefined|null): /),
     });
   }
-  expect(await storedKeys()).toEqual(SEEDED);
+  expect(await storedKeys(fixture.kv)).toEqual(SEEDED);
 
   expect(await fixture.kv.clear({ prefix: 'tmp/' })).toBe(2);
-  expect(await storedKeys()).toEqual(['keep/a']);
+  expect(await storedKeys(fixture.kv)).toEqual(['keep/a']);
   expect(await fixture.kv.clear()).toBe(1);
   await fixture.kv.set('again', 1);
   expect(await fixture.kv.clear({})).toBe(1);
   await fixture.kv.set('again', 1);
   expect(await fixture.kv.clear({ prefix: '', deadlineMs: 5000 })).toBe(1);
-  expect(await storedKeys()).toEqual([]);
+  expect(await storedKeys(fixture.kv)).toEqual([]);
 });
 
 test('an options object with a misspelt field is refused, naming the field and the ones there are', async () => {
@@ -150,7 +139,7 @@ test('an options object with a misspelt field is refused, naming the field and t
   expect((await refusal('clear', () => kv.clear({ prefx: 'tmp/' }))).message).toBe(
     'clear has no option "prefx" (its options: prefix, deadlineMs)',
   );
-  expect(await storedKeys()).toEqual(SEEDED);
+  expect(await storedKeys(fixture.kv)).toEqual(SEEDED);
 });
 
 test('a field of the wrong type is refused, naming it', async () => {
@@ -187,7 +176,7 @@ test('a field of the wrong type is refused, naming it', async () => {
       message: expect.stringMatching(message),
     });
   }
-  expect(await storedKeys()).toEqual(SEEDED);
+  expect(await storedKeys(fixture.kv)).toEqual(SEEDED);
 });
 
 test('the client options are checked when the client is made', () => {
@@ -244,7 +233,7 @@ test('Compare needs one of its four operators, and a transaction takes only what
     ...INVALID,
     message: expect.stringMatching(/^txn\(\)\.if takes compares built with Compare .*, got an op$/),
   });
-  expect(await storedKeys()).toEqual(SEEDED);
+  expect(await storedKeys(fixture.kv)).toEqual(SEEDED);
   // What Compare and Op build still commits.
   const done = await fixture.kv
     .txn()
@@ -252,7 +241,7 @@ test('Compare needs one of its four operators, and a transaction takes only what
     .then(Op.clear('tmp/'))
     .commit();
   expect(done.succeeded).toBe(true);
-  expect(await storedKeys()).toEqual(['keep/a']);
+  expect(await storedKeys(fixture.kv)).toEqual(['keep/a']);
 });
 
 test('TLS credentials are accepted as credentials (not taken for a mistyped field)', () => {

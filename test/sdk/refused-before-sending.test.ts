@@ -3,27 +3,10 @@
  * anything is sent, never changed on the way: the server afterwards holds
  * nothing any of them would have written.
  */
-import { Compare, KvError, Op, status } from '@kv/client';
-import { serverWithClient } from '../support/sdk-fixture';
+import { Compare, Op, status } from '@kv/client';
+import { refusalOf, serverWithClient, storedKeys } from '../support/sdk-fixture';
 
 const fixture = serverWithClient();
-
-/** The KvError the call `name` fails with, whether it throws or rejects. */
-async function refusal(name: string, run: () => unknown): Promise<KvError> {
-  try {
-    await run();
-  } catch (error) {
-    if (error instanceof KvError) return error;
-    throw error;
-  }
-  throw new Error(`${name} was not refused`);
-}
-
-async function storedKeys(): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const key of fixture.kv.keys()) keys.push(key);
-  return keys;
-}
 
 describe('strings that are not valid Unicode (a lone surrogate)', () => {
   const bad = 'u/bad\uD800';
@@ -50,7 +33,7 @@ describe('strings that are not valid Unicode (a lone surrogate)', () => {
       ['Compare.value', () => Compare.value(bad, '==', 1)],
     ];
     for (const [name, call] of calls) {
-      const error = await refusal(name, call);
+      const error = await refusalOf(name, call);
       expect({ name, code: error.code, reason: error.reason, message: error.message }).toEqual({
         name,
         code: status.INVALID_ARGUMENT,
@@ -58,7 +41,7 @@ describe('strings that are not valid Unicode (a lone surrogate)', () => {
         message: expect.stringContaining('is not valid Unicode text (it has a lone surrogate)'),
       });
     }
-    expect(await storedKeys()).toEqual([]);
+    expect(await storedKeys(fixture.kv)).toEqual([]);
   });
 
   test('in a value, a patch or a compare value, nested or as an object key: INVALID_VALUE', async () => {
@@ -71,7 +54,7 @@ describe('strings that are not valid Unicode (a lone surrogate)', () => {
         ['Op.update', () => Op.update('u/v', { a: value } as never)],
         ['Compare.value', () => Compare.value('u/v', '==', value as never)],
       ] as const) {
-        const error = await refusal(name, call);
+        const error = await refusalOf(name, call);
         expect({ name, value, code: error.code, reason: error.reason, message: error.message }).toEqual({
           name,
           value,
@@ -81,7 +64,7 @@ describe('strings that are not valid Unicode (a lone surrogate)', () => {
         });
       }
     }
-    expect(await storedKeys()).toEqual([]);
+    expect(await storedKeys(fixture.kv)).toEqual([]);
   });
 
   test('a well-formed surrogate pair is text like any other and round-trips', async () => {
@@ -122,7 +105,7 @@ describe('values that are not JSON', () => {
       ['Op.update', () => Op.update('j/v', { a: value } as never)],
       ['Compare.value', () => Compare.value('j/v', '==', value as never)],
     ] as const) {
-      const error = await refusal(name, call);
+      const error = await refusalOf(name, call);
       expect({ name, code: error.code, reason: error.reason, message: error.message }).toEqual({
         name,
         code: status.INVALID_ARGUMENT,
@@ -130,17 +113,17 @@ describe('values that are not JSON', () => {
         message: expect.stringMatching(/is not JSON/),
       });
     }
-    expect(await storedKeys()).toEqual([]);
+    expect(await storedKeys(fixture.kv)).toEqual([]);
   });
 
   test('the message names what is not JSON and where', async () => {
-    expect((await refusal('set', () => fixture.kv.set('j/v', { a: [1, { when: new Date(0) }] } as never))).message).toBe(
+    expect((await refusalOf('set', () => fixture.kv.set('j/v', { a: [1, { when: new Date(0) }] } as never))).message).toBe(
       'value is not JSON: a Date at .a[1].when (JSON values are null, booleans, finite numbers, strings, arrays and plain objects)',
     );
-    expect((await refusal('set', () => fixture.kv.set('j/v', 10n as never))).message).toBe(
+    expect((await refusalOf('set', () => fixture.kv.set('j/v', 10n as never))).message).toBe(
       'value is not JSON: a bigint (JSON values are null, booleans, finite numbers, strings, arrays and plain objects)',
     );
-    expect((await refusal('set', () => fixture.kv.set('j/v', { 'a b': ['ok', 'x\uDC00'] }))).message).toBe(
+    expect((await refusalOf('set', () => fixture.kv.set('j/v', { 'a b': ['ok', 'x\uDC00'] }))).message).toBe(
       'value has a string that is not valid Unicode text (it has a lone surrogate) at ["a b"][1]: "x\\udc00"',
     );
   });
@@ -185,7 +168,7 @@ describe('numbers the server takes as whole numbers', () => {
         );
       }
       for (const [name, call] of calls) {
-        const error = await refusal(name, call);
+        const error = await refusalOf(name, call);
         expect({ name, code: error.code, reason: error.reason, message: error.message }).toEqual({
           name,
           code: status.INVALID_ARGUMENT,
@@ -193,7 +176,7 @@ describe('numbers the server takes as whole numbers', () => {
           message: expect.stringContaining(`must be a whole number`),
         });
       }
-      expect(await storedKeys()).toEqual([]);
+      expect(await storedKeys(fixture.kv)).toEqual([]);
     },
   );
 
@@ -205,7 +188,7 @@ describe('numbers the server takes as whole numbers', () => {
       ['keepAlive with a ttl', () => fixture.kv.keepAlive({ id: 1, ttlMs: 0 })],
     ];
     for (const [name, call] of calls) {
-      const error = await refusal(name, call);
+      const error = await refusalOf(name, call);
       expect({ name, code: error.code, reason: error.reason, message: error.message }).toEqual({
         name,
         code: status.INVALID_ARGUMENT,
@@ -213,7 +196,7 @@ describe('numbers the server takes as whole numbers', () => {
         message: `ttlMs must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, got 0`,
       });
     }
-    expect(await storedKeys()).toEqual([]);
+    expect(await storedKeys(fixture.kv)).toEqual([]);
     const leases: unknown[] = [];
     for await (const lease of fixture.kv.leases()) leases.push(lease);
     expect(leases).toEqual([]);

@@ -31,17 +31,22 @@ async function pastTheEchoWindow(since: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, since + 1100 - Date.now())));
 }
 
+/** SIGTERM, and SIGTERM again once the drain has started (and the first signal's echo has passed): how the process exits. */
+async function signalTwice(server: RunningServer): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGTERM');
+  await pastTheEchoWindow(await drainStarted(server));
+  server.child.kill('SIGTERM');
+  return exited;
+}
+
 test('a second signal stops at once, exit 1, with one line saying so; acknowledged writes are all there on the next start', async () => {
   const server = await serve(['--shutdown-grace-ms', '60000']);
   const kv = new KvClient(server.address);
   const revision = await kv.set('kept', { acknowledged: true });
   kv.close();
   const connection = await callNeverFinished(server.address, '/kv.v1.KeyValueService/Set');
-  const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
-  server.child.kill('SIGTERM');
-  await pastTheEchoWindow(await drainStarted(server));
-  server.child.kill('SIGTERM');
-  expect(await exited).toBe(1);
+  expect(await signalTwice(server)).toBe(1);
   const lines = server
     .output()
     .split('\n')
@@ -63,11 +68,7 @@ test('under --workers a second signal to the supervisor ends the workers and the
   const children = clusterChildren(server.child.pid!);
   expect(children).toHaveLength(3);
   const connection = await callNeverFinished(server.address, '/kv.v1.KeyValueService/Set');
-  const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
-  server.child.kill('SIGTERM');
-  await pastTheEchoWindow(await drainStarted(server));
-  server.child.kill('SIGTERM');
-  expect(await exited).toBe(1);
+  expect(await signalTwice(server)).toBe(1);
   expect(server.output()).toContain('kv-server: SIGTERM again: stopping now, without the drain');
   await pollUntil('the workers and the store owner to be gone', () => (children.some(({ pid }) => isAlive(pid)) ? undefined : true));
   connection.close();

@@ -96,6 +96,17 @@ async function drainStarted(server: RunningServer): Promise<void> {
   await pollUntil('the drain to start', () => (server.output().includes('shutting down') ? true : undefined));
 }
 
+/** A gRPC backup held in flight, SIGTERM, and the backup let go once the drain has started: how it ended, its bytes, and the exit. */
+async function backupThroughDrain(server: RunningServer): Promise<{ summary: unknown; sink: HeldSink; exited: Promise<number | null> }> {
+  const { sink, done, kv } = await heldBackup(server);
+  const exited = server.stop('SIGTERM');
+  await drainStarted(server);
+  sink.release();
+  const summary = await done;
+  kv.close();
+  return { summary, sink, exited };
+}
+
 /** The backup's bytes as a file, checked end to end (order, counts, the trailer's checksum). */
 function checkedFile(bytes: Buffer): ReturnType<typeof verifyBackupFile> {
   const file = path.join(makeTempDir('kv-backup-'), 'kv.backup');
@@ -105,12 +116,7 @@ function checkedFile(bytes: Buffer): ReturnType<typeof verifyBackupFile> {
 
 test('a gRPC backup in flight at SIGTERM finishes within the grace, whole and valid, and the server then exits 0', async () => {
   const server = await serve(await bigStore(), ['--shutdown-grace-ms', '60000']);
-  const { sink, done, kv } = await heldBackup(server);
-  const exited = server.stop('SIGTERM');
-  await drainStarted(server);
-  sink.release();
-  const summary = await done;
-  kv.close();
+  const { summary, sink, exited } = await backupThroughDrain(server);
   expect(summary).toMatchObject({ keyCount: KEYS, revision: KEYS });
   expect(checkedFile(Buffer.concat(sink.chunks))).toMatchObject({ keyCount: KEYS, revision: KEYS });
   expect(await exited).toBe(0);
@@ -120,12 +126,7 @@ test('a gRPC backup in flight at SIGTERM finishes within the grace, whole and va
 
 test('under --workers a backup in flight at SIGTERM finishes within the grace', async () => {
   const server = await serve(await bigStore(), ['--workers', '2', '--shutdown-grace-ms', '60000']);
-  const { sink, done, kv } = await heldBackup(server);
-  const exited = server.stop('SIGTERM');
-  await drainStarted(server);
-  sink.release();
-  const summary = await done;
-  kv.close();
+  const { summary, sink, exited } = await backupThroughDrain(server);
   expect(summary).toMatchObject({ keyCount: KEYS, revision: KEYS });
   expect(checkedFile(Buffer.concat(sink.chunks))).toMatchObject({ keyCount: KEYS });
   expect(await exited).toBe(0);

@@ -1,4 +1,4 @@
-import { KvClient } from '@kv/client';
+import { KvClient, KvError } from '@kv/client';
 import { startServer, type RunningServer } from './server-process';
 
 /**
@@ -27,4 +27,22 @@ export function serverWithClient(): { readonly server: RunningServer; readonly k
       return kv;
     },
   };
+}
+
+/** The KvError the call `name` fails with, whether it throws or rejects; a call that is not refused fails the test. */
+export async function refusalOf(name: string, run: () => unknown): Promise<KvError> {
+  try {
+    await run();
+  } catch (error) {
+    if (error instanceof KvError) return error;
+    throw error;
+  }
+  throw new Error(`${name} was not refused`);
+}
+
+/** Every key the server holds, in order. */
+export async function storedKeys(kv: KvClient): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const key of kv.keys()) keys.push(key);
+  return keys;
 }
