@@ -211,6 +211,28 @@ test('a lost directory lock turns health NOT_SERVING on every worker; writes are
   expect((await b.get('before'))?.value).toBe(1);
 });
 
+test('a store owner that stops answering turns health NOT_SERVING on every worker, and SERVING again once it runs', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const [a, b] = (open = clients(server.address, 2));
+  await a.set('before', 1);
+  for (const kv of [a, b]) expect(await kv.health()).toBe('SERVING');
+  const [owner] = pidsOf(server, 'owner');
+  process.kill(owner, 'SIGSTOP');
+  try {
+    // Each client's health check rides its own connection, so its own worker: idle ones notice by their own probe.
+    for (const kv of [a, b]) {
+      await pollUntil('every worker to say NOT_SERVING', async () => ((await kv.health()) === 'NOT_SERVING' ? true : undefined), 20_000);
+    }
+    expect(server.output()).toMatch(/the store owner has not answered for \d+\.\d s \(stopped, or too busy to answer\)/);
+  } finally {
+    process.kill(owner, 'SIGCONT');
+  }
+  for (const kv of [a, b]) {
+    await pollUntil('every worker to say SERVING again', async () => ((await kv.health()) === 'SERVING' ? true : undefined), 20_000);
+  }
+  expect((await b.get('before'))?.value).toBe(1);
+});
+
 test('a data directory another server holds stops --workers 2 with exit 1 and one line', async () => {
   const holder = await openFileStore({ dataDir: makeTempDir() });
   try {

@@ -54,6 +54,16 @@ import { ReplicaIndex } from './replica-index';
 const SNAPSHOT_ATTEMPTS = 50;
 /** How often a starting worker tries the owner's socket. */
 const OWNER_RETRY_MS = 20;
+/** How often a worker makes sure it heard from the owner lately: if it did not, it asks the read index, which a running owner answers at once. */
+const OWNER_PROBE_MS = 1000;
+/**
+ * How long the owner may leave a question unanswered, while saying nothing
+ * else either, before the worker takes it as not answering (stopped, or its
+ * event loop stuck): the store's failure then says so, and health is
+ * NOT_SERVING until the owner speaks again. A slow fdatasync does not count:
+ * the owner's loop still answers the probe meanwhile.
+ */
+export const OWNER_SILENT_MS = 2000;
 
 export interface WorkerStoreOptions {
   /** The owner's unix socket. */
@@ -121,6 +131,12 @@ export class WorkerStore extends AbstractKeyValueStore {
   private ownerFailure: Error | undefined;
   private closingSocket = false;
   private drained: Deferred<void> | undefined;
+  /** When the owner last sent anything (performance.now()). */
+  private lastHeardAt = performance.now();
+  /** Since when a question to the owner has waited with nothing heard from it; undefined while none waits. */
+  private waitingSince: number | undefined;
+  private probing = false;
+  private readonly probe: NodeJS.Timeout;
   /** Watches from now waiting for the read index before they open on the feed: counted as open already. */
   private watchesOpening = 0;
 
@@ -132,7 +148,9 @@ export class WorkerStore extends AbstractKeyValueStore {
     super(options.limits);
     this.channel = new FrameChannel<WorkerMessage, OwnerMessage>(socket, (messages) => {
       for (const message of messages) this.receive(message);
+      this.heardFromOwner();
     });
+    this.probe = setInterval(() => this.probeOwner(), OWNER_PROBE_MS).unref();
     this.channel.beforeFlush = () => this.askReadIndex();
     socket.on('error', (err) => options.logger.debug({ err }, 'store owner connection failed'));
     socket.on('close', () =>
@@ -153,9 +171,34 @@ export class WorkerStore extends AbstractKeyValueStore {
     return this.options.feed?.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   }
 
-  /** The owner's store failure (writes refused, reads go on), or the loss of the owner. */
+  /** The owner's store failure (writes refused, reads go on), the loss of the owner, or an owner that does not answer. */
   get failure(): Error | undefined {
-    return this.lost ?? this.ownerFailure;
+    return this.lost ?? this.ownerFailure ?? this.silence();
+  }
+
+  private silence(): Error | undefined {
+    if (this.waitingSince === undefined) return undefined;
+    const ms = performance.now() - this.waitingSince;
+    if (ms < OWNER_SILENT_MS) return undefined;
+    return new BackendUnavailableError(
+      `the store owner has not answered for ${(ms / 1000).toFixed(1)} s (stopped, or too busy to answer): calls wait until it does`,
+    );
+  }
+
+  private heardFromOwner(): void {
+    this.lastHeardAt = performance.now();
+    // Questions still open wait from now: the owner runs, so they are queued behind its work, not lost.
+    this.waitingSince = this.calls.size > 0 ? this.lastHeardAt : undefined;
+  }
+
+  /** Asks the owner something if it has said nothing for a while, so that an owner that stopped answering is noticed (failure). */
+  private probeOwner(): void {
+    if (this.lost !== undefined || this.closingSocket || this.probing) return;
+    if (performance.now() - this.lastHeardAt < OWNER_PROBE_MS) return;
+    this.probing = true;
+    this.request({ kind: 'read-index', id: 0 })
+      .catch(() => undefined)
+      .finally(() => (this.probing = false));
   }
 
   stats(): StoreStats {
@@ -260,6 +303,7 @@ export class WorkerStore extends AbstractKeyValueStore {
     }
     this.feed?.close();
     this.closingSocket = true;
+    clearInterval(this.probe);
     this.channel.end();
   }
 
@@ -290,6 +334,7 @@ export class WorkerStore extends AbstractKeyValueStore {
     if (this.lost !== undefined) return Promise.reject(this.lost);
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
+      this.waitingSince ??= performance.now();
       this.calls.set(id, { resolve, reject, write });
       this.channel.send({ ...message, id });
     });
@@ -430,6 +475,7 @@ export class WorkerStore extends AbstractKeyValueStore {
     if (this.lost !== undefined || this.closingSocket) return;
     const error = new BackendUnavailableError(why);
     this.lost = error;
+    clearInterval(this.probe);
     // A write the owner had not answered may be committed or not: the caller must not take UNAVAILABLE for "not applied".
     const unknown = new BackendUnavailableError(why + OUTCOME_UNKNOWN);
     for (const pending of this.calls.values()) pending.reject(pending.write === true ? unknown : error);
