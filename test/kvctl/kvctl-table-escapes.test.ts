@@ -1,4 +1,4 @@
-/** -o table (the default on a terminal) never writes a key's or value's control characters raw: they could drive the terminal. */
+/** -o table (the default on a terminal): never writes a key's or value's control characters raw (they could drive the terminal), and lines its columns up as a terminal shows them. */
 import { KvClient } from '@kv/client';
 import { runKvctl, type KvctlResult } from '../support/kvctl-process';
 import { startServer, type RunningServer } from '../support/server-process';
@@ -37,4 +37,26 @@ test('keys and values with ESC, CSI and BEL are shown escaped in ls, get and wat
   expect(watch.code).toBe(0);
   expect(watch.stdout).not.toMatch(RAW_CONTROL);
   expect(watch.stdout).toContain('esc/\\u001b]0;pwned\\u0007\\u009b2J');
+});
+
+/** Columns a terminal gives the characters of the test below: CJK and emoji two, a combining accent none. */
+function terminalColumns(text: string): number {
+  return [...text].reduce((sum, char) => sum + (/[\u3000-\u9fff\u{1f300}-\u{1faff}]/u.test(char) ? 2 : /\p{M}/u.test(char) ? 0 : 1), 0);
+}
+
+test('table columns line up on a terminal when keys hold CJK, emoji or combining accents', async () => {
+  await kv.set('wide/日本語', '値');
+  await kv.set('wide/👍', 'ok');
+  await kv.set('wide/cafe\u0301', 'accent');
+  await kv.set('wide/plain', 'ascii');
+  const get = await kvctl(['get', '--prefix', 'wide/']);
+  expect(get.code).toBe(0);
+  const lines = get.stdout.trimEnd().split('\n');
+  expect(lines).toHaveLength(5);
+  // Where the second column (VERSION) starts, in terminal columns: the same on every line.
+  const starts = lines.map((line) => {
+    const [, first, gap] = /^(\S+)( +)/.exec(line)!;
+    return terminalColumns(first) + gap.length;
+  });
+  expect(new Set(starts)).toEqual(new Set([terminalColumns('wide/日本語') + 2]));
 });

@@ -1,3 +1,4 @@
+import stringWidth from 'string-width';
 import type { OutputMode } from './global-options';
 
 /** Rows of a table, the first one its header. */
@@ -85,15 +86,17 @@ export function escapeForTerminal(text: string): string {
   );
 }
 
-/** Columns padded to their widest cell, two spaces apart; every cell escaped for a terminal. */
+/**
+ * Columns padded to their widest cell, two spaces apart; every cell escaped
+ * for a terminal. Widths are what a terminal shows, not code points: a CJK
+ * character or an emoji takes two columns, a combining accent none.
+ */
 export function renderTable(table: Table): string {
   const rows = table.map((row) => row.map(escapeForTerminal));
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => [...(row[column] ?? '')].length)));
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => stringWidth(row[column] ?? ''))));
   return rows
     .map((row) =>
-      row
-        .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(cell.length + widths[column] - [...cell].length)))
-        .join('  '),
+      row.map((cell, column) => (column === row.length - 1 ? cell : cell + ' '.repeat(widths[column] - stringWidth(cell)))).join('  '),
     )
     .join('\n');
 }
