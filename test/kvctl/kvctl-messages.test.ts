@@ -1,7 +1,7 @@
 /**
  * Mistakes whose first message did not say what to do: an endpoint with a
- * URL scheme, a revision past 2^53-1, plaintext to a TLS server, mutual TLS
- * without a client certificate. Each is one line and its exit code.
+ * URL scheme, a revision past 2^53-1, a txn compare with >=, plaintext to a
+ * TLS server, mutual TLS without a client certificate. Each is one line and its exit code.
  */
 import { rmSync } from 'node:fs';
 import { runKvctl, type KvctlResult } from '../support/kvctl-process';
@@ -28,6 +28,22 @@ describe('flags', () => {
     expectOneLine(result, 2, /--expected-revision: "99999999999999999999" is too large \(at most 2\^53-1 = 9007199254740991\)/);
     const lease = await runKvctl(['set', 'k', '1', '--lease', '99999999999999999999', '--endpoint', '127.0.0.1:1']);
     expectOneLine(lease, 2, /--lease: "99999999999999999999" is too large/);
+  });
+
+  test('a txn compare with >= or <= is told the operators there are, not that its value is wrong (exit 2)', async () => {
+    const txn = (compare: string): Promise<KvctlResult> =>
+      runKvctl(['txn', '--if', compare, '--then', 'get k', '--endpoint', '127.0.0.1:1']);
+    expectOneLine(
+      await txn('mod(k) >= 72'),
+      2,
+      /^kvctl: --if "mod\(k\) >= 72": ">=" is not an operator: use =, !=, < or > \(for >= 72, write > 71\)\n$/,
+    );
+    expectOneLine(await txn('version(k) <= 3'), 2, /"<=" is not an operator: use =, !=, < or > \(for <= 3, write < 4\)/);
+    expectOneLine(
+      await txn('value(k) >= {"a":1}'),
+      2,
+      /^kvctl: --if "value\(k\) >= \{"a":1\}": ">=" is not an operator: use =, !=, < or >\n$/,
+    );
   });
 });
 

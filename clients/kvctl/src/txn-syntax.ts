@@ -16,11 +16,14 @@ const NUMERIC_TARGETS = { mod: Compare.modRevision, create: Compare.createRevisi
 const OPS: Record<string, CompareOp> = { '=': '==', '==': '==', '!=': '!=', '<': '<', '>': '>' };
 
 export function parseCompare(text: string): TxnCompare {
-  const match = /^\s*(\w+)\(\s*("(?:[^"\\]|\\.)*"|[^)]*?)\s*\)\s*(==|!=|=|<|>)\s*(.+?)\s*$/.exec(text);
+  // The operator is every =, !, < and > in a row (no JSON value starts with one), so ">= 72" is refused as ">=", not read as "> (= 72)".
+  const match = /^\s*(\w+)\(\s*("(?:[^"\\]|\\.)*"|[^)]*?)\s*\)\s*([=!<>]+)\s*(.+?)\s*$/.exec(text);
   if (match === null) throw new CliError(`--if "${text}": expected ${COMPARE_SYNTAX}`);
   const [, target, rawKey, rawOp, rawValue] = match;
   const key = unquote(rawKey, `--if "${text}"`);
-  const op = OPS[rawOp];
+  const op: CompareOp | undefined = OPS[rawOp];
+  if (op === undefined)
+    throw new CliError(`--if "${text}": "${rawOp}" is not an operator: use =, !=, < or >${instead(target, rawOp, rawValue)}`);
   if (target === 'value') return Compare.value(key, op, json(rawValue, `--if "${text}"`));
   const make = NUMERIC_TARGETS[target as keyof typeof NUMERIC_TARGETS] as (typeof NUMERIC_TARGETS)['mod'] | undefined;
   if (make === undefined) throw new CliError(`--if "${text}": "${target}" is not mod, create, version, lease or value`);
@@ -28,6 +31,15 @@ export function parseCompare(text: string): TxnCompare {
     throw new CliError(`--if "${text}": ${target} compares with a whole number, not ${rawValue}`);
   }
   return make(key, op, Number(rawValue));
+}
+
+/** For ">= 72" on a revision, version or lease (whole numbers): the compare that means it, "> 71". */
+function instead(target: string, rawOp: string, rawValue: string): string {
+  if (!(target in NUMERIC_TARGETS) || !/^\d+$/.test(rawValue) || !Number.isSafeInteger(Number(rawValue))) return '';
+  const value = Number(rawValue);
+  if (rawOp === '>=' && value > 0) return ` (for >= ${value}, write > ${value - 1})`;
+  if (rawOp === '<=') return ` (for <= ${value}, write < ${value + 1})`;
+  return '';
 }
 
 export function parseOp(text: string, flag: string): TxnOp {
