@@ -45,6 +45,13 @@ describe('flags', () => {
       /^kvctl: --if "value\(k\) >= \{"a":1\}": ">=" is not an operator: use =, !=, < or >\n$/,
     );
   });
+
+  test('a compare target that is a property every object has (constructor, toString) is not one: exit 2 naming the targets', async () => {
+    for (const target of ['constructor', 'toString']) {
+      const result = await runKvctl(['txn', '--if', `${target}(k) = 1`, '--then', 'get k', '--endpoint', '127.0.0.1:1']);
+      expectOneLine(result, 2, new RegExp(`"${target}" is not mod, create, version, lease or value\\n$`));
+    }
+  });
 });
 
 describe('TLS', () => {

@@ -25,7 +25,8 @@ export function parseCompare(text: string): TxnCompare {
   if (op === undefined)
     throw new CliError(`--if "${text}": "${rawOp}" is not an operator: use =, !=, < or >${instead(target, rawOp, rawValue)}`);
   if (target === 'value') return Compare.value(key, op, json(rawValue, `--if "${text}"`));
-  const make = NUMERIC_TARGETS[target as keyof typeof NUMERIC_TARGETS] as (typeof NUMERIC_TARGETS)['mod'] | undefined;
+  // Own properties only: "constructor(k)" is not a target because every object has one.
+  const make = Object.hasOwn(NUMERIC_TARGETS, target) ? NUMERIC_TARGETS[target as keyof typeof NUMERIC_TARGETS] : undefined;
   if (make === undefined) throw new CliError(`--if "${text}": "${target}" is not mod, create, version, lease or value`);
   if (!/^\d+$/.test(rawValue) || !Number.isSafeInteger(Number(rawValue))) {
     throw new CliError(`--if "${text}": ${target} compares with a whole number, not ${rawValue}`);
@@ -35,7 +36,7 @@ export function parseCompare(text: string): TxnCompare {
 
 /** For ">= 72" on a revision, version or lease (whole numbers): the compare that means it, "> 71". */
 function instead(target: string, rawOp: string, rawValue: string): string {
-  if (!(target in NUMERIC_TARGETS) || !/^\d+$/.test(rawValue) || !Number.isSafeInteger(Number(rawValue))) return '';
+  if (!Object.hasOwn(NUMERIC_TARGETS, target) || !/^\d+$/.test(rawValue) || !Number.isSafeInteger(Number(rawValue))) return '';
   const value = Number(rawValue);
   if (rawOp === '>=' && value > 0) return ` (for >= ${value}, write > ${value - 1})`;
   if (rawOp === '<=') return ` (for <= ${value}, write < ${value + 1})`;
