@@ -1,7 +1,10 @@
 /**
  * Mistakes whose first message did not say what to do: an endpoint with a
  * URL scheme, a revision past 2^53-1, a txn compare with >=, plaintext to a
- * TLS server, mutual TLS without a client certificate. Each is one line and its exit code.
+ * TLS server, TLS to a plaintext one, a CA that did not sign the server's
+ * certificate, the metrics port for the gRPC one, mutual TLS without a
+ * client certificate. Each is one line and its exit code, without OpenSSL's
+ * or grpc-js's raw text.
  */
 import { rmSync } from 'node:fs';
 import { runKvctl, type KvctlResult } from '../support/kvctl-process';
@@ -58,18 +61,20 @@ describe('TLS', () => {
   let certs: TestCertificates;
   let tlsServer: RunningServer;
   let mtlsServer: RunningServer;
+  let plainServer: RunningServer;
 
   beforeAll(async () => {
     certs = makeTestCertificates();
     const identity = ['--tls-cert', certs.serverCert, '--tls-key', certs.serverKey];
-    [tlsServer, mtlsServer] = await Promise.all([
+    [tlsServer, mtlsServer, plainServer] = await Promise.all([
       startServer({ args: identity }),
       startServer({ args: [...identity, '--tls-client-ca', certs.caCert] }),
+      startServer({ args: ['--metrics-listen', '127.0.0.1:0'] }),
     ]);
   });
 
   afterAll(async () => {
-    await Promise.all([tlsServer.stop(), mtlsServer.stop()]);
+    await Promise.all([tlsServer.stop(), mtlsServer.stop(), plainServer.stop()]);
     rmSync(certs.dir, { recursive: true, force: true });
   });
 
@@ -104,5 +109,62 @@ describe('TLS', () => {
         error: 'the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key',
       },
     ]);
+  });
+
+  /** Neither OpenSSL's error queue, nor a timestamp, nor a newline inside. */
+  const RAW_TEXT = /SSL routines|0A00|\.c:\d+|\d{4}-\d\d-\d\dT/;
+
+  test('TLS to a plaintext server: exit 4, saying it does not speak TLS and which flag to drop', async () => {
+    const result = await runKvctl(['get', 'k', '--endpoint', plainServer.address, '--tls-ca', certs.caCert, '--timeout-ms', '3000']);
+    expectOneLine(
+      result,
+      4,
+      /^kvctl: 127\.0\.0\.1:\d+: no connection: the server does not speak TLS: drop --tls-ca, or check the port \(UNAVAILABLE\)\n$/,
+    );
+    const fromEnv = await runKvctl(['get', 'k', '--endpoint', plainServer.address, '--timeout-ms', '3000'], {
+      env: { KV_TLS_CA: certs.caCert },
+    });
+    expectOneLine(fromEnv, 4, /does not speak TLS: drop KV_TLS_CA,/);
+  });
+
+  test('a --tls-ca that did not sign the server certificate: exit 4, saying so in plain words', async () => {
+    const result = await runKvctl(['get', 'k', '--endpoint', tlsServer.address, '--tls-ca', certs.clientCert, '--timeout-ms', '3000']);
+    expectOneLine(result, 4, /: the server's certificate is not signed by the CA in --tls-ca \(UNAVAILABLE\)\n$/);
+    expect(result.stderr).not.toMatch(RAW_TEXT);
+  });
+
+  test("the metrics port (HTTP/1.1) for the gRPC one: exit 4, saying it is not a gRPC server, without grpc-js's timestamp", async () => {
+    const result = await runKvctl(['get', 'k', '--endpoint', plainServer.metricsAddress!, '--timeout-ms', '3000']);
+    expectOneLine(result, 4, /^kvctl: 127\.0\.0\.1:\d+: no connection: not a gRPC server: .*--metrics-listen port\? .*\(UNAVAILABLE\)\n$/);
+    expect(result.stderr).not.toMatch(RAW_TEXT);
+  });
+
+  test('health over several endpoints says the same of each, in its error, without a trailing newline', async () => {
+    const tls = await runKvctl([
+      'health',
+      '--endpoint',
+      `${plainServer.address},${tlsServer.address}`,
+      '--tls-ca',
+      certs.caCert,
+      '-o',
+      'json',
+    ]);
+    expect(tls.code).toBe(4);
+    expect(JSON.parse(tls.stdout)).toEqual([
+      {
+        endpoint: plainServer.address,
+        status: 'UNREACHABLE',
+        error: 'no connection: the server does not speak TLS: drop --tls-ca, or check the port',
+      },
+      { endpoint: tlsServer.address, status: 'SERVING' },
+    ]);
+    const metrics = await runKvctl(['health', '--endpoint', `${plainServer.address},${plainServer.metricsAddress!}`, '-o', 'json']);
+    expect(metrics.code).toBe(4);
+    const [serving, unreachable] = JSON.parse(metrics.stdout) as Array<{ status: string; error?: string }>;
+    expect(serving.status).toBe('SERVING');
+    expect(unreachable).toMatchObject({
+      status: 'UNREACHABLE',
+      error: expect.stringMatching(/^no connection: not a gRPC server: [^\n]*metrics-listen[^\n]*\)$/),
+    });
   });
 });

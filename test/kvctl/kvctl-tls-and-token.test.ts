@@ -75,7 +75,10 @@ describe('TLS', () => {
       env: { KV_CLIENT_TLS_CERT: certs.clientCert, KV_CLIENT_TLS_KEY: certs.serverKey },
     });
     expect(valueOf(mismatched)).toEqual({ code: 2, stdout: '' });
-    expect(mismatched.stderr).toMatch(/^kvctl: --tls-key .*server\.key is not the private key of --tls-cert .*client\.crt[^\n]*\n$/);
+    // Given through the environment, they are named by their variables.
+    expect(mismatched.stderr).toMatch(
+      /^kvctl: KV_CLIENT_TLS_KEY .*server\.key is not the private key of KV_CLIENT_TLS_CERT .*client\.crt[^\n]*\n$/,
+    );
 
     const keyAsCa = await runKvctl(['get', 'k', '--endpoint', tlsProxy.address, '--tls-ca', certs.clientKey]);
     expect(valueOf(keyAsCa)).toEqual({ code: 2, stdout: '' });
@@ -85,13 +88,13 @@ describe('TLS', () => {
       env: { KV_CLIENT_TLS_CERT: certs.clientKey, KV_CLIENT_TLS_KEY: certs.clientKey },
     });
     expect(valueOf(keyAsCert)).toEqual({ code: 2, stdout: '' });
-    expect(keyAsCert.stderr).toMatch(/^kvctl: --tls-cert: .*client\.key holds no PEM certificate[^\n]*\n$/);
+    expect(keyAsCert.stderr).toMatch(/^kvctl: KV_CLIENT_TLS_CERT: .*client\.key holds no PEM certificate[^\n]*\n$/);
 
     const certAsKey = await runKvctl(['get', 'k', '--endpoint', mtlsProxy.address, '--tls-ca', certs.caCert], {
       env: { KV_CLIENT_TLS_CERT: certs.clientCert, KV_CLIENT_TLS_KEY: certs.clientCert },
     });
     expect(valueOf(certAsKey)).toEqual({ code: 2, stdout: '' });
-    expect(certAsKey.stderr).toMatch(/^kvctl: --tls-key: .*client\.crt is not a PEM private key[^\n]*\n$/);
+    expect(certAsKey.stderr).toMatch(/^kvctl: KV_CLIENT_TLS_KEY: .*client\.crt is not a PEM private key[^\n]*\n$/);
   });
 });
 

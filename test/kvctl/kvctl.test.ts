@@ -410,6 +410,27 @@ describe('global options', () => {
     expectOneLineError(await kvctl(['watch', 'k', '--prefix', 'p/']), 2, /^kvctl: watch needs a KEY or --prefix, not both\n$/);
   });
 
+  test('a bad value from a KV_* variable is named by the variable, as a bad flag is by the flag', async () => {
+    expectOneLineError(
+      await kvctl(['get', 'k'], { env: { KV_TIMEOUT_MS: 'abc' } }),
+      2,
+      /^kvctl: KV_TIMEOUT_MS: "abc" is not a positive integer\n$/,
+    );
+    expectOneLineError(
+      await kvctl(['get', 'k'], { env: { KV_ENDPOINTS: 'localhost' } }),
+      2,
+      /^kvctl: KV_ENDPOINTS: "localhost" has no port/,
+    );
+    expectOneLineError(
+      await kvctl(['get', 'k'], { env: { KV_TLS_CA: path.join(scratch, 'no-ca.pem') } }),
+      2,
+      /^kvctl: KV_TLS_CA: cannot read /,
+    );
+    expectOneLineError(await kvctl(['get', 'k'], { env: { KV_OUTPUT: 'xml' } }), 2, /KV_OUTPUT/);
+    // Given as a flag, the same value is named by the flag, whatever the variable holds.
+    expectOneLineError(await kvctl(['get', 'k', '--timeout-ms', 'abc'], { env: { KV_TIMEOUT_MS: '5' } }), 2, /^kvctl: --timeout-ms: "abc"/);
+  });
+
   test('an endpoint without a valid port, or a timeout longer than a timer can wait, is a usage error', async () => {
     expectOneLineError(await kvctl(['get', 'k', '--endpoint', 'localhost']), 2, /^kvctl: --endpoint: "localhost" has no port/);
     expectOneLineError(await kvctl(['get', 'k', '--endpoint', '::1']), 2, /^kvctl: --endpoint: "::1" has no port .*\[::1\]:/);

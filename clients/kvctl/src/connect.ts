@@ -14,7 +14,7 @@ export const READ_ATTEMPTS = 6;
 export function connect(options: GlobalOptions): KvClient {
   const tls = options.tlsCa !== undefined || options.tlsCert !== undefined;
   for (const endpoint of options.endpoints) {
-    checkEndpoint(endpoint);
+    checkEndpoint(endpoint, options.names.endpoint);
     // The SDK's rule, so that kvctl refuses exactly what KvClient would (with the flags to give instead).
     if (!tls && !options.insecure && !isLoopbackAddress(endpoint)) {
       throw new CliError(`${endpoint} is not a loopback address: give --tls-ca (TLS), or --insecure to send in plaintext`);
@@ -32,7 +32,7 @@ export function connect(options: GlobalOptions): KvClient {
   try {
     return new KvClient(options.endpoints, clientOptions);
   } catch (error) {
-    throw new CliError(`--token: ${(error as Error).message}`);
+    throw new CliError(`${options.names.token}: ${(error as Error).message}`);
   }
 }
 
@@ -42,15 +42,18 @@ export function connect(options: GlobalOptions): KvClient {
  * without a certificate would otherwise be taken as no CA at all).
  */
 function tlsCredentials(options: GlobalOptions): ReturnType<typeof credentials.createSsl> {
-  const ca = readPem(options.tlsCa, '--tls-ca');
-  const cert = readPem(options.tlsCert, '--tls-cert');
-  const key = readPem(options.tlsKey, '--tls-key');
-  if (ca !== null) certificates(ca, options.tlsCa as string, '--tls-ca');
+  const { names } = options;
+  const ca = readPem(options.tlsCa, names.tlsCa);
+  const cert = readPem(options.tlsCert, names.tlsCert);
+  const key = readPem(options.tlsKey, names.tlsKey);
+  if (ca !== null) certificates(ca, options.tlsCa as string, names.tlsCa);
   if (cert !== null && key !== null) {
-    const [leaf] = certificates(cert, options.tlsCert as string, '--tls-cert');
-    const privateKey = parsePrivateKey(key, options.tlsKey as string);
+    const [leaf] = certificates(cert, options.tlsCert as string, names.tlsCert);
+    const privateKey = parsePrivateKey(key, options.tlsKey as string, names.tlsKey);
     if (!leaf.checkPrivateKey(privateKey)) {
-      throw new CliError(`--tls-key ${options.tlsKey} is not the private key of --tls-cert ${options.tlsCert} (they do not match)`);
+      throw new CliError(
+        `${names.tlsKey} ${options.tlsKey} is not the private key of ${names.tlsCert} ${options.tlsCert} (they do not match)`,
+      );
     }
   }
   try {
@@ -83,11 +86,11 @@ function certificates(pem: Buffer, file: string, flag: string): X509Certificate[
   });
 }
 
-function parsePrivateKey(pem: Buffer, file: string): KeyObject {
+function parsePrivateKey(pem: Buffer, file: string, flag: string): KeyObject {
   try {
     return createPrivateKey(pem);
   } catch (error) {
-    throw new CliError(`--tls-key: ${file} is not a PEM private key kvctl can use: ${(error as Error).message}`);
+    throw new CliError(`${flag}: ${file} is not a PEM private key kvctl can use: ${(error as Error).message}`);
   }
 }
 
@@ -96,25 +99,25 @@ function parsePrivateKey(pem: Buffer, file: string): KeyObject {
  * after dns:, ipv4: or ipv6:) or a unix socket. Without a port grpc-js
  * would quietly use 443, so a missing or impossible port is a usage error.
  */
-function checkEndpoint(endpoint: string): void {
+function checkEndpoint(endpoint: string, flag: string): void {
   if (endpoint.startsWith('unix:') || endpoint.startsWith('unix-abstract:')) return;
   // A URL (http://host:port) is what many tools take; gRPC targets have no such scheme, and TLS is a flag.
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(endpoint)?.[1];
   if (scheme !== undefined && !/^(dns|ipv4|ipv6)$/i.test(scheme)) {
-    throw new CliError(`--endpoint: "${endpoint}": give host:port without "${scheme}://" (for TLS, give --tls-ca)`);
+    throw new CliError(`${flag}: "${endpoint}": give host:port without "${scheme}://" (for TLS, give --tls-ca)`);
   }
   const target = endpoint.replace(/^(dns|ipv4|ipv6):(\/\/[^/]*\/)?/, '');
   if (!target.startsWith('[') && target.indexOf(':') !== target.lastIndexOf(':')) {
-    throw new CliError(`--endpoint: "${endpoint}" has no port (an IPv6 address goes in brackets, then the port: [${target}]:50051)`);
+    throw new CliError(`${flag}: "${endpoint}" has no port (an IPv6 address goes in brackets, then the port: [${target}]:50051)`);
   }
   const match = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::(.*))?$/.exec(target);
-  if (match === null || (match[1] ?? match[2]) === '') throw new CliError(`--endpoint: "${endpoint}" is not host:port`);
+  if (match === null || (match[1] ?? match[2]) === '') throw new CliError(`${flag}: "${endpoint}" is not host:port`);
   const host = match[1] ?? match[2];
   const port = match[3];
   if (port === undefined) {
     const example = match[1] === undefined ? `${host}:50051` : `[${host}]:50051`;
-    throw new CliError(`--endpoint: "${endpoint}" has no port (give host:port, e.g. ${example})`);
+    throw new CliError(`${flag}: "${endpoint}" has no port (give host:port, e.g. ${example})`);
   }
-  if (!/^\d+$/.test(port)) throw new CliError(`--endpoint: "${endpoint}": "${port}" is not a port number`);
-  if (Number(port) < 1 || Number(port) > 65535) throw new CliError(`--endpoint: "${endpoint}": a port is 1 to 65535`);
+  if (!/^\d+$/.test(port)) throw new CliError(`${flag}: "${endpoint}": "${port}" is not a port number`);
+  if (Number(port) < 1 || Number(port) > 65535) throw new CliError(`${flag}: "${endpoint}": a port is 1 to 65535`);
 }

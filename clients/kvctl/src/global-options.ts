@@ -13,7 +13,12 @@ export interface GlobalOptions {
   insecure: boolean;
   output: OutputMode;
   timeoutMs: number;
+  /** How a message names each option: by the KV_* variable its value came from, otherwise by its flag. */
+  names: Record<NamedOption, string>;
 }
+
+/** The options whose values kvctl checks itself, after commander. */
+export type NamedOption = 'endpoint' | 'tlsCa' | 'tlsCert' | 'tlsKey' | 'token' | 'timeoutMs';
 
 export const DEFAULT_ENDPOINT = '127.0.0.1:50051';
 
@@ -41,14 +46,37 @@ export function addGlobalOptions(program: Command): void {
     .addOption(new Option('--timeout-ms <ms>', 'deadline of each call (default 10000)').env('KV_TIMEOUT_MS'));
 }
 
-/** The global flags as parsed by commander, checked and defaulted. */
-export function resolveGlobalOptions(raw: Record<string, unknown>, stdoutIsTty: boolean): GlobalOptions {
+/**
+ * How a message names the global option `key` of `command`: the variable
+ * when its value came from one (KV_TIMEOUT_MS=abc), otherwise the flag.
+ */
+export function optionNamer(command: Command): (key: NamedOption) => string {
+  return (key) => {
+    for (let owner: Command | null = command; owner !== null; owner = owner.parent) {
+      const option = owner.options.find((candidate) => candidate.attributeName() === key);
+      if (option === undefined) continue;
+      const fromEnv = command.getOptionValueSourceWithGlobals(key) === 'env' && option.envVar !== undefined;
+      return fromEnv ? (option.envVar as string) : (option.long ?? key);
+    }
+    return key;
+  };
+}
+
+/** The global flags as parsed by commander, checked and defaulted; `nameOf` names an option in a message. */
+export function resolveGlobalOptions(
+  raw: Record<string, unknown>,
+  stdoutIsTty: boolean,
+  nameOf: (key: NamedOption) => string,
+): GlobalOptions {
+  const names = Object.fromEntries(
+    (['endpoint', 'tlsCa', 'tlsCert', 'tlsKey', 'token', 'timeoutMs'] as const).map((key) => [key, nameOf(key)]),
+  ) as Record<NamedOption, string>;
   const endpoints = ((raw.endpoint as string[] | undefined) ?? [DEFAULT_ENDPOINT]).map((e) => e.trim());
-  if (endpoints.length === 0 || endpoints.some((e) => e === '')) throw new CliError('--endpoint: an endpoint is empty');
+  if (endpoints.length === 0 || endpoints.some((e) => e === '')) throw new CliError(`${names.endpoint}: an endpoint is empty`);
   const timeout = (raw.timeoutMs as string | undefined) ?? '10000';
-  if (!/^\d+$/.test(timeout) || Number(timeout) < 1) throw new CliError(`--timeout-ms: "${timeout}" is not a positive integer`);
+  if (!/^\d+$/.test(timeout) || Number(timeout) < 1) throw new CliError(`${names.timeoutMs}: "${timeout}" is not a positive integer`);
   if (Number(timeout) > MAX_TIMEOUT_MS) {
-    throw new CliError(`--timeout-ms: "${timeout}" is more than ${MAX_TIMEOUT_MS} (about 24.8 days), the longest a timer can wait`);
+    throw new CliError(`${names.timeoutMs}: "${timeout}" is more than ${MAX_TIMEOUT_MS} (about 24.8 days), the longest a timer can wait`);
   }
   const options: GlobalOptions = {
     endpoints,
@@ -59,9 +87,10 @@ export function resolveGlobalOptions(raw: Record<string, unknown>, stdoutIsTty: 
     insecure: raw.insecure === true,
     output: (raw.output as OutputMode | undefined) ?? (stdoutIsTty ? 'table' : 'json'),
     timeoutMs: Number(timeout),
+    names,
   };
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
-    throw new CliError('--tls-cert and --tls-key go together');
+    throw new CliError(`${names.tlsCert} and ${names.tlsKey} go together`);
   }
   return options;
 }

@@ -3,8 +3,9 @@ import { KvError, status, type KvClient } from '@kv/client';
 import { CliError } from './cli-error';
 import { confirm } from './confirm';
 import { connect } from './connect';
+import { describeConnectionFailure } from './connection-failure';
 import { EXIT, type ExitCode } from './exit-codes';
-import { resolveGlobalOptions, type GlobalOptions } from './global-options';
+import { optionNamer, resolveGlobalOptions, type GlobalOptions } from './global-options';
 import { Printer } from './output';
 
 /** The process's streams, so tests and main share one code path. */
@@ -42,7 +43,7 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
     async (...args: unknown[]): Promise<void> => {
       // commander passes the positional arguments, the command's own options, then the command.
       const command = args[args.length - 1] as Command;
-      const options = resolveGlobalOptions(command.optsWithGlobals(), io.stdout.isTTY === true);
+      const options = resolveGlobalOptions(command.optsWithGlobals(), io.stdout.isTTY === true, optionNamer(command));
       const warn = (line: string): void => void io.stderr.write(`kvctl: ${line}\n`);
       let client: KvClient | undefined;
       const session: Session = {
@@ -70,29 +71,10 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
     };
 }
 
-export const CERTIFICATE_REQUIRED = 'the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key';
-
-/** Whether a server refused the TLS handshake for want of a client certificate (OpenSSL's alert, in grpc-js's message). */
-export function certificateRequired(error: KvError): boolean {
-  return /alert certificate required/i.test(error.message);
-}
-
-/** Whether kvctl was asked to speak TLS. */
-const usesTls = (options: GlobalOptions): boolean => options.tlsCa !== undefined || options.tlsCert !== undefined;
-
-/**
- * A call no server answered, as one line naming the endpoints. Two causes
- * are said in kvctl's words rather than grpc-js's or OpenSSL's: a TLS
- * server refusing a connection that has no client certificate (denied,
- * exit 6: trying again will not help; so without grpc-js's UNAVAILABLE,
- * which would say otherwise), and plaintext to what may be a TLS server
- * (grpc-js only says "Failed to connect" when the handshake fails).
- */
+/** A call no server answered, as one line naming the endpoints and what to do (connection-failure.ts). */
 function connectionError(error: KvError, options: GlobalOptions): CliError {
-  const endpoints = options.endpoints.join(',');
-  if (certificateRequired(error)) return new CliError(`${endpoints}: ${CERTIFICATE_REQUIRED}`, EXIT.denied);
-  // grpc-js ends "Failed to connect" with a timestamp, which says nothing to a person.
-  const message = error.message.replace(/^(no connection: Failed to connect) \([^)]*\)$/, '$1');
-  const hint = !usesTls(options) && message !== error.message ? '; the server may require TLS: give --tls-ca' : '';
-  return new CliError(`${endpoints}: ${message}${hint} (${error.reason})`, EXIT.unavailable);
+  const { text, exitCode } = describeConnectionFailure(error, options);
+  // Denied is not grpc-js's UNAVAILABLE, which would say that trying again may help.
+  const reason = exitCode === EXIT.unavailable ? ` (${error.reason})` : '';
+  return new CliError(`${options.endpoints.join(',')}: ${text}${reason}`, exitCode);
 }

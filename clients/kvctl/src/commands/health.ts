@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { KvError, status as grpcStatus } from '@kv/client';
 import { connect } from '../connect';
 import { EXIT, exitCodeForError, type ExitCode } from '../exit-codes';
-import { CERTIFICATE_REQUIRED, certificateRequired, type Runner, type Session } from '../session';
+import { describeConnectionFailure } from '../connection-failure';
+import type { Runner, Session } from '../session';
 
 /** One endpoint's answer: its serving status, or why it gave none (UNREACHABLE, or the reason of the error). */
 interface EndpointHealth {
@@ -60,15 +61,12 @@ async function checkOne(session: Session, endpoint: string): Promise<EndpointHea
     return { endpoint, status, exitCode: status === 'SERVING' ? EXIT.ok : EXIT.unavailable };
   } catch (error) {
     if (!(error instanceof KvError)) throw error;
-    // Denied, not unreachable: it answered, and refused a connection without a client certificate.
-    if (certificateRequired(error)) return { endpoint, status: 'DENIED', error: CERTIFICATE_REQUIRED, exitCode: EXIT.denied };
-    const unreachable = error.code === grpcStatus.UNAVAILABLE || error.code === grpcStatus.DEADLINE_EXCEEDED;
-    return {
-      endpoint,
-      status: unreachable ? 'UNREACHABLE' : error.reason,
-      error: error.message,
-      exitCode: unreachable ? EXIT.unavailable : exitCodeForError(error),
-    };
+    if (error.code === grpcStatus.UNAVAILABLE || error.code === grpcStatus.DEADLINE_EXCEEDED) {
+      const { text, exitCode } = describeConnectionFailure(error, session.options);
+      // Denied, not unreachable: it answered, and refused a connection without a client certificate.
+      return { endpoint, status: exitCode === EXIT.denied ? 'DENIED' : 'UNREACHABLE', error: text, exitCode };
+    }
+    return { endpoint, status: error.reason, error: error.message, exitCode: exitCodeForError(error) };
   } finally {
     client.close();
   }

@@ -1,0 +1,66 @@
+/**
+ * Why no connection was made, in kvctl's words. grpc-js passes on the text
+ * of whatever failed (OpenSSL's error queue, nghttp2's "Protocol error",
+ * a timestamp); kvctl has no other signal than that text, so each cause is
+ * recognised here, once, and said with what to do about it.
+ */
+import type { KvError } from '@kv/client';
+import { EXIT, type ExitCode } from './exit-codes';
+import type { GlobalOptions } from './global-options';
+
+const CERTIFICATE_REQUIRED = 'the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key';
+
+/** What went wrong, in one line without the endpoint (the caller names it), and the exit code for it. */
+export interface ConnectionFailure {
+  text: string;
+  exitCode: ExitCode;
+}
+
+/**
+ * A call that reached no server, said plainly, naming the flags (or
+ * variables) to change. A server refusing a connection without a client
+ * certificate is denied (exit 6: trying again will not help), not
+ * unavailable; anything else is unavailable (exit 4).
+ */
+export function describeConnectionFailure(error: KvError, options: GlobalOptions): ConnectionFailure {
+  if (certificateRequired(error)) return { text: CERTIFICATE_REQUIRED, exitCode: EXIT.denied };
+  return { text: plainText(error.message, options), exitCode: EXIT.unavailable };
+}
+
+/** Whether a server refused the TLS handshake for want of a client certificate (OpenSSL's alert, in grpc-js's message). */
+function certificateRequired(error: KvError): boolean {
+  return /alert certificate required/i.test(error.message);
+}
+
+function plainText(message: string, options: GlobalOptions): string {
+  const { names } = options;
+  const tlsGiven = (['tlsCa', 'tlsCert', 'tlsKey'] as const).filter((key) => options[key] !== undefined).map((key) => names[key]);
+  const tls = tlsGiven.length > 0;
+  // TLS spoken to a port that answers in plaintext: OpenSSL reads its first bytes as a record of an unknown version.
+  if (tls && /wrong version number/i.test(message)) {
+    return `no connection: the server does not speak TLS: drop ${tlsGiven.join(', ')}, or check the port`;
+  }
+  // A certificate chain that --tls-ca does not lead to (Node's words for OpenSSL's verify errors).
+  if (
+    tls &&
+    /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate/i.test(message)
+  ) {
+    const trusted = options.tlsCa === undefined ? `a CA this system trusts: give ${names.tlsCa}` : `the CA in ${names.tlsCa}`;
+    return `${message.trim()}: the server's certificate is not signed by ${trusted}`;
+  }
+  // HTTP/2 spoken to a server that answered in something else, HTTP/1.1 most likely.
+  if (!tls && /^no connection: Protocol error\b/.test(message)) {
+    return (
+      "no connection: not a gRPC server: it answered, but not in HTTP/2 (an HTTP/1.1 server, such as kv-server's " +
+      '--metrics-listen port? gRPC is on its --listen port)'
+    );
+  }
+  // grpc-js ends some messages with a timestamp, and OpenSSL's with a source file and a newline: neither helps a person.
+  const plain = message
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
+    .replace(/[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):\S*/g, 'TLS: $1')
+    .trim();
+  // grpc-js only says "Failed to connect" when a TLS handshake fails: plaintext to a TLS server, say.
+  if (!tls && plain === 'no connection: Failed to connect') return `${plain}; the server may require TLS: give --tls-ca`;
+  return plain;
+}
