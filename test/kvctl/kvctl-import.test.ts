@@ -169,7 +169,7 @@ describe('into a file engine server', () => {
     });
   }, 60_000);
 
-  test('a server that holds a key is refused (exit 2, one line, nothing written); --overwrite sets the backup over it', async () => {
+  test('a server that holds a key is refused (exit 3, a conflict: one line, nothing written); --overwrite sets the backup over it', async () => {
     const target = await server();
     await withClient(target.address, async (kv) => {
       await kv.set('a/string', 'mine');
@@ -178,7 +178,7 @@ describe('into a file engine server', () => {
 
       expectRefused(
         await importInto(target.address, [backupFile]),
-        2,
+        3,
         /already holds keys: import into an empty server, or pass --overwrite/,
       );
       expect(await kv.listPage({})).toEqual(before);
@@ -381,7 +381,7 @@ describeWithEtcd()('into an etcd engine frontend', () => {
       expect((await kv.get('long/2'))?.value).toBe('two');
     });
 
-    expectRefused(await importInto(target.address, [backupFile]), 2, /already holds keys/);
+    expectRefused(await importInto(target.address, [backupFile]), 3, /already holds keys/);
   }, 90_000);
 
   test("40 values of 900 KB fit etcd's request limit (1.5 MiB) in Txns of their own", async () => {

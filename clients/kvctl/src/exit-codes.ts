@@ -20,8 +20,8 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 export const EXIT_CODES_HELP = `Exit codes:
   0  ok
   1  not found: get of a missing key, or a lease that does not exist (set --lease, lease keepalive, ...)
-  2  usage: a bad flag, argument, JSON value or file, or a file or directory kvctl cannot write (backup, restore: no permission, a full disk, ...)
-  3  conflict: --expected-revision did not match, or a txn's compares did not hold
+  2  usage: a bad flag, argument, JSON value or file, or a file, directory or output kvctl cannot write (backup, restore, any command's stdout: no permission, a full disk, ...; a change whose output was lost is still made)
+  3  conflict: --expected-revision did not match, a txn's compares did not hold, or import found keys on the server (without --overwrite)
   4  unavailable: no server answered in time, it is shutting down, or health is not SERVING (with several endpoints: not all of them)
   5  rejected: the server refused the request (bad key, value too large, ...)
   6  denied: not authenticated or not allowed, or too many failed authentications from this address (AUTH_RATE_LIMITED: try again later)

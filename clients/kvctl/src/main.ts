@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { getSystemErrorMap } from 'node:util';
 import { CommanderError } from 'commander';
 import { KvError } from '@kv/client';
 import { CliError } from './cli-error';
@@ -37,6 +38,13 @@ function describe(error: unknown): { message: string; code: ExitCode } {
   return { message: `unexpected failure: ${error instanceof Error ? error.message : String(error)}`, code: EXIT.serverError };
 }
 
+/** "ENOSPC (no space left on device)": the error's code and the system's words for it, without Node's call name. */
+function systemErrorText(error: NodeJS.ErrnoException): string {
+  const words = error.errno === undefined ? undefined : getSystemErrorMap().get(error.errno)?.[1];
+  if (error.code === undefined) return error.message;
+  return words === undefined ? error.code : `${error.code} (${words})`;
+}
+
 /** Runs kvctl as the process: argv, stdio, exit code. */
 export function runCli(): void {
   // grpc-js sets TLS ServerName to an IP endpoint, which Node reports as deprecated on stderr; a kvctl user can do nothing about it.
@@ -46,7 +54,9 @@ export function runCli(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (process.stdout.listenerCount('error') > 1) return;
     if (error.code === 'EPIPE') process.exit(EXIT.ok);
-    throw error;
+    // A full disk or a device that refuses writes: the output is lost, which a script must learn (exit 2, as for backup -).
+    process.stderr.write(`kvctl: cannot write output: ${systemErrorText(error)}\n`);
+    process.exit(EXIT.usage);
   });
   void main(process.argv.slice(2), process).then((code) => {
     process.exitCode = code;

@@ -64,7 +64,7 @@ export function importCommand(run: Runner): Command {
       'load the backup FILE (kvctl backup) into the running server, of either engine, through the API: FILE is checked whole ' +
         'before anything is written (so it must be a regular file, not - or a pipe); shared leases are granted anew, a key ' +
         "with a ttl gets it again (times to live start again); revisions are the server's own (watchers see PUT events). " +
-        'Refused if the server holds any key, unless --overwrite. Needs write on the keys (and read on every key, to see ' +
+        'Refused if the server holds any key (exit 3), unless --overwrite. Needs write on the keys (and read on every key, to see ' +
         'that the server is empty). Stopped midway (an error, Ctrl-C), what it wrote stays: run it again with --overwrite',
     )
     .argument('<file>', 'the backup file (a regular file: it is read twice)')
@@ -135,6 +135,7 @@ async function refuseUnlessEmpty(kv: KvClient): Promise<void> {
   if (keys.length > 0) {
     throw new CliError(
       `the server already holds keys: import into an empty server, or pass --overwrite to set the backup's keys over what is there (others are left alone); ${NOTHING_IMPORTED}`,
+      EXIT.conflict,
     );
   }
 }
