@@ -13,6 +13,8 @@ import {
   pinnedAddresses,
   type ProcessRole,
   type ReloadMessage,
+  type StopMessage,
+  sendToChild,
   tellSupervisor,
 } from './cluster/process-role';
 import { ConfigError, loadConfig, unknownEnvironmentWarning, usage, type Config } from './config';
@@ -110,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
           if (reloaded.length === 0) return;
           const material = good.reloaded(reloaded);
           const message: ReloadMessage = { kind: 'reload', files: reloaded, material };
-          for (const child of Object.values(cluster.workers ?? {})) if (child?.isConnected() === true) child.send(message);
+          for (const child of Object.values(cluster.workers ?? {})) if (child !== undefined) sendToChild(child, message);
         });
       } else {
         // SIGHUP would otherwise end the process; here it rotates certificates and reloads the auth file.
@@ -292,14 +294,19 @@ async function main(argv: string[]): Promise<number> {
   );
   await server.shutdown(config.shutdownGraceMs);
   try {
-    return await closeStore(store, logger);
+    return await closeStore(store, logger, role === 'worker' && config.engine === 'file' ? 'stopped' : undefined);
   } finally {
     await stopMetrics();
   }
 }
 
-/** Closes the store: 0, or 1 after saying why the data directory could not be released. */
-async function closeStore(store: KeyValueStore, logger: Logger): Promise<number> {
+/**
+ * Closes the store: 0, or 1 after saying why the data directory could not be
+ * released. `stoppedLine`: what the log says then, if not what the store
+ * makes it (a worker of the file engine holds no store, only its channel to
+ * the owner).
+ */
+async function closeStore(store: KeyValueStore, logger: Logger, stoppedLine?: string): Promise<number> {
   try {
     await store.close();
   } catch (error) {
@@ -307,7 +314,7 @@ async function closeStore(store: KeyValueStore, logger: Logger): Promise<number>
     process.stderr.write(`kv-server: stopped, but ${error.message}\n`);
     return 1;
   }
-  logger.info(store instanceof FileStore ? 'stopped; data directory released' : 'stopped; store closed');
+  logger.info(stoppedLine ?? (store instanceof FileStore ? 'stopped; data directory released' : 'stopped; store closed'));
   return 0;
 }
 
@@ -484,15 +491,17 @@ function listenForSupervisorStop(): { signal: AbortSignal; requested: Promise<No
   const controller = new AbortController();
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
   const requested = new Promise<NodeJS.Signals>((r) => (resolve = r));
-  const onStop = (): void => {
+  const onStop = (signal: NodeJS.Signals): void => {
     if (controller.signal.aborted) return;
-    controller.abort(new StopRequested('SIGTERM'));
-    resolve('SIGTERM');
+    controller.abort(new StopRequested(signal));
+    resolve(signal);
   };
   process.on('message', (message: unknown) => {
-    if ((message as { kind?: unknown } | null)?.kind === 'stop') onStop();
+    const stop = message as Partial<StopMessage> | null;
+    if (stop?.kind === 'stop') onStop(stop.signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
   });
-  process.on('disconnect', onStop);
+  // The supervisor is gone: stop as it would have asked.
+  process.on('disconnect', () => onStop('SIGTERM'));
   process.on('SIGTERM', () => undefined);
   process.on('SIGINT', () => undefined);
   return { signal: controller.signal, requested };

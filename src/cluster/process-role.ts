@@ -5,7 +5,7 @@
  * supervisor tells its children their role, and the owner's socket, in the
  * environment; the messages they exchange over Node's IPC channel are here.
  */
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import type { Registry } from 'prom-client';
 import type { SecurityFile } from '../security/server-security';
 import type { SecurityMaterial } from './security-material';
@@ -82,6 +82,8 @@ export type ChildMessage =
 /** Supervisor to child: drain and exit. */
 export interface StopMessage {
   kind: 'stop';
+  /** The signal the supervisor was stopped by (what the child's log names). */
+  signal: NodeJS.Signals;
 }
 
 /**
@@ -150,4 +152,15 @@ export function isChildMessage(message: unknown): message is ChildMessage {
 /** Tells the supervisor; a child without one (impossible under cluster) has no one to tell. */
 export function tellSupervisor(message: ChildMessage): void {
   process.send?.(message);
+}
+
+/**
+ * Tells a child, if it is still connected. A child that is ending (its
+ * channel closing under the send) is not an error here: its 'exit' is what
+ * the supervisor acts on. Without the callback a failed send is an 'error'
+ * event on the Worker, and unhandled it ended the supervisor with exit 1
+ * (seen on SIGTERM just after the store owner died, its workers exiting).
+ */
+export function sendToChild(child: Worker, message: StopMessage | ReloadMessage | SecurityAnswer): void {
+  if (child.isConnected()) child.send(message, undefined, {}, () => undefined);
 }

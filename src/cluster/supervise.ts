@@ -31,6 +31,7 @@ import {
   isChildMessage,
   isSecurityRequest,
   ownerEnv,
+  sendToChild,
   workerEnv,
   workerName,
 } from './process-role';
@@ -39,6 +40,8 @@ const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 /** Beyond its grace period, how long a draining child may take before it is killed. */
 const STOP_SLACK_MS = 5_000;
+/** How often a child that has not ended is told to stop again. */
+const STOP_REPEAT_MS = 250;
 
 export interface ServingAddresses {
   port: number;
@@ -86,6 +89,8 @@ export async function superviseWorkers({
     stopping = true;
     members.phase = 'stopping';
     stopSignal = signal;
+    // Said here once, whatever the children are doing: starting, restarting after the owner ended, or serving.
+    logger.info({ signal }, 'shutting down: the workers drain, then the store owner closes the store');
     return { stop: true } as const;
   });
 
@@ -138,9 +143,9 @@ export async function superviseWorkers({
   /** Tells `members` when `child` serves, and when it ends. */
   const tracked = (child: Worker, name: string, kind: ChildMessage['kind']): void => {
     const onMessage = (message: unknown): void => {
-      if (isSecurityRequest(message) && child.isConnected()) {
+      if (isSecurityRequest(message)) {
         const answer: SecurityAnswer = { kind: 'security', material: securityMaterial() };
-        child.send(answer);
+        sendToChild(child, answer);
       }
       if (!isChildMessage(message)) return;
       if (message.kind === kind) members.ready(name, child);
@@ -206,6 +211,8 @@ export async function superviseWorkers({
   /** After an owner crash: the workers cannot serve without it. */
   const restartAll = async (): Promise<number | undefined> => {
     await Promise.all([...workers].map((worker) => killed(worker)));
+    // Stopped meanwhile: stopAll has already looked at the children, so a generation forked now would run on unstopped.
+    if (stopping) return undefined;
     pinned = bound;
     return startAll();
   };
@@ -215,9 +222,10 @@ export async function superviseWorkers({
     members.phase = 'stopping';
     // Capped: a longer timer would fire at once and kill every child without its drain.
     const graceMs = Math.min(config.shutdownGraceMs + STOP_SLACK_MS, MAX_TIMER_MS);
-    await Promise.all([...workers].map((worker) => stopChild(worker, graceMs)));
+    const signal = stopSignal ?? 'SIGTERM';
+    await Promise.all([...workers].map((worker) => stopChild(worker, graceMs, signal, logger)));
     if (owner === undefined || owner.isDead()) return 0;
-    return exitCodeOf(await stopChild(owner, graceMs));
+    return exitCodeOf(await stopChild(owner, graceMs, signal, logger));
   };
 
   const started = await startAll();
@@ -264,16 +272,24 @@ function readyOf<K extends ChildMessage['kind']>(child: Worker, kind: K): Promis
 }
 
 /** Asks a child to drain and exit; kills it if it takes longer than `graceMs`. Resolves with its exit code. */
-function stopChild(child: Worker, graceMs: number): Promise<number> {
+function stopChild(child: Worker, graceMs: number, signal: NodeJS.Signals, logger: Logger): Promise<number> {
   if (child.isDead()) return Promise.resolve(child.process.exitCode ?? 1);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.process.kill('SIGKILL'), graceMs);
+    const timer = setTimeout(() => {
+      logger.warn({ pid: child.process.pid, graceMs }, 'a child process did not stop within the grace period (and 5 s more): killed');
+      child.process.kill('SIGKILL');
+    }, graceMs);
+    // A child forked just before the stop may still be loading its code, not yet listening: a message then is lost,
+    // and it would start and serve on (or wait for an owner that is gone) until killed after the grace. So the stop
+    // is said again until it ends; a child that heard it already takes no notice.
+    const again = setInterval(() => sendToChild(child, stop), STOP_REPEAT_MS);
     child.once('exit', (code) => {
       clearTimeout(timer);
+      clearInterval(again);
       resolve(code ?? 1);
     });
-    const stop: StopMessage = { kind: 'stop' };
-    if (child.isConnected()) child.send(stop);
+    const stop: StopMessage = { kind: 'stop', signal };
+    if (child.isConnected()) sendToChild(child, stop);
     else child.process.kill('SIGKILL');
   });
 }

@@ -198,6 +198,54 @@ test('SIGTERM drains the workers, closes the store and exits 0 with every proces
   }
 });
 
+test('SIGINT: the supervisor says once that it shuts down, and every process names SIGINT, as one process does', async () => {
+  server = await startServer({ args: ['--workers', '2'], env: { KV_LOG_LEVEL: 'info' } });
+  expect(await server.stop('SIGINT')).toBe(0);
+  const lines = server
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { msg?: string; signal?: string });
+  const shuttingDown = lines.filter((line) => line.msg?.startsWith('shutting down'));
+  expect(
+    shuttingDown.filter((line) => line.msg === 'shutting down: the workers drain, then the store owner closes the store'),
+  ).toHaveLength(1);
+  expect(shuttingDown.filter((line) => line.msg === 'shutting down: finishing calls in flight')).toHaveLength(2);
+  expect(shuttingDown.map((line) => line.signal)).toEqual(['SIGINT', 'SIGINT', 'SIGINT']);
+  // A worker holds no store of its own: only the owner releases the directory.
+  expect(lines.filter((line) => line.msg === 'stopped')).toHaveLength(2);
+  expect(lines.filter((line) => line.msg === 'stopped; data directory released')).toHaveLength(1);
+  expect(lines.filter((line) => line.msg === 'stopped; store closed')).toHaveLength(0);
+});
+
+test('SIGTERM while the server restarts after its store owner ended: the log says it shuts down, and it exits 0', async () => {
+  server = await startServer({ args: ['--workers', '2'], env: { KV_LOG_LEVEL: 'info' } });
+  const [owner] = pidsOf(server, 'owner');
+  process.kill(owner, 'SIGKILL');
+  const running = server;
+  await pollUntil('the supervisor to restart the owner', () =>
+    running.output().includes('the store owner process ended: restarting the whole server') ? true : undefined,
+  );
+  expect(await server.stop('SIGTERM')).toBe(0);
+  expect(server.output()).toMatch(/"signal":"SIGTERM".*"msg":"shutting down: the workers drain, then the store owner closes the store"/);
+});
+
+test('SIGTERM just as a new owner and workers are forked: each of them hears it and stops, none is killed after the grace', async () => {
+  server = await startServer({ args: ['--workers', '2'], env: { KV_LOG_LEVEL: 'info' } });
+  const first = children(server.child.pid as number).map((c) => c.pid);
+  process.kill(pidsOf(server, 'owner')[0], 'SIGKILL');
+  const running = server;
+  // The stop is sent while the new children still load their code, before they listen for it.
+  await pollUntil('the new generation to be forked', () =>
+    children(running.child.pid as number).filter((c) => c.role === 'worker' && !first.includes(c.pid)).length === 2 ? true : undefined,
+  );
+  expect(await server.stop('SIGTERM')).toBe(0);
+  // Told only while it loaded its code, a child never heard the stop: it served on, or waited for an owner already
+  // gone, until it was killed after the grace.
+  expect(server.output()).not.toMatch(/did not stop within the grace period/);
+  expect(server.output()).toMatch(/"signal":"SIGTERM".*"msg":"shutting down: the workers drain, then the store owner closes the store"/);
+});
+
 test('a lost directory lock turns health NOT_SERVING on every worker; writes are refused, reads go on', async () => {
   server = await startServer({ args: ['--workers', '2'] });
   const [a, b] = (open = clients(server.address, 2));

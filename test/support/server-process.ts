@@ -57,6 +57,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const child = spawnServer(['--listen', listen, '--data-dir', dataDir, ...(options.args ?? [])], options.env, options);
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'exit' may come before the last of the output is read: a test that reads the log after a stop waits for 'close'
+  // too (bounded: a child of a --workers server that outlived its supervisor would hold the pipes open).
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const outputRead = async (): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
+  };
 
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -91,7 +99,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     output: () => output,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      const code = await exited;
+      await outputRead();
+      return code;
     },
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
