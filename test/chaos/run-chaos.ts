@@ -40,7 +40,7 @@ async function main(): Promise<number> {
 
   const started = Date.now();
   const tools = await buildChaosTools();
-  const total = { calls: 0, operations: 0, kills: 0, indefinite: 0, checkMs: 0, checked: 0 };
+  const total = { calls: 0, operations: 0, kills: 0, lives: 0, indefinite: 0, checkMs: 0, checked: 0 };
   const failed: string[] = [];
   for (let n = 1; n <= histories; n++) {
     const historyDir = path.join(out, `history-${n}`);
@@ -58,13 +58,16 @@ async function main(): Promise<number> {
     total.checked++;
     total.calls += summary.records;
     total.operations += summary.operations;
-    total.kills += summary.kills;
+    // The kills made, and the ones that ended the store's life (the checker's count: with --workers a worker's death
+    // ends none, so it counts fewer).
+    total.kills += run.kills;
+    total.lives += summary.kills;
     total.indefinite += summary.indefinite_writes;
     total.checkMs += summary.check_ms;
     const verdict = code === 0 ? 'linearizable' : code === 2 ? 'UNKNOWN (the check timed out)' : 'NOT LINEARIZABLE';
     process.stdout.write(
       `history ${n}/${histories}: ${verdict}; ${summary.records} calls (${summary.operations} checked, ` +
-        `${summary.indefinite_writes} writes without an answer), ${summary.kills} kills, run ${run.seconds.toFixed(1)} s, ` +
+        `${summary.indefinite_writes} writes without an answer), ${run.kills} kills (${summary.kills} ended the store), run ${run.seconds.toFixed(1)} s, ` +
         `checked in ${summary.check_ms.toFixed(1)} ms\n`,
     );
     for (const v of summary.revision_violations ?? []) process.stdout.write(`  ${v}\n`);
@@ -78,7 +81,7 @@ async function main(): Promise<number> {
   if (failed.length === 0 && !values.keep) fs.rmSync(out, { recursive: true, force: true });
   process.stdout.write(
     `\n${total.checked} histories checked, ${total.calls} calls (${total.operations} operations checked, ${total.indefinite} writes without an answer), ` +
-      `${total.kills} SIGKILLs, checker ${(total.checkMs / 1000).toFixed(2)} s in all; wall ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+      `${total.kills} SIGKILLs (${total.lives} ended the store), checker ${(total.checkMs / 1000).toFixed(2)} s in all; wall ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
   if (failed.length > 0) {
     process.stdout.write(`FAILED: ${failed.length} of ${total.checked} histories; kept in ${out}\n`);
