@@ -94,7 +94,7 @@ export class CorruptDataError extends StoreError {
   constructor(
     readonly file: string,
     readonly offset: number,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`corrupt data in ${file} at byte offset ${offset}: ${reason}`);
   }

@@ -229,6 +229,31 @@ describe('file engine: checkpoints', () => {
     expect(fs.existsSync(snapPath)).toBe(true);
   });
 
+  test('a damaged checkpoint whose replaced files are damaged too is refused naming the checkpoint, and says what is wrong with them', async () => {
+    const dataDir = dirs.make();
+    const { store, firstLog, saved } = await checkpointFirstLog(dataDir);
+    await store.set('k/4', 'after the checkpoint');
+    await store.close();
+    // The log the checkpoint replaced is back (a crash before its deletion), with a byte flipped in its first batch.
+    const flipped = Buffer.from(saved);
+    flipped[batchesOf(saved)[0].start + 20] ^= 0x10;
+    fs.writeFileSync(firstLog, flipped);
+    const snapPath = path.join(dataDir, dataFiles(dataDir).find((f) => f.endsWith('.snap')) as string);
+    const bytes = fs.readFileSync(snapPath);
+    bytes[FILE_HEADER_SIZE + 100] ^= 0x10;
+    fs.writeFileSync(snapPath, bytes);
+    await expect(openFileStore({ dataDir })).rejects.toMatchObject({
+      code: 'CORRUPT',
+      file: snapPath,
+      message: expect.stringMatching(
+        new RegExp(
+          `block CRC mismatch; the files it replaced are still here, but could not be replayed instead either: corrupt data in ${firstLog.replace(/[.]/g, '[.]')} at byte offset \\d+: `,
+        ),
+      ) as unknown,
+    });
+    expect(fs.existsSync(snapPath)).toBe(true);
+  });
+
   test('a missing checkpoint, or a sealed log cut at a batch boundary (every CRC intact), refuses to open naming the log that does not follow on', async () => {
     const dataDir = dirs.make();
     const { store, saved } = await checkpointFirstLog(dataDir);

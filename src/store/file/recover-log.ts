@@ -137,8 +137,18 @@ export async function recoverDataDir(dir: string, logger: Logger, options: Recov
     try {
       recovered = await recoverFiles(dir, rest, older, temps, { atLeast: header.baseRevision }, logger, options);
     } catch (fallbackErr) {
-      // The older files are incomplete or damaged too: the checkpoint's damage is the one to report.
-      if (fallbackErr instanceof IncompleteChainError || fallbackErr instanceof CorruptDataError) throw err.damage;
+      // The older files are incomplete (the usual case: compaction deleted some) or damaged too: the checkpoint's
+      // damage is the one to report, and damage in the older files is said with it, so that whoever moves the
+      // checkpoint aside is not surprised by a second refusal.
+      if (fallbackErr instanceof IncompleteChainError) throw err.damage;
+      if (fallbackErr instanceof CorruptDataError) {
+        const { file, offset, reason } = err.damage;
+        throw new CorruptDataError(
+          file,
+          offset,
+          `${reason}; the files it replaced are still here, but could not be replayed instead either: ${fallbackErr.message}`,
+        );
+      }
       throw fallbackErr;
     }
     // Kept beside the others for a person to look at, under a name nothing reads.
