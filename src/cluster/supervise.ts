@@ -85,6 +85,11 @@ export async function superviseWorkers({
   let giveUp: (code: number) => void = () => undefined;
   const gaveUp = new Promise<number>((resolve) => (giveUp = resolve));
   let stopSignal: NodeJS.Signals | undefined;
+  /** Whether the owner has been told to stop; how it ended if it ended before that, during a stop. */
+  let ownerTold = false;
+  let ownerEndedEarly: { code: number | null; signal: string | null } | undefined;
+  /** Each child's name in the log (owner, worker-N). */
+  const names = new Map<Worker, string>();
   const stopped = stopRequested.then((signal) => {
     stopping = true;
     members.phase = 'stopping';
@@ -126,6 +131,8 @@ export async function superviseWorkers({
     owner = child;
     tracked(child, OWNER_NAME, 'owner-ready');
     child.once('exit', (code, signal) => {
+      // Ended during the stop before it was told to stop (a crash while the workers drain): the exit code says so.
+      if (stopping && !ownerTold) ownerEndedEarly = { code, signal };
       if (stopping || !serving) return;
       logger.error({ pid: child.process.pid, code, signal }, 'the store owner process ended: restarting the whole server');
       serving = false;
@@ -142,6 +149,7 @@ export async function superviseWorkers({
   const said = new Set<string>();
   /** Tells `members` when `child` serves, and when it ends. */
   const tracked = (child: Worker, name: string, kind: ChildMessage['kind']): void => {
+    names.set(child, name);
     const onMessage = (message: unknown): void => {
       if (isSecurityRequest(message)) {
         const answer: SecurityAnswer = { kind: 'security', material: securityMaterial() };
@@ -158,6 +166,7 @@ export async function superviseWorkers({
     child.once('exit', () => {
       child.off('message', onMessage);
       members.ended(name, child);
+      names.delete(child);
     });
   };
 
@@ -223,9 +232,21 @@ export async function superviseWorkers({
     // Capped: a longer timer would fire at once and kill every child without its drain.
     const graceMs = Math.min(config.shutdownGraceMs + STOP_SLACK_MS, MAX_TIMER_MS);
     const signal = stopSignal ?? 'SIGTERM';
-    await Promise.all([...workers].map((worker) => stopChild(worker, graceMs, signal, logger)));
-    if (owner === undefined || owner.isDead()) return 0;
-    return exitCodeOf(await stopChild(owner, graceMs, signal, logger));
+    const stop = (child: Worker): Promise<number> =>
+      stopChild(child, graceMs, signal, (pid) =>
+        logger.warn(
+          { child: names.get(child), pid, graceMs: config.shutdownGraceMs, slackMs: STOP_SLACK_MS },
+          'a child process did not stop within the grace period (and 5 s more): killed',
+        ),
+      );
+    await Promise.all([...workers].map(stop));
+    if (owner === undefined || owner.isDead()) {
+      if (ownerEndedEarly === undefined) return 0;
+      logger.error(ownerEndedEarly, 'the store owner process ended during the stop before it was asked to: exit 1');
+      return 1;
+    }
+    ownerTold = true;
+    return exitCodeOf(await stop(owner));
   };
 
   const started = await startAll();
@@ -272,11 +293,11 @@ function readyOf<K extends ChildMessage['kind']>(child: Worker, kind: K): Promis
 }
 
 /** Asks a child to drain and exit; kills it if it takes longer than `graceMs`. Resolves with its exit code. */
-function stopChild(child: Worker, graceMs: number, signal: NodeJS.Signals, logger: Logger): Promise<number> {
+function stopChild(child: Worker, graceMs: number, signal: NodeJS.Signals, onKill: (pid: number | undefined) => void): Promise<number> {
   if (child.isDead()) return Promise.resolve(child.process.exitCode ?? 1);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
-      logger.warn({ pid: child.process.pid, graceMs }, 'a child process did not stop within the grace period (and 5 s more): killed');
+      onKill(child.process.pid);
       child.process.kill('SIGKILL');
     }, graceMs);
     // A child forked just before the stop may still be loading its code, not yet listening: a message then is lost,

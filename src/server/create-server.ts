@@ -98,7 +98,8 @@ export function createServer({
   const streams = new OpenStreams();
   if (reflection) addReflection(server, streams, logger);
   const health = addHealth(server);
-  // Health follows the store: NOT_SERVING while it refuses writes, SERVING again once it heals.
+  // Health follows the store: NOT_SERVING while it cannot take writes (it refuses them, or, under --workers, the
+  // store owner does not answer), SERVING again once it can.
   let serving: boolean | undefined;
   const onStoreFailed = (): void => {
     if (serving === undefined) return; // not listening yet, or draining
@@ -106,7 +107,7 @@ export function createServer({
     if (serving === (failure === undefined)) return;
     serving = failure === undefined;
     if (failure === undefined) logger.info('the store takes writes again; health is SERVING');
-    else logger.error({ err: failure }, 'the store refuses writes; health is NOT_SERVING');
+    else logger.error({ err: failure }, 'the store cannot take writes now; health is NOT_SERVING');
     health.set(serving ? 'SERVING' : 'NOT_SERVING');
   };
   // A store can fail or heal with no call in flight to notice: look now and then.
@@ -135,7 +136,7 @@ export function createServer({
       // The store is open before the server is built, so listening is the moment we can serve.
       serving = store.failure === undefined;
       health.set(serving ? 'SERVING' : 'NOT_SERVING');
-      if (!serving) logger.error({ err: store.failure }, 'the store refuses writes; health is NOT_SERVING');
+      if (!serving) logger.error({ err: store.failure }, 'the store cannot take writes now; health is NOT_SERVING');
       return listener.port;
     },
 

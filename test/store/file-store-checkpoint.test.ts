@@ -247,7 +247,7 @@ describe('file engine: checkpoints', () => {
       file: snapPath,
       message: expect.stringMatching(
         new RegExp(
-          `block CRC mismatch; the files it replaced are still here, but could not be replayed instead either: corrupt data in ${firstLog.replace(/[.]/g, '[.]')} at byte offset \\d+: `,
+          `block CRC mismatch; replaying the files before it instead failed too: corrupt data in ${firstLog.replace(/[.]/g, '[.]')} at byte offset \\d+: `,
         ),
       ) as unknown,
     });

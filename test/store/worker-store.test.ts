@@ -5,14 +5,18 @@
  * one worker see writes acknowledged through another, and a backup from a
  * worker is the owner's state at one revision.
  */
+import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { openFileStore, type FileStore, type FileStoreOptions } from '../../src/store/file';
-import { openWorkerStore, type WorkerStore } from '../../src/store/remote/worker-store';
+import { FrameChannel } from '../../src/store/remote/frame-channel';
+import type { OwnerMessage, WorkerMessage } from '../../src/store/remote/owner-protocol';
+import { OWNER_SILENT_MS, openWorkerStore, type WorkerStore } from '../../src/store/remote/worker-store';
 import { serveStoreOwner, type StoreOwnerServer } from '../../src/store/remote/serve-store-owner';
 import { silentLogger } from '../../src/logger';
 import { collectUntil, runStoreContract } from './store-contract';
-import { tempDataDirs } from '../support/temp-dirs';
+import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
@@ -170,4 +174,63 @@ describe('worker store: what only it has', () => {
     await expect(a.set('k', 3)).rejects.toMatchObject({ code: 'NOT_SENT', message: expect.stringContaining('nothing was applied') });
     await a.close();
   });
+
+  test('an owner that answers is never taken as silent; an idle worker asks it something now and then', async () => {
+    const owner = await fakeOwner();
+    try {
+      const w = await openWorkerStore({ socketPath: owner.socketPath, limits: LIMITS, logger: silentLogger });
+      await pollUntil('two probes of an idle worker', () => (owner.state.questions >= 2 ? true : undefined), 10_000);
+      expect(w.failure).toBeUndefined();
+      await w.close();
+    } finally {
+      await owner.close();
+    }
+  });
+
+  test('an owner that stops answering is the store failure once a question has waited OWNER_SILENT_MS; closing does not wait on that question', async () => {
+    const owner = await fakeOwner();
+    try {
+      const w = await openWorkerStore({ socketPath: owner.socketPath, limits: LIMITS, logger: silentLogger });
+      owner.state.silent = true;
+      const since = performance.now();
+      await pollUntil('the worker to find the owner silent', () => w.failure, 20_000);
+      expect(performance.now() - since).toBeGreaterThanOrEqual(OWNER_SILENT_MS);
+      expect(w.failure?.message).toMatch(/^the store owner has not answered for \d+\.\d s \(stopped, or too busy to answer\)/);
+      // The probe left unanswered is no call of a client: the close must not wait for it.
+      const closed = w.close().then(() => 'closed');
+      await expect(Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5000, 'still waiting'))])).resolves.toBe('closed');
+    } finally {
+      await owner.close();
+    }
+  });
 });
+
+const LIMITS = { maxKeyBytes: 4096, maxValueBytes: 1048576, maxTxnOps: 128 };
+
+/** A store owner of an empty store that answers read-index questions until `state.silent`, and counts them. */
+async function fakeOwner(): Promise<{ socketPath: string; state: { silent: boolean; questions: number }; close(): Promise<void> }> {
+  const socketPath = path.join(os.tmpdir(), `kv-worker-test-${process.pid}-${++sockets}.sock`);
+  const state = { silent: false, questions: 0 };
+  const connections: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    connections.push(socket);
+    const channel = new FrameChannel<OwnerMessage, WorkerMessage>(socket, (messages) => {
+      for (const message of messages) {
+        if (message.kind === 'bootstrap') channel.send({ kind: 'bootstrap', revision: 0, historyFrom: 1, keyCount: 0 });
+        if (message.kind !== 'read-index') continue;
+        state.questions++;
+        if (!state.silent) channel.send({ kind: 'reply', id: message.id, value: 0 });
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  return {
+    socketPath,
+    state,
+    close: async () => {
+      for (const socket of connections) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      fs.rmSync(socketPath, { force: true });
+    },
+  };
+}

@@ -143,11 +143,7 @@ export async function recoverDataDir(dir: string, logger: Logger, options: Recov
       if (fallbackErr instanceof IncompleteChainError) throw err.damage;
       if (fallbackErr instanceof CorruptDataError) {
         const { file, offset, reason } = err.damage;
-        throw new CorruptDataError(
-          file,
-          offset,
-          `${reason}; the files it replaced are still here, but could not be replayed instead either: ${fallbackErr.message}`,
-        );
+        throw new CorruptDataError(file, offset, `${reason}; replaying the files before it instead failed too: ${fallbackErr.message}`);
       }
       throw fallbackErr;
     }

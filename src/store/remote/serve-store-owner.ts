@@ -221,26 +221,33 @@ function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, lo
     const snapshot = store.snapshot();
     history = store.watch({ prefix: '', startRevision: historyFrom, prevEntry: true });
     unsubscribe = live.subscribe({ batch: sendLive, ended: feedEnded });
-    void snapshot.then(
-      (view) => {
-        try {
-          channel.send({ kind: 'bootstrap', revision: view.revision, historyFrom, keyCount: view.keyCount });
-          let chunk: Array<[string, StoredEntry]> = [];
-          for (const [key, entry] of view.entries()) {
-            chunk.push([key, entry]);
-            if (chunk.length === BOOTSTRAP_CHUNK) {
-              channel.send({ kind: 'entries', entries: chunk });
-              chunk = [];
+    void snapshot
+      .then(
+        async (view) => {
+          try {
+            channel.send({ kind: 'bootstrap', revision: view.revision, historyFrom, keyCount: view.keyCount });
+            let chunk: Array<[string, StoredEntry]> = [];
+            for (const [key, entry] of view.entries()) {
+              chunk.push([key, entry]);
+              if (chunk.length === BOOTSTRAP_CHUNK) {
+                channel.send({ kind: 'entries', entries: chunk });
+                chunk = [];
+                // Each chunk a frame of its own, the loop turning between them (the view stays as it was): sent in one
+                // turn, a million keys were one frame, one serialization holding the owner's loop for seconds, with
+                // every write and every other worker's questions waiting behind it.
+                await channel.whenWritten();
+                if (socket.destroyed) return;
+              }
             }
+            if (chunk.length > 0) channel.send({ kind: 'entries', entries: chunk });
+          } finally {
+            view.release();
           }
-          if (chunk.length > 0) channel.send({ kind: 'entries', entries: chunk });
-        } finally {
-          view.release();
-        }
-        void sendHistory(historyFrom, view.revision);
-      },
-      (error: unknown) => feedEnded(error),
-    );
+          void sendHistory(historyFrom, view.revision);
+        },
+        (error: unknown) => feedEnded(error),
+      )
+      .catch((error: unknown) => feedEnded(error));
   };
 
   /** The history window up to the snapshot's revision, with previous entries (the replica is past them); then the held live batches. */

@@ -54,16 +54,17 @@ import { ReplicaIndex } from './replica-index';
 const SNAPSHOT_ATTEMPTS = 50;
 /** How often a starting worker tries the owner's socket. */
 const OWNER_RETRY_MS = 20;
-/** How often a worker makes sure it heard from the owner lately: if it did not, it asks the read index, which a running owner answers at once. */
+/** How often a worker makes sure it heard from the owner lately: if it did not, it asks the read index, which a running owner answers at once (a probe). */
 const OWNER_PROBE_MS = 1000;
 /**
  * How long the owner may leave a question unanswered, while saying nothing
  * else either, before the worker takes it as not answering (stopped, or its
  * event loop stuck): the store's failure then says so, and health is
- * NOT_SERVING until the owner speaks again. A slow fdatasync does not count:
- * the owner's loop still answers the probe meanwhile.
+ * NOT_SERVING until the owner speaks again. A slow fdatasync on the thread
+ * pool does not count (the owner's loop answers the probe meanwhile); work
+ * that holds the owner's loop longer than this does.
  */
-export const OWNER_SILENT_MS = 2000;
+export const OWNER_SILENT_MS = 5000;
 
 export interface WorkerStoreOptions {
   /** The owner's unix socket. */
@@ -135,7 +136,9 @@ export class WorkerStore extends AbstractKeyValueStore {
   private lastHeardAt = performance.now();
   /** Since when a question to the owner has waited with nothing heard from it; undefined while none waits. */
   private waitingSince: number | undefined;
-  private probing = false;
+  /** The id of the probe waiting for its answer: it is no call, so a close does not wait for it. */
+  private probeId: number | undefined;
+  private probesStopped = false;
   private readonly probe: NodeJS.Timeout;
   /** Watches from now waiting for the read index before they open on the feed: counted as open already. */
   private watchesOpening = 0;
@@ -193,12 +196,15 @@ export class WorkerStore extends AbstractKeyValueStore {
 
   /** Asks the owner something if it has said nothing for a while, so that an owner that stopped answering is noticed (failure). */
   private probeOwner(): void {
-    if (this.lost !== undefined || this.closingSocket || this.probing) return;
+    if (this.lost !== undefined || this.probesStopped || this.probeId !== undefined) return;
     if (performance.now() - this.lastHeardAt < OWNER_PROBE_MS) return;
-    this.probing = true;
+    const id = this.nextId;
+    this.probeId = id;
     this.request({ kind: 'read-index', id: 0 })
       .catch(() => undefined)
-      .finally(() => (this.probing = false));
+      .finally(() => {
+        if (this.probeId === id) this.probeId = undefined;
+      });
   }
 
   stats(): StoreStats {
@@ -297,13 +303,20 @@ export class WorkerStore extends AbstractKeyValueStore {
   }
 
   protected async _close(): Promise<void> {
+    this.probesStopped = true;
+    clearInterval(this.probe);
+    // A probe is no call to drain: an owner that stopped answering would hold the close for good.
+    const probe = this.probeId === undefined ? undefined : this.calls.get(this.probeId);
+    if (probe !== undefined) {
+      this.calls.delete(this.probeId as number);
+      probe.reject(new StoreClosedError('the store is closing'));
+    }
     if (this.calls.size > 0) {
       this.drained = deferred<void>();
       await this.drained.promise;
     }
     this.feed?.close();
     this.closingSocket = true;
-    clearInterval(this.probe);
     this.channel.end();
   }
 
