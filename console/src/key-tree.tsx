@@ -77,9 +77,15 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh
     }
   };
 
+  /** Whether the listing effect ran before: on the first run the box already shows the prefix. */
+  const listedBefore = useRef(false);
+
   useEffect(() => {
     generation.current++;
-    setTyped(prefix);
+    // The box follows the prefix shown; not on the first listing, where it shows it already: there, setting it again
+    // (preact runs effects after paint, up to a frame or more later) wiped what a quick hand or a test had typed.
+    if (listedBefore.current) setTyped(prefix);
+    listedBefore.current = true;
     // The same prefix listed again (after a write, or Refresh): as many keys as were loaded, shown until the new listing comes.
     const again = loaded?.prefix === prefix ? loaded.keys.length : 0;
     if (again === 0) setListing(undefined);

@@ -66,6 +66,26 @@ describeWithChromium('the web console', () => {
     await page.goto(`${base}/`);
   });
 
+  test('a prefix typed as soon as the box appears is kept: the first listing does not set the box again after it', async () => {
+    const fresh = await browser.context.newPage();
+    try {
+      fresh.setDefaultTimeout(PAGE_WAIT_MS);
+      // Timers and animation frames held: preact's effects (the first listing) wait, as on a busy machine.
+      await fresh.clock.install();
+      await fresh.clock.pauseAt(Date.now() + 1000);
+      await fresh.goto(`${base}/`);
+      await fresh.getByLabel('Prefix').fill('app/');
+      await fresh.clock.resume();
+      // The first listing has run (the root's folders are shown), and the box still holds what was typed.
+      await fresh.getByRole('button', { name: 'Folder user/' }).waitFor();
+      expect(await fresh.getByLabel('Prefix').inputValue()).toBe('app/');
+      await fresh.getByLabel('Prefix').press('Enter');
+      await fresh.getByRole('button', { name: 'config', exact: true }).waitFor();
+    } finally {
+      await fresh.close();
+    }
+  });
+
   test('browses keys as a tree of folders, one page at a time, and walks back up by the breadcrumb', async () => {
     for (let i = 0; i < 60; i++) await call('Set', { key: `many/${String(i).padStart(2, '0')}`, value: i });
     await page.reload();
