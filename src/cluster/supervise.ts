@@ -85,8 +85,7 @@ export async function superviseWorkers({
   let giveUp: (code: number) => void = () => undefined;
   const gaveUp = new Promise<number>((resolve) => (giveUp = resolve));
   let stopSignal: NodeJS.Signals | undefined;
-  /** Whether the owner has been told to stop; how it ended if it ended before that, during a stop. */
-  let ownerTold = false;
+  /** How the owner ended if it ended during a stop (stopAll reads it only while it has not asked the owner yet). */
   let ownerEndedEarly: { code: number | null; signal: string | null } | undefined;
   /** Each child's name in the log (owner, worker-N). */
   const names = new Map<Worker, string>();
@@ -131,8 +130,8 @@ export async function superviseWorkers({
     owner = child;
     tracked(child, OWNER_NAME, 'owner-ready');
     child.once('exit', (code, signal) => {
-      // Ended during the stop before it was told to stop (a crash while the workers drain): the exit code says so.
-      if (stopping && !ownerTold) ownerEndedEarly = { code, signal };
+      // Ended during the stop (a crash while the workers drain, before it is asked to stop): the exit code says so.
+      if (stopping) ownerEndedEarly = { code, signal };
       if (stopping || !serving) return;
       logger.error({ pid: child.process.pid, code, signal }, 'the store owner process ended: restarting the whole server');
       serving = false;
@@ -245,7 +244,6 @@ export async function superviseWorkers({
       logger.error(ownerEndedEarly, 'the store owner process ended during the stop before it was asked to: exit 1');
       return 1;
     }
-    ownerTold = true;
     return exitCodeOf(await stop(owner));
   };
 

@@ -138,7 +138,6 @@ export class WorkerStore extends AbstractKeyValueStore {
   private waitingSince: number | undefined;
   /** The id of the probe waiting for its answer: it is no call, so a close does not wait for it. */
   private probeId: number | undefined;
-  private probesStopped = false;
   private readonly probe: NodeJS.Timeout;
   /** Watches from now waiting for the read index before they open on the feed: counted as open already. */
   private watchesOpening = 0;
@@ -196,7 +195,7 @@ export class WorkerStore extends AbstractKeyValueStore {
 
   /** Asks the owner something if it has said nothing for a while, so that an owner that stopped answering is noticed (failure). */
   private probeOwner(): void {
-    if (this.lost !== undefined || this.probesStopped || this.probeId !== undefined) return;
+    if (this.lost !== undefined || this.probeId !== undefined) return;
     if (performance.now() - this.lastHeardAt < OWNER_PROBE_MS) return;
     const id = this.nextId;
     this.probeId = id;
@@ -303,7 +302,6 @@ export class WorkerStore extends AbstractKeyValueStore {
   }
 
   protected async _close(): Promise<void> {
-    this.probesStopped = true;
     clearInterval(this.probe);
     // A probe is no call to drain: an owner that stopped answering would hold the close for good.
     const probe = this.probeId === undefined ? undefined : this.calls.get(this.probeId);
