@@ -5,7 +5,11 @@
  * every run checked call for call), in rounds whose order rotates. Prints each
  * run, then medians over rounds and the ratios taken within each round.
  *
- *   npx tsx bench/compare-builds.ts --before DIR [--rounds N] [--duration S]
+ *   npx tsx bench/compare-builds.ts --before DIR [--rounds N] [--duration S] [--workers N] [--connections N]
+ *
+ * --workers N runs both builds as `kv-server --workers N` (their CPU is that
+ * of all their processes); --connections N spreads each run's calls over N
+ * HTTP/2 connections (default 1), as the workers part of `npm run bench` does.
  *
  * DIR is a checkout of the commit to compare with, after `npm ci` (which
  * builds it). Runs Set c=64, Set c=1 and Get c=64; at c=1 the mean latency is
@@ -15,6 +19,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { preload } from './preload';
+import { clusterChildren } from '../test/support/server-process';
 import { makeTempDir, REPO_ROOT, startEcho, startEtcd } from './servers';
 import { fmt, type Labelled, measureRotatedRounds, range, roundRatio } from './rotated-rounds';
 import { GET, SET, type Workload } from './workloads';
@@ -32,10 +37,22 @@ function flag(name: string): string | undefined {
 }
 
 /** kv-server from a checkout's dist/, as bench/servers.ts startKv runs this one's. */
-async function startKvBuild(root: string, dataDir: string, label: string): Promise<Labelled> {
+async function startKvBuild(root: string, dataDir: string, label: string, workers: number): Promise<Labelled> {
   const entry = path.join(root, 'dist', 'main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm ci\` in ${root}`);
-  const args = [entry, '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--fsync', 'always', '--log-level', 'warn'];
+  const args = [
+    entry,
+    '--listen',
+    '127.0.0.1:0',
+    '--data-dir',
+    dataDir,
+    '--fsync',
+    'always',
+    '--log-level',
+    'warn',
+    '--workers',
+    String(workers),
+  ];
   const child: ChildProcess = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let output = '';
@@ -53,7 +70,8 @@ async function startKvBuild(root: string, dataDir: string, label: string): Promi
     child.kill('SIGTERM');
     await exited;
   };
-  return { name: 'kv', label, address, pid: child.pid ?? 0, startupMs: 0, stop };
+  const pid = child.pid ?? 0;
+  return { name: 'kv', label, address, pid, startupMs: 0, processIds: () => [pid, ...clusterChildren(pid).map((c) => c.pid)], stop };
 }
 
 async function main(): Promise<void> {
@@ -61,6 +79,9 @@ async function main(): Promise<void> {
   if (before === undefined) throw new Error('--before DIR is required (a checkout of the commit to compare with, after npm ci)');
   const rounds = Number(flag('--rounds') ?? 5);
   const durationSec = Number(flag('--duration') ?? 5);
+  const workers = Number(flag('--workers') ?? 1);
+  const connections = Number(flag('--connections') ?? 1);
+  const runs = RUNS.map((run) => ({ ...run, connections: Math.min(connections, run.concurrency) }));
   const work = makeTempDir('builds');
   const dirs = [makeTempDir('builds-kv-before'), makeTempDir('builds-kv'), makeTempDir('builds-etcd')];
   const servers: Labelled[] = [];
@@ -69,19 +90,19 @@ async function main(): Promise<void> {
     await preload('kv', dirs[1].dir, KEYS);
     await preload('etcd', dirs[2].dir, KEYS);
     servers.push(
-      await startKvBuild(path.resolve(before), dirs[0].dir, 'kv before'),
-      await startKvBuild(REPO_ROOT, dirs[1].dir, 'kv after'),
+      await startKvBuild(path.resolve(before), dirs[0].dir, 'kv before', workers),
+      await startKvBuild(REPO_ROOT, dirs[1].dir, 'kv after', workers),
       { ...(await startEtcd({ dataDir: dirs[2].dir })), label: 'etcd' },
       { ...(await startEcho()), label: 'echo' },
     );
-    const id = (server: Labelled, run: (typeof RUNS)[number]): string => `${run.workload.label} c=${run.concurrency} ${server.label}`;
-    const { results, fsyncMs } = await measureRotatedRounds({ servers, runs: RUNS, rounds, durationSec, workDir: work.dir, id });
+    const id = (server: Labelled, run: (typeof runs)[number]): string => `${run.workload.label} c=${run.concurrency} ${server.label}`;
+    const { results, fsyncMs } = await measureRotatedRounds({ servers, runs, rounds, durationSec, workDir: work.dir, id });
     const lines = [
       `one fsync (100-byte write over zeros written ahead + fdatasync), median per round: ${fsyncMs.map((ms) => fmt(ms, 2)).join(', ')} ms`,
       '',
     ];
     lines.push('| run | server | calls/s | p50 ms | mean ms (c=1) | CPU µs/call |', '|---|---|---|---|---|---|');
-    for (const run of RUNS) {
+    for (const run of runs) {
       for (const server of servers) {
         const all = results.get(id(server, run)) ?? [];
         const mean =
@@ -100,7 +121,7 @@ async function main(): Promise<void> {
       }
     }
     lines.push('', 'calls/s ratios within each round, median (min–max):', '');
-    for (const run of RUNS) {
+    for (const run of runs) {
       for (const kv of servers.slice(0, 2)) {
         for (const other of servers.slice(2)) {
           lines.push(

@@ -4,10 +4,12 @@
  * and prints the functions with the most self time and a breakdown by layer
  * (kv code, grpc-js, protobuf, Node internals, GC, idle).
  *
- *   npx tsx bench/profile-kv.ts [--duration S] [--concurrency C] [--workers N]
+ *   npx tsx bench/profile-kv.ts [--duration S] [--concurrency C] [--connections N] [--workers N]
  *
  * With --workers N (N > 1) every process profiles itself: one summary each
- * for the supervisor, the store owner and the workers.
+ * for the supervisor, the store owner and the workers. --connections N
+ * spreads the calls over N HTTP/2 connections (default 1: under --workers,
+ * one connection is served by one worker).
  *
  * The .cpuprofile files stay in bench/results/ (gitignored) for Chrome
  * DevTools or speedscope.
@@ -107,6 +109,7 @@ async function profileWorkload(
   outDir: string,
   durationSec: number,
   concurrency: number,
+  connections: number,
   workers: number,
 ): Promise<Array<{ role: string; file: string }>> {
   const profileDir = path.join(workDir, `prof-${workload.id}`);
@@ -118,7 +121,15 @@ async function profileWorkload(
   const roles = new Map<number, string>([[server.pid, workers > 1 ? 'supervisor' : 'server']]);
   for (const child of clusterChildren(server.pid)) roles.set(child.pid, child.role);
   try {
-    const result = await measureThroughput({ server, workload, concurrency, key: roundKey(KEY_SPACE, 0), durationSec, workDir });
+    const result = await measureThroughput({
+      server,
+      workload,
+      concurrency,
+      connections,
+      key: roundKey(KEY_SPACE, 0),
+      durationSec,
+      workDir,
+    });
     log(
       `${workload.label} c=${concurrency}: ${Math.round(result.okPerSec)}/s, p50 ${result.p50Ms.toFixed(2)} ms, server CPU ${Math.round(result.serverCpuUsPerCall)} µs/call`,
     );
@@ -142,6 +153,7 @@ async function main(): Promise<void> {
   const durationSec = flag('--duration', 15);
   const concurrency = flag('--concurrency', 64);
   const workers = flag('--workers', 1);
+  const connections = flag('--connections', 1);
   const outDir = path.join(REPO_ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   const work = makeTempDir('profile');
@@ -150,7 +162,16 @@ async function main(): Promise<void> {
     // Loaded before the profiled server starts, so the profiles hold only the measured load.
     await preload('kv', data.dir, KEY_SPACE);
     for (const workload of WORKLOADS) {
-      for (const { role, file } of await profileWorkload(workload, data.dir, work.dir, outDir, durationSec, concurrency, workers)) {
+      for (const { role, file } of await profileWorkload(
+        workload,
+        data.dir,
+        work.dir,
+        outDir,
+        durationSec,
+        concurrency,
+        connections,
+        workers,
+      )) {
         process.stdout.write(`\n=== kv ${workload.label} c=${concurrency}, ${role} (${path.relative(REPO_ROOT, file)}) ===\n`);
         process.stdout.write(`${summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile)}\n`);
       }
