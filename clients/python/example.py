@@ -346,33 +346,43 @@ class Frontends:
         self._channels = channels
         self._stubs = [kv_pb2_grpc.KeyValueServiceStub(channel) for channel in channels]
         self._states = [None] * len(channels)  # None: not heard from yet
+        self._closed = False
         self._changed = threading.Condition()
         self._watchers = [functools.partial(self._record, i) for i in range(len(channels))]
         self._next = 0
         for channel, watcher in zip(channels, self._watchers):
+            # try_to_connect: each channel starts connecting now, not at its first call.
             channel.subscribe(watcher, try_to_connect=True)
 
     def _record(self, i, state):
         # Called on grpcio's own threads.
         with self._changed:
+            if self._closed:
+                return
+            if state == grpc.ChannelConnectivity.IDLE and self._states[i] is not None:
+                # Its connection was closed (the frontend went away, or dropped it as
+                # idle) and nothing reconnects it until asked: ask now, as round_robin
+                # does. (Its first report is IDLE too: subscribe has asked already.)
+                self._channels[i].subscribe(_ignore, try_to_connect=True)
+                self._channels[i].unsubscribe(_ignore)
             self._states[i] = state
             self._changed.notify_all()
 
     def _pick(self):
-        ready, idle, connecting = grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.IDLE, (None, grpc.ChannelConnectivity.CONNECTING)
+        ready = grpc.ChannelConnectivity.READY
+        # Not up, but asked to connect (see _record): a channel reports IDLE before
+        # CONNECTING. A call sent to one not yet up fails if its connecting fails.
+        connecting = (None, grpc.ChannelConnectivity.IDLE, grpc.ChannelConnectivity.CONNECTING)
         deadline = time.monotonic() + DEADLINE_SECONDS
         with self._changed:
             while ready not in self._states and any(s in connecting for s in self._states) and time.monotonic() < deadline:
                 self._changed.wait(deadline - time.monotonic())
             turn = [(self._next + k) % len(self._stubs) for k in range(len(self._stubs))]
             self._next = (self._next + 1) % len(self._stubs)
-            # Up; else idle (a connection that was closed: the call opens it again); else
-            # failed, and the call fails UNAVAILABLE with that frontend's reason.
-            for usable in ready, idle:
-                chosen = next((i for i in turn if self._states[i] == usable), None)
-                if chosen is not None:
-                    return self._stubs[chosen]
-            return self._stubs[turn[0]]
+            # Up; else (all failed, or none up after DEADLINE_SECONDS) the next in turn:
+            # its call fails UNAVAILABLE with its reason, or waits for it until its deadline.
+            chosen = next((i for i in turn if self._states[i] == ready), turn[0])
+            return self._stubs[chosen]
 
     def __getattr__(self, method):
         return lambda *args, **kwargs: getattr(self._pick(), method)(*args, **kwargs)
@@ -381,9 +391,15 @@ class Frontends:
         return self
 
     def __exit__(self, *exc):
+        with self._changed:
+            self._closed = True  # no more asking a channel to connect (_record): it is closing
         for channel, watcher in zip(self._channels, self._watchers):
             channel.unsubscribe(watcher)
             channel.close()
+
+
+def _ignore(_state):
+    """A subscriber that only asks a channel to connect (Frontends._record)."""
 
 
 def tls_credentials(args) -> grpc.ChannelCredentials:
