@@ -1,8 +1,11 @@
 /**
- * A KvWatch left with `break` and iterated again: its revision is that of
- * the last event the consumer was given, and the next loop goes on from the
- * event after it, never replaying one nor skipping one, even when the break
- * came in the middle of one server message or of one transaction's events.
+ * A KvWatch left with `break` and iterated again: the next loop goes on from
+ * the event after the last one given, never replaying one nor skipping one,
+ * even when the break came in the middle of one server message or of one
+ * transaction's events. Its revision is the last one every change of which
+ * has been given: that of the last event given, unless the break came
+ * between two events of one revision, so a new watch from revision + 1
+ * never misses a change.
  */
 import { Op, type KvWatch, type KvWatchEvent } from '@kv/client';
 import { serverWithClient } from '../support/sdk-fixture';
@@ -44,9 +47,26 @@ test("a break between two events of one transaction: the next loop gives the tra
   const watch = fixture.kv.watch({ prefix: 't/', startRevision: revision });
 
   expect(await take(watch, 1)).toEqual([`t/a@${revision}`]);
+  // Not all of the transaction's revision has been given: it does not count yet.
+  expect(watch.revision).toBe(revision - 1);
+  expect(await take(watch, 2)).toEqual([`t/b@${revision}`, `t/c@${revision}`]);
   expect(watch.revision).toBe(revision);
-  expect(await take(watch, 3)).toEqual([`t/b@${revision}`, `t/c@${revision}`, `t/d@${after}`]);
+  expect(await take(watch, 1)).toEqual([`t/d@${after}`]);
   expect(watch.revision).toBe(after);
+});
+
+test('a break between two events of one transaction: a new watch from watch.revision + 1 misses none of its events', async () => {
+  const { revision } = await fixture.kv.txn().then(Op.set('b/1', 1), Op.set('b/2', 2), Op.set('b/3', 3)).commit();
+  const watch = fixture.kv.watch({ prefix: 'b/', startRevision: revision });
+  expect(await take(watch, 1)).toEqual([`b/1@${revision}`]);
+
+  // What a program that saved watch.revision does later: the whole revision again, b/1 included (given once already).
+  const again = fixture.kv.watch({ prefix: 'b/', startRevision: watch.revision + 1 });
+  // Closed after 5 s if the events are not all there: what it gave is compared then.
+  const timer = setTimeout(() => again.close(), 5000);
+  expect(await take(again, 3)).toEqual(['b/1', 'b/2', 'b/3'].map((key) => `${key}@${revision}`));
+  clearTimeout(timer);
+  expect(again.revision).toBe(revision);
 });
 
 test('a watch from now, left after its first live event, goes on after it', async () => {

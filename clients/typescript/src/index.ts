@@ -20,7 +20,7 @@ export { KvError } from './kv-error';
 export type { KvErrorReason, ServerErrorReason } from './kv-error';
 export { credentials, status } from '@grpc/grpc-js';
 export { KvWatch } from './kv-watch';
-export type { KvWatchEvent, WatchOptions, WatchResumeChange } from './kv-watch';
+export type { KvWatchEvent, WatchCommonOptions, WatchKey, WatchOptions, WatchPrefix, WatchResumeChange } from './kv-watch';
 export { Compare, Op, TxnBuilder } from './kv-txn';
 export type { CompareOp, TxnCompare, TxnOp, TxnOpResult, TxnResult } from './kv-txn';
 export type { KeepAliveHandle } from './kv-lease';

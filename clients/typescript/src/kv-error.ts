@@ -13,6 +13,13 @@ export type KvErrorReason =
   | ServerErrorReason
   /** An answer larger than the client's receive limit (KvClientOptions.maxReceiveMessageBytes): the request may have been carried out. */
   | 'RESPONSE_TOO_LARGE'
+  /**
+   * A watch (OUT_OF_RANGE) resumed on a server whose revision is below one
+   * the watch had already given: not the store it followed (restored from a
+   * backup, say), whose revisions will be reused for other changes. Read the
+   * state again and watch from its revision + 1.
+   */
+  | 'REVISION_WENT_BACK'
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
@@ -109,15 +116,16 @@ export class KvError extends Error {
  * grpc-js's own words for a failed connection, made readable: "No connection
  * established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1.
  * Resolution note: " becomes "no connection: connect ECONNREFUSED
- * 127.0.0.1:1", a deadline loses grpc-js's internal timings ("Deadline
- * exceeded after 9.984s,name resolution: 0.053s,...,Waiting for LB pick"
- * becomes "deadline exceeded after 9.984 s: no connection to the server
- * was made ..."), and an HTTP answer that is not gRPC says what it likely is.
- * A server's own message passes as it is.
+ * 127.0.0.1:1" (see plainConnectionError for TLS), a deadline loses
+ * grpc-js's internal timings ("Deadline exceeded after 9.984s,name
+ * resolution: 0.053s,...,Waiting for LB pick" becomes "deadline exceeded
+ * after 9.984 s: no connection to the server was made ..."), and an HTTP
+ * answer that is not gRPC says what it likely is. A server's own message
+ * passes as it is.
  */
 function plainDetails(details: string): string {
   const noConnection = /^No connection established\. Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(details);
-  if (noConnection !== null) return `no connection: ${noConnection[1]}`;
+  if (noConnection !== null) return `no connection: ${plainConnectionError(noConnection[1])}`;
   const deadline = /^Deadline exceeded after ([\d.]+)s,/.exec(details);
   if (deadline !== null) {
     // The rest is grpc-js's internal timings; "Waiting for LB pick" means the call never reached a server.
@@ -131,6 +139,36 @@ function plainDetails(details: string): string {
     return `the server answered HTTP ${http[1]}, not gRPC (a kv-server's --http-listen port speaks Connect and gRPC-Web; gRPC is on its --listen port)`;
   }
   return details;
+}
+
+/**
+ * Why a connection failed, on one line. grpc-js passes on OpenSSL's error
+ * queue ("800C…:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert
+ * certificate required:../deps/openssl/…:1601:SSL alert number 116" and a
+ * newline) and ends some messages with a timestamp: the queue becomes
+ * "TLS: <its reason>", the timestamp goes. The two a person meets most are
+ * said with what to do: a server that wants a client certificate (mutual
+ * TLS), and TLS spoken to a port that answers in plaintext. (kvctl says
+ * these in its own words, recognising "alert certificate required" and
+ * "wrong version number": both stay in the text.)
+ */
+function plainConnectionError(text: string): string {
+  const plain = text
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
+    .replace(/[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:\n]*:([^:\n]+):[^\n]*/g, 'TLS: $1')
+    .replace(/\s+/g, ' ')
+    .trim();
+  const alert = /\b(?:tlsv1\d )?alert certificate required\b/.exec(plain);
+  if (alert !== null) {
+    return (
+      `the server requires a client certificate (mutual TLS; its TLS handshake ended with "${alert[0]}"): ` +
+      "give this client's key and certificate: credentials.createSsl(rootCert, key, cert)"
+    );
+  }
+  if (/\bwrong version number\b/.test(plain)) {
+    return `${plain} (the server does not speak TLS: check the port, or leave out credentials)`;
+  }
+  return plain;
 }
 
 /**

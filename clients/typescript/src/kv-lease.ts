@@ -7,8 +7,11 @@ import { KvError } from './kv-error';
 export interface KeepAliveHandle {
   readonly id: number;
   /**
-   * Resolves (with why) if the lease is lost: expired, revoked, or not
-   * refreshed before its time ran out (a little before the server would
+   * Resolves (with why) if the lease is lost: expired or revoked
+   * (LEASE_NOT_FOUND, found at the next refresh: up to a third of the time
+   * to live later), refused by the server (its code, reason and message:
+   * PERMISSION_DENIED, UNAUTHENTICATED, ...; not retried), or not refreshed
+   * before its time ran out (UNAVAILABLE, a little before the server would
    * expire it: see LeaseKeeper); at once if the client was closed before
    * keepAlive. Never rejects.
    */
@@ -55,7 +58,29 @@ interface Answered {
 interface KeepAliveStream {
   call: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>;
   sentAt: Map<number, number[]>;
+  /** The lease ids of its unanswered refreshes in the order sent: the server answers them in that order. */
+  unanswered: number[];
 }
+
+/**
+ * The codes a broken KeepAlive stream is reopened after: the server or the
+ * way to it may be back by the next try (a restart, a network cut, a limit,
+ * a transient fault). Any other code is a refusal another try would meet
+ * again (UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT,
+ * FAILED_PRECONDITION, UNIMPLEMENTED, DATA_LOSS, ...): the keep-alive ends
+ * at once with it, rather than repeat it every second until the time to
+ * live runs out (each repeat with a dead token would spend the address's
+ * budget of failed authentications, which other clients behind it share).
+ */
+const REOPENED_AFTER: ReadonlySet<status> = new Set([
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.RESOURCE_EXHAUSTED,
+  status.ABORTED,
+  status.CANCELLED,
+  status.INTERNAL,
+  status.UNKNOWN,
+]);
 
 /** How long a broken stream waits before it is reopened, unless its connection changes state first: doubling while no answer comes. */
 const REOPEN_BACKOFF_MS = { first: 50, max: 1000 };
@@ -82,7 +107,11 @@ function lossMarginMs(ttlMs: number): number {
  * server back within a lease's time to live keeps it.
  *
  * A lease is reported lost to every handle on it when the server says it
- * is gone (ttl 0), or when its time to live has run out since the refresh
+ * is gone (ttl 0), when the server refuses it (PERMISSION_DENIED: the
+ * refused refresh's lease; the others go on, on a new stream), when the
+ * server refuses the client (UNAUTHENTICATED, or any other code not in
+ * REOPENED_AFTER: every lease, with the server's code, reason and message),
+ * or when its time to live has run out since the refresh
  * last answered was sent (less lossMarginMs), by a timer of its own. The
  * server restarts a lease's time to live when a refresh reaches it, never
  * before it was sent, so this count never outlasts the server's; counted
@@ -188,6 +217,7 @@ export class LeaseKeeper {
     const sentAt = stream.sentAt.get(kept.id) ?? [];
     sentAt.push(performance.now());
     stream.sentAt.set(kept.id, sentAt);
+    stream.unanswered.push(kept.id);
     stream.call.write({ id: kept.id });
     // Before the first answer the time to live is unknown: ask again soon.
     const ttl = kept.ttlMs;
@@ -236,13 +266,15 @@ export class LeaseKeeper {
     if (this.stream !== undefined) return this.stream;
     const client = this.client();
     const call = client.keepAlive(this.metadata());
-    const stream: KeepAliveStream = { call, sentAt: new Map() };
+    const stream: KeepAliveStream = { call, sentAt: new Map(), unanswered: [] };
     call.on('data', (response: KeepAliveResponse) => {
       this.reopenBackoffMs = REOPEN_BACKOFF_MS.first;
       // The server answers a stream's refreshes in order: this answers the oldest one unanswered.
       const pending = stream.sentAt.get(response.id);
       const sentAt = pending?.shift();
       if (pending?.length === 0) stream.sentAt.delete(response.id);
+      const at = stream.unanswered.indexOf(response.id);
+      if (at >= 0) stream.unanswered.splice(at, 1);
       if (response.ttlMs === 0) {
         this.answered.delete(response.id);
         const kept = this.kept.get(response.id);
@@ -257,11 +289,38 @@ export class LeaseKeeper {
       this.stream = undefined;
       this.reopenSoon(client);
     };
-    call.on('error', broken);
+    // grpc-js emits 'error' before 'end' (which waits for the stream to be read out) and 'close'.
+    call.on('error', (error: unknown) => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      this.refused(stream, KvError.from(error));
+      // Reopened for the leases still kept, if any.
+      this.reopenSoon(client);
+    });
     call.on('end', broken);
     call.on('close', broken);
     this.stream = stream;
     return stream;
+  }
+
+  /**
+   * The server ended `stream` with `error`. Unless another try may succeed
+   * (REOPENED_AFTER), the leases it was about are lost with it: for
+   * PERMISSION_DENIED the lease of the oldest unanswered refresh (the
+   * server answers in order, and stops at the one it refuses; with none
+   * unanswered, the role changed under an open stream, and the next refresh
+   * of each lease on a new stream finds the one refused), for any other
+   * code every lease this client keeps.
+   */
+  private refused(stream: KeepAliveStream, error: KvError): void {
+    if (REOPENED_AFTER.has(error.code)) return;
+    if (error.code !== status.PERMISSION_DENIED) {
+      for (const kept of [...this.kept.values()]) this.lose(kept, error);
+      return;
+    }
+    const id = stream.unanswered[0];
+    const kept = id === undefined ? undefined : this.kept.get(id);
+    if (kept !== undefined) this.lose(kept, error);
   }
 
   /**

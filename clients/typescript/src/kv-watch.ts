@@ -6,11 +6,27 @@ import { assertKeyText } from './key-check';
 import { assertOptions, invalidArgument, isBoolean, isFunction, type OptionCheck } from './options-check';
 import { attemptCount, TIMER_MS, wholeNumber } from './whole-number-check';
 
-export interface WatchOptions {
-  /** Watch one key... */
-  key?: string;
-  /** ...or every key under a prefix ('' = every key). Exactly one of key and prefix. */
-  prefix?: string;
+/**
+ * What a watch follows and how: one key (`{ key }`) or every key under a
+ * prefix (`{ prefix }`, '' = every key), exactly one of the two, plus
+ * WatchCommonOptions.
+ */
+export type WatchOptions = WatchCommonOptions & (WatchKey | WatchPrefix);
+
+/** Watch one key. */
+export interface WatchKey {
+  key: string;
+  prefix?: undefined;
+}
+
+/** Watch every key under a prefix ('' = every key). */
+export interface WatchPrefix {
+  prefix: string;
+  key?: undefined;
+}
+
+/** The options of a watch of a key or of a prefix alike. */
+export interface WatchCommonOptions {
   /** 0 or absent: changes from now on. N: every change with revision >= N, then live ones. */
   startRevision?: number;
   /** Also give each changed key's previous entry (event.prev). */
@@ -70,7 +86,7 @@ export interface KvWatchEvent<T = JsonValue> {
   prev: KvEntry<T> | undefined;
 }
 
-const WATCH_OPTIONS: Record<keyof WatchOptions, OptionCheck> = {
+const WATCH_OPTIONS: Record<keyof WatchCommonOptions | keyof WatchKey, OptionCheck> = {
   key: assertKeyText,
   prefix: assertKeyText,
   startRevision: wholeNumber(),
@@ -113,14 +129,17 @@ export interface WatchRegistry {
  * resumes where it began.) The history the server no longer has is a
  * KvError with reason COMPACTED and `oldestRevision`: read the state again
  * (listPage, page by page: each page is read at its own revision) and
- * watch from the first page's revision + 1. Any other error ends the loop
- * as a KvError.
+ * watch from the first page's revision + 1. A server whose revision is
+ * below one the watch has given already (its store restored from a
+ * backup: the revisions after the backup's will be reused for other
+ * changes) is a KvError OUT_OF_RANGE with reason REVISION_WENT_BACK, to
+ * recover from in the same way. Any other error ends the loop as a KvError.
  * Breaking out of the loop, close(), or closing the client cancels the call.
  * A loop over the same KvWatch after a `break` goes on from the event after
  * the last one given, as a resumption does.
  */
 export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
-  /** The revision every change up to which has been given; undefined before the first message. */
+  /** The revision every change up to which has been given, as a whole message said; undefined before the first message. */
   private last: number | undefined;
   /**
    * The revision of the last event given, and how many of its events have
@@ -128,6 +147,13 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
    * transaction's events) resumes at that revision, past those events.
    */
   private lastEvent: { revision: number; given: number } | undefined;
+  /**
+   * The revision every change up to which has been given, by the events
+   * handed out: an event's own revision once it was the last of it (the
+   * next event is of a later one, or it ends a message that is not a
+   * fragment), else the revision before it.
+   */
+  private givenThrough = 0;
   private call: ClientReadableStream<WatchResponse> | undefined;
   private closed = false;
   private reconnects = 0;
@@ -147,11 +173,17 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   }
 
   /**
-   * The revision of the last event given, or a later one the server said
-   * every change up to which has been given (0 before the first message).
+   * The revision every change up to which has been given (0 before the
+   * first message): that of the last event given, or a later one the server
+   * said the watch is current to. A revision some of whose events were
+   * given, but not all (a `break` between two events of one transaction),
+   * is not counted until the rest have been: so a new watch from
+   * `revision + 1` misses nothing, though it gives again the events of that
+   * revision given already. A new loop over this same KvWatch gives only
+   * the rest.
    */
   get revision(): number {
-    return Math.max(this.last ?? 0, this.lastEvent?.revision ?? 0);
+    return Math.max(this.last ?? 0, this.givenThrough);
   }
 
   /** How many times the watch resumed on a new stream. */
@@ -181,6 +213,35 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
       'DEADLINE_EXCEEDED',
       undefined,
       cause,
+    );
+  }
+
+  /**
+   * The error of a watch whose attempts (startAttempts before the server
+   * answered once, reconnectAttempts after) ran out on a stream that
+   * brought nothing for `silentMs`: the SDK cancelled it, not the caller.
+   */
+  private silent(answered: boolean, silentMs: number, cause: unknown): KvError {
+    const message = answered
+      ? `the watch could not resume: nothing came from the server for ${silentMs} ms ` +
+        `(reconnectAttempts ${this.options.reconnectAttempts} used up)`
+      : `the server did not answer the watch: nothing came from it for ${silentMs} ms (startAttempts ${this.options.startAttempts} used up)`;
+    return new KvError(message, status.UNAVAILABLE, 'UNAVAILABLE', undefined, cause);
+  }
+
+  /**
+   * The error of a stream whose server is at `serverRevision`, below
+   * `given`, a revision this watch has given already: its store is not the
+   * one the watch followed. Resuming would pass over that server's own
+   * changes up to `given` (a start in the future waits for it, as it must).
+   */
+  private wentBack(serverRevision: number, given: number): KvError {
+    return new KvError(
+      `the server is at revision ${serverRevision}, before revision ${given} this watch already gave: ` +
+        'its store is not the one the watch followed (restored from a backup?); ' +
+        "list again and watch from the listing's revision + 1",
+      status.OUT_OF_RANGE,
+      'REVISION_WENT_BACK',
     );
   }
 
@@ -226,6 +287,9 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
           for await (const message of call as AsyncIterable<WatchResponse>) {
             // The time the consumer takes over the events is not silence of the stream.
             idle.stop();
+            // No server message goes back: a lower revision than one given is another store's (a restored backup).
+            const given = Math.max(this.last ?? 0, this.lastEvent?.revision ?? 0);
+            if (message.revision < given) throw this.wentBack(message.revision, given);
             failures = 0;
             answered = true;
             if (this.options.idleTimeoutMs === undefined && message.progressIntervalMs > 0)
@@ -236,8 +300,9 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
               lostTold = false;
               this.options.onResume?.({ state: 'resumed', revision: from });
             }
-            for (const wire of message.events) {
-              const event = toEvent<T>(wire);
+            const events = message.events;
+            for (let i = 0; i < events.length; i++) {
+              const event = toEvent<T>(events[i]);
               if (skip !== undefined && event.revision === skip.revision && skip.given > 0) {
                 skip.given--;
                 continue;
@@ -246,6 +311,10 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
               // Counted before it is handed over: after a `break` the generator does not come back here.
               if (this.lastEvent?.revision === event.revision) this.lastEvent.given++;
               else this.lastEvent = { revision: event.revision, given: 1 };
+              // The last of its revision if the next event is of a later one, or if it ends a whole message.
+              const next = events[i + 1];
+              const endsRevision = next === undefined ? !message.fragment : revisionOf(next) !== event.revision;
+              this.givenThrough = Math.max(this.givenThrough, endsRevision ? event.revision : event.revision - 1);
               yield event;
             }
             // Every change up to message.revision has now been given: resume after it. Not after a fragment: more
@@ -265,9 +334,10 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
           // reconnectAttempts counts the attempts after the first; startAttempts the first included.
           const limit = answered ? (this.options.reconnectAttempts ?? Infinity) : (this.options.startAttempts ?? Infinity) - 1;
           if (!resumable) throw kvError;
-          lost = idle.fired ? (answered ? `no message for ${idleMs} ms` : 'nothing came back') : kvError.message;
+          lost = idle.fired ? (answered ? `no message for ${idle.firedAfterMs} ms` : 'nothing came back') : kvError.message;
           if (!answered && Date.now() >= startDeadline) throw this.startTimedOut(lost, error);
-          if (failures >= limit) throw kvError;
+          // A stream the idle timer cancelled fails CANCELLED, as if the caller had: say it was silent.
+          if (failures >= limit) throw idle.fired ? this.silent(answered, idle.firedAfterMs, error) : kvError;
         } finally {
           idle.stop();
           call.cancel();
@@ -293,6 +363,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
 /** Fires once if touch() is not called for `ms`. */
 class IdleTimer {
   fired = false;
+  /** The silence it fired after (its `ms` when last touched). */
+  firedAfterMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private onIdle: () => void = () => undefined;
 
@@ -306,10 +378,12 @@ class IdleTimer {
 
   touch(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
+    const ms = this.ms;
     this.timer = setTimeout(() => {
       this.fired = true;
+      this.firedAfterMs = ms;
       this.onIdle();
-    }, this.ms);
+    }, ms);
   }
 
   stop(): void {
@@ -321,10 +395,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** An event's revision: its entry's mod_revision (a delete's too). */
+function revisionOf(event: WatchResponse['events'][number]): number {
+  return event.entry?.modRevision ?? 0;
+}
+
 function toEvent<T>(event: WatchResponse['events'][number]): KvWatchEvent<T> {
   const entry = event.entry;
   const key = entry?.key ?? '';
-  const revision = entry?.modRevision ?? 0;
+  const revision = revisionOf(event);
   const put = event.type === EventType.EVENT_TYPE_PUT;
   return { type: put ? 'put' : 'delete', key, revision, entry: put ? toEntry<T>(entry) : undefined, prev: toEntry<T>(event.prevEntry) };
 }

@@ -26,8 +26,8 @@ export function watchCommand(run: Runner): Command {
         const startRevision = parsePositiveNumber(options.rev, '--rev', 'revisions start at 1; leave --rev out to watch from now on');
         const count = parsePositiveNumber(options.count, '--count') ?? Number.POSITIVE_INFINITY;
         const watch = session.kv().watch({
-          key,
-          prefix: options.prefix,
+          // Exactly one of the two (checked above); WatchOptions is a union that says so.
+          ...(key !== undefined ? { key } : { prefix: options.prefix ?? '' }),
           startRevision,
           prevEntry: options.prev === true,
           // A server that cannot be reached at the start is an error (exit 4) after as long as a read would try;

@@ -1,0 +1,70 @@
+/**
+ * A connection that fails in the TLS handshake: grpc-js passes on OpenSSL's
+ * error queue (a hex code, "SSL routines", a source file, a newline) and a
+ * timestamp. The KvError says it on one line, without either, and says what
+ * to do for the two a person meets most: a server that wants a client
+ * certificate (mutual TLS), and TLS spoken to a plaintext port. Real servers,
+ * real certificates.
+ */
+import { credentials, KvClient, KvError, status } from '@kv/client';
+import { startServer, type RunningServer } from '../support/server-process';
+import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
+
+let certificates: TestCertificates;
+let mutualTls: RunningServer;
+let plaintext: RunningServer;
+
+beforeAll(async () => {
+  certificates = makeTestCertificates();
+  const { serverCert, serverKey, caCert } = certificates;
+  [mutualTls, plaintext] = await Promise.all([
+    startServer({ args: ['--tls-cert', serverCert, '--tls-key', serverKey, '--tls-client-ca', caCert] }),
+    startServer(),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([mutualTls.stop(), plaintext.stop()]);
+});
+
+/** The KvError a get fails with (one attempt, so at the first failure). */
+async function failureOf(kv: KvClient): Promise<KvError> {
+  try {
+    await kv.get('k');
+  } catch (error) {
+    if (error instanceof KvError) return error;
+    throw error;
+  } finally {
+    kv.close();
+  }
+  throw new Error('the get was not refused');
+}
+
+const options = { retry: { attempts: 1 }, deadlineMs: 5000 };
+
+test('mutual TLS without a client certificate: one line that says to give one, no OpenSSL text', async () => {
+  const error = await failureOf(
+    new KvClient(mutualTls.address, { ...options, credentials: credentials.createSsl(certificates.read(certificates.caCert)) }),
+  );
+  expect({ code: error.code, reason: error.reason, message: error.message }).toEqual({
+    code: status.UNAVAILABLE,
+    reason: 'UNAVAILABLE',
+    message:
+      'no connection: the server requires a client certificate (mutual TLS; its TLS handshake ended with "tlsv13 alert certificate required"): ' +
+      "give this client's key and certificate: credentials.createSsl(rootCert, key, cert)",
+  });
+});
+
+test('TLS to a plaintext port: one line that says the server does not speak TLS, no OpenSSL text', async () => {
+  const error = await failureOf(
+    new KvClient(plaintext.address, { ...options, credentials: credentials.createSsl(certificates.read(certificates.caCert)) }),
+  );
+  expect({ code: error.code, message: error.message }).toEqual({
+    code: status.UNAVAILABLE,
+    message: 'no connection: TLS: wrong version number (the server does not speak TLS: check the port, or leave out credentials)',
+  });
+});
+
+test('plaintext to a TLS port: one line, without the timestamp', async () => {
+  const error = await failureOf(new KvClient(mutualTls.address, options));
+  expect({ code: error.code, message: error.message }).toEqual({ code: status.UNAVAILABLE, message: 'no connection: Failed to connect' });
+});

@@ -1,0 +1,71 @@
+/**
+ * A watch that resumes on a server whose revision went back (its store
+ * restored from an earlier backup, on the same address) must not go on as
+ * if nothing happened: the restored store gives the revisions after the
+ * backup's to new changes, and a watch resuming after the last revision it
+ * gave would pass over them without a word. The server's first message says
+ * a revision below one the watch gave: the loop throws KvError OUT_OF_RANGE
+ * with reason REVISION_WENT_BACK.
+ */
+import path from 'node:path';
+import { KvClient, KvError, status, type KvWatchEvent, type WatchResumeChange } from '@kv/client';
+import { freePort } from '../support/free-port';
+import { startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+
+test('a watch resumed on a server restored from an earlier backup throws REVISION_WENT_BACK instead of skipping its changes', async () => {
+  const dir = makeTempDir('kv-went-back-');
+  const address = `127.0.0.1:${await freePort()}`;
+  // Progress every 500 ms: the restored server's first message (progress, for a start in its future) comes soon.
+  const flags = ['--watch-progress-ms', '500'];
+  const servers: RunningServer[] = [];
+  servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'a'), args: flags }));
+  const kv = new KvClient(address, { deadlineMs: 5000 });
+  try {
+    for (let i = 0; i < 10; i++) await kv.set(`w/${i}`, i);
+    const backup = await kv.backup(path.join(dir, 'at-10.backup'));
+    expect(backup.revision).toBe(10);
+
+    const told: WatchResumeChange[] = [];
+    const watch = kv.watch({ prefix: 'w/', onResume: (change) => told.push(change) });
+    const seen: KvWatchEvent[] = [];
+    let ended: { error: unknown } | undefined;
+    void (async () => {
+      for await (const event of watch) seen.push(event);
+    })().then(
+      () => (ended = { error: undefined }),
+      (error: unknown) => (ended = { error }),
+    );
+    await pollUntil('the watch to start', () => (watch.revision === 10 ? true : undefined));
+    for (let i = 10; i < 30; i++) await kv.set(`w/${i}`, i);
+    await pollUntil('revisions 11 to 30 watched', () => (watch.revision === 30 ? true : undefined));
+    expect(seen.map((event) => event.revision)).toEqual(Array.from({ length: 20 }, (_, i) => 11 + i));
+
+    await servers[0].stop();
+    servers.push(
+      await startServer({
+        listen: address,
+        dataDir: path.join(dir, 'b'),
+        args: [...flags, '--restore-from', path.join(dir, 'at-10.backup')],
+      }),
+    );
+    // A read waits for the channel to reconnect (a write is not retried); the restored store has what the backup had.
+    expect((await kv.get('w/9'))?.modRevision).toBe(10);
+    // New changes on the restored store take revisions 11, 12, ...: the ones the watch already gave for others.
+    for (let i = 0; i < 5; i++) await kv.set(`w/c${i}`, i);
+
+    const { error } = await pollUntil('the watch to end', () => ended, 20_000);
+    expect(error).toBeInstanceOf(KvError);
+    expect(error).toMatchObject({ code: status.OUT_OF_RANGE, reason: 'REVISION_WENT_BACK' });
+    // At 10 to 15, as the stream opened before or after the writes above.
+    expect((error as KvError).message).toMatch(
+      /^the server is at revision 1[0-5], before revision 30 this watch already gave: its store is not the one the watch followed \(restored from a backup\?\); list again and watch from the listing's revision \+ 1$/,
+    );
+    // Nothing of the restored store was given as if it followed revision 30.
+    expect(seen).toHaveLength(20);
+    expect(told.map((change) => change.state)).toEqual(['lost']);
+  } finally {
+    kv.close();
+    for (const server of servers) await server.stop();
+  }
+}, 60_000);
