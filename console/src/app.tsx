@@ -203,12 +203,21 @@ export function App() {
             onFailure={onFailure}
           />
           {pane.kind === 'entry' && (
-            <EntryPanel key={pane.key} client={client} entryKey={pane.key} refresh={refresh} onChanged={changed} onFailure={onFailure} />
+            <EntryPanel
+              key={pane.key}
+              client={client}
+              entryKey={pane.key}
+              refresh={refresh}
+              signIn={signIns}
+              onChanged={changed}
+              onFailure={onFailure}
+            />
           )}
           {pane.kind === 'new' && (
             <NewEntry
               client={client}
               prefix={prefix}
+              signIn={signIns}
               onCreated={(key) => {
                 changed();
                 setPane({ kind: 'entry', key });

@@ -18,6 +18,8 @@ interface Props {
   entryKey: string;
   /** Bumped when the entry may have changed elsewhere (a refresh, a change seen in the live view): it is fetched again unless being edited. */
   refresh: number;
+  /** Bumped at each sign-in: the notice shown before it (the refusal of the previous token) goes. */
+  signIn: number;
   onChanged: () => void;
   onFailure: (error: unknown) => void;
 }
@@ -32,7 +34,7 @@ type State =
   /** base undefined: the save was meant for a key that did not exist (revision 0). */
   | { mode: 'conflict'; base: Entry | undefined; text: string; current: Entry | undefined };
 
-export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: Props) {
+export function EntryPanel({ client, entryKey, refresh, signIn, onChanged, onFailure }: Props) {
   const [state, setState] = useState<State>({ mode: 'loading' });
   const [message, setMessage] = useState<{ text: ComponentChildren; error: boolean } | undefined>(undefined);
   const [confirmDelete, setConfirmDelete] = useState(false);
@@ -95,6 +97,13 @@ export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: 
     const mode = current.current.mode;
     if (mode === 'view' || mode === 'missing' || mode === 'failed') void reload();
   }, [refresh]);
+
+  // Signed in again (the previous token was refused, the edit kept): what was said before, the refusal among it, goes
+  // (in a layout effect, so it is gone before the console shows again).
+  const firstSignIn = useRef(signIn);
+  useLayoutEffect(() => {
+    if (signIn !== firstSignIn.current) setMessage(undefined);
+  }, [signIn]);
 
   /** Saves `text` only if the key is still at `base`'s revision (0: only if it does not exist). */
   const save = async (text: string, base: Entry | undefined): Promise<void> => {
@@ -283,7 +292,7 @@ export function EntryPanel({ client, entryKey, refresh, onChanged, onFailure }: 
           </div>
           <div class="actions">
             <button type="button" onClick={() => void save(state.text, state.current)}>
-              Keep mine (overwrite revision {state.current === undefined ? 'none' : String(state.current.modRevision)})
+              {state.current === undefined ? 'Keep mine (create it again)' : `Keep mine (overwrite revision ${state.current.modRevision})`}
             </button>
             <button
               type="button"

@@ -77,15 +77,16 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh
     }
   };
 
-  /** Whether the listing effect ran before: on the first run the box already shows the prefix. */
-  const listedBefore = useRef(false);
+  /** The prefix last listed: the box already shows it. */
+  const listedPrefix = useRef(prefix);
 
   useEffect(() => {
     generation.current++;
-    // The box follows the prefix shown; not on the first listing, where it shows it already: there, setting it again
-    // (preact runs effects after paint, up to a frame or more later) wiped what a quick hand or a test had typed.
-    if (listedBefore.current) setTyped(prefix);
-    listedBefore.current = true;
+    // The box follows the prefix shown, when that changes; not on the first listing, nor on a listing again of the same
+    // prefix (after a write, or a sign-in), where it shows it already: there, setting it again (preact runs effects after
+    // paint, up to a frame or more later) wiped what a quick hand or a test had typed meanwhile.
+    if (listedPrefix.current !== prefix) setTyped(prefix);
+    listedPrefix.current = prefix;
     // The same prefix listed again (after a write, or Refresh): as many keys as were loaded, shown until the new listing comes.
     const again = loaded?.prefix === prefix ? loaded.keys.length : 0;
     if (again === 0) setListing(undefined);
@@ -191,7 +192,13 @@ export function KeyTree({ client, prefix, selected, version, onPrefix, onRefresh
             Load more
           </button>
         )}
-        <button type="button" onClick={onRefresh}>
+        <button
+          type="button"
+          onClick={() => {
+            setTyped(prefix);
+            onRefresh();
+          }}
+        >
           Refresh
         </button>
         <button type="button" class="danger" onClick={onClear}>

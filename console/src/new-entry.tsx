@@ -1,6 +1,6 @@
 /** Creates a key that does not exist yet (a Set with expected_revision 0, so nothing is overwritten). */
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { JsonEditor } from './entry-panel';
 import { KeyText } from './key-text';
 import { describeFailure, type KvClient, parseValue, reasonOf } from './kv';
@@ -8,18 +8,25 @@ import { describeFailure, type KvClient, parseValue, reasonOf } from './kv';
 interface Props {
   client: KvClient;
   prefix: string;
+  /** Bumped at each sign-in: the error shown before it (the refusal of the previous token) goes. */
+  signIn: number;
   onCreated: (key: string) => void;
   onCancel: () => void;
   onFailure: (error: unknown) => void;
 }
 
-export function NewEntry({ client, prefix, onCreated, onCancel, onFailure }: Props) {
+export function NewEntry({ client, prefix, signIn, onCreated, onCancel, onFailure }: Props) {
   const [key, setKey] = useState(prefix);
   const [text, setText] = useState('{}');
   const [error, setError] = useState<ComponentChildren | undefined>(undefined);
   const keyField = useRef<HTMLInputElement>(null);
   // The key comes first (it starts as the prefix shown): focus it, after the prefix.
   useEffect(() => keyField.current?.focus(), []);
+  // Signed in again: the refusal of the previous token goes (before the console shows again).
+  const firstSignIn = useRef(signIn);
+  useLayoutEffect(() => {
+    if (signIn !== firstSignIn.current) setError(undefined);
+  }, [signIn]);
 
   const create = async (): Promise<void> => {
     const parsed = parseValue(text);

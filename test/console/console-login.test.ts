@@ -3,11 +3,12 @@
  * when the server refuses it, works with one it accepts (as that token's
  * role allows), and forgets it on sign-out.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { writeAuthFile, type AuthFixture } from '../support/auth-fixture';
 import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
 import { startServer, type RunningServer } from '../support/server-process';
-import { makeTempDir } from '../support/temp-dirs';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 let server: RunningServer;
 let browser: Browser;
@@ -36,6 +37,53 @@ describeWithChromium('the web console with tokens', () => {
   afterAll(async () => {
     await browser?.close();
     expect(await server.stop()).toBe(0);
+  });
+
+  test('the sign-in form is whole and centred in the window, wide or narrow', async () => {
+    await page.goto(`http://${server.httpAddress}/`);
+    const form = page.locator('main.login form');
+    for (const viewport of [
+      { width: 1280, height: 800 },
+      { width: 1920, height: 1080 },
+      { width: 600, height: 800 },
+    ]) {
+      await page.setViewportSize(viewport);
+      await form.getByLabel('Token').waitFor();
+      const box = (await form.boundingBox())!;
+      const width = await page.evaluate<number>('document.documentElement.clientWidth');
+      expect({
+        viewport,
+        left: box.x >= 0,
+        right: box.x + box.width <= width,
+        top: box.y >= 0,
+        bottom: box.y + box.height <= viewport.height,
+      }).toEqual({ viewport, left: true, right: true, top: true, bottom: true });
+      expect(Math.abs(box.x + box.width / 2 - width / 2)).toBeLessThanOrEqual(3);
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('a prefix typed as soon as the console shows after a sign-in is kept: listing again does not set the box after it', async () => {
+    const fresh = await browser.context.newPage();
+    try {
+      fresh.setDefaultTimeout(PAGE_WAIT_MS);
+      await fresh.goto(`http://${server.httpAddress}/`);
+      await fresh.getByLabel('Token').fill(auth.tokens.app);
+      // Timers and animation frames held: preact's effects (the listing after the sign-in) wait, as on a busy machine.
+      await fresh.clock.install();
+      await fresh.clock.pauseAt(Date.now() + 1000);
+      await fresh.getByRole('button', { name: 'Sign in' }).click();
+      await fresh.getByLabel('Prefix').fill('app/');
+      await fresh.clock.resume();
+      // The listing after the sign-in has run (this role may not list the root: it says so), and the box still holds what
+      // was typed.
+      await fresh.getByText(/^Could not list the keys: permission denied/).waitFor();
+      expect(await fresh.getByLabel('Prefix').inputValue()).toBe('app/');
+      await fresh.getByLabel('Prefix').press('Enter');
+      await fresh.getByRole('button', { name: 'config', exact: true }).waitFor();
+    } finally {
+      await fresh.close();
+    }
   });
 
   test('asks for a token, refuses a wrong one, works with a right one as far as its role goes, and signs out', async () => {
@@ -127,6 +175,63 @@ describeWithChromium('the web console with tokens', () => {
     expect(await page.getByText(/Headers|Invalid value/).count()).toBe(0);
     await signIn(auth.tokens.app);
     await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
+  test('the refusal of a token revoked mid-session (auth file changed, SIGHUP) is gone once signed in again', async () => {
+    // A server of its own: its auth file is rewritten, and the refusals here do not count against the other tests' limit.
+    const dir = makeTempDir('kv-console-revoke-');
+    const roles = { writer: [{ prefix: 'app/', permission: 'write' as const }] };
+    const first = writeAuthFile(dir, { roles, tokens: { app: 'writer' } });
+    const second = writeAuthFile(dir, { roles, tokens: { ops: 'writer' } }, 'second.json');
+    const [firstFile, secondFile] = [readFileSync(first.file, 'utf8'), readFileSync(second.file, 'utf8')];
+    // Logged at info: each reload says so, so the test knows it applied without sending a token that may be refused.
+    const own = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--auth-file', first.file], env: { KV_LOG_LEVEL: 'info' } });
+    /** Puts `text` in the auth file and waits until the server has read it. */
+    const reloadWith = async (text: string): Promise<void> => {
+      const reloads = (): number => own.output().split('auth file reloaded').length - 1;
+      const before = reloads();
+      writeFileSync(first.file, text);
+      own.child.kill('SIGHUP');
+      await pollUntil('the auth file reloaded', () => (reloads() > before ? true : undefined));
+    };
+    const refusal = page.getByRole('alert').filter({ hasText: /unknown or revoked token/ });
+    try {
+      await page.goto(`http://${own.httpAddress}/`);
+      await signIn(first.tokens.app);
+
+      // An edit open as its token is revoked: the save is refused, the sign-in comes; signed in with another, no refusal.
+      await page.getByRole('button', { name: 'New key' }).click();
+      await page.getByLabel('Key', { exact: true }).fill('app/x');
+      await page.getByLabel('Value (JSON)').fill('1');
+      await page.getByRole('button', { name: 'Create' }).click();
+      await page.getByRole('heading', { name: 'app/x' }).waitFor();
+      await page.getByRole('button', { name: 'Edit' }).click();
+      await page.getByLabel('Value of app/x (JSON)').fill('2');
+      await reloadWith(secondFile);
+      await page.getByRole('button', { name: /^Save/ }).click();
+      await page.getByLabel('Token').waitFor();
+      await signIn(second.tokens.ops);
+      await expect(page.getByLabel('Value of app/x (JSON)').inputValue()).resolves.toBe('2');
+      expect(await refusal.count()).toBe(0);
+      await page.getByRole('button', { name: /^Save/ }).click();
+      await page.getByText(/^Saved at revision/).waitFor();
+
+      // The same for a new key not created yet.
+      await page.getByRole('button', { name: 'New key' }).click();
+      await page.getByLabel('Key', { exact: true }).fill('app/y');
+      await page.getByLabel('Value (JSON)').fill('3');
+      await reloadWith(firstFile);
+      await page.getByRole('button', { name: 'Create' }).click();
+      await page.getByLabel('Token').waitFor();
+      await signIn(first.tokens.app);
+      await expect(page.getByLabel('Key', { exact: true }).inputValue()).resolves.toBe('app/y');
+      expect(await refusal.count()).toBe(0);
+      await page.getByRole('button', { name: 'Create' }).click();
+      await page.getByRole('heading', { name: 'app/y' }).waitFor();
+      await page.getByRole('button', { name: 'Sign out' }).click();
+    } finally {
+      expect(await own.stop()).toBe(0);
+    }
   });
 
   // Last: the server then refuses to check any token from this address for a while.

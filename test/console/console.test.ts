@@ -535,6 +535,20 @@ describeWithChromium('the web console', () => {
     await page.getByRole('heading', { name: 'emoji/zw\\u200bsp', exact: true }).waitFor();
   });
 
+  test('a key deleted while being edited: "Keep mine" says it creates it again, and does', async () => {
+    await openKey('app/', 'flags');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of app/flags (JSON)').fill('{"mine": 1}');
+    await call('Delete', { key: 'app/flags' });
+    await page.getByRole('button', { name: /^Save/ }).click();
+    const conflict = page.getByRole('group', { name: 'Someone else changed this entry while you were editing' });
+    await conflict.getByText(/It has since been deleted/).waitFor();
+    expect(await conflict.getByRole('button', { name: /^Keep mine/ }).textContent()).toBe('Keep mine (create it again)');
+    await conflict.getByRole('button', { name: 'Keep mine (create it again)' }).click();
+    await page.getByText(/^Saved at revision/).waitFor();
+    expect(await valueOf('app/flags')).toEqual({ mine: 1 });
+  });
+
   test('a conflict with a key deleted and created again names the right revisions', async () => {
     await openKey('app/', 'flags');
     await page.getByRole('button', { name: 'Edit' }).click();
