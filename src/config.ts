@@ -250,7 +250,7 @@ const SETTINGS = {
     flag: 'etcd-prefix',
     env: 'KV_ETCD_PREFIX',
     default: 'kv/',
-    help: 'etcd key prefix kv keeps its keys under, so several kv deployments can share a cluster',
+    help: "etcd key prefix kv keeps its keys under, ending in '/', so several kv deployments can share a cluster",
   },
   etcdCa: { flag: 'etcd-ca', env: 'KV_ETCD_CA', default: '', help: "PEM CA that signed etcd's certificates (https endpoints)" },
   etcdCert: {
@@ -592,10 +592,12 @@ function loadEtcdSettings(
   if ((etcdUsername === undefined) !== (etcdPasswordFile === undefined)) {
     throw new ConfigError('--etcd-username and --etcd-password-file go together: give both or neither');
   }
+  const prefix = raw('etcdPrefix');
+  if (engine === 'etcd') checkEtcdPrefix(prefix);
   return {
     engine,
     etcdEndpoints,
-    etcdPrefix: raw('etcdPrefix').value,
+    etcdPrefix: prefix.value,
     etcdCa: optional('etcdCa'),
     etcdCert,
     etcdKey,
@@ -605,6 +607,26 @@ function loadEtcdSettings(
     etcdMaxRequestBytes: positiveInt('etcdMaxRequestBytes'),
     etcdTimeoutMs: durationMs('etcdTimeoutMs'),
   };
+}
+
+/**
+ * An --etcd-prefix is a namespace only if it ends in '/': kv's keys follow
+ * it byte for byte, so the keys under "qa" include those under "qa2/"
+ * (another deployment's, read, listed and cleared as this one's), and ""
+ * is every key of the cluster, every other program's included.
+ */
+function checkEtcdPrefix({ value, source }: { value: string; source: string }): void {
+  const named = source.startsWith('--') ? source : `${source} (--etcd-prefix)`;
+  if (value === '') {
+    throw new ConfigError(
+      `${named}: must not be empty (kv would own every key of the etcd cluster, other programs' too); give a prefix ending in '/', such as "kv/"`,
+    );
+  }
+  if (!value.endsWith('/')) {
+    throw new ConfigError(
+      `${named}: "${value}" does not end in '/', so it would also cover the keys of other prefixes that start with it (such as "${value}2/"); give "${value}/"`,
+    );
+  }
 }
 
 /** host:port with a port up to 65535; the host a name, an IPv4 address or a bracketed IPv6 one. */

@@ -141,16 +141,48 @@ describeEtcd('data under the prefix that kv did not write', () => {
     }
   });
 
-  test('values kv can represent are served, whatever wrote them: spaces, an escaped surrogate pair, a backslash before "u"', async () => {
+  test('a value JSON.parse would not keep as written (an object key given twice, a number a 64-bit float rounds) is CORRUPT naming the key, never served altered or written back', async () => {
+    const prefix = nextPrefix();
+    const store = await openStore(prefix);
+    const { revision: before } = await store.set('ok', 1);
+    const cases: Array<[string, string, RegExp]> = [
+      ['dup', '{"a":1,"a":2}', /has the object key "a" twice/],
+      ['dup-deep', '[{"x":{"b":true, "b":true}}]', /has the object key "b" twice/],
+      ['bignum', '12345678901234567890', /has the number 12345678901234567890, which would be stored as 12345678901234567000/],
+      ['bignum2', '{"id": 9007199254740993}', /has the number 9007199254740993, which would be stored as 9007199254740992/],
+      ['tiny', '[-1e-400]', /has the number -1e-400, which would be stored as 0/],
+    ];
+    for (const [key, value] of cases) await put(`${prefix}${key}`, value);
+    for (const [key, value, why] of cases) {
+      const corrupt = { code: 'CORRUPT', message: expect.stringMatching(new RegExp(`key ${JSON.stringify(key)} in etcd .*${why.source}`)) };
+      await expect(store.get(key)).rejects.toMatchObject(corrupt);
+      await expect(store.update(key, { b: 1 })).rejects.toMatchObject(corrupt);
+      await expect(store.txn({ compare: [], success: [{ type: 'get', key }], failure: [] })).rejects.toMatchObject(corrupt);
+      await expect(store.list({ prefix: key })).rejects.toMatchObject(corrupt);
+      await expect(store.watch({ key, startRevision: before }).next()).rejects.toMatchObject(corrupt);
+      // Nothing above wrote it back as JSON.parse read it.
+      expect(await rawGet(`${prefix}${key}`)).toMatchObject({ value });
+      expect(await store.delete(key)).toMatchObject({ deleted: true });
+    }
+  });
+
+  test('values kv can represent are served, whatever wrote them: spaces, escapes, other number forms, keys JavaScript orders first', async () => {
     const prefix = nextPrefix();
     const store = await openStore(prefix);
     await put(`${prefix}spaces`, ' { "x" : [ 1 , 2 ] } ');
     await put(`${prefix}pair`, '"\\ud83d\\ude00"');
     await store.set('backslash', '\\ud800 \\\\ud800');
+    await put(`${prefix}numbers`, '[1.0, 1E2, 0.1, -0, 1.5e-7, 9007199254740991]');
+    await put(`${prefix}escaped`, '{"\\u0061":"\\/","b":1,"1":2}');
+    // Distinct keys that differ only in escapes are not a key given twice.
+    await put(`${prefix}distinct`, '{"a":1,"\\u0041":2}');
     expect(await store.get('spaces')).toMatchObject({ value: { x: [1, 2] } });
     expect(await store.get('pair')).toMatchObject({ value: '😀' });
     expect(await store.get('backslash')).toMatchObject({ value: '\\ud800 \\\\ud800' });
-    expect((await store.list()).entries.map((e) => e.key)).toEqual(['backslash', 'pair', 'spaces']);
+    expect(await store.get('numbers')).toMatchObject({ value: [1, 100, 0.1, 0, 1.5e-7, 9007199254740991] });
+    expect(await store.get('escaped')).toMatchObject({ value: { a: '/', b: 1, 1: 2 } });
+    expect(await store.get('distinct')).toMatchObject({ value: { a: 1, A: 2 } });
+    expect((await store.list()).entries.map((e) => e.key)).toEqual(['backslash', 'distinct', 'escaped', 'numbers', 'pair', 'spaces']);
   });
 
   test('a key kv’s key rules refuse (the prefix itself, over --max-key-bytes) is CORRUPT to ListKeys, List and Watch, naming it; once removed, they work again', async () => {
@@ -213,11 +245,20 @@ describeEtcd('data under the prefix that kv did not write', () => {
       await frontend?.server.kill();
     });
 
-    test('Get and Update of a key on a foreign etcd lease, and Get of an infinite value, are DATA_LOSS with reason CORRUPT, never INTERNAL', async () => {
+    test('Get and Update of a key on a foreign etcd lease, and Get of an infinite value, of a key given twice or of a rounded number, are DATA_LOSS with reason CORRUPT, never INTERNAL or altered', async () => {
       await put(`${prefix}el/1`, '{"x":1}', FOREIGN_LEASE);
       await put(`${prefix}g/inf`, '1e400');
+      await put(`${prefix}f/dup`, '{"a":1,"a":2}');
+      await put(`${prefix}f/bignum`, '12345678901234567890');
       const dataLoss = { code: status.DATA_LOSS, reason: 'CORRUPT' };
-      for (const call of [() => client.get('el/1'), () => client.update('el/1', { y: 2 }), () => client.get('g/inf')]) {
+      for (const call of [
+        () => client.get('el/1'),
+        () => client.update('el/1', { y: 2 }),
+        () => client.get('g/inf'),
+        () => client.get('f/dup'),
+        () => client.update('f/dup', { b: 1 }),
+        () => client.get('f/bignum'),
+      ]) {
         const error = await call().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(KvError);
         expect(error).toMatchObject(dataLoss);

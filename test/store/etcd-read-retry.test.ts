@@ -6,7 +6,7 @@
  * etcd3 picked, so a quorum-loss test met either.
  */
 import net from 'node:net';
-import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
+import { GRPCDeadlineExceededError, GRPCInvalidArgumentError, GRPCUnavailableError } from 'etcd3';
 import { BrokenCircuitError, CircuitState, circuitBreaker, ConsecutiveBreaker, handleAll, isBrokenCircuitError } from 'cockatiel';
 import { connectEtcd, readWithRetry, withoutWaitingOnTrial } from '../../src/store/etcd/etcd-connection';
 import { pollUntil } from '../support/temp-dirs';
@@ -65,6 +65,47 @@ test('a deadline that passed while grpc-js still waited for a connection (a froz
     '4 DEADLINE_EXCEEDED: Deadline exceeded after 2.001s,LB pick: 0.000s,remote_addr=127.0.0.1:2379',
   );
   expect(fromEtcdError(sent, 'write')).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('may or may not') });
+});
+
+test('a write queued behind a call that failed on the same frozen member ends "Channel closed before call started": NOT_SENT, not of unknown outcome', async () => {
+  // etcd3 closes a member's channel when a call to it fails in a way it recovers from (resetAllServices); grpc-js then ends
+  // the calls still waiting for a connection on that channel with this text: they never had a stream.
+  const sockets: net.Socket[] = [];
+  const frozen = net.createServer((socket) => void sockets.push(socket));
+  await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
+  const { port } = frozen.address() as net.AddressInfo;
+  const client = connectEtcd({ endpoints: [`http://127.0.0.1:${port}`], callTimeoutMs: 20_000 });
+  try {
+    const write = client
+      .put('k')
+      .value('v')
+      .exec()
+      .catch((e: unknown) => e);
+    const read = client.kv.range({ key: Buffer.from('k') }, { deadline: Date.now() + 300 }).catch((e: unknown) => e);
+    expect(await read).toBeInstanceOf(GRPCDeadlineExceededError);
+    const error = await write;
+    expect(error).toBeInstanceOf(GRPCUnavailableError);
+    expect((error as Error).message).toContain('Channel closed before call started');
+    expect(fromEtcdError(error, 'write')).toMatchObject({
+      code: 'NOT_SENT',
+      message: expect.stringContaining('nothing was sent to etcd, nothing was applied'),
+    });
+    expect((fromEtcdError(error, 'write') as Error).message).not.toContain('may or may not');
+  } finally {
+    client.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => frozen.close(resolve));
+  }
+});
+
+test('etcd refusing a Txn over its --max-txn-ops is about the transaction, whichever etcd call met it, never "refused the read"', () => {
+  const refused = new GRPCInvalidArgumentError('3 INVALID_ARGUMENT: etcdserver: too many operations in txn request');
+  for (const kind of ['read', 'write'] as const) {
+    const error = fromEtcdError(refused, kind) as Error;
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(error.message).toMatch(/^the transaction has more operations than etcd's --max-txn-ops allows .*; nothing was applied\. /);
+    expect(error.message).not.toContain(`refused the ${kind}`);
+  }
 });
 
 test('while a member is tried again (its circuit half open), other calls skip it at once, and a call made from inside the trial does not wait on the trial', async () => {

@@ -29,7 +29,7 @@ export interface EtcdConnectionOptions {
   tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** etcd's own authentication (etcdctl user add / role grant-permission). */
   auth?: { username: string; password: string };
-  /** Deadline of one etcd call; past it the call fails as unavailable. Default 5000 ms. */
+  /** Deadline of one etcd call; past it the call fails as unavailable (a read is retried within it: readWithRetry). Default 5000 ms. */
   callTimeoutMs?: number;
 }
 
@@ -93,12 +93,43 @@ export function withoutWaitingOnTrial(breaker: CircuitBreakerPolicy): CircuitBre
   return breaker;
 }
 
+/** The part of --etcd-timeout-ms one try of a read may take: a quarter (1,250 ms of the default 5 s). */
+const ATTEMPT_SHARE = 4;
+
+/** The deadline of one try of a read, for a --etcd-timeout-ms of callTimeoutMs. */
+export function attemptMsOf(callTimeoutMs: number): number {
+  return Math.ceil(callTimeoutMs / ATTEMPT_SHARE);
+}
+
+/** The deadline of one try, as etcd3 and grpc-js take it (a call's options override the connection's default). */
+export interface AttemptOptions {
+  deadline: number;
+}
+
 /**
  * Runs a read, trying again (soon, then less soon) while etcd is briefly
  * unavailable — a member died, or the cluster is electing a leader — for up
  * to budgetMs. Reads change nothing, so a retry is always safe.
+ *
+ * Each try gets its own deadline: attemptMs (by default a quarter of the
+ * budget; a read given what is left of a call's time passes a quarter of
+ * the whole), or the end of the budget if that is sooner. `read` passes it
+ * on to its etcd call. A try that went to a member that hangs (frozen, its
+ * network cut, its connection not yet known to be dead) fails then, and
+ * the next try goes to a member etcd3 picks again, while the budget lasts.
+ * (With one deadline for the whole budget, such a member took all of it:
+ * one hung member of a healthy majority failed reads and the health
+ * probe.) Three failed tries in a row open that member's circuit
+ * (connectEtcd), so from the fourth try on it is skipped: a budget of
+ * 1.4 s or more (the default is 5 s) has room for four tries, so one hung
+ * member cannot fail a read.
  */
-export async function readWithRetry<T>(read: () => Promise<T>, budgetMs: number, kind: EtcdCallKind = 'read'): Promise<T> {
+export async function readWithRetry<T>(
+  read: (attempt: AttemptOptions) => Promise<T>,
+  budgetMs: number,
+  kind: EtcdCallKind = 'read',
+  attemptMs = attemptMsOf(budgetMs),
+): Promise<T> {
   const deadline = Date.now() + budgetMs;
   // Once every member failed, etcd3 answers "circuit open" without trying: report what the members said instead, and
   // an attempt that reached a member before one that never left (the call was sent: "nothing was sent" would be untrue).
@@ -106,7 +137,7 @@ export async function readWithRetry<T>(read: () => Promise<T>, budgetMs: number,
   let unsent: unknown;
   for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
     try {
-      return await read();
+      return await read({ deadline: Math.min(deadline, Date.now() + attemptMs) });
     } catch (error) {
       if (!neverSent(error)) reached = error;
       else if (!isBrokenCircuitError(error)) unsent = error;

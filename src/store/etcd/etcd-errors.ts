@@ -69,16 +69,22 @@ function isContextError(error: unknown): boolean {
  * breaker refusing without a call (every member failed recently), and
  * grpc-js failing the call at its pick, before any stream was opened:
  * because it has no connection to the member (refused, unreachable, a
- * failed TLS handshake; its fixed text "No connection established"), or
+ * failed TLS handshake; its fixed text "No connection established"),
  * because the deadline passed while the call still waited for one (a
  * member frozen or cut off, its connection being made again; grpc-js's
  * deadline text then ends "Waiting for LB pick", which it writes only for
- * a call that never got a stream).
+ * a call that never got a stream), or because the channel was closed while
+ * the call still waited for its pick (etcd3 closes a member's channel when
+ * a call on it fails, and the calls queued behind it end so).
  */
 export function neverSent(error: unknown): boolean {
   return (
     isBrokenCircuitError(error) ||
     (error instanceof GRPCUnavailableError && error.message.includes('No connection established')) ||
+    // grpc-js (1.14, src/internal-channel.ts) writes this only for a call that has no stream yet: its ShutdownPicker drops
+    // every call picked once the channel is closed, and close() cancels the calls still in its config-selection and pick
+    // queues with it. etcd3's resetAllServices closes a member's channels when a call to it fails in a way it recovers from.
+    (error instanceof GRPCUnavailableError && error.message.includes('Channel closed before call started')) ||
     // Its text says only what the last attempt did; "previous attempts" (grpc-js's retries, which kv turns off) may have been sent.
     (error instanceof GRPCDeadlineExceededError &&
       error.message.includes('Waiting for LB pick') &&
@@ -127,9 +133,10 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof GRPCInvalidArgumentError) {
     // kv checks its own limits first, so these are etcd's limits on one request, met by a transaction.
     const refused = `etcd refused the ${kind} (${oneLine(error.message)})`;
-    if (error.message.includes('too many operations in txn request')) {
+    if (isTooManyTxnOps(error)) {
+      // Whichever etcd Txn met it (kv's read of the keys, or its write), it is the transaction that is too large.
       return new InvalidArgumentError(
-        `${refused}: etcd's --max-txn-ops (128 by default) bounds a transaction's compares, counting every key it compares or updates once (kv's guard), and the ops of each branch, one etcd op per kv op: use fewer keys, or raise --max-txn-ops on every etcd member (kv's --max-txn-ops should be no higher than etcd's)`,
+        `the transaction has more operations than etcd's --max-txn-ops allows (${oneLine(error.message)}); nothing was applied. ${TXN_OPS_RULE}`,
         { cause: error },
       );
     }
@@ -145,6 +152,15 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
     return new BackendUnavailableError(`etcd refused the ${kind} for lack of a resource (${oneLine(error.message)})`, { cause: error });
   }
   return error;
+}
+
+/** How etcd's --max-txn-ops counts a kv transaction, and what to do about it. */
+export const TXN_OPS_RULE =
+  "etcd's --max-txn-ops (128 by default) bounds a transaction's compares, counting every key it compares or updates once (kv's guard, and its read of those keys before it writes), and the ops of each branch, one etcd op per kv op: use fewer keys, or raise --max-txn-ops on every etcd member (kv's --max-txn-ops should be no higher than etcd's)";
+
+/** etcd's refusal of a Txn over its --max-txn-ops (its rpctypes text). */
+export function isTooManyTxnOps(error: unknown): boolean {
+  return error instanceof GRPCInvalidArgumentError && error.message.includes('too many operations in txn request');
 }
 
 /** gRPC's texts for a message over a size limit, receiving or sending it, with its size and the limit (Go's in lower case, grpc-js's capitalized). */
@@ -210,6 +226,6 @@ function overSize(error: GRPCResourceExhastedError, kind: 'read' | 'write'): Sto
 }
 
 /** gRPC messages can span lines (TLS alerts do); kv's messages are one line. */
-function oneLine(text: string): string {
+export function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }

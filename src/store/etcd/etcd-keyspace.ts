@@ -12,6 +12,9 @@
  * another program, and is reported as ForeignDataError (CORRUPT), naming
  * the key, never skipped, rounded or passed on as something kv would send.
  */
+import { fromJsonString } from '@bufbuild/protobuf';
+import { ValueSchema } from '@bufbuild/protobuf/wkt';
+import { roundedNumberIn } from '@kv/client/wire';
 import type { IKeyValue } from 'etcd3';
 import type { StoredEntry } from '../change';
 import { ForeignDataError, TooLargeError } from '../errors';
@@ -90,20 +93,25 @@ export class EtcdKeyspace {
   /**
    * A stored value's JSON text and the value, checked: kv only ever stores
    * UTF-8 JSON text (no byte-order mark) that its value rules accept (no
-   * infinite number, nested no deeper than clients decode) and that holds
+   * infinite number, nested no deeper than clients decode), that holds
    * only Unicode text (no lone surrogate, which a client would get as
-   * U+FFFD). The text returned is the value's own JSON.stringify form. Its
-   * size is not checked: a value over this frontend's --max-value-bytes may
-   * come from a frontend with a larger limit, and reading it harms nothing.
+   * U+FFFD), and that JSON.parse keeps as written: no object key given
+   * twice (only the last value would be kept) and no number a 64-bit float
+   * would round. The text returned is the value's own JSON.stringify form.
+   * Its size is not checked: a value over this frontend's --max-value-bytes
+   * may come from a frontend with a larger limit, and reading it harms
+   * nothing.
    */
   decodeValue(raw: Buffer, key: string): { json: string; value: JsonValue } {
     const foreign = (problem: string): ForeignDataError =>
       new ForeignDataError(
         `the value of key ${JSON.stringify(key)} in etcd ${problem}, so kv did not write it; set or delete the key through kv, or choose another --etcd-prefix`,
       );
+    let text: string;
     let value: JsonValue;
     try {
-      value = JSON.parse(utf8.decode(raw)) as JsonValue;
+      text = utf8.decode(raw);
+      value = JSON.parse(text) as JsonValue;
     } catch {
       throw foreign('is not JSON');
     }
@@ -114,6 +122,13 @@ export class EtcdKeyspace {
       throw foreign(`breaks kv's value rules (${(error as Error).message})`);
     }
     if (hasLoneSurrogate(json)) throw foreign('holds a lone surrogate (\\uD800-\\uDFFF unpaired), which is not Unicode text');
+    // What kv writes is its value's JSON.stringify form, which JSON.parse keeps as written: only other text needs the check.
+    if (json !== text) {
+      const altered = alteredByParse(text);
+      if (altered !== undefined) throw foreign(altered);
+      // The value of the text served (JSON has no -0: "-0" is served as 0, as kv would have stored it).
+      value = JSON.parse(json) as JsonValue;
+    }
     return { json, value };
   }
 
@@ -188,6 +203,28 @@ function showKey(raw: Buffer): string {
   } catch {
     return `0x${raw.subarray(0, 64).toString('hex')}${raw.length > 64 ? '…' : ''}`;
   }
+}
+
+/**
+ * Why JSON text that JSON.parse accepted does not parse to what it says, or
+ * undefined: a number a 64-bit float would round, and an object key given
+ * twice (JSON.parse keeps the last value). The checks are the ones kv's
+ * HTTP port makes of a request (src/server/http/create-http-server.ts):
+ * roundedNumberIn for numbers, and protobuf-es's JSON parser, which its
+ * Connect serialization uses, for keys given twice.
+ */
+function alteredByParse(text: string): string | undefined {
+  const rounded = roundedNumberIn(text);
+  if (rounded !== undefined) return rounded;
+  try {
+    fromJsonString(ValueSchema, text);
+  } catch (error) {
+    const message = (error as Error).message;
+    const duplicate = /duplicate object key "(.*)"$/s.exec(message);
+    if (duplicate !== null) return `has the object key ${JSON.stringify(duplicate[1])} twice (only one value per key is kept)`;
+    return `is refused by kv's strict JSON reading (${message})`;
+  }
+  return undefined;
 }
 
 /**

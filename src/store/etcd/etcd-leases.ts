@@ -17,7 +17,7 @@ import { castGrpcError, type Etcd3, type ILeaseKeepAliveResponse } from 'etcd3';
 import { BackendUnavailableError, LeaseNotFoundError } from '../errors';
 import type { Lease, LeaseInfo } from '../key-value-store';
 import { compareKeys } from '../key-order';
-import { readWithRetry, writeOnce } from './etcd-connection';
+import { readWithRetry, writeOnce, type AttemptOptions } from './etcd-connection';
 import type { EtcdKeyspace } from './etcd-keyspace';
 
 const ID_LIMIT = 2 ** 48;
@@ -50,15 +50,15 @@ export class EtcdLeases {
    * twice is a keep-alive), within the call deadline; then UNAVAILABLE.
    */
   async keepAlive(id: number): Promise<Lease> {
-    const answer = await readWithRetry(() => this.keepAliveOnce(id), this.callTimeoutMs, 'keep-alive');
+    const answer = await readWithRetry((attempt) => this.keepAliveOnce(id, attempt), this.callTimeoutMs, 'keep-alive');
     if (Number(answer.TTL) <= 0) throw new LeaseNotFoundError(id);
     return { id, ttlMs: Number(answer.TTL) * 1000 };
   }
 
-  /** One keep-alive request and its answer, under the call deadline; errors as etcd3's classes (readWithRetry maps them). */
-  private async keepAliveOnce(id: number): Promise<ILeaseKeepAliveResponse> {
+  /** One keep-alive request and its answer, under the try's deadline; errors as etcd3's classes (readWithRetry maps them). */
+  private async keepAliveOnce(id: number, attempt: AttemptOptions): Promise<ILeaseKeepAliveResponse> {
     // etcd3 gives streams no deadline: without one, a member with no leader holds the answer until its own request timeout (7 s).
-    const stream = await this.client.leaseClient.leaseKeepAlive({ deadline: Date.now() + this.callTimeoutMs });
+    const stream = await this.client.leaseClient.leaseKeepAlive(attempt);
     try {
       return await new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
         stream.on('data', resolve);
@@ -80,7 +80,7 @@ export class EtcdLeases {
   }
 
   async info(id: number, keys: boolean): Promise<LeaseInfo> {
-    const res = await readWithRetry(() => this.client.leaseClient.leaseTimeToLive({ ID: id, keys }), this.callTimeoutMs);
+    const res = await readWithRetry((attempt) => this.client.leaseClient.leaseTimeToLive({ ID: id, keys }, attempt), this.callTimeoutMs);
     if (Number(res.TTL) < 0) throw new LeaseNotFoundError(id);
     const own = keys
       ? res.keys

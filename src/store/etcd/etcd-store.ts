@@ -80,7 +80,15 @@ import type {
 import { EtcdLeases, isPrivateLease } from './etcd-leases';
 import { DEFAULT_MAX_PER_KEY, KeyQueue } from './key-queue';
 import { runOptimisticTxn, TXN_FIRST_PAUSE_MS, TXN_MAX_PAUSE_MS, type AppliedTxn } from './etcd-txn';
-import { connectEtcd, DEFAULT_CALL_TIMEOUT_MS, readWithRetry, writeOnce, type EtcdConnectionOptions } from './etcd-connection';
+import {
+  attemptMsOf,
+  connectEtcd,
+  DEFAULT_CALL_TIMEOUT_MS,
+  readWithRetry,
+  writeOnce,
+  type AttemptOptions,
+  type EtcdConnectionOptions,
+} from './etcd-connection';
 import { isOutage } from './etcd-errors';
 import { EtcdKeyspace, keyAfter, toEntry } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
@@ -149,8 +157,8 @@ export class EtcdStore extends AbstractKeyValueStore {
   /**
    * Set while etcd does not answer — unreachable, without a leader, every
    * member's circuit open — as a probe found it (a linearizable read, tried
-   * on every member within the call deadline; a call that gets no answer
-   * starts one); cleared by the next call that gets an answer. With no call
+   * on other members within the call deadline, each try with a quarter of
+   * it; a call that gets no answer starts one); cleared by the next call that gets an answer. With no call
    * settled for a second, reading it also probes, so it follows etcd when
    * nothing else does: the server reads it every second for health.
    */
@@ -171,7 +179,7 @@ export class EtcdStore extends AbstractKeyValueStore {
 
   protected _get(key: string): Promise<Entry | undefined> {
     return this.track(async () => {
-      const res = await this.read(() => this.client.kv.range({ key: this.keyspace.key(key) }));
+      const res = await this.read((attempt) => this.client.kv.range({ key: this.keyspace.key(key) }, attempt));
       const kv = res.kvs[0];
       if (kv === undefined) return undefined;
       return this.toEntry(key, kv);
@@ -276,7 +284,9 @@ export class EtcdStore extends AbstractKeyValueStore {
       let revision = 0;
       for (;;) {
         const want = Math.max(1, Math.min(LIST_CHUNK, op.limit - entries.length));
-        const res = await this.read(() => this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: want, revision }));
+        const res = await this.read((attempt) =>
+          this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: want, revision }, attempt),
+        );
         revision = Number(res.header.revision);
         if (op.limit === 0) return { entries: [], more: res.kvs.length > 0, revision };
         for (const kv of res.kvs) entries.push(this.toEntry(this.keyspace.decodeKey(kv.key), kv));
@@ -396,7 +406,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     this.startingWatches.add(starting);
     let current: number;
     try {
-      current = Number((await this.read(() => this.client.kv.range(this.probeRequest()))).header.revision);
+      current = Number((await this.read((attempt) => this.client.kv.range(this.probeRequest(), attempt))).header.revision);
     } finally {
       this.startingWatches.delete(starting);
     }
@@ -419,13 +429,14 @@ export class EtcdStore extends AbstractKeyValueStore {
 
   /**
    * Asks etcd whether it answers, unless a probe is already out: a read,
-   * retried on the other members within the call deadline, so that one dead
-   * member is not taken for the cluster.
+   * retried on the other members within the call deadline, each try with a
+   * quarter of it (readWithRetry), so that one dead or hung member is not
+   * taken for the cluster.
    */
   private probe(): void {
     if (this.closed || this.probing) return;
     this.probing = true;
-    readWithRetry(() => this.client.kv.range(this.probeRequest()), this.callTimeoutMs)
+    readWithRetry((attempt) => this.client.kv.range(this.probeRequest(), attempt), this.callTimeoutMs)
       .then(
         (res) => {
           this.observe(res.header);
@@ -501,10 +512,10 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   private rangeKeys(key: Buffer, rangeEnd: Buffer, limit: number, revision: number): Promise<IRangeResponse> {
-    return this.read(() => this.client.kv.range({ key, range_end: rangeEnd, limit, revision, keys_only: true }));
+    return this.read((attempt) => this.client.kv.range({ key, range_end: rangeEnd, limit, revision, keys_only: true }, attempt));
   }
 
-  private async read<T extends { header: IResponseHeader }>(call: () => Promise<T>): Promise<T> {
+  private async read<T extends { header: IResponseHeader }>(call: (attempt: AttemptOptions) => Promise<T>): Promise<T> {
     const res = await readWithRetry(call, this.callTimeoutMs);
     this.observe(res.header);
     return res;
@@ -623,6 +634,7 @@ export class EtcdStore extends AbstractKeyValueStore {
           expectedRevision,
           this.limits.maxValueBytes,
           readUntil,
+          attemptMsOf(this.callTimeoutMs),
           putFor,
           released,
         );
@@ -728,7 +740,10 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
   const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   const client = connectEtcd(options);
   try {
-    const probe = await readWithRetry(() => client.kv.range({ ...keyspace.prefixRange(''), count_only: true }), callTimeoutMs);
+    const probe = await readWithRetry(
+      (attempt) => client.kv.range({ ...keyspace.prefixRange(''), count_only: true }, attempt),
+      callTimeoutMs,
+    );
     return new EtcdStore(client, keyspace, limits, callTimeoutMs, Number(probe.header.revision));
   } catch (error) {
     client.close();

@@ -38,6 +38,7 @@ import type { StoredEntry } from '../change';
 import {
   BackendUnavailableError,
   ForeignDataError,
+  InvalidArgumentError,
   KeyNotFoundError,
   LeaseNotFoundError,
   LeasePrivateError,
@@ -48,7 +49,8 @@ import { holds } from '../compare';
 import type { Entry, JsonValue, TxnOpResult, TxnResult } from '../key-value-store';
 import { applyMergePatch } from '../merge-patch';
 import { encodeValue } from '../value-rules';
-import { readWithRetry, writeOnce } from './etcd-connection';
+import { readWithRetry, writeOnce, type AttemptOptions } from './etcd-connection';
+import { isTooManyTxnOps, oneLine, TXN_OPS_RULE } from './etcd-errors';
 import { toEntry, type EtcdKeyspace } from './etcd-keyspace';
 import { isPrivateLease } from './etcd-leases';
 
@@ -79,6 +81,8 @@ export async function runOptimisticTxn(
   maxValueBytes: number,
   /** Until when reads (the snapshot, a branch of only gets) are retried while etcd is briefly unavailable. */
   readUntil: number,
+  /** The deadline of one try of such a read (attemptMsOf the store's --etcd-timeout-ms). */
+  attemptMs: number,
   putFor: PutFor,
   /** Filled on success: the private leases the write took its keys off, to revoke. */
   released: number[],
@@ -97,10 +101,18 @@ export async function runOptimisticTxn(
     let snapshot: ITxnResponse;
     try {
       snapshot = await readWithRetry(
-        () => client.kv.txn({ success: watched.map((key) => ({ request_range: { key: keyspace.key(key) } })) }),
+        (attempt) => client.kv.txn({ success: watched.map((key) => ({ request_range: { key: keyspace.key(key) } })) }, attempt),
         Math.max(0, readUntil - Date.now()),
+        'read',
+        attemptMs,
       );
     } catch (error) {
+      if (error instanceof InvalidArgumentError && isTooManyTxnOps(error.cause)) {
+        throw new InvalidArgumentError(
+          `the transaction compares or updates ${watched.length} keys, more than etcd's --max-txn-ops allows in one etcd transaction (${oneLine((error.cause as Error).message)}); nothing was applied. ${TXN_OPS_RULE}`,
+          { cause: error.cause },
+        );
+      }
       const mayWrite = [...txn.success, ...txn.failure].some((op) => op.type !== 'get');
       if (!mayWrite || !(error instanceof BackendUnavailableError)) throw error;
       throw new NotSentError(`${error.message}; that read comes before any write, so nothing was applied: try again`, {
@@ -165,7 +177,8 @@ export async function runOptimisticTxn(
     result: 'Equal',
     mod_revision: view.get(key)?.entry.modRevision ?? 0,
   }));
-  const write = (): Promise<ITxnResponse> => client.kv.txn({ compare: guard, success: requests, failure: [] });
+  const write = (attempt?: AttemptOptions): Promise<ITxnResponse> =>
+    client.kv.txn({ compare: guard, success: requests, failure: [] }, attempt);
   const writes = branch.some((op) => op.type !== 'get');
   // The caller has stopped waiting (its reads took that long, etcd being down): sent now, the write could land after the caller was
   // told DEADLINE_EXCEEDED and read the key again.
@@ -174,7 +187,7 @@ export async function runOptimisticTxn(
   }
   let res: ITxnResponse;
   try {
-    res = writes ? await writeOnce(write) : await readWithRetry(write, Math.max(0, readUntil - Date.now()));
+    res = writes ? await writeOnce(write) : await readWithRetry(write, Math.max(0, readUntil - Date.now()), 'read', attemptMs);
   } catch (error) {
     const leased = branch.find((o) => o.type === 'set' && o.lease !== 0);
     if (leased?.type === 'set' && (error instanceof EtcdLeaseInvalidError || error instanceof GRPCNotFoundError))

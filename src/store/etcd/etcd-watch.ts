@@ -10,6 +10,17 @@
  * stays unreachable ends the watch with BackendUnavailableError (the kv
  * client resumes by revision, perhaps through another frontend).
  *
+ * The oldest revision a watch can start at is etcd's compact revision C
+ * plus one, not C: etcd accepts a watch from C itself, but there it no
+ * longer has what the watch needs. An etcd without the fix of its issue
+ * 18089 (Debian's 3.4.23 among them) drops a delete at C, and every etcd
+ * sends the events at C without the prev_kv asked for (revision C - 1 is
+ * gone), which clients would take for "the key did not exist". etcd names
+ * C only to a watch that starts before C, so each etcd watch starts one
+ * revision early (at resumeFrom - 1): etcd refuses it exactly when
+ * resumeFrom <= C, and says C. The events of that one revision (sent again
+ * at each start, the price of this) are dropped here.
+ *
  * A consumer that stops calling next() stops the stream being read, and
  * gRPC flow control holds etcd back: etcd keeps such a watcher aside and
  * catches it up from its own history later, so no watcher is ever dropped
@@ -70,6 +81,10 @@ export class EtcdWatch implements Watch {
     private readonly options: EtcdWatchOptions,
   ) {
     this.resumeFrom = op.startRevision;
+    // Never current to less than the revision before its start: a member that lags (a follower cut off from its
+    // leader) would otherwise say an older revision, which a client that resumes here after another frontend
+    // gave it more takes for a store that went back (the SDK's REVISION_WENT_BACK).
+    if (op.startRevision > 0) this.reported = op.startRevision - 1;
     if (options.startsAfter === undefined) {
       this.connect();
       return;
@@ -142,7 +157,8 @@ export class EtcdWatch implements Watch {
           create_request: {
             key: range.key,
             range_end: range.rangeEnd,
-            start_revision: this.resumeFrom,
+            // One early, so that etcd refuses a start at its compact revision (see the top of this file); not 0 (= from now).
+            start_revision: Math.max(1, this.resumeFrom - 1),
             progress_notify: true,
             prev_kv: this.op.prevEntry,
           },
@@ -158,7 +174,7 @@ export class EtcdWatch implements Watch {
       const compacted = Number(response.compact_revision);
       this.end(
         compacted > 0
-          ? new WatchCompactedError(this.resumeFrom, compacted)
+          ? new WatchCompactedError(this.resumeFrom, compacted + 1)
           : new BackendUnavailableError(`etcd cancelled the watch${response.cancel_reason ? `: ${response.cancel_reason}` : ''}`),
       );
       return;
@@ -167,9 +183,13 @@ export class EtcdWatch implements Watch {
     this.retryPause = 50;
     const headerRevision = Number(response.header.revision);
     if (response.created) return;
+    // The revision before resumeFrom, which the etcd watch starts at only to find a compaction, is not the consumer's.
+    const events = response.events.filter((e) => Number(e.kv.mod_revision) >= this.resumeFrom);
+    // Only such events: nothing to deliver (nor progress: the header can be ahead while etcd catches the watch up).
+    if (events.length === 0 && response.events.length > 0) return;
     let batch: WatchBatch;
     try {
-      batch = this.toBatch(response.events, headerRevision);
+      batch = this.toBatch(events, headerRevision);
     } catch (error) {
       this.end(error as Error);
       return;
