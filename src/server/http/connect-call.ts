@@ -16,7 +16,7 @@ import type { CallContext } from '../call-context';
 import { type MethodObserver, NO_METHOD_OBSERVER } from '../call-observer';
 import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamLifetime, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
-import { rewordDecodeFailure, toConnectError } from './to-connect-error';
+import { rewordConnectFailure, toConnectError } from './to-connect-error';
 import { StoreError } from '../../store/errors';
 import { CLIENT_GONE } from './node-adapter';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
@@ -66,8 +66,8 @@ export function authenticateRequest(deps: GrpcDeps, observerOf: (method: string)
     // connect-es aborts a call's signal with the error it is about to answer, before it renders it.
     const aborted = (): void => {
       const reason: unknown = context.signal.reason;
-      // A protobuf body that did not decode is reworded (it would be INTERNAL).
-      rewordDecodeFailure(reason, deps.logger);
+      // connect-es's own refusals (a body that does not decode, or is too large) in kv's words (to-connect-error.ts).
+      rewordConnectFailure(reason, deps.logger);
       if (!context.values.get(HANDLED) && reason instanceof ConnectError && !UNCOUNTED.has(reason.code)) refused(reason);
     };
     context.signal.addEventListener('abort', aborted, { once: true });
@@ -315,6 +315,6 @@ function decode<I extends DescMessage, Req, Res>(
 function fail(error: unknown, deps: GrpcDeps): ConnectError {
   if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
   // A KeepAlive request that did not decode reaches the handler as connect-es's error: counted with the code it is answered with.
-  rewordDecodeFailure(error, deps.logger);
+  rewordConnectFailure(error, deps.logger);
   return toConnectError(error, deps.logger);
 }

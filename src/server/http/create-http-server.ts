@@ -11,17 +11,17 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
-import { type ConnectRouterOptions, createContextValues } from '@connectrpc/connect';
-import { roundedNumberIn } from '@kv/client/wire';
+import { createContextValues } from '@connectrpc/connect';
 import { isLoopbackHost } from '../../security/listen-policy';
 import type { CallObserver } from '../call-observer';
 import type { ConnectionLimits } from '../connection-limits';
 import type { GrpcDeps } from '../grpc-call';
 import type { TlsMaterial } from '../tls-credentials';
 import { authenticateRequest, CALLER } from './connect-call';
-import { addKeyValueService, methodObservers } from './connect-service';
+import { addKeyValueService, methodObservers, type Protocols } from './connect-service';
 import { type ConsoleAssets, consoleRoute } from './console-route';
 import { HttpConnectionLimits } from './http-connections';
+import { Http1Connections } from './http1-connections';
 import { httpCaller } from './http-caller';
 import { DRAIN_REFUSED_BYTES, drainUnreadBody } from './drain-body';
 import { nodeAdapter } from './node-adapter';
@@ -53,60 +53,37 @@ export interface HttpServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-/**
- * connect-node hands these to its JSON serialization as they are; its
- * router options are typed without textDecoder, which that serialization
- * takes (createJsonSerialization in @connectrpc/connect/protocol).
- */
-const JSON_OPTIONS: ConnectRouterOptions['jsonOptions'] & { textDecoder: { decode(bytes: Uint8Array): string } } = {
-  textDecoder: { decode: decodeJsonText },
-  // A misspelt field ("expected_revison") must not turn a compare-and-set into a plain write.
-  ignoreUnknownFields: false,
-};
-
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * A JSON request's text. Invalid UTF-8 is an error, never quietly replaced by
- * U+FFFD; so is a number JSON.parse would round (connect-node reports what
- * this throws as invalid_argument, with its message).
- */
-function decodeJsonText(bytes: Uint8Array): string {
-  const text = UTF8.decode(bytes);
-  const rounded = roundedNumberIn(text);
-  if (rounded !== undefined)
-    throw new Error(
-      `request could not be decoded: the JSON ${rounded}; an int64 field (a revision, a lease id, ttl_ms) may be sent as a string`,
-    );
-  return text;
-}
+/** Connect and gRPC-Web; real gRPC has its own port, with reflection and health. */
+const PROTOCOLS: Protocols = { connect: true, grpcWeb: true, grpc: false };
 
 /** The first bytes of every HTTP/2 connection (RFC 9113, 3.4); no HTTP/1.1 request starts with them. */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
 export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls, connections }: HttpServerOptions): HttpServer {
   const limits = new HttpConnectionLimits(connections, deps.logger);
+  const checkClient = (session: http2.Http2Session): void => limits.checkClient(session);
   const observerOf = methodObservers(calls);
   const handler = nodeAdapter({
-    routes: (router) => addKeyValueService(router, deps, observerOf),
-    connect: true,
-    grpcWeb: true,
-    // Real gRPC has its own port, with reflection and health.
-    grpc: false,
+    routes: (router) => addKeyValueService(router, deps, observerOf, PROTOCOLS),
+    ...PROTOCOLS,
     requestGate: authenticateRequest(deps, observerOf),
     contextValues: (request) => createContextValues().set(CALLER, httpCaller(request)),
     readMaxBytes: maxMessageBytes,
-    jsonOptions: JSON_OPTIONS,
     fallback: consoleRoute(consoleAssets),
     logger: deps.logger,
+    checkClient,
   });
 
+  const http1Connections = new Http1Connections();
   let loopbackOnly = false;
   const serve: typeof handler = (request, response) => {
-    // An HTTP/1.1 connection has shown it speaks HTTP (HTTP/2 ones do with their SETTINGS).
-    if (request.httpVersionMajor === 1) limits.spoke(request.socket);
+    if (request.httpVersionMajor === 1) {
+      // An HTTP/1.1 connection has shown it speaks HTTP (HTTP/2 ones do with their SETTINGS).
+      limits.spoke(request.socket);
+      if (!http1Connections.admit(request as http.IncomingMessage, response as http.ServerResponse)) return;
+    }
     if (loopbackOnly && !isLoopbackHostHeader(request.headers.host ?? request.headers[':authority'])) {
-      void drainUnreadBody(request, DRAIN_REFUSED_BYTES)
+      void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
         .then(() => {
           response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
           response.end(
@@ -120,7 +97,6 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
   };
 
   const sockets = new Set<net.Socket>();
-  const sessions = new Set<http2.Http2Session>();
   const track = (socket: net.Socket): void => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -128,8 +104,6 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
   // HTTP/2 makes a connection's session as the connection is handed to it, before it returns: `newest`, for limits.limitSession.
   let newest: http2.ServerHttp2Session | undefined;
   const onSession = (session: http2.ServerHttp2Session): void => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
     newest = session;
   };
   const limitSession = (socket: net.Socket): void => {
@@ -150,7 +124,10 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
       // A connection that says nothing would otherwise wait here forever (HTTP's own timeouts start after the hand-over).
       limits.awaitFirstRequest(socket);
       sniffProtocol(socket, (isHttp2) => {
-        if (!isHttp2) return void http1?.emit('connection', socket);
+        if (!isHttp2) {
+          http1Connections.add(socket);
+          return void http1?.emit('connection', socket);
+        }
         h2c.emit('connection', socket);
         limitSession(socket);
       });
@@ -178,6 +155,7 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     secure.on('secureConnection', (socket: TLSSocket) => {
       limits.awaitFirstRequest(socket);
       if (socket.alpnProtocol === 'h2') limitSession(socket);
+      else http1Connections.add(socket);
     });
     // New connections get the new certificates; open ones keep theirs.
     tls.onRotate((material) => secure.setSecureContext(context(material)));
@@ -211,16 +189,14 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     shutdown: (graceMs) =>
       new Promise((resolve) => {
         front.close();
+        // HTTP/2 sessions get GOAWAY; HTTP/1.1 connections close once their calls in flight are answered, idle ones now.
         limits.close();
+        http1Connections.close();
         http1?.close();
-        // Idle keep-alive connections would hold the close for the whole grace period.
-        http1?.closeIdleConnections();
-        for (const session of sessions) session.close();
         const force = setTimeout(() => {
           for (const socket of sockets) socket.destroy();
         }, graceMs);
         const poll = setInterval(() => {
-          http1?.closeIdleConnections();
           if (sockets.size > 0) return;
           clearInterval(poll);
           clearTimeout(force);

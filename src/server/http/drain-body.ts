@@ -9,9 +9,11 @@
  * 7.88 (Debian 12's) takes that reset for a failure when its body is still
  * to be sent, and reports error 92 instead of the status it was sent. A
  * body larger or slower than the budget, or one past MAX_DRAINING, is
- * still cut short that way: the stream is closed once the answer is out.
- * HTTP/1.1 needs none of this: Node and connect-node drain an unread body
- * there themselves.
+ * still cut short that way: the stream is closed once the answer is out,
+ * and then its client must show it is still there (`checkClient`): one that
+ * left with its body half sent can leave its connection open for good over
+ * TLS (http-connections.ts). HTTP/1.1 needs none of this: Node and
+ * connect-node drain an unread body there themselves.
  */
 import type http from 'node:http';
 import http2 from 'node:http2';
@@ -27,7 +29,14 @@ const MAX_DRAINING = 1_000;
 
 let draining = 0;
 
-export async function drainUnreadBody(request: http.IncomingMessage | http2.Http2ServerRequest, maxBytes: number): Promise<void> {
+/** Checks that the client of an HTTP/2 session is still there, closing its connection if not (HttpConnectionLimits.checkClient). */
+export type CheckClient = (session: http2.Http2Session) => void;
+
+export async function drainUnreadBody(
+  request: http.IncomingMessage | http2.Http2ServerRequest,
+  maxBytes: number,
+  checkClient: CheckClient,
+): Promise<void> {
   if (!('stream' in request) || request.readableEnded || request.destroyed || request.stream.endAfterHeaders) return;
   const { stream } = request;
   const whole =
@@ -48,7 +57,11 @@ export async function drainUnreadBody(request: http.IncomingMessage | http2.Http
         seen += chunk.length;
         if (seen > maxBytes) done(false);
       };
-      const timer = setTimeout(cut, DRAIN_MAX_MS);
+      // A body that has not ended by now: its client may have gone with it half sent.
+      const timer = setTimeout(() => {
+        cut();
+        if (stream.session !== undefined) checkClient(stream.session);
+      }, DRAIN_MAX_MS);
       request.on('data', count).once('end', atEnd).once('close', cut).once('error', cut);
       // A body partly read (and paused) by connect-node, too.
       request.resume();
@@ -56,7 +69,11 @@ export async function drainUnreadBody(request: http.IncomingMessage | http2.Http
   // Read in part (or not at all), then paused: Node no longer closes such a stream by itself once its answer is out. It is
   // closed as Node would: on the turn after the answer's end, so that its END_STREAM goes out first.
   if (!whole) {
-    const close = (): void => void (!stream.closed && !stream.destroyed && stream.close(http2.constants.NGHTTP2_NO_ERROR));
+    const close = (): void => {
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      // A client that has its answer may leave now, before the rest of its body is sent.
+      if (stream.session !== undefined) checkClient(stream.session);
+    };
     stream.once('finish', () => setImmediate(close));
   }
 }

@@ -17,6 +17,19 @@
  *   have --max-connection-age-grace-ms to finish);
  * - HTTP/1.1 has no pings, and a connection between requests is closed after
  *   5 s (Node's keep-alive timeout), or --max-connection-idle-ms if shorter.
+ *
+ * Over TLS, Node's HTTP/2 may never see a client go. Once a write to a client
+ * that has gone fails (EPIPE), Node's TLS layer completes no later write
+ * (TLSWrap keeps the failed one's size), and the HTTP/2 session, which ignores
+ * write errors, stops reading the socket while its write is pending: neither
+ * the error nor the end of the connection reaches it, and the connection
+ * stays open and counted (until a keepalive ping goes unanswered) and holds
+ * shutdown for its whole grace period. A client that leaves while it is still
+ * sending does this: one whose body was refused before it was read, and cut
+ * short (drain-body.ts), or one that resets its stream mid-body. So then, and
+ * when a closing session (GOAWAY, sent or received) has no call left (Node
+ * ends it once its last frames are written), the client must acknowledge a
+ * SETTINGS frame within CLIENT_ANSWER_MS, or its connection is closed.
  */
 import type http2 from 'node:http2';
 import type net from 'node:net';
@@ -26,9 +39,20 @@ import { connectionCap, type ConnectionLimits } from '../connection-limits';
 /** Node's keep-alive timeout for an HTTP/1.1 connection between requests. */
 const HTTP1_KEEP_ALIVE_MS = 5_000;
 
+/**
+ * How long a client has to acknowledge the SETTINGS that checks it is still
+ * there: after a cut, at most a stream window (64 KiB) of its body is ahead
+ * of its answer.
+ */
+const CLIENT_ANSWER_MS = 1_000;
+
 export class HttpConnectionLimits {
   /** Connections that have not yet shown they speak HTTP, with their deadline. */
   private readonly pending = new Map<net.Socket, NodeJS.Timeout>();
+  /** The open HTTP/2 sessions, each with its check that its client is still there. */
+  private readonly sessions = new Map<http2.Http2Session, () => void>();
+  /** At shutdown: what sends each HTTP/2 session GOAWAY. */
+  private readonly goAways = new Set<() => void>();
 
   constructor(
     private readonly limits: ConnectionLimits,
@@ -84,10 +108,10 @@ export class HttpConnectionLimits {
 
   /**
    * The HTTP/2 limits for the session on `socket` (which awaitFirstRequest
-   * is timing): its SETTINGS in time, then pings, idle and age. A session
-   * that is closed without its peer's help is closed by its socket (a
-   * session destroyed before the client's preface left the TLS connection
-   * open).
+   * is timing): its SETTINGS in time, then pings, idle and age, and the
+   * checks that its client is still there (above). A session that is closed
+   * without its peer's help is closed by its socket (a session destroyed
+   * before the client's preface left the TLS connection open).
    */
   limitSession(session: http2.ServerHttp2Session, socket: net.Socket): void {
     const { keepaliveTimeMs, keepaliveTimeoutMs, maxConnectionIdleMs, maxConnectionAgeMs, maxConnectionAgeGraceMs } = this.limits;
@@ -109,19 +133,65 @@ export class HttpConnectionLimits {
 
     session.once('remoteSettings', () => this.spoke(socket));
 
-    // Idle: no call open for maxConnectionIdleMs.
     let open = 0;
+
+    // Is the client still there? It must acknowledge a SETTINGS frame (an empty one) in time (RFC 9113, 6.5.3,
+    // SETTINGS_TIMEOUT); unlike a PING, this works on a session that is closing too.
+    let checking = false;
+    // Asked again while a check was out: the client may have gone since, so it is checked once more after.
+    let again = false;
+    const checkClient = (): void => {
+      if (session.destroyed) return;
+      if (checking) return void (again = true);
+      checking = true;
+      const unanswered = after(CLIENT_ANSWER_MS, () => {
+        this.logger.debug('HTTP port: closed an HTTP/2 connection whose client did not acknowledge SETTINGS in time (gone)');
+        socket.destroy();
+      });
+      const answered = (): void => {
+        checking = false;
+        cancel(unanswered);
+        if (again) {
+          again = false;
+          checkClient();
+        }
+      };
+      try {
+        session.settings({}, answered);
+      } catch {
+        answered(); // the session is going away
+      }
+    };
+    this.sessions.set(session, checkClient);
+
+    // Closing (GOAWAY either way) with no call open: Node ends the session once its last frames are written.
+    const checkIfEnding = (): void => {
+      if (open === 0 && session.closed) checkClient();
+    };
+    const goAway = (): void => {
+      if (usable()) session.close();
+      checkIfEnding();
+    };
+    this.goAways.add(goAway);
+    // Node closes the session (session.close()) right after this event, for a GOAWAY without an error.
+    session.on('goaway', () => process.nextTick(checkIfEnding));
+
+    // Idle: no call open for maxConnectionIdleMs.
     let idle: NodeJS.Timeout | undefined;
     const armIdle = (): void => {
-      if (maxConnectionIdleMs > 0) idle = after(maxConnectionIdleMs, () => usable() && session.close());
+      if (maxConnectionIdleMs > 0) idle = after(maxConnectionIdleMs, goAway);
     };
     armIdle();
-    session.on('stream', (stream) => {
+    session.on('stream', (stream: http2.ServerHttp2Stream) => {
       open++;
       cancel(idle);
       idle = undefined;
       stream.once('close', () => {
-        if (--open === 0 && usable()) armIdle();
+        open--;
+        // Reset (by either side) while its client was still sending.
+        if (!stream.readableEnded) checkClient();
+        if (open === 0 && usable()) armIdle();
+        checkIfEnding();
       });
     });
 
@@ -145,20 +215,35 @@ export class HttpConnectionLimits {
       // ±10%, as grpc-js, so connections made together do not all go away together.
       after(maxConnectionAgeMs * (0.9 + Math.random() * 0.2), () => {
         if (!usable()) return;
-        session.close(); // GOAWAY: no new calls; the session ends once the calls in flight have
+        goAway(); // no new calls; the session ends once the calls in flight have
         after(maxConnectionAgeGraceMs, () => socket.destroy());
       });
     }
 
     session.once('close', () => {
+      this.sessions.delete(session);
+      this.goAways.delete(goAway);
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
     });
   }
 
-  /** At shutdown: the deadlines still running. */
+  /**
+   * Checks that the client of an HTTP/2 session is still there, and closes
+   * its connection if not (see above): after one of its requests was
+   * answered with its body left unread (drain-body.ts).
+   */
+  checkClient(session: http2.Http2Session): void {
+    this.sessions.get(session)?.();
+  }
+
+  /** At shutdown: connections yet to send a request close, and every HTTP/2 session gets GOAWAY (its calls in flight may finish). */
   close(): void {
-    for (const timer of this.pending.values()) clearTimeout(timer);
+    for (const [socket, timer] of this.pending) {
+      clearTimeout(timer);
+      socket.destroy();
+    }
     this.pending.clear();
+    for (const goAway of this.goAways) goAway();
   }
 }

@@ -5,8 +5,10 @@
  * (415), another HTTP method than POST (405) and KeepAlive over HTTP/1.1
  * (505) with a status and an empty body, and an RPC path it does not know
  * goes to the fallback (the console); here each gets one line of text
- * saying what is expected. Each call also learns when its client goes away
- * (CLIENT_GONE).
+ * saying what is expected. A stream's body sent without its frames (the
+ * JSON of a unary call) is refused saying so, rather than read as a message
+ * hundreds of megabytes long. Each call also learns when its client goes
+ * away (CLIENT_GONE).
  */
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter } from '@connectrpc/connect';
 import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from '@connectrpc/connect/protocol';
@@ -18,7 +20,9 @@ import {
   universalResponseToNodeResponse,
 } from '@connectrpc/connect-node';
 import type { Logger } from '../../logger';
-import { DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
+import { InvalidArgumentError } from '../service-errors';
+import { type CheckClient, DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
+import { toConnectError } from './to-connect-error';
 
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
 
@@ -28,6 +32,8 @@ export interface NodeAdapterOptions extends Omit<ConnectNodeAdapterOptions, 'fal
   fallback: NodeHandler;
   /** Where a handler that fails outside a call (a broken connection mid-answer, say) is reported. */
   logger: Logger;
+  /** For a request answered with its body left unread (drain-body.ts). */
+  checkClient: CheckClient;
 }
 
 /**
@@ -42,7 +48,7 @@ export const CLIENT_GONE = createContextKey<AbortSignal>(new AbortController().s
 /** "/package.Service/Method": the path of an RPC, known or not. */
 const RPC_PATH = /^\/[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+\/[^/]*$/;
 
-export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapterOptions): NodeHandler {
+export function nodeAdapter({ routes, fallback, logger, checkClient, ...options }: NodeAdapterOptions): NodeHandler {
   // connect-node's defaults, as connectNodeAdapter sets them.
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
   routes(router);
@@ -56,7 +62,7 @@ export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapte
         request.method === 'POST' && RPC_PATH.test(path)
           ? () => universalResponseToNodeResponse(text(404, unknownRpc(path, known)), response)
           : () => fallback(request, response);
-      return void drainUnreadBody(request, DRAIN_REFUSED_BYTES)
+      return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
         .then(answer)
         .catch((reason: unknown) => {
           if (ConnectError.from(reason).code === Code.Aborted) return;
@@ -66,11 +72,13 @@ export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapte
     const values = options.contextValues?.(request) ?? createContextValues();
     values.set(CLIENT_GONE, goneSignal(response));
     const universal = universalRequestFromNodeRequest(request, response, undefined, values);
+    const contentType = request.headers['content-type'] ?? '';
+    if (ENVELOPED.test(contentType)) universal.body = framed(universal.body as AsyncIterable<Uint8Array>, contentType, logger);
     handler(universal)
       .then(async (answer) => {
         if (handler.method.methodKind === 'unary' || handler.method.methodKind === 'server_streaming') {
           // Only a caller past the request gate is told its body is too large (429).
-          await drainUnreadBody(request, answer.status === 429 ? DRAIN_TOO_LARGE_BYTES : DRAIN_REFUSED_BYTES);
+          await drainUnreadBody(request, answer.status === 429 ? DRAIN_TOO_LARGE_BYTES : DRAIN_REFUSED_BYTES, checkClient);
         }
         return universalResponseToNodeResponse(explained(answer, handler, request), response);
       })
@@ -80,6 +88,35 @@ export function nodeAdapter({ routes, fallback, logger, ...options }: NodeAdapte
         logger.warn({ err: reason, rpc: handler.requestPath }, 'HTTP port: answering a call failed');
       });
   };
+}
+
+/** The content types whose body is a sequence of framed messages: Connect's streams, and every gRPC-Web call. */
+const ENVELOPED = /^\s*application\/(connect\+|grpc-web)/i;
+
+/**
+ * A framed body, checked to start with a frame: a 5-byte header, whose
+ * flags byte is 0 or 1 (compressed) in a request, then the message's length
+ * (4 bytes, big-endian). Unframed JSON starts with "{", which connect-es
+ * would take for flags, and the next 4 bytes ("key" ...) for a length of some
+ * 577 MB, too large to read.
+ */
+async function* framed(body: AsyncIterable<Uint8Array>, contentType: string, logger: Logger): AsyncGenerator<Uint8Array> {
+  let first = true;
+  for await (const chunk of body) {
+    if (first && chunk.length > 0) {
+      first = false;
+      const flags = chunk[0];
+      if (flags > 1) {
+        const byte =
+          flags >= 0x20 && flags < 0x7f ? JSON.stringify(String.fromCharCode(flags)) : `0x${flags.toString(16).padStart(2, '0')}`;
+        const problem =
+          `${contentType.split(';')[0].trim()} bodies are framed: each message needs a 5-byte header before it (a flags byte, 0, ` +
+          `then the message's length as 4 bytes big-endian; see README, "Over HTTP"), and this one starts with ${byte}`;
+        throw toConnectError(new InvalidArgumentError(`request could not be decoded: ${problem}`), logger);
+      }
+    }
+    yield chunk;
+  }
 }
 
 /** Aborted if `response` closes before it was ended (connect-node ends it once the call's answer is all given). */

@@ -3,6 +3,7 @@
  * to-status.ts because it needs Connect, which loads only with the HTTP port.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
+import { isFieldError } from '@bufbuild/protobuf/reflect';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import type { status } from '@grpc/grpc-js';
 import { errorReasonToJSON } from '../../gen/kv/v1/kv';
@@ -45,36 +46,74 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
 
 /** How connect-es words a protobuf request body that does not decode (createBinarySerialization), as INTERNAL. */
 const BINARY_PARSE_FAILURE = 'parse binary: ';
-/** How protobuf-es words a JSON body nested past its recursion limit (as INVALID_ARGUMENT, without kv's reason). */
-const JSON_DEPTH_FAILURE = /^cannot decode google\.protobuf\.Value from JSON: maximum recursion depth/;
+/**
+ * How connect-es words a request (or a stream's message) over readMaxBytes
+ * (limit-io.ts, and connect-node's compression.ts after decompression), as
+ * RESOURCE_EXHAUSTED: the size when it is known, then the limit.
+ */
+const READ_MAX_BYTES_FAILURE = /^message(?: size)?(?: (\d+))? is larger than configured readMaxBytes (\d+)( after decompression)?$/;
 
 /**
- * A protobuf request (application/proto, connect+proto, gRPC-Web) that does
- * not decode is the caller's mistake, and the gRPC port answers it
- * INVALID_ARGUMENT "request could not be decoded: ..." (decode-request.ts);
- * connect-es answers INTERNAL "parse binary: premature EOF" (and a JSON
- * value nested past its depth limit INVALID_ARGUMENT in its own words,
- * without kv's reason). connect-es
- * parses the body before any code of ours runs and offers no hook into it,
- * but it aborts the call's signal with that very error just before it
- * renders it: given the reason, this rewrites such an error in place into
- * the gRPC port's answer (code, message, kv-reason). Anything else is left
- * as it is.
+ * The failures connect-es raises before any code of ours runs, in kv's words,
+ * with its codes and reasons, as the gRPC port answers the same requests:
+ *
+ * - a protobuf body that does not decode (application/proto,
+ *   connect+proto, gRPC-Web) is INVALID_ARGUMENT "request could not be
+ *   decoded: ..." (decode-request.ts), not INTERNAL "parse binary: premature
+ *   EOF";
+ * - a JSON body kv's own checks refuse (json-request.ts) is their
+ *   InvalidArgumentError, with its reason; one that protobuf-es refuses past
+ *   them (an unknown enum name, bad base64, a value nested past its depth
+ *   limit) is INVALID_ARGUMENT "request could not be decoded: ..." too;
+ * - a request past the size limit names the limit and kv's flag, not
+ *   connect-node's readMaxBytes option.
+ *
+ * connect-es offers no hook into its parsing, but it aborts the call's
+ * signal with the very error just before it renders it: given the reason,
+ * this rewrites such an error in place. Anything else is left as it is.
  */
-export function rewordDecodeFailure(reason: unknown, logger: Logger): void {
+export function rewordConnectFailure(reason: unknown, logger: Logger): void {
   if (!(reason instanceof ConnectError)) return;
-  let failure: string;
-  if (reason.code === Code.Internal && reason.rawMessage.startsWith(BINARY_PARSE_FAILURE)) {
-    failure = reason.rawMessage.slice(BINARY_PARSE_FAILURE.length);
-  } else if (reason.code === Code.InvalidArgument && JSON_DEPTH_FAILURE.test(reason.rawMessage)) {
-    // A JSON body is the same: a value nested past connect-es's depth limit, which is past the gRPC port's.
-    failure = reason.rawMessage;
-  } else {
-    return;
-  }
-  const answer = toConnectError(decodeFailure(failure), logger);
+  const failure = kvFailureFor(reason);
+  if (failure === undefined) return;
+  const answer = failure instanceof ConnectError ? failure : toConnectError(failure, logger);
   const { code, rawMessage, message, metadata, details } = answer;
   Object.assign(reason, { code, rawMessage, message, metadata, details });
+}
+
+/** connect-es's `reason` as kv answers it, or undefined if it is not one of those above. */
+function kvFailureFor(reason: ConnectError): Error | undefined {
+  const cause = reason.cause;
+  if (reason.code === Code.Internal && reason.rawMessage.startsWith(BINARY_PARSE_FAILURE)) {
+    return decodeFailure(reason.rawMessage.slice(BINARY_PARSE_FAILURE.length));
+  }
+  if (reason.code === Code.InvalidArgument && cause instanceof InvalidArgumentError) return cause;
+  // A JSON body protobuf-es refused: connect-es passes on its error as the cause (createJsonSerialization).
+  if (reason.code === Code.InvalidArgument && cause instanceof Error && !(cause instanceof ConnectError)) {
+    return decodeFailure(jsonFailure(cause));
+  }
+  const tooLarge = reason.code === Code.ResourceExhausted ? READ_MAX_BYTES_FAILURE.exec(reason.rawMessage) : null;
+  if (tooLarge !== null) {
+    const [, size, limit, decompressed] = tooLarge;
+    const what = decompressed === undefined ? 'the request' : 'the request, decompressed,';
+    const sized = size === undefined ? `${what} is` : `${what} is ${size} bytes,`;
+    return new ConnectError(
+      `${sized} larger than this server's limit of ${limit} bytes for a request (16 × --max-value-bytes, at least 16 MiB)`,
+      Code.ResourceExhausted,
+    );
+  }
+  return undefined;
+}
+
+/**
+ * What protobuf-es says of a JSON request it cannot read: "cannot decode
+ * field kv.v1.SetRequest.key from JSON: <why>" becomes "key: <why>" (its
+ * FieldError names the field).
+ */
+function jsonFailure(error: Error): string {
+  if (!isFieldError(error.cause)) return error.message;
+  const field = error.cause.field();
+  return `${field.kind === 'field' ? field.jsonName : field.name}: ${error.cause.message}`;
 }
 
 /** protobuf-es's reason as the gRPC port's decoder (decode-request.ts) words the same failure. */
