@@ -10,15 +10,15 @@ import { makeTempDir } from '../support/temp-dirs';
  * the SDK's sources, each block as a module of its own (top-level await
  * allowed). Blocks go on from earlier ones, so what they take as given is
  * declared once here: a client `kv` (a block may declare its own), the
- * KvClient class, the lock example as './with-lock', the work the lock
- * example does, and the connect-es stubs as './gen/kv/v1/kv_pb'.
+ * lock example as './with-lock', the work the lock example does, and the
+ * connect-es stubs as './gen/kv/v1/kv_pb'. Whatever else a block uses from
+ * @kv/client it imports (so it compiles when pasted into a file alone).
  */
 const FILES = ['README.md', 'clients/typescript/README.md'];
 
 const GIVEN = `import type { JsonValue, KvClient as Client } from '@kv/client';
 declare global {
   const kv: Client;
-  const KvClient: typeof import('@kv/client').KvClient;
   function buildReport(signal: AbortSignal): Promise<JsonValue>;
 }
 `;
