@@ -148,6 +148,8 @@ describeEtcd('data under the prefix that kv did not write', () => {
     const cases: Array<[string, string, RegExp]> = [
       ['dup', '{"a":1,"a":2}', /has the object key "a" twice/],
       ['dup-deep', '[{"x":{"b":true, "b":true}}]', /has the object key "b" twice/],
+      // The same key written once plainly and once escaped; keys of different objects, and strings as values, are not keys twice.
+      ['dup-escaped', '{"s":"a","o":{"a":1},"a":[{"a":0}],"\\u0061":2}', /has the object key "a" twice/],
       ['bignum', '12345678901234567890', /has the number 12345678901234567890, which would be stored as 12345678901234567000/],
       ['bignum2', '{"id": 9007199254740993}', /has the number 9007199254740993, which would be stored as 9007199254740992/],
       ['tiny', '[-1e-400]', /has the number -1e-400, which would be stored as 0/],

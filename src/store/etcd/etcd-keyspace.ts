@@ -12,8 +12,6 @@
  * another program, and is reported as ForeignDataError (CORRUPT), naming
  * the key, never skipped, rounded or passed on as something kv would send.
  */
-import { fromJsonString } from '@bufbuild/protobuf';
-import { ValueSchema } from '@bufbuild/protobuf/wkt';
 import { roundedNumberIn } from '@kv/client/wire';
 import type { IKeyValue } from 'etcd3';
 import type { StoredEntry } from '../change';
@@ -207,22 +205,51 @@ function showKey(raw: Buffer): string {
 
 /**
  * Why JSON text that JSON.parse accepted does not parse to what it says, or
- * undefined: a number a 64-bit float would round, and an object key given
- * twice (JSON.parse keeps the last value). The checks are the ones kv's
- * HTTP port makes of a request (src/server/http/create-http-server.ts):
- * roundedNumberIn for numbers, and protobuf-es's JSON parser, which its
- * Connect serialization uses, for keys given twice.
+ * undefined: a number a 64-bit float would round (roundedNumberIn, as kv's
+ * HTTP port checks a request), or an object key given twice (JSON.parse
+ * keeps the last value).
  */
 function alteredByParse(text: string): string | undefined {
   const rounded = roundedNumberIn(text);
   if (rounded !== undefined) return rounded;
-  try {
-    fromJsonString(ValueSchema, text);
-  } catch (error) {
-    const message = (error as Error).message;
-    const duplicate = /duplicate object key "(.*)"$/s.exec(message);
-    if (duplicate !== null) return `has the object key ${JSON.stringify(duplicate[1])} twice (only one value per key is kept)`;
-    return `is refused by kv's strict JSON reading (${message})`;
+  const twice = keyGivenTwice(text);
+  return twice === undefined ? undefined : `has the object key ${JSON.stringify(twice)} twice (only one value per key is kept)`;
+}
+
+/**
+ * The first object key given twice in one object of `text`, JSON that
+ * JSON.parse accepted (so strings are whole and brackets balance): keys
+ * compared as decoded, so "a" and "\u0061" are the same key.
+ */
+function keyGivenTwice(text: string): string | undefined {
+  // One entry per open bracket: the keys of an object so far, or null for an array.
+  const open: Array<Set<string> | null> = [];
+  let atKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const keys = open.at(-1);
+      if (atKey && keys) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        atKey = false;
+      }
+      i = end;
+    } else if (c === '{') {
+      open.push(new Set());
+      atKey = true;
+    } else if (c === '[') {
+      open.push(null);
+      atKey = false;
+    } else if (c === '}' || c === ']') {
+      open.pop();
+      atKey = false;
+    } else if (c === ',') {
+      atKey = open.at(-1) instanceof Set;
+    }
   }
   return undefined;
 }
