@@ -6,7 +6,7 @@
  * (npm run console:screenshots) it saves the main screens there as PNGs.
  */
 import path from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { readConsoleAssets } from '../../src/console-assets/read-console-assets';
 import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
 import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
@@ -535,7 +535,8 @@ describeWithChromium('the web console', () => {
     await page.getByRole('heading', { name: 'emoji/zw\\u200bsp', exact: true }).waitFor();
   });
 
-  test('a key deleted while being edited: "Keep mine" says it creates it again, and does', async () => {
+  /** app/flags edited to {"mine": 1}, deleted meanwhile through the API, then saved: the conflict shown. */
+  async function saveEditOfDeletedKey(): Promise<Locator> {
     await openKey('app/', 'flags');
     await page.getByRole('button', { name: 'Edit' }).click();
     await page.getByLabel('Value of app/flags (JSON)').fill('{"mine": 1}');
@@ -543,6 +544,11 @@ describeWithChromium('the web console', () => {
     await page.getByRole('button', { name: /^Save/ }).click();
     const conflict = page.getByRole('group', { name: 'Someone else changed this entry while you were editing' });
     await conflict.getByText(/It has since been deleted/).waitFor();
+    return conflict;
+  }
+
+  test('a key deleted while being edited: "Keep mine" says it creates it again, and does', async () => {
+    const conflict = await saveEditOfDeletedKey();
     expect(await conflict.getByRole('button', { name: /^Keep mine/ }).textContent()).toBe('Keep mine (create it again)');
     await conflict.getByRole('button', { name: 'Keep mine (create it again)' }).click();
     await page.getByText(/^Saved at revision/).waitFor();
@@ -550,13 +556,7 @@ describeWithChromium('the web console', () => {
   });
 
   test('a conflict with a key deleted and created again names the right revisions', async () => {
-    await openKey('app/', 'flags');
-    await page.getByRole('button', { name: 'Edit' }).click();
-    await page.getByLabel('Value of app/flags (JSON)').fill('{"mine": 1}');
-    await call('Delete', { key: 'app/flags' });
-    await page.getByRole('button', { name: /^Save/ }).click();
-    const conflict = page.getByRole('group', { name: 'Someone else changed this entry while you were editing' });
-    await conflict.getByText(/It has since been deleted/).waitFor();
+    const conflict = await saveEditOfDeletedKey();
     const again = (await call('Set', { key: 'app/flags', value: { theirs: 1 } })).json as { revision: string };
     await conflict.getByRole('button', { name: /^Keep mine/ }).click();
     await conflict.getByText(new RegExp(`created again, at revision ${again.revision}\\.`)).waitFor();
