@@ -11,7 +11,8 @@
  * Keys keep their create and mod revisions, versions and leases; the store
  * revision is the backup's. Leases get their full time to live again, as
  * after a restart. The change history starts at the restored revision:
- * watches from before it are OUT_OF_RANGE.
+ * watches from before it are OUT_OF_RANGE. The store gets a new history id,
+ * so a watch that resumes on it knows its revisions name other changes.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +22,7 @@ import type { StoredEntry } from '../store/change';
 import { writeSnapshotFile } from '../store/file/write-checkpoint';
 import { dataFilePath, makeDataDir, snapshotFileName, syncDirectory } from '../store/file/data-dir-files';
 import { lockDataDir } from '../store/file/data-dir-lock';
+import { HISTORY_ID_FILE, newHistoryId, writeHistoryIdFile } from '../store/file/history-id';
 
 /** Which pass a progress report is about. */
 export type RestorePhase = 'checking' | 'writing';
@@ -66,6 +68,8 @@ export async function restoreDataDir(file: string, dataDir: string, options: Res
       const leases = reader.leases().map(({ id, ttlMs, private: own }) => ({ id, ttlMs, private: own }));
       await writeSnapshotFile(partial, header.revision, { leases, entries: () => storedEntries(reader) });
       const summary = reader.finish();
+      // A new history: the restored store gives again the revisions after the backup's, to other changes (history-id.ts).
+      writeHistoryIdFile(dir, newHistoryId());
       fs.renameSync(partial, dataFilePath(dir, name));
       syncDirectory(dir);
       restored = true;
@@ -74,7 +78,10 @@ export async function restoreDataDir(file: string, dataDir: string, options: Res
       reader.close();
     }
   } finally {
-    if (!restored) fs.rmSync(partial, { force: true });
+    if (!restored) {
+      fs.rmSync(partial, { force: true });
+      fs.rmSync(dataFilePath(dir, HISTORY_ID_FILE), { force: true });
+    }
     await lock.release();
     if (!restored && created) fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -146,6 +146,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
 
   abstract get revision(): number;
   abstract get watchProgressMs(): number | undefined;
+  abstract readonly historyId: string | undefined;
 
   get status(): StoreState {
     return this.state;

@@ -280,6 +280,12 @@ export interface KeyValueStore {
    */
   readonly watchProgressMs: number | undefined;
   /**
+   * The id of the store's history (WatchResponse.history_id): the same for
+   * as long as every revision names the same change; undefined where the
+   * engine cannot say (over etcd).
+   */
+  readonly historyId: string | undefined;
+  /**
    * A consistent view of the whole store at its current revision, taken
    * without pausing writes (NotSupportedError on an engine that cannot).
    * Release it when done.

@@ -115,6 +115,17 @@ test('Delete, List, Txn, Watch and leases through --workers 2', async () => {
     'put w/leased',
     'delete w/leased',
   ]);
+  // Each worker serves the owner's history, under the owner's history id.
+  const watchA = a.watch({ prefix: 'w/' });
+  const fromA = watchA[Symbol.asyncIterator]();
+  const next = fromA.next();
+  await a.set('w/4', 4);
+  await next;
+  const historyId = fs.readFileSync(path.join(server.dataDir, 'history-id'), 'latin1').trim();
+  expect(historyId).toMatch(/^[0-9a-f]{16}$/);
+  expect(watch.historyId).toBe(historyId);
+  expect(watchA.historyId).toBe(historyId);
+  await fromA.return(undefined);
   watch.close();
 });
 

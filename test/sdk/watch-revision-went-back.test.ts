@@ -4,8 +4,10 @@
  * if nothing happened: the restored store gives the revisions after the
  * backup's to new changes, and a watch resuming after the last revision it
  * gave would pass over them without a word. The server's first message says
- * a revision below one the watch gave: the loop throws KvError OUT_OF_RANGE
- * with reason REVISION_WENT_BACK.
+ * another history id than the one the watch followed (and a revision below
+ * one the watch gave): the loop throws KvError OUT_OF_RANGE with reason
+ * REVISION_WENT_BACK. The same once the restored store has gone past the
+ * watch's revision, where only the history id tells.
  */
 import path from 'node:path';
 import { KvClient, KvError, status, type KvWatchEvent, type WatchResumeChange } from '@kv/client';
@@ -57,13 +59,61 @@ test('a watch resumed on a server restored from an earlier backup throws REVISIO
     const { error } = await pollUntil('the watch to end', () => ended, 20_000);
     expect(error).toBeInstanceOf(KvError);
     expect(error).toMatchObject({ code: status.OUT_OF_RANGE, reason: 'REVISION_WENT_BACK' });
-    // At 10 to 15, as the stream opened before or after the writes above.
+    // The restored store's history id, in the stream's first message, is not the one the watch followed.
     expect((error as KvError).message).toMatch(
-      /^the server is at revision 1[0-5], before revision 30 this watch already gave: its store is not the one the watch followed \(restored from a backup\?\); list again and watch from the listing's revision \+ 1$/,
+      /^the server's store has another history \(id [0-9a-f]{16}\) than the one this watch followed \(id [0-9a-f]{16}\): its revisions may name other changes \(restored from a backup, or its machine went down with --fsync interval or never\); list again and watch from the listing's revision \+ 1$/,
     );
     // Nothing of the restored store was given as if it followed revision 30.
     expect(seen).toHaveLength(20);
     expect(told.map((change) => change.state)).toEqual(['lost']);
+  } finally {
+    kv.close();
+    for (const server of servers) await server.stop();
+  }
+}, 60_000);
+
+test('a watch resumed on a restored store already past its revision throws REVISION_WENT_BACK: the history id tells what the revision cannot', async () => {
+  const dir = makeTempDir('kv-other-history-');
+  const address = `127.0.0.1:${await freePort()}`;
+  const flags = ['--watch-progress-ms', '500'];
+  const servers: RunningServer[] = [];
+  servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'a'), args: flags }));
+  const kv = new KvClient(address, { deadlineMs: 5000 });
+  try {
+    for (let i = 0; i < 10; i++) await kv.set(`w/${i}`, i);
+    await kv.backup(path.join(dir, 'at-10.backup'));
+    const watch = kv.watch({ prefix: 'w/' });
+    const seen: KvWatchEvent[] = [];
+    let ended: { error: unknown } | undefined;
+    void (async () => {
+      for await (const event of watch) seen.push(event);
+    })().then(
+      () => (ended = { error: undefined }),
+      (error: unknown) => (ended = { error }),
+    );
+    await pollUntil('the watch to start', () => (watch.revision === 10 ? true : undefined));
+    for (let i = 10; i < 20; i++) await kv.set(`w/${i}`, i);
+    await pollUntil('revisions 11 to 20 watched', () => (watch.revision === 20 ? true : undefined));
+    const followed = watch.historyId;
+    expect(followed).toMatch(/^[0-9a-f]{16}$/);
+    await servers[0].stop();
+
+    // The restored store takes 15 writes (revisions 11 to 25, other changes than the watch gave) before the watch can reach it.
+    const aside = await startServer({ dataDir: path.join(dir, 'b'), args: [...flags, '--restore-from', path.join(dir, 'at-10.backup')] });
+    const other = new KvClient(aside.address, { deadlineMs: 5000 });
+    try {
+      for (let i = 0; i < 15; i++) await other.set(`w/c${i}`, i);
+    } finally {
+      other.close();
+      await aside.stop();
+    }
+    servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'b'), args: flags }));
+
+    const { error } = await pollUntil('the watch to end', () => ended, 20_000);
+    expect(error).toMatchObject({ code: status.OUT_OF_RANGE, reason: 'REVISION_WENT_BACK' });
+    expect((error as KvError).message).toContain(`than the one this watch followed (id ${followed})`);
+    // Revisions 21 to 25 of the restored store were not given as if they followed 20.
+    expect(seen.map((event) => event.revision)).toEqual(Array.from({ length: 10 }, (_, i) => 11 + i));
   } finally {
     kv.close();
     for (const server of servers) await server.stop();

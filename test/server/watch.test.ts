@@ -65,8 +65,14 @@ describe('one server', () => {
     const watch = rawWatch(server.address, { prefix: 'w1/', prevEntry: true });
     // Progress first (nothing to send): proves the stream is open before writing.
     await pollUntil('a progress message', () => (watch.messages.length > 0 ? true : undefined));
-    // The first message also says how often progress comes (--watch-progress-ms).
-    expect(watch.messages[0]).toEqual({ events: [], revision: base - 1, fragment: false, progressIntervalMs: 200 });
+    // The first message also says how often progress comes (--watch-progress-ms), and the store's history id.
+    expect(watch.messages[0]).toEqual({
+      events: [],
+      revision: base - 1,
+      fragment: false,
+      progressIntervalMs: 200,
+      historyId: expect.stringMatching(/^[0-9a-f]{16}$/) as string,
+    });
     await kv.set('w1/a', { n: 1, __proto__x: [true, null] });
     await kv.set('w1/a', 'two');
     await kv.delete('w1/a');
@@ -83,8 +89,8 @@ describe('one server', () => {
       [EventType.EVENT_TYPE_DELETE, 'w1/seed', base + 4, undefined, 0],
     ]);
     expect(events[1].entry).toMatchObject({ createRevision: base, version: 2 });
-    // Only the first message says how often progress comes.
-    expect(watch.messages.slice(1).map((m) => m.progressIntervalMs)).toEqual(watch.messages.slice(1).map(() => 0));
+    // Only the first message says how often progress comes, and the history id.
+    expect(watch.messages.slice(1).map((m) => [m.progressIntervalMs, m.historyId])).toEqual(watch.messages.slice(1).map(() => [0, '']));
     watch.close();
   });
 
@@ -158,6 +164,8 @@ test('the SDK watch resumes across a SIGKILLed and restarted server: each change
   try {
     for (let i = 1; i <= 10; i++) await kv.set(`r/${i}`, i);
     await pollUntil('the first ten', () => (seen.length >= 10 ? true : undefined));
+    const historyId = watch.historyId;
+    expect(historyId).toMatch(/^[0-9a-f]{16}$/);
     await server.kill();
     server = await startServer({ dataDir, args: ['--listen', address] });
     // Writes are never retried by the SDK: wait until the channel has reconnected.
@@ -174,6 +182,8 @@ test('the SDK watch resumes across a SIGKILLed and restarted server: each change
     await pollUntil('all twenty', () => (seen.length >= 20 ? true : undefined), 30_000);
     expect(seen.map((e) => e.revision)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(watch.reconnectCount).toBeGreaterThanOrEqual(1);
+    // With --fsync always a change is published only once durable: the history survives the crash, its id too.
+    expect(watch.historyId).toBe(historyId);
   } finally {
     watch.close();
     await done;

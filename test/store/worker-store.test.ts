@@ -216,7 +216,8 @@ async function fakeOwner(): Promise<{ socketPath: string; state: { silent: boole
     connections.push(socket);
     const channel = new FrameChannel<OwnerMessage, WorkerMessage>(socket, (messages) => {
       for (const message of messages) {
-        if (message.kind === 'bootstrap') channel.send({ kind: 'bootstrap', revision: 0, historyFrom: 1, keyCount: 0 });
+        if (message.kind === 'bootstrap')
+          channel.send({ kind: 'bootstrap', revision: 0, historyFrom: 1, keyCount: 0, historyId: undefined });
         if (message.kind !== 'read-index') continue;
         state.questions++;
         if (!state.silent) channel.send({ kind: 'reply', id: message.id, value: 0 });

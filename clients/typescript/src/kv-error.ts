@@ -14,9 +14,10 @@ export type KvErrorReason =
   /** An answer larger than the client's receive limit (KvClientOptions.maxReceiveMessageBytes): the request may have been carried out. */
   | 'RESPONSE_TOO_LARGE'
   /**
-   * A watch (OUT_OF_RANGE) resumed on a server whose revision is below one
-   * the watch had already given: not the store it followed (restored from a
-   * backup, say), whose revisions will be reused for other changes. Read the
+   * A watch (OUT_OF_RANGE) resumed on a server whose store has another
+   * history id than the one it followed, or whose revision is below one the
+   * watch had already given: not the store it followed (restored from a
+   * backup, say), whose revisions are reused for other changes. Read the
    * state again and watch from its revision + 1.
    */
   | 'REVISION_WENT_BACK'

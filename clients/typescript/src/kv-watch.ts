@@ -129,11 +129,13 @@ export interface WatchRegistry {
  * resumes where it began.) The history the server no longer has is a
  * KvError with reason COMPACTED and `oldestRevision`: read the state again
  * (listPage, page by page: each page is read at its own revision) and
- * watch from the first page's revision + 1. A server whose revision is
- * below one the watch has given already (its store restored from a
- * backup: the revisions after the backup's will be reused for other
- * changes) is a KvError OUT_OF_RANGE with reason REVISION_WENT_BACK, to
- * recover from in the same way. Any other error ends the loop as a KvError.
+ * watch from the first page's revision + 1. A server whose store has
+ * another history than the one the watch followed (WatchResponse.history_id:
+ * restored from a backup, whose revisions after the backup's are reused for
+ * other changes; or, with --fsync interval or never, one whose machine went
+ * down), or whose revision is below one the watch has given already, is a
+ * KvError OUT_OF_RANGE with reason REVISION_WENT_BACK, to recover from in
+ * the same way. Any other error ends the loop as a KvError.
  * Breaking out of the loop, close(), or closing the client cancels the call.
  * A loop over the same KvWatch after a `break` goes on from the event after
  * the last one given, as a resumption does.
@@ -154,6 +156,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
    * fragment), else the revision before it.
    */
   private givenThrough = 0;
+  /** The id of the store history the watch follows (a stream's first message says it); undefined until a server said one. */
+  private followedHistoryId: string | undefined;
   private call: ClientReadableStream<WatchResponse> | undefined;
   private closed = false;
   private reconnects = 0;
@@ -184,6 +188,15 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
    */
   get revision(): number {
     return Math.max(this.last ?? 0, this.givenThrough);
+  }
+
+  /**
+   * The id of the store history whose revisions the watch follows
+   * (WatchResponse.history_id), once a server said it; undefined before, and
+   * over the etcd engine, which cannot say.
+   */
+  get historyId(): string | undefined {
+    return this.followedHistoryId;
   }
 
   /** How many times the watch resumed on a new stream. */
@@ -245,6 +258,23 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
     );
   }
 
+  /**
+   * The error of a stream whose server's store has history `found`, not
+   * `followed`, the one this watch followed: its revisions may name other
+   * changes (a restore from a backup; with --fsync interval or never, a
+   * machine that went down), so resuming by revision could pass over
+   * changes even where the revision did not go back.
+   */
+  private otherHistory(followed: string, found: string): KvError {
+    return new KvError(
+      `the server's store has another history (id ${found}) than the one this watch followed (id ${followed}): ` +
+        'its revisions may name other changes (restored from a backup, or its machine went down with --fsync interval or never); ' +
+        "list again and watch from the listing's revision + 1",
+      status.OUT_OF_RANGE,
+      'REVISION_WENT_BACK',
+    );
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEvent<T>, void, undefined> {
     const start = this.options.startRevision ?? 0;
     let failures = 0;
@@ -288,6 +318,12 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
             // The time the consumer takes over the events is not silence of the stream.
             idle.stop();
             // No server message goes back: a lower revision than one given is another store's (a restored backup).
+            // A stream's first message names the history its revisions are of: another than the one followed is another store's.
+            if (message.historyId !== '') {
+              if (this.followedHistoryId !== undefined && message.historyId !== this.followedHistoryId)
+                throw this.otherHistory(this.followedHistoryId, message.historyId);
+              this.followedHistoryId = message.historyId;
+            }
             const given = Math.max(this.last ?? 0, this.lastEvent?.revision ?? 0);
             if (message.revision < given) throw this.wentBack(message.revision, given);
             failures = 0;

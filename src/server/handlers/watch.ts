@@ -21,15 +21,16 @@ export async function handleWatch(
   const watch = store.watch({ key, prefix, startRevision, prevEntry });
   const stop = (): void => watch.close();
   sink.signal.addEventListener('abort', stop);
-  // The stream's first message says how often an idle watcher hears from the server, so a client knows when silence means a broken stream.
-  let progressIntervalMs = store.watchProgressMs;
+  // The stream's first message says how often an idle watcher hears from the server, so a client knows when silence means a broken
+  // stream, and which history the revisions are of, so a client that resumes knows whether they still name the changes it followed.
+  let first = true;
   try {
     while (!sink.signal.aborted) {
       const batch = await watch.next();
       const messages: WatchMessage[] = fragment ? splitWatchBatch(batch) : [batch];
-      if (progressIntervalMs !== undefined) {
-        messages[0] = { ...messages[0], progressIntervalMs };
-        progressIntervalMs = undefined;
+      if (first) {
+        messages[0] = { ...messages[0], progressIntervalMs: store.watchProgressMs, historyId: store.historyId };
+        first = false;
       }
       for (const message of messages) if (!sink.signal.aborted) await sink.send(message);
     }

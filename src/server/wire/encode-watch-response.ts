@@ -1,6 +1,6 @@
 /**
  * WatchResponse{ events=1 repeated Event{ type=1 EventType, entry=2 Entry, prev_entry=3 Entry }, revision=2, fragment=3,
- * progress_interval_ms=4 },
+ * progress_interval_ms=4, history_id=5 },
  * encoded by hand from the store's watch batch (values still JSON text):
  * the same two-pass writer and Entry layout as Get, so a value reads back
  * the same through Get and Watch (an object field named "__proto__" included).
@@ -9,22 +9,26 @@ import { EventType } from '../../gen/kv/v1/kv';
 import type { StoredEntry } from '../../store/change';
 import type { JsonValue, WatchBatch, WatchEvent } from '../../store/key-value-store';
 import { measureEntry, type WireEntry, writeEntryField } from '@kv/client/wire';
-import { fieldSize, intFieldSize, newWriter, writeIntField, writeTagAndLength } from '@kv/client/wire';
+import { fieldSize, intFieldSize, newWriter, writeIntField, writeStringField, writeTagAndLength } from '@kv/client/wire';
 
 /**
  * A watch batch as one message: `fragment` when more events of its revision
- * follow (WatchRequest.fragment); `progressIntervalMs` in a stream's first.
+ * follow (WatchRequest.fragment); `progressIntervalMs` and `historyId` in a
+ * stream's first.
  */
 export interface WatchMessage extends WatchBatch {
   fragment?: boolean;
   progressIntervalMs?: number;
+  historyId?: string;
 }
 
 export function encodeWatchResponse(message: WatchMessage): Buffer {
   const events = message.events.map(wireEvent);
   const sizes: number[] = [];
   const progress = message.progressIntervalMs ?? 0;
+  const historyId = message.historyId ?? '';
   let total = intFieldSize(message.revision) + (message.fragment === true ? 2 : 0) + intFieldSize(progress);
+  if (historyId !== '') total += fieldSize(Buffer.byteLength(historyId, 'utf8'));
   for (const event of events) total += fieldSize(measureEvent(event, sizes));
   const w = newWriter(total, sizes);
   for (const event of events) {
@@ -36,6 +40,7 @@ export function encodeWatchResponse(message: WatchMessage): Buffer {
   writeIntField(w, 0x10, message.revision);
   if (message.fragment === true) writeIntField(w, 0x18, 1);
   writeIntField(w, 0x20, progress);
+  if (historyId !== '') writeStringField(w, 0x2a, historyId, Buffer.byteLength(historyId, 'utf8'));
   return w.buf;
 }
 

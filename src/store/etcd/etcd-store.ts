@@ -167,6 +167,9 @@ export class EtcdStore extends AbstractKeyValueStore {
     return this.unavailable;
   }
 
+  /** etcd's revisions are its own: kv cannot tell when a cluster was restored from a snapshot. */
+  readonly historyId = undefined;
+
   /** etcd sends progress at its own --experimental-watch-progress-notify-interval, which kv cannot read. */
   get watchProgressMs(): undefined {
     return undefined;

@@ -50,6 +50,7 @@ import { type WriteOp, toEntry } from './decide';
 import { type HealOptions, Healer } from './heal';
 import { LeaseClock } from './lease-clock';
 import { type FsyncMode, LogWriter, openActiveLog } from './log-writer';
+import { closeHistoryId, openHistoryId } from './history-id';
 import { recoverDataDir } from './recover-log';
 import type { StoreIndex } from './store-index';
 
@@ -91,6 +92,8 @@ interface FileStoreParts {
   lock: DataDirLock;
   healer: Healer;
   logger: Logger;
+  mode: FsyncMode;
+  historyId: string;
 }
 
 export class FileStore extends AbstractKeyValueStore {
@@ -104,6 +107,9 @@ export class FileStore extends AbstractKeyValueStore {
   private readonly lock: DataDirLock;
   private readonly healer: Healer;
   private readonly logger: Logger;
+  private readonly mode: FsyncMode;
+  /** The id of the store's history (history-id.ts). */
+  readonly historyId: string;
 
   /** Use openFileStore(). */
   constructor(parts: FileStoreParts, limits: StoreLimits) {
@@ -119,6 +125,8 @@ export class FileStore extends AbstractKeyValueStore {
       lock: this.lock,
       healer: this.healer,
       logger: this.logger,
+      mode: this.mode,
+      historyId: this.historyId,
     } = parts);
   }
 
@@ -305,6 +313,8 @@ export class FileStore extends AbstractKeyValueStore {
       this.feed.close();
       await this.compactor.stop();
       await this.writer.close();
+      // Only a close whose last fdatasync covered every change published makes an unsynced run's history safe.
+      if (this.writer.failure === undefined) closeHistoryId(this.dataDir, this.historyId, this.mode);
     } finally {
       await this.lock.release();
       this.logger.debug({ dataDir: this.dataDir }, 'store closed');
@@ -337,9 +347,10 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       signal: options.signal,
     });
     options.signal?.throwIfAborted(); // recovery's last step (building the key order) does not yield
+    const mode = options.fsync ?? 'always';
+    const historyId = openHistoryId(dir, mode, logger);
     const { active, sealed } = openActiveLog(dir, recovered);
     const index = recovered.index;
-    const mode = options.fsync ?? 'always';
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
     const feed = new ChangeFeed(index.revision, options.feed, recovered.window);
     const compactor = new Compactor(dir, sealed, writer, index, () => feed.window.view(), options.compaction ?? {}, logger);
@@ -385,12 +396,13 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
         revision: index.revision,
         files: recovered.files.length,
         historyFrom: recovered.window.oldestRevision,
+        historyId,
         ms: Math.round(performance.now() - started),
       },
       'store opened',
     );
     store = new FileStore(
-      { dataDir: dir, index, writer, compactor, commits, feed, leases, lock, healer, logger },
+      { dataDir: dir, index, writer, compactor, commits, feed, leases, lock, healer, logger, mode, historyId },
       { maxKeyBytes: options.maxKeyBytes ?? 4096, maxValueBytes, maxTxnOps: options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS },
     );
     if (lock.compromised !== undefined) store.fail(new StoreFailedError(path.join(dir, 'LOCK'), lock.compromised));

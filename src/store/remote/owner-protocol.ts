@@ -5,7 +5,7 @@
  *
  * Bootstrap: the owner takes a snapshot of its index at revision R and opens
  * one watch on every key from the oldest revision of its history window; it
- * sends `bootstrap` (R and where the history starts), the snapshot's entries
+ * sends `bootstrap` (R, where the history starts and the store's history id), the snapshot's entries
  * in chunks, then `feed` batches from that watch up to R, then `live-feed`
  * batches of the owner's one live watch, shared by every worker. The worker
  * loads the entries as its replica at R, puts every change into its own
@@ -36,7 +36,7 @@ export interface SnapshotInfo {
 export type OwnerMessage =
   | { kind: 'reply'; id: number; value: unknown }
   | { kind: 'fail'; id: number; error: WireError }
-  | { kind: 'bootstrap'; revision: number; historyFrom: number; keyCount: number }
+  | { kind: 'bootstrap'; revision: number; historyFrom: number; keyCount: number; historyId: string | undefined }
   | { kind: 'entries'; entries: Array<[string, StoredEntry]> }
   /** Bootstrap history: changes up to the snapshot's revision, with previous entries. */
   | { kind: 'feed'; batch: WatchBatch }

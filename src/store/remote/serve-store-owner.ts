@@ -225,7 +225,7 @@ function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, lo
       .then(
         async (view) => {
           try {
-            channel.send({ kind: 'bootstrap', revision: view.revision, historyFrom, keyCount: view.keyCount });
+            channel.send({ kind: 'bootstrap', revision: view.revision, historyFrom, keyCount: view.keyCount, historyId: store.historyId });
             let chunk: Array<[string, StoredEntry]> = [];
             for (const [key, entry] of view.entries()) {
               chunk.push([key, entry]);

@@ -139,6 +139,8 @@ export class WorkerStore extends AbstractKeyValueStore {
   /** The id of the probe waiting for its answer: it is no call, so a close does not wait for it. */
   private probeId: number | undefined;
   private readonly probe: NodeJS.Timeout;
+  /** The owner's store's history id, from the bootstrap. */
+  private ownerHistoryId: string | undefined;
   /** Watches from now waiting for the read index before they open on the feed: counted as open already. */
   private watchesOpening = 0;
 
@@ -167,6 +169,11 @@ export class WorkerStore extends AbstractKeyValueStore {
 
   get revision(): number {
     return this.replica.revision;
+  }
+
+  /** The owner's: a worker serves the owner's history. */
+  get historyId(): string | undefined {
+    return this.ownerHistoryId;
   }
 
   get watchProgressMs(): number {
@@ -397,6 +404,7 @@ export class WorkerStore extends AbstractKeyValueStore {
       }
       case 'bootstrap':
         this.boot = { revision: message.revision, keyCount: message.keyCount, loaded: 0 };
+        this.ownerHistoryId = message.historyId;
         this.replica.revision = message.revision;
         this.feed = new ChangeFeed(message.historyFrom - 1, this.options.feed);
         this.checkStarted();

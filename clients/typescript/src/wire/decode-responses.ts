@@ -71,12 +71,13 @@ export function decodeListResponse(bytes: Uint8Array): ListResponse {
 
 export function decodeWatchResponse(bytes: Uint8Array): WatchResponse {
   const reader = new BinaryReader(bytes);
-  const message: WatchResponse = { events: [], revision: 0, fragment: false, progressIntervalMs: 0 };
+  const message: WatchResponse = { events: [], revision: 0, fragment: false, progressIntervalMs: 0, historyId: '' };
   fields(reader, reader.len, (field, type) => {
     if (field === 1 && type === LEN) message.events.push(readEvent(reader, reader.pos + reader.uint32()));
     else if (field === 2 && type === VARINT) message.revision = int64(reader);
     else if (field === 3 && type === VARINT) message.fragment = reader.bool();
     else if (field === 4 && type === VARINT) message.progressIntervalMs = int64(reader);
+    else if (field === 5 && type === LEN) message.historyId = reader.string();
     else return false;
     return true;
   });

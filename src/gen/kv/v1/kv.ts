@@ -653,6 +653,19 @@ export interface WatchResponse {
    * say (the etcd engine: the interval is etcd's own setting).
    */
   progressIntervalMs: number;
+  /**
+   * In the stream's first message only: the id of the store's history, 16
+   * hex digits. It stays the same for as long as every revision names the
+   * same change: across restarts and crashes. It changes when revisions may
+   * have been given to other changes: a store restored from a backup, or a
+   * store run with --fsync interval or never whose machine went down (so
+   * changes watchers were sent may be lost and their revisions reused). A
+   * client that resumes a watch on a stream with another id than the one it
+   * followed would miss changes: it reads the state again instead, and
+   * watches from there. Empty where the server cannot say (the etcd
+   * engine).
+   */
+  historyId: string;
 }
 
 /** Event is one key's change. */
@@ -2275,7 +2288,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { events: [], revision: 0, fragment: false, progressIntervalMs: 0 };
+  return { events: [], revision: 0, fragment: false, progressIntervalMs: 0, historyId: "" };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
@@ -2291,6 +2304,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     }
     if (message.progressIntervalMs !== 0) {
       writer.uint32(32).int64(message.progressIntervalMs);
+    }
+    if (message.historyId !== "") {
+      writer.uint32(42).string(message.historyId);
     }
     return writer;
   },
@@ -2340,6 +2356,14 @@ export const WatchResponse: MessageFns<WatchResponse> = {
             message.progressIntervalMs = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.historyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2362,6 +2386,11 @@ export const WatchResponse: MessageFns<WatchResponse> = {
         : isSet(object.progress_interval_ms)
         ? globalThis.Number(object.progress_interval_ms)
         : 0,
+      historyId: isSet(object.historyId)
+        ? globalThis.String(object.historyId)
+        : isSet(object.history_id)
+        ? globalThis.String(object.history_id)
+        : "",
     };
   },
 
@@ -2379,6 +2408,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     if (message.progressIntervalMs !== 0) {
       obj.progressIntervalMs = Math.round(message.progressIntervalMs);
     }
+    if (message.historyId !== "") {
+      obj.historyId = message.historyId;
+    }
     return obj;
   },
 
@@ -2391,6 +2423,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     message.revision = object.revision ?? 0;
     message.fragment = object.fragment ?? false;
     message.progressIntervalMs = object.progressIntervalMs ?? 0;
+    message.historyId = object.historyId ?? "";
     return message;
   },
 };

@@ -1225,8 +1225,19 @@ type WatchResponse struct {
 	// at all for twice this as broken, and resume. 0 where the server cannot
 	// say (the etcd engine: the interval is etcd's own setting).
 	ProgressIntervalMs int64 `protobuf:"varint,4,opt,name=progress_interval_ms,json=progressIntervalMs,proto3" json:"progress_interval_ms,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// In the stream's first message only: the id of the store's history, 16
+	// hex digits. It stays the same for as long as every revision names the
+	// same change: across restarts and crashes. It changes when revisions may
+	// have been given to other changes: a store restored from a backup, or a
+	// store run with --fsync interval or never whose machine went down (so
+	// changes watchers were sent may be lost and their revisions reused). A
+	// client that resumes a watch on a stream with another id than the one it
+	// followed would miss changes: it reads the state again instead, and
+	// watches from there. Empty where the server cannot say (the etcd
+	// engine).
+	HistoryId     string `protobuf:"bytes,5,opt,name=history_id,json=historyId,proto3" json:"history_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchResponse) Reset() {
@@ -1285,6 +1296,13 @@ func (x *WatchResponse) GetProgressIntervalMs() int64 {
 		return x.ProgressIntervalMs
 	}
 	return 0
+}
+
+func (x *WatchResponse) GetHistoryId() string {
+	if x != nil {
+		return x.HistoryId
+	}
+	return ""
 }
 
 // Event is one key's change.
@@ -3396,12 +3414,14 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\n" +
 	"prev_entry\x18\x04 \x01(\bR\tprevEntry\x12\x1a\n" +
 	"\bfragment\x18\x05 \x01(\bR\bfragmentB\b\n" +
-	"\x06target\"\x9f\x01\n" +
+	"\x06target\"\xbe\x01\n" +
 	"\rWatchResponse\x12$\n" +
 	"\x06events\x18\x01 \x03(\v2\f.kv.v1.EventR\x06events\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x1a\n" +
 	"\bfragment\x18\x03 \x01(\bR\bfragment\x120\n" +
-	"\x14progress_interval_ms\x18\x04 \x01(\x03R\x12progressIntervalMs\"~\n" +
+	"\x14progress_interval_ms\x18\x04 \x01(\x03R\x12progressIntervalMs\x12\x1d\n" +
+	"\n" +
+	"history_id\x18\x05 \x01(\tR\thistoryId\"~\n" +
 	"\x05Event\x12$\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x10.kv.v1.EventTypeR\x04type\x12\"\n" +
 	"\x05entry\x18\x02 \x01(\v2\f.kv.v1.EntryR\x05entry\x12+\n" +

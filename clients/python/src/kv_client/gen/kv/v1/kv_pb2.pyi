@@ -188,16 +188,18 @@ class WatchRequest(_message.Message):
     def __init__(self, key: _Optional[str] = ..., prefix: _Optional[str] = ..., start_revision: _Optional[int] = ..., prev_entry: _Optional[bool] = ..., fragment: _Optional[bool] = ...) -> None: ...
 
 class WatchResponse(_message.Message):
-    __slots__ = ("events", "revision", "fragment", "progress_interval_ms")
+    __slots__ = ("events", "revision", "fragment", "progress_interval_ms", "history_id")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     FRAGMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ID_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
     revision: int
     fragment: bool
     progress_interval_ms: int
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., revision: _Optional[int] = ..., fragment: _Optional[bool] = ..., progress_interval_ms: _Optional[int] = ...) -> None: ...
+    history_id: str
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., revision: _Optional[int] = ..., fragment: _Optional[bool] = ..., progress_interval_ms: _Optional[int] = ..., history_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("type", "entry", "prev_entry")

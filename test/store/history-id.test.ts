@@ -1,0 +1,102 @@
+/**
+ * The store's history id (src/store/file/history-id.ts): the same across
+ * clean restarts and crashes that lose no change a watcher was sent; a new
+ * one where revisions may name other changes (a run with fsync interval or
+ * never that did not close, on a machine that restarted since; a damaged or
+ * missing file).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { openFileStore } from '../../src/store/file';
+import { startServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
+import { capturingLogger } from './file-store-support';
+
+const ID = /^[0-9a-f]{16}$/;
+const BOOT_ID = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+
+function fileOf(dir: string): string {
+  return fs.readFileSync(path.join(dir, 'history-id'), 'latin1');
+}
+
+async function idAfterOpen(dir: string, fsync: 'always' | 'interval' | 'never' = 'always'): Promise<string> {
+  const store = await openFileStore({ dataDir: dir, fsync });
+  try {
+    return store.historyId;
+  } finally {
+    await store.close();
+  }
+}
+
+test('a new store takes a history id and keeps it across clean restarts, in every fsync mode', async () => {
+  const dir = makeTempDir('kv-history-id-');
+  const first = await idAfterOpen(dir);
+  expect(first).toMatch(ID);
+  expect(fileOf(dir)).toBe(`${first}\n`);
+  expect(await idAfterOpen(dir, 'interval')).toBe(first);
+  expect(await idAfterOpen(dir, 'never')).toBe(first);
+  expect(await idAfterOpen(dir)).toBe(first);
+  // Another store has another.
+  expect(await idAfterOpen(makeTempDir('kv-history-id-'))).not.toBe(first);
+});
+
+test('while a run with fsync interval is open the file says so, with the boot id; a clean close marks it clean', async () => {
+  const dir = makeTempDir('kv-history-id-');
+  const store = await openFileStore({ dataDir: dir, fsync: 'interval' });
+  const id = store.historyId;
+  try {
+    await store.set('k', 1);
+    expect(fileOf(dir)).toBe(`${id} unsynced ${BOOT_ID}\n`);
+  } finally {
+    await store.close();
+  }
+  expect(fileOf(dir)).toBe(`${id}\n`);
+});
+
+test('an unsynced run that did not close keeps its id on the same boot, and takes a new one after the machine restarted', async () => {
+  const dir = makeTempDir('kv-history-id-');
+  const id = await idAfterOpen(dir);
+  // As a run with fsync interval or never leaves the file when it is killed (the page cache kept its writes).
+  fs.writeFileSync(path.join(dir, 'history-id'), `${id} unsynced ${BOOT_ID}\n`);
+  expect(await idAfterOpen(dir)).toBe(id);
+  expect(fileOf(dir)).toBe(`${id}\n`);
+
+  // Killed, and the machine went down before the page cache was written back: changes watchers saw may be gone.
+  fs.writeFileSync(path.join(dir, 'history-id'), `${id} unsynced 00000000-0000-0000-0000-000000000000\n`);
+  const { logger, lines } = capturingLogger();
+  const store = await openFileStore({ dataDir: dir, logger });
+  const renewed = store.historyId;
+  await store.close();
+  expect(renewed).toMatch(ID);
+  expect(renewed).not.toBe(id);
+  expect(fileOf(dir)).toBe(`${renewed}\n`);
+  expect(lines.filter((line) => line.level === 40).map((line) => line.msg)).toEqual([
+    expect.stringContaining('did not close cleanly and the machine has restarted since') as string,
+  ]);
+});
+
+test('a damaged or missing history id file gives a new id, with a warning for the damaged one', async () => {
+  const dir = makeTempDir('kv-history-id-');
+  const id = await idAfterOpen(dir);
+  fs.writeFileSync(path.join(dir, 'history-id'), 'not an id\n');
+  const { logger, lines } = capturingLogger();
+  const store = await openFileStore({ dataDir: dir, logger });
+  const renewed = store.historyId;
+  await store.close();
+  expect(renewed).toMatch(ID);
+  expect(renewed).not.toBe(id);
+  expect(lines.some((line) => line.level === 40 && String(line.msg).startsWith('the history id file does not read as one'))).toBe(true);
+  fs.rmSync(path.join(dir, 'history-id'));
+  const again = await idAfterOpen(dir);
+  expect(again).toMatch(ID);
+  expect(again).not.toBe(renewed);
+});
+
+test('a server with --fsync interval killed with SIGKILL keeps its history id: the page cache kept every change it published', async () => {
+  const dataDir = makeTempDir('kv-history-id-');
+  const server = await startServer({ dataDir, args: ['--fsync', 'interval'] });
+  const id = fileOf(dataDir).split(' ')[0];
+  expect(fileOf(dataDir)).toBe(`${id} unsynced ${BOOT_ID}\n`);
+  await server.kill();
+  expect(await idAfterOpen(dataDir, 'interval')).toBe(id);
+});
