@@ -314,7 +314,14 @@ export class FileStore extends AbstractKeyValueStore {
       await this.compactor.stop();
       await this.writer.close();
       // Only a close whose last fdatasync covered every change published makes an unsynced run's history safe.
-      if (this.writer.failure === undefined) closeHistoryId(this.dataDir, this.historyId, this.mode);
+      if (this.writer.failure === undefined) {
+        try {
+          closeHistoryId(this.dataDir, this.historyId, this.mode);
+        } catch (err) {
+          // Left saying 'unsynced': the next open on this boot keeps the id, one after a machine restart takes a new one.
+          this.logger.warn({ err, dataDir: this.dataDir }, 'could not mark the history id clean at close');
+        }
+      }
     } finally {
       await this.lock.release();
       this.logger.debug({ dataDir: this.dataDir }, 'store closed');
