@@ -158,6 +158,8 @@ export function EntryPanel({ client, entryKey, refresh, signIn, onChanged, onFai
         error: true,
       });
       if (changed) await reload();
+      // A refused token brings up the sign-in, as a refused save does.
+      else onFailure(error);
     }
   };
 

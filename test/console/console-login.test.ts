@@ -135,6 +135,32 @@ describeWithChromium('the web console with tokens', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
   });
 
+  test('a delete refused for its token mid-session brings up the sign-in; signed in again, it deletes', async () => {
+    const set = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Set`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${auth.tokens.app}` },
+      body: JSON.stringify({ key: 'app/doomed', value: 1 }),
+    });
+    expect(set.status).toBe(200);
+    await page.goto(`http://${server.httpAddress}/`);
+    await signIn(auth.tokens.app);
+    await page.getByLabel('Prefix').fill('app/');
+    await page.getByLabel('Prefix').press('Enter');
+    await page.getByRole('button', { name: 'doomed', exact: true }).click();
+    await page.route('**/kv.v1.KeyValueService/Delete', (route) =>
+      route.continue({ headers: { ...route.request().headers(), authorization: 'Bearer kv_revoked' } }),
+    );
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog', { name: 'Delete app/doomed?' }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByLabel('Token').waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/Delete');
+    await signIn(auth.tokens.app);
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog', { name: 'Delete app/doomed?' }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('Deleted app/doomed.').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
   test('a refusal shown to one user is gone when the next signs in', async () => {
     await page.goto(`http://${server.httpAddress}/`);
     await signIn(auth.tokens.viewer);
