@@ -3,7 +3,11 @@
  * (the last 200), and the revision the view is current to. When the stream
  * breaks (a server restart, the network), it watches again with backoff
  * from the revision after the last one it saw, so no change is shown twice
- * or missed; changes the server no longer keeps are named as a gap.
+ * or missed; changes the server no longer keeps are named as a gap. A
+ * server whose store has another history than the one followed (another
+ * history id in a stream's first message: restored from a backup, so its
+ * revisions may name other changes) is named too, and the view follows the
+ * new history from its current revision, not from the old one's.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -50,8 +54,12 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
     setCurrent(undefined);
     setError(undefined);
     setReconnecting(undefined);
-    /** Every matching change up to this revision has been shown (undefined: not started yet). */
+    /** Every matching change up to this revision has been shown (undefined: not started yet, or a new history from now). */
     let seen: bigint | undefined;
+    /** The id of the store history the shown revisions are of (a stream's first message says it; undefined until one did). */
+    let followed: string | undefined;
+    /** How many times the store's history changed under the view (for the rows' ids). */
+    let histories = 0;
     let wait = FIRST_RETRY_MS;
     const sleep = (ms: number): Promise<void> =>
       new Promise((resolve) => {
@@ -71,11 +79,33 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
       while (!abort.signal.aborted) {
         let why: string;
         const using = latest.current;
+        // This stream's own signal: it is cancelled when the view goes, or when its server turns out to have another history.
+        const stream = new AbortController();
+        const cancel = (): void => stream.abort();
+        abort.signal.addEventListener('abort', cancel, { once: true });
+        /** The revision a server with another history than the one followed is at (its stream's first message says). */
+        let otherHistoryAt: bigint | undefined;
         try {
           const startRevision = seen === undefined ? 0n : seen + 1n;
-          for await (const message of using.watch({ target: { case: 'prefix', value: prefix }, startRevision }, { signal: abort.signal })) {
+          let first = true;
+          for await (const message of using.watch(
+            { target: { case: 'prefix', value: prefix }, startRevision },
+            { signal: stream.signal },
+          )) {
             wait = FIRST_RETRY_MS;
             setReconnecting(undefined);
+            if (first) {
+              first = false;
+              // Another history id than the one followed (or, where the server sends none, a revision before one shown):
+              // the server's revisions may name other changes than the ones shown, so resuming by revision would hide
+              // some and show others as if they followed them.
+              const id = message.historyId;
+              if (id !== '' ? followed !== undefined && id !== followed : seen !== undefined && message.revision < seen) {
+                otherHistoryAt = message.revision;
+              }
+              if (id !== '') followed = id;
+              if (otherHistoryAt !== undefined) break;
+            }
             // Events at or before what was shown (none should come, resuming from seen + 1) are not shown again.
             const fresh = message.events.filter((event) => seen === undefined || (event.entry?.modRevision ?? message.revision) > seen);
             if (seen === undefined || message.revision > seen) seen = message.revision;
@@ -91,6 +121,24 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
               })),
             );
             handlers.current.onEvents?.(fresh);
+          }
+          if (otherHistoryAt !== undefined) {
+            // The rows shown are the old history's: say so above them, and follow the new one from its current revision.
+            histories++;
+            add([
+              {
+                id: `history:${histories}`,
+                type: 'gap',
+                key: '',
+                revision: otherHistoryAt,
+                value:
+                  `The server's store now has another history (restored from a backup, say; it is at revision ${otherHistoryAt}): ` +
+                  'the changes below are of the old one, and their revisions may now name other changes. Following the new history from here.',
+              },
+            ]);
+            seen = undefined;
+            setCurrent(undefined);
+            continue;
           }
           why = 'the stream ended';
         } catch (failure) {
@@ -133,6 +181,9 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
             return;
           }
           why = describeFailure(failure);
+        } finally {
+          abort.signal.removeEventListener('abort', cancel);
+          stream.abort();
         }
         if (abort.signal.aborted) return;
         setReconnecting(why);
