@@ -27,6 +27,13 @@ export function readTlsFiles({ certFile, keyFile, clientCaFile }: TlsFiles, now 
   try {
     privateKey = createPrivateKey(key);
   } catch (error) {
+    // Without a passphrase OpenSSL can only say "interrupted or cancelled", which reads like a damaged file.
+    if (isEncryptedKey(key)) {
+      throw new TlsFileError(
+        `${keyFile} (--tls-key) is encrypted (passphrase-protected), and kv does not take encrypted keys: write a decrypted copy with ` +
+          `\`openssl pkey -in ${shellWord(keyFile)} -out key.pem\` (it asks for the passphrase) and give that to --tls-key`,
+      );
+    }
     throw new TlsFileError(`${keyFile} (--tls-key) is not a PEM private key: ${(error as Error).message}`);
   }
   if (!leaf.checkPrivateKey(privateKey)) {
@@ -38,6 +45,17 @@ export function readTlsFiles({ certFile, keyFile, clientCaFile }: TlsFiles, now 
     throw new TlsFileError(`the certificate in ${certFile} (--tls-cert) is not valid until ${leaf.validFrom}`);
   if (clientCa !== undefined && clientCaFile !== undefined) certificates(clientCa, clientCaFile, '--tls-client-ca');
   return { cert, key, clientCa };
+}
+
+/** A passphrase-protected PEM key: PKCS#8 ("ENCRYPTED PRIVATE KEY"), or the older form with a "Proc-Type: 4,ENCRYPTED" header. */
+function isEncryptedKey(pem: Buffer): boolean {
+  const text = pem.toString('latin1');
+  return text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || /^Proc-Type:[ \t]*4,[ \t]*ENCRYPTED[ \t]*\r?$/m.test(text);
+}
+
+/** A file name as a shell takes it, so that the command in a message works when pasted. */
+function shellWord(file: string): string {
+  return /^[\w@%+=:,./-]+$/.test(file) ? file : `'${file.replace(/'/g, `'\\''`)}'`;
 }
 
 function read(file: string, flag: string): Buffer {

@@ -55,6 +55,7 @@ function tlsCredentials(options: GlobalOptions): ReturnType<typeof credentials.c
         `${names.tlsKey} ${options.tlsKey} is not the private key of ${names.tlsCert} ${options.tlsCert} (they do not match)`,
       );
     }
+    checkValidNow(leaf, options.tlsCert as string, names.tlsCert);
   }
   try {
     return credentials.createSsl(ca, key, cert);
@@ -86,12 +87,47 @@ function certificates(pem: Buffer, file: string, flag: string): X509Certificate[
   });
 }
 
+/**
+ * A client certificate out of its validity is refused here: the server ends such a handshake without a
+ * word, which kvctl could only report as "no connection", the same as a server that is down.
+ */
+function checkValidNow(leaf: X509Certificate, file: string, flag: string, now = new Date()): void {
+  const [from, to] = [new Date(leaf.validFrom), new Date(leaf.validTo)];
+  if (to < now) {
+    throw new CliError(`${flag} ${file} expired on ${isoSeconds(to)} (servers refuse an expired client certificate)`);
+  }
+  if (from > now) {
+    const hint = "servers refuse it until then; if that date has passed, check this machine's clock";
+    throw new CliError(`${flag} ${file} is not valid until ${isoSeconds(from)} (${hint})`);
+  }
+}
+
+const isoSeconds = (date: Date): string => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
 function parsePrivateKey(pem: Buffer, file: string, flag: string): KeyObject {
   try {
     return createPrivateKey(pem);
   } catch (error) {
+    // Without a passphrase OpenSSL can only say "interrupted or cancelled", which reads like a damaged file.
+    if (isEncryptedKey(pem)) {
+      throw new CliError(
+        `${flag}: ${file} is encrypted (passphrase-protected), and kvctl does not take encrypted keys: write a decrypted copy ` +
+          `with \`openssl pkey -in ${shellWord(file)} -out key.pem\` (it asks for the passphrase) and give that to ${flag}`,
+      );
+    }
     throw new CliError(`${flag}: ${file} is not a PEM private key kvctl can use: ${(error as Error).message}`);
   }
+}
+
+/** A passphrase-protected PEM key: PKCS#8 ("ENCRYPTED PRIVATE KEY"), or the older form with a "Proc-Type: 4,ENCRYPTED" header. */
+function isEncryptedKey(pem: Buffer): boolean {
+  const text = pem.toString('latin1');
+  return text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || /^Proc-Type:[ \t]*4,[ \t]*ENCRYPTED[ \t]*\r?$/m.test(text);
+}
+
+/** A file name as a shell takes it, so that the command in a message works when pasted. */
+function shellWord(file: string): string {
+  return /^[\w@%+=:,./-]+$/.test(file) ? file : `'${file.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
