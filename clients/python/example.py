@@ -28,6 +28,9 @@ import functools
 import json
 import os
 import pathlib
+import re
+import shlex
+import ssl
 import sys
 import threading
 import time
@@ -299,15 +302,13 @@ def run(kv):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS", "127.0.0.1:50051"), help="server host:port, or several frontends as host:port,host:port (env KV_ADDRESS)")
+    parser.add_argument("--addr", default=os.environ.get("KV_ADDRESS") or "127.0.0.1:50051", help="server host:port, or several frontends as host:port,host:port (env KV_ADDRESS)")
     parser.add_argument("--cacert", help="PEM CA certificate that signed the server's: use TLS")
     parser.add_argument("--cert", help="PEM client certificate, for mutual TLS (with --key)")
     parser.add_argument("--key", help="PEM private key of --cert")
     parser.add_argument("--token", default=os.environ.get("KV_TOKEN"), help="bearer token (env KV_TOKEN); needs TLS")
     args = parser.parse_args()
-    if args.cacert is None and (args.token or args.cert or args.key):
-        # A token over plaintext would be readable by anyone on the path; say so rather than drop it.
-        parser.error("--token, --cert and --key need TLS: give --cacert too")
+    check_flags(args)
     # A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
     # grpcio refuses messages over 4 MiB unless told otherwise.
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
@@ -325,6 +326,34 @@ def main():
     else:
         with Frontends([channel(address) for address in addresses]) as frontends:
             run(frontends)
+
+
+def usage_error(message: str):
+    """A flag misused: one line, and exit 2 (as kvctl, and argparse for its own errors)."""
+    print(f"kv-example: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_flags(args):
+    """Refuses, before any channel is made, the flags grpcio would take badly.
+
+    Given a client certificate without its key (or the reverse), grpcio's C
+    core aborts the whole process (SIGABRT); an empty file name would reach
+    it as no file at all; an empty address or a token that cannot be a
+    header value fails only at the first call, among lines of its logging.
+    """
+    if any(address.strip() == "" for address in args.addr.split(",")):
+        usage_error(f"--addr: an address is empty in {args.addr!r}")
+    for flag in ("cacert", "cert", "key"):
+        if getattr(args, flag) == "":
+            usage_error(f"--{flag}: the file name is empty")
+    if (args.cert is None) != (args.key is None):
+        usage_error("--cert and --key go together")
+    if args.cacert is None and (args.token or args.cert):
+        # A token over plaintext would be readable by anyone on the path; say so rather than drop it.
+        usage_error("--token, --cert and --key need TLS: give --cacert too")
+    if args.token and not re.fullmatch(r"[\x21-\x7e]+", args.token):
+        usage_error("--token (env KV_TOKEN) must be printable ASCII without spaces (it travels in an HTTP/2 header)")
 
 
 class Frontends:
@@ -405,18 +434,61 @@ def _ignore(_state):
 def tls_credentials(args) -> grpc.ChannelCredentials:
     """TLS trusting --cacert, with a client certificate if given, and the token on every call.
 
+    Each file is checked first, so that one that is not what its flag needs
+    is one line naming it: grpcio takes an empty file as none (and aborts
+    if that leaves a certificate without its key), and reports a bad one
+    only at the first call, among lines of its logging.
+
     access_token_call_credentials sends "authorization: Bearer <token>";
     grpcio attaches call credentials only to secure channels, so the token
     never travels in clear.
     """
-
-    def read(path):
-        return pathlib.Path(path).read_bytes() if path else None
-
-    tls = grpc.ssl_channel_credentials(root_certificates=read(args.cacert), private_key=read(args.key), certificate_chain=read(args.cert))
+    ca = read_pem(args.cacert, "--cacert")
+    holds_certificate(ca, args.cacert, "--cacert")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=ca.decode("latin-1"))
+    except ssl.SSLError as error:
+        sys.exit(f"kv-example: --cacert: {args.cacert} cannot be read as CA certificates: {error}")
+    cert = key = None
+    if args.cert is not None:
+        cert, key = read_pem(args.cert, "--cert"), read_pem(args.key, "--key")
+        holds_certificate(cert, args.cert, "--cert")
+        check_private_key(key, args.key)
+        try:
+            # An encrypted key was refused above; the empty passphrase keeps OpenSSL from
+            # asking for one on the terminal, should a form of encryption have been missed.
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(args.cert, args.key, password=lambda: b"")
+        except ssl.SSLError as error:
+            if error.reason == "KEY_VALUES_MISMATCH":
+                sys.exit(f"kv-example: --key {args.key} is not the private key of --cert {args.cert} (they do not match)")
+            sys.exit(f"kv-example: --cert {args.cert} and --key {args.key} cannot be used: {error}")
+    tls = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
     if args.token:
         return grpc.composite_channel_credentials(tls, grpc.access_token_call_credentials(args.token))
     return tls
+
+
+def read_pem(path: str, flag: str) -> bytes:
+    try:
+        return pathlib.Path(path).read_bytes()
+    except OSError as error:
+        sys.exit(f"kv-example: {flag}: cannot read {path}: {error.strerror}")
+
+
+def holds_certificate(pem: bytes, path: str, flag: str):
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        sys.exit(f'kv-example: {flag}: {path} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")')
+
+
+def check_private_key(pem: bytes, path: str):
+    """A PEM private key that grpcio can use: it takes no passphrase."""
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or re.search(rb"^Proc-Type:[ \t]*4,[ \t]*ENCRYPTED", pem, re.MULTILINE):
+        sys.exit(
+            f"kv-example: --key: {path} is encrypted (passphrase-protected), and grpcio takes no passphrase: write a decrypted "
+            f'copy with "openssl pkey -in {shlex.quote(path)} -out key.pem" (it asks for the passphrase) and give that'
+        )
+    if not re.search(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----", pem):
+        sys.exit(f'kv-example: --key: {path} holds no PEM private key ("-----BEGIN PRIVATE KEY-----")')
 
 
 def failure_line(error: BaseException) -> str:
@@ -431,5 +503,5 @@ if __name__ == "__main__":
     try:
         main()
     except (grpc.RpcError, OSError) as error:
-        # A call that failed, or a certificate file that cannot be read: one line, not a traceback.
+        # A call that failed, or a file gone between its check and its use: one line, not a traceback.
         sys.exit(f"kv-example: {failure_line(error)}")

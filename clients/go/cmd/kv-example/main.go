@@ -55,9 +55,24 @@ func main() {
 	key := flag.String("key", "", "PEM private key of -cert")
 	token := flag.String("token", os.Getenv("KV_TOKEN"), "bearer token from `kv-server token create` (env KV_TOKEN); needs TLS")
 	flag.Parse()
-	if *caCert == "" && (*token != "" || *cert != "" || *key != "") {
+	flag.Visit(func(f *flag.Flag) {
+		// An empty file name (an unset variable in "-cacert $CA") would otherwise
+		// read as the flag not given: plaintext, or no client certificate.
+		if (f.Name == "cacert" || f.Name == "cert" || f.Name == "key") && f.Value.String() == "" {
+			usageError("-" + f.Name + ": the file name is empty")
+		}
+	})
+	for _, a := range strings.Split(*addr, ",") {
+		if strings.TrimSpace(a) == "" {
+			usageError(fmt.Sprintf("-addr: an address is empty in %q", *addr))
+		}
+	}
+	if (*cert == "") != (*key == "") {
+		usageError("-cert and -key go together")
+	}
+	if *caCert == "" && (*token != "" || *cert != "") {
 		// A token over plaintext would be readable by anyone on the path; say so rather than drop it.
-		log.Fatal("-token, -cert and -key need TLS: give -cacert too")
+		usageError("-token, -cert and -key need TLS: give -cacert too")
 	}
 
 	// A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
@@ -85,6 +100,13 @@ func main() {
 	}
 }
 
+// usageError reports a misused flag in one line and exits 2, as the flag
+// package does for its own errors.
+func usageError(message string) {
+	log.Print(message)
+	os.Exit(2)
+}
+
 // clientTLS trusts the CA in caFile for the server's certificate and, given
 // certFile and keyFile, presents that client certificate (mutual TLS).
 func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
@@ -97,7 +119,7 @@ func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 		return nil, fmt.Errorf("no PEM certificate in %s", caFile)
 	}
 	config := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	if certFile != "" || keyFile != "" {
+	if certFile != "" {
 		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, err
