@@ -6,7 +6,8 @@
  * listening once every worker serves.
  *
  * Crashes: a worker that dies is replaced (its clients reconnect, to any
- * worker); an owner that dies takes the whole server with it: every worker
+ * worker), on the ports the server announced (see `pinned`, port 0 included);
+ * an owner that dies takes the whole server with it: every worker
  * is stopped, the owner restarted (recovering the data directory as after
  * any crash: no acknowledged write is lost) and the workers after it.
  * Restarting more than MAX_RESTARTS times in RESTART_WINDOW_MS gives up
@@ -78,9 +79,26 @@ export async function superviseWorkers({
   let serving = false;
   let owner: Worker | undefined;
   const workers = new Set<Worker>();
-  /** The addresses workers listen on: as configured at first; the ports the first generation bound after that. */
+  /**
+   * The addresses workers listen on. As configured at first ({}), port 0 included: workers share a port only if
+   * they all ask for the same address (Node's cluster primary keys the shared socket by it), so a worker that
+   * replaces one of them asks for the configured address too and joins the socket the others hold. But the
+   * primary closes that socket when its last worker leaves: then a listen on port 0 would get a new port, not
+   * the one announced. So once no worker holds it (every worker died at once, or the owner did), workers listen
+   * on the bound ports themselves (`bound`), from then on.
+   */
   let pinned: Partial<WorkerAddresses> = {};
+  /** The addresses the ready line announced, with the ports the first generation bound; and those ports. */
   let bound: Partial<WorkerAddresses> = {};
+  let boundPorts: { port: number; httpPort: number | undefined } | undefined;
+  /** Workers that listen as configured (not pinned) and serve on the bound ports: while one runs, so does the shared socket. */
+  const sharing = new Set<Worker>();
+  /** Replacements started as configured, each until it serves on the bound ports or has ended (one on other ports is killed). */
+  const starting = new Map<Worker, Promise<unknown>>();
+  /** Workers killed for having got a new port, and started again: not a crash (no warning, not counted as a restart). */
+  const misplaced = new WeakSet<Worker>();
+  /** Counts the owner's restarts: a replacement decided before one is not started after it. */
+  let generation = 0;
   const restarts: number[] = [];
   let giveUp: (code: number) => void = () => undefined;
   const gaveUp = new Promise<number>((resolve) => (giveUp = resolve));
@@ -108,21 +126,72 @@ export async function superviseWorkers({
   };
 
   /** `slot`: 1 to N; a replacement takes the slot of the worker it replaces. */
-  const forkWorker = (slot: number): Worker => {
-    const worker = cluster.fork(workerEnv(slot, socketPath, pinned));
+  const forkWorker = (slot: number, addresses: Partial<WorkerAddresses> = pinned): Worker => {
+    const worker = cluster.fork(workerEnv(slot, socketPath, addresses));
     workers.add(worker);
     tracked(worker, workerName(slot), 'worker-ready');
+    // The primary has removed it from the shared socket by the time its channel closes.
+    worker.once('disconnect', () => sharing.delete(worker));
     worker.once('exit', (code, signal) => {
       workers.delete(worker);
       if (stopping || !serving) return;
-      logger.warn({ pid: worker.process.pid, code, signal }, 'a worker process ended: starting another');
-      if (!allowRestart('a worker')) return giveUp(1);
-      const replacement = forkWorker(slot);
-      void readyOf(replacement, 'worker-ready').then((started) => {
-        if ('ready' in started) logger.info({ pid: replacement.process.pid }, 'worker restarted');
-      });
+      if (!misplaced.has(worker)) {
+        logger.warn({ pid: worker.process.pid, code, signal }, 'a worker process ended: starting another');
+        if (!allowRestart('a worker')) return giveUp(1);
+      }
+      void replaceWorker(slot);
     });
     return worker;
+  };
+
+  const replaceWorker = async (slot: number): Promise<void> => {
+    const since = generation;
+    const addresses = await replacementAddresses();
+    // Stopped, or the owner died meanwhile (restartAll starts every worker).
+    if (stopping || !serving || generation !== since) return;
+    const replacement = forkWorker(slot, addresses);
+    const settled = readyOf(replacement, 'worker-ready').then(async (started) => {
+      if (!('ready' in started)) return;
+      const { port, httpPort } = started.ready;
+      if (port === boundPorts?.port && httpPort === boundPorts.httpPort) {
+        if (addresses !== bound) sharing.add(replacement);
+        logger.info({ pid: replacement.process.pid }, 'worker restarted');
+        return;
+      }
+      if (stopping || !serving || generation !== since) return;
+      // It asked after the shared socket had closed (its last worker ended just then): the bound ports from now on.
+      logger.info(
+        { pid: replacement.process.pid, port, httpPort, announced: boundPorts },
+        'every worker on the announced ports had ended, so a new worker got other ports: starting it again on the announced ones',
+      );
+      pinned = bound;
+      misplaced.add(replacement);
+      await killed(replacement);
+    });
+    if (addresses === bound) return;
+    starting.set(
+      replacement,
+      settled.finally(() => starting.delete(replacement)),
+    );
+  };
+
+  /**
+   * Where a replacement listens: as configured while a worker of the shared socket runs (it joins that socket,
+   * on the announced ports); else, once each of them has left it, on the bound ports.
+   */
+  const replacementAddresses = async (): Promise<Partial<WorkerAddresses>> => {
+    // One still starting as configured may yet join the shared socket (and keep it) or find it closed: wait to see
+    // which (one that found it closed is killed, and waited for: it may hold the bound gRPC port and not the HTTP one).
+    while (starting.size > 0) await Promise.race(starting.values());
+    if (pinned === bound) return bound;
+    // Workers killed together end in one turn of the event loop: look once every end of this turn is known.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (starting.size > 0) await Promise.race(starting.values());
+    if (pinned === bound) return bound;
+    if ([...sharing].some((worker) => !worker.isDead())) return pinned;
+    await Promise.all([...sharing].map((worker) => disconnected(worker)));
+    pinned = bound;
+    return bound;
   };
 
   const forkOwner = (): Worker => {
@@ -198,12 +267,15 @@ export async function superviseWorkers({
     const first = (all[0] as { ready: Ready<'worker-ready'> }).ready;
     if (stopping) return 0;
     const host = (address: string): string => address.slice(0, address.lastIndexOf(':'));
-    // Workers share the port only if they all listen on the same address (port 0 included): the supervisor keys
-    // the shared socket by it. So only the next generation (after an owner crash) is pinned to the bound port.
-    bound = {
-      listen: `${host(config.listen)}:${first.port}`,
-      httpListen: config.httpListen === undefined ? undefined : `${host(config.httpListen)}:${first.httpPort}`,
-    };
+    // Pinned to these only once no worker holds the shared socket (see `pinned`).
+    if (pinned !== bound) {
+      bound = {
+        listen: `${host(config.listen)}:${first.port}`,
+        httpListen: config.httpListen === undefined ? undefined : `${host(config.httpListen)}:${first.httpPort}`,
+      };
+      boundPorts = { port: first.port, httpPort: first.httpPort };
+      for (const worker of workers) sharing.add(worker);
+    }
     serving = true;
     members.phase = 'serving';
     return addressesReady({ port: first.port, httpPort: first.httpPort, where: socketPath === undefined ? first.where : where });
@@ -218,7 +290,9 @@ export async function superviseWorkers({
 
   /** After an owner crash: the workers cannot serve without it. */
   const restartAll = async (): Promise<number | undefined> => {
-    await Promise.all([...workers].map((worker) => killed(worker)));
+    generation += 1;
+    // Every worker gone from the shared socket, so the primary has closed it: the new ones listen on the bound ports.
+    await Promise.all([...workers, ...sharing].map((worker) => killed(worker)));
     // Stopped meanwhile: stopAll has already looked at the children, so a generation forked now would run on unstopped.
     if (stopping) return undefined;
     pinned = bound;
@@ -313,12 +387,21 @@ function stopChild(child: Worker, graceMs: number, signal: NodeJS.Signals, onKil
   });
 }
 
-function killed(child: Worker): Promise<void> {
-  if (child.isDead()) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.process.kill('SIGKILL');
-  });
+/** Kills a child; resolves once it has ended and its channel is closed (Node's cluster primary has then let go of its sockets). */
+async function killed(child: Worker): Promise<void> {
+  if (!child.isDead()) {
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.process.kill('SIGKILL');
+    });
+  }
+  await disconnected(child);
+}
+
+/** Resolves once the child's IPC channel is closed. */
+function disconnected(child: Worker): Promise<void> {
+  if (!child.isConnected()) return Promise.resolve();
+  return new Promise((resolve) => child.once('disconnect', () => resolve()));
 }
 
 /** A child that could not start has said why on stderr; the server exits 1 (0 only if it was asked to stop). */
