@@ -117,15 +117,15 @@ test('Delete, List, Txn, Watch and leases through --workers 2', async () => {
   ]);
   // Each worker serves the owner's history, under the owner's history id.
   const watchA = a.watch({ prefix: 'w/' });
-  const fromA = watchA[Symbol.asyncIterator]();
-  const next = fromA.next();
-  await a.set('w/4', 4);
-  await next;
+  // A watch from now says the history id in its first message, before any event.
+  const next = watchA[Symbol.asyncIterator]().next();
+  await pollUntil('the second watch to say its history id', () => watchA.historyId);
   const historyId = fs.readFileSync(path.join(server.dataDir, 'history-id'), 'latin1').trim();
   expect(historyId).toMatch(/^[0-9a-f]{16}$/);
   expect(watch.historyId).toBe(historyId);
   expect(watchA.historyId).toBe(historyId);
-  await fromA.return(undefined);
+  watchA.close();
+  await next;
   watch.close();
 });
 
