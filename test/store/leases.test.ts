@@ -106,3 +106,37 @@ test('a data directory written by the previous format version (3) opens, and is 
     await store.close();
   }
 });
+
+test('a keep-alive that finds its lease past its deadline answers "not found" only once the expiry has committed: its keys are gone then', async () => {
+  const store = await openFileStore({ dataDir: dirs.make() });
+  let refused = 0;
+  try {
+    for (let round = 0; round < 12; round++) {
+      const lease = await store.grantLease(30);
+      await store.set(`ka/${round}`, round, { lease: lease.id });
+      // Watch the lease without refreshing it (leaseInfo) until its time is up, then keep it alive: refreshed if its timer has
+      // not fired yet (then wait again), else refused. A refusal must mean the key is gone already.
+      for (;;) {
+        const info = await store.leaseInfo(lease.id, { keys: false }).catch(() => undefined);
+        if (info === undefined) break; // its expiry committed before a keep-alive could ask
+        if (info.remainingMs === 0) {
+          const refresh = await store.keepAliveLease(lease.id).then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+          if (refresh !== undefined) {
+            expect(refresh).toMatchObject({ code: 'LEASE_NOT_FOUND' });
+            expect(await store.get(`ka/${round}`)).toBeUndefined();
+            refused++;
+            break;
+          }
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+  } finally {
+    await store.close();
+  }
+  // The keep-alive met the lease on its way out in most rounds (else this test would check nothing).
+  expect(refused).toBeGreaterThanOrEqual(6);
+}, 30_000);

@@ -235,12 +235,22 @@ export class FileStore extends AbstractKeyValueStore {
     return this.submit<ClearResult>((settle) => ({ kind: 'revoke', id, ...settle }));
   }
 
-  /** Not logged: a keep-alive only moves the deadline (which a restart resets to the full time to live anyway). */
-  protected _keepAliveLease(id: number): Promise<Lease> {
+  /**
+   * Not logged: a keep-alive only moves the deadline (which a restart resets
+   * to the full time to live anyway). A lease past its deadline is gone, but
+   * its keys only once its expiry has committed: the answer waits for that,
+   * so that a client told the lease is gone finds its keys gone too.
+   */
+  protected async _keepAliveLease(id: number, waited = false): Promise<Lease> {
     this.compactor.noteWork();
     const lease = this.index.lease(id);
-    if (lease === undefined || !this.leases.refresh(id, lease.ttlMs)) return Promise.reject(new LeaseNotFoundError(id));
-    return Promise.resolve({ id, ttlMs: lease.ttlMs });
+    if (lease !== undefined && this.leases.refresh(id, lease.ttlMs)) return { id, ttlMs: lease.ttlMs };
+    if (lease === undefined || !this.leases.isExpiring(id)) throw new LeaseNotFoundError(id);
+    // Its expiry is queued in the commit loop (or failed with the store: then the store's failure is the answer).
+    if (this.writer.failure !== undefined) throw this.writer.failure;
+    if (waited) throw new LeaseNotFoundError(id);
+    await this.leases.whenSettled(id);
+    return this._keepAliveLease(id, true);
   }
 
   protected _leaseInfo(id: number, keys: boolean): Promise<LeaseInfo> {
@@ -368,7 +378,10 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
         kind: 'expire',
         ids,
         resolve: () => undefined,
-        reject: (err) => logger.warn({ err, leases: ids }, 'lease expiry failed'),
+        reject: (err) => {
+          logger.warn({ err, leases: ids }, 'lease expiry failed');
+          leases.expiryFailed(ids);
+        },
       }),
     );
     // A restart gives every lease its full time to live again (docs/storage-format.md).

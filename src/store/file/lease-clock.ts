@@ -15,6 +15,8 @@ export class LeaseClock {
   /** [deadline, id] pairs, earliest first; an entry is stale once its lease's deadline moved or went. */
   private readonly heap: Array<[number, number]> = [];
   private readonly expiring = new Set<number>();
+  /** Called back once a lease on its way out is settled: forgotten (its expiry committed), armed again, or its expiry failed. */
+  private readonly settling = new Map<number, Array<() => void>>();
   private timer: NodeJS.Timeout | undefined;
   private armedFor = Number.POSITIVE_INFINITY;
   private closed = false;
@@ -28,6 +30,7 @@ export class LeaseClock {
   /** Starts (or restarts) a lease's full time to live. */
   arm(id: number, ttlMs: number): void {
     this.expiring.delete(id);
+    this.settled(id);
     const deadline = this.now() + ttlMs;
     this.deadlines.set(id, deadline);
     this.push([deadline, id]);
@@ -45,6 +48,38 @@ export class LeaseClock {
   forget(id: number): void {
     this.deadlines.delete(id);
     this.expiring.delete(id);
+    this.settled(id);
+  }
+
+  /** Whether the lease's deadline passed and its expiry is not committed yet. */
+  isExpiring(id: number): boolean {
+    return this.expiring.has(id);
+  }
+
+  /**
+   * Resolves once a lease on its way out is settled: its expiry committed
+   * (forget), it was armed again (a heal gives leases their time back), or
+   * its expiry failed (expiryFailed). At once for any other lease.
+   */
+  whenSettled(id: number): Promise<void> {
+    if (!this.expiring.has(id)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiting = this.settling.get(id);
+      if (waiting === undefined) this.settling.set(id, [resolve]);
+      else waiting.push(resolve);
+    });
+  }
+
+  /** The commit of these leases' expiry failed: whoever waits on them looks again. */
+  expiryFailed(ids: readonly number[]): void {
+    for (const id of ids) this.settled(id);
+  }
+
+  private settled(id: number): void {
+    const waiting = this.settling.get(id);
+    if (waiting === undefined) return;
+    this.settling.delete(id);
+    for (const resolve of waiting) resolve();
   }
 
   /** Milliseconds left, 0 once expired; undefined if unknown. */
@@ -58,6 +93,7 @@ export class LeaseClock {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    for (const id of [...this.settling.keys()]) this.settled(id);
   }
 
   private schedule(): void {
