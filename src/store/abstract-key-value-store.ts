@@ -9,7 +9,7 @@
  * StoreClosedError; the engine finishes what it accepted) → closed.
  * Every public method reports failure by rejecting, never by throwing.
  */
-import { InvalidArgumentError, StoreClosedError } from './errors';
+import { InvalidArgumentError, InvalidKeyError, StoreClosedError } from './errors';
 import type {
   ClearResult,
   DeleteResult,
@@ -333,7 +333,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     ] as const) {
       if (list.length > max) throw new InvalidArgumentError(`a transaction has at most ${max} ${name}; this one has ${list.length}`);
     }
-    for (const c of compare) this.checkCompare(c);
+    compare.forEach((c, i) => locatingKeyErrors(`compare ${i}`, () => this.checkCompare(c)));
     return { compare, success: this.validOps(success, 'success'), failure: this.validOps(failure, 'failure') };
   }
 
@@ -355,27 +355,29 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   }
 
   private validOps(ops: TxnOp[], branch: string): ValidTxnOp[] {
-    const valid = ops.map((op): ValidTxnOp => {
-      switch (op.type) {
-        case 'get':
-          validateKey(op.key, this.limits.maxKeyBytes);
-          return op;
-        case 'set':
-          return { type: 'set', ...this.validSet(op.key, op.value, op, undefined) };
-        case 'delete':
-          return { type: 'delete', key: op.key, keyBytes: validateKey(op.key, this.limits.maxKeyBytes) };
-        case 'clear': {
-          const prefix = validatePrefix(op.prefix, 'clear prefix');
-          return { type: 'clear', prefix, prefixBytes: Buffer.byteLength(prefix, 'utf8') };
-        }
-        case 'update':
-          return { type: 'update', ...this.validUpdate(op.key, op.patch, op) };
-        default:
-          throw new InvalidArgumentError(`unknown transaction op ${JSON.stringify((op as { type: unknown }).type)}`);
-      }
-    });
+    const valid = ops.map((op, i) => locatingKeyErrors(`${branch} op ${i}`, () => this.validOp(op)));
     checkNoOverlap(valid, branch);
     return valid;
+  }
+
+  private validOp(op: TxnOp): ValidTxnOp {
+    switch (op.type) {
+      case 'get':
+        validateKey(op.key, this.limits.maxKeyBytes);
+        return op;
+      case 'set':
+        return { type: 'set', ...this.validSet(op.key, op.value, op, undefined) };
+      case 'delete':
+        return { type: 'delete', key: op.key, keyBytes: validateKey(op.key, this.limits.maxKeyBytes) };
+      case 'clear': {
+        const prefix = validatePrefix(op.prefix, 'clear prefix');
+        return { type: 'clear', prefix, prefixBytes: Buffer.byteLength(prefix, 'utf8') };
+      }
+      case 'update':
+        return { type: 'update', ...this.validUpdate(op.key, op.patch, op) };
+      default:
+        throw new InvalidArgumentError(`unknown transaction op ${JSON.stringify((op as { type: unknown }).type)}`);
+    }
   }
 
   /** Runs `call` if the store is open; turns a synchronous throw into a rejection. */
@@ -390,6 +392,19 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+}
+
+/**
+ * Runs a transaction part's checks; a key refused there says which part it
+ * is (an empty key has no name to find it by among 128 ops).
+ */
+function locatingKeyErrors<T>(where: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof InvalidKeyError) throw new InvalidKeyError(`${where}: ${error.message}`, { cause: error });
+    throw error;
   }
 }
 

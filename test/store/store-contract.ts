@@ -588,6 +588,29 @@ export function runStoreContract(
         await expect(store.txn(request)).rejects.toBeInstanceOf(InvalidArgumentError);
       });
 
+      test('an empty key in a transaction says which compare or op holds it', async () => {
+        const ops = (key: string) => [
+          { type: 'get' as const, key: 'ok' },
+          { type: 'set' as const, key, value: 1 },
+        ];
+        await expect(store.txn({ compare: [], success: ops(''), failure: [] })).rejects.toThrow(
+          'success op 1: key must be a non-empty string',
+        );
+        await expect(store.txn({ compare: [], success: [], failure: ops('') })).rejects.toThrow(
+          'failure op 1: key must be a non-empty string',
+        );
+        await expect(
+          store.txn({
+            compare: [
+              { key: 'ok', result: 'equal', target: 'version', number: 0 },
+              { key: '', result: 'equal', target: 'version', number: 0 },
+            ],
+            success: [],
+            failure: [],
+          }),
+        ).rejects.toMatchObject({ code: 'INVALID_KEY', message: 'compare 1: key must be a non-empty string' });
+      });
+
       test('clear and update inside a transaction', async () => {
         await store.set('t/1', 1);
         await store.set('t/2', 2);
