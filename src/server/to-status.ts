@@ -48,7 +48,7 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   FAILED: status.UNAVAILABLE,
   // The history a watch needs is gone: re-read the state, then watch from its revision.
   COMPACTED: status.OUT_OF_RANGE,
-  // The watcher fell behind; it resumes from the revision named.
+  // The watcher read too slowly: the history it needed is gone; re-read, as for COMPACTED.
   WATCH_TOO_SLOW: status.RESOURCE_EXHAUSTED,
   NOT_FOUND: status.NOT_FOUND,
   LEASE_NOT_FOUND: status.NOT_FOUND,
@@ -90,7 +90,9 @@ export function describeError(error: unknown, logger: Logger): CallStatus {
   if (error instanceof StoreError) {
     const trailers: Record<string, string> = {};
     if (error instanceof RevisionMismatchError) trailers[CURRENT_REVISION_TRAILER] = String(error.currentRevision);
-    if (error instanceof WatchCompactedError) trailers[OLDEST_REVISION_TRAILER] = String(error.oldestRevision);
+    if (error instanceof WatchCompactedError || error instanceof WatchTooSlowError) {
+      trailers[OLDEST_REVISION_TRAILER] = String(error.oldestRevision);
+    }
     if (error instanceof WatchTooSlowError) trailers[RESUME_REVISION_TRAILER] = String(error.resumeRevision);
     return { code: STORE_CODES[error.code], message: error.message, reason: REASONS[error.code], trailers };
   }

@@ -145,15 +145,22 @@ export class WatchCompactedError extends StoreError {
 }
 
 /**
- * A watcher fell so far behind that the changes it still needed left the
- * history window. It was given every change up to resumeRevision - 1: watch
- * again from resumeRevision.
+ * A watcher read so slowly that the changes it still needed left the
+ * history window. It was given every change up to resumeRevision - 1, but
+ * the window now starts at oldestRevision, past resumeRevision (that is
+ * why it was ended): a watch from resumeRevision would fail COMPACTED. Its
+ * client reads the state again and watches from there.
  */
 export class WatchTooSlowError extends StoreError {
   readonly code = 'WATCH_TOO_SLOW';
-  constructor(readonly resumeRevision: number) {
+  constructor(
+    /** The first revision the watcher was not sent. */
+    readonly resumeRevision: number,
+    /** The oldest revision a watch can start at now (above resumeRevision). */
+    readonly oldestRevision: number,
+  ) {
     super(
-      `the watcher fell too far behind (the last revision it was sent is ${resumeRevision - 1}); watch again with start_revision ${resumeRevision}`,
+      `the watcher read too slowly: the changes it still needed left the change history kept (the last revision it was sent is ${resumeRevision - 1}; oldest revision available: ${oldestRevision}); read the current state again, then watch from the revision it was read at + 1 (of a List in pages, the first page's)`,
     );
   }
 }

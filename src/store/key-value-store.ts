@@ -204,7 +204,7 @@ export interface WatchBatch {
  * An open watch. next() resolves with the next batch once there is one (a
  * progress batch with no events when the store has been quiet for the
  * progress interval), or rejects with why the watch ended:
- * WatchCompactedError, WatchTooSlowError (resume from its resumeRevision) or
+ * WatchCompactedError, WatchTooSlowError (the history it needed is gone) or
  * StoreClosedError. Call next() again only after the previous call settled;
  * not calling it is how a slow consumer pushes back. close() ends it.
  */

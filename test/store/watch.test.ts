@@ -184,6 +184,9 @@ test('a consumer so slow that the window moved past it is ended with WatchTooSlo
     const error: unknown = await watch.next().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WatchTooSlowError);
     expect(error).toMatchObject({ code: 'WATCH_TOO_SLOW', resumeRevision: 2 });
+    // It names the oldest revision kept, past the resume revision: it is ended only once nothing can resume it.
+    expect(error).toMatchObject({ oldestRevision: store.feedStatus.oldestRevision });
+    expect(store.feedStatus.oldestRevision).toBeGreaterThan(2);
     // Resuming there is explicit too: the history is gone.
     await expect(store.watch({ prefix: '', startRevision: 2 }).next()).rejects.toBeInstanceOf(WatchCompactedError);
   });

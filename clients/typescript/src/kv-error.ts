@@ -66,9 +66,9 @@ export class KvError extends Error {
   readonly reason: KvErrorReason;
   /** For REVISION_MISMATCH: the key's current mod_revision (0 if it does not exist). */
   readonly currentRevision: number | undefined;
-  /** For COMPACTED (a watch): the oldest revision a watch can start at now. */
+  /** For COMPACTED and WATCH_TOO_SLOW (a watch): the oldest revision a watch can start at now. */
   readonly oldestRevision: number | undefined;
-  /** For WATCH_TOO_SLOW: the start revision to watch again from. */
+  /** For WATCH_TOO_SLOW: the first revision the watch was not sent (already out of the history: a watch from it is COMPACTED). */
   readonly resumeRevision: number | undefined;
 
   constructor(

@@ -122,7 +122,9 @@ export interface WatchRegistry {
  * A watch: an async iterator of events, each change exactly once, in
  * revision order. It resumes by itself, from the last revision seen + 1,
  * after UNAVAILABLE (a server restart, a network cut), RESOURCE_EXHAUSTED
- * with reason WATCH_TOO_SLOW (the server dropped a slow watcher) or a
+ * with reason WATCH_TOO_SLOW (the server dropped a slow watcher: it does
+ * so only once the changes the watcher still needed left its history, so
+ * the resumption meets COMPACTED, below) or a
  * stream that went silent (a stopped server); so a consumer sees each
  * change once across reconnects. (A watch from now learns its start from
  * the server's first message, so even a stream lost before any change

@@ -3,8 +3,10 @@
  * of committed changes (whole revisions, in revision order); it keeps them in
  * the history window and hands each live watcher the events under its key
  * or prefix. Watchers that asked for history, or fell behind, read the
- * window instead (feed-watcher.ts). Idle watchers get a progress batch
- * (no events, the current revision) every progressIntervalMs, so a client
+ * window instead (feed-watcher.ts). A watch's first batch comes at once
+ * (where it starts, or the end of its catch-up), unless it starts further
+ * on than the next revision; idle watchers get a progress batch (no
+ * events, the current revision) every progressIntervalMs, so a client
  * always has a recent revision to resume from.
  *
  * The shape is etcd's watchable_store: synced watchers in an index by key

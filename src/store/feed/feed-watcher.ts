@@ -7,7 +7,17 @@
  * queue is dropped and the window serves it again from the first revision
  * it has not been given. So a slow consumer costs the writer nothing and
  * holds at most its queue bound; it is ended (WatchTooSlowError) only once
- * the window no longer holds what it still needs.
+ * the window no longer holds what it still needs (so no start_revision can
+ * resume it: its client reads the state again).
+ *
+ * A watch's first batch comes at once: one from now, or from the next
+ * revision, says the revision before its start, the last one published
+ * (from the next revision, only if its first events are not there
+ * already); one that asked for history gets the end of its catch-up, with
+ * the events it found or none, current to the revision published. So a
+ * client has where the watch stands, to resume from, as soon as the server
+ * has it. (One from a revision further on hears first at progress, which
+ * says the revision published: nothing says the store will reach its start.)
  */
 import type { KeyChange, StoredEntry } from '../change';
 import { StoreClosedError, WatchCompactedError, WatchTooSlowError } from '../errors';
@@ -50,8 +60,13 @@ export class FeedWatcher implements Watch {
   private error: Error | undefined;
   /** When the consumer was last given a batch (ms since the epoch): progress is due an interval after. */
   lastGivenAt = Date.now();
-  /** A watch from now first gives where "now" was (fromNow): no events, current to startRevision - 1. */
-  private announce: boolean;
+  /**
+   * A watch that starts right after the last revision published first gives
+   * that: no events, current to startRevision - 1; from now always, from the
+   * next revision asked for only if no events are queued by its first
+   * next() (they say more).
+   */
+  private announce: 'always' | 'if-nothing-queued' | undefined;
 
   constructor(
     private readonly feed: FeedView,
@@ -64,10 +79,9 @@ export class FeedWatcher implements Watch {
      * client that loses the stream before any change can resume from there
      * instead of from a later "now" (a silent gap).
      */
-    fromNow = false,
+    private readonly fromNow = false,
   ) {
     this.nextRevision = startRevision;
-    this.announce = fromNow;
   }
 
   get isLive(): boolean {
@@ -78,23 +92,30 @@ export class FeedWatcher implements Watch {
     return this.waiter !== undefined;
   }
 
-  /** Called by the feed right after construction: live at once unless it asked for history. */
+  /**
+   * Called by the feed right after construction: live at once unless it
+   * asked for history. One that starts right after the last revision
+   * published (from now, or from the next revision: a client resuming after
+   * the last one it was sent, or after the revision it listed at) first
+   * says so, so that its client hears at once where it stands.
+   */
   start(): void {
-    if (this.nextRevision > this.feed.revision) this.becomeLive();
+    if (this.nextRevision > this.feed.revision) {
+      if (this.fromNow) this.announce = 'always';
+      else if (this.nextRevision === this.feed.revision + 1) this.announce = 'if-nothing-queued';
+      this.becomeLive();
+    }
   }
 
   async next(): Promise<WatchBatch> {
-    if (this.announce && this.error === undefined) {
-      this.announce = false;
+    const announce = this.announce;
+    this.announce = undefined;
+    if (announce !== undefined && this.error === undefined && (announce === 'always' || this.queue.length === 0)) {
       return this.give({ events: [], revision: this.startRevision - 1 });
     }
     for (;;) {
       if (this.error !== undefined) throw this.error;
-      if (this.state === 'catching-up') {
-        const batch = this.catchUp();
-        if (batch !== undefined) return this.give(batch);
-        continue;
-      }
+      if (this.state === 'catching-up') return this.give(this.catchUp());
       if (this.queue.length > 0) return this.give(this.takeQueue());
       const wake = await new Promise<Wake>((resolve) => {
         this.waiter = resolve;
@@ -171,16 +192,17 @@ export class FeedWatcher implements Watch {
 
   /**
    * Reads the window from nextRevision: whole revisions, up to the batch
-   * limits. Returns undefined when it caught up with nothing to give (the
-   * watcher is live then).
+   * limits. The batch that reaches the end of the window is current to the
+   * last revision published, with or without events (the watcher is live
+   * then): a catch-up that found nothing still says where it got to, at once.
    */
-  private catchUp(): WatchBatch | undefined {
+  private catchUp(): WatchBatch {
     const window = this.feed.window;
     if (this.nextRevision < window.oldestRevision) {
       throw this.failWith(
         this.nextRevision === this.startRevision
           ? new WatchCompactedError(this.startRevision, window.oldestRevision)
-          : new WatchTooSlowError(this.nextRevision),
+          : new WatchTooSlowError(this.nextRevision, window.oldestRevision),
       );
     }
     const { maxBatchEvents, maxBatchBytes } = this.feed.limits;
@@ -198,7 +220,6 @@ export class FeedWatcher implements Watch {
     if (position >= window.size) {
       // Caught up with everything published: from here publish hands it events (same tick, so none is missed).
       this.becomeLive();
-      if (events.length === 0) return undefined;
       return { events, revision: this.feed.revision };
     }
     return { events, revision: last };

@@ -148,10 +148,13 @@ export enum ErrorReason {
   COMPACTED = 11,
   /**
    * WATCH_TOO_SLOW - buf:lint:ignore ENUM_VALUE_PREFIX
-   * Watch: the watcher fell so far behind that the changes it still needed
-   * left the history. RESOURCE_EXHAUSTED, with the start_revision to watch
-   * again from in the kv-resume-revision trailer (every change before it
-   * was sent).
+   * Watch: the watcher read so slowly that the changes it still needed left
+   * the history. RESOURCE_EXHAUSTED; the kv-resume-revision trailer is the
+   * first revision it was not sent (every change before it was), and the
+   * kv-oldest-revision trailer the oldest revision still kept. The server ends a slow
+   * watcher only once that revision has left the history, so a watch from
+   * it is COMPACTED: read the current state again, then watch from the
+   * revision it was read at + 1, as for COMPACTED.
    */
   WATCH_TOO_SLOW = 12,
   /**
@@ -374,14 +377,15 @@ export enum ErrorTrailer {
   KV_CURRENT_REVISION = 2,
   /**
    * KV_OLDEST_REVISION - buf:lint:ignore ENUM_VALUE_PREFIX
-   * "kv-oldest-revision": with COMPACTED, the oldest revision a watch can
-   * start at now.
+   * "kv-oldest-revision": with COMPACTED and WATCH_TOO_SLOW, the oldest
+   * revision a watch can start at now.
    */
   KV_OLDEST_REVISION = 3,
   /**
    * KV_RESUME_REVISION - buf:lint:ignore ENUM_VALUE_PREFIX
-   * "kv-resume-revision": with WATCH_TOO_SLOW, the start_revision to watch
-   * again from.
+   * "kv-resume-revision": with WATCH_TOO_SLOW, the first revision the watch
+   * was not sent (every change before it was). It has left the history
+   * already: a watch from it is COMPACTED (read the state again instead).
    */
   KV_RESUME_REVISION = 4,
   UNRECOGNIZED = -1,
@@ -5525,8 +5529,14 @@ export const KeyValueServiceService = {
    * whose events pass about 1 MiB is split across several messages, each
    * but the last marked WatchResponse.fragment.
    *
-   * When there is nothing to send, the server sends a progress message (no
-   * events, the current revision) about every 5 seconds (server flag
+   * The first message comes at once: a watch from now, or from the next
+   * revision, says the revision it starts after; one with a start_revision
+   * in the history gets the end of its replay, current to the store's
+   * revision, even if nothing in it matched. (On the etcd engine only a
+   * watch from now does; one with a start_revision hears first at etcd's
+   * next progress response, or with its first events.) When there is
+   * nothing to send, the server sends a progress message (no events, the
+   * current revision) about every 5 seconds (server flag
    * --watch-progress-ms), so a client always knows a recent revision to
    * resume from, and can tell a quiet stream from a dead one.
    *
@@ -5540,9 +5550,10 @@ export const KeyValueServiceService = {
    * start_revision is older than the window (the kv-oldest-revision trailer
    * says the oldest available: read the state again, then watch from its
    * revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
-   * read so slowly that the changes it still needed left the window (watch
-   * again from the kv-resume-revision trailer; it will usually be
-   * OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+   * read so slowly that the changes it still needed left the window (so a
+   * watch from the kv-resume-revision trailer would be OUT_OF_RANGE too:
+   * read the state again, as for OUT_OF_RANGE); UNAVAILABLE when the server
+   * shuts down.
    */
   watch: {
     path: "/kv.v1.KeyValueService/Watch" as const,
@@ -5781,8 +5792,14 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * whose events pass about 1 MiB is split across several messages, each
    * but the last marked WatchResponse.fragment.
    *
-   * When there is nothing to send, the server sends a progress message (no
-   * events, the current revision) about every 5 seconds (server flag
+   * The first message comes at once: a watch from now, or from the next
+   * revision, says the revision it starts after; one with a start_revision
+   * in the history gets the end of its replay, current to the store's
+   * revision, even if nothing in it matched. (On the etcd engine only a
+   * watch from now does; one with a start_revision hears first at etcd's
+   * next progress response, or with its first events.) When there is
+   * nothing to send, the server sends a progress message (no events, the
+   * current revision) about every 5 seconds (server flag
    * --watch-progress-ms), so a client always knows a recent revision to
    * resume from, and can tell a quiet stream from a dead one.
    *
@@ -5796,9 +5813,10 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * start_revision is older than the window (the kv-oldest-revision trailer
    * says the oldest available: read the state again, then watch from its
    * revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
-   * read so slowly that the changes it still needed left the window (watch
-   * again from the kv-resume-revision trailer; it will usually be
-   * OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+   * read so slowly that the changes it still needed left the window (so a
+   * watch from the kv-resume-revision trailer would be OUT_OF_RANGE too:
+   * read the state again, as for OUT_OF_RANGE); UNAVAILABLE when the server
+   * shuts down.
    */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
   /**
@@ -6021,8 +6039,14 @@ export interface KeyValueServiceClient extends Client {
    * whose events pass about 1 MiB is split across several messages, each
    * but the last marked WatchResponse.fragment.
    *
-   * When there is nothing to send, the server sends a progress message (no
-   * events, the current revision) about every 5 seconds (server flag
+   * The first message comes at once: a watch from now, or from the next
+   * revision, says the revision it starts after; one with a start_revision
+   * in the history gets the end of its replay, current to the store's
+   * revision, even if nothing in it matched. (On the etcd engine only a
+   * watch from now does; one with a start_revision hears first at etcd's
+   * next progress response, or with its first events.) When there is
+   * nothing to send, the server sends a progress message (no events, the
+   * current revision) about every 5 seconds (server flag
    * --watch-progress-ms), so a client always knows a recent revision to
    * resume from, and can tell a quiet stream from a dead one.
    *
@@ -6036,9 +6060,10 @@ export interface KeyValueServiceClient extends Client {
    * start_revision is older than the window (the kv-oldest-revision trailer
    * says the oldest available: read the state again, then watch from its
    * revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
-   * read so slowly that the changes it still needed left the window (watch
-   * again from the kv-resume-revision trailer; it will usually be
-   * OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+   * read so slowly that the changes it still needed left the window (so a
+   * watch from the kv-resume-revision trailer would be OUT_OF_RANGE too:
+   * read the state again, as for OUT_OF_RANGE); UNAVAILABLE when the server
+   * shuts down.
    */
   watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;
   watch(

@@ -135,10 +135,13 @@ const (
 	// page's: each page is read at its own revision).
 	ErrorReason_COMPACTED ErrorReason = 11
 	// buf:lint:ignore ENUM_VALUE_PREFIX
-	// Watch: the watcher fell so far behind that the changes it still needed
-	// left the history. RESOURCE_EXHAUSTED, with the start_revision to watch
-	// again from in the kv-resume-revision trailer (every change before it
-	// was sent).
+	// Watch: the watcher read so slowly that the changes it still needed left
+	// the history. RESOURCE_EXHAUSTED; the kv-resume-revision trailer is the
+	// first revision it was not sent (every change before it was), and the
+	// kv-oldest-revision trailer the oldest revision still kept. The server ends a slow
+	// watcher only once that revision has left the history, so a watch from
+	// it is COMPACTED: read the current state again, then watch from the
+	// revision it was read at + 1, as for COMPACTED.
 	ErrorReason_WATCH_TOO_SLOW ErrorReason = 12
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// The store's backend (the etcd cluster behind this server) did not
@@ -288,12 +291,13 @@ const (
 	// mod_revision (0 if the key does not exist), as decimal text.
 	ErrorTrailer_KV_CURRENT_REVISION ErrorTrailer = 2
 	// buf:lint:ignore ENUM_VALUE_PREFIX
-	// "kv-oldest-revision": with COMPACTED, the oldest revision a watch can
-	// start at now.
+	// "kv-oldest-revision": with COMPACTED and WATCH_TOO_SLOW, the oldest
+	// revision a watch can start at now.
 	ErrorTrailer_KV_OLDEST_REVISION ErrorTrailer = 3
 	// buf:lint:ignore ENUM_VALUE_PREFIX
-	// "kv-resume-revision": with WATCH_TOO_SLOW, the start_revision to watch
-	// again from.
+	// "kv-resume-revision": with WATCH_TOO_SLOW, the first revision the watch
+	// was not sent (every change before it was). It has left the history
+	// already: a watch from it is COMPACTED (read the state again instead).
 	ErrorTrailer_KV_RESUME_REVISION ErrorTrailer = 4
 )
 

@@ -212,8 +212,14 @@ class KeyValueServiceServicer:
         whose events pass about 1 MiB is split across several messages, each
         but the last marked WatchResponse.fragment.
 
-        When there is nothing to send, the server sends a progress message (no
-        events, the current revision) about every 5 seconds (server flag
+        The first message comes at once: a watch from now, or from the next
+        revision, says the revision it starts after; one with a start_revision
+        in the history gets the end of its replay, current to the store's
+        revision, even if nothing in it matched. (On the etcd engine only a
+        watch from now does; one with a start_revision hears first at etcd's
+        next progress response, or with its first events.) When there is
+        nothing to send, the server sends a progress message (no events, the
+        current revision) about every 5 seconds (server flag
         --watch-progress-ms), so a client always knows a recent revision to
         resume from, and can tell a quiet stream from a dead one.
 
@@ -227,9 +233,10 @@ class KeyValueServiceServicer:
         start_revision is older than the window (the kv-oldest-revision trailer
         says the oldest available: read the state again, then watch from its
         revision + 1); RESOURCE_EXHAUSTED (reason WATCH_TOO_SLOW) if the client
-        read so slowly that the changes it still needed left the window (watch
-        again from the kv-resume-revision trailer; it will usually be
-        OUT_OF_RANGE); UNAVAILABLE when the server shuts down.
+        read so slowly that the changes it still needed left the window (so a
+        watch from the kv-resume-revision trailer would be OUT_OF_RANGE too:
+        read the state again, as for OUT_OF_RANGE); UNAVAILABLE when the server
+        shuts down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
