@@ -8,6 +8,7 @@
  * with it.
  */
 import http2 from 'node:http2';
+import tls from 'node:tls';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
 import { StoreClosedError } from '../store/errors';
@@ -20,6 +21,7 @@ import { type ConsoleAssets } from './http/console-route';
 import type { HttpServer, HttpTls } from './http/create-http-server';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
 import { addReflection } from './reflection';
+import { logTlsRefusals } from './tls-refusals';
 import { serveUnaryOverHttp2 } from './unary-over-http2';
 
 export interface KvServerOptions {
@@ -131,6 +133,8 @@ export function createServer({
         (injected) => {
           serveUnaryOverHttp2(server, injected, service.unaryRoutes, { maxReceiveBytes: maxMessageBytes, maxSendBytes: MAX_SEND_BYTES });
           trackConnections(server, connectionsOpen);
+          const http2Server = newestHttp2Server(server);
+          if (http2Server instanceof tls.Server) logTlsRefusals(http2Server, 'grpc', logger);
         },
       );
       // The store is open before the server is built, so listening is the moment we can serve.
@@ -181,11 +185,16 @@ export function createServer({
  * internal as in unary-over-http2.ts, which checks it is there.
  */
 function trackConnections(server: Server, open: Set<http2.ServerHttp2Session>): void {
-  const http2Servers = (server as unknown as { http2Servers: Map<http2.Http2Server, unknown> }).http2Servers;
-  [...http2Servers.keys()].at(-1)?.on('session', (session: http2.ServerHttp2Session) => {
+  newestHttp2Server(server)?.on('session', (session: http2.ServerHttp2Session) => {
     open.add(session);
     session.once('close', () => open.delete(session));
   });
+}
+
+/** The HTTP/2 server grpc-js made last (a TLS one with TLS credentials): the internal trackConnections reads. */
+function newestHttp2Server(server: Server): http2.Http2Server | http2.Http2SecureServer | undefined {
+  const http2Servers = (server as unknown as { http2Servers: Map<http2.Http2Server | http2.Http2SecureServer, unknown> }).http2Servers;
+  return [...http2Servers.keys()].at(-1);
 }
 
 /** Whether `promise` settles within `ms`. */

@@ -17,6 +17,7 @@ import type { CallObserver } from '../call-observer';
 import type { ConnectionLimits } from '../connection-limits';
 import type { GrpcDeps } from '../grpc-call';
 import type { TlsMaterial } from '../tls-credentials';
+import { logTlsRefusals } from '../tls-refusals';
 import { authenticateRequest, CALLER } from './connect-call';
 import { addKeyValueService, methodObservers, type Protocols } from './connect-service';
 import { type ConsoleAssets, consoleRoute } from './console-route';
@@ -161,6 +162,7 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     tls.onRotate((material) => secure.setSecureContext(context(material)));
     secure.on('session', onSession);
     secure.on('connection', track);
+    logTlsRefusals(secure, 'http', deps.logger);
     front = secure;
   }
   limits.capConnections(front);
