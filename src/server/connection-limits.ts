@@ -39,7 +39,7 @@ export interface ConnectionLimits {
 /** The HTTP/2 client connection preface, and the frame header of the SETTINGS frame that must follow it. */
 const PREFACE_BYTES = 24 + 9;
 /** A refused connection is logged at most this often (with how many were refused since). */
-const REFUSAL_LOG_EVERY_MS = 10_000;
+export const REFUSAL_LOG_EVERY_MS = 10_000;
 
 /** The grpc-js server options for the limits grpc-js enforces itself. */
 export function grpcConnectionOptions(limits: ConnectionLimits): ServerOptions {
@@ -200,7 +200,7 @@ function peerOf(socket: net.Socket): string {
  * counted meanwhile are said when the interval is over, even if no refusal
  * follows (a burst of a thousand is not left at the "1" of its first line).
  */
-class RefusalLog {
+export class RefusalLog {
   private unsaid = 0;
   private lastSaidAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;

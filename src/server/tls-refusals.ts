@@ -12,11 +12,12 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from '../logger';
+import { REFUSAL_LOG_EVERY_MS, RefusalLog } from './connection-limits';
 
 export type TlsPort = 'grpc' | 'http';
 
 /** At most one line per port this often, as connection-limits.ts's REFUSAL_LOG_EVERY_MS. */
-export const TLS_REFUSAL_LOG_EVERY_MS = 10_000;
+export const TLS_REFUSAL_LOG_EVERY_MS = REFUSAL_LOG_EVERY_MS;
 /** Client addresses named in a line that sums up refusals; refusals from others are only counted. */
 const ADDRESSES_NAMED = 10;
 
@@ -99,16 +100,15 @@ function hostOf(peer: string): string {
 /**
  * One port's refusals: the first said at once, then at most one line every
  * TLS_REFUSAL_LOG_EVERY_MS for those counted meanwhile (said when the
- * interval is over, even if no refusal follows).
+ * interval is over, even if no refusal follows): connection-limits.ts's
+ * RefusalLog keeps the time, this what to say.
  */
 class TlsRefusalLog {
-  private unsaid = 0;
   private readonly reasons = new Map<string, number>();
   private readonly addresses = new Set<string>();
   private fromOthers = 0;
   private last = { peer: '', reason: '' };
-  private lastSaidAt = Number.NEGATIVE_INFINITY;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timing = new RefusalLog((refused) => this.say(refused));
 
   constructor(
     private readonly port: TlsPort,
@@ -116,27 +116,20 @@ class TlsRefusalLog {
   ) {}
 
   refused(peer: string, reason: string): void {
-    const now = Date.now();
-    this.unsaid++;
     this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
     const host = hostOf(peer);
     if (this.addresses.size < ADDRESSES_NAMED) this.addresses.add(host);
     else if (!this.addresses.has(host)) this.fromOthers++;
     this.last = { peer, reason };
-    if (now - this.lastSaidAt >= TLS_REFUSAL_LOG_EVERY_MS) return this.flush(now);
-    if (this.timer === undefined) {
-      this.timer = setTimeout(() => this.flush(Date.now()), TLS_REFUSAL_LOG_EVERY_MS - (now - this.lastSaidAt));
-      // A line still to say never keeps a stopping server alive.
-      this.timer.unref();
-    }
+    this.timing.refused();
   }
 
   flush(now: number): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.unsaid === 0) return;
-    this.lastSaidAt = now;
-    const { port, unsaid: refused } = this;
+    this.timing.flush(now);
+  }
+
+  private say(refused: number): void {
+    const port = this.port;
     const name = PORT_NAME[port];
     if (refused === 1) {
       const { peer, reason } = this.last;
@@ -152,7 +145,6 @@ class TlsRefusalLog {
         `${name}: refused ${refused} TLS handshakes in the last ${TLS_REFUSAL_LOG_EVERY_MS / 1000} s (${byReason}) from ${from}`,
       );
     }
-    this.unsaid = 0;
     this.reasons.clear();
     this.addresses.clear();
     this.fromOthers = 0;
