@@ -13,8 +13,8 @@ import {
   pinnedAddresses,
   type ProcessRole,
   type ReloadMessage,
-  type StopMessage,
   sendToChild,
+  type StopMessage,
   tellSupervisor,
 } from './cluster/process-role';
 import { ConfigError, loadConfig, unknownEnvironmentWarning, usage, type Config } from './config';
@@ -289,7 +289,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   logger.info(
-    { signal: stopped, graceMs: config.shutdownGraceMs },
+    { ...(stop.reason === undefined ? { signal: stopped } : { reason: stop.reason }), graceMs: config.shutdownGraceMs },
     config.shutdownGraceMs > 0 ? 'shutting down: finishing calls in flight' : 'shutting down: cancelling calls in flight (no grace period)',
   );
   await server.shutdown(config.shutdownGraceMs);
@@ -435,6 +435,14 @@ async function restoreBeforeServing(file: string, dataDir: string, logger: Logge
   }
 }
 
+/** `signal` aborts what the server is doing and `requested` resolves once a stop is asked for. */
+interface StopListener {
+  signal: AbortSignal;
+  requested: Promise<NodeJS.Signals>;
+  /** Why the server stops when no signal asked for it (under --workers: the supervisor gave up, or is gone). */
+  reason?: string;
+}
+
 /** Why the store's opening was aborted: a signal asked the server to stop. */
 class StopRequested extends Error {
   constructor(readonly signal: NodeJS.Signals) {
@@ -451,7 +459,7 @@ class StopRequested extends Error {
  * Under `npm start`, Ctrl-C arrives twice at once (from the terminal, and
  * forwarded by npm): a repeat within a second is that echo, not impatience.
  */
-function listenForStop(forced: { dataNote: string }): { signal: AbortSignal; requested: Promise<NodeJS.Signals> } {
+function listenForStop(forced: { dataNote: string }): StopListener {
   const controller = new AbortController();
   let firstAt = 0;
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
@@ -475,10 +483,17 @@ function listenForStop(forced: { dataNote: string }): { signal: AbortSignal; req
   return { signal: controller.signal, requested };
 }
 
-/** What a stop by a second signal leaves of the data: no acknowledged write is lost, whatever the engine and fsync mode. */
+/**
+ * What a stop by a second signal leaves of the data: no acknowledged write is lost, whatever the engine and fsync
+ * mode. One process removes the directory's lock as it exits (proper-lockfile's exit hook); under --workers the
+ * store owner that holds it is killed, so it stays (its owner is gone: the next start takes it over at once).
+ */
 function whatAForcedStopKeeps(config: Config): string {
   if (config.engine === 'etcd') return 'every acknowledged write is in etcd';
-  const lock = "the data directory's lock is left behind, and the next start takes it over";
+  const lock =
+    config.workers > 1
+      ? "the store owner is killed, so the data directory's lock is left behind, and the next start takes it over"
+      : "the data directory's lock is removed as the process exits";
   if (config.fsync === 'always') return `every acknowledged write is on disk (--fsync always); ${lock}`;
   return (
     `every acknowledged write was handed to the operating system and survives this exit ` +
@@ -486,25 +501,31 @@ function whatAForcedStopKeeps(config: Config): string {
   );
 }
 
-/** Under the supervisor: its 'stop' message (or its end) asks for the stop; signals from outside are the supervisor's to act on. */
-function listenForSupervisorStop(): { signal: AbortSignal; requested: Promise<NodeJS.Signals> } {
+/**
+ * Under the supervisor: its 'stop' message (or its end) asks for the stop; signals from outside are the supervisor's
+ * to act on. `reason`, once the stop is asked for, if no signal asked for it: what the log names instead.
+ */
+function listenForSupervisorStop(): StopListener {
   const controller = new AbortController();
   let resolve: (signal: NodeJS.Signals) => void = () => undefined;
   const requested = new Promise<NodeJS.Signals>((r) => (resolve = r));
-  const onStop = (signal: NodeJS.Signals): void => {
+  const listener: StopListener = { signal: controller.signal, requested };
+  const onStop = (signal: NodeJS.Signals, reason?: string): void => {
     if (controller.signal.aborted) return;
+    listener.reason = reason;
     controller.abort(new StopRequested(signal));
     resolve(signal);
   };
   process.on('message', (message: unknown) => {
     const stop = message as Partial<StopMessage> | null;
-    if (stop?.kind === 'stop') onStop(stop.signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+    if (stop?.kind !== 'stop') return;
+    onStop(stop.signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM', typeof stop.reason === 'string' ? stop.reason : undefined);
   });
   // The supervisor is gone: stop as it would have asked.
-  process.on('disconnect', () => onStop('SIGTERM'));
+  process.on('disconnect', () => onStop('SIGTERM', 'the supervisor is gone'));
   process.on('SIGTERM', () => undefined);
   process.on('SIGINT', () => undefined);
-  return { signal: controller.signal, requested };
+  return listener;
 }
 
 /** An error from the operating system (ENOTDIR, EACCES, ENOSPC...), as opposed to a bug. */

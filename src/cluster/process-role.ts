@@ -84,6 +84,8 @@ export interface StopMessage {
   kind: 'stop';
   /** The signal the supervisor was stopped by (what the child's log names). */
   signal: NodeJS.Signals;
+  /** When it was not a signal that asked for the stop (the supervisor gave up): what the child's log names instead of `signal`. */
+  reason?: string;
 }
 
 /**

@@ -10,9 +10,10 @@
  * an owner that dies takes the whole server with it: every worker
  * is stopped, the owner restarted (recovering the data directory as after
  * any crash: no acknowledged write is lost) and the workers after it.
- * Restarting more than MAX_RESTARTS times in RESTART_WINDOW_MS gives up
- * (exit 1). SIGTERM/SIGINT: the workers drain as a single server does, then
- * the owner closes the store; the exit code is the owner's.
+ * Restarting more than MAX_RESTARTS times in RESTART_WINDOW_MS gives up:
+ * the children are stopped (their log names the give-up), then one line on
+ * stderr and exit 1. SIGTERM/SIGINT: the workers drain as a single server
+ * does, then the owner closes the store; the exit code is the owner's.
  */
 import { randomBytes } from 'node:crypto';
 import cluster, { type Worker } from 'node:cluster';
@@ -102,6 +103,8 @@ export async function superviseWorkers({
   const restarts: number[] = [];
   let giveUp: (code: number) => void = () => undefined;
   const gaveUp = new Promise<number>((resolve) => (giveUp = resolve));
+  /** Why the supervisor gave up restarting (what the children's stop and the stderr line say), once it has. */
+  let gaveUpBecause: { what: string; ends: number } | undefined;
   let stopSignal: NodeJS.Signals | undefined;
   /** How the owner ended if it ended during a stop (stopAll reads it only while it has not asked the owner yet). */
   let ownerEndedEarly: { code: number | null; signal: string | null } | undefined;
@@ -122,6 +125,7 @@ export async function superviseWorkers({
     restarts.push(now);
     if (restarts.length <= MAX_RESTARTS) return true;
     logger.error({ restarts: restarts.length, windowMs: RESTART_WINDOW_MS }, `${what} keeps failing: giving up`);
+    gaveUpBecause ??= { what, ends: restarts.length };
     return false;
   };
 
@@ -304,9 +308,13 @@ export async function superviseWorkers({
     members.phase = 'stopping';
     // Capped: a longer timer would fire at once and kill every child without its drain.
     const graceMs = Math.min(config.shutdownGraceMs + STOP_SLACK_MS, MAX_TIMER_MS);
-    const signal = stopSignal ?? 'SIGTERM';
+    const message: StopMessage = { kind: 'stop', signal: stopSignal ?? 'SIGTERM' };
+    // Given up, not asked by a signal: the children's log says so instead of naming a signal nobody sent.
+    if (stopSignal === undefined && gaveUpBecause !== undefined) {
+      message.reason = `the supervisor gave up: ${gaveUpBecause.what} keeps failing`;
+    }
     const stop = (child: Worker): Promise<number> =>
-      stopChild(child, graceMs, signal, (pid) =>
+      stopChild(child, graceMs, message, (pid) =>
         logger.warn(
           { child: names.get(child), pid, graceMs: config.shutdownGraceMs, slackMs: STOP_SLACK_MS },
           'a child process did not stop within the grace period (and 5 s more): killed',
@@ -331,7 +339,16 @@ export async function superviseWorkers({
   }
   const outcome = await Promise.race([stopped, gaveUp]);
   const code = await stopAll();
-  return typeof outcome === 'number' ? outcome : code;
+  if (typeof outcome !== 'number') return code;
+  // Said once on stderr, as every other exit 1 is; unless a child's own line (a port taken) already said why they fail.
+  if (gaveUpBecause !== undefined && said.size === 0) {
+    const { what, ends } = gaveUpBecause;
+    process.stderr.write(
+      `kv-server: ${what} keeps failing (${ends} processes ended within ${RESTART_WINDOW_MS / 1000} s, ${MAX_RESTARTS} restarts ` +
+        `allowed): gave up and stopped the server; the log says how each ended\n`,
+    );
+  }
+  return outcome;
 }
 
 /**
@@ -365,7 +382,7 @@ function readyOf<K extends ChildMessage['kind']>(child: Worker, kind: K): Promis
 }
 
 /** Asks a child to drain and exit; kills it if it takes longer than `graceMs`. Resolves with its exit code. */
-function stopChild(child: Worker, graceMs: number, signal: NodeJS.Signals, onKill: (pid: number | undefined) => void): Promise<number> {
+function stopChild(child: Worker, graceMs: number, stop: StopMessage, onKill: (pid: number | undefined) => void): Promise<number> {
   if (child.isDead()) return Promise.resolve(child.process.exitCode ?? 1);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -381,7 +398,6 @@ function stopChild(child: Worker, graceMs: number, signal: NodeJS.Signals, onKil
       clearInterval(again);
       resolve(code ?? 1);
     });
-    const stop: StopMessage = { kind: 'stop', signal };
     if (child.isConnected()) sendToChild(child, stop);
     else child.process.kill('SIGKILL');
   });

@@ -109,7 +109,7 @@ export function createServer({
     if (serving === (failure === undefined)) return;
     serving = failure === undefined;
     if (failure === undefined) logger.info('the store takes writes again; health is SERVING');
-    else logger.error({ err: failure }, 'the store cannot take writes now; health is NOT_SERVING');
+    else logger.error(storeFailure(failure), 'the store cannot take writes now; health is NOT_SERVING');
     health.set(serving ? 'SERVING' : 'NOT_SERVING');
   };
   // A store can fail or heal with no call in flight to notice: look now and then.
@@ -140,7 +140,7 @@ export function createServer({
       // The store is open before the server is built, so listening is the moment we can serve.
       serving = store.failure === undefined;
       health.set(serving ? 'SERVING' : 'NOT_SERVING');
-      if (!serving) logger.error({ err: store.failure }, 'the store cannot take writes now; health is NOT_SERVING');
+      if (!serving) logger.error(storeFailure(store.failure as Error), 'the store cannot take writes now; health is NOT_SERVING');
       return listener.port;
     },
 
@@ -195,6 +195,15 @@ function trackConnections(server: Server, open: Set<http2.ServerHttp2Session>): 
 function newestHttp2Server(server: Server): http2.Http2Server | http2.Http2SecureServer | undefined {
   const http2Servers = (server as unknown as { http2Servers: Map<http2.Http2Server | http2.Http2SecureServer, unknown> }).http2Servers;
   return [...http2Servers.keys()].at(-1);
+}
+
+/**
+ * A store's failure as the health line logs it: its code and message, no
+ * stack or cause (the file store has logged the I/O error itself; pino would
+ * repeat the cause's text in the message, with two stacks).
+ */
+function storeFailure(failure: Error): { failure: { code: string | undefined; message: string } } {
+  return { failure: { code: (failure as { code?: string }).code, message: failure.message } };
 }
 
 /** Whether `promise` settles within `ms`. */

@@ -42,6 +42,20 @@ testSmallDisk(
       // Still full: a heal attempt fails and is logged.
       await pollUntil('a failed heal attempt', () => (server.output().includes('could not resume writes yet') ? true : undefined));
       expect(await healthOf(server.address)).toBe('NOT_SERVING');
+      // The store's failure is one line, its error without a stack; so is each failed heal attempt.
+      const log = server
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg: string; err?: Record<string, unknown> });
+      const failures = log.filter((line) => line.msg.startsWith('the store stopped accepting writes'));
+      expect(failures).toEqual([expect.objectContaining({ err: expect.objectContaining({ code: 'ENOSPC', syscall: 'write' }) })]);
+      const attempts = log.filter((line) => line.msg.startsWith('could not resume writes yet'));
+      for (const line of [...failures, ...attempts]) expect(line.err).not.toHaveProperty('stack');
+      // Health's line names the failure once, without the I/O error again (the store's line has it).
+      const health = log.filter((line) => line.msg.startsWith('the store cannot take writes now'));
+      expect(health).toEqual([expect.not.objectContaining({ err: expect.anything() })]);
+      expect(health[0]).toMatchObject({ failure: { code: 'FAILED', message: expect.stringContaining('ENOSPC') as string } });
 
       fs.rmSync(filler);
       await pollUntil(

@@ -134,6 +134,20 @@ testSmallDisk(
           expect.objectContaining({ attempt: i + 1, retryInMs, err: expect.objectContaining({ code: 'ENOSPC' }) }),
         ),
       );
+      // The failure is one line, its error without a stack; each retry line names the disk's error, without a stack.
+      const failures = lines.filter((l) => Number(l.level) >= 50);
+      expect(failures).toEqual([
+        expect.objectContaining({
+          msg: (failed as Error).message,
+          err: { type: 'Error', message: 'ENOSPC: no space left on device, write', code: 'ENOSPC', errno: -28, syscall: 'write' },
+        }),
+      ]);
+      for (const attempt of attempts()) {
+        expect(attempt.err).toEqual(
+          expect.objectContaining({ message: expect.stringContaining('ENOSPC'), code: 'ENOSPC', syscall: 'write' }),
+        );
+        expect(attempt.err).not.toHaveProperty('stack');
+      }
       expect(store.failure).toBeDefined();
 
       fs.rmSync(filler);

@@ -30,7 +30,7 @@ import { CorruptDataError, StoreFailedError } from '../errors';
 import type { Compactor } from './compact';
 import { dataFilePath, logFileName } from './data-dir-files';
 import type { DataDirLock } from './data-dir-lock';
-import { type LogWriter, openActiveLog } from './log-writer';
+import { type LogWriter, openActiveLog, withBriefIoErrors } from './log-writer';
 import { recoverDataDir } from './recover-log';
 import type { StoreIndex } from './store-index';
 
@@ -132,7 +132,8 @@ export class Healer {
         return;
       }
       this.step++;
-      logger.warn(
+      // Without the stack (a disk still full fails the same way every time), unless it is not the disk's error.
+      withBriefIoErrors(logger).warn(
         { err, attempt: this.attempts, retryInMs: this.delayMs },
         `could not resume writes yet (${(err as Error).message}); retrying in ${this.delayMs} ms`,
       );

@@ -25,6 +25,7 @@
  * its last batch.
  */
 import fs from 'node:fs';
+import pino from 'pino';
 import type { Logger } from '../../logger';
 import { CorruptDataError, StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
@@ -141,6 +142,25 @@ function writeFully(fd: number, buf: Buffer, position: number): void {
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
 }
 
+/**
+ * `logger`, logging an error from the operating system under `err` (ENOSPC, EIO, EPERM...: a code such as
+ * "ENOSPC") as its type, message, code, errno, syscall and path, without its stack: it says what the disk refused,
+ * not where the code went wrong, and a disk that stays full repeats it at every heal attempt. At debug level, and
+ * for any other error, the stack is kept.
+ */
+export function withBriefIoErrors(logger: Logger): Logger {
+  if (logger.isLevelEnabled('debug')) return logger;
+  return logger.child({}, { serializers: { err: briefIoError } });
+}
+
+function briefIoError(err: unknown): unknown {
+  // Not `instanceof Error`: an error made in another realm (a vm context) is one too.
+  const { code, message, errno, syscall, path } = (err ?? {}) as Partial<NodeJS.ErrnoException>;
+  if (typeof message !== 'string' || typeof code !== 'string' || !/^E[A-Z0-9]+$/.test(code)) return pino.stdSerializers.err(err as Error);
+  const type = (err as Error).constructor?.name ?? 'Error';
+  return Object.fromEntries(Object.entries({ type, message, code, errno, syscall, path }).filter(([, v]) => v !== undefined));
+}
+
 export class LogWriter {
   /** Set once a write or sync fails (the file's tail is then unknown) or fail() is called: no more writes until resume(). */
   failure: StoreFailedError | undefined;
@@ -197,14 +217,14 @@ export class LogWriter {
     if (this.final) return;
     this.final = true;
     this.failure = failure;
-    this.logger.error({ err: failure.cause, file: failure.file }, failure.message);
+    withBriefIoErrors(this.logger).error({ err: failure.cause, file: failure.file }, failure.message);
   }
 
   /** An append or sync failed: no writes until a heal resume()s the writer. */
   private failOnIo(filePath: string, err: Error): StoreFailedError {
     if (this.failure !== undefined) return this.failure;
     this.failure = new StoreFailedError(filePath, err, true);
-    this.logger.error({ err, file: filePath }, this.failure.message);
+    withBriefIoErrors(this.logger).error({ err, file: filePath }, this.failure.message);
     this.cutUncommitted();
     this.onIoFailure();
     return this.failure;
@@ -228,7 +248,7 @@ export class LogWriter {
       log.size = committed;
       log.length = committed;
     } catch (err) {
-      this.logger.error(
+      withBriefIoErrors(this.logger).error(
         { err, file: this.activePath, offset: committed },
         `could not cut the failed batch off ${this.activePath} at byte offset ${committed}; a restart may read it back`,
       );
