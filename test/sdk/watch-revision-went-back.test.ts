@@ -15,6 +15,30 @@ import { freePort } from '../support/free-port';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
+/**
+ * Ten keys, a backup of them at revision 10, and a watch on them from now
+ * (started: it has said revision 10), whose events and end are recorded.
+ */
+async function backedUpAndWatched(
+  kv: KvClient,
+  backupFile: string,
+  onResume?: (change: WatchResumeChange) => void,
+): Promise<{ watch: ReturnType<KvClient['watch']>; seen: KvWatchEvent[]; ended: () => { error: unknown } | undefined }> {
+  for (let i = 0; i < 10; i++) await kv.set(`w/${i}`, i);
+  expect((await kv.backup(backupFile)).revision).toBe(10);
+  const watch = kv.watch({ prefix: 'w/', onResume });
+  const seen: KvWatchEvent[] = [];
+  let ended: { error: unknown } | undefined;
+  void (async () => {
+    for await (const event of watch) seen.push(event);
+  })().then(
+    () => (ended = { error: undefined }),
+    (error: unknown) => (ended = { error }),
+  );
+  await pollUntil('the watch to start', () => (watch.revision === 10 ? true : undefined));
+  return { watch, seen, ended: () => ended };
+}
+
 test('a watch resumed on a server restored from an earlier backup throws REVISION_WENT_BACK instead of skipping its changes', async () => {
   const dir = makeTempDir('kv-went-back-');
   const address = `127.0.0.1:${await freePort()}`;
@@ -24,21 +48,8 @@ test('a watch resumed on a server restored from an earlier backup throws REVISIO
   servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'a'), args: flags }));
   const kv = new KvClient(address, { deadlineMs: 5000 });
   try {
-    for (let i = 0; i < 10; i++) await kv.set(`w/${i}`, i);
-    const backup = await kv.backup(path.join(dir, 'at-10.backup'));
-    expect(backup.revision).toBe(10);
-
     const told: WatchResumeChange[] = [];
-    const watch = kv.watch({ prefix: 'w/', onResume: (change) => told.push(change) });
-    const seen: KvWatchEvent[] = [];
-    let ended: { error: unknown } | undefined;
-    void (async () => {
-      for await (const event of watch) seen.push(event);
-    })().then(
-      () => (ended = { error: undefined }),
-      (error: unknown) => (ended = { error }),
-    );
-    await pollUntil('the watch to start', () => (watch.revision === 10 ? true : undefined));
+    const { watch, seen, ended } = await backedUpAndWatched(kv, path.join(dir, 'at-10.backup'), (change) => told.push(change));
     for (let i = 10; i < 30; i++) await kv.set(`w/${i}`, i);
     await pollUntil('revisions 11 to 30 watched', () => (watch.revision === 30 ? true : undefined));
     expect(seen.map((event) => event.revision)).toEqual(Array.from({ length: 20 }, (_, i) => 11 + i));
@@ -56,7 +67,7 @@ test('a watch resumed on a server restored from an earlier backup throws REVISIO
     // New changes on the restored store take revisions 11, 12, ...: the ones the watch already gave for others.
     for (let i = 0; i < 5; i++) await kv.set(`w/c${i}`, i);
 
-    const { error } = await pollUntil('the watch to end', () => ended, 20_000);
+    const { error } = await pollUntil('the watch to end', ended, 20_000);
     expect(error).toBeInstanceOf(KvError);
     expect(error).toMatchObject({ code: status.OUT_OF_RANGE, reason: 'REVISION_WENT_BACK' });
     // The restored store's history id, in the stream's first message, is not the one the watch followed.
@@ -80,18 +91,7 @@ test('a watch resumed on a restored store already past its revision throws REVIS
   servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'a'), args: flags }));
   const kv = new KvClient(address, { deadlineMs: 5000 });
   try {
-    for (let i = 0; i < 10; i++) await kv.set(`w/${i}`, i);
-    await kv.backup(path.join(dir, 'at-10.backup'));
-    const watch = kv.watch({ prefix: 'w/' });
-    const seen: KvWatchEvent[] = [];
-    let ended: { error: unknown } | undefined;
-    void (async () => {
-      for await (const event of watch) seen.push(event);
-    })().then(
-      () => (ended = { error: undefined }),
-      (error: unknown) => (ended = { error }),
-    );
-    await pollUntil('the watch to start', () => (watch.revision === 10 ? true : undefined));
+    const { watch, seen, ended } = await backedUpAndWatched(kv, path.join(dir, 'at-10.backup'));
     for (let i = 10; i < 20; i++) await kv.set(`w/${i}`, i);
     await pollUntil('revisions 11 to 20 watched', () => (watch.revision === 20 ? true : undefined));
     const followed = watch.historyId;
@@ -109,7 +109,7 @@ test('a watch resumed on a restored store already past its revision throws REVIS
     }
     servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'b'), args: flags }));
 
-    const { error } = await pollUntil('the watch to end', () => ended, 20_000);
+    const { error } = await pollUntil('the watch to end', ended, 20_000);
     expect(error).toMatchObject({ code: status.OUT_OF_RANGE, reason: 'REVISION_WENT_BACK' });
     expect((error as KvError).message).toContain(`than the one this watch followed (id ${followed})`);
     // Revisions 21 to 25 of the restored store were not given as if they followed 20.

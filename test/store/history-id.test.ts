@@ -20,12 +20,16 @@ function fileOf(dir: string): string {
 }
 
 async function idAfterOpen(dir: string, fsync: 'always' | 'interval' | 'never' = 'always'): Promise<string> {
-  const store = await openFileStore({ dataDir: dir, fsync });
-  try {
-    return store.historyId;
-  } finally {
-    await store.close();
-  }
+  return (await renewedAfter(dir, fsync)).id;
+}
+
+/** Opens and closes the store: its history id, and the warnings the open logged. */
+async function renewedAfter(dir: string, fsync: 'always' | 'interval' | 'never' = 'always'): Promise<{ id: string; warnings: string[] }> {
+  const { logger, lines } = capturingLogger();
+  const store = await openFileStore({ dataDir: dir, fsync, logger });
+  const id = store.historyId;
+  await store.close();
+  return { id, warnings: lines.filter((line) => line.level === 40).map((line) => String(line.msg)) };
 }
 
 test('a new store takes a history id and keeps it across clean restarts, in every fsync mode', async () => {
@@ -63,29 +67,21 @@ test('an unsynced run that did not close keeps its id on the same boot, and take
 
   // Killed, and the machine went down before the page cache was written back: changes watchers saw may be gone.
   fs.writeFileSync(path.join(dir, 'history-id'), `${id} unsynced 00000000-0000-0000-0000-000000000000\n`);
-  const { logger, lines } = capturingLogger();
-  const store = await openFileStore({ dataDir: dir, logger });
-  const renewed = store.historyId;
-  await store.close();
+  const { id: renewed, warnings } = await renewedAfter(dir);
   expect(renewed).toMatch(ID);
   expect(renewed).not.toBe(id);
   expect(fileOf(dir)).toBe(`${renewed}\n`);
-  expect(lines.filter((line) => line.level === 40).map((line) => line.msg)).toEqual([
-    expect.stringContaining('did not close cleanly and the machine has restarted since') as string,
-  ]);
+  expect(warnings).toEqual([expect.stringContaining('did not close cleanly and the machine has restarted since') as string]);
 });
 
 test('a damaged or missing history id file gives a new id, with a warning for the damaged one', async () => {
   const dir = makeTempDir('kv-history-id-');
   const id = await idAfterOpen(dir);
   fs.writeFileSync(path.join(dir, 'history-id'), 'not an id\n');
-  const { logger, lines } = capturingLogger();
-  const store = await openFileStore({ dataDir: dir, logger });
-  const renewed = store.historyId;
-  await store.close();
+  const { id: renewed, warnings } = await renewedAfter(dir);
   expect(renewed).toMatch(ID);
   expect(renewed).not.toBe(id);
-  expect(lines.some((line) => line.level === 40 && String(line.msg).startsWith('the history id file does not read as one'))).toBe(true);
+  expect(warnings).toEqual([expect.stringMatching(/^the history id file does not read as one/) as string]);
   fs.rmSync(path.join(dir, 'history-id'));
   const again = await idAfterOpen(dir);
   expect(again).toMatch(ID);
