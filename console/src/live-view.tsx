@@ -54,7 +54,7 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
     setCurrent(undefined);
     setError(undefined);
     setReconnecting(undefined);
-    /** Every matching change up to this revision has been shown (undefined: not started yet, or a new history from now). */
+    /** Every matching change up to this revision has been shown (undefined: not started yet). */
     let seen: bigint | undefined;
     /** The id of the store history the shown revisions are of (a stream's first message says it; undefined until one did). */
     let followed: string | undefined;
@@ -123,7 +123,7 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
             handlers.current.onEvents?.(fresh);
           }
           if (otherHistoryAt !== undefined) {
-            // The rows shown are the old history's: say so above them, and follow the new one from its current revision.
+            // The rows shown are the old history's: say so above them, and follow the new one from where its server said it is.
             histories++;
             add([
               {
@@ -136,7 +136,8 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
                   'the changes below are of the old one, and their revisions may now name other changes. Following the new history from here.',
               },
             ]);
-            seen = undefined;
+            // From the revision that stream's first message was current to: nothing of the new history after it is missed.
+            seen = otherHistoryAt;
             setCurrent(undefined);
             continue;
           }

@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openFileStore } from '../../src/store/file';
 import { startServer } from '../support/server-process';
-import { makeTempDir } from '../support/temp-dirs';
-import { capturingLogger } from './file-store-support';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
+import { capturingLogger, logEnd } from './file-store-support';
 
 const ID = /^[0-9a-f]{16}$/;
 const BOOT_ID = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
@@ -95,4 +95,59 @@ test('a server with --fsync interval killed with SIGKILL keeps its history id: t
   expect(fileOf(dataDir)).toBe(`${id} unsynced ${BOOT_ID}\n`);
   await server.kill();
   expect(await idAfterOpen(dataDir, 'interval')).toBe(id);
+});
+
+describe('what may have lost changes watchers were sent takes a new id, or leaves the file saying so', () => {
+  const eio = (): Error => Object.assign(new Error('EIO: i/o error (injected)'), { code: 'EIO' });
+  afterEach(() => jest.restoreAllMocks());
+
+  test('an fdatasync that failed during a run with fsync interval: its clean close leaves the file saying unsynced', async () => {
+    const dir = makeTempDir('kv-history-id-');
+    const store = await openFileStore({ dataDir: dir, fsync: 'interval', fsyncIntervalMs: 5, heal: { firstDelayMs: 20 } });
+    const id = store.historyId;
+    jest.spyOn(fs, 'fdatasync').mockImplementationOnce((_fd: number, callback: (err: Error | null) => void) => callback(eio()));
+    await store.set('a', 1);
+    await pollUntil('the interval fdatasync to fail', () => (store.failure !== undefined ? true : undefined));
+    await pollUntil('writes to resume', () => (store.failure === undefined ? true : undefined));
+    await store.close();
+    // The page cache it healed from may never reach the disk: a restart after a reboot must take a new id.
+    expect(fileOf(dir)).toBe(`${id} unsynced ${BOOT_ID}\n`);
+  });
+
+  test('an open that could not make the replayed log durable does not mark a killed unsynced run clean', async () => {
+    const dir = makeTempDir('kv-history-id-');
+    const store = await openFileStore({ dataDir: dir, fsync: 'never' });
+    const id = store.historyId;
+    await store.set('a', 1);
+    await store.close();
+    // As a run with fsync never leaves the file when it is killed.
+    fs.writeFileSync(path.join(dir, 'history-id'), `${id} unsynced ${BOOT_ID}\n`);
+    // The open's fdatasync of the log it appends to (what replay read may be only in the page cache) fails.
+    jest.spyOn(fs, 'fdatasyncSync').mockImplementationOnce(() => {
+      throw eio();
+    });
+    await expect(openFileStore({ dataDir: dir })).rejects.toThrow(/EIO/);
+    expect(fileOf(dir)).toBe(`${id} unsynced ${BOOT_ID}\n`);
+  });
+
+  test('a heal that finds the disk disagrees with what was served gives the directory a new id before it fails for good', async () => {
+    const dir = makeTempDir('kv-history-id-');
+    const store = await openFileStore({ dataDir: dir, heal: { firstDelayMs: 200 } });
+    const id = store.historyId;
+    await store.set('a', 1);
+    const log = path.join(dir, fs.readdirSync(dir).find((name) => name.endsWith('.log')) as string);
+    const end = logEnd(log);
+    await store.set('b', 2);
+    // A failed append starts a heal; meanwhile the disk loses the batch of 'b', which was served.
+    jest.spyOn(fs, 'writeSync').mockImplementationOnce(() => {
+      throw eio();
+    });
+    await expect(store.set('c', 3)).rejects.toThrow();
+    fs.truncateSync(log, end);
+    await pollUntil('the store to fail for good', () => (store.failure?.message.includes('restart the server') ? true : undefined));
+    await store.close();
+    const renewed = fileOf(dir).trim();
+    expect(renewed).toMatch(ID);
+    expect(renewed).not.toBe(id);
+  });
 });

@@ -57,3 +57,23 @@ test('a deadline past the longest timeout is still met: the capped timer fires e
     jest.useRealTimers();
   }
 });
+
+test('a keep-alive after the deadline, before the timer (a moment late) fires, does not bring the lease back: it expires then', () => {
+  const expired: number[][] = [];
+  let now = 0;
+  const clock = new LeaseClock(
+    (ids) => expired.push(ids),
+    () => now,
+  );
+  try {
+    clock.arm(7, 100);
+    expect(clock.refresh(7, 100)).toBe(true);
+    now = 150; // past the deadline (100); the real timer, armed for 100 ms of real time, has not fired
+    expect(clock.refresh(7, 100)).toBe(false);
+    expect(expired).toEqual([[7]]);
+    expect(clock.isExpiring(7)).toBe(true);
+    expect(clock.remaining(7)).toBe(0);
+  } finally {
+    clock.close();
+  }
+});

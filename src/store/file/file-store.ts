@@ -110,6 +110,8 @@ export class FileStore extends AbstractKeyValueStore {
   private readonly mode: FsyncMode;
   /** The id of the store's history (history-id.ts). */
   readonly historyId: string;
+  /** An I/O failure happened in this run: a close does not vouch for the history (history-id.ts). */
+  private historyTainted = false;
 
   /** Use openFileStore(). */
   constructor(parts: FileStoreParts, limits: StoreLimits) {
@@ -184,6 +186,11 @@ export class FileStore extends AbstractKeyValueStore {
    */
   fail(error: Error): void {
     this.writer.fail(error instanceof StoreFailedError ? error : new StoreFailedError(this.dataDir, error));
+  }
+
+  /** An I/O failure in this run: its clean close leaves the history id file saying 'unsynced'. */
+  taintHistory(): void {
+    this.historyTainted = true;
   }
 
   protected _get(key: string): Promise<Entry | undefined> {
@@ -324,7 +331,7 @@ export class FileStore extends AbstractKeyValueStore {
       await this.compactor.stop();
       await this.writer.close();
       // Only a close whose last fdatasync covered every change published makes an unsynced run's history safe.
-      if (this.writer.failure === undefined) {
+      if (this.writer.failure === undefined && !this.historyTainted) {
         try {
           closeHistoryId(this.dataDir, this.historyId, this.mode);
         } catch (err) {
@@ -365,8 +372,9 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     });
     options.signal?.throwIfAborted(); // recovery's last step (building the key order) does not yield
     const mode = options.fsync ?? 'always';
-    const historyId = openHistoryId(dir, mode, logger);
+    // After openActiveLog, which fdatasyncs what replay read: only then may an unsynced run's history count as kept.
     const { active, sealed } = openActiveLog(dir, recovered);
+    const historyId = openHistoryId(dir, mode, logger);
     const index = recovered.index;
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
     const feed = new ChangeFeed(index.revision, options.feed, recovered.window);
@@ -402,7 +410,11 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
       // Expiries rejected while the store was failed left their leases stuck: a heal, like a restart, gives them their full time again.
       for (const lease of index.allLeases()) if (leases.remaining(lease.id) === 0) leases.arm(lease.id, lease.ttlMs);
     });
-    writer.onIoFailure = () => healer.start();
+    writer.onIoFailure = () => {
+      // In the modes that publish before an fdatasync, changes watchers were sent may not reach the disk now.
+      store?.taintHistory();
+      healer.start();
+    };
     const observer = options.observer ?? NO_STORE_OBSERVER;
     writer.observer = observer;
     commits.observer = observer;

@@ -30,6 +30,7 @@ import { CorruptDataError, StoreFailedError } from '../errors';
 import type { Compactor } from './compact';
 import { dataFilePath, logFileName } from './data-dir-files';
 import type { DataDirLock } from './data-dir-lock';
+import { renewHistoryId } from './history-id';
 import { type LogWriter, openActiveLog, withBriefIoErrors } from './log-writer';
 import { recoverDataDir } from './recover-log';
 import type { StoreIndex } from './store-index';
@@ -127,7 +128,9 @@ export class Healer {
     } catch (err) {
       if (this.stopping.signal.aborted || !writer.canResume) return;
       if (err instanceof DiskDisagrees || err instanceof CorruptDataError) {
-        // A restart is the operator's call here: it serves what is on disk, or names the damage.
+        // A restart is the operator's call here: it serves what is on disk, or names the damage. What is on disk is not
+        // what watchers were sent, so whatever a restart serves is another history (history-id.ts).
+        renewHistoryId(this.parts.dir, logger);
         writer.fail(new StoreFailedError(this.parts.dir, err));
         return;
       }

@@ -17,7 +17,11 @@
  *   (or that cannot tell) takes a new one. A clean close, whose last
  *   fdatasync covered everything, marks the file clean again.
  * With --fsync always a change is published only once it is durable, so the
- * id survives every crash.
+ * id survives every crash. Two more cases take a new id: a heal that finds
+ * the disk disagrees with what was served (heal.ts), and, in the modes
+ * that publish before an fdatasync, a run during which one failed: its
+ * clean close does not mark the file clean (the page cache it healed from
+ * may never reach the disk), so a restart after a reboot takes a new id.
  *
  * The file: one line, `<id>` when clean, `<id> unsynced <boot id>` while an
  * unsynced run is open. Replaced whole (a temp file, fsynced, renamed), so a
@@ -102,6 +106,20 @@ export function openHistoryId(dir: string, mode: FsyncMode, logger: Logger): str
   const line = unsyncedBoot === undefined ? `${id}\n` : `${id} unsynced ${unsyncedBoot}\n`;
   if (found?.text !== line) writeHistoryIdFile(dir, id, unsyncedBoot);
   return id;
+}
+
+/**
+ * A new id for whatever the directory will serve next: for when what is on
+ * disk is found not to be what watchers were sent (a heal that finds the
+ * disk disagrees). Best effort: a failure is logged (the store is failing
+ * anyway, and the operator's restart comes next).
+ */
+export function renewHistoryId(dir: string, logger: Logger): void {
+  try {
+    writeHistoryIdFile(dir, newHistoryId());
+  } catch (err) {
+    logger.warn({ err, dataDir: dir }, 'could not give the store a new history id');
+  }
 }
 
 /** After a clean close whose last fdatasync covered every change (modes other than always): the file is clean again. */

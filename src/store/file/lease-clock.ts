@@ -37,9 +37,19 @@ export class LeaseClock {
     this.schedule();
   }
 
-  /** A keep-alive: false if the lease is unknown or already on its way out. */
+  /**
+   * A keep-alive: false if the lease is unknown or already on its way out,
+   * its deadline passed included (the timer, a moment late, has not fired
+   * yet: it is made to now, so the lease is expiring as the caller looks).
+   */
   refresh(id: number, ttlMs: number): boolean {
-    if (!this.deadlines.has(id) || this.expiring.has(id)) return false;
+    const deadline = this.deadlines.get(id);
+    if (deadline === undefined || this.expiring.has(id)) return false;
+    if (deadline <= this.now()) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      if (!this.closed) this.fire();
+      return false;
+    }
     this.arm(id, ttlMs);
     return true;
   }
