@@ -219,6 +219,8 @@ export async function superviseWorkers({
 
   /** Lines children sent about why they cannot start (every worker fails alike when the port is taken): each printed once. */
   const said = new Set<string>();
+  /** When the last of those was printed (Date.now()). */
+  let lastSaidAt = Number.NEGATIVE_INFINITY;
   /** Tells `members` when `child` serves, and when it ends. */
   const tracked = (child: Worker, name: string, kind: ChildMessage['kind']): void => {
     names.set(child, name);
@@ -231,6 +233,7 @@ export async function superviseWorkers({
       if (message.kind === kind) members.ready(name, child);
       if (message.kind === 'failed' && !said.has(message.line)) {
         said.add(message.line);
+        lastSaidAt = Date.now();
         process.stderr.write(message.line);
       }
     };
@@ -340,8 +343,9 @@ export async function superviseWorkers({
   const outcome = await Promise.race([stopped, gaveUp]);
   const code = await stopAll();
   if (typeof outcome !== 'number') return code;
-  // Said once on stderr, as every other exit 1 is; unless a child's own line (a port taken) already said why they fail.
-  if (gaveUpBecause !== undefined && said.size === 0) {
+  // Said once on stderr, as every other exit 1 is; unless a child's own line (a port taken) said why they fail, within
+  // the restart window (one said long before, by a worker that failed once and was replaced, is not why).
+  if (gaveUpBecause !== undefined && Date.now() - lastSaidAt > RESTART_WINDOW_MS) {
     const { what, ends } = gaveUpBecause;
     process.stderr.write(
       `kv-server: ${what} keeps failing (${ends} processes ended within ${RESTART_WINDOW_MS / 1000} s, ${MAX_RESTARTS} restarts ` +
