@@ -305,6 +305,8 @@ describeWithChromium('the web console', () => {
 
   test('Refresh and Go on the same prefix list again; an open entry deleted elsewhere is shown as deleted', async () => {
     await openKey('user/', '1');
+    // Shown, not still loading: a delete that beat the first read would make it a key that "does not exist" (failed so in CI).
+    await page.getByRole('button', { name: 'Edit' }).waitFor();
     await call('Delete', { key: 'user/1' });
     await call('Set', { key: 'user/3', value: 3 });
     await page.getByRole('button', { name: 'Refresh' }).click();
