@@ -79,6 +79,32 @@ test('a write that reached a server and failed (UNAVAILABLE) is not sent again e
   }
 });
 
+test('a watch whose stream was reset without a gRPC status (a worker killed mid-stream) resumes on the next server, not INTERNAL', async () => {
+  // A server whose process goes away mid-stream: the stream is reset (RST_STREAM, NO_ERROR) with no grpc-status.
+  let resets = 0;
+  const h2 = http2.createServer();
+  const sessions: http2.ServerHttp2Session[] = [];
+  h2.on('session', (session) => sessions.push(session));
+  h2.on('stream', (stream) => {
+    resets++;
+    stream.on('error', () => undefined);
+    stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  });
+  await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+  try {
+    await client([a.address]).set('reset/1', 1);
+    const kv = client([`127.0.0.1:${(h2.address() as AddressInfo).port}`, a.address]);
+    const watch = kv.watch({ prefix: 'reset/', startRevision: 1 });
+    const first = await watch[Symbol.asyncIterator]().next();
+    expect(first.value).toMatchObject({ key: 'reset/1', type: 'put' });
+    expect(resets).toBeGreaterThanOrEqual(1);
+    watch.close();
+  } finally {
+    for (const session of sessions) session.destroy();
+    await new Promise((resolve) => h2.close(resolve));
+  }
+});
+
 test('an empty address list is refused', () => {
   expect(() => new KvClient([])).toThrow(/at least one server/);
 });

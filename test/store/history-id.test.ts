@@ -74,6 +74,14 @@ test('an unsynced run that did not close keeps its id on the same boot, and take
   expect(warnings).toEqual([expect.stringContaining('did not close cleanly and the machine has restarted since') as string]);
 });
 
+test('a history id file without its final newline (edited by hand) keeps its id', async () => {
+  const dir = makeTempDir('kv-history-id-');
+  const id = await idAfterOpen(dir);
+  fs.writeFileSync(path.join(dir, 'history-id'), id);
+  expect(await renewedAfter(dir)).toEqual({ id, warnings: [] });
+  expect(fileOf(dir)).toBe(`${id}\n`);
+});
+
 test('a damaged or missing history id file gives a new id, with a warning for the damaged one', async () => {
   const dir = makeTempDir('kv-history-id-');
   const id = await idAfterOpen(dir);

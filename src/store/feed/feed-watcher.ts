@@ -11,13 +11,14 @@
  * resume it: its client reads the state again).
  *
  * A watch's first batch comes at once: one from now, or from the next
- * revision, says the revision before its start, the last one published
- * (from the next revision, only if its first events are not there
- * already); one that asked for history gets the end of its catch-up, with
- * the events it found or none, current to the revision published. So a
- * client has where the watch stands, to resume from, as soon as the server
- * has it. (One from a revision further on hears first at progress, which
- * says the revision published: nothing says the store will reach its start.)
+ * revision, says the revision before its start, the last one published;
+ * one from a revision further on says the last one published too (what a
+ * client resuming on a store that went back sees at once); one that asked
+ * for history gets the end of its catch-up, with the events it found or
+ * none, current to the revision published. (A watch not from now says
+ * nothing first if its first events are there already: they say more.) So
+ * a client has where the watch stands, to resume from, as soon as the
+ * server has it.
  */
 import type { KeyChange, StoredEntry } from '../change';
 import { StoreClosedError, WatchCompactedError, WatchTooSlowError } from '../errors';
@@ -61,10 +62,10 @@ export class FeedWatcher implements Watch {
   /** When the consumer was last given a batch (ms since the epoch): progress is due an interval after. */
   lastGivenAt = Date.now();
   /**
-   * A watch that starts right after the last revision published first gives
-   * that: no events, current to startRevision - 1; from now always, from the
-   * next revision asked for only if no events are queued by its first
-   * next() (they say more).
+   * A watch that starts after the last revision published first gives no
+   * events, current to that revision (at most startRevision - 1): from now
+   * always, from a revision asked for only if no events are queued by its
+   * first next() (they say more).
    */
   private announce: 'always' | 'if-nothing-queued' | undefined;
 
@@ -94,15 +95,15 @@ export class FeedWatcher implements Watch {
 
   /**
    * Called by the feed right after construction: live at once unless it
-   * asked for history. One that starts right after the last revision
-   * published (from now, or from the next revision: a client resuming after
-   * the last one it was sent, or after the revision it listed at) first
-   * says so, so that its client hears at once where it stands.
+   * asked for history. One that starts after the last revision published
+   * (from now; from the next revision, as a client resuming after the last
+   * one it was sent, or after the revision it listed at; or further on)
+   * first says where the store is, so that its client hears at once where
+   * it stands.
    */
   start(): void {
     if (this.nextRevision > this.feed.revision) {
-      if (this.fromNow) this.announce = 'always';
-      else if (this.nextRevision === this.feed.revision + 1) this.announce = 'if-nothing-queued';
+      this.announce = this.fromNow ? 'always' : 'if-nothing-queued';
       this.becomeLive();
     }
   }
@@ -111,7 +112,8 @@ export class FeedWatcher implements Watch {
     const announce = this.announce;
     this.announce = undefined;
     if (announce !== undefined && this.error === undefined && (announce === 'always' || this.queue.length === 0)) {
-      return this.give({ events: [], revision: this.startRevision - 1 });
+      // Current to the revision before its start, or to the last one published if that is further back (a start in the future).
+      return this.give({ events: [], revision: Math.min(this.startRevision - 1, this.feed.revision) });
     }
     for (;;) {
       if (this.error !== undefined) throw this.error;

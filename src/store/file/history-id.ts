@@ -37,7 +37,8 @@ import type { FsyncMode } from './log-writer';
 
 export const HISTORY_ID_FILE = 'history-id';
 const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
-const LINE = /^([0-9a-f]{16})(?: unsynced (\S+))?\n$/;
+/** The file's line; its final newline may be missing (a file edited by hand). */
+const LINE = /^([0-9a-f]{16})(?: unsynced (\S+))?\n?$/;
 
 export function newHistoryId(): string {
   return randomBytes(8).toString('hex');

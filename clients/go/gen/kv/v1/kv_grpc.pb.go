@@ -106,9 +106,10 @@ type KeyValueServiceClient interface {
 	// but the last marked WatchResponse.fragment.
 	//
 	// The first message comes at once: a watch from now, or from the next
-	// revision, says the revision it starts after; one with a start_revision
-	// in the history gets the end of its replay, current to the store's
-	// revision, even if nothing in it matched. (On the etcd engine only a
+	// revision, says the revision it starts after; one from a later revision
+	// says the store's current revision; one with a start_revision in the
+	// history gets the end of its replay, current to the store's revision,
+	// even if nothing in it matched. (On the etcd engine only a
 	// watch from now does; one with a start_revision hears first at etcd's
 	// next progress response, or with its first events.) When there is
 	// nothing to send, the server sends a progress message (no events, the
@@ -456,9 +457,10 @@ type KeyValueServiceServer interface {
 	// but the last marked WatchResponse.fragment.
 	//
 	// The first message comes at once: a watch from now, or from the next
-	// revision, says the revision it starts after; one with a start_revision
-	// in the history gets the end of its replay, current to the store's
-	// revision, even if nothing in it matched. (On the etcd engine only a
+	// revision, says the revision it starts after; one from a later revision
+	// says the store's current revision; one with a start_revision in the
+	// history gets the end of its replay, current to the store's revision,
+	// even if nothing in it matched. (On the etcd engine only a
 	// watch from now does; one with a start_revision hears first at etcd's
 	// next progress response, or with its first events.) When there is
 	// nothing to send, the server sends a progress message (no events, the
