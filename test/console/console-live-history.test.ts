@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { KvClient } from '@kv/client';
 import { readConsoleAssets } from '../../src/console-assets/read-console-assets';
-import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
+import { type Browser, callJson, describeWithChromium, launchBrowser, PAGE_WAIT_MS } from '../support/browser';
 import { freePort } from '../support/free-port';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
@@ -41,14 +41,8 @@ async function stop(server: RunningServer): Promise<void> {
   servers = servers.filter((s) => s !== server);
 }
 
-async function call(method: string, body: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`http://127.0.0.1:${port}/kv.v1.KeyValueService/${method}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  expect(response.status).toBe(200);
-  return (await response.json()) as Record<string, unknown>;
+function call(method: string, body: unknown): Promise<Record<string, unknown>> {
+  return callJson(port, method, body);
 }
 
 async function revisionOf(method: string, body: unknown): Promise<bigint> {

@@ -5,7 +5,7 @@
  * missed; changes the server no longer keeps are named as a gap.
  */
 import type { Page } from 'playwright-core';
-import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
+import { type Browser, callJson, describeWithChromium, launchBrowser, PAGE_WAIT_MS } from '../support/browser';
 import { freePort } from '../support/free-port';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
@@ -23,14 +23,8 @@ async function start(): Promise<void> {
   });
 }
 
-async function call(method: string, body: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`http://127.0.0.1:${port}/kv.v1.KeyValueService/${method}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  expect(response.status).toBe(200);
-  return (await response.json()) as Record<string, unknown>;
+function call(method: string, body: unknown): Promise<Record<string, unknown>> {
+  return callJson(port, method, body);
 }
 
 async function rows(): Promise<string[]> {

@@ -15,6 +15,16 @@ import { freePort } from '../support/free-port';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
+// Progress every 500 ms: the restored server's first message (progress, for a start in its future) comes soon.
+const FLAGS = ['--watch-progress-ms', '500'];
+
+/** A server on a fixed address (a restored one takes it over later), its data in `dir`/a, and a client of it. */
+async function serverAndClient(dir: string): Promise<{ address: string; servers: RunningServer[]; kv: KvClient }> {
+  const address = `127.0.0.1:${await freePort()}`;
+  const servers = [await startServer({ listen: address, dataDir: path.join(dir, 'a'), args: FLAGS })];
+  return { address, servers, kv: new KvClient(address, { deadlineMs: 5000 }) };
+}
+
 /**
  * Ten keys, a backup of them at revision 10, and a watch on them from now
  * (started: it has said revision 10), whose events and end are recorded.
@@ -41,12 +51,7 @@ async function backedUpAndWatched(
 
 test('a watch resumed on a server restored from an earlier backup throws REVISION_WENT_BACK instead of skipping its changes', async () => {
   const dir = makeTempDir('kv-went-back-');
-  const address = `127.0.0.1:${await freePort()}`;
-  // Progress every 500 ms: the restored server's first message (progress, for a start in its future) comes soon.
-  const flags = ['--watch-progress-ms', '500'];
-  const servers: RunningServer[] = [];
-  servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'a'), args: flags }));
-  const kv = new KvClient(address, { deadlineMs: 5000 });
+  const { address, servers, kv } = await serverAndClient(dir);
   try {
     const told: WatchResumeChange[] = [];
     const { watch, seen, ended } = await backedUpAndWatched(kv, path.join(dir, 'at-10.backup'), (change) => told.push(change));
@@ -59,7 +64,7 @@ test('a watch resumed on a server restored from an earlier backup throws REVISIO
       await startServer({
         listen: address,
         dataDir: path.join(dir, 'b'),
-        args: [...flags, '--restore-from', path.join(dir, 'at-10.backup')],
+        args: [...FLAGS, '--restore-from', path.join(dir, 'at-10.backup')],
       }),
     );
     // A read waits for the channel to reconnect (a write is not retried); the restored store has what the backup had.
@@ -85,11 +90,7 @@ test('a watch resumed on a server restored from an earlier backup throws REVISIO
 
 test('a watch resumed on a restored store already past its revision throws REVISION_WENT_BACK: the history id tells what the revision cannot', async () => {
   const dir = makeTempDir('kv-other-history-');
-  const address = `127.0.0.1:${await freePort()}`;
-  const flags = ['--watch-progress-ms', '500'];
-  const servers: RunningServer[] = [];
-  servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'a'), args: flags }));
-  const kv = new KvClient(address, { deadlineMs: 5000 });
+  const { address, servers, kv } = await serverAndClient(dir);
   try {
     const { watch, seen, ended } = await backedUpAndWatched(kv, path.join(dir, 'at-10.backup'));
     for (let i = 10; i < 20; i++) await kv.set(`w/${i}`, i);
@@ -99,7 +100,7 @@ test('a watch resumed on a restored store already past its revision throws REVIS
     await servers[0].stop();
 
     // The restored store takes 15 writes (revisions 11 to 25, other changes than the watch gave) before the watch can reach it.
-    const aside = await startServer({ dataDir: path.join(dir, 'b'), args: [...flags, '--restore-from', path.join(dir, 'at-10.backup')] });
+    const aside = await startServer({ dataDir: path.join(dir, 'b'), args: [...FLAGS, '--restore-from', path.join(dir, 'at-10.backup')] });
     const other = new KvClient(aside.address, { deadlineMs: 5000 });
     try {
       for (let i = 0; i < 15; i++) await other.set(`w/c${i}`, i);
@@ -107,7 +108,7 @@ test('a watch resumed on a restored store already past its revision throws REVIS
       other.close();
       await aside.stop();
     }
-    servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'b'), args: flags }));
+    servers.push(await startServer({ listen: address, dataDir: path.join(dir, 'b'), args: FLAGS }));
 
     const { error } = await pollUntil('the watch to end', ended, 20_000);
     expect(error).toMatchObject({ code: status.OUT_OF_RANGE, reason: 'REVISION_WENT_BACK' });

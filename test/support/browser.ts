@@ -63,3 +63,14 @@ export function describeWithChromium(name: string, body: () => void): void {
   process.stdout.write(`skipping browser tests: no ${CHROMIUM} (apt-get install chromium)\n`);
   describe.skip(name, body);
 }
+
+/** Calls a KeyValueService method as JSON over the HTTP port at 127.0.0.1:`port` (the console's own protocol); it must answer 200. */
+export async function callJson(port: number, method: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`http://127.0.0.1:${port}/kv.v1.KeyValueService/${method}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (response.status !== 200) throw new Error(`${method} answered HTTP ${response.status}: ${await response.text()}`);
+  return (await response.json()) as Record<string, unknown>;
+}
