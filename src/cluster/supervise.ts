@@ -44,6 +44,11 @@ const RESTART_WINDOW_MS = 60_000;
 const STOP_SLACK_MS = 5_000;
 /** How often a child that has not ended is told to stop again. */
 const STOP_REPEAT_MS = 250;
+/**
+ * How long a replacement waits for one started before it to show where it listens (see replacementAddresses).
+ * A bound, so that one that hangs as it starts (stopped, or stuck) does not hold up the replacement of the others.
+ */
+const STARTING_WAIT_MS = 5_000;
 
 export interface ServingAddresses {
   port: number;
@@ -100,6 +105,8 @@ export async function superviseWorkers({
   const misplaced = new WeakSet<Worker>();
   /** Counts the owner's restarts: a replacement decided before one is not started after it. */
   let generation = 0;
+  /** Workers of the generation being started that ended after they said they serve, before all of them did: replaced once it serves. */
+  const endedWhileStarting = new Map<number, { pid: number | undefined; code: number | null; signal: string | null }>();
   const restarts: number[] = [];
   let giveUp: (code: number) => void = () => undefined;
   const gaveUp = new Promise<number>((resolve) => (giveUp = resolve));
@@ -138,7 +145,11 @@ export async function superviseWorkers({
     worker.once('disconnect', () => sharing.delete(worker));
     worker.once('exit', (code, signal) => {
       workers.delete(worker);
-      if (stopping || !serving) return;
+      if (stopping) return;
+      if (!serving) {
+        endedWhileStarting.set(slot, { pid: worker.process.pid, code, signal });
+        return;
+      }
       if (!misplaced.has(worker)) {
         logger.warn({ pid: worker.process.pid, code, signal }, 'a worker process ended: starting another');
         if (!allowRestart('a worker')) return giveUp(1);
@@ -186,11 +197,19 @@ export async function superviseWorkers({
   const replacementAddresses = async (): Promise<Partial<WorkerAddresses>> => {
     // One still starting as configured may yet join the shared socket (and keep it) or find it closed: wait to see
     // which (one that found it closed is killed, and waited for: it may hold the bound gRPC port and not the HTTP one).
-    while (starting.size > 0) await Promise.race(starting.values());
+    // Not for ever: one that hangs as it starts has not joined the socket, and if it joins later, as configured, when
+    // the socket has closed, it gets other ports and is started again on the bound ones like any other.
+    const waitedEnough = new Promise<void>((resolve) => setTimeout(resolve, STARTING_WAIT_MS).unref());
+    const settleStarting = async (): Promise<void> => {
+      while (starting.size > 0) {
+        if ((await Promise.race([Promise.race(starting.values()).then(() => false), waitedEnough.then(() => true)])) === true) return;
+      }
+    };
+    await settleStarting();
     if (pinned === bound) return bound;
     // Workers killed together end in one turn of the event loop: look once every end of this turn is known.
     await new Promise((resolve) => setImmediate(resolve));
-    while (starting.size > 0) await Promise.race(starting.values());
+    await settleStarting();
     if (pinned === bound) return bound;
     if ([...sharing].some((worker) => !worker.isDead())) return pinned;
     await Promise.all([...sharing].map((worker) => disconnected(worker)));
@@ -251,6 +270,7 @@ export async function superviseWorkers({
    * one of them cannot start.
    */
   const startAll = async (): Promise<number | undefined> => {
+    endedWhileStarting.clear();
     const ownerStarted = socketPath === undefined ? undefined : readyOf(forkOwner(), 'owner-ready');
     // Without an owner (the etcd engine) each worker opens the store itself: the first alone, so a store
     // that cannot be opened is reported once, not by every worker.
@@ -271,7 +291,11 @@ export async function superviseWorkers({
     if (!Array.isArray(all)) return 0;
     const failed = all.find((started) => !('ready' in started));
     if (failed !== undefined) return 'exitCode' in failed ? exitCodeOf(failed.exitCode) : 0;
-    const first = (all[0] as { ready: Ready<'worker-ready'> }).ready;
+    // The ports of one that still runs: one that served and ended before the others did may have held a shared
+    // socket that closed with it (a port-0 listen then gave the next worker another port).
+    const readies = all as Array<{ ready: Ready<'worker-ready'> }>;
+    // readies[i] is slot i + 1's.
+    const first = (readies.find((_, i) => !endedWhileStarting.has(i + 1)) ?? readies[0]).ready;
     if (stopping) return 0;
     const host = (address: string): string => address.slice(0, address.lastIndexOf(':'));
     // Pinned to these only once no worker holds the shared socket (see `pinned`).
@@ -285,6 +309,16 @@ export async function superviseWorkers({
     }
     serving = true;
     members.phase = 'serving';
+    // Said to serve, then ended before the rest of its generation did: replaced now, as any worker that ends.
+    for (const [slot, ended] of endedWhileStarting) {
+      logger.warn(ended, 'a worker process ended: starting another');
+      if (!allowRestart('a worker')) {
+        giveUp(1);
+        break;
+      }
+      void replaceWorker(slot);
+    }
+    endedWhileStarting.clear();
     return addressesReady({ port: first.port, httpPort: first.httpPort, where: socketPath === undefined ? first.where : where });
   };
 
