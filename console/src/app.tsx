@@ -40,6 +40,8 @@ export function App() {
   const [version, setVersion] = useState(0);
   /** Bumped to fetch the open entry again (Refresh, or a change to it seen in the live view). */
   const [refresh, setRefresh] = useState(0);
+  /** Bumped when the live view finds the store has another history (restored from a backup): what is shown is fetched again. */
+  const [history, setHistory] = useState(0);
   /** Bumped on sign-out: everything below starts afresh, nothing of the previous session is shown. */
   const [session, setSession] = useState(0);
   const [live, setLive] = useState(false);
@@ -86,6 +88,10 @@ export function App() {
   const act = (): void => setNotice(undefined);
   const onEvents = (events: Event[]): void => {
     if (pane.kind === 'entry' && events.some((event) => event.entry?.key === pane.key)) setRefresh((r) => r + 1);
+  };
+  const onHistoryChanged = (): void => {
+    changed();
+    setHistory((h) => h + 1);
   };
 
   // When a token is refused mid-session the console stays mounted behind the sign-in (hidden), so an edit in progress
@@ -208,6 +214,7 @@ export function App() {
               client={client}
               entryKey={pane.key}
               refresh={refresh}
+              history={history}
               signIn={signIns}
               onChanged={changed}
               onFailure={onFailure}
@@ -231,7 +238,9 @@ export function App() {
               <p>Choose a key on the left, or create a new one.</p>
             </section>
           )}
-          {live && <LiveView client={client} prefix={prefix} onFailure={onFailure} onEvents={onEvents} />}
+          {live && (
+            <LiveView client={client} prefix={prefix} onFailure={onFailure} onEvents={onEvents} onHistoryChanged={onHistoryChanged} />
+          )}
         </main>
         {confirmClear && (
           <ConfirmDialog

@@ -18,6 +18,12 @@ interface Props {
   entryKey: string;
   /** Bumped when the entry may have changed elsewhere (a refresh, a change seen in the live view): it is fetched again unless being edited. */
   refresh: number;
+  /**
+   * Bumped when the server's store turned out to have another history (the live view saw another history id:
+   * restored from a backup): fetched again as for `refresh`, and a key not found is one that does not exist, not one
+   * deleted since it was shown.
+   */
+  history: number;
   /** Bumped at each sign-in: the notice shown before it (the refusal of the previous token) goes. */
   signIn: number;
   onChanged: () => void;
@@ -34,7 +40,7 @@ type State =
   /** base undefined: the save was meant for a key that did not exist (revision 0). */
   | { mode: 'conflict'; base: Entry | undefined; text: string; current: Entry | undefined };
 
-export function EntryPanel({ client, entryKey, refresh, signIn, onChanged, onFailure }: Props) {
+export function EntryPanel({ client, entryKey, refresh, history, signIn, onChanged, onFailure }: Props) {
   const [state, setState] = useState<State>({ mode: 'loading' });
   const [message, setMessage] = useState<{ text: ComponentChildren; error: boolean } | undefined>(undefined);
   const [confirmDelete, setConfirmDelete] = useState(false);
@@ -61,13 +67,14 @@ export function EntryPanel({ client, entryKey, refresh, signIn, onChanged, onFai
     }
   };
 
-  const reload = async (): Promise<void> => {
+  /** `otherHistory`: what was shown is of another history of the store, so a key not found now was not deleted since. */
+  const reload = async (otherHistory = false): Promise<void> => {
     try {
       const entry = await fetchEntry();
       setState((before) =>
         entry !== undefined
           ? { mode: 'view', entry }
-          : { mode: 'missing', deleted: before.mode === 'view' || (before.mode === 'missing' && before.deleted) },
+          : { mode: 'missing', deleted: !otherHistory && (before.mode === 'view' || (before.mode === 'missing' && before.deleted)) },
       );
     } catch (error) {
       const text = describeFailure(error);
@@ -97,6 +104,12 @@ export function EntryPanel({ client, entryKey, refresh, signIn, onChanged, onFai
     const mode = current.current.mode;
     if (mode === 'view' || mode === 'missing' || mode === 'failed') void reload();
   }, [refresh]);
+  const firstHistory = useRef(history);
+  useEffect(() => {
+    if (history === firstHistory.current) return;
+    const mode = current.current.mode;
+    if (mode === 'view' || mode === 'missing' || mode === 'failed') void reload(true);
+  }, [history]);
 
   // Signed in again (the previous token was refused, the edit kept): what was said before, the refusal among it, goes
   // (in a layout effect, so it is gone before the console shows again).

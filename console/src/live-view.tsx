@@ -7,7 +7,8 @@
  * server whose store has another history than the one followed (another
  * history id in a stream's first message: restored from a backup, so its
  * revisions may name other changes) is named too, and the view follows the
- * new history from its current revision, not from the old one's.
+ * new history from its current revision, not from the old one's; the app
+ * then fetches the keys and the entry it shows again.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -26,6 +27,8 @@ interface Props {
   onFailure: (error: unknown) => void;
   /** Each change as it is shown (the app refreshes an entry shown elsewhere). */
   onEvents?: (events: Event[]) => void;
+  /** The store turned out to have another history (the app fetches the keys and the entry it shows again). */
+  onHistoryChanged?: () => void;
 }
 
 interface Row {
@@ -36,7 +39,7 @@ interface Row {
   value: string;
 }
 
-export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
+export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged }: Props) {
   const [rows, setRows] = useState<Row[]>([]);
   const [current, setCurrent] = useState<bigint | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
@@ -45,8 +48,8 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
   const latest = useRef(client);
   latest.current = client;
   // And the latest callbacks (they see the entry open now, not the one open when the watch began).
-  const handlers = useRef({ onFailure, onEvents });
-  handlers.current = { onFailure, onEvents };
+  const handlers = useRef({ onFailure, onEvents, onHistoryChanged });
+  handlers.current = { onFailure, onEvents, onHistoryChanged };
 
   useEffect(() => {
     const abort = new AbortController();
@@ -139,6 +142,7 @@ export function LiveView({ client, prefix, onFailure, onEvents }: Props) {
             // From the revision that stream's first message was current to: nothing of the new history after it is missed.
             seen = otherHistoryAt;
             setCurrent(undefined);
+            handlers.current.onHistoryChanged?.();
             continue;
           }
           why = 'the stream ended';

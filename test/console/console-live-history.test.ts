@@ -6,7 +6,8 @@
  * keep the rows it showed below it as the old history's, and follow the new
  * history from its current revision: neither hide the restored store's
  * changes at revisions it had shown, nor show later ones as if they went on
- * from the old history.
+ * from the old history. The keys and the entry shown are fetched again
+ * too: what they showed was the old history's.
  */
 import path from 'node:path';
 import type { Page } from 'playwright-core';
@@ -69,7 +70,7 @@ async function waitForRows(what: string, done: (found: string[]) => boolean): Pr
  * live view open on h/ and showing h/4..h/6 (revisions 4 to 6) written
  * after the backup. Returns server A and the backup's path.
  */
-async function liveViewAfterBackup(): Promise<{ a: RunningServer; backup: string }> {
+async function liveViewAfterBackup(openKey?: string): Promise<{ a: RunningServer; backup: string }> {
   const a = await start('a');
   for (let i = 1; i <= 3; i++) await call('Set', { key: `h/${i}`, value: i });
   const backup = path.join(dir, 'at-3.backup');
@@ -79,7 +80,7 @@ async function liveViewAfterBackup(): Promise<{ a: RunningServer; backup: string
   } finally {
     kv.close();
   }
-  await page.goto(`http://127.0.0.1:${port}/#prefix=h%2F`);
+  await page.goto(`http://127.0.0.1:${port}/#prefix=h%2F${openKey === undefined ? '' : `&key=${encodeURIComponent(openKey)}`}`);
   await page.getByRole('button', { name: 'Live view' }).click();
   await page.getByRole('heading', { name: 'Live: h/' }).waitFor();
   await page.getByText('Following; current to revision 3.').waitFor();
@@ -164,7 +165,12 @@ describeWithChromium('the web console live view on a server restored from a back
   }, 120_000);
 
   test('a restored store behind the revisions shown: one row says so, and its changes at revisions the view had shown appear', async () => {
-    const { a, backup } = await liveViewAfterBackup();
+    const { a, backup } = await liveViewAfterBackup('h/5');
+    // The entry open, and the keys listed, are the old history's: h/5 (revision 5) among them.
+    await page.getByRole('button', { name: 'Refresh', exact: true }).click();
+    const keys = page.locator('ul.keys');
+    await keys.getByRole('button', { name: '5', exact: true }).waitFor();
+    await page.getByLabel('Value').getByText('5').waitFor();
 
     await stop(a);
     await page.getByText(/reconnecting…/).waitFor();
@@ -174,6 +180,10 @@ describeWithChromium('the web console live view on a server restored from a back
     await notice.waitFor();
     expect(await notice.textContent()).toContain('it is at revision 3)');
     await page.getByText('Following; current to revision 3.').waitFor();
+    // The entry and the keys are fetched again: h/5 is not in the restored store (it was never written there, not deleted).
+    await page.getByText('This key does not exist.').waitFor();
+    await keys.getByRole('button', { name: '5', exact: true }).waitFor({ state: 'detached' });
+    expect(await keys.locator('li').allTextContents()).toEqual(['1', '2', '3']);
 
     // Revisions 4 and 5, shown already for the old history's changes, are the restored store's own now: they are shown.
     expect(await revisionOf('Set', { key: 'h/r4', value: 'r4' })).toBe(4n);
