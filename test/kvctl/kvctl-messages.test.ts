@@ -2,7 +2,7 @@
  * Mistakes whose first message did not say what to do: an endpoint with a
  * URL scheme, a revision past 2^53-1, a txn compare with >=, plaintext to a
  * TLS server, TLS to a plaintext one, a CA that did not sign the server's
- * certificate, the metrics port for the gRPC one, mutual TLS without a
+ * certificate, the metrics or HTTP port for the gRPC one, mutual TLS without a
  * client certificate. Each is one line and its exit code, without OpenSSL's
  * or grpc-js's raw text.
  */
@@ -69,7 +69,7 @@ describe('TLS', () => {
     [tlsServer, mtlsServer, plainServer] = await Promise.all([
       startServer({ args: identity }),
       startServer({ args: [...identity, '--tls-client-ca', certs.caCert] }),
-      startServer({ args: ['--metrics-listen', '127.0.0.1:0'] }),
+      startServer({ args: ['--metrics-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'] }),
     ]);
   });
 
@@ -137,6 +137,11 @@ describe('TLS', () => {
     const result = await runKvctl(['get', 'k', '--endpoint', plainServer.metricsAddress!, '--timeout-ms', '3000']);
     expectOneLine(result, 4, /^kvctl: 127\.0\.0\.1:\d+: no connection: not a gRPC server: .*--metrics-listen port\? .*\(UNAVAILABLE\)\n$/);
     expect(result.stderr).not.toMatch(RAW_TEXT);
+  });
+
+  test('the HTTP port (Connect, gRPC-Web) for the gRPC one: exit 4 (nothing served the call), not 8 (a server error)', async () => {
+    const result = await runKvctl(['get', 'k', '--endpoint', plainServer.httpAddress!, '--timeout-ms', '3000']);
+    expectOneLine(result, 4, /^kvctl: the server answered HTTP 415, not gRPC \(a kv-server's --http-listen port .*\(NOT_GRPC\)\n$/);
   });
 
   test('health over several endpoints says the same of each, in its error, without a trailing newline', async () => {

@@ -107,12 +107,18 @@ describe('--token', () => {
     expect(tokenServer.seen.slice(-2)).toEqual(['Bearer s3cret', 'Bearer s3cret']);
   });
 
-  test('a missing or wrong token exits 6', async () => {
-    for (const args of [[], ['--token', 'wrong']]) {
+  test('a missing or wrong token exits 6; without one, the line says how kvctl sends one', async () => {
+    for (const [args, hint] of [
+      [[], ': give kvctl a token with --token or KV_TOKEN'],
+      [['--token', 'wrong'], ''],
+      [['--token=wrong'], ''],
+    ] as const) {
       const result = await runKvctl(['get', 'k', '--endpoint', tokenServer.address, ...args]);
       expect(valueOf(result)).toEqual({ code: 6, stdout: '' });
-      expect(result.stderr).toBe('kvctl: missing or wrong token (UNAUTHENTICATED)\n');
+      expect(result.stderr).toBe(`kvctl: missing or wrong token (UNAUTHENTICATED)${hint}\n`);
     }
+    const viaEnv = await runKvctl(['get', 'k', '--endpoint', tokenServer.address], { env: { KV_TOKEN: 'wrong' } });
+    expect(viaEnv.stderr).toBe('kvctl: missing or wrong token (UNAUTHENTICATED)\n');
   });
 
   test('ls that is denied exits 6 with nothing on stdout (not even the opening "[" of the JSON array)', async () => {

@@ -22,8 +22,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  not found: get of a missing key, or a lease that does not exist (set --lease, lease keepalive, ...)
   2  usage: a bad flag, argument, JSON value or file, or a file, directory or output kvctl cannot write (backup, restore, any command's stdout: no permission, a full disk, ...; a change whose output was lost is still made)
   3  conflict: --expected-revision did not match, a txn's compares did not hold, or import found keys on the server (without --overwrite)
-  4  unavailable: no server answered in time, it is shutting down, or health is not SERVING (with several endpoints: not all of them)
-  5  rejected: the server refused the request (bad key, value too large, ...)
+  4  unavailable: no server answered in time (or what answered does not speak gRPC: another port, such as --http-listen's), it is shutting down, or health is not SERVING (with several endpoints: not all of them)
+  5  rejected: the server refused the request (bad key, value too large, ...); for watch also: it cannot resume (COMPACTED, or REVISION_WENT_BACK: the store has another history): list again and watch from the listing's revision + 1
   6  denied: not authenticated or not allowed, or too many failed authentications from this address (AUTH_RATE_LIMITED: try again later)
   7  declined: a confirmation was answered no
   8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)
@@ -34,6 +34,8 @@ export const EXIT_CODES_HELP = `Exit codes:
 export function exitCodeForError(error: KvError): ExitCode {
   // RESOURCE_EXHAUSTED, but an authentication refusal, and a temporary one: not "rejected, do not retry".
   if (error.reason === 'AUTH_RATE_LIMITED') return EXIT.denied;
+  // Whatever HTTP status it came with: the address is not a kv-server's gRPC port, as when nothing answers there.
+  if (error.reason === 'NOT_GRPC') return EXIT.unavailable;
   return exitCodeForStatus(error.code);
 }
 

@@ -26,15 +26,20 @@ export async function main(argv: string[], io: Io): Promise<ExitCode> {
   } catch (error) {
     // commander has already printed its own message (usage mistakes) or the help/version.
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    const { message, code } = describe(error);
+    const tokenGiven = process.env.KV_TOKEN !== undefined || argv.some((arg) => arg === '--token' || arg.startsWith('--token='));
+    const { message, code } = describe(error, tokenGiven);
     io.stderr.write(`kvctl: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
     return code;
   }
 }
 
-function describe(error: unknown): { message: string; code: ExitCode } {
+function describe(error: unknown, tokenGiven: boolean): { message: string; code: ExitCode } {
   if (error instanceof CliError) return { message: error.message, code: error.exitCode };
-  if (error instanceof KvError) return { message: `${error.message} (${error.reason})`, code: exitCodeForError(error) };
+  if (error instanceof KvError) {
+    // The server's words name the header; a kvctl user sends it with --token.
+    const hint = error.reason === 'UNAUTHENTICATED' && !tokenGiven ? ': give kvctl a token with --token or KV_TOKEN' : '';
+    return { message: `${error.message} (${error.reason})${hint}`, code: exitCodeForError(error) };
+  }
   return { message: `unexpected failure: ${error instanceof Error ? error.message : String(error)}`, code: EXIT.serverError };
 }
 

@@ -7,7 +7,8 @@ export type ServerErrorReason = Exclude<keyof typeof ErrorReason, 'ERROR_REASON_
 /**
  * Why a call failed, decided from the server's `kv-reason` trailer, or from
  * the status code when the server sent none (a transport failure, a
- * deadline) — never from message text.
+ * deadline) — never from a server's message text. Two reasons grpc-js gives
+ * only in its own words: RESPONSE_TOO_LARGE and NOT_GRPC.
  */
 export type KvErrorReason =
   | ServerErrorReason
@@ -21,6 +22,12 @@ export type KvErrorReason =
    * state again and watch from its revision + 1.
    */
   | 'REVISION_WENT_BACK'
+  /**
+   * What answered at the address speaks HTTP but not gRPC: not a kv-server's
+   * gRPC port (its --http-listen port, say, or another service). The request
+   * was not carried out.
+   */
+  | 'NOT_GRPC'
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
@@ -101,7 +108,11 @@ export class KvError extends Error {
     const [sent] = error.metadata?.get(REASON_TRAILER) ?? [];
     const tooLarge = sent === undefined ? answerTooLarge(error, receiveLimitBytes) : undefined;
     if (tooLarge !== undefined) return new KvError(tooLarge, error.code, 'RESPONSE_TOO_LARGE', undefined, error);
-    const reason = (typeof sent === 'string' ? serverReason(sent) : undefined) ?? REASONS_FROM_CODE[error.code] ?? 'UNKNOWN';
+    // grpc-js's status for an HTTP answer without gRPC's headers (its code follows the HTTP status): no kv-server sent it.
+    const notGrpc = sent === undefined && HTTP_ANSWER.test(error.details ?? '');
+    const reason = notGrpc
+      ? 'NOT_GRPC'
+      : ((typeof sent === 'string' ? serverReason(sent) : undefined) ?? REASONS_FROM_CODE[error.code] ?? 'UNKNOWN');
     const revisionIn = (name: string): number | undefined => {
       const [value] = error.metadata?.get(name) ?? [];
       return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
@@ -112,6 +123,9 @@ export class KvError extends Error {
     });
   }
 }
+
+/** grpc-js's details when what answered spoke HTTP without gRPC's headers. */
+const HTTP_ANSWER = /^Received HTTP status code (\d+)$/;
 
 /**
  * grpc-js's own words for a failed connection, made readable: "No connection
@@ -135,7 +149,7 @@ function plainDetails(details: string): string {
       : '';
     return `deadline exceeded after ${deadline[1]} s${where}`;
   }
-  const http = /^Received HTTP status code (\d+)$/.exec(details);
+  const http = HTTP_ANSWER.exec(details);
   if (http !== null) {
     return `the server answered HTTP ${http[1]}, not gRPC (a kv-server's --http-listen port speaks Connect and gRPC-Web; gRPC is on its --listen port)`;
   }
