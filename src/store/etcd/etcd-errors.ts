@@ -33,7 +33,15 @@ import { BackendUnavailableError, InvalidArgumentError, NotSentError, StoreClose
 export type EtcdCallKind = 'read' | 'write' | 'watch' | 'keep-alive';
 
 const OUTCOME_UNKNOWN = '; the write may or may not have been applied: read the key before writing it again';
-const NOT_SENT = '; nothing was sent to etcd, nothing was applied: try again';
+/**
+ * What a NotSentError adds. A read may be the first step of an Update or a Txn, whose caller must learn that nothing
+ * was applied; a watch or a keep-alive applies nothing anyway.
+ */
+function notSent(kind: EtcdCallKind): string {
+  return kind === 'write' || kind === 'read'
+    ? '; nothing was sent to etcd, nothing was applied: try again'
+    : '; nothing was sent to etcd: try again';
+}
 const TOO_LARGE =
   "nothing was applied: together the values a write carries must fit etcd's --max-request-bytes (1.5 MiB by default; kv's --etcd-max-request-bytes must not be more than it)";
 
@@ -108,15 +116,15 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof StoreError) return error;
   if (isBrokenCircuitError(error)) {
     const why = error.message === MEMBER_ON_TRIAL ? 'its member failed recently and is being tried again' : 'each failed recently';
-    return new NotSentError(`no etcd endpoint answers right now (${why})${NOT_SENT}`, { cause: error });
+    return new NotSentError(`no etcd endpoint answers right now (${why})${notSent(kind)}`, { cause: error });
   }
   if (!(error instanceof Error)) return error;
   if (error instanceof ClientClosedError) return new StoreClosedError('the store is closed', { cause: error });
   if (neverSent(error))
-    return new NotSentError(`could not reach etcd for the ${kind} (${oneLine(error.message)})${NOT_SENT}`, { cause: error });
+    return new NotSentError(`could not reach etcd for the ${kind} (${grpcText(error.message)})${notSent(kind)}`, { cause: error });
   if (isTransient(error)) {
     const outcome = kind === 'write' ? OUTCOME_UNKNOWN : '';
-    return new BackendUnavailableError(`etcd did not answer the ${kind} (${oneLine(error.message)})${outcome}`, { cause: error });
+    return new BackendUnavailableError(`etcd did not answer the ${kind} (${grpcText(error.message)})${outcome}`, { cause: error });
   }
   if (
     error instanceof EtcdPermissionDeniedError ||
@@ -228,4 +236,20 @@ function overSize(error: GRPCResourceExhastedError, kind: 'read' | 'write'): Sto
 /** gRPC messages can span lines (TLS alerts do); kv's messages are one line. */
 export function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * grpc-js's words for a failed call, on one line and without what changes
+ * from call to call and tells an operator nothing: an empty "Resolution
+ * note:" after a connection error, and a deadline's internal timings
+ * ("Deadline exceeded after 5.000s,time to current attempt start: 0.001s,LB
+ * pick: 0.002s,remote_addr=127.0.0.1:2379" keeps "Deadline exceeded after
+ * 5.000s at 127.0.0.1:2379").
+ */
+function grpcText(text: string): string {
+  const line = oneLine(text).replace(/\.? Resolution note:$/, '');
+  const deadline = /(Deadline exceeded after [\d.]+s),(.*)$/.exec(line);
+  if (deadline === null) return line;
+  const member = /\bremote_addr=([^,\s)]+)/.exec(deadline[2])?.[1];
+  return `${line.slice(0, deadline.index)}${deadline[1]}${member === undefined ? '' : ` at ${member}`}`;
 }

@@ -1,0 +1,58 @@
+/**
+ * How the etcd engine words a failed etcd call (etcd-errors.ts): one line,
+ * the same for the same cause (grpc-js's per-call timings and its empty
+ * "Resolution note:" left out, the member that did not answer kept), and
+ * "nothing was applied" said only where something could have been: a write,
+ * or a read (the first step of an Update or a Txn); a watch or a keep-alive
+ * that was not sent was simply not answered.
+ */
+import { BrokenCircuitError } from 'cockatiel';
+import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
+import { fromEtcdError } from '../../src/store/etcd/etcd-errors';
+
+const refused = (): GRPCUnavailableError =>
+  new GRPCUnavailableError(
+    '14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:42398. Resolution note: ',
+  );
+
+test('a call that never reached etcd: its cause without the empty resolution note; "nothing was applied" only for a write or a read', () => {
+  for (const kind of ['write', 'read'] as const) {
+    expect(fromEtcdError(refused(), kind)).toMatchObject({
+      code: 'NOT_SENT',
+      message:
+        `could not reach etcd for the ${kind} (14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED ` +
+        '127.0.0.1:42398); nothing was sent to etcd, nothing was applied: try again',
+    });
+  }
+  for (const kind of ['watch', 'keep-alive'] as const) {
+    expect(fromEtcdError(refused(), kind)).toMatchObject({
+      code: 'NOT_SENT',
+      message:
+        `could not reach etcd for the ${kind} (14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED ` +
+        '127.0.0.1:42398); nothing was sent to etcd: try again',
+    });
+  }
+  expect(fromEtcdError(new BrokenCircuitError(), 'watch')).toMatchObject({
+    code: 'NOT_SENT',
+    message: 'no etcd endpoint answers right now (each failed recently); nothing was sent to etcd: try again',
+  });
+  expect(fromEtcdError(new BrokenCircuitError(), 'write')).toMatchObject({
+    message: expect.stringMatching(/; nothing was sent to etcd, nothing was applied: try again$/),
+  });
+});
+
+test("a deadline etcd did not answer within: the member, not grpc-js's timings of the call", () => {
+  const timedOut = new GRPCDeadlineExceededError(
+    '4 DEADLINE_EXCEEDED: Deadline exceeded after 5.000s,time to current attempt start: 0.001s,LB pick: 0.002s,remote_addr=127.0.0.1:42330',
+  );
+  expect(fromEtcdError(timedOut, 'write')).toMatchObject({
+    code: 'UNAVAILABLE',
+    message:
+      'etcd did not answer the write (4 DEADLINE_EXCEEDED: Deadline exceeded after 5.000s at 127.0.0.1:42330); ' +
+      'the write may or may not have been applied: read the key before writing it again',
+  });
+  const noMember = new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 1.500s,metadata filters: 0.001s');
+  expect(fromEtcdError(noMember, 'read')).toMatchObject({
+    message: 'etcd did not answer the read (4 DEADLINE_EXCEEDED: Deadline exceeded after 1.500s)',
+  });
+});
