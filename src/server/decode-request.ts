@@ -36,5 +36,10 @@ function decodeFailure(error: unknown): string {
   // Node's fatal TextDecoder says which error this is by code; anything else (an int64
   // past 2^53 under forceLong=number, the decoder's recursion limit) is passed on as the decoder words it.
   if ((error as NodeJS.ErrnoException).code === 'ERR_ENCODING_INVALID_ENCODED_DATA') return 'a string field is not valid UTF-8';
-  return error instanceof Error ? error.message : String(error);
+  // ts-proto's words for an int64 past what a JS number holds exactly (it does not say which field).
+  const message = error instanceof Error ? error.message : String(error);
+  if (message === 'Value is larger than Number.MAX_SAFE_INTEGER' || message === 'Value is smaller than Number.MIN_SAFE_INTEGER') {
+    return `an integer field is outside ±(2^53 - 1), the most kv takes (a revision, a lease id, ttl_ms) (${message})`;
+  }
+  return message;
 }

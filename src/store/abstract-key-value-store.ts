@@ -350,7 +350,9 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
         );
       }
     } else if (!Number.isSafeInteger(c.number) || c.number < 0) {
-      throw new InvalidArgumentError(`compare on key ${JSON.stringify(c.key)}: ${c.target} must be a whole number >= 0 (got ${c.number})`);
+      // Named as the request names it (Compare's fields), as other messages name theirs.
+      const field = c.target === 'createRevision' ? 'create_revision' : c.target === 'modRevision' ? 'mod_revision' : c.target;
+      throw new InvalidArgumentError(`compare on key ${JSON.stringify(c.key)}: ${field} must be a whole number >= 0 (got ${c.number})`);
     }
   }
 

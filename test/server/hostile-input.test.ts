@@ -100,7 +100,9 @@ describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () 
     const request = new BinaryWriter().uint32(10).string('k').uint32(16).int64('9007199254740993').finish(); // field 2
     const error = await rawCall('Delete', request);
     expect(error?.code).toBe(status.INVALID_ARGUMENT);
-    expect(error?.details).toMatch(/^request could not be decoded: .*MAX_SAFE_INTEGER/);
+    expect(error?.details).toMatch(
+      /^request could not be decoded: an integer field is outside ±\(2\^53 - 1\), the most kv takes .*MAX_SAFE_INTEGER/,
+    );
   });
 
   test('JSON nested deeper than protobuf decoding allows is refused', async () => {

@@ -611,6 +611,18 @@ export function runStoreContract(
         ).rejects.toMatchObject({ code: 'INVALID_KEY', message: 'compare 1: key must be a non-empty string' });
       });
 
+      test("a compare's bad number names its field as the request does (mod_revision, not modRevision)", async () => {
+        for (const [target, field] of [
+          ['modRevision', 'mod_revision'],
+          ['createRevision', 'create_revision'],
+          ['version', 'version'],
+        ] as const) {
+          await expect(
+            store.txn({ compare: [{ key: 'k', result: 'equal', target, number: -3 }], success: [], failure: [] }),
+          ).rejects.toThrow(`compare on key "k": ${field} must be a whole number >= 0 (got -3)`);
+        }
+      });
+
       test('clear and update inside a transaction', async () => {
         await store.set('t/1', 1);
         await store.set('t/2', 2);
