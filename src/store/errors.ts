@@ -137,9 +137,11 @@ export class WatchCompactedError extends StoreError {
     readonly startRevision: number,
     /** The oldest revision a watch can start at now. */
     readonly oldestRevision: number,
+    /** The watch had sent changes and the server was resuming it by itself (the etcd engine, after etcd was unreachable): startRevision is its next revision, not the one the client sent. */
+    resumed = false,
   ) {
     super(
-      `start_revision ${startRevision} is older than the change history kept (oldest revision available: ${oldestRevision}); read the current state again, then watch from the revision it was read at + 1 (of a List in pages, the first page's)`,
+      `${resumed ? `the watch lost its stream to the store and could not resume it: revision ${startRevision}, the next it had to send,` : `start_revision ${startRevision}`} is older than the change history kept (oldest revision available: ${oldestRevision}); read the current state again, then watch from the revision it was read at + 1 (of a List in pages, the first page's)`,
     );
   }
 }

@@ -73,6 +73,8 @@ export class EtcdWatch implements Watch {
   /** When the watch last lost its stream (or started without one); undefined while connected. */
   private disconnectedSince: number | undefined = Date.now();
   private retryPause = 50;
+  /** A stream was lost and the watch goes on from resumeFrom by itself: a compaction then is of its own resume point. */
+  private resuming = false;
 
   constructor(
     private readonly client: Etcd3,
@@ -174,7 +176,7 @@ export class EtcdWatch implements Watch {
       const compacted = Number(response.compact_revision);
       this.end(
         compacted > 0
-          ? new WatchCompactedError(this.resumeFrom, compacted + 1)
+          ? new WatchCompactedError(this.resumeFrom, compacted + 1, this.resuming)
           : new BackendUnavailableError(`etcd cancelled the watch${response.cancel_reason ? `: ${response.cancel_reason}` : ''}`),
       );
       return;
@@ -246,6 +248,7 @@ export class EtcdWatch implements Watch {
   private lost(stream: WatchStream | undefined, error: unknown): void {
     if (stream !== this.stream || this.error !== undefined) return;
     this.dropStream();
+    this.resuming = true;
     const since = (this.disconnectedSince ??= Date.now());
     if (Date.now() - since > this.options.unavailableAfterMs) {
       const mapped = fromEtcdError(error, 'watch');
