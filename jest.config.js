@@ -8,6 +8,9 @@ module.exports = {
     '^@kv/client/wire$': '<rootDir>/clients/typescript/src/wire/index.ts',
   },
   testTimeout: 60000,
+  // The run's temporary files in one directory, removed at its end.
+  globalSetup: '<rootDir>/test/support/tmp-setup.js',
+  globalTeardown: '<rootDir>/test/support/tmp-teardown.js',
   // Suites start real servers and child processes; two workers match the two cores.
   maxWorkers: 2,
 };
