@@ -84,7 +84,9 @@ export enum ErrorReason {
   /**
    * INVALID_KEY - buf:lint:ignore ENUM_VALUE_PREFIX
    * A key or prefix is empty where it must not be, or is not valid Unicode
-   * text. INVALID_ARGUMENT.
+   * text (a lone surrogate in a JSON body). INVALID_ARGUMENT. Bytes that are
+   * not UTF-8 in any string field of a protobuf request make it one that
+   * does not decode: INVALID_ARGUMENT below.
    */
   INVALID_KEY = 1,
   /**
@@ -366,7 +368,8 @@ export enum ErrorTrailer {
   /**
    * KV_REASON - buf:lint:ignore ENUM_VALUE_PREFIX
    * "kv-reason": the name of an ErrorReason value. On every error the
-   * server itself raises.
+   * server itself raises (not on a request the gRPC layer refuses before kv
+   * reads it: one over the message limit, see KeyValueService).
    */
   KV_REASON = 1,
   /**
@@ -5422,7 +5425,10 @@ export const BackupTrailer: MessageFns<BackupTrailer> = {
  * Limits (server flags --max-key-bytes and --max-value-bytes): a key is
  * non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
  * JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
- * the size received. A server that is shutting down answers UNAVAILABLE.
+ * the size received. A whole request larger than 16 times the value limit
+ * (16 MiB by default) is refused by the gRPC layer before kv reads it:
+ * RESOURCE_EXHAUSTED, without kv-reason, nothing done. A server that is
+ * shutting down answers UNAVAILABLE.
  *
  * A server started with an auth file needs credentials on every call (an
  * "authorization: Bearer <token>" header, or a client certificate over
@@ -5647,6 +5653,10 @@ export const KeyValueServiceService = {
    * to its full ttl_ms and is answered with the new time to live, or with
    * ttl_ms 0 if the lease no longer exists. One stream serves any number of
    * leases, as in etcd.
+   *
+   * Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
+   * JavaScript number) does not decode, which ends the stream with
+   * INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
    */
   keepAlive: {
     path: "/kv.v1.KeyValueService/KeepAlive" as const,
@@ -5871,6 +5881,10 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * to its full ttl_ms and is answered with the new time to live, or with
    * ttl_ms 0 if the lease no longer exists. One stream serves any number of
    * leases, as in etcd.
+   *
+   * Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
+   * JavaScript number) does not decode, which ends the stream with
+   * INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
    */
   keepAlive: handleBidiStreamingCall<KeepAliveRequest, KeepAliveResponse>;
   /**
@@ -6174,6 +6188,10 @@ export interface KeyValueServiceClient extends Client {
    * to its full ttl_ms and is answered with the new time to live, or with
    * ttl_ms 0 if the lease no longer exists. One stream serves any number of
    * leases, as in etcd.
+   *
+   * Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
+   * JavaScript number) does not decode, which ends the stream with
+   * INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
    */
   keepAlive(): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>;
   keepAlive(options: Partial<CallOptions>): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>;

@@ -1690,7 +1690,9 @@ export enum ErrorReason {
   /**
    * buf:lint:ignore ENUM_VALUE_PREFIX
    * A key or prefix is empty where it must not be, or is not valid Unicode
-   * text. INVALID_ARGUMENT.
+   * text (a lone surrogate in a JSON body). INVALID_ARGUMENT. Bytes that are
+   * not UTF-8 in any string field of a protobuf request make it one that
+   * does not decode: INVALID_ARGUMENT below.
    *
    * @generated from enum value: INVALID_KEY = 1;
    */
@@ -1919,7 +1921,8 @@ export enum ErrorTrailer {
   /**
    * buf:lint:ignore ENUM_VALUE_PREFIX
    * "kv-reason": the name of an ErrorReason value. On every error the
-   * server itself raises.
+   * server itself raises (not on a request the gRPC layer refuses before kv
+   * reads it: one over the message limit, see KeyValueService).
    *
    * @generated from enum value: KV_REASON = 1;
    */
@@ -1966,7 +1969,10 @@ export const ErrorTrailerSchema: GenEnum<ErrorTrailer> = /*@__PURE__*/
  * Limits (server flags --max-key-bytes and --max-value-bytes): a key is
  * non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
  * JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
- * the size received. A server that is shutting down answers UNAVAILABLE.
+ * the size received. A whole request larger than 16 times the value limit
+ * (16 MiB by default) is refused by the gRPC layer before kv reads it:
+ * RESOURCE_EXHAUSTED, without kv-reason, nothing done. A server that is
+ * shutting down answers UNAVAILABLE.
  *
  * A server started with an auth file needs credentials on every call (an
  * "authorization: Bearer <token>" header, or a client certificate over
@@ -2172,6 +2178,10 @@ export const KeyValueService: GenService<{
    * to its full ttl_ms and is answered with the new time to live, or with
    * ttl_ms 0 if the lease no longer exists. One stream serves any number of
    * leases, as in etcd.
+   *
+   * Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
+   * JavaScript number) does not decode, which ends the stream with
+   * INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
    *
    * @generated from rpc kv.v1.KeyValueService.KeepAlive
    */

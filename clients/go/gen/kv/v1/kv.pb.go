@@ -93,7 +93,9 @@ const (
 	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// A key or prefix is empty where it must not be, or is not valid Unicode
-	// text. INVALID_ARGUMENT.
+	// text (a lone surrogate in a JSON body). INVALID_ARGUMENT. Bytes that are
+	// not UTF-8 in any string field of a protobuf request make it one that
+	// does not decode: INVALID_ARGUMENT below.
 	ErrorReason_INVALID_KEY ErrorReason = 1
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// A key or value is over its size limit. INVALID_ARGUMENT.
@@ -284,7 +286,8 @@ const (
 	ErrorTrailer_ERROR_TRAILER_UNSPECIFIED ErrorTrailer = 0
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// "kv-reason": the name of an ErrorReason value. On every error the
-	// server itself raises.
+	// server itself raises (not on a request the gRPC layer refuses before kv
+	// reads it: one over the message limit, see KeyValueService).
 	ErrorTrailer_KV_REASON ErrorTrailer = 1
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// "kv-current-revision": with REVISION_MISMATCH, the key's current

@@ -51,7 +51,10 @@ const (
 // Limits (server flags --max-key-bytes and --max-value-bytes): a key is
 // non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
 // JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
-// the size received. A server that is shutting down answers UNAVAILABLE.
+// the size received. A whole request larger than 16 times the value limit
+// (16 MiB by default) is refused by the gRPC layer before kv reads it:
+// RESOURCE_EXHAUSTED, without kv-reason, nothing done. A server that is
+// shutting down answers UNAVAILABLE.
 //
 // A server started with an auth file needs credentials on every call (an
 // "authorization: Bearer <token>" header, or a client certificate over
@@ -173,6 +176,10 @@ type KeyValueServiceClient interface {
 	// to its full ttl_ms and is answered with the new time to live, or with
 	// ttl_ms 0 if the lease no longer exists. One stream serves any number of
 	// leases, as in etcd.
+	//
+	// Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
+	// JavaScript number) does not decode, which ends the stream with
+	// INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
 	KeepAlive(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[KeepAliveRequest, KeepAliveResponse], error)
 	// RevokeLease deletes a lease and all its keys at once (one revision).
 	//
@@ -402,7 +409,10 @@ type KeyValueService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
 // Limits (server flags --max-key-bytes and --max-value-bytes): a key is
 // non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
 // JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
-// the size received. A server that is shutting down answers UNAVAILABLE.
+// the size received. A whole request larger than 16 times the value limit
+// (16 MiB by default) is refused by the gRPC layer before kv reads it:
+// RESOURCE_EXHAUSTED, without kv-reason, nothing done. A server that is
+// shutting down answers UNAVAILABLE.
 //
 // A server started with an auth file needs credentials on every call (an
 // "authorization: Bearer <token>" header, or a client certificate over
@@ -524,6 +534,10 @@ type KeyValueServiceServer interface {
 	// to its full ttl_ms and is answered with the new time to live, or with
 	// ttl_ms 0 if the lease no longer exists. One stream serves any number of
 	// leases, as in etcd.
+	//
+	// Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
+	// JavaScript number) does not decode, which ends the stream with
+	// INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
 	KeepAlive(grpc.BidiStreamingServer[KeepAliveRequest, KeepAliveResponse]) error
 	// RevokeLease deletes a lease and all its keys at once (one revision).
 	//

@@ -31,7 +31,10 @@ class KeyValueServiceStub:
     Limits (server flags --max-key-bytes and --max-value-bytes): a key is
     non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
     JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
-    the size received. A server that is shutting down answers UNAVAILABLE.
+    the size received. A whole request larger than 16 times the value limit
+    (16 MiB by default) is refused by the gRPC layer before kv reads it:
+    RESOURCE_EXHAUSTED, without kv-reason, nothing done. A server that is
+    shutting down answers UNAVAILABLE.
 
     A server started with an auth file needs credentials on every call (an
     "authorization: Bearer <token>" header, or a client certificate over
@@ -131,7 +134,10 @@ class KeyValueServiceServicer:
     Limits (server flags --max-key-bytes and --max-value-bytes): a key is
     non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
     JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
-    the size received. A server that is shutting down answers UNAVAILABLE.
+    the size received. A whole request larger than 16 times the value limit
+    (16 MiB by default) is refused by the gRPC layer before kv reads it:
+    RESOURCE_EXHAUSTED, without kv-reason, nothing done. A server that is
+    shutting down answers UNAVAILABLE.
 
     A server started with an auth file needs credentials on every call (an
     "authorization: Bearer <token>" header, or a client certificate over
@@ -305,6 +311,10 @@ class KeyValueServiceServicer:
         to its full ttl_ms and is answered with the new time to live, or with
         ttl_ms 0 if the lease no longer exists. One stream serves any number of
         leases, as in etcd.
+
+        Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
+        JavaScript number) does not decode, which ends the stream with
+        INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -460,7 +470,10 @@ class KeyValueService:
     Limits (server flags --max-key-bytes and --max-value-bytes): a key is
     non-empty and at most 4096 UTF-8 bytes; a value is at most 1 MiB once
     JSON-encoded. Breaking a limit is INVALID_ARGUMENT naming the limit and
-    the size received. A server that is shutting down answers UNAVAILABLE.
+    the size received. A whole request larger than 16 times the value limit
+    (16 MiB by default) is refused by the gRPC layer before kv reads it:
+    RESOURCE_EXHAUSTED, without kv-reason, nothing done. A server that is
+    shutting down answers UNAVAILABLE.
 
     A server started with an auth file needs credentials on every call (an
     "authorization: Bearer <token>" header, or a client certificate over
