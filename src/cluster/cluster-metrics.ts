@@ -38,7 +38,7 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
     const answered = new Set<string>();
     const registries: MetricsJson[] = [];
     reports.forEach((report, i) => {
-      if (report === undefined || !('metrics' in report)) return;
+      if (report === GONE || report === undefined || !('metrics' in report)) return;
       answered.add(serving[i][0]);
       registries.push(report.metrics);
     });
@@ -62,12 +62,19 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
     const serving = members.servingNow();
     if (!serving.some(([name]) => name !== OWNER_NAME)) return 'no worker serves (a replacement is starting)';
     const reports = await Promise.all(serving.map(([, child]) => ask(child, 'readiness', READINESS_ANSWER_MS)));
+    // A worker that ended as it was asked (killed; the supervisor had not yet seen it go) is being replaced, and the
+    // others serve meanwhile: left out, as it is from the next probe on. The owner's end restarts the whole server.
     for (const [i, report] of reports.entries()) {
       const name = serving[i][0];
+      if (report === GONE) {
+        if (name === OWNER_NAME) return 'the store owner ended (the server restarts)';
+        continue;
+      }
       if (report === undefined) return `${name} did not answer within ${READINESS_ANSWER_MS} ms`;
       if ('error' in report) return `${name}: ${report.error}`;
       if ('notReady' in report && report.notReady !== undefined) return report.notReady;
     }
+    if (serving.every(([name], i) => name === OWNER_NAME || reports[i] === GONE)) return 'no worker serves (a replacement is starting)';
     return undefined;
   };
 
@@ -88,17 +95,20 @@ function keepProcessSeries(registry: MetricsJson): MetricsJson {
   );
 }
 
-/** Asks a child for a report; undefined if it is gone, or has not answered within `timeoutMs`. */
-function askChildren(): (child: Worker, what: ReportRequest['what'], timeoutMs: number) => Promise<Report | undefined> {
+/** What asking a child that ended (or whose channel closed) before it answered gives. */
+const GONE = 'gone';
+
+/** Asks a child for a report; GONE if it ended before answering, undefined if it has not answered within `timeoutMs`. */
+function askChildren(): (child: Worker, what: ReportRequest['what'], timeoutMs: number) => Promise<Report | typeof GONE | undefined> {
   let nextId = 0;
-  const pending = new Map<number, { child: Worker; settle: (report: Report | undefined) => void }>();
+  const pending = new Map<number, { child: Worker; settle: (report: Report | typeof GONE | undefined) => void }>();
   cluster.on('message', (child, message: unknown) => {
     if (!isReport(message)) return;
     const asked = pending.get(message.id);
     if (asked?.child === child) asked.settle(message);
   });
   const gone = (child: Worker): void => {
-    for (const asked of [...pending.values()]) if (asked.child === child) asked.settle(undefined);
+    for (const asked of [...pending.values()]) if (asked.child === child) asked.settle(GONE);
   };
   cluster.on('disconnect', gone);
   cluster.on('exit', gone);
@@ -106,18 +116,18 @@ function askChildren(): (child: Worker, what: ReportRequest['what'], timeoutMs: 
   return (child, what, timeoutMs) =>
     new Promise((resolve) => {
       const id = nextId++;
-      const settle = (report: Report | undefined): void => {
+      const settle = (report: Report | typeof GONE | undefined): void => {
         clearTimeout(timer);
         pending.delete(id);
         resolve(report);
       };
       const timer = setTimeout(() => settle(undefined), timeoutMs);
-      if (!child.isConnected()) return settle(undefined);
+      if (!child.isConnected()) return settle(GONE);
       pending.set(id, { child, settle });
       const request: ReportRequest = { kind: 'report-request', id, what };
       // With a callback, a channel that closed meanwhile is an error here, not an 'error' event nobody handles.
       child.send(request, undefined, {}, (error) => {
-        if (error !== null) settle(undefined);
+        if (error !== null) settle(GONE);
       });
     });
 }

@@ -158,6 +158,33 @@ test('a worker killed with SIGKILL: every scrape meanwhile answers within a boun
   expect((await scrape(metrics, '/readyz')).status).toBe(200);
 });
 
+test('/readyz stays ready while a killed worker is replaced: the other serves (probes from the moment of the kill)', async () => {
+  server = await startServer({ args: ['--workers', '2', '--metrics-listen', '127.0.0.1:0'], env: { KV_LOG_LEVEL: 'info' } });
+  const running = server;
+  const metrics = running.metricsAddress as string;
+  const answers: string[] = [];
+  // A few kills (fewer than the restart limit): the supervisor may not have seen a worker end when a probe comes.
+  for (let round = 0; round < 4; round++) {
+    const [victim] = workerPids(running);
+    const probes = Array.from({ length: 4 }, () => scrape(metrics, '/readyz'));
+    process.kill(victim, 'SIGKILL');
+    probes.push(scrape(metrics, '/readyz'), scrape(metrics, '/readyz'));
+    await pollUntil(
+      'the replacement worker to serve',
+      () => {
+        probes.push(scrape(metrics, '/readyz'));
+        const pids = workerPids(running);
+        const restarted = running.output().split('worker restarted').length - 1 > round;
+        return restarted && pids.length === 2 && !pids.includes(victim) ? true : undefined;
+      },
+      30_000,
+    );
+    for (const { status, text } of await Promise.all(probes)) answers.push(`${status} ${text.trim()}`);
+  }
+  expect(answers.filter((answer) => answer !== '200 ready')).toEqual([]);
+  expect(answers.length).toBeGreaterThan(20);
+});
+
 test('a worker that does not answer (stopped) costs a scrape a bounded wait: its part is missing and kv_process_up says so', async () => {
   server = await startServer({ args: ['--workers', '2', '--metrics-listen', '127.0.0.1:0'] });
   const metrics = server.metricsAddress as string;
