@@ -105,6 +105,9 @@ export async function superviseWorkers({
   const misplaced = new WeakSet<Worker>();
   /** Counts the owner's restarts: a replacement decided before one is not started after it. */
   let generation = 0;
+  /** Children that said they serve, and those that said why they cannot start (a 'failed' line). */
+  const saidReady = new WeakSet<Worker>();
+  const saidWhy = new WeakSet<Worker>();
   /** Workers of the generation being started that ended after they said they serve, before all of them did: replaced once it serves. */
   const endedWhileStarting = new Map<number, { pid: number | undefined; code: number | null; signal: string | null }>();
   const restarts: number[] = [];
@@ -147,7 +150,8 @@ export async function superviseWorkers({
       workers.delete(worker);
       if (stopping) return;
       if (!serving) {
-        endedWhileStarting.set(slot, { pid: worker.process.pid, code, signal });
+        // One that ended before it served is started again by startWorker.
+        if (saidReady.has(worker)) endedWhileStarting.set(slot, { pid: worker.process.pid, code, signal });
         return;
       }
       if (!misplaced.has(worker)) {
@@ -249,7 +253,11 @@ export async function superviseWorkers({
         sendToChild(child, answer);
       }
       if (!isChildMessage(message)) return;
-      if (message.kind === kind) members.ready(name, child);
+      if (message.kind === kind) {
+        saidReady.add(child);
+        members.ready(name, child);
+      }
+      if (message.kind === 'failed') saidWhy.add(child);
       if (message.kind === 'failed' && !said.has(message.line)) {
         said.add(message.line);
         lastSaidAt = Date.now();
@@ -265,6 +273,24 @@ export async function superviseWorkers({
   };
 
   /**
+   * Starts the worker of `slot` and resolves once it serves. One that ends first without saying why (killed, out of
+   * memory) is started again, as a worker that ends later is, within the same restart limit; one that says why it
+   * cannot start (a port taken) fails the start, as every worker would.
+   */
+  const startWorker = async (slot: number): Promise<Started<'worker-ready'>> => {
+    for (;;) {
+      const worker = forkWorker(slot);
+      const started = await readyOf(worker, 'worker-ready');
+      if ('ready' in started || stopping || saidWhy.has(worker)) return started;
+      logger.warn(
+        { pid: worker.process.pid, code: worker.process.exitCode, signal: worker.process.signalCode },
+        'a worker process ended before it served: starting another',
+      );
+      if (!allowRestart('a worker')) return started;
+    }
+  };
+
+  /**
    * Starts the owner and the workers at once (a worker loads its code while
    * the owner recovers the data directory, then connects); an exit code if
    * one of them cannot start.
@@ -274,12 +300,12 @@ export async function superviseWorkers({
     const ownerStarted = socketPath === undefined ? undefined : readyOf(forkOwner(), 'owner-ready');
     // Without an owner (the etcd engine) each worker opens the store itself: the first alone, so a store
     // that cannot be opened is reported once, not by every worker.
-    const firstAlone = ownerStarted === undefined ? await Promise.race([readyOf(forkWorker(1), 'worker-ready'), stopped]) : undefined;
+    const firstAlone = ownerStarted === undefined ? await Promise.race([startWorker(1), stopped]) : undefined;
     if (firstAlone !== undefined && !('ready' in firstAlone)) return 'exitCode' in firstAlone ? exitCodeOf(firstAlone.exitCode) : 0;
     const started = firstAlone === undefined ? 0 : 1;
     const workersStarted = Promise.all([
       ...(firstAlone === undefined ? [] : [Promise.resolve(firstAlone)]),
-      ...Array.from({ length: config.workers - started }, (_, i) => readyOf(forkWorker(started + i + 1), 'worker-ready')),
+      ...Array.from({ length: config.workers - started }, (_, i) => startWorker(started + i + 1)),
     ]);
     let where = '';
     if (ownerStarted !== undefined) {
@@ -366,26 +392,30 @@ export async function superviseWorkers({
     return exitCodeOf(await stop(owner));
   };
 
+  // Said once on stderr, as every other exit 1 is; unless a child's own line (a port taken) said why they fail, within
+  // the restart window (one said long before, by a worker that failed once and was replaced, is not why).
+  const sayGaveUp = (): void => {
+    if (gaveUpBecause === undefined || Date.now() - lastSaidAt <= RESTART_WINDOW_MS) return;
+    const { what, ends } = gaveUpBecause;
+    process.stderr.write(
+      `kv-server: ${what} keeps failing (${ends} processes ended within ${RESTART_WINDOW_MS / 1000} s, ${MAX_RESTARTS} restarts ` +
+        `allowed): gave up and stopped the server; the log says how each ended\n`,
+    );
+  };
+
   const started = await startAll();
   if (started !== undefined) {
     await stopAll();
     if (stopSignal !== undefined && started === 0) {
       process.stderr.write(`kv-server: stopped by ${stopSignal} while starting (nothing served, data directory not held)\n`);
     }
+    if (stopSignal === undefined) sayGaveUp();
     return started;
   }
   const outcome = await Promise.race([stopped, gaveUp]);
   const code = await stopAll();
   if (typeof outcome !== 'number') return code;
-  // Said once on stderr, as every other exit 1 is; unless a child's own line (a port taken) said why they fail, within
-  // the restart window (one said long before, by a worker that failed once and was replaced, is not why).
-  if (gaveUpBecause !== undefined && Date.now() - lastSaidAt > RESTART_WINDOW_MS) {
-    const { what, ends } = gaveUpBecause;
-    process.stderr.write(
-      `kv-server: ${what} keeps failing (${ends} processes ended within ${RESTART_WINDOW_MS / 1000} s, ${MAX_RESTARTS} restarts ` +
-        `allowed): gave up and stopped the server; the log says how each ended\n`,
-    );
-  }
+  sayGaveUp();
   return outcome;
 }
 

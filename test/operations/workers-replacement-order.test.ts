@@ -1,7 +1,9 @@
 /**
  * kv-server --workers 2: a worker that ends is replaced whenever it ends.
- * One that served and ended before the rest of its generation served, while
- * the server was starting, is replaced once the server serves; and a
+ * One killed before it served, as the server starts, is started again (it
+ * took the whole server down, without a word); one that served and ended
+ * before the rest of its generation served is replaced once the server
+ * serves; and a
  * replacement that hangs as it starts (here SIGSTOPped) does not hold up the
  * replacement of another worker.
  */
@@ -124,6 +126,37 @@ test('a worker that served and ended while the server was starting is replaced o
     60_000,
   );
   expect(output).toMatch(/a worker process ended: starting another/);
+  const kv = new KvClient(address);
+  open.push(kv);
+  await kv.set('k', 'served');
+  expect((await kv.get('k'))?.value).toBe('served');
+});
+
+test('a worker killed before it served, as the server starts, is started again: the server starts and serves with both', async () => {
+  const dataDir = makeTempDir();
+  dirs.push(dataDir);
+  const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--workers', '2']);
+  const pid = child.pid as number;
+  supervisorPid = pid;
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const alive = (): void => {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server ended (exit ${child.exitCode}):\n${output}`);
+  };
+
+  const first = await pollUntil('worker 1 to be started', () => workerInSlot(pid, 1), 30_000);
+  process.kill(first, 'SIGKILL');
+  expect(output).not.toMatch(/kv-server listening on/);
+  const address = await pollUntil(
+    'the server to say it is ready',
+    () => (alive(), /kv-server listening on (\S+)/.exec(output)?.[1]),
+    60_000,
+  );
+  expect(output).toMatch(/a worker process ended before it served: starting another/);
+  const now = workerPids(pid);
+  expect(now).toHaveLength(2);
+  expect(now).not.toContain(first);
   const kv = new KvClient(address);
   open.push(kv);
   await kv.set('k', 'served');
