@@ -105,6 +105,17 @@ export class KvError extends Error {
     if (!isServiceError(error)) {
       return new KvError(error instanceof Error ? error.message : String(error), status.UNKNOWN, 'UNKNOWN', undefined, error);
     }
+    if (error.code === status.INTERNAL && STREAM_RESET.test(error.details ?? '')) {
+      // A transport failure, not the server's answer: the server's process stopped or was killed mid-call (a --workers
+      // worker, a forced stop). As UNAVAILABLE: a read may be tried again; a write may have been applied.
+      return new KvError(
+        `the server ended the call without a gRPC status, as when its process stops or is killed mid-call (${error.details})`,
+        status.UNAVAILABLE,
+        'UNAVAILABLE',
+        undefined,
+        error,
+      );
+    }
     const [sent] = error.metadata?.get(REASON_TRAILER) ?? [];
     const tooLarge = sent === undefined ? answerTooLarge(error, receiveLimitBytes) : undefined;
     if (tooLarge !== undefined) return new KvError(tooLarge, error.code, 'RESPONSE_TOO_LARGE', undefined, error);
@@ -123,6 +134,9 @@ export class KvError extends Error {
     });
   }
 }
+
+/** grpc-js's details (with INTERNAL) for a stream the server reset without a gRPC status. */
+const STREAM_RESET = /^Received RST_STREAM with code \d+/;
 
 /** grpc-js's details when what answered spoke HTTP without gRPC's headers. */
 const HTTP_ANSWER = /^Received HTTP status code (\d+)$/;
