@@ -70,3 +70,14 @@ test('an onProgress that throws stops the backup with its error; the older file 
     rmSync(sub, { recursive: true, force: true });
   }
 });
+
+test("a path that cannot be written fails with the file system's error, naming the path given (not the file written beside it)", async () => {
+  const missing = path.join(dir, 'no-such-dir', 'b.backup');
+  const error = await kv.backup(missing).then(
+    () => undefined,
+    (e: unknown) => e as NodeJS.ErrnoException,
+  );
+  expect(error).toMatchObject({ code: 'ENOENT', path: missing });
+  expect(error?.message).toBe(`ENOENT: no such file or directory: cannot create ${missing}`);
+  await expect(kv.backup(dir)).rejects.toMatchObject({ code: 'EISDIR', message: `${dir} is a directory` });
+});

@@ -23,9 +23,9 @@ export type KvErrorReason =
    */
   | 'REVISION_WENT_BACK'
   /**
-   * What answered at the address speaks HTTP but not gRPC: not a kv-server's
-   * gRPC port (its --http-listen port, say, or another service). The request
-   * was not carried out.
+   * What answered at the address speaks HTTP/2 but not gRPC: not a
+   * kv-server's gRPC port (its --http-listen port, say). The request was not
+   * carried out. (An HTTP/1.1-only service fails the connection: UNAVAILABLE.)
    */
   | 'NOT_GRPC'
   | 'UNAUTHENTICATED'

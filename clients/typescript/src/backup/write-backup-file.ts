@@ -62,7 +62,7 @@ async function writeAndRename(
   onProgress: (progress: BackupProgress) => void,
 ): Promise<BackupSummary> {
   const partial = `${file}.partial-${process.pid}`;
-  let fd: number | undefined = fs.openSync(partial, 'wx', OWNER_ONLY);
+  let fd: number | undefined = openBeside(partial, file);
   let kept = false;
   try {
     const opened = fd;
@@ -79,6 +79,23 @@ async function writeAndRename(
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
     if (!kept) fs.rmSync(partial, { force: true });
+  }
+}
+
+/**
+ * Creates the file a backup is written to before it is renamed to `file`. Its
+ * failure (a missing directory, no permission) names `file`, the path the
+ * caller gave, not the temporary name; the error keeps its code (ENOENT,
+ * EACCES, ...).
+ */
+function openBeside(partial: string, file: string): number {
+  try {
+    return fs.openSync(partial, 'wx', OWNER_ONLY);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    if (typeof code !== 'string') throw error;
+    const words = message.replace(/^[A-Z]+: /, '').replace(/, open '.*'$/, '');
+    throw Object.assign(new Error(`${code}: ${words}: cannot create ${file}`), { code, path: file, syscall: 'open' });
   }
 }
 
