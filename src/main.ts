@@ -88,7 +88,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const logger = createLogger(config.logLevel);
+  // Under --workers every line names the process that wrote it: the supervisor, the store owner or worker-N.
+  const processName = role === 'owner' || role === 'worker' ? childName(role) : config.workers > 1 ? 'supervisor' : undefined;
+  const logger = processName === undefined ? createLogger(config.logLevel) : createLogger(config.logLevel).child({ process: processName });
   // Said once, by the process the operator started (its --workers children have the same environment).
   const unknownVariables = role === 'single' ? unknownEnvironmentWarning(process.env) : undefined;
   if (unknownVariables !== undefined) logger.warn(unknownVariables);
@@ -283,7 +285,8 @@ async function main(argv: string[]): Promise<number> {
   const stopped = await Promise.race([stop.requested, lostOwner]);
   draining = true;
   if (stopped instanceof Error) {
-    logger.error({ err: stopped }, 'lost the store owner: answering the calls in flight, then exiting');
+    // An expected path (the owner died; the supervisor restarts the server): its reason, without a stack.
+    logger.error({ reason: stopped.message }, 'lost the store owner: answering the calls in flight, then exiting');
     await server.shutdown(Math.min(config.shutdownGraceMs, OWNER_LOST_GRACE_MS));
     await stopMetrics();
     return 1;

@@ -126,6 +126,10 @@ test('a worker that served and ended while the server was starting is replaced o
     60_000,
   );
   expect(output).toMatch(/a worker process ended: starting another/);
+  // Each line names the process that wrote it.
+  expect(output).toMatch(/^\{[^\n]*"process":"owner"[^\n]*"msg":"store opened"/m);
+  expect(output).toMatch(/^\{[^\n]*"process":"supervisor"[^\n]*"msg":"a worker process ended: starting another"/m);
+  expect(output).toMatch(/^\{[^\n]*"process":"worker-1"[^\n]*"msg":"no --auth-file/m);
   const kv = new KvClient(address);
   open.push(kv);
   await kv.set('k', 'served');
