@@ -71,6 +71,25 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * kv-server --workers 2 on `listen`, started without waiting for its ready line: its supervisor's pid, everything it
+ * wrote so far, and a check that throws (with that output) once it has ended.
+ */
+function spawnCluster(listen: string, env: Record<string, string> = {}): { pid: number; output: () => string; alive: () => void } {
+  const dataDir = makeTempDir();
+  dirs.push(dataDir);
+  const child = spawnServer(['--listen', listen, '--data-dir', dataDir, '--workers', '2'], env);
+  const pid = child.pid as number;
+  supervisorPid = pid;
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const alive = (): void => {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server ended (exit ${child.exitCode}):\n${output}`);
+  };
+  return { pid, output: () => output, alive };
+}
+
 /** Resolves with the value a Get of `key` through a new connection answers, or undefined if none answers. */
 async function getThrough(address: string, key: string): Promise<unknown> {
   const kv = new KvClient(address, { retry: { attempts: 1 }, deadlineMs: 2_000 });
@@ -84,17 +103,7 @@ async function getThrough(address: string, key: string): Promise<unknown> {
 test('a worker that served and ended while the server was starting is replaced once the server serves', async () => {
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
-  const dataDir = makeTempDir();
-  dirs.push(dataDir);
-  const child = spawnServer(['--listen', address, '--data-dir', dataDir, '--workers', '2'], { KV_LOG_LEVEL: 'info' });
-  const pid = child.pid as number;
-  supervisorPid = pid;
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const alive = (): void => {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server ended:\n${output}`);
-  };
+  const { pid, output, alive } = spawnCluster(address, { KV_LOG_LEVEL: 'info' });
 
   // Worker 2 held back as it starts; worker 1 serves alone, then ends before the server has said it is ready.
   const second = await pollUntil('worker 2 to be started', () => workerInSlot(pid, 2), 30_000);
@@ -108,28 +117,28 @@ test('a worker that served and ended while the server was starting is replaced o
     },
     60_000,
   );
-  expect(output).not.toMatch(/kv-server listening on/);
+  expect(output()).not.toMatch(/kv-server listening on/);
   const first = workerInSlot(pid, 1) as number;
   process.kill(first, 'SIGKILL');
   await pollUntil('worker 1 to be gone', () => (workerPids(pid).includes(first) ? undefined : true));
   process.kill(second, 'SIGCONT');
   stopped.splice(0);
 
-  await pollUntil('the server to say it is ready', () => (alive(), /kv-server listening on/.test(output) ? true : undefined), 60_000);
+  await pollUntil('the server to say it is ready', () => (alive(), /kv-server listening on/.test(output()) ? true : undefined), 60_000);
   await pollUntil(
     'a replacement of worker 1 to serve',
     () => {
       alive();
       const now = workerPids(pid);
-      return now.length === 2 && !now.includes(first) && /worker restarted/.test(output) ? true : undefined;
+      return now.length === 2 && !now.includes(first) && /worker restarted/.test(output()) ? true : undefined;
     },
     60_000,
   );
-  expect(output).toMatch(/a worker process ended: starting another/);
+  expect(output()).toMatch(/a worker process ended: starting another/);
   // Each line names the process that wrote it.
-  expect(output).toMatch(/^\{[^\n]*"process":"owner"[^\n]*"msg":"store opened"/m);
-  expect(output).toMatch(/^\{[^\n]*"process":"supervisor"[^\n]*"msg":"a worker process ended: starting another"/m);
-  expect(output).toMatch(/^\{[^\n]*"process":"worker-1"[^\n]*"msg":"no --auth-file/m);
+  expect(output()).toMatch(/^\{[^\n]*"process":"owner"[^\n]*"msg":"store opened"/m);
+  expect(output()).toMatch(/^\{[^\n]*"process":"supervisor"[^\n]*"msg":"a worker process ended: starting another"/m);
+  expect(output()).toMatch(/^\{[^\n]*"process":"worker-1"[^\n]*"msg":"no --auth-file/m);
   const kv = new KvClient(address);
   open.push(kv);
   await kv.set('k', 'served');
@@ -137,27 +146,17 @@ test('a worker that served and ended while the server was starting is replaced o
 });
 
 test('a worker killed before it served, as the server starts, is started again: the server starts and serves with both', async () => {
-  const dataDir = makeTempDir();
-  dirs.push(dataDir);
-  const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--workers', '2']);
-  const pid = child.pid as number;
-  supervisorPid = pid;
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const alive = (): void => {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server ended (exit ${child.exitCode}):\n${output}`);
-  };
+  const { pid, output, alive } = spawnCluster('127.0.0.1:0');
 
   const first = await pollUntil('worker 1 to be started', () => workerInSlot(pid, 1), 30_000);
   process.kill(first, 'SIGKILL');
-  expect(output).not.toMatch(/kv-server listening on/);
+  expect(output()).not.toMatch(/kv-server listening on/);
   const address = await pollUntil(
     'the server to say it is ready',
-    () => (alive(), /kv-server listening on (\S+)/.exec(output)?.[1]),
+    () => (alive(), /kv-server listening on (\S+)/.exec(output())?.[1]),
     60_000,
   );
-  expect(output).toMatch(/a worker process ended before it served: starting another/);
+  expect(output()).toMatch(/a worker process ended before it served: starting another/);
   const now = workerPids(pid);
   expect(now).toHaveLength(2);
   expect(now).not.toContain(first);
