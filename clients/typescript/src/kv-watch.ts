@@ -112,17 +112,6 @@ function idleAfterProgress(progressIntervalMs: number): number {
 }
 const RECONNECT_BACKOFF_MS = { first: 50, max: 2000 };
 
-/**
- * grpc-js's INTERNAL for a stream reset without a gRPC status ("Received
- * RST_STREAM with code 0"): its server's process was killed mid-stream (a
- * --workers worker), a transport failure like UNAVAILABLE, not the
- * server's answer.
- */
-function endedWithoutStatus(error: unknown): boolean {
-  const { code, details } = error as { code?: unknown; details?: unknown };
-  return code === status.INTERNAL && typeof details === 'string' && /^Received RST_STREAM with code \d+/.test(details);
-}
-
 /** Where a client keeps its open watches, so that closing it ends them. */
 export interface WatchRegistry {
   add(watch: { close(): void }): void;
@@ -378,8 +367,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
           // RESOURCE_EXHAUSTED is also a message too large to send or receive: resuming would meet it again.
           const resumable =
             idle.fired ||
+            // UNAVAILABLE includes a stream reset without a status (a killed --workers worker): KvError.from says so.
             kvError.code === status.UNAVAILABLE ||
-            endedWithoutStatus(error) ||
             (kvError.code === status.RESOURCE_EXHAUSTED && kvError.reason === 'WATCH_TOO_SLOW');
           // reconnectAttempts counts the attempts after the first; startAttempts the first included.
           const limit = answered ? (this.options.reconnectAttempts ?? Infinity) : (this.options.startAttempts ?? Infinity) - 1;
