@@ -87,3 +87,22 @@ test('a watch from now, left after its first live event, goes on after it', asyn
   const last = await fixture.kv.set('n/k', 'last');
   expect(await next).toEqual([...later, last].map((r) => `n/k@${r}`));
 });
+
+test('a second loop while one is reading is refused (INVALID_ARGUMENT); the first goes on, and a loop after it ends is served', async () => {
+  const first = await fixture.kv.set('two/1', 1);
+  const watch = fixture.kv.watch({ prefix: 'two/', startRevision: first });
+  const iterator = watch[Symbol.asyncIterator]();
+  expect(label((await iterator.next()).value as KvWatchEvent)).toBe(`two/1@${first}`);
+
+  await expect(take(watch, 1)).rejects.toMatchObject({
+    reason: 'INVALID_ARGUMENT',
+    message: expect.stringContaining('being read by another loop') as unknown,
+  });
+  // The refusal took nothing from the first loop.
+  const second = await fixture.kv.set('two/2', 2);
+  expect(label((await iterator.next()).value as KvWatchEvent)).toBe(`two/2@${second}`);
+  await iterator.return(undefined);
+
+  const third = await fixture.kv.set('two/3', 3);
+  expect(await take(watch, 1)).toEqual([`two/3@${third}`]);
+});

@@ -626,7 +626,7 @@ export class KvClient {
 
   /** A read: on UNAVAILABLE it is tried again, on the next server in turn, within one deadline. */
   private read<Req, Res>(method: MethodOf<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
-    return this.retried(method, request, options, (error) => error.code === status.UNAVAILABLE);
+    return this.retried(method, request, options, (error) => error.code === status.UNAVAILABLE, false);
   }
 
   /**
@@ -641,6 +641,7 @@ export class KvClient {
     request: Req,
     options: CallOptions | undefined,
     again: (error: KvError) => boolean,
+    writes: boolean,
     first = 1,
     failed?: unknown,
   ): Promise<Res> {
@@ -656,7 +657,7 @@ export class KvClient {
         if (Date.now() >= deadline) throw last;
       }
       try {
-        return await this.call(method, request, deadline);
+        return await this.call(method, request, deadline, writes);
       } catch (error) {
         last = error;
         const retry = error instanceof KvError && again(error) && attempt < this.attempts;
@@ -687,11 +688,11 @@ export class KvClient {
     const deadline = this.deadline(options);
     for (let tried = 1; ; tried++) {
       try {
-        return await this.call(method, request, deadline);
+        return await this.call(method, request, deadline, true);
       } catch (error) {
         if (error instanceof KvError && error.reason === 'NOT_SENT' && this.attempts > 1 && Date.now() < deadline) {
           const left = { ...options, deadlineMs: deadline - Date.now() };
-          return this.retried(method, request, left, (again) => again.reason === 'NOT_SENT' || neverSent(again), 2, error);
+          return this.retried(method, request, left, (again) => again.reason === 'NOT_SENT' || neverSent(again), true, 2, error);
         }
         if (!neverSent(error) || tried >= this.servers.length || Date.now() >= deadline) throw error;
       }
@@ -713,13 +714,14 @@ export class KvClient {
     return this.servers[this.turn++ % this.servers.length];
   }
 
-  private call<Req, Res>(method: MethodOf<Req, Res>, request: Req, deadline: number): Promise<Res> {
+  /** `writes`: whether the method can write, for what an answer over the receive limit says (KvError.from). */
+  private call<Req, Res>(method: MethodOf<Req, Res>, request: Req, deadline: number, writes: boolean): Promise<Res> {
     const metadata = this.metadata();
     const server = this.pick();
     const [target, fn] = method(server);
     return new Promise((resolve, reject) => {
       fn.call(target, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
-        if (error) reject(KvError.from(error, this.receiveLimitBytes));
+        if (error) reject(KvError.from(error, this.receiveLimitBytes, writes));
         else resolve(response);
       });
     });
@@ -765,6 +767,6 @@ async function* backupMessages(call: AsyncIterable<Buffer>, receiveLimitBytes: n
   try {
     for await (const message of call) yield message;
   } catch (error) {
-    throw KvError.from(error, receiveLimitBytes);
+    throw KvError.from(error, receiveLimitBytes, false);
   }
 }

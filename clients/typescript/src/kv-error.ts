@@ -98,9 +98,11 @@ export class KvError extends Error {
   /**
    * Normalises whatever a call threw into a KvError. `receiveLimitBytes`:
    * the client's receive limit, so that an answer over it is told apart
-   * from a request the server refused as too large.
+   * from a request the server refused as too large. `writes`: whether the
+   * call can write (Set, Txn, ...), so that such an answer says a write may
+   * have been applied; a read's (Get, List, Watch, Backup) does not.
    */
-  static from(error: unknown, receiveLimitBytes?: number): KvError {
+  static from(error: unknown, receiveLimitBytes?: number, writes = true): KvError {
     if (error instanceof KvError) return error;
     if (!isServiceError(error)) {
       return new KvError(error instanceof Error ? error.message : String(error), status.UNKNOWN, 'UNKNOWN', undefined, error);
@@ -117,7 +119,7 @@ export class KvError extends Error {
       );
     }
     const [sent] = error.metadata?.get(REASON_TRAILER) ?? [];
-    const tooLarge = sent === undefined ? answerTooLarge(error, receiveLimitBytes) : undefined;
+    const tooLarge = sent === undefined ? answerTooLarge(error, receiveLimitBytes, writes) : undefined;
     if (tooLarge !== undefined) return new KvError(tooLarge, error.code, 'RESPONSE_TOO_LARGE', undefined, error);
     // grpc-js's status for an HTTP answer without gRPC's headers (its code follows the HTTP status): no kv-server sent it.
     const notGrpc = sent === undefined && HTTP_ANSWER.test(error.details ?? '');
@@ -207,14 +209,15 @@ function plainConnectionError(text: string): string {
  * server also sends of a request over its own limit): it is ours if it has
  * no kv-reason and names our limit.
  */
-function answerTooLarge(error: ServiceError, receiveLimitBytes: number | undefined): string | undefined {
+function answerTooLarge(error: ServiceError, receiveLimitBytes: number | undefined, writes: boolean): string | undefined {
   if (error.code !== status.RESOURCE_EXHAUSTED || receiveLimitBytes === undefined) return undefined;
   const sizes = /^Received message larger than max \((\d+) vs (\d+)\)$/.exec(error.details);
   if (sizes === null || Number(sizes[2]) !== receiveLimitBytes) return undefined;
   return (
     `the answer (${sizes[1]} bytes) is larger than this client's receive limit (${receiveLimitBytes} bytes): ` +
-    'the server carried out the call, and a write (a Txn, an Update) may have been applied; ' +
-    'raise the limit with the KvClient option maxReceiveMessageBytes, or ask for less (a smaller pageSize, fewer ops)'
+    (writes ? 'the server carried out the call, and a write (a Txn, an Update) may have been applied; ' : '') +
+    'raise the limit with the KvClient option maxReceiveMessageBytes, or ask for less' +
+    (writes ? ' (fewer ops)' : ' (a smaller pageSize, a narrower range)')
   );
 }
 

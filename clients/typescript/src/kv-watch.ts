@@ -140,7 +140,8 @@ export interface WatchRegistry {
  * the same way. Any other error ends the loop as a KvError.
  * Breaking out of the loop, close(), or closing the client cancels the call.
  * A loop over the same KvWatch after a `break` goes on from the event after
- * the last one given, as a resumption does.
+ * the last one given, as a resumption does. One loop at a time: a second
+ * loop while one is reading fails with INVALID_ARGUMENT.
  */
 export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   /** The revision every change up to which has been given, as a whole message said; undefined before the first message. */
@@ -162,6 +163,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   private followedHistoryId: string | undefined;
   private call: ClientReadableStream<WatchResponse> | undefined;
   private closed = false;
+  /** Whether a loop is reading the watch: a second loop at the same time is refused. */
+  private reading = false;
   private reconnects = 0;
 
   constructor(
@@ -278,6 +281,13 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEvent<T>, void, undefined> {
+    // Two loops would each open a stream and share one resume point: each would miss what the other was given.
+    if (this.reading) {
+      throw invalidArgument(
+        'this watch is being read by another loop: a KvWatch gives its events to one loop at a time; start another watch',
+      );
+    }
+    this.reading = true;
     const start = this.options.startRevision ?? 0;
     let failures = 0;
     // Whether the server has answered the watch once, and whether a loss was told to onResume and the resumption not yet.
@@ -310,7 +320,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         } catch (error) {
           // E.g. the client was closed meanwhile.
           if (this.closed) return;
-          throw KvError.from(error, this.receiveLimitBytes);
+          throw KvError.from(error, this.receiveLimitBytes, false);
         }
         this.call = call;
         idle.start(() => call.cancel());
@@ -363,7 +373,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
           // The server ended the stream without an error (it should not): resume.
         } catch (error) {
           if (this.closed) return;
-          const kvError = KvError.from(error, this.receiveLimitBytes);
+          const kvError = KvError.from(error, this.receiveLimitBytes, false);
           // RESOURCE_EXHAUSTED is also a message too large to send or receive: resuming would meet it again.
           const resumable =
             idle.fired ||
@@ -393,6 +403,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         if (!answered && !this.closed && Date.now() >= startDeadline) throw this.startTimedOut(lost, undefined);
       }
     } finally {
+      this.reading = false;
       this.call?.cancel();
       this.registry?.delete(this);
     }
