@@ -124,7 +124,6 @@ export async function startKv({ dataDir, nodeArgs = [], args = [], caFile, heade
   const started = performance.now();
   // Log level warn: per-call info logging is not what a benchmark should measure.
   const server = await startServer({
-    entry: 'dist',
     nodeArgs,
     dataDir,
     args: ['--fsync', 'always', '--log-level', 'warn', ...args],

@@ -116,7 +116,7 @@ async function measureServer(dir: string): Promise<Served> {
     .map((f) => `${f} ${mb(fs.statSync(path.join(dir, f)).size)}`)
     .join(', ');
   const started = performance.now();
-  const server = await startServer({ entry: 'dist', dataDir: dir, args: ['--log-level', 'warn'], timeoutMs: 600_000 });
+  const server = await startServer({ dataDir: dir, args: ['--log-level', 'warn'], timeoutMs: 600_000 });
   const ms = performance.now() - started;
   const memory = memoryOf(server.child.pid as number);
   const cpu = cpuSeconds(server.child.pid as number);

@@ -177,7 +177,7 @@ testWithJq(
     expect(examples.length).toBeGreaterThanOrEqual(5);
     // Files the examples write (a backup, a restored data directory) land in a directory of their own.
     const cwd = makeTempDir('kv-readme-kvctl-');
-    // Pasted lines as sh runs them (pipes into jq included), kvctl from its sources;
+    // Pasted lines as sh runs them (pipes into jq included), kvctl as npm links it;
     // the README's default endpoint becomes this server through KV_ENDPOINTS.
     await checkExamples(examples, async (command) => {
       const line = command.replaceAll('npx kvctl', KVCTL_SHELL);
@@ -186,7 +186,7 @@ testWithJq(
     });
   },
   240_000,
-); // some 30 kvctl processes, each a cold start of node and tsx
+); // some 30 kvctl processes, each a cold start of node
 
 testWithCurl('every curl command in the README works as shown, against a fresh server with an HTTP port', async () => {
   const server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'] });

@@ -54,7 +54,7 @@ test('a revoked lease is reported lost to every handle on it', async () => {
 
 test('a keep-alive refreshes its lease as soon as a restarted server is back, not at its next turn a third of the time to live later', async () => {
   const dataDir = makeTempDir();
-  let restarting = await startServer({ dataDir, entry: 'dist' });
+  let restarting = await startServer({ dataDir });
   const address = restarting.address;
   const client = new KvClient(address);
   try {
@@ -64,7 +64,7 @@ test('a keep-alive refreshes its lease as soon as a restarted server is back, no
     const handle = client.keepAlive(lease);
     const lost = lostSoFar(handle);
     await restarting.kill();
-    restarting = await startServer({ dataDir, entry: 'dist', args: ['--listen', address] });
+    restarting = await startServer({ dataDir, args: ['--listen', address] });
     const backAt = Date.now();
     // More time left than a refresh from before the restart could give: one came after it.
     await pollUntil(

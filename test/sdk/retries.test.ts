@@ -55,14 +55,14 @@ test("a connection that fails says so in a person's words, not grpc-js's", async
 
 test('under the default options a read sent while the server restarts is answered once it is back, within its deadline', async () => {
   const dataDir = makeTempDir();
-  server = await startServer({ dataDir, entry: 'dist' });
+  server = await startServer({ dataDir });
   const address = server.address;
   const kv = new KvClient(address);
   try {
     await kv.set('k', 'before');
     await server.kill();
     const read = kv.get('k', { deadlineMs: 5000 });
-    server = await startServer({ dataDir, entry: 'dist', args: ['--listen', address] });
+    server = await startServer({ dataDir, args: ['--listen', address] });
     await expect(read).resolves.toMatchObject({ value: 'before' });
     // A write is not retried: sent while the server is down, it fails at once.
     await server.kill();

@@ -1,16 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from './server-process';
 
-/** kvctl from its sources (like the server in these tests), so a test never runs a stale build. */
-/** tsx by its path, so kvctl runs the same from any working directory. */
-export const KVCTL_ARGV = [
-  process.execPath,
-  '--import',
-  pathToFileURL(path.join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')).href,
-  path.join(REPO_ROOT, 'clients/kvctl/src/main.ts'),
-];
+/**
+ * kvctl as npm links it (clients/kvctl/bin/kvctl.js, the compiled CLI), by its
+ * path, so it runs the same from any working directory. Jest's global setup
+ * rebuilds first if the sources changed since the last build.
+ */
+export const KVCTL_ARGV = [process.execPath, path.join(REPO_ROOT, 'clients/kvctl/bin/kvctl.js')];
 
 /** The same, as one line for sh -c (a pipe into jq) or script(1). */
 export const KVCTL_SHELL = KVCTL_ARGV.map((word) => `'${word}'`).join(' ');

@@ -1,7 +1,8 @@
 /**
  * The one way to start kv-server as a child process, for the tests and the
- * benchmarks alike: tests run src/main.ts through tsx, benchmarks the
- * compiled dist/main.js, with the same flags, readiness rule and shutdown.
+ * benchmarks alike: the compiled dist/main.js, as users run it, with the same
+ * flags, readiness rule and shutdown. Jest's global setup rebuilds dist/ first
+ * if the sources changed since the last build (test/support/global-setup.js).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,8 +31,6 @@ export interface RunningServer {
 
 /** How to launch the server process, apart from kv-server's own flags. */
 export interface LaunchOptions {
-  /** 'src' (default): src/main.ts through tsx; 'dist': the compiled dist/main.js that `npm run build` writes, which benchmarks measure. */
-  entry?: 'src' | 'dist';
   /** Flags for node itself, e.g. --cpu-prof. */
   nodeArgs?: string[];
 }
@@ -112,8 +111,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 
 /** Spawns kv-server with the given flags and no readiness wait (for tests of start-up failures). */
 export function spawnServer(args: string[], env: Record<string, string> = {}, launch: LaunchOptions = {}): ChildProcess {
-  const entry = launch.entry === 'dist' ? [path.join(REPO_ROOT, 'dist/main.js')] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts')];
-  return spawn(process.execPath, [...(launch.nodeArgs ?? []), ...entry, ...args], {
+  return spawn(process.execPath, [...(launch.nodeArgs ?? []), path.join(REPO_ROOT, 'dist/main.js'), ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, KV_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

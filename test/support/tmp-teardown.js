@@ -1,4 +1,4 @@
-/** Jest's globalTeardown: removes the run's temporary directory (tmp-setup.js), unless KVTEST_KEEP_TMP=1. */
+/** Jest's globalTeardown: removes the run's temporary directory (global-setup.js), unless KVTEST_KEEP_TMP=1. */
 const fs = require('node:fs');
 
 module.exports = () => {
