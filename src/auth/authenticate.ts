@@ -87,8 +87,11 @@ export function createAuthenticator({ config, limiter, audit }: AuthenticatorOpt
       const names = certificateNames(caller.certificate);
       const entry = findCertificate(certificates, names);
       if (entry !== undefined) return { name: `cert:${describeMatch(entry)}`, role: entry.role };
-      const shown = names.cn.length > 0 ? `CN=${names.cn[0]}` : (names.san[0] ?? 'no subject name');
-      const why = `client certificate ${shown} is not in the auth file`;
+      const shown = names.cn.length > 0 ? names.cn.map((cn) => `CN=${cn}`).join(',') : (names.san[0] ?? 'no subject name');
+      const why =
+        names.cn.length > 1
+          ? `client certificate ${shown} has more than one CN, so no "cn" entry names it, and no "san" entry matched`
+          : `client certificate ${shown} is not in the auth file`;
       return refuse(`cert:${shown}`, why, new UnauthenticatedError(`${why}, and no bearer token was sent`));
     }
     return refuse('anonymous', 'no credentials', new UnauthenticatedError('no credentials: send "authorization: Bearer <token>" metadata'));
@@ -259,9 +262,14 @@ function certificateNames(certificate: PeerCertificate): CertificateNames {
   return { cn: cn === undefined ? [] : [cn].flat(), san: splitSubjectAltName(certificate.subjectaltname ?? '') };
 }
 
-/** The first entry, in file order, that names the certificate. */
+/**
+ * The first entry, in file order, that names the certificate. A "cn" entry
+ * names only a certificate whose subject has that one CN: with several, which
+ * one is the identity would be a guess.
+ */
 function findCertificate(entries: readonly CertificateEntry[], names: CertificateNames): CertificateEntry | undefined {
-  return entries.find(({ match }) => ('cn' in match ? names.cn.includes(match.cn) : names.san.includes(match.san)));
+  const cn = names.cn.length === 1 ? names.cn[0] : undefined;
+  return entries.find(({ match }) => ('cn' in match ? match.cn === cn : names.san.includes(match.san)));
 }
 
 function describeMatch({ match }: CertificateEntry): string {

@@ -5,7 +5,7 @@
  * entry is added to that file (comments and layout kept); otherwise the
  * entry to add is printed on stderr. Either way the server needs a SIGHUP.
  */
-import { renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, realpathSync, renameSync, statSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isSeq, parseDocument } from 'yaml';
 import { parseAuthConfig } from './auth-config';
@@ -73,10 +73,19 @@ function addTokenEntry(file: string, entry: { name: string; role: string; sha256
     if (!updated.endsWith('\n')) updated += '\n';
   }
   parseAuthConfig(updated, file);
-  const temp = `${file}.${process.pid}.tmp`;
   try {
-    writeFileSync(temp, updated, { mode: statSync(file).mode & 0o777, flag: 'wx' });
-    renameSync(temp, file);
+    // A symbolic link stays one: the file it points to is the one replaced (the one a server given either path reads).
+    const target = realpathSync(file);
+    const temp = `${target}.${process.pid}.tmp`;
+    const fd = openSync(temp, 'wx', statSync(target).mode & 0o777);
+    try {
+      writeSync(fd, updated);
+      // On disk before it takes the file's place: a crash then leaves the old file or the new one, never an empty one.
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, target);
   } catch (error) {
     throw new AuthFileError(`cannot write the auth file ${file}: ${(error as Error).message}`);
   }

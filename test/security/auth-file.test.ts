@@ -5,7 +5,7 @@
  * health and reflection stay open; unknown tokens from one address are
  * rate-limited (on a server of its own, whose budget no other test spends).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { credentials, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
 import { KvClient, KvError } from '@kv/client';
@@ -173,3 +173,16 @@ function reflectionListsServices(address: string): Promise<boolean> {
     call.end();
   });
 }
+
+test('token create through a symbolic link adds the entry to the file it points to, and the link stays a link', async () => {
+  const linkDir = makeTempDir('kv-auth-link-');
+  const real = path.join(linkDir, 'real.yaml');
+  const link = path.join(linkDir, 'auth.yaml');
+  writeFileSync(real, AUTH_FILE, { mode: 0o600 });
+  symlinkSync('real.yaml', link);
+  await tokenCreate('--role', 'writer', '--name', 'linked', '--auth-file', link);
+  expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  expect(readFileSync(real, 'utf8')).toMatch(/name: linked, role: writer, sha256: [0-9a-f]{64}/);
+  expect(statSync(real).mode & 0o777).toBe(0o600);
+  expect(readdirSync(linkDir).sort()).toEqual(['auth.yaml', 'real.yaml']);
+});

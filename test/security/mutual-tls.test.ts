@@ -79,6 +79,17 @@ test('a certificate is an identity by a subject alternative name', async () => {
   kv.close();
 });
 
+test('a certificate whose subject has several CNs is named by none of them (UNAUTHENTICATED, saying so); a SAN entry still names it', async () => {
+  const several = client(issue(dir, ca, 'several', { subject: '/O=test/CN=nobody/CN=billing' }));
+  const error = await failure(several.set('app/invoice', 2));
+  expect(error.reason).toBe('UNAUTHENTICATED');
+  expect(error.message).toContain('client certificate CN=nobody,CN=billing has more than one CN');
+  several.close();
+  const bySan = client(issue(dir, ca, 'several-san', { subject: '/CN=a/CN=b', san: ['URI:spiffe://test/reporting'] }));
+  expect(await bySan.get('app/none')).toBeUndefined();
+  bySan.close();
+});
+
 test('a good certificate that the auth file does not name is UNAUTHENTICATED; a token still works over it', async () => {
   const stranger = issue(dir, ca, 'stranger');
   const anonymous = client(stranger);

@@ -26,6 +26,8 @@ export interface IssueOptions {
   notYetValid?: boolean;
   /** A file name stem when one CA issues several certificates with the same CN (rotation). */
   file?: string;
+  /** The whole subject, as openssl's -subj takes it ("/O=x/CN=a/CN=b"), instead of /CN=cn. */
+  subject?: string;
 }
 
 function openssl(dir: string, args: string[]): void {
@@ -49,7 +51,7 @@ export function issue(dir: string, ca: TestCa, cn: string, options: IssueOptions
   const san = options.san ?? [];
   openssl(dir, [
     'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', files.key, '-out', csr,
-    '-subj', `/CN=${cn}`, ...(san.length > 0 ? ['-addext', `subjectAltName=${san.join(',')}`] : []),
+    '-subj', options.subject ?? `/CN=${cn}`, ...(san.length > 0 ? ['-addext', `subjectAltName=${san.join(',')}`] : []),
   ]); // prettier-ignore
   if (!options.expired && !options.notYetValid) {
     openssl(dir, [
