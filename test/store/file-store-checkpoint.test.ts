@@ -47,6 +47,20 @@ async function checkpointFirstLog(dataDir: string): Promise<{ store: FileStore; 
 }
 
 describe('file engine: checkpoints', () => {
+  test("logs and checkpoints are their owner's alone (0600), in a directory that exists with a wider mode too", async () => {
+    const dataDir = dirs.make();
+    fs.chmodSync(dataDir, 0o755);
+    const store = await openFileStore({ dataDir, fsync: 'never', compaction: { logMinBytes: 32 * 1024, logToLiveRatio: 0.25 } });
+    for (let i = 0; i < 1000; i++) await store.set(`mode/${i}`, { i, pad: 'x'.repeat(60) });
+    await pollUntil('a checkpoint', () =>
+      dataFiles(dataDir).some((f) => f.endsWith('.snap')) && !store.diskUsage.compacting ? true : undefined,
+    );
+    await store.close();
+    const modes = dataFiles(dataDir).map((f) => [f, (fs.statSync(path.join(dataDir, f)).mode & 0o777).toString(8)]);
+    expect(modes.length).toBeGreaterThanOrEqual(2);
+    expect(modes).toEqual(modes.map(([f]) => [f, '600']));
+  });
+
   test('unique keys only (no dead bytes): checkpoints replace the logs, and a reopen loads one and replays the tail', async () => {
     const dataDir = dirs.make();
     let store = await openFileStore({ dataDir, fsync: 'never', compaction: { logMinBytes: 32 * 1024, logToLiveRatio: 0.25 } });

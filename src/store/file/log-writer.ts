@@ -69,7 +69,7 @@ export interface ActiveLog {
  */
 export function createLogFile(dir: string, seq: number, baseRevision: number): ActiveLog {
   const filePath = dataFilePath(dir, logFileName(seq));
-  const fd = fs.openSync(filePath, 'wx');
+  const fd = fs.openSync(filePath, 'wx', 0o600);
   const nonce = newFileNonce();
   try {
     writeFully(fd, encodeFileHeader({ kind: FileKind.Log, baseRevision, nonce }), 0);

@@ -141,7 +141,7 @@ async function writeFile(
   history: HistoryView | undefined,
   betweenBlocks: BetweenBlocks,
 ): Promise<WrittenCheckpoint> {
-  const fh = await fs.promises.open(filePath, 'wx');
+  const fh = await fs.promises.open(filePath, 'wx', 0o600);
   try {
     let position = 0;
     const write = async (buf: Buffer, start: number, end: number): Promise<void> => {
