@@ -155,3 +155,15 @@ export async function writeOnce<T>(write: () => Promise<T>): Promise<T> {
     throw fromEtcdError(error, 'write');
   }
 }
+
+/**
+ * Ends a stream kv no longer needs (a keep-alive answered, a watch closed).
+ * Half-closed first: etcd3 takes an error on a stream still open for writing
+ * (the CANCELLED that cancel() brings) for a failure of the member, counts it
+ * in the member's breaker (three in a row skip the member for 5 s) and closes
+ * every connection to it, other calls' included.
+ */
+export function endStream(stream: { end(): void; cancel(): void }): void {
+  stream.end();
+  stream.cancel();
+}

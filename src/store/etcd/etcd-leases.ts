@@ -17,7 +17,7 @@ import { castGrpcError, type Etcd3, type ILeaseKeepAliveResponse } from 'etcd3';
 import { BackendUnavailableError, LeaseNotFoundError } from '../errors';
 import type { Lease, LeaseInfo } from '../key-value-store';
 import { compareKeys } from '../key-order';
-import { readWithRetry, writeOnce, type AttemptOptions } from './etcd-connection';
+import { endStream, readWithRetry, writeOnce, type AttemptOptions } from './etcd-connection';
 import type { EtcdKeyspace } from './etcd-keyspace';
 
 const ID_LIMIT = 2 ** 48;
@@ -68,7 +68,7 @@ export class EtcdLeases {
         stream.write({ ID: id });
       });
     } finally {
-      stream.cancel();
+      endStream(stream);
     }
   }
 

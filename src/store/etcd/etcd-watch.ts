@@ -31,6 +31,7 @@ import type { StoredEntry } from '../change';
 import { BackendUnavailableError, StoreClosedError, WatchCompactedError } from '../errors';
 import type { Watch, WatchBatch, WatchEvent } from '../key-value-store';
 import type { ValidWatch } from '../abstract-key-value-store';
+import { endStream } from './etcd-connection';
 import { fromEtcdError } from './etcd-errors';
 import type { EtcdKeyspace } from './etcd-keyspace';
 
@@ -144,7 +145,8 @@ export class EtcdWatch implements Watch {
       (duplex) => {
         const stream = duplex as WatchStream;
         if (this.error !== undefined) {
-          stream.cancel();
+          stream.on('error', () => undefined);
+          endStream(stream);
           return;
         }
         this.stream = stream;
@@ -272,6 +274,6 @@ export class EtcdWatch implements Watch {
     // Errors after cancel (CANCELLED) are expected; keep a listener so they are not thrown.
     stream.removeAllListeners('error');
     stream.on('error', () => undefined);
-    stream.cancel();
+    endStream(stream);
   }
 }
