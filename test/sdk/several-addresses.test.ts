@@ -3,7 +3,7 @@
  * sent once and never retried elsewhere, unless it could not be sent at all.
  */
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { KvClient, KvError } from '@kv/client';
 import { freePort } from '../support/etcd-cluster';
 import { startServer, type RunningServer } from '../support/server-process';
@@ -52,6 +52,30 @@ test('a write whose server cannot be connected to (nothing was sent) goes to the
   for (let i = 1; i <= 4; i++) await kv.set(`write/${i}`, i);
   expect((await client([a.address]).get('write/1'))?.value).toBe(1);
   expect((await client([a.address]).get('write/4'))?.value).toBe(4);
+});
+
+test('a server that accepts connections but never answers is passed over after connectTimeoutMs (2 s), by reads and writes alike', async () => {
+  // TCP accepted, then silence: no HTTP/2 settings, no answer (a frozen process, a stalled proxy).
+  const sockets: Socket[] = [];
+  const silent = net.createServer((socket) => void sockets.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const hung = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  try {
+    const kv = new KvClient([hung, a.address], { deadlineMs: 8000 });
+    clients.push(kv);
+    for (let i = 1; i <= 3; i++) {
+      await kv.set(`silent/${i}`, i);
+      expect((await kv.get(`silent/${i}`))?.value).toBe(i);
+    }
+    expect(sockets.length).toBeGreaterThan(0);
+    // With one server there is nothing to pass on to: the call waits for its deadline.
+    const alone = new KvClient([hung], { deadlineMs: 1500 });
+    clients.push(alone);
+    await expect(alone.get('silent/1')).rejects.toMatchObject({ reason: 'DEADLINE_EXCEEDED' });
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  }
 });
 
 test('a write that reached a server and failed (UNAVAILABLE) is not sent again elsewhere', async () => {

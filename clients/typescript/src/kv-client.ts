@@ -65,6 +65,17 @@ export interface KvClientOptions {
   /** Deadline of each call unless the call says otherwise (default 10 s); retries happen within it. */
   deadlineMs?: number;
   /**
+   * With several servers: how long a call waits for its server's connection
+   * to come up before passing that server over for the next one (default
+   * 2000 ms). A server that accepts connections but does not answer (frozen,
+   * overloaded, not a gRPC server) would otherwise hold every call sent its
+   * way until the call's deadline. Nothing is sent before the connection is
+   * up, so a write passes on too. A server whose connection is already up is
+   * not timed: a call it does not answer waits for its deadline. With one
+   * server, a call waits for the connection until its deadline.
+   */
+  connectTimeoutMs?: number;
+  /**
    * Retries on UNAVAILABLE for reads (get, keys, entries, listKeysPage,
    * listPage, leaseInfo, health), until the call's deadline. Writes are
    * retried only when the server says it sent nothing on (reason NOT_SENT:
@@ -180,6 +191,7 @@ const CLIENT_OPTIONS: Record<keyof KvClientOptions, OptionCheck> = {
   },
   insecure: isBoolean,
   deadlineMs: wholeNumber(TIMER_MS),
+  connectTimeoutMs: wholeNumber(TIMER_MS),
   retry: (value) => assertOptions(value, 'retry', RETRY_OPTIONS, 'retry'),
   maxReceiveMessageBytes: (value, name) => assertWholeNumber(value, name, { min: 1, max: MAX_RECEIVE_BYTES }),
   channelOptions: isAnyObject,
@@ -229,6 +241,7 @@ export class KvClient {
   private turn = 0;
   private readonly authorization: string | undefined;
   private readonly deadlineMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly attempts: number;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
@@ -285,6 +298,7 @@ export class KvClient {
     // loopback is fine (elsewhere, without TLS, only with insecure: true: see above).
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
     this.deadlineMs = options.deadlineMs ?? 10_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
     this.attempts = Math.max(1, options.retry?.attempts ?? Number.POSITIVE_INFINITY);
     this.initialBackoffMs = options.retry?.initialBackoffMs ?? 50;
     this.maxBackoffMs = options.retry?.maxBackoffMs ?? 1000;
@@ -707,17 +721,54 @@ export class KvClient {
   private pick(): Server {
     // grpc-js would throw a plain Error, "Channel has been shut down".
     if (this.closed) throw clientClosed();
+    const states = this.servers.map((server) => server.kv.getChannel().getConnectivityState(false));
+    // While another server's connection is up, one still connecting (perhaps to a server that does not answer) is passed over too.
+    const someReady = states.includes(connectivityState.READY);
     for (let i = 0; i < this.servers.length; i++) {
-      const server = this.servers[this.turn++ % this.servers.length];
-      if (server.kv.getChannel().getConnectivityState(false) !== connectivityState.TRANSIENT_FAILURE) return server;
+      const index = this.turn++ % this.servers.length;
+      const state = states[index];
+      if (state !== connectivityState.TRANSIENT_FAILURE && !(someReady && state === connectivityState.CONNECTING))
+        return this.servers[index];
     }
     return this.servers[this.turn++ % this.servers.length];
   }
 
+  /**
+   * With several servers, waits up to connectTimeoutMs (within the call's
+   * deadline) for `server`'s connection to be up; if it is not, fails as a
+   * call never sent (UNAVAILABLE), which the next server is tried for.
+   */
+  private async connectedWithin(server: Server, deadline: number): Promise<void> {
+    if (this.servers.length === 1) return;
+    const channel = server.kv.getChannel();
+    const until = Math.min(deadline, Date.now() + this.connectTimeoutMs);
+    let state = channel.getConnectivityState(true);
+    while (state === connectivityState.IDLE || state === connectivityState.CONNECTING) {
+      const from = state;
+      const changed = await new Promise<boolean>((resolve) =>
+        channel.watchConnectivityState(from, new Date(until), (error) => resolve(error === undefined)),
+      );
+      if (!changed) break;
+      state = channel.getConnectivityState(false);
+    }
+    // Up, or failed (the call then fails at once as never sent), or out of the call's own time (it fails on its deadline).
+    if (state !== connectivityState.IDLE && state !== connectivityState.CONNECTING) return;
+    if (Date.now() >= deadline || until === deadline) return;
+    const error = new KvError(
+      `no connection to ${server.address} within ${this.connectTimeoutMs} ms (connectTimeoutMs): ` +
+        'it accepts connections but does not answer, or is slow to; nothing was sent',
+      status.UNAVAILABLE,
+      'UNAVAILABLE',
+    );
+    NEVER_SENT.add(error);
+    throw error;
+  }
+
   /** `writes`: whether the method can write, for what an answer over the receive limit says (KvError.from). */
-  private call<Req, Res>(method: MethodOf<Req, Res>, request: Req, deadline: number, writes: boolean): Promise<Res> {
+  private async call<Req, Res>(method: MethodOf<Req, Res>, request: Req, deadline: number, writes: boolean): Promise<Res> {
     const metadata = this.metadata();
     const server = this.pick();
+    await this.connectedWithin(server, deadline);
     const [target, fn] = method(server);
     return new Promise((resolve, reject) => {
       fn.call(target, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
@@ -728,6 +779,9 @@ export class KvClient {
   }
 }
 
+/** Errors of calls the SDK itself did not send (connectedWithin). */
+const NEVER_SENT = new WeakSet<KvError>();
+
 /**
  * Whether a call failed before its request left: grpc-js fails a call with
  * "No connection established" when its channel could not connect (refused,
@@ -735,6 +789,7 @@ export class KvClient {
  */
 function neverSent(error: unknown): boolean {
   if (!(error instanceof KvError) || error.code !== status.UNAVAILABLE) return false;
+  if (NEVER_SENT.has(error)) return true;
   const details = (error.cause as Partial<ServiceError> | undefined)?.details;
   return typeof details === 'string' && details.startsWith('No connection established');
 }
