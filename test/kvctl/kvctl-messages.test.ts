@@ -33,6 +33,22 @@ describe('flags', () => {
     expectOneLine(lease, 2, /--lease: "99999999999999999999" is too large/);
   });
 
+  test('a client certificate without its key names the missing one as the given one was named: flag or variable (exit 2)', async () => {
+    const fromEnv = await runKvctl(['get', 'k', '--endpoint', '127.0.0.1:1'], { env: { KV_CLIENT_TLS_CERT: 'c.pem' } });
+    expectOneLine(fromEnv, 2, /^kvctl: KV_CLIENT_TLS_CERT and KV_CLIENT_TLS_KEY go together\n$/);
+    const keyFromEnv = await runKvctl(['get', 'k', '--endpoint', '127.0.0.1:1'], { env: { KV_CLIENT_TLS_KEY: 'c.key' } });
+    expectOneLine(keyFromEnv, 2, /^kvctl: KV_CLIENT_TLS_CERT and KV_CLIENT_TLS_KEY go together\n$/);
+  });
+
+  test('a value "@" without a file name, and del --expected-revision 0, are usage mistakes saying so (exit 2)', async () => {
+    expectOneLine(await runKvctl(['set', 'k', '@', '--endpoint', '127.0.0.1:1']), 2, /@ must be followed by the name of the file/);
+    expectOneLine(
+      await runKvctl(['del', 'k', '--expected-revision', '0', '--endpoint', '127.0.0.1:1']),
+      2,
+      /--expected-revision: "0" is not a whole number >= 1 \(0 would mean only if the key does not exist/,
+    );
+  });
+
   test('a txn compare with >= or <= is told the operators there are, not that its value is wrong (exit 2)', async () => {
     const txn = (compare: string): Promise<KvctlResult> =>
       runKvctl(['txn', '--if', compare, '--then', 'get k', '--endpoint', '127.0.0.1:1']);

@@ -228,7 +228,11 @@ describe('transactions, updates, leases and watch', () => {
     expect(JSON.parse((await kvctl(['lease', 'info', String(id)])).stdout)).toMatchObject({ id, ttlMs: 60000 });
     expect(JSON.parse((await kvctl(['lease', 'revoke', String(id)])).stdout)).toEqual({ id, deletedCount: 1 });
     expect(await kv.get('up/leased')).toBeUndefined();
-    expectOneLineError(await kvctl(['lease', 'info', String(id)]), 1, /not found/);
+    expectOneLineError(
+      await kvctl(['lease', 'info', String(id)]),
+      1,
+      /not found \(never granted, expired or revoked\) \(LEASE_NOT_FOUND\)$/m,
+    );
   });
 
   test('get, get --prefix, update and a txn get name the lease a key is on, as watch does; a key on none has no lease field', async () => {

@@ -90,7 +90,10 @@ export function resolveGlobalOptions(
     names,
   };
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
-    throw new CliError(`${names.tlsCert} and ${names.tlsKey} go together`);
+    // The one not given is named the way the given one came: a flag beside a flag, a variable beside a variable.
+    const fromEnv = (options.tlsCert === undefined ? names.tlsKey : names.tlsCert).startsWith('KV_');
+    const [cert, key] = fromEnv ? ['KV_CLIENT_TLS_CERT', 'KV_CLIENT_TLS_KEY'] : ['--tls-cert', '--tls-key'];
+    throw new CliError(`${cert} and ${key} go together`);
   }
   return options;
 }

@@ -17,6 +17,7 @@ export async function readValue(argument: string | undefined, stdin: NodeJS.Read
     text = decodeUtf8(await readBounded(stdin, source), source);
   } else if (argument.startsWith('@')) {
     const file = argument.slice(1);
+    if (file === '') throw new CliError('@ must be followed by the name of the file holding the value (@value.json)');
     let bytes: Buffer;
     const stream = createReadStream(file);
     try {

@@ -7,6 +7,20 @@ export const expectedRevisionOption = new Option(
   "write only if the key's mod_revision is N (0: only if the key does not exist); exit 3 if not",
 );
 
+/** del's: a delete of a key that does not exist deletes nothing, so 0 ("only if absent") is refused. */
+export const deleteExpectedRevisionOption = new Option(
+  '--expected-revision <n>',
+  "delete only if the key's mod_revision is N (>= 1); exit 3 if not",
+);
+
+export function parseDeleteExpectedRevision(raw: string | undefined): number | undefined {
+  return parsePositiveNumber(
+    raw,
+    '--expected-revision',
+    '0 would mean only if the key does not exist, and then there is nothing to delete',
+  );
+}
+
 export function parseExpectedRevision(raw: string | undefined): number | undefined {
   return parseWholeNumber(raw, '--expected-revision');
 }

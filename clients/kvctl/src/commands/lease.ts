@@ -68,7 +68,8 @@ export function leaseCommand(run: Runner): Command {
         run(async (session, id: string, options: { keys?: boolean }) => {
           const leaseId = positive(id, 'ID');
           const info = await session.kv().leaseInfo(leaseId, { keys: options.keys === true });
-          if (info === undefined) throw new CliError(`lease ${leaseId} not found (never granted, expired or revoked)`, EXIT.notFound);
+          if (info === undefined)
+            throw new CliError(`lease ${leaseId} not found (never granted, expired or revoked) (LEASE_NOT_FOUND)`, EXIT.notFound);
           const { ttlMs, remainingMs, keys } = info;
           const json = options.keys === true ? { id: leaseId, ttlMs, remainingMs, keys } : { id: leaseId, ttlMs, remainingMs };
           print(session, json, String(info.remainingMs));
