@@ -60,3 +60,16 @@ test('table columns line up on a terminal when keys hold CJK, emoji or combining
   });
   expect(new Set(starts)).toEqual(new Set([terminalColumns('wide/日本語') + 2]));
 });
+
+test('watch --prev on a terminal shows each previous value (a delete, what it deleted)', async () => {
+  const first = await kv.set('prev/a', 1);
+  await kv.set('prev/a', 2);
+  await kv.delete('prev/a');
+  const watch = await kvctl(['watch', 'prev/a', '--prev', '--rev', String(first), '--count', '3']);
+  expect(watch.code).toBe(0);
+  const lines = watch.stdout.trimEnd().split('\n');
+  expect(lines).toHaveLength(3);
+  expect(lines[0]).toMatch(/^PUT +prev\/a +\d+ +1 +\(none\)$/);
+  expect(lines[1]).toMatch(/^PUT +prev\/a +\d+ +2 +was 1$/);
+  expect(lines[2]).toMatch(/^DELETE +prev\/a +\d+ +was 2$/);
+});

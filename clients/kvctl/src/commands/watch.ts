@@ -49,7 +49,7 @@ export function watchCommand(run: Runner): Command {
         let seen = 0;
         try {
           for await (const event of watch) {
-            session.printer.printLine(eventForms(event));
+            session.printer.printLine(eventForms(event, options.prev === true));
             if (++seen >= count) break;
           }
         } finally {
@@ -61,7 +61,8 @@ export function watchCommand(run: Runner): Command {
     );
 }
 
-function eventForms(event: KvWatchEvent): { json: unknown; row: string[]; value: string } {
+/** An event as JSON, a table row (TYPE KEY REVISION VALUE, then the previous value with --prev) and a bare value. */
+function eventForms(event: KvWatchEvent, withPrev: boolean): { json: unknown; row: string[]; value: string } {
   const { type, key, revision, entry, prev } = event;
   const json: Record<string, unknown> = { type, key, revision };
   if (entry !== undefined) {
@@ -71,7 +72,14 @@ function eventForms(event: KvWatchEvent): { json: unknown; row: string[]; value:
   if (prev !== undefined) json.prev = { value: prev.value, modRevision: prev.modRevision, version: prev.version };
   return {
     json,
-    row: [type.toUpperCase(), key, String(revision), entry === undefined ? '' : JSON.stringify(entry.value)],
+    row: [
+      type.toUpperCase(),
+      key,
+      String(revision),
+      entry === undefined ? '' : JSON.stringify(entry.value),
+      // With --prev a delete shows what it deleted; "(none)" for a key that had no entry before.
+      ...(withPrev ? [prev === undefined ? '(none)' : `was ${JSON.stringify(prev.value)}`] : []),
+    ],
     value: entry === undefined ? '' : bareValue(entry.value),
   };
 }
