@@ -43,7 +43,12 @@ export function addGlobalOptions(program: Command): void {
         .choices(['json', 'table', 'value'])
         .env('KV_OUTPUT'),
     )
-    .addOption(new Option('--timeout-ms <ms>', 'deadline of each call (default 10000)').env('KV_TIMEOUT_MS'));
+    .addOption(
+      new Option(
+        '--timeout-ms <ms>',
+        'deadline of each call (default 10000); a backup and a watch, once started, run as long as they need',
+      ).env('KV_TIMEOUT_MS'),
+    );
 }
 
 /**
