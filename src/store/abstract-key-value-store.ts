@@ -9,7 +9,7 @@
  * StoreClosedError; the engine finishes what it accepted) → closed.
  * Every public method reports failure by rejecting, never by throwing.
  */
-import { InvalidArgumentError, InvalidKeyError, StoreClosedError } from './errors';
+import { InvalidArgumentError, InvalidKeyError, InvalidValueError, StoreClosedError } from './errors';
 import type {
   ClearResult,
   DeleteResult,
@@ -333,7 +333,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     ] as const) {
       if (list.length > max) throw new InvalidArgumentError(`a transaction has at most ${max} ${name}; this one has ${list.length}`);
     }
-    compare.forEach((c, i) => locatingKeyErrors(`compare ${i}`, () => this.checkCompare(c)));
+    compare.forEach((c, i) => locatingErrors(`compare ${i}`, () => this.checkCompare(c)));
     return { compare, success: this.validOps(success, 'success'), failure: this.validOps(failure, 'failure') };
   }
 
@@ -357,7 +357,7 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
   }
 
   private validOps(ops: TxnOp[], branch: string): ValidTxnOp[] {
-    const valid = ops.map((op, i) => locatingKeyErrors(`${branch} op ${i}`, () => this.validOp(op)));
+    const valid = ops.map((op, i) => locatingErrors(`${branch} op ${i}`, () => this.validOp(op)));
     checkNoOverlap(valid, branch);
     return valid;
   }
@@ -398,14 +398,17 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
 }
 
 /**
- * Runs a transaction part's checks; a key refused there says which part it
- * is (an empty key has no name to find it by among 128 ops).
+ * Runs a transaction part's checks; a key, value or argument refused there
+ * says which part it is (an empty key has no name to find it by among 128
+ * ops, and one key may be written by several).
  */
-function locatingKeyErrors<T>(where: string, check: () => T): T {
+function locatingErrors<T>(where: string, check: () => T): T {
   try {
     return check();
   } catch (error) {
     if (error instanceof InvalidKeyError) throw new InvalidKeyError(`${where}: ${error.message}`, { cause: error });
+    if (error instanceof InvalidArgumentError) throw new InvalidArgumentError(`${where}: ${error.message}`, { cause: error });
+    if (error instanceof InvalidValueError) throw new InvalidValueError(`${where}: ${error.message}`, { cause: error });
     throw error;
   }
 }

@@ -611,6 +611,21 @@ export function runStoreContract(
         ).rejects.toMatchObject({ code: 'INVALID_KEY', message: 'compare 1: key must be a non-empty string' });
       });
 
+      test('an op refused for its options or value says which op, in the branch not taken too', async () => {
+        const ops = [
+          { type: 'get' as const, key: 'ok' },
+          { type: 'set' as const, key: 'k', value: 1 },
+          { type: 'set' as const, key: 'k2', value: 1, lease: 1, ttlMs: 1000 },
+        ];
+        await expect(store.txn({ compare: [], success: [], failure: ops })).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT',
+          message: 'failure op 2: key "k2": give a lease or a ttl_ms, not both',
+        });
+        await expect(
+          store.txn({ compare: [], success: [{ type: 'set', key: 'v', value: Number.NaN }], failure: [] }),
+        ).rejects.toMatchObject({ code: 'INVALID_VALUE', message: expect.stringMatching(/^success op 0: /) as unknown });
+      });
+
       test("a compare's bad number names its field as the request does (mod_revision, not modRevision)", async () => {
         for (const [target, field] of [
           ['modRevision', 'mod_revision'],
