@@ -7,7 +7,7 @@
  *   node scripts/build-digest.js           prints whether dist/ was built from the sources as they are
  *
  * The tests run the compiled server and kvctl, as users do; their global
- * setup (test/support/build-setup.js) rebuilds first when the digest differs,
+ * setup (test/support/global-setup.js) rebuilds first when the digest differs,
  * so a test never runs a stale build.
  */
 const crypto = require('node:crypto');

@@ -406,9 +406,9 @@ function locatingErrors<T>(where: string, check: () => T): T {
   try {
     return check();
   } catch (error) {
-    if (error instanceof InvalidKeyError) throw new InvalidKeyError(`${where}: ${error.message}`, { cause: error });
-    if (error instanceof InvalidArgumentError) throw new InvalidArgumentError(`${where}: ${error.message}`, { cause: error });
-    if (error instanceof InvalidValueError) throw new InvalidValueError(`${where}: ${error.message}`, { cause: error });
+    for (const Refusal of [InvalidKeyError, InvalidArgumentError, InvalidValueError]) {
+      if (error instanceof Refusal) throw new Refusal(`${where}: ${error.message}`, { cause: error });
+    }
     throw error;
   }
 }
