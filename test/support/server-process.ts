@@ -25,6 +25,11 @@ export interface RunningServer {
   output(): string;
   /** Sends a signal (default SIGTERM) and resolves with the exit code once it exits. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Resolves with the exit code once the process exits, sending nothing: for a test that has signalled it already (a
+   * second SIGTERM from stop() would mean "now", or, landing as the process exits, find no handler and kill it).
+   */
+  exited(): Promise<number | null>;
   /** SIGKILL, then waits for the process to be gone. */
   kill(): Promise<void>;
 }
@@ -98,6 +103,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     output: () => output,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const code = await exited;
+      await outputRead();
+      return code;
+    },
+    exited: async () => {
       const code = await exited;
       await outputRead();
       return code;
