@@ -3,7 +3,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   // Tests are compiled a file at a time, without a type-check (npm run typecheck checks them, and CI runs it first):
-  // a type-checking ts-jest spent some 3 s of CPU per suite. The two suites whose check is the type-checker itself
+  // a type-checking ts-jest spent some 100 s of CPU a run. The two suites whose check is the type-checker itself
   // (calls that must compile, and @ts-expect-error ones that must not) are still compiled with it.
   transform: {
     '/(json-typings|watch-options-typing)\\.test\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
