@@ -89,7 +89,10 @@ test('a number, an array, a boolean or null where an options object goes is refu
 
 test('clear() and clear({}) clear every key, as documented; clear(undefined) and a prefix that is undefined or null are refused', async () => {
   const kv = untyped(fixture.kv);
-  expect(await refusal('clear(undefined)', () => kv.clear(undefined))).toEqual({
+  // The SDK's types refuse it too (npm run typecheck holds the next line to that); at run time it is refused all the same.
+  // @ts-expect-error clear's argument, when there is one, is an object
+  const clearUndefined = (): Promise<number> => fixture.kv.clear(undefined);
+  expect(await refusal('clear(undefined)', clearUndefined)).toEqual({
     name: 'clear(undefined)',
     ...INVALID,
     message: expect.stringMatching(/^clear was given undefined: .*clear\(\) with no argument/),

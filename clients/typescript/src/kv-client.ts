@@ -475,8 +475,11 @@ export class KvClient {
    * in the store: `clear()` with no argument, `clear({})` or
    * `clear({ prefix: '' })`, and nothing else: what would otherwise read as
    * no prefix by mistake (a string, undefined, a prefix that is undefined
-   * or null, a misspelt option) is refused before anything is sent.
+   * or null, a misspelt option) is refused before anything is sent; the
+   * types refuse an argument that may be undefined as well.
    */
+  clear(): Promise<number>;
+  clear(options: { prefix?: string } & CallOptions): Promise<number>;
   async clear(...args: [options?: { prefix?: string } & CallOptions]): Promise<number> {
     // An argument that is undefined is not "no argument": kv.clear(prefixThatIsUnset) must not clear every key.
     if (args.length > 0 && args[0] === undefined) {
