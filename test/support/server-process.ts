@@ -70,6 +70,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     clearTimeout(timer);
   };
 
+  const exitedWithOutput = async (): Promise<number | null> => {
+    const code = await exited;
+    await outputRead();
+    return code;
+  };
+
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -103,15 +109,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     output: () => output,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const code = await exited;
-      await outputRead();
-      return code;
+      return exitedWithOutput();
     },
-    exited: async () => {
-      const code = await exited;
-      await outputRead();
-      return code;
-    },
+    exited: exitedWithOutput,
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
