@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { openFileStore, type FileStore, type FileStoreOptions } from '../../src/store/file';
 import { FrameChannel } from '../../src/store/remote/frame-channel';
 import type { OwnerMessage, WorkerMessage } from '../../src/store/remote/owner-protocol';
@@ -97,6 +98,34 @@ describe('worker store: what only it has', () => {
       expect(await late.get('h/2')).toBeUndefined();
     } finally {
       await late.close();
+    }
+  });
+
+  test("a worker's history, kept packed as it grows, gives the same events and previous entries as the owner's", async () => {
+    const owner = await startOwner({ fsync: 'never' });
+    const running = await worker(owner);
+    try {
+      // Enough changes that the worker packs the older ones (history-window.ts PACK_CHUNK), of every kind.
+      const lease = await running.grantLease(600_000);
+      for (let i = 1; i <= 1500; i++) {
+        if (i % 97 === 0) await running.clear({ prefix: 'p/1' });
+        else if (i % 13 === 0) await running.delete(`p/${i % 40}`);
+        else await running.set(`p/${i % 40}`, { i, text: `é${'x'.repeat(i % 7)}` }, i % 5 === 0 ? { lease: lease.id } : undefined);
+      }
+      const end = running.revision;
+      const read = async (store: FileStore | WorkerStore): Promise<unknown[]> => {
+        const watch = store.watch({ prefix: 'p/', startRevision: 1, prevEntry: true });
+        const { batches } = await collectUntil(watch, end);
+        watch.close();
+        return batches.flatMap((batch) => batch.events);
+      };
+      const fromOwner = await read(owner.store);
+      expect(fromOwner.length).toBeGreaterThan(1500);
+      // Compared whole first: 1,500+ events through toEqual's diff take seconds.
+      const fromWorker = await read(running);
+      if (!isDeepStrictEqual(fromWorker, fromOwner)) expect(fromWorker).toEqual(fromOwner);
+    } finally {
+      await running.close();
     }
   });
 

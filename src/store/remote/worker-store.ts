@@ -30,6 +30,7 @@ import type { KeyChange } from '../change';
 import { BackendUnavailableError, NotSentError, StoreClosedError } from '../errors';
 import { ChangeFeed, type ChangeFeedOptions, DEFAULT_PROGRESS_INTERVAL_MS } from '../feed/change-feed';
 import { toEntry } from '../file/decide';
+import { packHistory } from '../file/packed-history';
 import type {
   ClearResult,
   DeleteResult,
@@ -407,6 +408,9 @@ export class WorkerStore extends AbstractKeyValueStore {
         this.ownerHistoryId = message.historyId;
         this.replica.revision = message.revision;
         this.feed = new ChangeFeed(message.historyFrom - 1, this.options.feed);
+        // Packed as the owner's is: a window of objects is old-generation garbage the collector keeps walking (and
+        // holds several times the memory), in every worker.
+        this.feed.window.packWith(packHistory);
         this.checkStarted();
         return;
       case 'entries':
