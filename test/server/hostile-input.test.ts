@@ -96,13 +96,30 @@ describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () 
     ).toBeNull();
   });
 
-  test('an expected_revision beyond 2^53 is refused', async () => {
-    const request = new BinaryWriter().uint32(10).string('k').uint32(16).int64('9007199254740993').finish(); // field 2
-    const error = await rawCall('Delete', request);
-    expect(error?.code).toBe(status.INVALID_ARGUMENT);
-    expect(error?.details).toMatch(
-      /^request could not be decoded: an integer field is outside ±\(2\^53 - 1\), the most kv takes .*MAX_SAFE_INTEGER/,
-    );
+  test('an integer beyond 2^53 is refused, naming its field', async () => {
+    const cases: Array<[string, Uint8Array, string]> = [
+      // Delete{ key=1, expected_revision=2 }
+      [
+        'Delete',
+        new BinaryWriter().uint32(10).string('k').uint32(16).int64('9007199254740993').finish(),
+        'expected_revision 9007199254740993',
+      ],
+      // Watch{ key=1, start_revision=3 }: refused before the stream starts
+      [
+        'Watch',
+        new BinaryWriter().uint32(10).string('k').uint32(24).int64('18014398509481984').finish(),
+        'start_revision 18014398509481984',
+      ],
+      // GrantLease{ ttl_ms=1 }, below -(2^53 - 1)
+      ['GrantLease', new BinaryWriter().uint32(8).int64('-9007199254740993').finish(), 'ttl_ms -9007199254740993'],
+      // LeaseInfo{ id=1, keys=2 }: the field after it does not hide it
+      ['LeaseInfo', new BinaryWriter().uint32(8).int64('9223372036854775807').uint32(16).bool(true).finish(), 'id 9223372036854775807'],
+    ];
+    for (const [method, request, named] of cases) {
+      const error = await rawCall(method, request);
+      expect([method, error?.code]).toEqual([method, status.INVALID_ARGUMENT]);
+      expect(error?.details).toBe(`request could not be decoded: ${named} is outside ±(2^53 - 1)`);
+    }
   });
 
   test('JSON nested deeper than protobuf decoding allows is refused', async () => {
