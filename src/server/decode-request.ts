@@ -1,6 +1,6 @@
+import { createRequire } from 'node:module';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { MalformedValueError } from '@kv/client/wire';
-import { protoFieldName } from './reflection';
 import { InvalidArgumentError } from './service-errors';
 
 // Read once: on the CommonJS build of @bufbuild/protobuf each access of an export is a getter call.
@@ -21,7 +21,7 @@ const decodeStrictUtf8 = (bytes: Uint8Array): string => strictUtf8.decode(bytes)
  */
 export function strictDecoder<T>(
   codec: { decode(reader: BinaryReader): T },
-  /** The message's full name ("kv.v1.DeleteRequest"), so that an int64 out of range is named. */
+  /** The message's name in kv.v1 ("DeleteRequest"), so that an int64 out of range is named. */
   typeName?: string,
 ): (bytes: Buffer) => T | InvalidArgumentError {
   return (bytes) => {
@@ -59,17 +59,28 @@ function int64FieldEndingAt(bytes: Buffer, end: number, typeName: string): { nam
     const reader = new Reader(bytes);
     while (reader.pos < end) {
       const [number, wireType] = reader.tag();
-      if (wireType !== WireType.Varint) {
-        reader.skip(wireType);
-        continue;
-      }
-      const value = reader.int64();
-      if (reader.pos !== end) continue;
-      const name = protoFieldName(typeName, number);
-      return name === undefined ? undefined : { name, value: String(value) };
+      const start = reader.pos;
+      // Skipped, not read: an unknown varint the decoder skipped may be longer than an int64.
+      reader.skip(wireType);
+      if (wireType !== WireType.Varint || reader.pos !== end) continue;
+      const name = fieldName(typeName, number);
+      if (name === undefined) return undefined;
+      reader.pos = start;
+      return { name, value: String(reader.int64()) };
     }
   } catch {
     // Not walkable at the top level: the failure was deeper; the caller says it without the field.
   }
   return undefined;
+}
+
+/**
+ * The contract's name of field `number` of request message `typeName`
+ * ("DeleteRequest"), from the protobuf-es schemas generated for the HTTP
+ * port: loaded on the first such error (about 0.1 s), not at start-up.
+ */
+function fieldName(typeName: string, number: number): string | undefined {
+  const load = createRequire(__filename);
+  const schemas = load('../gen/kv/v1/kv_pb') as Record<string, { fields?: ReadonlyArray<{ number: number; name: string }> } | undefined>;
+  return schemas[`${typeName}Schema`]?.fields?.find((field) => field.number === number)?.name;
 }

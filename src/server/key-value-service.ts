@@ -84,11 +84,11 @@ const encoded =
 const ROWS: Record<Method, Row> = {
   get: { decode: strictDecoder(GetRequest), encode: encodeGetResponse, unary: handleGet },
   set: { decode: strictDecoder({ decode: decodeSetRequest }), encode: encodeSetResponse, unary: handleSet },
-  delete: { decode: strictDecoder(DeleteRequest, 'kv.v1.DeleteRequest'), encode: encoded(DeleteResponse), unary: handleDelete },
+  delete: { decode: strictDecoder(DeleteRequest, 'DeleteRequest'), encode: encoded(DeleteResponse), unary: handleDelete },
   listKeys: { decode: strictDecoder(ListKeysRequest), encode: encoded(ListKeysResponse), unary: handleListKeys },
   clear: { decode: strictDecoder(ClearRequest), encode: encoded(ClearResponse), unary: handleClear },
   watch: {
-    decode: strictDecoder(WatchRequest, 'kv.v1.WatchRequest'),
+    decode: strictDecoder(WatchRequest, 'WatchRequest'),
     encode: encodeWatchResponse,
     serverStream: handleWatch,
     lifetime: 'open-ended',
@@ -97,22 +97,22 @@ const ROWS: Record<Method, Row> = {
   update: { decode: strictDecoder({ decode: decodeUpdateRequest }), encode: encodeUpdateResponse, unary: handleUpdate },
   list: { decode: strictDecoder(ListRequest), encode: encodeListResponse, unary: handleList },
   grantLease: {
-    decode: strictDecoder(GrantLeaseRequest, 'kv.v1.GrantLeaseRequest'),
+    decode: strictDecoder(GrantLeaseRequest, 'GrantLeaseRequest'),
     encode: encoded(GrantLeaseResponse),
     unary: handleGrantLease,
   },
   keepAlive: {
-    decode: strictDecoder(KeepAliveRequest, 'kv.v1.KeepAliveRequest'),
+    decode: strictDecoder(KeepAliveRequest, 'KeepAliveRequest'),
     encode: encoded(KeepAliveResponse),
     duplex: handleKeepAlive,
   },
   revokeLease: {
-    decode: strictDecoder(RevokeLeaseRequest, 'kv.v1.RevokeLeaseRequest'),
+    decode: strictDecoder(RevokeLeaseRequest, 'RevokeLeaseRequest'),
     encode: encoded(RevokeLeaseResponse),
     unary: handleRevokeLease,
   },
   leaseInfo: {
-    decode: strictDecoder(LeaseInfoRequest, 'kv.v1.LeaseInfoRequest'),
+    decode: strictDecoder(LeaseInfoRequest, 'LeaseInfoRequest'),
     encode: encoded(LeaseInfoResponse),
     unary: handleLeaseInfo,
   },

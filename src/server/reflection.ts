@@ -4,9 +4,7 @@ import path from 'node:path';
 import type { MethodDefinition, Server, ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import type { ReflectionService } from '@grpc/reflection';
-import type { fromBinary as FromBinary } from '@bufbuild/protobuf';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
-import type { FileDescriptorSetSchema as DescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import type { Logger } from '../logger';
 import type { OpenStreams } from './grpc-call';
 import { toGrpcStatus } from './to-status';
@@ -107,38 +105,6 @@ function buildReflection(): Map<string, ReflectionMethod> {
     },
   });
   return methods;
-}
-
-/** Field names by message and number ("kv.v1.DeleteRequest#2" → "expected_revision"), read when first asked. */
-let fieldNames: Map<string, string> | undefined;
-
-/**
- * The name of field `number` of message `typeName` (fully qualified, e.g.
- * "kv.v1.DeleteRequest") as the contract spells it; undefined if there is
- * none. For error messages: the descriptor set is read on the first call.
- */
-export function protoFieldName(typeName: string, number: number): string | undefined {
-  fieldNames ??= readFieldNames();
-  return fieldNames.get(`${typeName}#${number}`);
-}
-
-function readFieldNames(): Map<string, string> {
-  const load = createRequire(__filename);
-  const { fromBinary } = load('@bufbuild/protobuf') as { fromBinary: typeof FromBinary };
-  const { FileDescriptorSetSchema } = load('@bufbuild/protobuf/wkt') as { FileDescriptorSetSchema: typeof DescriptorSetSchema };
-  const names = new Map<string, string>();
-  const add = (
-    scope: string,
-    messages: ReadonlyArray<{ name: string; field: ReadonlyArray<{ name: string; number: number }>; nestedType: unknown }>,
-  ): void => {
-    for (const message of messages) {
-      const typeName = `${scope}.${message.name}`;
-      for (const field of message.field) names.set(`${typeName}#${field.number}`, field.name);
-      add(typeName, message.nestedType as typeof messages);
-    }
-  };
-  for (const file of fromBinary(FileDescriptorSetSchema, readFileSync(DESCRIPTOR_SETS[0])).file) add(file.package, file.messageType);
-  return names;
 }
 
 /** The encoded FileDescriptorProtos of a FileDescriptorSet (field 1, repeated). */

@@ -112,6 +112,12 @@ describe('requests that do not decode are INVALID_ARGUMENT, never INTERNAL', () 
       ],
       // GrantLease{ ttl_ms=1 }, below -(2^53 - 1)
       ['GrantLease', new BinaryWriter().uint32(8).int64('-9007199254740993').finish(), 'ttl_ms -9007199254740993'],
+      // Delete again, after an unknown field 9 whose varint is longer than an int64's (the decoder skips it)
+      [
+        'Delete',
+        Buffer.from('0a016b' + '48' + '80'.repeat(10) + '00' + '10' + '8180808080808010', 'hex'),
+        'expected_revision 9007199254740993',
+      ],
       // LeaseInfo{ id=1, keys=2 }: the field after it does not hide it
       ['LeaseInfo', new BinaryWriter().uint32(8).int64('9223372036854775807').uint32(16).bool(true).finish(), 'id 9223372036854775807'],
     ];
