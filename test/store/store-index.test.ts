@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import type { HistoryView } from '../../src/store/feed/history-window';
 import { type IndexEntry, type IndexSnapshot, StoreIndex, entryRecordBytes } from '../../src/store/file/store-index';
@@ -8,6 +7,7 @@ import { BLOCK_TARGET_BYTES, BlockType, END_RECORD_SIZE } from '../../src/store/
 import { readCheckpoint } from '../../src/store/file/read-checkpoint';
 import { FILE_HEADER_SIZE, FRAME_SIZE } from '../../src/store/file/record-codec';
 import { writeCheckpoint } from '../../src/store/file/write-checkpoint';
+import { expectSameList } from '../support/expect-same-list';
 import { tempDataDirs } from '../support/temp-dirs';
 
 const keys = fc.constantFrom('a', 'a/1', 'a/2', 'b', 'b/\u{1f600}', 'b/\ufffd', 'c', '\u00e9');
@@ -19,17 +19,6 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('clear' as const), prefix: fc.constantFrom('', 'a', 'b/', 'z') }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'snapshot' as const }) },
 );
-
-/**
- * expect(actual).toEqual(expected) for lists of thousands of entries, at a fraction of its cost (jest's deep equality
- * took most of this file's time): entries strictly equal pass at once; any other is held to toEqual, which names it.
- */
-function expectSameList(actual: readonly unknown[], expected: readonly unknown[]): void {
-  expect(actual.length).toBe(expected.length);
-  actual.forEach((entry, at) => {
-    if (!isDeepStrictEqual(entry, expected[at])) expect({ at, entry }).toEqual({ at, entry: expected[at] });
-  });
-}
 
 const codePointOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
