@@ -5,11 +5,15 @@
  * every run checked call for call), in rounds whose order rotates. Prints each
  * run, then medians over rounds and the ratios taken within each round.
  *
- *   npx tsx bench/compare-builds.ts --before DIR [--rounds N] [--duration S] [--workers N] [--connections N]
+ *   npx tsx bench/compare-builds.ts --before DIR [--rounds N] [--duration S] [--workers N] [--connections N] [--before-env NAME=VALUE]...
  *
  * --workers N runs both builds as `kv-server --workers N` (their CPU is that
  * of all their processes); --connections N spreads each run's calls over N
  * HTTP/2 connections (default 1), as the workers part of `npm run bench` does.
+ *
+ * --before-env NAME=VALUE (repeatable) sets an environment variable for the
+ * "before" server only: `--before . --before-env UV_USE_IO_URING=1` compares
+ * this build with itself under a libuv setting.
  *
  * DIR is a checkout of the commit to compare with, after `npm ci` (which
  * builds it). Runs Set c=64, Set c=1 and Get c=64; at c=1 the mean latency is
@@ -37,7 +41,13 @@ function flag(name: string): string | undefined {
 }
 
 /** kv-server from a checkout's dist/, as bench/servers.ts startKv runs this one's. */
-async function startKvBuild(root: string, dataDir: string, label: string, workers: number): Promise<Labelled> {
+async function startKvBuild(
+  root: string,
+  dataDir: string,
+  label: string,
+  workers: number,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Labelled> {
   const entry = path.join(root, 'dist', 'main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm ci\` in ${root}`);
   const args = [
@@ -53,7 +63,7 @@ async function startKvBuild(root: string, dataDir: string, label: string, worker
     '--workers',
     String(workers),
   ];
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let output = '';
   const address = await new Promise<string>((resolve, reject) => {
@@ -81,6 +91,12 @@ async function main(): Promise<void> {
   const durationSec = Number(flag('--duration') ?? 5);
   const workers = Number(flag('--workers') ?? 1);
   const connections = Number(flag('--connections') ?? 1);
+  const beforeEnv = { ...process.env };
+  for (let i = process.argv.indexOf('--before-env'); i >= 0; i = process.argv.indexOf('--before-env', i + 1)) {
+    const [name, ...value] = (process.argv[i + 1] ?? '').split('=');
+    if (name === '' || value.length === 0) throw new Error('--before-env needs NAME=VALUE');
+    beforeEnv[name] = value.join('=');
+  }
   const runs = RUNS.map((run) => ({ ...run, connections: Math.min(connections, run.concurrency) }));
   const work = makeTempDir('builds');
   const dirs = [makeTempDir('builds-kv-before'), makeTempDir('builds-kv'), makeTempDir('builds-etcd')];
@@ -90,7 +106,7 @@ async function main(): Promise<void> {
     await preload('kv', dirs[1].dir, KEYS);
     await preload('etcd', dirs[2].dir, KEYS);
     servers.push(
-      await startKvBuild(path.resolve(before), dirs[0].dir, 'kv before', workers),
+      await startKvBuild(path.resolve(before), dirs[0].dir, 'kv before', workers, beforeEnv),
       await startKvBuild(REPO_ROOT, dirs[1].dir, 'kv after', workers),
       { ...(await startEtcd({ dataDir: dirs[2].dir })), label: 'etcd' },
       { ...(await startEcho()), label: 'echo' },
