@@ -77,6 +77,27 @@ describe('worker store: what only it has', () => {
     }
   });
 
+  test('a watch resuming through one worker after a write answered through another is current to at least that write, never behind it', async () => {
+    const owner = await startOwner();
+    const [a, b] = [await worker(owner), await worker(owner)];
+    try {
+      for (let i = 1; i <= 200; i++) {
+        const { revision } = await a.set('r/k', i);
+        // No await between: b's replica may not hold the write yet. A first message behind the resume
+        // point would tell a client the store went back (a restore), when it is only this worker that lags.
+        const watch = b.watch({ key: 'r/k', startRevision: revision + 1 });
+        try {
+          expect(await watch.next()).toEqual({ events: [], revision });
+        } finally {
+          watch.close();
+        }
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test('a worker started late can watch from as far back as the owner keeps history', async () => {
     const owner = await startOwner();
     for (let i = 1; i <= 5; i++) await owner.store.set(`h/${i}`, i);

@@ -277,16 +277,18 @@ export class WorkerStore extends AbstractKeyValueStore {
   }
 
   /**
-   * A watch from now (start revision 0) starts after every change committed
-   * before it began, wherever it was written: the replica first catches up
-   * with the owner's committed revision, learnt through the read index as a
-   * read does, and only then is the watch opened on the feed.
+   * A watch is opened on the feed only once the replica has caught up with
+   * the owner's committed revision, learnt through the read index as a read
+   * does. So a watch from now (start revision 0) starts after every change
+   * committed before it began, wherever it was written; and a watch that
+   * resumes (start revision N) is told at once a revision of at least N - 1
+   * when the store has one, as on the owner: from a lagging replica it would
+   * hear an older one, which tells a client its store went back (a restore).
    */
   protected _watch(op: ValidWatch): Watch {
     const feed = this.feed;
     if (feed === undefined) throw new StoreClosedError('the store is not open yet');
     const request = { target: op.target, startRevision: op.startRevision, prevEntry: op.prevEntry };
-    if (op.startRevision !== 0) return feed.watch(request);
     this.watchesOpening++;
     const ready = this.readIndex().finally(() => this.watchesOpening--);
     return new WatchOpenedLater(ready, () => feed.watch(request));
