@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openFileStore } from '../../src/store/file';
@@ -21,6 +21,21 @@ function isAlive(pid: number): boolean {
 test('kv-server --version prints the package version', async () => {
   const { version } = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
   await expect(runServerToExit(['--version'])).resolves.toEqual({ code: 0, stdout: `kv-server ${version}\n`, stderr: '' });
+});
+
+test('each command the packages install (npx kv-server, npx kvctl, npm link) is a committed executable, so a rebuild of dist/ cannot make it "Permission denied"', () => {
+  const { version } = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
+  for (const packageDir of ['.', 'clients/kvctl']) {
+    const { bin } = JSON.parse(readFileSync(path.join(REPO_ROOT, packageDir, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    for (const [name, file] of Object.entries(bin)) {
+      const tracked = path.join(packageDir, file);
+      // git's mode, not the working tree's: dist/ is built, untracked, and written without the x bit.
+      const listed = execFileSync('git', ['ls-files', '--stage', '--', tracked], { cwd: REPO_ROOT, encoding: 'utf8' });
+      expect({ name, mode: listed.split(' ')[0] }).toEqual({ name, mode: '100755' });
+    }
+  }
+  // Run as a shell runs it: by its path, through its #! line.
+  expect(execFileSync(path.join(REPO_ROOT, 'bin/kv-server.js'), ['--version'], { encoding: 'utf8' })).toBe(`kv-server ${version}\n`);
 });
 
 test('SIGTERM to the pid of `npm start` stops the server itself, which releases its data directory', async () => {
