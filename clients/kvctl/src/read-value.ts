@@ -34,6 +34,12 @@ export async function readValue(argument: string | undefined, stdin: NodeJS.Read
     text = argument;
     source = 'the value';
   }
+  // Empty is no value at all (stdin closed at once: `< /dev/null`, or the key given and the value forgotten), not a JSON syntax error.
+  if (text.trim() === '') {
+    throw new CliError(
+      `${source === 'stdin' ? 'no value: stdin was empty' : `${source} is empty`}; give the value as JSON: an argument ('{"a":1}', '"text"'), @FILE, or stdin`,
+    );
+  }
   return parseStrictJson(text, source, (error) => {
     const hint = source === 'the value' ? ` (a string needs JSON quotes: '"text"')` : '';
     return `${source} is not JSON: ${error.message}${hint}`;
