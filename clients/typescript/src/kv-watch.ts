@@ -1,5 +1,6 @@
 import { type ClientReadableStream, type Metadata, status } from '@grpc/grpc-js';
 import { EventType, type Entry, type KeyValueServiceClient, type WatchResponse } from './gen/kv/v1/kv';
+import { connectionChangeOrTimeout } from './connection-change';
 import { KvError } from './kv-error';
 import { type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { assertKeyText } from './key-check';
@@ -305,8 +306,9 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         // Before the first answer an attempt also ends where the start's time does.
         const idle = new IdleTimer(answered ? idleMs : Math.max(1, Math.min(idleMs, startDeadline - Date.now())));
         let call: ClientReadableStream<WatchResponse>;
+        const stub = this.client();
         try {
-          call = this.client().watch(
+          call = stub.watch(
             // Fragments: a revision too large for one message (a Clear of many large keys) comes in several.
             {
               key: this.options.key,
@@ -399,7 +401,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         failures++;
         this.reconnects++;
         const backoff = Math.min(RECONNECT_BACKOFF_MS.max, RECONNECT_BACKOFF_MS.first * 2 ** Math.min(failures - 1, 10));
-        await sleep(answered ? backoff : Math.max(0, Math.min(backoff, startDeadline - Date.now())));
+        // Sooner if the connection changes state (a server that was down is back): resumed then, not at the backoff's end.
+        await connectionChangeOrTimeout([stub], answered ? backoff : Math.max(0, Math.min(backoff, startDeadline - Date.now())));
         if (!answered && !this.closed && Date.now() >= startDeadline) throw this.startTimedOut(lost, undefined);
       }
     } finally {
@@ -439,10 +442,6 @@ class IdleTimer {
   stop(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** An event's revision: its entry's mod_revision (a delete's too). */
