@@ -43,6 +43,17 @@ test("a connection that fails says so in a person's words, not grpc-js's", async
     (error: unknown) => error as KvError,
   );
   expect(refused?.message).toBe(`no connection: connect ECONNREFUSED 127.0.0.1:${port}`);
+  // A second client to the same address shares the failed connection, whose error grpc-js no longer names ("Last error: null").
+  const second = new KvClient(`127.0.0.1:${port}`, { retry: { attempts: 1 } });
+  const shared = await second.set('k', 1).then(
+    () => undefined,
+    (error: unknown) => error as KvError,
+  );
+  expect([shared?.reason, shared?.message]).toEqual([
+    'UNAVAILABLE',
+    'no connection: the last attempt to connect to the server failed (it is retried in the background)',
+  ]);
+  second.close();
   kv.close();
 
   server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });

@@ -156,7 +156,13 @@ const HTTP_ANSWER = /^Received HTTP status code (\d+)$/;
  */
 function plainDetails(details: string): string {
   const noConnection = /^No connection established\. Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(details);
-  if (noConnection !== null) return `no connection: ${plainConnectionError(noConnection[1])}`;
+  if (noConnection !== null) {
+    // "null": a connection shared with another client of the same address failed, and grpc-js kept no error for this one.
+    if (noConnection[1] === 'null' || noConnection[1] === '') {
+      return 'no connection: the last attempt to connect to the server failed (it is retried in the background)';
+    }
+    return `no connection: ${plainConnectionError(noConnection[1])}`;
+  }
   const deadline = /^Deadline exceeded after ([\d.]+)s,/.exec(details);
   if (deadline !== null) {
     // The rest is grpc-js's internal timings; "Waiting for LB pick" means the call never reached a server.
