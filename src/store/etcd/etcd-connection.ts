@@ -20,7 +20,7 @@ import {
   noop,
 } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import { fromEtcdError, isOverSize, isTransient, MEMBER_ON_TRIAL, neverSent, type EtcdCallKind } from './etcd-errors';
+import { callTimeSpent, fromEtcdError, isOverSize, isTransient, MEMBER_ON_TRIAL, neverSent, type EtcdCallKind } from './etcd-errors';
 
 export interface EtcdConnectionOptions {
   /** Client URLs of the members: http://host:port or https://host:port. */
@@ -123,6 +123,15 @@ export interface AttemptOptions {
  * (connectEtcd), so from the fourth try on it is skipped: a budget of
  * 1.4 s or more (the default is 5 s) has room for four tries, so one hung
  * member cannot fail a read.
+ *
+ * Only a member's own slowness may count there. A try is never sent once
+ * the budget is spent (a call that waited its turn in a key's queue until
+ * its time was up), and it is never given a deadline shorter than
+ * attemptMs: where less of the budget is left, the caller stops waiting
+ * then, and the try runs on to its own deadline, unheard. Either way, a try
+ * failing for want of its caller's time would count against a healthy
+ * member: a burst of calls with short deadlines opened every member's
+ * circuit, and every other call through the frontend failed for 5 s.
  */
 export async function readWithRetry<T>(
   read: (attempt: AttemptOptions) => Promise<T>,
@@ -136,8 +145,11 @@ export async function readWithRetry<T>(
   let reached: unknown;
   let unsent: unknown;
   for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+    const left = deadline - Date.now();
+    if (left <= 0)
+      throw reached !== undefined || unsent !== undefined ? fromEtcdError(reached ?? unsent, kind) : callTimeSpent(kind, false);
     try {
-      return await read({ deadline: Math.min(deadline, Date.now() + attemptMs) });
+      return await withinBudget(read({ deadline: Date.now() + attemptMs }), left, attemptMs, kind);
     } catch (error) {
       if (!neverSent(error)) reached = error;
       else if (!isBrokenCircuitError(error)) unsent = error;
@@ -145,6 +157,24 @@ export async function readWithRetry<T>(
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
+}
+
+/** `attempt`, unless what is left of the budget (`leftMs`) ends before its own deadline (`attemptMs`): then the caller's time is spent. */
+function withinBudget<T>(attempt: Promise<T>, leftMs: number, attemptMs: number, kind: EtcdCallKind): Promise<T> {
+  if (leftMs >= attemptMs) return attempt;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(callTimeSpent(kind, true)), leftMs);
+    attempt.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** Runs a write once: its failure is reported, never retried here (the outcome may be unknown). */

@@ -111,6 +111,20 @@ export function isOutage(error: unknown): error is BackendUnavailableError | Not
   );
 }
 
+/**
+ * The caller's time ran out (readWithRetry): before a try was sent, so
+ * nothing reached etcd, or while one was under way, whose answer is no
+ * longer waited for. Neither is a member's failure.
+ */
+export function callTimeSpent(kind: EtcdCallKind, sent: boolean): StoreError {
+  const cause = new GRPCDeadlineExceededError(`the call's time ran out ${sent ? 'while etcd was asked' : 'before etcd was asked'}`);
+  return sent
+    ? new BackendUnavailableError(`etcd did not answer the ${kind} within the call's time${kind === 'write' ? OUTCOME_UNKNOWN : ''}`, {
+        cause,
+      })
+    : new NotSentError(`the call's time ran out before etcd was asked for the ${kind}${notSent(kind)}`, { cause });
+}
+
 /** A store error for an etcd failure; anything unknown is returned as is (the server logs it as INTERNAL). */
 export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof StoreError) return error;
