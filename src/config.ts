@@ -588,6 +588,13 @@ function loadEtcdSettings(
   const [etcdCert, etcdKey] = [optional('etcdCert'), optional('etcdKey')];
   if ((etcdCert === undefined) !== (etcdKey === undefined))
     throw new ConfigError('--etcd-cert and --etcd-key go together: give both or neither');
+  const etcdCa = optional('etcdCa');
+  // With either, the etcd client speaks TLS to every endpoint whatever its scheme: an http:// endpoint would silently be TLS.
+  if (engine === 'etcd' && (etcdCa !== undefined || etcdCert !== undefined) && new URL(etcdEndpoints[0]).protocol === 'http:') {
+    throw new ConfigError(
+      `${etcdCa !== undefined ? '--etcd-ca' : '--etcd-cert'} is for TLS to etcd, but ${endpoints.source} are http:// (plaintext): use https:// endpoints, or leave out --etcd-ca, --etcd-cert and --etcd-key`,
+    );
+  }
   const [etcdUsername, etcdPasswordFile] = [optional('etcdUsername'), optional('etcdPasswordFile')];
   if ((etcdUsername === undefined) !== (etcdPasswordFile === undefined)) {
     throw new ConfigError('--etcd-username and --etcd-password-file go together: give both or neither');
@@ -598,7 +605,7 @@ function loadEtcdSettings(
     engine,
     etcdEndpoints,
     etcdPrefix: prefix.value,
-    etcdCa: optional('etcdCa'),
+    etcdCa,
     etcdCert,
     etcdKey,
     etcdUsername,

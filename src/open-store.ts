@@ -5,8 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type { Config } from './config';
 import type { Logger } from './logger';
+import { InvalidArgumentError } from './store/errors';
 import { openFileStore } from './store/file';
 import type { KeyValueStore } from './store/key-value-store';
 import type { ChangeFeedOptions } from './store/feed/change-feed';
@@ -73,6 +75,20 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
     }
   };
   const tls = { ca: read(config.etcdCa, '--etcd-ca'), cert: read(config.etcdCert, '--etcd-cert'), key: read(config.etcdKey, '--etcd-key') };
+  if (tls.ca !== undefined || tls.cert !== undefined) {
+    try {
+      // As the etcd client will as it starts (grpc-js's createSsl), where a failure would be an unexpected one with a stack.
+      createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
+    } catch (error) {
+      const why = (error as Error).message.replace(/\s+/g, ' ').trim();
+      throw new InvalidArgumentError(
+        /key values mismatch/.test(why)
+          ? `${config.etcdKey} (--etcd-key) is not the private key of the certificate in ${config.etcdCert} (--etcd-cert)`
+          : `the TLS files for etcd (--etcd-ca, --etcd-cert, --etcd-key) cannot be used: ${why}`,
+        { cause: error },
+      );
+    }
+  }
   const password = read(config.etcdPasswordFile, '--etcd-password-file')
     ?.toString('utf8')
     .replace(/\r?\n$/, '');

@@ -110,6 +110,30 @@ describeEtcd('a secured etcd', () => {
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain(`kv-server: cannot open the store in etcd at ${cluster.endpoints[0]}: `);
     });
+    test('a client key that is not the key of --etcd-cert is named, in one line (not a stack trace)', async () => {
+      const { code, stderr } = await runServerToExit(
+        [
+          '--listen',
+          '127.0.0.1:0',
+          '--engine',
+          'etcd',
+          '--etcd-endpoints',
+          cluster.endpoints[0],
+          '--etcd-ca',
+          certs.caCert,
+          '--etcd-cert',
+          certs.clientCert,
+          '--etcd-key',
+          certs.serverKey,
+        ],
+        {},
+      );
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain(
+        `${certs.serverKey} (--etcd-key) is not the private key of the certificate in ${certs.clientCert} (--etcd-cert)`,
+      );
+    });
   });
 
   describe("etcd's users and roles", () => {
@@ -201,6 +225,14 @@ describeEtcd('a secured etcd', () => {
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).not.toContain('not-it');
+    });
+
+    test('no user given to an etcd with authentication on says which flags to give, in one line', async () => {
+      const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-timeout-ms', '2000'];
+      const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args]);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain('its authentication is on; give --etcd-username and --etcd-password-file');
     });
   });
 });

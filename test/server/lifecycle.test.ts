@@ -152,6 +152,14 @@ describe('flags and environment', () => {
       /is unencrypted and not on loopback: use https:\/\/ \(with --etcd-ca\), or --etcd-plaintext allow/,
     ],
     [['--engine', 'etcd', '--etcd-endpoints', 'http://127.0.0.1:2379,https://127.0.0.1:2380'], /mixes http:\/\/ and https:\/\//],
+    [
+      ['--engine', 'etcd', '--etcd-endpoints', 'http://127.0.0.1:2379', '--etcd-ca', 'ca.pem'],
+      /--etcd-ca is for TLS to etcd, but --etcd-endpoints are http:\/\/ \(plaintext\): use https:\/\/ endpoints/,
+    ],
+    [
+      ['--engine', 'etcd', '--etcd-endpoints', 'http://127.0.0.1:2379', '--etcd-cert', 'c.pem', '--etcd-key', 'k.pem'],
+      /--etcd-cert is for TLS to etcd, but --etcd-endpoints are http:\/\//,
+    ],
     [['--etcd-cert', 'c.pem'], /--etcd-cert and --etcd-key go together/],
     [['--etcd-username', 'kv'], /--etcd-username and --etcd-password-file go together/],
     [['--workers', '0'], /--workers: "0" is not a positive integer/],

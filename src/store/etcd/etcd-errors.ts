@@ -152,6 +152,13 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
       { cause: error },
     );
   }
+  if (error instanceof GRPCInvalidArgumentError && error.message.includes('user name is empty')) {
+    // etcd with authentication on, asked without a user.
+    return new BackendUnavailableError(
+      `etcd refused this server's ${kind} (${oneLine(error.message)}): its authentication is on; give --etcd-username and --etcd-password-file`,
+      { cause: error },
+    );
+  }
   if (error instanceof GRPCInvalidArgumentError) {
     // kv checks its own limits first, so these are etcd's limits on one request, met by a transaction.
     const refused = `etcd refused the ${kind} (${oneLine(error.message)})`;
