@@ -148,8 +148,8 @@ async function main(argv: string[]): Promise<number> {
     }
     try {
       if (config.restoreFrom !== undefined) {
-        const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
-        if (restored !== 0) return restored;
+        const stopped = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger, stop.signal);
+        if (stopped !== undefined) return stopped;
       }
       const { superviseWorkers } = await import('./cluster/supervise');
       return await superviseWorkers({
@@ -196,10 +196,10 @@ async function main(argv: string[]): Promise<number> {
   const stopMetrics = async (): Promise<void> => metricsServer?.close();
 
   if (config.restoreFrom !== undefined && role === 'single') {
-    const restored = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger);
-    if (restored !== 0) {
+    const stopped = await restoreBeforeServing(config.restoreFrom, config.dataDir, logger, stop.signal);
+    if (stopped !== undefined) {
       await stopMetrics();
-      return restored;
+      return stopped;
     }
   }
 
@@ -409,8 +409,8 @@ async function startMetrics(
   return server;
 }
 
-/** --restore-from: builds the data directory from a backup; 0, or the exit code after saying in one line why not. */
-async function restoreBeforeServing(file: string, dataDir: string, logger: Logger): Promise<number> {
+/** --restore-from: builds the data directory from a backup; undefined once restored, else the exit code after saying in one line why not (0: a signal stopped it). */
+async function restoreBeforeServing(file: string, dataDir: string, logger: Logger, signal: AbortSignal): Promise<number | undefined> {
   // Loaded only with --restore-from: the backup reader comes with the SDK (@kv/client), which the server needs for nothing else.
   const [{ restoreDataDir, RestoreTargetError }, { KvError }] = await Promise.all([
     import('./restore/restore-data-dir'),
@@ -420,6 +420,7 @@ async function restoreBeforeServing(file: string, dataDir: string, logger: Logge
   try {
     const summary = await restoreDataDir(file, dataDir, {
       logger,
+      signal,
       onProgress: (phase, { keys, keyCount }) => {
         if (Date.now() - lastReport < 1000) return;
         lastReport = Date.now();
@@ -427,11 +428,22 @@ async function restoreBeforeServing(file: string, dataDir: string, logger: Logge
       },
     });
     logger.info({ file, dataDir: path.resolve(dataDir), revision: summary.revision, keys: summary.keyCount }, 'restored from the backup');
-    return 0;
+    return undefined;
   } catch (error) {
     // A damaged or missing backup file (KvError, as the SDK's reader reports it) or a directory in the way.
     if (error instanceof RestoreTargetError || error instanceof KvError) {
       process.stderr.write(`kv-server: --restore-from: ${error.message}; nothing was restored\n`);
+      return 1;
+    }
+    if (signal.aborted && error === signal.reason && error instanceof StopRequested) {
+      process.stderr.write(`kv-server: stopped by ${error.signal} while restoring from ${file} (nothing was restored, nothing served)\n`);
+      return 0;
+    }
+    // The directory cannot be made or written (ENOTDIR, EACCES, ENOSPC, EROFS...): what was written is removed again.
+    if (isSystemError(error)) {
+      process.stderr.write(
+        `kv-server: --restore-from: cannot restore into ${path.resolve(dataDir)}: ${error.message}; nothing was restored\n`,
+      );
       return 1;
     }
     throw error;

@@ -30,6 +30,8 @@ export type RestorePhase = 'checking' | 'writing';
 export interface RestoreOptions {
   onProgress?: (phase: RestorePhase, progress: BackupProgress) => void;
   logger?: Logger;
+  /** Aborted: the restore stops (with the signal's reason) and removes what it wrote. Not seen during the first pass, which does not yield. */
+  signal?: AbortSignal;
 }
 
 /** A directory that restore may not write into. */
@@ -52,10 +54,18 @@ export async function restoreDataDir(file: string, dataDir: string, options: Res
   if (!created) checkEmpty(dir);
   const report = options.onProgress ?? (() => undefined);
   verifyBackupFile(file, (progress) => report('checking', progress));
+  const signal = options.signal;
+  signal?.throwIfAborted();
 
   makeDataDir(dir);
   // Held while writing, so a server started on the directory meanwhile waits for a complete one.
-  const lock = await lockDataDir(dir, options.logger ?? silentLogger);
+  let lock: Awaited<ReturnType<typeof lockDataDir>>;
+  try {
+    lock = await lockDataDir(dir, options.logger ?? silentLogger);
+  } catch (error) {
+    if (created) fs.rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const name = snapshotFileName(1);
   const partial = dataFilePath(dir, `${name}.tmp`);
   let restored = false;
@@ -66,7 +76,9 @@ export async function restoreDataDir(file: string, dataDir: string, options: Res
     try {
       const header = reader.header();
       const leases = reader.leases().map(({ id, ttlMs, private: own }) => ({ id, ttlMs, private: own }));
-      await writeSnapshotFile(partial, header.revision, { leases, entries: () => storedEntries(reader) });
+      // Between blocks the writer awaits its writes: a stop asked for meanwhile is seen there.
+      await writeSnapshotFile(partial, header.revision, { leases, entries: () => storedEntries(reader) }, () => signal?.throwIfAborted());
+      signal?.throwIfAborted();
       const summary = reader.finish();
       // A new history: the restored store gives again the revisions after the backup's, to other changes (history-id.ts).
       writeHistoryIdFile(dir, newHistoryId());

@@ -10,8 +10,9 @@ import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } fr
 import path from 'node:path';
 import { KvClient, Op, type JsonValue } from '@kv/client';
 import { runKvctl } from '../support/kvctl-process';
-import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
-import { makeTempDir } from '../support/temp-dirs';
+import { openFileStore } from '../../src/store/file';
+import { runServerToExit, spawnServer, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 interface Write {
   revision: number;
@@ -196,3 +197,63 @@ test('restore refuses a data directory that is not empty, and kv-server --restor
     client.close();
   }
 });
+
+test('kv-server --restore-from into a directory that cannot be made says so in one line (no stack), exit 1, nothing restored', async () => {
+  const dir = makeTempDir('kv-restore-target-');
+  const file = path.join(dir, 'kv.backup');
+  const server = await startServer();
+  servers.push(server);
+  const kv = new KvClient(server.address);
+  try {
+    await kv.set('a', 1);
+    await kv.backup(file);
+  } finally {
+    kv.close();
+  }
+  // Under a regular file: ENOTDIR.
+  const target = path.join(file, 'data');
+  const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', target, '--restore-from', file]);
+  expect(code).toBe(1);
+  expect(stderr).toMatch(/^kv-server: --restore-from: cannot restore into .*: ENOTDIR: .*; nothing was restored\n$/);
+});
+
+test('SIGTERM while kv-server --restore-from writes stops it within moments, removes what it wrote, exit 0 and one line', async () => {
+  const dir = makeTempDir('kv-restore-stop-');
+  const source = path.join(dir, 'source');
+  // A backup large enough that writing it takes a while: 150,000 keys of about 300 bytes, written in-process.
+  const store = await openFileStore({ dataDir: source, fsync: 'never' });
+  const value = 'x'.repeat(300);
+  for (let i = 0; i < 150_000; i += 1000) {
+    await Promise.all(Array.from({ length: 1000 }, (_, j) => store.set(`k/${String(i + j).padStart(7, '0')}`, value)));
+  }
+  await store.close();
+  const file = path.join(dir, 'big.backup');
+  const server = await startServer({ dataDir: source });
+  const kv = new KvClient(server.address);
+  try {
+    await kv.backup(file);
+  } finally {
+    kv.close();
+    await server.stop();
+  }
+
+  const target = path.join(dir, 'target');
+  const child = spawnServer(['--listen', '127.0.0.1:0', '--data-dir', target, '--restore-from', file]);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // Once the checkpoint file is being written (the second pass), not during the first pass, which does not yield.
+  await pollUntil(
+    'the restore to write its checkpoint',
+    () => (existsSync(target) && readdirSync(target).some((name) => name.endsWith('.snap.tmp')) ? true : undefined),
+    30_000,
+  );
+  const asked = Date.now();
+  child.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  const tookMs = Date.now() - asked;
+  expect(stderr).toMatch(/^kv-server: stopped by SIGTERM while restoring from .*big\.backup \(nothing was restored, nothing served\)\n$/);
+  // The directory it made is gone, not left half written (nor whole: a stop means nothing restored).
+  expect(existsSync(target)).toBe(false);
+  process.stdout.write(`restore stopped ${tookMs} ms after SIGTERM\n`);
+}, 120_000);
