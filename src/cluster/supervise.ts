@@ -42,6 +42,13 @@ const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 /** Beyond its grace period, how long a draining child may take before it is killed. */
 const STOP_SLACK_MS = 5_000;
+/**
+ * The store owner is asked to stop once the workers have ended, within what
+ * is left of the same grace and slack, but with at least this long to close
+ * the store: two children stopped one after the other must not take twice
+ * the grace (a unit's TimeoutStopSec would kill the server first).
+ */
+const OWNER_CLOSE_MS = 2_000;
 /** How often a child that has not ended is told to stop again. */
 const STOP_REPEAT_MS = 250;
 /**
@@ -376,20 +383,30 @@ export async function superviseWorkers({
     if (stopSignal === undefined && gaveUpBecause !== undefined) {
       message.reason = `the supervisor gave up: ${gaveUpBecause.what} keeps failing`;
     }
-    const stop = (child: Worker): Promise<number> =>
-      stopChild(child, graceMs, message, (pid) =>
+    const startedAt = Date.now();
+    let ownerKilled = false;
+    const stop = (child: Worker, allowedMs: number): Promise<number> =>
+      stopChild(child, allowedMs, message, (pid) => {
+        if (child === owner) ownerKilled = true;
         logger.warn(
-          { child: names.get(child), pid, graceMs: config.shutdownGraceMs, slackMs: STOP_SLACK_MS },
+          { child: names.get(child), pid, graceMs: config.shutdownGraceMs, slackMs: STOP_SLACK_MS, allowedMs },
           'a child process did not stop within the grace period (and 5 s more): killed',
-        ),
-      );
-    await Promise.all([...workers].map(stop));
+        );
+      });
+    await Promise.all([...workers].map((worker) => stop(worker, graceMs)));
     if (owner === undefined || owner.isDead()) {
       if (ownerEndedEarly === undefined) return 0;
       logger.error(ownerEndedEarly, 'the store owner process ended during the stop before it was asked to: exit 1');
       return 1;
     }
-    return exitCodeOf(await stop(owner));
+    const code = exitCodeOf(await stop(owner, Math.max(OWNER_CLOSE_MS, graceMs - (Date.now() - startedAt))));
+    if (ownerKilled) {
+      process.stderr.write(
+        `kv-server: the store owner did not close the store within the grace period (--shutdown-grace-ms ${config.shutdownGraceMs}, ` +
+          `and 5 s more): killed, exit 1; no acknowledged write is lost, and the next start takes over the data directory's lock\n`,
+      );
+    }
+    return code;
   };
 
   // Said once on stderr, as every other exit 1 is; unless a child's own line (a port taken) said why they fail, within
