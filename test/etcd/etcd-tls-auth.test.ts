@@ -73,6 +73,11 @@ async function roundTrip(args: string[]): Promise<unknown> {
   }
 }
 
+/** Runs a frontend with `args` until it exits (these fail at start). */
+function frontendToExit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args], {});
+}
+
 describeEtcd('a secured etcd', () => {
   describe('TLS with client certificates', () => {
     let certs: TestCertificates;
@@ -91,43 +96,22 @@ describeEtcd('a secured etcd', () => {
     });
 
     test('without a client certificate etcd refuses, and the frontend exits 1 with one line', async () => {
-      const { code, stderr } = await runServerToExit(
-        [
-          '--listen',
-          '127.0.0.1:0',
-          '--engine',
-          'etcd',
-          '--etcd-endpoints',
-          cluster.endpoints[0],
-          '--etcd-ca',
-          certs.caCert,
-          '--etcd-timeout-ms',
-          '2000',
-        ],
-        {},
-      );
+      const { code, stderr } = await frontendToExit([
+        '--etcd-endpoints',
+        cluster.endpoints[0],
+        '--etcd-ca',
+        certs.caCert,
+        '--etcd-timeout-ms',
+        '2000',
+      ]);
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain(`kv-server: cannot open the store in etcd at ${cluster.endpoints[0]}: `);
     });
+
     test('a client key that is not the key of --etcd-cert is named, in one line (not a stack trace)', async () => {
-      const { code, stderr } = await runServerToExit(
-        [
-          '--listen',
-          '127.0.0.1:0',
-          '--engine',
-          'etcd',
-          '--etcd-endpoints',
-          cluster.endpoints[0],
-          '--etcd-ca',
-          certs.caCert,
-          '--etcd-cert',
-          certs.clientCert,
-          '--etcd-key',
-          certs.serverKey,
-        ],
-        {},
-      );
+      const tls = ['--etcd-ca', certs.caCert, '--etcd-cert', certs.clientCert, '--etcd-key', certs.serverKey];
+      const { code, stderr } = await frontendToExit(['--etcd-endpoints', cluster.endpoints[0], ...tls]);
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain(
@@ -201,7 +185,7 @@ describeEtcd('a secured etcd', () => {
 
     test('a prefix the role does not cover is refused at start, in one line, without the password', async () => {
       const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', passwordFile];
-      const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args, '--etcd-prefix', 'other/']);
+      const { code, stderr } = await frontendToExit([...args, '--etcd-prefix', 'other/']);
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain("etcd refused this server's read");
@@ -211,7 +195,7 @@ describeEtcd('a secured etcd', () => {
     test('a password file that cannot be read is named with its flag, in one line', async () => {
       const missing = path.join(makeTempDir(), 'no-such-password');
       const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', missing];
-      const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args]);
+      const { code, stderr } = await frontendToExit([...args]);
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain(`cannot read ${missing} (--etcd-password-file): ENOENT`);
@@ -221,7 +205,7 @@ describeEtcd('a secured etcd', () => {
       const wrong = path.join(makeTempDir(), 'wrong');
       writeFileSync(wrong, 'not-it');
       const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', wrong];
-      const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args]);
+      const { code, stderr } = await frontendToExit([...args]);
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).not.toContain('not-it');
@@ -229,7 +213,7 @@ describeEtcd('a secured etcd', () => {
 
     test('no user given to an etcd with authentication on says which flags to give, in one line', async () => {
       const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-timeout-ms', '2000'];
-      const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', ...args]);
+      const { code, stderr } = await frontendToExit([...args]);
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain('its authentication is on; give --etcd-username and --etcd-password-file');
