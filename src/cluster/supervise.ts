@@ -125,6 +125,8 @@ export async function superviseWorkers({
   let stopSignal: NodeJS.Signals | undefined;
   /** How the owner ended if it ended during a stop (stopAll reads it only while it has not asked the owner yet). */
   let ownerEndedEarly: { code: number | null; signal: string | null } | undefined;
+  /** How the current owner ended if it ended while starting, with an error of its own (a data directory it could not open). */
+  let ownerFailedToStart: { code: number | null; signal: string | null } | undefined;
   /** Each child's name in the log (owner, worker-N). */
   const names = new Map<Worker, string>();
   const stopped = stopRequested.then((signal) => {
@@ -231,10 +233,13 @@ export async function superviseWorkers({
   const forkOwner = (): Worker => {
     const child = cluster.fork(ownerEnv(socketPath as string));
     owner = child;
+    ownerFailedToStart = undefined;
     tracked(child, OWNER_NAME, 'owner-ready');
     child.once('exit', (code, signal) => {
       // Ended during the stop (a crash while the workers drain, before it is asked to stop): the exit code says so.
       if (stopping) ownerEndedEarly = { code, signal };
+      // Failed as it started, just before a stop (its exit heard after the stop began): the stop must not make it a clean one.
+      else if (!serving && child === owner && code !== 0 && signal === null) ownerFailedToStart = { code, signal };
       if (stopping || !serving) return;
       logger.error({ pid: child.process.pid, code, signal }, 'the store owner process ended: restarting the whole server');
       serving = false;
@@ -395,9 +400,13 @@ export async function superviseWorkers({
       });
     await Promise.all([...workers].map((worker) => stop(worker, graceMs)));
     if (owner === undefined || owner.isDead()) {
-      if (ownerEndedEarly === undefined) return 0;
-      logger.error(ownerEndedEarly, 'the store owner process ended during the stop before it was asked to: exit 1');
-      return 1;
+      // Ended before it was asked to: during the stop (a crash while the workers drain), or as it started (it could not
+      // open the data directory, and said so itself, as the stop came): the exit code says so.
+      if (ownerEndedEarly !== undefined) {
+        logger.error(ownerEndedEarly, 'the store owner process ended during the stop before it was asked to: exit 1');
+        return 1;
+      }
+      return ownerFailedToStart === undefined ? 0 : 1;
     }
     const code = exitCodeOf(await stop(owner, Math.max(OWNER_CLOSE_MS, graceMs - (Date.now() - startedAt))));
     if (ownerKilled) {
@@ -420,9 +429,11 @@ export async function superviseWorkers({
     );
   };
 
-  const started = await startAll();
-  if (started !== undefined) {
-    await stopAll();
+  const startedOrNot = await startAll();
+  if (startedOrNot !== undefined) {
+    // Stopped while starting (0): unless the stop met a child that had failed (the owner could not open the store).
+    const stoppedCode = await stopAll();
+    const started = startedOrNot === 0 ? stoppedCode : startedOrNot;
     if (stopSignal !== undefined && started === 0) {
       process.stderr.write(`kv-server: stopped by ${stopSignal} while starting (nothing served, data directory not held)\n`);
     }
