@@ -125,8 +125,8 @@ export async function superviseWorkers({
   let stopSignal: NodeJS.Signals | undefined;
   /** How the owner ended if it ended during a stop (stopAll reads it only while it has not asked the owner yet). */
   let ownerEndedEarly: { code: number | null; signal: string | null } | undefined;
-  /** How the current owner ended if it ended while starting, with an error of its own (a data directory it could not open). */
-  let ownerFailedToStart: { code: number | null; signal: string | null } | undefined;
+  /** Whether the current owner ended while starting, with an error of its own (a data directory it could not open). */
+  let ownerFailedToStart = false;
   /** Each child's name in the log (owner, worker-N). */
   const names = new Map<Worker, string>();
   const stopped = stopRequested.then((signal) => {
@@ -233,13 +233,13 @@ export async function superviseWorkers({
   const forkOwner = (): Worker => {
     const child = cluster.fork(ownerEnv(socketPath as string));
     owner = child;
-    ownerFailedToStart = undefined;
+    ownerFailedToStart = false;
     tracked(child, OWNER_NAME, 'owner-ready');
     child.once('exit', (code, signal) => {
       // Ended during the stop (a crash while the workers drain, before it is asked to stop): the exit code says so.
       if (stopping) ownerEndedEarly = { code, signal };
       // Failed as it started, just before a stop (its exit heard after the stop began): the stop must not make it a clean one.
-      else if (!serving && child === owner && code !== 0 && signal === null) ownerFailedToStart = { code, signal };
+      else if (!serving && child === owner && code !== 0 && signal === null) ownerFailedToStart = true;
       if (stopping || !serving) return;
       logger.error({ pid: child.process.pid, code, signal }, 'the store owner process ended: restarting the whole server');
       serving = false;
@@ -406,7 +406,7 @@ export async function superviseWorkers({
         logger.error(ownerEndedEarly, 'the store owner process ended during the stop before it was asked to: exit 1');
         return 1;
       }
-      return ownerFailedToStart === undefined ? 0 : 1;
+      return ownerFailedToStart ? 1 : 0;
     }
     const code = exitCodeOf(await stop(owner, Math.max(OWNER_CLOSE_MS, graceMs - (Date.now() - startedAt))));
     if (ownerKilled) {
