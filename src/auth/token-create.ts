@@ -1,9 +1,10 @@
 /**
  * `kv-server token create --role NAME [--name NAME] [--auth-file FILE]`:
  * mints a token and prints it once, on stdout, alone (so scripts can
- * capture it). The server only ever sees its hash: with --auth-file the
- * entry is added to that file (comments and layout kept); otherwise the
- * entry to add is printed on stderr. Either way the server needs a SIGHUP.
+ * capture it). The server only ever sees its hash: with --auth-file (or,
+ * as the server reads it, KV_AUTH_FILE) the entry is added to that file
+ * (comments and layout kept); otherwise the entry to add is printed on
+ * stderr. Either way the server needs a SIGHUP.
  */
 import { closeSync, fsyncSync, openSync, realpathSync, renameSync, statSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -13,10 +14,15 @@ import { AuthFileError } from './auth-file-error';
 import { readAuthText } from './read-auth-file';
 import { hashToken, mintToken } from './token';
 
-export const TOKEN_CREATE_USAGE = 'usage: kv-server token create --role NAME [--name NAME] [--auth-file FILE]';
+export const TOKEN_CREATE_USAGE = 'usage: kv-server token create --role NAME [--name NAME] [--auth-file FILE (default: $KV_AUTH_FILE)]';
 
 /** Returns the exit code: 0 done, 1 the auth file could not be updated, 2 bad arguments. */
-export function runTokenCreate(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
+export function runTokenCreate(
+  argv: string[],
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+  env: NodeJS.ProcessEnv = process.env,
+): number {
   let values: { role?: string; name?: string; 'auth-file'?: string };
   try {
     ({ values } = parseArgs({
@@ -29,7 +35,9 @@ export function runTokenCreate(argv: string[], out: NodeJS.WritableStream, err: 
     err.write(`kv-server token create: ${(error as Error).message}\n${TOKEN_CREATE_USAGE}\n`);
     return 2;
   }
-  const { role, 'auth-file': authFile } = values;
+  const { role } = values;
+  // The file the server would read: a flag wins over its variable, and an empty variable counts as unset (config.ts).
+  const authFile = values['auth-file'] ?? (env.KV_AUTH_FILE === '' ? undefined : env.KV_AUTH_FILE);
   if (role === undefined || role === '') {
     err.write(`kv-server token create: --role is required\n${TOKEN_CREATE_USAGE}\n`);
     return 2;

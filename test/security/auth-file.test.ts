@@ -174,6 +174,27 @@ function reflectionListsServices(address: string): Promise<boolean> {
   });
 }
 
+test('token create adds to the file KV_AUTH_FILE names, as the server reads it; --auth-file wins over it', async () => {
+  const dir = makeTempDir('kv-auth-env-');
+  const fromEnv = path.join(dir, 'env.yaml');
+  const fromFlag = path.join(dir, 'flag.yaml');
+  writeFileSync(fromEnv, AUTH_FILE, { mode: 0o600 });
+  writeFileSync(fromFlag, AUTH_FILE, { mode: 0o600 });
+  const byEnv = await runServerToExit(['token', 'create', '--role', 'writer', '--name', 'by-env'], { KV_AUTH_FILE: fromEnv });
+  expect(byEnv).toEqual({
+    code: 0,
+    stdout: expect.stringMatching(/^kv_/) as unknown,
+    stderr: expect.stringContaining(`to ${fromEnv}`) as unknown,
+  });
+  expect(readFileSync(fromEnv, 'utf8')).toMatch(/name: by-env, role: writer, sha256: [0-9a-f]{64}/);
+  const byFlag = await runServerToExit(['token', 'create', '--role', 'writer', '--name', 'by-flag', '--auth-file', fromFlag], {
+    KV_AUTH_FILE: fromEnv,
+  });
+  expect(byFlag.code).toBe(0);
+  expect(readFileSync(fromFlag, 'utf8')).toContain('name: by-flag');
+  expect(readFileSync(fromEnv, 'utf8')).not.toContain('by-flag');
+});
+
 test('token create through a symbolic link adds the entry to the file it points to, and the link stays a link', async () => {
   const linkDir = makeTempDir('kv-auth-link-');
   const real = path.join(linkDir, 'real.yaml');
