@@ -99,7 +99,7 @@ const SETTINGS = {
     flag: 'busy-poll-us',
     env: 'KV_BUSY_POLL_US',
     default: '500',
-    help: 'with --fsync always, µs the server polls instead of sleeping through each fdatasync and after answering (lower latency, more CPU); 0 = off; under --workers off unless given',
+    help: 'with --fsync always, µs the server polls instead of sleeping through each fdatasync and after answering (lower latency, more CPU); 0 = off, at most 10000; under --workers off unless given',
   },
   maxKeyBytes: { flag: 'max-key-bytes', env: 'KV_MAX_KEY_BYTES', default: '4096', help: 'largest key, in UTF-8 bytes' },
   maxValueBytes: { flag: 'max-value-bytes', env: 'KV_MAX_VALUE_BYTES', default: '1048576', help: 'largest value, in JSON-encoded bytes' },
@@ -237,7 +237,7 @@ const SETTINGS = {
     flag: 'workers',
     env: 'KV_WORKERS',
     default: '1',
-    help: 'processes serving gRPC on the one port (auto: one per core); above 1, one more process owns the store',
+    help: 'processes serving gRPC on the one port (auto: one per core; at most 64); above 1, one more process owns the store',
   },
   engine: { flag: 'engine', env: 'KV_ENGINE', default: 'file', help: 'file (embedded, --data-dir) | etcd (an etcd v3 cluster, --etcd-*)' },
   etcdEndpoints: {
