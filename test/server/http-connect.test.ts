@@ -160,6 +160,24 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
     expect((await post('Get', { key: 's' })).status).toBe(404);
   });
 
+  test('a key or prefix with a lone surrogate is INVALID_KEY, as kv.proto says, on every call that takes one', async () => {
+    const calls: [string, string][] = [
+      ['Set', '{"key": "a\\ud800", "value": 1}'],
+      ['Get', '{"key": "\\udc00"}'],
+      ['Delete', '{"key": "x\\ud800y"}'],
+      ['ListKeys', '{"prefix": "p\\ud800"}'],
+      ['Clear', '{"prefix": "\\ud800"}'],
+      ['Txn', '{"success": [{"set": {"key": "t\\ud800", "value": 1}}]}'],
+      ['Txn', '{"compare": [{"key": "\\ud800", "version": "0"}]}'],
+    ];
+    for (const [method, body] of calls) {
+      const answer = await post(method, body);
+      expect([method, answer.status, answer.headers.get('kv-reason')]).toEqual([method, 400, 'INVALID_KEY']);
+      expect(answer.json.message).toMatch(/^(key|prefix) is not valid Unicode text \(it has a lone surrogate\)$/);
+    }
+    expect((await post('ListKeys', {})).json).toEqual({});
+  });
+
   test('a value nested too deeply gets the gRPC port’s message and INVALID_VALUE, below connect-es’s own JSON depth limit and past it', async () => {
     for (const depth of [40, 100, 150]) {
       let value: unknown = 1;

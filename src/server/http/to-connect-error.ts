@@ -8,6 +8,7 @@ import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import type { status } from '@grpc/grpc-js';
 import { errorReasonToJSON } from '../../gen/kv/v1/kv';
 import type { Logger } from '../../logger';
+import { InvalidKeyError } from '../../store/errors';
 import { NESTING_LIMIT_TEXT } from '../../store/value-rules';
 import { InvalidArgumentError } from '../service-errors';
 import { REASON_TRAILER, describeError } from '../to-status';
@@ -90,7 +91,7 @@ function kvFailureFor(reason: ConnectError): Error | undefined {
   if (reason.code === Code.InvalidArgument && cause instanceof InvalidArgumentError) return cause;
   // A JSON body protobuf-es refused: connect-es passes on its error as the cause (createJsonSerialization).
   if (reason.code === Code.InvalidArgument && cause instanceof Error && !(cause instanceof ConnectError)) {
-    return decodeFailure(jsonFailure(cause));
+    return loneSurrogateInKey(cause) ?? decodeFailure(jsonFailure(cause));
   }
   const tooLarge = reason.code === Code.ResourceExhausted ? READ_MAX_BYTES_FAILURE.exec(reason.rawMessage) : null;
   if (tooLarge !== null) {
@@ -114,6 +115,21 @@ function jsonFailure(error: Error): string {
   if (!isFieldError(error.cause)) return error.message;
   const field = error.cause.field();
   return `${field.kind === 'field' ? field.jsonName : field.name}: ${error.cause.message}`;
+}
+
+/** The string fields that name keys: a lone surrogate there is INVALID_KEY, as the store's key rules say it (key-rules.ts). */
+const KEY_FIELDS = new Set(['key', 'prefix']);
+
+/**
+ * A key or prefix spelt with a lone surrogate ("\ud800") in a JSON body:
+ * protobuf-es refuses it ("invalid UTF8") while it parses, before kv sees the
+ * request. Answered as the store answers such a key (INVALID_KEY).
+ */
+function loneSurrogateInKey(error: Error): InvalidKeyError | undefined {
+  if (!isFieldError(error.cause) || !/invalid UTF8/i.test(error.cause.message)) return undefined;
+  const field = error.cause.field();
+  if (field.kind !== 'field' || !KEY_FIELDS.has(field.name)) return undefined;
+  return new InvalidKeyError(`${field.name} is not valid Unicode text (it has a lone surrogate)`);
 }
 
 /** protobuf-es's reason as the gRPC port's decoder (decode-request.ts) words the same failure. */
