@@ -193,7 +193,7 @@ describe('numbers the server takes as whole numbers', () => {
         name,
         code: status.INVALID_ARGUMENT,
         reason: 'INVALID_ARGUMENT',
-        message: `ttlMs must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, got 0`,
+        message: `ttlMs must be a whole number from 1 to ${YEAR_MS}, got 0`,
       });
     }
     expect(await storedKeys(fixture.kv)).toEqual([]);
@@ -201,4 +201,53 @@ describe('numbers the server takes as whole numbers', () => {
     for await (const lease of fixture.kv.leases()) leases.push(lease);
     expect(leases).toEqual([]);
   });
+
+  test("a time to live past a year (the server's limit) is refused, naming that limit; a year is granted", async () => {
+    const calls: [string, () => unknown][] = [
+      ['set ttlMs', () => fixture.kv.set('n/k', 1, { ttlMs: YEAR_MS + 1 })],
+      ['Op.set ttlMs', () => Op.set('n/k', 1, { ttlMs: YEAR_MS + 1 })],
+      ['grantLease', () => fixture.kv.grantLease(YEAR_MS + 1)],
+    ];
+    for (const [name, call] of calls) {
+      const error = await refusalOf(name, call);
+      expect({ name, reason: error.reason, message: error.message }).toEqual({
+        name,
+        reason: 'INVALID_ARGUMENT',
+        message: `ttlMs must be a whole number from 1 to ${YEAR_MS}, got ${YEAR_MS + 1}`,
+      });
+    }
+    const lease = await fixture.kv.grantLease(YEAR_MS);
+    expect(lease.ttlMs).toBe(YEAR_MS);
+    await fixture.kv.revokeLease(lease.id);
+  });
+
+  test('a lease id of 0 (no lease) is refused by revokeLease, leaseInfo and keepAlive alike, from 1', async () => {
+    const calls: [string, () => unknown][] = [
+      ['revokeLease', () => fixture.kv.revokeLease(0)],
+      ['leaseInfo', () => fixture.kv.leaseInfo(0)],
+      ['keepAlive', () => fixture.kv.keepAlive(0)],
+      ['keepAlive of a lease', () => fixture.kv.keepAlive({ id: 0, ttlMs: 1000 })],
+    ];
+    for (const [name, call] of calls) {
+      const error = await refusalOf(name, call);
+      expect({ name, reason: error.reason, message: error.message }).toEqual({
+        name,
+        reason: 'INVALID_ARGUMENT',
+        message: `lease id must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, got 0`,
+      });
+    }
+  });
+
+  test('leaseInfo leaves keys out unless asked for them: none asked for is not none attached', async () => {
+    const lease = await fixture.kv.grantLease(60_000);
+    await fixture.kv.set('n/leased', 1, { lease: lease.id });
+    const info = await fixture.kv.leaseInfo(lease.id);
+    expect(info).toEqual({ id: lease.id, ttlMs: 60_000, remainingMs: expect.any(Number) as unknown });
+    expect(info && 'keys' in info).toBe(false);
+    expect((await fixture.kv.leaseInfo(lease.id, { keys: true }))?.keys).toEqual(['n/leased']);
+    await fixture.kv.revokeLease(lease.id);
+  });
 });
+
+/** The longest time to live the server grants: a year. */
+const YEAR_MS = 365 * 24 * 60 * 60 * 1000;

@@ -33,7 +33,7 @@ import {
   isString,
   type OptionCheck,
 } from './options-check';
-import { assertWholeNumber, attemptCount, INT32, TIME_TO_LIVE, TIMER_MS, wholeNumber } from './whole-number-check';
+import { assertWholeNumber, attemptCount, INT32, LEASE_ID, TIME_TO_LIVE, TIMER_MS, wholeNumber } from './whole-number-check';
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default: no limit but the call's deadline; 1 disables retries). */
@@ -147,8 +147,8 @@ export interface LeaseInfo {
   ttlMs: number;
   /** Milliseconds left before it expires. */
   remainingMs: number;
-  /** Its keys, if asked for. */
-  keys: string[];
+  /** Its keys, when asked for ({ keys: true }); left out otherwise, so that none asked for is not read as none attached. */
+  keys?: string[];
 }
 
 /** A live lease, as ListLeases reports it. */
@@ -388,9 +388,9 @@ export class KvClient {
     if (typeof lease !== 'number' && !isObject(lease)) {
       throw invalidArgument(`keepAlive takes a lease id or what grantLease returned ({ id, ttlMs }), got ${describeArgument(lease)}`);
     }
-    if (typeof lease === 'number') assertWholeNumber(lease, 'lease id');
+    if (typeof lease === 'number') assertWholeNumber(lease, 'lease id', LEASE_ID);
     else {
-      assertWholeNumber(lease.id, 'lease id');
+      assertWholeNumber(lease.id, 'lease id', LEASE_ID);
       assertWholeNumber(lease.ttlMs, 'ttlMs', TIME_TO_LIVE);
     }
     if (this.closed) return lostHandle(typeof lease === 'number' ? lease : lease.id, clientClosed());
@@ -405,7 +405,7 @@ export class KvClient {
 
   /** Deletes the lease and all its keys at once; returns how many keys went. */
   async revokeLease(id: number, options: CallOptions = {}): Promise<number> {
-    assertWholeNumber(id, 'lease id');
+    assertWholeNumber(id, 'lease id', LEASE_ID);
     assertOptions(options, 'revokeLease', CALL_OPTIONS);
     const { deletedCount } = await this.write((s) => [s.kv, s.kv.revokeLease], { id }, options);
     return deletedCount;
@@ -413,11 +413,13 @@ export class KvClient {
 
   /** A lease's time to live, and its keys if asked for; undefined if there is no such lease. */
   async leaseInfo(id: number, options: { keys?: boolean } & CallOptions = {}): Promise<LeaseInfo | undefined> {
-    assertWholeNumber(id, 'lease id');
+    assertWholeNumber(id, 'lease id', LEASE_ID);
     assertOptions(options, 'leaseInfo', LEASE_INFO_OPTIONS);
     try {
       const info = await this.read((s) => [s.kv, s.kv.leaseInfo], { id, keys: options.keys ?? false }, options);
-      return { id: info.id, ttlMs: info.grantedTtlMs, remainingMs: info.remainingTtlMs, keys: info.keys };
+      const found: LeaseInfo = { id: info.id, ttlMs: info.grantedTtlMs, remainingMs: info.remainingTtlMs };
+      if (options.keys === true) found.keys = info.keys;
+      return found;
     } catch (error) {
       if (error instanceof KvError && error.reason === 'LEASE_NOT_FOUND') return undefined;
       throw error;

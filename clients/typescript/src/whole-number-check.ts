@@ -27,8 +27,14 @@ export function attemptCount(min: number): OptionCheck {
   };
 }
 
-/** What a time to live may be: 0 means "none" on the wire, so a key or lease given it would never expire. */
-export const TIME_TO_LIVE = { min: 1 };
+/**
+ * What a time to live may be: 0 means "none" on the wire, so a key or lease
+ * given it would never expire; at most a year, the server's limit.
+ */
+export const TIME_TO_LIVE = { min: 1, max: 365 * 24 * 60 * 60 * 1000 };
+
+/** What a lease id may be (revoke, info, keep-alive): the server grants ids from 1; 0 is "no lease" only where a key is written. */
+export const LEASE_ID = { min: 1 };
 
 /** The range of an int32 field (a page size). */
 export const INT32 = { max: 2 ** 31 - 1 };
