@@ -412,6 +412,8 @@ export class KvClient {
   }
 
   /** A lease's time to live, and its keys if asked for; undefined if there is no such lease. */
+  leaseInfo(id: number, options: { keys: true } & CallOptions): Promise<(LeaseInfo & { keys: string[] }) | undefined>;
+  leaseInfo(id: number, options?: { keys?: boolean } & CallOptions): Promise<LeaseInfo | undefined>;
   async leaseInfo(id: number, options: { keys?: boolean } & CallOptions = {}): Promise<LeaseInfo | undefined> {
     assertWholeNumber(id, 'lease id', LEASE_ID);
     assertOptions(options, 'leaseInfo', LEASE_INFO_OPTIONS);
