@@ -333,26 +333,24 @@ export abstract class AbstractKeyValueStore implements KeyValueStore {
     ] as const) {
       if (list.length > max) throw new InvalidArgumentError(`a transaction has at most ${max} ${name}; this one has ${list.length}`);
     }
-    compare.forEach((c, i) => locatingErrors(`compare ${i}`, () => this.checkCompare(c)));
+    compare.forEach((c, i) => locatingErrors(`compare ${i} on key ${JSON.stringify(c.key)}`, () => this.checkCompare(c)));
     return { compare, success: this.validOps(success, 'success'), failure: this.validOps(failure, 'failure') };
   }
 
   private checkCompare(c: Compare): void {
     validateKey(c.key, this.limits.maxKeyBytes);
     if (!['equal', 'not_equal', 'less', 'greater'].includes(c.result)) {
-      throw new InvalidArgumentError(`compare on key ${JSON.stringify(c.key)}: result must be EQUAL, NOT_EQUAL, LESS or GREATER`);
+      throw new InvalidArgumentError('result must be EQUAL, NOT_EQUAL, LESS or GREATER');
     }
     if (c.target === 'value') {
       encodeValue(c.key, c.value, this.limits.maxValueBytes);
       if ((c.result === 'less' || c.result === 'greater') && typeof c.value !== 'number' && typeof c.value !== 'string') {
-        throw new InvalidArgumentError(
-          `compare on key ${JSON.stringify(c.key)}: LESS and GREATER compare numbers or strings, not ${jsonKind(c.value)}`,
-        );
+        throw new InvalidArgumentError(`LESS and GREATER compare numbers or strings, not ${jsonKind(c.value)}`);
       }
     } else if (!Number.isSafeInteger(c.number) || c.number < 0) {
       // Named as the request names it (Compare's fields), as other messages name theirs.
       const field = c.target === 'createRevision' ? 'create_revision' : c.target === 'modRevision' ? 'mod_revision' : c.target;
-      throw new InvalidArgumentError(`compare on key ${JSON.stringify(c.key)}: ${field} must be a whole number >= 0 (got ${c.number})`);
+      throw new InvalidArgumentError(`${field} must be a whole number >= 0 (got ${c.number})`);
     }
   }
 

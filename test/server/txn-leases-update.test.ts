@@ -8,7 +8,7 @@ import { freePort } from '../support/free-port';
  */
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { Compare, KvClient, KvError, Op, status } from '@kv/client';
-import { KeyValueServiceClient, type KeepAliveResponse } from '../../src/gen/kv/v1/kv';
+import { GrantLeaseRequest, KeyValueServiceClient, SetRequest, TxnRequest, type KeepAliveResponse } from '../../src/gen/kv/v1/kv';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -158,6 +158,42 @@ describe('one server', () => {
     const refused = await failure(kv.set('deep', levels as never));
     expect(refused).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'INVALID_VALUE' });
     expect(refused.message).toMatch(/^request could not be decoded: value is nested too deeply/);
+  });
+
+  test('the server refuses a time to live past a year itself (the SDK checks it too), and names compares by their place', async () => {
+    const client = new KeyValueServiceClient(server.address, credentials.createInsecure());
+    const refusal = (send: (done: (error: { code: number; details: string } | null) => void) => void): Promise<unknown> =>
+      new Promise((resolve) => send((error) => resolve(error === null ? 'OK' : { code: error.code, details: error.details })));
+    try {
+      const year = 365 * 86_400_000;
+      expect(await refusal((done) => client.set(SetRequest.fromPartial({ key: 'k', value: 1, ttlMs: year + 1 }), done))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringContaining(`from 1 to ${year} (a year)`) as unknown,
+      });
+      expect(await refusal((done) => client.grantLease(GrantLeaseRequest.fromPartial({ ttlMs: year + 1 }), done))).toMatchObject({
+        code: status.INVALID_ARGUMENT,
+      });
+      expect(
+        await refusal((done) =>
+          client.txn(
+            {
+              compare: [
+                { key: 'a', result: 1, version: 0 },
+                { key: 'b', result: 0, version: 0 },
+              ],
+              success: [],
+              failure: [],
+            },
+            done,
+          ),
+        ),
+      ).toEqual({ code: status.INVALID_ARGUMENT, details: 'compare 1 on key "b": result must be EQUAL, NOT_EQUAL, LESS or GREATER' });
+      expect(
+        await refusal((done) => client.txn(TxnRequest.fromPartial({ compare: [{ key: 'v', result: 1, modRevision: -1 }] }), done)),
+      ).toEqual({ code: status.INVALID_ARGUMENT, details: 'compare 0 on key "v": mod_revision must be a whole number >= 0 (got -1)' });
+    } finally {
+      client.close();
+    }
   });
 
   test('a KeepAlive stream the client half-closes is answered, then ends with OK', async () => {

@@ -13,7 +13,7 @@ import { requiredPatch } from './update';
  * decided, so a denied Txn writes nothing.
  */
 export async function handleTxn({ store, access, deadline }: CallContext, request: TxnRequest): Promise<TxnResult> {
-  const compare = request.compare.map(toCompare);
+  const compare = request.compare.map((c, i) => toCompare(c, i));
   const success = request.success.map((op, i) => toOp(op, `success op ${i}`));
   const failure = request.failure.map((op, i) => toOp(op, `failure op ${i}`));
   for (const c of compare) access.key('read', c.key);
@@ -45,8 +45,9 @@ const RESULTS: Partial<Record<Compare_CompareResult, Compare['result']>> = {
   [Compare_CompareResult.COMPARE_RESULT_GREATER]: 'greater',
 };
 
-function toCompare(c: WireCompare): Compare {
-  const where = `compare on key ${JSON.stringify(c.key)}`;
+/** As the store names a compare it refuses (abstract-key-value-store.ts): "compare 0 on key "a": ...". */
+function toCompare(c: WireCompare, index: number): Compare {
+  const where = `compare ${index} on key ${JSON.stringify(c.key)}`;
   const result = RESULTS[c.result];
   if (result === undefined) throw new InvalidArgumentError(`${where}: result must be EQUAL, NOT_EQUAL, LESS or GREATER`);
   const targets = (['version', 'createRevision', 'modRevision', 'lease', 'value'] as const).filter((t) => c[t] !== undefined);
