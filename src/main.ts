@@ -19,7 +19,7 @@ import {
 } from './cluster/process-role';
 import { ConfigError, loadConfig, unknownEnvironmentWarning, usage, type Config } from './config';
 import { readConsoleAssets } from './console-assets/read-console-assets';
-import { createLogger, type Logger } from './logger';
+import { createLogger, ignoreStderrWriteErrors, type Logger } from './logger';
 import type { ServerMetrics } from './metrics/server-metrics';
 import type { MetricsServer, MetricsSource } from './metrics/metrics-server';
 import { describeStoreLocation, openConfiguredStore } from './open-store';
@@ -552,6 +552,7 @@ function isSystemError(error: unknown): error is NodeJS.ErrnoException {
   );
 }
 
+ignoreStderrWriteErrors();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
