@@ -22,7 +22,7 @@ test('with stderr on a full disk the server starts, serves, logs a failing call,
   );
   closeSync(full);
   let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let kv: KvClient | undefined;
   try {
