@@ -66,6 +66,7 @@ describe('store index over checkpoint tables', () => {
   const noHistory: HistoryView = {
     oldestRevision: 1,
     size: 0,
+    bytes: 0,
     at: () => undefined as never,
     revisionAt: () => undefined as never,
     packedAt: () => undefined,

@@ -43,6 +43,8 @@ export interface HistoryView {
   /** Every change from this revision on is in the view. */
   readonly oldestRevision: number;
   readonly size: number;
+  /** The estimated in-memory size of its changes (the measure of the byte limit; packed, they take about half). */
+  readonly bytes: number;
   at(position: number): KeyChange;
   revisionAt(position: number): number;
   /** Where a packed change is (so its bytes can be copied as they are); undefined if it is an object. */
@@ -162,6 +164,7 @@ export class HistoryWindow {
     return {
       oldestRevision: frozen.oldest,
       size: frozen.size,
+      bytes: this.bytes,
       at: (position) => frozen.at(position),
       revisionAt: (position) => frozen.revisionAt(position),
       packedAt: (position) => {

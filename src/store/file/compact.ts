@@ -268,7 +268,7 @@ export class Compactor {
     const tmpPath = dataFilePath(this.dir, `${name}.tmp`);
     let written: WrittenCheckpoint;
     try {
-      written = await this.writeSnapshot(tmpPath, snapshot, history);
+      written = await this.writeWithHistoryIfRoom(tmpPath, snapshot, history);
       // A failed store (e.g. its directory lock lost: another process may own the files now) renames and deletes no data file.
       if (this.writer.failure !== undefined) throw new CompactionStopped();
       fs.renameSync(tmpPath, dataFilePath(this.dir, name));
@@ -317,7 +317,44 @@ export class Compactor {
     );
   }
 
-  private async writeSnapshot(tmpPath: string, snapshot: IndexSnapshot, history: HistoryView): Promise<WrittenCheckpoint> {
+  /**
+   * Writes the checkpoint with the history window if the disk has room for
+   * it, and without if not: a checkpoint is what frees the disk of dead
+   * records, and the window, bounded by changes and memory, not by disk, can
+   * be many times the live data (large values overwritten on a few keys). A
+   * store that could not compact would fill its disk with its own garbage
+   * and stay failed. The window in memory is kept either way; only a restart
+   * loses what the checkpoint did not carry (watchers resuming from before
+   * it get COMPACTED). Room means twice what the checkpoint would take, so
+   * that the logs can go on growing meanwhile; and if the disk fills anyway,
+   * the checkpoint is written again at once without the history.
+   */
+  private async writeWithHistoryIfRoom(tmpPath: string, snapshot: IndexSnapshot, history: HistoryView): Promise<WrittenCheckpoint> {
+    if (history.size === 0) return this.writeSnapshot(tmpPath, snapshot, history);
+    const keysBytes = this.index.liveBytes;
+    // Packed (as the checkpoint carries it), a change takes about half of its in-memory estimate.
+    const historyBytes = Math.ceil(history.bytes / 2);
+    const free = freeBytes(this.dir);
+    const without = (why: string, err?: unknown): Promise<WrittenCheckpoint> => {
+      this.logger.warn(
+        { err, file: tmpPath, freeBytes: free, keysBytes, historyBytes, historyFrom: history.oldestRevision, revision: snapshot.revision },
+        `this checkpoint carries no watch history: ${why}; watchers that resume from before revision ${snapshot.revision + 1} after a restart get COMPACTED`,
+      );
+      return this.writeSnapshot(tmpPath, snapshot, undefined);
+    };
+    if (free !== undefined && free < 2 * (keysBytes + historyBytes)) {
+      return without(`the disk has ${free} bytes free, and the history would take about ${historyBytes} more than the keys' ${keysBytes}`);
+    }
+    try {
+      return await this.writeSnapshot(tmpPath, snapshot, history);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      fs.rmSync(tmpPath, { force: true });
+      return without('the disk filled up as it was written with the history', err);
+    }
+  }
+
+  private async writeSnapshot(tmpPath: string, snapshot: IndexSnapshot, history: HistoryView | undefined): Promise<WrittenCheckpoint> {
     this.pausedMs = 0;
     this.startSlice();
     return writeCheckpoint(tmpPath, snapshot, history, async () => {
@@ -351,4 +388,19 @@ export class Compactor {
     }
     this.startSlice();
   }
+}
+
+/** Bytes the data directory's file system has free for this process, or undefined if it cannot tell. */
+function freeBytes(dir: string): number | undefined {
+  try {
+    const stats = fs.statfsSync(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }

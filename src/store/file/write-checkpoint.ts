@@ -84,17 +84,19 @@ class EveryNth {
 
 /**
  * Writes the checkpoint of `view` (revision `view.revision`) with `history`
- * to `filePath` (which must not exist), then fdatasyncs it. `betweenBlocks`
- * is awaited after each block is written; it throws to stop.
+ * (undefined: none; after a restart the history then starts after this
+ * revision) to `filePath` (which must not exist), then fdatasyncs it.
+ * `betweenBlocks` is awaited after each block is written; it throws to stop.
  */
 export async function writeCheckpoint(
   filePath: string,
   view: IndexSnapshot,
-  history: HistoryView,
+  history: HistoryView | undefined,
   betweenBlocks: BetweenBlocks,
 ): Promise<WrittenCheckpoint> {
   // The history a view can give goes up to the moment it was taken; a change after the checkpoint's revision would be replayed twice.
-  if (history.size > 0 && history.revisionAt(history.size - 1) > view.revision) throw new Error('history newer than the checkpoint');
+  if (history !== undefined && history.size > 0 && history.revisionAt(history.size - 1) > view.revision)
+    throw new Error('history newer than the checkpoint');
   return writeFile(
     filePath,
     view.revision,
