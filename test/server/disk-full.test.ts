@@ -21,6 +21,9 @@ testSmallDisk(
     const kv = new KvClient(server.address, { retry: { attempts: 1 } });
     try {
       await kv.set('before', 1);
+      // Expires while the disk is full: its expiry waits for the store, quietly (no warning with a stack at every try).
+      const lease = await kv.grantLease(500);
+      await kv.set('leased', 1, { lease: lease.id });
       const filler = path.join(disk.dir, 'filler');
       const fd = fs.openSync(filler, 'w');
       try {
@@ -57,13 +60,18 @@ testSmallDisk(
       expect(health).toEqual([expect.not.objectContaining({ err: expect.anything() })]);
       expect(health[0]).toMatchObject({ failure: { code: 'FAILED', message: expect.stringContaining('ENOSPC') as string } });
 
+      await pollUntil('the lease to expire', async () => ((await kv.leaseInfo(lease.id))?.remainingMs === 0 ? true : undefined));
+      expect((await kv.get('leased'))?.value).toBe(1);
       fs.rmSync(filler);
       await pollUntil(
         'health to say SERVING again',
         async () => ((await healthOf(server.address)) === 'SERVING' ? true : undefined),
         30_000,
       );
-      expect(await kv.set('big', big)).toBe(2);
+      // The key went once writes resumed (its delete took revision 3).
+      await pollUntil('the leased key expired', async () => ((await kv.get('leased')) === undefined ? true : undefined));
+      expect(await kv.set('big', big)).toBe(4);
+      expect(server.output()).not.toContain('lease expiry failed');
       expect(server.output()).toContain('the store takes writes again; health is SERVING');
     } finally {
       kv.close();

@@ -40,7 +40,7 @@ import type { Logger } from '../../logger';
 import type { HistoryView } from '../feed/history-window';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import { dataFilePath, logFileName, snapshotFileName, syncDirectory } from './data-dir-files';
-import type { LogWriter } from './log-writer';
+import { type LogWriter, withBriefIoErrors } from './log-writer';
 import { FILE_HEADER_SIZE } from './record-codec';
 import type { IndexSnapshot, StoreIndex } from './store-index';
 import { type WrittenCheckpoint, writeCheckpoint } from './write-checkpoint';
@@ -282,7 +282,11 @@ export class Compactor {
         this.logger.error({ err: rmErr, file: tmpPath }, `could not delete ${tmpPath}; it is deleted at next open`);
       }
       if (!(err instanceof CompactionStopped)) {
-        this.logger.error({ err, retryAfterMs: this.retryAfterMs }, `compaction failed; retrying in ${this.retryAfterMs} ms`);
+        // An I/O error (a full disk) without its stack, as the store's own failures are logged; anything else with it.
+        withBriefIoErrors(this.logger).error(
+          { err, file: tmpPath, retryAfterMs: this.retryAfterMs },
+          `compaction failed writing ${name}; retrying in ${this.retryAfterMs} ms`,
+        );
         this.retryAfter = Date.now() + this.retryAfterMs;
         this.observer.compacted({ ok: false, seconds: seconds(), reclaimedBytes: 0, pausedSeconds: this.pausedMs / 1000 });
       }

@@ -49,7 +49,7 @@ import { CommitLoop } from './commit-loop';
 import { type WriteOp, toEntry } from './decide';
 import { type HealOptions, Healer } from './heal';
 import { LeaseClock } from './lease-clock';
-import { type FsyncMode, LogWriter, openActiveLog } from './log-writer';
+import { type FsyncMode, LogWriter, openActiveLog, withBriefIoErrors } from './log-writer';
 import { closeHistoryId, openHistoryId } from './history-id';
 import { recoverDataDir } from './recover-log';
 import type { StoreIndex } from './store-index';
@@ -387,7 +387,10 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
         ids,
         resolve: () => undefined,
         reject: (err) => {
-          logger.warn({ err, leases: ids }, 'lease expiry failed');
+          // A store that takes no writes (a full disk) has said so once, and expiry is tried again: no stack at every try.
+          if (err instanceof StoreFailedError)
+            logger.debug({ leases: ids, reason: err.message }, 'lease expiry waits for the store to take writes');
+          else withBriefIoErrors(logger).warn({ err, leases: ids }, 'lease expiry failed');
           leases.expiryFailed(ids);
         },
       }),

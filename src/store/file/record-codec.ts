@@ -250,7 +250,8 @@ export function decodeFileHeader(buf: Buffer): FileHeader | string {
 }
 
 function unsupportedVersion(version: number): string {
-  return `unsupported format version ${version} (this build reads versions ${READABLE_VERSIONS.join(' and ')})`;
+  const readable = `${READABLE_VERSIONS.slice(0, -1).join(', ')} and ${READABLE_VERSIONS[READABLE_VERSIONS.length - 1]}`;
+  return `unsupported format version ${version} (this build reads versions ${readable})`;
 }
 
 /** Whether a file header (at least 10 bytes seen) is a kv data file of another format version. */
