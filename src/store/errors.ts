@@ -41,7 +41,8 @@ export class InvalidKeyError extends StoreError {
 export class TooLargeError extends StoreError {
   readonly code = 'TOO_LARGE';
   constructor(
-    readonly what: 'key' | 'value' | 'patch',
+    /** 'patched': the value an Update would store, its patch applied (the patch itself may be small). */
+    readonly what: 'key' | 'value' | 'patch' | 'patched',
     readonly size: number,
     readonly limit: number,
     key?: string,
@@ -49,7 +50,9 @@ export class TooLargeError extends StoreError {
     super(
       what === 'key'
         ? `key ${quoteStart(key ?? '')} is ${size} bytes (UTF-8); the limit is ${limit} bytes`
-        : `${what} for key ${JSON.stringify(key)} is ${size} bytes JSON-encoded; the limit is ${limit} bytes`,
+        : what === 'patched'
+          ? `the value of key ${JSON.stringify(key)} with the patch applied would be ${size} bytes JSON-encoded; the limit is ${limit} bytes`
+          : `${what} for key ${JSON.stringify(key)} is ${size} bytes JSON-encoded; the limit is ${limit} bytes`,
     );
   }
 }

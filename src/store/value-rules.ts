@@ -56,7 +56,7 @@ export function encodeValue(
   key: string,
   value: JsonValue | JsonText,
   maxValueBytes: number,
-  what: 'value' | 'patch' = 'value',
+  what: 'value' | 'patch' | 'patched' = 'value',
 ): { json: string; size: number } {
   if (value instanceof JsonText) {
     const size = Buffer.byteLength(value.json, 'utf8');
@@ -64,7 +64,8 @@ export function encodeValue(
     return { json: value.json, size };
   }
   const problem = findProblem(value, MAX_VALUE_MESSAGES);
-  if (problem !== undefined) throw new InvalidValueError(`${what} for key ${JSON.stringify(key)} ${problem}`);
+  if (problem !== undefined)
+    throw new InvalidValueError(`${what === 'patched' ? 'the patched value' : what} for key ${JSON.stringify(key)} ${problem}`);
   const json = JSON.stringify(value);
   const size = Buffer.byteLength(json, 'utf8');
   if (size > maxValueBytes) throw new TooLargeError(what, size, maxValueBytes, key);

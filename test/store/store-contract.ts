@@ -479,9 +479,17 @@ export function runStoreContract(
         expect(store.revision).toBe(r(1));
       });
 
-      test('the merged value must obey the value limit', async () => {
+      test('the merged value must obey the value limit, and the refusal says it is the patched value', async () => {
         await store.set('doc', { a: 'x'.repeat(limits.maxValueBytes - 20) });
-        await expect(store.update('doc', { b: 'y'.repeat(30) })).rejects.toBeInstanceOf(TooLargeError);
+        const size = JSON.stringify({ a: 'x'.repeat(limits.maxValueBytes - 20), b: 'y'.repeat(30) }).length;
+        await expect(store.update('doc', { b: 'y'.repeat(30) })).rejects.toMatchObject({
+          code: 'TOO_LARGE',
+          what: 'patched',
+          message: `the value of key "doc" with the patch applied would be ${size} bytes JSON-encoded; the limit is ${limits.maxValueBytes} bytes`,
+        });
+        await expect(
+          store.txn({ compare: [], success: [{ type: 'update', key: 'doc', patch: { b: 'y'.repeat(30) } }], failure: [] }),
+        ).rejects.toMatchObject({ code: 'TOO_LARGE', what: 'patched' });
         await expect(store.update('doc', undefined as unknown as JsonValue)).rejects.toBeInstanceOf(InvalidArgumentError);
       });
     });

@@ -163,7 +163,7 @@ export async function runOptimisticTxn(
         if (prev === undefined && !op.createIfMissing) throw new KeyNotFoundError(op.key);
         const current = prev === undefined ? {} : (JSON.parse(prev.valueJson) as JsonValue);
         const value = applyMergePatch(current, op.patch);
-        const { json } = encodeValue(op.key, value, maxValueBytes);
+        const { json } = encodeValue(op.key, value, maxValueBytes, 'patched');
         // The key keeps its lease, as in the file engine.
         requests.push({ request_put: { key: keyspace.key(op.key), value: Buffer.from(json, 'utf8'), lease: prev?.lease ?? 0 } });
         updated[updated.length - 1] = { value: JSON.parse(json) as JsonValue, prev };

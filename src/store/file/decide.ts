@@ -321,7 +321,7 @@ function updateChange(
   const prev = view.get(op.key);
   if (prev === undefined && !op.createIfMissing) throw new KeyNotFoundError(op.key);
   const current = prev === undefined ? {} : (JSON.parse(prev.valueJson) as JsonValue);
-  const { json } = encodeValue(op.key, applyMergePatch(current, op.patch), context.maxValueBytes);
+  const { json } = encodeValue(op.key, applyMergePatch(current, op.patch), context.maxValueBytes, 'patched');
   const entry: StoredEntry = {
     valueJson: json,
     createRevision: prev === undefined ? r : prev.createRevision,
