@@ -507,8 +507,9 @@ export interface SetRequest {
   /**
    * Attach the key to this lease (from GrantLease): it is deleted when the
    * lease expires or is revoked. A lease that does not exist is NOT_FOUND
-   * (reason LEASE_NOT_FOUND). Setting a key again without a lease detaches
-   * it.
+   * (reason LEASE_NOT_FOUND); a negative id is INVALID_ARGUMENT. 0 (or
+   * leaving it out) is no lease: setting a key again without a lease
+   * detaches it.
    */
   lease: number;
   /**
@@ -5670,7 +5671,9 @@ export const KeyValueServiceService = {
   /**
    * RevokeLease deletes a lease and all its keys at once (one revision).
    *
-   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+   * INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+   * 2^53 - 1).
    */
   revokeLease: {
     path: "/kv.v1.KeyValueService/RevokeLease" as const,
@@ -5684,7 +5687,9 @@ export const KeyValueServiceService = {
   /**
    * LeaseInfo reports a lease's time to live and, if asked, its keys.
    *
-   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+   * INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+   * 2^53 - 1).
    */
   leaseInfo: {
     path: "/kv.v1.KeyValueService/LeaseInfo" as const,
@@ -5890,13 +5895,17 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
   /**
    * RevokeLease deletes a lease and all its keys at once (one revision).
    *
-   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+   * INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+   * 2^53 - 1).
    */
   revokeLease: handleUnaryCall<RevokeLeaseRequest, RevokeLeaseResponse>;
   /**
    * LeaseInfo reports a lease's time to live and, if asked, its keys.
    *
-   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+   * INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+   * 2^53 - 1).
    */
   leaseInfo: handleUnaryCall<LeaseInfoRequest, LeaseInfoResponse>;
   /**
@@ -6202,7 +6211,9 @@ export interface KeyValueServiceClient extends Client {
   /**
    * RevokeLease deletes a lease and all its keys at once (one revision).
    *
-   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+   * INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+   * 2^53 - 1).
    */
   revokeLease(
     request: RevokeLeaseRequest,
@@ -6222,7 +6233,9 @@ export interface KeyValueServiceClient extends Client {
   /**
    * LeaseInfo reports a lease's time to live and, if asked, its keys.
    *
-   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+   * INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+   * 2^53 - 1).
    */
   leaseInfo(
     request: LeaseInfoRequest,

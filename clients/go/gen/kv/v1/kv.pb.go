@@ -618,8 +618,9 @@ type SetRequest struct {
 	ExpectedRevision *int64 `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
 	// Attach the key to this lease (from GrantLease): it is deleted when the
 	// lease expires or is revoked. A lease that does not exist is NOT_FOUND
-	// (reason LEASE_NOT_FOUND). Setting a key again without a lease detaches
-	// it.
+	// (reason LEASE_NOT_FOUND); a negative id is INVALID_ARGUMENT. 0 (or
+	// leaving it out) is no lease: setting a key again without a lease
+	// detaches it.
 	Lease int64 `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
 	// Give the key a private lease of this many milliseconds (Redis SET ... PX):
 	// the key is deleted after ttl_ms unless set again. At least 1 and at most

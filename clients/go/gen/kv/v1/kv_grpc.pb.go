@@ -183,11 +183,15 @@ type KeyValueServiceClient interface {
 	KeepAlive(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[KeepAliveRequest, KeepAliveResponse], error)
 	// RevokeLease deletes a lease and all its keys at once (one revision).
 	//
-	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+	// INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+	// 2^53 - 1).
 	RevokeLease(ctx context.Context, in *RevokeLeaseRequest, opts ...grpc.CallOption) (*RevokeLeaseResponse, error)
 	// LeaseInfo reports a lease's time to live and, if asked, its keys.
 	//
-	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+	// INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+	// 2^53 - 1).
 	LeaseInfo(ctx context.Context, in *LeaseInfoRequest, opts ...grpc.CallOption) (*LeaseInfoResponse, error)
 	// ListLeases lists the live leases in id order, a page at a time, each
 	// with its granted and remaining time to live, how many keys it holds and
@@ -541,11 +545,15 @@ type KeyValueServiceServer interface {
 	KeepAlive(grpc.BidiStreamingServer[KeepAliveRequest, KeepAliveResponse]) error
 	// RevokeLease deletes a lease and all its keys at once (one revision).
 	//
-	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+	// INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+	// 2^53 - 1).
 	RevokeLease(context.Context, *RevokeLeaseRequest) (*RevokeLeaseResponse, error)
 	// LeaseInfo reports a lease's time to live and, if asked, its keys.
 	//
-	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+	// Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+	// INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+	// 2^53 - 1).
 	LeaseInfo(context.Context, *LeaseInfoRequest) (*LeaseInfoResponse, error)
 	// ListLeases lists the live leases in id order, a page at a time, each
 	// with its granted and remaining time to live, how many keys it holds and

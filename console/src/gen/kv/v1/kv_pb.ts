@@ -160,8 +160,9 @@ export type SetRequest = Message<"kv.v1.SetRequest"> & {
   /**
    * Attach the key to this lease (from GrantLease): it is deleted when the
    * lease expires or is revoked. A lease that does not exist is NOT_FOUND
-   * (reason LEASE_NOT_FOUND). Setting a key again without a lease detaches
-   * it.
+   * (reason LEASE_NOT_FOUND); a negative id is INVALID_ARGUMENT. 0 (or
+   * leaving it out) is no lease: setting a key again without a lease
+   * detaches it.
    *
    * @generated from field: int64 lease = 4;
    */
@@ -2193,7 +2194,9 @@ export const KeyValueService: GenService<{
   /**
    * RevokeLease deletes a lease and all its keys at once (one revision).
    *
-   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+   * INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+   * 2^53 - 1).
    *
    * @generated from rpc kv.v1.KeyValueService.RevokeLease
    */
@@ -2205,7 +2208,9 @@ export const KeyValueService: GenService<{
   /**
    * LeaseInfo reports a lease's time to live and, if asked, its keys.
    *
-   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+   * Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+   * INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+   * 2^53 - 1).
    *
    * @generated from rpc kv.v1.KeyValueService.LeaseInfo
    */

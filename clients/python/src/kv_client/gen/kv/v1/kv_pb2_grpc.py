@@ -323,7 +323,9 @@ class KeyValueServiceServicer:
     def RevokeLease(self, request, context):
         """RevokeLease deletes a lease and all its keys at once (one revision).
 
-        Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+        Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+        INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+        2^53 - 1).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -332,7 +334,9 @@ class KeyValueServiceServicer:
     def LeaseInfo(self, request, context):
         """LeaseInfo reports a lease's time to live and, if asked, its keys.
 
-        Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease.
+        Errors: NOT_FOUND (reason LEASE_NOT_FOUND) if there is no such lease;
+        INVALID_ARGUMENT if the id is not one a lease can have (below 1, or past
+        2^53 - 1).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
