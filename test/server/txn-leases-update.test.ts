@@ -8,7 +8,14 @@ import { freePort } from '../support/free-port';
  */
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { Compare, KvClient, KvError, Op, status } from '@kv/client';
-import { GrantLeaseRequest, KeyValueServiceClient, SetRequest, TxnRequest, type KeepAliveResponse } from '../../src/gen/kv/v1/kv';
+import {
+  GrantLeaseRequest,
+  KeyValueServiceClient,
+  SetRequest,
+  TxnRequest,
+  UpdateRequest,
+  type KeepAliveResponse,
+} from '../../src/gen/kv/v1/kv';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -188,6 +195,14 @@ describe('one server', () => {
           ),
         ),
       ).toEqual({ code: status.INVALID_ARGUMENT, details: 'compare 1 on key "b": result must be EQUAL, NOT_EQUAL, LESS or GREATER' });
+      // An empty request is refused for its key first, as a request with a value would be.
+      for (const send of [
+        (done: (error: { code: number; details: string } | null) => void) => client.set(SetRequest.fromPartial({}), new Metadata(), done),
+        (done: (error: { code: number; details: string } | null) => void) =>
+          client.update(UpdateRequest.fromPartial({}), new Metadata(), done),
+      ]) {
+        expect(await refusal(send)).toEqual({ code: status.INVALID_ARGUMENT, details: 'key must be a non-empty string' });
+      }
       expect(
         await refusal((done) => client.txn(TxnRequest.fromPartial({ compare: [{ key: 'v', result: 1, modRevision: -1 }] }), done)),
       ).toEqual({ code: status.INVALID_ARGUMENT, details: 'compare 0 on key "v": mod_revision must be a whole number >= 0 (got -1)' });

@@ -1,4 +1,5 @@
 import type { SetRequest, SetResponse } from '../../gen/kv/v1/kv';
+import { validateKey } from '../../store/key-rules';
 import type { JsonValue } from '../../store/key-value-store';
 import type { JsonText } from '../../store/value-rules';
 import type { CallContext } from '../call-context';
@@ -29,8 +30,11 @@ export function handleSet({ store, access }: CallContext, request: SetRequest): 
 
 /** An absent google.protobuf.Value decodes to undefined; JSON null is a real value. */
 export function requiredValue({ key, value }: SetRequest): JsonValue | JsonText {
-  if (value === undefined)
+  if (value === undefined) {
+    // A request with neither (`{}`) is refused for its key first, as one with a value would be (its size is the store's to check).
+    validateKey(key, Number.MAX_SAFE_INTEGER);
     throw new InvalidArgumentError(`value is required for key ${JSON.stringify(key)} (JSON null is a value)`, 'INVALID_VALUE');
+  }
   return value as JsonValue | JsonText;
 }
 

@@ -1,4 +1,5 @@
 import type { UpdateRequest } from '../../gen/kv/v1/kv';
+import { validateKey } from '../../store/key-rules';
 import type { Entry, JsonValue } from '../../store/key-value-store';
 import type { CallContext } from '../call-context';
 import { InvalidArgumentError } from '../service-errors';
@@ -17,7 +18,9 @@ export async function handleUpdate({ store, access, deadline }: CallContext, req
 }
 
 export function requiredPatch({ key, patch }: UpdateRequest): JsonValue {
-  if (patch === undefined)
+  if (patch === undefined) {
+    validateKey(key, Number.MAX_SAFE_INTEGER);
     throw new InvalidArgumentError(`patch is required for key ${JSON.stringify(key)} (JSON null is a patch)`, 'INVALID_VALUE');
+  }
   return patch as JsonValue;
 }
