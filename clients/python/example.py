@@ -25,6 +25,7 @@ It only touches keys under "example/" and removes them at the end.
 
 import argparse
 import functools
+import ipaddress
 import json
 import os
 import pathlib
@@ -306,13 +307,22 @@ def main():
     parser.add_argument("--cacert", help="PEM CA certificate that signed the server's: use TLS")
     parser.add_argument("--cert", help="PEM client certificate, for mutual TLS (with --key)")
     parser.add_argument("--key", help="PEM private key of --cert")
-    parser.add_argument("--token", default=os.environ.get("KV_TOKEN"), help="bearer token (env KV_TOKEN); needs TLS")
+    parser.add_argument("--token", default=os.environ.get("KV_TOKEN"), help="bearer token (env KV_TOKEN); needs TLS unless the server is on this machine")
     args = parser.parse_args()
     check_flags(args)
     # A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
     # grpcio refuses messages over 4 MiB unless told otherwise.
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    credentials = None if args.cacert is None else tls_credentials(args)
+    if args.cacert is not None:
+        credentials = tls_credentials(args)
+    elif args.token:
+        # Plaintext with a token, to this machine only (as kvctl and the SDK allow): local credentials refuse
+        # any connection that is not local, and grpcio sends call credentials only over them or TLS.
+        credentials = grpc.composite_channel_credentials(
+            grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP), grpc.access_token_call_credentials(args.token)
+        )
+    else:
+        credentials = None
 
     def channel(address):
         if credentials is None:
@@ -349,11 +359,27 @@ def check_flags(args):
             usage_error(f"--{flag}: the file name is empty")
     if (args.cert is None) != (args.key is None):
         usage_error("--cert and --key go together")
-    if args.cacert is None and (args.token or args.cert):
+    if args.cacert is None and args.cert:
+        usage_error("--cert and --key need TLS: give --cacert too")
+    if args.cacert is None and args.token and not all_loopback(args.addr):
         # A token over plaintext would be readable by anyone on the path; say so rather than drop it.
-        usage_error("--token, --cert and --key need TLS: give --cacert too")
+        usage_error("--token needs TLS to a server that is not on this machine: give --cacert too")
     if args.token and not re.fullmatch(r"[\x21-\x7e]+", args.token):
         usage_error("--token (env KV_TOKEN) must be printable ASCII without spaces (it travels in an HTTP/2 header)")
+
+
+def all_loopback(addr):
+    """Whether every host:port of addr (comma-separated) is on this machine: localhost, 127.0.0.0/8 or ::1."""
+    for address in addr.split(","):
+        host = address.strip().rpartition(":")[0].strip("[]")
+        if host == "localhost":
+            continue
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                return False
+        except ValueError:
+            return False
+    return True
 
 
 class Frontends:

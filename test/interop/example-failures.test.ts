@@ -106,7 +106,7 @@ clientTest(
       [
         [['--cacert', ca.cert, '--cert', client.cert], 2, /^kv-example: --cert and --key go together$/],
         [['--cacert', ca.cert, '--key', client.key], 2, /^kv-example: --cert and --key go together$/],
-        [['--cert', client.cert, '--key', client.key], 2, /^kv-example: --token, --cert and --key need TLS: give --cacert too$/],
+        [['--cert', client.cert, '--key', client.key], 2, /^kv-example: --cert and --key need TLS: give --cacert too$/],
         [['--cacert', ca.cert, '--cert', '', '--key', client.key], 2, /^kv-example: --cert: the file name is empty$/],
         [['--cacert', ca.cert, '--cert', client.cert, '--key', ''], 2, /^kv-example: --key: the file name is empty$/],
         [['--cacert', ''], 2, /^kv-example: --cacert: the file name is empty$/],
@@ -177,7 +177,7 @@ clientTest(
       [
         [['-cacert', ca.cert, '-cert', client.cert], 2, /^kv-example: -cert and -key go together$/],
         [['-cacert', ca.cert, '-key', client.key], 2, /^kv-example: -cert and -key go together$/],
-        [['-cert', client.cert, '-key', client.key], 2, /^kv-example: -token, -cert and -key need TLS: give -cacert too$/],
+        [['-cert', client.cert, '-key', client.key], 2, /^kv-example: -cert and -key need TLS: give -cacert too$/],
         [['-cacert', ca.cert, '-cert', '', '-key', client.key], 2, /^kv-example: -cert: the file name is empty$/],
         [['-cacert', ''], 2, /^kv-example: -cacert: the file name is empty$/],
         [['-addr', `${address},`], 2, /^kv-example: -addr: an address is empty in "127\.0\.0\.1:\d+,"$/],

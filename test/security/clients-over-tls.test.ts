@@ -89,3 +89,54 @@ pythonTest('the Python example: --cacert --cert --key --token', async () => {
   );
   expect(transcript).toBe(EXPECTED);
 });
+
+/**
+ * A loopback server in plaintext with an auth file (kvctl and the SDK send a
+ * token there): the Go and Python examples send theirs too, over local
+ * credentials, which refuse a connection that is not local; to any other
+ * address without TLS they refuse the token before connecting (exit 2).
+ */
+async function plaintextTranscriptOf(client: (address: string, token: string) => Promise<string>): Promise<string> {
+  const auth = writeAuthFile(makeTempDir('kv-loopback-token-'), {
+    roles: { example: [{ prefix: 'example/', permission: 'admin' }] },
+    tokens: { example: 'example' },
+  });
+  const server: RunningServer = await startServer({ args: ['--auth-file', auth.file] });
+  try {
+    return await client(server.address, auth.tokens.example);
+  } finally {
+    expect(await server.stop()).toBe(0);
+  }
+}
+
+goTest(
+  'the Go example: -token alone to a loopback server in plaintext; refused to another address without TLS',
+  async () => {
+    const binary = path.join(makeTempDir('kv-go-example-'), 'kv-example');
+    await run(findTool('go')!, ['build', '-o', binary, './cmd/kv-example'], {
+      cwd: path.join(REPO_ROOT, 'clients/go'),
+      timeout: GO_BUILD_TIMEOUT_MS,
+    });
+    const transcript = await plaintextTranscriptOf(
+      async (address, loopbackToken) => (await run(binary, ['-addr', address, '-token', loopbackToken], { timeout: 30_000 })).stdout,
+    );
+    expect(transcript).toBe(EXPECTED);
+    const refused = await run(binary, ['-addr', '192.0.2.1:50051', '-token', 'kv_x'], { timeout: 30_000 }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 2, stderr: expect.stringContaining('-token needs TLS to a server that is not on this machine') });
+  },
+  GO_BUILD_TIMEOUT_MS + 30_000,
+);
+
+pythonTest('the Python example: --token alone to a loopback server in plaintext; refused to another address without TLS', async () => {
+  const example = path.join(REPO_ROOT, 'clients/python/example.py');
+  const env = { ...process.env, PYTHONIOENCODING: 'utf-8', PYTHONDONTWRITEBYTECODE: '1' };
+  const transcript = await plaintextTranscriptOf(
+    async (address, loopbackToken) =>
+      (await run(VENV_PYTHON, [example, '--addr', address, '--token', loopbackToken], { timeout: 30_000, env })).stdout,
+  );
+  expect(transcript).toBe(EXPECTED);
+  const refused = await run(VENV_PYTHON, [example, '--addr', '192.0.2.1:50051', '--token', 'kv_x'], { timeout: 30_000, env }).catch(
+    (e: unknown) => e,
+  );
+  expect(refused).toMatchObject({ code: 2, stderr: expect.stringContaining('--token needs TLS to a server that is not on this machine') });
+});

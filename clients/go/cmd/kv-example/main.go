@@ -29,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials/local"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -53,7 +55,7 @@ func main() {
 	caCert := flag.String("cacert", "", "PEM CA certificate that signed the server's: use TLS")
 	cert := flag.String("cert", "", "PEM client certificate, for mutual TLS (with -key)")
 	key := flag.String("key", "", "PEM private key of -cert")
-	token := flag.String("token", os.Getenv("KV_TOKEN"), "bearer token from `kv-server token create` (env KV_TOKEN); needs TLS")
+	token := flag.String("token", os.Getenv("KV_TOKEN"), "bearer token from `kv-server token create` (env KV_TOKEN); needs TLS unless the server is on this machine")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
 		// An empty file name (an unset variable in "-cacert $CA") would otherwise
@@ -70,15 +72,22 @@ func main() {
 	if (*cert == "") != (*key == "") {
 		usageError("-cert and -key go together")
 	}
-	if *caCert == "" && (*token != "" || *cert != "") {
+	if *caCert == "" && *cert != "" {
+		usageError("-cert and -key need TLS: give -cacert too")
+	}
+	if *caCert == "" && *token != "" && !allLoopback(*addr) {
 		// A token over plaintext would be readable by anyone on the path; say so rather than drop it.
-		usageError("-token, -cert and -key need TLS: give -cacert too")
+		usageError("-token needs TLS to a server that is not on this machine: give -cacert too")
 	}
 
 	// A value of up to 1 MiB as JSON can be several MiB as a google.protobuf.Value;
 	// grpc-go refuses responses over 4 MiB unless told otherwise.
 	options := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
-	if *caCert == "" {
+	if *caCert == "" && *token != "" {
+		// Plaintext with a token, to this machine only (as kvctl and the SDK allow): local credentials refuse
+		// any connection that is not local, so the token cannot leave it.
+		options = append(options, grpc.WithTransportCredentials(local.NewCredentials()))
+	} else if *caCert == "" {
 		options = append(options, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	} else {
 		tlsConfig, err := clientTLS(*caCert, *cert, *key)
@@ -87,7 +96,9 @@ func main() {
 		}
 		options = append(options, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
 	}
-	if *token != "" {
+	if *token != "" && *caCert == "" {
+		options = append(options, grpc.WithPerRPCCredentials(localBearerToken(*token)))
+	} else if *token != "" {
 		options = append(options, grpc.WithPerRPCCredentials(bearerToken(*token)))
 	}
 	conn, err := dial(*addr, options)
@@ -139,6 +150,35 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 }
 
 func (bearerToken) RequireTransportSecurity() bool { return true }
+
+// localBearerToken is a bearer token over plaintext to this machine, on a
+// connection local.NewCredentials made (which refuses any other).
+type localBearerToken string
+
+func (t localBearerToken) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
+	return bearerToken(t).GetRequestMetadata(ctx, uri...)
+}
+
+func (localBearerToken) RequireTransportSecurity() bool { return false }
+
+// allLoopback says whether every host:port of addr (a comma-separated list)
+// is on this machine: localhost, 127.0.0.0/8 or ::1.
+func allLoopback(addr string) bool {
+	for _, a := range strings.Split(addr, ",") {
+		host, _, err := net.SplitHostPort(strings.TrimSpace(a))
+		if err != nil {
+			return false
+		}
+		if host == "localhost" {
+			continue
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
 
 // dial connects to one server, or to several frontends of one deployment
 // (host:port,host:port): grpc-go's own pieces then spread the calls, a
