@@ -161,6 +161,50 @@ describe('file engine: I/O failures', () => {
     await again.close();
   });
 
+  test('a checkpoint that fills the disk with the watch history is written again at once without it, and the history is whole in memory', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    const store = await openFileStore({ dataDir, fsync: 'never', logger, compaction: { minBytes: 4096, deadToLiveRatio: 0.5 } });
+    const realOpen = fs.promises.open;
+    let failed = 0;
+    // The first checkpoint's file takes a few writes, then the disk is "full" (ENOSPC), as a real one fills mid-file.
+    jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof fs.promises.open>) => {
+      const handle = await realOpen(...args);
+      if (failed > 0 || !String(args[0]).endsWith('.snap.tmp')) return handle;
+      failed++;
+      let writes = 0;
+      const realWrite = handle.write.bind(handle) as (...a: unknown[]) => Promise<unknown>;
+      Object.assign(handle, {
+        write: (...a: unknown[]) =>
+          ++writes > 1
+            ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write (injected)'), { code: 'ENOSPC' }))
+            : realWrite(...a),
+      });
+      return handle;
+    });
+    try {
+      let round = 0;
+      await pollUntil('a compaction that finished', async () => {
+        await Promise.all(Array.from({ length: 10 }, (_, i) => store.set(`k${i}`, { round: round++, pad: 'p'.repeat(80) })));
+        return lines.some((l) => l.msg === 'compaction finished') || undefined;
+      });
+      expect(failed).toBe(1);
+      const warnings = lines.filter((l) => String(l.msg).startsWith('this checkpoint carries no watch history: the disk filled up'));
+      expect(warnings).toHaveLength(1);
+      expect(lines.some((l) => String(l.msg).startsWith('compaction failed'))).toBe(false);
+      // In memory the window still starts at the first revision.
+      expect(store.feedStatus.oldestRevision).toBe(1);
+      await store.close();
+    } finally {
+      jest.restoreAllMocks();
+    }
+    // Reopened, the history starts after that checkpoint: an older start is COMPACTED, never a gap.
+    const again = await openFileStore({ dataDir });
+    expect(again.feedStatus.oldestRevision).toBeGreaterThan(1);
+    expect(await again.get('k0')).toBeDefined();
+    await again.close();
+  });
+
   test('a new log that fails half-way through creation is removed, so a later rotation and compaction succeed', async () => {
     const dataDir = dirs.make();
     const { logger, lines } = capturingLogger();
