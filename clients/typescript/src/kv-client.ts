@@ -602,13 +602,12 @@ export class KvClient {
     const stopped = (): boolean => signal?.aborted === true;
     if (stopped()) throw backupStopped();
     const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
+    // However long the backup may run, it must start (its first message, the header) within the call deadline.
+    const startWithinMs = Math.min(this.deadlineMs, options.deadlineMs ?? Number.POSITIVE_INFINITY);
     let call: ReturnType<typeof rawBackupStream> | undefined;
     const open = (): AsyncIterable<Buffer> => {
       if (stopped()) throw backupStopped();
-      call = rawBackupStream(this.pick().kv, this.metadata(), deadline === undefined ? {} : { deadline });
-      // Its errors come through the iteration; this one listener keeps a cancel before any read from being thrown.
-      call.on('error', () => undefined);
-      return backupMessages(call, this.receiveLimitBytes);
+      return this.backupStream(startWithinMs, deadline, (opened) => (call = opened));
     };
     const stop = (): void => call?.cancel();
     signal?.addEventListener('abort', stop);
@@ -622,6 +621,56 @@ export class KvClient {
       signal?.removeEventListener('abort', stop);
       call?.cancel();
     }
+  }
+
+  /**
+   * A Backup call's messages. The server is one whose connection comes up
+   * (with several, each is given connectTimeoutMs, as calls are), and the
+   * first message must come within `startWithinMs`: a server that accepts connections
+   * but does not answer (stopped, or not a kv server) fails the backup with
+   * DEADLINE_EXCEEDED instead of holding it forever.
+   */
+  private async *backupStream(
+    startWithinMs: number,
+    deadline: Date | undefined,
+    opened: (call: ReturnType<typeof rawBackupStream>) => void,
+  ): AsyncGenerator<Buffer, void, undefined> {
+    const startBy = Date.now() + startWithinMs;
+    let server: Server | undefined;
+    let failure: unknown;
+    for (let tried = 0; tried < this.servers.length && server === undefined; tried++) {
+      const candidate = this.pick();
+      try {
+        await this.connectedWithin(candidate, startBy);
+        server = candidate;
+      } catch (error) {
+        failure = error;
+      }
+    }
+    if (server === undefined) throw failure;
+    const call = rawBackupStream(server.kv, this.metadata(), deadline === undefined ? {} : { deadline });
+    // Its errors come through the iteration; this one listener keeps a cancel before any read from being thrown.
+    call.on('error', () => undefined);
+    opened(call);
+    const messages = backupMessages(call, this.receiveLimitBytes)[Symbol.asyncIterator]();
+    const firstMessage = messages.next();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, startBy - Date.now()))));
+    const first = await Promise.race([firstMessage, late]).finally(() => clearTimeout(timer));
+    if (first === 'late') {
+      // The cancelled call's own failure (CANCELLED) is not the caller's news.
+      firstMessage.catch(() => undefined);
+      call.cancel();
+      throw new KvError(
+        `no answer from ${server.address} within ${startWithinMs} ms: the backup did not start ` +
+          '(the server accepts connections but does not answer)',
+        status.DEADLINE_EXCEEDED,
+        'DEADLINE_EXCEEDED',
+      );
+    }
+    if (first.done === true) return;
+    yield first.value;
+    for (let next = await messages.next(); next.done !== true; next = await messages.next()) yield next.value;
   }
 
   /** The server's grpc.health.v1 status for kv.v1.KeyValueService. Retried like a read. */
