@@ -398,6 +398,7 @@ export class KvClient {
     this.leaseKeeper ??= new LeaseKeeper(
       () => this.pick().kv,
       () => this.metadata(),
+      this.servers.length > 1 ? this.connectTimeoutMs : undefined,
     );
     if (typeof lease === 'number') return this.leaseKeeper.keep({ id: lease }, this.deadlineMs);
     return this.leaseKeeper.keep({ id: lease.id, ttlMs: lease.ttlMs, grantSentAt: this.grantSentAt.get(lease) }, this.deadlineMs);
@@ -568,7 +569,7 @@ export class KvClient {
   watch<T = JsonValue>(options: WatchOptions): KvWatch<T> {
     // Each (re)connection of the watch goes to the next server in turn, so a resume after a frontend died finds another.
     return new KvWatch<T>(
-      () => this.pick().kv,
+      () => this.pickConnected(),
       options,
       () => this.metadata(),
       this.watches,
@@ -787,6 +788,25 @@ export class KvClient {
         return this.servers[index];
     }
     return this.servers[this.turn++ % this.servers.length];
+  }
+
+  /**
+   * For a stream (a watch): the next server in turn whose connection comes
+   * up within connectTimeoutMs, passing over one that accepts connections
+   * but does not answer, as calls do; if none does, the next in turn (the
+   * stream's own timers and retries then judge it).
+   */
+  private async pickConnected(): Promise<KeyValueServiceClient> {
+    let server = this.pick();
+    for (let tried = 1; ; tried++) {
+      try {
+        await this.connectedWithin(server, Number.POSITIVE_INFINITY);
+        return server.kv;
+      } catch (error) {
+        if (tried >= this.servers.length) return this.pick().kv;
+        server = this.pick();
+      }
+    }
   }
 
   /**

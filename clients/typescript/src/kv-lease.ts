@@ -1,4 +1,4 @@
-import { type ClientDuplexStream, type Metadata, status } from '@grpc/grpc-js';
+import { type ClientDuplexStream, connectivityState, type Metadata, status } from '@grpc/grpc-js';
 import type { KeepAliveRequest, KeepAliveResponse, KeyValueServiceClient } from './gen/kv/v1/kv';
 import { connectionChangeOrTimeout } from './connection-change';
 import { KvError } from './kv-error';
@@ -141,6 +141,13 @@ export class LeaseKeeper {
     /** The client to open a KeepAlive stream on (each reopening may pick another server). */
     private readonly client: () => KeyValueServiceClient,
     private readonly metadata: () => Metadata,
+    /**
+     * With several servers: a stream whose connection is not up this long
+     * after it was opened (a server that accepts connections but does not
+     * answer) is given up for the next server, as calls pass such a server
+     * over. Undefined with one server: its own lost timers judge it.
+     */
+    private readonly switchAfterMs?: number,
   ) {}
 
   /**
@@ -300,6 +307,17 @@ export class LeaseKeeper {
     call.on('end', broken);
     call.on('close', broken);
     this.stream = stream;
+    if (this.switchAfterMs !== undefined) {
+      const channel = client.getChannel();
+      const timer = setTimeout(() => {
+        if (this.stream !== stream || channel.getConnectivityState(false) === connectivityState.READY) return;
+        // Given up before any answer: the same refreshes go on a new stream, to the next server in turn.
+        this.stream = undefined;
+        call.cancel();
+        for (const kept of [...this.kept.values()]) this.refresh(kept);
+      }, this.switchAfterMs);
+      timer.unref();
+    }
     return stream;
   }
 

@@ -169,8 +169,11 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
   private reconnects = 0;
 
   constructor(
-    /** The stub to open the next stream on (the next server in turn, when there are several). */
-    private readonly client: () => KeyValueServiceClient,
+    /**
+     * The stub to open the next stream on (the next server in turn, when
+     * there are several, passing over one whose connection does not come up).
+     */
+    private readonly client: () => KeyValueServiceClient | Promise<KeyValueServiceClient>,
     private readonly options: WatchOptions,
     private readonly metadata: () => Metadata,
     /** The client's open watches: this one is in it while it is being iterated. */
@@ -306,7 +309,8 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         // Before the first answer an attempt also ends where the start's time does.
         const idle = new IdleTimer(answered ? idleMs : Math.max(1, Math.min(idleMs, startDeadline - Date.now())));
         let call: ClientReadableStream<WatchResponse>;
-        const stub = this.client();
+        const stub = await this.client();
+        if (this.closed) return;
         try {
           call = stub.watch(
             // Fragments: a revision too large for one message (a Clear of many large keys) comes in several.
