@@ -155,9 +155,19 @@ describe('TLS', () => {
     expect(result.stderr).not.toMatch(RAW_TEXT);
   });
 
-  test('the HTTP port (Connect, gRPC-Web) for the gRPC one: exit 4 (nothing served the call), not 8 (a server error)', async () => {
+  test('the HTTP port (Connect, gRPC-Web) for the gRPC one: exit 4 (nothing served the call), not 8 (a server error), naming it', async () => {
     const result = await runKvctl(['get', 'k', '--endpoint', plainServer.httpAddress!, '--timeout-ms', '3000']);
-    expectOneLine(result, 4, /^kvctl: the server answered HTTP 415, not gRPC \(a kv-server's --http-listen port .*\(NOT_GRPC\)\n$/);
+    expectOneLine(
+      result,
+      4,
+      /^kvctl: 127\.0\.0\.1:\d+: the server answered HTTP 415, not gRPC \(a kv-server's --http-listen port .*\(NOT_GRPC\)\n$/,
+    );
+  });
+
+  test('the HTTP port first in a list of endpoints is passed over: the next answers', async () => {
+    const endpoints = `${plainServer.httpAddress!},${plainServer.address}`;
+    expect(await runKvctl(['set', 'ng/k', '1', '--endpoint', endpoints])).toMatchObject({ code: 0 });
+    expect(await runKvctl(['get', 'ng/k', '-o', 'value', '--endpoint', endpoints])).toMatchObject({ code: 0, stdout: '1\n' });
   });
 
   test('health over several endpoints says the same of each, in its error, without a trailing newline', async () => {

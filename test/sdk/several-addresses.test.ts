@@ -132,3 +132,26 @@ test('a watch whose stream was reset without a gRPC status (a worker killed mid-
 test('an empty address list is refused', () => {
   expect(() => new KvClient([])).toThrow(/at least one server/);
 });
+
+test("an address of the list that is a kv-server's HTTP port (NOT_GRPC) is passed over by reads and writes, and named when no other answers", async () => {
+  const server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
+  const httpPort = server.httpAddress as string;
+  const kv = new KvClient([httpPort, server.address]);
+  try {
+    for (let i = 0; i < 4; i++) {
+      expect(await kv.set('ng/k', i)).toBeGreaterThan(0);
+      expect((await kv.get('ng/k'))?.value).toBe(i);
+    }
+    const wrong = new KvClient([httpPort, httpPort]);
+    const failure = await wrong.get('ng/k').catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(KvError);
+    expect(failure).toMatchObject({
+      reason: 'NOT_GRPC',
+      message: expect.stringMatching(`^${httpPort}: the server answered HTTP 415`) as unknown,
+    });
+    wrong.close();
+  } finally {
+    kv.close();
+    await server.stop();
+  }
+});

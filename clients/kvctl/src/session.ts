@@ -61,7 +61,9 @@ export function makeRunner(io: Io, setExitCode: (code: ExitCode) => void): Runne
         if (code !== undefined) setExitCode(code);
       } catch (error) {
         // grpc-js does not say which address it could not reach; a person needs to know.
-        if (error instanceof KvError && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED)) {
+        // NOT_GRPC too (a port that is not kv's gRPC one); with several endpoints the SDK's message names the one that answered so.
+        const notGrpcHere = error instanceof KvError && error.reason === 'NOT_GRPC' && options.endpoints.length === 1;
+        if (error instanceof KvError && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED || notGrpcHere)) {
           throw connectionError(error, options);
         }
         throw error;

@@ -695,9 +695,21 @@ export class KvClient {
     for (const server of this.servers) server.kv.close();
   }
 
-  /** A read: on UNAVAILABLE it is tried again, on the next server in turn, within one deadline. */
+  /**
+   * A read: on UNAVAILABLE it is tried again, on the next server in turn,
+   * within one deadline; so, with several servers, is one that a port that
+   * does not speak gRPC answered (NOT_GRPC: one address of the list is wrong).
+   */
   private read<Req, Res>(method: MethodOf<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
-    return this.retried(method, request, options, (error) => error.code === status.UNAVAILABLE, false);
+    // NOT_GRPC moves on through the list once, never back to an address that gave it.
+    const others = this.servers.length - 1;
+    return this.retried(
+      method,
+      request,
+      options,
+      (error, attempt) => error.code === status.UNAVAILABLE || (notGrpc(error) && attempt <= others),
+      false,
+    );
   }
 
   /**
@@ -711,7 +723,7 @@ export class KvClient {
     method: MethodOf<Req, Res>,
     request: Req,
     options: CallOptions | undefined,
-    again: (error: KvError) => boolean,
+    again: (error: KvError, attempt: number) => boolean,
     writes: boolean,
     first = 1,
     failed?: unknown,
@@ -731,7 +743,7 @@ export class KvClient {
         return await this.call(method, request, deadline, writes);
       } catch (error) {
         last = error;
-        const retry = error instanceof KvError && again(error) && attempt < this.attempts;
+        const retry = error instanceof KvError && again(error, attempt) && attempt < this.attempts;
         if (!retry || deadline - Date.now() <= 0) throw error;
       }
     }
@@ -765,7 +777,8 @@ export class KvClient {
           const left = { ...options, deadlineMs: deadline - Date.now() };
           return this.retried(method, request, left, (again) => again.reason === 'NOT_SENT' || neverSent(again), true, 2, error);
         }
-        if (!neverSent(error) || tried >= this.servers.length || Date.now() >= deadline) throw error;
+        // A port that does not speak gRPC applied nothing: the next server is asked, as for a call never sent.
+        if (!(neverSent(error) || notGrpc(error)) || tried >= this.servers.length || Date.now() >= deadline) throw error;
       }
     }
   }
@@ -840,6 +853,12 @@ export class KvClient {
     throw error;
   }
 
+  /** With several servers, a NOT_GRPC answer names the address that gave it: which one of the list is wrong. */
+  private named(error: KvError, server: Server): KvError {
+    if (this.servers.length === 1 || error.reason !== 'NOT_GRPC') return error;
+    return new KvError(`${server.address}: ${error.message}`, error.code, error.reason, error.currentRevision, error.cause);
+  }
+
   /** `writes`: whether the method can write, for what an answer over the receive limit says (KvError.from). */
   private async call<Req, Res>(method: MethodOf<Req, Res>, request: Req, deadline: number, writes: boolean): Promise<Res> {
     const metadata = this.metadata();
@@ -848,11 +867,16 @@ export class KvClient {
     const [target, fn] = method(server);
     return new Promise((resolve, reject) => {
       fn.call(target, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
-        if (error) reject(KvError.from(error, this.receiveLimitBytes, writes));
+        if (error) reject(this.named(KvError.from(error, this.receiveLimitBytes, writes), server));
         else resolve(response);
       });
     });
   }
+}
+
+/** An answer from something that is not a gRPC server (an HTTP port): nothing was applied. */
+function notGrpc(error: unknown): boolean {
+  return error instanceof KvError && error.reason === 'NOT_GRPC';
 }
 
 /** Errors of calls the SDK itself did not send (connectedWithin). */
