@@ -43,6 +43,13 @@ test('a --data-dir that cannot be made (under /proc) is a usage error naming it,
   expectOneLine(result, 2, /^kvctl: --data-dir \/proc\/foo cannot be used: .*; nothing was restored\n$/);
 });
 
+test('an empty --data-dir (an unset shell variable) is a usage error, not a restore into the current directory', async () => {
+  const cwd = makeTempDir('kv-restore-cwd-');
+  const result = await runKvctl(['restore', backupFile, '--data-dir', ''], { cwd });
+  expectOneLine(result, 2, /^kvctl: --data-dir: the directory name is empty; nothing was restored\n$/);
+  expect(readdirSync(cwd)).toEqual([]);
+});
+
 testWithSmallDisk()('a full disk (ENOSPC) is one line saying so, exit 2, and the new directory is removed', async () => {
   const disk = mountSmallDisk(64 * 1024);
   try {

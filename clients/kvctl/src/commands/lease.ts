@@ -27,7 +27,8 @@ export function leaseCommand(run: Runner): Command {
   lease.addCommand(
     new Command('keepalive')
       .description(
-        'keep lease ID alive until Ctrl-C (exit 130; the lease then expires after its time to live); exit 1 if it is lost meanwhile',
+        'keep lease ID alive until Ctrl-C (exit 130; the lease then expires after its time to live); exit 1 if it expires or is ' +
+          'revoked meanwhile, 4 if no server answered its refreshes in time (it may have expired)',
       )
       .argument('<id>')
       .action(

@@ -23,6 +23,8 @@ export function restoreCommand(run: Runner): Command {
     .action(
       run(async (session, file: string, options: { dataDir: string }) => {
         checkBackupFileArgument(file, 'restore', NOTHING_RESTORED);
+        // An unset shell variable (--data-dir "$DIR") would otherwise restore into the current directory.
+        if (options.dataDir === '') throw new CliError(`--data-dir: the directory name is empty; ${NOTHING_RESTORED}`);
         const { restoreDataDir, RestoreTargetError } = await loadServerRestore();
         const checking = progressBar(session.stderr, 'checking');
         const writing = progressBar(session.stderr, 'writing ');
