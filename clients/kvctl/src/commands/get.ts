@@ -11,7 +11,7 @@ export function getCommand(run: Runner): Command {
     .description(
       'print the entry under KEY (exit 1 if there is none), or with --prefix P every entry under P, every page, ' +
         'in code point order of the keys (like etcdctl get --prefix, but page by page: each page is read at its own revision, ' +
-          'so writes between pages may show; kvctl backup is one snapshot)',
+        'so writes between pages may show; kvctl backup is one snapshot)',
     )
     .argument('[key]', 'the key (or --prefix)')
     .option('--prefix <prefix>', 'print every entry (key and value) under this prefix ("" for all keys)')
