@@ -59,14 +59,24 @@ test('the TypeScript SDK: credentials.createSsl with a client certificate, and t
 });
 
 const goTest = findTool('go') === undefined ? test.skip : test;
-goTest(
-  'the Go example: -cacert -cert -key -token',
-  async () => {
+
+/** The Go example, built once for the tests that run it. */
+let goBinary: Promise<string> | undefined;
+function goExample(): Promise<string> {
+  goBinary ??= (async () => {
     const binary = path.join(makeTempDir('kv-go-example-'), 'kv-example');
     await run(findTool('go')!, ['build', '-o', binary, './cmd/kv-example'], {
       cwd: path.join(REPO_ROOT, 'clients/go'),
       timeout: GO_BUILD_TIMEOUT_MS,
     });
+    return binary;
+  })();
+  return goBinary;
+}
+goTest(
+  'the Go example: -cacert -cert -key -token',
+  async () => {
+    const binary = await goExample();
     const transcript = await transcriptOf(
       async (address) => (await run(binary, ['-addr', address, ...tlsArgs('-')], { timeout: 30_000 })).stdout,
     );
@@ -112,11 +122,7 @@ async function plaintextTranscriptOf(client: (address: string, token: string) =>
 goTest(
   'the Go example: -token alone to a loopback server in plaintext; refused to another address without TLS',
   async () => {
-    const binary = path.join(makeTempDir('kv-go-example-'), 'kv-example');
-    await run(findTool('go')!, ['build', '-o', binary, './cmd/kv-example'], {
-      cwd: path.join(REPO_ROOT, 'clients/go'),
-      timeout: GO_BUILD_TIMEOUT_MS,
-    });
+    const binary = await goExample();
     const transcript = await plaintextTranscriptOf(
       async (address, loopbackToken) => (await run(binary, ['-addr', address, '-token', loopbackToken], { timeout: 30_000 })).stdout,
     );
