@@ -350,6 +350,21 @@ describe('on a terminal (script(1) gives kvctl a pseudo-terminal)', () => {
     expect(unasked.stdout).not.toContain('[y/N]');
     expect(unasked.stdout.replaceAll('\r', '')).toBe('1\n');
   });
+
+  test('a txn with a clear asks first too: "n" changes nothing and exits 7, --yes does not ask', async () => {
+    await kv.set('askt/a', 1);
+    const declined = await inTerminal(`txn --then 'set askt/b 2' --then 'clear ""'`, 'n\n');
+    expect(declined.code).toBe(7);
+    expect(declined.stdout).toContain('This transaction may delete every key in the store: go on? [y/N]');
+    expect(declined.stdout).toContain('kvctl: not confirmed; nothing changed');
+    expect(await kv.get('askt/a')).toBeDefined();
+    expect(await kv.get('askt/b')).toBeUndefined();
+
+    const unasked = await inTerminal(`txn --then 'clear askt/' --yes -o value`);
+    expect(unasked.code).toBe(0);
+    expect(unasked.stdout).not.toContain('[y/N]');
+    expect(await kv.get('askt/a')).toBeUndefined();
+  });
 });
 
 const { tool: jq, test: testJq } = testWithTool('jq');

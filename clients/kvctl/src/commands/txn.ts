@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import type { TxnOpResult } from '@kv/client';
 import { entryJson } from '../entry-forms';
+import { CliError } from '../cli-error';
 import { EXIT } from '../exit-codes';
 import type { Runner } from '../session';
 import { COMPARE_SYNTAX, OP_SYNTAX, parseCompare, parseOp } from '../txn-syntax';
@@ -23,15 +24,25 @@ export function txnCommand(run: Runner): Command {
     .addOption(new Option('--if <compare>', `a condition (repeatable): ${COMPARE_SYNTAX}`).argParser(collect))
     .addOption(new Option('--then <op>', `an op if they hold (repeatable): ${OP_SYNTAX}`).argParser(collect))
     .addOption(new Option('--else <op>', 'an op if they do not (repeatable)').argParser(collect))
+    .option('-y, --yes', 'do not ask for confirmation of a clear (asked on a terminal, as kvctl clear asks)')
     .addHelpText('after', TXN_KEY_HELP)
     .action(
-      run(async (session, options: { if?: string[]; then?: string[]; else?: string[] }) => {
+      run(async (session, options: { if?: string[]; then?: string[]; else?: string[]; yes?: boolean }) => {
+        const compares = (options.if ?? []).map(parseCompare);
+        const thenOps = (options.then ?? []).map((op) => parseOp(op, '--then'));
+        const elseOps = (options.else ?? []).map((op) => parseOp(op, '--else'));
+        const clears = [...thenOps, ...elseOps].flatMap((op) => (op.kind === 'clear' ? [op.wire.clear?.prefix ?? ''] : []));
+        if (clears.length > 0 && options.yes !== true && session.stdin.isTTY === true) {
+          const what = clears.map((prefix) => (prefix === '' ? 'every key in the store' : `every key under "${prefix}"`)).join(', ');
+          if (!(await session.ask(`This transaction may delete ${what}: go on?`)))
+            throw new CliError('not confirmed; nothing changed', EXIT.declined);
+        }
         const txn = session
           .kv()
           .txn()
-          .if(...(options.if ?? []).map(parseCompare))
-          .then(...(options.then ?? []).map((op) => parseOp(op, '--then')))
-          .else(...(options.else ?? []).map((op) => parseOp(op, '--else')));
+          .if(...compares)
+          .then(...thenOps)
+          .else(...elseOps);
         const { succeeded, revision, results } = await txn.commit();
         session.printer.print({
           json: { succeeded, revision, results: results.map(resultJson) },
