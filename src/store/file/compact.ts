@@ -340,7 +340,7 @@ export class Compactor {
     const historyBytes = Math.ceil(history.bytes / 2);
     const free = freeBytes(this.dir);
     const without = (why: string, err?: unknown): Promise<WrittenCheckpoint> => {
-      this.logger.warn(
+      withBriefIoErrors(this.logger).warn(
         { err, file: tmpPath, freeBytes: free, keysBytes, historyBytes, historyFrom: history.oldestRevision, revision: snapshot.revision },
         `this checkpoint carries no watch history: ${why}; watchers that resume from before revision ${snapshot.revision + 1} after a restart get COMPACTED`,
       );
