@@ -6,9 +6,9 @@ import type { FileStore } from '../../src/store/file';
 import { BATCH_RECORD_SIZE, FILE_HEADER_SIZE, RecordType } from '../../src/store/file/record-codec';
 
 /** A pino logger that keeps its lines in memory, to assert on warnings. */
-export function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
+export function capturingLogger(level = 'info'): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const logger = pino({ level }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
   return { logger, lines };
 }
 
