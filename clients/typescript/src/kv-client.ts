@@ -637,18 +637,7 @@ export class KvClient {
     opened: (call: ReturnType<typeof rawBackupStream>) => void,
   ): AsyncGenerator<Buffer, void, undefined> {
     const startBy = Date.now() + startWithinMs;
-    let server: Server | undefined;
-    let failure: unknown;
-    for (let tried = 0; tried < this.servers.length && server === undefined; tried++) {
-      const candidate = this.pick();
-      try {
-        await this.connectedWithin(candidate, startBy);
-        server = candidate;
-      } catch (error) {
-        failure = error;
-      }
-    }
-    if (server === undefined) throw failure;
+    const server = await this.connectedServer(startBy);
     const call = rawBackupStream(server.kv, this.metadata(), deadline === undefined ? {} : { deadline });
     // Its errors come through the iteration; this one listener keeps a cancel before any read from being thrown.
     call.on('error', () => undefined);
@@ -804,22 +793,26 @@ export class KvClient {
   }
 
   /**
-   * For a stream (a watch): the next server in turn whose connection comes
-   * up within connectTimeoutMs, passing over one that accepts connections
-   * but does not answer, as calls do; if none does, the next in turn (the
-   * stream's own timers and retries then judge it).
+   * For a stream: the next server in turn whose connection comes up within
+   * connectTimeoutMs (by `deadline`), passing over one that accepts
+   * connections but does not answer, as calls do. If none does, the last
+   * one's failure (UNAVAILABLE, nothing sent).
    */
-  private async pickConnected(): Promise<KeyValueServiceClient> {
-    let server = this.pick();
+  private async connectedServer(deadline: number): Promise<Server> {
     for (let tried = 1; ; tried++) {
+      const server = this.pick();
       try {
-        await this.connectedWithin(server, Number.POSITIVE_INFINITY);
-        return server.kv;
+        await this.connectedWithin(server, deadline);
+        return server;
       } catch (error) {
-        if (tried >= this.servers.length) return this.pick().kv;
-        server = this.pick();
+        if (tried >= this.servers.length) throw error;
       }
     }
+  }
+
+  /** For a watch: connectedServer, or if none came up the next in turn (the watch's own timers and retries then judge it). */
+  private async pickConnected(): Promise<KeyValueServiceClient> {
+    return (await this.connectedServer(Number.POSITIVE_INFINITY).catch(() => this.pick())).kv;
   }
 
   /**
