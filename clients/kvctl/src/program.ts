@@ -45,12 +45,61 @@ export function createProgram(run: Runner, writeErr: (text: string) => void): Co
     .description('The terminal client for kv: one command per operation; JSON when piped, a table on a terminal.')
     .version(KVCTL_VERSION, '-V, --version', "print kvctl's version")
     .exitOverride()
-    .configureOutput({ writeErr, outputError: (text, write) => write(`kvctl: ${text.replace(/^error: /, '').trim()}\n`) })
+    // One line, as every kvctl error: commander puts its suggestion ("(Did you mean get?)") on a line of its own.
+    .configureOutput({
+      writeErr,
+      outputError: (text, write) =>
+        write(
+          `kvctl: ${text
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')}\n`,
+        ),
+    })
     .showSuggestionAfterError()
+    // A command's --help lists the global flags too (under "Global Options:"): they are given after the command as well.
+    .configureHelp({ showGlobalOptions: true })
+    .helpCommand(false)
     .addHelpText('after', `\n${ENVIRONMENT_HELP}\n\n${EXIT_CODES_HELP}\n`);
   addGlobalOptions(program);
   for (const make of COMMANDS) program.addCommand(inheritSettings(make(run), program));
+  addHelpCommands(program, () => createProgram(run, writeErr));
   return program;
+}
+
+/**
+ * `help [command...]` for the program and each command with subcommands (lease), in place of commander's own, which
+ * answers a name that is no command with the whole help on stderr and no word of what was wrong. `fresh` makes another
+ * program, to parse a name that is no command: it then fails as that command line would ("unknown command", its suggestion).
+ */
+function addHelpCommands(command: Command, fresh: () => Command): void {
+  for (const sub of command.commands) if (sub.commands.length > 0) addHelpCommands(sub, fresh);
+  const help = new Command('help')
+    .description('display help for command')
+    .argument('[command...]')
+    .action(async (names: string[]) => {
+      let target = command;
+      for (const [i, name] of names.entries()) {
+        // A command without subcommands takes the rest as its arguments, as in its own --help.
+        if (target.commands.length === 0) break;
+        const next = target.commands.find((candidate) => candidate.name() === name || candidate.aliases().includes(name));
+        if (next === undefined) {
+          const path = [...ancestorNames(command), ...names.slice(0, i + 1)];
+          await fresh().parseAsync(path, { from: 'user' });
+          return;
+        }
+        target = next;
+      }
+      target.help();
+    });
+  command.addCommand(inheritSettings(help, command));
+}
+
+/** The names of the commands from the program (excluded) down to `command`: ["lease"] for lease. */
+function ancestorNames(command: Command): string[] {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent != null; at = at.parent) names.unshift(at.name());
+  return names;
 }
 
 /** A command and its own subcommands (lease grant, ...) fail and print like the program itself. */
