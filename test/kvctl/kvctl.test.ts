@@ -292,6 +292,18 @@ describe('transactions, updates, leases and watch', () => {
       ['delete', 'wa/1'],
     ]);
   });
+
+  test('watch -o value prints the values set, and says a delete on stderr: a delete is not a set to ""', async () => {
+    const first = await kv.set('wv/k', '');
+    await kv.delete('wv/k');
+    const third = await kv.set('wv/k', { n: 1 });
+    const result = await kvctl(['watch', 'wv/k', '--rev', String(first), '--count', '3', '-o', 'value']);
+    expect(result).toEqual({
+      code: 0,
+      stdout: '\n{"n":1}\n',
+      stderr: `kvctl: key "wv/k" deleted at revision ${third - 1} (-o value prints the values set)\n`,
+    });
+  });
 });
 
 describe('listing and clearing', () => {

@@ -11,7 +11,8 @@ export function watchCommand(run: Runner): Command {
   return new Command('watch')
     .description(
       'print every change to KEY, or to every key under --prefix, as it happens (one JSON line per event when piped), ' +
-        'until Ctrl-C (exit 130) or --count events (exit 0); resumes by itself after a disconnect or a server restart (saying so on stderr); exit 4 if no server answers at the start',
+        'until Ctrl-C (exit 130) or --count events (exit 0); with -o value, the value of each set, and a delete as a line on stderr ' +
+        '(not an empty line, which is a set to ""); resumes by itself after a disconnect or a server restart (saying so on stderr); exit 4 if no server answers at the start',
     )
     .argument('[key]', 'the key to watch (or --prefix)')
     .option('--prefix <prefix>', 'watch every key under this prefix ("" for all keys)')
@@ -49,7 +50,10 @@ export function watchCommand(run: Runner): Command {
         let seen = 0;
         try {
           for await (const event of watch) {
-            session.printer.printLine(eventForms(event, options.prev === true));
+            // -o value prints values, and a delete has none: an empty line would read as a set to "". It is said on stderr.
+            if (session.printer.mode === 'value' && event.entry === undefined) {
+              session.warn(`key ${JSON.stringify(event.key)} deleted at revision ${event.revision} (-o value prints the values set)`);
+            } else session.printer.printLine(eventForms(event, options.prev === true));
             if (++seen >= count) break;
           }
         } finally {
@@ -80,6 +84,7 @@ function eventForms(event: KvWatchEvent, withPrev: boolean): { json: unknown; ro
       // With --prev a delete shows what it deleted; "(none)" for a key that had no entry before.
       ...(withPrev ? [prev === undefined ? '(none)' : `was ${JSON.stringify(prev.value)}`] : []),
     ],
+    // A delete is not printed with -o value (the command says it on stderr).
     value: entry === undefined ? '' : bareValue(entry.value),
   };
 }
