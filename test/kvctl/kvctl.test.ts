@@ -221,6 +221,24 @@ describe('transactions, updates, leases and watch', () => {
     expectOneLineError(await kvctl(['txn', '--if', 'mod(tx/a) ~ 3']), 2, /--if/);
   });
 
+  test('a txn the server refuses names the --if, --then or --else as typed, not the wire\'s "success op 1"', async () => {
+    const refused = [
+      [['--then', 'set tx/ok 1', '--then', 'set "" 2'], '--then "set "" 2": key must be a non-empty string (INVALID_KEY)'],
+      [['--if', 'version(tx/a) = 0', '--then', 'get tx/a', '--else', 'get tx/a', '--else', 'del ""'], '--else "del """: key'],
+      [['--if', 'version(tx/a) = 0', '--if', 'version("") = 0', '--then', 'get tx/a'], '--if "version("") = 0": key'],
+      [['--then', 'set tx/a 1', '--then', 'set tx/a 2'], 'the --then ops write key "tx/a" more than once (INVALID_ARGUMENT)'],
+      [['--else', 'clear tx/', '--else', 'set tx/b 1'], 'the --else ops write key "tx/b" and also clear it'],
+      [Array.from({ length: 129 }, () => ['--if', 'version(tx/a) > 0']).flat(), 'a transaction has at most 128 --if compares;'],
+      [Array.from({ length: 129 }, () => ['--else', 'get tx/a']).flat(), 'a transaction has at most 128 --else ops; this one has 129'],
+    ] as const;
+    for (const [args, said] of refused) {
+      const result = await kvctl(['txn', ...args]);
+      expectOneLineError(result, 5, /^kvctl: /);
+      expect({ args, stderr: result.stderr.slice('kvctl: '.length, 'kvctl: '.length + said.length) }).toEqual({ args, stderr: said });
+      expect(result.stderr).not.toMatch(/success|failure|compare \d/);
+    }
+  });
+
   test('update merges a patch on the server; a key on a revoked lease is gone', async () => {
     await kv.set('up/a', { keep: 1, drop: true });
     const updated = await kvctl(['update', 'up/a', '{"drop": null, "add": [1]}']);

@@ -15,21 +15,26 @@ export const OP_SYNTAX = 'get KEY | set KEY JSON | update KEY JSON | del KEY | c
 const NUMERIC_TARGETS = { mod: Compare.modRevision, create: Compare.createRevision, version: Compare.version, lease: Compare.lease };
 const OPS: Record<string, CompareOp> = { '=': '==', '==': '==', '!=': '!=', '<': '<', '>': '>' };
 
+/** How a message names a compare or op: by its flag and the text as typed, e.g. `--then "set a 1"`. */
+export function typed(flag: '--if' | '--then' | '--else', text: string): string {
+  return `${flag} "${text}"`;
+}
+
 export function parseCompare(text: string): TxnCompare {
   // The operator is every =, !, < and > in a row (no JSON value starts with one), so ">= 72" is refused as ">=", not read as "> (= 72)".
   const match = /^\s*(\w+)\(\s*("(?:[^"\\]|\\.)*"|[^)]*?)\s*\)\s*([=!<>]+)\s*(.+?)\s*$/.exec(text);
-  if (match === null) throw new CliError(`--if "${text}": expected ${COMPARE_SYNTAX}`);
+  const where = typed('--if', text);
+  if (match === null) throw new CliError(`${where}: expected ${COMPARE_SYNTAX}`);
   const [, target, rawKey, rawOp, rawValue] = match;
-  const key = unquote(rawKey, `--if "${text}"`);
+  const key = unquote(rawKey, where);
   const op: CompareOp | undefined = OPS[rawOp];
-  if (op === undefined)
-    throw new CliError(`--if "${text}": "${rawOp}" is not an operator: use =, !=, < or >${instead(target, rawOp, rawValue)}`);
-  if (target === 'value') return Compare.value(key, op, json(rawValue, `--if "${text}"`));
+  if (op === undefined) throw new CliError(`${where}: "${rawOp}" is not an operator: use =, !=, < or >${instead(target, rawOp, rawValue)}`);
+  if (target === 'value') return Compare.value(key, op, json(rawValue, where));
   // Own properties only: "constructor(k)" is not a target because every object has one.
   const make = Object.hasOwn(NUMERIC_TARGETS, target) ? NUMERIC_TARGETS[target as keyof typeof NUMERIC_TARGETS] : undefined;
-  if (make === undefined) throw new CliError(`--if "${text}": "${target}" is not mod, create, version, lease or value`);
+  if (make === undefined) throw new CliError(`${where}: "${target}" is not mod, create, version, lease or value`);
   if (!/^\d+$/.test(rawValue) || !Number.isSafeInteger(Number(rawValue))) {
-    throw new CliError(`--if "${text}": ${target} compares with a whole number, not ${rawValue}`);
+    throw new CliError(`${where}: ${target} compares with a whole number, not ${rawValue}`);
   }
   return make(key, op, Number(rawValue));
 }
@@ -43,11 +48,11 @@ function instead(target: string, rawOp: string, rawValue: string): string {
   return '';
 }
 
-export function parseOp(text: string, flag: string): TxnOp {
+export function parseOp(text: string, flag: '--then' | '--else'): TxnOp {
   const match = /^\s*(\w+)\s+("(?:[^"\\]|\\.)*"|\S+)\s*(.*?)\s*$/.exec(text);
-  if (match === null) throw new CliError(`${flag} "${text}": expected ${OP_SYNTAX}`);
+  const where = typed(flag, text);
+  if (match === null) throw new CliError(`${where}: expected ${OP_SYNTAX}`);
   const [, verb, rawKey, rest] = match;
-  const where = `${flag} "${text}"`;
   const key = unquote(rawKey, where);
   const noValue = (): void => {
     if (rest !== '') throw new CliError(`${where}: ${verb} takes a key and nothing more`);
@@ -91,4 +96,26 @@ function json(text: string, where: string): JsonValue {
     `${where}: the value`,
     (error) => `${where}: ${text} is not JSON (${error.message}; a string needs JSON quotes)`,
   ) as JsonValue;
+}
+
+/**
+ * A server's refusal of a txn in the user's terms: the server names compares and ops as the request does ("compare 1 on
+ * key ...", "success op 0", "the failure ops ..."), where the user wrote --if, --then and --else. Each is named as typed.
+ */
+export function inUserTerms(message: string, typedAs: { if: string[]; then: string[]; else: string[] }): string {
+  const flags = { success: '--then', failure: '--else' } as const;
+  const name = (flag: '--if' | '--then' | '--else', list: string[], index: string): string | undefined => {
+    const text = list[Number(index)];
+    return text === undefined ? undefined : typed(flag, text);
+  };
+  return message
+    .replace(/^compare (\d+) on key "(?:[^"\\]|\\.)*"/, (wire, index: string) => name('--if', typedAs.if, index) ?? wire)
+    .replace(/^(success|failure) op (\d+)/, (wire, branch: 'success' | 'failure', index: string) => {
+      const flag = flags[branch];
+      return name(flag, branch === 'success' ? typedAs.then : typedAs.else, index) ?? wire;
+    })
+    .replace(/^(the|a transaction has at most \d+) (success|failure) ops\b/, (_, head: string, branch: 'success' | 'failure') => {
+      return `${head} ${flags[branch]} ops`;
+    })
+    .replace(/^(a transaction has at most \d+) compares\b/, '$1 --if compares');
 }

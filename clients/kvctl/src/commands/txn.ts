@@ -1,10 +1,10 @@
 import { Command, Option } from 'commander';
-import type { TxnOpResult } from '@kv/client';
+import { KvError, type TxnOpResult } from '@kv/client';
 import { entryJson } from '../entry-forms';
 import { CliError } from '../cli-error';
 import { EXIT } from '../exit-codes';
 import type { Runner } from '../session';
-import { COMPARE_SYNTAX, OP_SYNTAX, parseCompare, parseOp } from '../txn-syntax';
+import { COMPARE_SYNTAX, inUserTerms, OP_SYNTAX, parseCompare, parseOp } from '../txn-syntax';
 
 /** How a key that is not one bare word is written (each --if/--then/--else is one shell argument, so quote it whole). */
 export const TXN_KEY_HELP = `
@@ -43,7 +43,15 @@ export function txnCommand(run: Runner): Command {
           .if(...compares)
           .then(...thenOps)
           .else(...elseOps);
-        const { succeeded, revision, results } = await txn.commit();
+        const { succeeded, revision, results } = await txn.commit().catch((error: unknown) => {
+          if (!(error instanceof KvError)) throw error;
+          const typedAs = { if: options.if ?? [], then: options.then ?? [], else: options.else ?? [] };
+          const { code, reason, currentRevision, oldestRevision, resumeRevision } = error;
+          const message = inUserTerms(error.message, typedAs);
+          throw message === error.message
+            ? error
+            : new KvError(message, code, reason, currentRevision, error, { oldestRevision, resumeRevision });
+        });
         session.printer.print({
           json: { succeeded, revision, results: results.map(resultJson) },
           table: [
