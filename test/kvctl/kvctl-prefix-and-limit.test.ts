@@ -77,3 +77,43 @@ describe('ls --limit', () => {
     expectUsageError(await kvctl(['ls', '--limit', 'ten']), /--limit/);
   });
 });
+
+describe('get --prefix --print-revision', () => {
+  test('says on stderr the revision the listing was read at (stdout as without it); a watch from it + 1 misses nothing after', async () => {
+    const listed = await kv.set('r/a', 1);
+    const plain = await kvctl(['get', '--prefix', 'p/']);
+    const result = await kvctl(['get', '--prefix', 'p/', '--print-revision']);
+    expect(result).toEqual({ code: 0, stdout: plain.stdout, stderr: `kvctl: listed at revision ${listed}\n` });
+    for (const output of ['value', 'table']) {
+      const other = await kvctl(['get', '--prefix', 'r/', '--print-revision', '-o', output]);
+      expect({ output, code: other.code, stderr: other.stderr }).toEqual({
+        output,
+        code: 0,
+        stderr: `kvctl: listed at revision ${listed}\n`,
+      });
+    }
+    // The exit-5 advice of watch: list again, then watch from the listing's revision + 1.
+    const next = await kv.set('r/b', 2);
+    const watch = await kvctl(['watch', '--prefix', 'r/', '--rev', String(listed + 1), '--count', '1']);
+    expect({
+      code: watch.code,
+      events: watch.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line)),
+    }).toEqual({
+      code: 0,
+      events: [expect.objectContaining({ type: 'put', key: 'r/b', revision: next })],
+    });
+  });
+
+  test('an empty listing has a revision too; with a KEY it is a usage error', async () => {
+    const now = await kv.set('s/x', 0);
+    expect(await kvctl(['get', '--prefix', 'none/', '--print-revision'])).toEqual({
+      code: 0,
+      stdout: '[]\n',
+      stderr: `kvctl: listed at revision ${now}\n`,
+    });
+    expectUsageError(await kvctl(['get', 's/x', '--print-revision']), /--print-revision goes with --prefix/);
+  });
+});

@@ -23,7 +23,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage: a bad flag, argument, JSON value or file, or a file, directory or output kvctl cannot write (backup, restore, any command's stdout: no permission, a full disk, ...; a change whose output was lost is still made)
   3  conflict: --expected-revision did not match, a txn's compares did not hold, or import found keys on the server (without --overwrite)
   4  unavailable: no server answered in time (or what answered does not speak gRPC: another port, such as --http-listen's), it is shutting down, or health is not SERVING (with several endpoints: not all of them)
-  5  rejected: the server refused the request (bad key, value too large, ...); for watch also: it cannot resume (COMPACTED, or REVISION_WENT_BACK: the store has another history): list again and watch from the listing's revision + 1
+  5  rejected: the server refused the request (bad key, value too large, ...); for watch also: it cannot resume (COMPACTED, or REVISION_WENT_BACK: the store has another history): list again with get --prefix P --print-revision and watch from the revision it says + 1
   6  denied: not authenticated or not allowed, or too many failed authentications from this address (AUTH_RATE_LIMITED: try again later)
   7  declined: a confirmation was answered no
   8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import type { KvClient, KvEntry } from '@kv/client';
 import { CliError } from '../cli-error';
 import { ENTRY_HEADER, entryJson, entryRow } from '../entry-forms';
 import { EXIT } from '../exit-codes';
@@ -16,24 +17,48 @@ export function getCommand(run: Runner): Command {
     .argument('[key]', 'the key (or --prefix)')
     .option('--prefix <prefix>', 'print every entry (key and value) under this prefix ("" for all keys)')
     .addOption(limitOption('entries (with --prefix)'))
+    .option(
+      '--print-revision',
+      'with --prefix: then say on stderr "listed at revision N", the revision its first page was read at ' +
+        '(stdout is the same as without it); watch --rev N+1 then misses no change since (later pages may show some of them already)',
+    )
     .action(
-      run(async (session, key: string | undefined, options: { prefix?: string; limit?: number }) => {
+      run(async (session, key: string | undefined, options: { prefix?: string; limit?: number; printRevision?: boolean }) => {
         if (key !== undefined && options.prefix !== undefined) throw new CliError('get takes a KEY or --prefix, not both');
         if (key === undefined && options.prefix === undefined) throw new CliError('get needs a KEY, or --prefix PREFIX ("" for every key)');
         if (options.prefix !== undefined) {
-          const entries = session.kv().entries({ prefix: options.prefix, pageSize: pageSizeFor(options.limit) });
+          let listedAt: number | undefined;
+          const entries = pages(session.kv(), options.prefix, pageSizeFor(options.limit), (revision) => (listedAt ??= revision));
           await session.printer.printList(take(entries, options.limit), {
             json: entryJson,
             header: ENTRY_HEADER,
             row: entryRow,
             value: (entry) => bareValue(entry.value),
           });
+          if (options.printRevision === true && listedAt !== undefined) session.warn(`listed at revision ${listedAt}`);
           return;
         }
         if (options.limit !== undefined) throw new CliError('--limit goes with --prefix (get KEY prints one entry)');
+        if (options.printRevision === true) throw new CliError("--print-revision goes with --prefix (a KEY's entry has its modRevision)");
         const entry = await session.kv().get(key as string);
         if (entry === undefined) throw new CliError(`key "${key}" not found`, EXIT.notFound);
         session.printer.print({ json: entryJson(entry), table: [ENTRY_HEADER, entryRow(entry)], value: bareValue(entry.value) });
       }),
     );
+}
+
+/** Every entry under `prefix`, a page at a time (as KvClient.entries), telling `readAt` the revision each page was read at. */
+async function* pages(
+  kv: KvClient,
+  prefix: string,
+  pageSize: number | undefined,
+  readAt: (revision: number) => void,
+): AsyncGenerator<KvEntry, void, undefined> {
+  let pageToken = '';
+  do {
+    const page = await kv.listPage({ prefix, pageSize, pageToken });
+    readAt(page.revision);
+    yield* page.entries;
+    pageToken = page.nextPageToken;
+  } while (pageToken !== '');
 }
