@@ -1,4 +1,5 @@
 /** kvctl given several endpoints, the first of them one where no server listens. */
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { KvClient } from '@kv/client';
 import { freePort } from '../support/free-port';
 import { runKvctl, type KvctlResult } from '../support/kvctl-process';
@@ -59,6 +60,34 @@ describe('calls', () => {
     ]) {
       const result = await kvctl([dead, server.address], args);
       expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+    }
+  });
+});
+
+describe('health with a frozen endpoint', () => {
+  test('one that takes the connection but never answers is UNREACHABLE after 2 s, as calls pass it over, not after --timeout-ms', async () => {
+    // A stopped server, or something that does not speak gRPC: the TCP connection is accepted, nothing comes back.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const frozen = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      // --timeout-ms a minute: the run is given half that, so it fails if health waits the whole --timeout-ms on the frozen one.
+      const result = await runKvctl(['health', '--timeout-ms', '60000'], {
+        env: { KV_ENDPOINTS: [frozen, server.address].join(',') },
+        timeoutMs: 30_000,
+      });
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 4, stderr: '' });
+      expect(JSON.parse(result.stdout)).toEqual([
+        { endpoint: frozen, status: 'UNREACHABLE', error: expect.stringMatching(/^no answer within 2000 ms/) },
+        { endpoint: server.address, status: 'SERVING' },
+      ]);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
     }
   });
 });

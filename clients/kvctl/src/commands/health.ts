@@ -5,6 +5,13 @@ import { EXIT, exitCodeForError, type ExitCode } from '../exit-codes';
 import { describeConnectionFailure } from '../connection-failure';
 import type { Runner, Session } from '../session';
 
+/**
+ * With several endpoints, how long each is given to answer: a frozen one (a stopped server that still takes connections,
+ * or one that does not speak gRPC) is UNREACHABLE after this, as calls pass it over for the next endpoint (the SDK's
+ * connectTimeoutMs), rather than holding the answer for the others until --timeout-ms (or after --timeout-ms, if shorter).
+ */
+const ANSWER_WITHIN_MS = 2000;
+
 /** One endpoint's answer: its serving status, or why it gave none (UNREACHABLE, or the reason of the error). */
 interface EndpointHealth {
   endpoint: string;
@@ -17,7 +24,7 @@ export function healthCommand(run: Runner): Command {
   return new Command('health')
     .description(
       "print the server's health (grpc.health.v1); exit 4 unless SERVING. With several endpoints, each is asked on its own " +
-        'and printed on its own (UNREACHABLE if it did not answer, DENIED if it wants a client certificate); exit 0 only if all are SERVING',
+        `and printed on its own (UNREACHABLE if it did not answer within ${ANSWER_WITHIN_MS} ms, DENIED if it wants a client certificate); exit 0 only if all are SERVING`,
     )
     .action(
       run(async (session) => {
@@ -56,12 +63,17 @@ export function healthCommand(run: Runner): Command {
 /** Asks one endpoint alone (its own client: the SDK would fail a read over to the next endpoint). */
 async function checkOne(session: Session, endpoint: string): Promise<EndpointHealth> {
   const client = connect({ ...session.options, endpoints: [endpoint] });
+  const withinMs = Math.min(session.options.timeoutMs, ANSWER_WITHIN_MS);
   try {
-    const status = await client.health();
+    const status = await client.health({ deadlineMs: withinMs });
     return { endpoint, status, exitCode: status === 'SERVING' ? EXIT.ok : EXIT.unavailable };
   } catch (error) {
     if (!(error instanceof KvError)) throw error;
-    if (error.code === grpcStatus.UNAVAILABLE || error.code === grpcStatus.DEADLINE_EXCEEDED) {
+    if (error.code === grpcStatus.DEADLINE_EXCEEDED) {
+      const text = `no answer within ${withinMs} ms (a stopped server that still takes connections, or not a gRPC server?)`;
+      return { endpoint, status: 'UNREACHABLE', error: text, exitCode: EXIT.unavailable };
+    }
+    if (error.code === grpcStatus.UNAVAILABLE) {
       const { text, exitCode } = describeConnectionFailure(error, session.options);
       // Denied, not unreachable: it answered, and refused a connection without a client certificate.
       return { endpoint, status: exitCode === EXIT.denied ? 'DENIED' : 'UNREACHABLE', error: text, exitCode };
