@@ -552,6 +552,17 @@ function isSystemError(error: unknown): error is NodeJS.ErrnoException {
   );
 }
 
+/**
+ * Ends the process with `code` once its event loop has drained, by process.exit. Left to end by itself, Node
+ * tears the process down after the 'exit' event, and closing the signal handlers gives SIGTERM and SIGINT back
+ * their default action for the last milliseconds: a second signal landing then (a supervisor repeating its
+ * SIGTERM, a second Ctrl-C) killed the server by the signal instead of the exit code it had (docs/operations.md).
+ * process.exit ends it with the handlers still in place, which then ignore any signal.
+ */
+function exitOnceDrained(code: number): void {
+  process.once('beforeExit', () => process.exit(code));
+}
+
 ignoreStderrWriteErrors();
 main(process.argv.slice(2)).then(
   (code) => {
@@ -560,9 +571,11 @@ main(process.argv.slice(2)).then(
     process.channel?.unref();
     // Everything is closed by now; if some handle still holds the loop open, do not hang a deploy over it.
     setTimeout(() => process.exit(code), 2000).unref();
+    exitOnceDrained(code);
   },
   (error: unknown) => {
     process.stderr.write(`kv-server: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
+    exitOnceDrained(1);
   },
 );

@@ -87,3 +87,29 @@ test('under --workers a second signal to the supervisor ends the workers and the
   const again = await serve([], server.dataDir);
   expect(await again.stop()).toBe(0);
 });
+
+test('SIGTERM repeated while the server exits gracefully never ends it by the signal: it exits 0', async () => {
+  // Node restores a signal's default action as it tears the process down after a natural exit: a SIGTERM landing then
+  // killed the server (exit by the signal) instead of the documented exit. Repeats within a second of the first signal
+  // are npm's echo (ignored), so each server here is sent SIGTERM again and again, through its whole exit, within that second.
+  for (let round = 0; round < 5; round++) {
+    const server = await serve([]);
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      server.child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    let exited = false;
+    void exit.then(() => (exited = true));
+    const first = Date.now();
+    server.child.kill('SIGTERM');
+    while (!exited && Date.now() - first < 900) {
+      try {
+        process.kill(server.child.pid!, 'SIGTERM');
+      } catch {
+        break; // gone
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(server.output()).toContain('stopped; data directory released');
+  }
+});

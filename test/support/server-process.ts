@@ -27,7 +27,7 @@ export interface RunningServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /**
    * Resolves with the exit code once the process exits, sending nothing: for a test that has signalled it already (a
-   * second SIGTERM from stop() would mean "now", or, landing as the process exits, find no handler and kill it).
+   * second SIGTERM from stop() would mean "now").
    */
   exited(): Promise<number | null>;
   /** SIGKILL, then waits for the process to be gone. */
