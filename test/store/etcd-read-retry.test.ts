@@ -103,7 +103,9 @@ test('etcd refusing a Txn over its --max-txn-ops is about the transaction, which
   for (const kind of ['read', 'write'] as const) {
     const error = fromEtcdError(refused, kind) as Error;
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
-    expect(error.message).toMatch(/^the transaction has more operations than etcd's --max-txn-ops allows .*; nothing was applied\. /);
+    expect(error.message).toMatch(
+      /^the transaction has more operations than etcd's --max-txn-ops \(128 by default\) allows; nothing was applied: /,
+    );
     expect(error.message).not.toContain(`refused the ${kind}`);
   }
 });

@@ -162,13 +162,8 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof GRPCInvalidArgumentError) {
     // kv checks its own limits first, so these are etcd's limits on one request, met by a transaction.
     const refused = `etcd refused the ${kind} (${oneLine(error.message)})`;
-    if (isTooManyTxnOps(error)) {
-      // Whichever etcd Txn met it (kv's read of the keys, or its write), it is the transaction that is too large.
-      return new InvalidArgumentError(
-        `the transaction has more operations than etcd's --max-txn-ops allows (${oneLine(error.message)}); nothing was applied. ${TXN_OPS_RULE}`,
-        { cause: error },
-      );
-    }
+    // Whichever etcd Txn met it (kv's read of the keys, or its write), it is the transaction that is too large.
+    if (isTooManyTxnOps(error)) return tooManyTxnOps(error);
     if (error.message.includes('request is too large')) {
       return new InvalidArgumentError(`${refused}: ${TOO_LARGE}`, { cause: error });
     }
@@ -183,9 +178,19 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   return error;
 }
 
-/** How etcd's --max-txn-ops counts a kv transaction, and what to do about it. */
-export const TXN_OPS_RULE =
-  "etcd's --max-txn-ops (128 by default) bounds a transaction's compares, counting every key it compares or updates once (kv's guard, and its read of those keys before it writes), and the ops of each branch, one etcd op per kv op: use fewer keys, or raise --max-txn-ops on every etcd member (kv's --max-txn-ops should be no higher than etcd's)";
+/**
+ * etcd refused a transaction over its --max-txn-ops, in one short line (etcd's own words, "etcdserver: too many
+ * operations in txn request", stay in the cause). etcd does not say its limit; its default is 128. How etcd counts a
+ * kv transaction (every key compared or updated once, in kv's read of them before it writes, and each op of a
+ * branch) is in docs/scaling.md. `keys`: when etcd refused that read, how many keys it asked for.
+ */
+export function tooManyTxnOps(cause: Error, keys?: number): InvalidArgumentError {
+  const what = keys === undefined ? 'has more operations' : `compares or updates ${keys} keys, more`;
+  return new InvalidArgumentError(
+    `the transaction ${what} than etcd's --max-txn-ops (128 by default) allows; nothing was applied: use fewer, or raise --max-txn-ops on every etcd member`,
+    { cause },
+  );
+}
 
 /** etcd's refusal of a Txn over its --max-txn-ops (its rpctypes text). */
 export function isTooManyTxnOps(error: unknown): boolean {

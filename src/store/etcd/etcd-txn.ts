@@ -50,7 +50,7 @@ import type { Entry, JsonValue, TxnOpResult, TxnResult } from '../key-value-stor
 import { applyMergePatch } from '../merge-patch';
 import { encodeValue } from '../value-rules';
 import { readWithRetry, writeOnce, type AttemptOptions } from './etcd-connection';
-import { isTooManyTxnOps, oneLine, TXN_OPS_RULE } from './etcd-errors';
+import { isTooManyTxnOps, tooManyTxnOps } from './etcd-errors';
 import { toEntry, type EtcdKeyspace } from './etcd-keyspace';
 import { isPrivateLease } from './etcd-leases';
 
@@ -107,12 +107,7 @@ export async function runOptimisticTxn(
         attemptMs,
       );
     } catch (error) {
-      if (error instanceof InvalidArgumentError && isTooManyTxnOps(error.cause)) {
-        throw new InvalidArgumentError(
-          `the transaction compares or updates ${watched.length} keys, more than etcd's --max-txn-ops allows in one etcd transaction (${oneLine((error.cause as Error).message)}); nothing was applied. ${TXN_OPS_RULE}`,
-          { cause: error.cause },
-        );
-      }
+      if (error instanceof InvalidArgumentError && isTooManyTxnOps(error.cause)) throw tooManyTxnOps(error.cause as Error, watched.length);
       const mayWrite = [...txn.success, ...txn.failure].some((op) => op.type !== 'get');
       if (!mayWrite || !(error instanceof BackendUnavailableError)) throw error;
       throw new NotSentError(`${error.message}; that read comes before any write, so nothing was applied: try again`, {
