@@ -214,6 +214,19 @@ describe('data directory lock: who the recorded owner is', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
     await lock.release();
   });
+
+  test('a LOCK with no owner whose mtime was set in the future (never stale): refused, saying so and what to do', async () => {
+    const dataDir = dirs.make();
+    const future = new Date('2100-01-01T00:00:00Z');
+    const lockPath = plantLock(dataDir, undefined, future);
+    const err = await lockDataDir(dataDir, silentLogger, { staleMs: 2_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockedError);
+    expect((err as Error).message).toBe(
+      `data directory ${dataDir} is locked by ${lockPath}, which names no owner and was not refreshed for 7 s, but whose ` +
+        `modification time is in the future (2100-01-01T00:00:00.000Z), so it never goes stale: if no kv-server uses ${dataDir}, remove ${lockPath}`,
+    );
+    expect(fs.statSync(lockPath).mtime).toEqual(future);
+  });
 });
 
 /** Field 3 of /proc/<pid>/stat (R, S, Z...), or undefined once the process is gone. */
@@ -320,7 +333,12 @@ describe('data directory lock: compromised', () => {
     expect(lock.compromised).toBe(seen[0]);
     const err = await lock.release().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LockNotReleasedError);
-    expect((err as Error).message).toMatch(new RegExp(`^the lock on data directory ${dataDir} was lost while it was open \\(.+\\); `));
+    const lockPath = path.join(fs.realpathSync(dataDir), 'LOCK');
+    expect(seen[0].message).toBe(`${lockPath} was removed by another process while this server held it`);
+    expect((err as Error).message).toBe(
+      `the lock on data directory ${dataDir} was lost while it was open: ${seen[0].message}; ${lockPath} was not touched: ` +
+        `make sure no other kv-server uses ${dataDir} before starting one on it`,
+    );
     expect(fs.existsSync(path.join(dataDir, 'LOCK'))).toBe(false);
     await lock.release(); // reported once; twice is harmless
   });
@@ -333,8 +351,41 @@ describe('data directory lock: compromised', () => {
     const other = { ...me(), host: 'elsewhere', instance: 'a'.repeat(32) };
     plantLock(dataDir, other);
     await pollUntil('onCompromised', () => (seen.length > 0 ? true : undefined), 10_000);
+    expect(seen[0].message).toBe(
+      `${path.join(fs.realpathSync(dataDir), 'LOCK')} was replaced by another lock (of pid ${other.pid} on elsewhere) while this server held it`,
+    );
     await expect(lock.release()).rejects.toBeInstanceOf(LockNotReleasedError);
     expect(readOwner(path.join(dataDir, 'LOCK', 'OWNER'))).toEqual(other);
+  });
+
+  test.each([
+    ['far in the past', new Date('2000-01-01T00:00:00Z')],
+    ['far in the future', new Date('2100-01-01T00:00:00Z')],
+  ])('LOCK’s mtime set %s by someone else: the loss says so in kv’s words, naming LOCK and the time', async (_, when) => {
+    const dataDir = dirs.make();
+    const seen: Error[] = [];
+    const lock = await lockDataDir(dataDir, silentLogger, { ...fast, onCompromised: (e) => seen.push(e) });
+    const lockPath = path.join(fs.realpathSync(dataDir), 'LOCK');
+    fs.utimesSync(lockPath, when, when);
+    await pollUntil('onCompromised', () => (seen.length > 0 ? true : undefined), 10_000);
+    expect(seen[0].message).toBe(
+      `the modification time of ${lockPath} was changed (to ${when.toISOString()}) by another process while this server held it`,
+    );
+    expect(seen[0].message).not.toContain('stale threshold');
+    await expect(lock.release()).rejects.toThrow(`was lost while it was open: ${seen[0].message}; `);
+  });
+
+  test('LOCK replaced by a file: the loss says so; release leaves the file', async () => {
+    const dataDir = dirs.make();
+    const seen: Error[] = [];
+    const lock = await lockDataDir(dataDir, silentLogger, { ...fast, onCompromised: (e) => seen.push(e) });
+    const lockPath = path.join(fs.realpathSync(dataDir), 'LOCK');
+    fs.rmSync(lockPath, { recursive: true });
+    fs.writeFileSync(lockPath, 'x');
+    await pollUntil('onCompromised', () => (seen.length > 0 ? true : undefined), 10_000);
+    expect(seen[0].message).toBe(`${lockPath} was replaced by a file while this server held it`);
+    await expect(lock.release()).rejects.toBeInstanceOf(LockNotReleasedError);
+    expect(fs.readFileSync(lockPath, 'utf8')).toBe('x');
   });
 
   test('without a callback the loss is logged as an error', async () => {
@@ -343,8 +394,17 @@ describe('data directory lock: compromised', () => {
     const logger = pino({ level: 'error' }, { write: (s: string) => logged.push(s) });
     const lock = await lockDataDir(dataDir, logger, fast);
     fs.rmSync(path.join(dataDir, 'LOCK'), { recursive: true });
-    const line = await pollUntil('an error log', () => logged.find((l) => l.includes('compromised')), 10_000);
-    expect(JSON.parse(line)).toMatchObject({ level: 50, dir: fs.realpathSync(dataDir) });
+    const line = await pollUntil('an error log', () => logged.find((l) => l.includes('lost the data directory lock')), 10_000);
+    const lockPath = path.join(fs.realpathSync(dataDir), 'LOCK');
+    // What happened, to which path, and what to do: no proper-lockfile words, no stack.
+    const { hostname: _hostname, pid: _pid, time: _time, ...fields } = JSON.parse(line) as Record<string, unknown>;
+    expect(fields).toEqual({
+      level: 50,
+      dir: fs.realpathSync(dataDir),
+      msg:
+        `lost the data directory lock: ${lockPath} was removed by another process while this server held it; writes are refused ` +
+        `from now on: make sure no other kv-server uses ${dataDir}, then restart this one`,
+    });
     await expect(lock.release()).rejects.toBeInstanceOf(LockNotReleasedError);
   });
 });

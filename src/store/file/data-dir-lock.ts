@@ -40,8 +40,8 @@ import type { Logger } from '../../logger';
 import { LockedError } from '../errors';
 
 export interface DataDirLock {
-  /** Set once the lock was lost while held (LOCK removed or replaced); the directory is no longer ours. */
-  readonly compromised: Error | undefined;
+  /** Set once the lock was lost while held (LOCK removed, replaced or its mtime changed); the directory is no longer ours. */
+  readonly compromised: LockLostError | undefined;
   /** Removes LOCK; rejects with LockNotReleasedError if it cannot, or if the lock had been lost. Idempotent. */
   release(): Promise<void>;
 }
@@ -59,13 +59,28 @@ export class LockNotReleasedError extends Error {
   }
 }
 
+/**
+ * The lock was lost while held, noticed at a refresh: its message says, in kv's words, what happened to
+ * LOCK (removed, replaced by a file or another lock, its mtime changed by someone else, or it could no
+ * longer be refreshed). proper-lockfile's own error ("Unable to update lock within the stale threshold")
+ * is the cause.
+ */
+export class LockLostError extends Error {
+  /** proper-lockfile's code for it; an E-code, so that the store's log line gives it without a stack (withBriefIoErrors). */
+  readonly code = 'ECOMPROMISED';
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'LockLostError';
+  }
+}
+
 export interface DataDirLockOptions {
   /**
    * Called once if the lock is lost while held (proper-lockfile notices at its
    * next refresh that LOCK is gone or not ours). The store should refuse
    * writes from then on. Without it, the loss is only logged.
    */
-  onCompromised?: (err: Error) => void;
+  onCompromised?: (err: LockLostError) => void;
   /** A LOCK not refreshed for this long is stale. Default 10 000; at least 2 000. */
   staleMs?: number;
   /** How often LOCK is refreshed (and checked for loss). Default staleMs / 2; between 1 000 and staleMs / 2. */
@@ -114,7 +129,7 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
   const ownerPath = path.join(lockPath, 'OWNER');
   const me: OwnerRecord = { ...selfIdentity(), instance: crypto.randomBytes(16).toString('hex') };
 
-  const state = { acquired: false, released: false, compromised: undefined as Error | undefined };
+  const state = { acquired: false, released: false, compromised: undefined as LockLostError | undefined };
   const lockOptions: lockfile.LockOptions = {
     lockfilePath: lockPath,
     stale: staleMs,
@@ -125,10 +140,15 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
     onCompromised: (err: Error) => {
       // proper-lockfile's default throws from a timer and kills the process.
       if (state.released) return;
-      state.compromised = err;
-      logger.error({ err, dir: realDir }, 'data directory lock compromised: another process may own the directory now');
+      const lost = new LockLostError(whatHappenedToLock(lockPath, ownerPath, me.instance, staleMs, err), err);
+      state.compromised = lost;
+      // What happened and what to do, without proper-lockfile's words or a stack.
+      logger.error(
+        { dir: realDir },
+        `lost the data directory lock: ${lost.message}; writes are refused from now on: make sure no other kv-server uses ${dir}, then restart this one`,
+      );
       try {
-        options.onCompromised?.(err);
+        options.onCompromised?.(lost);
       } catch (cbErr) {
         logger.error({ err: cbErr, dir: realDir }, 'onCompromised callback failed');
       }
@@ -161,7 +181,16 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
         // Refreshed while we watched: its owner is alive.
         throw lockedError(dir, owner.pid);
       }
-      if (Date.now() > watch.deadline) throw lockedError(dir, owner?.pid);
+      if (Date.now() > watch.deadline) {
+        // Not refreshed all this time, yet not stale: its mtime is in the future (set by hand, or a clock far off).
+        if (owner === undefined && watch.mtimeMs === st.mtimeMs && st.mtimeMs > Date.now()) {
+          throw new LockedError(
+            `data directory ${dir} is locked by ${lockPath}, which names no owner and was not refreshed for ${Math.round((staleMs + 5_000) / 1000)} s, ` +
+              `but whose modification time is in the future (${st.mtime.toISOString()}), so it never goes stale: if no kv-server uses ${dir}, remove ${lockPath}`,
+          );
+        }
+        throw lockedError(dir, owner?.pid);
+      }
       if (!warned) {
         warned = true;
         logger.warn(
@@ -193,7 +222,7 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
       if (state.compromised !== undefined) {
         // LOCK is not ours any more: leave it alone, and do not let the caller believe it gave the directory back.
         throw new LockNotReleasedError(
-          `the lock on data directory ${dir} was lost while it was open (${state.compromised.message}); ${lockPath} was left alone`,
+          `the lock on data directory ${dir} was lost while it was open: ${state.compromised.message}; ${lockPath} was not touched: make sure no other kv-server uses ${dir} before starting one on it`,
           state.compromised,
         );
       }
@@ -439,6 +468,31 @@ function removeOwnFile(ownerPath: string, instance: string): void {
 /** Earlier versions kept the pid in `<dir>/OWNER`; left there, an old binary would trust it against our LOCK. */
 function removeLegacyOwnerFile(realDir: string): void {
   fs.rmSync(path.join(realDir, 'OWNER'), { force: true });
+}
+
+/**
+ * What became of LOCK, which proper-lockfile found not ours any more at a refresh (`err`, its words): in kv's
+ * words, for the operator. Looked at now, so it says what is there now.
+ */
+function whatHappenedToLock(lockPath: string, ownerPath: string, instance: string, staleMs: number, err: Error): string {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(lockPath);
+  } catch (statErr) {
+    if ((statErr as NodeJS.ErrnoException).code === 'ENOENT') return `${lockPath} was removed by another process while this server held it`;
+    return `${lockPath} could not be checked while this server held it (${(statErr as Error).message})`;
+  }
+  if (!st.isDirectory()) return `${lockPath} was replaced by a file while this server held it`;
+  const owner = readOwner(ownerPath);
+  if (owner?.instance !== instance) {
+    const whose = owner === undefined ? '' : ` (of pid ${owner.pid} on ${owner.host})`;
+    return `${lockPath} was replaced by another lock${whose} while this server held it`;
+  }
+  // Still ours: either refreshing it failed for longer than the stale threshold, or someone else set its mtime.
+  if ((err as NodeJS.ErrnoException).syscall !== undefined) {
+    return `${lockPath} could not be refreshed for ${staleMs} ms (${err.message}), so another server may take it over`;
+  }
+  return `the modification time of ${lockPath} was changed (to ${st.mtime.toISOString()}) by another process while this server held it`;
 }
 
 function statOrUndefined(p: string): fs.Stats | undefined {
