@@ -223,7 +223,8 @@ async function main(argv: string[]): Promise<number> {
     }
     // A locked, damaged or unusable data directory, or an etcd that does not answer, is the operator's to fix: one line, no stack.
     if (error instanceof StoreError || isSystemError(error)) {
-      process.stderr.write(`kv-server: cannot open the store in ${describeStoreLocation(config)}: ${error.message}\n`);
+      const why = isSystemError(error) ? inPlainWords(error, describeStoreLocation(config)) : error.message;
+      process.stderr.write(`kv-server: cannot open the store in ${describeStoreLocation(config)}: ${why}\n`);
       return 1;
     }
     throw error;
@@ -541,6 +542,27 @@ function listenForSupervisorStop(): StopListener {
   process.on('SIGTERM', () => undefined);
   process.on('SIGINT', () => undefined);
   return listener;
+}
+
+/**
+ * A system error the operator can act on, said in plain words first and what to do after; the system's own
+ * message (which names the file) in between. Others are their message as is.
+ */
+function inPlainWords(error: NodeJS.ErrnoException, dataDir: string): string {
+  const uid = process.getuid?.();
+  switch (error.code) {
+    case 'ENOSPC':
+      return `the disk is full (${error.message}): free space on it, then start the server again`;
+    case 'EDQUOT':
+      return `the disk quota is used up (${error.message}): free space or raise the quota, then start the server again`;
+    case 'EROFS':
+      return `the file system is read-only (${error.message}): remount it read-write, or give another --data-dir`;
+    case 'EACCES':
+    case 'EPERM':
+      return `not permitted (${error.message}): the user this server runs as${uid === undefined ? '' : ` (uid ${uid})`} must be able to read and write ${dataDir}, and its files must not be immutable (chattr +i)`;
+    default:
+      return error.message;
+  }
 }
 
 /** An error from the operating system (ENOTDIR, EACCES, ENOSPC...), as opposed to a bug. */

@@ -2,13 +2,16 @@
  * A real server on a full disk (a small tmpfs): writes are refused as
  * UNAVAILABLE and health says NOT_SERVING while reads go on; once space is
  * freed, writes resume and health returns to SERVING without a restart.
+ * A server started on a full or read-only disk exits 1 with one line that
+ * says so in plain words and names the file.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { KvClient, KvError, status } from '@kv/client';
 import { mountSmallDisk, testWithSmallDisk } from '../support/disk-faults';
 import { healthOf } from '../support/health';
-import { startServer } from '../support/server-process';
+import { runServerToExit, startServer } from '../support/server-process';
 import { pollUntil } from '../support/temp-dirs';
 
 const testSmallDisk = testWithSmallDisk();
@@ -80,3 +83,59 @@ testSmallDisk(
     }
   },
 );
+
+/** Fills the disk, then frees `pages` pages of 4 KiB (tmpfs counts its space in pages). */
+function fillLeaving(dir: string, pages: number): void {
+  const filler = path.join(dir, 'filler');
+  const fd = fs.openSync(filler, 'w');
+  let size = 0;
+  try {
+    for (;;) size += fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, size);
+  } catch (err) {
+    expect(err).toMatchObject({ code: 'ENOSPC' });
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.truncateSync(filler, Math.max(0, size - pages * 4096));
+}
+
+testSmallDisk('a server started on a full disk exits 1 with one line: the disk is full, which file, what to do', async () => {
+  const disk = mountSmallDisk(2 * 1024 * 1024);
+  try {
+    // No room at all (LOCK's owner record), then room for that only (the first log), then for that too (the history id):
+    // each write that fails is named.
+    for (const pages of [0, 1, 2]) {
+      const dataDir = path.join(disk.dir, `data-${pages}`);
+      fillLeaving(disk.dir, pages);
+      const result = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', dataDir]);
+      expect(result.code).toBe(1);
+      const escaped = dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      expect(result.stderr.trim()).toMatch(
+        new RegExp(
+          `^kv-server: cannot open the store in ${escaped}: the disk is full \\(ENOSPC: no space left on device, \\w+ '${escaped}/[^']+'\\): ` +
+            'free space on it, then start the server again$',
+        ),
+      );
+      fs.rmSync(path.join(disk.dir, 'filler'));
+    }
+  } finally {
+    disk.unmount();
+  }
+});
+
+testSmallDisk('a server started on a read-only file system exits 1 with one line saying so and what to do', async () => {
+  const disk = mountSmallDisk(2 * 1024 * 1024);
+  try {
+    const dataDir = path.join(disk.dir, 'data');
+    fs.mkdirSync(dataDir);
+    execFileSync('mount', ['-o', 'remount,ro', disk.dir]);
+    const result = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', dataDir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(
+      `kv-server: cannot open the store in ${dataDir}: the file system is read-only (EROFS: read-only file system, mkdir '${dataDir}/LOCK'): ` +
+        'remount it read-write, or give another --data-dir',
+    );
+  } finally {
+    disk.unmount();
+  }
+});

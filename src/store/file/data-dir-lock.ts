@@ -38,6 +38,7 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Logger } from '../../logger';
 import { LockedError } from '../errors';
+import { namingFile } from './io-error-path';
 
 export interface DataDirLock {
   /** Set once the lock was lost while held (LOCK removed, replaced or its mtime changed); the directory is no longer ours. */
@@ -333,7 +334,8 @@ async function writeOwner(lockPath: string, ownerPath: string, me: OwnerRecord, 
   for (;;) {
     const tmp = `${ownerPath}.${crypto.randomBytes(6).toString('hex')}.tmp`;
     try {
-      fs.writeFileSync(tmp, formatOwner(me), { flag: 'wx' });
+      // Its write names no file if it fails (a full disk): the message must.
+      namingFile(tmp, () => fs.writeFileSync(tmp, formatOwner(me), { flag: 'wx' }));
       try {
         fs.linkSync(tmp, ownerPath);
       } catch (err) {

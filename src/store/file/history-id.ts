@@ -33,6 +33,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import type { Logger } from '../../logger';
 import { dataFilePath, syncDirectory } from './data-dir-files';
+import { namingFile } from './io-error-path';
 import type { FsyncMode } from './log-writer';
 
 export const HISTORY_ID_FILE = 'history-id';
@@ -61,13 +62,15 @@ export function writeHistoryIdFile(dir: string, id: string, unsyncedBoot?: strin
   const temp = `${target}.tmp`;
   const fd = fs.openSync(temp, 'w', 0o600);
   try {
-    fs.writeSync(fd, line);
-    fs.fsyncSync(fd);
+    namingFile(temp, () => {
+      fs.writeSync(fd, line);
+      fs.fsyncSync(fd);
+    });
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(temp, target);
-  syncDirectory(dir);
+  namingFile(dir, () => syncDirectory(dir));
 }
 
 function readLine(dir: string, logger: Logger): { id: string; unsyncedBoot: string | undefined; text: string } | undefined {

@@ -29,6 +29,7 @@ import pino from 'pino';
 import type { Logger } from '../../logger';
 import { CorruptDataError, StoreFailedError } from '../errors';
 import { dataFilePath, logFileName, syncDirectory } from './data-dir-files';
+import { namingFile } from './io-error-path';
 import type { Change } from '../change';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
 import type { SealedFile } from './compact';
@@ -72,9 +73,11 @@ export function createLogFile(dir: string, seq: number, baseRevision: number): A
   const fd = fs.openSync(filePath, 'wx', 0o600);
   const nonce = newFileNonce();
   try {
-    writeFully(fd, encodeFileHeader({ kind: FileKind.Log, baseRevision, nonce }), 0);
-    fs.fdatasyncSync(fd);
-    syncDirectory(dir);
+    namingFile(filePath, () => {
+      writeFully(fd, encodeFileHeader({ kind: FileKind.Log, baseRevision, nonce }), 0);
+      fs.fdatasyncSync(fd);
+    });
+    namingFile(dir, () => syncDirectory(dir));
   } catch (err) {
     fs.closeSync(fd);
     // If this fails too, recovery removes the file (a newest log without records).
@@ -101,7 +104,7 @@ function openLogFile(dir: string, seq: number, size: number): ActiveLog | undefi
     const headerBuf = Buffer.alloc(FILE_HEADER_SIZE);
     const header = decodeFileHeader(headerBuf.subarray(0, fs.readSync(fd, headerBuf, 0, FILE_HEADER_SIZE, 0)));
     if (typeof header === 'string') throw new CorruptDataError(filePath, 0, header);
-    fs.fdatasyncSync(fd);
+    namingFile(filePath, () => fs.fdatasyncSync(fd));
     if (header.version !== FORMAT_VERSION) {
       fs.closeSync(fd);
       return undefined;
