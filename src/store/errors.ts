@@ -181,8 +181,12 @@ export class KeyNotFoundError extends StoreError {
 /** A lease that does not exist: never granted, expired or revoked. */
 export class LeaseNotFoundError extends StoreError {
   readonly code = 'LEASE_NOT_FOUND';
-  constructor(readonly id: number) {
-    super(`lease ${id} not found (never granted, expired or revoked)`);
+  /** `where`: the op of a transaction that named the lease ("success op 2 (set of key \"k\")"). */
+  constructor(
+    readonly id: number,
+    where?: string,
+  ) {
+    super(`${where === undefined ? '' : `${where}: `}lease ${id} not found (never granted, expired or revoked)`);
   }
 }
 

@@ -731,6 +731,19 @@ export function runStoreContract(
         await expect(store.set('k', 1, { ttlMs: 1.5 })).rejects.toBeInstanceOf(InvalidArgumentError);
         expect(store.revision).toBe(r(0));
       });
+
+      test("a transaction's missing lease is named with the op that attached it", async () => {
+        const lease = await store.grantLease(60_000);
+        const success = [
+          { type: 'set' as const, key: 'a', value: 1, lease: lease.id },
+          { type: 'get' as const, key: 'a' },
+          { type: 'set' as const, key: 'b', value: 2, lease: 424242 },
+        ];
+        const refused = store.txn({ compare: [], success, failure: [] });
+        await expect(refused).rejects.toBeInstanceOf(LeaseNotFoundError);
+        await expect(refused).rejects.toThrow(/^success op 2 on key "b": lease 424242 not found/);
+        expect(await store.get('a')).toBeUndefined();
+      });
     });
   });
 }

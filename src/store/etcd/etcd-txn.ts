@@ -184,9 +184,10 @@ export async function runOptimisticTxn(
   try {
     res = writes ? await writeOnce(write) : await readWithRetry(write, Math.max(0, readUntil - Date.now()), 'read', attemptMs);
   } catch (error) {
-    const leased = branch.find((o) => o.type === 'set' && o.lease !== 0);
-    if (leased?.type === 'set' && (error instanceof EtcdLeaseInvalidError || error instanceof GRPCNotFoundError))
-      throw new LeaseNotFoundError(leased.lease);
+    if (error instanceof EtcdLeaseInvalidError || error instanceof GRPCNotFoundError) {
+      const leased = branch.flatMap((o, i) => (o.type === 'set' && o.lease !== 0 ? [{ i, key: o.key, lease: o.lease }] : []));
+      if (leased.length > 0) throw await missingLease(client, leased, succeeded ? 'success' : 'failure', attemptMs);
+    }
     throw error;
   }
   if (!res.succeeded) return 'conflict';
@@ -261,4 +262,30 @@ async function clearedLeases(client: Etcd3, keyspace: EtcdKeyspace, branch: read
     }),
   );
   return leases.flat();
+}
+
+/**
+ * etcd refused a transaction for a lease it does not have, without saying
+ * which: the first op whose lease etcd does not know (asked one by one: this
+ * is the error path), else the first that names one.
+ */
+async function missingLease(
+  client: Etcd3,
+  leased: ReadonlyArray<{ i: number; key: string; lease: number }>,
+  branch: 'success' | 'failure',
+  attemptMs: number,
+): Promise<LeaseNotFoundError> {
+  const asked = new Map<number, boolean>();
+  for (const op of leased) {
+    let gone = asked.get(op.lease);
+    if (gone === undefined) {
+      gone = await client.leaseClient.leaseTimeToLive({ ID: op.lease }, { deadline: Date.now() + attemptMs }).then(
+        (res) => Number(res.TTL) < 0,
+        () => false,
+      );
+      asked.set(op.lease, gone);
+    }
+    if (gone) return new LeaseNotFoundError(op.lease, `${branch} op ${op.i} on key ${JSON.stringify(op.key)}`);
+  }
+  return new LeaseNotFoundError(leased[0].lease, `${branch} op ${leased[0].i} on key ${JSON.stringify(leased[0].key)}`);
 }

@@ -350,7 +350,17 @@ function decideTxn(view: BatchView, txn: ValidTxn, context: DecideContext, commi
   const local = new TxnView(view);
   const made: Change[] = [];
   const pending: Array<(revision: number) => TxnOpResult> = [];
-  for (const op of ops) pending.push(decideTxnOp(local, op, r, context, made));
+  ops.forEach((op, i) => {
+    try {
+      pending.push(decideTxnOp(local, op, r, context, made));
+    } catch (error) {
+      // The lease alone would not say which of up to 128 ops named it.
+      if (error instanceof LeaseNotFoundError && op.type === 'set') {
+        throw new LeaseNotFoundError(error.id, `${succeeded ? 'success' : 'failure'} op ${i} on key ${JSON.stringify(op.key)}`);
+      }
+      throw error;
+    }
+  });
   const revision = made.length > 0 ? r : view.revision;
   commit(made);
   view.revision = revision;
