@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { openFileStore } from '../../src/store/file';
+import { EXPIRY_CHUNK } from '../../src/store/file/lease-clock';
 import { tempDataDirs } from '../support/temp-dirs';
 import { collectUntil } from './store-contract';
 
@@ -60,6 +61,42 @@ test("a lease's expiry deletes all its keys as one change, which watchers see at
     ]);
     await expect(store.leaseInfo(lease.id)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
   } finally {
+    await store.close();
+  }
+});
+
+test('leases that run out together are revoked a chunk at a time, the event loop turning between chunks', async () => {
+  const dataDir = dirs.make();
+  const count = 6 * EXPIRY_CHUNK + 1;
+  let store = await openFileStore({ dataDir, fsync: 'never' });
+  for (let i = 0; i < count; i++) await store.set(`t/${i}`, i, { ttlMs: 800 });
+  const written = store.revision;
+  await store.close();
+  // A restart gives every lease its full time again from the same moment: all of them run out at once.
+  store = await openFileStore({ dataDir, fsync: 'never' });
+  let turns = 0;
+  let ticking = true;
+  const tick = (): void => {
+    turns++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  try {
+    const watch = store.watch({ prefix: 't/', startRevision: written + 1 });
+    const turnsSeen = new Set<number>();
+    let deleted = 0;
+    while (deleted < count) {
+      const batch = await watch.next();
+      deleted += batch.events.length;
+      if (batch.events.length > 0) turnsSeen.add(turns);
+    }
+    watch.close();
+    expect(deleted).toBe(count);
+    // One batch of every expiry held the event loop until the last key was gone (all seen in one turn).
+    expect(turnsSeen.size).toBeGreaterThanOrEqual(5);
+    expect((await store.list()).entries).toEqual([]);
+  } finally {
+    ticking = false;
     await store.close();
   }
 });

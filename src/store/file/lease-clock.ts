@@ -10,6 +10,13 @@ import { MAX_TIMER_MS } from '../../max-timer';
  * Lateness is the timer's (about a millisecond on an idle event loop) plus
  * one commit (the fsync of the batch that deletes the keys).
  */
+/**
+ * The most leases one expiry revokes. Each chunk is a batch of its own, and
+ * the event loop turns between chunks: 20,000 leases running out at once
+ * were one batch that held every call for most of a second.
+ */
+export const EXPIRY_CHUNK = 128;
+
 export class LeaseClock {
   private readonly deadlines = new Map<number, number>();
   /** [deadline, id] pairs, earliest first; an entry is stale once its lease's deadline moved or went. */
@@ -18,6 +25,7 @@ export class LeaseClock {
   /** Called back once a lease on its way out is settled: forgotten (its expiry committed), armed again, or its expiry failed. */
   private readonly settling = new Map<number, Array<() => void>>();
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private armedFor = Number.POSITIVE_INFINITY;
   private closed = false;
 
@@ -103,6 +111,8 @@ export class LeaseClock {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.immediate = undefined;
     for (const id of [...this.settling.keys()]) this.settled(id);
   }
 
@@ -125,13 +135,24 @@ export class LeaseClock {
     this.armedFor = Number.POSITIVE_INFINITY;
     const now = this.now();
     const expired: number[] = [];
-    while (this.heap.length > 0 && this.heap[0][0] <= now) {
+    while (this.heap.length > 0 && this.heap[0][0] <= now && expired.length < EXPIRY_CHUNK) {
       const top = this.pop();
       if (this.isStale(top)) continue;
       this.expiring.add(top[1]);
       expired.push(top[1]);
     }
     if (expired.length > 0) this.onExpire(expired);
+    if (expired.length === EXPIRY_CHUNK) {
+      // More expired: the next chunk after the event loop turns (a timer of 0 would wait a millisecond).
+      if (this.immediate === undefined) {
+        this.immediate = setImmediate(() => {
+          this.immediate = undefined;
+          if (this.timer !== undefined) clearTimeout(this.timer);
+          if (!this.closed) this.fire();
+        });
+      }
+      return;
+    }
     this.schedule();
   }
 
