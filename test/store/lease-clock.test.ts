@@ -3,7 +3,7 @@
  * longer than setTimeout takes (2^31 - 1 ms, about 24.8 days; the API allows
  * a year) must not make the timer fire every millisecond.
  */
-import { LeaseClock } from '../../src/store/file/lease-clock';
+import { EXPIRY_CHUNK, LeaseClock } from '../../src/store/file/lease-clock';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -73,6 +73,33 @@ test('a keep-alive after the deadline, before the timer (a moment late) fires, d
     expect(expired).toEqual([[7]]);
     expect(clock.isExpiring(7)).toBe(true);
     expect(clock.remaining(7)).toBe(0);
+  } finally {
+    clock.close();
+  }
+});
+
+test('leases that run out together expire a chunk at a time, and a keep-alive of one past its deadline finds it expiring, whatever its chunk', async () => {
+  const expired: number[][] = [];
+  let now = 0;
+  const clock = new LeaseClock(
+    (ids) => expired.push(ids),
+    () => now,
+  );
+  try {
+    const count = 3 * EXPIRY_CHUNK;
+    // Deadlines a millisecond apart, in id order: the clock takes them earliest first, so the last lease comes in the last chunk.
+    for (let id = 1; id <= count; id++) clock.arm(id, 1000 + id);
+    now = 10_000;
+    // Every deadline has passed. A keep-alive of the last lease must not renew it, and must find it on its way out (the store
+    // then waits for its expiry to commit before it answers "not found"), though the clock has not reached its chunk.
+    expect(clock.refresh(count, 1000)).toBe(false);
+    expect(clock.isExpiring(count)).toBe(true);
+    // The others: one chunk now, the rest as the event loop turns.
+    expect(expired.map((ids) => ids.length)).toEqual([1, EXPIRY_CHUNK]);
+    const deadline = Date.now() + 5000;
+    while (expired.flat().length < count && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    expect(expired.slice(2).map((ids) => ids.length)).toEqual([EXPIRY_CHUNK, EXPIRY_CHUNK - 1]);
+    expect(new Set(expired.flat()).size).toBe(count);
   } finally {
     clock.close();
   }

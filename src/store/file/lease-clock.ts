@@ -54,8 +54,12 @@ export class LeaseClock {
     const deadline = this.deadlines.get(id);
     if (deadline === undefined || this.expiring.has(id)) return false;
     if (deadline <= this.now()) {
+      if (this.closed) return false;
+      // This one first: the clock revokes a chunk at a time, and the caller must find it expiring (whenSettled), not unknown.
+      this.expiring.add(id);
+      this.onExpire([id]);
       if (this.timer !== undefined) clearTimeout(this.timer);
-      if (!this.closed) this.fire();
+      this.fire();
       return false;
     }
     this.arm(id, ttlMs);
