@@ -7,6 +7,17 @@ import { EXPIRY_CHUNK, LeaseClock } from '../../src/store/file/lease-clock';
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/** A clock whose time is `time.now`, set by the test (its timer is real, armed for that many real milliseconds). */
+function clockAtTime(): { clock: LeaseClock; expired: number[][]; time: { now: number } } {
+  const expired: number[][] = [];
+  const time = { now: 0 };
+  const clock = new LeaseClock(
+    (ids) => expired.push(ids),
+    () => time.now,
+  );
+  return { clock, expired, time };
+}
+
 test('a lease of 30 days costs no timer wake-ups while it runs (Node would fire an over-long timeout after 1 ms)', async () => {
   const expired: number[][] = [];
   let reads = 0;
@@ -59,16 +70,11 @@ test('a deadline past the longest timeout is still met: the capped timer fires e
 });
 
 test('a keep-alive after the deadline, before the timer (a moment late) fires, does not bring the lease back: it expires then', () => {
-  const expired: number[][] = [];
-  let now = 0;
-  const clock = new LeaseClock(
-    (ids) => expired.push(ids),
-    () => now,
-  );
+  const { clock, expired, time } = clockAtTime();
   try {
     clock.arm(7, 100);
     expect(clock.refresh(7, 100)).toBe(true);
-    now = 150; // past the deadline (100); the real timer, armed for 100 ms of real time, has not fired
+    time.now = 150; // past the deadline (100); the real timer, armed for 100 ms of real time, has not fired
     expect(clock.refresh(7, 100)).toBe(false);
     expect(expired).toEqual([[7]]);
     expect(clock.isExpiring(7)).toBe(true);
@@ -79,17 +85,12 @@ test('a keep-alive after the deadline, before the timer (a moment late) fires, d
 });
 
 test('leases that run out together expire a chunk at a time, and a keep-alive of one past its deadline finds it expiring, whatever its chunk', async () => {
-  const expired: number[][] = [];
-  let now = 0;
-  const clock = new LeaseClock(
-    (ids) => expired.push(ids),
-    () => now,
-  );
+  const { clock, expired, time } = clockAtTime();
   try {
     const count = 3 * EXPIRY_CHUNK;
     // Deadlines a millisecond apart, in id order: the clock takes them earliest first, so the last lease comes in the last chunk.
     for (let id = 1; id <= count; id++) clock.arm(id, 1000 + id);
-    now = 10_000;
+    time.now = 10_000;
     // Every deadline has passed. A keep-alive of the last lease must not renew it, and must find it on its way out (the store
     // then waits for its expiry to commit before it answers "not found"), though the clock has not reached its chunk.
     expect(clock.refresh(count, 1000)).toBe(false);
