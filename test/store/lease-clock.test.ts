@@ -12,7 +12,7 @@ function clockAtTime(): { clock: LeaseClock; expired: number[][]; time: { now: n
   const expired: number[][] = [];
   const time = { now: 0 };
   const clock = new LeaseClock(
-    (ids) => expired.push(ids),
+    (ids) => void expired.push(ids),
     () => time.now,
   );
   return { clock, expired, time };
@@ -22,7 +22,7 @@ test('a lease of 30 days costs no timer wake-ups while it runs (Node would fire 
   const expired: number[][] = [];
   let reads = 0;
   const clock = new LeaseClock(
-    (ids) => expired.push(ids),
+    (ids) => void expired.push(ids),
     () => {
       reads++;
       return performance.now();
@@ -51,7 +51,7 @@ test('a deadline past the longest timeout is still met: the capped timer fires e
   jest.useFakeTimers();
   const expired: number[][] = [];
   const clock = new LeaseClock(
-    (ids) => expired.push(ids),
+    (ids) => void expired.push(ids),
     () => Date.now(),
   );
   try {

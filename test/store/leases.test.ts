@@ -101,6 +101,37 @@ test('leases that run out together are revoked a chunk at a time, the event loop
   }
 });
 
+test('a write during an expiry wave waits for the chunk in flight, not for the whole wave', async () => {
+  const dataDir = dirs.make();
+  const count = 20 * EXPIRY_CHUNK;
+  let store = await openFileStore({ dataDir, fsync: 'never' });
+  for (let i = 0; i < count; i++) await store.set(`w/${i}`, i, { ttlMs: 600 });
+  await store.close();
+  // fsync=always: each chunk waits for its fdatasync, as a write does; the loop polls meanwhile, as the server's does.
+  store = await openFileStore({ dataDir, fsync: 'always', busyPollUs: 200 });
+  try {
+    // Arming them took a while: hold the event loop until every lease's time is up, so that all of them are due at once.
+    const due = Date.now() + 800;
+    while (Date.now() < due);
+    const deadline = Date.now() + 10_000;
+    while ((await store.get('w/0')) !== undefined) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the first chunk to expire');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const before = (await store.list({ prefix: 'w/' })).entries.length;
+    await store.set('probe', 1);
+    const after = (await store.list({ prefix: 'w/' })).entries.length;
+    // The write went after the chunk in flight (and perhaps one more, submitted as the write came). Queued all at once,
+    // the chunks went before it: five or more of them here, with the busy polling the server does.
+    expect(before - after).toBeLessThanOrEqual(2 * EXPIRY_CHUNK);
+    expect(after).toBeGreaterThan(0);
+    await waitFor('the wave to end', async () => (await store.get(`w/${count - 1}`)) === undefined);
+    expect((await store.list({ prefix: 'w/' })).entries).toEqual([]);
+  } finally {
+    await store.close();
+  }
+}, 30_000);
+
 test('leases survive a compaction (they are in the snapshot) and a restart after it', async () => {
   const dataDir = dirs.make();
   let store = await openFileStore({ dataDir, fsync: 'never', compaction: { minBytes: 16 * 1024, deadToLiveRatio: 1 } });

@@ -381,19 +381,24 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     const compactor = new Compactor(dir, sealed, writer, index, () => feed.window.view(), options.compaction ?? {}, logger);
     const maxValueBytes = options.maxValueBytes ?? 1048576;
     // Expired leases are revoked through the commit loop, like any write.
-    const leases = new LeaseClock((ids) =>
-      commits.submit({
-        kind: 'expire',
-        ids,
-        resolve: () => undefined,
-        reject: (err) => {
-          // A store that takes no writes (a full disk) has said so once, and expiry is tried again: no stack at every try.
-          if (err instanceof StoreFailedError)
-            logger.debug({ leases: ids, reason: err.message }, 'lease expiry waits for the store to take writes');
-          else withBriefIoErrors(logger).warn({ err, leases: ids }, 'lease expiry failed');
-          leases.expiryFailed(ids);
-        },
-      }),
+    // Settles once the expiry is committed or failed: the clock sends its next chunk then.
+    const leases = new LeaseClock(
+      (ids) =>
+        new Promise<void>((settled) =>
+          commits.submit({
+            kind: 'expire',
+            ids,
+            resolve: () => settled(),
+            reject: (err) => {
+              // A store that takes no writes (a full disk) has said so once, and expiry is tried again: no stack at every try.
+              if (err instanceof StoreFailedError)
+                logger.debug({ leases: ids, reason: err.message }, 'lease expiry waits for the store to take writes');
+              else withBriefIoErrors(logger).warn({ err, leases: ids }, 'lease expiry failed');
+              leases.expiryFailed(ids);
+              settled();
+            },
+          }),
+        ),
     );
     // A restart gives every lease its full time to live again (docs/storage-format.md).
     for (const lease of index.allLeases()) leases.arm(lease.id, lease.ttlMs);

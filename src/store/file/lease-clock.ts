@@ -1,6 +1,14 @@
 import { MAX_TIMER_MS } from '../../max-timer';
 
 /**
+ * The most leases one expiry revokes. Each chunk is a batch of its own, the
+ * next submitted only once the last is committed: 20,000 leases running out
+ * at once were one batch that held every call for most of a second, and
+ * chunks queued all at once would hold every write as long.
+ */
+export const EXPIRY_CHUNK = 128;
+
+/**
  * When leases run out. Deadlines are runtime state, not logged: a grant or
  * a restart gives a lease its full time to live (as etcd does on recovery,
  * so downtime never shortens a lease), and each keep-alive resets it. A
@@ -10,13 +18,6 @@ import { MAX_TIMER_MS } from '../../max-timer';
  * Lateness is the timer's (about a millisecond on an idle event loop) plus
  * one commit (the fsync of the batch that deletes the keys).
  */
-/**
- * The most leases one expiry revokes. Each chunk is a batch of its own, and
- * the event loop turns between chunks: 20,000 leases running out at once
- * were one batch that held every call for most of a second.
- */
-export const EXPIRY_CHUNK = 128;
-
 export class LeaseClock {
   private readonly deadlines = new Map<number, number>();
   /** [deadline, id] pairs, earliest first; an entry is stale once its lease's deadline moved or went. */
@@ -25,13 +26,15 @@ export class LeaseClock {
   /** Called back once a lease on its way out is settled: forgotten (its expiry committed), armed again, or its expiry failed. */
   private readonly settling = new Map<number, Array<() => void>>();
   private timer: NodeJS.Timeout | undefined;
+  /** A full chunk went out: the next comes once it is committed (and the event loop has turned), not by the timer. */
+  private chunkInFlight = false;
   private immediate: NodeJS.Immediate | undefined;
   private armedFor = Number.POSITIVE_INFINITY;
   private closed = false;
 
   constructor(
-    /** Called with leases whose deadline passed; each is reported once. */
-    private readonly onExpire: (ids: number[]) => void,
+    /** Called with leases whose deadline passed; each is reported once. Settles once their expiry is committed (or failed). */
+    private readonly onExpire: (ids: number[]) => Promise<unknown> | void,
     private readonly now: () => number = () => performance.now(),
   ) {}
 
@@ -57,9 +60,11 @@ export class LeaseClock {
       if (this.closed) return false;
       // This one first: the clock revokes a chunk at a time, and the caller must find it expiring (whenSettled), not unknown.
       this.expiring.add(id);
-      this.onExpire([id]);
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.fire();
+      void this.onExpire([id]);
+      if (!this.chunkInFlight) {
+        if (this.timer !== undefined) clearTimeout(this.timer);
+        this.fire();
+      }
       return false;
     }
     this.arm(id, ttlMs);
@@ -121,7 +126,7 @@ export class LeaseClock {
   }
 
   private schedule(): void {
-    if (this.closed) return;
+    if (this.closed || this.chunkInFlight) return;
     while (this.heap.length > 0 && this.isStale(this.heap[0])) this.pop();
     if (this.heap.length === 0) return;
     const earliest = this.heap[0][0];
@@ -145,16 +150,22 @@ export class LeaseClock {
       this.expiring.add(top[1]);
       expired.push(top[1]);
     }
-    if (expired.length > 0) this.onExpire(expired);
+    const committed = expired.length > 0 ? this.onExpire(expired) : undefined;
     if (expired.length === EXPIRY_CHUNK) {
-      // More expired: the next chunk after the event loop turns (a timer of 0 would wait a millisecond).
-      if (this.immediate === undefined) {
+      // Perhaps more expired: the next chunk once this one is committed, so that writes which came meanwhile are queued
+      // before it (queued all at once, the chunks held every write until the last was committed), and after the event
+      // loop turns (a timer of 0 would wait a millisecond).
+      this.chunkInFlight = true;
+      const next = (): void => {
+        if (this.closed) return;
         this.immediate = setImmediate(() => {
           this.immediate = undefined;
+          this.chunkInFlight = false;
           if (this.timer !== undefined) clearTimeout(this.timer);
           if (!this.closed) this.fire();
         });
-      }
+      };
+      void Promise.resolve(committed).then(next, next);
       return;
     }
     this.schedule();
