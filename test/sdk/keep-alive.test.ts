@@ -1,6 +1,6 @@
 /** keepAlive handles against a real server: each handle independent, the lease kept while any is open. */
 import net from 'node:net';
-import { KvClient, type KeepAliveHandle, type KvError } from '@kv/client';
+import { KvClient, type KeepAliveHandle, type KeepAliveResumeChange, type KvError } from '@kv/client';
 import { startServer } from '../support/server-process';
 import { serverWithClient } from '../support/sdk-fixture';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
@@ -81,6 +81,41 @@ test('a keep-alive refreshes its lease as soon as a restarted server is back, no
     client.close();
     await restarting.stop();
   }
+});
+
+test('onResume is told once when the keep-alive stream breaks and once when a restarted server answers; a handle without it, nothing', async () => {
+  const dataDir = makeTempDir();
+  let restarting = await startServer({ dataDir });
+  const address = restarting.address;
+  const client = new KvClient(address);
+  try {
+    const lease = await client.grantLease(9000);
+    const told: KeepAliveResumeChange[] = [];
+    const handle = client.keepAlive(lease, { onResume: (change) => told.push(change) });
+    const quiet = client.keepAlive(lease);
+    // Answered once: only an outage of a stream that worked is told.
+    await pollUntil('a first answer', async () => ((await client.leaseInfo(lease.id))?.remainingMs ?? 0) > 0 || undefined, 2000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(told).toEqual([]);
+    await restarting.kill();
+    await pollUntil('the loss to be told', () => (told.length > 0 ? true : undefined), 5000);
+    // Down a while: the stream is reopened and fails again, and it is told once.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(told).toEqual([{ state: 'lost', reason: expect.any(String) as string }]);
+    restarting = await startServer({ dataDir, args: ['--listen', address] });
+    await pollUntil('the resumption to be told', () => (told.length > 1 ? true : undefined), 5000);
+    expect(told[1]).toEqual({ state: 'resumed' });
+    handle.close();
+    quiet.close();
+    expect(told).toHaveLength(2);
+  } finally {
+    client.close();
+    await restarting.stop();
+  }
+});
+
+test('keepAlive refuses an onResume that is not a function, before anything is sent', () => {
+  expect(() => fixture.kv.keepAlive(1, { onResume: 'yes' } as never)).toThrow(/onResume must be a function/);
 });
 
 /**

@@ -23,4 +23,4 @@ export { KvWatch } from './kv-watch';
 export type { KvWatchEvent, WatchCommonOptions, WatchKey, WatchOptions, WatchPrefix, WatchResumeChange } from './kv-watch';
 export { Compare, Op, TxnBuilder } from './kv-txn';
 export type { CompareOp, TxnCompare, TxnOp, TxnOpResult, TxnResult } from './kv-txn';
-export type { KeepAliveHandle } from './kv-lease';
+export type { KeepAliveHandle, KeepAliveOptions, KeepAliveResumeChange } from './kv-lease';

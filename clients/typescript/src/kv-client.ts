@@ -13,7 +13,7 @@ import { HealthCheckResponse_ServingStatus, HealthClient, healthCheckResponse_Se
 import type { KeyValueServiceClient } from './gen/kv/v1/kv';
 import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
 import { KvError } from './kv-error';
-import { type KeepAliveHandle, LeaseKeeper, lostHandle } from './kv-lease';
+import { type KeepAliveHandle, type KeepAliveOptions, LeaseKeeper, lostHandle } from './kv-lease';
 import { connectionChangeOrTimeout } from './connection-change';
 import { createServiceClient, rawBackupStream } from './kv-service-client';
 import { TxnBuilder } from './kv-txn';
@@ -175,6 +175,7 @@ const LIST_OPTIONS = { prefix: assertKeyText, pageSize: wholeNumber(INT32), ...C
 const LEASE_PAGE_REQUEST = { pageSize: wholeNumber(INT32), pageToken: isString };
 const LEASES_OPTIONS = { pageSize: wholeNumber(INT32), ...CALL_OPTIONS };
 const LEASE_INFO_OPTIONS = { keys: isBoolean, ...CALL_OPTIONS };
+const KEEP_ALIVE_OPTIONS = { onResume: isFunction };
 const BACKUP_OPTIONS = { onProgress: isFunction, deadlineMs: wholeNumber(TIMER_MS), signal: isAbortSignal };
 const RETRY_OPTIONS: Record<keyof RetryOptions, OptionCheck> = {
   attempts: attemptCount(1),
@@ -384,7 +385,7 @@ export class KvClient {
    * start; given only an id it learns the time to live from the first
    * answer (waiting at most the client's deadline for one).
    */
-  keepAlive(lease: number | { id: number; ttlMs: number }): KeepAliveHandle {
+  keepAlive(lease: number | { id: number; ttlMs: number }, options: KeepAliveOptions = {}): KeepAliveHandle {
     if (typeof lease !== 'number' && !isObject(lease)) {
       throw invalidArgument(`keepAlive takes a lease id or what grantLease returned ({ id, ttlMs }), got ${describeArgument(lease)}`);
     }
@@ -393,6 +394,7 @@ export class KvClient {
       assertWholeNumber(lease.id, 'lease id', LEASE_ID);
       assertWholeNumber(lease.ttlMs, 'ttlMs', TIME_TO_LIVE);
     }
+    assertOptions(options, 'keepAlive', KEEP_ALIVE_OPTIONS);
     if (this.closed) return lostHandle(typeof lease === 'number' ? lease : lease.id, clientClosed());
     // A broken stream is reopened on the next server in turn.
     this.leaseKeeper ??= new LeaseKeeper(
@@ -400,8 +402,8 @@ export class KvClient {
       () => this.metadata(),
       this.servers.length > 1 ? this.connectTimeoutMs : undefined,
     );
-    if (typeof lease === 'number') return this.leaseKeeper.keep({ id: lease }, this.deadlineMs);
-    return this.leaseKeeper.keep({ id: lease.id, ttlMs: lease.ttlMs, grantSentAt: this.grantSentAt.get(lease) }, this.deadlineMs);
+    if (typeof lease === 'number') return this.leaseKeeper.keep({ id: lease }, this.deadlineMs, options);
+    return this.leaseKeeper.keep({ id: lease.id, ttlMs: lease.ttlMs, grantSentAt: this.grantSentAt.get(lease) }, this.deadlineMs, options);
   }
 
   /** Deletes the lease and all its keys at once; returns how many keys went. */

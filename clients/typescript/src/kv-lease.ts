@@ -20,6 +20,33 @@ export interface KeepAliveHandle {
   close(): void;
 }
 
+/** Options of keepAlive. */
+export interface KeepAliveOptions {
+  /**
+   * Told when the keep-alive stream, once answered, breaks (once per
+   * outage, however many tries it takes to reopen), and again when a new
+   * stream answers: for a person's "lost the keep-alive stream, still
+   * keeping lease N" and "resumed". The lease is kept meanwhile for as long
+   * as its time to live allows (then `lost` resolves). Not called once the
+   * handle is closed or its lease lost.
+   */
+  onResume?: (change: KeepAliveResumeChange) => void;
+}
+
+/** What KeepAliveOptions.onResume is told. */
+export type KeepAliveResumeChange =
+  /** The stream broke (why: `reason`); refreshes go on as soon as a server answers. */
+  | { state: 'lost'; reason: string }
+  /** A new stream answered a refresh. */
+  | { state: 'resumed' };
+
+/** A handle's callbacks: told the lease is lost, and (if asked) when the stream breaks and answers again. */
+interface HandleCallbacks {
+  onResume: ((change: KeepAliveResumeChange) => void) | undefined;
+  /** This handle was told 'lost' and not yet 'resumed'. */
+  toldLost: boolean;
+}
+
 /** A handle on a lease that could not be kept at all: `lost` has resolved already, with why. */
 export function lostHandle(id: number, why: KvError): KeepAliveHandle {
   return { id, lost: Promise.resolve(why), close: () => undefined };
@@ -43,8 +70,8 @@ interface Kept {
   counted: boolean;
   refreshTimer: NodeJS.Timeout | undefined;
   lostTimer: NodeJS.Timeout | undefined;
-  /** The open handles' reportLost: keepAlive may be called for one lease more than once, each handle closed on its own. */
-  handles: Set<(error: KvError) => void>;
+  /** The open handles' reportLost, with their callbacks: keepAlive may be called for one lease more than once, each handle closed on its own. */
+  handles: Map<(error: KvError) => void, HandleCallbacks>;
   done: boolean;
 }
 
@@ -60,6 +87,8 @@ interface KeepAliveStream {
   sentAt: Map<number, number[]>;
   /** The lease ids of its unanswered refreshes in the order sent: the server answers them in that order. */
   unanswered: number[];
+  /** Whether the server has answered on it. */
+  answered: boolean;
 }
 
 /**
@@ -135,6 +164,8 @@ export class LeaseKeeper {
   private stream: KeepAliveStream | undefined;
   /** A reopening of the broken stream is waiting. */
   private reopening = false;
+  /** A stream that had been answered broke, and no stream has answered since: the handles were told (onResume). */
+  private outage = false;
   private reopenBackoffMs = REOPEN_BACKOFF_MS.first;
 
   constructor(
@@ -155,12 +186,17 @@ export class LeaseKeeper {
    * (performance.now() before the grant was sent) if known; `firstAnswerMs`
    * bounds the wait for a first answer when the time to live is not.
    */
-  keep(lease: { id: number; ttlMs?: number; grantSentAt?: number }, firstAnswerMs: number): KeepAliveHandle {
+  keep(
+    lease: { id: number; ttlMs?: number; grantSentAt?: number },
+    firstAnswerMs: number,
+    options: KeepAliveOptions = {},
+  ): KeepAliveHandle {
     const { id, ttlMs } = lease;
     let reportLost: (error: KvError) => void = () => undefined;
     const lost = new Promise<KvError>((resolve) => {
       reportLost = resolve;
     });
+    const callbacks: HandleCallbacks = { onResume: options.onResume, toldLost: false };
     const now = performance.now();
     this.forgetRunOut(now);
     const answered = this.answered.get(id);
@@ -180,14 +216,14 @@ export class LeaseKeeper {
         counted: counts,
         refreshTimer: undefined,
         lostTimer: undefined,
-        handles: new Set([reportLost]),
+        handles: new Map([[reportLost, callbacks]]),
         done: false,
       };
       this.kept.set(id, kept);
       this.refresh(kept);
       this.armLostTimer(kept);
     } else {
-      kept.handles.add(reportLost);
+      kept.handles.set(reportLost, callbacks);
       kept.ttlMs ??= known;
       if (!kept.counted && counts) {
         kept.counted = true;
@@ -273,9 +309,11 @@ export class LeaseKeeper {
     if (this.stream !== undefined) return this.stream;
     const client = this.client();
     const call = client.keepAlive(this.metadata());
-    const stream: KeepAliveStream = { call, sentAt: new Map(), unanswered: [] };
+    const stream: KeepAliveStream = { call, sentAt: new Map(), unanswered: [], answered: false };
     call.on('data', (response: KeepAliveResponse) => {
       this.reopenBackoffMs = REOPEN_BACKOFF_MS.first;
+      stream.answered = true;
+      if (this.outage) this.resumed();
       // The server answers a stream's refreshes in order: this answers the oldest one unanswered.
       const pending = stream.sentAt.get(response.id);
       const sentAt = pending?.shift();
@@ -294,13 +332,16 @@ export class LeaseKeeper {
     const broken = (): void => {
       if (this.stream !== stream) return;
       this.stream = undefined;
+      this.interrupted(stream, 'the server ended the keep-alive stream');
       this.reopenSoon(client);
     };
     // grpc-js emits 'error' before 'end' (which waits for the stream to be read out) and 'close'.
     call.on('error', (error: unknown) => {
       if (this.stream !== stream) return;
       this.stream = undefined;
-      this.refused(stream, KvError.from(error));
+      const why = KvError.from(error);
+      this.refused(stream, why);
+      this.interrupted(stream, why.message);
       // Reopened for the leases still kept, if any.
       this.reopenSoon(client);
     });
@@ -358,9 +399,34 @@ export class LeaseKeeper {
     });
   }
 
+  /** A stream that had been answered broke: the handles still kept are told, once per outage. */
+  private interrupted(stream: KeepAliveStream, reason: string): void {
+    if (!stream.answered || this.outage || this.kept.size === 0) return;
+    this.outage = true;
+    for (const kept of [...this.kept.values()]) {
+      for (const callbacks of [...kept.handles.values()]) {
+        if (callbacks.onResume === undefined || kept.done) continue;
+        callbacks.toldLost = true;
+        callbacks.onResume({ state: 'lost', reason });
+      }
+    }
+  }
+
+  /** A stream answered after an outage: the handles told of it are told it is over. */
+  private resumed(): void {
+    this.outage = false;
+    for (const kept of [...this.kept.values()]) {
+      for (const callbacks of [...kept.handles.values()]) {
+        if (!callbacks.toldLost || kept.done) continue;
+        callbacks.toldLost = false;
+        callbacks.onResume?.({ state: 'resumed' });
+      }
+    }
+  }
+
   private lose(kept: Kept, error: KvError): void {
     this.forget(kept);
-    for (const reportLost of kept.handles) reportLost(error);
+    for (const reportLost of kept.handles.keys()) reportLost(error);
   }
 
   private forget(kept: Kept): void {

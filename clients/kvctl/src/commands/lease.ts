@@ -28,12 +28,22 @@ export function leaseCommand(run: Runner): Command {
     new Command('keepalive')
       .description(
         'keep lease ID alive until Ctrl-C (exit 130; the lease then expires after its time to live); exit 1 if it expires or is ' +
-          'revoked meanwhile, 4 if no server answered its refreshes in time (it may have expired)',
+          'revoked meanwhile, 4 if no server answered its refreshes in time (it may have expired). A lost connection and ' +
+          'its return are said on stderr',
       )
       .argument('<id>')
       .action(
         run(async (session, id: string) => {
-          const handle = session.kv().keepAlive(positive(id, 'ID'));
+          const leaseId = positive(id, 'ID');
+          // Said on stderr, as watch says it: the lease is kept meanwhile for as long as its time to live allows.
+          const handle = session.kv().keepAlive(leaseId, {
+            onResume: (change) =>
+              session.warn(
+                change.state === 'lost'
+                  ? `lost the keep-alive stream (${change.reason}); still keeping lease ${leaseId}, until its time to live runs out`
+                  : `keep-alive of lease ${leaseId} resumed`,
+              ),
+          });
           if (session.stderr.isTTY === true) session.warn(`keeping lease ${handle.id} alive; Ctrl-C to stop`);
           // Ctrl-C or SIGTERM is how it is stopped, and, as for any command, kvctl then ends by the signal.
           const stop = new StopOnSignal();
