@@ -181,12 +181,13 @@ export class KeyNotFoundError extends StoreError {
 /** A lease that does not exist: never granted, expired or revoked. */
 export class LeaseNotFoundError extends StoreError {
   readonly code = 'LEASE_NOT_FOUND';
-  /** `where`: the op of a transaction that named the lease ("success op 2 (set of key \"k\")"). */
+  /** `op`: the set of a transaction that named the lease, said as `success op 2 on key "k": lease ...`. */
   constructor(
     readonly id: number,
-    where?: string,
+    op?: { branch: 'success' | 'failure'; index: number; key: string },
   ) {
-    super(`${where === undefined ? '' : `${where}: `}lease ${id} not found (never granted, expired or revoked)`);
+    const where = op === undefined ? '' : `${op.branch} op ${op.index} on key ${JSON.stringify(op.key)}: `;
+    super(`${where}lease ${id} not found (never granted, expired or revoked)`);
   }
 }
 

@@ -403,25 +403,28 @@ export class LeaseKeeper {
   private interrupted(stream: KeepAliveStream, reason: string): void {
     if (!stream.answered || this.outage || this.kept.size === 0) return;
     this.outage = true;
-    for (const kept of [...this.kept.values()]) {
-      for (const callbacks of [...kept.handles.values()]) {
-        if (callbacks.onResume === undefined || kept.done) continue;
-        callbacks.toldLost = true;
-        callbacks.onResume({ state: 'lost', reason });
-      }
+    for (const [kept, callbacks] of this.handleCallbacks()) {
+      if (callbacks.onResume === undefined || kept.done) continue;
+      callbacks.toldLost = true;
+      callbacks.onResume({ state: 'lost', reason });
     }
   }
 
   /** A stream answered after an outage: the handles told of it are told it is over. */
   private resumed(): void {
     this.outage = false;
-    for (const kept of [...this.kept.values()]) {
-      for (const callbacks of [...kept.handles.values()]) {
-        if (!callbacks.toldLost || kept.done) continue;
-        callbacks.toldLost = false;
-        callbacks.onResume?.({ state: 'resumed' });
-      }
+    for (const [kept, callbacks] of this.handleCallbacks()) {
+      if (!callbacks.toldLost || kept.done) continue;
+      callbacks.toldLost = false;
+      callbacks.onResume?.({ state: 'resumed' });
     }
+  }
+
+  /** Every handle's callbacks with its lease, listed first (a callback may lose or close leases: look at `done` when calling). */
+  private handleCallbacks(): Array<[Kept, HandleCallbacks]> {
+    return [...this.kept.values()].flatMap((kept) =>
+      [...kept.handles.values()].map((callbacks): [Kept, HandleCallbacks] => [kept, callbacks]),
+    );
   }
 
   private lose(kept: Kept, error: KvError): void {

@@ -185,7 +185,7 @@ export async function runOptimisticTxn(
     res = writes ? await writeOnce(write) : await readWithRetry(write, Math.max(0, readUntil - Date.now()), 'read', attemptMs);
   } catch (error) {
     if (error instanceof EtcdLeaseInvalidError || error instanceof GRPCNotFoundError) {
-      const leased = branch.flatMap((o, i) => (o.type === 'set' && o.lease !== 0 ? [{ i, key: o.key, lease: o.lease }] : []));
+      const leased = branch.flatMap((o, index) => (o.type === 'set' && o.lease !== 0 ? [{ index, key: o.key, lease: o.lease }] : []));
       if (leased.length > 0) throw await missingLease(client, leased, succeeded ? 'success' : 'failure', attemptMs);
     }
     throw error;
@@ -271,7 +271,7 @@ async function clearedLeases(client: Etcd3, keyspace: EtcdKeyspace, branch: read
  */
 async function missingLease(
   client: Etcd3,
-  leased: ReadonlyArray<{ i: number; key: string; lease: number }>,
+  leased: ReadonlyArray<{ index: number; key: string; lease: number }>,
   branch: 'success' | 'failure',
   attemptMs: number,
 ): Promise<LeaseNotFoundError> {
@@ -285,7 +285,7 @@ async function missingLease(
       );
       asked.set(op.lease, gone);
     }
-    if (gone) return new LeaseNotFoundError(op.lease, `${branch} op ${op.i} on key ${JSON.stringify(op.key)}`);
+    if (gone) return new LeaseNotFoundError(op.lease, { branch, ...op });
   }
-  return new LeaseNotFoundError(leased[0].lease, `${branch} op ${leased[0].i} on key ${JSON.stringify(leased[0].key)}`);
+  return new LeaseNotFoundError(leased[0].lease, { branch, ...leased[0] });
 }

@@ -356,7 +356,7 @@ function decideTxn(view: BatchView, txn: ValidTxn, context: DecideContext, commi
     } catch (error) {
       // The lease alone would not say which of up to 128 ops named it.
       if (error instanceof LeaseNotFoundError && op.type === 'set') {
-        throw new LeaseNotFoundError(error.id, `${succeeded ? 'success' : 'failure'} op ${i} on key ${JSON.stringify(op.key)}`);
+        throw new LeaseNotFoundError(error.id, { branch: succeeded ? 'success' : 'failure', index: i, key: op.key });
       }
       throw error;
     }

@@ -11,16 +11,11 @@ export function namingFile<T>(file: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    throw withPath(err, file);
+    const e = err as NodeJS.ErrnoException;
+    if (err instanceof Error && typeof e.code === 'string' && typeof e.syscall === 'string' && e.path === undefined) {
+      e.path = file;
+      e.message = `${e.message} '${file}'`;
+    }
+    throw err;
   }
-}
-
-/** `err`, given `file` as its path if it is a system error that names none. */
-export function withPath(err: unknown, file: string): unknown {
-  const e = err as NodeJS.ErrnoException;
-  if (err instanceof Error && typeof e.code === 'string' && typeof e.syscall === 'string' && e.path === undefined) {
-    e.path = file;
-    e.message = `${e.message} '${file}'`;
-  }
-  return err;
 }
