@@ -80,6 +80,8 @@ export interface ListResult {
   keys: string[];
   /** True if more keys match after the last one returned. */
   more: boolean;
+  /** The store revision the page was read at. */
+  revision: number;
 }
 
 export interface ListEntriesResult {

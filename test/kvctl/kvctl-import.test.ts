@@ -262,7 +262,7 @@ describe('into a file engine server', () => {
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 5, stdout: '' });
     expect(result.stderr).toMatch(/^kvctl: [^\n]*a\/number[^\n]*\(TOO_LARGE\); no key was imported\n$/);
     await withClient(target.address, async (kv) => {
-      expect(await kv.listKeysPage({})).toEqual({ keys: [], nextPageToken: '' });
+      expect(await kv.listKeysPage({})).toMatchObject({ keys: [], nextPageToken: '' });
       // The long lease was granted for the first Txn (long/1 and long/2 are in it): revoked, as the short one, never granted.
       expect(await allLeases(kv)).toEqual([]);
     });
@@ -280,7 +280,7 @@ describe('into a file engine server', () => {
       );
       expect(result.stderr).not.toMatch(/ENOENT/);
     }
-    await withClient(target.address, async (kv) => expect(await kv.listKeysPage({})).toEqual({ keys: [], nextPageToken: '' }));
+    await withClient(target.address, async (kv) => expect(await kv.listKeysPage({})).toMatchObject({ keys: [], nextPageToken: '' }));
   }, 60_000);
 
   test('on a terminal, the importing bar ends at the same MiB as the checking bar: the bytes of the file', async () => {

@@ -117,3 +117,30 @@ describe('get --prefix --print-revision', () => {
     expectUsageError(await kvctl(['get', 's/x', '--print-revision']), /--print-revision goes with --prefix/);
   });
 });
+
+describe('ls --print-revision', () => {
+  test('says on stderr the revision the first page was read at (stdout as without it); a watch from it + 1 misses nothing after', async () => {
+    const listed = await kv.set('l/a', 1);
+    const plain = await kvctl(['ls', 'l/']);
+    expect(JSON.parse(plain.stdout)).toEqual(['l/a']);
+    expect(await kvctl(['ls', 'l/', '--print-revision'])).toEqual({
+      code: 0,
+      stdout: plain.stdout,
+      stderr: `kvctl: listed at revision ${listed}\n`,
+    });
+    // Paged (one key a page, --limit): still the first page's revision.
+    const paged = await kvctl(['ls', '--limit', '1', '--print-revision', '-o', 'value']);
+    expect({ code: paged.code, lines: paged.stdout.split('\n').length, stderr: paged.stderr }).toEqual({
+      code: 0,
+      lines: 2,
+      stderr: `kvctl: listed at revision ${listed}\n`,
+    });
+    expect((await kvctl(['ls', 'none/', '--print-revision'])).stderr).toBe(`kvctl: listed at revision ${listed}\n`);
+    const next = await kv.set('l/b', 2);
+    const watch = await kvctl(['watch', '--prefix', 'l/', '--rev', String(listed + 1), '--count', '1']);
+    expect({ code: watch.code, event: JSON.parse(watch.stdout) }).toEqual({
+      code: 0,
+      event: expect.objectContaining({ type: 'put', key: 'l/b', revision: next }),
+    });
+  });
+});

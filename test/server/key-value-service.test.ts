@@ -145,12 +145,16 @@ describe('Delete', () => {
 
 describe('ListKeys and Clear', () => {
   test('lists keys under a prefix in pages and validates paging fields', async () => {
-    for (const key of ['a/1', 'a/2', 'a/3', 'b/1']) await kv.set(key, key);
+    let written = 0;
+    for (const key of ['a/1', 'a/2', 'a/3', 'b/1']) written = await kv.set(key, key);
     const first = await kv.listKeysPage({ prefix: 'a/', pageSize: 2 });
     expect(first.keys).toEqual(['a/1', 'a/2']);
     expect(first.nextPageToken).not.toBe('');
+    // Each page says the store revision it was read at.
+    expect(first.revision).toBe(written);
+    const later = await kv.set('b/2', 'b/2');
     const second = await kv.listKeysPage({ prefix: 'a/', pageSize: 2, pageToken: first.nextPageToken });
-    expect(second).toEqual({ keys: ['a/3'], nextPageToken: '' });
+    expect(second).toEqual({ keys: ['a/3'], nextPageToken: '', revision: later });
 
     const otherPrefix = await rejection(kv.listKeysPage({ prefix: 'b/', pageToken: first.nextPageToken }));
     expect(otherPrefix.code).toBe(status.INVALID_ARGUMENT);

@@ -92,7 +92,7 @@ describeEtcd('etcd engine', () => {
         await a.set('only-a', 1);
         const { revision } = await b.set('shared', 'from b');
         expect(await a.get('shared')).toMatchObject({ value: 'from a' });
-        expect(await b.listKeys()).toEqual({ keys: ['shared'], more: false });
+        expect(await b.listKeys()).toMatchObject({ keys: ['shared'], more: false });
         let first = await watch.next();
         while (first.events.length === 0) first = await watch.next(); // progress notices carry no events
         expect(first.events.map((e) => [e.key, e.revision])).toEqual([['shared', revision]]);

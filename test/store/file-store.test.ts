@@ -169,6 +169,7 @@ describe('file engine: model-based', () => {
               expect(await store.listKeys({ prefix: o.prefix, startAfter: o.startAfter, limit: o.limit })).toEqual({
                 keys: keys.slice(0, limit),
                 more: keys.length > limit,
+                revision,
               });
             } else {
               await store.close();

@@ -31,7 +31,7 @@ export async function startTokenCheckingServer(token: string): Promise<TokenChec
     delete: (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) =>
       check(call, callback, () => callback(null, { deleted: false, revision: 0 })),
     listKeys: (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) =>
-      check(call, callback, () => callback(null, { keys: [], nextPageToken: '' })),
+      check(call, callback, () => callback(null, { keys: [], nextPageToken: '', revision: 0 })),
     clear: (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) =>
       check(call, callback, () => callback(null, { deletedCount: 0, revision: 0 })),
   });

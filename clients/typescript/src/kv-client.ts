@@ -504,11 +504,11 @@ export class KvClient {
     return deletedCount;
   }
 
-  /** One page of keys, as the ListKeys RPC returns it. */
+  /** One page of keys, as the ListKeys RPC returns it, with the revision it was read at. */
   async listKeysPage(
     request: { prefix?: string; pageSize?: number; pageToken?: string },
     options: CallOptions = {},
-  ): Promise<{ keys: string[]; nextPageToken: string }> {
+  ): Promise<{ keys: string[]; nextPageToken: string; revision: number }> {
     assertOptions(request, 'listKeysPage', PAGE_REQUEST, 'listKeysPage request');
     assertOptions(options, 'listKeysPage', CALL_OPTIONS);
     return this.read(

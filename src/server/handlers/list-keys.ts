@@ -10,9 +10,9 @@ const MAX_PAGE_SIZE = 1000;
 export async function handleListKeys({ store, access }: CallContext, request: ListKeysRequest): Promise<ListKeysResponse> {
   access.prefix('read', request.prefix);
   const { startAfter, limit } = pageRequest(request);
-  const { keys, more } = await store.listKeys({ prefix: request.prefix, startAfter, limit });
+  const { keys, more, revision } = await store.listKeys({ prefix: request.prefix, startAfter, limit });
   const nextPageToken = more && keys.length > 0 ? encodePageToken(request.prefix, keys[keys.length - 1]) : '';
-  return { keys, nextPageToken };
+  return { keys, nextPageToken, revision };
 }
 
 /** page_size and page_token of ListKeys and List (AIP-158): where to resume and how many to take. */

@@ -258,7 +258,7 @@ export class EtcdStore extends AbstractKeyValueStore {
       }
       if (op.limit === 0) {
         const res = await this.rangeKeys(start, range.rangeEnd, 1, 0);
-        return { keys: [], more: res.kvs.length > 0 };
+        return { keys: [], more: res.kvs.length > 0, revision: Number(res.header.revision) };
       }
       const keys: string[] = [];
       let revision = 0;
@@ -268,8 +268,8 @@ export class EtcdStore extends AbstractKeyValueStore {
         // Later chunks read the same revision as the first: one consistent listing.
         revision = Number(res.header.revision);
         for (const kv of res.kvs) keys.push(this.keyspace.decodeKey(kv.key));
-        if (!res.more) return { keys, more: false };
-        if (keys.length >= op.limit) return { keys, more: true };
+        if (!res.more) return { keys, more: false, revision };
+        if (keys.length >= op.limit) return { keys, more: true, revision };
         start = keyAfter(lastKey(res.kvs));
       }
     });

@@ -284,7 +284,8 @@ export class FileStore extends AbstractKeyValueStore {
 
   protected _listKeys(op: ValidList): Promise<ListResult> {
     this.compactor.noteWork();
-    return Promise.resolve(this.index.list(op.prefix, op.startAfter, op.limit));
+    const { keys, more } = this.index.list(op.prefix, op.startAfter, op.limit);
+    return Promise.resolve({ keys, more, revision: this.index.revision });
   }
 
   /** Keys and entries are read in one go, so the page is the state at one revision. */

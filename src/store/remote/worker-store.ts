@@ -226,7 +226,8 @@ export class WorkerStore extends AbstractKeyValueStore {
 
   protected async _listKeys(op: ValidList): Promise<ListResult> {
     await this.readIndex();
-    return this.replica.list(op.prefix, op.startAfter, op.limit);
+    const { keys, more } = this.replica.list(op.prefix, op.startAfter, op.limit);
+    return { keys, more, revision: this.replica.revision };
   }
 
   protected async _list(op: ValidList): Promise<ListEntriesResult> {

@@ -1,9 +1,9 @@
 import { Command } from 'commander';
-import type { KvClient, KvEntry } from '@kv/client';
 import { CliError } from '../cli-error';
 import { ENTRY_HEADER, entryJson, entryRow } from '../entry-forms';
 import { EXIT } from '../exit-codes';
 import { limitOption, pageSizeFor, take } from '../limit';
+import { listedPages, printRevisionOption } from '../listed-pages';
 import { bareValue } from '../output';
 import type { Runner } from '../session';
 
@@ -17,25 +17,26 @@ export function getCommand(run: Runner): Command {
     .argument('[key]', 'the key (or --prefix)')
     .option('--prefix <prefix>', 'print every entry (key and value) under this prefix ("" for all keys)')
     .addOption(limitOption('entries (with --prefix)'))
-    .option(
-      '--print-revision',
-      'with --prefix: then say on stderr "listed at revision N", the revision its first page was read at ' +
-        '(stdout is the same as without it); watch --rev N+1 then misses no change since (later pages may show some of them already)',
-    )
+    .addOption(printRevisionOption('with --prefix: '))
     .action(
       run(async (session, key: string | undefined, options: { prefix?: string; limit?: number; printRevision?: boolean }) => {
         if (key !== undefined && options.prefix !== undefined) throw new CliError('get takes a KEY or --prefix, not both');
         if (key === undefined && options.prefix === undefined) throw new CliError('get needs a KEY, or --prefix PREFIX ("" for every key)');
         if (options.prefix !== undefined) {
-          let listedAt: number | undefined;
-          const entries = pages(session.kv(), options.prefix, pageSizeFor(options.limit), (revision) => (listedAt ??= revision));
-          await session.printer.printList(take(entries, options.limit), {
+          const kv = session.kv();
+          const prefix = options.prefix;
+          const pageSize = pageSizeFor(options.limit);
+          const listing = listedPages(async (pageToken) => {
+            const page = await kv.listPage({ prefix, pageSize, pageToken });
+            return { items: page.entries, nextPageToken: page.nextPageToken, revision: page.revision };
+          });
+          await session.printer.printList(take(listing.items, options.limit), {
             json: entryJson,
             header: ENTRY_HEADER,
             row: entryRow,
             value: (entry) => bareValue(entry.value),
           });
-          if (options.printRevision === true && listedAt !== undefined) session.warn(`listed at revision ${listedAt}`);
+          listing.finish(session, options.printRevision);
           return;
         }
         if (options.limit !== undefined) throw new CliError('--limit goes with --prefix (get KEY prints one entry)');
@@ -45,20 +46,4 @@ export function getCommand(run: Runner): Command {
         session.printer.print({ json: entryJson(entry), table: [ENTRY_HEADER, entryRow(entry)], value: bareValue(entry.value) });
       }),
     );
-}
-
-/** Every entry under `prefix`, a page at a time (as KvClient.entries), telling `readAt` the revision each page was read at. */
-async function* pages(
-  kv: KvClient,
-  prefix: string,
-  pageSize: number | undefined,
-  readAt: (revision: number) => void,
-): AsyncGenerator<KvEntry, void, undefined> {
-  let pageToken = '';
-  do {
-    const page = await kv.listPage({ prefix, pageSize, pageToken });
-    readAt(page.revision);
-    yield* page.entries;
-    pageToken = page.nextPageToken;
-  } while (pageToken !== '');
 }

@@ -579,6 +579,11 @@ export interface ListKeysResponse {
   keys: string[];
   /** Pass as page_token to get the next page; empty when there are no more. */
   nextPageToken: string;
+  /**
+   * The store revision this page was read at: a Watch from revision + 1
+   * misses no change made since (each page has its own).
+   */
+  revision: number;
 }
 
 /** ClearRequest removes every key under a prefix. */
@@ -1910,7 +1915,7 @@ export const ListKeysRequest: MessageFns<ListKeysRequest> = {
 };
 
 function createBaseListKeysResponse(): ListKeysResponse {
-  return { keys: [], nextPageToken: "" };
+  return { keys: [], nextPageToken: "", revision: 0 };
 }
 
 export const ListKeysResponse: MessageFns<ListKeysResponse> = {
@@ -1920,6 +1925,9 @@ export const ListKeysResponse: MessageFns<ListKeysResponse> = {
     }
     if (message.nextPageToken !== "") {
       writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(24).int64(message.revision);
     }
     return writer;
   },
@@ -1953,6 +1961,14 @@ export const ListKeysResponse: MessageFns<ListKeysResponse> = {
             message.nextPageToken = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1973,6 +1989,7 @@ export const ListKeysResponse: MessageFns<ListKeysResponse> = {
         : isSet(object.next_page_token)
         ? globalThis.String(object.next_page_token)
         : "",
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
     };
   },
 
@@ -1984,6 +2001,9 @@ export const ListKeysResponse: MessageFns<ListKeysResponse> = {
     if (message.nextPageToken !== "") {
       obj.nextPageToken = message.nextPageToken;
     }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
     return obj;
   },
 
@@ -1994,6 +2014,7 @@ export const ListKeysResponse: MessageFns<ListKeysResponse> = {
     const message = createBaseListKeysResponse();
     message.keys = object.keys?.map((e) => e) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    message.revision = object.revision ?? 0;
     return message;
   },
 };
