@@ -131,7 +131,13 @@ export function createServer({
         connections,
         logger,
         (injected) => {
-          serveUnaryOverHttp2(server, injected, service.unaryRoutes, { maxReceiveBytes: maxMessageBytes, maxSendBytes: MAX_SEND_BYTES });
+          serveUnaryOverHttp2(
+            server,
+            injected,
+            service.unaryRoutes,
+            { maxReceiveBytes: maxMessageBytes, maxSendBytes: MAX_SEND_BYTES },
+            service.gates,
+          );
           trackConnections(server, connectionsOpen);
           const http2Server = newestHttp2Server(server);
           if (http2Server instanceof tls.Server) logTlsRefusals(http2Server, 'grpc', logger);

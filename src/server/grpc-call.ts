@@ -109,31 +109,70 @@ export type UnaryAnswer<Res> = (error: Partial<StatusObject> | null, response?: 
  * handler, and the answer, counted by the method's observer.
  */
 /** `deadline`: when the caller stops waiting (ms since the epoch), if it said. */
-export type UnaryCall<Req, Res> = (
+export type UnaryCall<Req, Res> = ((
   caller: () => Caller,
   request: Req | InvalidArgumentError,
   answer: UnaryAnswer<Res>,
   deadline?: number,
-) => void;
+) => void) & {
+  /**
+   * The credentials step alone, for a transport that has the call's headers
+   * before its request (unary-over-http2.ts): a caller refused here is
+   * answered (`refuse`) without its request being read or kept.
+   */
+  admit(caller: () => Caller): Admission<Req, Res>;
+};
+
+/**
+ * What the credentials step decided: go on with the request (`run`), or end
+ * the call with a status of the transport's own (`end`: a request too large
+ * or malformed, a deadline passed before it came); or the refusal to answer
+ * with. Each is counted as the call's outcome; a call never run nor ended
+ * (its client went away first) is not counted, as grpc-js does not count it.
+ */
+export type Admission<Req, Res> =
+  | {
+      admitted: true;
+      run: (request: Req | InvalidArgumentError, answer: UnaryAnswer<Res>, deadline?: number) => void;
+      end: (answer: (error: Partial<StatusObject>) => void, reply: Partial<StatusObject>) => void;
+    }
+  | { admitted: false; refuse: (answer: (error: Partial<StatusObject>) => void) => void };
 
 export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): UnaryCall<Req, Res> {
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
-  const fail = (answer: UnaryAnswer<Res>, startedAt: number, error: unknown, access?: Access): void => {
+  const fail = (answer: (error: Partial<StatusObject>) => void, startedAt: number, error: unknown, access?: Access): void => {
     if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
     const reply = toGrpcStatus(error, deps.logger);
     answer(reply);
     observer.answered(startedAt, reply.code ?? status.UNKNOWN);
     access?.finished(reply.code ?? status.UNKNOWN);
   };
-  return (caller, request, answer, deadline) => {
-    const startedAt = observer.started();
+  const admit = (caller: () => Caller): Admission<Req, Res> => {
     let access: Access;
     try {
       // Credentials first: a caller without them learns nothing, not even that its request was malformed.
       access = accessOf(deps, caller);
     } catch (error) {
-      return fail(answer, startedAt, error);
+      return { admitted: false, refuse: (answer) => fail(answer, observer.started(), error) };
     }
+    return {
+      admitted: true,
+      run: (request, answer, deadline) => run(observer.started(), access, request, answer, deadline),
+      end: (answer, reply) => {
+        const startedAt = observer.started();
+        answer(reply);
+        observer.answered(startedAt, reply.code ?? status.UNKNOWN);
+        access.finished(reply.code ?? status.UNKNOWN);
+      },
+    };
+  };
+  const run = (
+    startedAt: number,
+    access: Access,
+    request: Req | InvalidArgumentError,
+    answer: UnaryAnswer<Res>,
+    deadline?: number,
+  ): void => {
     // strictDecoder (decode-request.ts) hands over an error in place of a request that did not decode.
     if (request instanceof InvalidArgumentError) return fail(answer, startedAt, request, access);
     const context: CallContext = { store: deps.store, access, deadline };
@@ -152,6 +191,43 @@ export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps):
       },
       (error: unknown) => fail(answer, startedAt, error, access),
     );
+  };
+  const call = (caller: () => Caller, request: Req | InvalidArgumentError, answer: UnaryAnswer<Res>, deadline?: number): void => {
+    const admission = admit(caller);
+    if (admission.admitted) admission.run(request, answer, deadline);
+    else admission.refuse(answer);
+  };
+  return Object.assign(call, { admit });
+}
+
+/**
+ * The credentials step of a call that grpc-js will handle (a stream, or a
+ * unary call it decodes: a compressed one), taken from the call's headers
+ * before grpc-js reads its requests (unary-over-http2.ts): undefined if the
+ * caller may go on (the handler checks its credentials again), or how to
+ * answer its refusal, counted as the method's calls are.
+ */
+export type CallGate = (caller: () => Caller) => { refuse: (answer: (error: Partial<StatusObject>) => void) => void } | undefined;
+
+export function callGate(deps: GrpcDeps, kind: 'unary' | 'stream'): CallGate {
+  const observer = deps.observer ?? NO_METHOD_OBSERVER;
+  return (caller) => {
+    if (deps.authenticate === undefined) return undefined;
+    try {
+      deps.authenticate(caller());
+      return undefined;
+    } catch (error) {
+      return {
+        refuse: (answer) => {
+          const startedAt = kind === 'unary' ? observer.started() : 0;
+          if (kind === 'stream') observer.streamOpened();
+          const reply = toGrpcStatus(error, deps.logger);
+          answer(reply);
+          if (kind === 'unary') observer.answered(startedAt, reply.code ?? status.UNKNOWN);
+          else observer.streamClosed(reply.code ?? status.UNKNOWN);
+        },
+      };
+    }
   };
 }
 

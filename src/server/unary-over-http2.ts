@@ -26,7 +26,8 @@ import http2 from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import { Metadata, type Server, type ServerCredentials, type StatusObject, status } from '@grpc/grpc-js';
 import { MAX_TIMER_MS } from '../max-timer';
-import type { Caller } from './grpc-call';
+import type { CallGate, Caller } from './grpc-call';
+import { DRAIN_REFUSED_BYTES, drainUnreadBody } from './http/drain-body';
 import type { UnaryRoute } from './key-value-service';
 
 export interface UnaryLimits {
@@ -47,13 +48,16 @@ type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingH
 /**
  * Routes the plain unary calls of `routes` on the HTTP/2 server that
  * `server.createConnectionInjector(credentials)` made last (call it right
- * after). Throws if grpc-js is not as this module expects.
+ * after); the other calls of a method in `gates` go on to grpc-js only once
+ * their caller is past its credentials step. Throws if grpc-js is not as
+ * this module expects.
  */
 export function serveUnaryOverHttp2(
   server: Server,
   credentials: ServerCredentials,
   routes: ReadonlyMap<string, UnaryRoute>,
   limits: UnaryLimits,
+  gates: ReadonlyMap<string, CallGate> = new Map(),
 ): void {
   const internals = server as unknown as GrpcServerInternals;
   const http2Servers = internals.http2Servers;
@@ -70,8 +74,15 @@ export function serveUnaryOverHttp2(
   http2Server.removeListener('stream', grpcJs);
   http2Server.on('stream', function route(this: http2.Http2Server, stream, headers, flags, rawHeaders) {
     keepRepeatedAuthorization(headers, rawHeaders);
-    const unary = routes.get(headers[':path'] as string);
-    if (unary === undefined || !isPlainCall(headers)) return grpcJs.call(this, stream, headers, flags, rawHeaders);
+    const path = headers[':path'] as string;
+    const unary = routes.get(path);
+    if (unary === undefined || !isPlainCall(headers)) {
+      // grpc-js reads a call's requests (up to the message limit each) before its handler checks the credentials:
+      // a caller without them is refused here, from its headers, as the plain unary calls are.
+      const refusal = gates.get(path)?.(() => callerOf(stream, headers));
+      if (refusal === undefined) return grpcJs.call(this, stream, headers, flags, rawHeaders);
+      return refuseUnread(stream, refusal.refuse);
+    }
     // Counted as grpc-js counts its own calls, so a busy connection is never closed as idle.
     onStreamOpened.call(server, stream);
     serveUnary(stream, headers, unary, limits);
@@ -127,6 +138,11 @@ function ignoreError(): void {
   // Every stream error is followed by 'close'; the call is then answered into the void.
 }
 
+/** A client that left half way through a refused body: grpc-js's keepalive pings find it gone (drain-body.ts checkClient). */
+function noClientCheck(): void {
+  // Nothing to do here.
+}
+
 function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, route: UnaryRoute, limits: UnaryLimits): void {
   stream.once('error', ignoreError);
   let answered = false;
@@ -146,6 +162,8 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
     }
   };
 
+  // Until its request is handed to the call, a status of this transport's own ends it, counted as the call's outcome.
+  let endEarly = (reply: Partial<StatusObject>): void => answer(reply);
   const timeout = headers['grpc-timeout'];
   let deadlineAt: number | undefined;
   if (timeout !== undefined) {
@@ -156,7 +174,7 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
     const ms = Number(match[1]) * TIMEOUT_UNIT_MS[match[2]];
     deadlineAt = Date.now() + ms;
     if (ms <= MAX_TIMER_MS) {
-      deadline = setTimeout(answer, ms, { code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
+      deadline = setTimeout(() => endEarly({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }), ms);
       // A stream that closes unanswered (the connection reset, a forced shutdown) must not leave the timer, and the request it holds, behind.
       stream.once('close', () => {
         answered = true;
@@ -165,6 +183,14 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
     }
   }
 
+  // Credentials before the request: a caller refused here has nothing of its body kept. As on the HTTP port, the
+  // client may finish sending it (within a budget and a second), then is answered; a body past that is cut short.
+  const admission = route.call.admit(() => callerOf(stream, headers));
+  if (!admission.admitted) return refuseUnread(stream, admission.refuse, answer);
+  endEarly = (reply) => {
+    if (!answered) admission.end(answer, reply);
+  };
+
   // The request: one gRPC frame (a flag byte, a 4-byte length, the message), then the end of the stream.
   let first: Buffer | undefined;
   let more: Buffer[] | undefined;
@@ -172,7 +198,7 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
   const tooLarge = (size: number): void => {
     stream.off('data', onData);
     stream.resume();
-    answer({ code: status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${size} vs ${limits.maxReceiveBytes})` });
+    endEarly({ code: status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${size} vs ${limits.maxReceiveBytes})` });
   };
   const onData = (chunk: Buffer): void => {
     // Refused once more than the limit has arrived, not from the frame header alone as grpc-js does: a stream
@@ -185,18 +211,38 @@ function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
   };
   stream.on('data', onData);
   stream.once('end', () => {
-    if (answered) return;
+    // A client that went away with its request half sent (the stream reset, the connection lost) is not answered.
+    if (answered || stream.aborted) return;
     const bytes = more === undefined ? first : Buffer.concat(more, received);
     const message = requestMessage(bytes, headers[':path'] as string, limits.maxReceiveBytes);
-    if (!('bytes' in message)) return answer(message);
+    if (!('bytes' in message)) return endEarly(message);
     let request: unknown;
     try {
       request = route.decode(message.bytes);
     } catch {
-      return answer({ code: status.INTERNAL, details: 'Error deserializing request' });
+      return endEarly({ code: status.INTERNAL, details: 'Error deserializing request' });
     }
-    route.call(() => callerOf(stream, headers), request, answer, deadlineAt);
+    // From here the call answers and counts itself (a deadline that passes meanwhile only answers).
+    endEarly = answer;
+    admission.run(request, answer, deadlineAt);
   });
+}
+
+/**
+ * Answers a call refused from its headers, its body unread and not kept: as on
+ * the HTTP port, the client may finish sending it (within a budget and a
+ * second), then gets the status; a body past that is cut short once the
+ * status is out (drain-body.ts).
+ */
+function refuseUnread(
+  stream: http2.ServerHttp2Stream,
+  refuse: (answer: (error: Partial<StatusObject>) => void) => void,
+  answer: (error: Partial<StatusObject>) => void = (error) => {
+    if (!stream.destroyed && !stream.closed) sendStatus(stream, error);
+  },
+): void {
+  stream.once('error', ignoreError);
+  void drainUnreadBody(stream, DRAIN_REFUSED_BYTES, noClientCheck).then(() => refuse(answer));
 }
 
 /** Sends the response message and OK trailers, or the status grpc-js sends for a response it cannot send. */

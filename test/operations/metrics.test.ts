@@ -3,6 +3,7 @@
  * calls over gRPC and over the HTTP port, then /metrics scraped and read
  * line by line; /healthz and /readyz, including while a long recovery runs.
  */
+import http2 from 'node:http2';
 import { KvClient } from '@kv/client';
 import { METRICS_LINE, spawnServer, startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
@@ -69,6 +70,64 @@ test('/metrics counts calls by method and code on both ports, open streams, and 
     watch.close();
     await nextEvent;
     kv.close();
+  }
+});
+
+test('a call this server ends before its handler (a request too large, a deadline passed before it came) counts; a client gone mid-request does not', async () => {
+  const server = await startServer({ args: ['--metrics-listen', '127.0.0.1:0'] });
+  servers.push(server);
+  const session = http2.connect(`http://${server.address}`);
+  session.on('error', () => undefined);
+  const statusOf = (path: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}, end = true): Promise<string | undefined> =>
+    new Promise((resolve) => {
+      const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+      let code: string | undefined;
+      stream.on('response', (h) => (code ??= h['grpc-status'] as string | undefined));
+      stream.on('trailers', (t) => (code = t['grpc-status'] as string | undefined));
+      stream.on('error', () => resolve(code));
+      stream.on('close', () => resolve(code));
+      // Answered before the request ended (a deadline): the request is cancelled, so the stream closes.
+      stream.on('end', () => {
+        if (!stream.writableEnded) stream.close();
+      });
+      stream.resume();
+      stream.write(body);
+      if (end) stream.end();
+    });
+  const header = (declared: number): Buffer =>
+    Buffer.from([0, declared >>> 24, (declared >>> 16) & 0xff, (declared >>> 8) & 0xff, declared & 0xff]);
+  try {
+    // 17 MiB, over the 16 MiB request limit: RESOURCE_EXHAUSTED (8).
+    const big = 17 * 1024 * 1024;
+    expect(await statusOf('/kv.v1.KeyValueService/Set', Buffer.concat([header(big), Buffer.alloc(big, 0x20)]))).toBe('8');
+    // A request that never comes within its deadline: DEADLINE_EXCEEDED (4).
+    expect(await statusOf('/kv.v1.KeyValueService/Get', header(100), { 'grpc-timeout': '200m' }, false)).toBe('4');
+    // A client that leaves with half its request sent gets no answer, and its call is not counted (grpc-js does not count such calls either).
+    const gone = http2.connect(`http://${server.address}`);
+    gone.on('error', () => undefined);
+    const half = gone.request({
+      ':method': 'POST',
+      ':path': '/kv.v1.KeyValueService/Set',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    half.on('error', () => undefined);
+    half.write(Buffer.concat([header(1000), Buffer.alloc(10, 0x0a)]));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    gone.destroy();
+
+    const text = await pollUntil('the calls to be counted', async () => {
+      const body = await (await fetch(`http://${server.metricsAddress}/metrics`)).text();
+      return sample(body, 'kv_grpc_server_handled_total{method="Get",code="DEADLINE_EXCEEDED"}') === 1 ? body : undefined;
+    });
+    expect(sample(text, 'kv_grpc_server_handled_total{method="Set",code="RESOURCE_EXHAUSTED"}')).toBe(1);
+    expect(sample(text, 'kv_grpc_server_handled_total{method="Set",code="INVALID_ARGUMENT"}')).toBeUndefined();
+    expect(sample(text, 'kv_grpc_server_handled_total{method="Set",code="UNIMPLEMENTED"}')).toBeUndefined();
+    expect(sample(text, 'kv_grpc_server_handling_seconds_count{method="Set"}')).toBe(1);
+    expect(sample(text, 'kv_grpc_server_in_flight_calls{method="Set"}')).toBe(0);
+    expect(sample(text, 'kv_grpc_server_in_flight_calls{method="Get"}')).toBe(0);
+  } finally {
+    session.close();
   }
 });
 

@@ -109,7 +109,7 @@ describe('a request past the size limit', () => {
     const json = (await response.json()) as { code: string; message: string };
     expect([response.status, json.code]).toEqual([429, 'resource_exhausted']);
     expect(json.message).toBe(
-      `the request is ${Buffer.byteLength(large)} bytes, larger than this server's limit of 16846848 bytes for a request (16 × --max-value-bytes, at least 16 MiB)`,
+      `the request is ${Buffer.byteLength(large)} bytes, larger than this server's limit of 16846848 bytes for a request (16 × --max-value-bytes + --max-key-bytes + 64 KiB, at least 16 MiB)`,
     );
     expectPlain(json.message);
   });
@@ -139,7 +139,7 @@ describe('a request past the size limit', () => {
     const error = streamError(Buffer.from(await stream.arrayBuffer()));
     expect(error).toEqual({
       code: 'resource_exhausted',
-      message: `the request is ${32 * 1024 * 1024} bytes, larger than this server's limit of 16846848 bytes for a request (16 × --max-value-bytes, at least 16 MiB)`,
+      message: `the request is ${32 * 1024 * 1024} bytes, larger than this server's limit of 16846848 bytes for a request (16 × --max-value-bytes + --max-key-bytes + 64 KiB, at least 16 MiB)`,
     });
   });
 });

@@ -9,10 +9,11 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import zlib from 'node:zlib';
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
-import { GetRequest, GetResponse, SetRequest } from '../../src/gen/kv/v1/kv';
+import { GetRequest, GetResponse, SetRequest, WatchRequest } from '../../src/gen/kv/v1/kv';
 import { serveUnaryOverHttp2 } from '../../src/server/unary-over-http2';
+import { writeAuthFile } from '../support/auth-fixture';
 import { startServer, type RunningServer } from '../support/server-process';
-import { pollUntil } from '../support/temp-dirs';
+import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
 const GET = '/kv.v1.KeyValueService/Get';
 const SET = '/kv.v1.KeyValueService/Set';
@@ -192,10 +193,17 @@ test('a call whose connection is reset before its request is complete leaves no 
   const grpcServer = new Server();
   const credentials = ServerCredentials.createInsecure();
   const injector = grpcServer.createConnectionInjector(credentials);
+  const answerAtOnce = (_: unknown, __: unknown, answer: (e: null, r: unknown) => void): void => answer(null, {});
   const route = {
     decode: (bytes: Buffer) => bytes,
     encode: () => Buffer.alloc(0),
-    call: (_: unknown, __: unknown, answer: (e: null, r: unknown) => void) => answer(null, {}),
+    call: Object.assign(answerAtOnce, {
+      admit: () => ({
+        admitted: true as const,
+        run: (request: unknown, answer: (e: null, r: unknown) => void) => answerAtOnce(request, request, answer),
+        end: (answer: (error: object) => void, reply: object) => answer(reply),
+      }),
+    }),
   };
   serveUnaryOverHttp2(grpcServer, credentials, new Map([['/t.T/M', route]]), { maxReceiveBytes: 1 << 20, maxSendBytes: 1 << 20 });
   const tcp = net.createServer((socket) => injector.injectConnection(socket));
@@ -233,4 +241,73 @@ test('a grpc-js server without the HTTP/2 server this path expects is refused, n
   expect(() => serveUnaryOverHttp2(bare, ServerCredentials.createInsecure(), new Map(), { maxReceiveBytes: 1, maxSendBytes: 1 })).toThrow(
     /grpc-js is not the version kv was built with/,
   );
+});
+
+describe('with an auth file', () => {
+  let secured: RunningServer;
+  let securedSession: http2.ClientHttp2Session;
+  let token: string;
+
+  beforeAll(async () => {
+    const auth = writeAuthFile(makeTempDir('kv-unary-auth-'), {
+      roles: { writer: [{ prefix: '', permission: 'write' }] },
+      tokens: { app: 'writer' },
+    });
+    token = auth.tokens.app;
+    secured = await startServer({ args: ['--auth-file', auth.file] });
+    securedSession = http2.connect(`http://${secured.address}`);
+  });
+
+  afterAll(async () => {
+    securedSession.close();
+    expect(await secured.stop()).toBe(0);
+  });
+
+  test('a call without credentials is refused from its headers: its body is not waited for, nor kept', async () => {
+    // A Set whose body promises 15 MiB and never ends: with no token it is answered within a second or so
+    // (as on the HTTP port: its client may finish sending first), not held until the body ends.
+    const startedAt = Date.now();
+    const refused = await call(securedSession, SET, Buffer.from([0, 0x00, 0xf0, 0x00, 0x00, 1, 2, 3]), {}, false);
+    expect(refused.status).toBe(status.UNAUTHENTICATED);
+    expect(Date.now() - startedAt).toBeLessThan(5000);
+    // A whole request with no token: answered as before, from the request gate.
+    const whole = await call(securedSession, SET, frame(SetRequest.encode(SetRequest.fromPartial({ key: 'k', value: { v: 1 } })).finish()));
+    expect(whole.status).toBe(status.UNAUTHENTICATED);
+    // With the token the same call goes through, on the same connection.
+    const written = await call(
+      securedSession,
+      SET,
+      frame(SetRequest.encode(SetRequest.fromPartial({ key: 'k', value: { v: 2 } })).finish()),
+      { authorization: `Bearer ${token}` },
+    );
+    expect(written.status).toBe(status.OK);
+  });
+
+  test('so are the calls grpc-js reads (a Watch, a compressed Set): refused from their headers, not after their requests', async () => {
+    for (const [path, headers] of [
+      ['/kv.v1.KeyValueService/Watch', {}],
+      ['/kv.v1.KeyValueService/Backup', {}],
+      [SET, { 'grpc-encoding': 'gzip' }],
+    ] as const) {
+      const startedAt = Date.now();
+      const refused = await call(securedSession, path, Buffer.from([0, 0x00, 0xf0, 0x00, 0x00, 1, 2, 3]), headers, false);
+      expect({ path, status: refused.status }).toEqual({ path, status: status.UNAUTHENTICATED });
+      expect(Date.now() - startedAt).toBeLessThan(5000);
+    }
+    // With the token, a Watch reaches grpc-js and its handler as before.
+    const watch = securedSession.request({
+      ':method': 'POST',
+      ':path': '/kv.v1.KeyValueService/Watch',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      authorization: `Bearer ${token}`,
+    });
+    const first = new Promise<Buffer>((resolve, reject) => {
+      watch.once('data', resolve);
+      watch.once('error', reject);
+    });
+    watch.end(frame(WatchRequest.encode(WatchRequest.fromPartial({ prefix: '' })).finish()));
+    expect((await first).length).toBeGreaterThan(5);
+    watch.close();
+  });
 });

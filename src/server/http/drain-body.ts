@@ -33,12 +33,13 @@ let draining = 0;
 export type CheckClient = (session: http2.Http2Session) => void;
 
 export async function drainUnreadBody(
-  request: http.IncomingMessage | http2.Http2ServerRequest,
+  request: http.IncomingMessage | http2.Http2ServerRequest | http2.ServerHttp2Stream,
   maxBytes: number,
   checkClient: CheckClient,
 ): Promise<void> {
-  if (!('stream' in request) || request.readableEnded || request.destroyed || request.stream.endAfterHeaders) return;
-  const { stream } = request;
+  // The HTTP/2 stream: the request's (HTTP port), or the request is the stream itself (the gRPC port's unary calls).
+  const stream = 'stream' in request ? request.stream : 'respond' in request ? request : undefined;
+  if (stream === undefined || request.readableEnded || request.destroyed || stream.endAfterHeaders) return;
   const whole =
     draining < MAX_DRAINING &&
     (await new Promise<boolean>((resolve) => {

@@ -99,7 +99,7 @@ function kvFailureFor(reason: ConnectError): Error | undefined {
     const what = decompressed === undefined ? 'the request' : 'the request, decompressed,';
     const sized = size === undefined ? `${what} is` : `${what} is ${size} bytes,`;
     return new ConnectError(
-      `${sized} larger than this server's limit of ${limit} bytes for a request (16 × --max-value-bytes, at least 16 MiB)`,
+      `${sized} larger than this server's limit of ${limit} bytes for a request (16 × --max-value-bytes + --max-key-bytes + 64 KiB, at least 16 MiB)`,
       Code.ResourceExhausted,
     );
   }
