@@ -537,7 +537,12 @@ function listenForSupervisorStop(): StopListener {
     if (stop?.kind !== 'stop') return;
     onStop(stop.signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM', typeof stop.reason === 'string' ? stop.reason : undefined);
   });
-  // The supervisor is gone: stop as it would have asked.
+  // The supervisor is gone: stop as it would have asked. (Node's cluster module ends a child at once, exit 0 with
+  // nothing logged and its store not closed, when the supervisor goes without asking; marked as asked, it does not.)
+  const worker = cluster.worker;
+  worker?.once('disconnect', () => {
+    if (!worker.exitedAfterDisconnect) worker.exitedAfterDisconnect = true;
+  });
   process.on('disconnect', () => onStop('SIGTERM', 'the supervisor is gone'));
   process.on('SIGTERM', () => undefined);
   process.on('SIGINT', () => undefined);
