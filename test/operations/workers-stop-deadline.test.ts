@@ -32,6 +32,14 @@ test('with the store owner stopped (SIGSTOP) and a write waiting on it, SIGTERM 
     // The grace, its 5 s, the owner's 2 s to close, and 2.5 s of slack for a loaded machine: not twice the grace and 5 s.
     expect(tookMs).toBeLessThan(graceMs + 5000 + 2000 + 2500);
     expect(server.output()).toContain('kv-server: the store owner did not close the store within the grace period');
+    // The workers stop by themselves, as a single server does: they wait for the owner's answers a moment past their
+    // grace, not until the supervisor kills them. Only the owner (stopped) is killed.
+    const killed = server
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('did not stop within the grace period'))
+      .map((line) => (JSON.parse(line) as { child: string }).child);
+    expect(killed).toEqual(['owner']);
     await pollUntil('every child to be gone', () => (children.every((c) => !isAlive(c.pid)) ? true : undefined), 5000);
   } finally {
     kv.close();

@@ -91,6 +91,8 @@ interface Pending {
 /** Calls that change nothing the owner logs: lost with the owner, they changed nothing. */
 const READ_CALLS: ReadonlySet<ValidCall['method']> = new Set(['keepAliveLease', 'leaseInfo', 'listLeases']);
 const OUTCOME_UNKNOWN = '; the write may or may not have been applied: read the key before writing it again';
+/** How long a closing worker waits for the owner to answer the calls still open (see _close). */
+const CLOSE_WAIT_MS = 2000;
 const NOT_SENT = '; the write was not sent, nothing was applied: try again';
 
 interface Deferred<T> extends Pending {
@@ -321,8 +323,16 @@ export class WorkerStore extends AbstractKeyValueStore {
       probe.reject(new StoreClosedError('the store is closing'));
     }
     if (this.calls.size > 0) {
+      // The calls left are ones the gRPC server has already ended (its grace is over): the owner's answers are awaited
+      // a moment, not for good (an owner that stopped answering would hold this worker until the supervisor kills it).
       this.drained = deferred<void>();
+      const giveUp = setTimeout(() => this.drained?.resolve(undefined), CLOSE_WAIT_MS);
       await this.drained.promise;
+      clearTimeout(giveUp);
+      const why = `the store owner did not answer within ${CLOSE_WAIT_MS} ms of this worker's stop`;
+      const unknown = new BackendUnavailableError(why + OUTCOME_UNKNOWN);
+      for (const pending of this.calls.values()) pending.reject(pending.write === true ? unknown : new StoreClosedError(why));
+      this.calls.clear();
     }
     this.feed?.close();
     this.closingSocket = true;
