@@ -136,7 +136,7 @@ export function createServer({
             injected,
             service.unaryRoutes,
             { maxReceiveBytes: maxMessageBytes, maxSendBytes: MAX_SEND_BYTES },
-            service.gates,
+            service.streamGates,
           );
           trackConnections(server, connectionsOpen);
           const http2Server = newestHttp2Server(server);

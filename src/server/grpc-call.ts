@@ -201,30 +201,30 @@ export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps):
 }
 
 /**
- * The credentials step of a call that grpc-js will handle (a stream, or a
- * unary call it decodes: a compressed one), taken from the call's headers
- * before grpc-js reads its requests (unary-over-http2.ts): undefined if the
- * caller may go on (the handler checks its credentials again), or how to
- * answer its refusal, counted as the method's calls are.
+ * The credentials step of a streaming call, taken from its headers before
+ * grpc-js reads its requests (unary-over-http2.ts; a unary call has
+ * UnaryCall.admit): undefined if the caller may go on (the handler checks
+ * its credentials again), or how to answer its refusal, counted as the
+ * method's streams are.
  */
-export type CallGate = (caller: () => Caller) => { refuse: (answer: (error: Partial<StatusObject>) => void) => void } | undefined;
+export type StreamGate = (
+  caller: () => Caller,
+) => { admitted: false; refuse: (answer: (error: Partial<StatusObject>) => void) => void } | undefined;
 
-export function callGate(deps: GrpcDeps, kind: 'unary' | 'stream'): CallGate {
+export function streamGate(deps: GrpcDeps): StreamGate {
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
   return (caller) => {
-    if (deps.authenticate === undefined) return undefined;
     try {
-      deps.authenticate(caller());
+      accessOf(deps, caller);
       return undefined;
     } catch (error) {
       return {
+        admitted: false,
         refuse: (answer) => {
-          const startedAt = kind === 'unary' ? observer.started() : 0;
-          if (kind === 'stream') observer.streamOpened();
+          observer.streamOpened();
           const reply = toGrpcStatus(error, deps.logger);
           answer(reply);
-          if (kind === 'unary') observer.answered(startedAt, reply.code ?? status.UNKNOWN);
-          else observer.streamClosed(reply.code ?? status.UNKNOWN);
+          observer.streamClosed(reply.code ?? status.UNKNOWN);
         },
       };
     }

@@ -33,16 +33,16 @@ import {
 import type { CallObserver } from './call-observer';
 import { strictDecoder } from './decode-request';
 import {
-  type CallGate,
   type DuplexHandler,
   type GrpcDeps,
   type Handler,
   type StreamHandler,
+  type StreamGate,
   type StreamLifetime,
   type UnaryCall,
-  callGate,
   duplexStream,
   serverStream,
+  streamGate,
   unary,
   unaryCall,
 } from './grpc-call';
@@ -148,28 +148,30 @@ export interface KeyValueService {
   implementation: UntypedServiceImplementation;
   /** The unary methods by path ("/kv.v1.KeyValueService/Get"), each sharing its call (and so its metrics) with the grpc-js handler. */
   unaryRoutes: Map<string, UnaryRoute>;
-  /** Every method's credentials step by path, for the calls grpc-js reads (streams, compressed requests). */
-  gates: Map<string, CallGate>;
+  /** The streaming methods' credentials steps by path (grpc-js reads their requests; unary calls have UnaryCall.admit). */
+  streamGates: Map<string, StreamGate>;
 }
 
 /** The service's handlers; `calls` (metrics) gets an observer per method, by its name in the proto ("Get"). */
 export function createKeyValueService(deps: GrpcDeps, calls?: CallObserver): KeyValueService {
   const implementation: UntypedServiceImplementation = {};
   const unaryRoutes = new Map<string, UnaryRoute>();
-  const gates = new Map<string, CallGate>();
+  const streamGates = new Map<string, StreamGate>();
   for (const [method, spec] of Object.entries(KeyValueServiceService)) {
     const observer = calls?.method(spec.path.slice(spec.path.lastIndexOf('/') + 1));
     // The row's decoder makes the request its handler takes (each row of ROWS pairs them by hand).
     const row = ROWS[method as Method];
     const methodDeps = { ...deps, observer };
-    gates.set(spec.path, callGate(methodDeps, 'unary' in row ? 'unary' : 'stream'));
     if ('unary' in row) {
       const call = unaryCall(row.unary as Handler<unknown, unknown>, methodDeps);
       implementation[method] = unary(call);
       unaryRoutes.set(spec.path, { decode: row.decode, call, encode: row.encode as (response: unknown) => Buffer });
-    } else if ('serverStream' in row)
-      implementation[method] = serverStream(row.serverStream as StreamHandler<unknown, unknown>, methodDeps, row.lifetime);
-    else implementation[method] = duplexStream(row.duplex as DuplexHandler<unknown, unknown>, methodDeps);
+    } else {
+      streamGates.set(spec.path, streamGate(methodDeps));
+      if ('serverStream' in row)
+        implementation[method] = serverStream(row.serverStream as StreamHandler<unknown, unknown>, methodDeps, row.lifetime);
+      else implementation[method] = duplexStream(row.duplex as DuplexHandler<unknown, unknown>, methodDeps);
+    }
   }
-  return { implementation, unaryRoutes, gates };
+  return { implementation, unaryRoutes, streamGates };
 }

@@ -26,7 +26,7 @@ import http2 from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import { Metadata, type Server, type ServerCredentials, type StatusObject, status } from '@grpc/grpc-js';
 import { MAX_TIMER_MS } from '../max-timer';
-import type { CallGate, Caller } from './grpc-call';
+import type { Caller, StreamGate } from './grpc-call';
 import { DRAIN_REFUSED_BYTES, drainUnreadBody } from './http/drain-body';
 import type { UnaryRoute } from './key-value-service';
 
@@ -48,16 +48,16 @@ type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingH
 /**
  * Routes the plain unary calls of `routes` on the HTTP/2 server that
  * `server.createConnectionInjector(credentials)` made last (call it right
- * after); the other calls of a method in `gates` go on to grpc-js only once
- * their caller is past its credentials step. Throws if grpc-js is not as
- * this module expects.
+ * after); the other calls of a method in `routes` or `streamGates` go on to
+ * grpc-js only once their caller is past its credentials step. Throws if
+ * grpc-js is not as this module expects.
  */
 export function serveUnaryOverHttp2(
   server: Server,
   credentials: ServerCredentials,
   routes: ReadonlyMap<string, UnaryRoute>,
   limits: UnaryLimits,
-  gates: ReadonlyMap<string, CallGate> = new Map(),
+  streamGates: ReadonlyMap<string, StreamGate> = new Map(),
 ): void {
   const internals = server as unknown as GrpcServerInternals;
   const http2Servers = internals.http2Servers;
@@ -79,9 +79,10 @@ export function serveUnaryOverHttp2(
     if (unary === undefined || !isPlainCall(headers)) {
       // grpc-js reads a call's requests (up to the message limit each) before its handler checks the credentials:
       // a caller without them is refused here, from its headers, as the plain unary calls are.
-      const refusal = gates.get(path)?.(() => callerOf(stream, headers));
-      if (refusal === undefined) return grpcJs.call(this, stream, headers, flags, rawHeaders);
-      return refuseUnread(stream, refusal.refuse);
+      const caller = (): Caller => callerOf(stream, headers);
+      const admission = unary !== undefined ? unary.call.admit(caller) : streamGates.get(path)?.(caller);
+      if (admission === undefined || admission.admitted) return grpcJs.call(this, stream, headers, flags, rawHeaders);
+      return refuseUnread(stream, admission.refuse);
     }
     // Counted as grpc-js counts its own calls, so a busy connection is never closed as idle.
     onStreamOpened.call(server, stream);
