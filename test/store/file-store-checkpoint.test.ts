@@ -8,6 +8,7 @@ import path from 'node:path';
 import { KvClient } from '@kv/client';
 import { restoreDataDir } from '../../src/restore/restore-data-dir';
 import { CorruptDataError } from '../../src/store/errors';
+import { HistoryWindow } from '../../src/store/feed/history-window';
 import { type FileStore, openFileStore } from '../../src/store/file';
 import { END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
 import { readCheckpoint } from '../../src/store/file/read-checkpoint';
@@ -149,9 +150,16 @@ describe('file engine: checkpoints', () => {
         keys.push([loaded.table.key(i), JSON.parse(e.valueJson), e.createRevision, e.modRevision, e.version]);
       }
       expect(keys).toEqual(expected);
-      expect(loaded.history.count).toBeGreaterThan(1000);
-      for (let i = 0; i < loaded.history.count; i++) expect(loaded.history.changeAt(i).revision).toBe(loaded.history.revisionAt(i));
-      const last = loaded.history.changeAt(loaded.history.count - 1);
+      const history = new HistoryWindow(
+        { maxChanges: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER },
+        loaded.historyFrom,
+        loaded.history,
+      );
+      expect(history.size).toBeGreaterThan(1000);
+      // Packed chunks are HISTORY_COLUMNS blocks; the newest changes, not yet packed, HISTORY blocks.
+      expect(new Set(loaded.history.map((segment) => segment.constructor.name))).toEqual(new Set(['PackedColumns', 'PackedHistory']));
+      for (let i = 0; i < history.size; i++) expect(history.at(i).revision).toBe(history.revisionAt(i));
+      const last = history.at(history.size - 1);
       expect(last.type === 'set' && [last.key, JSON.parse(last.entry.valueJson)]).toEqual(
         expected.filter(([, , , mod]) => mod === revision).map(([key, value]) => [key, value])[0],
       );

@@ -236,7 +236,7 @@ describe('file engine: power loss inside a batch', () => {
     fs.writeFileSync(file, bytes);
     const err = await openFileStore({ dataDir }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'CORRUPT', file, offset: 0 });
-    expect((err as Error).message).toContain('unsupported format version 2 (this build reads versions 3, 4, 5 and 6)');
+    expect((err as Error).message).toContain('unsupported format version 2 (this build reads versions 3, 4, 5, 6 and 7)');
     expect(fs.readFileSync(file)).toEqual(bytes);
   });
 

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import type { KeyChange, StoredEntry } from '../../src/store/change';
 import { HistoryWindow, PACK_CHUNK } from '../../src/store/feed/history-window';
 import { changeSize, decodeChangeAt, encodeChange } from '../../src/store/file/checkpoint-codec';
-import { packHistory } from '../../src/store/file/packed-history';
+import { NUMBERS, PackedColumns, decodeColumns, encodedRangeBytes } from '../../src/store/file/packed-columns';
+import { PackedHistory, packHistory } from '../../src/store/file/packed-history';
 
 // Keys and values with multi-byte UTF-8 (and a lone surrogate's replacement) as well as ASCII.
 const text = fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constantFrom('é', 'ключ', '🔑/x', 'a\u0000b'));
@@ -51,20 +52,60 @@ function encoded(change: KeyChange): Buffer {
 }
 
 describe('packed history', () => {
-  test('packHistory writes each change byte for byte as encodeChange does, and decodes back to it', () => {
+  test('packHistory packs a chunk that decodes back to each change: sets and deletes as columns, a chunk with a Clear byte for byte as encodeChange writes it', () => {
     fc.assert(
       fc.property(changes(1, 40), fc.boolean(), (list, withoutClears) => {
         const chunk = withoutClears ? list.filter((c) => c.type !== 'clear') : list;
         if (chunk.length === 0) return;
         const packed = packHistory(chunk);
         expect(packed.count).toBe(chunk.length);
+        expect(packed).toBeInstanceOf(chunk.some((c) => c.type === 'clear') ? PackedHistory : PackedColumns);
         for (let i = 0; i < chunk.length; i++) {
-          const { buf, start, end } = packed.run(i, 0, 1);
-          expect(buf.subarray(start, end)).toEqual(encoded(chunk[i]));
+          if (packed instanceof PackedHistory) {
+            const { buf, start, end } = packed.run(i, 0, 1);
+            expect(buf.subarray(start, end)).toEqual(encoded(chunk[i]));
+          }
           expect(packed.revisionAt(i)).toBe(chunk[i].revision);
           expect(packed.changeAt(i)).toEqual(decodeChangeAt(encoded(chunk[i]), 0));
         }
       }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("a range of packed columns, as a checkpoint's HISTORY_COLUMNS block, reads back the same changes; a damaged one is refused", () => {
+    fc.assert(
+      fc.property(
+        changes(1, 40).map((list) => list.filter((c) => c.type !== 'clear')),
+        fc.nat(),
+        fc.nat(),
+        (chunk, a, b) => {
+          if (chunk.length === 0) return;
+          const packed = packHistory(chunk) as PackedColumns;
+          const from = a % chunk.length;
+          const to = from + 1 + (b % (chunk.length - from));
+          const body = Buffer.alloc(encodedRangeBytes(packed, from, to) + 3);
+          // At an odd offset, as a block lies in the slab a checkpoint is read into.
+          expect(packed.encodeRange(from, to, body, 3)).toBe(body.length);
+          const revisions = { after: 1, atMost: chunk[chunk.length - 1].revision };
+          const read = decodeColumns(body, 3, body.length, to - from, revisions);
+          if (typeof read === 'string') throw new Error(read);
+          for (let i = from; i < to; i++) {
+            expect(read.changeAt(i - from)).toEqual(packed.changeAt(i));
+            expect(read.bytesAt(i - from)).toBe(packed.bytesAt(i));
+          }
+          expect(decodeColumns(body, 3, body.length - 1, to - from, revisions)).toBe('HISTORY_COLUMNS block of the wrong size');
+          expect(decodeColumns(body, 3, body.length, to - from, { after: 1, atMost: chunk[from].revision - 1 })).toBe(
+            'history change newer than the checkpoint',
+          );
+          const kind = Buffer.from(body);
+          kind.writeUInt32LE(7, 3 + 4 + (to - from) * 8 * NUMBERS + 4);
+          expect(decodeColumns(kind, 3, body.length, to - from, revisions)).toBe('history change of kind 7');
+          const shifted = Buffer.from(body);
+          shifted.writeUInt32LE(1, 3 + 4 + (to - from) * 8 * NUMBERS);
+          expect(decodeColumns(shifted, 3, body.length, to - from, revisions)).toBe('HISTORY_COLUMNS text out of place');
+        },
+      ),
       { numRuns: 300 },
     );
   });

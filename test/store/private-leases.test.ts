@@ -10,6 +10,7 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { KvClient, KvError, status } from '@kv/client';
 import { openFileStore } from '../../src/store/file';
+import { FORMAT_VERSION } from '../../src/store/file/record-codec';
 import type { KeyValueStore } from '../../src/store/key-value-store';
 import { startServer } from '../support/server-process';
 import { makeTempDir, tempDataDirs } from '../support/temp-dirs';
@@ -177,7 +178,7 @@ test('private leases survive a compaction as private (the checkpoint records the
   }
 });
 
-test('a data directory of format version 5 opens, and its log is not appended to: new records go to a version 6 log', async () => {
+test('a data directory of format version 5 opens, and its log is not appended to: new records go to a log of the current version', async () => {
   const dataDir = dirs.make();
   let store = await openFileStore({ dataDir });
   const shared = await store.grantLease(60_000);
@@ -186,8 +187,8 @@ test('a data directory of format version 5 opens, and its log is not appended to
   const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
   const logPath = path.join(dataDir, log);
   const bytes = fs.readFileSync(logPath);
-  expect(bytes.readUInt16LE(8)).toBe(6);
-  // Without private leases, a version 6 log is a version 5 log but for the version number (and the header CRC).
+  expect(bytes.readUInt16LE(8)).toBe(FORMAT_VERSION);
+  // Without private leases, a log of version 6 or 7 is a version 5 log but for the version number (and the header CRC).
   bytes.writeUInt16LE(5, 8);
   bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
   fs.writeFileSync(logPath, bytes);
@@ -202,7 +203,7 @@ test('a data directory of format version 5 opens, and its log is not appended to
   expect(fs.readFileSync(logPath).length).toBe(bytes.length);
   const logs = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
   expect(logs.length).toBe(2);
-  expect(fs.readFileSync(path.join(dataDir, logs[1])).readUInt16LE(8)).toBe(6);
+  expect(fs.readFileSync(path.join(dataDir, logs[1])).readUInt16LE(8)).toBe(FORMAT_VERSION);
   store = await openFileStore({ dataDir });
   try {
     const id = (await store.get('new'))!.lease;

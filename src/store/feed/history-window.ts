@@ -69,21 +69,19 @@ export class HistoryWindow {
 
   /**
    * `revision`: the store revision the window starts after (it holds no change
-   * at or before it). With `packed`: it starts with those changes instead,
-   * `revision` being the oldest revision they cover.
+   * at or before it). With `packed`: it starts with those changes instead (in
+   * revision order), `revision` being the oldest revision they cover.
    */
   constructor(
     private readonly limits: HistoryLimits,
     revision: number,
-    packed?: PackedChanges,
+    packed?: readonly PackedChanges[],
   ) {
     this.oldest = revision + 1;
     if (packed !== undefined) {
       this.oldest = revision;
-      if (packed.count > 0) {
-        this.addSegment(packed);
-        this.evict();
-      }
+      for (const segment of packed) if (segment.count > 0) this.addSegment(segment);
+      this.evict();
     }
   }
 

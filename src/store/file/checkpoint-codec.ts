@@ -5,7 +5,7 @@
  * be loaded with a few large reads and no per-key objects: the live keys in
  * code point order, packed into KEYS blocks of about 1 MiB, each block one
  * CRC-framed record; then the recent history of changes (for watchers) in
- * HISTORY blocks; then a fixed-size END record that says how many of each
+ * HISTORY and HISTORY_COLUMNS blocks; then a fixed-size END record that says how many of each
  * the file holds, so a reader can size its tables before it reads a block.
  *
  * Blocks use the record frame of record-codec.ts (CRC-32 of length and body,
@@ -29,9 +29,15 @@
  *   13+P 4 entry count E, then E entries: set, the new entry and then the
  *         previous one if the key existed (E = 1 or 2); delete, the entry
  *         deleted (E = 1); clear, every key removed with its entry
+ * HISTORY_COLUMNS (type 12, since format version 7): 17 4 change count N
+ *   (≥ 1), then sets and deletes as packed-columns.ts lays them out:
+ *   21 4  text bytes T
+ *   25    N × 6 numbers (f64, little-endian), then N × 7 words (u32), then T
+ *         bytes of text. HISTORY and HISTORY_COLUMNS blocks may alternate;
+ *         together they hold the history in revision order.
  * END (type 10, always 45 bytes, last in the file):
  *   17 8  keys in the KEYS blocks (u64)
- *   25 8  changes in the HISTORY blocks (u64)
+ *   25 8  changes in the history blocks (u64)
  *   33 8  history-from revision (u64): the history holds every change from
  *         this revision up to the checkpoint's; one past the checkpoint's
  *         revision if it holds none
@@ -45,6 +51,8 @@ export enum BlockType {
   Keys = 8,
   History = 9,
   End = 10,
+  /** Since format version 7 (packed-columns.ts); 11 is PRIVATE_LEASE_GRANT. */
+  HistoryColumns = 12,
 }
 
 export const ENTRY_HEADER_SIZE = 36;

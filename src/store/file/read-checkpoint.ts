@@ -13,6 +13,8 @@ import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { CorruptDataError } from '../errors';
 import { BLOCK_HEADER_SIZE, BlockType, END_RECORD_SIZE, type CheckpointEnd, checkChange, decodeEnd } from './checkpoint-codec';
+import type { PackedChanges } from '../feed/history-window';
+import { decodeColumns } from './packed-columns';
 import { PackedHistory } from './packed-history';
 import { type KeyTable, KeyTableBuilder } from './key-table';
 import {
@@ -55,10 +57,11 @@ const DEFAULT_LAYOUT: SlabLayout = {
 export interface LoadedCheckpoint {
   table: KeyTable;
   leases: Array<{ id: number; ttlMs: number; private: boolean }>;
-  history: PackedHistory;
+  /** In revision order: HISTORY blocks' changes as PackedHistory, HISTORY_COLUMNS blocks' as PackedColumns. */
+  history: PackedChanges[];
   /** The history holds every change from this revision up to the checkpoint's. */
   historyFrom: number;
-  /** Bytes of the HISTORY blocks. */
+  /** Bytes of the history blocks (HISTORY and HISTORY_COLUMNS). */
   historyBytes: number;
 }
 
@@ -88,7 +91,8 @@ export async function readCheckpoint(
   const keys = new KeyTableBuilder(end.keys, keyReader.slabs);
   // The history is read into slabs of its own from its first block on (set then).
   const historySlabs: Buffer[] = [];
-  const history = new PackedHistory(historySlabs, end.changes);
+  const history: PackedChanges[] = [];
+  let historyCount = 0;
   let reader = keyReader;
   const readBlocks = async (): Promise<LoadedCheckpoint> => {
     const leases: Array<{ id: number; ttlMs: number; private: boolean }> = [];
@@ -106,11 +110,20 @@ export async function readCheckpoint(
       if (size < MIN_RECORD_SIZE || i < 0) throw corrupt(offset, `record of ${size} bytes runs past the END record`);
       let buf = reader.slab;
       const recordType = buf[i + 8];
-      if (!isLeaseGrant(recordType) && recordType !== BlockType.Keys && recordType !== BlockType.History) {
+      if (
+        !isLeaseGrant(recordType) &&
+        recordType !== BlockType.Keys &&
+        recordType !== BlockType.History &&
+        recordType !== BlockType.HistoryColumns
+      ) {
         throw corrupt(offset, `record type ${recordType} in a checkpoint`);
       }
-      // Private leases (since version 6) are in the leases' section too.
-      const type = isLeaseGrant(recordType) ? RecordType.LeaseGrant : recordType;
+      // Private leases (since version 6) are in the leases' section too, and the two kinds of history block in one section.
+      const type = isLeaseGrant(recordType)
+        ? RecordType.LeaseGrant
+        : recordType === BlockType.HistoryColumns
+          ? BlockType.History
+          : recordType;
       if (type < section)
         throw corrupt(offset, `record type ${type} after the checkpoint's ${section === BlockType.Keys ? 'keys' : 'history'}`);
       section = type;
@@ -130,10 +143,25 @@ export async function readCheckpoint(
         if (readU64(buf, i + 9) !== revision) throw corrupt(offset, 'block revision is not the checkpoint revision');
         const count = buf.readUInt32LE(i + 17);
         if (count === 0) throw corrupt(offset, 'empty block');
+        if (historyCount + (type === BlockType.History ? count : 0) > end.changes)
+          throw corrupt(offset, 'more history than the END record says');
         const keysBlock = type === BlockType.Keys;
         const start = i;
         const blockEnd = start + size;
         let p = start + BLOCK_HEADER_SIZE;
+        if (recordType === BlockType.HistoryColumns) {
+          const columns = decodeColumns(buf, p, blockEnd, count, { after: lastRevision, atMost: revision });
+          if (typeof columns === 'string') throw corrupt(offset, columns);
+          lastRevision = columns.revisionAt(count - 1);
+          history.push(columns);
+          historyCount += count;
+          historyBytes += size;
+          offset += size;
+          await progress(size);
+          continue;
+        }
+        // Each HISTORY block's changes are a PackedHistory of their own (a HISTORY_COLUMNS block may come between two).
+        const changes = keysBlock ? undefined : new PackedHistory(historySlabs, count);
         for (let n = 0; n < count; n++) {
           if (keysBlock) {
             const entry = keys.add(reader.slabIndex, p, blockEnd, revision);
@@ -144,19 +172,21 @@ export async function readCheckpoint(
             if (typeof change === 'string') throw corrupt(offset + (p - start), change);
             if (change.revision < lastRevision) throw corrupt(offset + (p - start), 'history out of revision order');
             lastRevision = change.revision;
-            if (!history.add(reader.slabIndex, p, change.size, change.revision)) {
-              throw corrupt(offset + (p - start), 'more history than the END record says');
-            }
+            (changes as PackedHistory).add(reader.slabIndex, p, change.size, change.revision);
             p += change.size;
           }
         }
         if (p !== blockEnd) throw corrupt(offset + (p - start), 'block holds bytes past its last entry');
-        if (type === BlockType.History) historyBytes += size;
+        if (changes !== undefined) {
+          history.push(changes);
+          historyCount += count;
+          historyBytes += size;
+        }
       }
       offset += size;
       await progress(size);
     }
-    if (keys.size !== end.keys || history.count !== end.changes || leases.length !== end.leases) {
+    if (keys.size !== end.keys || historyCount !== end.changes || leases.length !== end.leases) {
       throw corrupt(endAt, 'the END record does not match the blocks before it');
     }
     return { table: keys.finish(), leases, history, historyFrom: end.historyFrom, historyBytes };

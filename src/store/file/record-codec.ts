@@ -60,15 +60,16 @@ import type { Change, StoredEntry } from '../change';
 
 export const FILE_MAGIC = Buffer.from('KVSTORE\0', 'latin1');
 /**
- * 6: private leases (PRIVATE_LEASE_GRANT). 5: snapshots are checkpoints. 4: lease records. 3: a file nonce in the
+ * 7: checkpoints carry packed history as HISTORY_COLUMNS blocks. 6: private
+ * leases (PRIVATE_LEASE_GRANT). 5: snapshots are checkpoints. 4: lease records. 3: a file nonce in the
  * header, repeated in every BATCH record. Version 2 (batches without a
  * nonce) and version 1 (no batches) were never released.
  */
-export const FORMAT_VERSION = 6;
+export const FORMAT_VERSION = 7;
 /** The first version whose snapshots are checkpoints. */
 export const CHECKPOINT_VERSION = 5;
 /** The versions this build reads. */
-const READABLE_VERSIONS: readonly number[] = [3, 4, 5, 6];
+const READABLE_VERSIONS: readonly number[] = [3, 4, 5, 6, 7];
 export const FILE_HEADER_SIZE = 32;
 /** Bytes of the random file nonce (file header offset 20, BATCH record offset 29). */
 export const NONCE_SIZE = 8;

@@ -294,7 +294,7 @@ interface Replay {
 }
 
 /** A history window (HistoryWindow's constructor), packing as the options say. */
-function newWindow(options: RecoverOptions, revision: number, packed?: PackedChanges): HistoryWindow {
+function newWindow(options: RecoverOptions, revision: number, packed?: readonly PackedChanges[]): HistoryWindow {
   const window = new HistoryWindow(options.history, revision, packed);
   if (options.pack !== undefined) window.packWith(options.pack);
   return window;

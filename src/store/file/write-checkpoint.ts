@@ -35,6 +35,7 @@ import {
   writeEntry,
 } from './checkpoint-codec';
 import { KeyTable, KeyTableBuilder } from './key-table';
+import { PackedColumns, encodedRangeBytes } from './packed-columns';
 import { PackedHistory } from './packed-history';
 import { FILE_HEADER_SIZE, FileKind, LEASE_GRANT_RECORD_SIZE, encodeFileHeader, newFileNonce, writeLeaseGrantRecord } from './record-codec';
 import type { IndexSnapshot, Layer } from './store-index';
@@ -133,7 +134,7 @@ export async function writeSnapshotFile(
   return written.bytes;
 }
 
-/** The one writer of the format: header, leases, KEYS blocks, HISTORY blocks, END; then fdatasync. */
+/** The one writer of the format: header, leases, KEYS blocks, history blocks, END; then fdatasync. */
 async function writeFile(
   filePath: string,
   revision: number,
@@ -169,7 +170,9 @@ async function writeFile(
     for (let i = 0; i < size;) {
       // Packed changes are in this format already: copied as they are, a run at a time, not decoded and encoded again.
       const packed = (history as HistoryView).packedAt(i);
-      if (packed?.packed instanceof PackedHistory) {
+      if (packed?.packed instanceof PackedColumns) {
+        i += await changes.copyColumns(packed.packed, packed.index, size - i);
+      } else if (packed?.packed instanceof PackedHistory) {
         i += await changes.copy(packed.packed, packed.index, size - i);
       } else {
         await changes.add((history as HistoryView).at(i));
@@ -315,7 +318,7 @@ class KeyBlocks {
   }
 }
 
-/** Where a checkpoint's history goes: HISTORY blocks, each written once full. */
+/** Where a checkpoint's history goes: HISTORY blocks, each written once full, and HISTORY_COLUMNS blocks copied from packed columns. */
 class HistoryBlocks {
   /** betweenBlocks, every ENTRIES_PER_PAUSE entries put in a block. */
   private readonly perEntries: EveryNth;
@@ -349,6 +352,25 @@ class HistoryBlocks {
     this.at += run.buf.copy(this.buf, this.at, run.start, run.end);
     this.count += run.count;
     return run.count;
+  }
+
+  /**
+   * Writes packed columns from `index` on (at most `limit`, at least one) as
+   * a HISTORY_COLUMNS block of about BLOCK_TARGET_BYTES, after sealing the
+   * HISTORY block being filled; returns how many.
+   */
+  async copyColumns(packed: PackedColumns, index: number, limit: number): Promise<number> {
+    if (this.count > 0) await this.seal();
+    const last = Math.min(packed.count, index + limit);
+    let to = index + 1;
+    while (to < last && BLOCK_HEADER_SIZE + encodedRangeBytes(packed, index, to + 1) <= BLOCK_TARGET_BYTES) to++;
+    const block = Buffer.allocUnsafe(BLOCK_HEADER_SIZE + encodedRangeBytes(packed, index, to));
+    const end = packed.encodeRange(index, to, block, BLOCK_HEADER_SIZE);
+    sealBlock(block, 0, end, BlockType.HistoryColumns, this.revision, to - index);
+    await this.write(block, 0, end);
+    this.bytes += end;
+    await this.betweenBlocks();
+    return to - index;
   }
 
   /** Makes room for a change of `size` bytes: seals the block if it would not fit, and grows the buffer for one that fits no block. */
