@@ -537,6 +537,23 @@ export function runStoreContract(
         expect(failed).toMatchObject({ succeeded: false, revision: r(3), results: [{ type: 'get', entry: { value: 30 } }] });
       });
 
+      test.each([
+        ['deletes', { type: 'delete' as const, key: 'own/x' }],
+        ['clears', { type: 'clear' as const, prefix: 'own/x' }],
+        ['sets with a new ttl', { type: 'set' as const, key: 'own/x', value: 2, ttlMs: 60_000 }],
+      ])(
+        'a transaction that %s the key of a private lease and then attaches another key to it fails with LEASE_PRIVATE, and writes nothing',
+        async (_, op) => {
+          await store.set('own/x', 1, { ttlMs: 60_000 });
+          const lease = (await store.get('own/x'))!.lease;
+          await expect(
+            store.txn({ compare: [], success: [op, { type: 'set', key: 'own/y', value: 1, lease }], failure: [] }),
+          ).rejects.toMatchObject({ code: 'LEASE_PRIVATE' });
+          expect((await store.get('own/x'))?.lease).toBe(lease);
+          expect(await store.get('own/y')).toBeUndefined();
+        },
+      );
+
       test('an op that fails fails the whole transaction and writes nothing', async () => {
         await expect(
           store.txn({

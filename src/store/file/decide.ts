@@ -51,6 +51,8 @@ export interface LeaseView {
 interface KeyView {
   get(key: string): StoredEntry | undefined;
   lease(id: number): LeaseView | undefined;
+  /** A transaction's view: whether an earlier op of it revoked this private lease (its key was set again, deleted or cleared). */
+  revokedPrivate?(id: number): boolean;
 }
 
 /** The committed state decide reads. */
@@ -292,7 +294,9 @@ function setChanges(view: KeyView, op: Omit<ValidSet, 'expectedRevision'>, r: nu
   let lease = op.lease;
   if (lease !== 0) {
     const named = view.lease(lease);
-    if (named === undefined) throw new LeaseNotFoundError(lease);
+    // Within a transaction, as on the etcd engine: a private lease stays another key's, whatever the ops before did to it.
+    if (named === undefined)
+      throw view.revokedPrivate?.(lease) === true ? new LeasePrivateError(lease, op.key) : new LeaseNotFoundError(lease);
     if (named.private && prev?.lease !== lease) throw new LeasePrivateError(lease, op.key);
   }
   if (op.ttlMs !== undefined) {
@@ -372,6 +376,8 @@ class TxnView implements KeyView {
   private readonly overlay = new Map<string, StoredEntry | null>();
   /** Leases the transaction granted (or, null, revoked) so far. */
   private readonly granted = new Map<number, LeaseView | null>();
+  /** Private leases the transaction revoked so far. */
+  private readonly privateRevoked = new Set<number>();
 
   constructor(readonly batch: BatchView) {}
 
@@ -390,7 +396,14 @@ class TxnView implements KeyView {
     else if (change.type === 'delete') this.overlay.set(change.key, null);
     else if (change.type === 'clear') for (const [key] of change.removed) this.overlay.set(key, null);
     else if (change.type === 'lease-grant') this.granted.set(change.id, grantedLease(change));
-    else this.granted.set(change.id, null);
+    else {
+      if (this.lease(change.id)?.private === true) this.privateRevoked.add(change.id);
+      this.granted.set(change.id, null);
+    }
+  }
+
+  revokedPrivate(id: number): boolean {
+    return this.privateRevoked.has(id);
   }
 }
 
