@@ -147,6 +147,19 @@ describeEtcd('etcd engine', () => {
       await store.revokeLease(lease.id);
     });
 
+    test('a lease keeps counting while no frontend is up: its key is gone when one comes back (the file engine would give it its full ttl again)', async () => {
+      const prefix = nextPrefix();
+      const first = await openEtcdStore({ endpoints: cluster.endpoints, prefix });
+      const lease = await first.grantLease(2000);
+      await first.set('k', 1, { lease: lease.id });
+      await first.close();
+      // No frontend now: etcd alone expires the lease.
+      await pollUntil('etcd to expire the lease', async () => ((await raw.get(`${prefix}k`).string()) === null ? true : undefined), 15_000);
+      const second = await openStore(prefix);
+      expect(await second.get('k')).toBeUndefined();
+      await expect(second.leaseInfo(lease.id)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
+    });
+
     test('a watch from a compacted revision fails with WatchCompactedError naming the oldest revision, the one after the compaction', async () => {
       const store = await openStore();
       const { revision: old } = await store.set('c', 1);
