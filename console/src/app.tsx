@@ -18,10 +18,24 @@ import { NewEntry } from './new-entry';
 type Pane = { kind: 'none' } | { kind: 'entry'; key: string } | { kind: 'new' };
 
 /** The folder and entry shown, kept in the address (#prefix=user%2F&key=user%2F1), so Back and a reload return to them. */
-function readLocation(): { prefix: string; pane: Pane } {
-  const params = new URLSearchParams(window.location.hash.slice(1));
+function readLocation(): { prefix: string; pane: Pane; problem?: string } {
+  const hash = window.location.hash.slice(1);
+  // URLSearchParams reads percent-encoding that is not UTF-8 as U+FFFD: such a link would open another key than it names.
+  for (const part of hash.split('&')) {
+    try {
+      decodeURIComponent(part.replace(/\+/g, ' '));
+    } catch {
+      return {
+        prefix: '',
+        pane: { kind: 'none' },
+        problem: 'The address names a key or prefix that is not valid text (its %-escapes are not UTF-8): nothing was opened.',
+      };
+    }
+  }
+  const params = new URLSearchParams(hash);
   const key = params.get('key');
-  return { prefix: params.get('prefix') ?? '', pane: key === null ? { kind: 'none' } : { kind: 'entry', key } };
+  // No key is empty: #key= names none.
+  return { prefix: params.get('prefix') ?? '', pane: key === null || key === '' ? { kind: 'none' } : { kind: 'entry', key } };
 }
 
 function hashOf(prefix: string, pane: Pane): string {
@@ -46,7 +60,10 @@ export function App() {
   const [session, setSession] = useState(0);
   const [live, setLive] = useState(false);
   const [confirmClear, setConfirmClear] = useState(false);
-  const [notice, setNotice] = useState<{ text: ComponentChildren; error: boolean } | undefined>(undefined);
+  const [notice, setNotice] = useState<{ text: ComponentChildren; error: boolean } | undefined>(() => {
+    const problem = readLocation().problem;
+    return problem === undefined ? undefined : { text: problem, error: true };
+  });
   /** Bumped at each sign-in: a new client, so what waited for one (the live view) goes on even with the same token. */
   const [signIns, setSignIns] = useState(0);
   const client = useMemo(() => createKvClient(() => token), [token, signIns]);
@@ -70,6 +87,7 @@ export function App() {
         window.history.pushState(null, '', hashOf(now.prefix, now.pane) || window.location.pathname);
         return;
       }
+      if (shown.problem !== undefined) setNotice({ text: shown.problem, error: true });
       setPrefix(shown.prefix);
       setPane((before) => (shown.pane.kind === 'none' && before.kind === 'new' ? before : shown.pane));
     };

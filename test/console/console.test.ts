@@ -399,6 +399,31 @@ describeWithChromium('the web console', () => {
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(480);
   });
 
+  test('a long key or prefix wraps: the page stays as wide as the window', async () => {
+    const key = `long/${'x'.repeat(3000)}`;
+    await call('Set', { key, value: 1 });
+    const pageWidth = (): Promise<number> => page.evaluate<number>('document.documentElement.scrollWidth');
+    await page.goto(`${base}/#prefix=${encodeURIComponent('long/')}&key=${encodeURIComponent(key)}`);
+    await page.reload();
+    await page.getByText('Created at revision').waitFor();
+    expect(await pageWidth()).toBeLessThanOrEqual(1280);
+    await page.goto(`${base}/#prefix=${encodeURIComponent('é'.repeat(3000))}`);
+    await page.reload();
+    await page.getByText('No keys under this prefix.').waitFor();
+    expect(await pageWidth()).toBeLessThanOrEqual(1280);
+  });
+
+  test('an address whose escapes are not UTF-8 opens nothing and says so; an empty key names none', async () => {
+    await page.goto(`${base}/#prefix=odd%2F&key=%FF`);
+    await page.reload();
+    await page.getByRole('alert').getByText('its %-escapes are not UTF-8').waitFor();
+    await page.getByText('Choose a key on the left, or create a new one.').waitFor();
+    await page.goto(`${base}/#key=`);
+    await page.reload();
+    await page.getByText('Choose a key on the left, or create a new one.').waitFor();
+    expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(0);
+  });
+
   test('spaces at either end of a key stay visible', async () => {
     await call('Set', { key: ' space', value: 1 });
     await call('Set', { key: 'space', value: 2 });

@@ -211,7 +211,11 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
       const answer = await post('Set', body);
       expect([answer.status, answer.json.code]).toEqual([400, 'invalid_argument']);
       expect(answer.json.message).toContain(message);
+      expect(answer.json.message).toContain('in a value, send such a number as a string');
     }
+    // What the message says of an int64 field: the string form is refused too, past 2^53 - 1.
+    const asString = await post('Set', '{"key": "r", "value": 1, "expected_revision": "9007199254740993"}');
+    expect([asString.status, asString.json.message]).toEqual([400, expect.stringContaining('outside ±(2^53 - 1)')]);
     expect((await post('Get', { key: 'r' })).status).toBe(404);
 
     const kept =

@@ -58,7 +58,9 @@ function checkedJsonText(schema: DescMessage, bytes: Uint8Array): string {
   }
   const rounded = roundedNumberIn(text);
   if (rounded !== undefined) {
-    throw refused(`the JSON ${rounded}; an int64 field (a revision, a lease id, ttl_ms) may be sent as a string`);
+    throw refused(
+      `the JSON ${rounded}; in a value, send such a number as a string (an int64 field, a revision, a lease id or ttl_ms, takes at most 2^53 - 1 however it is sent)`,
+    );
   }
   const fields = `a JSON object of ${schema.typeName}'s fields`;
   if (text.trim() === '') throw refused(`the body is empty: send ${fields} ({} for none)`);
