@@ -215,6 +215,25 @@ describe('data directory lock: who the recorded owner is', () => {
     await lock.release();
   });
 
+  test('the data directory removed while its lock is awaited: ENOENT at once, not a loop that spins and ignores a stop', async () => {
+    const dataDir = dirs.make();
+    plantLock(dataDir, `${process.ppid}\nhost=x\n`);
+    const locking = lockDataDir(dataDir, silentLogger, { staleMs: 60_000 }).catch((e: unknown) => e);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    const spinning = new Promise((resolve) => setTimeout(() => resolve('still trying after 5 s'), 5_000).unref());
+    await expect(Promise.race([locking, spinning])).resolves.toMatchObject({
+      code: 'ENOENT',
+      syscall: 'mkdir',
+      path: path.join(dataDir, 'LOCK'),
+    });
+  });
+
+  (fs.existsSync('/proc/1') ? test : test.skip)('a directory that cannot hold LOCK (/proc/1): ENOENT at once', async () => {
+    const locking = lockDataDir('/proc/1', silentLogger).catch((e: unknown) => e);
+    const spinning = new Promise((resolve) => setTimeout(() => resolve('still trying after 5 s'), 5_000).unref());
+    await expect(Promise.race([locking, spinning])).resolves.toMatchObject({ code: 'ENOENT' });
+  });
+
   test('a LOCK with no owner whose mtime was set in the future (never stale): refused, saying so and what to do', async () => {
     const dataDir = dirs.make();
     const future = new Date('2100-01-01T00:00:00Z');

@@ -161,6 +161,7 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
   let watch: { dev: number; ino: number; mtimeMs: number; deadline: number } | undefined;
   let warned = false;
   while (release === undefined) {
+    options.signal?.throwIfAborted();
     const st = statOrUndefined(lockPath);
     if (st === undefined) {
       release = await tryLock(realDir, lockOptions);
@@ -241,12 +242,17 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
   };
 }
 
-/** One attempt at proper-lockfile's mkdir; undefined if someone else holds LOCK (or took it away mid-way). */
+/**
+ * One attempt at proper-lockfile's mkdir; undefined if someone else holds LOCK (or took it away mid-way).
+ * LOCK's own mkdir failing with ENOENT is no race: the data directory is gone (removed while the lock was
+ * awaited) or cannot hold a directory (/proc): thrown, as trying again would only spin.
+ */
 async function tryLock(realDir: string, options: lockfile.LockOptions): Promise<(() => Promise<void>) | undefined> {
   try {
     return await lockfile.lock(realDir, options);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const { code, syscall, path: where } = err as NodeJS.ErrnoException;
+    if (code === 'ENOENT' && syscall === 'mkdir' && where === options.lockfilePath) throw err;
     if (code === 'ELOCKED' || code === 'ENOENT') return undefined;
     throw err;
   }
