@@ -91,7 +91,14 @@ export function parseAuthConfig(text: string, source: string): AuthConfig {
     if (names.has(t.name as string)) fail(`${path}.name`, `${JSON.stringify(t.name)} is used twice`);
     names.add(t.name as string);
     if (typeof t.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256)) {
-      fail(`${path}.sha256`, 'must be 64 lower-case hex digits (what `kv-server token create` prints)');
+      // Never the value itself in the message: it may be a token pasted where its hash goes.
+      const aToken = typeof t.sha256 === 'string' && t.sha256.startsWith('kv_');
+      fail(
+        `${path}.sha256`,
+        aToken
+          ? 'holds a token, not its hash: put the token in the client, and here the 64 hex digits `kv-server token create` writes into the file'
+          : 'must be 64 lower-case hex digits (what `kv-server token create` writes into the file)',
+      );
     }
     return { name: t.name as string, role: roleNamed(t.role, `${path}.role`), sha256: Buffer.from(t.sha256 as string, 'hex') };
   });

@@ -40,6 +40,10 @@ test.each([
   ['roles: { r: [{ prefix: "\\uD800", permission: read }] }', 'roles.r[0].prefix'],
   [`roles: { r: [] }\ntokens: [{ name: a, role: r, sha256: ${HASH.toUpperCase()} }]`, 'tokens[0].sha256: must be 64 lower-case hex digits'],
   [
+    `roles: { r: [] }\ntokens: [{ name: a, role: r, sha256: kv_pasted-token-not-its-hash }]`,
+    'tokens[0].sha256: holds a token, not its hash: put the token in the client, and here the 64 hex digits `kv-server token create` writes into the file',
+  ],
+  [
     `roles: { r: [] }\ntokens: [{ name: a, role: r, sha256: ${HASH} }, { name: a, role: r, sha256: ${HASH} }]`,
     'tokens[1].name: "a" is used twice',
   ],
@@ -49,6 +53,20 @@ test.each([
 ])('%j is refused: %s', (text, message) => {
   expect(() => parseAuthConfig(text, 'auth.yaml')).toThrow(AuthFileError);
   expect(() => parseAuthConfig(text, 'auth.yaml')).toThrow(message);
+});
+
+test('a token pasted where its hash goes is not repeated in the refusal', () => {
+  const token = mintToken();
+  const refusal = (() => {
+    try {
+      parseAuthConfig(`roles: { r: [] }\ntokens: [{ name: a, role: r, sha256: ${token} }]`, 'auth.yaml');
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'accepted';
+  })();
+  expect(refusal).toContain('holds a token, not its hash');
+  expect(refusal).not.toContain(token.slice(3));
 });
 
 test('tokens are 256 random bits; only an exact token finds its entry', () => {
