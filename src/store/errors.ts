@@ -32,6 +32,30 @@ export abstract class StoreError extends Error {
   }
 }
 
+/**
+ * `error` as it is, but for its message, which says first where it arose
+ * (`success op 2 on key "k"`): the same class, code and fields, and `error`
+ * as its cause. For a transaction's ops, so an error among up to 128 says
+ * which op to fix.
+ */
+export function locatedIn<E extends Error>(error: E, where: string): E {
+  const located = Object.create(Object.getPrototypeOf(error) as object) as E;
+  Object.assign(located, error);
+  Object.defineProperties(located, {
+    message: { value: `${where}: ${error.message}`, writable: true, configurable: true },
+    cause: { value: error, writable: true, configurable: true },
+    stack: { value: error.stack, writable: true, configurable: true },
+  });
+  return located;
+}
+
+/** Where a transaction's op is, as its errors say it. */
+export function txnOpWhere(branch: 'success' | 'failure', index: number, op: { type: string; key?: string; prefix?: string }): string {
+  return op.type === 'clear'
+    ? `${branch} op ${index} on prefix ${JSON.stringify(op.prefix)}`
+    : `${branch} op ${index} on key ${JSON.stringify(op.key)}`;
+}
+
 /** A key that is empty or not valid UTF-8 text (e.g. a lone surrogate). */
 export class InvalidKeyError extends StoreError {
   readonly code = 'INVALID_KEY';

@@ -206,6 +206,21 @@ describe('one server', () => {
       expect(
         await refusal((done) => client.txn(TxnRequest.fromPartial({ compare: [{ key: 'v', result: 1, modRevision: -1 }] }), done)),
       ).toEqual({ code: status.INVALID_ARGUMENT, details: 'compare 0 on key "v": mod_revision must be a whole number >= 0 (got -1)' });
+      // And ops by theirs, whichever check refuses them.
+      expect(
+        await refusal((done) => client.txn(TxnRequest.fromPartial({ success: [{ get: { key: 'a' } }, { set: { key: 'c/nov' } }] }), done)),
+      ).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'success op 1 on key "c/nov": value is required for key "c/nov" (JSON null is a value)',
+      });
+      expect(
+        await refusal((done) =>
+          client.txn(TxnRequest.fromPartial({ failure: [{ update: { key: 'u' } }], compare: [{ key: 'u', result: 1, version: 9 }] }), done),
+        ),
+      ).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'failure op 0 on key "u": patch is required for key "u" (JSON null is a patch)',
+      });
     } finally {
       client.close();
     }

@@ -548,7 +548,10 @@ export function runStoreContract(
           const lease = (await store.get('own/x'))!.lease;
           await expect(
             store.txn({ compare: [], success: [op, { type: 'set', key: 'own/y', value: 1, lease }], failure: [] }),
-          ).rejects.toMatchObject({ code: 'LEASE_PRIVATE' });
+          ).rejects.toMatchObject({
+            code: 'LEASE_PRIVATE',
+            message: expect.stringMatching(/^success op 1 on key "own\/y": lease /) as unknown,
+          });
           expect((await store.get('own/x'))?.lease).toBe(lease);
           expect(await store.get('own/y')).toBeUndefined();
         },
@@ -565,6 +568,16 @@ export function runStoreContract(
             failure: [],
           }),
         ).rejects.toBeInstanceOf(KeyNotFoundError);
+        await expect(
+          store.txn({
+            compare: [],
+            success: [
+              { type: 'set', key: 'x', value: 1 },
+              { type: 'update', key: 'missing', patch: { a: 1 } },
+            ],
+            failure: [],
+          }),
+        ).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'success op 1 on key "missing": key "missing" not found' });
         expect(await store.get('x')).toBeUndefined();
         expect(store.revision).toBe(r(0));
       });

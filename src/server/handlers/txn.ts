@@ -2,6 +2,7 @@ import { Compare_CompareResult, type Compare as WireCompare, type RequestOp, typ
 import type { Compare, JsonValue, TxnOp, TxnResult } from '../../store/key-value-store';
 import type { Access } from '../access';
 import type { CallContext } from '../call-context';
+import { locatedIn } from '../../store/errors';
 import { InvalidArgumentError } from '../service-errors';
 import { checkWriteOnLeaseKeys } from './leases';
 import { leaseOptions, requiredValue } from './set';
@@ -68,10 +69,20 @@ function toOp(op: RequestOp, where: string): TxnOp {
       );
     }
   };
+  // What the op's own checks refuse says which op it is, as the store's do.
+  const located = <T>(key: string, make: () => T): T => {
+    try {
+      return make();
+    } catch (error) {
+      if (error instanceof Error && 'code' in error) throw locatedIn(error, `${where} on key ${JSON.stringify(key)}`);
+      throw error;
+    }
+  };
   if (op.get) return { type: 'get', key: op.get.key };
-  if (op.set) {
-    noExpected(op.set.expectedRevision, op.set.key);
-    return { type: 'set', key: op.set.key, value: requiredValue(op.set), ...leaseOptions(op.set) };
+  const set = op.set;
+  if (set) {
+    noExpected(set.expectedRevision, set.key);
+    return located(set.key, () => ({ type: 'set', key: set.key, value: requiredValue(set), ...leaseOptions(set) }));
   }
   if (op.delete) {
     noExpected(op.delete.expectedRevision, op.delete.key);
@@ -80,5 +91,10 @@ function toOp(op: RequestOp, where: string): TxnOp {
   if (op.clear) return { type: 'clear', prefix: op.clear.prefix };
   const update = op.update as NonNullable<RequestOp['update']>;
   noExpected(update.expectedRevision, update.key);
-  return { type: 'update', key: update.key, patch: requiredPatch(update), createIfMissing: update.createIfMissing };
+  return located(update.key, () => ({
+    type: 'update',
+    key: update.key,
+    patch: requiredPatch(update),
+    createIfMissing: update.createIfMissing,
+  }));
 }

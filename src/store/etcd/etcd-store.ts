@@ -304,7 +304,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     return this.track(
       async () => {
         const update = { compare: [], success: [{ type: 'update' as const, ...op }], failure: [], deadline: op.deadline };
-        const result = await this.transact(update, op.expectedRevision);
+        const result = await this.transact(update, op.expectedRevision, false);
         const only = result.results[0];
         if (only?.type !== 'update') throw new Error('etcd update: no result');
         return only.entry;
@@ -315,7 +315,7 @@ export class EtcdStore extends AbstractKeyValueStore {
 
   protected _txn(op: ValidTxn): Promise<TxnResult> {
     return this.track(
-      () => this.transact(op, undefined),
+      () => this.transact(op, undefined, true),
       (result) => (result.results.some(changes) ? result.revision : undefined),
     );
   }
@@ -605,15 +605,22 @@ export class EtcdStore extends AbstractKeyValueStore {
    * the same one on every try; leases no write took are revoked, unless the
    * write's outcome is unknown (then they expire at their ttl).
    */
-  private transact(op: ValidTxn, expectedRevision: number | undefined): Promise<TxnResult> {
+  /** `isTxn`: a Txn call, whose errors name the op (an Update is a transaction of one op, named by its key alone). */
+  private transact(op: ValidTxn, expectedRevision: number | undefined, isTxn: boolean): Promise<TxnResult> {
     // The call's time starts here, before its wait in the queue: one that waited past it is never sent.
     const started = Date.now();
     // Not past the caller's own deadline either: it has stopped waiting by then.
     const until = Math.min(started + this.callTimeoutMs, op.deadline ?? Infinity);
-    return this.keyQueue.run(readKeys(op), () => this.transactNow(op, expectedRevision, started, until), until);
+    return this.keyQueue.run(readKeys(op), () => this.transactNow(op, expectedRevision, isTxn, started, until), until);
   }
 
-  private async transactNow(op: ValidTxn, expectedRevision: number | undefined, started: number, until: number): Promise<TxnResult> {
+  private async transactNow(
+    op: ValidTxn,
+    expectedRevision: number | undefined,
+    isTxn: boolean,
+    started: number,
+    until: number,
+  ): Promise<TxnResult> {
     const leases = new Map<ValidTxnOp, number>();
     const released: number[] = [];
     const putFor = async (set: Extract<ValidTxnOp, { type: 'set' }>): Promise<IPutRequest> => {
@@ -635,6 +642,7 @@ export class EtcdStore extends AbstractKeyValueStore {
           this.keyspace,
           op,
           expectedRevision,
+          isTxn,
           this.limits.maxValueBytes,
           readUntil,
           attemptMsOf(this.callTimeoutMs),

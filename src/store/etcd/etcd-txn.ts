@@ -44,6 +44,9 @@ import {
   LeasePrivateError,
   NotSentError,
   RevisionMismatchError,
+  StoreError,
+  locatedIn,
+  txnOpWhere,
 } from '../errors';
 import { holds } from '../compare';
 import type { Entry, JsonValue, TxnOpResult, TxnResult } from '../key-value-store';
@@ -78,6 +81,8 @@ export async function runOptimisticTxn(
   keyspace: EtcdKeyspace,
   txn: ValidTxn,
   expectedRevision: number | undefined,
+  /** A Txn call: an op's error names the op ("success op 2 on key ..."), as the file engine's do. */
+  locateOps: boolean,
   maxValueBytes: number,
   /** Until when reads (the snapshot, a branch of only gets) are retried while etcd is briefly unavailable. */
   readUntil: number,
@@ -131,8 +136,17 @@ export async function runOptimisticTxn(
   /** One etcd op per op of the branch, in order. */
   const requests: IRequestOp[] = [];
   const updated: Array<{ value: JsonValue; prev: StoredEntry | undefined } | undefined> = [];
-  for (const op of branch) {
+  for (const [i, op] of branch.entries()) {
     updated.push(undefined);
+    try {
+      await decideOp(op);
+    } catch (error) {
+      // Which of up to 128 ops it was, as the file engine says it.
+      if (locateOps && error instanceof StoreError) throw locatedIn(error, txnOpWhere(succeeded ? 'success' : 'failure', i, op));
+      throw error;
+    }
+  }
+  async function decideOp(op: ValidTxnOp): Promise<void> {
     switch (op.type) {
       case 'get':
         requests.push({ request_range: { key: keyspace.key(op.key) } });

@@ -10,7 +10,15 @@
  */
 import type { ValidSet, ValidTxn, ValidTxnOp, ValidUpdate } from '../abstract-key-value-store';
 import type { Change, StoredEntry } from '../change';
-import { KeyNotFoundError, LeaseNotFoundError, LeasePrivateError, RevisionMismatchError } from '../errors';
+import {
+  KeyNotFoundError,
+  LeaseNotFoundError,
+  LeasePrivateError,
+  RevisionMismatchError,
+  StoreError,
+  locatedIn,
+  txnOpWhere,
+} from '../errors';
 import type { ClearResult, DeleteResult, Entry, JsonValue, Lease, SetResult, TxnOpResult, TxnResult } from '../key-value-store';
 import { holds } from '../compare';
 import { compareKeys } from '../key-order';
@@ -358,10 +366,8 @@ function decideTxn(view: BatchView, txn: ValidTxn, context: DecideContext, commi
     try {
       pending.push(decideTxnOp(local, op, r, context, made));
     } catch (error) {
-      // The lease alone would not say which of up to 128 ops named it.
-      if (error instanceof LeaseNotFoundError && op.type === 'set') {
-        throw new LeaseNotFoundError(error.id, { branch: succeeded ? 'success' : 'failure', index: i, key: op.key });
-      }
+      // Which of up to 128 ops it was.
+      if (error instanceof StoreError) throw locatedIn(error, txnOpWhere(succeeded ? 'success' : 'failure', i, op));
       throw error;
     }
   });
