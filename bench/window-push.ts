@@ -16,6 +16,7 @@ import type { HistoryWindow as Window } from '../src/store/feed/history-window';
 import type { packHistory as Pack } from '../src/store/file/packed-history';
 import type { KeyChange, StoredEntry } from '../src/store/change';
 import { REPO_ROOT } from './servers';
+import { median } from './stats';
 
 /** Sets over 1,000 keys of about 100-byte JSON values, each with its key's previous entry: the store bench's writes. */
 function changeMaker(): () => KeyChange {
@@ -59,11 +60,6 @@ async function child(root: string, count: number): Promise<void> {
   for (let i = 0; i < count; i++) consume(make());
   const used = process.cpuUsage(cpu);
   process.stdout.write(String(((used.user + used.system) * 1000) / count));
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 function main(): void {

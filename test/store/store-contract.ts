@@ -558,26 +558,19 @@ export function runStoreContract(
       );
 
       test('an op that fails fails the whole transaction and writes nothing', async () => {
-        await expect(
-          store.txn({
+        const refused = await store
+          .txn({
             compare: [],
             success: [
               { type: 'set', key: 'x', value: 1 },
               { type: 'update', key: 'missing', patch: { a: 1 } },
             ],
             failure: [],
-          }),
-        ).rejects.toBeInstanceOf(KeyNotFoundError);
-        await expect(
-          store.txn({
-            compare: [],
-            success: [
-              { type: 'set', key: 'x', value: 1 },
-              { type: 'update', key: 'missing', patch: { a: 1 } },
-            ],
-            failure: [],
-          }),
-        ).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'success op 1 on key "missing": key "missing" not found' });
+          })
+          .catch((error: unknown) => error);
+        expect(refused).toBeInstanceOf(KeyNotFoundError);
+        // Which op it was: one of up to 128.
+        expect(refused).toMatchObject({ code: 'NOT_FOUND', message: 'success op 1 on key "missing": key "missing" not found' });
         expect(await store.get('x')).toBeUndefined();
         expect(store.revision).toBe(r(0));
       });
