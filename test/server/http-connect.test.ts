@@ -278,6 +278,15 @@ describe('JSON over HTTP/1.1, as curl sends it', () => {
     expect(page.headers.get('x-content-type-options')).toBe('nosniff');
     if (page.status === 200) expect(await page.text()).toContain('<div id="app">');
     else expect(await page.text()).toContain('npm run build');
+    // The console keeps what it shows in the fragment, so no other path is its page.
+    for (const path of ['/favicon.ico', '/nope', '/user/1', '/assets/missing.js']) {
+      const other = await fetch(`${base}${path}`);
+      expect([path, other.status, await other.text()]).toEqual([
+        path,
+        404,
+        page.status === 200 ? 'not found\n' : expect.stringContaining('npm run build'),
+      ]);
+    }
     expect(
       (await fetch(`${base}/kv.v1.KeyValueService/Nope`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }))
         .status,

@@ -1,8 +1,9 @@
 /**
  * Serves the web console's static files on the HTTP port, for whatever path
  * is not an RPC. The files come from a lookup the caller hands in (the
- * server layer never reads files); a path with no file of its own gets
- * index.html, so the console's own routes survive a reload.
+ * server layer never reads files). The console keeps what it shows in the
+ * address's fragment (#prefix=...&key=...), never in the path: a path with
+ * no file of its own is 404, not the console's page.
  */
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
 
@@ -42,7 +43,7 @@ export function consoleRoute(assets: ConsoleAssets | undefined): NodeHandler {
       return send(404, { 'content-type': 'text/plain; charset=utf-8' }, 'the web console is not built: run npm run build\n');
     }
     const urlPath = new URL(request.url ?? '/', 'http://console').pathname;
-    const asset = assets(urlPath) ?? (urlPath.startsWith('/assets/') ? undefined : assets('/index.html'));
+    const asset = assets(urlPath) ?? (urlPath === '/' ? assets('/index.html') : undefined);
     if (asset === undefined) return send(404, { 'content-type': 'text/plain; charset=utf-8' }, 'not found\n');
     // Vite names built assets by content hash, so they never change; index.html must be fetched each time.
     const caching = urlPath.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache';
