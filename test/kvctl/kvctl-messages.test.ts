@@ -49,6 +49,15 @@ describe('flags', () => {
     );
   });
 
+  test('restore names what is missing, the file first (exit 2)', async () => {
+    expectOneLine(await runKvctl(['restore']), 2, /^kvctl: missing required argument 'file'\n$/);
+    expectOneLine(
+      await runKvctl(['restore', 'kv.backup']),
+      2,
+      /^kvctl: required option '--data-dir <dir>' not specified: kvctl restore FILE --data-dir DIR\n$/,
+    );
+  });
+
   test('a txn compare with >= or <= is told the operators there are, not that its value is wrong (exit 2)', async () => {
     const txn = (compare: string): Promise<KvctlResult> =>
       runKvctl(['txn', '--if', compare, '--then', 'get k', '--endpoint', '127.0.0.1:1']);
