@@ -101,6 +101,39 @@ describe('a stream’s body sent without its frames (as a unary call’s JSON is
   });
 });
 
+describe('bytes after the one message of a unary or server-streaming call', () => {
+  const frame = (json: string): Buffer => {
+    const message = Buffer.from(json);
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(message.length, 1);
+    return Buffer.concat([header, message]);
+  };
+
+  test('Watch over Connect ends with invalid_argument naming them, not a made-up size', async () => {
+    const response = await fetch(`${base}/Watch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/connect+json' },
+      body: Buffer.concat([frame('{"key":"a"}'), Buffer.from('garbage')]),
+    });
+    const error = streamError(Buffer.from(await response.arrayBuffer()));
+    expect(error).toMatchObject({
+      code: 'invalid_argument',
+      message: "request could not be decoded: this call takes one message, of 11 bytes by its frame's header, and 7 more bytes follow it",
+    });
+  });
+
+  test('a gRPC-Web Get with a second frame gets grpc-status 3; the same call in one frame is answered', async () => {
+    const call = async (body: Buffer): Promise<string> => {
+      const response = await fetch(`${base}/Get`, { method: 'POST', headers: { 'content-type': 'application/grpc-web+json' }, body });
+      return unframe(Buffer.from(await response.arrayBuffer()))
+        .at(-1)!
+        .message.toString();
+    };
+    expect(await call(Buffer.concat([frame('{"key":"a"}'), frame('{"key":"b"}')]))).toContain('grpc-status: 3');
+    expect(await call(frame('{"key":"a"}'))).toContain('grpc-status: 5');
+  });
+});
+
 describe('a request past the size limit', () => {
   const large = JSON.stringify({ key: 'big', value: 'x'.repeat(20 * 1024 * 1024) });
 

@@ -73,7 +73,10 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
     values.set(CLIENT_GONE, goneSignal(response));
     const universal = universalRequestFromNodeRequest(request, response, undefined, values);
     const contentType = request.headers['content-type'] ?? '';
-    if (ENVELOPED.test(contentType)) universal.body = framed(universal.body as AsyncIterable<Uint8Array>, contentType, logger);
+    if (ENVELOPED.test(contentType)) {
+      const oneMessage = handler.method.methodKind === 'unary' || handler.method.methodKind === 'server_streaming';
+      universal.body = framed(universal.body as AsyncIterable<Uint8Array>, contentType, oneMessage, logger);
+    }
     handler(universal)
       .then(async (answer) => {
         if (handler.method.methodKind === 'unary' || handler.method.methodKind === 'server_streaming') {
@@ -98,10 +101,19 @@ const ENVELOPED = /^\s*application\/(connect\+|grpc-web)/i;
  * flags byte is 0 or 1 (compressed) in a request, then the message's length
  * (4 bytes, big-endian). Unframed JSON starts with "{", which connect-es
  * would take for flags, and the next 4 bytes ("key" ...) for a length of some
- * 577 MB, too large to read.
+ * 577 MB, too large to read. With `oneMessage` (a unary or server-streaming
+ * call), nothing may follow that frame: connect-es would read what does as
+ * the header of a second one, and refuse its made-up length as too large.
  */
-async function* framed(body: AsyncIterable<Uint8Array>, contentType: string, logger: Logger): AsyncGenerator<Uint8Array> {
+async function* framed(
+  body: AsyncIterable<Uint8Array>,
+  contentType: string,
+  oneMessage: boolean,
+  logger: Logger,
+): AsyncGenerator<Uint8Array> {
   let first = true;
+  const header = Buffer.alloc(5);
+  let total = 0;
   for await (const chunk of body) {
     if (first && chunk.length > 0) {
       first = false;
@@ -112,6 +124,15 @@ async function* framed(body: AsyncIterable<Uint8Array>, contentType: string, log
         const problem =
           `${contentType.split(';')[0].trim()} bodies are framed: each message needs a 5-byte header before it (a flags byte, 0, ` +
           `then the message's length as 4 bytes big-endian; see README, "Over HTTP"), and this one starts with ${byte}`;
+        throw toConnectError(new InvalidArgumentError(`request could not be decoded: ${problem}`), logger);
+      }
+    }
+    if (oneMessage) {
+      for (let i = 0; i < chunk.length && total + i < 5; i++) header[total + i] = chunk[i];
+      total += chunk.length;
+      const frameBytes = 5 + header.readUInt32BE(1);
+      if (total >= 5 && total > frameBytes) {
+        const problem = `this call takes one message, of ${frameBytes - 5} bytes by its frame's header, and ${total - frameBytes} more bytes follow it`;
         throw toConnectError(new InvalidArgumentError(`request could not be decoded: ${problem}`), logger);
       }
     }
