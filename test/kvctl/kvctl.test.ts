@@ -76,7 +76,7 @@ describe('reading and writing', () => {
     expectOneLineError(await kvctl(['set', 'rw/bad'], { input: '{"a":' }), 2, /stdin is not JSON/);
     // Nothing at all is said to be nothing, not "Unexpected end of JSON input".
     expectOneLineError(await kvctl(['set', 'rw/bad'], { input: '' }), 2, /^kvctl: no value: stdin was empty; give the value as JSON/);
-    expectOneLineError(await kvctl(['update', 'rw/bad'], { input: ' \n' }), 2, /^kvctl: no value: stdin was empty/);
+    expectOneLineError(await kvctl(['update', 'rw/bad'], { input: ' \n' }), 2, /^kvctl: no patch: stdin was empty; give the patch as JSON/);
     expectOneLineError(await kvctl(['set', 'rw/bad', '']), 2, /^kvctl: the value is empty; give the value as JSON/);
     writeFileSync(path.join(scratch, 'empty.json'), '');
     expectOneLineError(await kvctl(['set', 'rw/bad', `@${path.join(scratch, 'empty.json')}`]), 2, /empty\.json is empty/);

@@ -9,7 +9,11 @@ import { decodeUtf8, parseStrictJson } from './strict-text';
  * is a usage error, not a string; nor changed: bytes that are not UTF-8, an
  * object key given twice or an unpaired surrogate escape are usage errors too.
  */
-export async function readValue(argument: string | undefined, stdin: NodeJS.ReadableStream): Promise<JsonValue> {
+export async function readValue(
+  argument: string | undefined,
+  stdin: NodeJS.ReadableStream,
+  what: 'value' | 'patch' = 'value',
+): Promise<JsonValue> {
   let text: string;
   let source: string;
   if (argument === undefined || argument === '-') {
@@ -17,7 +21,7 @@ export async function readValue(argument: string | undefined, stdin: NodeJS.Read
     text = decodeUtf8(await readBounded(stdin, source), source);
   } else if (argument.startsWith('@')) {
     const file = argument.slice(1);
-    if (file === '') throw new CliError('@ must be followed by the name of the file holding the value (@value.json)');
+    if (file === '') throw new CliError(`@ must be followed by the name of the file holding the ${what} (@${what}.json)`);
     let bytes: Buffer;
     const stream = createReadStream(file);
     try {
@@ -32,16 +36,16 @@ export async function readValue(argument: string | undefined, stdin: NodeJS.Read
     text = decodeUtf8(bytes, source);
   } else {
     text = argument;
-    source = 'the value';
+    source = `the ${what}`;
   }
   // Empty is no value at all (stdin closed at once: `< /dev/null`, or the key given and the value forgotten), not a JSON syntax error.
   if (text.trim() === '') {
     throw new CliError(
-      `${source === 'stdin' ? 'no value: stdin was empty' : `${source} is empty`}; give the value as JSON: an argument ('{"a":1}', '"text"'), @FILE, or stdin`,
+      `${source === 'stdin' ? `no ${what}: stdin was empty` : `${source} is empty`}; give the ${what} as JSON: an argument ('{"a":1}', '"text"'), @FILE, or stdin`,
     );
   }
   return parseStrictJson(text, source, (error) => {
-    const hint = source === 'the value' ? ` (a string needs JSON quotes: '"text"')` : '';
+    const hint = source === `the ${what}` ? ` (a string needs JSON quotes: '"text"')` : '';
     return `${source} is not JSON: ${error.message}${hint}`;
   }) as JsonValue;
 }

@@ -16,7 +16,7 @@ export function updateCommand(run: Runner): Command {
       run(async (session, key: string, argument: string | undefined, options: { create?: boolean; expectedRevision?: string }) => {
         const expectedRevision = parseExpectedRevision(options.expectedRevision);
         if (argument === undefined && session.stdin.isTTY === true) session.warn('reading the patch from the terminal; end it with Ctrl-D');
-        const patch = await readValue(argument, session.stdin);
+        const patch = await readValue(argument, session.stdin, 'patch');
         const entry = await session.kv().update(key, patch, { expectedRevision, createIfMissing: options.create === true });
         session.printer.print({ json: entryJson(entry), table: [ENTRY_HEADER, entryRow(entry)], value: bareValue(entry.value) });
       }),
