@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import type { KeyChange, StoredEntry } from '../../src/store/change';
-import { HistoryWindow, PACK_CHUNK } from '../../src/store/feed/history-window';
+import { HistoryWindow, PACK_CHUNK, PACK_CHUNK_BYTES, type PackedChanges } from '../../src/store/feed/history-window';
 import { changeSize, decodeChangeAt, encodeChange } from '../../src/store/file/checkpoint-codec';
 import { NUMBERS, PackedColumns, decodeColumns, encodedRangeBytes } from '../../src/store/file/packed-columns';
-import { PackedHistory, packHistory } from '../../src/store/file/packed-history';
+import { MAX_JOINED_CHARS, PackedHistory, packHistory } from '../../src/store/file/packed-history';
 
 // Keys and values with multi-byte UTF-8 (and a lone surrogate's replacement) as well as ASCII.
 const text = fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constantFrom('é', 'ключ', '🔑/x', 'a\u0000b'));
@@ -154,6 +154,64 @@ describe('packed history', () => {
       ),
       { numRuns: 15, endOnFailure: true },
     );
+  });
+
+  test('a chunk of large values is packed in several, each within PACK_CHUNK_BYTES, and reads back the same', () => {
+    const window = new HistoryWindow({ maxChanges: 100_000, maxBytes: 1 << 30 }, 0);
+    window.packWith(packHistory);
+    const big = (r: number): StoredEntry => ({
+      valueJson: JSON.stringify(`${r}:${'é'.repeat(100_000)}`),
+      createRevision: 1,
+      modRevision: r,
+      version: r,
+      lease: 0,
+    });
+    const pushed: KeyChange[] = [];
+    for (let r = 1; r <= 2 * PACK_CHUNK + 100; r++) {
+      const change: KeyChange = { type: 'set', key: `k${r % 7}`, revision: r, entry: big(r), prev: r > 7 ? big(r - 7) : undefined };
+      pushed.push(change);
+      window.push([change]);
+    }
+    const view = window.view();
+    const segments = new Set<unknown>();
+    for (let p = 0; p < view.size; p++) {
+      const packed = view.packedAt(p);
+      if (packed !== undefined) segments.add(packed.packed);
+    }
+    expect(segments.size).toBeGreaterThan(2);
+    // Each change counts at least 200,000 bytes as an object (2 per UTF-16 unit of its value): so many fill a chunk.
+    for (const segment of segments as Set<PackedChanges>)
+      expect(segment.count).toBeLessThanOrEqual(Math.ceil(PACK_CHUNK_BYTES / 200_000) + 1);
+    for (let p = 0; p < view.size; p++) expect(view.at(p)).toEqual(pushed[p]);
+  });
+
+  test('a chunk whose text would make too long a string is packed string by string, and reads back the same', () => {
+    const value = JSON.stringify('v'.repeat(MAX_JOINED_CHARS));
+    const chunk: KeyChange[] = [
+      {
+        type: 'set',
+        key: 'huge',
+        revision: 5,
+        entry: { valueJson: value, createRevision: 5, modRevision: 5, version: 1, lease: 0 },
+        prev: undefined,
+      },
+    ];
+    const packed = packHistory(chunk);
+    expect(packed).toBeInstanceOf(PackedHistory);
+    expect(packed.changeAt(0)).toEqual(chunk[0]);
+  });
+
+  test('a chunk that fails to pack stays in the window: no change is lost from it', () => {
+    const window = new HistoryWindow({ maxChanges: 100_000, maxBytes: 1 << 30 }, 0);
+    window.packWith(() => {
+      throw new RangeError('Invalid string length');
+    });
+    const entryAt = (r: number): StoredEntry => ({ valueJson: '1', createRevision: r, modRevision: r, version: 1, lease: 0 });
+    const push = (r: number): void => window.push([{ type: 'set', key: `k${r}`, revision: r, entry: entryAt(r), prev: undefined }]);
+    for (let r = 1; r < 2 * PACK_CHUNK; r++) push(r);
+    expect(() => push(2 * PACK_CHUNK)).toThrow('Invalid string length');
+    expect([window.size, window.oldestRevision]).toEqual([2 * PACK_CHUNK, 1]);
+    for (let p = 0; p < window.size; p++) expect(window.revisionAt(p)).toBe(p + 1);
   });
 
   test('only changes older than the newest PACK_CHUNK are packed', () => {

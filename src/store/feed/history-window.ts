@@ -37,6 +37,8 @@ export type PackChanges = (changes: readonly KeyChange[]) => PackedChanges;
 
 /** The newest changes stay objects (watchers catching up near the present read them); older ones are packed this many at a time. */
 export const PACK_CHUNK = 256;
+/** ...or fewer, once they hold this many bytes (the window's measure): a chunk of large values is packed in several. */
+export const PACK_CHUNK_BYTES = 16 * 1024 * 1024;
 
 /** What the window held at one moment: the changes stay readable however the window moves on. */
 export interface HistoryView {
@@ -200,15 +202,23 @@ export class HistoryWindow {
     for (let i = 0; i < packed.count; i++) this.bytes += packed.bytesAt(i);
   }
 
-  /** Packs the oldest PACK_CHUNK objects while 2 × PACK_CHUNK or more are unpacked. */
+  /**
+   * Packs the oldest PACK_CHUNK objects (fewer if they pass PACK_CHUNK_BYTES)
+   * while 2 × PACK_CHUNK or more are unpacked. A chunk leaves the objects
+   * only once packed: if packing threw, the window would still hold it.
+   */
   private packOldest(): void {
     const pack = this.pack;
     if (pack === undefined) return;
     while (this.changes.length - this.head >= 2 * PACK_CHUNK) {
-      const chunk = this.changes.slice(this.head, this.head + PACK_CHUNK);
-      for (const change of chunk) this.bytes -= changeBytes(change);
-      this.head += PACK_CHUNK;
-      this.addSegment(pack(chunk));
+      let end = this.head;
+      let chunkBytes = 0;
+      while (end < this.head + PACK_CHUNK && (end === this.head || chunkBytes < PACK_CHUNK_BYTES))
+        chunkBytes += changeBytes(this.changes[end++]);
+      const packed = pack(this.changes.slice(this.head, end));
+      this.bytes -= chunkBytes;
+      this.head = end;
+      this.addSegment(packed);
     }
     this.trim();
   }

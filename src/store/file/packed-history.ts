@@ -82,8 +82,25 @@ export class PackedHistory implements PackedChanges {
  * set) change by change in the HISTORY layout.
  */
 export function packHistory(changes: readonly KeyChange[]): PackedChanges {
-  if (changes.some((change) => change.type === 'clear')) return packEach(changes);
+  if (changes.some((change) => change.type === 'clear') || joinedChars(changes) > MAX_JOINED_CHARS) return packEach(changes);
   return packColumns(changes as ReadonlyArray<Exclude<KeyChange, { type: 'clear' }>>);
+}
+
+/**
+ * The most text packColumns joins into one string. V8 makes no string
+ * longer than about 2^29 units: a chunk past it (large values, e.g. a
+ * --max-value-bytes raised far above its default) is packed string by
+ * string instead.
+ */
+export const MAX_JOINED_CHARS = 64 * 1024 * 1024;
+
+function joinedChars(changes: readonly KeyChange[]): number {
+  let chars = 0;
+  for (const change of changes) {
+    if (change.type === 'clear') continue;
+    chars += change.key.length + (change.type === 'set' ? change.entry.valueJson.length : 0) + (change.prev?.valueJson.length ?? 0);
+  }
+  return chars;
 }
 
 /** Packs change by change (encodeChange). */
