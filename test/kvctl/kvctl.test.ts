@@ -140,7 +140,7 @@ describe('what kvctl would otherwise change silently is refused (exit 2, nothing
     expectOneLineError(await kvctl(['set', 'ed/dup', '{"a":1,"a":2}']), 2, /^kvctl: the value has the object key "a" twice/);
     expectOneLineError(await kvctl(['set', 'ed/dup', '{"x":[{"b":1,"\\u0062":2}]}']), 2, /the object key "b" twice/);
     await kv.set('ed/up', { a: 0 });
-    expectOneLineError(await kvctl(['update', 'ed/up', '{"a":1,"a":null}']), 2, /^kvctl: the value has the object key "a" twice/);
+    expectOneLineError(await kvctl(['update', 'ed/up', '{"a":1,"a":null}']), 2, /^kvctl: the patch has the object key "a" twice/);
     expectOneLineError(
       await kvctl(['txn', '--then', 'set ed/dup {"a":1,"a":2}']),
       2,
