@@ -112,6 +112,33 @@ describe('TLS', () => {
     );
   });
 
+  test('mutual TLS with a client certificate from a CA the server does not trust: exit 4, naming --tls-cert', async () => {
+    const other = makeTestCertificates();
+    try {
+      const result = await runKvctl([
+        'get',
+        'k',
+        '--endpoint',
+        mtlsServer.address,
+        '--tls-ca',
+        certs.caCert,
+        '--tls-cert',
+        other.clientCert,
+        '--tls-key',
+        other.clientKey,
+        '--timeout-ms',
+        '3000',
+      ]);
+      expectOneLine(
+        result,
+        4,
+        /^kvctl: 127\.0\.0\.1:\d+: no connection: Failed to connect; the server may not accept the client certificate in --tls-cert \(not signed by a CA it trusts\?\) \(UNAVAILABLE\)\n$/,
+      );
+    } finally {
+      rmSync(other.dir, { recursive: true, force: true });
+    }
+  });
+
   test('mutual TLS without a client certificate: exit 6, saying to give --tls-cert and --tls-key, no OpenSSL text, not UNAVAILABLE', async () => {
     const result = await runKvctl(['get', 'k', '--endpoint', mtlsServer.address, '--tls-ca', certs.caCert, '--timeout-ms', '3000']);
     expectOneLine(

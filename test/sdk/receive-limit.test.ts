@@ -75,6 +75,25 @@ test('a Txn whose results are over the limit says its writes may have been appli
   }
 });
 
+test('a Watch message over the receive limit says so, without asking for a smaller page or range it has not got', async () => {
+  const client = new KvClient(server.address, { maxReceiveMessageBytes: 200_000 });
+  try {
+    const watch = client.watch({ key: 'big/a', startRevision: 1 });
+    const error = await (async () => {
+      for await (const event of watch) throw new Error(`an event came: ${event.key}`);
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: status.RESOURCE_EXHAUSTED, reason: 'RESPONSE_TOO_LARGE' });
+    expect((error as Error).message).toMatch(
+      /^the answer \(\d+ bytes\) is larger than this client's receive limit \(200000 bytes\): raise the limit with the KvClient option maxReceiveMessageBytes \(a Watch or Backup message holds about 1 MiB of entries, or one larger entry whole\)$/,
+    );
+  } finally {
+    client.close();
+  }
+});
+
 test("a request over the server's limit is still TOO_LARGE: the server refused it", async () => {
   const [client, other] = limited();
   other.close();

@@ -6,6 +6,7 @@
  * certificate (mutual TLS), and TLS spoken to a plaintext port. Real servers,
  * real certificates.
  */
+import { rmSync } from 'node:fs';
 import { credentials, KvClient, KvError, status } from '@kv/client';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
@@ -64,7 +65,23 @@ test('TLS to a plaintext port: one line that says the server does not speak TLS,
   });
 });
 
-test('plaintext to a TLS port: one line, without the timestamp', async () => {
+/** grpc-js says only "Failed to connect" when the server closes the connection in the handshake: the client cannot tell why. */
+const failedToConnect =
+  "no connection: Failed to connect (the server closed the connection as it was set up: a server that requires TLS, reached without it? or, over TLS, one that does not accept this client's certificate?)";
+
+test('plaintext to a TLS port: one line, without the timestamp, with the likely causes', async () => {
   const error = await failureOf(new KvClient(mutualTls.address, options));
-  expect({ code: error.code, message: error.message }).toEqual({ code: status.UNAVAILABLE, message: 'no connection: Failed to connect' });
+  expect({ code: error.code, message: error.message }).toEqual({ code: status.UNAVAILABLE, message: failedToConnect });
+});
+
+test('mutual TLS with a client certificate from a CA the server does not trust: the same line, with the likely causes', async () => {
+  const other = makeTestCertificates();
+  try {
+    const { caCert } = certificates;
+    const creds = credentials.createSsl(certificates.read(caCert), other.read(other.clientKey), other.read(other.clientCert));
+    const error = await failureOf(new KvClient(mutualTls.address, { ...options, credentials: creds }));
+    expect({ code: error.code, message: error.message }).toEqual({ code: status.UNAVAILABLE, message: failedToConnect });
+  } finally {
+    rmSync(other.dir, { recursive: true, force: true });
+  }
 });

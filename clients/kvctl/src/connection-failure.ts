@@ -8,6 +8,9 @@ import type { KvError } from '@kv/client';
 import { EXIT, type ExitCode } from './exit-codes';
 import type { GlobalOptions } from './global-options';
 
+/** The SDK's words for a connection the server closed as it was set up (followed by its guess at why). */
+const FAILED_TO_CONNECT = 'no connection: Failed to connect';
+
 const CERTIFICATE_REQUIRED = 'the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key';
 
 /** What went wrong, in one line without the endpoint (the caller names it), and the exit code for it. */
@@ -60,7 +63,13 @@ function plainText(message: string, options: GlobalOptions): string {
     .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
     .replace(/[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):\S*/g, 'TLS: $1')
     .trim();
-  // grpc-js only says "Failed to connect" when a TLS handshake fails: plaintext to a TLS server, say.
-  if (!tls && plain === 'no connection: Failed to connect') return `${plain}; the server may require TLS: give --tls-ca`;
+  // grpc-js only says "Failed to connect" when a TLS handshake fails: plaintext to a TLS server, or over TLS a client
+  // certificate the server does not accept. The SDK names both; kvctl knows which applies, and the flag to look at.
+  if (plain.startsWith(FAILED_TO_CONNECT)) {
+    if (!tls) return `${FAILED_TO_CONNECT}; the server may require TLS: give ${names.tlsCa}`;
+    if (options.tlsCert !== undefined) {
+      return `${FAILED_TO_CONNECT}; the server may not accept the client certificate in ${names.tlsCert} (not signed by a CA it trusts?)`;
+    }
+  }
   return plain;
 }

@@ -862,7 +862,7 @@ export class KvClient {
     const [target, fn] = method(server);
     return new Promise((resolve, reject) => {
       fn.call(target, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
-        if (error) reject(this.named(KvError.from(error, this.receiveLimitBytes, writes), server));
+        if (error) reject(this.named(KvError.from(error, this.receiveLimitBytes, writes ? 'write' : 'read'), server));
         else resolve(response);
       });
     });
@@ -917,6 +917,6 @@ async function* backupMessages(call: AsyncIterable<Buffer>, receiveLimitBytes: n
   try {
     for await (const message of call) yield message;
   } catch (error) {
-    throw KvError.from(error, receiveLimitBytes, false);
+    throw KvError.from(error, receiveLimitBytes, 'stream');
   }
 }

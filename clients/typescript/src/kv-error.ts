@@ -98,11 +98,13 @@ export class KvError extends Error {
   /**
    * Normalises whatever a call threw into a KvError. `receiveLimitBytes`:
    * the client's receive limit, so that an answer over it is told apart
-   * from a request the server refused as too large. `writes`: whether the
-   * call can write (Set, Txn, ...), so that such an answer says a write may
-   * have been applied; a read's (Get, List, Watch, Backup) does not.
+   * from a request the server refused as too large. `call`: what kind of
+   * call it was, for what such an answer says: a write's (Set, Txn, ...)
+   * that the write may have been applied; a read's (Get, List) to ask for
+   * less; a stream's (Watch, Backup), whose messages are as large as the
+   * values they carry, only to raise the limit.
    */
-  static from(error: unknown, receiveLimitBytes?: number, writes = true): KvError {
+  static from(error: unknown, receiveLimitBytes?: number, call: CallKind = 'write'): KvError {
     if (error instanceof KvError) return error;
     if (!isServiceError(error)) {
       return new KvError(error instanceof Error ? error.message : String(error), status.UNKNOWN, 'UNKNOWN', undefined, error);
@@ -119,7 +121,7 @@ export class KvError extends Error {
       );
     }
     const [sent] = error.metadata?.get(REASON_TRAILER) ?? [];
-    const tooLarge = sent === undefined ? answerTooLarge(error, receiveLimitBytes, writes) : undefined;
+    const tooLarge = sent === undefined ? answerTooLarge(error, receiveLimitBytes, call) : undefined;
     if (tooLarge !== undefined) return new KvError(tooLarge, error.code, 'RESPONSE_TOO_LARGE', undefined, error);
     // grpc-js's status for an HTTP answer without gRPC's headers (its code follows the HTTP status): no kv-server sent it.
     const notGrpc = sent === undefined && HTTP_ANSWER.test(error.details ?? '');
@@ -136,6 +138,16 @@ export class KvError extends Error {
     });
   }
 }
+
+/** What kind of call failed, for what an answer over the receive limit says (KvError.from). */
+export type CallKind = 'write' | 'read' | 'stream';
+
+/** How each kind of call can ask for a smaller answer. A stream cannot: its server fills each message as it sees fit. */
+const ASK_FOR_LESS: Record<CallKind, string> = {
+  write: ', or ask for less (fewer ops)',
+  read: ', or ask for less (a smaller pageSize, a narrower range)',
+  stream: ' (a Watch or Backup message holds about 1 MiB of entries, or one larger entry whole)',
+};
 
 /** grpc-js's details (with INTERNAL) for a stream the server reset without a gRPC status. */
 const STREAM_RESET = /^Received RST_STREAM with code \d+/;
@@ -179,6 +191,13 @@ function plainDetails(details: string): string {
 }
 
 /**
+ * What "Failed to connect" most often means. The client cannot tell which:
+ * the server closes the connection without a word in both cases.
+ */
+const FAILED_TO_CONNECT_HINT =
+  " (the server closed the connection as it was set up: a server that requires TLS, reached without it? or, over TLS, one that does not accept this client's certificate?)";
+
+/**
  * Why a connection failed, on one line. grpc-js passes on OpenSSL's error
  * queue ("800C…:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert
  * certificate required:../deps/openssl/…:1601:SSL alert number 116" and a
@@ -205,6 +224,8 @@ function plainConnectionError(text: string): string {
   if (/\bwrong version number\b/.test(plain)) {
     return `${plain} (the server does not speak TLS: check the port, or leave out credentials)`;
   }
+  // grpc-js's words for a connection closed before HTTP/2 began, with no error: a TLS handshake the other side gave up.
+  if (plain === 'Failed to connect') return `${plain}${FAILED_TO_CONNECT_HINT}`;
   return plain;
 }
 
@@ -215,15 +236,15 @@ function plainConnectionError(text: string): string {
  * server also sends of a request over its own limit): it is ours if it has
  * no kv-reason and names our limit.
  */
-function answerTooLarge(error: ServiceError, receiveLimitBytes: number | undefined, writes: boolean): string | undefined {
+function answerTooLarge(error: ServiceError, receiveLimitBytes: number | undefined, call: CallKind): string | undefined {
   if (error.code !== status.RESOURCE_EXHAUSTED || receiveLimitBytes === undefined) return undefined;
   const sizes = /^Received message larger than max \((\d+) vs (\d+)\)$/.exec(error.details);
   if (sizes === null || Number(sizes[2]) !== receiveLimitBytes) return undefined;
   return (
     `the answer (${sizes[1]} bytes) is larger than this client's receive limit (${receiveLimitBytes} bytes): ` +
-    (writes ? 'the server carried out the call, and a write (a Txn, an Update) may have been applied; ' : '') +
-    'raise the limit with the KvClient option maxReceiveMessageBytes, or ask for less' +
-    (writes ? ' (fewer ops)' : ' (a smaller pageSize, a narrower range)')
+    (call === 'write' ? 'the server carried out the call, and a write (a Txn, an Update) may have been applied; ' : '') +
+    'raise the limit with the KvClient option maxReceiveMessageBytes' +
+    ASK_FOR_LESS[call]
   );
 }
 

@@ -326,7 +326,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
         } catch (error) {
           // E.g. the client was closed meanwhile.
           if (this.closed) return;
-          throw KvError.from(error, this.receiveLimitBytes, false);
+          throw KvError.from(error, this.receiveLimitBytes, 'stream');
         }
         this.call = call;
         idle.start(() => call.cancel());
@@ -379,7 +379,7 @@ export class KvWatch<T = JsonValue> implements AsyncIterable<KvWatchEvent<T>> {
           // The server ended the stream without an error (it should not): resume.
         } catch (error) {
           if (this.closed) return;
-          const kvError = KvError.from(error, this.receiveLimitBytes, false);
+          const kvError = KvError.from(error, this.receiveLimitBytes, 'stream');
           // RESOURCE_EXHAUSTED is also a message too large to send or receive: resuming would meet it again.
           const resumable =
             idle.fired ||
