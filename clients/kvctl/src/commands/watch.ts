@@ -36,12 +36,12 @@ export function watchCommand(run: Runner): Command {
           startAttempts: READ_ATTEMPTS,
           // A server that takes the connection but never answers (stopped, or not a kv server) is given --timeout-ms.
           startTimeoutMs: session.options.timeoutMs,
-          onResume: (change) =>
-            session.warn(
-              change.state === 'lost'
-                ? `lost the watch stream (${change.reason}); resuming from revision ${change.revision}`
-                : `watch resumed at revision ${change.revision}`,
-            ),
+          // Told as the revision every change through which is printed (the watch's own `revision`), which the next event
+          // is after: the SDK's resume point may be a revision printed already, when a transaction's events were cut off.
+          onResume: (change) => {
+            const after = watch.revision > 0 ? ` after revision ${watch.revision}` : '';
+            session.warn(change.state === 'lost' ? `lost the watch stream (${change.reason}); resuming${after}` : `watch resumed${after}`);
+          },
         });
         // Ctrl-C or SIGTERM closes the watch (the events printed so far are out), then kvctl ends by the signal, as
         // any command stopped by one: a script tells a watch it stopped from one that saw its --count events (exit 0).
