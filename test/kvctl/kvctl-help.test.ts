@@ -47,3 +47,30 @@ test('"help" alone, and "help COMMAND" of a real one, print that help on stdout,
   expect(grant.stdout).toMatch(/^Usage: kvctl lease grant /);
   expect((await runKvctl(['lease', 'help', 'grant'])).stdout).toBe(grant.stdout);
 });
+
+test('no command, or lease with none: one line naming the commands, exit 2 (not the whole help on stderr)', async () => {
+  const bare = await runKvctl([]);
+  expect(bare).toEqual({
+    code: 2,
+    stdout: '',
+    stderr:
+      'kvctl: kvctl needs a command: get, set, update, del, ls, clear, watch, txn, lease, backup, restore, import, health, version ' +
+      '(`kvctl --help` says what each does)\n',
+  });
+  // Global flags alone are no command either.
+  expect(await runKvctl(['--endpoint', '127.0.0.1:1', '-o', 'json'])).toEqual(bare);
+  expect(await runKvctl(['lease'])).toEqual({
+    code: 2,
+    stdout: '',
+    stderr: 'kvctl: kvctl lease needs a command: grant, keepalive, revoke, info, ls (`kvctl lease --help` says what each does)\n',
+  });
+});
+
+test('txn with no --if, --then or --else is a usage mistake (exit 2), not an empty transaction', async () => {
+  // Nothing listens at this endpoint: the line comes before any call.
+  expect(await runKvctl(['txn', '--endpoint', '127.0.0.1:1'])).toEqual({
+    code: 2,
+    stdout: '',
+    stderr: "kvctl: txn needs an --if, --then or --else, e.g. kvctl txn --if 'version(k) = 0' --then 'set k 1'\n",
+  });
+});

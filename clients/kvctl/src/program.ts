@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import { Command, type HelpContext } from 'commander';
+import { CliError } from './cli-error';
 import { clearCommand } from './commands/clear';
 import { delCommand } from './commands/del';
 import { getCommand } from './commands/get';
@@ -74,6 +75,7 @@ export function createProgram(run: Runner, writeErr: (text: string) => void): Co
  */
 function addHelpCommands(command: Command, fresh: () => Command): void {
   for (const sub of command.commands) if (sub.commands.length > 0) addHelpCommands(sub, fresh);
+  askForSubcommand(command);
   const help = new Command('help')
     .description('display help for command')
     .argument('[command...]')
@@ -93,6 +95,21 @@ function addHelpCommands(command: Command, fresh: () => Command): void {
       target.help();
     });
   command.addCommand(inheritSettings(help, command));
+}
+
+/**
+ * `kvctl` or `kvctl lease` with no command: one line naming the commands (exit 2), as any other usage mistake, in place
+ * of commander's whole help on stderr. commander asks for help "as an error" only there; --help and `help` still print it.
+ */
+function askForSubcommand(command: Command): void {
+  const help: Command['help'] = command.help.bind(command);
+  command.help = (context?: HelpContext | ((text: string) => string)): never => {
+    if (typeof context === 'function') return help(context);
+    if (context?.error !== true) return help(context);
+    const path = ['kvctl', ...ancestorNames(command)].join(' ');
+    const names = command.commands.map((sub) => sub.name()).filter((name) => name !== 'help');
+    throw new CliError(`${path} needs a command: ${names.join(', ')} (\`${path} --help\` says what each does)`);
+  };
 }
 
 /** The names of the commands from the program (excluded) down to `command`: ["lease"] for lease. */

@@ -28,6 +28,10 @@ export function txnCommand(run: Runner): Command {
     .addHelpText('after', TXN_KEY_HELP)
     .action(
       run(async (session, options: { if?: string[]; then?: string[]; else?: string[]; yes?: boolean }) => {
+        // An empty transaction does nothing and succeeds: without any of the three it is a command line cut short.
+        if (options.if === undefined && options.then === undefined && options.else === undefined) {
+          throw new CliError(`txn needs an --if, --then or --else, e.g. kvctl txn --if 'version(k) = 0' --then 'set k 1'`);
+        }
         const compares = (options.if ?? []).map(parseCompare);
         const thenOps = (options.then ?? []).map((op) => parseOp(op, '--then'));
         const elseOps = (options.else ?? []).map((op) => parseOp(op, '--else'));
