@@ -91,3 +91,25 @@ export function storedEntryBytes(key: string, entry: StoredEntry): number {
   // Approximate heap bytes: UTF-16 strings plus the object; used to bound memory, not to bill.
   return 2 * (key.length + entry.valueJson.length) + 64;
 }
+
+/**
+ * The history window's measure of a change (--watch-history-bytes): its
+ * entries as storedEntryBytes counts them, in UTF-16 units of its strings.
+ * Every packed form of the window counts a change the same (packed-columns.ts,
+ * packed-history.ts), so the window holds as many changes after a chunk is
+ * packed, or after a restart loads them from a checkpoint, as before.
+ */
+export function keyChangeBytes(change: KeyChange): number {
+  switch (change.type) {
+    // A previous entry may be held by nothing but this change: count it.
+    case 'set':
+      return storedEntryBytes(change.key, change.entry) + (change.prev === undefined ? 0 : storedEntryBytes(change.key, change.prev));
+    case 'delete':
+      return storedEntryBytes(change.key, change.prev);
+    case 'clear': {
+      let bytes = 2 * change.prefix.length + 64;
+      for (const [key, entry] of change.removed) bytes += storedEntryBytes(key, entry);
+      return bytes;
+    }
+  }
+}

@@ -413,3 +413,39 @@ describe('file engine: the history window across checkpoints', () => {
     }
   });
 });
+
+describe('file engine: a byte-bound history window across restarts', () => {
+  test('holds the same changes after a restart as before, with multi-byte text and clears: packed or loaded, a change weighs the same', async () => {
+    const dataDir = dirs.make();
+    const feed = { history: { maxChanges: 100_000, maxBytes: 400_000 } };
+    const options = { dataDir, fsync: 'never' as const, compaction: eager, feed };
+    let store = await openFileStore(options);
+    const texts = ['ascii', 'é', '日本語', '😀', 'ключ'];
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 1500; i++) {
+          const text = texts[i % texts.length];
+          const key = `${text}/${i % 60}`;
+          if (i % 11 === 0) await store.delete(key);
+          else await store.set(key, { text: text.repeat(1 + (i % 17)), round, i });
+          // A clear now and then: its chunk is packed change by change (HISTORY blocks), not as columns.
+          if (i % 500 === 499) await store.clear({ prefix: `${text}/1` });
+        }
+        await pollUntil('checkpoints to finish', () => (store.diskUsage.compacting ? undefined : true));
+        const before = store.feedStatus;
+        // The byte limit, not the count, bounds this window.
+        expect(before.historyChanges).toBeLessThan(1500 * (round + 1));
+        await store.close();
+        store = await openFileStore(options);
+        const after = store.feedStatus;
+        expect({ round, oldest: after.oldestRevision, changes: after.historyChanges }).toEqual({
+          round,
+          oldest: before.oldestRevision,
+          changes: before.historyChanges,
+        });
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { KeyChange, StoredEntry } from '../../src/store/change';
+import { keyChangeBytes, type KeyChange, type StoredEntry } from '../../src/store/change';
 import { HistoryWindow, PACK_CHUNK, PACK_CHUNK_BYTES, type PackedChanges } from '../../src/store/feed/history-window';
 import { changeSize, decodeChangeAt, encodeChange } from '../../src/store/file/checkpoint-codec';
 import { NUMBERS, PackedColumns, decodeColumns, encodedRangeBytes } from '../../src/store/file/packed-columns';
@@ -67,6 +67,7 @@ describe('packed history', () => {
           }
           expect(packed.revisionAt(i)).toBe(chunk[i].revision);
           expect(packed.changeAt(i)).toEqual(decodeChangeAt(encoded(chunk[i]), 0));
+          expect(packed.bytesAt(i)).toBe(keyChangeBytes(chunk[i]));
         }
       }),
       { numRuns: 300 },
@@ -136,6 +137,8 @@ describe('packed history', () => {
           expect(packedWindow.size).toBe(plain.size);
           expect(packedWindow.oldestRevision).toBe(plain.oldestRevision);
           expect(packedWindow.byteSize).toBeGreaterThan(0);
+          // Packed, a change weighs what it did as an object (multi-byte text included): the byte limit holds as many.
+          expect(packedWindow.byteSize).toBe(plain.byteSize);
           // What the window counts of the changes it holds, however many it took and let go.
           const held = new HistoryWindow({ maxChanges: n, maxBytes: 1 << 30 }, 9);
           held.push(Array.from({ length: plain.size }, (_, p) => plain.at(p)));

@@ -12,7 +12,7 @@
  * (The file engine packs in its checkpoint format, so a checkpoint carries
  * the window by copying bytes, and a restart brings it back packed.)
  */
-import { type KeyChange, storedEntryBytes } from '../change';
+import { type KeyChange, keyChangeBytes } from '../change';
 
 export interface HistoryLimits {
   /** The most changes kept (a Clear counts once however many keys it removed). */
@@ -27,7 +27,7 @@ export const DEFAULT_HISTORY_LIMITS: HistoryLimits = { maxChanges: 100_000, maxB
 export interface PackedChanges {
   readonly count: number;
   revisionAt(i: number): number;
-  /** The estimated in-memory size of change i once decoded: the measure the byte limit uses. */
+  /** Change i's keyChangeBytes (the byte limit's measure), exactly as the change itself counts. */
   bytesAt(i: number): number;
   changeAt(i: number): KeyChange;
 }
@@ -114,7 +114,7 @@ export class HistoryWindow {
   push(changes: readonly KeyChange[]): void {
     for (const change of changes) {
       this.changes.push(change);
-      this.bytes += changeBytes(change);
+      this.bytes += keyChangeBytes(change);
     }
     this.evict();
     this.packOldest();
@@ -214,7 +214,7 @@ export class HistoryWindow {
       let end = this.head;
       let chunkBytes = 0;
       while (end < this.head + PACK_CHUNK && (end === this.head || chunkBytes < PACK_CHUNK_BYTES))
-        chunkBytes += changeBytes(this.changes[end++]);
+        chunkBytes += keyChangeBytes(this.changes[end++]);
       const packed = pack(this.changes.slice(this.head, end));
       this.bytes -= chunkBytes;
       this.head = end;
@@ -255,21 +255,6 @@ export class HistoryWindow {
       if (index === packed.count - 1) this.firstSegment++;
       return;
     }
-    this.bytes -= changeBytes(this.changes[this.head++]);
-  }
-}
-
-function changeBytes(change: KeyChange): number {
-  switch (change.type) {
-    // A previous entry may be held by nothing but this change: count it.
-    case 'set':
-      return storedEntryBytes(change.key, change.entry) + (change.prev === undefined ? 0 : storedEntryBytes(change.key, change.prev));
-    case 'delete':
-      return storedEntryBytes(change.key, change.prev);
-    case 'clear': {
-      let bytes = 2 * change.prefix.length + 64;
-      for (const [key, entry] of change.removed) bytes += storedEntryBytes(key, entry);
-      return bytes;
-    }
+    this.bytes -= keyChangeBytes(this.changes[this.head++]);
   }
 }

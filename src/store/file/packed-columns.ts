@@ -43,8 +43,12 @@ export class PackedColumns implements PackedChanges {
     /** count × WORDS; text offsets relative to `text` */
     readonly words: Uint32Array,
     readonly text: Buffer,
-    /** Every byte of text < 0x80: decoded as latin1, which is cheaper. */
-    private readonly ascii: boolean,
+    /**
+     * Each change's keyChangeBytes, when the text is not all ASCII (which
+     * decodes as latin1, cheaper): that measure counts UTF-16 units, which
+     * the UTF-8 byte counts in `words` then do not give.
+     */
+    private readonly measures: Float64Array | undefined,
   ) {}
 
   revisionAt(i: number): number {
@@ -52,12 +56,9 @@ export class PackedColumns implements PackedChanges {
   }
 
   bytesAt(i: number): number {
-    // history-window.ts's measure of the change as objects: each entry 2 × (key + value) + 64.
+    if (this.measures !== undefined) return this.measures[i];
     const w = i * WORDS;
-    const key = this.words[w + 2];
-    let bytes = this.words[w + 1] === ColumnKind.Delete ? 0 : 2 * (key + this.words[w + 3]) + 64;
-    if (this.words[w + 1] !== ColumnKind.Set) bytes += 2 * (key + this.words[w + 4]) + 64;
-    return bytes;
+    return measure(this.words[w + 1], this.words[w + 2], this.words[w + 3], this.words[w + 4]);
   }
 
   /** Bytes of text of changes [from, to). */
@@ -72,7 +73,7 @@ export class PackedColumns implements PackedChanges {
     const w = i * WORDS;
     const numbers = this.numbers;
     const words = this.words;
-    const encoding = this.ascii ? 'latin1' : 'utf8';
+    const encoding = this.measures === undefined ? 'latin1' : 'utf8';
     const keyAt = words[w];
     const valueAt = keyAt + words[w + 2];
     const prevAt = valueAt + words[w + 3];
@@ -183,7 +184,50 @@ export function decodeColumns(
       break;
     }
   }
-  return new PackedColumns(count, numbers, words, text, ascii);
+  let measures: Float64Array | undefined;
+  if (!ascii) {
+    measures = new Float64Array(count);
+    for (let i = 0; i < count; i++) {
+      const w = i * WORDS;
+      const keyAt = words[w];
+      const valueAt = keyAt + words[w + 2];
+      const prevAt = valueAt + words[w + 3];
+      const prevEnd = prevAt + words[w + 4];
+      measures[i] = measure(
+        words[w + 1],
+        utf16Units(text, keyAt, valueAt),
+        utf16Units(text, valueAt, prevAt),
+        utf16Units(text, prevAt, prevEnd),
+      );
+    }
+  }
+  return new PackedColumns(count, numbers, words, text, measures);
+}
+
+/**
+ * keyChangeBytes of a change of this kind from the lengths of its key, value
+ * and previous value (in UTF-16 units; for ASCII text, its bytes): each entry
+ * 2 × (key + value) + 64, as storedEntryBytes counts it.
+ */
+function measure(kind: number, key: number, value: number, prev: number): number {
+  let bytes = kind === ColumnKind.Delete ? 0 : 2 * (key + value) + 64;
+  if (kind !== ColumnKind.Set) bytes += 2 * (key + prev) + 64;
+  return bytes;
+}
+
+/**
+ * The length in UTF-16 units of the string that UTF-8 text[from, to)
+ * decodes to: one per character, two for one past U+FFFF (a 4-byte
+ * sequence). The text was written from strings (a lone surrogate as
+ * U+FFFD, one unit either way).
+ */
+function utf16Units(text: Buffer, from: number, to: number): number {
+  let units = 0;
+  for (let k = from; k < to; k++) {
+    const byte = text[k];
+    if ((byte & 0xc0) !== 0x80) units += byte >= 0xf0 ? 2 : 1;
+  }
+  return units;
 }
 
 /** Packs a chunk of sets and deletes (no clears: packed-history.ts packs those). */
@@ -243,5 +287,11 @@ export function packColumns(changes: ReadonlyArray<Exclude<KeyChange, { type: 'c
       words[w + 6] = prev.version;
     }
   }
-  return new PackedColumns(n, numbers, words, text, ascii);
+  let measures: Float64Array | undefined;
+  if (!ascii) {
+    measures = new Float64Array(n);
+    for (let i = 0; i < n; i++)
+      measures[i] = measure(words[i * WORDS + 1], parts[3 * i].length, parts[3 * i + 1].length, parts[3 * i + 2].length);
+  }
+  return new PackedColumns(n, numbers, words, text, measures);
 }

@@ -6,7 +6,7 @@
  * with a Clear this way too; sets and deletes it packs as columns
  * (packed-columns.ts, HISTORY_COLUMNS blocks).
  */
-import type { KeyChange } from '../change';
+import { type KeyChange, keyChangeBytes } from '../change';
 import type { PackedChanges } from '../feed/history-window';
 import { changeSize, decodeChangeAt, encodeChange } from './checkpoint-codec';
 import { packColumns } from './packed-columns';
@@ -17,6 +17,7 @@ export class PackedHistory implements PackedChanges {
   private readonly offsets: Uint32Array;
   private readonly sizes: Uint32Array;
   private readonly revisions: Float64Array;
+  private readonly measures: Float64Array;
 
   constructor(
     readonly slabs: Buffer[],
@@ -26,20 +27,25 @@ export class PackedHistory implements PackedChanges {
     this.offsets = new Uint32Array(capacity);
     this.sizes = new Uint32Array(capacity);
     this.revisions = new Float64Array(capacity);
+    this.measures = new Float64Array(capacity);
   }
 
   get count(): number {
     return this.added;
   }
 
-  /** Adds the (checked) change at `offset` of slab `slab`, of `size` bytes; false if there is no room left. */
-  add(slab: number, offset: number, size: number, revision: number): boolean {
+  /**
+   * Adds the (checked) change at `offset` of slab `slab`, of `size` bytes,
+   * whose keyChangeBytes is `measure`; false if there is no room left.
+   */
+  add(slab: number, offset: number, size: number, revision: number, measure: number): boolean {
     const i = this.added;
     if (i === this.capacity) return false;
     this.slabOf[i] = slab;
     this.offsets[i] = offset;
     this.sizes[i] = size;
     this.revisions[i] = revision;
+    this.measures[i] = measure;
     this.added = i + 1;
     return true;
   }
@@ -49,8 +55,7 @@ export class PackedHistory implements PackedChanges {
   }
 
   bytesAt(i: number): number {
-    // Decoded, each byte of key and value becomes about two (UTF-16), plus the objects: history-window.ts's measure.
-    return 2 * this.sizes[i];
+    return this.measures[i];
   }
 
   changeAt(i: number): KeyChange {
@@ -112,7 +117,7 @@ function packEach(changes: readonly KeyChange[]): PackedHistory {
   let at = 0;
   for (const change of changes) {
     const end = encodeChange(slab, at, change);
-    packed.add(0, at, end - at, change.revision);
+    packed.add(0, at, end - at, change.revision, keyChangeBytes(change));
     at = end;
   }
   return packed;

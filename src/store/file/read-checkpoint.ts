@@ -12,7 +12,16 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { CorruptDataError } from '../errors';
-import { BLOCK_HEADER_SIZE, BlockType, END_RECORD_SIZE, type CheckpointEnd, checkChange, decodeEnd } from './checkpoint-codec';
+import { keyChangeBytes } from '../change';
+import {
+  BLOCK_HEADER_SIZE,
+  BlockType,
+  END_RECORD_SIZE,
+  type CheckpointEnd,
+  checkChange,
+  decodeChangeAt,
+  decodeEnd,
+} from './checkpoint-codec';
 import type { PackedChanges } from '../feed/history-window';
 import { decodeColumns } from './packed-columns';
 import { PackedHistory } from './packed-history';
@@ -172,7 +181,8 @@ export async function readCheckpoint(
             if (typeof change === 'string') throw corrupt(offset + (p - start), change);
             if (change.revision < lastRevision) throw corrupt(offset + (p - start), 'history out of revision order');
             lastRevision = change.revision;
-            (changes as PackedHistory).add(reader.slabIndex, p, change.size, change.revision);
+            // Measured as the window measures the change itself (a HISTORY record holds its key twice, and framing).
+            (changes as PackedHistory).add(reader.slabIndex, p, change.size, change.revision, keyChangeBytes(decodeChangeAt(buf, p)));
             p += change.size;
           }
         }
