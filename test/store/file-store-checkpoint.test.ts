@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { KvClient } from '@kv/client';
 import { restoreDataDir } from '../../src/restore/restore-data-dir';
 import { CorruptDataError } from '../../src/store/errors';
@@ -12,7 +13,7 @@ import { HistoryWindow } from '../../src/store/feed/history-window';
 import { type FileStore, openFileStore } from '../../src/store/file';
 import { END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
 import { readCheckpoint } from '../../src/store/file/read-checkpoint';
-import { FILE_HEADER_SIZE } from '../../src/store/file/record-codec';
+import { FILE_HEADER_SIZE, FORMAT_VERSION } from '../../src/store/file/record-codec';
 import { startServer } from '../support/server-process';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 import { batchesOf, capturingLogger, dump } from './file-store-support';
@@ -143,7 +144,14 @@ describe('file engine: checkpoints', () => {
     const fd = fs.openSync(snap, 'r');
     try {
       const size = fs.fstatSync(fd).size;
-      const loaded = await readCheckpoint(fd, snap, size, revision, () => Promise.resolve(), layout);
+      const loaded = await readCheckpoint(
+        fd,
+        snap,
+        size,
+        { version: FORMAT_VERSION, baseRevision: revision },
+        () => Promise.resolve(),
+        layout,
+      );
       const keys: unknown[] = [];
       for (let i = 0; i < loaded.table.count; i++) {
         const e = loaded.table.entry(i);
@@ -448,4 +456,43 @@ describe('file engine: a byte-bound history window across restarts', () => {
       await store.close();
     }
   });
+});
+
+test('a checkpoint whose header names an older format version than its records refuses to open, naming the record type and versions', async () => {
+  const dataDir = dirs.make();
+  const store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+  // A private lease (PRIVATE_LEASE_GRANT, since version 6) and enough changes for packed history (HISTORY_COLUMNS, since 7).
+  await store.set('private', 1, { ttlMs: 600_000 });
+  for (let i = 0; i < 1500; i++) await store.set(`k/${i % 50}`, { i });
+  await pollUntil('the checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+  await store.close();
+  const snap = path.join(dataDir, dataFiles(dataDir).find((f) => f.endsWith('.snap')) as string);
+  const bytes = fs.readFileSync(snap);
+  try {
+    for (const [version, type, since] of [
+      [5, 11, 6],
+      [6, 12, 7],
+    ]) {
+      const older = Buffer.from(bytes);
+      older.writeUInt16LE(version, 8);
+      older.writeUInt32LE(crc32(older.subarray(0, 28)), 28);
+      fs.writeFileSync(snap, older);
+      const opened = await openFileStore({ dataDir, fsync: 'never' }).then(
+        async (s) => {
+          await s.close();
+          return undefined;
+        },
+        (e: unknown) => e,
+      );
+      expect(opened).toBeInstanceOf(CorruptDataError);
+      expect((opened as Error).message).toMatch(
+        new RegExp(`record type ${type} in a file of format version ${version} \\(first written by version ${since}\\)$`),
+      );
+    }
+  } finally {
+    fs.writeFileSync(snap, bytes);
+  }
+  // The same file as written opens.
+  const reopened = await openFileStore({ dataDir, fsync: 'never' });
+  await reopened.close();
 });

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { keyChangeBytes, type KeyChange, type StoredEntry } from '../../src/store/change';
 import { HistoryWindow, PACK_CHUNK, PACK_CHUNK_BYTES, type PackedChanges } from '../../src/store/feed/history-window';
 import { changeSize, decodeChangeAt, encodeChange } from '../../src/store/file/checkpoint-codec';
-import { NUMBERS, PackedColumns, decodeColumns, encodedRangeBytes } from '../../src/store/file/packed-columns';
+import { NUMBERS, PackedColumns, WORDS, decodeColumns, encodedRangeBytes } from '../../src/store/file/packed-columns';
 import { MAX_JOINED_CHARS, PackedHistory, packHistory } from '../../src/store/file/packed-history';
 
 // Keys and values with multi-byte UTF-8 (and a lone surrogate's replacement) as well as ASCII.
@@ -105,6 +105,21 @@ describe('packed history', () => {
           const shifted = Buffer.from(body);
           shifted.writeUInt32LE(1, 3 + 4 + (to - from) * 8 * NUMBERS);
           expect(decodeColumns(shifted, 3, body.length, to - from, revisions)).toBe('HISTORY_COLUMNS text out of place');
+          // What a kind has not got must be zeros: a delete's create revision, a new key's previous version.
+          const numbersAt = (j: number, k: number): number => 3 + 4 + ((j - from) * NUMBERS + k) * 8;
+          const wordsAt = (j: number, k: number): number => 3 + 4 + (to - from) * 8 * NUMBERS + ((j - from) * WORDS + k) * 4;
+          const deleted = chunk.findIndex((c, j) => j >= from && j < to && c.type === 'delete');
+          if (deleted >= 0) {
+            const damaged = Buffer.from(body);
+            damaged.writeDoubleLE(1, numbersAt(deleted, 1));
+            expect(decodeColumns(damaged, 3, body.length, to - from, revisions)).toBe('history delete with a value');
+          }
+          const created = chunk.findIndex((c, j) => j >= from && j < to && c.type === 'set' && c.prev === undefined);
+          if (created >= 0) {
+            const damaged = Buffer.from(body);
+            damaged.writeUInt32LE(1, wordsAt(created, 6));
+            expect(decodeColumns(damaged, 3, body.length, to - from, revisions)).toBe('history set of a new key with a previous entry');
+          }
         },
       ),
       { numRuns: 300 },

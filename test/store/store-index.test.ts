@@ -5,7 +5,7 @@ import type { HistoryView } from '../../src/store/feed/history-window';
 import { type IndexEntry, type IndexSnapshot, StoreIndex, entryRecordBytes } from '../../src/store/file/store-index';
 import { BLOCK_TARGET_BYTES, BlockType, END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
 import { readCheckpoint } from '../../src/store/file/read-checkpoint';
-import { FILE_HEADER_SIZE, FRAME_SIZE } from '../../src/store/file/record-codec';
+import { FILE_HEADER_SIZE, FORMAT_VERSION, FRAME_SIZE } from '../../src/store/file/record-codec';
 import { writeCheckpoint } from '../../src/store/file/write-checkpoint';
 import { expectSameList } from '../support/expect-same-list';
 import { tempDataDirs } from '../support/temp-dirs';
@@ -173,7 +173,14 @@ describe('store index over checkpoint tables', () => {
       const fd = fs.openSync(path.join(dir, name), 'r');
       try {
         const layout = { slabBytes: 1536 * 1024, carryBytes: 1280 * 1024, readBytes: 512 * 1024, readsAhead: 1 };
-        const loaded = await readCheckpoint(fd, name, fs.fstatSync(fd).size, view.revision, () => Promise.resolve(), layout);
+        const loaded = await readCheckpoint(
+          fd,
+          name,
+          fs.fstatSync(fd).size,
+          { version: FORMAT_VERSION, baseRevision: view.revision },
+          () => Promise.resolve(),
+          layout,
+        );
         expectSameList(
           Array.from({ length: loaded.table.count }, (_, i) => [loaded.table.key(i), loaded.table.entry(i)]),
           expected,

@@ -169,7 +169,11 @@ export function decodeColumns(
     const hasPrev = kind !== ColumnKind.Set;
     if (isSet !== (words[w + 3] > 0 && words[w + 5] > 0 && numbers[n + 1] >= 1 && numbers[n + 1] <= revision))
       return 'history entry malformed';
-    if (!isSet && (words[w + 3] !== 0 || words[w + 5] !== 0)) return 'history delete with a value';
+    // What a kind has not got is written as zeros: anything else is damage (or a writer's bug), not text to skip.
+    if (!isSet && (words[w + 3] !== 0 || words[w + 5] !== 0 || numbers[n + 1] !== 0 || numbers[n + 2] !== 0))
+      return 'history delete with a value';
+    if (!hasPrev && (words[w + 4] !== 0 || words[w + 6] !== 0 || numbers[n + 3] !== 0 || numbers[n + 4] !== 0 || numbers[n + 5] !== 0))
+      return 'history set of a new key with a previous entry';
     const prevOk =
       words[w + 4] > 0 && words[w + 6] > 0 && numbers[n + 3] >= 1 && numbers[n + 3] <= numbers[n + 4] && numbers[n + 4] < revision;
     if (hasPrev !== prevOk) return 'history previous entry malformed';

@@ -29,6 +29,7 @@ import { type KeyTable, KeyTableBuilder } from './key-table';
 import {
   FILE_HEADER_SIZE,
   FRAME_SIZE,
+  type FileHeader,
   LEASE_GRANT_RECORD_SIZE,
   MIN_RECORD_SIZE,
   RecordType,
@@ -36,6 +37,7 @@ import {
   isLeaseGrant,
   readRecord,
   readU64,
+  typeNewerThanFile,
 } from './record-codec';
 
 const fsRead = promisify(fs.read);
@@ -75,15 +77,15 @@ export interface LoadedCheckpoint {
 }
 
 /**
- * Reads the checkpoint at `filePath` (open as `fd`, `fileSize` bytes, of
- * revision `revision` from its header, already checked). `progress` is
- * awaited after each block with its size (replay yields there).
+ * Reads the checkpoint at `filePath` (open as `fd`, `fileSize` bytes; its
+ * header, already checked, gives its format version and revision).
+ * `progress` is awaited after each block with its size (replay yields there).
  */
 export async function readCheckpoint(
   fd: number,
   filePath: string,
   fileSize: number,
-  revision: number,
+  header: Pick<FileHeader, 'version' | 'baseRevision'>,
   progress: (bytes: number) => Promise<void>,
   layout: SlabLayout = DEFAULT_LAYOUT,
 ): Promise<LoadedCheckpoint> {
@@ -94,6 +96,7 @@ export async function readCheckpoint(
   fs.readSync(fd, endBuf, 0, END_RECORD_SIZE, endAt);
   const end: CheckpointEnd | string = decodeEnd(endBuf);
   if (typeof end === 'string') throw corrupt(endAt, end);
+  const revision = header.baseRevision;
   if (end.revision !== revision) throw corrupt(endAt, `END record of revision ${end.revision} in a checkpoint of revision ${revision}`);
 
   const keyReader = new SlabReader(fd, FILE_HEADER_SIZE, endAt, layout);
@@ -127,6 +130,8 @@ export async function readCheckpoint(
       ) {
         throw corrupt(offset, `record type ${recordType} in a checkpoint`);
       }
+      const tooNew = typeNewerThanFile(recordType, header.version);
+      if (tooNew !== undefined) throw corrupt(offset, tooNew);
       // Private leases (since version 6) are in the leases' section too, and the two kinds of history block in one section.
       const type = isLeaseGrant(recordType)
         ? RecordType.LeaseGrant

@@ -5,7 +5,7 @@
  *
  * File header (32 bytes):
  *   0  8  magic "KVSTORE\0"
- *   8  2  format version (6; versions 3, 4 and 5 are read too)
+ *   8  2  format version (7; versions 3 to 6 are read too)
  *   10 1  kind: 1 = log, 2 = snapshot
  *   11 1  reserved, 0
  *   12 8  base revision (u64): the store revision when the file was started
@@ -41,14 +41,15 @@
  *                this log's, e.g. bytes a client put in a key or value
  *
  * A log is the header and then batches: a BATCH record followed by its
- * records. A snapshot of version 5 or 6 is a checkpoint (checkpoint-codec.ts):
+ * records. A snapshot of version 5 or later is a checkpoint (checkpoint-codec.ts):
  * the live leases (LEASE_GRANT, PRIVATE_LEASE_GRANT), then KEYS, HISTORY and END blocks. A
  * snapshot of version 3 or 4 is the header and then, without batches, the
  * live leases (LEASE_GRANT) and the live keys (SET and SET_LEASED).
  *
  * Version 6 added PRIVATE_LEASE_GRANT (in logs and checkpoints); a log of
  * an older version is never appended to (log-writer.ts openActiveLog starts
- * a new one), so a file's version bounds the record types it holds.
+ * a new one), so a file's version bounds the record types it holds
+ * (firstVersionOf: a reader refuses a newer type in an older file).
  * Version 5 changed snapshots into checkpoints; its logs are those of
  * version 4. Version 4 added SET_LEASED, LEASE_GRANT and LEASE_REVOKE;
  * version 3 files (which hold none) read the same. A reader of an older
@@ -92,6 +93,33 @@ export enum RecordType {
   LeaseRevoke = 7,
   /** Since version 6: a LEASE_GRANT of a private lease (a set's ttlMs). */
   PrivateLeaseGrant = 11,
+}
+
+/**
+ * The first format version whose files hold records (or checkpoint blocks)
+ * of `type`: a file's version bounds the types it holds, so a newer type in
+ * an older file is damage, or a writer's bug, not data to read.
+ */
+export function firstVersionOf(type: number): number {
+  switch (type) {
+    case RecordType.SetLeased:
+    case RecordType.LeaseGrant:
+    case RecordType.LeaseRevoke:
+      return 4;
+    case RecordType.PrivateLeaseGrant:
+      return 6;
+    // HISTORY_COLUMNS, a checkpoint block (checkpoint-codec.ts).
+    case 12:
+      return 7;
+    default:
+      return 3;
+  }
+}
+
+/** Why a record of `type` may not be in a file of `version`, or undefined if it may. */
+export function typeNewerThanFile(type: number, version: number): string | undefined {
+  const since = firstVersionOf(type);
+  return since > version ? `record type ${type} in a file of format version ${version} (first written by version ${since})` : undefined;
 }
 
 /** Whether a record type grants a lease (LEASE_GRANT, or PRIVATE_LEASE_GRANT: the same layout). */

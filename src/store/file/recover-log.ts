@@ -56,6 +56,7 @@ import {
   emptyRecord,
   isOtherFormatVersion,
   readRecord,
+  typeNewerThanFile,
   readU64,
 } from './record-codec';
 
@@ -323,13 +324,13 @@ async function replaySnapshotFile(
     const header = readFileHeader(fd, filePath, file);
     if (header.baseRevision > replay.index.revision) replay.index.revision = header.baseRevision;
     if (header.version >= CHECKPOINT_VERSION) {
-      const loaded = await readCheckpoint(fd, filePath, fileSize, header.baseRevision, (bytes) => yieldNow(replay, bytes));
+      const loaded = await readCheckpoint(fd, filePath, fileSize, header, (bytes) => yieldNow(replay, bytes));
       for (const lease of loaded.leases) replay.index.apply({ type: 'lease-grant', ...lease, revision: header.baseRevision });
       replay.index.setBase(loaded.table, header.baseRevision);
       replay.window = newWindow(replay.options, loaded.historyFrom, loaded.history);
       return { size: fileSize, checkpoint: { historyBytes: loaded.historyBytes } };
     }
-    await replaySnapshot(new FileWindow(fd, fileSize), filePath, replay);
+    await replaySnapshot(new FileWindow(fd, fileSize), filePath, header.version, replay);
     return { size: fileSize };
   } finally {
     fs.closeSync(fd);
@@ -347,7 +348,7 @@ function readFileHeader(fd: number, filePath: string, file: DataFile): FileHeade
 }
 
 /** A snapshot is the live leases, then the live keys (SET, SET_LEASED), to the end of the file; any damage refuses to open. */
-async function replaySnapshot(window: FileWindow, filePath: string, replay: Replay): Promise<void> {
+async function replaySnapshot(window: FileWindow, filePath: string, version: number, replay: Replay): Promise<void> {
   const record = emptyRecord();
   let offset = FILE_HEADER_SIZE;
   while (offset < window.fileSize) {
@@ -356,8 +357,8 @@ async function replaySnapshot(window: FileWindow, filePath: string, replay: Repl
     const size = FRAME_SIZE + window.buf.readUInt32LE(i + 4);
     i = window.at(offset, size);
     if (i < 0) throw new CorruptDataError(filePath, offset, `record of ${size} bytes runs past the end of the file`);
-    const problem = readRecord(window.buf, i, i + size, record);
-    if (problem !== undefined) throw new CorruptDataError(filePath, offset, problem.reason);
+    const problem = readRecord(window.buf, i, i + size, record)?.reason ?? typeNewerThanFile(record.type, version);
+    if (problem !== undefined) throw new CorruptDataError(filePath, offset, problem);
     if (record.type === RecordType.LeaseGrant) {
       replay.index.apply({ type: 'lease-grant', id: record.lease, ttlMs: record.ttlMs, revision: record.revision });
     } else if (record.type === RecordType.Set || record.type === RecordType.SetLeased) {
@@ -449,6 +450,8 @@ async function checkLog(dir: string, file: DataFile, newestLog: boolean, replay:
         if (problem === undefined && record.type === RecordType.Batch) {
           problem = { short: false, reason: 'BATCH record inside a batch' };
         }
+        const tooNew = problem === undefined ? typeNewerThanFile(record.type, header.version) : undefined;
+        if (tooNew !== undefined) problem = { short: false, reason: tooNew };
         if (problem !== undefined) return damaged(batchStart, first + (p - i), problem.reason);
         lastRevision = record.revision;
         if (isKeyRecord(record.type)) changes++;
