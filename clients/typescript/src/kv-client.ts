@@ -12,7 +12,7 @@ import type { BackupProgress, BackupSummary } from './backup/backup-file';
 import { HealthCheckResponse_ServingStatus, HealthClient, healthCheckResponse_ServingStatusToJSON } from './gen/health/v1/health';
 import type { KeyValueServiceClient } from './gen/kv/v1/kv';
 import { type JsonCompatible, type JsonValue, type KvEntry, toKvEntry } from './kv-entry';
-import { KvError } from './kv-error';
+import { KvError, withNote } from './kv-error';
 import { type KeepAliveHandle, type KeepAliveOptions, LeaseKeeper, lostHandle } from './kv-lease';
 import { connectionChangeOrTimeout } from './connection-change';
 import { createServiceClient, rawBackupStream } from './kv-service-client';
@@ -719,6 +719,7 @@ export class KvClient {
     first = 1,
     failed?: unknown,
   ): Promise<Res> {
+    const started = Date.now();
     const deadline = this.deadline(options);
     const stubs = this.servers.map((s) => s.kv);
     let last = failed;
@@ -733,6 +734,14 @@ export class KvClient {
       try {
         return await this.call(method, request, deadline, writes);
       } catch (error) {
+        // A retry the call's deadline cut short says only that time ran out: why the call failed is the answer that
+        // made it try again (a server's UNAVAILABLE, with its words), said with how long it kept trying.
+        if (last instanceof KvError && error instanceof KvError && error.code === status.DEADLINE_EXCEEDED && Date.now() >= deadline) {
+          throw withNote(
+            last,
+            `tried again until the call's deadline passed, ${((Date.now() - started) / 1000).toFixed(1)} s after it began`,
+          );
+        }
         last = error;
         const retry = error instanceof KvError && again(error, attempt) && attempt < this.attempts;
         if (!retry || deadline - Date.now() <= 0) throw error;

@@ -149,6 +149,12 @@ const ASK_FOR_LESS: Record<CallKind, string> = {
   stream: ' (a Watch or Backup message holds about 1 MiB of entries, or one larger entry whole)',
 };
 
+/** The same error, its message followed by `note` in brackets (what the client did before giving it up). */
+export function withNote(error: KvError, note: string): KvError {
+  const { code, reason, currentRevision, cause, oldestRevision, resumeRevision } = error;
+  return new KvError(`${error.message} (${note})`, code, reason, currentRevision, cause, { oldestRevision, resumeRevision });
+}
+
 /** grpc-js's details (with INTERNAL) for a stream the server reset without a gRPC status. */
 const STREAM_RESET = /^Received RST_STREAM with code \d+/;
 
