@@ -125,6 +125,21 @@ export function callTimeSpent(kind: EtcdCallKind, sent: boolean): StoreError {
     : new NotSentError(`the call's time ran out before etcd was asked for the ${kind}${notSent(kind)}`, { cause });
 }
 
+/**
+ * An outage met by a frontend's first read of etcd (openEtcdStore), said to
+ * the operator starting it, not as a call's "try again"; anything else is
+ * returned as is.
+ */
+export function notReachedAtStart(error: unknown): unknown {
+  if (!isOutage(error)) return error;
+  const why = error.cause instanceof Error ? grpcText(error.cause.message) : error.message;
+  const text = `etcd did not answer kv's first read (${why}): check that --etcd-endpoints names members of the cluster, and that a majority of them is up`;
+  // The same kind of error: NOT_SENT still says nothing reached etcd.
+  return error instanceof NotSentError
+    ? new NotSentError(text, { cause: error.cause })
+    : new BackendUnavailableError(text, { cause: error.cause });
+}
+
 /** A store error for an etcd failure; anything unknown is returned as is (the server logs it as INTERNAL). */
 export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof StoreError) return error;

@@ -89,7 +89,7 @@ import {
   type AttemptOptions,
   type EtcdConnectionOptions,
 } from './etcd-connection';
-import { isOutage } from './etcd-errors';
+import { isOutage, notReachedAtStart } from './etcd-errors';
 import { EtcdKeyspace, keyAfter, toEntry } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
 
@@ -758,6 +758,6 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
     return new EtcdStore(client, keyspace, limits, callTimeoutMs, Number(probe.header.revision));
   } catch (error) {
     client.close();
-    throw error;
+    throw notReachedAtStart(error);
   }
 }
