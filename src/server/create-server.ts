@@ -17,6 +17,7 @@ import type { CallObserver } from './call-observer';
 import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, listenWithLimits } from './connection-limits';
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
+import { OpenStreamQuota } from './open-stream-quota';
 import { type ConsoleAssets } from './http/console-route';
 import type { HttpServer, HttpTls } from './http/create-http-server';
 import { createKeyValueService, keyValueServiceDefinition } from './key-value-service';
@@ -98,8 +99,10 @@ export function createServer({
   });
   let listener: LimitedListener | undefined;
   const streams = new OpenStreams();
-  if (reflection) addReflection(server, streams, logger);
-  const health = addHealth(server);
+  // Health Watch and reflection need no credentials: each connection may hold only so many of them.
+  const quota = new OpenStreamQuota();
+  if (reflection) addReflection(server, streams, quota, logger);
+  const health = addHealth(server, quota);
   // Health follows the store: NOT_SERVING while it cannot take writes (it refuses them, or, under --workers, the
   // store owner does not answer), SERVING again once it can.
   let serving: boolean | undefined;

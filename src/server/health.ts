@@ -18,6 +18,10 @@ import {
   HealthService,
 } from '../gen/health/v1/health';
 import { SERVICE_NAME } from './key-value-service';
+import type { OpenStreamQuota } from './open-stream-quota';
+
+/** The longest service name a health Watch may name: a stream holds its request while open. */
+export const MAX_SERVICE_NAME_BYTES = 1024;
 
 export type ServingState = 'SERVING' | 'NOT_SERVING';
 
@@ -29,7 +33,7 @@ export interface Health {
 
 type WatchCall = ServerWritableStream<HealthCheckRequest, HealthCheckResponse>;
 
-export function addHealth(server: Server): Health {
+export function addHealth(server: Server, quota: OpenStreamQuota): Health {
   let state: ServingStatusCode = ServingStatusCode.NOT_SERVING;
   const statusOf = (service: string): ServingStatusCode | undefined => (service === '' || service === SERVICE_NAME ? state : undefined);
   const watches = new Set<WatchCall>();
@@ -40,10 +44,28 @@ export function addHealth(server: Server): Health {
       else callback(null, { status: serving });
     },
     watch: (call) => {
+      const service = call.request.service;
+      if (Buffer.byteLength(service, 'utf8') > MAX_SERVICE_NAME_BYTES) {
+        call.emit('error', {
+          code: status.INVALID_ARGUMENT,
+          details: `a service name is at most ${MAX_SERVICE_NAME_BYTES} bytes; this server's are "" and "${SERVICE_NAME}"`,
+        });
+        return;
+      }
+      const place = quota.take(call.getPeer(), 'health Watch');
+      if (typeof place !== 'function') {
+        call.emit('error', place);
+        return;
+      }
       // A service this server does not have stays SERVICE_UNKNOWN, and its stream open, as the protocol asks.
-      call.write({ status: statusOf(call.request.service) ?? ServingStatusCode.SERVICE_UNKNOWN });
+      call.write({ status: statusOf(service) ?? ServingStatusCode.SERVICE_UNKNOWN });
       watches.add(call);
-      call.once('cancelled', () => watches.delete(call));
+      const ended = (): void => {
+        watches.delete(call);
+        place();
+      };
+      call.once('cancelled', ended);
+      call.once('finish', ended);
     },
     list: (_call, callback) => {
       callback(null, { statuses: { '': { status: state }, [SERVICE_NAME]: { status: state } } });

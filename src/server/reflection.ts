@@ -7,6 +7,7 @@ import type { ReflectionService } from '@grpc/reflection';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import type { Logger } from '../logger';
 import type { OpenStreams } from './grpc-call';
+import type { OpenStreamQuota } from './open-stream-quota';
 import { toGrpcStatus } from './to-status';
 
 /**
@@ -43,7 +44,7 @@ type ReflectionMethod = { definition: MethodDefinition<unknown, unknown>; handle
  * synchronous because grpc-js deserializes a request as it arrives, maybe
  * before the handler has run.
  */
-export function addReflection(server: Server, streams: OpenStreams, logger: Logger): void {
+export function addReflection(server: Server, streams: OpenStreams, quota: OpenStreamQuota, logger: Logger): void {
   let methods: Map<string, ReflectionMethod> | undefined;
   const method = (methodPath: string): ReflectionMethod => {
     methods ??= buildReflection();
@@ -64,6 +65,11 @@ export function addReflection(server: Server, streams: OpenStreams, logger: Logg
     const service: ServiceDefinition = { [METHOD_NAME]: standIn };
     const implementation: UntypedServiceImplementation = {
       [METHOD_NAME]: (call: ServerDuplexStream<unknown, unknown>) => {
+        const place = quota.take(call.getPeer(), 'reflection stream');
+        if (typeof place !== 'function') {
+          call.emit('error', place);
+          return;
+        }
         // A reflection stream lasts as long as its client wants (grpcurl keeps one open for its whole run): shutdown
         // ends it as it ends Watch and KeepAlive, or it would hold the drain for the whole grace.
         let open = true;
@@ -71,11 +77,13 @@ export function addReflection(server: Server, streams: OpenStreams, logger: Logg
           if (!open) return;
           open = false;
           forget();
+          place();
           call.emit('error', toGrpcStatus(error, logger));
         }, 'open-ended');
         const closed = (): void => {
           open = false;
           forget();
+          place();
         };
         call.once('cancelled', closed);
         call.once('finish', closed);
