@@ -20,7 +20,8 @@ import {
 import type { Caller } from '../server/grpc-call';
 import type { AuthConfig, CertificateEntry, Role } from './auth-config';
 import type { Audit, AuditEntry } from './audit';
-import type { FailureLimiter } from './failure-limiter';
+import { clientKey, type FailureLimiter } from './failure-limiter';
+import { RefusalLogs } from '../server/connection-limits';
 import { findToken } from './token';
 
 export interface AuthenticatorOptions {
@@ -44,15 +45,22 @@ interface Identity {
 }
 
 export function createAuthenticator({ config, limiter, audit }: AuthenticatorOptions): Authenticator {
+  // The limiter stops a guessing client cheaply: its refused calls are audited as a count per address, at once and
+  // then at most every 10 s (as refused connections and handshakes are logged), not as a line each.
+  const rateLimited = new RefusalLogs((address, calls) =>
+    audit.denied(
+      { identity: 'anonymous', peer: address, code: status.RESOURCE_EXHAUSTED, calls },
+      `too many failed authentications from this address: ${calls} call${calls === 1 ? '' : 's'} refused`,
+    ),
+  );
   /**
    * `renewing`: the identity of a caller let in before, checked again after a reload: no rate limit
    * applies, no failure is counted, and a revoked token is audited under the name it had.
    */
   const identify = (caller: Caller, renewing?: string): Identity => {
     const { tokens, certificates } = config();
-    const refuse = (identity: string, why: string, error: Error): never => {
-      const code = error instanceof AuthRateLimitedError ? status.RESOURCE_EXHAUSTED : status.UNAUTHENTICATED;
-      audit.denied({ identity, peer: caller.peer, method: caller.method, code }, why);
+    const refuse = (identity: string, why: string, error: UnauthenticatedError): never => {
+      audit.denied({ identity, peer: caller.peer, method: caller.method, code: status.UNAUTHENTICATED }, why);
       throw error;
     };
 
@@ -60,7 +68,8 @@ export function createAuthenticator({ config, limiter, audit }: AuthenticatorOpt
     if (header.length > 0) {
       const retryAfterMs = renewing !== undefined ? 0 : limiter.retryAfterMs(caller.peer);
       if (retryAfterMs > 0) {
-        return refuse('anonymous', 'too many failed authentications from this address', new AuthRateLimitedError(retryAfterMs));
+        rateLimited.refused(clientKey(caller.peer));
+        throw new AuthRateLimitedError(retryAfterMs);
       }
       const token = header.length === 1 && typeof header[0] === 'string' ? /^Bearer +(\S+)$/i.exec(header[0])?.[1] : undefined;
       if (token === undefined) {

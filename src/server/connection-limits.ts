@@ -242,7 +242,7 @@ export class RefusalLog {
  * interval, a refusal would be said at once anyway, so it is forgotten
  * (saying the refusals counted since, if any).
  */
-class RefusalLogs {
+export class RefusalLogs {
   private readonly logs = new Map<string, RefusalLog>();
 
   constructor(private readonly say: (address: string, refused: number) => void) {}

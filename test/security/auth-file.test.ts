@@ -133,11 +133,29 @@ test('unknown tokens from one address are rate-limited; then even a good token w
   expect(Number(limited.trailers['grpc-retry-pushback-ms'])).toBeGreaterThan(0);
   expect(await reasonOf(good, 'app/c')).toBe('AUTH_RATE_LIMITED');
   expect((await outcomeOf(raw, raw.get, { key: 'app/c' }, bearer(undefined))).code).toBe('UNAUTHENTICATED');
+  // A client that goes on guessing is refused at once, and audited as a count per address, not a line per call.
+  for (let i = 0; i < 30; i++) expect((await guess()).code).toBe('RESOURCE_EXHAUSTED');
   raw.close();
   good.close();
-  await pollUntil('the refusal audited', () => (limiting.output().includes('"code":"RESOURCE_EXHAUSTED"') ? true : undefined));
+  type Line = { audit?: string; code?: string; calls?: number; peer?: string; method?: string };
+  const limitedLines = (): Line[] =>
+    limiting
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Line)
+      .filter((line) => line.audit === 'denied' && line.code === 'RESOURCE_EXHAUSTED');
+  // 32 calls refused (the 4th guess, the good token's call, 30 more): the first said at once, the rest within 10 s.
+  await pollUntil(
+    'the refused calls audited',
+    () => (limitedLines().reduce((sum, line) => sum + (line.calls ?? 0), 0) === 32 ? true : undefined),
+    20_000,
+  );
+  expect(limitedLines().length).toBeLessThanOrEqual(3);
+  expect(limitedLines()[0]).toMatchObject({ calls: 1, peer: '127.0.0.1' });
+  expect(limitedLines()[0].method).toBeUndefined();
   expect(await limiting.stop()).toBe(0);
-});
+}, 40_000);
 
 /** Asks grpc.reflection.v1 to list services (ServerReflectionRequest{list_services: ""}, hand-encoded). */
 function reflectionListsServices(address: string): Promise<boolean> {
