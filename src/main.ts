@@ -406,7 +406,10 @@ async function startMetrics(
   const host = address.slice(0, address.lastIndexOf(':'));
   process.stdout.write(`kv-server metrics on http://${host}:${server.port}/metrics (also /healthz, /readyz)\n`);
   if (!isLoopbackHost(host))
-    logger.info({ address }, 'metrics are served in plain HTTP beyond loopback (they show no keys, values or credentials)');
+    logger.warn(
+      { address },
+      'metrics are served in plain HTTP beyond loopback, to anyone who reaches the address (they show no keys, values or credentials, but counts and call rates): keep it to your scraper',
+    );
   return server;
 }
 

@@ -3,11 +3,13 @@
  * /healthz (liveness: the process answers) and /readyz (readiness: the
  * store is open and takes writes, and the server is not draining), for load
  * balancers and orchestrators that do not speak gRPC health. Plain HTTP:
- * nothing here shows a key, a value or a credential.
+ * nothing here shows a key, a value or a credential. On a loopback address
+ * it answers only requests addressed to loopback (421 otherwise).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger';
+import { isLoopbackHost, isLoopbackHostHeader } from '../security/listen-policy';
 
 /** A prom-client Registry, or the supervisor's sum of its processes' registries (--workers N). */
 export interface MetricsSource {
@@ -28,11 +30,22 @@ export interface MetricsServer {
 }
 
 export async function startMetricsServer(address: string, { registry, notReady, logger }: MetricsServerOptions): Promise<MetricsServer> {
+  const separator = address.lastIndexOf(':');
+  const host = address.slice(0, separator).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(address.slice(separator + 1));
+  // On loopback, as the HTTP port: only requests addressed to loopback (no web page through DNS rebinding).
+  const loopbackOnly = isLoopbackHost(host);
   const server = http.createServer((request, response) => {
     const reply = (code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
       response.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
       response.end(request.method === 'HEAD' ? undefined : body);
     };
+    if (loopbackOnly && !isLoopbackHostHeader(request.headers.host)) {
+      return reply(
+        421,
+        'this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n',
+      );
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'only GET and HEAD\n');
     const route = (request.url ?? '/').split('?')[0];
     if (route === '/healthz') return reply(200, 'ok\n');
@@ -60,9 +73,6 @@ export async function startMetricsServer(address: string, { registry, notReady, 
   });
   // Scrapers and probes send one request per connection or keep one alive; neither should hold shutdown.
   server.keepAliveTimeout = 5000;
-  const separator = address.lastIndexOf(':');
-  const host = address.slice(0, separator).replace(/^\[(.*)\]$/, '$1');
-  const port = Number(address.slice(separator + 1));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

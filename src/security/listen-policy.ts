@@ -28,3 +28,13 @@ export function listenPolicyProblem({ listen, tls, callersIdentified, insecure }
   }
   return undefined;
 }
+
+/**
+ * Whether an HTTP request's Host (or :authority) names a loopback host. A
+ * port on a loopback address answers only such requests: a web page from
+ * elsewhere reaches it through DNS rebinding (its own name resolving to
+ * 127.0.0.1), as the same origin, and its requests then carry its name.
+ */
+export function isLoopbackHostHeader(header: string | string[] | undefined): boolean {
+  return typeof header === 'string' && isLoopbackHost(header.replace(/:\d+$/, ''));
+}

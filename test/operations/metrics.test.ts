@@ -3,6 +3,7 @@
  * calls over gRPC and over the HTTP port, then /metrics scraped and read
  * line by line; /healthz and /readyz, including while a long recovery runs.
  */
+import http from 'node:http';
 import http2 from 'node:http2';
 import { KvClient } from '@kv/client';
 import { METRICS_LINE, spawnServer, startServer, type RunningServer } from '../support/server-process';
@@ -66,6 +67,21 @@ test('/metrics counts calls by method and code on both ports, open streams, and 
     expect([ready.status, await ready.text()]).toEqual([200, 'ready\n']);
     expect((await fetch(`${metrics}/nothing`)).status).toBe(404);
     expect((await fetch(`${metrics}/metrics`, { method: 'POST' })).status).toBe(405);
+    // On loopback it answers only requests addressed to loopback: a web page's, through DNS rebinding, is 421.
+    const [host, port] = (server.metricsAddress ?? '').split(':');
+    const statusFor = (hostHeader: string): Promise<number | undefined> =>
+      new Promise((resolve, reject) =>
+        http
+          .get({ host, port, path: '/metrics', headers: { host: hostHeader } }, (response) => {
+            response.resume();
+            resolve(response.statusCode);
+          })
+          .on('error', reject),
+      );
+    expect(await statusFor('evil.example')).toBe(421);
+    expect(await statusFor(`evil.example:${port}`)).toBe(421);
+    expect(await statusFor(`localhost:${port}`)).toBe(200);
+    expect(await statusFor(`127.0.0.1:${port}`)).toBe(200);
   } finally {
     watch.close();
     await nextEvent;

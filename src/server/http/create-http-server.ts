@@ -12,7 +12,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { createContextValues } from '@connectrpc/connect';
-import { isLoopbackHost } from '../../security/listen-policy';
+import { isLoopbackHost, isLoopbackHostHeader } from '../../security/listen-policy';
 import type { CallObserver } from '../call-observer';
 import type { ConnectionLimits } from '../connection-limits';
 import type { GrpcDeps } from '../grpc-call';
@@ -206,11 +206,6 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
         }, 20);
       }),
   };
-}
-
-/** Whether a Host header names a loopback host ("127.0.0.1:8080", "[::1]:8080", "localhost"). */
-function isLoopbackHostHeader(header: string | string[] | undefined): boolean {
-  return typeof header === 'string' && isLoopbackHost(header.replace(/:\d+$/, ''));
 }
 
 /** Reads until the first bytes tell HTTP/2 from HTTP/1.1, puts them back, and hands the socket on. */
