@@ -4,6 +4,7 @@
  * the server layer. A file that is bad on reload leaves the server with
  * what it had, and the log says why.
  */
+import { statSync } from 'node:fs';
 import type { ServerCredentials } from '@grpc/grpc-js';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -60,6 +61,7 @@ export async function loadServerSecurity(
   if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
     const files: TlsFiles = { certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.tlsClientCa };
     const material = readTlsFiles(files);
+    warnIfOpenToAll(logger, files.keyFile, '--tls-key');
     const tls = createTls(material, files);
     credentials = tls.credentials;
     const rotated: ((material: TlsMaterial) => void)[] = [];
@@ -67,6 +69,7 @@ export async function loadServerSecurity(
     reloads.set('tls', () => {
       try {
         const next = readTlsFiles(files);
+        warnIfOpenToAll(logger, files.keyFile, '--tls-key');
         tls.rotate(next);
         for (const listener of rotated) listener(next);
         logger[reloadedLevel]({ cert: files.certFile }, `${said}: TLS certificates reloaded; new connections get them`);
@@ -84,6 +87,7 @@ export async function loadServerSecurity(
     // Loaded only with an auth file: the YAML parser takes about 20 ms to load, which every start-up would pay.
     const { readAuthFile } = await import('../auth/read-auth-file');
     let current: AuthConfig = readAuthFile(authFile);
+    warnIfOpenToAll(logger, authFile, '--auth-file');
     const authenticator = createAuthenticator({
       config: () => current,
       limiter: new FailureLimiter(config.authFailuresPerMinute),
@@ -93,6 +97,7 @@ export async function loadServerSecurity(
     reloads.set('auth', () => {
       try {
         current = readAuthFile(authFile);
+        warnIfOpenToAll(logger, authFile, '--auth-file');
         logger[reloadedLevel]({ authFile, roles: current.roles.size, tokens: current.tokens.length }, `${said}: auth file reloaded`);
         // Open streams were let in by the previous file: each is checked again, and ends if it no longer may.
         authenticator.renewHeld();
@@ -118,6 +123,35 @@ export async function loadServerSecurity(
       return outcome;
     },
   };
+}
+
+/**
+ * Says, in a warn line, when a file that guards the server is open to every
+ * user of the machine: an auth file anyone may write (any of them can add a
+ * token with any role, taken at the next reload), a private key anyone may
+ * read. ssh refuses such files; the server says so and goes on, since the
+ * operator may have reasons (a single-user machine).
+ */
+function warnIfOpenToAll(logger: Logger, file: string, flag: '--auth-file' | '--tls-key'): void {
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return; // it was just read: a file gone meanwhile is the next read's to report
+  }
+  const octal = `0${mode.toString(8)}`;
+  if (flag === '--auth-file' && (mode & 0o002) !== 0) {
+    logger.warn(
+      { file, mode: octal },
+      `${file} (${flag}) can be written by every user of this machine: any of them can add a token with any role, taken at the next reload; chmod o-w it`,
+    );
+  }
+  if (flag === '--tls-key' && (mode & 0o006) !== 0) {
+    logger.warn(
+      { file, mode: octal },
+      `${file} (${flag}) can be ${(mode & 0o004) !== 0 ? 'read' : 'written'} by every user of this machine: it is the server's private key; chmod o-rwx it`,
+    );
+  }
 }
 
 function createTls(material: TlsMaterial, files: TlsFiles): RotatingTlsCredentials {

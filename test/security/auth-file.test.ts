@@ -5,7 +5,7 @@
  * health and reflection stay open; unknown tokens from one address are
  * rate-limited (on a server of its own, whose budget no other test spends).
  */
-import { lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { credentials, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
 import { KvClient, KvError } from '@kv/client';
@@ -13,6 +13,7 @@ import { bearer, kvClient, outcomeOf, writeAuthFile } from '../support/auth-fixt
 import { healthOf } from '../support/health';
 import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
+import { makeTestCertificates } from '../support/test-certificates';
 
 const AUTH_FILE = `# roles for the tests
 roles:
@@ -224,4 +225,33 @@ test('token create through a symbolic link adds the entry to the file it points 
   expect(readFileSync(real, 'utf8')).toMatch(/name: linked, role: writer, sha256: [0-9a-f]{64}/);
   expect(statSync(real).mode & 0o777).toBe(0o600);
   expect(readdirSync(linkDir).sort()).toEqual(['auth.yaml', 'real.yaml']);
+});
+
+test('an auth file every local user may write, or a TLS key every local user may read, is said in a warn line at start and on reload', async () => {
+  const dir = makeTempDir();
+  const auth = writeAuthFile(dir, { roles: { writer: [{ prefix: 'app/', permission: 'write' }] }, tokens: { good: 'writer' } });
+  const certs = makeTestCertificates();
+  const key = path.join(dir, 'server.key');
+  writeFileSync(key, readFileSync(certs.serverKey));
+  chmodSync(auth.file, 0o666);
+  chmodSync(key, 0o644);
+  const open = await startServer({ args: ['--auth-file', auth.file, '--tls-cert', certs.serverCert, '--tls-key', key] });
+  try {
+    const warned = (): string[] =>
+      open
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('by every user of this machine'));
+    await pollUntil('the warnings', () => (warned().length === 2 ? true : undefined));
+    expect(warned().join('\n')).toContain(`${auth.file} (--auth-file) can be written by every user of this machine`);
+    expect(warned().join('\n')).toContain(`${key} (--tls-key) can be read by every user of this machine`);
+    // Fixed, and reloaded: nothing more is said; left open, each reload says it again.
+    chmodSync(key, 0o600);
+    open.child.kill('SIGHUP');
+    await pollUntil('the auth file warned again', () => (warned().length === 3 ? true : undefined));
+    expect(warned()[2]).toContain('(--auth-file)');
+  } finally {
+    expect(await open.stop()).toBe(0);
+    rmSync(certs.dir, { recursive: true, force: true });
+  }
 });
