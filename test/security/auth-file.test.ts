@@ -255,3 +255,26 @@ test('an auth file every local user may write, or a TLS key every local user may
     rmSync(certs.dir, { recursive: true, force: true });
   }
 });
+
+test('over HTTP, a rate-limited address gets 429 with Retry-After (seconds), as well as grpc-retry-pushback-ms', async () => {
+  const auth = writeAuthFile(makeTempDir(), { roles: { writer: [{ prefix: 'app/', permission: 'write' }] }, tokens: { good: 'writer' } });
+  const limiting = await startServer({
+    args: ['--auth-file', auth.file, '--auth-failures-per-minute', '1', '--http-listen', '127.0.0.1:0'],
+  });
+  try {
+    const get = (): Promise<Response> =>
+      fetch(`http://${limiting.httpAddress}/kv.v1.KeyValueService/Get`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer kv_${'x'.repeat(43)}` },
+        body: '{"key":"app/a"}',
+      });
+    expect((await get()).status).toBe(401);
+    const limited = await get();
+    expect(limited.status).toBe(429);
+    const pushbackMs = Number(limited.headers.get('grpc-retry-pushback-ms'));
+    expect(pushbackMs).toBeGreaterThan(0);
+    expect(limited.headers.get('retry-after')).toBe(String(Math.ceil(pushbackMs / 1000)));
+  } finally {
+    expect(await limiting.stop()).toBe(0);
+  }
+});

@@ -11,7 +11,7 @@ import type { Logger } from '../../logger';
 import { InvalidKeyError } from '../../store/errors';
 import { NESTING_LIMIT_TEXT } from '../../store/value-rules';
 import { InvalidArgumentError } from '../service-errors';
-import { REASON_TRAILER, describeError } from '../to-status';
+import { REASON_TRAILER, RETRY_PUSHBACK_TRAILER, describeError } from '../to-status';
 
 /** The domain of the google.rpc.ErrorInfo detail that Connect errors carry. */
 export const ERROR_DOMAIN = 'kv.v1';
@@ -36,6 +36,9 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
     metadata.set(name, value);
     data[name.replace(/^kv-/, '')] = value;
   }
+  // HTTP's own word for when to come back (a 429), which generic clients and proxies read; seconds, rounded up.
+  const pushbackMs = described.trailers[RETRY_PUSHBACK_TRAILER];
+  if (pushbackMs !== undefined) metadata.set('retry-after', String(Math.ceil(Number(pushbackMs) / 1000)));
   const connectError = new ConnectError(described.message, connectCode(described.code), metadata);
   connectError.details.push({
     type: 'google.rpc.ErrorInfo',
