@@ -21,7 +21,7 @@ export function listenPolicyProblem({ listen, tls, callersIdentified, insecure }
   const host = listen.slice(0, listen.lastIndexOf(':'));
   if (insecure || isLoopbackHost(host)) return undefined;
   if (!tls) {
-    return `refusing to serve plaintext on ${listen}, which is not a loopback address: give --tls-cert and --tls-key (docs/security.md), or pass --insecure to serve plaintext knowingly`;
+    return `refusing to serve plaintext on ${listen}, which is not a loopback address (as kv reads one: 127.x.x.x, [::1] or localhost, written in full): give --tls-cert and --tls-key (docs/security.md), or pass --insecure to serve plaintext knowingly`;
   }
   if (!callersIdentified) {
     return `refusing to let anyone who reaches ${listen} read and write everything: give --auth-file or --tls-client-ca (docs/security.md), or pass --insecure to serve unauthenticated callers knowingly`;

@@ -7,7 +7,7 @@
  */
 import { isLoopbackAddress, isLoopbackHost } from '@kv/client/wire';
 import { type Config, loadConfig } from '../../src/config';
-import { isLoopbackHost as serverRule } from '../../src/security/listen-policy';
+import { isLoopbackHost as serverRule, listenPolicyProblem } from '../../src/security/listen-policy';
 
 test('the server uses the shared rule', () => {
   expect(serverRule).toBe(isLoopbackHost);
@@ -52,4 +52,12 @@ test('addresses: host:port, [v6]:port, schemes and lists; anything unreadable is
 test('an http:// etcd endpoint on an IPv4-mapped loopback address is loopback to the server too', () => {
   const config = loadConfig(['--engine', 'etcd', '--etcd-endpoints', 'http://[::ffff:127.0.0.1]:2379'], {}) as Config;
   expect(config.etcdEndpoints).toEqual(['http://[::ffff:127.0.0.1]:2379']);
+});
+
+test('a shortened loopback address (127.1) is refused for plaintext, and the message says which forms count', () => {
+  expect(isLoopbackHost('127.1')).toBe(false);
+  expect(listenPolicyProblem({ listen: '127.1:50051', tls: false, callersIdentified: false, insecure: false })).toBe(
+    'refusing to serve plaintext on 127.1:50051, which is not a loopback address (as kv reads one: 127.x.x.x, [::1] or localhost, written in full): ' +
+      'give --tls-cert and --tls-key (docs/security.md), or pass --insecure to serve plaintext knowingly',
+  );
 });
