@@ -254,16 +254,49 @@ describeEtcd('etcd engine', () => {
       );
     });
 
-    test('Backup and ListLeases are NOT_SUPPORTED, naming what to use instead (etcd snapshots, etcdctl lease list)', async () => {
+    test('ListLeases is NOT_SUPPORTED, naming what to use instead (etcdctl lease list)', async () => {
       const store = await openStore(nextPrefix());
-      await expect(store.snapshot()).rejects.toMatchObject({
-        code: 'NOT_SUPPORTED',
-        message: expect.stringContaining('etcdctl snapshot save'),
-      });
       await expect(store.listLeases()).rejects.toMatchObject({
         code: 'NOT_SUPPORTED',
         message: expect.stringContaining('etcdctl lease list'),
       });
+    });
+
+    test("a snapshot (Backup) is the prefix's keys at one revision, with the leases they hold; a lease gone before it is asked takes its keys out", async () => {
+      const store = await openStore(nextPrefix());
+      const other = await openStore(nextPrefix());
+      await other.set('elsewhere', 1);
+      const shared = await store.grantLease(60_000);
+      await store.set('a', { n: 1 });
+      await store.set('b', 'two', { lease: shared.id });
+      await store.set('c', [3], { ttlMs: 60_000 });
+      const doomed = await store.grantLease(60_000);
+      await store.set('d', 4, { lease: doomed.id });
+      await store.grantLease(60_000); // holds no key: not this prefix's to back up
+      const before = await store.snapshot();
+      expect(before.keyCount).toBe(4);
+      const entries = [...before.entries()];
+      expect(entries.map(([key, entry]) => [key, JSON.parse(entry.valueJson), entry.lease])).toEqual([
+        ['a', { n: 1 }, 0],
+        ['b', 'two', shared.id],
+        ['c', [3], entries[2][1].lease],
+        ['d', 4, doomed.id],
+      ]);
+      expect(entries.every(([, entry]) => entry.modRevision <= before.revision && entry.version === 1)).toBe(true);
+      expect(before.leases).toEqual(
+        [
+          { id: shared.id, ttlMs: 60_000 },
+          { id: entries[2][1].lease, ttlMs: 60_000, private: true },
+          { id: doomed.id, ttlMs: 60_000 },
+        ].sort((x, y) => x.id - y.id),
+      );
+      before.release();
+      // A revoked lease's keys go with it: a later snapshot has neither.
+      await store.revokeLease(doomed.id);
+      const after = await store.snapshot();
+      expect([...after.entries()].map(([key]) => key)).toEqual(['a', 'b', 'c']);
+      expect(after.leases.map((lease) => lease.id)).not.toContain(doomed.id);
+      expect(after.revision).toBeGreaterThan(before.revision);
     });
 
     test('a cluster nobody answers at is unavailable, not a hang: open fails within its call timeout', async () => {

@@ -77,6 +77,7 @@ import type {
   TxnResult,
   Watch,
 } from '../key-value-store';
+import type { StoredEntry } from '../change';
 import { EtcdLeases, isPrivateLease } from './etcd-leases';
 import { DEFAULT_MAX_PER_KEY, KeyQueue } from './key-queue';
 import { runOptimisticTxn, TXN_FIRST_PAUSE_MS, TXN_MAX_PAUSE_MS, type AppliedTxn } from './etcd-txn';
@@ -362,11 +363,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     );
   }
 
-  /**
-   * Not here: keys at one revision would be consistent (a Range pinned to
-   * it), but etcd lists leases only as they are now, so keys could name
-   * leases the backup lacks. etcd's own snapshot is the backup of this engine.
-   */
+  /** Not here: etcd's lease table is the cluster's, not this prefix's (a Backup takes the leases its keys hold). */
   protected _listLeases(): Promise<ListLeasesResult> {
     return Promise.reject(
       new NotSupportedError(
@@ -375,12 +372,53 @@ export class EtcdStore extends AbstractKeyValueStore {
     );
   }
 
+  /**
+   * Every key under the prefix at one revision (a Range pinned to the first
+   * page's revision, read into memory whole), and the leases those keys are
+   * attached to, each asked of etcd (its granted time to live). etcd keeps no
+   * past state of leases: the keys of a lease that ended before it was asked
+   * are left out, as a read a moment later would not find them. Leases that
+   * hold no key under the prefix are not this prefix's to back up (etcd's
+   * leases are the cluster's).
+   */
   protected _snapshot(): Promise<StoreSnapshot> {
-    return Promise.reject(
-      new NotSupportedError(
-        'Backup is not supported on the etcd engine: back up the etcd cluster itself with `etcdctl snapshot save FILE` (docs/scaling.md)',
-      ),
-    );
+    return this.track(async () => {
+      const range = this.keyspace.prefixRange('');
+      const all: Array<[string, StoredEntry]> = [];
+      let start = range.key;
+      let revision = 0;
+      for (;;) {
+        const res = await this.read((attempt) =>
+          this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: LIST_CHUNK, revision }, attempt),
+        );
+        revision = Number(res.header.revision);
+        for (const kv of res.kvs) {
+          const key = this.keyspace.decodeKey(kv.key);
+          all.push([key, this.keyspace.decodeEntry(kv, key).stored]);
+        }
+        if (!res.more) break;
+        start = keyAfter(lastKey(res.kvs));
+      }
+      const leases: Lease[] = [];
+      const ended = new Set<number>();
+      for (const id of new Set(all.map(([, entry]) => entry.lease).filter((id) => id !== 0))) {
+        try {
+          const { ttlMs } = await this.leases.info(id, false);
+          leases.push({ id, ttlMs, ...(isPrivateLease(id) ? { private: true } : {}) });
+        } catch (error) {
+          if (!(error instanceof LeaseNotFoundError)) throw error;
+          ended.add(id);
+        }
+      }
+      const entries = ended.size === 0 ? all : all.filter(([, entry]) => !ended.has(entry.lease));
+      return {
+        revision,
+        keyCount: entries.length,
+        leases: leases.sort((a, b) => a.id - b.id),
+        entries: () => entries,
+        release: () => undefined,
+      };
+    });
   }
 
   stats(): StoreStats {
