@@ -213,15 +213,16 @@ type KeyValueServiceClient interface {
 	// message before it. `kvctl backup FILE` writes the stream to a file;
 	// `kvctl restore FILE --data-dir DIR` (or `kv-server --restore-from FILE`)
 	// builds a data directory from it, revisions and leases kept
-	// (docs/operations.md describes the file).
+	// (docs/operations.md describes the file). Over the etcd engine: the
+	// frontend's prefix, its keys at one revision and the leases they hold
+	// (docs/scaling.md); `etcdctl snapshot save` backs up the whole cluster.
 	//
 	// Needs the admin permission on every key (prefix "") when the server has
 	// an auth file.
 	//
 	// Errors: UNIMPLEMENTED (reason NOT_SUPPORTED) on a server whose engine
-	// cannot take such a snapshot (the etcd engine: back up the etcd cluster
-	// with `etcdctl snapshot save` instead); UNAVAILABLE if the server shuts
-	// down before the trailer was sent (nothing was lost: take it again).
+	// cannot take such a snapshot; UNAVAILABLE if the server shuts down
+	// before the trailer was sent (nothing was lost: take it again).
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
@@ -575,15 +576,16 @@ type KeyValueServiceServer interface {
 	// message before it. `kvctl backup FILE` writes the stream to a file;
 	// `kvctl restore FILE --data-dir DIR` (or `kv-server --restore-from FILE`)
 	// builds a data directory from it, revisions and leases kept
-	// (docs/operations.md describes the file).
+	// (docs/operations.md describes the file). Over the etcd engine: the
+	// frontend's prefix, its keys at one revision and the leases they hold
+	// (docs/scaling.md); `etcdctl snapshot save` backs up the whole cluster.
 	//
 	// Needs the admin permission on every key (prefix "") when the server has
 	// an auth file.
 	//
 	// Errors: UNIMPLEMENTED (reason NOT_SUPPORTED) on a server whose engine
-	// cannot take such a snapshot (the etcd engine: back up the etcd cluster
-	// with `etcdctl snapshot save` instead); UNAVAILABLE if the server shuts
-	// down before the trailer was sent (nothing was lost: take it again).
+	// cannot take such a snapshot; UNAVAILABLE if the server shuts down
+	// before the trailer was sent (nothing was lost: take it again).
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedKeyValueServiceServer()
 }
