@@ -17,6 +17,7 @@ const ANSWER_AFTER_MS = 700;
 let server: Server;
 let address: string;
 let gets = 0;
+let sets = 0;
 
 beforeAll(async () => {
   server = new Server();
@@ -24,6 +25,14 @@ beforeAll(async () => {
     get: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       gets++;
       setTimeout(() => callback({ code: grpcStatus.UNAVAILABLE, details: SERVER_WORDS, metadata: new Metadata() }), ANSWER_AFTER_MS);
+    },
+    // The first Set is refused as not sent on (NOT_SENT: nothing applied); the second is taken, and answered too late.
+    set: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      if (sets++ === 0) {
+        const metadata = new Metadata();
+        metadata.set('kv-reason', 'NOT_SENT');
+        callback({ code: grpcStatus.UNAVAILABLE, details: 'nothing was applied: try again', metadata });
+      } else setTimeout(() => callback(null, { revision: 7 }), 3000);
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
@@ -62,6 +71,20 @@ test('a read whose only try runs out of time is still DEADLINE_EXCEEDED: nothing
   const kv = new KvClient(address, { deadlineMs: 400 });
   try {
     await expect(kv.get('k')).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED, reason: 'DEADLINE_EXCEEDED' });
+  } finally {
+    kv.close();
+  }
+});
+
+test('a write tried again after NOT_SENT whose second try the deadline cuts short is DEADLINE_EXCEEDED: that try was sent, and may have been applied', async () => {
+  const kv = new KvClient(address, { deadlineMs: 1000 });
+  try {
+    const error = await kv.set('k', 1).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(sets).toBe(2);
+    expect(error).toMatchObject({ code: status.DEADLINE_EXCEEDED, reason: 'DEADLINE_EXCEEDED' });
   } finally {
     kv.close();
   }

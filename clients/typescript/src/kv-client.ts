@@ -723,25 +723,26 @@ export class KvClient {
     const deadline = this.deadline(options);
     const stubs = this.servers.map((s) => s.kv);
     let last = failed;
+    // Out of time after a failure that was tried again: why the call failed is that answer, with how long it kept trying.
+    const outOfTime = (answer: unknown): unknown =>
+      answer instanceof KvError
+        ? withNote(answer, `tried again until the call's deadline passed, ${((Date.now() - started) / 1000).toFixed(1)} s after it began`)
+        : answer;
     for (let attempt = first; ; attempt++) {
       // With several servers the next one is tried at once; the backoff is for when all of them failed.
       if (attempt > 1 && (attempt - 1) % stubs.length === 0) {
         const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 2));
         await connectionChangeOrTimeout(stubs, Math.min(backoff, Math.max(0, deadline - Date.now())));
-        // Out of time: why it failed is the last answer, not the deadline.
-        if (Date.now() >= deadline) throw last;
+        if (Date.now() >= deadline) throw outOfTime(last);
       }
       try {
         return await this.call(method, request, deadline, writes);
       } catch (error) {
-        // A retry the call's deadline cut short says only that time ran out: why the call failed is the answer that
-        // made it try again (a server's UNAVAILABLE, with its words), said with how long it kept trying.
-        if (last instanceof KvError && error instanceof KvError && error.code === status.DEADLINE_EXCEEDED && Date.now() >= deadline) {
-          throw withNote(
-            last,
-            `tried again until the call's deadline passed, ${((Date.now() - started) / 1000).toFixed(1)} s after it began`,
-          );
-        }
+        // A read's retry that the call's deadline cut short (every try has the call's deadline) says only that time ran
+        // out: the answer that made it try again says why. Not a write's: that retry was sent, and may have been applied.
+        // grpc-js may tell its deadline a few ms before Date.now() reaches it.
+        const cutShort = error instanceof KvError && error.code === status.DEADLINE_EXCEEDED && deadline - Date.now() < DEADLINE_SLACK_MS;
+        if (!writes && last instanceof KvError && cutShort) throw outOfTime(last);
         last = error;
         const retry = error instanceof KvError && again(error, attempt) && attempt < this.attempts;
         if (!retry || deadline - Date.now() <= 0) throw error;
@@ -877,6 +878,9 @@ export class KvClient {
     });
   }
 }
+
+/** How early grpc-js may report a call's deadline, by Date.now(): its timers run on the event loop's cached time. */
+const DEADLINE_SLACK_MS = 50;
 
 /** An answer from something that is not a gRPC server (an HTTP port): nothing was applied. */
 function notGrpc(error: unknown): boolean {
