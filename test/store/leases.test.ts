@@ -175,6 +175,30 @@ test('a data directory written by the previous format version (3) opens, and is 
   }
 });
 
+test('a version 3 log that a version 4 or 5 build appended lease records to opens whole, its last batch included', async () => {
+  // Those builds appended to the newest log whatever its version: its header said 3, its records were version 4's.
+  const dataDir = dirs.make();
+  let store = await openFileStore({ dataDir });
+  await store.set('plain', 1);
+  const lease = await store.grantLease(600_000);
+  await store.set('leased', 2, { lease: lease.id });
+  await store.close();
+  const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
+  const bytes = fs.readFileSync(path.join(dataDir, log));
+  bytes.writeUInt16LE(3, 8);
+  bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
+  fs.writeFileSync(path.join(dataDir, log), bytes);
+  store = await openFileStore({ dataDir });
+  try {
+    expect((await store.get('leased'))?.lease).toBe(lease.id);
+    expect((await store.get('plain'))?.value).toBe(1);
+    expect(store.stats().leases).toBe(1);
+  } finally {
+    await store.close();
+  }
+  expect(fs.readFileSync(path.join(dataDir, log)).length).toBe(bytes.length);
+});
+
 test('a keep-alive that finds its lease past its deadline answers "not found" only once the expiry has committed: its keys are gone then', async () => {
   const store = await openFileStore({ dataDir: dirs.make() });
   let refused = 0;

@@ -264,3 +264,27 @@ describe('through the server', () => {
     }
   });
 });
+
+test('a log whose header says version 5 but holds a private lease (version 6) refuses to open, even in its last batch: never cut off as a torn tail', async () => {
+  const dataDir = dirs.make();
+  const store = await openFileStore({ dataDir });
+  await store.set('first', 1);
+  await store.set('own', 1, { ttlMs: 600_000 });
+  await store.close();
+  const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
+  const logPath = path.join(dataDir, log);
+  const bytes = fs.readFileSync(logPath);
+  bytes.writeUInt16LE(5, 8);
+  bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
+  fs.writeFileSync(logPath, bytes);
+  const opened = await openFileStore({ dataDir }).then(
+    async (s) => {
+      await s.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  expect((opened as Error | undefined)?.message).toMatch(/record type 11 in a file of format version 5 \(first written by version 6\)$/);
+  // Nothing was cut off.
+  expect(fs.readFileSync(logPath)).toEqual(bytes);
+});

@@ -49,7 +49,9 @@
  * Version 6 added PRIVATE_LEASE_GRANT (in logs and checkpoints); a log of
  * an older version is never appended to (log-writer.ts openActiveLog starts
  * a new one), so a file's version bounds the record types it holds
- * (firstVersionOf: a reader refuses a newer type in an older file).
+ * (firstVersionOf: a reader refuses a newer type in an older file). Builds
+ * of versions 4 and 5 did append to a version 3 log, so the lease records
+ * of version 4 are read in version 3 logs too.
  * Version 5 changed snapshots into checkpoints; its logs are those of
  * version 4. Version 4 added SET_LEASED, LEASE_GRANT and LEASE_REVOKE;
  * version 3 files (which hold none) read the same. A reader of an older
@@ -102,10 +104,8 @@ export enum RecordType {
  */
 export function firstVersionOf(type: number): number {
   switch (type) {
-    case RecordType.SetLeased:
-    case RecordType.LeaseGrant:
-    case RecordType.LeaseRevoke:
-      return 4;
+    // SET_LEASED, LEASE_GRANT and LEASE_REVOKE came with version 4, but builds of versions 4 and 5 appended to the
+    // newest log whatever its version: a version 3 log may hold them.
     case RecordType.PrivateLeaseGrant:
       return 6;
     // HISTORY_COLUMNS, a checkpoint block (checkpoint-codec.ts).

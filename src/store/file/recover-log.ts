@@ -450,9 +450,10 @@ async function checkLog(dir: string, file: DataFile, newestLog: boolean, replay:
         if (problem === undefined && record.type === RecordType.Batch) {
           problem = { short: false, reason: 'BATCH record inside a batch' };
         }
-        const tooNew = problem === undefined ? typeNewerThanFile(record.type, header.version) : undefined;
-        if (tooNew !== undefined) problem = { short: false, reason: tooNew };
         if (problem !== undefined) return damaged(batchStart, first + (p - i), problem.reason);
+        // A whole record (its CRC holds) that its file's version cannot hold is no torn write: never cut off as one.
+        const tooNew = typeNewerThanFile(record.type, header.version);
+        if (tooNew !== undefined) throw new CorruptDataError(filePath, first + (p - i), tooNew);
         lastRevision = record.revision;
         if (isKeyRecord(record.type)) changes++;
       }
