@@ -7,8 +7,8 @@
  * that was not sent was simply not answered.
  */
 import { BrokenCircuitError } from 'cockatiel';
-import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
-import { fromEtcdError } from '../../src/store/etcd/etcd-errors';
+import { GRPCDeadlineExceededError, GRPCOutOfRangeError, GRPCUnavailableError } from 'etcd3';
+import { fromEtcdError, PINNED_READ_TRIES, readPinned } from '../../src/store/etcd/etcd-errors';
 
 const refused = (): GRPCUnavailableError =>
   new GRPCUnavailableError(
@@ -54,4 +54,30 @@ test("a deadline etcd did not answer within: the member, not grpc-js's timings o
   expect(fromEtcdError(noMember, 'read')).toMatchObject({
     message: 'etcd did not answer the read (4 DEADLINE_EXCEEDED: Deadline exceeded after 1.500s)',
   });
+});
+
+test('a read pinned to a revision that etcd compacts meanwhile starts again; after PINNED_READ_TRIES it is UNAVAILABLE saying so, other errors pass', async () => {
+  const compacted = (): GRPCOutOfRangeError =>
+    new GRPCOutOfRangeError('11 OUT_OF_RANGE: etcdserver: mvcc: required revision has been compacted');
+  let tries = 0;
+  await expect(
+    readPinned('the backup', () => {
+      tries++;
+      return tries < PINNED_READ_TRIES ? Promise.reject(compacted()) : Promise.resolve('read');
+    }),
+  ).resolves.toBe('read');
+  expect(tries).toBe(PINNED_READ_TRIES);
+  tries = 0;
+  await expect(
+    readPinned('the backup', () => {
+      tries++;
+      return Promise.reject(compacted());
+    }),
+  ).rejects.toMatchObject({
+    code: 'UNAVAILABLE',
+    message: `etcd compacted the revision the backup was read at before it was read whole, ${PINNED_READ_TRIES} times in a row (etcd's auto-compaction, or etcdctl compact): try again`,
+  });
+  expect(tries).toBe(PINNED_READ_TRIES);
+  const other = new GRPCOutOfRangeError('11 OUT_OF_RANGE: something else');
+  await expect(readPinned('the listing', () => Promise.reject(other))).rejects.toBe(other);
 });

@@ -254,6 +254,45 @@ describeEtcd('etcd engine', () => {
       );
     });
 
+    test("a Backup or List of more than two chunks stays at its first chunk's revision while writes go on (etcd's header gives its revision now)", async () => {
+      const store = await openStore(nextPrefix());
+      // 2500 keys: three chunks of 1000. "a/moved" and "z/moved" trade places in one Txn, over and over: one of
+      // them, exactly, exists at any revision; the first lies in the first chunk, the second in the last.
+      for (let i = 0; i < 2500; i += 250) {
+        await Promise.all(Array.from({ length: 250 }, (_, j) => store.set(`m/${String(i + j).padStart(5, '0')}`, i + j)));
+      }
+      await store.set('a/moved', 0);
+      let moving = true;
+      const mover = (async () => {
+        for (let n = 1; moving; n++) {
+          const [from, to] = n % 2 === 1 ? ['a/moved', 'z/moved'] : ['z/moved', 'a/moved'];
+          await store.txn({
+            compare: [],
+            success: [
+              { type: 'delete', key: from },
+              { type: 'set', key: to, value: n },
+            ],
+            failure: [],
+          });
+        }
+      })();
+      try {
+        for (let round = 0; round < 6; round++) {
+          const snapshot = await store.snapshot();
+          const keys = [...snapshot.entries()];
+          const moved = keys.filter(([key]) => key.endsWith('/moved')).map(([key]) => key);
+          expect({ round, moved: moved.length }).toEqual({ round, moved: 1 });
+          expect(Math.max(...keys.map(([, entry]) => entry.modRevision))).toBeLessThanOrEqual(snapshot.revision);
+          const listed = await store.list({ limit: 3000 });
+          expect({ round, listed: listed.entries.filter((e) => e.key.endsWith('/moved')).length }).toEqual({ round, listed: 1 });
+          expect(Math.max(...listed.entries.map((e) => e.modRevision))).toBeLessThanOrEqual(listed.revision);
+        }
+      } finally {
+        moving = false;
+        await mover;
+      }
+    }, 60_000);
+
     test('ListLeases is NOT_SUPPORTED, naming what to use instead (etcdctl lease list)', async () => {
       const store = await openStore(nextPrefix());
       await expect(store.listLeases()).rejects.toMatchObject({
@@ -262,7 +301,7 @@ describeEtcd('etcd engine', () => {
       });
     });
 
-    test("a snapshot (Backup) is the prefix's keys at one revision, with the leases they hold; a lease gone before it is asked takes its keys out", async () => {
+    test("a snapshot (Backup) is the prefix's keys at one revision, with the leases they hold; a revoked lease's keys are not in a later one", async () => {
       const store = await openStore(nextPrefix());
       const other = await openStore(nextPrefix());
       await other.set('elsewhere', 1);

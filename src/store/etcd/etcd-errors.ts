@@ -23,6 +23,7 @@ import {
   GRPCCancelledError,
   GRPCDeadlineExceededError,
   GRPCInvalidArgumentError,
+  GRPCOutOfRangeError,
   GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
@@ -138,6 +139,33 @@ export function notReachedAtStart(error: unknown): unknown {
   return error instanceof NotSentError
     ? new NotSentError(text, { cause: error.cause })
     : new BackendUnavailableError(text, { cause: error.cause });
+}
+
+/** How many times a read in pages pinned to one revision starts again when etcd compacts that revision meanwhile. */
+export const PINNED_READ_TRIES = 3;
+
+/**
+ * A read of several Ranges pinned to the first one's revision (a List in
+ * chunks, a Backup), started again from scratch if etcd compacts that
+ * revision before the last Range (etcd: "required revision has been
+ * compacted"); after PINNED_READ_TRIES, UNAVAILABLE saying so. `what`
+ * names the read ("the listing", "the backup").
+ */
+export async function readPinned<T>(what: string, read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      const compacted = error instanceof GRPCOutOfRangeError && /required revision has been compacted/.test(error.message);
+      if (!compacted) throw error;
+      if (attempt >= PINNED_READ_TRIES) {
+        throw new BackendUnavailableError(
+          `etcd compacted the revision ${what} was read at before it was read whole, ${attempt} times in a row (etcd's auto-compaction, or etcdctl compact): try again`,
+          { cause: error },
+        );
+      }
+    }
+  }
 }
 
 /** A store error for an etcd failure; anything unknown is returned as is (the server logs it as INTERNAL). */

@@ -90,7 +90,7 @@ import {
   type AttemptOptions,
   type EtcdConnectionOptions,
 } from './etcd-connection';
-import { isOutage, notReachedAtStart } from './etcd-errors';
+import { isOutage, notReachedAtStart, readPinned } from './etcd-errors';
 import { EtcdKeyspace, keyAfter, toEntry } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
 
@@ -111,6 +111,14 @@ export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1572864;
 const WRITE_OVERHEAD_BYTES = 1024;
 /** Keys per Range while listing: bounded responses, however many keys match. */
 const LIST_CHUNK = 1000;
+/** A Backup's lease lookups in flight at once. */
+const LEASE_LOOKUPS = 16;
+/**
+ * A Backup's time to live for a lease its keys held at the backup's
+ * revision that etcd no longer has when asked: etcd's least (1 s). After a
+ * restore or import those keys go then, unless their owner keeps them alive.
+ */
+export const ENDED_LEASE_TTL_MS = 1000;
 /** With no call settled for this long, reading `failure` asks etcd whether it answers. */
 const PROBE_AFTER_MS = 1000;
 
@@ -261,18 +269,23 @@ export class EtcdStore extends AbstractKeyValueStore {
         const res = await this.rangeKeys(start, range.rangeEnd, 1, 0);
         return { keys: [], more: res.kvs.length > 0, revision: Number(res.header.revision) };
       }
-      const keys: string[] = [];
-      let revision = 0;
-      for (;;) {
-        const want = Math.min(LIST_CHUNK, op.limit - keys.length);
-        const res = await this.rangeKeys(start, range.rangeEnd, want, revision);
-        // Later chunks read the same revision as the first: one consistent listing.
-        revision = Number(res.header.revision);
-        for (const kv of res.kvs) keys.push(this.keyspace.decodeKey(kv.key));
-        if (!res.more) return { keys, more: false, revision };
-        if (keys.length >= op.limit) return { keys, more: true, revision };
-        start = keyAfter(lastKey(res.kvs));
-      }
+      const from = start;
+      return readPinned('the listing', async () => {
+        const keys: string[] = [];
+        let revision = 0;
+        start = from;
+        for (;;) {
+          const want = Math.min(LIST_CHUNK, op.limit - keys.length);
+          const res = await this.rangeKeys(start, range.rangeEnd, want, revision);
+          // Later chunks read the same revision as the first: one consistent listing. (A header gives etcd's
+          // revision now, not the one a Range was pinned to: only the first chunk's is the listing's.)
+          if (revision === 0) revision = Number(res.header.revision);
+          for (const kv of res.kvs) keys.push(this.keyspace.decodeKey(kv.key));
+          if (!res.more) return { keys, more: false, revision };
+          if (keys.length >= op.limit) return { keys, more: true, revision };
+          start = keyAfter(lastKey(res.kvs));
+        }
+      });
     });
   }
 
@@ -284,20 +297,25 @@ export class EtcdStore extends AbstractKeyValueStore {
         const after = keyAfter(this.keyspace.key(op.startAfter));
         if (Buffer.compare(after, start) > 0) start = after;
       }
-      const entries: Entry[] = [];
-      let revision = 0;
-      for (;;) {
-        const want = Math.max(1, Math.min(LIST_CHUNK, op.limit - entries.length));
-        const res = await this.read((attempt) =>
-          this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: want, revision }, attempt),
-        );
-        revision = Number(res.header.revision);
-        if (op.limit === 0) return { entries: [], more: res.kvs.length > 0, revision };
-        for (const kv of res.kvs) entries.push(this.toEntry(this.keyspace.decodeKey(kv.key), kv));
-        if (!res.more) return { entries, more: false, revision };
-        if (entries.length >= op.limit) return { entries, more: true, revision };
-        start = keyAfter(lastKey(res.kvs));
-      }
+      const from = start;
+      return readPinned('the listing', async () => {
+        const entries: Entry[] = [];
+        let revision = 0;
+        start = from;
+        for (;;) {
+          const want = Math.max(1, Math.min(LIST_CHUNK, op.limit - entries.length));
+          const res = await this.read((attempt) =>
+            this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: want, revision }, attempt),
+          );
+          // The first chunk's revision is the listing's (as in _listKeys).
+          if (revision === 0) revision = Number(res.header.revision);
+          if (op.limit === 0) return { entries: [], more: res.kvs.length > 0, revision };
+          for (const kv of res.kvs) entries.push(this.toEntry(this.keyspace.decodeKey(kv.key), kv));
+          if (!res.more) return { entries, more: false, revision };
+          if (entries.length >= op.limit) return { entries, more: true, revision };
+          start = keyAfter(lastKey(res.kvs));
+        }
+      });
     });
   }
 
@@ -373,52 +391,68 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   /**
-   * Every key under the prefix at one revision (a Range pinned to the first
-   * page's revision, read into memory whole), and the leases those keys are
-   * attached to, each asked of etcd (its granted time to live). etcd keeps no
-   * past state of leases: the keys of a lease that ended before it was asked
-   * are left out, as a read a moment later would not find them. Leases that
-   * hold no key under the prefix are not this prefix's to back up (etcd's
-   * leases are the cluster's).
+   * Every key under the prefix at one revision (Ranges pinned to the first
+   * one's revision, read into memory whole), and the leases those keys are
+   * attached to, each asked of etcd (its granted time to live) as soon as
+   * the Range that names it is read. etcd keeps no past state of leases: one
+   * that ended (or was replaced, as a set with ttlMs replaces its key's)
+   * before it was asked is kept with ENDED_LEASE_TTL_MS, its keys with it,
+   * as they were at that revision. Leases that hold no key under the prefix
+   * are not this prefix's to back up (etcd's leases are the cluster's).
    */
   protected _snapshot(): Promise<StoreSnapshot> {
-    return this.track(async () => {
-      const range = this.keyspace.prefixRange('');
-      const all: Array<[string, StoredEntry]> = [];
-      let start = range.key;
-      let revision = 0;
-      for (;;) {
-        const res = await this.read((attempt) =>
-          this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: LIST_CHUNK, revision }, attempt),
-        );
-        revision = Number(res.header.revision);
-        for (const kv of res.kvs) {
-          const key = this.keyspace.decodeKey(kv.key);
-          all.push([key, this.keyspace.decodeEntry(kv, key).stored]);
+    return this.track(() =>
+      readPinned('the backup', async () => {
+        const range = this.keyspace.prefixRange('');
+        const entries: Array<[string, StoredEntry]> = [];
+        const ttls = new Map<number, number>();
+        let start = range.key;
+        let revision = 0;
+        for (;;) {
+          const res = await this.read((attempt) =>
+            this.client.kv.range({ key: start, range_end: range.rangeEnd, limit: LIST_CHUNK, revision }, attempt),
+          );
+          // The first Range's revision is the backup's: a header gives etcd's revision now, not the one asked for.
+          if (revision === 0) revision = Number(res.header.revision);
+          const named = new Set<number>();
+          for (const kv of res.kvs) {
+            const key = this.keyspace.decodeKey(kv.key);
+            const stored = this.keyspace.decodeEntry(kv, key).stored;
+            entries.push([key, stored]);
+            if (stored.lease !== 0 && !ttls.has(stored.lease)) named.add(stored.lease);
+          }
+          await this.lookUpLeases([...named], ttls);
+          if (!res.more) break;
+          start = keyAfter(lastKey(res.kvs));
         }
-        if (!res.more) break;
-        start = keyAfter(lastKey(res.kvs));
-      }
-      const leases: Lease[] = [];
-      const ended = new Set<number>();
-      for (const id of new Set(all.map(([, entry]) => entry.lease).filter((id) => id !== 0))) {
-        try {
-          const { ttlMs } = await this.leases.info(id, false);
-          leases.push({ id, ttlMs, ...(isPrivateLease(id) ? { private: true } : {}) });
-        } catch (error) {
-          if (!(error instanceof LeaseNotFoundError)) throw error;
-          ended.add(id);
-        }
-      }
-      const entries = ended.size === 0 ? all : all.filter(([, entry]) => !ended.has(entry.lease));
-      return {
-        revision,
-        keyCount: entries.length,
-        leases: leases.sort((a, b) => a.id - b.id),
-        entries: () => entries,
-        release: () => undefined,
-      };
-    });
+        const leases: Lease[] = [...ttls]
+          .map(([id, ttlMs]) => ({ id, ttlMs, ...(isPrivateLease(id) ? { private: true } : {}) }))
+          .sort((a, b) => a.id - b.id);
+        return {
+          revision,
+          keyCount: entries.length,
+          leases,
+          entries: () => entries,
+          release: () => undefined,
+        };
+      }),
+    );
+  }
+
+  /** Each lease's granted time to live into `ttls` (ENDED_LEASE_TTL_MS for one etcd no longer has), LEASE_LOOKUPS at a time. */
+  private async lookUpLeases(ids: number[], ttls: Map<number, number>): Promise<void> {
+    for (let i = 0; i < ids.length; i += LEASE_LOOKUPS) {
+      await Promise.all(
+        ids.slice(i, i + LEASE_LOOKUPS).map(async (id) => {
+          try {
+            ttls.set(id, (await this.leases.info(id, false)).ttlMs);
+          } catch (error) {
+            if (!(error instanceof LeaseNotFoundError)) throw error;
+            ttls.set(id, ENDED_LEASE_TTL_MS);
+          }
+        }),
+      );
+    }
   }
 
   stats(): StoreStats {
