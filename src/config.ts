@@ -43,6 +43,7 @@ export interface Config {
   maxConnectionAgeMs: number;
   maxConnectionAgeGraceMs: number;
   maxConcurrentStreams: number;
+  maxHealthStreamsPerConnection: number;
   maxConnections: number;
   /** Of those, open at once from one client address (IPv6: one /64); 0 = no cap of its own. */
   maxConnectionsPerAddress: number;
@@ -220,6 +221,12 @@ const SETTINGS = {
     env: 'KV_MAX_CONCURRENT_STREAMS',
     default: '1000',
     help: 'calls open at once on one connection',
+  },
+  maxHealthStreamsPerConnection: {
+    flag: 'max-health-streams-per-connection',
+    env: 'KV_MAX_HEALTH_STREAMS_PER_CONNECTION',
+    default: '16',
+    help: 'health Watch and reflection streams (which need no credentials) open at once on one connection; 0: no cap',
   },
   maxConnections: {
     flag: 'max-connections',
@@ -435,6 +442,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     }
     return Number(value);
   };
+  const wholeNumber = (key: keyof Config): number => {
+    const { value, source } = raw(key);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new ConfigError(`${source}: "${value}" is not a whole number`);
+    return Number(value);
+  };
   const file = (key: keyof Config): string | undefined => {
     const { value } = raw(key);
     return value === '' ? undefined : value;
@@ -535,6 +547,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     maxConnectionAgeMs: durationMs('maxConnectionAgeMs', true),
     maxConnectionAgeGraceMs: durationMs('maxConnectionAgeGraceMs'),
     maxConcurrentStreams: positiveInt('maxConcurrentStreams'),
+    maxHealthStreamsPerConnection: wholeNumber('maxHealthStreamsPerConnection'),
     maxConnections,
     maxConnectionsPerAddress,
     workers,

@@ -30,6 +30,8 @@ export interface ConnectionLimits {
   maxConnectionAgeGraceMs: number;
   /** Calls open at once on one connection; a client asking for more is refused them (REFUSED_STREAM) or closed. */
   maxConcurrentStreams: number;
+  /** Of those, health Watch and reflection streams (open-stream-quota.ts); 0: no cap of their own. */
+  maxHealthStreamsPerConnection: number;
   /** Connections open at once; a connection past this is closed at once. */
   maxConnections: number;
   /** Connections open at once from one client address (IPv6: one /64); one past it is closed at once. 0: no cap of its own. */

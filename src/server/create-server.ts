@@ -100,7 +100,7 @@ export function createServer({
   let listener: LimitedListener | undefined;
   const streams = new OpenStreams();
   // Health Watch and reflection need no credentials: each connection may hold only so many of them.
-  const quota = new OpenStreamQuota();
+  const quota = new OpenStreamQuota(connections.maxHealthStreamsPerConnection);
   if (reflection) addReflection(server, streams, quota, logger);
   const health = addHealth(server, quota);
   // Health follows the store: NOT_SERVING while it cannot take writes (it refuses them, or, under --workers, the

@@ -239,6 +239,7 @@ test('with TLS, a connection that does not finish the TLS handshake within the h
     maxConnectionAgeMs: 0,
     maxConnectionAgeGraceMs: 30_000,
     maxConcurrentStreams: 100,
+    maxHealthStreamsPerConnection: 16,
     maxConnections: 10,
     maxConnectionsPerAddress: 0,
   };

@@ -93,7 +93,7 @@ test('one connection holds at most 16 health Watch and reflection streams; the n
   const refused = await firstOf(a.health.Watch({ service: '' }));
   expect(refused).toMatchObject({
     code: status.RESOURCE_EXHAUSTED,
-    details: `${OPEN_STREAMS_PER_CONNECTION} health Watch and reflection streams are open on this connection already, the most one connection may hold: end one before opening another health Watch`,
+    details: `${OPEN_STREAMS_PER_CONNECTION} health Watch and reflection streams are open on this connection already, the most one connection may hold (--max-health-streams-per-connection): end one before opening another health Watch`,
   });
   const reflectionRefused = a.reflection.ServerReflectionInfo();
   const reflectionError = await new Promise<ServiceError>((resolve) => reflectionRefused.once('error', resolve));
@@ -126,4 +126,35 @@ test('a health Watch naming a service of more than 1 KiB is INVALID_ARGUMENT, no
   unknown.on('error', () => undefined);
   expect(await firstOf(unknown)).toEqual({ status: 'SERVICE_UNKNOWN' });
   unknown.cancel();
+});
+
+test('--max-health-streams-per-connection sets the cap (0: none): behind a proxy that carries many clients on one connection', async () => {
+  const capped = await startServer({ args: ['--max-health-streams-per-connection', '2'] });
+  const uncapped = await startServer({ args: ['--max-health-streams-per-connection', '0'] });
+  try {
+    const on = (address: string): HealthStub => {
+      const channel = new Channel(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+      channels.push(channel);
+      return new Health(address, credentials.createInsecure(), { channelOverride: channel }) as unknown as HealthStub;
+    };
+    const open = async (health: HealthStub, n: number): Promise<Array<{ status: string } | ServiceError>> => {
+      const firsts: Array<{ status: string } | ServiceError> = [];
+      for (let i = 0; i < n; i++) {
+        const watch = health.Watch({ service: '' });
+        watch.on('error', () => undefined);
+        firsts.push(await firstOf(watch));
+      }
+      return firsts;
+    };
+    const cappedFirsts = await open(on(capped.address), 3);
+    expect(cappedFirsts.slice(0, 2)).toEqual([{ status: 'SERVING' }, { status: 'SERVING' }]);
+    expect(cappedFirsts[2]).toMatchObject({
+      code: status.RESOURCE_EXHAUSTED,
+      details: expect.stringContaining('2 health Watch and reflection streams are open on this connection already'),
+    });
+    expect((cappedFirsts[2] as ServiceError).details).toContain('--max-health-streams-per-connection');
+    expect(await open(on(uncapped.address), 40)).toEqual(Array.from({ length: 40 }, () => ({ status: 'SERVING' })));
+  } finally {
+    await Promise.all([capped.stop(), uncapped.stop()]);
+  }
 });
