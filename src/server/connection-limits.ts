@@ -238,30 +238,51 @@ export class RefusalLog {
   }
 }
 
+/** Addresses a RefusalLogs keeps at most: past it the one said longest ago is said now and forgotten. */
+export const REFUSAL_LOG_ADDRESSES = 10_000;
+
 /**
  * A RefusalLog per address. An address is kept only while its last line is
- * recent (the map in the order of those lines): once that is older than the
- * interval, a refusal would be said at once anyway, so it is forgotten
- * (saying the refusals counted since, if any).
+ * recent (the map in the order of those lines, a line said by the timer
+ * too): once that is older than the interval, a refusal would be said at
+ * once anyway, so it is forgotten (saying the refusals counted since, if
+ * any). At most REFUSAL_LOG_ADDRESSES are kept whatever the pace.
  */
 export class RefusalLogs {
   private readonly logs = new Map<string, RefusalLog>();
 
-  constructor(private readonly say: (address: string, refused: number) => void) {}
+  constructor(
+    private readonly say: (address: string, refused: number) => void,
+    private readonly maxAddresses = REFUSAL_LOG_ADDRESSES,
+  ) {}
+
+  /** Addresses kept now (tests). */
+  get size(): number {
+    return this.logs.size;
+  }
 
   refused(address: string): void {
     const now = Date.now();
     for (const [other, log] of this.logs) {
-      if (now - log.saidAt < REFUSAL_LOG_EVERY_MS) break;
+      if (now - log.saidAt < REFUSAL_LOG_EVERY_MS && this.logs.size <= this.maxAddresses) break;
       if (other === address) continue; // said just below, with this refusal
       log.flush(now);
       this.logs.delete(other);
     }
-    const log = this.logs.get(address) ?? new RefusalLog((refused) => this.say(address, refused));
-    if (log.refused(now)) {
-      this.logs.delete(address);
+    let log = this.logs.get(address);
+    if (log === undefined) {
+      const kept: RefusalLog = new RefusalLog((refused) => {
+        this.say(address, refused);
+        // Each line moves its address to the end: the map stays in the order of the lines, the oldest first.
+        if (this.logs.get(address) === kept) {
+          this.logs.delete(address);
+          this.logs.set(address, kept);
+        }
+      });
+      log = kept;
       this.logs.set(address, log);
     }
+    log.refused(now);
   }
 }
 
