@@ -40,7 +40,8 @@ export async function startMetricsServer(address: string, { registry, notReady, 
       response.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
       response.end(request.method === 'HEAD' ? undefined : body);
     };
-    if (loopbackOnly && !isLoopbackHostHeader(request.headers.host)) {
+    // A request with no Host at all (HTTP/1.0: a load balancer's health check) is no browser's: DNS rebinding needs one.
+    if (loopbackOnly && request.headers.host !== undefined && !isLoopbackHostHeader(request.headers.host)) {
       return reply(
         421,
         'this server listens on a loopback address and answers only requests addressed to one (Host: localhost, 127.0.0.1 or [::1])\n',

@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { KvClient } from '@kv/client';
 import { METRICS_LINE, spawnServer, startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
@@ -82,6 +83,15 @@ test('/metrics counts calls by method and code on both ports, open streams, and 
     expect(await statusFor(`evil.example:${port}`)).toBe(421);
     expect(await statusFor(`localhost:${port}`)).toBe(200);
     expect(await statusFor(`127.0.0.1:${port}`)).toBe(200);
+    // HTTP/1.0 with no Host (HAProxy's default health check) is no browser's: answered.
+    const bare = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), host, () => socket.end('GET /healthz HTTP/1.0\r\n\r\n'));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(bare).toMatch(/^HTTP\/1\.[01] 200 /);
   } finally {
     watch.close();
     await nextEvent;
