@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { keyChangeBytes, type KeyChange, type StoredEntry } from '../../src/store/change';
 import { HistoryWindow, PACK_CHUNK, PACK_CHUNK_BYTES, type PackedChanges } from '../../src/store/feed/history-window';
-import { changeSize, decodeChangeAt, encodeChange } from '../../src/store/file/checkpoint-codec';
+import { changeBytesAt, changeSize, decodeChangeAt, encodeChange } from '../../src/store/file/checkpoint-codec';
 import { NUMBERS, PackedColumns, WORDS, decodeColumns, encodedRangeBytes } from '../../src/store/file/packed-columns';
 import { MAX_JOINED_CHARS, PackedHistory, packHistory } from '../../src/store/file/packed-history';
 
@@ -68,6 +68,8 @@ describe('packed history', () => {
           expect(packed.revisionAt(i)).toBe(chunk[i].revision);
           expect(packed.changeAt(i)).toEqual(decodeChangeAt(encoded(chunk[i]), 0));
           expect(packed.bytesAt(i)).toBe(keyChangeBytes(chunk[i]));
+          // A checkpoint's HISTORY record measured off its bytes, as read-checkpoint.ts does: the same.
+          expect(changeBytesAt(encoded(chunk[i]), 0)).toBe(keyChangeBytes(chunk[i]));
         }
       }),
       { numRuns: 300 },

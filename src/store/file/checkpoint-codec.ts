@@ -271,6 +271,45 @@ export function checkChange(buf: Buffer, offset: number, end: number, revision: 
   return { size: at - offset, revision: changeRevision };
 }
 
+/**
+ * keyChangeBytes (change.ts) of the history change at `offset` (accepted by
+ * checkChange), read off its bytes: what decodeChangeAt then measuring
+ * would give, without making its strings.
+ */
+export function changeBytesAt(buf: Buffer, offset: number): number {
+  const kind = buf[offset];
+  const nameBytes = buf.readUInt32LE(offset + 9);
+  const nameUnits = utf16Units(buf, offset + 13, offset + 13 + nameBytes);
+  let at = offset + 13 + nameBytes;
+  const count = buf.readUInt32LE(at);
+  at += 4;
+  // Each entry as storedEntryBytes counts it: 2 × (key + value) + 64, its key the change's but in a Clear.
+  let bytes = kind === HistoryKind.Clear ? 2 * nameUnits + 64 : 0;
+  for (let i = 0; i < count; i++) {
+    const keyStart = at + ENTRY_HEADER_SIZE;
+    const keyEnd = keyStart + buf.readUInt32LE(at);
+    const valueUnits = utf16Units(buf, keyEnd, keyEnd + buf.readUInt32LE(at + 4));
+    bytes += 2 * ((kind === HistoryKind.Clear ? utf16Units(buf, keyStart, keyEnd) : nameUnits) + valueUnits) + 64;
+    at += entrySizeAt(buf, at);
+  }
+  return bytes;
+}
+
+/**
+ * The length in UTF-16 units of the string that UTF-8 buf[from, to)
+ * decodes to: one per character, two for one past U+FFFF (a 4-byte
+ * sequence). The text was written from strings (a lone surrogate as
+ * U+FFFD, one unit either way).
+ */
+export function utf16Units(buf: Buffer, from: number, to: number): number {
+  let units = 0;
+  for (let k = from; k < to; k++) {
+    const byte = buf[k];
+    if ((byte & 0xc0) !== 0x80) units += byte >= 0xf0 ? 2 : 1;
+  }
+  return units;
+}
+
 /** Decodes a history change that checkChange accepted. */
 export function decodeChangeAt(buf: Buffer, offset: number): KeyChange {
   const kind = buf[offset];

@@ -21,6 +21,7 @@
 import os from 'node:os';
 import type { KeyChange, StoredEntry } from '../change';
 import type { PackedChanges } from '../feed/history-window';
+import { utf16Units } from './checkpoint-codec';
 
 export const NUMBERS = 6;
 export const WORDS = 7;
@@ -217,21 +218,6 @@ function measure(kind: number, key: number, value: number, prev: number): number
   let bytes = kind === ColumnKind.Delete ? 0 : 2 * (key + value) + 64;
   if (kind !== ColumnKind.Set) bytes += 2 * (key + prev) + 64;
   return bytes;
-}
-
-/**
- * The length in UTF-16 units of the string that UTF-8 text[from, to)
- * decodes to: one per character, two for one past U+FFFF (a 4-byte
- * sequence). The text was written from strings (a lone surrogate as
- * U+FFFD, one unit either way).
- */
-function utf16Units(text: Buffer, from: number, to: number): number {
-  let units = 0;
-  for (let k = from; k < to; k++) {
-    const byte = text[k];
-    if ((byte & 0xc0) !== 0x80) units += byte >= 0xf0 ? 2 : 1;
-  }
-  return units;
 }
 
 /** Packs a chunk of sets and deletes (no clears: packed-history.ts packs those). */

@@ -12,14 +12,13 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { CorruptDataError } from '../errors';
-import { keyChangeBytes } from '../change';
 import {
   BLOCK_HEADER_SIZE,
   BlockType,
   END_RECORD_SIZE,
   type CheckpointEnd,
+  changeBytesAt,
   checkChange,
-  decodeChangeAt,
   decodeEnd,
 } from './checkpoint-codec';
 import type { PackedChanges } from '../feed/history-window';
@@ -187,7 +186,7 @@ export async function readCheckpoint(
             if (change.revision < lastRevision) throw corrupt(offset + (p - start), 'history out of revision order');
             lastRevision = change.revision;
             // Measured as the window measures the change itself (a HISTORY record holds its key twice, and framing).
-            (changes as PackedHistory).add(reader.slabIndex, p, change.size, change.revision, keyChangeBytes(decodeChangeAt(buf, p)));
+            (changes as PackedHistory).add(reader.slabIndex, p, change.size, change.revision, changeBytesAt(buf, p));
             p += change.size;
           }
         }
