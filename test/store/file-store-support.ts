@@ -1,6 +1,7 @@
 /** Helpers shared by the file engine's test files (file-store*.test.ts). */
 import fs from 'node:fs';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 import pino from 'pino';
 import type { FileStore } from '../../src/store/file';
 import { BATCH_RECORD_SIZE, FILE_HEADER_SIZE, RecordType } from '../../src/store/file/record-codec';
@@ -65,4 +66,19 @@ export async function dump(store: FileStore): Promise<Array<[string, unknown, nu
     if (e) out.push([key, e.value, e.createRevision, e.modRevision, e.version]);
   }
   return out;
+}
+
+/**
+ * Rewrites the format version in the header of `dataDir`'s only log (and
+ * the header's CRC), as if an older build had written it; returns the log's
+ * path and its bytes as rewritten.
+ */
+export function rewriteLogVersion(dataDir: string, version: number): { logPath: string; bytes: Buffer } {
+  const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
+  const logPath = path.join(dataDir, log);
+  const bytes = fs.readFileSync(logPath);
+  bytes.writeUInt16LE(version, 8);
+  bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
+  fs.writeFileSync(logPath, bytes);
+  return { logPath, bytes };
 }

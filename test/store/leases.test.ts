@@ -5,11 +5,10 @@
  * format version.
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { crc32 } from 'node:zlib';
 import { openFileStore } from '../../src/store/file';
 import { EXPIRY_CHUNK } from '../../src/store/file/lease-clock';
 import { tempDataDirs } from '../support/temp-dirs';
+import { rewriteLogVersion } from './file-store-support';
 import { collectUntil } from './store-contract';
 
 const dirs = tempDataDirs();
@@ -155,11 +154,7 @@ test('a data directory written by the previous format version (3) opens, and is 
   await store.set('old', { written: 'before leases' });
   await store.close();
   // Without leases, a version 4 log is a version 3 log but for the version number (and the header CRC).
-  const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
-  const bytes = fs.readFileSync(path.join(dataDir, log));
-  bytes.writeUInt16LE(3, 8);
-  bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
-  fs.writeFileSync(path.join(dataDir, log), bytes);
+  rewriteLogVersion(dataDir, 3);
   store = await openFileStore({ dataDir });
   try {
     expect((await store.get('old'))?.value).toEqual({ written: 'before leases' });
@@ -183,11 +178,7 @@ test('a version 3 log that a version 4 or 5 build appended lease records to open
   const lease = await store.grantLease(600_000);
   await store.set('leased', 2, { lease: lease.id });
   await store.close();
-  const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
-  const bytes = fs.readFileSync(path.join(dataDir, log));
-  bytes.writeUInt16LE(3, 8);
-  bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
-  fs.writeFileSync(path.join(dataDir, log), bytes);
+  const { logPath, bytes } = rewriteLogVersion(dataDir, 3);
   store = await openFileStore({ dataDir });
   try {
     expect((await store.get('leased'))?.lease).toBe(lease.id);
@@ -196,7 +187,7 @@ test('a version 3 log that a version 4 or 5 build appended lease records to open
   } finally {
     await store.close();
   }
-  expect(fs.readFileSync(path.join(dataDir, log)).length).toBe(bytes.length);
+  expect(fs.readFileSync(logPath).length).toBe(bytes.length);
 });
 
 test('a keep-alive that finds its lease past its deadline answers "not found" only once the expiry has committed: its keys are gone then', async () => {

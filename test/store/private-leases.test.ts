@@ -7,13 +7,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { crc32 } from 'node:zlib';
 import { KvClient, KvError, status } from '@kv/client';
 import { openFileStore } from '../../src/store/file';
 import { FORMAT_VERSION } from '../../src/store/file/record-codec';
 import type { KeyValueStore } from '../../src/store/key-value-store';
 import { startServer } from '../support/server-process';
 import { makeTempDir, tempDataDirs } from '../support/temp-dirs';
+import { rewriteLogVersion } from './file-store-support';
 import { collectUntil } from './store-contract';
 
 const dirs = tempDataDirs();
@@ -184,14 +184,10 @@ test('a data directory of format version 5 opens, and its log is not appended to
   const shared = await store.grantLease(60_000);
   await store.set('old', 1, { lease: shared.id });
   await store.close();
-  const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
-  const logPath = path.join(dataDir, log);
-  const bytes = fs.readFileSync(logPath);
-  expect(bytes.readUInt16LE(8)).toBe(FORMAT_VERSION);
+  const [written] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
+  expect(fs.readFileSync(path.join(dataDir, written)).readUInt16LE(8)).toBe(FORMAT_VERSION);
   // Without private leases, a log of version 6 or 7 is a version 5 log but for the version number (and the header CRC).
-  bytes.writeUInt16LE(5, 8);
-  bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
-  fs.writeFileSync(logPath, bytes);
+  const { logPath, bytes } = rewriteLogVersion(dataDir, 5);
   store = await openFileStore({ dataDir });
   try {
     expect((await store.get('old'))?.lease).toBe(shared.id);
@@ -271,12 +267,7 @@ test('a log whose header says version 5 but holds a private lease (version 6) re
   await store.set('first', 1);
   await store.set('own', 1, { ttlMs: 600_000 });
   await store.close();
-  const [log] = fs.readdirSync(dataDir).filter((f) => f.endsWith('.log'));
-  const logPath = path.join(dataDir, log);
-  const bytes = fs.readFileSync(logPath);
-  bytes.writeUInt16LE(5, 8);
-  bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
-  fs.writeFileSync(logPath, bytes);
+  const { logPath, bytes } = rewriteLogVersion(dataDir, 5);
   const opened = await openFileStore({ dataDir }).then(
     async (s) => {
       await s.close();
