@@ -289,6 +289,7 @@ async function main(argv: string[]): Promise<number> {
     // An expected path (the owner died; the supervisor restarts the server): its reason, without a stack.
     logger.error({ reason: stopped.message }, 'lost the store owner: answering the calls in flight, then exiting');
     await server.shutdown(Math.min(config.shutdownGraceMs, OWNER_LOST_GRACE_MS));
+    security?.flushAudit?.();
     await stopMetrics();
     return 1;
   }
@@ -297,6 +298,7 @@ async function main(argv: string[]): Promise<number> {
     config.shutdownGraceMs > 0 ? 'shutting down: finishing calls in flight' : 'shutting down: cancelling calls in flight (no grace period)',
   );
   await server.shutdown(config.shutdownGraceMs);
+  security?.flushAudit?.();
   try {
     return await closeStore(store, logger, role === 'worker' && config.engine === 'file' ? 'stopped' : undefined);
   } finally {

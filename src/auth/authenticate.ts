@@ -36,6 +36,8 @@ export interface Authenticator {
   authenticate: (caller: Caller) => Access;
   /** After a reload of the auth file: every call that holds its access (Access.hold) is checked again. */
   renewHeld: () => void;
+  /** Audits the rate-limited refusals still counted for a later line, now (at shutdown). */
+  flushAudit: () => void;
 }
 
 /** Who a caller is, and its role, by the auth file as loaded now. */
@@ -120,6 +122,7 @@ export function createAuthenticator({ config, limiter, audit }: AuthenticatorOpt
       generation++;
       for (const access of [...held]) access.renew();
     },
+    flushAudit: () => rateLimited.flushAll(),
   };
 }
 

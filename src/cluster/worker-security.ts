@@ -93,6 +93,7 @@ function buildSecurity(
       audit: createAudit(logger),
     });
     security.authenticate = authenticator.authenticate;
+    security.flushAudit = authenticator.flushAudit;
     replaceAuth = (text) => {
       current = parseAuthConfig(text, authFile);
       // Open streams were let in by the previous file: each is checked again, and ends if it no longer may.

@@ -24,6 +24,8 @@ export interface ServerSecurity {
   tls?: { material: TlsMaterial; onRotate(listener: (material: TlsMaterial) => void): void };
   /** Undefined: no auth file, every caller may do everything. */
   authenticate?: (caller: Caller) => Access;
+  /** Writes the audit lines still waiting for their interval (at shutdown, once no call is left). */
+  flushAudit?: () => void;
   /**
    * Re-reads the certificate files and the auth file (SIGHUP), or only those in `files`, each on its
    * own: a bad one is not loaded, and the others are. Says which were reloaded and which were not.
@@ -82,6 +84,7 @@ export async function loadServerSecurity(
   }
 
   let authenticate: ServerSecurity['authenticate'];
+  let flushAudit: ServerSecurity['flushAudit'];
   const authFile = config.authFile;
   if (authFile !== undefined) {
     // Loaded only with an auth file: the YAML parser takes about 20 ms to load, which every start-up would pay.
@@ -94,6 +97,7 @@ export async function loadServerSecurity(
       audit: createAudit(logger),
     });
     authenticate = authenticator.authenticate;
+    flushAudit = authenticator.flushAudit;
     reloads.set('auth', () => {
       try {
         current = readAuthFile(authFile);
@@ -113,6 +117,7 @@ export async function loadServerSecurity(
     credentials,
     tls: tlsForHttp,
     authenticate,
+    flushAudit,
     reload: (only) => {
       if (reloads.size === 0) logger[reloadedLevel](`${said}: nothing to reload (no TLS files, no auth file)`);
       const outcome: ReturnType<ServerSecurity['reload']> = { reloaded: [], failed: [] };

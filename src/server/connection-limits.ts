@@ -261,6 +261,13 @@ export class RefusalLogs {
     return this.logs.size;
   }
 
+  /** Says every count still waiting for its interval, now (at shutdown: none is lost), and forgets every address. */
+  flushAll(): void {
+    const now = Date.now();
+    for (const log of [...this.logs.values()]) log.flush(now);
+    this.logs.clear();
+  }
+
   refused(address: string): void {
     const now = Date.now();
     for (const [other, log] of this.logs) {

@@ -278,3 +278,23 @@ test('over HTTP, a rate-limited address gets 429 with Retry-After (seconds), as 
     expect(await limiting.stop()).toBe(0);
   }
 });
+
+test('rate-limited refusals still counted for a later line are audited when the server stops, not lost', async () => {
+  const auth = writeAuthFile(makeTempDir(), { roles: { writer: [{ prefix: 'app/', permission: 'write' }] }, tokens: { good: 'writer' } });
+  const limiting = await startServer({ args: ['--auth-file', auth.file, '--auth-failures-per-minute', '3'] });
+  const raw = kvClient(limiting.address, credentials.createInsecure());
+  const guess = (): ReturnType<typeof outcomeOf> => outcomeOf(raw, raw.get, { key: 'app/c' }, bearer(`kv_${'y'.repeat(43)}`));
+  for (let i = 0; i < 3; i++) expect((await guess()).code).toBe('UNAUTHENTICATED');
+  for (let i = 0; i < 20; i++) expect((await guess()).code).toBe('RESOURCE_EXHAUSTED');
+  raw.close();
+  // Stopped well within the 10 s the counts wait for their line.
+  expect(await limiting.stop()).toBe(0);
+  const counted = limiting
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { audit?: string; code?: string; calls?: number })
+    .filter((line) => line.audit === 'denied' && line.code === 'RESOURCE_EXHAUSTED')
+    .reduce((sum, line) => sum + (line.calls ?? 0), 0);
+  expect(counted).toBe(20);
+});
