@@ -132,7 +132,7 @@ describe('TLS', () => {
       expectOneLine(
         result,
         4,
-        /^kvctl: 127\.0\.0\.1:\d+: no connection: Failed to connect; the server may not accept the client certificate in --tls-cert \(not signed by a CA it trusts\?\) \(UNAVAILABLE\)\n$/,
+        /^kvctl: 127\.0\.0\.1:\d+: no connection: (Failed to connect|read ECONNRESET); the server may not accept the client certificate in --tls-cert \(not signed by a CA it trusts\?\) \(UNAVAILABLE\)\n$/,
       );
     } finally {
       rmSync(other.dir, { recursive: true, force: true });

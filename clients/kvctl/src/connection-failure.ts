@@ -10,6 +10,7 @@ import type { GlobalOptions } from './global-options';
 
 /** The SDK's words for a connection the server closed as it was set up (followed by its guess at why). */
 const FAILED_TO_CONNECT = 'no connection: Failed to connect';
+const CONNECTION_RESET = 'no connection: read ECONNRESET';
 
 const CERTIFICATE_REQUIRED = 'the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key';
 
@@ -67,9 +68,11 @@ function plainText(message: string, options: GlobalOptions): string {
   // certificate the server does not accept. The SDK names both; kvctl knows which applies, and the flag to look at.
   if (plain.startsWith(FAILED_TO_CONNECT)) {
     if (!tls) return `${FAILED_TO_CONNECT}; the server may require TLS: give ${names.tlsCa}`;
-    if (options.tlsCert !== undefined) {
-      return `${FAILED_TO_CONNECT}; the server may not accept the client certificate in ${names.tlsCert} (not signed by a CA it trusts?)`;
-    }
+  }
+  // A server that refuses the client certificate closes the connection: the client reads that as either.
+  const closed = [FAILED_TO_CONNECT, CONNECTION_RESET].find((words) => plain.startsWith(words));
+  if (closed !== undefined && tls && options.tlsCert !== undefined) {
+    return `${closed}; the server may not accept the client certificate in ${names.tlsCert} (not signed by a CA it trusts?)`;
   }
   return plain;
 }

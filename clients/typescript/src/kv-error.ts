@@ -231,7 +231,8 @@ function plainConnectionError(text: string): string {
     return `${plain} (the server does not speak TLS: check the port, or leave out credentials)`;
   }
   // grpc-js's words for a connection closed before HTTP/2 began, with no error: a TLS handshake the other side gave up.
-  if (plain === 'Failed to connect') return `${plain}${FAILED_TO_CONNECT_HINT}`;
+  // A server that refuses a client certificate closes it so too, and the client may then read a reset instead.
+  if (plain === 'Failed to connect' || plain === 'read ECONNRESET') return `${plain}${FAILED_TO_CONNECT_HINT}`;
   return plain;
 }
 
