@@ -86,6 +86,47 @@ describe('file engine: checkpoints', () => {
     }
   });
 
+  test("keys filling several of the table's slabs: checkpointed twice (the second copying runs from the first), read and reopened intact", async () => {
+    const dataDir = dirs.make();
+    const big = (i: number, round: number): { i: number; round: number; pad: string } => ({
+      i,
+      round,
+      pad: String(i % 10).repeat(400_000),
+    });
+    // 110 keys of about 400 KB: 44 MB, more than two 16 MiB slabs; checkpoints only when asked for below.
+    let store = await openFileStore({
+      dataDir,
+      fsync: 'never',
+      compaction: { logMinBytes: Number.MAX_SAFE_INTEGER, minBytes: Number.MAX_SAFE_INTEGER },
+    });
+    for (let i = 0; i < 110; i++) await store.set(`big/${String(i).padStart(3, '0')}`, big(i, 0));
+    await store.close();
+    const settle = async (): Promise<void> => {
+      await pollUntil('a checkpoint of every log', () =>
+        !store.diskUsage.compacting && dataFiles(dataDir).filter((f) => f.endsWith('.log')).length === 1 ? true : undefined,
+      );
+    };
+    store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
+    await settle();
+    expect(store.memoryLayout.tableKeys).toBe(110);
+    // A few keys changed, one deleted and one created between table keys: the next checkpoint copies the rest as runs.
+    for (const i of [3, 40, 41, 90]) await store.set(`big/${String(i).padStart(3, '0')}`, big(i, 1));
+    await store.delete('big/070');
+    await store.set('big/050a', big(50, 2));
+    await settle();
+    expect(store.memoryLayout).toMatchObject({ tableKeys: 110, changedKeys: 0 });
+    const expected = await dump(store);
+    expect(expected).toHaveLength(110);
+    expect(expected.find(([key]) => key === 'big/041')?.[1]).toEqual(big(41, 1));
+    await store.close();
+    store = await openFileStore({ dataDir });
+    try {
+      expect(await dump(store)).toEqual(expected);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
   test('changes per live key start a checkpoint too, however few bytes they are; replay counts those after the checkpoint', async () => {
     const dataDir = dirs.make();
     let store = await openFileStore({ dataDir, fsync: 'never', compaction: eager });
