@@ -403,8 +403,11 @@ function negativeValuesJoined(argv: string[], options: Record<string, { type: 's
   return args;
 }
 
-/** Returns the config, or 'help' / 'version' when that was asked for. Throws ConfigError on a bad flag or value. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' | 'version' {
+/**
+ * Returns the config, or 'help' / 'version' when that was asked for. Throws ConfigError on a bad flag or value.
+ * `cores` is what `--workers auto` counts (the machine's, unless a test says otherwise).
+ */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, cores = availableParallelism()): Config | 'help' | 'version' {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
@@ -494,8 +497,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   }
 
   const workersRaw = raw('workers');
-  const workers = workersRaw.value === 'auto' ? availableParallelism() : positiveInt('workers');
-  if (workers > MAX_WORKERS) throw new ConfigError(`${workersRaw.source}: ${workers} workers is more than the ${MAX_WORKERS} allowed`);
+  // auto on a machine of more cores than that: as many as allowed, not a refusal to start.
+  const givenWorkers = Number(workersRaw.value);
+  if (workersRaw.value !== 'auto' && (!/^\d+$/.test(workersRaw.value) || givenWorkers < 1 || !Number.isSafeInteger(givenWorkers))) {
+    throw new ConfigError(`${workersRaw.source}: "${workersRaw.value}" is not a positive integer or auto`);
+  }
+  const workers = workersRaw.value === 'auto' ? Math.min(cores, MAX_WORKERS) : givenWorkers;
+  if (workers > MAX_WORKERS) {
+    throw new ConfigError(
+      `${workersRaw.source}: ${workers} workers is more than the ${MAX_WORKERS} allowed (auto: one per core, at most ${MAX_WORKERS})`,
+    );
+  }
 
   // Under --workers the store owner shares the cores with the workers, and its spinning takes their time
   // (docs/operations.md#busy-polling): there it polls only if told to.

@@ -16,7 +16,7 @@ function refusal(argv: string[]): string {
 }
 
 test.each([
-  [['--workers', '-1'], '--workers: "-1" is not a positive integer'],
+  [['--workers', '-1'], '--workers: "-1" is not a positive integer or auto'],
   [['--fsync-interval-ms', '-5'], '--fsync-interval-ms: "-5" is not a number of milliseconds from 1 to 2147483647'],
 ])('%j is refused in kv words', (argv, message) => {
   expect(refusal(argv)).toBe(message);

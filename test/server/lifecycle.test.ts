@@ -162,7 +162,7 @@ describe('flags and environment', () => {
     ],
     [['--etcd-cert', 'c.pem'], /--etcd-cert and --etcd-key go together/],
     [['--etcd-username', 'kv'], /--etcd-username and --etcd-password-file go together/],
-    [['--workers', '0'], /--workers: "0" is not a positive integer/],
+    [['--workers', '0'], /--workers: "0" is not a positive integer or auto/],
     [['--workers', '65'], /--workers: 65 workers is more than the 64 allowed/],
     [['--busy-poll-us', '1.5'], /--busy-poll-us: "1\.5" is not a number of microseconds from 0 to 10000/],
     [['--busy-poll-us', '10001'], /--busy-poll-us: "10001" is not a number of microseconds from 0 to 10000/],
