@@ -218,13 +218,18 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof StopRequested) {
       // Under --workers the supervisor says it once for all.
       if (role !== 'single') return 0;
-      process.stderr.write(`kv-server: stopped by ${error.signal} while opening the store (nothing served, data directory not held)\n`);
+      const held = config.engine === 'file' ? ', data directory not held' : '';
+      process.stderr.write(`kv-server: stopped by ${error.signal} while opening the store (nothing served${held})\n`);
       return 0;
     }
     // A locked, damaged or unusable data directory, or an etcd that does not answer, is the operator's to fix: one line, no stack.
     if (error instanceof StoreError || isSystemError(error)) {
       const why = isSystemError(error) ? inPlainWords(error, describeStoreLocation(config)) : error.message;
-      process.stderr.write(`kv-server: cannot open the store in ${describeStoreLocation(config)}: ${why}\n`);
+      const line = `kv-server: cannot open the store in ${describeStoreLocation(config)}: ${why}\n`;
+      // A worker on the etcd engine opens the store itself: said so, the supervisor fails the start (every worker
+      // would fail alike) instead of starting another, and prints the line once.
+      if (role === 'worker') tellSupervisor({ kind: 'failed', line });
+      else process.stderr.write(line);
       return 1;
     }
     throw error;

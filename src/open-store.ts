@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Config } from './config';
 import type { Logger } from './logger';
+import { certificates, checkValidNow, TlsFileError } from './security/read-tls-files';
 import { InvalidArgumentError } from './store/errors';
 import { openFileStore } from './store/file';
 import type { KeyValueStore } from './store/key-value-store';
@@ -69,13 +70,28 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
     try {
       return readFileSync(file);
     } catch (error) {
-      // Still the system error (main prints those in one line), naming the flag.
-      if (error instanceof Error) error.message = `cannot read ${file} (${flag}): ${error.message}`;
-      throw error;
+      if (!(error instanceof Error)) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      const uid = process.getuid?.();
+      // Not the data directory's advice that main gives other system errors: this file is only read.
+      const advice =
+        code === 'EACCES' || code === 'EPERM'
+          ? `: the user this server runs as${uid === undefined ? '' : ` (uid ${uid})`} must be able to read it`
+          : '';
+      throw new InvalidArgumentError(`cannot read ${file} (${flag}): ${error.message}${advice}`, { cause: error });
     }
   };
   const tls = { ca: read(config.etcdCa, '--etcd-ca'), cert: read(config.etcdCert, '--etcd-cert'), key: read(config.etcdKey, '--etcd-key') };
   if (tls.ca !== undefined || tls.cert !== undefined) {
+    // What etcd would refuse only in the handshake, seconds later and in OpenSSL's words: said now, naming the file.
+    try {
+      if (tls.ca !== undefined) certificates(tls.ca, config.etcdCa as string, '--etcd-ca');
+      const [leaf] = tls.cert === undefined ? [] : certificates(tls.cert, config.etcdCert as string, '--etcd-cert');
+      if (leaf !== undefined) checkValidNow(leaf, config.etcdCert as string, '--etcd-cert');
+    } catch (error) {
+      if (error instanceof TlsFileError) throw new InvalidArgumentError(error.message);
+      throw error;
+    }
     try {
       // As the etcd client will as it starts (grpc-js's createSsl), where a failure would be an unexpected one with a stack.
       createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
@@ -89,9 +105,15 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
       );
     }
   }
+  // The file's text but for one line end (LF or CRLF) at its end: a password may have any other character.
   const password = read(config.etcdPasswordFile, '--etcd-password-file')
     ?.toString('utf8')
     .replace(/\r?\n$/, '');
+  if (password === '') {
+    throw new InvalidArgumentError(
+      `${config.etcdPasswordFile} (--etcd-password-file) holds no password: write the etcd user's password in it`,
+    );
+  }
   // Loaded only for this engine: the etcd client parses etcd's protos when loaded (about 0.25 s), which a file-engine server need not pay.
   const { openEtcdStore } = await import('./store/etcd');
   const store = await openEtcdStore({

@@ -435,7 +435,8 @@ export async function superviseWorkers({
     const stoppedCode = await stopAll();
     const started = startedOrNot === 0 ? stoppedCode : startedOrNot;
     if (stopSignal !== undefined && started === 0) {
-      process.stderr.write(`kv-server: stopped by ${stopSignal} while starting (nothing served, data directory not held)\n`);
+      const held = config.engine === 'file' ? ', data directory not held' : '';
+      process.stderr.write(`kv-server: stopped by ${stopSignal} while starting (nothing served${held})\n`);
     }
     if (stopSignal === undefined) sayGaveUp();
     return started;

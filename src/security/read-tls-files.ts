@@ -39,10 +39,7 @@ export function readTlsFiles({ certFile, keyFile, clientCaFile }: TlsFiles, now 
   if (!leaf.checkPrivateKey(privateKey)) {
     throw new TlsFileError(`${keyFile} (--tls-key) is not the private key of the certificate in ${certFile}`);
   }
-  if (new Date(leaf.validTo) < now) throw new TlsFileError(`the certificate in ${certFile} (--tls-cert) expired on ${leaf.validTo}`);
-  // Clients refuse it until then: served now, it would fail every new connection.
-  if (new Date(leaf.validFrom) > now)
-    throw new TlsFileError(`the certificate in ${certFile} (--tls-cert) is not valid until ${leaf.validFrom}`);
+  checkValidNow(leaf, certFile, '--tls-cert', now);
   if (clientCa !== undefined && clientCaFile !== undefined) certificates(clientCa, clientCaFile, '--tls-client-ca');
   return { cert, key, clientCa };
 }
@@ -66,8 +63,17 @@ function read(file: string, flag: string): Buffer {
   }
 }
 
+/**
+ * Refuses a certificate that has expired, or is valid only from a date to come (peers refuse it until then: used
+ * now, it would fail every new connection).
+ */
+export function checkValidNow(leaf: X509Certificate, file: string, flag: string, now = new Date()): void {
+  if (new Date(leaf.validTo) < now) throw new TlsFileError(`the certificate in ${file} (${flag}) expired on ${leaf.validTo}`);
+  if (new Date(leaf.validFrom) > now) throw new TlsFileError(`the certificate in ${file} (${flag}) is not valid until ${leaf.validFrom}`);
+}
+
 /** Every certificate in a PEM file; at least one. */
-function certificates(pem: Buffer, file: string, flag: string): X509Certificate[] {
+export function certificates(pem: Buffer, file: string, flag: string): X509Certificate[] {
   const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new TlsFileError(`${file} holds no PEM certificate (${flag})`);
   return blocks.map((block, i) => {

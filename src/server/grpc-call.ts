@@ -17,7 +17,7 @@ import {
   type StatusObject,
 } from '@grpc/grpc-js';
 import type { Logger } from '../logger';
-import { StoreError } from '../store/errors';
+import { failsTheStore } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
 import { type Access, openAccess } from './access';
 import type { CallContext } from './call-context';
@@ -141,7 +141,7 @@ export type Admission<Req, Res> =
 export function unaryCall<Req, Res>(handler: Handler<Req, Res>, deps: GrpcDeps): UnaryCall<Req, Res> {
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
   const fail = (answer: (error: Partial<StatusObject>) => void, startedAt: number, error: unknown, access?: Access): void => {
-    if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
+    if (failsTheStore(error)) deps.onStoreFailed();
     const reply = toGrpcStatus(error, deps.logger);
     answer(reply);
     observer.answered(startedAt, reply.code ?? status.UNKNOWN);
@@ -315,7 +315,7 @@ function openStream<M>(
       access?.finished(status.OK);
       return;
     }
-    if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
+    if (failsTheStore(error)) deps.onStoreFailed();
     const answer = toGrpcStatus(error, deps.logger);
     call.emit('error', answer);
     observer.streamClosed(answer.code ?? status.UNKNOWN);

@@ -22,6 +22,7 @@ export type StoreErrorCode =
   | 'UNAVAILABLE'
   | 'CONFLICT'
   | 'NOT_SENT'
+  | 'BACKEND_REFUSED'
   | 'NOT_SUPPORTED';
 
 export abstract class StoreError extends Error {
@@ -253,6 +254,28 @@ export class BackendUnavailableError extends StoreError {
  */
 export class NotSentError extends StoreError {
   readonly code = 'NOT_SENT';
+}
+
+/** An error that says the store cannot take writes now (health then says NOT_SERVING). */
+export function failsTheStore(error: unknown): boolean {
+  return error instanceof StoreError && (error.code === 'FAILED' || error.code === 'BACKEND_REFUSED');
+}
+
+/**
+ * The store's backend refused this server itself (etcd: its user, password
+ * or role, or an endpoint that is not etcd): nothing was applied, and trying
+ * again will not help until an operator changes the setup. `writing`: the
+ * refused call would have written (a read-only role refuses only those).
+ */
+export class BackendRefusedError extends StoreError {
+  readonly code = 'BACKEND_REFUSED';
+  constructor(
+    message: string,
+    readonly writing: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 /** Data under the store's keyspace that kv did not write (a key that is not UTF-8, a value that is not JSON). */

@@ -107,6 +107,19 @@ describeEtcd('a secured etcd', () => {
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain(`kv-server: cannot open the store in etcd at ${cluster.endpoints[0]}: `);
+      // Which certificate to look at, not "a majority of members is up", nor OpenSSL's source file.
+      expect(stderr).toContain("etcd refused this server's TLS client certificate in the handshake");
+      expect(stderr).not.toMatch(/\.c:\d+|majority/);
+    });
+
+    test("a CA that did not sign etcd's certificate is named as the trouble, in one line", async () => {
+      const other = makeTestCertificates();
+      const tls = ['--etcd-ca', other.caCert, '--etcd-cert', certs.clientCert, '--etcd-key', certs.clientKey];
+      const { code, stderr } = await frontendToExit(['--etcd-endpoints', cluster.endpoints[0], ...tls, '--etcd-timeout-ms', '2000']);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain("this server does not accept etcd's certificate (");
+      expect(stderr).toContain('check that --etcd-ca holds the CA that signed');
     });
 
     test('a client key that is not the key of --etcd-cert is named, in one line (not a stack trace)', async () => {
@@ -123,6 +136,11 @@ describeEtcd('a secured etcd', () => {
   describe("etcd's users and roles", () => {
     let cluster: EtcdCluster;
     let passwordFile: string;
+    /** etcdctl as root, once authentication is on. */
+    const asRoot = (...args: string[]): Promise<unknown> =>
+      run('/usr/bin/etcdctl', [`--endpoints=${cluster.endpoints[0]}`, '--user', 'root:root-secret', ...args], {
+        env: { ...process.env, ETCDCTL_API: '3' },
+      });
     beforeAll(async () => {
       cluster = await startEtcdCluster({ size: 1 });
       const etcdctl = (...args: string[]): Promise<unknown> =>
@@ -135,6 +153,11 @@ describeEtcd('a secured etcd', () => {
       await etcdctl('role', 'grant-permission', 'kv', 'readwrite', '--prefix=true', 'kv/');
       await etcdctl('user', 'add', 'kv:kv-secret');
       await etcdctl('user', 'grant-role', 'kv', 'kv');
+      // A user that may only read kv/ (until a test grants it more).
+      await etcdctl('role', 'add', 'kv-reader');
+      await etcdctl('role', 'grant-permission', 'kv-reader', 'read', '--prefix=true', 'kv/');
+      await etcdctl('user', 'add', 'reader:kv-secret');
+      await etcdctl('user', 'grant-role', 'reader', 'kv-reader');
       await etcdctl('auth', 'enable');
       passwordFile = path.join(makeTempDir(), 'etcd-password');
       writeFileSync(passwordFile, 'kv-secret\n');
@@ -183,6 +206,44 @@ describeEtcd('a secured etcd', () => {
       }
     }, 90_000);
 
+    test("a write etcd refuses the server's role is FAILED_PRECONDITION, BACKEND_REFUSED, not retried; health is NOT_SERVING and the log says why until the role allows it", async () => {
+      const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'reader', '--etcd-password-file', passwordFile];
+      const server = await startServer({ args: ['--engine', 'etcd', ...args] });
+      const kv = new KvClient(server.address, { deadlineMs: 5000 });
+      try {
+        expect(await kv.get('secure/none')).toBeUndefined();
+        const started = Date.now();
+        const refusal = await kv.set('secure/ro', 1).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(refusal).toMatchObject({ code: 9 /* FAILED_PRECONDITION */, reason: 'BACKEND_REFUSED' });
+        expect((refusal as Error).message).toMatch(
+          /etcd refused this server's write \(.*permission denied\); nothing was applied: check --etcd-username/,
+        );
+        // Not retried until the deadline, as an UNAVAILABLE one would be.
+        expect(Date.now() - started).toBeLessThan(4000);
+        expect(await kv.health()).toBe('NOT_SERVING');
+        await pollUntil('the log to say why', () => (/"BACKEND_REFUSED".*health is NOT_SERVING/.test(server.output()) ? true : undefined));
+        // Reads still work, and do not clear it: only a write can say the role allows writes.
+        expect(await kv.get('secure/none')).toBeUndefined();
+        expect(await kv.health()).toBe('NOT_SERVING');
+        // With no call to say so, the frontend's own probe (a write etcd checks but never applies) sees the grant.
+        await asRoot('role', 'grant-permission', 'kv-reader', 'readwrite', '--prefix=true', 'kv/');
+        await pollUntil('health to be SERVING again', async () => ((await kv.health()) === 'SERVING' ? true : undefined), 15_000);
+        await kv.set('secure/ro', 2);
+        expect((await kv.get('secure/ro'))?.value).toBe(2);
+        // The probe wrote nothing: the key it names, the prefix itself, is not there.
+        const { stdout } = (await asRoot('get', 'kv/')) as { stdout: string };
+        expect(stdout).toBe('');
+      } finally {
+        kv.close();
+        await server.stop();
+        await asRoot('role', 'revoke-permission', 'kv-reader', '--prefix=true', 'kv/').catch(() => undefined);
+        await asRoot('role', 'grant-permission', 'kv-reader', 'read', '--prefix=true', 'kv/').catch(() => undefined);
+      }
+    }, 60_000);
+
     test('a prefix the role does not cover is refused at start, in one line, without the password', async () => {
       const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', passwordFile];
       const { code, stderr } = await frontendToExit([...args, '--etcd-prefix', 'other/']);
@@ -208,6 +269,7 @@ describeEtcd('a secured etcd', () => {
       const { code, stderr } = await frontendToExit([...args]);
       expect(code).toBe(1);
       expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain('check --etcd-username and the password in --etcd-password-file');
       expect(stderr).not.toContain('not-it');
     });
 

@@ -26,7 +26,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   5  rejected: the server refused the request (bad key, value too large, ...); for watch also: it cannot resume (COMPACTED, or REVISION_WENT_BACK: the store has another history): list again with get --prefix P --print-revision and watch from the revision it says + 1
   6  denied: not authenticated or not allowed, or too many failed authentications from this address (AUTH_RATE_LIMITED: try again later)
   7  declined: a confirmation was answered no
-  8  server error (INTERNAL, DATA_LOSS, UNKNOWN, ...)
+  8  server error (INTERNAL, DATA_LOSS, UNKNOWN, BACKEND_REFUSED: etcd refuses the server's own user or role, ...)
   9  damaged: a backup file is not one, is incomplete or fails its checksum
   130  interrupted: Ctrl-C (SIGINT; 143 for SIGTERM): kvctl ends by the signal, as a shell reports it, watch and lease keepalive too (import first lets the transaction in flight finish and says how far it got; backup and restore first remove what they had written)`;
 
@@ -36,6 +36,8 @@ export function exitCodeForError(error: KvError): ExitCode {
   if (error.reason === 'AUTH_RATE_LIMITED') return EXIT.denied;
   // Whatever HTTP status it came with: the address is not a kv-server's gRPC port, as when nothing answers there.
   if (error.reason === 'NOT_GRPC') return EXIT.unavailable;
+  // FAILED_PRECONDITION, but of the server's own setup (its etcd user or role), nothing in the request: an operator's to fix.
+  if (error.reason === 'BACKEND_REFUSED') return EXIT.serverError;
   return exitCodeForStatus(error.code);
 }
 

@@ -17,7 +17,7 @@ import { type MethodObserver, NO_METHOD_OBSERVER } from '../call-observer';
 import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamLifetime, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
 import { rewordConnectFailure, toConnectError } from './to-connect-error';
-import { StoreError } from '../../store/errors';
+import { failsTheStore } from '../../store/errors';
 import { CLIENT_GONE } from './node-adapter';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
 import { ALWAYS_FITS_JSON_BYTES, MAX_JSON_CHARS, tooLargeForJson } from './json-size';
@@ -313,7 +313,7 @@ function decode<I extends DescMessage, Req, Res>(
 }
 
 function fail(error: unknown, deps: GrpcDeps): ConnectError {
-  if (error instanceof StoreError && error.code === 'FAILED') deps.onStoreFailed();
+  if (failsTheStore(error)) deps.onStoreFailed();
   // A KeepAlive request that did not decode reaches the handler as connect-es's error: counted with the code it is answered with.
   rewordConnectFailure(error, deps.logger);
   return toConnectError(error, deps.logger);

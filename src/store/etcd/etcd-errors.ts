@@ -23,13 +23,14 @@ import {
   GRPCCancelledError,
   GRPCDeadlineExceededError,
   GRPCInvalidArgumentError,
+  GRPCNotImplementedError,
   GRPCOutOfRangeError,
   GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
   GRPCUnknownError,
 } from 'etcd3';
-import { BackendUnavailableError, InvalidArgumentError, NotSentError, StoreClosedError, StoreError } from '../errors';
+import { BackendRefusedError, BackendUnavailableError, InvalidArgumentError, NotSentError, StoreClosedError, StoreError } from '../errors';
 
 export type EtcdCallKind = 'read' | 'write' | 'watch' | 'keep-alive';
 
@@ -134,11 +135,44 @@ export function callTimeSpent(kind: EtcdCallKind, sent: boolean): StoreError {
 export function notReachedAtStart(error: unknown): unknown {
   if (!isOutage(error)) return error;
   const why = error.cause instanceof Error ? grpcText(error.cause.message) : error.message;
-  const text = `etcd did not answer kv's first read (${why}): check that --etcd-endpoints names members of the cluster, and that a majority of them is up`;
+  const tls = error.cause instanceof Error ? tlsTrouble(error.cause.message) : undefined;
+  const text =
+    tls !== undefined
+      ? `kv could not connect to etcd for its first read: ${tls}`
+      : `etcd did not answer kv's first read (${why}): check that --etcd-endpoints names members of the cluster, and that a majority of them is up`;
   // The same kind of error: NOT_SENT still says nothing reached etcd.
   return error instanceof NotSentError
     ? new NotSentError(text, { cause: error.cause })
     : new BackendUnavailableError(text, { cause: error.cause });
+}
+
+/** TLS alerts etcd sends when it refuses the client certificate kv gave (or that kv gave none). */
+const CLIENT_CERT_REFUSED =
+  /alert (bad certificate|certificate required|unknown ca|certificate expired|certificate revoked|certificate unknown|unsupported certificate|handshake failure)/i;
+/** Node's words for a certificate of etcd's that kv does not accept. */
+const SERVER_CERT_REFUSED =
+  /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate(?: in certificate chain)?|certificate has expired|certificate is not yet valid|Hostname\/IP does not match certificate's altnames[^.;)]*/i;
+
+/**
+ * A connection that failed in its TLS handshake, in words that say which side's certificate to look at (without
+ * OpenSSL's source file and error codes); undefined for any other failure.
+ */
+export function tlsTrouble(text: string): string | undefined {
+  const client = CLIENT_CERT_REFUSED.exec(text);
+  if (client !== null) {
+    return (
+      `etcd refused this server's TLS client certificate in the handshake (alert "${client[1].toLowerCase()}"): give --etcd-cert and --etcd-key, ` +
+      "a certificate that is current, signed by a CA in etcd's --trusted-ca-file, and meant for client authentication"
+    );
+  }
+  const server = SERVER_CERT_REFUSED.exec(text);
+  if (server !== null) {
+    return (
+      `this server does not accept etcd's certificate (${server[0]}): check that --etcd-ca holds the CA that signed the etcd members' ` +
+      'certificates, and that those name the --etcd-endpoints hosts and are current'
+    );
+  }
+  return undefined;
 }
 
 /** How many times a read in pages pinned to one revision starts again when etcd compacts that revision meanwhile. */
@@ -177,28 +211,48 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   }
   if (!(error instanceof Error)) return error;
   if (error instanceof ClientClosedError) return new StoreClosedError('the store is closed', { cause: error });
-  if (neverSent(error))
-    return new NotSentError(`could not reach etcd for the ${kind} (${grpcText(error.message)})${notSent(kind)}`, { cause: error });
+  if (neverSent(error)) {
+    const tls = tlsTrouble(error.message);
+    const why = tls === undefined ? `(${grpcText(error.message)})` : `in TLS: ${tls}`;
+    return new NotSentError(`could not reach etcd for the ${kind} ${why}${notSent(kind)}`, { cause: error });
+  }
   if (isTransient(error)) {
     const outcome = kind === 'write' ? OUTCOME_UNKNOWN : '';
     return new BackendUnavailableError(`etcd did not answer the ${kind} (${grpcText(error.message)})${outcome}`, { cause: error });
   }
+  const writing = kind === 'write' || kind === 'keep-alive';
+  if (error instanceof EtcdAuthenticationFailedError) {
+    return new BackendRefusedError(
+      `etcd refused this server's user (${oneLine(error.message)}): check --etcd-username and the password in --etcd-password-file`,
+      writing,
+      { cause: error },
+    );
+  }
   if (
     error instanceof EtcdPermissionDeniedError ||
-    error instanceof EtcdAuthenticationFailedError ||
     error instanceof EtcdInvalidAuthTokenError ||
     error instanceof EtcdRoleNotGrantedError ||
     error instanceof GRPCUnauthenticatedError
   ) {
-    return new BackendUnavailableError(
-      `etcd refused this server's ${kind} (${oneLine(error.message)}): check --etcd-username and the role it has on the --etcd-prefix range`,
+    return new BackendRefusedError(
+      `etcd refused this server's ${kind} (${oneLine(error.message)}); nothing was applied: check --etcd-username and the role it has on the --etcd-prefix range`,
+      writing,
       { cause: error },
     );
   }
   if (error instanceof GRPCInvalidArgumentError && error.message.includes('user name is empty')) {
     // etcd with authentication on, asked without a user.
-    return new BackendUnavailableError(
+    return new BackendRefusedError(
       `etcd refused this server's ${kind} (${oneLine(error.message)}): its authentication is on; give --etcd-username and --etcd-password-file`,
+      writing,
+      { cause: error },
+    );
+  }
+  if (error instanceof GRPCNotImplementedError) {
+    // A gRPC server that is not etcd (another service's port, or an HTTP/2 proxy answering 404).
+    return new BackendRefusedError(
+      `an --etcd-endpoints address answered, but not as an etcd v3 member (${grpcText(error.message)}): check --etcd-endpoints (etcd's client URLs, port 2379 by default)`,
+      writing,
       { cause: error },
     );
   }

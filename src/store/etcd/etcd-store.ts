@@ -52,6 +52,7 @@ import {
   DEFAULT_MAX_TXN_OPS,
 } from '../abstract-key-value-store';
 import {
+  BackendRefusedError,
   BackendUnavailableError,
   NotSentError,
   InvalidArgumentError,
@@ -147,6 +148,11 @@ export class EtcdStore extends AbstractKeyValueStore {
   });
   /** Why etcd does not answer, while the last call to settle (or probe) found it so. */
   private unavailable: Error | undefined;
+  /**
+   * Why etcd refuses this server (its user, its role, an endpoint that is not etcd), since a call met that; cleared
+   * by a later call of the kind refused (a write, if a write was) that succeeds, or by a probe of that kind.
+   */
+  private refused: BackendRefusedError | undefined;
   private lastAnswerAt = Date.now();
   private probing = false;
   private closed = false;
@@ -173,7 +179,7 @@ export class EtcdStore extends AbstractKeyValueStore {
    */
   get failure(): Error | undefined {
     this.probeIfIdle();
-    return this.unavailable;
+    return this.unavailable ?? this.refused;
   }
 
   /** etcd's revisions are its own: kv cannot tell when a cluster was restored from a snapshot. */
@@ -497,6 +503,18 @@ export class EtcdStore extends AbstractKeyValueStore {
     return { key: this.keyspace.prefixRange('').key, count_only: true };
   }
 
+  /**
+   * A write that etcd checks as one (permission for the put included) and never applies (no key's version is below
+   * 0): asks whether etcd still refuses this server's writes.
+   */
+  private writeProbeRequest(): { compare: ICompare[]; success: IRequestOp[] } {
+    const key = this.keyspace.prefixRange('').key;
+    return {
+      compare: [{ key, target: 'Version', result: 'Less', version: 0 }],
+      success: [{ request_put: { key, value: Buffer.alloc(0) } }],
+    };
+  }
+
   /** Asks etcd whether it answers when no call has said so for a while. */
   private probeIfIdle(): void {
     if (Date.now() - this.lastAnswerAt >= PROBE_AFTER_MS) this.probe();
@@ -511,13 +529,18 @@ export class EtcdStore extends AbstractKeyValueStore {
   private probe(): void {
     if (this.closed || this.probing) return;
     this.probing = true;
-    readWithRetry((attempt) => this.client.kv.range(this.probeRequest(), attempt), this.callTimeoutMs)
+    // While etcd refuses this server's writes, the probe is a write (never applied), so that it sees when that ends.
+    const write = this.refused?.writing === true;
+    const ask = write
+      ? (attempt: AttemptOptions) => this.client.kv.txn(this.writeProbeRequest(), attempt)
+      : (attempt: AttemptOptions) => this.client.kv.range(this.probeRequest(), attempt);
+    readWithRetry<{ header: IResponseHeader }>(ask, this.callTimeoutMs, write ? 'write' : 'read')
       .then(
         (res) => {
           this.observe(res.header);
-          this.settleHealth(undefined);
+          this.settleHealth(undefined, true, write);
         },
-        (error: unknown) => this.settleHealth(error),
+        (error: unknown) => this.settleHealth(error, false, write),
       )
       .finally(() => {
         this.probing = false;
@@ -528,17 +551,20 @@ export class EtcdStore extends AbstractKeyValueStore {
    * What a settled call says of etcd. An answer, whatever it was, says that
    * etcd answers. Not getting one may be one member's failure (a write is
    * sent to one member, once), so it starts a probe, which decides.
+   * `succeeded` and `writes`: the call succeeded, and it wrote.
    */
-  private answered(error: unknown): void {
+  private answered(error: unknown, succeeded: boolean, writes: boolean): void {
     if (this.closed) return;
     if (isOutage(error)) this.probe();
-    else this.settleHealth(undefined);
+    else this.settleHealth(error, succeeded, writes);
   }
 
-  private settleHealth(error: unknown): void {
+  private settleHealth(error: unknown, succeeded: boolean, writes: boolean): void {
     if (this.closed) return;
     this.lastAnswerAt = Date.now();
     this.unavailable = isOutage(error) ? error : undefined;
+    if (error instanceof BackendRefusedError) this.refused = error;
+    else if (succeeded && (writes || this.refused?.writing !== true)) this.refused = undefined;
   }
 
   protected async _close(): Promise<void> {
@@ -761,11 +787,11 @@ export class EtcdStore extends AbstractKeyValueStore {
     promise.then(
       () => {
         this.inflight.delete(promise);
-        this.answered(undefined);
+        this.answered(undefined, true, changeOf !== undefined);
       },
       (error: unknown) => {
         this.inflight.delete(promise);
-        this.answered(error);
+        this.answered(error, false, changeOf !== undefined);
       },
     );
     return promise;

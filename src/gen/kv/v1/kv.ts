@@ -162,7 +162,7 @@ export enum ErrorReason {
   /**
    * UNAVAILABLE - buf:lint:ignore ENUM_VALUE_PREFIX
    * The store's backend (the etcd cluster behind this server) did not
-   * answer in time, has no leader, or refused the server. UNAVAILABLE: a
+   * answer in time or has no leader. UNAVAILABLE: a
    * read can be retried (here or on another server); a write may or may
    * not have been applied, so read before writing again.
    */
@@ -184,6 +184,17 @@ export enum ErrorReason {
    * engine's --etcd-timeout-ms). ABORTED: nothing was applied; try again.
    */
   CONFLICT = 14,
+  /**
+   * BACKEND_REFUSED - buf:lint:ignore ENUM_VALUE_PREFIX
+   * The store's backend refused this server itself, for how the server is
+   * set up, not for anything in the call: etcd refused its user or password,
+   * its role lacks the permission on the server's prefix, or an endpoint is
+   * not an etcd member. FAILED_PRECONDITION: nothing was applied, and trying
+   * again will not help until an operator fixes the server's etcd
+   * credentials, etcd's roles, or --etcd-endpoints. The server's gRPC health
+   * says NOT_SERVING meanwhile.
+   */
+  BACKEND_REFUSED = 16,
   /**
    * LEASE_NOT_FOUND - buf:lint:ignore ENUM_VALUE_PREFIX
    * The lease does not exist (never granted, expired or revoked).
@@ -280,6 +291,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 14:
     case "CONFLICT":
       return ErrorReason.CONFLICT;
+    case 16:
+    case "BACKEND_REFUSED":
+      return ErrorReason.BACKEND_REFUSED;
     case 30:
     case "LEASE_NOT_FOUND":
       return ErrorReason.LEASE_NOT_FOUND;
@@ -339,6 +353,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "NOT_SENT";
     case ErrorReason.CONFLICT:
       return "CONFLICT";
+    case ErrorReason.BACKEND_REFUSED:
+      return "BACKEND_REFUSED";
     case ErrorReason.LEASE_NOT_FOUND:
       return "LEASE_NOT_FOUND";
     case ErrorReason.LEASE_PRIVATE:

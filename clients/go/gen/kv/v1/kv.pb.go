@@ -147,7 +147,7 @@ const (
 	ErrorReason_WATCH_TOO_SLOW ErrorReason = 12
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// The store's backend (the etcd cluster behind this server) did not
-	// answer in time, has no leader, or refused the server. UNAVAILABLE: a
+	// answer in time or has no leader. UNAVAILABLE: a
 	// read can be retried (here or on another server); a write may or may
 	// not have been applied, so read before writing again.
 	ErrorReason_UNAVAILABLE ErrorReason = 13
@@ -164,6 +164,15 @@ const (
 	// on the same etcd cluster) on every try until its time ran out (the etcd
 	// engine's --etcd-timeout-ms). ABORTED: nothing was applied; try again.
 	ErrorReason_CONFLICT ErrorReason = 14
+	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// The store's backend refused this server itself, for how the server is
+	// set up, not for anything in the call: etcd refused its user or password,
+	// its role lacks the permission on the server's prefix, or an endpoint is
+	// not an etcd member. FAILED_PRECONDITION: nothing was applied, and trying
+	// again will not help until an operator fixes the server's etcd
+	// credentials, etcd's roles, or --etcd-endpoints. The server's gRPC health
+	// says NOT_SERVING meanwhile.
+	ErrorReason_BACKEND_REFUSED ErrorReason = 16
 	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// The lease does not exist (never granted, expired or revoked).
 	// NOT_FOUND.
@@ -216,6 +225,7 @@ var (
 		13: "UNAVAILABLE",
 		15: "NOT_SENT",
 		14: "CONFLICT",
+		16: "BACKEND_REFUSED",
 		30: "LEASE_NOT_FOUND",
 		31: "LEASE_PRIVATE",
 		20: "UNAUTHENTICATED",
@@ -240,6 +250,7 @@ var (
 		"UNAVAILABLE":              13,
 		"NOT_SENT":                 15,
 		"CONFLICT":                 14,
+		"BACKEND_REFUSED":          16,
 		"LEASE_NOT_FOUND":          30,
 		"LEASE_PRIVATE":            31,
 		"UNAUTHENTICATED":          20,
@@ -3574,7 +3585,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x02*\x99\x03\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\xae\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -3596,6 +3607,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\r\x12\f\n" +
 	"\bNOT_SENT\x10\x0f\x12\f\n" +
 	"\bCONFLICT\x10\x0e\x12\x13\n" +
+	"\x0fBACKEND_REFUSED\x10\x10\x12\x13\n" +
 	"\x0fLEASE_NOT_FOUND\x10\x1e\x12\x11\n" +
 	"\rLEASE_PRIVATE\x10\x1f\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x14\x12\x15\n" +

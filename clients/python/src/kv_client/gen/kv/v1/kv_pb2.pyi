@@ -32,6 +32,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UNAVAILABLE: _ClassVar[ErrorReason]
     NOT_SENT: _ClassVar[ErrorReason]
     CONFLICT: _ClassVar[ErrorReason]
+    BACKEND_REFUSED: _ClassVar[ErrorReason]
     LEASE_NOT_FOUND: _ClassVar[ErrorReason]
     LEASE_PRIVATE: _ClassVar[ErrorReason]
     UNAUTHENTICATED: _ClassVar[ErrorReason]
@@ -65,6 +66,7 @@ WATCH_TOO_SLOW: ErrorReason
 UNAVAILABLE: ErrorReason
 NOT_SENT: ErrorReason
 CONFLICT: ErrorReason
+BACKEND_REFUSED: ErrorReason
 LEASE_NOT_FOUND: ErrorReason
 LEASE_PRIVATE: ErrorReason
 UNAUTHENTICATED: ErrorReason

@@ -1,0 +1,76 @@
+/**
+ * What a frontend on the etcd engine can tell is wrong as it starts, said in
+ * one line naming the flag (exit 1), not a stack trace or, seconds later, a
+ * TLS handshake's OpenSSL text: --etcd-endpoints that names a gRPC server
+ * that is not etcd (here a kv frontend's own port, an easy slip for 2379),
+ * an empty password file, a CA file that holds no certificate, a client
+ * certificate that has expired.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { issue, makeCa } from '../support/certificates';
+import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
+import { makeTempDir } from '../support/temp-dirs';
+
+let other: RunningServer;
+beforeAll(async () => {
+  other = await startServer();
+});
+afterAll(async () => {
+  await other?.stop();
+});
+
+test('a gRPC server that is not etcd is named as such at start, in one line', async () => {
+  const endpoint = `http://${other.address}`;
+  const { code, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', endpoint]);
+  expect(code).toBe(1);
+  expect(stderr.trim().split('\n')).toHaveLength(1);
+  expect(stderr).toContain(
+    `kv-server: cannot open the store in etcd at ${endpoint}: an --etcd-endpoints address answered, but not as an etcd v3 member`,
+  );
+  expect(stderr).toContain('check --etcd-endpoints');
+});
+
+test('under --workers the start fails at once, the line said once, not after starting workers again and again', async () => {
+  const endpoint = `http://${other.address}`;
+  const args = ['--workers', '2', '--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', endpoint];
+  const { code, stderr } = await runServerToExit(args);
+  expect(code).toBe(1);
+  expect(stderr.match(/not as an etcd v3 member/g)).toHaveLength(1);
+  expect(stderr).not.toContain('starting another');
+  expect(stderr).not.toContain('keeps failing');
+});
+
+test('an empty --etcd-password-file is refused at start, naming it', async () => {
+  const empty = path.join(makeTempDir(), 'empty-password');
+  writeFileSync(empty, '\n');
+  const args = ['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', `http://${other.address}`];
+  const { code, stderr } = await runServerToExit([...args, '--etcd-username', 'kv', '--etcd-password-file', empty]);
+  expect(code).toBe(1);
+  expect(stderr.trim().split('\n')).toHaveLength(1);
+  expect(stderr).toContain(`${empty} (--etcd-password-file) holds no password`);
+});
+
+describe('TLS files for etcd, checked before connecting', () => {
+  const dir = makeTempDir('etcd-tls-files-');
+  const ca = makeCa(dir, 'ca');
+  // Nothing listens there: these must fail before any connection is tried.
+  const args = ['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', 'https://127.0.0.1:1'];
+
+  test('a CA file that holds no certificate', async () => {
+    const garbage = path.join(dir, 'garbage.pem');
+    writeFileSync(garbage, 'garbage\n');
+    const { code, stderr } = await runServerToExit([...args, '--etcd-ca', garbage]);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain(`${garbage} holds no PEM certificate (--etcd-ca)`);
+  });
+
+  test('a client certificate that has expired', async () => {
+    const expired = issue(dir, ca, 'kv', { expired: true, file: 'expired-client' });
+    const { code, stderr } = await runServerToExit([...args, '--etcd-ca', ca.cert, '--etcd-cert', expired.cert, '--etcd-key', expired.key]);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(new RegExp(`the certificate in ${expired.cert} \\(--etcd-cert\\) expired on \\w`));
+  });
+});
