@@ -16,6 +16,7 @@ import {
   sendToChild,
   type StopMessage,
   tellSupervisor,
+  OWNER_LOST_GRACE_MS,
 } from './cluster/process-role';
 import { ConfigError, loadConfig, unknownEnvironmentWarning, usage, type Config } from './config';
 import { readConsoleAssets } from './console-assets/read-console-assets';
@@ -31,9 +32,6 @@ import { StoreError } from './store/errors';
 import { FileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
 import type { KeyValueStore } from './store/key-value-store';
-
-/** How long a worker that lost its store owner gives its calls to be answered (they fail at once; watches end). */
-const OWNER_LOST_GRACE_MS = 1000;
 
 /**
  * Exit codes: 0 clean stop (also one asked for by a signal before the server

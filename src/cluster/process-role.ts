@@ -10,6 +10,9 @@ import type { Registry } from 'prom-client';
 import type { SecurityFile } from '../security/server-security';
 import type { SecurityMaterial } from './security-material';
 
+/** How long a worker that lost its store owner gives its calls to be answered (they fail at once; watches end). */
+export const OWNER_LOST_GRACE_MS = 1000;
+
 export type ProcessRole = 'single' | 'supervisor' | 'owner' | 'worker';
 
 const ROLE_ENV = 'KV_PROCESS_ROLE';

@@ -29,6 +29,7 @@ import {
   type SecurityAnswer,
   type StopMessage,
   type WorkerAddresses,
+  OWNER_LOST_GRACE_MS,
   OWNER_NAME,
   isChildMessage,
   isSecurityRequest,
@@ -56,6 +57,12 @@ const STOP_REPEAT_MS = 250;
  * A bound, so that one that hangs as it starts (stopped, or stuck) does not hold up the replacement of the others.
  */
 const STARTING_WAIT_MS = 5_000;
+/**
+ * After an owner crash, how long the workers have to answer the calls they hold and exit by themselves (they see the
+ * owner gone at once, and give their calls OWNER_LOST_GRACE_MS) before they are killed: killed at once, their
+ * clients got a dropped connection instead of what became of each call.
+ */
+const OWNER_LOST_EXIT_MS = OWNER_LOST_GRACE_MS + 2_000;
 
 export interface ServingAddresses {
   port: number;
@@ -371,7 +378,7 @@ export async function superviseWorkers({
   const restartAll = async (): Promise<number | undefined> => {
     generation += 1;
     // Every worker gone from the shared socket, so the primary has closed it: the new ones listen on the bound ports.
-    await Promise.all([...workers, ...sharing].map((worker) => killed(worker)));
+    await Promise.all([...workers, ...sharing].map((worker) => endedOrKilled(worker, OWNER_LOST_EXIT_MS)));
     // Stopped meanwhile: stopAll has already looked at the children, so a generation forked now would run on unstopped.
     if (stopping) return undefined;
     pinned = bound;
@@ -506,6 +513,20 @@ async function killed(child: Worker): Promise<void> {
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.process.kill('SIGKILL');
+    });
+  }
+  await disconnected(child);
+}
+
+/** Waits up to `ms` for the child to exit by itself, then kills it; resolves once it is gone. */
+async function endedOrKilled(child: Worker, ms: number): Promise<void> {
+  if (!child.isDead()) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.process.kill('SIGKILL'), ms);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
   await disconnected(child);

@@ -192,6 +192,30 @@ test('the store owner killed with SIGKILL restarts the whole server on the same 
   expect(server.child.exitCode).toBeNull();
 });
 
+test('calls the workers hold when the store owner dies are answered with what became of them, not cut off', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const callers = (open = Array.from(
+    { length: 4 },
+    (_, i) => new KvClient(server!.address, { retry: { attempts: 1 }, deadlineMs: 20_000, channelOptions: { 'grpc.kv_test_channel': i } }),
+  ));
+  await Promise.all(callers.map((kv, i) => kv.set(`held/${i}`, 0)));
+  const [owner] = pidsOf(server, 'owner');
+  process.kill(owner, 'SIGSTOP');
+  const outcomes = callers.map((kv, i) =>
+    kv.set(`held/${i}`, 1).then(
+      () => 'OK',
+      (error: unknown) => error as Error,
+    ),
+  );
+  // Nothing to poll for: the writes wait in the workers, on the stopped owner, which is then killed under them.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  process.kill(owner, 'SIGKILL');
+  for (const outcome of await Promise.all(outcomes)) {
+    // The worker's answer (the owner is gone; the write may or may not have been applied), not a dropped connection.
+    expect(outcome).toMatchObject({ code: 14, message: expect.stringContaining('the store owner process is gone') });
+  }
+});
+
 test('SIGTERM drains the workers, closes the store and exits 0 with every process gone and the directory released', async () => {
   server = await startServer({ args: ['--workers', '2'] });
   const kv = new KvClient(server.address);
