@@ -3,7 +3,11 @@
  * the whole server. A scrape asks every child that serves for its registry
  * (answer-reports.ts) over the cluster's IPC channel and sums them with
  * prom-client's AggregatorRegistry.aggregate, each metric by the aggregator
- * it was declared with (call-metrics.ts, store-metrics.ts). A readiness
+ * it was declared with (call-metrics.ts, store-metrics.ts). Counters and
+ * histograms never go back (Prometheus would read a drop as a reset, and
+ * count everything after it as new): a child that is late to a scrape
+ * counts with what it said last, and one that ended with everything it had
+ * said, added to what its replacement counts. A readiness
  * probe asks every child whether it serves. Every wait is bounded: a child
  * that is gone or late is left out of the answer (kv_process_up says which),
  * never waited for longer.
@@ -32,21 +36,37 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
   registerBuildInfo(own, version, engine);
   const ask = askChildren();
 
+  /** Per process name, the child that last answered a scrape and the counts it gave then. */
+  const lastSaid = new Map<string, { child: Worker; counts: MetricsJson }>();
+  /**
+   * The counts of every child that has been replaced since the server started, summed: they stay in the sums. A chain,
+   * so that two scrapes at once each add a replaced child once, in turn.
+   */
+  let retired: Promise<MetricsJson> = Promise.resolve([]);
+
   const metrics = async (): Promise<string> => {
     const serving = members.servingNow();
     const reports = await Promise.all(serving.map(([, child]) => ask(child, 'metrics', METRICS_ANSWER_MS)));
     const answered = new Set<string>();
     const registries: MetricsJson[] = [];
-    reports.forEach((report, i) => {
-      if (report === GONE || report === undefined || !('metrics' in report)) return;
-      answered.add(serving[i][0]);
+    for (const [i, report] of reports.entries()) {
+      if (report === GONE || report === undefined || !('metrics' in report)) continue;
+      const [name, child] = serving[i];
+      answered.add(name);
       registries.push(report.metrics);
-    });
+      const before = lastSaid.get(name);
+      // A new process in the slot: what the one before it counted is kept.
+      if (before !== undefined && before.child !== child) retired = retired.then((sum) => summed([sum, before.counts]).catch(() => sum));
+      lastSaid.set(name, { child, counts: monotonic(report.metrics) });
+    }
+    // Late to this scrape, or ended and not yet replaced: its counts as it last said them.
+    for (const [name, { counts }] of lastSaid) if (!answered.has(name)) registries.push(counts);
+    registries.push(await retired);
     // A registry of this scrape alone: two scrapes at once each say who answered them.
     const scrape = new Registry();
     const up = new Gauge({
       name: 'kv_process_up',
-      help: 'Per process of a --workers server: 1 if it answered this scrape, 0 if it is starting, being replaced or did not answer in time (its counts are missing from the sums)',
+      help: 'Per process of a --workers server: 1 if it answered this scrape, 0 if it is starting, being replaced or did not answer in time (its counters are then those of its last answer, its gauges missing from the sums)',
       labelNames: ['process'],
       registers: [scrape],
     });
@@ -93,6 +113,24 @@ function keepProcessSeries(registry: MetricsJson): MetricsJson {
       ? { ...metric, aggregator: 'first' }
       : metric,
   );
+}
+
+/**
+ * The counters and histograms of a child's registry that are summed over the
+ * children (not its per-process series): what must not go back when it is
+ * late or gone.
+ */
+function monotonic(registry: MetricsJson): MetricsJson {
+  return registry.filter((metric) => {
+    // prom-client types `type` as a numeric enum; it is the type's name ('counter', ...), as /metrics prints it.
+    const type = metric.type as unknown as string;
+    return (type === 'counter' || type === 'histogram') && !metric.values.some((value) => value.labels.process !== undefined);
+  });
+}
+
+/** Registries summed into one, as a scrape sums them. */
+async function summed(registries: MetricsJson[]): Promise<MetricsJson> {
+  return await AggregatorRegistry.aggregate(registries).getMetricsAsJSON();
 }
 
 /** What asking a child that ended (or whose channel closed) before it answered gives. */
