@@ -3,6 +3,7 @@
  * the etcd store. Returns the store and the words the ready line uses for
  * where the data lives.
  */
+import { type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -31,8 +32,9 @@ export async function openConfiguredStore(
   signal?: AbortSignal,
   observer?: StoreObserver,
   watcher?: ChangeFeedOptions['watcher'],
+  stopPid?: number,
 ): Promise<OpenedStore> {
-  if (config.engine === 'etcd') return openConfiguredEtcdStore(config);
+  if (config.engine === 'etcd') return openConfiguredEtcdStore(config, logger);
   const dataDir = path.resolve(config.dataDir);
   const store = await openFileStore({
     dataDir,
@@ -44,6 +46,7 @@ export async function openConfiguredStore(
     maxTxnOps: config.maxTxnOps,
     logger,
     signal,
+    stopPid,
     observer,
     feed: {
       progressIntervalMs: config.watchProgressMs,
@@ -54,12 +57,24 @@ export async function openConfiguredStore(
   return { store, where: `data directory ${dataDir}, fsync ${config.fsync}` };
 }
 
+/** How long before --etcd-cert expires a frontend starting with it warns: it is read only at start (no SIGHUP reload). */
+const ETCD_CERT_WARN_DAYS = 30;
+
+function warnIfExpiringSoon(leaf: X509Certificate, file: string, logger: Logger, now = Date.now()): void {
+  const days = Math.floor((new Date(leaf.validTo).getTime() - now) / 86_400_000);
+  if (days >= ETCD_CERT_WARN_DAYS) return;
+  logger.warn(
+    { file, expires: leaf.validTo },
+    `the etcd client certificate (--etcd-cert) expires in ${days} day${days === 1 ? '' : 's'}: renew it and restart each frontend before then (it is read only at start)`,
+  );
+}
+
 /** Where the open failed, for the one line main prints. */
 export function describeStoreLocation(config: Config): string {
   return config.engine === 'etcd' ? `etcd at ${config.etcdEndpoints.join(',')}` : path.resolve(config.dataDir);
 }
 
-async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
+async function openConfiguredEtcdStore(config: Config, logger: Logger): Promise<OpenedStore> {
   if (config.etcdEndpoints.some((e) => /^https:\/\/(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):/.test(e))) {
     // grpc-js sets the TLS ServerName to an IP endpoint, which Node reports on stderr as deprecated (DEP0123);
     // the operator can do nothing about it, and the certificate is still checked against the IP.
@@ -87,7 +102,10 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
     try {
       if (tls.ca !== undefined) certificates(tls.ca, config.etcdCa as string, '--etcd-ca');
       const [leaf] = tls.cert === undefined ? [] : certificates(tls.cert, config.etcdCert as string, '--etcd-cert');
-      if (leaf !== undefined) checkValidNow(leaf, config.etcdCert as string, '--etcd-cert');
+      if (leaf !== undefined) {
+        checkValidNow(leaf, config.etcdCert as string, '--etcd-cert');
+        warnIfExpiringSoon(leaf, config.etcdCert as string, logger);
+      }
     } catch (error) {
       if (error instanceof TlsFileError) throw new InvalidArgumentError(error.message);
       throw error;

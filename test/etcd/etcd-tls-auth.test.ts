@@ -90,9 +90,21 @@ describeEtcd('a secured etcd', () => {
       await cluster?.stop();
     });
 
-    test('with --etcd-ca, --etcd-cert and --etcd-key the frontend serves', async () => {
+    test('with --etcd-ca, --etcd-cert and --etcd-key the frontend serves, and warns that the client certificate expires soon', async () => {
       const tls = ['--etcd-ca', certs.caCert, '--etcd-cert', certs.clientCert, '--etcd-key', certs.clientKey];
-      expect(await roundTrip(['--etcd-endpoints', cluster.endpoints[0], ...tls])).toEqual({ ok: true });
+      const server = await startServer({ args: ['--engine', 'etcd', '--etcd-endpoints', cluster.endpoints[0], ...tls] });
+      const kv = new KvClient(server.address);
+      try {
+        await kv.set('secure/x', { ok: true });
+        expect((await kv.get('secure/x'))?.value).toEqual({ ok: true });
+        // The test certificates are good for two days.
+        expect(server.output()).toMatch(
+          /"msg":"the etcd client certificate \(--etcd-cert\) expires in 1 day: renew it and restart each frontend/,
+        );
+      } finally {
+        kv.close();
+        await server.stop();
+      }
     });
 
     test('without a client certificate etcd refuses, and the frontend exits 1 with one line', async () => {
