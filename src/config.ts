@@ -170,7 +170,7 @@ const SETTINGS = {
     flag: 'auth-failures-per-minute',
     env: 'KV_AUTH_FAILURES_PER_MINUTE',
     default: '30',
-    help: 'unknown tokens accepted from one client address per minute before it is refused for a while',
+    help: 'unknown tokens accepted from one client address per minute before it is refused for a while (per worker under --workers)',
   },
   insecure: {
     flag: 'insecure',
@@ -232,13 +232,13 @@ const SETTINGS = {
     flag: 'max-connections',
     env: 'KV_MAX_CONNECTIONS',
     default: '1000',
-    help: 'connections open at once; more are closed at once',
+    help: 'connections open at once; more are closed at once (per worker under --workers)',
   },
   maxConnectionsPerAddress: {
     flag: 'max-connections-per-address',
     env: 'KV_MAX_CONNECTIONS_PER_ADDRESS',
     default: 'auto',
-    help: 'of those, open at once from one client address (IPv6: one /64); auto: a quarter of --max-connections, at least 1; 0: no cap per address (all clients behind one proxy or NAT)',
+    help: 'of those, open at once from one client address (IPv6: one /64); auto: a quarter of --max-connections, at least 1; 0: no cap per address (all clients behind one proxy or NAT); per worker under --workers',
   },
   workers: {
     flag: 'workers',

@@ -33,6 +33,9 @@ import { FileStore } from './store/file';
 import { LockNotReleasedError } from './store/file/data-dir-lock';
 import type { KeyValueStore } from './store/key-value-store';
 
+/** How long a child of --workers waits for the supervisor's stop after a SIGTERM of its own before it says it ignored it. */
+const IGNORED_SIGNAL_SAY_MS = 1000;
+
 /**
  * Exit codes: 0 clean stop (also one asked for by a signal before the server
  * served), 1 could not start or stop cleanly, 2 bad flags or environment.
@@ -88,7 +91,16 @@ async function main(argv: string[]): Promise<number> {
 
   // Under --workers every line names the process that wrote it: the supervisor, the store owner or worker-N.
   const processName = role === 'owner' || role === 'worker' ? childName(role) : config.workers > 1 ? 'supervisor' : undefined;
-  const logger = processName === undefined ? createLogger(config.logLevel) : createLogger(config.logLevel).child({ process: processName });
+  // And so does ps: the children's command lines are the supervisor's, but for the environment that gives their role.
+  if (processName !== undefined && processName !== 'supervisor')
+    process.title = `kv-server ${processName} (supervisor pid ${process.ppid})`;
+  // A child's lines carry its pid too (the supervisor's name the child, and its pid, a line is about).
+  const logger =
+    processName === undefined
+      ? createLogger(config.logLevel)
+      : createLogger(config.logLevel).child(
+          processName === 'supervisor' ? { process: processName } : { process: processName, pid: process.pid },
+        );
   // Said once, by the process the operator started (its --workers children have the same environment).
   const unknownVariables = role === 'single' ? unknownEnvironmentWarning(process.env) : undefined;
   if (unknownVariables !== undefined) logger.warn(unknownVariables);
@@ -154,7 +166,10 @@ async function main(argv: string[]): Promise<number> {
         config,
         logger,
         stopRequested: stop.requested,
-        announce: ({ port, httpPort, where }) => process.stdout.write(readyLines(settings, port, httpPort, where)),
+        announce: ({ port, httpPort, where }) => {
+          process.stdout.write(readyLines(settings, port, httpPort, where));
+          warnOfOpenAccess(config, logger);
+        },
         members,
         securityMaterial: () => goodMaterial?.current() ?? {},
       });
@@ -210,7 +225,15 @@ async function main(argv: string[]): Promise<number> {
     ({ store, where } =
       role === 'worker' && config.engine === 'file'
         ? await openWorkerStoreOfConfig(config, logger, stop.signal, ownerLost)
-        : await openConfiguredStore(config, logger, stop.signal, metrics?.store.observer, await ownerWatcherLimits(role)));
+        : await openConfiguredStore(
+            config,
+            logger,
+            stop.signal,
+            metrics?.store.observer,
+            await ownerWatcherLimits(role),
+            // The store owner of --workers is stopped through its supervisor.
+            role === 'owner' ? process.ppid : undefined,
+          ));
   } catch (error) {
     await stopMetrics();
     if (error instanceof StopRequested) {
@@ -276,15 +299,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (role === 'worker') tellSupervisor({ kind: 'worker-ready', port, httpPort, where });
   else process.stdout.write(readyLines(config, port, httpPort, where));
-  const host = hostOf(config.listen);
-  if (config.authFile === undefined) {
-    const level = isLoopbackHost(host) ? 'info' : 'warn';
-    logger[level](
-      config.tlsClientCa === undefined
-        ? 'no --auth-file: every caller may read, write and clear every key'
-        : 'no --auth-file: every client with a certificate from --tls-client-ca may read, write and clear every key',
-    );
-  }
+  // Under --workers the supervisor says it, once (not once per worker and per replacement).
+  if (role === 'single') warnOfOpenAccess(config, logger);
 
   const stopped = await Promise.race([stop.requested, lostOwner]);
   draining = true;
@@ -325,6 +341,17 @@ async function closeStore(store: KeyValueStore, logger: Logger, stoppedLine?: st
   }
   logger.info(stoppedLine ?? (store instanceof FileStore ? 'stopped; data directory released' : 'stopped; store closed'));
   return 0;
+}
+
+/** Without an auth file every caller may do anything: said once the server serves (a warning off loopback). */
+function warnOfOpenAccess(config: Config, logger: Logger): void {
+  if (config.authFile !== undefined) return;
+  const level = isLoopbackHost(hostOf(config.listen)) ? 'info' : 'warn';
+  logger[level](
+    config.tlsClientCa === undefined
+      ? 'no --auth-file: every caller may read, write and clear every key'
+      : 'no --auth-file: every client with a certificate from --tls-client-ca may read, write and clear every key',
+  );
 }
 
 function hostOf(address: string): string {
@@ -552,7 +579,16 @@ function listenForSupervisorStop(): StopListener {
     if (!worker.exitedAfterDisconnect) worker.exitedAfterDisconnect = true;
   });
   process.on('disconnect', () => onStop('SIGTERM', 'the supervisor is gone'));
-  process.on('SIGTERM', () => undefined);
+  // SIGTERM sent to this process alone (its pid, read from a lock's message or ps) stops nothing: said so, unless the
+  // supervisor asks for the stop just after (systemd signals every process of the unit at once; a Ctrl-C, the group).
+  process.on('SIGTERM', () => {
+    setTimeout(() => {
+      if (controller.signal.aborted) return;
+      process.stderr.write(
+        `kv-server: SIGTERM to pid ${process.pid} ignored: it is one process of kv-server --workers; signal the supervisor, pid ${process.ppid}, to stop the server\n`,
+      );
+    }, IGNORED_SIGNAL_SAY_MS).unref();
+  });
   process.on('SIGINT', () => undefined);
   return listener;
 }

@@ -171,7 +171,7 @@ export async function superviseWorkers({
         return;
       }
       if (!misplaced.has(worker)) {
-        logger.warn({ pid: worker.process.pid, code, signal }, 'a worker process ended: starting another');
+        logger.warn({ child: workerName(slot), pid: worker.process.pid, code, signal }, 'a worker process ended: starting another');
         if (!allowRestart('a worker')) return giveUp(1);
       }
       void replaceWorker(slot);
@@ -190,7 +190,7 @@ export async function superviseWorkers({
       const { port, httpPort } = started.ready;
       if (port === boundPorts?.port && httpPort === boundPorts.httpPort) {
         if (addresses !== bound) sharing.add(replacement);
-        logger.info({ pid: replacement.process.pid }, 'worker restarted');
+        logger.info({ child: workerName(slot), pid: replacement.process.pid }, 'worker restarted');
         return;
       }
       if (stopping || !serving || generation !== since) return;
@@ -248,7 +248,10 @@ export async function superviseWorkers({
       // Failed as it started, just before a stop (its exit heard after the stop began): the stop must not make it a clean one.
       else if (!serving && child === owner && code !== 0 && signal === null) ownerFailedToStart = true;
       if (stopping || !serving) return;
-      logger.error({ pid: child.process.pid, code, signal }, 'the store owner process ended: restarting the whole server');
+      logger.error(
+        { child: OWNER_NAME, pid: child.process.pid, code, signal },
+        'the store owner process ended: restarting the whole server',
+      );
       serving = false;
       members.phase = 'starting';
       if (!allowRestart('the store owner')) return giveUp(1);
@@ -302,7 +305,7 @@ export async function superviseWorkers({
       const started = await readyOf(worker, 'worker-ready');
       if ('ready' in started || stopping || saidWhy.has(worker)) return started;
       logger.warn(
-        { pid: worker.process.pid, code: worker.process.exitCode, signal: worker.process.signalCode },
+        { child: workerName(slot), pid: worker.process.pid, code: worker.process.exitCode, signal: worker.process.signalCode },
         'a worker process ended before it served: starting another',
       );
       if (!allowRestart('a worker')) return started;
@@ -356,7 +359,7 @@ export async function superviseWorkers({
     members.phase = 'serving';
     // Said to serve, then ended before the rest of its generation did: replaced now, as any worker that ends.
     for (const [slot, ended] of endedWhileStarting) {
-      logger.warn(ended, 'a worker process ended: starting another');
+      logger.warn({ child: workerName(slot), ...ended }, 'a worker process ended: starting another');
       if (!allowRestart('a worker')) {
         giveUp(1);
         break;

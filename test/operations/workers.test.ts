@@ -331,6 +331,41 @@ test('a data directory another server holds stops --workers 2 with exit 1 and on
   }
 });
 
+test('a data directory a --workers server holds: the refusal names its supervisor to stop, and SIGTERM to the owner alone says it is ignored', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const supervisor = server.child.pid as number;
+  const [owner] = pidsOf(server, 'owner');
+  // ps tells the children apart, and their log lines carry their pids.
+  expect(fs.readFileSync(`/proc/${owner}/cmdline`, 'latin1')).toContain(`kv-server owner (supervisor pid ${supervisor})`);
+  for (const worker of pidsOf(server, 'worker')) {
+    expect(fs.readFileSync(`/proc/${worker}/cmdline`, 'latin1')).toMatch(
+      new RegExp(`^kv-server worker-[12] \\(supervisor pid ${supervisor}\\)`),
+    );
+  }
+  const result = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', server.dataDir]);
+  expect(result.code).toBe(1);
+  expect(result.stderr).toContain(
+    `is in use by another process (pid ${owner}, one process of the server whose pid is ${supervisor}: stop that one)`,
+  );
+  // Following the message's first pid: the owner ignores it, and says whom to signal.
+  process.kill(owner, 'SIGTERM');
+  await pollUntil('the owner to say it ignored SIGTERM', () =>
+    server!
+      .output()
+      .includes(`SIGTERM to pid ${owner} ignored: it is one process of kv-server --workers; signal the supervisor, pid ${supervisor}`)
+      ? true
+      : undefined,
+  );
+  expect(isAlive(owner)).toBe(true);
+  // SIGTERM to every process at once (systemd's default for a unit) stops it all, and no child says it ignored it.
+  const before = server.output().split('ignored').length;
+  const running = server;
+  for (const child of children(supervisor)) process.kill(child.pid, 'SIGTERM');
+  expect(await running.stop()).toBe(0);
+  expect(running.output().split('ignored').length).toBe(before);
+  server = undefined;
+});
+
 test('a port that is taken stops --workers 2 with exit 1 and the reason said once, not once per worker', async () => {
   const taken = net.createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));

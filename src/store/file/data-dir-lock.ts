@@ -88,6 +88,11 @@ export interface DataDirLockOptions {
   updateMs?: number;
   /** Stops waiting for a lock whose owner cannot be checked (rejects with the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * The process to signal to stop the one that holds the lock, when not that one itself (a supervisor's, whose
+   * children ignore signals of their own): recorded with the lock, and named when another process is refused it.
+   */
+  stopPid?: number;
 }
 
 /** The owner record in LOCK/OWNER. Fields are undefined where the platform cannot tell them. */
@@ -97,6 +102,8 @@ export interface OwnerRecord {
   boot: string | undefined;
   pidns: string | undefined;
   start: string | undefined;
+  /** DataDirLockOptions.stopPid. */
+  stopPid?: number;
   instance: string;
 }
 
@@ -128,7 +135,7 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
   const staleMs = Math.max(options.staleMs ?? DEFAULT_STALE_MS, 2_000);
   const lockPath = path.join(realDir, 'LOCK');
   const ownerPath = path.join(lockPath, 'OWNER');
-  const me: OwnerRecord = { ...selfIdentity(), instance: crypto.randomBytes(16).toString('hex') };
+  const me: OwnerRecord = { ...selfIdentity(), stopPid: options.stopPid, instance: crypto.randomBytes(16).toString('hex') };
 
   const state = { acquired: false, released: false, compromised: undefined as LockLostError | undefined };
   const lockOptions: lockfile.LockOptions = {
@@ -170,7 +177,7 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
     const owner = readOwner(ownerPath);
     const judged: Judged = { dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, instance: owner?.instance };
     const verdict = owner === undefined ? 'unknown' : ownerState(owner, me);
-    if (verdict === 'alive') throw lockedError(dir, owner?.pid);
+    if (verdict === 'alive') throw lockedError(dir, owner);
     let reason: string | undefined;
     if (verdict === 'gone') {
       reason = 'its owner process is gone';
@@ -181,7 +188,7 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
         watch = { dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, deadline: Date.now() + staleMs + 5_000 };
       } else if (watch.mtimeMs !== st.mtimeMs && owner !== undefined) {
         // Refreshed while we watched: its owner is alive.
-        throw lockedError(dir, owner.pid);
+        throw lockedError(dir, owner);
       }
       if (Date.now() > watch.deadline) {
         // Not refreshed all this time, yet not stale: its mtime is in the future (set by hand, or a clock far off).
@@ -191,7 +198,7 @@ async function acquire(realDir: string, dir: string, logger: Logger, options: Da
               `but whose modification time is in the future (${st.mtime.toISOString()}), so it never goes stale: if no kv-server uses ${dir}, remove ${lockPath}`,
           );
         }
-        throw lockedError(dir, owner?.pid);
+        throw lockedError(dir, owner);
       }
       if (!warned) {
         warned = true;
@@ -372,6 +379,7 @@ export function formatOwner(o: OwnerRecord): string {
     `boot=${o.boot ?? '-'}`,
     `pidns=${o.pidns ?? '-'}`,
     `start=${o.start ?? '-'}`,
+    ...(o.stopPid === undefined ? [] : [`stop=${o.stopPid}`]),
     `instance=${o.instance}`,
     '',
   ].join('\n');
@@ -400,7 +408,9 @@ export function readOwner(ownerPath: string): OwnerRecord | undefined {
   const instance = get('instance');
   const host = fields.get('host');
   if (instance === undefined || host === undefined) return undefined;
-  return { pid: Number(first), host, boot: get('boot'), pidns: get('pidns'), start: get('start'), instance };
+  const stop = get('stop');
+  const stopPid = stop !== undefined && /^[1-9]\d*$/.test(stop) ? Number(stop) : undefined;
+  return { pid: Number(first), host, boot: get('boot'), pidns: get('pidns'), start: get('start'), stopPid, instance };
 }
 
 function selfIdentity(): Omit<OwnerRecord, 'instance'> {
@@ -516,6 +526,7 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function lockedError(dir: string, pid: number | undefined): LockedError {
-  return new LockedError(`data directory ${dir} is in use by another process (pid ${pid ?? 'unknown'})`);
+function lockedError(dir: string, owner: OwnerRecord | undefined): LockedError {
+  const stop = owner?.stopPid === undefined ? '' : `, one process of the server whose pid is ${owner.stopPid}: stop that one`;
+  return new LockedError(`data directory ${dir} is in use by another process (pid ${owner?.pid ?? 'unknown'}${stop})`);
 }

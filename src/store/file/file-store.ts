@@ -74,6 +74,8 @@ export interface FileStoreOptions {
   feed?: ChangeFeedOptions;
   /** Aborts waiting for the lock, or recovery: openFileStore rejects with the signal's reason, the directory released. */
   signal?: AbortSignal;
+  /** The process to signal to stop this one, if not this one (a supervisor's): said to another process the lock refuses. */
+  stopPid?: number;
   /** The backoff of in-process recovery after an I/O failure (heal.ts). */
   heal?: HealOptions;
   /** Told of fsyncs, batches and compactions as they happen (the server's metrics). */
@@ -362,6 +364,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
   let store: FileStore | undefined;
   const lock = await lockDataDir(dir, logger, {
     signal: options.signal,
+    stopPid: options.stopPid,
     onCompromised: (err) => store?.fail(new StoreFailedError(path.join(dir, 'LOCK'), err)),
   });
   try {
