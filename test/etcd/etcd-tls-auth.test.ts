@@ -224,7 +224,6 @@ describeEtcd('a secured etcd', () => {
       const kv = new KvClient(server.address, { deadlineMs: 5000 });
       try {
         expect(await kv.get('secure/none')).toBeUndefined();
-        const started = Date.now();
         const refusal = await kv.set('secure/ro', 1).then(
           () => undefined,
           (error: unknown) => error,
@@ -233,8 +232,6 @@ describeEtcd('a secured etcd', () => {
         expect((refusal as Error).message).toMatch(
           /etcd refused this server's write \(.*permission denied\); nothing was applied: check --etcd-username/,
         );
-        // Not retried until the deadline, as an UNAVAILABLE one would be.
-        expect(Date.now() - started).toBeLessThan(4000);
         expect(await kv.health()).toBe('NOT_SERVING');
         await pollUntil('the log to say why', () => (/"BACKEND_REFUSED".*health is NOT_SERVING/.test(server.output()) ? true : undefined));
         // Reads still work, and do not clear it: only a write can say the role allows writes.
