@@ -7,7 +7,15 @@
  * that was not sent was simply not answered.
  */
 import { BrokenCircuitError } from 'cockatiel';
-import { GRPCDeadlineExceededError, GRPCOutOfRangeError, GRPCUnavailableError } from 'etcd3';
+import {
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  GRPCDeadlineExceededError,
+  GRPCNotImplementedError,
+  GRPCOutOfRangeError,
+  GRPCUnavailableError,
+} from 'etcd3';
 import { fromEtcdError, PINNED_READ_TRIES, readPinned } from '../../src/store/etcd/etcd-errors';
 
 const refused = (): GRPCUnavailableError =>
@@ -80,4 +88,27 @@ test('a read pinned to a revision that etcd compacts meanwhile starts again; aft
   expect(tries).toBe(PINNED_READ_TRIES);
   const other = new GRPCOutOfRangeError('11 OUT_OF_RANGE: something else');
   await expect(readPinned('the listing', () => Promise.reject(other))).rejects.toBe(other);
+});
+
+test('etcd refusing the server itself is BACKEND_REFUSED (no retry helps); a token etcd forgot is NOT_SENT (etcd3 authenticates again)', () => {
+  expect(fromEtcdError(new EtcdPermissionDeniedError('etcdserver: permission denied'), 'write')).toMatchObject({
+    code: 'BACKEND_REFUSED',
+    writing: true,
+  });
+  expect(
+    fromEtcdError(new EtcdAuthenticationFailedError('etcdserver: authentication failed, invalid user ID or password'), 'read'),
+  ).toMatchObject({
+    code: 'BACKEND_REFUSED',
+    writing: false,
+    message: expect.stringContaining('check --etcd-username and the password in --etcd-password-file'),
+  });
+  expect(
+    fromEtcdError(new GRPCNotImplementedError('12 UNIMPLEMENTED: The server does not implement the method /etcdserverpb.KV/Range'), 'read'),
+  ).toMatchObject({
+    code: 'BACKEND_REFUSED',
+  });
+  expect(fromEtcdError(new EtcdInvalidAuthTokenError('etcdserver: invalid auth token'), 'watch')).toMatchObject({
+    code: 'NOT_SENT',
+    message: "etcd refused this server's auth token for the watch (etcdserver: invalid auth token); nothing was sent to etcd: try again",
+  });
 });

@@ -228,12 +228,14 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
       { cause: error },
     );
   }
-  if (
-    error instanceof EtcdPermissionDeniedError ||
-    error instanceof EtcdInvalidAuthTokenError ||
-    error instanceof EtcdRoleNotGrantedError ||
-    error instanceof GRPCUnauthenticatedError
-  ) {
+  if (error instanceof EtcdInvalidAuthTokenError) {
+    // etcd forgot the token (restarted, or the token's TTL passed): refused before anything was applied. etcd3
+    // authenticates again and repeats a unary call by itself; a call that still meets it can be tried again.
+    return new NotSentError(`etcd refused this server's auth token for the ${kind} (${oneLine(error.message)})${notSent(kind)}`, {
+      cause: error,
+    });
+  }
+  if (error instanceof EtcdPermissionDeniedError || error instanceof EtcdRoleNotGrantedError || error instanceof GRPCUnauthenticatedError) {
     return new BackendRefusedError(
       `etcd refused this server's ${kind} (${oneLine(error.message)}); nothing was applied: check --etcd-username and the role it has on the --etcd-prefix range`,
       writing,
