@@ -133,13 +133,26 @@ export function callTimeSpent(kind: EtcdCallKind, sent: boolean): StoreError {
  * returned as is.
  */
 export function notReachedAtStart(error: unknown): unknown {
+  return saidToOperator(error, 'for its first read', "kv's first read");
+}
+
+/**
+ * An outage met by the probe that health follows (EtcdStore.failure), said
+ * to the operator who reads the log line health's change writes: what to
+ * look at, where a call's own error says "try again".
+ */
+export function notReachedByProbe(error: unknown): unknown {
+  return saidToOperator(error, 'to see whether it answers', "the frontend's probe");
+}
+
+function saidToOperator(error: unknown, connectingFor: string, asked: string): unknown {
   if (!isOutage(error)) return error;
   const why = error.cause instanceof Error ? grpcText(error.cause.message) : error.message;
   const tls = error.cause instanceof Error ? tlsTrouble(error.cause.message) : undefined;
   const text =
     tls !== undefined
-      ? `kv could not connect to etcd for its first read: ${tls}`
-      : `etcd did not answer kv's first read (${why}): check that --etcd-endpoints names members of the cluster, and that a majority of them is up`;
+      ? `kv could not connect to etcd ${connectingFor}: ${tls}`
+      : `etcd did not answer ${asked} (${why}): check that --etcd-endpoints names members of the cluster, and that a majority of them is up (without a majority etcd has no leader, and answers nothing)`;
   // The same kind of error: NOT_SENT still says nothing reached etcd.
   return error instanceof NotSentError
     ? new NotSentError(text, { cause: error.cause })

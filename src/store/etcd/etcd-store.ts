@@ -91,7 +91,7 @@ import {
   type AttemptOptions,
   type EtcdConnectionOptions,
 } from './etcd-connection';
-import { isOutage, notReachedAtStart, readPinned } from './etcd-errors';
+import { isOutage, notReachedAtStart, notReachedByProbe, readPinned } from './etcd-errors';
 import { EtcdKeyspace, keyAfter, toEntry } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
 
@@ -540,7 +540,7 @@ export class EtcdStore extends AbstractKeyValueStore {
           this.observe(res.header);
           this.settleHealth(undefined, true, write);
         },
-        (error: unknown) => this.settleHealth(error, false, write),
+        (error: unknown) => this.settleHealth(notReachedByProbe(error), false, write),
       )
       .finally(() => {
         this.probing = false;
