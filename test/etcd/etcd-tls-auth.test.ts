@@ -8,7 +8,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { KvClient } from '@kv/client';
+import { KvClient, Op } from '@kv/client';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { runServerToExit, startServer } from '../support/server-process';
 import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
@@ -234,8 +234,13 @@ describeEtcd('a secured etcd', () => {
         );
         expect(await kv.health()).toBe('NOT_SERVING');
         await pollUntil('the log to say why', () => (/"BACKEND_REFUSED".*health is NOT_SERVING/.test(server.output()) ? true : undefined));
-        // Reads still work, and do not clear it: only a write can say the role allows writes.
+        // Reads still work, and do not clear it, nor does a transaction that only reads: only a write can say the role
+        // allows writes.
         expect(await kv.get('secure/none')).toBeUndefined();
+        await kv.txn().then(Op.get('secure/none')).commit();
+        expect(await kv.health()).toBe('NOT_SERVING');
+        // Nor does the frontend's own probe while etcd still refuses: past a few of its rounds (one a second), the same.
+        await new Promise((resolve) => setTimeout(resolve, 2500));
         expect(await kv.health()).toBe('NOT_SERVING');
         // With no call to say so, the frontend's own probe (a write etcd checks but never applies) sees the grant.
         await asRoot('role', 'grant-permission', 'kv-reader', 'readwrite', '--prefix=true', 'kv/');

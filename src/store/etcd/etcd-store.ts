@@ -120,6 +120,9 @@ const LEASE_LOOKUPS = 16;
  * restore or import those keys go then, unless their owner keeps them alive.
  */
 export const ENDED_LEASE_TTL_MS = 1000;
+/** What a call's success showed etcd permits this server (EtcdStore.refused). */
+type Permitted = 'write' | 'read' | 'nothing';
+
 /** With no call settled for this long, reading `failure` asks etcd whether it answers. */
 const PROBE_AFTER_MS = 1000;
 
@@ -153,7 +156,10 @@ export class EtcdStore extends AbstractKeyValueStore {
    * by a later call of the kind refused (a write, if a write was) that succeeds, or by a probe of that kind.
    */
   private refused: BackendRefusedError | undefined;
+  /** How many times `refused` was cleared: a probe that was out meanwhile (and met the refusal before the fix) is stale. */
+  private refusalsCleared = 0;
   private lastAnswerAt = Date.now();
+  private lastProbeAt = 0;
   private probing = false;
   private closed = false;
 
@@ -196,7 +202,7 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _get(key: string): Promise<Entry | undefined> {
-    return this.track(async () => {
+    return this.trackRead(async () => {
       const res = await this.read((attempt) => this.client.kv.range({ key: this.keyspace.key(key) }, attempt));
       const kv = res.kvs[0];
       if (kv === undefined) return undefined;
@@ -264,7 +270,7 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _listKeys(op: ValidList): Promise<ListResult> {
-    return this.track(async () => {
+    return this.trackRead(async () => {
       const range = this.keyspace.prefixRange(op.prefix);
       let start = range.key;
       if (op.startAfter !== undefined) {
@@ -296,7 +302,7 @@ export class EtcdStore extends AbstractKeyValueStore {
   }
 
   protected _list(op: ValidList): Promise<ListEntriesResult> {
-    return this.track(async () => {
+    return this.trackRead(async () => {
       const range = this.keyspace.prefixRange(op.prefix);
       let start = range.key;
       if (op.startAfter !== undefined) {
@@ -335,6 +341,7 @@ export class EtcdStore extends AbstractKeyValueStore {
         return only.entry;
       },
       (entry) => entry.modRevision,
+      true,
     );
   }
 
@@ -342,6 +349,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     return this.track(
       () => this.transact(op, undefined, true),
       (result) => (result.results.some(changes) ? result.revision : undefined),
+      true,
     );
   }
 
@@ -407,7 +415,7 @@ export class EtcdStore extends AbstractKeyValueStore {
    * are not this prefix's to back up (etcd's leases are the cluster's).
    */
   protected _snapshot(): Promise<StoreSnapshot> {
-    return this.track(() =>
+    return this.trackRead(() =>
       readPinned('the backup', async () => {
         const range = this.keyspace.prefixRange('');
         const entries: Array<[string, StoredEntry]> = [];
@@ -517,7 +525,9 @@ export class EtcdStore extends AbstractKeyValueStore {
 
   /** Asks etcd whether it answers when no call has said so for a while. */
   private probeIfIdle(): void {
-    if (Date.now() - this.lastAnswerAt >= PROBE_AFTER_MS) this.probe();
+    const now = Date.now();
+    // While etcd refuses this server, also when calls of another kind keep succeeding: only a probe may see it end.
+    if (now - this.lastAnswerAt >= PROBE_AFTER_MS || (this.refused !== undefined && now - this.lastProbeAt >= PROBE_AFTER_MS)) this.probe();
   }
 
   /**
@@ -529,6 +539,8 @@ export class EtcdStore extends AbstractKeyValueStore {
   private probe(): void {
     if (this.closed || this.probing) return;
     this.probing = true;
+    this.lastProbeAt = Date.now();
+    const cleared = this.refusalsCleared;
     // While etcd refuses this server's writes, the probe is a write (never applied), so that it sees when that ends.
     const write = this.refused?.writing === true;
     const ask = write
@@ -538,9 +550,13 @@ export class EtcdStore extends AbstractKeyValueStore {
       .then(
         (res) => {
           this.observe(res.header);
-          this.settleHealth(undefined, true, write);
+          this.settleHealth(undefined, write ? 'write' : 'read');
         },
-        (error: unknown) => this.settleHealth(notReachedByProbe(error), false, write),
+        (error: unknown) => {
+          // Refused, but a call has shown since the probe left that etcd no longer refuses: an answer from before the fix.
+          if (error instanceof BackendRefusedError && this.refusalsCleared !== cleared) return;
+          this.settleHealth(notReachedByProbe(error), 'nothing');
+        },
       )
       .finally(() => {
         this.probing = false;
@@ -551,20 +567,24 @@ export class EtcdStore extends AbstractKeyValueStore {
    * What a settled call says of etcd. An answer, whatever it was, says that
    * etcd answers. Not getting one may be one member's failure (a write is
    * sent to one member, once), so it starts a probe, which decides.
-   * `succeeded` and `writes`: the call succeeded, and it wrote.
+   * `shown`: what the call's success showed etcd permits this server.
    */
-  private answered(error: unknown, succeeded: boolean, writes: boolean): void {
+  private answered(error: unknown, shown: Permitted): void {
     if (this.closed) return;
     if (isOutage(error)) this.probe();
-    else this.settleHealth(error, succeeded, writes);
+    else this.settleHealth(error, shown);
   }
 
-  private settleHealth(error: unknown, succeeded: boolean, writes: boolean): void {
+  private settleHealth(error: unknown, shown: Permitted): void {
     if (this.closed) return;
     this.lastAnswerAt = Date.now();
     this.unavailable = isOutage(error) ? error : undefined;
     if (error instanceof BackendRefusedError) this.refused = error;
-    else if (succeeded && (writes || this.refused?.writing !== true)) this.refused = undefined;
+    // A refused write is over once a write has gone through; a refused read, once a read has.
+    else if (this.refused !== undefined && shown === (this.refused.writing ? 'write' : 'read')) {
+      this.refused = undefined;
+      this.refusalsCleared++;
+    }
   }
 
   protected async _close(): Promise<void> {
@@ -777,7 +797,17 @@ export class EtcdStore extends AbstractKeyValueStore {
    * revision of the change a write made (undefined if none), for watches
    * from now that began before it.
    */
-  private track<T>(run: () => Promise<T>, changeOf?: (result: T) => number | undefined): Promise<T> {
+  /** track() for a call that only reads keys. */
+  private trackRead<T>(run: () => Promise<T>): Promise<T> {
+    return this.track(run, undefined, true);
+  }
+
+  /**
+   * Runs a call, and tells health what its outcome says of etcd. `changeOf`: the revision of the change a write made,
+   * if it made one (a write that changed something was permitted). `reads`: the call reads keys (its success shows
+   * that etcd lets this server read).
+   */
+  private track<T>(run: () => Promise<T>, changeOf?: (result: T) => number | undefined, reads = false): Promise<T> {
     const promise = run();
     if (changeOf !== undefined && this.startingWatches.size > 0) {
       const change = promise.then(changeOf, () => undefined);
@@ -785,13 +815,13 @@ export class EtcdStore extends AbstractKeyValueStore {
     }
     this.inflight.add(promise);
     promise.then(
-      () => {
+      (result) => {
         this.inflight.delete(promise);
-        this.answered(undefined, true, changeOf !== undefined);
+        this.answered(undefined, changeOf?.(result) !== undefined ? 'write' : reads ? 'read' : 'nothing');
       },
       (error: unknown) => {
         this.inflight.delete(promise);
-        this.answered(error, false, changeOf !== undefined);
+        this.answered(error, 'nothing');
       },
     );
     return promise;
