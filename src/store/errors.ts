@@ -263,7 +263,7 @@ export function failsTheStore(error: unknown): boolean {
 
 /**
  * The store's backend refused this server itself (etcd: its user, password
- * or role, or an endpoint that is not etcd): nothing was applied, and trying
+ * or role): nothing was applied, and trying
  * again will not help until an operator changes the setup. `writing`: the
  * refused call would have written (a read-only role refuses only those).
  */

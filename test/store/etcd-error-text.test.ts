@@ -12,11 +12,12 @@ import {
   EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
+  GRPCInvalidArgumentError,
   GRPCNotImplementedError,
   GRPCOutOfRangeError,
   GRPCUnavailableError,
 } from 'etcd3';
-import { fromEtcdError, PINNED_READ_TRIES, readPinned } from '../../src/store/etcd/etcd-errors';
+import { fromEtcdError, PINNED_READ_TRIES, readPinned, tlsTrouble } from '../../src/store/etcd/etcd-errors';
 
 const refused = (): GRPCUnavailableError =>
   new GRPCUnavailableError(
@@ -90,7 +91,7 @@ test('a read pinned to a revision that etcd compacts meanwhile starts again; aft
   await expect(readPinned('the listing', () => Promise.reject(other))).rejects.toBe(other);
 });
 
-test('etcd refusing the server itself is BACKEND_REFUSED (no retry helps); a token etcd forgot is NOT_SENT (etcd3 authenticates again)', () => {
+test('etcd refusing the server itself is BACKEND_REFUSED (no retry helps); a token etcd forgot, an auth change racing the call, or an address that is not etcd, is NOT_SENT', () => {
   expect(fromEtcdError(new EtcdPermissionDeniedError('etcdserver: permission denied'), 'write')).toMatchObject({
     code: 'BACKEND_REFUSED',
     writing: true,
@@ -105,10 +106,34 @@ test('etcd refusing the server itself is BACKEND_REFUSED (no retry helps); a tok
   expect(
     fromEtcdError(new GRPCNotImplementedError('12 UNIMPLEMENTED: The server does not implement the method /etcdserverpb.KV/Range'), 'read'),
   ).toMatchObject({
-    code: 'BACKEND_REFUSED',
+    // One address that is not etcd: that member's failure (another may serve the call), not the cluster refusing kv.
+    code: 'NOT_SENT',
+    message: expect.stringContaining('not as an etcd v3 member'),
+  });
+  expect(
+    fromEtcdError(new GRPCInvalidArgumentError('3 INVALID_ARGUMENT: etcdserver: revision of auth store is old'), 'write'),
+  ).toMatchObject({
+    code: 'NOT_SENT',
+    message: expect.stringContaining("etcd's users or roles changed as it took the write"),
   });
   expect(fromEtcdError(new EtcdInvalidAuthTokenError('etcdserver: invalid auth token'), 'watch')).toMatchObject({
     code: 'NOT_SENT',
     message: "etcd refused this server's auth token for the watch (etcdserver: invalid auth token); nothing was sent to etcd: try again",
   });
+});
+
+test('a TLS handshake that failed says which certificate to look at, a name mismatch whole', () => {
+  const mismatch = new GRPCUnavailableError(
+    "14 UNAVAILABLE: No connection established. Last error: Error [ERR_TLS_CERT_ALTNAME_INVALID]: Hostname/IP does not match certificate's altnames: IP: 10.0.0.5 is not in the cert's list: 127.0.0.1 (2026-12-04T05:18:56.112Z)",
+  );
+  expect(tlsTrouble(mismatch.message)).toBe(
+    "this server does not accept etcd's certificate (Hostname/IP does not match certificate's altnames: IP: 10.0.0.5 is not in the cert's list: 127.0.0.1): check that --etcd-ca holds the CA that signed the etcd members' certificates, and that those name the --etcd-endpoints hosts and are current",
+  );
+  expect(
+    tlsTrouble(
+      'Last error: 80:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42',
+    ),
+  ).toMatch(/^etcd refused this server's TLS client certificate in the handshake \(alert "bad certificate"\)/);
+  // No cipher suite in common is not a certificate's fault.
+  expect(tlsTrouble('SSL routines:ssl3_read_bytes:sslv3 alert handshake failure')).toBeUndefined();
 });

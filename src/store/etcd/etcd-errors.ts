@@ -161,10 +161,10 @@ function saidToOperator(error: unknown, connectingFor: string, asked: string): u
 
 /** TLS alerts etcd sends when it refuses the client certificate kv gave (or that kv gave none). */
 const CLIENT_CERT_REFUSED =
-  /alert (bad certificate|certificate required|unknown ca|certificate expired|certificate revoked|certificate unknown|unsupported certificate|handshake failure)/i;
-/** Node's words for a certificate of etcd's that kv does not accept. */
+  /alert (bad certificate|certificate required|unknown ca|certificate expired|certificate revoked|certificate unknown|unsupported certificate)/i;
+/** Node's words for a certificate of etcd's that kv does not accept (a name mismatch whole: the name and the certificate's list). */
 const SERVER_CERT_REFUSED =
-  /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate(?: in certificate chain)?|certificate has expired|certificate is not yet valid|Hostname\/IP does not match certificate's altnames[^.;)]*/i;
+  /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate(?: in certificate chain)?|certificate has expired|certificate is not yet valid|Hostname\/IP does not match certificate's altnames: (?:IP|Host): \S+ is not in the cert's (?:list|altnames): [^()]*?(?=\s*\(|\)|$)/i;
 
 /**
  * A connection that failed in its TLS handshake, in words that say which side's certificate to look at (without
@@ -255,6 +255,13 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
       { cause: error },
     );
   }
+  if (error instanceof GRPCInvalidArgumentError && error.message.includes('revision of auth store is old')) {
+    // etcd's users or roles changed between its receiving the call and applying it: refused before anything was
+    // applied, and checked again against the new ones on another try.
+    return new NotSentError(`etcd's users or roles changed as it took the ${kind} (${oneLine(error.message)})${notSent(kind)}`, {
+      cause: error,
+    });
+  }
   if (error instanceof GRPCInvalidArgumentError && error.message.includes('user name is empty')) {
     // etcd with authentication on, asked without a user.
     return new BackendRefusedError(
@@ -264,10 +271,10 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
     );
   }
   if (error instanceof GRPCNotImplementedError) {
-    // A gRPC server that is not etcd (another service's port, or an HTTP/2 proxy answering 404).
-    return new BackendRefusedError(
-      `an --etcd-endpoints address answered, but not as an etcd v3 member (${grpcText(error.message)}): check --etcd-endpoints (etcd's client URLs, port 2379 by default)`,
-      writing,
+    // A gRPC server that is not etcd (another service's port, or an HTTP/2 proxy answering 404): that address's
+    // failure, not the cluster's refusal of this server; nothing was applied, and another member may serve it.
+    return new NotSentError(
+      `an --etcd-endpoints address answered, but not as an etcd v3 member (${grpcText(error.message)}): check --etcd-endpoints (etcd's client URLs, port 2379 by default)${notSent(kind)}`,
       { cause: error },
     );
   }

@@ -1848,11 +1848,10 @@ export enum ErrorReason {
    * buf:lint:ignore ENUM_VALUE_PREFIX
    * The store's backend refused this server itself, for how the server is
    * set up, not for anything in the call: etcd refused its user or password,
-   * its role lacks the permission on the server's prefix, or an endpoint is
-   * not an etcd member. FAILED_PRECONDITION: nothing was applied, and trying
-   * again will not help until an operator fixes the server's etcd
-   * credentials, etcd's roles, or --etcd-endpoints. The server's gRPC health
-   * says NOT_SERVING meanwhile.
+   * or its role lacks the permission on the server's prefix.
+   * FAILED_PRECONDITION: nothing was applied, and trying again will not help
+   * until an operator fixes the server's etcd credentials or etcd's roles.
+   * The server's gRPC health says NOT_SERVING meanwhile.
    *
    * @generated from enum value: BACKEND_REFUSED = 16;
    */
