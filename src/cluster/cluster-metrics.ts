@@ -38,13 +38,22 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
 
   /** Per process name, the child that last answered a scrape and the counts it gave then. */
   const lastSaid = new Map<string, { child: Worker; counts: MetricsJson }>();
+  /** The counts of every child that has been replaced since the server started, summed: they stay in the sums. */
+  let retired: MetricsJson = [];
   /**
-   * The counts of every child that has been replaced since the server started, summed: they stay in the sums. A chain,
-   * so that two scrapes at once each add a replaced child once, in turn.
+   * Scrapes run one after the other (two Prometheus servers may scrape at once): each then reads and updates
+   * `lastSaid` and `retired` from answers newer than the last one's, so no sum goes back and no replaced child is
+   * added twice. A scrape waits at most METRICS_ANSWER_MS for the children, so one queued behind it still answers
+   * within Prometheus' default timeout.
    */
-  let retired: Promise<MetricsJson> = Promise.resolve([]);
+  let scraping: Promise<unknown> = Promise.resolve();
+  const metrics = (): Promise<string> => {
+    const scrape = scraping.then(scrapeOnce);
+    scraping = scrape.catch(() => undefined);
+    return scrape;
+  };
 
-  const metrics = async (): Promise<string> => {
+  const scrapeOnce = async (): Promise<string> => {
     const serving = members.servingNow();
     const reports = await Promise.all(serving.map(([, child]) => ask(child, 'metrics', METRICS_ANSWER_MS)));
     const answered = new Set<string>();
@@ -56,12 +65,12 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
       registries.push(report.metrics);
       const before = lastSaid.get(name);
       // A new process in the slot: what the one before it counted is kept.
-      if (before !== undefined && before.child !== child) retired = retired.then((sum) => summed([sum, before.counts]).catch(() => sum));
+      if (before !== undefined && before.child !== child) retired = await summed([retired, before.counts]);
       lastSaid.set(name, { child, counts: monotonic(report.metrics) });
     }
     // Late to this scrape, or ended and not yet replaced: its counts as it last said them.
     for (const [name, { counts }] of lastSaid) if (!answered.has(name)) registries.push(counts);
-    registries.push(await retired);
+    registries.push(retired);
     // A registry of this scrape alone: two scrapes at once each say who answered them.
     const scrape = new Registry();
     const up = new Gauge({
