@@ -17,13 +17,14 @@ import {
   type StopMessage,
   tellSupervisor,
   OWNER_LOST_GRACE_MS,
+  type StoppingNotice,
 } from './cluster/process-role';
 import { ConfigError, loadConfig, unknownEnvironmentWarning, usage, type Config } from './config';
 import { readConsoleAssets } from './console-assets/read-console-assets';
 import { createLogger, ignoreStderrWriteErrors, type Logger } from './logger';
 import type { ServerMetrics } from './metrics/server-metrics';
 import type { MetricsServer, MetricsSource } from './metrics/metrics-server';
-import { describeStoreLocation, openConfiguredStore } from './open-store';
+import { describeStoreLocation, openConfiguredStore, warnOfEtcdCertExpiry } from './open-store';
 import { createServer, type KvServer } from './server/create-server';
 import { isLoopbackHost, listenPolicyProblem } from './security/listen-policy';
 import { TlsFileError } from './security/read-tls-files';
@@ -169,6 +170,7 @@ async function main(argv: string[]): Promise<number> {
         announce: ({ port, httpPort, where }) => {
           process.stdout.write(readyLines(settings, port, httpPort, where));
           warnOfOpenAccess(config, logger);
+          warnOfEtcdCertExpiry(config, logger);
         },
         members,
         securityMaterial: () => goodMaterial?.current() ?? {},
@@ -300,7 +302,10 @@ async function main(argv: string[]): Promise<number> {
   if (role === 'worker') tellSupervisor({ kind: 'worker-ready', port, httpPort, where });
   else process.stdout.write(readyLines(config, port, httpPort, where));
   // Under --workers the supervisor says it, once (not once per worker and per replacement).
-  if (role === 'single') warnOfOpenAccess(config, logger);
+  if (role === 'single') {
+    warnOfOpenAccess(config, logger);
+    warnOfEtcdCertExpiry(config, logger);
+  }
 
   const stopped = await Promise.race([stop.requested, lostOwner]);
   draining = true;
@@ -567,8 +572,11 @@ function listenForSupervisorStop(): StopListener {
     controller.abort(new StopRequested(signal));
     resolve(signal);
   };
+  /** The supervisor has begun the server's stop (StoppingNotice): this process's own SIGTERM came with it. */
+  let serverStopping = false;
   process.on('message', (message: unknown) => {
-    const stop = message as Partial<StopMessage> | null;
+    const stop = message as Partial<StopMessage | StoppingNotice> | null;
+    if (stop?.kind === 'stopping') serverStopping = true;
     if (stop?.kind !== 'stop') return;
     onStop(stop.signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM', typeof stop.reason === 'string' ? stop.reason : undefined);
   });
@@ -583,7 +591,7 @@ function listenForSupervisorStop(): StopListener {
   // supervisor asks for the stop just after (systemd signals every process of the unit at once; a Ctrl-C, the group).
   process.on('SIGTERM', () => {
     setTimeout(() => {
-      if (controller.signal.aborted) return;
+      if (controller.signal.aborted || serverStopping) return;
       process.stderr.write(
         `kv-server: SIGTERM to pid ${process.pid} ignored: it is one process of kv-server --workers; signal the supervisor, pid ${process.ppid}, to stop the server\n`,
       );

@@ -34,7 +34,7 @@ export async function openConfiguredStore(
   watcher?: ChangeFeedOptions['watcher'],
   stopPid?: number,
 ): Promise<OpenedStore> {
-  if (config.engine === 'etcd') return openConfiguredEtcdStore(config, logger);
+  if (config.engine === 'etcd') return openConfiguredEtcdStore(config);
   const dataDir = path.resolve(config.dataDir);
   const store = await openFileStore({
     dataDir,
@@ -60,11 +60,23 @@ export async function openConfiguredStore(
 /** How long before --etcd-cert expires a frontend starting with it warns: it is read only at start (no SIGHUP reload). */
 const ETCD_CERT_WARN_DAYS = 30;
 
-function warnIfExpiringSoon(leaf: X509Certificate, file: string, logger: Logger, now = Date.now()): void {
+/**
+ * Warns when --etcd-cert expires within ETCD_CERT_WARN_DAYS. Said once the server serves (a start that fails says
+ * only why), by the process the operator started (under --workers the supervisor, once, not each worker).
+ */
+export function warnOfEtcdCertExpiry(config: Config, logger: Logger, now = Date.now()): void {
+  if (config.engine !== 'etcd' || config.etcdCert === undefined) return;
+  let leaf: X509Certificate | undefined;
+  try {
+    [leaf] = certificates(readFileSync(config.etcdCert), config.etcdCert, '--etcd-cert');
+  } catch {
+    return;
+  }
+  if (leaf === undefined) return;
   const days = Math.floor((new Date(leaf.validTo).getTime() - now) / 86_400_000);
-  if (days >= ETCD_CERT_WARN_DAYS) return;
+  if (days < 0 || days >= ETCD_CERT_WARN_DAYS) return;
   logger.warn(
-    { file, expires: leaf.validTo },
+    { file: config.etcdCert, expires: leaf.validTo },
     `the etcd client certificate (--etcd-cert) expires in ${days} day${days === 1 ? '' : 's'}: renew it and restart each frontend before then (it is read only at start)`,
   );
 }
@@ -74,7 +86,7 @@ export function describeStoreLocation(config: Config): string {
   return config.engine === 'etcd' ? `etcd at ${config.etcdEndpoints.join(',')}` : path.resolve(config.dataDir);
 }
 
-async function openConfiguredEtcdStore(config: Config, logger: Logger): Promise<OpenedStore> {
+async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
   if (config.etcdEndpoints.some((e) => /^https:\/\/(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):/.test(e))) {
     // grpc-js sets the TLS ServerName to an IP endpoint, which Node reports on stderr as deprecated (DEP0123);
     // the operator can do nothing about it, and the certificate is still checked against the IP.
@@ -102,10 +114,7 @@ async function openConfiguredEtcdStore(config: Config, logger: Logger): Promise<
     try {
       if (tls.ca !== undefined) certificates(tls.ca, config.etcdCa as string, '--etcd-ca');
       const [leaf] = tls.cert === undefined ? [] : certificates(tls.cert, config.etcdCert as string, '--etcd-cert');
-      if (leaf !== undefined) {
-        checkValidNow(leaf, config.etcdCert as string, '--etcd-cert');
-        warnIfExpiringSoon(leaf, config.etcdCert as string, logger);
-      }
+      if (leaf !== undefined) checkValidNow(leaf, config.etcdCert as string, '--etcd-cert');
     } catch (error) {
       if (error instanceof TlsFileError) throw new InvalidArgumentError(error.message);
       throw error;

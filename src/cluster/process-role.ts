@@ -83,6 +83,15 @@ export type ChildMessage =
   | { kind: 'failed'; line: string };
 
 /** Supervisor to child: drain and exit. */
+/**
+ * Sent to the store owner as the server's stop begins: it is asked to stop only once the workers have drained, and
+ * must not take a SIGTERM of its own that came with the supervisor's (systemd signals every process of a unit) for
+ * one sent to it alone.
+ */
+export interface StoppingNotice {
+  kind: 'stopping';
+}
+
 export interface StopMessage {
   kind: 'stop';
   /** The signal the supervisor was stopped by (what the child's log names). */
@@ -166,6 +175,6 @@ export function tellSupervisor(message: ChildMessage): void {
  * event on the Worker, and unhandled it ended the supervisor with exit 1
  * (seen on SIGTERM just after the store owner died, its workers exiting).
  */
-export function sendToChild(child: Worker, message: StopMessage | ReloadMessage | SecurityAnswer): void {
+export function sendToChild(child: Worker, message: StopMessage | StoppingNotice | ReloadMessage | SecurityAnswer): void {
   if (child.isConnected()) child.send(message, undefined, {}, () => undefined);
 }

@@ -398,6 +398,7 @@ export async function superviseWorkers({
     if (stopSignal === undefined && gaveUpBecause !== undefined) {
       message.reason = `the supervisor gave up: ${gaveUpBecause.what} keeps failing`;
     }
+    if (owner !== undefined && !owner.isDead()) sendToChild(owner, { kind: 'stopping' });
     const startedAt = Date.now();
     let ownerKilled = false;
     const stop = (child: Worker, allowedMs: number): Promise<number> =>
