@@ -16,7 +16,7 @@ test('etcd unreachable at start: exit 1, one line naming the endpoint, what fail
   expect(stderr).toMatch(
     new RegExp(
       `^kv-server: cannot open the store in etcd at ${endpoint}: etcd did not answer kv's first read \\([^\\n]*ECONNREFUSED[^\\n]*\\): ` +
-        'check that --etcd-endpoints names members of the cluster, and that a majority of them is up\\n$',
+        'check that --etcd-endpoints names members of the cluster, and that a majority of them is up \\(without a majority etcd has no leader, and answers nothing\\)\\n$',
     ),
   );
   expect(stderr).not.toMatch(/try again|nothing was applied/);
