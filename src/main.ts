@@ -186,6 +186,8 @@ async function main(argv: string[]): Promise<number> {
   let draining = false;
   let metrics: ServerMetrics | undefined;
   let metricsServer: MetricsServer | undefined;
+  /** Under --workers: sends the supervisor this process's last counts before it exits on its own (answer-reports.ts). */
+  let sendLastCounts: (() => Promise<void>) | undefined;
   if (config.metricsListen !== undefined) {
     // Loaded only with --metrics-listen: prom-client takes about 25 ms to load, which every start-up would pay.
     const { createServerMetrics } = await import('./metrics/server-metrics');
@@ -205,7 +207,7 @@ async function main(argv: string[]): Promise<number> {
       // Under --workers N the supervisor serves the port and asks each process for its metrics.
       metrics = createServerMetrics(serverVersion(), config.engine, childName(role));
       const { answerReports } = await import('./cluster/answer-reports');
-      answerReports(metrics.registry, notReady);
+      sendLastCounts = answerReports(metrics.registry, notReady);
     }
   }
   const stopMetrics = async (): Promise<void> => metricsServer?.close();
@@ -314,6 +316,8 @@ async function main(argv: string[]): Promise<number> {
     logger.error({ reason: stopped.message }, 'lost the store owner: answering the calls in flight, then exiting');
     await server.shutdown(Math.min(config.shutdownGraceMs, OWNER_LOST_GRACE_MS));
     security?.flushAudit?.();
+    // The calls just answered UNAVAILABLE count in the server's metrics, though no scrape will ask this process again.
+    await sendLastCounts?.();
     await stopMetrics();
     return 1;
   }
@@ -653,8 +657,15 @@ main(process.argv.slice(2)).then(
     exitOnceDrained(code);
   },
   (error: unknown) => {
-    process.stderr.write(`kv-server: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    const line = `kv-server: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`;
+    // A child of --workers says it to the supervisor, which prints it once and fails the start (as every child would
+    // fail alike) instead of waiting for a child that never serves.
+    if (cluster.isWorker) tellSupervisor({ kind: 'failed', line });
+    else process.stderr.write(line);
     process.exitCode = 1;
+    // The IPC channel must not keep a failed child alive, nor anything else a failed start left open.
+    process.channel?.unref();
+    setTimeout(() => process.exit(1), 2000).unref();
     exitOnceDrained(1);
   },
 );

@@ -7,7 +7,11 @@
 import type { Registry } from 'prom-client';
 import { type Report, isReportRequest } from './process-role';
 
-export function answerReports(registry: Registry, notReady: () => string | undefined): void {
+/**
+ * Answers the supervisor's requests from now on. Returns what sends the supervisor this child's last counts unasked,
+ * before it exits on its own (the supervisor keeps them in the sums: calls answered after the last scrape count too).
+ */
+export function answerReports(registry: Registry, notReady: () => string | undefined): () => Promise<void> {
   process.on('message', (message: unknown) => {
     if (!isReportRequest(message)) return;
     const { id } = message;
@@ -17,6 +21,13 @@ export function answerReports(registry: Registry, notReady: () => string | undef
       (error: unknown) => send({ kind: 'report', id, error: error instanceof Error ? error.message : String(error) }),
     );
   });
+  return async () => {
+    const metrics = await registry.getMetricsAsJSON();
+    if (!process.connected) return;
+    await new Promise<void>((resolve) =>
+      process.send?.({ kind: 'report', id: -1, metrics, final: true } satisfies Report, undefined, {}, () => resolve()),
+    );
+  };
 }
 
 function send(report: Report): void {

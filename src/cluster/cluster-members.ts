@@ -32,6 +32,12 @@ export class ClusterMembers {
     if (this.serving.get(name) === child) this.serving.delete(name);
   }
 
+  /** The name of `child` while it serves. */
+  nameOf(child: Worker): string | undefined {
+    for (const [name, serving] of this.serving) if (serving === child) return name;
+    return undefined;
+  }
+
   /** The children serving now, by name. */
   servingNow(): Array<[name: string, child: Worker]> {
     return this.names.flatMap((name) => {

@@ -36,8 +36,19 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
   registerBuildInfo(own, version, engine);
   const ask = askChildren();
 
-  /** Per process name, the child that last answered a scrape and the counts it gave then. */
-  const lastSaid = new Map<string, { child: Worker; counts: MetricsJson }>();
+  /**
+   * Per process name, the child that last said its counts and what they were (in a scrape's answer, or unasked before
+   * it exits: a child's messages arrive in the order it sent them, so the last to arrive is the newest).
+   */
+  const lastSaid = new Map<string, { child: Worker; counts: MetricsJson; at: number }>();
+  /** Counts each setting of `lastSaid`: a scrape's answers are older than anything set after it asked. */
+  let stamp = 0;
+  // A worker that exits on its own (its store owner gone) sends its last counts first: they stay in the sums.
+  cluster.on('message', (child, message: unknown) => {
+    if (!isReport(message) || !('metrics' in message) || message.final !== true) return;
+    const name = members.nameOf(child);
+    if (name !== undefined) lastSaid.set(name, { child, counts: monotonic(message.metrics), at: ++stamp });
+  });
   /** The counts of every child that has been replaced since the server started, summed: they stay in the sums. */
   let retired: MetricsJson = [];
   /**
@@ -55,6 +66,7 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
 
   const scrapeOnce = async (): Promise<string> => {
     const serving = members.servingNow();
+    const askedAt = stamp;
     const reports = await Promise.all(serving.map(([, child]) => ask(child, 'metrics', METRICS_ANSWER_MS)));
     const answered = new Set<string>();
     const registries: MetricsJson[] = [];
@@ -64,9 +76,11 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
       answered.add(name);
       registries.push(report.metrics);
       const before = lastSaid.get(name);
+      // Its last counts, sent unasked before it exits, came while this scrape waited: newer than this answer.
+      if (before !== undefined && before.child === child && before.at > askedAt) continue;
       // A new process in the slot: what the one before it counted is kept.
       if (before !== undefined && before.child !== child) retired = await summed([retired, before.counts]);
-      lastSaid.set(name, { child, counts: monotonic(report.metrics) });
+      lastSaid.set(name, { child, counts: monotonic(report.metrics), at: ++stamp });
     }
     // Late to this scrape, or ended and not yet replaced: its counts as it last said them.
     for (const [name, { counts }] of lastSaid) if (!answered.has(name)) registries.push(counts);

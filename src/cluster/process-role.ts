@@ -146,7 +146,8 @@ export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** Child to supervisor, the answer to the ReportRequest of the same id. */
 export type Report =
-  | { kind: 'report'; id: number; metrics: MetricsJson }
+  /** `final`: sent unasked (id -1) by a worker about to exit, with the counts of the calls it answered last. */
+  | { kind: 'report'; id: number; metrics: MetricsJson; final?: true }
   | { kind: 'report'; id: number; notReady: string | undefined }
   | { kind: 'report'; id: number; error: string };
 

@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { issue, makeCa } from '../support/certificates';
+import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
 
@@ -73,4 +74,26 @@ describe('TLS files for etcd, checked before connecting', () => {
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(new RegExp(`the certificate in ${expired.cert} \\(--etcd-cert\\) expired on \\w`));
   });
+});
+
+describeWithEtcd()('an etcd whose authentication is off', () => {
+  let cluster: EtcdCluster;
+  beforeAll(async () => {
+    cluster = await startEtcdCluster({ size: 1 });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  test('--etcd-username given: one line saying so, exit 1, also under --workers (which used to wait for good)', async () => {
+    const password = path.join(makeTempDir(), 'password');
+    writeFileSync(password, 'secret\n');
+    const args = ['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', cluster.endpoints[0]];
+    for (const workers of [[], ['--workers', '2']]) {
+      const { code, stderr } = await runServerToExit([...workers, ...args, '--etcd-username', 'kv', '--etcd-password-file', password]);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain("etcd's authentication is off; leave out --etcd-username and --etcd-password-file");
+    }
+  }, 30_000);
 });

@@ -271,3 +271,35 @@ describeWithEtcd()('--workers 2 --metrics-listen with --engine etcd', () => {
     expect((await scrape(server.metricsAddress as string, '/readyz')).status).toBe(200);
   });
 });
+
+test('the calls workers answer as their store owner dies count in the sums, though the workers then exit before any scrape', async () => {
+  server = await startServer({ args: ['--workers', '2', '--metrics-listen', '127.0.0.1:0'] });
+  const metrics = server.metricsAddress as string;
+  open = Array.from(
+    { length: 4 },
+    (_, i) => new KvClient(server!.address, { retry: { attempts: 1 }, deadlineMs: 20_000, channelOptions: { 'grpc.kv_test_channel': i } }),
+  );
+  await Promise.all(open.map((kv, i) => kv.set(`held/${i}`, 0)));
+  const [owner] = clusterChildren(server.child.pid as number)
+    .filter((c) => c.role === 'owner')
+    .map((c) => c.pid);
+  process.kill(owner, 'SIGSTOP');
+  const outcomes = open.map((kv, i) =>
+    kv.set(`held/${i}`, 1).then(
+      () => 'OK',
+      (error: unknown) => (error as { code?: number }).code,
+    ),
+  );
+  // Nothing to poll for: the writes wait in the workers, on the stopped owner, which is then killed under them.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  process.kill(owner, 'SIGKILL');
+  expect(await Promise.all(outcomes)).toEqual([14, 14, 14, 14]);
+  await pollUntil(
+    'the four UNAVAILABLE answers in the sums',
+    async () =>
+      sample((await scrape(metrics)).text, 'kv_grpc_server_handled_total{method="Set",code="UNAVAILABLE"}') === 4 ? true : undefined,
+    30_000,
+  );
+  // And the Sets before, by the workers that ended.
+  expect(sample((await scrape(metrics)).text, 'kv_grpc_server_handled_total{method="Set",code="OK"}')).toBe(4);
+});

@@ -12,6 +12,7 @@ import {
   EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
+  GRPCFailedPreconditionError,
   GRPCInvalidArgumentError,
   GRPCNotImplementedError,
   GRPCOutOfRangeError,
@@ -115,6 +116,12 @@ test('etcd refusing the server itself is BACKEND_REFUSED (no retry helps); a tok
   ).toMatchObject({
     code: 'NOT_SENT',
     message: expect.stringContaining("etcd's users or roles changed as it took the write"),
+  });
+  expect(
+    fromEtcdError(new GRPCFailedPreconditionError('9 FAILED_PRECONDITION: etcdserver: authentication is not enabled'), 'read'),
+  ).toMatchObject({
+    code: 'BACKEND_REFUSED',
+    message: expect.stringContaining("etcd's authentication is off; leave out --etcd-username and --etcd-password-file"),
   });
   expect(fromEtcdError(new EtcdInvalidAuthTokenError('etcdserver: invalid auth token'), 'watch')).toMatchObject({
     code: 'NOT_SENT',

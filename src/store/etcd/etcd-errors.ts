@@ -22,6 +22,7 @@ import {
   EtcdRoleNotGrantedError,
   GRPCCancelledError,
   GRPCDeadlineExceededError,
+  GRPCFailedPreconditionError,
   GRPCInvalidArgumentError,
   GRPCNotImplementedError,
   GRPCOutOfRangeError,
@@ -251,6 +252,14 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof EtcdPermissionDeniedError || error instanceof EtcdRoleNotGrantedError || error instanceof GRPCUnauthenticatedError) {
     return new BackendRefusedError(
       `etcd refused this server's ${kind} (${oneLine(error.message)}); nothing was applied: check --etcd-username and the role it has on the --etcd-prefix range`,
+      writing,
+      { cause: error },
+    );
+  }
+  if (error instanceof GRPCFailedPreconditionError && error.message.includes('authentication is not enabled')) {
+    // etcd3 authenticates with --etcd-username before each connection's first call: etcd with its auth off refuses that.
+    return new BackendRefusedError(
+      `etcd refused this server's user (${oneLine(error.message)}): etcd's authentication is off; leave out --etcd-username and --etcd-password-file, or turn it on (etcdctl auth enable)`,
       writing,
       { cause: error },
     );
