@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { KvClient, Op } from '@kv/client';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
+import { runKvctl } from '../support/kvctl-process';
 import { runServerToExit, startServer } from '../support/server-process';
 import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
@@ -257,6 +258,31 @@ describeEtcd('a secured etcd', () => {
         await asRoot('role', 'grant-permission', 'kv-reader', 'read', '--prefix=true', 'kv/').catch(() => undefined);
       }
     }, 60_000);
+
+    test('with several servers, one whose etcd role refuses is passed over: the SDK and kvctl go on to the next (nothing was applied)', async () => {
+      const as = (user: string): string[] => [
+        '--engine',
+        'etcd',
+        '--etcd-endpoints',
+        cluster.endpoints[0],
+        '--etcd-username',
+        user,
+        '--etcd-password-file',
+        passwordFile,
+      ];
+      const refused = await startServer({ args: as('reader') });
+      const good = await startServer({ args: as('kv') });
+      const kv = new KvClient([refused.address, good.address], { deadlineMs: 5000 });
+      try {
+        for (let i = 0; i < 4; i++) await kv.set(`secure/both/${i}`, i);
+        expect((await kv.get('secure/both/3'))?.value).toBe(3);
+        const cli = await runKvctl(['set', 'secure/both/cli', '1', '--endpoint', `${refused.address},${good.address}`]);
+        expect(cli.code).toBe(0);
+      } finally {
+        kv.close();
+        await Promise.all([refused.stop(), good.stop()]);
+      }
+    });
 
     test('a prefix the role does not cover is refused at start, in one line, without the password', async () => {
       const args = ['--etcd-endpoints', cluster.endpoints[0], '--etcd-username', 'kv', '--etcd-password-file', passwordFile];

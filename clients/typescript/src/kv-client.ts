@@ -689,16 +689,18 @@ export class KvClient {
   /**
    * A read: on UNAVAILABLE it is tried again, on the next server in turn,
    * within one deadline; so, with several servers, is one that a port that
-   * does not speak gRPC answered (NOT_GRPC: one address of the list is wrong).
+   * does not speak gRPC answered (NOT_GRPC: one address of the list is wrong),
+   * or whose backend refused that server itself (BACKEND_REFUSED: its etcd
+   * user or role is wrong, another server's may not be).
    */
   private read<Req, Res>(method: MethodOf<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
-    // NOT_GRPC moves on through the list once, never back to an address that gave it.
+    // These move on through the list once, never back to an address that gave them.
     const others = this.servers.length - 1;
     return this.retried(
       method,
       request,
       options,
-      (error, attempt) => error.code === status.UNAVAILABLE || (notGrpc(error) && attempt <= others),
+      (error, attempt) => error.code === status.UNAVAILABLE || (onlyThatServer(error) && attempt <= others),
       false,
     );
   }
@@ -764,7 +766,8 @@ export class KvClient {
   /**
    * A write: sent once, to one server; its failure is the caller's to judge
    * (it may have happened). One that could not be sent at all (its server
-   * could not be connected to) is tried on the next server, each once; one
+   * could not be connected to, or it refused the call for its own setup: NOT_GRPC,
+   * BACKEND_REFUSED) is tried on the next server, each once; one
    * its server did not send on (reason NOT_SENT: nothing was applied) is
    * retried as a read is.
    */
@@ -778,8 +781,9 @@ export class KvClient {
           const left = { ...options, deadlineMs: deadline - Date.now() };
           return this.retried(method, request, left, (again) => again.reason === 'NOT_SENT' || neverSent(again), true, 2, error);
         }
-        // A port that does not speak gRPC applied nothing: the next server is asked, as for a call never sent.
-        if (!(neverSent(error) || notGrpc(error)) || tried >= this.servers.length || Date.now() >= deadline) throw error;
+        // A port that does not speak gRPC, or a server whose backend refused it, applied nothing: the next server is
+        // asked, as for a call never sent.
+        if (!(neverSent(error) || onlyThatServer(error)) || tried >= this.servers.length || Date.now() >= deadline) throw error;
       }
     }
   }
@@ -885,6 +889,14 @@ const DEADLINE_SLACK_MS = 50;
 /** An answer from something that is not a gRPC server (an HTTP port): nothing was applied. */
 function notGrpc(error: unknown): boolean {
   return error instanceof KvError && error.reason === 'NOT_GRPC';
+}
+
+/**
+ * A failure of that server alone, which applied nothing: the address is no kv-server's gRPC port (NOT_GRPC), or the
+ * server's backend refused the server itself (BACKEND_REFUSED). Another server of the list may answer.
+ */
+function onlyThatServer(error: unknown): boolean {
+  return notGrpc(error) || (error instanceof KvError && error.reason === 'BACKEND_REFUSED');
 }
 
 /** Errors of calls the SDK itself did not send (connectedWithin). */
