@@ -3,7 +3,7 @@
  * the etcd store. Returns the store and the words the ready line uses for
  * where the data lives.
  */
-import { type X509Certificate } from 'node:crypto';
+import { createPrivateKey, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -73,12 +73,24 @@ export function warnOfEtcdCertExpiry(config: Config, logger: Logger, now = Date.
     return;
   }
   if (leaf === undefined) return;
-  const days = Math.floor((new Date(leaf.validTo).getTime() - now) / 86_400_000);
-  if (days < 0 || days >= ETCD_CERT_WARN_DAYS) return;
+  const leftMs = new Date(leaf.validTo).getTime() - now;
+  const days = Math.floor(leftMs / 86_400_000);
+  if (leftMs < 0 || days >= ETCD_CERT_WARN_DAYS) return;
+  const hours = Math.floor(leftMs / 3_600_000);
+  const within = days >= 1 ? `${days} day${days === 1 ? '' : 's'}` : `${hours} hour${hours === 1 ? '' : 's'}`;
   logger.warn(
     { file: config.etcdCert, expires: leaf.validTo },
-    `the etcd client certificate (--etcd-cert) expires in ${days} day${days === 1 ? '' : 's'}: renew it and restart each frontend before then (it is read only at start)`,
+    `the etcd client certificate (--etcd-cert) expires in ${within}: renew it and restart each frontend before then (it is read only at start)`,
   );
+}
+
+function isPrivateKey(pem: Buffer): boolean {
+  try {
+    createPrivateKey(pem);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Where the open failed, for the one line main prints. */
@@ -124,6 +136,10 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
       createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
     } catch (error) {
       const why = (error as Error).message.replace(/\s+/g, ' ').trim();
+      // OpenSSL's decoder names no file: the key is the one file createSecureContext parses that certificates() did not.
+      if (tls.key !== undefined && !isPrivateKey(tls.key)) {
+        throw new InvalidArgumentError(`${config.etcdKey} (--etcd-key) is not a PEM private key: ${why}`, { cause: error });
+      }
       throw new InvalidArgumentError(
         /key values mismatch/.test(why)
           ? `${config.etcdKey} (--etcd-key) is not the private key of the certificate in ${config.etcdCert} (--etcd-cert)`

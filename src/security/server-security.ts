@@ -45,7 +45,8 @@ export interface ReloadLogging {
   process?: string;
 }
 
-type SecurityConfig = Pick<Config, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'authFile' | 'authFailuresPerMinute'>;
+type SecurityConfig = Pick<Config, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'authFile' | 'authFailuresPerMinute'> &
+  Partial<Pick<Config, 'etcdCa' | 'etcdCert' | 'etcdKey' | 'etcdPasswordFile'>>;
 
 /** Rejects with TlsFileError or AuthFileError (one-line messages) when a file is unusable at start. */
 export async function loadServerSecurity(
@@ -113,13 +114,18 @@ export async function loadServerSecurity(
     });
   }
 
+  // Those a reload could be taken to cover: they are read once, at start.
+  const etcdFiles = [config.etcdCa, config.etcdCert, config.etcdKey, config.etcdPasswordFile].some((file) => file !== undefined);
+  const etcdFilesNote = etcdFiles ? '; the --etcd-* files are read only at start: restart to use new ones' : '';
   return {
     credentials,
     tls: tlsForHttp,
     authenticate,
     flushAudit,
     reload: (only) => {
-      if (reloads.size === 0) logger[reloadedLevel](`${said}: nothing to reload (no TLS files, no auth file)`);
+      // Warned with --etcd-* files: whoever sent it may have meant to rotate those.
+      if (reloads.size === 0)
+        logger[etcdFiles ? 'warn' : reloadedLevel](`${said}: nothing to reload (no TLS files, no auth file)${etcdFilesNote}`);
       const outcome: ReturnType<ServerSecurity['reload']> = { reloaded: [], failed: [] };
       // Every file is tried, the certificates whatever the auth file's fate.
       for (const [file, reload] of reloads) {

@@ -67,6 +67,16 @@ describe('TLS files for etcd, checked before connecting', () => {
     expect(stderr).toContain(`${garbage} holds no PEM certificate (--etcd-ca)`);
   });
 
+  test('a key file that holds no key, named', async () => {
+    const cert = issue(dir, ca, 'kv', { file: 'good-client' });
+    const garbage = path.join(dir, 'garbage.key');
+    writeFileSync(garbage, 'garbage\n');
+    const { code, stderr } = await runServerToExit([...args, '--etcd-ca', ca.cert, '--etcd-cert', cert.cert, '--etcd-key', garbage]);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain(`${garbage} (--etcd-key) is not a PEM private key`);
+  });
+
   test('a client certificate that has expired', async () => {
     const expired = issue(dir, ca, 'kv', { expired: true, file: 'expired-client' });
     const { code, stderr } = await runServerToExit([...args, '--etcd-ca', ca.cert, '--etcd-cert', expired.cert, '--etcd-key', expired.key]);

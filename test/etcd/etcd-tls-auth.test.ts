@@ -102,6 +102,15 @@ describeEtcd('a secured etcd', () => {
         expect(server.output()).toMatch(
           /"msg":"the etcd client certificate \(--etcd-cert\) expires in 1 day: renew it and restart each frontend/,
         );
+        // SIGHUP does not reload them, and says so.
+        server.child.kill('SIGHUP');
+        await pollUntil('SIGHUP to be answered', () =>
+          server
+            .output()
+            .includes('nothing to reload (no TLS files, no auth file); the --etcd-* files are read only at start: restart to use new ones')
+            ? true
+            : undefined,
+        );
       } finally {
         kv.close();
         await server.stop();
@@ -224,6 +233,9 @@ describeEtcd('a secured etcd', () => {
       const server = await startServer({ args: ['--engine', 'etcd', ...args] });
       const kv = new KvClient(server.address, { deadlineMs: 5000 });
       try {
+        // Known from the start (etcd is asked as the store opens), not only at the first write.
+        expect(await kv.health()).toBe('NOT_SERVING');
+        expect(server.output()).toMatch(/"BACKEND_REFUSED".*health is NOT_SERVING/);
         expect(await kv.get('secure/none')).toBeUndefined();
         const refusal = await kv.set('secure/ro', 1).then(
           () => undefined,

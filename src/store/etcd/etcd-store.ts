@@ -523,6 +523,19 @@ export class EtcdStore extends AbstractKeyValueStore {
     };
   }
 
+  /**
+   * At open, whether etcd lets this server write (the write probe, never applied): a role that only reads is refused
+   * at the first write otherwise, and health said SERVING until then, in each --workers process until its own first
+   * write. Any other failure is left to the calls and the probes that follow.
+   */
+  async askWritesAtOpen(): Promise<void> {
+    try {
+      await readWithRetry((attempt) => this.client.kv.txn(this.writeProbeRequest(), attempt), this.callTimeoutMs, 'write');
+    } catch (error) {
+      if (error instanceof BackendRefusedError) this.refused = error;
+    }
+  }
+
   /** Asks etcd whether it answers when no call has said so for a while. */
   private probeIfIdle(): void {
     const now = Date.now();
@@ -883,7 +896,9 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
       (attempt) => client.kv.range({ ...keyspace.prefixRange(''), count_only: true }, attempt),
       callTimeoutMs,
     );
-    return new EtcdStore(client, keyspace, limits, callTimeoutMs, Number(probe.header.revision));
+    const store = new EtcdStore(client, keyspace, limits, callTimeoutMs, Number(probe.header.revision));
+    await store.askWritesAtOpen();
+    return store;
   } catch (error) {
     client.close();
     throw notReachedAtStart(error);
