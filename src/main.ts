@@ -94,7 +94,8 @@ async function main(argv: string[]): Promise<number> {
   const processName = role === 'owner' || role === 'worker' ? childName(role) : config.workers > 1 ? 'supervisor' : undefined;
   // And so does ps: the children's command lines are the supervisor's, but for the environment that gives their role.
   if (processName !== undefined && processName !== 'supervisor')
-    process.title = `kv-server ${processName} (supervisor pid ${process.ppid})`;
+    // kv-owner, kv-worker-1...: the start of it is what top and pgrep show (the first 15 bytes).
+    process.title = `kv-${processName} of kv-server pid ${process.ppid}`;
   // A child's lines carry its pid too (the supervisor's name the child, and its pid, a line is about).
   const logger =
     processName === undefined

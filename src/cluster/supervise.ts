@@ -381,7 +381,16 @@ export async function superviseWorkers({
   const restartAll = async (): Promise<number | undefined> => {
     generation += 1;
     // Every worker gone from the shared socket, so the primary has closed it: the new ones listen on the bound ports.
-    await Promise.all([...workers, ...sharing].map((worker) => endedOrKilled(worker, OWNER_LOST_EXIT_MS)));
+    await Promise.all(
+      [...workers, ...sharing].map((worker) =>
+        endedOrKilled(worker, OWNER_LOST_EXIT_MS, () =>
+          logger.warn(
+            { child: names.get(worker), pid: worker.process.pid, waitedMs: OWNER_LOST_EXIT_MS },
+            'a worker did not exit after its store owner ended: killed',
+          ),
+        ),
+      ),
+    );
     // Stopped meanwhile: stopAll has already looked at the children, so a generation forked now would run on unstopped.
     if (stopping) return undefined;
     pinned = bound;
@@ -522,11 +531,14 @@ async function killed(child: Worker): Promise<void> {
   await disconnected(child);
 }
 
-/** Waits up to `ms` for the child to exit by itself, then kills it; resolves once it is gone. */
-async function endedOrKilled(child: Worker, ms: number): Promise<void> {
+/** Waits up to `ms` for the child to exit by itself, then kills it (telling `onKill` first); resolves once it is gone. */
+async function endedOrKilled(child: Worker, ms: number, onKill: () => void): Promise<void> {
   if (!child.isDead()) {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => child.process.kill('SIGKILL'), ms);
+      const timer = setTimeout(() => {
+        onKill();
+        child.process.kill('SIGKILL');
+      }, ms);
       child.once('exit', () => {
         clearTimeout(timer);
         resolve();

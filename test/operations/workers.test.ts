@@ -336,11 +336,11 @@ test('a data directory a --workers server holds: the refusal names its superviso
   const supervisor = server.child.pid as number;
   const [owner] = pidsOf(server, 'owner');
   // ps tells the children apart, and their log lines carry their pids.
-  expect(fs.readFileSync(`/proc/${owner}/cmdline`, 'latin1')).toContain(`kv-server owner (supervisor pid ${supervisor})`);
+  expect(fs.readFileSync(`/proc/${owner}/cmdline`, 'latin1')).toContain(`kv-owner of kv-server pid ${supervisor}`);
+  // What top and pgrep show: the first 15 bytes.
+  expect(fs.readFileSync(`/proc/${owner}/comm`, 'latin1')).toBe('kv-owner of kv-\n');
   for (const worker of pidsOf(server, 'worker')) {
-    expect(fs.readFileSync(`/proc/${worker}/cmdline`, 'latin1')).toMatch(
-      new RegExp(`^kv-server worker-[12] \\(supervisor pid ${supervisor}\\)`),
-    );
+    expect(fs.readFileSync(`/proc/${worker}/cmdline`, 'latin1')).toMatch(new RegExp(`^kv-worker-[12] of kv-server pid ${supervisor}`));
   }
   const result = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', server.dataDir]);
   expect(result.code).toBe(1);
