@@ -40,15 +40,7 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
    * Per process name, the child that last said its counts and what they were (in a scrape's answer, or unasked before
    * it exits: a child's messages arrive in the order it sent them, so the last to arrive is the newest).
    */
-  const lastSaid = new Map<string, { child: Worker; counts: MetricsJson; at: number }>();
-  /** Counts each setting of `lastSaid`: a scrape's answers are older than anything set after it asked. */
-  let stamp = 0;
-  // A worker that exits on its own (its store owner gone) sends its last counts first: they stay in the sums.
-  cluster.on('message', (child, message: unknown) => {
-    if (!isReport(message) || !('metrics' in message) || message.final !== true) return;
-    const name = members.nameOf(child);
-    if (name !== undefined) lastSaid.set(name, { child, counts: monotonic(message.metrics), at: ++stamp });
-  });
+  const lastSaid = new Map<string, { child: Worker; counts: MetricsJson }>();
   /** The counts of every child that has been replaced since the server started, summed: they stay in the sums. */
   let retired: MetricsJson = [];
   /**
@@ -58,6 +50,20 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
    * within Prometheus' default timeout.
    */
   let scraping: Promise<unknown> = Promise.resolve();
+  // A worker that exits on its own (its store owner gone) sends its last counts first: they stay in the sums.
+  cluster.on('message', (child, message: unknown) => {
+    if (!isReport(message) || !('metrics' in message) || message.final !== true) return;
+    const name = members.nameOf(child);
+    if (name === undefined) return;
+    const counts = monotonic(message.metrics);
+    // In turn with the scrapes, and as a scrape's answer is: the counts of another child the slot had before are kept.
+    const noted = scraping.then(async () => {
+      const before = lastSaid.get(name);
+      if (before !== undefined && before.child !== child) retired = await summed([retired, before.counts]);
+      lastSaid.set(name, { child, counts });
+    });
+    scraping = noted.catch(() => undefined);
+  });
   const metrics = (): Promise<string> => {
     const scrape = scraping.then(scrapeOnce);
     scraping = scrape.catch(() => undefined);
@@ -66,7 +72,6 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
 
   const scrapeOnce = async (): Promise<string> => {
     const serving = members.servingNow();
-    const askedAt = stamp;
     const reports = await Promise.all(serving.map(([, child]) => ask(child, 'metrics', METRICS_ANSWER_MS)));
     const answered = new Set<string>();
     const registries: MetricsJson[] = [];
@@ -76,11 +81,9 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
       answered.add(name);
       registries.push(report.metrics);
       const before = lastSaid.get(name);
-      // Its last counts, sent unasked before it exits, came while this scrape waited: newer than this answer.
-      if (before !== undefined && before.child === child && before.at > askedAt) continue;
       // A new process in the slot: what the one before it counted is kept.
       if (before !== undefined && before.child !== child) retired = await summed([retired, before.counts]);
-      lastSaid.set(name, { child, counts: monotonic(report.metrics), at: ++stamp });
+      lastSaid.set(name, { child, counts: monotonic(report.metrics) });
     }
     // Late to this scrape, or ended and not yet replaced: its counts as it last said them.
     for (const [name, { counts }] of lastSaid) if (!answered.has(name)) registries.push(counts);
