@@ -725,6 +725,8 @@ export class KvClient {
     const deadline = this.deadline(options);
     const stubs = this.servers.map((s) => s.kv);
     let last = failed;
+    const avoid = new Set<Server>();
+    passOver(avoid, failed);
     // Out of time after a failure that was tried again: why the call failed is that answer, with how long it kept trying.
     const outOfTime = (answer: unknown): unknown =>
       answer instanceof KvError
@@ -738,8 +740,9 @@ export class KvClient {
         if (Date.now() >= deadline) throw outOfTime(last);
       }
       try {
-        return await this.call(method, request, deadline, writes);
+        return await this.call(method, request, deadline, writes, avoid);
       } catch (error) {
+        passOver(avoid, error);
         // A read's retry that the call's deadline cut short (every try has the call's deadline) says only that time ran
         // out: the answer that made it try again says why. Not a write's: that retry was sent, and may have been applied.
         // grpc-js may tell its deadline a few ms before Date.now() reaches it.
@@ -773,10 +776,12 @@ export class KvClient {
    */
   private async write<Req, Res>(method: MethodOf<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
     const deadline = this.deadline(options);
+    const avoid = new Set<Server>();
     for (let tried = 1; ; tried++) {
       try {
-        return await this.call(method, request, deadline, true);
+        return await this.call(method, request, deadline, true, avoid);
       } catch (error) {
+        passOver(avoid, error);
         if (error instanceof KvError && error.reason === 'NOT_SENT' && this.attempts > 1 && Date.now() < deadline) {
           const left = { ...options, deadlineMs: deadline - Date.now() };
           return this.retried(method, request, left, (again) => again.reason === 'NOT_SENT' || neverSent(again), true, 2, error);
@@ -793,12 +798,21 @@ export class KvClient {
    * to have failed (while any other is not): choosing before a call is
    * sent is not a retry, so writes use it too.
    */
-  private pick(): Server {
+  private pick(avoid?: ReadonlySet<Server>): Server {
     // grpc-js would throw a plain Error, "Channel has been shut down".
     if (this.closed) throw clientClosed();
     const states = this.servers.map((server) => server.kv.getChannel().getConnectivityState(false));
     // While another server's connection is up, one still connecting (perhaps to a server that does not answer) is passed over too.
     const someReady = states.includes(connectivityState.READY);
+    // A call's retry passes over the servers that failed it alone (onlyThatServer), while any other is left: the turn
+    // is shared by every call, so it alone does not lead a retry away from them.
+    const others = avoid === undefined ? this.servers : this.servers.filter((server) => !avoid.has(server));
+    if (others.length > 0 && others.length < this.servers.length) {
+      for (let i = 0; i < this.servers.length; i++) {
+        const index = this.turn++ % this.servers.length;
+        if (!avoid?.has(this.servers[index])) return this.servers[index];
+      }
+    }
     for (let i = 0; i < this.servers.length; i++) {
       const index = this.turn++ % this.servers.length;
       const state = states[index];
@@ -869,15 +883,23 @@ export class KvClient {
   }
 
   /** `writes`: whether the method can write, for what an answer over the receive limit says (KvError.from). */
-  private async call<Req, Res>(method: MethodOf<Req, Res>, request: Req, deadline: number, writes: boolean): Promise<Res> {
+  private async call<Req, Res>(
+    method: MethodOf<Req, Res>,
+    request: Req,
+    deadline: number,
+    writes: boolean,
+    avoid?: ReadonlySet<Server>,
+  ): Promise<Res> {
     const metadata = this.metadata();
-    const server = this.pick();
+    const server = this.pick(avoid);
     await this.connectedWithin(server, deadline);
     const [target, fn] = method(server);
     return new Promise((resolve, reject) => {
       fn.call(target, request, metadata, { deadline: new Date(deadline) }, (error, response) => {
-        if (error) reject(this.named(KvError.from(error, this.receiveLimitBytes, writes ? 'write' : 'read'), server));
-        else resolve(response);
+        if (!error) return resolve(response);
+        const failed = this.named(KvError.from(error, this.receiveLimitBytes, writes ? 'write' : 'read'), server);
+        FAILED_AT.set(failed, server);
+        reject(failed);
       });
     });
   }
@@ -889,6 +911,15 @@ const DEADLINE_SLACK_MS = 50;
 /** An answer from something that is not a gRPC server (an HTTP port): nothing was applied. */
 function notGrpc(error: unknown): boolean {
   return error instanceof KvError && error.reason === 'NOT_GRPC';
+}
+
+/** The server each failed call was sent to (KvClient.call). */
+const FAILED_AT = new WeakMap<KvError, Server>();
+
+/** Adds the server `error` came from to `avoid` if it failed the call alone (onlyThatServer). */
+function passOver(avoid: Set<Server>, error: unknown): void {
+  const server = error instanceof KvError ? FAILED_AT.get(error) : undefined;
+  if (server !== undefined && onlyThatServer(error)) avoid.add(server);
 }
 
 /**
