@@ -251,11 +251,8 @@ async function main(argv: string[]): Promise<number> {
     // A locked, damaged or unusable data directory, or an etcd that does not answer, is the operator's to fix: one line, no stack.
     if (error instanceof StoreError || isSystemError(error)) {
       const why = isSystemError(error) ? inPlainWords(error, describeStoreLocation(config)) : error.message;
-      const line = `kv-server: cannot open the store in ${describeStoreLocation(config)}: ${why}\n`;
-      // A worker on the etcd engine opens the store itself: said so, the supervisor fails the start (every worker
-      // would fail alike) instead of starting another, and prints the line once.
-      if (role === 'worker') tellSupervisor({ kind: 'failed', line });
-      else process.stderr.write(line);
+      // A worker on the etcd engine opens the store itself.
+      sayWhyNotServing(`kv-server: cannot open the store in ${describeStoreLocation(config)}: ${why}\n`, role === 'worker');
       return 1;
     }
     throw error;
@@ -297,9 +294,7 @@ async function main(argv: string[]): Promise<number> {
     await server.shutdown(0);
     await store.close();
     await stopMetrics();
-    const line = `kv-server: cannot listen on ${listening}: ${(error as Error).message}\n`;
-    if (role === 'worker') tellSupervisor({ kind: 'failed', line });
-    else process.stderr.write(line);
+    sayWhyNotServing(`kv-server: cannot listen on ${listening}: ${(error as Error).message}\n`, role === 'worker');
     return 1;
   }
   if (role === 'worker') tellSupervisor({ kind: 'worker-ready', port, httpPort, where });
@@ -351,6 +346,15 @@ async function closeStore(store: KeyValueStore, logger: Logger, stoppedLine?: st
   }
   logger.info(stoppedLine ?? (store instanceof FileStore ? 'stopped; data directory released' : 'stopped; store closed'));
   return 0;
+}
+
+/**
+ * A line saying why this process cannot serve: on stderr, or, `toSupervisor`, sent to the supervisor of --workers,
+ * which prints it once and fails the start (every child would fail alike) instead of starting another.
+ */
+function sayWhyNotServing(line: string, toSupervisor: boolean): void {
+  if (toSupervisor) tellSupervisor({ kind: 'failed', line });
+  else process.stderr.write(line);
 }
 
 /** Without an auth file every caller may do anything: said once the server serves (a warning off loopback). */
@@ -658,11 +662,8 @@ main(process.argv.slice(2)).then(
     exitOnceDrained(code);
   },
   (error: unknown) => {
-    const line = `kv-server: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`;
-    // A child of --workers says it to the supervisor, which prints it once and fails the start (as every child would
-    // fail alike) instead of waiting for a child that never serves.
-    if (cluster.isWorker) tellSupervisor({ kind: 'failed', line });
-    else process.stderr.write(line);
+    const why = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    sayWhyNotServing(`kv-server: unexpected failure: ${why}\n`, cluster.isWorker);
     process.exitCode = 1;
     // The IPC channel must not keep a failed child alive, nor anything else a failed start left open.
     process.channel?.unref();

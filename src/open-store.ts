@@ -3,13 +3,13 @@
  * the etcd store. Returns the store and the words the ready line uses for
  * where the data lives.
  */
-import { createPrivateKey, type X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Config } from './config';
 import type { Logger } from './logger';
-import { certificates, checkValidNow, TlsFileError } from './security/read-tls-files';
+import { certificates, checkValidNow, parsePrivateKey, TlsFileError } from './security/read-tls-files';
 import { InvalidArgumentError } from './store/errors';
 import { openFileStore } from './store/file';
 import type { KeyValueStore } from './store/key-value-store';
@@ -84,15 +84,6 @@ export function warnOfEtcdCertExpiry(config: Config, logger: Logger, now = Date.
   );
 }
 
-function isPrivateKey(pem: Buffer): boolean {
-  try {
-    createPrivateKey(pem);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Where the open failed, for the one line main prints. */
 export function describeStoreLocation(config: Config): string {
   return config.engine === 'etcd' ? `etcd at ${config.etcdEndpoints.join(',')}` : path.resolve(config.dataDir);
@@ -122,10 +113,17 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
   };
   const tls = { ca: read(config.etcdCa, '--etcd-ca'), cert: read(config.etcdCert, '--etcd-cert'), key: read(config.etcdKey, '--etcd-key') };
   if (tls.ca !== undefined || tls.cert !== undefined) {
-    // What etcd would refuse only in the handshake, seconds later and in OpenSSL's words: said now, naming the file.
+    // What etcd would refuse only in the handshake, seconds later, or OpenSSL would say without naming the file: said
+    // now, naming it.
     try {
       if (tls.ca !== undefined) certificates(tls.ca, config.etcdCa as string, '--etcd-ca');
       const [leaf] = tls.cert === undefined ? [] : certificates(tls.cert, config.etcdCert as string, '--etcd-cert');
+      const key = tls.key === undefined ? undefined : parsePrivateKey(tls.key, config.etcdKey as string, '--etcd-key');
+      if (leaf !== undefined && key !== undefined && !leaf.checkPrivateKey(key)) {
+        throw new TlsFileError(
+          `${config.etcdKey} (--etcd-key) is not the private key of the certificate in ${config.etcdCert} (--etcd-cert)`,
+        );
+      }
       if (leaf !== undefined) checkValidNow(leaf, config.etcdCert as string, '--etcd-cert');
     } catch (error) {
       if (error instanceof TlsFileError) throw new InvalidArgumentError(error.message);
@@ -136,16 +134,9 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
       createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
     } catch (error) {
       const why = (error as Error).message.replace(/\s+/g, ' ').trim();
-      // OpenSSL's decoder names no file: the key is the one file createSecureContext parses that certificates() did not.
-      if (tls.key !== undefined && !isPrivateKey(tls.key)) {
-        throw new InvalidArgumentError(`${config.etcdKey} (--etcd-key) is not a PEM private key: ${why}`, { cause: error });
-      }
-      throw new InvalidArgumentError(
-        /key values mismatch/.test(why)
-          ? `${config.etcdKey} (--etcd-key) is not the private key of the certificate in ${config.etcdCert} (--etcd-cert)`
-          : `the TLS files for etcd (--etcd-ca, --etcd-cert, --etcd-key) cannot be used: ${why}`,
-        { cause: error },
-      );
+      throw new InvalidArgumentError(`the TLS files for etcd (--etcd-ca, --etcd-cert, --etcd-key) cannot be used: ${why}`, {
+        cause: error,
+      });
     }
   }
   // The file's text but for one line end (LF or CRLF) at its end: a password may have any other character.

@@ -56,14 +56,15 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
     const name = members.nameOf(child);
     if (name === undefined) return;
     const counts = monotonic(message.metrics);
-    // In turn with the scrapes, and as a scrape's answer is: the counts of another child the slot had before are kept.
-    const noted = scraping.then(async () => {
-      const before = lastSaid.get(name);
-      if (before !== undefined && before.child !== child) retired = await summed([retired, before.counts]);
-      lastSaid.set(name, { child, counts });
-    });
-    scraping = noted.catch(() => undefined);
+    // In turn with the scrapes, and noted as a scrape's answer is.
+    scraping = scraping.then(() => note(name, child, counts)).catch(() => undefined);
   });
+  /** `child` said `counts` (in slot `name`): if the slot had another child before, what that one counted is kept. */
+  const note = async (name: string, child: Worker, counts: MetricsJson): Promise<void> => {
+    const before = lastSaid.get(name);
+    if (before !== undefined && before.child !== child) retired = await summed([retired, before.counts]);
+    lastSaid.set(name, { child, counts });
+  };
   const metrics = (): Promise<string> => {
     const scrape = scraping.then(scrapeOnce);
     scraping = scrape.catch(() => undefined);
@@ -80,10 +81,7 @@ export function createClusterMetrics(members: ClusterMembers, version: string, e
       const [name, child] = serving[i];
       answered.add(name);
       registries.push(report.metrics);
-      const before = lastSaid.get(name);
-      // A new process in the slot: what the one before it counted is kept.
-      if (before !== undefined && before.child !== child) retired = await summed([retired, before.counts]);
-      lastSaid.set(name, { child, counts: monotonic(report.metrics) });
+      await note(name, child, monotonic(report.metrics));
     }
     // Late to this scrape, or ended and not yet replaced: its counts as it last said them.
     for (const [name, { counts }] of lastSaid) if (!answered.has(name)) registries.push(counts);

@@ -521,14 +521,8 @@ function stopChild(child: Worker, graceMs: number, stop: StopMessage, onKill: (p
 }
 
 /** Kills a child; resolves once it has ended and its channel is closed (Node's cluster primary has then let go of its sockets). */
-async function killed(child: Worker): Promise<void> {
-  if (!child.isDead()) {
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.process.kill('SIGKILL');
-    });
-  }
-  await disconnected(child);
+function killed(child: Worker): Promise<void> {
+  return endedOrKilled(child, 0, () => undefined);
 }
 
 /** Waits up to `ms` for the child to exit by itself, then kills it (telling `onKill` first); resolves once it is gone. */

@@ -6,7 +6,7 @@
  * the file and what is wrong with it, in one line.
  */
 import { readFileSync } from 'node:fs';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { TlsMaterial } from '../server/tls-credentials';
 
 export interface TlsFiles {
@@ -23,25 +23,29 @@ export function readTlsFiles({ certFile, keyFile, clientCaFile }: TlsFiles, now 
   const clientCa = clientCaFile === undefined ? undefined : read(clientCaFile, '--tls-client-ca');
 
   const [leaf] = certificates(cert, certFile, '--tls-cert');
-  let privateKey;
-  try {
-    privateKey = createPrivateKey(key);
-  } catch (error) {
-    // Without a passphrase OpenSSL can only say "interrupted or cancelled", which reads like a damaged file.
-    if (isEncryptedKey(key)) {
-      throw new TlsFileError(
-        `${keyFile} (--tls-key) is encrypted (passphrase-protected), and kv does not take encrypted keys: write a decrypted copy with ` +
-          `\`openssl pkey -in ${shellWord(keyFile)} -out key.pem\` (it asks for the passphrase) and give that to --tls-key`,
-      );
-    }
-    throw new TlsFileError(`${keyFile} (--tls-key) is not a PEM private key: ${(error as Error).message}`);
-  }
+  const privateKey = parsePrivateKey(key, keyFile, '--tls-key');
   if (!leaf.checkPrivateKey(privateKey)) {
     throw new TlsFileError(`${keyFile} (--tls-key) is not the private key of the certificate in ${certFile}`);
   }
   checkValidNow(leaf, certFile, '--tls-cert', now);
   if (clientCa !== undefined && clientCaFile !== undefined) certificates(clientCa, clientCaFile, '--tls-client-ca');
   return { cert, key, clientCa };
+}
+
+/** The key in a PEM file; a TlsFileError naming the file and `flag` if it holds none, or one kv cannot use. */
+export function parsePrivateKey(pem: Buffer, file: string, flag: string): KeyObject {
+  try {
+    return createPrivateKey(pem);
+  } catch (error) {
+    // Without a passphrase OpenSSL can only say "interrupted or cancelled", which reads like a damaged file.
+    if (isEncryptedKey(pem)) {
+      throw new TlsFileError(
+        `${file} (${flag}) is encrypted (passphrase-protected), and kv does not take encrypted keys: write a decrypted copy with ` +
+          `\`openssl pkey -in ${shellWord(file)} -out key.pem\` (it asks for the passphrase) and give that to ${flag}`,
+      );
+    }
+    throw new TlsFileError(`${file} (${flag}) is not a PEM private key: ${(error as Error).message}`);
+  }
 }
 
 /** A passphrase-protected PEM key: PKCS#8 ("ENCRYPTED PRIVATE KEY"), or the older form with a "Proc-Type: 4,ENCRYPTED" header. */

@@ -60,7 +60,7 @@ const STORE_CODES: Record<StoreError['code'], status> = {
   UNAVAILABLE: status.UNAVAILABLE,
   // As UNAVAILABLE, but the call never reached etcd: nothing was applied, so a write may be retried too.
   NOT_SENT: status.UNAVAILABLE,
-  // etcd refused this server's credentials or role, or is not etcd: nothing applied, and no retry helps until an operator acts.
+  // etcd refused this server's credentials or role: nothing applied, and no retry helps until an operator acts.
   BACKEND_REFUSED: status.FAILED_PRECONDITION,
   // This engine cannot do it at all (Backup on etcd): retrying will not help.
   NOT_SUPPORTED: status.UNIMPLEMENTED,

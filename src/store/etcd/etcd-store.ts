@@ -152,7 +152,7 @@ export class EtcdStore extends AbstractKeyValueStore {
   /** Why etcd does not answer, while the last call to settle (or probe) found it so. */
   private unavailable: Error | undefined;
   /**
-   * Why etcd refuses this server (its user, its role, an endpoint that is not etcd), since a call met that; cleared
+   * Why etcd refuses this server (its user or its role), since a call met that; cleared
    * by a later call of the kind refused (a write, if a write was) that succeeds, or by a probe of that kind.
    */
   private refused: BackendRefusedError | undefined;
