@@ -83,7 +83,17 @@ function tableSize(keys: number): number {
 }
 
 export class KeyTable {
-  static readonly empty = new KeyTable([], 0, new Uint16Array(0), new Uint32Array(0), new Int32Array(2), new Uint16Array(2), 0, []);
+  static readonly empty = new KeyTable(
+    [],
+    0,
+    new Uint16Array(0),
+    new Uint32Array(0),
+    new Int32Array(0),
+    new Int32Array(2),
+    new Uint16Array(2),
+    0,
+    [],
+  );
 
   private readonly mask: number;
 
@@ -92,6 +102,8 @@ export class KeyTable {
     readonly count: number,
     private readonly slabOf: Uint16Array,
     private readonly offsets: Uint32Array,
+    /** Each entry's hash (hashBytes of its key): a checkpoint that copies the entry keeps it, not hashing the key again. */
+    private readonly hashes: Int32Array,
     private readonly slots: Int32Array,
     /** tagOf() of the hash of the key in each slot. */
     private readonly tags: Uint16Array,
@@ -184,6 +196,11 @@ export class KeyTable {
     return { buf, start, end, count: j - i };
   }
 
+  /** hashBytes of the key at position i. */
+  hashAt(i: number): number {
+    return this.hashes[i];
+  }
+
   /** The ENTRY bytes at position i, as they are in the checkpoint: for writing the next one without decoding. */
   raw(i: number): { buf: Buffer; start: number; end: number } {
     const buf = this.slabs[this.slabOf[i]];
@@ -274,6 +291,59 @@ export class KeyTableBuilder {
     return size;
   }
 
+  /**
+   * Adds `count` entries of `from`, positions i, i+1, ..., copied back to back
+   * to offset `at` of slabs[slab] (a run from KeyTable.span): they were checked
+   * when `from` was built and are in key order among themselves, so only the
+   * first is compared with the entry before it, and each keeps its hash.
+   * This is most of a checkpoint at a million keys. Returns the run's bytes,
+   * or why it cannot be added.
+   */
+  addCopied(slab: number, at: number, from: KeyTable, i: number, count: number): number | string {
+    if (count === 0) return 0;
+    const n = this.count;
+    if (n + count > this.capacity) return 'more keys than expected';
+    if (slab > 0xffff) return 'too many slabs';
+    const buf = this.slabs[slab];
+    const prev = this.lastBuf;
+    if (prev !== undefined) {
+      const prevStart = this.lastAt + ENTRY_HEADER_SIZE;
+      const prevBytes = u32(prev, this.lastAt);
+      const keyBytes = u32(buf, at);
+      const keyStart = at + ENTRY_HEADER_SIZE;
+      const common = prevBytes < keyBytes ? prevBytes : keyBytes;
+      let d = 0;
+      for (let j = 0; j < common && d === 0; j++) d = prev[prevStart + j] - buf[keyStart + j];
+      if (d === 0) d = prevBytes - keyBytes;
+      if (d >= 0) return d === 0 ? 'a key appears twice' : 'keys out of order';
+    }
+    let offset = at;
+    let last = at;
+    for (let k = 0; k < count; k++) {
+      const size = ENTRY_HEADER_SIZE + u32(buf, offset) + u32(buf, offset + 4);
+      const leased =
+        buf[offset + 28] |
+        buf[offset + 29] |
+        buf[offset + 30] |
+        buf[offset + 31] |
+        buf[offset + 32] |
+        buf[offset + 33] |
+        buf[offset + 34] |
+        buf[offset + 35];
+      this.slabOf[n + k] = slab;
+      this.offsets[n + k] = offset;
+      this.hashes[n + k] = from.hashAt(i + k);
+      if (leased !== 0) this.leased.push(n + k);
+      this.liveBytes += size - (ENTRY_HEADER_SIZE - (leased === 0 ? SET_HEADER_SIZE : SET_LEASED_HEADER_SIZE));
+      last = offset;
+      offset += size;
+    }
+    this.lastBuf = buf;
+    this.lastAt = last;
+    this.count = n + count;
+    return offset - at;
+  }
+
   get size(): number {
     return this.count;
   }
@@ -299,7 +369,7 @@ export class KeyTableBuilder {
   private *build(): Generator<void, KeyTable, void> {
     if (this.count === 0) return KeyTable.empty;
     const { slots, tags } = yield* this.hashTable();
-    return new KeyTable([...this.slabs], this.count, this.slabOf, this.offsets, slots, tags, this.liveBytes, this.leased);
+    return new KeyTable([...this.slabs], this.count, this.slabOf, this.offsets, this.hashes, slots, tags, this.liveBytes, this.leased);
   }
 
   /**

@@ -280,14 +280,6 @@ class KeyBlocks {
     return checked;
   }
 
-  /** Copies a table entry as it is. */
-  async copy(buf: Buffer, start: number, end: number): Promise<void> {
-    await this.room(end - start);
-    const entryAt = this.at;
-    this.at += buf.copy(this.slab, entryAt, start, end);
-    this.added(entryAt);
-  }
-
   /**
    * Copies entries [i, limit) of `table` as they are, with one copy: as many
    * as lie back to back in its slab and fit in the block (entry i always),
@@ -303,7 +295,15 @@ class KeyBlocks {
     const run = table.span(i, Math.min(limit, i + this.perEntries.left), space);
     const start = this.at;
     this.at += run.buf.copy(this.slab, start, run.start, run.end);
-    for (let k = 0, at = start; k < run.count; k++) at += this.added(at);
+    if (this.builder === undefined) {
+      for (let k = 0, at = start; k < run.count; k++) at += this.added(at);
+    } else {
+      // Checked when the table was built: not checked nor hashed again.
+      const added = this.builder.addCopied(this.slabs.length - 1, start, table, i, run.count);
+      if (typeof added === 'string') throw new Error(`checkpoint writer: ${added}`);
+      this.count += run.count;
+      this.total += run.count;
+    }
     const pause = this.perEntries.tick(run.count);
     if (pause !== undefined) await pause;
     return run.count;
@@ -500,10 +500,10 @@ async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks, betweenBloc
       if (pause !== undefined) await pause;
       continue;
     }
+    // Touched: some layer has the key's entry (null if deleted there).
     const key = base.key(i);
-    const entry = inLayers(layers, key);
-    if (entry === undefined) await out.copy(raw.buf, raw.start, raw.end);
-    else if (entry !== null) await out.encode(key, entry);
+    const entry = inLayers(layers, key) as StoredEntry | null;
+    if (entry !== null) await out.encode(key, entry);
     i++;
     // Table keys deleted since are neither copied nor encoded: counted all the same, so a long run of them (a clear) pauses too.
     const pause = perKeys.tick();
