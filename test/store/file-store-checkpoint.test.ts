@@ -14,6 +14,7 @@ import { type FileStore, openFileStore } from '../../src/store/file';
 import { END_RECORD_SIZE } from '../../src/store/file/checkpoint-codec';
 import { readCheckpoint } from '../../src/store/file/read-checkpoint';
 import { FILE_HEADER_SIZE, FORMAT_VERSION } from '../../src/store/file/record-codec';
+import { mountSmallDisk, testWithSmallDisk } from '../support/disk-faults';
 import { startServer } from '../support/server-process';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 import { batchesOf, capturingLogger, dump } from './file-store-support';
@@ -536,4 +537,151 @@ test('a checkpoint whose header names an older format version than its records r
   // The same file as written opens.
   const reopened = await openFileStore({ dataDir, fsync: 'never' });
   await reopened.close();
+});
+
+describe("file engine: a checkpoint's keys written on a worker thread", () => {
+  /** The model's state as dump() gives the store's: keys in code point order with their values. */
+  function modelDump(model: Map<string, unknown>): Array<[string, unknown]> {
+    return [...model.entries()].sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  }
+  const values = (rows: Array<[string, unknown, number, number, number]>): Array<[string, unknown]> => rows.map(([k, v]) => [k, v]);
+
+  test('random sets, deletes and clears, some under a held view (two layers): every checkpoint holds the model, and so does a reopen', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    // A checkpoint every few hundred writes, so that the layers hold many changes, some to the same keys.
+    const options = {
+      dataDir,
+      fsync: 'never' as const,
+      logger,
+      compaction: { logMinBytes: 24 * 1024, logToLiveRatio: 0, offThreadMinKeys: 0 },
+    };
+    let store = await openFileStore(options);
+    const model = new Map<string, unknown>();
+    let seed = 11;
+    const rand = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    // Multi-byte keys sort among ASCII ones by their bytes; sub-keys fall between keys.
+    const keyOf = (i: number): string => [`k/${i}`, `k/é${i}`, `k/${i}/sub`, `日本/${i}`][i % 4];
+    let held: Awaited<ReturnType<FileStore['snapshot']>> | undefined;
+    try {
+      for (let round = 0; round < 10; round++) {
+        for (let n = 0; n < 400; n++) {
+          const op = rand(40);
+          const key = keyOf(rand(160));
+          // A view taken half way through a round and held across the next checkpoint: that checkpoint's view then has
+          // the held layer under its own, and a key changed in both must come from the newer.
+          if (n === 150 && round % 2 === 0) {
+            held?.release();
+            held = await store.snapshot();
+          }
+          if (op < 28) {
+            const value = { round, n, pad: 'p'.repeat(rand(60)) };
+            await store.set(key, value);
+            model.set(key, value);
+          } else if (op < 39) {
+            await store.delete(key);
+            model.delete(key);
+          } else {
+            const prefix = `k/${rand(10)}`;
+            await store.clear({ prefix });
+            for (const k of [...model.keys()]) if (k.startsWith(prefix)) model.delete(k);
+          }
+        }
+        await store.set('k/last', round);
+        model.set('k/last', round);
+        await pollUntil('a checkpoint of the round', () => (store.diskUsage.compacting ? undefined : true));
+        expect(values(await dump(store))).toEqual(modelDump(model));
+      }
+      held?.release();
+      held = undefined;
+      // Past the threshold, then settled: every key is in the table the last checkpoint wrote.
+      for (let i = 0; i < 300; i++) await store.set('k/last', { end: i, pad: 'p'.repeat(100) });
+      model.set('k/last', { end: 299, pad: 'p'.repeat(100) });
+      await pollUntil('the last checkpoint', () => (store.diskUsage.compacting ? undefined : true));
+      expect(store.memoryLayout.tableKeys).toBe(model.size);
+      const finished = lines.filter((l) => l.msg === 'compaction finished');
+      expect(finished.length).toBeGreaterThanOrEqual(10);
+      expect(finished.every((l) => l.keysOnWorker === true)).toBe(true);
+      await store.close();
+      store = await openFileStore({ dataDir });
+      expect(values(await dump(store))).toEqual(modelDump(model));
+    } finally {
+      held?.release();
+      await store.close();
+    }
+  }, 60_000);
+
+  test('a store closed while a worker writes its checkpoint closes, leaves no partial file, and reopens with every key', async () => {
+    const dataDir = dirs.make();
+    const { logger, lines } = capturingLogger();
+    // Keys of about 100 KB: a checkpoint copies tens of MB, long enough to be caught part way.
+    const compaction = { logMinBytes: Number.MAX_SAFE_INTEGER, minBytes: Number.MAX_SAFE_INTEGER };
+    let store = await openFileStore({ dataDir, fsync: 'never', compaction });
+    for (let i = 0; i < 400; i++) await store.set(`big/${i}`, { i, pad: 'x'.repeat(100_000) });
+    await store.close();
+    const expected = await (async () => {
+      const s = await openFileStore({ dataDir, fsync: 'never', compaction });
+      try {
+        return await dump(s);
+      } finally {
+        await s.close();
+      }
+    })();
+    // Reopened with a low threshold, the store starts a checkpoint of everything at its first write; closed at once.
+    store = await openFileStore({ dataDir, fsync: 'never', logger, compaction: { ...eager, offThreadMinKeys: 0 } });
+    await store.set('big/0', { i: 0, pad: 'x'.repeat(100_000) });
+    await pollUntil('the checkpoint to start', () => (lines.some((l) => l.msg === 'compaction started') ? true : undefined));
+    const closing = Date.now();
+    await store.close();
+    expect(Date.now() - closing).toBeLessThan(10_000);
+    expect(fs.readdirSync(dataDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    store = await openFileStore({ dataDir });
+    try {
+      expect(await dump(store)).toEqual(
+        expected.map((row) => (row[0] === 'big/0' ? [row[0], row[1], row[2], expect.any(Number), 2] : row)),
+      );
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
+  testWithSmallDisk()(
+    'a disk that fills as the worker writes: the attempt fails naming the error (ENOSPC, no stack), leaves no partial file, and the store goes on',
+    async () => {
+      const disk = mountSmallDisk(6 * 1024 * 1024);
+      const dataDir = path.join(disk.dir, 'data');
+      const { logger, lines } = capturingLogger();
+      const off = { logMinBytes: Number.MAX_SAFE_INTEGER, minBytes: Number.MAX_SAFE_INTEGER };
+      try {
+        // About 4 MB of keys in the logs: their checkpoint needs as much again, and the disk has 2 MB left.
+        let store = await openFileStore({ dataDir, fsync: 'never', compaction: off });
+        for (let i = 0; i < 40; i++) await store.set(`big/${i}`, { i, pad: 'x'.repeat(100_000) });
+        await store.close();
+        store = await openFileStore({
+          dataDir,
+          fsync: 'never',
+          logger,
+          compaction: { ...eager, offThreadMinKeys: 0, retryAfterMs: 60_000 },
+          feed: { history: { maxChanges: 1 } },
+        });
+        try {
+          await store.set('small', 1);
+          const failed = await pollUntil('the failed attempt', () => lines.find((l) => String(l.msg).startsWith('compaction failed')));
+          expect(failed).toMatchObject({ level: 50, err: { code: 'ENOSPC', syscall: 'write' } });
+          expect((failed.err as Record<string, unknown>).stack).toBeUndefined();
+          expect(fs.readdirSync(dataDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+          expect(await store.get('big/39')).toMatchObject({ value: { i: 39 } });
+          await store.set('after', 2);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        disk.unmount();
+      }
+    },
+    60_000,
+  );
 });

@@ -62,6 +62,13 @@ export interface CompactionOptions {
   logMinBytes?: number;
   /** After a failed attempt, wait this long before the next one (default 10000 ms). */
   retryAfterMs?: number;
+  /**
+   * Write a checkpoint's keys on a worker thread once the index holds this
+   * many keys, counting those changed since the last checkpoint (default
+   * 65,536; checkpoint-keys-worker.ts). Below it, starting a thread costs
+   * more than the keys.
+   */
+  offThreadMinKeys?: number;
 }
 
 /** A data file before the active log. A checkpoint says how many of its bytes are history. */
@@ -92,6 +99,9 @@ export class Compactor {
   /** index.changeCount when the newest checkpoint's view was taken (0 at open: replay counts only the logs after it). */
   private changesAtCheckpoint = 0;
   private readonly retryAfterMs: number;
+  private readonly offThreadMinKeys: number;
+  /** Whether the running compaction's keys are written by a worker thread (said in its log line). */
+  private keysOnWorker = false;
   private running: Promise<void> | undefined;
   private stopping = false;
   /** After a failed attempt, no retry before this time (ms), so a full disk is not hammered. */
@@ -126,6 +136,7 @@ export class Compactor {
     this.logKeysRatio = options.logToKeysRatio ?? 0.125;
     this.logMinBytes = options.logMinBytes ?? 16 * 1024 * 1024;
     this.retryAfterMs = options.retryAfterMs ?? 10_000;
+    this.offThreadMinKeys = options.offThreadMinKeys ?? 65_536;
   }
 
   /** Bytes of all data files, the active log included. */
@@ -316,7 +327,14 @@ export class Compactor {
     }
     this.observer.compacted({ ok: true, seconds: seconds(), reclaimedBytes, pausedSeconds: this.pausedMs / 1000 });
     this.logger.info(
-      { snapshot: name, bytes: size, diskBytes: this.diskBytes, seconds: seconds(), pausedSeconds: this.pausedMs / 1000 },
+      {
+        snapshot: name,
+        bytes: size,
+        diskBytes: this.diskBytes,
+        seconds: seconds(),
+        pausedSeconds: this.pausedMs / 1000,
+        keysOnWorker: this.keysOnWorker,
+      },
       'compaction finished',
     );
   }
@@ -361,12 +379,17 @@ export class Compactor {
   private async writeSnapshot(tmpPath: string, snapshot: IndexSnapshot, history: HistoryView | undefined): Promise<WrittenCheckpoint> {
     this.pausedMs = 0;
     this.startSlice();
-    return writeCheckpoint(tmpPath, snapshot, history, async () => {
+    let keys = snapshot.base.count;
+    for (const layer of snapshot.layers) keys += layer.changes.size;
+    const offThread = keys >= this.offThreadMinKeys ? { stopping: () => this.stopping } : undefined;
+    this.keysOnWorker = offThread !== undefined;
+    const betweenBlocks = async (): Promise<void> => {
       // Every few hundred entries or keys, and after each block: where close() gets a say, and writes and reads get their share.
       if (this.stopping) throw new CompactionStopped();
       await this.share();
       if (this.stopping) throw new CompactionStopped();
-    });
+    };
+    return writeCheckpoint(tmpPath, snapshot, history, betweenBlocks, offThread);
   }
 
   /** Called for every operation the store takes (a write or lease op queued, a read served). */

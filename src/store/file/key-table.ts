@@ -46,6 +46,13 @@ function encodeKey(key: string): number {
   return n;
 }
 
+/** Copies buf[start, start + n) into `scratch` and returns n. */
+function copyKey(buf: Buffer, start: number, n: number): number {
+  if (n > scratch.length) scratch = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) scratch[i] = buf[start + i];
+  return n;
+}
+
 /** FNV-1a over bytes, then a final mix so that the low bits (the slot) depend on every byte. */
 function hashBytes(buf: Buffer, start: number, end: number): number {
   let h = 0x811c9dc5;
@@ -76,6 +83,40 @@ function tagOf(hash: number): number {
   return Math.imul(hash, 0x9e3779b1) >>> 16;
 }
 
+/**
+ * Memory a key table lives in is shared (SharedArrayBuffer): a checkpoint's
+ * keys are written by a worker thread (checkpoint-keys-worker.ts) that reads
+ * the table before and hands the new one back, neither copied.
+ */
+export function sharedBytes(n: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(n));
+}
+
+function sharedInt32(n: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4 * n));
+}
+
+function sharedUint32(n: number): Uint32Array {
+  return new Uint32Array(new SharedArrayBuffer(4 * n));
+}
+
+function sharedUint16(n: number): Uint16Array {
+  return new Uint16Array(new SharedArrayBuffer(2 * n));
+}
+
+/** A KeyTable as plain data, for another thread (structured clone shares the SharedArrayBuffers, copying nothing else of size). */
+export interface KeyTableParts {
+  slabs: Uint8Array[];
+  count: number;
+  slabOf: Uint16Array;
+  offsets: Uint32Array;
+  hashes: Int32Array;
+  slots: Int32Array;
+  tags: Uint16Array;
+  liveBytes: number;
+  leased: number[];
+}
+
 function tableSize(keys: number): number {
   let size = 2;
   while (size * MAX_LOAD < keys) size *= 2;
@@ -97,6 +138,27 @@ export class KeyTable {
 
   private readonly mask: number;
 
+  /** The table a worker thread sent (parts()). */
+  static fromParts(p: KeyTableParts): KeyTable {
+    const slabs = p.slabs.map((u) => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength)));
+    return new KeyTable(slabs, p.count, p.slabOf, p.offsets, p.hashes, p.slots, p.tags, p.liveBytes, p.leased);
+  }
+
+  /** This table as plain data, for another thread. */
+  parts(): KeyTableParts {
+    return {
+      slabs: [...this.slabs],
+      count: this.count,
+      slabOf: this.slabOf,
+      offsets: this.offsets,
+      hashes: this.hashes,
+      slots: this.slots,
+      tags: this.tags,
+      liveBytes: this.liveBytes,
+      leased: [...this.leased],
+    };
+  }
+
   constructor(
     private readonly slabs: readonly Buffer[],
     readonly count: number,
@@ -117,7 +179,16 @@ export class KeyTable {
 
   /** The position of `key`, or -1. */
   find(key: string): number {
-    const n = encodeKey(key);
+    return this.findScratch(encodeKey(key));
+  }
+
+  /** The position of the key whose UTF-8 bytes are buf[start, start + n), or -1. */
+  findBytes(buf: Buffer, start: number, n: number): number {
+    return this.findScratch(copyKey(buf, start, n));
+  }
+
+  /** The position of the key in scratch[0, n), or -1. */
+  private findScratch(n: number): number {
     const slots = this.slots;
     const tags = this.tags;
     const mask = this.mask;
@@ -137,7 +208,15 @@ export class KeyTable {
 
   /** The first position whose key is at or after `key` in code point order (count if none). */
   seek(key: string): number {
-    const n = encodeKey(key);
+    return this.seekScratch(encodeKey(key));
+  }
+
+  /** seek() of the key whose UTF-8 bytes are buf[start, start + n). */
+  seekBytes(buf: Buffer, start: number, n: number): number {
+    return this.seekScratch(copyKey(buf, start, n));
+  }
+
+  private seekScratch(n: number): number {
     let lo = 0;
     let hi = this.count;
     while (lo < hi) {
@@ -236,9 +315,9 @@ export class KeyTableBuilder {
     private readonly capacity: number,
     private readonly slabs: readonly Buffer[],
   ) {
-    this.slabOf = new Uint16Array(capacity);
-    this.offsets = new Uint32Array(capacity);
-    this.hashes = new Int32Array(capacity);
+    this.slabOf = sharedUint16(capacity);
+    this.offsets = sharedUint32(capacity);
+    this.hashes = sharedInt32(capacity);
   }
 
   /**
@@ -380,8 +459,8 @@ export class KeyTableBuilder {
    */
   private *hashTable(): Generator<void, { slots: Int32Array; tags: Uint16Array }, void> {
     const n = this.count;
-    const slots = new Int32Array(tableSize(n));
-    const tags = new Uint16Array(slots.length);
+    const slots = sharedInt32(tableSize(n));
+    const tags = sharedUint16(slots.length);
     const mask = slots.length - 1;
     const bits = Math.log2(slots.length);
     // Regions of about 4096 slots (16 KiB).

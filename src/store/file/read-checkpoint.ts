@@ -24,7 +24,7 @@ import {
 import type { PackedChanges } from '../feed/history-window';
 import { decodeColumns } from './packed-columns';
 import { PackedHistory } from './packed-history';
-import { type KeyTable, KeyTableBuilder } from './key-table';
+import { type KeyTable, KeyTableBuilder, sharedBytes } from './key-table';
 import {
   FILE_HEADER_SIZE,
   FRAME_SIZE,
@@ -268,7 +268,7 @@ class SlabReader {
       this.planned[k].copy(this.planned[k + 1], carryBytes - carried, index, carryBytes + slabBytes);
       return this.use(k + 1, carryBytes - carried);
     }
-    const own = Buffer.allocUnsafe(n);
+    const own = sharedBytes(n);
     for (let done = 0; done < n;) {
       const at = start + done;
       const slab = Math.floor(at / slabBytes);
@@ -315,7 +315,7 @@ class SlabReader {
     const { slabBytes, carryBytes, readBytes } = this.layout;
     const start = r * readBytes;
     const k = Math.floor(start / slabBytes);
-    this.planned[k] ??= Buffer.allocUnsafe(carryBytes + Math.min(slabBytes, this.end - this.from - k * slabBytes));
+    this.planned[k] ??= sharedBytes(carryBytes + Math.min(slabBytes, this.end - this.from - k * slabBytes));
     const buf = this.planned[k];
     const index = carryBytes + start - k * slabBytes;
     const length = Math.min(readBytes, this.end - this.from - start);

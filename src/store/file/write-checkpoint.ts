@@ -27,28 +27,25 @@ import {
   BlockType,
   ENTRY_HEADER_SIZE,
   changeSize,
-  checkEntry,
   encodeChange,
   encodeEnd,
-  entrySize,
   sealBlock,
-  writeEntry,
 } from './checkpoint-codec';
-import { KeyTable, KeyTableBuilder } from './key-table';
+import { writeKeysOffThread } from './checkpoint-keys-worker';
+import {
+  type BetweenBlocks,
+  type BlockWriter,
+  ENTRIES_PER_PAUSE,
+  EveryNth,
+  KEYS_PER_PAUSE,
+  type KeyBlocks,
+  type KeysWritten,
+  writeKeys,
+} from './key-blocks';
+import type { KeyTable } from './key-table';
 import { PackedColumns, encodedRangeBytes } from './packed-columns';
 import { PackedHistory } from './packed-history';
-import { FILE_HEADER_SIZE, FileKind, LEASE_GRANT_RECORD_SIZE, encodeFileHeader, newFileNonce, writeLeaseGrantRecord } from './record-codec';
 import type { IndexSnapshot, Layer } from './store-index';
-
-/**
- * The Buffers the keys are written into (and then kept in, as the new table).
- * Under glibc's largest mmap threshold (32 MiB): a larger Buffer is a fresh
- * mapping each time, every page of it faulted in and zeroed by the kernel at
- * every checkpoint (copying 160 MiB into 64 MiB slabs took 165 ms, 95 of them
- * in the kernel; into 16 MiB slabs, which reuse the memory of the table
- * before, 50–60 ms).
- */
-const SLAB_BYTES = 16 * 1024 * 1024;
 
 export interface WrittenCheckpoint {
   bytes: number;
@@ -56,64 +53,33 @@ export interface WrittenCheckpoint {
   table: KeyTable;
 }
 
-/** Awaited between blocks: resolves when the writer may go on, rejects to stop it. */
-export type BetweenBlocks = () => Promise<void> | void;
-
-/** How many keys a loop over keys handles between two calls of BetweenBlocks. */
-const KEYS_PER_PAUSE = 1024;
-/** How many entries go into a block between two calls of BetweenBlocks (a block of small entries holds thousands). */
-const ENTRIES_PER_PAUSE = 512;
-
-/**
- * `betweenBlocks` on every n-th item of a long loop, counted one at a time
- * or a run at a time (a run of at most `left` items). Returns undefined when
- * there is nothing to wait for, so that the loop does not await (a turn of
- * the microtask queue) per item.
- */
-class EveryNth {
-  private count = 0;
-
-  constructor(
-    private readonly n: number,
-    private readonly betweenBlocks: BetweenBlocks,
-  ) {}
-
-  /** Items before the next pause: a run counted at once must not be longer. */
-  get left(): number {
-    return this.n - (this.count % this.n);
-  }
-
-  /** Counts `items` (at most `left`); calls betweenBlocks if they reach the next n-th. */
-  tick(items = 1): Promise<void> | void {
-    this.count += items;
-    return this.count % this.n === 0 ? this.betweenBlocks() : undefined;
-  }
-}
-
 /**
  * Writes the checkpoint of `view` (revision `view.revision`) with `history`
  * (undefined: none; after a restart the history then starts after this
  * revision) to `filePath` (which must not exist), then fdatasyncs it.
  * `betweenBlocks` is awaited after each block is written; it throws to stop.
+ * With `offThread`, the keys are written by a worker thread
+ * (checkpoint-keys-worker.ts) while this one only encodes the changed
+ * entries (`stopping` is asked meanwhile); the history and the END record
+ * are written here either way.
  */
 export async function writeCheckpoint(
   filePath: string,
   view: IndexSnapshot,
   history: HistoryView | undefined,
   betweenBlocks: BetweenBlocks,
+  offThread?: { stopping: () => boolean },
 ): Promise<WrittenCheckpoint> {
   // The history a view can give goes up to the moment it was taken; a change after the checkpoint's revision would be replayed twice.
   if (history !== undefined && history.size > 0 && history.revisionAt(history.size - 1) > view.revision)
     throw new Error('history newer than the checkpoint');
-  return writeFile(
-    filePath,
-    view.revision,
-    view.leases,
-    view.size,
-    (keys) => forEachLiveEntry(view, keys, betweenBlocks),
-    history,
-    betweenBlocks,
-  );
+  if (offThread !== undefined) {
+    const keys = await writeKeysOffThread(filePath, view, betweenBlocks, offThread.stopping);
+    return writeFile(filePath, view.revision, view.leases, keys, history, betweenBlocks);
+  }
+  const keys = (write: BlockWriter): Promise<KeysWritten> =>
+    writeKeys(write, view.revision, view.leases, view.size, (out) => forEachLiveEntry(view, out, betweenBlocks), betweenBlocks);
+  return writeFile(filePath, view.revision, view.leases, keys, history, betweenBlocks);
 }
 
 /** What a snapshot file holds: the live leases, then every key in code point order. A restore builds one from a backup. */
@@ -134,42 +100,37 @@ export async function writeSnapshotFile(
   contents: SnapshotContents,
   betweenBlocks: BetweenBlocks = () => undefined,
 ): Promise<number> {
-  const write = async (keys: KeyBlocks): Promise<void> => {
+  const fill = async (keys: KeyBlocks): Promise<void> => {
     for (const [key, entry] of contents.entries()) await keys.encode(key, entry);
   };
-  const written = await writeFile(filePath, revision, contents.leases, undefined, write, undefined, betweenBlocks);
+  const keys = (write: BlockWriter): Promise<KeysWritten> => writeKeys(write, revision, contents.leases, undefined, fill, betweenBlocks);
+  const written = await writeFile(filePath, revision, contents.leases, keys, undefined, betweenBlocks);
   return written.bytes;
 }
 
-/** The one writer of the format: header, leases, KEYS blocks, history blocks, END; then fdatasync. */
+/**
+ * The one writer of the format: header, leases, KEYS blocks (`keys` writes
+ * them, or a worker thread wrote them already: then the file exists and they
+ * end at `bytes`), history blocks, END; then fdatasync.
+ */
 async function writeFile(
   filePath: string,
   revision: number,
   leaseList: ReadonlyArray<{ id: number; ttlMs: number; private?: boolean }>,
-  capacity: number | undefined,
-  writeKeys: (keys: KeyBlocks) => Promise<void>,
+  keys: ((write: BlockWriter) => Promise<KeysWritten>) | (KeysWritten & { bytes: number }),
   history: HistoryView | undefined,
   betweenBlocks: BetweenBlocks,
 ): Promise<WrittenCheckpoint> {
-  const fh = await fs.promises.open(filePath, 'wx', 0o600);
+  const written = typeof keys === 'function' ? undefined : keys;
+  const fh = await fs.promises.open(filePath, written === undefined ? 'wx' : 'r+', 0o600);
   try {
-    let position = 0;
+    let position = written?.bytes ?? 0;
     const write = async (buf: Buffer, start: number, end: number): Promise<void> => {
       let done = start;
       while (done < end) done += (await fh.write(buf, done, end - done, position + (done - start))).bytesWritten;
       position += end - start;
     };
-    const header = encodeFileHeader({ kind: FileKind.Snapshot, baseRevision: revision, nonce: newFileNonce() });
-    await write(header, 0, FILE_HEADER_SIZE);
-    // Leases first, so that loading a key finds its lease.
-    const leases = Buffer.allocUnsafe(leaseList.length * LEASE_GRANT_RECORD_SIZE);
-    let at = 0;
-    for (const lease of leaseList) at = writeLeaseGrantRecord(leases, at, revision, lease.id, lease.ttlMs, lease.private === true);
-    await write(leases, 0, at);
-
-    const keys = new KeyBlocks(capacity, revision, write, betweenBlocks);
-    await writeKeys(keys);
-    const { count, table } = await keys.finish();
+    const { count, table } = written ?? (await (keys as (write: BlockWriter) => Promise<KeysWritten>)(write));
 
     const changes = new HistoryBlocks(revision, write, betweenBlocks);
     const size = history?.size ?? 0;
@@ -194,134 +155,6 @@ async function writeFile(
     return { bytes: position, historyBytes, table };
   } finally {
     await fh.close();
-  }
-}
-
-/** Where a checkpoint's keys go: KEYS blocks in slabs, each block written to the file once full. */
-class KeyBlocks {
-  /** betweenBlocks, every ENTRIES_PER_PAUSE entries put in a block. */
-  private readonly perEntries: EveryNth;
-  private readonly slabs: Buffer[] = [];
-  private readonly builder: KeyTableBuilder | undefined;
-  private slab = Buffer.alloc(0);
-  private blockStart = 0;
-  private at = 0;
-  private count = 0;
-  private total = 0;
-  /** Without a table: the last key written, for the order check. */
-  private lastKey = Buffer.alloc(0);
-
-  /**
-   * `capacity`: keep what is written as a KeyTable of at most this many
-   * keys; undefined: keep nothing (one block's Buffer is reused).
-   */
-  constructor(
-    capacity: number | undefined,
-    private readonly revision: number,
-    private readonly write: (buf: Buffer, start: number, end: number) => Promise<void>,
-    private readonly betweenBlocks: BetweenBlocks,
-  ) {
-    this.perEntries = new EveryNth(ENTRIES_PER_PAUSE, betweenBlocks);
-    this.builder = capacity === undefined ? undefined : new KeyTableBuilder(capacity, this.slabs);
-  }
-
-  /** Whether an entry of `size` bytes must go in the next block: this one holds entries and would outgrow its target or its slab. */
-  private full(size: number): boolean {
-    return this.count > 0 && (this.at - this.blockStart + size > BLOCK_TARGET_BYTES || this.at + size > this.slab.length);
-  }
-
-  /** Opens a block if none is, in a new slab if this one has no room for an entry of `size` bytes. */
-  private open(size: number): void {
-    if (this.count > 0) return;
-    if (this.at + BLOCK_HEADER_SIZE + size > this.slab.length) {
-      const bytes = this.builder === undefined ? 2 * BLOCK_TARGET_BYTES : SLAB_BYTES;
-      this.slab = Buffer.allocUnsafe(Math.max(bytes, BLOCK_HEADER_SIZE + size));
-      this.slabs.push(this.slab);
-      this.at = 0;
-    }
-    this.blockStart = this.at;
-    this.at += BLOCK_HEADER_SIZE;
-  }
-
-  /** Room for one entry of `size` bytes, after the pause every ENTRIES_PER_PAUSE entries. */
-  private async room(size: number): Promise<void> {
-    const pause = this.perEntries.tick();
-    if (pause !== undefined) await pause;
-    if (this.full(size)) await this.seal();
-    this.open(size);
-  }
-
-  private async seal(): Promise<void> {
-    sealBlock(this.slab, this.blockStart, this.at, BlockType.Keys, this.revision, this.count);
-    await this.write(this.slab, this.blockStart, this.at);
-    this.count = 0;
-    if (this.builder === undefined) this.at = 0;
-    await this.betweenBlocks();
-  }
-
-  /** Every entry written is checked as a reader will check it (its fields, the key order); returns its size. */
-  private added(start: number): number {
-    let checked: number | string;
-    if (this.builder !== undefined) {
-      checked = this.builder.add(this.slabs.length - 1, start, this.at, this.revision);
-    } else {
-      checked = checkEntry(this.slab, start, this.at, this.revision);
-      if (typeof checked === 'number') {
-        const keyStart = start + ENTRY_HEADER_SIZE;
-        const key = this.slab.subarray(keyStart, keyStart + this.slab.readUInt32LE(start));
-        const order = this.total === 0 ? -1 : this.lastKey.compare(key);
-        if (order >= 0) checked = order === 0 ? 'a key appears twice' : 'keys out of order';
-        this.lastKey = Buffer.from(key);
-      }
-    }
-    if (typeof checked === 'string') throw new Error(`checkpoint writer: ${checked}`);
-    this.count++;
-    this.total++;
-    return checked;
-  }
-
-  /**
-   * Copies entries [i, limit) of `table` as they are, with one copy: as many
-   * as lie back to back in its slab and fit in the block (entry i always),
-   * and no more than are left before the next pause; returns how many. At a
-   * million keys most of a checkpoint is such runs, a few entries long
-   * between the keys changed since the last one.
-   */
-  async copyRun(table: KeyTable, i: number, limit: number): Promise<number> {
-    const first = table.entrySize(i);
-    if (this.full(first)) await this.seal();
-    this.open(first);
-    const space = Math.min(BLOCK_TARGET_BYTES - (this.at - this.blockStart), this.slab.length - this.at);
-    const run = table.span(i, Math.min(limit, i + this.perEntries.left), space);
-    const start = this.at;
-    this.at += run.buf.copy(this.slab, start, run.start, run.end);
-    if (this.builder === undefined) {
-      for (let k = 0, at = start; k < run.count; k++) at += this.added(at);
-    } else {
-      // Checked when the table was built: not checked nor hashed again.
-      const added = this.builder.addCopied(this.slabs.length - 1, start, table, i, run.count);
-      if (typeof added === 'string') throw new Error(`checkpoint writer: ${added}`);
-      this.count += run.count;
-      this.total += run.count;
-    }
-    const pause = this.perEntries.tick(run.count);
-    if (pause !== undefined) await pause;
-    return run.count;
-  }
-
-  async encode(key: string, entry: StoredEntry): Promise<void> {
-    const keyBytes = Buffer.byteLength(key, 'utf8');
-    const valueBytes = Buffer.byteLength(entry.valueJson, 'utf8');
-    await this.room(entrySize(keyBytes, valueBytes));
-    const entryAt = this.at;
-    this.at = writeEntry(this.slab, entryAt, key, keyBytes, entry, valueBytes);
-    this.added(entryAt);
-  }
-
-  /** The keys written, and their table if kept. */
-  async finish(): Promise<{ count: number; table: KeyTable }> {
-    if (this.count > 0) await this.seal();
-    return { count: this.total, table: this.builder === undefined ? KeyTable.empty : await this.builder.finishSharing(this.betweenBlocks) };
   }
 }
 
