@@ -36,7 +36,7 @@ export function storeSection(results: BenchResults): string[] {
     '',
     '**below base** marks a row where every new run was more than 10% under the slowest base run.',
     '',
-    "Where a write's extra cost goes (the history window, the checkpoints that bound a restart's replay, the rest), measured apart with `bench/history-window-cost.ts`: [benchmarks-store.md](benchmarks-store.md).",
+    "Where a write's extra cost goes (the history window, the checkpoints that bound a restart's replay, the rest), measured apart with `bench/history-window-cost.ts`, and later runs of this table by hand (the newest after a large checkpoint's keys moved to a worker thread): [benchmarks-store.md](benchmarks-store.md).",
     '',
   );
   for (const [name, side] of [
