@@ -22,7 +22,7 @@
  */
 import fs from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { type ResourceLimits, Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { ENTRY_HEADER_SIZE, entrySize, writeEntry } from './checkpoint-codec';
 import { type BetweenBlocks, KEYS_PER_PAUSE, type KeyBlocks, type KeysWritten, writeKeys } from './key-blocks';
 import { KeyTable, type KeyTableParts } from './key-table';
@@ -43,6 +43,19 @@ interface KeysJob {
   capacity: number;
   base: KeyTableParts;
   changes: Uint8Array[];
+}
+
+/**
+ * The worker thread did not do its job for a reason of its own, not the
+ * disk's: it could not start, ran out of memory, exited without an answer,
+ * or threw something other than an I/O error. The caller writes the
+ * checkpoint on its own thread instead.
+ */
+export class CheckpointWorkerFailed extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'CheckpointWorkerFailed';
+  }
 }
 
 type KeysReply =
@@ -66,6 +79,7 @@ export async function writeKeysOffThread(
   view: IndexSnapshot,
   betweenBlocks: BetweenBlocks,
   stopping: () => boolean,
+  resourceLimits?: ResourceLimits,
 ): Promise<KeysWritten & { bytes: number }> {
   const changes = await encodeChanges(view, betweenBlocks);
   const job: KeysJob = {
@@ -74,10 +88,16 @@ export async function writeKeysOffThread(
     revision: view.revision,
     leases: view.leases.map((l) => ({ id: l.id, ttlMs: l.ttlMs, private: l.private })),
     capacity: view.size,
-    base: view.base.parts(),
+    // The worker does not read which entries have leases: the new table's own list says.
+    base: { ...view.base.parts(), leased: [] },
     changes,
   };
-  const worker = startWorker(job, changes);
+  let worker: Worker;
+  try {
+    worker = startWorker(job, changes, resourceLimits);
+  } catch (err) {
+    throw new CheckpointWorkerFailed(`the checkpoint's worker thread could not start: ${(err as Error).message}`, { cause: err });
+  }
   let reply: KeysReply | undefined;
   let failure: Error | undefined;
   let finished = false;
@@ -87,11 +107,11 @@ export async function writeKeysOffThread(
       resolve();
     });
     worker.once('error', (err) => {
-      failure = err;
+      failure = new CheckpointWorkerFailed(`the checkpoint's worker thread failed: ${err.message}`, { cause: err });
       resolve();
     });
     worker.once('exit', (code) => {
-      failure ??= new Error(`the checkpoint's worker thread exited with code ${code} before it answered`);
+      failure ??= new CheckpointWorkerFailed(`the checkpoint's worker thread exited with code ${code} before it answered`);
       resolve();
     });
   }).then(() => {
@@ -107,12 +127,15 @@ export async function writeKeysOffThread(
   }
   if (reply?.ok === true) return { bytes: reply.bytes, count: reply.count, table: KeyTable.fromParts(reply.table) };
   if (reply !== undefined) {
+    if (reply.io.code === undefined) {
+      const err = new CheckpointWorkerFailed(`the checkpoint's worker thread failed: ${reply.message}`);
+      if (reply.stack !== undefined) err.stack = reply.stack;
+      throw err;
+    }
     // As thrown there: an I/O error keeps its code (a full disk is told apart by it), errno, system call and path.
-    const err = Object.assign(new Error(reply.message), reply.io);
-    if (reply.stack !== undefined) err.stack = reply.stack;
-    throw err;
+    throw Object.assign(new Error(reply.message), reply.io);
   }
-  throw failure ?? new Error("the checkpoint's worker thread ended without an answer");
+  throw failure ?? new CheckpointWorkerFailed("the checkpoint's worker thread ended without an answer");
 }
 
 /** The view's layers' entries as CHANGES chunks (see above), newest layer first. */
@@ -130,6 +153,8 @@ async function encodeChanges(view: IndexSnapshot, betweenBlocks: BetweenBlocks):
         chunks.push(buf.subarray(0, at));
         buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, size));
         at = 0;
+        // A pause per chunk too: a thousand large values are few keys but many bytes.
+        await betweenBlocks();
       }
       if (entry === null) {
         buf[at] = 0;
@@ -150,12 +175,12 @@ async function encodeChanges(view: IndexSnapshot, betweenBlocks: BetweenBlocks):
  * A worker thread running this module with `job`. From the sources (tests,
  * benchmarks run with tsx) it loads them through tsx, as its parent does.
  */
-function startWorker(job: KeysJob, changes: Uint8Array[]): Worker {
+function startWorker(job: KeysJob, changes: Uint8Array[], resourceLimits: ResourceLimits | undefined): Worker {
   // Each chunk has an ArrayBuffer of its own (allocUnsafe of 1 MiB or more is never pooled): moved, not copied.
   const transferList = changes.map((c) => c.buffer as ArrayBuffer);
-  if (!__filename.endsWith('.ts')) return new Worker(__filename, { workerData: job, transferList });
+  if (!__filename.endsWith('.ts')) return new Worker(__filename, { workerData: job, transferList, resourceLimits });
   const source = `require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`;
-  return new Worker(source, { eval: true, workerData: job, transferList });
+  return new Worker(source, { eval: true, workerData: job, transferList, resourceLimits });
 }
 
 /** The worker's side: writes the file's head and the new table (mergeKeys), and answers once. */

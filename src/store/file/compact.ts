@@ -16,7 +16,8 @@
  *      N+2; take an O(1) frozen view of the index and of the history window:
  *      the state as of the end of N. Crash: N and N+2 replay in order.
  *   2. write the view to snap-(N+1).snap.tmp block by block, yielding
- *      between them (see "Sharing the event loop"); fdatasync. Crash: *.tmp
+ *      between them (see "Sharing the event loop"), a large table's keys on
+ *      a worker thread (checkpoint-keys-worker.ts); fdatasync. Crash: *.tmp
  *      is ignored and deleted at open.
  *   3. rename to snap-(N+1).snap, fsync the directory; the index takes the
  *      checkpoint's key table as its base. Crash: open starts at the
@@ -24,8 +25,9 @@
  *      numbered below N+1 are obsolete and deleted at open.
  *   4. delete the files numbered below N+1, fsync the directory. Crash: as 3.
  *
- * Sharing the event loop. The checkpoint is built on the thread that serves
- * writes and reads. Yielding a turn of the event loop between blocks is not
+ * Sharing the event loop. A checkpoint below offThreadMinKeys keys (and the
+ * history of any, and the changed entries a worker is handed) is built on
+ * the thread that serves writes and reads. Yielding a turn of the event loop between blocks is not
  * enough: a turn serves what is ready then, and a writer that waits for each
  * write before the next (in-process, fsync=interval or never) gets one write
  * per turn (docs/storage-format.md has the numbers at a million keys). So
@@ -36,6 +38,7 @@
  * about half of a busy thread, and all of an idle one.
  */
 import fs from 'node:fs';
+import type { ResourceLimits } from 'node:worker_threads';
 import type { Logger } from '../../logger';
 import type { HistoryView } from '../feed/history-window';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
@@ -43,6 +46,7 @@ import { dataFilePath, logFileName, snapshotFileName, syncDirectory } from './da
 import { type LogWriter, withBriefIoErrors } from './log-writer';
 import { FILE_HEADER_SIZE } from './record-codec';
 import type { IndexSnapshot, StoreIndex } from './store-index';
+import { CheckpointWorkerFailed } from './checkpoint-keys-worker';
 import { type WrittenCheckpoint, writeCheckpoint } from './write-checkpoint';
 
 /** The checkpoint writer's slice of the event loop, and the longest it pauses after one (see above). */
@@ -69,6 +73,8 @@ export interface CompactionOptions {
    * more than the keys.
    */
   offThreadMinKeys?: number;
+  /** Limits of that worker thread's memory (default: Node's). */
+  workerResourceLimits?: ResourceLimits;
 }
 
 /** A data file before the active log. A checkpoint says how many of its bytes are history. */
@@ -100,6 +106,9 @@ export class Compactor {
   private changesAtCheckpoint = 0;
   private readonly retryAfterMs: number;
   private readonly offThreadMinKeys: number;
+  private readonly workerResourceLimits: ResourceLimits | undefined;
+  /** Set once the worker thread failed for a reason of its own: checkpoints are then written on this thread. */
+  private workerFailed = false;
   /** Whether the running compaction's keys are written by a worker thread (said in its log line). */
   private keysOnWorker = false;
   private running: Promise<void> | undefined;
@@ -137,6 +146,7 @@ export class Compactor {
     this.logMinBytes = options.logMinBytes ?? 16 * 1024 * 1024;
     this.retryAfterMs = options.retryAfterMs ?? 10_000;
     this.offThreadMinKeys = options.offThreadMinKeys ?? 65_536;
+    this.workerResourceLimits = options.workerResourceLimits;
   }
 
   /** Bytes of all data files, the active log included. */
@@ -379,9 +389,13 @@ export class Compactor {
   private async writeSnapshot(tmpPath: string, snapshot: IndexSnapshot, history: HistoryView | undefined): Promise<WrittenCheckpoint> {
     this.pausedMs = 0;
     this.startSlice();
-    let keys = snapshot.base.count;
-    for (const layer of snapshot.layers) keys += layer.changes.size;
-    const offThread = keys >= this.offThreadMinKeys ? { stopping: () => this.stopping } : undefined;
+    let changed = 0;
+    for (const layer of snapshot.layers) changed += layer.changes.size;
+    // The worker's gain is the table it copies; changes it would only be handed, encoded, and held twice meanwhile.
+    const offThread =
+      !this.workerFailed && snapshot.base.count + changed >= this.offThreadMinKeys && snapshot.base.count >= changed
+        ? { stopping: () => this.stopping, resourceLimits: this.workerResourceLimits }
+        : undefined;
     this.keysOnWorker = offThread !== undefined;
     const betweenBlocks = async (): Promise<void> => {
       // Every few hundred entries or keys, and after each block: where close() gets a say, and writes and reads get their share.
@@ -389,7 +403,17 @@ export class Compactor {
       await this.share();
       if (this.stopping) throw new CompactionStopped();
     };
-    return writeCheckpoint(tmpPath, snapshot, history, betweenBlocks, offThread);
+    try {
+      return await writeCheckpoint(tmpPath, snapshot, history, betweenBlocks, offThread);
+    } catch (err) {
+      if (!(err instanceof CheckpointWorkerFailed)) throw err;
+      // Not the disk's fault: retrying on a worker would fail again, and the logs would grow meanwhile.
+      this.workerFailed = true;
+      this.keysOnWorker = false;
+      this.logger.error({ err }, `${err.message}; this checkpoint and the next are written on the serving thread`);
+      fs.rmSync(tmpPath, { force: true });
+      return writeCheckpoint(tmpPath, snapshot, history, betweenBlocks);
+    }
   }
 
   /** Called for every operation the store takes (a write or lease op queued, a read served). */

@@ -24,7 +24,8 @@ import { FILE_HEADER_SIZE, FileKind, LEASE_GRANT_RECORD_SIZE, encodeFileHeader, 
  * mapping each time, every page of it faulted in and zeroed by the kernel at
  * every checkpoint (copying 160 MiB into 64 MiB slabs took 165 ms, 95 of them
  * in the kernel; into 16 MiB slabs, which reuse the memory of the table
- * before, 50–60 ms).
+ * before, 50–60 ms). Measured when slabs were plain Buffers; they are
+ * SharedArrayBuffers now (zero-filled when allocated), not measured again.
  */
 const SLAB_BYTES = 16 * 1024 * 1024;
 

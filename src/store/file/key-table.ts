@@ -2,10 +2,12 @@
  * The keys of a checkpoint, in memory as the checkpoint holds them: ENTRY
  * bytes (checkpoint-codec.ts) in a few large Buffers ("slabs"), in code point
  * order, never changed. Nothing per key lives on the JS heap: an entry is its
- * slab and offset (6 bytes in two typed arrays) plus a slot in an
- * open-addressing hash table (an Int32Array, and 16 bits of hash beside it)
- * for point lookups: about 18 bytes per key in all. A key's value
- * and revisions become JS objects only when it is read.
+ * slab and offset (6 bytes in two typed arrays), its key's hash (4 bytes, for
+ * the next checkpoint) and a slot in an open-addressing hash table (an
+ * Int32Array, and 16 bits of hash beside it) for point lookups: about 22
+ * bytes per key in all. A key's value and revisions become JS objects only
+ * when it is read. All of it is shared memory, which the worker thread that
+ * writes a large checkpoint reads in place (checkpoint-keys-worker.ts).
  *
  * So loading a checkpoint is reading its file and one pass that checks each
  * entry and hashes its key, and a million keys take about a third of the
@@ -299,7 +301,7 @@ const STEP_ENTRIES = 65_536;
 export class KeyTableBuilder {
   private readonly slabOf: Uint16Array;
   private readonly offsets: Uint32Array;
-  /** Each entry's hash, kept until finish() puts the entries in the hash table. */
+  /** Each entry's hash: finish() puts the entries in the hash table by it, and the table keeps it. */
   private readonly hashes: Int32Array;
   private count = 0;
   private liveBytes = 0;

@@ -12,12 +12,16 @@
  * entries or changes put in a block and every 1,024 keys of the other long
  * loops, the caller's `betweenBlocks` is awaited: it may pause the writer,
  * so that writes and reads get the event loop (compact.ts), or throw to stop
- * it.
+ * it. For a large table the keys are written by a worker thread instead
+ * (checkpoint-keys-worker.ts): then `betweenBlocks` is awaited every 1,024
+ * changed keys and every 1 MiB as they are encoded for it, and once the
+ * caller asks to stop.
  *
  * This is the one writer of snapshot files: a restore (writeSnapshotFile)
  * writes a checkpoint too, from a backup's entries and without history.
  */
 import fs from 'node:fs';
+import type { ResourceLimits } from 'node:worker_threads';
 import type { StoredEntry } from '../change';
 import type { HistoryView } from '../feed/history-window';
 import { keyOfSortKey } from '../key-order';
@@ -68,13 +72,13 @@ export async function writeCheckpoint(
   view: IndexSnapshot,
   history: HistoryView | undefined,
   betweenBlocks: BetweenBlocks,
-  offThread?: { stopping: () => boolean },
+  offThread?: { stopping: () => boolean; resourceLimits?: ResourceLimits },
 ): Promise<WrittenCheckpoint> {
   // The history a view can give goes up to the moment it was taken; a change after the checkpoint's revision would be replayed twice.
   if (history !== undefined && history.size > 0 && history.revisionAt(history.size - 1) > view.revision)
     throw new Error('history newer than the checkpoint');
   if (offThread !== undefined) {
-    const keys = await writeKeysOffThread(filePath, view, betweenBlocks, offThread.stopping);
+    const keys = await writeKeysOffThread(filePath, view, betweenBlocks, offThread.stopping, offThread.resourceLimits);
     return writeFile(filePath, view.revision, view.leases, keys, history, betweenBlocks);
   }
   const keys = (write: BlockWriter): Promise<KeysWritten> =>
@@ -335,7 +339,8 @@ async function forEachLiveEntry(view: IndexSnapshot, out: KeyBlocks, betweenBloc
     }
     // Touched: some layer has the key's entry (null if deleted there).
     const key = base.key(i);
-    const entry = inLayers(layers, key) as StoredEntry | null;
+    const entry = inLayers(layers, key);
+    if (entry === undefined) throw new Error('checkpoint writer: a changed table key is in no layer');
     if (entry !== null) await out.encode(key, entry);
     i++;
     // Table keys deleted since are neither copied nor encoded: counted all the same, so a long run of them (a clear) pauses too.
