@@ -89,7 +89,7 @@ export async function writeKeysOffThread(
     leases: view.leases.map((l) => ({ id: l.id, ttlMs: l.ttlMs, private: l.private })),
     capacity: view.size,
     // The worker does not read which entries have leases: the new table's own list says.
-    base: { ...view.base.parts(), leased: [] },
+    base: view.base.parts(false),
     changes,
   };
   let worker: Worker;
@@ -127,13 +127,16 @@ export async function writeKeysOffThread(
   }
   if (reply?.ok === true) return { bytes: reply.bytes, count: reply.count, table: KeyTable.fromParts(reply.table) };
   if (reply !== undefined) {
-    if (reply.io.code === undefined) {
+    // An I/O error has an errno code (ENOSPC, EIO...); Node's own codes (ERR_OUT_OF_RANGE...) are a bug in the worker.
+    if (reply.io.code === undefined || !/^E[A-Z0-9]+$/.test(reply.io.code)) {
       const err = new CheckpointWorkerFailed(`the checkpoint's worker thread failed: ${reply.message}`);
       if (reply.stack !== undefined) err.stack = reply.stack;
       throw err;
     }
     // As thrown there: an I/O error keeps its code (a full disk is told apart by it), errno, system call and path.
-    throw Object.assign(new Error(reply.message), reply.io);
+    const err = Object.assign(new Error(reply.message), reply.io);
+    if (reply.stack !== undefined) err.stack = reply.stack;
+    throw err;
   }
   throw failure ?? new CheckpointWorkerFailed("the checkpoint's worker thread ended without an answer");
 }

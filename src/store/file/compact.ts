@@ -25,9 +25,14 @@
  *      numbered below N+1 are obsolete and deleted at open.
  *   4. delete the files numbered below N+1, fsync the directory. Crash: as 3.
  *
- * Sharing the event loop. A checkpoint below offThreadMinKeys keys (and the
- * history of any, and the changed entries a worker is handed) is built on
- * the thread that serves writes and reads. Yielding a turn of the event loop between blocks is not
+ * A worker thread writes the keys of a checkpoint of offThreadMinKeys keys or
+ * more whose table holds at least as many keys as its layers changed; if the
+ * worker fails for a reason of its own (not an I/O error), this and every
+ * later checkpoint are written here instead (writeSnapshot).
+ *
+ * Sharing the event loop. A smaller checkpoint (and the history of any, and
+ * the changed entries a worker is handed) is built on the thread that serves
+ * writes and reads. Yielding a turn of the event loop between blocks is not
  * enough: a turn serves what is ready then, and a writer that waits for each
  * write before the next (in-process, fsync=interval or never) gets one write
  * per turn (docs/storage-format.md has the numbers at a million keys). So
@@ -407,6 +412,7 @@ export class Compactor {
       return await writeCheckpoint(tmpPath, snapshot, history, betweenBlocks, offThread);
     } catch (err) {
       if (!(err instanceof CheckpointWorkerFailed)) throw err;
+      if (this.stopping) throw new CompactionStopped();
       // Not the disk's fault: retrying on a worker would fail again, and the logs would grow meanwhile.
       this.workerFailed = true;
       this.keysOnWorker = false;

@@ -146,8 +146,8 @@ export class KeyTable {
     return new KeyTable(slabs, p.count, p.slabOf, p.offsets, p.hashes, p.slots, p.tags, p.liveBytes, p.leased);
   }
 
-  /** This table as plain data, for another thread. */
-  parts(): KeyTableParts {
+  /** This table as plain data, for another thread; without `leased`, the list of leased positions is left out (empty). */
+  parts(leased = true): KeyTableParts {
     return {
       slabs: [...this.slabs],
       count: this.count,
@@ -157,7 +157,7 @@ export class KeyTable {
       slots: this.slots,
       tags: this.tags,
       liveBytes: this.liveBytes,
-      leased: [...this.leased],
+      leased: leased ? [...this.leased] : [],
     };
   }
 
