@@ -313,13 +313,32 @@ export async function superviseWorkers({
   };
 
   /**
+   * Starts the owner and resolves once it serves. One that ends first without saying why (killed, out of memory: in
+   * the checkpoint that often follows a recovery, say) is started again within the restart limit, as a worker is;
+   * one that says why it cannot start (a data directory it cannot open) fails the start. Workers that started
+   * meanwhile keep trying the owner's socket until the new one listens.
+   */
+  const startOwner = async (): Promise<Started<'owner-ready'>> => {
+    for (;;) {
+      const child = forkOwner();
+      const started = await readyOf(child, 'owner-ready');
+      if ('ready' in started || stopping || saidWhy.has(child)) return started;
+      logger.warn(
+        { child: OWNER_NAME, pid: child.process.pid, code: child.process.exitCode, signal: child.process.signalCode },
+        'the store owner process ended before it served: starting another',
+      );
+      if (!allowRestart('the store owner')) return started;
+    }
+  };
+
+  /**
    * Starts the owner and the workers at once (a worker loads its code while
    * the owner recovers the data directory, then connects); an exit code if
    * one of them cannot start.
    */
   const startAll = async (): Promise<number | undefined> => {
     endedWhileStarting.clear();
-    const ownerStarted = socketPath === undefined ? undefined : readyOf(forkOwner(), 'owner-ready');
+    const ownerStarted = socketPath === undefined ? undefined : startOwner();
     // Without an owner (the etcd engine) each worker opens the store itself: the first alone, so a store
     // that cannot be opened is reported once, not by every worker.
     const firstAlone = ownerStarted === undefined ? await Promise.race([startWorker(1), stopped]) : undefined;

@@ -192,6 +192,46 @@ test('the store owner killed with SIGKILL restarts the whole server on the same 
   expect(server.child.exitCode).toBeNull();
 });
 
+test('the store owner killed again while its replacement recovers: another is started, and the server serves every acknowledged write', async () => {
+  // 200,000 keys in the log, so that a new owner takes a while to recover: long enough to be killed before it serves.
+  const dataDir = makeTempDir();
+  const store = await openFileStore({
+    dataDir,
+    fsync: 'never',
+    compaction: { logMinBytes: Number.MAX_SAFE_INTEGER, minBytes: Number.MAX_SAFE_INTEGER },
+  });
+  for (let from = 0; from < 200_000; from += 2000) {
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => store.set(`pre/${from + i}`, { i: from + i, pad: 'p'.repeat(40) })));
+  }
+  await store.close();
+  server = await startServer({ dataDir, args: ['--workers', '2'] });
+  const kv = new KvClient(server.address);
+  open = [kv];
+  for (let i = 0; i < 20; i++) await kv.set(`w/${i}`, i);
+  const [first] = pidsOf(server, 'owner');
+  process.kill(first, 'SIGKILL');
+  // Its replacement, killed as soon as it is seen (it is still replaying the log then).
+  let second = 0;
+  for (const deadline = Date.now() + 10_000; second === 0 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 2))) {
+    second = children(server.child.pid as number).find((c) => c.role === 'owner' && c.pid !== first)?.pid ?? 0;
+  }
+  expect(second).not.toBe(0);
+  process.kill(second, 'SIGKILL');
+  await pollUntil(
+    'the server serving again',
+    () =>
+      kv.get('w/19').then(
+        (e) => e,
+        () => undefined,
+      ),
+    20_000,
+  );
+  expect(server.output()).toContain('the store owner process ended before it served: starting another');
+  for (let i = 0; i < 20; i++) expect((await kv.get(`w/${i}`))?.value).toBe(i);
+  expect((await kv.get('pre/199999'))?.value).toEqual({ i: 199_999, pad: 'p'.repeat(40) });
+  expect(server.child.exitCode).toBeNull();
+}, 60_000);
+
 test('calls the workers hold when the store owner dies are answered with what became of them, not cut off', async () => {
   server = await startServer({ args: ['--workers', '2'] });
   const callers = (open = Array.from(
