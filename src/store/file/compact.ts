@@ -416,7 +416,10 @@ export class Compactor {
       // Not the disk's fault: retrying on a worker would fail again, and the logs would grow meanwhile.
       this.workerFailed = true;
       this.keysOnWorker = false;
-      this.logger.error({ err }, `${err.message}; this checkpoint and the next are written on the serving thread`);
+      this.logger.error(
+        { err },
+        "the checkpoint's worker thread failed: this and every later checkpoint of this process are written on the serving thread",
+      );
       fs.rmSync(tmpPath, { force: true });
       return writeCheckpoint(tmpPath, snapshot, history, betweenBlocks);
     }
