@@ -247,7 +247,9 @@ export async function superviseWorkers({
       if (stopping) ownerEndedEarly = { code, signal };
       // Failed as it started, just before a stop (its exit heard after the stop began): the stop must not make it a clean one.
       else if (!serving && child === owner && code !== 0 && signal === null) ownerFailedToStart = true;
-      if (stopping || !serving) return;
+      // Before it said it serves, its start fails (startOwner starts another if it did not say why); after, a
+      // crash, though the workers of its generation may still be starting.
+      if (stopping || (!serving && !saidReady.has(child)) || child !== owner) return;
       logger.error(
         { child: OWNER_NAME, pid: child.process.pid, code, signal },
         'the store owner process ended: restarting the whole server',
@@ -300,10 +302,12 @@ export async function superviseWorkers({
    * cannot start (a port taken) fails the start, as every worker would.
    */
   const startWorker = async (slot: number): Promise<Started<'worker-ready'>> => {
+    const since = generation;
     for (;;) {
       const worker = forkWorker(slot);
       const started = await readyOf(worker, 'worker-ready');
-      if ('ready' in started || stopping || saidWhy.has(worker)) return started;
+      // A newer generation (its owner crashed as this one started) starts workers of its own.
+      if ('ready' in started || stopping || saidWhy.has(worker) || generation !== since) return started;
       logger.warn(
         { child: workerName(slot), pid: worker.process.pid, code: worker.process.exitCode, signal: worker.process.signalCode },
         'a worker process ended before it served: starting another',
@@ -319,10 +323,11 @@ export async function superviseWorkers({
    * meanwhile keep trying the owner's socket until the new one listens.
    */
   const startOwner = async (): Promise<Started<'owner-ready'>> => {
+    const since = generation;
     for (;;) {
       const child = forkOwner();
       const started = await readyOf(child, 'owner-ready');
-      if ('ready' in started || stopping || saidWhy.has(child)) return started;
+      if ('ready' in started || stopping || saidWhy.has(child) || generation !== since) return started;
       logger.warn(
         { child: OWNER_NAME, pid: child.process.pid, code: child.process.exitCode, signal: child.process.signalCode },
         'the store owner process ended before it served: starting another',
@@ -337,6 +342,7 @@ export async function superviseWorkers({
    * one of them cannot start.
    */
   const startAll = async (): Promise<number | undefined> => {
+    const since = generation;
     endedWhileStarting.clear();
     const ownerStarted = socketPath === undefined ? undefined : startOwner();
     // Without an owner (the etcd engine) each worker opens the store itself: the first alone, so a store
@@ -356,6 +362,8 @@ export async function superviseWorkers({
     }
     const all = await Promise.race([workersStarted, stopped]);
     if (!Array.isArray(all)) return 0;
+    // Its owner ended after it said it serves, before the workers did: the restart that began then carries on.
+    if (generation !== since) return undefined;
     const failed = all.find((started) => !('ready' in started));
     if (failed !== undefined) return 'exitCode' in failed ? exitCodeOf(failed.exitCode) : 0;
     // The ports of one that still runs: one that served and ended before the others did may have held a shared
