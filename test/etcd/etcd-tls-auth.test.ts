@@ -5,7 +5,7 @@
  * exits 1 with one line instead of serving.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KvClient, Op } from '@kv/client';
@@ -153,6 +153,42 @@ describeEtcd('a secured etcd', () => {
         `${certs.serverKey} (--etcd-key) is not the private key of the certificate in ${certs.clientCert} (--etcd-cert)`,
       );
     });
+  });
+
+  test('a client certificate etcd stops accepting while the frontend runs: every failed call names it, also a call that found every circuit open', async () => {
+    const certs = makeTestCertificates();
+    const other = makeTestCertificates();
+    // etcd trusts both CAs at first; the frontend's client certificate is the second's.
+    const trusted = path.join(certs.dir, 'trusted.crt');
+    writeFileSync(trusted, Buffer.concat([readFileSync(certs.caCert), readFileSync(other.caCert)]));
+    const cluster = await startEtcdCluster({ size: 1, tls: { ...etcdServerCertificate(certs), ca: trusted } });
+    const tls = ['--etcd-ca', certs.caCert, '--etcd-cert', other.clientCert, '--etcd-key', other.clientKey];
+    const server = await startServer({
+      args: ['--engine', 'etcd', '--etcd-endpoints', cluster.endpoints[0], ...tls, '--etcd-timeout-ms', '1000'],
+    });
+    const kv = new KvClient(server.address);
+    try {
+      await kv.set('secure/renewed', 1);
+      // etcd restarts trusting the first CA only, as when the frontend's certificate expired or was revoked.
+      writeFileSync(trusted, readFileSync(certs.caCert));
+      await cluster.kill(0);
+      await cluster.restart(0);
+      const messages: string[] = [];
+      // A call that meets the member's circuit open (after three refused handshakes) reaches no member at all.
+      await pollUntil('a read that found every circuit open', async () => {
+        const failure = await kv.get('secure/renewed').then(
+          () => undefined,
+          (error: unknown) => error as Error,
+        );
+        if (failure !== undefined) messages.push(failure.message);
+        return messages.some((m) => m.includes('no etcd endpoint answers right now')) ? true : undefined;
+      });
+      for (const message of messages) expect(message).toContain("etcd refused this server's TLS client certificate in the handshake");
+    } finally {
+      kv.close();
+      await server.stop();
+      await cluster.stop();
+    }
   });
 
   describe("etcd's users and roles", () => {

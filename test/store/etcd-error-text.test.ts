@@ -18,7 +18,14 @@ import {
   GRPCOutOfRangeError,
   GRPCUnavailableError,
 } from 'etcd3';
-import { fromEtcdError, PINNED_READ_TRIES, readPinned, tlsTrouble } from '../../src/store/etcd/etcd-errors';
+import {
+  fromEtcdError,
+  MEMBER_ON_TRIAL,
+  MemberSkippedError,
+  PINNED_READ_TRIES,
+  readPinned,
+  tlsTrouble,
+} from '../../src/store/etcd/etcd-errors';
 
 const refused = (): GRPCUnavailableError =>
   new GRPCUnavailableError(
@@ -47,6 +54,23 @@ test('a call that never reached etcd: its cause without the empty resolution not
   });
   expect(fromEtcdError(new BrokenCircuitError(), 'write')).toMatchObject({
     message: expect.stringMatching(/; nothing was sent to etcd, nothing was applied: try again$/),
+  });
+  // With what the skipped member last failed with: the only reason left to give.
+  const handshake = new GRPCUnavailableError(
+    '14 UNAVAILABLE: No connection established. Last error: Error: 80CBB3F7:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1605:SSL alert number 42',
+  );
+  expect(fromEtcdError(new MemberSkippedError('Execution prevented because the circuit breaker is open', handshake), 'read')).toMatchObject(
+    {
+      code: 'NOT_SENT',
+      message: expect.stringMatching(
+        /^no etcd endpoint answers right now \(each failed recently; the last failure: etcd refused this server's TLS client certificate in the handshake \(alert "bad certificate"\): .*\); nothing was sent to etcd, nothing was applied: try again$/,
+      ),
+    },
+  );
+  expect(fromEtcdError(new MemberSkippedError(MEMBER_ON_TRIAL, refused()), 'watch')).toMatchObject({
+    message:
+      'no etcd endpoint answers right now (its member failed recently and is being tried again; the last failure: 14 UNAVAILABLE: No connection established. ' +
+      'Last error: Error: connect ECONNREFUSED 127.0.0.1:42398); nothing was sent to etcd: try again',
   });
 });
 

@@ -138,3 +138,18 @@ test('while a member is tried again (its circuit half open), other calls skip it
   await expect(trial).resolves.toBe('trial');
   await expect(breaker.execute(() => Promise.resolve('after'))).resolves.toBe('after');
 });
+
+test('a call skipped by an open circuit carries the failure that member last met, and says it; a failure the breaker does not count is not it', async () => {
+  const breaker = withoutWaitingOnTrial(circuitBreaker(handleAll, { halfOpenAfter: 60_000, breaker: new ConsecutiveBreaker(2) }), (error) =>
+    error.message.startsWith('member'),
+  );
+  await breaker.execute(() => Promise.reject(new Error('member down: alert bad certificate'))).catch(() => undefined);
+  await breaker.execute(() => Promise.reject(new Error('not counted'))).catch(() => undefined);
+  expect(breaker.state).toBe(CircuitState.Open);
+  const skipped = await breaker.execute(() => Promise.resolve('never run')).catch((error: unknown) => error);
+  expect(isBrokenCircuitError(skipped)).toBe(true);
+  expect(fromEtcdError(skipped, 'read')).toMatchObject({
+    code: 'NOT_SENT',
+    message: expect.stringContaining("(each failed recently; the last failure: etcd refused this server's TLS client certificate"),
+  });
+});

@@ -10,7 +10,6 @@
  */
 import { rootCertificates } from 'node:tls';
 import {
-  BrokenCircuitError,
   circuitBreaker,
   type CircuitBreakerPolicy,
   CircuitState,
@@ -20,7 +19,16 @@ import {
   noop,
 } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import { callTimeSpent, fromEtcdError, isOverSize, isTransient, MEMBER_ON_TRIAL, neverSent, type EtcdCallKind } from './etcd-errors';
+import {
+  callTimeSpent,
+  type EtcdCallKind,
+  fromEtcdError,
+  isOverSize,
+  isTransient,
+  MEMBER_ON_TRIAL,
+  MemberSkippedError,
+  neverSent,
+} from './etcd-errors';
 
 export interface EtcdConnectionOptions {
   /** Client URLs of the members: http://host:port or https://host:port. */
@@ -45,12 +53,7 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
       // etcd3's own breaker (3 failures in a row skip a member for 5 s), but not for a request refused for its size: the member
       // answered, and a client sending too much at once would otherwise take it out of service for every other call.
       host: () =>
-        withoutWaitingOnTrial(
-          circuitBreaker(
-            handleWhen((error) => isRecoverableError(error) && !isOverSize(error)),
-            { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(3) },
-          ),
-        ),
+        withoutWaitingOnTrial(circuitBreaker(handleWhen(countsAgainstMember), { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(3) })),
     },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     grpcOptions: {
@@ -76,6 +79,11 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
   return new Etcd3(etcdOptions);
 }
 
+/** The failures a member's breaker counts: those another try can get past, but not a request refused for its size. */
+function countsAgainstMember(error: Error): boolean {
+  return isRecoverableError(error) && !isOverSize(error);
+}
+
 /**
  * A member's breaker that, while one call tries the member again (half
  * open), skips it for every other call (BrokenCircuitError: etcd3 goes to
@@ -85,11 +93,28 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
  * and calls again from inside its own trial, and that call waited on the
  * trial, and every later call on both, for good (no gRPC call was made, so
  * no deadline ended it).
+ *
+ * A call it skips the member for gets the member's last counted failure
+ * with it (MemberSkippedError): a call that only ever met open circuits
+ * would otherwise say nothing of why (etcd refusing kv's client certificate
+ * since it expired read as "no etcd endpoint answers right now").
  */
-export function withoutWaitingOnTrial(breaker: CircuitBreakerPolicy): CircuitBreakerPolicy {
+export function withoutWaitingOnTrial(
+  breaker: CircuitBreakerPolicy,
+  counts: (error: Error) => boolean = countsAgainstMember,
+): CircuitBreakerPolicy {
   const execute = breaker.execute.bind(breaker);
-  breaker.execute = (fn, signal) =>
-    breaker.state === CircuitState.HalfOpen ? Promise.reject(new BrokenCircuitError(MEMBER_ON_TRIAL)) : execute(fn, signal);
+  let lastFailure: unknown;
+  breaker.execute = async (fn, signal) => {
+    if (breaker.state === CircuitState.HalfOpen) throw new MemberSkippedError(MEMBER_ON_TRIAL, lastFailure);
+    try {
+      return await execute(fn, signal);
+    } catch (error) {
+      if (isBrokenCircuitError(error)) throw new MemberSkippedError(error.message, lastFailure);
+      if (error instanceof Error && counts(error)) lastFailure = error;
+      throw error;
+    }
+  };
   return breaker;
 }
 

@@ -13,7 +13,7 @@
  * included); otherwise a write's outcome is unknown, since the request may
  * have been applied before the answer was lost.
  */
-import { isBrokenCircuitError } from 'cockatiel';
+import { BrokenCircuitError, isBrokenCircuitError } from 'cockatiel';
 import {
   ClientClosedError,
   EtcdAuthenticationFailedError,
@@ -53,6 +53,22 @@ const GRPC_MAX_MESSAGE_BYTES = 2 ** 31 - 1;
 
 /** The text of the circuit-open error a call gets while its member's one trial call runs (etcd-connection.ts). */
 export const MEMBER_ON_TRIAL = 'etcd member is being tried again';
+
+/**
+ * A call that skipped a member whose circuit is open (or on trial), with
+ * the failure that member last met (etcd-connection.ts): once every member
+ * is skipped, that failure is the only reason left to tell the caller (a
+ * client certificate etcd now refuses, say), since the call's own tries
+ * reached no member.
+ */
+export class MemberSkippedError extends BrokenCircuitError {
+  constructor(
+    message: string,
+    readonly lastFailure: unknown,
+  ) {
+    super(message);
+  }
+}
 
 /** Failures where another try (on this member or another) can succeed. */
 export function isTransient(error: unknown): boolean {
@@ -221,7 +237,9 @@ export function fromEtcdError(error: unknown, kind: EtcdCallKind): unknown {
   if (error instanceof StoreError) return error;
   if (isBrokenCircuitError(error)) {
     const why = error.message === MEMBER_ON_TRIAL ? 'its member failed recently and is being tried again' : 'each failed recently';
-    return new NotSentError(`no etcd endpoint answers right now (${why})${notSent(kind)}`, { cause: error });
+    const last = error instanceof MemberSkippedError && error.lastFailure instanceof Error ? error.lastFailure.message : undefined;
+    const lastText = last === undefined ? '' : `; the last failure: ${tlsTrouble(last) ?? grpcText(last)}`;
+    return new NotSentError(`no etcd endpoint answers right now (${why}${lastText})${notSent(kind)}`, { cause: error });
   }
   if (!(error instanceof Error)) return error;
   if (error instanceof ClientClosedError) return new StoreClosedError('the store is closed', { cause: error });
