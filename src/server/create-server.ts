@@ -55,9 +55,9 @@ export interface KvServer {
   /**
    * Stops accepting and ends the streams that run until their client stops them (Watch, KeepAlive); lets the
    * other calls in flight (Backup too) finish for up to graceMs (0: none), then cancels what is left and closes
-   * every connection.
+   * every connection. `why`: what the streams ended are told (default: the server is shutting down).
    */
-  shutdown(graceMs: number): Promise<void>;
+  shutdown(graceMs: number, why?: string): Promise<void>;
   /** What grpc.health.v1 says: listening, not draining, and the store takes writes. */
   isServing(): boolean;
 }
@@ -160,7 +160,7 @@ export function createServer({
       return httpServer.listen(address);
     },
 
-    shutdown: async (graceMs) => {
+    shutdown: async (graceMs, why = 'the server is shutting down') => {
       clearInterval(watchStore);
       listener?.close();
       serving = undefined;
@@ -168,7 +168,7 @@ export function createServer({
       health.endWatches();
       // Watch, KeepAlive and reflection run until their client stops them and would hold the drain for the whole grace:
       // they end now (UNAVAILABLE), and their clients resume elsewhere or later. A Backup may finish, as a unary call may.
-      streams.endOpenEnded(new StoreClosedError('the server is shutting down'));
+      streams.endOpenEnded(new StoreClosedError(why));
       // tryShutdown waits for every open call with no bound of its own: the grace is that bound.
       const grpcStopped = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       const httpStopped = httpServer?.shutdown(graceMs);
@@ -177,7 +177,7 @@ export function createServer({
         if (await settlesWithin(Promise.all([grpcStopped, httpStopped]), graceMs)) return;
         logger.warn({ graceMs }, 'grace period over; cancelling calls still in flight');
       }
-      streams.endAll(new StoreClosedError('the server is shutting down, and its grace period for calls in flight is over'));
+      streams.endAll(new StoreClosedError(`${why}, and its grace period for calls in flight is over`));
       server.forceShutdown();
       // forceShutdown destroys only the connections it lists for channelz, none with channelz off (as here): one
       // whose call had not ended (a request never finished) stayed open and held the process after the grace.

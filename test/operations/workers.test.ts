@@ -192,6 +192,37 @@ test('the store owner killed with SIGKILL restarts the whole server on the same 
   expect(server.child.exitCode).toBeNull();
 });
 
+test('a Watch open when the store owner dies is told the server restarts (not that it shuts down), and resumes after it', async () => {
+  server = await startServer({ args: ['--workers', '2'] });
+  const [watcher, writer] = (open = clients(server.address, 2));
+  await writer.set('restart/0', 0);
+  const reasons: string[] = [];
+  const watch = watcher.watch({
+    prefix: 'restart/',
+    startRevision: 1,
+    onResume: (change) => void (change.state === 'lost' && reasons.push(change.reason)),
+  });
+  const seen: string[] = [];
+  const reading = (async () => {
+    for await (const event of watch) seen.push(event.key);
+  })();
+  await pollUntil('the watch to see the first key', () => (seen.includes('restart/0') ? true : undefined));
+  const [owner] = pidsOf(server, 'owner');
+  process.kill(owner, 'SIGKILL');
+  await pollUntil('the watch to be told it lost its stream', () => (reasons.length > 0 ? true : undefined));
+  expect(reasons[0]).toContain('the server is restarting (its store owner process ended)');
+  await pollUntil('a write through the restarted server', () =>
+    writer.set('restart/1', 1).then(
+      () => true,
+      () => undefined,
+    ),
+  );
+  await pollUntil('the watch to resume and see it', () => (seen.includes('restart/1') ? true : undefined), 20_000);
+  expect(seen).toEqual(['restart/0', 'restart/1']);
+  watch.close();
+  await reading;
+});
+
 test('the store owner killed again while its replacement recovers: another is started, and the server serves every acknowledged write', async () => {
   // 200,000 keys in the log, so that a new owner takes a while to recover: long enough to be killed before it serves.
   const dataDir = makeTempDir();
