@@ -521,7 +521,13 @@ export function runStoreContract(
             { type: 'set', revision: r(3) },
             { type: 'get', entry: { key: 'acct/a', value: 70, createRevision: r(1), modRevision: r(3), version: 2, lease: 0 } },
           ]);
-          const batch = await watch.next();
+          let batch = await watch.next();
+          // First, perhaps, where the watch stands (no events, the revision before its start): the file engine says it
+          // only if nothing is queued for the watch yet, the etcd engine at once (etcd sends the events later).
+          if (batch.events.length === 0) {
+            expect(batch.revision).toBe(r(2));
+            batch = await watch.next();
+          }
           expect(batch.events.map((e) => [e.key, e.revision])).toEqual([
             ['acct/a', r(3)],
             ['acct/b', r(3)],

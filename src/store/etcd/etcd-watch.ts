@@ -76,6 +76,8 @@ export class EtcdWatch implements Watch {
   private retryPause = 50;
   /** A stream was lost and the watch goes on from resumeFrom by itself: a compaction then is of its own resume point. */
   private resuming = false;
+  /** A batch was handed over or queued (the first says where the watch stands). */
+  private delivered = false;
 
   constructor(
     private readonly client: Etcd3,
@@ -186,7 +188,16 @@ export class EtcdWatch implements Watch {
     this.disconnectedSince = undefined;
     this.retryPause = 50;
     const headerRevision = Number(response.header.revision);
-    if (response.created) return;
+    if (response.created) {
+      // etcd is not yet at the watch's start (a client resuming after the last revision it was given, or from further
+      // on): say at once where the watch stands, as the file engine does, not only at etcd's first progress response
+      // (--experimental-watch-progress-notify-interval, 10 minutes by default). Nothing at or after the start exists
+      // yet, so the events of the revision before it (see the top of this file) are all that may come before it.
+      // (A start etcd has reached may have events still to come: etcd 3.4 cannot say when it has sent them all.)
+      if (!this.delivered && headerRevision < this.resumeFrom)
+        this.deliver({ events: [], revision: Math.max(headerRevision, this.reported) });
+      return;
+    }
     // The revision before resumeFrom, which the etcd watch starts at only to find a compaction, is not the consumer's.
     const events = response.events.filter((e) => Number(e.kv.mod_revision) >= this.resumeFrom);
     // Only such events: nothing to deliver (nor progress: the header can be ahead while etcd catches the watch up).
@@ -199,7 +210,6 @@ export class EtcdWatch implements Watch {
       return;
     }
     this.resumeFrom = Math.max(this.resumeFrom, batch.revision + 1);
-    this.reported = batch.revision;
     this.deliver(batch);
   }
 
@@ -233,6 +243,8 @@ export class EtcdWatch implements Watch {
   }
 
   private deliver(batch: WatchBatch): void {
+    this.delivered = true;
+    this.reported = Math.max(this.reported, batch.revision);
     const waiter = this.waiter;
     if (waiter !== undefined) {
       this.waiter = undefined;
