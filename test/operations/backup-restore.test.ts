@@ -6,10 +6,12 @@
  * worked out from every acknowledged write and its revision; a damaged
  * file must be refused before anything is written.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KvClient, Op, type JsonValue } from '@kv/client';
 import { runKvctl } from '../support/kvctl-process';
+import { BackupResponse, type BackupEntry, type BackupLease } from '../../src/gen/kv/v1/kv';
 import { openFileStore } from '../../src/store/file';
 import { runServerToExit, spawnServer, startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
@@ -166,6 +168,77 @@ test('a backup with a flipped byte, or cut short, is refused whole: exit 9, one 
     expect(started.stdout).not.toContain('listening');
     expect(started.stderr).toMatch(/^kv-server: .+\n$/); // one line, no stack trace
     expect(existsSync(serverTarget) ? readdirSync(serverTarget) : []).toEqual([]);
+  }
+});
+
+/**
+ * A backup file whose checksum matches but whose content no kv server wrote (a hand-edited file checksummed again,
+ * another tool's): header, leases, entries and trailer framed as the file format says.
+ */
+function craftBackup(file: string, leases: BackupLease[], entries: Array<Partial<BackupEntry> & { key: string }>): void {
+  const full = entries.map((e) => ({ valueJson: '1', createRevision: 1, modRevision: 1, version: 1, lease: 0, ...e }));
+  const messages = [
+    { header: { formatVersion: 1, revision: 5, keyCount: full.length, leaseCount: leases.length, createdAtMs: Date.now() } },
+    ...(leases.length > 0 ? [{ leases: { leases } }] : []),
+    { entries: { entries: full } },
+  ];
+  const frames = messages.map((m) => {
+    const bytes = Buffer.from(BackupResponse.encode(BackupResponse.fromPartial(m)).finish());
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(bytes.length);
+    return Buffer.concat([length, bytes]);
+  });
+  const sha256 = createHash('sha256').update(Buffer.concat(frames)).digest();
+  const trailer = Buffer.from(BackupResponse.encode(BackupResponse.fromPartial({ trailer: { sha256 } })).finish());
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(trailer.length);
+  writeFileSync(file, Buffer.concat([Buffer.from('KVBACKUP', 'latin1'), ...frames, length, trailer]));
+}
+
+test('a backup whose checksum matches but that holds what no store can (a value not JSON, an empty one, a private lease on two keys) is refused whole: exit 9, one line', async () => {
+  const dir = makeTempDir('kv-backup-crafted-');
+  const cases: Array<[string, BackupLease[], Array<Partial<BackupEntry> & { key: string }>, RegExp]> = [
+    ['not-json', [], [{ key: 'a', valueJson: 'not json{' }, { key: 'b' }], /the value of key "a" is not JSON/],
+    ['nan', [], [{ key: 'a', valueJson: 'NaN' }], /the value of key "a" is not JSON/],
+    ['empty', [], [{ key: 'a', valueJson: '' }], /the value of key "a" is empty/],
+    ['deep', [], [{ key: 'a', valueJson: '['.repeat(60) + ']'.repeat(60) }], /the value of key "a" is nested too deeply/],
+    [
+      'private-shared',
+      [{ id: 7, ttlMs: 60_000, private: true }],
+      [
+        { key: 'a', lease: 7 },
+        { key: 'b', lease: 7 },
+      ],
+      /keys "a" and "b" both name lease 7, a private lease/,
+    ],
+  ];
+  const server = await startServer();
+  servers.push(server);
+  for (const [name, leases, entries, why] of cases) {
+    const file = path.join(dir, `${name}.backup`);
+    craftBackup(file, leases, entries);
+    const target = path.join(dir, `restored-${name}`);
+    const restored = await runKvctl(['restore', file, '--data-dir', target]);
+    expect({ code: restored.code, stderr: restored.stderr }).toEqual({ code: 9, stderr: expect.stringMatching(why) });
+    expect(restored.stderr).toMatch(/^kvctl: [^\n]*is damaged[^\n]*nothing was restored\n$/);
+    expect(existsSync(target) ? readdirSync(target) : []).toEqual([]);
+
+    const serverTarget = path.join(dir, `server-${name}`);
+    const started = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', serverTarget, '--restore-from', file]);
+    expect(started.code).toBe(1);
+    expect(started.stderr).toMatch(/^kv-server: [^\n]+\n$/);
+    expect(started.stderr).toMatch(why);
+    expect(existsSync(serverTarget) ? readdirSync(serverTarget) : []).toEqual([]);
+
+    const imported = await runKvctl(['import', file], { env: { KV_ENDPOINTS: server.address } });
+    expect({ code: imported.code, stderr: imported.stderr }).toEqual({ code: 9, stderr: expect.stringMatching(why) });
+    expect(imported.stderr).toMatch(/nothing was imported\n$/);
+  }
+  const kv = new KvClient(server.address);
+  try {
+    expect((await kv.listPage({ prefix: '' })).entries).toEqual([]);
+  } finally {
+    kv.close();
   }
 });
 

@@ -17,6 +17,7 @@ import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { BackupResponse, type BackupEntry, type BackupHeader, type BackupLease } from '../gen/kv/v1/kv';
+import { assertJsonValue } from '../json-value-check';
 import { KvError } from '../kv-error';
 
 export const BACKUP_FILE_MAGIC = Buffer.from('KVBACKUP', 'latin1');
@@ -58,13 +59,17 @@ export function damagedBackup(message: string): KvError {
 /**
  * Checks the parts of a backup as they come, in order, whether from a
  * server's stream or from a file: their sequence, counts, key order and
- * revisions, and the running checksum. `where` names the place of a part in
- * errors ("at byte offset 1234 of backup.kvb").
+ * revisions, each value (JSON a client can read: a restored store serves
+ * it as it is), each private lease held by one key, and the running
+ * checksum. `where` names the place of a part in errors ("at byte offset
+ * 1234 of backup.kvb").
  */
 export class BackupChecker {
   header: BackupHeader | undefined;
   leaseIds = new Set<number>();
   keys = 0;
+  /** Each private lease, and the key that holds it once one does. */
+  private readonly privateLeases = new Map<number, string | undefined>();
   private lastKey: string | undefined;
   private trailerSeen = false;
   private digest = '';
@@ -126,6 +131,7 @@ export class BackupChecker {
         throw damagedBackup(`${this.name} is damaged ${where}: lease ${lease.id} is invalid or repeated`);
       }
       this.leaseIds.add(lease.id);
+      if (lease.private) this.privateLeases.set(lease.id, undefined);
     }
     if (this.leaseIds.size > (this.header as BackupHeader).leaseCount) {
       throw damagedBackup(`${this.name} is damaged ${where}: more leases than its header says`);
@@ -148,6 +154,16 @@ export class BackupChecker {
       if (lease !== 0 && !this.leaseIds.has(lease)) {
         throw damagedBackup(`${this.name} is damaged ${where}: key ${JSON.stringify(key)} names lease ${lease}, which it does not hold`);
       }
+      const holder = this.privateLeases.get(lease);
+      if (holder !== undefined) {
+        throw damagedBackup(
+          `${this.name} is damaged ${where}: keys ${JSON.stringify(holder)} and ${JSON.stringify(key)} both name lease ${lease}, a private lease (one key's own)`,
+        );
+      }
+      if (this.privateLeases.has(lease)) this.privateLeases.set(lease, key);
+      const problem = valueProblem(entry.valueJson);
+      if (problem !== undefined)
+        throw damagedBackup(`${this.name} is damaged ${where}: the value of key ${JSON.stringify(key)} ${problem}`);
       this.lastKey = key;
       this.keys++;
     }
@@ -168,6 +184,23 @@ export class BackupChecker {
     }
     this.trailerSeen = true;
   }
+}
+
+/** Why a backup entry's value text is not one a store may hold and serve; undefined if it is. */
+function valueProblem(valueJson: string): string | undefined {
+  if (valueJson === '') return 'is empty';
+  let value: unknown;
+  try {
+    value = JSON.parse(valueJson);
+  } catch (error) {
+    return `is not JSON (${(error as Error).message})`;
+  }
+  try {
+    assertJsonValue(value, 'it');
+  } catch (error) {
+    return (error as Error).message.replace(/^it /, '');
+  }
+  return undefined;
 }
 
 /**
