@@ -153,3 +153,29 @@ test('a call skipped by an open circuit carries the failure that member last met
     message: expect.stringContaining("(each failed recently; the last failure: etcd refused this server's TLS client certificate"),
   });
 });
+
+test("a circuit-open error from a call made inside the call (another member's) keeps that member's failure; a success forgets a member's failure", async () => {
+  const member = (): ReturnType<typeof withoutWaitingOnTrial> =>
+    withoutWaitingOnTrial(circuitBreaker(handleAll, { halfOpenAfter: 60_000, breaker: new ConsecutiveBreaker(2) }), () => true);
+  const outer = member();
+  const inner = member();
+  await outer.execute(() => Promise.reject(new Error('outer failure: connect ECONNREFUSED'))).catch(() => undefined);
+  for (let i = 0; i < 2; i++)
+    await inner.execute(() => Promise.reject(new Error('inner failure: alert bad certificate'))).catch(() => undefined);
+  expect([outer.state, inner.state]).toEqual([CircuitState.Closed, CircuitState.Open]);
+  // As etcd3 calls again (through the next member's breaker) from inside a call that met "invalid auth token".
+  const nested = await outer.execute(() => inner.execute(() => Promise.resolve('never run'))).catch((error: unknown) => error);
+  expect(fromEtcdError(nested, 'read')).toMatchObject({
+    message: expect.stringContaining("the last failure: etcd refused this server's TLS client certificate"),
+  });
+  // A success, then the circuit opens on failures that are not counted: no failure of before is named.
+  const forgetting = withoutWaitingOnTrial(
+    circuitBreaker(handleAll, { halfOpenAfter: 60_000, breaker: new ConsecutiveBreaker(2) }),
+    (error) => error.message.startsWith('counted'),
+  );
+  await forgetting.execute(() => Promise.reject(new Error('counted: connect ECONNREFUSED'))).catch(() => undefined);
+  await forgetting.execute(() => Promise.resolve('ok'));
+  for (let i = 0; i < 2; i++) await forgetting.execute(() => Promise.reject(new Error('not counted'))).catch(() => undefined);
+  const skipped = await forgetting.execute(() => Promise.resolve('never run')).catch((error: unknown) => error);
+  expect(fromEtcdError(skipped, 'read')).toMatchObject({ message: expect.stringContaining('(each failed recently)') });
+});

@@ -97,7 +97,10 @@ function countsAgainstMember(error: Error): boolean {
  * A call it skips the member for gets the member's last counted failure
  * with it (MemberSkippedError): a call that only ever met open circuits
  * would otherwise say nothing of why (etcd refusing kv's client certificate
- * since it expired read as "no etcd endpoint answers right now").
+ * since it expired read as "no etcd endpoint answers right now"). Only the
+ * breaker's own refusals are wrapped: a circuit-open error from a call made
+ * inside the call (etcd3 calls again after "invalid auth token") is that
+ * call's, and stays as it is. A success forgets the failure.
  */
 export function withoutWaitingOnTrial(
   breaker: CircuitBreakerPolicy,
@@ -107,11 +110,17 @@ export function withoutWaitingOnTrial(
   let lastFailure: unknown;
   breaker.execute = async (fn, signal) => {
     if (breaker.state === CircuitState.HalfOpen) throw new MemberSkippedError(MEMBER_ON_TRIAL, lastFailure);
+    let ran = false;
     try {
-      return await execute(fn, signal);
+      const result = await execute((context) => {
+        ran = true;
+        return fn(context);
+      }, signal);
+      lastFailure = undefined;
+      return result;
     } catch (error) {
-      if (isBrokenCircuitError(error)) throw new MemberSkippedError(error.message, lastFailure);
-      if (error instanceof Error && counts(error)) lastFailure = error;
+      if (!ran && isBrokenCircuitError(error)) throw new MemberSkippedError(error.message, lastFailure);
+      if (ran && error instanceof Error && counts(error)) lastFailure = error;
       throw error;
     }
   };
