@@ -310,10 +310,10 @@ async function main(argv: string[]): Promise<number> {
   if (stopped instanceof Error) {
     // An expected path (the owner died; the supervisor restarts the server): its reason, without a stack.
     logger.error({ reason: stopped.message }, 'lost the store owner: answering the calls in flight, then exiting');
-    await server.shutdown(
-      Math.min(config.shutdownGraceMs, OWNER_LOST_GRACE_MS),
-      'the server is restarting (its store owner process ended): resume on a new connection once it serves again',
-    );
+    // The streams it ends are told what its store told the calls it failed (whichever reaches them first), and that
+    // the supervisor starts another worker, unless it is gone too.
+    const why = process.connected ? `${stopped.message}; this worker stops and the server starts another: connect again` : stopped.message;
+    await server.shutdown(Math.min(config.shutdownGraceMs, OWNER_LOST_GRACE_MS), why);
     security?.flushAudit?.();
     // The calls just answered UNAVAILABLE count in the server's metrics, though no scrape will ask this process again.
     await sendLastCounts?.();

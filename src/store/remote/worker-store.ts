@@ -160,9 +160,7 @@ export class WorkerStore extends AbstractKeyValueStore {
     this.probe = setInterval(() => this.probeOwner(), OWNER_PROBE_MS).unref();
     this.channel.beforeFlush = () => this.askReadIndex();
     socket.on('error', (err) => options.logger.debug({ err }, 'store owner connection failed'));
-    socket.on('close', () =>
-      this.ownerGone("the store owner process is gone (or closed this worker's channel); the server restarts this worker"),
-    );
+    socket.on('close', () => this.ownerGone("the store owner process is gone (or closed this worker's channel)"));
     this.channel.send({ kind: 'bootstrap', name: options.name });
   }
 
@@ -443,9 +441,7 @@ export class WorkerStore extends AbstractKeyValueStore {
         this.ownerFailure = message.error === undefined ? undefined : fromWireError(message.error);
         return;
       case 'feed-ended':
-        this.ownerGone(
-          `the store owner ended this worker's feed (${fromWireError(message.error).message}); the server restarts this worker`,
-        );
+        this.ownerGone(`the store owner ended this worker's feed (${fromWireError(message.error).message})`);
         return;
     }
   }
