@@ -55,7 +55,7 @@ describeEtcd('etcd engine', () => {
       return openEtcdStore({ endpoints: cluster.endpoints, prefix: nextPrefix() });
     },
     undefined,
-    { concurrentCallOrder: 'any' },
+    { concurrentCallOrder: 'any', firstWatchBatch: 'at-once' },
   );
   runStoreContract(
     'etcd engine (one endpoint, small limits)',
@@ -64,7 +64,7 @@ describeEtcd('etcd engine', () => {
       return openEtcdStore({ endpoints: [cluster.endpoints[1]], prefix: nextPrefix(), maxKeyBytes: 64, maxValueBytes: 256 });
     },
     { maxKeyBytes: 64, maxValueBytes: 256 },
-    { concurrentCallOrder: 'any' },
+    { concurrentCallOrder: 'any', firstWatchBatch: 'at-once' },
   );
 
   describe('what is etcd-specific', () => {
