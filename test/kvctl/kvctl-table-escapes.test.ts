@@ -73,3 +73,24 @@ test('watch --prev on a terminal shows each previous value (a delete, what it de
   expect(lines[1]).toMatch(/^PUT +prev\/a +\d+ +2 +was 1$/);
   expect(lines[2]).toMatch(/^DELETE +prev\/a +\d+ +was 2$/);
 });
+
+test('watch --prev as JSON: the previous entry as get shows an entry, so a key deleted with its lease names the lease', async () => {
+  const lease = await kv.grantLease(60_000);
+  const first = await kv.set('prevjson/a', 1, { lease: lease.id });
+  await kv.set('prevjson/a', 2, { lease: lease.id });
+  await kv.revokeLease(lease.id);
+  const watch = await runKvctl(['-o', 'json', 'watch', 'prevjson/a', '--prev', '--rev', String(first), '--count', '3'], {
+    env: { KV_ENDPOINTS: server.address },
+  });
+  expect(watch.code).toBe(0);
+  const events = watch.stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(events.map((e) => e.prev)).toEqual([
+    undefined,
+    { value: 1, createRevision: first, modRevision: first, version: 1, lease: lease.id },
+    { value: 2, createRevision: first, modRevision: first + 1, version: 2, lease: lease.id },
+  ]);
+  expect(events[2]).toMatchObject({ type: 'delete', key: 'prevjson/a' });
+});

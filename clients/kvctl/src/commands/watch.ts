@@ -73,7 +73,17 @@ function eventForms(event: KvWatchEvent, withPrev: boolean): { json: unknown; ro
     Object.assign(json, { value: entry.value, createRevision: entry.createRevision, version: entry.version });
     if (entry.lease !== 0) json.lease = entry.lease;
   }
-  if (prev !== undefined) json.prev = { value: prev.value, modRevision: prev.modRevision, version: prev.version };
+  if (prev !== undefined) {
+    // As an entry is shown, with its modRevision: a delete of an expired or revoked key names the lease it was on.
+    const shown: Record<string, unknown> = {
+      value: prev.value,
+      createRevision: prev.createRevision,
+      modRevision: prev.modRevision,
+      version: prev.version,
+    };
+    if (prev.lease !== 0) shown.lease = prev.lease;
+    json.prev = shown;
+  }
   return {
     json,
     row: [
