@@ -5576,16 +5576,19 @@ export const KeyValueServiceService = {
    * revision, says the revision it starts after; one from a later revision
    * says the store's current revision; one with a start_revision in the
    * history gets the end of its replay, current to the store's revision,
-   * even if nothing in it matched. (On the etcd engine only a
-   * watch from now does; one with a start_revision hears first at etcd's
-   * next progress response, or with its first events.) When there is
+   * even if nothing in it matched. (On the etcd engine a watch from a
+   * later revision says the revision before its start, and one with a
+   * start_revision etcd has reached hears first at etcd's next progress
+   * response, or with its first events.) When there is
    * nothing to send, the server sends a progress message (no events, the
    * current revision) about every 5 seconds (server flag
    * --watch-progress-ms), so a client always knows a recent revision to
    * resume from, and can tell a quiet stream from a dead one.
    *
    * To resume after a disconnect, watch again with start_revision = the
-   * last revision received + 1. The server keeps a window of recent changes
+   * last revision received + 1, or the start_revision asked for if that is
+   * later (a watch from a later revision is current to less than its start
+   * until the store gets there). The server keeps a window of recent changes
    * (flags --watch-history-changes and --watch-history-bytes), also across
    * restarts.
    *
@@ -5849,16 +5852,19 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * revision, says the revision it starts after; one from a later revision
    * says the store's current revision; one with a start_revision in the
    * history gets the end of its replay, current to the store's revision,
-   * even if nothing in it matched. (On the etcd engine only a
-   * watch from now does; one with a start_revision hears first at etcd's
-   * next progress response, or with its first events.) When there is
+   * even if nothing in it matched. (On the etcd engine a watch from a
+   * later revision says the revision before its start, and one with a
+   * start_revision etcd has reached hears first at etcd's next progress
+   * response, or with its first events.) When there is
    * nothing to send, the server sends a progress message (no events, the
    * current revision) about every 5 seconds (server flag
    * --watch-progress-ms), so a client always knows a recent revision to
    * resume from, and can tell a quiet stream from a dead one.
    *
    * To resume after a disconnect, watch again with start_revision = the
-   * last revision received + 1. The server keeps a window of recent changes
+   * last revision received + 1, or the start_revision asked for if that is
+   * later (a watch from a later revision is current to less than its start
+   * until the store gets there). The server keeps a window of recent changes
    * (flags --watch-history-changes and --watch-history-bytes), also across
    * restarts.
    *
@@ -6106,16 +6112,19 @@ export interface KeyValueServiceClient extends Client {
    * revision, says the revision it starts after; one from a later revision
    * says the store's current revision; one with a start_revision in the
    * history gets the end of its replay, current to the store's revision,
-   * even if nothing in it matched. (On the etcd engine only a
-   * watch from now does; one with a start_revision hears first at etcd's
-   * next progress response, or with its first events.) When there is
+   * even if nothing in it matched. (On the etcd engine a watch from a
+   * later revision says the revision before its start, and one with a
+   * start_revision etcd has reached hears first at etcd's next progress
+   * response, or with its first events.) When there is
    * nothing to send, the server sends a progress message (no events, the
    * current revision) about every 5 seconds (server flag
    * --watch-progress-ms), so a client always knows a recent revision to
    * resume from, and can tell a quiet stream from a dead one.
    *
    * To resume after a disconnect, watch again with start_revision = the
-   * last revision received + 1. The server keeps a window of recent changes
+   * last revision received + 1, or the start_revision asked for if that is
+   * later (a watch from a later revision is current to less than its start
+   * until the store gets there). The server keeps a window of recent changes
    * (flags --watch-history-changes and --watch-history-bytes), also across
    * restarts.
    *
