@@ -106,4 +106,14 @@ describeWithEtcd()('an etcd whose authentication is off', () => {
       expect(stderr).toContain("etcd's authentication is off; leave out --etcd-username and --etcd-password-file");
     }
   }, 30_000);
+
+  test('an https:// endpoint where etcd serves plaintext: one line naming the scheme, not quorum advice, exit 1', async () => {
+    const endpoint = cluster.endpoints[0].replace(/^http:/, 'https:');
+    const args = ['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', endpoint, '--etcd-timeout-ms', '2000'];
+    const { code, stderr } = await runServerToExit(args);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain('an etcd that serves plaintext is named http://, not https://');
+    expect(stderr).not.toContain('majority');
+  });
 });

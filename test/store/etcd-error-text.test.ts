@@ -168,3 +168,12 @@ test('a TLS handshake that failed says which certificate to look at, a name mism
   // No cipher suite in common is not a certificate's fault.
   expect(tlsTrouble('SSL routines:ssl3_read_bytes:sslv3 alert handshake failure')).toBeUndefined();
 });
+
+test('an https:// endpoint whose server does not speak TLS is named as such', () => {
+  expect(
+    tlsTrouble(
+      '14 UNAVAILABLE: No connection established. Last error: Error: Client network socket disconnected before secure TLS connection was established',
+    ),
+  ).toMatch(/^the connection closed before its TLS handshake ended: an etcd that serves plaintext is named http:\/\/, not https:\/\//);
+  expect(tlsTrouble('14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379')).toBeUndefined();
+});

@@ -183,6 +183,9 @@ const CLIENT_CERT_REFUSED =
 const SERVER_CERT_REFUSED =
   /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate(?: in certificate chain)?|certificate has expired|certificate is not yet valid|Hostname\/IP does not match certificate's altnames: (?:IP|Host): \S+ is not in the cert's (?:list|altnames): [^()]*?(?=\s*\(|\)|$)/i;
 
+/** Node's words for a TLS connection the other end closed during the handshake: an https:// endpoint that serves plaintext, as a rule. */
+const NO_TLS_THERE = /socket disconnected before secure TLS connection was established/i;
+
 /**
  * A connection that failed in its TLS handshake, in words that say which side's certificate to look at (without
  * OpenSSL's source file and error codes); undefined for any other failure.
@@ -200,6 +203,12 @@ export function tlsTrouble(text: string): string | undefined {
     return (
       `this server does not accept etcd's certificate (${server[0]}): check that --etcd-ca holds the CA that signed the etcd members' ` +
       'certificates, and that those name the --etcd-endpoints hosts and are current'
+    );
+  }
+  if (NO_TLS_THERE.test(text)) {
+    return (
+      'the connection closed before its TLS handshake ended: an etcd that serves plaintext is named http://, not https://, in ' +
+      "--etcd-endpoints (or the address is not an etcd member's client port)"
     );
   }
   return undefined;
