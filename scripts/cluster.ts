@@ -46,9 +46,11 @@ async function main(): Promise<number> {
   if (!etcdInstalled()) execFileSync('bash', [path.join(__dirname, 'install-etcd.sh')], { stdio: 'inherit' });
 
   // Listened for before anything starts: a signal that comes as the ready line is read (or before) still stops everything.
+  // And for good: Ctrl-C signals the whole process group, and a second SIGINT or SIGTERM (a launcher passing the same
+  // one on) must not end the script with no listener left, half way through its stop.
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    process.on('SIGINT', resolve);
+    process.on('SIGTERM', resolve);
   });
   let cluster: EtcdCluster | undefined;
   const frontends: RunningServer[] = [];

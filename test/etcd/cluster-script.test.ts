@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describeWithEtcd, freePort } from '../support/etcd-cluster';
 import { REPO_ROOT } from '../support/server-process';
 import { pollUntil } from '../support/temp-dirs';
@@ -17,6 +18,15 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Signals every process of the group led by `pid`, if any is left. */
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
 }
 
@@ -49,6 +59,39 @@ describeEtcd('npm run cluster', () => {
       expect(existsSync(dataDir)).toBe(false);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  test('Ctrl-C, twice (SIGINT to the whole process group, npm and every child with it), stops everything and removes every directory it made', async () => {
+    const port = await freePort();
+    // A process group of its own, as a terminal's foreground job.
+    const child = spawn('npm', ['run', '--silent', 'cluster', '--', '--frontends', '1', '--first-port', String(port)], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      await pollUntil('the cluster to be ready', () => (output.includes('Ctrl-C stops everything') ? true : undefined), 60_000);
+      const pids = [...output.matchAll(/pids ([\d ]+)\)/g)].flatMap((m) => m[1].split(' ').map(Number));
+      const etcdArgs = readFileSync(`/proc/${pids[0]}/cmdline`, 'utf8').split('\0');
+      const etcdDir = path.dirname((etcdArgs.find((arg) => arg.startsWith('--data-dir=')) as string).slice('--data-dir='.length));
+      const frontendArgs = readFileSync(`/proc/${pids[3]}/cmdline`, 'utf8').split('\0');
+      const dataDir = frontendArgs[frontendArgs.indexOf('--data-dir') + 1];
+      expect([existsSync(etcdDir), existsSync(dataDir)]).toEqual([true, true]);
+      // Twice, as a hurried user (or a launcher that passes the signal on again) does: the stop still runs to its end.
+      signalGroup(child.pid as number, 'SIGINT');
+      await pollUntil('the stop to begin', () => (output.includes('SIGINT: stopping') ? true : undefined));
+      signalGroup(child.pid as number, 'SIGINT');
+      await exited;
+      await pollUntil('every process it started to be gone', () => (pids.filter(alive).length === 0 ? true : undefined), 20_000);
+      expect(output).toContain('stopped\n');
+      expect([existsSync(etcdDir), existsSync(dataDir)]).toEqual([false, false]);
+    } finally {
+      signalGroup(child.pid as number, 'SIGKILL');
     }
   });
 });
