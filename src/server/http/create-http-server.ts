@@ -25,7 +25,7 @@ import { HttpConnectionLimits } from './http-connections';
 import { Http1Connections } from './http1-connections';
 import { httpCaller } from './http-caller';
 import { DRAIN_REFUSED_BYTES, drainUnreadBody } from './drain-body';
-import { nodeAdapter } from './node-adapter';
+import { nodeAdapter, requestAuthority } from './node-adapter';
 
 export interface HttpServerOptions {
   deps: GrpcDeps;
@@ -83,7 +83,8 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
       limits.spoke(request.socket);
       if (!http1Connections.admit(request as http.IncomingMessage, response as http.ServerResponse)) return;
     }
-    if (loopbackOnly && !isLoopbackHostHeader(request.headers.host ?? request.headers[':authority'])) {
+    // The host connect-node builds the call's URL from (over HTTP/2 :authority first), not another header beside it.
+    if (loopbackOnly && !isLoopbackHostHeader(requestAuthority(request))) {
       void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
         .then(() => {
           response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });

@@ -54,8 +54,26 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
   routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
   const known = [...handlers.values()];
+  const failed = (response: Parameters<NodeHandler>[1], reason: unknown, where: Record<string, string>, what: string): void => {
+    // connect-node's own adapter ignores these too: the client went away.
+    if (ConnectError.from(reason).code === Code.Aborted) return;
+    logger.warn({ err: reason, ...where }, what);
+    // Never left unanswered: a request in flight holds its connection past every idle timeout.
+    if (!response.headersSent) {
+      response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end('internal error (logged by the server)\n');
+    } else if (!response.writableEnded) {
+      response.destroy();
+    }
+  };
   return (request, response) => {
     const path = request.url?.split('?', 2)[0] ?? '';
+    if (requestUrl(request) === undefined) {
+      // connect-node (and the console) would throw building the request's URL: a 400 instead, before anything else.
+      return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
+        .then(() => universalResponseToNodeResponse(text(400, BAD_URL), response))
+        .catch((reason: unknown) => failed(response, reason, {}, 'HTTP port: answering a request failed'));
+    }
     const handler = handlers.get(path);
     if (handler === undefined) {
       const answer =
@@ -64,14 +82,17 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
           : () => fallback(request, response);
       return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
         .then(answer)
-        .catch((reason: unknown) => {
-          if (ConnectError.from(reason).code === Code.Aborted) return;
-          logger.warn({ err: reason, path }, 'HTTP port: answering a request failed');
-        });
+        .catch((reason: unknown) => failed(response, reason, { path }, 'HTTP port: answering a request failed'));
     }
     const values = options.contextValues?.(request) ?? createContextValues();
     values.set(CLIENT_GONE, goneSignal(response));
-    const universal = universalRequestFromNodeRequest(request, response, undefined, values);
+    // A throw here (none is known once the URL is good) must not reach the event loop: it would end the process.
+    let universal: ReturnType<typeof universalRequestFromNodeRequest>;
+    try {
+      universal = universalRequestFromNodeRequest(request, response, undefined, values);
+    } catch (reason) {
+      return failed(response, reason, { rpc: handler.requestPath }, 'HTTP port: answering a call failed');
+    }
     const contentType = request.headers['content-type'] ?? '';
     if (ENVELOPED.test(contentType)) {
       const oneMessage = handler.method.methodKind === 'unary' || handler.method.methodKind === 'server_streaming';
@@ -85,12 +106,31 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
         }
         return universalResponseToNodeResponse(explained(answer, handler, request), response);
       })
-      .catch((reason: unknown) => {
-        // connect-node's own adapter ignores these too: the client went away.
-        if (ConnectError.from(reason).code === Code.Aborted) return;
-        logger.warn({ err: reason, rpc: handler.requestPath }, 'HTTP port: answering a call failed');
-      });
+      .catch((reason: unknown) => failed(response, reason, { rpc: handler.requestPath }, 'HTTP port: answering a call failed'));
   };
+}
+
+const BAD_URL =
+  'bad request: it needs a Host header (over HTTP/2, :authority) naming a host, and a path, that make a URL (http://HOST/PATH)';
+
+/**
+ * The host a request is addressed to, as connect-node reads it: HTTP/2's
+ * :authority (Node falls back to its Host header), HTTP/1's Host header.
+ */
+export function requestAuthority(request: Parameters<NodeHandler>[0]): string | undefined {
+  return 'authority' in request ? request.authority : request.headers.host;
+}
+
+/** The request's URL as connect-node builds it; undefined where that would throw (no Host, or a host or path no URL can hold). */
+function requestUrl(request: Parameters<NodeHandler>[0]): URL | undefined {
+  const authority = requestAuthority(request);
+  if (authority === undefined || authority === '') return undefined;
+  const encrypted = 'encrypted' in request.socket && request.socket.encrypted === true;
+  try {
+    return new URL(request.url ?? '', `${encrypted ? 'https' : 'http'}://${authority}`);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The content types whose body is a sequence of framed messages: Connect's streams, and every gRPC-Web call. */
