@@ -353,6 +353,24 @@ test('SIGTERM just as a new owner and workers are forked: each of them hears it 
   expect(server.output()).toMatch(/"signal":"SIGTERM".*"msg":"shutting down: the workers drain, then the store owner closes the store"/);
 });
 
+test('a call over the HTTP port whose store owner does not answer ends at its connect-timeout-ms with 504 deadline_exceeded, as on the gRPC port', async () => {
+  server = await startServer({ args: ['--workers', '2', '--http-listen', '127.0.0.1:0'] });
+  const [owner] = pidsOf(server, 'owner');
+  process.kill(owner, 'SIGSTOP');
+  try {
+    const answer = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Get`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'connect-timeout-ms': '1000' },
+      body: '{"key":"a"}',
+      signal: AbortSignal.timeout(15_000),
+    });
+    expect(answer.status).toBe(504);
+    expect(await answer.json()).toMatchObject({ code: 'deadline_exceeded' });
+  } finally {
+    process.kill(owner, 'SIGCONT');
+  }
+});
+
 test('a lost directory lock turns health NOT_SERVING on every worker; writes are refused, reads go on', async () => {
   server = await startServer({ args: ['--workers', '2'] });
   const [a, b] = (open = clients(server.address, 2));

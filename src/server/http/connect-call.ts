@@ -90,7 +90,7 @@ export function connectUnary<I extends DescMessage, O extends DescMessage, Req, 
     const call = callContext(context, deps);
     const startedAt = observer.started();
     try {
-      const response = await handler(call, decode(method, codecs, request));
+      const response = await untilDeadline(handler(call, decode(method, codecs, request)), context.signal);
       const answer = toAnswer(method, codecs.responseSerialize(response), context);
       observer.answered(startedAt, status.OK);
       call.access.finished(status.OK);
@@ -285,6 +285,32 @@ function isJson(context: HandlerContext): boolean {
 
 function isDeadline(reason: unknown): reason is ConnectError {
   return reason instanceof ConnectError && reason.code === Code.DeadlineExceeded;
+}
+
+/**
+ * `work`, unless the call's deadline (connect-timeout-ms, grpc-timeout)
+ * passes first: then DEADLINE_EXCEEDED at once, as grpc-js answers on the
+ * gRPC port (connect-es leaves it to the handler). A write may still be
+ * applied after, as there: the outcome of a call past its deadline is unknown.
+ */
+function untilDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted && isDeadline(signal.reason)) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const passed = (): void => {
+      if (isDeadline(signal.reason)) reject(signal.reason);
+    };
+    signal.addEventListener('abort', passed, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', passed);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', passed);
+        reject(error);
+      },
+    );
+  });
 }
 
 function callContext(context: HandlerContext, deps: GrpcDeps): CallContext {
