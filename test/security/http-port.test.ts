@@ -170,6 +170,8 @@ describe('tokens on the HTTP port', () => {
       body: '{"this is": not json',
     });
     expect(response.status).toBe(401);
+    // As HTTP has a 401 say how to authenticate.
+    expect(response.headers.get('www-authenticate')).toBe('Bearer realm="kv"');
   });
 
   test('a Connect client sends its token as a header and a Watch is authorized like any call', async () => {

@@ -28,6 +28,8 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
   if (error instanceof ConnectError) return error;
   const described = describeError(error, logger);
   const metadata = new Headers();
+  // HTTP's 401 names how to authenticate (RFC 9110): a bearer token, as the authorization header carries it.
+  if (connectCode(described.code) === Code.Unauthenticated) metadata.set('www-authenticate', 'Bearer realm="kv"');
   if (described.reason === undefined) return new ConnectError(described.message, connectCode(described.code), metadata);
   const reason = errorReasonToJSON(described.reason);
   metadata.set(REASON_TRAILER, reason);
