@@ -185,7 +185,7 @@ function plainDetails(details: string): string {
   if (deadline !== null) {
     // The rest is grpc-js's internal timings; "Waiting for LB pick" means the call never reached a server.
     const where = details.includes('Waiting for LB pick')
-      ? ': no connection to the server was made (nothing answered at the address, or what answered does not speak gRPC)'
+      ? ': no connection to the server was made (nothing answered at the address, a server there took the connection but did not answer (stopped, or too busy), or what answered does not speak gRPC)'
       : '';
     return `deadline exceeded after ${deadline[1]} s${where}`;
   }
