@@ -81,13 +81,8 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     if (request.httpVersionMajor === 1) {
       // An HTTP/1.1 connection has shown it speaks HTTP (HTTP/2 ones do with their SETTINGS).
       limits.spoke(request.socket);
-      const [request1, response1] = [request as http.IncomingMessage, response as http.ServerResponse];
-      if (!http1Connections.admit(request1, response1)) return;
-      return http1Connections.inTurn(request1, response1, () => answer(request, response));
+      if (!http1Connections.admit(request as http.IncomingMessage, response as http.ServerResponse)) return;
     }
-    answer(request, response);
-  };
-  const answer: typeof handler = (request, response) => {
     // The host connect-node builds the call's URL from (over HTTP/2 :authority first), not another header beside it.
     if (loopbackOnly && !isLoopbackHostHeader(requestAuthority(request))) {
       void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)

@@ -15,8 +15,6 @@ import type net from 'node:net';
 export class Http1Connections {
   /** Every HTTP/1.1 connection, with the responses it has open. */
   private readonly open = new Map<net.Socket, Set<http.ServerResponse>>();
-  /** Per connection, when the last request handed on so far is answered. */
-  private readonly turns = new Map<net.Socket, Promise<void>>();
   private closing = false;
 
   /** A connection the port serves HTTP/1.1 on (after the protocol sniff, or ALPN). */
@@ -44,26 +42,6 @@ export class Http1Connections {
       if (this.closing && inFlight.size === 0) socket.end();
     });
     return true;
-  }
-
-  /**
-   * Runs `handle` once every request before this one on its connection has
-   * been answered. Node hands on pipelined requests at once and only queues
-   * their answers; HTTP/1.1 answers them in order, and a client takes a
-   * request sent after another's answer to see its effects (a Get pipelined
-   * behind a Set was served before the Set was applied, and answered after
-   * it with the old value).
-   */
-  inTurn(request: http.IncomingMessage, response: http.ServerResponse, handle: () => void): void {
-    const socket = request.socket;
-    const before = this.turns.get(socket);
-    const answered = new Promise<void>((resolve) => response.once('close', resolve));
-    this.turns.set(socket, answered);
-    void answered.then(() => {
-      if (this.turns.get(socket) === answered) this.turns.delete(socket);
-    });
-    if (before === undefined) handle();
-    else void before.then(handle);
   }
 
   /** At shutdown: no new calls; connections with none in flight close now, the others once their calls are answered. */
