@@ -74,6 +74,8 @@ test('on an address that is not loopback: no Host, or one that is not a host, is
         'content-type': 'application/json',
       }),
     ).toBe(400);
+    // The console needs no Host: a load balancer's HTTP/1.0 health check sends none, and gets the page.
+    expect(await rawHttp1(address, 'GET / HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.[01] 200 /);
     await stillServes(server);
   } finally {
     await server.stop();

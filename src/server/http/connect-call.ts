@@ -86,22 +86,27 @@ export function connectUnary<I extends DescMessage, O extends DescMessage, Req, 
   deps: GrpcDeps,
 ): (request: MessageShape<I>, context: HandlerContext) => Promise<MessageShape<O>> {
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
-  return async (request, context) => {
+  return (request, context) => {
     const call = callContext(context, deps);
     const startedAt = observer.started();
-    try {
-      const response = await untilDeadline(handler(call, decode(method, codecs, request)), context.signal);
-      const answer = toAnswer(method, codecs.responseSerialize(response), context);
-      observer.answered(startedAt, status.OK);
-      call.access.finished(status.OK);
-      return answer;
-    } catch (error) {
-      const failure = fail(error, deps);
-      const code: status = Number(failure.code); // Connect and gRPC number their codes alike
-      observer.answered(startedAt, code);
-      call.access.finished(code);
-      throw failure;
-    }
+    // Counted and audited with how the call came out, also when its deadline answered the client first (as on the
+    // gRPC port: a write that was applied after its deadline is recorded as applied).
+    const settled = (async () => {
+      try {
+        const response = await handler(call, decode(method, codecs, request));
+        const answer = toAnswer(method, codecs.responseSerialize(response), context);
+        observer.answered(startedAt, status.OK);
+        call.access.finished(status.OK);
+        return answer;
+      } catch (error) {
+        const failure = fail(error, deps);
+        const code: status = Number(failure.code); // Connect and gRPC number their codes alike
+        observer.answered(startedAt, code);
+        call.access.finished(code);
+        throw failure;
+      }
+    })();
+    return untilDeadline(settled, context.signal);
   };
 }
 

@@ -42,7 +42,12 @@ export function consoleRoute(assets: ConsoleAssets | undefined): NodeHandler {
     if (assets === undefined) {
       return send(404, { 'content-type': 'text/plain; charset=utf-8' }, 'the web console is not built: run npm run build\n');
     }
-    const urlPath = new URL(request.url ?? '/', 'http://console').pathname;
+    let urlPath: string;
+    try {
+      urlPath = new URL(request.url ?? '/', 'http://console').pathname;
+    } catch {
+      return send(400, { 'content-type': 'text/plain; charset=utf-8' }, 'bad request: the path is not one a URL can hold\n');
+    }
     const asset = assets(urlPath) ?? (urlPath === '/' ? assets('/index.html') : undefined);
     if (asset === undefined) return send(404, { 'content-type': 'text/plain; charset=utf-8' }, 'not found\n');
     // Vite names built assets by content hash, so they never change; index.html must be fetched each time.

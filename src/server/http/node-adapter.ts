@@ -68,12 +68,6 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
   };
   return (request, response) => {
     const path = request.url?.split('?', 2)[0] ?? '';
-    if (requestUrl(request) === undefined) {
-      // connect-node (and the console) would throw building the request's URL: a 400 instead, before anything else.
-      return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
-        .then(() => universalResponseToNodeResponse(text(400, BAD_URL), response))
-        .catch((reason: unknown) => failed(response, reason, {}, 'HTTP port: answering a request failed'));
-    }
     const handler = handlers.get(path);
     if (handler === undefined) {
       const answer =
@@ -82,6 +76,13 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
           : () => fallback(request, response);
       return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
         .then(answer)
+        .catch((reason: unknown) => failed(response, reason, { path }, 'HTTP port: answering a request failed'));
+    }
+    if (requestUrl(request) === undefined) {
+      // connect-node would throw building the call's URL, outside any handler (the process ended): a 400 instead.
+      // (Only calls: the console needs no Host, and a load balancer's HTTP/1.0 health check sends none.)
+      return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
+        .then(() => universalResponseToNodeResponse(text(400, BAD_URL), response))
         .catch((reason: unknown) => failed(response, reason, { path }, 'HTTP port: answering a request failed'));
     }
     const values = options.contextValues?.(request) ?? createContextValues();
