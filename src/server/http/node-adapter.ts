@@ -78,7 +78,7 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
         .then(answer)
         .catch((reason: unknown) => failed(response, reason, { path }, 'HTTP port: answering a request failed'));
     }
-    if (requestUrl(request) === undefined) {
+    if (!hasUrl(request)) {
       // connect-node would throw building the call's URL, outside any handler (the process ended): a 400 instead.
       // (Only calls: the console needs no Host, and a load balancer's HTTP/1.0 health check sends none.)
       return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
@@ -122,16 +122,24 @@ export function requestAuthority(request: Parameters<NodeHandler>[0]): string | 
   return 'authority' in request ? request.authority : request.headers.host;
 }
 
-/** The request's URL as connect-node builds it; undefined where that would throw (no Host, or a host or path no URL can hold). */
-function requestUrl(request: Parameters<NodeHandler>[0]): URL | undefined {
+/** The last authority and path that made a URL: a client sends the same ones call after call, and `new URL` is not free. */
+let madeUrl = '';
+
+/** Whether connect-node can build the request's URL (it throws where there is no Host, or a host or path no URL can hold). */
+function hasUrl(request: Parameters<NodeHandler>[0]): boolean {
   const authority = requestAuthority(request);
-  if (authority === undefined || authority === '') return undefined;
+  if (authority === undefined || authority === '') return false;
   const encrypted = 'encrypted' in request.socket && request.socket.encrypted === true;
+  const base = `${encrypted ? 'https' : 'http'}://${authority}`;
+  const key = `${base} ${request.url ?? ''}`;
+  if (key === madeUrl) return true;
   try {
-    return new URL(request.url ?? '', `${encrypted ? 'https' : 'http'}://${authority}`);
+    new URL(request.url ?? '', base);
   } catch {
-    return undefined;
+    return false;
   }
+  madeUrl = key;
+  return true;
 }
 
 /** The content types whose body is a sequence of framed messages: Connect's streams, and every gRPC-Web call. */
