@@ -198,9 +198,12 @@ describe('file engine: I/O failures', () => {
     } finally {
       jest.restoreAllMocks();
     }
-    // Reopened, the history starts after that checkpoint: an older start is COMPACTED, never a gap.
+    // Reopened, the history starts after that checkpoint: an older start is COMPACTED, never a gap. (Unless the last
+    // writes made another checkpoint due before the close: that one carries the whole window again, from revision 1.)
+    const checkpoints = lines.filter((l) => l.msg === 'compaction finished').length;
     const again = await openFileStore({ dataDir });
-    expect(again.feedStatus.oldestRevision).toBeGreaterThan(1);
+    if (checkpoints === 1) expect(again.feedStatus.oldestRevision).toBeGreaterThan(1);
+    else expect(again.feedStatus.oldestRevision).toBe(1);
     expect(await again.get('k0')).toBeDefined();
     await again.close();
   });
