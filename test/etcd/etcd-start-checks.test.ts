@@ -7,6 +7,7 @@
  * certificate that has expired.
  */
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { issue, makeCa } from '../support/certificates';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
@@ -30,6 +31,30 @@ test('a gRPC server that is not etcd is named as such at start, in one line', as
     `kv-server: cannot open the store in etcd at ${endpoint}: an --etcd-endpoints address answered, but not as an etcd v3 member`,
   );
   expect(stderr).toContain('check --etcd-endpoints');
+});
+
+test('an https:// endpoint that resets the TLS handshake (as a plaintext etcd does on a busy machine) but answers plain HTTP: the scheme is named', async () => {
+  // A plaintext etcd closes a connection that starts with a TLS ClientHello; Node reports that as a handshake cut short
+  // or, when the close comes as a reset, as ECONNRESET, which says nothing of TLS: this one always resets.
+  const server = net.createServer((socket) => {
+    socket.once('data', (chunk: Buffer) => {
+      if (chunk[0] === 0x16) socket.resetAndDestroy();
+      else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const endpoint = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const args = ['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', endpoint, '--etcd-timeout-ms', '2000'];
+    const { code, stderr } = await runServerToExit(args);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain('an etcd that serves plaintext is named http://, not https://');
+    expect(stderr).not.toContain('majority');
+  } finally {
+    server.close();
+  }
 });
 
 test('under --workers the start fails at once, the line said once, not after starting workers again and again', async () => {

@@ -8,6 +8,7 @@
  * circuit breaker), so calls go to the members that answer; a call refused
  * for its size is not the member failing.
  */
+import net from 'node:net';
 import { rootCertificates } from 'node:tls';
 import {
   circuitBreaker,
@@ -230,4 +231,46 @@ export async function writeOnce<T>(write: () => Promise<T>): Promise<T> {
 export function endStream(stream: { end(): void; cancel(): void }): void {
   stream.end();
   stream.cancel();
+}
+
+/**
+ * Whether one of the https:// endpoints answers plain HTTP: an etcd that
+ * serves plaintext, named https:// by mistake. Asked only after a first read
+ * failed without a TLS error to say so: such a member closes a TLS
+ * connection at once, and Node reports that as a handshake cut short or, as
+ * often on a busy machine, as ECONNRESET, which a member going down gives too.
+ */
+export async function plaintextBehindHttps(endpoints: readonly string[], timeoutMs = 1000): Promise<boolean> {
+  const answers = await Promise.all(
+    endpoints.map(async (endpoint) => {
+      let url: URL;
+      try {
+        url = new URL(endpoint);
+      } catch {
+        return false;
+      }
+      if (url.protocol !== 'https:') return false;
+      return answersPlainHttp(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 443), timeoutMs);
+    }),
+  );
+  return answers.includes(true);
+}
+
+function answersPlainHttp(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    let head = '';
+    const done = (answer: boolean): void => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('connect', () => socket.write(`GET /version HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      if (head.length >= 8) done(head.startsWith('HTTP/1.'));
+    });
+    socket.on('end', () => done(head.startsWith('HTTP/1.')));
+  });
 }

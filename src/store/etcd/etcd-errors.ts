@@ -149,8 +149,8 @@ export function callTimeSpent(kind: EtcdCallKind, sent: boolean): StoreError {
  * the operator starting it, not as a call's "try again"; anything else is
  * returned as is.
  */
-export function notReachedAtStart(error: unknown): unknown {
-  return saidToOperator(error, 'for its first read', "kv's first read");
+export function notReachedAtStart(error: unknown, plaintextBehindHttps = false): unknown {
+  return saidToOperator(error, 'for its first read', "kv's first read", plaintextBehindHttps);
 }
 
 /**
@@ -162,10 +162,12 @@ export function notReachedByProbe(error: unknown): unknown {
   return saidToOperator(error, 'to see whether it answers', "the frontend's probe");
 }
 
-function saidToOperator(error: unknown, connectingFor: string, asked: string): unknown {
+/** With `plaintextBehindHttps`: an https:// endpoint was found to answer plain HTTP (plaintextBehindHttps in etcd-connection.ts). */
+function saidToOperator(error: unknown, connectingFor: string, asked: string, plaintextBehindHttps = false): unknown {
   if (!isOutage(error)) return error;
   const why = error.cause instanceof Error ? grpcText(error.cause.message) : error.message;
-  const tls = error.cause instanceof Error ? tlsTrouble(error.cause.message) : undefined;
+  const tls =
+    (error.cause instanceof Error ? tlsTrouble(error.cause.message) : undefined) ?? (plaintextBehindHttps ? NO_TLS_THERE_TEXT : undefined);
   const text =
     tls !== undefined
       ? `kv could not connect to etcd ${connectingFor}: ${tls}`
@@ -182,6 +184,10 @@ const CLIENT_CERT_REFUSED =
 /** Node's words for a certificate of etcd's that kv does not accept (a name mismatch whole: the name and the certificate's list). */
 const SERVER_CERT_REFUSED =
   /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate(?: in certificate chain)?|certificate has expired|certificate is not yet valid|Hostname\/IP does not match certificate's altnames: (?:IP|Host): \S+ is not in the cert's (?:list|altnames): [^()]*?(?=\s*\(|\)|$)/i;
+
+const NO_TLS_THERE_TEXT =
+  'the connection closed before its TLS handshake ended: an etcd that serves plaintext is named http://, not https://, in ' +
+  "--etcd-endpoints (or the address is not an etcd member's client port)";
 
 /** Node's words for a TLS connection the other end closed during the handshake: an https:// endpoint that serves plaintext, as a rule. */
 const NO_TLS_THERE = /socket disconnected before secure TLS connection was established/i;
@@ -205,12 +211,7 @@ export function tlsTrouble(text: string): string | undefined {
       'certificates, and that those name the --etcd-endpoints hosts and are current'
     );
   }
-  if (NO_TLS_THERE.test(text)) {
-    return (
-      'the connection closed before its TLS handshake ended: an etcd that serves plaintext is named http://, not https://, in ' +
-      "--etcd-endpoints (or the address is not an etcd member's client port)"
-    );
-  }
+  if (NO_TLS_THERE.test(text)) return NO_TLS_THERE_TEXT;
   return undefined;
 }
 

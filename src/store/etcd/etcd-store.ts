@@ -86,6 +86,7 @@ import {
   attemptMsOf,
   connectEtcd,
   DEFAULT_CALL_TIMEOUT_MS,
+  plaintextBehindHttps,
   readWithRetry,
   writeOnce,
   type AttemptOptions,
@@ -901,6 +902,6 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
     return store;
   } catch (error) {
     client.close();
-    throw notReachedAtStart(error);
+    throw notReachedAtStart(error, isOutage(error) && (await plaintextBehindHttps(options.endpoints)));
   }
 }
