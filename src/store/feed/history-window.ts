@@ -56,6 +56,14 @@ export interface HistoryView {
 export class HistoryWindow {
   /** Packed chunks, oldest first; those before firstSegment are evicted. */
   private segments: PackedChanges[] = [];
+  /**
+   * Per segment, each change's revision and measure (bytesAt) side by side,
+   * read from the packed form once as it is added. Eviction reads the oldest
+   * change at every write, long after it was packed: a packed form keeps
+   * each change's numbers a cache line or more apart (and in two places),
+   * these four changes to a line.
+   */
+  private segmentMeta: Float64Array[] = [];
   /** Where each segment starts, counting every change ever packed (absolute packed positions). */
   private segmentStarts: number[] = [];
   private firstSegment = 0;
@@ -147,7 +155,7 @@ export class HistoryWindow {
     if (position < this.packedSize) {
       const at = this.packedHead + position;
       const segment = this.segmentOf(at);
-      return this.segments[segment].revisionAt(at - this.segmentStarts[segment]);
+      return this.segmentMeta[segment][2 * (at - this.segmentStarts[segment])];
     }
     return this.changes[this.head + position - this.packedSize].revision;
   }
@@ -156,6 +164,7 @@ export class HistoryWindow {
   view(): HistoryView {
     const frozen = new HistoryWindow(this.limits, 0);
     frozen.segments = this.segments.slice(this.firstSegment);
+    frozen.segmentMeta = this.segmentMeta.slice(this.firstSegment);
     frozen.segmentStarts = this.segmentStarts.slice(this.firstSegment);
     frozen.packedHead = this.packedHead;
     frozen.packedEnd = this.packedEnd;
@@ -196,10 +205,16 @@ export class HistoryWindow {
   }
 
   private addSegment(packed: PackedChanges): void {
+    const meta = new Float64Array(2 * packed.count);
+    for (let i = 0; i < packed.count; i++) {
+      meta[2 * i] = packed.revisionAt(i);
+      meta[2 * i + 1] = packed.bytesAt(i);
+      this.bytes += meta[2 * i + 1];
+    }
     this.segments.push(packed);
+    this.segmentMeta.push(meta);
     this.segmentStarts.push(this.packedEnd);
     this.packedEnd += packed.count;
-    for (let i = 0; i < packed.count; i++) this.bytes += packed.bytesAt(i);
   }
 
   /**
@@ -240,6 +255,7 @@ export class HistoryWindow {
     }
     if (this.firstSegment > 64 && this.firstSegment * 2 > this.segments.length) {
       this.segments = this.segments.slice(this.firstSegment);
+      this.segmentMeta = this.segmentMeta.slice(this.firstSegment);
       this.segmentStarts = this.segmentStarts.slice(this.firstSegment);
       this.firstSegment = 0;
     }
@@ -249,10 +265,9 @@ export class HistoryWindow {
     if (this.packedSize > 0) {
       const at = this.packedHead++;
       const segment = this.segmentOf(at);
-      const packed = this.segments[segment];
       const index = at - this.segmentStarts[segment];
-      this.bytes -= packed.bytesAt(index);
-      if (index === packed.count - 1) this.firstSegment++;
+      this.bytes -= this.segmentMeta[segment][2 * index + 1];
+      if (index === this.segments[segment].count - 1) this.firstSegment++;
       return;
     }
     this.bytes -= keyChangeBytes(this.changes[this.head++]);
