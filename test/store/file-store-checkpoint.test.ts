@@ -157,6 +157,33 @@ describe('file engine: checkpoints', () => {
     }
   });
 
+  test('by default the logs since the last checkpoint grow to the history window packed, not just 16 MiB, before the next one (which copies the whole window)', async () => {
+    const dataDir = dirs.make();
+    const store = await openFileStore({ dataDir, fsync: 'never' });
+    try {
+      // One key overwritten with 50 KB values: about 17 MB of logs, and a window of each value with the one before (about 33 MB packed, at its byte limit).
+      for (let i = 0; i < 340; i++) await store.set('k', { i, pad: 'x'.repeat(50_000) });
+      const { checkpointProgress, compacting, diskBytes } = store.diskUsage;
+      expect(diskBytes).toBeGreaterThan(16 * 1024 * 1024);
+      expect(compacting).toBe(false);
+      expect(dataFiles(dataDir).filter((f) => f.endsWith('.snap'))).toEqual([]);
+      expect(checkpointProgress).toBeGreaterThan(0.4);
+      expect(checkpointProgress).toBeLessThan(0.7);
+      // A window of a few changes takes less than 16 MiB: that bound holds again.
+      await store.close();
+      const small = await openFileStore({ dataDir, fsync: 'never', feed: { history: { maxChanges: 4 } } });
+      try {
+        await pollUntil('a checkpoint', () =>
+          dataFiles(dataDir).some((f) => f.endsWith('.snap')) && !small.diskUsage.compacting ? true : undefined,
+        );
+      } finally {
+        await small.close();
+      }
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
   test.each([
     [
       'blocks across slab boundaries, carried into the next slab',

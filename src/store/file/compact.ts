@@ -67,7 +67,7 @@ export interface CompactionOptions {
   logToLiveRatio?: number;
   /** ...or hold this × live keys changes (default 0.125)... */
   logToKeysRatio?: number;
-  /** ...and at least this many bytes (default 16 MiB). */
+  /** ...and at least this many bytes (default: 16 MiB, or about the bytes the history window takes packed if more: each checkpoint copies the whole window). */
   logMinBytes?: number;
   /** After a failed attempt, wait this long before the next one (default 10000 ms). */
   retryAfterMs?: number;
@@ -101,12 +101,16 @@ interface SealedSummary {
   checkpoint: SealedFile | undefined;
 }
 
+/** The least bytes of logs since the last checkpoint that start the next (unless compaction.logMinBytes says otherwise). */
+export const DEFAULT_LOG_MIN_BYTES = 16 * 1024 * 1024;
+
 export class Compactor {
   private readonly minBytes: number;
   private readonly ratio: number;
   private readonly logRatio: number;
   private readonly logKeysRatio: number;
-  private readonly logMinBytes: number;
+  /** Undefined: DEFAULT_LOG_MIN_BYTES or the window's packed size, whichever is more (see checkpointProgress). */
+  private readonly logMinBytes: number | undefined;
   /** index.changeCount when the newest checkpoint's view was taken (0 at open: replay counts only the logs after it). */
   private changesAtCheckpoint = 0;
   private readonly retryAfterMs: number;
@@ -139,8 +143,8 @@ export class Compactor {
     private sealed: SealedFile[],
     private readonly writer: LogWriter,
     private readonly index: StoreIndex,
-    /** The history window as it is now (for the checkpoint to carry). */
-    private readonly history: () => HistoryView,
+    /** The history window (for the checkpoint to carry what it holds, and for the log trigger to weigh). */
+    private readonly window: { view(): HistoryView; readonly byteSize: number },
     options: CompactionOptions,
     private readonly logger: Logger,
   ) {
@@ -148,7 +152,7 @@ export class Compactor {
     this.ratio = options.deadToLiveRatio ?? 1.0;
     this.logRatio = options.logToLiveRatio ?? 0.125;
     this.logKeysRatio = options.logToKeysRatio ?? 0.125;
-    this.logMinBytes = options.logMinBytes ?? 16 * 1024 * 1024;
+    this.logMinBytes = options.logMinBytes;
     this.retryAfterMs = options.retryAfterMs ?? 10_000;
     this.offThreadMinKeys = options.offThreadMinKeys ?? 65_536;
     this.workerResourceLimits = options.workerResourceLimits;
@@ -218,7 +222,11 @@ export class Compactor {
     const changes = this.index.changeCount - this.changesAtCheckpoint;
     const ofLive = logs / (this.logRatio * this.index.liveBytes);
     const ofKeys = changes / (this.logKeysRatio * this.index.size);
-    return Math.min(logs / this.logMinBytes, Math.max(ofLive, Number.isNaN(ofKeys) ? 0 : ofKeys));
+    // Each checkpoint copies the whole history window again: by default not before the logs hold about as many bytes
+    // as the window packed (half its measure, which counts UTF-16), so a checkpoint copies no more history than the
+    // logs grew since the last one.
+    const min = this.logMinBytes ?? Math.max(DEFAULT_LOG_MIN_BYTES, this.window.byteSize / 2);
+    return Math.min(logs / min, Math.max(ofLive, Number.isNaN(ofKeys) ? 0 : ofKeys));
   }
 
   /**
@@ -248,7 +256,7 @@ export class Compactor {
     // The index and the window as of the end of the sealed log, taken together.
     const snapshot = this.index.snapshot();
     const changes = this.index.changeCount;
-    const history = this.history();
+    const history = this.window.view();
     const replaced = this.sealed.slice();
     this.logger.info({ snapshot: snapshotFileName(snapSeq), replacedFiles: replaced.length }, 'compaction started');
     // run() handles its own errors; the catch is a backstop, since nothing

@@ -382,7 +382,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     const index = recovered.index;
     const writer = new LogWriter(dir, active, mode, options.fsyncIntervalMs ?? 1000, logger);
     const feed = new ChangeFeed(index.revision, options.feed, recovered.window);
-    const compactor = new Compactor(dir, sealed, writer, index, () => feed.window.view(), options.compaction ?? {}, logger);
+    const compactor = new Compactor(dir, sealed, writer, index, feed.window, options.compaction ?? {}, logger);
     const maxValueBytes = options.maxValueBytes ?? 1048576;
     // Expired leases are revoked through the commit loop, like any write.
     // Settles once the expiry is committed or failed: the clock sends its next chunk then.
