@@ -18,6 +18,7 @@ import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamLif
 import { InvalidArgumentError } from '../service-errors';
 import { rewordConnectFailure, toConnectError } from './to-connect-error';
 import { failsTheStore } from '../../store/errors';
+import { checkConnectHeaders } from './connect-headers';
 import { CLIENT_GONE } from './node-adapter';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
 import { ALWAYS_FITS_JSON_BYTES, MAX_JSON_CHARS, tooLargeForJson } from './json-size';
@@ -36,7 +37,8 @@ const UNCOUNTED = new Set([Code.Canceled, Code.Aborted, Code.DeadlineExceeded]);
 /**
  * Connect's request gate: credentials first, before the body is read, so a
  * caller without them learns nothing (not even that its request was
- * malformed). A call refused here, or by connect-es before its handler
+ * malformed), then the Connect protocol's headers (connect-headers.ts). A
+ * call refused here, or by connect-es before its handler
  * (a body that does not parse, or is too large), is counted by the
  * method's observer, as the gRPC port counts those.
  */
@@ -58,6 +60,8 @@ export function authenticateRequest(deps: GrpcDeps, observerOf: (method: string)
           ? openAccess
           : authenticate({ ...caller, method: `/${context.service.typeName}/${context.method.name}` });
       context.values.set(ACCESS, access);
+      // Connect's own headers after the credentials (gRPC-Web's are connect-es's to check).
+      if (context.protocolName === 'connect') checkConnectHeaders(context.requestHeader);
     } catch (error) {
       const failure = toConnectError(error, deps.logger);
       refused(failure);
@@ -89,6 +93,12 @@ export function connectUnary<I extends DescMessage, O extends DescMessage, Req, 
   return (request, context) => {
     const call = callContext(context, deps);
     const startedAt = observer.started();
+    const notRun = deadlinePassed(context);
+    if (notRun !== undefined) {
+      observer.answered(startedAt, status.DEADLINE_EXCEEDED);
+      call.access.finished(status.DEADLINE_EXCEEDED);
+      return Promise.reject(notRun);
+    }
     // Counted and audited with how the call came out, also when its deadline answered the client first (as on the
     // gRPC port: a write that was applied after its deadline is recorded as applied).
     const settled = (async () => {
@@ -216,8 +226,11 @@ async function* streamResponses<O extends DescMessage, Req, M>(
               wake?.();
             }),
     };
+    // Its deadline may have passed already (the aborted signal above told no one): then it ends so, never started.
+    const notRun = deadlinePassed(context);
+    if (notRun !== undefined) end(notRun);
     // A client gone before the call began (leave() closed it above) has nothing to start: no watch, no key checked after the audit.
-    if (!closed) {
+    if (!closed && ended === undefined) {
       start(call, sink).then(
         () => end(undefined),
         (error: unknown) => end(error ?? new Error('stream handler failed')),
@@ -288,6 +301,17 @@ function isJson(context: HandlerContext): boolean {
   return context.responseHeader.get('content-type')?.includes('json') === true;
 }
 
+/**
+ * DEADLINE_EXCEEDED if the call's deadline passed before it reached its
+ * handler (its body came after it): such a call is not run, as connect-go
+ * runs none, and as the gRPC port answers a deadline that passed before the
+ * request came.
+ */
+function deadlinePassed(context: HandlerContext): ConnectError | undefined {
+  if (!isDeadline(context.signal.reason)) return undefined;
+  return new ConnectError('the deadline passed before the call began: it was not run', Code.DeadlineExceeded);
+}
+
 function isDeadline(reason: unknown): reason is ConnectError {
   return reason instanceof ConnectError && reason.code === Code.DeadlineExceeded;
 }
@@ -299,7 +323,6 @@ function isDeadline(reason: unknown): reason is ConnectError {
  * applied after, as there: the outcome of a call past its deadline is unknown.
  */
 function untilDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted && isDeadline(signal.reason)) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const passed = (): void => {
       if (isDeadline(signal.reason)) reject(signal.reason);

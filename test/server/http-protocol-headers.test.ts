@@ -1,0 +1,178 @@
+/**
+ * The Connect protocol's own headers on the HTTP port, checked as connect-go
+ * checks them, for unary calls and streams alike: a connect-protocol-version
+ * other than "1" is invalid_argument (it was served); a connect-timeout-ms of
+ * 0 is deadline_exceeded with nothing done (a Set was applied, and a Watch
+ * ran on with no deadline at all), one that is not 1 to 10 digits is
+ * invalid_argument naming it; and a call whose deadline passed before its
+ * body came is not run (a Set was applied after it; a Watch never ended).
+ */
+import http from 'node:http';
+import { startServer, type RunningServer } from '../support/server-process';
+
+let server: RunningServer;
+let base: string;
+
+beforeAll(async () => {
+  server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
+  base = `http://${server.httpAddress}/kv.v1.KeyValueService`;
+});
+
+afterAll(async () => {
+  expect(await server.stop()).toBe(0);
+});
+
+/** A Connect stream message: a flags byte, the length (4 bytes, big-endian), the message. */
+function frame(message: string): Buffer {
+  const bytes = Buffer.from(message);
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(bytes.length, 1);
+  return Buffer.concat([header, bytes]);
+}
+
+/** How a Connect stream ended: the error of its end-of-stream message (flags 2), the last frame. */
+function streamError(body: Buffer): { code: string; message: string } | undefined {
+  let last: { flags: number; message: Buffer } | undefined;
+  for (let at = 0; at + 5 <= body.length; at += 5 + body.readUInt32BE(at + 1)) {
+    last = { flags: body[at], message: body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1)) };
+  }
+  expect(last?.flags).toBe(2);
+  return (JSON.parse(last!.message.toString()) as { error?: { code: string; message: string } }).error;
+}
+
+async function set(key: string, headers: Record<string, string>): Promise<{ status: number; code?: string; message?: string }> {
+  const response = await fetch(`${base}/Set`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ key, value: 1 }),
+  });
+  const answer = (await response.json()) as { code?: string; message?: string };
+  return { status: response.status, code: answer.code, message: answer.message };
+}
+
+/** A Watch of a prefix nothing is written under; the stream's end (it must end within 10 s). */
+async function watch(headers: Record<string, string>): Promise<{ code: string; message: string } | undefined> {
+  const response = await fetch(`${base}/Watch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/connect+json', ...headers },
+    body: frame('{"prefix": "nothing-here/"}'),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return streamError(Buffer.from(await response.arrayBuffer()));
+}
+
+async function stored(key: string): Promise<boolean> {
+  const response = await fetch(`${base}/Get`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ key }),
+  });
+  return response.status === 200;
+}
+
+describe('connect-protocol-version', () => {
+  test.each(['2', '0', 'v1'])('%s is invalid_argument saying it must be "1", and the Set is not applied', async (version) => {
+    const answer = await set(`version-${version}`, { 'connect-protocol-version': version });
+    expect(answer).toEqual({
+      status: 400,
+      code: 'invalid_argument',
+      message: `connect-protocol-version must be "1", the Connect protocol's only version: got "${version}"`,
+    });
+    expect(await stored(`version-${version}`)).toBe(false);
+  });
+
+  test('2 on a Watch ends the stream with invalid_argument', async () => {
+    expect(await watch({ 'connect-protocol-version': '2', 'connect-timeout-ms': '5000' })).toMatchObject({
+      code: 'invalid_argument',
+      message: 'connect-protocol-version must be "1", the Connect protocol\'s only version: got "2"',
+    });
+  });
+
+  test('"1", or none (curl sends none), is served', async () => {
+    expect(await set('version-1', { 'connect-protocol-version': '1' })).toMatchObject({ status: 200 });
+    expect(await set('version-none', {})).toMatchObject({ status: 200 });
+    expect(await stored('version-1')).toBe(true);
+  });
+});
+
+describe('connect-timeout-ms', () => {
+  test('0 is deadline_exceeded saying the call was not run, and the Set is not applied', async () => {
+    const answer = await set('timeout-0', { 'connect-timeout-ms': '0' });
+    expect(answer).toEqual({
+      status: 504,
+      code: 'deadline_exceeded',
+      message: 'connect-timeout-ms 0 leaves the call no time: it was not run (leave the header out for no deadline)',
+    });
+    expect(await stored('timeout-0')).toBe(false);
+  });
+
+  test('0 on a Watch ends it at once with deadline_exceeded (it used to run with no deadline)', async () => {
+    expect(await watch({ 'connect-timeout-ms': '0' })).toMatchObject({
+      code: 'deadline_exceeded',
+      message: expect.stringContaining('not run'),
+    });
+  });
+
+  test.each(['-1', '+5', '1.5', '10s', 'abc', '12345678901'])('%s is invalid_argument naming it, on a Set and a Watch', async (timeout) => {
+    const message = `connect-timeout-ms must be a whole number of milliseconds, 1 to 10 digits (leave it out for no deadline): got "${timeout}"`;
+    expect(await set(`timeout-${timeout}`, { 'connect-timeout-ms': timeout })).toEqual({ status: 400, code: 'invalid_argument', message });
+    expect(await stored(`timeout-${timeout}`)).toBe(false);
+    expect(await watch({ 'connect-timeout-ms': timeout })).toMatchObject({ code: 'invalid_argument', message });
+  });
+
+  test('a positive one is served', async () => {
+    expect(await set('timeout-5000', { 'connect-timeout-ms': '5000' })).toMatchObject({ status: 200 });
+  });
+});
+
+/**
+ * Sends `method`'s headers with connect-timeout-ms 1 and Expect: 100-continue,
+ * and its body only once the server has taken the headers (its 100 Continue,
+ * sent as the call starts and its deadline with it) and its deadline has
+ * passed; resolves with the status and body of the answer.
+ */
+function bodyAfterDeadline(method: string, contentType: string, body: Buffer): Promise<{ status: number; body: Buffer }> {
+  const url = new URL(`${base}/${method}`);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { 'content-type': contentType, 'content-length': body.length, 'connect-timeout-ms': '1', expect: '100-continue' },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      },
+    );
+    // Waiting for time to pass is the point here: the 1 ms deadline, started before the 100 Continue, is well past after 50 ms.
+    request.on('continue', () => setTimeout(() => request.end(body), 50));
+    const unanswered = setTimeout(() => request.destroy(new Error(`${method} did not end within 10 s`)), 10_000);
+    request.on('close', () => clearTimeout(unanswered));
+    request.on('error', reject);
+    request.flushHeaders();
+  });
+}
+
+describe('a deadline that passes before the call’s body comes', () => {
+  test('a Set is answered deadline_exceeded and not applied', async () => {
+    const answer = await bodyAfterDeadline('Set', 'application/json', Buffer.from('{"key": "late", "value": 1}'));
+    expect(answer.status).toBe(504);
+    expect(JSON.parse(answer.body.toString())).toEqual({
+      code: 'deadline_exceeded',
+      message: 'the deadline passed before the call began: it was not run',
+    });
+    expect(await stored('late')).toBe(false);
+  });
+
+  test('a Watch ends with deadline_exceeded (it used to run on with no deadline)', async () => {
+    const answer = await bodyAfterDeadline('Watch', 'application/connect+json', frame('{"prefix": "nothing-here/"}'));
+    expect(streamError(answer.body)).toEqual({
+      code: 'deadline_exceeded',
+      message: 'the deadline passed before the call began: it was not run',
+    });
+  });
+});
