@@ -14,7 +14,8 @@ let server: RunningServer;
 let base: string;
 
 beforeAll(async () => {
-  server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
+  // Progress messages every 100 ms: a Watch that stays open shows it.
+  server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--watch-progress-ms', '100'] });
   base = `http://${server.httpAddress}/kv.v1.KeyValueService`;
 });
 
@@ -30,12 +31,18 @@ function frame(message: string): Buffer {
   return Buffer.concat([header, bytes]);
 }
 
-/** How a Connect stream ended: the error of its end-of-stream message (flags 2), the last frame. */
-function streamError(body: Buffer): { code: string; message: string } | undefined {
-  let last: { flags: number; message: Buffer } | undefined;
-  for (let at = 0; at + 5 <= body.length; at += 5 + body.readUInt32BE(at + 1)) {
-    last = { flags: body[at], message: body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1)) };
+/** The whole messages of a framed body so far: a flags byte (2: the end of the stream), a 4-byte length, the message. */
+function frames(body: Buffer): { flags: number; message: Buffer }[] {
+  const found: { flags: number; message: Buffer }[] = [];
+  for (let at = 0; at + 5 <= body.length && at + 5 + body.readUInt32BE(at + 1) <= body.length; at += 5 + body.readUInt32BE(at + 1)) {
+    found.push({ flags: body[at], message: body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1)) });
   }
+  return found;
+}
+
+/** How a Connect stream ended: the error of its end-of-stream message, the last frame. */
+function streamError(body: Buffer): { code: string; message: string } | undefined {
+  const last = frames(body).at(-1);
   expect(last?.flags).toBe(2);
   return (JSON.parse(last!.message.toString()) as { error?: { code: string; message: string } }).error;
 }
@@ -122,6 +129,41 @@ describe('connect-timeout-ms', () => {
 
   test('a positive one is served', async () => {
     expect(await set('timeout-5000', { 'connect-timeout-ms': '5000' })).toMatchObject({ status: 200 });
+  });
+
+  test('one longer than a timer holds (2^31 ms, 10 digits) is served as some 24.8 days, not as 1 ms', async () => {
+    for (const timeout of ['2147483648', '9999999999']) {
+      expect(await set(`timeout-${timeout}`, { 'connect-timeout-ms': timeout })).toMatchObject({ status: 200 });
+      // A Watch with it stays open (it ended deadline_exceeded at once): its first message comes, and no end.
+      const controller = new AbortController();
+      const response = await fetch(`${base}/Watch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/connect+json', 'connect-timeout-ms': timeout },
+        body: frame('{"prefix": "nothing-here/"}'),
+        signal: controller.signal,
+      });
+      const reader = response.body!.getReader();
+      let read = Buffer.alloc(0);
+      // The first message, then progress messages every 100 ms: by the third, the stream has outlived a 1 ms deadline.
+      while (frames(read).length < 3) {
+        const { value, done } = await reader.read();
+        expect(done).toBe(false);
+        read = Buffer.concat([read, value!]);
+      }
+      expect(frames(read).map(({ flags }) => flags)).not.toContain(2);
+      controller.abort();
+    }
+  });
+
+  test('a gRPC-Web call with a grpc-timeout longer than a timer holds is served too', async () => {
+    const message = Buffer.from('{"key": "grpc-web-timeout", "value": 1}');
+    const response = await fetch(`${base}/Set`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/grpc-web+json', 'grpc-timeout': '99999999H' },
+      body: Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]),
+    });
+    const body = Buffer.from(await response.arrayBuffer()).toString('latin1');
+    expect(body).toMatch(/grpc-status: ?0/);
   });
 });
 

@@ -3,12 +3,39 @@
  * protocol's reference server) checks them, before a call is read or run:
  * connect-es takes any connect-protocol-version, and runs a call whose
  * connect-timeout-ms is 0 though its deadline has passed before it began.
+ * And the deadlines of Connect and gRPC-Web calls, capped at what a timer
+ * can hold.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
+import { MAX_TIMER_MS } from '../../max-timer';
 import { InvalidArgumentError } from '../service-errors';
 
 const VERSION_HEADER = 'connect-protocol-version';
 const TIMEOUT_HEADER = 'connect-timeout-ms';
+const GRPC_TIMEOUT_HEADER = 'grpc-timeout';
+/** gRPC's timeout as connect-es reads it (protocol-grpc/parse-timeout.ts): up to 8 digits and a unit. */
+const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
+const GRPC_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/**
+ * A deadline longer than MAX_TIMER_MS (about 24.8 days) made that long:
+ * connect-es keeps a call's deadline in one timer, which Node fires after
+ * 1 ms when given more, so a Connect call with connect-timeout-ms
+ * 2147483648 (10 digits, which the protocol allows) or a gRPC-Web call with
+ * grpc-timeout 99999999H ended deadline_exceeded at once, a write applied
+ * all the same. The Connect protocol lets a server clamp timeouts so.
+ * Headers that are not a deadline are left for the protocols' own checks.
+ */
+export function capDeadline(header: Headers): void {
+  const timeout = header.get(TIMEOUT_HEADER);
+  if (timeout !== null && /^\d{1,10}$/.test(timeout) && Number(timeout) > MAX_TIMER_MS) {
+    header.set(TIMEOUT_HEADER, String(MAX_TIMER_MS));
+  }
+  const grpc = GRPC_TIMEOUT.exec(header.get(GRPC_TIMEOUT_HEADER) ?? '');
+  if (grpc !== null && Number(grpc[1]) * GRPC_UNIT_MS[grpc[2]] > MAX_TIMER_MS) {
+    header.set(GRPC_TIMEOUT_HEADER, `${Math.floor(MAX_TIMER_MS / 1000)}S`);
+  }
+}
 
 /**
  * Throws for a connect-protocol-version other than "1" (INVALID_ARGUMENT; a

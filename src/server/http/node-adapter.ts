@@ -7,7 +7,8 @@
  * goes to the fallback (the console); here each gets one line of text
  * saying what is expected. A stream's body sent without its frames (the
  * JSON of a unary call) is refused saying so, rather than read as a message
- * hundreds of megabytes long. Each call also learns when its client goes
+ * hundreds of megabytes long. A deadline longer than a timer holds is
+ * capped (connect-headers.ts). Each call also learns when its client goes
  * away (CLIENT_GONE).
  */
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter } from '@connectrpc/connect';
@@ -21,6 +22,7 @@ import {
 } from '@connectrpc/connect-node';
 import type { Logger } from '../../logger';
 import { InvalidArgumentError } from '../service-errors';
+import { capDeadline } from './connect-headers';
 import { type CheckClient, DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
 import { toConnectError } from './to-connect-error';
 
@@ -94,6 +96,7 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
     } catch (reason) {
       return failed(response, reason, { rpc: handler.requestPath }, 'HTTP port: answering a call failed');
     }
+    capDeadline(universal.header);
     const contentType = request.headers['content-type'] ?? '';
     if (ENVELOPED.test(contentType)) {
       const oneMessage = handler.method.methodKind === 'unary' || handler.method.methodKind === 'server_streaming';
