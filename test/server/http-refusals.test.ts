@@ -136,22 +136,64 @@ describe('a Watch that reaches its deadline', () => {
 });
 
 describe('requests that are not calls', () => {
-  test('a content type that is not one of the protocols gets 415 with a line naming the accepted ones', async () => {
-    for (const [method, contentType] of [
-      ['Get', undefined],
-      ['Get', 'text/plain'],
-      ['Get', 'application/connect+json'],
-      ['Watch', 'application/json'],
-    ] as const) {
-      const headers: Record<string, string> = contentType === undefined ? {} : { 'content-type': contentType };
-      const response = await fetch(rpc(method), { method: 'POST', headers, body: '{}' });
-      const text = await response.text();
-      expect(response.status).toBe(415);
-      expect(text.trim().split('\n')).toHaveLength(1);
-      expect(text).toContain(method === 'Get' ? 'application/json' : 'application/connect+json');
-      expect(text).toContain('application/grpc-web+proto');
-      expect(response.headers.get('accept-post')).toContain(method === 'Get' ? 'application/json' : 'application/connect+json');
+  /** The 415 line and Accept-Post for `method` sent with `contentType` (none if undefined). */
+  async function refused(method: string, contentType: string | undefined): Promise<{ line: string; acceptPost: string | null }> {
+    const headers: Record<string, string> = contentType === undefined ? {} : { 'content-type': contentType };
+    // Bytes, not a string: fetch sends a string as text/plain unless told otherwise.
+    const response = await fetch(rpc(method), { method: 'POST', headers, body: Buffer.from('{}') });
+    const text = await response.text();
+    expect([method, contentType, response.status]).toEqual([method, contentType, 415]);
+    expect(text.endsWith('\n') && !text.trim().includes('\n')).toBe(true);
+    return { line: text.trim(), acceptPost: response.headers.get('accept-post') };
+  }
+
+  const UNARY_TYPES =
+    'application/json or application/proto (Connect), or application/grpc-web+json or application/grpc-web+proto (gRPC-Web)';
+  const STREAM_TYPES =
+    'application/connect+json or application/connect+proto (Connect), or application/grpc-web+json or application/grpc-web+proto (gRPC-Web)';
+
+  test('a stream’s content type sent to a unary method gets 415 saying what to send instead, and that it is for streams', async () => {
+    for (const type of ['application/connect+json', 'application/connect+proto']) {
+      expect(await refused('Get', type)).toEqual({
+        line:
+          `content-type ${type} is for streaming methods (Watch, KeepAlive, Backup): Get is unary; ` +
+          'send application/json (or application/proto; gRPC-Web: application/grpc-web+json or application/grpc-web+proto)',
+        acceptPost: 'application/json, application/proto, application/grpc-web+json, application/grpc-web+proto',
+      });
     }
+  });
+
+  test('a unary content type sent to a stream gets 415 saying it is for unary methods, and what the stream takes', async () => {
+    expect(await refused('Watch', 'application/json')).toEqual({
+      line:
+        'content-type application/json is for unary methods: Watch is a server stream; send application/connect+json ' +
+        '(or application/connect+proto; gRPC-Web: application/grpc-web+json or application/grpc-web+proto), with its messages framed (see README, "Over HTTP")',
+      acceptPost: 'application/connect+json, application/connect+proto, application/grpc-web+json, application/grpc-web+proto',
+    });
+    expect((await refused('Backup', 'application/proto')).line).toMatch(
+      /^content-type application\/proto is for unary methods: Backup is a server stream; /,
+    );
+  });
+
+  test('other content types get 415 with a line that reads right: none, an unknown one, curl’s default, a parameter, gRPC-Web text', async () => {
+    expect((await refused('Get', undefined)).line).toBe(`a call needs a content-type: Get takes ${UNARY_TYPES}`);
+    expect((await refused('Get', 'text/plain')).line).toBe(`content-type text/plain is not one this port takes: Get takes ${UNARY_TYPES}`);
+    expect((await refused('Watch', 'text/plain')).line).toBe(
+      `content-type text/plain is not one this port takes: Watch takes ${STREAM_TYPES}`,
+    );
+    expect((await refused('Get', 'application/x-www-form-urlencoded')).line).toBe(
+      "content-type application/x-www-form-urlencoded, which curl -d sends unless told otherwise, is not one this port takes (curl: -H 'content-type: application/json'): " +
+        `Get takes ${UNARY_TYPES}`,
+    );
+    expect((await refused('Get', 'application/json; charset=latin1')).line).toBe(
+      'content-type application/json; charset=latin1 is not taken as written: send application/json, or application/json; charset=utf-8 (JSON is read as UTF-8 only)',
+    );
+    expect((await refused('Get', 'application/proto; charset=utf-8')).line).toBe(
+      'content-type application/proto; charset=utf-8 is not taken as written: send application/proto alone, without parameters',
+    );
+    expect((await refused('Get', 'application/grpc-web-text')).line).toBe(
+      `content-type application/grpc-web-text is gRPC-Web's text mode, which this port does not serve: Get takes ${UNARY_TYPES} (grpc-web clients: mode=grpcweb)`,
+    );
   });
 
   test('an RPC kv.v1 does not have gets 404 naming it as unknown', async () => {

@@ -24,6 +24,7 @@ import type { Logger } from '../../logger';
 import { InvalidArgumentError } from '../service-errors';
 import { capDeadline } from './connect-headers';
 import { type CheckClient, DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
+import { contentTypeRefusal, contentTypes } from './content-type-refusal';
 import { toConnectError } from './to-connect-error';
 
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
@@ -56,6 +57,7 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
   routes(router);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
   const known = [...handlers.values()];
+  const streams = known.filter((handler) => handler.method.methodKind !== 'unary').map((handler) => handler.method.name);
   const failed = (response: Parameters<NodeHandler>[1], reason: unknown, where: Record<string, string>, what: string): void => {
     // connect-node's own adapter ignores these too: the client went away.
     if (ConnectError.from(reason).code === Code.Aborted) return;
@@ -108,7 +110,7 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
           // Only a caller past the request gate is told its body is too large (429).
           await drainUnreadBody(request, answer.status === 429 ? DRAIN_TOO_LARGE_BYTES : DRAIN_REFUSED_BYTES, checkClient);
         }
-        return universalResponseToNodeResponse(explained(answer, handler, request), response);
+        return universalResponseToNodeResponse(explained(answer, handler, request, streams), response);
       })
       .catch((reason: unknown) => failed(response, reason, { rpc: handler.requestPath }, 'HTTP port: answering a call failed'));
   };
@@ -207,14 +209,13 @@ function explained(
   answer: UniversalServerResponse,
   handler: UniversalHandler,
   request: Parameters<NodeHandler>[0],
+  streams: string[],
 ): UniversalServerResponse {
   if (answer.body !== undefined) return answer;
-  const accepted = contentTypes(handler);
   switch (answer.status) {
     case 415: {
-      const sent = request.headers['content-type'];
-      const what = sent === undefined ? 'no content-type' : `content-type ${sent}`;
-      const line = `${what} is not a protocol this port speaks: ${handler.method.name} takes ${accepted.connect.join(' or ')} (Connect), or ${accepted.grpcWeb.join(' or ')} (gRPC-Web)`;
+      const accepted = contentTypes(handler);
+      const line = contentTypeRefusal(request.headers['content-type'], handler, streams);
       return text(415, line, answer.header, { 'accept-post': [...accepted.connect, ...accepted.grpcWeb].join(', ') });
     }
     case 405:
@@ -228,13 +229,6 @@ function explained(
     default:
       return answer;
   }
-}
-
-/** The content types connect takes for an RPC (connect-es's protocol-connect and protocol-grpc-web content-type.ts). */
-function contentTypes(handler: UniversalHandler): { connect: string[]; grpcWeb: string[] } {
-  const grpcWeb = ['application/grpc-web+proto', 'application/grpc-web+json'];
-  if (handler.method.methodKind === 'unary') return { connect: ['application/json', 'application/proto'], grpcWeb };
-  return { connect: ['application/connect+json', 'application/connect+proto'], grpcWeb };
 }
 
 function unknownRpc(path: string, known: UniversalHandler[]): string {
