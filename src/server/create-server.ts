@@ -156,7 +156,8 @@ export function createServer({
     listenHttp: async (address) => {
       // Loaded only when an HTTP port is asked for: Connect and its protobuf runtime take about 0.1 s to load, which every start-up would pay.
       const { createHttpServer } = await import('./http/create-http-server');
-      httpServer ??= createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls: httpTls, connections });
+      const grpcPort = (): number | undefined => listener?.port;
+      httpServer ??= createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls: httpTls, connections, grpcPort });
       return httpServer.listen(address);
     },
 

@@ -11,3 +11,19 @@ export class InvalidArgumentError extends Error {
     super(message);
   }
 }
+
+/**
+ * A gRPC call sent to the HTTP port, which serves Connect and gRPC-Web only:
+ * the message names the gRPC port. `reflection`: the call was to server
+ * reflection, which gRPC tools (grpcurl list) take for "no reflection here"
+ * when it fails UNIMPLEMENTED, and then print only that.
+ */
+export class NotGrpcPortError extends Error {
+  readonly code = 'NOT_GRPC';
+  constructor(
+    message: string,
+    readonly reflection: boolean,
+  ) {
+    super(message);
+  }
+}

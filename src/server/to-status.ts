@@ -11,7 +11,7 @@ import { ErrorReason, ErrorTrailer, errorReasonToJSON, errorTrailerToJSON } from
 import type { Logger } from '../logger';
 import { RevisionMismatchError, StoreError, WatchCompactedError, WatchTooSlowError } from '../store/errors';
 import { AuthRateLimitedError, PermissionDeniedError, UnauthenticatedError } from './access';
-import { InvalidArgumentError } from './service-errors';
+import { InvalidArgumentError, NotGrpcPortError } from './service-errors';
 
 /** A trailer's name: its ErrorTrailer value's name in lower case with "-" for "_" (KV_REASON -> "kv-reason"). */
 export function trailerName(trailer: ErrorTrailer): string {
@@ -111,6 +111,12 @@ export function describeError(error: unknown, logger: Logger): CallStatus {
   if (error instanceof AuthRateLimitedError) {
     const trailers = { [RETRY_PUSHBACK_TRAILER]: String(Math.ceil(error.retryAfterMs)) };
     return { code: status.RESOURCE_EXHAUSTED, message: error.message, reason: ErrorReason.AUTH_RATE_LIMITED, trailers };
+  }
+  if (error instanceof NotGrpcPortError) {
+    // Nothing here can serve it; the gRPC port, elsewhere, can. Reflection's clients read UNIMPLEMENTED as "no
+    // reflection" and drop the message: FAILED_PRECONDITION there (the call was sent to the wrong port).
+    const code = error.reflection ? status.FAILED_PRECONDITION : status.UNIMPLEMENTED;
+    return { code, message: error.message, reason: ErrorReason.NOT_GRPC, trailers: {} };
   }
   logger.error({ err: error }, 'unexpected error while serving a call');
   return { code: status.INTERNAL, message: 'internal error (logged by the server)', trailers: {} };

@@ -196,7 +196,7 @@ describe('TLS', () => {
     expectOneLine(
       result,
       4,
-      /^kvctl: 127\.0\.0\.1:\d+: the server answered HTTP 415, not gRPC \(a kv-server's --http-listen port .*\(NOT_GRPC\)\n$/,
+      /^kvctl: 127\.0\.0\.1:\d+: this is kv-server's HTTP port \(Connect, gRPC-Web and the web console\), not its gRPC port: send gRPC calls to its --listen address \(port \d+\) \(NOT_GRPC\)\n$/,
     );
   });
 

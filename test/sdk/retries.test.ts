@@ -59,7 +59,10 @@ test("a connection that fails says so in a person's words, not grpc-js's", async
   server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
   const overHttp = new KvClient(server.httpAddress!, { retry: { attempts: 1 } });
   await expect(overHttp.get('k')).rejects.toMatchObject({
-    message: expect.stringMatching(/^the server answered HTTP 415, not gRPC \(a kv-server's --http-listen port/),
+    reason: 'NOT_GRPC',
+    message: expect.stringMatching(
+      /^this is kv-server's HTTP port \(Connect, gRPC-Web and the web console\), not its gRPC port: send gRPC calls to its --listen address \(port \d+\)$/,
+    ),
   });
   overHttp.close();
 });

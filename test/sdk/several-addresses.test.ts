@@ -4,6 +4,7 @@
  */
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import { status } from '@grpc/grpc-js';
 import { KvClient, KvError } from '@kv/client';
 import { freePort } from '../support/etcd-cluster';
 import { startServer, type RunningServer } from '../support/server-process';
@@ -145,13 +146,41 @@ test("an address of the list that is a kv-server's HTTP port (NOT_GRPC) is passe
     const wrong = new KvClient([httpPort, httpPort]);
     const failure = await wrong.get('ng/k').catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(KvError);
+    // The HTTP port says what it is, in a gRPC status with kv-reason NOT_GRPC, and where the gRPC port is.
     expect(failure).toMatchObject({
       reason: 'NOT_GRPC',
-      message: expect.stringMatching(`^${httpPort}: the server answered HTTP 415`) as unknown,
+      code: status.UNIMPLEMENTED,
+      message: `${httpPort}: this is kv-server's HTTP port (Connect, gRPC-Web and the web console), not its gRPC port: send gRPC calls to its --listen address (port ${server.address.split(':')[1]})`,
     });
     wrong.close();
   } finally {
     kv.close();
     await server.stop();
+  }
+});
+
+test('an address of the list where another HTTP/2 server answers in HTTP, not gRPC (NOT_GRPC), is passed over too', async () => {
+  const h2 = http2.createServer((_request, response) => {
+    response.writeHead(404, { 'content-type': 'text/plain' });
+    response.end('not here\n');
+  });
+  const sessions: http2.ServerHttp2Session[] = [];
+  h2.on('session', (session) => sessions.push(session));
+  await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+  const other = `127.0.0.1:${(h2.address() as AddressInfo).port}`;
+  try {
+    await client([a.address]).set('ng/other', 1);
+    const kv = client([other, a.address]);
+    for (let i = 0; i < 2; i++) expect((await kv.get('ng/other'))?.value).toBe(1);
+    const failure = await client([other, other])
+      .get('ng/other')
+      .catch((error: unknown) => error);
+    expect(failure).toMatchObject({
+      reason: 'NOT_GRPC',
+      message: expect.stringMatching(`^${other}: the server answered HTTP 404, not gRPC`),
+    });
+  } finally {
+    for (const session of sessions) session.destroy();
+    await new Promise((resolve) => h2.close(resolve));
   }
 });

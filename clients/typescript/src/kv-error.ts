@@ -8,7 +8,8 @@ export type ServerErrorReason = Exclude<keyof typeof ErrorReason, 'ERROR_REASON_
  * Why a call failed, decided from the server's `kv-reason` trailer, or from
  * the status code when the server sent none (a transport failure, a
  * deadline) — never from a server's message text. Two reasons grpc-js gives
- * only in its own words: RESPONSE_TOO_LARGE and NOT_GRPC.
+ * only in its own words: RESPONSE_TOO_LARGE, and NOT_GRPC from a server that
+ * is not a kv-server.
  */
 export type KvErrorReason =
   | ServerErrorReason
@@ -23,9 +24,11 @@ export type KvErrorReason =
    */
   | 'REVISION_WENT_BACK'
   /**
-   * What answered at the address speaks HTTP/2 but not gRPC: not a
-   * kv-server's gRPC port (its --http-listen port, say). The request was not
-   * carried out. (An HTTP/1.1-only service fails the connection: UNAVAILABLE.)
+   * What answered at the address is not a kv-server's gRPC port: a
+   * kv-server's --http-listen port says so (UNIMPLEMENTED, kv-reason
+   * NOT_GRPC, naming its gRPC port), and anything else that speaks HTTP/2
+   * but not gRPC answers in HTTP. The request was not carried out. (An
+   * HTTP/1.1-only service fails the connection: UNAVAILABLE.)
    */
   | 'NOT_GRPC'
   | 'UNAUTHENTICATED'

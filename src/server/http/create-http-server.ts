@@ -39,6 +39,8 @@ export interface HttpServerOptions {
   tls?: HttpTls;
   /** The gRPC port's connection limits, applied to this port's own connections (http-connections.ts). */
   connections: ConnectionLimits;
+  /** The port the server's gRPC listener bound, once it has: a gRPC call sent here is told of it. */
+  grpcPort?: () => number | undefined;
 }
 
 /** The gRPC port's certificates (tls-credentials.ts), and a way to hear of their rotation on SIGHUP. */
@@ -60,7 +62,15 @@ const PROTOCOLS: Protocols = { connect: true, grpcWeb: true, grpc: false };
 /** The first bytes of every HTTP/2 connection (RFC 9113, 3.4); no HTTP/1.1 request starts with them. */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
-export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls, connections }: HttpServerOptions): HttpServer {
+export function createHttpServer({
+  deps,
+  calls,
+  maxMessageBytes,
+  consoleAssets,
+  tls,
+  connections,
+  grpcPort = () => undefined,
+}: HttpServerOptions): HttpServer {
   const limits = new HttpConnectionLimits(connections, deps.logger);
   const checkClient = (session: http2.Http2Session): void => limits.checkClient(session);
   const observerOf = methodObservers(calls);
@@ -73,6 +83,7 @@ export function createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, 
     fallback: consoleRoute(consoleAssets),
     logger: deps.logger,
     checkClient,
+    grpcPort,
   });
 
   const http1Connections = new Http1Connections();

@@ -67,14 +67,21 @@ export async function drainUnreadBody(
       // A body partly read (and paused) by connect-node, too.
       request.resume();
     }));
-  // Read in part (or not at all), then paused: Node no longer closes such a stream by itself once its answer is out. It is
-  // closed as Node would: on the turn after the answer's end, so that its END_STREAM goes out first.
-  if (!whole) {
-    const close = (): void => {
-      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-      // A client that has its answer may leave now, before the rest of its body is sent.
-      if (stream.session !== undefined) checkClient(stream.session);
-    };
-    stream.once('finish', () => setImmediate(close));
-  }
+  if (!whole) closeUnreadStream(stream, checkClient);
+}
+
+/**
+ * For an HTTP/2 stream whose request body was read in part (then paused) or
+ * not at all, to be answered now: Node no longer closes such a stream by
+ * itself once its answer is out. It is closed as Node would, on the turn
+ * after the answer's end, so that its END_STREAM goes out first; then its
+ * client must show it is still there (`checkClient`).
+ */
+export function closeUnreadStream(stream: http2.ServerHttp2Stream, checkClient: CheckClient): void {
+  const close = (): void => {
+    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    // A client that has its answer may leave now, before the rest of its body is sent.
+    if (stream.session !== undefined) checkClient(stream.session);
+  };
+  stream.once('finish', () => setImmediate(close));
 }

@@ -5,7 +5,8 @@
  * (415), another HTTP method than POST (405) and KeepAlive over HTTP/1.1
  * (505) with a status and an empty body, and an RPC path it does not know
  * goes to the fallback (the console); here each gets one line of text
- * saying what is expected. A stream's body sent without its frames (the
+ * saying what is expected, and a gRPC call, on any path, a gRPC status
+ * (grpc-refusal.ts). A stream's body sent without its frames (the
  * JSON of a unary call) is refused saying so, rather than read as a message
  * hundreds of megabytes long. A deadline longer than a timer holds is
  * capped (connect-headers.ts). Each call also learns when its client goes
@@ -23,8 +24,9 @@ import {
 import type { Logger } from '../../logger';
 import { InvalidArgumentError } from '../service-errors';
 import { capDeadline } from './connect-headers';
-import { type CheckClient, DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
+import { type CheckClient, closeUnreadStream, DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
 import { contentTypeRefusal, contentTypes } from './content-type-refusal';
+import { isGrpcRequest, refuseGrpc } from './grpc-refusal';
 import { toConnectError } from './to-connect-error';
 
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
@@ -37,6 +39,8 @@ export interface NodeAdapterOptions extends Omit<ConnectNodeAdapterOptions, 'fal
   logger: Logger;
   /** For a request answered with its body left unread (drain-body.ts). */
   checkClient: CheckClient;
+  /** The port of the server's gRPC listener, which a gRPC call sent here is told of (grpc-refusal.ts). */
+  grpcPort: () => number | undefined;
 }
 
 /**
@@ -51,7 +55,7 @@ export const CLIENT_GONE = createContextKey<AbortSignal>(new AbortController().s
 /** "/package.Service/Method": the path of an RPC, known or not. */
 const RPC_PATH = /^\/[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+\/[^/]*$/;
 
-export function nodeAdapter({ routes, fallback, logger, checkClient, ...options }: NodeAdapterOptions): NodeHandler {
+export function nodeAdapter({ routes, fallback, logger, checkClient, grpcPort, ...options }: NodeAdapterOptions): NodeHandler {
   // connect-node's defaults, as connectNodeAdapter sets them.
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
   routes(router);
@@ -72,6 +76,12 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, ...options 
   };
   return (request, response) => {
     const path = request.url?.split('?', 2)[0] ?? '';
+    if (isGrpcRequest(request.headers['content-type'])) {
+      // Answered at once, its body unread (gRPC clients take a status before their request is sent, as gRPC servers
+      // answer an unknown method): a bidirectional stream's client (grpcurl's reflection) would not end it for a drain.
+      if ('stream' in request && !request.readableEnded) closeUnreadStream(request.stream, checkClient);
+      return refuseGrpc(response, path, grpcPort(), logger);
+    }
     const handler = handlers.get(path);
     if (handler === undefined) {
       const answer =

@@ -195,6 +195,16 @@ export enum ErrorReason {
    */
   BACKEND_REFUSED = 16,
   /**
+   * NOT_GRPC - buf:lint:ignore ENUM_VALUE_PREFIX
+   * A gRPC call reached a kv-server's HTTP port (--http-listen: Connect,
+   * gRPC-Web and the web console), which does not serve gRPC; the message
+   * names the server's gRPC port (--listen). UNIMPLEMENTED: nothing was
+   * applied; send the call to the gRPC port (with a list of servers, another
+   * address of it may be right). The TypeScript SDK gives this reason too
+   * when anything else that speaks HTTP/2 but not gRPC answers.
+   */
+  NOT_GRPC = 17,
+  /**
    * LEASE_NOT_FOUND - buf:lint:ignore ENUM_VALUE_PREFIX
    * The lease does not exist (never granted, expired or revoked).
    * NOT_FOUND.
@@ -293,6 +303,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 16:
     case "BACKEND_REFUSED":
       return ErrorReason.BACKEND_REFUSED;
+    case 17:
+    case "NOT_GRPC":
+      return ErrorReason.NOT_GRPC;
     case 30:
     case "LEASE_NOT_FOUND":
       return ErrorReason.LEASE_NOT_FOUND;
@@ -354,6 +367,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "CONFLICT";
     case ErrorReason.BACKEND_REFUSED:
       return "BACKEND_REFUSED";
+    case ErrorReason.NOT_GRPC:
+      return "NOT_GRPC";
     case ErrorReason.LEASE_NOT_FOUND:
       return "LEASE_NOT_FOUND";
     case ErrorReason.LEASE_PRIVATE:

@@ -173,6 +173,14 @@ const (
 	// The server's gRPC health says NOT_SERVING meanwhile.
 	ErrorReason_BACKEND_REFUSED ErrorReason = 16
 	// buf:lint:ignore ENUM_VALUE_PREFIX
+	// A gRPC call reached a kv-server's HTTP port (--http-listen: Connect,
+	// gRPC-Web and the web console), which does not serve gRPC; the message
+	// names the server's gRPC port (--listen). UNIMPLEMENTED: nothing was
+	// applied; send the call to the gRPC port (with a list of servers, another
+	// address of it may be right). The TypeScript SDK gives this reason too
+	// when anything else that speaks HTTP/2 but not gRPC answers.
+	ErrorReason_NOT_GRPC ErrorReason = 17
+	// buf:lint:ignore ENUM_VALUE_PREFIX
 	// The lease does not exist (never granted, expired or revoked).
 	// NOT_FOUND.
 	ErrorReason_LEASE_NOT_FOUND ErrorReason = 30
@@ -225,6 +233,7 @@ var (
 		15: "NOT_SENT",
 		14: "CONFLICT",
 		16: "BACKEND_REFUSED",
+		17: "NOT_GRPC",
 		30: "LEASE_NOT_FOUND",
 		31: "LEASE_PRIVATE",
 		20: "UNAUTHENTICATED",
@@ -250,6 +259,7 @@ var (
 		"NOT_SENT":                 15,
 		"CONFLICT":                 14,
 		"BACKEND_REFUSED":          16,
+		"NOT_GRPC":                 17,
 		"LEASE_NOT_FOUND":          30,
 		"LEASE_PRIVATE":            31,
 		"UNAUTHENTICATED":          20,
@@ -3584,7 +3594,7 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
-	"\x11EVENT_TYPE_DELETE\x10\x02*\xae\x03\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x02*\xbc\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vINVALID_KEY\x10\x01\x12\r\n" +
@@ -3606,7 +3616,8 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\r\x12\f\n" +
 	"\bNOT_SENT\x10\x0f\x12\f\n" +
 	"\bCONFLICT\x10\x0e\x12\x13\n" +
-	"\x0fBACKEND_REFUSED\x10\x10\x12\x13\n" +
+	"\x0fBACKEND_REFUSED\x10\x10\x12\f\n" +
+	"\bNOT_GRPC\x10\x11\x12\x13\n" +
 	"\x0fLEASE_NOT_FOUND\x10\x1e\x12\x11\n" +
 	"\rLEASE_PRIVATE\x10\x1f\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x14\x12\x15\n" +

@@ -33,6 +33,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOT_SENT: _ClassVar[ErrorReason]
     CONFLICT: _ClassVar[ErrorReason]
     BACKEND_REFUSED: _ClassVar[ErrorReason]
+    NOT_GRPC: _ClassVar[ErrorReason]
     LEASE_NOT_FOUND: _ClassVar[ErrorReason]
     LEASE_PRIVATE: _ClassVar[ErrorReason]
     UNAUTHENTICATED: _ClassVar[ErrorReason]
@@ -67,6 +68,7 @@ UNAVAILABLE: ErrorReason
 NOT_SENT: ErrorReason
 CONFLICT: ErrorReason
 BACKEND_REFUSED: ErrorReason
+NOT_GRPC: ErrorReason
 LEASE_NOT_FOUND: ErrorReason
 LEASE_PRIVATE: ErrorReason
 UNAUTHENTICATED: ErrorReason
