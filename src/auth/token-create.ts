@@ -8,7 +8,7 @@
  */
 import { closeSync, fsyncSync, openSync, realpathSync, renameSync, statSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { isSeq, parseDocument } from 'yaml';
+import { isScalar, isSeq, parseDocument, YAMLSeq } from 'yaml';
 import { parseAuthConfig } from './auth-config';
 import { AuthFileError } from './auth-file-error';
 import { readAuthText } from './read-auth-file';
@@ -66,20 +66,8 @@ export function runTokenCreate(
 /** Adds the entry, checking first that the file stays valid (the role exists, the name is new); replaces the file atomically. */
 function addTokenEntry(file: string, entry: { name: string; role: string; sha256: string }): void {
   const { text } = readAuthText(file);
-  let updated: string;
-  if (file.endsWith('.json')) {
-    const json = JSON.parse(text) as { tokens?: unknown[] };
-    json.tokens = [...(json.tokens ?? []), entry];
-    updated = `${JSON.stringify(json, null, 2)}\n`;
-  } else {
-    const document = parseDocument(text);
-    const tokens: unknown = document.get('tokens', true);
-    // One entry per line in a block list, whatever `tokens: []` the file started with.
-    if (isSeq(tokens)) tokens.flow = false;
-    document.addIn(['tokens'], document.createNode(entry, { flow: true }));
-    updated = document.toString({ lineWidth: 0 });
-    if (!updated.endsWith('\n')) updated += '\n';
-  }
+  const json = file.endsWith('.json') ? parsedJson(text) : undefined;
+  const updated = json !== undefined ? withJsonEntry(json, entry) : withYamlEntry(text, entry);
   parseAuthConfig(updated, file);
   try {
     // A symbolic link stays one: the file it points to is the one replaced (the one a server given either path reads).
@@ -97,4 +85,38 @@ function addTokenEntry(file: string, entry: { name: string; role: string; sha256
   } catch (error) {
     throw new AuthFileError(`cannot write the auth file ${file}: ${(error as Error).message}`);
   }
+}
+
+/** The text as JSON, or undefined if it is not: a .json file with YAML in it (a comment, say), which the server reads as YAML and so is edited as YAML. */
+function parsedJson(text: string): { tokens?: unknown[] | null } | undefined {
+  try {
+    return JSON.parse(text) as { tokens?: unknown[] | null };
+  } catch {
+    return undefined;
+  }
+}
+
+function withJsonEntry(json: { tokens?: unknown[] | null }, entry: object): string {
+  json.tokens = [...(json.tokens ?? []), entry];
+  return `${JSON.stringify(json, null, 2)}\n`;
+}
+
+/** The entry added to the file's `tokens`, which may be a list, or absent, or empty (`tokens:`) as the server allows. */
+function withYamlEntry(text: string, entry: object): string {
+  const document = parseDocument(text);
+  const tokens: unknown = document.get('tokens', true);
+  const item = document.createNode(entry, { flow: true });
+  if (isSeq(tokens)) {
+    // One entry per line in a block list, whatever `tokens: []` the file started with.
+    tokens.flow = false;
+    tokens.items.push(item);
+  } else {
+    const list = new YAMLSeq();
+    list.items.push(item);
+    // `tokens: # none yet`: the comment stays, above the first entry.
+    if (isScalar(tokens)) list.commentBefore = tokens.comment;
+    document.set('tokens', list);
+  }
+  const updated = document.toString({ lineWidth: 0 });
+  return updated.endsWith('\n') ? updated : `${updated}\n`;
 }

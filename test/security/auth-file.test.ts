@@ -9,6 +9,8 @@ import { chmodSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, syml
 import path from 'node:path';
 import { credentials, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
 import { KvClient, KvError } from '@kv/client';
+import { readAuthFile } from '../../src/auth/read-auth-file';
+import { findToken } from '../../src/auth/token';
 import { bearer, kvClient, outcomeOf, writeAuthFile } from '../support/auth-fixture';
 import { healthOf } from '../support/health';
 import { runServerToExit, startServer, type RunningServer } from '../support/server-process';
@@ -225,6 +227,22 @@ test('token create through a symbolic link adds the entry to the file it points 
   expect(readFileSync(real, 'utf8')).toMatch(/name: linked, role: writer, sha256: [0-9a-f]{64}/);
   expect(statSync(real).mode & 0o777).toBe(0o600);
   expect(readdirSync(linkDir).sort()).toEqual(['auth.yaml', 'real.yaml']);
+});
+
+test.each([
+  ['a YAML file without "tokens"', 'auth.yaml', '# roles only\nroles:\n  writer: [{ prefix: "app/", permission: write }]\n'],
+  ['a YAML file with an empty "tokens:"', 'auth.yaml', 'roles:\n  writer: [{ prefix: "app/", permission: write }]\ntokens: # none yet\n'],
+  ['JSON without "tokens" in a .yaml file', 'auth.yaml', '{"roles": {"writer": [{"prefix": "app/", "permission": "write"}]}}\n'],
+  ['a .json file holding YAML', 'auth.json', '# roles only\nroles: {"writer": [{"prefix": "app/", "permission": "write"}]}\n'],
+])('token create adds its entry to %s, which the server takes as it is', async (_, name, text) => {
+  const file = path.join(makeTempDir('kv-auth-shape-'), name);
+  writeFileSync(file, text, { mode: 0o600 });
+  const token = await tokenCreate('--role', 'writer', '--name', 'added', '--auth-file', file);
+  const updated = readFileSync(file, 'utf8');
+  // What the file said is still there: its comments too.
+  for (const comment of text.match(/#.*/g) ?? []) expect(updated).toContain(comment);
+  const config = readAuthFile(file);
+  expect(findToken(config.tokens, token)).toMatchObject({ name: 'added', role: { name: 'writer' } });
 });
 
 test('an auth file every local user may write, or a TLS key every local user may read, is said in a warn line at start and on reload', async () => {
