@@ -451,7 +451,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, cores = avail
     return Number(value);
   };
   const file = (key: keyof Config): string | undefined => {
-    const { value } = raw(key);
+    const { value, source } = raw(key);
+    // A flag given empty names no file: most often a shell variable that is not set (--auth-file "$AUTH_FILE"). Taken as
+    // no file, the server would start without what was asked for (with no auth file, every caller may do everything).
+    if (value === '' && source === `--${SETTINGS[key].flag}`) {
+      throw new ConfigError(`${source}: must not be empty (give a file, or leave the flag out)`);
+    }
     return value === '' ? undefined : value;
   };
   const flag = (key: keyof Config): boolean => {

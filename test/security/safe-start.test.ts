@@ -86,3 +86,18 @@ test('--tls-key without --tls-cert, or a client CA without TLS, is a flag mistak
   expect(caOnly.code).toBe(2);
   expect(caOnly.stderr).toContain('--tls-client-ca needs TLS');
 });
+
+test.each([['--auth-file'], ['--tls-cert'], ['--tls-key'], ['--tls-client-ca'], ['--restore-from']])(
+  '%s given empty (a shell variable that is not set) is a flag mistake: exit 2, not a server without it',
+  async (flag) => {
+    const { code, stdout, stderr } = await runServerToExit(['--listen', '127.0.0.1:0', '--data-dir', makeTempDir(), flag, '']);
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+    expect(stderr.split('\n')[0]).toBe(`kv-server: ${flag}: must not be empty (give a file, or leave the flag out)`);
+  },
+);
+
+test('an empty KV_AUTH_FILE is one left unset, as for every KV_* variable', async () => {
+  const server = await startServer({ args: ['--listen', '127.0.0.1:0'], env: { KV_AUTH_FILE: '' } });
+  expect(server.output()).toContain('no auth');
+  expect(await server.stop()).toBe(0);
+});
