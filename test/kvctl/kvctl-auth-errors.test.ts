@@ -1,22 +1,30 @@
 /** kvctl against a server that checks tokens: how refusals exit. */
 import { rmSync } from 'node:fs';
-import { writeAuthFile } from '../support/auth-fixture';
+import { type AuthFixture, writeAuthFile } from '../support/auth-fixture';
 import { runKvctl } from '../support/kvctl-process';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
 
 let server: RunningServer;
 let dir: string;
+let auth: AuthFixture;
 
 beforeAll(async () => {
   dir = makeTempDir('kvctl-auth-');
-  const auth = writeAuthFile(dir, { roles: { reader: [{ prefix: '', permission: 'read' }] }, tokens: { good: 'reader' } });
+  auth = writeAuthFile(dir, { roles: { reader: [{ prefix: '', permission: 'read' }] }, tokens: { good: 'reader' } });
   server = await startServer({ args: ['--auth-file', auth.file, '--auth-failures-per-minute', '2'] });
 });
 
 afterAll(async () => {
   await server.stop();
   rmSync(dir, { recursive: true, force: true });
+});
+
+// Before the address is rate-limited below (a good token then waits too).
+test('a backup to stdout that the server refuses writes nothing there: exit 6, the refusal on stderr', async () => {
+  const result = await runKvctl(['backup', '-'], { env: { KV_ENDPOINTS: server.address, KV_TOKEN: auth.tokens.good } });
+  expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 6, stdout: '' });
+  expect(result.stderr).toMatch(/^kvctl: permission denied: admin on prefix "" [^\n]*\(PERMISSION_DENIED\)/);
 });
 
 test('too many unknown tokens: AUTH_RATE_LIMITED exits 6 (denied, for now), not 5 (rejected)', async () => {

@@ -182,10 +182,11 @@ async function copyStream(
 ): Promise<BackupSummary> {
   const messages = open();
   const checker = new BackupChecker("the server's backup stream");
-  await sink.write(BACKUP_FILE_MAGIC);
   let bytes = BACKUP_FILE_MAGIC.length;
   let count = 0;
   for await (const message of messages) {
+    // Once the server has answered: a backup it refuses (no permission, no connection) leaves a stream sink empty.
+    if (count === 0) await sink.write(BACKUP_FILE_MAGIC);
     checker.take(message, `in message ${++count}`);
     const length = Buffer.alloc(4);
     length.writeUInt32LE(message.length);
