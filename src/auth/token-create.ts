@@ -6,7 +6,19 @@
  * (comments and layout kept); otherwise the entry to add is printed on
  * stderr. Either way the server needs a SIGHUP.
  */
-import { closeSync, fsyncSync, openSync, realpathSync, renameSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isScalar, isSeq, parseDocument, YAMLSeq } from 'yaml';
 import { parseAuthConfig } from './auth-config';
@@ -69,12 +81,19 @@ function addTokenEntry(file: string, entry: { name: string; role: string; sha256
   const json = file.endsWith('.json') ? parsedJson(text) : undefined;
   const updated = json !== undefined ? withJsonEntry(json, entry) : withYamlEntry(text, entry);
   parseAuthConfig(updated, file);
+  let temp: string | undefined;
   try {
     // A symbolic link stays one: the file it points to is the one replaced (the one a server given either path reads).
     const target = realpathSync(file);
-    const temp = `${target}.${process.pid}.tmp`;
-    const fd = openSync(temp, 'wx', statSync(target).mode & 0o777);
+    const { mode, uid, gid } = statSync(target);
+    temp = `${target}.${process.pid}.tmp`;
+    const fd = openSync(temp, 'wx', 0o600);
     try {
+      // The file's mode, owner and group, whatever the umask and whoever runs this: an auth file replaced by one of root's
+      // (sudo kv-server token create), or by one the umask narrowed, is one a server running as its own user cannot read.
+      fchmodSync(fd, mode & 0o777);
+      const made = fstatSync(fd);
+      if (made.uid !== uid || made.gid !== gid) keepOwner(fd, file, uid, gid);
       writeSync(fd, updated);
       // On disk before it takes the file's place: a crash then leaves the old file or the new one, never an empty one.
       fsyncSync(fd);
@@ -82,8 +101,21 @@ function addTokenEntry(file: string, entry: { name: string; role: string; sha256
       closeSync(fd);
     }
     renameSync(temp, target);
+    temp = undefined;
   } catch (error) {
+    if (temp !== undefined) rmSync(temp, { force: true });
+    if (error instanceof AuthFileError) throw error;
     throw new AuthFileError(`cannot write the auth file ${file}: ${(error as Error).message}`);
+  }
+}
+
+function keepOwner(fd: number, file: string, uid: number, gid: number): void {
+  try {
+    fchownSync(fd, uid, gid);
+  } catch (error) {
+    throw new AuthFileError(
+      `cannot give the new auth file the owner and group of ${file} (uid ${uid}, gid ${gid}), so the server might not read it: ${(error as Error).message}; run token create as the file's owner, or as root`,
+    );
   }
 }
 

@@ -5,7 +5,7 @@
  * health and reflection stay open; unknown tokens from one address are
  * rate-limited (on a server of its own, whose budget no other test spends).
  */
-import { chmodSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { credentials, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
 import { KvClient, KvError } from '@kv/client';
@@ -227,6 +227,24 @@ test('token create through a symbolic link adds the entry to the file it points 
   expect(readFileSync(real, 'utf8')).toMatch(/name: linked, role: writer, sha256: [0-9a-f]{64}/);
   expect(statSync(real).mode & 0o777).toBe(0o600);
   expect(readdirSync(linkDir).sort()).toEqual(['auth.yaml', 'real.yaml']);
+});
+
+test("token create keeps the file's mode, owner and group, whatever the umask and whoever runs it", async () => {
+  const file = path.join(makeTempDir('kv-auth-owner-'), 'auth.yaml');
+  writeFileSync(file, AUTH_FILE);
+  chmodSync(file, 0o640);
+  // As root (as CI runs), the file is another user's, as a service's own auth file is: root's new file was root's, 0600.
+  if (process.getuid?.() === 0) chownSync(file, 65534, 65534);
+  const before = statSync(file);
+  const umask = process.umask(0o077);
+  try {
+    await tokenCreate('--role', 'writer', '--name', 'owned', '--auth-file', file);
+  } finally {
+    process.umask(umask);
+  }
+  const after = statSync(file);
+  expect(readFileSync(file, 'utf8')).toContain('name: owned');
+  expect({ mode: after.mode & 0o777, uid: after.uid, gid: after.gid }).toEqual({ mode: 0o640, uid: before.uid, gid: before.gid });
 });
 
 test.each([
