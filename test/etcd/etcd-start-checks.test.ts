@@ -6,8 +6,9 @@
  * an empty password file, a CA file that holds no certificate, a client
  * certificate that has expired.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { issue, makeCa } from '../support/certificates';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
@@ -51,6 +52,29 @@ test('an https:// endpoint that resets the TLS handshake (as a plaintext etcd do
     expect(code).toBe(1);
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toContain('an etcd that serves plaintext is named http://, not https://');
+    expect(stderr).not.toContain('majority');
+  } finally {
+    server.close();
+  }
+});
+
+test('an http:// endpoint where a TLS server answers (an etcd that serves TLS): the scheme is named', async () => {
+  const dir = makeTempDir();
+  const ca = makeCa(dir, 'etcd-ca');
+  const cert = issue(dir, ca, 'etcd', { san: ['IP:127.0.0.1'] });
+  // What a TLS etcd does with a connection that does not start with a handshake: closes it.
+  const server = tls.createServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key), ALPNProtocols: ['h2'] }, (socket) =>
+    socket.end(),
+  );
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const endpoint = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const args = ['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', endpoint, '--etcd-timeout-ms', '2000'];
+    const { code, stderr } = await runServerToExit(args);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain('an etcd that serves TLS is named https://, not http://');
     expect(stderr).not.toContain('majority');
   } finally {
     server.close();

@@ -9,7 +9,7 @@
  * for its size is not the member failing.
  */
 import net from 'node:net';
-import { rootCertificates } from 'node:tls';
+import tls, { rootCertificates } from 'node:tls';
 import {
   circuitBreaker,
   type CircuitBreakerPolicy,
@@ -233,27 +233,36 @@ export function endStream(stream: { end(): void; cancel(): void }): void {
   stream.cancel();
 }
 
+/** What an endpoint was found to speak, against its scheme in --etcd-endpoints (schemeMismatch). */
+export type SchemeMismatch = 'plaintext-behind-https' | 'tls-behind-http';
+
 /**
- * Whether one of the https:// endpoints answers plain HTTP: an etcd that
- * serves plaintext, named https:// by mistake. Asked only after a first read
- * failed without a TLS error to say so: such a member closes a TLS
- * connection at once, and Node reports that as a handshake cut short or, as
- * often on a busy machine, as ECONNRESET, which a member going down gives too.
+ * Whether an endpoint speaks other than its scheme says: an https:// one
+ * that answers plain HTTP (an etcd that serves plaintext), or an http:// one
+ * that completes a TLS handshake (an etcd that serves TLS). Asked only after
+ * a first read failed without a TLS error to say so: such a member closes
+ * the connection at once, and Node reports that as a handshake cut short,
+ * as ECONNRESET (which a member going down gives too), or as "Failed to
+ * connect".
  */
-export async function plaintextBehindHttps(endpoints: readonly string[], timeoutMs = 1000): Promise<boolean> {
+export async function schemeMismatch(endpoints: readonly string[], timeoutMs = 1000): Promise<SchemeMismatch | undefined> {
   const answers = await Promise.all(
-    endpoints.map(async (endpoint) => {
+    endpoints.map(async (endpoint): Promise<SchemeMismatch | undefined> => {
       let url: URL;
       try {
         url = new URL(endpoint);
       } catch {
-        return false;
+        return undefined;
       }
-      if (url.protocol !== 'https:') return false;
-      return answersPlainHttp(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 443), timeoutMs);
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      if (url.protocol === 'https:') {
+        return (await answersPlainHttp(host, Number(url.port || 443), timeoutMs)) ? 'plaintext-behind-https' : undefined;
+      }
+      if (url.protocol === 'http:') return (await answersTls(host, Number(url.port || 80), timeoutMs)) ? 'tls-behind-http' : undefined;
+      return undefined;
     }),
   );
-  return answers.includes(true);
+  return answers.find((answer) => answer !== undefined);
 }
 
 function answersPlainHttp(host: string, port: number, timeoutMs: number): Promise<boolean> {
@@ -272,5 +281,25 @@ function answersPlainHttp(host: string, port: number, timeoutMs: number): Promis
       if (head.length >= 8) done(head.startsWith('HTTP/1.'));
     });
     socket.on('end', () => done(head.startsWith('HTTP/1.')));
+  });
+}
+
+/** Whether a TLS handshake completes there (whatever the certificate: only the protocol is asked). */
+function answersTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host,
+      port,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+      servername: net.isIP(host) === 0 ? host : undefined,
+    });
+    const done = (answer: boolean): void => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('secureConnect', () => done(true));
   });
 }

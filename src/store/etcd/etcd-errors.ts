@@ -31,6 +31,7 @@ import {
   GRPCUnavailableError,
   GRPCUnknownError,
 } from 'etcd3';
+import type { SchemeMismatch } from './etcd-connection';
 import { BackendRefusedError, BackendUnavailableError, InvalidArgumentError, NotSentError, StoreClosedError, StoreError } from '../errors';
 
 export type EtcdCallKind = 'read' | 'write' | 'watch' | 'keep-alive';
@@ -149,8 +150,8 @@ export function callTimeSpent(kind: EtcdCallKind, sent: boolean): StoreError {
  * the operator starting it, not as a call's "try again"; anything else is
  * returned as is.
  */
-export function notReachedAtStart(error: unknown, plaintextBehindHttps = false): unknown {
-  return saidToOperator(error, 'for its first read', "kv's first read", plaintextBehindHttps);
+export function notReachedAtStart(error: unknown, mismatch?: SchemeMismatch): unknown {
+  return saidToOperator(error, 'for its first read', "kv's first read", mismatch);
 }
 
 /**
@@ -162,12 +163,13 @@ export function notReachedByProbe(error: unknown): unknown {
   return saidToOperator(error, 'to see whether it answers', "the frontend's probe");
 }
 
-/** With `plaintextBehindHttps`: an https:// endpoint was found to answer plain HTTP (plaintextBehindHttps in etcd-connection.ts). */
-function saidToOperator(error: unknown, connectingFor: string, asked: string, plaintextBehindHttps = false): unknown {
+/** With `mismatch`: an endpoint was found to speak other than its scheme says (schemeMismatch in etcd-connection.ts). */
+function saidToOperator(error: unknown, connectingFor: string, asked: string, mismatch?: SchemeMismatch): unknown {
   if (!isOutage(error)) return error;
   const why = error.cause instanceof Error ? grpcText(error.cause.message) : error.message;
   const tls =
-    (error.cause instanceof Error ? tlsTrouble(error.cause.message) : undefined) ?? (plaintextBehindHttps ? NO_TLS_THERE_TEXT : undefined);
+    (error.cause instanceof Error ? tlsTrouble(error.cause.message) : undefined) ??
+    (mismatch === 'plaintext-behind-https' ? NO_TLS_THERE_TEXT : mismatch === 'tls-behind-http' ? TLS_THERE_TEXT : undefined);
   const text =
     tls !== undefined
       ? `kv could not connect to etcd ${connectingFor}: ${tls}`
@@ -184,6 +186,10 @@ const CLIENT_CERT_REFUSED =
 /** Node's words for a certificate of etcd's that kv does not accept (a name mismatch whole: the name and the certificate's list). */
 const SERVER_CERT_REFUSED =
   /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate(?: in certificate chain)?|certificate has expired|certificate is not yet valid|Hostname\/IP does not match certificate's altnames: (?:IP|Host): \S+ is not in the cert's (?:list|altnames): [^()]*?(?=\s*\(|\)|$)/i;
+
+const TLS_THERE_TEXT =
+  'an --etcd-endpoints address answered with TLS: an etcd that serves TLS is named https://, not http:// ' +
+  "(give --etcd-ca with the CA that signed the members' certificates)";
 
 const NO_TLS_THERE_TEXT =
   'the connection closed before its TLS handshake ended: an etcd that serves plaintext is named http://, not https://, in ' +

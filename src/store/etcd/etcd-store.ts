@@ -86,8 +86,8 @@ import {
   attemptMsOf,
   connectEtcd,
   DEFAULT_CALL_TIMEOUT_MS,
-  plaintextBehindHttps,
   readWithRetry,
+  schemeMismatch,
   writeOnce,
   type AttemptOptions,
   type EtcdConnectionOptions,
@@ -902,6 +902,6 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
     return store;
   } catch (error) {
     client.close();
-    throw notReachedAtStart(error, isOutage(error) && (await plaintextBehindHttps(options.endpoints)));
+    throw notReachedAtStart(error, isOutage(error) ? await schemeMismatch(options.endpoints) : undefined);
   }
 }
