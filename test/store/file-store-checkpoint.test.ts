@@ -184,6 +184,26 @@ describe('file engine: checkpoints', () => {
     }
   }, 60_000);
 
+  test('a window far larger than the default raises that floor to 64 MiB of logs at most', async () => {
+    const dataDir = dirs.make();
+    // Checkpoints by log growth only (not for dead bytes, which would start one at 64 MiB of data files too).
+    const compaction = { minBytes: 2 ** 40 };
+    const store = await openFileStore({
+      dataDir,
+      fsync: 'never',
+      compaction,
+      feed: { history: { maxChanges: 100_000, maxBytes: 2 ** 30 } },
+    });
+    try {
+      // 80 values of 1 MB to one key: 80 MB of logs, a window of about 160 MB packed (each value with the one before).
+      const pad = 'x'.repeat(1_000_000);
+      for (let i = 0; i < 80 && !dataFiles(dataDir).some((f) => f.endsWith('.snap')); i++) await store.set('k', { i, pad });
+      await pollUntil('a checkpoint', () => (dataFiles(dataDir).some((f) => f.endsWith('.snap')) ? true : undefined));
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
   test.each([
     [
       'blocks across slab boundaries, carried into the next slab',

@@ -67,7 +67,7 @@ export interface CompactionOptions {
   logToLiveRatio?: number;
   /** ...or hold this × live keys changes (default 0.125)... */
   logToKeysRatio?: number;
-  /** ...and at least this many bytes (default: 16 MiB, or about the bytes the history window takes packed if more: each checkpoint copies the whole window). */
+  /** ...and at least this many bytes (default: 16 MiB, or about the bytes the history window takes packed if more, up to 64 MiB: each checkpoint copies the whole window). */
   logMinBytes?: number;
   /** After a failed attempt, wait this long before the next one (default 10000 ms). */
   retryAfterMs?: number;
@@ -103,6 +103,12 @@ interface SealedSummary {
 
 /** The least bytes of logs since the last checkpoint that start the next (unless compaction.logMinBytes says otherwise). */
 export const DEFAULT_LOG_MIN_BYTES = 16 * 1024 * 1024;
+/**
+ * ...and the most the window's size raises that floor to: a window made far
+ * larger (--watch-history-bytes) would otherwise let the logs a restart
+ * replays, and the changes the index holds as objects meanwhile, grow with it.
+ */
+export const MAX_LOG_MIN_BYTES = 64 * 1024 * 1024;
 
 export class Compactor {
   private readonly minBytes: number;
@@ -225,7 +231,7 @@ export class Compactor {
     // Each checkpoint copies the whole history window again: by default not before the logs hold about as many bytes
     // as the window packed (half its measure, which counts UTF-16), so a checkpoint copies no more history than the
     // logs grew since the last one.
-    const min = this.logMinBytes ?? Math.max(DEFAULT_LOG_MIN_BYTES, this.window.byteSize / 2);
+    const min = this.logMinBytes ?? Math.min(MAX_LOG_MIN_BYTES, Math.max(DEFAULT_LOG_MIN_BYTES, this.window.byteSize / 2));
     return Math.min(logs / min, Math.max(ofLive, Number.isNaN(ofKeys) ? 0 : ofKeys));
   }
 
