@@ -34,29 +34,48 @@ test('a gRPC server that is not etcd is named as such at start, in one line', as
   expect(stderr).toContain('check --etcd-endpoints');
 });
 
-test('an https:// endpoint that resets the TLS handshake (as a plaintext etcd does on a busy machine) but answers plain HTTP: the scheme is named', async () => {
-  // A plaintext etcd closes a connection that starts with a TLS ClientHello; Node reports that as a handshake cut short
-  // or, when the close comes as a reset, as ECONNRESET, which says nothing of TLS: this one always resets.
-  const server = net.createServer((socket) => {
-    socket.once('data', (chunk: Buffer) => {
-      if (chunk[0] === 0x16) socket.resetAndDestroy();
-      else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+/** What etcd 3.4 answers GET /version with. */
+const ETCD_VERSION = '{"etcdserver":"3.4.30","etcdcluster":"3.4.0"}';
+const ETCD_VERSION_ANSWER = `HTTP/1.1 200 OK\r\nContent-Length: ${ETCD_VERSION.length}\r\nConnection: close\r\n\r\n${ETCD_VERSION}`;
+
+test.each([
+  ['etcd (its /version answer)', ETCD_VERSION_ANSWER, true],
+  [
+    'not etcd: a proxy in front of an etcd that is down',
+    'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+    false,
+  ],
+])(
+  'an https:// endpoint that resets the TLS handshake (as a plaintext etcd does on a busy machine), answering plain HTTP as %s: the scheme is named only for etcd',
+  async (_name, answer, named) => {
+    // A plaintext etcd closes a connection that starts with a TLS ClientHello; Node reports that as a handshake cut short
+    // or, when the close comes as a reset, as ECONNRESET, which says nothing of TLS: this one always resets.
+    const server = net.createServer((socket) => {
+      socket.once('data', (chunk: Buffer) => {
+        if (chunk[0] === 0x16) socket.resetAndDestroy();
+        else socket.end(answer);
+      });
+      socket.on('error', () => undefined);
     });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const endpoint = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-    const args = ['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', endpoint, '--etcd-timeout-ms', '2000'];
-    const { code, stderr } = await runServerToExit(args);
-    expect(code).toBe(1);
-    expect(stderr.trim().split('\n')).toHaveLength(1);
-    expect(stderr).toContain('an etcd that serves plaintext is named http://, not https://');
-    expect(stderr).not.toContain('majority');
-  } finally {
-    server.close();
-  }
-});
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+      const args = ['--listen', '127.0.0.1:0', '--engine', 'etcd', '--etcd-endpoints', endpoint, '--etcd-timeout-ms', '2000'];
+      const { code, stderr } = await runServerToExit(args);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      if (named) {
+        expect(stderr).toContain('an etcd that serves plaintext is named http://, not https://');
+        expect(stderr).not.toContain('majority');
+      } else {
+        expect(stderr).not.toContain('named http://');
+        expect(stderr).toContain('majority');
+      }
+    } finally {
+      server.close();
+    }
+  },
+);
 
 test('an http:// endpoint where a TLS server answers (an etcd that serves TLS): the scheme is named', async () => {
   const dir = makeTempDir();

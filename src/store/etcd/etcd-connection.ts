@@ -265,22 +265,28 @@ export async function schemeMismatch(endpoints: readonly string[], timeoutMs = 1
   return answers.find((answer) => answer !== undefined);
 }
 
+/**
+ * Whether etcd answers /version there in plain HTTP: `{"etcdserver":...}`.
+ * Not any HTTP answer: a TLS proxy in front of an etcd that is down (a
+ * service mesh's sidecar) may answer plain HTTP itself.
+ */
 function answersPlainHttp(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
-    let head = '';
-    const done = (answer: boolean): void => {
+    let answer = '';
+    const done = (yes: boolean): void => {
       socket.destroy();
-      resolve(answer);
+      resolve(yes);
     };
+    const isEtcd = (): boolean => /^HTTP\/1\.[01] 200 /.test(answer) && answer.includes('"etcdserver"');
     socket.setTimeout(timeoutMs, () => done(false));
     socket.on('error', () => done(false));
     socket.on('connect', () => socket.write(`GET /version HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
     socket.on('data', (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      if (head.length >= 8) done(head.startsWith('HTTP/1.'));
+      answer += chunk.toString('latin1');
+      if (isEtcd() || answer.length > 4096) done(isEtcd());
     });
-    socket.on('end', () => done(head.startsWith('HTTP/1.')));
+    socket.on('end', () => done(isEtcd()));
   });
 }
 

@@ -150,6 +150,11 @@ export function callTimeSpent(kind: EtcdCallKind, sent: boolean): StoreError {
  * the operator starting it, not as a call's "try again"; anything else is
  * returned as is.
  */
+/** Whether a failure to reach etcd says nothing of TLS: then a probe may find the endpoints' scheme wrong (schemeMismatch). */
+export function schemeMayBeWrong(error: unknown): boolean {
+  return isOutage(error) && !(error.cause instanceof Error && tlsTrouble(error.cause.message) !== undefined);
+}
+
 export function notReachedAtStart(error: unknown, mismatch?: SchemeMismatch): unknown {
   return saidToOperator(error, 'for its first read', "kv's first read", mismatch);
 }

@@ -92,7 +92,7 @@ import {
   type AttemptOptions,
   type EtcdConnectionOptions,
 } from './etcd-connection';
-import { isOutage, notReachedAtStart, notReachedByProbe, readPinned } from './etcd-errors';
+import { isOutage, notReachedAtStart, notReachedByProbe, readPinned, schemeMayBeWrong } from './etcd-errors';
 import { EtcdKeyspace, keyAfter, toEntry } from './etcd-keyspace';
 import { EtcdWatch } from './etcd-watch';
 
@@ -902,6 +902,6 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
     return store;
   } catch (error) {
     client.close();
-    throw notReachedAtStart(error, isOutage(error) ? await schemeMismatch(options.endpoints) : undefined);
+    throw notReachedAtStart(error, schemeMayBeWrong(error) ? await schemeMismatch(options.endpoints) : undefined);
   }
 }
