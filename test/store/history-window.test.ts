@@ -176,6 +176,56 @@ describe('packed history', () => {
     );
   });
 
+  test('a window that packs far more chunks than it keeps (its lists of chunks trimmed again and again) reads the same as one that does not, and views taken before a trim stay put', () => {
+    const entry = (revision: number, i: number): StoredEntry => ({
+      valueJson: JSON.stringify('v'.repeat(i % 37) + 'é'.repeat(i % 5)),
+      createRevision: 1,
+      modRevision: revision,
+      version: 1,
+      lease: 0,
+    });
+    // Now and then several changes in one revision, as a transaction makes.
+    const revisionOf = (revision: number, i: number): KeyChange[] =>
+      Array.from({ length: i % 11 === 0 ? 3 : 1 }, (_, j) => ({
+        type: 'set' as const,
+        key: `k${i % 500}-${j}`,
+        revision,
+        entry: entry(revision, i),
+        prev: i % 3 === 0 ? entry(revision - 1, i) : undefined,
+      }));
+    for (const maxChanges of [700, 3000]) {
+      const limits = { maxChanges, maxBytes: 1 << 30 };
+      const packedWindow = new HistoryWindow(limits, 9);
+      packedWindow.packWith(packHistory);
+      const plain = new HistoryWindow(limits, 9);
+      const views: Array<{ view: ReturnType<HistoryWindow['view']>; changes: KeyChange[] }> = [];
+      // 200 chunks' worth: the list of packed chunks is trimmed once more than 64 are gone.
+      for (let i = 0; i < 200 * PACK_CHUNK; i++) {
+        const changes = revisionOf(10 + i, i);
+        packedWindow.push(changes);
+        plain.push(changes);
+        if (i % 4099 === 0) views.push({ view: packedWindow.view(), changes: Array.from({ length: plain.size }, (_, p) => plain.at(p)) });
+        if (i % 997 === 0) {
+          expect(packedWindow.size).toBe(plain.size);
+          expect(packedWindow.byteSize).toBe(plain.byteSize);
+          expect(packedWindow.oldestRevision).toBe(plain.oldestRevision);
+        }
+      }
+      for (let p = 0; p < plain.size; p++) {
+        expect(packedWindow.revisionAt(p)).toBe(plain.revisionAt(p));
+        if (p % 7 === 0) expect(packedWindow.at(p)).toEqual(decodeChangeAt(encoded(plain.at(p)), 0));
+      }
+      expect(views.length).toBeGreaterThan(10);
+      for (const { view, changes } of views) {
+        expect(view.size).toBe(changes.length);
+        for (let p = 0; p < view.size; p += 7) {
+          expect(view.revisionAt(p)).toBe(changes[p].revision);
+          expect(view.at(p)).toEqual(decodeChangeAt(encoded(changes[p]), 0));
+        }
+      }
+    }
+  }, 120_000);
+
   test('a chunk of large values is packed in several, each within PACK_CHUNK_BYTES, and reads back the same', () => {
     const window = new HistoryWindow({ maxChanges: 100_000, maxBytes: 1 << 30 }, 0);
     window.packWith(packHistory);
