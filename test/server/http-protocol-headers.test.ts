@@ -6,6 +6,8 @@
  * ran on with no deadline at all), one that is not 1 to 10 digits is
  * invalid_argument naming it; and a call whose deadline passed before its
  * body came is not run (a Set was applied after it; a Watch never ended).
+ * Either sent twice alike is taken once (connect-go takes the first; "5, 5"
+ * was refused), twice unlike refused saying so.
  */
 import http from 'node:http';
 import { startServer, type RunningServer } from '../support/server-process';
@@ -164,6 +166,78 @@ describe('connect-timeout-ms', () => {
     });
     const body = Buffer.from(await response.arrayBuffer()).toString('latin1');
     expect(body).toMatch(/grpc-status: ?0/);
+  });
+});
+
+/** POSTs `body` to `method` with each header of an array sent as that many lines; the status and body of the answer. */
+function postLines(
+  method: string,
+  contentType: string,
+  body: Buffer,
+  headers: Record<string, string[]>,
+): Promise<{ status: number; body: Buffer }> {
+  const url = new URL(`${base}/${method}`);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': contentType, ...headers } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+describe('a header sent more than once (Node joins the lines: "5000, 5000")', () => {
+  const setBody = (key: string): Buffer => Buffer.from(JSON.stringify({ key, value: 1 }));
+
+  test('connect-timeout-ms, twice alike, is taken once, on a Set and a Watch (whose deadline it is)', async () => {
+    const answer = await postLines('Set', 'application/json', setBody('twice-alike'), { 'connect-timeout-ms': ['5000', '5000'] });
+    expect(answer.status).toBe(200);
+    expect(await stored('twice-alike')).toBe(true);
+    const watched = await postLines('Watch', 'application/connect+json', frame('{"prefix": "nothing-here/"}'), {
+      'connect-timeout-ms': ['300', '300'],
+    });
+    expect(streamError(watched.body)).toMatchObject({ code: 'deadline_exceeded' });
+  });
+
+  test('connect-timeout-ms, twice with different values, is invalid_argument saying so, and the Set is not applied', async () => {
+    const answer = await postLines('Set', 'application/json', setBody('twice-unlike'), { 'connect-timeout-ms': ['5000', '10'] });
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body.toString())).toMatchObject({
+      code: 'invalid_argument',
+      message: 'connect-timeout-ms was sent more than once, with different values ("5000, 10"): send it once',
+    });
+    expect(await stored('twice-unlike')).toBe(false);
+  });
+
+  test('connect-protocol-version, twice alike, is served; twice unlike, refused saying so', async () => {
+    const alike = await postLines('Set', 'application/json', setBody('version-twice'), { 'connect-protocol-version': ['1', '1'] });
+    expect(alike.status).toBe(200);
+    const unlike = await postLines('Set', 'application/json', setBody('version-unlike'), { 'connect-protocol-version': ['1', '2'] });
+    expect(unlike.status).toBe(400);
+    expect(JSON.parse(unlike.body.toString())).toMatchObject({
+      code: 'invalid_argument',
+      message: 'connect-protocol-version was sent more than once, with different values ("1, 2"): send it once',
+    });
+    expect(await stored('version-unlike')).toBe(false);
+  });
+
+  test("gRPC-Web's grpc-timeout, twice alike, is served", async () => {
+    const message = Buffer.from('{"key": "grpc-web-twice", "value": 1}');
+    const answer = await postLines(
+      'Set',
+      'application/grpc-web+json',
+      Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]),
+      {
+        'grpc-timeout': ['5S', '5S'],
+      },
+    );
+    expect(answer.body.toString('latin1')).toMatch(/grpc-status: ?0/);
+    expect(await stored('grpc-web-twice')).toBe(true);
   });
 });
 

@@ -4,7 +4,7 @@
  * connect-es takes any connect-protocol-version, and runs a call whose
  * connect-timeout-ms is 0 though its deadline has passed before it began.
  * And the deadlines of Connect and gRPC-Web calls, capped at what a timer
- * can hold.
+ * can hold; and these headers sent more than once.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
 import { MAX_TIMER_MS } from '../../max-timer';
@@ -16,6 +16,27 @@ const GRPC_TIMEOUT_HEADER = 'grpc-timeout';
 /** gRPC's timeout as connect-es reads it (protocol-grpc/parse-timeout.ts): up to 8 digits and a unit. */
 const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
 const GRPC_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** Headers that hold one value each, which a client may still send more than once. */
+const SINGLE_VALUED = [VERSION_HEADER, TIMEOUT_HEADER, GRPC_TIMEOUT_HEADER];
+
+/**
+ * A header of SINGLE_VALUED sent more than once with the same value, taken
+ * once. Node joins repeated lines into one value ("5, 5", as HTTP lets a
+ * recipient do), which connect-es then refused as not a number; connect-go
+ * takes the first line. Taking one here drops nothing, where they are all
+ * the same; different ones are left joined, and refused saying so
+ * (checkConnectHeaders; gRPC-Web's by connect-es) rather than one of them
+ * silently chosen. No valid value of these headers holds a comma.
+ */
+export function collapseRepeats(header: Headers): void {
+  for (const name of SINGLE_VALUED) {
+    const value = header.get(name);
+    if (value === null || !value.includes(',')) continue;
+    const values = value.split(',').map((part) => part.trim());
+    if (values.every((part) => part === values[0]) && values[0] !== '') header.set(name, values[0]);
+  }
+}
 
 /**
  * A deadline longer than MAX_TIMER_MS (about 24.8 days) made that long:
@@ -38,13 +59,21 @@ export function capDeadline(header: Headers): void {
 }
 
 /**
- * Throws for a connect-protocol-version other than "1" (INVALID_ARGUMENT; a
+ * Throws for a connect-protocol-version or connect-timeout-ms sent more than
+ * once with different values (INVALID_ARGUMENT; see collapseRepeats), for a
+ * connect-protocol-version other than "1" (INVALID_ARGUMENT; a
  * request without one is served, as the protocol lets clients leave it out),
  * and for a connect-timeout-ms that is not 1 to 10 digits (INVALID_ARGUMENT)
  * or is 0 (DEADLINE_EXCEEDED: connect-go's deadline of 0 has passed, and it
  * runs nothing past one).
  */
 export function checkConnectHeaders(header: Headers): void {
+  for (const name of [VERSION_HEADER, TIMEOUT_HEADER]) {
+    const value = header.get(name);
+    if (value !== null && value.includes(',')) {
+      throw new InvalidArgumentError(`${name} was sent more than once, with different values (${JSON.stringify(value)}): send it once`);
+    }
+  }
   const version = header.get(VERSION_HEADER);
   if (version !== null && version !== '1') {
     throw new InvalidArgumentError(`${VERSION_HEADER} must be "1", the Connect protocol's only version: got ${JSON.stringify(version)}`);

@@ -9,7 +9,8 @@
  * (grpc-refusal.ts). A stream's body sent without its frames (the
  * JSON of a unary call) is refused saying so, rather than read as a message
  * hundreds of megabytes long. A deadline longer than a timer holds is
- * capped (connect-headers.ts). Each call also learns when its client goes
+ * capped, and a deadline or protocol version sent twice alike taken once
+ * (connect-headers.ts). Each call also learns when its client goes
  * away (CLIENT_GONE).
  */
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter } from '@connectrpc/connect';
@@ -23,7 +24,7 @@ import {
 } from '@connectrpc/connect-node';
 import type { Logger } from '../../logger';
 import { InvalidArgumentError } from '../service-errors';
-import { capDeadline } from './connect-headers';
+import { capDeadline, collapseRepeats } from './connect-headers';
 import { type CheckClient, closeUnreadStream, DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
 import { contentTypeRefusal, contentTypes } from './content-type-refusal';
 import { isGrpcRequest, refuseGrpc } from './grpc-refusal';
@@ -108,6 +109,7 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, grpcPort, .
     } catch (reason) {
       return failed(response, reason, { rpc: handler.requestPath }, 'HTTP port: answering a call failed');
     }
+    collapseRepeats(universal.header);
     capDeadline(universal.header);
     const contentType = request.headers['content-type'] ?? '';
     if (ENVELOPED.test(contentType)) {
