@@ -28,6 +28,10 @@ export interface IssueOptions {
   file?: string;
   /** The whole subject, as openssl's -subj takes it ("/O=x/CN=a/CN=b"), instead of /CN=cn. */
   subject?: string;
+  /** Valid from a minute ago until this moment (to the second): a certificate that expires while a test runs. */
+  notAfter?: Date;
+  /** A CA certificate (an intermediate CA, makeIntermediateCa). */
+  ca?: boolean;
 }
 
 function openssl(dir: string, args: string[]): void {
@@ -52,8 +56,9 @@ export function issue(dir: string, ca: TestCa, cn: string, options: IssueOptions
   openssl(dir, [
     'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', files.key, '-out', csr,
     '-subj', options.subject ?? `/CN=${cn}`, ...(san.length > 0 ? ['-addext', `subjectAltName=${san.join(',')}`] : []),
+    ...(options.ca ? ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'] : []),
   ]); // prettier-ignore
-  if (!options.expired && !options.notYetValid) {
+  if (!options.expired && !options.notYetValid && options.notAfter === undefined) {
     openssl(dir, [
       'x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '2',
       '-copy_extensions', 'copyall', '-out', files.cert,
@@ -80,12 +85,34 @@ export function issue(dir: string, ca: TestCa, cn: string, options: IssueOptions
   );
   writeFileSync(`${stem}.index`, '');
   writeFileSync(`${stem}.serial`, '01\n');
+  const dates =
+    options.notAfter !== undefined
+      ? [asnTime(new Date(Date.now() - 60_000)), asnTime(options.notAfter)]
+      : options.expired
+        ? ['20200101000000Z', '20200102000000Z']
+        : ['20990101000000Z', '20990102000000Z'];
   openssl(dir, [
     'ca', '-batch', '-config', config, '-cert', ca.cert, '-keyfile', ca.key, '-in', csr, '-out', files.cert,
-    ...(options.expired ? ['-startdate', '20200101000000Z', '-enddate', '20200102000000Z'] : ['-startdate', '20990101000000Z', '-enddate', '20990102000000Z']),
-    '-notext',
+    '-startdate', dates[0], '-enddate', dates[1], '-notext',
   ]); // prettier-ignore
   return files;
+}
+
+/** A date as openssl ca's -startdate and -enddate take it: YYYYMMDDHHMMSSZ. */
+function asnTime(date: Date): string {
+  return `${date.toISOString().slice(0, 19).replace(/[-T:]/g, '')}Z`;
+}
+
+/** The same CA (its name and key) in a new self-signed certificate, as when a CA certificate is renewed. */
+export function renewCa(dir: string, ca: TestCa): TestCa {
+  const renewed = { ...ca, cert: path.join(dir, `${ca.name}-renewed.crt`) };
+  openssl(dir, ['req', '-x509', '-key', ca.key, '-out', renewed.cert, '-subj', `/CN=${ca.name}`, '-days', '3']);
+  return renewed;
+}
+
+/** A CA certificate signed by `parent`: client certificates it issues chain through it to `parent`. */
+export function makeIntermediateCa(dir: string, parent: TestCa, name: string): TestCa {
+  return { name, ...issue(dir, parent, name, { ca: true, file: name }) };
 }
 
 /** A server certificate for the address tests connect to. */
