@@ -14,7 +14,6 @@ import type { Logger } from '../logger';
 import { StoreClosedError } from '../store/errors';
 import type { KeyValueStore } from '../store/key-value-store';
 import type { CallObserver } from './call-observer';
-import { ClientCertificateChecks } from './client-certificate-checks';
 import { type ConnectionLimits, type LimitedListener, grpcConnectionOptions, listenWithLimits } from './connection-limits';
 import { type GrpcDeps, OpenStreams } from './grpc-call';
 import { addHealth } from './health';
@@ -44,10 +43,7 @@ export interface KvServerOptions {
   calls?: CallObserver;
   /** The web console's files, served on the HTTP port. */
   consoleAssets?: ConsoleAssets;
-  /**
-   * TLS for the HTTP port (default: plaintext): the gRPC port's certificates, rotated with them. With a client CA,
-   * also what both ports' open connections are checked against when it is rotated (client-certificate-checks.ts).
-   */
+  /** TLS for the HTTP port (default: plaintext): the gRPC port's certificates, rotated with them. */
   httpTls?: HttpTls;
 }
 
@@ -126,11 +122,6 @@ export function createServer({
   server.addService(keyValueServiceDefinition(), service.implementation);
   let httpServer: HttpServer | undefined;
   const connectionsOpen = new Set<http2.ServerHttp2Session>();
-  // Mutual TLS: a client certificate is checked again when the client CAs change, and when it expires.
-  const clientCa = httpTls?.material.clientCa;
-  const clientCertificates =
-    clientCa === undefined ? undefined : new ClientCertificateChecks(clientCa, streams, logger, connections.handshakeTimeoutMs);
-  if (clientCertificates !== undefined) httpTls?.onRotate((material) => clientCertificates.rotate(material.clientCa));
 
   return {
     isServing: () => serving === true,
@@ -152,10 +143,7 @@ export function createServer({
           );
           trackConnections(server, connectionsOpen);
           const http2Server = newestHttp2Server(server);
-          if (http2Server instanceof tls.Server) {
-            logTlsRefusals(http2Server, 'grpc', logger);
-            clientCertificates?.watch(http2Server, 'grpc');
-          }
+          if (http2Server instanceof tls.Server) logTlsRefusals(http2Server, 'grpc', logger);
         },
       );
       // The store is open before the server is built, so listening is the moment we can serve.
@@ -169,16 +157,7 @@ export function createServer({
       // Loaded only when an HTTP port is asked for: Connect and its protobuf runtime take about 0.1 s to load, which every start-up would pay.
       const { createHttpServer } = await import('./http/create-http-server');
       const grpcPort = (): number | undefined => listener?.port;
-      httpServer ??= createHttpServer({
-        deps,
-        calls,
-        maxMessageBytes,
-        consoleAssets,
-        tls: httpTls,
-        connections,
-        grpcPort,
-        clientCertificates,
-      });
+      httpServer ??= createHttpServer({ deps, calls, maxMessageBytes, consoleAssets, tls: httpTls, connections, grpcPort });
       return httpServer.listen(address);
     },
 

@@ -78,22 +78,10 @@ export type StreamLifetime = 'open-ended' | 'finite';
 /** The streaming calls in progress, so shutdown can end them: the open-ended ones at once, the rest when the grace runs out. */
 export class OpenStreams {
   private readonly ends = new Map<(error: unknown) => void, StreamLifetime>();
-  /** The streams of each client connection that named itself (connectionOf), so they can be ended with it. */
-  private readonly byConnection = new Map<string, Set<(error: unknown) => void>>();
 
-  /** `connection`: the client connection the stream came on (connectionOf). */
-  add(end: (error: unknown) => void, lifetime: StreamLifetime, connection?: string): () => void {
+  add(end: (error: unknown) => void, lifetime: StreamLifetime): () => void {
     this.ends.set(end, lifetime);
-    if (connection === undefined) return () => this.ends.delete(end);
-    let ofConnection = this.byConnection.get(connection);
-    if (ofConnection === undefined) this.byConnection.set(connection, (ofConnection = new Set()));
-    const streams = ofConnection;
-    streams.add(end);
-    return () => {
-      this.ends.delete(end);
-      streams.delete(end);
-      if (streams.size === 0 && this.byConnection.get(connection) === streams) this.byConnection.delete(connection);
-    };
+    return () => this.ends.delete(end);
   }
 
   /** Ends every open-ended stream with `error`'s status. */
@@ -106,25 +94,9 @@ export class OpenStreams {
     for (const end of [...this.ends.keys()]) end(error);
   }
 
-  /** Ends every stream of one client connection, whatever its lifetime, with `error`'s status (the connection is being closed); says how many. */
-  endConnection(connection: string, error: unknown): number {
-    const ends = [...(this.byConnection.get(connection) ?? [])];
-    for (const end of ends) end(error);
-    return ends.length;
-  }
-
   get size(): number {
     return this.ends.size;
   }
-}
-
-/**
- * A client connection as OpenStreams knows it: the port, and the client's
- * address and port as a call's peer reads ("127.0.0.1:5123"; an IPv6
- * address with or without brackets), unique among a port's open connections.
- */
-export function connectionOf(port: 'grpc' | 'http', peer: string): string {
-  return `${port} ${peer.replace(/^\[(.*)\]:/, '$1:')}`;
 }
 
 /** How a unary call is answered: a status (error), or the response to encode. */
@@ -350,7 +322,7 @@ function openStream<M>(
     access?.finished(answer.code ?? status.UNKNOWN);
   };
   observer.streamOpened();
-  const forget = deps.streams.add(end, lifetime, connectionOf('grpc', call.getPeer()));
+  const forget = deps.streams.add(end, lifetime);
   call.once('cancelled', () => {
     if (!ended) {
       observer.streamClosed(status.CANCELLED);

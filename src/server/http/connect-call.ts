@@ -14,16 +14,7 @@ import { type MethodDefinition, status } from '@grpc/grpc-js';
 import { type Access, openAccess } from '../access';
 import type { CallContext } from '../call-context';
 import { type MethodObserver, NO_METHOD_OBSERVER } from '../call-observer';
-import {
-  type Caller,
-  connectionOf,
-  type DuplexHandler,
-  type GrpcDeps,
-  type Handler,
-  type StreamHandler,
-  type StreamLifetime,
-  type StreamSink,
-} from '../grpc-call';
+import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamLifetime, StreamSink } from '../grpc-call';
 import { InvalidArgumentError } from '../service-errors';
 import { rewordConnectFailure, toConnectError } from './to-connect-error';
 import { failsTheStore } from '../../store/errors';
@@ -191,8 +182,7 @@ async function* streamResponses<O extends DescMessage, Req, M>(
   };
   const observer = deps.observer ?? NO_METHOD_OBSERVER;
   observer.streamOpened();
-  const peer = context.values.get(CALLER)?.peer;
-  const forget = deps.streams.add(end, lifetime, peer === undefined ? undefined : connectionOf('http', peer));
+  const forget = deps.streams.add(end, lifetime);
   // The call's signal aborts when the client goes away (nothing to tell it) or when its deadline
   // (connect-timeout-ms, grpc-timeout) passes: that one the client is told, as on the gRPC port.
   const aborted = (): void => end(isDeadline(context.signal.reason) ? context.signal.reason : undefined);

@@ -14,7 +14,6 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { createContextValues } from '@connectrpc/connect';
 import { isLoopbackHost, isLoopbackHostHeader } from '../../security/listen-policy';
 import type { CallObserver } from '../call-observer';
-import type { ClientCertificateChecks } from '../client-certificate-checks';
 import type { ConnectionLimits } from '../connection-limits';
 import type { GrpcDeps } from '../grpc-call';
 import type { TlsMaterial } from '../tls-credentials';
@@ -43,8 +42,6 @@ export interface HttpServerOptions {
   connections: ConnectionLimits;
   /** The port the server's gRPC listener bound, once it has: a gRPC call sent here is told of it. */
   grpcPort?: () => number | undefined;
-  /** With mutual TLS: keeps each connection's client certificate checked while it is open (client-certificate-checks.ts). */
-  clientCertificates?: ClientCertificateChecks;
 }
 
 /** The gRPC port's certificates (tls-credentials.ts), and a way to hear of their rotation on SIGHUP. */
@@ -74,7 +71,6 @@ export function createHttpServer({
   tls,
   connections,
   grpcPort = () => undefined,
-  clientCertificates,
 }: HttpServerOptions): HttpServer {
   const limits = new HttpConnectionLimits(connections, deps.logger);
   const checkClient = (session: http2.Http2Session): void => limits.checkClient(session);
@@ -187,7 +183,6 @@ export function createHttpServer({
     secure.on('session', onSession);
     secure.on('connection', track);
     logTlsRefusals(secure, 'http', deps.logger);
-    clientCertificates?.watch(secure, 'http');
     front = secure;
   }
   limits.capConnections(front);
