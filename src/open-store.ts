@@ -160,6 +160,7 @@ async function openConfiguredEtcdStore(config: Config): Promise<OpenedStore> {
     maxRequestBytes: config.etcdMaxRequestBytes,
     maxTxnOps: config.maxTxnOps,
     callTimeoutMs: config.etcdTimeoutMs,
+    watchProgressMs: config.watchProgressMs,
   });
   const count = config.etcdEndpoints.length;
   return { store, where: `etcd prefix ${JSON.stringify(config.etcdPrefix)} at ${count} endpoint${count === 1 ? '' : 's'}` };

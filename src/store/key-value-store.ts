@@ -278,7 +278,7 @@ export interface KeyValueStore {
   watch(options: WatchOptions): Watch;
   /**
    * How often (ms) a watch with nothing to receive gets a progress batch;
-   * undefined where the engine cannot say (over etcd it is etcd's setting).
+   * undefined where the engine cannot say.
    */
   readonly watchProgressMs: number | undefined;
   /**

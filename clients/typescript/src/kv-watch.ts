@@ -36,8 +36,7 @@ export interface WatchCommonOptions {
    * A stream that brings no message at all (not even progress) for this long
    * is treated as broken and resumed. Default: twice the progress interval
    * the server gives in a stream's first message (its --watch-progress-ms),
-   * plus a second; 10 s until it has said, or if it does not (the etcd
-   * engine).
+   * plus a second; 10 s until it has said, or if it does not.
    */
   idleTimeoutMs?: number;
   /** Reconnect attempts in a row before the error is thrown (default: no limit). */

@@ -105,10 +105,14 @@ export interface EtcdStoreOptions extends EtcdConnectionOptions {
   maxRequestBytes?: number;
   /** kv's --max-txn-ops (default 128, etcd's default --max-txn-ops, which kv cannot read: set no higher than it). */
   maxTxnOps?: number;
+  /** --watch-progress-ms: a watch with nothing to receive gets a batch without events this often (default 5000). */
+  watchProgressMs?: number;
 }
 
 export const DEFAULT_ETCD_PREFIX = 'kv/';
 export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1572864;
+/** --watch-progress-ms's default, as for the file engine. */
+const DEFAULT_WATCH_PROGRESS_MS = 5000;
 /** Room a conditional write needs besides its key and value: the Txn's compare, the failure read, framing. */
 const WRITE_OVERHEAD_BYTES = 1024;
 /** Keys per Range while listing: bounded responses, however many keys match. */
@@ -170,6 +174,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     limits: StoreLimits,
     private readonly callTimeoutMs: number,
     startRevision: number,
+    private readonly progressMs: number,
   ) {
     super(limits);
     this.observedRevision = startRevision;
@@ -192,9 +197,13 @@ export class EtcdStore extends AbstractKeyValueStore {
   /** etcd's revisions are its own: kv cannot tell when a cluster was restored from a snapshot. */
   readonly historyId = undefined;
 
-  /** etcd sends progress at its own --experimental-watch-progress-notify-interval, which kv cannot read. */
-  get watchProgressMs(): undefined {
-    return undefined;
+  /**
+   * A watch with nothing to receive gets a batch this often, current to the revision it was last given (etcd-watch.ts):
+   * etcd's own progress, which also tells it etcd's later revisions, comes at etcd's
+   * --experimental-watch-progress-notify-interval, which kv cannot read.
+   */
+  get watchProgressMs(): number {
+    return this.progressMs;
   }
 
   /** The newest etcd revision this store has seen in any answer (etcd's revision is cluster-wide). */
@@ -478,6 +487,7 @@ export class EtcdStore extends AbstractKeyValueStore {
     const watch = new EtcdWatch(this.client, this.keyspace, op, {
       startsAfter: op.startRevision === 0 ? this.now() : undefined,
       unavailableAfterMs: this.callTimeoutMs,
+      progressMs: this.progressMs,
       onEnd: (w) => this.watches.delete(w),
     });
     this.watches.add(watch);
@@ -897,7 +907,14 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
       (attempt) => client.kv.range({ ...keyspace.prefixRange(''), count_only: true }, attempt),
       callTimeoutMs,
     );
-    const store = new EtcdStore(client, keyspace, limits, callTimeoutMs, Number(probe.header.revision));
+    const store = new EtcdStore(
+      client,
+      keyspace,
+      limits,
+      callTimeoutMs,
+      Number(probe.header.revision),
+      options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS,
+    );
     await store.askWritesAtOpen();
     return store;
   } catch (error) {

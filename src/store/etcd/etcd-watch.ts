@@ -21,6 +21,16 @@
  * resumeFrom <= C, and says C. The events of that one revision (sent again
  * at each start, the price of this) are dropped here.
  *
+ * A consumer that waits progressMs for a batch gets one with no events,
+ * current to the revision it was last given: etcd's own progress comes only
+ * every --experimental-watch-progress-notify-interval (10 minutes by
+ * default), and not in the interval after one in which it sent the watcher
+ * events (the revision before the start, dropped here, included), so a
+ * client that waits for a message at least that often (the SDK: twice the
+ * interval a stream's first message gives) would take a quiet stream for a
+ * broken one, and one resumed right after an event it was given for broken
+ * again, every time.
+ *
  * A consumer that stops calling next() stops the stream being read, and
  * gRPC flow control holds etcd back: etcd keeps such a watcher aside and
  * catches it up from its own history later, so no watcher is ever dropped
@@ -51,6 +61,8 @@ export interface EtcdWatchOptions {
   startsAfter?: Promise<number>;
   /** Called once the watch has ended, for whatever reason. */
   onEnd: (watch: EtcdWatch) => void;
+  /** How long a consumer waits for a batch before it gets one without events (--watch-progress-ms). */
+  progressMs: number;
 }
 
 /** etcd3 hands out grpc-js's ClientDuplexStream (a Node Duplex) but types only its gRPC side; kv also pauses it. */
@@ -78,6 +90,8 @@ export class EtcdWatch implements Watch {
   private resuming = false;
   /** A batch was handed over or queued (the first says where the watch stands). */
   private delivered = false;
+  /** Ends a consumer's wait with a batch without events once it has waited options.progressMs. */
+  private progressTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly client: Etcd3,
@@ -122,7 +136,23 @@ export class EtcdWatch implements Watch {
     if (this.error !== undefined) return Promise.reject(this.error);
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
+      this.armProgress();
     });
+  }
+
+  /**
+   * After options.progressMs of waiting, the consumer gets a batch current to
+   * the revision it was last given: no news, but word that the watch is
+   * alive. Not before the watch has said where it stands: a watch from now
+   * learns that from etcd first.
+   */
+  private armProgress(): void {
+    this.progressTimer = setTimeout(() => {
+      this.progressTimer = undefined;
+      if (this.waiter === undefined || this.error !== undefined) return;
+      if (this.delivered || this.op.startRevision > 0) this.deliver({ events: [], revision: this.reported });
+      else this.armProgress();
+    }, this.options.progressMs);
   }
 
   close(): void {
@@ -135,6 +165,7 @@ export class EtcdWatch implements Watch {
     this.error = error;
     this.queue.length = 0;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.progressTimer);
     this.dropStream();
     const waiter = this.waiter;
     this.waiter = undefined;
@@ -248,6 +279,7 @@ export class EtcdWatch implements Watch {
     const waiter = this.waiter;
     if (waiter !== undefined) {
       this.waiter = undefined;
+      clearTimeout(this.progressTimer);
       waiter.resolve(batch);
       return;
     }

@@ -2111,8 +2111,9 @@ export const KeyValueService: GenService<{
    * history gets the end of its replay, current to the store's revision,
    * even if nothing in it matched. (On the etcd engine a watch from a
    * later revision says the revision before its start, and one with a
-   * start_revision etcd has reached hears first at etcd's next progress
-   * response, or with its first events.) When there is
+   * start_revision etcd has reached hears first with its first events, at
+   * etcd's next progress response, or after the progress interval with no
+   * events and the revision before its start.) When there is
    * nothing to send, the server sends a progress message (no events, the
    * current revision) about every 5 seconds (server flag
    * --watch-progress-ms), so a client always knows a recent revision to
