@@ -236,6 +236,12 @@ test('Compare needs one of its four operators, and a transaction takes only what
     ...INVALID,
     message: expect.stringMatching(/^txn\(\)\.if takes compares built with Compare .*, got an op$/),
   });
+  // A builder awaited rather than committed: `await` calls its then(resolve, reject).
+  expect(await refusal('awaited', async () => await (fixture.kv.txn().if(Compare.version('tmp/a', '>', 0)) as unknown))).toEqual({
+    name: 'awaited',
+    ...INVALID,
+    message: 'a transaction runs on commit(): await kv.txn().if(...).then(...).else(...).commit(), not the builder itself',
+  });
   expect(await storedKeys(fixture.kv)).toEqual(SEEDED);
   // What Compare and Op build still commits.
   const done = await fixture.kv

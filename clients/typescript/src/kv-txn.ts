@@ -149,6 +149,10 @@ export class TxnBuilder {
   }
 
   then(...ops: TxnOp[]): this {
+    // `await` calls then(resolve, reject) on anything with a then method: the builder was awaited, not committed.
+    if (ops.length === 2 && typeof ops[0] === 'function' && typeof ops[1] === 'function') {
+      throw invalidArgument('a transaction runs on commit(): await kv.txn().if(...).then(...).else(...).commit(), not the builder itself');
+    }
     for (const o of ops) assertOp(o, 'then');
     this.request.success.push(...ops.map((o) => o.wire));
     return this;
