@@ -23,7 +23,6 @@ import { addKeyValueService, methodObservers, type Protocols } from './connect-s
 import { type ConsoleAssets, consoleRoute } from './console-route';
 import { HttpConnectionLimits } from './http-connections';
 import { Http1Connections } from './http1-connections';
-import { Http1InOrder } from './http1-in-order';
 import { httpCaller } from './http-caller';
 import { DRAIN_REFUSED_BYTES, drainUnreadBody } from './drain-body';
 import { nodeAdapter, requestAuthority } from './node-adapter';
@@ -88,20 +87,13 @@ export function createHttpServer({
   });
 
   const http1Connections = new Http1Connections();
-  const inOrder = new Http1InOrder();
   let loopbackOnly = false;
   const serve: typeof handler = (request, response) => {
     if (request.httpVersionMajor === 1) {
       // An HTTP/1.1 connection has shown it speaks HTTP (HTTP/2 ones do with their SETTINGS).
       limits.spoke(request.socket);
-      const [request1, response1] = [request as http.IncomingMessage, response as http.ServerResponse];
-      if (!http1Connections.admit(request1, response1)) return;
-      // Pipelined requests one at a time, in order (http1-in-order.ts); HTTP/2's streams are concurrent by design.
-      return inOrder.run(request1, response1, () => answer(request, response));
+      if (!http1Connections.admit(request as http.IncomingMessage, response as http.ServerResponse)) return;
     }
-    answer(request, response);
-  };
-  const answer: typeof handler = (request, response) => {
     // The host connect-node builds the call's URL from (over HTTP/2 :authority first), not another header beside it.
     if (loopbackOnly && !isLoopbackHostHeader(requestAuthority(request))) {
       void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
