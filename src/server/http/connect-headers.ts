@@ -13,6 +13,8 @@ import { InvalidArgumentError } from '../service-errors';
 const VERSION_HEADER = 'connect-protocol-version';
 const TIMEOUT_HEADER = 'connect-timeout-ms';
 const GRPC_TIMEOUT_HEADER = 'grpc-timeout';
+/** A connect-timeout-ms the protocol allows: milliseconds, 1 to 10 digits. */
+const CONNECT_TIMEOUT = /^\d{1,10}$/;
 /** gRPC's timeout as connect-es reads it (protocol-grpc/parse-timeout.ts): up to 8 digits and a unit. */
 const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
 const GRPC_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
@@ -49,7 +51,7 @@ export function collapseRepeats(header: Headers): void {
  */
 export function capDeadline(header: Headers): void {
   const timeout = header.get(TIMEOUT_HEADER);
-  if (timeout !== null && /^\d{1,10}$/.test(timeout) && Number(timeout) > MAX_TIMER_MS) {
+  if (timeout !== null && CONNECT_TIMEOUT.test(timeout) && Number(timeout) > MAX_TIMER_MS) {
     header.set(TIMEOUT_HEADER, String(MAX_TIMER_MS));
   }
   const grpc = GRPC_TIMEOUT.exec(header.get(GRPC_TIMEOUT_HEADER) ?? '');
@@ -80,7 +82,7 @@ export function checkConnectHeaders(header: Headers): void {
   }
   const timeout = header.get(TIMEOUT_HEADER);
   if (timeout === null) return;
-  if (!/^\d{1,10}$/.test(timeout)) {
+  if (!CONNECT_TIMEOUT.test(timeout)) {
     throw new InvalidArgumentError(
       `${TIMEOUT_HEADER} must be a whole number of milliseconds, 1 to 10 digits (leave it out for no deadline): got ${JSON.stringify(timeout)}`,
     );

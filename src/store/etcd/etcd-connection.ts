@@ -271,16 +271,9 @@ export async function schemeMismatch(endpoints: readonly string[], timeoutMs = 1
  * service mesh's sidecar) may answer plain HTTP itself.
  */
 function answersPlainHttp(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
+  return probe(net.connect({ host, port }), timeoutMs, (socket, done) => {
     let answer = '';
-    const done = (yes: boolean): void => {
-      socket.destroy();
-      resolve(yes);
-    };
     const isEtcd = (): boolean => /^HTTP\/1\.[01] 200 /.test(answer) && answer.includes('"etcdserver"');
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.on('error', () => done(false));
     socket.on('connect', () => socket.write(`GET /version HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
     socket.on('data', (chunk: Buffer) => {
       answer += chunk.toString('latin1');
@@ -292,20 +285,24 @@ function answersPlainHttp(host: string, port: number, timeoutMs: number): Promis
 
 /** Whether a TLS handshake completes there (whatever the certificate: only the protocol is asked). */
 function answersTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  const servername = net.isIP(host) === 0 ? host : undefined;
+  const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername });
+  return probe(socket, timeoutMs, (connected, done) => connected.on('secureConnect', () => done(true)));
+}
+
+/** The answer `ask` gives on `socket` (false on an error or after timeoutMs); the socket is destroyed once it is known. */
+function probe<S extends net.Socket>(
+  socket: S,
+  timeoutMs: number,
+  ask: (socket: S, done: (answer: boolean) => void) => void,
+): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = tls.connect({
-      host,
-      port,
-      rejectUnauthorized: false,
-      ALPNProtocols: ['h2'],
-      servername: net.isIP(host) === 0 ? host : undefined,
-    });
     const done = (answer: boolean): void => {
       socket.destroy();
       resolve(answer);
     };
     socket.setTimeout(timeoutMs, () => done(false));
     socket.on('error', () => done(false));
-    socket.on('secureConnect', () => done(true));
+    ask(socket, done);
   });
 }
