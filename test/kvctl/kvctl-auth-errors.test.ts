@@ -41,7 +41,9 @@ test('an empty KV_* variable is taken as unset, not as an empty flag', async () 
   const result = await runKvctl(['--endpoint', server.address, 'get', 'k'], { env: empty });
   expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 6, stdout: '' });
   // And kvctl, taking KV_TOKEN as unset, says how to give one.
-  expect(result.stderr).toMatch(/^kvctl: [^\n]*\(UNAUTHENTICATED\): give kvctl a token with --token or KV_TOKEN\n$/);
+  expect(result.stderr).toMatch(
+    /^kvctl: [^\n]*\(UNAUTHENTICATED\): give kvctl a token with --token-file or --token \(KV_TOKEN_FILE, KV_TOKEN\)\n$/,
+  );
   const noEndpoints = await runKvctl(['health', '--timeout-ms', '500'], { env: { ...empty, KV_ENDPOINTS: '' } });
   expect(noEndpoints.stderr).not.toMatch(/--endpoint/);
   // The default endpoint was used (whether something serves there or not).

@@ -1,7 +1,17 @@
 /** kvctl's help: a command's own --help lists the global flags too, and `help` of a command that is not one is a usage error. */
 import { runKvctl } from '../support/kvctl-process';
 
-const GLOBAL_FLAGS = ['--endpoint', '--tls-ca', '--tls-cert', '--tls-key', '--token', '--insecure', '--output', '--timeout-ms'];
+const GLOBAL_FLAGS = [
+  '--endpoint',
+  '--tls-ca',
+  '--tls-cert',
+  '--tls-key',
+  '--token',
+  '--token-file',
+  '--insecure',
+  '--output',
+  '--timeout-ms',
+];
 
 test('a command\'s --help (and "help COMMAND") lists the global flags, with their variables', async () => {
   for (const args of [

@@ -109,7 +109,7 @@ describe('--token', () => {
 
   test('a missing or wrong token exits 6; without one, the line says how kvctl sends one', async () => {
     for (const [args, hint] of [
-      [[], ': give kvctl a token with --token or KV_TOKEN'],
+      [[], ': give kvctl a token with --token-file or --token (KV_TOKEN_FILE, KV_TOKEN)'],
       [['--token', 'wrong'], ''],
       [['--token=wrong'], ''],
     ] as const) {

@@ -24,7 +24,7 @@ export function connect(options: GlobalOptions): KvClient {
   // the SDK's default (retry until the deadline) would keep a person waiting --timeout-ms for a server that is down.
   const clientOptions: KvClientOptions = {
     deadlineMs: options.timeoutMs,
-    token: options.token,
+    token: options.tokenFile === undefined ? options.token : readToken(options.tokenFile, options.names.tokenFile),
     retry: { attempts: READ_ATTEMPTS },
     insecure: options.insecure === true,
   };
@@ -32,8 +32,26 @@ export function connect(options: GlobalOptions): KvClient {
   try {
     return new KvClient(options.endpoints, clientOptions);
   } catch (error) {
-    throw new CliError(`${options.names.token}: ${(error as Error).message}`);
+    // The SDK refuses a token that cannot travel in a header; its words do not repeat the token.
+    const given = options.tokenFile === undefined ? options.names.token : `${options.names.tokenFile} ${options.tokenFile}`;
+    throw new CliError(`${given}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * The token in a --token-file: its text without the whitespace around it (the
+ * line end an editor or `echo` adds; a token has no whitespace of its own).
+ */
+function readToken(file: string, flag: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`${flag}: cannot read ${file}: ${(error as Error).message}`);
+  }
+  const token = text.trim();
+  if (token === '') throw new CliError(`${flag}: ${file} is empty: write the token in it`);
+  return token;
 }
 
 /**

@@ -10,6 +10,8 @@ export interface GlobalOptions {
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   token: string | undefined;
+  /** A file holding the token (kept out of ps and shell history); read when kvctl connects. */
+  tokenFile: string | undefined;
   insecure: boolean;
   output: OutputMode;
   timeoutMs: number;
@@ -18,7 +20,7 @@ export interface GlobalOptions {
 }
 
 /** The options whose values kvctl checks itself, after commander. */
-export type NamedOption = 'endpoint' | 'tlsCa' | 'tlsCert' | 'tlsKey' | 'token' | 'timeoutMs';
+export type NamedOption = 'endpoint' | 'tlsCa' | 'tlsCert' | 'tlsKey' | 'token' | 'tokenFile' | 'timeoutMs';
 
 export const DEFAULT_ENDPOINT = '127.0.0.1:50051';
 
@@ -36,7 +38,8 @@ export function addGlobalOptions(program: Command): void {
     .addOption(new Option('--tls-ca <file>', 'PEM CA certificate(s) that signed the server certificate; turns TLS on').env('KV_TLS_CA'))
     .addOption(new Option('--tls-cert <file>', 'PEM client certificate, for mutual TLS (with --tls-key)').env('KV_CLIENT_TLS_CERT'))
     .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('KV_CLIENT_TLS_KEY'))
-    .addOption(new Option('--token <token>', 'bearer token sent with every call').env('KV_TOKEN'))
+    .addOption(new Option('--token <token>', 'bearer token sent with every call (shows in ps: prefer --token-file)').env('KV_TOKEN'))
+    .addOption(new Option('--token-file <file>', 'file holding the bearer token (whitespace around it is ignored)').env('KV_TOKEN_FILE'))
     .addOption(new Option('--insecure', 'allow plaintext to an endpoint that is not loopback'))
     .addOption(
       new Option('-o, --output <mode>', 'json | table | value (default: table on a terminal, json otherwise)')
@@ -74,7 +77,7 @@ export function resolveGlobalOptions(
   nameOf: (key: NamedOption) => string,
 ): GlobalOptions {
   const names = Object.fromEntries(
-    (['endpoint', 'tlsCa', 'tlsCert', 'tlsKey', 'token', 'timeoutMs'] as const).map((key) => [key, nameOf(key)]),
+    (['endpoint', 'tlsCa', 'tlsCert', 'tlsKey', 'token', 'tokenFile', 'timeoutMs'] as const).map((key) => [key, nameOf(key)]),
   ) as Record<NamedOption, string>;
   const endpoints = ((raw.endpoint as string[] | undefined) ?? [DEFAULT_ENDPOINT]).map((e) => e.trim());
   if (endpoints.length === 0 || endpoints.some((e) => e === '')) throw new CliError(`${names.endpoint}: an endpoint is empty`);
@@ -89,6 +92,7 @@ export function resolveGlobalOptions(
     tlsCert: raw.tlsCert as string | undefined,
     tlsKey: raw.tlsKey as string | undefined,
     token: raw.token as string | undefined,
+    tokenFile: raw.tokenFile as string | undefined,
     insecure: raw.insecure === true,
     output: (raw.output as OutputMode | undefined) ?? (stdoutIsTty ? 'table' : 'json'),
     timeoutMs: Number(timeout),
@@ -99,6 +103,10 @@ export function resolveGlobalOptions(
     const fromEnv = (options.tlsCert === undefined ? names.tlsKey : names.tlsCert).startsWith('KV_');
     const [cert, key] = fromEnv ? ['KV_CLIENT_TLS_CERT', 'KV_CLIENT_TLS_KEY'] : ['--tls-cert', '--tls-key'];
     throw new CliError(`${cert} and ${key} go together`);
+  }
+  // Either could be the one meant (a KV_TOKEN left in the shell, say): kvctl does not pick.
+  if (options.token !== undefined && options.tokenFile !== undefined) {
+    throw new CliError(`${names.token} and ${names.tokenFile} both give a token: give one of them`);
   }
   return options;
 }

@@ -26,7 +26,10 @@ export async function main(argv: string[], io: Io): Promise<ExitCode> {
   } catch (error) {
     // commander has already printed its own message (usage mistakes) or the help/version.
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    const tokenGiven = process.env.KV_TOKEN !== undefined || argv.some((arg) => arg === '--token' || arg.startsWith('--token='));
+    const tokenGiven =
+      process.env.KV_TOKEN !== undefined ||
+      process.env.KV_TOKEN_FILE !== undefined ||
+      argv.some((arg) => /^--token(-file)?(=|$)/.test(arg));
     const { message, code } = describe(error, tokenGiven);
     io.stderr.write(`kvctl: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
     return code;
@@ -36,8 +39,11 @@ export async function main(argv: string[], io: Io): Promise<ExitCode> {
 function describe(error: unknown, tokenGiven: boolean): { message: string; code: ExitCode } {
   if (error instanceof CliError) return { message: error.message, code: error.exitCode };
   if (error instanceof KvError) {
-    // The server's words name the header; a kvctl user sends it with --token.
-    const hint = error.reason === 'UNAUTHENTICATED' && !tokenGiven ? ': give kvctl a token with --token or KV_TOKEN' : '';
+    // The server's words name the header; a kvctl user sends it with --token-file or --token.
+    const hint =
+      error.reason === 'UNAUTHENTICATED' && !tokenGiven
+        ? ': give kvctl a token with --token-file or --token (KV_TOKEN_FILE, KV_TOKEN)'
+        : '';
     return { message: `${error.message} (${error.reason})${hint}`, code: exitCodeForError(error) };
   }
   return { message: `unexpected failure: ${error instanceof Error ? error.message : String(error)}`, code: EXIT.serverError };
