@@ -6,6 +6,7 @@ const GLOBAL_FLAGS = [
   '--tls-ca',
   '--tls-cert',
   '--tls-key',
+  '--tls-server-name',
   '--token',
   '--token-file',
   '--insecure',

@@ -29,6 +29,8 @@ export function connect(options: GlobalOptions): KvClient {
     insecure: options.insecure === true,
   };
   if (tls) clientOptions.credentials = tlsCredentials(options);
+  // grpc-js then sends this name in the handshake (SNI) and checks the certificate against it; it is still checked.
+  if (options.tlsServerName !== undefined) clientOptions.channelOptions = { 'grpc.ssl_target_name_override': options.tlsServerName };
   try {
     return new KvClient(options.endpoints, clientOptions);
   } catch (error) {

@@ -52,6 +52,14 @@ function plainText(message: string, options: GlobalOptions): string {
     const trusted = options.tlsCa === undefined ? `a CA this system trusts: give ${names.tlsCa}` : `the CA in ${names.tlsCa}`;
     return `${message.trim()}: the server's certificate is not signed by ${trusted}`;
   }
+  // A certificate not issued for the name kvctl checked it against (Node's ERR_TLS_CERT_ALTNAME_INVALID).
+  if (tls && /does not match certificate's altnames/.test(message)) {
+    const hint =
+      options.tlsServerName === undefined
+        ? `if the server is reached by another name (an ssh tunnel), give the name its certificate is issued for with ${names.tlsServerName}`
+        : `the server's certificate is not issued for ${names.tlsServerName} ${options.tlsServerName}`;
+    return `${message.replace(/Error \[ERR_TLS_CERT_ALTNAME_INVALID\]: /, '').replace(/[\s:]*$/, '')}: ${hint}`;
+  }
   // HTTP/2 spoken to a server that answered in something else, HTTP/1.1 most likely.
   if (!tls && /^no connection: Protocol error\b/.test(message)) {
     return (

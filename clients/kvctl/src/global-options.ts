@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Option, type Command } from 'commander';
 import { CliError } from './cli-error';
 
@@ -9,6 +10,8 @@ export interface GlobalOptions {
   tlsCa: string | undefined;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  /** The name the server certificate is checked against, in place of the endpoint's host (a tunnel to 127.0.0.1, say). */
+  tlsServerName: string | undefined;
   token: string | undefined;
   /** A file holding the token (kept out of ps and shell history); read when kvctl connects. */
   tokenFile: string | undefined;
@@ -20,7 +23,8 @@ export interface GlobalOptions {
 }
 
 /** The options whose values kvctl checks itself, after commander. */
-export type NamedOption = 'endpoint' | 'tlsCa' | 'tlsCert' | 'tlsKey' | 'token' | 'tokenFile' | 'timeoutMs';
+const NAMED_OPTIONS = ['endpoint', 'tlsCa', 'tlsCert', 'tlsKey', 'tlsServerName', 'token', 'tokenFile', 'timeoutMs'] as const;
+export type NamedOption = (typeof NAMED_OPTIONS)[number];
 
 export const DEFAULT_ENDPOINT = '127.0.0.1:50051';
 
@@ -38,6 +42,12 @@ export function addGlobalOptions(program: Command): void {
     .addOption(new Option('--tls-ca <file>', 'PEM CA certificate(s) that signed the server certificate; turns TLS on').env('KV_TLS_CA'))
     .addOption(new Option('--tls-cert <file>', 'PEM client certificate, for mutual TLS (with --tls-key)').env('KV_CLIENT_TLS_CERT'))
     .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('KV_CLIENT_TLS_KEY'))
+    .addOption(
+      new Option(
+        '--tls-server-name <name>',
+        "check the server certificate against this name, not the endpoint's host (an ssh tunnel to 127.0.0.1)",
+      ).env('KV_TLS_SERVER_NAME'),
+    )
     .addOption(new Option('--token <token>', 'bearer token sent with every call (shows in ps: prefer --token-file)').env('KV_TOKEN'))
     .addOption(new Option('--token-file <file>', 'file holding the bearer token (whitespace around it is ignored)').env('KV_TOKEN_FILE'))
     .addOption(new Option('--insecure', 'allow plaintext to an endpoint that is not loopback'))
@@ -76,9 +86,7 @@ export function resolveGlobalOptions(
   stdoutIsTty: boolean,
   nameOf: (key: NamedOption) => string,
 ): GlobalOptions {
-  const names = Object.fromEntries(
-    (['endpoint', 'tlsCa', 'tlsCert', 'tlsKey', 'token', 'tokenFile', 'timeoutMs'] as const).map((key) => [key, nameOf(key)]),
-  ) as Record<NamedOption, string>;
+  const names = Object.fromEntries(NAMED_OPTIONS.map((key) => [key, nameOf(key)])) as Record<NamedOption, string>;
   const endpoints = ((raw.endpoint as string[] | undefined) ?? [DEFAULT_ENDPOINT]).map((e) => e.trim());
   if (endpoints.length === 0 || endpoints.some((e) => e === '')) throw new CliError(`${names.endpoint}: an endpoint is empty`);
   const timeout = (raw.timeoutMs as string | undefined) ?? '10000';
@@ -91,6 +99,7 @@ export function resolveGlobalOptions(
     tlsCa: raw.tlsCa as string | undefined,
     tlsCert: raw.tlsCert as string | undefined,
     tlsKey: raw.tlsKey as string | undefined,
+    tlsServerName: raw.tlsServerName as string | undefined,
     token: raw.token as string | undefined,
     tokenFile: raw.tokenFile as string | undefined,
     insecure: raw.insecure === true,
@@ -104,9 +113,23 @@ export function resolveGlobalOptions(
     const [cert, key] = fromEnv ? ['KV_CLIENT_TLS_CERT', 'KV_CLIENT_TLS_KEY'] : ['--tls-cert', '--tls-key'];
     throw new CliError(`${cert} and ${key} go together`);
   }
+  if (options.tlsServerName !== undefined) checkServerName(options.tlsServerName, options);
   // Either could be the one meant (a KV_TOKEN left in the shell, say): kvctl does not pick.
   if (options.token !== undefined && options.tokenFile !== undefined) {
     throw new CliError(`${names.token} and ${names.tokenFile} both give a token: give one of them`);
   }
   return options;
+}
+
+/** A --tls-server-name is only used over TLS, and is a host name or an IP address, without a port. */
+function checkServerName(name: string, options: GlobalOptions): void {
+  const { names } = options;
+  if (options.tlsCa === undefined && options.tlsCert === undefined) {
+    throw new CliError(`${names.tlsServerName} names the server certificate to expect, which needs TLS: give ${names.tlsCa} too`);
+  }
+  if (isIP(name) === 0 && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(name)) {
+    throw new CliError(
+      `${names.tlsServerName}: "${name}" is not a host name (give the name the server certificate is issued for, without a port)`,
+    );
+  }
 }
