@@ -6,10 +6,11 @@ import { startTlsProxy, type TlsProxy } from '../support/tls-proxy';
 import { startTokenCheckingServer, type TokenCheckingServer } from '../support/token-checking-server';
 
 /**
- * kvctl's --tls-* and --token flags. The server does not speak TLS or check
- * tokens yet: TLS is terminated by a proxy in front of the real server (with
- * openssl-made certificates), and tokens are checked by a small stand-in
- * that records what arrives.
+ * kvctl's --tls-* and --token flags, the client's side alone: TLS is
+ * terminated by a proxy in front of the real server (with openssl-made
+ * certificates), and tokens are checked by a small stand-in that records
+ * what arrives (kvctl against the server's own TLS and auth:
+ * kvctl-tls-server-name and kvctl-token-file).
  */
 let certs: TestCertificates;
 let server: RunningServer;

@@ -75,6 +75,8 @@ test('an empty, missing or unreadable file is a usage error (exit 2), one line n
     [['--token-file', missing], {}, new RegExp(`^kvctl: --token-file: cannot read ${missing}: [^\\n]*ENOENT[^\\n]*\\n$`)],
     [['--token-file', directory], {}, new RegExp(`^kvctl: --token-file: cannot read ${directory}: [^\\n]*EISDIR[^\\n]*\\n$`)],
     [[], { KV_TOKEN_FILE: missing }, new RegExp(`^kvctl: KV_TOKEN_FILE: cannot read ${missing}: [^\\n]*\\n$`)],
+    // A wrong path that never ends (or a log file): refused after 64 KiB, not read until memory runs out.
+    [['--token-file', '/dev/zero'], {}, /^kvctl: --token-file: \/dev\/zero holds more than 65536 bytes: is it the token file\?\n$/],
   ];
   for (const [args, env, stderr] of cases) {
     const result = await runKvctl(['get', 'k', '--endpoint', server.address, ...args], { env });

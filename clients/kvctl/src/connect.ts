@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { credentials, isLoopbackAddress, KvClient, type KvClientOptions } from '@kv/client';
 import { CliError } from './cli-error';
 import type { GlobalOptions } from './global-options';
@@ -40,16 +40,30 @@ export function connect(options: GlobalOptions): KvClient {
   }
 }
 
+/** A token file larger than this is not one (the server's tokens are a few dozen characters). */
+const MAX_TOKEN_FILE_BYTES = 64 * 1024;
+
 /**
  * The token in a --token-file: its text without the whitespace around it (the
  * line end an editor or `echo` adds; a token has no whitespace of its own).
  */
 function readToken(file: string, flag: string): string {
   let text: string;
+  let fd: number | undefined;
   try {
-    text = readFileSync(file, 'utf8');
+    // At most MAX_TOKEN_FILE_BYTES + 1 bytes are read: a wrong path (/dev/zero, a log) fails at once instead of filling memory.
+    fd = openSync(file, 'r');
+    const buf = Buffer.alloc(MAX_TOKEN_FILE_BYTES + 1);
+    let size = 0;
+    for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, null);
+    if (size > MAX_TOKEN_FILE_BYTES)
+      throw new CliError(`${flag}: ${file} holds more than ${MAX_TOKEN_FILE_BYTES} bytes: is it the token file?`);
+    text = buf.toString('utf8', 0, size);
   } catch (error) {
+    if (error instanceof CliError) throw error;
     throw new CliError(`${flag}: cannot read ${file}: ${(error as Error).message}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   const token = text.trim();
   if (token === '') throw new CliError(`${flag}: ${file} is empty: write the token in it`);
