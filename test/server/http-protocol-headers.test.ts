@@ -7,9 +7,12 @@
  * invalid_argument naming it; and a call whose deadline passed before its
  * body came is not run (a Set was applied after it; a Watch never ended).
  * Either sent twice alike is taken once (connect-go takes the first; "5, 5"
- * was refused), twice unlike refused saying so.
+ * was refused), twice unlike refused saying so; one line holding a comma
+ * ("1,000") is the malformed value it is (it was called sent twice, or taken
+ * as one of its halves).
  */
 import http from 'node:http';
+import http2 from 'node:http2';
 import { startServer, type RunningServer } from '../support/server-process';
 
 let server: RunningServer;
@@ -238,6 +241,93 @@ describe('a header sent more than once (Node joins the lines: "5000, 5000")', ()
     );
     expect(answer.body.toString('latin1')).toMatch(/grpc-status: ?0/);
     expect(await stored('grpc-web-twice')).toBe(true);
+  });
+});
+
+/** As postLines, over HTTP/2 (h2c): each header of an array is sent as that many fields. */
+async function postFieldsH2(
+  method: string,
+  contentType: string,
+  body: Buffer,
+  headers: Record<string, string[]>,
+): Promise<{ status: number; body: Buffer }> {
+  const session = http2.connect(`http://${server.httpAddress}`);
+  try {
+    return await new Promise((resolve, reject) => {
+      session.on('error', reject);
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': `/kv.v1.KeyValueService/${method}`,
+        'content-type': contentType,
+        ...headers,
+      });
+      let status = 0;
+      const chunks: Buffer[] = [];
+      stream.on('response', (answer) => (status = Number(answer[':status'])));
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
+      stream.on('error', reject);
+      stream.end(body);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+describe('one header line holding a comma is one malformed value, not the header sent twice', () => {
+  const setBody = (key: string): Buffer => Buffer.from(JSON.stringify({ key, value: 1 }));
+  const POSTS = [
+    ['HTTP/1.1', postLines],
+    ['HTTP/2', postFieldsH2],
+  ] as const;
+  const TIMEOUT_FORM = 'connect-timeout-ms must be a whole number of milliseconds, 1 to 10 digits (leave it out for no deadline)';
+
+  test.each(POSTS)(
+    'over %s, connect-timeout-ms "1,000" is refused as malformed (it was "sent more than once"), also in two lines alike',
+    async (protocol, post) => {
+      for (const lines of [['1,000'], ['1,000', '1,000']]) {
+        const key = `comma-timeout-${protocol}-${lines.length}`;
+        const answer = await post('Set', 'application/json', setBody(key), { 'connect-timeout-ms': lines });
+        expect(answer.status).toBe(400);
+        expect(JSON.parse(answer.body.toString())).toMatchObject({ code: 'invalid_argument', message: `${TIMEOUT_FORM}: got "1,000"` });
+        expect(await stored(key)).toBe(false);
+      }
+      // Two lines with different values are still that.
+      const unlike = await post('Set', 'application/json', setBody(`comma-unlike-${protocol}`), { 'connect-timeout-ms': ['5000', '10'] });
+      expect(JSON.parse(unlike.body.toString())).toMatchObject({
+        message: 'connect-timeout-ms was sent more than once, with different values ("5000, 10"): send it once',
+      });
+    },
+  );
+
+  test('connect-protocol-version "1,1" is refused (it was served as "1")', async () => {
+    const answer = await postLines('Set', 'application/json', setBody('comma-version'), { 'connect-protocol-version': ['1,1'] });
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body.toString())).toMatchObject({
+      code: 'invalid_argument',
+      message: 'connect-protocol-version must be "1", the Connect protocol\'s only version: got "1,1"',
+    });
+    expect(await stored('comma-version')).toBe(false);
+  });
+
+  test('connect-timeout-ms "5000,5000" on a Watch ends it invalid_argument (it ran as 5000)', async () => {
+    const watched = await postLines('Watch', 'application/connect+json', frame('{"prefix": "nothing-here/"}'), {
+      'connect-timeout-ms': ['5000,5000'],
+    });
+    expect(streamError(watched.body)).toMatchObject({ code: 'invalid_argument', message: `${TIMEOUT_FORM}: got "5000,5000"` });
+  });
+
+  test('gRPC-Web\'s grpc-timeout "5S,5S" is refused as connect-es refuses a malformed one (it was served)', async () => {
+    const message = Buffer.from('{"key": "comma-grpc-web", "value": 1}');
+    const answer = await postLines(
+      'Set',
+      'application/grpc-web+json',
+      Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]),
+      { 'grpc-timeout': ['5S,5S'] },
+    );
+    expect(answer.body.toString('latin1')).toMatch(/grpc-status: ?3\r\n/);
+    expect(answer.body.toString('latin1')).toContain('invalid%20grpc%20timeout%20value%3A%205S%2C5S');
+    expect(await stored('comma-grpc-web')).toBe(false);
   });
 });
 

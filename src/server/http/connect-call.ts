@@ -18,7 +18,7 @@ import type { Caller, DuplexHandler, GrpcDeps, Handler, StreamHandler, StreamLif
 import { InvalidArgumentError } from '../service-errors';
 import { rewordConnectFailure, toConnectError } from './to-connect-error';
 import { failsTheStore } from '../../store/errors';
-import { checkConnectHeaders } from './connect-headers';
+import { checkConnectHeaders, SENT_UNLIKE } from './connect-headers';
 import { CLIENT_GONE } from './node-adapter';
 import { findUnpairedSurrogate } from './unpaired-surrogates';
 import { ALWAYS_FITS_JSON_BYTES, MAX_JSON_CHARS, tooLargeForJson } from './json-size';
@@ -61,7 +61,7 @@ export function authenticateRequest(deps: GrpcDeps, observerOf: (method: string)
           : authenticate({ ...caller, method: `/${context.service.typeName}/${context.method.name}` });
       context.values.set(ACCESS, access);
       // Connect's own headers after the credentials (gRPC-Web's are connect-es's to check).
-      if (context.protocolName === 'connect') checkConnectHeaders(context.requestHeader);
+      if (context.protocolName === 'connect') checkConnectHeaders(context.requestHeader, context.values.get(SENT_UNLIKE));
     } catch (error) {
       const failure = toConnectError(error, deps.logger);
       refused(failure);

@@ -6,7 +6,7 @@
  * And the deadlines of Connect and gRPC-Web calls, capped at what a timer
  * can hold; and these headers sent more than once.
  */
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code, ConnectError, createContextKey } from '@connectrpc/connect';
 import { MAX_TIMER_MS } from '../../max-timer';
 import { InvalidArgumentError } from '../service-errors';
 
@@ -22,22 +22,37 @@ const GRPC_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000,
 /** Headers that hold one value each, which a client may still send more than once. */
 const SINGLE_VALUED = [VERSION_HEADER, TIMEOUT_HEADER, GRPC_TIMEOUT_HEADER];
 
+/** The headers of SINGLE_VALUED that a call sent in several lines with different values (collapseRepeats). */
+export const SENT_UNLIKE = createContextKey<ReadonlySet<string>>(new Set(), { description: 'kv headers sent more than once, unlike' });
+const NONE: ReadonlySet<string> = new Set();
+
 /**
- * A header of SINGLE_VALUED sent more than once with the same value, taken
- * once. Node joins repeated lines into one value ("5, 5", as HTTP lets a
- * recipient do), which connect-es then refused as not a number; connect-go
- * takes the first line. Taking one here drops nothing, where they are all
- * the same; different ones are left joined, and refused saying so
+ * A header of SINGLE_VALUED sent in several lines, all with the same value,
+ * taken once; the names of those sent with different values are returned
+ * (for SENT_UNLIKE), their lines left joined, and refused saying so
  * (checkConnectHeaders; gRPC-Web's by connect-es) rather than one of them
- * silently chosen. No valid value of these headers holds a comma.
+ * silently chosen. Node joins repeated lines into one value ("5, 5", as HTTP
+ * lets a recipient do), which connect-es then refused as not a number;
+ * connect-go takes the first line. The joined value cannot tell one line
+ * holding a comma ("1,000", malformed) from two lines, so the lines are
+ * counted in `rawHeaders` (Node's HTTP/1.1 and HTTP/2 requests alike keep
+ * every line there): a single line is left as sent, and refused as the
+ * malformed value it is.
  */
-export function collapseRepeats(header: Headers): void {
+export function collapseRepeats(header: Headers, rawHeaders: readonly string[]): ReadonlySet<string> {
+  let unlike: Set<string> | undefined;
   for (const name of SINGLE_VALUED) {
-    const value = header.get(name);
-    if (value === null || !value.includes(',')) continue;
-    const values = value.split(',').map((part) => part.trim());
-    if (values.every((part) => part === values[0]) && values[0] !== '') header.set(name, values[0]);
+    // A value without a comma came in one line: Node joins several with ", ".
+    if (!(header.get(name) ?? '').includes(',')) continue;
+    const lines: string[] = [];
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      if (rawHeaders[i].toLowerCase() === name) lines.push(rawHeaders[i + 1].trim());
+    }
+    if (lines.length < 2) continue;
+    if (lines.every((line) => line === lines[0])) header.set(name, lines[0]);
+    else (unlike ??= new Set()).add(name);
   }
+  return unlike ?? NONE;
 }
 
 /**
@@ -62,18 +77,19 @@ export function capDeadline(header: Headers): void {
 
 /**
  * Throws for a connect-protocol-version or connect-timeout-ms sent more than
- * once with different values (INVALID_ARGUMENT; see collapseRepeats), for a
- * connect-protocol-version other than "1" (INVALID_ARGUMENT; a
- * request without one is served, as the protocol lets clients leave it out),
- * and for a connect-timeout-ms that is not 1 to 10 digits (INVALID_ARGUMENT)
- * or is 0 (DEADLINE_EXCEEDED: connect-go's deadline of 0 has passed, and it
- * runs nothing past one).
+ * once with different values (`unlike`: INVALID_ARGUMENT; see
+ * collapseRepeats), for a connect-protocol-version other than "1"
+ * (INVALID_ARGUMENT; a request without one is served, as the protocol lets
+ * clients leave it out), and for a connect-timeout-ms that is not 1 to 10
+ * digits (INVALID_ARGUMENT) or is 0 (DEADLINE_EXCEEDED: connect-go's deadline
+ * of 0 has passed, and it runs nothing past one).
  */
-export function checkConnectHeaders(header: Headers): void {
+export function checkConnectHeaders(header: Headers, unlike: ReadonlySet<string>): void {
   for (const name of [VERSION_HEADER, TIMEOUT_HEADER]) {
-    const value = header.get(name);
-    if (value !== null && value.includes(',')) {
-      throw new InvalidArgumentError(`${name} was sent more than once, with different values (${JSON.stringify(value)}): send it once`);
+    if (unlike.has(name)) {
+      throw new InvalidArgumentError(
+        `${name} was sent more than once, with different values (${JSON.stringify(header.get(name))}): send it once`,
+      );
     }
   }
   const version = header.get(VERSION_HEADER);

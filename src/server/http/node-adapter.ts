@@ -24,7 +24,7 @@ import {
 } from '@connectrpc/connect-node';
 import type { Logger } from '../../logger';
 import { InvalidArgumentError } from '../service-errors';
-import { capDeadline, collapseRepeats } from './connect-headers';
+import { capDeadline, collapseRepeats, SENT_UNLIKE } from './connect-headers';
 import { type CheckClient, closeUnreadStream, DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
 import { contentTypeRefusal, contentTypes } from './content-type-refusal';
 import { isGrpcRequest, refuseGrpc } from './grpc-refusal';
@@ -109,7 +109,7 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, grpcPort, .
     } catch (reason) {
       return failed(response, reason, { rpc: handler.requestPath }, 'HTTP port: answering a call failed');
     }
-    collapseRepeats(universal.header);
+    values.set(SENT_UNLIKE, collapseRepeats(universal.header, request.rawHeaders));
     capDeadline(universal.header);
     const contentType = request.headers['content-type'] ?? '';
     if (ENVELOPED.test(contentType)) {
