@@ -4,9 +4,12 @@
  * INVALID_ARGUMENT (not INTERNAL); a Watch that reaches its deadline ends
  * with deadline_exceeded (not an OK end of stream); a wrong content type,
  * HTTP method, RPC name or HTTP version gets a line saying what is expected
- * (not an empty body).
+ * (not an empty body); a content type sent twice with different values is
+ * refused (not the first taken).
  */
+import http from 'node:http';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { encodeFrame, Flag, FrameType, RawHttp2Connection } from '../support/raw-http2';
 import { startServer, type RunningServer } from '../support/server-process';
 
 let server: RunningServer;
@@ -55,6 +58,21 @@ function overGrpc(method: string, request: Buffer): Promise<ServiceError> {
       (error) => (error === null ? reject(new Error('the gRPC call succeeded')) : resolve(error)),
     ),
   ).finally(() => client.close());
+}
+
+/** POSTs `body` to `method` over HTTP/1.1, each header of an array sent as that many lines: the status and text of the answer. */
+function postHttp1(method: string, headers: Record<string, string[]>, body: Buffer): Promise<{ status: number; text: string }> {
+  const url = new URL(rpc(method));
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
 }
 
 /** A length-delimited protobuf field. */
@@ -218,6 +236,35 @@ describe('requests that are not calls', () => {
       expect(text).toContain('POST');
       expect(text.trim().split('\n')).toHaveLength(1);
     }
+  });
+
+  test('a content type sent twice with different values gets 400 saying so, over HTTP/1.1 and HTTP/2 (Node took the first)', async () => {
+    const line = 'content-type was sent more than once, with different values (application/json, application/proto): send it once\n';
+    const body = (key: string): Buffer => Buffer.from(JSON.stringify({ key, value: 1 }));
+    const stored = async (key: string): Promise<boolean> =>
+      (await fetch(rpc('Get'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key }) }))
+        .status === 200;
+
+    const overHttp1 = await postHttp1('Set', { 'content-type': ['application/json', 'application/proto'] }, body('type-twice-1'));
+    expect(overHttp1).toEqual({ status: 400, text: line });
+    expect(await stored('type-twice-1')).toBe(false);
+    // Twice alike is that one type.
+    expect((await postHttp1('Set', { 'content-type': ['application/json', 'application/json'] }, body('type-alike'))).status).toBe(200);
+
+    // Node's own HTTP/2 client sends content-type once at most.
+    const connection = await RawHttp2Connection.open(server.httpAddress!);
+    try {
+      connection.openRequest(1, '/kv.v1.KeyValueService/Set', server.httpAddress!, [
+        ['content-type', 'application/json'],
+        ['content-type', 'application/proto'],
+      ]);
+      connection.write(encodeFrame(FrameType.DATA, Flag.END_STREAM, 1, body('type-twice-2')));
+      const answered = await connection.waitFor('the answer', (frame) => frame.type === FrameType.DATA && frame.streamId === 1);
+      expect(answered.payload.toString()).toBe(line);
+    } finally {
+      connection.close();
+    }
+    expect(await stored('type-twice-2')).toBe(false);
   });
 
   test('KeepAlive over HTTP/1.1 gets 505 saying it needs HTTP/2', async () => {

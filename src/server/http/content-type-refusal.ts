@@ -2,7 +2,8 @@
  * The line a call with a content type connect does not take for its method
  * is answered (415), saying what to send instead: a unary method's content
  * type sent to a stream, or a stream's to a unary method, is named as such,
- * not as a protocol this port does not speak.
+ * not as a protocol this port does not speak. And a call that sent its
+ * content type more than once, with different values (400).
  */
 import type { UniversalHandler } from '@connectrpc/connect/protocol';
 
@@ -47,4 +48,20 @@ export function contentTypeRefusal(sent: string | undefined, handler: UniversalH
     return `content-type ${sent} is gRPC-Web's text mode, which this port does not serve: ${takes} (grpc-web clients: mode=grpcweb)`;
   }
   return `content-type ${sent} is not one this port takes: ${takes}`;
+}
+
+/**
+ * The line a call that sent content-type in more than one line, with
+ * different values, is answered (400), or undefined. Node keeps the first
+ * line (HTTP/1.1 and HTTP/2 alike) and drops the others unsaid, so a body
+ * sent as application/proto with a stray application/json line before it
+ * was read as JSON; every line is in `rawHeaders`.
+ */
+export function contentTypeRepeated(rawHeaders: readonly string[]): string | undefined {
+  let lines: string[] | undefined;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === 12 && rawHeaders[i].toLowerCase() === 'content-type') (lines ??= []).push(rawHeaders[i + 1].trim());
+  }
+  if (lines === undefined || lines.every((line) => line === lines[0])) return undefined;
+  return `content-type was sent more than once, with different values (${lines.join(', ')}): send it once`;
 }

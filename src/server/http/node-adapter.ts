@@ -8,10 +8,11 @@
  * saying what is expected, and a gRPC call, on any path, a gRPC status
  * (grpc-refusal.ts). A stream's body sent without its frames (the
  * JSON of a unary call) is refused saying so, rather than read as a message
- * hundreds of megabytes long. A deadline longer than a timer holds is
- * capped, and a deadline or protocol version sent twice alike taken once
- * (connect-headers.ts). Each call also learns when its client goes
- * away (CLIENT_GONE).
+ * hundreds of megabytes long. A content type sent twice with different
+ * values is refused (400), not the first taken. A deadline longer than a
+ * timer holds is capped, and a deadline or protocol version sent twice
+ * alike taken once (connect-headers.ts). Each call also learns when its
+ * client goes away (CLIENT_GONE).
  */
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter } from '@connectrpc/connect';
 import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from '@connectrpc/connect/protocol';
@@ -26,7 +27,7 @@ import type { Logger } from '../../logger';
 import { InvalidArgumentError } from '../service-errors';
 import { capDeadline, collapseRepeats, SENT_UNLIKE } from './connect-headers';
 import { type CheckClient, closeUnreadStream, DRAIN_REFUSED_BYTES, DRAIN_TOO_LARGE_BYTES, drainUnreadBody } from './drain-body';
-import { contentTypeRefusal, contentTypes } from './content-type-refusal';
+import { contentTypeRefusal, contentTypeRepeated, contentTypes } from './content-type-refusal';
 import { isGrpcRequest, refuseGrpc } from './grpc-refusal';
 import { toConnectError } from './to-connect-error';
 
@@ -98,6 +99,12 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, grpcPort, .
       // (Only calls: the console needs no Host, and a load balancer's HTTP/1.0 health check sends none.)
       return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
         .then(() => universalResponseToNodeResponse(text(400, BAD_URL), response))
+        .catch((reason: unknown) => failed(response, reason, { path }, 'HTTP port: answering a request failed'));
+    }
+    const repeated = contentTypeRepeated(request.rawHeaders);
+    if (repeated !== undefined) {
+      return void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
+        .then(() => universalResponseToNodeResponse(text(400, repeated), response))
         .catch((reason: unknown) => failed(response, reason, { path }, 'HTTP port: answering a request failed'));
     }
     const values = options.contextValues?.(request) ?? createContextValues();
