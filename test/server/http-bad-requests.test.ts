@@ -93,6 +93,27 @@ test('on loopback: an :authority that is not loopback is 421 whatever the Host h
   }
 });
 
+test('Host sent twice over HTTP/1.1 is 400 (RFC 9112, 3.2), even twice alike, on a call and on the console; the server goes on', async () => {
+  const server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
+  try {
+    const address = server.httpAddress as string;
+    // Node kept the first line: a proxy in front that checked or routed by the last disagreed with kv on the host.
+    for (const hostLines of ['Host: localhost\r\nHost: evil.example\r\n', 'Host: localhost\r\nHost: localhost\r\n']) {
+      expect(await rawHttp1(address, post('HTTP/1.1', hostLines))).toMatch(
+        /^HTTP\/1\.1 400 [^]*\r\n\r\nbad request: Host was sent more than once: send it once\n$/,
+      );
+      expect(await rawHttp1(address, `GET / HTTP/1.1\r\n${hostLines}Connection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
+    }
+    // One Host line is served as before (the key is not there: the Get's own answer).
+    expect(await rawHttp1(address, post('HTTP/1.1', 'Host: localhost\r\nConnection: close\r\n'))).toMatch(
+      /^HTTP\/1\.1 404 [^]*"code":"not_found"/,
+    );
+    await stillServes(server);
+  } finally {
+    await server.stop();
+  }
+});
+
 test('a console path no URL can hold is answered 400 at once, not left open', async () => {
   const server = await startServer({ args: ['--http-listen', '127.0.0.1:0'] });
   try {

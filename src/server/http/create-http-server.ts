@@ -115,6 +115,18 @@ export function createHttpServer({
       limits.spoke(request.socket);
       if (!http1Connections.admit(request as http.IncomingMessage, response as http.ServerResponse)) return;
     }
+    // RFC 9112, 3.2: a request with more than one Host line is a 400. Node keeps the first and drops the rest unsaid,
+    // where a proxy in front may have routed or checked by another one.
+    if (hostLines(request.rawHeaders) > 1) {
+      void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
+        .then(() => {
+          const text = 'bad request: Host was sent more than once: send it once\n';
+          response.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+          response.end(text);
+        })
+        .catch((reason: unknown) => deps.logger.warn({ err: reason }, 'HTTP port: answering a request failed'));
+      return;
+    }
     // The host connect-node builds the call's URL from (over HTTP/2 :authority first), not another header beside it.
     if (loopbackOnly && !isLoopbackHostHeader(requestAuthority(request))) {
       void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
@@ -261,4 +273,11 @@ function sniffProtocol(socket: net.Socket, handOver: (isHttp2: boolean) => void)
   };
   socket.on('data', onData);
   socket.on('error', () => socket.destroy());
+}
+
+/** How many Host header lines a request has (Node's rawHeaders: name, value, name, value...). */
+function hostLines(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 4 && rawHeaders[i].toLowerCase() === 'host') n++;
+  return n;
 }
