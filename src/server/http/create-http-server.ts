@@ -4,10 +4,8 @@
  * static files for every other GET. Plaintext connections are HTTP/1.1 or,
  * when they open with the HTTP/2 preface, HTTP/2 (h2c); with TLS, ALPN
  * chooses. Connections are held to the gRPC port's limits
- * (http-connections.ts). An HTTP/1.1 client that shuts its side of the
- * connection after its requests is still answered (HALF_OPEN). Shutdown
- * stops accepting, lets calls in flight finish within the grace period,
- * then closes what is left.
+ * (http-connections.ts). Shutdown stops accepting, lets calls in flight
+ * finish within the grace period, then closes what is left.
  */
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -60,25 +58,6 @@ export interface HttpServer {
 
 /** Connect and gRPC-Web; real gRPC has its own port, with reflection and health. */
 const PROTOCOLS: Protocols = { connect: true, grpcWeb: true, grpc: false };
-
-/**
- * For Node's HTTP/1.1 servers (an undocumented field, which Node's own tests
- * set): a client that sends its request and then shuts its side of the
- * connection (`nc -N`, a shutdown(SHUT_WR)) still reads the answer, as a
- * half-closed connection neither ends a request nor says the client has
- * lost interest (RFC 9112, 9.6). By default Node ended the server's side
- * too as the client's FIN arrived: the call ran, and its answer was never
- * sent. With this, and the connection's socket left writable after the
- * client's FIN (`allowHalfOpen`), the requests in flight are answered and
- * the connection closed after the last; one still being sent is a 400, as
- * before. A Watch goes on while its client reads, and ends, as any Watch
- * over HTTP/1.1 does, once a write to a client that has gone fails (its
- * progress messages are such writes). HTTP/2 connections keep Node's
- * default, closed at the client's FIN: a request ends with HTTP/2's own
- * frames, and a client that can no longer write could not take an answer
- * past its first flow-control window, nor acknowledge a ping.
- */
-const HALF_OPEN = { httpAllowHalfOpen: true };
 
 /** The first bytes of every HTTP/2 connection (RFC 9113, 3.4); no HTTP/1.1 request starts with them. */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
@@ -161,7 +140,6 @@ export function createHttpServer({
   let front: net.Server;
   if (tls === undefined) {
     http1 = http.createServer({ keepAliveTimeout: limits.http1KeepAliveMs }, serve);
-    Object.assign(http1, HALF_OPEN);
     const h2c = http2.createServer({ settings: limits.http2Settings }, serve);
     h2c.on('session', onSession);
     // noDelay as http.Server has it: with Nagle's algorithm, a response written in two parts waits for the client's delayed ACK.
@@ -172,7 +150,6 @@ export function createHttpServer({
       limits.awaitFirstRequest(socket);
       sniffProtocol(socket, (isHttp2) => {
         if (!isHttp2) {
-          socket.allowHalfOpen = true; // see HALF_OPEN
           http1Connections.add(socket);
           return void http1?.emit('connection', socket);
         }
@@ -197,14 +174,13 @@ export function createHttpServer({
       serve,
     );
     // Node's HTTP/2 server leaves its HTTP/1.1 connections without a keep-alive timeout: idle ones stayed open for good.
-    Object.assign(secure, { keepAliveTimeout: limits.http1KeepAliveMs }, HALF_OPEN);
+    Object.assign(secure, { keepAliveTimeout: limits.http1KeepAliveMs });
     // After the handshake, a connection has as long again for its first request (HTTP/2: its SETTINGS). This
     // listener runs after the HTTP/2 server's own, which made the session of an HTTP/2 one.
     secure.on('secureConnection', (socket: TLSSocket) => {
       limits.awaitFirstRequest(socket);
-      if (socket.alpnProtocol === 'h2') return limitSession(socket);
-      socket.allowHalfOpen = true; // see HALF_OPEN
-      http1Connections.add(socket);
+      if (socket.alpnProtocol === 'h2') limitSession(socket);
+      else http1Connections.add(socket);
     });
     // New connections get the new certificates; open ones keep theirs.
     tls.onRotate((material) => secure.setSecureContext(context(material)));
