@@ -76,6 +76,13 @@ test('an empty, missing or unreadable file is a usage error (exit 2), one line n
     [['--token-file', directory], {}, new RegExp(`^kvctl: --token-file: cannot read ${directory}: [^\\n]*EISDIR[^\\n]*\\n$`)],
     [[], { KV_TOKEN_FILE: missing }, new RegExp(`^kvctl: KV_TOKEN_FILE: cannot read ${missing}: [^\\n]*\\n$`)],
     // A wrong path that never ends (or a log file): refused after 64 KiB, not read until memory runs out.
+    [['--token-file', ''], {}, /^kvctl: --token-file is empty: give the path of a file holding the token\n$/],
+    // The token itself where its file's path goes: not repeated on stderr.
+    [
+      ['--token-file', auth.tokens.good],
+      {},
+      /^kvctl: --token-file: cannot read the file it names \(ENOENT\); the name looks like a token: [^\n]*\n$/,
+    ],
     [['--token-file', '/dev/zero'], {}, /^kvctl: --token-file: \/dev\/zero holds more than 65536 bytes: is it the token file\?\n$/],
   ];
   for (const [args, env, stderr] of cases) {

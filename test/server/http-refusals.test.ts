@@ -248,8 +248,10 @@ describe('requests that are not calls', () => {
     const overHttp1 = await postHttp1('Set', { 'content-type': ['application/json', 'application/proto'] }, body('type-twice-1'));
     expect(overHttp1).toEqual({ status: 400, text: line });
     expect(await stored('type-twice-1')).toBe(false);
-    // Twice alike is that one type.
+    // Twice alike is that one type, whatever the case of its letters and the spaces around its parameters.
     expect((await postHttp1('Set', { 'content-type': ['application/json', 'application/json'] }, body('type-alike'))).status).toBe(200);
+    const alike = ['application/json; charset=utf-8', 'Application/JSON;charset=UTF-8'];
+    expect((await postHttp1('Set', { 'content-type': alike }, body('type-alike-2'))).status).toBe(200);
 
     // Node's own HTTP/2 client sends content-type once at most.
     const connection = await RawHttp2Connection.open(server.httpAddress!);

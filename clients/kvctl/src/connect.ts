@@ -40,6 +40,9 @@ export function connect(options: GlobalOptions): KvClient {
   }
 }
 
+/** How every token the server makes starts (src/auth/token.ts). */
+const TOKEN_PREFIX = 'kv_';
+
 /** A token file larger than this is not one (the server's tokens are a few dozen characters). */
 const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
@@ -48,6 +51,7 @@ const MAX_TOKEN_FILE_BYTES = 64 * 1024;
  * line end an editor or `echo` adds; a token has no whitespace of its own).
  */
 function readToken(file: string, flag: string): string {
+  if (file === '') throw new CliError(`${flag} is empty: give the path of a file holding the token`);
   let text: string;
   let fd: number | undefined;
   try {
@@ -61,6 +65,13 @@ function readToken(file: string, flag: string): string {
     text = buf.toString('utf8', 0, size);
   } catch (error) {
     if (error instanceof CliError) throw error;
+    // A token given where its file's path goes (--token-file kv_...) is not repeated on stderr, which may well be a CI log.
+    if (file.startsWith(TOKEN_PREFIX)) {
+      const why = (error as NodeJS.ErrnoException).code ?? 'error';
+      throw new CliError(
+        `${flag}: cannot read the file it names (${why}); the name looks like a token: write the token in a file, give its path`,
+      );
+    }
     throw new CliError(`${flag}: cannot read ${file}: ${(error as Error).message}`);
   } finally {
     if (fd !== undefined) closeSync(fd);

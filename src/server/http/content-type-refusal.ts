@@ -62,6 +62,8 @@ export function contentTypeRepeated(rawHeaders: readonly string[]): string | und
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     if (rawHeaders[i].length === 12 && rawHeaders[i].toLowerCase() === 'content-type') (lines ??= []).push(rawHeaders[i + 1].trim());
   }
-  if (lines === undefined || lines.every((line) => line === lines[0])) return undefined;
+  // Media types and their parameter names are case-insensitive, and spaces around ';' do not count (RFC 9110, 8.3.1).
+  const same = (a: string, b: string): boolean => a.replace(/\s+/g, '').toLowerCase() === b.replace(/\s+/g, '').toLowerCase();
+  if (lines === undefined || lines.every((line) => same(line, lines[0]))) return undefined;
   return `content-type was sent more than once, with different values (${lines.join(', ')}): send it once`;
 }
