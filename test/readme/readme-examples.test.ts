@@ -16,7 +16,10 @@ import { testWithTool } from '../support/find-tool';
  * (grpcurl) or "kvctl:" is the error it must fail with. A grpcurl command
  * with -max-time (a Watch stream) ends with DeadlineExceeded by design.
  * grpcurl commands with -cacert run against a mutual-TLS server made from
- * docs/security.md's openssl lines and auth file.
+ * docs/security.md's openssl lines and auth file. In a ```console block, a
+ * `$ ` line is a command and the lines after it its stdout, where a line
+ * `...` stands for any lines and `...` in a line for any text (a block that
+ * shows no output is not run).
  */
 const README_ADDRESS = '127.0.0.1:50051';
 const README_HTTP_ADDRESS = '127.0.0.1:8080';
@@ -30,6 +33,8 @@ interface Example {
   expectJson?: unknown[];
   expectText?: string;
   expectError?: string[];
+  /** A ```console block's output for its one command, `...` standing for anything. */
+  expectConsole?: string;
   /** Its commands use TLS (-cacert). */
   tls: boolean;
 }
@@ -63,6 +68,10 @@ function readExamples(marker: string): Example[] {
   const fences = fencesOf('README.md');
   const examples: Example[] = [];
   fences.forEach((fence, i) => {
+    if (fence.lang === 'console') {
+      examples.push(...consoleExamples(fence.body, marker));
+      return;
+    }
     const commands = fence.body.split('\n').filter((line) => line.startsWith(marker) || line.includes(`| ${marker}`));
     if (fence.lang !== 'sh' || commands.length === 0) return;
     const next = fences[i + 1];
@@ -78,6 +87,29 @@ function readExamples(marker: string): Example[] {
     examples.push(example);
   });
   return examples;
+}
+
+/** The `$ MARKER...` commands of a ```console block that show their output, each with it. */
+function consoleExamples(body: string, marker: string): Example[] {
+  return body
+    .split(/^\$ /m)
+    .slice(1)
+    .map((part) => {
+      const [command, ...output] = part.replace(/\n$/, '').split('\n');
+      return { commands: [command], expectConsole: output.join('\n'), tls: command.includes(' -cacert ') };
+    })
+    .filter((example) => example.commands[0].startsWith(marker) && example.expectConsole !== '');
+}
+
+/** Whether `stdout` (CRLF line ends, as curl -i prints headers, read as LF) is what a ```console block shows. */
+function matchesConsole(stdout: string, expected: string): boolean {
+  const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = expected
+    .split('\n')
+    .map((line) => (line === '...' ? '(?:[^\\n]*\\n)*?' : `${line.split('...').map(escape).join('[^\\n]*')}\\n`))
+    .join('');
+  const lines = stdout.replaceAll('\r\n', '\n');
+  return new RegExp(`^${pattern}$`).test(lines.endsWith('\n') ? lines : `${lines}\n`);
 }
 
 /**
@@ -127,6 +159,8 @@ async function checkExamples(examples: Example[], runLine: (command: string) => 
       if (last && example.expectJson !== undefined)
         expect(anyHistoryId(jsonSequence(result.stdout))).toEqual(anyHistoryId(example.expectJson));
       if (last && example.expectText !== undefined) expect(result.stdout).toBe(example.expectText);
+      if (last && example.expectConsole !== undefined && !matchesConsole(result.stdout, example.expectConsole))
+        expect(result.stdout.replaceAll('\r\n', '\n')).toBe(example.expectConsole);
     }
   }
 }
@@ -139,7 +173,8 @@ afterAll(async () => {
 testGrpcurl('every grpcurl command in the README works as shown, against a fresh server', async () => {
   const server = await startServer();
   servers.push(server);
-  const examples = readExamples('grpcurl ').filter((example) => !example.tls);
+  // The Clients section's `grpcurl -v` shows the revisions of a server of its own, not those this run has reached.
+  const examples = readExamples('grpcurl ').filter((example) => !example.tls && example.expectConsole === undefined);
   expect(examples.length).toBeGreaterThanOrEqual(3);
   await checkExamples(examples, (command) => runGrpcurl(command, server.address));
 });
@@ -195,6 +230,7 @@ testWithCurl('every curl command in the README works as shown, against a fresh s
   expect(metricsAddress).toBeDefined();
   const examples = readExamples('curl ');
   expect(examples.length).toBeGreaterThanOrEqual(6);
+  expect(examples.filter((example) => example.expectConsole !== undefined).length).toBeGreaterThanOrEqual(1);
   // Pasted lines as sh runs them; the README's HTTP and metrics addresses become this server's.
   await checkExamples(examples, async (command) => {
     const line = command.replaceAll(README_HTTP_ADDRESS, server.httpAddress!).replaceAll(README_METRICS_ADDRESS, metricsAddress!);
