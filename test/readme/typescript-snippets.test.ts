@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../support/server-process';
@@ -13,6 +13,8 @@ import { makeTempDir } from '../support/temp-dirs';
  * lock example as './with-lock', the work the lock example does, and the
  * connect-es stubs as './gen/kv/v1/kv_pb'. Whatever else a block uses from
  * @kv/client it imports (so it compiles when pasted into a file alone).
+ * The README's `npx buf generate` line, run as in a user's project, must
+ * write those stubs.
  */
 const FILES = ['README.md', 'clients/typescript/README.md'];
 
@@ -77,3 +79,24 @@ test('every TypeScript snippet in the READMEs typechecks against the SDK', async
     rmSync(dir, { recursive: true, force: true });
   }
 }, 150_000);
+
+test("the README's buf generate line writes, in a project of the user's, the connect-es stubs that npm run generate does", async () => {
+  const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  const line = readme.split('\n').find((l) => l.startsWith('npx buf generate /path/to/kv/proto '));
+  if (line === undefined) throw new Error('README has no `npx buf generate /path/to/kv/proto ...` line');
+  const dir = makeTempDir('kv-readme-connect-es-');
+  try {
+    // The project has installed what the README's npm install lines do: here the repository's own packages.
+    writeFileSync(path.join(dir, 'package.json'), '{ "private": true }\n');
+    symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+    await promisify(execFile)('sh', ['-c', line.replace('/path/to/kv/proto', `'${path.join(REPO_ROOT, 'proto')}'`)], {
+      cwd: dir,
+      timeout: 60_000,
+    });
+    expect(readFileSync(path.join(dir, 'gen/kv/v1/kv_pb.ts'), 'utf8')).toBe(
+      readFileSync(path.join(REPO_ROOT, 'src/gen/kv/v1/kv_pb.ts'), 'utf8'),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 90_000);
