@@ -22,6 +22,7 @@ import path from 'node:path';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { MAX_TIMER_MS } from '../max-timer';
+import { closeConnectionsUnclaimedBy } from './close-unclaimed-connections';
 import type { ClusterMembers } from './cluster-members';
 import type { SecurityMaterial } from './security-material';
 import {
@@ -158,6 +159,7 @@ export async function superviseWorkers({
   /** `slot`: 1 to N; a replacement takes the slot of the worker it replaces. */
   const forkWorker = (slot: number, addresses: Partial<WorkerAddresses> = pinned): Worker => {
     const worker = cluster.fork(workerEnv(slot, socketPath, addresses));
+    closeConnectionsUnclaimedBy(worker);
     workers.add(worker);
     tracked(worker, workerName(slot), 'worker-ready');
     // The primary has removed it from the shared socket by the time its channel closes.
