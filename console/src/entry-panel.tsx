@@ -118,15 +118,32 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
     if (signIn !== firstSignIn.current) setMessage(undefined);
   }, [signIn]);
 
+  /** A save is on its way: another (Save pressed again) is not sent, and Save is disabled until it is answered. */
+  const [saving, setSaving] = useState(false);
+  const savingNow = useRef(false);
+
   /** Saves `text` only if the key is still at `base`'s revision (0: only if it does not exist). */
   const save = async (text: string, base: Entry | undefined): Promise<void> => {
     const parsed = parseValue(text);
     if ('error' in parsed) return;
+    // A second save from the same base would be refused once the first is saved, and shown as someone else's change.
+    if (savingNow.current) return;
+    savingNow.current = true;
+    setSaving(true);
+    try {
+      await saveParsed(parsed.value, text, base);
+    } finally {
+      savingNow.current = false;
+      setSaving(false);
+    }
+  };
+
+  const saveParsed = async (value: Value, text: string, base: Entry | undefined): Promise<void> => {
     setMessage(undefined);
     // A key on a lease stays on it: a Set without one would make it permanent.
     const lease = base?.lease ?? 0n;
     try {
-      const { revision } = await client.set({ key: entryKey, value: parsed.value, expectedRevision: base?.modRevision ?? 0n, lease });
+      const { revision } = await client.set({ key: entryKey, value, expectedRevision: base?.modRevision ?? 0n, lease });
       setMessage({ text: `Saved at revision ${revision}.`, error: false });
       onChanged();
       await reload();
@@ -270,6 +287,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
             setState({ mode: 'view', entry: state.base });
           }}
           unsaved={state.text !== formatValue(state.base.value)}
+          saving={saving}
           saveLabel={`Save (if still at revision ${state.base.modRevision})`}
         />
       )}
@@ -306,7 +324,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
             </figure>
           </div>
           <div class="actions">
-            <button type="button" onClick={() => void save(state.text, state.current)}>
+            <button type="button" disabled={saving} onClick={() => void save(state.text, state.current)}>
               {state.current === undefined ? 'Keep mine (create it again)' : `Keep mine (overwrite revision ${state.current.modRevision})`}
             </button>
             <button
@@ -484,12 +502,25 @@ interface EditorProps {
   focus?: boolean;
   /** The text differs from what was loaded: leaving the page asks first. */
   unsaved?: boolean;
+  /** A save (or create) is on its way: Save is disabled, and Ctrl+Enter does nothing, until it is answered. */
+  saving?: boolean;
 }
 
 /** A JSON text area that says what is wrong as you type; Ctrl+Enter saves. */
-export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel, focus = true, unsaved = true }: EditorProps) {
+export function JsonEditor({
+  label,
+  text,
+  onText,
+  onSave,
+  onCancel,
+  saveLabel,
+  focus = true,
+  unsaved = true,
+  saving = false,
+}: EditorProps) {
   const parsed = parseValue(text);
   const invalid = 'error' in parsed;
+  const canSave = !invalid && !saving;
   const area = useRef<HTMLTextAreaElement>(null);
   // autofocus works only on the page's first load: focus it when it appears.
   useEffect(() => {
@@ -511,7 +542,7 @@ export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel, f
       class="editor"
       onSubmit={(event) => {
         event.preventDefault();
-        if (!invalid) onSave();
+        if (canSave) onSave();
       }}
     >
       <label for="value-editor">{label}</label>
@@ -527,7 +558,7 @@ export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel, f
         onKeyDown={(event) => {
           if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && !invalid) {
             event.preventDefault();
-            onSave();
+            if (canSave) onSave();
           }
         }}
       />
@@ -535,7 +566,7 @@ export function JsonEditor({ label, text, onText, onSave, onCancel, saveLabel, f
         {invalid ? parsed.error : 'Valid JSON.'}
       </p>
       <div class="actions">
-        <button type="submit" disabled={invalid}>
+        <button type="submit" disabled={!canSave}>
           {saveLabel}
         </button>
         <button type="button" onClick={onCancel}>

@@ -28,6 +28,10 @@ export function NewEntry({ client, prefix, signIn, onCreated, onCancel, onFailur
     if (signIn !== firstSignIn.current) setError(undefined);
   }, [signIn]);
 
+  /** A create is on its way: Create again is not sent (it would find the key it made, and say it already exists). */
+  const [saving, setSaving] = useState(false);
+  const savingNow = useRef(false);
+
   const create = async (): Promise<void> => {
     const parsed = parseValue(text);
     if ('error' in parsed) return;
@@ -35,6 +39,9 @@ export function NewEntry({ client, prefix, signIn, onCreated, onCancel, onFailur
       setError('Enter a key.');
       return;
     }
+    if (savingNow.current) return;
+    savingNow.current = true;
+    setSaving(true);
     try {
       await client.set({ key, value: parsed.value, expectedRevision: 0n });
       onCreated(key);
@@ -49,6 +56,9 @@ export function NewEntry({ client, prefix, signIn, onCreated, onCancel, onFailur
         ),
       );
       onFailure(failure);
+    } finally {
+      savingNow.current = false;
+      setSaving(false);
     }
   };
 
@@ -69,6 +79,7 @@ export function NewEntry({ client, prefix, signIn, onCreated, onCancel, onFailur
         onSave={() => void create()}
         onCancel={onCancel}
         saveLabel="Create"
+        saving={saving}
         focus={false}
         unsaved={text !== '{}' || key !== prefix}
       />

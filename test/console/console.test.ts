@@ -195,6 +195,33 @@ describeWithChromium('the web console', () => {
     expect(await valueOf('app/flags')).toEqual({ theirs: 2 });
   });
 
+  test('Save pressed again while the save is on its way sends it once: no conflict with itself', async () => {
+    // A slow network: each Set waits here until the test lets it go.
+    let sets = 0;
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    await page.route('**/kv.v1.KeyValueService/Set', async (route) => {
+      sets++;
+      await gate;
+      await route.continue();
+    });
+    await openKey('app/', 'flags');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const editor = page.getByLabel('Value of app/flags (JSON)');
+    await editor.fill('{"dark": false}');
+    await editor.press('Control+Enter');
+    await waitUntil(() => Promise.resolve(sets === 1), 'the first Set');
+    // An impatient second press is not sent (it would be a compare-and-set on the revision the first replaces); Save says so.
+    await editor.press('Control+Enter');
+    expect(await page.getByRole('button', { name: /^Save/ }).isDisabled()).toBe(true);
+    letGo();
+    await page.getByText(/^Saved at revision/).waitFor();
+    await page.getByRole('button', { name: 'Edit' }).waitFor();
+    expect(await page.getByRole('group', { name: /^Someone else changed/ }).count()).toBe(0);
+    expect(sets).toBe(1);
+    expect(await valueOf('app/flags')).toEqual({ dark: false });
+  });
+
   test('creates a key only if it does not exist', async () => {
     await page.getByRole('button', { name: 'New key' }).click();
     await page.getByLabel('Key', { exact: true }).fill('user/3');
