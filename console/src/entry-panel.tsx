@@ -11,7 +11,7 @@ import { ConnectError } from '@connectrpc/connect';
 import type { Value } from '@bufbuild/protobuf/wkt';
 import { type Entry, EventType } from './gen/kv/v1/kv_pb';
 import { KeyText } from './key-text';
-import { compactValue, describeFailure, formatValue, type KvClient, parseValue, reasonOf } from './kv';
+import { compactValue, describeFailure, formatValue, type KvClient, parseValue, reasonOf, showJson } from './kv';
 
 interface Props {
   client: KvClient;
@@ -311,7 +311,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
             <figure>
               <figcaption>Your version</figcaption>
               <pre class="json" tabIndex={0}>
-                {state.text}
+                {showJson(state.text)}
               </pre>
             </figure>
             <figure>

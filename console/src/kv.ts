@@ -8,7 +8,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createConnectTransport } from '@connectrpc/connect-web';
 import { fromJsonString, toJson, toJsonString, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema, type Value } from '@bufbuild/protobuf/wkt';
-import { roundedNumberIn } from '../../clients/typescript/src/wire/json-numbers';
+import { roundedNumberIn, stringEnd } from '../../clients/typescript/src/wire/json-numbers';
 import { KeyValueService } from './gen/kv/v1/kv_pb';
 
 export type KvClient = Client<typeof KeyValueService>;
@@ -208,15 +208,50 @@ export function isTransient(error: unknown): boolean {
   return [Code.Unavailable, Code.Unknown, Code.Internal, Code.DeadlineExceeded, Code.Aborted, Code.Canceled].includes(error.code);
 }
 
-/** A value as indented JSON text. */
+/** A value as indented JSON text, its hidden characters escaped (showJson). */
 export function formatValue(value: Value | undefined): string {
   if (value === undefined) return '';
-  return JSON.stringify(toJson(ValueSchema, value), null, 2);
+  return showJson(JSON.stringify(toJson(ValueSchema, value), null, 2));
 }
 
-/** A value on one line, for lists. */
+/** A value on one line, for lists, its hidden characters escaped (showJson). */
 export function compactValue(value: Value | undefined): string {
-  return value === undefined ? '' : toJsonString(ValueSchema, value);
+  return value === undefined ? '' : showJson(toJsonString(ValueSchema, value));
+}
+
+/** HIDDEN but for a newline, which JSON text has outside its strings only (as indentation); inside them it is \n. */
+const HIDDEN_IN_JSON = /(?!\n)[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]|(?! )\p{Zs}/u;
+
+/**
+ * JSON text as it is shown and edited: in its strings and object keys, each
+ * character a person cannot see as itself (as for keys: a bidi control, a
+ * zero-width character, a C1 control...) is written as its JSON escape, so
+ * "\u202e0001" does not read as "1000", nor "a\u200bb" as "ab". The
+ * escapes are JSON's own: the text parses to the same value, and saving it
+ * unchanged saves what was there. JSON.stringify leaves these as they are
+ * (it escapes only quotes, backslashes, controls below U+0020 and lone
+ * surrogates). Outside its strings JSON text has only ASCII punctuation,
+ * digits, letters, spaces and newlines.
+ */
+export function showJson(json: string): string {
+  if (!HIDDEN_IN_JSON.test(json)) return json;
+  let shown = '';
+  let at = 0;
+  for (let open = json.indexOf('"'); open !== -1; open = json.indexOf('"', at)) {
+    const close = stringEnd(json, open);
+    if (close === -1) break;
+    const inside = json.slice(open + 1, close);
+    shown += json.slice(at, open + 1) + (HIDDEN_IN_JSON.test(inside) ? escapeHidden(inside) : inside) + '"';
+    at = close + 1;
+  }
+  return shown + json.slice(at);
+}
+
+/** Text with each hidden character as its escape (an emoji's own joiners and selectors left as they are). */
+function escapeHidden(text: string): string {
+  return keyChars(text)
+    .map(({ char, hidden }) => (hidden ? escapeOf(char) : char))
+    .join('');
 }
 
 export function valueAsJson(value: Value | undefined): JsonValue | undefined {

@@ -548,6 +548,32 @@ describeWithChromium('the web console', () => {
     ]);
   });
 
+  test('a value with bidi, invisible or odd-space characters shows and edits them as escapes, and saves unchanged', async () => {
+    const value = { amount: '\u202e0001', 'zw\u200bkey': 'a\u200bb', nbsp: 'x\u00a0y', c1: '\u0085', family: '👨‍👩‍👧', typed: '\\u200b' };
+    await call('Set', { key: 'app/odd', value });
+    await openKey('app/', 'odd');
+    // "\u202e0001" would read "1000" (and reverse the JSON around it); a zero-width space, "ab".
+    const shown = [
+      '"amount": "\\u202e0001"',
+      '"zw\\u200bkey": "a\\u200bb"',
+      '"nbsp": "x\\u00a0y"',
+      '"c1": "\\u0085"',
+      '"family": "👨‍👩‍👧"',
+      '"typed": "\\\\u200b"',
+    ];
+    const text = (await page.getByLabel('Value').textContent())!;
+    for (const line of shown) expect(text).toContain(line);
+    await page.getByText('History (1 version)').waitFor();
+    expect(await page.locator('.history').textContent()).toContain('"amount":"\\u202e0001"');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const editor = page.getByLabel('Value of app/odd (JSON)');
+    for (const line of shown) expect(await editor.inputValue()).toContain(line);
+    // Saved as it stands: the escapes are JSON's own, so the value is the same, character for character.
+    await editor.press('Control+Enter');
+    await page.getByText(/^Saved at revision/).waitFor();
+    expect(await valueOf('app/odd')).toEqual(value);
+  });
+
   test('an emoji key is shown as itself; a joiner or selector outside an emoji, and a key with escapes, read apart from look-alike text', async () => {
     const keys = [
       'emoji/\u2764\ufe0f',
