@@ -201,9 +201,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
 
   return (
     <section class="live" aria-labelledby="live-title">
-      <h2 id="live-title">
-        Live: <span class="key-text">{prefix === '' ? 'all keys' : prefix}</span>
-      </h2>
+      <h2 id="live-title">Live: {prefix === '' ? 'all keys' : <KeyText value={prefix} quoted />}</h2>
       <p class="notice" role="status">
         {error !== undefined
           ? ''

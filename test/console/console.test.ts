@@ -283,6 +283,20 @@ describeWithChromium('the web console', () => {
     await screenshot('live');
   });
 
+  test('the live view names a prefix with a bidi or invisible character as the tree does, escaped', async () => {
+    await call('Set', { key: 'odd/\u202egnp.exe', value: 1 });
+    await page.getByLabel('Prefix').fill('odd/\u202egnp');
+    await page.getByLabel('Prefix').press('Enter');
+    await page.getByRole('button', { name: 'Live view' }).click();
+    // Not "Live: odd/png", which the text would read as.
+    const heading = page.getByRole('heading', { name: /^Live:/ });
+    await heading.waitFor();
+    expect(await heading.textContent()).toBe('Live: "odd/\\u202egnp"');
+    expect(await heading.locator('.escape').textContent()).toBe('\\u202e');
+    await call('Set', { key: 'odd/\u202egnp.exe', value: 2 });
+    await page.getByRole('table').locator('tbody tr').first().waitFor();
+  });
+
   test('works from the keyboard: labelled fields, Tab to a key, Enter to open it', async () => {
     await page.getByLabel('Prefix').focus();
     await page.keyboard.type('user/');
