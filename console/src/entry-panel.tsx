@@ -11,7 +11,8 @@ import { ConnectError } from '@connectrpc/connect';
 import type { Value } from '@bufbuild/protobuf/wkt';
 import { type Entry, EventType } from './gen/kv/v1/kv_pb';
 import { KeyText } from './key-text';
-import { compactValue, describeFailure, formatValue, type KvClient, parseValue, reasonOf, showJson } from './kv';
+import { describeFailure, formatValue, type KvClient, listedValue, parseValue, reasonOf, showJson } from './kv';
+import { ListedValue } from './listed-value';
 
 interface Props {
   client: KvClient;
@@ -417,7 +418,7 @@ function History({ client, entry, onEditFrom }: { client: KvClient; entry: Entry
           {versions.map((version) => (
             <li key={String(version.revision)}>
               <span class="revision">revision {String(version.revision)}</span>
-              <code>{compactValue(version.value)}</code>
+              <ListedValue listed={listedValue(version.value)} />
               {version.revision !== entry.modRevision && (
                 <button type="button" class="link" onClick={() => onEditFrom(version.value)}>
                   Edit from this version

@@ -219,6 +219,24 @@ export function compactValue(value: Value | undefined): string {
   return value === undefined ? '' : showJson(toJsonString(ValueSchema, value));
 }
 
+/** How much of a value a list shows (the live view, History): a whole 1 MiB value made its row hundreds of windows tall. */
+export const LISTED_VALUE_CHARS = 1000;
+
+/** A value as a list shows it: its text, and its whole length (in UTF-16 units, as `text`) when `text` is cut. */
+export interface Listed {
+  text: string;
+  length?: number;
+}
+
+/** A value on one line for a list: its first LISTED_VALUE_CHARS characters, and its whole length when that is more. */
+export function listedValue(value: Value | undefined): Listed {
+  const text = compactValue(value);
+  if (text.length <= LISTED_VALUE_CHARS) return { text };
+  // Not between the two halves of a character past U+FFFF.
+  const end = /[\ud800-\udbff]/.test(text[LISTED_VALUE_CHARS - 1]) ? LISTED_VALUE_CHARS - 1 : LISTED_VALUE_CHARS;
+  return { text: text.slice(0, end), length: text.length };
+}
+
 /** HIDDEN but for a newline, which JSON text has outside its strings only (as indentation); inside them it is \n. */
 const HIDDEN_IN_JSON = /(?!\n)[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]|(?! )\p{Zs}/u;
 

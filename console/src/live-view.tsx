@@ -14,7 +14,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { EventType, type Event } from './gen/kv/v1/kv_pb';
 import { KeyText } from './key-text';
-import { compactValue, describeFailure, isTransient, isUnauthenticated, type KvClient, reasonOf } from './kv';
+import { describeFailure, isTransient, isUnauthenticated, type KvClient, type Listed, listedValue, reasonOf } from './kv';
+import { ListedValue } from './listed-value';
 
 const KEPT = 200;
 /** Waits between attempts to watch again: doubling from the first, at most the last. */
@@ -36,7 +37,10 @@ interface Row {
   type: 'put' | 'delete' | 'gap';
   key: string;
   revision: bigint;
-  value: string;
+  /** A change's value as a list shows it (cut: 200 rows of 1 MiB values are not kept). */
+  value?: Listed;
+  /** A gap's message. */
+  text?: string;
 }
 
 export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged }: Props) {
@@ -120,7 +124,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
                 type: event.type === EventType.DELETE ? 'delete' : 'put',
                 key: event.entry?.key ?? '',
                 revision: event.entry?.modRevision ?? message.revision,
-                value: compactValue(event.entry?.value),
+                value: listedValue(event.entry?.value),
               })),
             );
             handlers.current.onEvents?.(fresh);
@@ -134,7 +138,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
                 type: 'gap',
                 key: '',
                 revision: otherHistoryAt,
-                value:
+                text:
                   `The server's store now has another history (restored from a backup, say; it is at revision ${otherHistoryAt}): ` +
                   'the changes below are of the old one, and their revisions may now name other changes. Following the new history from here.',
               },
@@ -159,7 +163,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
                 type: 'gap',
                 key: '',
                 revision: from,
-                value: `Changes between revision ${from} and ${to} cannot be shown: the server no longer keeps them.`,
+                text: `Changes between revision ${from} and ${to} cannot be shown: the server no longer keeps them.`,
               },
             ]);
             seen = to;
@@ -231,7 +235,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
             row.type === 'gap' ? (
               <tr key={row.id} class="gap">
                 <td colSpan={4} role="alert">
-                  {row.value}
+                  {row.text}
                 </td>
               </tr>
             ) : (
@@ -243,9 +247,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
                     <KeyText value={row.key} />
                   </code>
                 </td>
-                <td>
-                  <code>{row.value}</code>
-                </td>
+                <td>{row.value !== undefined && <ListedValue listed={row.value} />}</td>
               </tr>
             ),
           )}

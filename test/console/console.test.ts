@@ -283,6 +283,29 @@ describeWithChromium('the web console', () => {
     await screenshot('live');
   });
 
+  test('a large value is shown cut, saying so, in the live view and History: its row is not hundreds of windows tall', async () => {
+    await page.getByRole('button', { name: 'Folder user/' }).click();
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    await call('Set', { key: 'user/big', value: 'x'.repeat(200_000) });
+    await call('Set', { key: 'user/big', value: 'y'.repeat(200_000) });
+    const row = page.getByRole('table').locator('tbody tr').nth(1);
+    await row.waitFor();
+    // Compared by its ends and length: a failure does not print 200000 x's.
+    const cut = (text: string | null) => ({ start: text?.slice(0, 3), end: text?.slice(-45), length: text?.length });
+    const expected = cut(`"${'x'.repeat(999)}… (the first 1000 of 200002 characters)`);
+    expect(cut(await row.locator('td').nth(3).textContent())).toEqual(expected);
+    expect((await row.boundingBox())!.height).toBeLessThan(800);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByRole('list', { name: 'Keys under user/' }).getByRole('button', { name: 'big', exact: true }).click();
+    await page.getByText('History (2 versions)').click();
+    const versions = page.getByRole('list', { name: 'Versions, newest first' }).getByRole('listitem');
+    expect(cut(await versions.nth(1).locator('code').textContent())).toEqual(expected);
+    // What is edited from it is the whole version.
+    await versions.nth(1).getByRole('button', { name: 'Edit from this version' }).click();
+    expect(await page.getByLabel('Value of user/big (JSON)').inputValue()).toEqual(`"${'x'.repeat(200_000)}"`);
+  });
+
   test('the live view names a prefix with a bidi or invisible character as the tree does, escaped', async () => {
     await call('Set', { key: 'odd/\u202egnp.exe', value: 1 });
     await page.getByLabel('Prefix').fill('odd/\u202egnp');
