@@ -68,10 +68,15 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
     }
   };
 
-  /** `otherHistory`: what was shown is of another history of the store, so a key not found now was not deleted since. */
-  const reload = async (otherHistory = false): Promise<void> => {
+  /**
+   * `otherHistory`: what was shown is of another history of the store, so a key not found now was not deleted since.
+   * `focusEdit`: focus Edit once the entry is shown (after a save: the editor, which had focus, is gone).
+   */
+  const reload = async (otherHistory = false, focusEdit = false): Promise<void> => {
     try {
       const entry = await fetchEntry();
+      // Set with the state it goes with, so the render that shows Edit focuses it; not when the entry has gone meanwhile.
+      if (focusEdit && entry !== undefined) focusNext.current = 'edit';
       setState((before) =>
         entry !== undefined
           ? { mode: 'view', entry }
@@ -147,7 +152,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
       const { revision } = await client.set({ key: entryKey, value, expectedRevision: base?.modRevision ?? 0n, lease });
       setMessage({ text: `Saved at revision ${revision}.`, error: false });
       onChanged();
-      await reload();
+      await reload(false, true);
     } catch (error) {
       if (reasonOf(error) === 'LEASE_NOT_FOUND') {
         setMessage({

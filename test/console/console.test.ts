@@ -425,6 +425,13 @@ describeWithChromium('the web console', () => {
     await expectFocus('TEXTAREA#value-editor');
     await page.getByRole('button', { name: 'Cancel' }).click();
     await expectFocus('BUTTON:Edit');
+    // Saved from the keyboard: focus is on Edit again, not lost to the page with the editor.
+    await page.keyboard.press('Enter');
+    await expectFocus('TEXTAREA#value-editor');
+    await page.keyboard.type(' ');
+    await page.keyboard.press('Control+Enter');
+    await page.getByText(/^Saved at revision/).waitFor();
+    await expectFocus('BUTTON:Edit');
     await page.getByRole('button', { name: 'Delete…' }).click();
     await page.getByRole('dialog', { name: 'Delete user/1?' }).waitFor();
     await page.keyboard.press('Escape');
