@@ -287,6 +287,11 @@ export function isUnauthenticated(error: unknown): boolean {
 
 /** One line a person can act on. */
 export function describeFailure(error: unknown): string {
-  if (error instanceof ConnectError) return error.rawMessage || Code[error.code];
+  if (error instanceof ConnectError) {
+    // The request got no answer at all (the server down or restarting, the network): the browser's own words
+    // ("Failed to fetch", "NetworkError when attempting to fetch resource.") do not say so.
+    if (error.cause instanceof TypeError) return `the server could not be reached (${error.rawMessage})`;
+    return error.rawMessage || Code[error.code];
+  }
   return error instanceof Error ? error.message : String(error);
 }

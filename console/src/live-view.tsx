@@ -210,7 +210,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
         {error !== undefined
           ? ''
           : reconnecting !== undefined
-            ? `Connection lost (${reconnecting}); reconnecting…${current === undefined ? '' : ` Shown up to revision ${current}; nothing after it will be missed.`}`
+            ? `Connection lost: ${reconnecting}; reconnecting…${current === undefined ? '' : ` Shown up to revision ${current}; nothing after it will be missed.`}`
             : current === undefined
               ? 'Waiting for changes…'
               : `Following; current to revision ${current}.`}

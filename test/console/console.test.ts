@@ -394,13 +394,14 @@ describeWithChromium('the web console', () => {
   test('a listing or an entry that failed to load can be retried, and is not left "Loading…"', async () => {
     await page.route('**/kv.v1.KeyValueService/ListKeys', (route) => route.abort());
     await page.reload();
-    await page.getByText(/^Could not list the keys/).waitFor();
+    // Not the browser's bare "Failed to fetch".
+    await page.getByText(/^Could not list the keys: the server could not be reached \(.+\)$/).waitFor();
     await page.unroute('**/kv.v1.KeyValueService/ListKeys');
     await page.getByRole('button', { name: 'Retry' }).click();
     await page.getByRole('button', { name: 'Folder user/' }).click();
     await page.route('**/kv.v1.KeyValueService/Get', (route) => route.abort());
     await page.getByRole('list', { name: 'Keys under user/' }).getByRole('button', { name: '2', exact: true }).click();
-    await page.getByText(/^Could not load it/).waitFor();
+    await page.getByText(/^Could not load it: the server could not be reached \(.+\)$/).waitFor();
     expect(await page.locator('section.entry').getByText('Loading…').count()).toBe(0);
     await page.unroute('**/kv.v1.KeyValueService/Get');
     await page.getByRole('button', { name: 'Retry' }).click();
