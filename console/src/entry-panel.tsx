@@ -49,10 +49,12 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
   current.current = state;
   const heading = useRef<HTMLHeadingElement>(null);
   const editButton = useRef<HTMLButtonElement>(null);
+  const conflictTitle = useRef<HTMLHeadingElement>(null);
   /** Where focus goes once the next render is on screen (the element that had it may be gone). */
-  const focusNext = useRef<'heading' | 'edit' | undefined>(undefined);
+  const focusNext = useRef<'heading' | 'edit' | 'conflict' | undefined>(undefined);
   useEffect(() => {
-    const target = focusNext.current === 'heading' ? heading.current : focusNext.current === 'edit' ? editButton.current : null;
+    const targets = { heading, edit: editButton, conflict: conflictTitle };
+    const target = focusNext.current === undefined ? null : targets[focusNext.current].current;
     if (target !== null) {
       focusNext.current = undefined;
       target.focus();
@@ -168,6 +170,8 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
       }
       const now = await fetchEntry();
       setMessage(undefined);
+      // The editor, which had focus, is gone: the conflict's heading has it, so it is read out and Tab goes to its choices.
+      focusNext.current = 'conflict';
       setState({ mode: 'conflict', base, text, current: now });
     }
   };
@@ -299,7 +303,9 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
       )}
       {state.mode === 'conflict' && (
         <div class="conflict" role="group" aria-labelledby="conflict-title">
-          <h3 id="conflict-title">Someone else changed this entry while you were editing</h3>
+          <h3 id="conflict-title" ref={conflictTitle} tabIndex={-1}>
+            Someone else changed this entry while you were editing
+          </h3>
           <p>
             {state.base === undefined
               ? 'You saved it as a new entry (it had been deleted).'
@@ -335,9 +341,10 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
             </button>
             <button
               type="button"
-              onClick={() =>
-                setState(state.current === undefined ? { mode: 'missing', deleted: true } : { mode: 'view', entry: state.current })
-              }
+              onClick={() => {
+                focusNext.current = state.current === undefined ? 'heading' : 'edit';
+                setState(state.current === undefined ? { mode: 'missing', deleted: true } : { mode: 'view', entry: state.current });
+              }}
             >
               Keep theirs (discard mine)
             </button>

@@ -177,6 +177,8 @@ describeWithChromium('the web console', () => {
     await page.getByRole('button', { name: /^Save/ }).click();
     const conflict = page.getByRole('group', { name: 'Someone else changed this entry while you were editing' });
     await conflict.waitFor();
+    // Focus is not lost with the editor: it is on the conflict's heading, read out, with the choices next.
+    await expectFocus('H3#conflict-title');
     expect(await conflict.getByRole('figure').nth(0).textContent()).toContain('{"dark": false}');
     expect(await conflict.getByRole('figure').nth(1).textContent()).toContain('"beta": true');
     expect(await valueOf('app/flags')).toEqual({ dark: true, beta: true });
@@ -192,6 +194,7 @@ describeWithChromium('the web console', () => {
     await page.getByRole('button', { name: /^Save/ }).click();
     await conflict.getByRole('button', { name: 'Keep theirs (discard mine)' }).click();
     await expect(page.getByLabel('Value').textContent()).resolves.toContain('"theirs": 2');
+    await expectFocus('BUTTON:Edit');
     expect(await valueOf('app/flags')).toEqual({ theirs: 2 });
   });
 
