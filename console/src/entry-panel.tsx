@@ -168,7 +168,18 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
         onFailure(error);
         return;
       }
-      const now = await fetchEntry();
+      let now: Entry | undefined;
+      try {
+        now = await fetchEntry();
+      } catch (failure) {
+        // Said, not left unhandled: the editor would stay as it was, saying nothing.
+        setMessage({
+          text: `Not saved: the entry changed since you began, and reading it again failed: ${describeFailure(failure)}. Your text is still here.`,
+          error: true,
+        });
+        onFailure(failure);
+        return;
+      }
       setMessage(undefined);
       // The editor, which had focus, is gone: the conflict's heading has it, so it is read out and Tab goes to its choices.
       focusNext.current = 'conflict';

@@ -225,6 +225,23 @@ describeWithChromium('the web console', () => {
     expect(await valueOf('app/flags')).toEqual({ dark: false });
   });
 
+  test('a save that met a change, when the change cannot be read, says so and keeps the text', async () => {
+    await openKey('app/', 'flags');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const editor = page.getByLabel('Value of app/flags (JSON)');
+    await editor.fill('{"dark": false}');
+    await call('Set', { key: 'app/flags', value: { theirs: 1 } });
+    await page.route('**/kv.v1.KeyValueService/Get', (route) => route.abort());
+    await editor.press('Control+Enter');
+    await page
+      .getByText(
+        /^Not saved: the entry changed since you began, and reading it again failed: the server could not be reached \(.+\)\. Your text is still here\.$/,
+      )
+      .waitFor();
+    expect(await editor.inputValue()).toBe('{"dark": false}');
+    expect(await valueOf('app/flags')).toEqual({ theirs: 1 });
+  });
+
   test('creates a key only if it does not exist', async () => {
     await page.getByRole('button', { name: 'New key' }).click();
     await page.getByLabel('Key', { exact: true }).fill('user/3');
