@@ -5,7 +5,7 @@
  */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { Event } from './gen/kv/v1/kv_pb';
+import { type Event, EventType } from './gen/kv/v1/kv_pb';
 import { ConfirmDialog } from './confirm-dialog';
 import { EntryPanel, editInProgress } from './entry-panel';
 import { KeyTree } from './key-tree';
@@ -104,8 +104,31 @@ export function App() {
   };
   /** A new action: the notice of the previous one goes. */
   const act = (): void => setNotice(undefined);
+  /** The wait after the last listing again, and whether another is wanted when it ends (listAgainSoon). */
+  const listAgain = useRef<{ timer?: ReturnType<typeof setTimeout>; wanted: boolean }>({ wanted: false });
+  /**
+   * Lists the keys again, as a key under the prefix was created or deleted (the live view saw it): at once, then at
+   * most once a second, so a burst of writes costs one listing a second, not one for each.
+   */
+  const listAgainSoon = (): void => {
+    const state = listAgain.current;
+    if (state.timer !== undefined) {
+      state.wanted = true;
+      return;
+    }
+    changed();
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      if (state.wanted) {
+        state.wanted = false;
+        listAgainSoon();
+      }
+    }, 1000);
+  };
   const onEvents = (events: Event[]): void => {
     if (pane.kind === 'entry' && events.some((event) => event.entry?.key === pane.key)) setRefresh((r) => r + 1);
+    // A change to a key already listed leaves the listing as it is; a key created or deleted changes it.
+    if (events.some((event) => event.type === EventType.DELETE || event.entry?.version === 1n)) listAgainSoon();
   };
   const onHistoryChanged = (): void => {
     changed();

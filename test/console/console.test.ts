@@ -303,6 +303,23 @@ describeWithChromium('the web console', () => {
     await screenshot('live');
   });
 
+  test('with the live view on, the keys listed follow keys created and deleted elsewhere', async () => {
+    await page.getByRole('button', { name: 'Folder user/' }).click();
+    const keys = page.getByRole('list', { name: 'Keys under user/' });
+    await expectButtons(keys, ['1', '2']);
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    await call('Set', { key: 'user/3', value: { name: 'Barbara' } });
+    await call('Delete', { key: 'user/2' });
+    await call('Set', { key: 'user/1', value: { name: 'Ada', langs: ['en'] } });
+    // Without Refresh: created and deleted are listed as such.
+    await waitUntil(
+      async () => JSON.stringify(await keys.getByRole('button').allTextContents()) === '["1","3"]',
+      'user/3 listed and user/2 gone',
+      PAGE_WAIT_MS,
+    );
+  });
+
   test('a large value is shown cut, saying so, in the live view and History: its row is not hundreds of windows tall', async () => {
     await page.getByRole('button', { name: 'Folder user/' }).click();
     await page.getByRole('button', { name: 'Live view' }).click();
