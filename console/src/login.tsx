@@ -57,7 +57,14 @@ export function Login({ refused, client, onToken }: Props) {
       <form
         onSubmit={(event) => {
           event.preventDefault();
-          if (token.trim() !== '' && !busy) void signIn(token.trim());
+          if (busy) return;
+          if (token.trim() === '') {
+            // Said, rather than a Sign in that does nothing.
+            setProblem('Enter a token.');
+            field.current?.focus();
+            return;
+          }
+          void signIn(token.trim());
         }}
       >
         <h1>kv console</h1>

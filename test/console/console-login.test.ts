@@ -178,7 +178,7 @@ describeWithChromium('the web console with tokens', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
   });
 
-  test('a pasted token with a character no token has is refused in plain words, without asking the server', async () => {
+  test('a pasted token with a character no token has, or no token at all, is refused in plain words, without asking the server', async () => {
     await page.goto(`http://${server.httpAddress}/`);
     // The console asks the server once as it loads (is a token needed?): record only what signing in sends, after the login screen is up.
     await page.getByLabel('Token').waitFor();
@@ -195,6 +195,22 @@ describeWithChromium('the web console with tokens', () => {
         .filter({ hasText: /^That token contains characters a token cannot have/ })
         .waitFor();
       await page.getByLabel('Token').fill('');
+    }
+    // Nothing at all (or only spaces): said, not a Sign in that does nothing.
+    for (const typed of ['', '   ']) {
+      await page.getByLabel('Token').fill(typed);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page
+        .getByRole('alert')
+        .filter({ hasText: /^Enter a token\.$/ })
+        .waitFor();
+      // Another refusal in between (not sent either), so each round's is its own.
+      await page.getByLabel('Token').fill('kv_two words');
+      await page.getByLabel('Token').press('Enter');
+      await page
+        .getByRole('alert')
+        .filter({ hasText: /^That token contains/ })
+        .waitFor();
     }
     page.off('request', record);
     expect(calls).toEqual([]);
