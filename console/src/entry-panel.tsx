@@ -577,6 +577,8 @@ export function JsonEditor({
         rows={14}
         value={text}
         aria-invalid={invalid}
+        // Not editable while a save is on its way: once saved, the entry is shown, and what was typed meanwhile would go.
+        readOnly={saving}
         aria-describedby="value-check"
         onInput={(event) => onText(event.currentTarget.value)}
         onKeyDown={(event) => {

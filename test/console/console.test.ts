@@ -217,6 +217,8 @@ describeWithChromium('the web console', () => {
     // An impatient second press is not sent (it would be a compare-and-set on the revision the first replaces); Save says so.
     await editor.press('Control+Enter');
     expect(await page.getByRole('button', { name: /^Save/ }).isDisabled()).toBe(true);
+    // Nor can the text change meanwhile: once saved the entry is shown, and more typing would be lost unsaid.
+    expect(await editor.isEditable()).toBe(false);
     letGo();
     await page.getByText(/^Saved at revision/).waitFor();
     await page.getByRole('button', { name: 'Edit' }).waitFor();
