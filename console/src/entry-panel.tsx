@@ -459,10 +459,11 @@ function History({ client, entry, onEditFrom }: { client: KvClient; entry: Entry
  * The lease a key is attached to: the key is deleted when it expires. The
  * time left counts down each second from LeaseInfo's answer; at 0 the
  * lease is asked about again and the entry fetched again (it is gone when
- * the lease is).
+ * the lease is). A lookup that failed otherwise (the server restarting, the
+ * network) says so, with Retry.
  */
 function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpired: () => void }) {
-  const [info, setInfo] = useState<{ granted: bigint; until: number } | 'gone' | undefined>(undefined);
+  const [info, setInfo] = useState<{ granted: bigint; until: number } | 'gone' | { failed: string } | undefined>(undefined);
   const [now, setNow] = useState(() => Date.now());
   const asking = useRef(false);
   const ask = (): void => {
@@ -479,7 +480,7 @@ function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpi
         if (reasonOf(error) === 'LEASE_NOT_FOUND') {
           setInfo('gone');
           onExpired();
-        }
+        } else setInfo({ failed: describeFailure(error) });
       },
     );
   };
@@ -489,7 +490,7 @@ function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpi
     return () => clearInterval(timer);
   }, []);
   // At 0 (or while it is gone and the key is still shown), ask again.
-  const remaining = info === undefined || info === 'gone' ? undefined : Math.max(0, info.until - now);
+  const remaining = info === undefined || info === 'gone' || 'failed' in info ? undefined : Math.max(0, info.until - now);
   useEffect(() => {
     if (remaining === 0) ask();
     else if (info === 'gone') onExpired();
@@ -498,11 +499,20 @@ function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpi
   return (
     <p class="lease">
       On lease {String(id)}:{' '}
-      {info === undefined
-        ? '…'
-        : info === 'gone' || remaining === 0
-          ? 'expired or revoked; the key is being removed.'
-          : `deleted when it expires, in ${seconds(Math.ceil((remaining ?? 0) / 1000) * 1000)} (time to live ${seconds(Number(info.granted))}).`}
+      {info === undefined ? (
+        '…'
+      ) : info === 'gone' || remaining === 0 ? (
+        'expired or revoked; the key is being removed.'
+      ) : 'failed' in info ? (
+        <>
+          could not look it up: {info.failed}.{' '}
+          <button type="button" class="link" onClick={ask}>
+            Retry
+          </button>
+        </>
+      ) : (
+        `deleted when it expires, in ${seconds(Math.ceil((remaining ?? 0) / 1000) * 1000)} (time to live ${seconds(Number(info.granted))}).`
+      )}
     </p>
   );
 }

@@ -396,6 +396,20 @@ describeWithChromium('the web console', () => {
     expect(await valueOf('app/short')).toBeUndefined();
   });
 
+  test('a lease lookup that failed says so and can be retried, and is not left "…"', async () => {
+    await call('Set', { key: 'app/session', value: { user: 'ada' }, ttlMs: '600000' });
+    const lease = ((await call('Get', { key: 'app/session' })).json.entry as { lease: string }).lease;
+    await page.route('**/kv.v1.KeyValueService/LeaseInfo', (route) => route.abort());
+    await openKey('app/', 'session');
+    const line = page.locator('.lease');
+    await line
+      .getByText(new RegExp(`^On lease ${lease}: could not look it up: the server could not be reached \\(.+\\)\\. Retry$`))
+      .waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/LeaseInfo');
+    await line.getByRole('button', { name: 'Retry' }).click();
+    await line.getByText(/deleted when it expires, in \d+ s \(time to live 600 s\)\.$/).waitFor();
+  });
+
   test('the time left on a lease counts down, and the key is shown as gone when it expires', async () => {
     await call('Set', { key: 'app/brief', value: 1, ttlMs: '4000' });
     await openKey('app/', 'brief');
