@@ -166,7 +166,9 @@ export function App() {
         ),
         error: false,
       });
-      if (pane.kind === 'entry' && pane.key.startsWith(prefix)) setPane({ kind: 'none' });
+      // The entry open went with the prefix: it closes, unless it holds an edit not saved and the person keeps it (its
+      // save then finds the key deleted, and offers to create it again).
+      if (pane.kind === 'entry' && pane.key.startsWith(prefix) && mayDiscardEdit()) setPane({ kind: 'none' });
       changed();
     } catch (error) {
       setNotice({ text: describeFailure(error), error: true });

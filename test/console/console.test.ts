@@ -289,6 +289,26 @@ describeWithChromium('the web console', () => {
     ]);
   });
 
+  test('clearing a prefix that holds the key being edited asks before the unsaved edit goes, and keeps it if told', async () => {
+    await openKey('user/', '1');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const editor = page.getByLabel('Value of user/1 (JSON)');
+    await editor.fill('{"name": "Ada Lovelace"}');
+    // This page's dialogs are answered "Cancel": the edit stays.
+    const asked = new Promise<string>((resolve) => page.once('dialog', (dialog) => resolve(dialog.message())));
+    await page.getByRole('button', { name: 'Clear user/…' }).click();
+    await page.getByRole('dialog', { name: 'Clear every key under user/?' }).getByRole('button', { name: 'Clear' }).click();
+    await expect(orAfter(asked, 3000, 'no dialog')).resolves.toBe('Discard the changes you have not saved?');
+    await page.getByText('Cleared 2 keys under user/.').waitFor();
+    expect(await valueOf('user/1')).toBeUndefined();
+    await expect(editor.inputValue()).resolves.toBe('{"name": "Ada Lovelace"}');
+    // Its save finds the key gone, and offers to create it again.
+    await page.getByRole('button', { name: /^Save/ }).click();
+    await page.getByRole('button', { name: 'Keep mine (create it again)' }).click();
+    await page.getByText(/^Saved at revision/).waitFor();
+    expect(await valueOf('user/1')).toEqual({ name: 'Ada Lovelace' });
+  });
+
   test('the live view follows the prefix through Watch', async () => {
     await page.getByRole('button', { name: 'Folder user/' }).click();
     await page.getByRole('button', { name: 'Live view' }).click();
