@@ -9,7 +9,8 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { ConfirmDialog } from './confirm-dialog';
 import { ConnectError } from '@connectrpc/connect';
 import type { Value } from '@bufbuild/protobuf/wkt';
-import { type Entry, EventType } from './gen/kv/v1/kv_pb';
+import { create } from '@bufbuild/protobuf';
+import { type Entry, EntrySchema, EventType } from './gen/kv/v1/kv_pb';
 import { KeyText } from './key-text';
 import { describeFailure, formatValue, type KvClient, listedValue, parseValue, reasonOf, showJson } from './kv';
 import { ListedValue } from './listed-value';
@@ -70,15 +71,10 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
     }
   };
 
-  /**
-   * `otherHistory`: what was shown is of another history of the store, so a key not found now was not deleted since.
-   * `focusEdit`: focus Edit once the entry is shown (after a save: the editor, which had focus, is gone).
-   */
-  const reload = async (otherHistory = false, focusEdit = false): Promise<void> => {
+  /** `otherHistory`: what was shown is of another history of the store, so a key not found now was not deleted since. */
+  const reload = async (otherHistory = false): Promise<void> => {
     try {
       const entry = await fetchEntry();
-      // Set with the state it goes with, so the render that shows Edit focuses it; not when the entry has gone meanwhile.
-      if (focusEdit && entry !== undefined) focusNext.current = 'edit';
       setState((before) =>
         entry !== undefined
           ? { mode: 'view', entry }
@@ -153,8 +149,23 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
     try {
       const { revision } = await client.set({ key: entryKey, value, expectedRevision: base?.modRevision ?? 0n, lease });
       setMessage({ text: `Saved at revision ${revision}.`, error: false });
+      // The saved entry is shown at once, with the message: an editor left until the reload answers would hold text
+      // that is saved but counted as not (opening another key meanwhile asked to discard it). The set was a
+      // compare-and-set on `base`, so this is the entry at `revision`; the reload then shows the server's own.
+      focusNext.current = 'edit';
+      setState({
+        mode: 'view',
+        entry: create(EntrySchema, {
+          key: entryKey,
+          value,
+          createRevision: base?.createRevision ?? revision,
+          modRevision: revision,
+          version: (base?.version ?? 0n) + 1n,
+          lease,
+        }),
+      });
       onChanged();
-      await reload(false, true);
+      await reload();
     } catch (error) {
       if (reasonOf(error) === 'LEASE_NOT_FOUND') {
         setMessage({

@@ -6,7 +6,7 @@
  * (npm run console:screenshots) it saves the main screens there as PNGs.
  */
 import path from 'node:path';
-import type { Locator, Page } from 'playwright-core';
+import type { Dialog, Locator, Page } from 'playwright-core';
 import { readConsoleAssets } from '../../src/console-assets/read-console-assets';
 import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
 import { REPO_ROOT, startServer, type RunningServer } from '../support/server-process';
@@ -224,6 +224,35 @@ describeWithChromium('the web console', () => {
     await page.getByRole('button', { name: 'Edit' }).waitFor();
     expect(await page.getByRole('group', { name: /^Someone else changed/ }).count()).toBe(0);
     expect(sets).toBe(1);
+    expect(await valueOf('app/flags')).toEqual({ dark: false });
+  });
+
+  test('once saved, the text is not taken for an unsaved edit: opening another key before the entry is read again does not ask', async () => {
+    await openKey('app/', 'flags');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of app/flags (JSON)').fill('{"dark": false}');
+    // A slow network: the entry is not read again after the save until the test lets it.
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    await page.route('**/kv.v1.KeyValueService/Get', async (route) => {
+      await gate;
+      await route.continue();
+    });
+    const asked: string[] = [];
+    const ask = (dialog: Dialog): void => void asked.push(dialog.message());
+    page.on('dialog', ask);
+    try {
+      await page.getByRole('button', { name: /^Save/ }).click();
+      await page.getByText(/^Saved at revision/).waitFor();
+      await page.getByRole('list', { name: 'Keys under app/' }).getByRole('button', { name: 'config', exact: true }).click();
+      const opened = page.getByRole('heading', { name: 'app/config' });
+      await waitUntil(async () => asked.length > 0 || (await opened.count()) === 1, 'app/config to open, or a question');
+      expect(asked).toEqual([]);
+    } finally {
+      page.off('dialog', ask);
+      letGo();
+    }
+    await page.getByText('"port": 5432').waitFor();
     expect(await valueOf('app/flags')).toEqual({ dark: false });
   });
 
