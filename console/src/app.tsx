@@ -282,7 +282,14 @@ export function App() {
             </section>
           )}
           {live && (
-            <LiveView client={client} prefix={prefix} onFailure={onFailure} onEvents={onEvents} onHistoryChanged={onHistoryChanged} />
+            <LiveView
+              client={client}
+              prefix={prefix}
+              onFailure={onFailure}
+              onEvents={onEvents}
+              onHistoryChanged={onHistoryChanged}
+              onReconnected={changed}
+            />
           )}
         </main>
         {confirmClear && (

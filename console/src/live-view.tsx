@@ -30,6 +30,8 @@ interface Props {
   onEvents?: (events: Event[]) => void;
   /** The store turned out to have another history (the app fetches the keys and the entry it shows again). */
   onHistoryChanged?: () => void;
+  /** Watching again after the stream broke (the server is back): the app lists the keys again, which may have failed meanwhile. */
+  onReconnected?: () => void;
 }
 
 interface Row {
@@ -43,7 +45,7 @@ interface Row {
   text?: string;
 }
 
-export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged }: Props) {
+export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged, onReconnected }: Props) {
   const [rows, setRows] = useState<Row[]>([]);
   const [current, setCurrent] = useState<bigint | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
@@ -52,8 +54,8 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
   const latest = useRef(client);
   latest.current = client;
   // And the latest callbacks (they see the entry open now, not the one open when the watch began).
-  const handlers = useRef({ onFailure, onEvents, onHistoryChanged });
-  handlers.current = { onFailure, onEvents, onHistoryChanged };
+  const handlers = useRef({ onFailure, onEvents, onHistoryChanged, onReconnected });
+  handlers.current = { onFailure, onEvents, onHistoryChanged, onReconnected };
 
   useEffect(() => {
     const abort = new AbortController();
@@ -68,6 +70,8 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
     /** How many times the store's history changed under the view (for the rows' ids). */
     let histories = 0;
     let wait = FIRST_RETRY_MS;
+    /** The stream broke and no message has come since. */
+    let lost = false;
     const sleep = (ms: number): Promise<void> =>
       new Promise((resolve) => {
         const timer = setTimeout(resolve, ms);
@@ -101,6 +105,10 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
           )) {
             wait = FIRST_RETRY_MS;
             setReconnecting(undefined);
+            if (lost) {
+              lost = false;
+              handlers.current.onReconnected?.();
+            }
             if (first) {
               first = false;
               // Another history id than the one followed (or, where the server sends none, a revision before one shown):
@@ -195,6 +203,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
           stream.abort();
         }
         if (abort.signal.aborted) return;
+        lost = true;
         setReconnecting(why);
         await sleep(wait);
         wait = Math.min(wait * 2, MAX_RETRY_MS);

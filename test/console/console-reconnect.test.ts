@@ -2,7 +2,8 @@
  * The console's live view when its Watch breaks: across a restart of the
  * server (same port, same data directory) it reconnects and goes on from the
  * revision after the last one it showed, so no change is shown twice or
- * missed; changes the server no longer keeps are named as a gap.
+ * missed; changes the server no longer keeps are named as a gap; the keys
+ * are listed again.
  */
 import type { Page } from 'playwright-core';
 import { type Browser, callJson, describeWithChromium, launchBrowser, PAGE_WAIT_MS } from '../support/browser';
@@ -81,6 +82,24 @@ describeWithChromium('the web console live view across a server restart', () => 
       expect.stringMatching(/^\d+seta\/22$/),
       expect.stringMatching(/^\d+seta\/11$/),
     ]);
+  });
+
+  test('keys that could not be listed while the server was away are listed once the live view reconnects', async () => {
+    await call('Set', { key: 'c/1', value: 1 });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.getByRole('button', { name: 'Folder c/' }).waitFor();
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    expect(await server.stop()).toBe(0);
+    await page.getByText(/reconnecting…/).waitFor();
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    const failed = page.getByText(/^Could not list the keys: /);
+    await failed.waitFor();
+    await start();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    // Without Retry.
+    await failed.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Folder c/' }).waitFor();
   });
 
   test('says which changes it cannot show when they left the history while it was away', async () => {
