@@ -9,6 +9,7 @@
 import { Code, ConnectError, createContextKey } from '@connectrpc/connect';
 import { MAX_TIMER_MS } from '../../max-timer';
 import { InvalidArgumentError } from '../service-errors';
+import { headerLines } from './header-lines';
 
 const VERSION_HEADER = 'connect-protocol-version';
 const TIMEOUT_HEADER = 'connect-timeout-ms';
@@ -44,10 +45,7 @@ export function collapseRepeats(header: Headers, rawHeaders: readonly string[]):
   for (const name of SINGLE_VALUED) {
     // A value without a comma came in one line: Node joins several with ", ".
     if (!(header.get(name) ?? '').includes(',')) continue;
-    const lines: string[] = [];
-    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-      if (rawHeaders[i].toLowerCase() === name) lines.push(rawHeaders[i + 1].trim());
-    }
+    const lines = headerLines(rawHeaders, name).map((line) => line.trim());
     if (lines.length < 2) continue;
     if (lines.every((line) => line === lines[0])) header.set(name, lines[0]);
     else (unlike ??= new Set()).add(name);

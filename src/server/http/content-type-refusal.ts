@@ -6,6 +6,7 @@
  * content type more than once, with different values (400).
  */
 import type { UniversalHandler } from '@connectrpc/connect/protocol';
+import { headerLines } from './header-lines';
 
 /** The content types connect takes for an RPC (connect-es's protocol-connect and protocol-grpc-web content-type.ts). */
 export function contentTypes(handler: UniversalHandler): { connect: string[]; grpcWeb: string[] } {
@@ -58,12 +59,9 @@ export function contentTypeRefusal(sent: string | undefined, handler: UniversalH
  * was read as JSON; every line is in `rawHeaders`.
  */
 export function contentTypeRepeated(rawHeaders: readonly string[]): string | undefined {
-  let lines: string[] | undefined;
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (rawHeaders[i].length === 12 && rawHeaders[i].toLowerCase() === 'content-type') (lines ??= []).push(rawHeaders[i + 1].trim());
-  }
+  const lines = headerLines(rawHeaders, 'content-type').map((line) => line.trim());
   // Media types and their parameter names are case-insensitive, and spaces around ';' do not count (RFC 9110, 8.3.1).
   const same = (a: string, b: string): boolean => a.replace(/\s+/g, '').toLowerCase() === b.replace(/\s+/g, '').toLowerCase();
-  if (lines === undefined || lines.every((line) => same(line, lines[0]))) return undefined;
+  if (lines.every((line) => same(line, lines[0]))) return undefined;
   return `content-type was sent more than once, with different values (${lines.join(', ')}): send it once`;
 }

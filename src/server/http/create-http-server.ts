@@ -25,6 +25,7 @@ import { HttpConnectionLimits } from './http-connections';
 import { Http1Connections } from './http1-connections';
 import { httpCaller } from './http-caller';
 import { DRAIN_REFUSED_BYTES, drainUnreadBody } from './drain-body';
+import { headerLines } from './header-lines';
 import { nodeAdapter, requestAuthority } from './node-adapter';
 
 export interface HttpServerOptions {
@@ -96,7 +97,7 @@ export function createHttpServer({
     }
     // RFC 9112, 3.2: a request with more than one Host line is a 400. Node keeps the first and drops the rest unsaid,
     // where a proxy in front may have routed or checked by another one.
-    if (hostLines(request.rawHeaders) > 1) {
+    if (headerLines(request.rawHeaders, 'host').length > 1) {
       void drainUnreadBody(request, DRAIN_REFUSED_BYTES, checkClient)
         .then(() => {
           const text = 'bad request: Host was sent more than once: send it once\n';
@@ -249,11 +250,4 @@ function sniffProtocol(socket: net.Socket, handOver: (isHttp2: boolean) => void)
   };
   socket.on('data', onData);
   socket.on('error', () => socket.destroy());
-}
-
-/** How many Host header lines a request has (Node's rawHeaders: name, value, name, value...). */
-function hostLines(rawHeaders: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 4 && rawHeaders[i].toLowerCase() === 'host') n++;
-  return n;
 }

@@ -10,6 +10,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { Metadata } from '@grpc/grpc-js';
 import type { Caller } from '../grpc-call';
+import { headerLines } from './header-lines';
 
 export function httpCaller(request: IncomingMessage | Http2ServerRequest): Omit<Caller, 'method'> {
   const metadata = new Metadata();
@@ -26,11 +27,9 @@ export function httpCaller(request: IncomingMessage | Http2ServerRequest): Omit<
   }
   // Node keeps only the first of several authorization headers (HTTP/1.1 and HTTP/2 alike): every one is
   // taken from the raw headers, so that authentication refuses two ("send exactly one"), as on the gRPC port.
-  const { rawHeaders } = request;
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (rawHeaders[i].toLowerCase() !== 'authorization') continue;
+  for (const line of headerLines(request.rawHeaders, 'authorization')) {
     try {
-      metadata.add('authorization', rawHeaders[i + 1]);
+      metadata.add('authorization', line);
     } catch {
       // Not legal in gRPC metadata: still a token sent, refused as malformed, never passed over for the certificate.
       metadata.add('authorization', 'malformed');
