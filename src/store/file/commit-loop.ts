@@ -13,7 +13,10 @@
  *
  * So concurrent writers share an fsync, reads and watchers only ever see
  * durable writes, and a caller is answered only after its write is on disk.
- * While a batch waits on its fsync the next one queues up.
+ * While a batch waits on its fsync the next one queues up; once it is
+ * durable, applied and published, the next is begun (steps 1 and 2, its
+ * fsync started) before this one's callers are answered (step 5), so the
+ * disk works while they are. One batch at a time waits on the disk.
  */
 import type { ChangeFeed } from '../feed/change-feed';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
@@ -77,11 +80,27 @@ export class CommitLoop {
 
   private async run(): Promise<void> {
     try {
+      let next: Batch | undefined;
       for (;;) {
-        // start() never throws: a failed start is logged and retried after a backoff.
-        if (this.writer.failure === undefined && this.compactor.isDue()) await this.compactor.start();
-        if (this.queue.length === 0) break;
-        await this.commit(this.takeBatch());
+        if (next === undefined) {
+          // start() never throws: a failed start is logged and retried after a backoff.
+          if (this.writer.failure === undefined && this.compactor.isDue()) await this.compactor.start();
+          if (this.queue.length === 0) break;
+          next = this.begin(this.takeBatch());
+        }
+        const batch = next;
+        const decision = await this.complete(batch);
+        // The next batch is decided and its fdatasync started before this one's callers are
+        // answered, so the disk works while they are. It is decided against this batch's
+        // changes, which are applied by now; only one batch is ever waiting on the disk.
+        // A compaction that is due or running goes between batches instead (below).
+        next =
+          decision !== undefined && this.queue.length > 0 && !this.compactor.isDue() && !this.compactor.isRunning
+            ? this.begin(this.takeBatch())
+            : undefined;
+        if (decision !== undefined) settle(batch.ops, decision);
+        // The answered callers' next requests come in while the loop is still awake.
+        if (decision !== undefined && decision.changes.length > 0) this.busyPoll?.hold();
         // Without an fsync to wait for, callers answered in microtasks can refill the queue
         // forever without the event loop turning: a running compaction's file I/O would never
         // complete. So while one runs, each batch lets the event loop turn once.
@@ -112,35 +131,56 @@ export class CommitLoop {
     return this.queue.splice(0, n);
   }
 
-  private async commit(batch: WriteOp[]): Promise<void> {
-    if (this.writer.failure !== undefined) return settleAll(batch, this.writer.failure);
-    const decision = decide(this.index, batch, this.context, MAX_BATCH_BYTES);
+  /** Steps 1 and 2: decides the batch, appends its changes and starts their fdatasync. */
+  private begin(ops: WriteOp[]): Batch {
+    if (this.writer.failure !== undefined) return { ops, failure: { error: this.writer.failure } };
+    const decision = decide(this.index, ops, this.context, MAX_BATCH_BYTES);
     // Ops left undecided (the batch's changes passed the bound) go back to the front of the queue, in order
     // (concat, not unshift(...rest): the rest may be a hundred thousand small ops, past the limit of a call's arguments).
-    if (decision.outcomes.length < batch.length) this.queue = batch.splice(decision.outcomes.length).concat(this.queue);
-    if (decision.changes.length > 0) {
-      try {
-        this.writer.append(decision.changes);
-        this.busyPoll?.hold();
-        const durable = this.writer.commit();
-        if (durable !== undefined) await durable;
-      } catch (err) {
-        // Nothing of a failed batch is applied, published or acknowledged.
-        return settleAll(batch, err);
-      }
-      for (const change of decision.changes) {
-        this.index.apply(change);
-        if (change.type === 'lease-grant') this.leases.arm(change.id, change.ttlMs);
-        else if (change.type === 'lease-revoke') this.leases.forget(change.id);
-      }
-      this.feed.publish(decision.changes);
-      this.observer.committed(batch.length);
+    if (decision.outcomes.length < ops.length) this.queue = ops.splice(decision.outcomes.length).concat(this.queue);
+    if (decision.changes.length === 0) return { ops, decision };
+    try {
+      this.writer.append(decision.changes);
+      this.busyPoll?.hold();
+      return { ops, decision, durable: this.writer.commit() };
+    } catch (error) {
+      return { ops, failure: { error } };
     }
-    settle(batch, decision);
-    // The answered callers' next requests come in while the loop is still awake.
-    if (decision.changes.length > 0) this.busyPoll?.hold();
+  }
+
+  /**
+   * Steps 3 and 4 once the batch is on disk; its decision, or undefined if it
+   * failed, its callers told why (nothing of a failed batch is applied,
+   * published or acknowledged).
+   */
+  private async complete(batch: Batch): Promise<Decision | undefined> {
+    const { ops } = batch;
+    try {
+      if ('failure' in batch) throw batch.failure.error;
+      if (batch.durable !== undefined) await batch.durable;
+    } catch (err) {
+      settleAll(ops, err);
+      return undefined;
+    }
+    const { decision } = batch;
+    if (decision.changes.length === 0) return decision;
+    for (const change of decision.changes) {
+      this.index.apply(change);
+      if (change.type === 'lease-grant') this.leases.arm(change.id, change.ttlMs);
+      else if (change.type === 'lease-revoke') this.leases.forget(change.id);
+    }
+    this.feed.publish(decision.changes);
+    this.observer.committed(ops.length);
+    return decision;
   }
 }
+
+/**
+ * A batch begun: decided, its changes appended, and (fsync=always) their
+ * fdatasync under way; or failed before its fdatasync started (the log had
+ * failed, or the append threw).
+ */
+type Batch = { ops: WriteOp[]; decision: Decision; durable?: Promise<void> } | { ops: WriteOp[]; failure: { error: unknown } };
 
 /** Step 5: each caller gets its op's outcome. */
 function settle(batch: readonly WriteOp[], { outcomes }: Decision): void {
