@@ -6,11 +6,12 @@ import { MAX_BATCH_BYTES } from '../../src/store/file/commit-loop';
 import type { JsonValue } from '../../src/store/key-value-store';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../../src/store/store-observer';
 import { runStoreContract } from './store-contract';
-import { tempDataDirs } from '../support/temp-dirs';
+import { pollUntil, tempDataDirs } from '../support/temp-dirs';
 
 import { dump } from './file-store-support';
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
+afterEach(() => jest.restoreAllMocks());
 
 runStoreContract('file engine (fsync=always)', () => openFileStore({ dataDir: dirs.make() }));
 runStoreContract(
@@ -239,6 +240,37 @@ describe('file engine: batches', () => {
     expect(deleted.filter((d) => d.deleted)).toEqual([{ deleted: true, revision: 3 }]);
     expect(await set).toEqual({ revision: 4 });
     expect(batches[0]).toBe(1);
+    await store.close();
+  });
+
+  test('fsync=always: the next batch is on its way to the disk before the batch before it is answered, and is answered after it', async () => {
+    const store = await openFileStore({ dataDir: dirs.make(), fsync: 'always' });
+    const real = fs.fdatasync;
+    const syncs: Array<() => void> = [];
+    // Each fdatasync runs for real, but completes only when the test lets it.
+    jest
+      .spyOn(fs, 'fdatasync')
+      .mockImplementation((fd: number, callback: (err: Error | null) => void) => real(fd, (err) => syncs.push(() => callback(err))));
+    const answered: string[] = [];
+    let syncsStartedWhenAnswered = 0;
+    const first = store.set('a', 1).then((r) => {
+      syncsStartedWhenAnswered = jest.mocked(fs.fdatasync).mock.calls.length;
+      answered.push(`a@${r.revision}`);
+    });
+    await pollUntil('the first batch to be on disk', () => (syncs.length === 1 ? true : undefined));
+    const second = store.set('b', 2).then((r) => answered.push(`b@${r.revision}`));
+    // Queued while the first batch syncs.
+    await new Promise((resolve) => setImmediate(resolve));
+    syncs.shift()?.();
+    // The second batch's fdatasync was started before the first one's caller was answered.
+    await first;
+    expect(syncsStartedWhenAnswered).toBe(2);
+    expect(answered).toEqual(['a@1']);
+    await pollUntil('the second batch to be on disk', () => (syncs.length === 1 ? true : undefined));
+    syncs.shift()?.();
+    await second;
+    expect(answered).toEqual(['a@1', 'b@2']);
+    jest.restoreAllMocks();
     await store.close();
   });
 });

@@ -16,7 +16,9 @@
  * While a batch waits on its fsync the next one queues up; once it is
  * durable, applied and published, the next is begun (steps 1 and 2, its
  * fsync started) before this one's callers are answered (step 5), so the
- * disk works while they are. One batch at a time waits on the disk.
+ * disk works while they are (fsync=always; in the other modes there is no
+ * fsync to overlap, and the answered callers may join the next batch). One
+ * batch at a time waits on the disk.
  */
 import type { ChangeFeed } from '../feed/change-feed';
 import { NO_STORE_OBSERVER, type StoreObserver } from '../store-observer';
@@ -90,12 +92,17 @@ export class CommitLoop {
         }
         const batch = next;
         const decision = await this.complete(batch);
-        // The next batch is decided and its fdatasync started before this one's callers are
-        // answered, so the disk works while they are. It is decided against this batch's
-        // changes, which are applied by now; only one batch is ever waiting on the disk.
+        // Once a batch is durable, the next is decided and its fdatasync started before this one's
+        // callers are answered, so the disk works while they are. It is decided against this
+        // batch's changes, which are applied by now; only one batch is ever waiting on the disk.
         // A compaction that is due or running goes between batches instead (below).
         next =
-          decision !== undefined && this.queue.length > 0 && !this.compactor.isDue() && !this.compactor.isRunning
+          decision !== undefined &&
+          'durable' in batch &&
+          batch.durable !== undefined &&
+          this.queue.length > 0 &&
+          !this.compactor.isDue() &&
+          !this.compactor.isRunning
             ? this.begin(this.takeBatch())
             : undefined;
         if (decision !== undefined) settle(batch.ops, decision);
@@ -105,6 +112,10 @@ export class CommitLoop {
         // forever without the event loop turning: a running compaction's file I/O would never
         // complete. So while one runs, each batch lets the event loop turn once.
         if (this.compactor.isRunning) await new Promise<void>((resolve) => setImmediate(resolve));
+        // Otherwise one turn of the microtask queue: a caller in this process that writes again as
+        // soon as it is answered (fsync=never or interval) queues its next write before the loop
+        // looks, and it joins the next batch instead of waiting for the loop to be woken.
+        else if (next === undefined) await Promise.resolve();
       }
     } finally {
       // Runs in the same tick as the empty-queue check above, so a submit() can
