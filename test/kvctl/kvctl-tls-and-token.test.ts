@@ -65,6 +65,15 @@ describe('TLS', () => {
     expect(withoutCert.code).toBe(6); // denied: the server requires a client certificate (test/kvctl/kvctl-messages.test.ts)
   });
 
+  test('--tls-server-name "localhost." (fully qualified) is sent in the handshake as "localhost", without the dot (RFC 6066)', async () => {
+    const before = tlsProxy.servernames.length;
+    const set = await runKvctl(['set', 'tls/fqdn', '1', '--endpoint', tlsProxy.address, '--tls-ca', certs.caCert], {
+      env: { KV_TLS_SERVER_NAME: 'localhost.' },
+    });
+    expect(valueOf(set)).toEqual({ code: 0, stdout: expect.stringContaining('"revision"') as string });
+    expect(new Set(tlsProxy.servernames.slice(before))).toEqual(new Set(['localhost']));
+  });
+
   test('TLS to an address that is not loopback needs no --insecure; an unreadable PEM file is a usage error', async () => {
     const missing = await runKvctl(['get', 'k', '--endpoint', '192.0.2.1:50051', '--tls-ca', `${certs.dir}/nope.pem`]);
     expect(valueOf(missing)).toEqual({ code: 2, stdout: '' });

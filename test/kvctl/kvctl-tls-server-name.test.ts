@@ -44,6 +44,21 @@ test('with the name the certificate is issued for, kvctl talks to the server; KV
   expect(outcome(health)).toEqual({ code: 0, stdout: expect.stringContaining('SERVING') as string });
 });
 
+test('a fully-qualified name with its trailing dot ("kv.example.") is the same name: kvctl talks to the server', async () => {
+  const set = await kvctl(['set', 'tunnel/fqdn', '"absolute name"', '--tls-server-name', 'kv.example.']);
+  expect(outcome(set)).toEqual({ code: 0, stdout: expect.stringContaining('"revision"') as string });
+  const get = await kvctl(['get', 'tunnel/fqdn', '-o', 'value'], { KV_TLS_SERVER_NAME: 'kv.example.' });
+  expect(get).toEqual({ code: 0, stdout: 'absolute name\n', stderr: '' });
+  // One dot ends the name; an empty label is not a host name.
+  const twoDots = await kvctl(['get', 'k', '--tls-server-name', 'kv.example..']);
+  expect(twoDots).toEqual({
+    code: 2,
+    stdout: '',
+    stderr:
+      'kvctl: --tls-server-name: "kv.example.." is not a host name (give the name the server certificate is issued for, without a port)\n',
+  });
+});
+
 test('the certificate is still checked: a wrong name, or the right name from a CA not given, fails (exit 4)', async () => {
   const wrongName = await kvctl(['get', 'k', '--tls-server-name', 'other.example']);
   expect(outcome(wrongName)).toEqual({ code: 4, stdout: '' });

@@ -4,6 +4,8 @@ import tls from 'node:tls';
 export interface TlsProxy {
   /** 127.0.0.1:port of the TLS side. */
   address: string;
+  /** The server name (SNI) of each TLS connection accepted, in order; false for one that sent none. */
+  servernames: (string | false)[];
   close(): Promise<void>;
 }
 
@@ -15,6 +17,7 @@ export interface TlsProxy {
 export async function startTlsProxy(options: { target: string; cert: Buffer; key: Buffer; ca?: Buffer }): Promise<TlsProxy> {
   const [host, port] = [options.target.slice(0, options.target.lastIndexOf(':')), Number(options.target.split(':').pop())];
   const sockets = new Set<net.Socket>();
+  const servernames: (string | false)[] = [];
   const server = tls.createServer(
     {
       cert: options.cert,
@@ -25,6 +28,7 @@ export async function startTlsProxy(options: { target: string; cert: Buffer; key
       ALPNProtocols: ['h2'],
     },
     (socket) => {
+      servernames.push(socket.servername ?? false);
       const upstream = net.connect(port, host);
       for (const s of [socket, upstream]) {
         sockets.add(s);
@@ -40,6 +44,7 @@ export async function startTlsProxy(options: { target: string; cert: Buffer; key
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    servernames,
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();

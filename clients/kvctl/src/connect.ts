@@ -30,7 +30,10 @@ export function connect(options: GlobalOptions): KvClient {
   };
   if (tls) clientOptions.credentials = tlsCredentials(options);
   // grpc-js then sends this name in the handshake (SNI) and checks the certificate against it; it is still checked.
-  if (options.tlsServerName !== undefined) clientOptions.channelOptions = { 'grpc.ssl_target_name_override': options.tlsServerName };
+  // A fully-qualified name's trailing dot goes: SNI carries a name without it (RFC 6066), and Node's check drops it anyway.
+  if (options.tlsServerName !== undefined) {
+    clientOptions.channelOptions = { 'grpc.ssl_target_name_override': options.tlsServerName.replace(/\.$/, '') };
+  }
   try {
     return new KvClient(options.endpoints, clientOptions);
   } catch (error) {

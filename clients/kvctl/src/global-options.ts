@@ -121,13 +121,16 @@ export function resolveGlobalOptions(
   return options;
 }
 
-/** A --tls-server-name is only used over TLS, and is a host name or an IP address, without a port. */
+/**
+ * A --tls-server-name is only used over TLS, and is a host name or an IP address, without a port. A host
+ * name may end in the dot of a fully-qualified name ("kv.example.com."), which names the same host.
+ */
 function checkServerName(name: string, options: GlobalOptions): void {
   const { names } = options;
   if (options.tlsCa === undefined && options.tlsCert === undefined) {
     throw new CliError(`${names.tlsServerName} names the server certificate to expect, which needs TLS: give ${names.tlsCa} too`);
   }
-  if (isIP(name) === 0 && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(name)) {
+  if (isIP(name) === 0 && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(name)) {
     throw new CliError(
       `${names.tlsServerName}: "${name}" is not a host name (give the name the server certificate is issued for, without a port)`,
     );
