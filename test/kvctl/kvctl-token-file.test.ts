@@ -100,15 +100,32 @@ test('a file whose text cannot be a token (two lines) is a usage error that name
   expect(result.stderr).not.toContain(auth.tokens.good);
 });
 
-test('a token and a token file together: exit 2, whichever way each was given, and neither is shown', async () => {
+test('a token and a token file, both flags or both variables: exit 2, and neither is shown', async () => {
   const file = tokenFile('both', `${auth.tokens.good}\n`);
   const cases: [string[], Record<string, string>, string][] = [
     [['--token', 'secret-a', '--token-file', file], {}, '--token and --token-file'],
-    [['--token-file', file], { KV_TOKEN: 'secret-a' }, 'KV_TOKEN and --token-file'],
-    [['--token', 'secret-a'], { KV_TOKEN_FILE: file }, '--token and KV_TOKEN_FILE'],
+    [[], { KV_TOKEN: 'secret-a', KV_TOKEN_FILE: file }, 'KV_TOKEN and KV_TOKEN_FILE'],
   ];
   for (const [args, env, names] of cases) {
     const result = await runKvctl(['get', 'k', '--endpoint', server.address, ...args], { env });
     expect(result).toEqual({ code: 2, stdout: '', stderr: `kvctl: ${names} both give a token: give one of them\n` });
   }
+});
+
+test('a flag wins over the other way given in the environment: --token over KV_TOKEN_FILE, --token-file over KV_TOKEN', async () => {
+  const good = tokenFile('flag-wins-good', `${auth.tokens.good}\n`);
+  const wrong = tokenFile('flag-wins-wrong', 'not-the-token\n');
+  const tokenFlag = await runKvctl(['set', 't/flag-wins', '1', '--endpoint', server.address, '--token', auth.tokens.good], {
+    env: { KV_TOKEN_FILE: wrong },
+  });
+  expect(tokenFlag).toEqual({ code: 0, stdout: expect.stringContaining('"revision"') as string, stderr: '' });
+  const fileFlag = await runKvctl(['get', 't/flag-wins', '-o', 'value', '--endpoint', server.address, '--token-file', good], {
+    env: { KV_TOKEN: 'not-the-token' },
+  });
+  expect(fileFlag).toEqual({ code: 0, stdout: '1\n', stderr: '' });
+  // The variable is not read at all: a KV_TOKEN_FILE naming no file is no error beside --token.
+  const missingFile = await runKvctl(['get', 't/flag-wins', '-o', 'value', '--endpoint', server.address, '--token', auth.tokens.good], {
+    env: { KV_TOKEN_FILE: path.join(dir, 'no-such-file') },
+  });
+  expect(missingFile).toEqual({ code: 0, stdout: '1\n', stderr: '' });
 });

@@ -114,9 +114,13 @@ export function resolveGlobalOptions(
     throw new CliError(`${cert} and ${key} go together`);
   }
   if (options.tlsServerName !== undefined) checkServerName(options.tlsServerName, options);
-  // Either could be the one meant (a KV_TOKEN left in the shell, say): kvctl does not pick.
   if (options.token !== undefined && options.tokenFile !== undefined) {
-    throw new CliError(`${names.token} and ${names.tokenFile} both give a token: give one of them`);
+    // A flag wins over a variable, as for every other option (a KV_TOKEN_FILE left in the shell, then --token for one call).
+    // Two flags, or two variables, have no such order: either could be the one meant, and kvctl does not pick.
+    const [tokenFromEnv, fileFromEnv] = [names.token.startsWith('KV_'), names.tokenFile.startsWith('KV_')];
+    if (tokenFromEnv === fileFromEnv) throw new CliError(`${names.token} and ${names.tokenFile} both give a token: give one of them`);
+    if (tokenFromEnv) options.token = undefined;
+    else options.tokenFile = undefined;
   }
   return options;
 }

@@ -37,7 +37,8 @@ const COMMANDS: ((run: Runner) => Command)[] = [
   versionCommand,
 ];
 
-const ENVIRONMENT_HELP = `Environment (a flag wins over its variable; an empty variable counts as unset):
+const ENVIRONMENT_HELP = `Environment (a flag wins over its variable, and --token or --token-file over KV_TOKEN_FILE or KV_TOKEN;
+  an empty variable counts as unset):
   KV_ENDPOINTS, KV_TLS_CA, KV_CLIENT_TLS_CERT, KV_CLIENT_TLS_KEY, KV_TLS_SERVER_NAME, KV_TOKEN, KV_TOKEN_FILE, KV_OUTPUT, KV_TIMEOUT_MS`;
 
 /** kvctl's command line. Errors surface as exceptions (exitOverride); main turns them into one line and an exit code. */
