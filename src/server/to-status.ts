@@ -7,7 +7,7 @@
  * INTERNAL.
  */
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
-import { ErrorReason, ErrorTrailer, errorReasonToJSON, errorTrailerToJSON } from '../gen/kv/v1/kv';
+import { ErrorReason, ErrorTrailer, errorReasonToJSON, errorTrailerToJSON, type KeepAliveError } from '../gen/kv/v1/kv';
 import type { Logger } from '../logger';
 import { RevisionMismatchError, StoreError, WatchCompactedError, WatchTooSlowError } from '../store/errors';
 import { AuthRateLimitedError, PermissionDeniedError, UnauthenticatedError } from './access';
@@ -90,6 +90,23 @@ const REASONS: Record<StoreError['code'], ErrorReason> = {
 };
 
 export function describeError(error: unknown, logger: Logger): CallStatus {
+  const described = describeKnownError(error);
+  if (described !== undefined) return described;
+  logger.error({ err: error }, 'unexpected error while serving a call');
+  return { code: status.INTERNAL, message: 'internal error (logged by the server)', trailers: {} };
+}
+
+/**
+ * A lease a KeepAlive stream may not refresh, answered in the stream (KeepAliveResponse.error) as the status of a
+ * failed call would be, so that the stream goes on for the caller's other leases.
+ */
+export function toKeepAliveError(error: PermissionDeniedError): KeepAliveError {
+  const { code, reason, message } = describeKnownError(error) as CallStatus;
+  return { code, reason: reason ?? ErrorReason.ERROR_REASON_UNSPECIFIED, message };
+}
+
+/** The status of an error kv raises itself; undefined for anything else (a bug, or a library's error). */
+function describeKnownError(error: unknown): CallStatus | undefined {
   if (error instanceof StoreError) {
     const trailers: Record<string, string> = {};
     if (error instanceof RevisionMismatchError) trailers[CURRENT_REVISION_TRAILER] = String(error.currentRevision);
@@ -118,8 +135,7 @@ export function describeError(error: unknown, logger: Logger): CallStatus {
     const code = error.reflection ? status.FAILED_PRECONDITION : status.UNIMPLEMENTED;
     return { code, message: error.message, reason: ErrorReason.NOT_GRPC, trailers: {} };
   }
-  logger.error({ err: error }, 'unexpected error while serving a call');
-  return { code: status.INTERNAL, message: 'internal error (logged by the server)', trailers: {} };
+  return undefined;
 }
 
 /** describeError rendered for grpc-js: reason and data in trailers. */

@@ -8,10 +8,26 @@
  * checked by the keys attached to the lease: their own test below.
  */
 import { spawnSync } from 'node:child_process';
-import { credentials, type Metadata } from '@grpc/grpc-js';
-import { GetRequest, type KeyValueServiceClient, WatchRequest } from '../../src/gen/kv/v1/kv';
+import { type ClientDuplexStream, credentials, type Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  ErrorReason,
+  GetRequest,
+  type KeepAliveRequest,
+  type KeepAliveResponse,
+  type KeyValueServiceClient,
+  WatchRequest,
+} from '../../src/gen/kv/v1/kv';
 import { issueServer, makeCa, read } from '../support/certificates';
-import { bearer, kvClient, outcomeOf, streamOutcomeOf, watchOutcomeOf, writeAuthFile, type Outcome } from '../support/auth-fixture';
+import {
+  bearer,
+  keepAliveOutcomeOf,
+  kvClient,
+  outcomeOf,
+  streamOutcomeOf,
+  watchOutcomeOf,
+  writeAuthFile,
+  type Outcome,
+} from '../support/auth-fixture';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir, pollUntil } from '../support/temp-dirs';
 
@@ -332,22 +348,48 @@ test("revoking a lease, keeping it alive or listing its keys needs the permissio
   const before = await snapshot();
   const refused = await outcomeOf(kv, kv.revokeLease, { id: lease }, asReader);
   expect(refused).toMatchObject({ code: D, details: expect.stringContaining(`write on every key attached to lease ${lease} is needed`) });
-  const keptAlive = kv.keepAlive(asReader);
-  keptAlive.write({ id: lease });
-  expect(await streamOutcomeOf(keptAlive)).toMatchObject({
-    code: D,
-    details: expect.stringContaining(`write on every key attached to lease ${lease}`),
-  });
+  // A KeepAlive answers the refusal for that lease alone; the stream goes on for the caller's other leases (an empty one here).
+  const empty = await new Promise<number>((resolve, reject) =>
+    kv.grantLease({ ttlMs: 60_000 }, admin, (error, response) => (error ? reject(error) : resolve(response.id))),
+  );
+  const keptAlive = await keepAliveAnswers(kv.keepAlive(asReader), [lease, empty, lease, empty]);
+  const denial = {
+    id: lease,
+    ttlMs: 0,
+    error: {
+      code: status.PERMISSION_DENIED,
+      reason: ErrorReason.PERMISSION_DENIED,
+      message: `permission denied: write on every key attached to lease ${lease} is needed and this caller's role does not grant it on all of them`,
+    },
+  };
+  const refreshed = { id: empty, ttlMs: 60_000, error: undefined };
+  expect(keptAlive).toEqual({ answers: [denial, refreshed, denial, refreshed], ended: 'OK' });
   for (const outcome of [hidden, refused]) expect(outcome.details).not.toContain('app/x');
   expect(await snapshot()).toEqual(before);
   const asWriter = bearer(tokens['writer of app/']);
-  const allowed = kv.keepAlive(asWriter);
-  allowed.write({ id: lease });
-  expect((await streamOutcomeOf(allowed)).code).toBe('OK');
+  expect(await keepAliveAnswers(kv.keepAlive(asWriter), [lease])).toEqual({
+    answers: [{ id: lease, ttlMs: 60_000, error: undefined }],
+    ended: 'OK',
+  });
   // The audit log, which only the operator reads, names the key that was denied.
   await pollUntil('the denial in the audit log', () => server.output().includes(`"key":"app/x","lease":${lease}`) || undefined);
   expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, asWriter)).code).toBe('OK');
 });
+
+/** Sends a KeepAlive for each of `ids` on `stream`, then half-closes it: the answers, and how the stream ended. */
+function keepAliveAnswers(
+  stream: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>,
+  ids: number[],
+): Promise<{ answers: KeepAliveResponse[]; ended: string }> {
+  const answers: KeepAliveResponse[] = [];
+  stream.on('data', (answer: KeepAliveResponse) => answers.push(answer));
+  for (const id of ids) stream.write({ id });
+  stream.end();
+  return new Promise((resolve) => {
+    stream.once('error', (error: ServiceError) => resolve({ answers, ended: `${status[error.code]}: ${error.details}` }));
+    stream.once('end', () => resolve({ answers, ended: 'OK' }));
+  });
+}
 
 test("attaching a key to another role's lease (Set, a Txn's set) needs write on the keys already attached to it; the denial names the lease", async () => {
   await seed();
@@ -368,9 +410,7 @@ test("attaching a key to another role's lease (Set, a Txn's set) needs write on 
   expect(await outcomeOf(kv, kv.txn, txn, asOtherWriter)).toMatchObject(denial);
   expect(await snapshot()).toEqual(before);
   // So the lease's owner still keeps it alive and revokes it.
-  const keptAlive = kv.keepAlive(asWriter);
-  keptAlive.write({ id: lease });
-  expect((await streamOutcomeOf(keptAlive)).code).toBe('OK');
+  expect((await keepAliveOutcomeOf(kv, lease, asWriter)).code).toBe('OK');
   expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, asWriter)).code).toBe('OK');
   // A lease of its own, or one with nothing attached, it may attach its keys to.
   const empty = await new Promise<number>((resolve, reject) =>

@@ -9,7 +9,7 @@
  */
 import type { Metadata } from '@grpc/grpc-js';
 import type { Entry, KeyValueServiceClient } from '../../src/gen/kv/v1/kv';
-import { bearer, kvClient, outcomeOf, streamOutcomeOf, writeAuthFile, type Outcome } from '../support/auth-fixture';
+import { bearer, keepAliveOutcomeOf, kvClient, outcomeOf, writeAuthFile } from '../support/auth-fixture';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster';
 import { startServer, type RunningServer } from '../support/server-process';
 import { makeTempDir } from '../support/temp-dirs';
@@ -50,12 +50,6 @@ function grantLease(kv: KeyValueServiceClient, metadata: Metadata): Promise<numb
   );
 }
 
-function keepAliveOutcome(kv: KeyValueServiceClient, id: number, metadata: Metadata): Promise<Outcome> {
-  const stream = kv.keepAlive(metadata);
-  stream.write({ id });
-  return streamOutcomeOf(stream);
-}
-
 const set = (key: string, extra: { lease?: number; ttlMs?: number } = {}): object => ({ key, value: 'v', lease: 0, ttlMs: 0, ...extra });
 
 function leaseIdCases(start: () => Promise<{ server: RunningServer; kv: KeyValueServiceClient; roles: Roles }>): void {
@@ -81,11 +75,11 @@ function leaseIdCases(start: () => Promise<{ server: RunningServer; kv: KeyValue
     const txn = { compare: [], success: [{ set: set('other/y', { lease }) }], failure: [] };
     expect((await outcomeOf(kv, kv.txn, txn, other)).code).toBe(D);
     expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, other)).code).toBe(D);
-    expect((await keepAliveOutcome(kv, lease, other)).code).toBe(D);
+    expect((await keepAliveOutcomeOf(kv, lease, other)).code).toBe(D);
     expect((await outcomeOf(kv, kv.get, { key: 'other/y' }, other)).code).toBe('NOT_FOUND');
 
     // Its owner still has it whole.
-    expect((await keepAliveOutcome(kv, lease, owner)).code).toBe('OK');
+    expect((await keepAliveOutcomeOf(kv, lease, owner)).code).toBe('OK');
     expect((await entryOf(kv, 'app/session', owner)).lease).toBe(lease);
 
     // Once the key leaves it (set again without ttl_ms), the lease is gone: its id opens nothing.
@@ -114,7 +108,7 @@ function leaseIdCases(start: () => Promise<{ server: RunningServer; kv: KeyValue
     expect((await outcomeOf(kv, kv.delete, { key: 'app/member' }, owner)).code).toBe('OK');
     expect((await outcomeOf(kv, kv.set, set('other/w', { lease }), other)).code).toBe('OK');
     // ... after which its granting role can neither keep it alive nor revoke it.
-    expect((await keepAliveOutcome(kv, lease, owner)).code).toBe(D);
+    expect((await keepAliveOutcomeOf(kv, lease, owner)).code).toBe(D);
     expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, owner)).code).toBe(D);
     expect((await outcomeOf(kv, kv.revokeLease, { id: lease }, other)).code).toBe('OK');
     // An empty lease just granted is as open: another role may revoke it, and learn its time to live.

@@ -67,12 +67,15 @@ function grpcWatch(token: string): { values: () => number; ended: () => string |
 }
 
 /** A gRPC KeepAlive stream as `token`: ping() sends one request and resolves with the answer, or the error the stream ended with. */
-function grpcKeepAlive(token: string): { ping(id: number): Promise<string>; close(): void } {
+function grpcKeepAlive(token: string): { ping(id: number): Promise<string>; ended(): string | undefined; close(): void } {
   const client = kvClient(server.address);
   const stream = client.keepAlive(bearer(token));
   let waiting: ((answer: string) => void) | undefined;
   let ended: string | undefined;
-  stream.on('data', (answer: KeepAliveResponse) => waiting?.(`ttl ${answer.ttlMs}`));
+  // A lease refused is answered in the stream (which goes on), as the status a call would end with.
+  stream.on('data', ({ ttlMs, error }: KeepAliveResponse) =>
+    waiting?.(error === undefined ? `ttl ${ttlMs}` : `${status[error.code]}: ${error.message}`),
+  );
   stream.on('error', (error: ServiceError) => {
     ended = `${status[error.code]}: ${error.details}`;
     waiting?.(ended);
@@ -85,6 +88,7 @@ function grpcKeepAlive(token: string): { ping(id: number): Promise<string>; clos
             waiting = resolve;
             stream.write({ id });
           }),
+    ended: () => ended,
     close: () => (stream.cancel(), client.close()),
   };
 }
@@ -134,14 +138,16 @@ test('a role narrowed under an open Watch ends it (PERMISSION_DENIED); a KeepAli
   expect(await pollUntil('the Watch to end', watch.ended)).toBe(
     'PERMISSION_DENIED: permission denied: read on prefix "app/" is needed and this caller\'s role does not grant it',
   );
-  expect(await keepAlive.ping(lease)).toBe(
-    `PERMISSION_DENIED: permission denied: write on every key attached to lease ${lease} is needed and this caller's role does not grant it on all of them`,
-  );
+  const denied = `PERMISSION_DENIED: permission denied: write on every key attached to lease ${lease} is needed and this caller's role does not grant it on all of them`;
+  expect(await keepAlive.ping(lease)).toBe(denied);
+  // The stream is still open: each ping is checked again, and answered.
+  expect(keepAlive.ended()).toBeUndefined();
+  expect(await keepAlive.ping(lease)).toBe(denied);
   watch.close();
   keepAlive.close();
 });
 
-test('on the HTTP port too: a revoked token ends its Watch (HTTP/1.1), a narrowed role its KeepAlive (HTTP/2)', async () => {
+test('on the HTTP port too: a revoked token ends its Watch (HTTP/1.1), a narrowed role’s KeepAlive is refused in the stream (HTTP/2)', async () => {
   const lease = await keepersLease('k');
   const base = `http://${server.httpAddress}`;
   const asCaller = (token: string, httpVersion: '1.1' | '2') =>
@@ -161,23 +167,25 @@ test('on the HTTP port too: a revoked token ends its Watch (HTTP/1.1), a narrowe
     return 'OK';
   })().catch((error: unknown) => Code[ConnectError.from(error).code]);
 
-  // The KeepAlive's requests, sent one at a time.
-  const pings: bigint[] = [];
+  // The KeepAlive's requests, sent one at a time; 'end' ends them.
+  const pings: (bigint | 'end')[] = [];
   let wake: (() => void) | undefined;
   const requests = (async function* () {
     for (;;) {
       const id = pings.shift();
+      if (id === 'end') return;
       if (id !== undefined) yield { id };
       else await new Promise<void>((resolve) => (wake = resolve));
     }
   })();
   const answers: string[] = [];
   const keepAliveEnded = (async () => {
-    for await (const answer of asCaller(TOKENS.keeper, '2').keepAlive(requests)) answers.push(`ttl ${answer.ttlMs}`);
+    for await (const { ttlMs, error } of asCaller(TOKENS.keeper, '2').keepAlive(requests))
+      answers.push(error === undefined ? `ttl ${ttlMs}` : `${Code[error.code]}: ${error.message}`);
     return 'OK';
   })().catch((error: unknown) => Code[ConnectError.from(error).code]);
-  const ping = (): void => {
-    pings.push(BigInt(lease));
+  const ping = (id: bigint | 'end' = BigInt(lease)): void => {
+    pings.push(id);
     wake?.();
   };
   ping();
@@ -192,8 +200,14 @@ test('on the HTTP port too: a revoked token ends its Watch (HTTP/1.1), a narrowe
   server.child.kill('SIGHUP');
   expect(await pollUntil('the Watch to end', () => Promise.race([watchEnded, Promise.resolve(undefined)]))).toBe('Unauthenticated');
   ping();
-  expect(await keepAliveEnded).toBe('PermissionDenied');
-  expect(answers).toEqual(['ttl 60000']);
+  // Refused in the stream, which stays open for the caller's other leases until it ends it.
+  await pollUntil('the second KeepAlive answer', () => (answers.length === 2 ? true : undefined));
+  ping('end');
+  expect(await keepAliveEnded).toBe('OK');
+  expect(answers).toEqual([
+    'ttl 60000',
+    `PermissionDenied: permission denied: write on every key attached to lease ${lease} is needed and this caller's role does not grant it on all of them`,
+  ]);
 });
 
 test("on the HTTP port, a token revoked between a call's headers and its body does not carry the call (unary or stream)", async () => {

@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { credentials, Metadata, status, type ChannelCredentials, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { KeyValueServiceClient, type WatchRequest } from '../../src/gen/kv/v1/kv';
+import { errorReasonToJSON, KeyValueServiceClient, type KeepAliveResponse, type WatchRequest } from '../../src/gen/kv/v1/kv';
 import { hashToken, mintToken } from '../../src/auth/token';
 
 export interface AuthFixture {
@@ -78,6 +78,30 @@ export function streamOutcomeOf(stream: ClientReadableStream<unknown>): Promise<
   return new Promise((resolve) => {
     stream.once('data', () => {
       resolve({ code: 'OK', details: '', trailers: {} });
+      stream.cancel();
+    });
+    stream.once('error', (error: ServiceError) => {
+      const trailers: Record<string, string> = {};
+      for (const [key, value] of Object.entries(error.metadata?.getMap() ?? {})) trailers[key] = String(value);
+      resolve({ code: status[error.code], details: error.details, trailers });
+    });
+  });
+}
+
+/**
+ * A KeepAlive of lease `id` on a stream of its own: OK once it is refreshed, the refusal the answer carries (its
+ * code, message and kv-reason, as a failed call's), or the error the stream ended with. The stream is then cancelled.
+ */
+export function keepAliveOutcomeOf(client: KeyValueServiceClient, id: number, metadata: Metadata): Promise<Outcome> {
+  const stream = client.keepAlive(metadata, { deadline: new Date(Date.now() + 10_000) });
+  stream.write({ id });
+  return new Promise((resolve) => {
+    stream.once('data', ({ error }: KeepAliveResponse) => {
+      resolve(
+        error === undefined
+          ? { code: 'OK', details: '', trailers: {} }
+          : { code: status[error.code], details: error.message, trailers: { 'kv-reason': errorReasonToJSON(error.reason) } },
+      );
       stream.cancel();
     });
     stream.once('error', (error: ServiceError) => {

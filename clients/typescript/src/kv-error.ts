@@ -1,5 +1,5 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { ErrorReason, ErrorTrailer, errorReasonFromJSON, errorTrailerToJSON } from './gen/kv/v1/kv';
+import { ErrorReason, ErrorTrailer, errorReasonFromJSON, errorReasonToJSON, errorTrailerToJSON, type KeepAliveError } from './gen/kv/v1/kv';
 
 /** Reasons the server sends in the kv-reason trailer: the names of kv.v1.ErrorReason. */
 export type ServerErrorReason = Exclude<keyof typeof ErrorReason, 'ERROR_REASON_UNSPECIFIED' | 'UNRECOGNIZED'>;
@@ -96,6 +96,12 @@ export class KvError extends Error {
     this.currentRevision = currentRevision;
     this.oldestRevision = revisions.oldestRevision;
     this.resumeRevision = revisions.resumeRevision;
+  }
+
+  /** The server's refusal of one lease in a KeepAlive answer, which it gives as the status of a failed call would be. */
+  static fromKeepAliveError(error: KeepAliveError): KvError {
+    const reason = serverReason(errorReasonToJSON(error.reason)) ?? REASONS_FROM_CODE[error.code as status] ?? 'UNKNOWN';
+    return new KvError(error.message, error.code, reason);
   }
 
   /**

@@ -136,8 +136,10 @@ function lossMarginMs(ttlMs: number): number {
  * server back within a lease's time to live keeps it.
  *
  * A lease is reported lost to every handle on it when the server says it
- * is gone (ttl 0), when the server refuses it (PERMISSION_DENIED: the
- * refused refresh's lease; the others go on, on a new stream), when the
+ * is gone (ttl 0), when the server refuses it (an answer with an error,
+ * PERMISSION_DENIED; a server from before such answers ended the stream
+ * with it instead: the refused refresh's lease is lost, and the others go
+ * on, on a new stream), when the
  * server refuses the client (UNAUTHENTICATED, or any other code not in
  * REOPENED_AFTER: every lease, with the server's code, reason and message),
  * or when its time to live has run out since the refresh
@@ -323,8 +325,12 @@ export class LeaseKeeper {
       if (response.ttlMs === 0) {
         this.answered.delete(response.id);
         const kept = this.kept.get(response.id);
-        if (kept !== undefined)
-          this.lose(kept, new KvError(`lease ${kept.id} expired or was revoked`, status.NOT_FOUND, 'LEASE_NOT_FOUND'));
+        // Refused (PERMISSION_DENIED): not refreshed, and not retried, though the lease may still exist.
+        const why =
+          response.error === undefined
+            ? new KvError(`lease ${response.id} expired or was revoked`, status.NOT_FOUND, 'LEASE_NOT_FOUND')
+            : KvError.fromKeepAliveError(response.error);
+        if (kept !== undefined) this.lose(kept, why);
         return;
       }
       if (sentAt !== undefined) this.refreshed(response.id, response.ttlMs, sentAt);

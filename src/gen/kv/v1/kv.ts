@@ -985,6 +985,29 @@ export interface KeepAliveResponse {
    * lease no longer exists (expired or revoked): its keys are gone.
    */
   ttlMs: number;
+  /**
+   * Set when the server refused to refresh this lease: ttl_ms is then 0,
+   * but the lease may well exist (another caller may keep it alive); stop
+   * refreshing it. A client that predates this field reads the answer as
+   * a lease that is gone, and stops too.
+   */
+  error: KeepAliveError | undefined;
+}
+
+/**
+ * KeepAliveError says why one lease of a KeepAlive stream was not
+ * refreshed, as the status of a call that failed would.
+ */
+export interface KeepAliveError {
+  /** The gRPC status code (7, PERMISSION_DENIED). */
+  code: number;
+  /**
+   * Why, in more detail (PERMISSION_DENIED): what the kv-reason trailer
+   * would say.
+   */
+  reason: ErrorReason;
+  /** A message a person can act on; it names the lease, never a key. */
+  message: string;
 }
 
 /** RevokeLeaseRequest names a lease to delete. */
@@ -3893,7 +3916,7 @@ export const KeepAliveRequest: MessageFns<KeepAliveRequest> = {
 };
 
 function createBaseKeepAliveResponse(): KeepAliveResponse {
-  return { id: 0, ttlMs: 0 };
+  return { id: 0, ttlMs: 0, error: undefined };
 }
 
 export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
@@ -3903,6 +3926,9 @@ export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
     }
     if (message.ttlMs !== 0) {
       writer.uint32(16).int64(message.ttlMs);
+    }
+    if (message.error !== undefined) {
+      KeepAliveError.encode(message.error, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -3936,6 +3962,14 @@ export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
             message.ttlMs = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = KeepAliveError.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3956,6 +3990,7 @@ export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
         : isSet(object.ttl_ms)
         ? globalThis.Number(object.ttl_ms)
         : 0,
+      error: isSet(object.error) ? KeepAliveError.fromJSON(object.error) : undefined,
     };
   },
 
@@ -3967,6 +4002,9 @@ export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
     if (message.ttlMs !== 0) {
       obj.ttlMs = Math.round(message.ttlMs);
     }
+    if (message.error !== undefined) {
+      obj.error = KeepAliveError.toJSON(message.error);
+    }
     return obj;
   },
 
@@ -3977,6 +4015,110 @@ export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
     const message = createBaseKeepAliveResponse();
     message.id = object.id ?? 0;
     message.ttlMs = object.ttlMs ?? 0;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? KeepAliveError.fromPartial(object.error)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseKeepAliveError(): KeepAliveError {
+  return { code: 0, reason: 0, message: "" };
+}
+
+export const KeepAliveError: MessageFns<KeepAliveError> = {
+  encode(message: KeepAliveError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).int32(message.code);
+    }
+    if (message.reason !== 0) {
+      writer.uint32(16).int32(message.reason);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeepAliveError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeepAliveError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeepAliveError {
+    return {
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      reason: isSet(object.reason) ? errorReasonFromJSON(object.reason) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: KeepAliveError): unknown {
+    const obj: any = {};
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.reason !== 0) {
+      obj.reason = errorReasonToJSON(message.reason);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeepAliveError>, I>>(base?: I): KeepAliveError {
+    return KeepAliveError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeepAliveError>, I>>(object: I): KeepAliveError {
+    const message = createBaseKeepAliveError();
+    message.code = object.code ?? 0;
+    message.reason = object.reason ?? 0;
+    message.message = object.message ?? "";
     return message;
   },
 };
@@ -5713,6 +5855,10 @@ export const KeyValueServiceService = {
    * Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
    * JavaScript number) does not decode, which ends the stream with
    * INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
+   * A lease this caller may not keep alive (with an auth file: it lacks
+   * write on a key attached to it) is answered with `error`
+   * (PERMISSION_DENIED), not refreshed; the stream goes on for the
+   * caller's other leases.
    */
   keepAlive: {
     path: "/kv.v1.KeyValueService/KeepAlive" as const,
@@ -5950,6 +6096,10 @@ export interface KeyValueServiceServer extends UntypedServiceImplementation {
    * Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
    * JavaScript number) does not decode, which ends the stream with
    * INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
+   * A lease this caller may not keep alive (with an auth file: it lacks
+   * write on a key attached to it) is answered with `error`
+   * (PERMISSION_DENIED), not refreshed; the stream goes on for the
+   * caller's other leases.
    */
   keepAlive: handleBidiStreamingCall<KeepAliveRequest, KeepAliveResponse>;
   /**
@@ -6266,6 +6416,10 @@ export interface KeyValueServiceClient extends Client {
    * Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
    * JavaScript number) does not decode, which ends the stream with
    * INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
+   * A lease this caller may not keep alive (with an auth file: it lacks
+   * write on a key attached to it) is answered with `error`
+   * (PERMISSION_DENIED), not refreshed; the stream goes on for the
+   * caller's other leases.
    */
   keepAlive(): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>;
   keepAlive(options: Partial<CallOptions>): ClientDuplexStream<KeepAliveRequest, KeepAliveResponse>;

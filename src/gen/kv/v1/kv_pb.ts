@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kv/v1/kv.proto.
  */
 export const file_kv_v1_kv: GenFile = /*@__PURE__*/
-  fileDesc("Cg5rdi92MS9rdi5wcm90bxIFa3YudjEiigEKBUVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIXCg9jcmVhdGVfcmV2aXNpb24YAyABKAMSFAoMbW9kX3JldmlzaW9uGAQgASgDEg8KB3ZlcnNpb24YBSABKAMSDQoFbGVhc2UYBiABKAMiGQoKR2V0UmVxdWVzdBILCgNrZXkYASABKAkiKgoLR2V0UmVzcG9uc2USGwoFZW50cnkYASABKAsyDC5rdi52MS5FbnRyeSKVAQoKU2V0UmVxdWVzdBILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARINCgVsZWFzZRgEIAEoAxIOCgZ0dGxfbXMYBSABKANCFAoSX2V4cGVjdGVkX3JldmlzaW9uIh8KC1NldFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIlIKDURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJEh4KEWV4cGVjdGVkX3JldmlzaW9uGAIgASgDSACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIjMKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgSEAoIcmV2aXNpb24YAiABKAMiSAoPTGlzdEtleXNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJLChBMaXN0S2V5c1Jlc3BvbnNlEgwKBGtleXMYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhAKCHJldmlzaW9uGAMgASgDIh4KDENsZWFyUmVxdWVzdBIOCgZwcmVmaXgYASABKAkiOAoNQ2xlYXJSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDEhAKCHJldmlzaW9uGAIgASgDIncKDFdhdGNoUmVxdWVzdBINCgNrZXkYASABKAlIABIQCgZwcmVmaXgYAiABKAlIABIWCg5zdGFydF9yZXZpc2lvbhgDIAEoAxISCgpwcmV2X2VudHJ5GAQgASgIEhAKCGZyYWdtZW50GAUgASgIQggKBnRhcmdldCKDAQoNV2F0Y2hSZXNwb25zZRIcCgZldmVudHMYASADKAsyDC5rdi52MS5FdmVudBIQCghyZXZpc2lvbhgCIAEoAxIQCghmcmFnbWVudBgDIAEoCBIcChRwcm9ncmVzc19pbnRlcnZhbF9tcxgEIAEoAxISCgpoaXN0b3J5X2lkGAUgASgJImYKBUV2ZW50Eh4KBHR5cGUYASABKA4yEC5rdi52MS5FdmVudFR5cGUSGwoFZW50cnkYAiABKAsyDC5rdi52MS5FbnRyeRIgCgpwcmV2X2VudHJ5GAMgASgLMgwua3YudjEuRW50cnki8wIKB0NvbXBhcmUSLAoGcmVzdWx0GAEgASgOMhwua3YudjEuQ29tcGFyZS5Db21wYXJlUmVzdWx0EgsKA2tleRgCIAEoCRIRCgd2ZXJzaW9uGAMgASgDSAASGQoPY3JlYXRlX3JldmlzaW9uGAQgASgDSAASFgoMbW9kX3JldmlzaW9uGAUgASgDSAASJwoFdmFsdWUYBiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIPCgVsZWFzZRgHIAEoA0gAIpwBCg1Db21wYXJlUmVzdWx0Eh4KGkNPTVBBUkVfUkVTVUxUX1VOU1BFQ0lGSUVEEAASGAoUQ09NUEFSRV9SRVNVTFRfRVFVQUwQARIcChhDT01QQVJFX1JFU1VMVF9OT1RfRVFVQUwQAhIXChNDT01QQVJFX1JFU1VMVF9MRVNTEAMSGgoWQ09NUEFSRV9SRVNVTFRfR1JFQVRFUhAEQg4KDHRhcmdldF91bmlvbiLQAQoJUmVxdWVzdE9wEiAKA2dldBgBIAEoCzIRLmt2LnYxLkdldFJlcXVlc3RIABIgCgNzZXQYAiABKAsyES5rdi52MS5TZXRSZXF1ZXN0SAASJgoGZGVsZXRlGAMgASgLMhQua3YudjEuRGVsZXRlUmVxdWVzdEgAEiQKBWNsZWFyGAQgASgLMhMua3YudjEuQ2xlYXJSZXF1ZXN0SAASJgoGdXBkYXRlGAUgASgLMhQua3YudjEuVXBkYXRlUmVxdWVzdEgAQgkKB3JlcXVlc3Qi1wEKClJlc3BvbnNlT3ASIQoDZ2V0GAEgASgLMhIua3YudjEuR2V0UmVzcG9uc2VIABIhCgNzZXQYAiABKAsyEi5rdi52MS5TZXRSZXNwb25zZUgAEicKBmRlbGV0ZRgDIAEoCzIVLmt2LnYxLkRlbGV0ZVJlc3BvbnNlSAASJQoFY2xlYXIYBCABKAsyFC5rdi52MS5DbGVhclJlc3BvbnNlSAASJwoGdXBkYXRlGAUgASgLMhUua3YudjEuVXBkYXRlUmVzcG9uc2VIAEIKCghyZXNwb25zZSJzCgpUeG5SZXF1ZXN0Eh8KB2NvbXBhcmUYASADKAsyDi5rdi52MS5Db21wYXJlEiEKB3N1Y2Nlc3MYAiADKAsyEC5rdi52MS5SZXF1ZXN0T3ASIQoHZmFpbHVyZRgDIAMoCzIQLmt2LnYxLlJlcXVlc3RPcCJYCgtUeG5SZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSEAoIcmV2aXNpb24YAiABKAMSJAoJcmVzcG9uc2VzGAMgAygLMhEua3YudjEuUmVzcG9uc2VPcCKUAQoNVXBkYXRlUmVxdWVzdBILCgNrZXkYASABKAkSJQoFcGF0Y2gYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARIZChFjcmVhdGVfaWZfbWlzc2luZxgEIAEoCEIUChJfZXhwZWN0ZWRfcmV2aXNpb24iLQoOVXBkYXRlUmVzcG9uc2USGwoFZW50cnkYASABKAsyDC5rdi52MS5FbnRyeSJECgtMaXN0UmVxdWVzdBIOCgZwcmVmaXgYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWAoMTGlzdFJlc3BvbnNlEh0KB2VudHJpZXMYASADKAsyDC5rdi52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiIwoRR3JhbnRMZWFzZVJlcXVlc3QSDgoGdHRsX21zGAEgASgDIjAKEkdyYW50TGVhc2VSZXNwb25zZRIKCgJpZBgBIAEoAxIOCgZ0dGxfbXMYAiABKAMiHgoQS2VlcEFsaXZlUmVxdWVzdBIKCgJpZBgBIAEoAyIvChFLZWVwQWxpdmVSZXNwb25zZRIKCgJpZBgBIAEoAxIOCgZ0dGxfbXMYAiABKAMiIAoSUmV2b2tlTGVhc2VSZXF1ZXN0EgoKAmlkGAEgASgDIj4KE1Jldm9rZUxlYXNlUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoAxIQCghyZXZpc2lvbhgCIAEoAyIsChBMZWFzZUluZm9SZXF1ZXN0EgoKAmlkGAEgASgDEgwKBGtleXMYAiABKAgiXwoRTGVhc2VJbmZvUmVzcG9uc2USCgoCaWQYASABKAMSFgoOZ3JhbnRlZF90dGxfbXMYAiABKAMSGAoQcmVtYWluaW5nX3R0bF9tcxgDIAEoAxIMCgRrZXlzGAQgAygJIjoKEUxpc3RMZWFzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlEKEkxpc3RMZWFzZXNSZXNwb25zZRIiCgZsZWFzZXMYASADKAsyEi5rdi52MS5MZWFzZVN0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibwoLTGVhc2VTdGF0dXMSCgoCaWQYASABKAMSFgoOZ3JhbnRlZF90dGxfbXMYAiABKAMSGAoQcmVtYWluaW5nX3R0bF9tcxgDIAEoAxIRCglrZXlfY291bnQYBCABKAMSDwoHcHJpdmF0ZRgFIAEoCCIPCg1CYWNrdXBSZXF1ZXN0IrgBCg5CYWNrdXBSZXNwb25zZRIlCgZoZWFkZXIYASABKAsyEy5rdi52MS5CYWNrdXBIZWFkZXJIABIlCgZsZWFzZXMYAiABKAsyEy5rdi52MS5CYWNrdXBMZWFzZXNIABInCgdlbnRyaWVzGAMgASgLMhQua3YudjEuQmFja3VwRW50cmllc0gAEicKB3RyYWlsZXIYBCABKAsyFC5rdi52MS5CYWNrdXBUcmFpbGVySABCBgoEcGFydCJ3CgxCYWNrdXBIZWFkZXISFgoOZm9ybWF0X3ZlcnNpb24YASABKAUSEAoIcmV2aXNpb24YAiABKAMSEQoJa2V5X2NvdW50GAMgASgDEhMKC2xlYXNlX2NvdW50GAQgASgDEhUKDWNyZWF0ZWRfYXRfbXMYBSABKAMiMgoMQmFja3VwTGVhc2VzEiIKBmxlYXNlcxgBIAMoCzISLmt2LnYxLkJhY2t1cExlYXNlIjoKC0JhY2t1cExlYXNlEgoKAmlkGAEgASgDEg4KBnR0bF9tcxgCIAEoAxIPCgdwcml2YXRlGAMgASgIIjQKDUJhY2t1cEVudHJpZXMSIwoHZW50cmllcxgBIAMoCzISLmt2LnYxLkJhY2t1cEVudHJ5In0KC0JhY2t1cEVudHJ5EgsKA2tleRgBIAEoCRISCgp2YWx1ZV9qc29uGAIgASgJEhcKD2NyZWF0ZV9yZXZpc2lvbhgDIAEoAxIUCgxtb2RfcmV2aXNpb24YBCABKAMSDwoHdmVyc2lvbhgFIAEoAxINCgVsZWFzZRgGIAEoAyIfCg1CYWNrdXBUcmFpbGVyEg4KBnNoYTI1NhgBIAEoDCpSCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhIKDkVWRU5UX1RZUEVfUFVUEAESFQoRRVZFTlRfVFlQRV9ERUxFVEUQAiq8AwoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLSU5WQUxJRF9LRVkQARINCglUT09fTEFSR0UQAhIRCg1JTlZBTElEX1ZBTFVFEAMSFAoQSU5WQUxJRF9BUkdVTUVOVBAEEhUKEVJFVklTSU9OX01JU01BVENIEAUSDQoJTk9UX0ZPVU5EEAYSCgoGQ0xPU0VEEAcSCgoGRkFJTEVEEAgSCwoHQ09SUlVQVBAJEgoKBkxPQ0tFRBAKEg0KCUNPTVBBQ1RFRBALEhIKDldBVENIX1RPT19TTE9XEAwSDwoLVU5BVkFJTEFCTEUQDRIMCghOT1RfU0VOVBAPEgwKCENPTkZMSUNUEA4SEwoPQkFDS0VORF9SRUZVU0VEEBASDAoITk9UX0dSUEMQERITCg9MRUFTRV9OT1RfRk9VTkQQHhIRCg1MRUFTRV9QUklWQVRFEB8SEwoPVU5BVVRIRU5USUNBVEVEEBQSFQoRUEVSTUlTU0lPTl9ERU5JRUQQFRIVChFBVVRIX1JBVEVfTElNSVRFRBAWEhEKDU5PVF9TVVBQT1JURUQQKCqFAQoMRXJyb3JUcmFpbGVyEh0KGUVSUk9SX1RSQUlMRVJfVU5TUEVDSUZJRUQQABINCglLVl9SRUFTT04QARIXChNLVl9DVVJSRU5UX1JFVklTSU9OEAISFgoSS1ZfT0xERVNUX1JFVklTSU9OEAMSFgoSS1ZfUkVTVU1FX1JFVklTSU9OEAQy6gYKD0tleVZhbHVlU2VydmljZRIsCgNHZXQSES5rdi52MS5HZXRSZXF1ZXN0GhIua3YudjEuR2V0UmVzcG9uc2USLAoDU2V0EhEua3YudjEuU2V0UmVxdWVzdBoSLmt2LnYxLlNldFJlc3BvbnNlEjUKBkRlbGV0ZRIULmt2LnYxLkRlbGV0ZVJlcXVlc3QaFS5rdi52MS5EZWxldGVSZXNwb25zZRI7CghMaXN0S2V5cxIWLmt2LnYxLkxpc3RLZXlzUmVxdWVzdBoXLmt2LnYxLkxpc3RLZXlzUmVzcG9uc2USMgoFQ2xlYXISEy5rdi52MS5DbGVhclJlcXVlc3QaFC5rdi52MS5DbGVhclJlc3BvbnNlEjQKBVdhdGNoEhMua3YudjEuV2F0Y2hSZXF1ZXN0GhQua3YudjEuV2F0Y2hSZXNwb25zZTABEiwKA1R4bhIRLmt2LnYxLlR4blJlcXVlc3QaEi5rdi52MS5UeG5SZXNwb25zZRI1CgZVcGRhdGUSFC5rdi52MS5VcGRhdGVSZXF1ZXN0GhUua3YudjEuVXBkYXRlUmVzcG9uc2USLwoETGlzdBISLmt2LnYxLkxpc3RSZXF1ZXN0GhMua3YudjEuTGlzdFJlc3BvbnNlEkEKCkdyYW50TGVhc2USGC5rdi52MS5HcmFudExlYXNlUmVxdWVzdBoZLmt2LnYxLkdyYW50TGVhc2VSZXNwb25zZRJCCglLZWVwQWxpdmUSFy5rdi52MS5LZWVwQWxpdmVSZXF1ZXN0Ghgua3YudjEuS2VlcEFsaXZlUmVzcG9uc2UoATABEkQKC1Jldm9rZUxlYXNlEhkua3YudjEuUmV2b2tlTGVhc2VSZXF1ZXN0Ghoua3YudjEuUmV2b2tlTGVhc2VSZXNwb25zZRI+CglMZWFzZUluZm8SFy5rdi52MS5MZWFzZUluZm9SZXF1ZXN0Ghgua3YudjEuTGVhc2VJbmZvUmVzcG9uc2USQQoKTGlzdExlYXNlcxIYLmt2LnYxLkxpc3RMZWFzZXNSZXF1ZXN0Ghkua3YudjEuTGlzdExlYXNlc1Jlc3BvbnNlEjcKBkJhY2t1cBIULmt2LnYxLkJhY2t1cFJlcXVlc3QaFS5rdi52MS5CYWNrdXBSZXNwb25zZTABQjRaMmdpdGh1Yi5jb20va3YtcHJvamVjdC9rdi9jbGllbnRzL2dvL2dlbi9rdi92MTtrdnYxYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("Cg5rdi92MS9rdi5wcm90bxIFa3YudjEiigEKBUVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIXCg9jcmVhdGVfcmV2aXNpb24YAyABKAMSFAoMbW9kX3JldmlzaW9uGAQgASgDEg8KB3ZlcnNpb24YBSABKAMSDQoFbGVhc2UYBiABKAMiGQoKR2V0UmVxdWVzdBILCgNrZXkYASABKAkiKgoLR2V0UmVzcG9uc2USGwoFZW50cnkYASABKAsyDC5rdi52MS5FbnRyeSKVAQoKU2V0UmVxdWVzdBILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARINCgVsZWFzZRgEIAEoAxIOCgZ0dGxfbXMYBSABKANCFAoSX2V4cGVjdGVkX3JldmlzaW9uIh8KC1NldFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIlIKDURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJEh4KEWV4cGVjdGVkX3JldmlzaW9uGAIgASgDSACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIjMKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgSEAoIcmV2aXNpb24YAiABKAMiSAoPTGlzdEtleXNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJLChBMaXN0S2V5c1Jlc3BvbnNlEgwKBGtleXMYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhAKCHJldmlzaW9uGAMgASgDIh4KDENsZWFyUmVxdWVzdBIOCgZwcmVmaXgYASABKAkiOAoNQ2xlYXJSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDEhAKCHJldmlzaW9uGAIgASgDIncKDFdhdGNoUmVxdWVzdBINCgNrZXkYASABKAlIABIQCgZwcmVmaXgYAiABKAlIABIWCg5zdGFydF9yZXZpc2lvbhgDIAEoAxISCgpwcmV2X2VudHJ5GAQgASgIEhAKCGZyYWdtZW50GAUgASgIQggKBnRhcmdldCKDAQoNV2F0Y2hSZXNwb25zZRIcCgZldmVudHMYASADKAsyDC5rdi52MS5FdmVudBIQCghyZXZpc2lvbhgCIAEoAxIQCghmcmFnbWVudBgDIAEoCBIcChRwcm9ncmVzc19pbnRlcnZhbF9tcxgEIAEoAxISCgpoaXN0b3J5X2lkGAUgASgJImYKBUV2ZW50Eh4KBHR5cGUYASABKA4yEC5rdi52MS5FdmVudFR5cGUSGwoFZW50cnkYAiABKAsyDC5rdi52MS5FbnRyeRIgCgpwcmV2X2VudHJ5GAMgASgLMgwua3YudjEuRW50cnki8wIKB0NvbXBhcmUSLAoGcmVzdWx0GAEgASgOMhwua3YudjEuQ29tcGFyZS5Db21wYXJlUmVzdWx0EgsKA2tleRgCIAEoCRIRCgd2ZXJzaW9uGAMgASgDSAASGQoPY3JlYXRlX3JldmlzaW9uGAQgASgDSAASFgoMbW9kX3JldmlzaW9uGAUgASgDSAASJwoFdmFsdWUYBiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIPCgVsZWFzZRgHIAEoA0gAIpwBCg1Db21wYXJlUmVzdWx0Eh4KGkNPTVBBUkVfUkVTVUxUX1VOU1BFQ0lGSUVEEAASGAoUQ09NUEFSRV9SRVNVTFRfRVFVQUwQARIcChhDT01QQVJFX1JFU1VMVF9OT1RfRVFVQUwQAhIXChNDT01QQVJFX1JFU1VMVF9MRVNTEAMSGgoWQ09NUEFSRV9SRVNVTFRfR1JFQVRFUhAEQg4KDHRhcmdldF91bmlvbiLQAQoJUmVxdWVzdE9wEiAKA2dldBgBIAEoCzIRLmt2LnYxLkdldFJlcXVlc3RIABIgCgNzZXQYAiABKAsyES5rdi52MS5TZXRSZXF1ZXN0SAASJgoGZGVsZXRlGAMgASgLMhQua3YudjEuRGVsZXRlUmVxdWVzdEgAEiQKBWNsZWFyGAQgASgLMhMua3YudjEuQ2xlYXJSZXF1ZXN0SAASJgoGdXBkYXRlGAUgASgLMhQua3YudjEuVXBkYXRlUmVxdWVzdEgAQgkKB3JlcXVlc3Qi1wEKClJlc3BvbnNlT3ASIQoDZ2V0GAEgASgLMhIua3YudjEuR2V0UmVzcG9uc2VIABIhCgNzZXQYAiABKAsyEi5rdi52MS5TZXRSZXNwb25zZUgAEicKBmRlbGV0ZRgDIAEoCzIVLmt2LnYxLkRlbGV0ZVJlc3BvbnNlSAASJQoFY2xlYXIYBCABKAsyFC5rdi52MS5DbGVhclJlc3BvbnNlSAASJwoGdXBkYXRlGAUgASgLMhUua3YudjEuVXBkYXRlUmVzcG9uc2VIAEIKCghyZXNwb25zZSJzCgpUeG5SZXF1ZXN0Eh8KB2NvbXBhcmUYASADKAsyDi5rdi52MS5Db21wYXJlEiEKB3N1Y2Nlc3MYAiADKAsyEC5rdi52MS5SZXF1ZXN0T3ASIQoHZmFpbHVyZRgDIAMoCzIQLmt2LnYxLlJlcXVlc3RPcCJYCgtUeG5SZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSEAoIcmV2aXNpb24YAiABKAMSJAoJcmVzcG9uc2VzGAMgAygLMhEua3YudjEuUmVzcG9uc2VPcCKUAQoNVXBkYXRlUmVxdWVzdBILCgNrZXkYASABKAkSJQoFcGF0Y2gYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKANIAIgBARIZChFjcmVhdGVfaWZfbWlzc2luZxgEIAEoCEIUChJfZXhwZWN0ZWRfcmV2aXNpb24iLQoOVXBkYXRlUmVzcG9uc2USGwoFZW50cnkYASABKAsyDC5rdi52MS5FbnRyeSJECgtMaXN0UmVxdWVzdBIOCgZwcmVmaXgYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWAoMTGlzdFJlc3BvbnNlEh0KB2VudHJpZXMYASADKAsyDC5rdi52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEAoIcmV2aXNpb24YAyABKAMiIwoRR3JhbnRMZWFzZVJlcXVlc3QSDgoGdHRsX21zGAEgASgDIjAKEkdyYW50TGVhc2VSZXNwb25zZRIKCgJpZBgBIAEoAxIOCgZ0dGxfbXMYAiABKAMiHgoQS2VlcEFsaXZlUmVxdWVzdBIKCgJpZBgBIAEoAyJVChFLZWVwQWxpdmVSZXNwb25zZRIKCgJpZBgBIAEoAxIOCgZ0dGxfbXMYAiABKAMSJAoFZXJyb3IYAyABKAsyFS5rdi52MS5LZWVwQWxpdmVFcnJvciJTCg5LZWVwQWxpdmVFcnJvchIMCgRjb2RlGAEgASgFEiIKBnJlYXNvbhgCIAEoDjISLmt2LnYxLkVycm9yUmVhc29uEg8KB21lc3NhZ2UYAyABKAkiIAoSUmV2b2tlTGVhc2VSZXF1ZXN0EgoKAmlkGAEgASgDIj4KE1Jldm9rZUxlYXNlUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoAxIQCghyZXZpc2lvbhgCIAEoAyIsChBMZWFzZUluZm9SZXF1ZXN0EgoKAmlkGAEgASgDEgwKBGtleXMYAiABKAgiXwoRTGVhc2VJbmZvUmVzcG9uc2USCgoCaWQYASABKAMSFgoOZ3JhbnRlZF90dGxfbXMYAiABKAMSGAoQcmVtYWluaW5nX3R0bF9tcxgDIAEoAxIMCgRrZXlzGAQgAygJIjoKEUxpc3RMZWFzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlEKEkxpc3RMZWFzZXNSZXNwb25zZRIiCgZsZWFzZXMYASADKAsyEi5rdi52MS5MZWFzZVN0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibwoLTGVhc2VTdGF0dXMSCgoCaWQYASABKAMSFgoOZ3JhbnRlZF90dGxfbXMYAiABKAMSGAoQcmVtYWluaW5nX3R0bF9tcxgDIAEoAxIRCglrZXlfY291bnQYBCABKAMSDwoHcHJpdmF0ZRgFIAEoCCIPCg1CYWNrdXBSZXF1ZXN0IrgBCg5CYWNrdXBSZXNwb25zZRIlCgZoZWFkZXIYASABKAsyEy5rdi52MS5CYWNrdXBIZWFkZXJIABIlCgZsZWFzZXMYAiABKAsyEy5rdi52MS5CYWNrdXBMZWFzZXNIABInCgdlbnRyaWVzGAMgASgLMhQua3YudjEuQmFja3VwRW50cmllc0gAEicKB3RyYWlsZXIYBCABKAsyFC5rdi52MS5CYWNrdXBUcmFpbGVySABCBgoEcGFydCJ3CgxCYWNrdXBIZWFkZXISFgoOZm9ybWF0X3ZlcnNpb24YASABKAUSEAoIcmV2aXNpb24YAiABKAMSEQoJa2V5X2NvdW50GAMgASgDEhMKC2xlYXNlX2NvdW50GAQgASgDEhUKDWNyZWF0ZWRfYXRfbXMYBSABKAMiMgoMQmFja3VwTGVhc2VzEiIKBmxlYXNlcxgBIAMoCzISLmt2LnYxLkJhY2t1cExlYXNlIjoKC0JhY2t1cExlYXNlEgoKAmlkGAEgASgDEg4KBnR0bF9tcxgCIAEoAxIPCgdwcml2YXRlGAMgASgIIjQKDUJhY2t1cEVudHJpZXMSIwoHZW50cmllcxgBIAMoCzISLmt2LnYxLkJhY2t1cEVudHJ5In0KC0JhY2t1cEVudHJ5EgsKA2tleRgBIAEoCRISCgp2YWx1ZV9qc29uGAIgASgJEhcKD2NyZWF0ZV9yZXZpc2lvbhgDIAEoAxIUCgxtb2RfcmV2aXNpb24YBCABKAMSDwoHdmVyc2lvbhgFIAEoAxINCgVsZWFzZRgGIAEoAyIfCg1CYWNrdXBUcmFpbGVyEg4KBnNoYTI1NhgBIAEoDCpSCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhIKDkVWRU5UX1RZUEVfUFVUEAESFQoRRVZFTlRfVFlQRV9ERUxFVEUQAiq8AwoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLSU5WQUxJRF9LRVkQARINCglUT09fTEFSR0UQAhIRCg1JTlZBTElEX1ZBTFVFEAMSFAoQSU5WQUxJRF9BUkdVTUVOVBAEEhUKEVJFVklTSU9OX01JU01BVENIEAUSDQoJTk9UX0ZPVU5EEAYSCgoGQ0xPU0VEEAcSCgoGRkFJTEVEEAgSCwoHQ09SUlVQVBAJEgoKBkxPQ0tFRBAKEg0KCUNPTVBBQ1RFRBALEhIKDldBVENIX1RPT19TTE9XEAwSDwoLVU5BVkFJTEFCTEUQDRIMCghOT1RfU0VOVBAPEgwKCENPTkZMSUNUEA4SEwoPQkFDS0VORF9SRUZVU0VEEBASDAoITk9UX0dSUEMQERITCg9MRUFTRV9OT1RfRk9VTkQQHhIRCg1MRUFTRV9QUklWQVRFEB8SEwoPVU5BVVRIRU5USUNBVEVEEBQSFQoRUEVSTUlTU0lPTl9ERU5JRUQQFRIVChFBVVRIX1JBVEVfTElNSVRFRBAWEhEKDU5PVF9TVVBQT1JURUQQKCqFAQoMRXJyb3JUcmFpbGVyEh0KGUVSUk9SX1RSQUlMRVJfVU5TUEVDSUZJRUQQABINCglLVl9SRUFTT04QARIXChNLVl9DVVJSRU5UX1JFVklTSU9OEAISFgoSS1ZfT0xERVNUX1JFVklTSU9OEAMSFgoSS1ZfUkVTVU1FX1JFVklTSU9OEAQy6gYKD0tleVZhbHVlU2VydmljZRIsCgNHZXQSES5rdi52MS5HZXRSZXF1ZXN0GhIua3YudjEuR2V0UmVzcG9uc2USLAoDU2V0EhEua3YudjEuU2V0UmVxdWVzdBoSLmt2LnYxLlNldFJlc3BvbnNlEjUKBkRlbGV0ZRIULmt2LnYxLkRlbGV0ZVJlcXVlc3QaFS5rdi52MS5EZWxldGVSZXNwb25zZRI7CghMaXN0S2V5cxIWLmt2LnYxLkxpc3RLZXlzUmVxdWVzdBoXLmt2LnYxLkxpc3RLZXlzUmVzcG9uc2USMgoFQ2xlYXISEy5rdi52MS5DbGVhclJlcXVlc3QaFC5rdi52MS5DbGVhclJlc3BvbnNlEjQKBVdhdGNoEhMua3YudjEuV2F0Y2hSZXF1ZXN0GhQua3YudjEuV2F0Y2hSZXNwb25zZTABEiwKA1R4bhIRLmt2LnYxLlR4blJlcXVlc3QaEi5rdi52MS5UeG5SZXNwb25zZRI1CgZVcGRhdGUSFC5rdi52MS5VcGRhdGVSZXF1ZXN0GhUua3YudjEuVXBkYXRlUmVzcG9uc2USLwoETGlzdBISLmt2LnYxLkxpc3RSZXF1ZXN0GhMua3YudjEuTGlzdFJlc3BvbnNlEkEKCkdyYW50TGVhc2USGC5rdi52MS5HcmFudExlYXNlUmVxdWVzdBoZLmt2LnYxLkdyYW50TGVhc2VSZXNwb25zZRJCCglLZWVwQWxpdmUSFy5rdi52MS5LZWVwQWxpdmVSZXF1ZXN0Ghgua3YudjEuS2VlcEFsaXZlUmVzcG9uc2UoATABEkQKC1Jldm9rZUxlYXNlEhkua3YudjEuUmV2b2tlTGVhc2VSZXF1ZXN0Ghoua3YudjEuUmV2b2tlTGVhc2VSZXNwb25zZRI+CglMZWFzZUluZm8SFy5rdi52MS5MZWFzZUluZm9SZXF1ZXN0Ghgua3YudjEuTGVhc2VJbmZvUmVzcG9uc2USQQoKTGlzdExlYXNlcxIYLmt2LnYxLkxpc3RMZWFzZXNSZXF1ZXN0Ghkua3YudjEuTGlzdExlYXNlc1Jlc3BvbnNlEjcKBkJhY2t1cBIULmt2LnYxLkJhY2t1cFJlcXVlc3QaFS5rdi52MS5CYWNrdXBSZXNwb25zZTABQjRaMmdpdGh1Yi5jb20va3YtcHJvamVjdC9rdi9jbGllbnRzL2dvL2dlbi9rdi92MTtrdnYxYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * Entry is a stored key with its value and revisions.
@@ -1128,6 +1128,16 @@ export type KeepAliveResponse = Message<"kv.v1.KeepAliveResponse"> & {
    * @generated from field: int64 ttl_ms = 2;
    */
   ttlMs: bigint;
+
+  /**
+   * Set when the server refused to refresh this lease: ttl_ms is then 0,
+   * but the lease may well exist (another caller may keep it alive); stop
+   * refreshing it. A client that predates this field reads the answer as
+   * a lease that is gone, and stops too.
+   *
+   * @generated from field: kv.v1.KeepAliveError error = 3;
+   */
+  error?: KeepAliveError | undefined;
 };
 
 /**
@@ -1136,6 +1146,43 @@ export type KeepAliveResponse = Message<"kv.v1.KeepAliveResponse"> & {
  */
 export const KeepAliveResponseSchema: GenMessage<KeepAliveResponse> = /*@__PURE__*/
   messageDesc(file_kv_v1_kv, 26);
+
+/**
+ * KeepAliveError says why one lease of a KeepAlive stream was not
+ * refreshed, as the status of a call that failed would.
+ *
+ * @generated from message kv.v1.KeepAliveError
+ */
+export type KeepAliveError = Message<"kv.v1.KeepAliveError"> & {
+  /**
+   * The gRPC status code (7, PERMISSION_DENIED).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * Why, in more detail (PERMISSION_DENIED): what the kv-reason trailer
+   * would say.
+   *
+   * @generated from field: kv.v1.ErrorReason reason = 2;
+   */
+  reason: ErrorReason;
+
+  /**
+   * A message a person can act on; it names the lease, never a key.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message kv.v1.KeepAliveError.
+ * Use `create(KeepAliveErrorSchema)` to create a new message.
+ */
+export const KeepAliveErrorSchema: GenMessage<KeepAliveError> = /*@__PURE__*/
+  messageDesc(file_kv_v1_kv, 27);
 
 /**
  * RevokeLeaseRequest names a lease to delete.
@@ -1156,7 +1203,7 @@ export type RevokeLeaseRequest = Message<"kv.v1.RevokeLeaseRequest"> & {
  * Use `create(RevokeLeaseRequestSchema)` to create a new message.
  */
 export const RevokeLeaseRequestSchema: GenMessage<RevokeLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 27);
+  messageDesc(file_kv_v1_kv, 28);
 
 /**
  * RevokeLeaseResponse reports what the revocation removed.
@@ -1184,7 +1231,7 @@ export type RevokeLeaseResponse = Message<"kv.v1.RevokeLeaseResponse"> & {
  * Use `create(RevokeLeaseResponseSchema)` to create a new message.
  */
 export const RevokeLeaseResponseSchema: GenMessage<RevokeLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 28);
+  messageDesc(file_kv_v1_kv, 29);
 
 /**
  * LeaseInfoRequest names a lease.
@@ -1212,7 +1259,7 @@ export type LeaseInfoRequest = Message<"kv.v1.LeaseInfoRequest"> & {
  * Use `create(LeaseInfoRequestSchema)` to create a new message.
  */
 export const LeaseInfoRequestSchema: GenMessage<LeaseInfoRequest> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 29);
+  messageDesc(file_kv_v1_kv, 30);
 
 /**
  * LeaseInfoResponse describes a lease.
@@ -1254,7 +1301,7 @@ export type LeaseInfoResponse = Message<"kv.v1.LeaseInfoResponse"> & {
  * Use `create(LeaseInfoResponseSchema)` to create a new message.
  */
 export const LeaseInfoResponseSchema: GenMessage<LeaseInfoResponse> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 30);
+  messageDesc(file_kv_v1_kv, 31);
 
 /**
  * ListLeasesRequest asks for one page of the live leases.
@@ -1284,7 +1331,7 @@ export type ListLeasesRequest = Message<"kv.v1.ListLeasesRequest"> & {
  * Use `create(ListLeasesRequestSchema)` to create a new message.
  */
 export const ListLeasesRequestSchema: GenMessage<ListLeasesRequest> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 31);
+  messageDesc(file_kv_v1_kv, 32);
 
 /**
  * ListLeasesResponse is one page of leases.
@@ -1312,7 +1359,7 @@ export type ListLeasesResponse = Message<"kv.v1.ListLeasesResponse"> & {
  * Use `create(ListLeasesResponseSchema)` to create a new message.
  */
 export const ListLeasesResponseSchema: GenMessage<ListLeasesResponse> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 32);
+  messageDesc(file_kv_v1_kv, 33);
 
 /**
  * LeaseStatus describes one live lease.
@@ -1361,7 +1408,7 @@ export type LeaseStatus = Message<"kv.v1.LeaseStatus"> & {
  * Use `create(LeaseStatusSchema)` to create a new message.
  */
 export const LeaseStatusSchema: GenMessage<LeaseStatus> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 33);
+  messageDesc(file_kv_v1_kv, 34);
 
 /**
  * BackupRequest asks for a snapshot of the whole store.
@@ -1376,7 +1423,7 @@ export type BackupRequest = Message<"kv.v1.BackupRequest"> & {
  * Use `create(BackupRequestSchema)` to create a new message.
  */
 export const BackupRequestSchema: GenMessage<BackupRequest> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 34);
+  messageDesc(file_kv_v1_kv, 35);
 
 /**
  * BackupResponse is one message of a Backup stream: exactly one part. A
@@ -1431,7 +1478,7 @@ export type BackupResponse = Message<"kv.v1.BackupResponse"> & {
  * Use `create(BackupResponseSchema)` to create a new message.
  */
 export const BackupResponseSchema: GenMessage<BackupResponse> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 35);
+  messageDesc(file_kv_v1_kv, 36);
 
 /**
  * BackupHeader describes the snapshot that follows.
@@ -1482,7 +1529,7 @@ export type BackupHeader = Message<"kv.v1.BackupHeader"> & {
  * Use `create(BackupHeaderSchema)` to create a new message.
  */
 export const BackupHeaderSchema: GenMessage<BackupHeader> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 36);
+  messageDesc(file_kv_v1_kv, 37);
 
 /**
  * BackupLeases carries some of the live leases.
@@ -1503,7 +1550,7 @@ export type BackupLeases = Message<"kv.v1.BackupLeases"> & {
  * Use `create(BackupLeasesSchema)` to create a new message.
  */
 export const BackupLeasesSchema: GenMessage<BackupLeases> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 37);
+  messageDesc(file_kv_v1_kv, 38);
 
 /**
  * BackupLease is a live lease. Restored, it gets its full time to live
@@ -1541,7 +1588,7 @@ export type BackupLease = Message<"kv.v1.BackupLease"> & {
  * Use `create(BackupLeaseSchema)` to create a new message.
  */
 export const BackupLeaseSchema: GenMessage<BackupLease> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 38);
+  messageDesc(file_kv_v1_kv, 39);
 
 /**
  * BackupEntries carries the next entries of the snapshot.
@@ -1562,7 +1609,7 @@ export type BackupEntries = Message<"kv.v1.BackupEntries"> & {
  * Use `create(BackupEntriesSchema)` to create a new message.
  */
 export const BackupEntriesSchema: GenMessage<BackupEntries> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 39);
+  messageDesc(file_kv_v1_kv, 40);
 
 /**
  * BackupEntry is one key as the store keeps it.
@@ -1618,7 +1665,7 @@ export type BackupEntry = Message<"kv.v1.BackupEntry"> & {
  * Use `create(BackupEntrySchema)` to create a new message.
  */
 export const BackupEntrySchema: GenMessage<BackupEntry> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 40);
+  messageDesc(file_kv_v1_kv, 41);
 
 /**
  * BackupTrailer ends a complete snapshot; a stream or file without it is
@@ -1643,7 +1690,7 @@ export type BackupTrailer = Message<"kv.v1.BackupTrailer"> & {
  * Use `create(BackupTrailerSchema)` to create a new message.
  */
 export const BackupTrailerSchema: GenMessage<BackupTrailer> = /*@__PURE__*/
-  messageDesc(file_kv_v1_kv, 41);
+  messageDesc(file_kv_v1_kv, 42);
 
 /**
  * EventType says what happened to a key.
@@ -2221,6 +2268,10 @@ export const KeyValueService: GenService<{
    * Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
    * JavaScript number) does not decode, which ends the stream with
    * INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
+   * A lease this caller may not keep alive (with an auth file: it lacks
+   * write on a key attached to it) is answered with `error`
+   * (PERMISSION_DENIED), not refreshed; the stream goes on for the
+   * caller's other leases.
    *
    * @generated from rpc kv.v1.KeyValueService.KeepAlive
    */

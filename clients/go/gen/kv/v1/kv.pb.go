@@ -2382,7 +2382,12 @@ type KeepAliveResponse struct {
 	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Its time to live now, in milliseconds (its full ttl_ms); 0 if the
 	// lease no longer exists (expired or revoked): its keys are gone.
-	TtlMs         int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	TtlMs int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// Set when the server refused to refresh this lease: ttl_ms is then 0,
+	// but the lease may well exist (another caller may keep it alive); stop
+	// refreshing it. A client that predates this field reads the answer as
+	// a lease that is gone, and stops too.
+	Error         *KeepAliveError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2431,6 +2436,79 @@ func (x *KeepAliveResponse) GetTtlMs() int64 {
 	return 0
 }
 
+func (x *KeepAliveResponse) GetError() *KeepAliveError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// KeepAliveError says why one lease of a KeepAlive stream was not
+// refreshed, as the status of a call that failed would.
+type KeepAliveError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gRPC status code (7, PERMISSION_DENIED).
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// Why, in more detail (PERMISSION_DENIED): what the kv-reason trailer
+	// would say.
+	Reason ErrorReason `protobuf:"varint,2,opt,name=reason,proto3,enum=kv.v1.ErrorReason" json:"reason,omitempty"`
+	// A message a person can act on; it names the lease, never a key.
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepAliveError) Reset() {
+	*x = KeepAliveError{}
+	mi := &file_kv_v1_kv_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepAliveError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepAliveError) ProtoMessage() {}
+
+func (x *KeepAliveError) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_v1_kv_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepAliveError.ProtoReflect.Descriptor instead.
+func (*KeepAliveError) Descriptor() ([]byte, []int) {
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *KeepAliveError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *KeepAliveError) GetReason() ErrorReason {
+	if x != nil {
+		return x.Reason
+	}
+	return ErrorReason_ERROR_REASON_UNSPECIFIED
+}
+
+func (x *KeepAliveError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // RevokeLeaseRequest names a lease to delete.
 type RevokeLeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2442,7 +2520,7 @@ type RevokeLeaseRequest struct {
 
 func (x *RevokeLeaseRequest) Reset() {
 	*x = RevokeLeaseRequest{}
-	mi := &file_kv_v1_kv_proto_msgTypes[27]
+	mi := &file_kv_v1_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2532,7 @@ func (x *RevokeLeaseRequest) String() string {
 func (*RevokeLeaseRequest) ProtoMessage() {}
 
 func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[27]
+	mi := &file_kv_v1_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2545,7 @@ func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{27}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RevokeLeaseRequest) GetId() int64 {
@@ -2490,7 +2568,7 @@ type RevokeLeaseResponse struct {
 
 func (x *RevokeLeaseResponse) Reset() {
 	*x = RevokeLeaseResponse{}
-	mi := &file_kv_v1_kv_proto_msgTypes[28]
+	mi := &file_kv_v1_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2580,7 @@ func (x *RevokeLeaseResponse) String() string {
 func (*RevokeLeaseResponse) ProtoMessage() {}
 
 func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[28]
+	mi := &file_kv_v1_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +2593,7 @@ func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{28}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RevokeLeaseResponse) GetDeletedCount() int64 {
@@ -2545,7 +2623,7 @@ type LeaseInfoRequest struct {
 
 func (x *LeaseInfoRequest) Reset() {
 	*x = LeaseInfoRequest{}
-	mi := &file_kv_v1_kv_proto_msgTypes[29]
+	mi := &file_kv_v1_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2635,7 @@ func (x *LeaseInfoRequest) String() string {
 func (*LeaseInfoRequest) ProtoMessage() {}
 
 func (x *LeaseInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[29]
+	mi := &file_kv_v1_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2648,7 @@ func (x *LeaseInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseInfoRequest.ProtoReflect.Descriptor instead.
 func (*LeaseInfoRequest) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{29}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LeaseInfoRequest) GetId() int64 {
@@ -2604,7 +2682,7 @@ type LeaseInfoResponse struct {
 
 func (x *LeaseInfoResponse) Reset() {
 	*x = LeaseInfoResponse{}
-	mi := &file_kv_v1_kv_proto_msgTypes[30]
+	mi := &file_kv_v1_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2694,7 @@ func (x *LeaseInfoResponse) String() string {
 func (*LeaseInfoResponse) ProtoMessage() {}
 
 func (x *LeaseInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[30]
+	mi := &file_kv_v1_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2707,7 @@ func (x *LeaseInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseInfoResponse.ProtoReflect.Descriptor instead.
 func (*LeaseInfoResponse) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{30}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LeaseInfoResponse) GetId() int64 {
@@ -2675,7 +2753,7 @@ type ListLeasesRequest struct {
 
 func (x *ListLeasesRequest) Reset() {
 	*x = ListLeasesRequest{}
-	mi := &file_kv_v1_kv_proto_msgTypes[31]
+	mi := &file_kv_v1_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2765,7 @@ func (x *ListLeasesRequest) String() string {
 func (*ListLeasesRequest) ProtoMessage() {}
 
 func (x *ListLeasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[31]
+	mi := &file_kv_v1_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2778,7 @@ func (x *ListLeasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLeasesRequest.ProtoReflect.Descriptor instead.
 func (*ListLeasesRequest) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{31}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListLeasesRequest) GetPageSize() int32 {
@@ -2730,7 +2808,7 @@ type ListLeasesResponse struct {
 
 func (x *ListLeasesResponse) Reset() {
 	*x = ListLeasesResponse{}
-	mi := &file_kv_v1_kv_proto_msgTypes[32]
+	mi := &file_kv_v1_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +2820,7 @@ func (x *ListLeasesResponse) String() string {
 func (*ListLeasesResponse) ProtoMessage() {}
 
 func (x *ListLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[32]
+	mi := &file_kv_v1_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +2833,7 @@ func (x *ListLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ListLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{32}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListLeasesResponse) GetLeases() []*LeaseStatus {
@@ -2791,7 +2869,7 @@ type LeaseStatus struct {
 
 func (x *LeaseStatus) Reset() {
 	*x = LeaseStatus{}
-	mi := &file_kv_v1_kv_proto_msgTypes[33]
+	mi := &file_kv_v1_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2803,7 +2881,7 @@ func (x *LeaseStatus) String() string {
 func (*LeaseStatus) ProtoMessage() {}
 
 func (x *LeaseStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[33]
+	mi := &file_kv_v1_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2816,7 +2894,7 @@ func (x *LeaseStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseStatus.ProtoReflect.Descriptor instead.
 func (*LeaseStatus) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{33}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LeaseStatus) GetId() int64 {
@@ -2863,7 +2941,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_kv_v1_kv_proto_msgTypes[34]
+	mi := &file_kv_v1_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +2953,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[34]
+	mi := &file_kv_v1_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +2966,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{34}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{35}
 }
 
 // BackupResponse is one message of a Backup stream: exactly one part. A
@@ -2911,7 +2989,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_kv_v1_kv_proto_msgTypes[35]
+	mi := &file_kv_v1_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2923,7 +3001,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[35]
+	mi := &file_kv_v1_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2936,7 +3014,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{35}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *BackupResponse) GetPart() isBackupResponse_Part {
@@ -3035,7 +3113,7 @@ type BackupHeader struct {
 
 func (x *BackupHeader) Reset() {
 	*x = BackupHeader{}
-	mi := &file_kv_v1_kv_proto_msgTypes[36]
+	mi := &file_kv_v1_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3047,7 +3125,7 @@ func (x *BackupHeader) String() string {
 func (*BackupHeader) ProtoMessage() {}
 
 func (x *BackupHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[36]
+	mi := &file_kv_v1_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3060,7 +3138,7 @@ func (x *BackupHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupHeader.ProtoReflect.Descriptor instead.
 func (*BackupHeader) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{36}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *BackupHeader) GetFormatVersion() int32 {
@@ -3109,7 +3187,7 @@ type BackupLeases struct {
 
 func (x *BackupLeases) Reset() {
 	*x = BackupLeases{}
-	mi := &file_kv_v1_kv_proto_msgTypes[37]
+	mi := &file_kv_v1_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3121,7 +3199,7 @@ func (x *BackupLeases) String() string {
 func (*BackupLeases) ProtoMessage() {}
 
 func (x *BackupLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[37]
+	mi := &file_kv_v1_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3134,7 +3212,7 @@ func (x *BackupLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupLeases.ProtoReflect.Descriptor instead.
 func (*BackupLeases) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{37}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BackupLeases) GetLeases() []*BackupLease {
@@ -3162,7 +3240,7 @@ type BackupLease struct {
 
 func (x *BackupLease) Reset() {
 	*x = BackupLease{}
-	mi := &file_kv_v1_kv_proto_msgTypes[38]
+	mi := &file_kv_v1_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3252,7 @@ func (x *BackupLease) String() string {
 func (*BackupLease) ProtoMessage() {}
 
 func (x *BackupLease) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[38]
+	mi := &file_kv_v1_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3265,7 @@ func (x *BackupLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupLease.ProtoReflect.Descriptor instead.
 func (*BackupLease) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BackupLease) GetId() int64 {
@@ -3222,7 +3300,7 @@ type BackupEntries struct {
 
 func (x *BackupEntries) Reset() {
 	*x = BackupEntries{}
-	mi := &file_kv_v1_kv_proto_msgTypes[39]
+	mi := &file_kv_v1_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3312,7 @@ func (x *BackupEntries) String() string {
 func (*BackupEntries) ProtoMessage() {}
 
 func (x *BackupEntries) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[39]
+	mi := &file_kv_v1_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3325,7 @@ func (x *BackupEntries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupEntries.ProtoReflect.Descriptor instead.
 func (*BackupEntries) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{39}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BackupEntries) GetEntries() []*BackupEntry {
@@ -3278,7 +3356,7 @@ type BackupEntry struct {
 
 func (x *BackupEntry) Reset() {
 	*x = BackupEntry{}
-	mi := &file_kv_v1_kv_proto_msgTypes[40]
+	mi := &file_kv_v1_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3290,7 +3368,7 @@ func (x *BackupEntry) String() string {
 func (*BackupEntry) ProtoMessage() {}
 
 func (x *BackupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[40]
+	mi := &file_kv_v1_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3303,7 +3381,7 @@ func (x *BackupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupEntry.ProtoReflect.Descriptor instead.
 func (*BackupEntry) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{40}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BackupEntry) GetKey() string {
@@ -3363,7 +3441,7 @@ type BackupTrailer struct {
 
 func (x *BackupTrailer) Reset() {
 	*x = BackupTrailer{}
-	mi := &file_kv_v1_kv_proto_msgTypes[41]
+	mi := &file_kv_v1_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3375,7 +3453,7 @@ func (x *BackupTrailer) String() string {
 func (*BackupTrailer) ProtoMessage() {}
 
 func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_v1_kv_proto_msgTypes[41]
+	mi := &file_kv_v1_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3388,7 +3466,7 @@ func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupTrailer.ProtoReflect.Descriptor instead.
 func (*BackupTrailer) Descriptor() ([]byte, []int) {
-	return file_kv_v1_kv_proto_rawDescGZIP(), []int{41}
+	return file_kv_v1_kv_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *BackupTrailer) GetSha256() []byte {
@@ -3529,10 +3607,15 @@ const file_kv_v1_kv_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x15\n" +
 	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"\"\n" +
 	"\x10KeepAliveRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\":\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"g\n" +
 	"\x11KeepAliveResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x15\n" +
-	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"$\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\x12+\n" +
+	"\x05error\x18\x03 \x01(\v2\x15.kv.v1.KeepAliveErrorR\x05error\"j\n" +
+	"\x0eKeepAliveError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12*\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x12.kv.v1.ErrorReasonR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"$\n" +
 	"\x12RevokeLeaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"V\n" +
 	"\x13RevokeLeaseResponse\x12#\n" +
@@ -3662,7 +3745,7 @@ func file_kv_v1_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_kv_v1_kv_proto_goTypes = []any{
 	(EventType)(0),              // 0: kv.v1.EventType
 	(ErrorReason)(0),            // 1: kv.v1.ErrorReason
@@ -3695,33 +3778,34 @@ var file_kv_v1_kv_proto_goTypes = []any{
 	(*GrantLeaseResponse)(nil),  // 28: kv.v1.GrantLeaseResponse
 	(*KeepAliveRequest)(nil),    // 29: kv.v1.KeepAliveRequest
 	(*KeepAliveResponse)(nil),   // 30: kv.v1.KeepAliveResponse
-	(*RevokeLeaseRequest)(nil),  // 31: kv.v1.RevokeLeaseRequest
-	(*RevokeLeaseResponse)(nil), // 32: kv.v1.RevokeLeaseResponse
-	(*LeaseInfoRequest)(nil),    // 33: kv.v1.LeaseInfoRequest
-	(*LeaseInfoResponse)(nil),   // 34: kv.v1.LeaseInfoResponse
-	(*ListLeasesRequest)(nil),   // 35: kv.v1.ListLeasesRequest
-	(*ListLeasesResponse)(nil),  // 36: kv.v1.ListLeasesResponse
-	(*LeaseStatus)(nil),         // 37: kv.v1.LeaseStatus
-	(*BackupRequest)(nil),       // 38: kv.v1.BackupRequest
-	(*BackupResponse)(nil),      // 39: kv.v1.BackupResponse
-	(*BackupHeader)(nil),        // 40: kv.v1.BackupHeader
-	(*BackupLeases)(nil),        // 41: kv.v1.BackupLeases
-	(*BackupLease)(nil),         // 42: kv.v1.BackupLease
-	(*BackupEntries)(nil),       // 43: kv.v1.BackupEntries
-	(*BackupEntry)(nil),         // 44: kv.v1.BackupEntry
-	(*BackupTrailer)(nil),       // 45: kv.v1.BackupTrailer
-	(*structpb.Value)(nil),      // 46: google.protobuf.Value
+	(*KeepAliveError)(nil),      // 31: kv.v1.KeepAliveError
+	(*RevokeLeaseRequest)(nil),  // 32: kv.v1.RevokeLeaseRequest
+	(*RevokeLeaseResponse)(nil), // 33: kv.v1.RevokeLeaseResponse
+	(*LeaseInfoRequest)(nil),    // 34: kv.v1.LeaseInfoRequest
+	(*LeaseInfoResponse)(nil),   // 35: kv.v1.LeaseInfoResponse
+	(*ListLeasesRequest)(nil),   // 36: kv.v1.ListLeasesRequest
+	(*ListLeasesResponse)(nil),  // 37: kv.v1.ListLeasesResponse
+	(*LeaseStatus)(nil),         // 38: kv.v1.LeaseStatus
+	(*BackupRequest)(nil),       // 39: kv.v1.BackupRequest
+	(*BackupResponse)(nil),      // 40: kv.v1.BackupResponse
+	(*BackupHeader)(nil),        // 41: kv.v1.BackupHeader
+	(*BackupLeases)(nil),        // 42: kv.v1.BackupLeases
+	(*BackupLease)(nil),         // 43: kv.v1.BackupLease
+	(*BackupEntries)(nil),       // 44: kv.v1.BackupEntries
+	(*BackupEntry)(nil),         // 45: kv.v1.BackupEntry
+	(*BackupTrailer)(nil),       // 46: kv.v1.BackupTrailer
+	(*structpb.Value)(nil),      // 47: google.protobuf.Value
 }
 var file_kv_v1_kv_proto_depIdxs = []int32{
-	46, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
+	47, // 0: kv.v1.Entry.value:type_name -> google.protobuf.Value
 	4,  // 1: kv.v1.GetResponse.entry:type_name -> kv.v1.Entry
-	46, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
+	47, // 2: kv.v1.SetRequest.value:type_name -> google.protobuf.Value
 	17, // 3: kv.v1.WatchResponse.events:type_name -> kv.v1.Event
 	0,  // 4: kv.v1.Event.type:type_name -> kv.v1.EventType
 	4,  // 5: kv.v1.Event.entry:type_name -> kv.v1.Entry
 	4,  // 6: kv.v1.Event.prev_entry:type_name -> kv.v1.Entry
 	3,  // 7: kv.v1.Compare.result:type_name -> kv.v1.Compare.CompareResult
-	46, // 8: kv.v1.Compare.value:type_name -> google.protobuf.Value
+	47, // 8: kv.v1.Compare.value:type_name -> google.protobuf.Value
 	5,  // 9: kv.v1.RequestOp.get:type_name -> kv.v1.GetRequest
 	7,  // 10: kv.v1.RequestOp.set:type_name -> kv.v1.SetRequest
 	9,  // 11: kv.v1.RequestOp.delete:type_name -> kv.v1.DeleteRequest
@@ -3736,51 +3820,53 @@ var file_kv_v1_kv_proto_depIdxs = []int32{
 	19, // 20: kv.v1.TxnRequest.success:type_name -> kv.v1.RequestOp
 	19, // 21: kv.v1.TxnRequest.failure:type_name -> kv.v1.RequestOp
 	20, // 22: kv.v1.TxnResponse.responses:type_name -> kv.v1.ResponseOp
-	46, // 23: kv.v1.UpdateRequest.patch:type_name -> google.protobuf.Value
+	47, // 23: kv.v1.UpdateRequest.patch:type_name -> google.protobuf.Value
 	4,  // 24: kv.v1.UpdateResponse.entry:type_name -> kv.v1.Entry
 	4,  // 25: kv.v1.ListResponse.entries:type_name -> kv.v1.Entry
-	37, // 26: kv.v1.ListLeasesResponse.leases:type_name -> kv.v1.LeaseStatus
-	40, // 27: kv.v1.BackupResponse.header:type_name -> kv.v1.BackupHeader
-	41, // 28: kv.v1.BackupResponse.leases:type_name -> kv.v1.BackupLeases
-	43, // 29: kv.v1.BackupResponse.entries:type_name -> kv.v1.BackupEntries
-	45, // 30: kv.v1.BackupResponse.trailer:type_name -> kv.v1.BackupTrailer
-	42, // 31: kv.v1.BackupLeases.leases:type_name -> kv.v1.BackupLease
-	44, // 32: kv.v1.BackupEntries.entries:type_name -> kv.v1.BackupEntry
-	5,  // 33: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
-	7,  // 34: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
-	9,  // 35: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
-	11, // 36: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
-	13, // 37: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
-	15, // 38: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
-	21, // 39: kv.v1.KeyValueService.Txn:input_type -> kv.v1.TxnRequest
-	23, // 40: kv.v1.KeyValueService.Update:input_type -> kv.v1.UpdateRequest
-	25, // 41: kv.v1.KeyValueService.List:input_type -> kv.v1.ListRequest
-	27, // 42: kv.v1.KeyValueService.GrantLease:input_type -> kv.v1.GrantLeaseRequest
-	29, // 43: kv.v1.KeyValueService.KeepAlive:input_type -> kv.v1.KeepAliveRequest
-	31, // 44: kv.v1.KeyValueService.RevokeLease:input_type -> kv.v1.RevokeLeaseRequest
-	33, // 45: kv.v1.KeyValueService.LeaseInfo:input_type -> kv.v1.LeaseInfoRequest
-	35, // 46: kv.v1.KeyValueService.ListLeases:input_type -> kv.v1.ListLeasesRequest
-	38, // 47: kv.v1.KeyValueService.Backup:input_type -> kv.v1.BackupRequest
-	6,  // 48: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
-	8,  // 49: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
-	10, // 50: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
-	12, // 51: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
-	14, // 52: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
-	16, // 53: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
-	22, // 54: kv.v1.KeyValueService.Txn:output_type -> kv.v1.TxnResponse
-	24, // 55: kv.v1.KeyValueService.Update:output_type -> kv.v1.UpdateResponse
-	26, // 56: kv.v1.KeyValueService.List:output_type -> kv.v1.ListResponse
-	28, // 57: kv.v1.KeyValueService.GrantLease:output_type -> kv.v1.GrantLeaseResponse
-	30, // 58: kv.v1.KeyValueService.KeepAlive:output_type -> kv.v1.KeepAliveResponse
-	32, // 59: kv.v1.KeyValueService.RevokeLease:output_type -> kv.v1.RevokeLeaseResponse
-	34, // 60: kv.v1.KeyValueService.LeaseInfo:output_type -> kv.v1.LeaseInfoResponse
-	36, // 61: kv.v1.KeyValueService.ListLeases:output_type -> kv.v1.ListLeasesResponse
-	39, // 62: kv.v1.KeyValueService.Backup:output_type -> kv.v1.BackupResponse
-	48, // [48:63] is the sub-list for method output_type
-	33, // [33:48] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	31, // 26: kv.v1.KeepAliveResponse.error:type_name -> kv.v1.KeepAliveError
+	1,  // 27: kv.v1.KeepAliveError.reason:type_name -> kv.v1.ErrorReason
+	38, // 28: kv.v1.ListLeasesResponse.leases:type_name -> kv.v1.LeaseStatus
+	41, // 29: kv.v1.BackupResponse.header:type_name -> kv.v1.BackupHeader
+	42, // 30: kv.v1.BackupResponse.leases:type_name -> kv.v1.BackupLeases
+	44, // 31: kv.v1.BackupResponse.entries:type_name -> kv.v1.BackupEntries
+	46, // 32: kv.v1.BackupResponse.trailer:type_name -> kv.v1.BackupTrailer
+	43, // 33: kv.v1.BackupLeases.leases:type_name -> kv.v1.BackupLease
+	45, // 34: kv.v1.BackupEntries.entries:type_name -> kv.v1.BackupEntry
+	5,  // 35: kv.v1.KeyValueService.Get:input_type -> kv.v1.GetRequest
+	7,  // 36: kv.v1.KeyValueService.Set:input_type -> kv.v1.SetRequest
+	9,  // 37: kv.v1.KeyValueService.Delete:input_type -> kv.v1.DeleteRequest
+	11, // 38: kv.v1.KeyValueService.ListKeys:input_type -> kv.v1.ListKeysRequest
+	13, // 39: kv.v1.KeyValueService.Clear:input_type -> kv.v1.ClearRequest
+	15, // 40: kv.v1.KeyValueService.Watch:input_type -> kv.v1.WatchRequest
+	21, // 41: kv.v1.KeyValueService.Txn:input_type -> kv.v1.TxnRequest
+	23, // 42: kv.v1.KeyValueService.Update:input_type -> kv.v1.UpdateRequest
+	25, // 43: kv.v1.KeyValueService.List:input_type -> kv.v1.ListRequest
+	27, // 44: kv.v1.KeyValueService.GrantLease:input_type -> kv.v1.GrantLeaseRequest
+	29, // 45: kv.v1.KeyValueService.KeepAlive:input_type -> kv.v1.KeepAliveRequest
+	32, // 46: kv.v1.KeyValueService.RevokeLease:input_type -> kv.v1.RevokeLeaseRequest
+	34, // 47: kv.v1.KeyValueService.LeaseInfo:input_type -> kv.v1.LeaseInfoRequest
+	36, // 48: kv.v1.KeyValueService.ListLeases:input_type -> kv.v1.ListLeasesRequest
+	39, // 49: kv.v1.KeyValueService.Backup:input_type -> kv.v1.BackupRequest
+	6,  // 50: kv.v1.KeyValueService.Get:output_type -> kv.v1.GetResponse
+	8,  // 51: kv.v1.KeyValueService.Set:output_type -> kv.v1.SetResponse
+	10, // 52: kv.v1.KeyValueService.Delete:output_type -> kv.v1.DeleteResponse
+	12, // 53: kv.v1.KeyValueService.ListKeys:output_type -> kv.v1.ListKeysResponse
+	14, // 54: kv.v1.KeyValueService.Clear:output_type -> kv.v1.ClearResponse
+	16, // 55: kv.v1.KeyValueService.Watch:output_type -> kv.v1.WatchResponse
+	22, // 56: kv.v1.KeyValueService.Txn:output_type -> kv.v1.TxnResponse
+	24, // 57: kv.v1.KeyValueService.Update:output_type -> kv.v1.UpdateResponse
+	26, // 58: kv.v1.KeyValueService.List:output_type -> kv.v1.ListResponse
+	28, // 59: kv.v1.KeyValueService.GrantLease:output_type -> kv.v1.GrantLeaseResponse
+	30, // 60: kv.v1.KeyValueService.KeepAlive:output_type -> kv.v1.KeepAliveResponse
+	33, // 61: kv.v1.KeyValueService.RevokeLease:output_type -> kv.v1.RevokeLeaseResponse
+	35, // 62: kv.v1.KeyValueService.LeaseInfo:output_type -> kv.v1.LeaseInfoResponse
+	37, // 63: kv.v1.KeyValueService.ListLeases:output_type -> kv.v1.ListLeasesResponse
+	40, // 64: kv.v1.KeyValueService.Backup:output_type -> kv.v1.BackupResponse
+	50, // [50:65] is the sub-list for method output_type
+	35, // [35:50] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_kv_v1_kv_proto_init() }
@@ -3816,7 +3902,7 @@ func file_kv_v1_kv_proto_init() {
 		(*ResponseOp_Update)(nil),
 	}
 	file_kv_v1_kv_proto_msgTypes[19].OneofWrappers = []any{}
-	file_kv_v1_kv_proto_msgTypes[35].OneofWrappers = []any{
+	file_kv_v1_kv_proto_msgTypes[36].OneofWrappers = []any{
 		(*BackupResponse_Header)(nil),
 		(*BackupResponse_Leases)(nil),
 		(*BackupResponse_Entries)(nil),
@@ -3828,7 +3914,7 @@ func file_kv_v1_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_v1_kv_proto_rawDesc), len(file_kv_v1_kv_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   42,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

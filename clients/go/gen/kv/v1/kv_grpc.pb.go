@@ -184,6 +184,10 @@ type KeyValueServiceClient interface {
 	// Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
 	// JavaScript number) does not decode, which ends the stream with
 	// INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
+	// A lease this caller may not keep alive (with an auth file: it lacks
+	// write on a key attached to it) is answered with `error`
+	// (PERMISSION_DENIED), not refreshed; the stream goes on for the
+	// caller's other leases.
 	KeepAlive(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[KeepAliveRequest, KeepAliveResponse], error)
 	// RevokeLease deletes a lease and all its keys at once (one revision).
 	//
@@ -551,6 +555,10 @@ type KeyValueServiceServer interface {
 	// Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
 	// JavaScript number) does not decode, which ends the stream with
 	// INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
+	// A lease this caller may not keep alive (with an auth file: it lacks
+	// write on a key attached to it) is answered with `error`
+	// (PERMISSION_DENIED), not refreshed; the stream goes on for the
+	// caller's other leases.
 	KeepAlive(grpc.BidiStreamingServer[KeepAliveRequest, KeepAliveResponse]) error
 	// RevokeLease deletes a lease and all its keys at once (one revision).
 	//

@@ -354,12 +354,24 @@ class KeepAliveRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
 class KeepAliveResponse(_message.Message):
-    __slots__ = ("id", "ttl_ms")
+    __slots__ = ("id", "ttl_ms", "error")
     ID_FIELD_NUMBER: _ClassVar[int]
     TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     id: int
     ttl_ms: int
-    def __init__(self, id: _Optional[int] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
+    error: KeepAliveError
+    def __init__(self, id: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., error: _Optional[_Union[KeepAliveError, _Mapping]] = ...) -> None: ...
+
+class KeepAliveError(_message.Message):
+    __slots__ = ("code", "reason", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    reason: ErrorReason
+    message: str
+    def __init__(self, code: _Optional[int] = ..., reason: _Optional[_Union[ErrorReason, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class RevokeLeaseRequest(_message.Message):
     __slots__ = ("id",)

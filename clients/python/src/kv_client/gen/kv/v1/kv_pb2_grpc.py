@@ -319,6 +319,10 @@ class KeyValueServiceServicer:
         Errors: an id past 2^53 - 1 (no lease has one: ids are exact in a
         JavaScript number) does not decode, which ends the stream with
         INVALID_ARGUMENT; any other id of no lease is answered with ttl_ms 0.
+        A lease this caller may not keep alive (with an auth file: it lacks
+        write on a key attached to it) is answered with `error`
+        (PERMISSION_DENIED), not refreshed; the stream goes on for the
+        caller's other leases.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
