@@ -52,7 +52,7 @@ export function App() {
   const [prefix, setPrefix] = useState(() => readLocation().prefix);
   const [pane, setPane] = useState<Pane>(() => readLocation().pane);
   const [version, setVersion] = useState(0);
-  /** Bumped to fetch the open entry again (Refresh, or a change to it seen in the live view). */
+  /** Bumped to fetch the open entry again (Refresh, a change to it seen in the live view, the live view back after the server was away). */
   const [refresh, setRefresh] = useState(0);
   /** Bumped when the live view finds the store has another history (restored from a backup): what is shown is fetched again. */
   const [history, setHistory] = useState(0);
@@ -133,6 +133,11 @@ export function App() {
   const onHistoryChanged = (): void => {
     changed();
     setHistory((h) => h + 1);
+  };
+  /** The live view watches again after the server was away: the keys and the entry open, which may have failed to load meanwhile, are fetched again. */
+  const onReconnected = (): void => {
+    changed();
+    setRefresh((r) => r + 1);
   };
 
   // When a token is refused mid-session the console stays mounted behind the sign-in (hidden), so an edit in progress
@@ -288,7 +293,7 @@ export function App() {
               onFailure={onFailure}
               onEvents={onEvents}
               onHistoryChanged={onHistoryChanged}
-              onReconnected={changed}
+              onReconnected={onReconnected}
             />
           )}
         </main>

@@ -30,7 +30,7 @@ interface Props {
   onEvents?: (events: Event[]) => void;
   /** The store turned out to have another history (the app fetches the keys and the entry it shows again). */
   onHistoryChanged?: () => void;
-  /** Watching again after the stream broke (the server is back): the app lists the keys again, which may have failed meanwhile. */
+  /** Watching again after the stream broke (the server is back): the app lists the keys and fetches the open entry again, which may have failed meanwhile. */
   onReconnected?: () => void;
 }
 

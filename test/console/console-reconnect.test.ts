@@ -102,6 +102,26 @@ describeWithChromium('the web console live view across a server restart', () => 
     await page.getByRole('button', { name: 'Folder c/' }).waitFor();
   });
 
+  test('an entry that could not be loaded while the server was away is loaded once the live view reconnects', async () => {
+    await call('Set', { key: 'd/1', value: { n: 1 } });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.getByRole('button', { name: 'Folder d/' }).click();
+    const key = page.getByRole('list', { name: 'Keys under d/' }).getByRole('button', { name: '1', exact: true });
+    await key.waitFor();
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    expect(await server.stop()).toBe(0);
+    await page.getByText(/reconnecting…/).waitFor();
+    await key.click();
+    const failed = page.getByText(/^Could not load it: /);
+    await failed.waitFor();
+    await start();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    // Without Retry.
+    await failed.waitFor({ state: 'detached' });
+    await page.getByText('"n": 1').waitFor();
+  });
+
   test('says which changes it cannot show when they left the history while it was away', async () => {
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.getByRole('button', { name: 'Live view' }).click();
