@@ -48,6 +48,9 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
   const [confirmDelete, setConfirmDelete] = useState(false);
   const current = useRef(state);
   current.current = state;
+  // A conflict holds the text that was not saved ("Your version"), as the editor did: leaving it asks first, unless the
+  // current version is that very text.
+  useUnsaved(state.mode === 'conflict' && (state.current === undefined || state.text !== formatValue(state.current.value)));
   const heading = useRef<HTMLHeadingElement>(null);
   const editButton = useRef<HTMLButtonElement>(null);
   const conflictTitle = useRef<HTMLHeadingElement>(null);
@@ -528,12 +531,27 @@ function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpi
   );
 }
 
-/** How many editors on screen hold text not saved yet. */
+/** How many editors (or conflicts) on screen hold text not saved yet. */
 let unsavedEditors = 0;
 
 /** Whether leaving the entry shown would lose an edit that was not saved. */
 export function editInProgress(): boolean {
   return unsavedEditors > 0;
+}
+
+/** While `unsaved` holds, text on screen is not saved: opening something else (editInProgress) or leaving the page asks first. */
+function useUnsaved(unsaved: boolean): void {
+  // A layout effect: it runs as the text changes, not after the next frame (which a background tab may not draw for a while).
+  useLayoutEffect(() => {
+    if (!unsaved) return;
+    const warn = (event: BeforeUnloadEvent): void => event.preventDefault();
+    window.addEventListener('beforeunload', warn);
+    unsavedEditors++;
+    return () => {
+      unsavedEditors--;
+      window.removeEventListener('beforeunload', warn);
+    };
+  }, [unsaved]);
 }
 
 interface EditorProps {
@@ -571,17 +589,7 @@ export function JsonEditor({
   useEffect(() => {
     if (focus) area.current?.focus();
   }, []);
-  // A layout effect: it runs as the text changes, not after the next frame (which a background tab may not draw for a while).
-  useLayoutEffect(() => {
-    if (!unsaved) return;
-    const warn = (event: BeforeUnloadEvent): void => event.preventDefault();
-    window.addEventListener('beforeunload', warn);
-    unsavedEditors++;
-    return () => {
-      unsavedEditors--;
-      window.removeEventListener('beforeunload', warn);
-    };
-  }, [unsaved]);
+  useUnsaved(unsaved);
   return (
     <form
       class="editor"

@@ -198,6 +198,35 @@ describeWithChromium('the web console', () => {
     expect(await valueOf('app/flags')).toEqual({ theirs: 2 });
   });
 
+  test('leaving a conflict asks before the text not saved goes, as leaving an edit does', async () => {
+    await openKey('app/', 'flags');
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of app/flags (JSON)').fill('{"dark": false}');
+    await call('Set', { key: 'app/flags', value: { dark: true, beta: true } });
+    await page.getByRole('button', { name: /^Save/ }).click();
+    const conflict = page.getByRole('group', { name: 'Someone else changed this entry while you were editing' });
+    await conflict.waitFor();
+    // This page's dialogs are answered "Cancel": the conflict stays, with the text.
+    const asked: string[] = [];
+    const ask = (dialog: Dialog): void => void asked.push(dialog.message());
+    page.on('dialog', ask);
+    try {
+      await page.getByRole('list', { name: 'Keys under app/' }).getByRole('button', { name: 'config', exact: true }).click();
+      await waitUntil(() => Promise.resolve(asked.length === 1), 'a question on opening another key', 3000);
+      await page.goBack();
+      await waitUntil(() => Promise.resolve(asked.length === 2), 'a question on Back', 3000);
+      expect(asked).toEqual(['Discard the changes you have not saved?', 'Discard the changes you have not saved?']);
+    } finally {
+      page.off('dialog', ask);
+    }
+    await page.getByRole('heading', { name: 'app/flags' }).waitFor();
+    expect(await conflict.getByRole('figure').nth(0).textContent()).toContain('{"dark": false}');
+    // Keep theirs is a choice made: it does not ask.
+    await conflict.getByRole('button', { name: 'Keep theirs (discard mine)' }).click();
+    await page.getByRole('list', { name: 'Keys under app/' }).getByRole('button', { name: 'config', exact: true }).click();
+    await page.getByText('"port": 5432').waitFor();
+  });
+
   test('Save pressed again while the save is on its way sends it once: no conflict with itself', async () => {
     // A slow network: each Set waits here until the test lets it go.
     let sets = 0;
