@@ -263,6 +263,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
               client={client}
               id={state.entry.lease}
               onExpired={() => void reload()}
+              onFailure={onFailure}
             />
           )}
           <pre class="json" aria-label="Value" tabIndex={0}>
@@ -474,9 +475,20 @@ function History({ client, entry, onEditFrom }: { client: KvClient; entry: Entry
  * time left counts down each second from LeaseInfo's answer; at 0 the
  * lease is asked about again and the entry fetched again (it is gone when
  * the lease is). A lookup that failed otherwise (the server restarting, the
- * network) says so, with Retry.
+ * network) says so, with Retry; a refused token brings up the sign-in, and
+ * the lease is asked about again once signed in (a new client).
  */
-function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpired: () => void }) {
+function Lease({
+  client,
+  id,
+  onExpired,
+  onFailure,
+}: {
+  client: KvClient;
+  id: bigint;
+  onExpired: () => void;
+  onFailure: (error: unknown) => void;
+}) {
   const [info, setInfo] = useState<{ granted: bigint; until: number } | 'gone' | { failed: string } | undefined>(undefined);
   const [now, setNow] = useState(() => Date.now());
   const asking = useRef(false);
@@ -494,11 +506,14 @@ function Lease({ client, id, onExpired }: { client: KvClient; id: bigint; onExpi
         if (reasonOf(error) === 'LEASE_NOT_FOUND') {
           setInfo('gone');
           onExpired();
-        } else setInfo({ failed: describeFailure(error) });
+        } else {
+          setInfo({ failed: describeFailure(error) });
+          onFailure(error);
+        }
       },
     );
   };
-  useEffect(ask, [id]);
+  useEffect(ask, [id, client]);
   useEffect(() => {
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(timer);

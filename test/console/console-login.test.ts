@@ -161,6 +161,31 @@ describeWithChromium('the web console with tokens', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
   });
 
+  test('a lease lookup refused for its token mid-session brings up the sign-in; signed in again, the lease is shown', async () => {
+    const set = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Set`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${auth.tokens.app}` },
+      body: JSON.stringify({ key: 'app/session', value: 1, ttlMs: '600000' }),
+    });
+    expect(set.status).toBe(200);
+    await page.goto(`http://${server.httpAddress}/`);
+    await signIn(auth.tokens.app);
+    await page.getByLabel('Prefix').fill('app/');
+    await page.getByLabel('Prefix').press('Enter');
+    await page.route('**/kv.v1.KeyValueService/LeaseInfo', (route) =>
+      route.continue({ headers: { ...route.request().headers(), authorization: 'Bearer kv_revoked' } }),
+    );
+    await page.getByRole('button', { name: 'session', exact: true }).click();
+    await page.getByLabel('Token').waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/LeaseInfo');
+    await signIn(auth.tokens.app);
+    await page
+      .locator('.lease')
+      .getByText(/deleted when it expires, in \d+ s \(time to live 600 s\)\.$/)
+      .waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
   test('a refusal shown to one user is gone when the next signs in', async () => {
     await page.goto(`http://${server.httpAddress}/`);
     await signIn(auth.tokens.viewer);
