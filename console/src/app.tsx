@@ -102,8 +102,13 @@ export function App() {
   const onFailure = (error: unknown): void => {
     if (isUnauthenticated(error)) setNeedsLogin(true);
   };
-  /** A new action: the notice of the previous one goes. */
-  const act = (): void => setNotice(undefined);
+  /** Bumped at each action: the entry panel's message of an earlier one goes too. */
+  const [acted, setActed] = useState(0);
+  /** A new action: the notice of the previous one goes (and the entry panel's message). */
+  const act = (): void => {
+    setNotice(undefined);
+    setActed((n) => n + 1);
+  };
   /** The wait after the last listing again, and whether another is wanted when it ends (listAgainSoon). */
   const listAgain = useRef<{ timer?: ReturnType<typeof setTimeout>; wanted: boolean }>({ wanted: false });
   /**
@@ -264,6 +269,8 @@ export function App() {
               refresh={refresh}
               history={history}
               signIn={signIns}
+              acted={acted}
+              onAction={() => setNotice(undefined)}
               onChanged={changed}
               onFailure={onFailure}
             />

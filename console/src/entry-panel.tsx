@@ -28,6 +28,10 @@ interface Props {
   history: number;
   /** Bumped at each sign-in: the notice shown before it (the refusal of the previous token) goes. */
   signIn: number;
+  /** Bumped at each action elsewhere in the console (Refresh, Clear, a folder opened...): the message of the last action here goes. */
+  acted: number;
+  /** An action here: the console's own notice of an earlier action goes. */
+  onAction: () => void;
   onChanged: () => void;
   onFailure: (error: unknown) => void;
 }
@@ -42,7 +46,7 @@ type State =
   /** base undefined: the save was meant for a key that did not exist (revision 0). */
   | { mode: 'conflict'; base: Entry | undefined; text: string; current: Entry | undefined };
 
-export function EntryPanel({ client, entryKey, refresh, history, signIn, onChanged, onFailure }: Props) {
+export function EntryPanel({ client, entryKey, refresh, history, signIn, acted, onAction, onChanged, onFailure }: Props) {
   const [state, setState] = useState<State>({ mode: 'loading' });
   const [message, setMessage] = useState<{ text: ComponentChildren; error: boolean } | undefined>(undefined);
   const [confirmDelete, setConfirmDelete] = useState(false);
@@ -92,9 +96,15 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
     }
   };
 
-  const retry = (): void => {
-    setState({ mode: 'loading' });
+  /** A new action: the message of the previous one goes, the panel's and the console's. */
+  const act = (): void => {
     setMessage(undefined);
+    onAction();
+  };
+
+  const retry = (): void => {
+    act();
+    setState({ mode: 'loading' });
     void reload();
   };
 
@@ -124,6 +134,11 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
   useLayoutEffect(() => {
     if (signIn !== firstSignIn.current) setMessage(undefined);
   }, [signIn]);
+  // An action elsewhere: the message here, of an earlier action, goes with it (one action's message is shown at a time).
+  const firstActed = useRef(acted);
+  useEffect(() => {
+    if (acted !== firstActed.current) setMessage(undefined);
+  }, [acted]);
 
   /** A save is on its way: another (Save pressed again) is not sent, and Save is disabled until it is answered. */
   const [saving, setSaving] = useState(false);
@@ -146,7 +161,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
   };
 
   const saveParsed = async (value: Value, text: string, base: Entry | undefined): Promise<void> => {
-    setMessage(undefined);
+    act();
     // A key on a lease stays on it: a Set without one would make it permanent.
     const lease = base?.lease ?? 0n;
     try {
@@ -272,23 +287,39 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
           <History
             client={client}
             entry={state.entry}
-            onEditFrom={(value) => setState({ mode: 'edit', base: state.entry, text: formatValue(value) })}
+            onEditFrom={(value) => {
+              act();
+              setState({ mode: 'edit', base: state.entry, text: formatValue(value) });
+            }}
           />
           <div class="actions">
             <button
               type="button"
               ref={editButton}
               onClick={() => {
-                setMessage(undefined);
+                act();
                 setState({ mode: 'edit', base: state.entry, text: formatValue(state.entry.value) });
               }}
             >
               Edit
             </button>
-            <button type="button" onClick={() => void reload()}>
+            <button
+              type="button"
+              onClick={() => {
+                act();
+                void reload();
+              }}
+            >
               Reload
             </button>
-            <button type="button" class="danger" onClick={() => setConfirmDelete(true)}>
+            <button
+              type="button"
+              class="danger"
+              onClick={() => {
+                act();
+                setConfirmDelete(true);
+              }}
+            >
               Delete…
             </button>
           </div>
@@ -319,6 +350,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
           onText={(text) => setState({ ...state, text })}
           onSave={() => void save(state.text, state.base)}
           onCancel={() => {
+            act();
             focusNext.current = 'edit';
             setState({ mode: 'view', entry: state.base });
           }}
@@ -368,6 +400,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
             <button
               type="button"
               onClick={() => {
+                act();
                 focusNext.current = state.current === undefined ? 'heading' : 'edit';
                 setState(state.current === undefined ? { mode: 'missing', deleted: true } : { mode: 'view', entry: state.current });
               }}
@@ -375,7 +408,13 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, onChang
               Keep theirs (discard mine)
             </button>
             {state.current !== undefined && (
-              <button type="button" onClick={() => setState({ mode: 'edit', base: state.current!, text: state.text })}>
+              <button
+                type="button"
+                onClick={() => {
+                  act();
+                  setState({ mode: 'edit', base: state.current!, text: state.text });
+                }}
+              >
                 Edit mine further
               </button>
             )}

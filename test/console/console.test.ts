@@ -548,6 +548,36 @@ describeWithChromium('the web console', () => {
     await page.getByText('Cleared 2 keys under app/.').waitFor({ state: 'detached' });
   });
 
+  test("the entry's message goes with the next action, there or elsewhere in the console, and the console's with one there", async () => {
+    await openKey('user/', '1');
+    await page.getByRole('button', { name: 'Edit' }).waitFor();
+    await call('Set', { key: 'user/1', value: { name: 'Ada', changed: true } });
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog', { name: 'Delete user/1?' }).getByRole('button', { name: 'Delete' }).click();
+    const notDeleted = page.getByText(/^Not deleted: the entry changed since it was loaded/);
+    await notDeleted.waitFor();
+    // A clear refused (the server could not be reached): its failure is the one shown, not the delete's too.
+    await page.route('**/kv.v1.KeyValueService/Clear', (route) => route.abort());
+    await page.getByRole('button', { name: 'Clear user/…' }).click();
+    await page.getByRole('dialog', { name: 'Clear every key under user/?' }).getByRole('button', { name: 'Clear' }).click();
+    const notCleared = page.getByText(/^the server could not be reached/);
+    await notCleared.waitFor();
+    expect(await notDeleted.count()).toBe(0);
+    // An action in the entry: the clear's failure goes.
+    await page.getByRole('button', { name: 'Reload' }).click();
+    await notCleared.waitFor({ state: 'detached' });
+
+    // Within the entry too: a refused save's message goes with Cancel (the text it spoke of is gone).
+    await page.route('**/kv.v1.KeyValueService/Set', (route) => route.abort());
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of user/1 (JSON)').fill('{"name": "Ada Lovelace"}');
+    await page.getByRole('button', { name: /^Save/ }).click();
+    const notSaved = page.locator('section.entry').getByText(/^the server could not be reached/);
+    await notSaved.waitFor();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await notSaved.waitFor({ state: 'detached' });
+  });
+
   test('focus moves to what the action opened, and back to the button after a dialog', async () => {
     await page.getByRole('button', { name: 'Folder user/' }).click();
     await expectFocus('BUTTON:1');
