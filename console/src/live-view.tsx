@@ -251,7 +251,7 @@ export function LiveView({ client, prefix, onFailure, onEvents, onHistoryChanged
               <tr key={row.id}>
                 <td>{String(row.revision)}</td>
                 <td class={row.type}>{row.type === 'put' ? 'set' : 'deleted'}</td>
-                <td>
+                <td class="key">
                   <code>
                     <KeyText value={row.key} />
                   </code>

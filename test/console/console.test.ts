@@ -383,6 +383,21 @@ describeWithChromium('the web console', () => {
     await screenshot('live');
   });
 
+  test('the live view keeps its Key column wide enough to read beside long values', async () => {
+    await page.getByRole('button', { name: 'Folder user/' }).click();
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    await call('Set', { key: 'user/a-longer-key-name', value: 'lorem ipsum dolor sit amet '.repeat(30) });
+    await call('Set', { key: 'user/another-one', value: 'x'.repeat(900) });
+    const rows = page.getByRole('table').locator('tbody tr');
+    await rows.nth(1).waitFor();
+    // Each key on one line (an inline element has one box a line), not "user/a-lo" / "nger-key-" / "name".
+    const lines = await rows.evaluateAll((trs) =>
+      trs.map((tr) => tr.querySelectorAll('td')[2].querySelector('code')!.getClientRects().length),
+    );
+    expect(lines).toEqual([1, 1]);
+  });
+
   test('with the live view on, the keys listed follow keys created and deleted elsewhere', async () => {
     await page.getByRole('button', { name: 'Folder user/' }).click();
     const keys = page.getByRole('list', { name: 'Keys under user/' });
