@@ -12,7 +12,8 @@
  * values is refused (400), not the first taken. A deadline longer than a
  * timer holds is capped, and a deadline or protocol version sent twice
  * alike taken once (connect-headers.ts). Each call also learns when its
- * client goes away (CLIENT_GONE).
+ * client goes away (CLIENT_GONE); a client that leaves mid-answer is logged
+ * at debug level, not as a failure of the server.
  */
 import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter } from '@connectrpc/connect';
 import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from '@connectrpc/connect/protocol';
@@ -65,8 +66,13 @@ export function nodeAdapter({ routes, fallback, logger, checkClient, grpcPort, .
   const known = [...handlers.values()];
   const streams = known.filter((handler) => handler.method.methodKind !== 'unary').map((handler) => handler.method.name);
   const failed = (response: Parameters<NodeHandler>[1], reason: unknown, where: Record<string, string>, what: string): void => {
-    // connect-node's own adapter ignores these too: the client went away.
-    if (ConnectError.from(reason).code === Code.Aborted) return;
+    const left = clientLeft(reason);
+    if (left !== undefined) {
+      // Not a server fault, and nothing to answer: the connection or stream is let go of now, not at its next timeout.
+      logger.debug({ ...where, reason: left }, 'HTTP port: the client went away before its answer was complete');
+      if (!response.writableEnded && !response.destroyed) response.destroy();
+      return;
+    }
     logger.warn({ err: reason, ...where }, what);
     // Never left unanswered: a request in flight holds its connection past every idle timeout.
     if (!response.headersSent) {
@@ -211,6 +217,37 @@ async function* framed(
     }
     yield chunk;
   }
+}
+
+/**
+ * Node's codes for a connection or HTTP/2 stream that its client closed or
+ * reset while it was being written to or read from. connect-node takes
+ * ECONNRESET and a destroyed stream for Aborted but EPIPE for Internal:
+ * EPIPE is what a write gets once a client that closed its connection
+ * (a browser tab shut mid-Watch, curl stopped) has answered the bytes that
+ * still came with a reset.
+ */
+const CLIENT_LEFT_CODES = new Set([
+  'EPIPE',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ERR_STREAM_DESTROYED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_HTTP2_INVALID_STREAM',
+  'ERR_HTTP2_STREAM_CANCEL',
+]);
+
+/** Why `reason` means the client went away (a Node error code, or connect's Aborted), or undefined if it does not. */
+function clientLeft(reason: unknown): string | undefined {
+  // At most a few causes deep: connect-node wraps Node's error once.
+  let cause = reason;
+  for (let depth = 0; depth < 8 && cause instanceof Error; depth++) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && CLIENT_LEFT_CODES.has(code)) return code;
+    cause = cause.cause;
+  }
+  // connect-node's own adapter ignores these too: the client went away.
+  return ConnectError.from(reason).code === Code.Aborted ? 'aborted' : undefined;
 }
 
 /** Aborted if `response` closes before it was ended (connect-node ends it once the call's answer is all given). */
