@@ -287,6 +287,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, acted, 
           <History
             client={client}
             entry={state.entry}
+            onFailure={onFailure}
             onEditFrom={(value) => {
               act();
               setState({ mode: 'edit', base: state.entry, text: formatValue(value) });
@@ -446,9 +447,21 @@ interface Version {
 /**
  * The entry's earlier versions, replayed by Watch from the revision that
  * created it up to the one shown (as far back as the server's change
- * history goes), newest first.
+ * history goes), newest first. A replay that failed says so in place; a
+ * refused token brings up the sign-in too, and the versions are replayed
+ * again once signed in (a new client).
  */
-function History({ client, entry, onEditFrom }: { client: KvClient; entry: Entry; onEditFrom: (value: Value | undefined) => void }) {
+function History({
+  client,
+  entry,
+  onEditFrom,
+  onFailure,
+}: {
+  client: KvClient;
+  entry: Entry;
+  onEditFrom: (value: Value | undefined) => void;
+  onFailure: (error: unknown) => void;
+}) {
   const [versions, setVersions] = useState<Version[] | undefined>(undefined);
   const [note, setNote] = useState('');
   useEffect(() => {
@@ -480,11 +493,13 @@ function History({ client, entry, onEditFrom }: { client: KvClient; entry: Entry
           if (!abort.signal.aborted) setVersions(found);
         },
         (error: unknown) => {
-          if (!abort.signal.aborted) setNote(`History unavailable: ${describeFailure(error)}`);
+          if (abort.signal.aborted) return;
+          setNote(`History unavailable: ${describeFailure(error)}`);
+          onFailure(error);
         },
       );
     return () => abort.abort();
-  }, [entry.key, entry.modRevision]);
+  }, [entry.key, entry.modRevision, client]);
   return (
     <details class="history">
       <summary>History{versions === undefined ? '' : ` (${versions.length} version${versions.length === 1 ? '' : 's'})`}</summary>

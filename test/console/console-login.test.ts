@@ -21,7 +21,8 @@ describeWithChromium('the web console with tokens', () => {
       roles: { reader: [{ prefix: 'app/', permission: 'read' }], writer: [{ prefix: 'app/', permission: 'write' }] },
       tokens: { viewer: 'reader', app: 'writer' },
     });
-    server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--auth-file', auth.file, '--auth-failures-per-minute', '5'] });
+    // Each wrong token, and each call refused mid-session (kv_revoked), spends one of these within the minute the tests take.
+    server = await startServer({ args: ['--http-listen', '127.0.0.1:0', '--auth-file', auth.file, '--auth-failures-per-minute', '10'] });
     const set = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Set`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${auth.tokens.app}` },
@@ -183,6 +184,39 @@ describeWithChromium('the web console with tokens', () => {
       .locator('.lease')
       .getByText(/deleted when it expires, in \d+ s \(time to live 600 s\)\.$/)
       .waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
+  test("an entry's History refused for its token mid-session brings up the sign-in; signed in again, it is shown", async () => {
+    for (const value of [1, 2]) {
+      const set = await fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Set`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${auth.tokens.app}` },
+        body: JSON.stringify({ key: 'app/versions', value }),
+      });
+      expect(set.status).toBe(200);
+    }
+    await page.goto(`http://${server.httpAddress}/`);
+    await signIn(auth.tokens.app);
+    await page.getByLabel('Prefix').fill('app/');
+    await page.getByLabel('Prefix').press('Enter');
+    // Another failure (the server could not be reached) is said in place, without the sign-in.
+    await page.route('**/kv.v1.KeyValueService/Watch', (route) => route.abort());
+    await page.getByRole('button', { name: 'config', exact: true }).click();
+    await page.locator('details.history summary').click();
+    await page.getByText(/^History unavailable: the server could not be reached/).waitFor();
+    expect(await page.getByLabel('Token').count()).toBe(0);
+    await page.unroute('**/kv.v1.KeyValueService/Watch');
+
+    await page.route('**/kv.v1.KeyValueService/Watch', (route) =>
+      route.continue({ headers: { ...route.request().headers(), authorization: 'Bearer kv_revoked' } }),
+    );
+    await page.getByRole('button', { name: 'versions', exact: true }).click();
+    await page.getByLabel('Token').waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/Watch');
+    await signIn(auth.tokens.app);
+    await page.getByText('History (2 versions)').waitFor();
+    expect(await page.getByText(/^History unavailable/).count()).toBe(0);
     await page.getByRole('button', { name: 'Sign out' }).click();
   });
 
