@@ -217,6 +217,8 @@ export function App() {
               <button
                 type="button"
                 onClick={() => {
+                  // Signing out drops what is shown, an unsaved edit among it: ask first, and stay signed in if it is kept.
+                  if (!mayDiscardEdit()) return;
                   saveToken('');
                   setToken('');
                   setNotice(undefined);

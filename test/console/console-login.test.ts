@@ -4,7 +4,7 @@
  * role allows), and forgets it on sign-out.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { Page } from 'playwright-core';
+import type { Dialog, Page } from 'playwright-core';
 import { writeAuthFile, type AuthFixture } from '../support/auth-fixture';
 import { PAGE_WAIT_MS, describeWithChromium, launchBrowser, type Browser } from '../support/browser';
 import { startServer, type RunningServer } from '../support/server-process';
@@ -107,6 +107,8 @@ describeWithChromium('the web console with tokens', () => {
     await page.getByRole('button', { name: /^Save/ }).click();
     await page.getByText(/^permission denied: write on key "app\/config"/).waitFor();
 
+    // The refused edit is not saved: Sign out asks before dropping it (answered OK).
+    page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Token').waitFor();
     // Forgotten, not just hidden: a reload asks again.
@@ -218,6 +220,56 @@ describeWithChromium('the web console with tokens', () => {
     await page.getByText('History (2 versions)').waitFor();
     expect(await page.getByText(/^History unavailable/).count()).toBe(0);
     await page.getByRole('button', { name: 'Sign out' }).click();
+  });
+
+  test('Sign out with an edit or a conflict not saved asks first; kept, the console stays signed in with it', async () => {
+    const set = (value: unknown): Promise<Response> =>
+      fetch(`http://${server.httpAddress}/kv.v1.KeyValueService/Set`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${auth.tokens.app}` },
+        body: JSON.stringify({ key: 'app/draft', value }),
+      });
+    expect((await set(1)).status).toBe(200);
+    await page.goto(`http://${server.httpAddress}/`);
+    await signIn(auth.tokens.app);
+    await page.getByLabel('Prefix').fill('app/');
+    await page.getByLabel('Prefix').press('Enter');
+    await page.getByRole('button', { name: 'draft', exact: true }).click();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const editor = page.getByLabel('Value of app/draft (JSON)');
+    await editor.fill('2');
+    // Answered "Cancel" first: the edit is kept, and so is the session.
+    const asked: string[] = [];
+    let answer: 'accept' | 'dismiss' = 'dismiss';
+    const ask = (dialog: Dialog): void => {
+      asked.push(dialog.message());
+      void dialog[answer]();
+    };
+    page.on('dialog', ask);
+    try {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await pollUntil('a question on Sign out', () => (asked.length === 1 ? true : undefined));
+      await expect(editor.inputValue()).resolves.toBe('2');
+      expect(await page.getByLabel('Token').count()).toBe(0);
+
+      // A conflict (someone else saved meanwhile) holds the text not saved too.
+      expect((await set(3)).status).toBe(200);
+      await page.getByRole('button', { name: /^Save/ }).click();
+      const conflict = page.getByRole('group', { name: 'Someone else changed this entry while you were editing' });
+      await conflict.waitFor();
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await pollUntil('a question on Sign out', () => (asked.length === 2 ? true : undefined));
+      await conflict.waitFor();
+      expect(await page.getByLabel('Token').count()).toBe(0);
+
+      // Answered "OK": signed out.
+      answer = 'accept';
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Token').waitFor();
+      expect(asked).toEqual(Array(3).fill('Discard the changes you have not saved?'));
+    } finally {
+      page.off('dialog', ask);
+    }
   });
 
   test('a refusal shown to one user is gone when the next signs in', async () => {
