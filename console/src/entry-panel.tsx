@@ -279,6 +279,7 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, acted, 
               id={state.entry.lease}
               onExpired={() => void reload()}
               onFailure={onFailure}
+              onAction={act}
             />
           )}
           <pre class="json" aria-label="Value" tabIndex={0}>
@@ -537,11 +538,14 @@ function Lease({
   id,
   onExpired,
   onFailure,
+  onAction,
 }: {
   client: KvClient;
   id: bigint;
   onExpired: () => void;
   onFailure: (error: unknown) => void;
+  /** Retry pressed: an action, so the messages of earlier ones go (as for the entry's other actions). */
+  onAction: () => void;
 }) {
   const [info, setInfo] = useState<{ granted: bigint; until: number } | 'gone' | { failed: string } | undefined>(undefined);
   const [now, setNow] = useState(() => Date.now());
@@ -589,7 +593,14 @@ function Lease({
       ) : 'failed' in info ? (
         <>
           could not look it up: {info.failed}.{' '}
-          <button type="button" class="link" onClick={ask}>
+          <button
+            type="button"
+            class="link"
+            onClick={() => {
+              onAction();
+              ask();
+            }}
+          >
             Retry
           </button>
         </>

@@ -503,6 +503,34 @@ describeWithChromium('the web console', () => {
     await line.getByText(/deleted when it expires, in \d+ s \(time to live 600 s\)\.$/).waitFor();
   });
 
+  test("the lease line's Retry is an action too: the messages of earlier actions go with it", async () => {
+    await call('Set', { key: 'app/session', value: { user: 'ada' }, ttlMs: '600000' });
+    await page.route('**/kv.v1.KeyValueService/LeaseInfo', (route) => route.abort());
+    await page.route('**/kv.v1.KeyValueService/Clear', (route) => route.abort());
+    await openKey('app/', 'session');
+    const line = page.locator('.lease');
+    await line.getByText(/could not look it up/).waitFor();
+    // The console's notice (a Clear that failed) goes with it.
+    await page.getByRole('button', { name: 'Clear app/…' }).click();
+    await page.getByRole('dialog', { name: 'Clear every key under app/?' }).getByRole('button', { name: 'Clear' }).click();
+    const banner = page.locator('.banner').getByText(/^the server could not be reached/);
+    await banner.waitFor();
+    await line.getByRole('button', { name: 'Retry' }).click();
+    await banner.waitFor({ state: 'detached' });
+
+    // And the entry's own message (a save: the entry at its new revision asks about the lease again, which fails).
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Value of app/session (JSON)').fill('{"user": "grace"}');
+    await page.getByRole('button', { name: /^Save/ }).click();
+    const saved = page.getByText(/^Saved at revision/);
+    await saved.waitFor();
+    await line.getByText(/could not look it up/).waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/LeaseInfo');
+    await line.getByRole('button', { name: 'Retry' }).click();
+    await line.getByText(/deleted when it expires, in \d+ s \(time to live 600 s\)\.$/).waitFor();
+    await saved.waitFor({ state: 'detached' });
+  });
+
   test('the time left on a lease counts down, and the key is shown as gone when it expires', async () => {
     await call('Set', { key: 'app/brief', value: 1, ttlMs: '4000' });
     await openKey('app/', 'brief');
