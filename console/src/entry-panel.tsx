@@ -78,10 +78,14 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, acted, 
     }
   };
 
+  /** Bumped each time the entry is fetched: a History that failed is replayed then (the server may be back). */
+  const [fetched, setFetched] = useState(0);
+
   /** `otherHistory`: what was shown is of another history of the store, so a key not found now was not deleted since. */
   const reload = async (otherHistory = false): Promise<void> => {
     try {
       const entry = await fetchEntry();
+      setFetched((n) => n + 1);
       setState((before) =>
         entry !== undefined
           ? { mode: 'view', entry }
@@ -288,7 +292,9 @@ export function EntryPanel({ client, entryKey, refresh, history, signIn, acted, 
           <History
             client={client}
             entry={state.entry}
+            fetched={fetched}
             onFailure={onFailure}
+            onAction={act}
             onEditFrom={(value) => {
               act();
               setState({ mode: 'edit', base: state.entry, text: formatValue(value) });
@@ -448,25 +454,38 @@ interface Version {
 /**
  * The entry's earlier versions, replayed by Watch from the revision that
  * created it up to the one shown (as far back as the server's change
- * history goes), newest first. A replay that failed says so in place; a
- * refused token brings up the sign-in too, and the versions are replayed
- * again once signed in (a new client).
+ * history goes), newest first. A replay that failed says so in place, with
+ * Retry, and is replayed again when the entry is fetched again (Reload, the
+ * live view back after the server was away); a refused token brings up the
+ * sign-in too, and the versions are replayed again once signed in (a new
+ * client).
  */
 function History({
   client,
   entry,
+  fetched,
   onEditFrom,
   onFailure,
+  onAction,
 }: {
   client: KvClient;
   entry: Entry;
+  /** Bumped each time the entry is fetched (at the same revision, the replay is otherwise not asked for again). */
+  fetched: number;
   onEditFrom: (value: Value | undefined) => void;
   onFailure: (error: unknown) => void;
+  /** Retry pressed: an action, so the messages of earlier ones go (as for the entry's other actions). */
+  onAction: () => void;
 }) {
   const [versions, setVersions] = useState<Version[] | undefined>(undefined);
   const [note, setNote] = useState('');
+  /** Bumped to replay again (Retry, or the entry fetched again after a replay that failed). */
+  const [attempt, setAttempt] = useState(0);
+  /** The last replay failed (a ref: read by the effect below in the same commit as the replay's own effect clears it). */
+  const failed = useRef(false);
   useEffect(() => {
     const abort = new AbortController();
+    failed.current = false;
     setVersions(undefined);
     setNote('');
     const replay = async (from: bigint): Promise<Version[]> => {
@@ -495,16 +514,42 @@ function History({
         },
         (error: unknown) => {
           if (abort.signal.aborted) return;
-          setNote(`History unavailable: ${describeFailure(error)}`);
+          failed.current = true;
+          setNote(`History unavailable: ${describeFailure(error)}.`);
           onFailure(error);
         },
       );
     return () => abort.abort();
-  }, [entry.key, entry.modRevision, client]);
+  }, [entry.key, entry.modRevision, client, attempt]);
+  // The entry fetched again (Reload, the live view back after the server was away): a replay that failed is tried
+  // again; one that worked is left as it is.
+  const firstFetched = useRef(fetched);
+  useEffect(() => {
+    if (fetched !== firstFetched.current && failed.current) setAttempt((n) => n + 1);
+  }, [fetched]);
   return (
     <details class="history">
       <summary>History{versions === undefined ? '' : ` (${versions.length} version${versions.length === 1 ? '' : 's'})`}</summary>
-      {note !== '' && <p class="notice">{note}</p>}
+      {note !== '' && (
+        <p class="notice">
+          {note}
+          {failed.current && (
+            <>
+              {' '}
+              <button
+                type="button"
+                class="link"
+                onClick={() => {
+                  onAction();
+                  setAttempt((n) => n + 1);
+                }}
+              >
+                Retry
+              </button>
+            </>
+          )}
+        </p>
+      )}
       {versions === undefined && note === '' && <p aria-live="polite">Loading…</p>}
       {versions !== undefined && (
         <ol class="versions" aria-label="Versions, newest first">

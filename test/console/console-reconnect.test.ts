@@ -122,6 +122,30 @@ describeWithChromium('the web console live view across a server restart', () => 
     await page.getByText('"n": 1').waitFor();
   });
 
+  test("an entry's History that failed to load is replayed once the live view reconnects", async () => {
+    await call('Set', { key: 'e/1', value: 1 });
+    await call('Set', { key: 'e/1', value: 2 });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.getByRole('button', { name: 'Live view' }).click();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    // The live view's stream, already open, goes on; History's Watch fails.
+    await page.route('**/kv.v1.KeyValueService/Watch', (route) => route.abort());
+    await page.getByRole('button', { name: 'Folder e/' }).click();
+    await page.getByRole('list', { name: 'Keys under e/' }).getByRole('button', { name: '1', exact: true }).click();
+    const history = page.locator('details.history');
+    await history.locator('summary').click();
+    const unavailable = history.getByText(/^History unavailable: /);
+    await unavailable.waitFor();
+    expect(await server.stop()).toBe(0);
+    await page.getByText(/reconnecting…/).waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/Watch');
+    await start();
+    await page.getByText(/^Following; current to revision/).waitFor();
+    // The entry is fetched again at the same revision; without Retry.
+    await history.getByText('History (2 versions)').waitFor();
+    expect(await unavailable.count()).toBe(0);
+  });
+
   test('says which changes it cannot show when they left the history while it was away', async () => {
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.getByRole('button', { name: 'Live view' }).click();

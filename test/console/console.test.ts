@@ -531,6 +531,31 @@ describeWithChromium('the web console', () => {
     await saved.waitFor({ state: 'detached' });
   });
 
+  test("an entry's History that failed to load is replayed on Reload at the same revision, and can be retried", async () => {
+    await call('Set', { key: 'app/flags', value: { dark: false } });
+    await page.route('**/kv.v1.KeyValueService/Watch', (route) => route.abort());
+    await openKey('app/', 'flags');
+    const history = page.locator('details.history');
+    await history.locator('summary').click();
+    const unavailable = history.getByText(/^History unavailable: the server could not be reached \(.+\)\. Retry$/);
+    await unavailable.waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/Watch');
+    // Reload fetches the entry at the same revision: its History, which failed, is replayed too.
+    await page.getByRole('button', { name: 'Reload' }).click();
+    await history.getByText('History (2 versions)').waitFor();
+    expect(await unavailable.count()).toBe(0);
+
+    // Its own Retry.
+    await page.route('**/kv.v1.KeyValueService/Watch', (route) => route.abort());
+    await page.getByRole('list', { name: 'Keys under app/' }).getByRole('button', { name: 'config', exact: true }).click();
+    await history.locator('summary').click();
+    await unavailable.waitFor();
+    await page.unroute('**/kv.v1.KeyValueService/Watch');
+    await history.getByRole('button', { name: 'Retry' }).click();
+    await history.getByText('History (1 version)').waitFor();
+    expect(await unavailable.count()).toBe(0);
+  });
+
   test('the time left on a lease counts down, and the key is shown as gone when it expires', async () => {
     await call('Set', { key: 'app/brief', value: 1, ttlMs: '4000' });
     await openKey('app/', 'brief');
