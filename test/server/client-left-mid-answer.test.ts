@@ -14,6 +14,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { WatchRequestSchema } from '../../src/gen/kv/v1/kv_pb';
 import { startServer, type RunningServer } from '../support/server-process';
 import { pollUntil } from '../support/temp-dirs';
+import { scrapeWatchGauges, untilWatchClosed, untilWatching, type WatchGauges } from '../support/watch-gauges';
 
 let server: RunningServer;
 
@@ -46,21 +47,7 @@ async function setValues(prefix: string): Promise<void> {
   for (const answer of answers) expect(answer.status).toBe(200);
 }
 
-interface Gauges {
-  open: number;
-  watchers: number;
-  cancelled: number;
-}
-
-async function scrape(): Promise<Gauges> {
-  const text = await (await fetch(`http://${server.metricsAddress}/metrics`)).text();
-  const sample = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? 0);
-  return {
-    open: sample(/^kv_grpc_server_open_streams\{method="Watch"\} (\d+)$/m),
-    watchers: sample(/^kv_store_watchers (\d+)$/m),
-    cancelled: sample(/^kv_grpc_server_handled_total\{method="Watch",code="CANCELLED"\} (\d+)$/m),
-  };
-}
+const scrape = (): Promise<WatchGauges> => scrapeWatchGauges(server.metricsAddress as string);
 
 interface LogLine {
   level: number;
@@ -137,19 +124,11 @@ function stopAndClose(socket: net.Socket): void {
 }
 
 /** Waits until the one Watch that `before` did not have is open and watching. */
-async function watching(before: Gauges): Promise<void> {
-  await pollUntil('the Watch to be open', async () => {
-    const now = await scrape();
-    return now.open === before.open + 1 && now.watchers === before.watchers + 1 ? true : undefined;
-  });
-}
+const watching = (before: WatchGauges): Promise<void> => untilWatching(server.metricsAddress as string, before);
 
 /** Waits until the Watch has ended as one whose client went away: counted closed, CANCELLED, its watcher released. */
-async function endedCancelled(before: Gauges): Promise<void> {
-  const after = await pollUntil('the Watch to be counted closed', async () => {
-    const now = await scrape();
-    return now.open === before.open && now.watchers === before.watchers ? now : undefined;
-  });
+async function endedCancelled(before: WatchGauges): Promise<void> {
+  const after = await untilWatchClosed(server.metricsAddress as string, before);
   expect(after.cancelled).toBe(before.cancelled + 1);
 }
 

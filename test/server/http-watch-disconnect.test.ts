@@ -22,6 +22,7 @@ import type { KeyValueStore } from '../../src/store/key-value-store';
 import { encodeFrame, Flag, FrameType, PREFACE, RawHttp2Connection } from '../support/raw-http2';
 import { startServer, type RunningServer } from '../support/server-process';
 import { pollUntil } from '../support/temp-dirs';
+import { scrapeWatchGauges, untilWatchClosed, untilWatching, type WatchGauges } from '../support/watch-gauges';
 
 let server: RunningServer;
 
@@ -45,23 +46,7 @@ afterAll(async () => {
   expect(await server.stop()).toBe(0);
 });
 
-interface Gauges {
-  open: number;
-  watchers: number;
-  cancelled: number;
-  deadline: number;
-}
-
-async function scrape(): Promise<Gauges> {
-  const text = await (await fetch(`http://${server.metricsAddress}/metrics`)).text();
-  const sample = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? 0);
-  return {
-    open: sample(/^kv_grpc_server_open_streams\{method="Watch"\} (\d+)$/m),
-    watchers: sample(/^kv_store_watchers (\d+)$/m),
-    cancelled: sample(/^kv_grpc_server_handled_total\{method="Watch",code="CANCELLED"\} (\d+)$/m),
-    deadline: sample(/^kv_grpc_server_handled_total\{method="Watch",code="DEADLINE_EXCEEDED"\} (\d+)$/m),
-  };
-}
+const scrape = (): Promise<WatchGauges> => scrapeWatchGauges(server.metricsAddress as string);
 
 /** A Connect streaming request's body: one envelope (flags 0, big-endian length, JSON). */
 function envelope(message: object): Buffer {
@@ -137,19 +122,11 @@ function splitAddress(address: string): [string, number] {
 }
 
 /** Waits until the one Watch that `before` did not have is open and watching. */
-async function watching(before: Gauges): Promise<void> {
-  await pollUntil('the Watch to be open', async () => {
-    const now = await scrape();
-    return now.open === before.open + 1 && now.watchers === before.watchers + 1 ? true : undefined;
-  });
-}
+const watching = (before: WatchGauges): Promise<void> => untilWatching(server.metricsAddress as string, before);
 
 /** Waits until the Watch has ended as the gRPC port ends one whose client went away. */
-async function endedCancelled(before: Gauges): Promise<void> {
-  const after = await pollUntil('the Watch to be counted closed', async () => {
-    const now = await scrape();
-    return now.open === before.open && now.watchers === before.watchers ? now : undefined;
-  });
+async function endedCancelled(before: WatchGauges): Promise<void> {
+  const after = await untilWatchClosed(server.metricsAddress as string, before);
   expect(after.cancelled).toBe(before.cancelled + 1);
   expect(server.output()).not.toMatch(/unexpected error|answering a call failed/);
 }

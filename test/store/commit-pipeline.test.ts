@@ -9,11 +9,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { WatchBatch, WatchEvent } from '../../src/store/key-value-store';
 import { type FileStore, openFileStore } from '../../src/store/file';
 import { LogWriter } from '../../src/store/file/log-writer';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
-import { dump, logEnd, logFiles } from './file-store-support';
+import { eventsThrough, expectReopenEquals, logEnd, logFiles } from './file-store-support';
 
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
@@ -62,24 +61,6 @@ function holdSyncs(): {
       for (const finish of held.splice(0)) finish();
     },
   };
-}
-
-async function eventsThrough(watch: { next(): Promise<WatchBatch> }, revision: number): Promise<WatchEvent[]> {
-  const events: WatchEvent[] = [];
-  for (let at = 0; at < revision;) {
-    const batch = await watch.next();
-    events.push(...batch.events);
-    at = batch.revision;
-  }
-  return events;
-}
-
-async function expectReopenEquals(store: FileStore, dataDir: string): Promise<void> {
-  const served = await dump(store);
-  await store.close();
-  const again = await openFileStore({ dataDir });
-  expect(await dump(again)).toEqual(served);
-  await again.close();
 }
 
 describe('fsync=always: the next batch begun before the last is answered', () => {

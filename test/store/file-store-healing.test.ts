@@ -6,11 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { WatchBatch, WatchEvent } from '../../src/store/key-value-store';
 import { type FileStore, openFileStore } from '../../src/store/file';
 import { mountSmallDisk, setImmutable, testWithImmutableFiles, testWithSmallDisk } from '../support/disk-faults';
 import { pollUntil, tempDataDirs } from '../support/temp-dirs';
-import { capturingLogger, dump, logEnd, logFiles } from './file-store-support';
+import { capturingLogger, dump, eventsThrough, expectReopenEquals, logEnd, logFiles } from './file-store-support';
 
 const dirs = tempDataDirs();
 afterAll(() => dirs.cleanup());
@@ -20,26 +19,6 @@ const eio = (): Error => Object.assign(new Error('EIO: i/o error (injected)'), {
 const healed = (store: FileStore): Promise<true> => pollUntil('writes to resume', () => (store.failure === undefined ? true : undefined));
 const testSmallDisk = testWithSmallDisk();
 const testImmutable = testWithImmutableFiles();
-
-/** The reopened directory holds exactly what the healed store serves. */
-async function expectReopenEquals(store: FileStore, dataDir: string): Promise<void> {
-  const served = await dump(store);
-  await store.close();
-  const again = await openFileStore({ dataDir });
-  expect(await dump(again)).toEqual(served);
-  await again.close();
-}
-
-/** Every event a watch gives up to and including `revision`. */
-async function eventsThrough(watch: { next(): Promise<WatchBatch> }, revision: number): Promise<WatchEvent[]> {
-  const events: WatchEvent[] = [];
-  for (let at = 0; at < revision;) {
-    const batch = await watch.next();
-    events.push(...batch.events);
-    at = batch.revision;
-  }
-  return events;
-}
 
 test('after a failed append, writes resume by themselves; the failed write was never applied; reads went on', async () => {
   const dataDir = dirs.make();

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import pino from 'pino';
-import type { FileStore } from '../../src/store/file';
+import { type FileStore, openFileStore } from '../../src/store/file';
+import type { WatchBatch, WatchEvent } from '../../src/store/key-value-store';
 import { BATCH_RECORD_SIZE, FILE_HEADER_SIZE, RecordType } from '../../src/store/file/record-codec';
 
 /** A pino logger that keeps its lines in memory, to assert on warnings. */
@@ -81,4 +82,24 @@ export function rewriteLogVersion(dataDir: string, version: number): { logPath: 
   bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
   fs.writeFileSync(logPath, bytes);
   return { logPath, bytes };
+}
+
+/** Every event a watch gives up to and including `revision`. */
+export async function eventsThrough(watch: { next(): Promise<WatchBatch> }, revision: number): Promise<WatchEvent[]> {
+  const events: WatchEvent[] = [];
+  for (let at = 0; at < revision;) {
+    const batch = await watch.next();
+    events.push(...batch.events);
+    at = batch.revision;
+  }
+  return events;
+}
+
+/** The reopened directory holds exactly what the store served before it closed. */
+export async function expectReopenEquals(store: FileStore, dataDir: string): Promise<void> {
+  const served = await dump(store);
+  await store.close();
+  const again = await openFileStore({ dataDir });
+  expect(await dump(again)).toEqual(served);
+  await again.close();
 }
