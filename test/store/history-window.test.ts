@@ -3,7 +3,7 @@ import { keyChangeBytes, type KeyChange, type StoredEntry } from '../../src/stor
 import { HistoryWindow, PACK_CHUNK, PACK_CHUNK_BYTES, type PackedChanges } from '../../src/store/feed/history-window';
 import { changeBytesAt, changeSize, decodeChangeAt, encodeChange } from '../../src/store/file/checkpoint-codec';
 import { NUMBERS, PackedColumns, WORDS, decodeColumns, encodedRangeBytes } from '../../src/store/file/packed-columns';
-import { MAX_JOINED_CHARS, PackedHistory, packHistory } from '../../src/store/file/packed-history';
+import { MAX_JOINED_CHARS, PackedHistory, historyPacker, packHistory } from '../../src/store/file/packed-history';
 
 // Keys and values with multi-byte UTF-8 (and a lone surrogate's replacement) as well as ASCII.
 const text = fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constantFrom('é', 'ключ', '🔑/x', 'a\u0000b'));
@@ -294,5 +294,87 @@ describe('packed history', () => {
     expect(view.packedAt(PACK_CHUNK - 1)).toBeDefined();
     expect(view.packedAt(PACK_CHUNK)).toBeUndefined();
     expect(view.at(0)).toEqual({ type: 'set', key: 'k1', revision: 1, entry: entryAt(1), prev: undefined });
+  });
+
+  test('a window that reuses the buffers of chunks it let go of reads the same as one that does not; an open view keeps what it saw, and the chunks let go of meanwhile are reused only once it is released', () => {
+    // Values of changing sizes, some multi-byte: chunks of different sizes take buffers of each other's.
+    const entry = (revision: number, i: number): StoredEntry => ({
+      valueJson: JSON.stringify(`${i}:${'v'.repeat((i * 7) % 300)}${i % 13 === 0 ? 'é' : ''}`),
+      createRevision: 1,
+      modRevision: revision,
+      version: 1 + (i % 9),
+      lease: 0,
+    });
+    const changeAt = (i: number): KeyChange =>
+      i % 10 === 9
+        ? { type: 'delete', key: `k${i % 300}`, revision: 10 + i, prev: entry(9 + i, i + 1000) }
+        : {
+            type: 'set',
+            key: `k${i % 300}`,
+            revision: 10 + i,
+            entry: entry(10 + i, i),
+            prev: i % 2 === 0 ? entry(9 + i, i + 1000) : undefined,
+          };
+    const limits = { maxChanges: 3 * PACK_CHUNK, maxBytes: 1 << 30 };
+    const packer = historyPacker();
+    let recycled = 0;
+    const packedWindow = new HistoryWindow(limits, 9);
+    packedWindow.packWith(packer.pack, (packed) => {
+      recycled++;
+      packer.recycle(packed);
+    });
+    const plain = new HistoryWindow(limits, 9);
+    const expectSame = (window: { size: number; at(p: number): KeyChange }, changes: KeyChange[]): void => {
+      expect(window.size).toBe(changes.length);
+      for (let p = 0; p < changes.length; p++) expect(window.at(p)).toEqual(decodeChangeAt(encoded(changes[p]), 0));
+    };
+    let i = 0;
+    const pushChunks = (chunks: number): void => {
+      for (const end = i + chunks * PACK_CHUNK; i < end; i++) {
+        packedWindow.push([changeAt(i)]);
+        plain.push([changeAt(i)]);
+      }
+    };
+    pushChunks(8);
+    expect(recycled).toBeGreaterThan(0);
+    for (let round = 0; round < 4; round++) {
+      // A view (as a checkpoint takes), then the window moves on past everything it holds.
+      const view = packedWindow.view();
+      const seen = Array.from({ length: plain.size }, (_, p) => plain.at(p));
+      const before = recycled;
+      pushChunks(6);
+      expect(recycled).toBe(before);
+      expectSame(
+        packedWindow,
+        Array.from({ length: plain.size }, (_, p) => plain.at(p)),
+      );
+      expectSame(view, seen);
+      view.release();
+      // Every chunk let go of while the view was open comes back now, and new chunks reuse their buffers.
+      expect(recycled).toBeGreaterThanOrEqual(before + 5);
+      view.release();
+      pushChunks(3);
+      expectSame(
+        packedWindow,
+        Array.from({ length: plain.size }, (_, p) => plain.at(p)),
+      );
+    }
+    // Two views: none is reused until both are released.
+    const first = packedWindow.view();
+    const second = packedWindow.view();
+    const seen = Array.from({ length: plain.size }, (_, p) => plain.at(p));
+    const before = recycled;
+    pushChunks(6);
+    first.release();
+    expect(recycled).toBe(before);
+    pushChunks(2);
+    expectSame(second, seen);
+    second.release();
+    expect(recycled).toBeGreaterThan(before);
+    pushChunks(6);
+    expectSame(
+      packedWindow,
+      Array.from({ length: plain.size }, (_, p) => plain.at(p)),
+    );
   });
 });

@@ -70,6 +70,7 @@ describe('store index over checkpoint tables', () => {
     at: () => undefined as never,
     revisionAt: () => undefined as never,
     packedAt: () => undefined,
+    release: () => undefined,
   };
 
   type LayerOp = Op | { kind: 'checkpoint'; which: number } | { kind: 'release'; which: number };

@@ -35,6 +35,13 @@ export interface PackedChanges {
 /** Encodes a chunk of the window's changes (oldest first) into an engine's packed form. */
 export type PackChanges = (changes: readonly KeyChange[]) => PackedChanges;
 
+/**
+ * Takes back a packed chunk the window has let go of (every change in it
+ * evicted, and no view open that could still read it), for the packer to
+ * reuse its memory.
+ */
+export type RecyclePacked = (packed: PackedChanges) => void;
+
 /** The newest changes stay objects (watchers catching up near the present read them); older ones are packed this many at a time. */
 export const PACK_CHUNK = 256;
 /** ...or fewer, once they hold this many bytes (the window's measure): a chunk of large values is packed in several. */
@@ -51,6 +58,12 @@ export interface HistoryView {
   revisionAt(position: number): number;
   /** Where a packed change is (so its bytes can be copied as they are); undefined if it is an object. */
   packedAt(position: number): { packed: PackedChanges; index: number } | undefined;
+  /**
+   * Done with the view: until every view taken is released, the window
+   * gives no chunk it lets go of back to its packer (a view may still read
+   * it). Releasing twice is harmless.
+   */
+  release(): void;
 }
 
 export class HistoryWindow {
@@ -71,11 +84,18 @@ export class HistoryWindow {
   private packedHead = 0;
   private packedEnd = 0;
   private changes: KeyChange[] = [];
+  /** Each of `changes`' keyChangeBytes, counted once as it came (packing and eviction read them again). */
+  private changeBytes: number[] = [];
   /** Index of the oldest change still kept; the array is trimmed when the dead prefix grows large. */
   private head = 0;
   private bytes = 0;
   private oldest: number;
   private pack: PackChanges | undefined;
+  private recycle: RecyclePacked | undefined;
+  /** Views taken and not yet released (see HistoryView.release). */
+  private openViews = 0;
+  /** Chunks let go of while a view was open: recycled once none is. */
+  private letGo: PackedChanges[] = [];
 
   /**
    * `revision`: the store revision the window starts after (it holds no change
@@ -95,9 +115,14 @@ export class HistoryWindow {
     }
   }
 
-  /** From now on the window packs its older changes with `pack` (see PACK_CHUNK). */
-  packWith(pack: PackChanges): void {
+  /**
+   * From now on the window packs its older changes with `pack` (see
+   * PACK_CHUNK), and hands each packed chunk it lets go of to `recycle`
+   * (if given) once no view can read it.
+   */
+  packWith(pack: PackChanges, recycle?: RecyclePacked): void {
     this.pack = pack;
+    this.recycle = recycle;
     this.packOldest();
   }
 
@@ -121,8 +146,10 @@ export class HistoryWindow {
   /** Appends the changes of one or more whole revisions, in revision order, then evicts past the limits. */
   push(changes: readonly KeyChange[]): void {
     for (const change of changes) {
+      const bytes = keyChangeBytes(change);
       this.changes.push(change);
-      this.bytes += keyChangeBytes(change);
+      this.changeBytes.push(bytes);
+      this.bytes += bytes;
     }
     this.evict();
     this.packOldest();
@@ -170,6 +197,8 @@ export class HistoryWindow {
     frozen.packedEnd = this.packedEnd;
     frozen.changes = this.changes.slice(this.head);
     frozen.oldest = this.oldest;
+    this.openViews++;
+    let released = false;
     return {
       oldestRevision: frozen.oldest,
       size: frozen.size,
@@ -181,6 +210,13 @@ export class HistoryWindow {
         const at = frozen.packedHead + position;
         const segment = frozen.segmentOf(at);
         return { packed: frozen.segments[segment], index: at - frozen.segmentStarts[segment] };
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--this.openViews > 0 || this.recycle === undefined) return;
+        for (const packed of this.letGo) this.recycle(packed);
+        this.letGo = [];
       },
     };
   }
@@ -204,11 +240,12 @@ export class HistoryWindow {
     return lo;
   }
 
-  private addSegment(packed: PackedChanges): void {
+  /** Adds a packed chunk; `measures[from + i]`, if given, is change i's bytesAt (counted before it was packed). */
+  private addSegment(packed: PackedChanges, measures?: readonly number[], from = 0): void {
     const meta = new Float64Array(2 * packed.count);
     for (let i = 0; i < packed.count; i++) {
       meta[2 * i] = packed.revisionAt(i);
-      meta[2 * i + 1] = packed.bytesAt(i);
+      meta[2 * i + 1] = measures === undefined ? packed.bytesAt(i) : measures[from + i];
       this.bytes += meta[2 * i + 1];
     }
     this.segments.push(packed);
@@ -228,12 +265,11 @@ export class HistoryWindow {
     while (this.changes.length - this.head >= 2 * PACK_CHUNK) {
       let end = this.head;
       let chunkBytes = 0;
-      while (end < this.head + PACK_CHUNK && (end === this.head || chunkBytes < PACK_CHUNK_BYTES))
-        chunkBytes += keyChangeBytes(this.changes[end++]);
+      while (end < this.head + PACK_CHUNK && (end === this.head || chunkBytes < PACK_CHUNK_BYTES)) chunkBytes += this.changeBytes[end++];
       const packed = pack(this.changes.slice(this.head, end));
       this.bytes -= chunkBytes;
+      this.addSegment(packed, this.changeBytes, this.head);
       this.head = end;
-      this.addSegment(packed);
     }
     this.trim();
   }
@@ -251,6 +287,7 @@ export class HistoryWindow {
   private trim(): void {
     if (this.head > 1024 && this.head * 2 > this.changes.length) {
       this.changes = this.changes.slice(this.head);
+      this.changeBytes = this.changeBytes.slice(this.head);
       this.head = 0;
     }
     if (this.firstSegment > 64 && this.firstSegment * 2 > this.segments.length) {
@@ -267,9 +304,15 @@ export class HistoryWindow {
       const segment = this.segmentOf(at);
       const index = at - this.segmentStarts[segment];
       this.bytes -= this.segmentMeta[segment][2 * index + 1];
-      if (index === this.segments[segment].count - 1) this.firstSegment++;
+      if (index === this.segments[segment].count - 1) {
+        if (this.recycle !== undefined) {
+          if (this.openViews === 0) this.recycle(this.segments[segment]);
+          else this.letGo.push(this.segments[segment]);
+        }
+        this.firstSegment++;
+      }
       return;
     }
-    this.bytes -= keyChangeBytes(this.changes[this.head++]);
+    this.bytes -= this.changeBytes[this.head++];
   }
 }

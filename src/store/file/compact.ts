@@ -273,6 +273,7 @@ export class Compactor {
         this.logger.error({ err, retryAfterMs: this.retryAfterMs }, `compaction failed; retrying in ${this.retryAfterMs} ms`);
       })
       .finally(() => {
+        history.release();
         this.running = undefined;
         if (!this.stopping) this.onFinished();
       });

@@ -22,7 +22,7 @@ import {
 import type { StoredEntry } from '../change';
 import { LeaseNotFoundError, StoreFailedError } from '../errors';
 import { compareKeys } from '../key-order';
-import { packHistory } from './packed-history';
+import { historyPacker } from './packed-history';
 import { ChangeFeed, type ChangeFeedOptions, historyLimits } from '../feed/change-feed';
 import type {
   ClearResult,
@@ -371,7 +371,7 @@ export async function openFileStore(options: FileStoreOptions): Promise<FileStor
     const started = performance.now();
     const recovered = await recoverDataDir(dir, logger, {
       history: historyLimits(options.feed ?? {}),
-      pack: packHistory,
+      ...historyPacker(),
       signal: options.signal,
     });
     options.signal?.throwIfAborted(); // recovery's last step (building the key order) does not yield

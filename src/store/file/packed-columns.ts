@@ -50,6 +50,8 @@ export class PackedColumns implements PackedChanges {
      * the UTF-8 byte counts in `words` then do not give.
      */
     private readonly measures: Float64Array | undefined,
+    /** The whole buffer from a ColumnsPool the columns and text lie in (packColumns), to give back once the chunk is let go of. */
+    readonly slab?: Buffer,
   ) {}
 
   revisionAt(i: number): number {
@@ -113,13 +115,18 @@ export class PackedColumns implements PackedChanges {
     out.writeUInt32LE(textBytes, at);
     at += 4;
     if (LITTLE_ENDIAN) {
+      // Both columns as they are, then each change's text offset made relative (one word a change, not seven).
       const numbers = this.numbers.subarray(from * NUMBERS, to * NUMBERS);
       at += Buffer.from(numbers.buffer, numbers.byteOffset, numbers.byteLength).copy(out, at);
+      const words = this.words.subarray(from * WORDS, to * WORDS);
+      Buffer.from(words.buffer, words.byteOffset, words.byteLength).copy(out, at);
+      for (let i = 0; i < to - from; i++) out.writeUInt32LE(words[i * WORDS] - textFrom, at + 4 * i * WORDS);
+      at += words.byteLength;
     } else {
       for (let k = from * NUMBERS; k < to * NUMBERS; k++, at += 8) out.writeDoubleLE(this.numbers[k], at);
-    }
-    for (let k = from * WORDS; k < to * WORDS; k++, at += 4) {
-      out.writeUInt32LE(k % WORDS === 0 ? this.words[k] - textFrom : this.words[k], at);
+      for (let k = from * WORDS; k < to * WORDS; k++, at += 4) {
+        out.writeUInt32LE(k % WORDS === 0 ? this.words[k] - textFrom : this.words[k], at);
+      }
     }
     at += this.text.copy(out, at, textFrom, textFrom + textBytes);
     return at;
@@ -220,8 +227,55 @@ function measure(kind: number, key: number, value: number, prev: number): number
   return bytes;
 }
 
-/** Packs a chunk of sets and deletes (no clears: packed-history.ts packs those). */
-export function packColumns(changes: ReadonlyArray<Exclude<KeyChange, { type: 'clear' }>>): PackedColumns {
+/**
+ * Buffers of packed chunks the history window has let go of, for the next
+ * chunks to reuse. A chunk lives about as long as a window's worth of
+ * writes: long enough to be promoted, so its buffer is external memory that
+ * only a full (mark-compact) collection gives back, and V8 starts one each
+ * time enough such memory has been allocated since the last. At a few
+ * hundred thousand writes a second a new buffer per chunk set off a full
+ * collection every quarter second or so; reused, the window's turnover
+ * allocates nothing.
+ */
+export class ColumnsPool {
+  private readonly free: Buffer[] = [];
+  private freeBytes = 0;
+
+  /** A buffer of `bytes` (the start of a pooled one, or of a new one with room to spare), 8-byte aligned. */
+  take(bytes: number): { buf: Buffer; slab: Buffer } {
+    while (this.free.length > 0) {
+      const slab = this.free.pop() as Buffer;
+      this.freeBytes -= slab.length;
+      // Too small for this chunk: left to the collector (a chunk of larger values comes now and then).
+      if (slab.length >= bytes) return { buf: slab.subarray(0, bytes), slab };
+    }
+    // Room for chunks a quarter larger, so chunks of about the same values reuse each other's.
+    const slab = Buffer.allocUnsafeSlow(Math.max(POOL_MIN_BYTES, bytes + (bytes >>> 2)));
+    return { buf: slab.subarray(0, bytes), slab };
+  }
+
+  /** Takes back a buffer `take` gave (its chunk let go of by the window and no longer read). */
+  give(slab: Buffer): void {
+    if (this.freeBytes + slab.length > POOL_MAX_FREE_BYTES) return;
+    this.free.push(slab);
+    this.freeBytes += slab.length;
+  }
+}
+
+/** The smallest buffer a pool makes. */
+const POOL_MIN_BYTES = 64 * 1024;
+/**
+ * The most a pool keeps for reuse. The window lets go of chunks about as
+ * fast as it packs them, but not while a checkpoint copies it: then they
+ * come back all at once, when the checkpoint is written.
+ */
+const POOL_MAX_FREE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Packs a chunk of sets and deletes (no clears: packed-history.ts packs
+ * those), into a buffer from `pool` if given.
+ */
+export function packColumns(changes: ReadonlyArray<Exclude<KeyChange, { type: 'clear' }>>, pool?: ColumnsPool): PackedColumns {
   const n = changes.length;
   const parts = new Array<string>(3 * n);
   for (let i = 0; i < n; i++) {
@@ -234,7 +288,8 @@ export function packColumns(changes: ReadonlyArray<Exclude<KeyChange, { type: 'c
   const textBytes = Buffer.byteLength(joined, 'utf8');
   const ascii = textBytes === joined.length;
   const numbersBytes = 8 * NUMBERS * n;
-  const buf = Buffer.allocUnsafeSlow(numbersBytes + 4 * WORDS * n + textBytes);
+  const bytes = numbersBytes + 4 * WORDS * n + textBytes;
+  const { buf, slab } = pool === undefined ? { buf: Buffer.allocUnsafeSlow(bytes), slab: undefined } : pool.take(bytes);
   const numbers = new Float64Array(buf.buffer, buf.byteOffset, NUMBERS * n);
   const words = new Uint32Array(buf.buffer, buf.byteOffset + numbersBytes, WORDS * n);
   const text = buf.subarray(numbersBytes + 4 * WORDS * n);
@@ -283,5 +338,5 @@ export function packColumns(changes: ReadonlyArray<Exclude<KeyChange, { type: 'c
     for (let i = 0; i < n; i++)
       measures[i] = measure(words[i * WORDS + 1], parts[3 * i].length, parts[3 * i + 1].length, parts[3 * i + 2].length);
   }
-  return new PackedColumns(n, numbers, words, text, measures);
+  return new PackedColumns(n, numbers, words, text, measures, slab);
 }

@@ -7,9 +7,9 @@
  * (packed-columns.ts, HISTORY_COLUMNS blocks).
  */
 import { type KeyChange, keyChangeBytes } from '../change';
-import type { PackedChanges } from '../feed/history-window';
+import type { PackChanges, PackedChanges, RecyclePacked } from '../feed/history-window';
 import { changeSize, decodeChangeAt, encodeChange } from './checkpoint-codec';
-import { packColumns } from './packed-columns';
+import { ColumnsPool, PackedColumns, packColumns } from './packed-columns';
 
 export class PackedHistory implements PackedChanges {
   private added = 0;
@@ -86,9 +86,24 @@ export class PackedHistory implements PackedChanges {
  * (packed-columns.ts); a chunk with a Clear (rare: it carries a whole key
  * set) change by change in the HISTORY layout.
  */
-export function packHistory(changes: readonly KeyChange[]): PackedChanges {
-  if (changes.some((change) => change.type === 'clear') || joinedChars(changes) > MAX_JOINED_CHARS) return packEach(changes);
-  return packColumns(changes as ReadonlyArray<Exclude<KeyChange, { type: 'clear' }>>);
+export function packHistory(changes: readonly KeyChange[], pool?: ColumnsPool): PackedChanges {
+  if (joinedChars(changes) > MAX_JOINED_CHARS) return packEach(changes);
+  return packColumns(changes as ReadonlyArray<Exclude<KeyChange, { type: 'clear' }>>, pool);
+}
+
+/**
+ * packHistory for one window (HistoryWindow.packWith), and its recycler:
+ * columns are packed into buffers of chunks the window has let go of
+ * (ColumnsPool).
+ */
+export function historyPacker(): { pack: PackChanges; recycle: RecyclePacked } {
+  const pool = new ColumnsPool();
+  return {
+    pack: (changes) => packHistory(changes, pool),
+    recycle: (packed) => {
+      if (packed instanceof PackedColumns && packed.slab !== undefined) pool.give(packed.slab);
+    },
+  };
 }
 
 /**
@@ -99,10 +114,11 @@ export function packHistory(changes: readonly KeyChange[]): PackedChanges {
  */
 export const MAX_JOINED_CHARS = 64 * 1024 * 1024;
 
+/** The characters packColumns would join for `changes`, or Infinity if one is a Clear (which it does not pack). */
 function joinedChars(changes: readonly KeyChange[]): number {
   let chars = 0;
   for (const change of changes) {
-    if (change.type === 'clear') continue;
+    if (change.type === 'clear') return Infinity;
     chars += change.key.length + (change.type === 'set' ? change.entry.valueJson.length : 0) + (change.prev?.valueJson.length ?? 0);
   }
   return chars;

@@ -68,6 +68,8 @@ export interface RecoverOptions {
    * instead of all living until replay ends.
    */
   pack?: PackChanges;
+  /** Takes back the packed chunks the window lets go of (HistoryWindow.packWith). */
+  recycle?: RecyclePacked;
   /** Stops replay (rejecting with its reason) at the next yield. */
   signal?: AbortSignal;
 }
@@ -81,7 +83,7 @@ export interface RecoverOptions {
 const YIELD_EVERY_MS = 50;
 const CLOCK_CHECK_BYTES = 64 * 1024;
 import { type KeyChange, type StoredEntry, isKeyChange } from '../change';
-import { HistoryWindow, type HistoryLimits, type PackChanges, type PackedChanges } from '../feed/history-window';
+import { HistoryWindow, type HistoryLimits, type PackChanges, type PackedChanges, type RecyclePacked } from '../feed/history-window';
 import { StoreIndex } from './store-index';
 
 export interface RecoveredState {
@@ -297,7 +299,7 @@ interface Replay {
 /** A history window (HistoryWindow's constructor), packing as the options say. */
 function newWindow(options: RecoverOptions, revision: number, packed?: readonly PackedChanges[]): HistoryWindow {
   const window = new HistoryWindow(options.history, revision, packed);
-  if (options.pack !== undefined) window.packWith(options.pack);
+  if (options.pack !== undefined) window.packWith(options.pack, options.recycle);
   return window;
 }
 

@@ -167,6 +167,8 @@ class HistoryBlocks {
   /** betweenBlocks, every ENTRIES_PER_PAUSE entries put in a block. */
   private readonly perEntries: EveryNth;
   private buf = Buffer.allocUnsafe(BLOCK_TARGET_BYTES);
+  /** Where HISTORY_COLUMNS blocks are made (copyColumns). */
+  private columnsBlock: Buffer | undefined;
   private at = BLOCK_HEADER_SIZE;
   private count = 0;
   private bytes = 0;
@@ -208,7 +210,12 @@ class HistoryBlocks {
     const last = Math.min(packed.count, index + limit);
     let to = index + 1;
     while (to < last && BLOCK_HEADER_SIZE + encodedRangeBytes(packed, index, to + 1) <= BLOCK_TARGET_BYTES) to++;
-    const block = Buffer.allocUnsafe(BLOCK_HEADER_SIZE + encodedRangeBytes(packed, index, to));
+    const bytes = BLOCK_HEADER_SIZE + encodedRangeBytes(packed, index, to);
+    // One buffer for every such block (each is written before the next is made): a new one each would be
+    // external memory turned over by the megabyte, which sets off full collections.
+    if (this.columnsBlock === undefined || this.columnsBlock.length < bytes)
+      this.columnsBlock = Buffer.allocUnsafe(Math.max(bytes, BLOCK_TARGET_BYTES));
+    const block = this.columnsBlock;
     const end = packed.encodeRange(index, to, block, BLOCK_HEADER_SIZE);
     sealBlock(block, 0, end, BlockType.HistoryColumns, this.revision, to - index);
     await this.write(block, 0, end);

@@ -30,7 +30,7 @@ import type { KeyChange } from '../change';
 import { BackendUnavailableError, NotSentError, StoreClosedError } from '../errors';
 import { ChangeFeed, type ChangeFeedOptions, DEFAULT_PROGRESS_INTERVAL_MS } from '../feed/change-feed';
 import { toEntry } from '../file/decide';
-import { packHistory } from '../file/packed-history';
+import { historyPacker } from '../file/packed-history';
 import type {
   ClearResult,
   DeleteResult,
@@ -121,6 +121,8 @@ export class WorkerStore extends AbstractKeyValueStore {
   private readonly channel: FrameChannel<WorkerMessage, OwnerMessage>;
   private readonly replica = new ReplicaIndex();
   private feed: ChangeFeed | undefined;
+  /** Packs the feed's history window (as the owner's is packed), reusing the chunks it lets go of. */
+  private readonly packer = historyPacker();
   private readonly calls = new Map<number, Pending>();
   private nextId = 1;
   /** The reads of this turn, waiting for the read-index question that goes out with this turn's frame. */
@@ -421,7 +423,7 @@ export class WorkerStore extends AbstractKeyValueStore {
         this.feed = new ChangeFeed(message.historyFrom - 1, this.options.feed);
         // Packed as the owner's is: a window of objects is old-generation garbage the collector keeps walking (and
         // holds several times the memory), in every worker.
-        this.feed.window.packWith(packHistory);
+        this.feed.window.packWith(this.packer.pack, this.packer.recycle);
         this.checkStarted();
         return;
       case 'entries':
