@@ -43,6 +43,33 @@ test('after a failed append, writes resume by themselves; the failed write was n
   await expectReopenEquals(store, dataDir);
 });
 
+test('a caller that retries a refused write at once, with no pause between attempts, does not keep the store from healing', async () => {
+  const dataDir = dirs.make();
+  const store = await openFileStore({ dataDir, heal: { firstDelayMs: 20 } });
+  await store.set('before', 1);
+  jest.spyOn(fs, 'writeSync').mockImplementationOnce(() => {
+    throw eio();
+  });
+  // A retry loop as an application embedding the store might write one. Each refusal comes back in a microtask:
+  // unless the store lets the event loop turn between them, its heal (a timer) never runs, nor does anything else.
+  // Bounded by the wall clock, which needs no turn of the event loop.
+  const giveUpAt = Date.now() + 10_000;
+  let refused = 0;
+  const written = await (async () => {
+    while (Date.now() < giveUpAt) {
+      try {
+        return await store.set('k', 'v');
+      } catch {
+        refused++;
+      }
+    }
+    return `still refused after ${refused} attempts in 10 s`;
+  })();
+  expect(written).toEqual({ revision: 2 });
+  expect(refused).toBeGreaterThan(0);
+  await expectReopenEquals(store, dataDir);
+});
+
 test('a batch whose fdatasync failed is cut off the log: never applied, published nor acknowledged; a watcher gets every other change once, in order', async () => {
   const dataDir = dirs.make();
   const store = await openFileStore({ dataDir, heal: { firstDelayMs: 20 } });

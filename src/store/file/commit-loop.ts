@@ -111,7 +111,9 @@ export class CommitLoop {
         // Without an fsync to wait for, callers answered in microtasks can refill the queue
         // forever without the event loop turning: a running compaction's file I/O would never
         // complete. So while one runs, each batch lets the event loop turn once.
-        if (this.compactor.isRunning) await new Promise<void>((resolve) => setImmediate(resolve));
+        // So does a batch that failed: a caller that retries a refused write at once would otherwise be refused
+        // again and again in microtasks, and the heal (a timer), like all else, would wait for ever.
+        if (this.compactor.isRunning || decision === undefined) await new Promise<void>((resolve) => setImmediate(resolve));
         // Otherwise one turn of the microtask queue: a caller in this process that writes again as
         // soon as it is answered (fsync=never or interval) queues its next write before the loop
         // looks, and it joins the next batch instead of waiting for the loop to be woken.
