@@ -272,18 +272,34 @@ const POOL_MIN_BYTES = 64 * 1024;
 const POOL_MAX_FREE_BYTES = 32 * 1024 * 1024;
 
 /**
- * Packs a chunk of sets and deletes (no clears: packed-history.ts packs
- * those), into a buffer from `pool` if given.
+ * The most text packColumns joins into one string. V8 makes no string
+ * longer than about 2^29 units: a chunk past it (large values, e.g. a
+ * --max-value-bytes raised far above its default) is packed string by
+ * string instead (packed-history.ts).
  */
-export function packColumns(changes: ReadonlyArray<Exclude<KeyChange, { type: 'clear' }>>, pool?: ColumnsPool): PackedColumns {
+export const MAX_JOINED_CHARS = 64 * 1024 * 1024;
+
+/**
+ * Packs a chunk of sets and deletes, into a buffer from `pool` if given;
+ * undefined for a chunk with a Clear, or with more than MAX_JOINED_CHARS of
+ * text (packed-history.ts packs those).
+ */
+export function packColumns(changes: readonly KeyChange[], pool?: ColumnsPool): PackedColumns | undefined {
   const n = changes.length;
   const parts = new Array<string>(3 * n);
+  let chars = 0;
   for (let i = 0; i < n; i++) {
     const change = changes[i];
-    parts[3 * i] = change.key;
-    parts[3 * i + 1] = change.type === 'set' ? change.entry.valueJson : '';
-    parts[3 * i + 2] = change.prev === undefined ? '' : change.prev.valueJson;
+    if (change.type === 'clear') return undefined;
+    const key = change.key;
+    const value = change.type === 'set' ? change.entry.valueJson : '';
+    const prev = change.prev === undefined ? '' : change.prev.valueJson;
+    parts[3 * i] = key;
+    parts[3 * i + 1] = value;
+    parts[3 * i + 2] = prev;
+    chars += key.length + value.length + prev.length;
   }
+  if (chars > MAX_JOINED_CHARS) return undefined;
   const joined = parts.join('');
   const textBytes = Buffer.byteLength(joined, 'utf8');
   const ascii = textBytes === joined.length;
@@ -296,7 +312,7 @@ export function packColumns(changes: ReadonlyArray<Exclude<KeyChange, { type: 'c
   text.write(joined, 0, textBytes, ascii ? 'latin1' : 'utf8');
   let textAt = 0;
   for (let i = 0; i < n; i++) {
-    const change = changes[i];
+    const change = changes[i] as Exclude<KeyChange, { type: 'clear' }>;
     const o = i * NUMBERS;
     const w = i * WORDS;
     const keyBytes = ascii ? parts[3 * i].length : Buffer.byteLength(parts[3 * i], 'utf8');

@@ -11,6 +11,8 @@ import type { PackChanges, PackedChanges, RecyclePacked } from '../feed/history-
 import { changeSize, decodeChangeAt, encodeChange } from './checkpoint-codec';
 import { ColumnsPool, PackedColumns, packColumns } from './packed-columns';
 
+export { MAX_JOINED_CHARS } from './packed-columns';
+
 export class PackedHistory implements PackedChanges {
   private added = 0;
   private readonly slabOf: Uint16Array;
@@ -84,11 +86,11 @@ export class PackedHistory implements PackedChanges {
 /**
  * Packs a chunk of the window's changes: sets and deletes as columns
  * (packed-columns.ts); a chunk with a Clear (rare: it carries a whole key
- * set) change by change in the HISTORY layout.
+ * set), or with more text than one string may hold (MAX_JOINED_CHARS),
+ * change by change in the HISTORY layout.
  */
 export function packHistory(changes: readonly KeyChange[], pool?: ColumnsPool): PackedChanges {
-  if (joinedChars(changes) > MAX_JOINED_CHARS) return packEach(changes);
-  return packColumns(changes as ReadonlyArray<Exclude<KeyChange, { type: 'clear' }>>, pool);
+  return packColumns(changes, pool) ?? packEach(changes);
 }
 
 /**
@@ -104,24 +106,6 @@ export function historyPacker(): { pack: PackChanges; recycle: RecyclePacked } {
       if (packed instanceof PackedColumns && packed.slab !== undefined) pool.give(packed.slab);
     },
   };
-}
-
-/**
- * The most text packColumns joins into one string. V8 makes no string
- * longer than about 2^29 units: a chunk past it (large values, e.g. a
- * --max-value-bytes raised far above its default) is packed string by
- * string instead.
- */
-export const MAX_JOINED_CHARS = 64 * 1024 * 1024;
-
-/** The characters packColumns would join for `changes`, or Infinity if one is a Clear (which it does not pack). */
-function joinedChars(changes: readonly KeyChange[]): number {
-  let chars = 0;
-  for (const change of changes) {
-    if (change.type === 'clear') return Infinity;
-    chars += change.key.length + (change.type === 'set' ? change.entry.valueJson.length : 0) + (change.prev?.valueJson.length ?? 0);
-  }
-  return chars;
 }
 
 /** Packs change by change (encodeChange). */
