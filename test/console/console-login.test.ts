@@ -272,6 +272,34 @@ describeWithChromium('the web console with tokens', () => {
     }
   });
 
+  test('Sign out from a new key not yet created asks first; kept, the form stays as it was', async () => {
+    await page.goto(`http://${server.httpAddress}/`);
+    await signIn(auth.tokens.app);
+    await page.getByRole('button', { name: 'New key' }).click();
+    await page.getByLabel('Key', { exact: true }).fill('app/unsaved');
+    await page.getByLabel('Value (JSON)').fill('{"draft": true}');
+    const asked: string[] = [];
+    let answer: 'accept' | 'dismiss' = 'dismiss';
+    const ask = (dialog: Dialog): void => {
+      asked.push(dialog.message());
+      void dialog[answer]();
+    };
+    page.on('dialog', ask);
+    try {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await pollUntil('a question on Sign out', () => (asked.length === 1 ? true : undefined));
+      await expect(page.getByLabel('Key', { exact: true }).inputValue()).resolves.toBe('app/unsaved');
+      await expect(page.getByLabel('Value (JSON)').inputValue()).resolves.toBe('{"draft": true}');
+      expect(await page.getByLabel('Token').count()).toBe(0);
+      answer = 'accept';
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Token').waitFor();
+      expect(asked).toEqual(Array(2).fill('Discard the changes you have not saved?'));
+    } finally {
+      page.off('dialog', ask);
+    }
+  });
+
   test('a refusal shown to one user is gone when the next signs in', async () => {
     await page.goto(`http://${server.httpAddress}/`);
     await signIn(auth.tokens.viewer);
