@@ -239,13 +239,8 @@ describeWithChromium('the web console with tokens', () => {
     const editor = page.getByLabel('Value of app/draft (JSON)');
     await editor.fill('2');
     // Answered "Cancel" first: the edit is kept, and so is the session.
-    const asked: string[] = [];
-    let answer: 'accept' | 'dismiss' = 'dismiss';
-    const ask = (dialog: Dialog): void => {
-      asked.push(dialog.message());
-      void dialog[answer]();
-    };
-    page.on('dialog', ask);
+    const dialogs = answerDialogs();
+    const { asked } = dialogs;
     try {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await pollUntil('a question on Sign out', () => (asked.length === 1 ? true : undefined));
@@ -263,12 +258,12 @@ describeWithChromium('the web console with tokens', () => {
       expect(await page.getByLabel('Token').count()).toBe(0);
 
       // Answered "OK": signed out.
-      answer = 'accept';
+      dialogs.answer = 'accept';
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByLabel('Token').waitFor();
       expect(asked).toEqual(Array(3).fill('Discard the changes you have not saved?'));
     } finally {
-      page.off('dialog', ask);
+      dialogs.stop();
     }
   });
 
@@ -278,25 +273,20 @@ describeWithChromium('the web console with tokens', () => {
     await page.getByRole('button', { name: 'New key' }).click();
     await page.getByLabel('Key', { exact: true }).fill('app/unsaved');
     await page.getByLabel('Value (JSON)').fill('{"draft": true}');
-    const asked: string[] = [];
-    let answer: 'accept' | 'dismiss' = 'dismiss';
-    const ask = (dialog: Dialog): void => {
-      asked.push(dialog.message());
-      void dialog[answer]();
-    };
-    page.on('dialog', ask);
+    const dialogs = answerDialogs();
+    const { asked } = dialogs;
     try {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await pollUntil('a question on Sign out', () => (asked.length === 1 ? true : undefined));
       await expect(page.getByLabel('Key', { exact: true }).inputValue()).resolves.toBe('app/unsaved');
       await expect(page.getByLabel('Value (JSON)').inputValue()).resolves.toBe('{"draft": true}');
       expect(await page.getByLabel('Token').count()).toBe(0);
-      answer = 'accept';
+      dialogs.answer = 'accept';
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByLabel('Token').waitFor();
       expect(asked).toEqual(Array(2).fill('Discard the changes you have not saved?'));
     } finally {
-      page.off('dialog', ask);
+      dialogs.stop();
     }
   });
 
@@ -456,4 +446,15 @@ async function signIn(token: string): Promise<void> {
   await page.getByLabel('Token').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByLabel('Prefix').waitFor();
+}
+
+/** Answers the page's dialogs, dismissing them until `answer` is set to 'accept', and notes what each asked; until `stop()`. */
+function answerDialogs(): { asked: string[]; answer: 'accept' | 'dismiss'; stop: () => void } {
+  const ask = (dialog: Dialog): void => {
+    dialogs.asked.push(dialog.message());
+    void dialog[dialogs.answer]();
+  };
+  const dialogs = { asked: [] as string[], answer: 'dismiss' as 'accept' | 'dismiss', stop: () => void page.off('dialog', ask) };
+  page.on('dialog', ask);
+  return dialogs;
 }
