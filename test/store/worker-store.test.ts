@@ -10,8 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { openFileStore, type FileStore, type FileStoreOptions } from '../../src/store/file';
-import { FrameChannel } from '../../src/store/remote/frame-channel';
-import type { OwnerMessage, WorkerMessage } from '../../src/store/remote/owner-protocol';
+import { ownerChannel } from '../../src/store/remote/owner-codec';
 import { OWNER_SILENT_MS, openWorkerStore, type WorkerStore } from '../../src/store/remote/worker-store';
 import { serveStoreOwner, type StoreOwnerServer } from '../../src/store/remote/serve-store-owner';
 import { silentLogger } from '../../src/logger';
@@ -262,7 +261,7 @@ async function fakeOwner(): Promise<{ socketPath: string; state: { silent: boole
   const connections: net.Socket[] = [];
   const server = net.createServer((socket) => {
     connections.push(socket);
-    const channel = new FrameChannel<OwnerMessage, WorkerMessage>(socket, (messages) => {
+    const channel = ownerChannel(socket, (messages) => {
       for (const message of messages) {
         if (message.kind === 'bootstrap')
           channel.send({ kind: 'bootstrap', revision: 0, historyFrom: 1, keyCount: 0, historyId: undefined });

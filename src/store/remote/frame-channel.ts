@@ -1,14 +1,12 @@
 /**
- * The local channel between a worker process and the store owner: frames of
- * V8-serialized values over a unix socket, each a 4-byte little-endian
- * length and the body. Everything sent within one event-loop turn goes out
- * as ONE frame (an array of messages), so a burst of calls costs one write,
- * one serialization and one wake-up at the other end, not one per call.
+ * The local channel between a worker process and the store owner: frames
+ * over a unix socket, each a 4-byte little-endian length and the messages,
+ * laid out by a codec (owner-codec.ts). Everything sent within one
+ * event-loop turn goes out as ONE frame, so a burst of calls costs one
+ * write and one wake-up at the other end, not one per call.
  */
 import type net from 'node:net';
-import v8 from 'node:v8';
-
-const HEADER_BYTES = 4;
+import { type FrameCodec, FRAME_HEADER_BYTES as HEADER_BYTES, FrameReader, FrameWriter } from './frame-codec';
 
 export class FrameChannel<Out, In> {
   private outbox: Out[] = [];
@@ -19,12 +17,14 @@ export class FrameChannel<Out, In> {
   private written: Promise<void> = Promise.resolve();
   private chunks: Buffer[] = [];
   private buffered = 0;
+  private readonly writer = new FrameWriter();
   /** Called just before a frame is written: the last chance to add to it (the worker's read-index request). */
   beforeFlush: () => void = () => undefined;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly receive: (messages: In[]) => void,
+    private readonly codec: FrameCodec<Out, In>,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
   }
@@ -69,16 +69,14 @@ export class FrameChannel<Out, In> {
     this.flushing = false;
     this.beforeFlush();
     if (this.outbox.length === 0 || this.socket.destroyed) return;
-    const body = v8.serialize(this.outbox);
+    const outbox = this.outbox;
     this.outbox = [];
     this.outboxBytes = 0;
-    const header = Buffer.allocUnsafe(HEADER_BYTES);
-    header.writeUInt32LE(body.length, 0);
-    this.socket.cork();
-    this.socket.write(header);
+    this.writer.begin();
+    for (const message of outbox) this.codec.encode(message, this.writer);
+    const frame = this.writer.end();
     // Called once written, or with an error if the socket is destroyed first: either way it has left the queue.
-    this.written = new Promise((resolve) => this.socket.write(body, () => resolve()));
-    this.socket.uncork();
+    this.written = new Promise((resolve) => this.socket.write(frame, () => resolve()));
   }
 
   private onData(chunk: Buffer): void {
@@ -89,11 +87,13 @@ export class FrameChannel<Out, In> {
       const size = this.head().readUInt32LE(0);
       if (this.buffered < HEADER_BYTES + size) return;
       const all = this.chunks.length === 1 ? this.chunks[0] : this.merge();
-      const body = all.subarray(HEADER_BYTES, HEADER_BYTES + size);
       const rest = all.subarray(HEADER_BYTES + size);
       this.chunks = rest.length === 0 ? [] : [rest];
       this.buffered = rest.length;
-      this.receive(v8.deserialize(body) as In[]);
+      const reader = new FrameReader(all, HEADER_BYTES, HEADER_BYTES + size);
+      const messages: In[] = [];
+      while (!reader.done) messages.push(this.codec.decode(reader));
+      this.receive(messages);
     }
   }
 

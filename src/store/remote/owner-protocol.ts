@@ -40,8 +40,8 @@ export type OwnerMessage =
   | { kind: 'entries'; entries: Array<[string, StoredEntry]> }
   /** Bootstrap history: changes up to the snapshot's revision, with previous entries. */
   | { kind: 'feed'; batch: WatchBatch }
-  /** Live changes: a V8-serialized WatchBatch without previous entries (the same bytes for every worker). */
-  | { kind: 'live-feed'; bytes: Uint8Array }
+  /** Live changes: a WatchBatch without previous entries, encoded once (owner-codec.ts) and the same bytes for every worker. */
+  | { kind: 'live-feed'; bytes: Buffer }
   /** Why the owner's store refuses writes now (a disk error, a lost lock), or undefined once it takes them again. */
   | { kind: 'failure'; error: WireError | undefined }
   /** The replication watch ended (the owner is closing): the worker's replica stops here. */

@@ -6,14 +6,13 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import v8 from 'node:v8';
 import type { Logger } from '../../logger';
 import type { AbstractKeyValueStore } from '../abstract-key-value-store';
 import type { StoredEntry } from '../change';
 import { StoreClosedError } from '../errors';
 import type { KeyValueStore, Watch } from '../key-value-store';
-import { FrameChannel } from './frame-channel';
-import { type OwnerMessage, type WorkerMessage, toWireError } from './owner-protocol';
+import { encodeWatchBatch, ownerChannel } from './owner-codec';
+import { type WorkerMessage, toWireError } from './owner-protocol';
 
 /** Entries per bootstrap frame: bounds the memory of one frame on both sides. */
 const BOOTSTRAP_CHUNK = 4096;
@@ -129,7 +128,7 @@ class SharedFeed {
       for (;;) {
         const batch = await watch.next();
         if (this.sinks.size === 0) continue;
-        const bytes = v8.serialize(batch);
+        const bytes = encodeWatchBatch(batch);
         for (const sink of this.sinks) sink.batch(bytes);
       }
     } catch (error) {
@@ -171,7 +170,7 @@ function serveWorker(store: OwnedStore, live: SharedFeed, socket: net.Socket, lo
     channel.send({ kind: 'failure', error: failure === undefined ? undefined : toWireError(failure) });
   }, FAILURE_CHECK_MS);
   failureCheck.unref();
-  const channel = new FrameChannel<OwnerMessage, WorkerMessage>(socket, (messages) => {
+  const channel = ownerChannel(socket, (messages) => {
     for (const message of messages) handle(message);
   });
   socket.on('error', (err) => logger.debug({ err }, 'worker connection failed'));

@@ -12,7 +12,6 @@
  * every read that arrived in that turn.
  */
 import net from 'node:net';
-import v8 from 'node:v8';
 import type { Logger } from '../../logger';
 import {
   AbstractKeyValueStore,
@@ -47,7 +46,8 @@ import type {
   Watch,
   WatchBatch,
 } from '../key-value-store';
-import { FrameChannel } from './frame-channel';
+import type { FrameChannel } from './frame-channel';
+import { decodeWatchBatch, workerChannel } from './owner-codec';
 import { type OwnerMessage, type SnapshotInfo, type WorkerMessage, fromWireError } from './owner-protocol';
 import { ReplicaIndex } from './replica-index';
 
@@ -155,7 +155,7 @@ export class WorkerStore extends AbstractKeyValueStore {
     private readonly options: WorkerStoreOptions,
   ) {
     super(options.limits);
-    this.channel = new FrameChannel<WorkerMessage, OwnerMessage>(socket, (messages) => {
+    this.channel = workerChannel(socket, (messages) => {
       for (const message of messages) this.receive(message);
       this.heardFromOwner();
     });
@@ -436,7 +436,7 @@ export class WorkerStore extends AbstractKeyValueStore {
         this.checkStarted();
         return;
       case 'live-feed':
-        this.applyBatch(v8.deserialize(message.bytes) as WatchBatch);
+        this.applyBatch(decodeWatchBatch(message.bytes));
         this.checkStarted();
         return;
       case 'failure':
