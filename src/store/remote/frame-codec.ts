@@ -5,10 +5,10 @@
  * own and V8-serializes the rest; this file has the byte-level writer and
  * reader it uses.
  *
- * Frames are written into one shared slab, each a slice of it (as Node's
- * Buffer pool does): a frame is handed to the socket and must stay as it is
- * until written, so a slab is never reused, only left to the collector once
- * a frame no longer fits.
+ * A FrameWriter writes its frames into a slab of its own, each frame a slice
+ * of it (as Node's Buffer pool does): a frame is handed to the socket and
+ * must stay as it is until written, so a slab is never reused, only left to
+ * the collector once a frame no longer fits.
  */
 
 /** Writes a channel's messages into a frame and reads them back, one at a time. */
