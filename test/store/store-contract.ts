@@ -512,6 +512,9 @@ export function runStoreContract(
         await store.set('acct/b', 0);
         const watch = store.watch({ prefix: 'acct/', startRevision: r(3) });
         try {
+          // On an engine that says at once where a watch stands (on etcd's answer to its creation), that comes first.
+          // Taken before the transaction: etcd says it only if it has not reached the watch's start when it answers.
+          if (traits.firstWatchBatch === 'at-once') expect(await watch.next()).toEqual({ events: [], revision: r(2) });
           const result = await store.txn({
             compare: [
               { key: 'acct/a', result: 'greater', target: 'value', value: 30 },
@@ -530,12 +533,7 @@ export function runStoreContract(
             { type: 'set', revision: r(3) },
             { type: 'get', entry: { key: 'acct/a', value: 70, createRevision: r(1), modRevision: r(3), version: 2, lease: 0 } },
           ]);
-          let batch = await watch.next();
-          // First, on an engine that says it at once, where the watch stands: no events, the revision before its start.
-          if (traits.firstWatchBatch === 'at-once') {
-            expect(batch).toEqual({ events: [], revision: r(2) });
-            batch = await watch.next();
-          }
+          const batch = await watch.next();
           expect(batch.events.map((e) => [e.key, e.revision])).toEqual([
             ['acct/a', r(3)],
             ['acct/b', r(3)],
